@@ -1,0 +1,67 @@
+// Schemas for ioctl and guest-operation arguments. Numbers wider than 53 bits travel as decimal
+// strings; names (MSRs, caps, attributes, registers) may stand for their numbers.
+import { z } from 'zod';
+import { InvalidArgumentError } from './errors.js';
+import { U64_MASK } from './u64.js';
+
+const INT_LIKE = /^-?(0|[1-9][0-9]*)$|^0x[0-9a-fA-F]+$/;
+
+/** A u64 given as a decimal string, a safe integer or a bigint. Negative values down to −2^63 wrap as a (u64) cast would. */
+export const u64Schema = z
+  .union([z.string(), z.number(), z.bigint()])
+  .transform((v, ctx) => {
+    let b: bigint;
+    if (typeof v === 'bigint') b = v;
+    else if (typeof v === 'number') {
+      if (!Number.isSafeInteger(v)) {
+        ctx.addIssue({ code: 'custom', message: `${v} is not an exact integer; pass values above 2^53 as decimal strings` });
+        return z.NEVER;
+      }
+      b = BigInt(v);
+    } else {
+      const s = v.trim();
+      if (!INT_LIKE.test(s)) {
+        ctx.addIssue({ code: 'custom', message: `'${v}' is not an integer` });
+        return z.NEVER;
+      }
+      b = s.startsWith('-') ? -BigInt(s.slice(1)) : BigInt(s);
+    }
+    if (b > U64_MASK || b < -(1n << 63n)) {
+      ctx.addIssue({ code: 'custom', message: `${b} does not fit in 64 bits` });
+      return z.NEVER;
+    }
+    return b & U64_MASK;
+  });
+
+/** An s64 (kvmclock offsets, signed deltas): any 64-bit value, reinterpreted as signed. */
+export const s64Schema = u64Schema.transform((b) => BigInt.asIntN(64, b));
+
+/** An unsigned integer that fits in `bits` bits, as a JSON number. */
+export function uintSchema(bits: 8 | 16 | 32) {
+  return z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** bits - 1);
+}
+
+/** A number, or a UAPI name from a table, resolved to the number. */
+export function namedNumber(table: Record<string, number>, what: string) {
+  return z.union([z.number().int().min(0).max(0xffff_ffff), z.string()]).transform((v, ctx) => {
+    if (typeof v === 'number') return v;
+    const s = v.trim();
+    if (s in table) return table[s] as number;
+    if (/^(0x[0-9a-fA-F]+|[0-9]+)$/.test(s)) return Number(s);
+    ctx.addIssue({ code: 'custom', message: `unknown ${what} '${v}' (known: ${Object.keys(table).join(', ')})` });
+    return z.NEVER;
+  });
+}
+
+/** Parse with a schema; a failure becomes an InvalidArgumentError naming the first bad field. */
+export function parseArg<T extends z.ZodTypeAny>(schema: T, value: unknown, field: string): z.output<T> {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const path = issue?.path.length ? `${field}.${issue.path.join('.')}` : field;
+  throw new InvalidArgumentError(path, issue?.message ?? 'invalid');
+}

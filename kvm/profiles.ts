@@ -1,0 +1,166 @@
+// Kernel behaviour profiles: which version of each clock interface a host's kernel has.
+// A profile is data (a set of named switches), so a log can be replayed with any one switch
+// flipped to find the behaviour a regression comes from.
+
+export interface X86Switches {
+  /** 5.16+: vCPU attribute KVM_VCPU_TSC_OFFSET (group KVM_VCPU_TSC_CTRL) and KVM_CAP_VCPU_ATTRIBUTES */
+  vcpuTscOffsetAttr: boolean;
+  /** 5.16+: KVM_CLOCK_REALTIME / KVM_CLOCK_HOST_TSC in KVM_[GS]ET_CLOCK; before, SET_CLOCK refuses any flag */
+  clockRealtime: boolean;
+  /** 6.0+: VM-scoped KVM_SET_TSC_KHZ / KVM_GET_TSC_KHZ and KVM_CAP_VM_TSC_CONTROL */
+  vmTscControl: boolean;
+  /** 6.7+: the 1-second TSC-write matching only applies once userspace has written a TSC (user_set_tsc) */
+  userSetTscGate: boolean;
+  /** 6.8+: kvm_track_tsc_matching() asks for a master clock update only when the wish changes or a
+   *  new generation starts under it; before, on every TSC write while the master clock is (or could be) on */
+  masterclockRequestOnChange: boolean;
+  /** proposal: read-only vCPU attribute KVM_VCPU_TSC_SCALE */
+  vcpuTscScaleAttr: boolean;
+  /** proposal: vCPU ioctls KVM_GET_CLOCK_GUEST / KVM_SET_CLOCK_GUEST */
+  clockGuestIoctls: boolean;
+  /** proposal: guest pvclock frequency scaled in Hz, not in kHz */
+  pvclockHz: boolean;
+  /** proposal: KVM_GET_CLOCK scales the host TSC delta by the guest ratio, as the guest does */
+  getClockScaled: boolean;
+  /** proposal: KVM_SET_TSC_KHZ re-synchronizes the vCPU's TSC to its value before the change */
+  resyncTscOnSetKhz: boolean;
+}
+
+export interface Arm64Switches {
+  /** 6.4+: VM-wide voffset/poffset, KVM_REG_ARM_PTIMER_CNT, KVM_ARM_SET_COUNTER_OFFSET, KVM_CAP_COUNTER_OFFSET */
+  vmCounterOffset: boolean;
+  /** 2021 proposal v8: KVM_REG_ARM_TIMER_OFFSET and KVM_ARM_VCPU_TIMER_PHYS_OFFSET */
+  timerOffsetV8: boolean;
+}
+
+export interface KernelProfile {
+  name: string;
+  summary: string;
+  x86: X86Switches;
+  arm64: Arm64Switches;
+}
+
+const MAINLINE_X86: X86Switches = {
+  vcpuTscOffsetAttr: true,
+  clockRealtime: true,
+  vmTscControl: true,
+  userSetTscGate: true,
+  masterclockRequestOnChange: true,
+  vcpuTscScaleAttr: false,
+  clockGuestIoctls: false,
+  pvclockHz: false,
+  getClockScaled: false,
+  resyncTscOnSetKhz: false,
+};
+const MAINLINE_ARM64: Arm64Switches = { vmCounterOffset: true, timerOffsetV8: false };
+
+const LINUX_5_15_X86: X86Switches = {
+  ...MAINLINE_X86,
+  vcpuTscOffsetAttr: false,
+  clockRealtime: false,
+  vmTscControl: false,
+  userSetTscGate: false,
+  masterclockRequestOnChange: false,
+};
+const PRE_6_4_ARM64: Arm64Switches = { vmCounterOffset: false, timerOffsetV8: false };
+
+/** The profiles, oldest first (the order bisect walks them in). */
+export const PROFILES: readonly KernelProfile[] = [
+  {
+    name: 'linux-5.15',
+    summary: 'no KVM_VCPU_TSC_OFFSET, KVM_SET_CLOCK refuses flags, no VM-scoped TSC kHz; arm64 offset per vCPU write, no physical offset',
+    x86: LINUX_5_15_X86,
+    arm64: PRE_6_4_ARM64,
+  },
+  {
+    name: 'arm64-offset-v8',
+    summary: 'linux-5.15 plus the unmerged 2021 arm64 series "idempotent controls to migrate guest counter" (v8)',
+    x86: { ...LINUX_5_15_X86, vcpuTscOffsetAttr: true, clockRealtime: true },
+    arm64: { vmCounterOffset: false, timerOffsetV8: true },
+  },
+  {
+    name: 'linux-6.1',
+    summary: 'KVM_VCPU_TSC_OFFSET, KVM_CLOCK_REALTIME and VM-scoped TSC kHz; first host TSC write still snapped; arm64 before the 6.4 counter offsets',
+    x86: { ...MAINLINE_X86, userSetTscGate: false, masterclockRequestOnChange: false },
+    arm64: PRE_6_4_ARM64,
+  },
+  {
+    name: 'linux-6.6',
+    summary: 'as 6.18 but before the user_set_tsc gate: a first non-zero host TSC write within 1 s of the creation generation is snapped to it',
+    x86: { ...MAINLINE_X86, userSetTscGate: false, masterclockRequestOnChange: false },
+    arm64: MAINLINE_ARM64,
+  },
+  {
+    name: 'linux-6.18',
+    summary: 'mainline (default)',
+    x86: MAINLINE_X86,
+    arm64: MAINLINE_ARM64,
+  },
+  {
+    name: 'clock-cleanup-v6',
+    summary: 'mainline plus the unmerged "Cleaning up the KVM clock mess" v6: KVM_VCPU_TSC_SCALE, KVM_[GS]ET_CLOCK_GUEST, Hz-precise pvclock, TSC re-synchronized after KVM_SET_TSC_KHZ',
+    x86: {
+      ...MAINLINE_X86,
+      vcpuTscScaleAttr: true,
+      clockGuestIoctls: true,
+      pvclockHz: true,
+      getClockScaled: true,
+      resyncTscOnSetKhz: true,
+    },
+    arm64: MAINLINE_ARM64,
+  },
+];
+
+export const DEFAULT_PROFILE = 'linux-6.18';
+export const PROFILE_NAMES = PROFILES.map((p) => p.name);
+
+export function findProfile(name: string): KernelProfile | undefined {
+  return PROFILES.find((p) => p.name === name);
+}
+
+/** A profile by name; throws for an unknown name (callers validate input first). */
+export function getProfile(name: string): KernelProfile {
+  const p = findProfile(name);
+  if (!p) throw new RangeError(`unknown kernel profile '${name}' (known: ${PROFILE_NAMES.join(', ')})`);
+  return p;
+}
+
+export type SwitchName = `x86.${keyof X86Switches}` | `arm64.${keyof Arm64Switches}`;
+
+/** Every switch name, for bisecting a profile's behaviours one at a time. */
+export function switchNames(): SwitchName[] {
+  return [
+    ...Object.keys(MAINLINE_X86).map((k) => `x86.${k}` as SwitchName),
+    ...Object.keys(MAINLINE_ARM64).map((k) => `arm64.${k}` as SwitchName),
+  ];
+}
+
+/** A copy of a profile with some switches overridden (named "<base>+x86.foo=false,..."). */
+export function withSwitches(base: KernelProfile, overrides: Partial<Record<SwitchName, boolean>>): KernelProfile {
+  const x86 = { ...base.x86 };
+  const arm64 = { ...base.arm64 };
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(overrides)) {
+    if (v === undefined) continue;
+    const [arch, sw] = k.split('.') as ['x86' | 'arm64', string];
+    if (arch === 'x86' && sw in x86) (x86 as Record<string, boolean>)[sw] = v;
+    else if (arch === 'arm64' && sw in arm64) (arm64 as Record<string, boolean>)[sw] = v;
+    else throw new RangeError(`unknown behaviour switch '${k}'`);
+    parts.push(`${k}=${v}`);
+  }
+  return { name: parts.length ? `${base.name}+${parts.join(',')}` : base.name, summary: base.summary, x86, arm64 };
+}
+
+/** Resolve "name" or "name+x86.switch=false,..." to a profile. */
+export function resolveProfile(spec: string): KernelProfile {
+  const [name, rest] = spec.split('+', 2) as [string, string | undefined];
+  const base = getProfile(name);
+  if (!rest) return base;
+  const overrides: Partial<Record<SwitchName, boolean>> = {};
+  for (const part of rest.split(',')) {
+    const [k, v] = part.split('=');
+    if (!k || (v !== 'true' && v !== 'false')) throw new RangeError(`bad switch override '${part}' (expected x86.name=true|false)`);
+    overrides[k as SwitchName] = v === 'true';
+  }
+  return withSwitches(base, overrides);
+}

@@ -1,0 +1,76 @@
+// What the guest does and sees on a running vCPU: RDTSC, its kvmclock read through the pvclock
+// page (__pvclock_read_cycles), RDMSR/WRMSR of the clock MSRs (intercepted, handled by KVM).
+import { z } from 'zod';
+import { namedNumber, parseArg, u64Schema } from '../args.js';
+import { KvmUsageError } from '../errors.js';
+import { MSRS } from '../uapi.js';
+import { u64 } from '../u64.js';
+import { guestPvclockRead } from './clock.js';
+import { vcpuOf } from './ioctl.js';
+import { kvmGetMsrCommon, kvmSetMsrCommon } from './msr.js';
+import type { X86Ctx, X86Vm } from './state.js';
+import { kvmReadL1Tsc } from './tsc.js';
+import { kickRunningVcpus } from './vm.js';
+
+export const X86_GUEST_OPS = ['rdtsc', 'kvmclock', 'rdmsr', 'wrmsr', 'wallclock'] as const;
+export type X86GuestOp = (typeof X86_GUEST_OPS)[number];
+
+export interface GuestRequest {
+  vcpu: number;
+  op: string;
+  msr?: unknown;
+  value?: unknown;
+}
+
+/** What the guest observed. `fault` is an exception the instruction raised (#GP). */
+export interface GuestResult {
+  value?: bigint;
+  /** kvmclock: the pvclock flags the guest saw, and the TSC it read them with */
+  flags?: number;
+  tsc?: bigint;
+  fault?: 'GP';
+}
+
+const msrSchema = namedNumber(MSRS, 'MSR');
+
+/** One guest instruction (or clock read) on a running vCPU. */
+export function x86Guest(ctx: X86Ctx, vm: X86Vm, req: GuestRequest): GuestResult {
+  const vcpu = vcpuOf(vm, req.vcpu);
+  if (!(X86_GUEST_OPS as readonly string[]).includes(req.op)) {
+    throw new KvmUsageError('invalid_argument', 'op', `unknown x86 guest operation '${req.op}' (known: ${X86_GUEST_OPS.join(', ')})`);
+  }
+  if (!vcpu.running) throw new KvmUsageError('invalid_state', 'vcpu', `vCPU ${vcpu.id} is not in KVM_RUN: the guest cannot execute`);
+  const guestTsc = () => kvmReadL1Tsc(ctx, vcpu, ctx.hw.tsc);
+  switch (req.op as X86GuestOp) {
+    case 'rdtsc':
+      return { value: guestTsc() };
+    case 'kvmclock': {
+      const p = vcpu.pvti;
+      if (!p) throw new KvmUsageError('invalid_state', 'op', `vCPU ${vcpu.id} has no kvmclock page: the guest must enable it with a wrmsr of MSR_KVM_SYSTEM_TIME_NEW`);
+      const tsc = guestTsc();
+      return { value: guestPvclockRead(p, tsc), flags: p.flags, tsc };
+    }
+    case 'wallclock': {
+      // The guest's CLOCK_REALTIME as set at boot: the wall clock KVM wrote plus kvmclock since.
+      const p = vcpu.pvti;
+      if (!p || vcpu.wallClockNs === null) {
+        throw new KvmUsageError('invalid_state', 'op', `vCPU ${vcpu.id}: the guest has not enabled kvmclock and read the KVM wall clock`);
+      }
+      return { value: u64(vcpu.wallClockNs + guestPvclockRead(p, guestTsc())) };
+    }
+    case 'rdmsr': {
+      const v = kvmGetMsrCommon(ctx, vcpu, parseArg(msrSchema, req.msr, 'msr'));
+      return v === null ? { fault: 'GP' } : { value: v };
+    }
+    case 'wrmsr': {
+      const index = parseArg(msrSchema, req.msr, 'msr');
+      const value = parseArg(u64Schema, req.value, 'value');
+      const r = kvmSetMsrCommon(ctx, vm, vcpu, index, value, false);
+      // The write exited to KVM; requests it raised are served as the vCPU re-enters.
+      kickRunningVcpus(ctx, vm);
+      return r === 0 ? {} : { fault: 'GP' };
+    }
+  }
+}
+
+export const guestOpSchema = z.enum(X86_GUEST_OPS);

@@ -1,0 +1,234 @@
+// The x86 ioctl surface: each UAPI ioctl on the VM or a vCPU fd, its argument as the UAPI struct
+// (snake_case fields), and its result as userspace sees it (ret, errno, out).
+import { z } from 'zod';
+import { namedNumber, parseArg, u64Schema, uintSchema } from '../args.js';
+import { KvmUsageError } from '../errors.js';
+import { ATTR_GROUPS, ATTRS, CAPS, IOCTLS, MSRS, type Errno, type IoctlName } from '../uapi.js';
+import { getKvmclock, kvmGetClockGuest, kvmSetClockGuest, kvmSetGuestPaused, kvmVmIoctlSetClock } from './clock.js';
+import { kvmGetMsrCommon, kvmSetMsrCommon } from './msr.js';
+import { findVcpu, type IoctlResult, type X86Ctx, type X86Vcpu, type X86Vm } from './state.js';
+import { __kvmSynchronizeTsc, kvmScaleTsc, kvmSetTscKhz, maxGuestTscKhz } from './tsc.js';
+import { kickRunningVcpus, kvmArchVcpuIoctlRun, kvmVmIoctlCreateVcpu } from './vm.js';
+
+export interface IoctlRequest {
+  ioctl: string;
+  /** the vCPU fd the ioctl is issued on; absent for the VM fd */
+  vcpu?: number | undefined;
+  arg?: unknown;
+}
+
+const fail = (errno: Errno): IoctlResult => ({ ret: -1, errno });
+const ok = (ret = 0, out?: Record<string, unknown>): IoctlResult => (out ? { ret, out } : { ret });
+const fromKernel = (r: 0 | Errno): IoctlResult => (r === 0 ? ok() : fail(r));
+
+const msrIndex = namedNumber(MSRS, 'MSR');
+const clockDataSchema = z.object({
+  clock: u64Schema.default(0n),
+  flags: uintSchema(32).default(0),
+  realtime: u64Schema.default(0n),
+  host_tsc: u64Schema.default(0n),
+});
+const attrSchema = z.object({
+  group: namedNumber(ATTR_GROUPS, 'attribute group'),
+  attr: namedNumber(ATTRS, 'attribute'),
+  value: u64Schema.optional(),
+});
+const setMsrsSchema = z.object({ entries: z.array(z.object({ index: msrIndex, data: u64Schema })) });
+const getMsrsSchema = z.object({ indices: z.array(msrIndex) });
+const pvtiSchema = z.object({
+  version: uintSchema(32).default(0),
+  pad0: uintSchema(32).default(0),
+  tsc_timestamp: u64Schema,
+  system_time: u64Schema,
+  tsc_to_system_mul: uintSchema(32),
+  tsc_shift: z.number().int().min(-128).max(127),
+  flags: uintSchema(8).default(0),
+  pad: z.tuple([uintSchema(8), uintSchema(8)]).default([0, 0]),
+});
+
+/** Parse an ioctl name (UAPI name or request number). */
+export function parseIoctlName(v: unknown): IoctlName {
+  if (typeof v === 'string' && v in IOCTLS) return v as IoctlName;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^(0x)?[0-9a-fA-F]+$/.test(v) ? Number(v) : NaN;
+  for (const [name, d] of Object.entries(IOCTLS)) if (d.nr === n) return name as IoctlName;
+  throw new KvmUsageError('invalid_argument', 'ioctl', `unknown ioctl ${JSON.stringify(v)} (known: ${Object.keys(IOCTLS).join(', ')})`);
+}
+
+function vcpuOf(vm: X86Vm, id: number): X86Vcpu {
+  const v = findVcpu(vm, id);
+  if (!v) {
+    const ids = vm.vcpus.map((x) => x.id).join(', ') || 'none';
+    throw new KvmUsageError('not_found', 'vcpu', `no vCPU ${id} in this VM (vCPUs: ${ids})`);
+  }
+  return v;
+}
+
+/** KVM_CHECK_EXTENSION on x86 */
+export function kvmVmIoctlCheckExtension(ctx: X86Ctx, cap: number): number {
+  switch (cap) {
+    case CAPS.KVM_CAP_ADJUST_CLOCK:
+      return ctx.sw.clockRealtime ? 0xe : 2; // KVM_CLOCK_VALID_FLAGS, or TSC_STABLE before 5.16
+    case CAPS.KVM_CAP_TSC_CONTROL:
+      return ctx.caps.tscScaling ? 1 : 0;
+    case CAPS.KVM_CAP_VM_TSC_CONTROL:
+      return ctx.sw.vmTscControl && ctx.caps.tscScaling ? 1 : 0;
+    case CAPS.KVM_CAP_GET_TSC_KHZ:
+    case CAPS.KVM_CAP_TSC_DEADLINE_TIMER:
+    case CAPS.KVM_CAP_KVMCLOCK_CTRL:
+      return 1;
+    case CAPS.KVM_CAP_VCPU_ATTRIBUTES:
+      return ctx.sw.vcpuTscOffsetAttr ? 1 : 0;
+    default:
+      return 0;
+  }
+}
+
+/** kvm_vcpu_ioctl_device_attr() for group KVM_VCPU_TSC_CTRL */
+function kvmVcpuIoctlDeviceAttr(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, ioctl: IoctlName, arg: unknown): IoctlResult {
+  // Before 5.16 x86 vCPUs had no attribute ioctls: kvm_arch_vcpu_ioctl()'s default case.
+  if (!ctx.sw.vcpuTscOffsetAttr) return fail('EINVAL');
+  const a = parseArg(attrSchema, arg, 'arg');
+  if (a.group !== ATTR_GROUPS.KVM_VCPU_TSC_CTRL) return fail('ENXIO');
+  if (a.attr === ATTRS.KVM_VCPU_TSC_OFFSET) {
+    if (ioctl === 'KVM_HAS_DEVICE_ATTR') return ok();
+    if (ioctl === 'KVM_GET_DEVICE_ATTR') return ok(0, { value: vcpu.l1TscOffset });
+    if (a.value === undefined) throw new KvmUsageError('invalid_argument', 'arg.value', 'KVM_SET_DEVICE_ATTR needs the value to write');
+    kvmArchTscSetOffset(ctx, vm, vcpu, a.value);
+    return ok();
+  }
+  if (a.attr === ATTRS.KVM_VCPU_TSC_SCALE && ctx.sw.vcpuTscScaleAttr) {
+    // proposal: read-only, and only with scaling hardware
+    if (!ctx.caps.tscScaling) return fail('ENXIO');
+    if (ioctl === 'KVM_HAS_DEVICE_ATTR') return ok();
+    if (ioctl === 'KVM_GET_DEVICE_ATTR') return ok(0, { tsc_ratio: vcpu.l1TscScalingRatio, tsc_frac_bits: BigInt(ctx.caps.fracBits) });
+    return fail('EINVAL');
+  }
+  return fail('ENXIO');
+}
+
+/** kvm_arch_tsc_set_attr(KVM_VCPU_TSC_OFFSET): matched only on the same kHz and the same offset */
+export function kvmArchTscSetOffset(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, offset: bigint): void {
+  const matched = vcpu.virtualTscKhz !== 0 && vm.lastTscKhz === vcpu.virtualTscKhz && vm.lastTscOffset === offset;
+  const tsc = (kvmScaleTsc(ctx, ctx.hw.tsc, vcpu.l1TscScalingRatio) + offset) & ((1n << 64n) - 1n);
+  __kvmSynchronizeTsc(ctx, vm, vcpu, offset, tsc, ctx.hw.rawNs, matched, true);
+}
+
+function vmIoctl(ctx: X86Ctx, vm: X86Vm, name: IoctlName, arg: unknown): IoctlResult {
+  switch (name) {
+    case 'KVM_CHECK_EXTENSION':
+      return ok(kvmVmIoctlCheckExtension(ctx, parseArg(namedNumber(CAPS, 'capability'), arg, 'arg')));
+    case 'KVM_CREATE_VCPU':
+      return fromKernel(kvmVmIoctlCreateVcpu(ctx, vm, parseArg(z.number().int().min(0), arg ?? vm.vcpus.length, 'arg')));
+    case 'KVM_GET_CLOCK': {
+      const d = getKvmclock(ctx, vm);
+      return ok(0, { clock: d.clock, flags: d.flags, realtime: d.realtime, host_tsc: d.hostTsc });
+    }
+    case 'KVM_SET_CLOCK': {
+      const d = parseArg(clockDataSchema, arg ?? {}, 'arg');
+      return fromKernel(kvmVmIoctlSetClock(ctx, vm, { clock: d.clock, flags: d.flags, realtime: d.realtime, hostTsc: d.host_tsc }));
+    }
+    case 'KVM_SET_TSC_KHZ': {
+      if (!ctx.sw.vmTscControl) return fail('ENOTTY');
+      let khz = parseArg(uintSchema(32), arg, 'arg');
+      if (ctx.caps.tscScaling && khz >= maxGuestTscKhz(ctx)) return fail('EINVAL');
+      if (khz === 0) khz = ctx.caps.tscKhz;
+      if (vm.createdVcpus) return fail('EINVAL');
+      vm.defaultTscKhz = khz;
+      return ok();
+    }
+    case 'KVM_GET_TSC_KHZ':
+      return ctx.sw.vmTscControl ? ok(vm.defaultTscKhz) : fail('ENOTTY');
+    default:
+      // kvm_arch_vm_ioctl()'s default: a vCPU ioctl on the VM fd
+      return fail('ENOTTY');
+  }
+}
+
+function vcpuIoctl(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, name: IoctlName, arg: unknown): IoctlResult {
+  switch (name) {
+    case 'KVM_CHECK_EXTENSION':
+      return ok(kvmVmIoctlCheckExtension(ctx, parseArg(namedNumber(CAPS, 'capability'), arg, 'arg')));
+    case 'KVM_RUN':
+      kvmArchVcpuIoctlRun(ctx, vm, vcpu);
+      return ok();
+    case 'KVM_GET_TSC_KHZ':
+      return ok(vcpu.virtualTscKhz);
+    case 'KVM_SET_TSC_KHZ': {
+      let khz = parseArg(uintSchema(32), arg, 'arg');
+      if (ctx.caps.tscScaling && khz >= maxGuestTscKhz(ctx)) return fail('EINVAL');
+      if (khz === 0) khz = ctx.caps.tscKhz;
+      return kvmSetTscKhz(ctx, vm, vcpu, khz) === 0 ? ok() : fail('EINVAL');
+    }
+    case 'KVM_HAS_DEVICE_ATTR':
+    case 'KVM_GET_DEVICE_ATTR':
+    case 'KVM_SET_DEVICE_ATTR':
+      return kvmVcpuIoctlDeviceAttr(ctx, vm, vcpu, name, arg);
+    case 'KVM_GET_MSRS': {
+      // __msr_io(): stops at the first MSR it cannot read; ret is the number processed
+      const { indices } = parseArg(getMsrsSchema, arg, 'arg');
+      const entries: { index: number; data: bigint }[] = [];
+      for (const index of indices) {
+        const data = kvmGetMsrCommon(ctx, vcpu, index);
+        if (data === null) break;
+        entries.push({ index, data });
+      }
+      return ok(entries.length, { entries });
+    }
+    case 'KVM_SET_MSRS': {
+      const { entries } = parseArg(setMsrsSchema, arg, 'arg');
+      let n = 0;
+      for (const e of entries) {
+        if (kvmSetMsrCommon(ctx, vm, vcpu, e.index, e.data, true) !== 0) break;
+        n++;
+      }
+      return ok(n);
+    }
+    case 'KVM_KVMCLOCK_CTRL':
+      return fromKernel(kvmSetGuestPaused(vcpu));
+    case 'KVM_GET_CLOCK_GUEST': {
+      if (!ctx.sw.clockGuestIoctls) return fail('EINVAL');
+      const p = kvmGetClockGuest(ctx, vm, vcpu);
+      if (p === 'EINVAL') return fail(p);
+      return ok(0, {
+        version: p.version,
+        tsc_timestamp: p.tscTimestamp,
+        system_time: p.systemTime,
+        tsc_to_system_mul: p.mul,
+        tsc_shift: p.shift,
+        flags: p.flags,
+      });
+    }
+    case 'KVM_SET_CLOCK_GUEST': {
+      if (!ctx.sw.clockGuestIoctls) return fail('EINVAL');
+      const p = parseArg(pvtiSchema, arg, 'arg');
+      return fromKernel(
+        kvmSetClockGuest(ctx, vm, vcpu, {
+          version: p.version,
+          pad0: p.pad0,
+          tscTimestamp: p.tsc_timestamp,
+          systemTime: p.system_time,
+          mul: BigInt(p.tsc_to_system_mul),
+          shift: p.tsc_shift,
+          flags: p.flags,
+          pad: p.pad,
+        }),
+      );
+    }
+    default:
+      // kvm_arch_vcpu_ioctl()'s default: a VM ioctl on a vCPU fd, or an arm64 ioctl
+      return fail('EINVAL');
+  }
+}
+
+/** Issue one ioctl. Throws KvmUsageError for a malformed request; kernel refusals are results. */
+export function x86Ioctl(ctx: X86Ctx, vm: X86Vm, req: IoctlRequest): IoctlResult {
+  const name = parseIoctlName(req.ioctl);
+  const r =
+    req.vcpu === undefined || req.vcpu === null
+      ? vmIoctl(ctx, vm, name, req.arg)
+      : vcpuIoctl(ctx, vm, vcpuOf(vm, req.vcpu), name, req.arg);
+  kickRunningVcpus(ctx, vm);
+  return r;
+}
+
+export { vcpuOf };
