@@ -23,7 +23,7 @@ describe('kvm_clock_test', () => {
   });
 
   it.each(cases)('SET_CLOCK base=$base realtime offset=$realtimeOffset: start <= guest kvmclock <= end', ({ base, realtimeOffset }) => {
-    const sim = new X86Sim({ initialTsc: 123_456_789_000n });
+    const sim = new X86Sim({ initialCounter: 123_456_789_000n });
     sim.advance(5n * NSEC_PER_SEC);
     expect(sim.ioctl('KVM_CREATE_VCPU', 0).ret).toBe(0);
     sim.ioctl('KVM_RUN', undefined, 0);
@@ -67,7 +67,7 @@ describe('system_counter_offset_test', () => {
   });
 
   it.each(offsets)('offset %s: host rdtsc + offset brackets the guest rdtsc', (offset) => {
-    const sim = new X86Sim({ initialTsc: 1_000_000_000_000n });
+    const sim = new X86Sim({ initialCounter: 1_000_000_000_000n });
     sim.ioctl('KVM_CREATE_VCPU', 0);
     sim.advance(1_000n);
     expect(sim.ioctl('KVM_SET_DEVICE_ATTR', { group: 0, attr: 0, value: offset }, 0)).toEqual({ ret: 0 });
@@ -89,7 +89,7 @@ describe('tsc_scaling_sync', () => {
   const TEST_TSC_OFFSET = 200_000_000n;
 
   function run(profile: string) {
-    const sim = new X86Sim({ tscKhz: 2_000_000, initialTsc: 7_777_777_777n }, profile);
+    const sim = new X86Sim({ tscKhz: 2_000_000, initialCounter: 7_777_777_777n }, profile);
     expect(sim.ioctl('KVM_CHECK_EXTENSION', 'KVM_CAP_VM_TSC_CONTROL').ret).toBe(1);
     expect(sim.ioctl('KVM_SET_TSC_KHZ', TEST_TSC_KHZ)).toEqual({ ret: 0 });
     // Each thread creates its vCPU under a lock; the first also writes its TSC from the host.
@@ -140,7 +140,7 @@ describe('tsc_msrs_test', () => {
   const ROUND = (x: bigint) => u64(x + UNITY / 2n) & u64(-UNITY);
 
   it('guest and host writes of IA32_TSC and IA32_TSC_ADJUST', () => {
-    const sim = new X86Sim({ initialTsc: 0n });
+    const sim = new X86Sim({ initialCounter: 0n });
     sim.ioctl('KVM_CREATE_VCPU', 0);
     const host = (index: number) => (sim.ioctl('KVM_GET_MSRS', { indices: [index] }, 0).out as { entries: { data: bigint }[] }).entries[0]!.data;
     const hostSet = (index: number, data: bigint) => expect(sim.ioctl('KVM_SET_MSRS', { entries: [{ index, data }] }, 0).ret).toBe(1);

@@ -1,0 +1,28 @@
+// Every use case as a handler: async (request, context) → response.
+import type { DefinedHandler } from './define.js';
+import { adjustRealtime, advanceTime, createHost } from './use-cases/hosts.js';
+import { events, fork, stateAt, verify } from './use-cases/log.js';
+import { createVm, destroyVm, guest, ioctl, pauseVcpu, runVcpu } from './use-cases/vms.js';
+
+export const handlers = {
+  createHost,
+  advanceTime,
+  adjustRealtime,
+  createVm,
+  destroyVm,
+  ioctl,
+  runVcpu,
+  pauseVcpu,
+  guest,
+  events,
+  stateAt,
+  verify,
+  fork,
+} satisfies Record<string, DefinedHandler>;
+
+export type HandlerName = keyof typeof handlers;
+export const HANDLER_NAMES = Object.keys(handlers) as HandlerName[];
+
+export type { HandlerContext } from './context.js';
+export type { HandlerResponse, Handler } from './define.js';
+export { closeStores, DEFAULT_DB } from './context.js';

@@ -1,0 +1,99 @@
+// Hosts and the simulated time axis.
+import { z } from 'zod';
+import { hostRealtimeNs } from '../../kvm/host.js';
+import { DEFAULT_PROFILE, resolveProfile } from '../../kvm/profiles.js';
+import { toJson } from '../../machines/codec.js';
+import { commonFields, defineHandler, idSchema, s64Field, u64Field } from '../define.js';
+
+const profileField = z.string().superRefine((v, ctx) => {
+  try {
+    resolveProfile(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+  }
+});
+
+export const createHost = defineHandler({
+  name: 'createHost',
+  summary: 'create an emulated host: its counter, clocksource, vendor, TSC scaling and kernel profile',
+  schema: z
+    .object({
+      ...commonFields,
+      hostId: idSchema,
+      arch: z.enum(['x86', 'arm64']).default('x86'),
+      tscKhz: z.number().int().min(1).max(0xffff_ffff).optional(),
+      cntfrqHz: u64Field.optional(),
+      actualTscHz: u64Field.optional(),
+      vendor: z.enum(['vmx', 'svm']).optional(),
+      tscScaling: z.boolean().optional(),
+      clocksource: z.enum(['tsc', 'hpet', 'arch_sys_counter']).optional(),
+      constantTsc: z.boolean().optional(),
+      tscUnstable: z.boolean().optional(),
+      ecv: z.boolean().optional(),
+      initialTsc: u64Field.optional(),
+      bootNs: u64Field.optional(),
+      realtimeOffsetNs: s64Field.optional(),
+      kernel: profileField.default(DEFAULT_PROFILE),
+    })
+    .strict()
+    .superRefine((r, ctx) => {
+      if (r.arch === 'x86' && r.tscKhz === undefined) ctx.addIssue({ code: 'custom', path: ['tscKhz'], message: 'an x86 host needs tscKhz' });
+      if (r.arch === 'arm64' && r.cntfrqHz === undefined) ctx.addIssue({ code: 'custom', path: ['cntfrqHz'], message: 'an arm64 host needs cntfrqHz' });
+    }),
+  run(req, env) {
+    return env.write(
+      (s) =>
+        s.createHost({
+          id: req.hostId,
+          arch: req.arch,
+          profile: req.kernel,
+          tscKhz: req.tscKhz,
+          cntfrqHz: req.cntfrqHz,
+          actualHz: req.actualTscHz,
+          initialCounter: req.initialTsc,
+          bootNsAtZero: req.bootNs,
+          clocksource: req.clocksource,
+          vendor: req.vendor,
+          tscScaling: req.tscScaling,
+          constantTsc: req.constantTsc,
+          tscUnstable: req.tscUnstable,
+          ecv: req.ecv,
+          realtimeOffsetNs: req.realtimeOffsetNs,
+        }),
+      (host) => ({ host: toJson(host) }),
+    );
+  },
+});
+
+export const advanceTime = defineHandler({
+  name: 'advanceTime',
+  summary: 'let simulated true time pass (ns; 0 reads the time); delayed kernel work fires on the way',
+  schema: z.object({ ...commonFields, ns: u64Field.default(0n) }).strict(),
+  run(req, env) {
+    if (req.ns === 0n) return env.write((s) => s.now(), (now) => ({ now }));
+    return env.write((s) => s.advanceTime(req.ns), (now) => ({ now }));
+  },
+});
+
+export const adjustRealtime = defineHandler({
+  name: 'adjustRealtime',
+  summary: "step a host's CLOCK_REALTIME (stepNs) and/or set its NTP slew (slewPpm)",
+  schema: z
+    .object({ ...commonFields, hostId: idSchema, stepNs: s64Field.optional(), slewPpm: z.number().min(-500).max(500).optional() })
+    .strict()
+    .refine((r) => r.stepNs !== undefined || r.slewPpm !== undefined, { message: 'give stepNs, slewPpm or both' }),
+  run(req, env) {
+    return env.write(
+      (s) => {
+        let h = s.requireHost(req.hostId);
+        if (req.stepNs !== undefined) h = s.recordHostEvent(req.hostId, { type: 'RealtimeStepped', data: { deltaNs: req.stepNs.toString() } });
+        if (req.slewPpm !== undefined) {
+          const ppb = BigInt(Math.round(req.slewPpm * 1000));
+          h = s.recordHostEvent(req.hostId, { type: 'RealtimeSlewSet', data: { slewPpb: ppb.toString() } });
+        }
+        return { host: h, now: s.now() };
+      },
+      ({ host, now }) => ({ host: toJson(host), realtimeNs: hostRealtimeNs(host, now), now }),
+    );
+  },
+});

@@ -1,0 +1,119 @@
+// The log itself: reading events, rebuilding any stream at any point, verifying the hash chain,
+// forking a prefix into a new database.
+import { existsSync } from 'node:fs';
+import { z } from 'zod';
+import type { HostState } from '../../kvm/host.js';
+import { toJson } from '../../machines/codec.js';
+import { hostStreamId } from '../../machines/host/host.js';
+import { migrationStreamId } from '../../machines/migration/state.js';
+import { rebuildStream, type RebuildTarget } from '../../machines/rebuild.js';
+import { vmStreamId } from '../../machines/vm/events.js';
+import type { VmRecord } from '../../machines/vm/evolve.js';
+import { vmView } from '../../machines/vm/view.js';
+import { LEDGER_STREAM, type LedgerState } from '../../machines/ledger/ledger.js';
+import type { EventStore } from '../../store/types.js';
+import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
+import { HandlerError } from '../errors.js';
+
+export const events = defineHandler({
+  name: 'events',
+  summary: 'read the event log in order, all of it or one stream, from a position',
+  schema: z
+    .object({
+      ...commonFields,
+      streamId: z.string().min(1).optional(),
+      from: z.number().int().min(1).optional(),
+      to: z.number().int().min(1).optional(),
+      limit: z.number().int().min(1).max(100_000).default(1000),
+    })
+    .strict(),
+  run(req, env) {
+    const evs = env.store.read({ streamId: req.streamId, fromPosition: req.from, toPosition: req.to, limit: req.limit });
+    return {
+      events: evs.map((e) => ({
+        position: e.position,
+        streamId: e.streamId,
+        version: e.version,
+        type: e.type,
+        schemaVersion: e.schemaVersion,
+        time: e.time.toString(),
+        data: e.data,
+        metadata: e.metadata,
+      })),
+      lastPosition: env.store.lastPosition(),
+    };
+  },
+});
+
+const targetFields = {
+  position: z.number().int().min(0).optional(),
+  version: z.number().int().min(0).optional(),
+  time: u64Field.optional(),
+};
+
+export const stateAt = defineHandler({
+  name: 'stateAt',
+  summary: 'the rebuilt state of a VM, host, migration or any stream at a position, a stream version or an instant',
+  schema: z
+    .object({ ...commonFields, vmId: idSchema.optional(), hostId: idSchema.optional(), migrationId: idSchema.optional(), streamId: z.string().optional(), ...targetFields })
+    .strict()
+    .refine((r) => [r.vmId, r.hostId, r.migrationId, r.streamId].filter((x) => x !== undefined).length === 1, {
+      message: 'name exactly one of vmId, hostId, migrationId, streamId',
+    })
+    .refine((r) => [r.position, r.version, r.time].filter((x) => x !== undefined).length <= 1, { message: 'give at most one of position, version, time' }),
+  run(req, env) {
+    const streamId = req.vmId
+      ? vmStreamId(req.vmId)
+      : req.hostId
+        ? hostStreamId(req.hostId)
+        : req.migrationId
+          ? migrationStreamId(req.migrationId)
+          : req.streamId!;
+    const target: RebuildTarget = { position: req.position, version: req.version, time: req.time };
+    const r = rebuildStream(env.store, streamId, target);
+    if (r.state === null) {
+      if (env.store.streamVersion(streamId) === 0) throw new HandlerError('not_found', `no stream '${streamId}'`, { streamId });
+      throw new HandlerError('not_found', `stream '${streamId}' did not exist yet at that point`, { streamId });
+    }
+    // The instant the state is viewed at: the time asked for, or that of the last event it includes.
+    const at = instantOf(env.store, target, r.position);
+    if (streamId.startsWith('vm-')) {
+      const rec = r.state as VmRecord;
+      const host = rebuildStream<HostState>(env.store, hostStreamId(rec.hostId), { time: at, position: req.position }).state;
+      return { streamId, version: r.version, position: r.position, at, state: vmView(rec, host, at) };
+    }
+    return { streamId, version: r.version, position: r.position, at, state: toJson(r.state) };
+  },
+});
+
+function instantOf(store: EventStore, t: RebuildTarget, statePosition: number): bigint {
+  if (t.time !== undefined) return t.time;
+  if (t.position === undefined && t.version === undefined) {
+    return (rebuildStream<LedgerState>(store, LEDGER_STREAM).state?.now ?? 0n);
+  }
+  const p = t.position !== undefined ? Math.min(t.position, store.lastPosition()) : statePosition;
+  return store.read({ fromPosition: p, toPosition: p })[0]?.time ?? 0n;
+}
+
+export const verify = defineHandler({
+  name: 'verify',
+  summary: "check the log's hash chain; report the first position where it breaks",
+  schema: z.object({ ...commonFields }).strict(),
+  run(_req, env) {
+    const v = env.store.verify();
+    return v.intact ? { intact: true, checked: v.checked } : { intact: false, checked: v.checked, firstBrokenPosition: v.firstBrokenPosition, reason: v.reason };
+  },
+});
+
+export const fork = defineHandler({
+  name: 'fork',
+  summary: 'copy the log up to a position into a new database, for what-if experiments',
+  schema: z.object({ ...commonFields, position: z.number().int().min(0), targetDb: z.string().min(1) }).strict(),
+  run(req, env) {
+    if (existsSync(req.targetDb)) throw new HandlerError('conflict', `target database ${req.targetDb} already exists`, { targetDb: req.targetDb });
+    const last = env.store.lastPosition();
+    if (req.position > last) throw new HandlerError('invalid_request', `position ${req.position} is past the end of the log (${last})`, { lastPosition: last });
+    const r = env.store.fork(req.position, req.targetDb);
+    return { targetDb: req.targetDb, position: req.position, events: r.events };
+  },
+});

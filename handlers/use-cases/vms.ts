@@ -1,0 +1,129 @@
+// VMs: creation (KVM_CREATE_VM, the VM-wide TSC kHz, vCPUs one by one), ioctls, KVM_RUN and
+// pauses, guest instructions, destruction.
+import { z } from 'zod';
+import type { Json } from '../../machines/codec.js';
+import { positionOf, type Session } from '../../machines/session.js';
+import { hostInfoToJson, type VmHostInfo } from '../../machines/vm/events.js';
+import { vmView } from '../../machines/vm/view.js';
+import { commonFields, defineHandler, idSchema } from '../define.js';
+
+const vcpuField = z.number().int().min(0).max(4095);
+
+export const createVm = defineHandler({
+  name: 'createVm',
+  summary: 'create a VM on a host (KVM_CREATE_VM), optionally set its TSC kHz, then create its vCPUs one by one',
+  schema: z
+    .object({
+      ...commonFields,
+      vmId: idSchema,
+      hostId: idSchema,
+      vcpus: z.number().int().min(0).max(1024).default(1),
+      tscKhz: z.number().int().min(0).max(0xffff_ffff).optional(),
+    })
+    .strict(),
+  run(req, env) {
+    return env.write(
+      (s) => {
+        const host = s.requireHost(req.hostId);
+        const info: VmHostInfo = { counterHz: host.counterHz, counterClocksource: host.counterClocksource, x86: host.x86, arm64: host.arm64 };
+        s.vmCommand(req.vmId, {
+          type: 'create',
+          data: { vmId: req.vmId, hostId: req.hostId, arch: host.arch, profile: host.profile, host: hostInfoToJson(info) },
+        });
+        const steps: { ioctl: string; arg: Json; result: Json }[] = [];
+        if (req.tscKhz !== undefined) {
+          const r = s.vmCommand(req.vmId, { type: 'ioctl', vcpu: null, ioctl: 'KVM_SET_TSC_KHZ', arg: req.tscKhz });
+          steps.push({ ioctl: 'KVM_SET_TSC_KHZ', arg: req.tscKhz, result: r.result });
+        }
+        for (let id = 0; id < req.vcpus; id++) {
+          const r = s.vmCommand(req.vmId, { type: 'ioctl', vcpu: null, ioctl: 'KVM_CREATE_VCPU', arg: id });
+          steps.push({ ioctl: 'KVM_CREATE_VCPU', arg: id, result: r.result });
+        }
+        return { vm: vmView(s.requireVm(req.vmId), host, s.now()), steps };
+      },
+      (v) => v,
+    );
+  },
+});
+
+export const destroyVm = defineHandler({
+  name: 'destroyVm',
+  summary: 'destroy a VM (close its fd)',
+  schema: z.object({ ...commonFields, vmId: idSchema, reason: z.string().max(200).default('destroyed by the VMM') }).strict(),
+  run(req, env) {
+    return env.write(
+      (s) => {
+        s.vmCommand(req.vmId, { type: 'destroy', reason: req.reason });
+        return { vm: vmView(s.requireVm(req.vmId), null) };
+      },
+      (v) => v,
+    );
+  },
+});
+
+/** Issue one ioctl and shape its result as a VMM sees it. */
+function issue(s: Session, vmId: string, vcpu: number | null, ioctl: string, arg: unknown) {
+  const r = s.vmCommand(vmId, { type: 'ioctl', vcpu, ioctl, arg });
+  return { r: { ...r, time: s.now() }, result: r.result as { ret: number; errno?: string; out?: Json } };
+}
+
+export const ioctl = defineHandler({
+  name: 'ioctl',
+  summary: 'issue one KVM ioctl on the VM fd (no vcpu) or a vCPU fd; kernel refusals come back as ret -1 with errno',
+  schema: z
+    .object({ ...commonFields, vmId: idSchema, vcpu: vcpuField.optional(), ioctl: z.union([z.string().min(1), z.number().int()]), arg: z.unknown().optional() })
+    .strict(),
+  run(req, env) {
+    return env.write(
+      (s) => issue(s, req.vmId, req.vcpu ?? null, String(req.ioctl), req.arg),
+      ({ r, result }, written) => ({ ...result, position: positionOf(written, r.ref), time: r.time }),
+    );
+  },
+});
+
+export const runVcpu = defineHandler({
+  name: 'runVcpu',
+  summary: 'KVM_RUN: enter the guest on one vCPU (or all), serving pending clock requests in the kernel order',
+  schema: z.object({ ...commonFields, vmId: idSchema, vcpu: vcpuField.optional() }).strict(),
+  run(req, env) {
+    return env.write(
+      (s) => {
+        const ids = req.vcpu !== undefined ? [req.vcpu] : (s.requireVm(req.vmId).x86?.vcpus.map((v) => v.id) ?? []);
+        const results = ids.map((id) => ({ vcpu: id, ...issue(s, req.vmId, id, 'KVM_RUN', undefined).result }));
+        return { results, vm: vmView(s.requireVm(req.vmId), s.host(s.requireVm(req.vmId).hostId), s.now()) };
+      },
+      (v) => ({ ...v, ret: v.results.every((r) => r.ret === 0) ? 0 : -1 }),
+    );
+  },
+});
+
+export const pauseVcpu = defineHandler({
+  name: 'pauseVcpu',
+  summary: 'make one vCPU (or all) leave KVM_RUN for userspace, as a VMM pausing the VM does',
+  schema: z.object({ ...commonFields, vmId: idSchema, vcpu: vcpuField.optional() }).strict(),
+  run(req, env) {
+    return env.write(
+      (s) => {
+        const vm = s.requireVm(req.vmId);
+        const ids = req.vcpu !== undefined ? [req.vcpu] : (vm.x86?.vcpus.filter((v) => v.running).map((v) => v.id) ?? []);
+        for (const id of ids) s.vmCommand(req.vmId, { type: 'exit', vcpu: id });
+        return { paused: ids, vm: vmView(s.requireVm(req.vmId), s.host(vm.hostId), s.now()) };
+      },
+      (v) => v,
+    );
+  },
+});
+
+export const guest = defineHandler({
+  name: 'guest',
+  summary: "what the guest does on a running vCPU: rdtsc, a kvmclock read through its pvclock page, rdmsr/wrmsr, its wall clock",
+  schema: z
+    .object({ ...commonFields, vmId: idSchema, vcpu: vcpuField, op: z.string().min(1), msr: z.union([z.string(), z.number()]).optional(), value: z.unknown().optional() })
+    .strict(),
+  run(req, env) {
+    return env.write(
+      (s) => s.vmCommand(req.vmId, { type: 'guest', vcpu: req.vcpu, op: req.op, msr: req.msr, value: req.value }),
+      (r, written) => ({ ...(r.result as object), position: positionOf(written, r.ref) }),
+    );
+  },
+});

@@ -1,0 +1,32 @@
+// JSON codecs at the edge of the event log: u64/s64 travel as decimal strings, in memory they
+// are bigint. Hardware samples are stored in every event so replay never consults a host.
+import type { HostSample } from '../kvm/host.js';
+
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** Deep copy with every bigint as its decimal string (and undefined fields dropped). */
+export function toJson(v: unknown): Json {
+  if (typeof v === 'bigint') return v.toString();
+  if (Array.isArray(v)) return v.map(toJson);
+  if (v && typeof v === 'object') {
+    const out: { [k: string]: Json } = {};
+    for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = toJson(x);
+    return out;
+  }
+  return v as Json;
+}
+
+/** The hardware inputs of one instant, as stored in an event. */
+export interface HwJson {
+  tsc: string;
+  rawNs: string;
+  realNs: string;
+}
+
+export function hwToJson(s: HostSample): HwJson {
+  return { tsc: s.tsc.toString(), rawNs: s.rawNs.toString(), realNs: s.realNs.toString() };
+}
+
+export function hwFromJson(h: HwJson, t: bigint): HostSample {
+  return { t, tsc: BigInt(h.tsc), rawNs: BigInt(h.rawNs), realNs: BigInt(h.realNs) };
+}

@@ -1,0 +1,51 @@
+// The host stream (host-<id>): the host's creation with its hardware, and the CLOCK_REALTIME
+// adjustments (NTP steps and slews) made to it over time.
+import { produce } from 'immer';
+import { createHost, sampleHost, setRealtimeSlew, stepRealtime, type HostSample, type HostSpec, type HostState } from '../../kvm/host.js';
+import { toJson, type Json } from '../codec.js';
+
+export interface HostSpecJson {
+  [k: string]: Json;
+}
+
+export type HostEvent =
+  | { type: 'HostCreated'; data: { spec: HostSpecJson } }
+  | { type: 'RealtimeStepped'; data: { deltaNs: string } }
+  | { type: 'RealtimeSlewSet'; data: { slewPpb: string } };
+
+export function hostStreamId(hostId: string): string {
+  return `host-${hostId}`;
+}
+
+const BIGINT_SPEC_FIELDS = ['cntfrqHz', 'actualHz', 'initialCounter', 'bootNsAtZero', 'realtimeOffsetNs'] as const;
+
+export function hostSpecToJson(spec: HostSpec): HostSpecJson {
+  return toJson(spec) as HostSpecJson;
+}
+
+export function hostSpecFromJson(j: HostSpecJson): HostSpec {
+  const spec = { ...j } as unknown as HostSpec & Record<string, unknown>;
+  for (const f of BIGINT_SPEC_FIELDS) if (typeof j[f] === 'string') spec[f] = BigInt(j[f] as string);
+  return spec;
+}
+
+/** Apply one host event (the state is replaced on creation, mutated otherwise). */
+export function applyHostEvent(state: HostState | null, ev: HostEvent, time: bigint): HostState {
+  if (ev.type === 'HostCreated') return createHost(hostSpecFromJson(ev.data.spec));
+  if (!state) throw new Error(`${ev.type} before HostCreated`);
+  if (ev.type === 'RealtimeStepped') stepRealtime(state, time, BigInt(ev.data.deltaNs));
+  else setRealtimeSlew(state, time, BigInt(ev.data.slewPpb));
+  return state;
+}
+
+/** The immutable form used by live sessions. */
+export function evolveHost(state: HostState | null, ev: HostEvent, time: bigint): HostState {
+  if (state === null || ev.type === 'HostCreated') return applyHostEvent(null, ev, time);
+  return produce(state, (d) => {
+    applyHostEvent(d as HostState, ev, time);
+  });
+}
+
+export function hostSample(h: HostState, t: bigint): HostSample {
+  return sampleHost(h, t);
+}

@@ -1,0 +1,72 @@
+// The migration stream (migration-<id>): its parameters, the phases it went through, and how it
+// ended. The ioctls themselves are recorded in the VM streams.
+import type { Json } from '../codec.js';
+
+export type MigrationPhase = 'pausing' | 'saving' | 'transferring' | 'restoring' | 'resuming' | 'verifying' | 'rollingBack';
+export type MigrationStatus = 'running' | 'completed' | 'failed';
+
+export interface MigrationStartedData {
+  migrationId: string;
+  vmId: string;
+  newVmId: string;
+  fromHost: string;
+  toHost: string;
+  strategy: string;
+  params: { [k: string]: Json };
+}
+
+export interface MigrationFailure {
+  step: string;
+  reason: string;
+  position: number | null;
+}
+
+export type MigrationEvent =
+  | { type: 'MigrationStarted'; data: MigrationStartedData }
+  | { type: 'MigrationPhaseEntered'; data: { phase: MigrationPhase } }
+  | { type: 'BlackoutElapsed'; data: { ns: string } }
+  | { type: 'MigrationStepRecorded'; data: { step: string; note: string } }
+  | { type: 'MigrationCompleted'; data: Record<string, never> }
+  | { type: 'MigrationFailed'; data: MigrationFailure };
+
+export interface MigrationState extends MigrationStartedData {
+  phase: MigrationPhase | null;
+  phases: { phase: MigrationPhase; time: string }[];
+  status: MigrationStatus;
+  failure: MigrationFailure | null;
+  startedAt: string;
+  endedAt: string | null;
+  steps: { step: string; note: string; time: string }[];
+}
+
+export function migrationStreamId(id: string): string {
+  return `migration-${id}`;
+}
+
+export function applyMigrationEvent(state: MigrationState | null, ev: MigrationEvent, time: bigint): MigrationState {
+  if (ev.type === 'MigrationStarted') {
+    return { ...ev.data, phase: null, phases: [], status: 'running', failure: null, startedAt: time.toString(), endedAt: null, steps: [] };
+  }
+  if (!state) throw new Error(`${ev.type} before MigrationStarted`);
+  switch (ev.type) {
+    case 'MigrationPhaseEntered':
+      state.phase = ev.data.phase;
+      state.phases.push({ phase: ev.data.phase, time: time.toString() });
+      break;
+    case 'BlackoutElapsed':
+      break;
+    case 'MigrationStepRecorded':
+      state.steps.push({ ...ev.data, time: time.toString() });
+      break;
+    case 'MigrationCompleted':
+      state.status = 'completed';
+      state.endedAt = time.toString();
+      break;
+    case 'MigrationFailed':
+      state.status = 'failed';
+      state.failure = ev.data;
+      state.endedAt = time.toString();
+      break;
+  }
+  return state;
+}

@@ -1,0 +1,126 @@
+// Rebuilding stream state from the log: the latest snapshot at or before the target, then the
+// events after it, through the stream's pure reducer. Snapshots are written every N events so
+// time travel never rescans a whole stream.
+import { freeze } from 'immer';
+import { deserialize, serialize } from 'node:v8';
+import type { EventStore, RawEvent } from '../store/types.js';
+import type { EvolveOptions } from './vm/evolve.js';
+import { applyStreamEvent, streamKind, type StreamState } from './streams.js';
+import { CODE_VERSION } from './version.js';
+
+export const SNAPSHOT_EVERY = 500;
+
+/** Where to stop: after a global position, at a stream version, or at a simulated instant (inclusive). */
+export interface RebuildTarget {
+  position?: number;
+  version?: number;
+  time?: bigint;
+}
+
+export interface Rebuilt<S = StreamState> {
+  state: S | null;
+  /** the stream version the state reflects (0: the stream has no events yet) */
+  version: number;
+  /** the global position of that version's event */
+  position: number;
+}
+
+export interface RebuildOptions extends EvolveOptions {
+  /** write snapshots while rebuilding (default: yes, unless a profile is substituted) */
+  saveSnapshots?: boolean;
+}
+
+/** The last global position a target allows. */
+export function targetPosition(store: EventStore, streamId: string, t: RebuildTarget): number {
+  let max = store.lastPosition();
+  if (t.position !== undefined) max = Math.min(max, t.position);
+  if (t.time !== undefined) max = Math.min(max, store.positionAtTime(t.time));
+  if (t.version !== undefined) {
+    const p = t.version === 0 ? 0 : store.positionOfVersion(streamId, t.version);
+    if (p === undefined) return Math.min(max, Number.MAX_SAFE_INTEGER);
+    max = Math.min(max, p);
+  }
+  return max;
+}
+
+// Current (tip) states already rebuilt in this process, keyed by database and stream.
+const tipCache = new Map<string, Rebuilt>();
+const cacheKey = (store: EventStore, streamId: string) => `${store.path}\u0000${streamId}`;
+
+/** Forget cached states (tests that rewrite a database under the same path). */
+export function clearRebuildCache(): void {
+  tipCache.clear();
+}
+
+/** Decode a raw row into the event shape the reducers take. */
+export function decodeRaw(r: RawEvent): { type: string; data: object; time: bigint } {
+  return { type: r.type, data: JSON.parse(r.data) as object, time: BigInt(r.time) };
+}
+
+/** Rebuild one stream's state at a target (default: its latest event). */
+export function rebuildStream<S extends StreamState = StreamState>(
+  store: EventStore,
+  streamId: string,
+  target: RebuildTarget = {},
+  opts: RebuildOptions = {},
+): Rebuilt<S> {
+  const kind = streamKind(streamId);
+  const maxPosition = targetPosition(store, streamId, target);
+  const substituted = opts.profile !== undefined;
+  const save = (opts.saveSnapshots ?? true) && !substituted;
+
+  // Start from the best of: nothing, this process's cached tip, the latest stored snapshot.
+  let state: StreamState | null = null;
+  let version = 0;
+  let position = 0;
+  let shared = false; // a cached tip is frozen and shared: copy it before moving it forward
+  if (!substituted) {
+    const cached = tipCache.get(cacheKey(store, streamId));
+    if (cached && cached.position <= maxPosition) ({ state, version, position } = cached), (shared = true);
+    const snap = store.latestSnapshot(streamId, CODE_VERSION, maxPosition);
+    if (snap && snap.position > position) {
+      state = deserialize(snap.state) as StreamState;
+      version = snap.version;
+      position = snap.position;
+      shared = false;
+    }
+  }
+  for (const raw of store.scan({ streamId, fromPosition: position + 1, toPosition: maxPosition })) {
+    if (shared && state !== null) state = deserialize(serialize(state)) as StreamState;
+    shared = false;
+    const ev = decodeRaw(raw);
+    state = applyStreamEvent(kind, state, ev, ev.time, opts).state;
+    version = raw.version;
+    position = raw.position;
+    if (save && version % SNAPSHOT_EVERY === 0) {
+      store.saveSnapshot({ streamId, version, position, codeVersion: CODE_VERSION, state: serialize(state) });
+    }
+  }
+  if (state !== null && !shared) freeze(state, true);
+  const result: Rebuilt = { state, version, position };
+  if (!substituted && version > 0 && version === store.streamVersion(streamId)) tipCache.set(cacheKey(store, streamId), result);
+  return result as Rebuilt<S>;
+}
+
+/** Remember a state a session just committed, so the next load in this process starts from it. */
+export function rememberTip(store: EventStore, streamId: string, r: Rebuilt): void {
+  tipCache.set(cacheKey(store, streamId), r);
+}
+
+/** Rebuild every stream up to a position in one pass over the log (the full replay). */
+export function rebuildAll(store: EventStore, toPosition?: number, opts: EvolveOptions = {}, onProgress?: (position: number) => void): Map<string, Rebuilt> {
+  const states = new Map<string, Rebuilt>();
+  let n = 0;
+  for (const raw of store.scan({ toPosition })) {
+    const cur = states.get(raw.streamId);
+    const ev = decodeRaw(raw);
+    const next = applyStreamEvent(streamKind(raw.streamId), cur?.state ?? null, ev, ev.time, opts).state;
+    if (cur) {
+      cur.state = next;
+      cur.version = raw.version;
+      cur.position = raw.position;
+    } else states.set(raw.streamId, { state: next, version: raw.version, position: raw.position });
+    if (onProgress && ++n % 10_000 === 0) onProgress(raw.position);
+  }
+  return states;
+}

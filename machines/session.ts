@@ -1,0 +1,273 @@
+// A unit of work: the streams one invocation reads, the events it decides to record, and the
+// states those events evolve to. Nothing reaches the log until commit(), which appends every
+// stream's events in one transaction, each checked against the version it was read at.
+import { produce } from 'immer';
+import { sampleHost, type HostSample, type HostSpec, type HostState } from '../kvm/host.js';
+import { ConflictError } from '../store/errors.js';
+import type { AppendBatch, CommitResult, EventMetadata, EventStore, NewEvent, WrittenEvent } from '../store/types.js';
+import { toJson, type Json } from './codec.js';
+import { hostSpecToJson, hostStreamId, type HostEvent } from './host/host.js';
+import { LEDGER_STREAM, type LedgerState } from './ledger/ledger.js';
+import { rebuildStream, rememberTip } from './rebuild.js';
+import { applyStreamEvent, streamKind, type DomainEvent, type StreamState } from './streams.js';
+import { CODE_VERSION } from './version.js';
+import { vmStreamId, type VmEvent } from './vm/events.js';
+import type { VmRecord } from './vm/evolve.js';
+import { decideVm, vmLifecycle, vmSnapshotOf, type VmCommand } from './vm/machine.js';
+import { dueTimer, nextTimerAt } from '../kvm/x86/vm.js';
+
+/** A command the domain refuses: unknown ids, a state that does not allow it, a conflict. */
+export class DomainError extends Error {
+  constructor(
+    readonly code: 'not_found' | 'invalid_state' | 'conflict' | 'invalid_request',
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'DomainError';
+  }
+}
+
+export interface SessionMeta {
+  handler: string;
+  requestId?: string;
+  correlationId?: string;
+}
+
+/** An event recorded in this session, by stream and version; its global position is known after commit. */
+export interface EventRef {
+  streamId: string;
+  version: number;
+}
+
+/** The global position a recorded event got. */
+export function positionOf(written: WrittenEvent[], ref: EventRef): number | null {
+  return written.find((w) => w.streamId === ref.streamId && w.version === ref.version)?.position ?? null;
+}
+
+interface Loaded {
+  base: number;
+  state: StreamState | null;
+  version: number;
+  position: number;
+  pending: NewEvent[];
+}
+
+type VmCommandInput = VmCommand extends infer C ? (C extends { hw: HostSample } ? Omit<C, 'hw'> : never) : never;
+
+export class Session {
+  private readonly loaded = new Map<string, Loaded>();
+  /** every recorded event in the order it was decided: the order it takes in the log */
+  private readonly order: { streamId: string; event: NewEvent }[] = [];
+  private clock: bigint | null = null;
+
+  constructor(
+    readonly store: EventStore,
+    readonly meta: SessionMeta,
+  ) {}
+
+  private load(streamId: string): Loaded {
+    let l = this.loaded.get(streamId);
+    if (!l) {
+      const r = rebuildStream(this.store, streamId);
+      l = { base: r.version, state: r.state, version: r.version, position: r.position, pending: [] };
+      this.loaded.set(streamId, l);
+    }
+    return l;
+  }
+
+  /** Record an event on a stream; the state evolves at once (the caller may pass it precomputed). */
+  record(streamId: string, ev: DomainEvent, time: bigint, next?: StreamState, extraMeta: EventMetadata = {}): EventRef {
+    const l = this.load(streamId);
+    if (next === undefined) {
+      const kind = streamKind(streamId);
+      next =
+        l.state === null
+          ? applyStreamEvent(kind, null, ev, time).state
+          : (produce(l.state, (d) => applyStreamEvent(kind, d as StreamState, ev, time).state) as StreamState);
+    }
+    l.state = next;
+    l.version++;
+    const metadata: EventMetadata = {
+      handler: this.meta.handler,
+      codeVersion: CODE_VERSION,
+      ...(this.meta.requestId !== undefined ? { requestId: this.meta.requestId, causationId: this.meta.requestId } : {}),
+      ...(this.meta.correlationId !== undefined ? { correlationId: this.meta.correlationId } : {}),
+      ...extraMeta,
+    };
+    const e: NewEvent = { type: ev.type, time, data: ev.data, metadata };
+    l.pending.push(e);
+    this.order.push({ streamId, event: e });
+    return { streamId, version: l.version };
+  }
+
+  // ---- time -------------------------------------------------------------------------------
+
+  /** The simulated true time. */
+  now(): bigint {
+    if (this.clock === null) this.clock = (this.load(LEDGER_STREAM).state as LedgerState | null)?.now ?? 0n;
+    return this.clock;
+  }
+
+  /** Let true time pass; the VMs' delayed kernel work fires at its due instants and is recorded. */
+  advanceTime(ns: bigint): bigint {
+    if (ns < 0n) throw new DomainError('invalid_request', 'time only moves forward');
+    const from = this.now();
+    const to = from + ns;
+    if (ns === 0n) return from;
+    const vms = this.aliveVmIds();
+    for (;;) {
+      let best: { vmId: string; at: bigint } | null = null;
+      for (const vmId of vms) {
+        const rec = this.vm(vmId);
+        const at = rec?.x86 ? nextTimerAt(rec.x86) : null;
+        if (at !== null && at <= to && (best === null || at < best.at)) best = { vmId, at };
+      }
+      if (!best) break;
+      this.clock = best.at > this.clock! ? best.at : this.clock;
+      const timer = dueTimer(this.vm(best.vmId)!.x86!, this.clock!)!;
+      this.vmCommand(best.vmId, { type: 'timer', timer });
+    }
+    this.clock = to;
+    this.record(LEDGER_STREAM, { type: 'TimeAdvanced', data: { from: from.toString(), to: to.toString() } }, to);
+    return to;
+  }
+
+  private aliveVmIds(): string[] {
+    const ids = this.store.streams('vm-').map((s) => s.slice(3));
+    for (const [sid] of this.loaded) if (sid.startsWith('vm-') && !ids.includes(sid.slice(3))) ids.push(sid.slice(3));
+    return ids.filter((id) => vmLifecycle(this.vm(id)) !== 'destroyed');
+  }
+
+  // ---- hosts ------------------------------------------------------------------------------
+
+  host(hostId: string): HostState | null {
+    return this.load(hostStreamId(hostId)).state as HostState | null;
+  }
+
+  requireHost(hostId: string): HostState {
+    const h = this.host(hostId);
+    if (!h) throw new DomainError('not_found', `no host '${hostId}'`, { hostId });
+    return h;
+  }
+
+  createHost(spec: HostSpec): HostState {
+    if (this.host(spec.id)) throw new DomainError('conflict', `host '${spec.id}' already exists`, { hostId: spec.id });
+    const ev: HostEvent = { type: 'HostCreated', data: { spec: hostSpecToJson(spec) } };
+    this.record(hostStreamId(spec.id), ev, this.now());
+    return this.host(spec.id)!;
+  }
+
+  recordHostEvent(hostId: string, ev: HostEvent): HostState {
+    this.requireHost(hostId);
+    this.record(hostStreamId(hostId), ev, this.now());
+    return this.host(hostId)!;
+  }
+
+  sample(hostId: string): HostSample {
+    return sampleHost(this.requireHost(hostId), this.now());
+  }
+
+  // ---- VMs --------------------------------------------------------------------------------
+
+  vm(vmId: string): VmRecord | null {
+    return this.load(vmStreamId(vmId)).state as VmRecord | null;
+  }
+
+  requireVm(vmId: string): VmRecord {
+    const v = this.vm(vmId);
+    if (!v) throw new DomainError('not_found', `no VM '${vmId}'`, { vmId });
+    return v;
+  }
+
+  /** Decide a VM command through the VM machine, record its event, and return the kernel's result. */
+  vmCommand(vmId: string, cmd: VmCommandInput): { event: VmEvent; result: Json; ref: EventRef } {
+    const rec = this.vm(vmId);
+    const hostId = cmd.type === 'create' ? cmd.data.hostId : rec?.hostId;
+    if (cmd.type !== 'create' && !rec) throw new DomainError('not_found', `no VM '${vmId}'`, { vmId });
+    if (cmd.type === 'create' && rec) throw new DomainError('conflict', `VM '${vmId}' already exists`, { vmId });
+    const hw = this.sample(hostId!);
+    const decision = decideVm(vmSnapshotOf(rec), { ...cmd, hw } as VmCommand);
+    if (!decision) {
+      const state = vmLifecycle(rec);
+      const why =
+        state === 'destroyed'
+          ? `VM '${vmId}' was destroyed (${rec!.destroyReason})`
+          : cmd.type === 'guest' || cmd.type === 'exit'
+            ? `vCPU ${cmd.vcpu} of VM '${vmId}' is not in KVM_RUN`
+            : `VM '${vmId}' is ${state}`;
+      throw new DomainError('invalid_state', why, { vmId, state });
+    }
+    const ref = this.record(vmStreamId(vmId), decision.event, hw.t, decision.snapshot.context.rec!, {
+      profile: decision.snapshot.context.rec!.profile,
+    });
+    return { event: decision.event, result: decision.result, ref };
+  }
+
+  /** The state of any loaded stream (for migrations and audits). */
+  stream(streamId: string): StreamState | null {
+    return this.load(streamId).state;
+  }
+
+  /** How many events this session has recorded so far. */
+  pendingCount(): number {
+    return this.order.length;
+  }
+
+  // ---- commit -----------------------------------------------------------------------------
+
+  commit(response?: (written: WrittenEvent[]) => unknown): CommitResult {
+    // Keep the decision order across streams (so time never goes backwards in position order):
+    // one batch per run of consecutive events on a stream, each expecting the version before it.
+    const batches: AppendBatch[] = [];
+    const next = new Map<string, number>();
+    for (const { streamId, event } of this.order) {
+      const last = batches.at(-1);
+      if (last && last.streamId === streamId) {
+        last.events.push(event);
+      } else {
+        batches.push({ streamId, expectedVersion: next.get(streamId) ?? this.loaded.get(streamId)!.base, events: [event] });
+      }
+      next.set(streamId, (next.get(streamId) ?? this.loaded.get(streamId)!.base) + 1);
+    }
+    const r = this.store.commit(batches, { requestId: this.meta.requestId, handler: this.meta.handler, response });
+    if (!r.duplicate) {
+      const last = new Map<string, number>();
+      for (const w of r.written) last.set(w.streamId, w.position);
+      for (const [streamId, l] of this.loaded) {
+        if (!l.pending.length) continue;
+        rememberTip(this.store, streamId, { state: l.state, version: l.version, position: last.get(streamId)! });
+      }
+    }
+    return r;
+  }
+}
+
+/** Run a use case in a session, retrying from scratch when another writer got in first. */
+export function withSession<T>(
+  store: EventStore,
+  meta: SessionMeta,
+  work: (s: Session) => T,
+  respond: (value: T, written: WrittenEvent[]) => unknown,
+  attempts = 20,
+): { response: unknown; duplicate: boolean } {
+  if (meta.requestId !== undefined) {
+    const prior = store.findRequest(meta.requestId);
+    if (prior) return { response: prior.response, duplicate: true };
+  }
+  for (let i = 1; ; i++) {
+    const s = new Session(store, meta);
+    const value = work(s);
+    try {
+      const r = s.commit((written) => toJson(respond(value, written)));
+      return { response: r.response, duplicate: r.duplicate };
+    } catch (e) {
+      if (!(e instanceof ConflictError) || i >= attempts) {
+        if (e instanceof ConflictError) throw new DomainError('conflict', e.message, e.details);
+        throw e;
+      }
+      // Someone appended to a stream we read: decide again from the new state.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(50, i * 2));
+    }
+  }
+}

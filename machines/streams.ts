@@ -1,0 +1,47 @@
+// Which reducer evolves which stream: the stream id's prefix names its kind.
+import type { HostState } from '../kvm/host.js';
+import type { Json } from './codec.js';
+import { applyHostEvent, type HostEvent } from './host/host.js';
+import { applyLedgerEvent, LEDGER_STREAM, type LedgerEvent, type LedgerState } from './ledger/ledger.js';
+import type { VmEvent } from './vm/events.js';
+import { applyVmEvent, type EvolveOptions, type VmRecord } from './vm/evolve.js';
+import { applyMigrationEvent, type MigrationEvent, type MigrationState } from './migration/state.js';
+
+export type StreamKind = 'ledger' | 'host' | 'vm' | 'migration';
+
+export function streamKind(streamId: string): StreamKind {
+  if (streamId === LEDGER_STREAM) return 'ledger';
+  if (streamId.startsWith('host-')) return 'host';
+  if (streamId.startsWith('vm-')) return 'vm';
+  if (streamId.startsWith('migration-')) return 'migration';
+  throw new Error(`unknown stream kind: ${streamId}`);
+}
+
+export type StreamState = LedgerState | HostState | VmRecord | MigrationState;
+
+export interface DomainEvent {
+  type: string;
+  data: Json | object;
+}
+
+/** Apply one event to a stream's state, mutating it (or creating it). Returns the new state and the kernel's result for VM events. */
+export function applyStreamEvent(
+  kind: StreamKind,
+  state: StreamState | null,
+  ev: DomainEvent,
+  time: bigint,
+  opts?: EvolveOptions,
+): { state: StreamState; result: Json } {
+  switch (kind) {
+    case 'ledger':
+      return { state: applyLedgerEvent(state as LedgerState | null, ev as LedgerEvent), result: null };
+    case 'host':
+      return { state: applyHostEvent(state as HostState | null, ev as HostEvent, time), result: null };
+    case 'vm': {
+      const r = applyVmEvent(state as VmRecord | null, ev as VmEvent, time, opts);
+      return { state: r.rec, result: r.result };
+    }
+    case 'migration':
+      return { state: applyMigrationEvent(state as MigrationState | null, ev as MigrationEvent, time), result: null };
+  }
+}

@@ -1,0 +1,95 @@
+// The events of a VM's stream (vm-<id>): every ioctl, guest instruction, vCPU exit and delayed
+// kernel work, each with the inputs that came from hardware (hw) so it can be re-executed.
+import type { Arch, Arm64HostCaps, X86HostCaps } from '../../kvm/host.js';
+import type { HwJson, Json } from '../codec.js';
+
+/** What a VM keeps of its host: the capabilities the emulated kernel consults. */
+export interface VmHostInfo {
+  counterHz: bigint;
+  counterClocksource: boolean;
+  x86: X86HostCaps | null;
+  arm64: Arm64HostCaps | null;
+}
+
+export interface VmHostInfoJson {
+  counterHz: string;
+  counterClocksource: boolean;
+  x86: (Omit<X86HostCaps, 'maxRatio'> & { maxRatio: string }) | null;
+  arm64: Arm64HostCaps | null;
+}
+
+export interface VmCreatedData {
+  vmId: string;
+  hostId: string;
+  arch: Arch;
+  profile: string;
+  host: VmHostInfoJson;
+  hw: HwJson;
+}
+
+export interface IoctlIssuedData {
+  vcpu: number | null;
+  ioctl: string;
+  arg: Json;
+  ret: number;
+  errno?: string;
+  out?: Json;
+  hw: HwJson;
+}
+
+export interface GuestExecutedData {
+  vcpu: number;
+  op: string;
+  msr?: Json;
+  value?: Json;
+  result: Json;
+  hw: HwJson;
+}
+
+export interface VcpuExitedData {
+  vcpu: number;
+  hw: HwJson;
+}
+
+export interface TimerFiredData {
+  timer: string;
+  hw: HwJson;
+}
+
+export interface VmDestroyedData {
+  reason: string;
+  hw: HwJson;
+}
+
+export type VmEvent =
+  | { type: 'VmCreated'; data: VmCreatedData }
+  | { type: 'IoctlIssued'; data: IoctlIssuedData }
+  | { type: 'GuestExecuted'; data: GuestExecutedData }
+  | { type: 'VcpuExited'; data: VcpuExitedData }
+  | { type: 'TimerFired'; data: TimerFiredData }
+  | { type: 'VmDestroyed'; data: VmDestroyedData };
+
+export type VmEventType = VmEvent['type'];
+export const VM_EVENT_TYPES: readonly VmEventType[] = ['VmCreated', 'IoctlIssued', 'GuestExecuted', 'VcpuExited', 'TimerFired', 'VmDestroyed'];
+
+export function vmStreamId(vmId: string): string {
+  return `vm-${vmId}`;
+}
+
+export function hostInfoToJson(h: VmHostInfo): VmHostInfoJson {
+  return {
+    counterHz: h.counterHz.toString(),
+    counterClocksource: h.counterClocksource,
+    x86: h.x86 ? { ...h.x86, maxRatio: h.x86.maxRatio.toString() } : null,
+    arm64: h.arm64,
+  };
+}
+
+export function hostInfoFromJson(h: VmHostInfoJson): VmHostInfo {
+  return {
+    counterHz: BigInt(h.counterHz),
+    counterClocksource: h.counterClocksource,
+    x86: h.x86 ? { ...h.x86, maxRatio: BigInt(h.x86.maxRatio) } : null,
+    arm64: h.arm64,
+  };
+}

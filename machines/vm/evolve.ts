@@ -1,0 +1,110 @@
+// Evolving a VM's state from its recorded events: each event is re-executed against the
+// emulated kernel with the hardware inputs it recorded, so the state that was live is rebuilt
+// exactly, and a different kernel profile can be substituted to see what would have changed.
+import type { Arch, HostSample } from '../../kvm/host.js';
+import { getProfile, resolveProfile, type KernelProfile } from '../../kvm/profiles.js';
+import type { X86Ctx, X86Vm } from '../../kvm/x86/state.js';
+import { x86Guest } from '../../kvm/x86/guest.js';
+import { x86Ioctl } from '../../kvm/x86/ioctl.js';
+import { kvmArchInitVm, kickRunningVcpus, kvmVcpuExitToUser, runTimer, type X86TimerName } from '../../kvm/x86/vm.js';
+import { findVcpu } from '../../kvm/x86/state.js';
+import { KvmUsageError } from '../../kvm/errors.js';
+import { hwFromJson, toJson, type Json } from '../codec.js';
+import { hostInfoFromJson, type VmEvent, type VmHostInfo } from './events.js';
+
+/** The state of one VM stream. */
+export interface VmRecord {
+  vmId: string;
+  hostId: string;
+  arch: Arch;
+  /** the profile of the host's kernel, as recorded */
+  profile: string;
+  host: VmHostInfo;
+  destroyed: boolean;
+  destroyReason: string | null;
+  x86: X86Vm | null;
+  /** the simulated instant of the last event */
+  lastTime: bigint;
+  /** the stream version this state reflects */
+  version: number;
+}
+
+export interface EvolveOptions {
+  /** re-execute under this profile instead of the recorded one */
+  profile?: KernelProfile;
+}
+
+const profileCache = new Map<string, KernelProfile>();
+function profileOf(rec: VmRecord, opts?: EvolveOptions): KernelProfile {
+  if (opts?.profile) return opts.profile;
+  let p = profileCache.get(rec.profile);
+  if (!p) {
+    p = rec.profile.includes('+') ? resolveProfile(rec.profile) : getProfile(rec.profile);
+    profileCache.set(rec.profile, p);
+  }
+  return p;
+}
+
+export function x86Ctx(rec: VmRecord, hw: HostSample, opts?: EvolveOptions): X86Ctx {
+  return { caps: rec.host.x86!, sw: profileOf(rec, opts).x86, hw, tscClocksource: rec.host.counterClocksource };
+}
+
+/**
+ * Apply one event to a VM record (mutated in place; pass an immer draft or a private copy).
+ * Returns the record (new for VmCreated) and the result the kernel computed, as JSON.
+ */
+export function applyVmEvent(rec: VmRecord | null, ev: VmEvent, time: bigint, opts?: EvolveOptions): { rec: VmRecord; result: Json } {
+  if (ev.type === 'VmCreated') {
+    const d = ev.data;
+    const created: VmRecord = {
+      vmId: d.vmId,
+      hostId: d.hostId,
+      arch: d.arch,
+      profile: d.profile,
+      host: hostInfoFromJson(d.host),
+      destroyed: false,
+      destroyReason: null,
+      x86: null,
+      lastTime: time,
+      version: 1,
+    };
+    const hw = hwFromJson(d.hw, time);
+    if (d.arch === 'x86') created.x86 = kvmArchInitVm(x86Ctx(created, hw, opts));
+    return { rec: created, result: null };
+  }
+  if (!rec) throw new Error(`${ev.type} before VmCreated`);
+  rec.lastTime = time;
+  rec.version++;
+  const hw = hwFromJson(ev.data.hw, time);
+  if (rec.arch !== 'x86' || !rec.x86) throw new Error(`arch ${rec.arch} is not emulated`);
+  const ctx = x86Ctx(rec, hw, opts);
+  const vm = rec.x86;
+  switch (ev.type) {
+    case 'IoctlIssued': {
+      const d = ev.data;
+      const r = x86Ioctl(ctx, vm, { ioctl: d.ioctl, vcpu: d.vcpu ?? undefined, arg: d.arg ?? undefined });
+      return { rec, result: toJson(r) };
+    }
+    case 'GuestExecuted': {
+      const d = ev.data;
+      const r = x86Guest(ctx, vm, { vcpu: d.vcpu, op: d.op, msr: d.msr, value: d.value });
+      return { rec, result: toJson(r) };
+    }
+    case 'VcpuExited': {
+      const v = findVcpu(vm, ev.data.vcpu);
+      if (!v) throw new KvmUsageError('not_found', 'vcpu', `no vCPU ${ev.data.vcpu}`);
+      kvmVcpuExitToUser(v);
+      return { rec, result: null };
+    }
+    case 'TimerFired':
+      runTimer(ctx, vm, ev.data.timer as X86TimerName);
+      return { rec, result: null };
+    case 'VmDestroyed':
+      for (const v of vm.vcpus) v.running = false;
+      rec.destroyed = true;
+      rec.destroyReason = ev.data.reason;
+      return { rec, result: null };
+  }
+}
+
+export { kickRunningVcpus };

@@ -1,0 +1,143 @@
+// The VM as an XState machine: it decides whether a command is acceptable in the VM's current
+// lifecycle state and what to record for it. Deciding runs the emulated kernel once (through
+// applyVmEvent on an immer draft), so the recorded result is exactly what replay will recompute.
+import { produce } from 'immer';
+import { assign, initialTransition, setup, transition, type SnapshotFrom } from 'xstate';
+import type { HostSample } from '../../kvm/host.js';
+import { hwToJson, toJson, type Json } from '../codec.js';
+import type { VmCreatedData, VmEvent } from './events.js';
+import { applyVmEvent, type VmRecord } from './evolve.js';
+
+export type VmCommand =
+  | { type: 'create'; data: Omit<VmCreatedData, 'hw'>; hw: HostSample }
+  | { type: 'ioctl'; vcpu: number | null; ioctl: string; arg: unknown; hw: HostSample }
+  | { type: 'guest'; vcpu: number; op: string; msr?: unknown; value?: unknown; hw: HostSample }
+  | { type: 'exit'; vcpu: number; hw: HostSample }
+  | { type: 'timer'; timer: string; hw: HostSample }
+  | { type: 'destroy'; reason: string; hw: HostSample };
+
+export interface VmMachineContext {
+  rec: VmRecord | null;
+  /** what the last command recorded, and the kernel's result for it */
+  recorded: VmEvent | null;
+  result: Json;
+}
+
+/** The event a command records, before the kernel's result is filled in. */
+function commandToEvent(cmd: VmCommand): VmEvent {
+  const hw = hwToJson(cmd.hw);
+  switch (cmd.type) {
+    case 'create':
+      return { type: 'VmCreated', data: { ...cmd.data, hw } };
+    case 'ioctl':
+      return { type: 'IoctlIssued', data: { vcpu: cmd.vcpu, ioctl: cmd.ioctl, arg: toJson(cmd.arg ?? null), ret: 0, hw } };
+    case 'guest': {
+      const data: VmEvent & { type: 'GuestExecuted' } = { type: 'GuestExecuted', data: { vcpu: cmd.vcpu, op: cmd.op, result: null, hw } };
+      if (cmd.msr !== undefined) data.data.msr = toJson(cmd.msr);
+      if (cmd.value !== undefined) data.data.value = toJson(cmd.value);
+      return data;
+    }
+    case 'exit':
+      return { type: 'VcpuExited', data: { vcpu: cmd.vcpu, hw } };
+    case 'timer':
+      return { type: 'TimerFired', data: { timer: cmd.timer, hw } };
+    case 'destroy':
+      return { type: 'VmDestroyed', data: { reason: cmd.reason, hw } };
+  }
+}
+
+/** Run the kernel for a command and complete its event with the result. */
+function decide(rec: VmRecord | null, cmd: VmCommand): VmMachineContext {
+  const ev = commandToEvent(cmd);
+  let result: Json = null;
+  const next =
+    rec === null
+      ? applyVmEvent(null, ev, cmd.hw.t).rec
+      : produce(rec, (draft) => {
+          result = applyVmEvent(draft as VmRecord, ev, cmd.hw.t).result;
+        });
+  if (ev.type === 'IoctlIssued') {
+    const r = result as unknown as { ret: number; errno?: string; out?: Json };
+    ev.data.ret = r.ret;
+    if (r.errno !== undefined) ev.data.errno = r.errno;
+    if (r.out !== undefined) ev.data.out = r.out;
+  } else if (ev.type === 'GuestExecuted') {
+    ev.data.result = result;
+  }
+  return { rec: next, recorded: ev, result };
+}
+
+const anyRunning = (rec: VmRecord | null) => !!rec?.x86?.vcpus.some((v) => v.running);
+
+export const vmMachine = setup({
+  types: {
+    context: {} as VmMachineContext,
+    events: {} as VmCommand,
+    input: {} as { rec: VmRecord | null } | undefined,
+  },
+  guards: {
+    anyVcpuRunning: ({ context }) => anyRunning(context.rec),
+    vcpuRunning: ({ context, event }) =>
+      event.type === 'guest' || event.type === 'exit' ? !!context.rec?.x86?.vcpus.find((v) => v.id === event.vcpu)?.running : false,
+  },
+  actions: {
+    decide: assign(({ context, event }) => decide(context.rec, event)),
+  },
+}).createMachine({
+  id: 'vm',
+  context: ({ input }) => ({ rec: input?.rec ?? null, recorded: null, result: null }),
+  initial: 'absent',
+  states: {
+    absent: {
+      on: { create: { target: 'alive', actions: 'decide' } },
+    },
+    alive: {
+      initial: 'stopped',
+      states: {
+        // No vCPU is in KVM_RUN: the guest does not execute.
+        stopped: {
+          always: { guard: 'anyVcpuRunning', target: 'running' },
+        },
+        // At least one vCPU is in KVM_RUN.
+        running: {
+          always: { guard: ({ context }) => !anyRunning(context.rec), target: 'stopped' },
+          on: {
+            guest: { guard: 'vcpuRunning', actions: 'decide' },
+            exit: { guard: 'vcpuRunning', actions: 'decide' },
+          },
+        },
+      },
+      on: {
+        ioctl: { actions: 'decide' },
+        timer: { actions: 'decide' },
+        destroy: { target: 'destroyed', actions: 'decide' },
+      },
+    },
+    destroyed: { type: 'final' },
+  },
+});
+
+export type VmSnapshot = SnapshotFrom<typeof vmMachine>;
+
+/** The machine snapshot for a rebuilt record (restoring an actor from the log, not from a persisted snapshot). */
+export function vmSnapshotOf(rec: VmRecord | null): VmSnapshot {
+  if (!rec) return initialTransition(vmMachine, { rec: null })[0];
+  const value = rec.destroyed ? 'destroyed' : { alive: anyRunning(rec) ? 'running' : 'stopped' };
+  return vmMachine.resolveState({ value, context: { rec, recorded: null, result: null } });
+}
+
+/** The lifecycle state name of a VM record. */
+export function vmLifecycle(rec: VmRecord | null): 'absent' | 'stopped' | 'running' | 'destroyed' {
+  if (!rec) return 'absent';
+  if (rec.destroyed) return 'destroyed';
+  return anyRunning(rec) ? 'running' : 'stopped';
+}
+
+/** Decide a command: the next snapshot and the event to record, or null when the machine refuses it. */
+export function decideVm(snapshot: VmSnapshot, cmd: VmCommand): { snapshot: VmSnapshot; event: VmEvent; result: Json } | null {
+  const clean = { ...snapshot.context, recorded: null, result: null };
+  const start = snapshot.context.recorded ? vmMachine.resolveState({ value: snapshot.value, context: clean }) : snapshot;
+  const [next] = transition(vmMachine, start, cmd);
+  if (!next.context.recorded) return null;
+  return { snapshot: next, event: next.context.recorded, result: next.context.result };
+}

@@ -1,0 +1,47 @@
+// What a VM looks like at an instant: its recorded kernel state plus what the guest would read
+// at that instant (each vCPU's TSC and kvmclock) and what KVM_GET_CLOCK would return.
+import { sampleHost, type HostState } from '../../kvm/host.js';
+import { getKvmclock, guestPvclockRead } from '../../kvm/x86/clock.js';
+import { kvmReadL1Tsc } from '../../kvm/x86/tsc.js';
+import { toJson, type Json } from '../codec.js';
+import type { VmRecord } from './evolve.js';
+import { x86Ctx } from './evolve.js';
+import { vmLifecycle } from './machine.js';
+
+export interface GuestClockView {
+  vcpu: number;
+  running: boolean;
+  tsc: bigint;
+  kvmclock: bigint | null;
+  pvclockFlags: number | null;
+}
+
+/** The guest-visible clocks of every vCPU at true time t, computed without changing anything. */
+export function guestClocksAt(rec: VmRecord, host: HostState, t: bigint): { kvmclock: bigint | null; vcpus: GuestClockView[] } {
+  if (!rec.x86) return { kvmclock: null, vcpus: [] };
+  const ctx = x86Ctx(rec, sampleHost(host, t));
+  return {
+    kvmclock: getKvmclock(ctx, rec.x86).clock,
+    vcpus: rec.x86.vcpus.map((v) => {
+      const tsc = kvmReadL1Tsc(ctx, v, ctx.hw.tsc);
+      return { vcpu: v.id, running: v.running, tsc, kvmclock: v.pvti ? guestPvclockRead(v.pvti, tsc) : null, pvclockFlags: v.pvti?.flags ?? null };
+    }),
+  };
+}
+
+/** The JSON users see for a VM (the same whether computed live or rebuilt later). */
+export function vmView(rec: VmRecord, host: HostState | null, at?: bigint): Json {
+  const base = {
+    vmId: rec.vmId,
+    hostId: rec.hostId,
+    arch: rec.arch,
+    profile: rec.profile,
+    lifecycle: vmLifecycle(rec),
+    destroyReason: rec.destroyReason,
+    version: rec.version,
+    lastEventTime: rec.lastTime,
+    kvm: rec.x86,
+  };
+  if (at === undefined || !host || rec.destroyed) return toJson(base);
+  return toJson({ ...base, at, guest: guestClocksAt(rec, host, at) });
+}

@@ -1,0 +1,269 @@
+// The event log on SQLite (better-sqlite3): WAL, a busy timeout and BEGIN IMMEDIATE so several
+// processes can append to one file; every append checks the expected stream version and extends
+// the hash chain inside the same transaction.
+import Database from 'better-sqlite3';
+import { existsSync, unlinkSync } from 'node:fs';
+import { canonicalJson, chainHash, GENESIS_HASH } from './canonical.js';
+import { ConflictError, StoreError } from './errors.js';
+import { latestSchemaVersion, migrate } from './migrate.js';
+import type {
+  AppendBatch,
+  CommitOptions,
+  CommitResult,
+  EventStore,
+  RawEvent,
+  ReadOptions,
+  SnapshotRecord,
+  StoredEvent,
+  VerifyResult,
+  WrittenEvent,
+} from './types.js';
+
+export interface OpenOptions {
+  /** how long a writer waits for another process's lock (ms) */
+  busyTimeoutMs?: number;
+  readonly?: boolean;
+  /** discard snapshots written by any other code version */
+  codeVersion?: string;
+}
+
+const RAW_COLUMNS = 'position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, metadata';
+
+export function openEventStore(path: string, opts: OpenOptions = {}): EventStore {
+  return new SqliteEventStore(path, opts);
+}
+
+class SqliteEventStore implements EventStore {
+  private readonly db: Database.Database;
+  private readonly stmts;
+
+  constructor(
+    readonly path: string,
+    opts: OpenOptions,
+  ) {
+    try {
+      this.db = new Database(path, { timeout: opts.busyTimeoutMs ?? 30_000, readonly: opts.readonly ?? false });
+    } catch (e) {
+      throw new StoreError('io', `cannot open event log ${path}: ${(e as Error).message}`);
+    }
+    try {
+      if (!opts.readonly) {
+        this.db.pragma('journal_mode = WAL');
+        this.db.pragma('synchronous = NORMAL');
+        migrate(this.db);
+      } else {
+        migrateCheckOnly(this.db);
+      }
+    } catch (e) {
+      this.db.close();
+      throw e;
+    }
+    const db = this.db;
+    this.stmts = {
+      insert: db.prepare(
+        'INSERT INTO events (position, stream_id, version, type, schema_version, time, data, metadata, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      last: db.prepare('SELECT position, hash FROM events ORDER BY position DESC LIMIT 1'),
+      streamVersion: db.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ?').pluck(),
+      streamVersionAt: db.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ? AND position <= ?').pluck(),
+      positionOfVersion: db.prepare('SELECT position FROM events WHERE stream_id = ? AND version = ?').pluck(),
+      findRequest: db.prepare('SELECT response FROM requests WHERE request_id = ?').pluck(),
+      insertRequest: db.prepare('INSERT INTO requests (request_id, handler, first_position, last_position, response) VALUES (?, ?, ?, ?, ?)'),
+      positionAtTime: db.prepare('SELECT COALESCE(MAX(position), 0) FROM events WHERE time <= ?').pluck(),
+      saveSnapshot: db.prepare(
+        'INSERT OR REPLACE INTO snapshots (stream_id, version, position, code_version, state) VALUES (?, ?, ?, ?, ?)',
+      ),
+      latestSnapshot: db.prepare(
+        'SELECT stream_id AS streamId, version, position, code_version AS codeVersion, state FROM snapshots WHERE stream_id = ? AND code_version = ? AND position <= ? ORDER BY position DESC LIMIT 1',
+      ),
+    };
+    if (opts.codeVersion && !opts.readonly) {
+      db.prepare('DELETE FROM snapshots WHERE code_version != ?').run(opts.codeVersion);
+    }
+  }
+
+  transaction<T>(fn: () => T): T {
+    if (this.db.inTransaction) return fn();
+    return this.db.transaction(fn).immediate();
+  }
+
+  commit(batches: AppendBatch[], opts: CommitOptions = {}): CommitResult {
+    return this.transaction(() => {
+      if (opts.requestId !== undefined) {
+        const prior = this.stmts.findRequest.get(opts.requestId) as string | undefined;
+        if (prior !== undefined) return { duplicate: true, written: [], response: JSON.parse(prior) } as CommitResult;
+      }
+      const last = this.stmts.last.get() as { position: number; hash: string } | undefined;
+      let position = last?.position ?? 0;
+      let prevHash = last?.hash ?? GENESIS_HASH;
+      const versions = new Map<string, number>();
+      const written: WrittenEvent[] = [];
+      for (const b of batches) {
+        let version = versions.get(b.streamId) ?? (this.stmts.streamVersion.get(b.streamId) as number);
+        if (b.expectedVersion !== 'any' && b.expectedVersion !== version) {
+          throw new ConflictError(b.streamId, b.expectedVersion, version);
+        }
+        for (const e of b.events) {
+          position++;
+          version++;
+          const data = canonicalJson(e.data ?? null);
+          const metadata = canonicalJson(e.metadata ?? {});
+          const schemaVersion = e.schemaVersion ?? 1;
+          const time = e.time.toString();
+          const hash = chainHash(prevHash, { position, streamId: b.streamId, version, type: e.type, schemaVersion, time, data, metadata });
+          this.stmts.insert.run(position, b.streamId, version, e.type, schemaVersion, e.time, data, metadata, hash);
+          prevHash = hash;
+          written.push({ position, streamId: b.streamId, version, type: e.type });
+        }
+        versions.set(b.streamId, version);
+      }
+      const response = opts.response ? opts.response(written) : undefined;
+      if (opts.requestId !== undefined) {
+        this.stmts.insertRequest.run(
+          opts.requestId,
+          opts.handler ?? '',
+          written[0]?.position ?? null,
+          written.at(-1)?.position ?? null,
+          JSON.stringify(response ?? null),
+        );
+      }
+      return { duplicate: false, written, response } as CommitResult;
+    });
+  }
+
+  findRequest(requestId: string): { response: unknown } | undefined {
+    const r = this.stmts.findRequest.get(requestId) as string | undefined;
+    return r === undefined ? undefined : { response: JSON.parse(r) };
+  }
+
+  private where(o: ReadOptions): { sql: string; params: unknown[] } {
+    const clauses: string[] = [];
+    const params: unknown[] = [];
+    if (o.fromPosition !== undefined) (clauses.push('position >= ?'), params.push(o.fromPosition));
+    if (o.toPosition !== undefined) (clauses.push('position <= ?'), params.push(o.toPosition));
+    if (o.toTime !== undefined) (clauses.push('time <= ?'), params.push(o.toTime));
+    if (o.streamId !== undefined) (clauses.push('stream_id = ?'), params.push(o.streamId));
+    if (o.streamPrefix !== undefined) (clauses.push("stream_id >= ? AND stream_id < ?"), params.push(o.streamPrefix, o.streamPrefix + '\uffff'));
+    let sql = clauses.length ? ` WHERE ${clauses.join(' AND ')}` : '';
+    sql += ' ORDER BY position';
+    if (o.limit !== undefined) (sql += ' LIMIT ?'), params.push(o.limit);
+    return { sql, params };
+  }
+
+  scan(opts: ReadOptions = {}): IterableIterator<RawEvent> {
+    const { sql, params } = this.where(opts);
+    return this.db.prepare(`SELECT ${RAW_COLUMNS} FROM events${sql}`).iterate(...params) as IterableIterator<RawEvent>;
+  }
+
+  read(opts: ReadOptions = {}): StoredEvent[] {
+    const { sql, params } = this.where(opts);
+    const rows = this.db.prepare(`SELECT ${RAW_COLUMNS}, hash FROM events${sql}`).all(...params) as (RawEvent & { hash: string })[];
+    return rows.map((r) => ({
+      position: r.position,
+      streamId: r.streamId,
+      version: r.version,
+      type: r.type,
+      schemaVersion: r.schemaVersion,
+      time: BigInt(r.time),
+      data: JSON.parse(r.data),
+      metadata: JSON.parse(r.metadata),
+      hash: r.hash,
+    }));
+  }
+
+  streamVersion(streamId: string, atPosition?: number): number {
+    return (atPosition === undefined
+      ? this.stmts.streamVersion.get(streamId)
+      : this.stmts.streamVersionAt.get(streamId, atPosition)) as number;
+  }
+
+  streams(prefix = ''): string[] {
+    return this.db
+      .prepare('SELECT DISTINCT stream_id FROM events WHERE stream_id >= ? AND stream_id < ? ORDER BY stream_id')
+      .pluck()
+      .all(prefix, prefix + '\uffff') as string[];
+  }
+
+  lastPosition(): number {
+    return (this.stmts.last.get() as { position: number } | undefined)?.position ?? 0;
+  }
+
+  positionAtTime(t: bigint): number {
+    return this.stmts.positionAtTime.get(t) as number;
+  }
+
+  positionOfVersion(streamId: string, version: number): number | undefined {
+    return this.stmts.positionOfVersion.get(streamId, version) as number | undefined;
+  }
+
+  saveSnapshot(s: SnapshotRecord): void {
+    this.stmts.saveSnapshot.run(s.streamId, s.version, s.position, s.codeVersion, s.state);
+  }
+
+  latestSnapshot(streamId: string, codeVersion: string, maxPosition = Number.MAX_SAFE_INTEGER): SnapshotRecord | undefined {
+    return this.stmts.latestSnapshot.get(streamId, codeVersion, maxPosition) as SnapshotRecord | undefined;
+  }
+
+  verify(): VerifyResult {
+    let prev = GENESIS_HASH;
+    let expected = 1;
+    let checked = 0;
+    const versions = new Map<string, number>();
+    const rows = this.db.prepare(`SELECT ${RAW_COLUMNS}, hash FROM events ORDER BY position`).iterate() as IterableIterator<
+      RawEvent & { hash: string }
+    >;
+    for (const r of rows) {
+      const broken = (reason: string): VerifyResult => ({ intact: false, checked, firstBrokenPosition: r.position, reason });
+      if (r.position !== expected) return { intact: false, checked, firstBrokenPosition: expected, reason: `position ${expected} is missing` };
+      const v = (versions.get(r.streamId) ?? 0) + 1;
+      if (r.version !== v) return broken(`stream ${r.streamId} jumps to version ${r.version}, expected ${v}`);
+      if (chainHash(prev, r) !== r.hash) return broken('hash chain broken: the event or its predecessor was altered');
+      versions.set(r.streamId, v);
+      prev = r.hash;
+      expected++;
+      checked++;
+    }
+    return { intact: true, checked };
+  }
+
+  fork(position: number, targetPath: string): { events: number } {
+    if (!Number.isInteger(position) || position < 0) throw new StoreError('invalid_request', `fork position must be a non-negative integer, got ${position}`);
+    if (existsSync(targetPath)) throw new StoreError('invalid_request', `fork target ${targetPath} already exists`);
+    const target = new Database(targetPath);
+    try {
+      target.pragma('journal_mode = WAL');
+      migrate(target);
+    } finally {
+      target.close();
+    }
+    try {
+      this.db.prepare('ATTACH DATABASE ? AS fork').run(targetPath);
+      try {
+        const n = this.db.transaction(() => {
+          const r = this.db.prepare('INSERT INTO fork.events SELECT * FROM main.events WHERE position <= ?').run(position);
+          this.db.prepare('INSERT INTO fork.requests SELECT * FROM main.requests WHERE COALESCE(last_position, 0) <= ?').run(position);
+          this.db.prepare('INSERT INTO fork.snapshots SELECT * FROM main.snapshots WHERE position <= ?').run(position);
+          return r.changes;
+        })();
+        return { events: n };
+      } finally {
+        this.db.prepare('DETACH DATABASE fork').run();
+      }
+    } catch (e) {
+      for (const f of [targetPath, `${targetPath}-wal`, `${targetPath}-shm`]) if (existsSync(f)) unlinkSync(f);
+      throw e;
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+/** A read-only open cannot migrate: it only refuses a schema newer than it knows. */
+function migrateCheckOnly(db: Database.Database): void {
+  const v = db.pragma('user_version', { simple: true }) as number;
+  if (v > latestSchemaVersion()) {
+    throw new StoreError('schema_too_new', `database schema version ${v} is newer than this clockledger understands (${latestSchemaVersion()})`);
+  }
+}

@@ -1,0 +1,122 @@
+// The event-log interface: generic, knows nothing of what the events mean.
+
+/** Who recorded an event and why (every field optional; unknown fields are kept). */
+export interface EventMetadata {
+  handler?: string;
+  requestId?: string;
+  correlationId?: string;
+  causationId?: string;
+  profile?: string;
+  codeVersion?: string;
+  [key: string]: unknown;
+}
+
+export interface NewEvent {
+  type: string;
+  /** version of this event type's data schema */
+  schemaVersion?: number;
+  /** the simulated instant (ns) */
+  time: bigint;
+  /** JSON-safe data: u64 values as decimal strings */
+  data: unknown;
+  metadata?: EventMetadata;
+}
+
+export interface StoredEvent<D = unknown> {
+  position: number;
+  streamId: string;
+  version: number;
+  type: string;
+  schemaVersion: number;
+  time: bigint;
+  data: D;
+  metadata: EventMetadata;
+  hash: string;
+}
+
+/** A row as stored, JSON left unparsed: for fast scans that parse only what they need. */
+export interface RawEvent {
+  position: number;
+  streamId: string;
+  version: number;
+  type: string;
+  schemaVersion: number;
+  /** decimal string */
+  time: string;
+  data: string;
+  metadata: string;
+}
+
+/** Events for one stream, appended only if the stream is at expectedVersion (0: does not exist yet). */
+export interface AppendBatch {
+  streamId: string;
+  expectedVersion: number | 'any';
+  events: NewEvent[];
+}
+
+export interface CommitOptions {
+  /** makes the invocation idempotent: a second commit with the same id records nothing */
+  requestId?: string;
+  handler?: string;
+  /** the response to store for the request id, computed from the positions just written */
+  response?: (written: WrittenEvent[]) => unknown;
+}
+
+export interface WrittenEvent {
+  position: number;
+  streamId: string;
+  version: number;
+  type: string;
+}
+
+export type CommitResult =
+  | { duplicate: false; written: WrittenEvent[]; response: unknown }
+  | { duplicate: true; written: []; response: unknown };
+
+export interface ReadOptions {
+  fromPosition?: number;
+  toPosition?: number;
+  /** events whose time is ≤ this instant */
+  toTime?: bigint;
+  limit?: number;
+  streamId?: string;
+  /** stream ids starting with this prefix */
+  streamPrefix?: string;
+}
+
+export interface SnapshotRecord {
+  streamId: string;
+  version: number;
+  position: number;
+  codeVersion: string;
+  state: Buffer;
+}
+
+export interface VerifyResult {
+  intact: boolean;
+  checked: number;
+  firstBrokenPosition?: number;
+  reason?: string;
+}
+
+export interface EventStore {
+  readonly path: string;
+  commit(batches: AppendBatch[], opts?: CommitOptions): CommitResult;
+  findRequest(requestId: string): { response: unknown } | undefined;
+  read(opts?: ReadOptions): StoredEvent[];
+  scan(opts?: ReadOptions): IterableIterator<RawEvent>;
+  streamVersion(streamId: string, atPosition?: number): number;
+  streams(prefix?: string): string[];
+  lastPosition(): number;
+  /** the last position whose event happened at or before t (0 if none) */
+  positionAtTime(t: bigint): number;
+  /** the position of a stream's event at a given version */
+  positionOfVersion(streamId: string, version: number): number | undefined;
+  saveSnapshot(s: SnapshotRecord): void;
+  latestSnapshot(streamId: string, codeVersion: string, maxPosition?: number): SnapshotRecord | undefined;
+  verify(): VerifyResult;
+  fork(position: number, targetPath: string): { events: number };
+  /** run fn in one write transaction (BEGIN IMMEDIATE) */
+  transaction<T>(fn: () => T): T;
+  close(): void;
+}
