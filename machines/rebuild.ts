@@ -3,7 +3,7 @@
 // time travel never rescans a whole stream.
 import { freeze } from 'immer';
 import { deserialize, serialize } from 'node:v8';
-import type { EventStore, RawEvent } from '../store/types.js';
+import type { EventStore, RawEvent, SnapshotRecord } from '../store/types.js';
 import type { EvolveOptions } from './vm/evolve.js';
 import { applyStreamEvent, streamKind, type StreamState } from './streams.js';
 import { CODE_VERSION } from './version.js';
@@ -47,6 +47,11 @@ export function targetPosition(store: EventStore, streamId: string, t: RebuildTa
 const tipCache = new Map<string, Rebuilt>();
 const cacheKey = (store: EventStore, streamId: string) => `${store.path}\u0000${streamId}`;
 
+/** The state this process last held live for a stream (what a session committed), if any. */
+export function liveState(store: EventStore, streamId: string): Rebuilt | undefined {
+  return tipCache.get(cacheKey(store, streamId));
+}
+
 /** Forget cached states (tests that rewrite a database under the same path). */
 export function clearRebuildCache(): void {
   tipCache.clear();
@@ -85,17 +90,20 @@ export function rebuildStream<S extends StreamState = StreamState>(
       shared = false;
     }
   }
-  for (const raw of store.scan({ streamId, fromPosition: position + 1, toPosition: maxPosition })) {
+  // (a connection cannot write while it iterates: snapshots are saved after the scan)
+  const snapshots: SnapshotRecord[] = [];
+  for (const raw of store.scan({ streamId, fromPosition: position + 1, toPosition: maxPosition, withoutMetadata: true })) {
     if (shared && state !== null) state = deserialize(serialize(state)) as StreamState;
     shared = false;
     const ev = decodeRaw(raw);
-    state = applyStreamEvent(kind, state, ev, ev.time, opts).state;
+    state = applyStreamEvent(kind, state, ev, ev.time, { ...opts, noResult: true }).state;
     version = raw.version;
     position = raw.position;
     if (save && version % SNAPSHOT_EVERY === 0) {
-      store.saveSnapshot({ streamId, version, position, codeVersion: CODE_VERSION, state: serialize(state) });
+      snapshots.push({ streamId, version, position, codeVersion: CODE_VERSION, state: serialize(state) });
     }
   }
+  if (snapshots.length) store.transaction(() => snapshots.forEach((sn) => store.saveSnapshot(sn)));
   if (state !== null && !shared) freeze(state, true);
   const result: Rebuilt = { state, version, position };
   if (!substituted && version > 0 && version === store.streamVersion(streamId)) tipCache.set(cacheKey(store, streamId), result);
@@ -110,11 +118,12 @@ export function rememberTip(store: EventStore, streamId: string, r: Rebuilt): vo
 /** Rebuild every stream up to a position in one pass over the log (the full replay). */
 export function rebuildAll(store: EventStore, toPosition?: number, opts: EvolveOptions = {}, onProgress?: (position: number) => void): Map<string, Rebuilt> {
   const states = new Map<string, Rebuilt>();
+  const evolveOpts: EvolveOptions = { ...opts, noResult: true };
   let n = 0;
-  for (const raw of store.scan({ toPosition })) {
+  for (const raw of store.scan({ toPosition, withoutMetadata: true })) {
     const cur = states.get(raw.streamId);
     const ev = decodeRaw(raw);
-    const next = applyStreamEvent(streamKind(raw.streamId), cur?.state ?? null, ev, ev.time, opts).state;
+    const next = applyStreamEvent(streamKind(raw.streamId), cur?.state ?? null, ev, ev.time, evolveOpts).state;
     if (cur) {
       cur.state = next;
       cur.version = raw.version;

@@ -28,6 +28,7 @@ export interface OpenOptions {
 }
 
 const RAW_COLUMNS = 'position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, metadata';
+const RAW_COLUMNS_NO_METADATA = "position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, '{}' AS metadata";
 
 export function openEventStore(path: string, opts: OpenOptions = {}): EventStore {
   return new SqliteEventStore(path, opts);
@@ -152,7 +153,8 @@ class SqliteEventStore implements EventStore {
 
   scan(opts: ReadOptions = {}): IterableIterator<RawEvent> {
     const { sql, params } = this.where(opts);
-    return this.db.prepare(`SELECT ${RAW_COLUMNS} FROM events${sql}`).iterate(...params) as IterableIterator<RawEvent>;
+    const cols = opts.withoutMetadata ? RAW_COLUMNS_NO_METADATA : RAW_COLUMNS;
+    return this.db.prepare(`SELECT ${cols} FROM events${sql}`).iterate(...params) as IterableIterator<RawEvent>;
   }
 
   read(opts: ReadOptions = {}): StoredEvent[] {

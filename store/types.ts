@@ -82,6 +82,8 @@ export interface ReadOptions {
   streamId?: string;
   /** stream ids starting with this prefix */
   streamPrefix?: string;
+  /** scan(): leave metadata out (it reads as "{}"), for passes that only evolve state */
+  withoutMetadata?: boolean;
 }
 
 export interface SnapshotRecord {

@@ -6,7 +6,7 @@ import { getProfile, resolveProfile, type KernelProfile } from '../../kvm/profil
 import type { X86Ctx, X86Vm } from '../../kvm/x86/state.js';
 import { x86Guest } from '../../kvm/x86/guest.js';
 import { x86Ioctl } from '../../kvm/x86/ioctl.js';
-import { kvmArchInitVm, kickRunningVcpus, kvmVcpuExitToUser, runTimer, type X86TimerName } from '../../kvm/x86/vm.js';
+import { kvmArchInitVm, kvmVcpuExitToUser, runTimer, type X86TimerName } from '../../kvm/x86/vm.js';
 import { findVcpu } from '../../kvm/x86/state.js';
 import { KvmUsageError } from '../../kvm/errors.js';
 import { hwFromJson, toJson, type Json } from '../codec.js';
@@ -32,6 +32,8 @@ export interface VmRecord {
 export interface EvolveOptions {
   /** re-execute under this profile instead of the recorded one */
   profile?: KernelProfile;
+  /** skip encoding the kernel's result as JSON (a plain rebuild does not look at it) */
+  noResult?: boolean;
 }
 
 const profileCache = new Map<string, KernelProfile>();
@@ -83,12 +85,12 @@ export function applyVmEvent(rec: VmRecord | null, ev: VmEvent, time: bigint, op
     case 'IoctlIssued': {
       const d = ev.data;
       const r = x86Ioctl(ctx, vm, { ioctl: d.ioctl, vcpu: d.vcpu ?? undefined, arg: d.arg ?? undefined });
-      return { rec, result: toJson(r) };
+      return { rec, result: opts?.noResult ? null : toJson(r) };
     }
     case 'GuestExecuted': {
       const d = ev.data;
       const r = x86Guest(ctx, vm, { vcpu: d.vcpu, op: d.op, msr: d.msr, value: d.value });
-      return { rec, result: toJson(r) };
+      return { rec, result: opts?.noResult ? null : toJson(r) };
     }
     case 'VcpuExited': {
       const v = findVcpu(vm, ev.data.vcpu);
@@ -106,5 +108,3 @@ export function applyVmEvent(rec: VmRecord | null, ev: VmEvent, time: bigint, op
       return { rec, result: null };
   }
 }
-
-export { kickRunningVcpus };

@@ -1,0 +1,131 @@
+// bench/replay: record, replay and time-travel a generated log of N events (default 1,000,000),
+// each figure beside the raw better-sqlite3 baseline on the same table in the same run.
+//   npx tsx bench/replay.ts [N]
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { clearRebuildCache, rebuildAll, rebuildStream, SNAPSHOT_EVERY } from '../machines/rebuild.js';
+import { canonicalJson } from '../store/canonical.js';
+import { openEventStore } from '../store/sqlite-event-store.js';
+import type { NewEvent } from '../store/types.js';
+import { CODE_VERSION } from '../machines/version.js';
+import { generateLog } from './lib/generate.js';
+import { prng } from './lib/prng.js';
+import { fmtRate, median, peakRssMb, percentile, table, time } from './lib/report.js';
+
+const N = Number(process.argv[2] ?? process.env.N ?? 1_000_000);
+const BATCH = 1000;
+const dir = mkdtempSync(join(tmpdir(), 'clockledger-bench-'));
+const storePath = join(dir, 'ledger.db');
+const rawPath = join(dir, 'raw.db');
+const say = (s: string) => process.stderr.write(`${s}\n`);
+
+try {
+  const store = openEventStore(storePath, { codeVersion: CODE_VERSION });
+  const raw = new Database(rawPath);
+  raw.pragma('journal_mode = WAL');
+  raw.pragma('synchronous = NORMAL');
+  raw.exec(`CREATE TABLE events (position INTEGER PRIMARY KEY, stream_id TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,
+    schema_version INTEGER NOT NULL DEFAULT 1, time INTEGER NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL, hash TEXT NOT NULL,
+    UNIQUE (stream_id, version)); CREATE INDEX events_by_time ON events (time, position);`);
+  const rawInsert = raw.prepare('INSERT INTO events VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)');
+
+  // ---- recording: the store's append (version check, canonical JSON, hash chain) vs a raw batched insert
+  say(`generating and recording ${N.toLocaleString()} events ...`);
+  let storeMs = 0;
+  let rawMs = 0;
+  let pos = 0;
+  const versions = new Map<string, number>();
+  let batch: { streamId: string; event: NewEvent }[] = [];
+  const flush = () => {
+    // store: one commit per batch, one AppendBatch per run of a stream
+    const t0 = performance.now();
+    const batches: { streamId: string; expectedVersion: number | 'any'; events: NewEvent[] }[] = [];
+    for (const b of batch) {
+      const last = batches.at(-1);
+      if (last && last.streamId === b.streamId) last.events.push(b.event);
+      else batches.push({ streamId: b.streamId, expectedVersion: 'any', events: [b.event] });
+    }
+    store.commit(batches);
+    storeMs += performance.now() - t0;
+    // raw: the same rows, JSON.stringify + INSERT in one transaction
+    const t1 = performance.now();
+    raw.transaction(() => {
+      for (const b of batch) {
+        const v = (versions.get(b.streamId) ?? 0) + 1;
+        versions.set(b.streamId, v);
+        rawInsert.run(++pos, b.streamId, v, b.event.type, b.event.time, JSON.stringify(b.event.data), JSON.stringify(b.event.metadata ?? {}), 'x');
+      }
+    })();
+    rawMs += performance.now() - t1;
+    batch = [];
+  };
+  for (const g of generateLog(N)) {
+    batch.push(g);
+    if (batch.length === BATCH) flush();
+  }
+  if (batch.length) flush();
+  raw.close();
+
+  // ---- scans: raw scan + JSON.parse of every row vs full replay through the reducers
+  const scanRaw = time(() => {
+    let n = 0;
+    for (const r of store.scan() as Iterable<{ data: string }>) {
+      JSON.parse(r.data);
+      n++;
+    }
+    return n;
+  });
+  clearRebuildCache();
+  const replay = time(() => rebuildAll(store));
+  const streams = replay.value.size;
+  // snapshots every SNAPSHOT_EVERY events of each stream, written by one pass as time travel would
+  const snap = time(() => {
+    let n = 0;
+    for (const sid of store.streams('vm-')) {
+      clearRebuildCache();
+      rebuildStream(store, sid);
+      n++;
+    }
+    return n;
+  });
+
+  // ---- time travel to random (stream, position) pairs
+  const rnd = prng(7);
+  const vmStreams = store.streams('vm-');
+  const last = store.lastPosition();
+  const travel: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const sid = vmStreams[Math.floor(rnd() * vmStreams.length)]!;
+    const p = 1 + Math.floor(rnd() * last);
+    clearRebuildCache();
+    const t0 = performance.now();
+    rebuildStream(store, sid, { position: p });
+    travel.push(performance.now() - t0);
+  }
+  const verify = time(() => store.verify());
+  store.close();
+
+  const rate = (n: number, ms: number) => (n / ms) * 1000;
+  const recRatio = rate(N, storeMs) / rate(N, rawMs);
+  const replayRatio = rate(N, replay.ms) / rate(scanRaw.value, scanRaw.ms);
+  console.log(`bench/replay: ${N.toLocaleString()} events, ${streams} streams, snapshot every ${SNAPSHOT_EVERY} events per stream\n`);
+  console.log(
+    table([
+      ['figure', 'clockledger', 'raw better-sqlite3', 'ratio', 'target', 'met'],
+      ['recording (append)', fmtRate(rate(N, storeMs)), fmtRate(rate(N, rawMs)), recRatio.toFixed(2), '≥ 0.50', recRatio >= 0.5 ? 'yes' : 'NO'],
+      ['full replay (rebuild all)', fmtRate(rate(N, replay.ms)), fmtRate(rate(scanRaw.value, scanRaw.ms)), replayRatio.toFixed(2), '≥ 0.50', replayRatio >= 0.5 ? 'yes' : 'NO'],
+      ['time travel p50 (ms)', median(travel).toFixed(2), '', '', '≤ 20', median(travel) <= 20 ? 'yes' : 'NO'],
+      ['time travel p95 (ms)', percentile(travel, 95).toFixed(2), '', '', '', ''],
+      ['snapshot pass (s)', (snap.ms / 1000).toFixed(1), '', '', '', ''],
+      ['verify hash chain', fmtRate(rate(verify.value.checked, verify.ms)), '', '', '', verify.value.intact ? 'intact' : 'BROKEN'],
+      ['peak RSS (MB)', peakRssMb().toFixed(0), '', '', '', ''],
+    ]),
+  );
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export { canonicalJson };
