@@ -50,8 +50,8 @@ export function namedNumber(table: Record<string, number>, what: string) {
   return z.union([z.number().int().min(0).max(0xffff_ffff), z.string()]).transform((v, ctx) => {
     if (typeof v === 'number') return v;
     const s = v.trim();
-    if (s in table) return table[s] as number;
-    if (/^(0x[0-9a-fA-F]+|[0-9]+)$/.test(s)) return Number(s);
+    if (Object.hasOwn(table, s)) return table[s] as number;
+    if (/^(0x[0-9a-fA-F]+|[0-9]+)$/.test(s) && Number(s) <= 0xffff_ffff) return Number(s);
     ctx.addIssue({ code: 'custom', message: `unknown ${what} '${v}' (known: ${Object.keys(table).join(', ')})` });
     return z.NEVER;
   });

@@ -82,7 +82,8 @@ export function kvmUpdateMasterclock(ctx: X86Ctx, vm: X86Vm): void {
 /** __get_kvmclock() / get_kvmclock(): what KVM_GET_CLOCK returns */
 export function getKvmclock(ctx: X86Ctx, vm: X86Vm): KvmClockData {
   const data: KvmClockData = { clock: 0n, flags: 0, realtime: 0n, hostTsc: 0n };
-  if (vm.useMasterClock && ctx.caps.constantTsc) {
+  // The kernel asks for CONSTANT_TSC or a non-zero per-CPU kHz; the latter holds on any online CPU.
+  if (vm.useMasterClock) {
     // kvm_get_walltime_and_clockread(): realtime and host TSC from one read, TSC clocksource only
     if (ctx.tscClocksource && ctx.sw.clockRealtime) {
       data.realtime = ctx.hw.realNs;
@@ -149,8 +150,8 @@ export function kvmclockUpdateFn(vm: X86Vm): void {
 /** kvmclock_sync_fn(): the periodic (300 s) refresh, re-armed each time */
 export function kvmclockSyncFn(ctx: X86Ctx, vm: X86Vm): void {
   vm.kvmclockSyncWorkAt = ctx.hw.t + KVMCLOCK_SYNC_PERIOD_NS;
-  // schedule_delayed_work(&kvmclock_update_work, 0)
-  kvmclockUpdateFn(vm);
+  // schedule_delayed_work(&kvmclock_update_work, 0): a no-op while the update work is queued
+  if (vm.kvmclockUpdateWorkAt === null) kvmclockUpdateFn(vm);
 }
 
 /** kvm_write_system_time(): MSR_KVM_SYSTEM_TIME(_NEW) */

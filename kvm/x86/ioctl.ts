@@ -40,7 +40,7 @@ const pvtiSchema = z.object({
   pad0: uintSchema(32).default(0),
   tsc_timestamp: u64Schema,
   system_time: u64Schema,
-  tsc_to_system_mul: uintSchema(32),
+  tsc_to_system_mul: z.union([uintSchema(32), z.string().regex(/^[0-9]+$/).transform(Number).pipe(uintSchema(32))]),
   tsc_shift: z.number().int().min(-128).max(127),
   flags: uintSchema(8).default(0),
   pad: z.tuple([uintSchema(8), uintSchema(8)]).default([0, 0]),
@@ -48,7 +48,7 @@ const pvtiSchema = z.object({
 
 /** Parse an ioctl name (UAPI name or request number). */
 export function parseIoctlName(v: unknown): IoctlName {
-  if (typeof v === 'string' && v in IOCTLS) return v as IoctlName;
+  if (typeof v === 'string' && Object.hasOwn(IOCTLS, v)) return v as IoctlName;
   const n = typeof v === 'number' ? v : typeof v === 'string' && /^(0x)?[0-9a-fA-F]+$/.test(v) ? Number(v) : NaN;
   for (const [name, d] of Object.entries(IOCTLS)) if (d.nr === n) return name as IoctlName;
   throw new KvmUsageError('invalid_argument', 'ioctl', `unknown ioctl ${JSON.stringify(v)} (known: ${Object.keys(IOCTLS).join(', ')})`);
@@ -193,7 +193,7 @@ function vcpuIoctl(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, name: IoctlName, arg: 
         version: p.version,
         tsc_timestamp: p.tscTimestamp,
         system_time: p.systemTime,
-        tsc_to_system_mul: p.mul,
+        tsc_to_system_mul: Number(p.mul),
         tsc_shift: p.shift,
         flags: p.flags,
       });
