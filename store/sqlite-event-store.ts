@@ -48,16 +48,19 @@ class SqliteEventStore implements EventStore {
       throw new StoreError('io', `cannot open event log ${path}: ${(e as Error).message}`);
     }
     try {
+      // Refuse a newer schema before touching anything (even the journal mode).
+      refuseNewerSchema(this.db);
       if (!opts.readonly) {
         this.db.pragma('journal_mode = WAL');
         this.db.pragma('synchronous = NORMAL');
         migrate(this.db);
-      } else {
-        migrateCheckOnly(this.db);
+      } else if ((this.db.pragma('user_version', { simple: true }) as number) < latestSchemaVersion()) {
+        throw new StoreError('schema_too_new', `event log ${path} has an older schema and cannot be migrated read-only; open it writable once`);
       }
     } catch (e) {
       this.db.close();
-      throw e;
+      if (e instanceof StoreError) throw e;
+      throw new StoreError('corrupt', `${path} is not a clockledger event log: ${(e as Error).message}`);
     }
     const db = this.db;
     this.stmts = {
@@ -65,7 +68,10 @@ class SqliteEventStore implements EventStore {
         'INSERT INTO events (position, stream_id, version, type, schema_version, time, data, metadata, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       last: db.prepare('SELECT position, hash FROM events ORDER BY position DESC LIMIT 1'),
-      streamVersion: db.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ?').pluck(),
+      streamVersion: db.prepare('SELECT version FROM streams WHERE stream_id = ?').pluck(),
+      upsertStream: db.prepare(
+        'INSERT INTO streams (stream_id, version, last_position, last_type) VALUES (?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_position = excluded.last_position, last_type = excluded.last_type',
+      ),
       streamVersionAt: db.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ? AND position <= ?').pluck(),
       positionOfVersion: db.prepare('SELECT position FROM events WHERE stream_id = ? AND version = ?').pluck(),
       findRequest: db.prepare('SELECT response FROM requests WHERE request_id = ?').pluck(),
@@ -84,7 +90,8 @@ class SqliteEventStore implements EventStore {
   }
 
   transaction<T>(fn: () => T): T {
-    if (this.db.inTransaction) return fn();
+    // Nested: a savepoint, so a failing inner unit rolls back alone even if the caller catches.
+    if (this.db.inTransaction) return this.db.transaction(fn)();
     return this.db.transaction(fn).immediate();
   }
 
@@ -100,7 +107,7 @@ class SqliteEventStore implements EventStore {
       const versions = new Map<string, number>();
       const written: WrittenEvent[] = [];
       for (const b of batches) {
-        let version = versions.get(b.streamId) ?? (this.stmts.streamVersion.get(b.streamId) as number);
+        let version = versions.get(b.streamId) ?? ((this.stmts.streamVersion.get(b.streamId) as number | undefined) ?? 0);
         if (b.expectedVersion !== 'any' && b.expectedVersion !== version) {
           throw new ConflictError(b.streamId, b.expectedVersion, version);
         }
@@ -110,6 +117,7 @@ class SqliteEventStore implements EventStore {
           const data = canonicalJson(e.data ?? null);
           const metadata = canonicalJson(e.metadata ?? {});
           const schemaVersion = e.schemaVersion ?? 1;
+          if (e.time < -(1n << 63n) || e.time >= 1n << 63n) throw new StoreError('invalid_request', `event time ${e.time} does not fit a signed 64-bit instant`);
           const time = e.time.toString();
           const hash = chainHash(prevHash, { position, streamId: b.streamId, version, type: e.type, schemaVersion, time, data, metadata });
           this.stmts.insert.run(position, b.streamId, version, e.type, schemaVersion, e.time, data, metadata, hash);
@@ -117,6 +125,8 @@ class SqliteEventStore implements EventStore {
           written.push({ position, streamId: b.streamId, version, type: e.type });
         }
         versions.set(b.streamId, version);
+        const last = written.at(-1);
+        if (last && last.streamId === b.streamId) this.stmts.upsertStream.run(b.streamId, version, last.position, last.type);
       }
       const response = opts.response ? opts.response(written) : undefined;
       if (opts.requestId !== undefined) {
@@ -144,7 +154,11 @@ class SqliteEventStore implements EventStore {
     if (o.toPosition !== undefined) (clauses.push('position <= ?'), params.push(o.toPosition));
     if (o.toTime !== undefined) (clauses.push('time <= ?'), params.push(o.toTime));
     if (o.streamId !== undefined) (clauses.push('stream_id = ?'), params.push(o.streamId));
-    if (o.streamPrefix !== undefined) (clauses.push("stream_id >= ? AND stream_id < ?"), params.push(o.streamPrefix, o.streamPrefix + '\uffff'));
+    if (o.streamPrefix) {
+      const [lo, hi] = prefixRange(o.streamPrefix);
+      clauses.push(hi === null ? 'stream_id >= ?' : 'stream_id >= ? AND stream_id < ?');
+      params.push(...(hi === null ? [lo] : [lo, hi]));
+    }
     let sql = clauses.length ? ` WHERE ${clauses.join(' AND ')}` : '';
     sql += ' ORDER BY position';
     if (o.limit !== undefined) (sql += ' LIMIT ?'), params.push(o.limit);
@@ -174,16 +188,16 @@ class SqliteEventStore implements EventStore {
   }
 
   streamVersion(streamId: string, atPosition?: number): number {
-    return (atPosition === undefined
+    return ((atPosition === undefined
       ? this.stmts.streamVersion.get(streamId)
-      : this.stmts.streamVersionAt.get(streamId, atPosition)) as number;
+      : this.stmts.streamVersionAt.get(streamId, atPosition)) as number | undefined) ?? 0;
   }
 
   streams(prefix = ''): string[] {
-    return this.db
-      .prepare('SELECT DISTINCT stream_id FROM events WHERE stream_id >= ? AND stream_id < ? ORDER BY stream_id')
-      .pluck()
-      .all(prefix, prefix + '\uffff') as string[];
+    if (!prefix) return this.db.prepare('SELECT stream_id FROM streams ORDER BY stream_id').pluck().all() as string[];
+    const [lo, hi] = prefixRange(prefix);
+    const sql = hi === null ? 'SELECT stream_id FROM streams WHERE stream_id >= ? ORDER BY stream_id' : 'SELECT stream_id FROM streams WHERE stream_id >= ? AND stream_id < ? ORDER BY stream_id';
+    return this.db.prepare(sql).pluck().all(...(hi === null ? [lo] : [lo, hi])) as string[];
   }
 
   lastPosition(): number {
@@ -245,6 +259,13 @@ class SqliteEventStore implements EventStore {
           const r = this.db.prepare('INSERT INTO fork.events SELECT * FROM main.events WHERE position <= ?').run(position);
           this.db.prepare('INSERT INTO fork.requests SELECT * FROM main.requests WHERE COALESCE(last_position, 0) <= ?').run(position);
           this.db.prepare('INSERT INTO fork.snapshots SELECT * FROM main.snapshots WHERE position <= ?').run(position);
+          this.db
+            .prepare(
+              `INSERT INTO fork.streams (stream_id, version, last_position, last_type)
+               SELECT e.stream_id, e.version, e.position, e.type FROM fork.events e
+               JOIN (SELECT stream_id, MAX(version) AS v FROM fork.events GROUP BY stream_id) m ON m.stream_id = e.stream_id AND m.v = e.version`,
+            )
+            .run();
           return r.changes;
         })();
         return { events: n };
@@ -262,10 +283,25 @@ class SqliteEventStore implements EventStore {
   }
 }
 
-/** A read-only open cannot migrate: it only refuses a schema newer than it knows. */
-function migrateCheckOnly(db: Database.Database): void {
+function refuseNewerSchema(db: Database.Database): void {
   const v = db.pragma('user_version', { simple: true }) as number;
   if (v > latestSchemaVersion()) {
-    throw new StoreError('schema_too_new', `database schema version ${v} is newer than this clockledger understands (${latestSchemaVersion()})`);
+    throw new StoreError('schema_too_new', `database schema version ${v} is newer than this clockledger understands (${latestSchemaVersion()}); upgrade clockledger`, {
+      databaseVersion: v,
+      supportedVersion: latestSchemaVersion(),
+    });
   }
+}
+
+/**
+ * The stream ids starting with a prefix are exactly [prefix, prefix with its last code point + 1):
+ * SQLite compares TEXT by its UTF-8 bytes, which order as code points do.
+ */
+function prefixRange(prefix: string): [string, string | null] {
+  const cps = [...prefix];
+  const last = cps.pop()!.codePointAt(0)!;
+  if (last >= 0x10ffff) return [prefix, null];
+  let next = last + 1;
+  if (next >= 0xd800 && next <= 0xdfff) next = 0xe000; // skip the surrogate range
+  return [prefix, cps.join('') + String.fromCodePoint(next)];
 }
