@@ -2,6 +2,7 @@
 import type { DefinedHandler } from './define.js';
 import { adjustRealtime, advanceTime, createHost } from './use-cases/hosts.js';
 import { events, fork, stateAt, verify } from './use-cases/log.js';
+import { audit, migrate, strategies } from './use-cases/migrations.js';
 import { createVm, destroyVm, guest, ioctl, pauseVcpu, runVcpu } from './use-cases/vms.js';
 
 export const handlers = {
@@ -18,6 +19,9 @@ export const handlers = {
   stateAt,
   verify,
   fork,
+  migrate,
+  audit,
+  strategies,
 } satisfies Record<string, DefinedHandler>;
 
 export type HandlerName = keyof typeof handlers;

@@ -24,6 +24,8 @@ export interface X86Switches {
   getClockScaled: boolean;
   /** proposal: KVM_SET_TSC_KHZ re-synchronizes the vCPU's TSC to its value before the change */
   resyncTscOnSetKhz: boolean;
+  /** proposal: the master clock is on from kvm_arch_init_vm(), so KVM_GET_CLOCK gives host_tsc and realtime before any vCPU exists */
+  masterClockAtInit: boolean;
 }
 
 export interface Arm64Switches {
@@ -51,6 +53,7 @@ const MAINLINE_X86: X86Switches = {
   pvclockHz: false,
   getClockScaled: false,
   resyncTscOnSetKhz: false,
+  masterClockAtInit: false,
 };
 const MAINLINE_ARM64: Arm64Switches = { vmCounterOffset: true, timerOffsetV8: false };
 
@@ -106,6 +109,7 @@ export const PROFILES: readonly KernelProfile[] = [
       pvclockHz: true,
       getClockScaled: true,
       resyncTscOnSetKhz: true,
+      masterClockAtInit: true,
     },
     arm64: MAINLINE_ARM64,
   },

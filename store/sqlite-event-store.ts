@@ -51,9 +51,12 @@ class SqliteEventStore implements EventStore {
       // Refuse a newer schema before touching anything (even the journal mode).
       refuseNewerSchema(this.db);
       if (!opts.readonly) {
-        this.db.pragma('journal_mode = WAL');
-        this.db.pragma('synchronous = NORMAL');
-        migrate(this.db);
+        // Several processes may create and migrate one file at once: wait out their locks.
+        retryWhileBusy(opts.busyTimeoutMs ?? 30_000, () => {
+          this.db.pragma('journal_mode = WAL');
+          this.db.pragma('synchronous = NORMAL');
+          migrate(this.db);
+        });
       } else if ((this.db.pragma('user_version', { simple: true }) as number) < latestSchemaVersion()) {
         throw new StoreError('schema_too_new', `event log ${path} has an older schema and cannot be migrated read-only; open it writable once`);
       }
@@ -280,6 +283,22 @@ class SqliteEventStore implements EventStore {
 
   close(): void {
     if (this.db.open) this.db.close();
+  }
+}
+
+function retryWhileBusy(timeoutMs: number, fn: () => void): void {
+  // (counts the time it sleeps rather than reading a clock)
+  let waited = 0;
+  for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
+    try {
+      return fn();
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? '';
+      if (!code.startsWith('SQLITE_BUSY') && !code.startsWith('SQLITE_LOCKED')) throw e;
+      if (waited > timeoutMs) throw new StoreError('io', `event log stayed locked for ${timeoutMs} ms: ${(e as Error).message}`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, wait);
+      waited += wait;
+    }
   }
 }
 

@@ -43,7 +43,7 @@ export function nsTimeScale(hz: bigint): TimeScale {
 
 /** pvclock_update_vm_gtod_copy(): a new master reference point, and whether to use it */
 export function pvclockUpdateVmGtodCopy(ctx: X86Ctx, vm: X86Vm): void {
-  const vcpusMatched = vm.nrVcpusMatchedTsc + 1 === vm.vcpus.length;
+  const vcpusMatched = vm.nrVcpusMatchedTsc + 1 === vm.vcpus.length || (ctx.sw.masterClockAtInit && vm.vcpus.length === 0);
   // kvm_get_time_and_clockread(): only a TSC clocksource yields a (ns, tsc) pair
   const hostTscClocksource = ctx.tscClocksource;
   if (hostTscClocksource) {

@@ -15,15 +15,23 @@ export interface MigrationStartedData {
   params: { [k: string]: Json };
 }
 
+/** Where each VM stream stood when a phase began: the audit cuts the VM logs at these versions. */
+export interface PhaseMarks {
+  time: string;
+  source: { vmId: string; version: number };
+  destination: { vmId: string; version: number } | null;
+}
+
 export interface MigrationFailure {
   step: string;
   reason: string;
-  position: number | null;
+  /** the refused ioctl's event (its global position is known once recorded) */
+  ref: { streamId: string; version: number } | null;
 }
 
 export type MigrationEvent =
   | { type: 'MigrationStarted'; data: MigrationStartedData }
-  | { type: 'MigrationPhaseEntered'; data: { phase: MigrationPhase } }
+  | { type: 'MigrationPhaseEntered'; data: { phase: MigrationPhase; marks?: PhaseMarks } }
   | { type: 'BlackoutElapsed'; data: { ns: string } }
   | { type: 'MigrationStepRecorded'; data: { step: string; note: string } }
   | { type: 'MigrationCompleted'; data: Record<string, never> }
@@ -31,7 +39,7 @@ export type MigrationEvent =
 
 export interface MigrationState extends MigrationStartedData {
   phase: MigrationPhase | null;
-  phases: { phase: MigrationPhase; time: string }[];
+  phases: { phase: MigrationPhase; time: string; marks: PhaseMarks | null }[];
   status: MigrationStatus;
   failure: MigrationFailure | null;
   startedAt: string;
@@ -51,7 +59,7 @@ export function applyMigrationEvent(state: MigrationState | null, ev: MigrationE
   switch (ev.type) {
     case 'MigrationPhaseEntered':
       state.phase = ev.data.phase;
-      state.phases.push({ phase: ev.data.phase, time: time.toString() });
+      state.phases.push({ phase: ev.data.phase, time: time.toString(), marks: ev.data.marks ?? null });
       break;
     case 'BlackoutElapsed':
       break;

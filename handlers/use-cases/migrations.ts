@@ -1,0 +1,88 @@
+// Live migrations and their audit.
+import { z } from 'zod';
+import { auditMigration, type AuditReport } from '../../machines/audit/audit.js';
+import { DEFAULT_THRESHOLDS, type AuditThresholds } from '../../machines/audit/thresholds.js';
+import type { Json } from '../../machines/codec.js';
+import { nextMigrationId, runMigration } from '../../machines/migration/run.js';
+import { STRATEGIES, STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
+import type { EventStore } from '../../store/types.js';
+import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
+import { HandlerError } from '../errors.js';
+
+const thresholdsSchema = z
+  .object(Object.fromEntries(Object.keys(DEFAULT_THRESHOLDS).map((k) => [k, u64Field.optional()])) as Record<keyof AuditThresholds, z.ZodOptional<typeof u64Field>>)
+  .strict()
+  .optional();
+
+export const migrate = defineHandler({
+  name: 'migrate',
+  summary: 'live-migrate (or snapshot/restore) a VM to a host with a named VMM strategy, then audit what it did to the guest clock',
+  schema: z
+    .object({
+      ...commonFields,
+      vmId: idSchema,
+      toHost: idSchema,
+      strategy: z.enum(STRATEGY_NAMES as [string, ...string[]]),
+      blackoutNs: u64Field,
+      vmmLatencyNs: u64Field.default(20_000n),
+      readSpacingNs: u64Field.default(0n),
+      writeSpacingNs: u64Field.default(0n),
+      preSaveGapNs: u64Field.default(0n),
+      options: z.record(z.string(), z.union([z.boolean(), z.number(), z.string()])).default({}),
+      newVmId: idSchema.optional(),
+      migrationId: idSchema.optional(),
+      thresholds: thresholdsSchema,
+    })
+    .strict(),
+  run(req, env) {
+    const r = env.write(
+      (s) => {
+        const migrationId = req.migrationId ?? nextMigrationId(s);
+        return runMigration(s, {
+          migrationId,
+          vmId: req.vmId,
+          newVmId: req.newVmId ?? `${req.vmId}.${migrationId}`,
+          fromHost: s.requireVm(req.vmId).hostId,
+          toHost: req.toHost,
+          strategy: req.strategy,
+          blackoutNs: req.blackoutNs,
+          vmmLatencyNs: req.vmmLatencyNs,
+          readSpacingNs: req.readSpacingNs,
+          writeSpacingNs: req.writeSpacingNs,
+          preSaveGapNs: req.preSaveGapNs,
+          options: req.options as Record<string, Json>,
+        });
+      },
+      (outcome) => ({ ...outcome }),
+    ) as { migrationId: string; status: string; newVmId: string };
+    // The report comes from the log alone, exactly as a later `audit` call computes it.
+    return { ...r, audit: auditOrThrow(env.store, r.migrationId, req.thresholds) };
+  },
+});
+
+function auditOrThrow(store: EventStore, migrationId: string, thresholds?: Partial<AuditThresholds>): AuditReport {
+  const a = auditMigration(store, migrationId, thresholds);
+  if (!a) throw new HandlerError('not_found', `no migration '${migrationId}'`, { migrationId });
+  return a;
+}
+
+export const audit = defineHandler({
+  name: 'audit',
+  summary: 'audit a recorded migration (or all of them) from the log: clock advance vs true time, steps, skew, and the guest symptoms predicted',
+  schema: z.object({ ...commonFields, migrationId: idSchema.optional(), thresholds: thresholdsSchema }).strict(),
+  run(req, env) {
+    if (req.migrationId) return { audit: auditOrThrow(env.store, req.migrationId, req.thresholds) };
+    const ids = env.store.streams('migration-').map((s) => s.slice('migration-'.length));
+    const audits = ids.map((id) => auditOrThrow(env.store, id, req.thresholds));
+    return { audits, summary: { pass: audits.filter((a) => a.verdict === 'pass').length, warn: audits.filter((a) => a.verdict === 'warn').length, fail: audits.filter((a) => a.verdict === 'fail').length } };
+  },
+});
+
+export const strategies = defineHandler({
+  name: 'strategies',
+  summary: 'the migration strategies and what each VMM does',
+  schema: z.object({ ...commonFields }).strict(),
+  run() {
+    return { strategies: Object.values(STRATEGIES).map((s) => ({ name: s.name, arch: s.arch, summary: s.summary, options: s.options ?? {} })) };
+  },
+});

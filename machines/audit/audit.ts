@@ -1,0 +1,269 @@
+// The audit of a migration, from the log alone: the guest clocks rebuilt at the stop and at the
+// resume, compared with true elapsed time, and the findings they predict for the guest, each
+// citing the recorded events that caused it.
+import { hvclockToHz, NSEC_PER_SEC, scaleTsc } from '../../kvm/arith.js';
+import type { HostState } from '../../kvm/host.js';
+import { MSRS, PVCLOCK_GUEST_STOPPED } from '../../kvm/uapi.js';
+import type { EventStore, StoredEvent } from '../../store/types.js';
+import { hostStreamId } from '../host/host.js';
+import { migrationStreamId, type MigrationState } from '../migration/state.js';
+import { rebuildStream } from '../rebuild.js';
+import { vmStreamId, type IoctlIssuedData } from '../vm/events.js';
+import type { VmRecord } from '../vm/evolve.js';
+import { guestClocksAt } from '../vm/view.js';
+import { DEFAULT_THRESHOLDS, type AuditThresholds, type FindingCode } from './thresholds.js';
+
+export type Severity = 'info' | 'warn' | 'fail';
+
+export interface Finding {
+  code: FindingCode;
+  severity: Severity;
+  message: string;
+  positions: number[];
+}
+
+export interface VcpuAudit {
+  vcpu: number;
+  tscBefore: bigint;
+  tscAfter: bigint;
+  tscAdvance: bigint;
+  expectedAdvance: bigint;
+  tscErrorCycles: bigint;
+  tscErrorNs: bigint;
+}
+
+export interface AuditReport {
+  migrationId: string;
+  strategy: string;
+  status: 'completed' | 'failed' | 'running';
+  failure?: { step: string; reason: string; position: number | null };
+  vmId: string;
+  newVmId: string;
+  fromHost: string;
+  toHost: string;
+  profiles: { source: string; destination: string };
+  blackoutNs: bigint;
+  /** true time from the source stop to the destination resume (to the source resume if it failed) */
+  trueElapsedNs: bigint;
+  stopTime: bigint;
+  resumeTime: bigint;
+  guestTscKhz: number;
+  vcpus: VcpuAudit[];
+  kvmclock: { before: bigint | null; after: bigint | null; advanceNs: bigint | null; errorNs: bigint | null };
+  kvmclockMinusTscStepNs: bigint | null;
+  skewCycles: { before: bigint; after: bigint };
+  masterClock: { before: boolean; after: boolean };
+  pvclock: { frequencyHz: bigint | null; guestTscHz: bigint; driftPpb: bigint | null; msPerDay: string | null } | null;
+  tscFrequency: { nominalHz: bigint; actualHz: bigint; driftPpb: bigint; msPerDay: string };
+  findings: Finding[];
+  verdict: 'pass' | 'warn' | 'fail';
+}
+
+const abs = (x: bigint) => (x < 0n ? -x : x);
+const s64 = (x: bigint) => BigInt.asIntN(64, x);
+const msPerDay = (ppb: bigint) => (Number(ppb) * 86_400 / 1e9 * 1000).toFixed(3);
+const fmtNs = (ns: bigint) => {
+  const a = Number(abs(ns));
+  const sign = ns < 0n ? '−' : '';
+  if (a >= 1e9) return `${sign}${(a / 1e9).toFixed(3)} s`;
+  if (a >= 1e6) return `${sign}${(a / 1e6).toFixed(3)} ms`;
+  if (a >= 1e3) return `${sign}${(a / 1e3).toFixed(3)} µs`;
+  return `${sign}${a} ns`;
+};
+
+/** The guest TSC's real rate on a host: the host counter's actual Hz through the vCPU's ratio. */
+function guestTscHz(rec: VmRecord, host: HostState): bigint {
+  const v = rec.x86?.vcpus[0];
+  if (!v || !host.x86) return 0n;
+  if (v.tscCatchup) return BigInt(v.virtualTscKhz) * 1000n;
+  return scaleTsc(host.actualCounterHz, v.l1TscScalingRatio, host.x86.fracBits);
+}
+
+interface Side {
+  rec: VmRecord;
+  host: HostState;
+  time: bigint;
+}
+
+function sideAt(store: EventStore, vmId: string, version: number, time: bigint): Side | null {
+  const rec = rebuildStream<VmRecord>(store, vmStreamId(vmId), { version }).state;
+  if (!rec) return null;
+  const host = rebuildStream<HostState>(store, hostStreamId(rec.hostId), { time }).state!;
+  return { rec, host, time };
+}
+
+/** Audit one migration from the log. */
+export function auditMigration(store: EventStore, migrationId: string, thresholds: Partial<AuditThresholds> = {}): AuditReport | null {
+  const th = { ...DEFAULT_THRESHOLDS, ...thresholds };
+  const mig = rebuildStream<MigrationState>(store, migrationStreamId(migrationId)).state;
+  if (!mig) return null;
+  const phase = (name: string) => mig.phases.find((p) => p.phase === name);
+  const pausing = phase('pausing')!;
+  const stopTime = BigInt(pausing.time);
+  const migEvents = store.read({ streamId: migrationStreamId(migrationId) });
+  const endEvent = migEvents.find((e) => e.type === 'MigrationCompleted' || e.type === 'MigrationFailed');
+
+  // Before: the source as the stop began. After: the destination as its guest resumed, or the
+  // source once it resumed after a failure.
+  const before = sideAt(store, mig.vmId, pausing.marks!.source.version, stopTime)!;
+  let after: Side | null = null;
+  if (mig.status === 'completed') {
+    const v = phase('verifying')!;
+    after = sideAt(store, mig.newVmId, v.marks!.destination!.version, BigInt(v.time));
+  } else if (endEvent) {
+    const srcVersion = store.streamVersion(vmStreamId(mig.vmId), endEvent.position);
+    after = sideAt(store, mig.vmId, srcVersion, endEvent.time);
+  }
+
+  // The recorded VM events of this migration, for citations.
+  const vmEvents = [
+    ...store.read({ streamId: vmStreamId(mig.vmId), fromPosition: migEvents[0]!.position, toPosition: endEvent?.position }),
+    ...(mig.status === 'completed' || store.streamVersion(vmStreamId(mig.newVmId)) > 0
+      ? store.read({ streamId: vmStreamId(mig.newVmId), fromPosition: migEvents[0]!.position, toPosition: endEvent?.position })
+      : []),
+  ].sort((a, b) => a.position - b.position);
+  const ioctls = (pred: (d: IoctlIssuedData) => boolean) =>
+    vmEvents.filter((e) => e.type === 'IoctlIssued' && pred(e.data as IoctlIssuedData)).map((e) => e.position);
+  const tscWrites = ioctls(
+    (d) =>
+      (d.ioctl === 'KVM_SET_MSRS' && JSON.stringify(d.arg).includes(`"index":${MSRS.MSR_IA32_TSC}`)) ||
+      (d.ioctl === 'KVM_SET_DEVICE_ATTR' && !JSON.stringify(d.arg).includes('TSC_SCALE')) ||
+      d.ioctl === 'KVM_SET_TSC_KHZ',
+  );
+  const clockWrites = ioctls((d) => d.ioctl === 'KVM_SET_CLOCK' || d.ioctl === 'KVM_SET_CLOCK_GUEST');
+  const ctrl = ioctls((d) => d.ioctl === 'KVM_KVMCLOCK_CTRL');
+  const guestReadsAfter = vmEvents.filter((e) => e.type === 'GuestExecuted' && after && e.time >= after.time).map((e) => e.position);
+
+  const failurePosition = mig.failure?.ref ? (store.positionOfVersion(mig.failure.ref.streamId, mig.failure.ref.version) ?? null) : null;
+  const elapsed = (after?.time ?? stopTime) - stopTime;
+  const khz = before.rec.x86?.vcpus[0]?.virtualTscKhz ?? 0;
+  const g0 = guestClocksAt(before.rec, before.host, stopTime);
+  const g1 = after ? guestClocksAt(after.rec, after.host, after.time) : null;
+
+  const expected = (elapsed * BigInt(khz)) / 1_000_000n;
+  const vcpus: VcpuAudit[] = g0.vcpus.map((b) => {
+    const a = g1?.vcpus.find((x) => x.vcpu === b.vcpu);
+    const tscAfter = a?.tsc ?? b.tsc;
+    const advance = s64(tscAfter - b.tsc);
+    const err = advance - expected;
+    return {
+      vcpu: b.vcpu,
+      tscBefore: b.tsc,
+      tscAfter,
+      tscAdvance: advance,
+      expectedAdvance: expected,
+      tscErrorCycles: err,
+      tscErrorNs: khz ? (err * 1_000_000n) / BigInt(khz) : 0n,
+    };
+  });
+  // kvmclock as the boot vCPU's guest reads it (its pvclock page), else as KVM_GET_CLOCK would report it
+  const kvmBefore = g0.vcpus[0]?.kvmclock ?? g0.kvmclock;
+  const kvmAfter = g1 ? (g1.vcpus[0]?.kvmclock ?? g1.kvmclock) : null;
+  const kvmAdvance = kvmBefore !== null && kvmAfter !== null ? s64(kvmAfter - kvmBefore) : null;
+  const kvmError = kvmAdvance !== null ? kvmAdvance - elapsed : null;
+  const step = kvmError !== null && vcpus[0] ? kvmError - vcpus[0].tscErrorNs : null;
+  const skew = (xs: bigint[]) => (xs.length ? xs.reduce((a, b) => (a > b ? a : b)) - xs.reduce((a, b) => (a < b ? a : b)) : 0n);
+  const skewBefore = skew(g0.vcpus.map((v) => v.tsc));
+  const skewAfter = g1 ? skew(g1.vcpus.map((v) => v.tsc)) : skewBefore;
+  const masterBefore = before.rec.x86?.useMasterClock ?? false;
+  const masterAfter = after?.rec.x86?.useMasterClock ?? false;
+
+  // Rates: the guest TSC's real rate against its nominal one, and kvmclock's pvclock rate against the TSC's.
+  const nominalHz = BigInt(khz) * 1000n;
+  const side = after ?? before;
+  const tscHz = guestTscHz(side.rec, side.host);
+  const tscDriftPpb = nominalHz ? ((tscHz - nominalHz) * 1_000_000_000n) / nominalHz : 0n;
+  const page = side.rec.x86?.vcpus[0]?.pvti;
+  const pvHz = page ? hvclockToHz(page.mul, page.shift) : null;
+  // kvmclock runs fast when the pvclock encodes a lower frequency than the TSC really has
+  const pvDriftPpb = pvHz && tscHz ? ((tscHz - pvHz) * 1_000_000_000n) / pvHz : null;
+
+  const findings: Finding[] = [];
+  const add = (code: FindingCode, severity: Severity, message: string, positions: number[]) =>
+    findings.push({ code, severity, message, positions: [...new Set(positions)].sort((a, b) => a - b) });
+
+  if (mig.status === 'failed' && mig.failure) {
+    add('migration_failed', 'fail', `${mig.failure.step} failed: ${mig.failure.reason}; the source VM resumed`, failurePosition ? [failurePosition] : []);
+  }
+  if (after) {
+    for (const v of vcpus) {
+      if (v.tscAdvance < 0n) add('time_backwards', 'fail', `vCPU ${v.vcpu}'s TSC went back by ${-v.tscAdvance} cycles`, [...tscWrites, ...guestReadsAfter]);
+    }
+    const lost = vcpus.filter((v) => v.tscErrorNs < -th.clockErrorNs);
+    if (lost.length) {
+      const worst = lost.reduce((a, b) => (a.tscErrorNs < b.tscErrorNs ? a : b));
+      add('tsc_lost_time', -worst.tscErrorNs > th.softLockupNs ? 'fail' : 'warn', `the guest TSC lost ${fmtNs(-worst.tscErrorNs)} of the ${fmtNs(elapsed)} that passed (vCPU ${lost.map((v) => v.vcpu).join(', ')})`, tscWrites);
+    }
+    const jumped = vcpus.filter((v) => v.tscErrorNs > th.clockErrorNs);
+    if (jumped.length) {
+      const worst = jumped.reduce((a, b) => (a.tscErrorNs > b.tscErrorNs ? a : b));
+      add('tsc_jump', worst.tscErrorNs > th.softLockupNs ? 'fail' : 'warn', `the guest TSC jumped ${fmtNs(worst.tscErrorNs)} ahead of true time (vCPU ${jumped.map((v) => v.vcpu).join(', ')})`, tscWrites);
+    }
+    if (kvmAdvance !== null && kvmAdvance < 0n) add('time_backwards', 'fail', `kvmclock went back by ${fmtNs(-kvmAdvance)}`, clockWrites);
+    const minAfter = g1 && g1.vcpus.length ? g1.vcpus.map((v) => v.tsc).reduce((a, b) => (a < b ? a : b)) : null;
+    const maxBefore = g0.vcpus.length ? g0.vcpus.map((v) => v.tsc).reduce((a, b) => (a > b ? a : b)) : null;
+    if (minAfter !== null && maxBefore !== null && minAfter < maxBefore && !vcpus.some((v) => v.tscAdvance < 0n)) {
+      add('time_backwards', 'fail', `across vCPUs the guest TSC reads ${maxBefore - minAfter} cycles lower after than before`, [...tscWrites, ...guestReadsAfter]);
+    }
+    if (kvmError !== null && kvmError < -th.clockErrorNs) {
+      add('kvmclock_lost_time', 'warn', `kvmclock lost ${fmtNs(-kvmError)} of the ${fmtNs(elapsed)} that passed`, clockWrites);
+      add('wall_clock_behind', 'warn', `the guest wall clock (kvmclock-based) is ${fmtNs(-kvmError)} behind real time until NTP corrects it`, clockWrites);
+    }
+    if (kvmError !== null && kvmError > th.clockErrorNs) add('kvmclock_jump', 'warn', `kvmclock jumped ${fmtNs(kvmError)} ahead of true time`, clockWrites);
+    if (step !== null && abs(step) > th.clockStepNs) {
+      add('kvmclock_tsc_step', 'warn', `kvmclock moved ${fmtNs(step)} ${step > 0n ? 'ahead of' : 'behind'} the TSC`, [...clockWrites, ...tscWrites]);
+      // The watchdog interval that spans the migration: up to one period before the stop plus what kvmclock showed across it.
+      const interval = th.watchdogIntervalNs + (kvmAdvance !== null && kvmAdvance > 0n ? kvmAdvance : 0n);
+      if (abs(step) > th.watchdogMarginNs && interval < th.watchdogMaxIntervalNs) {
+        add('watchdog_tsc_unstable', 'fail', `a ${fmtNs(abs(step))} kvmclock−TSC step inside a ${fmtNs(interval)} watchdog interval exceeds the ${fmtNs(th.watchdogMarginNs)} margin: the guest marks its TSC unstable`, [...clockWrites, ...tscWrites]);
+      }
+    }
+    if (skewAfter > skewBefore + th.skewCycles) {
+      const claimsStable = masterAfter;
+      add('vcpu_skew', claimsStable ? 'fail' : 'warn', `guest TSCs differ by ${skewAfter} cycles across vCPUs (${skewBefore} before)${claimsStable ? ' while the pvclock claims TSC_STABLE' : ''}`, tscWrites);
+    }
+    if (masterBefore && !masterAfter) add('master_clock_lost', 'warn', 'the master clock was lost: kvmclock no longer claims PVCLOCK_TSC_STABLE', tscWrites);
+    const jump = kvmAdvance ?? (vcpus[0] && khz ? (vcpus[0].tscAdvance * 1_000_000n) / BigInt(khz) : null);
+    if (jump !== null && jump > th.softLockupNs) {
+      const stopped = ((g1?.vcpus[0]?.pvclockFlags ?? 0) & PVCLOCK_GUEST_STOPPED) !== 0;
+      add('soft_lockup_risk', stopped ? 'info' : 'fail', `the guest's clock jumps ${fmtNs(jump)} at resume ${stopped ? 'with PVCLOCK_GUEST_STOPPED set: the watchdogs are told' : 'without PVCLOCK_GUEST_STOPPED: soft lockup and RCU stall reports'}`, [...clockWrites, ...ctrl]);
+    }
+  }
+  if (abs(tscDriftPpb) > th.driftPpb) {
+    add('frequency_drift', abs(tscDriftPpb) > th.driftWarnPpb ? 'warn' : 'info', `the guest TSC runs at ${tscHz} Hz for a nominal ${nominalHz} Hz: ${(Number(tscDriftPpb) / 1000).toFixed(3)} ppm, ${msPerDay(tscDriftPpb)} ms/day`, tscWrites);
+  }
+  if (pvDriftPpb !== null && abs(pvDriftPpb) > th.driftPpb) {
+    add('frequency_drift', abs(pvDriftPpb) > th.driftWarnPpb ? 'warn' : 'info', `kvmclock's pvclock encodes ${pvHz} Hz for a guest TSC at ${tscHz} Hz: kvmclock drifts ${(Number(pvDriftPpb) / 1000).toFixed(3)} ppm, ${msPerDay(pvDriftPpb)} ms/day, against the TSC`, [...clockWrites, ...tscWrites]);
+  }
+  const verdict = findings.some((f) => f.severity === 'fail') ? 'fail' : findings.some((f) => f.severity === 'warn') ? 'warn' : 'pass';
+  const srcHost = before.host;
+  const dstHost = rebuildStream<HostState>(store, hostStreamId(mig.toHost)).state;
+  return {
+    migrationId,
+    strategy: mig.strategy,
+    status: mig.status,
+    ...(mig.failure ? { failure: { step: mig.failure.step, reason: mig.failure.reason, position: failurePosition } } : {}),
+    vmId: mig.vmId,
+    newVmId: mig.newVmId,
+    fromHost: mig.fromHost,
+    toHost: mig.toHost,
+    profiles: { source: srcHost.profile, destination: dstHost?.profile ?? '' },
+    blackoutNs: BigInt(String(mig.params.blackoutNs)),
+    trueElapsedNs: elapsed,
+    stopTime,
+    resumeTime: after?.time ?? stopTime,
+    guestTscKhz: khz,
+    vcpus,
+    kvmclock: { before: kvmBefore, after: kvmAfter, advanceNs: kvmAdvance, errorNs: kvmError },
+    kvmclockMinusTscStepNs: step,
+    skewCycles: { before: skewBefore, after: skewAfter },
+    masterClock: { before: masterBefore, after: masterAfter },
+    pvclock: page ? { frequencyHz: pvHz, guestTscHz: tscHz, driftPpb: pvDriftPpb, msPerDay: pvDriftPpb !== null ? msPerDay(pvDriftPpb) : null } : null,
+    tscFrequency: { nominalHz, actualHz: tscHz, driftPpb: tscDriftPpb, msPerDay: msPerDay(tscDriftPpb) },
+    findings,
+    verdict,
+  };
+}
+
+export { NSEC_PER_SEC };
+export type { StoredEvent };

@@ -1,0 +1,56 @@
+// The thresholds the audit judges a migration by, each with the guest behaviour it stands for.
+// A user may override any of them per audit.
+
+export interface AuditThresholds {
+  /** guest TSC or kvmclock error (ns) tolerated before it is reported: below this is rounding and VMM latency */
+  clockErrorNs: bigint;
+  /** kvmclock−TSC step (ns) tolerated before it is reported */
+  clockStepNs: bigint;
+  /**
+   * the guest's clocksource watchdog margin: a TSC-vs-kvm-clock skew beyond it within a checked
+   * interval marks the TSC unstable (about 250 µs on current kernels; 62.5 ms before 5.15)
+   */
+  watchdogMarginNs: bigint;
+  /** the watchdog interval (0.5 s); intervals longer than watchdogMaxIntervalNs are skipped (2024+ guests) */
+  watchdogIntervalNs: bigint;
+  watchdogMaxIntervalNs: bigint;
+  /** a clock jump beyond 2 × watchdog_thresh (20 s) without PVCLOCK_GUEST_STOPPED triggers soft-lockup reports */
+  softLockupNs: bigint;
+  /** inter-vCPU TSC skew (cycles) tolerated */
+  skewCycles: bigint;
+  /** frequency error (parts per billion) reported as drift */
+  driftPpb: bigint;
+  /** frequency error (ppb) that is a warning rather than information (≈ 0.86 ms/day per 10 ppb) */
+  driftWarnPpb: bigint;
+}
+
+export const DEFAULT_THRESHOLDS: AuditThresholds = {
+  clockErrorNs: 1_000_000n, // 1 ms
+  clockStepNs: 1_000n, // 1 µs
+  watchdogMarginNs: 250_000n,
+  watchdogIntervalNs: 500_000_000n,
+  watchdogMaxIntervalNs: 1_000_000_000n,
+  softLockupNs: 20_000_000_000n,
+  skewCycles: 0n,
+  driftPpb: 100n, // 0.1 ppm ≈ 8.6 ms/day
+  driftWarnPpb: 1_000n, // 1 ppm ≈ 86 ms/day
+};
+
+/** How each finding code is judged (documented in the README). */
+export const FINDING_CODES = {
+  migration_failed: 'a step was refused: the migration ended in failed and the source resumed (fail)',
+  tsc_lost_time: 'the guest TSC advanced less than true time by more than clockErrorNs (warn; fail beyond softLockupNs)',
+  tsc_jump: 'the guest TSC advanced more than true time by more than clockErrorNs (warn; fail beyond softLockupNs)',
+  kvmclock_lost_time: 'kvmclock advanced less than true time by more than clockErrorNs (warn)',
+  kvmclock_jump: 'kvmclock advanced more than true time by more than clockErrorNs (warn)',
+  kvmclock_tsc_step: 'kvmclock and the TSC moved by different amounts: the guest\'s two clocks now disagree by more than clockStepNs (warn)',
+  watchdog_tsc_unstable: 'the step exceeds the guest watchdog margin within a checked interval: the guest marks its TSC unstable (fail)',
+  vcpu_skew: 'guest TSCs differ across vCPUs by more than before (warn; fail when the pvclock still claims TSC_STABLE)',
+  master_clock_lost: 'the master clock (PVCLOCK_TSC_STABLE) was on before and is off after (warn)',
+  time_backwards: 'a vCPU\'s TSC or kvmclock, or the guest across vCPUs, reads lower after than before (fail)',
+  soft_lockup_risk: 'a clock jump beyond softLockupNs without PVCLOCK_GUEST_STOPPED (fail); with it (info)',
+  wall_clock_behind: 'kvmclock lost time, so the guest wall clock is behind until NTP corrects it (warn)',
+  frequency_drift: 'a guest clock runs at a rate other than its nominal one, in ppm and ms/day (info; warn beyond driftWarnPpb)',
+  counter_writes_ignored: 'arm64: counter writes after KVM_ARM_SET_COUNTER_OFFSET were silently ignored (warn)',
+} as const;
+export type FindingCode = keyof typeof FINDING_CODES;

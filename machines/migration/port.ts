@@ -1,0 +1,154 @@
+// What a migration strategy sees: a VMM's handle on the source and destination kernels. Every
+// ioctl goes through the VM machines (and so into the VM streams), costs the VMM's per-ioctl
+// latency in simulated time, and a refused step ends the migration with its reason.
+import type { HostState } from '../../kvm/host.js';
+import type { Json } from '../codec.js';
+import { hostInfoToJson, type VmHostInfo } from '../vm/events.js';
+import type { VmRecord } from '../vm/evolve.js';
+import type { EventRef, Session } from '../session.js';
+
+export type Side = 'source' | 'destination';
+
+export interface MigrationParams {
+  migrationId: string;
+  vmId: string;
+  newVmId: string;
+  fromHost: string;
+  toHost: string;
+  strategy: string;
+  blackoutNs: bigint;
+  /** time each ioctl takes, as the VMM sees it */
+  vmmLatencyNs: bigint;
+  /** extra time between the per-vCPU reads, and between the per-vCPU writes */
+  readSpacingNs: bigint;
+  writeSpacingNs: bigint;
+  /** qemu: time from vm_stop's KVM_GET_CLOCK to the pre-save KVM_GET_CLOCK */
+  preSaveGapNs: bigint;
+  options: Record<string, Json>;
+}
+
+export interface IoctlOutcome {
+  ret: number;
+  errno?: string;
+  out?: Record<string, Json>;
+  ref: EventRef;
+}
+
+/** A step the VMM cannot go on from. */
+export class StepFailure extends Error {
+  constructor(
+    readonly step: string,
+    readonly reason: string,
+    readonly ref: EventRef | null,
+  ) {
+    super(`${step}: ${reason}`);
+    this.name = 'StepFailure';
+  }
+}
+
+export class VmmPort {
+  /** the refs of every ioctl and guest read, per phase, for the audit's citations */
+  readonly refs: EventRef[] = [];
+
+  constructor(
+    readonly session: Session,
+    readonly params: MigrationParams,
+  ) {}
+
+  vmId(side: Side): string {
+    return side === 'source' ? this.params.vmId : this.params.newVmId;
+  }
+
+  host(side: Side): HostState {
+    return this.session.requireHost(side === 'source' ? this.params.fromHost : this.params.toHost);
+  }
+
+  vm(side: Side): VmRecord {
+    return this.session.requireVm(this.vmId(side));
+  }
+
+  hasVm(side: Side): boolean {
+    return this.session.vm(this.vmId(side)) !== null;
+  }
+
+  vcpuIds(side: Side): number[] {
+    return this.vm(side).x86?.vcpus.map((v) => v.id) ?? [];
+  }
+
+  now(): bigint {
+    return this.session.now();
+  }
+
+  advance(ns: bigint): void {
+    if (ns > 0n) this.session.advanceTime(ns);
+  }
+
+  /** Issue an ioctl; the VMM then spends its per-ioctl latency. */
+  ioctl(side: Side, vcpu: number | null, ioctl: string, arg?: unknown): IoctlOutcome {
+    const r = this.session.vmCommand(this.vmId(side), { type: 'ioctl', vcpu, ioctl, arg });
+    this.refs.push(r.ref);
+    this.advance(this.params.vmmLatencyNs);
+    return { ...(r.result as unknown as Omit<IoctlOutcome, 'ref'>), ref: r.ref };
+  }
+
+  /** An ioctl the VMM cannot continue without. */
+  must(step: string, side: Side, vcpu: number | null, ioctl: string, arg?: unknown): IoctlOutcome {
+    const r = this.ioctl(side, vcpu, ioctl, arg);
+    if (r.ret < 0) throw new StepFailure(step, `${ioctl}${vcpu === null ? '' : ` on vCPU ${vcpu}`} failed with ${r.errno}`, r.ref);
+    return r;
+  }
+
+  guest(side: Side, vcpu: number, op: string, extra: { msr?: unknown; value?: unknown } = {}): Json {
+    const r = this.session.vmCommand(this.vmId(side), { type: 'guest', vcpu, op, ...extra });
+    this.refs.push(r.ref);
+    return r.result;
+  }
+
+  /** The vCPU leaves KVM_RUN (the VMM kicks it out). */
+  exit(side: Side, vcpu: number): void {
+    const r = this.session.vmCommand(this.vmId(side), { type: 'exit', vcpu });
+    this.refs.push(r.ref);
+  }
+
+  /** Pause between per-vCPU reads or writes. */
+  spacing(kind: 'read' | 'write', index: number): void {
+    if (index > 0) this.advance(kind === 'read' ? this.params.readSpacingNs : this.params.writeSpacingNs);
+  }
+
+  /** KVM_CREATE_VM on the destination, optionally the VM-wide TSC kHz, then the vCPUs. */
+  createDestination(vcpuIds: number[], vmTscKhz?: number): IoctlOutcome | null {
+    const host = this.host('destination');
+    const info: VmHostInfo = { counterHz: host.counterHz, counterClocksource: host.counterClocksource, x86: host.x86, arm64: host.arm64 };
+    const r = this.session.vmCommand(this.params.newVmId, {
+      type: 'create',
+      data: { vmId: this.params.newVmId, hostId: host.id, arch: host.arch, profile: host.profile, host: hostInfoToJson(info) },
+    });
+    this.refs.push(r.ref);
+    this.advance(this.params.vmmLatencyNs);
+    let khz: IoctlOutcome | null = null;
+    if (vmTscKhz !== undefined) khz = this.ioctl('destination', null, 'KVM_SET_TSC_KHZ', vmTscKhz);
+    for (const id of vcpuIds) this.must('restore', 'destination', null, 'KVM_CREATE_VCPU', id);
+    return khz;
+  }
+
+  destroy(side: Side, reason: string): void {
+    const r = this.session.vmCommand(this.vmId(side), { type: 'destroy', reason });
+    this.refs.push(r.ref);
+  }
+
+  /** Stop every running vCPU of a side. */
+  pauseAll(side: Side): void {
+    for (const v of this.vm(side).x86?.vcpus ?? []) if (v.running) this.exit(side, v.id);
+  }
+
+  /** KVM_RUN on every vCPU of a side. */
+  runAll(side: Side): void {
+    for (const id of this.vcpuIds(side)) this.must('resume', side, id, 'KVM_RUN');
+  }
+
+  /** What the destination host offers, for strategies deciding how to set the frequency. */
+  dstHostInfo(): { tscKhz: number; scaling: boolean } {
+    const h = this.host('destination');
+    return { tscKhz: h.x86?.tscKhz ?? 0, scaling: h.x86?.tscScaling ?? false };
+  }
+}

@@ -1,0 +1,64 @@
+// Firecracker: the TSC by value, IA32_TSC_DEADLINE restored after IA32_TSC (a zero deadline
+// replaced by the vCPU's TSC), the 250 ppm tolerance then KVM_SET_TSC_KHZ on every vCPU,
+// kvmclock restored with flags 0 (KVM_CLOCK_REALTIME as an opt-in), KVMCLOCK_CTRL after pausing and before resume.
+import { tscToleranceWindow } from '../../../kvm/arith.js';
+import { KVM_CLOCK_REALTIME, MSRS } from '../../../kvm/uapi.js';
+import { type ClockData, clockOut, getMsrs, KVMCLOCK_MSRS, resumeSource, setMsrs } from './common.js';
+import type { Strategy } from './types.js';
+
+interface Saved {
+  vcpus: { id: number; msrs: Map<number, bigint> }[];
+  clock: ClockData;
+  tscKhz: number;
+}
+
+const { MSR_IA32_TSC: TSC, MSR_IA32_TSC_DEADLINE: DEADLINE } = MSRS;
+
+export const firecracker: Strategy<Saved, void> = {
+  name: 'firecracker',
+  arch: 'x86',
+  summary:
+    'Firecracker snapshot/restore: pause, KVM_KVMCLOCK_CTRL on every vCPU, save KVM_GET_CLOCK, the MSRs by value and the TSC kHz. ' +
+    'Restore sets KVM_SET_TSC_KHZ on every vCPU when the destination is more than 250 ppm away, writes IA32_TSC then IA32_TSC_DEADLINE ' +
+    '(a zero deadline becomes the TSC), KVM_SET_CLOCK with flags 0 (or the saved KVM_CLOCK_REALTIME with options.clockRealtime), ' +
+    'and KVM_KVMCLOCK_CTRL before resuming.',
+  options: { clockRealtime: 'restore kvmclock with KVM_CLOCK_REALTIME and the saved realtime (default false)' },
+  pause(p) {
+    p.pauseAll('source');
+    for (const id of p.vcpuIds('source')) p.ioctl('source', id, 'KVM_KVMCLOCK_CTRL');
+  },
+  save(p) {
+    const clock = clockOut(p.must('save', 'source', null, 'KVM_GET_CLOCK'));
+    const vcpus = p.vcpuIds('source').map((id, i) => {
+      p.spacing('read', i);
+      return { id, msrs: getMsrs(p, 'save', 'source', id, [TSC, DEADLINE, ...KVMCLOCK_MSRS]) };
+    });
+    return { vcpus, clock, tscKhz: p.must('save', 'source', vcpus[0]?.id ?? 0, 'KVM_GET_TSC_KHZ').ret };
+  },
+  restore(p, saved) {
+    p.createDestination(saved.vcpus.map((v) => v.id));
+    const { lo, hi } = tscToleranceWindow(BigInt(p.dstHostInfo().tscKhz));
+    if (BigInt(saved.tscKhz) < lo || BigInt(saved.tscKhz) > hi) {
+      for (const v of saved.vcpus) p.must('restore', 'destination', v.id, 'KVM_SET_TSC_KHZ', saved.tscKhz);
+    }
+    saved.vcpus.forEach((v, i) => {
+      p.spacing('write', i);
+      const tsc = v.msrs.get(TSC) ?? 0n;
+      const deadline = v.msrs.get(DEADLINE) || tsc;
+      setMsrs(p, 'restore', 'destination', v.id, [[TSC, tsc], [DEADLINE, deadline], ...KVMCLOCK_MSRS.map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint])]);
+    });
+    const realtime = p.params.options.clockRealtime === true;
+    p.must('restore', 'destination', null, 'KVM_SET_CLOCK', {
+      clock: saved.clock.clock.toString(),
+      flags: realtime ? saved.clock.flags & KVM_CLOCK_REALTIME : 0,
+      realtime: saved.clock.realtime.toString(),
+    });
+  },
+  resume(p) {
+    for (const id of p.vcpuIds('destination')) p.ioctl('destination', id, 'KVM_KVMCLOCK_CTRL');
+    p.runAll('destination');
+  },
+  rollback(p) {
+    resumeSource(p);
+  },
+};

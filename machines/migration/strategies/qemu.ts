@@ -1,0 +1,67 @@
+// QEMU (target/i386/kvm/kvm.c, hw/i386/kvm/clock.c): the TSC by value through the MSRs, kvmclock
+// read at stop and again at pre-save, restored with KVM_SET_CLOCK flags 0, KVM_KVMCLOCK_CTRL at resume.
+import { MSRS } from '../../../kvm/uapi.js';
+import { clockOut, getMsrs, KVMCLOCK_MSRS, qemuSetTscKhz, resumeSource, setMsrs } from './common.js';
+import type { Strategy } from './types.js';
+
+interface Saved {
+  vcpus: { id: number; msrs: Map<number, bigint> }[];
+  /** kvmclock from vm_stop, then overwritten by the pre-save read */
+  clock: bigint;
+  tscKhz: number;
+}
+
+const { MSR_IA32_TSC: TSC, MSR_IA32_TSC_ADJUST: ADJ } = MSRS;
+
+export const qemu: Strategy<Saved, Saved> = {
+  name: 'qemu',
+  arch: 'x86',
+  summary:
+    'QEMU: at vm_stop reads kvmclock (KVM_GET_CLOCK) and pins every vCPU\'s IA32_TSC by value (KVM_GET_MSRS, one vCPU after another); ' +
+    'for a running-VM migration reads kvmclock again at pre-save. The destination negotiates the TSC kHz (KVM_SET_TSC_KHZ with scaling ' +
+    'or within 250 ppm, else "TSC frequency mismatch"), writes TSC_ADJUST then IA32_TSC per vCPU, and at resume KVM_SET_CLOCK with flags 0 ' +
+    'and KVM_KVMCLOCK_CTRL on every vCPU. The guest TSC loses the blackout; kvmclock loses it minus the stop→pre-save gap.',
+  options: {},
+  pause(p) {
+    p.pauseAll('source');
+    // kvmclock_vm_state_change(stopped): s->clock = KVM_GET_CLOCK
+    const clock = clockOut(p.must('pause', 'source', null, 'KVM_GET_CLOCK')).clock;
+    // cpu_synchronize_all_states(): each vCPU's MSRs, pinned while stopped (env->tsc_valid)
+    const vcpus = p.vcpuIds('source').map((id, i) => {
+      p.spacing('read', i);
+      return { id, msrs: getMsrs(p, 'pause', 'source', id, [ADJ, TSC, ...KVMCLOCK_MSRS]) };
+    });
+    return { vcpus, clock, tscKhz: 0 };
+  },
+  save(p, atStop) {
+    const saved = { ...atStop };
+    // kvmclock_pre_save(): a running-VM migration reads the clock once more, preSaveGap later
+    p.advance(p.params.preSaveGapNs);
+    saved.clock = clockOut(p.must('save', 'source', null, 'KVM_GET_CLOCK')).clock;
+    saved.tscKhz = p.must('save', 'source', saved.vcpus[0]?.id ?? 0, 'KVM_GET_TSC_KHZ').ret;
+    return saved;
+  },
+  restore(p, saved) {
+    p.createDestination(saved.vcpus.map((v) => v.id));
+    for (const v of saved.vcpus) qemuSetTscKhz(p, 'restore', v.id, saved.tscKhz);
+    saved.vcpus.forEach((v, i) => {
+      p.spacing('write', i);
+      // kvm_put_msrs(): TSC_ADJUST is listed before IA32_TSC (a host TSC_ADJUST write does not move the TSC)
+      setMsrs(p, 'restore', 'destination', v.id, [ADJ, TSC, ...KVMCLOCK_MSRS].map((i) => [i, v.msrs.get(i) ?? 0n] as [number, bigint]));
+    });
+  },
+  resume(p, saved) {
+    // kvmclock_vm_state_change(running): KVM_SET_CLOCK { clock = s->clock }, then KVMCLOCK_CTRL per vCPU
+    p.must('resume', 'destination', null, 'KVM_SET_CLOCK', { clock: saved.clock.toString(), flags: 0 });
+    for (const id of p.vcpuIds('destination')) p.ioctl('destination', id, 'KVM_KVMCLOCK_CTRL');
+    p.runAll('destination');
+  },
+  rollback(p, atStop, saved) {
+    // vm_start on the source: the same state-change handler writes the saved kvmclock back
+    if (p.hasVm('destination') && !p.vm('destination').destroyed) p.destroy('destination', 'migration failed');
+    const clock = saved?.clock ?? atStop?.clock;
+    if (clock !== undefined) p.ioctl('source', null, 'KVM_SET_CLOCK', { clock: clock.toString(), flags: 0 });
+    for (const id of p.vcpuIds('source')) p.ioctl('source', id, 'KVM_KVMCLOCK_CTRL');
+    resumeSource(p);
+  },
+};
