@@ -31,7 +31,7 @@ export interface HandlerDef<S extends z.ZodTypeAny> {
   name: string;
   summary: string;
   schema: S;
-  run: (req: z.output<S>, env: HandlerEnv) => Record<string, unknown>;
+  run: (req: z.output<S>, env: HandlerEnv) => Record<string, unknown> | Promise<Record<string, unknown>>;
 }
 
 export interface DefinedHandler extends Handler {
@@ -56,7 +56,7 @@ export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): Defin
           return r.response as Record<string, unknown>;
         },
       };
-      const out = def.run(req, env);
+      const out = await def.run(req, env);
       return { ok: true, ...(toJson(out) as Record<string, unknown>) } as HandlerResponse;
     } catch (e) {
       return { ok: false, error: toErrorBody(e) };

@@ -3,6 +3,8 @@ import type { DefinedHandler } from './define.js';
 import { adjustRealtime, advanceTime, createHost } from './use-cases/hosts.js';
 import { events, fork, stateAt, verify } from './use-cases/log.js';
 import { audit, migrate, strategies } from './use-cases/migrations.js';
+import { bisect, diff, replay } from './use-cases/replay.js';
+import { demo } from './use-cases/demo.js';
 import { createVm, destroyVm, guest, ioctl, pauseVcpu, runVcpu } from './use-cases/vms.js';
 
 export const handlers = {
@@ -22,6 +24,10 @@ export const handlers = {
   migrate,
   audit,
   strategies,
+  replay,
+  diff,
+  bisect,
+  demo,
 } satisfies Record<string, DefinedHandler>;
 
 export type HandlerName = keyof typeof handlers;

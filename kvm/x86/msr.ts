@@ -34,14 +34,14 @@ export function kvmSetMsrCommon(
       } else {
         // A guest write moves the offset and TSC_ADJUST together, with no generation bookkeeping.
         const adj = u64(kvmComputeL1TscOffset(ctx, vcpu, data) - vcpu.l1TscOffset);
-        adjustTscOffsetGuest(vcpu, adj);
+        adjustTscOffsetGuest(ctx, vcpu, adj);
         vcpu.ia32TscAdjustMsr = BigInt.asIntN(64, vcpu.ia32TscAdjustMsr + adj);
       }
       return 0;
     case MSRS.MSR_IA32_TSC_ADJUST:
       if (!hostInitiated) {
         const adj = BigInt.asIntN(64, data - vcpu.ia32TscAdjustMsr);
-        adjustTscOffsetGuest(vcpu, adj);
+        adjustTscOffsetGuest(ctx, vcpu, adj);
         // tsc_timestamp must follow before the guest runs again, or its pvclock would jump
         vcpu.requests.clockUpdate = true;
       }

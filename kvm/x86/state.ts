@@ -113,6 +113,19 @@ export interface X86Ctx {
   hw: HostSample;
   /** gtod_is_based_on_tsc(): the host timekeeper's clocksource is the TSC */
   tscClocksource: boolean;
+  /** where tracepoints go, when someone listens (arch/x86/kvm/trace.h) */
+  trace?: TraceEntry[];
+}
+
+/** One tracepoint hit: the kernel's own (kvm_write_tsc_offset, ...) or clockledger's (clockledger_*). */
+export interface TraceEntry {
+  tp: string;
+  [field: string]: bigint | number | boolean | string;
+}
+
+/** Emit a tracepoint if tracing is on. */
+export function tracepoint(ctx: X86Ctx, entry: TraceEntry): void {
+  if (ctx.trace) ctx.trace.push(entry);
 }
 
 /** Result of an emulated ioctl as userspace sees it. */

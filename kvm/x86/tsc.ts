@@ -1,7 +1,7 @@
 // TSC offsetting, scaling and synchronisation: arch/x86/kvm/x86.c.
 import { getTimeScale, NSEC_PER_SEC, pvclockScaleDelta, scaleTsc, tscScalingRatio, tscToleranceWindow } from '../arith.js';
 import { u64 } from '../u64.js';
-import type { X86Ctx, X86Vcpu, X86Vm } from './state.js';
+import { tracepoint, type X86Ctx, type X86Vcpu, type X86Vm } from './state.js';
 
 /** KVMCLOCK_UPDATE_DELAY, KVMCLOCK_SYNC_PERIOD */
 export const KVMCLOCK_UPDATE_DELAY_NS = 100_000_000n;
@@ -32,19 +32,22 @@ export function nsecToCycles(vcpu: X86Vcpu, nsec: bigint): bigint {
   return pvclockScaleDelta(nsec, vcpu.virtualTscMult, vcpu.virtualTscShift);
 }
 
-/** kvm_vcpu_write_tsc_offset() */
-export function kvmVcpuWriteTscOffset(vcpu: X86Vcpu, offset: bigint): void {
-  vcpu.l1TscOffset = u64(offset);
+/** kvm_vcpu_write_tsc_offset() (tracepoint kvm_write_tsc_offset) */
+export function kvmVcpuWriteTscOffset(ctx: X86Ctx, vcpu: X86Vcpu, offset: bigint): void {
+  const next = u64(offset);
+  tracepoint(ctx, { tp: 'kvm_write_tsc_offset', vcpu_id: vcpu.id, previous_tsc_offset: vcpu.l1TscOffset, next_tsc_offset: next });
+  vcpu.l1TscOffset = next;
 }
 
 /** kvm_vcpu_write_tsc_multiplier() */
-export function kvmVcpuWriteTscMultiplier(vcpu: X86Vcpu, ratio: bigint): void {
+export function kvmVcpuWriteTscMultiplier(ctx: X86Ctx, vcpu: X86Vcpu, ratio: bigint): void {
+  if (vcpu.l1TscScalingRatio !== ratio) tracepoint(ctx, { tp: 'clockledger_tsc_multiplier', vcpu_id: vcpu.id, ratio });
   vcpu.l1TscScalingRatio = ratio;
 }
 
 /** adjust_tsc_offset_guest() */
-export function adjustTscOffsetGuest(vcpu: X86Vcpu, adjustment: bigint): void {
-  kvmVcpuWriteTscOffset(vcpu, vcpu.l1TscOffset + adjustment);
+export function adjustTscOffsetGuest(ctx: X86Ctx, vcpu: X86Vcpu, adjustment: bigint): void {
+  kvmVcpuWriteTscOffset(ctx, vcpu, vcpu.l1TscOffset + adjustment);
 }
 
 /** compute_guest_tsc(): the TSC a catch-up vCPU should show at kernel_ns */
@@ -65,6 +68,7 @@ export function kvmTrackTscMatching(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, newGe
   const request = ctx.sw.masterclockRequestOnChange
     ? (vm.useMasterClock && newGeneration) || vm.useMasterClock !== useMasterClock
     : vm.useMasterClock || useMasterClock; // before 6.8: on every write while the master clock is or could be on
+  tracepoint(ctx, { tp: 'kvm_track_tsc', vcpu_id: vcpu.id, nr_vcpus_matched_tsc: vm.nrVcpusMatchedTsc, online_vcpus: vm.vcpus.length, use_master_clock: vm.useMasterClock, host_clock: ctx.tscClocksource });
   if (request) vcpu.requests.masterclockUpdate = true;
 }
 
@@ -87,7 +91,7 @@ export function __kvmSynchronizeTsc(
   vm.lastTscOffset = offset;
   vm.lastTscScalingRatio = vcpu.l1TscScalingRatio;
   vcpu.lastGuestTsc = tsc;
-  kvmVcpuWriteTscOffset(vcpu, offset);
+  kvmVcpuWriteTscOffset(ctx, vcpu, offset);
   if (!matched) {
     // A new generation of matched writes begins with this one.
     vm.curTscGeneration++;
@@ -147,7 +151,7 @@ export function maxGuestTscKhz(ctx: X86Ctx): number {
 /** set_tsc_khz(): 0 on success, −1 when the rate cannot be provided */
 function setTscKhz(ctx: X86Ctx, vcpu: X86Vcpu, userTscKhz: number, scale: boolean): number {
   if (!scale) {
-    kvmVcpuWriteTscMultiplier(vcpu, defaultRatio(ctx));
+    kvmVcpuWriteTscMultiplier(ctx, vcpu, defaultRatio(ctx));
     return 0;
   }
   if (!ctx.caps.tscScaling) {
@@ -161,14 +165,14 @@ function setTscKhz(ctx: X86Ctx, vcpu: X86Vcpu, userTscKhz: number, scale: boolea
   }
   const ratio = tscScalingRatio(BigInt(userTscKhz), BigInt(ctx.caps.tscKhz), ctx.caps.fracBits);
   if (ratio === 0n || ratio >= ctx.caps.maxRatio) return -1;
-  kvmVcpuWriteTscMultiplier(vcpu, ratio);
+  kvmVcpuWriteTscMultiplier(ctx, vcpu, ratio);
   return 0;
 }
 
 /** kvm_set_tsc_khz(): records virtual_tsc_khz, then picks default ratio, scaling or catch-up */
 export function kvmSetTscKhz(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, userTscKhz: number): number {
   if (userTscKhz === 0) {
-    kvmVcpuWriteTscMultiplier(vcpu, defaultRatio(ctx));
+    kvmVcpuWriteTscMultiplier(ctx, vcpu, defaultRatio(ctx));
     return -1;
   }
   // proposal: sample the guest TSC before the ratio changes, to re-synchronize to it afterwards

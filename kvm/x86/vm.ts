@@ -101,7 +101,7 @@ export function vcpuLoad(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu): void {
   if (vcpu.loaded && !ctx.caps.tscUnstable) return;
   if (ctx.caps.tscUnstable) {
     // Resume the guest TSC where it stopped and let the catch-up code make up for the gap.
-    kvmVcpuWriteTscOffset(vcpu, kvmComputeL1TscOffset(ctx, vcpu, vcpu.lastGuestTsc));
+    kvmVcpuWriteTscOffset(ctx, vcpu, kvmComputeL1TscOffset(ctx, vcpu, vcpu.lastGuestTsc));
     vcpu.tscCatchup = true;
   }
   if (!vm.useMasterClock || !vcpu.loaded) vcpu.requests.globalClockUpdate = true;

@@ -1,15 +1,15 @@
 // The audit of a migration, from the log alone: the guest clocks rebuilt at the stop and at the
 // resume, compared with true elapsed time, and the findings they predict for the guest, each
 // citing the recorded events that caused it.
-import { hvclockToHz, NSEC_PER_SEC, scaleTsc } from '../../kvm/arith.js';
+import { hvclockToHz, scaleTsc } from '../../kvm/arith.js';
 import type { HostState } from '../../kvm/host.js';
 import { MSRS, PVCLOCK_GUEST_STOPPED } from '../../kvm/uapi.js';
-import type { EventStore, StoredEvent } from '../../store/types.js';
+import type { EventStore } from '../../store/types.js';
 import { hostStreamId } from '../host/host.js';
 import { migrationStreamId, type MigrationState } from '../migration/state.js';
 import { rebuildStream } from '../rebuild.js';
 import { vmStreamId, type IoctlIssuedData } from '../vm/events.js';
-import type { VmRecord } from '../vm/evolve.js';
+import type { EvolveOptions, VmRecord } from '../vm/evolve.js';
 import { guestClocksAt } from '../vm/view.js';
 import { DEFAULT_THRESHOLDS, type AuditThresholds, type FindingCode } from './thresholds.js';
 
@@ -72,7 +72,7 @@ const fmtNs = (ns: bigint) => {
 };
 
 /** The guest TSC's real rate on a host: the host counter's actual Hz through the vCPU's ratio. */
-function guestTscHz(rec: VmRecord, host: HostState): bigint {
+export function guestTscHz(rec: VmRecord, host: HostState): bigint {
   const v = rec.x86?.vcpus[0];
   if (!v || !host.x86) return 0n;
   if (v.tscCatchup) return BigInt(v.virtualTscKhz) * 1000n;
@@ -85,15 +85,20 @@ interface Side {
   time: bigint;
 }
 
-function sideAt(store: EventStore, vmId: string, version: number, time: bigint): Side | null {
-  const rec = rebuildStream<VmRecord>(store, vmStreamId(vmId), { version }).state;
+function sideAt(store: EventStore, vmId: string, version: number, time: bigint, opts: EvolveOptions): Side | null {
+  const rec = rebuildStream<VmRecord>(store, vmStreamId(vmId), { version }, opts).state;
   if (!rec) return null;
   const host = rebuildStream<HostState>(store, hostStreamId(rec.hostId), { time }).state!;
   return { rec, host, time };
 }
 
-/** Audit one migration from the log. */
-export function auditMigration(store: EventStore, migrationId: string, thresholds: Partial<AuditThresholds> = {}): AuditReport | null {
+/** Audit one migration from the log (optionally as it would have gone under another kernel profile). */
+export function auditMigration(
+  store: EventStore,
+  migrationId: string,
+  thresholds: Partial<AuditThresholds> = {},
+  opts: EvolveOptions = {},
+): AuditReport | null {
   const th = { ...DEFAULT_THRESHOLDS, ...thresholds };
   const mig = rebuildStream<MigrationState>(store, migrationStreamId(migrationId)).state;
   if (!mig) return null;
@@ -105,14 +110,14 @@ export function auditMigration(store: EventStore, migrationId: string, threshold
 
   // Before: the source as the stop began. After: the destination as its guest resumed, or the
   // source once it resumed after a failure.
-  const before = sideAt(store, mig.vmId, pausing.marks!.source.version, stopTime)!;
+  const before = sideAt(store, mig.vmId, pausing.marks!.source.version, stopTime, opts)!;
   let after: Side | null = null;
   if (mig.status === 'completed') {
     const v = phase('verifying')!;
-    after = sideAt(store, mig.newVmId, v.marks!.destination!.version, BigInt(v.time));
+    after = sideAt(store, mig.newVmId, v.marks!.destination!.version, BigInt(v.time), opts);
   } else if (endEvent) {
     const srcVersion = store.streamVersion(vmStreamId(mig.vmId), endEvent.position);
-    after = sideAt(store, mig.vmId, srcVersion, endEvent.time);
+    after = sideAt(store, mig.vmId, srcVersion, endEvent.time, opts);
   }
 
   // The recorded VM events of this migration, for citations.
@@ -247,7 +252,7 @@ export function auditMigration(store: EventStore, migrationId: string, threshold
     newVmId: mig.newVmId,
     fromHost: mig.fromHost,
     toHost: mig.toHost,
-    profiles: { source: srcHost.profile, destination: dstHost?.profile ?? '' },
+    profiles: opts.profile ? { source: opts.profile.name, destination: opts.profile.name } : { source: srcHost.profile, destination: dstHost?.profile ?? '' },
     blackoutNs: BigInt(String(mig.params.blackoutNs)),
     trueElapsedNs: elapsed,
     stopTime,
@@ -265,5 +270,3 @@ export function auditMigration(store: EventStore, migrationId: string, threshold
   };
 }
 
-export { NSEC_PER_SEC };
-export type { StoredEvent };

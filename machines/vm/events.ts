@@ -25,9 +25,12 @@ export interface VmCreatedData {
   profile: string;
   host: VmHostInfoJson;
   hw: HwJson;
+  /** the kernel tracepoints the event fired (kvm_write_tsc_offset, kvm_update_master_clock, ...) */
+  trace?: Json[];
 }
 
 export interface IoctlIssuedData {
+  trace?: Json[];
   vcpu: number | null;
   ioctl: string;
   arg: Json;
@@ -38,6 +41,7 @@ export interface IoctlIssuedData {
 }
 
 export interface GuestExecutedData {
+  trace?: Json[];
   vcpu: number;
   op: string;
   msr?: Json;
@@ -47,16 +51,19 @@ export interface GuestExecutedData {
 }
 
 export interface VcpuExitedData {
+  trace?: Json[];
   vcpu: number;
   hw: HwJson;
 }
 
 export interface TimerFiredData {
+  trace?: Json[];
   timer: string;
   hw: HwJson;
 }
 
 export interface VmDestroyedData {
+  trace?: Json[];
   reason: string;
   hw: HwJson;
 }

@@ -34,6 +34,8 @@ export interface EvolveOptions {
   profile?: KernelProfile;
   /** skip encoding the kernel's result as JSON (a plain rebuild does not look at it) */
   noResult?: boolean;
+  /** collect the kernel's tracepoints (as JSON) for each event */
+  trace?: boolean;
 }
 
 const profileCache = new Map<string, KernelProfile>();
@@ -48,14 +50,25 @@ function profileOf(rec: VmRecord, opts?: EvolveOptions): KernelProfile {
 }
 
 export function x86Ctx(rec: VmRecord, hw: HostSample, opts?: EvolveOptions): X86Ctx {
-  return { caps: rec.host.x86!, sw: profileOf(rec, opts).x86, hw, tscClocksource: rec.host.counterClocksource };
+  const ctx: X86Ctx = { caps: rec.host.x86!, sw: profileOf(rec, opts).x86, hw, tscClocksource: rec.host.counterClocksource };
+  if (opts?.trace) ctx.trace = [];
+  return ctx;
 }
+
+/** The result of applying one event: the record, the kernel's result and its tracepoints (JSON). */
+export interface Applied {
+  rec: VmRecord;
+  result: Json;
+  trace: Json[] | null;
+}
+
+const traced = (ctx: X86Ctx): Json[] | null => (ctx.trace ? (ctx.trace.map((t) => toJson(t)) as Json[]) : null);
 
 /**
  * Apply one event to a VM record (mutated in place; pass an immer draft or a private copy).
  * Returns the record (new for VmCreated) and the result the kernel computed, as JSON.
  */
-export function applyVmEvent(rec: VmRecord | null, ev: VmEvent, time: bigint, opts?: EvolveOptions): { rec: VmRecord; result: Json } {
+export function applyVmEvent(rec: VmRecord | null, ev: VmEvent, time: bigint, opts?: EvolveOptions): Applied {
   if (ev.type === 'VmCreated') {
     const d = ev.data;
     const created: VmRecord = {
@@ -71,8 +84,13 @@ export function applyVmEvent(rec: VmRecord | null, ev: VmEvent, time: bigint, op
       version: 1,
     };
     const hw = hwFromJson(d.hw, time);
-    if (d.arch === 'x86') created.x86 = kvmArchInitVm(x86Ctx(created, hw, opts));
-    return { rec: created, result: null };
+    let trace: Json[] | null = null;
+    if (d.arch === 'x86') {
+      const ctx = x86Ctx(created, hw, opts);
+      created.x86 = kvmArchInitVm(ctx);
+      trace = traced(ctx);
+    }
+    return { rec: created, result: null, trace };
   }
   if (!rec) throw new Error(`${ev.type} before VmCreated`);
   rec.lastTime = time;
@@ -85,26 +103,26 @@ export function applyVmEvent(rec: VmRecord | null, ev: VmEvent, time: bigint, op
     case 'IoctlIssued': {
       const d = ev.data;
       const r = x86Ioctl(ctx, vm, { ioctl: d.ioctl, vcpu: d.vcpu ?? undefined, arg: d.arg ?? undefined });
-      return { rec, result: opts?.noResult ? null : toJson(r) };
+      return { rec, result: opts?.noResult ? null : toJson(r), trace: traced(ctx) };
     }
     case 'GuestExecuted': {
       const d = ev.data;
       const r = x86Guest(ctx, vm, { vcpu: d.vcpu, op: d.op, msr: d.msr, value: d.value });
-      return { rec, result: opts?.noResult ? null : toJson(r) };
+      return { rec, result: opts?.noResult ? null : toJson(r), trace: traced(ctx) };
     }
     case 'VcpuExited': {
       const v = findVcpu(vm, ev.data.vcpu);
       if (!v) throw new KvmUsageError('not_found', 'vcpu', `no vCPU ${ev.data.vcpu}`);
       kvmVcpuExitToUser(v);
-      return { rec, result: null };
+      return { rec, result: null, trace: traced(ctx) };
     }
     case 'TimerFired':
       runTimer(ctx, vm, ev.data.timer as X86TimerName);
-      return { rec, result: null };
+      return { rec, result: null, trace: traced(ctx) };
     case 'VmDestroyed':
       for (const v of vm.vcpus) v.running = false;
       rec.destroyed = true;
       rec.destroyReason = ev.data.reason;
-      return { rec, result: null };
+      return { rec, result: null, trace: traced(ctx) };
   }
 }

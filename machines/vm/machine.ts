@@ -50,12 +50,21 @@ function commandToEvent(cmd: VmCommand): VmEvent {
 function decide(rec: VmRecord | null, cmd: VmCommand): VmMachineContext {
   const ev = commandToEvent(cmd);
   let result: Json = null;
-  const next =
-    rec === null
-      ? applyVmEvent(null, ev, cmd.hw.t).rec
-      : produce(rec, (draft) => {
-          result = applyVmEvent(draft as VmRecord, ev, cmd.hw.t).result;
-        });
+  let trace: Json[] | null = null;
+  let next: VmRecord;
+  if (rec === null) {
+    const a = applyVmEvent(null, ev, cmd.hw.t, { trace: true });
+    next = a.rec;
+    trace = a.trace;
+  } else {
+    next = produce(rec, (draft) => {
+      const a = applyVmEvent(draft as VmRecord, ev, cmd.hw.t, { trace: true });
+      result = a.result;
+      trace = a.trace;
+    });
+  }
+  // What the kernel traced while handling it is part of the record: replay compares it too.
+  if (trace && (trace as Json[]).length) (ev.data as { trace?: Json[] }).trace = trace;
   if (ev.type === 'IoctlIssued') {
     const r = result as unknown as { ret: number; errno?: string; out?: Json };
     ev.data.ret = r.ret;

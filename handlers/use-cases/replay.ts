@@ -1,0 +1,105 @@
+// Replay-debugging: re-execute the log under another kernel profile, compare two logs, and
+// bisect profiles (or one profile's behaviour switches) for the first that changes a result.
+import { existsSync } from 'node:fs';
+import { z } from 'zod';
+import { PROFILES, resolveProfile, type KernelProfile } from '../../kvm/profiles.js';
+import { migrationStreamId, type MigrationState } from '../../machines/migration/state.js';
+import { rebuildStream } from '../../machines/rebuild.js';
+import { bisectProfiles, bisectSwitches } from '../../machines/replay/bisect.js';
+import { diffLogs } from '../../machines/replay/diff.js';
+import { replayLog, type ReplayScope } from '../../machines/replay/replay.js';
+import { replayReport } from '../../machines/replay/report.js';
+import { openEventStore } from '../../store/sqlite-event-store.js';
+import type { EventStore } from '../../store/types.js';
+import { commonFields, defineHandler, idSchema } from '../define.js';
+import { HandlerError } from '../errors.js';
+
+const profileSpec = z.string().transform((v, ctx) => {
+  try {
+    return resolveProfile(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+const scopeFields = {
+  vmId: idSchema.optional(),
+  migrationId: idSchema.optional(),
+  from: z.number().int().min(1).optional(),
+  to: z.number().int().min(1).optional(),
+};
+
+/** The VM streams and the position range a request's scope covers. */
+function resolveScope(store: EventStore, r: { vmId?: string; migrationId?: string; from?: number; to?: number }): ReplayScope {
+  if (r.vmId && r.migrationId) throw new HandlerError('invalid_request', 'give vmId or migrationId, not both');
+  if (r.vmId) {
+    if (store.streamVersion(`vm-${r.vmId}`) === 0) throw new HandlerError('not_found', `no VM '${r.vmId}'`, { vmId: r.vmId });
+    return { vmIds: [r.vmId], fromPosition: r.from, toPosition: r.to };
+  }
+  if (r.migrationId) {
+    const m = rebuildStream<MigrationState>(store, migrationStreamId(r.migrationId)).state;
+    if (!m) throw new HandlerError('not_found', `no migration '${r.migrationId}'`, { migrationId: r.migrationId });
+    const evs = store.read({ streamId: migrationStreamId(r.migrationId) });
+    const vmIds = [m.vmId, ...(store.streamVersion(`vm-${m.newVmId}`) ? [m.newVmId] : [])];
+    return { vmIds, fromPosition: r.from ?? evs[0]!.position, toPosition: r.to ?? evs.at(-1)!.position };
+  }
+  return { fromPosition: r.from, toPosition: r.to };
+}
+
+export const replay = defineHandler({
+  name: 'replay',
+  summary: 're-execute the recorded log (or one VM or migration) under another kernel profile and report every ioctl whose result changes',
+  schema: z
+    .object({ ...commonFields, profile: profileSpec, reference: profileSpec.optional(), ...scopeFields, keep: z.number().int().min(1).max(100_000).default(200) })
+    .strict(),
+  run(req, env) {
+    const scope = resolveScope(env.store, req);
+    const run = replayLog(env.store, { ...scope, profile: req.profile, reference: req.reference, keep: req.keep });
+    return replayReport(env.store, run, req.profile, req.reference);
+  },
+});
+
+export const diff = defineHandler({
+  name: 'diff',
+  summary: 'compare this log with another database (e.g. a fork replayed elsewhere): same recorded inputs, different results',
+  schema: z.object({ ...commonFields, otherDb: z.string().min(1), vmId: idSchema.optional(), keep: z.number().int().min(1).max(100_000).default(200) }).strict(),
+  run(req, env) {
+    if (!existsSync(req.otherDb)) throw new HandlerError('not_found', `no database at ${req.otherDb}`, { otherDb: req.otherDb });
+    const other = openEventStore(req.otherDb, { readonly: true });
+    try {
+      return diffLogs(env.store, other, { streamPrefix: req.vmId ? `vm-${req.vmId}` : '', keep: req.keep }) as unknown as Record<string, unknown>;
+    } finally {
+      other.close();
+    }
+  },
+});
+
+export const bisect = defineHandler({
+  name: 'bisect',
+  summary: "find the first kernel profile (in the order given) whose replay diverges, or which of a profile's behaviour switches does",
+  schema: z
+    .object({
+      ...commonFields,
+      profiles: z.array(profileSpec).min(1).optional(),
+      profile: profileSpec.optional(),
+      switches: z.boolean().default(false),
+      base: profileSpec.optional(),
+      reference: profileSpec.optional(),
+      exhaustive: z.boolean().default(false),
+      ...scopeFields,
+    })
+    .strict()
+    .refine((r) => (r.switches ? r.profile !== undefined : true), { message: 'switches: true needs the target profile' }),
+  run(req, env) {
+    const scope = resolveScope(env.store, req);
+    if (req.switches) {
+      // Flip each switch where the target differs from the base (default: the reference, else the default profile).
+      const base: KernelProfile = req.base ?? req.reference ?? resolveProfile('linux-6.18');
+      return bisectSwitches(env.store, base, req.profile!, req.reference, scope) as unknown as Record<string, unknown>;
+    }
+    const profiles = req.profiles ?? [...PROFILES];
+    const r = bisectProfiles(env.store, profiles, req.reference, scope, req.exhaustive);
+    return { order: profiles.map((p) => p.name), reference: req.reference?.name ?? 'recorded', ...r };
+  },
+});

@@ -1,0 +1,131 @@
+// Re-executing a recorded log under another kernel profile: every VM event runs again with the
+// inputs and hardware samples it recorded, and its result and tracepoints are compared with the
+// recorded ones (or with those of a reference profile run in lockstep).
+import { KvmUsageError } from '../../kvm/errors.js';
+import type { KernelProfile } from '../../kvm/profiles.js';
+import type { EventStore } from '../../store/types.js';
+import type { Json } from '../codec.js';
+import { decodeRaw } from '../rebuild.js';
+import type { VmEvent } from '../vm/events.js';
+import { applyVmEvent, type VmRecord } from '../vm/evolve.js';
+import { outcomeEqual, recordedOutcome, type Outcome } from './compare.js';
+
+export interface ReplayScope {
+  vmIds?: string[];
+  fromPosition?: number;
+  toPosition?: number;
+}
+
+export interface ReplayOptions extends ReplayScope {
+  profile: KernelProfile;
+  /** compare with this profile's re-execution instead of the recorded results */
+  reference?: KernelProfile;
+  /** keep at most this many divergences in the list (all are counted) */
+  keep?: number;
+  onProgress?: (position: number) => void;
+}
+
+export interface Divergence {
+  position: number;
+  time: bigint;
+  streamId: string;
+  vmId: string;
+  version: number;
+  type: string;
+  ioctl?: string;
+  op?: string;
+  vcpu: number | null;
+  arg?: Json;
+  recorded: Outcome;
+  replayed: Outcome;
+}
+
+export interface ReplayRun {
+  profile: string;
+  reference: string;
+  eventsReplayed: number;
+  vms: string[];
+  divergenceCount: number;
+  divergences: Divergence[];
+  /** the VM states the re-execution ended with */
+  replayedStates: Map<string, VmRecord>;
+  /** and the reference's (the recorded profile's, when comparing with the log) */
+  referenceStates: Map<string, VmRecord>;
+}
+
+function execute(rec: VmRecord | null, ev: VmEvent, time: bigint, profile: KernelProfile | undefined): { rec: VmRecord | null; outcome: Outcome } {
+  try {
+    const a = applyVmEvent(rec, ev, time, { profile, trace: true });
+    return { rec: a.rec, outcome: { result: a.result, trace: a.trace ?? [] } };
+  } catch (e) {
+    // The call the VMM made is refused before reaching the kernel (e.g. no such vCPU under this profile).
+    if (e instanceof KvmUsageError) return { rec, outcome: { result: { error: e.code, message: e.message }, trace: [] } };
+    throw e;
+  }
+}
+
+/** Re-execute every VM stream in scope; compare from fromPosition on. */
+export function replayLog(store: EventStore, o: ReplayOptions): ReplayRun {
+  const wanted = o.vmIds ? new Set(o.vmIds.map((id) => `vm-${id}`)) : null;
+  const keep = o.keep ?? 1000;
+  const replayed = new Map<string, VmRecord | null>();
+  const reference = new Map<string, VmRecord | null>();
+  const divergences: Divergence[] = [];
+  let count = 0;
+  let n = 0;
+  const scan =
+    wanted && wanted.size === 1
+      ? store.scan({ streamId: [...wanted][0], toPosition: o.toPosition, withoutMetadata: true })
+      : store.scan({ streamPrefix: 'vm-', toPosition: o.toPosition, withoutMetadata: true });
+  for (const raw of scan) {
+    if (wanted && !wanted.has(raw.streamId)) continue;
+    const { type, data, time } = decodeRaw(raw);
+    const ev = { type, data } as VmEvent;
+    const r = execute(replayed.get(raw.streamId) ?? null, ev, time, o.profile);
+    replayed.set(raw.streamId, r.rec);
+    let ref: Outcome;
+    if (o.reference) {
+      const x = execute(reference.get(raw.streamId) ?? null, ev, time, o.reference);
+      reference.set(raw.streamId, x.rec);
+      ref = x.outcome;
+    } else {
+      ref = recordedOutcome(ev);
+    }
+    n++;
+    if (o.onProgress && n % 5000 === 0) o.onProgress(raw.position);
+    if (raw.position < (o.fromPosition ?? 0) || outcomeEqual(ref, r.outcome)) continue;
+    count++;
+    if (divergences.length < keep) {
+      const d = data as { vcpu?: number | null; ioctl?: string; op?: string; arg?: Json };
+      divergences.push({
+        position: raw.position,
+        time,
+        streamId: raw.streamId,
+        vmId: raw.streamId.slice(3),
+        version: raw.version,
+        type,
+        ...(d.ioctl !== undefined ? { ioctl: d.ioctl } : {}),
+        ...(d.op !== undefined ? { op: d.op } : {}),
+        ...(d.arg !== undefined && d.arg !== null ? { arg: d.arg } : {}),
+        vcpu: d.vcpu ?? null,
+        recorded: ref,
+        replayed: r.outcome,
+      });
+    }
+  }
+  const final = (m: Map<string, VmRecord | null>) => {
+    const out = new Map<string, VmRecord>();
+    for (const [sid, rec] of m) if (rec) out.set(sid.slice(3), rec);
+    return out;
+  };
+  return {
+    profile: o.profile.name,
+    reference: o.reference?.name ?? 'recorded',
+    eventsReplayed: n,
+    vms: [...replayed.keys()].map((s) => s.slice(3)),
+    divergenceCount: count,
+    divergences,
+    replayedStates: final(replayed),
+    referenceStates: final(reference),
+  };
+}
