@@ -115,14 +115,8 @@ export class Session {
     const from = this.now();
     const to = from + ns;
     if (ns === 0n) return from;
-    const vms = this.aliveVmIds();
     for (;;) {
-      let best: { vmId: string; at: bigint } | null = null;
-      for (const vmId of vms) {
-        const rec = this.vm(vmId);
-        const at = rec?.x86 ? nextTimerAt(rec.x86) : null;
-        if (at !== null && at <= to && (best === null || at < best.at)) best = { vmId, at };
-      }
+      const best = this.nextDueVm(to);
       if (!best) break;
       this.clock = best.at > this.clock! ? best.at : this.clock;
       const timer = dueTimer(this.vm(best.vmId)!.x86!, this.clock!)!;
@@ -133,10 +127,18 @@ export class Session {
     return to;
   }
 
-  private aliveVmIds(): string[] {
-    const ids = this.store.streams('vm-').map((s) => s.slice(3));
-    for (const [sid] of this.loaded) if (sid.startsWith('vm-') && !ids.includes(sid.slice(3))) ids.push(sid.slice(3));
-    return ids.filter((id) => vmLifecycle(this.vm(id)) !== 'destroyed');
+  /**
+   * The VM whose delayed kernel work falls due first, at or before `to`: VMs this session has
+   * loaded answer from their state; the others from the log's wake index.
+   */
+  private nextDueVm(to: bigint): { vmId: string; at: bigint } | null {
+    let best: { vmId: string; at: bigint } | null = null;
+    const consider = (vmId: string, at: bigint | null) => {
+      if (at !== null && at <= to && (best === null || at < best.at || (at === best.at && vmId < best.vmId))) best = { vmId, at };
+    };
+    for (const [sid, l] of this.loaded) if (sid.startsWith('vm-')) consider(sid.slice(3), wakeAtOf(l.state as VmRecord | null));
+    for (const d of this.store.dueStreams(to, 'vm-')) if (!this.loaded.has(d.streamId)) consider(d.streamId.slice(3), d.wakeAt);
+    return best;
   }
 
   // ---- hosts ------------------------------------------------------------------------------
@@ -230,6 +232,10 @@ export class Session {
       }
       next.set(streamId, (next.get(streamId) ?? this.loaded.get(streamId)!.base) + 1);
     }
+    // Each VM's next delayed work goes into the wake index, set with its stream's last batch.
+    const lastBatch = new Map<string, AppendBatch>();
+    for (const b of batches) lastBatch.set(b.streamId, b);
+    for (const [sid, b] of lastBatch) if (sid.startsWith('vm-')) b.wakeAt = wakeAtOf(this.loaded.get(sid)!.state as VmRecord | null);
     const r = this.store.commit(batches, { requestId: this.meta.requestId, handler: this.meta.handler, response });
     if (!r.duplicate) {
       const last = new Map<string, number>();
@@ -241,6 +247,12 @@ export class Session {
     }
     return r;
   }
+}
+
+/** When a VM's delayed kernel work next falls due (null: none, or the VM is gone). */
+function wakeAtOf(rec: VmRecord | null): bigint | null {
+  if (!rec || rec.destroyed || !rec.x86) return null;
+  return nextTimerAt(rec.x86);
 }
 
 /** Run a use case in a session, retrying from scratch when another writer got in first. */

@@ -80,6 +80,8 @@ class SqliteEventStore implements EventStore {
       findRequest: db.prepare('SELECT response FROM requests WHERE request_id = ?').pluck(),
       insertRequest: db.prepare('INSERT INTO requests (request_id, handler, first_position, last_position, response) VALUES (?, ?, ?, ?, ?)'),
       positionAtTime: db.prepare('SELECT COALESCE(MAX(position), 0) FROM events WHERE time <= ?').pluck(),
+      setWake: db.prepare('UPDATE streams SET wake_at = ? WHERE stream_id = ?'),
+      due: db.prepare('SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT NULL AND wake_at <= ? ORDER BY wake_at, stream_id'),
       saveSnapshot: db.prepare(
         'INSERT OR REPLACE INTO snapshots (stream_id, version, position, code_version, state) VALUES (?, ?, ?, ?, ?)',
       ),
@@ -130,6 +132,7 @@ class SqliteEventStore implements EventStore {
         versions.set(b.streamId, version);
         const last = written.at(-1);
         if (last && last.streamId === b.streamId) this.stmts.upsertStream.run(b.streamId, version, last.position, last.type);
+        if (b.wakeAt !== undefined) this.stmts.setWake.run(b.wakeAt, b.streamId);
       }
       const response = opts.response ? opts.response(written) : undefined;
       if (opts.requestId !== undefined) {
@@ -213,6 +216,12 @@ class SqliteEventStore implements EventStore {
 
   positionOfVersion(streamId: string, version: number): number | undefined {
     return this.stmts.positionOfVersion.get(streamId, version) as number | undefined;
+  }
+
+  dueStreams(t: bigint, prefix = ''): { streamId: string; wakeAt: bigint }[] {
+    return (this.stmts.due.all(t) as { streamId: string; wakeAt: string }[])
+      .filter((r) => r.streamId.startsWith(prefix))
+      .map((r) => ({ streamId: r.streamId, wakeAt: BigInt(r.wakeAt) }));
   }
 
   saveSnapshot(s: SnapshotRecord): void {

@@ -52,6 +52,8 @@ export interface AppendBatch {
   streamId: string;
   expectedVersion: number | 'any';
   events: NewEvent[];
+  /** when the stream next wants waking (a pending timer of what it models); null clears it, undefined leaves it */
+  wakeAt?: bigint | null;
 }
 
 export interface CommitOptions {
@@ -114,6 +116,8 @@ export interface EventStore {
   positionAtTime(t: bigint): number;
   /** the position of a stream's event at a given version */
   positionOfVersion(streamId: string, version: number): number | undefined;
+  /** streams (with this prefix) whose wake instant is at or before t, earliest first */
+  dueStreams(t: bigint, prefix?: string): { streamId: string; wakeAt: bigint }[];
   saveSnapshot(s: SnapshotRecord): void;
   latestSnapshot(streamId: string, codeVersion: string, maxPosition?: number): SnapshotRecord | undefined;
   verify(): VerifyResult;

@@ -69,3 +69,25 @@ describe('replay', () => {
     expect(BigInt(r1.value)).toBe(6_000_000_000n); // 2 s at 3 GHz from a TSC that started at 0 with the VM
   });
 });
+
+describe('delayed kernel work', () => {
+  it('fires at its due instants when time advances, found through the wake index by a fresh session', async () => {
+    await l.ok('createHost', { hostId: 'h', tscKhz: 2_000_000 });
+    await l.ok('createVm', { vmId: 'a', hostId: 'h', vcpus: 1 });
+    await l.ok('createVm', { vmId: 'b', hostId: 'h', vcpus: 1 });
+    await l.ok('runVcpu', { vmId: 'a' }); // first entry: KVM_REQ_GLOBAL_CLOCK_UPDATE → update work in 100 ms
+    clearRebuildCache();
+    await l.ok('advanceTime', { ns: 301_000_000_000 });
+    const fired = (await l.ok('events', {})).events.filter((e: { type: string }) => e.type === 'TimerFired');
+    // a: update work at 100 ms; both: the 300 s periodic sync (created at t=0)
+    expect(fired.map((e: { streamId: string; time: string; data: { timer: string } }) => [e.streamId, e.time, e.data.timer])).toEqual([
+      ['vm-a', '100000000', 'kvmclock_update_work'],
+      ['vm-a', '300000000000', 'kvmclock_sync_work'],
+      ['vm-b', '300000000000', 'kvmclock_sync_work'],
+    ]);
+    const ev = (await l.ok('events', {})).events;
+    const times = ev.map((e: { time: string }) => BigInt(e.time));
+    expect(times).toEqual([...times].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
+    expectReplayEqualsLive(l);
+  });
+});
