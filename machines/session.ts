@@ -2,6 +2,7 @@
 // states those events evolve to. Nothing reaches the log until commit(), which appends every
 // stream's events in one transaction, each checked against the version it was read at.
 import { produce } from 'immer';
+import { serialize } from 'node:v8';
 import { sampleHost, type HostSample, type HostSpec, type HostState } from '../kvm/host.js';
 import { ConflictError } from '../store/errors.js';
 import type { AppendBatch, CommitResult, EventMetadata, EventStore, NewEvent, WrittenEvent } from '../store/types.js';
@@ -13,7 +14,7 @@ import { applyStreamEvent, streamKind, type DomainEvent, type StreamState } from
 import { CODE_VERSION } from './version.js';
 import { vmStreamId, type VmEvent } from './vm/events.js';
 import type { VmRecord } from './vm/evolve.js';
-import { decideVm, vmLifecycle, vmSnapshotOf, type VmCommand } from './vm/machine.js';
+import { VmDecider, vmLifecycle, type VmCommand } from './vm/machine.js';
 import { dueTimer, nextTimerAt } from '../kvm/x86/vm.js';
 
 /** A command the domain refuses: unknown ids, a state that does not allow it, a conflict. */
@@ -57,9 +58,16 @@ type VmCommandInput = VmCommand extends infer C ? (C extends { hw: HostSample } 
 
 export class Session {
   private readonly loaded = new Map<string, Loaded>();
+  /** states to keep as snapshots once committed (stream, version, serialized state) */
+  private readonly snapshotsToSave: { streamId: string; version: number; state: Buffer }[] = [];
+  /** the VM machines this session is deciding with, one per VM */
+  private readonly vmDeciders = new Map<string, VmDecider>();
   /** every recorded event in the order it was decided: the order it takes in the log */
   private readonly order: { streamId: string; event: NewEvent }[] = [];
   private clock: bigint | null = null;
+  /** the time the session began at, and the log's wake index as the session first read it */
+  private startedAt: bigint | null = null;
+  private wakeIndex: { streamId: string; wakeAt: bigint }[] | null = null;
 
   constructor(
     readonly store: EventStore,
@@ -105,11 +113,17 @@ export class Session {
 
   /** The simulated true time. */
   now(): bigint {
-    if (this.clock === null) this.clock = (this.load(LEDGER_STREAM).state as LedgerState | null)?.now ?? 0n;
+    if (this.clock === null) {
+      this.clock = (this.load(LEDGER_STREAM).state as LedgerState | null)?.now ?? 0n;
+      this.startedAt = this.clock;
+    }
     return this.clock;
   }
 
-  /** Let true time pass; the VMs' delayed kernel work fires at its due instants and is recorded. */
+  /**
+   * Let true time pass; the VMs' delayed kernel work fires at its due instants and is recorded.
+   * The ledger records the session's whole advance once, at commit, after everything it covers.
+   */
   advanceTime(ns: bigint): bigint {
     if (ns < 0n) throw new DomainError('invalid_request', 'time only moves forward');
     const from = this.now();
@@ -123,7 +137,6 @@ export class Session {
       this.vmCommand(best.vmId, { type: 'timer', timer });
     }
     this.clock = to;
-    this.record(LEDGER_STREAM, { type: 'TimeAdvanced', data: { from: from.toString(), to: to.toString() } }, to);
     return to;
   }
 
@@ -137,7 +150,13 @@ export class Session {
       if (at !== null && at <= to && (best === null || at < best.at || (at === best.at && vmId < best.vmId))) best = { vmId, at };
     };
     for (const [sid, l] of this.loaded) if (sid.startsWith('vm-')) consider(sid.slice(3), wakeAtOf(l.state as VmRecord | null));
-    for (const d of this.store.dueStreams(to, 'vm-')) if (!this.loaded.has(d.streamId)) consider(d.streamId.slice(3), d.wakeAt);
+    // The log cannot change under this session without its commit failing (the ledger conflicts),
+    // so the wake index is read once.
+    this.wakeIndex ??= this.store.dueStreams((1n << 63n) - 1n, 'vm-');
+    for (const d of this.wakeIndex) {
+      if (d.wakeAt > to) break;
+      if (!this.loaded.has(d.streamId)) consider(d.streamId.slice(3), d.wakeAt);
+    }
     return best;
   }
 
@@ -189,7 +208,13 @@ export class Session {
     if (cmd.type !== 'create' && !rec) throw new DomainError('not_found', `no VM '${vmId}'`, { vmId });
     if (cmd.type === 'create' && rec) throw new DomainError('conflict', `VM '${vmId}' already exists`, { vmId });
     const hw = this.sample(hostId!);
-    const decision = decideVm(vmSnapshotOf(rec), { ...cmd, hw } as VmCommand);
+    const sid = vmStreamId(vmId);
+    let decider = this.vmDeciders.get(sid);
+    if (!decider || !decider.alive || decider.rec !== rec) {
+      decider = new VmDecider(rec);
+      this.vmDeciders.set(sid, decider);
+    }
+    const decision = decider.decide({ ...cmd, hw } as VmCommand);
     if (!decision) {
       const state = vmLifecycle(rec);
       const why =
@@ -200,7 +225,7 @@ export class Session {
             : `VM '${vmId}' is ${state}`;
       throw new DomainError('invalid_state', why, { vmId, state });
     }
-    const ref = this.record(vmStreamId(vmId), decision.event, hw.t, decision.snapshot.context.rec!, {
+    const ref = this.record(sid, decision.event, hw.t, decision.snapshot.context.rec!, {
       profile: decision.snapshot.context.rec!.profile,
     });
     return { event: decision.event, result: decision.result, ref };
@@ -211,6 +236,12 @@ export class Session {
     return this.load(streamId).state;
   }
 
+  /** Keep a stream's current state as a snapshot when this session commits (an instant an audit will revisit). */
+  keepSnapshot(streamId: string): void {
+    const l = this.load(streamId);
+    if (l.version > 0 && l.state !== null) this.snapshotsToSave.push({ streamId, version: l.version, state: serialize(l.state) });
+  }
+
   /** How many events this session has recorded so far. */
   pendingCount(): number {
     return this.order.length;
@@ -219,6 +250,11 @@ export class Session {
   // ---- commit -----------------------------------------------------------------------------
 
   commit(response?: (written: WrittenEvent[]) => unknown): CommitResult {
+    if (this.startedAt !== null && this.clock !== null && this.clock > this.startedAt) {
+      const from = this.startedAt;
+      this.startedAt = this.clock;
+      this.record(LEDGER_STREAM, { type: 'TimeAdvanced', data: { from: from.toString(), to: this.clock.toString() } }, this.clock);
+    }
     // Keep the decision order across streams (so time never goes backwards in position order):
     // one batch per run of consecutive events on a stream, each expecting the version before it.
     const batches: AppendBatch[] = [];
@@ -236,7 +272,16 @@ export class Session {
     const lastBatch = new Map<string, AppendBatch>();
     for (const b of batches) lastBatch.set(b.streamId, b);
     for (const [sid, b] of lastBatch) if (sid.startsWith('vm-')) b.wakeAt = wakeAtOf(this.loaded.get(sid)!.state as VmRecord | null);
-    const r = this.store.commit(batches, { requestId: this.meta.requestId, handler: this.meta.handler, response });
+    // Snapshots kept for later audits are written in the same transaction as the events.
+    const alsoWrite = (written: WrittenEvent[]) => {
+      for (const sn of this.snapshotsToSave) {
+        const position = positionOf(written, sn) ?? this.store.positionOfVersion(sn.streamId, sn.version);
+        if (position !== undefined && position !== null) {
+          this.store.saveSnapshot({ streamId: sn.streamId, version: sn.version, position, codeVersion: CODE_VERSION, state: sn.state });
+        }
+      }
+    };
+    const r = this.store.commit(batches, { requestId: this.meta.requestId, handler: this.meta.handler, response, alsoWrite });
     if (!r.duplicate) {
       const last = new Map<string, number>();
       for (const w of r.written) last.set(w.streamId, w.position);

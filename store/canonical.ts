@@ -3,21 +3,36 @@ import { createHash } from 'node:crypto';
 
 /** JSON with object keys sorted, so equal values always serialize to the same text. */
 export function canonicalJson(v: unknown): string {
-  return JSON.stringify(sortKeys(v));
+  return write(v) ?? 'null';
 }
 
-function sortKeys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortKeys);
-  if (v && typeof v === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(v as object).sort()) {
-      const x = (v as Record<string, unknown>)[k];
-      if (x !== undefined) out[k] = sortKeys(x);
-    }
-    return out;
+// One pass, as JSON.stringify would write it but with sorted keys (undefined members dropped).
+function write(v: unknown): string | undefined {
+  switch (typeof v) {
+    case 'string':
+      return JSON.stringify(v);
+    case 'number':
+      return Number.isFinite(v) ? String(v) : 'null';
+    case 'boolean':
+      return v ? 'true' : 'false';
+    case 'bigint':
+      throw new TypeError('bigint in event JSON: encode u64 values as decimal strings');
+    case 'undefined':
+    case 'function':
+    case 'symbol':
+      return undefined;
   }
-  if (typeof v === 'bigint') throw new TypeError('bigint in event JSON: encode u64 values as decimal strings');
-  return v;
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return `[${v.map((x) => write(x) ?? 'null').join(',')}]`;
+  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return write((v as { toJSON: () => unknown }).toJSON());
+  const keys = Object.keys(v as object).sort();
+  let out = '';
+  for (const k of keys) {
+    const x = write((v as Record<string, unknown>)[k]);
+    if (x === undefined) continue;
+    out += `${out ? ',' : ''}${JSON.stringify(k)}:${x}`;
+  }
+  return `{${out}}`;
 }
 
 /** The hash of the chain genesis (the value "before" position 1). */

@@ -134,6 +134,7 @@ class SqliteEventStore implements EventStore {
         if (last && last.streamId === b.streamId) this.stmts.upsertStream.run(b.streamId, version, last.position, last.type);
         if (b.wakeAt !== undefined) this.stmts.setWake.run(b.wakeAt, b.streamId);
       }
+      opts.alsoWrite?.(written);
       const response = opts.response ? opts.response(written) : undefined;
       if (opts.requestId !== undefined) {
         this.stmts.insertRequest.run(
@@ -171,15 +172,27 @@ class SqliteEventStore implements EventStore {
     return { sql, params };
   }
 
+  // Reads are built from a few shapes of WHERE clause: prepare each shape once.
+  private readonly prepared = new Map<string, Database.Statement>();
+  private statement(sql: string): Database.Statement {
+    let st = this.prepared.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.prepared.set(sql, st);
+    }
+    return st;
+  }
+
   scan(opts: ReadOptions = {}): IterableIterator<RawEvent> {
     const { sql, params } = this.where(opts);
     const cols = opts.withoutMetadata ? RAW_COLUMNS_NO_METADATA : RAW_COLUMNS;
+    // An iterating statement is busy until exhausted: scans get their own statement object.
     return this.db.prepare(`SELECT ${cols} FROM events${sql}`).iterate(...params) as IterableIterator<RawEvent>;
   }
 
   read(opts: ReadOptions = {}): StoredEvent[] {
     const { sql, params } = this.where(opts);
-    const rows = this.db.prepare(`SELECT ${RAW_COLUMNS}, hash FROM events${sql}`).all(...params) as (RawEvent & { hash: string })[];
+    const rows = this.statement(`SELECT ${RAW_COLUMNS}, hash FROM events${sql}`).all(...params) as (RawEvent & { hash: string })[];
     return rows.map((r) => ({
       position: r.position,
       streamId: r.streamId,

@@ -62,6 +62,8 @@ export interface CommitOptions {
   handler?: string;
   /** the response to store for the request id, computed from the positions just written */
   response?: (written: WrittenEvent[]) => unknown;
+  /** more writes (e.g. snapshots) that belong to the same transaction, once positions are known */
+  alsoWrite?: (written: WrittenEvent[]) => void;
 }
 
 export interface WrittenEvent {

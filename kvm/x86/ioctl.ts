@@ -21,7 +21,11 @@ const fail = (errno: Errno): IoctlResult => ({ ret: -1, errno });
 const ok = (ret = 0, out?: Record<string, unknown>): IoctlResult => (out ? { ret, out } : { ret });
 const fromKernel = (r: 0 | Errno): IoctlResult => (r === 0 ? ok() : fail(r));
 
+// Schemas are built once: constructing one costs more than parsing with it.
 const msrIndex = namedNumber(MSRS, 'MSR');
+const capSchema = namedNumber(CAPS, 'capability');
+const khzSchema = uintSchema(32);
+const vcpuIdSchema = z.number().int().min(0);
 const clockDataSchema = z.object({
   clock: u64Schema.default(0n),
   flags: uintSchema(32).default(0),
@@ -116,9 +120,9 @@ export function kvmArchTscSetOffset(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, offse
 function vmIoctl(ctx: X86Ctx, vm: X86Vm, name: IoctlName, arg: unknown): IoctlResult {
   switch (name) {
     case 'KVM_CHECK_EXTENSION':
-      return ok(kvmVmIoctlCheckExtension(ctx, parseArg(namedNumber(CAPS, 'capability'), arg, 'arg')));
+      return ok(kvmVmIoctlCheckExtension(ctx, parseArg(capSchema, arg, 'arg')));
     case 'KVM_CREATE_VCPU':
-      return fromKernel(kvmVmIoctlCreateVcpu(ctx, vm, parseArg(z.number().int().min(0), arg ?? vm.vcpus.length, 'arg')));
+      return fromKernel(kvmVmIoctlCreateVcpu(ctx, vm, parseArg(vcpuIdSchema, arg ?? vm.vcpus.length, 'arg')));
     case 'KVM_GET_CLOCK': {
       const d = getKvmclock(ctx, vm);
       return ok(0, { clock: d.clock, flags: d.flags, realtime: d.realtime, host_tsc: d.hostTsc });
@@ -129,7 +133,7 @@ function vmIoctl(ctx: X86Ctx, vm: X86Vm, name: IoctlName, arg: unknown): IoctlRe
     }
     case 'KVM_SET_TSC_KHZ': {
       if (!ctx.sw.vmTscControl) return fail('ENOTTY');
-      let khz = parseArg(uintSchema(32), arg, 'arg');
+      let khz = parseArg(khzSchema, arg, 'arg');
       if (ctx.caps.tscScaling && khz >= maxGuestTscKhz(ctx)) return fail('EINVAL');
       if (khz === 0) khz = ctx.caps.tscKhz;
       if (vm.createdVcpus) return fail('EINVAL');
@@ -146,15 +150,13 @@ function vmIoctl(ctx: X86Ctx, vm: X86Vm, name: IoctlName, arg: unknown): IoctlRe
 
 function vcpuIoctl(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, name: IoctlName, arg: unknown): IoctlResult {
   switch (name) {
-    case 'KVM_CHECK_EXTENSION':
-      return ok(kvmVmIoctlCheckExtension(ctx, parseArg(namedNumber(CAPS, 'capability'), arg, 'arg')));
     case 'KVM_RUN':
       kvmArchVcpuIoctlRun(ctx, vm, vcpu);
       return ok();
     case 'KVM_GET_TSC_KHZ':
       return ok(vcpu.virtualTscKhz);
     case 'KVM_SET_TSC_KHZ': {
-      let khz = parseArg(uintSchema(32), arg, 'arg');
+      let khz = parseArg(khzSchema, arg, 'arg');
       if (ctx.caps.tscScaling && khz >= maxGuestTscKhz(ctx)) return fail('EINVAL');
       if (khz === 0) khz = ctx.caps.tscKhz;
       return kvmSetTscKhz(ctx, vm, vcpu, khz) === 0 ? ok() : fail('EINVAL');

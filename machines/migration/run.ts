@@ -7,6 +7,7 @@ import { migrationMachine } from './machine.js';
 import { StepFailure, VmmPort, type MigrationParams, type Side } from './port.js';
 import { migrationStreamId, type MigrationEvent, type MigrationState } from './state.js';
 import { STRATEGIES } from './strategies/index.js';
+import { vmStreamId } from '../vm/events.js';
 
 export interface MigrationOutcome {
   migrationId: string;
@@ -50,6 +51,9 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
         source: { vmId: params.vmId, version: s.requireVm(params.vmId).version },
         destination: dst ? { vmId: params.newVmId, version: dst.version } : null,
       };
+      // The audit rebuilds the VMs exactly here: keep their states as snapshots.
+      s.keepSnapshot(vmStreamId(params.vmId));
+      if (dst) s.keepSnapshot(vmStreamId(params.newVmId));
     }
     s.record(streamId, ev, s.now());
   };

@@ -55,6 +55,25 @@ export function x86Ctx(rec: VmRecord, hw: HostSample, opts?: EvolveOptions): X86
   return ctx;
 }
 
+/**
+ * A private copy of a VM record, cheap enough to take for every live decision: the kernel code
+ * then mutates plain objects at full speed, and the record it came from (possibly frozen and
+ * shared by the rebuild cache) stays untouched.
+ */
+export function cloneVmRecord(rec: VmRecord): VmRecord {
+  const vm = rec.x86;
+  return {
+    ...rec,
+    host: rec.host,
+    x86: vm
+      ? {
+          ...vm,
+          vcpus: vm.vcpus.map((v) => ({ ...v, requests: { ...v.requests }, pvti: v.pvti ? { ...v.pvti } : null })),
+        }
+      : null,
+  };
+}
+
 /** The result of applying one event: the record, the kernel's result and its tracepoints (JSON). */
 export interface Applied {
   rec: VmRecord;

@@ -604,3 +604,13 @@ describe('the master clock', () => {
     expect(sim.vm.vcpus.map((v) => v.l1TscOffset)).toEqual([5_000n, 5_000n]);
   });
 });
+
+describe('KVM_CHECK_EXTENSION is a system/VM ioctl', () => {
+  it('on a vCPU fd it reaches kvm_arch_vcpu_ioctl()\'s default: EINVAL', async () => {
+    const { X86Sim } = await import('./sim.js');
+    const sim = new X86Sim();
+    sim.ioctl('KVM_CREATE_VCPU', 0);
+    expect(sim.ioctl('KVM_CHECK_EXTENSION', 'KVM_CAP_TSC_CONTROL', 0)).toEqual({ ret: -1, errno: 'EINVAL' });
+    expect(sim.ioctl('KVM_CHECK_EXTENSION', 'KVM_CAP_TSC_CONTROL').ret).toBe(1);
+  });
+});

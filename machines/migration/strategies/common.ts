@@ -52,7 +52,7 @@ export const KVMCLOCK_MSRS = [MSRS.MSR_KVM_SYSTEM_TIME_NEW, MSRS.MSR_KVM_WALL_CL
  */
 export function qemuSetTscKhz(p: VmmPort, step: string, vcpu: number, khz: number): void {
   const cur = p.ioctl('destination', vcpu, 'KVM_GET_TSC_KHZ').ret;
-  const scaling = p.ioctl('destination', vcpu, 'KVM_CHECK_EXTENSION', 'KVM_CAP_TSC_CONTROL').ret > 0;
+  const scaling = p.ioctl('destination', null, 'KVM_CHECK_EXTENSION', 'KVM_CAP_TSC_CONTROL').ret > 0;
   const { lo, hi } = tscToleranceWindow(BigInt(cur));
   const within = cur > 0 && BigInt(khz) >= lo && BigInt(khz) <= hi;
   const r = scaling || within ? p.ioctl('destination', vcpu, 'KVM_SET_TSC_KHZ', khz) : null;

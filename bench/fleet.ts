@@ -1,0 +1,113 @@
+// bench/fleet: record and audit 1,000 live migrations of 8-vCPU VMs with mixed strategies through
+// the migrate handler, beside a raw better-sqlite3 batched insert of the same rows in the same run.
+//   npx tsx bench/fleet.ts [migrations]
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { handlers } from '../handlers/index.js';
+import { closeStores, storeFor } from '../handlers/context.js';
+import { STRATEGY_NAMES } from '../machines/migration/strategies/index.js';
+import { fmtRate, peakRssMb, table } from './lib/report.js';
+
+const MIGRATIONS = Number(process.argv[2] ?? 1000);
+const CHAIN = 10; // migrations per guest
+const VCPUS = 8;
+const dir = mkdtempSync(join(tmpdir(), 'clockledger-fleet-'));
+const db = join(dir, 'fleet.db');
+const ctx = { db };
+const say = (s: string) => process.stderr.write(`${s}\n`);
+
+async function ok(name: keyof typeof handlers, req: Record<string, unknown>) {
+  const r = (await (handlers[name] as (r: unknown, c: unknown) => Promise<Record<string, unknown>>)(req, ctx)) as { ok: boolean; error?: unknown } & Record<string, unknown>;
+  if (!r.ok) throw new Error(`${name}: ${JSON.stringify(r.error)}`);
+  return r;
+}
+
+try {
+  const hosts = [
+    { hostId: 'intel-3000', tscKhz: 3_000_000, vendor: 'vmx' },
+    { hostId: 'intel-2600', tscKhz: 2_600_000, vendor: 'vmx' },
+    { hostId: 'amd-3000', tscKhz: 3_000_000, vendor: 'svm' },
+    { hostId: 'amd-3400', tscKhz: 3_400_000, vendor: 'svm' },
+    { hostId: 'old-3000', tscKhz: 3_000_000, vendor: 'vmx', tscScaling: false, kernel: 'linux-6.6' },
+    { hostId: 'next-3000', tscKhz: 3_000_000, vendor: 'vmx', kernel: 'clock-cleanup-v6' },
+  ];
+  for (const [i, h] of hosts.entries()) await ok('createHost', { ...h, initialTsc: String(BigInt(i + 1) * 7_000_000_000_000n) });
+  const guests = Math.ceil(MIGRATIONS / CHAIN);
+  const current: string[] = [];
+  for (let g = 0; g < guests; g++) {
+    const vmId = `g${g}`;
+    await ok('createVm', { vmId, hostId: hosts[g % 4]!.hostId, vcpus: VCPUS });
+    await ok('runVcpu', { vmId });
+    for (let v = 0; v < VCPUS; v++) await ok('guest', { vmId, vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
+    current.push(vmId);
+  }
+  const store = storeFor(ctx);
+  const before = store.lastPosition();
+  say(`recording and auditing ${MIGRATIONS} migrations of ${VCPUS}-vCPU guests ...`);
+  const statuses = { completed: 0, failed: 0 };
+  const verdicts: Record<string, number> = { pass: 0, warn: 0, fail: 0 };
+  const t0 = performance.now();
+  let n = 0;
+  for (let round = 0; n < MIGRATIONS; round++) {
+    for (let g = 0; g < guests && n < MIGRATIONS; g++, n++) {
+      const strategy = STRATEGY_NAMES[(g + round) % STRATEGY_NAMES.length]!;
+      const toHost = hosts[(g + round + 1) % hosts.length]!.hostId;
+      await ok('advanceTime', { ns: 50_000_000 });
+      const r = (await ok('migrate', {
+        vmId: current[g],
+        toHost,
+        strategy,
+        blackoutNs: 100_000_000 + ((g * 7919) % 400) * 1_000_000,
+        preSaveGapNs: 10_000_000,
+        vmmLatencyNs: 15_000,
+        readSpacingNs: 5_000,
+        writeSpacingNs: 5_000,
+      })) as unknown as { status: 'completed' | 'failed'; newVmId: string; audit: { verdict: string } };
+      statuses[r.status]++;
+      verdicts[r.audit.verdict] = (verdicts[r.audit.verdict] ?? 0) + 1;
+      if (r.status === 'completed') current[g] = r.newVmId;
+    }
+  }
+  const ms = performance.now() - t0;
+  const events = store.lastPosition() - before;
+
+  // Baseline: the same rows, JSON.stringify + INSERT, one transaction per migration's worth of rows.
+  const rows = store.read({ fromPosition: before + 1 });
+  const raw = new Database(join(dir, 'raw.db'));
+  raw.pragma('journal_mode = WAL');
+  raw.pragma('synchronous = NORMAL');
+  raw.exec(`CREATE TABLE events (position INTEGER PRIMARY KEY, stream_id TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,
+    schema_version INTEGER NOT NULL DEFAULT 1, time INTEGER NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL, hash TEXT NOT NULL,
+    UNIQUE (stream_id, version)); CREATE INDEX events_by_time ON events (time, position);`);
+  const ins = raw.prepare('INSERT INTO events VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)');
+  const perMigration = Math.max(1, Math.round(events / MIGRATIONS));
+  const r0 = performance.now();
+  for (let i = 0; i < rows.length; i += perMigration) {
+    raw.transaction(() => {
+      for (const e of rows.slice(i, i + perMigration)) ins.run(e.position, e.streamId, e.version, e.type, e.time, JSON.stringify(e.data), JSON.stringify(e.metadata), e.hash);
+    })();
+  }
+  const rawMs = performance.now() - r0;
+  raw.close();
+
+  const eventsPerSec = (events / ms) * 1000;
+  const rawPerSec = (rows.length / rawMs) * 1000;
+  const ratio = eventsPerSec / rawPerSec;
+  console.log(`bench/fleet: ${MIGRATIONS} migrations of ${VCPUS}-vCPU guests, ${STRATEGY_NAMES.length} strategies, ${hosts.length} hosts`);
+  console.log(`  outcomes: ${statuses.completed} completed, ${statuses.failed} failed; verdicts: ${verdicts.pass} pass, ${verdicts.warn} warn, ${verdicts.fail} fail`);
+  console.log(`  ${events.toLocaleString()} events (${(events / MIGRATIONS).toFixed(0)} per migration)\n`);
+  console.log(
+    table([
+      ['figure', 'value', 'raw batched insert', 'ratio', 'target', 'met'],
+      ['migrations/s (recorded + audited)', (MIGRATIONS / ms * 1000).toFixed(1), '', '', '', ''],
+      ['events/s', fmtRate(eventsPerSec), fmtRate(rawPerSec), ratio.toFixed(2), '≥ 0.25', ratio >= 0.25 ? 'yes' : 'NO'],
+      ['peak RSS (MB)', peakRssMb().toFixed(0), '', '', '', ''],
+    ]),
+  );
+} finally {
+  closeStores();
+  rmSync(dir, { recursive: true, force: true });
+}
