@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { handlers } from '../handlers/index.js';
 import { closeStores, storeFor } from '../handlers/context.js';
-import { STRATEGY_NAMES } from '../machines/migration/strategies/index.js';
+import { X86_STRATEGY_NAMES as STRATEGY_NAMES } from '../machines/migration/strategies/index.js';
 import { fmtRate, peakRssMb, table } from './lib/report.js';
 
 const MIGRATIONS = Number(process.argv[2] ?? 1000);

@@ -11,3 +11,4 @@ export { x86Guest, X86_GUEST_OPS, type GuestRequest, type GuestResult } from './
 export { kvmArchInitVm, kickRunningVcpus, kvmVcpuExitToUser, nextTimerAt, dueTimer, runTimer, type X86TimerName } from './x86/vm.js';
 export { guestPvclockRead, getKvmclock } from './x86/clock.js';
 export { kvmReadL1Tsc } from './x86/tsc.js';
+export * from './arm64/index.js';

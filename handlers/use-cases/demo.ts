@@ -2,7 +2,7 @@
 // the audits side by side. It runs on whatever log the context names (./clockledger.db by default).
 import { z } from 'zod';
 import type { AuditReport } from '../../machines/audit/audit.js';
-import { STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
+import { X86_STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
 import { commonFields, defineHandler, u64Field } from '../define.js';
 import { createHost, advanceTime } from './hosts.js';
 import { createVm, guest, runVcpu } from './vms.js';
@@ -18,7 +18,7 @@ export const demo = defineHandler({
   schema: z
     .object({
       ...commonFields,
-      strategies: z.array(z.enum(STRATEGY_NAMES as [string, ...string[]])).min(1).default(STRATEGY_NAMES),
+      strategies: z.array(z.enum(X86_STRATEGY_NAMES as [string, ...string[]])).min(1).default(X86_STRATEGY_NAMES),
       blackoutNs: u64Field.default(300_000_000n),
       preSaveGapNs: u64Field.default(20_000_000n),
       /** the destination's TSC kHz (the source runs at 3 GHz): a different value shows TSC scaling at work */

@@ -83,6 +83,10 @@ export const strategies = defineHandler({
   summary: 'the migration strategies and what each VMM does',
   schema: z.object({ ...commonFields }).strict(),
   run() {
-    return { strategies: Object.values(STRATEGIES).map((s) => ({ name: s.name, arch: s.arch, summary: s.summary, options: s.options ?? {} })) };
+    return {
+      strategies: Object.entries(STRATEGIES).flatMap(([name, per]) =>
+        Object.values(per).map((s) => ({ name, arch: s!.arch, summary: s!.summary, options: s!.options ?? {} })),
+      ),
+    };
   },
 });

@@ -5,6 +5,7 @@ import type { Json } from '../../machines/codec.js';
 import { positionOf, type Session } from '../../machines/session.js';
 import { hostInfoToJson, type VmHostInfo } from '../../machines/vm/events.js';
 import { vmView } from '../../machines/vm/view.js';
+import { vcpusOf } from '../../machines/vm/evolve.js';
 import { commonFields, defineHandler, idSchema } from '../define.js';
 
 const vcpuField = z.number().int().min(0).max(4095);
@@ -88,7 +89,7 @@ export const runVcpu = defineHandler({
   run(req, env) {
     return env.write(
       (s) => {
-        const ids = req.vcpu !== undefined ? [req.vcpu] : (s.requireVm(req.vmId).x86?.vcpus.map((v) => v.id) ?? []);
+        const ids = req.vcpu !== undefined ? [req.vcpu] : vcpusOf(s.requireVm(req.vmId)).map((v) => v.id);
         const results = ids.map((id) => ({ vcpu: id, ...issue(s, req.vmId, id, 'KVM_RUN', undefined).result }));
         return { results, vm: vmView(s.requireVm(req.vmId), s.host(s.requireVm(req.vmId).hostId), s.now()) };
       },
@@ -105,7 +106,7 @@ export const pauseVcpu = defineHandler({
     return env.write(
       (s) => {
         const vm = s.requireVm(req.vmId);
-        const ids = req.vcpu !== undefined ? [req.vcpu] : (vm.x86?.vcpus.filter((v) => v.running).map((v) => v.id) ?? []);
+        const ids = req.vcpu !== undefined ? [req.vcpu] : vcpusOf(vm).filter((v) => v.running).map((v) => v.id);
         for (const id of ids) s.vmCommand(req.vmId, { type: 'exit', vcpu: id });
         return { paused: ids, vm: vmView(s.requireVm(req.vmId), s.host(vm.hostId), s.now()) };
       },

@@ -3,6 +3,7 @@
 // can be drafted by immer, snapshotted and compared.
 import type { HostSample } from '../host.js';
 import type { Arm64Switches } from '../profiles.js';
+import type { TraceEntry } from '../x86/state.js';
 
 export interface Arm64Vcpu {
   /** vcpu_id */
@@ -58,6 +59,8 @@ export interface Arm64Ctx {
   sw: Arm64Switches;
   /** hw.tsc is the host counter CNTPCT_EL0 at this instant (kvm_phys_timer_read()) */
   hw: HostSample;
+  /** where tracepoints go, when someone listens */
+  trace?: TraceEntry[];
 }
 
 /**

@@ -4,7 +4,7 @@
 import type { HostState } from '../../kvm/host.js';
 import type { Json } from '../codec.js';
 import { hostInfoToJson, type VmHostInfo } from '../vm/events.js';
-import type { VmRecord } from '../vm/evolve.js';
+import { vcpusOf, type VmRecord } from '../vm/evolve.js';
 import type { EventRef, Session } from '../session.js';
 
 export type Side = 'source' | 'destination';
@@ -25,6 +25,8 @@ export interface MigrationParams {
   /** qemu: time from vm_stop's KVM_GET_CLOCK to the pre-save KVM_GET_CLOCK */
   preSaveGapNs: bigint;
   options: Record<string, Json>;
+  /** a pause and resume of the same VM on its own host (no destination VM) */
+  inPlace?: boolean;
 }
 
 export interface IoctlOutcome {
@@ -55,8 +57,12 @@ export class VmmPort {
     readonly params: MigrationParams,
   ) {}
 
+  get inPlace(): boolean {
+    return this.params.inPlace === true;
+  }
+
   vmId(side: Side): string {
-    return side === 'source' ? this.params.vmId : this.params.newVmId;
+    return side === 'source' || this.inPlace ? this.params.vmId : this.params.newVmId;
   }
 
   host(side: Side): HostState {
@@ -72,7 +78,7 @@ export class VmmPort {
   }
 
   vcpuIds(side: Side): number[] {
-    return this.vm(side).x86?.vcpus.map((v) => v.id) ?? [];
+    return vcpusOf(this.vm(side)).map((v) => v.id);
   }
 
   now(): bigint {
@@ -117,6 +123,7 @@ export class VmmPort {
 
   /** KVM_CREATE_VM on the destination, optionally the VM-wide TSC kHz, then the vCPUs. */
   createDestination(vcpuIds: number[], vmTscKhz?: number): IoctlOutcome | null {
+    if (this.inPlace) return null; // resuming the same VM: nothing to create
     const host = this.host('destination');
     const info: VmHostInfo = { counterHz: host.counterHz, counterClocksource: host.counterClocksource, x86: host.x86, arm64: host.arm64 };
     const r = this.session.vmCommand(this.params.newVmId, {
@@ -138,7 +145,7 @@ export class VmmPort {
 
   /** Stop every running vCPU of a side. */
   pauseAll(side: Side): void {
-    for (const v of this.vm(side).x86?.vcpus ?? []) if (v.running) this.exit(side, v.id);
+    for (const v of vcpusOf(this.vm(side))) if (v.running) this.exit(side, v.id);
   }
 
   /** KVM_RUN on every vCPU of a side. */

@@ -6,7 +6,7 @@ import { DomainError, type Session } from '../session.js';
 import { migrationMachine } from './machine.js';
 import { StepFailure, VmmPort, type MigrationParams, type Side } from './port.js';
 import { migrationStreamId, type MigrationEvent, type MigrationState } from './state.js';
-import { STRATEGIES } from './strategies/index.js';
+import { STRATEGIES, strategyFor } from './strategies/index.js';
 import { vmStreamId } from '../vm/events.js';
 
 export interface MigrationOutcome {
@@ -20,36 +20,52 @@ export function nextMigrationId(s: Session): string {
   return `m${s.store.streams('migration-').length + 1}`;
 }
 
-/** Guest reads of the TSC and (where enabled) kvmclock on every running vCPU of a side. */
+/** Guest reads of its clocks on every running vCPU of a side: TSC and kvmclock, or both arm64 counters. */
 function guestReads(p: VmmPort, side: Side): void {
-  for (const v of p.vm(side).x86?.vcpus ?? []) {
+  const vm = p.vm(side);
+  for (const v of vm.x86?.vcpus ?? []) {
     if (!v.running) continue;
     p.guest(side, v.id, 'rdtsc');
     if (v.pvti) p.guest(side, v.id, 'kvmclock');
   }
+  for (const v of vm.arm64?.vcpus ?? []) {
+    if (!v.running) continue;
+    p.guest(side, v.id, 'cntvct');
+    p.guest(side, v.id, 'cntpct');
+  }
 }
 
 export function runMigration(s: Session, params: MigrationParams): MigrationOutcome {
-  const strategy = STRATEGIES[params.strategy];
-  if (!strategy) throw new DomainError('invalid_request', `unknown strategy '${params.strategy}'`);
+  if (!STRATEGIES[params.strategy]) throw new DomainError('invalid_request', `unknown strategy '${params.strategy}'`);
   const src = s.requireVm(params.vmId);
   if (src.destroyed) throw new DomainError('invalid_state', `VM '${params.vmId}' was destroyed (${src.destroyReason})`, { vmId: params.vmId });
   const dstHost = s.requireHost(params.toHost);
-  if (strategy.arch !== src.arch || dstHost.arch !== src.arch) {
-    throw new DomainError('invalid_request', `strategy '${strategy.name}' migrates ${strategy.arch} guests; VM '${params.vmId}' is ${src.arch} and host '${dstHost.id}' is ${dstHost.arch}`);
+  const strategy = strategyFor(params.strategy, src.arch);
+  if (!strategy) {
+    const archs = Object.keys(STRATEGIES[params.strategy]!).join(', ');
+    throw new DomainError('invalid_request', `strategy '${params.strategy}' exists for ${archs} guests; VM '${params.vmId}' is ${src.arch}`);
   }
-  if (s.vm(params.newVmId)) throw new DomainError('conflict', `VM '${params.newVmId}' already exists`, { vmId: params.newVmId });
+  if (dstHost.arch !== src.arch) throw new DomainError('invalid_request', `VM '${params.vmId}' is ${src.arch} and host '${dstHost.id}' is ${dstHost.arch}`);
+  if (params.inPlace) {
+    if (params.newVmId !== params.vmId || params.toHost !== src.hostId) throw new DomainError('invalid_request', 'an in-place pause stays on the same VM and host');
+  } else if (s.vm(params.newVmId)) {
+    throw new DomainError('conflict', `VM '${params.newVmId}' already exists`, { vmId: params.newVmId });
+  }
   const streamId = migrationStreamId(params.migrationId);
   if (s.stream(streamId)) throw new DomainError('conflict', `migration '${params.migrationId}' already exists`, { migrationId: params.migrationId });
 
   const p = new VmmPort(s, params);
   const record = (ev: MigrationEvent) => {
     if (ev.type === 'MigrationPhaseEntered') {
-      const dst = s.vm(params.newVmId);
+      const dst = params.inPlace ? null : s.vm(params.newVmId);
       ev.data.marks = {
         time: s.now().toString(),
         source: { vmId: params.vmId, version: s.requireVm(params.vmId).version },
-        destination: dst ? { vmId: params.newVmId, version: dst.version } : null,
+        destination: params.inPlace
+          ? { vmId: params.vmId, version: s.requireVm(params.vmId).version }
+          : dst
+            ? { vmId: params.newVmId, version: dst.version }
+            : null,
       };
       // The audit rebuilds the VMs exactly here: keep their states as snapshots.
       s.keepSnapshot(vmStreamId(params.vmId));
@@ -73,6 +89,7 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
         writeSpacingNs: params.writeSpacingNs.toString(),
         preSaveGapNs: params.preSaveGapNs.toString(),
         options: params.options,
+        inPlace: params.inPlace === true,
       },
     },
   } satisfies MigrationEvent, s.now());
@@ -97,7 +114,7 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
     actor.send({ type: 'RESUMED' });
     guestReads(p, 'destination');
     actor.send({ type: 'VERIFIED' });
-    p.destroy('source', `migrated to host '${params.toHost}' as VM '${params.newVmId}' (${params.migrationId})`);
+    if (!params.inPlace) p.destroy('source', `migrated to host '${params.toHost}' as VM '${params.newVmId}' (${params.migrationId})`);
     return { migrationId: params.migrationId, status: 'completed', newVmId: params.newVmId };
   } catch (e) {
     if (!(e instanceof StepFailure)) throw e;

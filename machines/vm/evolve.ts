@@ -3,7 +3,11 @@
 // exactly, and a different kernel profile can be substituted to see what would have changed.
 import type { Arch, HostSample } from '../../kvm/host.js';
 import { getProfile, resolveProfile, type KernelProfile } from '../../kvm/profiles.js';
-import type { X86Ctx, X86Vm } from '../../kvm/x86/state.js';
+import type { TraceEntry, X86Ctx, X86Vm } from '../../kvm/x86/state.js';
+import type { Arm64Ctx, Arm64Vm } from '../../kvm/arm64/state.js';
+import { findArm64Vcpu } from '../../kvm/arm64/state.js';
+import { arm64InitVm, arm64Ioctl, arm64VcpuExitToUser } from '../../kvm/arm64/ioctl.js';
+import { arm64Guest } from '../../kvm/arm64/guest.js';
 import { x86Guest } from '../../kvm/x86/guest.js';
 import { x86Ioctl } from '../../kvm/x86/ioctl.js';
 import { kvmArchInitVm, kvmVcpuExitToUser, runTimer, type X86TimerName } from '../../kvm/x86/vm.js';
@@ -23,6 +27,7 @@ export interface VmRecord {
   destroyed: boolean;
   destroyReason: string | null;
   x86: X86Vm | null;
+  arm64: Arm64Vm | null;
   /** the simulated instant of the last event */
   lastTime: bigint;
   /** the stream version this state reflects */
@@ -62,6 +67,7 @@ export function x86Ctx(rec: VmRecord, hw: HostSample, opts?: EvolveOptions): X86
  */
 export function cloneVmRecord(rec: VmRecord): VmRecord {
   const vm = rec.x86;
+  const a = rec.arm64;
   return {
     ...rec,
     host: rec.host,
@@ -71,7 +77,19 @@ export function cloneVmRecord(rec: VmRecord): VmRecord {
           vcpus: vm.vcpus.map((v) => ({ ...v, requests: { ...v.requests }, pvti: v.pvti ? { ...v.pvti } : null })),
         }
       : null,
+    arm64: a ? { ...a, vcpus: a.vcpus.map((v) => ({ ...v })) } : null,
   };
+}
+
+/** The vCPUs of a VM of either architecture (id and whether it is in KVM_RUN). */
+export function vcpusOf(rec: VmRecord | null): readonly { id: number; running: boolean }[] {
+  return rec?.x86?.vcpus ?? rec?.arm64?.vcpus ?? [];
+}
+
+export function arm64Ctx(rec: VmRecord, hw: HostSample, opts?: EvolveOptions): Arm64Ctx {
+  const ctx: Arm64Ctx = { caps: { ecv: rec.host.arm64?.ecv ?? false, cntfrqHz: rec.host.counterHz }, sw: profileOf(rec, opts).arm64, hw };
+  if (opts?.trace) ctx.trace = [];
+  return ctx;
 }
 
 /** The result of applying one event: the record, the kernel's result and its tracepoints (JSON). */
@@ -81,7 +99,7 @@ export interface Applied {
   trace: Json[] | null;
 }
 
-const traced = (ctx: X86Ctx): Json[] | null => (ctx.trace ? (ctx.trace.map((t) => toJson(t)) as Json[]) : null);
+const traced = (ctx: { trace?: TraceEntry[] }): Json[] | null => (ctx.trace ? (ctx.trace.map((t) => toJson(t)) as Json[]) : null);
 
 /**
  * Apply one event to a VM record (mutated in place; pass an immer draft or a private copy).
@@ -99,23 +117,26 @@ export function applyVmEvent(rec: VmRecord | null, ev: VmEvent, time: bigint, op
       destroyed: false,
       destroyReason: null,
       x86: null,
+      arm64: null,
       lastTime: time,
       version: 1,
     };
     const hw = hwFromJson(d.hw, time);
-    let trace: Json[] | null = null;
-    if (d.arch === 'x86') {
-      const ctx = x86Ctx(created, hw, opts);
-      created.x86 = kvmArchInitVm(ctx);
-      trace = traced(ctx);
+    if (d.arch === 'arm64') {
+      const ctx = arm64Ctx(created, hw, opts);
+      created.arm64 = arm64InitVm(ctx);
+      return { rec: created, result: null, trace: traced(ctx) };
     }
-    return { rec: created, result: null, trace };
+    const ctx = x86Ctx(created, hw, opts);
+    created.x86 = kvmArchInitVm(ctx);
+    return { rec: created, result: null, trace: traced(ctx) };
   }
   if (!rec) throw new Error(`${ev.type} before VmCreated`);
   rec.lastTime = time;
   rec.version++;
   const hw = hwFromJson(ev.data.hw, time);
-  if (rec.arch !== 'x86' || !rec.x86) throw new Error(`arch ${rec.arch} is not emulated`);
+  if (rec.arm64) return applyArm64Event(rec, rec.arm64, ev, arm64Ctx(rec, hw, opts), opts);
+  if (!rec.x86) throw new Error(`VM ${rec.vmId} has no kernel state`);
   const ctx = x86Ctx(rec, hw, opts);
   const vm = rec.x86;
   switch (ev.type) {
@@ -137,6 +158,36 @@ export function applyVmEvent(rec: VmRecord | null, ev: VmEvent, time: bigint, op
     }
     case 'TimerFired':
       runTimer(ctx, vm, ev.data.timer as X86TimerName);
+      return { rec, result: null, trace: traced(ctx) };
+    case 'VmDestroyed':
+      for (const v of vm.vcpus) v.running = false;
+      rec.destroyed = true;
+      rec.destroyReason = ev.data.reason;
+      return { rec, result: null, trace: traced(ctx) };
+  }
+}
+
+/** The arm64 side of applyVmEvent(): the same events, the arm64 kernel. */
+function applyArm64Event(rec: VmRecord, vm: Arm64Vm, ev: Exclude<VmEvent, { type: 'VmCreated' }>, ctx: Arm64Ctx, opts?: EvolveOptions): Applied {
+  switch (ev.type) {
+    case 'IoctlIssued': {
+      const d = ev.data;
+      const r = arm64Ioctl(ctx, vm, { ioctl: d.ioctl, vcpu: d.vcpu ?? undefined, arg: d.arg ?? undefined });
+      return { rec, result: opts?.noResult ? null : toJson(r), trace: traced(ctx) };
+    }
+    case 'GuestExecuted': {
+      const d = ev.data;
+      const r = arm64Guest(ctx, vm, { vcpu: d.vcpu, op: d.op });
+      return { rec, result: opts?.noResult ? null : toJson(r), trace: traced(ctx) };
+    }
+    case 'VcpuExited': {
+      const v = findArm64Vcpu(vm, ev.data.vcpu);
+      if (!v) throw new KvmUsageError('not_found', 'vcpu', `no vCPU ${ev.data.vcpu}`);
+      arm64VcpuExitToUser(v);
+      return { rec, result: null, trace: traced(ctx) };
+    }
+    case 'TimerFired':
+      // arm64 KVM schedules no delayed clock work
       return { rec, result: null, trace: traced(ctx) };
     case 'VmDestroyed':
       for (const v of vm.vcpus) v.running = false;

@@ -5,7 +5,7 @@ import { assign, createActor, initialTransition, setup, transition, type Actor, 
 import type { HostSample } from '../../kvm/host.js';
 import { hwToJson, toJson, type Json } from '../codec.js';
 import type { VmCreatedData, VmEvent } from './events.js';
-import { applyVmEvent, cloneVmRecord, type VmRecord } from './evolve.js';
+import { applyVmEvent, cloneVmRecord, vcpusOf, type VmRecord } from './evolve.js';
 
 export type VmCommand =
   | { type: 'create'; data: Omit<VmCreatedData, 'hw'>; hw: HostSample }
@@ -75,7 +75,7 @@ function decide(rec: VmRecord | null, cmd: VmCommand): VmMachineContext {
   return { rec: next, recorded: ev, result };
 }
 
-const anyRunning = (rec: VmRecord | null) => !!rec?.x86?.vcpus.some((v) => v.running);
+const anyRunning = (rec: VmRecord | null) => vcpusOf(rec).some((v) => v.running);
 
 export const vmMachine = setup({
   types: {
@@ -86,7 +86,7 @@ export const vmMachine = setup({
   guards: {
     anyVcpuRunning: ({ context }) => anyRunning(context.rec),
     vcpuRunning: ({ context, event }) =>
-      event.type === 'guest' || event.type === 'exit' ? !!context.rec?.x86?.vcpus.find((v) => v.id === event.vcpu)?.running : false,
+      event.type === 'guest' || event.type === 'exit' ? !!vcpusOf(context.rec).find((v) => v.id === event.vcpu)?.running : false,
   },
   actions: {
     decide: assign(({ context, event }) => decide(context.rec, event)),

@@ -5,7 +5,8 @@ import { getKvmclock, guestPvclockRead } from '../../kvm/x86/clock.js';
 import { kvmReadL1Tsc } from '../../kvm/x86/tsc.js';
 import { toJson, type Json } from '../codec.js';
 import type { VmRecord } from './evolve.js';
-import { x86Ctx } from './evolve.js';
+import { arm64Ctx, x86Ctx } from './evolve.js';
+import { timerCounter } from '../../kvm/arm64/timer.js';
 import { vmLifecycle } from './machine.js';
 
 export interface GuestClockView {
@@ -29,6 +30,28 @@ export function guestClocksAt(rec: VmRecord, host: HostState, t: bigint): { kvmc
   };
 }
 
+export interface CounterView {
+  vcpu: number;
+  running: boolean;
+  cntvct: bigint;
+  cntpct: bigint;
+  trappedPhysReads: number;
+}
+
+/** The guest's virtual and physical counters on every arm64 vCPU at true time t. */
+export function guestCountersAt(rec: VmRecord, host: HostState, t: bigint): CounterView[] {
+  const vm = rec.arm64;
+  if (!vm) return [];
+  const ctx = arm64Ctx(rec, sampleHost(host, t));
+  return vm.vcpus.map((v) => ({
+    vcpu: v.id,
+    running: v.running,
+    cntvct: timerCounter(ctx, vm, v, 'vtimer'),
+    cntpct: timerCounter(ctx, vm, v, 'ptimer'),
+    trappedPhysReads: v.trappedPhysReads,
+  }));
+}
+
 /** The JSON users see for a VM (the same whether computed live or rebuilt later). */
 export function vmView(rec: VmRecord, host: HostState | null, at?: bigint): Json {
   const base = {
@@ -40,8 +63,9 @@ export function vmView(rec: VmRecord, host: HostState | null, at?: bigint): Json
     destroyReason: rec.destroyReason,
     version: rec.version,
     lastEventTime: rec.lastTime,
-    kvm: rec.x86,
+    kvm: rec.x86 ?? rec.arm64,
   };
   if (at === undefined || !host || rec.destroyed) return toJson(base);
+  if (rec.arm64) return toJson({ ...base, at, guest: { vcpus: guestCountersAt(rec, host, at) } });
   return toJson({ ...base, at, guest: guestClocksAt(rec, host, at) });
 }

@@ -15,6 +15,7 @@ export const clockGuest: Strategy<OffsetSaved, void> = {
     return saveOffsets(p, true);
   },
   restore(p, saved) {
+    if (p.inPlace) return;
     restoreOffsets(p, saved, false);
     const boot = saved.vcpus[0]?.id;
     if (saved.pvti && boot !== undefined) {

@@ -35,12 +35,17 @@ export const cloudHypervisor: Strategy<Saved, void> = {
     return { vcpus, clock, tscKhz: p.must('save', 'source', vcpus[0]?.id ?? 0, 'KVM_GET_TSC_KHZ').ret };
   },
   restore(p, saved) {
-    p.createDestination(saved.vcpus.map((v) => v.id));
-    for (const v of saved.vcpus) p.must('restore', 'destination', v.id, 'KVM_SET_TSC_KHZ', saved.tscKhz);
-    saved.vcpus.forEach((v, i) => {
-      p.spacing('write', i);
-      setMsrs(p, 'restore', 'destination', v.id, [TSC, ...KVMCLOCK_MSRS].map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]));
-    });
+    if (!p.inPlace) {
+      p.createDestination(saved.vcpus.map((v) => v.id));
+      for (const v of saved.vcpus) p.must('restore', 'destination', v.id, 'KVM_SET_TSC_KHZ', saved.tscKhz);
+    }
+    // (its resume after a pause only sets the clock back, with KVM_CLOCK_REALTIME)
+    if (!p.inPlace) {
+      saved.vcpus.forEach((v, i) => {
+        p.spacing('write', i);
+        setMsrs(p, 'restore', 'destination', v.id, [TSC, ...KVMCLOCK_MSRS].map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]));
+      });
+    }
     p.must('restore', 'destination', null, 'KVM_SET_CLOCK', {
       clock: saved.clock.clock.toString(),
       flags: KVM_CLOCK_REALTIME,

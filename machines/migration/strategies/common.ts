@@ -5,6 +5,7 @@ import { KVM_CLOCK_HOST_TSC, KVM_CLOCK_REALTIME, MSRS } from '../../../kvm/uapi.
 import { u64 } from '../../../kvm/u64.js';
 import type { Json } from '../../codec.js';
 import { StepFailure, type IoctlOutcome, type Side, type VmmPort } from '../port.js';
+import { vcpusOf } from '../../vm/evolve.js';
 
 export interface ClockData {
   clock: bigint;
@@ -102,7 +103,7 @@ export function writeOffset(p: VmmPort, step: string, vcpu: number, offset: bigi
 /** Resume the source after a refused step: tear down the destination, re-enter KVM_RUN. */
 export function resumeSource(p: VmmPort): void {
   if (p.hasVm('destination') && p.vm('destination').destroyed === false) p.destroy('destination', 'migration failed');
-  for (const v of p.vm('source').x86?.vcpus ?? []) if (!v.running) p.ioctl('source', v.id, 'KVM_RUN');
+  for (const v of vcpusOf(p.vm('source'))) if (!v.running) p.ioctl('source', v.id, 'KVM_RUN');
 }
 
 export type { Json };

@@ -36,6 +36,8 @@ export const firecracker: Strategy<Saved, void> = {
     return { vcpus, clock, tscKhz: p.must('save', 'source', vcpus[0]?.id ?? 0, 'KVM_GET_TSC_KHZ').ret };
   },
   restore(p, saved) {
+    // Pause/resume of the same microVM restores nothing.
+    if (p.inPlace) return;
     p.createDestination(saved.vcpus.map((v) => v.id));
     const { lo, hi } = tscToleranceWindow(BigInt(p.dstHostInfo().tscKhz));
     if (BigInt(saved.tscKhz) < lo || BigInt(saved.tscKhz) > hi) {

@@ -39,6 +39,8 @@ export function saveOffsets(p: VmmPort, withClockGuest: boolean): OffsetSaved {
  * first (the documented order), and KVM_GET_CLOCK follows.
  */
 export function restoreOffsets(p: VmmPort, saved: OffsetSaved, oneOffset: boolean): void {
+  // In place the offsets still hold: the TSC keeps running through the pause.
+  if (p.inPlace) return;
   const khz = p.createDestination(saved.vcpus.map((v) => v.id), saved.freqKhz);
   // Kernels without the VM-wide KVM_SET_TSC_KHZ (before 6.0) get it per vCPU, as QEMU does.
   if (khz && khz.ret < 0) for (const v of saved.vcpus) qemuSetTscKhz(p, 'restore', v.id, saved.freqKhz);

@@ -31,6 +31,8 @@ export const offsetDocumented: Strategy<Saved, void> = {
     return { src, vcpus, freqKhz: p.must('save', 'source', vcpus[0]?.id ?? 0, 'KVM_GET_TSC_KHZ').ret };
   },
   restore(p, saved) {
+    // In place the offsets still hold: the TSC keeps running through the pause.
+    if (p.inPlace) return;
     p.createDestination(saved.vcpus.map((v) => v.id));
     for (const v of saved.vcpus) qemuSetTscKhz(p, 'restore', v.id, saved.freqKhz);
     for (const v of saved.vcpus) setMsrs(p, 'restore', 'destination', v.id, KVMCLOCK_MSRS.map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]));

@@ -42,6 +42,8 @@ export const qemu: Strategy<Saved, Saved> = {
     return saved;
   },
   restore(p, saved) {
+    // A pause on the same VM (stop/cont) writes no registers back: only the resume handler runs.
+    if (p.inPlace) return;
     p.createDestination(saved.vcpus.map((v) => v.id));
     for (const v of saved.vcpus) qemuSetTscKhz(p, 'restore', v.id, saved.tscKhz);
     saved.vcpus.forEach((v, i) => {

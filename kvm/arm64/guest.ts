@@ -1,0 +1,42 @@
+// What the guest reads on a running vCPU: its virtual counter CNTVCT_EL0 (CNTVOFF applied by the
+// hardware), its physical counter CNTPCT_EL0 (offset by CNTPOFF with ECV, else trapped and
+// emulated when there is an offset), and CNTFRQ_EL0 (the host's, never virtualised).
+import { z } from 'zod';
+import { KvmUsageError } from '../errors.js';
+import { arm64VcpuOf } from './ioctl.js';
+import type { Arm64Ctx, Arm64Vm } from './state.js';
+import { guestReadCntpct, guestReadCntvct } from './timer.js';
+
+export const ARM64_GUEST_OPS = ['cntvct', 'cntpct', 'cntfrq'] as const;
+export type Arm64GuestOp = (typeof ARM64_GUEST_OPS)[number];
+
+export interface Arm64GuestRequest {
+  vcpu: number;
+  op: string;
+}
+
+/** What the guest observed; `trapped` (cntpct only): the read exited to KVM to be emulated. */
+export interface Arm64GuestResult {
+  value: bigint;
+  trapped?: boolean;
+}
+
+/** One guest counter read on a running vCPU. */
+export function arm64Guest(ctx: Arm64Ctx, vm: Arm64Vm, req: Arm64GuestRequest): Arm64GuestResult {
+  const vcpu = arm64VcpuOf(vm, req.vcpu);
+  if (!(ARM64_GUEST_OPS as readonly string[]).includes(req.op)) {
+    throw new KvmUsageError('invalid_argument', 'op', `unknown arm64 guest operation '${req.op}' (known: ${ARM64_GUEST_OPS.join(', ')})`);
+  }
+  if (!vcpu.running) throw new KvmUsageError('invalid_state', 'vcpu', `vCPU ${vcpu.id} is not in KVM_RUN: the guest cannot execute`);
+  switch (req.op as Arm64GuestOp) {
+    case 'cntvct':
+      return { value: guestReadCntvct(ctx, vm, vcpu) };
+    case 'cntpct':
+      return guestReadCntpct(ctx, vm, vcpu);
+    case 'cntfrq':
+      // Programmed by firmware and read straight from the hardware: KVM never rescales the counter.
+      return { value: ctx.caps.cntfrqHz };
+  }
+}
+
+export const arm64GuestOpSchema = z.enum(ARM64_GUEST_OPS);
