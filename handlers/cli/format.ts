@@ -1,0 +1,222 @@
+// Human output: aligned tables, ns with a readable hint, key: value blocks, and a generic
+// rendering for any JSON response. u64/s64 values stay the exact decimal strings they are.
+
+export type Cell = string | number | boolean | null | undefined;
+
+const NUMERIC = /^-?\d+(\.\d+)?( \(.*\))?$/;
+
+/** An aligned table: a header, a rule, one line per row; numeric columns right-aligned. */
+export function table(columns: string[], rows: Cell[][], opts: { indent?: string; maxWidth?: number } = {}): string {
+  const indent = opts.indent ?? '';
+  const max = opts.maxWidth ?? 80;
+  const text = rows.map((r) => columns.map((_, i) => clip(cellText(r[i]), max)));
+  const widths = columns.map((c, i) => Math.max(c.length, ...text.map((r) => r[i]!.length)));
+  const numeric = columns.map((_, i) => text.length > 0 && text.every((r) => r[i] === '' || NUMERIC.test(r[i]!)));
+  const line = (cells: string[], header = false) =>
+    indent +
+    cells
+      .map((c, i) => (numeric[i] && !header ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  const out = [line(columns, true), indent + widths.map((w) => '-'.repeat(w)).join('  ')];
+  for (const r of text) out.push(line(r));
+  return out.join('\n');
+}
+
+function clip(s: string, max: number): string {
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+export function cellText(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  return JSON.stringify(v);
+}
+
+/** Aligned "key: value" lines. */
+export function keyValues(pairs: [string, unknown][], indent = ''): string {
+  const shown = pairs.filter(([, v]) => v !== undefined);
+  const w = Math.max(0, ...shown.map(([k]) => k.length));
+  return shown.map(([k, v]) => `${indent}${`${k}:`.padEnd(w + 1)} ${v === null || v === '' ? '-' : cellText(v)}`).join('\n');
+}
+
+const NS_UNITS: [bigint, string][] = [
+  [86_400_000_000_000n, 'd'],
+  [3_600_000_000_000n, 'h'],
+  [60_000_000_000n, 'min'],
+  [1_000_000_000n, 's'],
+  [1_000_000n, 'ms'],
+  [1_000n, 'µs'],
+];
+
+/** "320 ms", "1.5 s", "-300.26 ms", "999 ns": the readable part of a duration in ns. */
+export function humanNs(ns: string | number | bigint): string {
+  let v: bigint;
+  try {
+    v = BigInt(ns);
+  } catch {
+    return String(ns);
+  }
+  const neg = v < 0n;
+  const a = neg ? -v : v;
+  for (const [unit, name] of NS_UNITS) {
+    if (a >= unit) {
+      const whole = a / unit;
+      const frac = ((a % unit) * 1000n) / unit;
+      const f = frac === 0n ? '' : `.${frac.toString().padStart(3, '0').replace(/0+$/, '')}`;
+      return `${neg ? '-' : ''}${whole}${f} ${name}`;
+    }
+  }
+  return `${neg ? '-' : ''}${a} ns`;
+}
+
+/** "320000000 (320 ms)": the exact value and its hint; small values need no hint. */
+export function fmtNs(ns: unknown): string {
+  if (ns === null || ns === undefined) return '';
+  const s = String(ns);
+  if (!/^-?\d+$/.test(s)) return s;
+  const a = s.startsWith('-') ? s.slice(1) : s;
+  return a.length <= 3 ? `${s} ns` : `${s} (${humanNs(s)})`;
+}
+
+/** A CLOCK_REALTIME value in ns since the epoch, with its UTC date. */
+export function fmtRealtime(ns: unknown): string {
+  if (ns === null || ns === undefined) return '';
+  const s = String(ns);
+  if (!/^-?\d+$/.test(s)) return s;
+  const ms = Number(BigInt(s) / 1_000_000n);
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? s : `${s} (${d.toISOString()})`;
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isScalar = (v: unknown) => v === null || ['string', 'number', 'boolean', 'bigint'].includes(typeof v);
+
+/** Keys whose values are durations or instants in ns get the hint. */
+function hintFor(key: string, v: unknown): string {
+  if (typeof v !== 'string' && typeof v !== 'number') return cellText(v);
+  if (/realtime/i.test(key) && !/offset|step|delta/i.test(key)) return fmtRealtime(v);
+  if (/(Ns|_ns|^ns|^now|^time|Time|^at)$/.test(key)) return fmtNs(v);
+  return cellText(v);
+}
+
+/**
+ * Any JSON response, readable: scalar fields as key: value, nested objects indented, arrays of
+ * flat objects as tables, arrays of scalars joined. `{ columns, rows }` objects are tables.
+ */
+export function formatGeneric(value: unknown, indent = '', depth = 0): string {
+  if (!isPlainObject(value)) return indent + cellText(value);
+  const out: string[] = [];
+  const scalars: [string, unknown][] = [];
+  const flush = () => {
+    if (scalars.length) out.push(keyValues(scalars.splice(0).map(([k, v]) => [k, hintFor(k, v)]), indent));
+  };
+  for (const [k, v] of Object.entries(value)) {
+    if (k === 'ok' && depth === 0) continue;
+    if (isScalar(v)) {
+      scalars.push([k, v]);
+      continue;
+    }
+    if (isPlainObject(v) && Object.keys(v).length === 0) {
+      scalars.push([k, '(none)']);
+      continue;
+    }
+    if (Array.isArray(v) && v.every(isScalar)) {
+      scalars.push([k, v.length ? v.map(cellText).join(', ') : '(none)']);
+      continue;
+    }
+    flush();
+    if (isPlainObject(v) && Array.isArray(v.columns) && Array.isArray(v.rows)) {
+      out.push(`${indent}${k}:`, table(v.columns.map(String), v.rows as Cell[][], { indent: `${indent}  ` }));
+    } else if (Array.isArray(v)) {
+      out.push(`${indent}${k}:`, arrayTable(v, `${indent}  `, depth + 1));
+    } else if (depth >= 4) {
+      scalars.push([k, JSON.stringify(v)]);
+    } else {
+      out.push(`${indent}${k}:`, formatGeneric(v, `${indent}  `, depth + 1));
+    }
+  }
+  flush();
+  return out.filter((l) => l !== '').join('\n');
+}
+
+function arrayTable(items: unknown[], indent: string, depth: number): string {
+  if (items.length === 0) return `${indent}(none)`;
+  if (!items.every(isPlainObject)) return items.map((i) => formatGeneric(i, indent, depth)).join('\n');
+  const all: string[] = [];
+  for (const it of items) for (const k of Object.keys(it)) if (!all.includes(k)) all.push(k);
+  // Nested values make unreadable cells: leave them to --json when there is anything else to show.
+  const flat = all.filter((c) => items.every((it) => isScalar(it[c]) || it[c] === undefined || (Array.isArray(it[c]) && (it[c] as unknown[]).every(isScalar))));
+  const cols = flat.length ? flat : all;
+  const cell = (c: string, v: unknown) => (Array.isArray(v) ? v.map(cellText).join(',') : isScalar(v) ? hintShort(c, v) : JSON.stringify(v));
+  const t = table(cols, items.map((it) => cols.map((c) => cell(c, it[c]))), { indent, maxWidth: 60 });
+  const hidden = all.filter((c) => !cols.includes(c));
+  return hidden.length ? `${t}\n${indent}(${hidden.join(', ')}: see --json)` : t;
+}
+
+/** In table cells keep the exact value; the hint only for durations. */
+function hintShort(key: string, v: unknown): string {
+  if ((typeof v === 'string' || typeof v === 'number') && /(Ns|_ns)$/.test(key)) return fmtNs(v);
+  return cellText(v);
+}
+
+// ---- events ----------------------------------------------------------------------------------
+
+export interface EventJson {
+  position: number;
+  streamId: string;
+  version: number;
+  type: string;
+  time: string;
+  data: unknown;
+  metadata?: unknown;
+}
+
+const short = (v: unknown, max = 48) => clip(typeof v === 'string' ? v : JSON.stringify(v), max);
+
+/** One line about what an event did: the ioctl and its ret/errno, the guest op, the phase... */
+export function eventSummary(e: EventJson): string {
+  const d = (isPlainObject(e.data) ? e.data : {}) as Record<string, unknown>;
+  const vcpu = d.vcpu === null || d.vcpu === undefined ? '' : `vcpu${d.vcpu} `;
+  switch (e.type) {
+    case 'IoctlIssued': {
+      const arg = d.arg === null || d.arg === undefined ? '' : ` ${short(d.arg, 40)}`;
+      return `${vcpu}${d.ioctl}${arg} → ret=${d.ret}${d.errno ? ` errno=${d.errno}` : ''}`;
+    }
+    case 'GuestExecuted': {
+      const r = isPlainObject(d.result) && 'value' in d.result ? ` → ${cellText(d.result.value)}` : '';
+      const msr = d.msr !== undefined ? ` ${cellText(d.msr)}` : '';
+      const val = d.value !== undefined ? `=${cellText(d.value)}` : '';
+      return `${vcpu}${d.op}${msr}${val}${r}`;
+    }
+    case 'VcpuExited':
+      return `${vcpu}left KVM_RUN`;
+    case 'TimerFired':
+      return String(d.timer ?? '');
+    case 'VmDestroyed':
+      return String(d.reason ?? '');
+    case 'VmCreated':
+      return `on ${d.hostId} (${d.arch}, ${d.profile})`;
+    case 'TimeAdvanced':
+      return d.from !== undefined && d.to !== undefined ? `+${humanNs(BigInt(String(d.to)) - BigInt(String(d.from)))} → ${d.to}` : short(d);
+    case 'HostCreated':
+      return short(isPlainObject(d.spec) ? d.spec : d, 60);
+    case 'MigrationPhaseEntered':
+      return `phase ${d.phase}`;
+    default: {
+      const { hw: _hw, trace: _trace, ...rest } = d;
+      return Object.keys(rest).length ? short(rest, 60) : '';
+    }
+  }
+}
+
+export function eventsTable(events: EventJson[]): string {
+  if (events.length === 0) return '(no events)';
+  return table(
+    ['POS', 'TIME (ns)', 'STREAM', 'VER', 'TYPE', 'SUMMARY'],
+    events.map((e) => [e.position, e.time, e.streamId, e.version, e.type, eventSummary(e)]),
+    { maxWidth: 90 },
+  );
+}

@@ -1,0 +1,290 @@
+// Human renderings of the handlers' responses. Each takes the response JSON (u64s are decimal
+// strings) and returns text; --json bypasses them and prints the response verbatim.
+import { cellText, eventsTable, fmtNs, fmtRealtime, formatGeneric, keyValues, table, type EventJson } from './format.js';
+
+type R = Record<string, any>;
+
+const yesNo = (v: unknown) => (v === true ? 'yes' : v === false ? 'no' : cellText(v));
+
+export function renderHost(r: R): string {
+  const h = (r.host ?? r) as R;
+  const x = h.x86 as R | null;
+  const a = h.arm64 as R | null;
+  const pairs: [string, unknown][] = [
+    ['host', h.id],
+    ['arch', h.arch],
+    ['kernel profile', h.profile],
+    ['counter Hz', h.counterHz],
+    ['actual counter Hz', h.actualCounterHz !== h.counterHz ? h.actualCounterHz : undefined],
+    ['initial counter', h.initialCounter],
+    ['counter is clocksource', yesNo(h.counterClocksource)],
+  ];
+  if (x) {
+    pairs.push(['TSC kHz', x.tscKhz], ['vendor', x.vendor], ['TSC scaling', yesNo(x.tscScaling)], ['constant TSC', yesNo(x.constantTsc)]);
+    if (x.tscUnstable) pairs.push(['TSC unstable', 'yes']);
+  }
+  if (a) for (const [k, v] of Object.entries(a)) pairs.push([k, typeof v === 'boolean' ? yesNo(v) : v]);
+  if (h.realtime) pairs.push(['CLOCK_REALTIME at anchor', fmtRealtime(h.realtime.anchorOffsetNs)], ['realtime slew', `${h.realtime.slewPpb} ppb`]);
+  if (r.realtimeNs !== undefined) pairs.push(['CLOCK_REALTIME now', fmtRealtime(r.realtimeNs)]);
+  if (r.now !== undefined) pairs.push(['true time', fmtNs(r.now)]);
+  return keyValues(pairs);
+}
+
+export function renderNow(r: R): string {
+  return keyValues([['now', fmtNs(r.now)]]);
+}
+
+function vcpuRows(vm: R): string {
+  if (!vm.kvm) return vm.arch === 'x86' ? '  (none)' : '  (see --json for the arm64 vCPU state)';
+  const vcpus = (vm.kvm.vcpus ?? []) as R[];
+  const guest = new Map<number, R>((((vm.guest?.vcpus ?? []) as R[]).map((g) => [g.vcpu, g])));
+  if (vcpus.length === 0) return '  (no vCPUs)';
+  return table(
+    ['VCPU', 'RUNNING', 'TSC kHz', 'TSC OFFSET', 'SCALING RATIO', 'GUEST TSC', 'KVMCLOCK'],
+    vcpus.map((v) => {
+      const g = guest.get(v.id);
+      return [v.id, yesNo(v.running), v.virtualTscKhz, v.l1TscOffset, v.l1TscScalingRatio, g?.tsc ?? '', g ? (g.kvmclock ?? 'off') : v.pvTimeActive ? 'on' : 'off'];
+    }),
+    { indent: '  ' },
+  );
+}
+
+export function renderVm(r: R): string {
+  const vm = (r.vm ?? r.state ?? r) as R;
+  const k = (vm.kvm ?? {}) as R;
+  const lines = [
+    keyValues([
+      ['vm', vm.vmId],
+      ['host', vm.hostId],
+      ['arch', vm.arch],
+      ['kernel profile', vm.profile],
+      ['lifecycle', vm.destroyReason ? `${vm.lifecycle} (${vm.destroyReason})` : vm.lifecycle],
+      ['stream version', vm.version],
+      ['kvmclock offset', k.kvmclockOffset !== undefined ? fmtNs(k.kvmclockOffset) : undefined],
+      ['master clock', k.useMasterClock !== undefined ? yesNo(k.useMasterClock) : undefined],
+      ['viewed at', vm.at !== undefined ? fmtNs(vm.at) : undefined],
+      ['KVM_GET_CLOCK', vm.guest?.kvmclock != null ? fmtNs(vm.guest.kvmclock) : undefined],
+    ]),
+    'vCPUs:',
+    vcpuRows(vm),
+  ];
+  if (Array.isArray(r.steps) && r.steps.length) {
+    lines.push(
+      'ioctls:',
+      table(
+        ['IOCTL', 'ARG', 'RET', 'ERRNO'],
+        r.steps.map((s: R) => [s.ioctl, cellText(s.arg), s.result?.ret, s.result?.errno ?? '']),
+        { indent: '  ' },
+      ),
+    );
+  }
+  return lines.join('\n');
+}
+
+export function renderRun(r: R): string {
+  const rows = (r.results ?? []) as R[];
+  const head = rows.length ? table(['VCPU', 'RET', 'ERRNO'], rows.map((x) => [x.vcpu, x.ret, x.errno ?? ''])) : '(no vCPUs)';
+  return `${head}\n${keyValues([['lifecycle', r.vm?.lifecycle]])}`;
+}
+
+export function renderPause(r: R): string {
+  return keyValues([
+    ['paused vCPUs', (r.paused as number[]).length ? (r.paused as number[]).join(', ') : '(none were running)'],
+    ['lifecycle', r.vm?.lifecycle],
+  ]);
+}
+
+export function renderIoctl(r: R): string {
+  const pairs: [string, unknown][] = [['ret', r.ret]];
+  if (r.errno) pairs.push(['errno', r.errno]);
+  pairs.push(['position', r.position], ['time', fmtNs(r.time)]);
+  let out = keyValues(pairs);
+  if (r.out !== undefined) out += `\nout:\n${typeof r.out === 'object' && r.out !== null ? formatGeneric(r.out, '  ') : `  ${cellText(r.out)}`}`;
+  return out;
+}
+
+export function renderGuest(r: R): string {
+  const { ok: _ok, position, ...rest } = r;
+  const pairs: [string, unknown][] = Object.entries(rest).map(([k, v]) => [k, typeof v === 'object' && v !== null ? JSON.stringify(v) : v]);
+  if (pairs.length === 0) pairs.push(['result', 'done']);
+  pairs.push(['position', position]);
+  return keyValues(pairs);
+}
+
+// ---- migrations ------------------------------------------------------------------------------
+
+const SEVERITY: Record<string, string> = { fail: 'FAIL', warn: 'WARN', info: 'info' };
+
+/** One migration's audit: the summary, a per-vCPU table, and the findings. */
+export function renderAuditReport(a: R): string {
+  const lines: string[] = [];
+  lines.push(
+    keyValues([
+      ['migration', a.migrationId],
+      ['verdict', String(a.verdict ?? '').toUpperCase()],
+      ['strategy', a.strategy],
+      ['status', a.status],
+      ['failure', a.failure ? `${a.failure.step}: ${a.failure.reason}${a.failure.position != null ? ` (position ${a.failure.position})` : ''}` : undefined],
+      ['vm', a.newVmId && a.newVmId !== a.vmId ? `${a.vmId} → ${a.newVmId}` : a.vmId],
+      ['hosts', `${a.fromHost} → ${a.toHost}`],
+      ['profiles', a.profiles ? `${a.profiles.source} → ${a.profiles.destination}` : undefined],
+      ['blackout', fmtNs(a.blackoutNs)],
+      ['true elapsed', fmtNs(a.trueElapsedNs)],
+      ['guest TSC kHz', a.guestTscKhz],
+      ['kvmclock before', a.kvmclock ? fmtNs(a.kvmclock.before) : undefined],
+      ['kvmclock after', a.kvmclock ? fmtNs(a.kvmclock.after) : undefined],
+      ['kvmclock advance', a.kvmclock ? fmtNs(a.kvmclock.advanceNs) : undefined],
+      ['kvmclock error', a.kvmclock ? fmtNs(a.kvmclock.errorNs) : undefined],
+      ['kvmclock − TSC step', fmtNs(a.kvmclockMinusTscStepNs)],
+      ['skew (cycles)', a.skewCycles ? `${a.skewCycles.before} → ${a.skewCycles.after}` : undefined],
+      ['master clock', a.masterClock ? `${yesNo(a.masterClock.before)} → ${yesNo(a.masterClock.after)}` : undefined],
+      ['TSC drift', a.tscFrequency ? `${a.tscFrequency.driftPpb} ppb (${a.tscFrequency.msPerDay} ms/day)` : undefined],
+      ['pvclock drift', a.pvclock && a.pvclock.driftPpb != null ? `${a.pvclock.driftPpb} ppb (${a.pvclock.msPerDay} ms/day)` : undefined],
+    ]),
+  );
+  const vcpus = (a.vcpus ?? []) as R[];
+  lines.push('', 'vCPUs:');
+  lines.push(
+    vcpus.length
+      ? table(
+          ['VCPU', 'TSC BEFORE', 'TSC AFTER', 'ADVANCE', 'EXPECTED', 'ERROR (cycles)', 'ERROR (ns)'],
+          vcpus.map((v) => [v.vcpu, v.tscBefore, v.tscAfter, v.tscAdvance, v.expectedAdvance, v.tscErrorCycles, fmtNs(v.tscErrorNs)]),
+          { indent: '  ' },
+        )
+      : '  (none)',
+  );
+  const findings = (a.findings ?? []) as R[];
+  lines.push('', 'findings:');
+  lines.push(
+    findings.length
+      ? table(
+          ['SEVERITY', 'CODE', 'POSITIONS', 'MESSAGE'],
+          findings.map((f) => [SEVERITY[f.severity] ?? f.severity, f.code, (f.positions ?? []).join(','), f.message]),
+          { indent: '  ', maxWidth: 120 },
+        )
+      : '  (none)',
+  );
+  return lines.join('\n');
+}
+
+/** One line per migration. */
+export function auditsTable(audits: R[]): string {
+  if (audits.length === 0) return '(no migrations recorded)';
+  const worst = (a: R) => {
+    const errs = ((a.vcpus ?? []) as R[]).map((v) => BigInt(v.tscErrorNs ?? 0));
+    if (errs.length === 0) return '';
+    const w = errs.reduce((m, e) => ((e < 0n ? -e : e) > (m < 0n ? -m : m) ? e : m), 0n);
+    return fmtNs(w.toString());
+  };
+  return table(
+    ['MIGRATION', 'VERDICT', 'STRATEGY', 'STATUS', 'VM', 'HOSTS', 'BLACKOUT', 'TSC ERROR', 'KVMCLOCK ERROR', 'FINDINGS'],
+    audits.map((a) => [
+      a.migrationId,
+      String(a.verdict ?? '').toUpperCase(),
+      a.strategy,
+      a.status,
+      a.vmId,
+      `${a.fromHost}→${a.toHost}`,
+      fmtNs(a.blackoutNs),
+      worst(a),
+      a.kvmclock?.errorNs != null ? fmtNs(a.kvmclock.errorNs) : '',
+      ((a.findings ?? []) as R[]).map((f) => f.code).join(',') || '-',
+    ]),
+    { maxWidth: 60 },
+  );
+}
+
+export function renderAudit(r: R): string {
+  if (r.audit) return renderAuditReport(r.audit);
+  const s = r.summary as R | undefined;
+  const tail = s ? `\n\n${s.pass ?? 0} pass, ${s.warn ?? 0} warn, ${s.fail ?? 0} fail` : '';
+  return auditsTable((r.audits ?? []) as R[]) + tail;
+}
+
+export function renderMigrate(r: R): string {
+  const head = keyValues([
+    ['migration', r.migrationId],
+    ['status', r.status],
+    ['new VM', r.newVmId],
+  ]);
+  return r.audit ? `${head}\n\n${renderAuditReport(r.audit)}` : head;
+}
+
+export function renderStrategies(r: R): string {
+  const out: string[] = [];
+  for (const s of (r.strategies ?? []) as R[]) {
+    out.push(`${s.name} (${s.arch})`);
+    out.push(wrap(String(s.summary ?? ''), 96, '  '));
+    const opts = Object.entries((s.options ?? {}) as Record<string, unknown>);
+    if (opts.length) {
+      out.push('  options:');
+      for (const [k, v] of opts) out.push(`    --option ${k}=…  ${cellText(v)}`);
+    }
+    out.push('');
+  }
+  return out.join('\n').trimEnd();
+}
+
+export function wrap(text: string, width: number, indent = ''): string {
+  const lines: string[] = [];
+  let cur = '';
+  for (const word of text.split(/\s+/)) {
+    if (cur && cur.length + 1 + word.length > width) {
+      lines.push(indent + cur);
+      cur = word;
+    } else cur = cur ? `${cur} ${word}` : word;
+  }
+  if (cur) lines.push(indent + cur);
+  return lines.join('\n');
+}
+
+// ---- the log ---------------------------------------------------------------------------------
+
+export function renderEvents(r: R): string {
+  const evs = (r.events ?? []) as EventJson[];
+  const last = evs.at(-1)?.position;
+  const more = r.lastPosition !== undefined && last !== undefined && last < r.lastPosition ? ` (the log goes on to ${r.lastPosition}; --from ${last + 1})` : '';
+  return `${eventsTable(evs)}\n${evs.length} event${evs.length === 1 ? '' : 's'}${more}`;
+}
+
+export function renderState(r: R): string {
+  const head = keyValues([
+    ['stream', r.streamId],
+    ['version', r.version],
+    ['position', r.position],
+    ['at', fmtNs(r.at)],
+  ]);
+  const s = r.state as R;
+  let body: string;
+  if (String(r.streamId).startsWith('vm-')) body = renderVm({ vm: s });
+  else if (String(r.streamId).startsWith('host-')) body = renderHost({ host: s });
+  else body = formatGeneric(s);
+  return `${head}\n\n${body}`;
+}
+
+export function renderVerify(r: R): string {
+  return r.intact
+    ? `intact: the hash chain holds over ${r.checked} event${r.checked === 1 ? '' : 's'}`
+    : `BROKEN: the hash chain breaks at position ${r.firstBrokenPosition}${r.reason ? ` (${r.reason})` : ''}; ${r.checked} events checked`;
+}
+
+export function renderFork(r: R): string {
+  return `forked ${r.events} event${r.events === 1 ? '' : 's'} (positions 1..${r.position}) into ${r.targetDb}`;
+}
+
+/** replay, diff, bisect: their fields, nested blocks, and tables of their lists. */
+export function renderReport(r: R): string {
+  return formatGeneric(r) || 'done';
+}
+
+export function renderDemo(r: R): string {
+  const parts: string[] = [];
+  const t = r.table as { columns?: unknown[]; rows?: unknown[][] } | undefined;
+  if (t && Array.isArray(t.columns) && Array.isArray(t.rows)) parts.push(table(t.columns.map(String), t.rows as (string | number)[][], { maxWidth: 100 }));
+  const rest: R = {};
+  for (const [k, v] of Object.entries(r)) if (k !== 'table' && k !== 'audits' && k !== 'ok') rest[k] = v;
+  if (Array.isArray(r.audits) && r.audits.length) parts.push(`audits:\n${auditsTable(r.audits)}`);
+  const g = formatGeneric(rest);
+  if (g) parts.push(g);
+  return parts.join('\n\n') || 'done';
+}

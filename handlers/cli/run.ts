@@ -1,0 +1,151 @@
+// Calling a handler from the command line: find it, run it (with a progress bar for long work),
+// print the response (JSON, or the command's human rendering), and settle the exit code.
+//   0  the handler completed (ok: true)
+//   1  the handler refused the request (ok: false); the error is on stderr, and on stdout as JSON
+//   2  usage error: unknown command/option/handler, malformed JSON, a bad option value
+import type { HandlerResponse } from '../define.js';
+import type { ErrorBody } from '../errors.js';
+import { toJsonText, UsageError } from './io.js';
+import { closeOpenStores, findHandler } from './registry.js';
+
+export const EXIT_OK = 0;
+export const EXIT_HANDLER_ERROR = 1;
+export const EXIT_USAGE = 2;
+
+/** The embedded default database (the same as handlers/context.ts DEFAULT_DB; a test checks). */
+export const DEFAULT_DB = './clockledger.db';
+
+export function defaultDb(): string {
+  return process.env.CLOCKLEDGER_DB || DEFAULT_DB;
+}
+
+export interface OutputOptions {
+  json?: boolean;
+  pretty?: boolean;
+}
+
+let exitCode = EXIT_OK;
+export function setExitCode(code: number): void {
+  exitCode = code;
+}
+export function getExitCode(): number {
+  return exitCode;
+}
+
+export function writeOut(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+export function writeJson(value: unknown, o: OutputOptions): void {
+  writeOut(toJsonText(value, o.pretty));
+}
+
+/** "error [code]: message" (and the offending field) on stderr. */
+export function writeError(error: ErrorBody | { code: string; message: string; details?: Record<string, unknown> }): void {
+  const field = error.details && typeof error.details.field === 'string' && !error.message.includes(error.details.field) ? ` (field: ${error.details.field})` : '';
+  process.stderr.write(`error [${error.code}]: ${error.message}${field}\n`);
+}
+
+export interface CallOptions extends OutputOptions {
+  db: string;
+  /** human rendering of an ok response */
+  render?: (response: Record<string, any>) => string;
+  /** show a progress bar labelled so (TTY only) */
+  progress?: { label: string; total?: (db: string) => Promise<number> };
+  /** exit code for an ok response (e.g. verify: 1 when the chain is broken) */
+  okExitCode?: (response: Record<string, any>) => number;
+}
+
+/** Run a handler by name and print its response; returns the response (undefined if unknown). */
+export async function callHandler(name: string, request: unknown, o: CallOptions): Promise<HandlerResponse | undefined> {
+  const h = await findHandler(name);
+  if (!h) {
+    const r = unknownHandler(name);
+    if (o.json) writeJson(r, o);
+    writeError(r.error);
+    setExitCode(EXIT_USAGE);
+    return undefined;
+  }
+  let bar: import('./progress.js').Progress | undefined;
+  if (o.progress) {
+    const { progressWanted, startProgress } = await import('./progress.js');
+    if (progressWanted(!!o.json)) {
+      const total = o.progress.total ? await o.progress.total(o.db).catch(() => 0) : 0;
+      bar = await startProgress(o.progress.label, total, !!o.json);
+    }
+  }
+  let r: HandlerResponse;
+  try {
+    const ctx = { db: o.db, onProgress: bar ? (position: number) => bar!.update(position) : undefined };
+    r = await h(request, ctx);
+  } finally {
+    bar?.stop();
+  }
+  if (r.ok) {
+    if (o.json || !o.render) writeJson(r, o);
+    else writeOut(o.render(r));
+    setExitCode(o.okExitCode ? o.okExitCode(r) : EXIT_OK);
+  } else {
+    if (o.json) writeJson(r, o);
+    writeError(r.error);
+    setExitCode(EXIT_HANDLER_ERROR);
+  }
+  return r;
+}
+
+export function unknownHandler(name: string): { ok: false; error: { code: 'unknown_handler'; message: string; details: Record<string, unknown> } } {
+  return {
+    ok: false,
+    error: { code: 'unknown_handler', message: `no handler '${name}' (clockledger handlers lists them)`, details: { handler: name } },
+  };
+}
+
+/** Report a usage error (exit 2); as JSON on stdout too when the caller wants JSON. */
+export function reportUsageError(e: UsageError, o: OutputOptions): void {
+  const body = e.details ? { code: e.code, message: e.message, details: e.details } : { code: e.code, message: e.message };
+  if (o.json) writeJson({ ok: false, error: body }, o);
+  writeError(body);
+  setExitCode(EXIT_USAGE);
+}
+
+/** The total number of events in the log (for progress bars); opens the store. */
+export async function logSize(db: string): Promise<number> {
+  const { storeFor } = await import('../context.js');
+  return storeFor({ db }).lastPosition();
+}
+
+/**
+ * Run a command line's work with the process-level guarantees: exit codes for usage errors
+ * (commander's, recognised without importing commander), "error [internal]" instead of a bare
+ * stack trace, EPIPE tolerated, stores closed at the end. Returns the exit code.
+ */
+export async function runGuarded(argv: string[], work: () => Promise<void>): Promise<number> {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    // `clockledger log | head`: the reader went away; that is not an error of ours
+    if (e.code === 'EPIPE') process.exit(getExitCode());
+    throw e;
+  });
+  try {
+    await work();
+  } catch (e) {
+    const c = e as { code?: unknown; exitCode?: unknown };
+    if (typeof c?.code === 'string' && c.code.startsWith('commander.') && typeof c.exitCode === 'number') {
+      // commander already printed its message (help, version, or the usage error)
+      setExitCode(c.exitCode === 0 ? EXIT_OK : EXIT_USAGE);
+    } else if (e instanceof UsageError) {
+      reportUsageError(e, { json: argv.includes('--json') || argv[0] === 'invoke', pretty: argv.includes('--pretty') });
+    } else {
+      const err = e as Error;
+      writeError({ code: 'internal', message: err?.message ?? String(e) });
+      if (process.env.CLOCKLEDGER_DEBUG && err?.stack) process.stderr.write(`${err.stack}\n`);
+      setExitCode(EXIT_HANDLER_ERROR);
+    }
+  } finally {
+    try {
+      await closeOpenStores();
+    } catch {
+      /* closing is best effort at exit */
+    }
+  }
+  return getExitCode();
+}

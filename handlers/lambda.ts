@@ -1,0 +1,155 @@
+// clockledger as an AWS Lambda function (Node.js runtime, ESM). The same handler functions as the
+// library and the CLI, with the database from CLOCKLEDGER_DB (default ./clockledger.db; on Lambda
+// point it at /tmp or an EFS mount).
+//
+//   handler(event, context)   event = { handler, request? }, or an API-Gateway-like { body } whose
+//                             JSON body is { handler, request? } (body may be base64-encoded)
+//   httpHandler(event, ctx)   the same, answered as an API Gateway proxy response
+//                             { statusCode, headers, body }
+//   createHost(event), ...    one export per handler: event = { request } or the request itself
+//   byName[name](event)       the same for every name in the registry, including later additions
+//
+// Nothing here throws: every failure is { ok: false, error: { code, message, details? } }.
+import type { APIGatewayProxyResult, Context } from 'aws-lambda';
+import { DEFAULT_DB } from './context.js';
+import type { HandlerResponse } from './define.js';
+import type { ErrorBody } from './errors.js';
+import { handlers, type HandlerName } from './index.js';
+
+export interface InvokeEvent {
+  handler: string;
+  request?: unknown;
+}
+
+export interface HttpLikeEvent {
+  body: string | null;
+  isBase64Encoded?: boolean;
+  [key: string]: unknown;
+}
+
+export type LambdaEvent = InvokeEvent | HttpLikeEvent;
+
+export type LambdaHandler = (event: unknown, context?: Context) => Promise<HandlerResponse>;
+
+const registry = handlers as unknown as Record<string, (request: unknown, ctx: { db: string }) => Promise<HandlerResponse>>;
+
+/** The database every invocation uses (read at call time, so tests and reconfigured containers agree). */
+export function dbPath(): string {
+  return process.env.CLOCKLEDGER_DB || DEFAULT_DB;
+}
+
+const fail = (code: ErrorBody['code'], message: string, details?: Record<string, unknown>): HandlerResponse => ({
+  ok: false,
+  error: details ? { code, message, details } : { code, message },
+});
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The JSON payload of an event: the event itself, or its (possibly base64) body parsed. */
+function payloadOf(event: unknown): { ok: true; payload: unknown } | { ok: false; response: HandlerResponse } {
+  if (isObject(event) && 'body' in event && !('handler' in event) && !('request' in event)) {
+    const raw = event.body;
+    if (raw === null || raw === undefined || raw === '') return { ok: true, payload: {} };
+    if (typeof raw !== 'string') return { ok: true, payload: raw };
+    let text = raw;
+    if (event.isBase64Encoded === true) text = Buffer.from(raw, 'base64').toString('utf8');
+    try {
+      return { ok: true, payload: JSON.parse(text) };
+    } catch (e) {
+      return { ok: false, response: fail('invalid_request', `malformed JSON: ${(e as Error).message} (in the event body)`, { source: 'body' }) };
+    }
+  }
+  return { ok: true, payload: event };
+}
+
+async function invoke(name: string, request: unknown): Promise<HandlerResponse> {
+  if (!Object.hasOwn(registry, name) || typeof registry[name] !== 'function') {
+    return fail('unknown_handler', `no handler '${name}'`, { handler: name, handlers: Object.keys(registry) });
+  }
+  try {
+    return await registry[name]!(request ?? {}, { db: dbPath() });
+  } catch (e) {
+    // handlers map their own errors; this is the last line of defence (never throw to Lambda)
+    return fail('internal', (e as Error)?.message ?? String(e));
+  }
+}
+
+/** The Lambda entry point: { handler, request } (or an HTTP-like event whose body is that). */
+export const handler = async (event: LambdaEvent | unknown, _context?: Context): Promise<HandlerResponse> => {
+  try {
+    const p = payloadOf(event);
+    if (!p.ok) return p.response;
+    const payload = p.payload;
+    if (!isObject(payload)) return fail('invalid_request', '(request): the event must be an object { handler, request }', { field: 'handler' });
+    if (typeof payload.handler !== 'string' || payload.handler === '') {
+      return fail('invalid_request', 'handler: expected the name of a handler (a string)', { field: 'handler', handlers: Object.keys(registry) });
+    }
+    return await invoke(payload.handler, payload.request);
+  } catch (e) {
+    return fail('internal', (e as Error)?.message ?? String(e));
+  }
+};
+
+const STATUS: Record<string, number> = {
+  invalid_request: 400,
+  invalid_argument: 400,
+  unknown_handler: 404,
+  not_found: 404,
+  invalid_state: 409,
+  conflict: 409,
+  schema_too_new: 500,
+  corrupt: 500,
+  io: 500,
+  internal: 500,
+};
+
+/** handler, answered as an API Gateway (REST or HTTP API) proxy integration response. */
+export const httpHandler = async (event: LambdaEvent | unknown, context?: Context): Promise<APIGatewayProxyResult> => {
+  const r = await handler(event, context);
+  return {
+    statusCode: r.ok ? 200 : (STATUS[r.error.code] ?? 500),
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(r),
+  };
+};
+
+/** One function per handler: the event is { request } or the request itself (or an HTTP-like event). */
+function named(name: string): LambdaHandler {
+  return async (event: unknown) => {
+    try {
+      const p = payloadOf(event);
+      if (!p.ok) return p.response;
+      const payload = p.payload;
+      const request = isObject(payload) && 'request' in payload ? payload.request : payload;
+      return await invoke(name, request);
+    } catch (e) {
+      return fail('internal', (e as Error)?.message ?? String(e));
+    }
+  };
+}
+
+/** A named function for every handler in the registry, including ones added later. */
+export const byName: Readonly<Record<string, LambdaHandler>> = Object.freeze(Object.fromEntries(Object.keys(registry).map((n) => [n, named(n)])));
+
+const fixed = (name: HandlerName): LambdaHandler => named(name);
+
+export const createHost = fixed('createHost');
+export const advanceTime = fixed('advanceTime');
+export const adjustRealtime = fixed('adjustRealtime');
+export const createVm = fixed('createVm');
+export const destroyVm = fixed('destroyVm');
+export const ioctl = fixed('ioctl');
+export const runVcpu = fixed('runVcpu');
+export const pauseVcpu = fixed('pauseVcpu');
+export const guest = fixed('guest');
+export const events = fixed('events');
+export const stateAt = fixed('stateAt');
+export const verify = fixed('verify');
+export const fork = fixed('fork');
+export const migrate = fixed('migrate');
+export const audit = fixed('audit');
+export const strategies = fixed('strategies');
+export const replay = fixed('replay');
+export const diff = fixed('diff');
+export const bisect = fixed('bisect');
+export const demo = fixed('demo');

@@ -1,0 +1,216 @@
+// handlers/lambda called as the Lambda runtime calls it: handler(event, context) with the
+// database from CLOCKLEDGER_DB; the API-Gateway-like body form; a named export per handler;
+// every handler of the registry; every error code; idempotent retries by requestId.
+import Database from 'better-sqlite3';
+import type { Context } from 'aws-lambda';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { closeStores } from '../../handlers/context.js';
+import { HANDLER_NAMES } from '../../handlers/index.js';
+import * as lambda from '../../handlers/lambda.js';
+
+const { handler, httpHandler, byName } = lambda;
+
+let dir: string;
+let db: string;
+let savedDb: string | undefined;
+let n = 0;
+
+/** A minimal Context, as the Node.js runtime passes it. */
+function context(): Context {
+  n++;
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: 'clockledger',
+    functionVersion: '$LATEST',
+    invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:clockledger',
+    memoryLimitInMB: '512',
+    awsRequestId: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
+    logGroupName: '/aws/lambda/clockledger',
+    logStreamName: '2026/01/01/[$LATEST]0123456789abcdef',
+    getRemainingTimeInMillis: () => 30_000,
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'clockledger-lambda-test-'));
+  db = join(dir, 'ledger.db');
+  savedDb = process.env.CLOCKLEDGER_DB;
+  process.env.CLOCKLEDGER_DB = db;
+});
+afterEach(() => {
+  closeStores();
+  if (savedDb === undefined) delete process.env.CLOCKLEDGER_DB;
+  else process.env.CLOCKLEDGER_DB = savedDb;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+type Response = Record<string, any>;
+
+async function call(name: string, request?: unknown): Promise<Response> {
+  return (await handler(request === undefined ? { handler: name } : { handler: name, request }, context())) as Response;
+}
+
+async function ok(name: string, request?: unknown): Promise<Response> {
+  const r = await call(name, request);
+  if (!r.ok) throw new Error(`${name}: ${JSON.stringify(r.error)}`);
+  return r;
+}
+
+async function lastPosition(): Promise<number> {
+  return (await ok('events', { limit: 1 })).lastPosition as number;
+}
+
+async function hostsAndVm(): Promise<void> {
+  await ok('createHost', { hostId: 'src', tscKhz: 2_500_000 });
+  await ok('createHost', { hostId: 'dst', tscKhz: 2_500_000 });
+  await ok('createVm', { vmId: 'vm1', hostId: 'src', vcpus: 2 });
+  await ok('runVcpu', { vmId: 'vm1' });
+}
+
+describe('lambda handler: every handler of the registry', () => {
+  it('runs a whole session with the database from CLOCKLEDGER_DB', async () => {
+    const covered = new Set<string>();
+    const use = async (name: string, request?: unknown) => {
+      covered.add(name);
+      return ok(name, request);
+    };
+    expect((await use('createHost', { hostId: 'src', tscKhz: 2_500_000 })).host.id).toBe('src');
+    await use('createHost', { hostId: 'dst', tscKhz: 2_500_000, vendor: 'svm' });
+    expect(existsSync(db)).toBe(true);
+    expect((await use('createVm', { vmId: 'vm1', hostId: 'src', vcpus: 2 })).vm.vmId).toBe('vm1');
+    expect((await use('runVcpu', { vmId: 'vm1' })).ret).toBe(0);
+    await use('guest', { vmId: 'vm1', vcpu: 0, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 4097 });
+    expect((await use('advanceTime', { ns: '1000000000' })).now).toBe('1000000000');
+    const kvmclock = await use('guest', { vmId: 'vm1', vcpu: 0, op: 'kvmclock' });
+    expect(BigInt(kvmclock.value)).toBeGreaterThan(999_000_000n);
+    const clock = await use('ioctl', { vmId: 'vm1', ioctl: 'KVM_GET_CLOCK' });
+    expect(clock.ret).toBe(0);
+    expect(clock.out.clock).toMatch(/^\d+$/);
+    expect((await use('adjustRealtime', { hostId: 'src', stepNs: '-5000000' })).realtimeNs).toMatch(/^\d+$/);
+    expect((await use('pauseVcpu', { vmId: 'vm1', vcpu: 1 })).paused).toEqual([1]);
+    expect(await use('stateAt', { vmId: 'vm1', position: 5 })).toMatchObject({ streamId: 'vm-vm1', position: 5 });
+    expect(await use('stateAt', { hostId: 'src', time: '500000000' })).toMatchObject({ streamId: 'host-src', at: '500000000' });
+    const evs = await use('events', { streamId: 'vm-vm1' });
+    expect(evs.events.map((e: any) => e.version)).toEqual(evs.events.map((_: unknown, i: number) => i + 1));
+    expect((await use('verify')).intact).toBe(true);
+    const forkDb = join(dir, 'fork.db');
+    expect((await use('fork', { position: 10, targetDb: forkDb })).events).toBe(10);
+    const m = await use('migrate', { vmId: 'vm1', toHost: 'dst', strategy: 'qemu', blackoutNs: '300000000' });
+    expect(m).toMatchObject({ migrationId: 'm1', status: 'completed', newVmId: 'vm1.m1' });
+    expect((await use('audit', { migrationId: 'm1' })).audit.strategy).toBe('qemu');
+    expect((await use('audit')).audits).toHaveLength(1);
+    expect((await use('strategies')).strategies.map((s: any) => s.name)).toContain('qemu');
+    expect((await use('replay', { profile: 'linux-5.15', vmId: 'vm1' })).profile).toBe('linux-5.15');
+    expect(typeof (await use('diff', { otherDb: forkDb })).eventsCompared).toBe('number');
+    expect((await use('bisect', { profiles: ['linux-5.15', 'linux-6.18'], migrationId: 'm1' })).order).toEqual(['linux-5.15', 'linux-6.18']);
+    expect((await use('destroyVm', { vmId: 'vm1.m1' })).vm.lifecycle).toBe('destroyed');
+    const demo = await use('demo', { strategies: ['qemu'] });
+    expect(demo.table.rows).toHaveLength(1);
+    expect(demo.audits).toHaveLength(1);
+    expect([...covered].sort()).toEqual([...HANDLER_NAMES].sort());
+  });
+
+  it('has a named export per handler, taking { request } or the request itself', async () => {
+    expect(Object.keys(byName).sort()).toEqual([...HANDLER_NAMES].sort());
+    for (const name of HANDLER_NAMES) expect(typeof (lambda as Record<string, unknown>)[name], name).toBe('function');
+    expect((await lambda.createHost({ request: { hostId: 'h1', tscKhz: 1_000_000 } }, context())).ok).toBe(true);
+    expect((await lambda.createHost({ hostId: 'h2', tscKhz: 1_000_000 }, context())).ok).toBe(true);
+    const r = (await byName.events!({ request: { streamId: 'host-h2' } }, context())) as Response;
+    expect(r.events).toHaveLength(1);
+    const e = (await lambda.strategies({}, context())) as Response;
+    expect(e.ok).toBe(true);
+  });
+
+  it('accepts an API-Gateway-like event whose JSON body is { handler, request } (plain or base64)', async () => {
+    const body = JSON.stringify({ handler: 'createHost', request: { hostId: 'h1', tscKhz: 2_000_000 } });
+    const r = (await handler({ body, httpMethod: 'POST', path: '/', requestContext: {} }, context())) as Response;
+    expect(r.ok).toBe(true);
+    expect(r.host.id).toBe('h1');
+    const b64 = Buffer.from(JSON.stringify({ handler: 'events', request: { limit: 5 } })).toString('base64');
+    const e = (await handler({ body: b64, isBase64Encoded: true }, context())) as Response;
+    expect(e.events).toHaveLength(1);
+    const http = await httpHandler({ body: JSON.stringify({ handler: 'verify' }) }, context());
+    expect(http.statusCode).toBe(200);
+    expect(JSON.parse(http.body)).toMatchObject({ ok: true, intact: true });
+    const missing = await httpHandler({ body: JSON.stringify({ handler: 'destroyVm', request: { vmId: 'nope' } }) }, context());
+    expect(missing.statusCode).toBe(404);
+    expect(JSON.parse(missing.body).error.code).toBe('not_found');
+  });
+});
+
+describe('lambda handler: errors', () => {
+  it('malformed body JSON → invalid_request; unknown or missing handler; never throws', async () => {
+    const bad = (await handler({ body: '{"handler": "events",' }, context())) as Response;
+    expect(bad).toMatchObject({ ok: false, error: { code: 'invalid_request' } });
+    expect(bad.error.message).toMatch(/^malformed JSON: /);
+    expect((await httpHandler({ body: '{nope' }, context())).statusCode).toBe(400);
+
+    for (const name of ['nope', 'toString', 'constructor', '__proto__', 'hasOwnProperty']) {
+      const r = (await handler({ handler: name, request: {} }, context())) as Response;
+      expect(r, name).toMatchObject({ ok: false, error: { code: 'unknown_handler' } });
+    }
+    for (const event of [undefined, null, 'createHost', 42, [], {}, { handler: 5 }, { request: {} }]) {
+      const r = (await handler(event, context())) as Response;
+      expect(r.ok, JSON.stringify(event)).toBe(false);
+      expect(r.error.code).toBe('invalid_request');
+    }
+    // none of these created the database
+    expect(existsSync(db)).toBe(false);
+  });
+
+  it('maps every handler error to its code: not_found, invalid_request (naming the field), invalid_argument, invalid_state, conflict', async () => {
+    await hostsAndVm();
+    await ok('pauseVcpu', { vmId: 'vm1', vcpu: 1 });
+    const before = await lastPosition();
+    expect(await call('destroyVm', { vmId: 'nope' })).toMatchObject({ ok: false, error: { code: 'not_found' } });
+    expect(await call('stateAt', { migrationId: 'm9' })).toMatchObject({ ok: false, error: { code: 'not_found' } });
+    const wrong = await call('createVm', { vmId: 5, hostId: 'src' });
+    expect(wrong).toMatchObject({ ok: false, error: { code: 'invalid_request', details: { field: 'vmId' } } });
+    expect(wrong.error.message).toContain('vmId');
+    const u64 = await call('advanceTime', { ns: 'soon' });
+    expect(u64).toMatchObject({ ok: false, error: { code: 'invalid_request', details: { field: 'ns' } } });
+    expect(await call('ioctl', { vmId: 'vm1', ioctl: 'KVM_NOPE' })).toMatchObject({ ok: false, error: { code: 'invalid_argument', details: { field: 'ioctl' } } });
+    expect(await call('guest', { vmId: 'vm1', vcpu: 1, op: 'rdtsc' })).toMatchObject({ ok: false, error: { code: 'invalid_state' } });
+    expect(await call('createHost', { hostId: 'src', tscKhz: 2_500_000 })).toMatchObject({ ok: false, error: { code: 'conflict' } });
+    // a kernel refusal is not a handler error
+    const refused = await call('ioctl', { vmId: 'vm1', ioctl: 'KVM_SET_TSC_KHZ', arg: 2_000_000 });
+    expect(refused).toMatchObject({ ok: true, ret: -1, errno: expect.any(String) });
+    // refused requests wrote nothing (the kernel refusal is recorded: one event)
+    expect(await lastPosition()).toBe(before + 1);
+  });
+
+  it('a database with a newer schema (user_version 999) → schema_too_new', async () => {
+    const newer = new Database(db);
+    newer.pragma('user_version = 999');
+    newer.close();
+    expect(await call('events')).toMatchObject({ ok: false, error: { code: 'schema_too_new' } });
+    expect(await call('createHost', { hostId: 'h', tscKhz: 1 })).toMatchObject({ ok: false, error: { code: 'schema_too_new' } });
+  });
+});
+
+describe('lambda handler: idempotency', () => {
+  it('the same request with the same requestId twice returns the identical response and records one event', async () => {
+    await hostsAndVm();
+    const start = await lastPosition();
+    const req = { vmId: 'vm1', vcpu: 0, ioctl: 'KVM_GET_CLOCK', requestId: 'retry-1' };
+    const first = await ok('ioctl', req);
+    expect(await lastPosition()).toBe(start + 1);
+    const again = await ok('ioctl', req);
+    expect(again).toEqual(first);
+    expect(await lastPosition()).toBe(start + 1);
+
+    const t1 = await ok('advanceTime', { ns: '1000', requestId: 'retry-2' });
+    const t2 = await ok('advanceTime', { ns: '1000', requestId: 'retry-2' });
+    expect(t2).toEqual(t1);
+    expect(await lastPosition()).toBe(start + 2);
+    // a new requestId is a new request
+    const t3 = await ok('advanceTime', { ns: '1000', requestId: 'retry-3' });
+    expect(BigInt(t3.now)).toBe(BigInt(t1.now) + 1000n);
+  });
+});
