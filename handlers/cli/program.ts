@@ -367,7 +367,8 @@ export function buildProgram(): Command {
         .command('migrate')
         .description("live-migrate a VM to another host with a VMM strategy, then audit what it did to the guest clock (handler migrate)")
         .argument('<vmId>')
-        .requiredOption('--to <hostId>', 'the destination host')
+        .option('--to <hostId>', 'the destination host (required unless --in-place)')
+        .option('--in-place', 'pause the VM for the blackout and resume it on its own host (a VMM stop/cont)')
         .requiredOption('--strategy <name>', 'the VMM strategy (clockledger strategies)')
         .requiredOption('--blackout <duration>', 'how long the guest is stopped: 300ms, 2s, ...', durOpt('--blackout'))
         .option('--vmm-latency <duration>', 'time each ioctl takes (default 20us)', durOpt('--vmm-latency'))
@@ -383,6 +384,7 @@ export function buildProgram(): Command {
             'migrate vm1 --to dst --strategy qemu --blackout 300ms',
             'migrate vm1 --to dst --strategy firecracker --blackout 2s --option clockRealtime=true --new-vm-id vm1b',
             'migrate vm1 --to dst --strategy qemu --blackout 300ms --vmm-latency 50us --read-spacing 1ms --json',
+            'migrate vm1 --in-place --strategy qemu --blackout 10s            # stop/cont: what a 10 s pause does',
           ),
         ),
     ),
@@ -399,6 +401,7 @@ export function buildProgram(): Command {
         options: o.option,
         newVmId: o.newVmId,
         migrationId: o.migrationId,
+        inPlace: o.inPlace,
       });
       await call('migrate', req, o, (r) => r.renderMigrate);
     },

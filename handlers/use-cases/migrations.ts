@@ -21,7 +21,10 @@ export const migrate = defineHandler({
     .object({
       ...commonFields,
       vmId: idSchema,
-      toHost: idSchema,
+      /** the destination host; with inPlace, the VM's own host (may be omitted) */
+      toHost: idSchema.optional(),
+      /** pause the VM for the blackout and resume it where it is (a VMM stop/cont) instead of moving it */
+      inPlace: z.boolean().default(false),
       strategy: z.enum(STRATEGY_NAMES as [string, ...string[]]),
       blackoutNs: u64Field,
       vmmLatencyNs: u64Field.default(20_000n),
@@ -33,17 +36,21 @@ export const migrate = defineHandler({
       migrationId: idSchema.optional(),
       thresholds: thresholdsSchema,
     })
-    .strict(),
+    .strict()
+    .refine((r) => r.inPlace || r.toHost !== undefined, { message: 'toHost is required (unless inPlace)', path: ['toHost'] })
+    .refine((r) => !r.inPlace || r.newVmId === undefined || r.newVmId === r.vmId, { message: 'an in-place pause keeps the VM id', path: ['newVmId'] }),
   run(req, env) {
     const r = env.write(
       (s) => {
         const migrationId = req.migrationId ?? nextMigrationId(s);
+        const fromHost = s.requireVm(req.vmId).hostId;
         return runMigration(s, {
           migrationId,
           vmId: req.vmId,
-          newVmId: req.newVmId ?? `${req.vmId}.${migrationId}`,
-          fromHost: s.requireVm(req.vmId).hostId,
-          toHost: req.toHost,
+          newVmId: req.inPlace ? req.vmId : (req.newVmId ?? `${req.vmId}.${migrationId}`),
+          fromHost,
+          toHost: req.inPlace ? (req.toHost ?? fromHost) : req.toHost!,
+          inPlace: req.inPlace,
           strategy: req.strategy,
           blackoutNs: req.blackoutNs,
           vmmLatencyNs: req.vmmLatencyNs,

@@ -7,6 +7,7 @@ import { hostInfoToJson, type VmHostInfo } from '../../machines/vm/events.js';
 import { vmView } from '../../machines/vm/view.js';
 import { vcpusOf } from '../../machines/vm/evolve.js';
 import { commonFields, defineHandler, idSchema } from '../define.js';
+import { HandlerError } from '../errors.js';
 
 const vcpuField = z.number().int().min(0).max(4095);
 
@@ -26,6 +27,9 @@ export const createVm = defineHandler({
     return env.write(
       (s) => {
         const host = s.requireHost(req.hostId);
+        if (host.arch !== 'x86' && req.tscKhz !== undefined) {
+          throw new HandlerError('invalid_request', 'tscKhz: an arm64 VM has no TSC frequency (its counter runs at the host CNTFRQ)', { field: 'tscKhz' });
+        }
         const info: VmHostInfo = { counterHz: host.counterHz, counterClocksource: host.counterClocksource, x86: host.x86, arm64: host.arm64 };
         s.vmCommand(req.vmId, {
           type: 'create',

@@ -10,7 +10,10 @@ import { migrationStreamId, type MigrationState } from '../migration/state.js';
 import { rebuildStream } from '../rebuild.js';
 import { vmStreamId, type IoctlIssuedData } from '../vm/events.js';
 import type { EvolveOptions, VmRecord } from '../vm/evolve.js';
-import { guestClocksAt } from '../vm/view.js';
+import { guestClocksAt, guestCountersAt } from '../vm/view.js';
+import { arm64Ctx } from '../vm/evolve.js';
+import { physCounterTrapped } from '../../kvm/arm64/timer.js';
+import { sampleHost } from '../../kvm/host.js';
 import { DEFAULT_THRESHOLDS, type AuditThresholds, type FindingCode } from './thresholds.js';
 
 export type Severity = 'info' | 'warn' | 'fail';
@@ -30,6 +33,21 @@ export interface VcpuAudit {
   expectedAdvance: bigint;
   tscErrorCycles: bigint;
   tscErrorNs: bigint;
+}
+
+export interface Arm64Audit {
+  cntfrqHz: bigint;
+  /** the physical counter (CNTPCT) per vCPU, as vcpus[] gives the virtual one */
+  physical: { vcpu: number; before: bigint; after: bigint; advance: bigint; errorTicks: bigint; errorNs: bigint }[];
+  /** CNTVCT − CNTPCT on the boot vCPU */
+  virtualMinusPhysical: { before: bigint; after: bigint };
+  /** guest CNTPCT reads that trapped on the destination (no ECV, non-zero physical offset), and their estimated cost */
+  trappedPhysReads: number;
+  physTrapping: boolean;
+  trapCostNs: bigint;
+  trapOverheadNs: bigint;
+  /** SET_ONE_REG counter writes the kernel accepted and dropped (KVM_ARM_SET_COUNTER_OFFSET in force) */
+  ignoredCounterWrites: number;
 }
 
 export interface AuditReport {
@@ -55,6 +73,8 @@ export interface AuditReport {
   masterClock: { before: boolean; after: boolean };
   pvclock: { frequencyHz: bigint | null; guestTscHz: bigint; driftPpb: bigint | null; msPerDay: string | null } | null;
   tscFrequency: { nominalHz: bigint; actualHz: bigint; driftPpb: bigint; msPerDay: string };
+  /** arm64 guests: vcpus[] and skewCycles describe the virtual counter (CNTVCT); this the rest */
+  arm64?: Arm64Audit;
   findings: Finding[];
   verdict: 'pass' | 'warn' | 'fail';
 }
@@ -123,12 +143,14 @@ export function auditMigration(
   // The recorded VM events of this migration, for citations.
   const vmEvents = [
     ...store.read({ streamId: vmStreamId(mig.vmId), fromPosition: migEvents[0]!.position, toPosition: endEvent?.position }),
-    ...(mig.status === 'completed' || store.streamVersion(vmStreamId(mig.newVmId)) > 0
+    ...(mig.newVmId !== mig.vmId && (mig.status === 'completed' || store.streamVersion(vmStreamId(mig.newVmId)) > 0)
       ? store.read({ streamId: vmStreamId(mig.newVmId), fromPosition: migEvents[0]!.position, toPosition: endEvent?.position })
       : []),
   ].sort((a, b) => a.position - b.position);
   const ioctls = (pred: (d: IoctlIssuedData) => boolean) =>
     vmEvents.filter((e) => e.type === 'IoctlIssued' && pred(e.data as IoctlIssuedData)).map((e) => e.position);
+  const failurePos = mig.failure?.ref ? (store.positionOfVersion(mig.failure.ref.streamId, mig.failure.ref.version) ?? null) : null;
+  if (before.rec.arm64) return auditArm64({ store, mig, th, opts, before, after, stopTime, vmEvents, ioctls, failurePosition: failurePos });
   const tscWrites = ioctls(
     (d) =>
       (d.ioctl === 'KVM_SET_MSRS' && JSON.stringify(d.arg).includes(`"index":${MSRS.MSR_IA32_TSC}`)) ||
@@ -270,3 +292,111 @@ export function auditMigration(
   };
 }
 
+
+interface Arm64AuditInput {
+  store: EventStore;
+  mig: MigrationState;
+  th: AuditThresholds;
+  opts: EvolveOptions;
+  before: Side;
+  after: Side | null;
+  stopTime: bigint;
+  vmEvents: { position: number; type: string; data: unknown; time: bigint }[];
+  ioctls: (pred: (d: IoctlIssuedData) => boolean) => number[];
+  failurePosition: number | null;
+}
+
+/** The arm64 audit: the virtual and physical counters against true time, on the same frame as x86. */
+function auditArm64(a: Arm64AuditInput): AuditReport {
+  const { mig, th, before, after, stopTime } = a;
+  const hz = before.rec.host.counterHz;
+  const elapsed = (after?.time ?? stopTime) - stopTime;
+  const expected = (elapsed * hz) / 1_000_000_000n;
+  const toNs = (ticks: bigint) => (ticks * 1_000_000_000n) / hz;
+  const c0 = guestCountersAt(before.rec, before.host, stopTime);
+  const c1 = after ? guestCountersAt(after.rec, after.host, after.time) : c0;
+  const vcpus: VcpuAudit[] = c0.map((b) => {
+    const x = c1.find((v) => v.vcpu === b.vcpu) ?? b;
+    const advance = s64(x.cntvct - b.cntvct);
+    const err = advance - expected;
+    return { vcpu: b.vcpu, tscBefore: b.cntvct, tscAfter: x.cntvct, tscAdvance: advance, expectedAdvance: expected, tscErrorCycles: err, tscErrorNs: toNs(err) };
+  });
+  const physical = c0.map((b) => {
+    const x = c1.find((v) => v.vcpu === b.vcpu) ?? b;
+    const advance = s64(x.cntpct - b.cntpct);
+    return { vcpu: b.vcpu, before: b.cntpct, after: x.cntpct, advance, errorTicks: advance - expected, errorNs: toNs(advance - expected) };
+  });
+  const skew = (xs: bigint[]) => (xs.length ? xs.reduce((p, q) => (p > q ? p : q)) - xs.reduce((p, q) => (p < q ? p : q)) : 0n);
+  const skewBefore = skew(c0.map((v) => v.cntvct));
+  const skewAfter = skew(c1.map((v) => v.cntvct));
+  const vmp = { before: c0[0] ? s64(c0[0].cntvct - c0[0].cntpct) : 0n, after: c1[0] ? s64(c1[0].cntvct - c1[0].cntpct) : 0n };
+  const counterWrites = a.ioctls((d) => d.ioctl === 'KVM_SET_ONE_REG' || d.ioctl === 'KVM_ARM_SET_COUNTER_OFFSET' || d.ioctl === 'KVM_SET_DEVICE_ATTR');
+  const ignored = a.vmEvents
+    .filter((e) => ((e.data as { trace?: { tp: string }[] }).trace ?? []).some((t) => t.tp === 'clockledger_arm_counter_write_ignored'))
+    .map((e) => e.position);
+  const dstVm = (after ?? before).rec.arm64!;
+  // the guest's CNTPCT reads during the migration that trapped (the verification reads included)
+  const trapped = a.vmEvents.filter((e) => e.type === 'GuestExecuted' && (e.data as { result?: { trapped?: boolean } }).result?.trapped === true).length;
+  const ctx = arm64Ctx((after ?? before).rec, sampleHost((after ?? before).host, (after ?? before).time));
+  const trapping = dstVm.vcpus.some((v) => physCounterTrapped(ctx, dstVm, v));
+  const trapCostNs = th.trapCostNs;
+
+  const findings: Finding[] = [];
+  const add = (code: FindingCode, severity: Severity, message: string, positions: number[]) =>
+    findings.push({ code, severity, message, positions: [...new Set(positions)].sort((x, y) => x - y) });
+  if (mig.status === 'failed' && mig.failure) add('migration_failed', 'fail', `${mig.failure.step} failed: ${mig.failure.reason}; the source VM resumed`, a.failurePosition ? [a.failurePosition] : []);
+  if (after) {
+    for (const v of vcpus) if (v.tscAdvance < 0n) add('time_backwards', 'fail', `vCPU ${v.vcpu}'s virtual counter went back by ${-v.tscAdvance} ticks`, counterWrites);
+    for (const v of physical) if (v.advance < 0n) add('time_backwards', 'fail', `vCPU ${v.vcpu}'s physical counter went back by ${-v.advance} ticks`, counterWrites);
+    const worst = vcpus.reduce((w, v) => (abs(v.tscErrorNs) > abs(w) ? v.tscErrorNs : w), 0n);
+    if (worst < -th.clockErrorNs) add('counter_lost_time', -worst > th.softLockupNs ? 'fail' : 'warn', `the guest's virtual counter lost ${fmtNs(-worst)} of the ${fmtNs(elapsed)} that passed`, counterWrites);
+    if (worst > th.clockErrorNs) add('counter_jump', 'warn', `the guest's virtual counter jumped ${fmtNs(worst)} ahead of true time`, counterWrites);
+    // What the guest sees at resume is the whole advance at once, however right it is.
+    const jump = toNs(vcpus.reduce((m, v) => (v.tscAdvance > m ? v.tscAdvance : m), 0n));
+    if (jump > th.softLockupNs) add('soft_lockup_risk', 'fail', `the guest's clock jumps ${fmtNs(jump)} at resume: soft lockup and RCU stall reports (arm64 has no PVCLOCK_GUEST_STOPPED)`, counterWrites);
+    const drift = s64(vmp.after - vmp.before);
+    if (abs(toNs(drift)) > th.clockErrorNs) add('counter_divergence', 'warn', `the virtual and physical counters drifted ${fmtNs(abs(toNs(drift)))} apart (CNTVCT−CNTPCT went from ${vmp.before} to ${vmp.after} ticks)`, counterWrites);
+    if (skewAfter > skewBefore + th.skewCycles) add('vcpu_skew', 'warn', `virtual counters differ by ${skewAfter} ticks across vCPUs (${skewBefore} before)`, counterWrites);
+  }
+  if (ignored.length) add('counter_writes_ignored', 'warn', `${ignored.length} counter write(s) through KVM_SET_ONE_REG were accepted and silently ignored: KVM_ARM_SET_COUNTER_OFFSET is in force`, ignored);
+  if (trapping) {
+    add('physical_counter_traps', 'info', `the guest's physical counter is offset on a host without FEAT_ECV: every CNTPCT read traps (${trapped} so far, ~${trapCostNs} ns each: ${fmtNs(BigInt(trapped) * trapCostNs)})`, counterWrites);
+  }
+  const verdict = findings.some((f) => f.severity === 'fail') ? 'fail' : findings.some((f) => f.severity === 'warn') ? 'warn' : 'pass';
+  const dstHost = rebuildStream<HostState>(a.store, hostStreamId(mig.toHost)).state;
+  return {
+    migrationId: mig.migrationId,
+    strategy: mig.strategy,
+    status: mig.status,
+    ...(mig.failure ? { failure: { step: mig.failure.step, reason: mig.failure.reason, position: a.failurePosition } } : {}),
+    vmId: mig.vmId,
+    newVmId: mig.newVmId,
+    fromHost: mig.fromHost,
+    toHost: mig.toHost,
+    profiles: a.opts.profile ? { source: a.opts.profile.name, destination: a.opts.profile.name } : { source: before.host.profile, destination: dstHost?.profile ?? '' },
+    blackoutNs: BigInt(String(mig.params.blackoutNs)),
+    trueElapsedNs: elapsed,
+    stopTime,
+    resumeTime: after?.time ?? stopTime,
+    guestTscKhz: Number(hz / 1000n),
+    vcpus,
+    kvmclock: { before: null, after: null, advanceNs: null, errorNs: null },
+    kvmclockMinusTscStepNs: null,
+    skewCycles: { before: skewBefore, after: skewAfter },
+    masterClock: { before: false, after: false },
+    pvclock: null,
+    tscFrequency: { nominalHz: hz, actualHz: (after ?? before).host.actualCounterHz, driftPpb: 0n, msPerDay: '0.000' },
+    arm64: {
+      cntfrqHz: hz,
+      physical,
+      virtualMinusPhysical: vmp,
+      trappedPhysReads: trapped,
+      physTrapping: trapping,
+      trapCostNs,
+      trapOverheadNs: BigInt(trapped) * trapCostNs,
+      ignoredCounterWrites: ignored.length,
+    },
+    findings,
+    verdict,
+  };
+}

@@ -108,7 +108,9 @@ export const cloudHypervisorArm64: Strategy<ChSaved, void> = {
   },
   save(p) {
     const vcpus = p.vcpuIds('source');
-    return { cnt: readCnt(p, 'save', vcpus[0] ?? 0), realtime: hostRealtimeNs(p.host('source'), p.now()), cntfrq: p.host('source').counterHz, vcpus };
+    // its CLOCK_REALTIME pairs with the counter as read (before the ioctl's own latency)
+    const realtime = hostRealtimeNs(p.host('source'), p.now());
+    return { cnt: readCnt(p, 'save', vcpus[0] ?? 0), realtime, cntfrq: p.host('source').counterHz, vcpus };
   },
   restore(p, saved) {
     const dstHz = p.host('destination').counterHz;
@@ -142,7 +144,8 @@ interface OffsetSaved {
 /** The guest's virtual counter at the save, through the boot vCPU. */
 function saveCounter(p: VmmPort): OffsetSaved {
   const vcpus = p.vcpuIds('source');
-  return { cnt: readCnt(p, 'save', vcpus[0] ?? 0), realtime: hostRealtimeNs(p.host('source'), p.now()), vcpus };
+  const realtime = hostRealtimeNs(p.host('source'), p.now()); // the instant the counter is read at
+  return { cnt: readCnt(p, 'save', vcpus[0] ?? 0), realtime, vcpus };
 }
 
 /** KVM_ARM_SET_COUNTER_OFFSET so the guest counter reads `target` now on the destination. */
