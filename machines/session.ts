@@ -96,17 +96,29 @@ export class Session {
     }
     l.state = next;
     l.version++;
-    const metadata: EventMetadata = {
-      handler: this.meta.handler,
-      codeVersion: CODE_VERSION,
-      ...(this.meta.requestId !== undefined ? { requestId: this.meta.requestId, causationId: this.meta.requestId } : {}),
-      ...(this.meta.correlationId !== undefined ? { correlationId: this.meta.correlationId } : {}),
-      ...extraMeta,
-    };
+    const metadata = this.metadataFor(extraMeta);
     const e: NewEvent = { type: ev.type, time, data: ev.data, metadata };
     l.pending.push(e);
     this.order.push({ streamId, event: e });
     return { streamId, version: l.version };
+  }
+
+  // Events of one session share their metadata object (per profile), so the store encodes it once.
+  private readonly metadataCache = new Map<string, EventMetadata>();
+  private metadataFor(extra: EventMetadata): EventMetadata {
+    const key = JSON.stringify(extra);
+    let m = this.metadataCache.get(key);
+    if (!m) {
+      m = Object.freeze({
+        handler: this.meta.handler,
+        codeVersion: CODE_VERSION,
+        ...(this.meta.requestId !== undefined ? { requestId: this.meta.requestId, causationId: this.meta.requestId } : {}),
+        ...(this.meta.correlationId !== undefined ? { correlationId: this.meta.correlationId } : {}),
+        ...extra,
+      });
+      this.metadataCache.set(key, m);
+    }
+    return m;
   }
 
   // ---- time -------------------------------------------------------------------------------

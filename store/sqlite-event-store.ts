@@ -111,6 +111,7 @@ class SqliteEventStore implements EventStore {
       let prevHash = last?.hash ?? GENESIS_HASH;
       const versions = new Map<string, number>();
       const written: WrittenEvent[] = [];
+      let lastMetadata: { obj: unknown; text: string } = { obj: Symbol('none'), text: '' };
       for (const b of batches) {
         let version = versions.get(b.streamId) ?? ((this.stmts.streamVersion.get(b.streamId) as number | undefined) ?? 0);
         if (b.expectedVersion !== 'any' && b.expectedVersion !== version) {
@@ -120,7 +121,9 @@ class SqliteEventStore implements EventStore {
           position++;
           version++;
           const data = canonicalJson(e.data ?? null);
-          const metadata = canonicalJson(e.metadata ?? {});
+          // a session gives all its events one metadata object per kind: encode it once
+          let metadata = lastMetadata.text;
+          if (e.metadata !== lastMetadata.obj) metadata = (lastMetadata = { obj: e.metadata, text: canonicalJson(e.metadata ?? {}) }).text;
           const schemaVersion = e.schemaVersion ?? 1;
           if (e.time < -(1n << 63n) || e.time >= 1n << 63n) throw new StoreError('invalid_request', `event time ${e.time} does not fit a signed 64-bit instant`);
           const time = e.time.toString();
@@ -186,8 +189,10 @@ class SqliteEventStore implements EventStore {
   scan(opts: ReadOptions = {}): IterableIterator<RawEvent> {
     const { sql, params } = this.where(opts);
     const cols = opts.withoutMetadata ? RAW_COLUMNS_NO_METADATA : RAW_COLUMNS;
-    // An iterating statement is busy until exhausted: scans get their own statement object.
-    return this.db.prepare(`SELECT ${cols} FROM events${sql}`).iterate(...params) as IterableIterator<RawEvent>;
+    // An iterating statement is busy until exhausted: a nested scan of the same shape gets its own.
+    let st = this.statement(`SELECT ${cols} FROM events${sql}`);
+    if (st.busy) st = this.db.prepare(`SELECT ${cols} FROM events${sql}`);
+    return st.iterate(...params) as IterableIterator<RawEvent>;
   }
 
   read(opts: ReadOptions = {}): StoredEvent[] {
