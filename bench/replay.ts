@@ -7,10 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { clearRebuildCache, rebuildAll, rebuildStream, SNAPSHOT_EVERY } from '../machines/rebuild.js';
-import { canonicalJson } from '../store/canonical.js';
 import { openEventStore } from '../store/sqlite-event-store.js';
 import type { NewEvent } from '../store/types.js';
 import { CODE_VERSION } from '../machines/version.js';
+import { replayLog } from '../machines/replay/replay.js';
+import { getProfile } from '../kvm/profiles.js';
 import { generateLog } from './lib/generate.js';
 import { prng } from './lib/prng.js';
 import { fmtRate, median, peakRssMb, percentile, table, time } from './lib/report.js';
@@ -81,6 +82,10 @@ try {
   clearRebuildCache();
   const replay = time(() => rebuildAll(store));
   const streams = replay.value.size;
+  // Replay-debugging: re-execute every VM event under the recorded profile and compare results
+  // and tracepoints with the log (it must find nothing), against the plain rebuild above.
+  const debug = time(() => replayLog(store, { profile: getProfile('linux-6.18') }));
+  if (debug.value.divergenceCount !== 0) throw new Error(`replay under the recorded profile diverged ${debug.value.divergenceCount} times`);
   // snapshots every SNAPSHOT_EVERY events of each stream, written by one pass as time travel would
   const snap = time(() => {
     let n = 0;
@@ -117,6 +122,7 @@ try {
       ['figure', 'clockledger', 'raw better-sqlite3', 'ratio', 'target', 'met'],
       ['recording (append)', fmtRate(rate(N, storeMs)), fmtRate(rate(N, rawMs)), recRatio.toFixed(2), '≥ 0.50', recRatio >= 0.5 ? 'yes' : 'NO'],
       ['full replay (rebuild all)', fmtRate(rate(N, replay.ms)), fmtRate(rate(scanRaw.value, scanRaw.ms)), replayRatio.toFixed(2), '≥ 0.50', replayRatio >= 0.5 ? 'yes' : 'NO'],
+      ['replay-debug (re-execute + compare)', fmtRate(rate(N, debug.ms)), `rebuild ${fmtRate(rate(N, replay.ms))}`, (replay.ms / debug.ms).toFixed(2), '≥ 1.00', replay.ms / debug.ms >= 1 ? 'yes' : 'NO'],
       ['time travel p50 (ms)', median(travel).toFixed(2), '', '', '≤ 20', median(travel) <= 20 ? 'yes' : 'NO'],
       ['time travel p95 (ms)', percentile(travel, 95).toFixed(2), '', '', '', ''],
       ['snapshot pass (s)', (snap.ms / 1000).toFixed(1), '', '', '', ''],
@@ -128,4 +134,3 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
-export { canonicalJson };

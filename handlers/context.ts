@@ -10,6 +10,8 @@ export interface HandlerContext {
   db?: string;
   /** an already open store (takes precedence over db) */
   store?: EventStore;
+  /** long work (replay, bisect) reports the log position it has reached */
+  onProgress?: (position: number) => void;
 }
 
 const open = new Map<string, EventStore>();

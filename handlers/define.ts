@@ -23,6 +23,7 @@ export interface HandlerEnv {
   name: string;
   requestId?: string;
   correlationId?: string;
+  onProgress?: (position: number) => void;
   /** run a use case that records events: atomically, idempotently, retried on conflict */
   write<T>(work: (s: Session) => T, respond: (value: T, written: WrittenEvent[]) => Record<string, unknown>): Record<string, unknown>;
 }
@@ -50,6 +51,7 @@ export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): Defin
         name: def.name,
         requestId: req.requestId,
         correlationId: req.correlationId,
+        onProgress: ctx.onProgress,
         write(work, respond) {
           const meta = { handler: def.name, requestId: req.requestId, correlationId: req.correlationId ?? req.requestId };
           const r = withSession(store, meta, work, (v, written) => ({ ok: true, ...respond(v, written) }));

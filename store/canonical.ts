@@ -3,36 +3,44 @@ import { createHash } from 'node:crypto';
 
 /** JSON with object keys sorted, so equal values always serialize to the same text. */
 export function canonicalJson(v: unknown): string {
-  return write(v) ?? 'null';
+  // The native serializer does the writing and escaping; only objects whose keys are out of
+  // order are copied with their keys sorted first.
+  return JSON.stringify(inKeyOrder(v)) ?? 'null';
 }
 
-// One pass, as JSON.stringify would write it but with sorted keys (undefined members dropped).
-function write(v: unknown): string | undefined {
-  switch (typeof v) {
-    case 'string':
-      return JSON.stringify(v);
-    case 'number':
-      return Number.isFinite(v) ? String(v) : 'null';
-    case 'boolean':
-      return v ? 'true' : 'false';
-    case 'bigint':
-      throw new TypeError('bigint in event JSON: encode u64 values as decimal strings');
-    case 'undefined':
-    case 'function':
-    case 'symbol':
-      return undefined;
+function inKeyOrder(v: unknown): unknown {
+  if (typeof v === 'bigint') throw new TypeError('bigint in event JSON: encode u64 values as decimal strings');
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) {
+    let out: unknown[] | null = null;
+    for (let i = 0; i < v.length; i++) {
+      const x = inKeyOrder(v[i]);
+      if (x !== v[i]) (out ??= v.slice())[i] = x;
+    }
+    return out ?? v;
   }
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return `[${v.map((x) => write(x) ?? 'null').join(',')}]`;
-  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return write((v as { toJSON: () => unknown }).toJSON());
-  const keys = Object.keys(v as object).sort();
-  let out = '';
-  for (const k of keys) {
-    const x = write((v as Record<string, unknown>)[k]);
-    if (x === undefined) continue;
-    out += `${out ? ',' : ''}${JSON.stringify(k)}:${x}`;
+  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return inKeyOrder((v as { toJSON: () => unknown }).toJSON());
+  const keys = Object.keys(v);
+  let sorted = true;
+  for (let i = 1; i < keys.length; i++) {
+    if (keys[i - 1]! > keys[i]!) {
+      sorted = false;
+      break;
+    }
   }
-  return `{${out}}`;
+  if (!sorted) keys.sort();
+  let copy: Record<string, unknown> | null = null;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const x = (v as Record<string, unknown>)[k];
+    const y = inKeyOrder(x);
+    if (copy === null && (!sorted || y !== x)) {
+      copy = {};
+      for (let j = 0; j < i; j++) copy[keys[j]!] = (v as Record<string, unknown>)[keys[j]!];
+    }
+    if (copy !== null) copy[k] = y;
+  }
+  return copy ?? v;
 }
 
 /** The hash of the chain genesis (the value "before" position 1). */

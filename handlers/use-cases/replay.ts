@@ -55,7 +55,7 @@ export const replay = defineHandler({
     .strict(),
   run(req, env) {
     const scope = resolveScope(env.store, req);
-    const run = replayLog(env.store, { ...scope, profile: req.profile, reference: req.reference, keep: req.keep });
+    const run = replayLog(env.store, { ...scope, profile: req.profile, reference: req.reference, keep: req.keep, onProgress: env.onProgress });
     return replayReport(env.store, run, req.profile, req.reference);
   },
 });

@@ -4,11 +4,11 @@
 import { KvmUsageError } from '../../kvm/errors.js';
 import type { KernelProfile } from '../../kvm/profiles.js';
 import type { EventStore } from '../../store/types.js';
-import type { Json } from '../codec.js';
 import { decodeRaw } from '../rebuild.js';
 import type { VmEvent } from '../vm/events.js';
 import { applyVmEvent, type VmRecord } from '../vm/evolve.js';
-import { outcomeEqual, recordedOutcome, type Outcome } from './compare.js';
+import { matchesJson, matchesRecorded, recordedOutcome, type Outcome } from './compare.js';
+import { toJson, type Json } from '../codec.js';
 
 export interface ReplayScope {
   vmIds?: string[];
@@ -53,9 +53,10 @@ export interface ReplayRun {
   referenceStates: Map<string, VmRecord>;
 }
 
+/** Re-execute one event; the outcome is as the kernel produced it (bigints), encoded only if it differs. */
 function execute(rec: VmRecord | null, ev: VmEvent, time: bigint, profile: KernelProfile | undefined): { rec: VmRecord | null; outcome: Outcome } {
   try {
-    const a = applyVmEvent(rec, ev, time, { profile, trace: true });
+    const a = applyVmEvent(rec, ev, time, { profile, trace: true, raw: true });
     return { rec: a.rec, outcome: { result: a.result, trace: a.trace ?? [] } };
   } catch (e) {
     // The call the VMM made is refused before reaching the kernel (e.g. no such vCPU under this profile).
@@ -76,24 +77,29 @@ export function replayLog(store: EventStore, o: ReplayOptions): ReplayRun {
   const scan =
     wanted && wanted.size === 1
       ? store.scan({ streamId: [...wanted][0], toPosition: o.toPosition, withoutMetadata: true })
-      : store.scan({ streamPrefix: 'vm-', toPosition: o.toPosition, withoutMetadata: true });
+      : // the whole log in position order (a stream-prefix scan would make SQLite sort by position)
+        store.scan({ toPosition: o.toPosition, withoutMetadata: true });
   for (const raw of scan) {
-    if (wanted && !wanted.has(raw.streamId)) continue;
+    if (wanted ? !wanted.has(raw.streamId) : !raw.streamId.startsWith('vm-')) continue;
     const { type, data, time } = decodeRaw(raw);
     const ev = { type, data } as VmEvent;
     const r = execute(replayed.get(raw.streamId) ?? null, ev, time, o.profile);
     replayed.set(raw.streamId, r.rec);
-    let ref: Outcome;
+    let ref: Outcome | null = null;
+    let same: boolean;
     if (o.reference) {
       const x = execute(reference.get(raw.streamId) ?? null, ev, time, o.reference);
       reference.set(raw.streamId, x.rec);
-      ref = x.outcome;
+      ref = { result: toJson(x.outcome.result), trace: toJson(x.outcome.trace) as Json[] };
+      same = matchesJson(r.outcome.result, ref.result) && matchesJson(r.outcome.trace, ref.trace);
     } else {
-      ref = recordedOutcome(ev);
+      same = matchesRecorded(ev, r.outcome.result, r.outcome.trace);
     }
     n++;
     if (o.onProgress && n % 5000 === 0) o.onProgress(raw.position);
-    if (raw.position < (o.fromPosition ?? 0) || outcomeEqual(ref, r.outcome)) continue;
+    if (raw.position < (o.fromPosition ?? 0) || same) continue;
+    ref ??= recordedOutcome(ev);
+    r.outcome = { result: toJson(r.outcome.result), trace: toJson(r.outcome.trace) as Json[] };
     count++;
     if (divergences.length < keep) {
       const d = data as { vcpu?: number | null; ioctl?: string; op?: string; arg?: Json };

@@ -41,6 +41,8 @@ export interface EvolveOptions {
   noResult?: boolean;
   /** collect the kernel's tracepoints (as JSON) for each event */
   trace?: boolean;
+  /** hand back the result and tracepoints as the kernel produced them (bigints, not JSON): for comparing without encoding */
+  raw?: boolean;
 }
 
 const profileCache = new Map<string, KernelProfile>();
@@ -99,13 +101,17 @@ export interface Applied {
   trace: Json[] | null;
 }
 
-const traced = (ctx: { trace?: TraceEntry[] }): Json[] | null => (ctx.trace ? (ctx.trace.map((t) => toJson(t)) as Json[]) : null);
+let rawOutput = false;
+const traced = (ctx: { trace?: TraceEntry[] }): Json[] | null =>
+  ctx.trace ? (rawOutput ? (ctx.trace as unknown as Json[]) : (ctx.trace.map((t) => toJson(t)) as Json[])) : null;
+const encoded = (r: unknown, opts?: EvolveOptions): Json => (opts?.noResult ? null : opts?.raw ? (r as Json) : toJson(r));
 
 /**
  * Apply one event to a VM record (mutated in place; pass an immer draft or a private copy).
  * Returns the record (new for VmCreated) and the result the kernel computed, as JSON.
  */
 export function applyVmEvent(rec: VmRecord | null, ev: VmEvent, time: bigint, opts?: EvolveOptions): Applied {
+  rawOutput = opts?.raw === true;
   if (ev.type === 'VmCreated') {
     const d = ev.data;
     const created: VmRecord = {
@@ -143,12 +149,12 @@ export function applyVmEvent(rec: VmRecord | null, ev: VmEvent, time: bigint, op
     case 'IoctlIssued': {
       const d = ev.data;
       const r = x86Ioctl(ctx, vm, { ioctl: d.ioctl, vcpu: d.vcpu ?? undefined, arg: d.arg ?? undefined });
-      return { rec, result: opts?.noResult ? null : toJson(r), trace: traced(ctx) };
+      return { rec, result: encoded(r, opts), trace: traced(ctx) };
     }
     case 'GuestExecuted': {
       const d = ev.data;
       const r = x86Guest(ctx, vm, { vcpu: d.vcpu, op: d.op, msr: d.msr, value: d.value });
-      return { rec, result: opts?.noResult ? null : toJson(r), trace: traced(ctx) };
+      return { rec, result: encoded(r, opts), trace: traced(ctx) };
     }
     case 'VcpuExited': {
       const v = findVcpu(vm, ev.data.vcpu);
@@ -173,12 +179,12 @@ function applyArm64Event(rec: VmRecord, vm: Arm64Vm, ev: Exclude<VmEvent, { type
     case 'IoctlIssued': {
       const d = ev.data;
       const r = arm64Ioctl(ctx, vm, { ioctl: d.ioctl, vcpu: d.vcpu ?? undefined, arg: d.arg ?? undefined });
-      return { rec, result: opts?.noResult ? null : toJson(r), trace: traced(ctx) };
+      return { rec, result: encoded(r, opts), trace: traced(ctx) };
     }
     case 'GuestExecuted': {
       const d = ev.data;
       const r = arm64Guest(ctx, vm, { vcpu: d.vcpu, op: d.op });
-      return { rec, result: opts?.noResult ? null : toJson(r), trace: traced(ctx) };
+      return { rec, result: encoded(r, opts), trace: traced(ctx) };
     }
     case 'VcpuExited': {
       const v = findArm64Vcpu(vm, ev.data.vcpu);
