@@ -21,3 +21,10 @@ export class InvalidArgumentError extends KvmUsageError {
     this.name = 'InvalidArgumentError';
   }
 }
+
+/** The vCPU with this id (the fd a VMM would hold), or a not_found usage error listing the ones there are. */
+export function requireVcpu<V extends { id: number }>(vcpus: readonly V[], id: number): V {
+  const v = vcpus.find((x) => x.id === id);
+  if (!v) throw new KvmUsageError('not_found', 'vcpu', `no vCPU ${id} in this VM (vCPUs: ${vcpus.map((x) => x.id).join(', ') || 'none'})`);
+  return v;
+}

@@ -4,7 +4,7 @@
 // kvm_arch_vcpu_ioctl() both end in `default: return -EINVAL` on arm64 (not -ENOTTY as on x86).
 import { z } from 'zod';
 import { namedNumber, parseArg, u64Schema } from '../args.js';
-import { KvmUsageError } from '../errors.js';
+import { KvmUsageError, requireVcpu } from '../errors.js';
 import { ARM64_REGS, ATTR_GROUPS, ATTRS, CAPS, nameOf, type Arm64RegName, type Errno, type IoctlName } from '../uapi.js';
 import { parseIoctlName, type IoctlRequest } from '../x86/ioctl.js';
 import type { IoctlResult } from '../x86/state.js';
@@ -56,12 +56,7 @@ const attrSchema = z.object({
 });
 
 function arm64VcpuOf(vm: Arm64Vm, id: number): Arm64Vcpu {
-  const v = findArm64Vcpu(vm, id);
-  if (!v) {
-    const ids = vm.vcpus.map((x) => x.id).join(', ') || 'none';
-    throw new KvmUsageError('not_found', 'vcpu', `no vCPU ${id} in this VM (vCPUs: ${ids})`);
-  }
-  return v;
+  return requireVcpu(vm.vcpus, id);
 }
 
 /** kvm_arch_init_vm(): no offsets yet, the VM counter-offset flag clear */

@@ -2,11 +2,11 @@
 // (snake_case fields), and its result as userspace sees it (ret, errno, out).
 import { z } from 'zod';
 import { namedNumber, parseArg, u64Schema, uintSchema } from '../args.js';
-import { KvmUsageError } from '../errors.js';
+import { KvmUsageError, requireVcpu } from '../errors.js';
 import { ATTR_GROUPS, ATTRS, CAPS, IOCTLS, MSRS, type Errno, type IoctlName } from '../uapi.js';
 import { getKvmclock, kvmGetClockGuest, kvmSetClockGuest, kvmSetGuestPaused, kvmVmIoctlSetClock } from './clock.js';
 import { kvmGetMsrCommon, kvmSetMsrCommon } from './msr.js';
-import { findVcpu, type IoctlResult, type X86Ctx, type X86Vcpu, type X86Vm } from './state.js';
+import type { IoctlResult, X86Ctx, X86Vcpu, X86Vm } from './state.js';
 import { __kvmSynchronizeTsc, kvmScaleTsc, kvmSetTscKhz, maxGuestTscKhz } from './tsc.js';
 import { kickRunningVcpus, kvmArchVcpuIoctlRun, kvmVmIoctlCreateVcpu } from './vm.js';
 
@@ -59,12 +59,7 @@ export function parseIoctlName(v: unknown): IoctlName {
 }
 
 function vcpuOf(vm: X86Vm, id: number): X86Vcpu {
-  const v = findVcpu(vm, id);
-  if (!v) {
-    const ids = vm.vcpus.map((x) => x.id).join(', ') || 'none';
-    throw new KvmUsageError('not_found', 'vcpu', `no vCPU ${id} in this VM (vCPUs: ${ids})`);
-  }
-  return v;
+  return requireVcpu(vm.vcpus, id);
 }
 
 /** KVM_CHECK_EXTENSION on x86 */
