@@ -67,9 +67,10 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
             ? { vmId: params.newVmId, version: dst.version }
             : null,
       };
-      // The audit rebuilds the VMs exactly here: keep their states as snapshots.
-      s.keepSnapshot(vmStreamId(params.vmId));
-      if (dst) s.keepSnapshot(vmStreamId(params.newVmId));
+      // The audit rebuilds the source where the stop began and the destination where the guest
+      // was verified: keep those states as snapshots.
+      if (ev.data.phase === 'pausing') s.keepSnapshot(vmStreamId(params.vmId));
+      if (ev.data.phase === 'verifying') s.keepSnapshot(vmStreamId(params.inPlace ? params.vmId : params.newVmId));
     }
     s.record(streamId, ev, s.now());
   };

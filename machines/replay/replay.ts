@@ -6,7 +6,7 @@ import type { KernelProfile } from '../../kvm/profiles.js';
 import type { EventStore } from '../../store/types.js';
 import { decodeRaw } from '../rebuild.js';
 import type { VmEvent } from '../vm/events.js';
-import { applyVmEvent, type VmRecord } from '../vm/evolve.js';
+import { applyVmEvent, type EvolveOptions, type VmRecord } from '../vm/evolve.js';
 import { matchesJson, matchesRecorded, recordedOutcome, type Outcome } from './compare.js';
 import { toJson, type Json } from '../codec.js';
 
@@ -54,9 +54,9 @@ export interface ReplayRun {
 }
 
 /** Re-execute one event; the outcome is as the kernel produced it (bigints), encoded only if it differs. */
-function execute(rec: VmRecord | null, ev: VmEvent, time: bigint, profile: KernelProfile | undefined): { rec: VmRecord | null; outcome: Outcome } {
+function execute(rec: VmRecord | null, ev: VmEvent, time: bigint, opts: EvolveOptions): { rec: VmRecord | null; outcome: Outcome } {
   try {
-    const a = applyVmEvent(rec, ev, time, { profile, trace: true, raw: true });
+    const a = applyVmEvent(rec, ev, time, opts);
     return { rec: a.rec, outcome: { result: a.result, trace: a.trace ?? [] } };
   } catch (e) {
     // The call the VMM made is refused before reaching the kernel (e.g. no such vCPU under this profile).
@@ -74,6 +74,8 @@ export function replayLog(store: EventStore, o: ReplayOptions): ReplayRun {
   const divergences: Divergence[] = [];
   let count = 0;
   let n = 0;
+  const replayOpts: EvolveOptions = { profile: o.profile, trace: true, raw: true };
+  const referenceOpts: EvolveOptions = { profile: o.reference, trace: true, raw: true };
   const scan =
     wanted && wanted.size === 1
       ? store.scan({ streamId: [...wanted][0], toPosition: o.toPosition, withoutMetadata: true })
@@ -83,12 +85,12 @@ export function replayLog(store: EventStore, o: ReplayOptions): ReplayRun {
     if (wanted ? !wanted.has(raw.streamId) : !raw.streamId.startsWith('vm-')) continue;
     const { type, data, time } = decodeRaw(raw);
     const ev = { type, data } as VmEvent;
-    const r = execute(replayed.get(raw.streamId) ?? null, ev, time, o.profile);
+    const r = execute(replayed.get(raw.streamId) ?? null, ev, time, replayOpts);
     replayed.set(raw.streamId, r.rec);
     let ref: Outcome | null = null;
     let same: boolean;
     if (o.reference) {
-      const x = execute(reference.get(raw.streamId) ?? null, ev, time, o.reference);
+      const x = execute(reference.get(raw.streamId) ?? null, ev, time, referenceOpts);
       reference.set(raw.streamId, x.rec);
       ref = { result: toJson(x.outcome.result), trace: toJson(x.outcome.trace) as Json[] };
       same = matchesJson(r.outcome.result, ref.result) && matchesJson(r.outcome.trace, ref.trace);

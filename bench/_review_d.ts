@@ -1,0 +1,24 @@
+import { handlers } from '/work/main/handlers/index.js';
+import { rmSync } from 'node:fs';
+const db = '/tmp/rv/d.db'; for (const s of ['','-wal','-shm']) rmSync(db+s, { force: true });
+const ctx = { db }; const H = handlers as any;
+await H.createHost({ hostId: 'src', tscKhz: 3_000_000 }, ctx);
+await H.createHost({ hostId: 'dst', tscKhz: 2_000_000 }, ctx);
+await H.createVm({ vmId: 'web', hostId: 'src', vcpus: 2 }, ctx);
+await H.runVcpu({ vmId: 'web' }, ctx);
+for (const v of [0,1]) await H.guest({ vmId: 'web', vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 4097 }, ctx);
+await H.advanceTime({ ns: '10000000000' }, ctx);
+const show = (r: any) => r.ok ? { status: r.audit.status, verdict: r.audit.verdict, el: r.audit.trueElapsedNs, tscErr: r.audit.vcpus.map((v: any) => v.tscErrorNs), kvm: r.audit.kvmclock, step: r.audit.kvmclockMinusTscStepNs, f: r.audit.findings.map((f: any) => `${f.code}/${f.severity}`) } : r.error;
+// in-place pause with qemu, 30 s
+let r = await H.migrate({ vmId: 'web', toHost: 'src', newVmId: 'web', inPlace: true, strategy: 'qemu', blackoutNs: '30000000000' }, ctx);
+console.log('inplace qemu 30s', JSON.stringify(show(r)));
+r = await H.migrate({ vmId: 'web', toHost: 'src', newVmId: 'web', inPlace: true, strategy: 'crosvm', blackoutNs: '30000000000' }, ctx);
+console.log('inplace crosvm 30s', JSON.stringify(show(r)));
+r = await H.migrate({ vmId: 'web', toHost: 'src', newVmId: 'web', inPlace: true, strategy: 'offset-documented', blackoutNs: '30000000000' }, ctx);
+console.log('inplace offset-documented 30s', JSON.stringify(show(r)));
+const st = await H.stateAt({ vmId: 'web' }, ctx);
+console.log('pvti flags now', st.state.kvm.vcpus.map((v: any) => v.pvti?.flags));
+r = await H.migrate({ vmId: 'web', toHost: 'dst', newVmId: 'web2', strategy: 'qemu', blackoutNs: '300000000' }, ctx);
+console.log('qemu to dst', JSON.stringify(show(r)));
+r = await H.migrate({ vmId: 'web2', toHost: 'src', newVmId: 'web3', strategy: 'offset-documented', blackoutNs: '300000000' }, ctx);
+console.log('offset-doc back', JSON.stringify(show(r)));
