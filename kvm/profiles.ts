@@ -7,7 +7,7 @@ export interface X86Switches {
   vcpuTscOffsetAttr: boolean;
   /** 5.16+: KVM_CLOCK_REALTIME / KVM_CLOCK_HOST_TSC in KVM_[GS]ET_CLOCK; before, SET_CLOCK refuses any flag */
   clockRealtime: boolean;
-  /** 6.0+: VM-scoped KVM_SET_TSC_KHZ / KVM_GET_TSC_KHZ and KVM_CAP_VM_TSC_CONTROL */
+  /** VM-scoped KVM_SET_TSC_KHZ / KVM_GET_TSC_KHZ and KVM_CAP_VM_TSC_CONTROL (5.19 or 6.0; in 6.1, not in 5.15) */
   vmTscControl: boolean;
   /** 6.7+: the 1-second TSC-write matching only applies once userspace has written a TSC (user_set_tsc) */
   userSetTscGate: boolean;
@@ -78,7 +78,8 @@ export const PROFILES: readonly KernelProfile[] = [
   {
     name: 'arm64-offset-v8',
     summary: 'linux-5.15 plus the unmerged 2021 arm64 series "idempotent controls to migrate guest counter" (v8)',
-    x86: { ...LINUX_5_15_X86, vcpuTscOffsetAttr: true, clockRealtime: true },
+    // the series was arm64-only, on a 5.15-rc1 base
+    x86: LINUX_5_15_X86,
     arm64: { vmCounterOffset: false, timerOffsetV8: true },
   },
   {

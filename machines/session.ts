@@ -17,6 +17,11 @@ import type { VmRecord } from './vm/evolve.js';
 import { VmDecider, vmLifecycle, type VmCommand } from './vm/machine.js';
 import { dueTimer, nextTimerAt } from '../kvm/x86/vm.js';
 
+/** The last instant the log can hold (signed 64-bit ns). */
+const MAX_TIME = 1n << 63n;
+/** Delayed works one invocation may record (each VM's kvmclock sync fires every 300 s). */
+const MAX_TIMERS_PER_SESSION = 100_000;
+
 /** A command the domain refuses: unknown ids, a state that does not allow it, a conflict. */
 export class DomainError extends Error {
   constructor(
@@ -141,9 +146,13 @@ export class Session {
     const from = this.now();
     const to = from + ns;
     if (ns === 0n) return from;
-    for (;;) {
+    if (to >= MAX_TIME) throw new DomainError('invalid_request', `time would pass ${MAX_TIME - 1n} ns (the log keeps signed 64-bit instants)`, { now: from.toString() });
+    for (let fired = 0; ; fired++) {
       const best = this.nextDueVm(to);
       if (!best) break;
+      if (fired >= MAX_TIMERS_PER_SESSION) {
+        throw new DomainError('invalid_request', `advancing ${ns} ns would fire more than ${MAX_TIMERS_PER_SESSION} delayed clock works: advance in smaller steps`);
+      }
       this.clock = best.at > this.clock! ? best.at : this.clock;
       const timer = dueTimer(this.vm(best.vmId)!.x86!, this.clock!)!;
       this.vmCommand(best.vmId, { type: 'timer', timer });
@@ -281,6 +290,10 @@ export class Session {
       next.set(streamId, (next.get(streamId) ?? this.loaded.get(streamId)!.base) + 1);
     }
     // Each VM's next delayed work goes into the wake index, set with its stream's last batch.
+    // Everything this session recorded happened at or after the time it read: if another writer
+    // moved time on meanwhile, the commit must fail and the work be decided again.
+    const ledger = this.loaded.get(LEDGER_STREAM);
+    if (ledger && !next.has(LEDGER_STREAM) && batches.length) batches.push({ streamId: LEDGER_STREAM, expectedVersion: ledger.base, events: [] });
     const lastBatch = new Map<string, AppendBatch>();
     for (const b of batches) lastBatch.set(b.streamId, b);
     for (const [sid, b] of lastBatch) if (sid.startsWith('vm-')) b.wakeAt = wakeAtOf(this.loaded.get(sid)!.state as VmRecord | null);

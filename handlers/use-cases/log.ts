@@ -48,7 +48,8 @@ export const events = defineHandler({
 const targetFields = {
   position: z.number().int().min(0).optional(),
   version: z.number().int().min(0).optional(),
-  time: u64Field.optional(),
+  // the log keeps signed 64-bit instants
+  time: u64Field.refine((t) => t < 1n << 63n, { message: 'an instant is below 2^63 ns' }).optional(),
 };
 
 export const stateAt = defineHandler({
@@ -70,6 +71,11 @@ export const stateAt = defineHandler({
           ? migrationStreamId(req.migrationId)
           : req.streamId!;
     const target: RebuildTarget = { position: req.position, version: req.version, time: req.time };
+    const versions = env.store.streamVersion(streamId);
+    if (versions === 0) throw new HandlerError('not_found', `no stream '${streamId}'`, { streamId });
+    if (req.version !== undefined && req.version > versions) {
+      throw new HandlerError('not_found', `stream '${streamId}' has ${versions} versions, not ${req.version}`, { streamId, versions });
+    }
     const r = rebuildStream(env.store, streamId, target);
     if (r.state === null) {
       if (env.store.streamVersion(streamId) === 0) throw new HandlerError('not_found', `no stream '${streamId}'`, { streamId });

@@ -158,7 +158,6 @@ export function kvmclockSyncFn(ctx: X86Ctx, vm: X86Vm): void {
 
 /** kvm_write_system_time(): MSR_KVM_SYSTEM_TIME(_NEW) */
 export function kvmWriteSystemTime(
-  ctx: X86Ctx,
   vm: X86Vm,
   vcpu: X86Vcpu,
   systemTime: bigint,
@@ -174,20 +173,20 @@ export function kvmWriteSystemTime(
   vcpu.requests.globalClockUpdate = true;
   vcpu.pvTimeActive = (systemTime & 1n) === 1n;
   if (!vcpu.pvTimeActive) vcpu.pvti = null;
-  void ctx;
 }
 
 /** kvm_write_wall_clock(): the guest's boot wall clock, realtime minus kvmclock now */
-export function kvmWriteWallClock(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, gpa: bigint): void {
-  vcpu.wallClockMsr = gpa;
-  vcpu.wallClockNs = ctx.hw.realNs - getKvmclockNs(ctx, vm);
+export function kvmWriteWallClock(ctx: X86Ctx, vm: X86Vm, gpa: bigint): void {
+  // kvm->arch.wall_clock is one guest address for the whole VM, whichever vCPU wrote it
+  vm.wallClockGpa = gpa;
+  vm.wallClockNs = ctx.hw.realNs - getKvmclockNs(ctx, vm);
 }
 
 /** kvm_guest_time_update(): rewrite the vCPU's pvclock page. Returns 0, or 1 to retry. */
 export function kvmGuestTimeUpdate(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu): number {
   const useMasterClock = vm.useMasterClock;
-  let hostTsc = useMasterClock ? vm.masterCycleNow : ctx.hw.tsc;
-  let kernelNs = useMasterClock ? vm.masterKernelNs : ctx.hw.rawNs;
+  const hostTsc = useMasterClock ? vm.masterCycleNow : ctx.hw.tsc;
+  const kernelNs = useMasterClock ? vm.masterKernelNs : ctx.hw.rawNs;
   let tscTimestamp = kvmReadL1Tsc(ctx, vcpu, hostTsc);
   // A vCPU faster than a host without scaling hardware is caught up to the elapsed time.
   if (vcpu.tscCatchup) {
@@ -235,8 +234,6 @@ export function kvmGuestTimeUpdate(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu): numbe
     };
     tracepoint(ctx, { tp: 'kvm_pvclock_update', vcpu_id: vcpu.id, tsc_timestamp: tscTimestamp, system_time: systemTime, tsc_to_system_mul: vcpu.pvclockTscMul, tsc_shift: vcpu.pvclockTscShift, flags });
   }
-  hostTsc = 0n;
-  kernelNs = 0n;
   return 0;
 }
 

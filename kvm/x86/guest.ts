@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { namedNumber, parseArg, u64Schema } from '../args.js';
 import { KvmUsageError } from '../errors.js';
-import { MSRS } from '../uapi.js';
+import { MSRS, PVCLOCK_GUEST_STOPPED } from '../uapi.js';
 import { u64 } from '../u64.js';
 import { guestPvclockRead } from './clock.js';
 import { vcpuOf } from './ioctl.js';
@@ -12,7 +12,7 @@ import type { X86Ctx, X86Vm } from './state.js';
 import { kvmReadL1Tsc } from './tsc.js';
 import { kickRunningVcpus } from './vm.js';
 
-export const X86_GUEST_OPS = ['rdtsc', 'kvmclock', 'rdmsr', 'wrmsr', 'wallclock'] as const;
+export const X86_GUEST_OPS = ['rdtsc', 'kvmclock', 'rdmsr', 'wrmsr', 'wallclock', 'checkPaused'] as const;
 export type X86GuestOp = (typeof X86_GUEST_OPS)[number];
 
 export interface GuestRequest {
@@ -53,13 +53,21 @@ export function x86Guest(ctx: X86Ctx, vm: X86Vm, req: GuestRequest): GuestResult
     case 'wallclock': {
       // The guest's CLOCK_REALTIME as set at boot: the wall clock KVM wrote plus kvmclock since.
       const p = vcpu.pvti;
-      if (!p || vcpu.wallClockNs === null) {
+      if (!p || vm.wallClockNs === null) {
         throw new KvmUsageError('invalid_state', 'op', `vCPU ${vcpu.id}: the guest has not enabled kvmclock and read the KVM wall clock`);
       }
-      return { value: u64(vcpu.wallClockNs + guestPvclockRead(p, guestTsc())) };
+      return { value: u64(vm.wallClockNs + guestPvclockRead(p, guestTsc())) };
+    }
+    case 'checkPaused': {
+      // kvm_check_and_clear_guest_paused(): the guest's soft-lockup watchdog takes (and clears)
+      // PVCLOCK_GUEST_STOPPED from its own copy of the page, and touches its watchdogs if it was set
+      const p = vcpu.pvti;
+      if (!p || !(p.flags & PVCLOCK_GUEST_STOPPED)) return { value: 0n };
+      vcpu.pvti = { ...p, flags: p.flags & ~PVCLOCK_GUEST_STOPPED };
+      return { value: 1n };
     }
     case 'rdmsr': {
-      const v = kvmGetMsrCommon(ctx, vcpu, parseArg(msrSchema, req.msr, 'msr'));
+      const v = kvmGetMsrCommon(ctx, vm, vcpu, parseArg(msrSchema, req.msr, 'msr'));
       return v === null ? { fault: 'GP' } : { value: v };
     }
     case 'wrmsr': {

@@ -165,7 +165,7 @@ function vcpuIoctl(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, name: IoctlName, arg: 
       const { indices } = parseArg(getMsrsSchema, arg, 'arg');
       const entries: { index: number; data: bigint }[] = [];
       for (const index of indices) {
-        const data = kvmGetMsrCommon(ctx, vcpu, index);
+        const data = kvmGetMsrCommon(ctx, vm, vcpu, index);
         if (data === null) break;
         entries.push({ index, data });
       }

@@ -51,14 +51,14 @@ export function kvmSetMsrCommon(
       kvmSetLapicTscdeadlineMsr(ctx, vcpu, data);
       return 0;
     case MSRS.MSR_KVM_SYSTEM_TIME_NEW:
-      kvmWriteSystemTime(ctx, vm, vcpu, data, false, hostInitiated);
+      kvmWriteSystemTime(vm, vcpu, data, false, hostInitiated);
       return 0;
     case MSRS.MSR_KVM_SYSTEM_TIME:
-      kvmWriteSystemTime(ctx, vm, vcpu, data, true, hostInitiated);
+      kvmWriteSystemTime(vm, vcpu, data, true, hostInitiated);
       return 0;
     case MSRS.MSR_KVM_WALL_CLOCK_NEW:
     case MSRS.MSR_KVM_WALL_CLOCK:
-      kvmWriteWallClock(ctx, vm, vcpu, data);
+      kvmWriteWallClock(ctx, vm, data);
       return 0;
     default:
       return 1;
@@ -66,7 +66,7 @@ export function kvmSetMsrCommon(
 }
 
 /** kvm_get_msr_common() for the clock MSRs */
-export function kvmGetMsrCommon(ctx: X86Ctx, vcpu: X86Vcpu, index: number): bigint | null {
+export function kvmGetMsrCommon(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, index: number): bigint | null {
   switch (index) {
     case MSRS.MSR_IA32_TSC:
       // Host and guest both read the L1 view (no nesting is emulated).
@@ -80,7 +80,7 @@ export function kvmGetMsrCommon(ctx: X86Ctx, vcpu: X86Vcpu, index: number): bigi
       return vcpu.systemTimeMsr;
     case MSRS.MSR_KVM_WALL_CLOCK_NEW:
     case MSRS.MSR_KVM_WALL_CLOCK:
-      return vcpu.wallClockMsr;
+      return vm.wallClockGpa;
     default:
       return null;
   }

@@ -60,9 +60,6 @@ export interface X86Vcpu {
   pvclockSetGuestStoppedRequest: boolean;
   /** the guest's pvclock page, null until KVM first writes it */
   pvti: Pvti | null;
-  /** the MSR_KVM_WALL_CLOCK(_NEW) value and the wall clock KVM wrote for the guest (ns since epoch at kvmclock 0) */
-  wallClockMsr: bigint;
-  wallClockNs: bigint | null;
   requests: ClockRequests;
   /** vcpu->cpu != -1: the vCPU has been loaded on a physical CPU */
   loaded: boolean;
@@ -97,6 +94,10 @@ export interface X86Vm {
   nrVcpusMatchedTsc: number;
   backwardsTscObserved: boolean;
   bootVcpuRunsOldKvmclock: boolean;
+  /** kvm->arch.wall_clock: the guest address MSR_KVM_WALL_CLOCK(_NEW) named (one per VM), and the
+   *  wall clock KVM wrote there: ns since the epoch at kvmclock 0 */
+  wallClockGpa: bigint;
+  wallClockNs: bigint | null;
   /** created_vcpus */
   createdVcpus: number;
   /** online vCPUs, in creation order (vcpu_idx) */

@@ -8,6 +8,7 @@ import { StepFailure, VmmPort, type MigrationParams, type Side } from './port.js
 import { migrationStreamId, type MigrationEvent, type MigrationState } from './state.js';
 import { STRATEGIES, strategyFor } from './strategies/index.js';
 import { vmStreamId } from '../vm/events.js';
+import { vcpusOf } from '../vm/evolve.js';
 
 export interface MigrationOutcome {
   migrationId: string;
@@ -17,16 +18,23 @@ export interface MigrationOutcome {
 
 /** The next free migration id: m1, m2, ... (a concurrent writer that takes it forces a retry). */
 export function nextMigrationId(s: Session): string {
-  return `m${s.store.streams('migration-').length + 1}`;
+  const taken = new Set(s.store.streams('migration-'));
+  let n = taken.size + 1;
+  while (taken.has(`migration-m${n}`)) n++;
+  return `m${n}`;
 }
 
 /** Guest reads of its clocks on every running vCPU of a side: TSC and kvmclock, or both arm64 counters. */
-function guestReads(p: VmmPort, side: Side): void {
+function guestReads(p: VmmPort, side: Side, afterResume: boolean): void {
   const vm = p.vm(side);
   for (const v of vm.x86?.vcpus ?? []) {
     if (!v.running) continue;
     p.guest(side, v.id, 'rdtsc');
-    if (v.pvti) p.guest(side, v.id, 'kvmclock');
+    if (v.pvti) {
+      p.guest(side, v.id, 'kvmclock');
+      // after a resume the guest's watchdog looks for (and clears) PVCLOCK_GUEST_STOPPED
+      if (afterResume) p.guest(side, v.id, 'checkPaused');
+    }
   }
   for (const v of vm.arm64?.vcpus ?? []) {
     if (!v.running) continue;
@@ -39,6 +47,7 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
   if (!STRATEGIES[params.strategy]) throw new DomainError('invalid_request', `unknown strategy '${params.strategy}'`);
   const src = s.requireVm(params.vmId);
   if (src.destroyed) throw new DomainError('invalid_state', `VM '${params.vmId}' was destroyed (${src.destroyReason})`, { vmId: params.vmId });
+  if (vcpusOf(src).length === 0) throw new DomainError('invalid_state', `VM '${params.vmId}' has no vCPUs: there is no guest clock to move`, { vmId: params.vmId });
   const dstHost = s.requireHost(params.toHost);
   const strategy = strategyFor(params.strategy, src.arch);
   if (!strategy) {
@@ -99,7 +108,7 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
   const clock = new SimulatedClock();
   const actor = createActor(migrationMachine, { clock, input: { blackoutNs: Number(params.blackoutNs), record } });
   actor.start();
-  guestReads(p, 'source');
+  guestReads(p, 'source', false);
   let atStop: unknown = null;
   let saved: unknown = null;
   try {
@@ -113,7 +122,7 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
     actor.send({ type: 'RESTORED' });
     strategy.resume(p, saved);
     actor.send({ type: 'RESUMED' });
-    guestReads(p, 'destination');
+    guestReads(p, 'destination', true);
     actor.send({ type: 'VERIFIED' });
     if (!params.inPlace) p.destroy('source', `migrated to host '${params.toHost}' as VM '${params.newVmId}' (${params.migrationId})`);
     return { migrationId: params.migrationId, status: 'completed', newVmId: params.newVmId };
@@ -121,7 +130,7 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
     if (!(e instanceof StepFailure)) throw e;
     actor.send({ type: 'FAILED', failure: { step: e.step, reason: e.reason, ref: e.ref } });
     strategy.rollback(p, atStop, saved);
-    guestReads(p, 'source');
+    guestReads(p, 'source', true);
     actor.send({ type: 'ROLLED_BACK' });
     return { migrationId: params.migrationId, status: 'failed', newVmId: params.newVmId };
   } finally {
