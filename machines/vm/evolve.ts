@@ -138,10 +138,16 @@ export function applyVmEvent(rec: VmRecord | null, ev: VmEvent, time: bigint, op
     return { rec: created, result: null, trace: traced(ctx) };
   }
   if (!rec) throw new Error(`${ev.type} before VmCreated`);
+  const hw = hwFromJson(ev.data.hw, time);
+  const applied = rec.arm64 ? applyArm64Event(rec, rec.arm64, ev, arm64Ctx(rec, hw, opts), opts) : applyX86Event(rec, ev, hw, opts);
+  // counted only once the kernel accepted the event (a refused one leaves the record as it was)
   rec.lastTime = time;
   rec.version++;
-  const hw = hwFromJson(ev.data.hw, time);
-  if (rec.arm64) return applyArm64Event(rec, rec.arm64, ev, arm64Ctx(rec, hw, opts), opts);
+  return applied;
+}
+
+/** The x86 side of applyVmEvent(). */
+function applyX86Event(rec: VmRecord, ev: Exclude<VmEvent, { type: 'VmCreated' }>, hw: HostSample, opts?: EvolveOptions): Applied {
   if (!rec.x86) throw new Error(`VM ${rec.vmId} has no kernel state`);
   const ctx = x86Ctx(rec, hw, opts);
   const vm = rec.x86;

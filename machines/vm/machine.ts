@@ -3,6 +3,7 @@
 // applyVmEvent on an immer draft), so the recorded result is exactly what replay will recompute.
 import { assign, createActor, initialTransition, setup, transition, type Actor, type SnapshotFrom } from 'xstate';
 import type { HostSample } from '../../kvm/host.js';
+import { parseIoctlName } from '../../kvm/x86/ioctl.js';
 import { hwToJson, toJson, type Json } from '../codec.js';
 import type { VmCreatedData, VmEvent } from './events.js';
 import { applyVmEvent, cloneVmRecord, vcpusOf, type VmRecord } from './evolve.js';
@@ -17,6 +18,8 @@ export type VmCommand =
 
 export interface VmMachineContext {
   rec: VmRecord | null;
+  /** rec was made by this machine's own last decision, and nothing else holds it: it may be changed in place */
+  owned: boolean;
   /** what the last command recorded, and the kernel's result for it */
   recorded: VmEvent | null;
   result: Json;
@@ -46,7 +49,7 @@ function commandToEvent(cmd: VmCommand): VmEvent {
 }
 
 /** Run the kernel for a command and complete its event with the result. */
-function decide(rec: VmRecord | null, cmd: VmCommand): VmMachineContext {
+function decide(rec: VmRecord | null, owned: boolean, cmd: VmCommand): VmMachineContext {
   const ev = commandToEvent(cmd);
   let result: Json = null;
   let trace: Json[] | null = null;
@@ -56,8 +59,10 @@ function decide(rec: VmRecord | null, cmd: VmCommand): VmMachineContext {
     next = a.rec;
     trace = a.trace;
   } else {
-    // Copy-on-write by hand: VM decisions are the hot path, and immer drafts slow the kernel code.
-    const a = applyVmEvent(cloneVmRecord(rec), ev, cmd.hw.t, { trace: true });
+    // Copy-on-write by hand (VM decisions are the hot path, and immer drafts slow the kernel code):
+    // a record this machine made itself is not shared, so later decisions change it in place.
+    // The kernel validates a command before it changes anything, so a refusal leaves it whole.
+    const a = applyVmEvent(owned ? rec : cloneVmRecord(rec), ev, cmd.hw.t, { trace: true });
     next = a.rec;
     result = a.result;
     trace = a.trace;
@@ -72,10 +77,20 @@ function decide(rec: VmRecord | null, cmd: VmCommand): VmMachineContext {
   } else if (ev.type === 'GuestExecuted') {
     ev.data.result = result;
   }
-  return { rec: next, recorded: ev, result };
+  return { rec: next, owned: true, recorded: ev, result };
 }
 
 const anyRunning = (rec: VmRecord | null) => vcpusOf(rec).some((v) => v.running);
+
+/** Whether an ioctl named by UAPI name or request number is KVM_RUN (an unknown one is left to the kernel to refuse). */
+function isKvmRun(ioctl: string): boolean {
+  if (ioctl === 'KVM_RUN') return true;
+  try {
+    return parseIoctlName(ioctl) === 'KVM_RUN';
+  } catch {
+    return false;
+  }
+}
 
 export const vmMachine = setup({
   types: {
@@ -84,16 +99,21 @@ export const vmMachine = setup({
     input: {} as { rec: VmRecord | null } | undefined,
   },
   guards: {
-    anyVcpuRunning: ({ context }) => anyRunning(context.rec),
+    isKvmRun: ({ event }) => event.type === 'ioctl' && event.vcpu !== null && isKvmRun(event.ioctl),
     vcpuRunning: ({ context, event }) =>
       event.type === 'guest' || event.type === 'exit' ? !!vcpusOf(context.rec).find((v) => v.id === event.vcpu)?.running : false,
+    lastRunningVcpu: ({ context, event }) => {
+      if (event.type !== 'exit') return false;
+      const running = vcpusOf(context.rec).filter((v) => v.running);
+      return running.length === 1 && running[0]!.id === event.vcpu;
+    },
   },
   actions: {
-    decide: assign(({ context, event }) => decide(context.rec, event)),
+    decide: assign(({ context, event }) => decide(context.rec, context.owned, event)),
   },
 }).createMachine({
   id: 'vm',
-  context: ({ input }) => ({ rec: input?.rec ?? null, recorded: null, result: null }),
+  context: ({ input }) => ({ rec: input?.rec ?? null, owned: false, recorded: null, result: null }),
   initial: 'absent',
   states: {
     absent: {
@@ -102,21 +122,23 @@ export const vmMachine = setup({
     alive: {
       initial: 'stopped',
       states: {
-        // No vCPU is in KVM_RUN: the guest does not execute.
+        // No vCPU is in KVM_RUN: the guest does not execute. KVM_RUN enters it.
         stopped: {
-          always: { guard: 'anyVcpuRunning', target: 'running' },
+          on: { ioctl: [{ guard: 'isKvmRun', target: 'running', actions: 'decide' }, { actions: 'decide' }] },
         },
-        // At least one vCPU is in KVM_RUN.
+        // At least one vCPU is in KVM_RUN; the last one to leave stops the guest.
         running: {
-          always: { guard: ({ context }) => !anyRunning(context.rec), target: 'stopped' },
           on: {
+            ioctl: { actions: 'decide' },
             guest: { guard: 'vcpuRunning', actions: 'decide' },
-            exit: { guard: 'vcpuRunning', actions: 'decide' },
+            exit: [
+              { guard: 'lastRunningVcpu', target: 'stopped', actions: 'decide' },
+              { guard: 'vcpuRunning', actions: 'decide' },
+            ],
           },
         },
       },
       on: {
-        ioctl: { actions: 'decide' },
         timer: { actions: 'decide' },
         destroy: { target: 'destroyed', actions: 'decide' },
       },
@@ -131,7 +153,7 @@ export type VmSnapshot = SnapshotFrom<typeof vmMachine>;
 export function vmSnapshotOf(rec: VmRecord | null): VmSnapshot {
   if (!rec) return initialTransition(vmMachine, { rec: null })[0];
   const value = rec.destroyed ? 'destroyed' : { alive: anyRunning(rec) ? 'running' : 'stopped' };
-  return vmMachine.resolveState({ value, context: { rec, recorded: null, result: null } });
+  return vmMachine.resolveState({ value, context: { rec, owned: false, recorded: null, result: null } });
 }
 
 /** The lifecycle state name of a VM record. */
