@@ -1,5 +1,5 @@
 // Canonical JSON (sorted keys, no whitespace) and the hash chain over stored events.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /** JSON with object keys sorted, so equal values always serialize to the same text. */
 export function canonicalJson(v: unknown): string {
@@ -59,9 +59,6 @@ export interface HashedContent {
 
 /** sha256(previous hash ‖ canonical content), hex. */
 export function chainHash(prev: string, e: HashedContent): string {
-  return createHash('sha256')
-    .update(prev)
-    .update('\n')
-    .update(`${e.position}\n${e.streamId}\n${e.version}\n${e.type}\n${e.schemaVersion}\n${e.time}\n${e.data}\n${e.metadata}`)
-    .digest('hex');
+  // one-shot crypto.hash (Node ≥ 20.12): half the cost of a createHash() object per event
+  return hash('sha256', `${prev}\n${e.position}\n${e.streamId}\n${e.version}\n${e.type}\n${e.schemaVersion}\n${e.time}\n${e.data}\n${e.metadata}`, 'hex');
 }

@@ -55,6 +55,7 @@ class SqliteEventStore implements EventStore {
         retryWhileBusy(opts.busyTimeoutMs ?? 30_000, () => {
           this.db.pragma('journal_mode = WAL');
           this.db.pragma('synchronous = NORMAL');
+        this.db.pragma('wal_autocheckpoint = 10000');
           migrate(this.db);
         });
       } else if ((this.db.pragma('user_version', { simple: true }) as number) < latestSchemaVersion()) {
@@ -79,7 +80,9 @@ class SqliteEventStore implements EventStore {
       positionOfVersion: db.prepare('SELECT position FROM events WHERE stream_id = ? AND version = ?').pluck(),
       findRequest: db.prepare('SELECT response FROM requests WHERE request_id = ?').pluck(),
       insertRequest: db.prepare('INSERT INTO requests (request_id, handler, first_position, last_position, response) VALUES (?, ?, ?, ?, ?)'),
-      positionAtTime: db.prepare('SELECT COALESCE(MAX(position), 0) FROM events WHERE time <= ?').pluck(),
+      // Positions grow with time (writers assert the time they read), so the last entry of the
+      // (time, position) index at or before t is the answer: a seek, not a scan.
+      positionAtTime: db.prepare('SELECT position FROM events WHERE time <= ? ORDER BY time DESC, position DESC LIMIT 1').pluck(),
       setWake: db.prepare('UPDATE streams SET wake_at = ? WHERE stream_id = ?'),
       due: db.prepare('SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT NULL AND wake_at <= ? ORDER BY wake_at, stream_id'),
       saveSnapshot: db.prepare(
@@ -229,7 +232,7 @@ class SqliteEventStore implements EventStore {
   }
 
   positionAtTime(t: bigint): number {
-    return this.stmts.positionAtTime.get(t) as number;
+    return (this.stmts.positionAtTime.get(t) as number | undefined) ?? 0;
   }
 
   positionOfVersion(streamId: string, version: number): number | undefined {

@@ -47,7 +47,8 @@ export const migrate = defineHandler({
         return runMigration(s, {
           migrationId,
           vmId: req.vmId,
-          newVmId: req.inPlace ? req.vmId : (req.newVmId ?? `${req.vmId}.${migrationId}`),
+          // default: the guest's name and this migration's id (web → web.m1 → web.m2, not web.m1.m2)
+          newVmId: req.inPlace ? req.vmId : (req.newVmId ?? `${req.vmId.replace(/\.m\d+$/, '')}.${migrationId}`),
           fromHost,
           toHost: req.inPlace ? (req.toHost ?? fromHost) : req.toHost!,
           inPlace: req.inPlace,
