@@ -83,10 +83,12 @@ export function replayLog(store: EventStore, o: ReplayOptions): ReplayRun {
         store.scan({ toPosition: o.toPosition, withoutMetadata: true });
   for (const raw of scan) {
     if (wanted ? !wanted.has(raw.streamId) : !raw.streamId.startsWith('vm-')) continue;
-    const { type, data, time } = decodeRaw(raw);
-    const ev = { type, data } as VmEvent;
-    const r = execute(replayed.get(raw.streamId) ?? null, ev, time, replayOpts);
-    replayed.set(raw.streamId, r.rec);
+    const decoded = decodeRaw(raw);
+    const { type, data, time } = decoded;
+    const ev = decoded as unknown as VmEvent;
+    const before = replayed.get(raw.streamId) ?? null;
+    const r = execute(before, ev, time, replayOpts);
+    if (r.rec !== before) replayed.set(raw.streamId, r.rec);
     let ref: Outcome | null = null;
     let same: boolean;
     if (o.reference) {
