@@ -1,7 +1,7 @@
 // bench/fleet: record and audit 1,000 live migrations of 8-vCPU VMs with mixed strategies through
 // the migrate handler, beside a raw better-sqlite3 batched insert of the same rows in the same run.
 //   npx tsx bench/fleet.ts [migrations]
-import Database from 'better-sqlite3';
+import { rawEventsDb } from './lib/raw.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,13 +76,7 @@ try {
 
   // Baseline: the same rows, JSON.stringify + INSERT, one transaction per migration's worth of rows.
   const rows = store.read({ fromPosition: before + 1 });
-  const raw = new Database(join(dir, 'raw.db'));
-  raw.pragma('journal_mode = WAL');
-  raw.pragma('synchronous = NORMAL');
-  raw.exec(`CREATE TABLE events (position INTEGER PRIMARY KEY, stream_id TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,
-    schema_version INTEGER NOT NULL DEFAULT 1, time INTEGER NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL, hash TEXT NOT NULL,
-    UNIQUE (stream_id, version)); CREATE INDEX events_by_time ON events (time, position);`);
-  const ins = raw.prepare('INSERT INTO events VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)');
+  const { db: raw, insert: ins } = rawEventsDb(join(dir, 'raw.db'));
   const perMigration = Math.max(1, Math.round(events / MIGRATIONS));
   const r0 = performance.now();
   for (let i = 0; i < rows.length; i += perMigration) {

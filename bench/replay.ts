@@ -1,7 +1,7 @@
 // bench/replay: record, replay and time-travel a generated log of N events (default 1,000,000),
 // each figure beside the raw better-sqlite3 baseline on the same table in the same run.
 //   npx tsx bench/replay.ts [N]
-import Database from 'better-sqlite3';
+import { rawEventsDb } from './lib/raw.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,13 +25,7 @@ const say = (s: string) => process.stderr.write(`${s}\n`);
 
 try {
   const store = openEventStore(storePath, { codeVersion: CODE_VERSION });
-  const raw = new Database(rawPath);
-  raw.pragma('journal_mode = WAL');
-  raw.pragma('synchronous = NORMAL');
-  raw.exec(`CREATE TABLE events (position INTEGER PRIMARY KEY, stream_id TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,
-    schema_version INTEGER NOT NULL DEFAULT 1, time INTEGER NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL, hash TEXT NOT NULL,
-    UNIQUE (stream_id, version)); CREATE INDEX events_by_time ON events (time, position);`);
-  const rawInsert = raw.prepare('INSERT INTO events VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)');
+  const { db: raw, insert: rawInsert } = rawEventsDb(rawPath);
 
   // ---- recording: the store's append (version check, canonical JSON, hash chain) vs a raw batched insert
   say(`generating and recording ${N.toLocaleString()} events ...`);

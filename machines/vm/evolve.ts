@@ -5,14 +5,12 @@ import type { Arch, HostSample } from '../../kvm/host.js';
 import { getProfile, resolveProfile, type KernelProfile } from '../../kvm/profiles.js';
 import type { TraceEntry, X86Ctx, X86Vm } from '../../kvm/x86/state.js';
 import type { Arm64Ctx, Arm64Vm } from '../../kvm/arm64/state.js';
-import { findArm64Vcpu } from '../../kvm/arm64/state.js';
 import { arm64InitVm, arm64Ioctl, arm64VcpuExitToUser } from '../../kvm/arm64/ioctl.js';
 import { arm64Guest } from '../../kvm/arm64/guest.js';
 import { x86Guest } from '../../kvm/x86/guest.js';
 import { x86Ioctl } from '../../kvm/x86/ioctl.js';
 import { kvmArchInitVm, kvmVcpuExitToUser, runTimer, type X86TimerName } from '../../kvm/x86/vm.js';
-import { findVcpu } from '../../kvm/x86/state.js';
-import { KvmUsageError } from '../../kvm/errors.js';
+import { requireVcpu } from '../../kvm/errors.js';
 import { hwFromJson, toJson, type Json } from '../codec.js';
 import { hostInfoFromJson, type VmEvent, type VmHostInfo } from './events.js';
 
@@ -162,20 +160,11 @@ function applyX86Event(rec: VmRecord, ev: Exclude<VmEvent, { type: 'VmCreated' }
       const r = x86Guest(ctx, vm, { vcpu: d.vcpu, op: d.op, msr: d.msr, value: d.value });
       return { rec, result: encoded(r, opts), trace: traced(ctx) };
     }
-    case 'VcpuExited': {
-      const v = findVcpu(vm, ev.data.vcpu);
-      if (!v) throw new KvmUsageError('not_found', 'vcpu', `no vCPU ${ev.data.vcpu}`);
-      kvmVcpuExitToUser(v);
-      return { rec, result: null, trace: traced(ctx) };
-    }
     case 'TimerFired':
       runTimer(ctx, vm, ev.data.timer as X86TimerName);
       return { rec, result: null, trace: traced(ctx) };
-    case 'VmDestroyed':
-      for (const v of vm.vcpus) v.running = false;
-      rec.destroyed = true;
-      rec.destroyReason = ev.data.reason;
-      return { rec, result: null, trace: traced(ctx) };
+    default:
+      return applyLifecycleEvent(rec, vm.vcpus, ev, kvmVcpuExitToUser, traced(ctx));
   }
 }
 
@@ -192,19 +181,28 @@ function applyArm64Event(rec: VmRecord, vm: Arm64Vm, ev: Exclude<VmEvent, { type
       const r = arm64Guest(ctx, vm, { vcpu: d.vcpu, op: d.op });
       return { rec, result: encoded(r, opts), trace: traced(ctx) };
     }
-    case 'VcpuExited': {
-      const v = findArm64Vcpu(vm, ev.data.vcpu);
-      if (!v) throw new KvmUsageError('not_found', 'vcpu', `no vCPU ${ev.data.vcpu}`);
-      arm64VcpuExitToUser(v);
-      return { rec, result: null, trace: traced(ctx) };
-    }
     case 'TimerFired':
       // arm64 KVM schedules no delayed clock work
       return { rec, result: null, trace: traced(ctx) };
-    case 'VmDestroyed':
-      for (const v of vm.vcpus) v.running = false;
-      rec.destroyed = true;
-      rec.destroyReason = ev.data.reason;
-      return { rec, result: null, trace: traced(ctx) };
+    default:
+      return applyLifecycleEvent(rec, vm.vcpus, ev, arm64VcpuExitToUser, traced(ctx));
   }
+}
+
+/** What both architectures do alike: a vCPU leaving KVM_RUN, and the VM's end. */
+function applyLifecycleEvent<V extends { id: number; running: boolean }>(
+  rec: VmRecord,
+  vcpus: V[],
+  ev: Extract<VmEvent, { type: 'VcpuExited' | 'VmDestroyed' }>,
+  exitToUser: (v: V) => void,
+  trace: Json[] | null,
+): Applied {
+  if (ev.type === 'VcpuExited') {
+    exitToUser(requireVcpu(vcpus, ev.data.vcpu));
+  } else {
+    for (const v of vcpus) v.running = false;
+    rec.destroyed = true;
+    rec.destroyReason = ev.data.reason;
+  }
+  return { rec, result: null, trace };
 }
