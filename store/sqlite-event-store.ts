@@ -115,6 +115,8 @@ class SqliteEventStore implements EventStore {
       const versions = new Map<string, number>();
       const written: WrittenEvent[] = [];
       let lastMetadata: { obj: unknown; text: string } = { obj: Symbol('none'), text: '' };
+      const heads = new Map<string, WrittenEvent>();
+      const wakes = new Map<string, bigint | null>();
       for (const b of batches) {
         let version = versions.get(b.streamId) ?? ((this.stmts.streamVersion.get(b.streamId) as number | undefined) ?? 0);
         if (b.expectedVersion !== 'any' && b.expectedVersion !== version) {
@@ -137,9 +139,12 @@ class SqliteEventStore implements EventStore {
         }
         versions.set(b.streamId, version);
         const last = written.at(-1);
-        if (last && last.streamId === b.streamId) this.stmts.upsertStream.run(b.streamId, version, last.position, last.type);
-        if (b.wakeAt !== undefined) this.stmts.setWake.run(b.wakeAt, b.streamId);
+        if (last && last.streamId === b.streamId) heads.set(b.streamId, last);
+        if (b.wakeAt !== undefined) wakes.set(b.streamId, b.wakeAt);
       }
+      // each stream's head once per commit, however many runs of events it had
+      for (const [streamId, w] of heads) this.stmts.upsertStream.run(streamId, w.version, w.position, w.type);
+      for (const [streamId, at] of wakes) this.stmts.setWake.run(at, streamId);
       opts.alsoWrite?.(written);
       const response = opts.response ? opts.response(written) : undefined;
       if (opts.requestId !== undefined) {
