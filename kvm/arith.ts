@@ -54,10 +54,6 @@ export function pvclockReadCycles(p: PvclockParams, tsc: bigint): bigint {
   return u64(p.systemTime + pvclockScaleDelta(delta, p.mul, p.shift));
 }
 
-/** The default (identity) scaling ratio for a vendor's fractional bits. */
-export function defaultTscRatio(fracBits: number): bigint {
-  return 1n << BigInt(fracBits);
-}
 
 /** kvm_scale_tsc(): tsc unchanged at the default ratio, else mul_u64_u64_shr(tsc, ratio, frac). */
 export function scaleTsc(tsc: bigint, ratio: bigint, fracBits: number): bigint {

@@ -28,13 +28,3 @@ export function ctz(x: bigint): number {
   }
   return n;
 }
-
-/** Parse a decimal (or 0x-prefixed hex) string, a bigint or a safe integer into a bigint. */
-export function toBigInt(v: bigint | number | string): bigint {
-  if (typeof v === 'bigint') return v;
-  if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v)) throw new RangeError(`not a safe integer: ${v}`);
-    return BigInt(v);
-  }
-  return BigInt(v.trim());
-}

@@ -1,5 +1,6 @@
 // Canonical JSON (sorted keys, no whitespace) and the hash chain over stored events.
 import { hash } from 'node:crypto';
+import type { RawEvent } from './types.js';
 
 /** JSON with object keys sorted, so equal values always serialize to the same text. */
 export function canonicalJson(v: unknown): string {
@@ -46,16 +47,8 @@ function inKeyOrder(v: unknown): unknown {
 /** The hash of the chain genesis (the value "before" position 1). */
 export const GENESIS_HASH = '0'.repeat(64);
 
-export interface HashedContent {
-  position: number;
-  streamId: string;
-  version: number;
-  type: string;
-  schemaVersion: number;
-  time: string;
-  data: string;
-  metadata: string;
-}
+/** What the chain covers of an event: every stored column but the hash. */
+export type HashedContent = RawEvent;
 
 /** sha256(previous hash ‖ canonical content), hex. */
 export function chainHash(prev: string, e: HashedContent): string {

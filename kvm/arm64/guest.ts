@@ -1,7 +1,6 @@
 // What the guest reads on a running vCPU: its virtual counter CNTVCT_EL0 (CNTVOFF applied by the
 // hardware), its physical counter CNTPCT_EL0 (offset by CNTPOFF with ECV, else trapped and
 // emulated when there is an offset), and CNTFRQ_EL0 (the host's, never virtualised).
-import { z } from 'zod';
 import { KvmUsageError } from '../errors.js';
 import { arm64VcpuOf } from './ioctl.js';
 import type { Arm64Ctx, Arm64Vm } from './state.js';
@@ -39,4 +38,3 @@ export function arm64Guest(ctx: Arm64Ctx, vm: Arm64Vm, req: Arm64GuestRequest): 
   }
 }
 
-export const arm64GuestOpSchema = z.enum(ARM64_GUEST_OPS);

@@ -12,4 +12,4 @@ export {
   ARM64_KVM_MAX_VCPUS,
   ARM64_KVM_MAX_VCPU_IDS,
 } from './ioctl.js';
-export { arm64Guest, arm64GuestOpSchema, ARM64_GUEST_OPS, type Arm64GuestOp, type Arm64GuestRequest, type Arm64GuestResult } from './guest.js';
+export { arm64Guest, ARM64_GUEST_OPS, type Arm64GuestOp, type Arm64GuestRequest, type Arm64GuestResult } from './guest.js';

@@ -1,6 +1,5 @@
 // What the guest does and sees on a running vCPU: RDTSC, its kvmclock read through the pvclock
 // page (__pvclock_read_cycles), RDMSR/WRMSR of the clock MSRs (intercepted, handled by KVM).
-import { z } from 'zod';
 import { namedNumber, parseArg, u64Schema } from '../args.js';
 import { KvmUsageError } from '../errors.js';
 import { MSRS, PVCLOCK_GUEST_STOPPED } from '../uapi.js';
@@ -81,4 +80,3 @@ export function x86Guest(ctx: X86Ctx, vm: X86Vm, req: GuestRequest): GuestResult
   }
 }
 
-export const guestOpSchema = z.enum(X86_GUEST_OPS);

@@ -1,7 +1,6 @@
 // The host stream (host-<id>): the host's creation with its hardware, and the CLOCK_REALTIME
 // adjustments (NTP steps and slews) made to it over time.
-import { produce } from 'immer';
-import { createHost, sampleHost, setRealtimeSlew, stepRealtime, type HostSample, type HostSpec, type HostState } from '../../kvm/host.js';
+import { createHost, setRealtimeSlew, stepRealtime, type HostSpec, type HostState } from '../../kvm/host.js';
 import { toJson, type Json } from '../codec.js';
 
 export interface HostSpecJson {
@@ -36,16 +35,4 @@ export function applyHostEvent(state: HostState | null, ev: HostEvent, time: big
   if (ev.type === 'RealtimeStepped') stepRealtime(state, time, BigInt(ev.data.deltaNs));
   else setRealtimeSlew(state, time, BigInt(ev.data.slewPpb));
   return state;
-}
-
-/** The immutable form used by live sessions. */
-export function evolveHost(state: HostState | null, ev: HostEvent, time: bigint): HostState {
-  if (state === null || ev.type === 'HostCreated') return applyHostEvent(null, ev, time);
-  return produce(state, (d) => {
-    applyHostEvent(d as HostState, ev, time);
-  });
-}
-
-export function hostSample(h: HostState, t: bigint): HostSample {
-  return sampleHost(h, t);
 }

@@ -38,9 +38,6 @@ export function recordedOutcome(ev: VmEvent): Outcome {
   return { result, trace: d.trace ?? [] };
 }
 
-export function outcomeEqual(a: Outcome, b: Outcome): boolean {
-  return jsonEqual(a.result, b.result) && jsonEqual(a.trace, b.trace);
-}
 
 /**
  * Whether a value as the kernel produced it (bigints included) equals its recorded JSON, without

@@ -1,7 +1,7 @@
 // The VM as an XState machine: it decides whether a command is acceptable in the VM's current
 // lifecycle state and what to record for it. Deciding runs the emulated kernel once (through
 // applyVmEvent on an immer draft), so the recorded result is exactly what replay will recompute.
-import { assign, createActor, initialTransition, setup, transition, type Actor, type SnapshotFrom } from 'xstate';
+import { assign, createActor, initialTransition, setup, type Actor, type SnapshotFrom } from 'xstate';
 import type { HostSample } from '../../kvm/host.js';
 import { parseIoctlName } from '../../kvm/x86/ioctl.js';
 import { hwToJson, toJson, type Json } from '../codec.js';
@@ -163,13 +163,6 @@ export function vmLifecycle(rec: VmRecord | null): 'absent' | 'stopped' | 'runni
   return anyRunning(rec) ? 'running' : 'stopped';
 }
 
-/** Decide a command: the next snapshot and the event to record, or null when the machine refuses it. */
-export function decideVm(snapshot: VmSnapshot, cmd: VmCommand): { snapshot: VmSnapshot; event: VmEvent; result: Json } | null {
-  const [next] = transition(vmMachine, snapshot, cmd);
-  // A refused command leaves the context as it was; an accepted one always records a new event.
-  if (next.context.recorded === snapshot.context.recorded) return null;
-  return { snapshot: next, event: next.context.recorded!, result: next.context.result };
-}
 
 /**
  * A running VM machine for a sequence of decisions (one session's commands on one VM): an actor
