@@ -69,9 +69,14 @@ export function rebuildStream<S extends StreamState = StreamState>(
   target: RebuildTarget = {},
   opts: RebuildOptions = {},
 ): Rebuilt<S> {
+  const substituted = opts.profile !== undefined;
+  // The current state, already held by this process: one version check instead of a rebuild.
+  if (!substituted && target.position === undefined && target.version === undefined && target.time === undefined) {
+    const cached = tipCache.get(cacheKey(store, streamId));
+    if (cached && cached.version === store.streamVersion(streamId)) return cached as Rebuilt<S>;
+  }
   const kind = streamKind(streamId);
   const maxPosition = targetPosition(store, streamId, target);
-  const substituted = opts.profile !== undefined;
   const save = (opts.saveSnapshots ?? true) && !substituted;
 
   // Start from the best of: nothing, this process's cached tip, the latest stored snapshot.

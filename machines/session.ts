@@ -21,6 +21,8 @@ import { dueTimer, nextTimerAt } from '../kvm/x86/vm.js';
 const MAX_TIME = 1n << 63n;
 /** Delayed works one invocation may record (each VM's kvmclock sync fires every 300 s). */
 const MAX_TIMERS_PER_SESSION = 100_000;
+/** How far past the instant asked for the session reads the log's wake index at once. */
+const WAKE_LOOKAHEAD_NS = 1_000_000_000n;
 
 /** A command the domain refuses: unknown ids, a state that does not allow it, a conflict. */
 export class DomainError extends Error {
@@ -72,7 +74,7 @@ export class Session {
   private clock: bigint | null = null;
   /** the time the session began at, and the log's wake index as the session first read it */
   private startedAt: bigint | null = null;
-  private wakeIndex: { streamId: string; wakeAt: bigint }[] | null = null;
+  private wakeIndex: { upTo: bigint; due: { streamId: string; wakeAt: bigint }[] } | null = null;
 
   constructor(
     readonly store: EventStore,
@@ -172,9 +174,13 @@ export class Session {
     };
     for (const [sid, l] of this.loaded) if (sid.startsWith('vm-')) consider(sid.slice(3), wakeAtOf(l.state as VmRecord | null));
     // The log cannot change under this session without its commit failing (the ledger conflicts),
-    // so the wake index is read once.
-    this.wakeIndex ??= this.store.dueStreams((1n << 63n) - 1n, 'vm-');
-    for (const d of this.wakeIndex) {
+    // so the wake index is read again only to look further ahead than before (a second at a time:
+    // a migration advances time by microseconds per ioctl).
+    if (this.wakeIndex === null || to > this.wakeIndex.upTo) {
+      const upTo = to + WAKE_LOOKAHEAD_NS < MAX_TIME ? to + WAKE_LOOKAHEAD_NS : MAX_TIME - 1n;
+      this.wakeIndex = { upTo, due: this.store.dueStreams(upTo, 'vm-') };
+    }
+    for (const d of this.wakeIndex.due) {
       if (d.wakeAt > to) break;
       if (!this.loaded.has(d.streamId)) consider(d.streamId.slice(3), d.wakeAt);
     }

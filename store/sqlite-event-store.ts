@@ -84,7 +84,9 @@ class SqliteEventStore implements EventStore {
       // (time, position) index at or before t is the answer: a seek, not a scan.
       positionAtTime: db.prepare('SELECT position FROM events WHERE time <= ? ORDER BY time DESC, position DESC LIMIT 1').pluck(),
       setWake: db.prepare('UPDATE streams SET wake_at = ? WHERE stream_id = ?'),
-      due: db.prepare('SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT NULL AND wake_at <= ? ORDER BY wake_at, stream_id'),
+      due: db.prepare(
+        'SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT NULL AND wake_at <= ? AND stream_id >= ? AND (? IS NULL OR stream_id < ?) ORDER BY wake_at, stream_id',
+      ),
       saveSnapshot: db.prepare(
         'INSERT OR REPLACE INTO snapshots (stream_id, version, position, code_version, state) VALUES (?, ?, ?, ?, ?)',
       ),
@@ -245,9 +247,8 @@ class SqliteEventStore implements EventStore {
   }
 
   dueStreams(t: bigint, prefix = ''): { streamId: string; wakeAt: bigint }[] {
-    return (this.stmts.due.all(t) as { streamId: string; wakeAt: string }[])
-      .filter((r) => r.streamId.startsWith(prefix))
-      .map((r) => ({ streamId: r.streamId, wakeAt: BigInt(r.wakeAt) }));
+    const [lo, hi] = prefix ? prefixRange(prefix) : ['', null];
+    return (this.stmts.due.all(t, lo, hi, hi) as { streamId: string; wakeAt: string }[]).map((r) => ({ streamId: r.streamId, wakeAt: BigInt(r.wakeAt) }));
   }
 
   saveSnapshot(s: SnapshotRecord): void {

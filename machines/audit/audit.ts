@@ -154,11 +154,16 @@ export function auditMigration(
   }
 
   // The recorded VM events of this migration, for citations.
+  const vmEventsOf = (vmId: string) =>
+    Array.from(store.scan({ streamId: vmStreamId(vmId), fromPosition: migEvents[0]!.position, toPosition: endEvent?.position, withoutMetadata: true }), (r) => ({
+      position: r.position,
+      type: r.type,
+      time: BigInt(r.time),
+      data: JSON.parse(r.data) as unknown,
+    }));
   const vmEvents = [
-    ...store.read({ streamId: vmStreamId(mig.vmId), fromPosition: migEvents[0]!.position, toPosition: endEvent?.position }),
-    ...(mig.newVmId !== mig.vmId && (mig.status === 'completed' || store.streamVersion(vmStreamId(mig.newVmId)) > 0)
-      ? store.read({ streamId: vmStreamId(mig.newVmId), fromPosition: migEvents[0]!.position, toPosition: endEvent?.position })
-      : []),
+    ...vmEventsOf(mig.vmId),
+    ...(mig.newVmId !== mig.vmId && (mig.status === 'completed' || store.streamVersion(vmStreamId(mig.newVmId)) > 0) ? vmEventsOf(mig.newVmId) : []),
   ].sort((a, b) => a.position - b.position);
   const ioctls = (pred: (d: IoctlIssuedData) => boolean) =>
     vmEvents.filter((e) => e.type === 'IoctlIssued' && pred(e.data as IoctlIssuedData)).map((e) => e.position);
