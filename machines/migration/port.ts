@@ -138,6 +138,12 @@ export class VmmPort {
     return khz;
   }
 
+  /** Tear down a destination VM the migration created (an in-place pause has none: its VM is the source). */
+  discardDestination(): void {
+    if (this.inPlace || !this.hasVm('destination') || this.vm('destination').destroyed) return;
+    this.destroy('destination', 'migration failed');
+  }
+
   destroy(side: Side, reason: string): void {
     const r = this.session.vmCommand(this.vmId(side), { type: 'destroy', reason });
     this.refs.push(r.ref);

@@ -67,6 +67,23 @@ describe('PVCLOCK_GUEST_STOPPED belongs to one resume', () => {
   });
 });
 
+describe('a refused in-place pause', () => {
+  it('resumes the VM where it is: the VM is not torn down as if it were a destination', async () => {
+    // 5.15's KVM_GET_CLOCK fills no (host_tsc, realtime) pair: the offset procedure stops at 'save'
+    await l.ok('createHost', { hostId: 'old', tscKhz: 2_000_000, kernel: 'linux-5.15' });
+    await l.ok('createVm', { vmId: 'a', hostId: 'old', vcpus: 2 });
+    await l.ok('runVcpu', { vmId: 'a' });
+    await l.ok('advanceTime', { ns: S.toString() });
+    const r = await l.ok('migrate', { vmId: 'a', inPlace: true, strategy: 'offset-documented', blackoutNs: 300_000_000 });
+    expect(r.status).toBe('failed');
+    expect(r.audit.failure.step).toBe('save');
+    const state = (await l.ok('stateAt', { vmId: 'a' })).state;
+    expect(state.lifecycle).toBe('running');
+    expect(state.kvm.vcpus.map((v: { running: boolean }) => v.running)).toEqual([true, true]);
+    expect((await l.ok('events', { streamId: 'vm-a' })).events.map((e: { type: string }) => e.type)).not.toContain('VmDestroyed');
+  });
+});
+
 describe('a guest that never enabled kvmclock', () => {
   it('is judged on its TSC alone: no kvmclock step, no watchdog prediction', async () => {
     await guest('a', 1, false);

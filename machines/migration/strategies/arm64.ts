@@ -83,7 +83,7 @@ export const qemuArm64: Strategy<QemuSaved, QemuSaved> = {
     p.runAll('destination');
   },
   rollback(p, atStop) {
-    if (p.hasVm('destination') && !p.inPlace && !p.vm('destination').destroyed) p.destroy('destination', 'migration failed');
+    p.discardDestination();
     if (atStop) for (const [id, v] of atStop.cnt) p.ioctl('source', id, 'KVM_SET_ONE_REG', { id: CNT, value: v.toString() });
     resumeSource(p);
   },

@@ -102,7 +102,7 @@ export function writeOffset(p: VmmPort, step: string, vcpu: number, offset: bigi
 
 /** Resume the source after a refused step: tear down the destination, re-enter KVM_RUN. */
 export function resumeSource(p: VmmPort): void {
-  if (p.hasVm('destination') && p.vm('destination').destroyed === false) p.destroy('destination', 'migration failed');
+  p.discardDestination();
   for (const v of vcpusOf(p.vm('source'))) if (!v.running) p.ioctl('source', v.id, 'KVM_RUN');
 }
 

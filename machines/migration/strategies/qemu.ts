@@ -60,7 +60,7 @@ export const qemu: Strategy<Saved, Saved> = {
   },
   rollback(p, atStop, saved) {
     // vm_start on the source: the same state-change handler writes the saved kvmclock back
-    if (p.hasVm('destination') && !p.vm('destination').destroyed) p.destroy('destination', 'migration failed');
+    p.discardDestination();
     const clock = saved?.clock ?? atStop?.clock;
     if (clock !== undefined) p.ioctl('source', null, 'KVM_SET_CLOCK', { clock: clock.toString(), flags: 0 });
     for (const id of p.vcpuIds('source')) p.ioctl('source', id, 'KVM_KVMCLOCK_CTRL');
