@@ -74,6 +74,7 @@ export class Session {
   private clock: bigint | null = null;
   /** the time the session began at, and the log's wake index as the session first read it */
   private startedAt: bigint | null = null;
+  private beganAt: bigint | null = null;
   private wakeIndex: { upTo: bigint; due: { streamId: string; wakeAt: bigint }[] } | null = null;
 
   constructor(
@@ -135,6 +136,7 @@ export class Session {
     if (this.clock === null) {
       this.clock = (this.load(LEDGER_STREAM).state as LedgerState | null)?.now ?? 0n;
       this.startedAt = this.clock;
+      this.beganAt = this.clock;
     }
     return this.clock;
   }
@@ -267,6 +269,33 @@ export class Session {
   keepSnapshot(streamId: string): void {
     const l = this.load(streamId);
     if (l.version > 0 && l.state !== null) this.snapshotsToSave.push({ streamId, version: l.version, state: serialize(l.state) });
+  }
+
+  /** The events this session recorded on a stream, with the versions they take. */
+  recorded(streamId: string): { version: number; event: NewEvent }[] {
+    const l = this.loaded.get(streamId);
+    return l ? l.pending.map((event, i) => ({ version: l.base + i + 1, event })) : [];
+  }
+
+  /** The version a stream had when this session first read it (null: not read). */
+  baseVersion(streamId: string): number | null {
+    return this.loaded.get(streamId)?.base ?? null;
+  }
+
+  /** A stream's version in this session, its own events included (null: not read). */
+  currentVersion(streamId: string): number | null {
+    return this.loaded.get(streamId)?.version ?? null;
+  }
+
+  /** A state this session keeps as a snapshot (serialized), if it keeps that stream version. */
+  keptSnapshot(streamId: string, version: number): Buffer | undefined {
+    return this.snapshotsToSave.find((sn) => sn.streamId === streamId && sn.version === version)?.state;
+  }
+
+  /** The simulated instant the session began at. */
+  startTime(): bigint {
+    this.now();
+    return this.beganAt!;
   }
 
   /** How many events this session has recorded so far. */

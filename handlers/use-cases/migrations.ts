@@ -1,11 +1,13 @@
 // Live migrations and their audit.
 import { z } from 'zod';
-import { auditMigration, type AuditReport } from '../../machines/audit/audit.js';
+import { auditFrom, type AuditReport } from '../../machines/audit/audit.js';
+import { logAuditSource, sessionAuditSource, type AuditSource } from '../../machines/audit/source.js';
+import type { Session } from '../../machines/session.js';
 import { DEFAULT_THRESHOLDS, type AuditThresholds } from '../../machines/audit/thresholds.js';
 import type { Json } from '../../machines/codec.js';
 import { nextMigrationId, runMigration } from '../../machines/migration/run.js';
 import { STRATEGIES, STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
-import type { EventStore } from '../../store/types.js';
+import type { WrittenEvent } from '../../store/types.js';
 import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
 import { HandlerError } from '../errors.js';
 
@@ -40,11 +42,12 @@ export const migrate = defineHandler({
     .refine((r) => r.inPlace || r.toHost !== undefined, { message: 'toHost is required (unless inPlace)', path: ['toHost'] })
     .refine((r) => !r.inPlace || r.newVmId === undefined || r.newVmId === r.vmId, { message: 'an in-place pause keeps the VM id', path: ['newVmId'] }),
   run(req, env) {
+    let committed: { session: Session; written: WrittenEvent[] } | null = null;
     const r = env.write(
       (s) => {
         const migrationId = req.migrationId ?? nextMigrationId(s);
         const fromHost = s.requireVm(req.vmId).hostId;
-        return runMigration(s, {
+        const result = runMigration(s, {
           migrationId,
           vmId: req.vmId,
           // default: the guest's name and this migration's id (web → web.m1 → web.m2, not web.m1.m2)
@@ -60,16 +63,24 @@ export const migrate = defineHandler({
           preSaveGapNs: req.preSaveGapNs,
           options: req.options as Record<string, Json>,
         });
+        return { result, session: s };
       },
-      (outcome) => ({ ...outcome }),
+      (outcome, written) => {
+        committed = { session: outcome.session, written };
+        return { ...outcome.result };
+      },
     ) as { migrationId: string; status: string; newVmId: string };
-    // The report comes from the log alone, exactly as a later `audit` call computes it.
-    return { ...r, audit: auditOrThrow(env.store, r.migrationId, req.thresholds) };
+    // The report is what a later `audit` call computes from the log; this session's own events
+    // and kept states are that log, so it reads nothing back. (A retried request already
+    // recorded has no session here: it is audited from the log.)
+    const c = committed as { session: Session; written: WrittenEvent[] } | null;
+    const source = c ? sessionAuditSource(c.session, c.written, env.store) : logAuditSource(env.store);
+    return { ...r, audit: auditOrThrow(source, r.migrationId, req.thresholds) };
   },
 });
 
-function auditOrThrow(store: EventStore, migrationId: string, thresholds?: Partial<AuditThresholds>): AuditReport {
-  const a = auditMigration(store, migrationId, thresholds);
+function auditOrThrow(source: AuditSource, migrationId: string, thresholds?: Partial<AuditThresholds>): AuditReport {
+  const a = auditFrom(source, migrationId, thresholds);
   if (!a) throw new HandlerError('not_found', `no migration '${migrationId}'`, { migrationId });
   return a;
 }
@@ -79,9 +90,10 @@ export const audit = defineHandler({
   summary: 'audit a recorded migration (or all of them) from the log: clock advance vs true time, steps, skew, and the guest symptoms predicted',
   schema: z.object({ ...commonFields, migrationId: idSchema.optional(), thresholds: thresholdsSchema }).strict(),
   run(req, env) {
-    if (req.migrationId) return { audit: auditOrThrow(env.store, req.migrationId, req.thresholds) };
+    const source = logAuditSource(env.store);
+    if (req.migrationId) return { audit: auditOrThrow(source, req.migrationId, req.thresholds) };
     const ids = env.store.streams('migration-').map((s) => s.slice('migration-'.length));
-    const audits = ids.map((id) => auditOrThrow(env.store, id, req.thresholds));
+    const audits = ids.map((id) => auditOrThrow(source, id, req.thresholds));
     return { audits, summary: { pass: audits.filter((a) => a.verdict === 'pass').length, warn: audits.filter((a) => a.verdict === 'warn').length, fail: audits.filter((a) => a.verdict === 'fail').length } };
   },
 });

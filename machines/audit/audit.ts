@@ -5,9 +5,7 @@ import { hvclockToHz, scaleTsc } from '../../kvm/arith.js';
 import type { HostState } from '../../kvm/host.js';
 import { MSRS } from '../../kvm/uapi.js';
 import type { EventStore } from '../../store/types.js';
-import { hostStreamId } from '../host/host.js';
-import { migrationStreamId, type MigrationState } from '../migration/state.js';
-import { rebuildStream } from '../rebuild.js';
+import type { MigrationState } from '../migration/state.js';
 import { vmStreamId, type IoctlIssuedData } from '../vm/events.js';
 import type { EvolveOptions, VmRecord } from '../vm/evolve.js';
 import { guestClocksAt, guestCountersAt } from '../vm/view.js';
@@ -15,6 +13,7 @@ import { arm64Ctx } from '../vm/evolve.js';
 import { physCounterTrapped } from '../../kvm/arm64/timer.js';
 import { sampleHost } from '../../kvm/host.js';
 import { DEFAULT_THRESHOLDS, type AuditThresholds, type FindingCode } from './thresholds.js';
+import { logAuditSource, type AuditSource, type LoggedEvent } from './source.js';
 
 export type Severity = 'info' | 'warn' | 'fail';
 
@@ -118,10 +117,10 @@ interface Side {
   time: bigint;
 }
 
-function sideAt(store: EventStore, vmId: string, version: number, time: bigint, opts: EvolveOptions): Side | null {
-  const rec = rebuildStream<VmRecord>(store, vmStreamId(vmId), { version }, opts).state;
+function sideAt(src: AuditSource, vmId: string, version: number, time: bigint): Side | null {
+  const rec = src.vmAt(vmId, version);
   if (!rec) return null;
-  const host = rebuildStream<HostState>(store, hostStreamId(rec.hostId), { time }).state!;
+  const host = src.host(rec.hostId, time)!;
   return { rec, host, time };
 }
 
@@ -132,43 +131,47 @@ export function auditMigration(
   thresholds: Partial<AuditThresholds> = {},
   opts: EvolveOptions = {},
 ): AuditReport | null {
+  return auditFrom(logAuditSource(store, opts), migrationId, thresholds, opts);
+}
+
+/** Audit one migration from what a source holds of the log. */
+export function auditFrom(
+  src: AuditSource,
+  migrationId: string,
+  thresholds: Partial<AuditThresholds> = {},
+  opts: EvolveOptions = {},
+): AuditReport | null {
   const th = { ...DEFAULT_THRESHOLDS, ...thresholds };
-  const mig = rebuildStream<MigrationState>(store, migrationStreamId(migrationId)).state;
-  if (!mig) return null;
+  const m = src.migration(migrationId);
+  if (!m) return null;
+  const { state: mig, events: migEvents } = m;
   const phase = (name: string) => mig.phases.find((p) => p.phase === name);
   const pausing = phase('pausing')!;
   const stopTime = BigInt(pausing.time);
-  const migEvents = store.read({ streamId: migrationStreamId(migrationId) });
   const endEvent = migEvents.find((e) => e.type === 'MigrationCompleted' || e.type === 'MigrationFailed');
 
   // Before: the source as the stop began. After: the destination as its guest resumed, or the
   // source once it resumed after a failure.
-  const before = sideAt(store, mig.vmId, pausing.marks!.source.version, stopTime, opts)!;
+  const before = sideAt(src, mig.vmId, pausing.marks!.source.version, stopTime)!;
   let after: Side | null = null;
   if (mig.status === 'completed') {
     const v = phase('verifying')!;
-    after = sideAt(store, mig.newVmId, v.marks!.destination!.version, BigInt(v.time), opts);
+    after = sideAt(src, mig.newVmId, v.marks!.destination!.version, BigInt(v.time));
   } else if (endEvent) {
-    const srcVersion = store.streamVersion(vmStreamId(mig.vmId), endEvent.position);
-    after = sideAt(store, mig.vmId, srcVersion, endEvent.time, opts);
+    const srcVersion = src.streamVersion(vmStreamId(mig.vmId), endEvent.position);
+    after = sideAt(src, mig.vmId, srcVersion, endEvent.time);
   }
 
   // The recorded VM events of this migration, for citations.
-  const vmEventsOf = (vmId: string) =>
-    Array.from(store.scan({ streamId: vmStreamId(vmId), fromPosition: migEvents[0]!.position, toPosition: endEvent?.position, withoutMetadata: true }), (r) => ({
-      position: r.position,
-      type: r.type,
-      time: BigInt(r.time),
-      data: JSON.parse(r.data) as unknown,
-    }));
+  const vmEventsOf = (vmId: string) => src.vmEvents(vmId, migEvents[0]!.position, endEvent?.position);
   const vmEvents = [
     ...vmEventsOf(mig.vmId),
-    ...(mig.newVmId !== mig.vmId && (mig.status === 'completed' || store.streamVersion(vmStreamId(mig.newVmId)) > 0) ? vmEventsOf(mig.newVmId) : []),
+    ...(mig.newVmId !== mig.vmId && (mig.status === 'completed' || src.streamVersion(vmStreamId(mig.newVmId)) > 0) ? vmEventsOf(mig.newVmId) : []),
   ].sort((a, b) => a.position - b.position);
   const ioctls = (pred: (d: IoctlIssuedData) => boolean) =>
     vmEvents.filter((e) => e.type === 'IoctlIssued' && pred(e.data as IoctlIssuedData)).map((e) => e.position);
-  const failurePosition = mig.failure?.ref ? (store.positionOfVersion(mig.failure.ref.streamId, mig.failure.ref.version) ?? null) : null;
-  if (before.rec.arm64) return auditArm64({ store, mig, th, opts, before, after, stopTime, vmEvents, ioctls, failurePosition });
+  const failurePosition = mig.failure?.ref ? src.positionOfVersion(mig.failure.ref.streamId, mig.failure.ref.version) : null;
+  if (before.rec.arm64) return auditArm64({ src, mig, th, opts, before, after, stopTime, vmEvents, ioctls, failurePosition });
   const tscWrites = ioctls((d) => d.ioctl === 'KVM_SET_TSC_KHZ' || writesTsc(d));
   const clockWrites = ioctls((d) => d.ioctl === 'KVM_SET_CLOCK' || d.ioctl === 'KVM_SET_CLOCK_GUEST');
   const ctrl = ioctls((d) => d.ioctl === 'KVM_KVMCLOCK_CTRL');
@@ -280,7 +283,7 @@ export function auditMigration(
   }
   const verdict = findings.some((f) => f.severity === 'fail') ? 'fail' : findings.some((f) => f.severity === 'warn') ? 'warn' : 'pass';
   const srcHost = before.host;
-  const dstHost = rebuildStream<HostState>(store, hostStreamId(mig.toHost)).state;
+  const dstHost = src.host(mig.toHost);
   return {
     migrationId,
     strategy: mig.strategy,
@@ -310,14 +313,14 @@ export function auditMigration(
 
 
 interface Arm64AuditInput {
-  store: EventStore;
+  src: AuditSource;
   mig: MigrationState;
   th: AuditThresholds;
   opts: EvolveOptions;
   before: Side;
   after: Side | null;
   stopTime: bigint;
-  vmEvents: { position: number; type: string; data: unknown; time: bigint }[];
+  vmEvents: LoggedEvent[];
   ioctls: (pred: (d: IoctlIssuedData) => boolean) => number[];
   failurePosition: number | null;
 }
@@ -384,7 +387,7 @@ function auditArm64(a: Arm64AuditInput): AuditReport {
     add('physical_counter_traps', 'info', `the guest's physical counter is offset on a host without FEAT_ECV: every CNTPCT read traps (${trapped} so far, ~${trapCostNs} ns each: ${fmtNs(BigInt(trapped) * trapCostNs)})`, counterWrites);
   }
   const verdict = findings.some((f) => f.severity === 'fail') ? 'fail' : findings.some((f) => f.severity === 'warn') ? 'warn' : 'pass';
-  const dstHost = rebuildStream<HostState>(a.store, hostStreamId(mig.toHost)).state;
+  const dstHost = a.src.host(mig.toHost);
   return {
     migrationId: mig.migrationId,
     strategy: mig.strategy,

@@ -8,6 +8,7 @@ import { handlers, type HandlerName } from '../../handlers/index.js';
 import { storeFor } from '../../handlers/context.js';
 import { toJson } from '../../machines/codec.js';
 import { liveState, rebuildAll } from '../../machines/rebuild.js';
+import { auditMigration } from '../../machines/audit/audit.js';
 
 export function tempDir(prefix = 'clockledger-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -17,6 +18,8 @@ export interface Ledger {
   db: string;
   dir: string;
   call(name: HandlerName, request: Record<string, unknown>): Promise<Record<string, any>>;
+  /** every audit the migrate handler answered with */
+  migrateAudits: { audit: Record<string, any>; thresholds?: Record<string, any> }[];
   /** call and insist on ok: true */
   ok(name: HandlerName, request: Record<string, unknown>): Promise<Record<string, any>>;
   cleanup(): void;
@@ -25,12 +28,17 @@ export interface Ledger {
 export function newLedger(): Ledger {
   const dir = tempDir();
   const db = join(dir, 'ledger.db');
-  const call = async (name: HandlerName, request: Record<string, unknown>) =>
-    (await (handlers[name] as (r: unknown, c: unknown) => Promise<unknown>)(request, { db })) as Record<string, any>;
+  const migrateAudits: Ledger['migrateAudits'] = [];
+  const call = async (name: HandlerName, request: Record<string, unknown>) => {
+    const r = (await (handlers[name] as (r: unknown, c: unknown) => Promise<unknown>)(request, { db })) as Record<string, any>;
+    if (name === 'migrate' && r.ok) migrateAudits.push({ audit: r.audit, thresholds: request.thresholds as Record<string, any> | undefined });
+    return r;
+  };
   return {
     db,
     dir,
     call,
+    migrateAudits,
     async ok(name, request) {
       const r = await call(name, request);
       if (!r.ok) throw new Error(`${name} failed: ${JSON.stringify(r.error)}`);
@@ -42,9 +50,13 @@ export function newLedger(): Ledger {
   };
 }
 
-/** Every stream rebuilt from the log alone (no cache, no snapshot) deep-equals the state that was live. */
+/**
+ * Every stream rebuilt from the log alone (no cache, no snapshot) deep-equals the state that was
+ * live, and every audit the migrate handler gave (from its session) is the log's audit.
+ */
 export function expectReplayEqualsLive(l: Ledger): void {
   const store = storeFor({ db: l.db });
+  expectMigrateAuditsFromLog(l);
   const rebuilt = rebuildAll(store);
   expect(rebuilt.size).toBeGreaterThan(0);
   for (const [streamId, r] of rebuilt) {
@@ -52,5 +64,14 @@ export function expectReplayEqualsLive(l: Ledger): void {
     expect(live, `live state of ${streamId}`).toBeDefined();
     expect(live!.version, streamId).toBe(r.version);
     expect(toJson(r.state), streamId).toEqual(toJson(live!.state));
+  }
+}
+
+/** The audit each migrate call answered with (from the session it committed) equals the audit of the log. */
+export function expectMigrateAuditsFromLog(l: Ledger): void {
+  const store = storeFor({ db: l.db });
+  for (const { audit, thresholds } of l.migrateAudits) {
+    const t = thresholds && Object.fromEntries(Object.entries(thresholds).map(([k, v]) => [k, BigInt(v)]));
+    expect(audit, `audit of ${audit.migrationId}`).toEqual(toJson(auditMigration(store, audit.migrationId, t)));
   }
 }

@@ -5,13 +5,16 @@ import { storeFor } from '../../handlers/context.js';
 import { openEventStore } from '../../store/sqlite-event-store.js';
 import { Session, withSession } from '../../machines/session.js';
 import { clearRebuildCache } from '../../machines/rebuild.js';
-import { newLedger, type Ledger } from '../helpers/ledger.js';
+import { expectMigrateAuditsFromLog, newLedger, type Ledger } from '../helpers/ledger.js';
 
 let l: Ledger;
 beforeEach(() => {
   l = newLedger();
 });
-afterEach(() => l.cleanup());
+afterEach(() => {
+  expectMigrateAuditsFromLog(l);
+  l.cleanup();
+});
 
 const S = 1_000_000_000n;
 const codes = (a: { findings: { code: string; severity: string }[] }) => a.findings.map((f) => `${f.code}:${f.severity}`);

@@ -1,0 +1,110 @@
+// What an audit reads: the migration's stream, the VM states at its cut points, the hosts, and
+// the VM events it cites. Either from the log (any time, any process, under any profile), or from
+// the session that just committed the migration: the same events and states, already in memory,
+// so the migrate handler does not read back and decode what it has just written.
+import { deserialize } from 'node:v8';
+import type { HostState } from '../../kvm/host.js';
+import type { EventStore, WrittenEvent } from '../../store/types.js';
+import { hostStreamId } from '../host/host.js';
+import { migrationStreamId, type MigrationState } from '../migration/state.js';
+import { rebuildStream } from '../rebuild.js';
+import type { Session } from '../session.js';
+import { vmStreamId } from '../vm/events.js';
+import type { EvolveOptions, VmRecord } from '../vm/evolve.js';
+
+/** A recorded event as the audit looks at it. */
+export interface LoggedEvent {
+  position: number;
+  type: string;
+  time: bigint;
+  data: unknown;
+}
+
+export interface AuditSource {
+  /** the migration's current state and its events */
+  migration(migrationId: string): { state: MigrationState; events: LoggedEvent[] } | null;
+  /** a VM's state at a stream version */
+  vmAt(vmId: string, version: number): VmRecord | null;
+  /** a host's state at an instant (default: its current state) */
+  host(hostId: string, time?: bigint): HostState | null;
+  /** a VM's events between two global positions (inclusive) */
+  vmEvents(vmId: string, fromPosition: number, toPosition?: number): LoggedEvent[];
+  /** a stream's version as of a global position (default: now) */
+  streamVersion(streamId: string, atPosition?: number): number;
+  positionOfVersion(streamId: string, version: number): number | null;
+}
+
+function scanEvents(store: EventStore, streamId: string, fromPosition?: number, toPosition?: number): LoggedEvent[] {
+  return Array.from(store.scan({ streamId, fromPosition, toPosition, withoutMetadata: true }), (r) => ({
+    position: r.position,
+    type: r.type,
+    time: BigInt(r.time),
+    data: JSON.parse(r.data) as unknown,
+  }));
+}
+
+/** The audit's reads answered from the log (VM states re-executed under `opts.profile` if given). */
+export function logAuditSource(store: EventStore, opts: EvolveOptions = {}): AuditSource {
+  return {
+    migration(migrationId) {
+      const state = rebuildStream<MigrationState>(store, migrationStreamId(migrationId)).state;
+      return state ? { state, events: scanEvents(store, migrationStreamId(migrationId)) } : null;
+    },
+    vmAt: (vmId, version) => rebuildStream<VmRecord>(store, vmStreamId(vmId), { version }, opts).state,
+    host: (hostId, time) => rebuildStream<HostState>(store, hostStreamId(hostId), time === undefined ? {} : { time }).state,
+    vmEvents: (vmId, fromPosition, toPosition) => scanEvents(store, vmStreamId(vmId), fromPosition, toPosition),
+    streamVersion: (streamId, atPosition) => store.streamVersion(streamId, atPosition),
+    positionOfVersion: (streamId, version) => store.positionOfVersion(streamId, version) ?? null,
+  };
+}
+
+/**
+ * The audit's reads answered from a session that has just committed (its recorded events with the
+ * positions the commit gave them, the states it kept at the migration's cut points); anything the
+ * session did not hold is read from the log.
+ */
+export function sessionAuditSource(session: Session, written: WrittenEvent[], store: EventStore): AuditSource {
+  const log = logAuditSource(store);
+  const positions = new Map<string, number>();
+  for (const w of written) positions.set(`${w.streamId}\u0000${w.version}`, w.position);
+  const firstWritten = written[0]?.position ?? Infinity;
+  const eventsOf = (streamId: string): LoggedEvent[] =>
+    session.recorded(streamId).map(({ version, event }) => ({
+      position: positions.get(`${streamId}\u0000${version}`)!,
+      type: event.type,
+      time: event.time,
+      data: event.data,
+    }));
+  return {
+    migration(migrationId) {
+      const sid = migrationStreamId(migrationId);
+      // the whole stream was written by this session (it began the migration)
+      if (session.baseVersion(sid) !== 0) return log.migration(migrationId);
+      const state = session.stream(sid) as MigrationState | null;
+      return state ? { state, events: eventsOf(sid) } : null;
+    },
+    vmAt(vmId, version) {
+      const sid = vmStreamId(vmId);
+      const kept = session.keptSnapshot(sid, version);
+      if (kept) return deserialize(kept) as VmRecord;
+      if (session.currentVersion(sid) === version) return session.stream(sid) as VmRecord | null;
+      return log.vmAt(vmId, version);
+    },
+    host(hostId, time) {
+      const sid = hostStreamId(hostId);
+      // A host this session read and did not change: its state holds from its last event, which
+      // the log has before this session began (positions grow with time), so at any instant asked here.
+      if (session.currentVersion(sid) !== null && session.recorded(sid).length === 0 && (time === undefined || time >= session.startTime())) {
+        return session.stream(sid) as HostState | null;
+      }
+      return log.host(hostId, time);
+    },
+    vmEvents(vmId, fromPosition, toPosition) {
+      const sid = vmStreamId(vmId);
+      if (fromPosition < firstWritten) return log.vmEvents(vmId, fromPosition, toPosition);
+      return eventsOf(sid).filter((e) => e.position >= fromPosition && (toPosition === undefined || e.position <= toPosition));
+    },
+    streamVersion: (streamId, atPosition) => log.streamVersion(streamId, atPosition),
+    positionOfVersion: (streamId, version) => positions.get(`${streamId}\u0000${version}`) ?? log.positionOfVersion(streamId, version),
+  };
+}
