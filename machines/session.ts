@@ -56,6 +56,8 @@ export function positionOf(written: WrittenEvent[], ref: EventRef): number | nul
 interface Loaded {
   base: number;
   state: StreamState | null;
+  /** the state was created by this session: nothing else holds it, so events evolve it in place */
+  owned: boolean;
   version: number;
   position: number;
   pending: NewEvent[];
@@ -86,7 +88,7 @@ export class Session {
     let l = this.loaded.get(streamId);
     if (!l) {
       const r = rebuildStream(this.store, streamId);
-      l = { base: r.version, state: r.state, version: r.version, position: r.position, pending: [] };
+      l = { base: r.version, state: r.state, owned: false, version: r.version, position: r.position, pending: [] };
       this.loaded.set(streamId, l);
     }
     return l;
@@ -97,10 +99,13 @@ export class Session {
     const l = this.load(streamId);
     if (next === undefined) {
       const kind = streamKind(streamId);
-      next =
-        l.state === null
-          ? applyStreamEvent(kind, null, ev, time).state
-          : (produce(l.state, (d) => applyStreamEvent(kind, d as StreamState, ev, time).state) as StreamState);
+      if (l.state === null || l.owned) {
+        next = applyStreamEvent(kind, l.state, ev, time).state;
+        l.owned = true;
+      } else {
+        // a state read from the log or the cache is shared: evolve a copy
+        next = produce(l.state, (d) => applyStreamEvent(kind, d as StreamState, ev, time).state) as StreamState;
+      }
     }
     l.state = next;
     l.version++;
@@ -114,7 +119,9 @@ export class Session {
   // Events of one session share their metadata object (per profile), so the store encodes it once.
   private readonly metadataCache = new Map<string, EventMetadata>();
   private metadataFor(extra: EventMetadata): EventMetadata {
-    const key = JSON.stringify(extra);
+    // (VM events add only their profile: key those by it without encoding)
+    const keys = Object.keys(extra);
+    const key = keys.length === 0 ? '' : keys.length === 1 && keys[0] === 'profile' ? `p:${String(extra.profile)}` : JSON.stringify(extra);
     let m = this.metadataCache.get(key);
     if (!m) {
       m = Object.freeze({

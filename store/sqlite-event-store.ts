@@ -83,6 +83,7 @@ class SqliteEventStore implements EventStore {
       // Positions grow with time (writers assert the time they read), so the last entry of the
       // (time, position) index at or before t is the answer: a seek, not a scan.
       positionAtTime: db.prepare('SELECT position FROM events WHERE time <= ? ORDER BY time DESC, position DESC LIMIT 1').pluck(),
+      countStreams: db.prepare('SELECT COUNT(*) FROM streams WHERE stream_id >= ? AND (? IS NULL OR stream_id < ?)').pluck(),
       setWake: db.prepare('UPDATE streams SET wake_at = ? WHERE stream_id = ?'),
       due: db.prepare(
         'SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT NULL AND wake_at <= ? AND stream_id >= ? AND (? IS NULL OR stream_id < ?) ORDER BY wake_at, stream_id',
@@ -232,6 +233,11 @@ class SqliteEventStore implements EventStore {
     const [lo, hi] = prefixRange(prefix);
     const sql = hi === null ? 'SELECT stream_id FROM streams WHERE stream_id >= ? ORDER BY stream_id' : 'SELECT stream_id FROM streams WHERE stream_id >= ? AND stream_id < ? ORDER BY stream_id';
     return this.db.prepare(sql).pluck().all(...(hi === null ? [lo] : [lo, hi])) as string[];
+  }
+
+  countStreams(prefix = ''): number {
+    const [lo, hi] = prefix ? prefixRange(prefix) : ['', null];
+    return this.stmts.countStreams.get(lo, hi, hi) as number;
   }
 
   lastPosition(): number {

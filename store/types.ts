@@ -120,6 +120,8 @@ export interface EventStore {
   positionOfVersion(streamId: string, version: number): number | undefined;
   /** streams (with this prefix) whose wake instant is at or before t, earliest first */
   dueStreams(t: bigint, prefix?: string): { streamId: string; wakeAt: bigint }[];
+  /** how many streams have an id starting with the prefix */
+  countStreams(prefix?: string): number;
   saveSnapshot(s: SnapshotRecord): void;
   latestSnapshot(streamId: string, codeVersion: string, maxPosition?: number): SnapshotRecord | undefined;
   verify(): VerifyResult;

@@ -18,9 +18,8 @@ export interface MigrationOutcome {
 
 /** The next free migration id: m1, m2, ... (a concurrent writer that takes it forces a retry). */
 export function nextMigrationId(s: Session): string {
-  const taken = new Set(s.store.streams('migration-'));
-  let n = taken.size + 1;
-  while (taken.has(`migration-m${n}`)) n++;
+  let n = s.store.countStreams('migration-') + 1;
+  while (s.store.streamVersion(`migration-m${n}`) > 0) n++;
   return `m${n}`;
 }
 

@@ -413,16 +413,13 @@ describe('reading', () => {
     // LIKE wildcards in the prefix are literal
     expect(s.streams('vm%')).toEqual([]);
     expect(s.streams('vm_')).toEqual([]);
+    // countStreams(prefix) counts the same ids
+    for (const prefix of ['', 'vm/', 'vm', 'vm/a', 'h', 'zzz', 'vm%']) expect(s.countStreams(prefix), prefix).toBe(s.streams(prefix).length);
   });
 
-  // BUG (store/sqlite-event-store.ts, streams() and where()): the prefix range is
-  // `stream_id >= prefix AND stream_id < prefix || '\uffff'`, compared as UTF-8 bytes; a character
-  // outside the BMP (4-byte UTF-8, lead byte F0..F4) sorts above U+FFFF (EF BF BF), so a stream id
-  // whose character after the prefix is e.g. an emoji is missing from streams() / streamPrefix
-  // reads, and streams() without a prefix misses ids that start with one. Reproduction:
-  // commit streams 'p/😀' and '😀x'; s.streams() → [] (expected both), s.streams('p/') → [],
-  // s.read({ streamPrefix: 'p/' }) → []. Remove `.fails` once fixed.
-  it('stream ids with characters outside the BMP are found by prefix (BUG: \\uffff upper bound)', () => {
+  // A prefix range bounded by prefix + '\uffff' would miss ids continuing with a character outside
+  // the BMP (4-byte UTF-8 sorts above U+FFFF): the bound is the prefix with its last code point + 1.
+  it('stream ids with characters outside the BMP are found by prefix', () => {
     const s = openStore(tempDbPath());
     s.commit([
       { streamId: 'p/😀', expectedVersion: 0, events: [ev('x', 1)] },
@@ -431,6 +428,8 @@ describe('reading', () => {
     expect(s.read({ streamPrefix: 'p/' }).map((e) => e.streamId)).toEqual(['p/😀']);
     expect(s.streams('p/')).toEqual(['p/😀']);
     expect(s.streams()).toEqual(['p/😀', '😀x']);
+    expect(s.countStreams('p/')).toBe(1);
+    expect(s.countStreams()).toBe(2);
   });
 
   it('positionAtTime gives the last position at or before t', () => {
