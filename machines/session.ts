@@ -238,11 +238,20 @@ export class Session {
   }
 
   /** Decide a VM command through the VM machine, record its event, and return the kernel's result. */
-  vmCommand(vmId: string, cmd: VmCommandInput): { event: VmEvent; result: Json; ref: EventRef } {
+  vmCommand(vmId: string, cmd: Exclude<VmCommandInput, { type: 'guests' | 'exits' }>): { event: VmEvent; result: Json; ref: EventRef } {
+    const d = this.vmCommands(vmId, cmd);
+    return { event: d.events[0]!, result: d.results[0]!, ref: d.refs[0]! };
+  }
+
+  /** Decide a VM command (a batch records one event per operation) and record its events. */
+  vmCommands(vmId: string, cmd: VmCommandInput): { events: VmEvent[]; results: Json[]; refs: EventRef[] } {
     const rec = this.vm(vmId);
     const hostId = cmd.type === 'create' ? cmd.data.hostId : rec?.hostId;
     if (cmd.type !== 'create' && !rec) throw new DomainError('not_found', `no VM '${vmId}'`, { vmId });
     if (cmd.type === 'create' && rec) throw new DomainError('conflict', `VM '${vmId}' already exists`, { vmId });
+    if ((cmd.type === 'guests' && !cmd.ops.length) || (cmd.type === 'exits' && !cmd.vcpus.length)) {
+      throw new DomainError('invalid_request', `a '${cmd.type}' command must name at least one vCPU`, { vmId });
+    }
     const hw = this.sample(hostId!);
     const sid = vmStreamId(vmId);
     let decider = this.vmDeciders.get(sid);
@@ -253,18 +262,20 @@ export class Session {
     const decision = decider.decide({ ...cmd, hw } as VmCommand);
     if (!decision) {
       const state = vmLifecycle(rec);
+      const vcpus = cmd.type === 'guest' || cmd.type === 'exit' ? [cmd.vcpu] : cmd.type === 'guests' ? cmd.ops.map((o) => o.vcpu) : cmd.type === 'exits' ? cmd.vcpus : null;
       const why =
         state === 'destroyed'
           ? `VM '${vmId}' was destroyed (${rec!.destroyReason})`
-          : cmd.type === 'guest' || cmd.type === 'exit'
-            ? `vCPU ${cmd.vcpu} of VM '${vmId}' is not in KVM_RUN`
+          : vcpus
+            ? vcpus.length === 1
+              ? `vCPU ${vcpus[0]} of VM '${vmId}' is not in KVM_RUN`
+              : `vCPUs ${vcpus.join(', ')} of VM '${vmId}' are not all in KVM_RUN (each named once)`
             : `VM '${vmId}' is ${state}`;
       throw new DomainError('invalid_state', why, { vmId, state });
     }
-    const ref = this.record(sid, decision.event, hw.t, decision.snapshot.context.rec!, {
-      profile: decision.snapshot.context.rec!.profile,
-    });
-    return { event: decision.event, result: decision.result, ref };
+    const next = decision.snapshot.context.rec!;
+    const refs = decision.events.map((ev) => this.record(sid, ev, hw.t, next, { profile: next.profile }));
+    return { events: decision.events, results: decision.results, refs };
   }
 
   /** The state of any loaded stream (for migrations and audits). */

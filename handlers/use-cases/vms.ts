@@ -111,7 +111,7 @@ export const pauseVcpu = defineHandler({
       (s) => {
         const vm = s.requireVm(req.vmId);
         const ids = req.vcpu !== undefined ? [req.vcpu] : vcpusOf(vm).filter((v) => v.running).map((v) => v.id);
-        for (const id of ids) s.vmCommand(req.vmId, { type: 'exit', vcpu: id });
+        if (ids.length) s.vmCommands(req.vmId, { type: 'exits', vcpus: ids });
         return { paused: ids, vm: vmView(s.requireVm(req.vmId), s.host(vm.hostId), s.now()) };
       },
       (v) => v,

@@ -5,6 +5,7 @@ import type { HostState } from '../../kvm/host.js';
 import type { Json } from '../codec.js';
 import { hostInfoToJson, type VmHostInfo } from '../vm/events.js';
 import { vcpusOf, type VmRecord } from '../vm/evolve.js';
+import type { GuestOp } from '../vm/machine.js';
 import type { EventRef, Session } from '../session.js';
 
 export type Side = 'source' | 'destination';
@@ -49,9 +50,6 @@ export class StepFailure extends Error {
 }
 
 export class VmmPort {
-  /** the refs of every ioctl and guest read, per phase, for the audit's citations */
-  readonly refs: EventRef[] = [];
-
   constructor(
     readonly session: Session,
     readonly params: MigrationParams,
@@ -92,7 +90,6 @@ export class VmmPort {
   /** Issue an ioctl; the VMM then spends its per-ioctl latency. */
   ioctl(side: Side, vcpu: number | null, ioctl: string, arg?: unknown): IoctlOutcome {
     const r = this.session.vmCommand(this.vmId(side), { type: 'ioctl', vcpu, ioctl, arg });
-    this.refs.push(r.ref);
     this.advance(this.params.vmmLatencyNs);
     return { ...(r.result as unknown as Omit<IoctlOutcome, 'ref'>), ref: r.ref };
   }
@@ -104,16 +101,9 @@ export class VmmPort {
     return r;
   }
 
-  guest(side: Side, vcpu: number, op: string, extra: { msr?: unknown; value?: unknown } = {}): Json {
-    const r = this.session.vmCommand(this.vmId(side), { type: 'guest', vcpu, op, ...extra });
-    this.refs.push(r.ref);
-    return r.result;
-  }
-
-  /** The vCPU leaves KVM_RUN (the VMM kicks it out). */
-  exit(side: Side, vcpu: number): void {
-    const r = this.session.vmCommand(this.vmId(side), { type: 'exit', vcpu });
-    this.refs.push(r.ref);
+  /** The guest executes on its running vCPUs, all at one instant; the results in order. */
+  guest(side: Side, ops: GuestOp[]): Json[] {
+    return ops.length ? this.session.vmCommands(this.vmId(side), { type: 'guests', ops }).results : [];
   }
 
   /** Pause between per-vCPU reads or writes. */
@@ -126,11 +116,10 @@ export class VmmPort {
     if (this.inPlace) return null; // resuming the same VM: nothing to create
     const host = this.host('destination');
     const info: VmHostInfo = { counterHz: host.counterHz, counterClocksource: host.counterClocksource, x86: host.x86, arm64: host.arm64 };
-    const r = this.session.vmCommand(this.params.newVmId, {
+    this.session.vmCommand(this.params.newVmId, {
       type: 'create',
       data: { vmId: this.params.newVmId, hostId: host.id, arch: host.arch, profile: host.profile, host: hostInfoToJson(info) },
     });
-    this.refs.push(r.ref);
     this.advance(this.params.vmmLatencyNs);
     let khz: IoctlOutcome | null = null;
     if (vmTscKhz !== undefined) khz = this.ioctl('destination', null, 'KVM_SET_TSC_KHZ', vmTscKhz);
@@ -145,13 +134,13 @@ export class VmmPort {
   }
 
   destroy(side: Side, reason: string): void {
-    const r = this.session.vmCommand(this.vmId(side), { type: 'destroy', reason });
-    this.refs.push(r.ref);
+    this.session.vmCommand(this.vmId(side), { type: 'destroy', reason });
   }
 
-  /** Stop every running vCPU of a side. */
+  /** Stop every running vCPU of a side (the VMM kicks them all out of KVM_RUN). */
   pauseAll(side: Side): void {
-    for (const v of vcpusOf(this.vm(side))) if (v.running) this.exit(side, v.id);
+    const vcpus = vcpusOf(this.vm(side)).filter((v) => v.running).map((v) => v.id);
+    if (vcpus.length) this.session.vmCommands(this.vmId(side), { type: 'exits', vcpus });
   }
 
   /** KVM_RUN on every vCPU of a side. */

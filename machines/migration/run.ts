@@ -9,6 +9,7 @@ import { migrationStreamId, type MigrationEvent, type MigrationState } from './s
 import { STRATEGIES, strategyFor } from './strategies/index.js';
 import { vmStreamId } from '../vm/events.js';
 import { vcpusOf } from '../vm/evolve.js';
+import type { GuestOp } from '../vm/machine.js';
 
 export interface MigrationOutcome {
   migrationId: string;
@@ -26,20 +27,21 @@ export function nextMigrationId(s: Session): string {
 /** Guest reads of its clocks on every running vCPU of a side: TSC and kvmclock, or both arm64 counters. */
 function guestReads(p: VmmPort, side: Side, afterResume: boolean): void {
   const vm = p.vm(side);
+  const ops: GuestOp[] = [];
   for (const v of vm.x86?.vcpus ?? []) {
     if (!v.running) continue;
-    p.guest(side, v.id, 'rdtsc');
+    ops.push({ vcpu: v.id, op: 'rdtsc' });
     if (v.pvti) {
-      p.guest(side, v.id, 'kvmclock');
+      ops.push({ vcpu: v.id, op: 'kvmclock' });
       // after a resume the guest's watchdog looks for (and clears) PVCLOCK_GUEST_STOPPED
-      if (afterResume) p.guest(side, v.id, 'checkPaused');
+      if (afterResume) ops.push({ vcpu: v.id, op: 'checkPaused' });
     }
   }
   for (const v of vm.arm64?.vcpus ?? []) {
     if (!v.running) continue;
-    p.guest(side, v.id, 'cntvct');
-    p.guest(side, v.id, 'cntpct');
+    ops.push({ vcpu: v.id, op: 'cntvct' }, { vcpu: v.id, op: 'cntpct' });
   }
+  p.guest(side, ops);
 }
 
 export function runMigration(s: Session, params: MigrationParams): MigrationOutcome {

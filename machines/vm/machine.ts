@@ -8,25 +8,40 @@ import { hwToJson, toJson, type Json } from '../codec.js';
 import type { VmCreatedData, VmEvent } from './events.js';
 import { applyVmEvent, cloneVmRecord, vcpusOf, type VmRecord } from './evolve.js';
 
+/** What the guest executes on one vCPU. */
+export interface GuestOp {
+  vcpu: number;
+  op: string;
+  msr?: unknown;
+  value?: unknown;
+}
+
 export type VmCommand =
   | { type: 'create'; data: Omit<VmCreatedData, 'hw'>; hw: HostSample }
   | { type: 'ioctl'; vcpu: number | null; ioctl: string; arg: unknown; hw: HostSample }
-  | { type: 'guest'; vcpu: number; op: string; msr?: unknown; value?: unknown; hw: HostSample }
+  | ({ type: 'guest'; hw: HostSample } & GuestOp)
+  /** the guest executing on several vCPUs at one instant (one event per operation) */
+  | { type: 'guests'; ops: GuestOp[]; hw: HostSample }
   | { type: 'exit'; vcpu: number; hw: HostSample }
+  /** several vCPUs leaving KVM_RUN at one instant (one event per vCPU) */
+  | { type: 'exits'; vcpus: number[]; hw: HostSample }
   | { type: 'timer'; timer: string; hw: HostSample }
   | { type: 'destroy'; reason: string; hw: HostSample };
+
+/** A command that records exactly one event. */
+type SingleCommand = Exclude<VmCommand, { type: 'guests' | 'exits' }>;
 
 export interface VmMachineContext {
   rec: VmRecord | null;
   /** rec was made by this machine's own last decision, and nothing else holds it: it may be changed in place */
   owned: boolean;
-  /** what the last command recorded, and the kernel's result for it */
-  recorded: VmEvent | null;
-  result: Json;
+  /** what the last command recorded, and the kernel's result for each event */
+  recorded: VmEvent[] | null;
+  results: Json[];
 }
 
 /** The event a command records, before the kernel's result is filled in. */
-function commandToEvent(cmd: VmCommand): VmEvent {
+function commandToEvent(cmd: SingleCommand): VmEvent {
   const hw = hwToJson(cmd.hw);
   switch (cmd.type) {
     case 'create':
@@ -48,8 +63,27 @@ function commandToEvent(cmd: VmCommand): VmEvent {
   }
 }
 
-/** Run the kernel for a command and complete its event with the result. */
+/** Run the kernel for a command (each of a batch's, in order) and complete its events with the results. */
 function decide(rec: VmRecord | null, owned: boolean, cmd: VmCommand): VmMachineContext {
+  const singles: SingleCommand[] =
+    cmd.type === 'guests'
+      ? cmd.ops.map((o) => ({ type: 'guest', hw: cmd.hw, ...o }))
+      : cmd.type === 'exits'
+        ? cmd.vcpus.map((vcpu) => ({ type: 'exit', vcpu, hw: cmd.hw }))
+        : [cmd];
+  const recorded: VmEvent[] = [];
+  const results: Json[] = [];
+  for (const one of singles) {
+    const d = decideOne(rec, owned, one);
+    rec = d.rec;
+    owned = true;
+    recorded.push(d.event);
+    results.push(d.result);
+  }
+  return { rec, owned, recorded, results };
+}
+
+function decideOne(rec: VmRecord | null, owned: boolean, cmd: SingleCommand): { rec: VmRecord; event: VmEvent; result: Json } {
   const ev = commandToEvent(cmd);
   let result: Json = null;
   let trace: Json[] | null = null;
@@ -77,10 +111,26 @@ function decide(rec: VmRecord | null, owned: boolean, cmd: VmCommand): VmMachine
   } else if (ev.type === 'GuestExecuted') {
     ev.data.result = result;
   }
-  return { rec: next, owned: true, recorded: ev, result };
+  return { rec: next, event: ev, result };
 }
 
 const anyRunning = (rec: VmRecord | null) => vcpusOf(rec).some((v) => v.running);
+const isRunning = (rec: VmRecord | null, id: number) => vcpusOf(rec).some((v) => v.id === id && v.running);
+
+/** The vCPUs a guest or exit command names. */
+function targetVcpus(cmd: VmCommand): number[] {
+  switch (cmd.type) {
+    case 'guest':
+    case 'exit':
+      return [cmd.vcpu];
+    case 'guests':
+      return cmd.ops.map((o) => o.vcpu);
+    case 'exits':
+      return cmd.vcpus;
+    default:
+      return [];
+  }
+}
 
 /** Whether an ioctl named by UAPI name or request number is KVM_RUN (an unknown one is left to the kernel to refuse). */
 function isKvmRun(ioctl: string): boolean {
@@ -100,12 +150,17 @@ export const vmMachine = setup({
   },
   guards: {
     isKvmRun: ({ event }) => event.type === 'ioctl' && event.vcpu !== null && isKvmRun(event.ioctl),
-    vcpuRunning: ({ context, event }) =>
-      event.type === 'guest' || event.type === 'exit' ? !!vcpusOf(context.rec).find((v) => v.id === event.vcpu)?.running : false,
+    // every vCPU the command names is in KVM_RUN (each once, for exits)
+    vcpuRunning: ({ context, event }) => {
+      const ids = targetVcpus(event);
+      return ids.length > 0 && ids.every((id) => isRunning(context.rec, id)) && (event.type !== 'exits' || new Set(ids).size === ids.length);
+    },
+    // ... and they are all the vCPUs in KVM_RUN: the guest stops
     lastRunningVcpu: ({ context, event }) => {
-      if (event.type !== 'exit') return false;
-      const running = vcpusOf(context.rec).filter((v) => v.running);
-      return running.length === 1 && running[0]!.id === event.vcpu;
+      if (event.type !== 'exit' && event.type !== 'exits') return false;
+      const running = vcpusOf(context.rec).filter((v) => v.running).map((v) => v.id);
+      const ids = new Set(targetVcpus(event));
+      return ids.size === targetVcpus(event).length && running.length === ids.size && running.every((id) => ids.has(id));
     },
   },
   actions: {
@@ -113,7 +168,7 @@ export const vmMachine = setup({
   },
 }).createMachine({
   id: 'vm',
-  context: ({ input }) => ({ rec: input?.rec ?? null, owned: false, recorded: null, result: null }),
+  context: ({ input }) => ({ rec: input?.rec ?? null, owned: false, recorded: null, results: [] }),
   initial: 'absent',
   states: {
     absent: {
@@ -131,7 +186,12 @@ export const vmMachine = setup({
           on: {
             ioctl: { actions: 'decide' },
             guest: { guard: 'vcpuRunning', actions: 'decide' },
+            guests: { guard: 'vcpuRunning', actions: 'decide' },
             exit: [
+              { guard: 'lastRunningVcpu', target: 'stopped', actions: 'decide' },
+              { guard: 'vcpuRunning', actions: 'decide' },
+            ],
+            exits: [
               { guard: 'lastRunningVcpu', target: 'stopped', actions: 'decide' },
               { guard: 'vcpuRunning', actions: 'decide' },
             ],
@@ -153,7 +213,7 @@ export type VmSnapshot = SnapshotFrom<typeof vmMachine>;
 export function vmSnapshotOf(rec: VmRecord | null): VmSnapshot {
   if (!rec) return initialTransition(vmMachine, { rec: null })[0];
   const value = rec.destroyed ? 'destroyed' : { alive: anyRunning(rec) ? 'running' : 'stopped' };
-  return vmMachine.resolveState({ value, context: { rec, owned: false, recorded: null, result: null } });
+  return vmMachine.resolveState({ value, context: { rec, owned: false, recorded: null, results: [] } });
 }
 
 /** The lifecycle state name of a VM record. */
@@ -187,12 +247,13 @@ export class VmDecider {
     return this.failure === null;
   }
 
-  decide(cmd: VmCommand): { snapshot: VmSnapshot; event: VmEvent; result: Json } | null {
+  /** The events a command records and the kernel's results (null: the machine refuses it in this state). */
+  decide(cmd: VmCommand): { snapshot: VmSnapshot; events: VmEvent[]; results: Json[] } | null {
     const before = this.actor.getSnapshot().context.recorded;
     this.actor.send(cmd);
     if (this.failure) throw this.failure.error;
     const next = this.actor.getSnapshot();
     if (next.context.recorded === before) return null;
-    return { snapshot: next, event: next.context.recorded!, result: next.context.result };
+    return { snapshot: next, events: next.context.recorded!, results: next.context.results };
   }
 }
