@@ -10,7 +10,7 @@ import { toJson, type Json } from './codec.js';
 import { hostSpecToJson, hostStreamId, type HostEvent } from './host/host.js';
 import { LEDGER_STREAM, type LedgerState } from './ledger/ledger.js';
 import { rebuildStream, rememberTip } from './rebuild.js';
-import { applyStreamEvent, streamKind, type DomainEvent, type StreamState } from './streams.js';
+import { applyStreamEvent, copyStreamState, streamKind, type DomainEvent, type StreamState } from './streams.js';
 import { CODE_VERSION } from './version.js';
 import { vmStreamId, type VmEvent } from './vm/events.js';
 import type { VmRecord } from './vm/evolve.js';
@@ -68,7 +68,7 @@ type VmCommandInput = VmCommand extends infer C ? (C extends { hw: HostSample } 
 export class Session {
   private readonly loaded = new Map<string, Loaded>();
   /** states to keep as snapshots once committed (stream, version, serialized state) */
-  private readonly snapshotsToSave: { streamId: string; version: number; state: Buffer }[] = [];
+  private readonly snapshotsToSave: { streamId: string; version: number; state: StreamState }[] = [];
   /** the VM machines this session is deciding with, one per VM */
   private readonly vmDeciders = new Map<string, VmDecider>();
   /** every recorded event in the order it was decided: the order it takes in the log */
@@ -286,7 +286,8 @@ export class Session {
   /** Keep a stream's current state as a snapshot when this session commits (an instant an audit will revisit). */
   keepSnapshot(streamId: string): void {
     const l = this.load(streamId);
-    if (l.version > 0 && l.state !== null) this.snapshotsToSave.push({ streamId, version: l.version, state: serialize(l.state) });
+    // a private copy: the live state goes on changing in place (it is serialized at commit)
+    if (l.version > 0 && l.state !== null) this.snapshotsToSave.push({ streamId, version: l.version, state: copyStreamState(streamKind(streamId), l.state) });
   }
 
   /** The events this session recorded on a stream, with the versions they take. */
@@ -305,8 +306,8 @@ export class Session {
     return this.loaded.get(streamId)?.version ?? null;
   }
 
-  /** A state this session keeps as a snapshot (serialized), if it keeps that stream version. */
-  keptSnapshot(streamId: string, version: number): Buffer | undefined {
+  /** A state this session keeps as a snapshot, if it keeps that stream version (not to be changed). */
+  keptState(streamId: string, version: number): StreamState | undefined {
     return this.snapshotsToSave.find((sn) => sn.streamId === streamId && sn.version === version)?.state;
   }
 
@@ -355,7 +356,7 @@ export class Session {
       for (const sn of this.snapshotsToSave) {
         const position = positionOf(written, sn) ?? this.store.positionOfVersion(sn.streamId, sn.version);
         if (position !== undefined && position !== null) {
-          this.store.saveSnapshot({ streamId: sn.streamId, version: sn.version, position, codeVersion: CODE_VERSION, state: sn.state });
+          this.store.saveSnapshot({ streamId: sn.streamId, version: sn.version, position, codeVersion: CODE_VERSION, state: serialize(sn.state) });
         }
       }
     };

@@ -4,7 +4,7 @@ import type { Json } from './codec.js';
 import { applyHostEvent, type HostEvent } from './host/host.js';
 import { applyLedgerEvent, LEDGER_STREAM, type LedgerEvent, type LedgerState } from './ledger/ledger.js';
 import type { VmEvent } from './vm/events.js';
-import { applyVmEvent, type EvolveOptions, type VmRecord } from './vm/evolve.js';
+import { applyVmEvent, cloneVmRecord, type EvolveOptions, type VmRecord } from './vm/evolve.js';
 import { applyMigrationEvent, type MigrationEvent, type MigrationState } from './migration/state.js';
 
 export type StreamKind = 'ledger' | 'host' | 'vm' | 'migration';
@@ -44,4 +44,9 @@ export function applyStreamEvent(
     case 'migration':
       return { state: applyMigrationEvent(state as MigrationState | null, ev as MigrationEvent, time), result: null };
   }
+}
+
+/** A private deep copy of a stream's state (VM records by the kernel-aware copy the VM machine uses). */
+export function copyStreamState(kind: StreamKind, state: StreamState): StreamState {
+  return kind === 'vm' ? cloneVmRecord(state as VmRecord) : structuredClone(state);
 }

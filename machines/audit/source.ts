@@ -2,7 +2,6 @@
 // the VM events it cites. Either from the log (any time, any process, under any profile), or from
 // the session that just committed the migration: the same events and states, already in memory,
 // so the migrate handler does not read back and decode what it has just written.
-import { deserialize } from 'node:v8';
 import type { HostState } from '../../kvm/host.js';
 import type { EventStore, WrittenEvent } from '../../store/types.js';
 import { hostStreamId } from '../host/host.js';
@@ -85,8 +84,8 @@ export function sessionAuditSource(session: Session, written: WrittenEvent[], st
     },
     vmAt(vmId, version) {
       const sid = vmStreamId(vmId);
-      const kept = session.keptSnapshot(sid, version);
-      if (kept) return deserialize(kept) as VmRecord;
+      const kept = session.keptState(sid, version);
+      if (kept) return kept as VmRecord;
       if (session.currentVersion(sid) === version) return session.stream(sid) as VmRecord | null;
       return log.vmAt(vmId, version);
     },
