@@ -68,7 +68,7 @@ type VmCommandInput = VmCommand extends infer C ? (C extends { hw: HostSample } 
 export class Session {
   private readonly loaded = new Map<string, Loaded>();
   /** states to keep as snapshots once committed (stream, version, serialized state) */
-  private readonly snapshotsToSave: { streamId: string; version: number; state: StreamState }[] = [];
+  private readonly snapshotsToSave: { streamId: string; version: number; state: StreamState; persist: boolean }[] = [];
   /** the VM machines this session is deciding with, one per VM */
   private readonly vmDeciders = new Map<string, VmDecider>();
   /** every recorded event in the order it was decided: the order it takes in the log */
@@ -283,11 +283,14 @@ export class Session {
     return this.load(streamId).state;
   }
 
-  /** Keep a stream's current state as a snapshot when this session commits (an instant an audit will revisit). */
-  keepSnapshot(streamId: string): void {
+  /**
+   * Keep a stream's current state (an instant an audit will revisit): for this session's own
+   * reads, and, unless `persist` is false, as a snapshot written with the commit.
+   */
+  keepSnapshot(streamId: string, persist = true): void {
     const l = this.load(streamId);
     // a private copy: the live state goes on changing in place (it is serialized at commit)
-    if (l.version > 0 && l.state !== null) this.snapshotsToSave.push({ streamId, version: l.version, state: copyStreamState(streamKind(streamId), l.state) });
+    if (l.version > 0 && l.state !== null) this.snapshotsToSave.push({ streamId, version: l.version, state: copyStreamState(streamKind(streamId), l.state), persist });
   }
 
   /** The events this session recorded on a stream, with the versions they take. */
@@ -354,6 +357,7 @@ export class Session {
     // Snapshots kept for later audits are written in the same transaction as the events.
     const alsoWrite = (written: WrittenEvent[]) => {
       for (const sn of this.snapshotsToSave) {
+        if (!sn.persist) continue;
         const position = positionOf(written, sn) ?? this.store.positionOfVersion(sn.streamId, sn.version);
         if (position !== undefined && position !== null) {
           this.store.saveSnapshot({ streamId: sn.streamId, version: sn.version, position, codeVersion: CODE_VERSION, state: serialize(sn.state) });

@@ -78,8 +78,10 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
             : null,
       };
       // The audit rebuilds the source where the stop began and the destination where the guest
-      // was verified: keep those states as snapshots.
-      if (ev.data.phase === 'pausing') s.keepSnapshot(vmStreamId(params.vmId));
+      // was verified: keep those states. The destination's is also written as a snapshot; the
+      // source's is not: a later audit rebuilds it from the snapshot its own arrival left (a few
+      // events back), or from its creation or the periodic snapshots.
+      if (ev.data.phase === 'pausing') s.keepSnapshot(vmStreamId(params.vmId), false);
       if (ev.data.phase === 'verifying') s.keepSnapshot(vmStreamId(params.inPlace ? params.vmId : params.newVmId));
     }
     s.record(streamId, ev, s.now());
