@@ -172,33 +172,30 @@ export const vmMachine = setup({
   initial: 'absent',
   states: {
     absent: {
-      on: { create: { target: 'alive', actions: 'decide' } },
+      on: { create: { target: 'stopped', actions: 'decide' } },
     },
-    alive: {
-      initial: 'stopped',
-      states: {
-        // No vCPU is in KVM_RUN: the guest does not execute. KVM_RUN enters it.
-        stopped: {
-          on: { ioctl: [{ guard: 'isKvmRun', target: 'running', actions: 'decide' }, { actions: 'decide' }] },
-        },
-        // At least one vCPU is in KVM_RUN; the last one to leave stops the guest.
-        running: {
-          on: {
-            ioctl: { actions: 'decide' },
-            guest: { guard: 'vcpuRunning', actions: 'decide' },
-            guests: { guard: 'vcpuRunning', actions: 'decide' },
-            exit: [
-              { guard: 'lastRunningVcpu', target: 'stopped', actions: 'decide' },
-              { guard: 'vcpuRunning', actions: 'decide' },
-            ],
-            exits: [
-              { guard: 'lastRunningVcpu', target: 'stopped', actions: 'decide' },
-              { guard: 'vcpuRunning', actions: 'decide' },
-            ],
-          },
-        },
-      },
+    // No vCPU is in KVM_RUN: the guest does not execute. KVM_RUN enters it.
+    stopped: {
       on: {
+        ioctl: [{ guard: 'isKvmRun', target: 'running', actions: 'decide' }, { actions: 'decide' }],
+        timer: { actions: 'decide' },
+        destroy: { target: 'destroyed', actions: 'decide' },
+      },
+    },
+    // At least one vCPU is in KVM_RUN; the last one to leave stops the guest.
+    running: {
+      on: {
+        ioctl: { actions: 'decide' },
+        guest: { guard: 'vcpuRunning', actions: 'decide' },
+        guests: { guard: 'vcpuRunning', actions: 'decide' },
+        exit: [
+          { guard: 'lastRunningVcpu', target: 'stopped', actions: 'decide' },
+          { guard: 'vcpuRunning', actions: 'decide' },
+        ],
+        exits: [
+          { guard: 'lastRunningVcpu', target: 'stopped', actions: 'decide' },
+          { guard: 'vcpuRunning', actions: 'decide' },
+        ],
         timer: { actions: 'decide' },
         destroy: { target: 'destroyed', actions: 'decide' },
       },
@@ -212,7 +209,7 @@ export type VmSnapshot = SnapshotFrom<typeof vmMachine>;
 /** The machine snapshot for a rebuilt record (restoring an actor from the log, not from a persisted snapshot). */
 export function vmSnapshotOf(rec: VmRecord | null): VmSnapshot {
   if (!rec) return initialTransition(vmMachine, { rec: null })[0];
-  const value = rec.destroyed ? 'destroyed' : { alive: anyRunning(rec) ? 'running' : 'stopped' };
+  const value = rec.destroyed ? 'destroyed' : anyRunning(rec) ? 'running' : 'stopped';
   return vmMachine.resolveState({ value, context: { rec, owned: false, recorded: null, results: [] } });
 }
 
