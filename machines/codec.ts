@@ -16,6 +16,24 @@ export function toJson(v: unknown): Json {
   return v as Json;
 }
 
+/**
+ * toJson() with every object's keys in sorted order: what the log stores (canonical JSON), built
+ * in that order at once so the store has nothing to reorder.
+ */
+export function toSortedJson(v: unknown): Json {
+  if (typeof v === 'bigint') return v.toString();
+  if (Array.isArray(v)) return v.map(toSortedJson);
+  if (v && typeof v === 'object') {
+    const out: { [k: string]: Json } = {};
+    for (const k of Object.keys(v).sort()) {
+      const x = (v as Record<string, unknown>)[k];
+      if (x !== undefined) out[k] = toSortedJson(x);
+    }
+    return out;
+  }
+  return v as Json;
+}
+
 /** The hardware inputs of one instant, as stored in an event. */
 export interface HwJson {
   tsc: string;
@@ -24,7 +42,7 @@ export interface HwJson {
 }
 
 export function hwToJson(s: HostSample): HwJson {
-  return { tsc: s.tsc.toString(), rawNs: s.rawNs.toString(), realNs: s.realNs.toString() };
+  return { rawNs: s.rawNs.toString(), realNs: s.realNs.toString(), tsc: s.tsc.toString() };
 }
 
 export function hwFromJson(h: HwJson, t: bigint): HostSample {

@@ -11,7 +11,7 @@ import { x86Guest } from '../../kvm/x86/guest.js';
 import { x86Ioctl } from '../../kvm/x86/ioctl.js';
 import { kvmArchInitVm, kvmVcpuExitToUser, runTimer, type X86TimerName } from '../../kvm/x86/vm.js';
 import { requireVcpu } from '../../kvm/errors.js';
-import { hwFromJson, toJson, type Json } from '../codec.js';
+import { hwFromJson, toSortedJson, type Json } from '../codec.js';
 import { hostInfoFromJson, type VmEvent, type VmHostInfo } from './events.js';
 
 /** The state of one VM stream. */
@@ -100,9 +100,10 @@ export interface Applied {
 }
 
 let rawOutput = false;
+// (as the log stores them: keys in canonical order)
 const traced = (ctx: { trace?: TraceEntry[] }): Json[] | null =>
-  ctx.trace ? (rawOutput ? (ctx.trace as unknown as Json[]) : (ctx.trace.map((t) => toJson(t)) as Json[])) : null;
-const encoded = (r: unknown, opts?: EvolveOptions): Json => (opts?.noResult ? null : opts?.raw ? (r as Json) : toJson(r));
+  ctx.trace ? (rawOutput ? (ctx.trace as unknown as Json[]) : (ctx.trace.map((t) => toSortedJson(t)) as Json[])) : null;
+const encoded = (r: unknown, opts?: EvolveOptions): Json => (opts?.noResult ? null : opts?.raw ? (r as Json) : toSortedJson(r));
 
 /**
  * Apply one event to a VM record (mutated in place; pass an immer draft or a private copy).

@@ -4,7 +4,7 @@
 import { assign, createActor, initialTransition, setup, type Actor, type SnapshotFrom } from 'xstate';
 import type { HostSample } from '../../kvm/host.js';
 import { parseIoctlName } from '../../kvm/x86/ioctl.js';
-import { hwToJson, toJson, type Json } from '../codec.js';
+import { hwToJson, toSortedJson, type Json } from '../codec.js';
 import type { VmCreatedData, VmEvent } from './events.js';
 import { applyVmEvent, cloneVmRecord, vcpusOf, type VmRecord } from './evolve.js';
 
@@ -40,26 +40,40 @@ export interface VmMachineContext {
   results: Json[];
 }
 
-/** The event a command records, before the kernel's result is filled in. */
+/**
+ * The event a command records, before the kernel's result is filled in. Its data is built with
+ * its keys in sorted order, the fields the kernel fills in already in place (undefined until
+ * then), so the log's canonical JSON needs no reordering.
+ */
 function commandToEvent(cmd: SingleCommand): VmEvent {
   const hw = hwToJson(cmd.hw);
   switch (cmd.type) {
     case 'create':
       return { type: 'VmCreated', data: { ...cmd.data, hw } };
     case 'ioctl':
-      return { type: 'IoctlIssued', data: { vcpu: cmd.vcpu, ioctl: cmd.ioctl, arg: toJson(cmd.arg ?? null), ret: 0, hw } };
-    case 'guest': {
-      const data: VmEvent & { type: 'GuestExecuted' } = { type: 'GuestExecuted', data: { vcpu: cmd.vcpu, op: cmd.op, result: null, hw } };
-      if (cmd.msr !== undefined) data.data.msr = toJson(cmd.msr);
-      if (cmd.value !== undefined) data.data.value = toJson(cmd.value);
-      return data;
-    }
+      return {
+        type: 'IoctlIssued',
+        data: { arg: toSortedJson(cmd.arg ?? null), errno: undefined, hw, ioctl: cmd.ioctl, out: undefined, ret: 0, trace: undefined, vcpu: cmd.vcpu },
+      };
+    case 'guest':
+      return {
+        type: 'GuestExecuted',
+        data: {
+          hw,
+          msr: cmd.msr === undefined ? undefined : toSortedJson(cmd.msr),
+          op: cmd.op,
+          result: null,
+          trace: undefined,
+          value: cmd.value === undefined ? undefined : toSortedJson(cmd.value),
+          vcpu: cmd.vcpu,
+        },
+      };
     case 'exit':
-      return { type: 'VcpuExited', data: { vcpu: cmd.vcpu, hw } };
+      return { type: 'VcpuExited', data: { hw, trace: undefined, vcpu: cmd.vcpu } };
     case 'timer':
-      return { type: 'TimerFired', data: { timer: cmd.timer, hw } };
+      return { type: 'TimerFired', data: { hw, timer: cmd.timer, trace: undefined } };
     case 'destroy':
-      return { type: 'VmDestroyed', data: { reason: cmd.reason, hw } };
+      return { type: 'VmDestroyed', data: { hw, reason: cmd.reason, trace: undefined } };
   }
 }
 

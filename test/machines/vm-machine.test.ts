@@ -6,6 +6,7 @@ import { storeFor } from '../../handlers/context.js';
 import { DomainError, Session } from '../../machines/session.js';
 import { vmLifecycle } from '../../machines/vm/machine.js';
 import { toJson } from '../../machines/codec.js';
+import { canonicalJson } from '../../store/canonical.js';
 import { expectReplayEqualsLive, newLedger, type Ledger } from '../helpers/ledger.js';
 
 let l: Ledger;
@@ -52,6 +53,28 @@ describe('guests: the guest on several vCPUs at one instant', () => {
     expect(() => s.vmCommands('a', { type: 'guests', ops: [] })).toThrow(/at least one vCPU/);
     expect(s.pendingCount()).toBe(pending);
     expect(toJson(s.vm('a'))).toEqual(before);
+  });
+});
+
+describe('the events the machine records', () => {
+  it('are built in the log’s canonical key order, so the store stores them without reordering', () => {
+    const s = session();
+    s.vmCommand('a', { type: 'ioctl', vcpu: 1, ioctl: 'KVM_GET_MSRS', arg: { indices: ['MSR_IA32_TSC', 'MSR_IA32_TSC_ADJUST'] } });
+    s.vmCommand('a', { type: 'ioctl', vcpu: 1, ioctl: 'KVM_SET_MSRS', arg: { entries: [{ index: 'MSR_IA32_TSC', data: '1000' }] } });
+    s.vmCommand('a', { type: 'ioctl', vcpu: null, ioctl: 'KVM_SET_TSC_KHZ', arg: 1 }); // out of range: an errno
+    s.vmCommand('a', { type: 'ioctl', vcpu: null, ioctl: 'KVM_GET_CLOCK', arg: undefined });
+    s.vmCommand('a', { type: 'guest', vcpu: 0, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x20001 });
+    s.vmCommands('a', { type: 'guests', ops: [{ vcpu: 0, op: 'kvmclock' }, { vcpu: 1, op: 'rdtsc' }] });
+    s.vmCommands('a', { type: 'exits', vcpus: [0, 1, 2, 3] });
+    s.advanceTime(400_000_000_000n); // the delayed kvmclock works fire
+    s.vmCommand('a', { type: 'destroy', reason: 'done' });
+    const events = s.recorded('vm-a').map((r) => r.event);
+    const types = new Set(events.map((e) => e.type));
+    for (const t of ['IoctlIssued', 'GuestExecuted', 'VcpuExited', 'TimerFired', 'VmDestroyed']) expect(types).toContain(t);
+    expect(events.some((e) => (e.data as { errno?: string }).errno !== undefined)).toBe(true);
+    expect(events.some((e) => (e.data as { out?: unknown }).out !== undefined)).toBe(true);
+    expect(events.some((e) => ((e.data as { trace?: unknown[] }).trace ?? []).length > 0)).toBe(true);
+    for (const e of events) expect(JSON.stringify(e.data), e.type).toBe(canonicalJson(e.data));
   });
 });
 
