@@ -256,7 +256,8 @@ export class Session {
     const sid = vmStreamId(vmId);
     let decider = this.vmDeciders.get(sid);
     if (!decider || !decider.alive || decider.rec !== rec) {
-      decider = new VmDecider(rec);
+      // the machine an earlier session of this process left for this very state, or a new one
+      decider = takeDecider(this.store, sid, rec) ?? new VmDecider(rec);
       this.vmDeciders.set(sid, decider);
     }
     const decision = decider.decide({ ...cmd, hw } as VmCommand);
@@ -371,10 +372,37 @@ export class Session {
       for (const [streamId, l] of this.loaded) {
         if (!l.pending.length) continue;
         rememberTip(this.store, streamId, { state: l.state, version: l.version, position: last.get(streamId)! });
+        const decider = this.vmDeciders.get(streamId);
+        if (decider) leaveDecider(this.store, streamId, decider, l.state as VmRecord | null);
       }
     }
     return r;
   }
+}
+
+// The VM machines sessions of this process left behind, each deciding from the state its session
+// committed (which is also the cached current state): the next session on that VM resumes the
+// actor instead of restoring a new one. Its record is shared from then on, so the actor copies
+// it before changing it; a machine whose record is not the state a session loads is not used.
+const leftDeciders = new Map<string, VmDecider>();
+const LEFT_DECIDERS_MAX = 1024;
+const deciderKey = (store: EventStore, streamId: string) => `${store.path}\u0000${streamId}`;
+
+function leaveDecider(store: EventStore, streamId: string, d: VmDecider, state: VmRecord | null): void {
+  const key = deciderKey(store, streamId);
+  leftDeciders.delete(key);
+  if (!d.alive || state === null || state.destroyed || d.rec !== state) return;
+  d.share();
+  leftDeciders.set(key, d);
+  if (leftDeciders.size > LEFT_DECIDERS_MAX) leftDeciders.delete(leftDeciders.keys().next().value!);
+}
+
+function takeDecider(store: EventStore, streamId: string, rec: VmRecord | null): VmDecider | undefined {
+  const key = deciderKey(store, streamId);
+  const d = leftDeciders.get(key);
+  if (!d) return undefined;
+  leftDeciders.delete(key);
+  return d.alive && rec !== null && d.rec === rec ? d : undefined;
 }
 
 /** When a VM's delayed kernel work next falls due (null: none, or the VM is gone). */

@@ -28,6 +28,9 @@ export type VmCommand =
   | { type: 'timer'; timer: string; hw: HostSample }
   | { type: 'destroy'; reason: string; hw: HostSample };
 
+/** The machine's own bookkeeping, not a VM command: its record is now shared. */
+type VmMachineEvent = VmCommand | { type: 'share' };
+
 /** A command that records exactly one event. */
 type SingleCommand = Exclude<VmCommand, { type: 'guests' | 'exits' }>;
 
@@ -132,7 +135,7 @@ const anyRunning = (rec: VmRecord | null) => vcpusOf(rec).some((v) => v.running)
 const isRunning = (rec: VmRecord | null, id: number) => vcpusOf(rec).some((v) => v.id === id && v.running);
 
 /** The vCPUs a guest or exit command names. */
-function targetVcpus(cmd: VmCommand): number[] {
+function targetVcpus(cmd: VmMachineEvent): number[] {
   switch (cmd.type) {
     case 'guest':
     case 'exit':
@@ -159,7 +162,7 @@ function isKvmRun(ioctl: string): boolean {
 export const vmMachine = setup({
   types: {
     context: {} as VmMachineContext,
-    events: {} as VmCommand,
+    events: {} as VmMachineEvent,
     input: {} as { rec: VmRecord | null } | undefined,
   },
   guards: {
@@ -178,12 +181,15 @@ export const vmMachine = setup({
     },
   },
   actions: {
-    decide: assign(({ context, event }) => decide(context.rec, context.owned, event)),
+    decide: assign(({ context, event }) => decide(context.rec, context.owned, event as VmCommand)),
+    // the record is handed to others (a committed session's state): copy it before changing it again
+    share: assign({ owned: false }),
   },
 }).createMachine({
   id: 'vm',
   context: ({ input }) => ({ rec: input?.rec ?? null, owned: false, recorded: null, results: [] }),
   initial: 'absent',
+  on: { share: { actions: 'share' } },
   states: {
     absent: {
       on: { create: { target: 'stopped', actions: 'decide' } },
@@ -256,6 +262,11 @@ export class VmDecider {
 
   get alive(): boolean {
     return this.failure === null;
+  }
+
+  /** Hand the machine to a later session: its record is shared from now on (copied before the next change). */
+  share(): void {
+    this.actor.send({ type: 'share' });
   }
 
   /** The events a command records and the kernel's results (null: the machine refuses it in this state). */

@@ -6,6 +6,7 @@ import { storeFor } from '../../handlers/context.js';
 import { DomainError, Session } from '../../machines/session.js';
 import { vmLifecycle } from '../../machines/vm/machine.js';
 import { toJson } from '../../machines/codec.js';
+import { clearRebuildCache, liveState, rebuildStream } from '../../machines/rebuild.js';
 import { canonicalJson } from '../../store/canonical.js';
 import { expectReplayEqualsLive, newLedger, type Ledger } from '../helpers/ledger.js';
 
@@ -75,6 +76,26 @@ describe('the events the machine records', () => {
     expect(events.some((e) => (e.data as { out?: unknown }).out !== undefined)).toBe(true);
     expect(events.some((e) => ((e.data as { trace?: unknown[] }).trace ?? []).length > 0)).toBe(true);
     for (const e of events) expect(JSON.stringify(e.data), e.type).toBe(canonicalJson(e.data));
+  });
+});
+
+describe('a VM machine handed from one session to the next', () => {
+  it('copies the committed state before changing it: a session that never commits leaves it as the log has it', () => {
+    const first = session();
+    first.vmCommand('a', { type: 'guest', vcpu: 0, op: 'rdtsc' });
+    first.commit();
+    const committed = toJson(liveState(storeFor({ db: l.db }), 'vm-a')!.state);
+    // a second session decides on the machine the first left, changes the VM, and is abandoned
+    const abandoned = session();
+    abandoned.vmCommands('a', { type: 'exits', vcpus: [0, 1, 2, 3] });
+    abandoned.vmCommand('a', { type: 'ioctl', vcpu: 0, ioctl: 'KVM_SET_MSRS', arg: { entries: [{ index: 'MSR_IA32_TSC', data: '5' }] } });
+    expect(vmLifecycle(abandoned.vm('a'))).toBe('stopped');
+    // the next session sees the committed state, which is what the log rebuilds
+    const next = session();
+    expect(toJson(next.vm('a'))).toEqual(committed);
+    expect(vmLifecycle(next.vm('a'))).toBe('running');
+    clearRebuildCache();
+    expect(toJson(rebuildStream(storeFor({ db: l.db }), 'vm-a').state)).toEqual(committed);
   });
 });
 
