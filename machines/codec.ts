@@ -1,6 +1,7 @@
 // JSON codecs at the edge of the event log: u64/s64 travel as decimal strings, in memory they
 // are bigint. Hardware samples are stored in every event so replay never consults a host.
 import type { HostSample } from '../kvm/host.js';
+import { sortedKeys } from '../store/canonical.js';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -25,7 +26,7 @@ export function toSortedJson(v: unknown): Json {
   if (Array.isArray(v)) return v.map(toSortedJson);
   if (v && typeof v === 'object') {
     const out: { [k: string]: Json } = {};
-    for (const k of Object.keys(v).sort()) {
+    for (const k of sortedKeys(v)) {
       const x = (v as Record<string, unknown>)[k];
       if (x !== undefined) out[k] = toSortedJson(x);
     }

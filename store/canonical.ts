@@ -9,6 +9,26 @@ export function canonicalJson(v: unknown): string {
   return JSON.stringify(inKeyOrder(v)) ?? 'null';
 }
 
+/**
+ * An object's own enumerable keys in sorted (code unit) order: an insertion sort in place, which
+ * allocates nothing beyond the key list and is linear when the keys are already in order (event
+ * data is small objects, usually built in order).
+ */
+export function sortedKeys(o: object): string[] {
+  const keys = Object.keys(o);
+  for (let i = 1; i < keys.length; i++) {
+    const k = keys[i]!;
+    let j = i - 1;
+    if (keys[j]! <= k) continue;
+    while (j >= 0 && keys[j]! > k) {
+      keys[j + 1] = keys[j]!;
+      j--;
+    }
+    keys[j + 1] = k;
+  }
+  return keys;
+}
+
 function inKeyOrder(v: unknown): unknown {
   if (typeof v === 'bigint') throw new TypeError('bigint in event JSON: encode u64 values as decimal strings');
   if (v === null || typeof v !== 'object') return v;
@@ -21,7 +41,7 @@ function inKeyOrder(v: unknown): unknown {
     return out ?? v;
   }
   if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return inKeyOrder((v as { toJSON: () => unknown }).toJSON());
-  const keys = Object.keys(v);
+  let keys = Object.keys(v);
   let sorted = true;
   for (let i = 1; i < keys.length; i++) {
     if (keys[i - 1]! > keys[i]!) {
@@ -29,7 +49,7 @@ function inKeyOrder(v: unknown): unknown {
       break;
     }
   }
-  if (!sorted) keys.sort();
+  if (!sorted) keys = sortedKeys(v);
   let copy: Record<string, unknown> | null = null;
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i]!;

@@ -117,7 +117,8 @@ class SqliteEventStore implements EventStore {
       let prevHash = last?.hash ?? GENESIS_HASH;
       const versions = new Map<string, number>();
       const written: WrittenEvent[] = [];
-      let lastMetadata: { obj: unknown; text: string } = { obj: Symbol('none'), text: '' };
+      // a session gives all its events one metadata object per kind: encode each once
+      const metadataText = new Map<unknown, string>();
       const heads = new Map<string, WrittenEvent>();
       const wakes = new Map<string, bigint | null>();
       for (const b of batches) {
@@ -129,9 +130,8 @@ class SqliteEventStore implements EventStore {
           position++;
           version++;
           const data = canonicalJson(e.data ?? null);
-          // a session gives all its events one metadata object per kind: encode it once
-          let metadata = lastMetadata.text;
-          if (e.metadata !== lastMetadata.obj) metadata = (lastMetadata = { obj: e.metadata, text: canonicalJson(e.metadata ?? {}) }).text;
+          let metadata = metadataText.get(e.metadata);
+          if (metadata === undefined) metadataText.set(e.metadata, (metadata = canonicalJson(e.metadata ?? {})));
           const schemaVersion = e.schemaVersion ?? 1;
           if (e.time < -(1n << 63n) || e.time >= 1n << 63n) throw new StoreError('invalid_request', `event time ${e.time} does not fit a signed 64-bit instant`);
           const time = e.time.toString();
