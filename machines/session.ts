@@ -58,6 +58,8 @@ interface Loaded {
   state: StreamState | null;
   /** the state was created by this session: nothing else holds it, so events evolve it in place */
   owned: boolean;
+  /** the VM's id, for a VM stream */
+  vmId: string | null;
   version: number;
   position: number;
   pending: NewEvent[];
@@ -88,7 +90,8 @@ export class Session {
     let l = this.loaded.get(streamId);
     if (!l) {
       const r = rebuildStream(this.store, streamId);
-      l = { base: r.version, state: r.state, owned: false, version: r.version, position: r.position, pending: [] };
+      const vmId = streamId.startsWith('vm-') ? streamId.slice(3) : null;
+      l = { base: r.version, state: r.state, owned: false, vmId, version: r.version, position: r.position, pending: [] };
       this.loaded.set(streamId, l);
     }
     return l;
@@ -177,11 +180,14 @@ export class Session {
    * loaded answer from their state; the others from the log's wake index.
    */
   private nextDueVm(to: bigint): { vmId: string; at: bigint } | null {
-    let best: { vmId: string; at: bigint } | null = null;
-    const consider = (vmId: string, at: bigint | null) => {
-      if (at !== null && at <= to && (best === null || at < best.at || (at === best.at && vmId < best.vmId))) best = { vmId, at };
-    };
-    for (const [sid, l] of this.loaded) if (sid.startsWith('vm-')) consider(sid.slice(3), wakeAtOf(l.state as VmRecord | null));
+    // (called on every step of simulated time: no allocation on the way)
+    let bestId: string | null = null;
+    let bestAt = 0n;
+    for (const l of this.loaded.values()) {
+      if (l.vmId === null) continue;
+      const at = wakeAtOf(l.state as VmRecord | null);
+      if (at !== null && at <= to && (bestId === null || at < bestAt || (at === bestAt && l.vmId < bestId))) (bestId = l.vmId), (bestAt = at);
+    }
     // The log cannot change under this session without its commit failing (the ledger conflicts),
     // so the wake index is read again only to look further ahead than before (a second at a time:
     // a migration advances time by microseconds per ioctl).
@@ -191,9 +197,11 @@ export class Session {
     }
     for (const d of this.wakeIndex.due) {
       if (d.wakeAt > to) break;
-      if (!this.loaded.has(d.streamId)) consider(d.streamId.slice(3), d.wakeAt);
+      if (this.loaded.has(d.streamId)) continue;
+      const vmId = d.streamId.slice(3);
+      if (bestId === null || d.wakeAt < bestAt || (d.wakeAt === bestAt && vmId < bestId)) (bestId = vmId), (bestAt = d.wakeAt);
     }
-    return best;
+    return bestId === null ? null : { vmId: bestId, at: bestAt };
   }
 
   // ---- hosts ------------------------------------------------------------------------------
