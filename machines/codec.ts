@@ -1,7 +1,7 @@
 // JSON codecs at the edge of the event log: u64/s64 travel as decimal strings, in memory they
 // are bigint. Hardware samples are stored in every event so replay never consults a host.
 import type { HostSample } from '../kvm/host.js';
-import { sortedKeys } from '../store/canonical.js';
+import { defineKey, sortedKeys } from '../store/canonical.js';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -11,7 +11,7 @@ export function toJson(v: unknown): Json {
   if (Array.isArray(v)) return v.map(toJson);
   if (v && typeof v === 'object') {
     const out: { [k: string]: Json } = {};
-    for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = toJson(x);
+    for (const [k, x] of Object.entries(v)) if (x !== undefined) defineKey(out, k, toJson(x));
     return out;
   }
   return v as Json;
@@ -28,7 +28,7 @@ export function toSortedJson(v: unknown): Json {
     const out: { [k: string]: Json } = {};
     for (const k of sortedKeys(v)) {
       const x = (v as Record<string, unknown>)[k];
-      if (x !== undefined) out[k] = toSortedJson(x);
+      if (x !== undefined) defineKey(out, k, toSortedJson(x));
     }
     return out;
   }

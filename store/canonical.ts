@@ -29,6 +29,12 @@ export function sortedKeys(o: object): string[] {
   return keys;
 }
 
+/** Set a data property, including one named "__proto__" (an assignment would set the prototype instead). */
+export function defineKey(o: Record<string, unknown>, k: string, v: unknown): void {
+  if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else o[k] = v;
+}
+
 function inKeyOrder(v: unknown): unknown {
   if (typeof v === 'bigint') throw new TypeError('bigint in event JSON: encode u64 values as decimal strings');
   if (v === null || typeof v !== 'object') return v;
@@ -57,9 +63,9 @@ function inKeyOrder(v: unknown): unknown {
     const y = inKeyOrder(x);
     if (copy === null && (!sorted || y !== x)) {
       copy = {};
-      for (let j = 0; j < i; j++) copy[keys[j]!] = (v as Record<string, unknown>)[keys[j]!];
+      for (let j = 0; j < i; j++) defineKey(copy, keys[j]!, (v as Record<string, unknown>)[keys[j]!]);
     }
-    if (copy !== null) copy[k] = y;
+    if (copy !== null) defineKey(copy, k, y);
   }
   return copy ?? v;
 }

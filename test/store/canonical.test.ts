@@ -23,6 +23,7 @@ describe('canonicalJson', () => {
       fc.property(fc.jsonValue(), (v) => {
         expect(canonicalJson(v)).toBe(JSON.stringify(sortDeep(v)) ?? 'null');
       }),
+      { numRuns: 2000 },
     );
   });
 
@@ -33,6 +34,11 @@ describe('canonicalJson', () => {
     expect(canonicalJson(a)).toBe('{"a":null,"m":"x","z":{"b":[{"c":2,"d":1}],"y":1}}');
     expect(canonicalJson(b)).toBe(canonicalJson(a));
     expect(JSON.stringify(a)).toBe(before);
+  });
+
+  it('keeps a key named "__proto__" as data (found by the property above)', () => {
+    const v = JSON.parse('{"z":1,"__proto__":{"b":2,"a":1}}');
+    expect(canonicalJson(v)).toBe('{"__proto__":{"a":1,"b":2},"z":1}');
   });
 
   it('refuses a bigint anywhere: u64 values travel as decimal strings', () => {
