@@ -28,7 +28,9 @@ export function toSortedJson(v: unknown): Json {
     const out: { [k: string]: Json } = {};
     for (const k of sortedKeys(v)) {
       const x = (v as Record<string, unknown>)[k];
-      if (x !== undefined) defineKey(out, k, toSortedJson(x));
+      if (x === undefined) continue;
+      if (k === '__proto__') defineKey(out, k, toSortedJson(x));
+      else out[k] = toSortedJson(x);
     }
     return out;
   }

@@ -1,7 +1,8 @@
 // Edge cases found in review: concurrent writers and time order, the guest clearing
 // PVCLOCK_GUEST_STOPPED, guests without kvmclock, bounds on time, VM-wide wall clock, ids.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { storeFor } from '../../handlers/context.js';
+import { closeStores, storeFor } from '../../handlers/context.js';
+import { rmSync } from 'node:fs';
 import { openEventStore } from '../../store/sqlite-event-store.js';
 import { Session, withSession } from '../../machines/session.js';
 import { clearRebuildCache } from '../../machines/rebuild.js';
@@ -106,6 +107,21 @@ describe('ids and inputs', () => {
     const next = await l.ok('migrate', { vmId: m2.newVmId, toHost: 'h', strategy: 'qemu', blackoutNs: 1000 });
     const third = await l.ok('migrate', { vmId: next.newVmId, toHost: 'h2', strategy: 'qemu', blackoutNs: 1000 });
     expect([m2.migrationId, next.migrationId, third.migrationId]).toEqual(['m2', 'm3', 'm4']);
+  });
+
+  it('automatic migration ids follow explicit ones taken meanwhile, and a log replaced under the same path starts again at m1', async () => {
+    await guest('a');
+    const first = await l.ok('migrate', { vmId: 'a', inPlace: true, strategy: 'qemu', blackoutNs: 1000 });
+    await l.ok('migrate', { vmId: 'a', inPlace: true, strategy: 'qemu', blackoutNs: 1000, migrationId: 'm2' });
+    const third = await l.ok('migrate', { vmId: 'a', inPlace: true, strategy: 'qemu', blackoutNs: 1000 });
+    expect([first.migrationId, third.migrationId]).toEqual(['m1', 'm3']);
+    // the same path, a new log
+    closeStores();
+    for (const f of [l.db, `${l.db}-wal`, `${l.db}-shm`]) rmSync(f, { force: true });
+    clearRebuildCache();
+    l.migrateAudits.length = 0;
+    await guest('b');
+    expect((await l.ok('migrate', { vmId: 'b', inPlace: true, strategy: 'qemu', blackoutNs: 1000 })).migrationId).toBe('m1');
   });
 
   it('a VM without vCPUs has no clock to migrate', async () => {
