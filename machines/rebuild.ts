@@ -44,7 +44,15 @@ export function targetPosition(store: EventStore, streamId: string, t: RebuildTa
 }
 
 // Current (tip) states already rebuilt in this process, keyed by database and stream.
+// Bounded, least recently stored first out: a long-lived process (a warm function, a fleet
+// script) touches streams without end, and most (destroyed VMs, ended migrations) never again.
 const tipCache = new Map<string, Rebuilt>();
+const TIP_CACHE_MAX = 20_000;
+function cacheTip(key: string, r: Rebuilt): void {
+  tipCache.delete(key);
+  tipCache.set(key, r);
+  if (tipCache.size > TIP_CACHE_MAX) tipCache.delete(tipCache.keys().next().value!);
+}
 const cacheKey = (store: EventStore, streamId: string) => `${store.path}\u0000${streamId}`;
 
 /** The state this process last held live for a stream (what a session committed), if any. */
@@ -111,13 +119,13 @@ export function rebuildStream<S extends StreamState = StreamState>(
   if (snapshots.length) store.transaction(() => snapshots.forEach((sn) => store.saveSnapshot(sn)));
   if (state !== null && !shared) freeze(state, true);
   const result: Rebuilt = { state, version, position };
-  if (!substituted && version > 0 && version === store.streamVersion(streamId)) tipCache.set(cacheKey(store, streamId), result);
+  if (!substituted && version > 0 && version === store.streamVersion(streamId)) cacheTip(cacheKey(store, streamId), result);
   return result as Rebuilt<S>;
 }
 
 /** Remember a state a session just committed, so the next load in this process starts from it. */
 export function rememberTip(store: EventStore, streamId: string, r: Rebuilt): void {
-  tipCache.set(cacheKey(store, streamId), r);
+  cacheTip(cacheKey(store, streamId), r);
 }
 
 /** Rebuild every stream up to a position in one pass over the log (the full replay). */
