@@ -91,9 +91,11 @@ export function sessionAuditSource(session: Session, written: WrittenEvent[], st
     },
     host(hostId, time) {
       const sid = hostStreamId(hostId);
-      // A host this session read and did not change: its state holds from its last event, which
+      // A host this session read and did not change, and nobody changed since (another process
+      // may append to a stream this session only read): its state holds from its last event, which
       // the log has before this session began (positions grow with time), so at any instant asked here.
-      if (session.currentVersion(sid) !== null && session.recorded(sid).length === 0 && (time === undefined || time >= session.startTime())) {
+      const read = session.currentVersion(sid);
+      if (read !== null && session.recorded(sid).length === 0 && store.streamVersion(sid) === read && (time === undefined || time >= session.startTime())) {
         return session.stream(sid) as HostState | null;
       }
       return log.host(hostId, time);

@@ -17,20 +17,16 @@ export interface MigrationOutcome {
   newVmId: string;
 }
 
-/** The next free migration id: m1, m2, ... (a concurrent writer that takes it forces a retry). */
+/**
+ * The next free migration id: m{n+1} for n migrations in the log, or the first free one after it
+ * (a concurrent writer that takes it forces a retry). A function of the log alone, so the CLI (a
+ * process per command) and a warm function give the same ids for the same requests.
+ */
 export function nextMigrationId(s: Session): string {
-  // (counting the migrations once per process and log, then going on from the last id given:
-  // ids taken meanwhile, by other processes or by name, are skipped one lookup each)
-  const key = s.store.path;
-  let last = lastMigrationNumber.get(key);
-  // (a log replaced under the same path no longer has the last id this process saw)
-  if (last === undefined || (last > 0 && s.store.streamVersion(`migration-m${last}`) === 0)) last = s.store.countStreams('migration-');
-  let n = last + 1;
+  let n = s.store.countStreams('migration-') + 1;
   while (s.store.streamVersion(`migration-m${n}`) > 0) n++;
-  lastMigrationNumber.set(key, n - 1);
   return `m${n}`;
 }
-const lastMigrationNumber = new Map<string, number>();
 
 /** Guest reads of its clocks on every running vCPU of a side: TSC and kvmclock, or both arm64 counters. */
 function guestReads(p: VmmPort, side: Side, afterResume: boolean): void {

@@ -88,6 +88,10 @@ function decide(rec: VmRecord | null, owned: boolean, cmd: VmCommand): VmMachine
       : cmd.type === 'exits'
         ? cmd.vcpus.map((vcpu) => ({ type: 'exit', vcpu, hw: cmd.hw }))
         : [cmd];
+  // The kernel checks each operation before it changes anything, but a batch's later operation
+  // may be refused after earlier ones changed the record: a batch works on a copy, so a refusal
+  // leaves the record it started from whole (the first decision copies a shared one anyway).
+  if (owned && rec !== null && singles.length > 1) rec = cloneVmRecord(rec);
   const recorded: VmEvent[] = [];
   const results: Json[] = [];
   for (const one of singles) {

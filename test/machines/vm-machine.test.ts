@@ -45,6 +45,29 @@ describe('guests: the guest on several vCPUs at one instant', () => {
     expectReplayEqualsLive(l);
   });
 
+  it('is all or nothing when the kernel refuses a later operation: the earlier ones leave no trace', () => {
+    const s = session();
+    s.vmCommand('a', { type: 'guest', vcpu: 0, op: 'rdtsc' }); // the machine now owns its record
+    const before = toJson(s.vm('a'));
+    const pending = s.pendingCount();
+    // the first would rewrite vCPU 0's kvmclock page; the second names a vCPU the VM does not have
+    expect(() =>
+      s.vmCommands('a', {
+        type: 'guests',
+        ops: [
+          { vcpu: 0, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x30001 },
+          { vcpu: 0, op: 'no-such-op' },
+        ],
+      }),
+    ).toThrow();
+    expect(s.pendingCount()).toBe(pending);
+    expect(toJson(s.vm('a'))).toEqual(before);
+    // and the session goes on from the state its events describe
+    s.vmCommand('a', { type: 'guest', vcpu: 1, op: 'rdtsc' });
+    s.commit();
+    expectReplayEqualsLive(l);
+  });
+
   it('is refused whole when one vCPU it names is not in KVM_RUN: nothing recorded, the VM untouched', () => {
     const s = session();
     s.vmCommand('a', { type: 'exit', vcpu: 2 });
