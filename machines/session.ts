@@ -98,7 +98,7 @@ export class Session {
   }
 
   /** Record an event on a stream; the state evolves at once (the caller may pass it precomputed). */
-  record(streamId: string, ev: DomainEvent, time: bigint, next?: StreamState, extraMeta: EventMetadata = {}): EventRef {
+  record(streamId: string, ev: DomainEvent, time: bigint, next?: StreamState, extraMeta: EventMetadata = {}, canonical = false): EventRef {
     const l = this.load(streamId);
     if (next === undefined) {
       const kind = streamKind(streamId);
@@ -113,7 +113,7 @@ export class Session {
     l.state = next;
     l.version++;
     const metadata = this.metadataFor(extraMeta);
-    const e: NewEvent = { type: ev.type, time, data: ev.data, metadata };
+    const e: NewEvent = { type: ev.type, time, data: ev.data, metadata, canonical };
     l.pending.push(e);
     this.order.push({ streamId, event: e });
     return { streamId, version: l.version };
@@ -283,7 +283,8 @@ export class Session {
       throw new DomainError('invalid_state', why, { vmId, state });
     }
     const next = decision.snapshot.context.rec!;
-    const refs = decision.events.map((ev) => this.record(sid, ev, hw.t, next, { profile: next.profile }));
+    // (the VM machine builds its events' data in the log's canonical key order)
+    const refs = decision.events.map((ev) => this.record(sid, ev, hw.t, next, { profile: next.profile }, ev.type !== 'VmCreated'));
     return { events: decision.events, results: decision.results, refs };
   }
 

@@ -129,7 +129,7 @@ class SqliteEventStore implements EventStore {
         for (const e of b.events) {
           position++;
           version++;
-          const data = canonicalJson(e.data ?? null);
+          const data = e.canonical ? (JSON.stringify(e.data) ?? 'null') : canonicalJson(e.data ?? null);
           let metadata = metadataText.get(e.metadata);
           if (metadata === undefined) metadataText.set(e.metadata, (metadata = canonicalJson(e.metadata ?? {})));
           const schemaVersion = e.schemaVersion ?? 1;

@@ -20,6 +20,11 @@ export interface NewEvent {
   /** JSON-safe data: u64 values as decimal strings */
   data: unknown;
   metadata?: EventMetadata;
+  /**
+   * The producer built `data` in canonical order already (every object's keys sorted, JSON
+   * values only): the store writes JSON.stringify(data) without checking or copying it.
+   */
+  canonical?: boolean;
 }
 
 export interface StoredEvent<D = unknown> {

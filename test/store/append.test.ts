@@ -94,6 +94,23 @@ describe('positions and versions', () => {
     expect(raw[1]!.metadata).toBe('{}');
   });
 
+  it('takes a producer at its word when it says its data is canonical already (written as serialized)', () => {
+    const s = openStore(tempDbPath());
+    s.commit([
+      {
+        streamId: 'x',
+        expectedVersion: 0,
+        events: [
+          { type: 'sorted', time: 1n, data: { a: 1, b: { c: 2, d: undefined } }, canonical: true },
+          { type: 'trusted', time: 2n, data: { z: 1, a: 2 }, canonical: true },
+          { type: 'checked', time: 3n, data: { z: 1, a: 2 } },
+        ],
+      },
+    ]);
+    expect([...s.scan()].map((r) => r.data)).toEqual(['{"a":1,"b":{"c":2}}', '{"z":1,"a":2}', '{"a":2,"z":1}']);
+    expect(s.verify().intact).toBe(true);
+  });
+
   it("expectedVersion 'any' appends whatever the stream's version is", () => {
     const s = openStore(tempDbPath());
     s.commit([{ streamId: 'a', expectedVersion: 'any', events: [ev('x', 1)] }]);
