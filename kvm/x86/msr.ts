@@ -5,16 +5,19 @@ import { kvmWriteSystemTime, kvmWriteWallClock } from './clock.js';
 import type { X86Ctx, X86Vcpu, X86Vm } from './state.js';
 import { adjustTscOffsetGuest, kvmComputeL1TscOffset, kvmReadL1Tsc, kvmSynchronizeTsc } from './tsc.js';
 
-/** kvm_set_lapic_tscdeadline_msr() → start_sw_tscdeadline(): arm the timer relative to the guest TSC now */
+/**
+ * kvm_set_lapic_tscdeadline_msr() → start_sw_tscdeadline(): cancel the timer, then arm it relative
+ * to the guest TSC now (a guest in TSC-deadline mode; the adaptive lapic_timer_advance, a few µs
+ * early, is not modelled).
+ */
 function kvmSetLapicTscdeadlineMsr(ctx: X86Ctx, vcpu: X86Vcpu, data: bigint): void {
   vcpu.tscDeadline = data;
-  if (data === 0n) {
-    vcpu.tscDeadlineFiresAt = null;
-    return;
-  }
+  vcpu.tscDeadlineFiresAt = null;
+  // start_sw_tscdeadline(): nothing to arm without a deadline or a guest TSC rate
+  if (data === 0n || !vcpu.virtualTscKhz) return;
   const guestTsc = kvmReadL1Tsc(ctx, vcpu, ctx.hw.tsc);
-  // ns = (tscdeadline − guest_tsc) × 1e6 / virtual_tsc_khz; a deadline already passed fires at once
-  const ns = data > guestTsc && vcpu.virtualTscKhz ? ((data - guestTsc) * 1_000_000n) / BigInt(vcpu.virtualTscKhz) : 0n;
+  // ns = (tscdeadline − guest_tsc) × 1e6 / virtual_tsc_khz; a deadline already passed expires at once
+  const ns = data > guestTsc ? ((data - guestTsc) * 1_000_000n) / BigInt(vcpu.virtualTscKhz) : 0n;
   vcpu.tscDeadlineFiresAt = ctx.hw.t + ns;
 }
 
