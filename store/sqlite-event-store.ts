@@ -83,6 +83,8 @@ class SqliteEventStore implements EventStore {
       // Positions grow with time (writers assert the time they read), so the last entry of the
       // (time, position) index at or before t is the answer: a seek, not a scan.
       positionAtTime: db.prepare('SELECT position FROM events WHERE time <= ? ORDER BY time DESC, position DESC LIMIT 1').pluck(),
+      bumpCategory: db.prepare('INSERT INTO stream_categories (category, streams) VALUES (?, 1) ON CONFLICT (category) DO UPDATE SET streams = streams + 1'),
+      categoryCount: db.prepare('SELECT streams FROM stream_categories WHERE category = ?').pluck(),
       countStreams: db.prepare('SELECT COUNT(*) FROM streams WHERE stream_id >= ? AND (? IS NULL OR stream_id < ?)').pluck(),
       setWake: db.prepare('UPDATE streams SET wake_at = ? WHERE stream_id = ?'),
       due: db.prepare(
@@ -123,6 +125,7 @@ class SqliteEventStore implements EventStore {
       const wakes = new Map<string, bigint | null>();
       for (const b of batches) {
         let version = versions.get(b.streamId) ?? ((this.stmts.streamVersion.get(b.streamId) as number | undefined) ?? 0);
+        if (version === 0 && b.events.length) this.stmts.bumpCategory.run(streamCategory(b.streamId));
         if (b.expectedVersion !== 'any' && b.expectedVersion !== version) {
           throw new ConflictError(b.streamId, b.expectedVersion, version);
         }
@@ -235,6 +238,10 @@ class SqliteEventStore implements EventStore {
     return this.db.prepare(sql).pluck().all(...(hi === null ? [lo] : [lo, hi])) as string[];
   }
 
+  countCategory(category: string): number {
+    return (this.stmts.categoryCount.get(category) as number | undefined) ?? 0;
+  }
+
   countStreams(prefix = ''): number {
     const [lo, hi] = prefix ? prefixRange(prefix) : ['', null];
     return this.stmts.countStreams.get(lo, hi, hi) as number;
@@ -311,6 +318,13 @@ class SqliteEventStore implements EventStore {
                JOIN (SELECT stream_id, MAX(version) AS v FROM fork.events GROUP BY stream_id) m ON m.stream_id = e.stream_id AND m.v = e.version`,
             )
             .run();
+          this.db
+            .prepare(
+              `INSERT INTO fork.stream_categories (category, streams)
+               SELECT CASE WHEN instr(stream_id, '-') > 0 THEN substr(stream_id, 1, instr(stream_id, '-') - 1) ELSE stream_id END, COUNT(*)
+               FROM fork.streams GROUP BY 1`,
+            )
+            .run();
           return r.changes;
         })();
         return { events: n };
@@ -326,6 +340,12 @@ class SqliteEventStore implements EventStore {
   close(): void {
     if (this.db.open) this.db.close();
   }
+}
+
+/** A stream's category: its id up to the first '-' (the whole id without one). */
+export function streamCategory(streamId: string): string {
+  const i = streamId.indexOf('-');
+  return i < 0 ? streamId : streamId.slice(0, i);
 }
 
 function retryWhileBusy(timeoutMs: number, fn: () => void): void {

@@ -23,7 +23,7 @@ export interface MigrationOutcome {
  * process per command) and a warm function give the same ids for the same requests.
  */
 export function nextMigrationId(s: Session): string {
-  let n = s.store.countStreams('migration-') + 1;
+  let n = s.store.countCategory('migration') + 1;
   while (s.store.streamVersion(`migration-m${n}`) > 0) n++;
   return `m${n}`;
 }

@@ -2,7 +2,7 @@
 // commits, idempotent requests, the read filters, and snapshots.
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ConflictError, StoreError, type EventStore, type RawEvent, type ReadOptions, type StoredEvent } from '../../store/index.js';
+import { ConflictError, StoreError, streamCategory, type EventStore, type RawEvent, type ReadOptions, type StoredEvent } from '../../store/index.js';
 import { cleanup, ev, openStore, tempDbPath } from './helpers.js';
 
 afterEach(cleanup);
@@ -432,6 +432,25 @@ describe('reading', () => {
     expect(s.streams('vm_')).toEqual([]);
     // countStreams(prefix) counts the same ids
     for (const prefix of ['', 'vm/', 'vm', 'vm/a', 'h', 'zzz', 'vm%']) expect(s.countStreams(prefix), prefix).toBe(s.streams(prefix).length);
+  });
+
+  it('countCategory counts each stream once, by its id up to the first "-", from its first event on', () => {
+    const s = openStore(tempDbPath());
+    expect(s.countCategory('vm')).toBe(0);
+    s.commit([
+      { streamId: 'vm-a', expectedVersion: 0, events: [ev('x', 1)] },
+      { streamId: 'migration-m1', expectedVersion: 0, events: [ev('x', 2)] },
+      { streamId: 'vm-a', expectedVersion: 1, events: [ev('x', 3)] }, // the same stream again, one commit
+      { streamId: 'vm-b-c', expectedVersion: 'any', events: [ev('x', 4)] },
+      { streamId: 'ledger', expectedVersion: 0, events: [ev('x', 5)] },
+      { streamId: 'vm-empty', expectedVersion: 0, events: [] }, // no event: no stream yet
+    ]);
+    s.commit([{ streamId: 'vm-a', expectedVersion: 2, events: [ev('x', 6)] }]);
+    expect(() => s.commit([{ streamId: 'vm-z', expectedVersion: 0, events: [ev('x', 7)] }, { streamId: 'vm-a', expectedVersion: 0, events: [ev('x', 8)] }])).toThrow(ConflictError);
+    expect([s.countCategory('vm'), s.countCategory('migration'), s.countCategory('ledger'), s.countCategory('host')]).toEqual([2, 1, 1, 0]);
+    expect(s.countCategory('vm')).toBe(s.countStreams('vm-'));
+    expect(streamCategory('vm-b-c')).toBe('vm');
+    expect(streamCategory('ledger')).toBe('ledger');
   });
 
   // A prefix range bounded by prefix + '\uffff' would miss ids continuing with a character outside

@@ -54,6 +54,9 @@ describe('fork', () => {
     expect(f.verify()).toEqual({ intact: true, checked: 7 });
     expect(f.streams()).toEqual(['vm/a', 'vm/b']);
     expect(f.streamVersion('vm/b')).toBe(2);
+    // categories count the fork's streams only (host/h begins after the fork point)
+    expect([f.countCategory('vm/a'), f.countCategory('vm/b'), f.countCategory('host/h')]).toEqual([1, 1, 0]);
+    expect(store.countCategory('host/h')).toBe(1);
     const db = new Database(target, { readonly: true });
     try {
       expect(db.pragma('user_version', { simple: true })).toBe(latestSchemaVersion());

@@ -183,6 +183,7 @@ describe('migrations', () => {
           hash: seedHash,
         });
         expect(s.streamVersion('vm/seed')).toBe(1);
+        expect(s.countCategory('vm/seed')).toBe(1); // counted from the streams the log had
         expect(s.verify()).toEqual({ intact: true, checked: 1 });
       } else {
         expect(s.lastPosition()).toBe(0);
