@@ -5,13 +5,19 @@ import { defineKey, sortedKeys } from '../store/canonical.js';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
-/** Deep copy with every bigint as its decimal string (and undefined fields dropped). */
+/** An object with its own JSON form (JSON.stringify would write what toJSON() gives). */
+function isJsonSerializable(v: unknown): v is { toJSON: () => unknown } {
+  return v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function';
+}
+
+/** Deep copy with every bigint as its decimal string (undefined and function fields dropped, toJSON() honoured, as JSON does). */
 export function toJson(v: unknown): Json {
   if (typeof v === 'bigint') return v.toString();
+  if (isJsonSerializable(v)) return toJson(v.toJSON());
   if (Array.isArray(v)) return v.map(toJson);
   if (v && typeof v === 'object') {
     const out: { [k: string]: Json } = {};
-    for (const [k, x] of Object.entries(v)) if (x !== undefined) defineKey(out, k, toJson(x));
+    for (const [k, x] of Object.entries(v)) if (x !== undefined && typeof x !== 'function' && typeof x !== 'symbol') defineKey(out, k, toJson(x));
     return out;
   }
   return v as Json;
@@ -23,12 +29,13 @@ export function toJson(v: unknown): Json {
  */
 export function toSortedJson(v: unknown): Json {
   if (typeof v === 'bigint') return v.toString();
+  if (isJsonSerializable(v)) return toSortedJson(v.toJSON());
   if (Array.isArray(v)) return v.map(toSortedJson);
   if (v && typeof v === 'object') {
     const out: { [k: string]: Json } = {};
     for (const k of sortedKeys(v)) {
       const x = (v as Record<string, unknown>)[k];
-      if (x === undefined) continue;
+      if (x === undefined || typeof x === 'function' || typeof x === 'symbol') continue;
       if (k === '__proto__') defineKey(out, k, toSortedJson(x));
       else out[k] = toSortedJson(x);
     }

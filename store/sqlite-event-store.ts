@@ -321,7 +321,7 @@ class SqliteEventStore implements EventStore {
           this.db
             .prepare(
               `INSERT INTO fork.stream_categories (category, streams)
-               SELECT CASE WHEN instr(stream_id, '-') > 0 THEN substr(stream_id, 1, instr(stream_id, '-') - 1) ELSE stream_id END, COUNT(*)
+               SELECT CASE WHEN instr(CAST(stream_id AS BLOB), X'2D') > 0 THEN CAST(substr(CAST(stream_id AS BLOB), 1, instr(CAST(stream_id AS BLOB), X'2D') - 1) AS TEXT) ELSE stream_id END, COUNT(*)
                FROM fork.streams GROUP BY 1`,
             )
             .run();

@@ -23,6 +23,12 @@ describe('toJson and toSortedJson', () => {
     );
   });
 
+  it('write what JSON would: toJSON() honoured, function fields dropped (found in review)', () => {
+    const v = { b: { toJSON: () => ({ z: 1n, a: 2 }) }, f: () => 1, a: 1 };
+    expect(JSON.stringify(toSortedJson(v))).toBe('{"a":1,"b":{"a":2,"z":"1"}}');
+    expect(toJson(v)).toEqual({ a: 1, b: { z: '1', a: 2 } });
+  });
+
   it('keep a field named "__proto__" as data', () => {
     const v = JSON.parse('{"__proto__":{"k":1},"a":2}');
     expect(Object.keys(toJson(v) as object)).toEqual(['__proto__', 'a']);

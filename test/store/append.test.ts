@@ -2,8 +2,9 @@
 // commits, idempotent requests, the read filters, and snapshots.
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ConflictError, StoreError, streamCategory, type EventStore, type RawEvent, type ReadOptions, type StoredEvent } from '../../store/index.js';
-import { cleanup, ev, openStore, tempDbPath } from './helpers.js';
+import { join } from 'node:path';
+import { ConflictError, migrate, StoreError, streamCategory, type EventStore, type RawEvent, type ReadOptions, type StoredEvent } from '../../store/index.js';
+import { cleanup, ev, openStore, tempDbPath, tempDir } from './helpers.js';
 
 afterEach(cleanup);
 
@@ -451,6 +452,26 @@ describe('reading', () => {
     expect(s.countCategory('vm')).toBe(s.countStreams('vm-'));
     expect(streamCategory('vm-b-c')).toBe('vm');
     expect(streamCategory('ledger')).toBe('ledger');
+  });
+
+  it('counts by category agree between the live store, a log migrated from schema 5, and a fork (ids with NUL, astral, no "-")', () => {
+    const ids = ['a', 'a\u0000b', 'x\u0000-y', 'x\u0000', 'a-1', '-lead', 'é-x', '😀-y', 'plain', 'vm-😀'];
+    const live = openStore(tempDbPath());
+    live.commit(ids.map((streamId, i) => ({ streamId, expectedVersion: 0 as const, events: [ev('x', i)] })));
+    // the same streams written under schema 5, then migrated
+    const oldPath = tempDbPath('v5.db');
+    const db = new Database(oldPath);
+    migrate(db, 5);
+    ids.forEach((id, i) => db.prepare('INSERT INTO streams (stream_id, version, last_position, last_type) VALUES (?, 1, ?, ?)').run(id, i + 1, 'x'));
+    db.close();
+    const migrated = openStore(oldPath);
+    const forkPath = join(tempDir(), 'fork.db');
+    live.fork(ids.length, forkPath);
+    const forked = openStore(forkPath);
+    for (const c of new Set(ids.map(streamCategory))) {
+      const want = ids.filter((id) => streamCategory(id) === c).length;
+      expect([live.countCategory(c), migrated.countCategory(c), forked.countCategory(c)], JSON.stringify(c)).toEqual([want, want, want]);
+    }
   });
 
   // A prefix range bounded by prefix + '\uffff' would miss ids continuing with a character outside
