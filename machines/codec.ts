@@ -10,17 +10,30 @@ function isJsonSerializable(v: unknown): v is { toJSON: () => unknown } {
   return v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function';
 }
 
-/** Deep copy with every bigint as its decimal string (undefined and function fields dropped, toJSON() honoured, as JSON does). */
-export function toJson(v: unknown): Json {
+/**
+ * A deep copy as JSON would write it: every bigint as its decimal string, toJSON() honoured,
+ * undefined, function and symbol fields dropped; with `sorted`, every object's keys in order.
+ */
+function encode(v: unknown, sorted: boolean): Json {
   if (typeof v === 'bigint') return v.toString();
-  if (isJsonSerializable(v)) return toJson(v.toJSON());
-  if (Array.isArray(v)) return v.map(toJson);
+  if (isJsonSerializable(v)) return encode(v.toJSON(), sorted);
+  if (Array.isArray(v)) return v.map((x) => encode(x, sorted));
   if (v && typeof v === 'object') {
     const out: { [k: string]: Json } = {};
-    for (const [k, x] of Object.entries(v)) if (x !== undefined && typeof x !== 'function' && typeof x !== 'symbol') defineKey(out, k, toJson(x));
+    for (const k of sorted ? sortedKeys(v) : Object.keys(v)) {
+      const x = (v as Record<string, unknown>)[k];
+      if (x === undefined || typeof x === 'function' || typeof x === 'symbol') continue;
+      if (k === '__proto__') defineKey(out, k, encode(x, sorted));
+      else out[k] = encode(x, sorted);
+    }
     return out;
   }
   return v as Json;
+}
+
+/** Deep copy with every bigint as its decimal string, as JSON would write it (keys in their order). */
+export function toJson(v: unknown): Json {
+  return encode(v, false);
 }
 
 /**
@@ -28,20 +41,7 @@ export function toJson(v: unknown): Json {
  * in that order at once so the store has nothing to reorder.
  */
 export function toSortedJson(v: unknown): Json {
-  if (typeof v === 'bigint') return v.toString();
-  if (isJsonSerializable(v)) return toSortedJson(v.toJSON());
-  if (Array.isArray(v)) return v.map(toSortedJson);
-  if (v && typeof v === 'object') {
-    const out: { [k: string]: Json } = {};
-    for (const k of sortedKeys(v)) {
-      const x = (v as Record<string, unknown>)[k];
-      if (x === undefined || typeof x === 'function' || typeof x === 'symbol') continue;
-      if (k === '__proto__') defineKey(out, k, toSortedJson(x));
-      else out[k] = toSortedJson(x);
-    }
-    return out;
-  }
-  return v as Json;
+  return encode(v, true);
 }
 
 /** The hardware inputs of one instant, as stored in an event. */
