@@ -69,16 +69,18 @@ type VmCommandInput = VmCommand extends infer C ? (C extends { hw: HostSample } 
 
 export class Session {
   private readonly loaded = new Map<string, Loaded>();
-  /** states to keep as snapshots once committed (stream, version, serialized state) */
+  /** states kept at instants an audit revisits (private copies; those to persist are serialized at commit) */
   private readonly snapshotsToSave: { streamId: string; version: number; state: StreamState; persist: boolean }[] = [];
   /** the VM machines this session is deciding with, one per VM */
   private readonly vmDeciders = new Map<string, VmDecider>();
   /** every recorded event in the order it was decided: the order it takes in the log */
   private readonly order: { streamId: string; event: NewEvent }[] = [];
   private clock: bigint | null = null;
-  /** the time the session began at, and the log's wake index as the session first read it */
-  private startedAt: bigint | null = null;
+  /** the instant the session began at */
   private beganAt: bigint | null = null;
+  /** the instant the ledger has recorded time up to: the session's start, then each commit's */
+  private ledgerAt: bigint | null = null;
+  /** the log's wake index as the session read it, up to an instant */
   private wakeIndex: { upTo: bigint; due: { streamId: string; wakeAt: bigint }[] } | null = null;
 
   constructor(
@@ -145,8 +147,8 @@ export class Session {
   now(): bigint {
     if (this.clock === null) {
       this.clock = (this.load(LEDGER_STREAM).state as LedgerState | null)?.now ?? 0n;
-      this.startedAt = this.clock;
       this.beganAt = this.clock;
+      this.ledgerAt = this.clock;
     }
     return this.clock;
   }
@@ -338,9 +340,9 @@ export class Session {
   // ---- commit -----------------------------------------------------------------------------
 
   commit(response?: (written: WrittenEvent[]) => unknown): CommitResult {
-    if (this.startedAt !== null && this.clock !== null && this.clock > this.startedAt) {
-      const from = this.startedAt;
-      this.startedAt = this.clock;
+    if (this.ledgerAt !== null && this.clock !== null && this.clock > this.ledgerAt) {
+      const from = this.ledgerAt;
+      this.ledgerAt = this.clock;
       this.record(LEDGER_STREAM, { type: 'TimeAdvanced', data: { from: from.toString(), to: this.clock.toString() } }, this.clock);
     }
     // Keep the decision order across streams (so time never goes backwards in position order):

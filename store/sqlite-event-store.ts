@@ -85,7 +85,6 @@ class SqliteEventStore implements EventStore {
       positionAtTime: db.prepare('SELECT position FROM events WHERE time <= ? ORDER BY time DESC, position DESC LIMIT 1').pluck(),
       bumpCategory: db.prepare('INSERT INTO stream_categories (category, streams) VALUES (?, 1) ON CONFLICT (category) DO UPDATE SET streams = streams + 1'),
       categoryCount: db.prepare('SELECT streams FROM stream_categories WHERE category = ?').pluck(),
-      countStreams: db.prepare('SELECT COUNT(*) FROM streams WHERE stream_id >= ? AND (? IS NULL OR stream_id < ?)').pluck(),
       setWake: db.prepare('UPDATE streams SET wake_at = ? WHERE stream_id = ?'),
       due: db.prepare(
         'SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT NULL AND wake_at <= ? AND stream_id >= ? AND (? IS NULL OR stream_id < ?) ORDER BY wake_at, stream_id',
@@ -240,11 +239,6 @@ class SqliteEventStore implements EventStore {
 
   countCategory(category: string): number {
     return (this.stmts.categoryCount.get(category) as number | undefined) ?? 0;
-  }
-
-  countStreams(prefix = ''): number {
-    const [lo, hi] = prefix ? prefixRange(prefix) : ['', null];
-    return this.stmts.countStreams.get(lo, hi, hi) as number;
   }
 
   lastPosition(): number {

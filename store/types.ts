@@ -125,8 +125,6 @@ export interface EventStore {
   positionOfVersion(streamId: string, version: number): number | undefined;
   /** streams (with this prefix) whose wake instant is at or before t, earliest first */
   dueStreams(t: bigint, prefix?: string): { streamId: string; wakeAt: bigint }[];
-  /** how many streams have an id starting with the prefix (a scan of their ids) */
-  countStreams(prefix?: string): number;
   /** how many streams a category has (ids up to their first '-'; one row read) */
   countCategory(category: string): number;
   saveSnapshot(s: SnapshotRecord): void;

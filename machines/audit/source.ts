@@ -95,7 +95,7 @@ export function sessionAuditSource(session: Session, written: WrittenEvent[], st
       // may append to a stream this session only read): its state holds from its last event, which
       // the log has before this session began (positions grow with time), so at any instant asked here.
       const read = session.currentVersion(sid);
-      if (read !== null && session.recorded(sid).length === 0 && store.streamVersion(sid) === read && (time === undefined || time >= session.startTime())) {
+      if (read !== null && session.baseVersion(sid) === read && store.streamVersion(sid) === read && (time === undefined || time >= session.startTime())) {
         return session.stream(sid) as HostState | null;
       }
       return log.host(hostId, time);

@@ -7,16 +7,12 @@ import { hostInfoToJson, type VmHostInfo } from '../vm/events.js';
 import { vcpusOf, type VmRecord } from '../vm/evolve.js';
 import type { GuestOp } from '../vm/machine.js';
 import type { EventRef, Session } from '../session.js';
+import type { MigrationStartedData } from './state.js';
 
 export type Side = 'source' | 'destination';
 
-export interface MigrationParams {
-  migrationId: string;
-  vmId: string;
-  newVmId: string;
-  fromHost: string;
-  toHost: string;
-  strategy: string;
+/** What a migration is asked to do: who moves where (as its MigrationStarted records it), and how. */
+export interface MigrationParams extends Omit<MigrationStartedData, 'params'> {
   blackoutNs: bigint;
   /** time each ioctl takes, as the VMM sees it */
   vmmLatencyNs: bigint;

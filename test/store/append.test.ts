@@ -431,8 +431,6 @@ describe('reading', () => {
     // LIKE wildcards in the prefix are literal
     expect(s.streams('vm%')).toEqual([]);
     expect(s.streams('vm_')).toEqual([]);
-    // countStreams(prefix) counts the same ids
-    for (const prefix of ['', 'vm/', 'vm', 'vm/a', 'h', 'zzz', 'vm%']) expect(s.countStreams(prefix), prefix).toBe(s.streams(prefix).length);
   });
 
   it('countCategory counts each stream once, by its id up to the first "-", from its first event on', () => {
@@ -449,7 +447,7 @@ describe('reading', () => {
     s.commit([{ streamId: 'vm-a', expectedVersion: 2, events: [ev('x', 6)] }]);
     expect(() => s.commit([{ streamId: 'vm-z', expectedVersion: 0, events: [ev('x', 7)] }, { streamId: 'vm-a', expectedVersion: 0, events: [ev('x', 8)] }])).toThrow(ConflictError);
     expect([s.countCategory('vm'), s.countCategory('migration'), s.countCategory('ledger'), s.countCategory('host')]).toEqual([2, 1, 1, 0]);
-    expect(s.countCategory('vm')).toBe(s.countStreams('vm-'));
+    expect(s.countCategory('vm')).toBe(s.streams('vm-').length);
     expect(streamCategory('vm-b-c')).toBe('vm');
     expect(streamCategory('ledger')).toBe('ledger');
   });
@@ -485,8 +483,6 @@ describe('reading', () => {
     expect(s.read({ streamPrefix: 'p/' }).map((e) => e.streamId)).toEqual(['p/😀']);
     expect(s.streams('p/')).toEqual(['p/😀']);
     expect(s.streams()).toEqual(['p/😀', '😀x']);
-    expect(s.countStreams('p/')).toBe(1);
-    expect(s.countStreams()).toBe(2);
   });
 
   it('positionAtTime gives the last position at or before t', () => {

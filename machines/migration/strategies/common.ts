@@ -31,6 +31,12 @@ export function clockWithHostTsc(p: VmmPort, step: string, side: Side): ClockDat
 }
 
 /** KVM_GET_MSRS of some indices on one vCPU, as a map index → value. */
+/** One vCPU's state as a VMM saved it: its MSRs by index (plus what a strategy adds). */
+export interface SavedVcpu {
+  id: number;
+  msrs: Map<number, bigint>;
+}
+
 export function getMsrs(p: VmmPort, step: string, side: Side, vcpu: number, indices: number[]): Map<number, bigint> {
   const r = p.must(step, side, vcpu, 'KVM_GET_MSRS', { indices });
   const m = new Map<number, bigint>();

@@ -1,11 +1,11 @@
 // crosvm on x86: the TSC by value through KVM_SET_MSRS with the MSRs in index order, kvmclock
 // with KVM_SET_CLOCK flags 0, KVM_KVMCLOCK_CTRL when the kernel has it.
 import { MSRS } from '../../../kvm/uapi.js';
-import { type ClockData, clockOut, getMsrs, resumeSource, setMsrs } from './common.js';
+import { type ClockData, clockOut, getMsrs, resumeSource, setMsrs, type SavedVcpu } from './common.js';
 import type { Strategy } from './types.js';
 
 interface Saved {
-  vcpus: { id: number; msrs: Map<number, bigint> }[];
+  vcpus: SavedVcpu[];
   clock: ClockData;
 }
 

@@ -3,11 +3,11 @@
 // kvmclock restored with flags 0 (KVM_CLOCK_REALTIME as an opt-in), KVMCLOCK_CTRL after pausing and before resume.
 import { tscToleranceWindow } from '../../../kvm/arith.js';
 import { KVM_CLOCK_REALTIME, MSRS } from '../../../kvm/uapi.js';
-import { type ClockData, clockOut, getMsrs, KVMCLOCK_MSRS, resumeSource, setMsrs } from './common.js';
+import { type ClockData, clockOut, getMsrs, KVMCLOCK_MSRS, resumeSource, setMsrs, type SavedVcpu } from './common.js';
 import type { Strategy } from './types.js';
 
 interface Saved {
-  vcpus: { id: number; msrs: Map<number, bigint> }[];
+  vcpus: SavedVcpu[];
   clock: ClockData;
   tscKhz: number;
 }

@@ -2,14 +2,14 @@
 // with the KVM_SET_CLOCK {guest_src, time_src, KVM_CLOCK_REALTIME} fallback only: works on
 // mainline kernels that have KVM_VCPU_TSC_OFFSET.
 import { KVM_CLOCK_REALTIME } from '../../../kvm/uapi.js';
-import { type ClockData, clockWithHostTsc, cyclesIn, getMsrs, KVMCLOCK_MSRS, qemuSetTscKhz, readOffset, resumeSource, scaled, setMsrs, vcpuRatio, writeOffset } from './common.js';
+import { type ClockData, clockWithHostTsc, cyclesIn, getMsrs, KVMCLOCK_MSRS, qemuSetTscKhz, readOffset, resumeSource, scaled, setMsrs, vcpuRatio, writeOffset, type SavedVcpu } from './common.js';
 import type { VmmPort } from '../port.js';
 import type { Strategy } from './types.js';
 
 export interface OffsetSaved {
   src: ClockData;
   /** each vCPU's guest TSC at the source's host_tsc (scale(tsc_src, ratio) + offset) */
-  vcpus: { id: number; tsc: bigint; msrs: Map<number, bigint> }[];
+  vcpus: (SavedVcpu & { tsc: bigint })[];
   freqKhz: number;
   /** KVM_GET_CLOCK_GUEST of the boot vCPU, when the kernel has it */
   pvti: Record<string, unknown> | null;

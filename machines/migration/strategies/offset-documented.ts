@@ -2,12 +2,12 @@
 // written: it assumes guest TSC = host TSC + offset, so it ignores TSC scaling and different
 // host frequencies. (The document's ns × kHz product is taken in cycles, i.e. divided by 1e6.)
 import { KVM_CLOCK_REALTIME } from '../../../kvm/uapi.js';
-import { type ClockData, clockWithHostTsc, cyclesIn, getMsrs, KVMCLOCK_MSRS, qemuSetTscKhz, readOffset, resumeSource, setMsrs, writeOffset } from './common.js';
+import { type ClockData, clockWithHostTsc, cyclesIn, getMsrs, KVMCLOCK_MSRS, qemuSetTscKhz, readOffset, resumeSource, setMsrs, writeOffset, type SavedVcpu } from './common.js';
 import type { Strategy } from './types.js';
 
 interface Saved {
   src: ClockData;
-  vcpus: { id: number; offset: bigint; msrs: Map<number, bigint> }[];
+  vcpus: (SavedVcpu & { offset: bigint })[];
   freqKhz: number;
 }
 

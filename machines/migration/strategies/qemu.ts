@@ -1,11 +1,11 @@
 // QEMU (target/i386/kvm/kvm.c, hw/i386/kvm/clock.c): the TSC by value through the MSRs, kvmclock
 // read at stop and again at pre-save, restored with KVM_SET_CLOCK flags 0, KVM_KVMCLOCK_CTRL at resume.
 import { MSRS } from '../../../kvm/uapi.js';
-import { clockOut, getMsrs, KVMCLOCK_MSRS, qemuSetTscKhz, resumeSource, setMsrs } from './common.js';
+import { clockOut, getMsrs, KVMCLOCK_MSRS, qemuSetTscKhz, resumeSource, setMsrs, type SavedVcpu } from './common.js';
 import type { Strategy } from './types.js';
 
 interface Saved {
-  vcpus: { id: number; msrs: Map<number, bigint> }[];
+  vcpus: SavedVcpu[];
   /** kvmclock from vm_stop, then overwritten by the pre-save read */
   clock: bigint;
   tscKhz: number;
