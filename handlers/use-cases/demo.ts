@@ -1,7 +1,7 @@
 // The demo: two hosts, a 4-vCPU guest, the same live migration done by every VMM strategy, and
 // the audits side by side. It runs on whatever log the context names (./clockledger.db by default).
 import { z } from 'zod';
-import type { AuditReport } from '../../machines/audit/audit.js';
+import { worstError, type AuditReport } from '../../machines/audit/audit.js';
 import { X86_STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
 import { commonFields, defineHandler, u64Field } from '../define.js';
 import { createHost, advanceTime } from './hosts.js';
@@ -61,7 +61,7 @@ async function runDemo(
   }
   const columns = ['strategy', 'status', 'TSC error (ms)', 'kvmclock error (ms)', 'kvmclock−TSC (ms)', 'skew after (cycles)', 'master clock', 'verdict', 'findings'];
   const rows = audits.map((a) => {
-    const worst = a.vcpus.reduce((w, v) => (v.tscErrorNs < 0n ? -v.tscErrorNs : v.tscErrorNs) > (w < 0n ? -w : w) ? v.tscErrorNs : w, 0n);
+    const worst = worstError(a.vcpus.map((v) => v.tscErrorNs));
     return [
       a.strategy,
       a.status,

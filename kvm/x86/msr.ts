@@ -1,6 +1,6 @@
 // The timekeeping MSRs of kvm_set_msr_common() / kvm_get_msr_common() (arch/x86/kvm/x86.c, lapic.c).
 import { MSRS } from '../uapi.js';
-import { u64 } from '../u64.js';
+import { s64, u64 } from '../u64.js';
 import { kvmWriteSystemTime, kvmWriteWallClock } from './clock.js';
 import type { X86Ctx, X86Vcpu, X86Vm } from './state.js';
 import { adjustTscOffsetGuest, kvmComputeL1TscOffset, kvmReadL1Tsc, kvmSynchronizeTsc } from './tsc.js';
@@ -38,17 +38,17 @@ export function kvmSetMsrCommon(
         // A guest write moves the offset and TSC_ADJUST together, with no generation bookkeeping.
         const adj = u64(kvmComputeL1TscOffset(ctx, vcpu, data) - vcpu.l1TscOffset);
         adjustTscOffsetGuest(ctx, vcpu, adj);
-        vcpu.ia32TscAdjustMsr = BigInt.asIntN(64, vcpu.ia32TscAdjustMsr + adj);
+        vcpu.ia32TscAdjustMsr = s64(vcpu.ia32TscAdjustMsr + adj);
       }
       return 0;
     case MSRS.MSR_IA32_TSC_ADJUST:
       if (!hostInitiated) {
-        const adj = BigInt.asIntN(64, data - vcpu.ia32TscAdjustMsr);
+        const adj = s64(data - vcpu.ia32TscAdjustMsr);
         adjustTscOffsetGuest(ctx, vcpu, adj);
         // tsc_timestamp must follow before the guest runs again, or its pvclock would jump
         vcpu.requests.clockUpdate = true;
       }
-      vcpu.ia32TscAdjustMsr = BigInt.asIntN(64, data);
+      vcpu.ia32TscAdjustMsr = s64(data);
       return 0;
     case MSRS.MSR_IA32_TSC_DEADLINE:
       kvmSetLapicTscdeadlineMsr(ctx, vcpu, data);

@@ -4,6 +4,7 @@
 import { hvclockToHz, scaleTsc } from '../../kvm/arith.js';
 import type { HostState } from '../../kvm/host.js';
 import { MSRS } from '../../kvm/uapi.js';
+import { s64 } from '../../kvm/u64.js';
 import type { EventStore } from '../../store/types.js';
 import type { MigrationState } from '../migration/state.js';
 import { vmStreamId, type IoctlIssuedData } from '../vm/events.js';
@@ -79,7 +80,11 @@ export interface AuditReport {
 }
 
 const abs = (x: bigint) => (x < 0n ? -x : x);
-const s64 = (x: bigint) => BigInt.asIntN(64, x);
+
+/** The error of largest magnitude (0 for none), its sign kept: the worst vCPU's. */
+export function worstError(errors: readonly bigint[]): bigint {
+  return errors.reduce((w, e) => (abs(e) > abs(w) ? e : w), 0n);
+}
 const msPerDay = (ppb: bigint) => (Number(ppb) * 86_400 / 1e9 * 1000).toFixed(3);
 const fmtNs = (ns: bigint) => {
   const a = Number(abs(ns));
@@ -367,7 +372,7 @@ function auditArm64(a: Arm64AuditInput): AuditReport {
   if (after) {
     for (const v of vcpus) if (v.tscAdvance < 0n) add('time_backwards', 'fail', `vCPU ${v.vcpu}'s virtual counter went back by ${-v.tscAdvance} ticks`, counterWrites);
     for (const v of physical) if (v.advance < 0n) add('time_backwards', 'fail', `vCPU ${v.vcpu}'s physical counter went back by ${-v.advance} ticks`, counterWrites);
-    const worst = vcpus.reduce((w, v) => (abs(v.tscErrorNs) > abs(w) ? v.tscErrorNs : w), 0n);
+    const worst = worstError(vcpus.map((v) => v.tscErrorNs));
     if (worst < -th.clockErrorNs) add('counter_lost_time', 'warn', `the guest's virtual counter lost ${fmtNs(-worst)} of the ${fmtNs(elapsed)} that passed`, counterWrites);
     if (worst > th.clockErrorNs) add('counter_jump', 'warn', `the guest's virtual counter jumped ${fmtNs(worst)} ahead of true time`, counterWrites);
     // What the guest sees at resume is the whole advance at once, however right it is.
