@@ -91,7 +91,7 @@ export function rebuildStream<S extends StreamState = StreamState>(
   let state: StreamState | null = null;
   let version = 0;
   let position = 0;
-  let shared = false; // a cached tip is frozen and shared: copy it before moving it forward
+  let shared = false; // a cached tip is shared (held live, or frozen): copy it before moving it forward
   if (!substituted) {
     const cached = tipCache.get(cacheKey(store, streamId));
     if (cached && cached.position <= maxPosition) ({ state, version, position } = cached), (shared = true);
@@ -105,11 +105,12 @@ export function rebuildStream<S extends StreamState = StreamState>(
   }
   // (a connection cannot write while it iterates: snapshots are saved after the scan)
   const snapshots: SnapshotRecord[] = [];
+  const evolveOpts: EvolveOptions = { ...opts, noResult: true };
   for (const raw of store.scan({ streamId, fromPosition: position + 1, toPosition: maxPosition, withoutMetadata: true })) {
     if (shared && state !== null) state = deserialize(serialize(state)) as StreamState;
     shared = false;
     const ev = decodeRaw(raw);
-    state = applyStreamEvent(kind, state, ev, ev.time, { ...opts, noResult: true }).state;
+    state = applyStreamEvent(kind, state, ev, ev.time, evolveOpts).state;
     version = raw.version;
     position = raw.position;
     if (save && version % SNAPSHOT_EVERY === 0) {

@@ -12,7 +12,7 @@ import { LEDGER_STREAM, type LedgerState } from './ledger/ledger.js';
 import { rebuildStream, rememberTip } from './rebuild.js';
 import { applyStreamEvent, copyStreamState, streamKind, type DomainEvent, type StreamState } from './streams.js';
 import { CODE_VERSION } from './version.js';
-import { vmStreamId, type VmEvent } from './vm/events.js';
+import { vmIdOf, vmStreamId, VM_STREAM_PREFIX, type VmEvent } from './vm/events.js';
 import type { VmRecord } from './vm/evolve.js';
 import { VmDecider, vmLifecycle, type VmCommand } from './vm/machine.js';
 import { dueTimer, nextTimerAt } from '../kvm/x86/vm.js';
@@ -92,7 +92,7 @@ export class Session {
     let l = this.loaded.get(streamId);
     if (!l) {
       const r = rebuildStream(this.store, streamId);
-      const vmId = streamId.startsWith('vm-') ? streamId.slice(3) : null;
+      const vmId = vmIdOf(streamId);
       l = { base: r.version, state: r.state, owned: false, vmId, version: r.version, position: r.position, pending: [] };
       this.loaded.set(streamId, l);
     }
@@ -195,12 +195,12 @@ export class Session {
     // a migration advances time by microseconds per ioctl).
     if (this.wakeIndex === null || to > this.wakeIndex.upTo) {
       const upTo = to + WAKE_LOOKAHEAD_NS < MAX_TIME ? to + WAKE_LOOKAHEAD_NS : MAX_TIME - 1n;
-      this.wakeIndex = { upTo, due: this.store.dueStreams(upTo, 'vm-') };
+      this.wakeIndex = { upTo, due: this.store.dueStreams(upTo, VM_STREAM_PREFIX) };
     }
     for (const d of this.wakeIndex.due) {
       if (d.wakeAt > to) break;
       if (this.loaded.has(d.streamId)) continue;
-      const vmId = d.streamId.slice(3);
+      const vmId = vmIdOf(d.streamId)!;
       if (bestId === null || d.wakeAt < bestAt || (d.wakeAt === bestAt && vmId < bestId)) (bestId = vmId), (bestAt = d.wakeAt);
     }
     return bestId === null ? null : { vmId: bestId, at: bestAt };

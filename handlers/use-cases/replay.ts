@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { PROFILES, resolveProfile, type KernelProfile } from '../../kvm/profiles.js';
 import { migrationStreamId, type MigrationState } from '../../machines/migration/state.js';
+import { vmStreamId } from '../../machines/vm/events.js';
 import { rebuildStream } from '../../machines/rebuild.js';
 import { bisectProfiles, bisectSwitches } from '../../machines/replay/bisect.js';
 import { diffLogs } from '../../machines/replay/diff.js';
@@ -34,14 +35,14 @@ const scopeFields = {
 function resolveScope(store: EventStore, r: { vmId?: string; migrationId?: string; from?: number; to?: number }): ReplayScope {
   if (r.vmId && r.migrationId) throw new HandlerError('invalid_request', 'give vmId or migrationId, not both');
   if (r.vmId) {
-    if (store.streamVersion(`vm-${r.vmId}`) === 0) throw new HandlerError('not_found', `no VM '${r.vmId}'`, { vmId: r.vmId });
+    if (store.streamVersion(vmStreamId(r.vmId)) === 0) throw new HandlerError('not_found', `no VM '${r.vmId}'`, { vmId: r.vmId });
     return { vmIds: [r.vmId], fromPosition: r.from, toPosition: r.to };
   }
   if (r.migrationId) {
     const m = rebuildStream<MigrationState>(store, migrationStreamId(r.migrationId)).state;
     if (!m) throw new HandlerError('not_found', `no migration '${r.migrationId}'`, { migrationId: r.migrationId });
     const evs = store.read({ streamId: migrationStreamId(r.migrationId) });
-    const vmIds = [m.vmId, ...(store.streamVersion(`vm-${m.newVmId}`) ? [m.newVmId] : [])];
+    const vmIds = [m.vmId, ...(store.streamVersion(vmStreamId(m.newVmId)) ? [m.newVmId] : [])];
     return { vmIds, fromPosition: r.from ?? evs[0]!.position, toPosition: r.to ?? evs.at(-1)!.position };
   }
   return { fromPosition: r.from, toPosition: r.to };
@@ -68,7 +69,7 @@ export const diff = defineHandler({
     if (!existsSync(req.otherDb)) throw new HandlerError('not_found', `no database at ${req.otherDb}`, { otherDb: req.otherDb });
     const other = openEventStore(req.otherDb, { readonly: true });
     try {
-      return diffLogs(env.store, other, { streamPrefix: req.vmId ? `vm-${req.vmId}` : '', keep: req.keep }) as unknown as Record<string, unknown>;
+      return diffLogs(env.store, other, { streamPrefix: req.vmId ? vmStreamId(req.vmId) : '', keep: req.keep }) as unknown as Record<string, unknown>;
     } finally {
       other.close();
     }

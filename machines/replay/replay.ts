@@ -5,7 +5,7 @@ import { KvmUsageError } from '../../kvm/errors.js';
 import type { KernelProfile } from '../../kvm/profiles.js';
 import type { EventStore } from '../../store/types.js';
 import { decodeRaw } from '../rebuild.js';
-import type { VmEvent } from '../vm/events.js';
+import { vmIdOf, vmStreamId, type VmEvent } from '../vm/events.js';
 import { applyVmEvent, type EvolveOptions, type VmRecord } from '../vm/evolve.js';
 import { matchesJson, matchesRecorded, recordedOutcome, type Outcome } from './compare.js';
 import { toJson, type Json } from '../codec.js';
@@ -67,7 +67,7 @@ function execute(rec: VmRecord | null, ev: VmEvent, time: bigint, opts: EvolveOp
 
 /** Re-execute every VM stream in scope; compare from fromPosition on. */
 export function replayLog(store: EventStore, o: ReplayOptions): ReplayRun {
-  const wanted = o.vmIds ? new Set(o.vmIds.map((id) => `vm-${id}`)) : null;
+  const wanted = o.vmIds ? new Set(o.vmIds.map(vmStreamId)) : null;
   const keep = o.keep ?? 1000;
   const replayed = new Map<string, VmRecord | null>();
   const reference = new Map<string, VmRecord | null>();
@@ -111,7 +111,7 @@ export function replayLog(store: EventStore, o: ReplayOptions): ReplayRun {
         position: raw.position,
         time,
         streamId: raw.streamId,
-        vmId: raw.streamId.slice(3),
+        vmId: vmIdOf(raw.streamId)!,
         version: raw.version,
         type,
         ...(d.ioctl !== undefined ? { ioctl: d.ioctl } : {}),
@@ -125,14 +125,14 @@ export function replayLog(store: EventStore, o: ReplayOptions): ReplayRun {
   }
   const final = (m: Map<string, VmRecord | null>) => {
     const out = new Map<string, VmRecord>();
-    for (const [sid, rec] of m) if (rec) out.set(sid.slice(3), rec);
+    for (const [sid, rec] of m) if (rec) out.set(vmIdOf(sid)!, rec);
     return out;
   };
   return {
     profile: o.profile.name,
     reference: o.reference?.name ?? 'recorded',
     eventsReplayed: n,
-    vms: [...replayed.keys()].map((s) => s.slice(3)),
+    vms: [...replayed.keys()].map((s) => vmIdOf(s)!),
     divergenceCount: count,
     divergences,
     replayedStates: final(replayed),

@@ -9,6 +9,7 @@ import { auditMigration, guestTscHz, type AuditReport } from '../audit/audit.js'
 import type { AuditThresholds } from '../audit/thresholds.js';
 import { hostStreamId } from '../host/host.js';
 import type { MigrationState } from '../migration/state.js';
+import { vmStreamId } from '../vm/events.js';
 import { rebuildStream } from '../rebuild.js';
 import type { VmRecord } from '../vm/evolve.js';
 import type { Divergence, ReplayRun } from './replay.js';
@@ -94,7 +95,7 @@ export function replayReport(store: EventStore, run: ReplayRun, profile: KernelP
   const byVm = new Map<string, Divergence[]>();
   for (const d of run.divergences) byVm.set(d.vmId, [...(byVm.get(d.vmId) ?? []), d]);
   const vmReports = [...byVm].map(([vmId, ds]) => {
-    const rec = rebuildStream<VmRecord>(store, `vm-${vmId}`).state;
+    const rec = rebuildStream<VmRecord>(store, vmStreamId(vmId)).state;
     const host = rec ? rebuildStream<HostState>(store, hostStreamId(rec.hostId)).state : null;
     const recordedState = reference ? run.referenceStates.get(vmId) : (rec ?? undefined);
     return {

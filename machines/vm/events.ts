@@ -79,8 +79,15 @@ export type VmEvent =
 export type VmEventType = VmEvent['type'];
 export const VM_EVENT_TYPES: readonly VmEventType[] = ['VmCreated', 'IoctlIssued', 'GuestExecuted', 'VcpuExited', 'TimerFired', 'VmDestroyed'];
 
+export const VM_STREAM_PREFIX = 'vm-';
+
 export function vmStreamId(vmId: string): string {
-  return `vm-${vmId}`;
+  return `${VM_STREAM_PREFIX}${vmId}`;
+}
+
+/** The VM a stream id names (null: not a VM stream). */
+export function vmIdOf(streamId: string): string | null {
+  return streamId.startsWith(VM_STREAM_PREFIX) ? streamId.slice(VM_STREAM_PREFIX.length) : null;
 }
 
 export function hostInfoToJson(h: VmHostInfo): VmHostInfoJson {
