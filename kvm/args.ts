@@ -2,7 +2,6 @@
 // strings; names (MSRs, caps, attributes, registers) may stand for their numbers.
 import { z } from 'zod';
 import { InvalidArgumentError } from './errors.js';
-import { s64 } from './u64.js';
 import { U64_MASK } from './u64.js';
 
 const INT_LIKE = /^-?(0|[1-9][0-9]*)$|^0x[0-9a-fA-F]+$/;
@@ -33,9 +32,6 @@ export const u64Schema = z
     }
     return b & U64_MASK;
   });
-
-/** An s64 (kvmclock offsets, signed deltas): any 64-bit value, reinterpreted as signed. */
-export const s64Schema = u64Schema.transform(s64);
 
 /** An unsigned integer that fits in `bits` bits, as a JSON number. */
 export function uintSchema(bits: 8 | 16 | 32) {

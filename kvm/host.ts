@@ -1,7 +1,7 @@
 // The emulated host: its counter (x86 TSC or arm64 CNTPCT) and the kernel clocks derived from it,
 // all as pure functions of the simulation's true time t (ns). Nothing here reads a real clock.
 import { NSEC_PER_SEC } from './arith.js';
-import { u64 } from './u64.js';
+import { u32, u64, U64_MAX } from './u64.js';
 
 export type Arch = 'x86' | 'arm64';
 export type Vendor = 'vmx' | 'svm';
@@ -74,7 +74,7 @@ export interface HostSample {
 
 export const VENDOR_FRAC_BITS: Record<Vendor, number> = { vmx: 48, svm: 32 };
 export const VENDOR_MAX_RATIO: Record<Vendor, bigint> = {
-  vmx: (1n << 64n) - 1n, // KVM_VMX_TSC_MULTIPLIER_MAX
+  vmx: U64_MAX, // KVM_VMX_TSC_MULTIPLIER_MAX
   svm: 0xff_ffff_ffffn, // SVM_TSC_RATIO_MAX
 };
 
@@ -92,7 +92,7 @@ export function clocksCalcMultShift(from: bigint, to: bigint, maxsec: bigint): {
     tmp /= from;
     if (tmp >> BigInt(sftacc) === 0n) break;
   }
-  return { mult: tmp & 0xffff_ffffn, shift: sft };
+  return { mult: u32(tmp), shift: sft };
 }
 
 /**

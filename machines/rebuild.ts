@@ -5,7 +5,7 @@ import { freeze } from 'immer';
 import { deserialize, serialize } from 'node:v8';
 import type { EventStore, RawEvent, SnapshotRecord } from '../store/types.js';
 import type { EvolveOptions } from './vm/evolve.js';
-import { applyStreamEvent, streamKind, type StreamState } from './streams.js';
+import { applyStreamEvent, copyStreamState, streamKind, type StreamState } from './streams.js';
 import { CODE_VERSION } from './version.js';
 
 export const SNAPSHOT_EVERY = 500;
@@ -107,7 +107,7 @@ export function rebuildStream<S extends StreamState = StreamState>(
   const snapshots: SnapshotRecord[] = [];
   const evolveOpts: EvolveOptions = { ...opts, noResult: true };
   for (const raw of store.scan({ streamId, fromPosition: position + 1, toPosition: maxPosition, withoutMetadata: true })) {
-    if (shared && state !== null) state = deserialize(serialize(state)) as StreamState;
+    if (shared && state !== null) state = copyStreamState(kind, state);
     shared = false;
     const ev = decodeRaw(raw);
     state = applyStreamEvent(kind, state, ev, ev.time, evolveOpts).state;

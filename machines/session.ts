@@ -14,7 +14,7 @@ import { applyStreamEvent, copyStreamState, streamKind, type DomainEvent, type S
 import { CODE_VERSION } from './version.js';
 import { vmIdOf, vmStreamId, VM_STREAM_PREFIX, type VmEvent } from './vm/events.js';
 import type { VmRecord } from './vm/evolve.js';
-import { VmDecider, vmLifecycle, type VmCommand } from './vm/machine.js';
+import { targetVcpus, VmDecider, vmLifecycle, type VmCommand } from './vm/machine.js';
 import { dueTimer, nextTimerAt } from '../kvm/x86/vm.js';
 
 /** The last instant the log can hold (signed 64-bit ns). */
@@ -270,14 +270,15 @@ export class Session {
       decider = takeDecider(this.store, sid, rec) ?? new VmDecider(rec);
       this.vmDeciders.set(sid, decider);
     }
-    const decision = decider.decide({ ...cmd, hw } as VmCommand);
+    const command = { ...cmd, hw } as VmCommand;
+    const decision = decider.decide(command);
     if (!decision) {
       const state = vmLifecycle(rec);
-      const vcpus = cmd.type === 'guest' || cmd.type === 'exit' ? [cmd.vcpu] : cmd.type === 'guests' ? cmd.ops.map((o) => o.vcpu) : cmd.type === 'exits' ? cmd.vcpus : null;
+      const vcpus = targetVcpus(command);
       const why =
         state === 'destroyed'
           ? `VM '${vmId}' was destroyed (${rec!.destroyReason})`
-          : vcpus
+          : vcpus.length
             ? vcpus.length === 1
               ? `vCPU ${vcpus[0]} of VM '${vmId}' is not in KVM_RUN`
               : `vCPUs ${vcpus.join(', ')} of VM '${vmId}' are not all in KVM_RUN (each named once)`
@@ -365,7 +366,7 @@ export class Session {
     if (ledger && !next.has(LEDGER_STREAM) && batches.length) batches.push({ streamId: LEDGER_STREAM, expectedVersion: ledger.base, events: [] });
     const lastBatch = new Map<string, AppendBatch>();
     for (const b of batches) lastBatch.set(b.streamId, b);
-    for (const [sid, b] of lastBatch) if (sid.startsWith('vm-')) b.wakeAt = wakeAtOf(this.loaded.get(sid)!.state as VmRecord | null);
+    for (const [sid, b] of lastBatch) if (this.loaded.get(sid)!.vmId !== null) b.wakeAt = wakeAtOf(this.loaded.get(sid)!.state as VmRecord | null);
     // Snapshots kept for later audits are written in the same transaction as the events.
     const alsoWrite = (written: WrittenEvent[]) => {
       for (const sn of this.snapshotsToSave) {

@@ -3,7 +3,7 @@ import type { HostState } from '../kvm/host.js';
 import type { Json } from './codec.js';
 import { applyHostEvent, type HostEvent } from './host/host.js';
 import { applyLedgerEvent, LEDGER_STREAM, type LedgerEvent, type LedgerState } from './ledger/ledger.js';
-import type { VmEvent } from './vm/events.js';
+import { VM_STREAM_PREFIX, type VmEvent } from './vm/events.js';
 import { applyVmEvent, cloneVmRecord, type EvolveOptions, type VmRecord } from './vm/evolve.js';
 import { applyMigrationEvent, type MigrationEvent, type MigrationState } from './migration/state.js';
 
@@ -12,7 +12,7 @@ export type StreamKind = 'ledger' | 'host' | 'vm' | 'migration';
 export function streamKind(streamId: string): StreamKind {
   if (streamId === LEDGER_STREAM) return 'ledger';
   if (streamId.startsWith('host-')) return 'host';
-  if (streamId.startsWith('vm-')) return 'vm';
+  if (streamId.startsWith(VM_STREAM_PREFIX)) return 'vm';
   if (streamId.startsWith('migration-')) return 'migration';
   throw new Error(`unknown stream kind: ${streamId}`);
 }

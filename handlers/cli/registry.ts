@@ -33,11 +33,6 @@ export const FAST_PATH: Readonly<Record<string, () => Promise<Module>>> = {
 
 let loaded = false;
 
-/** Whether any handler code (and so possibly an open store) was loaded. */
-export function handlersLoaded(): boolean {
-  return loaded;
-}
-
 /** The whole registry (handlers/index.ts). */
 export async function loadRegistry(): Promise<Record<string, DefinedHandler>> {
   const m = await import('../index.js');

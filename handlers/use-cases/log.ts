@@ -7,7 +7,7 @@ import { toJson } from '../../machines/codec.js';
 import { hostStreamId } from '../../machines/host/host.js';
 import { migrationStreamId } from '../../machines/migration/state.js';
 import { rebuildStream, type RebuildTarget } from '../../machines/rebuild.js';
-import { vmStreamId } from '../../machines/vm/events.js';
+import { vmIdOf, vmStreamId } from '../../machines/vm/events.js';
 import type { VmRecord } from '../../machines/vm/evolve.js';
 import { vmView } from '../../machines/vm/view.js';
 import { LEDGER_STREAM, type LedgerState } from '../../machines/ledger/ledger.js';
@@ -77,13 +77,10 @@ export const stateAt = defineHandler({
       throw new HandlerError('not_found', `stream '${streamId}' has ${versions} versions, not ${req.version}`, { streamId, versions });
     }
     const r = rebuildStream(env.store, streamId, target);
-    if (r.state === null) {
-      if (env.store.streamVersion(streamId) === 0) throw new HandlerError('not_found', `no stream '${streamId}'`, { streamId });
-      throw new HandlerError('not_found', `stream '${streamId}' did not exist yet at that point`, { streamId });
-    }
+    if (r.state === null) throw new HandlerError('not_found', `stream '${streamId}' did not exist yet at that point`, { streamId });
     // The instant the state is viewed at: the time asked for, or that of the last event it includes.
     const at = instantOf(env.store, target, r.position);
-    if (streamId.startsWith('vm-')) {
+    if (vmIdOf(streamId) !== null) {
       const rec = r.state as VmRecord;
       const host = rebuildStream<HostState>(env.store, hostStreamId(rec.hostId), { time: at, position: req.position }).state;
       return { streamId, version: r.version, position: r.position, at, state: vmView(rec, host, at) };

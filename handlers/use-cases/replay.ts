@@ -3,13 +3,12 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { PROFILES, resolveProfile, type KernelProfile } from '../../kvm/profiles.js';
-import { migrationStreamId, type MigrationState } from '../../machines/migration/state.js';
+import { migrationStreamId } from '../../machines/migration/state.js';
 import { vmStreamId } from '../../machines/vm/events.js';
-import { rebuildStream } from '../../machines/rebuild.js';
 import { bisectProfiles, bisectSwitches } from '../../machines/replay/bisect.js';
 import { diffLogs } from '../../machines/replay/diff.js';
 import { replayLog, type ReplayScope } from '../../machines/replay/replay.js';
-import { replayReport } from '../../machines/replay/report.js';
+import { migrationSpan, replayReport } from '../../machines/replay/report.js';
 import { openEventStore } from '../../store/sqlite-event-store.js';
 import type { EventStore } from '../../store/types.js';
 import { commonFields, defineHandler, idSchema } from '../define.js';
@@ -39,11 +38,11 @@ function resolveScope(store: EventStore, r: { vmId?: string; migrationId?: strin
     return { vmIds: [r.vmId], fromPosition: r.from, toPosition: r.to };
   }
   if (r.migrationId) {
-    const m = rebuildStream<MigrationState>(store, migrationStreamId(r.migrationId)).state;
-    if (!m) throw new HandlerError('not_found', `no migration '${r.migrationId}'`, { migrationId: r.migrationId });
-    const evs = store.read({ streamId: migrationStreamId(r.migrationId) });
+    const span = migrationSpan(store, migrationStreamId(r.migrationId));
+    if (!span) throw new HandlerError('not_found', `no migration '${r.migrationId}'`, { migrationId: r.migrationId });
+    const m = span.state;
     const vmIds = [m.vmId, ...(store.streamVersion(vmStreamId(m.newVmId)) ? [m.newVmId] : [])];
-    return { vmIds, fromPosition: r.from ?? evs[0]!.position, toPosition: r.to ?? evs.at(-1)!.position };
+    return { vmIds, fromPosition: r.from ?? span.from, toPosition: r.to ?? span.to };
   }
   return { fromPosition: r.from, toPosition: r.to };
 }

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { namedNumber, parseArg, u64Schema, uintSchema } from '../args.js';
 import { KvmUsageError, requireVcpu } from '../errors.js';
+import { u64 } from '../u64.js';
 import { ATTR_GROUPS, ATTRS, CAPS, IOCTLS, MSRS, type Errno, type IoctlName } from '../uapi.js';
 import { getKvmclock, kvmGetClockGuest, kvmSetClockGuest, kvmSetGuestPaused, kvmVmIoctlSetClock } from './clock.js';
 import { kvmGetMsrCommon, kvmSetMsrCommon } from './msr.js';
@@ -108,7 +109,7 @@ function kvmVcpuIoctlDeviceAttr(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, ioctl: Io
 /** kvm_arch_tsc_set_attr(KVM_VCPU_TSC_OFFSET): matched only on the same kHz and the same offset */
 export function kvmArchTscSetOffset(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, offset: bigint): void {
   const matched = vcpu.virtualTscKhz !== 0 && vm.lastTscKhz === vcpu.virtualTscKhz && vm.lastTscOffset === offset;
-  const tsc = (kvmScaleTsc(ctx, ctx.hw.tsc, vcpu.l1TscScalingRatio) + offset) & ((1n << 64n) - 1n);
+  const tsc = u64(kvmScaleTsc(ctx, ctx.hw.tsc, vcpu.l1TscScalingRatio) + offset);
   __kvmSynchronizeTsc(ctx, vm, vcpu, offset, tsc, ctx.hw.rawNs, matched, true);
 }
 

@@ -24,7 +24,7 @@ export interface MigrationOutcome {
  */
 export function nextMigrationId(s: Session): string {
   let n = s.store.countCategory('migration') + 1;
-  while (s.store.streamVersion(`migration-m${n}`) > 0) n++;
+  while (s.store.streamVersion(migrationStreamId(`m${n}`)) > 0) n++;
   return `m${n}`;
 }
 

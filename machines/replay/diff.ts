@@ -2,7 +2,7 @@
 // version, where the recorded inputs are the same and the results differ.
 import type { EventStore, StoredEvent } from '../../store/types.js';
 import type { Json } from '../codec.js';
-import type { VmEvent } from '../vm/events.js';
+import { VM_STREAM_PREFIX, type VmEvent } from '../vm/events.js';
 import { jsonEqual, recordedOutcome, type Outcome } from './compare.js';
 
 // What the kernel produced, and which kernel it was: neither is an input of the VMM's.
@@ -74,7 +74,7 @@ export function diffLogs(a: EventStore, b: EventStore, opts: { streamPrefix?: st
         out.inputsDiverge.push({ streamId, version: x.version, positionA: x.position, positionB: y.position });
         break;
       }
-      if (!streamId.startsWith('vm-')) continue;
+      if (!streamId.startsWith(VM_STREAM_PREFIX)) continue;
       const oa = recordedOutcome({ type: x.type, data: x.data } as VmEvent);
       const ob = recordedOutcome({ type: y.type, data: y.data } as VmEvent);
       if (jsonEqual(oa.result, ob.result) && jsonEqual(oa.trace, ob.trace)) continue;

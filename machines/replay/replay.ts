@@ -5,7 +5,7 @@ import { KvmUsageError } from '../../kvm/errors.js';
 import type { KernelProfile } from '../../kvm/profiles.js';
 import type { EventStore } from '../../store/types.js';
 import { decodeRaw } from '../rebuild.js';
-import { vmIdOf, vmStreamId, type VmEvent } from '../vm/events.js';
+import { vmIdOf, vmStreamId, VM_STREAM_PREFIX, type VmEvent } from '../vm/events.js';
 import { applyVmEvent, type EvolveOptions, type VmRecord } from '../vm/evolve.js';
 import { matchesJson, matchesRecorded, recordedOutcome, type Outcome } from './compare.js';
 import { toJson, type Json } from '../codec.js';
@@ -82,7 +82,7 @@ export function replayLog(store: EventStore, o: ReplayOptions): ReplayRun {
       : // the whole log in position order (a stream-prefix scan would make SQLite sort by position)
         store.scan({ toPosition: o.toPosition, withoutMetadata: true });
   for (const raw of scan) {
-    if (wanted ? !wanted.has(raw.streamId) : !raw.streamId.startsWith('vm-')) continue;
+    if (wanted ? !wanted.has(raw.streamId) : !raw.streamId.startsWith(VM_STREAM_PREFIX)) continue;
     const decoded = decodeRaw(raw);
     const { type, data, time } = decoded;
     const ev = decoded as unknown as VmEvent;

@@ -24,17 +24,22 @@ const STEP_OF_PHASE: Record<string, string> = {
   rollingBack: 'rollback',
 };
 
-interface MigrationSpan {
+export interface MigrationSpan {
   state: MigrationState;
+  /** the positions of the migration's first and last events */
   from: number;
   to: number;
 }
 
+/** A migration's state and the span of the log its events cover (null: no such migration). */
+export function migrationSpan(store: EventStore, streamId: string): MigrationSpan | null {
+  const r = rebuildStream<MigrationState>(store, streamId);
+  if (!r.state) return null;
+  return { state: r.state, from: store.positionOfVersion(streamId, 1)!, to: r.position };
+}
+
 function migrationSpans(store: EventStore): MigrationSpan[] {
-  return store.streams('migration-').map((sid) => {
-    const evs = store.read({ streamId: sid });
-    return { state: rebuildStream<MigrationState>(store, sid).state!, from: evs[0]!.position, to: evs.at(-1)!.position };
-  });
+  return store.streams('migration-').map((sid) => migrationSpan(store, sid)!);
 }
 
 /** The migration phase a VM event was recorded in. */
@@ -86,14 +91,26 @@ function pvclockRate(rec: VmRecord | undefined, host: HostState | null) {
 export function replayReport(store: EventStore, run: ReplayRun, profile: KernelProfile, reference: KernelProfile | undefined, thresholds?: Partial<AuditThresholds>) {
   const spans = migrationSpans(store);
   const inSpan = (d: Divergence) => spans.find((m) => (d.vmId === m.state.vmId || d.vmId === m.state.newVmId) && d.position >= m.from && d.position <= m.to);
-  const annotate = (d: Divergence) => {
-    const m = inSpan(d);
+  // each divergence placed in its migration and annotated once
+  const annotateIn = (d: Divergence, m: MigrationSpan | undefined) => {
     const phase = m ? phaseOf(m.state, d) : null;
     return { ...d, migrationId: m?.state.migrationId ?? null, phase, step: phase ? (STEP_OF_PHASE[phase] ?? phase) : null, summary: describe(d) };
   };
+  const spanOf = new Map<Divergence, MigrationSpan | undefined>();
+  const annotatedOf = new Map<Divergence, ReturnType<typeof annotateIn>>();
+  for (const d of run.divergences) {
+    const m = inSpan(d);
+    spanOf.set(d, m);
+    annotatedOf.set(d, annotateIn(d, m));
+  }
+  const annotate = (d: Divergence) => annotatedOf.get(d)!;
   const first = run.divergences[0];
   const byVm = new Map<string, Divergence[]>();
-  for (const d of run.divergences) byVm.set(d.vmId, [...(byVm.get(d.vmId) ?? []), d]);
+  for (const d of run.divergences) {
+    const list = byVm.get(d.vmId);
+    if (list) list.push(d);
+    else byVm.set(d.vmId, [d]);
+  }
   const vmReports = [...byVm].map(([vmId, ds]) => {
     const rec = rebuildStream<VmRecord>(store, vmStreamId(vmId)).state;
     const host = rec ? rebuildStream<HostState>(store, hostStreamId(rec.hostId)).state : null;
@@ -106,7 +123,7 @@ export function replayReport(store: EventStore, run: ReplayRun, profile: KernelP
     };
   });
   const migrations = spans
-    .map((m) => ({ m, ds: run.divergences.filter((d) => inSpan(d) === m) }))
+    .map((m) => ({ m, ds: run.divergences.filter((d) => spanOf.get(d) === m) }))
     .filter(({ ds }) => ds.length > 0)
     .map(({ m, ds }) => {
       const annotated = ds.map(annotate);

@@ -76,8 +76,6 @@ export type VmEvent =
   | { type: 'TimerFired'; data: TimerFiredData }
   | { type: 'VmDestroyed'; data: VmDestroyedData };
 
-export type VmEventType = VmEvent['type'];
-export const VM_EVENT_TYPES: readonly VmEventType[] = ['VmCreated', 'IoctlIssued', 'GuestExecuted', 'VcpuExited', 'TimerFired', 'VmDestroyed'];
 
 export const VM_STREAM_PREFIX = 'vm-';
 

@@ -99,10 +99,9 @@ export interface Applied {
   trace: Json[] | null;
 }
 
-let rawOutput = false;
 // (as the log stores them: keys in canonical order)
-const traced = (ctx: { trace?: TraceEntry[] }): Json[] | null =>
-  ctx.trace ? (rawOutput ? (ctx.trace as unknown as Json[]) : (ctx.trace.map((t) => toSortedJson(t)) as Json[])) : null;
+const traced = (ctx: { trace?: TraceEntry[] }, opts?: EvolveOptions): Json[] | null =>
+  ctx.trace ? (opts?.raw ? (ctx.trace as unknown as Json[]) : (ctx.trace.map((t) => toSortedJson(t)) as Json[])) : null;
 const encoded = (r: unknown, opts?: EvolveOptions): Json => (opts?.noResult ? null : opts?.raw ? (r as Json) : toSortedJson(r));
 
 /**
@@ -110,7 +109,6 @@ const encoded = (r: unknown, opts?: EvolveOptions): Json => (opts?.noResult ? nu
  * Returns the record (new for VmCreated) and the result the kernel computed, as JSON.
  */
 export function applyVmEvent(rec: VmRecord | null, ev: VmEvent, time: bigint, opts?: EvolveOptions): Applied {
-  rawOutput = opts?.raw === true;
   if (ev.type === 'VmCreated') {
     const d = ev.data;
     const created: VmRecord = {
@@ -130,11 +128,11 @@ export function applyVmEvent(rec: VmRecord | null, ev: VmEvent, time: bigint, op
     if (d.arch === 'arm64') {
       const ctx = arm64Ctx(created, hw, opts);
       created.arm64 = arm64InitVm(ctx);
-      return { rec: created, result: null, trace: traced(ctx) };
+      return { rec: created, result: null, trace: traced(ctx, opts) };
     }
     const ctx = x86Ctx(created, hw, opts);
     created.x86 = kvmArchInitVm(ctx);
-    return { rec: created, result: null, trace: traced(ctx) };
+    return { rec: created, result: null, trace: traced(ctx, opts) };
   }
   if (!rec) throw new Error(`${ev.type} before VmCreated`);
   const hw = hwFromJson(ev.data.hw, time);
@@ -154,18 +152,18 @@ function applyX86Event(rec: VmRecord, ev: Exclude<VmEvent, { type: 'VmCreated' }
     case 'IoctlIssued': {
       const d = ev.data;
       const r = x86Ioctl(ctx, vm, { ioctl: d.ioctl, vcpu: d.vcpu ?? undefined, arg: d.arg ?? undefined });
-      return { rec, result: encoded(r, opts), trace: traced(ctx) };
+      return { rec, result: encoded(r, opts), trace: traced(ctx, opts) };
     }
     case 'GuestExecuted': {
       const d = ev.data;
       const r = x86Guest(ctx, vm, { vcpu: d.vcpu, op: d.op, msr: d.msr, value: d.value });
-      return { rec, result: encoded(r, opts), trace: traced(ctx) };
+      return { rec, result: encoded(r, opts), trace: traced(ctx, opts) };
     }
     case 'TimerFired':
       runTimer(ctx, vm, ev.data.timer as X86TimerName);
-      return { rec, result: null, trace: traced(ctx) };
+      return { rec, result: null, trace: traced(ctx, opts) };
     default:
-      return applyLifecycleEvent(rec, vm.vcpus, ev, kvmVcpuExitToUser, traced(ctx));
+      return applyLifecycleEvent(rec, vm.vcpus, ev, kvmVcpuExitToUser, traced(ctx, opts));
   }
 }
 
@@ -175,18 +173,18 @@ function applyArm64Event(rec: VmRecord, vm: Arm64Vm, ev: Exclude<VmEvent, { type
     case 'IoctlIssued': {
       const d = ev.data;
       const r = arm64Ioctl(ctx, vm, { ioctl: d.ioctl, vcpu: d.vcpu ?? undefined, arg: d.arg ?? undefined });
-      return { rec, result: encoded(r, opts), trace: traced(ctx) };
+      return { rec, result: encoded(r, opts), trace: traced(ctx, opts) };
     }
     case 'GuestExecuted': {
       const d = ev.data;
       const r = arm64Guest(ctx, vm, { vcpu: d.vcpu, op: d.op });
-      return { rec, result: encoded(r, opts), trace: traced(ctx) };
+      return { rec, result: encoded(r, opts), trace: traced(ctx, opts) };
     }
     case 'TimerFired':
       // arm64 KVM schedules no delayed clock work
-      return { rec, result: null, trace: traced(ctx) };
+      return { rec, result: null, trace: traced(ctx, opts) };
     default:
-      return applyLifecycleEvent(rec, vm.vcpus, ev, arm64VcpuExitToUser, traced(ctx));
+      return applyLifecycleEvent(rec, vm.vcpus, ev, arm64VcpuExitToUser, traced(ctx, opts));
   }
 }
 

@@ -138,8 +138,8 @@ function decideOne(rec: VmRecord | null, owned: boolean, cmd: SingleCommand): { 
 const anyRunning = (rec: VmRecord | null) => vcpusOf(rec).some((v) => v.running);
 const isRunning = (rec: VmRecord | null, id: number) => vcpusOf(rec).some((v) => v.id === id && v.running);
 
-/** The vCPUs a guest or exit command names. */
-function targetVcpus(cmd: VmMachineEvent): number[] {
+/** The vCPUs a guest or exit command names (none for the others). */
+export function targetVcpus(cmd: VmMachineEvent): number[] {
   switch (cmd.type) {
     case 'guest':
     case 'exit':
@@ -233,8 +233,8 @@ export type VmSnapshot = SnapshotFrom<typeof vmMachine>;
 /** The machine snapshot for a rebuilt record (restoring an actor from the log, not from a persisted snapshot). */
 export function vmSnapshotOf(rec: VmRecord | null): VmSnapshot {
   if (!rec) return initialTransition(vmMachine, { rec: null })[0];
-  const value = rec.destroyed ? 'destroyed' : anyRunning(rec) ? 'running' : 'stopped';
-  return vmMachine.resolveState({ value, context: { rec, owned: false, recorded: null, results: [] } });
+  // the machine's state names are the lifecycle's
+  return vmMachine.resolveState({ value: vmLifecycle(rec), context: { rec, owned: false, recorded: null, results: [] } });
 }
 
 /** The lifecycle state name of a VM record. */
