@@ -33,7 +33,6 @@ export type MigrationEvent =
   | { type: 'MigrationStarted'; data: MigrationStartedData }
   | { type: 'MigrationPhaseEntered'; data: { phase: MigrationPhase; marks?: PhaseMarks } }
   | { type: 'BlackoutElapsed'; data: { ns: string } }
-  | { type: 'MigrationStepRecorded'; data: { step: string; note: string } }
   | { type: 'MigrationCompleted'; data: Record<string, never> }
   | { type: 'MigrationFailed'; data: MigrationFailure };
 
@@ -44,7 +43,6 @@ export interface MigrationState extends MigrationStartedData {
   failure: MigrationFailure | null;
   startedAt: string;
   endedAt: string | null;
-  steps: { step: string; note: string; time: string }[];
 }
 
 export function migrationStreamId(id: string): string {
@@ -53,7 +51,7 @@ export function migrationStreamId(id: string): string {
 
 export function applyMigrationEvent(state: MigrationState | null, ev: MigrationEvent, time: bigint): MigrationState {
   if (ev.type === 'MigrationStarted') {
-    return { ...ev.data, phase: null, phases: [], status: 'running', failure: null, startedAt: time.toString(), endedAt: null, steps: [] };
+    return { ...ev.data, phase: null, phases: [], status: 'running', failure: null, startedAt: time.toString(), endedAt: null };
   }
   if (!state) throw new Error(`${ev.type} before MigrationStarted`);
   switch (ev.type) {
@@ -62,9 +60,6 @@ export function applyMigrationEvent(state: MigrationState | null, ev: MigrationE
       state.phases.push({ phase: ev.data.phase, time: time.toString(), marks: ev.data.marks ?? null });
       break;
     case 'BlackoutElapsed':
-      break;
-    case 'MigrationStepRecorded':
-      state.steps.push({ ...ev.data, time: time.toString() });
       break;
     case 'MigrationCompleted':
       state.status = 'completed';

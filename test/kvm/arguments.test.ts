@@ -167,9 +167,8 @@ describe('kernel refusals are results with an errno, not usage errors', () => {
   });
 });
 
-// KNOWN BUGS in kvm/ (see the report): these assert the correct behaviour and currently fail.
-// When kvm/ is fixed, vitest reports them as unexpectedly passing: turn `it.fails` into `it`.
-describe('known argument-parsing bugs', () => {
+// Regression pins for argument-parsing bugs fixed in kvm/.
+describe('argument-parsing regressions', () => {
   // parseIoctlName() and namedNumber() test `name in table`, which is true for Object.prototype keys.
   it.each(['toString', 'constructor', '__proto__', 'hasOwnProperty'])('ioctl name %s is unknown', (name) => {
     const sim = busyVm();

@@ -114,10 +114,10 @@ describe('KVM_GET_CLOCK flags and fields with the master clock on', () => {
   });
 });
 
-// KNOWN BUG in kvm/ (see the report): getKvmclock() requires X86_FEATURE_CONSTANT_TSC for the
-// master-clock branch. The kernel's condition is `use_master_clock && (CONSTANT_TSC || cpu_tsc_khz)`
-// since 5.19 (`use_master_clock && cpu_tsc_khz` in 5.16-5.18; 5.15 sets TSC_STABLE from
-// use_master_clock alone), and cpu_tsc_khz is non-zero on an online CPU. When fixed, turn `it.fails` into `it`.
+// A regression pin: getKvmclock() once required X86_FEATURE_CONSTANT_TSC for the master-clock
+// branch. The kernel's condition is `use_master_clock && (CONSTANT_TSC || cpu_tsc_khz)` since 5.19
+// (`use_master_clock && cpu_tsc_khz` in 5.16-5.18; 5.15 sets TSC_STABLE from use_master_clock
+// alone), and cpu_tsc_khz is non-zero on an online CPU.
 describe('KVM_GET_CLOCK with the master clock on a host without constant TSC', () => {
   it.each([
     { profile: 'linux-5.15', flags: KVM_CLOCK_TSC_STABLE },
@@ -331,9 +331,8 @@ describe('clock-cleanup-v6: KVM_GET_CLOCK_GUEST / KVM_SET_CLOCK_GUEST', () => {
     expect(d <= 2n).toBe(true);
   });
 
-  // KNOWN BUG in kvm/ (see the report): KVM_GET_CLOCK_GUEST returns tsc_to_system_mul as a bigint,
-  // but KVM_SET_CLOCK_GUEST's schema takes a JSON number (uintSchema(32)), so the documented round trip
-  // of the struct fails with a usage error. When fixed, turn `it.fails` into `it`.
+  // A regression pin: KVM_GET_CLOCK_GUEST's output (tsc_to_system_mul included) is accepted back
+  // verbatim by KVM_SET_CLOCK_GUEST, the documented round trip of the struct.
   it('GET_CLOCK_GUEST output can be passed back verbatim to SET_CLOCK_GUEST', () => {
     const sim = v6();
     sim.pause(0);
