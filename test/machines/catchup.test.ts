@@ -37,6 +37,33 @@ async function guestReads(vmId: string) {
 }
 
 describe('software TSC catch-up after KVM_SET_TSC_KHZ on a host without scaling', () => {
+  it('master clock on (TSC clocksource): catch-up stops at the master reference, the guest TSC runs at the host 2.1 GHz, and the audit says so', async () => {
+    const r = await migrateToSlowHost({});
+    const vcpu = (await l.ok('stateAt', { vmId: r.newVmId })).state.kvm;
+    expect(vcpu.useMasterClock).toBe(true);
+    expect(vcpu.vcpus[0].tscAlwaysCatchup).toBe(true);
+    await l.ok('advanceTime', { ns: 1_000_000_000 });
+    const a = await guestReads(r.newVmId);
+    await l.ok('advanceTime', { ns: 100_000_000_000 });
+    const b = await guestReads(r.newVmId);
+    // kvm_guest_time_update() catches up to compute_guest_tsc(master_kernel_ns): the same target
+    // at every exit, so after the first one the offset never moves again. 100 s × 2.1e9 Hz:
+    expect(b.tsc - a.tsc).toBe(210_000_000_000n);
+    // kvmclock through the page's 2.1 GHz mul/shift: (210e9 >> 1) × 4090445043 / 2^32 = 99,999,999,980.4 ns,
+    // each read floored on its own: 980 or 981
+    const k = b.kvmclock - a.kvmclock;
+    expect(k >= 99_999_999_980n && k <= 99_999_999_981n).toBe(true);
+    const audit = r.audit;
+    // (2.1e9 − 2.9952e9) × 1e9 / 2.9952e9 = −298,878,205.1 ppb; × 86400 s/day = −25,823,076.9 ms/day
+    expect(audit.tscFrequency).toEqual({ nominalHz: '2995200000', actualHz: '2100000000', driftPpb: '-298878205', msPerDay: '-25823076.912' });
+    // the pvclock encodes the host's 2.1 GHz, the rate the TSC really has: kvmclock keeps true time
+    expect(audit.pvclock).toMatchObject({ frequencyHz: '2100000000', guestTscHz: '2100000000', driftPpb: '0', msPerDay: '0.000' });
+    const drift = audit.findings.filter((f: { code: string }) => f.code === 'frequency_drift');
+    expect(drift).toHaveLength(1);
+    expect(drift[0].message).toMatch(/the guest TSC runs at 2100000000 Hz for a nominal 2995200000 Hz: -298878\.205 ppm/);
+    expectReplayEqualsLive(l);
+  });
+
   it('master clock off (HPET clocksource): the guest exits every tick and is caught up to 2995.2 MHz; the audit reports no drift on either clock', async () => {
     const r = await migrateToSlowHost({ clocksource: 'hpet' });
     const state = (await l.ok('stateAt', { vmId: r.newVmId })).state.kvm;
@@ -63,6 +90,11 @@ describe('software TSC catch-up after KVM_SET_TSC_KHZ on a host without scaling'
     expect(a.tsc).toBe(target(Ta) + ((a.t - Ta) * 21n) / 10n);
     // kvmclock is rebased on raw_ns at every tick (system_time = T + offset), so it advances by exactly T_b − T_a
     expect(b.kvmclock - a.kvmclock).toBe(100_000_000_000n);
+    const audit = r.audit;
+    expect(audit.tscFrequency).toEqual({ nominalHz: '2995200000', actualHz: '2995200000', driftPpb: '0', msPerDay: '0.000' });
+    // the page encodes 2.1 GHz, but it is rewritten every tick from the host clock: kvmclock keeps true time
+    expect(audit.pvclock).toMatchObject({ frequencyHz: '2100000000', guestTscHz: '2995200000', driftPpb: '0' });
+    expect(audit.findings.filter((f: { code: string }) => f.code === 'frequency_drift')).toEqual([]);
     expectReplayEqualsLive(l);
   });
 });
