@@ -70,6 +70,11 @@ export interface HostSample {
   rawNs: bigint;
   /** ktime_get_real_ns() */
   realNs: bigint;
+  /**
+   * The host as sampled at the guest's last timer tick before t, when that tick made a vCPU in
+   * software TSC catch-up exit (see kvmCatchupTick()); absent otherwise.
+   */
+  tick?: HostSample;
 }
 
 export const VENDOR_FRAC_BITS: Record<Vendor, number> = { vmx: 48, svm: 32 };

@@ -49,12 +49,20 @@ export interface HwJson {
   tsc: string;
   rawNs: string;
   realNs: string;
+  /** the host at the guest tick a software TSC catch-up exit happened at (HostSample.tick), with its instant */
+  tick?: HwJson & { t: string };
 }
 
 export function hwToJson(s: HostSample): HwJson {
-  return { rawNs: s.rawNs.toString(), realNs: s.realNs.toString(), tsc: s.tsc.toString() };
+  const hw: HwJson = { rawNs: s.rawNs.toString(), realNs: s.realNs.toString(), tsc: s.tsc.toString() };
+  if (!s.tick) return hw;
+  // (keys in canonical order: tick sorts between realNs and tsc)
+  const { t, tsc, rawNs, realNs } = s.tick;
+  return { rawNs: hw.rawNs, realNs: hw.realNs, tick: { rawNs: rawNs.toString(), realNs: realNs.toString(), t: t.toString(), tsc: tsc.toString() }, tsc: hw.tsc };
 }
 
 export function hwFromJson(h: HwJson, t: bigint): HostSample {
-  return { t, tsc: BigInt(h.tsc), rawNs: BigInt(h.rawNs), realNs: BigInt(h.realNs) };
+  const s: HostSample = { t, tsc: BigInt(h.tsc), rawNs: BigInt(h.rawNs), realNs: BigInt(h.realNs) };
+  if (h.tick) s.tick = hwFromJson(h.tick, BigInt(h.tick.t));
+  return s;
 }

@@ -15,7 +15,7 @@ import { CODE_VERSION } from './version.js';
 import { vmIdOf, vmStreamId, VM_STREAM_PREFIX, type VmEvent } from './vm/events.js';
 import type { VmRecord } from './vm/evolve.js';
 import { targetVcpus, VmDecider, vmLifecycle, type VmCommand } from './vm/machine.js';
-import { dueTimer, nextTimerAt } from '../kvm/x86/vm.js';
+import { catchupTickDue, dueTimer, nextTimerAt } from '../kvm/x86/vm.js';
 
 /** The last instant the log can hold (signed 64-bit ns). */
 const MAX_TIME = 1n << 63n;
@@ -263,6 +263,9 @@ export class Session {
       throw new DomainError('invalid_request', `a '${cmd.type}' command must name at least one vCPU`, { vmId });
     }
     const hw = this.sample(hostId!);
+    // a guest in software TSC catch-up exited at its last tick: the kernel needs the host as it was then
+    const tick = rec?.x86 ? catchupTickDue(rec.x86, rec.lastTime, hw.t) : null;
+    if (tick !== null) hw.tick = sampleHost(this.requireHost(hostId!), tick);
     const sid = vmStreamId(vmId);
     let decider = this.vmDeciders.get(sid);
     if (!decider || !decider.alive || decider.rec !== rec) {

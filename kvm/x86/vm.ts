@@ -140,6 +140,37 @@ export function kickRunningVcpus(ctx: X86Ctx, vm: X86Vm): void {
   }
 }
 
+/**
+ * The guest's timer tick (HZ=250). A model setting, not a kernel constant: a running guest takes at
+ * least one exit per tick (its LAPIC timer), and with tsc_always_catchup vcpu_enter_guest()
+ * requests KVM_REQ_CLOCK_UPDATE after every exit, so kvm_guest_time_update() catches the TSC up at
+ * each tick. Ticks fall at whole multiples of GUEST_TICK_NS on the true-time axis; between them the
+ * guest TSC runs at the host's rate.
+ */
+export const GUEST_TICK_NS = 4_000_000n;
+
+/**
+ * The tick at which a catch-up exit happened since the VM's last event at lastT, as seen at t: the
+ * last tick boundary in (lastT, t], if some vCPU is in KVM_RUN with tsc_always_catchup; else null.
+ * Only the last one matters: each catch-up sets the TSC to compute_guest_tsc() of its instant,
+ * which outruns what the host TSC adds until the next, so earlier ticks leave no trace.
+ */
+export function catchupTickDue(vm: X86Vm, lastT: bigint, t: bigint): bigint | null {
+  if (!vm.vcpus.some((v) => v.running && v.tscAlwaysCatchup)) return null;
+  const tick = t - (t % GUEST_TICK_NS);
+  return tick > lastT ? tick : null;
+}
+
+/**
+ * The exit and re-entry of every running vCPU at the tick ctx.hw.tick: vcpu_enter_guest()'s
+ * KVM_REQ_CLOCK_UPDATE after the exit, served by kvm_guest_time_update() on the way back in,
+ * with the host as it was at the tick. Nothing without a tick sample.
+ */
+export function kvmCatchupTick(ctx: X86Ctx, vm: X86Vm): void {
+  const tick = ctx.hw.tick;
+  if (tick) kickRunningVcpus({ ...ctx, hw: tick }, vm);
+}
+
 /** The next pending delayed work of the VM (host true time), or null. */
 export function nextTimerAt(vm: X86Vm): bigint | null {
   const a = vm.kvmclockUpdateWorkAt;

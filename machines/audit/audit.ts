@@ -108,12 +108,42 @@ function writesTsc(d: IoctlIssuedData): boolean {
   return false;
 }
 
-/** The guest TSC's real rate on a host: the host counter's actual Hz through the vCPU's ratio. */
+/** The rate the guest TSC ticks at between two clock updates: the host counter's actual Hz through the vCPU's ratio. */
+export function guestTscTickHz(rec: VmRecord, host: HostState): bigint {
+  const v = rec.x86?.vcpus[0];
+  if (!v || !host.x86) return 0n;
+  return scaleTsc(host.actualCounterHz, v.l1TscScalingRatio, host.x86.fracBits);
+}
+
+/**
+ * The guest TSC's real rate on a host, over many ticks. A vCPU in software catch-up
+ * (tsc_always_catchup) is pulled to compute_guest_tsc() at every tick's exit: without a master
+ * clock to compute_guest_tsc(now), its virtual rate on the host's raw clock; with one to
+ * compute_guest_tsc(master_kernel_ns), the same target every time, so it keeps the host's rate.
+ */
 export function guestTscHz(rec: VmRecord, host: HostState): bigint {
   const v = rec.x86?.vcpus[0];
   if (!v || !host.x86) return 0n;
+  if (v.tscAlwaysCatchup) {
+    if (rec.x86!.useMasterClock) return guestTscTickHz(rec, host);
+    const virtualHz = BigInt(v.virtualTscKhz) * 1000n;
+    // raw_ns follows the host TSC's real rate when it is the clocksource
+    return host.counterClocksource ? (virtualHz * host.actualCounterHz) / host.counterHz : virtualHz;
+  }
   if (v.tscCatchup) return BigInt(v.virtualTscKhz) * 1000n;
-  return scaleTsc(host.actualCounterHz, v.l1TscScalingRatio, host.x86.fracBits);
+  return guestTscTickHz(rec, host);
+}
+
+/**
+ * kvmclock's drift (ppb) for a pvclock encoding pvHz: it runs at the guest TSC's rate between
+ * page updates over pvHz. Under catch-up that is the host's rate, not the caught-up one: every
+ * tick's kvm_guest_time_update() rebases the page on the host clock (or, with the master clock,
+ * the TSC is not caught up past the reference point), so kvmclock keeps the host's time.
+ */
+export function pvclockDriftPpb(rec: VmRecord, host: HostState, pvHz: bigint): bigint {
+  const v = rec.x86?.vcpus[0];
+  const hz = v?.tscAlwaysCatchup ? guestTscTickHz(rec, host) : guestTscHz(rec, host);
+  return ((hz - pvHz) * 1_000_000_000n) / pvHz;
 }
 
 interface Side {
@@ -224,7 +254,7 @@ export function auditFrom(
   const page = side.rec.x86?.vcpus[0]?.pvti;
   const pvHz = page ? hvclockToHz(page.mul, page.shift) : null;
   // kvmclock runs fast when the pvclock encodes a lower frequency than the TSC really has
-  const pvDriftPpb = pvHz && tscHz ? ((tscHz - pvHz) * 1_000_000_000n) / pvHz : null;
+  const pvDriftPpb = pvHz && tscHz ? pvclockDriftPpb(side.rec, side.host, pvHz) : null;
 
   const findings: Finding[] = [];
   const add = (code: FindingCode, severity: Severity, message: string, positions: number[]) =>

@@ -5,7 +5,7 @@ import { hvclockToHz } from '../../kvm/arith.js';
 import type { HostState } from '../../kvm/host.js';
 import type { KernelProfile } from '../../kvm/profiles.js';
 import type { EventStore } from '../../store/types.js';
-import { auditMigration, guestTscHz, type AuditReport } from '../audit/audit.js';
+import { auditMigration, guestTscHz, pvclockDriftPpb, type AuditReport } from '../audit/audit.js';
 import type { AuditThresholds } from '../audit/thresholds.js';
 import { hostStreamId } from '../host/host.js';
 import type { MigrationState } from '../migration/state.js';
@@ -84,7 +84,7 @@ function pvclockRate(rec: VmRecord | undefined, host: HostState | null) {
   if (!rec || !page || !host) return null;
   const hz = hvclockToHz(page.mul, page.shift);
   const tscHz = guestTscHz(rec, host);
-  const ppb = hz ? ((tscHz - hz) * 1_000_000_000n) / hz : 0n;
+  const ppb = hz ? pvclockDriftPpb(rec, host, hz) : 0n;
   return { frequencyHz: hz, guestTscHz: tscHz, driftPpb: ppb, driftPpm: (Number(ppb) / 1000).toFixed(3), msPerDay: ((Number(ppb) * 86_400) / 1e6).toFixed(3) };
 }
 

@@ -9,7 +9,7 @@ import { arm64InitVm, arm64Ioctl, arm64VcpuExitToUser } from '../../kvm/arm64/io
 import { arm64Guest } from '../../kvm/arm64/guest.js';
 import { x86Guest } from '../../kvm/x86/guest.js';
 import { x86Ioctl } from '../../kvm/x86/ioctl.js';
-import { kvmArchInitVm, kvmVcpuExitToUser, runTimer, type X86TimerName } from '../../kvm/x86/vm.js';
+import { kvmArchInitVm, kvmCatchupTick, kvmVcpuExitToUser, runTimer, type X86TimerName } from '../../kvm/x86/vm.js';
 import { requireVcpu } from '../../kvm/errors.js';
 import { hwFromJson, toSortedJson, type Json } from '../codec.js';
 import { hostInfoFromJson, type VmEvent, type VmHostInfo } from './events.js';
@@ -148,6 +148,8 @@ function applyX86Event(rec: VmRecord, ev: Exclude<VmEvent, { type: 'VmCreated' }
   if (!rec.x86) throw new Error(`VM ${rec.vmId} has no kernel state`);
   const ctx = x86Ctx(rec, hw, opts);
   const vm = rec.x86;
+  // the catch-up exit at the guest tick since the last event, if one was recorded
+  kvmCatchupTick(ctx, vm);
   switch (ev.type) {
     case 'IoctlIssued': {
       const d = ev.data;

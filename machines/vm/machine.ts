@@ -82,16 +82,20 @@ function commandToEvent(cmd: SingleCommand): VmEvent {
 
 /** Run the kernel for a command (each of a batch's, in order) and complete its events with the results. */
 function decide(rec: VmRecord | null, owned: boolean, cmd: VmCommand): VmMachineContext {
+  // a batch's operations share one instant: the tick before it (if any) is taken once, with the first
+  const { tick: _tick, ...untick } = cmd.hw;
+  const hwOf = (i: number): HostSample => (i === 0 ? cmd.hw : untick);
   const singles: SingleCommand[] =
     cmd.type === 'guests'
-      ? cmd.ops.map((o) => ({ type: 'guest', hw: cmd.hw, ...o }))
+      ? cmd.ops.map((o, i) => ({ type: 'guest', hw: hwOf(i), ...o }))
       : cmd.type === 'exits'
-        ? cmd.vcpus.map((vcpu) => ({ type: 'exit', vcpu, hw: cmd.hw }))
+        ? cmd.vcpus.map((vcpu, i) => ({ type: 'exit', vcpu, hw: hwOf(i) }))
         : [cmd];
   // The kernel checks each operation before it changes anything, but a batch's later operation
-  // may be refused after earlier ones changed the record: a batch works on a copy, so a refusal
-  // leaves the record it started from whole (the first decision copies a shared one anyway).
-  if (owned && rec !== null && singles.length > 1) rec = cloneVmRecord(rec);
+  // may be refused after earlier ones changed the record, and a tick's catch-up changes it before
+  // the operation is checked: those work on a copy, so a refusal leaves the record it started
+  // from whole (the first decision copies a shared one anyway).
+  if (owned && rec !== null && (singles.length > 1 || cmd.hw.tick)) rec = cloneVmRecord(rec);
   const recorded: VmEvent[] = [];
   const results: Json[] = [];
   for (const one of singles) {

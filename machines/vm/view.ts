@@ -5,7 +5,8 @@ import { getKvmclock, guestPvclockRead } from '../../kvm/x86/clock.js';
 import { kvmReadL1Tsc } from '../../kvm/x86/tsc.js';
 import { toJson, type Json } from '../codec.js';
 import type { VmRecord } from './evolve.js';
-import { arm64Ctx, x86Ctx } from './evolve.js';
+import { arm64Ctx, cloneVmRecord, x86Ctx } from './evolve.js';
+import { catchupTickDue, kvmCatchupTick } from '../../kvm/x86/vm.js';
 import { timerCounter } from '../../kvm/arm64/timer.js';
 import { vmLifecycle } from './machine.js';
 
@@ -21,9 +22,16 @@ export interface GuestClockView {
 export function guestClocksAt(rec: VmRecord, host: HostState, t: bigint): { kvmclock: bigint | null; vcpus: GuestClockView[] } {
   if (!rec.x86) return { kvmclock: null, vcpus: [] };
   const ctx = x86Ctx(rec, sampleHost(host, t));
+  // a guest in software TSC catch-up has exited at its last tick since: on a copy, as the kernel would have
+  let vm = rec.x86;
+  const tick = catchupTickDue(vm, rec.lastTime, t);
+  if (tick !== null) {
+    vm = cloneVmRecord(rec).x86!;
+    kvmCatchupTick({ ...ctx, hw: { ...ctx.hw, tick: sampleHost(host, tick) } }, vm);
+  }
   return {
-    kvmclock: getKvmclock(ctx, rec.x86).clock,
-    vcpus: rec.x86.vcpus.map((v) => {
+    kvmclock: getKvmclock(ctx, vm).clock,
+    vcpus: vm.vcpus.map((v) => {
       const tsc = kvmReadL1Tsc(ctx, v, ctx.hw.tsc);
       return { vcpu: v.id, running: v.running, tsc, kvmclock: v.pvti ? guestPvclockRead(v.pvti, tsc) : null, pvclockFlags: v.pvti?.flags ?? null };
     }),

@@ -3,7 +3,8 @@
 // worked out here from the kernel's formulas.
 import { describe, expect, it } from 'vitest';
 import { getTimeScale, hvclockToHz } from '../../kvm/arith.js';
-import { DEFAULT_REALTIME_OFFSET_NS, type HostSpec } from '../../kvm/host.js';
+import { DEFAULT_REALTIME_OFFSET_NS, sampleHost, type HostSpec } from '../../kvm/host.js';
+import { catchupTickDue, kvmCatchupTick } from '../../kvm/x86/vm.js';
 import {
   KVM_CLOCK_HOST_TSC,
   KVM_CLOCK_REALTIME,
@@ -505,6 +506,27 @@ describe('KVM_SET_TSC_KHZ (KVM.md §5)', () => {
     const caught = guestTsc(sim);
     const ideal = 3n * (sim.t - created);
     expect(caught >= ideal - 2n && caught <= ideal + 2n).toBe(true);
+  });
+
+  it('catch-up at a guest tick: the exit at the last tick pulls the TSC to 3 GHz·T, then it runs at the host 2 GHz', () => {
+    const sim = vcpuSim({ tscScaling: false, clocksource: 'hpet', initialCounter: 0n });
+    sim.ioctl('KVM_SET_TSC_KHZ', 3_000_000, 0);
+    sim.ioctl('KVM_RUN', undefined, 0);
+    sim.advance(NSEC_PER_SEC + MS);
+    const vm = sim.vm;
+    // the last tick at or before 1.001 s is 1 s (4 ms ticks), after the last event (the 100 ms work)
+    expect(catchupTickDue(vm, 100n * MS, sim.t)).toBe(NSEC_PER_SEC);
+    expect(catchupTickDue(vm, NSEC_PER_SEC, sim.t)).toBe(null);
+    // 3 GHz: kvm_get_time_scale(3e9, 1e9) = (shift 2, mul 0.75·2^32), exact; HPET: raw_ns = t; the
+    // vCPU's TSC generation began at t = 0 with 0. At the 1 s tick: 3e9; then 1 ms at 2 GHz: +2e6.
+    const ctx = sim.ctx();
+    kvmCatchupTick({ ...ctx, hw: { ...ctx.hw, tick: sampleHost(sim.host, NSEC_PER_SEC) } }, vm);
+    expect(guestTsc(sim)).toBe(3_002_000_000n);
+    // no tick sample, nothing happens; a paused vCPU takes no tick
+    kvmCatchupTick(ctx, vm);
+    expect(guestTsc(sim)).toBe(3_002_000_000n);
+    sim.pause(0);
+    expect(catchupTickDue(vm, 100n * MS, sim.t)).toBe(null);
   });
 
   it('VM-scoped: sets default_tsc_khz for vCPUs created later; EINVAL once a vCPU exists', () => {
