@@ -146,7 +146,7 @@ export class Session {
   /** The simulated true time. */
   now(): bigint {
     if (this.clock === null) {
-      this.clock = (this.load(LEDGER_STREAM).state as LedgerState | null)?.now ?? 0n;
+      this.clock = logTime(this.store, (this.load(LEDGER_STREAM).state as LedgerState | null)?.now ?? 0n);
       this.beganAt = this.clock;
       this.ledgerAt = this.clock;
     }
@@ -418,6 +418,20 @@ function takeDecider(store: EventStore, streamId: string, rec: VmRecord | null):
   if (!d) return undefined;
   leftDeciders.delete(key);
   return d.alive && rec !== null && d.rec === rec ? d : undefined;
+}
+
+/**
+ * The instant the log has reached: the ledger's time, or its last event's if that is later. A
+ * session records the ledger's advance last, at commit; a fork cut inside that commit keeps the
+ * events and loses the ledger's record of them, and its clock must not run behind its own log.
+ * (Positions grow with time, so the last event is the latest.)
+ */
+export function logTime(store: EventStore, ledgerNow: bigint): bigint {
+  const last = store.lastPosition();
+  if (last === 0) return ledgerNow;
+  let t = ledgerNow;
+  for (const r of store.scan({ fromPosition: last, toPosition: last, withoutMetadata: true })) if (BigInt(r.time) > t) t = BigInt(r.time);
+  return t;
 }
 
 /** When a VM's delayed kernel work next falls due (null: none, or the VM is gone). */

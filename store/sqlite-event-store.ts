@@ -237,6 +237,14 @@ class SqliteEventStore implements EventStore {
     return this.db.prepare(sql).pluck().all(...(hi === null ? [lo] : [lo, hi])) as string[];
   }
 
+  openStreams(prefix: string, endTypes: string[]): string[] {
+    // the streams table keeps each stream's last type: one range read, no scan of the log
+    const [lo, hi] = prefix ? prefixRange(prefix) : ['', null];
+    const notEnded = endTypes.length ? ` AND last_type NOT IN (${endTypes.map(() => '?').join(', ')})` : '';
+    const sql = `SELECT stream_id FROM streams WHERE stream_id >= ?${hi === null ? '' : ' AND stream_id < ?'}${notEnded} ORDER BY stream_id`;
+    return this.db.prepare(sql).pluck().all(...(hi === null ? [lo] : [lo, hi]), ...endTypes) as string[];
+  }
+
   countCategory(category: string): number {
     return (this.stmts.categoryCount.get(category) as number | undefined) ?? 0;
   }

@@ -118,6 +118,8 @@ export interface EventStore {
   scan(opts?: ReadOptions): IterableIterator<RawEvent>;
   streamVersion(streamId: string, atPosition?: number): number;
   streams(prefix?: string): string[];
+  /** streams (with this prefix) whose last event is of none of these types: processes a log holds unfinished */
+  openStreams(prefix: string, endTypes: string[]): string[];
   lastPosition(): number;
   /** the last position whose event happened at or before t (0 if none) */
   positionAtTime(t: bigint): number;

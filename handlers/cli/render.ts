@@ -197,7 +197,7 @@ export function auditsTable(audits: R[]): string {
 export function renderAudit(r: R): string {
   if (r.audit) return renderAuditReport(r.audit);
   const s = r.summary as R | undefined;
-  const tail = s ? `\n\n${s.pass ?? 0} pass, ${s.warn ?? 0} warn, ${s.fail ?? 0} fail` : '';
+  const tail = s ? `\n\n${s.pass ?? 0} pass, ${s.warn ?? 0} warn, ${s.fail ?? 0} fail${s.inFlight ? `, ${s.inFlight} in flight` : ''}` : '';
   return auditsTable((r.audits ?? []) as R[]) + tail;
 }
 

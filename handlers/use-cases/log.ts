@@ -11,6 +11,7 @@ import { vmIdOf, vmStreamId } from '../../machines/vm/events.js';
 import type { VmRecord } from '../../machines/vm/evolve.js';
 import { vmView } from '../../machines/vm/view.js';
 import { LEDGER_STREAM, type LedgerState } from '../../machines/ledger/ledger.js';
+import { logTime } from '../../machines/session.js';
 import type { EventStore } from '../../store/types.js';
 import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
 import { HandlerError } from '../errors.js';
@@ -92,7 +93,7 @@ export const stateAt = defineHandler({
 function instantOf(store: EventStore, t: RebuildTarget, statePosition: number): bigint {
   if (t.time !== undefined) return t.time;
   if (t.position === undefined && t.version === undefined) {
-    return (rebuildStream<LedgerState>(store, LEDGER_STREAM).state?.now ?? 0n);
+    return logTime(store, rebuildStream<LedgerState>(store, LEDGER_STREAM).state?.now ?? 0n);
   }
   const p = t.position !== undefined ? Math.min(t.position, store.lastPosition()) : statePosition;
   return store.read({ fromPosition: p, toPosition: p })[0]?.time ?? 0n;

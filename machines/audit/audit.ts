@@ -53,6 +53,7 @@ export interface Arm64Audit {
 export interface AuditReport {
   migrationId: string;
   strategy: string;
+  /** 'running': the log ends inside the migration (a fork cut it); its verdict is 'in_flight' */
   status: 'completed' | 'failed' | 'running';
   failure?: { step: string; reason: string; position: number | null };
   vmId: string;
@@ -76,7 +77,31 @@ export interface AuditReport {
   /** arm64 guests: vcpus[] and skewCycles describe the virtual counter (CNTVCT); this the rest */
   arm64?: Arm64Audit;
   findings: Finding[];
-  verdict: 'pass' | 'warn' | 'fail';
+  verdict: Verdict;
+}
+
+/** 'in_flight': the migration has no outcome in this log (neither completed nor failed), so it is not judged. */
+export type Verdict = 'pass' | 'warn' | 'fail' | 'in_flight';
+
+function verdictOf(mig: MigrationState, findings: Finding[]): Verdict {
+  if (mig.status === 'running') return 'in_flight';
+  return findings.some((f) => f.severity === 'fail') ? 'fail' : findings.some((f) => f.severity === 'warn') ? 'warn' : 'pass';
+}
+
+/**
+ * A migration the log ends inside (only a fork cut inside its commit leaves one): what it
+ * reached, citing its last recorded event. Nothing after the stop is judged.
+ */
+function inFlightFinding(mig: MigrationState, migEvents: LoggedEvent[]): Finding | null {
+  if (mig.status !== 'running') return null;
+  const last = migEvents.at(-1)!;
+  const where = mig.phase ? `in its ${mig.phase} phase` : 'before its first phase';
+  return {
+    code: 'migration_in_flight',
+    severity: 'info',
+    message: `the log ends ${where} (the migration's last event is at position ${last.position}): it neither completed nor failed, so only the source before the stop is audited`,
+    positions: [last.position],
+  };
 }
 
 const abs = (x: bigint) => (x < 0n ? -x : x);
@@ -181,13 +206,14 @@ export function auditFrom(
   if (!m) return null;
   const { state: mig, events: migEvents } = m;
   const phase = (name: string) => mig.phases.find((p) => p.phase === name);
-  const pausing = phase('pausing')!;
-  const stopTime = BigInt(pausing.time);
+  const pausing = phase('pausing');
   const endEvent = migEvents.find((e) => e.type === 'MigrationCompleted' || e.type === 'MigrationFailed');
 
-  // Before: the source as the stop began. After: the destination as its guest resumed, or the
-  // source once it resumed after a failure.
-  const before = sideAt(src, mig.vmId, pausing.marks!.source.version, stopTime)!;
+  // Before: the source as the stop began (a migration cut before its first phase: as it started).
+  // After: the destination as its guest resumed, or the source once it resumed after a failure.
+  const stopTime = BigInt(pausing?.time ?? mig.startedAt);
+  const srcVersion = pausing?.marks?.source.version ?? src.streamVersion(vmStreamId(mig.vmId), migEvents[0]!.position);
+  const before = sideAt(src, mig.vmId, srcVersion, stopTime)!;
   let after: Side | null = null;
   if (mig.status === 'completed') {
     const v = phase('verifying')!;
@@ -206,7 +232,8 @@ export function auditFrom(
   const ioctls = (pred: (d: IoctlIssuedData) => boolean) =>
     vmEvents.filter((e) => e.type === 'IoctlIssued' && pred(e.data as IoctlIssuedData)).map((e) => e.position);
   const failurePosition = mig.failure?.ref ? src.positionOfVersion(mig.failure.ref.streamId, mig.failure.ref.version) : null;
-  if (before.rec.arm64) return auditArm64({ src, mig, th, opts, before, after, stopTime, vmEvents, ioctls, failurePosition });
+  const inFlight = inFlightFinding(mig, migEvents);
+  if (before.rec.arm64) return auditArm64({ src, mig, th, opts, before, after, stopTime, vmEvents, ioctls, failurePosition, inFlight });
   const tscWrites = ioctls((d) => d.ioctl === 'KVM_SET_TSC_KHZ' || writesTsc(d));
   const clockWrites = ioctls((d) => d.ioctl === 'KVM_SET_CLOCK' || d.ioctl === 'KVM_SET_CLOCK_GUEST');
   const ctrl = ioctls((d) => d.ioctl === 'KVM_KVMCLOCK_CTRL');
@@ -260,6 +287,7 @@ export function auditFrom(
   const add = (code: FindingCode, severity: Severity, message: string, positions: number[]) =>
     findings.push({ code, severity, message, positions: [...new Set(positions)].sort((a, b) => a - b) });
 
+  if (inFlight) findings.push(inFlight);
   if (mig.status === 'failed' && mig.failure) {
     add('migration_failed', 'fail', `${mig.failure.step} failed: ${mig.failure.reason}; the source VM resumed`, failurePosition ? [failurePosition] : []);
   }
@@ -316,7 +344,7 @@ export function auditFrom(
   if (pvDriftPpb !== null && abs(pvDriftPpb) > th.driftPpb) {
     add('frequency_drift', abs(pvDriftPpb) > th.driftWarnPpb ? 'warn' : 'info', `kvmclock's pvclock encodes ${pvHz} Hz for a guest TSC at ${tscHz} Hz: kvmclock drifts ${(Number(pvDriftPpb) / 1000).toFixed(3)} ppm, ${msPerDay(pvDriftPpb)} ms/day, against the TSC`, [...clockWrites, ...tscWrites]);
   }
-  const verdict = findings.some((f) => f.severity === 'fail') ? 'fail' : findings.some((f) => f.severity === 'warn') ? 'warn' : 'pass';
+  const verdict = verdictOf(mig, findings);
   const srcHost = before.host;
   const dstHost = src.host(mig.toHost);
   return {
@@ -358,6 +386,7 @@ interface Arm64AuditInput {
   vmEvents: LoggedEvent[];
   ioctls: (pred: (d: IoctlIssuedData) => boolean) => number[];
   failurePosition: number | null;
+  inFlight: Finding | null;
 }
 
 /** The arm64 audit: the virtual and physical counters against true time, on the same frame as x86. */
@@ -398,6 +427,7 @@ function auditArm64(a: Arm64AuditInput): AuditReport {
   const findings: Finding[] = [];
   const add = (code: FindingCode, severity: Severity, message: string, positions: number[]) =>
     findings.push({ code, severity, message, positions: [...new Set(positions)].sort((x, y) => x - y) });
+  if (a.inFlight) findings.push(a.inFlight);
   if (mig.status === 'failed' && mig.failure) add('migration_failed', 'fail', `${mig.failure.step} failed: ${mig.failure.reason}; the source VM resumed`, a.failurePosition ? [a.failurePosition] : []);
   if (after) {
     for (const v of vcpus) if (v.tscAdvance < 0n) add('time_backwards', 'fail', `vCPU ${v.vcpu}'s virtual counter went back by ${-v.tscAdvance} ticks`, counterWrites);
@@ -421,7 +451,7 @@ function auditArm64(a: Arm64AuditInput): AuditReport {
   if (trapping) {
     add('physical_counter_traps', 'info', `the guest's physical counter is offset on a host without FEAT_ECV: every CNTPCT read traps (${trapped} so far, ~${trapCostNs} ns each: ${fmtNs(BigInt(trapped) * trapCostNs)})`, counterWrites);
   }
-  const verdict = findings.some((f) => f.severity === 'fail') ? 'fail' : findings.some((f) => f.severity === 'warn') ? 'warn' : 'pass';
+  const verdict = verdictOf(mig, findings);
   const dstHost = a.src.host(mig.toHost);
   return {
     migrationId: mig.migrationId,

@@ -42,6 +42,7 @@ export const DEFAULT_THRESHOLDS: AuditThresholds = {
 /** How each finding code is judged (documented in the README). */
 export const FINDING_CODES = {
   migration_failed: 'a step was refused: the migration ended in failed and the source resumed (fail)',
+  migration_in_flight: 'the log ends inside the migration (a fork cut it): no outcome, nothing after the stop judged; the verdict is in_flight (info)',
   tsc_lost_time: 'the guest TSC advanced less than true time by more than clockErrorNs (warn)',
   tsc_jump: 'the guest TSC advanced more than true time by more than clockErrorNs (warn; fail beyond softLockupNs)',
   kvmclock_lost_time: 'kvmclock advanced less than true time by more than clockErrorNs (warn)',

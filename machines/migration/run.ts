@@ -28,6 +28,20 @@ export function nextMigrationId(s: Session): string {
   return `m${n}`;
 }
 
+/**
+ * The migration the log holds unfinished that one of these VMs is the source or the destination
+ * of. A migration is recorded in one commit, so only a fork cut inside that commit leaves one
+ * (found from each stream's last event type, without reading the log); it holds its VMs until
+ * resolved.
+ */
+export function inFlightMigrationOf(s: Session, vmIds: string[]): MigrationState | null {
+  for (const sid of s.store.openStreams(migrationStreamId(''), ['MigrationCompleted', 'MigrationFailed'])) {
+    const m = s.stream(sid) as MigrationState | null;
+    if (m && m.status === 'running' && vmIds.some((id) => id === m.vmId || id === m.newVmId)) return m;
+  }
+  return null;
+}
+
 /** Guest reads of its clocks on every running vCPU of a side: TSC and kvmclock, or both arm64 counters. */
 function guestReads(p: VmmPort, side: Side, afterResume: boolean): void {
   const vm = p.vm(side);
@@ -53,6 +67,15 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
   const src = s.requireVm(params.vmId);
   if (src.destroyed) throw new DomainError('invalid_state', `VM '${params.vmId}' was destroyed (${src.destroyReason})`, { vmId: params.vmId });
   if (vcpusOf(src).length === 0) throw new DomainError('invalid_state', `VM '${params.vmId}' has no vCPUs: there is no guest clock to move`, { vmId: params.vmId });
+  const cut = inFlightMigrationOf(s, params.inPlace ? [params.vmId] : [params.vmId, params.newVmId]);
+  if (cut) {
+    const which = cut.vmId === params.vmId || cut.newVmId === params.vmId ? params.vmId : params.newVmId;
+    throw new DomainError(
+      'invalid_state',
+      `VM '${which}' is held by migration '${cut.migrationId}' (${cut.vmId} → ${cut.newVmId}), which the log ends inside ${cut.phase ? `its ${cut.phase} phase` : 'before its first phase'}: it neither completed nor failed`,
+      { vmId: which, migrationId: cut.migrationId, phase: cut.phase },
+    );
+  }
   const dstHost = s.requireHost(params.toHost);
   const strategy = strategyFor(params.strategy, src.arch);
   if (!strategy) {
