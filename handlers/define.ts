@@ -6,6 +6,7 @@ import { Session, withSession } from '../machines/session.js';
 import type { EventStore, WrittenEvent } from '../store/types.js';
 import { storeFor, type HandlerContext } from './context.js';
 import { toErrorBody, type ErrorBody } from './errors.js';
+import { checkRequestBounds } from './limits.js';
 
 export type HandlerResponse = ({ ok: true } & Record<string, unknown>) | { ok: false; error: ErrorBody };
 export type Handler = (request: unknown, ctx?: HandlerContext) => Promise<HandlerResponse>;
@@ -44,6 +45,7 @@ export interface DefinedHandler extends Handler {
 export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): DefinedHandler {
   const fn = async (request: unknown, ctx: HandlerContext = {}): Promise<HandlerResponse> => {
     try {
+      checkRequestBounds(request);
       const req = def.schema.parse(request ?? {}) as z.output<S> & { requestId?: string; correlationId?: string };
       const store = storeFor(ctx);
       const env: HandlerEnv = {

@@ -10,6 +10,7 @@ import { STRATEGIES, STRATEGY_NAMES } from '../../machines/migration/strategies/
 import type { WrittenEvent } from '../../store/types.js';
 import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
 import { HandlerError } from '../errors.js';
+import { MAX_OPTION_LENGTH, MAX_OPTIONS } from '../limits.js';
 
 const thresholdsSchema = z
   .object(Object.fromEntries(Object.keys(DEFAULT_THRESHOLDS).map((k) => [k, u64Field.optional()])) as Record<keyof AuditThresholds, z.ZodOptional<typeof u64Field>>)
@@ -33,7 +34,10 @@ export const migrate = defineHandler({
       readSpacingNs: u64Field.default(0n),
       writeSpacingNs: u64Field.default(0n),
       preSaveGapNs: u64Field.default(0n),
-      options: z.record(z.string(), z.union([z.boolean(), z.number(), z.string()])).default({}),
+      options: z
+        .record(z.string(), z.union([z.boolean(), z.number(), z.string().max(MAX_OPTION_LENGTH)]))
+        .refine((o) => Object.keys(o).length <= MAX_OPTIONS, { message: `at most ${MAX_OPTIONS} options` })
+        .default({}),
       newVmId: idSchema.optional(),
       migrationId: idSchema.optional(),
       thresholds: thresholdsSchema,
