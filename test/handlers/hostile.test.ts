@@ -202,3 +202,14 @@ describe('deep nesting', () => {
     expect(jsonTextDeep({ k: [1, 'x"y', null, true, { n: -1.5 }] })).toBe(JSON.stringify({ k: [1, 'x"y', null, true, { n: -1.5 }] }));
   });
 });
+
+describe('codes that say what was wrong', () => {
+  it('an arm64 host with cntfrqHz 0 is invalid_request on cntfrqHz, not internal, and records nothing', async () => {
+    for (const cntfrqHz of ['0', 0]) {
+      const r = await L.call('createHost', { hostId: 'a', arch: 'arm64', cntfrqHz });
+      expect(r.error).toMatchObject({ code: 'invalid_request', message: 'cntfrqHz: a frequency in Hz above 0', details: { field: 'cntfrqHz' } });
+    }
+    expect(await lastPosition()).toBe(0);
+    expect((await L.ok('createHost', { hostId: 'a', arch: 'arm64', cntfrqHz: '1' })).host.counterHz).toBe('1');
+  });
+});
