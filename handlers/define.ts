@@ -25,8 +25,8 @@ export interface HandlerEnv {
   requestId?: string;
   correlationId?: string;
   onProgress?: (position: number) => void;
-  /** run a use case that records events: atomically, idempotently, retried on conflict */
-  write<T>(work: (s: Session) => T, respond: (value: T, written: WrittenEvent[]) => Record<string, unknown>): Record<string, unknown>;
+  /** run a use case that records events: atomically, idempotently, retried on conflict (after a backoff) */
+  write<T>(work: (s: Session) => T, respond: (value: T, written: WrittenEvent[]) => Record<string, unknown>): Promise<Record<string, unknown>>;
 }
 
 export interface HandlerDef<S extends z.ZodTypeAny> {
@@ -54,9 +54,9 @@ export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): Defin
         requestId: req.requestId,
         correlationId: req.correlationId,
         onProgress: ctx.onProgress,
-        write(work, respond) {
+        async write(work, respond) {
           const meta = { handler: def.name, requestId: req.requestId, correlationId: req.correlationId ?? req.requestId };
-          const r = withSession(store, meta, work, (v, written) => ({ ok: true, ...respond(v, written) }));
+          const r = await withSession(store, meta, work, (v, written) => ({ ok: true, ...respond(v, written) }));
           return r.response as Record<string, unknown>;
         },
       };
