@@ -35,12 +35,35 @@ function place(v: unknown, sorted: boolean, stack: Frame[]): Json {
   return v as Json;
 }
 
+/** How deep the recursive copy goes before the rest of a value is copied with an explicit stack. */
+const RECURSIVE_DEPTH = 200;
+
 /**
  * A deep copy as JSON would write it: every bigint as its decimal string, toJSON() honoured,
  * undefined, function and symbol fields dropped; with `sorted`, every object's keys in order.
- * Iterative, so any depth a stored event has copies (an explicit stack, not the call stack).
+ * Recursive (fast) for the shallow values events hold; any part deeper than RECURSIVE_DEPTH is
+ * copied by encodeDeep, so a value of any depth copies without exhausting the call stack.
  */
-function encode(v: unknown, sorted: boolean): Json {
+function encode(v: unknown, sorted: boolean, depth = 0): Json {
+  if (typeof v === 'bigint') return v.toString();
+  if (isJsonSerializable(v)) return encode(v.toJSON(), sorted, depth);
+  if (depth >= RECURSIVE_DEPTH && v !== null && typeof v === 'object') return encodeDeep(v, sorted);
+  if (Array.isArray(v)) return v.map((x) => encode(x, sorted, depth + 1));
+  if (v && typeof v === 'object') {
+    const out: { [k: string]: Json } = {};
+    for (const k of sorted ? sortedKeys(v) : Object.keys(v)) {
+      const x = (v as Record<string, unknown>)[k];
+      if (x === undefined || typeof x === 'function' || typeof x === 'symbol') continue;
+      if (k === '__proto__') defineKey(out, k, encode(x, sorted, depth + 1));
+      else out[k] = encode(x, sorted, depth + 1);
+    }
+    return out;
+  }
+  return v as Json;
+}
+
+/** encode() with an explicit stack instead of the call stack, for values of any depth. */
+function encodeDeep(v: unknown, sorted: boolean): Json {
   const stack: Frame[] = [];
   const root = place(v, sorted, stack);
   while (stack.length) {

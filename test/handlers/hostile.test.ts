@@ -200,6 +200,17 @@ describe('deep nesting', () => {
     expect(text.length).toBe(200_001);
     expect(text.startsWith('[[[') && text.endsWith(']]]') && text[100_000]).toBe('1');
     expect(jsonTextDeep({ k: [1, 'x"y', null, true, { n: -1.5 }] })).toBe(JSON.stringify({ k: [1, 'x"y', null, true, { n: -1.5 }] }));
+    // past the recursive part: keys still sorted, bigints written, undefined fields dropped
+    let o: Record<string, unknown> = { z: 9n, a: 'leaf' };
+    for (let i = 0; i < 500; i++) o = { z: o, u: undefined, a: i };
+    let c = toSortedJson(o) as Record<string, unknown>;
+    for (let i = 0; i < 500; i++) {
+      expect(Object.keys(c)).toEqual(['a', 'z']);
+      expect(c.a).toBe(499 - i);
+      c = c.z as Record<string, unknown>;
+    }
+    expect(c).toEqual({ a: 'leaf', z: '9' });
+    expect(Object.keys(c)).toEqual(['a', 'z']);
   });
 });
 
