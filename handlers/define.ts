@@ -6,6 +6,7 @@ import { Session, withSession } from '../machines/session.js';
 import type { EventStore, WrittenEvent } from '../store/types.js';
 import { storeFor, type HandlerContext } from './context.js';
 import { toErrorBody, type ErrorBody } from './errors.js';
+import { checkRequestBounds } from './limits.js';
 
 export type HandlerResponse = ({ ok: true } & Record<string, unknown>) | { ok: false; error: ErrorBody };
 export type Handler = (request: unknown, ctx?: HandlerContext) => Promise<HandlerResponse>;
@@ -24,8 +25,8 @@ export interface HandlerEnv {
   requestId?: string;
   correlationId?: string;
   onProgress?: (position: number) => void;
-  /** run a use case that records events: atomically, idempotently, retried on conflict */
-  write<T>(work: (s: Session) => T, respond: (value: T, written: WrittenEvent[]) => Record<string, unknown>): Record<string, unknown>;
+  /** run a use case that records events: atomically, idempotently, retried on conflict (after a backoff) */
+  write<T>(work: (s: Session) => T, respond: (value: T, written: WrittenEvent[]) => Record<string, unknown>): Promise<Record<string, unknown>>;
 }
 
 export interface HandlerDef<S extends z.ZodTypeAny> {
@@ -44,6 +45,7 @@ export interface DefinedHandler extends Handler {
 export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): DefinedHandler {
   const fn = async (request: unknown, ctx: HandlerContext = {}): Promise<HandlerResponse> => {
     try {
+      checkRequestBounds(request);
       const req = def.schema.parse(request ?? {}) as z.output<S> & { requestId?: string; correlationId?: string };
       const store = storeFor(ctx);
       const env: HandlerEnv = {
@@ -52,9 +54,9 @@ export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): Defin
         requestId: req.requestId,
         correlationId: req.correlationId,
         onProgress: ctx.onProgress,
-        write(work, respond) {
+        async write(work, respond) {
           const meta = { handler: def.name, requestId: req.requestId, correlationId: req.correlationId ?? req.requestId };
-          const r = withSession(store, meta, work, (v, written) => ({ ok: true, ...respond(v, written) }));
+          const r = await withSession(store, meta, work, (v, written) => ({ ok: true, ...respond(v, written) }));
           return r.response as Record<string, unknown>;
         },
       };

@@ -4,6 +4,7 @@ import { ZodError } from 'zod';
 import { KvmUsageError } from '../kvm/errors.js';
 import { DomainError } from '../machines/session.js';
 import { StoreError } from '../store/errors.js';
+import { RequestBoundsError } from './limits.js';
 
 export type ErrorCode =
   | 'invalid_request'
@@ -42,7 +43,7 @@ export function toErrorBody(e: unknown): ErrorBody {
     return { code: 'invalid_request', message: `${field}: ${issue?.message ?? 'invalid'}`, details: { field, issues: e.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) } };
   }
   if (e instanceof KvmUsageError) return { code: e.code, message: e.message, details: { field: e.field } };
-  if (e instanceof DomainError || e instanceof HandlerError || e instanceof StoreError) return withDetails({ code: e.code, message: e.message }, e.details);
+  if (e instanceof DomainError || e instanceof HandlerError || e instanceof StoreError || e instanceof RequestBoundsError) return withDetails({ code: e.code, message: e.message }, e.details);
   if (e instanceof SyntaxError) return { code: 'invalid_request', message: `malformed JSON: ${e.message}` };
   const err = e as Error;
   return { code: 'internal', message: err?.message ?? String(e) };

@@ -13,7 +13,8 @@
 import type { APIGatewayProxyResult, Context } from 'aws-lambda';
 import { DEFAULT_DB } from './context.js';
 import type { HandlerResponse } from './define.js';
-import type { ErrorBody } from './errors.js';
+import { toErrorBody, type ErrorBody } from './errors.js';
+import { MAX_ECHO_CHARS, MAX_REQUEST_BYTES, preview, requestTooLarge } from './limits.js';
 import { handlers, type HandlerName } from './index.js';
 
 export interface InvokeEvent {
@@ -51,8 +52,11 @@ function payloadOf(event: unknown): { ok: true; payload: unknown } | { ok: false
     const raw = event.body;
     if (raw === null || raw === undefined || raw === '') return { ok: true, payload: {} };
     if (typeof raw !== 'string') return { ok: true, payload: raw };
-    let text = raw;
-    if (event.isBase64Encoded === true) text = Buffer.from(raw, 'base64').toString('utf8');
+    // bounded before anything decodes or parses it (base64 carries 3 bytes in 4 characters)
+    const base64 = event.isBase64Encoded === true;
+    const bytes = base64 ? Math.floor((raw.length * 3) / 4) : Buffer.byteLength(raw, 'utf8');
+    if (bytes > MAX_REQUEST_BYTES) return { ok: false, response: { ok: false, error: toErrorBody(requestTooLarge(bytes, 'the event body')) } };
+    const text = base64 ? Buffer.from(raw, 'base64').toString('utf8') : raw;
     try {
       return { ok: true, payload: JSON.parse(text) };
     } catch (e) {
@@ -64,7 +68,7 @@ function payloadOf(event: unknown): { ok: true; payload: unknown } | { ok: false
 
 async function invoke(name: string, request: unknown): Promise<HandlerResponse> {
   if (!Object.hasOwn(registry, name) || typeof registry[name] !== 'function') {
-    return fail('unknown_handler', `no handler '${name}'`, { handler: name, handlers: Object.keys(registry) });
+    return fail('unknown_handler', `no handler ${preview(name)}`, { handler: name.slice(0, MAX_ECHO_CHARS), handlers: Object.keys(registry) });
   }
   try {
     return await registry[name]!(request ?? {}, { db: dbPath() });

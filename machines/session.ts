@@ -2,6 +2,8 @@
 // states those events evolve to. Nothing reaches the log until commit(), which appends every
 // stream's events in one transaction, each checked against the version it was read at.
 import { produce } from 'immer';
+import { randomInt } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { serialize } from 'node:v8';
 import { sampleHost, type HostSample, type HostSpec, type HostState } from '../kvm/host.js';
 import { ConflictError } from '../store/errors.js';
@@ -440,14 +442,34 @@ function wakeAtOf(rec: VmRecord | null): bigint | null {
   return nextTimerAt(rec.x86);
 }
 
-/** Run a use case in a session, retrying from scratch when another writer got in first. */
-export function withSession<T>(
+/**
+ * How a session that lost a race is retried: up to `attempts` times, each after a random pause
+ * of 0 to min(maxDelayMs, baseDelayMs × 2^retry) ms (exponential backoff with full jitter, so
+ * writers that collided do not collide again in step). The defaults leave about 12 s of backoff
+ * before a request gives up with `conflict`.
+ */
+export interface RetryPolicy {
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 150, baseDelayMs: 1, maxDelayMs: 160 };
+
+/** The pause before retry number `retry` (1-based): timing only, never part of a recorded result. */
+export function retryDelayMs(retry: number, p: RetryPolicy = DEFAULT_RETRY): number {
+  const cap = Math.min(p.maxDelayMs, p.baseDelayMs * 2 ** Math.min(retry, 30));
+  return randomInt(0, Math.max(1, Math.floor(cap)) + 1);
+}
+
+/** Run a use case in a session, retrying from scratch (after a backoff) when another writer got in first. */
+export async function withSession<T>(
   store: EventStore,
   meta: SessionMeta,
   work: (s: Session) => T,
   respond: (value: T, written: WrittenEvent[]) => unknown,
-  attempts = 20,
-): { response: unknown; duplicate: boolean } {
+  retry: RetryPolicy = DEFAULT_RETRY,
+): Promise<{ response: unknown; duplicate: boolean }> {
   if (meta.requestId !== undefined) {
     const prior = store.findRequest(meta.requestId);
     if (prior) return { response: prior.response, duplicate: true };
@@ -459,12 +481,13 @@ export function withSession<T>(
       const r = s.commit((written) => toJson(respond(value, written)));
       return { response: r.response, duplicate: r.duplicate };
     } catch (e) {
-      if (!(e instanceof ConflictError) || i >= attempts) {
-        if (e instanceof ConflictError) throw new DomainError('conflict', e.message, e.details);
+      if (!(e instanceof ConflictError) || i >= retry.attempts) {
+        if (e instanceof ConflictError) throw new DomainError('conflict', `${e.message} (given up after ${i} attempts)`, { ...e.details, attempts: i });
         throw e;
       }
-      // Someone appended to a stream we read: decide again from the new state.
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(50, i * 2));
+      // Someone appended to a stream we read: decide again from the new state, after a pause
+      // that lets other work of this process run meanwhile.
+      await sleep(retryDelayMs(i, retry));
     }
   }
 }

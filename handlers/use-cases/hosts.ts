@@ -22,7 +22,7 @@ export const createHost = defineHandler({
       hostId: idSchema,
       arch: z.enum(['x86', 'arm64']).default('x86'),
       tscKhz: z.number().int().min(1).max(0xffff_ffff).optional(),
-      cntfrqHz: u64Field.optional(),
+      cntfrqHz: u64Field.refine((hz) => hz > 0n, { message: 'a frequency in Hz above 0' }).optional(),
       actualTscHz: u64Field.optional(),
       vendor: z.enum(['vmx', 'svm']).optional(),
       tscScaling: z.boolean().optional(),

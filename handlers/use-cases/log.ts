@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import type { HostState } from '../../kvm/host.js';
-import { toJson } from '../../machines/codec.js';
+import { jsonTextDeep, nestingDepth, toJson, type Json } from '../../machines/codec.js';
 import { hostStreamId } from '../../machines/host/host.js';
 import { migrationStreamId } from '../../machines/migration/state.js';
 import { rebuildStream, type RebuildTarget } from '../../machines/rebuild.js';
@@ -15,6 +15,17 @@ import { logTime } from '../../machines/session.js';
 import type { EventStore } from '../../store/types.js';
 import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
 import { HandlerError } from '../errors.js';
+import { MAX_SHOWN_DEPTH } from '../limits.js';
+
+/**
+ * An event's data as the response carries it: as it is, or, nested deeper than MAX_SHOWN_DEPTH
+ * (recorded before requests were bounded), null with `dataTooDeep` holding its depth and its
+ * JSON text, so one such event never makes the range around it unreadable.
+ */
+function shownData(data: unknown): { data: unknown } | { data: null; dataTooDeep: { depth: number; json: string } } {
+  if (nestingDepth(data, MAX_SHOWN_DEPTH + 1) <= MAX_SHOWN_DEPTH) return { data };
+  return { data: null, dataTooDeep: { depth: nestingDepth(data), json: jsonTextDeep(data as Json) } };
+}
 
 export const events = defineHandler({
   name: 'events',
@@ -38,7 +49,7 @@ export const events = defineHandler({
         type: e.type,
         schemaVersion: e.schemaVersion,
         time: e.time.toString(),
-        data: e.data,
+        ...shownData(e.data),
         metadata: e.metadata,
       })),
       lastPosition: env.store.lastPosition(),

@@ -10,6 +10,7 @@ import { STRATEGIES, STRATEGY_NAMES } from '../../machines/migration/strategies/
 import type { WrittenEvent } from '../../store/types.js';
 import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
 import { HandlerError } from '../errors.js';
+import { MAX_OPTION_LENGTH, MAX_OPTIONS } from '../limits.js';
 
 const thresholdsSchema = z
   .object(Object.fromEntries(Object.keys(DEFAULT_THRESHOLDS).map((k) => [k, u64Field.optional()])) as Record<keyof AuditThresholds, z.ZodOptional<typeof u64Field>>)
@@ -33,7 +34,10 @@ export const migrate = defineHandler({
       readSpacingNs: u64Field.default(0n),
       writeSpacingNs: u64Field.default(0n),
       preSaveGapNs: u64Field.default(0n),
-      options: z.record(z.string(), z.union([z.boolean(), z.number(), z.string()])).default({}),
+      options: z
+        .record(z.string(), z.union([z.boolean(), z.number(), z.string().max(MAX_OPTION_LENGTH)]))
+        .refine((o) => Object.keys(o).length <= MAX_OPTIONS, { message: `at most ${MAX_OPTIONS} options` })
+        .default({}),
       newVmId: idSchema.optional(),
       migrationId: idSchema.optional(),
       thresholds: thresholdsSchema,
@@ -41,9 +45,9 @@ export const migrate = defineHandler({
     .strict()
     .refine((r) => r.inPlace || r.toHost !== undefined, { message: 'toHost is required (unless inPlace)', path: ['toHost'] })
     .refine((r) => !r.inPlace || r.newVmId === undefined || r.newVmId === r.vmId, { message: 'an in-place pause keeps the VM id', path: ['newVmId'] }),
-  run(req, env) {
+  async run(req, env) {
     let committed: { session: Session; written: WrittenEvent[] } | null = null;
-    const r = env.write(
+    const r = (await env.write(
       (s) => {
         const migrationId = req.migrationId ?? nextMigrationId(s);
         const fromHost = s.requireVm(req.vmId).hostId;
@@ -69,7 +73,7 @@ export const migrate = defineHandler({
         committed = { session: outcome.session, written };
         return { ...outcome.result };
       },
-    ) as { migrationId: string; status: string; newVmId: string };
+    )) as { migrationId: string; status: string; newVmId: string };
     // The report is what a later `audit` call computes from the log; this session's own events
     // and kept states are that log, so it reads nothing back. (A retried request already
     // recorded has no session here: it is audited from the log.)

@@ -1,6 +1,8 @@
 // VMs: creation (KVM_CREATE_VM, the VM-wide TSC kHz, vCPUs one by one), ioctls, KVM_RUN and
 // pauses, guest instructions, destruction.
 import { z } from 'zod';
+import { checkIoctlTakesArg } from '../../kvm/args.js';
+import { parseIoctlName } from '../../kvm/x86/ioctl.js';
 import type { Json } from '../../machines/codec.js';
 import { positionOf, type Session } from '../../machines/session.js';
 import { hostInfoToJson, type VmHostInfo } from '../../machines/vm/events.js';
@@ -80,7 +82,11 @@ export const ioctl = defineHandler({
     .strict(),
   run(req, env) {
     return env.write(
-      (s) => issue(s, req.vmId, req.vcpu ?? null, String(req.ioctl), req.arg),
+      (s) => {
+        s.requireVm(req.vmId);
+        checkIoctlTakesArg(parseIoctlName(req.ioctl), req.arg);
+        return issue(s, req.vmId, req.vcpu ?? null, String(req.ioctl), req.arg);
+      },
       ({ r, result }, written) => ({ ...result, position: positionOf(written, r.ref), time: r.time }),
     );
   },

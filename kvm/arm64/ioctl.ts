@@ -3,7 +3,7 @@
 // and guest.c; ioctls this architecture does not have get its defaults: kvm_arch_vm_ioctl() and
 // kvm_arch_vcpu_ioctl() both end in `default: return -EINVAL` on arm64 (not -ENOTTY as on x86).
 import { z } from 'zod';
-import { namedNumber, parseArg, u64Schema } from '../args.js';
+import { namedNumber, parseArg, preview, u64Schema } from '../args.js';
 import { KvmUsageError, requireVcpu } from '../errors.js';
 import { ARM64_REGS, ATTR_GROUPS, ATTRS, CAPS, nameOf, type Arm64RegName, type Errno, type IoctlName } from '../uapi.js';
 import { parseIoctlName, type IoctlRequest } from '../x86/ioctl.js';
@@ -43,7 +43,7 @@ export const arm64RegIdSchema = z.union([z.string(), z.number(), z.bigint()]).tr
   if (r.success) return r.data;
   ctx.addIssue({
     code: 'custom',
-    message: `'${String(v)}' is not a register (a UAPI name: ${Object.keys(ARM64_REGS).join(', ')}; or a raw 64-bit id as a decimal or 0x hex string)`,
+    message: `${preview(v)} is not a register (a UAPI name: ${Object.keys(ARM64_REGS).join(', ')}; or a raw 64-bit id as a decimal or 0x hex string)`,
   });
   return z.NEVER;
 });

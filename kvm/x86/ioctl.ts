@@ -1,7 +1,7 @@
 // The x86 ioctl surface: each UAPI ioctl on the VM or a vCPU fd, its argument as the UAPI struct
 // (snake_case fields), and its result as userspace sees it (ret, errno, out).
 import { z } from 'zod';
-import { namedNumber, parseArg, u64Schema, uintSchema } from '../args.js';
+import { namedNumber, parseArg, preview, u64Schema, uintSchema } from '../args.js';
 import { KvmUsageError, requireVcpu } from '../errors.js';
 import { u64 } from '../u64.js';
 import { ATTR_GROUPS, ATTRS, CAPS, IOCTLS, MSRS, type Errno, type IoctlName } from '../uapi.js';
@@ -56,7 +56,7 @@ export function parseIoctlName(v: unknown): IoctlName {
   if (typeof v === 'string' && Object.hasOwn(IOCTLS, v)) return v as IoctlName;
   const n = typeof v === 'number' ? v : typeof v === 'string' && /^(0x)?[0-9a-fA-F]+$/.test(v) ? Number(v) : NaN;
   for (const [name, d] of Object.entries(IOCTLS)) if (d.nr === n) return name as IoctlName;
-  throw new KvmUsageError('invalid_argument', 'ioctl', `unknown ioctl ${JSON.stringify(v)} (known: ${Object.keys(IOCTLS).join(', ')})`);
+  throw new KvmUsageError('invalid_argument', 'ioctl', `unknown ioctl ${preview(v)} (known: ${Object.keys(IOCTLS).join(', ')})`);
 }
 
 function vcpuOf(vm: X86Vm, id: number): X86Vcpu {
