@@ -40,6 +40,8 @@ export interface SessionMeta {
   handler: string;
   requestId?: string;
   correlationId?: string;
+  /** what the request asked (hashed), stored with its request id */
+  fingerprint?: string;
 }
 
 /** An event recorded in this session, by stream and version; its global position is known after commit. */
@@ -377,7 +379,7 @@ export class Session {
         }
       }
     };
-    const r = this.store.commit(batches, { requestId: this.meta.requestId, handler: this.meta.handler, response, alsoWrite });
+    const r = this.store.commit(batches, { requestId: this.meta.requestId, fingerprint: this.meta.fingerprint, handler: this.meta.handler, response, alsoWrite });
     if (!r.duplicate) {
       const last = new Map<string, number>();
       for (const w of r.written) last.set(w.streamId, w.position);
@@ -432,7 +434,7 @@ export function withSession<T>(
   attempts = 20,
 ): { response: unknown; duplicate: boolean } {
   if (meta.requestId !== undefined) {
-    const prior = store.findRequest(meta.requestId);
+    const prior = store.findRequest(meta.requestId, meta.fingerprint);
     if (prior) return { response: prior.response, duplicate: true };
   }
   for (let i = 1; ; i++) {
