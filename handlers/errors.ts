@@ -3,7 +3,7 @@
 import { ZodError } from 'zod';
 import { KvmUsageError } from '../kvm/errors.js';
 import { DomainError } from '../machines/session.js';
-import { StoreError } from '../store/errors.js';
+import { sqliteStoreError, StoreError } from '../store/errors.js';
 import { RequestBoundsError } from './limits.js';
 
 export type ErrorCode =
@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'conflict'
   | 'schema_too_new'
   | 'corrupt'
+  | 'not_a_ledger'
   | 'io'
   | 'unknown_handler'
   | 'internal';
@@ -44,6 +45,11 @@ export function toErrorBody(e: unknown): ErrorBody {
   }
   if (e instanceof KvmUsageError) return { code: e.code, message: e.message, details: { field: e.field } };
   if (e instanceof DomainError || e instanceof HandlerError || e instanceof StoreError || e instanceof RequestBoundsError) return withDetails({ code: e.code, message: e.message }, e.details);
+  // SQLite's own errors (a damaged page met by any read, a read-only file): coded, not internal
+  if ((e as Error)?.name === 'SqliteError') {
+    const s = sqliteStoreError(e, 'the ledger');
+    return { code: s.code, message: s.message };
+  }
   if (e instanceof SyntaxError) return { code: 'invalid_request', message: `malformed JSON: ${e.message}` };
   const err = e as Error;
   return { code: 'internal', message: err?.message ?? String(e) };

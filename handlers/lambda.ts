@@ -1,6 +1,7 @@
 // clockledger as an AWS Lambda function (Node.js runtime, ESM). The same handler functions as the
 // library and the CLI, with the database from CLOCKLEDGER_DB (default ./clockledger.db; on Lambda
-// point it at /tmp or an EFS mount).
+// point it at /tmp or an EFS mount). Fork targets are confined to CLOCKLEDGER_FORK_DIR (default:
+// the directory of CLOCKLEDGER_DB); a relative target is taken inside it.
 //
 //   handler(event, context)   event = { handler, request? }, or an API-Gateway-like { body } whose
 //                             JSON body is { handler, request? } (body may be base64-encoded)
@@ -11,6 +12,7 @@
 //
 // Nothing here throws: every failure is { ok: false, error: { code, message, details? } }.
 import type { APIGatewayProxyResult, Context } from 'aws-lambda';
+import { dirname, resolve } from 'node:path';
 import { DEFAULT_DB } from './context.js';
 import type { HandlerResponse } from './define.js';
 import { toErrorBody, type ErrorBody } from './errors.js';
@@ -32,11 +34,16 @@ export type LambdaEvent = InvokeEvent | HttpLikeEvent;
 
 export type LambdaHandler = (event: unknown, context?: Context) => Promise<HandlerResponse>;
 
-const registry = handlers as unknown as Record<string, (request: unknown, ctx: { db: string }) => Promise<HandlerResponse>>;
+const registry = handlers as unknown as Record<string, (request: unknown, ctx: { db: string; forkDir: string }) => Promise<HandlerResponse>>;
 
 /** The database every invocation uses (read at call time, so tests and reconfigured containers agree). */
 export function dbPath(): string {
   return process.env.CLOCKLEDGER_DB || DEFAULT_DB;
+}
+
+/** The only directory fork may write into: CLOCKLEDGER_FORK_DIR, else the database's directory. */
+export function forkDir(): string {
+  return process.env.CLOCKLEDGER_FORK_DIR || dirname(resolve(dbPath()));
 }
 
 const fail = (code: ErrorBody['code'], message: string, details?: Record<string, unknown>): HandlerResponse => ({
@@ -71,7 +78,7 @@ async function invoke(name: string, request: unknown): Promise<HandlerResponse> 
     return fail('unknown_handler', `no handler ${preview(name)}`, { handler: name.slice(0, MAX_ECHO_CHARS), handlers: Object.keys(registry) });
   }
   try {
-    return await registry[name]!(request ?? {}, { db: dbPath() });
+    return await registry[name]!(request ?? {}, { db: dbPath(), forkDir: forkDir() });
   } catch (e) {
     // handlers map their own errors; this is the last line of defence (never throw to Lambda)
     return fail('internal', (e as Error)?.message ?? String(e));
@@ -103,6 +110,7 @@ const STATUS: Record<string, number> = {
   conflict: 409,
   schema_too_new: 500,
   corrupt: 500,
+  not_a_ledger: 422,
   io: 500,
   internal: 500,
 };

@@ -42,6 +42,8 @@ export interface SessionMeta {
   handler: string;
   requestId?: string;
   correlationId?: string;
+  /** what the request asked (hashed), stored with its request id */
+  fingerprint?: string;
 }
 
 /** An event recorded in this session, by stream and version; its global position is known after commit. */
@@ -382,7 +384,7 @@ export class Session {
         }
       }
     };
-    const r = this.store.commit(batches, { requestId: this.meta.requestId, handler: this.meta.handler, response, alsoWrite });
+    const r = this.store.commit(batches, { requestId: this.meta.requestId, fingerprint: this.meta.fingerprint, handler: this.meta.handler, response, alsoWrite });
     if (!r.duplicate) {
       const last = new Map<string, number>();
       for (const w of r.written) last.set(w.streamId, w.position);
@@ -471,7 +473,7 @@ export async function withSession<T>(
   retry: RetryPolicy = DEFAULT_RETRY,
 ): Promise<{ response: unknown; duplicate: boolean }> {
   if (meta.requestId !== undefined) {
-    const prior = store.findRequest(meta.requestId);
+    const prior = store.findRequest(meta.requestId, meta.fingerprint);
     if (prior) return { response: prior.response, duplicate: true };
   }
   for (let i = 1; ; i++) {

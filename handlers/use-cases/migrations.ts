@@ -91,6 +91,7 @@ function auditOrThrow(source: AuditSource, migrationId: string, thresholds?: Par
 
 export const audit = defineHandler({
   name: 'audit',
+  access: 'read',
   summary: 'audit a recorded migration (or all of them) from the log: clock advance vs true time, steps, skew, and the guest symptoms predicted',
   schema: z.object({ ...commonFields, migrationId: idSchema.optional(), thresholds: thresholdsSchema }).strict(),
   run(req, env) {
@@ -106,6 +107,7 @@ export const audit = defineHandler({
 
 export const strategies = defineHandler({
   name: 'strategies',
+  access: 'read',
   summary: 'the migration strategies and what each VMM does',
   schema: z.object({ ...commonFields }).strict(),
   run() {
