@@ -3,7 +3,7 @@
 // the VM fd or a vCPU fd (virt/kvm/kvm_main.c: kvm_vm_ioctl() / kvm_vcpu_ioctl()). What each
 // ioctl does is per architecture: kvm/x86/ioctl.ts, kvm/arm64/ioctl.ts.
 import { z } from 'zod';
-import { namedNumber, u64Schema } from './args.js';
+import { namedNumber, parseArg, u64Schema } from './args.js';
 import { KvmUsageError, requireVcpu } from './errors.js';
 import { ATTR_GROUPS, ATTRS, CAPS, IOCTLS, type Errno, type IoctlName } from './uapi.js';
 
@@ -54,16 +54,34 @@ export function parseIoctlName(v: unknown): IoctlName {
   throw new KvmUsageError('invalid_argument', 'ioctl', `unknown ioctl ${JSON.stringify(v)} (known: ${Object.keys(IOCTLS).join(', ')})`);
 }
 
+/** What an architecture supplies to the generic ioctl code: the kvm_arch_* side of kvm_main.c. */
+export interface ArchIoctls<V extends { id: number }> {
+  /** the VM's online vCPUs (the fds a VMM holds) */
+  vcpus: readonly V[];
+  /** kvm_vm_ioctl_check_extension(), reached through kvm_vm_ioctl_check_extension_generic() */
+  checkExtension(cap: number): number;
+  /** kvm_vm_ioctl_create_vcpu() with the architecture's kvm_arch_vcpu_create() */
+  createVcpu(id: number): 0 | Errno;
+  /** kvm_arch_vm_ioctl(): the other VM ioctls */
+  vmIoctl(name: IoctlName, arg: unknown): IoctlResult;
+  /** kvm_arch_vcpu_ioctl(), and KVM_RUN: an ioctl on a vCPU fd */
+  vcpuIoctl(vcpu: V, name: IoctlName, arg: unknown): IoctlResult;
+}
+
 /**
- * kvm_vm_ioctl() / kvm_vcpu_ioctl(): the ioctl on the VM fd (no `vcpu`) or on the fd of the vCPU
- * it names. Throws KvmUsageError for an unknown ioctl or vCPU; kernel refusals are results.
+ * virt/kvm/kvm_main.c: kvm_vm_ioctl() / kvm_vcpu_ioctl(): the ioctl on the VM fd (no `vcpu`) or on
+ * the fd of the vCPU it names; the VM ioctls every architecture shares are handled here, the rest
+ * by the architecture. Throws KvmUsageError for an unknown ioctl or vCPU; kernel refusals are results.
  */
-export function routeIoctl<V extends { id: number }>(
-  vcpus: readonly V[],
-  req: IoctlRequest,
-  vmIoctl: (name: IoctlName, arg: unknown) => IoctlResult,
-  vcpuIoctl: (vcpu: V, name: IoctlName, arg: unknown) => IoctlResult,
-): IoctlResult {
+export function routeIoctl<V extends { id: number }>(req: IoctlRequest, arch: ArchIoctls<V>): IoctlResult {
   const name = parseIoctlName(req.ioctl);
-  return req.vcpu === undefined || req.vcpu === null ? vmIoctl(name, req.arg) : vcpuIoctl(requireVcpu(vcpus, req.vcpu), name, req.arg);
+  if (req.vcpu !== undefined && req.vcpu !== null) return arch.vcpuIoctl(requireVcpu(arch.vcpus, req.vcpu), name, req.arg);
+  switch (name) {
+    case 'KVM_CHECK_EXTENSION':
+      return ok(arch.checkExtension(parseArg(capSchema, req.arg, 'arg')));
+    case 'KVM_CREATE_VCPU':
+      return fromKernel(arch.createVcpu(parseArg(vcpuIdSchema, req.arg ?? arch.vcpus.length, 'arg')));
+    default:
+      return arch.vmIoctl(name, req.arg);
+  }
 }

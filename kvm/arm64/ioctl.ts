@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { parseArg, u64Schema } from '../args.js';
 import { KvmUsageError } from '../errors.js';
-import { capSchema, deviceAttrSchema, fail, fromKernel, ok, routeIoctl, vcpuIdSchema, type IoctlRequest, type IoctlResult } from '../ioctl.js';
+import { deviceAttrSchema, fail, fromKernel, ok, routeIoctl, type IoctlRequest, type IoctlResult } from '../ioctl.js';
 import { ARM64_REGS, ATTR_GROUPS, CAPS, nameOf, type Arm64RegName, type IoctlName } from '../uapi.js';
 import { arm64CounterModel, type Arm64Ctx, type Arm64Vcpu, type Arm64Vm } from './state.js';
 import {
@@ -114,13 +114,9 @@ function vmDeviceAttr(ctx: Arm64Ctx, name: IoctlName, arg: unknown): IoctlResult
   throw new KvmUsageError('invalid_argument', 'arg.group', 'the SMCCC filter (KVM_ARM_VM_SMCCC_CTRL) is not emulated');
 }
 
-/** arch/arm64/kvm/arm.c: kvm_arch_vm_ioctl(), with the generic VM ioctls of kvm_vm_ioctl() */
+/** arch/arm64/kvm/arm.c: kvm_arch_vm_ioctl() */
 function vmIoctl(ctx: Arm64Ctx, vm: Arm64Vm, name: IoctlName, arg: unknown): IoctlResult {
   switch (name) {
-    case 'KVM_CHECK_EXTENSION':
-      return ok(kvmVmIoctlCheckExtension(ctx, parseArg(capSchema, arg, 'arg')));
-    case 'KVM_CREATE_VCPU':
-      return fromKernel(kvmVmIoctlCreateVcpu(ctx, vm, parseArg(vcpuIdSchema, arg ?? vm.vcpus.length, 'arg')));
     case 'KVM_ARM_SET_COUNTER_OFFSET': {
       const a = parseArg(counterOffsetSchema, arg, 'arg');
       // Before 6.4 the request number is unknown to kvm_arch_vm_ioctl(): its default, -EINVAL.
@@ -160,12 +156,13 @@ function vcpuIoctl(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, name: IoctlName,
 /** Issue one ioctl. Throws KvmUsageError for a malformed request; kernel refusals are results. */
 export function arm64Ioctl(ctx: Arm64Ctx, vm: Arm64Vm, req: IoctlRequest): IoctlResult {
   const before = ctx.trace ? offsetsOf(vm) : '';
-  const r = routeIoctl(
-    vm.vcpus,
-    req,
-    (name, arg) => vmIoctl(ctx, vm, name, arg),
-    (vcpu, name, arg) => vcpuIoctl(ctx, vm, vcpu, name, arg),
-  );
+  const r = routeIoctl(req, {
+    vcpus: vm.vcpus,
+    checkExtension: (cap) => kvmVmIoctlCheckExtension(ctx, cap),
+    createVcpu: (id) => kvmVmIoctlCreateVcpu(ctx, vm, id),
+    vmIoctl: (name, arg) => vmIoctl(ctx, vm, name, arg),
+    vcpuIoctl: (vcpu, name, arg) => vcpuIoctl(ctx, vm, vcpu, name, arg),
+  });
   if (ctx.trace && offsetsOf(vm) !== before) traceOffsets(ctx, vm);
   return r;
 }

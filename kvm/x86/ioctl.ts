@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { namedNumber, parseArg, u64Schema, uintSchema } from '../args.js';
 import { KvmUsageError } from '../errors.js';
-import { capSchema, deviceAttrSchema, fail, fromKernel, ok, routeIoctl, vcpuIdSchema, type IoctlRequest, type IoctlResult } from '../ioctl.js';
+import { deviceAttrSchema, fail, fromKernel, ok, routeIoctl, type IoctlRequest, type IoctlResult } from '../ioctl.js';
 import { u64 } from '../u64.js';
 import { ATTR_GROUPS, ATTRS, CAPS, MSRS, type IoctlName } from '../uapi.js';
 import { getKvmclock, kvmGetClockGuest, kvmSetClockGuest, kvmSetGuestPaused, kvmVmIoctlSetClock } from './clock.js';
@@ -34,7 +34,7 @@ const pvtiSchema = z.object({
   pad: z.tuple([uintSchema(8), uintSchema(8)]).default([0, 0]),
 });
 
-/** KVM_CHECK_EXTENSION on x86 */
+/** arch/x86/kvm/x86.c: kvm_vm_ioctl_check_extension(): KVM_CHECK_EXTENSION on x86 */
 export function kvmVmIoctlCheckExtension(ctx: X86Ctx, cap: number): number {
   switch (cap) {
     case CAPS.KVM_CAP_ADJUST_CLOCK:
@@ -84,12 +84,9 @@ export function kvmArchTscSetOffset(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, offse
   __kvmSynchronizeTsc(ctx, vm, vcpu, offset, tsc, ctx.hw.rawNs, matched, true);
 }
 
+/** arch/x86/kvm/x86.c: kvm_arch_vm_ioctl() */
 function vmIoctl(ctx: X86Ctx, vm: X86Vm, name: IoctlName, arg: unknown): IoctlResult {
   switch (name) {
-    case 'KVM_CHECK_EXTENSION':
-      return ok(kvmVmIoctlCheckExtension(ctx, parseArg(capSchema, arg, 'arg')));
-    case 'KVM_CREATE_VCPU':
-      return fromKernel(kvmVmIoctlCreateVcpu(ctx, vm, parseArg(vcpuIdSchema, arg ?? vm.vcpus.length, 'arg')));
     case 'KVM_GET_CLOCK': {
       const d = getKvmclock(ctx, vm);
       return ok(0, { clock: d.clock, flags: d.flags, realtime: d.realtime, host_tsc: d.hostTsc });
@@ -115,6 +112,7 @@ function vmIoctl(ctx: X86Ctx, vm: X86Vm, name: IoctlName, arg: unknown): IoctlRe
   }
 }
 
+/** arch/x86/kvm/x86.c: kvm_arch_vcpu_ioctl(), and KVM_RUN (kvm_arch_vcpu_ioctl_run()) */
 function vcpuIoctl(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, name: IoctlName, arg: unknown): IoctlResult {
   switch (name) {
     case 'KVM_RUN':
@@ -191,12 +189,13 @@ function vcpuIoctl(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, name: IoctlName, arg: 
 
 /** Issue one ioctl. Throws KvmUsageError for a malformed request; kernel refusals are results. */
 export function x86Ioctl(ctx: X86Ctx, vm: X86Vm, req: IoctlRequest): IoctlResult {
-  const r = routeIoctl(
-    vm.vcpus,
-    req,
-    (name, arg) => vmIoctl(ctx, vm, name, arg),
-    (vcpu, name, arg) => vcpuIoctl(ctx, vm, vcpu, name, arg),
-  );
+  const r = routeIoctl(req, {
+    vcpus: vm.vcpus,
+    checkExtension: (cap) => kvmVmIoctlCheckExtension(ctx, cap),
+    createVcpu: (id) => kvmVmIoctlCreateVcpu(ctx, vm, id),
+    vmIoctl: (name, arg) => vmIoctl(ctx, vm, name, arg),
+    vcpuIoctl: (vcpu, name, arg) => vcpuIoctl(ctx, vm, vcpu, name, arg),
+  });
   kickRunningVcpus(ctx, vm);
   return r;
 }
