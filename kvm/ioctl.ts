@@ -55,17 +55,15 @@ export function parseIoctlName(v: unknown): IoctlName {
 }
 
 /** What an architecture supplies to the generic ioctl code: the kvm_arch_* side of kvm_main.c. */
-export interface ArchIoctls<V extends { id: number }> {
-  /** the VM's online vCPUs (the fds a VMM holds) */
-  vcpus: readonly V[];
+export interface ArchIoctls<C, M extends { vcpus: readonly V[] }, V extends { id: number }> {
   /** kvm_vm_ioctl_check_extension(), reached through kvm_vm_ioctl_check_extension_generic() */
-  checkExtension(cap: number): number;
+  checkExtension(ctx: C, cap: number): number;
   /** kvm_vm_ioctl_create_vcpu() with the architecture's kvm_arch_vcpu_create() */
-  createVcpu(id: number): 0 | Errno;
+  createVcpu(ctx: C, vm: M, id: number): 0 | Errno;
   /** kvm_arch_vm_ioctl(): the other VM ioctls */
-  vmIoctl(name: IoctlName, arg: unknown): IoctlResult;
+  vmIoctl(ctx: C, vm: M, name: IoctlName, arg: unknown): IoctlResult;
   /** kvm_arch_vcpu_ioctl(), and KVM_RUN: an ioctl on a vCPU fd */
-  vcpuIoctl(vcpu: V, name: IoctlName, arg: unknown): IoctlResult;
+  vcpuIoctl(ctx: C, vm: M, vcpu: V, name: IoctlName, arg: unknown): IoctlResult;
 }
 
 /**
@@ -73,15 +71,20 @@ export interface ArchIoctls<V extends { id: number }> {
  * the fd of the vCPU it names; the VM ioctls every architecture shares are handled here, the rest
  * by the architecture. Throws KvmUsageError for an unknown ioctl or vCPU; kernel refusals are results.
  */
-export function routeIoctl<V extends { id: number }>(req: IoctlRequest, arch: ArchIoctls<V>): IoctlResult {
+export function routeIoctl<C, M extends { vcpus: readonly V[] }, V extends { id: number }>(
+  arch: ArchIoctls<C, M, V>,
+  ctx: C,
+  vm: M,
+  req: IoctlRequest,
+): IoctlResult {
   const name = parseIoctlName(req.ioctl);
-  if (req.vcpu !== undefined && req.vcpu !== null) return arch.vcpuIoctl(requireVcpu(arch.vcpus, req.vcpu), name, req.arg);
+  if (req.vcpu !== undefined && req.vcpu !== null) return arch.vcpuIoctl(ctx, vm, requireVcpu(vm.vcpus, req.vcpu), name, req.arg);
   switch (name) {
     case 'KVM_CHECK_EXTENSION':
-      return ok(arch.checkExtension(parseArg(capSchema, req.arg, 'arg')));
+      return ok(arch.checkExtension(ctx, parseArg(capSchema, req.arg, 'arg')));
     case 'KVM_CREATE_VCPU':
-      return fromKernel(arch.createVcpu(parseArg(vcpuIdSchema, req.arg ?? arch.vcpus.length, 'arg')));
+      return fromKernel(arch.createVcpu(ctx, vm, parseArg(vcpuIdSchema, req.arg ?? vm.vcpus.length, 'arg')));
     default:
-      return arch.vmIoctl(name, req.arg);
+      return arch.vmIoctl(ctx, vm, name, req.arg);
   }
 }

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { parseArg, u64Schema } from '../args.js';
 import { KvmUsageError } from '../errors.js';
-import { deviceAttrSchema, fail, fromKernel, ok, routeIoctl, type IoctlRequest, type IoctlResult } from '../ioctl.js';
+import { deviceAttrSchema, fail, fromKernel, ok, routeIoctl, type ArchIoctls, type IoctlRequest, type IoctlResult } from '../ioctl.js';
 import { ARM64_REGS, ATTR_GROUPS, CAPS, nameOf, type Arm64RegName, type IoctlName } from '../uapi.js';
 import { arm64CounterModel, type Arm64Ctx, type Arm64Vcpu, type Arm64Vm } from './state.js';
 import {
@@ -153,16 +153,18 @@ function vcpuIoctl(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, name: IoctlName,
   }
 }
 
+/** What kvm_main.c's generic ioctl code calls into on this architecture */
+const ARM64_IOCTLS: ArchIoctls<Arm64Ctx, Arm64Vm, Arm64Vcpu> = {
+  checkExtension: kvmVmIoctlCheckExtension,
+  createVcpu: kvmVmIoctlCreateVcpu,
+  vmIoctl,
+  vcpuIoctl,
+};
+
 /** Issue one ioctl. Throws KvmUsageError for a malformed request; kernel refusals are results. */
 export function arm64Ioctl(ctx: Arm64Ctx, vm: Arm64Vm, req: IoctlRequest): IoctlResult {
   const before = ctx.trace ? offsetsOf(vm) : '';
-  const r = routeIoctl(req, {
-    vcpus: vm.vcpus,
-    checkExtension: (cap) => kvmVmIoctlCheckExtension(ctx, cap),
-    createVcpu: (id) => kvmVmIoctlCreateVcpu(ctx, vm, id),
-    vmIoctl: (name, arg) => vmIoctl(ctx, vm, name, arg),
-    vcpuIoctl: (vcpu, name, arg) => vcpuIoctl(ctx, vm, vcpu, name, arg),
-  });
+  const r = routeIoctl(ARM64_IOCTLS, ctx, vm, req);
   if (ctx.trace && offsetsOf(vm) !== before) traceOffsets(ctx, vm);
   return r;
 }

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { namedNumber, parseArg, u64Schema, uintSchema } from '../args.js';
 import { KvmUsageError } from '../errors.js';
-import { deviceAttrSchema, fail, fromKernel, ok, routeIoctl, type IoctlRequest, type IoctlResult } from '../ioctl.js';
+import { deviceAttrSchema, fail, fromKernel, ok, routeIoctl, type ArchIoctls, type IoctlRequest, type IoctlResult } from '../ioctl.js';
 import { u64 } from '../u64.js';
 import { ATTR_GROUPS, ATTRS, CAPS, MSRS, type IoctlName } from '../uapi.js';
 import { getKvmclock, kvmGetClockGuest, kvmSetClockGuest, kvmSetGuestPaused, kvmVmIoctlSetClock } from './clock.js';
@@ -187,15 +187,17 @@ function vcpuIoctl(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, name: IoctlName, arg: 
   }
 }
 
+/** What kvm_main.c's generic ioctl code calls into on this architecture */
+const X86_IOCTLS: ArchIoctls<X86Ctx, X86Vm, X86Vcpu> = {
+  checkExtension: kvmVmIoctlCheckExtension,
+  createVcpu: kvmVmIoctlCreateVcpu,
+  vmIoctl,
+  vcpuIoctl,
+};
+
 /** Issue one ioctl. Throws KvmUsageError for a malformed request; kernel refusals are results. */
 export function x86Ioctl(ctx: X86Ctx, vm: X86Vm, req: IoctlRequest): IoctlResult {
-  const r = routeIoctl(req, {
-    vcpus: vm.vcpus,
-    checkExtension: (cap) => kvmVmIoctlCheckExtension(ctx, cap),
-    createVcpu: (id) => kvmVmIoctlCreateVcpu(ctx, vm, id),
-    vmIoctl: (name, arg) => vmIoctl(ctx, vm, name, arg),
-    vcpuIoctl: (vcpu, name, arg) => vcpuIoctl(ctx, vm, vcpu, name, arg),
-  });
+  const r = routeIoctl(X86_IOCTLS, ctx, vm, req);
   kickRunningVcpus(ctx, vm);
   return r;
 }
