@@ -2,7 +2,7 @@
 // pauses, guest instructions, destruction.
 import { z } from 'zod';
 import { checkIoctlTakesArg } from '../../kvm/args.js';
-import { parseIoctlName } from '../../kvm/x86/ioctl.js';
+import { parseIoctlName } from '../../kvm/ioctl.js';
 import type { Json } from '../../machines/codec.js';
 import { positionOf, type Session } from '../../machines/session.js';
 import { hostInfoToJson, type VmHostInfo } from '../../machines/vm/events.js';

@@ -3,7 +3,7 @@
 // applyVmEvent on an immer draft), so the recorded result is exactly what replay will recompute.
 import { assign, createActor, initialTransition, setup, type Actor, type SnapshotFrom } from 'xstate';
 import type { HostSample } from '../../kvm/host.js';
-import { parseIoctlName } from '../../kvm/x86/ioctl.js';
+import { parseIoctlName } from '../../kvm/ioctl.js';
 import { hwToJson, toSortedJson, type Json } from '../codec.js';
 import type { VmCreatedData, VmEvent } from './events.js';
 import { applyVmEvent, cloneVmRecord, vcpusOf, type VmRecord } from './evolve.js';
