@@ -2,12 +2,13 @@
 // results in them) worked out by hand from the host samples, the refusals the lifecycle machine
 // words, and evolve as the fold replay uses.
 import { describe, expect, it } from 'vitest';
+import { transition } from 'xstate';
 import { toJson } from '../../machines/codec.js';
 import { applyStreamEvent, type StreamState } from '../../machines/streams.js';
 import { decideVm, vmDecider, type VmLogEvent } from '../../machines/vm/decider.js';
 import { hostInfoToJson, type VmHostInfoJson } from '../../machines/vm/events.js';
 import type { VmRecord } from '../../machines/vm/evolve.js';
-import { vmSnapshotOf, type VmCommand } from '../../machines/vm/machine.js';
+import { vmLifecycle, vmMachine, vmSnapshotOf, type VmCommand } from '../../machines/vm/machine.js';
 import { deciderSpecification } from '../helpers/decider.js';
 
 const spec = deciderSpecification(vmDecider);
@@ -182,11 +183,12 @@ describe('evolve: the fold replay uses', () => {
     { type: 'destroy', reason: 'done', hw: hw(3_000_000n) },
   ];
 
-  it('folding decide’s events through evolve is the state the kernel run left, and what replay’s reducer rebuilds', () => {
+  it('folding decide’s events through evolve is the state the kernel run left, what replay’s reducer rebuilds, and the lifecycle the machine named', () => {
     let folded: VmRecord | null = vmDecider.initialState();
     let live: VmRecord | null = null;
     let replayed: StreamState | null = null;
     for (const cmd of commands) {
+      const before = folded;
       const events = vmDecider.decide(cmd, folded);
       for (const ev of events) {
         folded = vmDecider.evolve(folded, ev);
@@ -198,6 +200,8 @@ describe('evolve: the fold replay uses', () => {
       live = decideVm(cmd, live, true).state;
       expect(toJson(folded)).toEqual(toJson(live));
       expect(toJson(folded)).toEqual(toJson(replayed));
+      // the state the lifecycle machine's transition names is the one the events lead to
+      expect(transition(vmMachine, vmSnapshotOf(before), cmd)[0].value, cmd.type).toBe(vmLifecycle(folded));
     }
     expect(folded!.version).toBe(8);
     expect(folded!.destroyReason).toBe('done');
