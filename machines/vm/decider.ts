@@ -6,12 +6,9 @@
 import type { HostSample } from '../../kvm/host.js';
 import { hwToJson, toSortedJson, type Json } from '../codec.js';
 import type { Decider } from '../decider.js';
-import type { VmEvent } from './events.js';
+import type { VmEvent, VmLogEvent } from './events.js';
 import { applyVmEvent, cloneVmRecord, type VmRecord } from './evolve.js';
 import { vmRefusal, vmSnapshotOf, type VmCommand, type VmRefusal } from './machine.js';
-
-/** A VM event at its instant, as the log holds it (and as replay reads it back). */
-export type VmLogEvent = VmEvent & { time: bigint };
 
 /** A command the VM refuses in its state (thrown by decide; a kernel usage error is thrown as the kernel's KvmUsageError). */
 export class VmCommandRefused extends Error {
