@@ -16,7 +16,8 @@ import { applyStreamEvent, copyStreamState, streamKind, type DomainEvent, type S
 import { CODE_VERSION } from './version.js';
 import { vmIdOf, vmStreamId, VM_STREAM_PREFIX, type VmEvent } from './vm/events.js';
 import type { VmRecord } from './vm/evolve.js';
-import { targetVcpus, VmDecider, vmLifecycle, type VmCommand } from './vm/machine.js';
+import { decideVm } from './vm/decider.js';
+import { vmRefusal, vmSnapshotOf, type VmCommand, type VmCommandInput } from './vm/machine.js';
 import { catchupTickDue, dueTimer, nextTimerAt } from '../kvm/x86/vm.js';
 
 /** The last instant the log can hold (signed 64-bit ns). */
@@ -69,14 +70,10 @@ interface Loaded {
   pending: NewEvent[];
 }
 
-type VmCommandInput = VmCommand extends infer C ? (C extends { hw: HostSample } ? Omit<C, 'hw'> : never) : never;
-
 export class Session {
   private readonly loaded = new Map<string, Loaded>();
   /** states kept at instants an audit revisits (private copies; those to persist are serialized at commit) */
   private readonly snapshotsToSave: { streamId: string; version: number; state: StreamState; persist: boolean }[] = [];
-  /** the VM machines this session is deciding with, one per VM */
-  private readonly vmDeciders = new Map<string, VmDecider>();
   /** every recorded event in the order it was decided: the order it takes in the log */
   private readonly order: { streamId: string; event: NewEvent }[] = [];
   private clock: bigint | null = null;
@@ -257,44 +254,27 @@ export class Session {
     return { event: d.events[0]!, result: d.results[0]!, ref: d.refs[0]! };
   }
 
-  /** Decide a VM command (a batch records one event per operation) and record its events. */
+  /**
+   * Decide a VM command (a batch records one event per operation) and record its events: the VM's
+   * lifecycle machine accepts or refuses it, then the decider runs the kernel once for it.
+   */
   vmCommands(vmId: string, cmd: VmCommandInput): { events: VmEvent[]; results: Json[]; refs: EventRef[] } {
-    const rec = this.vm(vmId);
-    const hostId = cmd.type === 'create' ? cmd.data.hostId : rec?.hostId;
-    if (cmd.type !== 'create' && !rec) throw new DomainError('not_found', `no VM '${vmId}'`, { vmId });
-    if (cmd.type === 'create' && rec) throw new DomainError('conflict', `VM '${vmId}' already exists`, { vmId });
-    if ((cmd.type === 'guests' && !cmd.ops.length) || (cmd.type === 'exits' && !cmd.vcpus.length)) {
-      throw new DomainError('invalid_request', `a '${cmd.type}' command must name at least one vCPU`, { vmId });
-    }
-    const hw = this.sample(hostId!);
+    const sid = vmStreamId(vmId);
+    const l = this.load(sid);
+    const rec = l.state as VmRecord | null;
+    const refused = vmRefusal(vmId, vmSnapshotOf(rec), cmd);
+    if (refused) throw new DomainError(refused.code, refused.message, refused.details);
+    const hostId = rec ? rec.hostId : (cmd as Extract<VmCommandInput, { type: 'create' }>).data.hostId;
+    const hw = this.sample(hostId);
     // a guest in software TSC catch-up exited at its last tick: the kernel needs the host as it was then
     const tick = rec?.x86 ? catchupTickDue(rec.x86, rec.lastTime, hw.t) : null;
-    if (tick !== null) hw.tick = sampleHost(this.requireHost(hostId!), tick);
-    const sid = vmStreamId(vmId);
-    let decider = this.vmDeciders.get(sid);
-    if (!decider || !decider.alive || decider.rec !== rec) {
-      // the machine an earlier session of this process left for this very state, or a new one
-      decider = takeDecider(this.store, sid, rec) ?? new VmDecider(rec);
-      this.vmDeciders.set(sid, decider);
-    }
-    const command = { ...cmd, hw } as VmCommand;
-    const decision = decider.decide(command);
-    if (!decision) {
-      const state = vmLifecycle(rec);
-      const vcpus = targetVcpus(command);
-      const why =
-        state === 'destroyed'
-          ? `VM '${vmId}' was destroyed (${rec!.destroyReason})`
-          : vcpus.length
-            ? vcpus.length === 1
-              ? `vCPU ${vcpus[0]} of VM '${vmId}' is not in KVM_RUN`
-              : `vCPUs ${vcpus.join(', ')} of VM '${vmId}' are not all in KVM_RUN (each named once)`
-            : `VM '${vmId}' is ${state}`;
-      throw new DomainError('invalid_state', why, { vmId, state });
-    }
-    const next = decision.snapshot.context.rec!;
-    // (the VM machine builds its events' data in the log's canonical key order)
+    if (tick !== null) hw.tick = sampleHost(this.requireHost(hostId), tick);
+    // (a record this session made itself is changed in place; one read from the log or the cache is copied first)
+    const decision = decideVm({ ...cmd, hw } as VmCommand, rec, l.owned);
+    const next = decision.state;
+    // (the decider builds its events' data in the log's canonical key order)
     const refs = decision.events.map((ev) => this.record(sid, ev, hw.t, next, { profile: next.profile }, ev.type !== 'VmCreated'));
+    l.owned = true;
     return { events: decision.events, results: decision.results, refs };
   }
 
@@ -391,37 +371,12 @@ export class Session {
       for (const [streamId, l] of this.loaded) {
         if (!l.pending.length) continue;
         rememberTip(this.store, streamId, { state: l.state, version: l.version, position: last.get(streamId)! });
-        const decider = this.vmDeciders.get(streamId);
-        if (decider) leaveDecider(this.store, streamId, decider, l.state as VmRecord | null);
+        // the committed state is shared from now on (the cache holds it): copied before it changes again
+        l.owned = false;
       }
     }
     return r;
   }
-}
-
-// The VM machines sessions of this process left behind, each deciding from the state its session
-// committed (which is also the cached current state): the next session on that VM resumes the
-// actor instead of restoring a new one. Its record is shared from then on, so the actor copies
-// it before changing it; a machine whose record is not the state a session loads is not used.
-const leftDeciders = new Map<string, VmDecider>();
-const LEFT_DECIDERS_MAX = 1024;
-const deciderKey = (store: EventStore, streamId: string) => `${store.path}\u0000${streamId}`;
-
-function leaveDecider(store: EventStore, streamId: string, d: VmDecider, state: VmRecord | null): void {
-  const key = deciderKey(store, streamId);
-  leftDeciders.delete(key);
-  if (!d.alive || state === null || state.destroyed || d.rec !== state) return;
-  d.share();
-  leftDeciders.set(key, d);
-  if (leftDeciders.size > LEFT_DECIDERS_MAX) leftDeciders.delete(leftDeciders.keys().next().value!);
-}
-
-function takeDecider(store: EventStore, streamId: string, rec: VmRecord | null): VmDecider | undefined {
-  const key = deciderKey(store, streamId);
-  const d = leftDeciders.get(key);
-  if (!d) return undefined;
-  leftDeciders.delete(key);
-  return d.alive && rec !== null && d.rec === rec ? d : undefined;
 }
 
 /**

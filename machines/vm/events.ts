@@ -76,6 +76,9 @@ export type VmEvent =
   | { type: 'TimerFired'; data: TimerFiredData }
   | { type: 'VmDestroyed'; data: VmDestroyedData };
 
+/** A VM event at its instant, as the log holds it (and as replay reads it back): what the decider decides and evolves by. */
+export type VmLogEvent = VmEvent & { time: bigint };
+
 
 export const VM_STREAM_PREFIX = 'vm-';
 
