@@ -1,17 +1,46 @@
 // Hosts and the simulated time axis.
 import { z } from 'zod';
 import { hostRealtimeNs } from '../../kvm/host.js';
-import { DEFAULT_PROFILE, resolveProfile } from '../../kvm/profiles.js';
+import { DEFAULT_PROFILE } from '../../kvm/profiles.js';
 import { toJson } from '../../machines/codec.js';
 import { commonFields, defineHandler, idSchema, s64Field, u64Field } from '../define.js';
+import { resolveProfileExplained } from '../suggest.js';
 
 const profileField = z.string().superRefine((v, ctx) => {
   try {
-    resolveProfile(v);
+    resolveProfileExplained(v);
   } catch (e) {
     ctx.addIssue({ code: 'custom', message: (e as Error).message });
   }
 });
+
+/** TSC rates a real x86 host or guest can have: 100 MHz to 20 GHz. */
+export const TSC_KHZ_PLAUSIBLE = { min: 100_000, max: 20_000_000 } as const;
+
+const hz = (khz: number) => {
+  const v = khz * 1000;
+  for (const [unit, div] of [['THz', 1e12], ['GHz', 1e9], ['MHz', 1e6], ['kHz', 1e3]] as const) if (v >= div) return `${+(v / div).toPrecision(4)} ${unit}`;
+  return `${v} Hz`;
+};
+
+/**
+ * A TSC frequency in kHz, within TSC_KHZ_PLAUSIBLE: a rate given in Hz or MHz by mistake is
+ * refused with the value that was probably meant.
+ */
+export const tscKhzField = z.number().int().superRefine((v, ctx) => checkTscKhz(v, ctx));
+
+/** The plausibility check of tscKhzField, for fields that also take a special value. */
+export function checkTscKhz(v: number, ctx: z.RefinementCtx): void {
+  const { min, max } = TSC_KHZ_PLAUSIBLE;
+  if (v >= min && v <= max) return;
+  const likely =
+    v > max && v / 1000 >= min && v / 1000 <= max
+      ? `; if ${v} is in Hz, that is ${Math.round(v / 1000)} kHz`
+      : v < min && v * 1000 >= min && v * 1000 <= max
+        ? `; if ${v} is in MHz, that is ${v * 1000} kHz`
+        : '';
+  ctx.addIssue({ code: 'custom', message: `${v} kHz is ${hz(v)}, not a plausible TSC rate (${hz(min)} to ${hz(max)}, given in kHz)${likely}` });
+}
 
 export const createHost = defineHandler({
   name: 'createHost',
@@ -21,7 +50,7 @@ export const createHost = defineHandler({
       ...commonFields,
       hostId: idSchema,
       arch: z.enum(['x86', 'arm64']).default('x86'),
-      tscKhz: z.number().int().min(1).max(0xffff_ffff).optional(),
+      tscKhz: tscKhzField.optional(),
       cntfrqHz: u64Field.optional(),
       actualTscHz: u64Field.optional(),
       vendor: z.enum(['vmx', 'svm']).optional(),

@@ -10,6 +10,8 @@ import { STRATEGIES, STRATEGY_NAMES } from '../../machines/migration/strategies/
 import type { WrittenEvent } from '../../store/types.js';
 import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
 import { HandlerError } from '../errors.js';
+import { didYouMean } from '../suggest.js';
+import { vcpusOf } from '../../machines/vm/evolve.js';
 
 const thresholdsSchema = z
   .object(Object.fromEntries(Object.keys(DEFAULT_THRESHOLDS).map((k) => [k, u64Field.optional()])) as Record<keyof AuditThresholds, z.ZodOptional<typeof u64Field>>)
@@ -27,7 +29,9 @@ export const migrate = defineHandler({
       toHost: idSchema.optional(),
       /** pause the VM for the blackout and resume it where it is (a VMM stop/cont) instead of moving it */
       inPlace: z.boolean().default(false),
-      strategy: z.enum(STRATEGY_NAMES as [string, ...string[]]),
+      strategy: z.string().superRefine((v, ctx) => {
+        if (!STRATEGY_NAMES.includes(v)) ctx.addIssue({ code: 'custom', message: `unknown strategy '${v}'${didYouMean(v, STRATEGY_NAMES)} (known: ${STRATEGY_NAMES.join(', ')})` });
+      }),
       blackoutNs: u64Field,
       vmmLatencyNs: u64Field.default(20_000n),
       readSpacingNs: u64Field.default(0n),
@@ -46,7 +50,14 @@ export const migrate = defineHandler({
     const r = env.write(
       (s) => {
         const migrationId = req.migrationId ?? nextMigrationId(s);
-        const fromHost = s.requireVm(req.vmId).hostId;
+        const vm = s.requireVm(req.vmId);
+        const fromHost = vm.hostId;
+        // A guest that never entered KVM_RUN has no clock to keep: the audit would compare a
+        // stopped TSC with true time and call it lost. (A destroyed VM is refused by the migration.)
+        const vcpus = vcpusOf(vm);
+        if (!vm.destroyed && vcpus.length > 0 && !vcpus.some((v) => v.running)) {
+          throw new HandlerError('invalid_state', `VM '${req.vmId}' has no vCPU in KVM_RUN: its guest is not running (never started, or paused), so there is no running clock to migrate; start it first (runVcpu / clockledger run ${req.vmId})`, { vmId: req.vmId });
+        }
         const result = runMigration(s, {
           migrationId,
           vmId: req.vmId,

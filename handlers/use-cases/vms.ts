@@ -8,6 +8,7 @@ import { vmView } from '../../machines/vm/view.js';
 import { vcpusOf } from '../../machines/vm/evolve.js';
 import { commonFields, defineHandler, idSchema } from '../define.js';
 import { HandlerError } from '../errors.js';
+import { checkTscKhz } from './hosts.js';
 
 const vcpuField = z.number().int().min(0).max(4095);
 
@@ -20,7 +21,8 @@ export const createVm = defineHandler({
       vmId: idSchema,
       hostId: idSchema,
       vcpus: z.number().int().min(0).max(1024).default(1),
-      tscKhz: z.number().int().min(0).max(0xffff_ffff).optional(),
+      /** 0: the host's rate (KVM_SET_TSC_KHZ 0) */
+      tscKhz: z.number().int().superRefine((v, ctx) => (v === 0 ? undefined : checkTscKhz(v, ctx))).optional(),
     })
     .strict(),
   run(req, env) {
