@@ -81,6 +81,15 @@ export function fmtNs(ns: unknown): string {
   return a.length <= 3 ? `${s} ns` : `${s} (${humanNs(s)})`;
 }
 
+/** "3 GHz", "2.6 GHz", "24 MHz": a frequency in Hz, readable (exact below 4 significant digits). */
+export function humanHz(hz: unknown): string {
+  if (hz === null || hz === undefined || hz === '') return '';
+  const n = Number(hz);
+  if (!Number.isFinite(n)) return String(hz);
+  for (const [unit, div] of [['GHz', 1e9], ['MHz', 1e6], ['kHz', 1e3]] as const) if (n >= div) return `${+(n / div).toPrecision(6)} ${unit}`;
+  return `${n} Hz`;
+}
+
 /** A CLOCK_REALTIME value in ns since the epoch, with its UTC date. */
 export function fmtRealtime(ns: unknown): string {
   if (ns === null || ns === undefined) return '';

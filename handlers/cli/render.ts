@@ -1,6 +1,6 @@
 // Human renderings of the handlers' responses. Each takes the response JSON (u64s are decimal
 // strings) and returns text; --json bypasses them and prints the response verbatim.
-import { cellText, eventsTable, fmtNs, fmtRealtime, formatGeneric, keyValues, table, type EventJson } from './format.js';
+import { cellText, eventsTable, fmtNs, fmtRealtime, formatGeneric, humanHz, keyValues, table, type EventJson } from './format.js';
 
 type R = Record<string, any>;
 
@@ -28,6 +28,24 @@ export function renderHost(r: R): string {
   if (r.realtimeNs !== undefined) pairs.push(['CLOCK_REALTIME now', fmtRealtime(r.realtimeNs)]);
   if (r.now !== undefined) pairs.push(['true time', fmtNs(r.now)]);
   return keyValues(pairs);
+}
+
+export function renderHostList(r: R): string {
+  const hosts = (r.hosts ?? []) as R[];
+  if (hosts.length === 0) return '(no hosts)';
+  return table(
+    ['HOST', 'ARCH', 'KERNEL PROFILE', 'COUNTER', 'VENDOR', 'TSC SCALING', 'CLOCKSOURCE'],
+    hosts.map((h) => [h.hostId, h.arch, h.profile, humanHz(h.counterHz), h.vendor ?? '', h.tscScaling == null ? '' : yesNo(h.tscScaling), h.counterClocksource ? (h.arch === 'x86' ? 'tsc' : 'arch_sys_counter') : 'other']),
+  );
+}
+
+export function renderVmList(r: R): string {
+  const vms = (r.vms ?? []) as R[];
+  if (vms.length === 0) return '(no VMs)';
+  return table(
+    ['VM', 'HOST', 'ARCH', 'KERNEL PROFILE', 'LIFECYCLE', 'VCPUS', 'RUNNING'],
+    vms.map((v) => [v.vmId, v.hostId, v.arch, v.profile, v.lifecycle, v.vcpus, v.running]),
+  );
 }
 
 export function renderNow(r: R): string {

@@ -1,8 +1,9 @@
 // Hosts and the simulated time axis.
 import { z } from 'zod';
-import { hostRealtimeNs } from '../../kvm/host.js';
+import { hostRealtimeNs, type HostState } from '../../kvm/host.js';
 import { DEFAULT_PROFILE } from '../../kvm/profiles.js';
 import { toJson } from '../../machines/codec.js';
+import { rebuildStream } from '../../machines/rebuild.js';
 import { commonFields, defineHandler, idSchema, s64Field, u64Field } from '../define.js';
 import { resolveProfileExplained } from '../suggest.js';
 
@@ -124,5 +125,31 @@ export const adjustRealtime = defineHandler({
       },
       ({ host, now }) => ({ host: toJson(host), realtimeNs: hostRealtimeNs(host, now), now }),
     );
+  },
+});
+
+export const listHosts = defineHandler({
+  name: 'listHosts',
+  summary: 'the hosts in the log: architecture, kernel profile, counter frequency, vendor and TSC scaling',
+  schema: z.object({ ...commonFields }).strict(),
+  run(_req, env) {
+    const hosts = env.store.streams('host-').flatMap((sid) => {
+      const h = rebuildStream<HostState>(env.store, sid).state;
+      if (!h) return [];
+      return [
+        {
+          hostId: h.id,
+          arch: h.arch,
+          profile: h.profile,
+          counterHz: h.counterHz,
+          tscKhz: h.x86?.tscKhz ?? null,
+          vendor: h.x86?.vendor ?? null,
+          tscScaling: h.x86?.tscScaling ?? null,
+          ecv: h.arm64?.ecv ?? null,
+          counterClocksource: h.counterClocksource,
+        },
+      ];
+    });
+    return { hosts };
   },
 });

@@ -105,6 +105,11 @@ describe('lambda handler: every handler of the registry', () => {
     expect(m).toMatchObject({ migrationId: 'm1', status: 'completed', newVmId: 'vm1.m1' });
     expect((await use('audit', { migrationId: 'm1' })).audit.strategy).toBe('qemu');
     expect((await use('audit')).audits).toHaveLength(1);
+    expect((await use('listHosts')).hosts.map((h: any) => [h.hostId, h.tscKhz, h.vendor])).toEqual([
+      ['dst', 2_500_000, 'svm'],
+      ['src', 2_500_000, 'vmx'],
+    ]);
+    expect((await use('listVms', { hostId: 'dst' })).vms).toEqual([{ vmId: 'vm1.m1', hostId: 'dst', arch: 'x86', profile: 'linux-6.18', lifecycle: 'running', vcpus: 2, running: 2 }]);
     expect((await use('strategies')).strategies.map((s: any) => s.name)).toContain('qemu');
     expect((await use('replay', { profile: 'linux-5.15', vmId: 'vm1' })).profile).toBe('linux-5.15');
     expect(typeof (await use('diff', { otherDb: forkDb })).eventsCompared).toBe('number');

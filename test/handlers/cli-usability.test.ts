@@ -1,0 +1,133 @@
+// The CLI as a new user meets it: durations need a unit, a failed migration has its own exit
+// code, implausible rates are refused with a hint, lists of hosts and VMs, and human output
+// that wraps instead of cutting and shows what it used to leave to --json.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { closeStores } from '../../handlers/context.js';
+import { handlers, type HandlerName } from '../../handlers/index.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
+const MAIN = join(root, 'dist/handlers/cli/main.js');
+
+let dir: string;
+let db: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'clockledger-cli-usability-'));
+  db = join(dir, 'ledger.db');
+});
+afterEach(() => {
+  closeStores();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const e: NodeJS.ProcessEnv = { ...process.env, CLOCKLEDGER_NO_PROGRESS: '1', ...env };
+    delete e.CLOCKLEDGER_DB;
+    const child = spawn(process.execPath, [MAIN, ...args, '--db', db], { cwd: dir, env: e, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end('');
+  });
+}
+
+async function setup(steps: [HandlerName, Record<string, unknown>][]): Promise<Record<string, any>[]> {
+  const out: Record<string, any>[] = [];
+  for (const [name, req] of steps) {
+    const r = (await (handlers[name] as (q: unknown, c: unknown) => Promise<any>)(req, { db })) as Record<string, any>;
+    if (!r.ok) throw new Error(`${name}: ${JSON.stringify(r.error)}`);
+    out.push(r);
+  }
+  closeStores();
+  return out;
+}
+
+const RUNNING_VM: [HandlerName, Record<string, unknown>][] = [
+  ['createHost', { hostId: 'src', tscKhz: 3_000_000 }],
+  ['createHost', { hostId: 'dst', tscKhz: 2_600_000, kernel: 'linux-6.6' }],
+  ['createVm', { vmId: 'web', hostId: 'src', vcpus: 2 }],
+  ['runVcpu', { vmId: 'web' }],
+  ['guest', { vmId: 'web', vcpu: 0, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 4097 }],
+  ['advanceTime', { ns: '10000000000' }],
+];
+
+describe('exit codes and units', () => {
+  it('a duration without a unit is a usage error (exit 2) naming what to write; 0 and 300ns are fine', async () => {
+    await setup(RUNNING_VM);
+    const bare = await cli(['migrate', 'web', '--to', 'dst', '--strategy', 'qemu', '--blackout', '300']);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toBe("error [invalid_request]: --blackout: '300' has no unit: write 300ms, 300s, or 300ns if you mean nanoseconds\n");
+    const adv = await cli(['time', 'advance', '5']);
+    expect(adv.code).toBe(2);
+    expect((await cli(['time', 'advance', '300ns'])).stdout).toBe('now: 10000000300 (10 s)\n');
+  });
+
+  it('a failed migration exits 3 and still prints its report (and its JSON with --json, and through invoke)', async () => {
+    await setup([...RUNNING_VM, ['createHost', { hostId: 'fast', tscKhz: 3_500_000, tscScaling: false }]]);
+    const r = await cli(['migrate', 'web', '--to', 'fast', '--strategy', 'cloud-hypervisor', '--blackout', '300ms']);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toMatch(/^status:\s+failed$/m);
+    expect(r.stdout).toMatch(/^failure:\s+restore: KVM_SET_TSC_KHZ on vCPU 0 failed with EINVAL/m);
+    const j = await cli(['invoke', 'migrate', '--data', JSON.stringify({ vmId: 'web', toHost: 'fast', strategy: 'qemu', blackoutNs: 300_000_000 })]);
+    expect(j.code).toBe(3);
+    expect(JSON.parse(j.stdout)).toMatchObject({ ok: true, status: 'failed' });
+    const good = await cli(['migrate', 'web', '--to', 'dst', '--strategy', 'qemu', '--blackout', '300ms', '--json']);
+    expect(good.code).toBe(0);
+  });
+
+  it('--tsc-khz given in Hz is refused (exit 1) with the kHz value meant', async () => {
+    const r = await cli(['hosts', 'create', 'src', '--tsc-khz', '3000000000']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('error [invalid_request]: tscKhz: 3000000000 kHz is 3 THz, not a plausible TSC rate (100 MHz to 20 GHz, given in kHz); if 3000000000 is in Hz, that is 3000000 kHz\n');
+  });
+
+  it('a misspelled strategy or kernel: did you mean …?', async () => {
+    const r = await cli(['hosts', 'create', 'src', '--tsc-khz', '3000000', '--kernel', 'linux-6.19']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error \[invalid_request\]: kernel: unknown kernel profile 'linux-6.19': did you mean 'linux-6.1' or 'linux-6.18'\?/);
+  });
+});
+
+describe('hosts list, vms list', () => {
+  it('lists the hosts and VMs of the log, for people and as JSON', async () => {
+    expect((await cli(['hosts', 'list'])).stdout).toBe('(no hosts)\n');
+    await setup([...RUNNING_VM, ['createVm', { vmId: 'idle', hostId: 'dst', vcpus: 1 }]]);
+    const hosts = await cli(['hosts', 'list']);
+    expect(hosts.code).toBe(0);
+    expect(hosts.stdout).toBe(
+      [
+        'HOST  ARCH  KERNEL PROFILE  COUNTER  VENDOR  TSC SCALING  CLOCKSOURCE',
+        '----  ----  --------------  -------  ------  -----------  -----------',
+        'dst   x86   linux-6.6       2.6 GHz  vmx     yes          tsc',
+        'src   x86   linux-6.18      3 GHz    vmx     yes          tsc',
+        '',
+      ].join('\n'),
+    );
+    const vms = await cli(['vms', 'list']);
+    expect(vms.stdout).toBe(
+      [
+        'VM    HOST  ARCH  KERNEL PROFILE  LIFECYCLE  VCPUS  RUNNING',
+        '----  ----  ----  --------------  ---------  -----  -------',
+        'idle  dst   x86   linux-6.6       stopped        1        0',
+        'web   src   x86   linux-6.18      running        2        2',
+        '',
+      ].join('\n'),
+    );
+    const onDst = JSON.parse((await cli(['vms', 'list', '--host', 'dst', '--json'])).stdout);
+    expect(onDst).toEqual({ ok: true, vms: [{ vmId: 'idle', hostId: 'dst', arch: 'x86', profile: 'linux-6.6', lifecycle: 'stopped', vcpus: 1, running: 0 }] });
+  });
+});
