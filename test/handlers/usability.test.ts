@@ -76,3 +76,39 @@ describe('a migration of a guest that never ran', () => {
     expect(m.status).toBe('completed');
   });
 });
+
+describe('replay and diff say what differs', () => {
+  it("a divergence whose ret is the same but whose output differs says so, field by field (not 'tracepoints differ')", async () => {
+    await l.ok('createHost', { hostId: 'src', tscKhz: 3_000_000 });
+    await l.ok('createVm', { vmId: 'web', hostId: 'src', vcpus: 1 });
+    await l.ok('runVcpu', { vmId: 'web' });
+    await l.ok('advanceTime', { ns: '1000000000' });
+    await l.ok('ioctl', { vmId: 'web', ioctl: 'KVM_GET_CLOCK' });
+    const r = await l.ok('replay', { profile: 'linux-5.15' });
+    const d = r.divergences.find((x: any) => x.ioctl === 'KVM_GET_CLOCK');
+    expect(d.summary).toBe('KVM_GET_CLOCK at position 7: recorded ret 0, replayed ret 0, output differs: flags 14 → 2, host_tsc 3000000000 → 0, realtime 1767225601000000000 → 0');
+  });
+
+  it('diff reports hosts and VMs whose kernel profile differs between the two logs', async () => {
+    const steps = async (db: string, kernel: string) => {
+      const call = async (name: string, req: Record<string, unknown>) => {
+        const { handlers } = await import('../../handlers/index.js');
+        const x = await (handlers as any)[name](req, { db });
+        if (!x.ok) throw new Error(JSON.stringify(x.error));
+      };
+      await call('createHost', { hostId: 'src', tscKhz: 3_000_000, kernel });
+      await call('createVm', { vmId: 'web', hostId: 'src', vcpus: 1 });
+      await call('runVcpu', { vmId: 'web' });
+    };
+    const other = `${l.dir}/other.db`;
+    await steps(l.db, 'linux-6.18');
+    await steps(other, 'linux-6.6');
+    const r = await l.ok('diff', { otherDb: other });
+    expect(r.profileDifferences).toEqual([
+      { streamId: 'host-src', a: 'linux-6.18', b: 'linux-6.6' },
+      { streamId: 'vm-web', a: 'linux-6.18', b: 'linux-6.6' },
+    ]);
+    const same = await l.ok('diff', { otherDb: l.db });
+    expect(same.profileDifferences).toEqual([]);
+  });
+});
