@@ -5,26 +5,70 @@ export type Cell = string | number | boolean | null | undefined;
 
 const NUMERIC = /^-?\d+(\.\d+)?( \(.*\))?$/;
 
-/** An aligned table: a header, a rule, one line per row; numeric columns right-aligned. */
-export function table(columns: string[], rows: Cell[][], opts: { indent?: string; maxWidth?: number } = {}): string {
+/**
+ * The width human output wraps to: the terminal's, else $COLUMNS, else none (a pipe or a file
+ * gets whole lines).
+ */
+export function outputWidth(): number {
+  if (process.stdout.isTTY && process.stdout.columns) return process.stdout.columns;
+  const env = Number(process.env.COLUMNS);
+  return Number.isInteger(env) && env > 0 ? env : Infinity;
+}
+
+/** Words of `text` in lines of at most `width` characters (a longer word is cut into pieces). */
+export function wrapLines(text: string, width: number): string[] {
+  if (text.length <= width) return [text];
+  const lines: string[] = [];
+  let cur = '';
+  for (let word of text.split(/\s+/)) {
+    while (word.length > width) {
+      if (cur) lines.push(cur);
+      cur = '';
+      lines.push(word.slice(0, width));
+      word = word.slice(width);
+    }
+    if (cur && cur.length + 1 + word.length > width) {
+      lines.push(cur);
+      cur = word;
+    } else cur = cur ? `${cur} ${word}` : word;
+  }
+  if (cur) lines.push(cur);
+  return lines;
+}
+
+/**
+ * An aligned table: a header, a rule, one line per row; numeric columns right-aligned. Nothing
+ * is cut: when the table is wider than `width` (default outputWidth()), the `wrap` column
+ * (default the last, unless numeric) is wrapped onto continuation lines.
+ */
+export function table(columns: string[], rows: Cell[][], opts: { indent?: string; width?: number; wrap?: number | false } = {}): string {
   const indent = opts.indent ?? '';
-  const max = opts.maxWidth ?? 80;
-  const text = rows.map((r) => columns.map((_, i) => clip(cellText(r[i]), max)));
+  const text = rows.map((r) => columns.map((_, i) => cellText(r[i]).replace(/\s*\n\s*/g, ' ')));
   const widths = columns.map((c, i) => Math.max(c.length, ...text.map((r) => r[i]!.length)));
   const numeric = columns.map((_, i) => text.length > 0 && text.every((r) => r[i] === '' || NUMERIC.test(r[i]!)));
-  const line = (cells: string[], header = false) =>
+  const w = opts.wrap === undefined ? (numeric[columns.length - 1] ? false : columns.length - 1) : opts.wrap;
+  const total = opts.width ?? outputWidth();
+  let cells: string[][][] = text.map((r) => r.map((c) => [c]));
+  if (w !== false && Number.isFinite(total)) {
+    const others = indent.length + widths.reduce((a, x, i) => (i === w ? a : a + x + 2), 0);
+    const avail = Math.max(24, columns[w]!.length, total - others);
+    if (widths[w]! > avail) {
+      cells = text.map((r) => r.map((c, i) => (i === w ? wrapLines(c, avail) : [c])));
+      widths[w] = Math.max(columns[w]!.length, ...cells.map((r) => Math.max(...r[w]!.map((l) => l.length))));
+    }
+  }
+  const line = (cs: string[], header = false) =>
     indent +
-    cells
+    cs
       .map((c, i) => (numeric[i] && !header ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
       .join('  ')
       .trimEnd();
-  const out = [line(columns, true), indent + widths.map((w) => '-'.repeat(w)).join('  ')];
-  for (const r of text) out.push(line(r));
+  const out = [line(columns, true), indent + widths.map((x) => '-'.repeat(x)).join('  ')];
+  for (const r of cells) {
+    const height = Math.max(...r.map((c) => c.length));
+    for (let k = 0; k < height; k++) out.push(line(r.map((c) => c[k] ?? '')));
+  }
   return out.join('\n');
-}
-
-function clip(s: string, max: number): string {
-  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
 export function cellText(v: unknown): string {
@@ -160,7 +204,7 @@ function arrayTable(items: unknown[], indent: string, depth: number): string {
   const flat = all.filter((c) => items.every((it) => isScalar(it[c]) || it[c] === undefined || (Array.isArray(it[c]) && (it[c] as unknown[]).every(isScalar))));
   const cols = flat.length ? flat : all;
   const cell = (c: string, v: unknown) => (Array.isArray(v) ? v.map(cellText).join(',') : isScalar(v) ? hintShort(c, v) : JSON.stringify(v));
-  const t = table(cols, items.map((it) => cols.map((c) => cell(c, it[c]))), { indent, maxWidth: 60 });
+  const t = table(cols, items.map((it) => cols.map((c) => cell(c, it[c]))), { indent });
   const hidden = all.filter((c) => !cols.includes(c));
   return hidden.length ? `${t}\n${indent}(${hidden.join(', ')}: see --json)` : t;
 }
@@ -183,7 +227,8 @@ export interface EventJson {
   metadata?: unknown;
 }
 
-const short = (v: unknown, max = 48) => clip(typeof v === 'string' ? v : JSON.stringify(v), max);
+// the whole value: a long one wraps in the table, it is never cut
+const short = (v: unknown, _max?: number) => (typeof v === 'string' ? v : JSON.stringify(v));
 
 /** One line about what an event did: the ioctl and its ret/errno, the guest op, the phase... */
 export function eventSummary(e: EventJson): string {
@@ -226,6 +271,5 @@ export function eventsTable(events: EventJson[]): string {
   return table(
     ['POS', 'TIME (ns)', 'STREAM', 'VER', 'TYPE', 'SUMMARY'],
     events.map((e) => [e.position, e.time, e.streamId, e.version, e.type, eventSummary(e)]),
-    { maxWidth: 90 },
   );
 }

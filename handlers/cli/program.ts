@@ -613,7 +613,7 @@ export function buildProgram(): Command {
         return;
       }
       const { table } = await import('./format.js');
-      writeOut(table(['PROFILE', 'SUMMARY'], PROFILES.map((p) => [p.name === DEFAULT_PROFILE ? `${p.name} (default)` : p.name, p.summary]), { maxWidth: 140 }));
+      writeOut(table(['PROFILE', 'SUMMARY'], PROFILES.map((p) => [p.name === DEFAULT_PROFILE ? `${p.name} (default)` : p.name, p.summary])));
     },
   );
   action(
@@ -627,7 +627,7 @@ export function buildProgram(): Command {
         return;
       }
       const { table } = await import('./format.js');
-      writeOut(table(['HANDLER', 'SUMMARY'], list.map((h) => [h.name, h.summary]), { maxWidth: 140 }));
+      writeOut(table(['HANDLER', 'SUMMARY'], list.map((h) => [h.name, h.summary])));
     },
   );
 

@@ -1,6 +1,6 @@
 // Human renderings of the handlers' responses. Each takes the response JSON (u64s are decimal
 // strings) and returns text; --json bypasses them and prints the response verbatim.
-import { cellText, eventsTable, fmtNs, fmtRealtime, formatGeneric, humanHz, keyValues, table, type EventJson } from './format.js';
+import { cellText, eventsTable, outputWidth, fmtNs, fmtRealtime, formatGeneric, humanHz, keyValues, table, type EventJson } from './format.js';
 
 type R = Record<string, any>;
 
@@ -178,7 +178,7 @@ export function renderAuditReport(a: R): string {
       ? table(
           ['SEVERITY', 'CODE', 'POSITIONS', 'MESSAGE'],
           findings.map((f) => [SEVERITY[f.severity] ?? f.severity, f.code, (f.positions ?? []).join(','), f.message]),
-          { indent: '  ', maxWidth: 120 },
+          { indent: '  ' },
         )
       : '  (none)',
   );
@@ -206,9 +206,8 @@ export function auditsTable(audits: R[]): string {
       fmtNs(a.blackoutNs),
       worst(a),
       a.kvmclock?.errorNs != null ? fmtNs(a.kvmclock.errorNs) : '',
-      ((a.findings ?? []) as R[]).map((f) => f.code).join(',') || '-',
+      ((a.findings ?? []) as R[]).map((f) => f.code).join(', ') || '-',
     ]),
-    { maxWidth: 60 },
   );
 }
 
@@ -232,7 +231,7 @@ export function renderStrategies(r: R): string {
   const out: string[] = [];
   for (const s of (r.strategies ?? []) as R[]) {
     out.push(`${s.name} (${s.arch})`);
-    out.push(wrap(String(s.summary ?? ''), 96, '  '));
+    out.push(wrap(String(s.summary ?? ''), Math.min(outputWidth(), 100) - 2, '  '));
     const opts = Object.entries((s.options ?? {}) as Record<string, unknown>);
     if (opts.length) {
       out.push('  options:');
@@ -298,7 +297,7 @@ export function renderReport(r: R): string {
 export function renderDemo(r: R): string {
   const parts: string[] = [];
   const t = r.table as { columns?: unknown[]; rows?: unknown[][] } | undefined;
-  if (t && Array.isArray(t.columns) && Array.isArray(t.rows)) parts.push(table(t.columns.map(String), t.rows as (string | number)[][], { maxWidth: 100 }));
+  if (t && Array.isArray(t.columns) && Array.isArray(t.rows)) parts.push(table(t.columns.map(String), t.rows as (string | number)[][]));
   const rest: R = {};
   for (const [k, v] of Object.entries(r)) if (k !== 'table' && k !== 'audits' && k !== 'ok') rest[k] = v;
   if (Array.isArray(r.audits) && r.audits.length) parts.push(`audits:\n${auditsTable(r.audits)}`);

@@ -131,3 +131,35 @@ describe('hosts list, vms list', () => {
     expect(onDst).toEqual({ ok: true, vms: [{ vmId: 'idle', hostId: 'dst', arch: 'x86', profile: 'linux-6.6', lifecycle: 'stopped', vcpus: 1, running: 0 }] });
   });
 });
+
+describe('human output: wrapped, never cut', () => {
+  it('tables wrap their last column to the width and cut nothing', async () => {
+    const { table } = await import('../../handlers/cli/format.js');
+    const msg = 'a 20.000 ms kvmclock−TSC step inside a 520.280 ms watchdog interval exceeds the margin';
+    expect(table(['SEV', 'MESSAGE'], [['FAIL', msg]], { width: 40 })).toBe(
+      [
+        'SEV   MESSAGE',
+        '----  -----------------------------',
+        'FAIL  a 20.000 ms kvmclock−TSC step',
+        '      inside a 520.280 ms watchdog',
+        '      interval exceeds the margin',
+      ].join('\n'),
+    );
+    expect(table(['SEV', 'MESSAGE'], [['FAIL', msg]], { width: 300 }).split('\n')[2]).toBe(`FAIL  ${msg}`);
+  });
+
+  it('the audit shows every finding message whole: on one line at 300 columns, wrapped within 100', async () => {
+    await setup(RUNNING_VM);
+    const j = await cli(['migrate', 'web', '--to', 'dst', '--strategy', 'qemu', '--blackout', '300ms', '--pre-save-gap', '20ms', '--json']);
+    const messages: string[] = JSON.parse(j.stdout).audit.findings.map((f: any) => f.message);
+    expect(messages.some((m) => m.length > 120)).toBe(true);
+    const wide = await cli(['audit', 'm1'], { COLUMNS: '300' });
+    for (const m of messages) expect(wide.stdout).toContain(m);
+    const narrow = await cli(['audit', 'm1'], { COLUMNS: '100' });
+    const findings = narrow.stdout.slice(narrow.stdout.indexOf('findings:'));
+    for (const line of findings.split('\n')) expect(line.length).toBeLessThanOrEqual(100);
+    const flat = findings.replace(/\s+/g, ' ');
+    for (const m of messages) expect(flat).toContain(m);
+    expect(narrow.stdout).not.toContain('…');
+  });
+});
