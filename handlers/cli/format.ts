@@ -134,6 +134,19 @@ export function humanHz(hz: unknown): string {
   return `${n} Hz`;
 }
 
+/**
+ * A clock's drift per day, from ms/day, in the unit that reads best: "28.771 ms/day",
+ * "1.2 s/day", "10.23 h/day" (not "36831085 ms/day").
+ */
+export function perDay(msPerDay: unknown): string {
+  if (msPerDay === null || msPerDay === undefined) return '-';
+  const ms = Number(msPerDay);
+  if (!Number.isFinite(ms)) return String(msPerDay);
+  const a = Math.abs(ms);
+  const [v, unit] = a >= 3_600_000 ? [ms / 3_600_000, 'h'] : a >= 60_000 ? [ms / 60_000, 'min'] : a >= 1_000 ? [ms / 1_000, 's'] : a >= 1 || a === 0 ? [ms, 'ms'] : [ms * 1000, 'µs'];
+  return `${+v.toFixed(3)} ${unit}/day`;
+}
+
 /** A CLOCK_REALTIME value in ns since the epoch, with its UTC date. */
 export function fmtRealtime(ns: unknown): string {
   if (ns === null || ns === undefined) return '';
@@ -205,8 +218,15 @@ function arrayTable(items: unknown[], indent: string, depth: number): string {
   const cols = flat.length ? flat : all;
   const cell = (c: string, v: unknown) => (Array.isArray(v) ? v.map(cellText).join(',') : isScalar(v) ? hintShort(c, v) : JSON.stringify(v));
   const t = table(cols, items.map((it) => cols.map((c) => cell(c, it[c]))), { indent });
-  const hidden = all.filter((c) => !cols.includes(c));
-  return hidden.length ? `${t}\n${indent}(${hidden.join(', ')}: see --json)` : t;
+  const nested = all.filter((c) => !cols.includes(c));
+  if (nested.length === 0) return t;
+  // the nested values of each row, below the table, under the row's first cell
+  const blocks = items.map((it) => {
+    const rest = Object.fromEntries(nested.filter((c) => it[c] !== undefined && it[c] !== null).map((c) => [c, it[c]]));
+    if (Object.keys(rest).length === 0) return '';
+    return `${indent}${cols[0]} ${cell(cols[0]!, it[cols[0]!])}:\n${formatGeneric(rest, `${indent}  `, depth + 1)}`;
+  });
+  return [t, ...blocks.filter(Boolean)].join('\n');
 }
 
 /** In table cells keep the exact value; the hint only for durations. */

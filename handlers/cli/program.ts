@@ -538,7 +538,7 @@ export function buildProgram(): Command {
     ),
     async (o) => {
       const req = defined({ profile: o.profile, reference: o.reference, vmId: o.vm, migrationId: o.migration, from: o.from, to: o.to, keep: o.keep });
-      await call('replay', req, o, (r) => r.renderReport, { progress: { label: 'replaying', total: sizeIfLarge } });
+      await call('replay', req, o, (r) => r.renderReplay, { progress: { label: 'replaying', total: sizeIfLarge } });
     },
   );
   action(
@@ -584,7 +584,7 @@ export function buildProgram(): Command {
         vmId: o.vm,
         migrationId: o.migration,
       });
-      await call('bisect', req, o, (r) => r.renderReport, { progress: { label: 'bisecting', total: sizeIfLarge } });
+      await call('bisect', req, o, (r) => r.renderBisect, { progress: { label: 'bisecting', total: sizeIfLarge } });
     },
   );
   action(

@@ -1,6 +1,6 @@
 // Human renderings of the handlers' responses. Each takes the response JSON (u64s are decimal
 // strings) and returns text; --json bypasses them and prints the response verbatim.
-import { cellText, eventsTable, outputWidth, fmtNs, fmtRealtime, formatGeneric, humanHz, keyValues, table, type EventJson } from './format.js';
+import { cellText, eventsTable, outputWidth, fmtNs, fmtRealtime, formatGeneric, humanHz, keyValues, perDay, table, type Cell, type EventJson } from './format.js';
 
 type R = Record<string, any>;
 
@@ -289,9 +289,119 @@ export function renderFork(r: R): string {
   return `forked ${r.events} event${r.events === 1 ? '' : 's'} (positions 1..${r.position}) into ${r.targetDb}`;
 }
 
-/** replay, diff, bisect: their fields, nested blocks, and tables of their lists. */
+/** diff: its fields, nested blocks, and tables of their lists. */
 export function renderReport(r: R): string {
   return formatGeneric(r) || 'done';
+}
+
+const signedNs = (v: unknown) => (v === null || v === undefined ? '-' : fmtNs(v));
+const upper = (v: unknown) => (v == null ? '-' : String(v).toUpperCase());
+
+/** kvmclock's frequency as a profile gives it: "2999999000 Hz (drift 333 ppb, 28.771 ms/day)". */
+function pvclockText(p: R | null | undefined): string {
+  if (!p) return '-';
+  return `${p.frequencyHz} Hz for a guest TSC at ${p.guestTscHz} Hz (drift ${p.driftPpb} ppb, ${perDay(p.msPerDay)})`;
+}
+
+/** One migration's audits under the recording and under the replayed profile, side by side. */
+function auditSideBySide(m: R, replayedName: string, recordedName: string): string {
+  const a = (m.audit?.recorded ?? null) as R | null;
+  const b = (m.audit?.replayed ?? null) as R | null;
+  const d = (m.difference ?? null) as R | null;
+  const rows: Cell[][] = [
+    ['verdict', upper(a?.verdict), upper(b?.verdict), ''],
+    ['status', a?.status ?? '-', b?.status ?? '-', ''],
+  ];
+  for (const v of (d?.tscErrorNs ?? []) as R[]) rows.push([`TSC error vCPU ${v.vcpu}`, signedNs(v.recorded), signedNs(v.replayed), signedNs(v.delta)]);
+  if (d?.kvmclockErrorNs) rows.push(['kvmclock error', signedNs(d.kvmclockErrorNs.recorded), signedNs(d.kvmclockErrorNs.replayed), signedNs(d.kvmclockErrorNs.delta)]);
+  if (d?.skewCycles) rows.push(['skew after (cycles)', d.skewCycles.recorded, d.skewCycles.replayed, '']);
+  if (d?.masterClock) rows.push(['master clock after', yesNo(d.masterClock.recorded), yesNo(d.masterClock.replayed), '']);
+  const codes = (x: R | null) => ((x?.findings ?? []) as R[]).map((f) => f.code).join(', ') || '(none)';
+  return [
+    table(['AUDIT', recordedName.toUpperCase(), replayedName.toUpperCase(), 'DIFFERENCE'], rows, { indent: '    ', wrap: false }),
+    keyValues([
+      [`findings (${recordedName})`, codes(a)],
+      [`findings (${replayedName})`, codes(b)],
+    ], '    '),
+  ].join('\n');
+}
+
+/** replay: the first divergence, per VM the kvmclock frequency, per migration both audits, every divergence. */
+export function renderReplay(r: R): string {
+  const out: string[] = [];
+  const first = r.firstDivergence as R | null;
+  out.push(
+    keyValues([
+      ['profile', r.profile],
+      ['compared with', r.reference],
+      ['events replayed', r.eventsReplayed],
+      ['VMs replayed', r.vmsReplayed],
+      ['divergences', r.divergenceCount],
+      ['first divergence', first ? first.summary : 'none: every result is the same'],
+    ]),
+  );
+  for (const v of (r.byVm ?? []) as R[]) {
+    out.push('', `VM ${v.vmId}: ${v.divergences} divergence${v.divergences === 1 ? '' : 's'}, the first: ${v.firstDivergence?.summary ?? '-'}`);
+    out.push(keyValues([
+      [`kvmclock (${r.reference})`, pvclockText(v.pvclock?.recorded)],
+      [`kvmclock (${r.profile})`, pvclockText(v.pvclock?.replayed)],
+    ], '  '));
+  }
+  for (const m of (r.byMigration ?? []) as R[]) {
+    out.push('', `migration ${m.migrationId} (${m.strategy}): ${m.divergences} divergence${m.divergences === 1 ? '' : 's'}, the first: ${m.firstDivergence?.summary ?? '-'}`);
+    const f = m.failingStep as R | null;
+    if (f) out.push(`  the strategy would fail at its ${f.step ?? f.phase ?? '?'} step: ${f.ioctl}${f.vcpu != null ? ` on vCPU ${f.vcpu}` : ''} (${f.errno ?? 'error'}, position ${f.position})`);
+    out.push('  audits:', auditSideBySide(m, String(r.profile), String(r.reference)));
+    const only = m.difference?.findings as R | undefined;
+    if (only && (only.onlyRecorded.length || only.onlyReplayed.length)) {
+      out.push(`  findings only with ${r.reference}: ${only.onlyRecorded.join(', ') || '-'}; only with ${r.profile}: ${only.onlyReplayed.join(', ') || '-'}`);
+    }
+  }
+  const ds = (r.divergences ?? []) as R[];
+  if (ds.length) {
+    out.push('', `divergences${ds.length < r.divergenceCount ? ` (the first ${ds.length} of ${r.divergenceCount}; --keep for more)` : ''}:`);
+    out.push(table(['POS', 'VM', 'MIGRATION', 'STEP', 'SUMMARY'], ds.map((d) => [d.position, d.vmId, d.migrationId ?? '', d.step ?? '', d.summary]), { indent: '  ' }));
+  }
+  return out.join('\n');
+}
+
+/** A raw divergence (as bisect reports it), in one line. */
+function divergenceText(d: R | null | undefined): string {
+  if (!d) return '-';
+  const what = d.ioctl ?? d.op ?? d.type;
+  const res = (o: R) => {
+    const x = o?.result as R | null;
+    if (x && 'ret' in x) return `ret ${x.ret}${x.errno ? ` ${x.errno}` : ''}`;
+    if (x && 'value' in x) return `value ${x.value}`;
+    return `${(o?.trace ?? []).length} tracepoints`;
+  };
+  const a = res(d.recorded);
+  const b = res(d.replayed);
+  const tail = a !== b ? '' : JSON.stringify(d.recorded?.result) !== JSON.stringify(d.replayed?.result) ? ', output differs' : ', tracepoints differ';
+  return `${what}${d.vcpu != null ? ` on vCPU ${d.vcpu}` : ''} at position ${d.position} (${d.vmId}): recorded ${a}, replayed ${b}${tail}`;
+}
+
+/** bisect: each probe, and the first profile (or the switches) that diverge. */
+export function renderBisect(r: R): string {
+  const probes = (r.probes ?? []) as R[];
+  if ('culprits' in r) {
+    const head = keyValues([
+      ['base', r.base],
+      ['target', r.target],
+      ['switches that differ', ((r.differing ?? []) as unknown[]).map(cellText).join(', ') || '(none)'],
+      ['responsible', ((r.culprits ?? []) as unknown[]).map(cellText).join(', ') || 'none alone'],
+    ]);
+    const t = table(['SWITCH', 'DIVERGES', 'DIVERGENCES', 'FIRST DIVERGENCE'], probes.map((p) => [cellText(p.switch), yesNo(p.diverged), p.divergenceCount, divergenceText(p.firstDivergence)]));
+    return `${head}\n\n${t}`;
+  }
+  const first = r.firstDivergent as R | null;
+  const head = keyValues([
+    ['order', ((r.order ?? []) as string[]).join(', ')],
+    ['compared with', r.reference],
+    ['first divergent', first ? `${first.profile}: ${divergenceText(first.firstDivergence)}` : 'none: every profile probed reproduces the results'],
+  ]);
+  const t = table(['PROFILE', 'DIVERGES', 'DIVERGENCES', 'FIRST DIVERGENCE'], probes.map((p) => [p.profile, yesNo(p.diverged), p.divergenceCount, divergenceText(p.firstDivergence)]));
+  return `${head}\n\nprobed:\n${t}`;
 }
 
 export function renderDemo(r: R): string {

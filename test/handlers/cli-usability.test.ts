@@ -163,3 +163,20 @@ describe('human output: wrapped, never cut', () => {
     expect(narrow.stdout).not.toContain('…');
   });
 });
+
+describe('replay and bisect, for people', () => {
+  it('show the audits side by side, the kvmclock frequency per profile and each probe, leaving nothing to --json', async () => {
+    await setup([...RUNNING_VM.slice(0, 5), ['advanceTime', { ns: '500000000' }], ['migrate', { vmId: 'web', toHost: 'dst', strategy: 'qemu', blackoutNs: 300_000_000 }]]);
+    const r = await cli(['replay', '--profile', 'linux-5.15', '--migration', 'm1'], { COLUMNS: '200' });
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toContain('see --json');
+    expect(r.stdout).toMatch(/^first divergence: KVM_GET_CLOCK at position \d+: recorded ret 0, replayed ret 0, output differs: flags 14 → 2, /m);
+    expect(r.stdout).toMatch(/^  kvmclock \(linux-5\.15\): 3000000000 Hz for a guest TSC at 3000000000 Hz \(drift 0 ppb, 0 ms\/day\)$/m);
+    expect(r.stdout).toMatch(/^    AUDIT\s+RECORDED\s+LINUX-5\.15\s+DIFFERENCE$/m);
+    expect(r.stdout).toMatch(/^    TSC error vCPU 1\s+-300260000 \(-300\.26 ms\)\s+-300260000 \(-300\.26 ms\)\s+0 ns$/m);
+    expect(r.stdout).toMatch(/^    findings \(linux-5\.15\): tsc_lost_time, kvmclock_lost_time, wall_clock_behind/m);
+    const b = await cli(['bisect', '--profiles', 'linux-5.15,linux-6.6,linux-6.18', '--migration', 'm1', '--exhaustive'], { COLUMNS: '200' });
+    expect(b.stdout).toMatch(/^first divergent: linux-5\.15: KVM_GET_CLOCK at position \d+ \(web\): recorded ret 0, replayed ret 0, output differs$/m);
+    expect(b.stdout).toMatch(/^linux-6\.6\s+no\s+0\s+-$/m);
+  });
+});
