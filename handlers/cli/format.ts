@@ -1,6 +1,8 @@
 // Human output: aligned tables, ns with a readable hint, key: value blocks, and a generic
 // rendering for any JSON response. u64/s64 values stay the exact decimal strings they are.
 
+import { MSRS } from '../../kvm/uapi.js';
+
 export type Cell = string | number | boolean | null | undefined;
 
 const NUMERIC = /^-?\d+(\.\d+)?( \(.*\))?$/;
@@ -135,6 +137,43 @@ export function humanHz(hz: unknown): string {
 }
 
 /**
+ * A 64-bit offset (a u64 or s64 decimal string), signed and in hex besides:
+ * "-30000000000 (0xfffffff903d48400)". KVM adds offsets modulo 2^64, so a u64 at or above 2^63
+ * is the negative offset it is.
+ */
+export function fmtOffset(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  const s = String(v);
+  if (!/^-?\d+$/.test(s)) return s;
+  const b = BigInt(s);
+  const u = BigInt.asUintN(64, b);
+  const signed = BigInt.asIntN(64, b);
+  return u === 0n ? '0' : `${signed} (0x${u.toString(16).padStart(16, '0')})`;
+}
+
+const MSR_NAMES = new Map<number, string>(Object.entries(MSRS).map(([name, index]) => [index, name]));
+
+/** An MSR by its UAPI name when known ("MSR_KVM_SYSTEM_TIME_NEW"), else in hex ("0x4b564d05"). */
+export function msrLabel(v: unknown): string {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^(\d+|0x[0-9a-fA-F]+)$/.test(v) ? Number(v) : NaN;
+  if (Number.isNaN(n)) return cellText(v);
+  return MSR_NAMES.get(n) ?? `0x${n.toString(16)}`;
+}
+
+/** A copy of an ioctl argument or output with MSR indices named (KVM_[GS]ET_MSRS entries and indices). */
+export function withMsrNames(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(withMsrNames);
+  if (!isPlainObject(v)) return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (k === 'index') out[k] = msrLabel(x);
+    else if (k === 'indices' && Array.isArray(x)) out[k] = x.map(msrLabel);
+    else out[k] = withMsrNames(x);
+  }
+  return out;
+}
+
+/**
  * A clock's drift per day, from ms/day, in the unit that reads best: "28.771 ms/day",
  * "1.2 s/day", "10.23 h/day" (not "36831085 ms/day").
  */
@@ -256,12 +295,12 @@ export function eventSummary(e: EventJson): string {
   const vcpu = d.vcpu === null || d.vcpu === undefined ? '' : `vcpu${d.vcpu} `;
   switch (e.type) {
     case 'IoctlIssued': {
-      const arg = d.arg === null || d.arg === undefined ? '' : ` ${short(d.arg, 40)}`;
+      const arg = d.arg === null || d.arg === undefined ? '' : ` ${short(/MSRS/.test(String(d.ioctl)) ? withMsrNames(d.arg) : d.arg, 40)}`;
       return `${vcpu}${d.ioctl}${arg} → ret=${d.ret}${d.errno ? ` errno=${d.errno}` : ''}`;
     }
     case 'GuestExecuted': {
       const r = isPlainObject(d.result) && 'value' in d.result ? ` → ${cellText(d.result.value)}` : '';
-      const msr = d.msr !== undefined ? ` ${cellText(d.msr)}` : '';
+      const msr = d.msr !== undefined ? ` ${msrLabel(d.msr)}` : '';
       const val = d.value !== undefined ? `=${cellText(d.value)}` : '';
       return `${vcpu}${d.op}${msr}${val}${r}`;
     }

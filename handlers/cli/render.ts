@@ -1,6 +1,6 @@
 // Human renderings of the handlers' responses. Each takes the response JSON (u64s are decimal
 // strings) and returns text; --json bypasses them and prints the response verbatim.
-import { cellText, eventsTable, outputWidth, fmtNs, fmtRealtime, formatGeneric, humanHz, keyValues, perDay, table, type Cell, type EventJson } from './format.js';
+import { cellText, eventsTable, outputWidth, fmtNs, fmtRealtime, formatGeneric, fmtOffset, humanHz, keyValues, perDay, withMsrNames, table, type Cell, type EventJson } from './format.js';
 
 type R = Record<string, any>;
 
@@ -61,7 +61,7 @@ function vcpuRows(vm: R): string {
     ['VCPU', 'RUNNING', 'TSC kHz', 'TSC OFFSET', 'SCALING RATIO', 'GUEST TSC', 'KVMCLOCK'],
     vcpus.map((v) => {
       const g = guest.get(v.id);
-      return [v.id, yesNo(v.running), v.virtualTscKhz, v.l1TscOffset, v.l1TscScalingRatio, g?.tsc ?? '', g ? (g.kvmclock ?? 'off') : v.pvTimeActive ? 'on' : 'off'];
+      return [v.id, yesNo(v.running), v.virtualTscKhz, fmtOffset(v.l1TscOffset), v.l1TscScalingRatio, g?.tsc ?? '', g ? (g.kvmclock ?? 'off') : v.pvTimeActive ? 'on' : 'off'];
     }),
     { indent: '  ' },
   );
@@ -78,7 +78,7 @@ export function renderVm(r: R): string {
       ['kernel profile', vm.profile],
       ['lifecycle', vm.destroyReason ? `${vm.lifecycle} (${vm.destroyReason})` : vm.lifecycle],
       ['stream version', vm.version],
-      ['kvmclock offset', k.kvmclockOffset !== undefined ? fmtNs(k.kvmclockOffset) : undefined],
+      ['kvmclock offset', k.kvmclockOffset !== undefined ? `${fmtNs(BigInt.asIntN(64, BigInt(k.kvmclockOffset)).toString())}${BigInt(k.kvmclockOffset) === 0n ? '' : ` 0x${BigInt.asUintN(64, BigInt(k.kvmclockOffset)).toString(16).padStart(16, '0')}`}` : undefined],
       ['master clock', k.useMasterClock !== undefined ? yesNo(k.useMasterClock) : undefined],
       ['viewed at', vm.at !== undefined ? fmtNs(vm.at) : undefined],
       ['KVM_GET_CLOCK', vm.guest?.kvmclock != null ? fmtNs(vm.guest.kvmclock) : undefined],
@@ -117,7 +117,7 @@ export function renderIoctl(r: R): string {
   if (r.errno) pairs.push(['errno', r.errno]);
   pairs.push(['position', r.position], ['time', fmtNs(r.time)]);
   let out = keyValues(pairs);
-  if (r.out !== undefined) out += `\nout:\n${typeof r.out === 'object' && r.out !== null ? formatGeneric(r.out, '  ') : `  ${cellText(r.out)}`}`;
+  if (r.out !== undefined) out += `\nout:\n${typeof r.out === 'object' && r.out !== null ? formatGeneric(withMsrNames(r.out), '  ') : `  ${cellText(r.out)}`}`;
   return out;
 }
 
@@ -156,8 +156,8 @@ export function renderAuditReport(a: R): string {
       ['kvmclock − TSC step', fmtNs(a.kvmclockMinusTscStepNs)],
       ['skew (cycles)', a.skewCycles ? `${a.skewCycles.before} → ${a.skewCycles.after}` : undefined],
       ['master clock', a.masterClock ? `${yesNo(a.masterClock.before)} → ${yesNo(a.masterClock.after)}` : undefined],
-      ['TSC drift', a.tscFrequency ? `${a.tscFrequency.driftPpb} ppb (${a.tscFrequency.msPerDay} ms/day)` : undefined],
-      ['pvclock drift', a.pvclock && a.pvclock.driftPpb != null ? `${a.pvclock.driftPpb} ppb (${a.pvclock.msPerDay} ms/day)` : undefined],
+      ['TSC drift', a.tscFrequency ? `${a.tscFrequency.driftPpb} ppb (${perDay(a.tscFrequency.msPerDay)})` : undefined],
+      ['pvclock drift', a.pvclock && a.pvclock.driftPpb != null ? `${a.pvclock.driftPpb} ppb (${perDay(a.pvclock.msPerDay)})` : undefined],
     ]),
   );
   const vcpus = (a.vcpus ?? []) as R[];

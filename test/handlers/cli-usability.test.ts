@@ -180,3 +180,40 @@ describe('replay and bisect, for people', () => {
     expect(b.stdout).toMatch(/^linux-6\.6\s+no\s+0\s+-$/m);
   });
 });
+
+describe('values for people: offsets signed and in hex, MSR names, rates per day', () => {
+  it('formats them (hand-worked values)', async () => {
+    const { fmtOffset, msrLabel, perDay, withMsrNames } = await import('../../handlers/cli/format.js');
+    // 2^64 − 30e9: KVM's u64 offset for a guest 10 s behind a 3 GHz host
+    expect(fmtOffset('18446744043709551616')).toBe('-30000000000 (0xfffffff903dc5400)');
+    expect(fmtOffset('-30000000000')).toBe('-30000000000 (0xfffffff903dc5400)');
+    expect(fmtOffset('4096')).toBe('4096 (0x0000000000001000)');
+    expect(fmtOffset('0')).toBe('0');
+    expect(msrLabel(0x4b564d01)).toBe('MSR_KVM_SYSTEM_TIME_NEW');
+    expect(msrLabel('16')).toBe('MSR_IA32_TSC');
+    expect(msrLabel(0x4b564d05)).toBe('0x4b564d05');
+    expect(withMsrNames({ entries: [{ index: 59, data: '0' }] })).toEqual({ entries: [{ index: 'MSR_IA32_TSC_ADJUST', data: '0' }] });
+    // 36831085 ms/day = 10.2308569 h/day
+    expect(perDay('36831085.000')).toBe('10.231 h/day');
+    expect(perDay('28.771')).toBe('28.771 ms/day');
+    expect(perDay('-1500')).toBe('-1.5 s/day');
+    expect(perDay('0.000')).toBe('0 ms/day');
+  });
+
+  it('the log names the MSR a guest wrote by number, and a VM state shows its TSC offsets signed and in hex', async () => {
+    await setup([
+      ['createHost', { hostId: 'src', tscKhz: 3_000_000 }],
+      ['createVm', { vmId: 'web', hostId: 'src', vcpus: 1 }],
+      ['runVcpu', { vmId: 'web' }],
+      ['advanceTime', { ns: '10000000000' }],
+      // the guest TSC set back to 1000 at 10 s: offset 1000 − 30e9 cycles
+      ['ioctl', { vmId: 'web', vcpu: 0, ioctl: 'KVM_SET_MSRS', arg: { entries: [{ index: 16, data: '1000' }] } }],
+    ]);
+    expect((await cli(['guest', 'web', 'wrmsr', '--vcpu', '0', '--msr', '0x4b564d01', '--value', '4097'])).code).toBe(0);
+    const log = (await cli(['log', '--vm', 'web'])).stdout;
+    expect(log).toContain('vcpu0 wrmsr MSR_KVM_SYSTEM_TIME_NEW=4097');
+    expect(log).toContain('vcpu0 KVM_SET_MSRS {"entries":[{"data":"1000","index":"MSR_IA32_TSC"}]} → ret=1');
+    const state = (await cli(['state', 'web'])).stdout;
+    expect(state).toMatch(/^\s+0\s+yes\s+3000000\s+-29999999000 \(0xfffffff903dc57e8\)\s/m);
+  });
+});
