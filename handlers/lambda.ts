@@ -4,9 +4,10 @@
 // the directory of CLOCKLEDGER_DB); a relative target is taken inside it.
 //
 //   handler(event, context)   event = { handler, request? }, or an API-Gateway-like { body } whose
-//                             JSON body is { handler, request? } (body may be base64-encoded)
-//   httpHandler(event, ctx)   the same, answered as an API Gateway proxy response
-//                             { statusCode, headers, body }
+//                             JSON body is { handler, request? } (body may be base64-encoded);
+//                             API Gateway (REST, HTTP API) and function URL proxy events are
+//                             answered as { statusCode, headers, body }
+//   httpHandler(event, ctx)   the same, always answered as a proxy response
 //   createHost(event), ...    one export per handler: event = { request } or the request itself
 //   byName[name](event)       the same for every name in the registry, including later additions
 //
@@ -85,8 +86,8 @@ async function invoke(name: string, request: unknown): Promise<HandlerResponse> 
   }
 }
 
-/** The Lambda entry point: { handler, request } (or an HTTP-like event whose body is that). */
-export const handler = async (event: LambdaEvent | unknown, _context?: Context): Promise<HandlerResponse> => {
+/** { handler, request } (or an HTTP-like event whose body is that), answered as a handler response. */
+async function answer(event: unknown): Promise<HandlerResponse> {
   try {
     const p = payloadOf(event);
     if (!p.ok) return p.response;
@@ -99,7 +100,18 @@ export const handler = async (event: LambdaEvent | unknown, _context?: Context):
   } catch (e) {
     return fail('internal', (e as Error)?.message ?? String(e));
   }
-};
+}
+
+/**
+ * A proxy integration event, which expects { statusCode, headers, body } back: API Gateway REST
+ * (v1: httpMethod and requestContext), HTTP API and Lambda function URLs (version "2.0" with
+ * requestContext.http).
+ */
+export function isProxyEvent(event: unknown): boolean {
+  if (!isObject(event) || !isObject(event.requestContext)) return false;
+  if (typeof event.httpMethod === 'string') return true;
+  return event.version === '2.0' && isObject(event.requestContext.http);
+}
 
 const STATUS: Record<string, number> = {
   invalid_request: 400,
@@ -115,15 +127,26 @@ const STATUS: Record<string, number> = {
   internal: 500,
 };
 
-/** handler, answered as an API Gateway (REST or HTTP API) proxy integration response. */
-export const httpHandler = async (event: LambdaEvent | unknown, context?: Context): Promise<APIGatewayProxyResult> => {
-  const r = await handler(event, context);
+function asHttp(r: HandlerResponse): APIGatewayProxyResult {
   return {
     statusCode: r.ok ? 200 : (STATUS[r.error.code] ?? 500),
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(r),
   };
+}
+
+/**
+ * The Lambda entry point: { handler, request } (or an event whose body is that) is answered with
+ * the handler response; an API Gateway or function URL proxy event with { statusCode, headers,
+ * body } (the response as the JSON body, the status from the error code).
+ */
+export const handler = async (event: LambdaEvent | unknown, _context?: Context): Promise<HandlerResponse | APIGatewayProxyResult> => {
+  const r = await answer(event);
+  return isProxyEvent(event) ? asHttp(r) : r;
 };
+
+/** handler, always answered as an API Gateway (REST or HTTP API) proxy integration response. */
+export const httpHandler = async (event: LambdaEvent | unknown, _context?: Context): Promise<APIGatewayProxyResult> => asHttp(await answer(event));
 
 /** One function per handler: the event is { request } or the request itself (or an HTTP-like event). */
 function named(name: string): LambdaHandler {
@@ -148,8 +171,10 @@ const fixed = (name: HandlerName): LambdaHandler => named(name);
 export const createHost = fixed('createHost');
 export const advanceTime = fixed('advanceTime');
 export const adjustRealtime = fixed('adjustRealtime');
+export const listHosts = fixed('listHosts');
 export const createVm = fixed('createVm');
 export const destroyVm = fixed('destroyVm');
+export const listVms = fixed('listVms');
 export const ioctl = fixed('ioctl');
 export const runVcpu = fixed('runVcpu');
 export const pauseVcpu = fixed('pauseVcpu');

@@ -11,6 +11,7 @@ import type { WrittenEvent } from '../../store/types.js';
 import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
 import { HandlerError } from '../errors.js';
 import { MAX_OPTION_LENGTH, MAX_OPTIONS } from '../limits.js';
+import { didYouMean } from '../suggest.js';
 
 const thresholdsSchema = z
   .object(Object.fromEntries(Object.keys(DEFAULT_THRESHOLDS).map((k) => [k, u64Field.optional()])) as Record<keyof AuditThresholds, z.ZodOptional<typeof u64Field>>)
@@ -28,7 +29,9 @@ export const migrate = defineHandler({
       toHost: idSchema.optional(),
       /** pause the VM for the blackout and resume it where it is (a VMM stop/cont) instead of moving it */
       inPlace: z.boolean().default(false),
-      strategy: z.enum(STRATEGY_NAMES as [string, ...string[]]),
+      strategy: z.string().superRefine((v, ctx) => {
+        if (!STRATEGY_NAMES.includes(v)) ctx.addIssue({ code: 'custom', message: `unknown strategy '${v}'${didYouMean(v, STRATEGY_NAMES)} (known: ${STRATEGY_NAMES.join(', ')})` });
+      }),
       blackoutNs: u64Field,
       vmmLatencyNs: u64Field.default(20_000n),
       readSpacingNs: u64Field.default(0n),

@@ -12,11 +12,12 @@ import { migrationSpan, replayReport } from '../../machines/replay/report.js';
 import { openEventStore } from '../../store/sqlite-event-store.js';
 import type { EventStore } from '../../store/types.js';
 import { commonFields, defineHandler, idSchema } from '../define.js';
+import { resolveProfileExplained } from '../suggest.js';
 import { HandlerError } from '../errors.js';
 
 const profileSpec = z.string().transform((v, ctx) => {
   try {
-    return resolveProfile(v);
+    return resolveProfileExplained(v);
   } catch (e) {
     ctx.addIssue({ code: 'custom', message: (e as Error).message });
     return z.NEVER;

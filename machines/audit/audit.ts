@@ -111,6 +111,13 @@ export function worstError(errors: readonly bigint[]): bigint {
   return errors.reduce((w, e) => (abs(e) > abs(w) ? e : w), 0n);
 }
 const msPerDay = (ppb: bigint) => (Number(ppb) * 86_400 / 1e9 * 1000).toFixed(3);
+/** The drift per day in the unit that reads best, for messages: "28.771 ms/day", "10.231 h/day". */
+const perDay = (ppb: bigint) => {
+  const ms = (Number(ppb) * 86_400) / 1e6;
+  const a = Math.abs(ms);
+  const [v, unit] = a >= 3_600_000 ? [ms / 3_600_000, 'h'] : a >= 60_000 ? [ms / 60_000, 'min'] : a >= 1_000 ? [ms / 1_000, 's'] : [ms, 'ms'];
+  return `${v.toFixed(3)} ${unit}/day`;
+};
 const fmtNs = (ns: bigint) => {
   const a = Number(abs(ns));
   const sign = ns < 0n ? '−' : '';
@@ -339,10 +346,10 @@ export function auditFrom(
     }
   }
   if (abs(tscDriftPpb) > th.driftPpb) {
-    add('frequency_drift', abs(tscDriftPpb) > th.driftWarnPpb ? 'warn' : 'info', `the guest TSC runs at ${tscHz} Hz for a nominal ${nominalHz} Hz: ${(Number(tscDriftPpb) / 1000).toFixed(3)} ppm, ${msPerDay(tscDriftPpb)} ms/day`, tscWrites);
+    add('frequency_drift', abs(tscDriftPpb) > th.driftWarnPpb ? 'warn' : 'info', `the guest TSC runs at ${tscHz} Hz for a nominal ${nominalHz} Hz: ${(Number(tscDriftPpb) / 1000).toFixed(3)} ppm, ${perDay(tscDriftPpb)}`, tscWrites);
   }
   if (pvDriftPpb !== null && abs(pvDriftPpb) > th.driftPpb) {
-    add('frequency_drift', abs(pvDriftPpb) > th.driftWarnPpb ? 'warn' : 'info', `kvmclock's pvclock encodes ${pvHz} Hz for a guest TSC at ${tscHz} Hz: kvmclock drifts ${(Number(pvDriftPpb) / 1000).toFixed(3)} ppm, ${msPerDay(pvDriftPpb)} ms/day, against the TSC`, [...clockWrites, ...tscWrites]);
+    add('frequency_drift', abs(pvDriftPpb) > th.driftWarnPpb ? 'warn' : 'info', `kvmclock's pvclock encodes ${pvHz} Hz for a guest TSC at ${tscHz} Hz: kvmclock drifts ${(Number(pvDriftPpb) / 1000).toFixed(3)} ppm, ${perDay(pvDriftPpb)}, against the TSC`, [...clockWrites, ...tscWrites]);
   }
   const verdict = verdictOf(mig, findings);
   const srcHost = before.host;
@@ -446,7 +453,7 @@ function auditArm64(a: Arm64AuditInput): AuditReport {
   const hostSide = (after ?? before).host;
   const driftPpb = ((hostSide.actualCounterHz - hz) * 1_000_000_000n) / hz;
   if (abs(driftPpb) > th.driftPpb) {
-    add('frequency_drift', abs(driftPpb) > th.driftWarnPpb ? 'warn' : 'info', `the host counter ticks at ${hostSide.actualCounterHz} Hz for a CNTFRQ of ${hz} Hz: the guest counters drift ${(Number(driftPpb) / 1000).toFixed(3)} ppm, ${msPerDay(driftPpb)} ms/day`, counterWrites);
+    add('frequency_drift', abs(driftPpb) > th.driftWarnPpb ? 'warn' : 'info', `the host counter ticks at ${hostSide.actualCounterHz} Hz for a CNTFRQ of ${hz} Hz: the guest counters drift ${(Number(driftPpb) / 1000).toFixed(3)} ppm, ${perDay(driftPpb)}`, counterWrites);
   }
   if (trapping) {
     add('physical_counter_traps', 'info', `the guest's physical counter is offset on a host without FEAT_ECV: every CNTPCT read traps (${trapped} so far, ~${trapCostNs} ns each: ${fmtNs(BigInt(trapped) * trapCostNs)})`, counterWrites);

@@ -76,6 +76,11 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
       { vmId: which, migrationId: cut.migrationId, phase: cut.phase },
     );
   }
+  // A guest with no vCPU in KVM_RUN reads no clock: the audit would compare nothing it saw with
+  // true time. (Held VMs are refused first: a fork cut inside a migration leaves its VMs stopped.)
+  if (!vcpusOf(src).some((v) => v.running)) {
+    throw new DomainError('invalid_state', `VM '${params.vmId}' has no vCPU in KVM_RUN: its guest is not running (never started, or paused), so there is no running clock to migrate; start it first (runVcpu / clockledger run ${params.vmId})`, { vmId: params.vmId });
+  }
   const dstHost = s.requireHost(params.toHost);
   const strategy = strategyFor(params.strategy, src.arch);
   if (!strategy) {

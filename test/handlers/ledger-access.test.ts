@@ -56,7 +56,7 @@ describe('read handlers never write', () => {
     const db = join(tempDir(), 'app.db');
     const before = foreignDb(db);
     for (const name of ['verify', 'events', 'createHost'] as const) {
-      const r = await call(name, name === 'createHost' ? { hostId: 'a', tscKhz: 1 } : {}, db);
+      const r = await call(name, name === 'createHost' ? { hostId: 'a', tscKhz: 1_000_000 } : {}, db);
       expect(r, name).toMatchObject({ ok: false, error: { code: 'not_a_ledger' } });
       expect(readFileSync(db).equals(before), name).toBe(true);
       expect(existsSync(`${db}-wal`)).toBe(false);
@@ -84,7 +84,7 @@ describe('read handlers never write', () => {
     const before = readFileSync(db);
     expect(run('verify')).toMatchObject({ ok: true, intact: true, checked: 3, head: { position: 3 } });
     expect(run('events').events.map((e: R) => e.type)).toEqual(['HostCreated', 'HostCreated', 'TimeAdvanced']);
-    expect(run('createHost', { hostId: 'c', tscKhz: 1 })).toMatchObject({ ok: false, error: { code: 'io' } });
+    expect(run('createHost', { hostId: 'c', tscKhz: 1_000_000 })).toMatchObject({ ok: false, error: { code: 'io' } });
     expect(readFileSync(db).equals(before)).toBe(true);
   });
 });
