@@ -40,6 +40,16 @@ const some = <S>(x: S | null | undefined): S[] => (x === null || x === undefined
 /** counter ticks as ns at the arm64 guest's CNTFRQ */
 const ticksNs = (m: Measurement, ticks: bigint) => (ticks * 1_000_000_000n) / m.arm64!.cntfrqHz;
 
+/** kvmclock behind true time: both its own finding and the guest wall clock's */
+const kvmclockBehind = {
+  arch: 'x86',
+  atResume: true,
+  condition: "kvmclock's error is below −clockErrorNs",
+  thresholds: ['clockErrorNs'],
+  cases: ({ m, th }: RuleInput) => some(m.kvmclock.errorNs).filter((e) => e < -th.clockErrorNs),
+  severity: 'warn',
+} as const satisfies Partial<Rule<bigint>>;
+
 export const RULES: readonly Rule[] = [
   rule({
     code: 'migration_in_flight',
@@ -139,23 +149,13 @@ export const RULES: readonly Rule[] = [
   }),
   rule({
     code: 'kvmclock_lost_time',
-    arch: 'x86',
-    atResume: true,
-    condition: "kvmclock's error is below −clockErrorNs",
-    thresholds: ['clockErrorNs'],
-    cases: ({ m, th }) => some(m.kvmclock.errorNs).filter((e) => e < -th.clockErrorNs),
-    severity: 'warn',
+    ...kvmclockBehind,
     message: (error, { f }) => `kvmclock lost ${fmtNs(-error)} of the ${fmtNs(f.elapsedNs)} that passed`,
     cites: ['kvmclockWrites'],
   }),
   rule({
     code: 'wall_clock_behind',
-    arch: 'x86',
-    atResume: true,
-    condition: "kvmclock's error is below −clockErrorNs",
-    thresholds: ['clockErrorNs'],
-    cases: ({ m, th }) => some(m.kvmclock.errorNs).filter((e) => e < -th.clockErrorNs),
-    severity: 'warn',
+    ...kvmclockBehind,
     message: (error) => `the guest wall clock (kvmclock-based) is ${fmtNs(-error)} behind real time until NTP corrects it`,
     cites: ['kvmclockWrites'],
   }),
@@ -291,17 +291,31 @@ export const RULES: readonly Rule[] = [
     cites: ['kvmclockWrites', 'kvmclockCtrl'],
   }),
   rule({
-    code: 'frequency_drift',
-    arch: 'x86',
+    code: 'counter_writes_ignored',
+    arch: 'arm64',
     atResume: false,
-    condition: "the guest TSC's real rate (tscFrequency.actualHz) differs from its nominal one by more than driftPpb",
+    condition: 'a KVM_SET_ONE_REG counter write was accepted and dropped while KVM_ARM_SET_COUNTER_OFFSET is in force',
+    thresholds: [],
+    cases: ({ m }) => when(m.cites.ignoredWrites.length > 0),
+    severity: 'warn',
+    message: (_, { m }) =>
+      `${m.cites.ignoredWrites.length} counter write(s) through KVM_SET_ONE_REG were accepted and silently ignored: KVM_ARM_SET_COUNTER_OFFSET is in force`,
+    cites: ['ignoredWrites'],
+  }),
+  rule({
+    code: 'frequency_drift',
+    atResume: false,
+    condition: "the guest counter's real rate (tscFrequency.actualHz: x86, the guest TSC's; arm64, the host counter's) differs from its nominal one by more than driftPpb",
     thresholds: ['driftPpb', 'driftWarnPpb'],
     cases: ({ m, th }) => when(abs(m.tscFrequency.driftPpb) > th.driftPpb),
     severity: 'info',
     or: { severity: 'warn', when: (_, { m, th }) => abs(m.tscFrequency.driftPpb) > th.driftWarnPpb, condition: 'beyond driftWarnPpb' },
     message: (_, { m }) => {
       const t = m.tscFrequency;
-      return `the guest TSC runs at ${t.actualHz} Hz for a nominal ${t.nominalHz} Hz: ${ppm(t.driftPpb)} ppm, ${msPerDay(t.driftPpb)} ms/day`;
+      const drift = `${ppm(t.driftPpb)} ppm, ${msPerDay(t.driftPpb)} ms/day`;
+      return m.arch === 'x86'
+        ? `the guest TSC runs at ${t.actualHz} Hz for a nominal ${t.nominalHz} Hz: ${drift}`
+        : `the host counter ticks at ${t.actualHz} Hz for a CNTFRQ of ${t.nominalHz} Hz: the guest counters drift ${drift}`;
     },
     cites: ['counterWrites'],
   }),
@@ -317,33 +331,6 @@ export const RULES: readonly Rule[] = [
     message: (pv) =>
       `kvmclock's pvclock encodes ${pv.frequencyHz} Hz for a guest TSC at ${pv.guestTscHz} Hz: kvmclock drifts ${ppm(pv.driftPpb)} ppm, ${msPerDay(pv.driftPpb)} ms/day, against the TSC`,
     cites: ['kvmclockWrites', 'counterWrites'],
-  }),
-  rule({
-    code: 'counter_writes_ignored',
-    arch: 'arm64',
-    atResume: false,
-    condition: 'a KVM_SET_ONE_REG counter write was accepted and dropped while KVM_ARM_SET_COUNTER_OFFSET is in force',
-    thresholds: [],
-    cases: ({ m }) => when(m.cites.ignoredWrites.length > 0),
-    severity: 'warn',
-    message: (_, { m }) =>
-      `${m.cites.ignoredWrites.length} counter write(s) through KVM_SET_ONE_REG were accepted and silently ignored: KVM_ARM_SET_COUNTER_OFFSET is in force`,
-    cites: ['ignoredWrites'],
-  }),
-  rule({
-    code: 'frequency_drift',
-    arch: 'arm64',
-    atResume: false,
-    condition: "the host counter's real rate differs from CNTFRQ by more than driftPpb",
-    thresholds: ['driftPpb', 'driftWarnPpb'],
-    cases: ({ m, th }) => when(abs(m.tscFrequency.driftPpb) > th.driftPpb),
-    severity: 'info',
-    or: { severity: 'warn', when: (_, { m, th }) => abs(m.tscFrequency.driftPpb) > th.driftWarnPpb, condition: 'beyond driftWarnPpb' },
-    message: (_, { m }) => {
-      const t = m.tscFrequency;
-      return `the host counter ticks at ${t.actualHz} Hz for a CNTFRQ of ${t.nominalHz} Hz: the guest counters drift ${ppm(t.driftPpb)} ppm, ${msPerDay(t.driftPpb)} ms/day`;
-    },
-    cites: ['counterWrites'],
   }),
   rule({
     code: 'physical_counter_traps',
