@@ -91,3 +91,20 @@ describe('the log of migrations', () => {
     for (let i = 0; i < golden.events.length; i++) expect(got.events[i], `event ${i}`).toEqual(golden.events[i]);
   });
 });
+
+describe('a blackout beyond 2^53 ns', () => {
+  it('elapses exactly: BlackoutElapsed and the restore phase carry the u64 to the nanosecond', async () => {
+    const blackout = (1n << 53n) + 1n; // 9007199254740993 ns (104 days); as a double it is ...992
+    await l.ok('createHost', { hostId: 'src', tscKhz: 3_000_000 });
+    await l.ok('createHost', { hostId: 'dst', tscKhz: 3_000_000 });
+    await l.ok('createVm', { vmId: 'v', hostId: 'src', vcpus: 1 });
+    await l.ok('runVcpu', { vmId: 'v' });
+    const r = await l.ok('migrate', { vmId: 'v', toHost: 'dst', strategy: 'offset-documented', blackoutNs: blackout.toString(), vmmLatencyNs: 0 });
+    expect(r.status).toBe('completed');
+    const log = storeFor({ db: l.db }).read({ streamId: `migration-${r.migrationId}` });
+    const at = (type: string, phase?: string) => log.find((e) => e.type === type && (phase === undefined || (e.data as { phase?: string }).phase === phase))!;
+    expect(at('BlackoutElapsed').data).toEqual({ ns: '9007199254740993' });
+    expect(at('BlackoutElapsed').time - at('MigrationPhaseEntered', 'transferring').time).toBe(blackout);
+    expect(at('MigrationPhaseEntered', 'restoring').time).toBe(at('BlackoutElapsed').time);
+  });
+});
