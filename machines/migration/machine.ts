@@ -1,28 +1,48 @@
 // A live migration (or snapshot/restore) as an XState machine that drives it: each VMM step is an
 // invoked actor whose completion (onDone) moves the machine on and whose refusal (onError with a
 // StepFailure) sends it to rollingBack; the blackout is a delayed transition on the session's
-// clock. The machine records each phase it enters on the migration's stream through its `record`
-// action, and the steps through their actors: both are provided by the run (migrationRun), which
-// binds them to one session, port and strategy. XState does not persist delayed events, so the
-// blackout's end is recorded as a domain event (BlackoutElapsed).
-import { assign, setup, type ActorLogic, type Snapshot } from 'xstate';
+// clock. The machine emits the migration's events (each phase it enters, the blackout's end, how
+// it ended); the run records them on the migration's stream. The VMM it drives (one strategy's
+// steps bound to a port) comes with its input. XState does not persist delayed events, so the
+// blackout's end is a domain event (BlackoutElapsed).
+import { assign, emit, setup, type ActorLogic, type Snapshot } from 'xstate';
 import { StepFailure, type Side } from './port.js';
 import type { MigrationEvent, MigrationFailure, MigrationPhase } from './state.js';
+
+/** The VMM the machine drives: one strategy's steps bound to a port, and the guest's reads. */
+export interface Vmm {
+  /** the source VMM stops the guest (and may read state at the stop) */
+  pause(): unknown;
+  /** it reads the clock state out of the source kernel */
+  save(atStop: unknown): unknown;
+  /** the destination VMM creates the VM and writes the clock state */
+  restore(saved: unknown): void;
+  /** and lets the vCPUs run */
+  resume(saved: unknown): void;
+  /** after a refused step: the source VMM resumes the guest where it was */
+  rollback(atStop: unknown, saved: unknown): void;
+  /** the guest reads its clocks on every running vCPU of a side (after a resume its watchdog also looks for PVCLOCK_GUEST_STOPPED) */
+  guestReads(side: Side, afterResume: boolean): void;
+  /** a completed migration retires its source VM (a pause in place keeps it) */
+  release(): void;
+}
 
 export interface MigrationMachineInput {
   /** the blackout in ns, exactly (the session clock reads it from here: see delayNs) */
   blackoutNs: bigint;
+  vmm: Vmm;
 }
 
-/** What the VMM holds when a step runs: the state read at the stop, and the state saved. */
+/** What a step is given: the VMM, and what it holds (the state read at the stop, the state saved). */
 export interface Held {
+  vmm: Vmm;
   atStop: unknown;
   saved: unknown;
 }
 
 export interface GuestReadsInput {
+  vmm: Vmm;
   side: Side;
-  /** after a resume the guest's watchdog also looks for PVCLOCK_GUEST_STOPPED */
   afterResume: boolean;
 }
 
@@ -63,13 +83,11 @@ export function delayNs(input: MigrationMachineInput, delay: number): bigint {
   throw new Error(`the migration machine has no delay ${delay}`);
 }
 
-const unprovided = (what: string) => () => {
-  throw new Error(`migration machine: ${what} is provided by the run`);
-};
-
 type Context = MigrationMachineInput & Held & { failure: MigrationFailure | null };
 
-const phase = (p: MigrationPhase) => ({ type: 'record', params: (): MigrationEvent => ({ type: 'MigrationPhaseEntered', data: { phase: p } }) }) as const;
+const held = ({ context }: { context: Context }): Held => ({ vmm: context.vmm, atStop: context.atStop, saved: context.saved });
+const reads = (side: Side, afterResume: boolean) => ({ context }: { context: Context }): GuestReadsInput => ({ vmm: context.vmm, side, afterResume });
+const phase = (p: MigrationPhase) => ({ type: 'enterPhase', params: { phase: p } }) as const;
 
 /** A refused step (StepFailure) rolls back; anything else the step threw ends the machine in error. */
 const refused = { guard: 'refused', target: '#migration.rollingBack', actions: 'rememberFailure' } as const;
@@ -79,24 +97,21 @@ export const migrationMachine = setup({
     input: {} as MigrationMachineInput,
     context: {} as Context,
     events: {} as { type: 'START' },
+    emitted: {} as MigrationEvent,
     output: {} as { status: 'completed' | 'failed' },
   },
   actors: {
-    // the source VMM stops the guest (and may read state at the stop): its result is atStop
-    pause: vmmStep<unknown, Held>(unprovided('pause')),
-    // it reads the clock state out of the source kernel: its result is saved
-    save: vmmStep<unknown, Held>(unprovided('save')),
-    restore: vmmStep<unknown, Held>(unprovided('restore')),
-    resume: vmmStep<unknown, Held>(unprovided('resume')),
-    rollback: vmmStep<unknown, Held>(unprovided('rollback')),
-    /** the guest reads its clocks on every running vCPU of a side */
-    guestReads: vmmStep<unknown, GuestReadsInput>(unprovided('guestReads')),
-    /** a completed migration retires its source VM */
-    release: vmmStep<unknown, Held>(unprovided('release')),
+    // (the result of pause is atStop; the result of save is saved)
+    pause: vmmStep(({ vmm }: Held) => vmm.pause()),
+    save: vmmStep(({ vmm, atStop }: Held) => vmm.save(atStop)),
+    restore: vmmStep(({ vmm, saved }: Held) => vmm.restore(saved)),
+    resume: vmmStep(({ vmm, saved }: Held) => vmm.resume(saved)),
+    rollback: vmmStep(({ vmm, atStop, saved }: Held) => vmm.rollback(atStop, saved)),
+    guestReads: vmmStep(({ vmm, side, afterResume }: GuestReadsInput) => vmm.guestReads(side, afterResume)),
+    release: vmmStep(({ vmm }: Held) => vmm.release()),
   },
   actions: {
-    /** record an event on the migration's stream */
-    record: (_args, _ev: MigrationEvent) => unprovided('record')(),
+    enterPhase: emit((_args, { phase }: { phase: MigrationPhase }) => ({ type: 'MigrationPhaseEntered', data: { phase } }) as MigrationEvent),
     rememberFailure: assign({
       failure: ({ event }) => {
         const e = (event as unknown as { error: StepFailure }).error;
@@ -123,13 +138,13 @@ export const migrationMachine = setup({
       initial: 'reading',
       states: {
         // the guest's last reads on the source before the stop
-        reading: { invoke: { id: 'readsBefore', src: 'guestReads', input: { side: 'source', afterResume: false }, onDone: 'stopping' } },
+        reading: { invoke: { id: 'readsBefore', src: 'guestReads', input: reads('source', false), onDone: 'stopping' } },
         // the source VMM stops the vCPUs
         stopping: {
           invoke: {
             id: 'pause',
             src: 'pause',
-            input: ({ context }) => ({ atStop: context.atStop, saved: context.saved }),
+            input: held,
             onDone: { target: '#migration.saving', actions: assign({ atStop: ({ event }) => event.output }) },
             onError: refused,
           },
@@ -142,7 +157,7 @@ export const migrationMachine = setup({
       invoke: {
         id: 'save',
         src: 'save',
-        input: ({ context }) => ({ atStop: context.atStop, saved: context.saved }),
+        input: held,
         onDone: { target: 'transferring', actions: assign({ saved: ({ event }) => event.output }) },
         onError: refused,
       },
@@ -153,19 +168,19 @@ export const migrationMachine = setup({
       after: {
         blackout: {
           target: 'restoring',
-          actions: { type: 'record', params: ({ context }) => ({ type: 'BlackoutElapsed', data: { ns: context.blackoutNs.toString() } }) },
+          actions: emit(({ context }) => ({ type: 'BlackoutElapsed', data: { ns: context.blackoutNs.toString() } })),
         },
       },
     },
     // The destination VMM creates the VM and writes the clock state into its kernel.
     restoring: {
       entry: phase('restoring'),
-      invoke: { id: 'restore', src: 'restore', input: ({ context }) => ({ atStop: context.atStop, saved: context.saved }), onDone: 'resuming', onError: refused },
+      invoke: { id: 'restore', src: 'restore', input: held, onDone: 'resuming', onError: refused },
     },
     // The destination's vCPUs enter KVM_RUN.
     resuming: {
       entry: phase('resuming'),
-      invoke: { id: 'resume', src: 'resume', input: ({ context }) => ({ atStop: context.atStop, saved: context.saved }), onDone: 'verifying', onError: refused },
+      invoke: { id: 'resume', src: 'resume', input: held, onDone: 'verifying', onError: refused },
     },
     // The guest reads its clocks on every vCPU.
     verifying: {
@@ -173,13 +188,13 @@ export const migrationMachine = setup({
       invoke: {
         id: 'readsAfter',
         src: 'guestReads',
-        input: { side: 'destination', afterResume: true },
-        onDone: { target: 'releasing', actions: { type: 'record', params: (): MigrationEvent => ({ type: 'MigrationCompleted', data: {} }) } },
+        input: reads('destination', true),
+        onDone: { target: 'releasing', actions: emit(() => ({ type: 'MigrationCompleted', data: {} })) },
       },
     },
     // The source VM is retired (a pause in place keeps its VM).
     releasing: {
-      invoke: { id: 'release', src: 'release', input: ({ context }) => ({ atStop: context.atStop, saved: context.saved }), onDone: 'completed' },
+      invoke: { id: 'release', src: 'release', input: held, onDone: 'completed' },
     },
     completed: { type: 'final' },
     // A refused step: the destination is torn down and the source resumes, as a real VMM does;
@@ -189,11 +204,11 @@ export const migrationMachine = setup({
       initial: 'resumingSource',
       states: {
         resumingSource: {
-          invoke: { id: 'rollback', src: 'rollback', input: ({ context }) => ({ atStop: context.atStop, saved: context.saved }), onDone: 'reading' },
+          invoke: { id: 'rollback', src: 'rollback', input: held, onDone: 'reading' },
         },
-        reading: { invoke: { id: 'readsAgain', src: 'guestReads', input: { side: 'source', afterResume: true }, onDone: '#migration.failed' } },
+        reading: { invoke: { id: 'readsAgain', src: 'guestReads', input: reads('source', true), onDone: '#migration.failed' } },
       },
     },
-    failed: { type: 'final', entry: { type: 'record', params: ({ context }) => ({ type: 'MigrationFailed', data: context.failure! }) } },
+    failed: { type: 'final', entry: emit(({ context }) => ({ type: 'MigrationFailed', data: context.failure! })) },
   },
 });

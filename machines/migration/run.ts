@@ -3,7 +3,7 @@
 // vCPU before the stop and after the resume leave the evidence the audit works from.
 import { createActor } from 'xstate';
 import { DomainError, type Session } from '../session.js';
-import { delayNs, migrationMachine, vmmStep, type GuestReadsInput, type Held } from './machine.js';
+import { delayNs, migrationMachine, type Vmm } from './machine.js';
 import { VmmPort, type MigrationParams, type Side } from './port.js';
 import { migrationStreamId, type MigrationEvent, type MigrationState, type PhaseMarks } from './state.js';
 import { STRATEGIES, strategyFor } from './strategies/index.js';
@@ -138,27 +138,33 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
 
   // The machine drives the steps; its blackout is a timer on the session's clock, which runs
   // (and advances the session's time to) each timer in turn until the machine is done.
-  const input = { blackoutNs: params.blackoutNs };
-  const clock = new SessionClock(p, (delay) => delayNs(input, delay));
-  const held = (run: (h: Held) => unknown) => vmmStep<unknown, Held>(run);
-  const machine = migrationMachine.provide({
-    actions: { record: (_args, ev: MigrationEvent) => record(ev) },
-    actors: {
-      pause: held(() => strategy.pause(p)),
-      save: held(({ atStop }) => strategy.save(p, atStop)),
-      restore: held(({ saved }) => strategy.restore(p, saved)),
-      resume: held(({ saved }) => strategy.resume(p, saved)),
-      rollback: held(({ atStop, saved }) => strategy.rollback(p, atStop, saved)),
-      guestReads: vmmStep<unknown, GuestReadsInput>(({ side, afterResume }) => guestReads(p, side, afterResume)),
-      release: held(() => {
-        if (!params.inPlace) p.destroy('source', `migrated to host '${params.toHost}' as VM '${params.newVmId}' (${params.migrationId})`);
-      }),
+  const vmm: Vmm = {
+    pause: () => strategy.pause(p),
+    save: (atStop) => strategy.save(p, atStop),
+    restore: (saved) => strategy.restore(p, saved),
+    resume: (saved) => strategy.resume(p, saved),
+    rollback: (atStop, saved) => strategy.rollback(p, atStop, saved),
+    guestReads: (side, afterResume) => guestReads(p, side, afterResume),
+    release: () => {
+      if (!params.inPlace) p.destroy('source', `migrated to host '${params.toHost}' as VM '${params.newVmId}' (${params.migrationId})`);
     },
-  });
-  const actor = createActor(machine, { clock, input });
-  // (an error the machine does not handle, i.e. anything but a refused step, ends it: rethrown below)
+  };
+  const input = { blackoutNs: params.blackoutNs, vmm };
+  const clock = new SessionClock(p, (delay) => delayNs(input, delay));
+  const actor = createActor(migrationMachine, { clock, input });
+  // The events the machine emits are recorded as it emits them. An error it does not handle
+  // (anything but a refused step), or one recording, ends the run: rethrown below, so the session
+  // commits nothing.
   let crash: { error: unknown } | null = null;
-  actor.subscribe({ error: (error) => (crash = { error }) });
+  actor.on('*', (ev) => {
+    if (crash) return;
+    try {
+      record(ev);
+    } catch (error) {
+      crash = { error };
+    }
+  });
+  actor.subscribe({ error: (error) => (crash ??= { error }) });
   try {
     actor.start();
     actor.send({ type: 'START' });

@@ -1,10 +1,10 @@
-// The migration machine alone, with its steps and its record action provided by the test: what
-// it records and runs, in order, for a completed run, a step refused at restore, and a step that
+// The migration machine alone, driving a VMM the test provides and emitting its events: what it
+// records and runs, in order, for a completed run, a step refused at restore, and a step that
 // throws something other than a refusal; and the blackout as a timer on one clock. No session,
 // no SQLite.
 import { createActor } from 'xstate';
 import { describe, expect, it } from 'vitest';
-import { delayNs, migrationMachine, vmmStep, type GuestReadsInput, type Held } from '../../machines/migration/machine.js';
+import { delayNs, migrationMachine, type Vmm } from '../../machines/migration/machine.js';
 import { StepFailure } from '../../machines/migration/port.js';
 import { SessionClock } from '../../machines/migration/run.js';
 import type { MigrationEvent } from '../../machines/migration/state.js';
@@ -13,30 +13,29 @@ function harness(blackoutNs: bigint, fail: { step: string; error: Error } | null
   let t = 1_000n;
   const log: string[] = [];
   const time = { now: () => t, advance: (ns: bigint) => void (t += ns) };
-  const step = (name: string, out: unknown) =>
-    vmmStep<unknown, Held>((h) => {
-      log.push(`${name}(${String(h.atStop)},${String(h.saved)})@${t}`);
+  const step =
+    (name: string, out: unknown) =>
+    (atStop: unknown = null, saved: unknown = null): any => {
+      log.push(`${name}(${String(atStop)},${String(saved)})@${t}`);
       if (fail?.step === name) throw fail.error;
       t += 10n;
       return out;
-    });
-  const input = { blackoutNs };
-  const machine = migrationMachine.provide({
-    actions: {
-      record: (_a, ev: MigrationEvent) => log.push(`${ev.type}${'phase' in ev.data ? `:${ev.data.phase}` : ''}${'ns' in ev.data ? `:${ev.data.ns}` : ''}${'step' in ev.data ? `:${ev.data.step}` : ''}@${t}`),
-    },
-    actors: {
-      pause: step('pause', 'A'),
-      save: step('save', 'S'),
-      restore: step('restore', undefined),
-      resume: step('resume', undefined),
-      rollback: step('rollback', undefined),
-      release: step('release', undefined),
-      guestReads: vmmStep<unknown, GuestReadsInput>(({ side, afterResume }) => void log.push(`reads ${side}${afterResume ? ' after resume' : ''}@${t}`)),
-    },
-  });
+    };
+  const vmm: Vmm = {
+    pause: () => step('pause', 'A')(),
+    save: (atStop) => step('save', 'S')(atStop),
+    restore: (saved) => step('restore', undefined)(null, saved),
+    resume: (saved) => step('resume', undefined)(null, saved),
+    rollback: (atStop, saved) => step('rollback', undefined)(atStop, saved),
+    release: () => step('release', undefined)(),
+    guestReads: (side, afterResume) => void log.push(`reads ${side}${afterResume ? ' after resume' : ''}@${t}`),
+  };
+  const input = { blackoutNs, vmm };
   const clock = new SessionClock(time, (d) => delayNs(input, d));
-  const actor = createActor(machine, { clock, input });
+  const actor = createActor(migrationMachine, { clock, input });
+  actor.on('*', (ev: MigrationEvent) =>
+    log.push(`${ev.type}${'phase' in ev.data ? `:${ev.data.phase}` : ''}${'ns' in ev.data ? `:${ev.data.ns}` : ''}${'step' in ev.data ? `:${ev.data.step}` : ''}@${t}`),
+  );
   let crash: unknown = null;
   actor.subscribe({ error: (e) => (crash = e) });
   actor.start();
@@ -60,13 +59,13 @@ describe('the migration machine', () => {
       'MigrationPhaseEntered:transferring@1020',
       `BlackoutElapsed:${blackout}@${1_020n + blackout}`,
       `MigrationPhaseEntered:restoring@${1_020n + blackout}`,
-      `restore(A,S)@${1_020n + blackout}`,
+      `restore(null,S)@${1_020n + blackout}`,
       `MigrationPhaseEntered:resuming@${1_030n + blackout}`,
-      `resume(A,S)@${1_030n + blackout}`,
+      `resume(null,S)@${1_030n + blackout}`,
       `MigrationPhaseEntered:verifying@${end}`,
       `reads destination after resume@${end}`,
       `MigrationCompleted@${end}`,
-      `release(A,S)@${end}`,
+      `release(null,null)@${end}`,
     ]);
     // the machine waits for its blackout on the clock: nothing after transferring until it runs
     expect(h.afterStart.at(-1)).toBe('MigrationPhaseEntered:transferring@1020');
@@ -78,7 +77,7 @@ describe('the migration machine', () => {
   it('rolls back a refused step with what the VMM holds, and ends failed with the refusal', () => {
     const h = harness(300n, { step: 'restore', error: new StepFailure('restore', 'KVM_SET_TSC_KHZ failed with EINVAL', null) });
     expect(h.log.slice(8)).toEqual([
-      'restore(A,S)@1320',
+      'restore(null,S)@1320',
       'MigrationPhaseEntered:rollingBack@1320',
       'rollback(A,S)@1320',
       'reads source after resume@1330',
