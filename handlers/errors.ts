@@ -1,10 +1,10 @@
 // Every failure a user can script against becomes { ok: false, error: { code, message, details? } }
 // with a stable code; nothing else escapes a handler.
+// (kvm usage errors, store errors, domain refusals, request bounds and handler errors all extend
+// CodedError and carry their code through unchanged.)
 import { ZodError } from 'zod';
-import { KvmUsageError } from '../kvm/errors.js';
-import { DomainError } from '../machines/session.js';
-import { sqliteStoreError, StoreError } from '../store/errors.js';
-import { RequestBoundsError } from './limits.js';
+import { CodedError } from '../lib/coded-error.js';
+import { sqliteStoreError } from '../store/errors.js';
 
 export type ErrorCode =
   | 'invalid_request'
@@ -25,16 +25,7 @@ export interface ErrorBody {
   details?: Record<string, unknown>;
 }
 
-export class HandlerError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-    this.name = 'HandlerError';
-  }
-}
+export class HandlerError extends CodedError<ErrorCode> {}
 
 /** Map anything thrown to the error body users see. */
 export function toErrorBody(e: unknown): ErrorBody {
@@ -43,8 +34,7 @@ export function toErrorBody(e: unknown): ErrorBody {
     const field = issue?.path.length ? issue.path.join('.') : '(request)';
     return { code: 'invalid_request', message: `${field}: ${issue?.message ?? 'invalid'}`, details: { field, issues: e.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) } };
   }
-  if (e instanceof KvmUsageError) return { code: e.code, message: e.message, details: { field: e.field } };
-  if (e instanceof DomainError || e instanceof HandlerError || e instanceof StoreError || e instanceof RequestBoundsError) return withDetails({ code: e.code, message: e.message }, e.details);
+  if (e instanceof CodedError) return withDetails({ code: e.code as ErrorCode, message: e.message }, e.details);
   // SQLite's own errors (a damaged page met by any read, a read-only file): coded, not internal
   if ((e as Error)?.name === 'SqliteError') {
     const s = sqliteStoreError(e, 'the ledger');

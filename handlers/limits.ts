@@ -2,6 +2,7 @@
 // README's "Limits" lists them). A request beyond one is invalid_request, with details.field
 // naming where, and messages quote at most MAX_ECHO_CHARS characters of any value.
 // (No imports beyond these: the CLI reads its input with these bounds before loading a handler.)
+import { CodedError } from '../lib/coded-error.js';
 import { MAX_ECHO_CHARS, preview } from '../kvm/echo.js';
 
 export { MAX_ECHO_CHARS, preview };
@@ -21,14 +22,12 @@ export const MAX_OPTIONS = 32;
 export const MAX_OPTION_LENGTH = 256;
 
 /** A request beyond a bound: invalid_request, details.field saying where and details.limit which. */
-export class RequestBoundsError extends Error {
-  readonly code = 'invalid_request' as const;
+export class RequestBoundsError extends CodedError<'invalid_request'> {
   constructor(
     message: string,
-    readonly details: { field: string; limit: string; max: number } & Record<string, unknown>,
+    override readonly details: { field: string; limit: string; max: number } & Record<string, unknown>,
   ) {
-    super(message);
-    this.name = 'RequestBoundsError';
+    super('invalid_request', message, details);
   }
 }
 

@@ -1,6 +1,7 @@
 // A unit of work: the streams one invocation reads, the events it decides to record, and the
 // states those events evolve to. Nothing reaches the log until commit(), which appends every
 // stream's events in one transaction, each checked against the version it was read at.
+import { CodedError } from '../lib/coded-error.js';
 import { produce } from 'immer';
 import { randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -28,16 +29,7 @@ const MAX_TIMERS_PER_SESSION = 100_000;
 const WAKE_LOOKAHEAD_NS = 1_000_000_000n;
 
 /** A command the domain refuses: unknown ids, a state that does not allow it, a conflict. */
-export class DomainError extends Error {
-  constructor(
-    readonly code: 'not_found' | 'invalid_state' | 'conflict' | 'invalid_request',
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-    this.name = 'DomainError';
-  }
-}
+export class DomainError extends CodedError<'not_found' | 'invalid_state' | 'conflict' | 'invalid_request'> {}
 
 export interface SessionMeta {
   handler: string;

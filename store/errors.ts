@@ -1,17 +1,10 @@
 // Typed store errors with stable codes (the handlers pass the code through to users).
 
+import { CodedError } from '../lib/coded-error.js';
+
 export type StoreErrorCode = 'conflict' | 'schema_too_new' | 'corrupt' | 'not_a_ledger' | 'not_found' | 'invalid_request' | 'io';
 
-export class StoreError extends Error {
-  constructor(
-    readonly code: StoreErrorCode,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-    this.name = 'StoreError';
-  }
-}
+export class StoreError extends CodedError<StoreErrorCode> {}
 
 /** The stream was not at the version the writer expected: someone else appended first. */
 export class ConflictError extends StoreError {
@@ -21,7 +14,6 @@ export class ConflictError extends StoreError {
     readonly actual: number,
   ) {
     super('conflict', `stream ${streamId} is at version ${actual}, expected ${expected}`, { streamId, expected, actual });
-    this.name = 'ConflictError';
   }
 }
 

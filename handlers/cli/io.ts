@@ -1,17 +1,10 @@
 // Input for the CLI: the request JSON (from --data or stdin), durations with unit suffixes, and
 // the small value syntaxes of the friendly subcommands. Nothing here imports a handler.
 
+import { CodedError } from '../../lib/coded-error.js';
+
 /** A mistake in how the command was called (exit code 2), reported like a handler error. */
-export class UsageError extends Error {
-  constructor(
-    readonly code: 'invalid_request' | 'unknown_handler',
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+export class UsageError extends CodedError<'invalid_request' | 'unknown_handler'> {}
 
 /** Everything on stdin, as text. */
 export async function readStdin(): Promise<string> {

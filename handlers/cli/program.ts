@@ -14,6 +14,7 @@ import {
   UsageError,
 } from './io.js';
 import { findHandler } from './registry.js';
+import { vmStreamId } from '../../machines/stream-ids.js';
 import {
   callHandler,
   defaultDb,
@@ -462,7 +463,7 @@ export function buildProgram(): Command {
         .addHelpText('after', examples('log', 'log --vm vm1 --limit 20', 'events --stream migration-m1', 'events --from 100 --limit 10 --json')),
     ),
     async (o) => {
-      const streamId = typeof o.stream === 'string' ? o.stream : typeof o.vm === 'string' ? `vm-${o.vm}` : undefined;
+      const streamId = typeof o.stream === 'string' ? o.stream : typeof o.vm === 'string' ? vmStreamId(o.vm) : undefined;
       await call('events', defined({ streamId, from: o.from, to: o.to, limit: o.limit }), o, (r) => r.renderEvents);
     },
   );

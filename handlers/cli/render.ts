@@ -1,6 +1,7 @@
 // Human renderings of the handlers' responses. Each takes the response JSON (u64s are decimal
 // strings) and returns text; --json bypasses them and prints the response verbatim.
 import { cellText, eventsTable, outputWidth, fmtNs, fmtRealtime, formatGeneric, fmtOffset, humanHz, keyValues, perDay, withMsrNames, table, type Cell, type EventJson } from './format.js';
+import { HOST_STREAM_PREFIX, VM_STREAM_PREFIX } from '../../machines/stream-ids.js';
 
 type R = Record<string, any>;
 
@@ -273,8 +274,8 @@ export function renderState(r: R): string {
   ]);
   const s = r.state as R;
   let body: string;
-  if (String(r.streamId).startsWith('vm-')) body = renderVm({ vm: s });
-  else if (String(r.streamId).startsWith('host-')) body = renderHost({ host: s });
+  if (String(r.streamId).startsWith(VM_STREAM_PREFIX)) body = renderVm({ vm: s });
+  else if (String(r.streamId).startsWith(HOST_STREAM_PREFIX)) body = renderHost({ host: s });
   else body = formatGeneric(s);
   return `${head}\n\n${body}`;
 }

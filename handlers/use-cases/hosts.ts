@@ -4,6 +4,7 @@ import { hostRealtimeNs, type HostState } from '../../kvm/host.js';
 import { DEFAULT_PROFILE } from '../../kvm/profiles.js';
 import { toJson } from '../../machines/codec.js';
 import { rebuildStream } from '../../machines/rebuild.js';
+import { HOST_STREAM_PREFIX } from '../../machines/stream-ids.js';
 import { commonFields, defineHandler, idSchema, s64Field, u64Field } from '../define.js';
 import { resolveProfileExplained } from '../suggest.js';
 
@@ -133,7 +134,7 @@ export const listHosts = defineHandler({
   summary: 'the hosts in the log: architecture, kernel profile, counter frequency, vendor and TSC scaling',
   schema: z.object({ ...commonFields }).strict(),
   run(_req, env) {
-    const hosts = env.store.streams('host-').flatMap((sid) => {
+    const hosts = env.store.streams(HOST_STREAM_PREFIX).flatMap((sid) => {
       const h = rebuildStream<HostState>(env.store, sid).state;
       if (!h) return [];
       return [

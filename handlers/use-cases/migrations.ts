@@ -7,6 +7,7 @@ import { DEFAULT_THRESHOLDS, type AuditThresholds } from '../../machines/audit/t
 import type { Json } from '../../machines/codec.js';
 import { nextMigrationId, runMigration } from '../../machines/migration/run.js';
 import { STRATEGIES, STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
+import { MIGRATION_STREAM_PREFIX, migrationIdOf } from '../../machines/stream-ids.js';
 import type { WrittenEvent } from '../../store/types.js';
 import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
 import { HandlerError } from '../errors.js';
@@ -100,7 +101,7 @@ export const audit = defineHandler({
   run(req, env) {
     const source = logAuditSource(env.store);
     if (req.migrationId) return { audit: auditOrThrow(source, req.migrationId, req.thresholds) };
-    const ids = env.store.streams('migration-').map((s) => s.slice('migration-'.length));
+    const ids = env.store.streams(MIGRATION_STREAM_PREFIX).map((s) => migrationIdOf(s)!);
     const audits = ids.map((id) => auditOrThrow(source, id, req.thresholds));
     const count = (v: AuditReport['verdict']) => audits.filter((a) => a.verdict === v).length;
     // a migration the log ends inside (a fork cut it) is counted apart: it has no outcome to judge

@@ -15,6 +15,7 @@ import type { VmRecord } from '../vm/evolve.js';
 import type { Divergence, ReplayRun } from './replay.js';
 import type { Json } from '../codec.js';
 import { jsonEqual } from './compare.js';
+import { MIGRATION_STREAM_PREFIX } from '../stream-ids.js';
 
 const STEP_OF_PHASE: Record<string, string> = {
   pausing: 'pause',
@@ -41,7 +42,7 @@ export function migrationSpan(store: EventStore, streamId: string): MigrationSpa
 }
 
 function migrationSpans(store: EventStore): MigrationSpan[] {
-  return store.streams('migration-').map((sid) => migrationSpan(store, sid)!);
+  return store.streams(MIGRATION_STREAM_PREFIX).map((sid) => migrationSpan(store, sid)!);
 }
 
 /** The migration phase a VM event was recorded in. */

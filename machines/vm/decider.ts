@@ -3,6 +3,7 @@
 // the log holds exactly what replay recomputes; evolve(state, event) re-executes one recorded
 // event, through the same function replay folds the log with (applyVmEvent). Acceptance is the
 // lifecycle machine's (machine.ts), asked before anything runs.
+import { CodedError } from '../../lib/coded-error.js';
 import type { HostSample } from '../../kvm/host.js';
 import { hwToJson, toSortedJson, type Json } from '../codec.js';
 import type { Decider } from '../decider.js';
@@ -11,14 +12,9 @@ import { applyVmEvent, cloneVmRecord, type VmRecord } from './evolve.js';
 import { vmRefusal, vmSnapshotOf, type VmCommand, type VmRefusal } from './machine.js';
 
 /** A command the VM refuses in its state (thrown by decide; a kernel usage error is thrown as the kernel's KvmUsageError). */
-export class VmCommandRefused extends Error {
-  readonly code: VmRefusal['code'];
-  readonly details: VmRefusal['details'];
+export class VmCommandRefused extends CodedError<VmRefusal['code']> {
   constructor(r: VmRefusal) {
-    super(r.message);
-    this.name = 'VmCommandRefused';
-    this.code = r.code;
-    this.details = r.details;
+    super(r.code, r.message, r.details);
   }
 }
 
