@@ -15,6 +15,9 @@ import { LEDGER_STREAM, type LedgerState } from '../../machines/ledger/ledger.js
 import { logTime } from '../../machines/session.js';
 import { GENESIS_HASH } from '../../store/canonical.js';
 import type { EventStore } from '../../store/types.js';
+import { openEventStore } from '../../store/sqlite-event-store.js';
+import { CODE_VERSION } from '../../machines/version.js';
+import { rebuildWakeIndex } from '../../machines/wake-index.js';
 import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
 import { HandlerError } from '../errors.js';
 import { MAX_SHOWN_DEPTH } from '../limits.js';
@@ -154,6 +157,13 @@ export const fork = defineHandler({
     const last = env.store.lastPosition();
     if (req.position > last) throw new HandlerError('invalid_request', `position ${req.position} is past the end of the log (${last})`, { lastPosition: last });
     const r = env.store.fork(req.position, targetDb);
+    // the copy's pending timers, as of its own head (the store copies events, not their meaning)
+    const target = openEventStore(targetDb, { codeVersion: CODE_VERSION });
+    try {
+      rebuildWakeIndex(target);
+    } finally {
+      target.close();
+    }
     return { targetDb, position: req.position, events: r.events };
   },
 });

@@ -1,0 +1,24 @@
+// The log's wake index (when each VM's delayed kernel work next falls due) is kept beside the
+// events by each commit, as of the log's head. A copy of a prefix of the log (a fork) inherits no
+// wake instants: the store cannot know them at an earlier position. They are rebuilt here from
+// the VM states at the copy's head, so time advanced on a fork fires the same timers as on the
+// original.
+import { nextTimerAt } from '../kvm/x86/vm.js';
+import type { EventStore } from '../store/types.js';
+import { rebuildStream } from './rebuild.js';
+import { VM_STREAM_PREFIX } from './stream-ids.js';
+import type { VmRecord } from './vm/evolve.js';
+
+/** Set every VM stream's wake instant from its rebuilt state; returns how many VMs have one. */
+export function rebuildWakeIndex(store: EventStore): number {
+  const batches = [];
+  for (const streamId of store.streams(VM_STREAM_PREFIX)) {
+    const { state, version } = rebuildStream(store, streamId);
+    const rec = state as VmRecord | null;
+    const wakeAt = rec && !rec.destroyed && rec.x86 ? nextTimerAt(rec.x86) : null;
+    // (an empty batch records no event: it only sets the stream's wake instant)
+    if (wakeAt !== null) batches.push({ streamId, expectedVersion: version, events: [], wakeAt });
+  }
+  if (batches.length) store.commit(batches);
+  return batches.length;
+}
