@@ -478,9 +478,14 @@ function clampI64(t: bigint): string {
   return (t < I64_MIN ? I64_MIN : t > I64_MAX ? I64_MAX : t).toString();
 }
 
+const quiet = new WeakSet<pg.PoolClient>();
 async function connect(pool: pg.Pool): Promise<pg.PoolClient> {
   try {
-    return await pool.connect();
+    const c = await pool.connect();
+    // a checked-out connection the server ends emits 'error': the query in flight, or the next
+    // one, fails with it and is reported there
+    if (!quiet.has(c)) (quiet.add(c), c.on('error', () => undefined));
+    return c;
   } catch (e) {
     throw asStoreError(e);
   }
