@@ -74,11 +74,13 @@ export class PgEventStore implements AsyncEventStore {
     this.s = ident(target.schema);
   }
 
-  private async q<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+  /** a query; `name` makes it a prepared statement (parsed and planned once per connection) */
+  private async q<R extends pg.QueryResultRow>(text: string, values?: unknown[], name?: string): Promise<pg.QueryResult<R>> {
     if (this.closed) throw new StoreError('io', `event log ${this.path} is closed`);
     const c = this.tx.getStore();
+    const config: pg.QueryConfig = name ? { text, values: values ?? [], name: `${name}_${this.target.schema}` } : { text, values: values ?? [] };
     try {
-      return await (c ? c.query<R>(text, values) : this.pool.query<R>(text, values));
+      return await (c ? c.query<R>(config) : this.pool.query<R>(config));
     } catch (e) {
       throw asStoreError(e);
     }
@@ -155,6 +157,7 @@ export class PgEventStore implements AsyncEventStore {
               (SELECT COALESCE(json_object_agg(stream_id, version), '{}') FROM ${this.s}.streams WHERE stream_id = ANY($2::text[])) AS versions
        FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT position, hash FROM ${this.s}.events ORDER BY position DESC LIMIT 1) e ON true`,
       [opts.requestId ?? null, ids],
+      'clockledger_head',
     );
     const h = head.rows[0]!;
     if (opts.requestId !== undefined && h.prior !== null) return { duplicate: true, written: [], response: JSON.parse(h.prior) };
@@ -219,6 +222,7 @@ export class PgEventStore implements AsyncEventStore {
         hs.map((w) => wakeOf(w.streamId).set), hs.map((w) => wakeOf(w.streamId).at),
         newStreams,
       ],
+      'clockledger_append',
     );
     // wake instants of streams this commit wrote no event to
     const wakeOnly = [...wakes].filter(([id]) => !heads.has(id));
