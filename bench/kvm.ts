@@ -15,7 +15,8 @@ import { createHost, sampleHost } from '../kvm/host.js';
 import { getProfile } from '../kvm/profiles.js';
 import { KVM_CLOCK_REALTIME } from '../kvm/uapi.js';
 import { getKvmclock, kvmVmIoctlSetClock, type KvmClockData } from '../kvm/x86/clock.js';
-import { kvmArchTscSetOffset, x86Ioctl, type IoctlRequest } from '../kvm/x86/ioctl.js';
+import type { IoctlRequest } from '../kvm/ioctl.js';
+import { kvmArchTscSetOffset, x86Ioctl } from '../kvm/x86/ioctl.js';
 import type { X86Ctx, X86Vm } from '../kvm/x86/state.js';
 import { kvmArchInitVm, kvmVcpuExitToUser } from '../kvm/x86/vm.js';
 import { prng } from './lib/prng.js'; // mulberry32 (Math.random is not used anywhere)

@@ -4,8 +4,10 @@ import { z } from 'zod';
 import { toJson } from '../machines/codec.js';
 import { Session, withSession } from '../machines/session.js';
 import type { EventStore, WrittenEvent } from '../store/types.js';
-import { storeFor, type HandlerContext } from './context.js';
+import { storeFor, type HandlerContext, type StoreAccess } from './context.js';
+import { requestFingerprint } from './fingerprint.js';
 import { toErrorBody, type ErrorBody } from './errors.js';
+import { checkRequestBounds } from './limits.js';
 
 export type HandlerResponse = ({ ok: true } & Record<string, unknown>) | { ok: false; error: ErrorBody };
 export type Handler = (request: unknown, ctx?: HandlerContext) => Promise<HandlerResponse>;
@@ -24,14 +26,18 @@ export interface HandlerEnv {
   requestId?: string;
   correlationId?: string;
   onProgress?: (position: number) => void;
-  /** run a use case that records events: atomically, idempotently, retried on conflict */
-  write<T>(work: (s: Session) => T, respond: (value: T, written: WrittenEvent[]) => Record<string, unknown>): Record<string, unknown>;
+  /** fork targets must lie in this directory */
+  forkDir?: string;
+  /** run a use case that records events: atomically, idempotently, retried on conflict (after a backoff) */
+  write<T>(work: (s: Session) => T, respond: (value: T, written: WrittenEvent[]) => Record<string, unknown>): Promise<Record<string, unknown>>;
 }
 
 export interface HandlerDef<S extends z.ZodTypeAny> {
   name: string;
   summary: string;
   schema: S;
+  /** 'read': the ledger must exist and is opened read-only; default 'write' */
+  access?: StoreAccess;
   run: (req: z.output<S>, env: HandlerEnv) => Record<string, unknown> | Promise<Record<string, unknown>>;
 }
 
@@ -44,17 +50,23 @@ export interface DefinedHandler extends Handler {
 export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): DefinedHandler {
   const fn = async (request: unknown, ctx: HandlerContext = {}): Promise<HandlerResponse> => {
     try {
+      checkRequestBounds(request);
       const req = def.schema.parse(request ?? {}) as z.output<S> & { requestId?: string; correlationId?: string };
-      const store = storeFor(ctx);
+      let store: EventStore | undefined;
       const env: HandlerEnv = {
-        store,
+        // opened on first use (handlers that never touch the log need no file)
+        get store() {
+          return (store ??= storeFor(ctx, def.access ?? 'write'));
+        },
         name: def.name,
         requestId: req.requestId,
         correlationId: req.correlationId,
         onProgress: ctx.onProgress,
-        write(work, respond) {
-          const meta = { handler: def.name, requestId: req.requestId, correlationId: req.correlationId ?? req.requestId };
-          const r = withSession(store, meta, work, (v, written) => ({ ok: true, ...respond(v, written) }));
+        forkDir: ctx.forkDir,
+        async write(work, respond) {
+          const fingerprint = req.requestId === undefined ? undefined : requestFingerprint(def.name, req);
+          const meta = { handler: def.name, requestId: req.requestId, correlationId: req.correlationId ?? req.requestId, fingerprint };
+          const r = await withSession(env.store, meta, work, (v, written) => ({ ok: true, ...respond(v, written) }));
           return r.response as Record<string, unknown>;
         },
       };

@@ -1,9 +1,10 @@
 // Every failure a user can script against becomes { ok: false, error: { code, message, details? } }
 // with a stable code; nothing else escapes a handler.
+// (kvm usage errors, store errors, domain refusals, request bounds and handler errors all extend
+// CodedError and carry their code through unchanged.)
 import { ZodError } from 'zod';
-import { KvmUsageError } from '../kvm/errors.js';
-import { DomainError } from '../machines/session.js';
-import { StoreError } from '../store/errors.js';
+import { CodedError } from '../lib/coded-error.js';
+import { sqliteStoreError } from '../store/errors.js';
 
 export type ErrorCode =
   | 'invalid_request'
@@ -13,6 +14,7 @@ export type ErrorCode =
   | 'conflict'
   | 'schema_too_new'
   | 'corrupt'
+  | 'not_a_ledger'
   | 'io'
   | 'unknown_handler'
   | 'internal';
@@ -23,16 +25,7 @@ export interface ErrorBody {
   details?: Record<string, unknown>;
 }
 
-export class HandlerError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-    this.name = 'HandlerError';
-  }
-}
+export class HandlerError extends CodedError<ErrorCode> {}
 
 /** Map anything thrown to the error body users see. */
 export function toErrorBody(e: unknown): ErrorBody {
@@ -41,8 +34,12 @@ export function toErrorBody(e: unknown): ErrorBody {
     const field = issue?.path.length ? issue.path.join('.') : '(request)';
     return { code: 'invalid_request', message: `${field}: ${issue?.message ?? 'invalid'}`, details: { field, issues: e.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) } };
   }
-  if (e instanceof KvmUsageError) return { code: e.code, message: e.message, details: { field: e.field } };
-  if (e instanceof DomainError || e instanceof HandlerError || e instanceof StoreError) return withDetails({ code: e.code, message: e.message }, e.details);
+  if (e instanceof CodedError) return withDetails({ code: e.code as ErrorCode, message: e.message }, e.details);
+  // SQLite's own errors (a damaged page met by any read, a read-only file): coded, not internal
+  if ((e as Error)?.name === 'SqliteError') {
+    const s = sqliteStoreError(e, 'the ledger');
+    return { code: s.code, message: s.message };
+  }
   if (e instanceof SyntaxError) return { code: 'invalid_request', message: `malformed JSON: ${e.message}` };
   const err = e as Error;
   return { code: 'internal', message: err?.message ?? String(e) };

@@ -1,18 +1,20 @@
 // Every use case as a handler: async (request, context) → response.
 import type { DefinedHandler } from './define.js';
-import { adjustRealtime, advanceTime, createHost } from './use-cases/hosts.js';
+import { adjustRealtime, advanceTime, createHost, listHosts } from './use-cases/hosts.js';
 import { events, fork, stateAt, verify } from './use-cases/log.js';
 import { audit, migrate, strategies } from './use-cases/migrations.js';
 import { bisect, diff, replay } from './use-cases/replay.js';
 import { demo } from './use-cases/demo.js';
-import { createVm, destroyVm, guest, ioctl, pauseVcpu, runVcpu } from './use-cases/vms.js';
+import { createVm, destroyVm, guest, ioctl, listVms, pauseVcpu, runVcpu } from './use-cases/vms.js';
 
 export const handlers = {
   createHost,
   advanceTime,
   adjustRealtime,
+  listHosts,
   createVm,
   destroyVm,
+  listVms,
   ioctl,
   runVcpu,
   pauseVcpu,

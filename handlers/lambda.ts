@@ -1,19 +1,23 @@
 // clockledger as an AWS Lambda function (Node.js runtime, ESM). The same handler functions as the
 // library and the CLI, with the database from CLOCKLEDGER_DB (default ./clockledger.db; on Lambda
-// point it at /tmp or an EFS mount).
+// point it at /tmp or an EFS mount). Fork targets are confined to CLOCKLEDGER_FORK_DIR (default:
+// the directory of CLOCKLEDGER_DB); a relative target is taken inside it.
 //
 //   handler(event, context)   event = { handler, request? }, or an API-Gateway-like { body } whose
-//                             JSON body is { handler, request? } (body may be base64-encoded)
-//   httpHandler(event, ctx)   the same, answered as an API Gateway proxy response
-//                             { statusCode, headers, body }
+//                             JSON body is { handler, request? } (body may be base64-encoded);
+//                             API Gateway (REST, HTTP API) and function URL proxy events are
+//                             answered as { statusCode, headers, body }
+//   httpHandler(event, ctx)   the same, always answered as a proxy response
 //   createHost(event), ...    one export per handler: event = { request } or the request itself
 //   byName[name](event)       the same for every name in the registry, including later additions
 //
 // Nothing here throws: every failure is { ok: false, error: { code, message, details? } }.
 import type { APIGatewayProxyResult, Context } from 'aws-lambda';
+import { dirname, resolve } from 'node:path';
 import { DEFAULT_DB } from './context.js';
 import type { HandlerResponse } from './define.js';
-import type { ErrorBody } from './errors.js';
+import { toErrorBody, type ErrorBody } from './errors.js';
+import { MAX_ECHO_CHARS, MAX_REQUEST_BYTES, preview, requestTooLarge } from './limits.js';
 import { handlers, type HandlerName } from './index.js';
 
 export interface InvokeEvent {
@@ -31,11 +35,16 @@ export type LambdaEvent = InvokeEvent | HttpLikeEvent;
 
 export type LambdaHandler = (event: unknown, context?: Context) => Promise<HandlerResponse>;
 
-const registry = handlers as unknown as Record<string, (request: unknown, ctx: { db: string }) => Promise<HandlerResponse>>;
+const registry = handlers as unknown as Record<string, (request: unknown, ctx: { db: string; forkDir: string }) => Promise<HandlerResponse>>;
 
 /** The database every invocation uses (read at call time, so tests and reconfigured containers agree). */
 export function dbPath(): string {
   return process.env.CLOCKLEDGER_DB || DEFAULT_DB;
+}
+
+/** The only directory fork may write into: CLOCKLEDGER_FORK_DIR, else the database's directory. */
+export function forkDir(): string {
+  return process.env.CLOCKLEDGER_FORK_DIR || dirname(resolve(dbPath()));
 }
 
 const fail = (code: ErrorBody['code'], message: string, details?: Record<string, unknown>): HandlerResponse => ({
@@ -51,8 +60,11 @@ function payloadOf(event: unknown): { ok: true; payload: unknown } | { ok: false
     const raw = event.body;
     if (raw === null || raw === undefined || raw === '') return { ok: true, payload: {} };
     if (typeof raw !== 'string') return { ok: true, payload: raw };
-    let text = raw;
-    if (event.isBase64Encoded === true) text = Buffer.from(raw, 'base64').toString('utf8');
+    // bounded before anything decodes or parses it (base64 carries 3 bytes in 4 characters)
+    const base64 = event.isBase64Encoded === true;
+    const bytes = base64 ? Math.floor((raw.length * 3) / 4) : Buffer.byteLength(raw, 'utf8');
+    if (bytes > MAX_REQUEST_BYTES) return { ok: false, response: { ok: false, error: toErrorBody(requestTooLarge(bytes, 'the event body')) } };
+    const text = base64 ? Buffer.from(raw, 'base64').toString('utf8') : raw;
     try {
       return { ok: true, payload: JSON.parse(text) };
     } catch (e) {
@@ -64,18 +76,18 @@ function payloadOf(event: unknown): { ok: true; payload: unknown } | { ok: false
 
 async function invoke(name: string, request: unknown): Promise<HandlerResponse> {
   if (!Object.hasOwn(registry, name) || typeof registry[name] !== 'function') {
-    return fail('unknown_handler', `no handler '${name}'`, { handler: name, handlers: Object.keys(registry) });
+    return fail('unknown_handler', `no handler ${preview(name)}`, { handler: name.slice(0, MAX_ECHO_CHARS), handlers: Object.keys(registry) });
   }
   try {
-    return await registry[name]!(request ?? {}, { db: dbPath() });
+    return await registry[name]!(request ?? {}, { db: dbPath(), forkDir: forkDir() });
   } catch (e) {
     // handlers map their own errors; this is the last line of defence (never throw to Lambda)
     return fail('internal', (e as Error)?.message ?? String(e));
   }
 }
 
-/** The Lambda entry point: { handler, request } (or an HTTP-like event whose body is that). */
-export const handler = async (event: LambdaEvent | unknown, _context?: Context): Promise<HandlerResponse> => {
+/** { handler, request } (or an HTTP-like event whose body is that), answered as a handler response. */
+async function answer(event: unknown): Promise<HandlerResponse> {
   try {
     const p = payloadOf(event);
     if (!p.ok) return p.response;
@@ -88,7 +100,18 @@ export const handler = async (event: LambdaEvent | unknown, _context?: Context):
   } catch (e) {
     return fail('internal', (e as Error)?.message ?? String(e));
   }
-};
+}
+
+/**
+ * A proxy integration event, which expects { statusCode, headers, body } back: API Gateway REST
+ * (v1: httpMethod and requestContext), HTTP API and Lambda function URLs (version "2.0" with
+ * requestContext.http).
+ */
+export function isProxyEvent(event: unknown): boolean {
+  if (!isObject(event) || !isObject(event.requestContext)) return false;
+  if (typeof event.httpMethod === 'string') return true;
+  return event.version === '2.0' && isObject(event.requestContext.http);
+}
 
 const STATUS: Record<string, number> = {
   invalid_request: 400,
@@ -99,19 +122,31 @@ const STATUS: Record<string, number> = {
   conflict: 409,
   schema_too_new: 500,
   corrupt: 500,
+  not_a_ledger: 422,
   io: 500,
   internal: 500,
 };
 
-/** handler, answered as an API Gateway (REST or HTTP API) proxy integration response. */
-export const httpHandler = async (event: LambdaEvent | unknown, context?: Context): Promise<APIGatewayProxyResult> => {
-  const r = await handler(event, context);
+function asHttp(r: HandlerResponse): APIGatewayProxyResult {
   return {
     statusCode: r.ok ? 200 : (STATUS[r.error.code] ?? 500),
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(r),
   };
+}
+
+/**
+ * The Lambda entry point: { handler, request } (or an event whose body is that) is answered with
+ * the handler response; an API Gateway or function URL proxy event with { statusCode, headers,
+ * body } (the response as the JSON body, the status from the error code).
+ */
+export const handler = async (event: LambdaEvent | unknown, _context?: Context): Promise<HandlerResponse | APIGatewayProxyResult> => {
+  const r = await answer(event);
+  return isProxyEvent(event) ? asHttp(r) : r;
 };
+
+/** handler, always answered as an API Gateway (REST or HTTP API) proxy integration response. */
+export const httpHandler = async (event: LambdaEvent | unknown, _context?: Context): Promise<APIGatewayProxyResult> => asHttp(await answer(event));
 
 /** One function per handler: the event is { request } or the request itself (or an HTTP-like event). */
 function named(name: string): LambdaHandler {
@@ -136,8 +171,10 @@ const fixed = (name: HandlerName): LambdaHandler => named(name);
 export const createHost = fixed('createHost');
 export const advanceTime = fixed('advanceTime');
 export const adjustRealtime = fixed('adjustRealtime');
+export const listHosts = fixed('listHosts');
 export const createVm = fixed('createVm');
 export const destroyVm = fixed('destroyVm');
+export const listVms = fixed('listVms');
 export const ioctl = fixed('ioctl');
 export const runVcpu = fixed('runVcpu');
 export const pauseVcpu = fixed('pauseVcpu');

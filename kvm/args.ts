@@ -1,10 +1,21 @@
 // Schemas for ioctl and guest-operation arguments. Numbers wider than 53 bits travel as decimal
 // strings; names (MSRs, caps, attributes, registers) may stand for their numbers.
 import { z } from 'zod';
+import { preview } from './echo.js';
 import { InvalidArgumentError } from './errors.js';
+import { IOCTLS_WITHOUT_ARG, type IoctlName } from './uapi.js';
 import { U64_MASK } from './u64.js';
 
+export { MAX_ECHO_CHARS, preview } from './echo.js';
+
 const INT_LIKE = /^-?(0|[1-9][0-9]*)$|^0x[0-9a-fA-F]+$/;
+
+/** More significant digits than a 64-bit value has (decimal: 20, hex: 16): refused before BigInt() converts them. */
+function tooWide(s: string): boolean {
+  const hex = s.startsWith('0x');
+  const digits = s.slice(hex ? 2 : s.startsWith('-') ? 1 : 0).replace(/^0+/, '');
+  return digits.length > (hex ? 16 : 20);
+}
 
 /** A u64 given as a decimal string, a safe integer or a bigint. Negative values down to −2^63 wrap as a (u64) cast would. */
 export const u64Schema = z
@@ -21,7 +32,11 @@ export const u64Schema = z
     } else {
       const s = v.trim();
       if (!INT_LIKE.test(s)) {
-        ctx.addIssue({ code: 'custom', message: `'${v}' is not an integer` });
+        ctx.addIssue({ code: 'custom', message: `${preview(v)} is not an integer` });
+        return z.NEVER;
+      }
+      if (tooWide(s)) {
+        ctx.addIssue({ code: 'custom', message: `${preview(s)} does not fit in 64 bits` });
         return z.NEVER;
       }
       b = s.startsWith('-') ? -BigInt(s.slice(1)) : BigInt(s);
@@ -49,7 +64,7 @@ export function namedNumber(table: Record<string, number>, what: string) {
     const s = v.trim();
     if (Object.hasOwn(table, s)) return table[s] as number;
     if (/^(0x[0-9a-fA-F]+|[0-9]+)$/.test(s) && Number(s) <= 0xffff_ffff) return Number(s);
-    ctx.addIssue({ code: 'custom', message: `unknown ${what} '${v}' (known: ${Object.keys(table).join(', ')})` });
+    ctx.addIssue({ code: 'custom', message: `unknown ${what} ${preview(v)} (known: ${Object.keys(table).join(', ')})` });
     return z.NEVER;
   });
 }
@@ -61,4 +76,11 @@ export function parseArg<T extends z.ZodTypeAny>(schema: T, value: unknown, fiel
   const issue = r.error.issues[0];
   const path = issue?.path.length ? `${field}.${issue.path.join('.')}` : field;
   throw new InvalidArgumentError(path, issue?.message ?? 'invalid');
+}
+
+/** Refuse an argument given to an ioctl that takes none (nothing is issued, nothing recorded). */
+export function checkIoctlTakesArg(ioctl: IoctlName, arg: unknown): void {
+  if (arg !== undefined && arg !== null && IOCTLS_WITHOUT_ARG.has(ioctl)) {
+    throw new InvalidArgumentError('arg', `${ioctl} takes no argument (got ${preview(arg)})`);
+  }
 }

@@ -1,7 +1,9 @@
 // The kernel's clock arithmetic, bit for bit: arch/x86/kvm/x86.c, arch/x86/include/asm/pvclock.h
 // and the hvclock_to_hz() of the clock-cleanup proposal. Every product that the kernel computes
-// in 128 bits (mul_u64_u32_shr, mul_u64_u64_shr, mul_u64_u32_div) is exact here.
-import { ctz, s64, u32, u64, U64_MASK } from './u64.js';
+// in 128 bits (mul_u64_u32_shr, mul_u64_u64_shr, mul_u64_u32_div) is exact here. u64 arguments
+// are bigint; the kernel's narrower ones (u32 mul, s8 shift, u32 kHz, s32 ppm, u8 fraction bits)
+// take a number or a bigint and are range-checked where they enter (cIntArg).
+import { cIntArg, ctz, s64, u32, u64, U64_MASK } from './u64.js';
 
 export const NSEC_PER_SEC = 1_000_000_000n;
 
@@ -32,20 +34,24 @@ export function getTimeScale(scaledHz: bigint, baseHz: bigint): TimeScale {
   return { shift, mul: u32((scaled64 << 32n) / tps32) };
 }
 
-/** pvclock_scale_delta(): ((delta << shift) * mul) >> 32, shift applied first (bits lost). */
-export function pvclockScaleDelta(delta: bigint, mul: bigint, shift: number): bigint {
+/** arch/x86/include/asm/pvclock.h: pvclock_scale_delta(): ((delta << shift) * mul) >> 32, shift applied first (bits lost); mul a u32, shift the s8 tsc_shift. */
+export function pvclockScaleDelta(delta: bigint, mul: number | bigint, shift: number | bigint): bigint {
+  const m = cIntArg(mul, 'u32', 'mul');
+  const sh = cIntArg(shift, 's8', 'shift');
   let d = u64(delta);
-  if (shift < 0) d >>= BigInt(-shift);
-  else d = u64(d << BigInt(shift));
-  return u64((d * mul) >> 32n);
+  if (sh < 0n) d >>= -sh;
+  else d = u64(d << sh);
+  return u64((d * m) >> 32n);
 }
 
 /** The pvclock_vcpu_time_info fields that a read uses. */
 export interface PvclockParams {
   systemTime: bigint;
   tscTimestamp: bigint;
-  mul: bigint;
-  shift: number;
+  /** tsc_to_system_mul (u32) */
+  mul: number | bigint;
+  /** tsc_shift (s8) */
+  shift: number | bigint;
 }
 
 /** __pvclock_read_cycles(): system_time + scale_delta(tsc - tsc_timestamp), mod 2^64. */
@@ -55,31 +61,36 @@ export function pvclockReadCycles(p: PvclockParams, tsc: bigint): bigint {
 }
 
 
-/** kvm_scale_tsc(): tsc unchanged at the default ratio, else mul_u64_u64_shr(tsc, ratio, frac). */
-export function scaleTsc(tsc: bigint, ratio: bigint, fracBits: number): bigint {
-  if (ratio === 1n << BigInt(fracBits)) return tsc;
-  return u64((u64(tsc) * ratio) >> BigInt(fracBits));
+/** arch/x86/kvm/x86.c: kvm_scale_tsc(): tsc unchanged at the default ratio, else mul_u64_u64_shr(tsc, ratio, frac) (frac: the u8 kvm_caps.tsc_scaling_ratio_frac_bits). */
+export function scaleTsc(tsc: bigint, ratio: bigint, fracBits: number | bigint): bigint {
+  const frac = cIntArg(fracBits, 'u8', 'fracBits');
+  if (ratio === 1n << frac) return tsc;
+  return u64((u64(tsc) * ratio) >> frac);
 }
 
-/** set_tsc_khz()'s ratio: mul_u64_u32_div(1 << frac, user_khz, host_khz). Validity is checked by the caller. */
-export function tscScalingRatio(userKhz: bigint, hostKhz: bigint, fracBits: number): bigint {
-  return u64(((1n << BigInt(fracBits)) * userKhz) / hostKhz);
+/** arch/x86/kvm/x86.c: set_tsc_khz()'s ratio: mul_u64_u32_div(1 << frac, user_tsc_khz, tsc_khz), both u32. Validity is checked by the caller. */
+export function tscScalingRatio(userKhz: number | bigint, hostKhz: number | bigint, fracBits: number | bigint): bigint {
+  const user = cIntArg(userKhz, 'u32', 'userKhz');
+  const host = cIntArg(hostKhz, 'u32', 'hostKhz');
+  return u64(((1n << cIntArg(fracBits, 'u8', 'fracBits')) * user) / host);
 }
 
-/** adjust_tsc_khz() at -ppm and +ppm: the window inside which no scaling is applied. */
-export function tscToleranceWindow(khz: bigint, ppm: bigint = 250n): { lo: bigint; hi: bigint } {
+/** arch/x86/kvm/x86.c: adjust_tsc_khz(u32 khz, s32 ppm) at -ppm and +ppm: the window inside which no scaling is applied. */
+export function tscToleranceWindow(khz: number | bigint, ppm: number | bigint = 250n): { lo: bigint; hi: bigint } {
+  const k = cIntArg(khz, 'u32', 'khz');
+  const p = cIntArg(ppm, 's32', 'ppm');
   // (u64)khz * (1000000 + ppm) / 1000000, truncated to u32 as the kernel returns u32
   return {
-    lo: u32((khz * (1_000_000n - ppm)) / 1_000_000n),
-    hi: u32((khz * (1_000_000n + ppm)) / 1_000_000n),
+    lo: u32((k * (1_000_000n - p)) / 1_000_000n),
+    hi: u32((k * (1_000_000n + p)) / 1_000_000n),
   };
 }
 
-/** hvclock_to_hz() (clock-cleanup proposal): the TSC frequency a pvclock (mul, shift) encodes. */
-export function hvclockToHz(mul: bigint, shift: number): bigint {
+/** hvclock_to_hz() (clock-cleanup proposal, arch/x86/kvm/x86.c): the TSC frequency a pvclock (u32 mul, s8 shift) encodes. */
+export function hvclockToHz(mul: number | bigint, shift: number | bigint): bigint {
   let tm = NSEC_PER_SEC << 34n;
-  let m = u32(mul);
-  let sh = shift + 2;
+  let m = cIntArg(mul, 'u32', 'mul');
+  let sh = Number(cIntArg(shift, 's8', 'shift')) + 2;
   if (m === 0n) return 0n;
   const tz = ctz(m);
   m >>= BigInt(tz);

@@ -2,23 +2,23 @@
 // exist, a guest instruction on a vCPU that is not running) are thrown, never recorded: they
 // are the caller's, not the kernel's. Kernel refusals are results with an errno instead.
 
+import { CodedError } from '../lib/coded-error.js';
+
 export type UsageErrorCode = 'invalid_argument' | 'not_found' | 'invalid_state';
 
-export class KvmUsageError extends Error {
+export class KvmUsageError extends CodedError<UsageErrorCode> {
   constructor(
-    readonly code: UsageErrorCode,
+    code: UsageErrorCode,
     readonly field: string,
     message: string,
   ) {
-    super(`${field}: ${message}`);
-    this.name = 'KvmUsageError';
+    super(code, `${field}: ${message}`, { field });
   }
 }
 
 export class InvalidArgumentError extends KvmUsageError {
   constructor(field: string, message: string) {
     super('invalid_argument', field, message);
-    this.name = 'InvalidArgumentError';
   }
 }
 

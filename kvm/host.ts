@@ -1,6 +1,7 @@
 // The emulated host: its counter (x86 TSC or arm64 CNTPCT) and the kernel clocks derived from it,
 // all as pure functions of the simulation's true time t (ns). Nothing here reads a real clock.
 import { NSEC_PER_SEC } from './arith.js';
+import { InvalidArgumentError } from './errors.js';
 import { u32, u64, U64_MAX } from './u64.js';
 
 export type Arch = 'x86' | 'arm64';
@@ -183,7 +184,7 @@ export const DEFAULT_REALTIME_OFFSET_NS = 1_767_225_600n * NSEC_PER_SEC;
 /** Build a host from its spec, with the defaults a freshly booted machine would have. */
 export function createHost(spec: HostSpec): HostState {
   const counterHz = spec.arch === 'x86' ? BigInt(spec.tscKhz ?? 0) * 1000n : (spec.cntfrqHz ?? 0n);
-  if (counterHz <= 0n) throw new RangeError('the host counter frequency must be positive');
+  if (counterHz <= 0n) throw new InvalidArgumentError(spec.arch === 'x86' ? 'tscKhz' : 'cntfrqHz', 'the host counter frequency must be positive');
   const actualCounterHz = spec.actualHz ?? counterHz;
   const initialCounter = u64(spec.initialCounter ?? 0n);
   const { mult, shift } = counterClocksourceMultShift(spec.arch, counterHz);

@@ -1,14 +1,12 @@
-// The emulated kernel: pure, deterministic, no I/O.
+// The emulated kernel: pure, deterministic, no I/O. What both architectures share is exported
+// here; each architecture's kernel functions, under their kernel names, as the namespaces x86 and
+// arm64 (x86.kvmArchInitVm and arm64.kvmArchInitVm are both kvm_arch_init_vm()).
 export * from './arith.js';
 export * from './u64.js';
 export * from './uapi.js';
 export * from './profiles.js';
 export * from './host.js';
 export * from './errors.js';
-export * from './x86/state.js';
-export { x86Ioctl, parseIoctlName, kvmVmIoctlCheckExtension, type IoctlRequest } from './x86/ioctl.js';
-export { x86Guest, X86_GUEST_OPS, type GuestRequest, type GuestResult } from './x86/guest.js';
-export { kvmArchInitVm, kickRunningVcpus, kvmVcpuExitToUser, nextTimerAt, dueTimer, runTimer, type X86TimerName } from './x86/vm.js';
-export { guestPvclockRead, getKvmclock } from './x86/clock.js';
-export { kvmReadL1Tsc } from './x86/tsc.js';
-export * from './arm64/index.js';
+export * from './ioctl.js';
+export * as x86 from './x86/index.js';
+export * as arm64 from './arm64/index.js';

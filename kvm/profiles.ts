@@ -1,6 +1,7 @@
 // Kernel behaviour profiles: which version of each clock interface a host's kernel has.
 // A profile is data (a set of named switches), so a log can be replayed with any one switch
 // flipped to find the behaviour a regression comes from.
+import { preview } from './args.js';
 
 export interface X86Switches {
   /** 5.16+: vCPU attribute KVM_VCPU_TSC_OFFSET (group KVM_VCPU_TSC_CTRL) and KVM_CAP_VCPU_ATTRIBUTES */
@@ -126,7 +127,7 @@ export function findProfile(name: string): KernelProfile | undefined {
 /** A profile by name; throws for an unknown name (callers validate input first). */
 export function getProfile(name: string): KernelProfile {
   const p = findProfile(name);
-  if (!p) throw new RangeError(`unknown kernel profile '${name}' (known: ${PROFILE_NAMES.join(', ')})`);
+  if (!p) throw new RangeError(`unknown kernel profile ${preview(name)} (known: ${PROFILE_NAMES.join(', ')})`);
   return p;
 }
 
@@ -150,7 +151,7 @@ export function withSwitches(base: KernelProfile, overrides: Partial<Record<Swit
     const [arch, sw] = k.split('.') as ['x86' | 'arm64', string];
     if (arch === 'x86' && sw in x86) (x86 as Record<string, boolean>)[sw] = v;
     else if (arch === 'arm64' && sw in arm64) (arm64 as Record<string, boolean>)[sw] = v;
-    else throw new RangeError(`unknown behaviour switch '${k}'`);
+    else throw new RangeError(`unknown behaviour switch ${preview(k)}`);
     parts.push(`${k}=${v}`);
   }
   return { name: parts.length ? `${base.name}+${parts.join(',')}` : base.name, summary: base.summary, x86, arm64 };
@@ -164,7 +165,7 @@ export function resolveProfile(spec: string): KernelProfile {
   const overrides: Partial<Record<SwitchName, boolean>> = {};
   for (const part of rest.split(',')) {
     const [k, v] = part.split('=');
-    if (!k || (v !== 'true' && v !== 'false')) throw new RangeError(`bad switch override '${part}' (expected x86.name=true|false)`);
+    if (!k || (v !== 'true' && v !== 'false')) throw new RangeError(`bad switch override ${preview(part)} (expected x86.name=true|false)`);
     overrides[k as SwitchName] = v === 'true';
   }
   return withSwitches(base, overrides);

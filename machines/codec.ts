@@ -10,25 +10,82 @@ function isJsonSerializable(v: unknown): v is { toJSON: () => unknown } {
   return v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function';
 }
 
+/** An object or array being copied: its keys (null for an array) and how far the copy has got. */
+interface Frame {
+  src: unknown;
+  out: Json[] | { [k: string]: Json };
+  keys: string[] | null;
+  i: number;
+}
+
+/** The copy of one value: a scalar at once; an object or array empty, pushed to be filled. */
+function place(v: unknown, sorted: boolean, stack: Frame[]): Json {
+  if (typeof v === 'bigint') return v.toString();
+  if (isJsonSerializable(v)) return place(v.toJSON(), sorted, stack);
+  if (Array.isArray(v)) {
+    const out: Json[] = new Array<Json>(v.length);
+    stack.push({ src: v, out, keys: null, i: 0 });
+    return out;
+  }
+  if (v && typeof v === 'object') {
+    const out: { [k: string]: Json } = {};
+    stack.push({ src: v, out, keys: sorted ? sortedKeys(v) : Object.keys(v), i: 0 });
+    return out;
+  }
+  return v as Json;
+}
+
+/** How deep the recursive copy goes before the rest of a value is copied with an explicit stack. */
+const RECURSIVE_DEPTH = 200;
+
 /**
  * A deep copy as JSON would write it: every bigint as its decimal string, toJSON() honoured,
  * undefined, function and symbol fields dropped; with `sorted`, every object's keys in order.
+ * Recursive (fast) for the shallow values events hold; any part deeper than RECURSIVE_DEPTH is
+ * copied by encodeDeep, so a value of any depth copies without exhausting the call stack.
  */
-function encode(v: unknown, sorted: boolean): Json {
+function encode(v: unknown, sorted: boolean, depth = 0): Json {
   if (typeof v === 'bigint') return v.toString();
-  if (isJsonSerializable(v)) return encode(v.toJSON(), sorted);
-  if (Array.isArray(v)) return v.map((x) => encode(x, sorted));
+  if (isJsonSerializable(v)) return encode(v.toJSON(), sorted, depth);
+  if (depth >= RECURSIVE_DEPTH && v !== null && typeof v === 'object') return encodeDeep(v, sorted);
+  if (Array.isArray(v)) return v.map((x) => encode(x, sorted, depth + 1));
   if (v && typeof v === 'object') {
     const out: { [k: string]: Json } = {};
     for (const k of sorted ? sortedKeys(v) : Object.keys(v)) {
       const x = (v as Record<string, unknown>)[k];
       if (x === undefined || typeof x === 'function' || typeof x === 'symbol') continue;
-      if (k === '__proto__') defineKey(out, k, encode(x, sorted));
-      else out[k] = encode(x, sorted);
+      if (k === '__proto__') defineKey(out, k, encode(x, sorted, depth + 1));
+      else out[k] = encode(x, sorted, depth + 1);
     }
     return out;
   }
   return v as Json;
+}
+
+/** encode() with an explicit stack instead of the call stack, for values of any depth. */
+function encodeDeep(v: unknown, sorted: boolean): Json {
+  const stack: Frame[] = [];
+  const root = place(v, sorted, stack);
+  while (stack.length) {
+    const f = stack[stack.length - 1]!;
+    if (f.keys === null) {
+      const src = f.src as unknown[];
+      if (f.i >= src.length) stack.pop();
+      else {
+        const i = f.i++;
+        (f.out as Json[])[i] = place(src[i], sorted, stack);
+      }
+    } else if (f.i >= f.keys.length) stack.pop();
+    else {
+      const k = f.keys[f.i++]!;
+      const x = (f.src as Record<string, unknown>)[k];
+      if (x === undefined || typeof x === 'function' || typeof x === 'symbol') continue;
+      const y = place(x, sorted, stack);
+      if (k === '__proto__') defineKey(f.out as Record<string, unknown>, k, y);
+      else (f.out as { [k: string]: Json })[k] = y;
+    }
+  }
+  return root;
 }
 
 /** Deep copy with every bigint as its decimal string, as JSON would write it (keys in their order). */
@@ -65,4 +122,54 @@ export function hwFromJson(h: HwJson, t: bigint): HostSample {
   const s: HostSample = { t, tsc: BigInt(h.tsc), rawNs: BigInt(h.rawNs), realNs: BigInt(h.realNs) };
   if (h.tick) s.tick = hwFromJson(h.tick, BigInt(h.tick.t));
   return s;
+}
+
+/** How deeply objects and arrays nest in a JSON value (a scalar: 0), counted without recursion up to `cap`. */
+export function nestingDepth(v: unknown, cap = Infinity): number {
+  let max = 0;
+  const stack: { v: unknown; d: number }[] = [{ v, d: 0 }];
+  while (stack.length) {
+    const { v: x, d } = stack.pop()!;
+    if (x === null || typeof x !== 'object') continue;
+    if (d + 1 > max) max = d + 1;
+    if (max >= cap) return max;
+    for (const y of Array.isArray(x) ? x : Object.values(x)) if (y !== null && typeof y === 'object') stack.push({ v: y, d: d + 1 });
+  }
+  return max;
+}
+
+/**
+ * JSON.stringify(v) for plain JSON values of any depth (the native serializer recurses and
+ * overflows the call stack some thousands of levels down).
+ */
+export function jsonTextDeep(v: Json): string {
+  const parts: string[] = [];
+  // each item: a value to write, or a literal piece of punctuation
+  const todo: ({ lit: string } | { v: Json })[] = [{ v }];
+  while (todo.length) {
+    const t = todo.pop()!;
+    if ('lit' in t) {
+      parts.push(t.lit);
+      continue;
+    }
+    const x = t.v;
+    if (Array.isArray(x)) {
+      parts.push('[');
+      todo.push({ lit: ']' });
+      for (let i = x.length - 1; i >= 0; i--) {
+        todo.push({ v: x[i] === undefined ? null : x[i]! });
+        if (i > 0) todo.push({ lit: ',' });
+      }
+    } else if (x !== null && typeof x === 'object') {
+      parts.push('{');
+      todo.push({ lit: '}' });
+      const keys = Object.keys(x).filter((k) => x[k] !== undefined);
+      for (let i = keys.length - 1; i >= 0; i--) {
+        todo.push({ v: x[keys[i]!]! });
+        todo.push({ lit: `${JSON.stringify(keys[i])}:` });
+        if (i > 0) todo.push({ lit: ',' });
+      }
+    } else parts.push(JSON.stringify(x) ?? 'null');
+  }
+  return parts.join('');
 }

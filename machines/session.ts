@@ -1,7 +1,10 @@
 // A unit of work: the streams one invocation reads, the events it decides to record, and the
 // states those events evolve to. Nothing reaches the log until commit(), which appends every
 // stream's events in one transaction, each checked against the version it was read at.
+import { CodedError } from '../lib/coded-error.js';
 import { produce } from 'immer';
+import { randomInt } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { serialize } from 'node:v8';
 import { sampleHost, type HostSample, type HostSpec, type HostState } from '../kvm/host.js';
 import { ConflictError } from '../store/errors.js';
@@ -14,7 +17,8 @@ import { applyStreamEvent, copyStreamState, streamKind, type DomainEvent, type S
 import { CODE_VERSION } from './version.js';
 import { vmIdOf, vmStreamId, VM_STREAM_PREFIX, type VmEvent } from './vm/events.js';
 import type { VmRecord } from './vm/evolve.js';
-import { targetVcpus, VmDecider, vmLifecycle, type VmCommand } from './vm/machine.js';
+import { decideVm } from './vm/decider.js';
+import { vmRefusal, vmSnapshotOf, type VmCommand, type VmCommandInput } from './vm/machine.js';
 import { catchupTickDue, dueTimer, nextTimerAt } from '../kvm/x86/vm.js';
 
 /** The last instant the log can hold (signed 64-bit ns). */
@@ -25,21 +29,14 @@ const MAX_TIMERS_PER_SESSION = 100_000;
 const WAKE_LOOKAHEAD_NS = 1_000_000_000n;
 
 /** A command the domain refuses: unknown ids, a state that does not allow it, a conflict. */
-export class DomainError extends Error {
-  constructor(
-    readonly code: 'not_found' | 'invalid_state' | 'conflict' | 'invalid_request',
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-    this.name = 'DomainError';
-  }
-}
+export class DomainError extends CodedError<'not_found' | 'invalid_state' | 'conflict' | 'invalid_request'> {}
 
 export interface SessionMeta {
   handler: string;
   requestId?: string;
   correlationId?: string;
+  /** what the request asked (hashed), stored with its request id */
+  fingerprint?: string;
 }
 
 /** An event recorded in this session, by stream and version; its global position is known after commit. */
@@ -65,14 +62,10 @@ interface Loaded {
   pending: NewEvent[];
 }
 
-type VmCommandInput = VmCommand extends infer C ? (C extends { hw: HostSample } ? Omit<C, 'hw'> : never) : never;
-
 export class Session {
   private readonly loaded = new Map<string, Loaded>();
   /** states kept at instants an audit revisits (private copies; those to persist are serialized at commit) */
   private readonly snapshotsToSave: { streamId: string; version: number; state: StreamState; persist: boolean }[] = [];
-  /** the VM machines this session is deciding with, one per VM */
-  private readonly vmDeciders = new Map<string, VmDecider>();
   /** every recorded event in the order it was decided: the order it takes in the log */
   private readonly order: { streamId: string; event: NewEvent }[] = [];
   private clock: bigint | null = null;
@@ -146,7 +139,7 @@ export class Session {
   /** The simulated true time. */
   now(): bigint {
     if (this.clock === null) {
-      this.clock = (this.load(LEDGER_STREAM).state as LedgerState | null)?.now ?? 0n;
+      this.clock = logTime(this.store, (this.load(LEDGER_STREAM).state as LedgerState | null)?.now ?? 0n);
       this.beganAt = this.clock;
       this.ledgerAt = this.clock;
     }
@@ -253,44 +246,27 @@ export class Session {
     return { event: d.events[0]!, result: d.results[0]!, ref: d.refs[0]! };
   }
 
-  /** Decide a VM command (a batch records one event per operation) and record its events. */
+  /**
+   * Decide a VM command (a batch records one event per operation) and record its events: the VM's
+   * lifecycle machine accepts or refuses it, then the decider runs the kernel once for it.
+   */
   vmCommands(vmId: string, cmd: VmCommandInput): { events: VmEvent[]; results: Json[]; refs: EventRef[] } {
-    const rec = this.vm(vmId);
-    const hostId = cmd.type === 'create' ? cmd.data.hostId : rec?.hostId;
-    if (cmd.type !== 'create' && !rec) throw new DomainError('not_found', `no VM '${vmId}'`, { vmId });
-    if (cmd.type === 'create' && rec) throw new DomainError('conflict', `VM '${vmId}' already exists`, { vmId });
-    if ((cmd.type === 'guests' && !cmd.ops.length) || (cmd.type === 'exits' && !cmd.vcpus.length)) {
-      throw new DomainError('invalid_request', `a '${cmd.type}' command must name at least one vCPU`, { vmId });
-    }
-    const hw = this.sample(hostId!);
+    const sid = vmStreamId(vmId);
+    const l = this.load(sid);
+    const rec = l.state as VmRecord | null;
+    const refused = vmRefusal(vmId, vmSnapshotOf(rec), cmd);
+    if (refused) throw new DomainError(refused.code, refused.message, refused.details);
+    const hostId = rec ? rec.hostId : (cmd as Extract<VmCommandInput, { type: 'create' }>).data.hostId;
+    const hw = this.sample(hostId);
     // a guest in software TSC catch-up exited at its last tick: the kernel needs the host as it was then
     const tick = rec?.x86 ? catchupTickDue(rec.x86, rec.lastTime, hw.t) : null;
-    if (tick !== null) hw.tick = sampleHost(this.requireHost(hostId!), tick);
-    const sid = vmStreamId(vmId);
-    let decider = this.vmDeciders.get(sid);
-    if (!decider || !decider.alive || decider.rec !== rec) {
-      // the machine an earlier session of this process left for this very state, or a new one
-      decider = takeDecider(this.store, sid, rec) ?? new VmDecider(rec);
-      this.vmDeciders.set(sid, decider);
-    }
-    const command = { ...cmd, hw } as VmCommand;
-    const decision = decider.decide(command);
-    if (!decision) {
-      const state = vmLifecycle(rec);
-      const vcpus = targetVcpus(command);
-      const why =
-        state === 'destroyed'
-          ? `VM '${vmId}' was destroyed (${rec!.destroyReason})`
-          : vcpus.length
-            ? vcpus.length === 1
-              ? `vCPU ${vcpus[0]} of VM '${vmId}' is not in KVM_RUN`
-              : `vCPUs ${vcpus.join(', ')} of VM '${vmId}' are not all in KVM_RUN (each named once)`
-            : `VM '${vmId}' is ${state}`;
-      throw new DomainError('invalid_state', why, { vmId, state });
-    }
-    const next = decision.snapshot.context.rec!;
-    // (the VM machine builds its events' data in the log's canonical key order)
+    if (tick !== null) hw.tick = sampleHost(this.requireHost(hostId), tick);
+    // (a record this session made itself is changed in place; one read from the log or the cache is copied first)
+    const decision = decideVm({ ...cmd, hw } as VmCommand, rec, l.owned);
+    const next = decision.state;
+    // (the decider builds its events' data in the log's canonical key order)
     const refs = decision.events.map((ev) => this.record(sid, ev, hw.t, next, { profile: next.profile }, ev.type !== 'VmCreated'));
+    l.owned = true;
     return { events: decision.events, results: decision.results, refs };
   }
 
@@ -380,44 +356,33 @@ export class Session {
         }
       }
     };
-    const r = this.store.commit(batches, { requestId: this.meta.requestId, handler: this.meta.handler, response, alsoWrite });
+    const r = this.store.commit(batches, { requestId: this.meta.requestId, fingerprint: this.meta.fingerprint, handler: this.meta.handler, response, alsoWrite });
     if (!r.duplicate) {
       const last = new Map<string, number>();
       for (const w of r.written) last.set(w.streamId, w.position);
       for (const [streamId, l] of this.loaded) {
         if (!l.pending.length) continue;
         rememberTip(this.store, streamId, { state: l.state, version: l.version, position: last.get(streamId)! });
-        const decider = this.vmDeciders.get(streamId);
-        if (decider) leaveDecider(this.store, streamId, decider, l.state as VmRecord | null);
+        // the committed state is shared from now on (the cache holds it): copied before it changes again
+        l.owned = false;
       }
     }
     return r;
   }
 }
 
-// The VM machines sessions of this process left behind, each deciding from the state its session
-// committed (which is also the cached current state): the next session on that VM resumes the
-// actor instead of restoring a new one. Its record is shared from then on, so the actor copies
-// it before changing it; a machine whose record is not the state a session loads is not used.
-const leftDeciders = new Map<string, VmDecider>();
-const LEFT_DECIDERS_MAX = 1024;
-const deciderKey = (store: EventStore, streamId: string) => `${store.path}\u0000${streamId}`;
-
-function leaveDecider(store: EventStore, streamId: string, d: VmDecider, state: VmRecord | null): void {
-  const key = deciderKey(store, streamId);
-  leftDeciders.delete(key);
-  if (!d.alive || state === null || state.destroyed || d.rec !== state) return;
-  d.share();
-  leftDeciders.set(key, d);
-  if (leftDeciders.size > LEFT_DECIDERS_MAX) leftDeciders.delete(leftDeciders.keys().next().value!);
-}
-
-function takeDecider(store: EventStore, streamId: string, rec: VmRecord | null): VmDecider | undefined {
-  const key = deciderKey(store, streamId);
-  const d = leftDeciders.get(key);
-  if (!d) return undefined;
-  leftDeciders.delete(key);
-  return d.alive && rec !== null && d.rec === rec ? d : undefined;
+/**
+ * The instant the log has reached: the ledger's time, or its last event's if that is later. A
+ * session records the ledger's advance last, at commit; a fork cut inside that commit keeps the
+ * events and loses the ledger's record of them, and its clock must not run behind its own log.
+ * (Positions grow with time, so the last event is the latest.)
+ */
+export function logTime(store: EventStore, ledgerNow: bigint): bigint {
+  const last = store.lastPosition();
+  if (last === 0) return ledgerNow;
+  let t = ledgerNow;
+  for (const r of store.scan({ fromPosition: last, toPosition: last, withoutMetadata: true })) if (BigInt(r.time) > t) t = BigInt(r.time);
+  return t;
 }
 
 /** When a VM's delayed kernel work next falls due (null: none, or the VM is gone). */
@@ -426,16 +391,36 @@ function wakeAtOf(rec: VmRecord | null): bigint | null {
   return nextTimerAt(rec.x86);
 }
 
-/** Run a use case in a session, retrying from scratch when another writer got in first. */
-export function withSession<T>(
+/**
+ * How a session that lost a race is retried: up to `attempts` times, each after a random pause
+ * of 0 to min(maxDelayMs, baseDelayMs × 2^retry) ms (exponential backoff with full jitter, so
+ * writers that collided do not collide again in step). The defaults leave about 12 s of backoff
+ * before a request gives up with `conflict`.
+ */
+export interface RetryPolicy {
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 150, baseDelayMs: 1, maxDelayMs: 160 };
+
+/** The pause before retry number `retry` (1-based): timing only, never part of a recorded result. */
+export function retryDelayMs(retry: number, p: RetryPolicy = DEFAULT_RETRY): number {
+  const cap = Math.min(p.maxDelayMs, p.baseDelayMs * 2 ** Math.min(retry, 30));
+  return randomInt(0, Math.max(1, Math.floor(cap)) + 1);
+}
+
+/** Run a use case in a session, retrying from scratch (after a backoff) when another writer got in first. */
+export async function withSession<T>(
   store: EventStore,
   meta: SessionMeta,
   work: (s: Session) => T,
   respond: (value: T, written: WrittenEvent[]) => unknown,
-  attempts = 20,
-): { response: unknown; duplicate: boolean } {
+  retry: RetryPolicy = DEFAULT_RETRY,
+): Promise<{ response: unknown; duplicate: boolean }> {
   if (meta.requestId !== undefined) {
-    const prior = store.findRequest(meta.requestId);
+    const prior = store.findRequest(meta.requestId, meta.fingerprint);
     if (prior) return { response: prior.response, duplicate: true };
   }
   for (let i = 1; ; i++) {
@@ -445,12 +430,13 @@ export function withSession<T>(
       const r = s.commit((written) => toJson(respond(value, written)));
       return { response: r.response, duplicate: r.duplicate };
     } catch (e) {
-      if (!(e instanceof ConflictError) || i >= attempts) {
-        if (e instanceof ConflictError) throw new DomainError('conflict', e.message, e.details);
+      if (!(e instanceof ConflictError) || i >= retry.attempts) {
+        if (e instanceof ConflictError) throw new DomainError('conflict', `${e.message} (given up after ${i} attempts)`, { ...e.details, attempts: i });
         throw e;
       }
-      // Someone appended to a stream we read: decide again from the new state.
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(50, i * 2));
+      // Someone appended to a stream we read: decide again from the new state, after a pause
+      // that lets other work of this process run meanwhile.
+      await sleep(retryDelayMs(i, retry));
     }
   }
 }

@@ -3,7 +3,8 @@ import type { HostState } from '../kvm/host.js';
 import type { Json } from './codec.js';
 import { applyHostEvent, type HostEvent } from './host/host.js';
 import { applyLedgerEvent, LEDGER_STREAM, type LedgerEvent, type LedgerState } from './ledger/ledger.js';
-import { VM_STREAM_PREFIX, type VmEvent } from './vm/events.js';
+import type { VmEvent } from './vm/events.js';
+import { HOST_STREAM_PREFIX, MIGRATION_STREAM_PREFIX, VM_STREAM_PREFIX } from './stream-ids.js';
 import { applyVmEvent, cloneVmRecord, type EvolveOptions, type VmRecord } from './vm/evolve.js';
 import { applyMigrationEvent, type MigrationEvent, type MigrationState } from './migration/state.js';
 
@@ -11,9 +12,9 @@ export type StreamKind = 'ledger' | 'host' | 'vm' | 'migration';
 
 export function streamKind(streamId: string): StreamKind {
   if (streamId === LEDGER_STREAM) return 'ledger';
-  if (streamId.startsWith('host-')) return 'host';
+  if (streamId.startsWith(HOST_STREAM_PREFIX)) return 'host';
   if (streamId.startsWith(VM_STREAM_PREFIX)) return 'vm';
-  if (streamId.startsWith('migration-')) return 'migration';
+  if (streamId.startsWith(MIGRATION_STREAM_PREFIX)) return 'migration';
   throw new Error(`unknown stream kind: ${streamId}`);
 }
 

@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StoreError } from './errors.js';
+import { registerResponseHash } from './request-check.js';
 
 export interface Migration {
   version: number;
@@ -50,6 +51,8 @@ export function migrate(db: Database.Database, target = latestSchemaVersion()): 
     });
   }
   const applied: number[] = [];
+  // (migration 007 computes the response hashes of the requests already stored)
+  registerResponseHash(db);
   for (const m of loadMigrations()) {
     if (m.version <= current || m.version > target) continue;
     db.transaction(() => {

@@ -1,11 +1,18 @@
 // The event log on SQLite (better-sqlite3): WAL, a busy timeout and BEGIN IMMEDIATE so several
 // processes can append to one file; every append checks the expected stream version and extends
-// the hash chain inside the same transaction.
+// the hash chain inside the same transaction. A read-only store (readonly: true) never creates,
+// converts or writes the file: it opens an existing ledger read-only, and reads an older schema
+// through temporary views.
 import Database from 'better-sqlite3';
-import { existsSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, openSync, statSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { canonicalJson, chainHash, GENESIS_HASH } from './canonical.js';
-import { ConflictError, StoreError } from './errors.js';
+import { checkPath, ConflictError, sqliteStoreError, StoreError } from './errors.js';
+import { inspectLedger, viewOlderSchema } from './ledger-file.js';
 import { latestSchemaVersion, migrate } from './migrate.js';
+import { registerResponseHash, responseHash } from './request-check.js';
+import { streamCategory } from './stream-category.js';
+import { verifyLedger } from './verify.js';
 import type {
   AppendBatch,
   CommitOptions,
@@ -22,6 +29,7 @@ import type {
 export interface OpenOptions {
   /** how long a writer waits for another process's lock (ms) */
   busyTimeoutMs?: number;
+  /** open an existing ledger for reading only: nothing is created, converted or written */
   readonly?: boolean;
   /** discard snapshots written by any other code version */
   codeVersion?: string;
@@ -30,90 +38,119 @@ export interface OpenOptions {
 const RAW_COLUMNS = 'position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, metadata';
 const RAW_COLUMNS_NO_METADATA = "position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, '{}' AS metadata";
 
+/** Every fixed statement: [sql, pluck]. */
+const SQL = {
+  insert: ['INSERT INTO events (position, stream_id, version, type, schema_version, time, data, metadata, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', false],
+  last: ['SELECT position, hash FROM events ORDER BY position DESC LIMIT 1', false],
+  streamVersion: ['SELECT version FROM streams WHERE stream_id = ?', true],
+  upsertStream: [
+    'INSERT INTO streams (stream_id, version, last_position, last_type) VALUES (?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_position = excluded.last_position, last_type = excluded.last_type',
+    false,
+  ],
+  streamVersionAt: ['SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ? AND position <= ?', true],
+  positionOfVersion: ['SELECT position FROM events WHERE stream_id = ? AND version = ?', true],
+  findRequest: [
+    `SELECT r.handler, r.fingerprint, r.first_position AS firstPosition, r.last_position AS lastPosition, r.response, r.response_hash AS responseHash, e.hash AS lastHash
+     FROM requests r LEFT JOIN events e ON e.position = r.last_position WHERE r.request_id = ?`,
+    false,
+  ],
+  insertRequest: ['INSERT INTO requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash) VALUES (?, ?, ?, ?, ?, ?, ?)', false],
+  // Positions grow with time (writers assert the time they read), so the last entry of the
+  // (time, position) index at or before t is the answer: a seek, not a scan.
+  positionAtTime: ['SELECT position FROM events WHERE time <= ? ORDER BY time DESC, position DESC LIMIT 1', true],
+  bumpCategory: ['INSERT INTO stream_categories (category, streams) VALUES (?, 1) ON CONFLICT (category) DO UPDATE SET streams = streams + 1', false],
+  categoryCount: ['SELECT streams FROM stream_categories WHERE category = ?', true],
+  setWake: ['UPDATE streams SET wake_at = ? WHERE stream_id = ?', false],
+  due: [
+    'SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT NULL AND wake_at <= ? AND stream_id >= ? AND (? IS NULL OR stream_id < ?) ORDER BY wake_at, stream_id',
+    false,
+  ],
+  saveSnapshot: ['INSERT OR REPLACE INTO snapshots (stream_id, version, position, code_version, state) VALUES (?, ?, ?, ?, ?)', false],
+  latestSnapshot: [
+    'SELECT stream_id AS streamId, version, position, code_version AS codeVersion, state FROM snapshots WHERE stream_id = ? AND code_version = ? AND position <= ? ORDER BY position DESC LIMIT 1',
+    false,
+  ],
+} as const satisfies Record<string, readonly [string, boolean]>;
+
 export function openEventStore(path: string, opts: OpenOptions = {}): EventStore {
   return new SqliteEventStore(path, opts);
 }
 
 class SqliteEventStore implements EventStore {
   private readonly db: Database.Database;
-  private readonly stmts;
+  private readonly readonly: boolean;
 
   constructor(
     readonly path: string,
     opts: OpenOptions,
   ) {
-    try {
-      this.db = new Database(path, { timeout: opts.busyTimeoutMs ?? 30_000, readonly: opts.readonly ?? false });
-    } catch (e) {
-      throw new StoreError('io', `cannot open event log ${path}: ${(e as Error).message}`);
+    checkPath(path, 'event log');
+    this.readonly = opts.readonly ?? false;
+    const timeout = opts.busyTimeoutMs ?? 30_000;
+    if (this.readonly && path !== ':memory:' && !existsSync(path)) throw new StoreError('not_found', `no ledger at ${path}`, { path });
+    if (!this.readonly && path !== ':memory:' && !existsSync(dirname(path))) {
+      throw new StoreError('not_found', `cannot create ledger ${path}: directory ${dirname(path)} does not exist`, { path });
     }
+    this.db = openDatabase(path, this.readonly, timeout);
     try {
-      // Refuse a newer schema before touching anything (even the journal mode).
-      refuseNewerSchema(this.db);
-      if (!opts.readonly) {
+      registerResponseHash(this.db);
+      // What the file is, read before anything is written (not even the journal mode).
+      let found!: ReturnType<typeof inspectLedger>;
+      retryWhileBusy(timeout, () => (found = inspectLedger(this.db, path)));
+      if (!this.readonly) {
         // Several processes may create and migrate one file at once: wait out their locks.
-        retryWhileBusy(opts.busyTimeoutMs ?? 30_000, () => {
+        retryWhileBusy(timeout, () => {
           this.db.pragma('journal_mode = WAL');
           this.db.pragma('synchronous = NORMAL');
-        this.db.pragma('wal_autocheckpoint = 10000');
+          this.db.pragma('wal_autocheckpoint = 10000');
           migrate(this.db);
         });
-      } else if ((this.db.pragma('user_version', { simple: true }) as number) < latestSchemaVersion()) {
-        throw new StoreError('schema_too_new', `event log ${path} has an older schema and cannot be migrated read-only; open it writable once`);
+      } else if (found.kind === 'blank') {
+        const empty = path !== ':memory:' && statSync(path).size === 0;
+        throw new StoreError('not_a_ledger', `${path} is ${empty ? 'an empty file' : 'an SQLite database without tables'}, not a clockledger ledger`, { path });
+      } else if (found.version < latestSchemaVersion()) {
+        viewOlderSchema(this.db, found.version);
       }
     } catch (e) {
       this.db.close();
-      if (e instanceof StoreError) throw e;
-      throw new StoreError('corrupt', `${path} is not a clockledger event log: ${(e as Error).message}`);
+      throw sqliteStoreError(e, path);
     }
-    const db = this.db;
-    this.stmts = {
-      insert: db.prepare(
-        'INSERT INTO events (position, stream_id, version, type, schema_version, time, data, metadata, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ),
-      last: db.prepare('SELECT position, hash FROM events ORDER BY position DESC LIMIT 1'),
-      streamVersion: db.prepare('SELECT version FROM streams WHERE stream_id = ?').pluck(),
-      upsertStream: db.prepare(
-        'INSERT INTO streams (stream_id, version, last_position, last_type) VALUES (?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_position = excluded.last_position, last_type = excluded.last_type',
-      ),
-      streamVersionAt: db.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ? AND position <= ?').pluck(),
-      positionOfVersion: db.prepare('SELECT position FROM events WHERE stream_id = ? AND version = ?').pluck(),
-      findRequest: db.prepare('SELECT response FROM requests WHERE request_id = ?').pluck(),
-      insertRequest: db.prepare('INSERT INTO requests (request_id, handler, first_position, last_position, response) VALUES (?, ?, ?, ?, ?)'),
-      // Positions grow with time (writers assert the time they read), so the last entry of the
-      // (time, position) index at or before t is the answer: a seek, not a scan.
-      positionAtTime: db.prepare('SELECT position FROM events WHERE time <= ? ORDER BY time DESC, position DESC LIMIT 1').pluck(),
-      bumpCategory: db.prepare('INSERT INTO stream_categories (category, streams) VALUES (?, 1) ON CONFLICT (category) DO UPDATE SET streams = streams + 1'),
-      categoryCount: db.prepare('SELECT streams FROM stream_categories WHERE category = ?').pluck(),
-      setWake: db.prepare('UPDATE streams SET wake_at = ? WHERE stream_id = ?'),
-      due: db.prepare(
-        'SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT NULL AND wake_at <= ? AND stream_id >= ? AND (? IS NULL OR stream_id < ?) ORDER BY wake_at, stream_id',
-      ),
-      saveSnapshot: db.prepare(
-        'INSERT OR REPLACE INTO snapshots (stream_id, version, position, code_version, state) VALUES (?, ?, ?, ?, ?)',
-      ),
-      latestSnapshot: db.prepare(
-        'SELECT stream_id AS streamId, version, position, code_version AS codeVersion, state FROM snapshots WHERE stream_id = ? AND code_version = ? AND position <= ? ORDER BY position DESC LIMIT 1',
-      ),
-    };
-    if (opts.codeVersion && !opts.readonly) {
-      db.prepare('DELETE FROM snapshots WHERE code_version != ?').run(opts.codeVersion);
+    if (opts.codeVersion && !this.readonly) {
+      this.db.prepare('DELETE FROM snapshots WHERE code_version != ?').run(opts.codeVersion);
     }
+  }
+
+  /** Statements are prepared on first use (a read-only store never prepares the writes). */
+  private readonly stmts = new Map<keyof typeof SQL, Database.Statement>();
+  private st(name: keyof typeof SQL): Database.Statement {
+    let st = this.stmts.get(name);
+    if (!st) {
+      const [sql, pluck] = SQL[name];
+      st = this.db.prepare(sql);
+      if (pluck) st.pluck();
+      this.stmts.set(name, st);
+    }
+    return st;
+  }
+
+  private writable(what: string): void {
+    if (this.readonly) throw new StoreError('invalid_request', `${what}: the ledger ${this.path} is open read-only`);
   }
 
   transaction<T>(fn: () => T): T {
     // Nested: a savepoint, so a failing inner unit rolls back alone even if the caller catches.
-    if (this.db.inTransaction) return this.db.transaction(fn)();
+    if (this.db.inTransaction || this.readonly) return this.db.transaction(fn)();
     return this.db.transaction(fn).immediate();
   }
 
   commit(batches: AppendBatch[], opts: CommitOptions = {}): CommitResult {
+    this.writable('commit');
     return this.transaction(() => {
       if (opts.requestId !== undefined) {
-        const prior = this.stmts.findRequest.get(opts.requestId) as string | undefined;
-        if (prior !== undefined) return { duplicate: true, written: [], response: JSON.parse(prior) } as CommitResult;
+        const prior = this.findRequest(opts.requestId, opts.fingerprint);
+        if (prior !== undefined) return { duplicate: true, written: [], response: prior.response } as CommitResult;
       }
-      const last = this.stmts.last.get() as { position: number; hash: string } | undefined;
+      const last = this.st('last').get() as { position: number; hash: string } | undefined;
       let position = last?.position ?? 0;
       let prevHash = last?.hash ?? GENESIS_HASH;
       const versions = new Map<string, number>();
@@ -123,8 +160,8 @@ class SqliteEventStore implements EventStore {
       const heads = new Map<string, WrittenEvent>();
       const wakes = new Map<string, bigint | null>();
       for (const b of batches) {
-        let version = versions.get(b.streamId) ?? ((this.stmts.streamVersion.get(b.streamId) as number | undefined) ?? 0);
-        if (version === 0 && b.events.length) this.stmts.bumpCategory.run(streamCategory(b.streamId));
+        let version = versions.get(b.streamId) ?? ((this.st('streamVersion').get(b.streamId) as number | undefined) ?? 0);
+        if (version === 0 && b.events.length) this.st('bumpCategory').run(streamCategory(b.streamId));
         if (b.expectedVersion !== 'any' && b.expectedVersion !== version) {
           throw new ConflictError(b.streamId, b.expectedVersion, version);
         }
@@ -138,7 +175,7 @@ class SqliteEventStore implements EventStore {
           if (e.time < -(1n << 63n) || e.time >= 1n << 63n) throw new StoreError('invalid_request', `event time ${e.time} does not fit a signed 64-bit instant`);
           const time = e.time.toString();
           const hash = chainHash(prevHash, { position, streamId: b.streamId, version, type: e.type, schemaVersion, time, data, metadata });
-          this.stmts.insert.run(position, b.streamId, version, e.type, schemaVersion, e.time, data, metadata, hash);
+          this.st('insert').run(position, b.streamId, version, e.type, schemaVersion, e.time, data, metadata, hash);
           prevHash = hash;
           written.push({ position, streamId: b.streamId, version, type: e.type });
         }
@@ -148,26 +185,38 @@ class SqliteEventStore implements EventStore {
         if (b.wakeAt !== undefined) wakes.set(b.streamId, b.wakeAt);
       }
       // each stream's head once per commit, however many runs of events it had
-      for (const [streamId, w] of heads) this.stmts.upsertStream.run(streamId, w.version, w.position, w.type);
-      for (const [streamId, at] of wakes) this.stmts.setWake.run(at, streamId);
+      for (const [streamId, w] of heads) this.st('upsertStream').run(streamId, w.version, w.position, w.type);
+      for (const [streamId, at] of wakes) this.st('setWake').run(at, streamId);
       opts.alsoWrite?.(written);
       const response = opts.response ? opts.response(written) : undefined;
       if (opts.requestId !== undefined) {
-        this.stmts.insertRequest.run(
-          opts.requestId,
-          opts.handler ?? '',
-          written[0]?.position ?? null,
-          written.at(-1)?.position ?? null,
-          JSON.stringify(response ?? null),
-        );
+        const row = {
+          requestId: opts.requestId,
+          handler: opts.handler ?? '',
+          fingerprint: opts.fingerprint ?? null,
+          firstPosition: written[0]?.position ?? null,
+          lastPosition: written.at(-1)?.position ?? null,
+          lastHash: written.length ? prevHash : null,
+          response: JSON.stringify(response ?? null),
+        };
+        this.st('insertRequest').run(row.requestId, row.handler, row.firstPosition, row.lastPosition, row.response, row.fingerprint, responseHash(row));
       }
       return { duplicate: false, written, response } as CommitResult;
     });
   }
 
-  findRequest(requestId: string): { response: unknown } | undefined {
-    const r = this.stmts.findRequest.get(requestId) as string | undefined;
-    return r === undefined ? undefined : { response: JSON.parse(r) };
+  findRequest(requestId: string, fingerprint?: string): { response: unknown } | undefined {
+    const r = this.st('findRequest').get(requestId) as
+      | { handler: string; fingerprint: string | null; firstPosition: number | null; lastPosition: number | null; response: string; responseHash: string | null; lastHash: string | null }
+      | undefined;
+    if (r === undefined) return undefined;
+    if (r.responseHash !== responseHash({ ...r, requestId })) {
+      throw new StoreError('corrupt', `the stored response of request ${requestId} does not match its hash: it was altered, so it is not returned (run verify)`, { requestId });
+    }
+    if (fingerprint !== undefined && r.fingerprint !== null && r.fingerprint !== fingerprint) {
+      throw new StoreError('conflict', `request id ${requestId} was already used for a different ${r.handler} request; use a new request id`, { requestId, handler: r.handler });
+    }
+    return { response: JSON.parse(r.response) };
   }
 
   private where(o: ReadOptions): { sql: string; params: unknown[] } {
@@ -226,8 +275,8 @@ class SqliteEventStore implements EventStore {
 
   streamVersion(streamId: string, atPosition?: number): number {
     return ((atPosition === undefined
-      ? this.stmts.streamVersion.get(streamId)
-      : this.stmts.streamVersionAt.get(streamId, atPosition)) as number | undefined) ?? 0;
+      ? this.st('streamVersion').get(streamId)
+      : this.st('streamVersionAt').get(streamId, atPosition)) as number | undefined) ?? 0;
   }
 
   streams(prefix = ''): string[] {
@@ -237,97 +286,113 @@ class SqliteEventStore implements EventStore {
     return this.db.prepare(sql).pluck().all(...(hi === null ? [lo] : [lo, hi])) as string[];
   }
 
+  openStreams(prefix: string, endTypes: string[]): string[] {
+    // the streams table keeps each stream's last type: one range read, no scan of the log
+    const [lo, hi] = prefix ? prefixRange(prefix) : ['', null];
+    const notEnded = endTypes.length ? ` AND last_type NOT IN (${endTypes.map(() => '?').join(', ')})` : '';
+    const sql = `SELECT stream_id FROM streams WHERE stream_id >= ?${hi === null ? '' : ' AND stream_id < ?'}${notEnded} ORDER BY stream_id`;
+    return this.db.prepare(sql).pluck().all(...(hi === null ? [lo] : [lo, hi]), ...endTypes) as string[];
+  }
+
   countCategory(category: string): number {
-    return (this.stmts.categoryCount.get(category) as number | undefined) ?? 0;
+    return (this.st('categoryCount').get(category) as number | undefined) ?? 0;
   }
 
   lastPosition(): number {
-    return (this.stmts.last.get() as { position: number } | undefined)?.position ?? 0;
+    return (this.st('last').get() as { position: number } | undefined)?.position ?? 0;
   }
 
   positionAtTime(t: bigint): number {
-    return (this.stmts.positionAtTime.get(t) as number | undefined) ?? 0;
+    return (this.st('positionAtTime').get(t) as number | undefined) ?? 0;
   }
 
   positionOfVersion(streamId: string, version: number): number | undefined {
-    return this.stmts.positionOfVersion.get(streamId, version) as number | undefined;
+    return this.st('positionOfVersion').get(streamId, version) as number | undefined;
   }
 
   dueStreams(t: bigint, prefix = ''): { streamId: string; wakeAt: bigint }[] {
     const [lo, hi] = prefix ? prefixRange(prefix) : ['', null];
-    return (this.stmts.due.all(t, lo, hi, hi) as { streamId: string; wakeAt: string }[]).map((r) => ({ streamId: r.streamId, wakeAt: BigInt(r.wakeAt) }));
+    return (this.st('due').all(t, lo, hi, hi) as { streamId: string; wakeAt: string }[]).map((r) => ({ streamId: r.streamId, wakeAt: BigInt(r.wakeAt) }));
   }
 
   saveSnapshot(s: SnapshotRecord): void {
-    this.stmts.saveSnapshot.run(s.streamId, s.version, s.position, s.codeVersion, s.state);
+    // (snapshots are a cache: a read-only store rebuilds without keeping them)
+    if (this.readonly) return;
+    this.st('saveSnapshot').run(s.streamId, s.version, s.position, s.codeVersion, s.state);
   }
 
   latestSnapshot(streamId: string, codeVersion: string, maxPosition = Number.MAX_SAFE_INTEGER): SnapshotRecord | undefined {
-    return this.stmts.latestSnapshot.get(streamId, codeVersion, maxPosition) as SnapshotRecord | undefined;
+    return this.st('latestSnapshot').get(streamId, codeVersion, maxPosition) as SnapshotRecord | undefined;
   }
 
   verify(): VerifyResult {
-    let prev = GENESIS_HASH;
-    let expected = 1;
-    let checked = 0;
-    const versions = new Map<string, number>();
-    const rows = this.db.prepare(`SELECT ${RAW_COLUMNS}, hash FROM events ORDER BY position`).iterate() as IterableIterator<
-      RawEvent & { hash: string }
-    >;
-    for (const r of rows) {
-      const broken = (reason: string): VerifyResult => ({ intact: false, checked, firstBrokenPosition: r.position, reason });
-      if (r.position !== expected) return { intact: false, checked, firstBrokenPosition: expected, reason: `position ${expected} is missing` };
-      const v = (versions.get(r.streamId) ?? 0) + 1;
-      if (r.version !== v) return broken(`stream ${r.streamId} jumps to version ${r.version}, expected ${v}`);
-      if (chainHash(prev, r) !== r.hash) return broken('hash chain broken: the event or its predecessor was altered');
-      versions.set(r.streamId, v);
-      prev = r.hash;
-      expected++;
-      checked++;
+    try {
+      return this.db.transaction(() => verifyLedger(this.db, this.path))();
+    } catch (e) {
+      throw sqliteStoreError(e, this.path);
     }
-    return { intact: true, checked };
   }
 
   fork(position: number, targetPath: string): { events: number } {
     if (!Number.isInteger(position) || position < 0) throw new StoreError('invalid_request', `fork position must be a non-negative integer, got ${position}`);
-    if (existsSync(targetPath)) throw new StoreError('invalid_request', `fork target ${targetPath} already exists`);
-    const target = new Database(targetPath);
+    checkForkTarget(targetPath);
+    // Create the target exclusively: an existing file (or one appearing meanwhile) is never written.
     try {
+      closeSync(openSync(targetPath, 'wx'));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') throw new StoreError('invalid_request', `fork target ${targetPath} already exists`, { targetDb: targetPath });
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new StoreError('not_found', `fork target ${targetPath}: directory ${dirname(targetPath)} does not exist`, { targetDb: targetPath });
+      throw new StoreError('io', `cannot create fork target ${targetPath}: ${(e as Error).message}`, { targetDb: targetPath });
+    }
+    let target: Database.Database | undefined;
+    try {
+      target = new Database(targetPath);
       target.pragma('journal_mode = WAL');
       migrate(target);
-    } finally {
+      const t = target;
+      // Copied through this connection's reads (so a read-only source, or an older schema read
+      // through its views, forks as well), in one read transaction and one write transaction.
+      const n = this.db.transaction(() =>
+        t.transaction(() => {
+          const read = (sql: string) => this.db.prepare(sql).raw(true).safeIntegers(true).iterate(position) as IterableIterator<unknown[]>;
+          const copy = (rows: IterableIterator<unknown[]>, insert: string) => {
+            const st = t.prepare(insert);
+            let k = 0;
+            for (const r of rows) (st.run(...r), k++);
+            return k;
+          };
+          const events = copy(
+            read('SELECT position, stream_id, version, type, schema_version, time, data, metadata, hash FROM events WHERE position <= ? ORDER BY position'),
+            'INSERT INTO events (position, stream_id, version, type, schema_version, time, data, metadata, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          );
+          copy(
+            read('SELECT request_id, handler, first_position, last_position, response, fingerprint, response_hash FROM requests WHERE COALESCE(last_position, 0) <= ?'),
+            'INSERT INTO requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash) VALUES (?, ?, ?, ?, ?, ?, ?)',
+          );
+          copy(
+            read('SELECT stream_id, version, position, code_version, state FROM snapshots WHERE position <= ?'),
+            'INSERT INTO snapshots (stream_id, version, position, code_version, state) VALUES (?, ?, ?, ?, ?)',
+          );
+          t.prepare(
+            `INSERT INTO streams (stream_id, version, last_position, last_type)
+             SELECT e.stream_id, e.version, e.position, e.type FROM events e
+             JOIN (SELECT stream_id, MAX(version) AS v FROM events GROUP BY stream_id) m ON m.stream_id = e.stream_id AND m.v = e.version`,
+          ).run();
+          t.prepare(
+            `INSERT INTO stream_categories (category, streams)
+             SELECT CASE WHEN instr(CAST(stream_id AS BLOB), X'2D') > 0 THEN CAST(substr(CAST(stream_id AS BLOB), 1, instr(CAST(stream_id AS BLOB), X'2D') - 1) AS TEXT) ELSE stream_id END, COUNT(*)
+             FROM streams GROUP BY 1`,
+          ).run();
+          return events;
+        })(),
+      )();
       target.close();
-    }
-    try {
-      this.db.prepare('ATTACH DATABASE ? AS fork').run(targetPath);
-      try {
-        const n = this.db.transaction(() => {
-          const r = this.db.prepare('INSERT INTO fork.events SELECT * FROM main.events WHERE position <= ?').run(position);
-          this.db.prepare('INSERT INTO fork.requests SELECT * FROM main.requests WHERE COALESCE(last_position, 0) <= ?').run(position);
-          this.db.prepare('INSERT INTO fork.snapshots SELECT * FROM main.snapshots WHERE position <= ?').run(position);
-          this.db
-            .prepare(
-              `INSERT INTO fork.streams (stream_id, version, last_position, last_type)
-               SELECT e.stream_id, e.version, e.position, e.type FROM fork.events e
-               JOIN (SELECT stream_id, MAX(version) AS v FROM fork.events GROUP BY stream_id) m ON m.stream_id = e.stream_id AND m.v = e.version`,
-            )
-            .run();
-          this.db
-            .prepare(
-              `INSERT INTO fork.stream_categories (category, streams)
-               SELECT CASE WHEN instr(CAST(stream_id AS BLOB), X'2D') > 0 THEN CAST(substr(CAST(stream_id AS BLOB), 1, instr(CAST(stream_id AS BLOB), X'2D') - 1) AS TEXT) ELSE stream_id END, COUNT(*)
-               FROM fork.streams GROUP BY 1`,
-            )
-            .run();
-          return r.changes;
-        })();
-        return { events: n };
-      } finally {
-        this.db.prepare('DETACH DATABASE fork').run();
-      }
+      return { events: n };
     } catch (e) {
+      target?.close();
       for (const f of [targetPath, `${targetPath}-wal`, `${targetPath}-shm`]) if (existsSync(f)) unlinkSync(f);
-      throw e;
+      throw sqliteStoreError(e, targetPath);
     }
   }
 
@@ -336,10 +401,37 @@ class SqliteEventStore implements EventStore {
   }
 }
 
-/** A stream's category: its id up to the first '-' (the whole id without one). */
-export function streamCategory(streamId: string): string {
-  const i = streamId.indexOf('-');
-  return i < 0 ? streamId : streamId.slice(0, i);
+export { streamCategory };
+
+/** Open the file; read-only, a first read proves it can be read. */
+function openDatabase(path: string, readonly: boolean, timeout: number): Database.Database {
+  let db: Database.Database;
+  try {
+    db = new Database(path, { timeout, readonly });
+  } catch (e) {
+    throw new StoreError('io', `cannot open event log ${path}: ${(e as Error).message}`);
+  }
+  if (!readonly) return db;
+  try {
+    db.pragma('user_version');
+    return db;
+  } catch (e) {
+    db.close();
+    const code = String((e as { code?: unknown }).code ?? '');
+    // A WAL ledger whose shared-memory index (-shm) is absent and cannot be created
+    if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN')) {
+      throw new StoreError('io', `cannot read ${path}: SQLite needs to create ${path}-shm beside it (the ledger uses write-ahead logging) and the directory is not writable; make the directory writable or copy the ledger elsewhere`, { path });
+    }
+    throw sqliteStoreError(e, path);
+  }
+}
+
+/** A fork target must be a plain file path (in-memory databases and URIs would vanish or be misread). */
+function checkForkTarget(targetPath: string): void {
+  checkPath(targetPath, 'fork target');
+  if (targetPath === ':memory:' || /^file:/i.test(targetPath)) {
+    throw new StoreError('invalid_request', `fork target ${JSON.stringify(targetPath)} is not a file path: give the path of a new database file`, { targetDb: targetPath });
+  }
 }
 
 function retryWhileBusy(timeoutMs: number, fn: () => void): void {
@@ -355,16 +447,6 @@ function retryWhileBusy(timeoutMs: number, fn: () => void): void {
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, wait);
       waited += wait;
     }
-  }
-}
-
-function refuseNewerSchema(db: Database.Database): void {
-  const v = db.pragma('user_version', { simple: true }) as number;
-  if (v > latestSchemaVersion()) {
-    throw new StoreError('schema_too_new', `database schema version ${v} is newer than this clockledger understands (${latestSchemaVersion()}); upgrade clockledger`, {
-      databaseVersion: v,
-      supportedVersion: latestSchemaVersion(),
-    });
   }
 }
 

@@ -64,6 +64,8 @@ export interface AppendBatch {
 export interface CommitOptions {
   /** makes the invocation idempotent: a second commit with the same id records nothing */
   requestId?: string;
+  /** what the request asked (a hash); a request id reused with another fingerprint is a conflict */
+  fingerprint?: string;
   handler?: string;
   /** the response to store for the request id, computed from the positions just written */
   response?: (written: WrittenEvent[]) => unknown;
@@ -105,19 +107,27 @@ export interface SnapshotRecord {
 
 export interface VerifyResult {
   intact: boolean;
+  /** events whose chain link was checked */
   checked: number;
+  /** the last event's position and chain hash (0 and the genesis hash for an empty log): keep it outside the file to detect a shortened log later */
+  head: { position: number; hash: string };
   firstBrokenPosition?: number;
   reason?: string;
+  /** the table where the first problem was found (events, streams, stream_categories, requests) */
+  table?: string;
 }
 
 export interface EventStore {
   readonly path: string;
   commit(batches: AppendBatch[], opts?: CommitOptions): CommitResult;
-  findRequest(requestId: string): { response: unknown } | undefined;
+  /** the stored answer of a request id (throws conflict when stored for a different fingerprint, corrupt when altered) */
+  findRequest(requestId: string, fingerprint?: string): { response: unknown } | undefined;
   read(opts?: ReadOptions): StoredEvent[];
   scan(opts?: ReadOptions): IterableIterator<RawEvent>;
   streamVersion(streamId: string, atPosition?: number): number;
   streams(prefix?: string): string[];
+  /** streams (with this prefix) whose last event is of none of these types: processes a log holds unfinished */
+  openStreams(prefix: string, endTypes: string[]): string[];
   lastPosition(): number;
   /** the last position whose event happened at or before t (0 if none) */
   positionAtTime(t: bigint): number;

@@ -1,30 +1,76 @@
 // Human output: aligned tables, ns with a readable hint, key: value blocks, and a generic
 // rendering for any JSON response. u64/s64 values stay the exact decimal strings they are.
 
+import { MSRS } from '../../kvm/uapi.js';
+
 export type Cell = string | number | boolean | null | undefined;
 
 const NUMERIC = /^-?\d+(\.\d+)?( \(.*\))?$/;
 
-/** An aligned table: a header, a rule, one line per row; numeric columns right-aligned. */
-export function table(columns: string[], rows: Cell[][], opts: { indent?: string; maxWidth?: number } = {}): string {
+/**
+ * The width human output wraps to: the terminal's, else $COLUMNS, else none (a pipe or a file
+ * gets whole lines).
+ */
+export function outputWidth(): number {
+  if (process.stdout.isTTY && process.stdout.columns) return process.stdout.columns;
+  const env = Number(process.env.COLUMNS);
+  return Number.isInteger(env) && env > 0 ? env : Infinity;
+}
+
+/** Words of `text` in lines of at most `width` characters (a longer word is cut into pieces). */
+export function wrapLines(text: string, width: number): string[] {
+  if (text.length <= width) return [text];
+  const lines: string[] = [];
+  let cur = '';
+  for (let word of text.split(/\s+/)) {
+    while (word.length > width) {
+      if (cur) lines.push(cur);
+      cur = '';
+      lines.push(word.slice(0, width));
+      word = word.slice(width);
+    }
+    if (cur && cur.length + 1 + word.length > width) {
+      lines.push(cur);
+      cur = word;
+    } else cur = cur ? `${cur} ${word}` : word;
+  }
+  if (cur) lines.push(cur);
+  return lines;
+}
+
+/**
+ * An aligned table: a header, a rule, one line per row; numeric columns right-aligned. Nothing
+ * is cut: when the table is wider than `width` (default outputWidth()), the `wrap` column
+ * (default the last, unless numeric) is wrapped onto continuation lines.
+ */
+export function table(columns: string[], rows: Cell[][], opts: { indent?: string; width?: number; wrap?: number | false } = {}): string {
   const indent = opts.indent ?? '';
-  const max = opts.maxWidth ?? 80;
-  const text = rows.map((r) => columns.map((_, i) => clip(cellText(r[i]), max)));
+  const text = rows.map((r) => columns.map((_, i) => cellText(r[i]).replace(/\s*\n\s*/g, ' ')));
   const widths = columns.map((c, i) => Math.max(c.length, ...text.map((r) => r[i]!.length)));
   const numeric = columns.map((_, i) => text.length > 0 && text.every((r) => r[i] === '' || NUMERIC.test(r[i]!)));
-  const line = (cells: string[], header = false) =>
+  const w = opts.wrap === undefined ? (numeric[columns.length - 1] ? false : columns.length - 1) : opts.wrap;
+  const total = opts.width ?? outputWidth();
+  let cells: string[][][] = text.map((r) => r.map((c) => [c]));
+  if (w !== false && Number.isFinite(total)) {
+    const others = indent.length + widths.reduce((a, x, i) => (i === w ? a : a + x + 2), 0);
+    const avail = Math.max(24, columns[w]!.length, total - others);
+    if (widths[w]! > avail) {
+      cells = text.map((r) => r.map((c, i) => (i === w ? wrapLines(c, avail) : [c])));
+      widths[w] = Math.max(columns[w]!.length, ...cells.map((r) => Math.max(...r[w]!.map((l) => l.length))));
+    }
+  }
+  const line = (cs: string[], header = false) =>
     indent +
-    cells
+    cs
       .map((c, i) => (numeric[i] && !header ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
       .join('  ')
       .trimEnd();
-  const out = [line(columns, true), indent + widths.map((w) => '-'.repeat(w)).join('  ')];
-  for (const r of text) out.push(line(r));
+  const out = [line(columns, true), indent + widths.map((x) => '-'.repeat(x)).join('  ')];
+  for (const r of cells) {
+    const height = Math.max(...r.map((c) => c.length));
+    for (let k = 0; k < height; k++) out.push(line(r.map((c) => c[k] ?? '')));
+  }
   return out.join('\n');
-}
-
-function clip(s: string, max: number): string {
-  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
 export function cellText(v: unknown): string {
@@ -79,6 +125,65 @@ export function fmtNs(ns: unknown): string {
   if (!/^-?\d+$/.test(s)) return s;
   const a = s.startsWith('-') ? s.slice(1) : s;
   return a.length <= 3 ? `${s} ns` : `${s} (${humanNs(s)})`;
+}
+
+/** "3 GHz", "2.6 GHz", "24 MHz": a frequency in Hz, readable (exact below 4 significant digits). */
+export function humanHz(hz: unknown): string {
+  if (hz === null || hz === undefined || hz === '') return '';
+  const n = Number(hz);
+  if (!Number.isFinite(n)) return String(hz);
+  for (const [unit, div] of [['GHz', 1e9], ['MHz', 1e6], ['kHz', 1e3]] as const) if (n >= div) return `${+(n / div).toPrecision(6)} ${unit}`;
+  return `${n} Hz`;
+}
+
+/**
+ * A 64-bit offset (a u64 or s64 decimal string), signed and in hex besides:
+ * "-30000000000 (0xfffffff903d48400)". KVM adds offsets modulo 2^64, so a u64 at or above 2^63
+ * is the negative offset it is.
+ */
+export function fmtOffset(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  const s = String(v);
+  if (!/^-?\d+$/.test(s)) return s;
+  const b = BigInt(s);
+  const u = BigInt.asUintN(64, b);
+  const signed = BigInt.asIntN(64, b);
+  return u === 0n ? '0' : `${signed} (0x${u.toString(16).padStart(16, '0')})`;
+}
+
+const MSR_NAMES = new Map<number, string>(Object.entries(MSRS).map(([name, index]) => [index, name]));
+
+/** An MSR by its UAPI name when known ("MSR_KVM_SYSTEM_TIME_NEW"), else in hex ("0x4b564d05"). */
+export function msrLabel(v: unknown): string {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^(\d+|0x[0-9a-fA-F]+)$/.test(v) ? Number(v) : NaN;
+  if (Number.isNaN(n)) return cellText(v);
+  return MSR_NAMES.get(n) ?? `0x${n.toString(16)}`;
+}
+
+/** A copy of an ioctl argument or output with MSR indices named (KVM_[GS]ET_MSRS entries and indices). */
+export function withMsrNames(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(withMsrNames);
+  if (!isPlainObject(v)) return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (k === 'index') out[k] = msrLabel(x);
+    else if (k === 'indices' && Array.isArray(x)) out[k] = x.map(msrLabel);
+    else out[k] = withMsrNames(x);
+  }
+  return out;
+}
+
+/**
+ * A clock's drift per day, from ms/day, in the unit that reads best: "28.771 ms/day",
+ * "1.2 s/day", "10.23 h/day" (not "36831085 ms/day").
+ */
+export function perDay(msPerDay: unknown): string {
+  if (msPerDay === null || msPerDay === undefined) return '-';
+  const ms = Number(msPerDay);
+  if (!Number.isFinite(ms)) return String(msPerDay);
+  const a = Math.abs(ms);
+  const [v, unit] = a >= 3_600_000 ? [ms / 3_600_000, 'h'] : a >= 60_000 ? [ms / 60_000, 'min'] : a >= 1_000 ? [ms / 1_000, 's'] : a >= 1 || a === 0 ? [ms, 'ms'] : [ms * 1000, 'µs'];
+  return `${+v.toFixed(3)} ${unit}/day`;
 }
 
 /** A CLOCK_REALTIME value in ns since the epoch, with its UTC date. */
@@ -151,9 +256,16 @@ function arrayTable(items: unknown[], indent: string, depth: number): string {
   const flat = all.filter((c) => items.every((it) => isScalar(it[c]) || it[c] === undefined || (Array.isArray(it[c]) && (it[c] as unknown[]).every(isScalar))));
   const cols = flat.length ? flat : all;
   const cell = (c: string, v: unknown) => (Array.isArray(v) ? v.map(cellText).join(',') : isScalar(v) ? hintShort(c, v) : JSON.stringify(v));
-  const t = table(cols, items.map((it) => cols.map((c) => cell(c, it[c]))), { indent, maxWidth: 60 });
-  const hidden = all.filter((c) => !cols.includes(c));
-  return hidden.length ? `${t}\n${indent}(${hidden.join(', ')}: see --json)` : t;
+  const t = table(cols, items.map((it) => cols.map((c) => cell(c, it[c]))), { indent });
+  const nested = all.filter((c) => !cols.includes(c));
+  if (nested.length === 0) return t;
+  // the nested values of each row, below the table, under the row's first cell
+  const blocks = items.map((it) => {
+    const rest = Object.fromEntries(nested.filter((c) => it[c] !== undefined && it[c] !== null).map((c) => [c, it[c]]));
+    if (Object.keys(rest).length === 0) return '';
+    return `${indent}${cols[0]} ${cell(cols[0]!, it[cols[0]!])}:\n${formatGeneric(rest, `${indent}  `, depth + 1)}`;
+  });
+  return [t, ...blocks.filter(Boolean)].join('\n');
 }
 
 /** In table cells keep the exact value; the hint only for durations. */
@@ -174,7 +286,8 @@ export interface EventJson {
   metadata?: unknown;
 }
 
-const short = (v: unknown, max = 48) => clip(typeof v === 'string' ? v : JSON.stringify(v), max);
+// the whole value: a long one wraps in the table, it is never cut
+const short = (v: unknown, _max?: number) => (typeof v === 'string' ? v : JSON.stringify(v));
 
 /** One line about what an event did: the ioctl and its ret/errno, the guest op, the phase... */
 export function eventSummary(e: EventJson): string {
@@ -182,12 +295,12 @@ export function eventSummary(e: EventJson): string {
   const vcpu = d.vcpu === null || d.vcpu === undefined ? '' : `vcpu${d.vcpu} `;
   switch (e.type) {
     case 'IoctlIssued': {
-      const arg = d.arg === null || d.arg === undefined ? '' : ` ${short(d.arg, 40)}`;
+      const arg = d.arg === null || d.arg === undefined ? '' : ` ${short(/MSRS/.test(String(d.ioctl)) ? withMsrNames(d.arg) : d.arg, 40)}`;
       return `${vcpu}${d.ioctl}${arg} → ret=${d.ret}${d.errno ? ` errno=${d.errno}` : ''}`;
     }
     case 'GuestExecuted': {
       const r = isPlainObject(d.result) && 'value' in d.result ? ` → ${cellText(d.result.value)}` : '';
-      const msr = d.msr !== undefined ? ` ${cellText(d.msr)}` : '';
+      const msr = d.msr !== undefined ? ` ${msrLabel(d.msr)}` : '';
       const val = d.value !== undefined ? `=${cellText(d.value)}` : '';
       return `${vcpu}${d.op}${msr}${val}${r}`;
     }
@@ -217,6 +330,5 @@ export function eventsTable(events: EventJson[]): string {
   return table(
     ['POS', 'TIME (ns)', 'STREAM', 'VER', 'TYPE', 'SUMMARY'],
     events.map((e) => [e.position, e.time, e.streamId, e.version, e.type, eventSummary(e)]),
-    { maxWidth: 90 },
   );
 }

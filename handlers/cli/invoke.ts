@@ -2,7 +2,8 @@
 // common shapes of an invoke command line are parsed here without loading commander (and the
 // rest of the command tree); anything else (--help, unknown options, options before `invoke`)
 // goes through the full program, which calls invokeCommand() too.
-import { parseRequestJson, readStdin, UsageError } from './io.js';
+import { MAX_REQUEST_BYTES, requestTooLarge } from '../limits.js';
+import { parseRequestJson, UsageError } from './io.js';
 import { findHandler } from './registry.js';
 import { callHandler, defaultDb, EXIT_USAGE, reportUsageError, setExitCode, unknownHandler, writeError, writeJson } from './run.js';
 
@@ -25,14 +26,37 @@ export async function invokeCommand(name: string, o: InvokeOptions): Promise<voi
   }
   let request: unknown;
   try {
-    if (typeof o.data === 'string') request = parseRequestJson(o.data, '--data');
-    else if (!process.stdin.isTTY) request = parseRequestJson(await readStdin(), 'stdin');
+    if (typeof o.data === 'string') request = parseRequestJson(boundedText(o.data, Buffer.byteLength(o.data, 'utf8'), '--data'), '--data');
+    else if (!process.stdin.isTTY) request = parseRequestJson(await readStdinBounded(), 'stdin');
     else request = {};
   } catch (e) {
     if (e instanceof UsageError) return reportUsageError(e, out);
     throw e;
   }
   await callHandler(name, request, { db: o.db, ...out });
+}
+
+/** Request JSON text within MAX_REQUEST_BYTES, or the usage error saying how large it was. */
+function boundedText(text: string, bytes: number, source: string): string {
+  if (bytes <= MAX_REQUEST_BYTES) return text;
+  const e = requestTooLarge(bytes, source);
+  throw new UsageError(e.code, e.message, e.details);
+}
+
+/** stdin as text, reading no further than one byte past MAX_REQUEST_BYTES. */
+async function readStdinBounded(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const c of process.stdin) {
+    const b = typeof c === 'string' ? Buffer.from(c) : (c as Buffer);
+    bytes += b.length;
+    if (bytes > MAX_REQUEST_BYTES) {
+      process.stdin.destroy();
+      return boundedText('', bytes, 'stdin (stopped reading there)');
+    }
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /**

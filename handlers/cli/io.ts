@@ -1,17 +1,10 @@
 // Input for the CLI: the request JSON (from --data or stdin), durations with unit suffixes, and
 // the small value syntaxes of the friendly subcommands. Nothing here imports a handler.
 
+import { CodedError } from '../../lib/coded-error.js';
+
 /** A mistake in how the command was called (exit code 2), reported like a handler error. */
-export class UsageError extends Error {
-  constructor(
-    readonly code: 'invalid_request' | 'unknown_handler',
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+export class UsageError extends CodedError<'invalid_request' | 'unknown_handler'> {}
 
 /** Everything on stdin, as text. */
 export async function readStdin(): Promise<string> {
@@ -54,17 +47,19 @@ const UNITS: Record<string, bigint> = {
 };
 
 /**
- * A duration in ns as a decimal string: "300000000", "300ms", "1.5s", "20us", "2m", "1h".
+ * A duration in ns as a decimal string: "300ms", "1.5s", "20us", "2m", "1h", "0". A bare number
+ * other than 0 is refused (`--blackout 300` would be 300 ns): the unit is required, unless
+ * bareNs (a value that is naturally in ns, such as an epoch instant). JSON requests stay in ns.
  * signed: allow a leading '-' (realtime steps, offsets).
  */
-export function parseDuration(text: string, option: string, signed = false): string {
+export function parseDuration(text: string, option: string, signed = false, bareNs = false): string {
   const m = /^(-)?(\d+)(?:\.(\d+))?\s*(ns|us|µs|ms|s|m|min|h|d)?$/.exec(text.trim());
-  if (!m || (m[1] && !signed)) {
-    throw new UsageError(
-      'invalid_request',
-      `${option}: '${text}' is not a ${signed ? 'signed ' : ''}duration (ns, or a number with ns, us, ms, s, m, h or d: 300ms, 1.5s)`,
-      { field: option },
-    );
+  const what = `a ${signed ? 'signed ' : ''}duration with a unit (ns, us, ms, s, m, h or d: 300ms, 1.5s, 20us)`;
+  if (!m || (m[1] && !signed)) throw new UsageError('invalid_request', `${option}: '${text}' is not ${what}`, { field: option });
+  const zero = /^0+$/.test(m[2]!) && !m[3];
+  if (!m[4] && !bareNs && !zero) {
+    const n = text.trim();
+    throw new UsageError('invalid_request', `${option}: '${text}' has no unit: write ${n}ms, ${n}s, or ${n}ns if you mean nanoseconds`, { field: option });
   }
   const unit = UNITS[m[4] ?? 'ns']!;
   const frac = m[3] ?? '';

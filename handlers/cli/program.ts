@@ -14,6 +14,7 @@ import {
   UsageError,
 } from './io.js';
 import { findHandler } from './registry.js';
+import { vmStreamId } from '../../machines/stream-ids.js';
 import {
   callHandler,
   defaultDb,
@@ -46,7 +47,9 @@ Exit codes (scripts can rely on them):
      "error [code]: message", and the JSON response on stdout (always for invoke, else with --json);
      \`verify\` also exits 1 when the hash chain is broken
   2  usage error: unknown command, option or handler (code unknown_handler), malformed JSON
-     (code invalid_request, "malformed JSON: ..."), a bad option value
+     (code invalid_request, "malformed JSON: ..."), a bad option value (e.g. a duration without unit)
+  3  migrate (or invoke migrate): the migration ran and failed (status "failed": a step was
+     refused and the source VM resumed); the report is printed as for a completed one
 
 Error codes: invalid_request, invalid_argument, not_found, invalid_state, conflict,
   schema_too_new, corrupt, io, unknown_handler, internal.
@@ -59,7 +62,7 @@ Environment:
 const DESCRIPTION = [
   "clockledger emulates the Linux KVM guest clock interfaces (the x86 TSC, its offset and scaling, kvmclock, the arm64 counter offsets) to the kernel's arithmetic, records every ioctl and guest clock read in a SQLite event log, and audits live migrations: what a VMM's sequence of KVM_GET/SET_CLOCK, MSR and TSC ioctls did to the guest's time.",
   '',
-  'Values are exact: TSC values, offsets and ns are decimal strings (u64/s64). Time is one simulated true-time axis in ns since the ledger began; nothing reads the wall clock. Durations accept suffixes: 300ms, 1.5s, 20us, 2m, 1h (a bare number is ns).',
+  'Values are exact: TSC values, offsets and ns are decimal strings (u64/s64). Time is one simulated true-time axis in ns since the ledger began; nothing reads the wall clock. Durations need a unit: 300ms, 1.5s, 20us, 300ns, 2m, 1h (a bare number other than 0 is refused; JSON requests take ns).',
   '',
   'Every subcommand is a thin wrapper over one handler (clockledger handlers); `clockledger invoke <handler>` calls any of them with a JSON request, for scripts.',
 ].join('\n');
@@ -119,7 +122,7 @@ async function call(name: string, request: unknown, o: Opts, pick: (r: Render) =
 }
 
 const intOpt = (name: string) => (v: string) => parseIntArg(v, name);
-const durOpt = (name: string, signed = false) => (v: string) => parseDuration(v, name, signed);
+const durOpt = (name: string, signed = false, bareNs = false) => (v: string) => parseDuration(v, name, signed, bareNs);
 const u64Opt = (name: string) => (v: string) => parseU64Arg(v, name);
 
 /** Only the fields that were given. */
@@ -182,7 +185,7 @@ export function buildProgram(): Command {
         .addOption(new Option('--clocksource <cs>', "the host kernel's clocksource").choices(['tsc', 'hpet', 'arch_sys_counter']))
         .option('--kernel <profile>', 'kernel profile (clockledger profiles), optionally +x86.switch=false,...')
         .option('--initial-tsc <n>', 'the host counter at true time 0', u64Opt('--initial-tsc'))
-        .option('--realtime-offset <ns>', 'CLOCK_REALTIME at true time 0 (ns since the epoch)', durOpt('--realtime-offset', true))
+        .option('--realtime-offset <ns>', 'CLOCK_REALTIME at true time 0 (ns since the epoch)', durOpt('--realtime-offset', true, true))
         .option('--cntfrq-hz <Hz>', 'arm64: the counter frequency (CNTFRQ_EL0)', u64Opt('--cntfrq-hz'))
         .option('--no-ecv', 'arm64: no Enhanced Counter Virtualization')
         .addHelpText(
@@ -231,13 +234,20 @@ export function buildProgram(): Command {
     },
   );
 
+  action(
+    withJson(hosts.command('list').description('the hosts in the log: architecture, kernel profile, counter frequency (handler listHosts)').addHelpText('after', examples('hosts list', 'hosts list --json'))),
+    async (o) => {
+      await call('listHosts', {}, o, (r) => r.renderHostList);
+    },
+  );
+
   // ---- time ------------------------------------------------------------------------------------
   const time = action(
     withJson(
       program
         .command('time')
         .description('read the simulated true time (handler advanceTime with ns 0); `time advance` lets it pass')
-        .addHelpText('after', examples('time', 'time advance 300ms', 'time advance 1500000000')),
+        .addHelpText('after', examples('time', 'time advance 300ms', 'time advance 1500000000ns')),
     ),
     async (o) => {
       await call('advanceTime', { ns: '0' }, o, (r) => r.renderNow);
@@ -248,7 +258,7 @@ export function buildProgram(): Command {
       time
         .command('advance')
         .description('let true time pass; delayed kernel work (kvmclock updates, timers) fires on the way')
-        .argument('<duration>', 'ns, or with a suffix: 300ms, 5s, 2m, 1h', durOpt('duration')),
+        .argument('<duration>', 'with a unit: 300ms, 5s, 2m, 1h, 1500000000ns', durOpt('duration')),
     ),
     async (o, [ns]) => {
       await call('advanceTime', { ns }, o, (r) => r.renderNow);
@@ -283,6 +293,19 @@ export function buildProgram(): Command {
     ),
     async (o, [vmId]) => {
       await call('destroyVm', defined({ vmId, reason: o.reason }), o, (r) => r.renderVm);
+    },
+  );
+
+  action(
+    withJson(
+      vms
+        .command('list')
+        .description('the VMs in the log: host, kernel profile, lifecycle, vCPUs running (handler listVms)')
+        .option('--host <hostId>', 'only the VMs of this host')
+        .addHelpText('after', examples('vms list', 'vms list --host dst --json')),
+    ),
+    async (o) => {
+      await call('listVms', defined({ hostId: o.host }), o, (r) => r.renderVmList);
     },
   );
 
@@ -440,7 +463,7 @@ export function buildProgram(): Command {
         .addHelpText('after', examples('log', 'log --vm vm1 --limit 20', 'events --stream migration-m1', 'events --from 100 --limit 10 --json')),
     ),
     async (o) => {
-      const streamId = typeof o.stream === 'string' ? o.stream : typeof o.vm === 'string' ? `vm-${o.vm}` : undefined;
+      const streamId = typeof o.stream === 'string' ? o.stream : typeof o.vm === 'string' ? vmStreamId(o.vm) : undefined;
       await call('events', defined({ streamId, from: o.from, to: o.to, limit: o.limit }), o, (r) => r.renderEvents);
     },
   );
@@ -453,7 +476,7 @@ export function buildProgram(): Command {
         .addOption(new Option('--kind <kind>', 'what the id names').choices(['vm', 'host', 'migration', 'stream']))
         .option('--at-position <n>', 'as of this log position', intOpt('--at-position'))
         .option('--at-version <n>', "as of this version of the id's stream", intOpt('--at-version'))
-        .option('--at-time <duration>', 'as of this true time (ns, or 1.5s ...)', durOpt('--at-time'))
+        .option('--at-time <duration>', 'as of this true time, with a unit (1.5s, 300ms, 42ns)', durOpt('--at-time'))
         .addHelpText('after', examples('state vm1', 'state vm1 --at-position 12', 'state src --at-time 300ms', 'state m1 --json', 'state ledger --kind stream')),
     ),
     async (o, [id]) => {
@@ -516,7 +539,7 @@ export function buildProgram(): Command {
     ),
     async (o) => {
       const req = defined({ profile: o.profile, reference: o.reference, vmId: o.vm, migrationId: o.migration, from: o.from, to: o.to, keep: o.keep });
-      await call('replay', req, o, (r) => r.renderReport, { progress: { label: 'replaying', total: sizeIfLarge } });
+      await call('replay', req, o, (r) => r.renderReplay, { progress: { label: 'replaying', total: sizeIfLarge } });
     },
   );
   action(
@@ -562,7 +585,7 @@ export function buildProgram(): Command {
         vmId: o.vm,
         migrationId: o.migration,
       });
-      await call('bisect', req, o, (r) => r.renderReport, { progress: { label: 'bisecting', total: sizeIfLarge } });
+      await call('bisect', req, o, (r) => r.renderBisect, { progress: { label: 'bisecting', total: sizeIfLarge } });
     },
   );
   action(
@@ -591,7 +614,7 @@ export function buildProgram(): Command {
         return;
       }
       const { table } = await import('./format.js');
-      writeOut(table(['PROFILE', 'SUMMARY'], PROFILES.map((p) => [p.name === DEFAULT_PROFILE ? `${p.name} (default)` : p.name, p.summary]), { maxWidth: 140 }));
+      writeOut(table(['PROFILE', 'SUMMARY'], PROFILES.map((p) => [p.name === DEFAULT_PROFILE ? `${p.name} (default)` : p.name, p.summary])));
     },
   );
   action(
@@ -605,7 +628,7 @@ export function buildProgram(): Command {
         return;
       }
       const { table } = await import('./format.js');
-      writeOut(table(['HANDLER', 'SUMMARY'], list.map((h) => [h.name, h.summary]), { maxWidth: 140 }));
+      writeOut(table(['HANDLER', 'SUMMARY'], list.map((h) => [h.name, h.summary])));
     },
   );
 

@@ -1,6 +1,7 @@
 // Human renderings of the handlers' responses. Each takes the response JSON (u64s are decimal
 // strings) and returns text; --json bypasses them and prints the response verbatim.
-import { cellText, eventsTable, fmtNs, fmtRealtime, formatGeneric, keyValues, table, type EventJson } from './format.js';
+import { cellText, eventsTable, outputWidth, fmtNs, fmtRealtime, formatGeneric, fmtOffset, humanHz, keyValues, perDay, withMsrNames, table, type Cell, type EventJson } from './format.js';
+import { HOST_STREAM_PREFIX, VM_STREAM_PREFIX } from '../../machines/stream-ids.js';
 
 type R = Record<string, any>;
 
@@ -30,6 +31,24 @@ export function renderHost(r: R): string {
   return keyValues(pairs);
 }
 
+export function renderHostList(r: R): string {
+  const hosts = (r.hosts ?? []) as R[];
+  if (hosts.length === 0) return '(no hosts)';
+  return table(
+    ['HOST', 'ARCH', 'KERNEL PROFILE', 'COUNTER', 'VENDOR', 'TSC SCALING', 'CLOCKSOURCE'],
+    hosts.map((h) => [h.hostId, h.arch, h.profile, humanHz(h.counterHz), h.vendor ?? '', h.tscScaling == null ? '' : yesNo(h.tscScaling), h.counterClocksource ? (h.arch === 'x86' ? 'tsc' : 'arch_sys_counter') : 'other']),
+  );
+}
+
+export function renderVmList(r: R): string {
+  const vms = (r.vms ?? []) as R[];
+  if (vms.length === 0) return '(no VMs)';
+  return table(
+    ['VM', 'HOST', 'ARCH', 'KERNEL PROFILE', 'LIFECYCLE', 'VCPUS', 'RUNNING'],
+    vms.map((v) => [v.vmId, v.hostId, v.arch, v.profile, v.lifecycle, v.vcpus, v.running]),
+  );
+}
+
 export function renderNow(r: R): string {
   return keyValues([['now', fmtNs(r.now)]]);
 }
@@ -43,7 +62,7 @@ function vcpuRows(vm: R): string {
     ['VCPU', 'RUNNING', 'TSC kHz', 'TSC OFFSET', 'SCALING RATIO', 'GUEST TSC', 'KVMCLOCK'],
     vcpus.map((v) => {
       const g = guest.get(v.id);
-      return [v.id, yesNo(v.running), v.virtualTscKhz, v.l1TscOffset, v.l1TscScalingRatio, g?.tsc ?? '', g ? (g.kvmclock ?? 'off') : v.pvTimeActive ? 'on' : 'off'];
+      return [v.id, yesNo(v.running), v.virtualTscKhz, fmtOffset(v.l1TscOffset), v.l1TscScalingRatio, g?.tsc ?? '', g ? (g.kvmclock ?? 'off') : v.pvTimeActive ? 'on' : 'off'];
     }),
     { indent: '  ' },
   );
@@ -60,7 +79,7 @@ export function renderVm(r: R): string {
       ['kernel profile', vm.profile],
       ['lifecycle', vm.destroyReason ? `${vm.lifecycle} (${vm.destroyReason})` : vm.lifecycle],
       ['stream version', vm.version],
-      ['kvmclock offset', k.kvmclockOffset !== undefined ? fmtNs(k.kvmclockOffset) : undefined],
+      ['kvmclock offset', k.kvmclockOffset !== undefined ? `${fmtNs(BigInt.asIntN(64, BigInt(k.kvmclockOffset)).toString())}${BigInt(k.kvmclockOffset) === 0n ? '' : ` 0x${BigInt.asUintN(64, BigInt(k.kvmclockOffset)).toString(16).padStart(16, '0')}`}` : undefined],
       ['master clock', k.useMasterClock !== undefined ? yesNo(k.useMasterClock) : undefined],
       ['viewed at', vm.at !== undefined ? fmtNs(vm.at) : undefined],
       ['KVM_GET_CLOCK', vm.guest?.kvmclock != null ? fmtNs(vm.guest.kvmclock) : undefined],
@@ -99,7 +118,7 @@ export function renderIoctl(r: R): string {
   if (r.errno) pairs.push(['errno', r.errno]);
   pairs.push(['position', r.position], ['time', fmtNs(r.time)]);
   let out = keyValues(pairs);
-  if (r.out !== undefined) out += `\nout:\n${typeof r.out === 'object' && r.out !== null ? formatGeneric(r.out, '  ') : `  ${cellText(r.out)}`}`;
+  if (r.out !== undefined) out += `\nout:\n${typeof r.out === 'object' && r.out !== null ? formatGeneric(withMsrNames(r.out), '  ') : `  ${cellText(r.out)}`}`;
   return out;
 }
 
@@ -138,8 +157,8 @@ export function renderAuditReport(a: R): string {
       ['kvmclock − TSC step', fmtNs(a.kvmclockMinusTscStepNs)],
       ['skew (cycles)', a.skewCycles ? `${a.skewCycles.before} → ${a.skewCycles.after}` : undefined],
       ['master clock', a.masterClock ? `${yesNo(a.masterClock.before)} → ${yesNo(a.masterClock.after)}` : undefined],
-      ['TSC drift', a.tscFrequency ? `${a.tscFrequency.driftPpb} ppb (${a.tscFrequency.msPerDay} ms/day)` : undefined],
-      ['pvclock drift', a.pvclock && a.pvclock.driftPpb != null ? `${a.pvclock.driftPpb} ppb (${a.pvclock.msPerDay} ms/day)` : undefined],
+      ['TSC drift', a.tscFrequency ? `${a.tscFrequency.driftPpb} ppb (${perDay(a.tscFrequency.msPerDay)})` : undefined],
+      ['pvclock drift', a.pvclock && a.pvclock.driftPpb != null ? `${a.pvclock.driftPpb} ppb (${perDay(a.pvclock.msPerDay)})` : undefined],
     ]),
   );
   const vcpus = (a.vcpus ?? []) as R[];
@@ -160,7 +179,7 @@ export function renderAuditReport(a: R): string {
       ? table(
           ['SEVERITY', 'CODE', 'POSITIONS', 'MESSAGE'],
           findings.map((f) => [SEVERITY[f.severity] ?? f.severity, f.code, (f.positions ?? []).join(','), f.message]),
-          { indent: '  ', maxWidth: 120 },
+          { indent: '  ' },
         )
       : '  (none)',
   );
@@ -188,16 +207,15 @@ export function auditsTable(audits: R[]): string {
       fmtNs(a.blackoutNs),
       worst(a),
       a.kvmclock?.errorNs != null ? fmtNs(a.kvmclock.errorNs) : '',
-      ((a.findings ?? []) as R[]).map((f) => f.code).join(',') || '-',
+      ((a.findings ?? []) as R[]).map((f) => f.code).join(', ') || '-',
     ]),
-    { maxWidth: 60 },
   );
 }
 
 export function renderAudit(r: R): string {
   if (r.audit) return renderAuditReport(r.audit);
   const s = r.summary as R | undefined;
-  const tail = s ? `\n\n${s.pass ?? 0} pass, ${s.warn ?? 0} warn, ${s.fail ?? 0} fail` : '';
+  const tail = s ? `\n\n${s.pass ?? 0} pass, ${s.warn ?? 0} warn, ${s.fail ?? 0} fail${s.inFlight ? `, ${s.inFlight} in flight` : ''}` : '';
   return auditsTable((r.audits ?? []) as R[]) + tail;
 }
 
@@ -214,7 +232,7 @@ export function renderStrategies(r: R): string {
   const out: string[] = [];
   for (const s of (r.strategies ?? []) as R[]) {
     out.push(`${s.name} (${s.arch})`);
-    out.push(wrap(String(s.summary ?? ''), 96, '  '));
+    out.push(wrap(String(s.summary ?? ''), Math.min(outputWidth(), 100) - 2, '  '));
     const opts = Object.entries((s.options ?? {}) as Record<string, unknown>);
     if (opts.length) {
       out.push('  options:');
@@ -256,31 +274,143 @@ export function renderState(r: R): string {
   ]);
   const s = r.state as R;
   let body: string;
-  if (String(r.streamId).startsWith('vm-')) body = renderVm({ vm: s });
-  else if (String(r.streamId).startsWith('host-')) body = renderHost({ host: s });
+  if (String(r.streamId).startsWith(VM_STREAM_PREFIX)) body = renderVm({ vm: s });
+  else if (String(r.streamId).startsWith(HOST_STREAM_PREFIX)) body = renderHost({ host: s });
   else body = formatGeneric(s);
   return `${head}\n\n${body}`;
 }
 
 export function renderVerify(r: R): string {
+  const head = r.head as { position?: number; hash?: string } | undefined;
+  const headLine = head ? `\nhead: position ${head.position} hash ${head.hash}` : '';
   return r.intact
-    ? `intact: the hash chain holds over ${r.checked} event${r.checked === 1 ? '' : 's'}`
-    : `BROKEN: the hash chain breaks at position ${r.firstBrokenPosition}${r.reason ? ` (${r.reason})` : ''}; ${r.checked} events checked`;
+    ? `intact: the hash chain holds over ${r.checked} event${r.checked === 1 ? '' : 's'}${headLine}`
+    : `BROKEN: ${r.firstBrokenPosition !== undefined ? `the log breaks at position ${r.firstBrokenPosition}` : `the ${r.table ?? 'log'} table does not match the events`}${r.reason ? ` (${r.reason})` : ''}; ${r.checked} events checked${headLine}`;
 }
 
 export function renderFork(r: R): string {
   return `forked ${r.events} event${r.events === 1 ? '' : 's'} (positions 1..${r.position}) into ${r.targetDb}`;
 }
 
-/** replay, diff, bisect: their fields, nested blocks, and tables of their lists. */
+/** diff: its fields, nested blocks, and tables of their lists. */
 export function renderReport(r: R): string {
   return formatGeneric(r) || 'done';
+}
+
+const signedNs = (v: unknown) => (v === null || v === undefined ? '-' : fmtNs(v));
+const upper = (v: unknown) => (v == null ? '-' : String(v).toUpperCase());
+
+/** kvmclock's frequency as a profile gives it: "2999999000 Hz (drift 333 ppb, 28.771 ms/day)". */
+function pvclockText(p: R | null | undefined): string {
+  if (!p) return '-';
+  return `${p.frequencyHz} Hz for a guest TSC at ${p.guestTscHz} Hz (drift ${p.driftPpb} ppb, ${perDay(p.msPerDay)})`;
+}
+
+/** One migration's audits under the recording and under the replayed profile, side by side. */
+function auditSideBySide(m: R, replayedName: string, recordedName: string): string {
+  const a = (m.audit?.recorded ?? null) as R | null;
+  const b = (m.audit?.replayed ?? null) as R | null;
+  const d = (m.difference ?? null) as R | null;
+  const rows: Cell[][] = [
+    ['verdict', upper(a?.verdict), upper(b?.verdict), ''],
+    ['status', a?.status ?? '-', b?.status ?? '-', ''],
+  ];
+  for (const v of (d?.tscErrorNs ?? []) as R[]) rows.push([`TSC error vCPU ${v.vcpu}`, signedNs(v.recorded), signedNs(v.replayed), signedNs(v.delta)]);
+  if (d?.kvmclockErrorNs) rows.push(['kvmclock error', signedNs(d.kvmclockErrorNs.recorded), signedNs(d.kvmclockErrorNs.replayed), signedNs(d.kvmclockErrorNs.delta)]);
+  if (d?.skewCycles) rows.push(['skew after (cycles)', d.skewCycles.recorded, d.skewCycles.replayed, '']);
+  if (d?.masterClock) rows.push(['master clock after', yesNo(d.masterClock.recorded), yesNo(d.masterClock.replayed), '']);
+  const codes = (x: R | null) => ((x?.findings ?? []) as R[]).map((f) => f.code).join(', ') || '(none)';
+  return [
+    table(['AUDIT', recordedName.toUpperCase(), replayedName.toUpperCase(), 'DIFFERENCE'], rows, { indent: '    ', wrap: false }),
+    keyValues([
+      [`findings (${recordedName})`, codes(a)],
+      [`findings (${replayedName})`, codes(b)],
+    ], '    '),
+  ].join('\n');
+}
+
+/** replay: the first divergence, per VM the kvmclock frequency, per migration both audits, every divergence. */
+export function renderReplay(r: R): string {
+  const out: string[] = [];
+  const first = r.firstDivergence as R | null;
+  out.push(
+    keyValues([
+      ['profile', r.profile],
+      ['compared with', r.reference],
+      ['events replayed', r.eventsReplayed],
+      ['VMs replayed', r.vmsReplayed],
+      ['divergences', r.divergenceCount],
+      ['first divergence', first ? first.summary : 'none: every result is the same'],
+    ]),
+  );
+  for (const v of (r.byVm ?? []) as R[]) {
+    out.push('', `VM ${v.vmId}: ${v.divergences} divergence${v.divergences === 1 ? '' : 's'}, the first: ${v.firstDivergence?.summary ?? '-'}`);
+    out.push(keyValues([
+      [`kvmclock (${r.reference})`, pvclockText(v.pvclock?.recorded)],
+      [`kvmclock (${r.profile})`, pvclockText(v.pvclock?.replayed)],
+    ], '  '));
+  }
+  for (const m of (r.byMigration ?? []) as R[]) {
+    out.push('', `migration ${m.migrationId} (${m.strategy}): ${m.divergences} divergence${m.divergences === 1 ? '' : 's'}, the first: ${m.firstDivergence?.summary ?? '-'}`);
+    const f = m.failingStep as R | null;
+    if (f) out.push(`  the strategy would fail at its ${f.step ?? f.phase ?? '?'} step: ${f.ioctl}${f.vcpu != null ? ` on vCPU ${f.vcpu}` : ''} (${f.errno ?? 'error'}, position ${f.position})`);
+    out.push('  audits:', auditSideBySide(m, String(r.profile), String(r.reference)));
+    const only = m.difference?.findings as R | undefined;
+    if (only && (only.onlyRecorded.length || only.onlyReplayed.length)) {
+      out.push(`  findings only with ${r.reference}: ${only.onlyRecorded.join(', ') || '-'}; only with ${r.profile}: ${only.onlyReplayed.join(', ') || '-'}`);
+    }
+  }
+  const ds = (r.divergences ?? []) as R[];
+  if (ds.length) {
+    out.push('', `divergences${ds.length < r.divergenceCount ? ` (the first ${ds.length} of ${r.divergenceCount}; --keep for more)` : ''}:`);
+    out.push(table(['POS', 'VM', 'MIGRATION', 'STEP', 'SUMMARY'], ds.map((d) => [d.position, d.vmId, d.migrationId ?? '', d.step ?? '', d.summary]), { indent: '  ' }));
+  }
+  return out.join('\n');
+}
+
+/** A raw divergence (as bisect reports it), in one line. */
+function divergenceText(d: R | null | undefined): string {
+  if (!d) return '-';
+  const what = d.ioctl ?? d.op ?? d.type;
+  const res = (o: R) => {
+    const x = o?.result as R | null;
+    if (x && 'ret' in x) return `ret ${x.ret}${x.errno ? ` ${x.errno}` : ''}`;
+    if (x && 'value' in x) return `value ${x.value}`;
+    return `${(o?.trace ?? []).length} tracepoints`;
+  };
+  const a = res(d.recorded);
+  const b = res(d.replayed);
+  const tail = a !== b ? '' : JSON.stringify(d.recorded?.result) !== JSON.stringify(d.replayed?.result) ? ', output differs' : ', tracepoints differ';
+  return `${what}${d.vcpu != null ? ` on vCPU ${d.vcpu}` : ''} at position ${d.position} (${d.vmId}): recorded ${a}, replayed ${b}${tail}`;
+}
+
+/** bisect: each probe, and the first profile (or the switches) that diverge. */
+export function renderBisect(r: R): string {
+  const probes = (r.probes ?? []) as R[];
+  if ('culprits' in r) {
+    const head = keyValues([
+      ['base', r.base],
+      ['target', r.target],
+      ['switches that differ', ((r.differing ?? []) as unknown[]).map(cellText).join(', ') || '(none)'],
+      ['responsible', ((r.culprits ?? []) as unknown[]).map(cellText).join(', ') || 'none alone'],
+    ]);
+    const t = table(['SWITCH', 'DIVERGES', 'DIVERGENCES', 'FIRST DIVERGENCE'], probes.map((p) => [cellText(p.switch), yesNo(p.diverged), p.divergenceCount, divergenceText(p.firstDivergence)]));
+    return `${head}\n\n${t}`;
+  }
+  const first = r.firstDivergent as R | null;
+  const head = keyValues([
+    ['order', ((r.order ?? []) as string[]).join(', ')],
+    ['compared with', r.reference],
+    ['first divergent', first ? `${first.profile}: ${divergenceText(first.firstDivergence)}` : 'none: every profile probed reproduces the results'],
+  ]);
+  const t = table(['PROFILE', 'DIVERGES', 'DIVERGENCES', 'FIRST DIVERGENCE'], probes.map((p) => [p.profile, yesNo(p.diverged), p.divergenceCount, divergenceText(p.firstDivergence)]));
+  return `${head}\n\nprobed:\n${t}`;
 }
 
 export function renderDemo(r: R): string {
   const parts: string[] = [];
   const t = r.table as { columns?: unknown[]; rows?: unknown[][] } | undefined;
-  if (t && Array.isArray(t.columns) && Array.isArray(t.rows)) parts.push(table(t.columns.map(String), t.rows as (string | number)[][], { maxWidth: 100 }));
+  if (t && Array.isArray(t.columns) && Array.isArray(t.rows)) parts.push(table(t.columns.map(String), t.rows as (string | number)[][]));
   const rest: R = {};
   for (const [k, v] of Object.entries(r)) if (k !== 'table' && k !== 'audits' && k !== 'ok') rest[k] = v;
   if (Array.isArray(r.audits) && r.audits.length) parts.push(`audits:\n${auditsTable(r.audits)}`);

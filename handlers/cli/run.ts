@@ -3,6 +3,7 @@
 //   0  the handler completed (ok: true)
 //   1  the handler refused the request (ok: false); the error is on stderr, and on stdout as JSON
 //   2  usage error: unknown command/option/handler, malformed JSON, a bad option value
+//   3  migrate: the migration was carried out and failed (status 'failed'; the source VM resumed)
 import type { HandlerResponse } from '../define.js';
 import type { ErrorBody } from '../errors.js';
 import { toJsonText, UsageError } from './io.js';
@@ -11,6 +12,12 @@ import { closeOpenStores, findHandler } from './registry.js';
 export const EXIT_OK = 0;
 export const EXIT_HANDLER_ERROR = 1;
 export const EXIT_USAGE = 2;
+export const EXIT_MIGRATION_FAILED = 3;
+
+/** Exit codes of ok responses that report a failure of what was asked (for every way of calling the handler). */
+const OK_EXIT_CODES: Readonly<Record<string, (response: Record<string, any>) => number>> = {
+  migrate: (r) => (r.status === 'failed' ? EXIT_MIGRATION_FAILED : EXIT_OK),
+};
 
 /** The embedded default database (the same as handlers/context.ts DEFAULT_DB; a test checks). */
 export const DEFAULT_DB = './clockledger.db';
@@ -84,7 +91,8 @@ export async function callHandler(name: string, request: unknown, o: CallOptions
   if (r.ok) {
     if (o.json || !o.render) writeJson(r, o);
     else writeOut(o.render(r));
-    setExitCode(o.okExitCode ? o.okExitCode(r) : EXIT_OK);
+    const okCode = o.okExitCode ?? (Object.hasOwn(OK_EXIT_CODES, name) ? OK_EXIT_CODES[name] : undefined);
+    setExitCode(okCode ? okCode(r) : EXIT_OK);
   } else {
     if (o.json) writeJson(r, o);
     writeError(r.error);
@@ -111,7 +119,12 @@ export function reportUsageError(e: UsageError, o: OutputOptions): void {
 /** The total number of events in the log (for progress bars); opens the store. */
 export async function logSize(db: string): Promise<number> {
   const { storeFor } = await import('../context.js');
-  return storeFor({ db }).lastPosition();
+  // read-only, and no size when there is no readable ledger (the handler then says why)
+  try {
+    return storeFor({ db }, 'read').lastPosition();
+  } catch {
+    return 0;
+  }
 }
 
 /**

@@ -1,5 +1,6 @@
 // The demo: two hosts, a 4-vCPU guest, the same live migration done by every VMM strategy, and
 // the audits side by side. It runs on whatever log the context names (./clockledger.db by default).
+import { hostStreamId } from '../../machines/stream-ids.js';
 import { z } from 'zod';
 import { worstError, type AuditReport } from '../../machines/audit/audit.js';
 import { X86_STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
@@ -42,7 +43,7 @@ async function runDemo(
   };
   // A run number keeps repeated demos on one log apart.
   const store = ctx.store!;
-  const run = store.streams('host-demo').filter((s) => s.endsWith('-src')).length + 1;
+  const run = store.streams(hostStreamId('demo')).filter((s) => s.endsWith('-src')).length + 1;
   const src = `demo${run}-src`;
   const dst = `demo${run}-dst`;
   await must(createHost({ hostId: src, tscKhz: 3_000_000, initialTsc: '1800000000000000', realtimeOffsetNs: '1767225600000000000' }, ctx));

@@ -1,17 +1,48 @@
 // Hosts and the simulated time axis.
 import { z } from 'zod';
-import { hostRealtimeNs } from '../../kvm/host.js';
-import { DEFAULT_PROFILE, resolveProfile } from '../../kvm/profiles.js';
+import { hostRealtimeNs, type HostState } from '../../kvm/host.js';
+import { DEFAULT_PROFILE } from '../../kvm/profiles.js';
 import { toJson } from '../../machines/codec.js';
+import { rebuildStream } from '../../machines/rebuild.js';
+import { HOST_STREAM_PREFIX } from '../../machines/stream-ids.js';
 import { commonFields, defineHandler, idSchema, s64Field, u64Field } from '../define.js';
+import { resolveProfileExplained } from '../suggest.js';
 
 const profileField = z.string().superRefine((v, ctx) => {
   try {
-    resolveProfile(v);
+    resolveProfileExplained(v);
   } catch (e) {
     ctx.addIssue({ code: 'custom', message: (e as Error).message });
   }
 });
+
+/** TSC rates a real x86 host or guest can have: 100 MHz to 20 GHz. */
+export const TSC_KHZ_PLAUSIBLE = { min: 100_000, max: 20_000_000 } as const;
+
+const hz = (khz: number) => {
+  const v = khz * 1000;
+  for (const [unit, div] of [['THz', 1e12], ['GHz', 1e9], ['MHz', 1e6], ['kHz', 1e3]] as const) if (v >= div) return `${+(v / div).toPrecision(4)} ${unit}`;
+  return `${v} Hz`;
+};
+
+/**
+ * A TSC frequency in kHz, within TSC_KHZ_PLAUSIBLE: a rate given in Hz or MHz by mistake is
+ * refused with the value that was probably meant.
+ */
+export const tscKhzField = z.number().int().superRefine((v, ctx) => checkTscKhz(v, ctx));
+
+/** The plausibility check of tscKhzField, for fields that also take a special value. */
+export function checkTscKhz(v: number, ctx: z.RefinementCtx): void {
+  const { min, max } = TSC_KHZ_PLAUSIBLE;
+  if (v >= min && v <= max) return;
+  const likely =
+    v > max && v / 1000 >= min && v / 1000 <= max
+      ? `; if ${v} is in Hz, that is ${Math.round(v / 1000)} kHz`
+      : v < min && v * 1000 >= min && v * 1000 <= max
+        ? `; if ${v} is in MHz, that is ${v * 1000} kHz`
+        : '';
+  ctx.addIssue({ code: 'custom', message: `${v} kHz is ${hz(v)}, not a plausible TSC rate (${hz(min)} to ${hz(max)}, given in kHz)${likely}` });
+}
 
 export const createHost = defineHandler({
   name: 'createHost',
@@ -21,8 +52,8 @@ export const createHost = defineHandler({
       ...commonFields,
       hostId: idSchema,
       arch: z.enum(['x86', 'arm64']).default('x86'),
-      tscKhz: z.number().int().min(1).max(0xffff_ffff).optional(),
-      cntfrqHz: u64Field.optional(),
+      tscKhz: tscKhzField.optional(),
+      cntfrqHz: u64Field.refine((hz) => hz > 0n, { message: 'a frequency in Hz above 0' }).optional(),
       actualTscHz: u64Field.optional(),
       vendor: z.enum(['vmx', 'svm']).optional(),
       tscScaling: z.boolean().optional(),
@@ -95,5 +126,31 @@ export const adjustRealtime = defineHandler({
       },
       ({ host, now }) => ({ host: toJson(host), realtimeNs: hostRealtimeNs(host, now), now }),
     );
+  },
+});
+
+export const listHosts = defineHandler({
+  name: 'listHosts',
+  summary: 'the hosts in the log: architecture, kernel profile, counter frequency, vendor and TSC scaling',
+  schema: z.object({ ...commonFields }).strict(),
+  run(_req, env) {
+    const hosts = env.store.streams(HOST_STREAM_PREFIX).flatMap((sid) => {
+      const h = rebuildStream<HostState>(env.store, sid).state;
+      if (!h) return [];
+      return [
+        {
+          hostId: h.id,
+          arch: h.arch,
+          profile: h.profile,
+          counterHz: h.counterHz,
+          tscKhz: h.x86?.tscKhz ?? null,
+          vendor: h.x86?.vendor ?? null,
+          tscScaling: h.x86?.tscScaling ?? null,
+          ecv: h.arm64?.ecv ?? null,
+          counterClocksource: h.counterClocksource,
+        },
+      ];
+    });
+    return { hosts };
   },
 });

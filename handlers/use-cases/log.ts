@@ -1,9 +1,10 @@
 // The log itself: reading events, rebuilding any stream at any point, verifying the hash chain,
 // forking a prefix into a new database.
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
+import { dirname, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import type { HostState } from '../../kvm/host.js';
-import { toJson } from '../../machines/codec.js';
+import { jsonTextDeep, nestingDepth, toJson, type Json } from '../../machines/codec.js';
 import { hostStreamId } from '../../machines/host/host.js';
 import { migrationStreamId } from '../../machines/migration/state.js';
 import { rebuildStream, type RebuildTarget } from '../../machines/rebuild.js';
@@ -11,12 +12,26 @@ import { vmIdOf, vmStreamId } from '../../machines/vm/events.js';
 import type { VmRecord } from '../../machines/vm/evolve.js';
 import { vmView } from '../../machines/vm/view.js';
 import { LEDGER_STREAM, type LedgerState } from '../../machines/ledger/ledger.js';
+import { logTime } from '../../machines/session.js';
+import { GENESIS_HASH } from '../../store/canonical.js';
 import type { EventStore } from '../../store/types.js';
 import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
 import { HandlerError } from '../errors.js';
+import { MAX_SHOWN_DEPTH } from '../limits.js';
+
+/**
+ * An event's data as the response carries it: as it is, or, nested deeper than MAX_SHOWN_DEPTH
+ * (recorded before requests were bounded), null with `dataTooDeep` holding its depth and its
+ * JSON text, so one such event never makes the range around it unreadable.
+ */
+function shownData(data: unknown): { data: unknown } | { data: null; dataTooDeep: { depth: number; json: string } } {
+  if (nestingDepth(data, MAX_SHOWN_DEPTH + 1) <= MAX_SHOWN_DEPTH) return { data };
+  return { data: null, dataTooDeep: { depth: nestingDepth(data), json: jsonTextDeep(data as Json) } };
+}
 
 export const events = defineHandler({
   name: 'events',
+  access: 'read',
   summary: 'read the event log in order, all of it or one stream, from a position',
   schema: z
     .object({
@@ -37,7 +52,7 @@ export const events = defineHandler({
         type: e.type,
         schemaVersion: e.schemaVersion,
         time: e.time.toString(),
-        data: e.data,
+        ...shownData(e.data),
         metadata: e.metadata,
       })),
       lastPosition: env.store.lastPosition(),
@@ -54,6 +69,7 @@ const targetFields = {
 
 export const stateAt = defineHandler({
   name: 'stateAt',
+  access: 'read',
   summary: 'the rebuilt state of a VM, host, migration or any stream at a position, a stream version or an instant',
   schema: z
     .object({ ...commonFields, vmId: idSchema.optional(), hostId: idSchema.optional(), migrationId: idSchema.optional(), streamId: z.string().optional(), ...targetFields })
@@ -92,31 +108,75 @@ export const stateAt = defineHandler({
 function instantOf(store: EventStore, t: RebuildTarget, statePosition: number): bigint {
   if (t.time !== undefined) return t.time;
   if (t.position === undefined && t.version === undefined) {
-    return (rebuildStream<LedgerState>(store, LEDGER_STREAM).state?.now ?? 0n);
+    return logTime(store, rebuildStream<LedgerState>(store, LEDGER_STREAM).state?.now ?? 0n);
   }
   const p = t.position !== undefined ? Math.min(t.position, store.lastPosition()) : statePosition;
   return store.read({ fromPosition: p, toPosition: p })[0]?.time ?? 0n;
 }
 
+const hashSchema = z.string().regex(/^[0-9a-f]{64}$/, 'a chain hash: 64 lowercase hex digits');
+
 export const verify = defineHandler({
   name: 'verify',
-  summary: "check the log's hash chain; report the first position where it breaks",
-  schema: z.object({ ...commonFields }).strict(),
-  run(_req, env) {
+  access: 'read',
+  summary: "check the log: SQLite's integrity, the hash chain, and the tables kept beside it (streams, categories, stored request answers); report the head to keep outside the file",
+  schema: z
+    .object({
+      ...commonFields,
+      /** a head reported by an earlier verify: the log must still hold that position with that hash */
+      anchor: z.object({ position: z.number().int().min(0), hash: hashSchema }).strict().optional(),
+    })
+    .strict(),
+  run(req, env) {
     const v = env.store.verify();
-    return v.intact ? { intact: true, checked: v.checked } : { intact: false, checked: v.checked, firstBrokenPosition: v.firstBrokenPosition, reason: v.reason };
+    const head = v.head;
+    if (!v.intact) return { intact: false, checked: v.checked, head, firstBrokenPosition: v.firstBrokenPosition, reason: v.reason, table: v.table };
+    const a = req.anchor;
+    if (a && a.position > head.position) {
+      return { intact: false, checked: v.checked, head, firstBrokenPosition: head.position + 1, reason: `the log ends at position ${head.position}, before the anchored position ${a.position}: events were removed from its end`, table: 'events' };
+    }
+    if (a) {
+      const at = a.position === 0 ? GENESIS_HASH : env.store.read({ fromPosition: a.position, toPosition: a.position })[0]!.hash;
+      if (at !== a.hash) return { intact: false, checked: v.checked, head, firstBrokenPosition: a.position, reason: `position ${a.position} has hash ${at}, not the anchored ${a.hash}: the log up to it was rewritten`, table: 'events' };
+    }
+    return { intact: true, checked: v.checked, head };
   },
 });
 
 export const fork = defineHandler({
   name: 'fork',
+  access: 'read',
   summary: 'copy the log up to a position into a new database, for what-if experiments',
   schema: z.object({ ...commonFields, position: z.number().int().min(0), targetDb: z.string().min(1) }).strict(),
   run(req, env) {
-    if (existsSync(req.targetDb)) throw new HandlerError('conflict', `target database ${req.targetDb} already exists`, { targetDb: req.targetDb });
+    const targetDb = env.forkDir === undefined ? req.targetDb : confineTo(env.forkDir, req.targetDb);
+    if (existsSync(targetDb)) throw new HandlerError('conflict', `target database ${targetDb} already exists`, { targetDb });
     const last = env.store.lastPosition();
     if (req.position > last) throw new HandlerError('invalid_request', `position ${req.position} is past the end of the log (${last})`, { lastPosition: last });
-    const r = env.store.fork(req.position, req.targetDb);
-    return { targetDb: req.targetDb, position: req.position, events: r.events };
+    const r = env.store.fork(req.position, targetDb);
+    return { targetDb, position: req.position, events: r.events };
   },
 });
+
+/**
+ * A fork target inside `dir` (relative targets are taken relative to it): the resolved path, its
+ * directory's real path (symbolic links followed) inside the real `dir`.
+ */
+function confineTo(dir: string, target: string): string {
+  const root = realOrSelf(resolve(dir));
+  const path = resolve(root, target);
+  const parent = realOrSelf(dirname(path));
+  const within = (p: string) => p === root || p.startsWith(root.endsWith(sep) ? root : root + sep);
+  if (!within(path) || !within(parent)) {
+    throw new HandlerError('invalid_request', `fork target ${JSON.stringify(target)} is outside the fork directory ${root} (CLOCKLEDGER_FORK_DIR)`, { targetDb: target, forkDir: root });
+  }
+  return path;
+}
+
+function realOrSelf(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
+}

@@ -7,9 +7,12 @@ import { DEFAULT_THRESHOLDS, type AuditThresholds } from '../../machines/audit/t
 import type { Json } from '../../machines/codec.js';
 import { nextMigrationId, runMigration } from '../../machines/migration/run.js';
 import { STRATEGIES, STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
+import { MIGRATION_STREAM_PREFIX, migrationIdOf } from '../../machines/stream-ids.js';
 import type { WrittenEvent } from '../../store/types.js';
 import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
 import { HandlerError } from '../errors.js';
+import { MAX_OPTION_LENGTH, MAX_OPTIONS } from '../limits.js';
+import { didYouMean } from '../suggest.js';
 
 const thresholdsSchema = z
   .object(Object.fromEntries(Object.keys(DEFAULT_THRESHOLDS).map((k) => [k, u64Field.optional()])) as Record<keyof AuditThresholds, z.ZodOptional<typeof u64Field>>)
@@ -27,13 +30,18 @@ export const migrate = defineHandler({
       toHost: idSchema.optional(),
       /** pause the VM for the blackout and resume it where it is (a VMM stop/cont) instead of moving it */
       inPlace: z.boolean().default(false),
-      strategy: z.enum(STRATEGY_NAMES as [string, ...string[]]),
+      strategy: z.string().superRefine((v, ctx) => {
+        if (!STRATEGY_NAMES.includes(v)) ctx.addIssue({ code: 'custom', message: `unknown strategy '${v}'${didYouMean(v, STRATEGY_NAMES)} (known: ${STRATEGY_NAMES.join(', ')})` });
+      }),
       blackoutNs: u64Field,
       vmmLatencyNs: u64Field.default(20_000n),
       readSpacingNs: u64Field.default(0n),
       writeSpacingNs: u64Field.default(0n),
       preSaveGapNs: u64Field.default(0n),
-      options: z.record(z.string(), z.union([z.boolean(), z.number(), z.string()])).default({}),
+      options: z
+        .record(z.string(), z.union([z.boolean(), z.number(), z.string().max(MAX_OPTION_LENGTH)]))
+        .refine((o) => Object.keys(o).length <= MAX_OPTIONS, { message: `at most ${MAX_OPTIONS} options` })
+        .default({}),
       newVmId: idSchema.optional(),
       migrationId: idSchema.optional(),
       thresholds: thresholdsSchema,
@@ -41,9 +49,9 @@ export const migrate = defineHandler({
     .strict()
     .refine((r) => r.inPlace || r.toHost !== undefined, { message: 'toHost is required (unless inPlace)', path: ['toHost'] })
     .refine((r) => !r.inPlace || r.newVmId === undefined || r.newVmId === r.vmId, { message: 'an in-place pause keeps the VM id', path: ['newVmId'] }),
-  run(req, env) {
+  async run(req, env) {
     let committed: { session: Session; written: WrittenEvent[] } | null = null;
-    const r = env.write(
+    const r = (await env.write(
       (s) => {
         const migrationId = req.migrationId ?? nextMigrationId(s);
         const fromHost = s.requireVm(req.vmId).hostId;
@@ -69,7 +77,7 @@ export const migrate = defineHandler({
         committed = { session: outcome.session, written };
         return { ...outcome.result };
       },
-    ) as { migrationId: string; status: string; newVmId: string };
+    )) as { migrationId: string; status: string; newVmId: string };
     // The report is what a later `audit` call computes from the log; this session's own events
     // and kept states are that log, so it reads nothing back. (A retried request already
     // recorded has no session here: it is audited from the log.)
@@ -87,19 +95,23 @@ function auditOrThrow(source: AuditSource, migrationId: string, thresholds?: Par
 
 export const audit = defineHandler({
   name: 'audit',
+  access: 'read',
   summary: 'audit a recorded migration (or all of them) from the log: clock advance vs true time, steps, skew, and the guest symptoms predicted',
   schema: z.object({ ...commonFields, migrationId: idSchema.optional(), thresholds: thresholdsSchema }).strict(),
   run(req, env) {
     const source = logAuditSource(env.store);
     if (req.migrationId) return { audit: auditOrThrow(source, req.migrationId, req.thresholds) };
-    const ids = env.store.streams('migration-').map((s) => s.slice('migration-'.length));
+    const ids = env.store.streams(MIGRATION_STREAM_PREFIX).map((s) => migrationIdOf(s)!);
     const audits = ids.map((id) => auditOrThrow(source, id, req.thresholds));
-    return { audits, summary: { pass: audits.filter((a) => a.verdict === 'pass').length, warn: audits.filter((a) => a.verdict === 'warn').length, fail: audits.filter((a) => a.verdict === 'fail').length } };
+    const count = (v: AuditReport['verdict']) => audits.filter((a) => a.verdict === v).length;
+    // a migration the log ends inside (a fork cut it) is counted apart: it has no outcome to judge
+    return { audits, summary: { pass: count('pass'), warn: count('warn'), fail: count('fail'), inFlight: count('in_flight') } };
   },
 });
 
 export const strategies = defineHandler({
   name: 'strategies',
+  access: 'read',
   summary: 'the migration strategies and what each VMM does',
   schema: z.object({ ...commonFields }).strict(),
   run() {

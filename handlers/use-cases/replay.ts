@@ -12,11 +12,12 @@ import { migrationSpan, replayReport } from '../../machines/replay/report.js';
 import { openEventStore } from '../../store/sqlite-event-store.js';
 import type { EventStore } from '../../store/types.js';
 import { commonFields, defineHandler, idSchema } from '../define.js';
+import { resolveProfileExplained } from '../suggest.js';
 import { HandlerError } from '../errors.js';
 
 const profileSpec = z.string().transform((v, ctx) => {
   try {
-    return resolveProfile(v);
+    return resolveProfileExplained(v);
   } catch (e) {
     ctx.addIssue({ code: 'custom', message: (e as Error).message });
     return z.NEVER;
@@ -49,6 +50,7 @@ function resolveScope(store: EventStore, r: { vmId?: string; migrationId?: strin
 
 export const replay = defineHandler({
   name: 'replay',
+  access: 'read',
   summary: 're-execute the recorded log (or one VM or migration) under another kernel profile and report every ioctl whose result changes',
   schema: z
     .object({ ...commonFields, profile: profileSpec, reference: profileSpec.optional(), ...scopeFields, keep: z.number().int().min(1).max(100_000).default(200) })
@@ -62,6 +64,7 @@ export const replay = defineHandler({
 
 export const diff = defineHandler({
   name: 'diff',
+  access: 'read',
   summary: 'compare this log with another database (e.g. a fork replayed elsewhere): same recorded inputs, different results',
   schema: z.object({ ...commonFields, otherDb: z.string().min(1), vmId: idSchema.optional(), keep: z.number().int().min(1).max(100_000).default(200) }).strict(),
   run(req, env) {
@@ -77,6 +80,7 @@ export const diff = defineHandler({
 
 export const bisect = defineHandler({
   name: 'bisect',
+  access: 'read',
   summary: "find the first kernel profile (in the order given) whose replay diverges, or which of a profile's behaviour switches does",
   schema: z
     .object({

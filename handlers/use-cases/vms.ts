@@ -1,13 +1,18 @@
 // VMs: creation (KVM_CREATE_VM, the VM-wide TSC kHz, vCPUs one by one), ioctls, KVM_RUN and
 // pauses, guest instructions, destruction.
 import { z } from 'zod';
+import { checkIoctlTakesArg } from '../../kvm/args.js';
+import { parseIoctlName } from '../../kvm/ioctl.js';
 import type { Json } from '../../machines/codec.js';
 import { positionOf, type Session } from '../../machines/session.js';
-import { hostInfoToJson, type VmHostInfo } from '../../machines/vm/events.js';
+import { hostInfoToJson, VM_STREAM_PREFIX, type VmHostInfo } from '../../machines/vm/events.js';
 import { vmView } from '../../machines/vm/view.js';
-import { vcpusOf } from '../../machines/vm/evolve.js';
+import { vcpusOf, type VmRecord } from '../../machines/vm/evolve.js';
+import { vmLifecycle } from '../../machines/vm/machine.js';
+import { rebuildStream } from '../../machines/rebuild.js';
 import { commonFields, defineHandler, idSchema } from '../define.js';
 import { HandlerError } from '../errors.js';
+import { checkTscKhz } from './hosts.js';
 
 const vcpuField = z.number().int().min(0).max(4095);
 
@@ -20,7 +25,8 @@ export const createVm = defineHandler({
       vmId: idSchema,
       hostId: idSchema,
       vcpus: z.number().int().min(0).max(1024).default(1),
-      tscKhz: z.number().int().min(0).max(0xffff_ffff).optional(),
+      /** 0: the host's rate (KVM_SET_TSC_KHZ 0) */
+      tscKhz: z.number().int().superRefine((v, ctx) => (v === 0 ? undefined : checkTscKhz(v, ctx))).optional(),
     })
     .strict(),
   run(req, env) {
@@ -80,7 +86,11 @@ export const ioctl = defineHandler({
     .strict(),
   run(req, env) {
     return env.write(
-      (s) => issue(s, req.vmId, req.vcpu ?? null, String(req.ioctl), req.arg),
+      (s) => {
+        s.requireVm(req.vmId);
+        checkIoctlTakesArg(parseIoctlName(req.ioctl), req.arg);
+        return issue(s, req.vmId, req.vcpu ?? null, String(req.ioctl), req.arg);
+      },
       ({ r, result }, written) => ({ ...result, position: positionOf(written, r.ref), time: r.time }),
     );
   },
@@ -130,5 +140,30 @@ export const guest = defineHandler({
       (s) => s.vmCommand(req.vmId, { type: 'guest', vcpu: req.vcpu, op: req.op, msr: req.msr, value: req.value }),
       (r, written) => ({ ...(r.result as object), position: positionOf(written, r.ref) }),
     );
+  },
+});
+
+export const listVms = defineHandler({
+  name: 'listVms',
+  summary: 'the VMs in the log (optionally those of one host): host, kernel profile, lifecycle, vCPUs and how many are in KVM_RUN',
+  schema: z.object({ ...commonFields, hostId: idSchema.optional() }).strict(),
+  run(req, env) {
+    const vms = env.store.streams(VM_STREAM_PREFIX).flatMap((sid) => {
+      const rec = rebuildStream<VmRecord>(env.store, sid).state;
+      if (!rec || (req.hostId !== undefined && rec.hostId !== req.hostId)) return [];
+      const vcpus = vcpusOf(rec);
+      return [
+        {
+          vmId: rec.vmId,
+          hostId: rec.hostId,
+          arch: rec.arch,
+          profile: rec.profile,
+          lifecycle: vmLifecycle(rec),
+          vcpus: vcpus.length,
+          running: vcpus.filter((v) => v.running).length,
+        },
+      ];
+    });
+    return { vms };
   },
 });

@@ -3,12 +3,11 @@
 // and guest.c; ioctls this architecture does not have get its defaults: kvm_arch_vm_ioctl() and
 // kvm_arch_vcpu_ioctl() both end in `default: return -EINVAL` on arm64 (not -ENOTTY as on x86).
 import { z } from 'zod';
-import { namedNumber, parseArg, u64Schema } from '../args.js';
-import { KvmUsageError, requireVcpu } from '../errors.js';
-import { ARM64_REGS, ATTR_GROUPS, ATTRS, CAPS, nameOf, type Arm64RegName, type Errno, type IoctlName } from '../uapi.js';
-import { parseIoctlName, type IoctlRequest } from '../x86/ioctl.js';
-import type { IoctlResult } from '../x86/state.js';
-import { arm64CounterModel, findArm64Vcpu, type Arm64Ctx, type Arm64Vcpu, type Arm64Vm } from './state.js';
+import { parseArg, preview, u64Schema } from '../args.js';
+import { KvmUsageError } from '../errors.js';
+import { deviceAttrSchema, fail, fromKernel, ok, routeIoctl, type ArchIoctls, type IoctlRequest, type IoctlResult } from '../ioctl.js';
+import { ARM64_REGS, ATTR_GROUPS, CAPS, nameOf, type Arm64RegName, type IoctlName } from '../uapi.js';
+import { arm64CounterModel, type Arm64Ctx, type Arm64Vcpu, type Arm64Vm } from './state.js';
 import {
   isTimerReg,
   kvmArmTimerGetAttr,
@@ -16,14 +15,10 @@ import {
   kvmArmTimerHasAttr,
   kvmArmTimerSetAttr,
   kvmArmTimerSetReg,
-  kvmTimerVcpuInit,
   kvmVmIoctlSetCounterOffset,
   type TimerReg,
 } from './timer.js';
-
-/** arm64 KVM_MAX_VCPUS (the GICv3 limit; max_vcpus without a GIC); KVM_MAX_VCPU_IDS defaults to it */
-export const ARM64_KVM_MAX_VCPUS = 512;
-export const ARM64_KVM_MAX_VCPU_IDS = ARM64_KVM_MAX_VCPUS;
+import { kvmArchVcpuIoctlRun, kvmVmIoctlCreateVcpu } from './vm.js';
 
 /** KVM_ARM_VM_SMCCC_CTRL / KVM_ARM_VM_SMCCC_FILTER: the only VM device attribute (6.4+) */
 const KVM_ARM_VM_SMCCC_CTRL = 0;
@@ -32,74 +27,22 @@ const KVM_ARM_VM_SMCCC_FILTER = 0;
 const KVM_REG_ARM64 = 0x6000_0000_0000_0000n;
 const KVM_REG_SIZE_MASK = 0x00f0_0000_0000_0000n;
 
-const fail = (errno: Errno): IoctlResult => ({ ret: -1, errno });
-const ok = (ret = 0, out?: Record<string, unknown>): IoctlResult => (out ? { ret, out } : { ret });
-const fromKernel = (r: 0 | Errno): IoctlResult => (r === 0 ? ok() : fail(r));
-
 /** A ONE_REG id: a UAPI name (ARM64_REGS), or the raw 64-bit id as a bigint or a decimal / 0x hex string. */
-export const arm64RegIdSchema = z.union([z.string(), z.number(), z.bigint()]).transform((v, ctx) => {
+export const oneRegIdSchema = z.union([z.string(), z.number(), z.bigint()]).transform((v, ctx) => {
   if (typeof v === 'string' && Object.hasOwn(ARM64_REGS, v.trim())) return ARM64_REGS[v.trim() as Arm64RegName];
   const r = u64Schema.safeParse(v);
   if (r.success) return r.data;
   ctx.addIssue({
     code: 'custom',
-    message: `'${String(v)}' is not a register (a UAPI name: ${Object.keys(ARM64_REGS).join(', ')}; or a raw 64-bit id as a decimal or 0x hex string)`,
+    message: `${preview(v)} is not a register (a UAPI name: ${Object.keys(ARM64_REGS).join(', ')}; or a raw 64-bit id as a decimal or 0x hex string)`,
   });
   return z.NEVER;
 });
-const oneRegSchema = z.object({ id: arm64RegIdSchema, value: u64Schema.optional() });
+const oneRegSchema = z.object({ id: oneRegIdSchema, value: u64Schema.optional() });
 const counterOffsetSchema = z.object({ counter_offset: u64Schema, reserved: u64Schema.default(0n) });
-const attrSchema = z.object({
-  group: namedNumber(ATTR_GROUPS, 'attribute group'),
-  attr: namedNumber(ATTRS, 'attribute'),
-  value: u64Schema.optional(),
-});
 
-function arm64VcpuOf(vm: Arm64Vm, id: number): Arm64Vcpu {
-  return requireVcpu(vm.vcpus, id);
-}
-
-/** kvm_arch_init_vm(): no offsets yet, the VM counter-offset flag clear */
-export function arm64InitVm(ctx: Arm64Ctx): Arm64Vm {
-  return {
-    arch: 'arm64',
-    voffset: 0n,
-    poffset: 0n,
-    counterOffsetUsed: false,
-    // v8: the VMM's KVM_ENABLE_CAP(KVM_CAP_ARM_VTIMER_OFFSET) is taken as done right after
-    // KVM_CREATE_VM (KVM_ENABLE_CAP is not emulated); the field keeps the opt-in explicit.
-    timerOffsetEnabled: arm64CounterModel(ctx.sw) === 'v8',
-    vcpus: [],
-  };
-}
-
-function newVcpu(id: number): Arm64Vcpu {
-  return { id, running: false, cntvCtl: 0n, cntvCval: 0n, cntpCtl: 0n, cntpCval: 0n, physOffset: 0n, trappedPhysReads: 0 };
-}
-
-/**
- * kvm_vm_ioctl_create_vcpu() with kvm_arch_vcpu_precreate() and kvm_arch_vcpu_create(). The
- * vCPU counts as KVM_ARM_VCPU_INIT'ed (not emulated; its reset leaves the offsets alone).
- */
-export function kvmVmIoctlCreateVcpu(ctx: Arm64Ctx, vm: Arm64Vm, id: number): 0 | 'EINVAL' | 'EEXIST' {
-  if (id >= ARM64_KVM_MAX_VCPU_IDS) return 'EINVAL';
-  if (vm.vcpus.length >= ARM64_KVM_MAX_VCPUS) return 'EINVAL'; // created_vcpus >= max_vcpus
-  const vcpu = newVcpu(id);
-  // kvm_arch_vcpu_create() → kvm_timer_vcpu_init() runs before the generic code looks for a
-  // duplicate id, so a refused duplicate still restarts the VM's counters.
-  kvmTimerVcpuInit(ctx, vm, vcpu);
-  if (findArm64Vcpu(vm, id)) return 'EEXIST';
-  vm.vcpus.push(vcpu);
-  return 0;
-}
-
-/** The vCPU leaves KVM_RUN for userspace (the VMM paused it). */
-export function arm64VcpuExitToUser(vcpu: Arm64Vcpu): void {
-  vcpu.running = false;
-}
-
-/** KVM_CHECK_EXTENSION on arm64 (kvm_vm_ioctl_check_extension(); x86-only caps are 0) */
-export function arm64CheckExtension(ctx: Arm64Ctx, cap: number): number {
+/** arch/arm64/kvm/arm.c: kvm_vm_ioctl_check_extension(): KVM_CHECK_EXTENSION on arm64 (x86-only caps are 0) */
+export function kvmVmIoctlCheckExtension(ctx: Arm64Ctx, cap: number): number {
   const model = arm64CounterModel(ctx.sw);
   switch (cap) {
     case CAPS.KVM_CAP_ONE_REG:
@@ -116,7 +59,7 @@ export function arm64CheckExtension(ctx: Arm64Ctx, cap: number): number {
 }
 
 /**
- * kvm_arm_get_reg() / kvm_arm_set_reg(): route a ONE_REG id. Timer ids (is_timer_reg) go to the
+ * arch/arm64/kvm/guest.c: kvm_arm_get_reg() / kvm_arm_set_reg(): route a ONE_REG id. Timer ids (is_timer_reg) go to the
  * timer code; the other timer-related UAPI ids this kernel does not treat as timer registers
  * (PTIMER_* before 6.4, TIMER_OFFSET without the v8 opt-in) fall through to the sys_reg table,
  * which has no userspace accessor for them: -ENOENT (set_invariant_sys_reg / id_to_sys_reg_desc).
@@ -146,9 +89,9 @@ function oneRegIoctl(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, name: 'KVM_GET
   return ok();
 }
 
-/** kvm_arm_vcpu_arch_{has,get,set}_attr(): only the timer group is emulated */
+/** arch/arm64/kvm/guest.c: kvm_arm_vcpu_arch_{has,get,set}_attr(): only the timer group is emulated */
 function vcpuDeviceAttr(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, name: IoctlName, arg: unknown): IoctlResult {
-  const a = parseArg(attrSchema, arg, 'arg');
+  const a = parseArg(deviceAttrSchema, arg, 'arg');
   if (name === 'KVM_SET_DEVICE_ATTR' && a.value === undefined) {
     throw new KvmUsageError('invalid_argument', 'arg.value', 'KVM_SET_DEVICE_ATTR needs the value to write');
   }
@@ -162,21 +105,18 @@ function vcpuDeviceAttr(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, name: Ioctl
   return fromKernel(kvmArmTimerSetAttr(ctx, vm, a.attr, a.value!));
 }
 
-/** VM-fd KVM_{HAS,SET}_DEVICE_ATTR (6.4+: kvm_vm_has_attr / kvm_vm_set_attr, the SMCCC filter only) */
+/** arch/arm64/kvm/arm.c: kvm_vm_has_attr() / kvm_vm_set_attr() (6.4+): VM-fd KVM_{HAS,SET}_DEVICE_ATTR, the SMCCC filter only */
 function vmDeviceAttr(ctx: Arm64Ctx, name: IoctlName, arg: unknown): IoctlResult {
-  const a = parseArg(attrSchema, arg, 'arg');
+  const a = parseArg(deviceAttrSchema, arg, 'arg');
   if (arm64CounterModel(ctx.sw) !== '6.4+' || name === 'KVM_GET_DEVICE_ATTR') return fail('EINVAL');
   if (a.group !== KVM_ARM_VM_SMCCC_CTRL) return fail('ENXIO');
   if (name === 'KVM_HAS_DEVICE_ATTR') return a.attr === KVM_ARM_VM_SMCCC_FILTER ? ok() : fail('ENXIO');
   throw new KvmUsageError('invalid_argument', 'arg.group', 'the SMCCC filter (KVM_ARM_VM_SMCCC_CTRL) is not emulated');
 }
 
+/** arch/arm64/kvm/arm.c: kvm_arch_vm_ioctl() */
 function vmIoctl(ctx: Arm64Ctx, vm: Arm64Vm, name: IoctlName, arg: unknown): IoctlResult {
   switch (name) {
-    case 'KVM_CHECK_EXTENSION':
-      return ok(arm64CheckExtension(ctx, parseArg(namedNumber(CAPS, 'capability'), arg, 'arg')));
-    case 'KVM_CREATE_VCPU':
-      return fromKernel(kvmVmIoctlCreateVcpu(ctx, vm, parseArg(z.number().int().min(0), arg ?? vm.vcpus.length, 'arg')));
     case 'KVM_ARM_SET_COUNTER_OFFSET': {
       const a = parseArg(counterOffsetSchema, arg, 'arg');
       // Before 6.4 the request number is unknown to kvm_arch_vm_ioctl(): its default, -EINVAL.
@@ -193,11 +133,11 @@ function vmIoctl(ctx: Arm64Ctx, vm: Arm64Vm, name: IoctlName, arg: unknown): Ioc
   }
 }
 
+/** arch/arm64/kvm/arm.c: kvm_arch_vcpu_ioctl(), with KVM_RUN from kvm_vcpu_ioctl() */
 function vcpuIoctl(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, name: IoctlName, arg: unknown): IoctlResult {
   switch (name) {
     case 'KVM_RUN':
-      // Entering the guest does not touch the offsets (kvm_timer_vcpu_load only programs them).
-      vcpu.running = true;
+      kvmArchVcpuIoctlRun(vcpu);
       return ok();
     case 'KVM_GET_ONE_REG':
     case 'KVM_SET_ONE_REG':
@@ -213,14 +153,18 @@ function vcpuIoctl(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, name: IoctlName,
   }
 }
 
+/** What kvm_main.c's generic ioctl code calls into on this architecture */
+const ARM64_IOCTLS: ArchIoctls<Arm64Ctx, Arm64Vm, Arm64Vcpu> = {
+  checkExtension: kvmVmIoctlCheckExtension,
+  createVcpu: kvmVmIoctlCreateVcpu,
+  vmIoctl,
+  vcpuIoctl,
+};
+
 /** Issue one ioctl. Throws KvmUsageError for a malformed request; kernel refusals are results. */
 export function arm64Ioctl(ctx: Arm64Ctx, vm: Arm64Vm, req: IoctlRequest): IoctlResult {
-  const name = parseIoctlName(req.ioctl);
   const before = ctx.trace ? offsetsOf(vm) : '';
-  const r =
-    req.vcpu === undefined || req.vcpu === null
-      ? vmIoctl(ctx, vm, name, req.arg)
-      : vcpuIoctl(ctx, vm, arm64VcpuOf(vm, req.vcpu), name, req.arg);
+  const r = routeIoctl(ARM64_IOCTLS, ctx, vm, req);
   if (ctx.trace && offsetsOf(vm) !== before) traceOffsets(ctx, vm);
   return r;
 }
@@ -242,5 +186,3 @@ export function traceOffsets(ctx: Arm64Ctx, vm: Arm64Vm): void {
     phys_offsets: vm.vcpus.map((v) => v.physOffset).join(','),
   });
 }
-
-export { arm64VcpuOf };

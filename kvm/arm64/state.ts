@@ -3,7 +3,7 @@
 // can be drafted by immer, snapshotted and compared.
 import type { HostSample } from '../host.js';
 import type { Arm64Switches } from '../profiles.js';
-import type { TraceEntry } from '../x86/state.js';
+import type { TraceEntry } from '../ioctl.js';
 
 export interface Arm64Vcpu {
   /** vcpu_id */

@@ -38,12 +38,12 @@ const TIMER_REGS: readonly TimerReg[] = [
   { name: 'KVM_REG_ARM_TIMER_OFFSET', timer: 'vtimer', reg: 'offset' },
 ];
 
-/** kvm_phys_timer_read(): the host counter at this instant */
+/** arch/arm64/kvm/arch_timer.c: kvm_phys_timer_read(): the host counter at this instant */
 function kvmPhysTimerRead(ctx: Arm64Ctx): bigint {
   return ctx.hw.tsc;
 }
 
-/** is_timer_reg(): the timer registers this kernel routes to kvm_arm_timer_{get,set}_reg(), in copy_timer_indices() order */
+/** arch/arm64/kvm/guest.c: is_timer_reg(): the timer registers this kernel routes to kvm_arm_timer_{get,set}_reg(), in copy_timer_indices() order */
 function timerRegs(ctx: Arm64Ctx, vm: Arm64Vm): TimerReg[] {
   const model = arm64CounterModel(ctx.sw);
   return TIMER_REGS.filter((r) => {
@@ -53,17 +53,17 @@ function timerRegs(ctx: Arm64Ctx, vm: Arm64Vm): TimerReg[] {
   });
 }
 
-/** is_timer_reg(): the timer register a ONE_REG id names on this kernel, or null */
+/** arch/arm64/kvm/guest.c: is_timer_reg(): the timer register a ONE_REG id names on this kernel, or null */
 export function isTimerReg(ctx: Arm64Ctx, vm: Arm64Vm, id: bigint): TimerReg | null {
   return timerRegs(ctx, vm).find((r) => ARM64_REGS[r.name] === id) ?? null;
 }
 
-/** copy_timer_indices(): the timer ids KVM_GET_REG_LIST reports */
+/** arch/arm64/kvm/guest.c: copy_timer_indices(): the timer ids KVM_GET_REG_LIST reports */
 export function copyTimerIndices(ctx: Arm64Ctx, vm: Arm64Vm): bigint[] {
   return timerRegs(ctx, vm).map((r) => ARM64_REGS[r.name]);
 }
 
-/** timer_get_offset(): what the hardware (or the emulation) subtracts from the host counter */
+/** arch/arm64/kvm/arch_timer.c: timer_get_offset(): what the hardware (or the emulation) subtracts from the host counter */
 export function timerGetOffset(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, timer: TimerId): bigint {
   switch (arm64CounterModel(ctx.sw)) {
     case '6.4+':
@@ -83,7 +83,7 @@ export function timerCounter(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, timer:
 }
 
 /**
- * update_vtimer_cntvoff() (pre-6.4 and v8): set CNTVOFF on every vCPU and on the one being created
+ * arch/arm64/kvm/arch_timer.c: update_vtimer_cntvoff() (pre-6.4 and v8): set CNTVOFF on every vCPU and on the one being created
  * (not yet in the list), so there is only ever one value. Under v8 this is the guest-visible
  * offset (timer_set_guest_offset); each vCPU keeps its physical offset on top of it.
  */
@@ -92,7 +92,7 @@ export function updateVtimerCntvoff(vm: Arm64Vm, cntvoff: bigint): void {
 }
 
 /**
- * update_ptimer_cntpoff() (v8): broadcast the physical offset to the vCPUs that exist now; the
+ * arch/arm64/kvm/arch_timer.c: update_ptimer_cntpoff() (v8): broadcast the physical offset to the vCPUs that exist now; the
  * vtimer's hardware offset moves with it, which timerGetOffset() derives.
  */
 export function updatePtimerCntpoff(vm: Arm64Vm, cntpoff: bigint): void {
@@ -100,7 +100,7 @@ export function updatePtimerCntpoff(vm: Arm64Vm, cntpoff: bigint): void {
 }
 
 /**
- * kvm_timer_vcpu_init() / timer_context_init(): point the new vCPU's timers at the VM's offsets
+ * arch/arm64/kvm/arch_timer.c: kvm_timer_vcpu_init() / timer_context_init(): point the new vCPU's timers at the VM's offsets
  * and, unless userspace took control of them, restart the VM's virtual counter at 0. This runs in
  * kvm_arch_vcpu_create(), before the generic code refuses a duplicate id.
  */
@@ -124,7 +124,7 @@ export function kvmTimerVcpuInit(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu): v
   }
 }
 
-/** read_timer_ctl(): ISTATUS is reported whenever the deadline has passed, whatever ENABLE says */
+/** arch/arm64/kvm/arch_timer.c: read_timer_ctl(): ISTATUS is reported whenever the deadline has passed, whatever ENABLE says */
 function readTimerCtl(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, timer: TimerId): bigint {
   const ctl = timer === 'vtimer' ? vcpu.cntvCtl : vcpu.cntpCtl;
   const cval = timer === 'vtimer' ? vcpu.cntvCval : vcpu.cntpCval;
@@ -132,7 +132,7 @@ function readTimerCtl(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, timer: TimerI
   return timerCounter(ctx, vm, vcpu, timer) >= cval ? ctl | ARCH_TIMER_CTRL_IT_STAT : ctl;
 }
 
-/** kvm_arm_timer_set_reg(): a KVM_SET_ONE_REG of a timer register */
+/** arch/arm64/kvm/arch_timer.c: kvm_arm_timer_set_reg(): a KVM_SET_ONE_REG of a timer register */
 export function kvmArmTimerSetReg(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, reg: TimerReg, value: bigint): void {
   const model = arm64CounterModel(ctx.sw);
   switch (reg.reg) {
@@ -175,7 +175,7 @@ export function kvmArmTimerSetReg(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, r
   }
 }
 
-/** kvm_arm_timer_get_reg(): a KVM_GET_ONE_REG of a timer register */
+/** arch/arm64/kvm/arch_timer.c: kvm_arm_timer_get_reg(): a KVM_GET_ONE_REG of a timer register */
 export function kvmArmTimerGetReg(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, reg: TimerReg): bigint {
   switch (reg.reg) {
     case 'ctl':
@@ -191,7 +191,7 @@ export function kvmArmTimerGetReg(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, r
 }
 
 /**
- * kvm_vm_ioctl_set_counter_offset() (6.4+): one offset for both counters of every vCPU, present
+ * arch/arm64/kvm/arch_timer.c: kvm_vm_ioctl_set_counter_offset() (6.4+): one offset for both counters of every vCPU, present
  * and future, from now on. kvm_trylock_all_vcpus() fails while any vCPU ioctl holds its vCPU's
  * mutex, which in this model means a vCPU in KVM_RUN.
  */
@@ -208,7 +208,7 @@ export function kvmVmIoctlSetCounterOffset(
 }
 
 /**
- * timer_set_traps() (6.4+, VHE) / ptimer_emulation_required() (v8): a guest CNTPCT_EL0 read traps
+ * arch/arm64/kvm/arch_timer.c: timer_set_traps() (6.4+, VHE) / ptimer_emulation_required() (v8): a guest CNTPCT_EL0 read traps
  * when the physical offset is not 0 and there is no CNTPOFF to apply it in hardware. Before 6.4
  * the guest physical counter is the host's, never offset, so never trapped.
  */
@@ -233,7 +233,7 @@ export function guestReadCntpct(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu): { 
   return { value: timerCounter(ctx, vm, vcpu, 'ptimer'), trapped };
 }
 
-/** kvm_arm_timer_has_attr() */
+/** arch/arm64/kvm/arch_timer.c: kvm_arm_timer_has_attr() */
 export function kvmArmTimerHasAttr(ctx: Arm64Ctx, attr: number): 0 | 'ENXIO' {
   if (attr === KVM_ARM_VCPU_TIMER_IRQ_VTIMER || attr === KVM_ARM_VCPU_TIMER_IRQ_PTIMER) return 0;
   // v8 8/8 dropped the ECV requirement: the attribute exists on every host (emulated without ECV)
@@ -241,7 +241,7 @@ export function kvmArmTimerHasAttr(ctx: Arm64Ctx, attr: number): 0 | 'ENXIO' {
   return 'ENXIO';
 }
 
-/** kvm_arm_timer_get_attr() */
+/** arch/arm64/kvm/arch_timer.c: kvm_arm_timer_get_attr() */
 export function kvmArmTimerGetAttr(ctx: Arm64Ctx, vcpu: Arm64Vcpu, attr: number): bigint | 'ENXIO' {
   if (attr === KVM_ARM_VCPU_TIMER_IRQ_VTIMER) return DEFAULT_VTIMER_IRQ;
   if (attr === KVM_ARM_VCPU_TIMER_IRQ_PTIMER) return DEFAULT_PTIMER_IRQ;
@@ -250,7 +250,7 @@ export function kvmArmTimerGetAttr(ctx: Arm64Ctx, vcpu: Arm64Vcpu, attr: number)
   return 'ENXIO';
 }
 
-/** kvm_arm_timer_set_attr() */
+/** arch/arm64/kvm/arch_timer.c: kvm_arm_timer_set_attr() */
 export function kvmArmTimerSetAttr(ctx: Arm64Ctx, vm: Arm64Vm, attr: number, value: bigint): 0 | 'EINVAL' | 'ENXIO' {
   if (arm64CounterModel(ctx.sw) === 'v8') {
     if (attr === ATTRS.KVM_ARM_VCPU_TIMER_PHYS_OFFSET) {

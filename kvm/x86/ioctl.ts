@@ -2,41 +2,24 @@
 // (snake_case fields), and its result as userspace sees it (ret, errno, out).
 import { z } from 'zod';
 import { namedNumber, parseArg, u64Schema, uintSchema } from '../args.js';
-import { KvmUsageError, requireVcpu } from '../errors.js';
+import { KvmUsageError } from '../errors.js';
+import { deviceAttrSchema, fail, fromKernel, ok, routeIoctl, type ArchIoctls, type IoctlRequest, type IoctlResult } from '../ioctl.js';
 import { u64 } from '../u64.js';
-import { ATTR_GROUPS, ATTRS, CAPS, IOCTLS, MSRS, type Errno, type IoctlName } from '../uapi.js';
+import { ATTR_GROUPS, ATTRS, CAPS, MSRS, type IoctlName } from '../uapi.js';
 import { getKvmclock, kvmGetClockGuest, kvmSetClockGuest, kvmSetGuestPaused, kvmVmIoctlSetClock } from './clock.js';
 import { kvmGetMsrCommon, kvmSetMsrCommon } from './msr.js';
-import type { IoctlResult, X86Ctx, X86Vcpu, X86Vm } from './state.js';
+import type { X86Ctx, X86Vcpu, X86Vm } from './state.js';
 import { __kvmSynchronizeTsc, kvmScaleTsc, kvmSetTscKhz, maxGuestTscKhz } from './tsc.js';
 import { kickRunningVcpus, kvmArchVcpuIoctlRun, kvmVmIoctlCreateVcpu } from './vm.js';
 
-export interface IoctlRequest {
-  ioctl: string;
-  /** the vCPU fd the ioctl is issued on; absent for the VM fd */
-  vcpu?: number | undefined;
-  arg?: unknown;
-}
-
-const fail = (errno: Errno): IoctlResult => ({ ret: -1, errno });
-const ok = (ret = 0, out?: Record<string, unknown>): IoctlResult => (out ? { ret, out } : { ret });
-const fromKernel = (r: 0 | Errno): IoctlResult => (r === 0 ? ok() : fail(r));
-
 // Schemas are built once: constructing one costs more than parsing with it.
 const msrIndex = namedNumber(MSRS, 'MSR');
-const capSchema = namedNumber(CAPS, 'capability');
 const khzSchema = uintSchema(32);
-const vcpuIdSchema = z.number().int().min(0);
 const clockDataSchema = z.object({
   clock: u64Schema.default(0n),
   flags: uintSchema(32).default(0),
   realtime: u64Schema.default(0n),
   host_tsc: u64Schema.default(0n),
-});
-const attrSchema = z.object({
-  group: namedNumber(ATTR_GROUPS, 'attribute group'),
-  attr: namedNumber(ATTRS, 'attribute'),
-  value: u64Schema.optional(),
 });
 const setMsrsSchema = z.object({ entries: z.array(z.object({ index: msrIndex, data: u64Schema })) });
 const getMsrsSchema = z.object({ indices: z.array(msrIndex) });
@@ -51,19 +34,7 @@ const pvtiSchema = z.object({
   pad: z.tuple([uintSchema(8), uintSchema(8)]).default([0, 0]),
 });
 
-/** Parse an ioctl name (UAPI name or request number). */
-export function parseIoctlName(v: unknown): IoctlName {
-  if (typeof v === 'string' && Object.hasOwn(IOCTLS, v)) return v as IoctlName;
-  const n = typeof v === 'number' ? v : typeof v === 'string' && /^(0x)?[0-9a-fA-F]+$/.test(v) ? Number(v) : NaN;
-  for (const [name, d] of Object.entries(IOCTLS)) if (d.nr === n) return name as IoctlName;
-  throw new KvmUsageError('invalid_argument', 'ioctl', `unknown ioctl ${JSON.stringify(v)} (known: ${Object.keys(IOCTLS).join(', ')})`);
-}
-
-function vcpuOf(vm: X86Vm, id: number): X86Vcpu {
-  return requireVcpu(vm.vcpus, id);
-}
-
-/** KVM_CHECK_EXTENSION on x86 */
+/** arch/x86/kvm/x86.c: kvm_vm_ioctl_check_extension(): KVM_CHECK_EXTENSION on x86 */
 export function kvmVmIoctlCheckExtension(ctx: X86Ctx, cap: number): number {
   switch (cap) {
     case CAPS.KVM_CAP_ADJUST_CLOCK:
@@ -87,7 +58,7 @@ export function kvmVmIoctlCheckExtension(ctx: X86Ctx, cap: number): number {
 function kvmVcpuIoctlDeviceAttr(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, ioctl: IoctlName, arg: unknown): IoctlResult {
   // Before 5.16 x86 vCPUs had no attribute ioctls: kvm_arch_vcpu_ioctl()'s default case.
   if (!ctx.sw.vcpuTscOffsetAttr) return fail('EINVAL');
-  const a = parseArg(attrSchema, arg, 'arg');
+  const a = parseArg(deviceAttrSchema, arg, 'arg');
   if (a.group !== ATTR_GROUPS.KVM_VCPU_TSC_CTRL) return fail('ENXIO');
   if (a.attr === ATTRS.KVM_VCPU_TSC_OFFSET) {
     if (ioctl === 'KVM_HAS_DEVICE_ATTR') return ok();
@@ -113,12 +84,9 @@ export function kvmArchTscSetOffset(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, offse
   __kvmSynchronizeTsc(ctx, vm, vcpu, offset, tsc, ctx.hw.rawNs, matched, true);
 }
 
+/** arch/x86/kvm/x86.c: kvm_arch_vm_ioctl() */
 function vmIoctl(ctx: X86Ctx, vm: X86Vm, name: IoctlName, arg: unknown): IoctlResult {
   switch (name) {
-    case 'KVM_CHECK_EXTENSION':
-      return ok(kvmVmIoctlCheckExtension(ctx, parseArg(capSchema, arg, 'arg')));
-    case 'KVM_CREATE_VCPU':
-      return fromKernel(kvmVmIoctlCreateVcpu(ctx, vm, parseArg(vcpuIdSchema, arg ?? vm.vcpus.length, 'arg')));
     case 'KVM_GET_CLOCK': {
       const d = getKvmclock(ctx, vm);
       return ok(0, { clock: d.clock, flags: d.flags, realtime: d.realtime, host_tsc: d.hostTsc });
@@ -144,6 +112,7 @@ function vmIoctl(ctx: X86Ctx, vm: X86Vm, name: IoctlName, arg: unknown): IoctlRe
   }
 }
 
+/** arch/x86/kvm/x86.c: kvm_arch_vcpu_ioctl(), and KVM_RUN (kvm_arch_vcpu_ioctl_run()) */
 function vcpuIoctl(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, name: IoctlName, arg: unknown): IoctlResult {
   switch (name) {
     case 'KVM_RUN':
@@ -218,15 +187,17 @@ function vcpuIoctl(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, name: IoctlName, arg: 
   }
 }
 
+/** What kvm_main.c's generic ioctl code calls into on this architecture */
+const X86_IOCTLS: ArchIoctls<X86Ctx, X86Vm, X86Vcpu> = {
+  checkExtension: kvmVmIoctlCheckExtension,
+  createVcpu: kvmVmIoctlCreateVcpu,
+  vmIoctl,
+  vcpuIoctl,
+};
+
 /** Issue one ioctl. Throws KvmUsageError for a malformed request; kernel refusals are results. */
 export function x86Ioctl(ctx: X86Ctx, vm: X86Vm, req: IoctlRequest): IoctlResult {
-  const name = parseIoctlName(req.ioctl);
-  const r =
-    req.vcpu === undefined || req.vcpu === null
-      ? vmIoctl(ctx, vm, name, req.arg)
-      : vcpuIoctl(ctx, vm, vcpuOf(vm, req.vcpu), name, req.arg);
+  const r = routeIoctl(X86_IOCTLS, ctx, vm, req);
   kickRunningVcpus(ctx, vm);
   return r;
 }
-
-export { vcpuOf };

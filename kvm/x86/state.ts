@@ -2,6 +2,7 @@
 // take part in timekeeping, under their kernel names. Plain data, so it can be drafted by immer,
 // snapshotted and compared.
 import type { X86HostCaps, HostSample } from '../host.js';
+import type { TraceEntry } from '../ioctl.js';
 import type { X86Switches } from '../profiles.js';
 
 /** struct pvclock_vcpu_time_info as the guest sees it in its clock page. */
@@ -118,22 +119,9 @@ export interface X86Ctx {
   trace?: TraceEntry[];
 }
 
-/** One tracepoint hit: the kernel's own (kvm_write_tsc_offset, ...) or clockledger's (clockledger_*). */
-export interface TraceEntry {
-  tp: string;
-  [field: string]: bigint | number | boolean | string;
-}
-
 /** Emit a tracepoint if tracing is on. */
 export function tracepoint(ctx: X86Ctx, entry: TraceEntry): void {
   if (ctx.trace) ctx.trace.push(entry);
-}
-
-/** Result of an emulated ioctl as userspace sees it. */
-export interface IoctlResult {
-  ret: number;
-  errno?: import('../uapi.js').Errno;
-  out?: Record<string, unknown>;
 }
 
 export function findVcpu(vm: X86Vm, id: number): X86Vcpu | undefined {

@@ -6,11 +6,11 @@ import type { X86Ctx, X86Vcpu, X86Vm } from './state.js';
 import { findVcpu } from './state.js';
 import { defaultRatio, KVMCLOCK_SYNC_PERIOD_NS, kvmComputeL1TscOffset, kvmSetTscKhz, kvmSynchronizeTsc, kvmVcpuWriteTscOffset } from './tsc.js';
 
-/** KVM_MAX_VCPUS and KVM_MAX_VCPU_IDS on x86 */
+/** arch/x86/include/asm/kvm_host.h: KVM_MAX_VCPUS and KVM_MAX_VCPU_IDS */
 export const KVM_MAX_VCPUS = 1024;
 export const KVM_MAX_VCPU_IDS = 4096;
 
-/** kvm_arch_init_vm(): kvmclock starts at 0, the master clock is evaluated with no vCPUs (off) */
+/** arch/x86/kvm/x86.c: kvm_arch_init_vm(): kvmclock starts at 0, the master clock is evaluated with no vCPUs (off) */
 export function kvmArchInitVm(ctx: X86Ctx): X86Vm {
   const vm: X86Vm = {
     arch: 'x86',
@@ -76,7 +76,7 @@ function newVcpu(ctx: X86Ctx, id: number): X86Vcpu {
   };
 }
 
-/** kvm_vm_ioctl_create_vcpu(): create, bring online, then kvm_arch_vcpu_postcreate() */
+/** virt/kvm/kvm_main.c: kvm_vm_ioctl_create_vcpu(): create, bring online, then kvm_arch_vcpu_postcreate() */
 export function kvmVmIoctlCreateVcpu(ctx: X86Ctx, vm: X86Vm, id: number): 0 | 'EINVAL' | 'EEXIST' {
   if (id < 0 || id >= KVM_MAX_VCPU_IDS) return 'EINVAL';
   if (vm.createdVcpus >= KVM_MAX_VCPUS) return 'EINVAL';
@@ -94,7 +94,7 @@ export function kvmVmIoctlCreateVcpu(ctx: X86Ctx, vm: X86Vm, id: number): 0 | 'E
   return 0;
 }
 
-/** kvm_arch_vcpu_load(): the clock work done when a vCPU is loaded on a physical CPU */
+/** arch/x86/kvm/x86.c: kvm_arch_vcpu_load(): the clock work done when a vCPU is loaded on a physical CPU */
 export function vcpuLoad(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu): void {
   // Each vCPU is pinned to one physical CPU, so only the first load (and every load on an
   // unstable-TSC host) does the work below.
@@ -108,7 +108,7 @@ export function vcpuLoad(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu): void {
   vcpu.loaded = true;
 }
 
-/** KVM_RUN: enter the guest, serving pending requests first (vcpu_enter_guest()) */
+/** arch/x86/kvm/x86.c: kvm_arch_vcpu_ioctl_run(): enter the guest, serving pending requests first (vcpu_enter_guest()) */
 export function kvmArchVcpuIoctlRun(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu): void {
   vcpuLoad(ctx, vm, vcpu);
   vcpu.running = true;

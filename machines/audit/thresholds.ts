@@ -39,9 +39,24 @@ export const DEFAULT_THRESHOLDS: AuditThresholds = {
   trapCostNs: 95n,
 };
 
-/** How each finding code is judged (documented in the README). */
+/** What each threshold stands for, for the user documentation (docs/audit.md). */
+export const THRESHOLD_DOCS: Record<keyof AuditThresholds, string> = {
+  clockErrorNs: 'guest TSC, kvmclock or counter error (ns) tolerated before it is reported: below this is rounding and VMM latency',
+  clockStepNs: 'kvmclock−TSC step (ns) tolerated before it is reported',
+  watchdogMarginNs: "the guest clocksource watchdog's margin: a TSC-vs-kvmclock skew beyond it within a checked interval marks the TSC unstable (about 250 µs on current kernels; 62.5 ms before 5.15)",
+  watchdogIntervalNs: "the watchdog's interval",
+  watchdogMaxIntervalNs: 'intervals longer than this are skipped by the watchdog (2024+ guests)',
+  softLockupNs: 'a clock jump beyond 2 × watchdog_thresh without PVCLOCK_GUEST_STOPPED triggers soft-lockup and RCU stall reports',
+  skewCycles: 'inter-vCPU counter skew (cycles or ticks) tolerated beyond what was there before',
+  driftPpb: 'frequency error (parts per billion) reported as drift (0.1 ppm ≈ 8.6 ms/day)',
+  driftWarnPpb: 'frequency error (ppb) that is a warning rather than information (1 ppm ≈ 86 ms/day)',
+  trapCostNs: 'arm64: the extra cost of a trapped CNTPCT read (~54 ns native vs ~148 ns trapped measured on Ampere Altra)',
+};
+
+/** How each finding code is judged (docs/audit.md adds each of its rules). */
 export const FINDING_CODES = {
   migration_failed: 'a step was refused: the migration ended in failed and the source resumed (fail)',
+  migration_in_flight: 'the log ends inside the migration (a fork cut it): no outcome, nothing after the stop judged; the verdict is in_flight (info)',
   tsc_lost_time: 'the guest TSC advanced less than true time by more than clockErrorNs (warn)',
   tsc_jump: 'the guest TSC advanced more than true time by more than clockErrorNs (warn; fail beyond softLockupNs)',
   kvmclock_lost_time: 'kvmclock advanced less than true time by more than clockErrorNs (warn)',

@@ -12,9 +12,7 @@ export type HostEvent =
   | { type: 'RealtimeStepped'; data: { deltaNs: string } }
   | { type: 'RealtimeSlewSet'; data: { slewPpb: string } };
 
-export function hostStreamId(hostId: string): string {
-  return `host-${hostId}`;
-}
+export { hostStreamId } from '../stream-ids.js';
 
 const BIGINT_SPEC_FIELDS = ['cntfrqHz', 'actualHz', 'initialCounter', 'bootNsAtZero', 'realtimeOffsetNs'] as const;
 

@@ -1,6 +1,6 @@
 // The ledger stream: the one simulated true-time axis every host shares.
 
-export const LEDGER_STREAM = 'ledger';
+export { LEDGER_STREAM } from '../stream-ids.js';
 
 export type LedgerEvent = { type: 'TimeAdvanced'; data: { from: string; to: string } };
 

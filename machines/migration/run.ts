@@ -1,11 +1,11 @@
-// Running one migration inside a session: the migration machine paces the phases, the strategy
-// issues the VMM's ioctls through the port, and guest reads on every vCPU before the stop and
-// after the resume leave the evidence the audit works from.
-import { createActor, SimulatedClock } from 'xstate';
+// Running one migration inside a session: the migration machine drives the phases, the strategy's
+// steps (its invoked actors) issue the VMM's ioctls through the port, and guest reads on every
+// vCPU before the stop and after the resume leave the evidence the audit works from.
+import { createActor } from 'xstate';
 import { DomainError, type Session } from '../session.js';
-import { migrationMachine } from './machine.js';
-import { StepFailure, VmmPort, type MigrationParams, type Side } from './port.js';
-import { migrationStreamId, type MigrationEvent, type MigrationState } from './state.js';
+import { delayNs, migrationMachine, type Vmm } from './machine.js';
+import { VmmPort, type MigrationParams, type Side } from './port.js';
+import { migrationStreamId, type MigrationEvent, type MigrationState, type PhaseMarks } from './state.js';
 import { STRATEGIES, strategyFor } from './strategies/index.js';
 import { vmStreamId } from '../vm/events.js';
 import { vcpusOf } from '../vm/evolve.js';
@@ -26,6 +26,20 @@ export function nextMigrationId(s: Session): string {
   let n = s.store.countCategory('migration') + 1;
   while (s.store.streamVersion(migrationStreamId(`m${n}`)) > 0) n++;
   return `m${n}`;
+}
+
+/**
+ * The migration the log holds unfinished that one of these VMs is the source or the destination
+ * of. A migration is recorded in one commit, so only a fork cut inside that commit leaves one
+ * (found from each stream's last event type, without reading the log); it holds its VMs until
+ * resolved.
+ */
+export function inFlightMigrationOf(s: Session, vmIds: string[]): MigrationState | null {
+  for (const sid of s.store.openStreams(migrationStreamId(''), ['MigrationCompleted', 'MigrationFailed'])) {
+    const m = s.stream(sid) as MigrationState | null;
+    if (m && m.status === 'running' && vmIds.some((id) => id === m.vmId || id === m.newVmId)) return m;
+  }
+  return null;
 }
 
 /** Guest reads of its clocks on every running vCPU of a side: TSC and kvmclock, or both arm64 counters. */
@@ -53,6 +67,20 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
   const src = s.requireVm(params.vmId);
   if (src.destroyed) throw new DomainError('invalid_state', `VM '${params.vmId}' was destroyed (${src.destroyReason})`, { vmId: params.vmId });
   if (vcpusOf(src).length === 0) throw new DomainError('invalid_state', `VM '${params.vmId}' has no vCPUs: there is no guest clock to move`, { vmId: params.vmId });
+  const cut = inFlightMigrationOf(s, params.inPlace ? [params.vmId] : [params.vmId, params.newVmId]);
+  if (cut) {
+    const which = cut.vmId === params.vmId || cut.newVmId === params.vmId ? params.vmId : params.newVmId;
+    throw new DomainError(
+      'invalid_state',
+      `VM '${which}' is held by migration '${cut.migrationId}' (${cut.vmId} → ${cut.newVmId}), which the log ends inside ${cut.phase ? `its ${cut.phase} phase` : 'before its first phase'}: it neither completed nor failed`,
+      { vmId: which, migrationId: cut.migrationId, phase: cut.phase },
+    );
+  }
+  // A guest with no vCPU in KVM_RUN reads no clock: the audit would compare nothing it saw with
+  // true time. (Held VMs are refused first: a fork cut inside a migration leaves its VMs stopped.)
+  if (!vcpusOf(src).some((v) => v.running)) {
+    throw new DomainError('invalid_state', `VM '${params.vmId}' has no vCPU in KVM_RUN: its guest is not running (never started, or paused), so there is no running clock to migrate; start it first (runVcpu / clockledger run ${params.vmId})`, { vmId: params.vmId });
+  }
   const dstHost = s.requireHost(params.toHost);
   const strategy = strategyFor(params.strategy, src.arch);
   if (!strategy) {
@@ -69,10 +97,11 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
   if (s.stream(streamId)) throw new DomainError('conflict', `migration '${params.migrationId}' already exists`, { migrationId: params.migrationId });
 
   const p = new VmmPort(s, params);
+  /** Record an event on the migration's stream; a phase with where each VM stream stands. */
   const record = (ev: MigrationEvent) => {
     if (ev.type === 'MigrationPhaseEntered') {
       const dst = params.inPlace ? null : s.vm(params.newVmId);
-      ev.data.marks = {
+      const marks: PhaseMarks = {
         time: s.now().toString(),
         source: { vmId: params.vmId, version: s.requireVm(params.vmId).version },
         destination: params.inPlace
@@ -87,6 +116,7 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
       // events back), or from its creation or the periodic snapshots.
       if (ev.data.phase === 'pausing') s.keepSnapshot(vmStreamId(params.vmId), false);
       if (ev.data.phase === 'verifying') s.keepSnapshot(vmStreamId(params.inPlace ? params.vmId : params.newVmId));
+      ev = { type: ev.type, data: { phase: ev.data.phase, marks } };
     }
     s.record(streamId, ev, s.now());
   };
@@ -111,37 +141,83 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
     },
   } satisfies MigrationEvent, s.now());
 
-  // The blackout is a delayed transition on a simulated clock counting nanoseconds.
-  const clock = new SimulatedClock();
-  const actor = createActor(migrationMachine, { clock, input: { blackoutNs: Number(params.blackoutNs), record } });
-  actor.start();
-  guestReads(p, 'source', false);
-  let atStop: unknown = null;
-  let saved: unknown = null;
+  // The machine drives the steps; its blackout is a timer on the session's clock, which runs
+  // (and advances the session's time to) each timer in turn until the machine is done.
+  const vmm: Vmm = {
+    pause: () => strategy.pause(p),
+    save: (atStop) => strategy.save(p, atStop),
+    restore: (saved) => strategy.restore(p, saved),
+    resume: (saved) => strategy.resume(p, saved),
+    rollback: (atStop, saved) => strategy.rollback(p, atStop, saved),
+    guestReads: (side, afterResume) => guestReads(p, side, afterResume),
+    release: () => {
+      if (!params.inPlace) p.destroy('source', `migrated to host '${params.toHost}' as VM '${params.newVmId}' (${params.migrationId})`);
+    },
+  };
+  const input = { blackoutNs: params.blackoutNs, vmm };
+  const clock = new SessionClock(p, (delay) => delayNs(input, delay));
+  const actor = createActor(migrationMachine, { clock, input });
+  // The events the machine emits are recorded as it emits them. An error it does not handle
+  // (anything but a refused step), or one recording, ends the run: rethrown below, so the session
+  // commits nothing.
+  let crash: { error: unknown } | null = null;
+  actor.on('*', (ev) => {
+    if (crash) return;
+    try {
+      record(ev);
+    } catch (error) {
+      crash = { error };
+    }
+  });
+  actor.subscribe({ error: (error) => (crash ??= { error }) });
   try {
-    atStop = strategy.pause(p);
-    actor.send({ type: 'PAUSED' });
-    saved = strategy.save(p, atStop);
-    actor.send({ type: 'SAVED' });
-    p.advance(params.blackoutNs);
-    clock.increment(Number(params.blackoutNs));
-    strategy.restore(p, saved);
-    actor.send({ type: 'RESTORED' });
-    strategy.resume(p, saved);
-    actor.send({ type: 'RESUMED' });
-    guestReads(p, 'destination', true);
-    actor.send({ type: 'VERIFIED' });
-    if (!params.inPlace) p.destroy('source', `migrated to host '${params.toHost}' as VM '${params.newVmId}' (${params.migrationId})`);
-    return { migrationId: params.migrationId, status: 'completed', newVmId: params.newVmId };
-  } catch (e) {
-    if (!(e instanceof StepFailure)) throw e;
-    actor.send({ type: 'FAILED', failure: { step: e.step, reason: e.reason, ref: e.ref } });
-    strategy.rollback(p, atStop, saved);
-    guestReads(p, 'source', true);
-    actor.send({ type: 'ROLLED_BACK' });
-    return { migrationId: params.migrationId, status: 'failed', newVmId: params.newVmId };
+    actor.start();
+    actor.send({ type: 'START' });
+    clock.run();
   } finally {
     actor.stop();
+  }
+  if (crash) throw (crash as { error: unknown }).error;
+  const done = actor.getSnapshot();
+  if (done.status !== 'done') throw new Error(`migration ${params.migrationId}: the machine stopped in ${JSON.stringify(done.value)}`);
+  return { migrationId: params.migrationId, status: done.output!.status, newVmId: params.newVmId };
+}
+
+/**
+ * An XState clock on the session's simulated time. A timer falls due the exact ns its delay
+ * names after it is set (durationOf); run() lets the session's time pass to each due timer in
+ * turn (nothing else runs in the session meanwhile) and fires it.
+ */
+export class SessionClock {
+  private readonly timers = new Map<number, { at: bigint; fn: () => void }>();
+  private nextId = 1;
+
+  constructor(
+    private readonly port: Pick<VmmPort, 'now' | 'advance'>,
+    private readonly durationOf: (delay: number) => bigint,
+  ) {}
+
+  setTimeout(fn: () => void, delay: number): number {
+    const id = this.nextId++;
+    this.timers.set(id, { at: this.port.now() + this.durationOf(delay), fn });
+    return id;
+  }
+
+  clearTimeout(id: number): void {
+    this.timers.delete(id);
+  }
+
+  /** Fire the timers in order of their instants (then of their setting) until none is set. */
+  run(): void {
+    while (this.timers.size) {
+      let first: number | null = null;
+      for (const [id, t] of this.timers) if (first === null || t.at < this.timers.get(first)!.at) first = id;
+      const { at, fn } = this.timers.get(first!)!;
+      this.timers.delete(first!);
+      const now = this.port.now();
+      if (at > now) this.port.advance(at - now);
+      fn();
+    }
   }
 }
 

@@ -45,9 +45,7 @@ export interface MigrationState extends MigrationStartedData {
   endedAt: string | null;
 }
 
-export function migrationStreamId(id: string): string {
-  return `migration-${id}`;
-}
+export { migrationStreamId } from '../stream-ids.js';
 
 export function applyMigrationEvent(state: MigrationState | null, ev: MigrationEvent, time: bigint): MigrationState {
   if (ev.type === 'MigrationStarted') {

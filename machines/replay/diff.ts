@@ -20,6 +20,13 @@ function inputsOf(e: StoredEvent): Json {
   return { type: e.type, time: e.time.toString(), data: kept };
 }
 
+/** The kernel profile a host or VM stream's first event records (null: another kind of stream). */
+function profileOf(e: StoredEvent | undefined): string | null {
+  const d = e?.data as { profile?: unknown; spec?: { profile?: unknown } } | undefined;
+  const p = d?.profile ?? d?.spec?.profile;
+  return typeof p === 'string' ? p : null;
+}
+
 export interface ResultDifference {
   streamId: string;
   version: number;
@@ -40,6 +47,8 @@ export interface DiffResult {
   onlyInB: string[];
   /** the first version of a stream whose inputs differ: later events of that stream are not comparable */
   inputsDiverge: { streamId: string; version: number; positionA: number; positionB: number }[];
+  /** streams (hosts, VMs) recorded under a different kernel profile in each log: their results are expected to differ */
+  profileDifferences: { streamId: string; a: string; b: string }[];
   /** same inputs, different results (sorted by position in A) */
   differences: ResultDifference[];
   differenceCount: number;
@@ -57,6 +66,7 @@ export function diffLogs(a: EventStore, b: EventStore, opts: { streamPrefix?: st
     onlyInA: [...sa].filter((s) => !sb.has(s)),
     onlyInB: [...sb].filter((s) => !sa.has(s)),
     inputsDiverge: [],
+    profileDifferences: [],
     differences: [],
     differenceCount: 0,
     firstDifference: null,
@@ -65,6 +75,9 @@ export function diffLogs(a: EventStore, b: EventStore, opts: { streamPrefix?: st
   for (const streamId of both) {
     const ea = a.read({ streamId });
     const eb = b.read({ streamId });
+    const pa = profileOf(ea[0]);
+    const pb = profileOf(eb[0]);
+    if (pa !== pb) out.profileDifferences.push({ streamId, a: pa ?? '(none)', b: pb ?? '(none)' });
     const n = Math.min(ea.length, eb.length);
     for (let i = 0; i < n; i++) {
       const x = ea[i]!;

@@ -13,6 +13,9 @@ import { vmStreamId } from '../vm/events.js';
 import { rebuildStream } from '../rebuild.js';
 import type { VmRecord } from '../vm/evolve.js';
 import type { Divergence, ReplayRun } from './replay.js';
+import type { Json } from '../codec.js';
+import { jsonEqual } from './compare.js';
+import { MIGRATION_STREAM_PREFIX } from '../stream-ids.js';
 
 const STEP_OF_PHASE: Record<string, string> = {
   pausing: 'pause',
@@ -39,7 +42,7 @@ export function migrationSpan(store: EventStore, streamId: string): MigrationSpa
 }
 
 function migrationSpans(store: EventStore): MigrationSpan[] {
-  return store.streams('migration-').map((sid) => migrationSpan(store, sid)!);
+  return store.streams(MIGRATION_STREAM_PREFIX).map((sid) => migrationSpan(store, sid)!);
 }
 
 /** The migration phase a VM event was recorded in. */
@@ -65,7 +68,22 @@ function describe(d: Divergence): string {
     return `${o.trace.length} tracepoint${o.trace.length === 1 ? '' : 's'}`;
   };
   const same = res(d.recorded) === res(d.replayed);
-  return `${what}${where} at position ${d.position}: recorded ${res(d.recorded)}, replayed ${res(d.replayed)}${same ? ' (tracepoints differ)' : ''}`;
+  const tail = !same ? '' : jsonEqual(d.recorded.result, d.replayed.result) ? ' (tracepoints differ)' : `, output differs: ${fieldChanges(d.recorded.result, d.replayed.result)}`;
+  return `${what}${where} at position ${d.position}: recorded ${res(d.recorded)}, replayed ${res(d.replayed)}${tail}`;
+}
+
+/** "flags 14 → 2, host_tsc 3000 → 0": the fields of two results (an ioctl's out, else the result) that differ. */
+function fieldChanges(a: Json, b: Json): string {
+  const pick = (v: Json) => (v && typeof v === 'object' && !Array.isArray(v) && 'out' in v ? (v.out as Json) : v);
+  const x = pick(a);
+  const y = pick(b);
+  const show = (v: Json | undefined) => (v === undefined ? '(absent)' : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v));
+  if (!x || !y || typeof x !== 'object' || typeof y !== 'object' || Array.isArray(x) || Array.isArray(y)) return `${show(x)} → ${show(y)}`;
+  const keys = [...new Set([...Object.keys(x), ...Object.keys(y)])].sort();
+  return keys
+    .filter((k) => !jsonEqual(x[k], y[k]))
+    .map((k) => `${k} ${show(x[k])} → ${show(y[k])}`)
+    .join(', ');
 }
 
 /** What a divergence did to the VMM: a call that succeeded when recorded but fails when replayed stops the strategy there. */

@@ -76,17 +76,11 @@ export type VmEvent =
   | { type: 'TimerFired'; data: TimerFiredData }
   | { type: 'VmDestroyed'; data: VmDestroyedData };
 
+/** A VM event at its instant, as the log holds it (and as replay reads it back): what the decider decides and evolves by. */
+export type VmLogEvent = VmEvent & { time: bigint };
 
-export const VM_STREAM_PREFIX = 'vm-';
 
-export function vmStreamId(vmId: string): string {
-  return `${VM_STREAM_PREFIX}${vmId}`;
-}
-
-/** The VM a stream id names (null: not a VM stream). */
-export function vmIdOf(streamId: string): string | null {
-  return streamId.startsWith(VM_STREAM_PREFIX) ? streamId.slice(VM_STREAM_PREFIX.length) : null;
-}
+export { VM_STREAM_PREFIX, vmStreamId, vmIdOf } from '../stream-ids.js';
 
 export function hostInfoToJson(h: VmHostInfo): VmHostInfoJson {
   return {

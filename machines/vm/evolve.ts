@@ -3,13 +3,11 @@
 // exactly, and a different kernel profile can be substituted to see what would have changed.
 import type { Arch, HostSample } from '../../kvm/host.js';
 import { getProfile, resolveProfile, type KernelProfile } from '../../kvm/profiles.js';
-import type { TraceEntry, X86Ctx, X86Vm } from '../../kvm/x86/state.js';
+import type { TraceEntry } from '../../kvm/ioctl.js';
+import * as arm64 from '../../kvm/arm64/index.js';
 import type { Arm64Ctx, Arm64Vm } from '../../kvm/arm64/state.js';
-import { arm64InitVm, arm64Ioctl, arm64VcpuExitToUser } from '../../kvm/arm64/ioctl.js';
-import { arm64Guest } from '../../kvm/arm64/guest.js';
-import { x86Guest } from '../../kvm/x86/guest.js';
-import { x86Ioctl } from '../../kvm/x86/ioctl.js';
-import { kvmArchInitVm, kvmCatchupTick, kvmVcpuExitToUser, runTimer, type X86TimerName } from '../../kvm/x86/vm.js';
+import * as x86 from '../../kvm/x86/index.js';
+import type { X86Ctx, X86Vm } from '../../kvm/x86/state.js';
 import { requireVcpu } from '../../kvm/errors.js';
 import { hwFromJson, toSortedJson, type Json } from '../codec.js';
 import { hostInfoFromJson, type VmEvent, type VmHostInfo } from './events.js';
@@ -127,11 +125,11 @@ export function applyVmEvent(rec: VmRecord | null, ev: VmEvent, time: bigint, op
     const hw = hwFromJson(d.hw, time);
     if (d.arch === 'arm64') {
       const ctx = arm64Ctx(created, hw, opts);
-      created.arm64 = arm64InitVm(ctx);
+      created.arm64 = arm64.kvmArchInitVm(ctx);
       return { rec: created, result: null, trace: traced(ctx, opts) };
     }
     const ctx = x86Ctx(created, hw, opts);
-    created.x86 = kvmArchInitVm(ctx);
+    created.x86 = x86.kvmArchInitVm(ctx);
     return { rec: created, result: null, trace: traced(ctx, opts) };
   }
   if (!rec) throw new Error(`${ev.type} before VmCreated`);
@@ -149,23 +147,23 @@ function applyX86Event(rec: VmRecord, ev: Exclude<VmEvent, { type: 'VmCreated' }
   const ctx = x86Ctx(rec, hw, opts);
   const vm = rec.x86;
   // the catch-up exit at the guest tick since the last event, if one was recorded
-  kvmCatchupTick(ctx, vm);
+  x86.kvmCatchupTick(ctx, vm);
   switch (ev.type) {
     case 'IoctlIssued': {
       const d = ev.data;
-      const r = x86Ioctl(ctx, vm, { ioctl: d.ioctl, vcpu: d.vcpu ?? undefined, arg: d.arg ?? undefined });
+      const r = x86.x86Ioctl(ctx, vm, { ioctl: d.ioctl, vcpu: d.vcpu ?? undefined, arg: d.arg ?? undefined });
       return { rec, result: encoded(r, opts), trace: traced(ctx, opts) };
     }
     case 'GuestExecuted': {
       const d = ev.data;
-      const r = x86Guest(ctx, vm, { vcpu: d.vcpu, op: d.op, msr: d.msr, value: d.value });
+      const r = x86.x86Guest(ctx, vm, { vcpu: d.vcpu, op: d.op, msr: d.msr, value: d.value });
       return { rec, result: encoded(r, opts), trace: traced(ctx, opts) };
     }
     case 'TimerFired':
-      runTimer(ctx, vm, ev.data.timer as X86TimerName);
+      x86.runTimer(ctx, vm, ev.data.timer as x86.X86TimerName);
       return { rec, result: null, trace: traced(ctx, opts) };
     default:
-      return applyLifecycleEvent(rec, vm.vcpus, ev, kvmVcpuExitToUser, traced(ctx, opts));
+      return applyLifecycleEvent(rec, vm.vcpus, ev, x86.kvmVcpuExitToUser, traced(ctx, opts));
   }
 }
 
@@ -174,19 +172,19 @@ function applyArm64Event(rec: VmRecord, vm: Arm64Vm, ev: Exclude<VmEvent, { type
   switch (ev.type) {
     case 'IoctlIssued': {
       const d = ev.data;
-      const r = arm64Ioctl(ctx, vm, { ioctl: d.ioctl, vcpu: d.vcpu ?? undefined, arg: d.arg ?? undefined });
+      const r = arm64.arm64Ioctl(ctx, vm, { ioctl: d.ioctl, vcpu: d.vcpu ?? undefined, arg: d.arg ?? undefined });
       return { rec, result: encoded(r, opts), trace: traced(ctx, opts) };
     }
     case 'GuestExecuted': {
       const d = ev.data;
-      const r = arm64Guest(ctx, vm, { vcpu: d.vcpu, op: d.op });
+      const r = arm64.arm64Guest(ctx, vm, { vcpu: d.vcpu, op: d.op });
       return { rec, result: encoded(r, opts), trace: traced(ctx, opts) };
     }
     case 'TimerFired':
       // arm64 KVM schedules no delayed clock work
       return { rec, result: null, trace: traced(ctx, opts) };
     default:
-      return applyLifecycleEvent(rec, vm.vcpus, ev, arm64VcpuExitToUser, traced(ctx, opts));
+      return applyLifecycleEvent(rec, vm.vcpus, ev, arm64.kvmVcpuExitToUser, traced(ctx, opts));
   }
 }
 

@@ -1,12 +1,13 @@
-// The VM as an XState machine: it decides whether a command is acceptable in the VM's current
-// lifecycle state and what to record for it. Deciding runs the emulated kernel once (through
-// applyVmEvent on an immer draft), so the recorded result is exactly what replay will recompute.
-import { assign, createActor, initialTransition, setup, type Actor, type SnapshotFrom } from 'xstate';
+// The VM's lifecycle as an XState machine: which commands a VM accepts in each of its states
+// (absent, stopped, running, destroyed), the guards that look at its vCPUs, and the state each
+// accepted command leads to. It only accepts or refuses: what an accepted command records is the
+// decider's (decider.ts), which runs the kernel. A refusal is found through snapshot.can() and
+// worded from the state here.
+import { setup, type SnapshotFrom } from 'xstate';
 import type { HostSample } from '../../kvm/host.js';
-import { parseIoctlName } from '../../kvm/x86/ioctl.js';
-import { hwToJson, toSortedJson, type Json } from '../codec.js';
-import type { VmCreatedData, VmEvent } from './events.js';
-import { applyVmEvent, cloneVmRecord, vcpusOf, type VmRecord } from './evolve.js';
+import { parseIoctlName } from '../../kvm/ioctl.js';
+import type { VmCreatedData } from './events.js';
+import { vcpusOf, type VmRecord } from './evolve.js';
 
 /** What the guest executes on one vCPU. */
 export interface GuestOp {
@@ -28,122 +29,22 @@ export type VmCommand =
   | { type: 'timer'; timer: string; hw: HostSample }
   | { type: 'destroy'; reason: string; hw: HostSample };
 
-/** The machine's own bookkeeping, not a VM command: its record is now shared. */
-type VmMachineEvent = VmCommand | { type: 'share' };
+/** A command before the host is sampled for it: what the machine accepts or refuses. */
+export type VmCommandInput = VmCommand extends infer C ? (C extends { hw: HostSample } ? Omit<C, 'hw'> : never) : never;
 
-/** A command that records exactly one event. */
-type SingleCommand = Exclude<VmCommand, { type: 'guests' | 'exits' }>;
+export type VmLifecycle = 'absent' | 'stopped' | 'running' | 'destroyed';
 
-export interface VmMachineContext {
-  rec: VmRecord | null;
-  /** rec was made by this machine's own last decision, and nothing else holds it: it may be changed in place */
-  owned: boolean;
-  /** what the last command recorded, and the kernel's result for each event */
-  recorded: VmEvent[] | null;
-  results: Json[];
+/** The lifecycle state name of a VM record. */
+export function vmLifecycle(rec: VmRecord | null): VmLifecycle {
+  if (!rec) return 'absent';
+  if (rec.destroyed) return 'destroyed';
+  return vcpusOf(rec).some((v) => v.running) ? 'running' : 'stopped';
 }
 
-/**
- * The event a command records, before the kernel's result is filled in. Its data is built with
- * its keys in sorted order, the fields the kernel fills in already in place (undefined until
- * then), so the log's canonical JSON needs no reordering.
- */
-function commandToEvent(cmd: SingleCommand): VmEvent {
-  const hw = hwToJson(cmd.hw);
-  switch (cmd.type) {
-    case 'create':
-      return { type: 'VmCreated', data: { ...cmd.data, hw } };
-    case 'ioctl':
-      return {
-        type: 'IoctlIssued',
-        data: { arg: toSortedJson(cmd.arg ?? null), errno: undefined, hw, ioctl: cmd.ioctl, out: undefined, ret: 0, trace: undefined, vcpu: cmd.vcpu },
-      };
-    case 'guest':
-      return {
-        type: 'GuestExecuted',
-        data: {
-          hw,
-          msr: cmd.msr === undefined ? undefined : toSortedJson(cmd.msr),
-          op: cmd.op,
-          result: null,
-          trace: undefined,
-          value: cmd.value === undefined ? undefined : toSortedJson(cmd.value),
-          vcpu: cmd.vcpu,
-        },
-      };
-    case 'exit':
-      return { type: 'VcpuExited', data: { hw, trace: undefined, vcpu: cmd.vcpu } };
-    case 'timer':
-      return { type: 'TimerFired', data: { hw, timer: cmd.timer, trace: undefined } };
-    case 'destroy':
-      return { type: 'VmDestroyed', data: { hw, reason: cmd.reason, trace: undefined } };
-  }
-}
-
-/** Run the kernel for a command (each of a batch's, in order) and complete its events with the results. */
-function decide(rec: VmRecord | null, owned: boolean, cmd: VmCommand): VmMachineContext {
-  // a batch's operations share one instant: the tick before it (if any) is taken once, with the first
-  const { tick: _tick, ...untick } = cmd.hw;
-  const hwOf = (i: number): HostSample => (i === 0 ? cmd.hw : untick);
-  const singles: SingleCommand[] =
-    cmd.type === 'guests'
-      ? cmd.ops.map((o, i) => ({ type: 'guest', hw: hwOf(i), ...o }))
-      : cmd.type === 'exits'
-        ? cmd.vcpus.map((vcpu, i) => ({ type: 'exit', vcpu, hw: hwOf(i) }))
-        : [cmd];
-  // The kernel checks each operation before it changes anything, but a batch's later operation
-  // may be refused after earlier ones changed the record, and a tick's catch-up changes it before
-  // the operation is checked: those work on a copy, so a refusal leaves the record it started
-  // from whole (the first decision copies a shared one anyway).
-  if (owned && rec !== null && (singles.length > 1 || cmd.hw.tick)) rec = cloneVmRecord(rec);
-  const recorded: VmEvent[] = [];
-  const results: Json[] = [];
-  for (const one of singles) {
-    const d = decideOne(rec, owned, one);
-    rec = d.rec;
-    owned = true;
-    recorded.push(d.event);
-    results.push(d.result);
-  }
-  return { rec, owned, recorded, results };
-}
-
-function decideOne(rec: VmRecord | null, owned: boolean, cmd: SingleCommand): { rec: VmRecord; event: VmEvent; result: Json } {
-  const ev = commandToEvent(cmd);
-  let result: Json = null;
-  let trace: Json[] | null = null;
-  let next: VmRecord;
-  if (rec === null) {
-    const a = applyVmEvent(null, ev, cmd.hw.t, { trace: true });
-    next = a.rec;
-    trace = a.trace;
-  } else {
-    // Copy-on-write by hand (VM decisions are the hot path, and immer drafts slow the kernel code):
-    // a record this machine made itself is not shared, so later decisions change it in place.
-    // The kernel validates a command before it changes anything, so a refusal leaves it whole.
-    const a = applyVmEvent(owned ? rec : cloneVmRecord(rec), ev, cmd.hw.t, { trace: true });
-    next = a.rec;
-    result = a.result;
-    trace = a.trace;
-  }
-  // What the kernel traced while handling it is part of the record: replay compares it too.
-  if (trace && (trace as Json[]).length) (ev.data as { trace?: Json[] }).trace = trace;
-  if (ev.type === 'IoctlIssued') {
-    const r = result as unknown as { ret: number; errno?: string; out?: Json };
-    ev.data.ret = r.ret;
-    if (r.errno !== undefined) ev.data.errno = r.errno;
-    if (r.out !== undefined) ev.data.out = r.out;
-  } else if (ev.type === 'GuestExecuted') {
-    ev.data.result = result;
-  }
-  return { rec: next, event: ev, result };
-}
-
-const anyRunning = (rec: VmRecord | null) => vcpusOf(rec).some((v) => v.running);
 const isRunning = (rec: VmRecord | null, id: number) => vcpusOf(rec).some((v) => v.id === id && v.running);
 
 /** The vCPUs a guest or exit command names (none for the others). */
-export function targetVcpus(cmd: VmMachineEvent): number[] {
+export function targetVcpus(cmd: VmCommandInput): number[] {
   switch (cmd.type) {
     case 'guest':
     case 'exit':
@@ -169,9 +70,9 @@ function isKvmRun(ioctl: string): boolean {
 
 export const vmMachine = setup({
   types: {
-    context: {} as VmMachineContext,
-    events: {} as VmMachineEvent,
-    input: {} as { rec: VmRecord | null } | undefined,
+    context: {} as { rec: VmRecord | null },
+    events: {} as VmCommandInput,
+    input: {} as { rec: VmRecord | null },
   },
   guards: {
     isKvmRun: ({ event }) => event.type === 'ioctl' && event.vcpu !== null && isKvmRun(event.ioctl),
@@ -188,44 +89,39 @@ export const vmMachine = setup({
       return ids.size === targetVcpus(event).length && running.length === ids.size && running.every((id) => ids.has(id));
     },
   },
-  actions: {
-    decide: assign(({ context, event }) => decide(context.rec, context.owned, event as VmCommand)),
-    // the record is handed to others (a committed session's state): copy it before changing it again
-    share: assign({ owned: false }),
-  },
 }).createMachine({
   id: 'vm',
-  context: ({ input }) => ({ rec: input?.rec ?? null, owned: false, recorded: null, results: [] }),
+  context: ({ input }) => ({ rec: input.rec }),
   initial: 'absent',
-  on: { share: { actions: 'share' } },
+  // Every accepted command names the state it leads to (its own, when the lifecycle stays).
   states: {
     absent: {
-      on: { create: { target: 'stopped', actions: 'decide' } },
+      on: { create: 'stopped' },
     },
     // No vCPU is in KVM_RUN: the guest does not execute. KVM_RUN enters it.
     stopped: {
       on: {
-        ioctl: [{ guard: 'isKvmRun', target: 'running', actions: 'decide' }, { actions: 'decide' }],
-        timer: { actions: 'decide' },
-        destroy: { target: 'destroyed', actions: 'decide' },
+        ioctl: [{ guard: 'isKvmRun', target: 'running' }, { target: 'stopped' }],
+        timer: 'stopped',
+        destroy: 'destroyed',
       },
     },
     // At least one vCPU is in KVM_RUN; the last one to leave stops the guest.
     running: {
       on: {
-        ioctl: { actions: 'decide' },
-        guest: { guard: 'vcpuRunning', actions: 'decide' },
-        guests: { guard: 'vcpuRunning', actions: 'decide' },
+        ioctl: 'running',
+        guest: { guard: 'vcpuRunning', target: 'running' },
+        guests: { guard: 'vcpuRunning', target: 'running' },
         exit: [
-          { guard: 'lastRunningVcpu', target: 'stopped', actions: 'decide' },
-          { guard: 'vcpuRunning', actions: 'decide' },
+          { guard: 'lastRunningVcpu', target: 'stopped' },
+          { guard: 'vcpuRunning', target: 'running' },
         ],
         exits: [
-          { guard: 'lastRunningVcpu', target: 'stopped', actions: 'decide' },
-          { guard: 'vcpuRunning', actions: 'decide' },
+          { guard: 'lastRunningVcpu', target: 'stopped' },
+          { guard: 'vcpuRunning', target: 'running' },
         ],
-        timer: { actions: 'decide' },
-        destroy: { target: 'destroyed', actions: 'decide' },
+        timer: 'running',
+        destroy: 'destroyed',
       },
     },
     destroyed: { type: 'final' },
@@ -234,56 +130,47 @@ export const vmMachine = setup({
 
 export type VmSnapshot = SnapshotFrom<typeof vmMachine>;
 
-/** The machine snapshot for a rebuilt record (restoring an actor from the log, not from a persisted snapshot). */
+const absentSnapshot: VmSnapshot = vmMachine.resolveState({ value: 'absent', context: { rec: null } });
+// A record's snapshot is resolved again only when its lifecycle changed: a session decides many
+// commands on one record it changes in place, and the snapshot's context is that very record.
+const snapshots = new WeakMap<VmRecord, VmSnapshot>();
+
+/** The machine's snapshot for a VM record: its lifecycle state, with the record as context (restored from the log, not persisted). */
 export function vmSnapshotOf(rec: VmRecord | null): VmSnapshot {
-  if (!rec) return initialTransition(vmMachine, { rec: null })[0];
-  // the machine's state names are the lifecycle's
-  return vmMachine.resolveState({ value: vmLifecycle(rec), context: { rec, owned: false, recorded: null, results: [] } });
+  if (rec === null) return absentSnapshot;
+  const value = vmLifecycle(rec);
+  let snap = snapshots.get(rec);
+  if (snap === undefined || snap.value !== value) {
+    snap = vmMachine.resolveState({ value, context: { rec } });
+    snapshots.set(rec, snap);
+  }
+  return snap;
 }
 
-/** The lifecycle state name of a VM record. */
-export function vmLifecycle(rec: VmRecord | null): 'absent' | 'stopped' | 'running' | 'destroyed' {
-  if (!rec) return 'absent';
-  if (rec.destroyed) return 'destroyed';
-  return anyRunning(rec) ? 'running' : 'stopped';
+/** Why a VM refuses a command: a stable code, and a message worded from its state. */
+export interface VmRefusal {
+  code: 'not_found' | 'conflict' | 'invalid_request' | 'invalid_state';
+  message: string;
+  details: { vmId: string; state?: VmLifecycle };
 }
 
-
-/**
- * A running VM machine for a sequence of decisions (one session's commands on one VM): an actor
- * is several times cheaper per event than a fresh transition() each time. A command whose
- * decision throws (a malformed argument) kills the actor; the caller starts a new one.
- */
-export class VmDecider {
-  private readonly actor: Actor<typeof vmMachine>;
-  private failure: { error: unknown } | null = null;
-
-  constructor(rec: VmRecord | null) {
-    this.actor = createActor(vmMachine, { snapshot: vmSnapshotOf(rec), input: { rec } });
-    this.actor.subscribe({ error: (error) => (this.failure = { error }) });
-    this.actor.start();
+/** Why the VM in this snapshot refuses a command (null: the machine accepts it). */
+export function vmRefusal(vmId: string, snapshot: VmSnapshot, cmd: VmCommandInput): VmRefusal | null {
+  const state = snapshot.value;
+  if (state === 'absent' && cmd.type !== 'create') return { code: 'not_found', message: `no VM '${vmId}'`, details: { vmId } };
+  if (state !== 'absent' && cmd.type === 'create') return { code: 'conflict', message: `VM '${vmId}' already exists`, details: { vmId } };
+  if ((cmd.type === 'guests' && !cmd.ops.length) || (cmd.type === 'exits' && !cmd.vcpus.length)) {
+    return { code: 'invalid_request', message: `a '${cmd.type}' command must name at least one vCPU`, details: { vmId } };
   }
-
-  get rec(): VmRecord | null {
-    return this.actor.getSnapshot().context.rec;
-  }
-
-  get alive(): boolean {
-    return this.failure === null;
-  }
-
-  /** Hand the machine to a later session: its record is shared from now on (copied before the next change). */
-  share(): void {
-    this.actor.send({ type: 'share' });
-  }
-
-  /** The events a command records and the kernel's results (null: the machine refuses it in this state). */
-  decide(cmd: VmCommand): { snapshot: VmSnapshot; events: VmEvent[]; results: Json[] } | null {
-    const before = this.actor.getSnapshot().context.recorded;
-    this.actor.send(cmd);
-    if (this.failure) throw this.failure.error;
-    const next = this.actor.getSnapshot();
-    if (next.context.recorded === before) return null;
-    return { snapshot: next, events: next.context.recorded!, results: next.context.results };
-  }
+  if (snapshot.can(cmd)) return null;
+  const vcpus = targetVcpus(cmd);
+  const message =
+    state === 'destroyed'
+      ? `VM '${vmId}' was destroyed (${snapshot.context.rec!.destroyReason})`
+      : vcpus.length
+        ? vcpus.length === 1
+          ? `vCPU ${vcpus[0]} of VM '${vmId}' is not in KVM_RUN`
+          : `vCPUs ${vcpus.join(', ')} of VM '${vmId}' are not all in KVM_RUN (each named once)`
+        : `VM '${vmId}' is ${state}`;
+  return { code: 'invalid_state', message, details: { vmId, state } };
 }

@@ -231,6 +231,16 @@ describe('clockledger: every handler, end to end', () => {
     expect(r.vm.lifecycle).toBe('destroyed');
     use('destroyVm');
 
+    r = await ok(['hosts', 'list', '--json']);
+    expect(r.hosts.map((h: any) => h.hostId)).toEqual(['dst', 'src']);
+    use('listHosts');
+    r = await ok(['vms', 'list', '--json']);
+    expect(r.vms.map((v: any) => [v.vmId, v.lifecycle])).toEqual([
+      ['vm1', 'destroyed'],
+      ['vm1.m1', 'destroyed'],
+    ]);
+    use('listVms');
+
     // demo on its own database, one strategy to keep it short
     r = await ok(['demo', '--strategies', 'qemu', '--json', '--db', join(dir, 'demo.db')]);
     expect(r.table.columns.length).toBeGreaterThan(0);
@@ -435,7 +445,10 @@ describe('clockledger CLI internals', () => {
     expect(parseDuration('20us', 'x')).toBe('20000');
     expect(parseDuration('2m', 'x')).toBe('120000000000');
     expect(parseDuration('1h', 'x')).toBe('3600000000000');
-    expect(parseDuration('42', 'x')).toBe('42');
+    expect(parseDuration('42ns', 'x')).toBe('42');
+    expect(parseDuration('0', 'x')).toBe('0');
+    expect(() => parseDuration('300', '--blackout')).toThrow("--blackout: '300' has no unit: write 300ms, 300s, or 300ns if you mean nanoseconds");
+    expect(parseDuration('1767225600000000000', 'x', true, true)).toBe('1767225600000000000');
     expect(parseDuration('-5ms', 'x', true)).toBe('-5000000');
     expect(() => parseDuration('-5ms', 'x')).toThrow(/duration/);
     expect(() => parseDuration('1.0000000001s', 'x')).toThrow(/whole number/);

@@ -105,6 +105,11 @@ describe('lambda handler: every handler of the registry', () => {
     expect(m).toMatchObject({ migrationId: 'm1', status: 'completed', newVmId: 'vm1.m1' });
     expect((await use('audit', { migrationId: 'm1' })).audit.strategy).toBe('qemu');
     expect((await use('audit')).audits).toHaveLength(1);
+    expect((await use('listHosts')).hosts.map((h: any) => [h.hostId, h.tscKhz, h.vendor])).toEqual([
+      ['dst', 2_500_000, 'svm'],
+      ['src', 2_500_000, 'vmx'],
+    ]);
+    expect((await use('listVms', { hostId: 'dst' })).vms).toEqual([{ vmId: 'vm1.m1', hostId: 'dst', arch: 'x86', profile: 'linux-6.18', lifecycle: 'running', vcpus: 2, running: 2 }]);
     expect((await use('strategies')).strategies.map((s: any) => s.name)).toContain('qemu');
     expect((await use('replay', { profile: 'linux-5.15', vmId: 'vm1' })).profile).toBe('linux-5.15');
     expect(typeof (await use('diff', { otherDb: forkDb })).eventsCompared).toBe('number');
@@ -129,7 +134,7 @@ describe('lambda handler: every handler of the registry', () => {
 
   it('accepts an API-Gateway-like event whose JSON body is { handler, request } (plain or base64)', async () => {
     const body = JSON.stringify({ handler: 'createHost', request: { hostId: 'h1', tscKhz: 2_000_000 } });
-    const r = (await handler({ body, httpMethod: 'POST', path: '/', requestContext: {} }, context())) as Response;
+    const r = (await handler({ body }, context())) as Response;
     expect(r.ok).toBe(true);
     expect(r.host.id).toBe('h1');
     const b64 = Buffer.from(JSON.stringify({ handler: 'events', request: { limit: 5 } })).toString('base64');
@@ -141,6 +146,55 @@ describe('lambda handler: every handler of the registry', () => {
     const missing = await httpHandler({ body: JSON.stringify({ handler: 'destroyVm', request: { vmId: 'nope' } }) }, context());
     expect(missing.statusCode).toBe(404);
     expect(JSON.parse(missing.body).error.code).toBe('not_found');
+  });
+});
+
+describe('lambda handler: API Gateway and function URL proxy events', () => {
+  const v1 = (body: string, extra: Record<string, unknown> = {}) => ({
+    resource: '/',
+    path: '/',
+    httpMethod: 'POST',
+    headers: { 'content-type': 'application/json' },
+    multiValueHeaders: {},
+    queryStringParameters: null,
+    pathParameters: null,
+    stageVariables: null,
+    requestContext: { resourcePath: '/', httpMethod: 'POST', stage: 'prod', requestId: 'r1' },
+    body,
+    isBase64Encoded: false,
+    ...extra,
+  });
+  const v2 = (body: string, domainName = 'abc.execute-api.eu-west-1.amazonaws.com') => ({
+    version: '2.0',
+    routeKey: '$default',
+    rawPath: '/',
+    rawQueryString: '',
+    headers: { 'content-type': 'application/json' },
+    requestContext: { domainName, http: { method: 'POST', path: '/', protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'curl' }, requestId: 'r2', routeKey: '$default', stage: '$default' },
+    body,
+    isBase64Encoded: false,
+  });
+
+  it('answers REST (v1), HTTP API (v2) and function URL events as { statusCode, headers, body }, the status from the error code', async () => {
+    const create = JSON.stringify({ handler: 'createHost', request: { hostId: 'h1', tscKhz: 2_000_000 } });
+    const a = (await handler(v1(create), context())) as Response;
+    expect(a.statusCode).toBe(200);
+    expect(a.headers).toEqual({ 'content-type': 'application/json' });
+    expect(JSON.parse(a.body)).toMatchObject({ ok: true, host: { id: 'h1' } });
+    const again = (await handler(v2(create), context())) as Response;
+    expect(again.statusCode).toBe(409);
+    expect(JSON.parse(again.body).error.code).toBe('conflict');
+    const url = (await handler(v2(JSON.stringify({ handler: 'destroyVm', request: { vmId: 'nope' } }), 'xyz.lambda-url.eu-west-1.on.aws'), context())) as Response;
+    expect(url.statusCode).toBe(404);
+    expect(JSON.parse(url.body).error.code).toBe('not_found');
+    const bad = (await handler(v1('{nope'), context())) as Response;
+    expect(bad.statusCode).toBe(400);
+    expect(JSON.parse(bad.body).error.message).toMatch(/^malformed JSON/);
+    const b64 = (await handler(v1(Buffer.from(JSON.stringify({ handler: 'verify' })).toString('base64'), { isBase64Encoded: true }), context())) as Response;
+    expect(b64.statusCode).toBe(200);
+    expect(JSON.parse(b64.body)).toMatchObject({ ok: true, intact: true });
+    // a direct invocation is answered as before
+    expect(await handler({ handler: 'verify' }, context())).toMatchObject({ ok: true, intact: true });
   });
 });
 
@@ -190,7 +244,7 @@ describe('lambda handler: errors', () => {
     newer.pragma('user_version = 999');
     newer.close();
     expect(await call('events')).toMatchObject({ ok: false, error: { code: 'schema_too_new' } });
-    expect(await call('createHost', { hostId: 'h', tscKhz: 1 })).toMatchObject({ ok: false, error: { code: 'schema_too_new' } });
+    expect(await call('createHost', { hostId: 'h', tscKhz: 2_500_000 })).toMatchObject({ ok: false, error: { code: 'schema_too_new' } });
   });
 });
 

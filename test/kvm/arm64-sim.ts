@@ -2,10 +2,10 @@
 // no delayed clock works, so time just passes).
 import { createHost, sampleHost, type HostSpec, type HostState } from '../../kvm/host.js';
 import { getProfile, type KernelProfile } from '../../kvm/profiles.js';
-import type { IoctlResult } from '../../kvm/x86/state.js';
-import type { IoctlRequest } from '../../kvm/x86/ioctl.js';
+import type { IoctlRequest, IoctlResult } from '../../kvm/ioctl.js';
 import type { Arm64Ctx, Arm64Vcpu, Arm64Vm } from '../../kvm/arm64/state.js';
-import { arm64InitVm, arm64Ioctl, arm64VcpuExitToUser } from '../../kvm/arm64/ioctl.js';
+import { arm64Ioctl } from '../../kvm/arm64/ioctl.js';
+import { kvmArchInitVm, kvmVcpuExitToUser } from '../../kvm/arm64/vm.js';
 import { arm64Guest, type Arm64GuestResult } from '../../kvm/arm64/guest.js';
 
 /** 25 MHz, a common CNTFRQ (e.g. Ampere Altra): one tick every 40 ns. */
@@ -20,7 +20,7 @@ export class Arm64Sim {
   constructor(profile = 'linux-6.18', spec: Partial<HostSpec> = {}) {
     this.host = createHost({ id: 'h', arch: 'arm64', profile, cntfrqHz: CNTFRQ_25MHZ, ...spec });
     this.profile = getProfile(profile);
-    this.vm = arm64InitVm(this.ctx());
+    this.vm = kvmArchInitVm(this.ctx());
   }
 
   ctx(at = this.t): Arm64Ctx {
@@ -49,7 +49,7 @@ export class Arm64Sim {
   }
 
   pause(vcpu: number): void {
-    arm64VcpuExitToUser(this.vcpu(vcpu));
+    kvmVcpuExitToUser(this.vcpu(vcpu));
   }
 
   /** KVM_GET_ONE_REG's value */

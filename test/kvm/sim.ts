@@ -2,9 +2,10 @@
 // works firing at their due instants, with no event log in between.
 import { createHost, sampleHost, type HostSpec, type HostState } from '../../kvm/host.js';
 import { getProfile, type KernelProfile } from '../../kvm/profiles.js';
-import type { IoctlResult, X86Ctx, X86Vm } from '../../kvm/x86/state.js';
+import type { IoctlRequest, IoctlResult } from '../../kvm/ioctl.js';
+import type { X86Ctx, X86Vm } from '../../kvm/x86/state.js';
 import { x86Guest, type GuestRequest, type GuestResult } from '../../kvm/x86/guest.js';
-import { x86Ioctl, type IoctlRequest } from '../../kvm/x86/ioctl.js';
+import { x86Ioctl } from '../../kvm/x86/ioctl.js';
 import { dueTimer, kvmArchInitVm, kvmVcpuExitToUser, runTimer } from '../../kvm/x86/vm.js';
 
 export class X86Sim {

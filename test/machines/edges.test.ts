@@ -37,11 +37,11 @@ describe('time order with two writers', () => {
       const a = new Session(storeFor({ db: l.db }), { handler: 'test' });
       a.vmCommand('a', { type: 'guest', vcpu: 0, op: 'rdtsc' }); // at t = 2 s, not committed yet
       clearRebuildCache();
-      withSession(other, { handler: 'other' }, (s) => s.advanceTime(10n * S), () => ({}));
+      await withSession(other, { handler: 'other' }, (s) => s.advanceTime(10n * S), () => ({}));
       expect(() => a.commit()).toThrow(/ledger is at version/);
       clearRebuildCache();
       // Retried as withSession does, it is decided at the new time.
-      withSession(storeFor({ db: l.db }), { handler: 'test' }, (s) => s.vmCommand('a', { type: 'guest', vcpu: 0, op: 'rdtsc' }), () => ({}));
+      await withSession(storeFor({ db: l.db }), { handler: 'test' }, (s) => s.vmCommand('a', { type: 'guest', vcpu: 0, op: 'rdtsc' }), () => ({}));
       const times = storeFor({ db: l.db }).read().map((e) => e.time);
       expect(times).toEqual([...times].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
       expect(storeFor({ db: l.db }).read().at(-1)!.time).toBe(12n * S);

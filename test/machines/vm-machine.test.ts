@@ -122,6 +122,20 @@ describe('a VM machine handed from one session to the next', () => {
   });
 });
 
+describe('a session that goes on deciding after its commit', () => {
+  it('copies the state it committed (the process’s cached current state) before changing it again', () => {
+    const s = session();
+    s.vmCommand('a', { type: 'guest', vcpu: 0, op: 'rdtsc' }); // the session now owns the record
+    s.commit();
+    const committed = toJson(liveState(storeFor({ db: l.db }), 'vm-a')!.state);
+    // (one command at a time: a batch works on a copy anyway)
+    for (const vcpu of [0, 1, 2, 3]) s.vmCommand('a', { type: 'exit', vcpu });
+    expect(vmLifecycle(s.vm('a'))).toBe('stopped');
+    expect(toJson(liveState(storeFor({ db: l.db }), 'vm-a')!.state)).toEqual(committed);
+    expect(vmLifecycle(session().vm('a'))).toBe('running');
+  });
+});
+
 describe('exits: several vCPUs leave KVM_RUN at once', () => {
   it('the guest stops when they are all the running vCPUs, and keeps running otherwise', () => {
     const s = session();

@@ -1,12 +1,15 @@
 // The strategies by name, per architecture: the same VMM name means that VMM's own way on each.
-import { cloudHypervisorArm64, counterOffsetArm64, crosvmArm64, qemuArm64 } from './arm64.js';
 import { clockGuest } from './clock-guest.js';
+import { cloudHypervisorArm64 } from './cloud-hypervisor-arm64.js';
 import { cloudHypervisor } from './cloud-hypervisor.js';
+import { counterOffsetArm64 } from './counter-offset.js';
+import { crosvmArm64 } from './crosvm-arm64.js';
 import { crosvm } from './crosvm.js';
 import { firecracker } from './firecracker.js';
 import { guestWideOffset } from './guest-wide-offset.js';
 import { offsetCorrected } from './offset-corrected.js';
 import { offsetDocumented } from './offset-documented.js';
+import { qemuArm64 } from './qemu-arm64.js';
 import { qemu } from './qemu.js';
 import type { Strategy } from './types.js';
 

@@ -1,0 +1,81 @@
+// What each field of the audit report means, in report order, for the user documentation
+// (docs/audit.md is generated from this list; a test checks every field a report carries is here).
+// u64 and s64 values are decimal strings in JSON.
+
+export interface FieldDoc {
+  /** the field's path: `a.b`, `a[].b` for each element of an array */
+  path: string;
+  type: string;
+  meaning: string;
+}
+
+const u = 'decimal string';
+
+export const REPORT_FIELDS: readonly FieldDoc[] = [
+  { path: 'migrationId', type: 'string', meaning: 'the migration audited (its stream is `migration-<id>`)' },
+  { path: 'strategy', type: 'string', meaning: 'the VMM strategy it ran (see `strategies`)' },
+  { path: 'status', type: '`completed` \\| `failed` \\| `running`', meaning: '`running`: the log ends inside the migration (only a `fork` cut inside it leaves one)' },
+  { path: 'failure', type: 'object, failed only', meaning: 'the refused step' },
+  { path: 'failure.step', type: 'string', meaning: 'the VMM step that was refused (e.g. `restore`)' },
+  { path: 'failure.reason', type: 'string', meaning: 'why: the ioctl, vCPU and errno' },
+  { path: 'failure.position', type: 'number \\| null', meaning: "the log position of the refused step's event" },
+  { path: 'vmId', type: 'string', meaning: 'the source VM' },
+  { path: 'newVmId', type: 'string', meaning: 'the destination VM (the source VM for an in-place pause)' },
+  { path: 'fromHost', type: 'string', meaning: 'the source host' },
+  { path: 'toHost', type: 'string', meaning: 'the destination host' },
+  { path: 'profiles.source', type: 'string', meaning: "the source host's kernel profile (under `replay --profile`: that profile)" },
+  { path: 'profiles.destination', type: 'string', meaning: "the destination host's kernel profile (likewise)" },
+  { path: 'blackoutNs', type: u, meaning: 'the blackout requested (ns)' },
+  { path: 'trueElapsedNs', type: u, meaning: 'true time from the stop to the resume: the destination guest resuming, or the source once it resumed after a failure; 0 while in flight' },
+  { path: 'stopTime', type: u, meaning: 'true time (ns) the stop began: the pausing phase, or the migration start if it has none' },
+  { path: 'resumeTime', type: u, meaning: 'true time (ns) of the resume (`stopTime` while in flight)' },
+  { path: 'guestTscKhz', type: 'number', meaning: "the guest's nominal counter rate in kHz (x86: the boot vCPU's virtual TSC; arm64: CNTFRQ / 1000)" },
+  { path: 'vcpus', type: 'array', meaning: "per vCPU, the guest's counter (x86: TSC; arm64: the virtual counter CNTVCT)" },
+  { path: 'vcpus[].vcpu', type: 'number', meaning: 'the vCPU id' },
+  { path: 'vcpus[].tscBefore', type: u, meaning: 'the counter as the stop began' },
+  { path: 'vcpus[].tscAfter', type: u, meaning: 'the counter as the guest resumed (as before while in flight)' },
+  { path: 'vcpus[].tscAdvance', type: u, meaning: 'after − before, signed (negative: time went backwards)' },
+  { path: 'vcpus[].expectedAdvance', type: u, meaning: 'what true time predicts: trueElapsedNs × the nominal rate' },
+  { path: 'vcpus[].tscErrorCycles', type: u, meaning: 'advance − expected, in cycles (ticks)' },
+  { path: 'vcpus[].tscErrorNs', type: u, meaning: 'the same error in ns at the nominal rate (negative: the guest lost time)' },
+  { path: 'kvmclock.before', type: `${u} \\| null`, meaning: "x86: the boot vCPU's kvmclock (ns) as the stop began; null if the guest never enabled kvmclock, and on arm64" },
+  { path: 'kvmclock.after', type: `${u} \\| null`, meaning: 'the same as the guest resumed' },
+  { path: 'kvmclock.advanceNs', type: `${u} \\| null`, meaning: 'after − before, signed' },
+  { path: 'kvmclock.errorNs', type: `${u} \\| null`, meaning: 'advance − trueElapsedNs' },
+  { path: 'kvmclockMinusTscStepNs', type: `${u} \\| null`, meaning: "kvmclock's error − the boot vCPU's TSC error: how far the guest's two clocks now disagree" },
+  { path: 'skewCycles.before', type: u, meaning: 'the largest − the smallest counter across vCPUs as the stop began' },
+  { path: 'skewCycles.after', type: u, meaning: 'the same as the guest resumed' },
+  { path: 'masterClock.before', type: 'boolean', meaning: 'x86: the master clock was on (kvmclock claims PVCLOCK_TSC_STABLE) as the stop began; false on arm64' },
+  { path: 'masterClock.after', type: 'boolean', meaning: 'the same as the guest resumed' },
+  { path: 'pvclock', type: 'object \\| null', meaning: "x86: kvmclock's rate on the side that resumed (else the source), from the boot vCPU's pvclock page; null without one, and on arm64" },
+  { path: 'pvclock.frequencyHz', type: `${u} \\| null`, meaning: 'the frequency the pvclock page encodes (tsc_to_system_mul, tsc_shift)' },
+  { path: 'pvclock.guestTscHz', type: u, meaning: "the guest TSC's real rate" },
+  { path: 'pvclock.driftPpb', type: `${u} \\| null`, meaning: "kvmclock's drift against the guest TSC, parts per billion" },
+  { path: 'pvclock.msPerDay', type: 'string \\| null', meaning: 'that drift in ms per day, three decimals' },
+  { path: 'tscFrequency.nominalHz', type: u, meaning: "the guest counter's nominal rate (x86: virtual TSC kHz × 1000; arm64: CNTFRQ)" },
+  { path: 'tscFrequency.actualHz', type: u, meaning: "its real rate (x86: the guest TSC's, through scaling or software catch-up; arm64: the host counter's)" },
+  { path: 'tscFrequency.driftPpb', type: u, meaning: '(actual − nominal) / nominal, parts per billion' },
+  { path: 'tscFrequency.msPerDay', type: 'string', meaning: 'that drift in ms per day, three decimals' },
+  { path: 'arm64', type: 'object, arm64 only', meaning: 'the arm64 counters beyond the virtual one' },
+  { path: 'arm64.cntfrqHz', type: u, meaning: "the guest's CNTFRQ" },
+  { path: 'arm64.physical', type: 'array', meaning: 'per vCPU, the physical counter (CNTPCT), as `vcpus` gives the virtual one' },
+  { path: 'arm64.physical[].vcpu', type: 'number', meaning: 'the vCPU id' },
+  { path: 'arm64.physical[].before', type: u, meaning: 'CNTPCT as the stop began' },
+  { path: 'arm64.physical[].after', type: u, meaning: 'CNTPCT as the guest resumed' },
+  { path: 'arm64.physical[].advance', type: u, meaning: 'after − before, signed' },
+  { path: 'arm64.physical[].errorTicks', type: u, meaning: 'advance − what true time predicts, in ticks' },
+  { path: 'arm64.physical[].errorNs', type: u, meaning: 'the same in ns' },
+  { path: 'arm64.virtualMinusPhysical.before', type: u, meaning: 'CNTVCT − CNTPCT on the boot vCPU as the stop began' },
+  { path: 'arm64.virtualMinusPhysical.after', type: u, meaning: 'the same as the guest resumed' },
+  { path: 'arm64.trappedPhysReads', type: 'number', meaning: "the guest's CNTPCT reads during the migration that trapped to KVM" },
+  { path: 'arm64.physTrapping', type: 'boolean', meaning: "the resumed side's physical counter is offset without FEAT_ECV: every CNTPCT read traps" },
+  { path: 'arm64.trapCostNs', type: u, meaning: 'the cost charged per trapped read (threshold `trapCostNs`)' },
+  { path: 'arm64.trapOverheadNs', type: u, meaning: 'trappedPhysReads × trapCostNs' },
+  { path: 'arm64.ignoredCounterWrites', type: 'number', meaning: 'KVM_SET_ONE_REG counter writes the kernel accepted and dropped (KVM_ARM_SET_COUNTER_OFFSET in force)' },
+  { path: 'findings', type: 'array', meaning: 'what the audit predicts for the guest, in rule order (see below)' },
+  { path: 'findings[].code', type: 'string', meaning: 'the finding code' },
+  { path: 'findings[].severity', type: '`info` \\| `warn` \\| `fail`', meaning: 'how bad it is for the guest' },
+  { path: 'findings[].message', type: 'string', meaning: 'the numbers behind it, in words' },
+  { path: 'findings[].positions', type: 'number[]', meaning: 'the log positions of the recorded events that caused it, ascending' },
+  { path: 'verdict', type: '`pass` \\| `warn` \\| `fail` \\| `in_flight`', meaning: '`fail` if any finding fails, else `warn` if any warns, else `pass`; `in_flight` for a migration without an outcome (status `running`)' },
+];

@@ -1,0 +1,68 @@
+// What an architecture's measurement gives the audit: the readings the report shows (the same
+// fields on every architecture), how its messages name the guest's counter, the few readings
+// only the rules judge, and the recorded events findings cite.
+import { s64 } from '../../kvm/u64.js';
+import type { AuditReport, VcpuAudit } from './report.js';
+
+export interface Citations {
+  /** the ioctls that wrote the guest's counter (x86: KVM_SET_TSC_KHZ, IA32_TSC, KVM_VCPU_TSC_OFFSET; arm64: KVM_SET_ONE_REG, KVM_ARM_SET_COUNTER_OFFSET, KVM_SET_DEVICE_ATTR) */
+  counterWrites: number[];
+  /** x86: the guest's reads after the resume (arm64 cites none) */
+  readsAfterResume: number[];
+  /** x86: KVM_SET_CLOCK and KVM_SET_CLOCK_GUEST */
+  kvmclockWrites: number[];
+  /** x86: KVM_KVMCLOCK_CTRL */
+  kvmclockCtrl: number[];
+  /** arm64: the counter writes the kernel accepted and dropped */
+  ignoredWrites: number[];
+}
+
+export type Measures = Pick<
+  AuditReport,
+  'guestTscKhz' | 'vcpus' | 'kvmclock' | 'kvmclockMinusTscStepNs' | 'skewCycles' | 'masterClock' | 'pvclock' | 'tscFrequency' | 'arm64'
+>;
+
+export interface Measurement extends Measures {
+  arch: 'x86' | 'arm64';
+  /** how messages name the guest's counter: one, several, and its unit */
+  counter: { one: string; many: string; unit: string };
+  /** the highest counter across vCPUs as the stop began, the lowest once resumed (null: none) */
+  highestBefore: bigint | null;
+  lowestAfter: bigint | null;
+  /** x86: after the resume the guest's watchdog found PVCLOCK_GUEST_STOPPED (KVM_KVMCLOCK_CTRL) */
+  guestToldStopped: boolean;
+  cites: Citations;
+}
+
+export const NO_CITATIONS: Citations = { counterWrites: [], readsAfterResume: [], kvmclockWrites: [], kvmclockCtrl: [], ignoredWrites: [] };
+
+/** A counter read on one vCPU. */
+export interface Reading {
+  vcpu: number;
+  value: bigint;
+}
+
+/**
+ * Each vCPU's counter across the stop against what true time predicts: `hz` ticks per second over
+ * `elapsedNs` (a vCPU missing after the resume, or no resume: its reading before).
+ */
+export function counterAdvances(before: readonly Reading[], after: readonly Reading[] | null, hz: bigint, elapsedNs: bigint): VcpuAudit[] {
+  const expected = (elapsedNs * hz) / 1_000_000_000n;
+  return before.map((b) => {
+    const tscAfter = after?.find((x) => x.vcpu === b.vcpu)?.value ?? b.value;
+    const advance = s64(tscAfter - b.value);
+    const err = advance - expected;
+    return {
+      vcpu: b.vcpu,
+      tscBefore: b.value,
+      tscAfter,
+      tscAdvance: advance,
+      expectedAdvance: expected,
+      tscErrorCycles: err,
+      tscErrorNs: hz ? (err * 1_000_000_000n) / hz : 0n,
+    };
+  });
+}
+
+export const highest = (xs: readonly bigint[]): bigint | null => (xs.length ? xs.reduce((a, b) => (a > b ? a : b)) : null);
+export const lowest = (xs: readonly bigint[]): bigint | null => (xs.length ? xs.reduce((a, b) => (a < b ? a : b)) : null);

@@ -1,0 +1,368 @@
+// The findings as a table of rules: what each judges (its code, the architecture, whether only
+// once the guest resumed), its condition against the thresholds, its severity, its message, and the
+// recorded events it cites. Rows are judged in table order; a code may have several rows (each a
+// way to reach it). docs/audit.md is generated from this table and FINDING_CODES.
+import { s64 } from '../../kvm/u64.js';
+import type { AuditFrame } from './frame.js';
+import { abs, fmtNs, perDay, ppm, worstError } from './format.js';
+import type { Citations, Measurement } from './measure.js';
+import type { Finding, Severity } from './report.js';
+import type { AuditThresholds, FindingCode } from './thresholds.js';
+
+export interface RuleInput {
+  f: AuditFrame;
+  m: Measurement;
+  th: AuditThresholds;
+}
+
+export interface Rule<S = any> {
+  code: FindingCode;
+  /** the architecture it judges (both when absent) */
+  arch?: 'x86' | 'arm64';
+  /** judged only once the guest resumed (not while the migration is in flight) */
+  atResume: boolean;
+  /** the condition, in words, and the thresholds it compares with */
+  condition: string;
+  thresholds: (keyof AuditThresholds)[];
+  /** each case found (one finding each; none: no finding) */
+  cases(c: RuleInput): S[];
+  severity: Severity;
+  /** another severity when this holds of a case */
+  or?: { severity: Severity; when(s: S, c: RuleInput): boolean; condition: string };
+  message(s: S, c: RuleInput): string;
+  /** the recorded events cited: the measurement's lists, or positions the rule finds itself */
+  cites: (keyof Citations)[] | ((s: S, c: RuleInput) => number[]);
+}
+
+const rule = <S>(r: Rule<S>): Rule<S> => r;
+const when = (cond: boolean): true[] => (cond ? [true] : []);
+const some = <S>(x: S | null | undefined): S[] => (x === null || x === undefined ? [] : [x]);
+/** counter ticks as ns at the arm64 guest's CNTFRQ */
+const ticksNs = (m: Measurement, ticks: bigint) => (ticks * 1_000_000_000n) / m.arm64!.cntfrqHz;
+
+/** kvmclock behind true time: both its own finding and the guest wall clock's */
+const kvmclockBehind = {
+  arch: 'x86',
+  atResume: true,
+  condition: "kvmclock's error is below −clockErrorNs",
+  thresholds: ['clockErrorNs'],
+  cases: ({ m, th }: RuleInput) => some(m.kvmclock.errorNs).filter((e) => e < -th.clockErrorNs),
+  severity: 'warn',
+} as const satisfies Partial<Rule<bigint>>;
+
+export const RULES: readonly Rule[] = [
+  rule({
+    code: 'migration_in_flight',
+    atResume: false,
+    condition: 'the log ends inside the migration: it neither completed nor failed',
+    thresholds: [],
+    cases: ({ f }) => when(f.mig.status === 'running'),
+    severity: 'info',
+    message: (_, { f }) =>
+      `the log ends ${f.mig.phase ? `in its ${f.mig.phase} phase` : 'before its first phase'} (the migration's last event is at position ${f.migEvents.at(-1)!.position}): it neither completed nor failed, so only the source before the stop is audited`,
+    cites: (_, { f }) => [f.migEvents.at(-1)!.position],
+  }),
+  rule({
+    code: 'migration_failed',
+    atResume: false,
+    condition: 'a step was refused and the migration ended in failed',
+    thresholds: [],
+    cases: ({ f }) => (f.mig.status === 'failed' ? some(f.mig.failure) : []),
+    severity: 'fail',
+    message: (failure) => `${failure.step} failed: ${failure.reason}; the source VM resumed`,
+    cites: (_, { f }) => (f.failurePosition ? [f.failurePosition] : []),
+  }),
+  rule({
+    code: 'time_backwards',
+    atResume: true,
+    condition: "a vCPU's counter (x86: TSC; arm64: virtual counter) advanced by less than zero",
+    thresholds: [],
+    cases: ({ m }) => m.vcpus.filter((v) => v.tscAdvance < 0n),
+    severity: 'fail',
+    message: (v, { m }) => `vCPU ${v.vcpu}'s ${m.counter.one} went back by ${-v.tscAdvance} ${m.counter.unit}`,
+    cites: ['counterWrites', 'readsAfterResume'],
+  }),
+  rule({
+    code: 'time_backwards',
+    arch: 'arm64',
+    atResume: true,
+    condition: "a vCPU's physical counter advanced by less than zero",
+    thresholds: [],
+    cases: ({ m }) => m.arm64!.physical.filter((v) => v.advance < 0n),
+    severity: 'fail',
+    message: (v) => `vCPU ${v.vcpu}'s physical counter went back by ${-v.advance} ticks`,
+    cites: ['counterWrites'],
+  }),
+  rule({
+    code: 'tsc_lost_time',
+    arch: 'x86',
+    atResume: true,
+    condition: "a vCPU's TSC error is below −clockErrorNs (the worst is reported)",
+    thresholds: ['clockErrorNs'],
+    cases: ({ m, th }) => {
+      const lost = m.vcpus.filter((v) => v.tscErrorNs < -th.clockErrorNs);
+      return lost.length ? [{ lost, worst: lost.reduce((a, b) => (a.tscErrorNs < b.tscErrorNs ? a : b)) }] : [];
+    },
+    severity: 'warn',
+    message: ({ lost, worst }, { f }) => `the guest TSC lost ${fmtNs(-worst.tscErrorNs)} of the ${fmtNs(f.elapsedNs)} that passed (vCPU ${lost.map((v) => v.vcpu).join(', ')})`,
+    cites: ['counterWrites'],
+  }),
+  rule({
+    code: 'tsc_jump',
+    arch: 'x86',
+    atResume: true,
+    condition: "a vCPU's TSC error is above clockErrorNs (the worst is reported)",
+    thresholds: ['clockErrorNs', 'softLockupNs'],
+    cases: ({ m, th }) => {
+      const jumped = m.vcpus.filter((v) => v.tscErrorNs > th.clockErrorNs);
+      return jumped.length ? [{ jumped, worst: jumped.reduce((a, b) => (a.tscErrorNs > b.tscErrorNs ? a : b)) }] : [];
+    },
+    severity: 'warn',
+    or: { severity: 'fail', when: ({ worst }, { th }) => worst.tscErrorNs > th.softLockupNs, condition: 'the worst error is beyond softLockupNs' },
+    message: ({ jumped, worst }) => `the guest TSC jumped ${fmtNs(worst.tscErrorNs)} ahead of true time (vCPU ${jumped.map((v) => v.vcpu).join(', ')})`,
+    cites: ['counterWrites'],
+  }),
+  rule({
+    code: 'time_backwards',
+    arch: 'x86',
+    atResume: true,
+    condition: "the boot vCPU's kvmclock advanced by less than zero",
+    thresholds: [],
+    cases: ({ m }) => some(m.kvmclock.advanceNs).filter((a) => a < 0n),
+    severity: 'fail',
+    message: (advance) => `kvmclock went back by ${fmtNs(-advance)}`,
+    cites: ['kvmclockWrites'],
+  }),
+  rule({
+    code: 'time_backwards',
+    arch: 'x86',
+    atResume: true,
+    condition: "no vCPU's TSC went back, but the lowest after the resume is below the highest before the stop",
+    thresholds: [],
+    cases: ({ m }) =>
+      m.lowestAfter !== null && m.highestBefore !== null && m.lowestAfter < m.highestBefore && !m.vcpus.some((v) => v.tscAdvance < 0n)
+        ? [m.highestBefore - m.lowestAfter]
+        : [],
+    severity: 'fail',
+    message: (lower) => `across vCPUs the guest TSC reads ${lower} cycles lower after than before`,
+    cites: ['counterWrites', 'readsAfterResume'],
+  }),
+  rule({
+    code: 'kvmclock_lost_time',
+    ...kvmclockBehind,
+    message: (error, { f }) => `kvmclock lost ${fmtNs(-error)} of the ${fmtNs(f.elapsedNs)} that passed`,
+    cites: ['kvmclockWrites'],
+  }),
+  rule({
+    code: 'wall_clock_behind',
+    ...kvmclockBehind,
+    message: (error) => `the guest wall clock (kvmclock-based) is ${fmtNs(-error)} behind real time until NTP corrects it`,
+    cites: ['kvmclockWrites'],
+  }),
+  rule({
+    code: 'kvmclock_jump',
+    arch: 'x86',
+    atResume: true,
+    condition: "kvmclock's error is above clockErrorNs",
+    thresholds: ['clockErrorNs'],
+    cases: ({ m, th }) => some(m.kvmclock.errorNs).filter((e) => e > th.clockErrorNs),
+    severity: 'warn',
+    message: (error) => `kvmclock jumped ${fmtNs(error)} ahead of true time`,
+    cites: ['kvmclockWrites'],
+  }),
+  rule({
+    code: 'kvmclock_tsc_step',
+    arch: 'x86',
+    atResume: true,
+    condition: 'the kvmclock−TSC step (kvmclock error − boot vCPU TSC error) exceeds clockStepNs in magnitude',
+    thresholds: ['clockStepNs'],
+    cases: ({ m, th }) => some(m.kvmclockMinusTscStepNs).filter((s) => abs(s) > th.clockStepNs),
+    severity: 'warn',
+    message: (step) => `kvmclock moved ${fmtNs(step)} ${step > 0n ? 'ahead of' : 'behind'} the TSC`,
+    cites: ['kvmclockWrites', 'counterWrites'],
+  }),
+  rule({
+    code: 'watchdog_tsc_unstable',
+    arch: 'x86',
+    atResume: true,
+    condition:
+      "the kvmclock−TSC step exceeds clockStepNs and watchdogMarginNs, within a watchdog interval (watchdogIntervalNs plus kvmclock's advance across the stop) shorter than watchdogMaxIntervalNs",
+    thresholds: ['clockStepNs', 'watchdogMarginNs', 'watchdogIntervalNs', 'watchdogMaxIntervalNs'],
+    cases: ({ m, th }) => {
+      const step = m.kvmclockMinusTscStepNs;
+      if (step === null || abs(step) <= th.clockStepNs || abs(step) <= th.watchdogMarginNs) return [];
+      // The watchdog interval that spans the migration: up to one period before the stop plus what kvmclock showed across it.
+      const advance = m.kvmclock.advanceNs;
+      const interval = th.watchdogIntervalNs + (advance !== null && advance > 0n ? advance : 0n);
+      return interval < th.watchdogMaxIntervalNs ? [{ step, interval }] : [];
+    },
+    severity: 'fail',
+    message: ({ step, interval }, { th }) =>
+      `a ${fmtNs(abs(step))} kvmclock−TSC step inside a ${fmtNs(interval)} watchdog interval exceeds the ${fmtNs(th.watchdogMarginNs)} margin: the guest marks its TSC unstable`,
+    cites: ['kvmclockWrites', 'counterWrites'],
+  }),
+  rule({
+    code: 'counter_lost_time',
+    arch: 'arm64',
+    atResume: true,
+    condition: "the worst vCPU's virtual counter error is below −clockErrorNs",
+    thresholds: ['clockErrorNs'],
+    cases: ({ m, th }) => [worstError(m.vcpus.map((v) => v.tscErrorNs))].filter((w) => w < -th.clockErrorNs),
+    severity: 'warn',
+    message: (worst, { f }) => `the guest's virtual counter lost ${fmtNs(-worst)} of the ${fmtNs(f.elapsedNs)} that passed`,
+    cites: ['counterWrites'],
+  }),
+  rule({
+    code: 'counter_jump',
+    arch: 'arm64',
+    atResume: true,
+    condition: "the worst vCPU's virtual counter error is above clockErrorNs",
+    thresholds: ['clockErrorNs'],
+    cases: ({ m, th }) => [worstError(m.vcpus.map((v) => v.tscErrorNs))].filter((w) => w > th.clockErrorNs),
+    severity: 'warn',
+    message: (worst) => `the guest's virtual counter jumped ${fmtNs(worst)} ahead of true time`,
+    cites: ['counterWrites'],
+  }),
+  rule({
+    code: 'soft_lockup_risk',
+    arch: 'arm64',
+    atResume: true,
+    condition: "the largest virtual counter advance, in ns, is beyond softLockupNs (what the guest sees at resume is the whole advance at once, however right it is)",
+    thresholds: ['softLockupNs'],
+    cases: ({ m, th }) => [ticksNs(m, m.vcpus.reduce((x, v) => (v.tscAdvance > x ? v.tscAdvance : x), 0n))].filter((j) => j > th.softLockupNs),
+    severity: 'fail',
+    message: (jump) => `the guest's clock jumps ${fmtNs(jump)} at resume: soft lockup and RCU stall reports (arm64 has no PVCLOCK_GUEST_STOPPED)`,
+    cites: ['counterWrites'],
+  }),
+  rule({
+    code: 'counter_divergence',
+    arch: 'arm64',
+    atResume: true,
+    condition: "CNTVCT − CNTPCT on the boot vCPU changed across the stop by more than clockErrorNs",
+    thresholds: ['clockErrorNs'],
+    cases: ({ m, th }) => {
+      const vmp = m.arm64!.virtualMinusPhysical;
+      const apart = abs(ticksNs(m, s64(vmp.after - vmp.before)));
+      return apart > th.clockErrorNs ? [{ vmp, apart }] : [];
+    },
+    severity: 'warn',
+    message: ({ vmp, apart }) => `the virtual and physical counters drifted ${fmtNs(apart)} apart (CNTVCT−CNTPCT went from ${vmp.before} to ${vmp.after} ticks)`,
+    cites: ['counterWrites'],
+  }),
+  rule({
+    code: 'vcpu_skew',
+    atResume: true,
+    condition: 'the counters differ across vCPUs (skewCycles.after) by more than before plus skewCycles',
+    thresholds: ['skewCycles'],
+    cases: ({ m, th }) => when(m.skewCycles.after > m.skewCycles.before + th.skewCycles),
+    severity: 'warn',
+    or: { severity: 'fail', when: (_, { m }) => m.masterClock.after, condition: 'the pvclock still claims TSC_STABLE (x86 master clock on)' },
+    message: (_, { m }) =>
+      `${m.counter.many} differ by ${m.skewCycles.after} ${m.counter.unit} across vCPUs (${m.skewCycles.before} before)${m.masterClock.after ? ' while the pvclock claims TSC_STABLE' : ''}`,
+    cites: ['counterWrites'],
+  }),
+  rule({
+    code: 'master_clock_lost',
+    arch: 'x86',
+    atResume: true,
+    condition: 'the master clock was on as the stop began and is off after the resume',
+    thresholds: [],
+    cases: ({ m }) => when(m.masterClock.before && !m.masterClock.after),
+    severity: 'warn',
+    message: () => 'the master clock was lost: kvmclock no longer claims PVCLOCK_TSC_STABLE',
+    cites: ['counterWrites'],
+  }),
+  rule({
+    code: 'soft_lockup_risk',
+    arch: 'x86',
+    atResume: true,
+    condition: "the guest clock's jump at resume (kvmclock's advance, else the boot vCPU's TSC advance in ns) is beyond softLockupNs",
+    thresholds: ['softLockupNs'],
+    cases: ({ m, th }) => {
+      const v0 = m.vcpus[0];
+      const jump = m.kvmclock.advanceNs ?? (v0 && m.guestTscKhz ? (v0.tscAdvance * 1_000_000n) / BigInt(m.guestTscKhz) : null);
+      return some(jump).filter((j) => j > th.softLockupNs);
+    },
+    severity: 'fail',
+    // told only if, after the resume, the guest's watchdog found PVCLOCK_GUEST_STOPPED (KVM_KVMCLOCK_CTRL in this migration)
+    or: { severity: 'info', when: (_, { m }) => m.guestToldStopped, condition: "the guest's watchdog found PVCLOCK_GUEST_STOPPED after the resume (KVM_KVMCLOCK_CTRL)" },
+    message: (jump, { m }) =>
+      `the guest's clock jumps ${fmtNs(jump)} at resume ${m.guestToldStopped ? 'with PVCLOCK_GUEST_STOPPED set: the watchdogs are told' : 'without PVCLOCK_GUEST_STOPPED: soft lockup and RCU stall reports'}`,
+    cites: ['kvmclockWrites', 'kvmclockCtrl'],
+  }),
+  rule({
+    code: 'counter_writes_ignored',
+    arch: 'arm64',
+    atResume: false,
+    condition: 'a KVM_SET_ONE_REG counter write was accepted and dropped while KVM_ARM_SET_COUNTER_OFFSET is in force',
+    thresholds: [],
+    cases: ({ m }) => when(m.cites.ignoredWrites.length > 0),
+    severity: 'warn',
+    message: (_, { m }) =>
+      `${m.cites.ignoredWrites.length} counter write(s) through KVM_SET_ONE_REG were accepted and silently ignored: KVM_ARM_SET_COUNTER_OFFSET is in force`,
+    cites: ['ignoredWrites'],
+  }),
+  rule({
+    code: 'frequency_drift',
+    atResume: false,
+    condition: "the guest counter's real rate (tscFrequency.actualHz: x86, the guest TSC's; arm64, the host counter's) differs from its nominal one by more than driftPpb",
+    thresholds: ['driftPpb', 'driftWarnPpb'],
+    cases: ({ m, th }) => when(abs(m.tscFrequency.driftPpb) > th.driftPpb),
+    severity: 'info',
+    or: { severity: 'warn', when: (_, { m, th }) => abs(m.tscFrequency.driftPpb) > th.driftWarnPpb, condition: 'beyond driftWarnPpb' },
+    message: (_, { m }) => {
+      const t = m.tscFrequency;
+      const drift = `${ppm(t.driftPpb)} ppm, ${perDay(t.driftPpb)}`;
+      return m.arch === 'x86'
+        ? `the guest TSC runs at ${t.actualHz} Hz for a nominal ${t.nominalHz} Hz: ${drift}`
+        : `the host counter ticks at ${t.actualHz} Hz for a CNTFRQ of ${t.nominalHz} Hz: the guest counters drift ${drift}`;
+    },
+    cites: ['counterWrites'],
+  }),
+  rule({
+    code: 'frequency_drift',
+    arch: 'x86',
+    atResume: false,
+    condition: "kvmclock's rate (the pvclock's encoded frequency against the guest TSC's) is off by more than driftPpb",
+    thresholds: ['driftPpb', 'driftWarnPpb'],
+    cases: ({ m, th }) => (m.pvclock && m.pvclock.driftPpb !== null && abs(m.pvclock.driftPpb) > th.driftPpb ? [{ ...m.pvclock, driftPpb: m.pvclock.driftPpb }] : []),
+    severity: 'info',
+    or: { severity: 'warn', when: (pv, { th }) => abs(pv.driftPpb) > th.driftWarnPpb, condition: 'beyond driftWarnPpb' },
+    message: (pv) =>
+      `kvmclock's pvclock encodes ${pv.frequencyHz} Hz for a guest TSC at ${pv.guestTscHz} Hz: kvmclock drifts ${ppm(pv.driftPpb)} ppm, ${perDay(pv.driftPpb)}, against the TSC`,
+    cites: ['kvmclockWrites', 'counterWrites'],
+  }),
+  rule({
+    code: 'physical_counter_traps',
+    arch: 'arm64',
+    atResume: false,
+    condition: "the destination's physical counter is offset on a host without FEAT_ECV (arm64.physTrapping)",
+    thresholds: ['trapCostNs'],
+    cases: ({ m }) => when(m.arm64!.physTrapping),
+    severity: 'info',
+    message: (_, { m }) => {
+      const a = m.arm64!;
+      return `the guest's physical counter is offset on a host without FEAT_ECV: every CNTPCT read traps (${a.trappedPhysReads} so far, ~${a.trapCostNs} ns each: ${fmtNs(a.trapOverheadNs)})`;
+    },
+    cites: ['counterWrites'],
+  }),
+];
+
+/** The findings of one migration: every rule of its architecture, in table order. */
+export function judge(f: AuditFrame, m: Measurement, th: AuditThresholds): Finding[] {
+  const c: RuleInput = { f, m, th };
+  const findings: Finding[] = [];
+  for (const r of RULES) {
+    if ((r.arch && r.arch !== m.arch) || (r.atResume && !f.after)) continue;
+    for (const s of r.cases(c)) {
+      const positions = typeof r.cites === 'function' ? r.cites(s, c) : r.cites.flatMap((k) => m.cites[k]);
+      findings.push({
+        code: r.code,
+        severity: r.or?.when(s, c) ? r.or.severity : r.severity,
+        message: r.message(s, c),
+        positions: [...new Set(positions)].sort((a, b) => a - b),
+      });
+    }
+  }
+  return findings;
+}

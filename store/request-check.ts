@@ -1,0 +1,38 @@
+// A stored request answer is checked, not trusted: its response hash binds the response to the
+// request id, the handler, the request's fingerprint, the positions it wrote and the chain hash of
+// the last of them. verify() recomputes it for every request and a retry recomputes it before
+// answering, so a rewritten response (or one moved to other positions) is detected.
+import type Database from 'better-sqlite3';
+import { hash } from 'node:crypto';
+
+export interface RequestRow {
+  requestId: string;
+  handler: string;
+  fingerprint: string | null;
+  firstPosition: number | null;
+  lastPosition: number | null;
+  /** the chain hash of the event at lastPosition (null when the request wrote no event) */
+  lastHash: string | null;
+  /** the stored response text */
+  response: string;
+}
+
+/** sha256 over every field of the row, hex. */
+export function responseHash(r: RequestRow): string {
+  return hash('sha256', `request\n${r.requestId}\n${r.handler}\n${r.fingerprint ?? ''}\n${r.firstPosition ?? ''}\n${r.lastPosition ?? ''}\n${r.lastHash ?? ''}\n${r.response}`, 'hex');
+}
+
+/** The same as an SQL function, for migration 007 (which converts the rows already stored). */
+export function registerResponseHash(db: Database.Database): void {
+  db.function('clockledger_response_hash', { deterministic: true }, (requestId, handler, fingerprint, first, last, lastHash, response) =>
+    responseHash({
+      requestId: String(requestId),
+      handler: String(handler),
+      fingerprint: fingerprint === null ? null : String(fingerprint),
+      firstPosition: first === null ? null : Number(first),
+      lastPosition: last === null ? null : Number(last),
+      lastHash: lastHash === null ? null : String(lastHash),
+      response: String(response),
+    }),
+  );
+}
