@@ -8,6 +8,7 @@ import type {
   ReadOptions,
   SnapshotRecord,
   StoredEvent,
+  VerifyAnchor,
   VerifyResult,
   WrittenEvent,
 } from './types.js';
@@ -24,11 +25,14 @@ export interface AsyncEventStore {
   /** where the log lives (a file path, or a URL without its password) */
   readonly path: string;
   commit(batches: AppendBatch[], opts?: AsyncCommitOptions): Promise<CommitResult>;
-  findRequest(requestId: string): Promise<{ response: unknown } | undefined>;
+  /** the stored answer of a request id (rejects with conflict when stored for a different fingerprint, corrupt when altered) */
+  findRequest(requestId: string, fingerprint?: string): Promise<{ response: unknown } | undefined>;
   read(opts?: ReadOptions): Promise<StoredEvent[]>;
   scan(opts?: ReadOptions): AsyncIterable<RawEvent>;
   streamVersion(streamId: string, atPosition?: number): Promise<number>;
   streams(prefix?: string): Promise<string[]>;
+  /** streams (with this prefix) whose last event is of none of these types: processes a log holds unfinished */
+  openStreams(prefix: string, endTypes: string[]): Promise<string[]>;
   lastPosition(): Promise<number>;
   /** the last position whose event happened at or before t (0 if none) */
   positionAtTime(t: bigint): Promise<number>;
@@ -38,8 +42,9 @@ export interface AsyncEventStore {
   countCategory(category: string): Promise<number>;
   saveSnapshot(s: SnapshotRecord): Promise<void>;
   latestSnapshot(streamId: string, codeVersion: string, maxPosition?: number): Promise<SnapshotRecord | undefined>;
-  verify(): Promise<VerifyResult>;
-  /** copy the log up to a position into a new log at target (a path, or a URL for PostgreSQL) */
+  /** check the log (chain, streams, categories, requests); with an anchor (an earlier head), also that the log still holds it */
+  verify(anchor?: VerifyAnchor): Promise<VerifyResult>;
+  /** copy the log up to a position into a new log at target (a path, or a URL for PostgreSQL), created exclusively: an existing target is invalid_request */
   fork(position: number, target: string): Promise<{ events: number }>;
   /** run fn in one write transaction; the store's methods awaited inside it take part in it */
   transaction<T>(fn: () => Promise<T>): Promise<T>;

@@ -3,37 +3,17 @@
 // user_version is on SQLite). Creating and migrating run in one transaction under an advisory lock
 // on the schema's name, so processes opening one new log at once create it once. A schema written
 // by a newer clockledger is refused, never downgraded.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { StoreError } from './errors.js';
-import type { Migration } from './migrate.js';
+import { loadMigrationFiles, type Migration } from './sql-shared.js';
 
 /** advisory lock class ids ('clkm', 'clka'): one lock per schema for migrating, one for appending */
 export const MIGRATE_LOCK = 0x636c6b6d;
 export const APPEND_LOCK = 0x636c6b61;
 
-function migrationsDir(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (const d of [join(here, '../migrations/pg'), join(here, '../../migrations/pg')]) if (existsSync(d)) return d;
-  throw new StoreError('io', `migrations/pg directory not found near ${here}`);
-}
-
-let cached: Migration[] | undefined;
 /** The PostgreSQL migrations, numbered 1..N without gaps. */
 export function loadPgMigrations(): Migration[] {
-  if (cached) return cached;
-  const dir = migrationsDir();
-  const list = readdirSync(dir)
-    .filter((f) => /^\d+_.+\.sql$/.test(f))
-    .map((f) => ({ version: Number(f.split('_')[0]), name: f, sql: readFileSync(join(dir, f), 'utf8') }))
-    .sort((a, b) => a.version - b.version);
-  list.forEach((m, i) => {
-    if (m.version !== i + 1) throw new StoreError('io', `migration pg/${m.name} is out of sequence (expected ${i + 1})`);
-  });
-  cached = list;
-  return list;
+  return loadMigrationFiles('pg');
 }
 
 export function latestPgSchemaVersion(): number {

@@ -11,9 +11,11 @@ import { canonicalJson, chainHash, GENESIS_HASH } from './canonical.js';
 import { ConflictError, StoreError } from './errors.js';
 import { APPEND_LOCK, ident, latestPgSchemaVersion, migratePg, pgSchemaVersion } from './pg-migrate.js';
 import { acquirePool, parsePgUrl, releasePool, type PgTarget } from './pg-pool.js';
-import { prefixRange } from './prefix-range.js';
-import { streamCategory } from './sqlite-event-store.js';
-import type { AppendBatch, CommitResult, RawEvent, ReadOptions, SnapshotRecord, StoredEvent, VerifyResult, WrittenEvent } from './types.js';
+import { responseHash, storedAnswer, type StoredRequestRow } from './request-check.js';
+import { clampInstant, I64_MAX, I64_MIN, prefixRange } from './sql-shared.js';
+import { streamCategory } from './stream-category.js';
+import type { AppendBatch, CommitResult, RawEvent, ReadOptions, SnapshotRecord, StoredEvent, VerifyAnchor, VerifyResult, WrittenEvent } from './types.js';
+import { anchorPosition, applyAnchor, ChainCheck, checkCategories, checkRequests, checkStreams, REQUEST_ROW_SQL, verdict, type CategoryRow, type ChainRow, type StreamRow } from './verify.js';
 
 export { isPostgresUrl, parsePgUrl } from './pg-pool.js';
 
@@ -28,21 +30,32 @@ export interface PgOpenOptions {
 const RAW = 'position::float8 AS "position", stream_id AS "streamId", version, type, schema_version AS "schemaVersion", time::text AS time, data, metadata';
 const RAW_NO_METADATA = `position::float8 AS "position", stream_id AS "streamId", version, type, schema_version AS "schemaVersion", time::text AS time, data, '{}' AS metadata`;
 const PAGE = 2000;
-const I64_MIN = -(1n << 63n);
-const I64_MAX = (1n << 63n) - 1n;
+/** the requests of a schema before pg/002, as 002 converts them (their hashes computed on reading) */
+const LEGACY_REQUESTS = (s: string) => `(SELECT q.*, NULL::text AS fingerprint, NULL::text AS response_hash FROM ${s}.requests q)`;
 
 /** Open (creating and migrating unless read-only) the ledger at a postgres:// URL (?schema=, default clockledger). */
 export async function openPgEventStore(url: string, opts: PgOpenOptions = {}): Promise<PgEventStore> {
   const target = parsePgUrl(url);
   const pool = acquirePool(target);
+  let version = latestPgSchemaVersion();
   try {
     const client = await connect(pool);
     try {
       if (opts.readonly) {
-        const v = await pgSchemaVersion(client, target.schema);
-        if (v > latestPgSchemaVersion()) await migratePg(client, target.schema); // throws schema_too_new
-        if (v < latestPgSchemaVersion()) {
-          throw new StoreError('schema_too_new', `event log ${target.display} has an older schema and cannot be migrated read-only; open it writable once`);
+        // nothing is created, converted or written: an older schema is read as it is
+        version = await pgSchemaVersion(client, target.schema);
+        if (version > latestPgSchemaVersion()) await migratePg(client, target.schema); // throws schema_too_new
+        if (version === 0) {
+          const found = await client.query<{ tables: string[] | null }>(
+            `SELECT (SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'v', 'p')) AS tables
+             FROM pg_namespace n WHERE n.nspname = $1`,
+            [target.schema],
+          );
+          if (!found.rowCount) throw new StoreError('not_found', `no ledger at ${target.display}`, { path: target.display });
+          const tables = found.rows[0]!.tables ?? [];
+          throw new StoreError('not_a_ledger', tables.length ? `${target.display} holds tables of another application (${tables.slice(0, 5).join(', ')}), not a clockledger ledger` : `${target.display} is an empty schema, not a clockledger ledger`, {
+            tables,
+          });
         }
       } else {
         await migratePg(client, target.schema);
@@ -55,7 +68,7 @@ export async function openPgEventStore(url: string, opts: PgOpenOptions = {}): P
     await releasePool(target);
     throw asStoreError(e);
   }
-  return new PgEventStore(target, pool, opts);
+  return new PgEventStore(target, pool, opts, version);
 }
 
 export class PgEventStore implements AsyncEventStore {
@@ -69,9 +82,22 @@ export class PgEventStore implements AsyncEventStore {
     private readonly target: PgTarget,
     private readonly pool: pg.Pool,
     private readonly opts: PgOpenOptions,
+    /** the schema's version (older than the latest only when open read-only) */
+    private readonly version = latestPgSchemaVersion(),
   ) {
     this.path = target.display;
     this.s = ident(target.schema);
+  }
+
+  private writable(what: string): void {
+    if (this.opts.readonly) throw new StoreError('invalid_request', `${what}: the ledger ${this.path} is open read-only`);
+  }
+
+  /** request rows with their last event's hash, positions as numbers */
+  private requestRows(where = '', params: unknown[] = []): Promise<StoredRequestRow[]> {
+    const legacy = this.version < 2;
+    const sql = `${REQUEST_ROW_SQL(legacy ? LEGACY_REQUESTS(this.s) : `${this.s}.requests`, `${this.s}.events`, (c) => `${c}::float8`)}${where}`;
+    return this.q<StoredRequestRow>(sql, params).then((r) => (legacy ? r.rows.map((x) => ({ ...x, responseHash: responseHash(x) })) : r.rows));
   }
 
   /** a query; `name` makes it a prepared statement (parsed and planned once per connection) */
@@ -127,6 +153,7 @@ export class PgEventStore implements AsyncEventStore {
   }
 
   async commit(batches: AppendBatch[], opts: AsyncCommitOptions = {}): Promise<CommitResult> {
+    this.writable('commit');
     validate(batches);
     const retries = this.tx.getStore() ? 0 : (this.opts.retries ?? 2);
     for (let attempt = 0; ; attempt++) {
@@ -151,16 +178,16 @@ export class PgEventStore implements AsyncEventStore {
   /** the commit's work, inside its transaction and holding the append lock */
   private async commitLocked(batches: AppendBatch[], opts: AsyncCommitOptions): Promise<CommitResult> {
     const ids = [...new Set(batches.map((b) => b.streamId))];
-    const head = await this.q<{ position: number | null; hash: string | null; prior: string | null; versions: Record<string, number> }>(
+    const head = await this.q<{ position: number | null; hash: string | null; prior: StoredRequestRow | null; versions: Record<string, number> }>(
       `SELECT e.position::float8 AS position, e.hash,
-              (SELECT response FROM ${this.s}.requests WHERE request_id = $1) AS prior,
+              (SELECT row_to_json(p) FROM (${REQUEST_ROW_SQL(`${this.s}.requests`, `${this.s}.events`, (c) => `${c}::float8`)} WHERE r.request_id = $1) p) AS prior,
               (SELECT COALESCE(json_object_agg(stream_id, version), '{}') FROM ${this.s}.streams WHERE stream_id = ANY($2::text[])) AS versions
        FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT position, hash FROM ${this.s}.events ORDER BY position DESC LIMIT 1) e ON true`,
       [opts.requestId ?? null, ids],
       'clockledger_head',
     );
     const h = head.rows[0]!;
-    if (opts.requestId !== undefined && h.prior !== null) return { duplicate: true, written: [], response: JSON.parse(h.prior) };
+    if (opts.requestId !== undefined && h.prior !== null) return { duplicate: true, written: [], response: storedAnswer(h.prior, opts.fingerprint).response };
     let position = h.position ?? 0;
     let prevHash = h.hash ?? GENESIS_HASH;
     const versions = new Map<string, number>(Object.entries(h.versions));
@@ -235,20 +262,26 @@ export class PgEventStore implements AsyncEventStore {
     await opts.alsoWrite?.(written);
     const response = opts.response ? opts.response(written) : undefined;
     if (opts.requestId !== undefined) {
-      await this.q(`INSERT INTO ${this.s}.requests (request_id, handler, first_position, last_position, response) VALUES ($1, $2, $3, $4, $5)`, [
-        opts.requestId,
-        opts.handler ?? '',
-        written[0]?.position ?? null,
-        written.at(-1)?.position ?? null,
-        JSON.stringify(response ?? null),
-      ]);
+      const row = {
+        requestId: opts.requestId,
+        handler: opts.handler ?? '',
+        fingerprint: opts.fingerprint ?? null,
+        firstPosition: written[0]?.position ?? null,
+        lastPosition: written.at(-1)?.position ?? null,
+        lastHash: written.length ? prevHash : null,
+        response: JSON.stringify(response ?? null),
+      };
+      await this.q(
+        `INSERT INTO ${this.s}.requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+        [row.requestId, row.handler, row.firstPosition, row.lastPosition, row.response, row.fingerprint, responseHash(row)],
+      );
     }
     return { duplicate: false, written, response };
   }
 
-  async findRequest(requestId: string): Promise<{ response: unknown } | undefined> {
-    const r = await this.q<{ response: string }>(`SELECT response FROM ${this.s}.requests WHERE request_id = $1`, [requestId]);
-    return r.rows[0] ? { response: JSON.parse(r.rows[0].response) } : undefined;
+  async findRequest(requestId: string, fingerprint?: string): Promise<{ response: unknown } | undefined> {
+    const r = (await this.requestRows(' WHERE r.request_id = $1', [requestId]))[0];
+    return r === undefined ? undefined : storedAnswer(r, fingerprint);
   }
 
   private where(o: ReadOptions, after?: number, limit?: number): { sql: string; params: unknown[] } {
@@ -258,7 +291,7 @@ export class PgEventStore implements AsyncEventStore {
     if (o.fromPosition !== undefined) clauses.push(`position >= ${p(o.fromPosition)}`);
     if (after !== undefined) clauses.push(`position > ${p(after)}`);
     if (o.toPosition !== undefined) clauses.push(`position <= ${p(o.toPosition)}`);
-    if (o.toTime !== undefined) clauses.push(`time <= ${p(o.toTime.toString())}`);
+    if (o.toTime !== undefined) clauses.push(`time <= ${p(clampInstant(o.toTime).toString())}`);
     if (o.streamId !== undefined) clauses.push(`stream_id = ${p(o.streamId)}`);
     if (o.streamPrefix) {
       const [lo, hi] = prefixRange(o.streamPrefix);
@@ -318,6 +351,16 @@ export class PgEventStore implements AsyncEventStore {
     return r.rows.map((x) => x.id);
   }
 
+  async openStreams(prefix: string, endTypes: string[]): Promise<string[]> {
+    // the streams table keeps each stream's last type: one range read, no scan of the log
+    const [lo, hi] = prefix ? prefixRange(prefix) : ['', null];
+    const r = await this.q<{ id: string }>(
+      `SELECT stream_id AS id FROM ${this.s}.streams WHERE stream_id >= $1 AND ($2::text IS NULL OR stream_id < $2) AND last_type <> ALL($3::text[]) ORDER BY stream_id`,
+      [lo, hi, endTypes],
+    );
+    return r.rows.map((x) => x.id);
+  }
+
   async countCategory(category: string): Promise<number> {
     return (await this.q<{ n: number }>(`SELECT streams AS n FROM ${this.s}.stream_categories WHERE category = $1`, [category])).rows[0]?.n ?? 0;
   }
@@ -327,7 +370,7 @@ export class PgEventStore implements AsyncEventStore {
   }
 
   async positionAtTime(t: bigint): Promise<number> {
-    const r = await this.q<{ p: number }>(`SELECT position::float8 AS p FROM ${this.s}.events WHERE time <= $1 ORDER BY time DESC, position DESC LIMIT 1`, [clampI64(t)]);
+    const r = await this.q<{ p: number }>(`SELECT position::float8 AS p FROM ${this.s}.events WHERE time <= $1 ORDER BY time DESC, position DESC LIMIT 1`, [clampInstant(t).toString()]);
     return r.rows[0]?.p ?? 0;
   }
 
@@ -340,12 +383,14 @@ export class PgEventStore implements AsyncEventStore {
     const r = await this.q<{ streamId: string; wakeAt: string }>(
       `SELECT stream_id AS "streamId", wake_at::text AS "wakeAt" FROM ${this.s}.streams
        WHERE wake_at IS NOT NULL AND wake_at <= $1 AND stream_id >= $2 AND ($3::text IS NULL OR stream_id < $3) ORDER BY wake_at, stream_id`,
-      [clampI64(t), lo, hi],
+      [clampInstant(t).toString(), lo, hi],
     );
     return r.rows.map((x) => ({ streamId: x.streamId, wakeAt: BigInt(x.wakeAt) }));
   }
 
   async saveSnapshot(s: SnapshotRecord): Promise<void> {
+    // (snapshots are a cache: a read-only store rebuilds without keeping them)
+    if (this.opts.readonly) return;
     await this.q(
       `INSERT INTO ${this.s}.snapshots (stream_id, version, position, code_version, state) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (stream_id, version, code_version) DO UPDATE SET position = excluded.position, state = excluded.state`,
@@ -362,27 +407,40 @@ export class PgEventStore implements AsyncEventStore {
     return r.rows[0];
   }
 
-  async verify(): Promise<VerifyResult> {
-    let prev = GENESIS_HASH;
-    let expected = 1;
-    let checked = 0;
-    const versions = new Map<string, number>();
+  async verify(anchor?: VerifyAnchor): Promise<VerifyResult> {
+    // one snapshot of the whole ledger: the events and the tables beside them as of one instant
+    if (this.tx.getStore()) return this.verifyIn(anchor);
+    const client = await connect(this.pool);
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      return await this.tx.run(client, () => this.verifyIn(anchor));
+    } finally {
+      await client.query('ROLLBACK').catch(() => undefined);
+      client.release();
+    }
+  }
+
+  /** store/verify.ts's checks over this schema's rows */
+  private async verifyIn(anchor?: VerifyAnchor): Promise<VerifyResult> {
+    const chain = new ChainCheck();
     for (let after = 0; ; ) {
-      const rows = (await this.q<RawEvent & { hash: string }>(`SELECT ${RAW}, hash FROM ${this.s}.events WHERE position > $1 ORDER BY position LIMIT ${PAGE}`, [after])).rows;
+      const rows = (await this.q<ChainRow>(`SELECT ${RAW}, hash FROM ${this.s}.events WHERE position > $1 ORDER BY position LIMIT ${PAGE}`, [after])).rows;
       for (const r of rows) {
-        const broken = (reason: string): VerifyResult => ({ intact: false, checked, firstBrokenPosition: r.position, reason });
-        if (r.position !== expected) return { intact: false, checked, firstBrokenPosition: expected, reason: `position ${expected} is missing` };
-        const v = (versions.get(r.streamId) ?? 0) + 1;
-        if (r.version !== v) return broken(`stream ${r.streamId} jumps to version ${r.version}, expected ${v}`);
-        if (chainHash(prev, r) !== r.hash) return broken('hash chain broken: the event or its predecessor was altered');
-        versions.set(r.streamId, v);
-        prev = r.hash;
-        expected++;
-        checked++;
+        const broken = chain.add(r);
+        if (!broken) continue;
+        const last = (await this.q<{ position: number; hash: string }>(`SELECT position::float8 AS position, hash FROM ${this.s}.events ORDER BY position DESC LIMIT 1`)).rows[0]!;
+        return { intact: false, checked: chain.checked, head: last, ...broken, table: 'events' };
       }
-      if (rows.length < PAGE) return { intact: true, checked };
+      if (rows.length < PAGE) break;
       after = rows.at(-1)!.position;
     }
+    const streams = (await this.q<StreamRow>(`SELECT stream_id AS "streamId", version, last_position::float8 AS "lastPosition", last_type AS "lastType" FROM ${this.s}.streams`)).rows;
+    const categories = (await this.q<CategoryRow>(`SELECT category, streams FROM ${this.s}.stream_categories`)).rows;
+    const requests = await this.requestRows();
+    const v = verdict(chain, [...checkStreams(streams, chain), ...checkCategories(categories, chain), ...checkRequests(requests, chain)]);
+    const at = anchorPosition(v, anchor);
+    const there = at === undefined ? undefined : (await this.q<{ hash: string }>(`SELECT hash FROM ${this.s}.events WHERE position = $1`, [at])).rows[0]?.hash;
+    return applyAnchor(v, anchor, there);
   }
 
   /**
@@ -398,10 +456,15 @@ export class PgEventStore implements AsyncEventStore {
       const client = await connect(pool);
       let created = false;
       try {
-        const exists = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [target.schema]);
-        if (exists.rowCount) throw new StoreError('invalid_request', `fork target ${target.display} already exists`);
-        await migratePg(client, target.schema);
+        // created exclusively: an existing schema (or one appearing meanwhile) is never written
+        try {
+          await client.query(`CREATE SCHEMA ${ident(target.schema)}`);
+        } catch (e) {
+          if ((e as { code?: string }).code === '42P06') throw new StoreError('invalid_request', `fork target ${target.display} already exists`, { targetDb: target.display });
+          throw e;
+        }
         created = true;
+        await migratePg(client, target.schema);
         const t = ident(target.schema);
         await client.query('BEGIN');
         let events = 0;
@@ -421,13 +484,12 @@ export class PgEventStore implements AsyncEventStore {
           if (rows.length < PAGE) break;
           after = rows.at(-1)!.position;
         }
-        const reqs = (await this.q<{ id: string; handler: string; first: number | null; last: number | null; response: string }>(
-          `SELECT request_id AS id, handler, first_position::float8 AS first, last_position::float8 AS last, response FROM ${this.s}.requests WHERE COALESCE(last_position, 0) <= $1`,
-          [position],
-        )).rows;
-        await client.query(`INSERT INTO ${t}.requests SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[])`, [
-          reqs.map((r) => r.id), reqs.map((r) => r.handler), reqs.map((r) => r.first), reqs.map((r) => r.last), reqs.map((r) => r.response),
-        ]);
+        const reqs = await this.requestRows(' WHERE COALESCE(r.last_position, 0) <= $1', [position]);
+        await client.query(
+          `INSERT INTO ${t}.requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[])`,
+          [reqs.map((r) => r.requestId), reqs.map((r) => r.handler), reqs.map((r) => r.firstPosition), reqs.map((r) => r.lastPosition), reqs.map((r) => r.response), reqs.map((r) => r.fingerprint), reqs.map((r) => r.responseHash)],
+        );
         const snaps = (await this.q<SnapshotRecord>(
           `SELECT stream_id AS "streamId", version, position::float8 AS position, code_version AS "codeVersion", state FROM ${this.s}.snapshots WHERE position <= $1`,
           [position],
@@ -477,11 +539,6 @@ function validate(batches: AppendBatch[]): void {
   }
 }
 
-/** t as a BIGINT parameter; beyond the range every instant compares the same as at its end */
-function clampI64(t: bigint): string {
-  return (t < I64_MIN ? I64_MIN : t > I64_MAX ? I64_MAX : t).toString();
-}
-
 const quiet = new WeakSet<pg.PoolClient>();
 async function connect(pool: pg.Pool): Promise<pg.PoolClient> {
   try {
@@ -510,6 +567,7 @@ export function asStoreError(e: unknown): StoreError {
   if (e instanceof StoreError) return e;
   const err = e as Error & { code?: string };
   if (isConnectionError(err)) return new StoreError('io', `PostgreSQL connection lost: ${err.message}`, { connectionLost: true, pgCode: err.code });
+  if (err.code === '3D000') return new StoreError('not_found', `PostgreSQL: ${err.message}`, { pgCode: err.code });
   if (err.code === '22P02' || err.code === '22003' || err.code === '22021') return new StoreError('invalid_request', err.message, { pgCode: err.code });
   return new StoreError('io', `PostgreSQL: ${err.message}`, { pgCode: err.code });
 }

@@ -6,6 +6,7 @@ import type { AsyncEventStore } from '../../store/async-types.js';
 import { chainHash, ConflictError, GENESIS_HASH, StoreError, type WrittenEvent } from '../../store/index.js';
 import { closeOpened, ENGINES, type Engine } from './engines.js';
 import { cleanup, ev } from './helpers.js';
+import { responseHash } from '../../store/request-check.js';
 
 afterEach(async () => {
   await closeOpened();
@@ -111,12 +112,19 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     );
     // pinned: the same value on both engines
     expect(all[9]!.hash).toBe(LAST_HASH);
-    expect(await s.verify()).toEqual({ intact: true, checked: 10 });
+    expect(await s.verify()).toEqual({ intact: true, checked: 10, head: { position: 10, hash: LAST_HASH } });
     await s.close();
 
     expect(await engine.exec(loc, 'UPDATE events SET data = $1 WHERE position = $2', ['{"forged":true}', 7])).toBe(1);
     const t = await engine.open(loc);
-    expect(await t.verify()).toEqual({ intact: false, checked: 6, firstBrokenPosition: 7, reason: 'hash chain broken: the event or its predecessor was altered' });
+    expect(await t.verify()).toEqual({
+      intact: false,
+      checked: 6,
+      head: { position: 10, hash: LAST_HASH },
+      firstBrokenPosition: 7,
+      reason: 'hash chain broken: the event or its predecessor was altered',
+      table: 'events',
+    });
   });
 
   it('verify reports a deleted row as the missing position', async () => {
@@ -126,7 +134,7 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     await s.close();
     expect(await engine.exec(loc, 'DELETE FROM events WHERE position = $1', [4])).toBe(1);
     const t = await engine.open(loc);
-    expect(await t.verify()).toEqual({ intact: false, checked: 3, firstBrokenPosition: 4, reason: 'position 4 is missing' });
+    expect(await t.verify()).toEqual({ intact: false, checked: 3, head: { position: 10, hash: LAST_HASH }, firstBrokenPosition: 4, reason: 'position 4 is missing', table: 'events' });
   });
 
   it('snapshots written in the commit (alsoWrite) come back by stream, code version and position', async () => {
@@ -246,7 +254,7 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     expect(await s.fork(7, target)).toEqual({ events: 7 });
     const f = await engine.open(target);
     expect(await f.lastPosition()).toBe(7);
-    expect(await f.verify()).toEqual({ intact: true, checked: 7 });
+    expect(await f.verify()).toEqual({ intact: true, checked: 7, head: { position: 7, hash: (await s.read({ fromPosition: 7, toPosition: 7 }))[0]!.hash } });
     expect((await f.read()).map((e) => e.hash)).toEqual((await s.read({ toPosition: 7 })).map((e) => e.hash));
     expect(await f.streamVersion('vm-b')).toBe(2);
     expect(await f.streams()).toEqual(['vm-a', 'vm-b']);
@@ -259,6 +267,10 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     expect(r.written[0]!.position).toBe(8);
     expect(await s.lastPosition()).toBe(10);
     expect(await codeOf(s.fork(3, target))).toBe('invalid_request');
+    // the existing target is untouched
+    expect(await f.lastPosition()).toBe(8);
+    expect(await codeOf(s.fork(3, loc))).toBe('invalid_request');
+    expect(await s.lastPosition()).toBe(10);
     expect(await codeOf(s.fork(-1, engine.fresh()))).toBe('invalid_request');
   });
 
@@ -279,6 +291,151 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     const ok = await s.commit([{ streamId: 'vm-a', expectedVersion: 0, events: [ev('x', -(1n << 63n))] }]);
     expect(ok.written[0]!.position).toBe(1);
     expect((await s.read())[0]!.time).toBe(-(1n << 63n));
+  });
+
+  it('instants beyond a signed 64-bit range clamp: every event is at or before 2^70, none at or before -2^70', async () => {
+    const s = await engine.open(engine.fresh());
+    await build(s);
+    await s.commit([{ streamId: 'vm-a', expectedVersion: 'any', events: [], wakeAt: 55n }]);
+    expect(await s.positionAtTime(1n << 70n)).toBe(10);
+    expect(await s.positionAtTime(-(1n << 70n))).toBe(0);
+    expect((await s.read({ toTime: 1n << 70n })).length).toBe(10);
+    expect(await s.read({ toTime: -(1n << 70n) })).toEqual([]);
+    expect(await s.dueStreams(1n << 70n)).toEqual([{ streamId: 'vm-a', wakeAt: 55n }]);
+    expect(await s.dueStreams(-(1n << 70n))).toEqual([]);
+  });
+
+  it('open streams: those whose last event is of none of the end types, by prefix', async () => {
+    const s = await engine.open(engine.fresh());
+    await build(s);
+    // last types: vm-a a5, vm-b b3, host-h h2
+    expect(await s.openStreams('vm-', ['a5'])).toEqual(['vm-b']);
+    expect(await s.openStreams('vm-', ['a5', 'b3'])).toEqual([]);
+    expect(await s.openStreams('', [])).toEqual(['host-h', 'vm-a', 'vm-b']);
+    expect(await s.openStreams('host-', ['a5', 'b3'])).toEqual(['host-h']);
+  });
+
+  it('a request id is bound to its fingerprint: reused for another request is a conflict, and nothing is written', async () => {
+    const loc = engine.fresh();
+    const s = await engine.open(loc);
+    await build(s);
+    const w = [{ streamId: 'vm-c', expectedVersion: 0 as const, events: [ev('c1', 110)] }];
+    const first = await s.commit(w, { requestId: 'req-f', fingerprint: 'fp-1', handler: 'h', response: (x) => x.map((e) => e.position) });
+    expect(first.response).toEqual([11]);
+    expect(await s.commit(w, { requestId: 'req-f', fingerprint: 'fp-1', handler: 'h' })).toEqual({ duplicate: true, written: [], response: [11] });
+    expect(await codeOf(s.commit([{ streamId: 'vm-d', expectedVersion: 0, events: [ev('d1', 120)] }], { requestId: 'req-f', fingerprint: 'fp-2', handler: 'h' }))).toBe('conflict');
+    expect(await s.lastPosition()).toBe(11);
+    expect(await codeOf(s.findRequest('req-f', 'fp-2'))).toBe('conflict');
+    expect(await s.findRequest('req-f', 'fp-1')).toEqual({ response: [11] });
+    expect(await s.findRequest('req-f')).toEqual({ response: [11] });
+    // stored without a fingerprint: any retry is answered, as before fingerprints were kept
+    expect(await s.findRequest('req-a', 'anything')).toEqual({ response: { positions: [1, 2, 3] } });
+    // the response hash is the same function of the row on both engines
+    const hash = responseHash({ requestId: 'req-f', handler: 'h', fingerprint: 'fp-1', firstPosition: 11, lastPosition: 11, lastHash: (await s.read({ fromPosition: 11 }))[0]!.hash, response: '[11]' });
+    expect(await engine.exec(loc, 'UPDATE requests SET handler = handler WHERE request_id = $1 AND response_hash = $2', ['req-f', hash])).toBe(1);
+    // a fork keeps the binding
+    const target = engine.fresh();
+    await s.fork(11, target);
+    const f = await engine.open(target);
+    expect(await codeOf(f.findRequest('req-f', 'fp-2'))).toBe('conflict');
+    expect(await f.findRequest('req-f', 'fp-1')).toEqual({ response: [11] });
+  });
+
+  it('a stored response edited behind the store is corrupt: not returned to a retry, named by verify', async () => {
+    const loc = engine.fresh();
+    const s = await engine.open(loc);
+    await build(s);
+    await s.close();
+    expect(await engine.exec(loc, 'UPDATE requests SET response = $1 WHERE request_id = $2', ['{"positions":[99]}', 'req-b'])).toBe(1);
+    const t = await engine.open(loc);
+    expect(await codeOf(t.findRequest('req-b'))).toBe('corrupt');
+    expect(await codeOf(t.commit([], { requestId: 'req-b' }))).toBe('corrupt');
+    expect(await t.verify()).toEqual({
+      intact: false,
+      checked: 10,
+      head: { position: 10, hash: LAST_HASH },
+      firstBrokenPosition: 6,
+      reason: 'the stored response of request req-b does not match its hash: it was altered (a retry would return it)',
+      table: 'requests',
+    });
+  });
+
+  it('verify cross-checks the streams and category tables against the events', async () => {
+    const loc = engine.fresh();
+    const s = await engine.open(loc);
+    await build(s);
+    await s.close();
+    expect(await engine.exec(loc, 'UPDATE streams SET version = 2 WHERE stream_id = $1', ['vm-b'])).toBe(1);
+    const t = await engine.open(loc);
+    expect(await t.verify()).toEqual({
+      intact: false,
+      checked: 10,
+      head: { position: 10, hash: LAST_HASH },
+      firstBrokenPosition: 8,
+      reason: 'stream vm-b is listed at version 2 (position 8, b3) but its events end at version 3 (position 8, b3)',
+      table: 'streams',
+    });
+    await t.close();
+    await engine.exec(loc, 'UPDATE streams SET version = 3 WHERE stream_id = $1', ['vm-b']);
+    expect(await engine.exec(loc, 'UPDATE stream_categories SET streams = 1 WHERE category = $1', ['vm'])).toBe(1);
+    const u = await engine.open(loc);
+    // vm-b, the category's second stream, begins at 4
+    expect(await u.verify()).toMatchObject({ intact: false, firstBrokenPosition: 4, reason: 'category vm counts 1 stream but the log has 2', table: 'stream_categories' });
+  });
+
+  it('events removed from the end: the tables beside them tell, and so does an anchor once they are fixed too', async () => {
+    const loc = engine.fresh();
+    const s = await engine.open(loc);
+    await build(s);
+    const h8 = (await s.read({ fromPosition: 8, toPosition: 8 }))[0]!.hash;
+    expect(await s.verify({ position: 10, hash: LAST_HASH })).toEqual({ intact: true, checked: 10, head: { position: 10, hash: LAST_HASH } });
+    expect(await s.verify({ position: 0, hash: GENESIS_HASH })).toMatchObject({ intact: true });
+    expect(await s.verify({ position: 3, hash: 'ab'.repeat(32) })).toMatchObject({
+      intact: false,
+      firstBrokenPosition: 3,
+      reason: `position 3 has hash ${(await s.read({ fromPosition: 3, toPosition: 3 }))[0]!.hash}, not the anchored ${'ab'.repeat(32)}: the log up to it was rewritten`,
+      table: 'events',
+    });
+    await s.close();
+    expect(await engine.exec(loc, 'DELETE FROM events WHERE position > $1', [8])).toBe(2);
+    const t = await engine.open(loc);
+    expect(await t.verify()).toEqual({
+      intact: false,
+      checked: 8,
+      head: { position: 8, hash: h8 },
+      firstBrokenPosition: 9,
+      reason: 'stream host-h ends at position 10 (version 2) but the log ends at 8: events were removed from its end (and 2 more problems)',
+      table: 'streams',
+    });
+    await t.close();
+    await engine.exec(loc, 'DELETE FROM streams WHERE stream_id = $1', ['host-h']);
+    await engine.exec(loc, 'DELETE FROM stream_categories WHERE category = $1', ['host']);
+    await engine.exec(loc, 'DELETE FROM requests WHERE request_id = $1', ['req-d']);
+    const u = await engine.open(loc);
+    expect(await u.verify()).toEqual({ intact: true, checked: 8, head: { position: 8, hash: h8 } });
+    expect(await u.verify({ position: 10, hash: LAST_HASH })).toEqual({
+      intact: false,
+      checked: 8,
+      head: { position: 8, hash: h8 },
+      firstBrokenPosition: 9,
+      reason: 'the log ends at position 8, before the anchored position 10: events were removed from its end',
+      table: 'events',
+    });
+  });
+
+  it('read-only: a missing ledger is not_found; reads and verify work; writes are refused', async () => {
+    expect(await codeOf(engine.open(engine.fresh(), { readonly: true }))).toBe('not_found');
+    const loc = engine.fresh();
+    const s = await engine.open(loc);
+    await build(s);
+    const r = await engine.open(loc, { readonly: true });
+    expect(await r.lastPosition()).toBe(10);
+    expect(await r.verify()).toMatchObject({ intact: true, checked: 10 });
+    expect(await r.findRequest('req-c')).toEqual({ response: { positions: [7, 8] } });
+    expect(await codeOf(r.commit([{ streamId: 'vm-z', expectedVersion: 0, events: [ev('z', 200)] }]))).toBe('invalid_request');
+    await r.saveSnapshot({ streamId: 'vm-a', version: 1, position: 1, codeVersion: 'cv', state: Buffer.from('x') });
+    expect(await r.latestSnapshot('vm-a', 'cv')).toBeUndefined();
+    expect(await s.lastPosition()).toBe(10);
   });
 });
 
