@@ -272,6 +272,7 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     expect(await codeOf(s.fork(3, loc))).toBe('invalid_request');
     expect(await s.lastPosition()).toBe(10);
     expect(await codeOf(s.fork(-1, engine.fresh()))).toBe('invalid_request');
+    expect(await codeOf(s.fork(3, engine.unreachable()))).toBe('not_found');
   });
 
   it('a schema newer than this code is refused with schema_too_new', async () => {
@@ -425,6 +426,8 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
 
   it('read-only: a missing ledger is not_found; reads and verify work; writes are refused', async () => {
     expect(await codeOf(engine.open(engine.fresh(), { readonly: true }))).toBe('not_found');
+    expect(await codeOf(engine.open(engine.unreachable(), { readonly: true }))).toBe('not_found');
+    expect(await codeOf(engine.open(engine.unreachable()))).toBe('not_found');
     const loc = engine.fresh();
     const s = await engine.open(loc);
     await build(s);

@@ -2,6 +2,7 @@
 // file, seen through asyncView) and PostgreSQL (a fresh schema of the suite's throwaway server).
 // Each engine also knows how to reach behind the store's back (edit a row, set the schema version).
 import Database from 'better-sqlite3';
+import { join } from 'node:path';
 import pg from 'pg';
 import { asyncView } from '../../store/async-view.js';
 import type { AsyncEventStore } from '../../store/async-types.js';
@@ -13,6 +14,8 @@ export interface Engine {
   name: 'sqlite' | 'postgres';
   /** a location where no ledger exists yet */
   fresh(): string;
+  /** a location whose container does not exist (a missing directory, a missing database) */
+  unreachable(): string;
   open(location: string, opts?: { codeVersion?: string; readonly?: boolean }): Promise<AsyncEventStore>;
   /** raw SQL on the ledger at location, outside the store (no result rows) */
   exec(location: string, sql: string, params?: unknown[]): Promise<number>;
@@ -57,6 +60,7 @@ export async function closeOpened(): Promise<void> {
 export const sqlite: Engine = {
   name: 'sqlite',
   fresh: () => tempDbPath(),
+  unreachable: () => join(tempDbPath(), 'no-such-dir', 'events.db'),
   async open(location, opts) {
     const s = asyncView(openEventStore(location, opts));
     opened.push(s);
@@ -88,6 +92,11 @@ export const sqlite: Engine = {
 export const postgres: Engine = {
   name: 'postgres',
   fresh: () => pgLocation(),
+  unreachable: () => {
+    const u = new URL(PG_URL);
+    u.pathname = '/clockledger_no_such_db';
+    return `${u.toString()}?schema=${freshSchema()}`;
+  },
   async open(location, opts) {
     const s = await openPgEventStore(location, opts);
     opened.push(s);
