@@ -1,39 +1,15 @@
 // Schema migrations: migrations/NNN_name.sql applied in order under PRAGMA user_version,
 // each in its own transaction. A database written by a newer schema is refused, never downgraded.
 import type Database from 'better-sqlite3';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { StoreError } from './errors.js';
 import { registerResponseHash } from './request-check.js';
+import { loadMigrationFiles, type Migration } from './sql-shared.js';
 
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
+export type { Migration } from './sql-shared.js';
 
-/** The migrations directory, from the sources (store/) or the build (dist/store/). */
-function migrationsDir(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (const d of [join(here, '../migrations'), join(here, '../../migrations')]) if (existsSync(d)) return d;
-  throw new StoreError('io', `migrations directory not found near ${here}`);
-}
-
-let cached: Migration[] | undefined;
 /** All migrations, numbered 1..N without gaps. */
 export function loadMigrations(): Migration[] {
-  if (cached) return cached;
-  const dir = migrationsDir();
-  const list = readdirSync(dir)
-    .filter((f) => /^\d+_.+\.sql$/.test(f))
-    .map((f) => ({ version: Number(f.split('_')[0]), name: f, sql: readFileSync(join(dir, f), 'utf8') }))
-    .sort((a, b) => a.version - b.version);
-  list.forEach((m, i) => {
-    if (m.version !== i + 1) throw new StoreError('io', `migration ${m.name} is out of sequence (expected ${i + 1})`);
-  });
-  cached = list;
-  return list;
+  return loadMigrationFiles('');
 }
 
 export function latestSchemaVersion(): number {

@@ -4,6 +4,7 @@
 // answering, so a rewritten response (or one moved to other positions) is detected.
 import type Database from 'better-sqlite3';
 import { hash } from 'node:crypto';
+import { StoreError } from './errors.js';
 
 export interface RequestRow {
   requestId: string;
@@ -15,6 +16,26 @@ export interface RequestRow {
   lastHash: string | null;
   /** the stored response text */
   response: string;
+}
+
+/** A row as stored, with the hash kept for it (null: none, which never matches). */
+export interface StoredRequestRow extends RequestRow {
+  responseHash: string | null;
+}
+
+/**
+ * The answer a retry gets from a stored request: its response, once its hash matches (else
+ * corrupt) and the request asked the same (a different fingerprint is a conflict; a row stored
+ * without one answers any retry, as it did before fingerprints were kept).
+ */
+export function storedAnswer(r: StoredRequestRow, fingerprint: string | undefined): { response: unknown } {
+  if (r.responseHash !== responseHash(r)) {
+    throw new StoreError('corrupt', `the stored response of request ${r.requestId} does not match its hash: it was altered, so it is not returned (run verify)`, { requestId: r.requestId });
+  }
+  if (fingerprint !== undefined && r.fingerprint !== null && r.fingerprint !== fingerprint) {
+    throw new StoreError('conflict', `request id ${r.requestId} was already used for a different ${r.handler} request; use a new request id`, { requestId: r.requestId, handler: r.handler });
+  }
+  return { response: JSON.parse(r.response) };
 }
 
 /** sha256 over every field of the row, hex. */

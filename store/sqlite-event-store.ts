@@ -10,9 +10,10 @@ import { canonicalJson, chainHash, GENESIS_HASH } from './canonical.js';
 import { checkPath, ConflictError, sqliteStoreError, StoreError } from './errors.js';
 import { inspectLedger, viewOlderSchema } from './ledger-file.js';
 import { latestSchemaVersion, migrate } from './migrate.js';
-import { registerResponseHash, responseHash } from './request-check.js';
+import { registerResponseHash, responseHash, storedAnswer, type StoredRequestRow } from './request-check.js';
+import { clampInstant, I64_MAX, I64_MIN, prefixRange } from './sql-shared.js';
 import { streamCategory } from './stream-category.js';
-import { verifyLedger } from './verify.js';
+import { REQUEST_ROW_SQL, verifyLedger } from './verify.js';
 import type {
   AppendBatch,
   CommitOptions,
@@ -22,6 +23,7 @@ import type {
   ReadOptions,
   SnapshotRecord,
   StoredEvent,
+  VerifyAnchor,
   VerifyResult,
   WrittenEvent,
 } from './types.js';
@@ -49,11 +51,7 @@ const SQL = {
   ],
   streamVersionAt: ['SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ? AND position <= ?', true],
   positionOfVersion: ['SELECT position FROM events WHERE stream_id = ? AND version = ?', true],
-  findRequest: [
-    `SELECT r.handler, r.fingerprint, r.first_position AS firstPosition, r.last_position AS lastPosition, r.response, r.response_hash AS responseHash, e.hash AS lastHash
-     FROM requests r LEFT JOIN events e ON e.position = r.last_position WHERE r.request_id = ?`,
-    false,
-  ],
+  findRequest: [`${REQUEST_ROW_SQL('requests', 'events', (c) => c)} WHERE r.request_id = ?`, false],
   insertRequest: ['INSERT INTO requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash) VALUES (?, ?, ?, ?, ?, ?, ?)', false],
   // Positions grow with time (writers assert the time they read), so the last entry of the
   // (time, position) index at or before t is the answer: a seek, not a scan.
@@ -172,7 +170,7 @@ class SqliteEventStore implements EventStore {
           let metadata = metadataText.get(e.metadata);
           if (metadata === undefined) metadataText.set(e.metadata, (metadata = canonicalJson(e.metadata ?? {})));
           const schemaVersion = e.schemaVersion ?? 1;
-          if (e.time < -(1n << 63n) || e.time >= 1n << 63n) throw new StoreError('invalid_request', `event time ${e.time} does not fit a signed 64-bit instant`);
+          if (e.time < I64_MIN || e.time > I64_MAX) throw new StoreError('invalid_request', `event time ${e.time} does not fit a signed 64-bit instant`);
           const time = e.time.toString();
           const hash = chainHash(prevHash, { position, streamId: b.streamId, version, type: e.type, schemaVersion, time, data, metadata });
           this.st('insert').run(position, b.streamId, version, e.type, schemaVersion, e.time, data, metadata, hash);
@@ -206,17 +204,8 @@ class SqliteEventStore implements EventStore {
   }
 
   findRequest(requestId: string, fingerprint?: string): { response: unknown } | undefined {
-    const r = this.st('findRequest').get(requestId) as
-      | { handler: string; fingerprint: string | null; firstPosition: number | null; lastPosition: number | null; response: string; responseHash: string | null; lastHash: string | null }
-      | undefined;
-    if (r === undefined) return undefined;
-    if (r.responseHash !== responseHash({ ...r, requestId })) {
-      throw new StoreError('corrupt', `the stored response of request ${requestId} does not match its hash: it was altered, so it is not returned (run verify)`, { requestId });
-    }
-    if (fingerprint !== undefined && r.fingerprint !== null && r.fingerprint !== fingerprint) {
-      throw new StoreError('conflict', `request id ${requestId} was already used for a different ${r.handler} request; use a new request id`, { requestId, handler: r.handler });
-    }
-    return { response: JSON.parse(r.response) };
+    const r = this.st('findRequest').get(requestId) as StoredRequestRow | undefined;
+    return r === undefined ? undefined : storedAnswer(r, fingerprint);
   }
 
   private where(o: ReadOptions): { sql: string; params: unknown[] } {
@@ -224,7 +213,7 @@ class SqliteEventStore implements EventStore {
     const params: unknown[] = [];
     if (o.fromPosition !== undefined) (clauses.push('position >= ?'), params.push(o.fromPosition));
     if (o.toPosition !== undefined) (clauses.push('position <= ?'), params.push(o.toPosition));
-    if (o.toTime !== undefined) (clauses.push('time <= ?'), params.push(o.toTime));
+    if (o.toTime !== undefined) (clauses.push('time <= ?'), params.push(clampInstant(o.toTime)));
     if (o.streamId !== undefined) (clauses.push('stream_id = ?'), params.push(o.streamId));
     if (o.streamPrefix) {
       const [lo, hi] = prefixRange(o.streamPrefix);
@@ -303,7 +292,7 @@ class SqliteEventStore implements EventStore {
   }
 
   positionAtTime(t: bigint): number {
-    return (this.st('positionAtTime').get(t) as number | undefined) ?? 0;
+    return (this.st('positionAtTime').get(clampInstant(t)) as number | undefined) ?? 0;
   }
 
   positionOfVersion(streamId: string, version: number): number | undefined {
@@ -312,7 +301,7 @@ class SqliteEventStore implements EventStore {
 
   dueStreams(t: bigint, prefix = ''): { streamId: string; wakeAt: bigint }[] {
     const [lo, hi] = prefix ? prefixRange(prefix) : ['', null];
-    return (this.st('due').all(t, lo, hi, hi) as { streamId: string; wakeAt: string }[]).map((r) => ({ streamId: r.streamId, wakeAt: BigInt(r.wakeAt) }));
+    return (this.st('due').all(clampInstant(t), lo, hi, hi) as { streamId: string; wakeAt: string }[]).map((r) => ({ streamId: r.streamId, wakeAt: BigInt(r.wakeAt) }));
   }
 
   saveSnapshot(s: SnapshotRecord): void {
@@ -325,9 +314,9 @@ class SqliteEventStore implements EventStore {
     return this.st('latestSnapshot').get(streamId, codeVersion, maxPosition) as SnapshotRecord | undefined;
   }
 
-  verify(): VerifyResult {
+  verify(anchor?: VerifyAnchor): VerifyResult {
     try {
-      return this.db.transaction(() => verifyLedger(this.db, this.path))();
+      return this.db.transaction(() => verifyLedger(this.db, this.path, anchor))();
     } catch (e) {
       throw sqliteStoreError(e, this.path);
     }
@@ -448,17 +437,4 @@ function retryWhileBusy(timeoutMs: number, fn: () => void): void {
       waited += wait;
     }
   }
-}
-
-/**
- * The stream ids starting with a prefix are exactly [prefix, prefix with its last code point + 1):
- * SQLite compares TEXT by its UTF-8 bytes, which order as code points do.
- */
-function prefixRange(prefix: string): [string, string | null] {
-  const cps = [...prefix];
-  const last = cps.pop()!.codePointAt(0)!;
-  if (last >= 0x10ffff) return [prefix, null];
-  let next = last + 1;
-  if (next >= 0xd800 && next <= 0xdfff) next = 0xe000; // skip the surrogate range
-  return [prefix, cps.join('') + String.fromCodePoint(next)];
 }

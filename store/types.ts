@@ -105,6 +105,12 @@ export interface SnapshotRecord {
   state: Buffer;
 }
 
+/** a head kept from an earlier verify */
+export interface VerifyAnchor {
+  position: number;
+  hash: string;
+}
+
 export interface VerifyResult {
   intact: boolean;
   /** events whose chain link was checked */
@@ -139,7 +145,8 @@ export interface EventStore {
   countCategory(category: string): number;
   saveSnapshot(s: SnapshotRecord): void;
   latestSnapshot(streamId: string, codeVersion: string, maxPosition?: number): SnapshotRecord | undefined;
-  verify(): VerifyResult;
+  /** check the log; with an anchor (an earlier head), also that the log still holds it */
+  verify(anchor?: VerifyAnchor): VerifyResult;
   fork(position: number, targetPath: string): { events: number };
   /** run fn in one write transaction (BEGIN IMMEDIATE) */
   transaction<T>(fn: () => T): T;

@@ -1,17 +1,29 @@
-// verify(): everything a reader trusts is checked against the events. SQLite's own integrity
-// check first (damaged pages are `corrupt`, not "intact"); then the hash chain with the position
-// and version sequences; then the tables kept beside the events (streams, stream_categories,
-// requests with their response hashes). The head (last position and its hash) is reported so it
-// can be kept outside the file: deleting events from the end and fixing every table to match
-// leaves a shorter log that is consistent in itself, which only an outside anchor reveals.
+// verify(): everything a reader trusts is checked against the events. The engine's own integrity
+// check first (SQLite's; damaged pages are `corrupt`, not "intact"); then the hash chain with the
+// position and version sequences; then the tables kept beside the events (streams,
+// stream_categories, requests with their response hashes). The head (last position and its hash)
+// is reported so it can be kept outside the log: deleting events from the end and fixing every
+// table to match leaves a shorter log that is consistent in itself, which only an outside anchor
+// reveals. The checks are pure functions over rows, so the SQLite and PostgreSQL engines run the
+// same ones; each engine only reads its rows.
 import type Database from 'better-sqlite3';
 import { chainHash, GENESIS_HASH } from './canonical.js';
 import { StoreError } from './errors.js';
-import { responseHash } from './request-check.js';
+import { responseHash, type StoredRequestRow } from './request-check.js';
 import { streamCategory } from './stream-category.js';
-import type { RawEvent, VerifyResult } from './types.js';
+import type { RawEvent, VerifyAnchor, VerifyResult } from './types.js';
 
-const COLUMNS = 'position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, metadata, hash';
+export type ChainRow = RawEvent & { hash: string };
+export interface StreamRow {
+  streamId: string;
+  version: number;
+  lastPosition: number;
+  lastType: string;
+}
+export interface CategoryRow {
+  category: string;
+  streams: number;
+}
 
 interface StreamSeen {
   version: number;
@@ -20,45 +32,50 @@ interface StreamSeen {
   type: string;
 }
 
-interface Problem {
+export interface Problem {
   position?: number;
   table: string;
   reason: string;
 }
 
-export function verifyLedger(db: Database.Database, path: string): VerifyResult {
-  const check = db.pragma('integrity_check') as { integrity_check: string }[];
-  if (check.length !== 1 || check[0]!.integrity_check !== 'ok') {
-    const found = check.map((r) => r.integrity_check);
-    throw new StoreError('corrupt', `${path} is damaged (SQLite integrity check: ${found.slice(0, 3).join('; ')}${found.length > 3 ? '; …' : ''})`, { integrityCheck: found.slice(0, 20) });
-  }
-  let prev = GENESIS_HASH;
-  let expected = 1;
-  let checked = 0;
-  const streams = new Map<string, StreamSeen>();
-  const rows = db.prepare(`SELECT ${COLUMNS} FROM events ORDER BY position`).iterate() as IterableIterator<RawEvent & { hash: string }>;
-  for (const r of rows) {
-    const broken = (reason: string, at = r.position): VerifyResult => ({ intact: false, checked, head: headOf(db), firstBrokenPosition: at, reason, table: 'events' });
-    if (r.position !== expected) return broken(`position ${expected} is missing`, expected);
-    const s = streams.get(r.streamId);
+/** The hash chain with its position and version sequences, fed the events in position order. */
+export class ChainCheck {
+  private prev = GENESIS_HASH;
+  private expected = 1;
+  checked = 0;
+  readonly streams = new Map<string, StreamSeen>();
+
+  /** the break this row shows, if any (then stop feeding) */
+  add(r: ChainRow): { firstBrokenPosition: number; reason: string } | undefined {
+    if (r.position !== this.expected) return { firstBrokenPosition: this.expected, reason: `position ${this.expected} is missing` };
+    const s = this.streams.get(r.streamId);
     const v = (s?.version ?? 0) + 1;
-    if (r.version !== v) return broken(`stream ${r.streamId} jumps to version ${r.version}, expected ${v}`);
-    if (chainHash(prev, r) !== r.hash) return broken('hash chain broken: the event or its predecessor was altered');
+    if (r.version !== v) return { firstBrokenPosition: r.position, reason: `stream ${r.streamId} jumps to version ${r.version}, expected ${v}` };
+    if (chainHash(this.prev, r) !== r.hash) return { firstBrokenPosition: r.position, reason: 'hash chain broken: the event or its predecessor was altered' };
     if (s) (s.version = v), (s.last = r.position), (s.type = r.type);
-    else streams.set(r.streamId, { version: v, first: r.position, last: r.position, type: r.type });
-    prev = r.hash;
-    expected++;
-    checked++;
+    else this.streams.set(r.streamId, { version: v, first: r.position, last: r.position, type: r.type });
+    this.prev = r.hash;
+    this.expected++;
+    this.checked++;
+    return undefined;
   }
-  const head = { position: checked, hash: prev };
-  const problems = [...checkStreams(db, streams, head.position), ...checkCategories(db, streams, head.position), ...checkRequests(db, head.position)];
-  if (!problems.length) return { intact: true, checked, head };
+
+  /** the last checked event (0 and the genesis hash before any) */
+  head(): { position: number; hash: string } {
+    return { position: this.checked, hash: this.prev };
+  }
+}
+
+/** The verdict of an intact chain and the problems found in the tables beside it. */
+export function verdict(chain: ChainCheck, problems: Problem[]): VerifyResult {
+  const head = chain.head();
+  if (!problems.length) return { intact: true, checked: chain.checked, head };
   // the earliest position a problem touches (one without a position last)
   problems.sort((a, b) => (a.position ?? Infinity) - (b.position ?? Infinity));
   const p = problems[0]!;
   return {
     intact: false,
-    checked,
+    checked: chain.checked,
     head,
     ...(p.position !== undefined ? { firstBrokenPosition: p.position } : {}),
     reason: problems.length > 1 ? `${p.reason} (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})` : p.reason,
@@ -66,20 +83,33 @@ export function verifyLedger(db: Database.Database, path: string): VerifyResult 
   };
 }
 
-function headOf(db: Database.Database): { position: number; hash: string } {
-  const r = db.prepare('SELECT position, hash FROM events ORDER BY position DESC LIMIT 1').get() as { position: number; hash: string } | undefined;
-  return r ?? { position: 0, hash: GENESIS_HASH };
+/** The position whose hash an anchor check needs read from the log (none: undefined). */
+export function anchorPosition(v: VerifyResult, anchor: VerifyAnchor | undefined): number | undefined {
+  return v.intact && anchor && anchor.position > 0 && anchor.position <= v.head.position ? anchor.position : undefined;
+}
+
+/**
+ * An intact log checked against a head kept from an earlier verify: it must still hold that
+ * position with that hash. hashThere is the log's hash at anchorPosition() (read by the engine).
+ */
+export function applyAnchor(v: VerifyResult, anchor: VerifyAnchor | undefined, hashThere: string | undefined): VerifyResult {
+  if (!v.intact || !anchor) return v;
+  const { checked, head } = v;
+  if (anchor.position > head.position) {
+    return { intact: false, checked, head, firstBrokenPosition: head.position + 1, reason: `the log ends at position ${head.position}, before the anchored position ${anchor.position}: events were removed from its end`, table: 'events' };
+  }
+  const at = anchor.position === 0 ? GENESIS_HASH : hashThere;
+  if (at !== anchor.hash) {
+    return { intact: false, checked, head, firstBrokenPosition: anchor.position, reason: `position ${anchor.position} has hash ${at}, not the anchored ${anchor.hash}: the log up to it was rewritten`, table: 'events' };
+  }
+  return v;
 }
 
 /** Each stream's row holds its last event's version, position and type; no row without events. */
-function checkStreams(db: Database.Database, seen: Map<string, StreamSeen>, last: number): Problem[] {
+export function checkStreams(rows: StreamRow[], chain: ChainCheck): Problem[] {
+  const seen = chain.streams;
+  const last = chain.checked;
   const out: Problem[] = [];
-  const rows = db.prepare('SELECT stream_id AS streamId, version, last_position AS lastPosition, last_type AS lastType FROM streams').all() as {
-    streamId: string;
-    version: number;
-    lastPosition: number;
-    lastType: string;
-  }[];
   const listed = new Set<string>();
   for (const r of rows) {
     listed.add(r.streamId);
@@ -105,10 +135,11 @@ function checkStreams(db: Database.Database, seen: Map<string, StreamSeen>, last
 }
 
 /** Each category's count is the number of streams with events whose id it begins. */
-function checkCategories(db: Database.Database, seen: Map<string, StreamSeen>, last: number): Problem[] {
+export function checkCategories(rows: CategoryRow[], chain: ChainCheck): Problem[] {
+  const last = chain.checked;
   // per category, its streams' first positions in log order
   const want = new Map<string, number[]>();
-  for (const [id, s] of seen) {
+  for (const [id, s] of chain.streams) {
     const c = streamCategory(id);
     const firsts = want.get(c);
     if (firsts) firsts.push(s.first);
@@ -116,7 +147,6 @@ function checkCategories(db: Database.Database, seen: Map<string, StreamSeen>, l
   }
   for (const f of want.values()) f.sort((a, b) => a - b);
   const out: Problem[] = [];
-  const rows = db.prepare('SELECT category, streams FROM stream_categories').all() as { category: string; streams: number }[];
   for (const r of rows) {
     const firsts = want.get(r.category) ?? [];
     want.delete(r.category);
@@ -133,14 +163,9 @@ function checkCategories(db: Database.Database, seen: Map<string, StreamSeen>, l
 }
 
 /** Each request's positions lie in the log and its stored response matches its hash. */
-function checkRequests(db: Database.Database, last: number): Problem[] {
+export function checkRequests(rows: StoredRequestRow[], chain: ChainCheck): Problem[] {
+  const last = chain.checked;
   const out: Problem[] = [];
-  const rows = db
-    .prepare(
-      `SELECT r.request_id AS requestId, r.handler, r.fingerprint, r.first_position AS firstPosition, r.last_position AS lastPosition, r.response, r.response_hash AS responseHash, e.hash AS lastHash
-       FROM requests r LEFT JOIN events e ON e.position = r.last_position`,
-    )
-    .all() as { requestId: string; handler: string; fingerprint: string | null; firstPosition: number | null; lastPosition: number | null; response: string; responseHash: string | null; lastHash: string | null }[];
   for (const r of rows) {
     if ((r.firstPosition === null) !== (r.lastPosition === null) || (r.firstPosition !== null && r.firstPosition > r.lastPosition!)) {
       out.push({ table: 'requests', position: r.firstPosition ?? r.lastPosition ?? undefined, reason: `request ${r.requestId} records impossible positions ${r.firstPosition}..${r.lastPosition}` });
@@ -155,4 +180,36 @@ function checkRequests(db: Database.Database, last: number): Problem[] {
     }
   }
   return out;
+}
+
+// ---- SQLite
+
+const COLUMNS = 'position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, metadata, hash';
+/** a request row with the hash of its last event (the same select on both engines, positions as numbers) */
+export const REQUEST_ROW_SQL = (requests: string, events: string, num: (col: string) => string) =>
+  `SELECT r.request_id AS "requestId", r.handler, r.fingerprint, ${num('r.first_position')} AS "firstPosition", ${num('r.last_position')} AS "lastPosition", r.response, r.response_hash AS "responseHash", e.hash AS "lastHash"
+   FROM ${requests} r LEFT JOIN ${events} e ON e.position = r.last_position`;
+
+export function verifyLedger(db: Database.Database, path: string, anchor?: VerifyAnchor): VerifyResult {
+  const check = db.pragma('integrity_check') as { integrity_check: string }[];
+  if (check.length !== 1 || check[0]!.integrity_check !== 'ok') {
+    const found = check.map((r) => r.integrity_check);
+    throw new StoreError('corrupt', `${path} is damaged (SQLite integrity check: ${found.slice(0, 3).join('; ')}${found.length > 3 ? '; …' : ''})`, { integrityCheck: found.slice(0, 20) });
+  }
+  const chain = new ChainCheck();
+  for (const r of db.prepare(`SELECT ${COLUMNS} FROM events ORDER BY position`).iterate() as IterableIterator<ChainRow>) {
+    const broken = chain.add(r);
+    if (broken) return { intact: false, checked: chain.checked, head: headOf(db), ...broken, table: 'events' };
+  }
+  const streams = db.prepare('SELECT stream_id AS streamId, version, last_position AS lastPosition, last_type AS lastType FROM streams').all() as StreamRow[];
+  const categories = db.prepare('SELECT category, streams FROM stream_categories').all() as CategoryRow[];
+  const requests = db.prepare(REQUEST_ROW_SQL('requests', 'events', (c) => c)).all() as StoredRequestRow[];
+  const v = verdict(chain, [...checkStreams(streams, chain), ...checkCategories(categories, chain), ...checkRequests(requests, chain)]);
+  const at = anchorPosition(v, anchor);
+  return applyAnchor(v, anchor, at === undefined ? undefined : (db.prepare('SELECT hash FROM events WHERE position = ?').pluck().get(at) as string));
+}
+
+function headOf(db: Database.Database): { position: number; hash: string } {
+  const r = db.prepare('SELECT position, hash FROM events ORDER BY position DESC LIMIT 1').get() as { position: number; hash: string } | undefined;
+  return r ?? { position: 0, hash: GENESIS_HASH };
 }

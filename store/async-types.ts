@@ -1,0 +1,52 @@
+// The event-log interface for engines that answer asynchronously (PostgreSQL): EventStore method by
+// method, every result a Promise and scan an AsyncIterable. Same semantics as store/types.ts.
+import type {
+  AppendBatch,
+  CommitOptions,
+  CommitResult,
+  RawEvent,
+  ReadOptions,
+  SnapshotRecord,
+  StoredEvent,
+  VerifyAnchor,
+  VerifyResult,
+  WrittenEvent,
+} from './types.js';
+
+export interface AsyncCommitOptions extends Omit<CommitOptions, 'alsoWrite'> {
+  /**
+   * More writes that belong to the same transaction, once positions are known: the store's own
+   * methods called from here (awaited) run inside the commit's transaction.
+   */
+  alsoWrite?: (written: WrittenEvent[]) => void | Promise<void>;
+}
+
+export interface AsyncEventStore {
+  /** where the log lives (a file path, or a URL without its password) */
+  readonly path: string;
+  commit(batches: AppendBatch[], opts?: AsyncCommitOptions): Promise<CommitResult>;
+  /** the stored answer of a request id (rejects with conflict when stored for a different fingerprint, corrupt when altered) */
+  findRequest(requestId: string, fingerprint?: string): Promise<{ response: unknown } | undefined>;
+  read(opts?: ReadOptions): Promise<StoredEvent[]>;
+  scan(opts?: ReadOptions): AsyncIterable<RawEvent>;
+  streamVersion(streamId: string, atPosition?: number): Promise<number>;
+  streams(prefix?: string): Promise<string[]>;
+  /** streams (with this prefix) whose last event is of none of these types: processes a log holds unfinished */
+  openStreams(prefix: string, endTypes: string[]): Promise<string[]>;
+  lastPosition(): Promise<number>;
+  /** the last position whose event happened at or before t (0 if none) */
+  positionAtTime(t: bigint): Promise<number>;
+  positionOfVersion(streamId: string, version: number): Promise<number | undefined>;
+  /** streams (with this prefix) whose wake instant is at or before t, earliest first */
+  dueStreams(t: bigint, prefix?: string): Promise<{ streamId: string; wakeAt: bigint }[]>;
+  countCategory(category: string): Promise<number>;
+  saveSnapshot(s: SnapshotRecord): Promise<void>;
+  latestSnapshot(streamId: string, codeVersion: string, maxPosition?: number): Promise<SnapshotRecord | undefined>;
+  /** check the log (chain, streams, categories, requests); with an anchor (an earlier head), also that the log still holds it */
+  verify(anchor?: VerifyAnchor): Promise<VerifyResult>;
+  /** copy the log up to a position into a new log at target (a path, or a URL for PostgreSQL), created exclusively: an existing target is invalid_request */
+  fork(position: number, target: string): Promise<{ events: number }>;
+  /** run fn in one write transaction; the store's methods awaited inside it take part in it */
+  transaction<T>(fn: () => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}

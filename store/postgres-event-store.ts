@@ -1,0 +1,573 @@
+// The event log on PostgreSQL (node-postgres): the SQLite store's semantics, asynchronously.
+// One writer at a time per ledger: every commit takes a transaction-scoped advisory lock on its
+// schema (pg_advisory_xact_lock) before reading the last position and hash, so global positions
+// stay contiguous and the hash chain linear; the lock goes with the transaction (commit, rollback
+// or a dead connection). Readers take no lock. The hashes are store/canonical.ts's, so both
+// engines give identical hashes for identical events.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import pg from 'pg';
+import type { AsyncCommitOptions, AsyncEventStore } from './async-types.js';
+import { canonicalJson, chainHash, GENESIS_HASH } from './canonical.js';
+import { ConflictError, StoreError } from './errors.js';
+import { APPEND_LOCK, ident, latestPgSchemaVersion, migratePg, pgSchemaVersion } from './pg-migrate.js';
+import { acquirePool, parsePgUrl, releasePool, type PgTarget } from './pg-pool.js';
+import { responseHash, storedAnswer, type StoredRequestRow } from './request-check.js';
+import { clampInstant, I64_MAX, I64_MIN, prefixRange } from './sql-shared.js';
+import { streamCategory } from './stream-category.js';
+import type { AppendBatch, CommitResult, RawEvent, ReadOptions, SnapshotRecord, StoredEvent, VerifyAnchor, VerifyResult, WrittenEvent } from './types.js';
+import { anchorPosition, applyAnchor, ChainCheck, checkCategories, checkRequests, checkStreams, REQUEST_ROW_SQL, verdict, type CategoryRow, type ChainRow, type StreamRow } from './verify.js';
+
+export { isPostgresUrl, parsePgUrl } from './pg-pool.js';
+
+export interface PgOpenOptions {
+  readonly?: boolean;
+  /** discard snapshots written by any other code version */
+  codeVersion?: string;
+  /** connection-lost retries of a commit that is safe to retry (default 2) */
+  retries?: number;
+}
+
+const RAW = 'position::float8 AS "position", stream_id AS "streamId", version, type, schema_version AS "schemaVersion", time::text AS time, data, metadata';
+const RAW_NO_METADATA = `position::float8 AS "position", stream_id AS "streamId", version, type, schema_version AS "schemaVersion", time::text AS time, data, '{}' AS metadata`;
+const PAGE = 2000;
+/** the requests of a schema before pg/002, as 002 converts them (their hashes computed on reading) */
+const LEGACY_REQUESTS = (s: string) => `(SELECT q.*, NULL::text AS fingerprint, NULL::text AS response_hash FROM ${s}.requests q)`;
+
+/** Open (creating and migrating unless read-only) the ledger at a postgres:// URL (?schema=, default clockledger). */
+export async function openPgEventStore(url: string, opts: PgOpenOptions = {}): Promise<PgEventStore> {
+  const target = parsePgUrl(url);
+  const pool = acquirePool(target);
+  let version = latestPgSchemaVersion();
+  try {
+    const client = await connect(pool);
+    try {
+      if (opts.readonly) {
+        // nothing is created, converted or written: an older schema is read as it is
+        version = await pgSchemaVersion(client, target.schema);
+        if (version > latestPgSchemaVersion()) await migratePg(client, target.schema); // throws schema_too_new
+        if (version === 0) {
+          const found = await client.query<{ tables: string[] | null }>(
+            `SELECT (SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'v', 'p')) AS tables
+             FROM pg_namespace n WHERE n.nspname = $1`,
+            [target.schema],
+          );
+          if (!found.rowCount) throw new StoreError('not_found', `no ledger at ${target.display}`, { path: target.display });
+          const tables = found.rows[0]!.tables ?? [];
+          throw new StoreError('not_a_ledger', tables.length ? `${target.display} holds tables of another application (${tables.slice(0, 5).join(', ')}), not a clockledger ledger` : `${target.display} is an empty schema, not a clockledger ledger`, {
+            tables,
+          });
+        }
+      } else {
+        await migratePg(client, target.schema);
+        if (opts.codeVersion) await client.query(`DELETE FROM ${ident(target.schema)}.snapshots WHERE code_version <> $1`, [opts.codeVersion]);
+      }
+    } finally {
+      client.release();
+    }
+  } catch (e) {
+    await releasePool(target);
+    throw asStoreError(e);
+  }
+  return new PgEventStore(target, pool, opts, version);
+}
+
+export class PgEventStore implements AsyncEventStore {
+  readonly path: string;
+  private readonly s: string;
+  /** the client of the transaction the current async context runs in, if any */
+  private readonly tx = new AsyncLocalStorage<pg.PoolClient>();
+  private closed = false;
+
+  constructor(
+    private readonly target: PgTarget,
+    private readonly pool: pg.Pool,
+    private readonly opts: PgOpenOptions,
+    /** the schema's version (older than the latest only when open read-only) */
+    private readonly version = latestPgSchemaVersion(),
+  ) {
+    this.path = target.display;
+    this.s = ident(target.schema);
+  }
+
+  private writable(what: string): void {
+    if (this.opts.readonly) throw new StoreError('invalid_request', `${what}: the ledger ${this.path} is open read-only`);
+  }
+
+  /** request rows with their last event's hash, positions as numbers */
+  private requestRows(where = '', params: unknown[] = []): Promise<StoredRequestRow[]> {
+    const legacy = this.version < 2;
+    const sql = `${REQUEST_ROW_SQL(legacy ? LEGACY_REQUESTS(this.s) : `${this.s}.requests`, `${this.s}.events`, (c) => `${c}::float8`)}${where}`;
+    return this.q<StoredRequestRow>(sql, params).then((r) => (legacy ? r.rows.map((x) => ({ ...x, responseHash: responseHash(x) })) : r.rows));
+  }
+
+  /** a query; `name` makes it a prepared statement (parsed and planned once per connection) */
+  private async q<R extends pg.QueryResultRow>(text: string, values?: unknown[], name?: string): Promise<pg.QueryResult<R>> {
+    if (this.closed) throw new StoreError('io', `event log ${this.path} is closed`);
+    const c = this.tx.getStore();
+    const config: pg.QueryConfig = name ? { text, values: values ?? [], name: `${name}_${this.target.schema}` } : { text, values: values ?? [] };
+    try {
+      return await (c ? c.query<R>(config) : this.pool.query<R>(config));
+    } catch (e) {
+      throw asStoreError(e);
+    }
+  }
+
+  async transaction<T>(fn: () => Promise<T>): Promise<T> {
+    return this.inTransaction(fn, { sent: false });
+  }
+
+  /** fn in a transaction (a savepoint when nested); commit.sent tells whether COMMIT went out */
+  private async inTransaction<T>(fn: () => Promise<T>, commit: { sent: boolean }, lock = false): Promise<T> {
+    if (this.closed) throw new StoreError('io', `event log ${this.path} is closed`);
+    const outer = this.tx.getStore();
+    if (outer) {
+      const sp = `clockledger_sp_${savepoints++}`;
+      await this.q(`SAVEPOINT ${sp}`);
+      try {
+        if (lock) await this.q(`SELECT pg_advisory_xact_lock(${APPEND_LOCK}, hashtext($1))`, [this.target.schema]);
+        const r = await fn();
+        await this.q(`RELEASE SAVEPOINT ${sp}`);
+        return r;
+      } catch (e) {
+        await this.q(`ROLLBACK TO SAVEPOINT ${sp}`).catch(() => undefined);
+        throw e;
+      }
+    }
+    const client = await connect(this.pool);
+    let broken: unknown;
+    try {
+      // BEGIN and the lock in one round trip (the schema name is a checked identifier)
+      await client.query(lock ? `BEGIN; SELECT pg_advisory_xact_lock(${APPEND_LOCK}, hashtext('${this.target.schema}'))` : 'BEGIN');
+      const r = await this.tx.run(client, fn);
+      commit.sent = true;
+      await client.query('COMMIT');
+      return r;
+    } catch (e) {
+      if (isConnectionError(e)) broken = e;
+      else await client.query('ROLLBACK').catch((r) => (broken = r));
+      throw asStoreError(e);
+    } finally {
+      // a client whose connection failed is destroyed, not returned to the pool
+      client.release(broken instanceof Error ? broken : undefined);
+    }
+  }
+
+  async commit(batches: AppendBatch[], opts: AsyncCommitOptions = {}): Promise<CommitResult> {
+    this.writable('commit');
+    validate(batches);
+    const retries = this.tx.getStore() ? 0 : (this.opts.retries ?? 2);
+    for (let attempt = 0; ; attempt++) {
+      const commit = { sent: false };
+      try {
+        return await this.inTransaction(() => this.commitLocked(batches, opts), commit, true);
+      } catch (e) {
+        // A lost connection rolled the transaction back unless COMMIT was already out; then a
+        // request id makes the retry safe (a commit that did land comes back as a duplicate).
+        const safe = !commit.sent || opts.requestId !== undefined;
+        if (!isConnectionError(e)) throw e;
+        if (safe && attempt < retries) continue;
+        throw new StoreError('io', `connection to ${this.path} lost during a commit${commit.sent && !safe ? '; the commit may or may not have landed' : ''}: ${(e as Error).message}`, {
+          connectionLost: true,
+          outcome: commit.sent && !safe ? 'unknown' : 'not_committed',
+          attempts: attempt + 1,
+        });
+      }
+    }
+  }
+
+  /** the commit's work, inside its transaction and holding the append lock */
+  private async commitLocked(batches: AppendBatch[], opts: AsyncCommitOptions): Promise<CommitResult> {
+    const ids = [...new Set(batches.map((b) => b.streamId))];
+    const head = await this.q<{ position: number | null; hash: string | null; prior: StoredRequestRow | null; versions: Record<string, number> }>(
+      `SELECT e.position::float8 AS position, e.hash,
+              (SELECT row_to_json(p) FROM (${REQUEST_ROW_SQL(`${this.s}.requests`, `${this.s}.events`, (c) => `${c}::float8`)} WHERE r.request_id = $1) p) AS prior,
+              (SELECT COALESCE(json_object_agg(stream_id, version), '{}') FROM ${this.s}.streams WHERE stream_id = ANY($2::text[])) AS versions
+       FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT position, hash FROM ${this.s}.events ORDER BY position DESC LIMIT 1) e ON true`,
+      [opts.requestId ?? null, ids],
+      'clockledger_head',
+    );
+    const h = head.rows[0]!;
+    if (opts.requestId !== undefined && h.prior !== null) return { duplicate: true, written: [], response: storedAnswer(h.prior, opts.fingerprint).response };
+    let position = h.position ?? 0;
+    let prevHash = h.hash ?? GENESIS_HASH;
+    const versions = new Map<string, number>(Object.entries(h.versions));
+    const cols = { position: [] as number[], stream: [] as string[], version: [] as number[], type: [] as string[], schema: [] as number[], time: [] as string[], data: [] as string[], metadata: [] as string[], hash: [] as string[] };
+    const written: WrittenEvent[] = [];
+    const metadataText = new Map<unknown, string>();
+    const newStreams: string[] = [];
+    const heads = new Map<string, WrittenEvent>();
+    const wakes = new Map<string, bigint | null>();
+    for (const b of batches) {
+      let version = versions.get(b.streamId) ?? 0;
+      if (version === 0 && b.events.length) newStreams.push(streamCategory(b.streamId));
+      if (b.expectedVersion !== 'any' && b.expectedVersion !== version) throw new ConflictError(b.streamId, b.expectedVersion, version);
+      for (const e of b.events) {
+        position++;
+        version++;
+        const data = e.canonical ? (JSON.stringify(e.data) ?? 'null') : canonicalJson(e.data ?? null);
+        let metadata = metadataText.get(e.metadata);
+        if (metadata === undefined) metadataText.set(e.metadata, (metadata = canonicalJson(e.metadata ?? {})));
+        const schemaVersion = e.schemaVersion ?? 1;
+        const time = e.time.toString();
+        const hash = chainHash(prevHash, { position, streamId: b.streamId, version, type: e.type, schemaVersion, time, data, metadata });
+        cols.position.push(position);
+        cols.stream.push(b.streamId);
+        cols.version.push(version);
+        cols.type.push(e.type);
+        cols.schema.push(schemaVersion);
+        cols.time.push(time);
+        cols.data.push(data);
+        cols.metadata.push(metadata);
+        cols.hash.push(hash);
+        prevHash = hash;
+        written.push({ position, streamId: b.streamId, version, type: e.type });
+      }
+      versions.set(b.streamId, version);
+      const last = written.at(-1);
+      if (last && last.streamId === b.streamId) heads.set(b.streamId, last);
+      if (b.wakeAt !== undefined) wakes.set(b.streamId, b.wakeAt);
+    }
+    // events, stream heads (with their wake instants) and category counts in one statement
+    const hs = [...heads.values()];
+    const wakeOf = (id: string) => (wakes.has(id) ? { set: true, at: wakes.get(id)?.toString() ?? null } : { set: false, at: null });
+    await this.q(
+      `WITH ev AS (
+         INSERT INTO ${this.s}.events (position, stream_id, version, type, schema_version, time, data, metadata, hash)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::int[], $6::bigint[], $7::text[], $8::text[], $9::text[])
+       ), st AS (
+         INSERT INTO ${this.s}.streams AS s (stream_id, version, last_position, last_type, wake_at)
+         SELECT * FROM unnest($10::text[], $11::int[], $12::bigint[], $13::text[], $15::bigint[])
+         ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_position = excluded.last_position, last_type = excluded.last_type,
+           wake_at = CASE WHEN (SELECT w FROM unnest($10::text[], $14::bool[]) u(id, w) WHERE u.id = s.stream_id) THEN excluded.wake_at ELSE s.wake_at END
+       )
+       INSERT INTO ${this.s}.stream_categories AS c (category, streams)
+       SELECT category, count(*) FROM unnest($16::text[]) category GROUP BY category
+       ON CONFLICT (category) DO UPDATE SET streams = c.streams + excluded.streams`,
+      [
+        cols.position, cols.stream, cols.version, cols.type, cols.schema, cols.time, cols.data, cols.metadata, cols.hash,
+        hs.map((w) => w.streamId), hs.map((w) => w.version), hs.map((w) => w.position), hs.map((w) => w.type),
+        hs.map((w) => wakeOf(w.streamId).set), hs.map((w) => wakeOf(w.streamId).at),
+        newStreams,
+      ],
+      'clockledger_append',
+    );
+    // wake instants of streams this commit wrote no event to
+    const wakeOnly = [...wakes].filter(([id]) => !heads.has(id));
+    if (wakeOnly.length) {
+      await this.q(`UPDATE ${this.s}.streams s SET wake_at = w.at FROM unnest($1::text[], $2::bigint[]) w(id, at) WHERE s.stream_id = w.id`, [
+        wakeOnly.map(([id]) => id),
+        wakeOnly.map(([, at]) => at?.toString() ?? null),
+      ]);
+    }
+    await opts.alsoWrite?.(written);
+    const response = opts.response ? opts.response(written) : undefined;
+    if (opts.requestId !== undefined) {
+      const row = {
+        requestId: opts.requestId,
+        handler: opts.handler ?? '',
+        fingerprint: opts.fingerprint ?? null,
+        firstPosition: written[0]?.position ?? null,
+        lastPosition: written.at(-1)?.position ?? null,
+        lastHash: written.length ? prevHash : null,
+        response: JSON.stringify(response ?? null),
+      };
+      await this.q(
+        `INSERT INTO ${this.s}.requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+        [row.requestId, row.handler, row.firstPosition, row.lastPosition, row.response, row.fingerprint, responseHash(row)],
+      );
+    }
+    return { duplicate: false, written, response };
+  }
+
+  async findRequest(requestId: string, fingerprint?: string): Promise<{ response: unknown } | undefined> {
+    const r = (await this.requestRows(' WHERE r.request_id = $1', [requestId]))[0];
+    return r === undefined ? undefined : storedAnswer(r, fingerprint);
+  }
+
+  private where(o: ReadOptions, after?: number, limit?: number): { sql: string; params: unknown[] } {
+    const clauses: string[] = [];
+    const params: unknown[] = [];
+    const p = (v: unknown) => (params.push(v), `$${params.length}`);
+    if (o.fromPosition !== undefined) clauses.push(`position >= ${p(o.fromPosition)}`);
+    if (after !== undefined) clauses.push(`position > ${p(after)}`);
+    if (o.toPosition !== undefined) clauses.push(`position <= ${p(o.toPosition)}`);
+    if (o.toTime !== undefined) clauses.push(`time <= ${p(clampInstant(o.toTime).toString())}`);
+    if (o.streamId !== undefined) clauses.push(`stream_id = ${p(o.streamId)}`);
+    if (o.streamPrefix) {
+      const [lo, hi] = prefixRange(o.streamPrefix);
+      clauses.push(hi === null ? `stream_id >= ${p(lo)}` : `stream_id >= ${p(lo)} AND stream_id < ${p(hi)}`);
+    }
+    let sql = clauses.length ? ` WHERE ${clauses.join(' AND ')}` : '';
+    sql += ' ORDER BY position';
+    if (limit !== undefined) sql += ` LIMIT ${p(limit)}`;
+    return { sql, params };
+  }
+
+  async *scan(opts: ReadOptions = {}): AsyncGenerator<RawEvent> {
+    // pages by position (keyset), so a long scan holds no connection between pages
+    const cols = opts.withoutMetadata ? RAW_NO_METADATA : RAW;
+    let remaining = opts.limit ?? Infinity;
+    let after: number | undefined;
+    while (remaining > 0) {
+      const { sql, params } = this.where(opts, after, Math.min(remaining, PAGE));
+      const rows = (await this.q<RawEvent>(`SELECT ${cols} FROM ${this.s}.events${sql}`, params)).rows;
+      for (const r of rows) yield r;
+      if (rows.length < Math.min(remaining, PAGE)) return;
+      remaining -= rows.length;
+      after = rows.at(-1)!.position;
+    }
+  }
+
+  async read(opts: ReadOptions = {}): Promise<StoredEvent[]> {
+    const { sql, params } = this.where(opts, undefined, opts.limit);
+    const rows = (await this.q<RawEvent & { hash: string }>(`SELECT ${RAW}, hash FROM ${this.s}.events${sql}`, params)).rows;
+    return rows.map((r) => ({
+      position: r.position,
+      streamId: r.streamId,
+      version: r.version,
+      type: r.type,
+      schemaVersion: r.schemaVersion,
+      time: BigInt(r.time),
+      data: JSON.parse(r.data),
+      metadata: JSON.parse(r.metadata),
+      hash: r.hash,
+    }));
+  }
+
+  async streamVersion(streamId: string, atPosition?: number): Promise<number> {
+    const r =
+      atPosition === undefined
+        ? await this.q<{ v: number }>(`SELECT version AS v FROM ${this.s}.streams WHERE stream_id = $1`, [streamId])
+        : await this.q<{ v: number }>(`SELECT COALESCE(MAX(version), 0) AS v FROM ${this.s}.events WHERE stream_id = $1 AND position <= $2`, [streamId, atPosition]);
+    return r.rows[0]?.v ?? 0;
+  }
+
+  async streams(prefix = ''): Promise<string[]> {
+    const [lo, hi] = prefix ? prefixRange(prefix) : ['', null];
+    const r = await this.q<{ id: string }>(
+      `SELECT stream_id AS id FROM ${this.s}.streams WHERE stream_id >= $1 AND ($2::text IS NULL OR stream_id < $2) ORDER BY stream_id`,
+      [lo, hi],
+    );
+    return r.rows.map((x) => x.id);
+  }
+
+  async openStreams(prefix: string, endTypes: string[]): Promise<string[]> {
+    // the streams table keeps each stream's last type: one range read, no scan of the log
+    const [lo, hi] = prefix ? prefixRange(prefix) : ['', null];
+    const r = await this.q<{ id: string }>(
+      `SELECT stream_id AS id FROM ${this.s}.streams WHERE stream_id >= $1 AND ($2::text IS NULL OR stream_id < $2) AND last_type <> ALL($3::text[]) ORDER BY stream_id`,
+      [lo, hi, endTypes],
+    );
+    return r.rows.map((x) => x.id);
+  }
+
+  async countCategory(category: string): Promise<number> {
+    return (await this.q<{ n: number }>(`SELECT streams AS n FROM ${this.s}.stream_categories WHERE category = $1`, [category])).rows[0]?.n ?? 0;
+  }
+
+  async lastPosition(): Promise<number> {
+    return (await this.q<{ p: number }>(`SELECT position::float8 AS p FROM ${this.s}.events ORDER BY position DESC LIMIT 1`)).rows[0]?.p ?? 0;
+  }
+
+  async positionAtTime(t: bigint): Promise<number> {
+    const r = await this.q<{ p: number }>(`SELECT position::float8 AS p FROM ${this.s}.events WHERE time <= $1 ORDER BY time DESC, position DESC LIMIT 1`, [clampInstant(t).toString()]);
+    return r.rows[0]?.p ?? 0;
+  }
+
+  async positionOfVersion(streamId: string, version: number): Promise<number | undefined> {
+    return (await this.q<{ p: number }>(`SELECT position::float8 AS p FROM ${this.s}.events WHERE stream_id = $1 AND version = $2`, [streamId, version])).rows[0]?.p;
+  }
+
+  async dueStreams(t: bigint, prefix = ''): Promise<{ streamId: string; wakeAt: bigint }[]> {
+    const [lo, hi] = prefix ? prefixRange(prefix) : ['', null];
+    const r = await this.q<{ streamId: string; wakeAt: string }>(
+      `SELECT stream_id AS "streamId", wake_at::text AS "wakeAt" FROM ${this.s}.streams
+       WHERE wake_at IS NOT NULL AND wake_at <= $1 AND stream_id >= $2 AND ($3::text IS NULL OR stream_id < $3) ORDER BY wake_at, stream_id`,
+      [clampInstant(t).toString(), lo, hi],
+    );
+    return r.rows.map((x) => ({ streamId: x.streamId, wakeAt: BigInt(x.wakeAt) }));
+  }
+
+  async saveSnapshot(s: SnapshotRecord): Promise<void> {
+    // (snapshots are a cache: a read-only store rebuilds without keeping them)
+    if (this.opts.readonly) return;
+    await this.q(
+      `INSERT INTO ${this.s}.snapshots (stream_id, version, position, code_version, state) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (stream_id, version, code_version) DO UPDATE SET position = excluded.position, state = excluded.state`,
+      [s.streamId, s.version, s.position, s.codeVersion, s.state],
+    );
+  }
+
+  async latestSnapshot(streamId: string, codeVersion: string, maxPosition = Number.MAX_SAFE_INTEGER): Promise<SnapshotRecord | undefined> {
+    const r = await this.q<SnapshotRecord>(
+      `SELECT stream_id AS "streamId", version, position::float8 AS position, code_version AS "codeVersion", state FROM ${this.s}.snapshots
+       WHERE stream_id = $1 AND code_version = $2 AND position <= $3 ORDER BY position DESC LIMIT 1`,
+      [streamId, codeVersion, maxPosition],
+    );
+    return r.rows[0];
+  }
+
+  async verify(anchor?: VerifyAnchor): Promise<VerifyResult> {
+    // one snapshot of the whole ledger: the events and the tables beside them as of one instant
+    if (this.tx.getStore()) return this.verifyIn(anchor);
+    const client = await connect(this.pool);
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      return await this.tx.run(client, () => this.verifyIn(anchor));
+    } finally {
+      await client.query('ROLLBACK').catch(() => undefined);
+      client.release();
+    }
+  }
+
+  /** store/verify.ts's checks over this schema's rows */
+  private async verifyIn(anchor?: VerifyAnchor): Promise<VerifyResult> {
+    const chain = new ChainCheck();
+    for (let after = 0; ; ) {
+      const rows = (await this.q<ChainRow>(`SELECT ${RAW}, hash FROM ${this.s}.events WHERE position > $1 ORDER BY position LIMIT ${PAGE}`, [after])).rows;
+      for (const r of rows) {
+        const broken = chain.add(r);
+        if (!broken) continue;
+        const last = (await this.q<{ position: number; hash: string }>(`SELECT position::float8 AS position, hash FROM ${this.s}.events ORDER BY position DESC LIMIT 1`)).rows[0]!;
+        return { intact: false, checked: chain.checked, head: last, ...broken, table: 'events' };
+      }
+      if (rows.length < PAGE) break;
+      after = rows.at(-1)!.position;
+    }
+    const streams = (await this.q<StreamRow>(`SELECT stream_id AS "streamId", version, last_position::float8 AS "lastPosition", last_type AS "lastType" FROM ${this.s}.streams`)).rows;
+    const categories = (await this.q<CategoryRow>(`SELECT category, streams FROM ${this.s}.stream_categories`)).rows;
+    const requests = await this.requestRows();
+    const v = verdict(chain, [...checkStreams(streams, chain), ...checkCategories(categories, chain), ...checkRequests(requests, chain)]);
+    const at = anchorPosition(v, anchor);
+    const there = at === undefined ? undefined : (await this.q<{ hash: string }>(`SELECT hash FROM ${this.s}.events WHERE position = $1`, [at])).rows[0]?.hash;
+    return applyAnchor(v, anchor, there);
+  }
+
+  /**
+   * Copy the log up to `position` into a new ledger at `targetUrl` (another schema of this
+   * database, or another database): events, requests and snapshots up to it, stream heads and
+   * category counts rebuilt. The target schema must not exist yet; on failure it is dropped.
+   */
+  async fork(position: number, targetUrl: string): Promise<{ events: number }> {
+    if (!Number.isInteger(position) || position < 0) throw new StoreError('invalid_request', `fork position must be a non-negative integer, got ${position}`);
+    const target = parsePgUrl(targetUrl);
+    const pool = acquirePool(target);
+    try {
+      const client = await connect(pool);
+      let created = false;
+      try {
+        // created exclusively: an existing schema (or one appearing meanwhile) is never written
+        try {
+          await client.query(`CREATE SCHEMA ${ident(target.schema)}`);
+        } catch (e) {
+          if ((e as { code?: string }).code === '42P06') throw new StoreError('invalid_request', `fork target ${target.display} already exists`, { targetDb: target.display });
+          throw e;
+        }
+        created = true;
+        await migratePg(client, target.schema);
+        const t = ident(target.schema);
+        await client.query('BEGIN');
+        let events = 0;
+        for (let after = 0; ; ) {
+          const rows = (await this.q<RawEvent & { hash: string }>(
+            `SELECT ${RAW}, hash FROM ${this.s}.events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT ${PAGE}`,
+            [after, position],
+          )).rows;
+          if (rows.length) {
+            await client.query(
+              `INSERT INTO ${t}.events (position, stream_id, version, type, schema_version, time, data, metadata, hash)
+               SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::int[], $6::bigint[], $7::text[], $8::text[], $9::text[])`,
+              [rows.map((r) => r.position), rows.map((r) => r.streamId), rows.map((r) => r.version), rows.map((r) => r.type), rows.map((r) => r.schemaVersion), rows.map((r) => r.time), rows.map((r) => r.data), rows.map((r) => r.metadata), rows.map((r) => r.hash)],
+            );
+          }
+          events += rows.length;
+          if (rows.length < PAGE) break;
+          after = rows.at(-1)!.position;
+        }
+        const reqs = await this.requestRows(' WHERE COALESCE(r.last_position, 0) <= $1', [position]);
+        await client.query(
+          `INSERT INTO ${t}.requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[])`,
+          [reqs.map((r) => r.requestId), reqs.map((r) => r.handler), reqs.map((r) => r.firstPosition), reqs.map((r) => r.lastPosition), reqs.map((r) => r.response), reqs.map((r) => r.fingerprint), reqs.map((r) => r.responseHash)],
+        );
+        const snaps = (await this.q<SnapshotRecord>(
+          `SELECT stream_id AS "streamId", version, position::float8 AS position, code_version AS "codeVersion", state FROM ${this.s}.snapshots WHERE position <= $1`,
+          [position],
+        )).rows;
+        await client.query(`INSERT INTO ${t}.snapshots SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::bytea[])`, [
+          snaps.map((r) => r.streamId), snaps.map((r) => r.version), snaps.map((r) => r.position), snaps.map((r) => r.codeVersion), snaps.map((r) => r.state),
+        ]);
+        await client.query(
+          `INSERT INTO ${t}.streams (stream_id, version, last_position, last_type)
+           SELECT DISTINCT ON (stream_id) stream_id, version, position, type FROM ${t}.events ORDER BY stream_id, version DESC`,
+        );
+        await client.query(
+          `INSERT INTO ${t}.stream_categories (category, streams)
+           SELECT CASE WHEN strpos(stream_id, '-') > 0 THEN left(stream_id, strpos(stream_id, '-') - 1) ELSE stream_id END, count(*) FROM ${t}.streams GROUP BY 1`,
+        );
+        await client.query('COMMIT');
+        return { events };
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        if (created) await client.query(`DROP SCHEMA IF EXISTS ${ident(target.schema)} CASCADE`).catch(() => undefined);
+        throw asStoreError(e);
+      } finally {
+        client.release();
+      }
+    } finally {
+      await releasePool(target);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await releasePool(this.target);
+  }
+}
+
+let savepoints = 0;
+
+function validate(batches: AppendBatch[]): void {
+  for (const b of batches) {
+    // PostgreSQL text holds no NUL character
+    if (b.streamId.includes('\0')) throw new StoreError('invalid_request', 'a stream id may not contain a NUL character on PostgreSQL');
+    for (const e of b.events) {
+      if (e.time < I64_MIN || e.time > I64_MAX) throw new StoreError('invalid_request', `event time ${e.time} does not fit a signed 64-bit instant`);
+      if (e.type.includes('\0')) throw new StoreError('invalid_request', 'an event type may not contain a NUL character on PostgreSQL');
+    }
+  }
+}
+
+const quiet = new WeakSet<pg.PoolClient>();
+async function connect(pool: pg.Pool): Promise<pg.PoolClient> {
+  try {
+    const c = await pool.connect();
+    // a checked-out connection the server ends emits 'error': the query in flight, or the next
+    // one, fails with it and is reported there
+    if (!quiet.has(c)) (quiet.add(c), c.on('error', () => undefined));
+    return c;
+  } catch (e) {
+    throw asStoreError(e);
+  }
+}
+
+const CONNECTION_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P02', '57P03']);
+
+/** The connection (not the statement) failed: the transaction on it is gone. */
+export function isConnectionError(e: unknown): boolean {
+  if (e instanceof StoreError) return e.details?.connectionLost === true;
+  const code = (e as { code?: string }).code ?? '';
+  const msg = (e as Error)?.message ?? '';
+  return CONNECTION_CODES.has(code) || code.startsWith('08') || /Connection terminated|connection.*(closed|ended)|not queryable/i.test(msg);
+}
+
+/** pg and socket errors as StoreErrors with stable codes; StoreErrors pass through. */
+export function asStoreError(e: unknown): StoreError {
+  if (e instanceof StoreError) return e;
+  const err = e as Error & { code?: string };
+  if (isConnectionError(err)) return new StoreError('io', `PostgreSQL connection lost: ${err.message}`, { connectionLost: true, pgCode: err.code });
+  if (err.code === '3D000') return new StoreError('not_found', `PostgreSQL: ${err.message}`, { pgCode: err.code });
+  if (err.code === '22P02' || err.code === '22003' || err.code === '22021') return new StoreError('invalid_request', err.message, { pgCode: err.code });
+  return new StoreError('io', `PostgreSQL: ${err.message}`, { pgCode: err.code });
+}
