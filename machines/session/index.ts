@@ -7,3 +7,4 @@ export { NeedsStreams, positionOf, describeNeed, type AsyncLogPort, type Loading
 export { logTime, readerOf, sqlitePort } from './sqlite-port.js';
 export { DEFAULT_RETRY, retryDelayMs, type RetryPolicy } from './retry.js';
 export { withSession } from './with-session.js';
+export { asyncLogPort, type AsyncLogEngine } from './async-port.js';

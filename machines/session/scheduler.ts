@@ -22,9 +22,12 @@ function lookahead(to: bigint): bigint {
   return to + WAKE_LOOKAHEAD_NS < MAX_TIME ? to + WAKE_LOOKAHEAD_NS : MAX_TIME - 1n;
 }
 
-/** What a session reading the clock at `now` will ask the wake index (for a log loaded ahead). */
+/**
+ * What to load of the wake index ahead of a session whose clock reads `now`: enough for every
+ * read of it while the session lets up to one lookahead pass (each read looks one further).
+ */
 export function wakeNeed(now: bigint): Need {
-  return { kind: 'due', upTo: lookahead(now), prefix: VM_STREAM_PREFIX };
+  return { kind: 'due', upTo: lookahead(lookahead(now)), prefix: VM_STREAM_PREFIX };
 }
 
 /** When a VM's delayed kernel work next falls due (null: none, or the VM is gone). */

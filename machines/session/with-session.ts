@@ -80,7 +80,8 @@ async function withAsyncSession<T>(port: AsyncLogPort, meta: SessionMeta, work: 
       else if (!reader.missing.length) throw e;
     }
     // A decision that read what was not loaded (even one that caught the signal) is thrown away.
-    if (reader.missing.length) needs = [...reader.missing, ...needs];
+    // (a signal's needs are noted in the reader as well, unless another reader raised it)
+    if (reader.missing.length) needs = reader.missing;
     if (needs.length) {
       if (++loads > MAX_LOADS) throw new Error(`gave up loading what the decision reads after ${MAX_LOADS} loads`);
       await reader.load(needs);
