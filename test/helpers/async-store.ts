@@ -7,7 +7,8 @@ export interface CountingEngine extends AsyncLogEngine {
   calls: Record<string, number>;
 }
 
-export function asyncWrapper(store: EventStore): CountingEngine {
+/** `beforeCommit` runs before each commit reaches the store (another writer may get in there). */
+export function asyncWrapper(store: EventStore, beforeCommit?: () => Promise<void>): CountingEngine {
   const calls: Record<string, number> = {};
   const later = async <T>(name: string, fn: () => T): Promise<T> => {
     calls[name] = (calls[name] ?? 0) + 1;
@@ -19,6 +20,7 @@ export function asyncWrapper(store: EventStore): CountingEngine {
     async commit(batches, opts = {}) {
       // (SQLite cannot wait inside its transaction: the extra writes follow it, before the answer)
       let written: WrittenEvent[] | null = null;
+      await beforeCommit?.();
       const r = await later('commit', () => store.commit(batches, { ...opts, alsoWrite: (w) => void (written = w) }));
       if (written && opts.alsoWrite) await opts.alsoWrite(written);
       return r;

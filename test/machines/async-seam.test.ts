@@ -3,6 +3,7 @@
 // and hash for hash, that the same decision records on the synchronous store.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storeFor } from '../../handlers/context.js';
+import { openEventStore } from '../../store/sqlite-event-store.js';
 import { runMigration, nextMigrationId } from '../../machines/migration/run.js';
 import { asyncLogPort, NeedsStreams, withSession, type Need, type Session } from '../../machines/session/index.js';
 import { CODE_VERSION } from '../../machines/version.js';
@@ -136,5 +137,31 @@ describe('deciding from states loaded ahead (an asynchronous engine)', () => {
     );
     expect(attempts).toBe(2);
     expect(r.response).toEqual({ v: 2 });
+  });
+
+  it('a decision that lost a race is loaded again and decided at the new time', async () => {
+    let raced = false;
+    const engine = asyncWrapper(storeFor({ db: loaded.db }), async () => {
+      if (raced) return;
+      raced = true;
+      // another process moves time on by 10 s between this session's reads and its commit
+      const other = openEventStore(loaded.db);
+      try {
+        await withSession(other, { handler: 'other' }, (s) => s.advanceTime(10n * S), () => ({}));
+      } finally {
+        other.close();
+      }
+    });
+    let attempts = 0;
+    const r = await withSession(asyncLogPort(engine), { handler: 't' }, (s) => (attempts++, s.vmCommand('q', { type: 'guest', vcpu: 0, op: 'rdtsc' }).event.type), (v) => ({ v }));
+    expect(r.response).toEqual({ v: 'GuestExecuted' });
+    // two restarts to load the VM and then its host, one decision at 2 s refused at commit (the
+    // ledger moved), and one at 12 s from everything loaded again (no restart needed)
+    expect(engine.calls.commit).toBe(2);
+    expect(attempts).toBe(4);
+    const evs = storeFor({ db: loaded.db }).read();
+    expect(evs.at(-1)!.type).toBe('GuestExecuted');
+    expect(evs.at(-1)!.time).toBe(12n * S);
+    expect(evs.at(-2)).toMatchObject({ streamId: 'ledger', type: 'TimeAdvanced', time: 12n * S });
   });
 });
