@@ -26,15 +26,15 @@ export function requireVm(work: UnitOfWork, vmId: string): VmRecord {
  * Decide a VM command (a batch records one event per operation) and record its events: the VM's
  * lifecycle machine accepts or refuses it, then the decider runs the kernel once for it.
  */
-export function dispatchVm(hw0: HostWork, vmId: string, cmd: VmCommandInput): { events: VmEvent[]; results: Json[]; refs: EventRef[] } {
-  const { work } = hw0;
+export function dispatchVm(uses: HostWork, vmId: string, cmd: VmCommandInput): { events: VmEvent[]; results: Json[]; refs: EventRef[] } {
+  const { work } = uses;
   const sid = vmStreamId(vmId);
   const l = work.load(sid);
   const rec = l.state as VmRecord | null;
   const refused = vmRefusal(vmId, vmSnapshotOf(rec), cmd);
   if (refused) throw new DomainError(refused.code, refused.message, refused.details);
   const hostId = rec ? rec.hostId : (cmd as Extract<VmCommandInput, { type: 'create' }>).data.hostId;
-  const hw = sample(hw0, hostId);
+  const hw = sample(uses, hostId);
   // a guest in software TSC catch-up exited at its last tick: the kernel needs the host as it was then
   const tick = rec?.x86 ? catchupTickDue(rec.x86, rec.lastTime, hw.t) : null;
   if (tick !== null) hw.tick = sampleHost(requireHost(work, hostId), tick);
@@ -48,7 +48,7 @@ export function dispatchVm(hw0: HostWork, vmId: string, cmd: VmCommandInput): { 
 }
 
 /** Run a VM's delayed kernel work that falls due at `at` (the scheduler's clock stands there). */
-export function fireDueTimer(hw0: HostWork, vmId: string, at: bigint): void {
-  const timer = dueTimer(vmOf(hw0.work, vmId)!.x86!, at)!;
-  dispatchVm(hw0, vmId, { type: 'timer', timer });
+export function fireDueTimer(uses: HostWork, vmId: string, at: bigint): void {
+  const timer = dueTimer(vmOf(uses.work, vmId)!.x86!, at)!;
+  dispatchVm(uses, vmId, { type: 'timer', timer });
 }
