@@ -7,7 +7,7 @@ import type { EventStore, WrittenEvent } from '../../store/types.js';
 import { hostStreamId } from '../host/host.js';
 import { migrationStreamId, type MigrationState } from '../migration/state.js';
 import { rebuildStream } from '../rebuild.js';
-import type { Session } from '../session.js';
+import type { Session } from '../session/index.js';
 import { vmStreamId } from '../vm/events.js';
 import type { EvolveOptions, VmRecord } from '../vm/evolve.js';
 

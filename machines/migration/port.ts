@@ -6,7 +6,7 @@ import type { Json } from '../codec.js';
 import { hostInfoToJson, type VmHostInfo } from '../vm/events.js';
 import { vcpusOf, type VmRecord } from '../vm/evolve.js';
 import type { GuestOp } from '../vm/machine.js';
-import type { EventRef, Session } from '../session.js';
+import type { EventRef, Session } from '../session/index.js';
 import type { MigrationStartedData } from './state.js';
 
 export type Side = 'source' | 'destination';

@@ -2,7 +2,7 @@
 // steps (its invoked actors) issue the VMM's ioctls through the port, and guest reads on every
 // vCPU before the stop and after the resume leave the evidence the audit works from.
 import { createActor } from 'xstate';
-import { DomainError, type Session } from '../session.js';
+import { DomainError, type Session } from '../session/index.js';
 import { delayNs, migrationMachine, type Vmm } from './machine.js';
 import { VmmPort, type MigrationParams, type Side } from './port.js';
 import { migrationStreamId, type MigrationEvent, type MigrationState, type PhaseMarks } from './state.js';
@@ -23,8 +23,8 @@ export interface MigrationOutcome {
  * process per command) and a warm function give the same ids for the same requests.
  */
 export function nextMigrationId(s: Session): string {
-  let n = s.store.countCategory('migration') + 1;
-  while (s.store.streamVersion(migrationStreamId(`m${n}`)) > 0) n++;
+  let n = s.log.countCategory('migration') + 1;
+  while (s.log.streamVersion(migrationStreamId(`m${n}`)) > 0) n++;
   return `m${n}`;
 }
 
@@ -35,7 +35,7 @@ export function nextMigrationId(s: Session): string {
  * resolved.
  */
 export function inFlightMigrationOf(s: Session, vmIds: string[]): MigrationState | null {
-  for (const sid of s.store.openStreams(migrationStreamId(''), ['MigrationCompleted', 'MigrationFailed'])) {
+  for (const sid of s.log.openStreams(migrationStreamId(''), ['MigrationCompleted', 'MigrationFailed'])) {
     const m = s.stream(sid) as MigrationState | null;
     if (m && m.status === 'running' && vmIds.some((id) => id === m.vmId || id === m.newVmId)) return m;
   }
