@@ -10,6 +10,7 @@ import { closeStores } from '../../handlers/context.js';
 import { handlers } from '../../handlers/index.js';
 import * as lambda from '../../handlers/lambda.js';
 import { cleanup, FIXTURES, tempDir } from '../store/helpers.js';
+import { NOBODY, unprivilegedPath } from '../helpers/unprivileged.js';
 
 afterEach(() => {
   closeStores();
@@ -75,9 +76,10 @@ describe('read handlers never write', () => {
     const db = await ledger(dir);
     chmodSync(db, 0o444);
     chmodSync(dir, 0o777); // (the unprivileged user may create the -shm index beside it)
-    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const asUser = process.getuid?.() === 0 ? NOBODY : {};
+    const fixture = unprivilegedPath(join(FIXTURES, 'read-handler.mjs'));
     const run = (name: string, request?: unknown) => {
-      const c = spawnSync(process.execPath, [join(FIXTURES, 'read-handler.mjs'), name, db, ...(request ? [JSON.stringify(request)] : [])], { encoding: 'utf8', ...asUser });
+      const c = spawnSync(process.execPath, [fixture, name, db, ...(request ? [JSON.stringify(request)] : [])], { encoding: 'utf8', ...asUser });
       expect(c.stderr).toBe('');
       return JSON.parse(c.stdout) as R;
     };
