@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { auditTrace, importTrace } from '../../handlers/use-cases/traces.js';
+import { clearRebuildCache, rebuildAll } from '../../machines/rebuild.js';
 import { openEventStore } from '../../store/sqlite-event-store.js';
 import { tempDir } from '../helpers/ledger.js';
 
@@ -62,6 +63,24 @@ describe('importTrace', () => {
     const store = openEventStore(db);
     try {
       expect(store.lastPosition()).toBe(0);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('is idempotent by requestId, and the log stays whole: verified, rebuilt by the full pass', async () => {
+    const first = await ok(importTrace, { path: fixture('two-vms.trace'), requestId: 'imp-1' });
+    const again = await ok(importTrace, { path: fixture('two-vms.trace'), requestId: 'imp-1' });
+    expect(again).toEqual(first);
+    const store = openEventStore(db);
+    try {
+      expect(store.streams('trace-')).toEqual(['trace-t1']);
+      expect(store.verify().intact).toBe(true);
+      clearRebuildCache();
+      const t = rebuildAll(store).get('trace-t1')!;
+      // 11 tracepoints after the TraceImported event
+      expect(t.version).toBe(12);
+      expect(t.state).toMatchObject({ traceId: 't1', format: 'tracefs', observed: 11, ignored: 1, vms: ['4200', '4100'] });
     } finally {
       store.close();
     }
