@@ -21,7 +21,7 @@ export const PVCLOCK_STEP_NS = 1_000_000n;
 export type TraceSeverity = 'fail' | 'warn' | 'info';
 
 export interface TraceFinding {
-  code: 'tsc_offsets_differ' | 'tsc_write_outside_sync_window' | 'master_clock_lost' | 'master_clock_off' | 'pvclock_tsc_stable_cleared' | 'pvclock_time_step';
+  code: 'events_lost' | 'tsc_offsets_differ' | 'tsc_write_outside_sync_window' | 'master_clock_lost' | 'master_clock_off' | 'pvclock_tsc_stable_cleared' | 'pvclock_time_step';
   severity: TraceSeverity;
   message: string;
   /** trace line numbers of the events behind it */
@@ -85,6 +85,8 @@ export interface TraceAudit {
   format: string;
   source: string | null;
   events: number;
+  /** the capture dropped events (every VM's audit may miss some): the lost-event lines */
+  lost: { line: number; cpu: number; events: number }[];
   vms: TraceVmAudit[];
 }
 
@@ -117,13 +119,18 @@ export function auditTrace(store: EventStore, traceId: string, opts: TraceAuditO
     format: head.format,
     source: head.source,
     events: head.events,
-    vms: [...byVm].map(([vm, evs]) => auditVm(vm, evs, opts)),
+    lost: head.lost ?? [],
+    vms: [...byVm].map(([vm, evs]) => auditVm(vm, evs, opts, head!.lost ?? [])),
   };
 }
 
 /** The audit of one VM's events (in trace order). */
-export function auditVm(vm: string, evs: TracepointData[], opts: TraceAuditOptions = {}): TraceVmAudit {
+export function auditVm(vm: string, evs: TracepointData[], opts: TraceAuditOptions = {}, lost: TraceImportedData['lost'] = []): TraceVmAudit {
   const findings: TraceFinding[] = [];
+  if (lost.length) {
+    const n = lost.reduce((a, l) => a + l.events, 0);
+    findings.push({ code: 'events_lost', severity: 'warn', message: `the ring buffer dropped ${n} event(s): writes or updates may be missing from what follows`, lines: lost.map((l) => l.line) });
+  }
   const f = (e: TracepointData) => e.fields as Fields;
 
   // pvclock: the frequency its (mul, shift) encodes, steps and stable-bit flips per vCPU

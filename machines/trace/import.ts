@@ -54,6 +54,7 @@ export function importTrace(s: Session, text: string, opts: ImportOptions = {}):
     events: parsed.records.length,
     ignored: parsed.ignored,
     ignoredByEvent: parsed.ignoredByEvent,
+    lost: parsed.lost,
     vms: vmList,
   };
   s.record(sid, { type: 'TraceImported', data: imported }, now);

@@ -67,8 +67,10 @@ export interface ParsedTrace {
   ignoredByEvent: Record<string, number>;
   /** header and comment lines */
   headerLines: number;
-  /** lines that are neither (lost-event markers, buffer-start banners, anything else) */
+  /** lines that are neither (buffer-start banners, anything else) */
   otherLines: number;
+  /** events the ring buffer dropped, from tracefs "CPU:N [LOST M EVENTS]" lines: line and count */
+  lost: { line: number; cpu: number; events: number }[];
 }
 
 /** The most lines a capture may have (a bound on work, not on the format). */
@@ -100,7 +102,7 @@ const isKnown = (e: string): e is KnownEvent => Object.prototype.hasOwnProperty.
 export function parseTrace(text: string): ParsedTrace {
   const lines = text.split(/\r?\n/);
   if (lines.length > MAX_TRACE_LINES) throw new TraceParseError(`the capture has ${lines.length} lines, more than the ${MAX_TRACE_LINES} read at once`, { lines: lines.length, max: MAX_TRACE_LINES });
-  const out: ParsedTrace = { format: 'unknown', records: [], ignored: 0, ignoredByEvent: {}, headerLines: 0, otherLines: 0 };
+  const out: ParsedTrace = { format: 'unknown', records: [], ignored: 0, ignoredByEvent: {}, headerLines: 0, otherLines: 0, lost: [] };
   let eventLines = 0;
   for (let i = 0; i < lines.length; i++) {
     const raw = lines[i]!;
@@ -114,7 +116,9 @@ export function parseTrace(text: string): ParsedTrace {
     }
     const m = EVENT_LINE.exec(raw);
     if (!m) {
-      out.otherLines++;
+      const lost = /^\s*CPU:(\d+) \[LOST (\d+) EVENTS\]\s*$/.exec(raw);
+      if (lost) out.lost.push({ line: lineNo, cpu: Number(lost[1]), events: Number(lost[2]) });
+      else out.otherLines++;
       continue;
     }
     eventLines++;

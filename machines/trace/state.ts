@@ -14,6 +14,8 @@ export interface TraceImportedData {
   events: number;
   ignored: number;
   ignoredByEvent: Record<string, number>;
+  /** events the ring buffer dropped ("CPU:N [LOST M EVENTS]"), where */
+  lost: { line: number; cpu: number; events: number }[];
   /** the VMs the events were told apart into, with how each was named */
   vms: { vm: string; pids: number[]; tgid: number | null }[];
 }

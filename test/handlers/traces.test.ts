@@ -217,6 +217,20 @@ describe('auditTrace', () => {
     expect(a).toMatchObject({ vm: '4200', guestTscHz: null, tscOffsetSpreadCycles: '3000000000', tscOffsetSpreadNs: null });
   });
 
+  it('a capture that dropped events says so in every VM it audits, citing the lost-event line', async () => {
+    const text = [
+      '# tracer: nop',
+      ' CPU 0/KVM-10 [000] 1.000000: kvm_write_tsc_offset: vcpu=0 prev=0 next=5',
+      'CPU:1 [LOST 120 EVENTS]',
+      ' CPU 1/KVM-11 [001] 1.000001: kvm_write_tsc_offset: vcpu=1 prev=0 next=5',
+    ];
+    const r = await ok(importTrace, { text });
+    expect(r).toMatchObject({ events: 2, ignored: 0 });
+    const { report } = await ok(auditTrace, { traceId: r.traceId });
+    expect(report.lost).toEqual([{ line: 3, cpu: 1, events: 120 }]);
+    expect(report.vms[0].findings).toEqual([{ code: 'events_lost', severity: 'warn', message: expect.stringContaining('dropped 120 event(s)'), lines: [3] }]);
+  });
+
   it('answers not_found for a trace the log does not hold', async () => {
     await ok(importTrace, { text: ' a-1 [000] 1.0: kvm_write_tsc_offset: vcpu=0 prev=0 next=1' });
     const r = await call(auditTrace, { traceId: 'nope' });

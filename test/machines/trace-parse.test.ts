@@ -4,7 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { toSortedJson } from '../../machines/codec.js';
 import { parseTrace, TraceParseError } from '../../machines/trace/parse.js';
+import { tracepointData } from '../../machines/trace/state.js';
 
 const fixture = (name: string) => readFileSync(join(__dirname, '..', 'fixtures', 'traces', name), 'utf8');
 
@@ -75,6 +77,13 @@ describe('parseTrace', () => {
     expect(p.records[1]!.fields).toEqual({ event: 'kvm_timer_update_irq', vcpu: 0, irq: 27, level: 1 });
     expect(p.records[2]!.fields).toEqual({ event: 'kvm_timer_save_state', ctl: 5n, cval: 0x1f4a3b2cn, timerIndex: 0 });
     expect(p.records[3]!.fields).toEqual({ event: 'kvm_timer_restore_state', ctl: 1n, cval: 0n, timerIndex: 1 });
+  });
+
+  it('stores each record in the log\'s canonical key order (it is appended as canonical)', () => {
+    for (const r of parseTrace(fixture('ch-restore-offsets-differ.trace')).records) {
+      const d = tracepointData(r, '7700');
+      expect(JSON.stringify(d)).toBe(JSON.stringify(toSortedJson(d)));
+    }
   });
 
   it('refuses a malformed line of a known event with invalid_trace, naming its line', () => {
