@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'corrupt'
   | 'not_a_ledger'
   | 'io'
+  | 'invalid_trace'
   | 'unknown_handler'
   | 'internal';
 

@@ -4,21 +4,23 @@ import type { Json } from './codec.js';
 import { applyHostEvent, type HostEvent } from './host/host.js';
 import { applyLedgerEvent, LEDGER_STREAM, type LedgerEvent, type LedgerState } from './ledger/ledger.js';
 import type { VmEvent } from './vm/events.js';
-import { HOST_STREAM_PREFIX, MIGRATION_STREAM_PREFIX, VM_STREAM_PREFIX } from './stream-ids.js';
+import { HOST_STREAM_PREFIX, MIGRATION_STREAM_PREFIX, TRACE_STREAM_PREFIX, VM_STREAM_PREFIX } from './stream-ids.js';
 import { applyVmEvent, cloneVmRecord, type EvolveOptions, type VmRecord } from './vm/evolve.js';
 import { applyMigrationEvent, type MigrationEvent, type MigrationState } from './migration/state.js';
+import { applyTraceEvent, type TraceEvent, type TraceState } from './trace/state.js';
 
-export type StreamKind = 'ledger' | 'host' | 'vm' | 'migration';
+export type StreamKind = 'ledger' | 'host' | 'vm' | 'migration' | 'trace';
 
 export function streamKind(streamId: string): StreamKind {
   if (streamId === LEDGER_STREAM) return 'ledger';
   if (streamId.startsWith(HOST_STREAM_PREFIX)) return 'host';
   if (streamId.startsWith(VM_STREAM_PREFIX)) return 'vm';
   if (streamId.startsWith(MIGRATION_STREAM_PREFIX)) return 'migration';
+  if (streamId.startsWith(TRACE_STREAM_PREFIX)) return 'trace';
   throw new Error(`unknown stream kind: ${streamId}`);
 }
 
-export type StreamState = LedgerState | HostState | VmRecord | MigrationState;
+export type StreamState = LedgerState | HostState | VmRecord | MigrationState | TraceState;
 
 export interface DomainEvent {
   type: string;
@@ -44,6 +46,8 @@ export function applyStreamEvent(
     }
     case 'migration':
       return { state: applyMigrationEvent(state as MigrationState | null, ev as MigrationEvent, time), result: null };
+    case 'trace':
+      return { state: applyTraceEvent(state as TraceState | null, ev as TraceEvent), result: null };
   }
 }
 

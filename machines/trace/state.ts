@@ -1,0 +1,76 @@
+// An imported host trace as a stream of the log: one TraceImported event (what was read, from
+// where), then one TracepointObserved event per known tracepoint hit, in capture order, each with
+// its line number and trace timestamp. Observed events: nothing is re-executed from them.
+import { toSortedJson, type Json } from '../codec.js';
+import type { TraceFields, TraceFormat, TraceRecord } from './parse.js';
+
+export { TRACE_STREAM_PREFIX, traceIdOf, traceStreamId } from '../stream-ids.js';
+
+export interface TraceImportedData {
+  traceId: string;
+  format: TraceFormat;
+  /** the file it came from, when imported from one */
+  source: string | null;
+  events: number;
+  ignored: number;
+  ignoredByEvent: Record<string, number>;
+  /** events the ring buffer dropped ("CPU:N [LOST M EVENTS]"), where */
+  lost: { line: number; cpu: number; events: number }[];
+  /** the VMs the events were told apart into, with how each was named */
+  vms: { vm: string; pids: number[]; tgid: number | null }[];
+}
+
+/** A tracepoint hit as stored: u64 fields as decimal strings. */
+export interface TracepointData {
+  line: number;
+  vm: string;
+  task: string;
+  pid: number;
+  tgid: number | null;
+  cpu: number;
+  flags: string | null;
+  timestamp: string;
+  timeNs: string | null;
+  event: TraceFields['event'];
+  fields: { [k: string]: Json };
+}
+
+export type TraceEvent = { type: 'TraceImported'; data: TraceImportedData } | { type: 'TracepointObserved'; data: TracepointData };
+
+export interface TraceState {
+  traceId: string;
+  format: TraceFormat;
+  source: string | null;
+  /** tracepoint events recorded */
+  observed: number;
+  ignored: number;
+  vms: string[];
+}
+
+export function applyTraceEvent(state: TraceState | null, ev: TraceEvent): TraceState {
+  if (ev.type === 'TraceImported') {
+    const d = ev.data;
+    return { traceId: d.traceId, format: d.format, source: d.source, observed: 0, ignored: d.ignored, vms: d.vms.map((v) => v.vm) };
+  }
+  if (!state) throw new Error('a tracepoint event before its TraceImported');
+  state.observed++;
+  return state;
+}
+
+/** The stored form of a parsed record, in the log's canonical key order. */
+export function tracepointData(r: TraceRecord, vm: string): TracepointData {
+  const { event, ...fields } = r.fields;
+  return {
+    cpu: r.cpu,
+    event,
+    fields: toSortedJson(fields) as { [k: string]: Json },
+    flags: r.flags,
+    line: r.line,
+    pid: r.pid,
+    task: r.task,
+    tgid: r.tgid,
+    timeNs: r.timeNs === null ? null : r.timeNs.toString(),
+    timestamp: r.timestamp,
+    vm,
+  };
+}
