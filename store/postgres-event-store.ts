@@ -11,7 +11,7 @@ import { canonicalJson, chainHash, GENESIS_HASH } from './canonical.js';
 import { ConflictError, StoreError } from './errors.js';
 import { APPEND_LOCK, ident, latestPgSchemaVersion, migratePg, pgSchemaVersion } from './pg-migrate.js';
 import { acquirePool, parsePgUrl, releasePool, type PgTarget } from './pg-pool.js';
-import { responseHash, storedAnswer, type StoredRequestRow } from './request-check.js';
+import { requestRowOf, responseHash, storedAnswer, type StoredRequestRow } from './request-check.js';
 import { clampInstant, I64_MAX, I64_MIN, prefixRange } from './sql-shared.js';
 import { streamCategory } from './stream-category.js';
 import type { AppendBatch, CommitResult, RawEvent, ReadOptions, SnapshotRecord, StoredEvent, VerifyAnchor, VerifyResult, WrittenEvent } from './types.js';
@@ -262,15 +262,7 @@ export class PgEventStore implements AsyncEventStore {
     await opts.alsoWrite?.(written);
     const response = opts.response ? opts.response(written) : undefined;
     if (opts.requestId !== undefined) {
-      const row = {
-        requestId: opts.requestId,
-        handler: opts.handler ?? '',
-        fingerprint: opts.fingerprint ?? null,
-        firstPosition: written[0]?.position ?? null,
-        lastPosition: written.at(-1)?.position ?? null,
-        lastHash: written.length ? prevHash : null,
-        response: JSON.stringify(response ?? null),
-      };
+      const row = requestRowOf({ ...opts, requestId: opts.requestId }, written, prevHash, response);
       await this.q(
         `INSERT INTO ${this.s}.requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
         [row.requestId, row.handler, row.firstPosition, row.lastPosition, row.response, row.fingerprint, responseHash(row)],

@@ -18,6 +18,24 @@ export interface RequestRow {
   response: string;
 }
 
+/** The row a commit stores for its request id: what it wrote, the chain hash it ended at, and the response. */
+export function requestRowOf(
+  opts: { requestId: string; handler?: string; fingerprint?: string },
+  written: readonly { position: number }[],
+  lastHash: string,
+  response: unknown,
+): RequestRow {
+  return {
+    requestId: opts.requestId,
+    handler: opts.handler ?? '',
+    fingerprint: opts.fingerprint ?? null,
+    firstPosition: written[0]?.position ?? null,
+    lastPosition: written.at(-1)?.position ?? null,
+    lastHash: written.length ? lastHash : null,
+    response: JSON.stringify(response ?? null),
+  };
+}
+
 /** A row as stored, with the hash kept for it (null: none, which never matches). */
 export interface StoredRequestRow extends RequestRow {
   responseHash: string | null;

@@ -10,7 +10,7 @@ import { canonicalJson, chainHash, GENESIS_HASH } from './canonical.js';
 import { checkPath, ConflictError, sqliteStoreError, StoreError } from './errors.js';
 import { inspectLedger, viewOlderSchema } from './ledger-file.js';
 import { latestSchemaVersion, migrate } from './migrate.js';
-import { registerResponseHash, responseHash, storedAnswer, type StoredRequestRow } from './request-check.js';
+import { registerResponseHash, requestRowOf, responseHash, storedAnswer, type StoredRequestRow } from './request-check.js';
 import { clampInstant, I64_MAX, I64_MIN, prefixRange } from './sql-shared.js';
 import { streamCategory } from './stream-category.js';
 import { REQUEST_ROW_SQL, verifyLedger } from './verify.js';
@@ -188,15 +188,7 @@ class SqliteEventStore implements EventStore {
       opts.alsoWrite?.(written);
       const response = opts.response ? opts.response(written) : undefined;
       if (opts.requestId !== undefined) {
-        const row = {
-          requestId: opts.requestId,
-          handler: opts.handler ?? '',
-          fingerprint: opts.fingerprint ?? null,
-          firstPosition: written[0]?.position ?? null,
-          lastPosition: written.at(-1)?.position ?? null,
-          lastHash: written.length ? prevHash : null,
-          response: JSON.stringify(response ?? null),
-        };
+        const row = requestRowOf({ ...opts, requestId: opts.requestId }, written, prevHash, response);
         this.st('insertRequest').run(row.requestId, row.handler, row.firstPosition, row.lastPosition, row.response, row.fingerprint, responseHash(row));
       }
       return { duplicate: false, written, response } as CommitResult;
