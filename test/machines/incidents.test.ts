@@ -1,6 +1,7 @@
 // Real guest-clock incidents, each reproduced with the VMM release before its fix and the release
 // with it (strategy "name@X.Y"), the numbers worked by hand from the ioctls the release issues.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { storeFor } from '../../handlers/context.js';
 import { expectMigrateAuditsFromLog, newLedger, type Ledger } from '../helpers/ledger.js';
 
 let l: Ledger;
@@ -95,5 +96,116 @@ describe('Firecracker PR #5809: KVM_CLOCK_REALTIME by default before 1.16.0, the
     await guest();
     const a = (await l.ok('migrate', { vmId: 'g', toHost: 'b', strategy: 'firecracker@1.16', blackoutNs: 60 * S, vmmLatencyNs: 0, options: { clockRealtime: true } })).audit;
     expect(a.kvmclock.advanceNs).toBe('60000000000');
+  });
+});
+
+const CH = (clockBeforeResume: boolean, realtimeFilled: boolean, syncTscOffsets: boolean, arm64Downtime: boolean) => ({ clockBeforeResume, realtimeFilled, syncTscOffsets, arm64Downtime });
+
+/** The destination VM's ioctls from the last migration's start, in log order. */
+function ioctlsOf(vmId: string): string[] {
+  return storeFor({ db: l.db })
+    .read({ streamId: `vm-${vmId}` })
+    .filter((e) => e.type === 'IoctlIssued')
+    .map((e) => (e.data as { ioctl: string }).ioctl);
+}
+
+describe('Cloud Hypervisor issue #7930: vCPUs resumed before KVM_SET_CLOCK until PR #7932', () => {
+  it('50.0 runs the vCPUs, then sets the clock; 52.0 sets it first', async () => {
+    await guest();
+    const before = ioctlsOf('g').length;
+    await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'cloud-hypervisor@50', blackoutNs: S, vmmLatencyNs: 0 });
+    const old = ioctlsOf('g').slice(before);
+    expect(old.indexOf('KVM_SET_CLOCK')).toBeGreaterThan(old.lastIndexOf('KVM_RUN'));
+    const mid = ioctlsOf('g').length;
+    await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'cloud-hypervisor@52', blackoutNs: S, vmmLatencyNs: 0 });
+    const fixed = ioctlsOf('g').slice(mid);
+    expect(fixed.indexOf('KVM_SET_CLOCK')).toBeLessThan(fixed.indexOf('KVM_RUN'));
+  });
+});
+
+describe('Cloud Hypervisor PR #8256: the guest clock behind by the pause length until KVM_CLOCK_REALTIME was kept', () => {
+  // A 300 s in-place pause. 52.0 resets the flags: KVM_SET_CLOCK(flags 0) puts kvmclock back at
+  // the saved 1 999 999 999 ns: it lost all 300 s. 53.0 passes KVM_CLOCK_REALTIME: kvmclock =
+  // 1 999 999 999 + 300 000 000 000 = 301 999 999 999. The TSC (no restore in place) runs on:
+  // 2 s + 300 s = 302 s × 3 GHz = 906 000 000 000 cycles, no error either way.
+  it('52.0: kvmclock and the wall clock 300 s behind', async () => {
+    await guest();
+    const a = (await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'cloud-hypervisor@52', blackoutNs: 300 * S, vmmLatencyNs: 0 })).audit;
+    expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '52.0', switches: CH(true, false, false, false) });
+    expect(a.kvmclock).toEqual({ before: '1999999999', after: '1999999999', advanceNs: '0', errorNs: '-300000000000' });
+    expect(a.vcpus[0]).toMatchObject({ tscAfter: '906000000000', tscErrorNs: '0' });
+    expect(finding(a, 'wall_clock_behind').message).toContain('300.000 s behind');
+  });
+
+  it('53.0: kvmclock catches up the 300 s (the guest is told it was stopped)', async () => {
+    await guest();
+    const a = (await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'cloud-hypervisor@53', blackoutNs: 300 * S, vmmLatencyNs: 0 })).audit;
+    expect(a.vmm.release).toBe('53.0');
+    expect(a.kvmclock).toEqual({ before: '1999999999', after: '301999999999', advanceNs: '300000000000', errorNs: '0' });
+    expect(finding(a, 'wall_clock_behind')).toBeUndefined();
+    expect(finding(a, 'soft_lockup_risk').severity).toBe('info');
+  });
+});
+
+describe('Cloud Hypervisor PR #8383 / #8437: per-vCPU TSC offsets after restore, synchronized to vCPU 0 from 54.0', () => {
+  // 2 s of uptime: both TSCs 6 000 000 000 at the stop. 1 s blackout, then the by-value writes
+  // 1.5 s apart: vCPU 1's is outside KVM's 1 s matching, so it starts a new offset. At resume
+  // (right after vCPU 1's write) vCPU 0 reads 6e9 + 1.5 s × 3 GHz = 10 500 000 000 and vCPU 1
+  // 6 000 000 000: skew 4 500 000 000 cycles, offsets differ, the master clock is off.
+  // 54.0 writes vCPU 0's KVM_VCPU_TSC_OFFSET to both: one matched generation, skew 0, master clock on.
+  const spaced = (strategy: string) => l.ok('migrate', { vmId: 'g', toHost: 'b', strategy, blackoutNs: S, vmmLatencyNs: 0, writeSpacingNs: 1_500_000_000 });
+
+  it('53.0: the vCPUs keep their own offsets, 4.5e9 cycles of skew, master clock lost', async () => {
+    await guest();
+    const a = (await spaced('cloud-hypervisor@53')).audit;
+    expect(a.vcpus.map((v: { tscAfter: string }) => v.tscAfter)).toEqual(['10500000000', '6000000000']);
+    expect(a.skewCycles).toEqual({ before: '0', after: '4500000000' });
+    expect(a.masterClock).toEqual({ before: true, after: false });
+    expect(finding(a, 'master_clock_lost')).toBeDefined();
+  });
+
+  it('54.0: every vCPU at vCPU 0\'s offset, no skew, master clock on', async () => {
+    await guest();
+    const a = (await spaced('cloud-hypervisor@54')).audit;
+    expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '54.0', switches: CH(true, true, true, true) });
+    expect(a.vcpus.map((v: { tscAfter: string }) => v.tscAfter)).toEqual(['10500000000', '10500000000']);
+    expect(a.skewCycles).toEqual({ before: '0', after: '0' });
+    expect(a.masterClock).toEqual({ before: true, after: true });
+  });
+
+  it('the bare name keeps the strategy\'s behaviour from before releases were modelled (no offset sync)', async () => {
+    await guest();
+    const a = (await spaced('cloud-hypervisor')).audit;
+    expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '54.0', switches: CH(true, true, false, true) });
+    expect(a.skewCycles.after).toBe('4500000000');
+  });
+});
+
+describe('Cloud Hypervisor PR #8343: arm64 guests behind by the downtime until it was added', () => {
+  // 25 MHz counter, 2 s of uptime: CNTVCT 50 000 000 at the stop; a 10 s blackout.
+  async function armGuest() {
+    await l.ok('createHost', { hostId: 'x', arch: 'arm64', cntfrqHz: '25000000' });
+    await l.ok('createHost', { hostId: 'y', arch: 'arm64', cntfrqHz: '25000000' });
+    await l.ok('createHost', { hostId: 'z', arch: 'arm64', cntfrqHz: '50000000' });
+    await l.ok('createVm', { vmId: 'g', hostId: 'x', vcpus: 2 });
+    await l.ok('runVcpu', { vmId: 'g' });
+    await l.ok('advanceTime', { ns: 2 * S });
+  }
+
+  it('53.0 writes the saved counter back: it lost the 10 s (250 000 000 ticks)', async () => {
+    await armGuest();
+    const a = (await l.ok('migrate', { vmId: 'g', toHost: 'y', strategy: 'cloud-hypervisor@53', blackoutNs: 10 * S, vmmLatencyNs: 0 })).audit;
+    expect(a.vcpus[0]).toMatchObject({ tscBefore: '50000000', tscAfter: '50000000', tscErrorCycles: '-250000000', tscErrorNs: '-10000000000' });
+    expect(finding(a, 'counter_lost_time')).toBeDefined();
+  });
+
+  it('54.0 adds 10 s × 25 MHz: CNTVCT 300 000 000, no error; a CNTFRQ mismatch is refused', async () => {
+    await armGuest();
+    const a = (await l.ok('migrate', { vmId: 'g', toHost: 'y', strategy: 'cloud-hypervisor@54', blackoutNs: 10 * S, vmmLatencyNs: 0 })).audit;
+    expect(a.vcpus[0]).toMatchObject({ tscAfter: '300000000', tscErrorNs: '0' });
+    expect(a.findings).toEqual([]);
+    const r = await l.ok('migrate', { vmId: a.newVmId, toHost: 'z', strategy: 'cloud-hypervisor@54', blackoutNs: S, vmmLatencyNs: 0 });
+    expect(r.status).toBe('failed');
+    expect(r.audit.failure.reason).toContain('CNTFRQ');
   });
 });
