@@ -209,3 +209,26 @@ describe('Cloud Hypervisor PR #8343: arm64 guests behind by the downtime until i
     expect(r.audit.failure.reason).toContain('CNTFRQ');
   });
 });
+
+describe('QEMU: migrate to a file, idle 1 h, restore (qemu-devel 2025-10 "account blackout downtime")', () => {
+  // 2 s of uptime: TSC 6 000 000 000 (3 GHz), kvmclock 1 999 999 999 ns at the stop; a 3600 s
+  // blackout. Mainline writes both back as saved: the hour is in neither. With the series the TSC
+  // is 6e9 + 3600 s × 3 GHz = 10 806 000 000 000 and kvmclock 1 999 999 999 + 3.6e12 = 3 601 999 999 999.
+  it('mainline (10.1.0): the guest TSC and kvmclock both lose the hour', async () => {
+    await guest();
+    const a = await restore('qemu', 3600 * S);
+    expect(a.vmm).toEqual({ strategy: 'qemu', release: '10.1.0', switches: { downtimeAccounting: false } });
+    expect(a.vcpus[0]).toMatchObject({ tscAfter: '6000000000', tscErrorNs: '-3600000000000' });
+    expect(a.kvmclock).toEqual({ before: '1999999999', after: '1999999999', advanceNs: '0', errorNs: '-3600000000000' });
+  });
+
+  it('+downtimeAccounting=true: both carry the hour, no clock error', async () => {
+    await guest();
+    const a = await restore('qemu+downtimeAccounting=true', 3600 * S);
+    expect(a.vmm).toEqual({ strategy: 'qemu', release: '10.1.0', switches: { downtimeAccounting: true } });
+    expect(a.vcpus.map((v: { tscAfter: string; tscErrorNs: string }) => [v.tscAfter, v.tscErrorNs])).toEqual([['10806000000000', '0'], ['10806000000000', '0']]);
+    expect(a.kvmclock).toEqual({ before: '1999999999', after: '3601999999999', advanceNs: '3600000000000', errorNs: '0' });
+    expect(finding(a, 'tsc_lost_time')).toBeUndefined();
+    expect(finding(a, 'soft_lockup_risk').severity).toBe('info');
+  });
+});

@@ -106,7 +106,7 @@ export const RELEASES: Record<string, ReleaseTable> = {
   },
   qemu: {
     switches: {
-      downtimeAccounting: 'the unmerged "account blackout downtime for kvm-clock and guest TSC" series (qemu-devel, 2025-10): kvmclock and every IA32_TSC advanced by the CLOCK_REALTIME elapsed from the stop to the restore',
+      downtimeAccounting: 'x86: the unmerged "account blackout downtime for kvm-clock and guest TSC" series (Dongli Zhang, qemu-devel, 2025-10): a migration restores kvmclock with KVM_CLOCK_REALTIME and every IA32_TSC advanced by the CLOCK_REALTIME elapsed since the stop (modelled by value)',
     },
     releases: [
       {
