@@ -142,6 +142,7 @@ export function renderAuditReport(a: R): string {
       ['migration', a.migrationId],
       ['verdict', String(a.verdict ?? '').toUpperCase()],
       ['strategy', a.strategy],
+      ['release', a.vmm ? [a.vmm.release, ...Object.entries((a.vmm.switches ?? {}) as Record<string, boolean>).map(([k, v]) => `${k}=${v}`)].join(' ') : undefined],
       ['status', a.status],
       ['failure', a.failure ? `${a.failure.step}: ${a.failure.reason}${a.failure.position != null ? ` (position ${a.failure.position})` : ''}` : undefined],
       ['vm', a.newVmId && a.newVmId !== a.vmId ? `${a.vmId} → ${a.newVmId}` : a.vmId],

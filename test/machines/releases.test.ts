@@ -2,7 +2,7 @@
 // release a migration ran (absent for the baseline, so logs and reports of bare names are unchanged).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storeFor } from '../../handlers/context.js';
-import { renderStrategies } from '../../handlers/cli/render.js';
+import { renderAuditReport, renderStrategies } from '../../handlers/cli/render.js';
 import { baselineRelease, RELEASES, resolveStrategyRelease } from '../../machines/migration/strategies/releases.js';
 import { STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
 import { expectMigrateAuditsFromLog, newLedger, type Ledger } from '../helpers/ledger.js';
@@ -92,6 +92,7 @@ describe('migrate, strategies and the log', () => {
     expect('release' in b! || 'switches' in b!).toBe(false);
     const audits = (await l.ok('audit', {})).audits;
     expect(audits.map((x: { vmm: { release: string } }) => x.vmm.release)).toEqual(['1.8.0', '1.16.0']);
+    expect(renderAuditReport(audits[0])).toMatch(/\nrelease: +1\.8\.0 zeroDeadlineFilled=true deadlineAfterTsc=true kvmclockCtrl=true clockRealtimeOptIn=false\n/);
     expectMigrateAuditsFromLog(l);
   });
 
