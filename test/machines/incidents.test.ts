@@ -232,3 +232,41 @@ describe('QEMU: migrate to a file, idle 1 h, restore (qemu-devel 2025-10 "accoun
     expect(finding(a, 'soft_lockup_risk').severity).toBe('info');
   });
 });
+
+describe('Firecracker issue #4099: IA32_TSC_DEADLINE restored before IA32_TSC, and a zero deadline saved, until 1.8.0 (PRs #4666, #4618)', () => {
+  /** The restored vCPU 0's LAPIC deadline and the host instant its timer fires. */
+  async function deadlineAfter(strategy: string, deadline: string): Promise<{ tscDeadline: string; tscDeadlineFiresAt: string | null }> {
+    await l.ok('createHost', { hostId: 'a', tscKhz: 3_000_000 });
+    await l.ok('createHost', { hostId: 'b', tscKhz: 3_000_000 });
+    await l.ok('createVm', { vmId: 'g', hostId: 'a', vcpus: 1 });
+    await l.ok('runVcpu', { vmId: 'g' });
+    await l.ok('advanceTime', { ns: 2 * S });
+    await l.ok('guest', { vmId: 'g', vcpu: 0, op: 'wrmsr', msr: 'MSR_IA32_TSC_DEADLINE', value: deadline });
+    const r = await l.ok('migrate', { vmId: 'g', toHost: 'b', strategy, blackoutNs: S, vmmLatencyNs: 0 });
+    const st = JSON.stringify((await l.ok('stateAt', { streamId: `vm-${r.newVmId}` })));
+    const m = /"tscDeadline":"(\d+)","tscDeadlineFiresAt":(null|"\d+")/.exec(st)!;
+    return { tscDeadline: m[1]!, tscDeadlineFiresAt: m[2] === 'null' ? null : m[2]!.slice(1, -1) };
+  }
+
+  // The guest arms a 100 ms sleep at 2 s of uptime: deadline 6 000 000 000 + 0.1 s × 3 GHz =
+  // 6 300 000 000. The restore is at 3 s (a 1 s blackout). 1.8.0 writes IA32_TSC (6e9) first, so
+  // KVM arms (6.3e9 − 6e9) / 3 GHz = 100 ms: the timer fires at 3.1 s. 1.7.0 writes the deadline
+  // against the new vCPU's TSC, still 0: 6.3e9 / 3 GHz = 2.1 s, firing at 5.1 s; the sleep lasts
+  // the guest's whole uptime more (the stuck processes of #4099).
+  it('1.7.0: the 100 ms deadline fires 2.1 s after the restore', async () => {
+    expect(await deadlineAfter('firecracker@1.7', '6300000000')).toEqual({ tscDeadline: '6300000000', tscDeadlineFiresAt: '5100000000' });
+  });
+
+  it('1.8.0: it fires 100 ms after the restore', async () => {
+    expect(await deadlineAfter('firecracker@1.8', '6300000000')).toEqual({ tscDeadline: '6300000000', tscDeadlineFiresAt: '3100000000' });
+  });
+
+  // A deadline that had just fired (0, its interrupt lost in the snapshot): 1.7.0 restores 0 and
+  // the timer stays disarmed; 1.8.0 saves the TSC (6 000 000 000) instead, so it fires at once (3 s).
+  it('a zero deadline: disarmed by 1.7.0, fired at the restore by 1.8.0', async () => {
+    expect(await deadlineAfter('firecracker@1.7', '0')).toEqual({ tscDeadline: '0', tscDeadlineFiresAt: null });
+  });
+  it('a zero deadline under 1.8.0', async () => {
+    expect(await deadlineAfter('firecracker@1.8', '0')).toEqual({ tscDeadline: '6000000000', tscDeadlineFiresAt: '3000000000' });
+  });
+});
