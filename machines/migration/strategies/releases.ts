@@ -58,7 +58,7 @@ export const RELEASES: Record<string, ReleaseTable> = {
       {
         version: '1.7.0',
         switches: { zeroDeadlineFilled: false, deadlineAfterTsc: false, kvmclockCtrl: false, clockRealtimeOptIn: false },
-        note: 'MSRs restored in saved order (IA32_TSC_DEADLINE may precede IA32_TSC; issue #4099, reported on 1.4.0); KVM_KVMCLOCK_CTRL at pause only; KVM_SET_CLOCK with the saved flags',
+        note: 'MSRs restored in saved order (IA32_TSC_DEADLINE may precede IA32_TSC; issue #4099, reported on 1.4.0); KVM_KVMCLOCK_CTRL at pause only; KVM_SET_CLOCK with the saved flags. The 250 ppm tolerance before KVM_SET_TSC_KHZ (TSC_KHZ_TOL in vcpu.rs) is in every modelled release; PR #5581 (the GCP N4 → C4 refusal) is a closed snapshot-editor PR (`tsc set/clear`), not a change of the VMM, so no switch',
       },
       {
         version: '1.8.0',
