@@ -142,6 +142,7 @@ export function renderAuditReport(a: R): string {
       ['migration', a.migrationId],
       ['verdict', String(a.verdict ?? '').toUpperCase()],
       ['strategy', a.strategy],
+      ['release', a.vmm ? [a.vmm.release, ...Object.entries((a.vmm.switches ?? {}) as Record<string, boolean>).map(([k, v]) => `${k}=${v}`)].join(' ') : undefined],
       ['status', a.status],
       ['failure', a.failure ? `${a.failure.step}: ${a.failure.reason}${a.failure.position != null ? ` (position ${a.failure.position})` : ''}` : undefined],
       ['vm', a.newVmId && a.newVmId !== a.vmId ? `${a.vmId} → ${a.newVmId}` : a.vmId],
@@ -237,6 +238,23 @@ export function renderStrategies(r: R): string {
     if (opts.length) {
       out.push('  options:');
       for (const [k, v] of opts) out.push(`    --option ${k}=…  ${cellText(v)}`);
+    }
+    // the modelled releases (oldest first) and what each switch does; `--strategy name@X.Y+switch=true|false`
+    const details = (s.releaseDetails ?? []) as { release: string; switches: Record<string, boolean>; note: string }[];
+    if (details.length) {
+      out.push(`  releases (--strategy ${s.name}@X.Y[+switch=true|false]; the bare name runs ${cellText(s.bare?.release)}):`);
+      for (const d of details) {
+        const on = Object.entries(d.switches).map(([k, v]) => `${k}=${v}`).join(' ');
+        out.push(`    ${d.release}${on ? `  ${on}` : ''}`);
+        out.push(wrap(d.note, Math.min(outputWidth(), 100) - 6, '      '));
+      }
+      const bareKeeps = Object.entries((s.bare?.switches ?? {}) as Record<string, boolean>).filter(([k, v]) => details.at(-1)!.switches[k] !== v);
+      if (bareKeeps.length) out.push(`    (the bare name keeps ${bareKeeps.map(([k, v]) => `${k}=${v}`).join(', ')})`);
+    }
+    const sws = Object.entries((s.switches ?? {}) as Record<string, string>);
+    if (sws.length) {
+      out.push('  switches:');
+      for (const [k, v] of sws) out.push(wrap(`${k}: ${v}`, Math.min(outputWidth(), 100) - 4, '    '));
     }
     out.push('');
   }

@@ -7,6 +7,7 @@ import { DEFAULT_THRESHOLDS, type AuditThresholds } from '../../machines/audit/t
 import type { Json } from '../../machines/codec.js';
 import { nextMigrationId, runMigration } from '../../machines/migration/run.js';
 import { STRATEGIES, STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
+import { bareRelease, ReleaseSpecError, releaseTable, resolveStrategyRelease, strategyNameOf } from '../../machines/migration/strategies/releases.js';
 import { MIGRATION_STREAM_PREFIX, migrationIdOf } from '../../machines/stream-ids.js';
 import type { WrittenEvent } from '../../store/types.js';
 import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
@@ -30,8 +31,19 @@ export const migrate = defineHandler({
       toHost: idSchema.optional(),
       /** pause the VM for the blackout and resume it where it is (a VMM stop/cont) instead of moving it */
       inPlace: z.boolean().default(false),
+      /** a strategy name, optionally a modelled release and switch overrides: `firecracker@1.12+kvmclockCtrl=true` */
       strategy: z.string().superRefine((v, ctx) => {
-        if (!STRATEGY_NAMES.includes(v)) ctx.addIssue({ code: 'custom', message: `unknown strategy '${v}'${didYouMean(v, STRATEGY_NAMES)} (known: ${STRATEGY_NAMES.join(', ')})` });
+        const name = strategyNameOf(v);
+        if (!STRATEGY_NAMES.includes(name)) {
+          ctx.addIssue({ code: 'custom', message: `unknown strategy '${name}'${didYouMean(name, STRATEGY_NAMES)} (known: ${STRATEGY_NAMES.join(', ')})` });
+          return;
+        }
+        try {
+          resolveStrategyRelease(v);
+        } catch (e) {
+          if (!(e instanceof ReleaseSpecError)) throw e;
+          ctx.addIssue({ code: 'custom', message: e.message });
+        }
       }),
       blackoutNs: u64Field,
       vmmLatencyNs: u64Field.default(20_000n),
@@ -117,7 +129,23 @@ export const strategies = defineHandler({
   run() {
     return {
       strategies: Object.entries(STRATEGIES).flatMap(([name, per]) =>
-        Object.values(per).map((s) => ({ name, arch: s!.arch, summary: s!.summary, options: s!.options ?? {} })),
+        Object.values(per).map((s) => {
+          const t = releaseTable(name);
+          const bare = bareRelease(name);
+          return {
+            name,
+            arch: s!.arch,
+            summary: s!.summary,
+            options: s!.options ?? {},
+            // ascending; `name@X.Y[.Z]` selects the newest at or below X.Y.Z
+            releases: t.releases.map((r) => r.version),
+            // what each switch does when on
+            switches: t.switches,
+            releaseDetails: t.releases.map((r) => ({ release: r.version, switches: r.switches, note: r.note })),
+            // what the bare name runs: the newest release, keeping today's value of any switch listed in bareKeeps
+            bare: { release: bare.release, switches: bare.switches },
+          };
+        }),
       ),
     };
   },

@@ -14,6 +14,10 @@ const u = 'decimal string';
 export const REPORT_FIELDS: readonly FieldDoc[] = [
   { path: 'migrationId', type: 'string', meaning: 'the migration audited (its stream is `migration-<id>`)' },
   { path: 'strategy', type: 'string', meaning: 'the VMM strategy it ran (see `strategies`)' },
+  { path: 'vmm', type: 'object', meaning: 'the VMM release the strategy modelled (requested as `strategy@X.Y[+switch=…]`); a migration recorded without one ran the release its strategy modelled then' },
+  { path: 'vmm.strategy', type: 'string', meaning: 'the strategy name' },
+  { path: 'vmm.release', type: 'string', meaning: 'the modelled release (X.Y.Z; see `strategies` for each release and its source)' },
+  { path: 'vmm.switches', type: 'map: switch name → boolean', meaning: 'its behaviour switches as in force, overrides applied (what each switch means: `strategies`)' },
   { path: 'status', type: '`completed` \\| `failed` \\| `running`', meaning: '`running`: the log ends inside the migration (only a `fork` cut inside it leaves one)' },
   { path: 'failure', type: 'object, failed only', meaning: 'the refused step' },
   { path: 'failure.step', type: 'string', meaning: 'the VMM step that was refused (e.g. `restore`)' },

@@ -1,6 +1,7 @@
 // The audit report, one shape for every architecture: the frame (which migration, when, where),
 // the measurement, the findings and the verdict; and what each of its fields means, for the
 // user documentation (docs/audit.md is generated from REPORT_FIELDS).
+import { baselineRelease, type StrategyRelease } from '../migration/strategies/releases.js';
 import type { EvolveOptions } from '../vm/evolve.js';
 import type { AuditFrame } from './frame.js';
 import type { Measures } from './measure.js';
@@ -46,6 +47,8 @@ export type Verdict = 'pass' | 'warn' | 'fail' | 'in_flight';
 export interface AuditReport {
   migrationId: string;
   strategy: string;
+  /** the VMM release the strategy modelled and its behaviour switches (a log without them: the baseline release) */
+  vmm: StrategyRelease;
   /** 'running': the log ends inside the migration (a fork cut it); its verdict is 'in_flight' */
   status: 'completed' | 'failed' | 'running';
   failure?: { step: string; reason: string; position: number | null };
@@ -86,6 +89,7 @@ export function buildReport(f: AuditFrame, m: Measures, findings: Finding[], opt
   return {
     migrationId: mig.migrationId,
     strategy: mig.strategy,
+    vmm: mig.release ? { strategy: mig.strategy, release: mig.release, switches: { ...mig.switches } } : baselineRelease(mig.strategy),
     status: mig.status,
     ...(mig.failure ? { failure: { step: mig.failure.step, reason: mig.failure.reason, position: f.failurePosition } } : {}),
     vmId: mig.vmId,

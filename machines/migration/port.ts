@@ -8,11 +8,14 @@ import { vcpusOf, type VmRecord } from '../vm/evolve.js';
 import type { GuestOp } from '../vm/machine.js';
 import type { EventRef, Session } from '../session/index.js';
 import type { MigrationStartedData } from './state.js';
+import type { StrategyRelease } from './strategies/releases.js';
 
 export type Side = 'source' | 'destination';
 
 /** What a migration is asked to do: who moves where (as its MigrationStarted records it), and how. */
-export interface MigrationParams extends Omit<MigrationStartedData, 'params'> {
+export interface MigrationParams extends Omit<MigrationStartedData, 'params' | 'release' | 'switches'> {
+  /** here the request's strategy string: name[@X.Y[.Z]][+switch=true|false,...] (see strategies/releases.ts) */
+  strategy: string;
   blackoutNs: bigint;
   /** time each ioctl takes, as the VMM sees it */
   vmmLatencyNs: bigint;
@@ -49,6 +52,8 @@ export class VmmPort {
   constructor(
     readonly session: Session,
     readonly params: MigrationParams,
+    /** the VMM release the strategy models in this migration, and its behaviour switches */
+    readonly release: StrategyRelease,
   ) {}
 
   get inPlace(): boolean {

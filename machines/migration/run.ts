@@ -7,6 +7,7 @@ import { delayNs, migrationMachine, type Vmm } from './machine.js';
 import { VmmPort, type MigrationParams, type Side } from './port.js';
 import { migrationStreamId, type MigrationEvent, type MigrationState, type PhaseMarks } from './state.js';
 import { STRATEGIES, strategyFor } from './strategies/index.js';
+import { isBaseline, ReleaseSpecError, resolveStrategyRelease, strategyNameOf, type StrategyRelease } from './strategies/releases.js';
 import { vmStreamId } from '../vm/events.js';
 import { vcpusOf } from '../vm/evolve.js';
 import type { GuestOp } from '../vm/machine.js';
@@ -63,7 +64,15 @@ function guestReads(p: VmmPort, side: Side, afterResume: boolean): void {
 }
 
 export function runMigration(s: Session, params: MigrationParams): MigrationOutcome {
-  if (!STRATEGIES[params.strategy]) throw new DomainError('invalid_request', `unknown strategy '${params.strategy}'`);
+  const name = strategyNameOf(params.strategy);
+  if (!STRATEGIES[name]) throw new DomainError('invalid_request', `unknown strategy '${name}'`);
+  let release: StrategyRelease;
+  try {
+    release = resolveStrategyRelease(params.strategy);
+  } catch (e) {
+    if (e instanceof ReleaseSpecError) throw new DomainError('invalid_request', e.message);
+    throw e;
+  }
   const src = s.requireVm(params.vmId);
   if (src.destroyed) throw new DomainError('invalid_state', `VM '${params.vmId}' was destroyed (${src.destroyReason})`, { vmId: params.vmId });
   if (vcpusOf(src).length === 0) throw new DomainError('invalid_state', `VM '${params.vmId}' has no vCPUs: there is no guest clock to move`, { vmId: params.vmId });
@@ -82,10 +91,10 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
     throw new DomainError('invalid_state', `VM '${params.vmId}' has no vCPU in KVM_RUN: its guest is not running (never started, or paused), so there is no running clock to migrate; start it first (runVcpu / clockledger run ${params.vmId})`, { vmId: params.vmId });
   }
   const dstHost = s.requireHost(params.toHost);
-  const strategy = strategyFor(params.strategy, src.arch);
+  const strategy = strategyFor(name, src.arch);
   if (!strategy) {
-    const archs = Object.keys(STRATEGIES[params.strategy]!).join(', ');
-    throw new DomainError('invalid_request', `strategy '${params.strategy}' exists for ${archs} guests; VM '${params.vmId}' is ${src.arch}`);
+    const archs = Object.keys(STRATEGIES[name]!).join(', ');
+    throw new DomainError('invalid_request', `strategy '${name}' exists for ${archs} guests; VM '${params.vmId}' is ${src.arch}`);
   }
   if (dstHost.arch !== src.arch) throw new DomainError('invalid_request', `VM '${params.vmId}' is ${src.arch} and host '${dstHost.id}' is ${dstHost.arch}`);
   if (params.inPlace) {
@@ -96,7 +105,7 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
   const streamId = migrationStreamId(params.migrationId);
   if (s.stream(streamId)) throw new DomainError('conflict', `migration '${params.migrationId}' already exists`, { migrationId: params.migrationId });
 
-  const p = new VmmPort(s, params);
+  const p = new VmmPort(s, params, release);
   /** Record an event on the migration's stream; a phase with where each VM stream stands. */
   const record = (ev: MigrationEvent) => {
     if (ev.type === 'MigrationPhaseEntered') {
@@ -128,7 +137,9 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
       newVmId: params.newVmId,
       fromHost: src.hostId,
       toHost: params.toHost,
-      strategy: params.strategy,
+      strategy: name,
+      // the release and switches it ran with; a log without them ran the baseline release
+      ...(isBaseline(release) ? {} : { release: release.release, switches: release.switches }),
       params: {
         blackoutNs: params.blackoutNs.toString(),
         vmmLatencyNs: params.vmmLatencyNs.toString(),

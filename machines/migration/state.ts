@@ -11,7 +11,12 @@ export interface MigrationStartedData {
   newVmId: string;
   fromHost: string;
   toHost: string;
+  /** the strategy's name (without release or switches) */
   strategy: string;
+  /** the modelled release it ran; absent: the strategy's baseline release (what it modelled before releases were recorded) */
+  release?: string;
+  /** that release's behaviour switches as in force (overrides applied); absent with release */
+  switches?: { [k: string]: boolean };
   params: { [k: string]: Json };
 }
 

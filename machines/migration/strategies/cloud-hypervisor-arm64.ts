@@ -1,5 +1,6 @@
 // Cloud Hypervisor on arm64: the boot vCPU's counter saved with CLOCK_REALTIME and advanced by the
-// elapsed wall time at restore; refused across hosts of different CNTFRQ.
+// elapsed wall time at restore; refused across hosts of different CNTFRQ (PR #8343; before it,
+// switch arm64Downtime off, the counter was written back as saved and CNTFRQ not compared).
 import { hostRealtimeNs } from '../../../kvm/host.js';
 import { StepFailure } from '../port.js';
 import { hasCounterOffset, readCnt, ticksIn, writeCnt } from './arm64-common.js';
@@ -30,13 +31,14 @@ export const cloudHypervisorArm64: Strategy<ChSaved, void> = {
     return { cnt: readCnt(p, 'save', vcpus[0] ?? 0), realtime, cntfrq: p.host('source').counterHz, vcpus };
   },
   restore(p, saved) {
+    const downtime = p.release.switches.arm64Downtime === true;
     const dstHz = p.host('destination').counterHz;
-    if (dstHz !== saved.cntfrq) {
+    if (downtime && dstHz !== saved.cntfrq) {
       throw new StepFailure('restore', `the destination's CNTFRQ (${dstHz} Hz) differs from the snapshot's (${saved.cntfrq} Hz): the guest counter would change rate`, null);
     }
     p.createDestination(saved.vcpus);
     const elapsed = hostRealtimeNs(p.host('destination'), p.now()) - saved.realtime;
-    const value = saved.cnt + ticksIn(elapsed > 0n ? elapsed : 0n, saved.cntfrq);
+    const value = downtime ? saved.cnt + ticksIn(elapsed > 0n ? elapsed : 0n, saved.cntfrq) : saved.cnt;
     const targets = hasCounterOffset(p) ? saved.vcpus.slice(0, 1) : saved.vcpus;
     targets.forEach((id, i) => {
       p.spacing('write', i);

@@ -1,8 +1,11 @@
 // Cloud Hypervisor: the TSC by value with its kHz saved and set; kvmclock restored with
 // KVM_CLOCK_REALTIME (filling realtime from its own clock when the kernel gave none);
-// KVM_KVMCLOCK_CTRL on every vCPU at pause.
+// KVM_KVMCLOCK_CTRL on every vCPU at pause. Older releases (p.release.switches, releases.ts):
+// before PR #8256 the flags were reset (KVM_SET_CLOCK flags 0); before PR #7932 the vCPUs ran
+// before KVM_SET_CLOCK. PR #8437 then copies vCPU 0's TSC offset to every vCPU (off for the bare name).
 import { hostRealtimeNs } from '../../../kvm/host.js';
 import { KVM_CLOCK_REALTIME, MSRS } from '../../../kvm/uapi.js';
+import type { VmmPort } from '../port.js';
 import { type ClockData, clockOut, getMsrs, KVMCLOCK_MSRS, resumeSource, setMsrs, type SavedVcpu } from './common.js';
 import type { Strategy } from './types.js';
 
@@ -27,7 +30,8 @@ export const cloudHypervisor: Strategy<Saved, void> = {
   },
   save(p) {
     const clock = clockOut(p.must('save', 'source', null, 'KVM_GET_CLOCK'));
-    if (!(clock.flags & KVM_CLOCK_REALTIME)) clock.realtime = hostRealtimeNs(p.host('source'), p.now());
+    // PR #8256: with_realtime_filled(); before, reset_flags() dropped the flags and nothing was filled
+    if (p.release.switches.realtimeFilled && !(clock.flags & KVM_CLOCK_REALTIME)) clock.realtime = hostRealtimeNs(p.host('source'), p.now());
     const vcpus = p.vcpuIds('source').map((id, i) => {
       p.spacing('read', i);
       return { id, msrs: getMsrs(p, 'save', 'source', id, [TSC, ...KVMCLOCK_MSRS]) };
@@ -45,17 +49,39 @@ export const cloudHypervisor: Strategy<Saved, void> = {
         p.spacing('write', i);
         setMsrs(p, 'restore', 'destination', v.id, [TSC, ...KVMCLOCK_MSRS].map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]));
       });
+      if (p.release.switches.syncTscOffsets) synchronizeTscOffsets(p, saved.vcpus.map((v) => v.id));
     }
-    p.must('restore', 'destination', null, 'KVM_SET_CLOCK', {
-      clock: saved.clock.clock.toString(),
-      flags: KVM_CLOCK_REALTIME,
-      realtime: saved.clock.realtime.toString(),
-    });
+    // PR #7932: the clock before the vCPUs run; before it, after (in resume)
+    if (p.release.switches.clockBeforeResume) setClock(p, 'restore', saved);
   },
-  resume(p) {
+  resume(p, saved) {
     p.runAll('destination');
+    if (!p.release.switches.clockBeforeResume) setClock(p, 'resume', saved);
   },
   rollback(p) {
     resumeSource(p);
   },
 };
+
+/** Vm::resume()'s set_clock: KVM_CLOCK_REALTIME with the saved realtime (PR #8256), else flags 0. */
+function setClock(p: VmmPort, step: string, saved: Saved): void {
+  const realtime = p.release.switches.realtimeFilled === true;
+  p.must(step, 'destination', null, 'KVM_SET_CLOCK', {
+    clock: saved.clock.clock.toString(),
+    flags: realtime ? KVM_CLOCK_REALTIME : 0,
+    ...(realtime ? { realtime: saved.clock.realtime.toString() } : {}),
+  });
+}
+
+/**
+ * CpuManager::synchronize_tsc_offsets() (PR #8437): vCPU 0's KVM_VCPU_TSC_OFFSET written to every
+ * vCPU, vCPU 0 included (so the writes form one matched generation); best effort, skipped where
+ * the kernel has no such attribute (before 5.16).
+ */
+function synchronizeTscOffsets(p: VmmPort, ids: number[]): void {
+  const first = ids[0];
+  if (first === undefined) return;
+  const r = p.ioctl('destination', first, 'KVM_GET_DEVICE_ATTR', { group: 'KVM_VCPU_TSC_CTRL', attr: 'KVM_VCPU_TSC_OFFSET' });
+  if (r.ret !== 0) return;
+  for (const id of ids) p.ioctl('destination', id, 'KVM_SET_DEVICE_ATTR', { group: 'KVM_VCPU_TSC_CTRL', attr: 'KVM_VCPU_TSC_OFFSET', value: String(r.out!.value) });
+}

@@ -1,6 +1,8 @@
 // Firecracker: the TSC by value, IA32_TSC_DEADLINE restored after IA32_TSC (a zero deadline
 // replaced by the vCPU's TSC), the 250 ppm tolerance then KVM_SET_TSC_KHZ on every vCPU,
 // kvmclock restored with flags 0 (KVM_CLOCK_REALTIME as an opt-in), KVMCLOCK_CTRL after pausing and before resume.
+// Older releases differ by the switches of releases.ts (p.release.switches): the deadline's order
+// and zero value (1.8.0), KVMCLOCK_CTRL at restore (1.14.0), the realtime opt-in (1.16.0).
 import { tscToleranceWindow } from '../../../kvm/arith.js';
 import { KVM_CLOCK_REALTIME, MSRS } from '../../../kvm/uapi.js';
 import { type ClockData, clockOut, getMsrs, KVMCLOCK_MSRS, resumeSource, setMsrs, type SavedVcpu } from './common.js';
@@ -22,7 +24,7 @@ export const firecracker: Strategy<Saved, void> = {
     'Restore sets KVM_SET_TSC_KHZ on every vCPU when the destination is more than 250 ppm away, writes IA32_TSC then IA32_TSC_DEADLINE ' +
     '(a zero deadline becomes the TSC), KVM_SET_CLOCK with flags 0 (or the saved KVM_CLOCK_REALTIME with options.clockRealtime), ' +
     'and KVM_KVMCLOCK_CTRL before resuming.',
-  options: { clockRealtime: 'restore kvmclock with KVM_CLOCK_REALTIME and the saved realtime (default false)' },
+  options: { clockRealtime: 'restore kvmclock with KVM_CLOCK_REALTIME and the saved realtime (default false; releases before 1.16.0 pass it whenever the snapshot holds it)' },
   pause(p) {
     p.pauseAll('source');
     for (const id of p.vcpuIds('source')) p.ioctl('source', id, 'KVM_KVMCLOCK_CTRL');
@@ -43,13 +45,19 @@ export const firecracker: Strategy<Saved, void> = {
     if (BigInt(saved.tscKhz) < lo || BigInt(saved.tscKhz) > hi) {
       for (const v of saved.vcpus) p.must('restore', 'destination', v.id, 'KVM_SET_TSC_KHZ', saved.tscKhz);
     }
+    const sw = p.release.switches;
     saved.vcpus.forEach((v, i) => {
       p.spacing('write', i);
       const tsc = v.msrs.get(TSC) ?? 0n;
-      const deadline = v.msrs.get(DEADLINE) || tsc;
-      setMsrs(p, 'restore', 'destination', v.id, [[TSC, tsc], [DEADLINE, deadline], ...KVMCLOCK_MSRS.map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint])]);
+      // PR #4618: a zero deadline is saved as the TSC (before: restored as 0)
+      const deadline = sw.zeroDeadlineFilled ? v.msrs.get(DEADLINE) || tsc : (v.msrs.get(DEADLINE) ?? 0n);
+      const kvmclock = KVMCLOCK_MSRS.map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]);
+      // PR #4666: IA32_TSC_DEADLINE after IA32_TSC (before: it could precede it)
+      const order: [number, bigint][] = sw.deadlineAfterTsc ? [[TSC, tsc], [DEADLINE, deadline], ...kvmclock] : [[DEADLINE, deadline], [TSC, tsc], ...kvmclock];
+      setMsrs(p, 'restore', 'destination', v.id, order);
     });
-    const realtime = p.params.options.clockRealtime === true;
+    // PR #5809 (1.16.0): KVM_CLOCK_REALTIME only on request; before, whenever the snapshot held it
+    const realtime = sw.clockRealtimeOptIn ? p.params.options.clockRealtime === true : true;
     p.must('restore', 'destination', null, 'KVM_SET_CLOCK', {
       clock: saved.clock.clock.toString(),
       flags: realtime ? saved.clock.flags & KVM_CLOCK_REALTIME : 0,
@@ -57,7 +65,9 @@ export const firecracker: Strategy<Saved, void> = {
     });
   },
   resume(p) {
-    for (const id of p.vcpuIds('destination')) p.ioctl('destination', id, 'KVM_KVMCLOCK_CTRL');
+    // PR #5494 (1.14.0): KVMCLOCK_CTRL on the restored vCPUs; before, only at pause on the source
+    // (reaching the guest only when the same VM resumes, an in-place pause)
+    if (p.release.switches.kvmclockCtrl) for (const id of p.vcpuIds('destination')) p.ioctl('destination', id, 'KVM_KVMCLOCK_CTRL');
     p.runAll('destination');
   },
   rollback(p) {

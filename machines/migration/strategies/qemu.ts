@@ -1,7 +1,9 @@
 // QEMU (target/i386/kvm/kvm.c, hw/i386/kvm/clock.c): the TSC by value through the MSRs, kvmclock
 // read at stop and again at pre-save, restored with KVM_SET_CLOCK flags 0, KVM_KVMCLOCK_CTRL at resume.
-import { MSRS } from '../../../kvm/uapi.js';
-import { clockOut, getMsrs, KVMCLOCK_MSRS, qemuSetTscKhz, resumeSource, setMsrs, type SavedVcpu } from './common.js';
+// Switch downtimeAccounting (releases.ts): the unmerged 2025-10 series that adds the blackout to both.
+import { hostRealtimeNs } from '../../../kvm/host.js';
+import { KVM_CLOCK_REALTIME, MSRS } from '../../../kvm/uapi.js';
+import { clockOut, cyclesIn, getMsrs, KVMCLOCK_MSRS, qemuSetTscKhz, resumeSource, setMsrs, type SavedVcpu } from './common.js';
 import type { Strategy } from './types.js';
 
 interface Saved {
@@ -9,6 +11,9 @@ interface Saved {
   /** kvmclock from vm_stop, then overwritten by the pre-save read */
   clock: bigint;
   tscKhz: number;
+  /** downtimeAccounting: the source's CLOCK_REALTIME as the TSCs were pinned, and the pre-save read's realtime (null without KVM_CLOCK_REALTIME) */
+  stopRealtime: bigint;
+  clockRealtime: bigint | null;
 }
 
 const { MSR_IA32_TSC: TSC, MSR_IA32_TSC_ADJUST: ADJ } = MSRS;
@@ -31,13 +36,15 @@ export const qemu: Strategy<Saved, Saved> = {
       p.spacing('read', i);
       return { id, msrs: getMsrs(p, 'pause', 'source', id, [ADJ, TSC, ...KVMCLOCK_MSRS]) };
     });
-    return { vcpus, clock, tscKhz: 0 };
+    return { vcpus, clock, tscKhz: 0, stopRealtime: hostRealtimeNs(p.host('source'), p.now()), clockRealtime: null };
   },
   save(p, atStop) {
     const saved = { ...atStop };
     // kvmclock_pre_save(): a running-VM migration reads the clock once more, preSaveGap later
     p.advance(p.params.preSaveGapNs);
-    saved.clock = clockOut(p.must('save', 'source', null, 'KVM_GET_CLOCK')).clock;
+    const c = clockOut(p.must('save', 'source', null, 'KVM_GET_CLOCK'));
+    saved.clock = c.clock;
+    saved.clockRealtime = c.flags & KVM_CLOCK_REALTIME ? c.realtime : null;
     saved.tscKhz = p.must('save', 'source', saved.vcpus[0]?.id ?? 0, 'KVM_GET_TSC_KHZ').ret;
     return saved;
   },
@@ -46,15 +53,23 @@ export const qemu: Strategy<Saved, Saved> = {
     if (p.inPlace) return;
     p.createDestination(saved.vcpus.map((v) => v.id));
     for (const v of saved.vcpus) qemuSetTscKhz(p, 'restore', v.id, saved.tscKhz);
+    const account = p.release.switches.downtimeAccounting === true;
     saved.vcpus.forEach((v, i) => {
       p.spacing('write', i);
+      // downtimeAccounting: the TSC pinned at the stop plus the CLOCK_REALTIME since, in guest cycles
+      // (modelled by value; the series reaches the same TSC through KVM_VCPU_TSC_OFFSET)
+      const elapsed = hostRealtimeNs(p.host('destination'), p.now()) - saved.stopRealtime;
+      const tsc = (v.msrs.get(TSC) ?? 0n) + (account && elapsed > 0n ? cyclesIn(elapsed, saved.tscKhz) : 0n);
       // kvm_put_msrs(): TSC_ADJUST is listed before IA32_TSC (a host TSC_ADJUST write does not move the TSC)
-      setMsrs(p, 'restore', 'destination', v.id, [ADJ, TSC, ...KVMCLOCK_MSRS].map((i) => [i, v.msrs.get(i) ?? 0n] as [number, bigint]));
+      setMsrs(p, 'restore', 'destination', v.id, [ADJ, TSC, ...KVMCLOCK_MSRS].map((i) => [i, i === TSC ? tsc : (v.msrs.get(i) ?? 0n)] as [number, bigint]));
     });
   },
   resume(p, saved) {
     // kvmclock_vm_state_change(running): KVM_SET_CLOCK { clock = s->clock }, then KVMCLOCK_CTRL per vCPU
-    p.must('resume', 'destination', null, 'KVM_SET_CLOCK', { clock: saved.clock.toString(), flags: 0 });
+    // downtimeAccounting (not in place): KVM_CLOCK_REALTIME with the pre-save read's realtime, so the kernel adds the blackout
+    if (p.release.switches.downtimeAccounting === true && !p.inPlace && saved.clockRealtime !== null) {
+      p.must('resume', 'destination', null, 'KVM_SET_CLOCK', { clock: saved.clock.toString(), flags: KVM_CLOCK_REALTIME, realtime: saved.clockRealtime.toString() });
+    } else p.must('resume', 'destination', null, 'KVM_SET_CLOCK', { clock: saved.clock.toString(), flags: 0 });
     for (const id of p.vcpuIds('destination')) p.ioctl('destination', id, 'KVM_KVMCLOCK_CTRL');
     p.runAll('destination');
   },

@@ -1,0 +1,114 @@
+// VMM releases as data: resolving `name@X.Y[.Z][+switch=bool]`, listing them, and recording the
+// release a migration ran (absent for the baseline, so logs and reports of bare names are unchanged).
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { storeFor } from '../../handlers/context.js';
+import { renderAuditReport, renderStrategies } from '../../handlers/cli/render.js';
+import { baselineRelease, RELEASES, resolveStrategyRelease } from '../../machines/migration/strategies/releases.js';
+import { STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
+import { expectMigrateAuditsFromLog, newLedger, type Ledger } from '../helpers/ledger.js';
+
+describe('resolveStrategyRelease', () => {
+  it('picks the newest modelled release at or below the version; the bare name is the newest', () => {
+    expect(resolveStrategyRelease('firecracker@1.12').release).toBe('1.8.0');
+    expect(resolveStrategyRelease('firecracker@1.12.1').release).toBe('1.8.0');
+    expect(resolveStrategyRelease('firecracker@1.7').release).toBe('1.7.0');
+    expect(resolveStrategyRelease('firecracker@1.13.9').release).toBe('1.8.0');
+    expect(resolveStrategyRelease('firecracker@1.14').release).toBe('1.14.0');
+    expect(resolveStrategyRelease('firecracker@2').release).toBe('1.16.0');
+    expect(resolveStrategyRelease('firecracker').release).toBe('1.16.0');
+    expect(resolveStrategyRelease('cloud-hypervisor@51.1').release).toBe('50.0');
+    // versions compare numerically, not as text
+    expect(resolveStrategyRelease('firecracker@1.9').release).toBe('1.8.0');
+  });
+
+  it('flips switches, and refuses an older version, a malformed one, or an unknown switch', () => {
+    expect(resolveStrategyRelease('firecracker@1.12+kvmclockCtrl=true,clockRealtimeOptIn=true').switches).toEqual({ zeroDeadlineFilled: true, deadlineAfterTsc: true, kvmclockCtrl: true, clockRealtimeOptIn: true });
+    expect(() => resolveStrategyRelease('firecracker@1.6')).toThrow(/older than every modelled release \(modelled: 1\.7\.0, 1\.8\.0, 1\.14\.0, 1\.16\.0\)/);
+    expect(() => resolveStrategyRelease('firecracker@one')).toThrow(/malformed version/);
+    expect(() => resolveStrategyRelease('firecracker@1.2.3.4')).toThrow(/malformed version/);
+    expect(() => resolveStrategyRelease('firecracker+kvmclockCtrl=yes')).toThrow(/bad switch override/);
+    expect(() => resolveStrategyRelease('firecracker+nope=true')).toThrow(/unknown switch 'nope' for firecracker \(switches: zeroDeadlineFilled/);
+    expect(() => resolveStrategyRelease('crosvm+x=true')).toThrow(/it has none/);
+  });
+
+  it('gives the bare name the newest release but keeps switches the strategy did not have (cloud-hypervisor syncTscOffsets)', () => {
+    expect(resolveStrategyRelease('cloud-hypervisor')).toEqual({ strategy: 'cloud-hypervisor', release: '54.0', switches: { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: false, arm64Downtime: true } });
+    expect(resolveStrategyRelease('cloud-hypervisor@54').switches.syncTscOffsets).toBe(true);
+  });
+
+  it('has tables in ascending order, and each bare name is the baseline old logs mean', () => {
+    for (const [name, t] of Object.entries(RELEASES)) {
+      // X.Y.Z as one number (each part below 1000 here): strictly ascending
+      const key = (v: string) => v.split('.').map(Number).reduce((n, x, i) => n + x * 1000 ** (2 - i), 0);
+      const keys = t.releases.map((r) => key(r.version));
+      expect(keys).toEqual([...keys].sort((x, y) => x - y));
+      expect(new Set(keys).size).toBe(keys.length);
+      for (const r of t.releases) expect(Object.keys(r.switches).sort()).toEqual(Object.keys(t.switches).sort());
+      expect(resolveStrategyRelease(name)).toEqual(baselineRelease(name));
+    }
+    for (const name of STRATEGY_NAMES) expect(resolveStrategyRelease(name)).toEqual(baselineRelease(name));
+  });
+});
+
+describe('migrate, strategies and the log', () => {
+  let l: Ledger;
+  beforeEach(() => {
+    l = newLedger();
+  });
+  afterEach(() => l.cleanup());
+
+  async function guest() {
+    await l.ok('createHost', { hostId: 'a', tscKhz: 3_000_000 });
+    await l.ok('createHost', { hostId: 'b', tscKhz: 3_000_000 });
+    await l.ok('createVm', { vmId: 'g', hostId: 'a', vcpus: 1 });
+    await l.ok('runVcpu', { vmId: 'g' });
+  }
+  const started = () =>
+    storeFor({ db: l.db })
+      .read({})
+      .filter((e) => e.type === 'MigrationStarted')
+      .map((e) => e.data as Record<string, unknown>);
+
+  it('refuses an unresolvable strategy with invalid_request and writes nothing', async () => {
+    await guest();
+    const before = storeFor({ db: l.db }).read({}).length;
+    for (const strategy of ['firecracker@1.6', 'firecracker+bogus=true', 'firecraker@1.8']) {
+      const r = await l.call('migrate', { vmId: 'g', toHost: 'b', strategy, blackoutNs: 1000 });
+      expect(r.ok).toBe(false);
+      expect(r.error.code).toBe('invalid_request');
+    }
+    const r = await l.call('migrate', { vmId: 'g', toHost: 'b', strategy: 'firecracker@1.6', blackoutNs: 1000 });
+    expect(r.error.message).toContain('firecracker 1.6 is older than every modelled release');
+    expect(storeFor({ db: l.db }).read({}).length).toBe(before);
+  });
+
+  it('records the release and switches in MigrationStarted (strategy: the name) unless it is the baseline', async () => {
+    await guest();
+    const m1 = await l.ok('migrate', { vmId: 'g', toHost: 'b', strategy: 'firecracker@1.12+kvmclockCtrl=true', blackoutNs: 1000 });
+    await l.ok('migrate', { vmId: m1.newVmId, toHost: 'a', strategy: 'firecracker', blackoutNs: 1000 });
+    const [a, b] = started();
+    expect(a).toMatchObject({ strategy: 'firecracker', release: '1.8.0', switches: { zeroDeadlineFilled: true, deadlineAfterTsc: true, kvmclockCtrl: true, clockRealtimeOptIn: false } });
+    expect(b!.strategy).toBe('firecracker');
+    expect('release' in b! || 'switches' in b!).toBe(false);
+    const audits = (await l.ok('audit', {})).audits;
+    expect(audits.map((x: { vmm: { release: string } }) => x.vmm.release)).toEqual(['1.8.0', '1.16.0']);
+    expect(renderAuditReport(audits[0])).toMatch(/\nrelease: +1\.8\.0 zeroDeadlineFilled=true deadlineAfterTsc=true kvmclockCtrl=true clockRealtimeOptIn=false\n/);
+    expectMigrateAuditsFromLog(l);
+  });
+
+  it('lists every strategy\'s releases ascending with their switches, and renders them', async () => {
+    const r = await l.ok('strategies', {});
+    const fc = r.strategies.find((s: { name: string }) => s.name === 'firecracker');
+    expect(fc.releases).toEqual(['1.7.0', '1.8.0', '1.14.0', '1.16.0']);
+    expect(fc.releaseDetails[2]).toMatchObject({ release: '1.14.0', switches: { kvmclockCtrl: true, clockRealtimeOptIn: false } });
+    expect(Object.keys(fc.switches)).toEqual(['zeroDeadlineFilled', 'deadlineAfterTsc', 'kvmclockCtrl', 'clockRealtimeOptIn']);
+    const ch = r.strategies.find((s: { name: string; arch: string }) => s.name === 'cloud-hypervisor' && s.arch === 'x86');
+    expect(ch.releases).toEqual(['50.0', '52.0', '53.0', '54.0']);
+    expect(ch.bare).toEqual({ release: '54.0', switches: { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: false, arm64Downtime: true } });
+    for (const s of r.strategies) expect(s.releases.length).toBeGreaterThan(0);
+    const text = renderStrategies(r);
+    expect(text).toContain('releases (--strategy firecracker@X.Y[+switch=true|false]; the bare name runs 1.16.0):');
+    expect(text).toMatch(/\n {4}1\.14\.0 {2}zeroDeadlineFilled=true deadlineAfterTsc=true kvmclockCtrl=true clockRealtimeOptIn=false\n/);
+    expect(text).toContain('(the bare name keeps syncTscOffsets=false)');
+  });
+});
