@@ -9,16 +9,20 @@
 //                             answered as { statusCode, headers, body }
 //   httpHandler(event, ctx)   the same, always answered as a proxy response
 //   createHost(event), ...    one export per handler: event = { request } or the request itself
-//   byName[name](event)       the same for every name in the registry, including later additions
+//   byName[name](event)       the same for every name in the registry
+//
+// One generic adapter over the registry (as Hono's aws-lambda adapter is over an app): the event
+// is turned into (name, request), the handler's module alone is imported (a cold start loads one
+// use-case module, not all), and the response is answered as the event's kind expects.
 //
 // Nothing here throws: every failure is { ok: false, error: { code, message, details? } }.
 import type { APIGatewayProxyResult, Context } from 'aws-lambda';
 import { dirname, resolve } from 'node:path';
-import { DEFAULT_DB } from './context.js';
 import type { HandlerResponse } from './define.js';
+import type { ErrorCode } from './error-codes.js';
 import { toErrorBody, type ErrorBody } from './errors.js';
 import { MAX_ECHO_CHARS, MAX_REQUEST_BYTES, preview, requestTooLarge } from './limits.js';
-import { handlers, type HandlerName } from './index.js';
+import { dbFromEnv, HANDLER_NAMES, loadHandler, type HandlerName } from './registry.js';
 
 export interface InvokeEvent {
   handler: string;
@@ -35,12 +39,8 @@ export type LambdaEvent = InvokeEvent | HttpLikeEvent;
 
 export type LambdaHandler = (event: unknown, context?: Context) => Promise<HandlerResponse>;
 
-const registry = handlers as unknown as Record<string, (request: unknown, ctx: { db: string; forkDir: string }) => Promise<HandlerResponse>>;
-
 /** The database every invocation uses (read at call time, so tests and reconfigured containers agree). */
-export function dbPath(): string {
-  return process.env.CLOCKLEDGER_DB || DEFAULT_DB;
-}
+export const dbPath = dbFromEnv;
 
 /** The only directory fork may write into: CLOCKLEDGER_FORK_DIR, else the database's directory. */
 export function forkDir(): string {
@@ -75,11 +75,10 @@ function payloadOf(event: unknown): { ok: true; payload: unknown } | { ok: false
 }
 
 async function invoke(name: string, request: unknown): Promise<HandlerResponse> {
-  if (!Object.hasOwn(registry, name) || typeof registry[name] !== 'function') {
-    return fail('unknown_handler', `no handler ${preview(name)}`, { handler: name.slice(0, MAX_ECHO_CHARS), handlers: Object.keys(registry) });
-  }
   try {
-    return await registry[name]!(request ?? {}, { db: dbPath(), forkDir: forkDir() });
+    const h = await loadHandler(name);
+    if (!h) return fail('unknown_handler', `no handler ${preview(name)}`, { handler: name.slice(0, MAX_ECHO_CHARS), handlers: HANDLER_NAMES });
+    return await h(request ?? {}, { db: dbPath(), forkDir: forkDir() });
   } catch (e) {
     // handlers map their own errors; this is the last line of defence (never throw to Lambda)
     return fail('internal', (e as Error)?.message ?? String(e));
@@ -94,7 +93,7 @@ async function answer(event: unknown): Promise<HandlerResponse> {
     const payload = p.payload;
     if (!isObject(payload)) return fail('invalid_request', '(request): the event must be an object { handler, request }', { field: 'handler' });
     if (typeof payload.handler !== 'string' || payload.handler === '') {
-      return fail('invalid_request', 'handler: expected the name of a handler (a string)', { field: 'handler', handlers: Object.keys(registry) });
+      return fail('invalid_request', 'handler: expected the name of a handler (a string)', { field: 'handler', handlers: HANDLER_NAMES });
     }
     return await invoke(payload.handler, payload.request);
   } catch (e) {
@@ -113,7 +112,7 @@ export function isProxyEvent(event: unknown): boolean {
   return event.version === '2.0' && isObject(event.requestContext.http);
 }
 
-const STATUS: Record<string, number> = {
+const STATUS: Record<ErrorCode, number> = {
   invalid_request: 400,
   invalid_argument: 400,
   unknown_handler: 404,
@@ -129,7 +128,7 @@ const STATUS: Record<string, number> = {
 
 function asHttp(r: HandlerResponse): APIGatewayProxyResult {
   return {
-    statusCode: r.ok ? 200 : (STATUS[r.error.code] ?? 500),
+    statusCode: r.ok ? 200 : (STATUS[r.error.code as ErrorCode] ?? 500),
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(r),
   };
@@ -163,30 +162,32 @@ function named(name: string): LambdaHandler {
   };
 }
 
-/** A named function for every handler in the registry, including ones added later. */
-export const byName: Readonly<Record<string, LambdaHandler>> = Object.freeze(Object.fromEntries(Object.keys(registry).map((n) => [n, named(n)])));
+/** A named function for every handler in the registry. */
+export const byName: Readonly<Record<HandlerName, LambdaHandler>> = Object.freeze(Object.fromEntries(HANDLER_NAMES.map((n) => [n, named(n)])) as Record<HandlerName, LambdaHandler>);
 
-const fixed = (name: HandlerName): LambdaHandler => named(name);
-
-export const createHost = fixed('createHost');
-export const advanceTime = fixed('advanceTime');
-export const adjustRealtime = fixed('adjustRealtime');
-export const listHosts = fixed('listHosts');
-export const createVm = fixed('createVm');
-export const destroyVm = fixed('destroyVm');
-export const listVms = fixed('listVms');
-export const ioctl = fixed('ioctl');
-export const runVcpu = fixed('runVcpu');
-export const pauseVcpu = fixed('pauseVcpu');
-export const guest = fixed('guest');
-export const events = fixed('events');
-export const stateAt = fixed('stateAt');
-export const verify = fixed('verify');
-export const fork = fixed('fork');
-export const migrate = fixed('migrate');
-export const audit = fixed('audit');
-export const strategies = fixed('strategies');
-export const replay = fixed('replay');
-export const diff = fixed('diff');
-export const bisect = fixed('bisect');
-export const demo = fixed('demo');
+// ESM export names are static, so the registry's names are spelled once more here, for the
+// function-per-handler deployments (a test checks they are exactly the registry's).
+export const {
+  createHost,
+  adjustRealtime,
+  listHosts,
+  advanceTime,
+  createVm,
+  destroyVm,
+  listVms,
+  runVcpu,
+  pauseVcpu,
+  ioctl,
+  guest,
+  migrate,
+  audit,
+  strategies,
+  events,
+  stateAt,
+  verify,
+  fork,
+  replay,
+  diff,
+  bisect,
+  demo,
+} = byName;
