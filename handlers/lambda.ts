@@ -85,21 +85,36 @@ async function invoke(name: string, request: unknown): Promise<HandlerResponse> 
   }
 }
 
-/** { handler, request } (or an HTTP-like event whose body is that), answered as a handler response. */
-async function answer(event: unknown): Promise<HandlerResponse> {
-  try {
-    const p = payloadOf(event);
-    if (!p.ok) return p.response;
-    const payload = p.payload;
-    if (!isObject(payload)) return fail('invalid_request', '(request): the event must be an object { handler, request }', { field: 'handler' });
-    if (typeof payload.handler !== 'string' || payload.handler === '') {
-      return fail('invalid_request', 'handler: expected the name of a handler (a string)', { field: 'handler', handlers: HANDLER_NAMES });
-    }
-    return await invoke(payload.handler, payload.request);
-  } catch (e) {
-    return fail('internal', (e as Error)?.message ?? String(e));
+/**
+ * What an event asks for, as Hono's adapter makes a Request of an event: the handler's name and
+ * its request, or the response refusing the event. A named function (`fixed`) takes the event as
+ * { request } or as the request itself; the generic entry point takes { handler, request }.
+ */
+function invocationOf(event: unknown, fixed?: HandlerName): { name: string; request: unknown } | { response: HandlerResponse } {
+  const p = payloadOf(event);
+  if (!p.ok) return p;
+  const payload = p.payload;
+  if (fixed) return { name: fixed, request: isObject(payload) && 'request' in payload ? payload.request : payload };
+  if (!isObject(payload)) return { response: fail('invalid_request', '(request): the event must be an object { handler, request }', { field: 'handler' }) };
+  if (typeof payload.handler !== 'string' || payload.handler === '') {
+    return { response: fail('invalid_request', 'handler: expected the name of a handler (a string)', { field: 'handler', handlers: HANDLER_NAMES }) };
   }
+  return { name: payload.handler, request: payload.request };
 }
+
+/** The one adapter: event → invocation → the handler response (never thrown). */
+function handle(fixed?: HandlerName): LambdaHandler {
+  return async (event: unknown) => {
+    try {
+      const i = invocationOf(event, fixed);
+      return 'response' in i ? i.response : await invoke(i.name, i.request);
+    } catch (e) {
+      return fail('internal', (e as Error)?.message ?? String(e));
+    }
+  };
+}
+
+const answer = handle();
 
 /**
  * A proxy integration event, which expects { statusCode, headers, body } back: API Gateway REST
@@ -147,23 +162,8 @@ export const handler = async (event: LambdaEvent | unknown, _context?: Context):
 /** handler, always answered as an API Gateway (REST or HTTP API) proxy integration response. */
 export const httpHandler = async (event: LambdaEvent | unknown, _context?: Context): Promise<APIGatewayProxyResult> => asHttp(await answer(event));
 
-/** One function per handler: the event is { request } or the request itself (or an HTTP-like event). */
-function named(name: string): LambdaHandler {
-  return async (event: unknown) => {
-    try {
-      const p = payloadOf(event);
-      if (!p.ok) return p.response;
-      const payload = p.payload;
-      const request = isObject(payload) && 'request' in payload ? payload.request : payload;
-      return await invoke(name, request);
-    } catch (e) {
-      return fail('internal', (e as Error)?.message ?? String(e));
-    }
-  };
-}
-
-/** A named function for every handler in the registry. */
-export const byName: Readonly<Record<HandlerName, LambdaHandler>> = Object.freeze(Object.fromEntries(HANDLER_NAMES.map((n) => [n, named(n)])) as Record<HandlerName, LambdaHandler>);
+/** A named function for every handler in the registry: the event is { request } or the request itself (or an HTTP-like event). */
+export const byName: Readonly<Record<HandlerName, LambdaHandler>> = Object.freeze(Object.fromEntries(HANDLER_NAMES.map((n) => [n, handle(n)])) as Record<HandlerName, LambdaHandler>);
 
 // ESM export names are static, so the registry's names are spelled once more here, for the
 // function-per-handler deployments (a test checks they are exactly the registry's).

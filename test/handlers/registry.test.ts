@@ -2,12 +2,22 @@
 // exports, the CLI's cold-start path and its help are all derived from it.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { FAST_PATH } from '../../handlers/cli/registry.js';
 import { handlers, HANDLER_NAMES } from '../../handlers/index.js';
 
 const root = join(import.meta.dirname, '..', '..');
+const hooks = pathToFileURL(join(import.meta.dirname, 'fixtures', 'use-case-imports.mjs')).href;
+
+/** The use-case modules a fresh node process imports to run `args` (with the reporting hooks). */
+function useCasesImported(args: string[]): string[] {
+  const register = `data:text/javascript,import{register}from"node:module";register(${JSON.stringify(hooks)})`;
+  const r = spawnSync(process.execPath, ['--import', register, ...args], { encoding: 'utf8', cwd: tmpdir() });
+  return [...new Set([...r.stderr.matchAll(/^imported (\S+)$/gm)].map((m) => m[1]!))].sort();
+}
 
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {
@@ -22,6 +32,14 @@ describe('the handler registry', () => {
     expect(Object.keys(FAST_PATH).sort()).toEqual([...HANDLER_NAMES].sort());
     expect(HANDLER_NAMES).toHaveLength(22);
     for (const name of HANDLER_NAMES) expect((await FAST_PATH[name]!())[name], name).toBe(handlers[name]);
+  });
+
+  it('imports only the invoked handler\'s module, from the CLI and from Lambda', () => {
+    const db = join(tmpdir(), 'clockledger-registry-none.db');
+    expect(useCasesImported([join(root, 'dist/handlers/cli/main.js'), 'invoke', 'bisect', '--db', db, '--data', '{}'])).toEqual(['replay.js']);
+    expect(useCasesImported([join(root, 'dist/handlers/cli/main.js'), 'invoke', 'verify', '--db', db])).toEqual(['log.js']);
+    const lambda = pathToFileURL(join(root, 'dist/handlers/lambda.js')).href;
+    expect(useCasesImported(['--input-type=module', '-e', `const l = await import(${JSON.stringify(lambda)}); await l.handler({ handler: 'strategies' })`])).toEqual(['migrations.js']);
   });
 
   it('names the default database once', () => {
