@@ -91,382 +91,193 @@ export interface HandlerEntry {
   cli: readonly CliCommand[];
 }
 
-
 const vcpuOption = (description: string, required = false): CliOption => ({ flags: '--vcpu <n>', description, value: 'int', required });
 const vmOnly: CliOption = { flags: '--vm <vmId>', description: 'only this VM', field: 'vmId' };
 const migrationOnly: CliOption = { flags: '--migration <migrationId>', description: 'only the VMs and span of this migration', field: 'migrationId' };
 const keepOption = (what: string): CliOption => ({ flags: '--keep <n>', description: what, value: 'int' });
+const durationOption = (flags: string, description: string, field: string, required = false): CliOption => ({ flags, description, value: 'duration', field, required });
+const intOption = (flags: string, description: string): CliOption => ({ flags, description, value: 'int' });
+const vmIdArg: CliArgument = { name: '<vmId>' };
+
+/** A command: its path ('hosts create'), what it does, its renderer, and the rest of its spec. */
+const command = (path: string, description: string, render: RendererName, more: Omit<CliCommand, 'path' | 'description' | 'render'> = {}): CliCommand => ({ path: path.split(' '), description, render, ...more });
+const entry = (module: keyof typeof MODULES, ...cli: CliCommand[]): HandlerEntry => ({ module, cli });
 
 /** Every handler, in the order of the command line's help. */
 export const REGISTRY = {
-  createHost: {
-    module: 'hosts',
-    cli: [
-      {
-        path: ['hosts', 'create'],
-        description: 'create a host (handler createHost)',
-        args: [{ name: '<hostId>' }],
-        options: [
-          { flags: '--arch <arch>', description: 'architecture', choices: ['x86', 'arm64'], default: 'x86' },
-          { flags: '--tsc-khz <kHz>', description: 'x86: the host TSC frequency in kHz', value: 'int' },
-          { flags: '--actual-tsc-hz <Hz>', description: "the counter's true frequency, if not exactly the nominal one", value: 'u64' },
-          { flags: '--vendor <vendor>', description: 'x86: VMX (Intel) or SVM (AMD)', choices: ['vmx', 'svm'] },
-          { flags: '--no-tsc-scaling', description: 'x86: the CPU cannot scale the guest TSC' },
-          { flags: '--clocksource <cs>', description: "the host kernel's clocksource", choices: ['tsc', 'hpet', 'arch_sys_counter'] },
-          { flags: '--kernel <profile>', description: 'kernel profile (clockledger profiles), optionally +x86.switch=false,...' },
-          { flags: '--initial-tsc <n>', description: 'the host counter at true time 0', value: 'u64' },
-          { flags: '--realtime-offset <ns>', description: 'CLOCK_REALTIME at true time 0 (ns since the epoch)', value: 'epoch-ns', field: 'realtimeOffsetNs' },
-          { flags: '--cntfrq-hz <Hz>', description: 'arm64: the counter frequency (CNTFRQ_EL0)', value: 'u64' },
-          { flags: '--no-ecv', description: 'arm64: no Enhanced Counter Virtualization' },
-        ],
-        examples: [
-          'hosts create src --tsc-khz 2500000',
-          'hosts create old --tsc-khz 2500000 --vendor svm --kernel linux-5.15 --clocksource hpet',
-          'hosts create a1 --arch arm64 --cntfrq-hz 25000000 --no-ecv',
-        ],
-        render: 'renderHost',
-      },
+  createHost: entry('hosts', command('hosts create', 'create a host (handler createHost)', 'renderHost', {
+    args: [{ name: '<hostId>' }],
+    options: [
+      { flags: '--arch <arch>', description: 'architecture', choices: ['x86', 'arm64'], default: 'x86' },
+      intOption('--tsc-khz <kHz>', 'x86: the host TSC frequency in kHz'),
+      { flags: '--actual-tsc-hz <Hz>', description: "the counter's true frequency, if not exactly the nominal one", value: 'u64' },
+      { flags: '--vendor <vendor>', description: 'x86: VMX (Intel) or SVM (AMD)', choices: ['vmx', 'svm'] },
+      { flags: '--no-tsc-scaling', description: 'x86: the CPU cannot scale the guest TSC' },
+      { flags: '--clocksource <cs>', description: "the host kernel's clocksource", choices: ['tsc', 'hpet', 'arch_sys_counter'] },
+      { flags: '--kernel <profile>', description: 'kernel profile (clockledger profiles), optionally +x86.switch=false,...' },
+      { flags: '--initial-tsc <n>', description: 'the host counter at true time 0', value: 'u64' },
+      { flags: '--realtime-offset <ns>', description: 'CLOCK_REALTIME at true time 0 (ns since the epoch)', value: 'epoch-ns', field: 'realtimeOffsetNs' },
+      { flags: '--cntfrq-hz <Hz>', description: 'arm64: the counter frequency (CNTFRQ_EL0)', value: 'u64' },
+      { flags: '--no-ecv', description: 'arm64: no Enhanced Counter Virtualization' },
     ],
-  },
-  adjustRealtime: {
-    module: 'hosts',
-    cli: [
-      {
-        path: ['hosts', 'realtime'],
-        description: "step a host's CLOCK_REALTIME and/or set its NTP slew (handler adjustRealtime)",
-        args: [{ name: '<hostId>' }],
-        options: [
-          { flags: '--step <duration>', description: 'step CLOCK_REALTIME by this much (may be negative: -5ms)', value: 'signed-duration', field: 'stepNs' },
-          { flags: '--slew <ppm>', description: 'NTP frequency adjustment in ppm (-500..500)', value: 'number', field: 'slewPpm' },
-        ],
-        examples: ['hosts realtime src --step 2s', 'hosts realtime src --slew -12.5'],
-        render: 'renderHost',
-      },
+    examples: ['hosts create src --tsc-khz 2500000', 'hosts create old --tsc-khz 2500000 --vendor svm --kernel linux-5.15 --clocksource hpet', 'hosts create a1 --arch arm64 --cntfrq-hz 25000000 --no-ecv'],
+  })),
+  adjustRealtime: entry('hosts', command('hosts realtime', "step a host's CLOCK_REALTIME and/or set its NTP slew (handler adjustRealtime)", 'renderHost', {
+    args: [{ name: '<hostId>' }],
+    options: [
+      { flags: '--step <duration>', description: 'step CLOCK_REALTIME by this much (may be negative: -5ms)', value: 'signed-duration', field: 'stepNs' },
+      { flags: '--slew <ppm>', description: 'NTP frequency adjustment in ppm (-500..500)', value: 'number', field: 'slewPpm' },
     ],
-  },
-  listHosts: {
-    module: 'hosts',
-    cli: [
-      {
-        path: ['hosts', 'list'],
-        description: 'the hosts in the log: architecture, kernel profile, counter frequency (handler listHosts)',
-        examples: ['hosts list', 'hosts list --json'],
-        render: 'renderHostList',
-      },
+    examples: ['hosts realtime src --step 2s', 'hosts realtime src --slew -12.5'],
+  })),
+  listHosts: entry('hosts', command('hosts list', 'the hosts in the log: architecture, kernel profile, counter frequency (handler listHosts)', 'renderHostList', { examples: ['hosts list', 'hosts list --json'] })),
+  advanceTime: entry(
+    'hosts',
+    command('time', 'read the simulated true time (handler advanceTime with ns 0); `time advance` lets it pass', 'renderNow', { examples: ['time', 'time advance 300ms', 'time advance 1500000000ns'], request: () => ({ ns: '0' }) }),
+    command('time advance', 'let true time pass; delayed kernel work (kvmclock updates, timers) fires on the way', 'renderNow', {
+      args: [{ name: '<duration>', description: 'with a unit: 300ms, 5s, 2m, 1h, 1500000000ns', value: 'duration', field: 'ns' }],
+    }),
+  ),
+  createVm: entry('vms', command('vms create', 'create a VM on a host, optionally set its TSC kHz, then its vCPUs one by one (handler createVm)', 'renderVm', {
+    args: [vmIdArg],
+    options: [
+      { flags: '--host <hostId>', description: 'the host it runs on', required: true, field: 'hostId' },
+      intOption('--vcpus <n>', 'how many vCPUs (0 allowed)'),
+      intOption('--tsc-khz <kHz>', 'the VM-wide KVM_SET_TSC_KHZ, before any vCPU'),
     ],
-  },
-  advanceTime: {
-    module: 'hosts',
-    cli: [
-      {
-        path: ['time'],
-        description: 'read the simulated true time (handler advanceTime with ns 0); `time advance` lets it pass',
-        examples: ['time', 'time advance 300ms', 'time advance 1500000000ns'],
-        render: 'renderNow',
-        request: () => ({ ns: '0' }),
-      },
-      {
-        path: ['time', 'advance'],
-        description: 'let true time pass; delayed kernel work (kvmclock updates, timers) fires on the way',
-        args: [{ name: '<duration>', description: 'with a unit: 300ms, 5s, 2m, 1h, 1500000000ns', value: 'duration', field: 'ns' }],
-        render: 'renderNow',
-      },
+    examples: ['vms create vm1 --host src --vcpus 4', 'vms create vm2 --host src --vcpus 2 --tsc-khz 2000000'],
+  })),
+  destroyVm: entry('vms', command('vms destroy', 'destroy a VM, closing its fd (handler destroyVm)', 'renderVm', { args: [vmIdArg], options: [{ flags: '--reason <text>', description: 'recorded with the event' }], examples: ['vms destroy vm1'] })),
+  listVms: entry('vms', command('vms list', 'the VMs in the log: host, kernel profile, lifecycle, vCPUs running (handler listVms)', 'renderVmList', {
+    options: [{ flags: '--host <hostId>', description: 'only the VMs of this host', field: 'hostId' }],
+    examples: ['vms list', 'vms list --host dst --json'],
+  })),
+  runVcpu: entry('vms', command('run', 'KVM_RUN: enter the guest on one vCPU or all, serving pending clock requests (handler runVcpu)', 'renderRun', { args: [vmIdArg], options: [vcpuOption('only this vCPU')], examples: ['run vm1', 'run vm1 --vcpu 1'] })),
+  pauseVcpu: entry('vms', command('pause', 'make one vCPU or all leave KVM_RUN, as a VMM pausing the VM does (handler pauseVcpu)', 'renderPause', { args: [vmIdArg], options: [vcpuOption('only this vCPU')], examples: ['pause vm1', 'pause vm1 --vcpu 0'] })),
+  ioctl: entry('vms', command('ioctl', 'issue one KVM ioctl on the VM fd, or a vCPU fd with --vcpu (handler ioctl); kernel refusals are ret -1 + errno', 'renderIoctl', {
+    args: [vmIdArg, { name: '<ioctl>', description: 'UAPI name, e.g. KVM_GET_CLOCK' }],
+    options: [vcpuOption('issue it on this vCPU fd'), { flags: '--arg <json>', description: 'the argument, mirroring the kernel struct in snake_case (JSON; a bare UAPI name or number also works)', value: 'json' }],
+    examples: [
+      'ioctl vm1 KVM_GET_CLOCK',
+      `ioctl vm1 KVM_SET_CLOCK --arg '{"clock":"5000000000","flags":0}'`,
+      'ioctl vm1 KVM_GET_TSC_KHZ --vcpu 0',
+      `ioctl vm1 KVM_GET_MSRS --vcpu 0 --arg '{"indices":["MSR_IA32_TSC"]}'`,
+      'ioctl vm1 KVM_CHECK_EXTENSION --arg KVM_CAP_TSC_CONTROL',
     ],
-  },
-  createVm: {
-    module: 'vms',
-    cli: [
-      {
-        path: ['vms', 'create'],
-        description: 'create a VM on a host, optionally set its TSC kHz, then its vCPUs one by one (handler createVm)',
-        args: [{ name: '<vmId>' }],
-        options: [
-          { flags: '--host <hostId>', description: 'the host it runs on', required: true, field: 'hostId' },
-          { flags: '--vcpus <n>', description: 'how many vCPUs (0 allowed)', value: 'int' },
-          { flags: '--tsc-khz <kHz>', description: 'the VM-wide KVM_SET_TSC_KHZ, before any vCPU', value: 'int' },
-        ],
-        examples: ['vms create vm1 --host src --vcpus 4', 'vms create vm2 --host src --vcpus 2 --tsc-khz 2000000'],
-        render: 'renderVm',
-      },
+  })),
+  guest: entry('vms', command('guest', 'what the guest does on a running vCPU: rdtsc, kvmclock (read through its pvclock page), rdmsr, wrmsr, ... (handler guest)', 'renderGuest', {
+    args: [vmIdArg, { name: '<op>', description: 'rdtsc | kvmclock | rdmsr | wrmsr | an arm64 counter read' }],
+    options: [
+      vcpuOption('the vCPU executing it', true),
+      { flags: '--msr <msr>', description: 'rdmsr/wrmsr: the MSR, by UAPI name or number (0x hex ok)', value: 'name-or-number' },
+      { flags: '--value <v>', description: 'wrmsr: the value (decimal or 0x hex)', value: 'guest-value' },
     ],
-  },
-  destroyVm: {
-    module: 'vms',
-    cli: [
-      {
-        path: ['vms', 'destroy'],
-        description: 'destroy a VM, closing its fd (handler destroyVm)',
-        args: [{ name: '<vmId>' }],
-        options: [{ flags: '--reason <text>', description: 'recorded with the event' }],
-        examples: ['vms destroy vm1'],
-        render: 'renderVm',
-      },
-    ],
-  },
-  listVms: {
-    module: 'vms',
-    cli: [
-      {
-        path: ['vms', 'list'],
-        description: 'the VMs in the log: host, kernel profile, lifecycle, vCPUs running (handler listVms)',
-        options: [{ flags: '--host <hostId>', description: 'only the VMs of this host', field: 'hostId' }],
-        examples: ['vms list', 'vms list --host dst --json'],
-        render: 'renderVmList',
-      },
-    ],
-  },
-  runVcpu: {
-    module: 'vms',
-    cli: [
-      {
-        path: ['run'],
-        description: 'KVM_RUN: enter the guest on one vCPU or all, serving pending clock requests (handler runVcpu)',
-        args: [{ name: '<vmId>' }],
-        options: [vcpuOption('only this vCPU')],
-        examples: ['run vm1', 'run vm1 --vcpu 1'],
-        render: 'renderRun',
-      },
-    ],
-  },
-  pauseVcpu: {
-    module: 'vms',
-    cli: [
-      {
-        path: ['pause'],
-        description: 'make one vCPU or all leave KVM_RUN, as a VMM pausing the VM does (handler pauseVcpu)',
-        args: [{ name: '<vmId>' }],
-        options: [vcpuOption('only this vCPU')],
-        examples: ['pause vm1', 'pause vm1 --vcpu 0'],
-        render: 'renderPause',
-      },
-    ],
-  },
-  ioctl: {
-    module: 'vms',
-    cli: [
-      {
-        path: ['ioctl'],
-        description: 'issue one KVM ioctl on the VM fd, or a vCPU fd with --vcpu (handler ioctl); kernel refusals are ret -1 + errno',
-        args: [{ name: '<vmId>' }, { name: '<ioctl>', description: 'UAPI name, e.g. KVM_GET_CLOCK' }],
-        options: [
-          vcpuOption('issue it on this vCPU fd'),
-          { flags: '--arg <json>', description: 'the argument, mirroring the kernel struct in snake_case (JSON; a bare UAPI name or number also works)', value: 'json' },
-        ],
-        examples: [
-          'ioctl vm1 KVM_GET_CLOCK',
-          `ioctl vm1 KVM_SET_CLOCK --arg '{"clock":"5000000000","flags":0}'`,
-          'ioctl vm1 KVM_GET_TSC_KHZ --vcpu 0',
-          `ioctl vm1 KVM_GET_MSRS --vcpu 0 --arg '{"indices":["MSR_IA32_TSC"]}'`,
-          'ioctl vm1 KVM_CHECK_EXTENSION --arg KVM_CAP_TSC_CONTROL',
-        ],
-        render: 'renderIoctl',
-      },
-    ],
-  },
-  guest: {
-    module: 'vms',
-    cli: [
-      {
-        path: ['guest'],
-        description: 'what the guest does on a running vCPU: rdtsc, kvmclock (read through its pvclock page), rdmsr, wrmsr, ... (handler guest)',
-        args: [{ name: '<vmId>' }, { name: '<op>', description: 'rdtsc | kvmclock | rdmsr | wrmsr | an arm64 counter read' }],
-        options: [
-          vcpuOption('the vCPU executing it', true),
-          { flags: '--msr <msr>', description: 'rdmsr/wrmsr: the MSR, by UAPI name or number (0x hex ok)', value: 'name-or-number' },
-          { flags: '--value <v>', description: 'wrmsr: the value (decimal or 0x hex)', value: 'guest-value' },
-        ],
-        examples: ['guest vm1 wrmsr --vcpu 0 --msr MSR_KVM_SYSTEM_TIME_NEW --value 4097', 'guest vm1 kvmclock --vcpu 0', 'guest vm1 rdtsc --vcpu 1', 'guest vm1 rdmsr --vcpu 0 --msr 0x10'],
-        render: 'renderGuest',
-      },
-    ],
-  },
+    examples: ['guest vm1 wrmsr --vcpu 0 --msr MSR_KVM_SYSTEM_TIME_NEW --value 4097', 'guest vm1 kvmclock --vcpu 0', 'guest vm1 rdtsc --vcpu 1', 'guest vm1 rdmsr --vcpu 0 --msr 0x10'],
+  })),
   migrate: {
-    module: 'migrations',
+    // exit code 3 however it is called from the command line: the migration ran and failed
     okExitCode: (r) => (r.status === 'failed' ? EXIT_MIGRATION_FAILED : EXIT_OK),
-    cli: [
-      {
-        path: ['migrate'],
-        description: 'live-migrate a VM to another host with a VMM strategy, then audit what it did to the guest clock (handler migrate)',
-        args: [{ name: '<vmId>' }],
-        options: [
-          { flags: '--to <hostId>', description: 'the destination host (required unless --in-place)', field: 'toHost' },
-          { flags: '--in-place', description: 'pause the VM for the blackout and resume it on its own host (a VMM stop/cont)' },
-          { flags: '--strategy <name>', description: 'the VMM strategy (clockledger strategies)', required: true },
-          { flags: '--blackout <duration>', description: 'how long the guest is stopped: 300ms, 2s, ...', value: 'duration', required: true, field: 'blackoutNs' },
-          { flags: '--vmm-latency <duration>', description: 'time each ioctl takes (default 20us)', value: 'duration', field: 'vmmLatencyNs' },
-          { flags: '--read-spacing <duration>', description: 'between the per-vCPU reads at the source', value: 'duration', field: 'readSpacingNs' },
-          { flags: '--write-spacing <duration>', description: 'between the per-vCPU writes at the destination', value: 'duration', field: 'writeSpacingNs' },
-          { flags: '--pre-save-gap <duration>', description: 'qemu: from vm_stop to the pre-save kvmclock read', value: 'duration', field: 'preSaveGapNs' },
-          { flags: '--option <key=value>', description: 'a strategy option, repeatable (e.g. --option clockRealtime=true)', value: 'key-value', field: 'options' },
-          { flags: '--new-vm-id <id>', description: 'the VM id at the destination (default <vmId>.<migrationId>)' },
-          { flags: '--migration-id <id>', description: 'the migration id (default m1, m2, ...)' },
-        ],
-        examples: [
-          'migrate vm1 --to dst --strategy qemu --blackout 300ms',
-          'migrate vm1 --to dst --strategy firecracker --blackout 2s --option clockRealtime=true --new-vm-id vm1b',
-          'migrate vm1 --to dst --strategy qemu --blackout 300ms --vmm-latency 50us --read-spacing 1ms --json',
-          'migrate vm1 --in-place --strategy qemu --blackout 10s            # stop/cont: what a 10 s pause does',
-        ],
-        render: 'renderMigrate',
-      },
+    ...entry('migrations', command('migrate', 'live-migrate a VM to another host with a VMM strategy, then audit what it did to the guest clock (handler migrate)', 'renderMigrate', {
+      args: [vmIdArg],
+      options: [
+        { flags: '--to <hostId>', description: 'the destination host (required unless --in-place)', field: 'toHost' },
+        { flags: '--in-place', description: 'pause the VM for the blackout and resume it on its own host (a VMM stop/cont)' },
+        { flags: '--strategy <name>', description: 'the VMM strategy (clockledger strategies)', required: true },
+        durationOption('--blackout <duration>', 'how long the guest is stopped: 300ms, 2s, ...', 'blackoutNs', true),
+        durationOption('--vmm-latency <duration>', 'time each ioctl takes (default 20us)', 'vmmLatencyNs'),
+        durationOption('--read-spacing <duration>', 'between the per-vCPU reads at the source', 'readSpacingNs'),
+        durationOption('--write-spacing <duration>', 'between the per-vCPU writes at the destination', 'writeSpacingNs'),
+        durationOption('--pre-save-gap <duration>', 'qemu: from vm_stop to the pre-save kvmclock read', 'preSaveGapNs'),
+        { flags: '--option <key=value>', description: 'a strategy option, repeatable (e.g. --option clockRealtime=true)', value: 'key-value', field: 'options' },
+        { flags: '--new-vm-id <id>', description: 'the VM id at the destination (default <vmId>.<migrationId>)' },
+        { flags: '--migration-id <id>', description: 'the migration id (default m1, m2, ...)' },
+      ],
+      examples: [
+        'migrate vm1 --to dst --strategy qemu --blackout 300ms',
+        'migrate vm1 --to dst --strategy firecracker --blackout 2s --option clockRealtime=true --new-vm-id vm1b',
+        'migrate vm1 --to dst --strategy qemu --blackout 300ms --vmm-latency 50us --read-spacing 1ms --json',
+        'migrate vm1 --in-place --strategy qemu --blackout 10s            # stop/cont: what a 10 s pause does',
+      ],
+    })),
+  },
+  audit: entry('migrations', command('audit', 'the audit of one migration (summary, per-vCPU table, findings), or one line per migration (handler audit)', 'renderAudit', { args: [{ name: '[migrationId]' }], examples: ['audit', 'audit m1', 'audit m1 --json'] })),
+  strategies: entry('migrations', command('strategies', 'the migration strategies and what each VMM does (handler strategies)', 'renderStrategies')),
+  events: entry('log', command('events', 'the event log in order: position, time, stream, type and what happened (handler events)', 'renderEvents', {
+    alias: 'log',
+    options: [
+      { flags: '--stream <streamId>', description: 'one stream: vm-<id>, host-<id>, migration-<id>, ledger', field: 'streamId' },
+      { flags: '--vm <vmId>', description: 'shorthand for --stream vm-<vmId>', field: null },
+      intOption('--from <position>', 'from this position'),
+      intOption('--to <position>', 'up to this position'),
+      intOption('--limit <n>', 'at most n events (default 1000)'),
     ],
-  },
-  audit: {
-    module: 'migrations',
-    cli: [
-      {
-        path: ['audit'],
-        description: 'the audit of one migration (summary, per-vCPU table, findings), or one line per migration (handler audit)',
-        args: [{ name: '[migrationId]' }],
-        examples: ['audit', 'audit m1', 'audit m1 --json'],
-        render: 'renderAudit',
-      },
+    examples: ['log', 'log --vm vm1 --limit 20', 'events --stream migration-m1', 'events --from 100 --limit 10 --json'],
+    request: async (v) => ({ ...v, streamId: v.streamId ?? (typeof v.vm === 'string' ? (await import('../machines/stream-ids.js')).vmStreamId(v.vm) : undefined), vm: undefined }),
+  })),
+  stateAt: entry('log', command('state', 'the state of a VM, host or migration rebuilt from the log, now or at a position, version or instant (handler stateAt)', 'renderState', {
+    args: [{ name: '<id>', description: 'a VM, host or migration id (tried in that order), or a stream id with --kind stream' }],
+    options: [
+      { flags: '--kind <kind>', description: 'what the id names', choices: ['vm', 'host', 'migration', 'stream'], field: null },
+      { flags: '--at-position <n>', description: 'as of this log position', value: 'int', field: 'position' },
+      { flags: '--at-version <n>', description: "as of this version of the id's stream", value: 'int', field: 'version' },
+      durationOption('--at-time <duration>', 'as of this true time, with a unit (1.5s, 300ms, 42ns)', 'time'),
     ],
-  },
-  strategies: {
-    module: 'migrations',
-    cli: [{ path: ['strategies'], description: 'the migration strategies and what each VMM does (handler strategies)', render: 'renderStrategies' }],
-  },
-  events: {
-    module: 'log',
-    cli: [
-      {
-        path: ['events'],
-        alias: 'log',
-        description: 'the event log in order: position, time, stream, type and what happened (handler events)',
-        options: [
-          { flags: '--stream <streamId>', description: 'one stream: vm-<id>, host-<id>, migration-<id>, ledger', field: 'streamId' },
-          { flags: '--vm <vmId>', description: 'shorthand for --stream vm-<vmId>', field: null },
-          { flags: '--from <position>', description: 'from this position', value: 'int' },
-          { flags: '--to <position>', description: 'up to this position', value: 'int' },
-          { flags: '--limit <n>', description: 'at most n events (default 1000)', value: 'int' },
-        ],
-        examples: ['log', 'log --vm vm1 --limit 20', 'events --stream migration-m1', 'events --from 100 --limit 10 --json'],
-        render: 'renderEvents',
-        request: async (v) => ({ ...v, streamId: v.streamId ?? (typeof v.vm === 'string' ? (await import('../machines/stream-ids.js')).vmStreamId(v.vm) : undefined), vm: undefined }),
-      },
+    examples: ['state vm1', 'state vm1 --at-position 12', 'state src --at-time 300ms', 'state m1 --json', 'state ledger --kind stream'],
+    request: async (v, db) => (await import('./cli/state-request.js')).stateRequest(v, db),
+  })),
+  verify: entry('log', command('verify', "check the log's hash chain; exits 1 when it is broken (handler verify)", 'renderVerify', {
+    examples: ['verify', 'verify --db copy.db --json'],
+    progress: { label: 'verifying', sized: true },
+    okExitCode: (r) => (r.intact === false ? EXIT_HANDLER_ERROR : EXIT_OK),
+  })),
+  fork: entry('log', command('fork', 'copy the log up to a position into a new database, for what-if experiments (handler fork)', 'renderFork', {
+    args: [
+      { name: '<position>', description: 'the last position to copy', value: 'int' },
+      { name: '<targetDb>', description: 'the new database file (must not exist)' },
     ],
-  },
-  stateAt: {
-    module: 'log',
-    cli: [
-      {
-        path: ['state'],
-        description: 'the state of a VM, host or migration rebuilt from the log, now or at a position, version or instant (handler stateAt)',
-        args: [{ name: '<id>', description: 'a VM, host or migration id (tried in that order), or a stream id with --kind stream' }],
-        options: [
-          { flags: '--kind <kind>', description: 'what the id names', choices: ['vm', 'host', 'migration', 'stream'], field: null },
-          { flags: '--at-position <n>', description: 'as of this log position', value: 'int', field: 'position' },
-          { flags: '--at-version <n>', description: "as of this version of the id's stream", value: 'int', field: 'version' },
-          { flags: '--at-time <duration>', description: 'as of this true time, with a unit (1.5s, 300ms, 42ns)', value: 'duration', field: 'time' },
-        ],
-        examples: ['state vm1', 'state vm1 --at-position 12', 'state src --at-time 300ms', 'state m1 --json', 'state ledger --kind stream'],
-        render: 'renderState',
-        request: async (v, db) => (await import('./cli/state-request.js')).stateRequest(v, db),
-      },
+    examples: ['fork 120 what-if.db', 'fork 120 what-if.db && clockledger --db what-if.db migrate vm1 --to dst --strategy firecracker --blackout 1s'],
+  })),
+  replay: entry('replay', command('replay', 're-execute the recorded log (or one VM or migration) under another kernel profile and report every result that changes (handler replay)', 'renderReplay', {
+    options: [
+      { flags: '--profile <profile>', description: 'the kernel profile to replay under (clockledger profiles), optionally +x86.switch=false,...', required: true },
+      { flags: '--reference <profile>', description: 'compare with this profile re-executed in lockstep instead of the recording' },
+      vmOnly,
+      migrationOnly,
+      intOption('--from <position>', 'compare from this position'),
+      intOption('--to <position>', 'stop at this position'),
+      keepOption('list at most n divergences (all are counted; default 200)'),
     ],
-  },
-  verify: {
-    module: 'log',
-    cli: [
-      {
-        path: ['verify'],
-        description: "check the log's hash chain; exits 1 when it is broken (handler verify)",
-        examples: ['verify', 'verify --db copy.db --json'],
-        render: 'renderVerify',
-        progress: { label: 'verifying', sized: true },
-        okExitCode: (r) => (r.intact === false ? EXIT_HANDLER_ERROR : EXIT_OK),
-      },
+    examples: ['replay --profile linux-5.15', 'replay --profile linux-6.18+x86.clockRealtime=false --vm vm1', 'replay --profile linux-5.15 --migration m1 --json'],
+    progress: { label: 'replaying', sized: true },
+  })),
+  diff: entry('replay', command('diff', 'compare this log with another database (e.g. a fork replayed elsewhere): same recorded inputs, different results (handler diff)', 'renderReport', {
+    options: [{ flags: '--other <db>', description: 'the other database file', required: true, field: 'otherDb' }, vmOnly, keepOption('list at most n differences (default 200)')],
+    examples: ['diff --other what-if.db', 'diff --other what-if.db --vm vm1 --json'],
+  })),
+  bisect: entry('replay', command('bisect', "find the first kernel profile (in the order given) whose replay diverges, or with --switches which of a profile's behaviour switches does (handler bisect)", 'renderBisect', {
+    options: [
+      { flags: '--profiles <a,b,c>', description: 'the profiles to walk, in order (default: all, oldest first)', value: 'list' },
+      { flags: '--reference <profile>', description: 'compare with this profile re-executed instead of the recording' },
+      { flags: '--switches', description: 'flip the behaviour switches between --base and --profile one at a time' },
+      { flags: '--profile <profile>', description: 'with --switches: the target profile' },
+      { flags: '--base <profile>', description: 'with --switches: the profile to start from (default: the reference, else linux-6.18)' },
+      { flags: '--exhaustive', description: 'probe every profile instead of stopping at the first divergence' },
+      vmOnly,
+      migrationOnly,
     ],
-  },
-  fork: {
-    module: 'log',
-    cli: [
-      {
-        path: ['fork'],
-        description: 'copy the log up to a position into a new database, for what-if experiments (handler fork)',
-        args: [
-          { name: '<position>', description: 'the last position to copy', value: 'int' },
-          { name: '<targetDb>', description: 'the new database file (must not exist)' },
-        ],
-        examples: ['fork 120 what-if.db', 'fork 120 what-if.db && clockledger --db what-if.db migrate vm1 --to dst --strategy firecracker --blackout 1s'],
-        render: 'renderFork',
-      },
+    examples: ['bisect --profiles linux-5.15,linux-6.18', 'bisect --migration m1', 'bisect --switches --profile linux-5.15 --base linux-6.18 --migration m1'],
+    progress: { label: 'bisecting', sized: true },
+  })),
+  demo: entry('demo', command('demo', 'migrate the same 4-vCPU guest with every strategy between two hosts, into the database, and compare the audits (handler demo)', 'renderDemo', {
+    options: [
+      { flags: '--strategies <a,b>', description: 'only these strategies', value: 'list' },
+      durationOption('--blackout <duration>', 'the blackout of every migration (default 300ms)', 'blackoutNs'),
+      intOption('--destination-tsc-khz <kHz>', "the destination host's TSC kHz (default 2600000)"),
     ],
-  },
-  replay: {
-    module: 'replay',
-    cli: [
-      {
-        path: ['replay'],
-        description: 're-execute the recorded log (or one VM or migration) under another kernel profile and report every result that changes (handler replay)',
-        options: [
-          { flags: '--profile <profile>', description: 'the kernel profile to replay under (clockledger profiles), optionally +x86.switch=false,...', required: true },
-          { flags: '--reference <profile>', description: 'compare with this profile re-executed in lockstep instead of the recording' },
-          vmOnly,
-          migrationOnly,
-          { flags: '--from <position>', description: 'compare from this position', value: 'int' },
-          { flags: '--to <position>', description: 'stop at this position', value: 'int' },
-          keepOption('list at most n divergences (all are counted; default 200)'),
-        ],
-        examples: ['replay --profile linux-5.15', 'replay --profile linux-6.18+x86.clockRealtime=false --vm vm1', 'replay --profile linux-5.15 --migration m1 --json'],
-        render: 'renderReplay',
-        progress: { label: 'replaying', sized: true },
-      },
-    ],
-  },
-  diff: {
-    module: 'replay',
-    cli: [
-      {
-        path: ['diff'],
-        description: 'compare this log with another database (e.g. a fork replayed elsewhere): same recorded inputs, different results (handler diff)',
-        options: [{ flags: '--other <db>', description: 'the other database file', required: true, field: 'otherDb' }, vmOnly, keepOption('list at most n differences (default 200)')],
-        examples: ['diff --other what-if.db', 'diff --other what-if.db --vm vm1 --json'],
-        render: 'renderReport',
-      },
-    ],
-  },
-  bisect: {
-    module: 'replay',
-    cli: [
-      {
-        path: ['bisect'],
-        description: "find the first kernel profile (in the order given) whose replay diverges, or with --switches which of a profile's behaviour switches does (handler bisect)",
-        options: [
-          { flags: '--profiles <a,b,c>', description: 'the profiles to walk, in order (default: all, oldest first)', value: 'list' },
-          { flags: '--reference <profile>', description: 'compare with this profile re-executed instead of the recording' },
-          { flags: '--switches', description: 'flip the behaviour switches between --base and --profile one at a time' },
-          { flags: '--profile <profile>', description: 'with --switches: the target profile' },
-          { flags: '--base <profile>', description: 'with --switches: the profile to start from (default: the reference, else linux-6.18)' },
-          { flags: '--exhaustive', description: 'probe every profile instead of stopping at the first divergence' },
-          vmOnly,
-          migrationOnly,
-        ],
-        examples: ['bisect --profiles linux-5.15,linux-6.18', 'bisect --migration m1', 'bisect --switches --profile linux-5.15 --base linux-6.18 --migration m1'],
-        render: 'renderBisect',
-        progress: { label: 'bisecting', sized: true },
-      },
-    ],
-  },
-  demo: {
-    module: 'demo',
-    cli: [
-      {
-        path: ['demo'],
-        description: 'migrate the same 4-vCPU guest with every strategy between two hosts, into the database, and compare the audits (handler demo)',
-        options: [
-          { flags: '--strategies <a,b>', description: 'only these strategies', value: 'list' },
-          { flags: '--blackout <duration>', description: 'the blackout of every migration (default 300ms)', value: 'duration', field: 'blackoutNs' },
-          { flags: '--destination-tsc-khz <kHz>', description: "the destination host's TSC kHz (default 2600000)", value: 'int' },
-        ],
-        examples: ['demo', 'demo --db /tmp/demo.db --strategies qemu,firecracker --blackout 1s', 'demo --json'],
-        render: 'renderDemo',
-        progress: { label: 'running the demo' },
-      },
-    ],
-  },
-} as const satisfies Record<string, HandlerEntry>;
+    examples: ['demo', 'demo --db /tmp/demo.db --strategies qemu,firecracker --blackout 1s', 'demo --json'],
+    progress: { label: 'running the demo' },
+  })),
+} satisfies Record<string, HandlerEntry>;
 
 export type HandlerName = keyof typeof REGISTRY;
 export const HANDLER_NAMES = Object.keys(REGISTRY) as HandlerName[];
