@@ -16,6 +16,20 @@ import { checkTscKhz } from './hosts.js';
 
 const vcpuField = z.number().int().min(0).max(4095);
 
+/** A VM and one of its vCPUs, or (no vcpu) all of them. */
+const vcpuSelection = z.object({ ...commonFields, vmId: idSchema, vcpu: vcpuField.optional() }).strict();
+
+/** The vCPUs a selection names: the one given, else every vCPU of the VM that `keep` keeps. */
+function selectedVcpus(s: Session, req: z.output<typeof vcpuSelection>, keep: (v: ReturnType<typeof vcpusOf>[number]) => boolean): number[] {
+  return req.vcpu !== undefined ? [req.vcpu] : vcpusOf(s.requireVm(req.vmId)).filter(keep).map((v) => v.id);
+}
+
+/** The VM as it is now, as responses show it. */
+function vmNow(s: Session, vmId: string) {
+  const vm = s.requireVm(vmId);
+  return vmView(vm, s.host(vm.hostId), s.now());
+}
+
 export const createVm = defineHandler({
   name: 'createVm',
   summary: 'create a VM on a host (KVM_CREATE_VM), optionally set its TSC kHz, then create its vCPUs one by one',
@@ -99,13 +113,12 @@ export const ioctl = defineHandler({
 export const runVcpu = defineHandler({
   name: 'runVcpu',
   summary: 'KVM_RUN: enter the guest on one vCPU (or all), serving pending clock requests in the kernel order',
-  schema: z.object({ ...commonFields, vmId: idSchema, vcpu: vcpuField.optional() }).strict(),
+  schema: vcpuSelection,
   run(req, env) {
     return env.write(
       (s) => {
-        const ids = req.vcpu !== undefined ? [req.vcpu] : vcpusOf(s.requireVm(req.vmId)).map((v) => v.id);
-        const results = ids.map((id) => ({ vcpu: id, ...issue(s, req.vmId, id, 'KVM_RUN', undefined).result }));
-        return { results, vm: vmView(s.requireVm(req.vmId), s.host(s.requireVm(req.vmId).hostId), s.now()) };
+        const results = selectedVcpus(s, req, () => true).map((id) => ({ vcpu: id, ...issue(s, req.vmId, id, 'KVM_RUN', undefined).result }));
+        return { results, vm: vmNow(s, req.vmId) };
       },
       (v) => ({ ...v, ret: v.results.every((r) => r.ret === 0) ? 0 : -1 }),
     );
@@ -115,14 +128,13 @@ export const runVcpu = defineHandler({
 export const pauseVcpu = defineHandler({
   name: 'pauseVcpu',
   summary: 'make one vCPU (or all) leave KVM_RUN for userspace, as a VMM pausing the VM does',
-  schema: z.object({ ...commonFields, vmId: idSchema, vcpu: vcpuField.optional() }).strict(),
+  schema: vcpuSelection,
   run(req, env) {
     return env.write(
       (s) => {
-        const vm = s.requireVm(req.vmId);
-        const ids = req.vcpu !== undefined ? [req.vcpu] : vcpusOf(vm).filter((v) => v.running).map((v) => v.id);
+        const ids = selectedVcpus(s, req, (v) => v.running);
         if (ids.length) s.vmCommands(req.vmId, { type: 'exits', vcpus: ids });
-        return { paused: ids, vm: vmView(s.requireVm(req.vmId), s.host(vm.hostId), s.now()) };
+        return { paused: ids, vm: vmNow(s, req.vmId) };
       },
       (v) => v,
     );
