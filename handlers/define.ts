@@ -45,6 +45,7 @@ export interface DefinedHandler extends Handler {
   handlerName: string;
   summary: string;
   schema: z.ZodTypeAny;
+  access: StoreAccess;
 }
 
 export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): DefinedHandler {
@@ -76,7 +77,7 @@ export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): Defin
       return { ok: false, error: toErrorBody(e) };
     }
   };
-  return Object.assign(fn, { handlerName: def.name, summary: def.summary, schema: def.schema });
+  return Object.assign(fn, { handlerName: def.name, summary: def.summary, schema: def.schema, access: def.access ?? 'write' });
 }
 
 // ---- shared field schemas -------------------------------------------------------------------
