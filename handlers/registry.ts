@@ -1,9 +1,10 @@
 // The handler registry: every handler once, with the module that defines it and the command
 // lines that call it. From this table come the package's `handlers` object (index.ts), the Lambda
 // exports (lambda.ts), the CLI's commands and its cold-start path (cli/), and docs/handlers.md.
-// The handlers' summaries, access and request schemas live with their definitions (defineHandler).
+// The request schemas and the work live with the handlers' definitions (use-cases/, defineHandler).
 // Nothing here imports a handler module until one is asked for.
 import { EXIT_HANDLER_ERROR, EXIT_MIGRATION_FAILED, EXIT_OK } from './cli/exit-codes.js';
+import type { StoreAccess } from './context.js';
 import type { DefinedHandler } from './define.js';
 
 type Render = typeof import('./cli/render.js');
@@ -85,6 +86,10 @@ export interface CliCommand {
 
 export interface HandlerEntry {
   module: keyof typeof MODULES;
+  /** 'read': the ledger must exist and is opened read-only; 'write': created or migrated as needed */
+  access: StoreAccess;
+  /** what it does, in a line (`clockledger handlers`, docs/handlers.md) */
+  summary: string;
   /** the exit code of an ok response however the handler is called from the CLI (default 0) */
   okExitCode?: (response: Record<string, any>) => number;
   /** its commands, in the order `clockledger --help` lists them */
@@ -101,11 +106,11 @@ const vmIdArg: CliArgument = { name: '<vmId>' };
 
 /** A command: its path ('hosts create'), what it does, its renderer, and the rest of its spec. */
 const command = (path: string, description: string, render: RendererName, more: Omit<CliCommand, 'path' | 'description' | 'render'> = {}): CliCommand => ({ path: path.split(' '), description, render, ...more });
-const entry = (module: keyof typeof MODULES, ...cli: CliCommand[]): HandlerEntry => ({ module, cli });
+const entry = (module: keyof typeof MODULES, access: StoreAccess, summary: string, ...cli: CliCommand[]): HandlerEntry => ({ module, access, summary, cli });
 
 /** Every handler, in the order of the command line's help. */
 export const REGISTRY = {
-  createHost: entry('hosts', command('hosts create', 'create a host (handler createHost)', 'renderHost', {
+  createHost: entry('hosts', 'write', 'create an emulated host: its counter, clocksource, vendor, TSC scaling and kernel profile', command('hosts create', 'create a host (handler createHost)', 'renderHost', {
     args: [{ name: '<hostId>' }],
     options: [
       { flags: '--arch <arch>', description: 'architecture', choices: ['x86', 'arm64'], default: 'x86' },
@@ -122,7 +127,7 @@ export const REGISTRY = {
     ],
     examples: ['hosts create src --tsc-khz 2500000', 'hosts create old --tsc-khz 2500000 --vendor svm --kernel linux-5.15 --clocksource hpet', 'hosts create a1 --arch arm64 --cntfrq-hz 25000000 --no-ecv'],
   })),
-  adjustRealtime: entry('hosts', command('hosts realtime', "step a host's CLOCK_REALTIME and/or set its NTP slew (handler adjustRealtime)", 'renderHost', {
+  adjustRealtime: entry('hosts', 'write', "step a host's CLOCK_REALTIME (stepNs) and/or set its NTP slew (slewPpm)", command('hosts realtime', "step a host's CLOCK_REALTIME and/or set its NTP slew (handler adjustRealtime)", 'renderHost', {
     args: [{ name: '<hostId>' }],
     options: [
       { flags: '--step <duration>', description: 'step CLOCK_REALTIME by this much (may be negative: -5ms)', value: 'signed-duration', field: 'stepNs' },
@@ -130,15 +135,17 @@ export const REGISTRY = {
     ],
     examples: ['hosts realtime src --step 2s', 'hosts realtime src --slew -12.5'],
   })),
-  listHosts: entry('hosts', command('hosts list', 'the hosts in the log: architecture, kernel profile, counter frequency (handler listHosts)', 'renderHostList', { examples: ['hosts list', 'hosts list --json'] })),
+  listHosts: entry('hosts', 'write', 'the hosts in the log: architecture, kernel profile, counter frequency, vendor and TSC scaling', command('hosts list', 'the hosts in the log: architecture, kernel profile, counter frequency (handler listHosts)', 'renderHostList', { examples: ['hosts list', 'hosts list --json'] })),
   advanceTime: entry(
     'hosts',
+    'write',
+    'let simulated true time pass (ns; 0 reads the time); delayed kernel work fires on the way',
     command('time', 'read the simulated true time (handler advanceTime with ns 0); `time advance` lets it pass', 'renderNow', { examples: ['time', 'time advance 300ms', 'time advance 1500000000ns'], request: () => ({ ns: '0' }) }),
     command('time advance', 'let true time pass; delayed kernel work (kvmclock updates, timers) fires on the way', 'renderNow', {
       args: [{ name: '<duration>', description: 'with a unit: 300ms, 5s, 2m, 1h, 1500000000ns', value: 'duration', field: 'ns' }],
     }),
   ),
-  createVm: entry('vms', command('vms create', 'create a VM on a host, optionally set its TSC kHz, then its vCPUs one by one (handler createVm)', 'renderVm', {
+  createVm: entry('vms', 'write', 'create a VM on a host (KVM_CREATE_VM), optionally set its TSC kHz, then create its vCPUs one by one', command('vms create', 'create a VM on a host, optionally set its TSC kHz, then its vCPUs one by one (handler createVm)', 'renderVm', {
     args: [vmIdArg],
     options: [
       { flags: '--host <hostId>', description: 'the host it runs on', required: true, field: 'hostId' },
@@ -147,14 +154,14 @@ export const REGISTRY = {
     ],
     examples: ['vms create vm1 --host src --vcpus 4', 'vms create vm2 --host src --vcpus 2 --tsc-khz 2000000'],
   })),
-  destroyVm: entry('vms', command('vms destroy', 'destroy a VM, closing its fd (handler destroyVm)', 'renderVm', { args: [vmIdArg], options: [{ flags: '--reason <text>', description: 'recorded with the event' }], examples: ['vms destroy vm1'] })),
-  listVms: entry('vms', command('vms list', 'the VMs in the log: host, kernel profile, lifecycle, vCPUs running (handler listVms)', 'renderVmList', {
+  destroyVm: entry('vms', 'write', 'destroy a VM (close its fd)', command('vms destroy', 'destroy a VM, closing its fd (handler destroyVm)', 'renderVm', { args: [vmIdArg], options: [{ flags: '--reason <text>', description: 'recorded with the event' }], examples: ['vms destroy vm1'] })),
+  listVms: entry('vms', 'write', 'the VMs in the log (optionally those of one host): host, kernel profile, lifecycle, vCPUs and how many are in KVM_RUN', command('vms list', 'the VMs in the log: host, kernel profile, lifecycle, vCPUs running (handler listVms)', 'renderVmList', {
     options: [{ flags: '--host <hostId>', description: 'only the VMs of this host', field: 'hostId' }],
     examples: ['vms list', 'vms list --host dst --json'],
   })),
-  runVcpu: entry('vms', command('run', 'KVM_RUN: enter the guest on one vCPU or all, serving pending clock requests (handler runVcpu)', 'renderRun', { args: [vmIdArg], options: [vcpuOption('only this vCPU')], examples: ['run vm1', 'run vm1 --vcpu 1'] })),
-  pauseVcpu: entry('vms', command('pause', 'make one vCPU or all leave KVM_RUN, as a VMM pausing the VM does (handler pauseVcpu)', 'renderPause', { args: [vmIdArg], options: [vcpuOption('only this vCPU')], examples: ['pause vm1', 'pause vm1 --vcpu 0'] })),
-  ioctl: entry('vms', command('ioctl', 'issue one KVM ioctl on the VM fd, or a vCPU fd with --vcpu (handler ioctl); kernel refusals are ret -1 + errno', 'renderIoctl', {
+  runVcpu: entry('vms', 'write', 'KVM_RUN: enter the guest on one vCPU (or all), serving pending clock requests in the kernel order', command('run', 'KVM_RUN: enter the guest on one vCPU or all, serving pending clock requests (handler runVcpu)', 'renderRun', { args: [vmIdArg], options: [vcpuOption('only this vCPU')], examples: ['run vm1', 'run vm1 --vcpu 1'] })),
+  pauseVcpu: entry('vms', 'write', 'make one vCPU (or all) leave KVM_RUN for userspace, as a VMM pausing the VM does', command('pause', 'make one vCPU or all leave KVM_RUN, as a VMM pausing the VM does (handler pauseVcpu)', 'renderPause', { args: [vmIdArg], options: [vcpuOption('only this vCPU')], examples: ['pause vm1', 'pause vm1 --vcpu 0'] })),
+  ioctl: entry('vms', 'write', 'issue one KVM ioctl on the VM fd (no vcpu) or a vCPU fd; kernel refusals come back as ret -1 with errno', command('ioctl', 'issue one KVM ioctl on the VM fd, or a vCPU fd with --vcpu (handler ioctl); kernel refusals are ret -1 + errno', 'renderIoctl', {
     args: [vmIdArg, { name: '<ioctl>', description: 'UAPI name, e.g. KVM_GET_CLOCK' }],
     options: [vcpuOption('issue it on this vCPU fd'), { flags: '--arg <json>', description: 'the argument, mirroring the kernel struct in snake_case (JSON; a bare UAPI name or number also works)', value: 'json' }],
     examples: [
@@ -165,7 +172,7 @@ export const REGISTRY = {
       'ioctl vm1 KVM_CHECK_EXTENSION --arg KVM_CAP_TSC_CONTROL',
     ],
   })),
-  guest: entry('vms', command('guest', 'what the guest does on a running vCPU: rdtsc, kvmclock (read through its pvclock page), rdmsr, wrmsr, ... (handler guest)', 'renderGuest', {
+  guest: entry('vms', 'write', "what the guest does on a running vCPU: rdtsc, a kvmclock read through its pvclock page, rdmsr/wrmsr, its wall clock", command('guest', 'what the guest does on a running vCPU: rdtsc, kvmclock (read through its pvclock page), rdmsr, wrmsr, ... (handler guest)', 'renderGuest', {
     args: [vmIdArg, { name: '<op>', description: 'rdtsc | kvmclock | rdmsr | wrmsr | an arm64 counter read' }],
     options: [
       vcpuOption('the vCPU executing it', true),
@@ -177,7 +184,7 @@ export const REGISTRY = {
   migrate: {
     // exit code 3 however it is called from the command line: the migration ran and failed
     okExitCode: (r) => (r.status === 'failed' ? EXIT_MIGRATION_FAILED : EXIT_OK),
-    ...entry('migrations', command('migrate', 'live-migrate a VM to another host with a VMM strategy, then audit what it did to the guest clock (handler migrate)', 'renderMigrate', {
+    ...entry('migrations', 'write', 'live-migrate (or snapshot/restore) a VM to a host with a named VMM strategy, then audit what it did to the guest clock', command('migrate', 'live-migrate a VM to another host with a VMM strategy, then audit what it did to the guest clock (handler migrate)', 'renderMigrate', {
       args: [vmIdArg],
       options: [
         { flags: '--to <hostId>', description: 'the destination host (required unless --in-place)', field: 'toHost' },
@@ -200,9 +207,9 @@ export const REGISTRY = {
       ],
     })),
   },
-  audit: entry('migrations', command('audit', 'the audit of one migration (summary, per-vCPU table, findings), or one line per migration (handler audit)', 'renderAudit', { args: [{ name: '[migrationId]' }], examples: ['audit', 'audit m1', 'audit m1 --json'] })),
-  strategies: entry('migrations', command('strategies', 'the migration strategies and what each VMM does (handler strategies)', 'renderStrategies')),
-  events: entry('log', command('events', 'the event log in order: position, time, stream, type and what happened (handler events)', 'renderEvents', {
+  audit: entry('migrations', 'read', 'audit a recorded migration (or all of them) from the log: clock advance vs true time, steps, skew, and the guest symptoms predicted', command('audit', 'the audit of one migration (summary, per-vCPU table, findings), or one line per migration (handler audit)', 'renderAudit', { args: [{ name: '[migrationId]' }], examples: ['audit', 'audit m1', 'audit m1 --json'] })),
+  strategies: entry('migrations', 'read', 'the migration strategies and what each VMM does', command('strategies', 'the migration strategies and what each VMM does (handler strategies)', 'renderStrategies')),
+  events: entry('log', 'read', 'read the event log in order, all of it or one stream, from a position', command('events', 'the event log in order: position, time, stream, type and what happened (handler events)', 'renderEvents', {
     alias: 'log',
     options: [
       { flags: '--stream <streamId>', description: 'one stream: vm-<id>, host-<id>, migration-<id>, ledger', field: 'streamId' },
@@ -214,7 +221,7 @@ export const REGISTRY = {
     examples: ['log', 'log --vm vm1 --limit 20', 'events --stream migration-m1', 'events --from 100 --limit 10 --json'],
     request: async (v) => ({ ...v, streamId: v.streamId ?? (typeof v.vm === 'string' ? (await import('../machines/stream-ids.js')).vmStreamId(v.vm) : undefined), vm: undefined }),
   })),
-  stateAt: entry('log', command('state', 'the state of a VM, host or migration rebuilt from the log, now or at a position, version or instant (handler stateAt)', 'renderState', {
+  stateAt: entry('log', 'read', 'the rebuilt state of a VM, host, migration or any stream at a position, a stream version or an instant', command('state', 'the state of a VM, host or migration rebuilt from the log, now or at a position, version or instant (handler stateAt)', 'renderState', {
     args: [{ name: '<id>', description: 'a VM, host or migration id (tried in that order), or a stream id with --kind stream' }],
     options: [
       { flags: '--kind <kind>', description: 'what the id names', choices: ['vm', 'host', 'migration', 'stream'], field: null },
@@ -225,19 +232,19 @@ export const REGISTRY = {
     examples: ['state vm1', 'state vm1 --at-position 12', 'state src --at-time 300ms', 'state m1 --json', 'state ledger --kind stream'],
     request: async (v, db) => (await import('./cli/state-request.js')).stateRequest(v, db),
   })),
-  verify: entry('log', command('verify', "check the log's hash chain; exits 1 when it is broken (handler verify)", 'renderVerify', {
+  verify: entry('log', 'read', "check the log: SQLite's integrity, the hash chain, and the tables kept beside it (streams, categories, stored request answers); report the head to keep outside the file", command('verify', "check the log's hash chain; exits 1 when it is broken (handler verify)", 'renderVerify', {
     examples: ['verify', 'verify --db copy.db --json'],
     progress: { label: 'verifying', sized: true },
     okExitCode: (r) => (r.intact === false ? EXIT_HANDLER_ERROR : EXIT_OK),
   })),
-  fork: entry('log', command('fork', 'copy the log up to a position into a new database, for what-if experiments (handler fork)', 'renderFork', {
+  fork: entry('log', 'read', 'copy the log up to a position into a new database, for what-if experiments', command('fork', 'copy the log up to a position into a new database, for what-if experiments (handler fork)', 'renderFork', {
     args: [
       { name: '<position>', description: 'the last position to copy', value: 'int' },
       { name: '<targetDb>', description: 'the new database file (must not exist)' },
     ],
     examples: ['fork 120 what-if.db', 'fork 120 what-if.db && clockledger --db what-if.db migrate vm1 --to dst --strategy firecracker --blackout 1s'],
   })),
-  replay: entry('replay', command('replay', 're-execute the recorded log (or one VM or migration) under another kernel profile and report every result that changes (handler replay)', 'renderReplay', {
+  replay: entry('replay', 'read', 're-execute the recorded log (or one VM or migration) under another kernel profile and report every ioctl whose result changes', command('replay', 're-execute the recorded log (or one VM or migration) under another kernel profile and report every result that changes (handler replay)', 'renderReplay', {
     options: [
       { flags: '--profile <profile>', description: 'the kernel profile to replay under (clockledger profiles), optionally +x86.switch=false,...', required: true },
       { flags: '--reference <profile>', description: 'compare with this profile re-executed in lockstep instead of the recording' },
@@ -250,11 +257,11 @@ export const REGISTRY = {
     examples: ['replay --profile linux-5.15', 'replay --profile linux-6.18+x86.clockRealtime=false --vm vm1', 'replay --profile linux-5.15 --migration m1 --json'],
     progress: { label: 'replaying', sized: true },
   })),
-  diff: entry('replay', command('diff', 'compare this log with another database (e.g. a fork replayed elsewhere): same recorded inputs, different results (handler diff)', 'renderReport', {
+  diff: entry('replay', 'read', 'compare this log with another database (e.g. a fork replayed elsewhere): same recorded inputs, different results', command('diff', 'compare this log with another database (e.g. a fork replayed elsewhere): same recorded inputs, different results (handler diff)', 'renderReport', {
     options: [{ flags: '--other <db>', description: 'the other database file', required: true, field: 'otherDb' }, vmOnly, keepOption('list at most n differences (default 200)')],
     examples: ['diff --other what-if.db', 'diff --other what-if.db --vm vm1 --json'],
   })),
-  bisect: entry('replay', command('bisect', "find the first kernel profile (in the order given) whose replay diverges, or with --switches which of a profile's behaviour switches does (handler bisect)", 'renderBisect', {
+  bisect: entry('replay', 'read', "find the first kernel profile (in the order given) whose replay diverges, or which of a profile's behaviour switches does", command('bisect', "find the first kernel profile (in the order given) whose replay diverges, or with --switches which of a profile's behaviour switches does (handler bisect)", 'renderBisect', {
     options: [
       { flags: '--profiles <a,b,c>', description: 'the profiles to walk, in order (default: all, oldest first)', value: 'list' },
       { flags: '--reference <profile>', description: 'compare with this profile re-executed instead of the recording' },
@@ -268,7 +275,7 @@ export const REGISTRY = {
     examples: ['bisect --profiles linux-5.15,linux-6.18', 'bisect --migration m1', 'bisect --switches --profile linux-5.15 --base linux-6.18 --migration m1'],
     progress: { label: 'bisecting', sized: true },
   })),
-  demo: entry('demo', command('demo', 'migrate the same 4-vCPU guest with every strategy between two hosts, into the database, and compare the audits (handler demo)', 'renderDemo', {
+  demo: entry('demo', 'write', 'migrate the same 4-vCPU guest with every strategy between two hosts and compare the audits', command('demo', 'migrate the same 4-vCPU guest with every strategy between two hosts, into the database, and compare the audits (handler demo)', 'renderDemo', {
     options: [
       { flags: '--strategies <a,b>', description: 'only these strategies', value: 'list' },
       durationOption('--blackout <duration>', 'the blackout of every migration (default 300ms)', 'blackoutNs'),

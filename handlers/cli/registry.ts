@@ -2,18 +2,12 @@
 // the use-case module that defines it is imported alone (the cold-start path of `clockledger
 // invoke`). Everything here is derived from the registry (handlers/registry.ts).
 import type { DefinedHandler } from '../define.js';
-import { HANDLER_NAMES, loadAll, loadHandler, moduleOf } from '../registry.js';
+import { HANDLER_NAMES, loadHandler, moduleOf } from '../registry.js';
 
 /** For each handler, the import of the one module it is defined in. */
 export const FAST_PATH: Readonly<Record<string, () => Promise<Record<string, unknown>>>> = Object.fromEntries(HANDLER_NAMES.map((n) => [n, () => moduleOf(n)]));
 
 let loaded = false;
-
-/** The whole registry (every use-case module). */
-export async function loadRegistry(): Promise<Record<string, DefinedHandler>> {
-  loaded = true;
-  return loadAll();
-}
 
 /** The handler called `name`, or undefined. */
 export async function findHandler(name: string): Promise<DefinedHandler | undefined> {

@@ -21,7 +21,6 @@ const thresholdsSchema = z
 
 export const migrate = defineHandler({
   name: 'migrate',
-  summary: 'live-migrate (or snapshot/restore) a VM to a host with a named VMM strategy, then audit what it did to the guest clock',
   schema: z
     .object({
       ...commonFields,
@@ -95,8 +94,6 @@ function auditOrThrow(source: AuditSource, migrationId: string, thresholds?: Par
 
 export const audit = defineHandler({
   name: 'audit',
-  access: 'read',
-  summary: 'audit a recorded migration (or all of them) from the log: clock advance vs true time, steps, skew, and the guest symptoms predicted',
   schema: z.object({ ...commonFields, migrationId: idSchema.optional(), thresholds: thresholdsSchema }).strict(),
   run(req, env) {
     const source = logAuditSource(env.store);
@@ -111,8 +108,6 @@ export const audit = defineHandler({
 
 export const strategies = defineHandler({
   name: 'strategies',
-  access: 'read',
-  summary: 'the migration strategies and what each VMM does',
   schema: z.object({ ...commonFields }).strict(),
   run() {
     return {
