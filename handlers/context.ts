@@ -4,8 +4,9 @@
 import { openEventStore } from '../store/sqlite-event-store.js';
 import type { EventStore } from '../store/types.js';
 import { CODE_VERSION } from '../machines/version.js';
+import { DEFAULT_DB } from './registry.js';
 
-export const DEFAULT_DB = './clockledger.db';
+export { DEFAULT_DB };
 
 export interface HandlerContext {
   /** the database file (default ./clockledger.db) */

@@ -8,6 +8,7 @@ import { storeFor, type HandlerContext, type StoreAccess } from './context.js';
 import { requestFingerprint } from './fingerprint.js';
 import { toErrorBody, type ErrorBody } from './errors.js';
 import { checkRequestBounds } from './limits.js';
+import { REGISTRY, type HandlerName } from './registry.js';
 
 export type HandlerResponse = ({ ok: true } & Record<string, unknown>) | { ok: false; error: ErrorBody };
 export type Handler = (request: unknown, ctx?: HandlerContext) => Promise<HandlerResponse>;
@@ -33,11 +34,9 @@ export interface HandlerEnv {
 }
 
 export interface HandlerDef<S extends z.ZodTypeAny> {
-  name: string;
-  summary: string;
+  /** its name in the registry (handlers/registry.ts), which gives its summary and access */
+  name: HandlerName;
   schema: S;
-  /** 'read': the ledger must exist and is opened read-only; default 'write' */
-  access?: StoreAccess;
   run: (req: z.output<S>, env: HandlerEnv) => Record<string, unknown> | Promise<Record<string, unknown>>;
 }
 
@@ -45,9 +44,11 @@ export interface DefinedHandler extends Handler {
   handlerName: string;
   summary: string;
   schema: z.ZodTypeAny;
+  access: StoreAccess;
 }
 
 export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): DefinedHandler {
+  const { summary, access } = REGISTRY[def.name];
   const fn = async (request: unknown, ctx: HandlerContext = {}): Promise<HandlerResponse> => {
     try {
       checkRequestBounds(request);
@@ -56,7 +57,7 @@ export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): Defin
       const env: HandlerEnv = {
         // opened on first use (handlers that never touch the log need no file)
         get store() {
-          return (store ??= storeFor(ctx, def.access ?? 'write'));
+          return (store ??= storeFor(ctx, access));
         },
         name: def.name,
         requestId: req.requestId,
@@ -76,7 +77,7 @@ export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): Defin
       return { ok: false, error: toErrorBody(e) };
     }
   };
-  return Object.assign(fn, { handlerName: def.name, summary: def.summary, schema: def.schema });
+  return Object.assign(fn, { handlerName: def.name, summary, schema: def.schema, access });
 }
 
 // ---- shared field schemas -------------------------------------------------------------------

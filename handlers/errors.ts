@@ -5,20 +5,9 @@
 import { ZodError } from 'zod';
 import { CodedError } from '../lib/coded-error.js';
 import { sqliteStoreError } from '../store/errors.js';
+import type { ErrorCode } from './error-codes.js';
 
-export type ErrorCode =
-  | 'invalid_request'
-  | 'invalid_argument'
-  | 'not_found'
-  | 'invalid_state'
-  | 'conflict'
-  | 'schema_too_new'
-  | 'corrupt'
-  | 'not_a_ledger'
-  | 'io'
-  | 'invalid_trace'
-  | 'unknown_handler'
-  | 'internal';
+export type { ErrorCode };
 
 export interface ErrorBody {
   code: ErrorCode;

@@ -9,16 +9,20 @@
 //                             answered as { statusCode, headers, body }
 //   httpHandler(event, ctx)   the same, always answered as a proxy response
 //   createHost(event), ...    one export per handler: event = { request } or the request itself
-//   byName[name](event)       the same for every name in the registry, including later additions
+//   byName[name](event)       the same for every name in the registry
+//
+// One generic adapter over the registry (as Hono's aws-lambda adapter is over an app): the event
+// is turned into (name, request), the handler's module alone is imported (a cold start loads one
+// use-case module, not all), and the response is answered as the event's kind expects.
 //
 // Nothing here throws: every failure is { ok: false, error: { code, message, details? } }.
 import type { APIGatewayProxyResult, Context } from 'aws-lambda';
 import { dirname, resolve } from 'node:path';
-import { DEFAULT_DB } from './context.js';
 import type { HandlerResponse } from './define.js';
+import type { ErrorCode } from './error-codes.js';
 import { toErrorBody, type ErrorBody } from './errors.js';
 import { MAX_ECHO_CHARS, MAX_REQUEST_BYTES, preview, requestTooLarge } from './limits.js';
-import { handlers, type HandlerName } from './index.js';
+import { dbFromEnv, HANDLER_NAMES, loadHandler, type HandlerName } from './registry.js';
 
 export interface InvokeEvent {
   handler: string;
@@ -35,12 +39,8 @@ export type LambdaEvent = InvokeEvent | HttpLikeEvent;
 
 export type LambdaHandler = (event: unknown, context?: Context) => Promise<HandlerResponse>;
 
-const registry = handlers as unknown as Record<string, (request: unknown, ctx: { db: string; forkDir: string }) => Promise<HandlerResponse>>;
-
 /** The database every invocation uses (read at call time, so tests and reconfigured containers agree). */
-export function dbPath(): string {
-  return process.env.CLOCKLEDGER_DB || DEFAULT_DB;
-}
+export const dbPath = dbFromEnv;
 
 /** The only directory fork may write into: CLOCKLEDGER_FORK_DIR, else the database's directory. */
 export function forkDir(): string {
@@ -75,32 +75,46 @@ function payloadOf(event: unknown): { ok: true; payload: unknown } | { ok: false
 }
 
 async function invoke(name: string, request: unknown): Promise<HandlerResponse> {
-  if (!Object.hasOwn(registry, name) || typeof registry[name] !== 'function') {
-    return fail('unknown_handler', `no handler ${preview(name)}`, { handler: name.slice(0, MAX_ECHO_CHARS), handlers: Object.keys(registry) });
-  }
   try {
-    return await registry[name]!(request ?? {}, { db: dbPath(), forkDir: forkDir() });
+    const h = await loadHandler(name);
+    if (!h) return fail('unknown_handler', `no handler ${preview(name)}`, { handler: name.slice(0, MAX_ECHO_CHARS), handlers: HANDLER_NAMES });
+    return await h(request ?? {}, { db: dbPath(), forkDir: forkDir() });
   } catch (e) {
     // handlers map their own errors; this is the last line of defence (never throw to Lambda)
     return fail('internal', (e as Error)?.message ?? String(e));
   }
 }
 
-/** { handler, request } (or an HTTP-like event whose body is that), answered as a handler response. */
-async function answer(event: unknown): Promise<HandlerResponse> {
-  try {
-    const p = payloadOf(event);
-    if (!p.ok) return p.response;
-    const payload = p.payload;
-    if (!isObject(payload)) return fail('invalid_request', '(request): the event must be an object { handler, request }', { field: 'handler' });
-    if (typeof payload.handler !== 'string' || payload.handler === '') {
-      return fail('invalid_request', 'handler: expected the name of a handler (a string)', { field: 'handler', handlers: Object.keys(registry) });
-    }
-    return await invoke(payload.handler, payload.request);
-  } catch (e) {
-    return fail('internal', (e as Error)?.message ?? String(e));
+/**
+ * What an event asks for, as Hono's adapter makes a Request of an event: the handler's name and
+ * its request, or the response refusing the event. A named function (`fixed`) takes the event as
+ * { request } or as the request itself; the generic entry point takes { handler, request }.
+ */
+function invocationOf(event: unknown, fixed?: HandlerName): { name: string; request: unknown } | { response: HandlerResponse } {
+  const p = payloadOf(event);
+  if (!p.ok) return p;
+  const payload = p.payload;
+  if (fixed) return { name: fixed, request: isObject(payload) && 'request' in payload ? payload.request : payload };
+  if (!isObject(payload)) return { response: fail('invalid_request', '(request): the event must be an object { handler, request }', { field: 'handler' }) };
+  if (typeof payload.handler !== 'string' || payload.handler === '') {
+    return { response: fail('invalid_request', 'handler: expected the name of a handler (a string)', { field: 'handler', handlers: HANDLER_NAMES }) };
   }
+  return { name: payload.handler, request: payload.request };
 }
+
+/** The one adapter: event → invocation → the handler response (never thrown). */
+function handle(fixed?: HandlerName): LambdaHandler {
+  return async (event: unknown) => {
+    try {
+      const i = invocationOf(event, fixed);
+      return 'response' in i ? i.response : await invoke(i.name, i.request);
+    } catch (e) {
+      return fail('internal', (e as Error)?.message ?? String(e));
+    }
+  };
+}
+
+const answer = handle();
 
 /**
  * A proxy integration event, which expects { statusCode, headers, body } back: API Gateway REST
@@ -113,7 +127,7 @@ export function isProxyEvent(event: unknown): boolean {
   return event.version === '2.0' && isObject(event.requestContext.http);
 }
 
-const STATUS: Record<string, number> = {
+const STATUS: Record<ErrorCode, number> = {
   invalid_request: 400,
   invalid_argument: 400,
   unknown_handler: 404,
@@ -123,13 +137,14 @@ const STATUS: Record<string, number> = {
   schema_too_new: 500,
   corrupt: 500,
   not_a_ledger: 422,
+  invalid_trace: 400,
   io: 500,
   internal: 500,
 };
 
 function asHttp(r: HandlerResponse): APIGatewayProxyResult {
   return {
-    statusCode: r.ok ? 200 : (STATUS[r.error.code] ?? 500),
+    statusCode: r.ok ? 200 : (STATUS[r.error.code as ErrorCode] ?? 500),
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(r),
   };
@@ -148,45 +163,34 @@ export const handler = async (event: LambdaEvent | unknown, _context?: Context):
 /** handler, always answered as an API Gateway (REST or HTTP API) proxy integration response. */
 export const httpHandler = async (event: LambdaEvent | unknown, _context?: Context): Promise<APIGatewayProxyResult> => asHttp(await answer(event));
 
-/** One function per handler: the event is { request } or the request itself (or an HTTP-like event). */
-function named(name: string): LambdaHandler {
-  return async (event: unknown) => {
-    try {
-      const p = payloadOf(event);
-      if (!p.ok) return p.response;
-      const payload = p.payload;
-      const request = isObject(payload) && 'request' in payload ? payload.request : payload;
-      return await invoke(name, request);
-    } catch (e) {
-      return fail('internal', (e as Error)?.message ?? String(e));
-    }
-  };
-}
+/** A named function for every handler in the registry: the event is { request } or the request itself (or an HTTP-like event). */
+export const byName: Readonly<Record<HandlerName, LambdaHandler>> = Object.freeze(Object.fromEntries(HANDLER_NAMES.map((n) => [n, handle(n)])) as Record<HandlerName, LambdaHandler>);
 
-/** A named function for every handler in the registry, including ones added later. */
-export const byName: Readonly<Record<string, LambdaHandler>> = Object.freeze(Object.fromEntries(Object.keys(registry).map((n) => [n, named(n)])));
-
-const fixed = (name: HandlerName): LambdaHandler => named(name);
-
-export const createHost = fixed('createHost');
-export const advanceTime = fixed('advanceTime');
-export const adjustRealtime = fixed('adjustRealtime');
-export const listHosts = fixed('listHosts');
-export const createVm = fixed('createVm');
-export const destroyVm = fixed('destroyVm');
-export const listVms = fixed('listVms');
-export const ioctl = fixed('ioctl');
-export const runVcpu = fixed('runVcpu');
-export const pauseVcpu = fixed('pauseVcpu');
-export const guest = fixed('guest');
-export const events = fixed('events');
-export const stateAt = fixed('stateAt');
-export const verify = fixed('verify');
-export const fork = fixed('fork');
-export const migrate = fixed('migrate');
-export const audit = fixed('audit');
-export const strategies = fixed('strategies');
-export const replay = fixed('replay');
-export const diff = fixed('diff');
-export const bisect = fixed('bisect');
-export const demo = fixed('demo');
+// ESM export names are static, so the registry's names are spelled once more here, for the
+// function-per-handler deployments (a test checks they are exactly the registry's).
+export const {
+  createHost,
+  adjustRealtime,
+  listHosts,
+  advanceTime,
+  createVm,
+  destroyVm,
+  listVms,
+  runVcpu,
+  pauseVcpu,
+  ioctl,
+  guest,
+  migrate,
+  audit,
+  strategies,
+  events,
+  stateAt,
+  verify,
+  fork,
+  replay,
+  diff,
+  bisect,
+  demo,
+  importTrace,
+  auditTrace,
+} = byName;

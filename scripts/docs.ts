@@ -1,8 +1,14 @@
-// npm run docs: write the generated user documentation (docs/audit.md).
+// npm run docs: write the generated user documentation (docs/audit.md, docs/handlers.md).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { auditDocs } from './audit-docs.js';
+import { handlersDocs } from './handlers-docs.js';
 
-const file = join(import.meta.dirname, '..', 'docs', 'audit.md');
-writeFileSync(file, auditDocs());
-process.stdout.write(`wrote ${file}\n`);
+for (const [name, text] of [
+  ['audit.md', auditDocs()],
+  ['handlers.md', await handlersDocs()],
+] as const) {
+  const file = join(import.meta.dirname, '..', 'docs', name);
+  writeFileSync(file, text);
+  process.stdout.write(`wrote ${file}\n`);
+}

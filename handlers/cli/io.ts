@@ -122,3 +122,6 @@ export function collectOption(text: string, prev: Record<string, string | number
 export function toJsonText(value: unknown, pretty = false): string {
   return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), pretty ? 2 : undefined);
 }
+
+/** A command that answers for its handler without calling it (exit code 1, like a handler refusal). */
+export class CliRefusal extends CodedError<'not_found'> {}

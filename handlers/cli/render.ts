@@ -214,6 +214,7 @@ export function auditsTable(audits: R[]): string {
 }
 
 export function renderAudit(r: R): string {
+  if (r.trace) return renderTraceAudit(r);
   if (r.audit) return renderAuditReport(r.audit);
   const s = r.summary as R | undefined;
   const tail = s ? `\n\n${s.pass ?? 0} pass, ${s.warn ?? 0} warn, ${s.fail ?? 0} fail${s.inFlight ? `, ${s.inFlight} in flight` : ''}` : '';
@@ -435,4 +436,48 @@ export function renderDemo(r: R): string {
   const g = formatGeneric(rest);
   if (g) parts.push(g);
   return parts.join('\n\n') || 'done';
+}
+
+export function renderTraceImport(r: R): string {
+  const vms = ((r.vms ?? []) as R[]).map((v) => `${v.vm} (pids ${(v.pids as number[]).join(', ')})`).join('; ');
+  return keyValues([
+    ['trace', r.traceId],
+    ['format', r.format],
+    ['events', r.events],
+    ['ignored', r.ignored],
+    ['VMs', vms || '-'],
+  ]);
+}
+
+/** An imported trace's audit: per VM, the final offsets, the master clock, the pvclock and the findings (citing trace lines). */
+export function renderTraceAudit(r: R): string {
+  const t = (r.trace ?? r.report) as R;
+  const parts = [keyValues([
+    ['trace', t.traceId],
+    ['format', t.format],
+    ['source', t.source ?? '-'],
+    ['events', t.events],
+  ])];
+  for (const vm of (t.vms ?? []) as R[]) {
+    const mc = vm.masterClock as R;
+    const pv = vm.pvclock as R;
+    parts.push(
+      keyValues([
+        ['VM', vm.vm],
+        ['guest TSC Hz', vm.guestTscHz != null ? `${vm.guestTscHz} (${vm.guestTscHzFrom})` : 'unknown'],
+        ['offset spread', `${vm.tscOffsetSpreadCycles} cycles${vm.tscOffsetSpreadNs != null ? ` = ${fmtNs(vm.tscOffsetSpreadNs)}` : ''}`],
+        ['master clock', mc.final == null ? 'no update traced' : `${mc.final ? 'on' : 'off'} (line ${mc.finalLine}, ${(mc.transitions as R[]).length} transitions)`],
+        ['pvclock', pv.frequencyHz != null ? `${pv.frequencyHz} Hz (line ${pv.line})` : 'no update traced'],
+      ]),
+      table(
+        ['VCPU', 'TSC OFFSET', 'OFFSET (ns)', 'WRITES', 'LINE'],
+        ((vm.vcpus ?? []) as R[]).map((v) => [v.vcpu, fmtOffset(v.tscOffset), v.tscOffsetNs != null ? fmtNs(v.tscOffsetNs) : '-', v.writes, v.line]),
+        { indent: '  ' },
+      ),
+      (vm.findings as R[]).length
+        ? table(['SEVERITY', 'CODE', 'LINES', 'MESSAGE'], ((vm.findings ?? []) as R[]).map((f) => [f.severity === 'info' ? 'info' : String(f.severity).toUpperCase(), f.code, (f.lines as number[]).join(','), f.message]), { indent: '  ' })
+        : '  no findings',
+    );
+  }
+  return parts.join('\n\n');
 }

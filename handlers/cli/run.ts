@@ -7,24 +7,15 @@
 import type { HandlerResponse } from '../define.js';
 import type { ErrorBody } from '../errors.js';
 import { toJsonText, UsageError } from './io.js';
+import { dbFromEnv, DEFAULT_DB, entryOf } from '../registry.js';
 import { closeOpenStores, findHandler } from './registry.js';
+import { EXIT_OK, EXIT_USAGE, EXIT_HANDLER_ERROR } from './exit-codes.js';
 
-export const EXIT_OK = 0;
-export const EXIT_HANDLER_ERROR = 1;
-export const EXIT_USAGE = 2;
-export const EXIT_MIGRATION_FAILED = 3;
+export * from './exit-codes.js';
 
-/** Exit codes of ok responses that report a failure of what was asked (for every way of calling the handler). */
-const OK_EXIT_CODES: Readonly<Record<string, (response: Record<string, any>) => number>> = {
-  migrate: (r) => (r.status === 'failed' ? EXIT_MIGRATION_FAILED : EXIT_OK),
-};
-
-/** The embedded default database (the same as handlers/context.ts DEFAULT_DB; a test checks). */
-export const DEFAULT_DB = './clockledger.db';
-
-export function defaultDb(): string {
-  return process.env.CLOCKLEDGER_DB || DEFAULT_DB;
-}
+export { DEFAULT_DB };
+/** --db when not given: CLOCKLEDGER_DB, else the registry's DEFAULT_DB. */
+export const defaultDb = dbFromEnv;
 
 export interface OutputOptions {
   json?: boolean;
@@ -91,7 +82,8 @@ export async function callHandler(name: string, request: unknown, o: CallOptions
   if (r.ok) {
     if (o.json || !o.render) writeJson(r, o);
     else writeOut(o.render(r));
-    const okCode = o.okExitCode ?? (Object.hasOwn(OK_EXIT_CODES, name) ? OK_EXIT_CODES[name] : undefined);
+    // the command's own rule, else the handler's (migrate: 3 when the migration failed)
+    const okCode = o.okExitCode ?? entryOf(name)?.okExitCode;
     setExitCode(okCode ? okCode(r) : EXIT_OK);
   } else {
     if (o.json) writeJson(r, o);

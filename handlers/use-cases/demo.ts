@@ -15,7 +15,6 @@ const ms = (ns: bigint | null) => (ns === null ? '—' : (Number(ns) / 1e6).toFi
 
 export const demo = defineHandler({
   name: 'demo',
-  summary: 'migrate the same 4-vCPU guest with every strategy between two hosts and compare the audits',
   schema: z
     .object({
       ...commonFields,

@@ -46,7 +46,6 @@ export function checkTscKhz(v: number, ctx: z.RefinementCtx): void {
 
 export const createHost = defineHandler({
   name: 'createHost',
-  summary: 'create an emulated host: its counter, clocksource, vendor, TSC scaling and kernel profile',
   schema: z
     .object({
       ...commonFields,
@@ -98,7 +97,6 @@ export const createHost = defineHandler({
 
 export const advanceTime = defineHandler({
   name: 'advanceTime',
-  summary: 'let simulated true time pass (ns; 0 reads the time); delayed kernel work fires on the way',
   schema: z.object({ ...commonFields, ns: u64Field.default(0n) }).strict(),
   run(req, env) {
     if (req.ns === 0n) return env.write((s) => s.now(), (now) => ({ now }));
@@ -108,7 +106,6 @@ export const advanceTime = defineHandler({
 
 export const adjustRealtime = defineHandler({
   name: 'adjustRealtime',
-  summary: "step a host's CLOCK_REALTIME (stepNs) and/or set its NTP slew (slewPpm)",
   schema: z
     .object({ ...commonFields, hostId: idSchema, stepNs: s64Field.optional(), slewPpm: z.number().min(-500).max(500).optional() })
     .strict()
@@ -131,7 +128,6 @@ export const adjustRealtime = defineHandler({
 
 export const listHosts = defineHandler({
   name: 'listHosts',
-  summary: 'the hosts in the log: architecture, kernel profile, counter frequency, vendor and TSC scaling',
   schema: z.object({ ...commonFields }).strict(),
   run(_req, env) {
     const hosts = env.store.streams(HOST_STREAM_PREFIX).flatMap((sid) => {

@@ -33,8 +33,6 @@ function shownData(data: unknown): { data: unknown } | { data: null; dataTooDeep
 
 export const events = defineHandler({
   name: 'events',
-  access: 'read',
-  summary: 'read the event log in order, all of it or one stream, from a position',
   schema: z
     .object({
       ...commonFields,
@@ -71,8 +69,6 @@ const targetFields = {
 
 export const stateAt = defineHandler({
   name: 'stateAt',
-  access: 'read',
-  summary: 'the rebuilt state of a VM, host, migration or any stream at a position, a stream version or an instant',
   schema: z
     .object({ ...commonFields, vmId: idSchema.optional(), hostId: idSchema.optional(), migrationId: idSchema.optional(), streamId: z.string().optional(), ...targetFields })
     .strict()
@@ -120,8 +116,6 @@ const hashSchema = z.string().regex(/^[0-9a-f]{64}$/, 'a chain hash: 64 lowercas
 
 export const verify = defineHandler({
   name: 'verify',
-  access: 'read',
-  summary: "check the log: SQLite's integrity, the hash chain, and the tables kept beside it (streams, categories, stored request answers); report the head to keep outside the file",
   schema: z
     .object({
       ...commonFields,
@@ -138,8 +132,6 @@ export const verify = defineHandler({
 
 export const fork = defineHandler({
   name: 'fork',
-  access: 'read',
-  summary: 'copy the log up to a position into a new database, for what-if experiments',
   schema: z.object({ ...commonFields, position: z.number().int().min(0), targetDb: z.string().min(1) }).strict(),
   run(req, env) {
     const targetDb = env.forkDir === undefined ? req.targetDb : confineTo(env.forkDir, req.targetDb);

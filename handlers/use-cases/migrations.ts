@@ -8,7 +8,8 @@ import type { Json } from '../../machines/codec.js';
 import { nextMigrationId, runMigration } from '../../machines/migration/run.js';
 import { STRATEGIES, STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
 import { bareRelease, ReleaseSpecError, releaseTable, resolveStrategyRelease, strategyNameOf } from '../../machines/migration/strategies/releases.js';
-import { MIGRATION_STREAM_PREFIX, migrationIdOf } from '../../machines/stream-ids.js';
+import { MIGRATION_STREAM_PREFIX, migrationIdOf, migrationStreamId, traceStreamId } from '../../machines/stream-ids.js';
+import { auditTrace } from '../../machines/trace/audit.js';
 import type { WrittenEvent } from '../../store/types.js';
 import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
 import { HandlerError } from '../errors.js';
@@ -22,7 +23,6 @@ const thresholdsSchema = z
 
 export const migrate = defineHandler({
   name: 'migrate',
-  summary: 'live-migrate (or snapshot/restore) a VM to a host with a named VMM strategy, then audit what it did to the guest clock',
   schema: z
     .object({
       ...commonFields,
@@ -107,12 +107,16 @@ function auditOrThrow(source: AuditSource, migrationId: string, thresholds?: Par
 
 export const audit = defineHandler({
   name: 'audit',
-  access: 'read',
-  summary: 'audit a recorded migration (or all of them) from the log: clock advance vs true time, steps, skew, and the guest symptoms predicted',
   schema: z.object({ ...commonFields, migrationId: idSchema.optional(), thresholds: thresholdsSchema }).strict(),
   run(req, env) {
     const source = logAuditSource(env.store);
-    if (req.migrationId) return { audit: auditOrThrow(source, req.migrationId, req.thresholds) };
+    if (req.migrationId) {
+      // `audit <id>` also names an imported host trace (its own report, under `trace`)
+      if (!env.store.streamVersion(migrationStreamId(req.migrationId)) && env.store.streamVersion(traceStreamId(req.migrationId))) {
+        return { trace: auditTrace(env.store, req.migrationId)! };
+      }
+      return { audit: auditOrThrow(source, req.migrationId, req.thresholds) };
+    }
     const ids = env.store.streams(MIGRATION_STREAM_PREFIX).map((s) => migrationIdOf(s)!);
     const audits = ids.map((id) => auditOrThrow(source, id, req.thresholds));
     const count = (v: AuditReport['verdict']) => audits.filter((a) => a.verdict === v).length;
@@ -123,8 +127,6 @@ export const audit = defineHandler({
 
 export const strategies = defineHandler({
   name: 'strategies',
-  access: 'read',
-  summary: 'the migration strategies and what each VMM does',
   schema: z.object({ ...commonFields }).strict(),
   run() {
     return {

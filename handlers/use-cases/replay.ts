@@ -50,8 +50,6 @@ function resolveScope(store: EventStore, r: { vmId?: string; migrationId?: strin
 
 export const replay = defineHandler({
   name: 'replay',
-  access: 'read',
-  summary: 're-execute the recorded log (or one VM or migration) under another kernel profile and report every ioctl whose result changes',
   schema: z
     .object({ ...commonFields, profile: profileSpec, reference: profileSpec.optional(), ...scopeFields, keep: z.number().int().min(1).max(100_000).default(200) })
     .strict(),
@@ -64,8 +62,6 @@ export const replay = defineHandler({
 
 export const diff = defineHandler({
   name: 'diff',
-  access: 'read',
-  summary: 'compare this log with another database (e.g. a fork replayed elsewhere): same recorded inputs, different results',
   schema: z.object({ ...commonFields, otherDb: z.string().min(1), vmId: idSchema.optional(), keep: z.number().int().min(1).max(100_000).default(200) }).strict(),
   run(req, env) {
     if (!existsSync(req.otherDb)) throw new HandlerError('not_found', `no database at ${req.otherDb}`, { otherDb: req.otherDb });
@@ -80,8 +76,6 @@ export const diff = defineHandler({
 
 export const bisect = defineHandler({
   name: 'bisect',
-  access: 'read',
-  summary: "find the first kernel profile (in the order given) whose replay diverges, or which of a profile's behaviour switches does",
   schema: z
     .object({
       ...commonFields,

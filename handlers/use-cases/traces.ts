@@ -14,7 +14,6 @@ const vmName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/, 'a VM name
 
 export const importTrace = defineHandler({
   name: 'importTrace',
-  summary: 'import a host ftrace capture (tracefs trace or trace-cmd report): its KVM clock tracepoints become observed events of a trace',
   schema: z
     .object({
       ...commonFields,
@@ -29,6 +28,8 @@ export const importTrace = defineHandler({
     .strict()
     .refine((r) => (r.text === undefined) !== (r.path === undefined), { message: 'give text or path, not both' }),
   run(req, env) {
+    // (behind the Lambda adapter a path would read the function's own files: send the text)
+    if (req.path !== undefined && env.forkDir !== undefined) throw new HandlerError('invalid_request', 'path: give the capture as text here (a file path is read only by the CLI and scripts)', { field: 'path' });
     const text = req.path !== undefined ? readCapture(req.path) : Array.isArray(req.text) ? req.text.join('\n') : req.text!;
     return env.write(
       (s) => importTraceInto(s, text, { traceId: req.traceId, source: req.path, vms: req.vms }),
@@ -39,8 +40,6 @@ export const importTrace = defineHandler({
 
 export const auditTrace = defineHandler({
   name: 'auditTrace',
-  summary: 'audit an imported host trace: vCPU TSC offsets and their spread, TSC writes against the 1 s window, master clock, pvclock',
-  access: 'read',
   schema: z.object({ ...commonFields, traceId: idSchema, guestTscHz: u64Field.optional() }).strict(),
   run(req, env) {
     const report = auditTraceOf(env.store, req.traceId, { guestTscHz: req.guestTscHz });

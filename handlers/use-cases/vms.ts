@@ -11,14 +11,28 @@ import { vcpusOf, type VmRecord } from '../../machines/vm/evolve.js';
 import { vmLifecycle } from '../../machines/vm/machine.js';
 import { rebuildStream } from '../../machines/rebuild.js';
 import { commonFields, defineHandler, idSchema } from '../define.js';
+import type { HandlerName } from '../registry.js';
 import { HandlerError } from '../errors.js';
 import { checkTscKhz } from './hosts.js';
 
 const vcpuField = z.number().int().min(0).max(4095);
 
+/** A VM and one of its vCPUs, or (no vcpu) all of them. */
+const vcpuSelection = z.object({ ...commonFields, vmId: idSchema, vcpu: vcpuField.optional() }).strict();
+
+/** The vCPUs a selection names: the one given, else every vCPU of the VM that `keep` keeps. */
+function selectedVcpus(s: Session, req: z.output<typeof vcpuSelection>, keep: (v: ReturnType<typeof vcpusOf>[number]) => boolean): number[] {
+  return req.vcpu !== undefined ? [req.vcpu] : vcpusOf(s.requireVm(req.vmId)).filter(keep).map((v) => v.id);
+}
+
+/** The VM as it is now, as responses show it. */
+function vmNow(s: Session, vmId: string) {
+  const vm = s.requireVm(vmId);
+  return vmView(vm, s.host(vm.hostId), s.now());
+}
+
 export const createVm = defineHandler({
   name: 'createVm',
-  summary: 'create a VM on a host (KVM_CREATE_VM), optionally set its TSC kHz, then create its vCPUs one by one',
   schema: z
     .object({
       ...commonFields,
@@ -59,7 +73,6 @@ export const createVm = defineHandler({
 
 export const destroyVm = defineHandler({
   name: 'destroyVm',
-  summary: 'destroy a VM (close its fd)',
   schema: z.object({ ...commonFields, vmId: idSchema, reason: z.string().max(200).default('destroyed by the VMM') }).strict(),
   run(req, env) {
     return env.write(
@@ -80,7 +93,6 @@ function issue(s: Session, vmId: string, vcpu: number | null, ioctl: string, arg
 
 export const ioctl = defineHandler({
   name: 'ioctl',
-  summary: 'issue one KVM ioctl on the VM fd (no vcpu) or a vCPU fd; kernel refusals come back as ret -1 with errno',
   schema: z
     .object({ ...commonFields, vmId: idSchema, vcpu: vcpuField.optional(), ioctl: z.union([z.string().min(1), z.number().int()]), arg: z.unknown().optional() })
     .strict(),
@@ -96,42 +108,37 @@ export const ioctl = defineHandler({
   },
 });
 
-export const runVcpu = defineHandler({
-  name: 'runVcpu',
-  summary: 'KVM_RUN: enter the guest on one vCPU (or all), serving pending clock requests in the kernel order',
-  schema: z.object({ ...commonFields, vmId: idSchema, vcpu: vcpuField.optional() }).strict(),
-  run(req, env) {
-    return env.write(
-      (s) => {
-        const ids = req.vcpu !== undefined ? [req.vcpu] : vcpusOf(s.requireVm(req.vmId)).map((v) => v.id);
-        const results = ids.map((id) => ({ vcpu: id, ...issue(s, req.vmId, id, 'KVM_RUN', undefined).result }));
-        return { results, vm: vmView(s.requireVm(req.vmId), s.host(s.requireVm(req.vmId).hostId), s.now()) };
-      },
-      (v) => ({ ...v, ret: v.results.every((r) => r.ret === 0) ? 0 : -1 }),
-    );
-  },
-});
+/**
+ * A handler that acts on the selected vCPUs of one VM (those `keep` keeps when none is named) and
+ * answers with what it did and the VM as it is afterwards.
+ */
+function onVcpus<T extends Record<string, unknown>>(
+  name: HandlerName,
+  keep: (v: ReturnType<typeof vcpusOf>[number]) => boolean,
+  act: (s: Session, vmId: string, vcpus: number[]) => T,
+  respond: (v: T) => Record<string, unknown> = (v) => v,
+) {
+  return defineHandler({
+    name,
+    schema: vcpuSelection,
+    run: (req, env) => env.write((s) => ({ ...act(s, req.vmId, selectedVcpus(s, req, keep)), vm: vmNow(s, req.vmId) }), respond),
+  });
+}
 
-export const pauseVcpu = defineHandler({
-  name: 'pauseVcpu',
-  summary: 'make one vCPU (or all) leave KVM_RUN for userspace, as a VMM pausing the VM does',
-  schema: z.object({ ...commonFields, vmId: idSchema, vcpu: vcpuField.optional() }).strict(),
-  run(req, env) {
-    return env.write(
-      (s) => {
-        const vm = s.requireVm(req.vmId);
-        const ids = req.vcpu !== undefined ? [req.vcpu] : vcpusOf(vm).filter((v) => v.running).map((v) => v.id);
-        if (ids.length) s.vmCommands(req.vmId, { type: 'exits', vcpus: ids });
-        return { paused: ids, vm: vmView(s.requireVm(req.vmId), s.host(vm.hostId), s.now()) };
-      },
-      (v) => v,
-    );
-  },
+export const runVcpu = onVcpus(
+  'runVcpu',
+  () => true,
+  (s, vmId, ids) => ({ results: ids.map((id) => ({ vcpu: id, ...issue(s, vmId, id, 'KVM_RUN', undefined).result })) }),
+  (v) => ({ ...v, ret: v.results.every((r) => r.ret === 0) ? 0 : -1 }),
+);
+
+export const pauseVcpu = onVcpus('pauseVcpu', (v) => v.running, (s, vmId, ids) => {
+  if (ids.length) s.vmCommands(vmId, { type: 'exits', vcpus: ids });
+  return { paused: ids };
 });
 
 export const guest = defineHandler({
   name: 'guest',
-  summary: "what the guest does on a running vCPU: rdtsc, a kvmclock read through its pvclock page, rdmsr/wrmsr, its wall clock",
   schema: z
     .object({ ...commonFields, vmId: idSchema, vcpu: vcpuField, op: z.string().min(1), msr: z.union([z.string(), z.number()]).optional(), value: z.unknown().optional() })
     .strict(),
@@ -145,7 +152,6 @@ export const guest = defineHandler({
 
 export const listVms = defineHandler({
   name: 'listVms',
-  summary: 'the VMs in the log (optionally those of one host): host, kernel profile, lifecycle, vCPUs and how many are in KVM_RUN',
   schema: z.object({ ...commonFields, hostId: idSchema.optional() }).strict(),
   run(req, env) {
     const vms = env.store.streams(VM_STREAM_PREFIX).flatMap((sid) => {

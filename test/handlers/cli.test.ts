@@ -4,7 +4,7 @@
 // processes on one VM. Setup that is not under test goes through the library, in-process.
 import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -240,6 +240,18 @@ describe('clockledger: every handler, end to end', () => {
       ['vm1.m1', 'destroyed'],
     ]);
     use('listVms');
+
+    // a host trace: imported from a file, audited by its id through `audit` and `trace audit`
+    const capture = join(dir, 'capture.trace');
+    writeFileSync(capture, ['# tracer: nop', '      CPU 0/KVM-4243    [001] .....   100.000001: kvm_write_tsc_offset: vcpu=0 prev=0 next=18446735073709551616', ''].join('\n'));
+    r = await ok(['import-trace', capture, '--vm', '4243=web', '--json']);
+    expect(r).toMatchObject({ traceId: 't1', events: 1 });
+    use('importTrace');
+    r = await ok(['trace', 'audit', 't1', '--json']);
+    expect(r.report.vms.map((v: any) => [v.vm, v.vcpus[0].tscOffsetSigned])).toEqual([['web', '-9000000000000']]);
+    use('auditTrace');
+    r = await ok(['audit', 't1', '--json']);
+    expect(r.trace.traceId).toBe('t1');
 
     // demo on its own database, one strategy to keep it short
     r = await ok(['demo', '--strategies', 'qemu', '--json', '--db', join(dir, 'demo.db')]);

@@ -115,6 +115,12 @@ describe('lambda handler: every handler of the registry', () => {
     expect(typeof (await use('diff', { otherDb: forkDb })).eventsCompared).toBe('number');
     expect((await use('bisect', { profiles: ['linux-5.15', 'linux-6.18'], migrationId: 'm1' })).order).toEqual(['linux-5.15', 'linux-6.18']);
     expect((await use('destroyVm', { vmId: 'vm1.m1' })).vm.lifecycle).toBe('destroyed');
+    // a host trace, sent as text (a path is refused behind the adapter)
+    const capture = ['# tracer: nop', '      CPU 0/KVM-4243    [001] .....   100.000001: kvm_write_tsc_offset: vcpu=0 prev=0 next=18446735073709551616'];
+    const imported = await use('importTrace', { text: capture });
+    expect(imported).toMatchObject({ traceId: 't1', events: 1, ignored: 0 });
+    expect((await use('auditTrace', { traceId: 't1' })).report.vms[0].vcpus[0].tscOffsetSigned).toBe('-9000000000000');
+    expect((await call('importTrace', { path: '/etc/hostname' })).error.code).toBe('invalid_request');
     const demo = await use('demo', { strategies: ['qemu'] });
     expect(demo.table.rows).toHaveLength(1);
     expect(demo.audits).toHaveLength(1);

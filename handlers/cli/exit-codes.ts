@@ -1,0 +1,5 @@
+// The exit codes of `clockledger` (scripts can rely on them; `clockledger --help` lists them).
+export const EXIT_OK = 0;
+export const EXIT_HANDLER_ERROR = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_MIGRATION_FAILED = 3;

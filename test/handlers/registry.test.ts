@@ -1,0 +1,56 @@
+// The handler registry is the one list of handlers: the package's handlers object, the Lambda
+// exports, the CLI's cold-start path and its help are all derived from it.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { FAST_PATH } from '../../handlers/cli/registry.js';
+import { handlers, HANDLER_NAMES } from '../../handlers/index.js';
+
+const root = join(import.meta.dirname, '..', '..');
+const hooks = pathToFileURL(join(import.meta.dirname, 'fixtures', 'use-case-imports.mjs')).href;
+
+/** The use-case modules a fresh node process imports to run `args` (with the reporting hooks). */
+function useCasesImported(args: string[]): string[] {
+  const register = `data:text/javascript,import{register}from"node:module";register(${JSON.stringify(hooks)})`;
+  const r = spawnSync(process.execPath, ['--import', register, ...args], { encoding: 'utf8', cwd: tmpdir() });
+  return [...new Set([...r.stderr.matchAll(/^imported (\S+)$/gm)].map((m) => m[1]!))].sort();
+}
+
+function sources(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    if (statSync(p).isDirectory()) return sources(p);
+    return p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+describe('the handler registry', () => {
+  it('gives every handler a cold-start path to its own module', async () => {
+    expect(Object.keys(FAST_PATH).sort()).toEqual([...HANDLER_NAMES].sort());
+    expect(HANDLER_NAMES).toHaveLength(24);
+    for (const name of HANDLER_NAMES) expect((await FAST_PATH[name]!())[name], name).toBe(handlers[name]);
+  });
+
+  it('imports only the invoked handler\'s module, from the CLI and from Lambda', () => {
+    const db = join(tmpdir(), 'clockledger-registry-none.db');
+    expect(useCasesImported([join(root, 'dist/handlers/cli/main.js'), 'invoke', 'bisect', '--db', db, '--data', '{}'])).toEqual(['replay.js']);
+    expect(useCasesImported([join(root, 'dist/handlers/cli/main.js'), 'invoke', 'verify', '--db', db])).toEqual(['log.js']);
+    const lambda = pathToFileURL(join(root, 'dist/handlers/lambda.js')).href;
+    expect(useCasesImported(['--input-type=module', '-e', `const l = await import(${JSON.stringify(lambda)}); await l.handler({ handler: 'strategies' })`])).toEqual(['migrations.js']);
+  });
+
+  it('names the default database once', () => {
+    const files = ['handlers', 'machines', 'store', 'index.ts'].flatMap((d) => (d.endsWith('.ts') ? [join(root, d)] : sources(join(root, d))));
+    const holders = files.filter((f) => readFileSync(f, 'utf8').includes("'./clockledger.db'")).map((f) => f.slice(root.length + 1));
+    expect(holders).toEqual(['handlers/registry.ts']);
+  });
+
+  it('lists every error code in `clockledger --help`, not_a_ledger included', () => {
+    const help = spawnSync(process.execPath, [join(root, 'dist/handlers/cli/main.js'), '--help'], { encoding: 'utf8' }).stdout;
+    const listed = /Error codes: ([^.]*)\./.exec(help)![1]!.split(/,\s*/).map((s) => s.trim());
+    expect(listed).toEqual(['invalid_request', 'invalid_argument', 'not_found', 'invalid_state', 'conflict', 'schema_too_new', 'corrupt', 'not_a_ledger', 'io', 'invalid_trace', 'unknown_handler', 'internal']);
+  });
+});
