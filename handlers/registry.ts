@@ -136,7 +136,7 @@ export const REGISTRY = {
     ],
     examples: ['hosts realtime src --step 2s', 'hosts realtime src --slew -12.5'],
   })),
-  listHosts: entry('hosts', 'write', 'the hosts in the log: architecture, kernel profile, counter frequency, vendor and TSC scaling', command('hosts list', 'the hosts in the log: architecture, kernel profile, counter frequency (handler listHosts)', 'renderHostList', { examples: ['hosts list', 'hosts list --json'] })),
+  listHosts: entry('hosts', 'read', 'the hosts in the log: architecture, kernel profile, counter frequency, vendor and TSC scaling', command('hosts list', 'the hosts in the log: architecture, kernel profile, counter frequency (handler listHosts)', 'renderHostList', { examples: ['hosts list', 'hosts list --json'] })),
   advanceTime: entry(
     'hosts',
     'write',
@@ -156,7 +156,7 @@ export const REGISTRY = {
     examples: ['vms create vm1 --host src --vcpus 4', 'vms create vm2 --host src --vcpus 2 --tsc-khz 2000000'],
   })),
   destroyVm: entry('vms', 'write', 'destroy a VM (close its fd)', command('vms destroy', 'destroy a VM, closing its fd (handler destroyVm)', 'renderVm', { args: [vmIdArg], options: [{ flags: '--reason <text>', description: 'recorded with the event' }], examples: ['vms destroy vm1'] })),
-  listVms: entry('vms', 'write', 'the VMs in the log (optionally those of one host): host, kernel profile, lifecycle, vCPUs and how many are in KVM_RUN', command('vms list', 'the VMs in the log: host, kernel profile, lifecycle, vCPUs running (handler listVms)', 'renderVmList', {
+  listVms: entry('vms', 'read', 'the VMs in the log (optionally those of one host): host, kernel profile, lifecycle, vCPUs and how many are in KVM_RUN', command('vms list', 'the VMs in the log: host, kernel profile, lifecycle, vCPUs running (handler listVms)', 'renderVmList', {
     options: [{ flags: '--host <hostId>', description: 'only the VMs of this host', field: 'hostId' }],
     examples: ['vms list', 'vms list --host dst --json'],
   })),

@@ -1,10 +1,11 @@
 // docs/handlers.md, generated: every handler of the registry (handlers/registry.ts) with its
-// summary, whether it writes, its request fields (from its zod schema, through z.toJSONSchema)
-// and the command lines that call it. `npm run docs` writes it; a test checks it is up to date.
+// summary, whether it writes, its request fields (from its zod schema, through z.toJSONSchema),
+// its response fields (from a scripted run) and the command lines that call it. `npm run docs` writes it; a test checks it is up to date.
 import { z } from 'zod';
 import type { DefinedHandler } from '../handlers/define.js';
 import { commonFields, idSchema } from '../handlers/define.js';
 import { HANDLER_NAMES, loadAll, REGISTRY, type CliCommand } from '../handlers/registry.js';
+import { responseShapes } from './response-examples.js';
 
 type JsonSchema = {
   type?: string | string[];
@@ -105,11 +106,12 @@ or foreign file is \`not_found\` or \`not_a_ledger\`); one that *writes* creates
 
 export async function handlersDocs(): Promise<string> {
   const handlers = await loadAll();
+  const responses = await responseShapes();
   const index = HANDLER_NAMES.map((name) => `| [\`${name}\`](#${name.toLowerCase()}) | ${REGISTRY[name].access} | ${cell(REGISTRY[name].summary)} |`);
   const sections = HANDLER_NAMES.flatMap((name) => {
     const { summary, access, cli } = REGISTRY[name];
     const effect = access === 'read' ? 'Reads the ledger (read-only).' : 'Records events (writes the ledger).';
-    return ['', `## ${name}`, '', `${summary}. ${effect}`, '', 'Request:', '', ...requestTable(handlers[name]), '', 'Command line:', '', ...commandLines(name, cli)];
+    return ['', `## ${name}`, '', `${summary}. ${effect}`, '', 'Request:', '', ...requestTable(handlers[name]), '', `Response (the fields of an answer from a scripted run): ${(responses[name] ?? []).map((f) => `\`${f.replace(' (', '\` (')}`).join(', ')}.`, '', 'Command line:', '', ...commandLines(name, cli)];
   });
   return [INTRO, '', '| handler | access | summary |', '|---|---|---|', ...index, ...sections, ''].join('\n');
 }

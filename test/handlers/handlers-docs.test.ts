@@ -27,6 +27,8 @@ describe('docs/handlers.md', () => {
       for (const f of fields.filter((f) => f !== 'requestId' && f !== 'correlationId')) expect(text, `${name}.${f}`).toContain(`| \`${f}\` |`);
       for (const c of REGISTRY[name].cli) for (const o of c.options ?? []) expect(text, `${name} ${o.flags}`).toContain(`\`${o.flags}\``);
       expect(text).toContain(`clockledger invoke ${name}`);
+      // the response's fields, from a real answer of the scripted run
+      expect(text, name).toMatch(/\nResponse \(the fields of an answer from a scripted run\): `ok` \(boolean\), `\w+`/);
     }
   });
 
