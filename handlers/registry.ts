@@ -190,7 +190,7 @@ export const REGISTRY = {
       options: [
         { flags: '--to <hostId>', description: 'the destination host (required unless --in-place)', field: 'toHost' },
         { flags: '--in-place', description: 'pause the VM for the blackout and resume it on its own host (a VMM stop/cont)' },
-        { flags: '--strategy <name>', description: 'the VMM strategy (clockledger strategies)', required: true },
+        { flags: '--strategy <name>', description: 'the VMM strategy and release (clockledger strategies): qemu, firecracker@1.12, cloud-hypervisor@54+syncTscOffsets=false', required: true },
         durationOption('--blackout <duration>', 'how long the guest is stopped: 300ms, 2s, ...', 'blackoutNs', true),
         durationOption('--vmm-latency <duration>', 'time each ioctl takes (default 20us)', 'vmmLatencyNs'),
         durationOption('--read-spacing <duration>', 'between the per-vCPU reads at the source', 'readSpacingNs'),
