@@ -289,6 +289,16 @@ export const REGISTRY = {
     examples: ['bisect --profiles linux-5.15,linux-6.18', 'bisect --migration m1', 'bisect --switches --profile linux-5.15 --base linux-6.18 --migration m1'],
     progress: { label: 'bisecting', sized: true },
   })),
+  bisectReleases: entry('replay', 'read', "find the first VMM release whose re-run of a recorded migration changes its audit (a finding, a field, or the verdict), and with switches the behaviour switch responsible", command('bisect-releases', 'run a recorded migration again under each release of its VMM and name the first that changes the audit (handler bisectReleases)', 'renderReleaseBisect', {
+    args: [{ name: '<migrationId>' }],
+    options: [
+      { flags: '--releases <a,b,c>', description: 'release specs of its strategy, in order (default: every modelled release, oldest first)', value: 'list' },
+      { flags: '--finding <code>', description: "compare this finding's severity (or its absence)" },
+      { flags: '--field <path>', description: 'compare this report field (kvmclock.errorNs, verdict, ...)' },
+      { flags: '--switches', description: 'name the behaviour switch responsible' },
+    ],
+    examples: ['bisect-releases m1', 'bisect-releases m1 --finding soft_lockup_risk --switches', 'bisect-releases m1 --releases firecracker@1.7,firecracker@1.16 --field kvmclock.errorNs'],
+  })),
   demo: entry('demo', 'write', 'migrate the same 4-vCPU guest with every strategy between two hosts and compare the audits', command('demo', 'migrate the same 4-vCPU guest with every strategy between two hosts, into the database, and compare the audits (handler demo)', 'renderDemo', {
     options: [
       { flags: '--strategies <a,b>', description: 'only these strategies', value: 'list' },

@@ -481,3 +481,20 @@ export function renderTraceAudit(r: R): string {
   }
   return parts.join('\n\n');
 }
+
+/** Bisect across releases: each release's outcome, the first that differs, and the switch probes. */
+export function renderReleaseBisect(r: R): string {
+  const d = r.firstDivergent as R | null;
+  const head = keyValues([
+    ['migration', r.migrationId],
+    ['strategy', r.strategy],
+    ['compared', r.compared],
+    ['first divergent', d ? `${d.spec} (${d.release}): ${JSON.stringify(d.outcome)}, where ${d.previous} gave ${JSON.stringify(d.previousOutcome)}` : 'none: every release gives the same'],
+  ]);
+  const probes = table(['RELEASE', 'SPEC', 'OUTCOME'], ((r.probes ?? []) as R[]).map((p) => [p.release, p.spec, JSON.stringify(p.outcome)]));
+  const sw = (r.switchProbes ?? []) as R[];
+  const switches = sw.length
+    ? `\n\nswitches (each flipped alone on ${d!.previous}):\n${table(['SWITCH', 'FROM', 'TO', 'OUTCOME', 'REPRODUCES'], sw.map((p) => [p.switch, String(p.from), String(p.to), JSON.stringify(p.outcome), p.reproduces ? 'yes' : 'no']), { indent: '  ' })}`
+    : '';
+  return `${head}\n\n${probes}${switches}`;
+}

@@ -1,12 +1,19 @@
 // Replay-debugging: re-execute the log under another kernel profile, compare two logs, and
 // bisect profiles (or one profile's behaviour switches) for the first that changes a result.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { PROFILES, resolveProfile, type KernelProfile } from '../../kvm/profiles.js';
 import { migrationStreamId } from '../../machines/migration/state.js';
 import { vmStreamId } from '../../machines/vm/events.js';
 import { bisectProfiles, bisectSwitches } from '../../machines/replay/bisect.js';
 import { diffLogs } from '../../machines/replay/diff.js';
+import { bisectReleases as bisectReleasesOf, releaseSpecs } from '../../machines/replay/release-bisect.js';
+import { ReleaseSpecError, resolveStrategyRelease } from '../../machines/migration/strategies/releases.js';
+import type { MigrationState } from '../../machines/migration/state.js';
+import { rebuildStream } from '../../machines/rebuild.js';
+import { CODE_VERSION } from '../../machines/version.js';
 import { replayLog, type ReplayScope } from '../../machines/replay/replay.js';
 import { migrationSpan, replayReport } from '../../machines/replay/report.js';
 import { openEventStore } from '../../store/sqlite-event-store.js';
@@ -99,5 +106,45 @@ export const bisect = defineHandler({
     const profiles = req.profiles ?? [...PROFILES];
     const r = bisectProfiles(env.store, profiles, req.reference, scope, req.exhaustive);
     return { order: profiles.map((p) => p.name), reference: req.reference?.name ?? 'recorded', ...r };
+  },
+});
+
+/** Bisect across VMM releases: run a recorded migration again under each release (on scratch copies of the log before it). */
+export const bisectReleases = defineHandler({
+  name: 'bisectReleases',
+  schema: z
+    .object({
+      ...commonFields,
+      migrationId: idSchema,
+      /** release specs of the migration's strategy, in order (default: every modelled release, oldest first) */
+      releases: z.array(z.string().min(1).max(200)).max(64).optional(),
+      /** compare this finding's severity (or its absence) */
+      finding: z.string().min(1).max(64).optional(),
+      /** compare this report field, a dot path such as kvmclock.errorNs */
+      field: z.string().min(1).max(200).optional(),
+      /** name the switch responsible (each one the first divergent release changes, flipped alone) */
+      switches: z.boolean().default(false),
+    })
+    .strict()
+    .refine((r) => r.finding === undefined || r.field === undefined, { message: 'compare a finding or a field, not both', path: ['field'] }),
+  async run(req, env) {
+    const mig = rebuildStream(env.store, migrationStreamId(req.migrationId)).state as MigrationState | null;
+    if (!mig) throw new HandlerError('not_found', `no migration '${req.migrationId}'`, { migrationId: req.migrationId });
+    for (const spec of req.releases ?? []) {
+      try {
+        resolveStrategyRelease(spec);
+      } catch (e) {
+        if (e instanceof ReleaseSpecError) throw new HandlerError('invalid_request', `releases: ${e.message}`, { field: 'releases' });
+        throw e;
+      }
+    }
+    // each run works on a scratch copy of the log in a directory of its own, removed after
+    const scratch = () => {
+      const dir = mkdtempSync(join(tmpdir(), 'clockledger-release-'));
+      const path = join(dir, 'ledger.db');
+      return { path, open: () => openEventStore(path, { codeVersion: CODE_VERSION }), dispose: () => rmSync(dir, { recursive: true, force: true }) };
+    };
+    const specs = releaseSpecs(mig.strategy, req.releases);
+    return { ...(await bisectReleasesOf(env.store, req.migrationId, specs, scratch, { finding: req.finding, field: req.field, switches: req.switches })) };
   },
 });

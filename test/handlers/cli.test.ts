@@ -226,6 +226,9 @@ describe('clockledger: every handler, end to end', () => {
     r = await ok(['bisect', '--profiles', 'linux-5.15,linux-6.18', '--migration', 'm1', '--json']);
     expect(r.order).toEqual(['linux-5.15', 'linux-6.18']);
     use('bisect');
+    r = await ok(['bisect-releases', 'm1', '--json']);
+    expect([r.strategy, r.probes.length, r.firstDivergent]).toEqual(['qemu', 1, null]);
+    use('bisectReleases');
 
     r = await ok(['vms', 'destroy', 'vm1.m1', '--json']);
     expect(r.vm.lifecycle).toBe('destroyed');

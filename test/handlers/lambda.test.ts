@@ -114,6 +114,7 @@ describe('lambda handler: every handler of the registry', () => {
     expect((await use('replay', { profile: 'linux-5.15', vmId: 'vm1' })).profile).toBe('linux-5.15');
     expect(typeof (await use('diff', { otherDb: forkDb })).eventsCompared).toBe('number');
     expect((await use('bisect', { profiles: ['linux-5.15', 'linux-6.18'], migrationId: 'm1' })).order).toEqual(['linux-5.15', 'linux-6.18']);
+    expect((await use('bisectReleases', { migrationId: 'm1', releases: ['qemu@10.1', 'qemu@10.1+downtimeAccounting=true'] })).probes).toHaveLength(2);
     expect((await use('destroyVm', { vmId: 'vm1.m1' })).vm.lifecycle).toBe('destroyed');
     // a host trace, sent as text (a path is refused behind the adapter)
     const capture = ['# tracer: nop', '      CPU 0/KVM-4243    [001] .....   100.000001: kvm_write_tsc_offset: vcpu=0 prev=0 next=18446735073709551616'];
