@@ -193,4 +193,5 @@ export const {
   demo,
   importTrace,
   auditTrace,
+  exportTrace,
 } = byName;
