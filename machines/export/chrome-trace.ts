@@ -4,9 +4,12 @@
 // Layout: one process (pid) for the migration, with a "phases" thread (the migration as an X event,
 // its phases nested inside it) and a "blackout" thread; one process per VM, with one thread per vCPU
 // (tid = the vCPU id) and one for the VM fd (tid VM_FD_TID). Every VM event is an instant ('i') on
-// its thread with its arguments and result; after each event the VM's clocks are sampled into
-// counter tracks ('C', written when a value changes): each vCPU's TSC error against true time, kvmclock − TSC, the TSC offset,
-// and the VM's master clock. Timestamps are µs on the simulated true-time axis.
+// its thread with its arguments and result; after each event (and at each phase's start) the VM's
+// clocks are sampled into counter tracks ('C', written when a value changes): x86, each vCPU's TSC
+// error against true time, kvmclock − TSC and TSC offset, and the VM's master clock; arm64, each
+// vCPU's CNTVCT error and the VM's CNTVOFF. Errors are measured as the audit measures them: from
+// the guest as the migration's stop began (a VM exported alone: from its first sample), in ns at
+// the nominal rate. Timestamps are µs on the simulated true-time axis.
 import type { HostState } from '../../kvm/host.js';
 import { s64 } from '../../kvm/u64.js';
 import type { EventStore } from '../../store/types.js';
@@ -19,7 +22,7 @@ import { migrationSpan } from '../replay/report.js';
 import { applyStreamEvent, copyStreamState } from '../streams.js';
 import { vmStreamId } from '../vm/events.js';
 import type { VmRecord } from '../vm/evolve.js';
-import { guestClocksAt } from '../vm/view.js';
+import { guestClocksAt, guestCountersAt } from '../vm/view.js';
 
 /** One event of the Trace Event Format. */
 export interface TraceEvent {
@@ -99,9 +102,11 @@ function vmTrack(store: EventStore, vmId: string, pid: number, range: { from?: n
   };
   const sample = (t: bigint) => {
     // the baseline of a migration is taken as the stop began: nothing measured before it
-    if (!rec || rec.destroyed || !rec.x86 || (range.baseline && t < range.baseline.time)) return;
+    if (!rec || rec.destroyed || (range.baseline && t < range.baseline.time)) return;
     const host = hostAt(rec.hostId, t);
     if (!host) return;
+    if (rec.arm64) return sampleArm64(rec, host, t);
+    if (!rec.x86) return;
     const g = guestClocksAt(rec, host, t);
     if (!baseline) {
       const khz = rec.x86.vcpus[0]?.virtualTscKhz ?? 0;
@@ -129,6 +134,19 @@ function vmTrack(store: EventStore, vmId: string, pid: number, range: { from?: n
       counter(`vCPU ${v.vcpu} TSC offset (cycles)`, ts, v.vcpu, 'cycles', Number(s64(vcpu.l1TscOffset)));
     }
     counter('master clock', toUs(t), VM_FD_TID, 'inUse', rec.x86.useMasterClock ? 1 : 0);
+  };
+  // arm64: the virtual counter (CNTVCT) against true time at CNTFRQ, as the audit measures it, and the VM's voffset
+  const sampleArm64 = (rec: VmRecord, host: HostState, t: bigint) => {
+    const counters = guestCountersAt(rec, host, t);
+    if (!counters.length) return;
+    baseline ??= { time: t, hz: rec.host.counterHz, tsc: new Map(), kvmclock: new Map() };
+    const ts = toUs(t);
+    for (const c of counters) {
+      threads.add(c.vcpu);
+      if (!baseline.tsc.has(c.vcpu)) baseline.tsc.set(c.vcpu, c.cntvct);
+      counter(`vCPU ${c.vcpu} CNTVCT error (ns)`, ts, c.vcpu, 'ns', Number(tscErrorNs(c.cntvct, { tsc: baseline.tsc.get(c.vcpu)!, time: baseline.time, hz: baseline.hz }, t)));
+    }
+    counter('CNTVOFF (ticks)', ts, VM_FD_TID, 'ticks', Number(s64(rec.arm64!.voffset)));
   };
   // extra instants (the migration's phases), each sampled with the VM as it stood at that position
   const pending = [...(range.samples ?? [])].sort((a, b) => a.position - b.position);
@@ -194,7 +212,10 @@ export function migrationTrace(store: EventStore, migrationId: string): ChromeTr
   // the audit's "before": the source guest as the stop began, the baseline of every TSC error here
   const frame = frameOf(logAuditSource(store), migrationId);
   let baseline: Baseline | undefined;
-  if (frame?.before.rec.x86) {
+  if (frame?.before.rec.arm64) {
+    const c0 = guestCountersAt(frame.before.rec, frame.before.host, frame.stopTime);
+    baseline = { time: frame.stopTime, hz: frame.before.rec.host.counterHz, tsc: new Map(c0.map((c) => [c.vcpu, c.cntvct])), kvmclock: new Map() };
+  } else if (frame?.before.rec.x86) {
     const g0 = guestClocksAt(frame.before.rec, frame.before.host, frame.stopTime);
     baseline = {
       time: frame.stopTime,

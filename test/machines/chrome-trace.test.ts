@@ -136,6 +136,43 @@ describe('chrome-trace export of a qemu migration', () => {
     expect(chromeTrace(store, 'nope')).toBeNull();
   });
 
+  it('a failed in-place migration: one VM process, the rollback phase nested, the TSC error 0 where the VM stands', async () => {
+    // 5.15's KVM_GET_CLOCK fills no (host_tsc, realtime) pair: the offset procedure stops at 'save'
+    await l.ok('createHost', { hostId: 'old', tscKhz: 2_000_000, kernel: 'linux-5.15' });
+    await l.ok('createVm', { vmId: 'a', hostId: 'old', vcpus: 2 });
+    await l.ok('runVcpu', { vmId: 'a' });
+    await l.ok('advanceTime', { ns: 1_000_000_000 });
+    const r = await l.ok('migrate', { vmId: 'a', inPlace: true, strategy: 'offset-documented', blackoutNs: 300_000_000 });
+    expect(r.status).toBe('failed');
+    const ev = migrationTrace(storeFor({ db: l.db }), r.migrationId)!.traceEvents;
+    expect(nestingErrors(ev)).toEqual([]);
+    expect([...new Set(ev.map((e) => e.pid))].sort()).toEqual([1, 2]);
+    const phases = ev.filter((e) => e.ph === 'X' && e.pid === 1 && e.tid === 0).map((e) => e.name);
+    expect(phases[0]).toBe(`migration ${r.migrationId}`);
+    expect(phases).toContain('rollingBack');
+    expect(ev.some((e) => e.name === 'blackout')).toBe(false); // refused before the transfer
+    // the TSC never stopped (the VM resumed where it was): its error stays 0 throughout
+    expect(ev.filter((e) => e.ph === 'C' && e.name.endsWith('TSC error (ns)')).map((e) => e.args!.ns)).toEqual([0, 0]);
+  });
+
+  it('an arm64 guest: its events as instants, its CNTVCT error the audit\'s', async () => {
+    await l.ok('createHost', { hostId: 'h', arch: 'arm64', cntfrqHz: '25000000', initialTsc: '1000000000' });
+    await l.ok('createVm', { vmId: 'g', hostId: 'h', vcpus: 2 });
+    await l.ok('runVcpu', { vmId: 'g' });
+    await l.ok('advanceTime', { ns: 5_000_000_000 });
+    const r = await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'qemu', blackoutNs: 10_000_000_000, vmmLatencyNs: 0 });
+    const ev = migrationTrace(storeFor({ db: l.db }), r.migrationId)!.traceEvents;
+    expect(nestingErrors(ev)).toEqual([]);
+    expect(ev.find((e) => e.name === 'blackout')).toMatchObject({ dur: 10_000_000 });
+    // qemu's default (adjvtime) writes the counter back to its value at the stop: 10 s × 25 MHz lost
+    expect(r.audit.vcpus[0].tscErrorNs).toBe('-10000000000');
+    const verifying = ev.find((e) => e.ph === 'X' && e.name === 'verifying')!;
+    for (const v of [0, 1]) expect(ev.filter((e) => e.ph === 'C' && e.name === `vCPU ${v} CNTVCT error (ns)` && e.ts <= verifying.ts).at(-1)!.args!.ns).toBe(-10_000_000_000);
+    expect(ev.some((e) => e.ph === 'C' && e.name.includes('TSC'))).toBe(false);
+    expect(ev.some((e) => e.ph === 'C' && e.name === 'CNTVOFF (ticks)')).toBe(true);
+    expect(ev.some((e) => e.ph === 'i' && e.pid === 2 && e.name.startsWith('KVM_'))).toBe(true);
+  });
+
   it('keeps ns as fractional µs', () => {
     expect(toUs(1_234_567n)).toBe(1234.567);
     expect(toUs(300_000_000n)).toBe(300_000);
