@@ -194,4 +194,5 @@ export const {
   importTrace,
   auditTrace,
   bisectReleases,
+  exportTrace,
 } = byName;

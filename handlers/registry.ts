@@ -30,6 +30,7 @@ export const MODULES = {
   replay: () => import('./use-cases/replay.js') as Promise<Module>,
   demo: () => import('./use-cases/demo.js') as Promise<Module>,
   traces: () => import('./use-cases/traces.js') as Promise<Module>,
+  export: () => import('./use-cases/export.js') as Promise<Module>,
 } as const;
 
 // ---- the command-line spec of a handler ------------------------------------------------------
@@ -83,6 +84,11 @@ export interface CliCommand {
   progress?: { label: string; sized?: boolean };
   /** the exit code of an ok response of this command (e.g. verify: 1 when the chain is broken) */
   okExitCode?: (response: Record<string, any>) => number;
+  /**
+   * --out FILE: the option (by field) naming a file that an ok response's `text` is written to
+   * instead of stdout, which then has a line saying what was written (with --json: { ok, out, bytes, ... }).
+   */
+  outFile?: { field: string; text: (response: Record<string, any>) => string; summary?: (response: Record<string, any>) => Record<string, unknown> };
 }
 
 export interface HandlerEntry {
@@ -221,6 +227,15 @@ export const REGISTRY = {
     args: [{ name: '<traceId>' }],
     options: [{ flags: '--guest-tsc-hz <Hz>', description: "the guest TSC frequency, when the capture has no pvclock update", value: 'u64' }],
     examples: ['trace audit t1', 'trace audit t1 --guest-tsc-hz 2000000000 --json'],
+  })),
+  exportTrace: entry('export', 'read', 'export a migration (its phases, blackout, VMs) or a VM from the log as a Chrome Trace Event file for Perfetto or chrome://tracing', command('export', 'a migration or a VM as a Chrome Trace Event file: phases, blackout, every ioctl and guest read, clock counters (handler exportTrace)', 'renderExport', {
+    args: [{ name: '<id>', description: 'a VM or a migration id (tried in that order)' }],
+    options: [
+      { flags: '--format <format>', description: 'the file format', choices: ['chrome-trace'], default: 'chrome-trace' },
+      { flags: '--out <file>', description: 'write the trace to this file instead of stdout', field: null },
+    ],
+    outFile: { field: 'out', text: (r) => JSON.stringify(r.trace), summary: (r) => ({ format: r.format, events: r.trace.traceEvents.length }) },
+    examples: ['export m1 --out m1.trace.json     # open it in ui.perfetto.dev or chrome://tracing', 'export vm1 --format chrome-trace > vm1.json'],
   })),
   strategies: entry('migrations', 'read', 'the migration strategies and what each VMM does', command('strategies', 'the migration strategies and what each VMM does (handler strategies)', 'renderStrategies')),
   events: entry('log', 'read', 'read the event log in order, all of it or one stream, from a position', command('events', 'the event log in order: position, time, stream, type and what happened (handler events)', 'renderEvents', {

@@ -1,9 +1,10 @@
 // The `clockledger` command tree (commander), built from the registry's command specs
 // (handlers/registry.ts): every subcommand is a thin wrapper over one handler. Handler code is
 // imported only when a command runs, and the human renderings only when a command prints for people.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Argument, Command, Option } from 'commander';
 import { ERROR_CODES } from '../error-codes.js';
+import type { HandlerResponse } from '../define.js';
 import { REGISTRY, type CliCommand, type CliValues, type HandlerName, type ValueKind } from '../registry.js';
 import {
   CliRefusal,
@@ -199,16 +200,29 @@ function addCommand(program: Command, name: HandlerName, spec: CliCommand): void
       setExitCode(EXIT_HANDLER_ERROR);
       return;
     }
-    const rendering = o.json ? undefined : (await import('./render.js'))[spec.render];
+    const outFile = spec.outFile && typeof values[spec.outFile.field] === 'string' ? (values[spec.outFile.field] as string) : undefined;
+    const rendering = o.json ? undefined : (await import('./render.js'))[outFile ? 'renderWritten' : spec.render];
     await callHandler(name, defined(request), {
       db: o.db,
       json: !!o.json,
       pretty: !!o.pretty,
       render: rendering,
+      onOk: outFile ? (r) => writeOutFile(r, outFile, spec.outFile!) : undefined,
       progress: spec.progress && { label: spec.progress.label, total: spec.progress.sized ? sizeIfLarge : undefined },
       okExitCode: spec.okExitCode,
     });
   });
+}
+
+/** An ok response's text written to its --out file; what is printed instead (a write that fails: an io error). */
+function writeOutFile(r: HandlerResponse & { ok: true }, file: string, spec: NonNullable<CliCommand['outFile']>): HandlerResponse {
+  const text = spec.text(r);
+  try {
+    writeFileSync(file, text.endsWith('\n') ? text : `${text}\n`);
+  } catch (e) {
+    return { ok: false, error: { code: 'io', message: `--out: cannot write ${file}: ${(e as Error).message}`, details: { field: 'out' } } };
+  }
+  return { ok: true, ...(spec.summary ? spec.summary(r) : {}), out: file, bytes: Buffer.byteLength(text) + (text.endsWith('\n') ? 0 : 1) };
 }
 
 export function buildProgram(): Command {

@@ -498,3 +498,14 @@ export function renderReleaseBisect(r: R): string {
     : '';
   return `${head}\n\n${probes}${switches}`;
 }
+
+/** An export's file, as it would be written (compact JSON). */
+export function renderExport(r: R): string {
+  return JSON.stringify(r.trace);
+}
+
+/** What a command wrote to its --out file. */
+export function renderWritten(r: R): string {
+  const what = r.events !== undefined ? `${r.events} events` : `${r.bytes} bytes`;
+  return `wrote ${what}${r.format ? ` (${r.format})` : ''} to ${r.out}`;
+}

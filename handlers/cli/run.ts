@@ -52,6 +52,8 @@ export interface CallOptions extends OutputOptions {
   progress?: { label: string; total?: (db: string) => Promise<number> };
   /** exit code for an ok response (e.g. verify: 1 when the chain is broken) */
   okExitCode?: (response: Record<string, any>) => number;
+  /** what is printed in place of an ok response (e.g. after writing it to a file); may turn it into a failure */
+  onOk?: (response: HandlerResponse & { ok: true }) => HandlerResponse;
 }
 
 /** Run a handler by name and print its response; returns the response (undefined if unknown). */
@@ -79,6 +81,7 @@ export async function callHandler(name: string, request: unknown, o: CallOptions
   } finally {
     bar?.stop();
   }
+  if (r.ok && o.onOk) r = o.onOk(r);
   if (r.ok) {
     if (o.json || !o.render) writeJson(r, o);
     else writeOut(o.render(r));

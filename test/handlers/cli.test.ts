@@ -4,7 +4,7 @@
 // processes on one VM. Setup that is not under test goes through the library, in-process.
 import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -212,6 +212,31 @@ describe('clockledger: every handler, end to end', () => {
     const all = await cli(['audit']);
     expect(all.stdout).toMatch(/^MIGRATION\s+VERDICT/);
     use('audit');
+
+    // export: the trace on stdout (the file's JSON), as a response with --json, or into --out
+    r = await ok(['export', 'm1', '--json']);
+    expect(r.format).toBe('chrome-trace');
+    expect(r.trace.traceEvents.find((e: any) => e.name === 'blackout')).toMatchObject({ ph: 'X', dur: 300_000 });
+    const exported = await cli(['export', 'm1']);
+    expect(exported.code).toBe(0);
+    expect(JSON.parse(exported.stdout)).toEqual(r.trace);
+    const traceFile = join(dir, 'm1.trace.json');
+    const written = await cli(['export', 'm1', '--format', 'chrome-trace', '--out', traceFile]);
+    expect(written.code).toBe(0);
+    expect(written.stdout).toBe(`wrote ${r.trace.traceEvents.length} events (chrome-trace) to ${traceFile}\n`);
+    expect(JSON.parse(readFileSync(traceFile, 'utf8'))).toEqual(r.trace);
+    r = await ok(['export', 'm1', '--out', traceFile, '--json']);
+    expect(r).toMatchObject({ format: 'chrome-trace', out: traceFile, events: expect.any(Number), bytes: expect.any(Number) });
+    expect(r.trace).toBeUndefined();
+    const missing = await cli(['export', 'nope', '--out', join(dir, 'nope.json')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("error [not_found]: no VM or migration 'nope'");
+    expect(existsSync(join(dir, 'nope.json'))).toBe(false);
+    const unwritable = await cli(['export', 'm1', '--out', join(dir, 'no-such-dir', 'x.json')]);
+    expect(unwritable.code).toBe(1);
+    expect(unwritable.stderr).toMatch(/^error \[io\]: --out: cannot write/);
+    expect((await cli(['export', 'm1', '--format', 'pprof'])).code).toBe(2);
+    use('exportTrace');
 
     r = await ok(['strategies', '--json']);
     expect(r.strategies.map((s: any) => s.name)).toContain('qemu');

@@ -105,6 +105,11 @@ describe('lambda handler: every handler of the registry', () => {
     expect(m).toMatchObject({ migrationId: 'm1', status: 'completed', newVmId: 'vm1.m1' });
     expect((await use('audit', { migrationId: 'm1' })).audit.strategy).toBe('qemu');
     expect((await use('audit')).audits).toHaveLength(1);
+    const exported = await use('exportTrace', { id: 'm1', format: 'chrome-trace' });
+    expect(exported.format).toBe('chrome-trace');
+    expect(exported.trace.traceEvents.find((e: any) => e.name === 'blackout')).toMatchObject({ ph: 'X', ts: expect.any(Number), dur: 300_000, pid: 1, tid: 1 });
+    expect((await call('exportTrace', { id: 'nope' })).error).toMatchObject({ code: 'not_found', details: { id: 'nope' } });
+    expect((await call('exportTrace', { id: 'm1', format: 'pprof' })).error.code).toBe('invalid_request');
     expect((await use('listHosts')).hosts.map((h: any) => [h.hostId, h.tscKhz, h.vendor])).toEqual([
       ['dst', 2_500_000, 'svm'],
       ['src', 2_500_000, 'vmx'],

@@ -30,7 +30,7 @@ function sources(dir: string): string[] {
 describe('the handler registry', () => {
   it('gives every handler a cold-start path to its own module', async () => {
     expect(Object.keys(FAST_PATH).sort()).toEqual([...HANDLER_NAMES].sort());
-    expect(HANDLER_NAMES).toHaveLength(25);
+    expect(HANDLER_NAMES).toHaveLength(26);
     for (const name of HANDLER_NAMES) expect((await FAST_PATH[name]!())[name], name).toBe(handlers[name]);
   });
 
@@ -38,6 +38,7 @@ describe('the handler registry', () => {
     const db = join(tmpdir(), 'clockledger-registry-none.db');
     expect(useCasesImported([join(root, 'dist/handlers/cli/main.js'), 'invoke', 'bisect', '--db', db, '--data', '{}'])).toEqual(['replay.js']);
     expect(useCasesImported([join(root, 'dist/handlers/cli/main.js'), 'invoke', 'verify', '--db', db])).toEqual(['log.js']);
+    expect(useCasesImported([join(root, 'dist/handlers/cli/main.js'), 'invoke', 'exportTrace', '--db', db, '--data', '{"id":"m1"}'])).toEqual(['export.js']);
     const lambda = pathToFileURL(join(root, 'dist/handlers/lambda.js')).href;
     expect(useCasesImported(['--input-type=module', '-e', `const l = await import(${JSON.stringify(lambda)}); await l.handler({ handler: 'strategies' })`])).toEqual(['migrations.js']);
   });
