@@ -6,27 +6,15 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, openSync, statSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { canonicalJson, chainHash, GENESIS_HASH } from './canonical.js';
+import { GENESIS_HASH } from './canonical.js';
 import { checkPath, ConflictError, sqliteStoreError, StoreError } from './errors.js';
 import { inspectLedger, viewOlderSchema } from './ledger-file.js';
 import { latestSchemaVersion, migrate } from './migrate.js';
 import { registerResponseHash, requestRowOf, responseHash, storedAnswer, type StoredRequestRow } from './request-check.js';
-import { clampInstant, I64_MAX, I64_MIN, prefixRange } from './sql-shared.js';
+import { clampInstant, encodeEvent, endBatch, I64_MAX, I64_MIN, prefixRange, storedEventOf } from './sql-shared.js';
 import { streamCategory } from './stream-category.js';
 import { REQUEST_ROW_SQL, verifyLedger } from './verify.js';
-import type {
-  AppendBatch,
-  CommitOptions,
-  CommitResult,
-  EventStore,
-  RawEvent,
-  ReadOptions,
-  SnapshotRecord,
-  StoredEvent,
-  VerifyAnchor,
-  VerifyResult,
-  WrittenEvent,
-} from './types.js';
+import type { AppendBatch, CommitOptions, CommitResult, EventStore, RawEvent, ReadOptions, SnapshotRecord, StoredEvent, VerifyAnchor, VerifyResult, WrittenEvent } from './types.js';
 
 export interface OpenOptions {
   /** how long a writer waits for another process's lock (ms) */
@@ -166,21 +154,13 @@ class SqliteEventStore implements EventStore {
         for (const e of b.events) {
           position++;
           version++;
-          const data = e.canonical ? (JSON.stringify(e.data) ?? 'null') : canonicalJson(e.data ?? null);
-          let metadata = metadataText.get(e.metadata);
-          if (metadata === undefined) metadataText.set(e.metadata, (metadata = canonicalJson(e.metadata ?? {})));
-          const schemaVersion = e.schemaVersion ?? 1;
           if (e.time < I64_MIN || e.time > I64_MAX) throw new StoreError('invalid_request', `event time ${e.time} does not fit a signed 64-bit instant`);
-          const time = e.time.toString();
-          const hash = chainHash(prevHash, { position, streamId: b.streamId, version, type: e.type, schemaVersion, time, data, metadata });
+          const { data, metadata, schemaVersion, hash } = encodeEvent(e, { position, streamId: b.streamId, version }, prevHash, metadataText);
           this.st('insert').run(position, b.streamId, version, e.type, schemaVersion, e.time, data, metadata, hash);
           prevHash = hash;
           written.push({ position, streamId: b.streamId, version, type: e.type });
         }
-        versions.set(b.streamId, version);
-        const last = written.at(-1);
-        if (last && last.streamId === b.streamId) heads.set(b.streamId, last);
-        if (b.wakeAt !== undefined) wakes.set(b.streamId, b.wakeAt);
+        endBatch({ versions, heads, wakes }, b, version, written);
       }
       // each stream's head once per commit, however many runs of events it had
       for (const [streamId, w] of heads) this.st('upsertStream').run(streamId, w.version, w.position, w.type);
@@ -241,17 +221,7 @@ class SqliteEventStore implements EventStore {
   read(opts: ReadOptions = {}): StoredEvent[] {
     const { sql, params } = this.where(opts);
     const rows = this.statement(`SELECT ${RAW_COLUMNS}, hash FROM events${sql}`).all(...params) as (RawEvent & { hash: string })[];
-    return rows.map((r) => ({
-      position: r.position,
-      streamId: r.streamId,
-      version: r.version,
-      type: r.type,
-      schemaVersion: r.schemaVersion,
-      time: BigInt(r.time),
-      data: JSON.parse(r.data),
-      metadata: JSON.parse(r.metadata),
-      hash: r.hash,
-    }));
+    return rows.map(storedEventOf);
   }
 
   streamVersion(streamId: string, atPosition?: number): number {
