@@ -28,35 +28,26 @@ export interface OpenOptions {
 const RAW_COLUMNS = 'position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, metadata';
 const RAW_COLUMNS_NO_METADATA = "position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, '{}' AS metadata";
 
-/** Every fixed statement: [sql, pluck]. */
+/** Every fixed statement (one that reads a single column hands back its value: see st()). */
 const SQL = {
-  insert: ['INSERT INTO events (position, stream_id, version, type, schema_version, time, data, metadata, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', false],
-  last: ['SELECT position, hash FROM events ORDER BY position DESC LIMIT 1', false],
-  streamVersion: ['SELECT version FROM streams WHERE stream_id = ?', true],
-  upsertStream: [
-    'INSERT INTO streams (stream_id, version, last_position, last_type) VALUES (?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_position = excluded.last_position, last_type = excluded.last_type',
-    false,
-  ],
-  streamVersionAt: ['SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ? AND position <= ?', true],
-  positionOfVersion: ['SELECT position FROM events WHERE stream_id = ? AND version = ?', true],
-  findRequest: [`${REQUEST_ROW_SQL('requests', 'events', (c) => c)} WHERE r.request_id = ?`, false],
-  insertRequest: ['INSERT INTO requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash) VALUES (?, ?, ?, ?, ?, ?, ?)', false],
+  insert: 'INSERT INTO events (position, stream_id, version, type, schema_version, time, data, metadata, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  last: 'SELECT position, hash FROM events ORDER BY position DESC LIMIT 1',
+  streamVersion: 'SELECT version FROM streams WHERE stream_id = ?',
+  upsertStream: 'INSERT INTO streams (stream_id, version, last_position, last_type) VALUES (?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_position = excluded.last_position, last_type = excluded.last_type',
+  streamVersionAt: 'SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ? AND position <= ?',
+  positionOfVersion: 'SELECT position FROM events WHERE stream_id = ? AND version = ?',
+  findRequest: `${REQUEST_ROW_SQL('requests', 'events', (c) => c)} WHERE r.request_id = ?`,
+  insertRequest: 'INSERT INTO requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash) VALUES (?, ?, ?, ?, ?, ?, ?)',
   // Positions grow with time (writers assert the time they read), so the last entry of the
   // (time, position) index at or before t is the answer: a seek, not a scan.
-  positionAtTime: ['SELECT position FROM events WHERE time <= ? ORDER BY time DESC, position DESC LIMIT 1', true],
-  bumpCategory: ['INSERT INTO stream_categories (category, streams) VALUES (?, 1) ON CONFLICT (category) DO UPDATE SET streams = streams + 1', false],
-  categoryCount: ['SELECT streams FROM stream_categories WHERE category = ?', true],
-  setWake: ['UPDATE streams SET wake_at = ? WHERE stream_id = ?', false],
-  due: [
-    'SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT NULL AND wake_at <= ? AND stream_id >= ? AND (? IS NULL OR stream_id < ?) ORDER BY wake_at, stream_id',
-    false,
-  ],
-  saveSnapshot: ['INSERT OR REPLACE INTO snapshots (stream_id, version, position, code_version, state) VALUES (?, ?, ?, ?, ?)', false],
-  latestSnapshot: [
-    'SELECT stream_id AS streamId, version, position, code_version AS codeVersion, state FROM snapshots WHERE stream_id = ? AND code_version = ? AND position <= ? ORDER BY position DESC LIMIT 1',
-    false,
-  ],
-} as const satisfies Record<string, readonly [string, boolean]>;
+  positionAtTime: 'SELECT position FROM events WHERE time <= ? ORDER BY time DESC, position DESC LIMIT 1',
+  bumpCategory: 'INSERT INTO stream_categories (category, streams) VALUES (?, 1) ON CONFLICT (category) DO UPDATE SET streams = streams + 1',
+  categoryCount: 'SELECT streams FROM stream_categories WHERE category = ?',
+  setWake: 'UPDATE streams SET wake_at = ? WHERE stream_id = ?',
+  due: 'SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT NULL AND wake_at <= ? AND stream_id >= ? AND (? IS NULL OR stream_id < ?) ORDER BY wake_at, stream_id',
+  saveSnapshot: 'INSERT OR REPLACE INTO snapshots (stream_id, version, position, code_version, state) VALUES (?, ?, ?, ?, ?)',
+  latestSnapshot: 'SELECT stream_id AS streamId, version, position, code_version AS codeVersion, state FROM snapshots WHERE stream_id = ? AND code_version = ? AND position <= ? ORDER BY position DESC LIMIT 1',
+} as const satisfies Record<string, string>;
 
 export function openEventStore(path: string, opts: OpenOptions = {}): EventStore {
   return new SqliteEventStore(path, opts);
@@ -111,9 +102,9 @@ class SqliteEventStore implements EventStore {
   private st(name: keyof typeof SQL): Database.Statement {
     let st = this.stmts.get(name);
     if (!st) {
-      const [sql, pluck] = SQL[name];
-      st = this.db.prepare(sql);
-      if (pluck) st.pluck();
+      st = this.db.prepare(SQL[name]);
+      // a read of one column answers with the value itself
+      if (st.reader && st.columns().length === 1) st.pluck();
       this.stmts.set(name, st);
     }
     return st;
