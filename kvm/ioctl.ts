@@ -57,9 +57,9 @@ export function parseIoctlName(v: unknown): IoctlName {
 /** What an architecture supplies to the generic ioctl code: the kvm_arch_* side of kvm_main.c. */
 export interface ArchIoctls<C, M extends { vcpus: readonly V[] }, V extends { id: number }> {
   /** kvm_vm_ioctl_check_extension(), reached through kvm_vm_ioctl_check_extension_generic() */
-  checkExtension(ctx: C, cap: number): number;
+  kvmVmIoctlCheckExtension(ctx: C, cap: number): number;
   /** kvm_vm_ioctl_create_vcpu() with the architecture's kvm_arch_vcpu_create() */
-  createVcpu(ctx: C, vm: M, id: number): 0 | Errno;
+  kvmVmIoctlCreateVcpu(ctx: C, vm: M, id: number): 0 | Errno;
   /** kvm_arch_vm_ioctl(): the other VM ioctls */
   vmIoctl(ctx: C, vm: M, name: IoctlName, arg: unknown): IoctlResult;
   /** kvm_arch_vcpu_ioctl(), and KVM_RUN: an ioctl on a vCPU fd */
@@ -81,9 +81,9 @@ export function routeIoctl<C, M extends { vcpus: readonly V[] }, V extends { id:
   if (req.vcpu !== undefined && req.vcpu !== null) return arch.vcpuIoctl(ctx, vm, requireVcpu(vm.vcpus, req.vcpu), name, req.arg);
   switch (name) {
     case 'KVM_CHECK_EXTENSION':
-      return ok(arch.checkExtension(ctx, parseArg(capSchema, req.arg, 'arg')));
+      return ok(arch.kvmVmIoctlCheckExtension(ctx, parseArg(capSchema, req.arg, 'arg')));
     case 'KVM_CREATE_VCPU':
-      return fromKernel(arch.createVcpu(ctx, vm, parseArg(vcpuIdSchema, req.arg ?? vm.vcpus.length, 'arg')));
+      return fromKernel(arch.kvmVmIoctlCreateVcpu(ctx, vm, parseArg(vcpuIdSchema, req.arg ?? vm.vcpus.length, 'arg')));
     default:
       return arch.vmIoctl(ctx, vm, name, req.arg);
   }

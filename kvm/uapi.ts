@@ -79,10 +79,7 @@ export const CAPS = {
 export type CapName = keyof typeof CAPS;
 
 /** Device attribute groups and attributes (vCPU) */
-export const ATTR_GROUPS = {
-  KVM_VCPU_TSC_CTRL: 0,
-  KVM_ARM_VCPU_TIMER_CTRL: 1,
-} as const;
+export const ATTR_GROUPS = { KVM_VCPU_TSC_CTRL: 0, KVM_ARM_VCPU_TIMER_CTRL: 1 } as const;
 export const ATTRS = {
   KVM_VCPU_TSC_OFFSET: 0,
   KVM_VCPU_TSC_SCALE: 1,

@@ -7,12 +7,12 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import type { AsyncCommitOptions, AsyncEventStore } from './async-types.js';
-import { canonicalJson, chainHash, GENESIS_HASH } from './canonical.js';
+import { GENESIS_HASH } from './canonical.js';
 import { ConflictError, StoreError } from './errors.js';
 import { APPEND_LOCK, ident, latestPgSchemaVersion, migratePg, pgSchemaVersion } from './pg-migrate.js';
 import { acquirePool, parsePgUrl, releasePool, type PgTarget } from './pg-pool.js';
 import { requestRowOf, responseHash, storedAnswer, type StoredRequestRow } from './request-check.js';
-import { clampInstant, I64_MAX, I64_MIN, prefixRange } from './sql-shared.js';
+import { clampInstant, encodeEvent, endBatch, I64_MAX, I64_MIN, prefixRange, storedEventOf } from './sql-shared.js';
 import { streamCategory } from './stream-category.js';
 import type { AppendBatch, CommitResult, RawEvent, ReadOptions, SnapshotRecord, StoredEvent, VerifyAnchor, VerifyResult, WrittenEvent } from './types.js';
 import { anchorPosition, applyAnchor, ChainCheck, checkCategories, checkRequests, checkStreams, REQUEST_ROW_SQL, verdict, type CategoryRow, type ChainRow, type StreamRow } from './verify.js';
@@ -204,12 +204,7 @@ export class PgEventStore implements AsyncEventStore {
       for (const e of b.events) {
         position++;
         version++;
-        const data = e.canonical ? (JSON.stringify(e.data) ?? 'null') : canonicalJson(e.data ?? null);
-        let metadata = metadataText.get(e.metadata);
-        if (metadata === undefined) metadataText.set(e.metadata, (metadata = canonicalJson(e.metadata ?? {})));
-        const schemaVersion = e.schemaVersion ?? 1;
-        const time = e.time.toString();
-        const hash = chainHash(prevHash, { position, streamId: b.streamId, version, type: e.type, schemaVersion, time, data, metadata });
+        const { data, metadata, schemaVersion, time, hash } = encodeEvent(e, { position, streamId: b.streamId, version }, prevHash, metadataText);
         cols.position.push(position);
         cols.stream.push(b.streamId);
         cols.version.push(version);
@@ -222,10 +217,7 @@ export class PgEventStore implements AsyncEventStore {
         prevHash = hash;
         written.push({ position, streamId: b.streamId, version, type: e.type });
       }
-      versions.set(b.streamId, version);
-      const last = written.at(-1);
-      if (last && last.streamId === b.streamId) heads.set(b.streamId, last);
-      if (b.wakeAt !== undefined) wakes.set(b.streamId, b.wakeAt);
+      endBatch({ versions, heads, wakes }, b, version, written);
     }
     // events, stream heads (with their wake instants) and category counts in one statement
     const hs = [...heads.values()];
@@ -313,17 +305,7 @@ export class PgEventStore implements AsyncEventStore {
   async read(opts: ReadOptions = {}): Promise<StoredEvent[]> {
     const { sql, params } = this.where(opts, undefined, opts.limit);
     const rows = (await this.q<RawEvent & { hash: string }>(`SELECT ${RAW}, hash FROM ${this.s}.events${sql}`, params)).rows;
-    return rows.map((r) => ({
-      position: r.position,
-      streamId: r.streamId,
-      version: r.version,
-      type: r.type,
-      schemaVersion: r.schemaVersion,
-      time: BigInt(r.time),
-      data: JSON.parse(r.data),
-      metadata: JSON.parse(r.metadata),
-      hash: r.hash,
-    }));
+    return rows.map(storedEventOf);
   }
 
   async streamVersion(streamId: string, atPosition?: number): Promise<number> {

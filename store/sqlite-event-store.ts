@@ -6,27 +6,15 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, openSync, statSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { canonicalJson, chainHash, GENESIS_HASH } from './canonical.js';
+import { GENESIS_HASH } from './canonical.js';
 import { checkPath, ConflictError, sqliteStoreError, StoreError } from './errors.js';
 import { inspectLedger, viewOlderSchema } from './ledger-file.js';
 import { latestSchemaVersion, migrate } from './migrate.js';
 import { registerResponseHash, requestRowOf, responseHash, storedAnswer, type StoredRequestRow } from './request-check.js';
-import { clampInstant, I64_MAX, I64_MIN, prefixRange } from './sql-shared.js';
+import { clampInstant, encodeEvent, endBatch, I64_MAX, I64_MIN, prefixRange, storedEventOf } from './sql-shared.js';
 import { streamCategory } from './stream-category.js';
 import { REQUEST_ROW_SQL, verifyLedger } from './verify.js';
-import type {
-  AppendBatch,
-  CommitOptions,
-  CommitResult,
-  EventStore,
-  RawEvent,
-  ReadOptions,
-  SnapshotRecord,
-  StoredEvent,
-  VerifyAnchor,
-  VerifyResult,
-  WrittenEvent,
-} from './types.js';
+import type { AppendBatch, CommitOptions, CommitResult, EventStore, RawEvent, ReadOptions, SnapshotRecord, StoredEvent, VerifyAnchor, VerifyResult, WrittenEvent } from './types.js';
 
 export interface OpenOptions {
   /** how long a writer waits for another process's lock (ms) */
@@ -40,35 +28,26 @@ export interface OpenOptions {
 const RAW_COLUMNS = 'position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, metadata';
 const RAW_COLUMNS_NO_METADATA = "position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, '{}' AS metadata";
 
-/** Every fixed statement: [sql, pluck]. */
+/** Every fixed statement (one that reads a single column hands back its value: see st()). */
 const SQL = {
-  insert: ['INSERT INTO events (position, stream_id, version, type, schema_version, time, data, metadata, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', false],
-  last: ['SELECT position, hash FROM events ORDER BY position DESC LIMIT 1', false],
-  streamVersion: ['SELECT version FROM streams WHERE stream_id = ?', true],
-  upsertStream: [
-    'INSERT INTO streams (stream_id, version, last_position, last_type) VALUES (?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_position = excluded.last_position, last_type = excluded.last_type',
-    false,
-  ],
-  streamVersionAt: ['SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ? AND position <= ?', true],
-  positionOfVersion: ['SELECT position FROM events WHERE stream_id = ? AND version = ?', true],
-  findRequest: [`${REQUEST_ROW_SQL('requests', 'events', (c) => c)} WHERE r.request_id = ?`, false],
-  insertRequest: ['INSERT INTO requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash) VALUES (?, ?, ?, ?, ?, ?, ?)', false],
+  insert: 'INSERT INTO events (position, stream_id, version, type, schema_version, time, data, metadata, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  last: 'SELECT position, hash FROM events ORDER BY position DESC LIMIT 1',
+  streamVersion: 'SELECT version FROM streams WHERE stream_id = ?',
+  upsertStream: 'INSERT INTO streams (stream_id, version, last_position, last_type) VALUES (?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_position = excluded.last_position, last_type = excluded.last_type',
+  streamVersionAt: 'SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ? AND position <= ?',
+  positionOfVersion: 'SELECT position FROM events WHERE stream_id = ? AND version = ?',
+  findRequest: `${REQUEST_ROW_SQL('requests', 'events', (c) => c)} WHERE r.request_id = ?`,
+  insertRequest: 'INSERT INTO requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash) VALUES (?, ?, ?, ?, ?, ?, ?)',
   // Positions grow with time (writers assert the time they read), so the last entry of the
   // (time, position) index at or before t is the answer: a seek, not a scan.
-  positionAtTime: ['SELECT position FROM events WHERE time <= ? ORDER BY time DESC, position DESC LIMIT 1', true],
-  bumpCategory: ['INSERT INTO stream_categories (category, streams) VALUES (?, 1) ON CONFLICT (category) DO UPDATE SET streams = streams + 1', false],
-  categoryCount: ['SELECT streams FROM stream_categories WHERE category = ?', true],
-  setWake: ['UPDATE streams SET wake_at = ? WHERE stream_id = ?', false],
-  due: [
-    'SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT NULL AND wake_at <= ? AND stream_id >= ? AND (? IS NULL OR stream_id < ?) ORDER BY wake_at, stream_id',
-    false,
-  ],
-  saveSnapshot: ['INSERT OR REPLACE INTO snapshots (stream_id, version, position, code_version, state) VALUES (?, ?, ?, ?, ?)', false],
-  latestSnapshot: [
-    'SELECT stream_id AS streamId, version, position, code_version AS codeVersion, state FROM snapshots WHERE stream_id = ? AND code_version = ? AND position <= ? ORDER BY position DESC LIMIT 1',
-    false,
-  ],
-} as const satisfies Record<string, readonly [string, boolean]>;
+  positionAtTime: 'SELECT position FROM events WHERE time <= ? ORDER BY time DESC, position DESC LIMIT 1',
+  bumpCategory: 'INSERT INTO stream_categories (category, streams) VALUES (?, 1) ON CONFLICT (category) DO UPDATE SET streams = streams + 1',
+  categoryCount: 'SELECT streams FROM stream_categories WHERE category = ?',
+  setWake: 'UPDATE streams SET wake_at = ? WHERE stream_id = ?',
+  due: 'SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT NULL AND wake_at <= ? AND stream_id >= ? AND (? IS NULL OR stream_id < ?) ORDER BY wake_at, stream_id',
+  saveSnapshot: 'INSERT OR REPLACE INTO snapshots (stream_id, version, position, code_version, state) VALUES (?, ?, ?, ?, ?)',
+  latestSnapshot: 'SELECT stream_id AS streamId, version, position, code_version AS codeVersion, state FROM snapshots WHERE stream_id = ? AND code_version = ? AND position <= ? ORDER BY position DESC LIMIT 1',
+} as const satisfies Record<string, string>;
 
 export function openEventStore(path: string, opts: OpenOptions = {}): EventStore {
   return new SqliteEventStore(path, opts);
@@ -123,9 +102,9 @@ class SqliteEventStore implements EventStore {
   private st(name: keyof typeof SQL): Database.Statement {
     let st = this.stmts.get(name);
     if (!st) {
-      const [sql, pluck] = SQL[name];
-      st = this.db.prepare(sql);
-      if (pluck) st.pluck();
+      st = this.db.prepare(SQL[name]);
+      // a read of one column answers with the value itself
+      if (st.reader && st.columns().length === 1) st.pluck();
       this.stmts.set(name, st);
     }
     return st;
@@ -166,21 +145,13 @@ class SqliteEventStore implements EventStore {
         for (const e of b.events) {
           position++;
           version++;
-          const data = e.canonical ? (JSON.stringify(e.data) ?? 'null') : canonicalJson(e.data ?? null);
-          let metadata = metadataText.get(e.metadata);
-          if (metadata === undefined) metadataText.set(e.metadata, (metadata = canonicalJson(e.metadata ?? {})));
-          const schemaVersion = e.schemaVersion ?? 1;
           if (e.time < I64_MIN || e.time > I64_MAX) throw new StoreError('invalid_request', `event time ${e.time} does not fit a signed 64-bit instant`);
-          const time = e.time.toString();
-          const hash = chainHash(prevHash, { position, streamId: b.streamId, version, type: e.type, schemaVersion, time, data, metadata });
+          const { data, metadata, schemaVersion, hash } = encodeEvent(e, { position, streamId: b.streamId, version }, prevHash, metadataText);
           this.st('insert').run(position, b.streamId, version, e.type, schemaVersion, e.time, data, metadata, hash);
           prevHash = hash;
           written.push({ position, streamId: b.streamId, version, type: e.type });
         }
-        versions.set(b.streamId, version);
-        const last = written.at(-1);
-        if (last && last.streamId === b.streamId) heads.set(b.streamId, last);
-        if (b.wakeAt !== undefined) wakes.set(b.streamId, b.wakeAt);
+        endBatch({ versions, heads, wakes }, b, version, written);
       }
       // each stream's head once per commit, however many runs of events it had
       for (const [streamId, w] of heads) this.st('upsertStream').run(streamId, w.version, w.position, w.type);
@@ -241,17 +212,7 @@ class SqliteEventStore implements EventStore {
   read(opts: ReadOptions = {}): StoredEvent[] {
     const { sql, params } = this.where(opts);
     const rows = this.statement(`SELECT ${RAW_COLUMNS}, hash FROM events${sql}`).all(...params) as (RawEvent & { hash: string })[];
-    return rows.map((r) => ({
-      position: r.position,
-      streamId: r.streamId,
-      version: r.version,
-      type: r.type,
-      schemaVersion: r.schemaVersion,
-      time: BigInt(r.time),
-      data: JSON.parse(r.data),
-      metadata: JSON.parse(r.metadata),
-      hash: r.hash,
-    }));
+    return rows.map(storedEventOf);
   }
 
   streamVersion(streamId: string, atPosition?: number): number {

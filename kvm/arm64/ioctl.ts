@@ -154,12 +154,7 @@ function vcpuIoctl(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, name: IoctlName,
 }
 
 /** What kvm_main.c's generic ioctl code calls into on this architecture */
-const ARM64_IOCTLS: ArchIoctls<Arm64Ctx, Arm64Vm, Arm64Vcpu> = {
-  checkExtension: kvmVmIoctlCheckExtension,
-  createVcpu: kvmVmIoctlCreateVcpu,
-  vmIoctl,
-  vcpuIoctl,
-};
+const ARM64_IOCTLS: ArchIoctls<Arm64Ctx, Arm64Vm, Arm64Vcpu> = { kvmVmIoctlCheckExtension, kvmVmIoctlCreateVcpu, vmIoctl, vcpuIoctl };
 
 /** Issue one ioctl. Throws KvmUsageError for a malformed request; kernel refusals are results. */
 export function arm64Ioctl(ctx: Arm64Ctx, vm: Arm64Vm, req: IoctlRequest): IoctlResult {

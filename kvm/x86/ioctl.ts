@@ -188,12 +188,7 @@ function vcpuIoctl(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, name: IoctlName, arg: 
 }
 
 /** What kvm_main.c's generic ioctl code calls into on this architecture */
-const X86_IOCTLS: ArchIoctls<X86Ctx, X86Vm, X86Vcpu> = {
-  checkExtension: kvmVmIoctlCheckExtension,
-  createVcpu: kvmVmIoctlCreateVcpu,
-  vmIoctl,
-  vcpuIoctl,
-};
+const X86_IOCTLS: ArchIoctls<X86Ctx, X86Vm, X86Vcpu> = { kvmVmIoctlCheckExtension, kvmVmIoctlCreateVcpu, vmIoctl, vcpuIoctl };
 
 /** Issue one ioctl. Throws KvmUsageError for a malformed request; kernel refusals are results. */
 export function x86Ioctl(ctx: X86Ctx, vm: X86Vm, req: IoctlRequest): IoctlResult {

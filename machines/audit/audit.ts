@@ -17,23 +17,16 @@ export type { Arm64Audit, AuditReport, Finding, Severity, VcpuAudit, Verdict } f
 export { worstError } from './format.js';
 export { guestTscHz, guestTscTickHz, pvclockDriftPpb } from './measure-x86.js';
 
+/** What an audit asks, wherever it reads the log from: the migration, threshold overrides, evolve options. */
+type AuditArgs = [migrationId: string, thresholds?: Partial<AuditThresholds>, opts?: EvolveOptions];
+
 /** Audit one migration from the log (optionally as it would have gone under another kernel profile). */
-export function auditMigration(
-  store: EventStore,
-  migrationId: string,
-  thresholds: Partial<AuditThresholds> = {},
-  opts: EvolveOptions = {},
-): AuditReport | null {
-  return auditFrom(logAuditSource(store, opts), migrationId, thresholds, opts);
+export function auditMigration(store: EventStore, ...args: AuditArgs): AuditReport | null {
+  return auditFrom(logAuditSource(store, args[2] ?? {}), ...args);
 }
 
 /** Audit one migration from what a source holds of the log. */
-export function auditFrom(
-  src: AuditSource,
-  migrationId: string,
-  thresholds: Partial<AuditThresholds> = {},
-  opts: EvolveOptions = {},
-): AuditReport | null {
+export function auditFrom(src: AuditSource, ...[migrationId, thresholds = {}, opts = {}]: AuditArgs): AuditReport | null {
   const th = { ...DEFAULT_THRESHOLDS, ...thresholds };
   const f = frameOf(src, migrationId);
   if (!f) return null;

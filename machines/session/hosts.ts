@@ -2,7 +2,7 @@
 import { sampleHost, type HostSample, type HostSpec, type HostState } from '../../kvm/host.js';
 import { hostSpecToJson, hostStreamId, type HostEvent } from '../host/host.js';
 import { DomainError } from './errors.js';
-import type { UnitOfWork } from './unit-of-work.js';
+import { requireState, stateOf, type UnitOfWork } from './unit-of-work.js';
 
 /** What host use cases need of the session: its streams and its clock. */
 export interface HostWork {
@@ -11,13 +11,11 @@ export interface HostWork {
 }
 
 export function hostOf(work: UnitOfWork, hostId: string): HostState | null {
-  return work.load(hostStreamId(hostId)).state as HostState | null;
+  return stateOf<HostState>(work, hostStreamId(hostId));
 }
 
 export function requireHost(work: UnitOfWork, hostId: string): HostState {
-  const h = hostOf(work, hostId);
-  if (!h) throw new DomainError('not_found', `no host '${hostId}'`, { hostId });
-  return h;
+  return requireState<HostState>(work, hostStreamId(hostId), { noun: 'host', key: 'hostId', id: hostId });
 }
 
 export function createHost({ work, now }: HostWork, spec: HostSpec): HostState {

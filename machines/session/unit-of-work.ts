@@ -6,6 +6,7 @@ import type { AppendBatch, CommitResult, EventMetadata, EventStore, NewEvent, Wr
 import { applyStreamEvent, copyStreamState, streamKind, type DomainEvent, type StreamState } from '../streams.js';
 import { CODE_VERSION } from '../version.js';
 import { vmIdOf } from '../vm/events.js';
+import { DomainError } from './errors.js';
 import type { StreamReader, SyncLogPort, UnitCommit } from './port.js';
 import { readerOf } from './sqlite-port.js';
 
@@ -211,4 +212,16 @@ export class UnitOfWork {
     this.committed(r);
     return r;
   }
+}
+
+/** A stream's state as its model's type (null while the stream has no events). */
+export function stateOf<S extends StreamState>(work: UnitOfWork, streamId: string): S | null {
+  return work.load(streamId).state as S | null;
+}
+
+/** The same, or not_found naming what is missing: e.g. { noun: 'host', key: 'hostId', id } refuses with "no host '<id>'". */
+export function requireState<S extends StreamState>(work: UnitOfWork, streamId: string, what: { noun: string; key: string; id: string }): S {
+  const s = stateOf<S>(work, streamId);
+  if (!s) throw new DomainError('not_found', `no ${what.noun} '${what.id}'`, { [what.key]: what.id });
+  return s;
 }

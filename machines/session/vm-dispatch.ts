@@ -10,16 +10,14 @@ import { decideVm } from '../vm/decider.js';
 import { vmRefusal, vmSnapshotOf, type VmCommand, type VmCommandInput } from '../vm/machine.js';
 import { DomainError } from './errors.js';
 import { requireHost, sample, type HostWork } from './hosts.js';
-import type { EventRef, UnitOfWork } from './unit-of-work.js';
+import { requireState, stateOf, type EventRef, type UnitOfWork } from './unit-of-work.js';
 
 export function vmOf(work: UnitOfWork, vmId: string): VmRecord | null {
-  return work.load(vmStreamId(vmId)).state as VmRecord | null;
+  return stateOf<VmRecord>(work, vmStreamId(vmId));
 }
 
 export function requireVm(work: UnitOfWork, vmId: string): VmRecord {
-  const v = vmOf(work, vmId);
-  if (!v) throw new DomainError('not_found', `no VM '${vmId}'`, { vmId });
-  return v;
+  return requireState<VmRecord>(work, vmStreamId(vmId), { noun: 'VM', key: 'vmId', id: vmId });
 }
 
 /**

@@ -20,20 +20,15 @@ export interface TraceImportedData {
   vms: { vm: string; pids: number[]; tgid: number | null }[];
 }
 
-/** A tracepoint hit as stored: u64 fields as decimal strings. */
-export interface TracepointData {
-  line: number;
+/** A record's columns as stored: u64 values (bigint) as decimal strings. */
+type Stored<T> = { [K in keyof T]: T[K] extends bigint ? string : T[K] extends bigint | null ? string | null : T[K] };
+
+/** A tracepoint hit as stored: the record's columns, the VM it was told apart into, its event name and its fields as JSON. */
+export type TracepointData = Stored<Omit<TraceRecord, 'fields'>> & {
   vm: string;
-  task: string;
-  pid: number;
-  tgid: number | null;
-  cpu: number;
-  flags: string | null;
-  timestamp: string;
-  timeNs: string | null;
   event: TraceFields['event'];
   fields: { [k: string]: Json };
-}
+};
 
 export type TraceEvent = { type: 'TraceImported'; data: TraceImportedData } | { type: 'TracepointObserved'; data: TracepointData };
 

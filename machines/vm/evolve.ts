@@ -3,14 +3,14 @@
 // exactly, and a different kernel profile can be substituted to see what would have changed.
 import type { Arch, HostSample } from '../../kvm/host.js';
 import { getProfile, resolveProfile, type KernelProfile } from '../../kvm/profiles.js';
-import type { TraceEntry } from '../../kvm/ioctl.js';
+import type { IoctlRequest, TraceEntry } from '../../kvm/ioctl.js';
 import * as arm64 from '../../kvm/arm64/index.js';
-import type { Arm64Ctx, Arm64Vm } from '../../kvm/arm64/state.js';
+import type { Arm64Ctx, Arm64Vcpu, Arm64Vm } from '../../kvm/arm64/state.js';
 import * as x86 from '../../kvm/x86/index.js';
-import type { X86Ctx, X86Vm } from '../../kvm/x86/state.js';
+import type { X86Ctx, X86Vcpu, X86Vm } from '../../kvm/x86/state.js';
 import { requireVcpu } from '../../kvm/errors.js';
 import { hwFromJson, toSortedJson, type Json } from '../codec.js';
-import { hostInfoFromJson, type VmEvent, type VmHostInfo } from './events.js';
+import { hostInfoFromJson, type GuestExecutedData, type VmEvent, type VmHostInfo } from './events.js';
 
 /** The state of one VM stream. */
 export interface VmRecord {
@@ -123,68 +123,94 @@ export function applyVmEvent(rec: VmRecord | null, ev: VmEvent, time: bigint, op
       version: 1,
     };
     const hw = hwFromJson(d.hw, time);
-    if (d.arch === 'arm64') {
-      const ctx = arm64Ctx(created, hw, opts);
-      created.arm64 = arm64.kvmArchInitVm(ctx);
+    return withKernel(d.arch, (k) => {
+      const ctx = k.ctx(created, hw, opts);
+      k.initVm(created, ctx);
       return { rec: created, result: null, trace: traced(ctx, opts) };
-    }
-    const ctx = x86Ctx(created, hw, opts);
-    created.x86 = x86.kvmArchInitVm(ctx);
-    return { rec: created, result: null, trace: traced(ctx, opts) };
+    });
   }
   if (!rec) throw new Error(`${ev.type} before VmCreated`);
   const hw = hwFromJson(ev.data.hw, time);
-  const applied = rec.arm64 ? applyArm64Event(rec, rec.arm64, ev, arm64Ctx(rec, hw, opts), opts) : applyX86Event(rec, ev, hw, opts);
+  const applied = withKernel(rec.arm64 ? 'arm64' : 'x86', (k) => applyKernelEvent(k, rec, ev, hw, opts));
   // counted only once the kernel accepted the event (a refused one leaves the record as it was)
   rec.lastTime = time;
   rec.version++;
   return applied;
 }
 
-/** The x86 side of applyVmEvent(). */
-function applyX86Event(rec: VmRecord, ev: Exclude<VmEvent, { type: 'VmCreated' }>, hw: HostSample, opts?: EvolveOptions): Applied {
-  if (!rec.x86) throw new Error(`VM ${rec.vmId} has no kernel state`);
-  const ctx = x86Ctx(rec, hw, opts);
-  const vm = rec.x86;
-  // the catch-up exit at the guest tick since the last event, if one was recorded
-  x86.kvmCatchupTick(ctx, vm);
-  switch (ev.type) {
-    case 'IoctlIssued': {
-      const d = ev.data;
-      const r = x86.x86Ioctl(ctx, vm, { ioctl: d.ioctl, vcpu: d.vcpu ?? undefined, arg: d.arg ?? undefined });
-      return { rec, result: encoded(r, opts), trace: traced(ctx, opts) };
-    }
-    case 'GuestExecuted': {
-      const d = ev.data;
-      const r = x86.x86Guest(ctx, vm, { vcpu: d.vcpu, op: d.op, msr: d.msr, value: d.value });
-      return { rec, result: encoded(r, opts), trace: traced(ctx, opts) };
-    }
-    case 'TimerFired':
-      x86.runTimer(ctx, vm, ev.data.timer as x86.X86TimerName);
-      return { rec, result: null, trace: traced(ctx, opts) };
-    default:
-      return applyLifecycleEvent(rec, vm.vcpus, ev, x86.kvmVcpuExitToUser, traced(ctx, opts));
-  }
+type KernelCtx = { trace?: TraceEntry[] };
+type KernelVcpu = { id: number; running: boolean };
+
+/** What applying an event calls of one architecture's kernel. */
+interface ArchKernel<C extends KernelCtx, M, V extends KernelVcpu> {
+  ctx(rec: VmRecord, hw: HostSample, opts?: EvolveOptions): C;
+  /** kvm_arch_init_vm(), its state attached to the record */
+  initVm(rec: VmRecord, ctx: C): void;
+  vm(rec: VmRecord): M | null;
+  vcpus(vm: M): V[];
+  /** what the kernel does before any event (x86: the catch-up exit at the guest tick since the last one) */
+  beforeEvent(ctx: C, vm: M): void;
+  ioctl(ctx: C, vm: M, req: IoctlRequest): unknown;
+  guest(ctx: C, vm: M, d: GuestExecutedData): unknown;
+  runTimer(ctx: C, vm: M, timer: string): void;
+  exitToUser(v: V): void;
 }
 
-/** The arm64 side of applyVmEvent(): the same events, the arm64 kernel. */
-function applyArm64Event(rec: VmRecord, vm: Arm64Vm, ev: Exclude<VmEvent, { type: 'VmCreated' }>, ctx: Arm64Ctx, opts?: EvolveOptions): Applied {
+const X86: ArchKernel<X86Ctx, X86Vm, X86Vcpu> = {
+  ctx: x86Ctx,
+  initVm: (rec, ctx) => void (rec.x86 = x86.kvmArchInitVm(ctx)),
+  vm: (rec) => rec.x86,
+  vcpus: (vm) => vm.vcpus,
+  beforeEvent: x86.kvmCatchupTick,
+  ioctl: x86.x86Ioctl,
+  guest: (ctx, vm, d) => x86.x86Guest(ctx, vm, { vcpu: d.vcpu, op: d.op, msr: d.msr, value: d.value }),
+  runTimer: (ctx, vm, timer) => x86.runTimer(ctx, vm, timer as x86.X86TimerName),
+  exitToUser: x86.kvmVcpuExitToUser,
+};
+
+const ARM64: ArchKernel<Arm64Ctx, Arm64Vm, Arm64Vcpu> = {
+  ctx: arm64Ctx,
+  initVm: (rec, ctx) => void (rec.arm64 = arm64.kvmArchInitVm(ctx)),
+  vm: (rec) => rec.arm64,
+  vcpus: (vm) => vm.vcpus,
+  beforeEvent: () => {},
+  ioctl: arm64.arm64Ioctl,
+  guest: (ctx, vm, d) => arm64.arm64Guest(ctx, vm, { vcpu: d.vcpu, op: d.op }),
+  // arm64 KVM schedules no delayed clock work
+  runTimer: () => {},
+  exitToUser: arm64.kvmVcpuExitToUser,
+};
+
+/** Hand an architecture's kernel to code written once for any of them. */
+function withKernel<R>(arch: Arch, use: <C extends KernelCtx, M, V extends KernelVcpu>(k: ArchKernel<C, M, V>) => R): R {
+  return arch === 'arm64' ? use(ARM64) : use(X86);
+}
+
+/** Apply one event after VmCreated through the VM's architecture's kernel. */
+function applyKernelEvent<C extends KernelCtx, M, V extends KernelVcpu>(
+  k: ArchKernel<C, M, V>,
+  rec: VmRecord,
+  ev: Exclude<VmEvent, { type: 'VmCreated' }>,
+  hw: HostSample,
+  opts?: EvolveOptions,
+): Applied {
+  const vm = k.vm(rec);
+  if (!vm) throw new Error(`VM ${rec.vmId} has no kernel state`);
+  const ctx = k.ctx(rec, hw, opts);
+  k.beforeEvent(ctx, vm);
   switch (ev.type) {
     case 'IoctlIssued': {
       const d = ev.data;
-      const r = arm64.arm64Ioctl(ctx, vm, { ioctl: d.ioctl, vcpu: d.vcpu ?? undefined, arg: d.arg ?? undefined });
+      const r = k.ioctl(ctx, vm, { ioctl: d.ioctl, vcpu: d.vcpu ?? undefined, arg: d.arg ?? undefined });
       return { rec, result: encoded(r, opts), trace: traced(ctx, opts) };
     }
-    case 'GuestExecuted': {
-      const d = ev.data;
-      const r = arm64.arm64Guest(ctx, vm, { vcpu: d.vcpu, op: d.op });
-      return { rec, result: encoded(r, opts), trace: traced(ctx, opts) };
-    }
+    case 'GuestExecuted':
+      return { rec, result: encoded(k.guest(ctx, vm, ev.data), opts), trace: traced(ctx, opts) };
     case 'TimerFired':
-      // arm64 KVM schedules no delayed clock work
+      k.runTimer(ctx, vm, ev.data.timer);
       return { rec, result: null, trace: traced(ctx, opts) };
     default:
-      return applyLifecycleEvent(rec, vm.vcpus, ev, arm64.kvmVcpuExitToUser, traced(ctx, opts));
+      return applyLifecycleEvent(rec, k.vcpus(vm), ev, k.exitToUser, traced(ctx, opts));
   }
 }
 

@@ -8,6 +8,26 @@ import { STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
 import { expectMigrateAuditsFromLog, newLedger, type Ledger } from '../helpers/ledger.js';
 
 describe('resolveStrategyRelease', () => {
+  it('holds every release with its full switch map, each switch off until the release that turns it on', () => {
+    const table = (name: string) => RELEASES[name]!.releases.map((r) => [r.version, r.switches]);
+    const fc = (z: boolean, k: boolean, c: boolean) => ({ zeroDeadlineFilled: z, deadlineAfterTsc: z, kvmclockCtrl: k, clockRealtimeOptIn: c });
+    expect(table('firecracker')).toEqual([
+      ['1.7.0', fc(false, false, false)],
+      ['1.8.0', fc(true, false, false)],
+      ['1.14.0', fc(true, true, false)],
+      ['1.16.0', fc(true, true, true)],
+    ]);
+    expect(table('cloud-hypervisor')).toEqual([
+      ['50.0', { clockBeforeResume: false, realtimeFilled: false, syncTscOffsets: false, arm64Downtime: false }],
+      ['52.0', { clockBeforeResume: true, realtimeFilled: false, syncTscOffsets: false, arm64Downtime: false }],
+      ['53.0', { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: false, arm64Downtime: false }],
+      ['54.0', { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: true, arm64Downtime: true }],
+    ]);
+    expect(table('qemu')).toEqual([['10.1.0', { downtimeAccounting: false }]]);
+    // each release's own copy: changing one does not change the next
+    expect(RELEASES.firecracker!.releases[1]!.switches).not.toBe(RELEASES.firecracker!.releases[2]!.switches);
+  });
+
   it('picks the newest modelled release at or below the version; the bare name is the newest', () => {
     expect(resolveStrategyRelease('firecracker@1.12').release).toBe('1.8.0');
     expect(resolveStrategyRelease('firecracker@1.12.1').release).toBe('1.8.0');

@@ -6,14 +6,10 @@
 import { hostRealtimeNs } from '../../../kvm/host.js';
 import { KVM_CLOCK_REALTIME, MSRS } from '../../../kvm/uapi.js';
 import type { VmmPort } from '../port.js';
-import { type ClockData, clockOut, getMsrs, KVMCLOCK_MSRS, resumeSource, setMsrs, type SavedVcpu } from './common.js';
+import { type ClockData, clockOut, getMsrs, KVMCLOCK_MSRS, resumeSource, setMsrs, type SavedByValue } from './common.js';
 import type { Strategy } from './types.js';
 
-interface Saved {
-  vcpus: SavedVcpu[];
-  clock: ClockData;
-  tscKhz: number;
-}
+type Saved = SavedByValue<ClockData>;
 
 const TSC = MSRS.MSR_IA32_TSC;
 

@@ -37,6 +37,13 @@ export interface SavedVcpu {
   msrs: Map<number, bigint>;
 }
 
+/** What a VMM that keeps the TSC by value saves: every vCPU's MSRs, its kvmclock read and the TSC kHz. */
+export interface SavedByValue<Clock> {
+  vcpus: SavedVcpu[];
+  clock: Clock;
+  tscKhz: number;
+}
+
 export function getMsrs(p: VmmPort, step: string, side: Side, vcpu: number, indices: number[]): Map<number, bigint> {
   const r = p.must(step, side, vcpu, 'KVM_GET_MSRS', { indices });
   const m = new Map<number, bigint>();

@@ -5,25 +5,17 @@
 // and zero value (1.8.0), KVMCLOCK_CTRL at restore (1.14.0), the realtime opt-in (1.16.0).
 import { tscToleranceWindow } from '../../../kvm/arith.js';
 import { KVM_CLOCK_REALTIME, MSRS } from '../../../kvm/uapi.js';
-import { type ClockData, clockOut, getMsrs, KVMCLOCK_MSRS, resumeSource, setMsrs, type SavedVcpu } from './common.js';
+import { type ClockData, clockOut, getMsrs, KVMCLOCK_MSRS, resumeSource, type SavedByValue, setMsrs } from './common.js';
 import type { Strategy } from './types.js';
 
-interface Saved {
-  vcpus: SavedVcpu[];
-  clock: ClockData;
-  tscKhz: number;
-}
+type Saved = SavedByValue<ClockData>;
 
 const { MSR_IA32_TSC: TSC, MSR_IA32_TSC_DEADLINE: DEADLINE } = MSRS;
 
 export const firecracker: Strategy<Saved, void> = {
   name: 'firecracker',
   arch: 'x86',
-  summary:
-    'Firecracker snapshot/restore: pause, KVM_KVMCLOCK_CTRL on every vCPU, save KVM_GET_CLOCK, the MSRs by value and the TSC kHz. ' +
-    'Restore sets KVM_SET_TSC_KHZ on every vCPU when the destination is more than 250 ppm away, writes IA32_TSC then IA32_TSC_DEADLINE ' +
-    '(a zero deadline becomes the TSC), KVM_SET_CLOCK with flags 0 (or the saved KVM_CLOCK_REALTIME with options.clockRealtime), ' +
-    'and KVM_KVMCLOCK_CTRL before resuming.',
+  summary: 'Firecracker snapshot/restore: pause, KVM_KVMCLOCK_CTRL on every vCPU, save KVM_GET_CLOCK, the MSRs by value and the TSC kHz. Restore sets KVM_SET_TSC_KHZ on every vCPU when the destination is more than 250 ppm away, writes IA32_TSC then IA32_TSC_DEADLINE (a zero deadline becomes the TSC), KVM_SET_CLOCK with flags 0 (or the saved KVM_CLOCK_REALTIME with options.clockRealtime), and KVM_KVMCLOCK_CTRL before resuming.',
   options: { clockRealtime: 'restore kvmclock with KVM_CLOCK_REALTIME and the saved realtime (default false; releases before 1.16.0 pass it whenever the snapshot holds it)' },
   pause(p) {
     p.pauseAll('source');

@@ -3,14 +3,11 @@
 // Switch downtimeAccounting (releases.ts): the unmerged 2025-10 series that adds the blackout to both.
 import { hostRealtimeNs } from '../../../kvm/host.js';
 import { KVM_CLOCK_REALTIME, MSRS } from '../../../kvm/uapi.js';
-import { clockOut, cyclesIn, getMsrs, KVMCLOCK_MSRS, qemuSetTscKhz, resumeSource, setMsrs, type SavedVcpu } from './common.js';
+import { clockOut, cyclesIn, getMsrs, KVMCLOCK_MSRS, qemuSetTscKhz, resumeSource, setMsrs, type SavedByValue } from './common.js';
 import type { Strategy } from './types.js';
 
-interface Saved {
-  vcpus: SavedVcpu[];
-  /** kvmclock from vm_stop, then overwritten by the pre-save read */
-  clock: bigint;
-  tscKhz: number;
+/** clock: kvmclock from vm_stop, then overwritten by the pre-save read */
+interface Saved extends SavedByValue<bigint> {
   /** downtimeAccounting: the source's CLOCK_REALTIME as the TSCs were pinned, and the pre-save read's realtime (null without KVM_CLOCK_REALTIME) */
   stopRealtime: bigint;
   clockRealtime: bigint | null;
@@ -21,11 +18,7 @@ const { MSR_IA32_TSC: TSC, MSR_IA32_TSC_ADJUST: ADJ } = MSRS;
 export const qemu: Strategy<Saved, Saved> = {
   name: 'qemu',
   arch: 'x86',
-  summary:
-    'QEMU: at vm_stop reads kvmclock (KVM_GET_CLOCK) and pins every vCPU\'s IA32_TSC by value (KVM_GET_MSRS, one vCPU after another); ' +
-    'for a running-VM migration reads kvmclock again at pre-save. The destination negotiates the TSC kHz (KVM_SET_TSC_KHZ with scaling ' +
-    'or within 250 ppm, else "TSC frequency mismatch"), writes TSC_ADJUST then IA32_TSC per vCPU, and at resume KVM_SET_CLOCK with flags 0 ' +
-    'and KVM_KVMCLOCK_CTRL on every vCPU. The guest TSC loses the blackout; kvmclock loses it minus the stop→pre-save gap.',
+  summary: 'QEMU: at vm_stop reads kvmclock (KVM_GET_CLOCK) and pins every vCPU\'s IA32_TSC by value (KVM_GET_MSRS, one vCPU after another); for a running-VM migration reads kvmclock again at pre-save. The destination negotiates the TSC kHz (KVM_SET_TSC_KHZ with scaling or within 250 ppm, else "TSC frequency mismatch"), writes TSC_ADJUST then IA32_TSC per vCPU, and at resume KVM_SET_CLOCK with flags 0 and KVM_KVMCLOCK_CTRL on every vCPU. The guest TSC loses the blackout; kvmclock loses it minus the stop→pre-save gap.',
   options: {},
   pause(p) {
     p.pauseAll('source');

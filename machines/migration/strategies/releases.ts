@@ -37,6 +37,21 @@ export interface StrategyRelease {
   switches: Switches;
 }
 
+/**
+ * A strategy's releases, ascending, each naming the switches it turns on: a switch is off before
+ * the first release that turns it on and stays on after (no modelled release turns one off).
+ */
+function cumulative(switches: Record<string, string>, steps: readonly { version: string; on: readonly string[]; note: string }[]): ModelledRelease[] {
+  const state: Switches = Object.fromEntries(Object.keys(switches).map((k) => [k, false]));
+  return steps.map(({ version, on, note }) => {
+    for (const k of on) {
+      if (!(k in state)) throw new Error(`release ${version} turns on an unknown switch ${k}`);
+      state[k] = true;
+    }
+    return { version, switches: { ...state }, note };
+  });
+}
+
 const FC_SWITCHES = {
   zeroDeadlineFilled: 'a zero IA32_TSC_DEADLINE is saved as the vCPU\'s IA32_TSC (PR #4618); off: saved and restored as 0',
   deadlineAfterTsc: 'IA32_TSC_DEADLINE is restored after IA32_TSC (PR #4666, issue #4099); off: before it, so KVM arms the deadline against the old TSC',
@@ -51,70 +66,36 @@ const CH_SWITCHES = {
   arm64Downtime: 'arm64: CNTVCT restored as saved + elapsed CLOCK_REALTIME × CNTFRQ, a CNTFRQ mismatch refused (PR #8343); off: written back as saved, no CNTFRQ check',
 };
 
+const QEMU_SWITCHES = {
+  downtimeAccounting: 'x86: the unmerged "account blackout downtime for kvm-clock and guest TSC" series (Dongli Zhang, qemu-devel, 2025-10): a migration restores kvmclock with KVM_CLOCK_REALTIME and every IA32_TSC advanced by the CLOCK_REALTIME elapsed since the stop (modelled by value)',
+};
+
 export const RELEASES: Record<string, ReleaseTable> = {
   firecracker: {
     switches: FC_SWITCHES,
-    releases: [
-      {
-        version: '1.7.0',
-        switches: { zeroDeadlineFilled: false, deadlineAfterTsc: false, kvmclockCtrl: false, clockRealtimeOptIn: false },
-        note: 'MSRs restored in saved order (IA32_TSC_DEADLINE may precede IA32_TSC; issue #4099, reported on 1.4.0); KVM_KVMCLOCK_CTRL at pause only; KVM_SET_CLOCK with the saved flags. The 250 ppm tolerance before KVM_SET_TSC_KHZ (TSC_KHZ_TOL in vcpu.rs) is in every modelled release; PR #5581 (the GCP N4 → C4 refusal) is a closed snapshot-editor PR (`tsc set/clear`), not a change of the VMM, so no switch',
-      },
-      {
-        version: '1.8.0',
-        switches: { zeroDeadlineFilled: true, deadlineAfterTsc: true, kvmclockCtrl: false, clockRealtimeOptIn: false },
-        note: 'CHANGELOG 1.8.0 "Fixed": #4618 (zero deadline replaced by the TSC; backported to 1.7 as #4630) and #4666 (deadline after the TSC)',
-      },
-      {
-        version: '1.14.0',
-        switches: { zeroDeadlineFilled: true, deadlineAfterTsc: true, kvmclockCtrl: true, clockRealtimeOptIn: false },
-        note: 'PR #5494 (issue #5322): KVM_KVMCLOCK_CTRL before resume on restore; the release is uncertain: one downstream note puts it in 1.13.0, the 1.14.0 release notes list it',
-      },
-      {
-        version: '1.16.0',
-        switches: { zeroDeadlineFilled: true, deadlineAfterTsc: true, kvmclockCtrl: true, clockRealtimeOptIn: true },
-        note: 'PR #5809 (commit a1fd537f9): KVM_CLOCK_REALTIME only with the `clock_realtime` opt-in (refused on aarch64, which this x86 strategy does not model)',
-      },
-    ],
+    releases: cumulative(FC_SWITCHES, [
+      { version: '1.7.0', on: [], note: 'MSRs restored in saved order (IA32_TSC_DEADLINE may precede IA32_TSC; issue #4099, reported on 1.4.0); KVM_KVMCLOCK_CTRL at pause only; KVM_SET_CLOCK with the saved flags. The 250 ppm tolerance before KVM_SET_TSC_KHZ (TSC_KHZ_TOL in vcpu.rs) is in every modelled release; PR #5581 (the GCP N4 → C4 refusal) is a closed snapshot-editor PR (`tsc set/clear`), not a change of the VMM, so no switch' },
+      { version: '1.8.0', on: ['zeroDeadlineFilled', 'deadlineAfterTsc'], note: 'CHANGELOG 1.8.0 "Fixed": #4618 (zero deadline replaced by the TSC; backported to 1.7 as #4630) and #4666 (deadline after the TSC)' },
+      { version: '1.14.0', on: ['kvmclockCtrl'], note: 'PR #5494 (issue #5322): KVM_KVMCLOCK_CTRL before resume on restore; the release is uncertain: one downstream note puts it in 1.13.0, the 1.14.0 release notes list it' },
+      { version: '1.16.0', on: ['clockRealtimeOptIn'], note: 'PR #5809 (commit a1fd537f9): KVM_CLOCK_REALTIME only with the `clock_realtime` opt-in (refused on aarch64, which this x86 strategy does not model)' },
+    ]),
   },
   'cloud-hypervisor': {
     switches: CH_SWITCHES,
-    releases: [
-      {
-        version: '50.0',
-        switches: { clockBeforeResume: false, realtimeFilled: false, syncTscOffsets: false, arm64Downtime: false },
-        note: 'resume() ran cpu_manager.resume() before set_clock (issue #7930, seen on v50.2); reset_flags() dropped KVM_CLOCK_REALTIME; arm64 counter written back as saved',
-      },
-      {
-        version: '52.0',
-        switches: { clockBeforeResume: true, realtimeFilled: false, syncTscOffsets: false, arm64Downtime: false },
-        note: 'PR #7932 (merged 2026-03-31): set_clock before resuming vCPUs; the release is estimated from the merge date',
-      },
-      {
-        version: '53.0',
-        switches: { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: false, arm64Downtime: false },
-        note: 'PR #8256 (merged 2026-05-19): KVM_CLOCK_REALTIME kept and filled; the release is estimated from the merge date',
-      },
-      {
-        version: '54.0',
-        switches: { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: true, arm64Downtime: true },
-        note: 'PR #8343 (arm64 downtime, CNTFRQ check) and PR #8437 (2026-06-19, TSC offsets synchronized to vCPU 0); the release is estimated from the merge dates',
-      },
-    ],
+    releases: cumulative(CH_SWITCHES, [
+      { version: '50.0', on: [], note: 'resume() ran cpu_manager.resume() before set_clock (issue #7930, seen on v50.2); reset_flags() dropped KVM_CLOCK_REALTIME; arm64 counter written back as saved' },
+      { version: '52.0', on: ['clockBeforeResume'], note: 'PR #7932 (merged 2026-03-31): set_clock before resuming vCPUs; the release is estimated from the merge date' },
+      { version: '53.0', on: ['realtimeFilled'], note: 'PR #8256 (merged 2026-05-19): KVM_CLOCK_REALTIME kept and filled; the release is estimated from the merge date' },
+      { version: '54.0', on: ['syncTscOffsets', 'arm64Downtime'], note: 'PR #8343 (arm64 downtime, CNTFRQ check) and PR #8437 (2026-06-19, TSC offsets synchronized to vCPU 0); the release is estimated from the merge dates' },
+    ]),
     // the strategy did not synchronize offsets before releases were modelled
     bareKeeps: { syncTscOffsets: false },
   },
   qemu: {
-    switches: {
-      downtimeAccounting: 'x86: the unmerged "account blackout downtime for kvm-clock and guest TSC" series (Dongli Zhang, qemu-devel, 2025-10): a migration restores kvmclock with KVM_CLOCK_REALTIME and every IA32_TSC advanced by the CLOCK_REALTIME elapsed since the stop (modelled by value)',
-    },
-    releases: [
-      {
-        version: '10.1.0',
-        switches: { downtimeAccounting: false },
-        note: 'mainline kvmclock/TSC handling (target/i386/kvm/kvm.c, hw/i386/kvm/clock.c), unchanged for many releases; the version only labels the mainline modelled',
-      },
-    ],
+    switches: QEMU_SWITCHES,
+    releases: cumulative(QEMU_SWITCHES, [
+      { version: '10.1.0', on: [], note: 'mainline kvmclock/TSC handling (target/i386/kvm/kvm.c, hw/i386/kvm/clock.c), unchanged for many releases; the version only labels the mainline modelled' },
+    ]),
   },
   crosvm: {
     switches: {},
