@@ -231,7 +231,7 @@ export const REGISTRY = {
   exportTrace: entry('export', 'read', 'export a migration (its phases, blackout, VMs) or a VM from the log as a Chrome Trace Event file for Perfetto or chrome://tracing', command('export', 'a migration or a VM as a Chrome Trace Event file: phases, blackout, every ioctl and guest read, clock counters (handler exportTrace)', 'renderExport', {
     args: [{ name: '<id>', description: 'a VM or a migration id (tried in that order)' }],
     options: [
-      { flags: '--format <format>', description: 'the file format', choices: ['chrome-trace'], default: 'chrome-trace' },
+      { flags: '--format <format>', description: 'the file format: chrome-trace (Perfetto, chrome://tracing) or ftrace (a tracefs trace file, as import-trace reads)', choices: ['chrome-trace', 'ftrace'], default: 'chrome-trace' },
       { flags: '--out <file>', description: 'write the trace to this file instead of stdout', field: null },
     ],
     outFile: { field: 'out', text: (r) => JSON.stringify(r.trace), summary: (r) => ({ format: r.format, events: r.trace.traceEvents.length }) },

@@ -501,7 +501,7 @@ export function renderReleaseBisect(r: R): string {
 
 /** An export's file, as it would be written (compact JSON). */
 export function renderExport(r: R): string {
-  return JSON.stringify(r.trace);
+  return typeof r.trace === 'string' ? r.trace.replace(/\n$/, '') : JSON.stringify(r.trace);
 }
 
 /** What a command wrote to its --out file. */
