@@ -3,9 +3,9 @@
 // wake instants: the store cannot know them at an earlier position. They are rebuilt here from
 // the VM states at the copy's head, so time advanced on a fork fires the same timers as on the
 // original.
-import { nextTimerAt } from '../kvm/x86/vm.js';
 import type { EventStore } from '../store/types.js';
 import { rebuildStream } from './rebuild.js';
+import { wakeAtOf } from './session/scheduler.js';
 import { VM_STREAM_PREFIX } from './stream-ids.js';
 import type { VmRecord } from './vm/evolve.js';
 
@@ -14,8 +14,7 @@ export function rebuildWakeIndex(store: EventStore): number {
   const batches = [];
   for (const streamId of store.streams(VM_STREAM_PREFIX)) {
     const { state, version } = rebuildStream(store, streamId);
-    const rec = state as VmRecord | null;
-    const wakeAt = rec && !rec.destroyed && rec.x86 ? nextTimerAt(rec.x86) : null;
+    const wakeAt = wakeAtOf(state as VmRecord | null);
     // (an empty batch records no event: it only sets the stream's wake instant)
     if (wakeAt !== null) batches.push({ streamId, expectedVersion: version, events: [], wakeAt });
   }

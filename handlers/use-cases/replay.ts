@@ -9,10 +9,8 @@ import { migrationStreamId } from '../../machines/migration/state.js';
 import { vmStreamId } from '../../machines/vm/events.js';
 import { bisectProfiles, bisectSwitches } from '../../machines/replay/bisect.js';
 import { diffLogs } from '../../machines/replay/diff.js';
-import { bisectReleases as bisectReleasesOf, releaseSpecs } from '../../machines/replay/release-bisect.js';
+import { bisectReleases as bisectReleasesOf } from '../../machines/replay/release-bisect.js';
 import { ReleaseSpecError, resolveStrategyRelease } from '../../machines/migration/strategies/releases.js';
-import type { MigrationState } from '../../machines/migration/state.js';
-import { rebuildStream } from '../../machines/rebuild.js';
 import { CODE_VERSION } from '../../machines/version.js';
 import { replayLog, type ReplayScope } from '../../machines/replay/replay.js';
 import { migrationSpan, replayReport } from '../../machines/replay/report.js';
@@ -128,8 +126,6 @@ export const bisectReleases = defineHandler({
     .strict()
     .refine((r) => r.finding === undefined || r.field === undefined, { message: 'compare a finding or a field, not both', path: ['field'] }),
   async run(req, env) {
-    const mig = rebuildStream(env.store, migrationStreamId(req.migrationId)).state as MigrationState | null;
-    if (!mig) throw new HandlerError('not_found', `no migration '${req.migrationId}'`, { migrationId: req.migrationId });
     for (const spec of req.releases ?? []) {
       try {
         resolveStrategyRelease(spec);
@@ -144,7 +140,6 @@ export const bisectReleases = defineHandler({
       const path = join(dir, 'ledger.db');
       return { path, open: () => openEventStore(path, { codeVersion: CODE_VERSION }), dispose: () => rmSync(dir, { recursive: true, force: true }) };
     };
-    const specs = releaseSpecs(mig.strategy, req.releases);
-    return { ...(await bisectReleasesOf(env.store, req.migrationId, specs, scratch, { finding: req.finding, field: req.field, switches: req.switches })) };
+    return { ...(await bisectReleasesOf(env.store, req.migrationId, req.releases, scratch, { finding: req.finding, field: req.field, switches: req.switches })) };
   },
 });

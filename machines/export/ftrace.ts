@@ -5,6 +5,7 @@
 // issues VM ioctls, and "CPU n/KVM" threads (QEMU's names) issue vCPU ioctls and run the guest.
 // The pids are invented (deterministic), the timestamps the simulated true time. Tracepoints the
 // emulator adds for its own bookkeeping (clockledger_*) are left out.
+import { namedNumber } from '../../kvm/args.js';
 import { MSRS } from '../../kvm/uapi.js';
 import type { EventStore } from '../../store/types.js';
 import type { Json } from '../codec.js';
@@ -34,8 +35,12 @@ function body(e: Entry): string | null {
   }
 }
 
-const MSR_INDEX = MSRS as Record<string, number>;
-const msrIndex = (m: Json): number | null => (typeof m === 'number' ? m : typeof m === 'string' ? (MSR_INDEX[m] ?? (/^(0x)?[0-9a-f]+$/i.test(m) ? Number(m) : null)) : null);
+// the MSR as the guest op named it (UAPI name or number), read as the kernel model reads it
+const msrSchema = namedNumber(MSRS, 'MSR');
+const msrIndex = (m: Json): number | null => {
+  const r = msrSchema.safeParse(m);
+  return r.success ? r.data : null;
+};
 
 function stamp(ns: bigint): string {
   const us = ns / 1000n;

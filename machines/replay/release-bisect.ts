@@ -60,18 +60,19 @@ const outcomeOf = (a: AuditReport, opts: ReleaseBisectOptions): Json => {
 };
 
 /** The release specs to try: the ones given, or every modelled release of the migration's strategy, oldest first. */
-export function releaseSpecs(strategy: string, given?: readonly string[]): string[] {
+function releaseSpecs(strategy: string, given?: readonly string[]): string[] {
   if (given?.length) return [...given];
   return releaseTable(strategy).releases.map((r) => `${strategy}@${r.version}`);
 }
 
-/** Run migration `migrationId` again under each release spec, from the log just before it began. */
-export async function bisectReleases(store: EventStore, migrationId: string, specs: readonly string[], scratch: Scratch, opts: ReleaseBisectOptions = {}): Promise<ReleaseBisectResult> {
+/** Run migration `migrationId` again under each release spec (default: every modelled release of its strategy), from the log just before it began. */
+export async function bisectReleases(store: EventStore, migrationId: string, given: readonly string[] | undefined, scratch: Scratch, opts: ReleaseBisectOptions = {}): Promise<ReleaseBisectResult> {
   const sid = migrationStreamId(migrationId);
   const mig = rebuildStream(store, sid).state as MigrationState | null;
   if (!mig) throw new DomainError('not_found', `no migration '${migrationId}'`, { migrationId });
   const before = (store.positionOfVersion(sid, 1) ?? 1) - 1;
   const strategy = mig.strategy;
+  const specs = releaseSpecs(strategy, given);
   for (const spec of specs) {
     if (strategyNameOf(spec) !== strategy) throw new DomainError('invalid_request', `release '${spec}' is not of ${strategy}, the strategy migration '${migrationId}' ran`, { spec, strategy });
   }
