@@ -6,7 +6,7 @@ import { InvalidArgumentError } from './errors.js';
 import { IOCTLS_WITHOUT_ARG, type IoctlName } from './uapi.js';
 import { U64_MASK } from './u64.js';
 
-export { MAX_ECHO_CHARS, preview } from './echo.js';
+export { preview } from './echo.js';
 
 const INT_LIKE = /^-?(0|[1-9][0-9]*)$|^0x[0-9a-fA-F]+$/;
 

@@ -1,5 +1,6 @@
 // Fixed-width integer helpers: the kernel's u64/s64/u32 wrap-around semantics on bigint, and the
 // checked conversion of the narrow integer arguments (u32, s8, ...) that may come as numbers.
+import { preview } from './echo.js';
 import { InvalidArgumentError } from './errors.js';
 
 export const U64_MASK = (1n << 64n) - 1n;
@@ -49,7 +50,7 @@ export function cIntArg(x: number | bigint, type: CIntType, field: string): bigi
   let b: bigint;
   if (typeof x === 'bigint') b = x;
   else if (typeof x === 'number' && Number.isInteger(x)) b = BigInt(x);
-  else throw new InvalidArgumentError(field, `${typeof x === 'string' ? `'${x}'` : String(x)} is not an integer (${type}: a number or a bigint)`);
+  else throw new InvalidArgumentError(field, `${typeof x === 'string' ? preview(x) : String(x)} is not an integer (${type}: a number or a bigint)`);
   const [lo, hi] = C_INT_RANGE[type];
   if (b < lo || b > hi) throw new InvalidArgumentError(field, `${b} is out of range for ${type} (${lo} to ${hi})`);
   return b;

@@ -12,8 +12,7 @@ export const migrationStreamId = (migrationId: string): string => `${MIGRATION_S
 export const traceStreamId = (traceId: string): string => `${TRACE_STREAM_PREFIX}${traceId}`;
 
 const idAfter = (prefix: string) => (streamId: string): string | null => (streamId.startsWith(prefix) ? streamId.slice(prefix.length) : null);
-/** The host, VM, migration or trace a stream id names (null: a stream of another kind). */
-export const hostIdOf = idAfter(HOST_STREAM_PREFIX);
+/** The VM, migration or trace a stream id names (null: a stream of another kind). */
 export const vmIdOf = idAfter(VM_STREAM_PREFIX);
 export const migrationIdOf = idAfter(MIGRATION_STREAM_PREFIX);
 export const traceIdOf = idAfter(TRACE_STREAM_PREFIX);

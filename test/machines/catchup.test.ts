@@ -3,6 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storeFor } from '../../handlers/context.js';
 import { pvclockScaleDelta } from '../../kvm/arith.js';
+import { GUEST_TICK_NS } from '../../kvm/x86/vm.js';
 import { expectReplayEqualsLive, newLedger, type Ledger } from '../helpers/ledger.js';
 
 let l: Ledger;
@@ -13,7 +14,7 @@ afterEach(() => l.cleanup());
 
 const big = (x: string) => BigInt(x);
 /** the guest's tick (HZ=250) */
-const TICK = 4_000_000n;
+const TICK = GUEST_TICK_NS; // the model's guest tick (HZ=250)
 
 /** A 2995.2 MHz guest (2 vCPUs, kvmclock on) migrated by Firecracker to a 2100 MHz host without TSC scaling. */
 async function migrateToSlowHost(dst: Record<string, unknown>) {
