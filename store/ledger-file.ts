@@ -13,7 +13,7 @@ const TABLES_SINCE: [table: string, version: number][] = [
   ['stream_categories', 6],
 ];
 
-export type LedgerKind = { kind: 'blank' } | { kind: 'ledger'; version: number };
+type LedgerKind = { kind: 'blank' } | { kind: 'ledger'; version: number };
 
 /**
  * Classify an open database with reads only: 'blank' (no schema at all: a new or 0-byte file),
@@ -45,8 +45,13 @@ export function inspectLedger(db: Database.Database, path: string): LedgerKind {
 }
 
 /** The category of a stream id as SQL over a column (bytes up to the first '-'; see 006). */
-const CATEGORY_SQL = (col: string) =>
+export const CATEGORY_SQL = (col: string) =>
   `CASE WHEN instr(CAST(${col} AS BLOB), X'2D') > 0 THEN CAST(substr(CAST(${col} AS BLOB), 1, instr(CAST(${col} AS BLOB), X'2D') - 1) AS TEXT) ELSE ${col} END`;
+
+/** Each stream's head (stream_id, version, last_position, last_type, wake_at null) from an events table. */
+export const STREAM_HEADS_SQL = (events: string) =>
+  `SELECT e.stream_id, e.version, e.position AS last_position, e.type AS last_type, NULL AS wake_at
+   FROM ${events} e JOIN (SELECT stream_id, MAX(version) AS v FROM ${events} GROUP BY stream_id) m ON m.stream_id = e.stream_id AND m.v = e.version`;
 
 /**
  * A read-only connection to a ledger with an older schema: temporary views (in the connection's
@@ -63,11 +68,7 @@ export function viewOlderSchema(db: Database.Database, version: number): void {
       FROM main.requests r`);
   }
   if (version < 3) db.exec('CREATE TEMP TABLE snapshots (stream_id TEXT NOT NULL, version INTEGER NOT NULL, position INTEGER NOT NULL, code_version TEXT NOT NULL, state BLOB NOT NULL, PRIMARY KEY (stream_id, version, code_version))');
-  if (version < 4) {
-    db.exec(`CREATE TEMP VIEW streams AS SELECT e.stream_id, e.version, e.position AS last_position, e.type AS last_type, NULL AS wake_at
-      FROM main.events e JOIN (SELECT stream_id, MAX(version) AS v FROM main.events GROUP BY stream_id) m ON m.stream_id = e.stream_id AND m.v = e.version`);
-  } else if (version < 5) {
-    db.exec('CREATE TEMP VIEW streams AS SELECT stream_id, version, last_position, last_type, NULL AS wake_at FROM main.streams');
-  }
+  if (version < 4) db.exec(`CREATE TEMP VIEW streams AS ${STREAM_HEADS_SQL('main.events')}`);
+  else if (version < 5) db.exec('CREATE TEMP VIEW streams AS SELECT stream_id, version, last_position, last_type, NULL AS wake_at FROM main.streams');
   if (version < 6) db.exec(`CREATE TEMP VIEW stream_categories AS SELECT ${CATEGORY_SQL('stream_id')} AS category, COUNT(*) AS streams FROM streams GROUP BY 1`);
 }

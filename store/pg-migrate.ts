@@ -8,11 +8,11 @@ import { StoreError } from './errors.js';
 import { loadMigrationFiles, type Migration } from './sql-shared.js';
 
 /** advisory lock class ids ('clkm', 'clka'): one lock per schema for migrating, one for appending */
-export const MIGRATE_LOCK = 0x636c6b6d;
+const MIGRATE_LOCK = 0x636c6b6d;
 export const APPEND_LOCK = 0x636c6b61;
 
 /** The PostgreSQL migrations, numbered 1..N without gaps. */
-export function loadPgMigrations(): Migration[] {
+function loadPgMigrations(): Migration[] {
   return loadMigrationFiles('pg');
 }
 

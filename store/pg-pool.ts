@@ -13,7 +13,7 @@ export interface PgTarget {
   display: string;
 }
 
-export const DEFAULT_SCHEMA = 'clockledger';
+const DEFAULT_SCHEMA = 'clockledger';
 
 export function isPostgresUrl(s: string): boolean {
   return /^postgres(ql)?:\/\//i.test(s);

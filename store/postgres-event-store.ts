@@ -221,7 +221,9 @@ export class PgEventStore implements AsyncEventStore {
     }
     // events, stream heads (with their wake instants) and category counts in one statement
     const hs = [...heads.values()];
-    const wakeOf = (id: string) => (wakes.has(id) ? { set: true, at: wakes.get(id)?.toString() ?? null } : { set: false, at: null });
+    // each head's wake instant: whether this commit sets it, and to what (null clears it)
+    const wakeSet = hs.map((w) => wakes.has(w.streamId));
+    const wakeAt = hs.map((w) => wakes.get(w.streamId)?.toString() ?? null);
     await this.q(
       `WITH ev AS (
          INSERT INTO ${this.s}.events (position, stream_id, version, type, schema_version, time, data, metadata, hash)
@@ -238,7 +240,7 @@ export class PgEventStore implements AsyncEventStore {
       [
         cols.position, cols.stream, cols.version, cols.type, cols.schema, cols.time, cols.data, cols.metadata, cols.hash,
         hs.map((w) => w.streamId), hs.map((w) => w.version), hs.map((w) => w.position), hs.map((w) => w.type),
-        hs.map((w) => wakeOf(w.streamId).set), hs.map((w) => wakeOf(w.streamId).at),
+        wakeSet, wakeAt,
         newStreams,
       ],
       'clockledger_append',
@@ -529,7 +531,7 @@ async function connect(pool: pg.Pool): Promise<pg.PoolClient> {
 const CONNECTION_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P02', '57P03']);
 
 /** The connection (not the statement) failed: the transaction on it is gone. */
-export function isConnectionError(e: unknown): boolean {
+function isConnectionError(e: unknown): boolean {
   if (e instanceof StoreError) return e.details?.connectionLost === true;
   const code = (e as { code?: string }).code ?? '';
   const msg = (e as Error)?.message ?? '';
@@ -537,7 +539,7 @@ export function isConnectionError(e: unknown): boolean {
 }
 
 /** pg and socket errors as StoreErrors with stable codes; StoreErrors pass through. */
-export function asStoreError(e: unknown): StoreError {
+function asStoreError(e: unknown): StoreError {
   if (e instanceof StoreError) return e;
   const err = e as Error & { code?: string };
   if (isConnectionError(err)) return new StoreError('io', `PostgreSQL connection lost: ${err.message}`, { connectionLost: true, pgCode: err.code });

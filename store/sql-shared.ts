@@ -37,7 +37,7 @@ export function storedEventOf(r: RawEvent & { hash: string }): StoredEvent {
 }
 
 /** One event's stored columns as an append writes them, its hash chained to the one before. */
-export interface EncodedEvent {
+interface EncodedEvent {
   data: string;
   metadata: string;
   schemaVersion: number;
@@ -60,7 +60,7 @@ export function encodeEvent(e: NewEvent, at: { position: number; streamId: strin
 }
 
 /** What a commit keeps of each stream as it goes: its version, its last event written, its wake instant. */
-export interface CommitStreams {
+interface CommitStreams {
   versions: Map<string, number>;
   heads: Map<string, WrittenEvent>;
   wakes: Map<string, bigint | null>;

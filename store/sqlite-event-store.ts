@@ -8,7 +8,7 @@ import { closeSync, existsSync, openSync, statSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { GENESIS_HASH } from './canonical.js';
 import { checkPath, ConflictError, sqliteStoreError, StoreError } from './errors.js';
-import { inspectLedger, viewOlderSchema } from './ledger-file.js';
+import { CATEGORY_SQL, inspectLedger, STREAM_HEADS_SQL, viewOlderSchema } from './ledger-file.js';
 import { latestSchemaVersion, migrate } from './migrate.js';
 import { registerResponseHash, requestRowOf, responseHash, storedAnswer, type StoredRequestRow } from './request-check.js';
 import { clampInstant, encodeEvent, endBatch, I64_MAX, I64_MIN, prefixRange, storedEventOf } from './sql-shared.js';
@@ -317,14 +317,11 @@ class SqliteEventStore implements EventStore {
             'INSERT INTO snapshots (stream_id, version, position, code_version, state) VALUES (?, ?, ?, ?, ?)',
           );
           t.prepare(
-            `INSERT INTO streams (stream_id, version, last_position, last_type)
-             SELECT e.stream_id, e.version, e.position, e.type FROM events e
-             JOIN (SELECT stream_id, MAX(version) AS v FROM events GROUP BY stream_id) m ON m.stream_id = e.stream_id AND m.v = e.version`,
+            `INSERT INTO streams (stream_id, version, last_position, last_type, wake_at) ${STREAM_HEADS_SQL('events')}`,
           ).run();
           t.prepare(
             `INSERT INTO stream_categories (category, streams)
-             SELECT CASE WHEN instr(CAST(stream_id AS BLOB), X'2D') > 0 THEN CAST(substr(CAST(stream_id AS BLOB), 1, instr(CAST(stream_id AS BLOB), X'2D') - 1) AS TEXT) ELSE stream_id END, COUNT(*)
-             FROM streams GROUP BY 1`,
+             SELECT ${CATEGORY_SQL('stream_id')}, COUNT(*) FROM streams GROUP BY 1`,
           ).run();
           return events;
         })(),

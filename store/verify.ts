@@ -32,7 +32,7 @@ interface StreamSeen {
   type: string;
 }
 
-export interface Problem {
+interface Problem {
   position?: number;
   table: string;
   reason: string;
