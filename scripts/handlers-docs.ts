@@ -106,7 +106,7 @@ or foreign file is \`not_found\` or \`not_a_ledger\`); one that *writes* creates
 
 export async function handlersDocs(): Promise<string> {
   const handlers = await loadAll();
-  const responses = await responseShapes();
+  const responses = await responseShapes(handlers);
   const index = HANDLER_NAMES.map((name) => `| [\`${name}\`](#${name.toLowerCase()}) | ${REGISTRY[name].access} | ${cell(REGISTRY[name].summary)} |`);
   const sections = HANDLER_NAMES.flatMap((name) => {
     const { summary, access, cli } = REGISTRY[name];

@@ -6,14 +6,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closeStores } from '../handlers/context.js';
+import type { DefinedHandler } from '../handlers/define.js';
 import type { HandlerName } from '../handlers/registry.js';
-import { loadAll } from '../handlers/registry.js';
 
 const jsonType = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v === 'object' ? 'object' : typeof v);
 
 /** Each handler's response fields as `name (type)`, in the order the handler answers them. */
-export async function responseShapes(): Promise<Record<HandlerName, string[]>> {
-  const handlers = await loadAll();
+export async function responseShapes(handlers: Record<HandlerName, DefinedHandler>): Promise<Record<HandlerName, string[]>> {
   const dir = mkdtempSync(join(tmpdir(), 'clockledger-docs-'));
   const db = join(dir, 'ledger.db');
   const shapes = {} as Record<HandlerName, string[]>;

@@ -287,7 +287,7 @@ export interface EventJson {
 }
 
 // the whole value: a long one wraps in the table, it is never cut
-const short = (v: unknown, _max?: number) => (typeof v === 'string' ? v : JSON.stringify(v));
+const short = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
 
 /** One line about what an event did: the ioctl and its ret/errno, the guest op, the phase... */
 export function eventSummary(e: EventJson): string {
@@ -295,7 +295,7 @@ export function eventSummary(e: EventJson): string {
   const vcpu = d.vcpu === null || d.vcpu === undefined ? '' : `vcpu${d.vcpu} `;
   switch (e.type) {
     case 'IoctlIssued': {
-      const arg = d.arg === null || d.arg === undefined ? '' : ` ${short(/MSRS/.test(String(d.ioctl)) ? withMsrNames(d.arg) : d.arg, 40)}`;
+      const arg = d.arg === null || d.arg === undefined ? '' : ` ${short(/MSRS/.test(String(d.ioctl)) ? withMsrNames(d.arg) : d.arg)}`;
       return `${vcpu}${d.ioctl}${arg} → ret=${d.ret}${d.errno ? ` errno=${d.errno}` : ''}`;
     }
     case 'GuestExecuted': {
@@ -315,12 +315,12 @@ export function eventSummary(e: EventJson): string {
     case 'TimeAdvanced':
       return d.from !== undefined && d.to !== undefined ? `+${humanNs(BigInt(String(d.to)) - BigInt(String(d.from)))} → ${d.to}` : short(d);
     case 'HostCreated':
-      return short(isPlainObject(d.spec) ? d.spec : d, 60);
+      return short(isPlainObject(d.spec) ? d.spec : d);
     case 'MigrationPhaseEntered':
       return `phase ${d.phase}`;
     default: {
       const { hw: _hw, trace: _trace, ...rest } = d;
-      return Object.keys(rest).length ? short(rest, 60) : '';
+      return Object.keys(rest).length ? short(rest) : '';
     }
   }
 }

@@ -6,13 +6,6 @@ import { CodedError } from '../../lib/coded-error.js';
 /** A mistake in how the command was called (exit code 2), reported like a handler error. */
 export class UsageError extends CodedError<'invalid_request' | 'unknown_handler'> {}
 
-/** Everything on stdin, as text. */
-export async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 /** Parse request JSON; an empty text is the empty request. */
 export function parseRequestJson(text: string, source: string): unknown {
   if (text.trim() === '') return {};
