@@ -8,7 +8,7 @@ import { storeFor, type HandlerContext, type StoreAccess } from './context.js';
 import { requestFingerprint } from './fingerprint.js';
 import { toErrorBody, type ErrorBody } from './errors.js';
 import { checkRequestBounds } from './limits.js';
-import { REGISTRY, type HandlerName } from './registry.js';
+import { DEFAULT_DB, REGISTRY, type HandlerName } from './registry.js';
 
 export type HandlerResponse = ({ ok: true } & Record<string, unknown>) | { ok: false; error: ErrorBody };
 export type Handler = (request: unknown, ctx?: HandlerContext) => Promise<HandlerResponse>;
@@ -23,6 +23,8 @@ export const commonFields = {
 
 export interface HandlerEnv {
   store: EventStore;
+  /** the database file the context names (undefined when the context passes an open store) */
+  db?: string;
   name: string;
   requestId?: string;
   correlationId?: string;
@@ -59,6 +61,7 @@ export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): Defin
         get store() {
           return (store ??= storeFor(ctx, access));
         },
+        db: ctx.store ? undefined : (ctx.db ?? DEFAULT_DB),
         name: def.name,
         requestId: req.requestId,
         correlationId: req.correlationId,

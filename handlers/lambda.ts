@@ -195,4 +195,5 @@ export const {
   auditTrace,
   bisectReleases,
   exportTrace,
+  report,
 } = byName;

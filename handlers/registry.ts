@@ -237,6 +237,17 @@ export const REGISTRY = {
     outFile: { field: 'out', text: (r) => JSON.stringify(r.trace), summary: (r) => ({ format: r.format, events: r.trace.traceEvents.length }) },
     examples: ['export m1 --out m1.trace.json     # open it in ui.perfetto.dev or chrome://tracing', 'export vm1 --format chrome-trace > vm1.json'],
   })),
+  report: entry('export', 'read', 'a report to read in a browser, one self-contained HTML page: a migration (verdict, clock timeline, findings, ioctls), a replay comparison, or the fleet of migrations', command('report', 'one self-contained HTML page: a migration with its clock timeline, a replay comparison (--profile), or every migration (no id) (handler report)', 'renderHtml', {
+    args: [{ name: '[id]', description: 'a migration (omitted: the fleet of every migration in the log)' }],
+    options: [
+      { flags: '--html', description: 'HTML (the only format so far)', field: null },
+      { flags: '--profile <profile>', description: 'compare with a replay under this kernel profile: both audits side by side and the first divergence' },
+      { flags: '--reference <profile>', description: 'with --profile: compare with this profile re-executed instead of the recording' },
+      { flags: '--out <file>', description: 'write the page to this file instead of stdout', field: null },
+    ],
+    outFile: { field: 'out', text: (r) => r.html, summary: (r) => ({ format: r.format, kind: r.kind }) },
+    examples: ['report m1 --html --out m1.html', 'report m1 --html --profile linux-5.15 --out m1-5.15.html', 'report --html > fleet.html'],
+  })),
   strategies: entry('migrations', 'read', 'the migration strategies and what each VMM does', command('strategies', 'the migration strategies and what each VMM does (handler strategies)', 'renderStrategies')),
   events: entry('log', 'read', 'read the event log in order, all of it or one stream, from a position', command('events', 'the event log in order: position, time, stream, type and what happened (handler events)', 'renderEvents', {
     alias: 'log',

@@ -45,6 +45,7 @@ export async function responseShapes(handlers: Record<HandlerName, DefinedHandle
     await call('bisect', { profiles: ['linux-5.15', 'linux-6.18'], migrationId: 'm1' });
     await call('bisectReleases', { migrationId: 'm1' });
     await call('exportTrace', { id: 'm1', format: 'chrome-trace' });
+    await call('report', { id: 'm1' });
     await call('importTrace', { text: ['      CPU 0/KVM-4243    [001] .....   100.000001: kvm_write_tsc_offset: vcpu=0 prev=0 next=18446735073709551616'] });
     await call('auditTrace', { traceId: 't1' });
     await call('pauseVcpu', { vmId: 'web.m1' });

@@ -431,10 +431,12 @@ export function renderDemo(r: R): string {
   const t = r.table as { columns?: unknown[]; rows?: unknown[][] } | undefined;
   if (t && Array.isArray(t.columns) && Array.isArray(t.rows)) parts.push(table(t.columns.map(String), t.rows as (string | number)[][]));
   const rest: R = {};
-  for (const [k, v] of Object.entries(r)) if (k !== 'table' && k !== 'audits' && k !== 'ok') rest[k] = v;
+  for (const [k, v] of Object.entries(r)) if (k !== 'table' && k !== 'audits' && k !== 'ok' && k !== 'reports') rest[k] = v;
   if (Array.isArray(r.audits) && r.audits.length) parts.push(`audits:\n${auditsTable(r.audits)}`);
   const g = formatGeneric(rest);
   if (g) parts.push(g);
+  const files = (r.reports as { files?: unknown[] } | null | undefined)?.files;
+  if (Array.isArray(files) && files.length) parts.push(`HTML reports (open in a browser):\n${files.map((f) => `  ${String(f)}`).join('\n')}`);
   return parts.join('\n\n') || 'done';
 }
 
@@ -508,4 +510,9 @@ export function renderExport(r: R): string {
 export function renderWritten(r: R): string {
   const what = r.events !== undefined ? `${r.events} events` : `${r.bytes} bytes`;
   return `wrote ${what}${r.format ? ` (${r.format})` : ''} to ${r.out}`;
+}
+
+/** A report page (report --html), as it is. */
+export function renderHtml(r: R): string {
+  return String(r.html).replace(/\n$/, '');
 }

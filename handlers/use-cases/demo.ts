@@ -1,5 +1,9 @@
 // The demo: two hosts, a 4-vCPU guest, the same live migration done by every VMM strategy, and
-// the audits side by side. It runs on whatever log the context names (./clockledger.db by default).
+// the audits side by side. It runs on whatever log the context names (./clockledger.db by default),
+// and writes each migration's HTML report and the fleet's into a directory beside that file.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, dirname, extname, join } from 'node:path';
+import { fleetReportPage, migrationReportPage } from '../../machines/export/html/reports.js';
 import { hostStreamId } from '../../machines/stream-ids.js';
 import { z } from 'zod';
 import { worstError, type AuditReport } from '../../machines/audit/audit.js';
@@ -9,6 +13,7 @@ import { createHost, advanceTime } from './hosts.js';
 import { createVm, guest, runVcpu } from './vms.js';
 import { migrate } from './migrations.js';
 import type { HandlerContext } from '../context.js';
+import type { EventStore } from '../../store/types.js';
 import { HandlerError } from '../errors.js';
 
 const ms = (ns: bigint | null) => (ns === null ? '—' : (Number(ns) / 1e6).toFixed(3));
@@ -23,13 +28,39 @@ export const demo = defineHandler({
       preSaveGapNs: u64Field.default(20_000_000n),
       /** the destination's TSC kHz (the source runs at 3 GHz): a different value shows TSC scaling at work */
       destinationTscKhz: z.number().int().min(1).default(2_600_000),
+      /** write the HTML reports (each migration's and the fleet's) beside the database file */
+      htmlReports: z.boolean().default(true),
     })
     .strict(),
-  run(req, env) {
+  async run(req, env) {
     // The demo drives the handlers themselves, on the same store.
-    return runDemo(req, { store: env.store });
+    const r = await runDemo(req, { store: env.store });
+    return { ...r, reports: req.htmlReports ? writeReports(env.store, env.db, r.migrations as string[]) : null };
   },
 });
+
+/**
+ * The HTML reports of the demo's migrations and the fleet table of the whole log, written into
+ * `<database name>-reports/` beside the database file (none for a PostgreSQL URL or an in-memory
+ * database); the paths written, the fleet's last.
+ */
+function writeReports(store: EventStore, db: string | undefined, migrations: string[]): { dir: string; files: string[] } | null {
+  if (!db || db === ':memory:' || /^[a-z][a-z0-9+.-]*:/i.test(db)) return null;
+  const dir = join(dirname(db), `${basename(db, extname(db))}-reports`);
+  try {
+    mkdirSync(dir, { recursive: true });
+    const files = migrations.map((id) => {
+      const file = join(dir, `${id}.html`);
+      writeFileSync(file, migrationReportPage(store, id)!);
+      return file;
+    });
+    const fleet = join(dir, 'fleet.html');
+    writeFileSync(fleet, fleetReportPage(store, { links: true }));
+    return { dir, files: [...files, fleet] };
+  } catch (e) {
+    throw new HandlerError('io', `cannot write the HTML reports in ${dir}: ${(e as Error).message}`, { dir });
+  }
+}
 
 async function runDemo(
   req: { strategies: string[]; blackoutNs: bigint; preSaveGapNs: bigint; destinationTscKhz: number },

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { closeStores, DEFAULT_DB as CONTEXT_DEFAULT_DB } from '../../handlers/context.js';
@@ -238,6 +238,15 @@ describe('clockledger: every handler, end to end', () => {
     expect((await cli(['export', 'm1', '--format', 'pprof'])).code).toBe(2);
     use('exportTrace');
 
+    // report --html: the migration's page on stdout, and the fleet into a file
+    const page = await cli(['report', 'm1', '--html']);
+    expect(page.code).toBe(0);
+    expect(page.stdout).toMatch(/^<!DOCTYPE html>[\s\S]*<h1>Migration m1 <span class="verdict v-\w+">/);
+    const fleet = await cli(['report', '--html', '--out', join(dir, 'fleet.html')]);
+    expect(fleet.stdout).toMatch(/^wrote \d+ bytes \(html\) to .*fleet\.html\n$/);
+    expect(readFileSync(join(dir, 'fleet.html'), 'utf8')).toContain('<h1>Fleet: 1 migrations</h1>');
+    use('report');
+
     r = await ok(['strategies', '--json']);
     expect(r.strategies.map((s: any) => s.name)).toContain('qemu');
     use('strategies');
@@ -286,6 +295,10 @@ describe('clockledger: every handler, end to end', () => {
     expect(r.table.columns.length).toBeGreaterThan(0);
     expect(r.table.rows).toHaveLength(1);
     expect(r.audits).toHaveLength(1);
+    // its HTML reports beside the database: the migration's and the fleet's
+    const reports = join(dirname(db), `${basename(db, '.db')}-reports`);
+    expect(r.reports.files).toEqual([join(reports, `${r.migrations[0]}.html`), join(reports, 'fleet.html')]);
+    expect(readFileSync(r.reports.files[0], 'utf8')).toContain(`<h1>Migration ${r.migrations[0]} `);
     use('demo');
 
     expect([...covered].sort()).toEqual([...HANDLER_NAMES].sort());

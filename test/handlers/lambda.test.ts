@@ -110,6 +110,7 @@ describe('lambda handler: every handler of the registry', () => {
     expect(exported.trace.traceEvents.find((e: any) => e.name === 'blackout')).toMatchObject({ ph: 'X', ts: expect.any(Number), dur: 300_000, pid: 1, tid: 1 });
     expect((await call('exportTrace', { id: 'nope' })).error).toMatchObject({ code: 'not_found', details: { id: 'nope' } });
     expect((await call('exportTrace', { id: 'm1', format: 'pprof' })).error.code).toBe('invalid_request');
+    expect(await use('report', { id: 'm1' })).toMatchObject({ format: 'html', kind: 'migration', html: expect.stringContaining('<h1>Migration m1 ') });
     expect((await use('listHosts')).hosts.map((h: any) => [h.hostId, h.tscKhz, h.vendor])).toEqual([
       ['dst', 2_500_000, 'svm'],
       ['src', 2_500_000, 'vmx'],

@@ -1,0 +1,201 @@
+// The HTML report (handler report, `clockledger report --html`): a migration's page with its
+// timeline, findings pinned at their positions, frequencies, offsets and ioctls; a replay
+// comparison; the fleet table. Self-contained, deterministic, and every text escaped.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { migrationHtml } from '../../machines/export/html/migration.js';
+import { fleetHtml } from '../../machines/export/html/compare.js';
+import { argText, esc, ms, offset } from '../../machines/export/html/page.js';
+import { newLedger, type Ledger } from '../helpers/ledger.js';
+
+let l: Ledger;
+beforeEach(() => {
+  l = newLedger();
+});
+afterEach(() => l.cleanup());
+
+/** src 3 GHz, dst 2.6 GHz with TSC scaling, a 2-vCPU guest with kvmclock, 10 s in, migrated by qemu with a 300 ms blackout. */
+async function qemuMigration() {
+  await l.ok('createHost', { hostId: 'src', tscKhz: 3_000_000, initialTsc: '1800000000000000' });
+  await l.ok('createHost', { hostId: 'dst', tscKhz: 2_600_000, initialTsc: '900000000000000' });
+  await l.ok('createVm', { vmId: 'web', hostId: 'src', vcpus: 2 });
+  await l.ok('runVcpu', { vmId: 'web' });
+  for (let v = 0; v < 2; v++) await l.ok('guest', { vmId: 'web', vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
+  await l.ok('advanceTime', { ns: '10000000000' });
+  return l.ok('migrate', { vmId: 'web', toHost: 'dst', strategy: 'qemu', blackoutNs: '300000000', preSaveGapNs: '20000000' });
+}
+
+/** The text of an element's content, tags removed (enough for the flat cells checked here). */
+const text = (html: string) => html.replace(/<[^>]*>/g, '');
+
+describe('report of a migration', () => {
+  it('shows the verdict, the chart series, every finding in full at its positions, frequencies, offsets and the ioctls', async () => {
+    const m = await qemuMigration();
+    const a = m.audit;
+    const r = await l.ok('report', { id: m.migrationId });
+    expect(r).toMatchObject({ format: 'html', kind: 'migration' });
+    const html: string = r.html;
+    expect(html.startsWith('<!DOCTYPE html>')).toBe(true);
+    expect(html).toContain(`<span class="verdict v-${a.verdict}">${a.verdict}</span>`);
+    expect(a.verdict).toBe('fail');
+    // the chart: one series per vCPU's TSC and one for kvmclock, the blackout shaded
+    expect(html.match(/<path class="series"/g)).toHaveLength(3);
+    expect([...html.matchAll(/data-series="([^"]+)"/g)].map((x) => x[1])).toEqual(['tsc-0', 'tsc-1', 'kvmclock-0']);
+    expect(html.match(/<rect class="blackout"/g)).toHaveLength(1);
+    expect(html).toContain('<title>blackout: 300.000 ms</title>');
+    // every finding, its whole message and each position, linked to the ioctl row when it is one
+    expect(a.findings.length).toBeGreaterThan(2);
+    for (const f of a.findings) {
+      expect(html).toContain(`data-code="${f.code}"`);
+      expect(html).toContain(`<div class="msg">${esc(f.message)}</div>`);
+      for (const p of f.positions) expect(html).toMatch(new RegExp(`(href="#pos-${p}"|<span>#${p}</span>)`));
+    }
+    const tscJump = a.findings.find((f: { code: string }) => f.code === 'tsc_lost_time');
+    const pinnedRow = html.match(new RegExp(`<tr id="pos-${tscJump.positions[0]}" class="pinned">.*?</tr>`))![0];
+    expect(pinnedRow).toContain('tsc_lost_time');
+    // hand-worked: at the stop (10 s) the source host TSC is 1.8e15 + 3e10 and the guest's 3e10, so
+    // its TSC offset is −1 800 000 000 000 000, 2^64 − 1.8e15 = 0xfff99ae8d7678000 in hex
+    expect(html).toContain('−1800000000000000 (0xfff99ae8d7678000)');
+    // the destination runs the 3 GHz guest on a 2.6 GHz TSC: ratio (3000000 << 48) / 2600000 = 0x1276276276276, 1.153846153…
+    expect(html).toContain('1.153846153 (0x1276276276276, 48 fraction bits)');
+    expect(text(html)).toContain('2 600 000'.replace(/ /g, '\u2009'));
+    // the per-vCPU error as the audit measured it, signed
+    expect(html).toContain(`<td class="num">${ms(a.vcpus[0].tscErrorNs)}</td>`);
+    expect(ms(a.vcpus[0].tscErrorNs).startsWith('\u2212')).toBe(true);
+    // MSRs by name in the ioctl lanes, not by number
+    expect(html).toContain('index: MSR_IA32_TSC');
+    expect(html).toContain('index: MSR_KVM_SYSTEM_TIME_NEW');
+    expect(html).not.toMatch(/index: 16\b/);
+    // one lane per vCPU and one for the VM fd, rows in log order
+    expect(html).toContain('<th>VM fd</th><th>vCPU 0</th><th>vCPU 1</th><th>findings</th>');
+    const positions = [...html.matchAll(/<tr id="pos-(\d+)"/g)].map((x) => Number(x[1]));
+    expect(positions.length).toBeGreaterThan(10);
+    expect([...positions].sort((x, y) => x - y)).toEqual(positions);
+    // no guest block in this report: no guest log section
+    expect(html).not.toContain('Guest log');
+  });
+
+  it('is self-contained (nothing to load, no script) and the same every time', async () => {
+    const m = await qemuMigration();
+    const one = (await l.ok('report', { id: m.migrationId })).html as string;
+    const two = (await l.ok('report', { id: m.migrationId })).html as string;
+    expect(two).toBe(one);
+    expect(one).not.toMatch(/<script|<link|<img|<iframe|src=|url\(|@import/i);
+    // the only URL is the SVG namespace, and the page's own policy forbids every load
+    expect([...one.matchAll(/https?:\/\/[^\s"']+/g)].map((x) => x[0])).toEqual(['http://www.w3.org/2000/svg']);
+    expect(one).toContain(`content="default-src 'none'; style-src 'unsafe-inline'; img-src data:"`);
+  });
+
+  it('an unknown migration is not_found; a reference without a profile is refused', async () => {
+    await qemuMigration();
+    expect((await l.call('report', { id: 'm9' })).error).toMatchObject({ code: 'not_found' });
+    expect((await l.call('report', { id: 'm1', reference: 'linux-6.6' })).error.code).toBe('invalid_request');
+    expect((await l.call('report', { id: 'm1', format: 'pdf' })).error.code).toBe('invalid_request');
+  });
+
+  it('arm64: the counters and the CNTVCT series', async () => {
+    await l.ok('createHost', { hostId: 'h', arch: 'arm64', cntfrqHz: '25000000', initialTsc: '1000000000' });
+    await l.ok('createVm', { vmId: 'g', hostId: 'h', vcpus: 2 });
+    await l.ok('runVcpu', { vmId: 'g' });
+    await l.ok('advanceTime', { ns: 5_000_000_000 });
+    const m = await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'qemu', blackoutNs: 10_000_000_000, vmmLatencyNs: 0 });
+    const html = (await l.ok('report', { id: m.migrationId })).html as string;
+    expect([...html.matchAll(/data-series="([^"]+)"/g)].map((x) => x[1])).toEqual(['cntvct-0', 'cntvct-1']);
+    expect(html).toContain('<h2>arm64 counters</h2>');
+    expect(html).toContain('CNTFRQ 25\u2009000\u2009000 Hz');
+    // qemu writes the counter back to its stop value: 10 s × 25 MHz lost, −10 000.000 ms
+    expect(html).toContain('<td class="num">\u221210000.000 ms</td>');
+    expect(html).toContain('CNTVOFF (signed, hex)');
+  });
+});
+
+describe('escaping', () => {
+  const hostile = '<script>alert(1)</script>"\'&<img src=x onerror=alert(2)>';
+  const audit = {
+    migrationId: hostile,
+    strategy: hostile,
+    status: 'completed',
+    vmId: hostile,
+    newVmId: hostile,
+    fromHost: '<b>src</b>',
+    toHost: 'dst',
+    blackoutNs: '1',
+    trueElapsedNs: '1',
+    vcpus: [],
+    findings: [{ code: `x"><script>alert(3)</script>`, severity: 'fail"><b', message: hostile, positions: [1] }],
+    verdict: '"><script>alert(4)</script>',
+    // a field this renderer does not know, and the guest block: its log shown, escaped
+    somethingNew: { nested: hostile },
+    guest: { log: [{ timeNs: '5000000', vcpu: 0, text: `clocksource: ${hostile}` }] },
+  };
+
+  it('no text of a report becomes markup, in a migration page or the fleet table', () => {
+    for (const html of [migrationHtml(audit, null), fleetHtml([audit], { pass: 0, warn: 0, fail: 1, inFlight: 0 }, { links: true })]) {
+      expect(html).not.toMatch(/<script|<img|<b>|onerror=alert\(2\)"?>/i);
+      expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;&lt;img src=x onerror=alert(2)&gt;');
+    }
+    const page = migrationHtml(audit, null);
+    expect(page).toContain('<h2>Guest log</h2>');
+    expect(page).toContain('<td class="num">+5.000 ms</td><td class="num">0</td><td class="mono">clocksource: &lt;script&gt;');
+    expect(page).not.toContain('somethingNew');
+  });
+
+  it('text helpers: escape, signed and hex offsets, MSR names', () => {
+    expect(esc(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;');
+    expect(offset('18446744073709551611')).toBe('−5 (0xfffffffffffffffb)');
+    expect(offset(-5n)).toBe('−5 (0xfffffffffffffffb)');
+    expect(offset('4096')).toBe('4096 (0x0000000000001000)');
+    expect(ms('-320460000')).toBe('−320.460 ms');
+    expect(argText({ group: 'KVM_VCPU_TSC_CTRL', attr: 'KVM_VCPU_TSC_OFFSET', value: '18446744073709551611' })).toBe(
+      '{ group: KVM_VCPU_TSC_CTRL, attr: KVM_VCPU_TSC_OFFSET, value: 18446744073709551611 = −5 (0xfffffffffffffffb) }',
+    );
+    expect(argText({ indices: [16, 1263947009, 99999] })).toBe('{ indices: [MSR_IA32_TSC, MSR_KVM_SYSTEM_TIME_NEW, 0x1869f] }');
+  });
+});
+
+describe('report of a replay and of the fleet', () => {
+  it('a replay under linux-5.15: the first divergence and both audits side by side', async () => {
+    const m = await qemuMigration();
+    const replay = await l.ok('replay', { profile: 'linux-5.15', migrationId: m.migrationId });
+    const r = await l.ok('report', { id: m.migrationId, profile: 'linux-5.15' });
+    expect(r.kind).toBe('replay');
+    const html: string = r.html;
+    expect(html).toContain('Replay under linux-5.15 against recorded');
+    expect(replay.firstDivergence.summary).toMatch(/^KVM_GET_CLOCK at position \d+/);
+    expect(html).toContain(esc(replay.firstDivergence.summary));
+    const mig = replay.byMigration[0];
+    expect(html.match(/<div class="side">/g)!.length).toBeGreaterThanOrEqual(2);
+    for (const side of [mig.audit.recorded, mig.audit.replayed]) for (const f of side.findings) expect(html).toContain(`<div class="msg">${esc(f.message)}</div>`);
+  });
+
+  it('the fleet: one row per migration with its verdict and finding codes, linked', async () => {
+    await qemuMigration();
+    await l.ok('migrate', { vmId: 'web.m1', toHost: 'src', strategy: 'offset-corrected', blackoutNs: '300000000' });
+    const all = await l.ok('audit', {});
+    const html = (await l.ok('report', { links: true })).html as string;
+    expect((await l.ok('report', {})).kind).toBe('fleet');
+    expect(html).toContain('<h1>Fleet: 2 migrations</h1>');
+    const rows = html.match(/<tr><td><a href="m\d\.html">m\d<\/a><\/td>.*?<\/tr>/g)!;
+    expect(rows).toHaveLength(2);
+    all.audits.forEach((a: { verdict: string; findings: { code: string }[] }, i: number) => {
+      expect(rows[i]).toContain(`v-${a.verdict}`);
+      for (const f of a.findings) expect(rows[i]).toContain(`>${f.code}</span>`);
+    });
+    expect(all.audits.map((a: { verdict: string }) => a.verdict)).toEqual(['fail', 'pass']);
+  });
+
+  it('clockledger report --html --out writes the page; without --out it goes to stdout', async () => {
+    await qemuMigration();
+    const cli = (...args: string[]) => spawnSync(process.execPath, [join(process.cwd(), 'dist/handlers/cli/main.js'), '--db', l.db, ...args], { encoding: 'utf8' });
+    const out = join(l.dir, 'm1.html');
+    const w = cli('report', 'm1', '--html', '--out', out);
+    expect(w.status).toBe(0);
+    expect(w.stdout).toMatch(/^wrote \d+ bytes \(html\) to .*m1\.html\n$/);
+    const stdout = cli('report', 'm1', '--html');
+    expect(stdout.status).toBe(0);
+    expect(stdout.stdout).toBe(readFileSync(out, 'utf8'));
+    expect(stdout.stdout).toContain('<h1>Migration m1 <span class="verdict v-fail">fail</span></h1>');
+  });
+});
