@@ -1,6 +1,9 @@
 // The Chrome Trace Event export of a migration: every event well-formed for its ph, X events
 // properly nested per track (as Perfetto's JSON importer requires), the blackout and the TSC error
 // counters equal to the recorded blackout and the audit.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storeFor } from '../../handlers/context.js';
 import { chromeTrace, migrationTrace, toUs, VM_FD_TID, type TraceEvent } from '../../machines/export/chrome-trace.js';
@@ -121,6 +124,30 @@ describe('chrome-trace export of a qemu migration', () => {
     // the master clock track, 0 or 1
     expect(ev.filter((e) => e.name === 'master clock').every((e) => e.args!.inUse === 0 || e.args!.inUse === 1)).toBe(true);
     expect(ev.some((e) => e.name === 'master clock' && e.pid === 3)).toBe(true);
+  });
+
+  it('the file `export --out` writes reads as Perfetto\'s legacy JSON importer reads it: numeric ts/dur/pid/tid, X events nested per thread', async () => {
+    const r = await qemuMigration();
+    const file = join(l.dir, 'm1.json');
+    const cli = spawnSync(process.execPath, [join(process.cwd(), 'dist/handlers/cli/main.js'), '--db', l.db, 'export', r.migrationId, '--out', file], { encoding: 'utf8' });
+    expect(cli.status, cli.stderr).toBe(0);
+    const text = readFileSync(file, 'utf8');
+    // the importer takes ts and dur as JSON numbers (µs), never strings
+    expect(text).not.toMatch(/"(ts|dur|pid|tid)":"/);
+    const json = JSON.parse(text) as { traceEvents: TraceEvent[]; displayTimeUnit: string };
+    expect(['ms', 'ns']).toContain(json.displayTimeUnit);
+    const ev = json.traceEvents;
+    for (const e of ev) {
+      expect(typeof e.ts).toBe('number');
+      expect(Number.isInteger(e.pid) && Number.isInteger(e.tid)).toBe(true);
+      if (e.ph === 'X') expect(typeof e.dur).toBe('number');
+      if (e.ph === 'M') expect(['process_name', 'thread_name']).toContain(e.name);
+    }
+    // every X event on a thread lies inside the one still open there: a complete slice stack
+    expect(nestingErrors(ev)).toEqual([]);
+    const xs = ev.filter((e) => e.ph === 'X' && e.pid === 1 && e.tid === 0);
+    const [whole, ...phases] = xs;
+    for (const p of phases) expect(p.ts >= whole!.ts && p.ts + p.dur! <= whole!.ts + whole!.dur! + 1e-9).toBe(true);
   });
 
   it('exports a VM by id too, and nothing for an unknown id', async () => {
