@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { migrationHtml } from '../../machines/export/html/migration.js';
 import { fleetHtml } from '../../machines/export/html/compare.js';
-import { argText, esc, ms, offset } from '../../machines/export/html/page.js';
+import { argText, duration, esc, ms, offset } from '../../machines/export/html/page.js';
 import { newLedger, type Ledger } from '../helpers/ledger.js';
 
 let l: Ledger;
@@ -138,7 +138,7 @@ describe('escaping', () => {
     }
     const page = migrationHtml(audit, null);
     expect(page).toContain('<h2>Guest log</h2>');
-    expect(page).toContain('<td class="num">+5.000 ms</td><td class="num">0</td><td class="mono">clocksource: &lt;script&gt;');
+    expect(page).toContain('<td class="num">5.000 ms</td><td class="num">0</td><td class="mono">clocksource: &lt;script&gt;');
     expect(page).not.toContain('somethingNew');
   });
 
@@ -148,9 +148,12 @@ describe('escaping', () => {
     expect(offset(-5n)).toBe('−5 (0xfffffffffffffffb)');
     expect(offset('4096')).toBe('4096 (0x0000000000001000)');
     expect(ms('-320460000')).toBe('−320.460 ms');
+    expect(ms('20000000')).toBe('+20.000 ms');
+    expect(duration('300000000')).toBe('300.000 ms');
     expect(argText({ group: 'KVM_VCPU_TSC_CTRL', attr: 'KVM_VCPU_TSC_OFFSET', value: '18446744073709551611' })).toBe(
       '{ group: KVM_VCPU_TSC_CTRL, attr: KVM_VCPU_TSC_OFFSET, value: 18446744073709551611 = −5 (0xfffffffffffffffb) }',
     );
+    expect(argText({ clock: '9999999997', flags: 0 })).toBe('{ clock: 9999999997 (0x2540be3fd), flags: 0 }');
     expect(argText({ indices: [16, 1263947009, 99999] })).toBe('{ indices: [MSR_IA32_TSC, MSR_KVM_SYSTEM_TIME_NEW, 0x1869f] }');
   });
 });

@@ -4,7 +4,7 @@
 // ignored; everything shown is escaped.
 import type { MigrationReportData } from '../report-data.js';
 import { legend, timelineChart } from './chart.js';
-import { argText, esc, grouped, ms, offset, page, sevBadge, table, td, tdNum, verdictBadge } from './page.js';
+import { argText, duration, esc, grouped, ms, offset, page, sevBadge, table, td, tdNum, verdictBadge } from './page.js';
 
 /** The audit report as the renderer reads it: the documented fields, bigint or decimal strings, and anything else. */
 export type AuditLike = Record<string, any>;
@@ -39,10 +39,10 @@ export function summaryList(a: AuditLike): string {
     ...(a.failure ? [['failure', esc(`${a.failure.step}: ${a.failure.reason}${a.failure.position != null ? ` (position ${a.failure.position})` : ''}`)] as [string, string]] : []),
     ['VMM', esc(vmm)],
     ['kernel profiles', esc(`${a.profiles?.source ?? '?'} → ${a.profiles?.destination ?? '?'}`)],
-    ['blackout', esc(ms(a.blackoutNs))],
-    ['true time elapsed (stop → resume)', esc(ms(a.trueElapsedNs))],
+    ['blackout', esc(duration(a.blackoutNs))],
+    ['true time elapsed (stop → resume)', esc(duration(a.trueElapsedNs))],
     ['guest TSC', esc(`${grouped(a.guestTscKhz)} kHz`)],
-    ['kvmclock', esc(a.kvmclock?.errorNs == null ? 'not enabled' : `advanced ${ms(a.kvmclock.advanceNs)}, error ${ms(a.kvmclock.errorNs)} (before ${grouped(a.kvmclock.before)} ns, after ${grouped(a.kvmclock.after)} ns)`)],
+    ['kvmclock', esc(a.kvmclock?.errorNs == null ? 'not enabled' : `advanced ${duration(a.kvmclock.advanceNs)}, error ${ms(a.kvmclock.errorNs)} (before ${grouped(a.kvmclock.before)} ns, after ${grouped(a.kvmclock.after)} ns)`)],
     ['kvmclock − TSC step', esc(ms(a.kvmclockMinusTscStepNs))],
     ['vCPU skew (cycles)', esc(`${grouped(a.skewCycles?.before)} → ${grouped(a.skewCycles?.after)}`)],
     ['master clock', esc(`${a.masterClock?.before ? 'on' : 'off'} → ${a.masterClock?.after ? 'on' : 'off'}`)],
@@ -54,10 +54,10 @@ export function summaryList(a: AuditLike): string {
 export function vcpuTable(a: AuditLike): string {
   const counter = a.arm64 ? 'CNTVCT' : 'TSC';
   const vcpus: AuditLike[] = Array.isArray(a.vcpus) ? a.vcpus : [];
-  return table(
+  return `<div class="scroll">${table(
     ['vCPU', `${counter} before`, `${counter} after`, 'advance', 'expected advance', 'error (cycles)', 'error'].map(esc),
     vcpus.map((v) => [tdNum(v.vcpu), tdNum(grouped(v.tscBefore)), tdNum(grouped(v.tscAfter)), tdNum(grouped(v.tscAdvance)), tdNum(grouped(v.expectedAdvance)), tdNum(grouped(v.tscErrorCycles)), tdNum(ms(v.tscErrorNs))]),
-  );
+  )}</div>`;
 }
 
 function frequencySection(a: AuditLike, d: MigrationReportData | null): string {
@@ -93,7 +93,7 @@ function arm64Section(a: AuditLike): string {
   const phys: AuditLike[] = Array.isArray(r.physical) ? r.physical : [];
   return [
     '<h2>arm64 counters</h2>',
-    `<p>CNTFRQ ${esc(grouped(r.cntfrqHz))} Hz. CNTVCT − CNTPCT (boot vCPU): ${esc(offset(r.virtualMinusPhysical?.before))} → ${esc(offset(r.virtualMinusPhysical?.after))}. Trapped CNTPCT reads: ${esc(r.trappedPhysReads)} (${r.physTrapping ? 'trapping' : 'not trapping'}, ${esc(grouped(r.trapCostNs))} ns each, ${esc(ms(r.trapOverheadNs))} in all). Counter writes ignored: ${esc(r.ignoredCounterWrites)}.</p>`,
+    `<p>CNTFRQ ${esc(grouped(r.cntfrqHz))} Hz. CNTVCT − CNTPCT (boot vCPU): ${esc(offset(r.virtualMinusPhysical?.before))} → ${esc(offset(r.virtualMinusPhysical?.after))}. Trapped CNTPCT reads: ${esc(r.trappedPhysReads)} (${r.physTrapping ? 'trapping' : 'not trapping'}, ${esc(grouped(r.trapCostNs))} ns each, ${esc(duration(r.trapOverheadNs))} in all). Counter writes ignored: ${esc(r.ignoredCounterWrites)}.</p>`,
     table(
       ['vCPU', 'CNTPCT before', 'CNTPCT after', 'advance', 'error (ticks)', 'error'].map(esc),
       phys.map((p) => [tdNum(p.vcpu), tdNum(grouped(p.before)), tdNum(grouped(p.after)), tdNum(grouped(p.advance)), tdNum(grouped(p.errorTicks)), tdNum(ms(p.errorNs))]),
@@ -111,7 +111,7 @@ function ioctlLanes(d: MigrationReportData, pinned: Map<number, string[]>): stri
     const call = `<code>${esc(r.ioctl)}</code>${r.arg !== null ? ` <span class="mono">${esc(argText(r.arg))}</span>` : ''} → ${r.errno ? `<span class="err">${esc(`${r.ret} ${r.errno}`)}</span>` : esc(r.ret)}${r.out !== null ? ` <span class="mono">${esc(argText(r.out))}</span>` : ''}`;
     const cells = lanes.map((l) => (l === r.vcpu ? `<td class="lane">${call}</td>` : '<td class="lane"></td>'));
     const pins = codes.length ? `<span class="pin">▲ ${esc(codes.join(', '))}</span>` : '';
-    return `<tr id="${posAnchor(r.position)}"${codes.length ? ' class="pinned"' : ''}><td class="num">${esc(r.position)}</td><td class="num">${esc(ms(r.timeNs - t0))}</td><td>${esc(r.vmId)}</td>${cells.join('')}<td>${pins}</td></tr>`;
+    return `<tr id="${posAnchor(r.position)}"${codes.length ? ' class="pinned"' : ''}><td class="num">${esc(r.position)}</td><td class="num">${esc(duration(r.timeNs - t0))}</td><td>${esc(r.vmId)}</td>${cells.join('')}<td>${pins}</td></tr>`;
   });
   const head = ['position', 'time', 'VM', 'VM fd', ...vcpus.map((v) => `vCPU ${v}`), 'findings'].map((h) => `<th>${esc(h)}</th>`).join('');
   return `<table class="lanes"><thead><tr>${head}</tr></thead><tbody>${rows.join('\n')}</tbody></table>`;
@@ -123,7 +123,7 @@ function guestLogSection(a: AuditLike): string {
   if (!Array.isArray(log)) return '';
   return [
     '<h2>Guest log</h2>',
-    log.length ? table(['time', 'vCPU', 'message'].map(esc), log.map((l: AuditLike) => [tdNum(ms(l.timeNs)), tdNum(l.vcpu ?? '—'), `<td class="mono">${esc(l.text)}</td>`])) : '<p>The guest logged nothing.</p>',
+    log.length ? table(['time', 'vCPU', 'message'].map(esc), log.map((l: AuditLike) => [tdNum(duration(l.timeNs)), tdNum(l.vcpu ?? '—'), `<td class="mono">${esc(l.text)}</td>`])) : '<p>The guest logged nothing.</p>',
   ].join('\n');
 }
 

@@ -24,13 +24,20 @@ export function grouped(v: unknown): string {
   return b < 0n ? `\u2212${s}` : s;
 }
 
-/** ns as ms with three decimals and its sign: −320.460 ms. */
+/** ns as ms with three decimals and its sign (an error, a step): −320.460 ms, +20.000 ms. */
 export function ms(v: unknown): string {
   const b = big(v);
   if (b === null) return '—';
-  const a = b < 0n ? -b : b;
-  const text = `${a / 1_000_000n}.${((a % 1_000_000n) / 1000n).toString().padStart(3, '0')} ms`;
+  const text = duration(b < 0n ? -b : b);
   return b < 0n ? `\u2212${text}` : b > 0n ? `+${text}` : text;
+}
+
+/** ns as ms with three decimals, no sign (a duration, an instant): 300.000 ms. */
+export function duration(v: unknown): string {
+  const b = big(v);
+  if (b === null) return '—';
+  const a = b < 0n ? -b : b;
+  return `${b < 0n ? '\u2212' : ''}${a / 1_000_000n}.${((a % 1_000_000n) / 1000n).toString().padStart(3, '0')} ms`;
 }
 
 /** A 64-bit offset, signed and in hex (two's complement) besides: −5 (0xfffffffffffffffb). */
@@ -61,7 +68,11 @@ export function argText(v: unknown, key = ''): string {
   if (typeof v === 'object') return `{ ${Object.entries(v as Record<string, unknown>).map(([k, x]) => `${k}: ${argText(x, k)}`).join(', ')} }`;
   if (key === 'index') return msrName(v);
   const b = big(v);
-  if (b !== null && (/^(value|data|offset|tsc_offset|clock|host_tsc)$/.test(key) || b >= 1n << 32n)) return b === 0n ? '0' : `${b} = ${offset(b)}`;
+  if (b !== null && b !== 0n && (/^(value|data|offset|tsc_offset|clock|host_tsc)$/.test(key) || b >= 1n << 32n || b < 0n)) {
+    // a u64 that reads as a negative s64 (an offset) shows both; any other just its hex
+    const signed = BigInt.asIntN(64, b);
+    return signed === b ? `${b} (0x${b.toString(16)})` : `${b} = ${offset(b)}`;
+  }
   return String(v);
 }
 
@@ -78,11 +89,11 @@ th{background:#f3f5f8;font-weight:600}td.num{text-align:right;font-variant-numer
 code,.mono{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,monospace;font-size:12.5px}
 .finding{border-left:4px solid #d8dce4;padding:4px 10px;margin:8px 0}.finding.f-fail{border-color:#c0392b}.finding.f-warn{border-color:#c27c0e}.finding.f-info{border-color:#4a6fa5}
 .finding .code{font-weight:700;margin:0 6px}.finding .msg{margin-top:2px;white-space:pre-wrap;overflow-wrap:anywhere}
-.pins a{margin-right:6px}tr.pinned td{background:#fff6e0}.pin{font-size:11px;color:#8a5a00;font-weight:700}
+.pins a,.pins span{margin-right:6px}tr.pinned td{background:#fff6e0}.pin{font-size:11px;color:#8a5a00;font-weight:700}
 .lanes td{font-size:12px}.lanes td.lane{min-width:120px;overflow-wrap:anywhere}.lanes td.lane .mono{font-size:11px;color:#444b5a}.err{color:#c0392b;font-weight:700}
 .legend span{display:inline-block;margin-right:14px}.legend i{display:inline-block;width:22px;height:0;border-top:3px solid;vertical-align:middle;margin-right:5px}
 .legend i.dash{border-top-style:dashed}
-.side{display:grid;grid-template-columns:1fr 1fr;gap:18px}.side>div{min-width:0}
+.side{display:grid;grid-template-columns:1fr 1fr;gap:18px}.side>div{min-width:0}.side table{font-size:12px}.scroll{overflow-x:auto;max-width:100%}
 dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:6px 0}dl.kv dt{color:#566074}dl.kv dd{margin:0}
 svg text{font:11px system-ui,sans-serif;fill:#39404f}
 `;
