@@ -9,6 +9,7 @@ import { createHost, advanceTime } from './hosts.js';
 import { createVm, guest, runVcpu } from './vms.js';
 import { migrate } from './migrations.js';
 import type { HandlerContext } from '../context.js';
+import type { EventStore } from '../../store/types.js';
 import { HandlerError } from '../errors.js';
 
 const ms = (ns: bigint | null) => (ns === null ? '—' : (Number(ns) / 1e6).toFixed(3));
@@ -25,15 +26,17 @@ export const demo = defineHandler({
       destinationTscKhz: z.number().int().min(1).default(2_600_000),
     })
     .strict(),
-  run(req, env) {
+  async run(req, env) {
     // The demo drives the handlers themselves, on the same store.
-    return runDemo(req, { store: env.store });
+    const store = await env.log();
+    return runDemo(req, env.engine === 'sqlite' ? { store } : env.context, store);
   },
 });
 
 async function runDemo(
   req: { strategies: string[]; blackoutNs: bigint; preSaveGapNs: bigint; destinationTscKhz: number },
   ctx: HandlerContext,
+  store: EventStore,
 ): Promise<Record<string, unknown>> {
   const must = async (p: Promise<Record<string, unknown>>) => {
     const r = (await p) as { ok: boolean; error?: { code: string; message: string } } & Record<string, unknown>;
@@ -41,7 +44,6 @@ async function runDemo(
     return r;
   };
   // A run number keeps repeated demos on one log apart.
-  const store = ctx.store!;
   const run = store.streams(hostStreamId('demo')).filter((s) => s.endsWith('-src')).length + 1;
   const src = `demo${run}-src`;
   const dst = `demo${run}-dst`;
