@@ -53,6 +53,15 @@ export function acquirePool(t: PgTarget): pg.Pool {
   return p.pool;
 }
 
+/** The pools open in this process, by connection URL (without its password): what a warm process holds. */
+export function openPools(): { url: string; pool: pg.Pool; stores: number }[] {
+  return [...pools].map(([cs, p]) => {
+    const u = new URL(cs);
+    if (u.password) u.password = '';
+    return { url: u.toString(), pool: p.pool, stores: p.refs };
+  });
+}
+
 export async function releasePool(t: PgTarget): Promise<void> {
   const p = pools.get(t.connectionString);
   if (!p) return;
