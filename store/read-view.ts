@@ -45,9 +45,24 @@ interface StreamRows {
   idx: number[];
 }
 
+/** How many row indexes (sorted) are below `bound`, i.e. the positions (index + 1) at or before it. */
+function countBelow(idx: number[], bound: number): number {
+  let lo = 0;
+  for (let hi = idx.length; lo < hi; ) {
+    const mid = (lo + hi) >> 1;
+    if (idx[mid]! < bound) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 export class ReadView implements EventStore {
   readonly path: string;
   private rows: HashedRow[] = [];
+  /** each row's instant, parsed once */
+  private times: bigint[] = [];
+  /** whether instants never decrease with position (then positionAtTime is a binary search) */
+  private ordered = true;
   private byStream = new Map<string, StreamRows>();
   private sortedIds: string[] | null = null;
   private wakes: { streamId: string; wakeAt: bigint }[] = [];
@@ -78,6 +93,8 @@ export class ReadView implements EventStore {
 
   private reset(): void {
     this.rows = [];
+    this.times = [];
+    this.ordered = true;
     this.byStream.clear();
     this.sortedIds = null;
   }
@@ -85,6 +102,9 @@ export class ReadView implements EventStore {
   private add(r: HashedRow): void {
     if (r.position !== this.rows.length + 1) throw new StoreError('corrupt', `${this.path}: position ${r.position} follows ${this.rows.length}`);
     this.rows.push(r);
+    const time = BigInt(r.time);
+    if (this.times.length && time < this.times[this.times.length - 1]!) this.ordered = false;
+    this.times.push(time);
     let s = this.byStream.get(r.streamId);
     if (!s) {
       this.byStream.set(r.streamId, (s = { idx: [] }));
@@ -108,17 +128,10 @@ export class ReadView implements EventStore {
     let left = o.limit ?? Infinity;
     if (left <= 0) return;
     const toTime = o.toTime === undefined ? undefined : clampInstant(o.toTime);
-    const keep = (r: HashedRow) => (toTime === undefined || BigInt(r.time) <= toTime) && (!o.streamPrefix || r.streamId.startsWith(o.streamPrefix));
+    const keep = (r: HashedRow) => (toTime === undefined || this.times[r.position - 1]! <= toTime) && (!o.streamPrefix || r.streamId.startsWith(o.streamPrefix));
     if (o.streamId !== undefined) {
       const idx = this.byStream.get(o.streamId)?.idx ?? [];
-      // the first index at or after `from`
-      let lo = 0;
-      for (let hi = idx.length; lo < hi; ) {
-        const mid = (lo + hi) >> 1;
-        if (idx[mid]! + 1 < from) lo = mid + 1;
-        else hi = mid;
-      }
-      for (let i = lo; i < idx.length && idx[i]! + 1 <= to; i++) {
+      for (let i = countBelow(idx, from - 1); i < idx.length && idx[i]! + 1 <= to; i++) {
         const r = this.rows[idx[i]!]!;
         if (!keep(r)) continue;
         yield r;
@@ -157,9 +170,8 @@ export class ReadView implements EventStore {
     const idx = this.byStream.get(streamId)?.idx;
     if (!idx) return 0;
     if (atPosition === undefined) return idx.length;
-    let n = 0;
-    while (n < idx.length && idx[n]! + 1 <= atPosition) n++;
-    return n;
+    // the versions at or before the position
+    return countBelow(idx, atPosition);
   }
 
   streams(prefix = ''): string[] {
@@ -182,12 +194,23 @@ export class ReadView implements EventStore {
   positionAtTime(t: bigint): number {
     // the latest instant at or before t, and of its events the last
     const at = clampInstant(t);
+    const times = this.times;
+    if (this.ordered) {
+      // the number of rows whose instant is at or before t is the last such position
+      let lo = 0;
+      for (let hi = times.length; lo < hi; ) {
+        const mid = (lo + hi) >> 1;
+        if (times[mid]! <= at) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
+    }
     let best = 0;
     let bestTime: bigint | undefined;
-    for (const r of this.rows) {
-      const time = BigInt(r.time);
+    for (let i = 0; i < times.length; i++) {
+      const time = times[i]!;
       if (time > at) continue;
-      if (bestTime === undefined || time >= bestTime) (best = r.position), (bestTime = time);
+      if (bestTime === undefined || time >= bestTime) (best = i + 1), (bestTime = time);
     }
     return best;
   }
