@@ -10,7 +10,7 @@ import { openEventStore } from '../store/sqlite-event-store.js';
 import { asyncView } from '../store/async-view.js';
 import type { AsyncEventStore } from '../store/async-types.js';
 import { StoreError } from '../store/errors.js';
-import { isPostgresUrl, parsePgUrl } from '../store/pg-pool.js';
+import { isPostgresUrl, parsePgUrl } from '../store/pg-url.js';
 import type { PgEventStore } from '../store/postgres-event-store.js';
 import { ReadView } from '../store/read-view.js';
 import type { EventStore } from '../store/types.js';

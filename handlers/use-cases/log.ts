@@ -18,8 +18,7 @@ import { openEventStore } from '../../store/sqlite-event-store.js';
 import { CODE_VERSION } from '../../machines/version.js';
 import { rebuildWakeIndex, wakeIndexBatches } from '../../machines/wake-index.js';
 import { StoreError } from '../../store/errors.js';
-import { isPostgresUrl, parsePgUrl } from '../../store/pg-pool.js';
-import { openPgEventStore } from '../../store/postgres-event-store.js';
+import { isPostgresUrl, parsePgUrl } from '../../store/pg-url.js';
 import { ReadView } from '../../store/read-view.js';
 import { commonFields, defineHandler, idSchema, u64Field, type HandlerEnv } from '../define.js';
 import { HandlerError } from '../errors.js';
@@ -182,6 +181,7 @@ async function forkPg(req: { position: number; targetDb: string }, env: HandlerE
     throw e;
   }
   // the copy's pending timers, as of its own head (the store copies events, not their meaning)
+  const { openPgEventStore } = await import('../../store/postgres-event-store.js');
   const copy = await openPgEventStore(req.targetDb, { codeVersion: CODE_VERSION });
   try {
     const batches = wakeIndexBatches(await new ReadView(copy).catchUp());
