@@ -1,5 +1,5 @@
 // clockledger: the package root.
-export { handlers, HANDLER_NAMES, type HandlerName, type HandlerContext, type HandlerResponse } from './handlers/index.js';
+export { handlers, closeStores, HANDLER_NAMES, type HandlerName, type HandlerContext, type HandlerResponse } from './handlers/index.js';
 export {
   getTimeScale,
   pvclockScaleDelta,

@@ -3,8 +3,10 @@
 import { z } from 'zod';
 import { toJson } from '../machines/codec.js';
 import { Session, withSession } from '../machines/session.js';
+import { asyncLogPort } from '../machines/session/async-port.js';
+import type { AsyncEventStore } from '../store/async-types.js';
 import type { EventStore, WrittenEvent } from '../store/types.js';
-import { storeFor, type HandlerContext, type StoreAccess } from './context.js';
+import { asyncLogFor, engineOf, logFor, pgStoreFor, storeFor, type HandlerContext, type StoreAccess } from './context.js';
 import { requestFingerprint } from './fingerprint.js';
 import { toErrorBody, type ErrorBody } from './errors.js';
 import { checkRequestBounds } from './limits.js';
@@ -22,9 +24,18 @@ export const commonFields = {
 };
 
 export interface HandlerEnv {
+  /** the SQLite store (a PostgreSQL ledger is read through log()) */
   store: EventStore;
   /** the database file the context names (undefined when the context passes an open store) */
   db?: string;
+  /** the log to read, synchronously: the SQLite store, or the PostgreSQL ledger caught up to its head */
+  log(): Promise<EventStore>;
+  /** the log as an asynchronous store, on its own engine (verify, fork) */
+  asyncLog(): Promise<AsyncEventStore>;
+  /** the engine the log is on */
+  engine: 'sqlite' | 'postgres';
+  /** the context the handler was called with (to call other handlers on the same log) */
+  context: HandlerContext;
   name: string;
   requestId?: string;
   correlationId?: string;
@@ -56,12 +67,17 @@ export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): Defin
       checkRequestBounds(request);
       const req = def.schema.parse(request ?? {}) as z.output<S> & { requestId?: string; correlationId?: string };
       let store: EventStore | undefined;
+      const engine = engineOf(ctx);
       const env: HandlerEnv = {
         // opened on first use (handlers that never touch the log need no file)
         get store() {
           return (store ??= storeFor(ctx, access));
         },
         db: ctx.store ? undefined : (ctx.db ?? DEFAULT_DB),
+        log: () => (engine === 'sqlite' ? Promise.resolve(env.store) : logFor(ctx, access)),
+        asyncLog: () => asyncLogFor(ctx, access),
+        engine,
+        context: ctx,
         name: def.name,
         requestId: req.requestId,
         correlationId: req.correlationId,
@@ -70,7 +86,8 @@ export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): Defin
         async write(work, respond) {
           const fingerprint = req.requestId === undefined ? undefined : requestFingerprint(def.name, req);
           const meta = { handler: def.name, requestId: req.requestId, correlationId: req.correlationId ?? req.requestId, fingerprint };
-          const r = await withSession(env.store, meta, work, (v, written) => ({ ok: true, ...respond(v, written) }));
+          const log = engine === 'sqlite' ? env.store : asyncLogPort(await pgStoreFor(ctx.db!, access));
+          const r = await withSession(log, meta, work, (v, written) => ({ ok: true, ...respond(v, written) }));
           return r.response as Record<string, unknown>;
         },
       };

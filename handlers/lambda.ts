@@ -1,7 +1,9 @@
 // clockledger as an AWS Lambda function (Node.js runtime, ESM). The same handler functions as the
 // library and the CLI, with the database from CLOCKLEDGER_DB (default ./clockledger.db; on Lambda
-// point it at /tmp or an EFS mount). Fork targets are confined to CLOCKLEDGER_FORK_DIR (default:
-// the directory of CLOCKLEDGER_DB); a relative target is taken inside it.
+// a postgres:// URL shared by every instance, or a file on /tmp or an EFS mount). A PostgreSQL
+// ledger's store, its connection pool and its read view are kept by the container between warm
+// invocations. Fork targets are confined to CLOCKLEDGER_FORK_DIR (default: the directory of
+// CLOCKLEDGER_DB), a relative target taken inside it; on PostgreSQL to schemas of the same database.
 //
 //   handler(event, context)   event = { handler, request? }, or an API-Gateway-like { body } whose
 //                             JSON body is { handler, request? } (body may be base64-encoded);

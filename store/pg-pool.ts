@@ -3,41 +3,9 @@
 // opened on one database share a pool, kept while any of them is open: a long-lived process (a
 // warm Lambda container keeping its store) reuses its connections across invocations.
 import pg from 'pg';
-import { StoreError } from './errors.js';
+import { parsePgUrl, isPostgresUrl, type PgTarget } from './pg-url.js';
 
-export interface PgTarget {
-  /** the URL without ?schema=, as the driver takes it */
-  connectionString: string;
-  schema: string;
-  /** the URL without its password, for messages and EventStore.path */
-  display: string;
-}
-
-const DEFAULT_SCHEMA = 'clockledger';
-
-export function isPostgresUrl(s: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(s);
-}
-
-export function parsePgUrl(url: string): PgTarget {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new StoreError('invalid_request', 'not a valid postgres:// URL');
-  }
-  if (!isPostgresUrl(url)) throw new StoreError('invalid_request', `not a postgres:// or postgresql:// URL: ${u.protocol}`);
-  const schema = u.searchParams.get('schema') ?? DEFAULT_SCHEMA;
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
-    throw new StoreError('invalid_request', `schema name ${JSON.stringify(schema)} must be lower-case letters, digits and _ (at most 63), not starting with a digit`);
-  }
-  u.searchParams.delete('schema');
-  const connectionString = u.toString();
-  const shown = new URL(connectionString);
-  if (shown.password) shown.password = '';
-  shown.searchParams.set('schema', schema);
-  return { connectionString, schema, display: shown.toString() };
-}
+export { parsePgUrl, isPostgresUrl, type PgTarget };
 
 const pools = new Map<string, { pool: pg.Pool; refs: number }>();
 
@@ -51,6 +19,15 @@ export function acquirePool(t: PgTarget): pg.Pool {
   }
   p.refs++;
   return p.pool;
+}
+
+/** The pools open in this process, by connection URL (without its password): what a warm process holds. */
+export function openPools(): { url: string; pool: pg.Pool; stores: number }[] {
+  return [...pools].map(([cs, p]) => {
+    const u = new URL(cs);
+    if (u.password) u.password = '';
+    return { url: u.toString(), pool: p.pool, stores: p.refs };
+  });
 }
 
 export async function releasePool(t: PgTarget): Promise<void> {

@@ -310,6 +310,11 @@ export class PgEventStore implements AsyncEventStore {
     return rows.map(storedEventOf);
   }
 
+  /** up to `limit` rows after a position, in order, with their chain hashes (what a ReadView loads) */
+  async rowsAfter(after: number, limit: number): Promise<(RawEvent & { hash: string })[]> {
+    return (await this.q<RawEvent & { hash: string }>(`SELECT ${RAW}, hash FROM ${this.s}.events WHERE position > $1 ORDER BY position LIMIT $2`, [after, limit], 'clockledger_rows_after')).rows;
+  }
+
   async streamVersion(streamId: string, atPosition?: number): Promise<number> {
     const r =
       atPosition === undefined

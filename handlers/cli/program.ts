@@ -51,7 +51,7 @@ Exit codes (scripts can rely on them):
 ${wrap(`Error codes: ${ERROR_CODES.join(', ')}.`)}
 
 Environment:
-  CLOCKLEDGER_DB          the database file when --db is not given (default ./clockledger.db)
+  CLOCKLEDGER_DB          the database (file or postgres:// URL) when --db is not given (default ./clockledger.db)
   CLOCKLEDGER_NO_PROGRESS never draw progress bars
   CLOCKLEDGER_DEBUG       print stack traces of internal errors`;
 
@@ -230,7 +230,7 @@ export function buildProgram(): Command {
   program
     .description(DESCRIPTION)
     .version(readVersion(), '-V, --version')
-    .option('--db <file>', 'the event log (a SQLite file; default $CLOCKLEDGER_DB, else ./clockledger.db)')
+    .option('--db <file|url>', 'the event log: a SQLite file or a postgres:// URL (?schema=name); default $CLOCKLEDGER_DB, else ./clockledger.db')
     .option('--pretty', 'indent JSON output')
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
     .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'error [usage]: ')) })

@@ -20,5 +20,5 @@ export async function findHandler(name: string): Promise<DefinedHandler | undefi
 export async function closeOpenStores(): Promise<void> {
   if (!loaded) return;
   const { closeStores } = await import('../context.js');
-  closeStores();
+  await closeStores();
 }

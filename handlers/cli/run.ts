@@ -113,10 +113,10 @@ export function reportUsageError(e: UsageError, o: OutputOptions): void {
 
 /** The total number of events in the log (for progress bars); opens the store. */
 export async function logSize(db: string): Promise<number> {
-  const { storeFor } = await import('../context.js');
+  const { asyncLogFor } = await import('../context.js');
   // read-only, and no size when there is no readable ledger (the handler then says why)
   try {
-    return storeFor({ db }, 'read').lastPosition();
+    return await (await asyncLogFor({ db }, 'read')).lastPosition();
   } catch {
     return 0;
   }

@@ -34,8 +34,9 @@ export const demo = defineHandler({
     .strict(),
   async run(req, env) {
     // The demo drives the handlers themselves, on the same store.
-    const r = await runDemo(req, { store: env.store });
-    return { ...r, reports: req.htmlReports ? writeReports(env.store, env.db, r.migrations as string[]) : null };
+    const store = await env.log();
+    const r = await runDemo(req, env.engine === 'sqlite' ? { store } : env.context, store);
+    return { ...r, reports: req.htmlReports ? writeReports(store, env.db, r.migrations as string[]) : null };
   },
 });
 
@@ -65,6 +66,7 @@ function writeReports(store: EventStore, db: string | undefined, migrations: str
 async function runDemo(
   req: { strategies: string[]; blackoutNs: bigint; preSaveGapNs: bigint; destinationTscKhz: number },
   ctx: HandlerContext,
+  store: EventStore,
 ): Promise<Record<string, unknown>> {
   const must = async (p: Promise<Record<string, unknown>>) => {
     const r = (await p) as { ok: boolean; error?: { code: string; message: string } } & Record<string, unknown>;
@@ -72,7 +74,6 @@ async function runDemo(
     return r;
   };
   // A run number keeps repeated demos on one log apart.
-  const store = ctx.store!;
   const run = store.streams(hostStreamId('demo')).filter((s) => s.endsWith('-src')).length + 1;
   const src = `demo${run}-src`;
   const dst = `demo${run}-dst`;

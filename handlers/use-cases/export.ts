@@ -21,8 +21,9 @@ export const EXPORT_FORMATS = ['chrome-trace', 'ftrace'] as const;
 export const exportTrace = defineHandler({
   name: 'exportTrace',
   schema: z.object({ ...commonFields, id: idSchema, format: z.enum(EXPORT_FORMATS).default('chrome-trace') }).strict(),
-  run(req, env) {
-    const trace = req.format === 'ftrace' ? ftraceText(env.store, req.id) : chromeTrace(env.store, req.id);
+  async run(req, env) {
+    const store = await env.log();
+    const trace = req.format === 'ftrace' ? ftraceText(store, req.id) : chromeTrace(store, req.id);
     if (!trace) throw new HandlerError('not_found', `no VM or migration '${req.id}'`, { id: req.id });
     return { format: req.format, trace };
   },

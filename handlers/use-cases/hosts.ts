@@ -129,9 +129,10 @@ export const adjustRealtime = defineHandler({
 export const listHosts = defineHandler({
   name: 'listHosts',
   schema: z.object({ ...commonFields }).strict(),
-  run(_req, env) {
-    const hosts = env.store.streams(HOST_STREAM_PREFIX).flatMap((sid) => {
-      const h = rebuildStream<HostState>(env.store, sid).state;
+  async run(_req, env) {
+    const store = await env.log();
+    const hosts = store.streams(HOST_STREAM_PREFIX).flatMap((sid) => {
+      const h = rebuildStream<HostState>(store, sid).state;
       if (!h) return [];
       return [
         {

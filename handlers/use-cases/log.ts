@@ -16,8 +16,11 @@ import { logTime } from '../../machines/session.js';
 import type { EventStore } from '../../store/types.js';
 import { openEventStore } from '../../store/sqlite-event-store.js';
 import { CODE_VERSION } from '../../machines/version.js';
-import { rebuildWakeIndex } from '../../machines/wake-index.js';
-import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
+import { rebuildWakeIndex, wakeIndexBatches } from '../../machines/wake-index.js';
+import { StoreError } from '../../store/errors.js';
+import { isPostgresUrl, parsePgUrl } from '../../store/pg-url.js';
+import { ReadView } from '../../store/read-view.js';
+import { commonFields, defineHandler, idSchema, u64Field, type HandlerEnv } from '../define.js';
 import { HandlerError } from '../errors.js';
 import { MAX_SHOWN_DEPTH } from '../limits.js';
 
@@ -42,8 +45,9 @@ export const events = defineHandler({
       limit: z.number().int().min(1).max(100_000).default(1000),
     })
     .strict(),
-  run(req, env) {
-    const evs = env.store.read({ streamId: req.streamId, fromPosition: req.from, toPosition: req.to, limit: req.limit });
+  async run(req, env) {
+    const store = await env.log();
+    const evs = store.read({ streamId: req.streamId, fromPosition: req.from, toPosition: req.to, limit: req.limit });
     return {
       events: evs.map((e) => ({
         position: e.position,
@@ -55,7 +59,7 @@ export const events = defineHandler({
         ...shownData(e.data),
         metadata: e.metadata,
       })),
-      lastPosition: env.store.lastPosition(),
+      lastPosition: store.lastPosition(),
     };
   },
 });
@@ -76,7 +80,7 @@ export const stateAt = defineHandler({
       message: 'name exactly one of vmId, hostId, migrationId, streamId',
     })
     .refine((r) => [r.position, r.version, r.time].filter((x) => x !== undefined).length <= 1, { message: 'give at most one of position, version, time' }),
-  run(req, env) {
+  async run(req, env) {
     const streamId = req.vmId
       ? vmStreamId(req.vmId)
       : req.hostId
@@ -85,18 +89,19 @@ export const stateAt = defineHandler({
           ? migrationStreamId(req.migrationId)
           : req.streamId!;
     const target: RebuildTarget = { position: req.position, version: req.version, time: req.time };
-    const versions = env.store.streamVersion(streamId);
+    const store = await env.log();
+    const versions = store.streamVersion(streamId);
     if (versions === 0) throw new HandlerError('not_found', `no stream '${streamId}'`, { streamId });
     if (req.version !== undefined && req.version > versions) {
       throw new HandlerError('not_found', `stream '${streamId}' has ${versions} versions, not ${req.version}`, { streamId, versions });
     }
-    const r = rebuildStream(env.store, streamId, target);
+    const r = rebuildStream(store, streamId, target);
     if (r.state === null) throw new HandlerError('not_found', `stream '${streamId}' did not exist yet at that point`, { streamId });
     // The instant the state is viewed at: the time asked for, or that of the last event it includes.
-    const at = instantOf(env.store, target, r.position);
+    const at = instantOf(store, target, r.position);
     if (vmIdOf(streamId) !== null) {
       const rec = r.state as VmRecord;
-      const host = rebuildStream<HostState>(env.store, hostStreamId(rec.hostId), { time: at, position: req.position }).state;
+      const host = rebuildStream<HostState>(store, hostStreamId(rec.hostId), { time: at, position: req.position }).state;
       return { streamId, version: r.version, position: r.position, at, state: vmView(rec, host, at) };
     }
     return { streamId, version: r.version, position: r.position, at, state: toJson(r.state) };
@@ -123,8 +128,9 @@ export const verify = defineHandler({
       anchor: z.object({ position: z.number().int().min(0), hash: hashSchema }).strict().optional(),
     })
     .strict(),
-  run(req, env) {
-    const v = env.store.verify(req.anchor);
+  async run(req, env) {
+    // (on PostgreSQL, the server's own rows are checked)
+    const v = await (await env.asyncLog()).verify(req.anchor);
     if (!v.intact) return { intact: false, checked: v.checked, head: v.head, firstBrokenPosition: v.firstBrokenPosition, reason: v.reason, table: v.table };
     return { intact: true, checked: v.checked, head: v.head };
   },
@@ -133,7 +139,8 @@ export const verify = defineHandler({
 export const fork = defineHandler({
   name: 'fork',
   schema: z.object({ ...commonFields, position: z.number().int().min(0), targetDb: z.string().min(1) }).strict(),
-  run(req, env) {
+  async run(req, env) {
+    if (env.engine === 'postgres') return forkPg(req, env);
     const targetDb = env.forkDir === undefined ? req.targetDb : confineTo(env.forkDir, req.targetDb);
     if (existsSync(targetDb)) throw new HandlerError('conflict', `target database ${targetDb} already exists`, { targetDb });
     const last = env.store.lastPosition();
@@ -149,6 +156,43 @@ export const fork = defineHandler({
     return { targetDb, position: req.position, events: r.events };
   },
 });
+
+/**
+ * A PostgreSQL ledger forks into another schema (of this database, or another database's): the
+ * target is a postgres:// URL. From the Lambda adapter (a fork directory set) it must be a schema
+ * of the ledger's own database.
+ */
+async function forkPg(req: { position: number; targetDb: string }, env: HandlerEnv): Promise<Record<string, unknown>> {
+  if (!isPostgresUrl(req.targetDb)) {
+    throw new HandlerError('invalid_request', 'targetDb: a PostgreSQL ledger forks into a postgres:// URL (another schema: ?schema=name)', { field: 'targetDb' });
+  }
+  const source = await env.asyncLog();
+  const target = parsePgUrl(req.targetDb);
+  if (env.forkDir !== undefined && stripSchema(target.display) !== stripSchema(source.path)) {
+    throw new HandlerError('invalid_request', `fork target ${target.display} is not a schema of the ledger's database`, { targetDb: target.display });
+  }
+  const last = await source.lastPosition();
+  if (req.position > last) throw new HandlerError('invalid_request', `position ${req.position} is past the end of the log (${last})`, { lastPosition: last });
+  let r: { events: number };
+  try {
+    r = await source.fork(req.position, req.targetDb);
+  } catch (e) {
+    if (e instanceof StoreError && e.code === 'invalid_request' && e.details?.targetDb !== undefined) throw new HandlerError('conflict', `target database ${target.display} already exists`, { targetDb: target.display });
+    throw e;
+  }
+  // the copy's pending timers, as of its own head (the store copies events, not their meaning)
+  const { openPgEventStore } = await import('../../store/postgres-event-store.js');
+  const copy = await openPgEventStore(req.targetDb, { codeVersion: CODE_VERSION });
+  try {
+    const batches = wakeIndexBatches(await new ReadView(copy).catchUp());
+    if (batches.length) await copy.commit(batches);
+  } finally {
+    await copy.close();
+  }
+  return { targetDb: target.display, position: req.position, events: r.events };
+}
+
+const stripSchema = (display: string) => display.replace(/[?&]schema=[^&]*/, '');
 
 /**
  * A fork target inside `dir` (relative targets are taken relative to it): the resolved path, its

@@ -94,7 +94,8 @@ export const migrate = defineHandler({
     // and kept states are that log, so it reads nothing back. (A retried request already
     // recorded has no session here: it is audited from the log.)
     const c = committed as { session: Session; written: WrittenEvent[] } | null;
-    const source = c ? sessionAuditSource(c.session, c.written, env.store) : logAuditSource(env.store);
+    const store = await env.log();
+    const source = c ? sessionAuditSource(c.session, c.written, store) : logAuditSource(store);
     return { ...r, audit: auditOrThrow(source, r.migrationId, req.thresholds) };
   },
 });
@@ -108,16 +109,17 @@ function auditOrThrow(source: AuditSource, migrationId: string, thresholds?: Par
 export const audit = defineHandler({
   name: 'audit',
   schema: z.object({ ...commonFields, migrationId: idSchema.optional(), thresholds: thresholdsSchema }).strict(),
-  run(req, env) {
-    const source = logAuditSource(env.store);
+  async run(req, env) {
+    const store = await env.log();
+    const source = logAuditSource(store);
     if (req.migrationId) {
       // `audit <id>` also names an imported host trace (its own report, under `trace`)
-      if (!env.store.streamVersion(migrationStreamId(req.migrationId)) && env.store.streamVersion(traceStreamId(req.migrationId))) {
-        return { trace: auditTrace(env.store, req.migrationId)! };
+      if (!store.streamVersion(migrationStreamId(req.migrationId)) && store.streamVersion(traceStreamId(req.migrationId))) {
+        return { trace: auditTrace(store, req.migrationId)! };
       }
       return { audit: auditOrThrow(source, req.migrationId, req.thresholds) };
     }
-    const ids = env.store.streams(MIGRATION_STREAM_PREFIX).map((s) => migrationIdOf(s)!);
+    const ids = store.streams(MIGRATION_STREAM_PREFIX).map((s) => migrationIdOf(s)!);
     const audits = ids.map((id) => auditOrThrow(source, id, req.thresholds));
     const count = (v: AuditReport['verdict']) => audits.filter((a) => a.verdict === v).length;
     // a migration the log ends inside (a fork cut it) is counted apart: it has no outcome to judge

@@ -16,6 +16,7 @@ import { replayLog, type ReplayScope } from '../../machines/replay/replay.js';
 import { migrationSpan, replayReport } from '../../machines/replay/report.js';
 import { openEventStore } from '../../store/sqlite-event-store.js';
 import type { EventStore } from '../../store/types.js';
+import { engineOf, logFor } from '../context.js';
 import { commonFields, defineHandler, idSchema } from '../define.js';
 import { resolveProfileExplained } from '../suggest.js';
 import { HandlerError } from '../errors.js';
@@ -58,21 +59,24 @@ export const replay = defineHandler({
   schema: z
     .object({ ...commonFields, profile: profileSpec, reference: profileSpec.optional(), ...scopeFields, keep: z.number().int().min(1).max(100_000).default(200) })
     .strict(),
-  run(req, env) {
-    const scope = resolveScope(env.store, req);
-    const run = replayLog(env.store, { ...scope, profile: req.profile, reference: req.reference, keep: req.keep, onProgress: env.onProgress });
-    return replayReport(env.store, run, req.profile, req.reference);
+  async run(req, env) {
+    const store = await env.log();
+    const scope = resolveScope(store, req);
+    const run = replayLog(store, { ...scope, profile: req.profile, reference: req.reference, keep: req.keep, onProgress: env.onProgress });
+    return replayReport(store, run, req.profile, req.reference);
   },
 });
 
 export const diff = defineHandler({
   name: 'diff',
   schema: z.object({ ...commonFields, otherDb: z.string().min(1), vmId: idSchema.optional(), keep: z.number().int().min(1).max(100_000).default(200) }).strict(),
-  run(req, env) {
+  async run(req, env) {
+    const keep = { streamPrefix: req.vmId ? vmStreamId(req.vmId) : '', keep: req.keep };
+    if (engineOf({ db: req.otherDb }) === 'postgres') return diffLogs(await env.log(), await logFor({ db: req.otherDb }, 'read'), keep) as unknown as Record<string, unknown>;
     if (!existsSync(req.otherDb)) throw new HandlerError('not_found', `no database at ${req.otherDb}`, { otherDb: req.otherDb });
     const other = openEventStore(req.otherDb, { readonly: true });
     try {
-      return diffLogs(env.store, other, { streamPrefix: req.vmId ? vmStreamId(req.vmId) : '', keep: req.keep }) as unknown as Record<string, unknown>;
+      return diffLogs(await env.log(), other, keep) as unknown as Record<string, unknown>;
     } finally {
       other.close();
     }
@@ -94,15 +98,16 @@ export const bisect = defineHandler({
     })
     .strict()
     .refine((r) => (r.switches ? r.profile !== undefined : true), { message: 'switches: true needs the target profile' }),
-  run(req, env) {
-    const scope = resolveScope(env.store, req);
+  async run(req, env) {
+    const store = await env.log();
+    const scope = resolveScope(store, req);
     if (req.switches) {
       // Flip each switch where the target differs from the base (default: the reference, else the default profile).
       const base: KernelProfile = req.base ?? req.reference ?? resolveProfile('linux-6.18');
-      return bisectSwitches(env.store, base, req.profile!, req.reference, scope) as unknown as Record<string, unknown>;
+      return bisectSwitches(store, base, req.profile!, req.reference, scope) as unknown as Record<string, unknown>;
     }
     const profiles = req.profiles ?? [...PROFILES];
-    const r = bisectProfiles(env.store, profiles, req.reference, scope, req.exhaustive);
+    const r = bisectProfiles(store, profiles, req.reference, scope, req.exhaustive);
     return { order: profiles.map((p) => p.name), reference: req.reference?.name ?? 'recorded', ...r };
   },
 });
@@ -140,6 +145,6 @@ export const bisectReleases = defineHandler({
       const path = join(dir, 'ledger.db');
       return { path, open: () => openEventStore(path, { codeVersion: CODE_VERSION }), dispose: () => rmSync(dir, { recursive: true, force: true }) };
     };
-    return { ...(await bisectReleasesOf(env.store, req.migrationId, req.releases, scratch, { finding: req.finding, field: req.field, switches: req.switches })) };
+    return { ...(await bisectReleasesOf(await env.log(), req.migrationId, req.releases, scratch, { finding: req.finding, field: req.field, switches: req.switches })) };
   },
 });

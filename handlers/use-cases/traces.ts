@@ -41,8 +41,8 @@ export const importTrace = defineHandler({
 export const auditTrace = defineHandler({
   name: 'auditTrace',
   schema: z.object({ ...commonFields, traceId: idSchema, guestTscHz: u64Field.optional() }).strict(),
-  run(req, env) {
-    const report = auditTraceOf(env.store, req.traceId, { guestTscHz: req.guestTscHz });
+  async run(req, env) {
+    const report = auditTraceOf(await env.log(), req.traceId, { guestTscHz: req.guestTscHz });
     if (!report) throw new HandlerError('not_found', `no trace '${req.traceId}'`, { traceId: req.traceId });
     return { report };
   },

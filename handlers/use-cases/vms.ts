@@ -153,9 +153,10 @@ export const guest = defineHandler({
 export const listVms = defineHandler({
   name: 'listVms',
   schema: z.object({ ...commonFields, hostId: idSchema.optional() }).strict(),
-  run(req, env) {
-    const vms = env.store.streams(VM_STREAM_PREFIX).flatMap((sid) => {
-      const rec = rebuildStream<VmRecord>(env.store, sid).state;
+  async run(req, env) {
+    const store = await env.log();
+    const vms = store.streams(VM_STREAM_PREFIX).flatMap((sid) => {
+      const rec = rebuildStream<VmRecord>(store, sid).state;
       if (!rec || (req.hostId !== undefined && rec.hostId !== req.hostId)) return [];
       const vcpus = vcpusOf(rec);
       return [

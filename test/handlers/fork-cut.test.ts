@@ -1,15 +1,11 @@
 // A fork cut in the middle of a migration: the migration is in flight on the fork (neither
 // completed nor failed), its audit says so, the fork's clock is its last event's, and the VMs
 // the cut migration holds refuse a new migration until it is resolved.
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { handlers } from '../../handlers/index.js';
-import { newLedger, tempDir, type Ledger } from '../helpers/ledger.js';
+import { ENGINE_NAMES, newLedger, type Ledger } from '../helpers/ledger.js';
 
 let l: Ledger;
-beforeEach(() => {
-  l = newLedger();
-});
 afterEach(() => l.cleanup());
 
 type Res = Record<string, any>;
@@ -42,72 +38,78 @@ async function recordMigration(): Promise<void> {
 }
 
 async function forkAt(position: number) {
-  const db = join(tempDir(), 'fork.db');
+  const db = l.fresh();
   await l.ok('fork', { position, targetDb: db });
   return on(db);
 }
 
-describe('a fork cut in the middle of a migration', () => {
-  it('audits the cut migration as in flight, not pass, with the summary counting it apart', async () => {
-    await recordMigration();
-    const f = await forkAt(26);
-    const one = await f.call('audit', { migrationId: 'm1' });
-    expect(one.ok).toBe(true);
-    expect(one.audit.status).toBe('running');
-    expect(one.audit.verdict).toBe('in_flight');
-    const inFlight = one.audit.findings.filter((x: Res) => x.code === 'migration_in_flight');
-    expect(inFlight).toHaveLength(1);
-    // cites the migration's last recorded event: the restoring phase at 24
-    expect(inFlight[0].positions).toEqual([24]);
-    expect(inFlight[0].message).toContain('restoring');
-    // the stop began at 5 s; nothing after it is judged (no resume)
-    expect(one.audit.stopTime).toBe('5000000000');
-    expect(one.audit.vcpus[0].tscBefore).toBe('15000000000');
-    const all = await f.call('audit', {});
-    expect(all.ok).toBe(true);
-    expect(all.summary).toEqual({ pass: 0, warn: 0, fail: 0, inFlight: 1 });
-    // the original still audits its completed migration
-    expect((await l.ok('audit', {})).summary).toEqual({ pass: 0, warn: 1, fail: 0, inFlight: 0 });
+describe.each(ENGINE_NAMES)('on %s', (engine) => {
+  beforeEach(() => {
+    l = newLedger(engine);
   });
 
-  it('audits a migration cut right after it started (no phase yet) as in flight, not an internal error', async () => {
-    await recordMigration();
-    const f = await forkAt(10);
-    const all = await f.call('audit', {});
-    expect(all.ok).toBe(true);
-    expect(all.audits[0].verdict).toBe('in_flight');
-    expect(all.audits[0].stopTime).toBe('5000000000');
-    expect(all.audits[0].vcpus.map((v: Res) => v.tscBefore)).toEqual(['15000000000', '15000000000']);
-    expect(all.audits[0].findings.find((x: Res) => x.code === 'migration_in_flight').positions).toEqual([10]);
-    expect(all.summary).toEqual({ pass: 0, warn: 0, fail: 0, inFlight: 1 });
-  });
+  describe('a fork cut in the middle of a migration', () => {
+    it('audits the cut migration as in flight, not pass, with the summary counting it apart', async () => {
+      await recordMigration();
+      const f = await forkAt(26);
+      const one = await f.call('audit', { migrationId: 'm1' });
+      expect(one.ok).toBe(true);
+      expect(one.audit.status).toBe('running');
+      expect(one.audit.verdict).toBe('in_flight');
+      const inFlight = one.audit.findings.filter((x: Res) => x.code === 'migration_in_flight');
+      expect(inFlight).toHaveLength(1);
+      // cites the migration's last recorded event: the restoring phase at 24
+      expect(inFlight[0].positions).toEqual([24]);
+      expect(inFlight[0].message).toContain('restoring');
+      // the stop began at 5 s; nothing after it is judged (no resume)
+      expect(one.audit.stopTime).toBe('5000000000');
+      expect(one.audit.vcpus[0].tscBefore).toBe('15000000000');
+      const all = await f.call('audit', {});
+      expect(all.ok).toBe(true);
+      expect(all.summary).toEqual({ pass: 0, warn: 0, fail: 0, inFlight: 1 });
+      // the original still audits its completed migration
+      expect((await l.ok('audit', {})).summary).toEqual({ pass: 0, warn: 1, fail: 0, inFlight: 0 });
+    });
 
-  it("the fork's clock is its last event's time (the ledger's own record of it was cut off)", async () => {
-    await recordMigration();
-    const f = await forkAt(26);
-    expect((await f.call('advanceTime', { ns: 0 })).now).toBe('5300120000');
-    expect((await f.call('stateAt', { vmId: 'web' })).at).toBe('5300120000');
-    expect((await f.call('advanceTime', { ns: 1000 })).now).toBe('5300121000');
-  });
+    it('audits a migration cut right after it started (no phase yet) as in flight, not an internal error', async () => {
+      await recordMigration();
+      const f = await forkAt(10);
+      const all = await f.call('audit', {});
+      expect(all.ok).toBe(true);
+      expect(all.audits[0].verdict).toBe('in_flight');
+      expect(all.audits[0].stopTime).toBe('5000000000');
+      expect(all.audits[0].vcpus.map((v: Res) => v.tscBefore)).toEqual(['15000000000', '15000000000']);
+      expect(all.audits[0].findings.find((x: Res) => x.code === 'migration_in_flight').positions).toEqual([10]);
+      expect(all.summary).toEqual({ pass: 0, warn: 0, fail: 0, inFlight: 1 });
+    });
 
-  it('refuses a new migration of the source or the destination of the cut migration, naming it; other VMs migrate after the cut', async () => {
-    await recordMigration();
-    const f = await forkAt(26);
-    const before = (await f.call('events', { limit: 1000 })).lastPosition;
-    for (const vmId of ['web', 'web.m1']) {
-      const r = await f.call('migrate', { vmId, toHost: 'b', strategy: 'qemu', blackoutNs: 300_000_000 });
-      expect(r.ok, vmId).toBe(false);
-      expect(r.error.code).toBe('invalid_state');
-      expect(r.error.message).toContain("migration 'm1'");
-      expect(r.error.details).toMatchObject({ vmId, migrationId: 'm1', phase: 'restoring' });
-    }
-    expect((await f.call('events', { limit: 1000 })).lastPosition).toBe(before);
-    // another guest on the fork migrates, stamped after the fork's last event
-    expect((await f.call('createVm', { vmId: 'db', hostId: 'a', vcpus: 1 })).ok).toBe(true);
-    expect((await f.call('runVcpu', { vmId: 'db' })).ok).toBe(true);
-    const m = await f.call('migrate', { vmId: 'db', toHost: 'b', strategy: 'qemu', blackoutNs: 300_000_000 });
-    expect(m.ok).toBe(true);
-    expect(m.migrationId).toBe('m2');
-    expect(m.audit.stopTime).toBe('5300120000');
+    it("the fork's clock is its last event's time (the ledger's own record of it was cut off)", async () => {
+      await recordMigration();
+      const f = await forkAt(26);
+      expect((await f.call('advanceTime', { ns: 0 })).now).toBe('5300120000');
+      expect((await f.call('stateAt', { vmId: 'web' })).at).toBe('5300120000');
+      expect((await f.call('advanceTime', { ns: 1000 })).now).toBe('5300121000');
+    });
+
+    it('refuses a new migration of the source or the destination of the cut migration, naming it; other VMs migrate after the cut', async () => {
+      await recordMigration();
+      const f = await forkAt(26);
+      const before = (await f.call('events', { limit: 1000 })).lastPosition;
+      for (const vmId of ['web', 'web.m1']) {
+        const r = await f.call('migrate', { vmId, toHost: 'b', strategy: 'qemu', blackoutNs: 300_000_000 });
+        expect(r.ok, vmId).toBe(false);
+        expect(r.error.code).toBe('invalid_state');
+        expect(r.error.message).toContain("migration 'm1'");
+        expect(r.error.details).toMatchObject({ vmId, migrationId: 'm1', phase: 'restoring' });
+      }
+      expect((await f.call('events', { limit: 1000 })).lastPosition).toBe(before);
+      // another guest on the fork migrates, stamped after the fork's last event
+      expect((await f.call('createVm', { vmId: 'db', hostId: 'a', vcpus: 1 })).ok).toBe(true);
+      expect((await f.call('runVcpu', { vmId: 'db' })).ok).toBe(true);
+      const m = await f.call('migrate', { vmId: 'db', toHost: 'b', strategy: 'qemu', blackoutNs: 300_000_000 });
+      expect(m.ok).toBe(true);
+      expect(m.migrationId).toBe('m2');
+      expect(m.audit.stopTime).toBe('5300120000');
+    });
   });
 });

@@ -11,7 +11,7 @@ import { handlers } from '../../handlers/index.js';
 import { DomainError, withSession } from '../../machines/session.js';
 import { ConflictError } from '../../store/errors.js';
 import type { EventStore } from '../../store/types.js';
-import { newLedger, type Ledger } from '../helpers/ledger.js';
+import { ENGINE_NAMES, newLedger, type Ledger } from '../helpers/ledger.js';
 
 const WRITER = join(dirname(fileURLToPath(import.meta.url)), 'fixtures/vm-writer.mjs');
 
@@ -131,5 +131,54 @@ describe('eight writers on one VM', () => {
     // every advance of 1000 ns happened exactly once
     expect((await L.ok('advanceTime', {})).now).toBe(String(CHILDREN * (PER_CHILD / 4) * 1000));
     expect(await L.ok('verify', {})).toMatchObject({ intact: true });
+  }, 120_000);
+});
+
+describe.each(ENGINE_NAMES)('six writers retrying their request ids (%s)', (engine) => {
+  it('6 processes × 40 requests, each sent twice: nothing lost, nothing recorded twice, positions and versions contiguous, the chain intact', async () => {
+    const CHILDREN = 6;
+    const PER_CHILD = 40;
+    const l = newLedger(engine);
+    try {
+      await l.ok('createHost', { hostId: 'h', tscKhz: 3_000_000 });
+      await l.ok('createVm', { vmId: 'web', hostId: 'h', vcpus: 1 });
+      await l.ok('runVcpu', { vmId: 'web' });
+      const base = (await l.ok('events', { limit: 1 })).lastPosition as number;
+      await closeStores();
+
+      const goFile = join(l.dir, 'go');
+      let ready = 0;
+      const results = await Promise.all(
+        Array.from({ length: CHILDREN }, (_, i) =>
+          writer([l.db, String(i), String(PER_CHILD), goFile, 'retry'], (line) => {
+            if (line === 'ready' && ++ready === CHILDREN) writeFileSync(goFile, 'go');
+          }),
+        ),
+      );
+      expect(results.map((r) => ({ code: r.code, stderr: r.stderr }))).toEqual(results.map(() => ({ code: 0, stderr: '' })));
+      const summaries = results.map((r) => JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { ok: number; errors: unknown[] });
+      expect(summaries.flatMap((x) => x.errors)).toEqual([]);
+      expect(summaries.map((x) => x.ok)).toEqual(summaries.map(() => PER_CHILD));
+
+      const events = (await l.ok('events', { limit: 100_000 })).events as { position: number; streamId: string; version: number; type: string; metadata: { requestId?: string } }[];
+      // contiguous positions from 1; every stream's versions contiguous from 1
+      expect(events.map((e) => e.position)).toEqual(events.map((_, i) => i + 1));
+      const versions = new Map<string, number[]>();
+      for (const e of events) versions.set(e.streamId, [...(versions.get(e.streamId) ?? []), e.version]);
+      for (const [id, v] of versions) expect(v, id).toEqual(v.map((_, i) => i + 1));
+      // each request recorded once: 30 guest reads and 10 advances a child, each advance one TimeAdvanced
+      const after = events.filter((e) => e.position > base);
+      const reads = after.filter((e) => e.type === 'GuestExecuted');
+      expect(reads).toHaveLength(CHILDREN * PER_CHILD * (3 / 4));
+      expect(new Set(reads.map((e) => e.metadata.requestId)).size).toBe(reads.length);
+      const advances = new Set(after.filter((e) => e.type === 'TimeAdvanced').map((e) => e.metadata.requestId));
+      expect(advances.size).toBe(CHILDREN * (PER_CHILD / 4));
+      expect((await l.ok('advanceTime', {})).now).toBe(String(CHILDREN * (PER_CHILD / 4) * 1000));
+      const v = await l.ok('verify', {});
+      expect(v).toMatchObject({ intact: true, checked: events.length, head: { position: events.length } });
+    } finally {
+      await closeStores();
+      l.cleanup();
+    }
   }, 120_000);
 });

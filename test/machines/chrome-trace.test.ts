@@ -5,14 +5,10 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { storeFor } from '../../handlers/context.js';
 import { chromeTrace, migrationTrace, toUs, VM_FD_TID, type TraceEvent } from '../../machines/export/chrome-trace.js';
-import { newLedger, type Ledger } from '../helpers/ledger.js';
+import { ENGINE_NAMES, newLedger, type Ledger } from '../helpers/ledger.js';
 
 let l: Ledger;
-beforeEach(() => {
-  l = newLedger();
-});
 afterEach(() => l.cleanup());
 
 /** A 2-vCPU guest on src (kvmclock on), 2 s into its life, migrated with qemu to a faster-counter dst. */
@@ -47,161 +43,167 @@ function nestingErrors(events: TraceEvent[]): string[] {
   return errors;
 }
 
-describe('chrome-trace export of a qemu migration', () => {
-  it('is well formed, nested, and its numbers are the blackout and the audit', async () => {
-    const r = await qemuMigration();
-    expect(r.status).toBe('completed');
-    const trace = migrationTrace(storeFor({ db: l.db }), r.migrationId)!;
-    const ev = trace.traceEvents;
-    expect(trace.displayTimeUnit).toBe('ns');
+describe.each(ENGINE_NAMES)('on %s', (engine) => {
+  beforeEach(() => {
+    l = newLedger(engine);
+  });
 
-    // required fields for each ph
-    for (const e of ev) {
-      expect(typeof e.name).toBe('string');
-      expect(['X', 'i', 'C', 'M']).toContain(e.ph);
-      expect(Number.isFinite(e.ts)).toBe(true);
-      expect(Number.isInteger(e.pid)).toBe(true);
-      expect(Number.isInteger(e.tid)).toBe(true);
-      if (e.ph === 'X') expect(e.dur! >= 0).toBe(true);
-      if (e.ph === 'C') {
-        expect(Object.keys(e.args!).length).toBeGreaterThan(0);
-        for (const v of Object.values(e.args!)) expect(Number.isFinite(v)).toBe(true);
+  describe('chrome-trace export of a qemu migration', () => {
+    it('is well formed, nested, and its numbers are the blackout and the audit', async () => {
+      const r = await qemuMigration();
+      expect(r.status).toBe('completed');
+      const trace = migrationTrace((await l.store()), r.migrationId)!;
+      const ev = trace.traceEvents;
+      expect(trace.displayTimeUnit).toBe('ns');
+
+      // required fields for each ph
+      for (const e of ev) {
+        expect(typeof e.name).toBe('string');
+        expect(['X', 'i', 'C', 'M']).toContain(e.ph);
+        expect(Number.isFinite(e.ts)).toBe(true);
+        expect(Number.isInteger(e.pid)).toBe(true);
+        expect(Number.isInteger(e.tid)).toBe(true);
+        if (e.ph === 'X') expect(e.dur! >= 0).toBe(true);
+        if (e.ph === 'C') {
+          expect(Object.keys(e.args!).length).toBeGreaterThan(0);
+          for (const v of Object.values(e.args!)) expect(Number.isFinite(v)).toBe(true);
+        }
+        if (e.ph === 'i') expect(e.s).toBe('t');
       }
-      if (e.ph === 'i') expect(e.s).toBe('t');
-    }
-    // JSON round trip: no bigint anywhere
-    expect(JSON.parse(JSON.stringify(trace))).toEqual(trace);
-    expect(nestingErrors(ev)).toEqual([]);
+      // JSON round trip: no bigint anywhere
+      expect(JSON.parse(JSON.stringify(trace))).toEqual(trace);
+      expect(nestingErrors(ev)).toEqual([]);
 
-    // metadata: the migration process, the two VM processes, their vCPU and fd threads
-    const names = ev.filter((e) => e.ph === 'M').map((e) => `${e.pid}/${e.tid} ${e.name} ${(e.args as { name: string }).name}`);
-    expect(names).toContain('1/0 process_name migration m1 (qemu): v src → dst');
-    expect(names).toContain('1/0 thread_name phases');
-    expect(names).toContain('1/1 thread_name blackout');
-    expect(names).toContain('2/0 process_name VM v (host src)');
-    expect(names).toContain(`3/0 process_name VM ${r.newVmId} (host dst)`);
-    for (const pid of [2, 3]) for (const tid of [0, 1]) expect(names).toContain(`${pid}/${tid} thread_name vCPU ${tid}`);
-    expect(names).toContain(`3/${VM_FD_TID} thread_name VM fd`);
+      // metadata: the migration process, the two VM processes, their vCPU and fd threads
+      const names = ev.filter((e) => e.ph === 'M').map((e) => `${e.pid}/${e.tid} ${e.name} ${(e.args as { name: string }).name}`);
+      expect(names).toContain('1/0 process_name migration m1 (qemu): v src → dst');
+      expect(names).toContain('1/0 thread_name phases');
+      expect(names).toContain('1/1 thread_name blackout');
+      expect(names).toContain('2/0 process_name VM v (host src)');
+      expect(names).toContain(`3/0 process_name VM ${r.newVmId} (host dst)`);
+      for (const pid of [2, 3]) for (const tid of [0, 1]) expect(names).toContain(`${pid}/${tid} thread_name vCPU ${tid}`);
+      expect(names).toContain(`3/${VM_FD_TID} thread_name VM fd`);
 
-    // the blackout: 300 ms = 300000 µs, inside the transferring phase
-    const blackout = ev.filter((e) => e.ph === 'X' && e.name === 'blackout');
-    expect(blackout).toHaveLength(1);
-    expect(blackout[0]!.dur).toBe(300_000);
-    const transferring = ev.find((e) => e.ph === 'X' && e.name === 'transferring')!;
-    expect(blackout[0]!.ts).toBe(transferring.ts);
-    // phases nested in the migration, in order
-    const phases = ev.filter((e) => e.ph === 'X' && e.tid === 0 && e.pid === 1).map((e) => e.name);
-    expect(phases).toEqual(['migration m1', 'pausing', 'saving', 'transferring', 'restoring', 'resuming', 'verifying']);
+      // the blackout: 300 ms = 300000 µs, inside the transferring phase
+      const blackout = ev.filter((e) => e.ph === 'X' && e.name === 'blackout');
+      expect(blackout).toHaveLength(1);
+      expect(blackout[0]!.dur).toBe(300_000);
+      const transferring = ev.find((e) => e.ph === 'X' && e.name === 'transferring')!;
+      expect(blackout[0]!.ts).toBe(transferring.ts);
+      // phases nested in the migration, in order
+      const phases = ev.filter((e) => e.ph === 'X' && e.tid === 0 && e.pid === 1).map((e) => e.name);
+      expect(phases).toEqual(['migration m1', 'pausing', 'saving', 'transferring', 'restoring', 'resuming', 'verifying']);
 
-    // every ioctl of the migration is an instant with its arguments and result
-    const setClock = ev.find((e) => e.ph === 'i' && e.name === 'KVM_SET_CLOCK' && e.pid === 3)!;
-    expect(setClock.tid).toBe(VM_FD_TID);
-    expect(setClock.args).toMatchObject({ ioctl: 'KVM_SET_CLOCK', ret: 0 });
-    expect(typeof setClock.args!.position).toBe('number');
-    expect(ev.some((e) => e.ph === 'i' && e.name === 'guest rdtsc' && e.pid === 3)).toBe(true);
+      // every ioctl of the migration is an instant with its arguments and result
+      const setClock = ev.find((e) => e.ph === 'i' && e.name === 'KVM_SET_CLOCK' && e.pid === 3)!;
+      expect(setClock.tid).toBe(VM_FD_TID);
+      expect(setClock.args).toMatchObject({ ioctl: 'KVM_SET_CLOCK', ret: 0 });
+      expect(typeof setClock.args!.position).toBe('number');
+      expect(ev.some((e) => e.ph === 'i' && e.name === 'guest rdtsc' && e.pid === 3)).toBe(true);
 
-    // hand-worked: qemu resumes the guest TSC where the source stopped it, 160 µs (480000 cycles at
-    // 3 GHz) of VMM calls on, while 300.42 ms of true time passed: the error as the destination
-    // verifies is (480000 − 901260000) cycles = −300260000 ns, the audit's tscErrorNs
-    const verifying = ev.find((e) => e.ph === 'X' && e.name === 'verifying')!;
-    const counterAt = (pid: number, name: string, ts: number) => ev.filter((e) => e.ph === 'C' && e.pid === pid && e.name === name && e.ts <= ts).at(-1)!;
-    const a = r.audit;
-    expect(a.trueElapsedNs).toBe('300420000');
-    for (const v of [0, 1]) {
-      expect(a.vcpus[v].tscErrorNs).toBe('-300260000');
-      expect(counterAt(3, `vCPU ${v} TSC error (ns)`, verifying.ts).args!.ns).toBe(-300_260_000);
-    }
-    // ... and as the stop began the source's is 0 (the baseline)
-    const pausing = ev.find((e) => e.ph === 'X' && e.name === 'pausing')!;
-    expect(counterAt(2, 'vCPU 0 TSC error (ns)', pausing.ts)).toMatchObject({ ts: pausing.ts, args: { ns: 0 } });
-    // counters are written when they change: no two samples of one track in a row with one value
-    const tracks = new Map<string, unknown>();
-    for (const e of ev.filter((x) => x.ph === 'C')) {
-      const key = `${e.pid}/${e.name}`;
-      expect(tracks.get(key)).not.toEqual(e.args);
-      tracks.set(key, e.args);
-    }
-    // the master clock track, 0 or 1
-    expect(ev.filter((e) => e.name === 'master clock').every((e) => e.args!.inUse === 0 || e.args!.inUse === 1)).toBe(true);
-    expect(ev.some((e) => e.name === 'master clock' && e.pid === 3)).toBe(true);
-  });
+      // hand-worked: qemu resumes the guest TSC where the source stopped it, 160 µs (480000 cycles at
+      // 3 GHz) of VMM calls on, while 300.42 ms of true time passed: the error as the destination
+      // verifies is (480000 − 901260000) cycles = −300260000 ns, the audit's tscErrorNs
+      const verifying = ev.find((e) => e.ph === 'X' && e.name === 'verifying')!;
+      const counterAt = (pid: number, name: string, ts: number) => ev.filter((e) => e.ph === 'C' && e.pid === pid && e.name === name && e.ts <= ts).at(-1)!;
+      const a = r.audit;
+      expect(a.trueElapsedNs).toBe('300420000');
+      for (const v of [0, 1]) {
+        expect(a.vcpus[v].tscErrorNs).toBe('-300260000');
+        expect(counterAt(3, `vCPU ${v} TSC error (ns)`, verifying.ts).args!.ns).toBe(-300_260_000);
+      }
+      // ... and as the stop began the source's is 0 (the baseline)
+      const pausing = ev.find((e) => e.ph === 'X' && e.name === 'pausing')!;
+      expect(counterAt(2, 'vCPU 0 TSC error (ns)', pausing.ts)).toMatchObject({ ts: pausing.ts, args: { ns: 0 } });
+      // counters are written when they change: no two samples of one track in a row with one value
+      const tracks = new Map<string, unknown>();
+      for (const e of ev.filter((x) => x.ph === 'C')) {
+        const key = `${e.pid}/${e.name}`;
+        expect(tracks.get(key)).not.toEqual(e.args);
+        tracks.set(key, e.args);
+      }
+      // the master clock track, 0 or 1
+      expect(ev.filter((e) => e.name === 'master clock').every((e) => e.args!.inUse === 0 || e.args!.inUse === 1)).toBe(true);
+      expect(ev.some((e) => e.name === 'master clock' && e.pid === 3)).toBe(true);
+    });
 
-  it('the file `export --out` writes reads as Perfetto\'s legacy JSON importer reads it: numeric ts/dur/pid/tid, X events nested per thread', async () => {
-    const r = await qemuMigration();
-    const file = join(l.dir, 'm1.json');
-    const cli = spawnSync(process.execPath, [join(process.cwd(), 'dist/handlers/cli/main.js'), '--db', l.db, 'export', r.migrationId, '--out', file], { encoding: 'utf8' });
-    expect(cli.status, cli.stderr).toBe(0);
-    const text = readFileSync(file, 'utf8');
-    // the importer takes ts and dur as JSON numbers (µs), never strings
-    expect(text).not.toMatch(/"(ts|dur|pid|tid)":"/);
-    const json = JSON.parse(text) as { traceEvents: TraceEvent[]; displayTimeUnit: string };
-    expect(['ms', 'ns']).toContain(json.displayTimeUnit);
-    const ev = json.traceEvents;
-    for (const e of ev) {
-      expect(typeof e.ts).toBe('number');
-      expect(Number.isInteger(e.pid) && Number.isInteger(e.tid)).toBe(true);
-      if (e.ph === 'X') expect(typeof e.dur).toBe('number');
-      if (e.ph === 'M') expect(['process_name', 'thread_name']).toContain(e.name);
-    }
-    // every X event on a thread lies inside the one still open there: a complete slice stack
-    expect(nestingErrors(ev)).toEqual([]);
-    const xs = ev.filter((e) => e.ph === 'X' && e.pid === 1 && e.tid === 0);
-    const [whole, ...phases] = xs;
-    for (const p of phases) expect(p.ts >= whole!.ts && p.ts + p.dur! <= whole!.ts + whole!.dur! + 1e-9).toBe(true);
-  });
+    it('the file `export --out` writes reads as Perfetto\'s legacy JSON importer reads it: numeric ts/dur/pid/tid, X events nested per thread', async () => {
+      const r = await qemuMigration();
+      const file = join(l.dir, 'm1.json');
+      const cli = spawnSync(process.execPath, [join(process.cwd(), 'dist/handlers/cli/main.js'), '--db', l.db, 'export', r.migrationId, '--out', file], { encoding: 'utf8' });
+      expect(cli.status, cli.stderr).toBe(0);
+      const text = readFileSync(file, 'utf8');
+      // the importer takes ts and dur as JSON numbers (µs), never strings
+      expect(text).not.toMatch(/"(ts|dur|pid|tid)":"/);
+      const json = JSON.parse(text) as { traceEvents: TraceEvent[]; displayTimeUnit: string };
+      expect(['ms', 'ns']).toContain(json.displayTimeUnit);
+      const ev = json.traceEvents;
+      for (const e of ev) {
+        expect(typeof e.ts).toBe('number');
+        expect(Number.isInteger(e.pid) && Number.isInteger(e.tid)).toBe(true);
+        if (e.ph === 'X') expect(typeof e.dur).toBe('number');
+        if (e.ph === 'M') expect(['process_name', 'thread_name']).toContain(e.name);
+      }
+      // every X event on a thread lies inside the one still open there: a complete slice stack
+      expect(nestingErrors(ev)).toEqual([]);
+      const xs = ev.filter((e) => e.ph === 'X' && e.pid === 1 && e.tid === 0);
+      const [whole, ...phases] = xs;
+      for (const p of phases) expect(p.ts >= whole!.ts && p.ts + p.dur! <= whole!.ts + whole!.dur! + 1e-9).toBe(true);
+    });
 
-  it('exports a VM by id too, and nothing for an unknown id', async () => {
-    await qemuMigration();
-    const store = storeFor({ db: l.db });
-    const t = chromeTrace(store, 'v')!;
-    expect(t.otherData).toEqual({ kind: 'vm', id: 'v' });
-    expect(nestingErrors(t.traceEvents)).toEqual([]);
-    // its TSC error is measured from its first sample: 0 there
-    const first = t.traceEvents.find((e) => e.ph === 'C' && e.name === 'vCPU 0 TSC error (ns)')!;
-    expect(first.args!.ns).toBe(0);
-    expect(chromeTrace(store, 'm1')!.otherData).toEqual({ kind: 'migration', id: 'm1' });
-    expect(chromeTrace(store, 'nope')).toBeNull();
-  });
+    it('exports a VM by id too, and nothing for an unknown id', async () => {
+      await qemuMigration();
+      const store = (await l.store());
+      const t = chromeTrace(store, 'v')!;
+      expect(t.otherData).toEqual({ kind: 'vm', id: 'v' });
+      expect(nestingErrors(t.traceEvents)).toEqual([]);
+      // its TSC error is measured from its first sample: 0 there
+      const first = t.traceEvents.find((e) => e.ph === 'C' && e.name === 'vCPU 0 TSC error (ns)')!;
+      expect(first.args!.ns).toBe(0);
+      expect(chromeTrace(store, 'm1')!.otherData).toEqual({ kind: 'migration', id: 'm1' });
+      expect(chromeTrace(store, 'nope')).toBeNull();
+    });
 
-  it('a failed in-place migration: one VM process, the rollback phase nested, the TSC error 0 where the VM stands', async () => {
-    // 5.15's KVM_GET_CLOCK fills no (host_tsc, realtime) pair: the offset procedure stops at 'save'
-    await l.ok('createHost', { hostId: 'old', tscKhz: 2_000_000, kernel: 'linux-5.15' });
-    await l.ok('createVm', { vmId: 'a', hostId: 'old', vcpus: 2 });
-    await l.ok('runVcpu', { vmId: 'a' });
-    await l.ok('advanceTime', { ns: 1_000_000_000 });
-    const r = await l.ok('migrate', { vmId: 'a', inPlace: true, strategy: 'offset-documented', blackoutNs: 300_000_000 });
-    expect(r.status).toBe('failed');
-    const ev = migrationTrace(storeFor({ db: l.db }), r.migrationId)!.traceEvents;
-    expect(nestingErrors(ev)).toEqual([]);
-    expect([...new Set(ev.map((e) => e.pid))].sort()).toEqual([1, 2]);
-    const phases = ev.filter((e) => e.ph === 'X' && e.pid === 1 && e.tid === 0).map((e) => e.name);
-    expect(phases[0]).toBe(`migration ${r.migrationId}`);
-    expect(phases).toContain('rollingBack');
-    expect(ev.some((e) => e.name === 'blackout')).toBe(false); // refused before the transfer
-    // the TSC never stopped (the VM resumed where it was): its error stays 0 throughout
-    expect(ev.filter((e) => e.ph === 'C' && e.name.endsWith('TSC error (ns)')).map((e) => e.args!.ns)).toEqual([0, 0]);
-  });
+    it('a failed in-place migration: one VM process, the rollback phase nested, the TSC error 0 where the VM stands', async () => {
+      // 5.15's KVM_GET_CLOCK fills no (host_tsc, realtime) pair: the offset procedure stops at 'save'
+      await l.ok('createHost', { hostId: 'old', tscKhz: 2_000_000, kernel: 'linux-5.15' });
+      await l.ok('createVm', { vmId: 'a', hostId: 'old', vcpus: 2 });
+      await l.ok('runVcpu', { vmId: 'a' });
+      await l.ok('advanceTime', { ns: 1_000_000_000 });
+      const r = await l.ok('migrate', { vmId: 'a', inPlace: true, strategy: 'offset-documented', blackoutNs: 300_000_000 });
+      expect(r.status).toBe('failed');
+      const ev = migrationTrace((await l.store()), r.migrationId)!.traceEvents;
+      expect(nestingErrors(ev)).toEqual([]);
+      expect([...new Set(ev.map((e) => e.pid))].sort()).toEqual([1, 2]);
+      const phases = ev.filter((e) => e.ph === 'X' && e.pid === 1 && e.tid === 0).map((e) => e.name);
+      expect(phases[0]).toBe(`migration ${r.migrationId}`);
+      expect(phases).toContain('rollingBack');
+      expect(ev.some((e) => e.name === 'blackout')).toBe(false); // refused before the transfer
+      // the TSC never stopped (the VM resumed where it was): its error stays 0 throughout
+      expect(ev.filter((e) => e.ph === 'C' && e.name.endsWith('TSC error (ns)')).map((e) => e.args!.ns)).toEqual([0, 0]);
+    });
 
-  it('an arm64 guest: its events as instants, its CNTVCT error the audit\'s', async () => {
-    await l.ok('createHost', { hostId: 'h', arch: 'arm64', cntfrqHz: '25000000', initialTsc: '1000000000' });
-    await l.ok('createVm', { vmId: 'g', hostId: 'h', vcpus: 2 });
-    await l.ok('runVcpu', { vmId: 'g' });
-    await l.ok('advanceTime', { ns: 5_000_000_000 });
-    const r = await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'qemu', blackoutNs: 10_000_000_000, vmmLatencyNs: 0 });
-    const ev = migrationTrace(storeFor({ db: l.db }), r.migrationId)!.traceEvents;
-    expect(nestingErrors(ev)).toEqual([]);
-    expect(ev.find((e) => e.name === 'blackout')).toMatchObject({ dur: 10_000_000 });
-    // qemu's default (adjvtime) writes the counter back to its value at the stop: 10 s × 25 MHz lost
-    expect(r.audit.vcpus[0].tscErrorNs).toBe('-10000000000');
-    const verifying = ev.find((e) => e.ph === 'X' && e.name === 'verifying')!;
-    for (const v of [0, 1]) expect(ev.filter((e) => e.ph === 'C' && e.name === `vCPU ${v} CNTVCT error (ns)` && e.ts <= verifying.ts).at(-1)!.args!.ns).toBe(-10_000_000_000);
-    expect(ev.some((e) => e.ph === 'C' && e.name.includes('TSC'))).toBe(false);
-    expect(ev.some((e) => e.ph === 'C' && e.name === 'CNTVOFF (ticks)')).toBe(true);
-    expect(ev.some((e) => e.ph === 'i' && e.pid === 2 && e.name.startsWith('KVM_'))).toBe(true);
-  });
+    it('an arm64 guest: its events as instants, its CNTVCT error the audit\'s', async () => {
+      await l.ok('createHost', { hostId: 'h', arch: 'arm64', cntfrqHz: '25000000', initialTsc: '1000000000' });
+      await l.ok('createVm', { vmId: 'g', hostId: 'h', vcpus: 2 });
+      await l.ok('runVcpu', { vmId: 'g' });
+      await l.ok('advanceTime', { ns: 5_000_000_000 });
+      const r = await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'qemu', blackoutNs: 10_000_000_000, vmmLatencyNs: 0 });
+      const ev = migrationTrace((await l.store()), r.migrationId)!.traceEvents;
+      expect(nestingErrors(ev)).toEqual([]);
+      expect(ev.find((e) => e.name === 'blackout')).toMatchObject({ dur: 10_000_000 });
+      // qemu's default (adjvtime) writes the counter back to its value at the stop: 10 s × 25 MHz lost
+      expect(r.audit.vcpus[0].tscErrorNs).toBe('-10000000000');
+      const verifying = ev.find((e) => e.ph === 'X' && e.name === 'verifying')!;
+      for (const v of [0, 1]) expect(ev.filter((e) => e.ph === 'C' && e.name === `vCPU ${v} CNTVCT error (ns)` && e.ts <= verifying.ts).at(-1)!.args!.ns).toBe(-10_000_000_000);
+      expect(ev.some((e) => e.ph === 'C' && e.name.includes('TSC'))).toBe(false);
+      expect(ev.some((e) => e.ph === 'C' && e.name === 'CNTVOFF (ticks)')).toBe(true);
+      expect(ev.some((e) => e.ph === 'i' && e.pid === 2 && e.name.startsWith('KVM_'))).toBe(true);
+    });
 
-  it('keeps ns as fractional µs', () => {
-    expect(toUs(1_234_567n)).toBe(1234.567);
-    expect(toUs(300_000_000n)).toBe(300_000);
+    it('keeps ns as fractional µs', () => {
+      expect(toUs(1_234_567n)).toBe(1234.567);
+      expect(toUs(300_000_000n)).toBe(300_000);
+    });
   });
 });

@@ -1,15 +1,11 @@
 // Real guest-clock incidents, each reproduced with the VMM release before its fix and the release
 // with it (strategy "name@X.Y"), the numbers worked by hand from the ioctls the release issues.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { storeFor } from '../../handlers/context.js';
-import { expectMigrateAuditsFromLog, newLedger, type Ledger } from '../helpers/ledger.js';
+import { ENGINE_NAMES, expectMigrateAuditsFromLog, newLedger, type Ledger } from '../helpers/ledger.js';
 
 let l: Ledger;
-beforeEach(() => {
-  l = newLedger();
-});
-afterEach(() => {
-  expectMigrateAuditsFromLog(l);
+afterEach(async () => {
+  await expectMigrateAuditsFromLog(l);
   l.cleanup();
 });
 
@@ -33,240 +29,246 @@ const finding = (a: Record<string, any>, code: string) => a.findings.find((f: { 
 
 const FC_SWITCHES = (ctrl: boolean, optIn: boolean) => ({ zeroDeadlineFilled: true, deadlineAfterTsc: true, kvmclockCtrl: ctrl, clockRealtimeOptIn: optIn });
 
-describe('Firecracker issue #5322: KVM_KVMCLOCK_CTRL missing at restore before 1.14.0 (PR #5494)', () => {
-  // A 30 s old snapshot restored by a release before 1.16.0: KVM_SET_CLOCK passes the saved
-  // KVM_CLOCK_REALTIME, so kvmclock = saved + (realtime now − realtime saved) = 1 999 999 999 +
-  // 30 000 000 000 = 31 999 999 999 ns (2 s of uptime, pvclock's truncation: 1 ns short): the
-  // guest's clock jumps 30 s > the 20 s soft-lockup threshold at resume. The TSC, by value, is
-  // 6 000 000 000 cycles (2 s × 3 GHz) before and after: it lost 30 s = 90 000 000 000 cycles.
-  it('1.13 (resolves to 1.8.0): the jump arrives without PVCLOCK_GUEST_STOPPED, soft_lockup_risk fails', async () => {
-    await guest();
-    const a = await restore('firecracker@1.13', 30 * S);
-    expect(a.vmm).toEqual({ strategy: 'firecracker', release: '1.8.0', switches: FC_SWITCHES(false, false) });
-    expect(a.kvmclock).toEqual({ before: '1999999999', after: '31999999999', advanceNs: '30000000000', errorNs: '0' });
-    expect(a.vcpus[0]).toMatchObject({ tscBefore: '6000000000', tscAfter: '6000000000', tscErrorCycles: '-90000000000', tscErrorNs: '-30000000000' });
-    expect(finding(a, 'soft_lockup_risk')).toMatchObject({ severity: 'fail' });
-    expect(finding(a, 'soft_lockup_risk').message).toContain('30.000 s at resume without PVCLOCK_GUEST_STOPPED');
-    expect(a.verdict).toBe('fail');
+describe.each(ENGINE_NAMES)('on %s', (engine) => {
+  beforeEach(() => {
+    l = newLedger(engine);
   });
 
-  it('1.14: KVM_KVMCLOCK_CTRL on the restored vCPUs, the guest finds PVCLOCK_GUEST_STOPPED: the same 30 s jump is only told (info)', async () => {
-    await guest();
-    const a = await restore('firecracker@1.14', 30 * S);
-    expect(a.vmm).toEqual({ strategy: 'firecracker', release: '1.14.0', switches: FC_SWITCHES(true, false) });
-    expect(a.kvmclock.advanceNs).toBe('30000000000');
-    expect(finding(a, 'soft_lockup_risk')).toMatchObject({ severity: 'info' });
-    expect(finding(a, 'soft_lockup_risk').message).toContain('with PVCLOCK_GUEST_STOPPED set');
-    expect(a.verdict).toBe('warn');
+  describe('Firecracker issue #5322: KVM_KVMCLOCK_CTRL missing at restore before 1.14.0 (PR #5494)', () => {
+    // A 30 s old snapshot restored by a release before 1.16.0: KVM_SET_CLOCK passes the saved
+    // KVM_CLOCK_REALTIME, so kvmclock = saved + (realtime now − realtime saved) = 1 999 999 999 +
+    // 30 000 000 000 = 31 999 999 999 ns (2 s of uptime, pvclock's truncation: 1 ns short): the
+    // guest's clock jumps 30 s > the 20 s soft-lockup threshold at resume. The TSC, by value, is
+    // 6 000 000 000 cycles (2 s × 3 GHz) before and after: it lost 30 s = 90 000 000 000 cycles.
+    it('1.13 (resolves to 1.8.0): the jump arrives without PVCLOCK_GUEST_STOPPED, soft_lockup_risk fails', async () => {
+      await guest();
+      const a = await restore('firecracker@1.13', 30 * S);
+      expect(a.vmm).toEqual({ strategy: 'firecracker', release: '1.8.0', switches: FC_SWITCHES(false, false) });
+      expect(a.kvmclock).toEqual({ before: '1999999999', after: '31999999999', advanceNs: '30000000000', errorNs: '0' });
+      expect(a.vcpus[0]).toMatchObject({ tscBefore: '6000000000', tscAfter: '6000000000', tscErrorCycles: '-90000000000', tscErrorNs: '-30000000000' });
+      expect(finding(a, 'soft_lockup_risk')).toMatchObject({ severity: 'fail' });
+      expect(finding(a, 'soft_lockup_risk').message).toContain('30.000 s at resume without PVCLOCK_GUEST_STOPPED');
+      expect(a.verdict).toBe('fail');
+    });
+
+    it('1.14: KVM_KVMCLOCK_CTRL on the restored vCPUs, the guest finds PVCLOCK_GUEST_STOPPED: the same 30 s jump is only told (info)', async () => {
+      await guest();
+      const a = await restore('firecracker@1.14', 30 * S);
+      expect(a.vmm).toEqual({ strategy: 'firecracker', release: '1.14.0', switches: FC_SWITCHES(true, false) });
+      expect(a.kvmclock.advanceNs).toBe('30000000000');
+      expect(finding(a, 'soft_lockup_risk')).toMatchObject({ severity: 'info' });
+      expect(finding(a, 'soft_lockup_risk').message).toContain('with PVCLOCK_GUEST_STOPPED set');
+      expect(a.verdict).toBe('warn');
+    });
+
+    it('the fix alone, flipped on the old release (1.13+kvmclockCtrl=true), makes the same difference', async () => {
+      await guest();
+      const a = await restore('firecracker@1.13+kvmclockCtrl=true', 30 * S);
+      expect(a.vmm).toEqual({ strategy: 'firecracker', release: '1.8.0', switches: FC_SWITCHES(true, false) });
+      expect(finding(a, 'soft_lockup_risk').severity).toBe('info');
+    });
   });
 
-  it('the fix alone, flipped on the old release (1.13+kvmclockCtrl=true), makes the same difference', async () => {
-    await guest();
-    const a = await restore('firecracker@1.13+kvmclockCtrl=true', 30 * S);
-    expect(a.vmm).toEqual({ strategy: 'firecracker', release: '1.8.0', switches: FC_SWITCHES(true, false) });
-    expect(finding(a, 'soft_lockup_risk').severity).toBe('info');
-  });
-});
+  describe('Firecracker PR #5809: KVM_CLOCK_REALTIME by default before 1.16.0, the `clock_realtime` opt-in from it', () => {
+    // A 60 s old snapshot. Before 1.16.0 kvmclock (the guest's CLOCK_MONOTONIC) jumps by the age:
+    // 1 999 999 999 + 60 000 000 000 = 61 999 999 999 ns. From 1.16.0 (flags 0) it continues from
+    // the saved 1 999 999 999: it lost the 60 s, and the wall clock it carries is 60 s behind.
+    it('1.15 (resolves to 1.14.0): CLOCK_MONOTONIC jumps forward by the snapshot age, 60 s', async () => {
+      await guest();
+      const a = await restore('firecracker@1.15', 60 * S);
+      expect(a.vmm.release).toBe('1.14.0');
+      expect(a.kvmclock).toEqual({ before: '1999999999', after: '61999999999', advanceNs: '60000000000', errorNs: '0' });
+      expect(a.kvmclockMinusTscStepNs).toBe('60000000000');
+      expect(finding(a, 'kvmclock_tsc_step')).toBeDefined();
+      expect(finding(a, 'wall_clock_behind')).toBeUndefined();
+    });
 
-describe('Firecracker PR #5809: KVM_CLOCK_REALTIME by default before 1.16.0, the `clock_realtime` opt-in from it', () => {
-  // A 60 s old snapshot. Before 1.16.0 kvmclock (the guest's CLOCK_MONOTONIC) jumps by the age:
-  // 1 999 999 999 + 60 000 000 000 = 61 999 999 999 ns. From 1.16.0 (flags 0) it continues from
-  // the saved 1 999 999 999: it lost the 60 s, and the wall clock it carries is 60 s behind.
-  it('1.15 (resolves to 1.14.0): CLOCK_MONOTONIC jumps forward by the snapshot age, 60 s', async () => {
-    await guest();
-    const a = await restore('firecracker@1.15', 60 * S);
-    expect(a.vmm.release).toBe('1.14.0');
-    expect(a.kvmclock).toEqual({ before: '1999999999', after: '61999999999', advanceNs: '60000000000', errorNs: '0' });
-    expect(a.kvmclockMinusTscStepNs).toBe('60000000000');
-    expect(finding(a, 'kvmclock_tsc_step')).toBeDefined();
-    expect(finding(a, 'wall_clock_behind')).toBeUndefined();
-  });
+    it('1.16: kvmclock continues from the snapshot, the wall clock is 60 s behind', async () => {
+      await guest();
+      const a = await restore('firecracker@1.16', 60 * S);
+      expect(a.vmm).toEqual({ strategy: 'firecracker', release: '1.16.0', switches: FC_SWITCHES(true, true) });
+      expect(a.kvmclock).toEqual({ before: '1999999999', after: '1999999999', advanceNs: '0', errorNs: '-60000000000' });
+      expect(a.kvmclockMinusTscStepNs).toBe('0');
+      expect(finding(a, 'wall_clock_behind').message).toContain('60.000 s behind');
+      expect(finding(a, 'soft_lockup_risk')).toBeUndefined();
+    });
 
-  it('1.16: kvmclock continues from the snapshot, the wall clock is 60 s behind', async () => {
-    await guest();
-    const a = await restore('firecracker@1.16', 60 * S);
-    expect(a.vmm).toEqual({ strategy: 'firecracker', release: '1.16.0', switches: FC_SWITCHES(true, true) });
-    expect(a.kvmclock).toEqual({ before: '1999999999', after: '1999999999', advanceNs: '0', errorNs: '-60000000000' });
-    expect(a.kvmclockMinusTscStepNs).toBe('0');
-    expect(finding(a, 'wall_clock_behind').message).toContain('60.000 s behind');
-    expect(finding(a, 'soft_lockup_risk')).toBeUndefined();
-  });
-
-  it('1.16 with the opt-in (options.clockRealtime) behaves as before 1.16 did by default', async () => {
-    await guest();
-    const a = (await l.ok('migrate', { vmId: 'g', toHost: 'b', strategy: 'firecracker@1.16', blackoutNs: 60 * S, vmmLatencyNs: 0, options: { clockRealtime: true } })).audit;
-    expect(a.kvmclock.advanceNs).toBe('60000000000');
-  });
-});
-
-const CH = (clockBeforeResume: boolean, realtimeFilled: boolean, syncTscOffsets: boolean, arm64Downtime: boolean) => ({ clockBeforeResume, realtimeFilled, syncTscOffsets, arm64Downtime });
-
-/** The destination VM's ioctls from the last migration's start, in log order. */
-function ioctlsOf(vmId: string): string[] {
-  return storeFor({ db: l.db })
-    .read({ streamId: `vm-${vmId}` })
-    .filter((e) => e.type === 'IoctlIssued')
-    .map((e) => (e.data as { ioctl: string }).ioctl);
-}
-
-describe('Cloud Hypervisor issue #7930: vCPUs resumed before KVM_SET_CLOCK until PR #7932', () => {
-  it('50.0 runs the vCPUs, then sets the clock; 52.0 sets it first', async () => {
-    await guest();
-    const before = ioctlsOf('g').length;
-    await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'cloud-hypervisor@50', blackoutNs: S, vmmLatencyNs: 0 });
-    const old = ioctlsOf('g').slice(before);
-    expect(old.indexOf('KVM_SET_CLOCK')).toBeGreaterThan(old.lastIndexOf('KVM_RUN'));
-    const mid = ioctlsOf('g').length;
-    await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'cloud-hypervisor@52', blackoutNs: S, vmmLatencyNs: 0 });
-    const fixed = ioctlsOf('g').slice(mid);
-    expect(fixed.indexOf('KVM_SET_CLOCK')).toBeLessThan(fixed.indexOf('KVM_RUN'));
-  });
-});
-
-describe('Cloud Hypervisor PR #8256: the guest clock behind by the pause length until KVM_CLOCK_REALTIME was kept', () => {
-  // A 300 s in-place pause. 52.0 resets the flags: KVM_SET_CLOCK(flags 0) puts kvmclock back at
-  // the saved 1 999 999 999 ns: it lost all 300 s. 53.0 passes KVM_CLOCK_REALTIME: kvmclock =
-  // 1 999 999 999 + 300 000 000 000 = 301 999 999 999. The TSC (no restore in place) runs on:
-  // 2 s + 300 s = 302 s × 3 GHz = 906 000 000 000 cycles, no error either way.
-  it('52.0: kvmclock and the wall clock 300 s behind', async () => {
-    await guest();
-    const a = (await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'cloud-hypervisor@52', blackoutNs: 300 * S, vmmLatencyNs: 0 })).audit;
-    expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '52.0', switches: CH(true, false, false, false) });
-    expect(a.kvmclock).toEqual({ before: '1999999999', after: '1999999999', advanceNs: '0', errorNs: '-300000000000' });
-    expect(a.vcpus[0]).toMatchObject({ tscAfter: '906000000000', tscErrorNs: '0' });
-    expect(finding(a, 'wall_clock_behind').message).toContain('300.000 s behind');
+    it('1.16 with the opt-in (options.clockRealtime) behaves as before 1.16 did by default', async () => {
+      await guest();
+      const a = (await l.ok('migrate', { vmId: 'g', toHost: 'b', strategy: 'firecracker@1.16', blackoutNs: 60 * S, vmmLatencyNs: 0, options: { clockRealtime: true } })).audit;
+      expect(a.kvmclock.advanceNs).toBe('60000000000');
+    });
   });
 
-  it('53.0: kvmclock catches up the 300 s (the guest is told it was stopped)', async () => {
-    await guest();
-    const a = (await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'cloud-hypervisor@53', blackoutNs: 300 * S, vmmLatencyNs: 0 })).audit;
-    expect(a.vmm.release).toBe('53.0');
-    expect(a.kvmclock).toEqual({ before: '1999999999', after: '301999999999', advanceNs: '300000000000', errorNs: '0' });
-    expect(finding(a, 'wall_clock_behind')).toBeUndefined();
-    expect(finding(a, 'soft_lockup_risk').severity).toBe('info');
-  });
-});
+  const CH = (clockBeforeResume: boolean, realtimeFilled: boolean, syncTscOffsets: boolean, arm64Downtime: boolean) => ({ clockBeforeResume, realtimeFilled, syncTscOffsets, arm64Downtime });
 
-describe('Cloud Hypervisor PR #8383 / #8437: per-vCPU TSC offsets after restore, synchronized to vCPU 0 from 54.0', () => {
-  // 2 s of uptime: both TSCs 6 000 000 000 at the stop. 1 s blackout, then the by-value writes
-  // 1.5 s apart: vCPU 1's is outside KVM's 1 s matching, so it starts a new offset. At resume
-  // (right after vCPU 1's write) vCPU 0 reads 6e9 + 1.5 s × 3 GHz = 10 500 000 000 and vCPU 1
-  // 6 000 000 000: skew 4 500 000 000 cycles, offsets differ, the master clock is off.
-  // 54.0 writes vCPU 0's KVM_VCPU_TSC_OFFSET to both: one matched generation, skew 0, master clock on.
-  const spaced = (strategy: string) => l.ok('migrate', { vmId: 'g', toHost: 'b', strategy, blackoutNs: S, vmmLatencyNs: 0, writeSpacingNs: 1_500_000_000 });
-
-  it('53.0: the vCPUs keep their own offsets, 4.5e9 cycles of skew, master clock lost', async () => {
-    await guest();
-    const a = (await spaced('cloud-hypervisor@53')).audit;
-    expect(a.vcpus.map((v: { tscAfter: string }) => v.tscAfter)).toEqual(['10500000000', '6000000000']);
-    expect(a.skewCycles).toEqual({ before: '0', after: '4500000000' });
-    expect(a.masterClock).toEqual({ before: true, after: false });
-    expect(finding(a, 'master_clock_lost')).toBeDefined();
-  });
-
-  it('54.0: every vCPU at vCPU 0\'s offset, no skew, master clock on', async () => {
-    await guest();
-    const a = (await spaced('cloud-hypervisor@54')).audit;
-    expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '54.0', switches: CH(true, true, true, true) });
-    expect(a.vcpus.map((v: { tscAfter: string }) => v.tscAfter)).toEqual(['10500000000', '10500000000']);
-    expect(a.skewCycles).toEqual({ before: '0', after: '0' });
-    expect(a.masterClock).toEqual({ before: true, after: true });
-  });
-
-  it('the bare name keeps the strategy\'s behaviour from before releases were modelled (no offset sync)', async () => {
-    await guest();
-    const a = (await spaced('cloud-hypervisor')).audit;
-    expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '54.0', switches: CH(true, true, false, true) });
-    expect(a.skewCycles.after).toBe('4500000000');
-  });
-});
-
-describe('Cloud Hypervisor PR #8343: arm64 guests behind by the downtime until it was added', () => {
-  // 25 MHz counter, 2 s of uptime: CNTVCT 50 000 000 at the stop; a 10 s blackout.
-  async function armGuest() {
-    await l.ok('createHost', { hostId: 'x', arch: 'arm64', cntfrqHz: '25000000' });
-    await l.ok('createHost', { hostId: 'y', arch: 'arm64', cntfrqHz: '25000000' });
-    await l.ok('createHost', { hostId: 'z', arch: 'arm64', cntfrqHz: '50000000' });
-    await l.ok('createVm', { vmId: 'g', hostId: 'x', vcpus: 2 });
-    await l.ok('runVcpu', { vmId: 'g' });
-    await l.ok('advanceTime', { ns: 2 * S });
+  /** The destination VM's ioctls from the last migration's start, in log order. */
+  async function ioctlsOf(vmId: string): Promise<string[]> {
+    return (await l.store())
+      .read({ streamId: `vm-${vmId}` })
+      .filter((e) => e.type === 'IoctlIssued')
+      .map((e) => (e.data as { ioctl: string }).ioctl);
   }
 
-  it('53.0 writes the saved counter back: it lost the 10 s (250 000 000 ticks)', async () => {
-    await armGuest();
-    const a = (await l.ok('migrate', { vmId: 'g', toHost: 'y', strategy: 'cloud-hypervisor@53', blackoutNs: 10 * S, vmmLatencyNs: 0 })).audit;
-    expect(a.vcpus[0]).toMatchObject({ tscBefore: '50000000', tscAfter: '50000000', tscErrorCycles: '-250000000', tscErrorNs: '-10000000000' });
-    expect(finding(a, 'counter_lost_time')).toBeDefined();
+  describe('Cloud Hypervisor issue #7930: vCPUs resumed before KVM_SET_CLOCK until PR #7932', () => {
+    it('50.0 runs the vCPUs, then sets the clock; 52.0 sets it first', async () => {
+      await guest();
+      const before = (await ioctlsOf('g')).length;
+      await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'cloud-hypervisor@50', blackoutNs: S, vmmLatencyNs: 0 });
+      const old = (await ioctlsOf('g')).slice(before);
+      expect(old.indexOf('KVM_SET_CLOCK')).toBeGreaterThan(old.lastIndexOf('KVM_RUN'));
+      const mid = (await ioctlsOf('g')).length;
+      await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'cloud-hypervisor@52', blackoutNs: S, vmmLatencyNs: 0 });
+      const fixed = (await ioctlsOf('g')).slice(mid);
+      expect(fixed.indexOf('KVM_SET_CLOCK')).toBeLessThan(fixed.indexOf('KVM_RUN'));
+    });
   });
 
-  it('54.0 adds 10 s × 25 MHz: CNTVCT 300 000 000, no error; a CNTFRQ mismatch is refused', async () => {
-    await armGuest();
-    const a = (await l.ok('migrate', { vmId: 'g', toHost: 'y', strategy: 'cloud-hypervisor@54', blackoutNs: 10 * S, vmmLatencyNs: 0 })).audit;
-    expect(a.vcpus[0]).toMatchObject({ tscAfter: '300000000', tscErrorNs: '0' });
-    expect(a.findings).toEqual([]);
-    const r = await l.ok('migrate', { vmId: a.newVmId, toHost: 'z', strategy: 'cloud-hypervisor@54', blackoutNs: S, vmmLatencyNs: 0 });
-    expect(r.status).toBe('failed');
-    expect(r.audit.failure.reason).toContain('CNTFRQ');
-  });
-});
+  describe('Cloud Hypervisor PR #8256: the guest clock behind by the pause length until KVM_CLOCK_REALTIME was kept', () => {
+    // A 300 s in-place pause. 52.0 resets the flags: KVM_SET_CLOCK(flags 0) puts kvmclock back at
+    // the saved 1 999 999 999 ns: it lost all 300 s. 53.0 passes KVM_CLOCK_REALTIME: kvmclock =
+    // 1 999 999 999 + 300 000 000 000 = 301 999 999 999. The TSC (no restore in place) runs on:
+    // 2 s + 300 s = 302 s × 3 GHz = 906 000 000 000 cycles, no error either way.
+    it('52.0: kvmclock and the wall clock 300 s behind', async () => {
+      await guest();
+      const a = (await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'cloud-hypervisor@52', blackoutNs: 300 * S, vmmLatencyNs: 0 })).audit;
+      expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '52.0', switches: CH(true, false, false, false) });
+      expect(a.kvmclock).toEqual({ before: '1999999999', after: '1999999999', advanceNs: '0', errorNs: '-300000000000' });
+      expect(a.vcpus[0]).toMatchObject({ tscAfter: '906000000000', tscErrorNs: '0' });
+      expect(finding(a, 'wall_clock_behind').message).toContain('300.000 s behind');
+    });
 
-describe('QEMU: migrate to a file, idle 1 h, restore (qemu-devel 2025-10 "account blackout downtime")', () => {
-  // 2 s of uptime: TSC 6 000 000 000 (3 GHz), kvmclock 1 999 999 999 ns at the stop; a 3600 s
-  // blackout. Mainline writes both back as saved: the hour is in neither. With the series the TSC
-  // is 6e9 + 3600 s × 3 GHz = 10 806 000 000 000 and kvmclock 1 999 999 999 + 3.6e12 = 3 601 999 999 999.
-  it('mainline (10.1.0): the guest TSC and kvmclock both lose the hour', async () => {
-    await guest();
-    const a = await restore('qemu', 3600 * S);
-    expect(a.vmm).toEqual({ strategy: 'qemu', release: '10.1.0', switches: { downtimeAccounting: false } });
-    expect(a.vcpus[0]).toMatchObject({ tscAfter: '6000000000', tscErrorNs: '-3600000000000' });
-    expect(a.kvmclock).toEqual({ before: '1999999999', after: '1999999999', advanceNs: '0', errorNs: '-3600000000000' });
-  });
-
-  it('+downtimeAccounting=true: both carry the hour, no clock error', async () => {
-    await guest();
-    const a = await restore('qemu+downtimeAccounting=true', 3600 * S);
-    expect(a.vmm).toEqual({ strategy: 'qemu', release: '10.1.0', switches: { downtimeAccounting: true } });
-    expect(a.vcpus.map((v: { tscAfter: string; tscErrorNs: string }) => [v.tscAfter, v.tscErrorNs])).toEqual([['10806000000000', '0'], ['10806000000000', '0']]);
-    expect(a.kvmclock).toEqual({ before: '1999999999', after: '3601999999999', advanceNs: '3600000000000', errorNs: '0' });
-    expect(finding(a, 'tsc_lost_time')).toBeUndefined();
-    expect(finding(a, 'soft_lockup_risk').severity).toBe('info');
-  });
-});
-
-describe('Firecracker issue #4099: IA32_TSC_DEADLINE restored before IA32_TSC, and a zero deadline saved, until 1.8.0 (PRs #4666, #4618)', () => {
-  /** The restored vCPU 0's LAPIC deadline and the host instant its timer fires. */
-  async function deadlineAfter(strategy: string, deadline: string): Promise<{ tscDeadline: string; tscDeadlineFiresAt: string | null }> {
-    await l.ok('createHost', { hostId: 'a', tscKhz: 3_000_000 });
-    await l.ok('createHost', { hostId: 'b', tscKhz: 3_000_000 });
-    await l.ok('createVm', { vmId: 'g', hostId: 'a', vcpus: 1 });
-    await l.ok('runVcpu', { vmId: 'g' });
-    await l.ok('advanceTime', { ns: 2 * S });
-    await l.ok('guest', { vmId: 'g', vcpu: 0, op: 'wrmsr', msr: 'MSR_IA32_TSC_DEADLINE', value: deadline });
-    const r = await l.ok('migrate', { vmId: 'g', toHost: 'b', strategy, blackoutNs: S, vmmLatencyNs: 0 });
-    const st = JSON.stringify((await l.ok('stateAt', { streamId: `vm-${r.newVmId}` })));
-    const m = /"tscDeadline":"(\d+)","tscDeadlineFiresAt":(null|"\d+")/.exec(st)!;
-    return { tscDeadline: m[1]!, tscDeadlineFiresAt: m[2] === 'null' ? null : m[2]!.slice(1, -1) };
-  }
-
-  // The guest arms a 100 ms sleep at 2 s of uptime: deadline 6 000 000 000 + 0.1 s × 3 GHz =
-  // 6 300 000 000. The restore is at 3 s (a 1 s blackout). 1.8.0 writes IA32_TSC (6e9) first, so
-  // KVM arms (6.3e9 − 6e9) / 3 GHz = 100 ms: the timer fires at 3.1 s. 1.7.0 writes the deadline
-  // against the new vCPU's TSC, still 0: 6.3e9 / 3 GHz = 2.1 s, firing at 5.1 s; the sleep lasts
-  // the guest's whole uptime more (the stuck processes of #4099).
-  it('1.7.0: the 100 ms deadline fires 2.1 s after the restore', async () => {
-    expect(await deadlineAfter('firecracker@1.7', '6300000000')).toEqual({ tscDeadline: '6300000000', tscDeadlineFiresAt: '5100000000' });
+    it('53.0: kvmclock catches up the 300 s (the guest is told it was stopped)', async () => {
+      await guest();
+      const a = (await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'cloud-hypervisor@53', blackoutNs: 300 * S, vmmLatencyNs: 0 })).audit;
+      expect(a.vmm.release).toBe('53.0');
+      expect(a.kvmclock).toEqual({ before: '1999999999', after: '301999999999', advanceNs: '300000000000', errorNs: '0' });
+      expect(finding(a, 'wall_clock_behind')).toBeUndefined();
+      expect(finding(a, 'soft_lockup_risk').severity).toBe('info');
+    });
   });
 
-  it('1.8.0: it fires 100 ms after the restore', async () => {
-    expect(await deadlineAfter('firecracker@1.8', '6300000000')).toEqual({ tscDeadline: '6300000000', tscDeadlineFiresAt: '3100000000' });
+  describe('Cloud Hypervisor PR #8383 / #8437: per-vCPU TSC offsets after restore, synchronized to vCPU 0 from 54.0', () => {
+    // 2 s of uptime: both TSCs 6 000 000 000 at the stop. 1 s blackout, then the by-value writes
+    // 1.5 s apart: vCPU 1's is outside KVM's 1 s matching, so it starts a new offset. At resume
+    // (right after vCPU 1's write) vCPU 0 reads 6e9 + 1.5 s × 3 GHz = 10 500 000 000 and vCPU 1
+    // 6 000 000 000: skew 4 500 000 000 cycles, offsets differ, the master clock is off.
+    // 54.0 writes vCPU 0's KVM_VCPU_TSC_OFFSET to both: one matched generation, skew 0, master clock on.
+    const spaced = (strategy: string) => l.ok('migrate', { vmId: 'g', toHost: 'b', strategy, blackoutNs: S, vmmLatencyNs: 0, writeSpacingNs: 1_500_000_000 });
+
+    it('53.0: the vCPUs keep their own offsets, 4.5e9 cycles of skew, master clock lost', async () => {
+      await guest();
+      const a = (await spaced('cloud-hypervisor@53')).audit;
+      expect(a.vcpus.map((v: { tscAfter: string }) => v.tscAfter)).toEqual(['10500000000', '6000000000']);
+      expect(a.skewCycles).toEqual({ before: '0', after: '4500000000' });
+      expect(a.masterClock).toEqual({ before: true, after: false });
+      expect(finding(a, 'master_clock_lost')).toBeDefined();
+    });
+
+    it('54.0: every vCPU at vCPU 0\'s offset, no skew, master clock on', async () => {
+      await guest();
+      const a = (await spaced('cloud-hypervisor@54')).audit;
+      expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '54.0', switches: CH(true, true, true, true) });
+      expect(a.vcpus.map((v: { tscAfter: string }) => v.tscAfter)).toEqual(['10500000000', '10500000000']);
+      expect(a.skewCycles).toEqual({ before: '0', after: '0' });
+      expect(a.masterClock).toEqual({ before: true, after: true });
+    });
+
+    it('the bare name keeps the strategy\'s behaviour from before releases were modelled (no offset sync)', async () => {
+      await guest();
+      const a = (await spaced('cloud-hypervisor')).audit;
+      expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '54.0', switches: CH(true, true, false, true) });
+      expect(a.skewCycles.after).toBe('4500000000');
+    });
   });
 
-  // A deadline that had just fired (0, its interrupt lost in the snapshot): 1.7.0 restores 0 and
-  // the timer stays disarmed; 1.8.0 saves the TSC (6 000 000 000) instead, so it fires at once (3 s).
-  it('a zero deadline: disarmed by 1.7.0, fired at the restore by 1.8.0', async () => {
-    expect(await deadlineAfter('firecracker@1.7', '0')).toEqual({ tscDeadline: '0', tscDeadlineFiresAt: null });
+  describe('Cloud Hypervisor PR #8343: arm64 guests behind by the downtime until it was added', () => {
+    // 25 MHz counter, 2 s of uptime: CNTVCT 50 000 000 at the stop; a 10 s blackout.
+    async function armGuest() {
+      await l.ok('createHost', { hostId: 'x', arch: 'arm64', cntfrqHz: '25000000' });
+      await l.ok('createHost', { hostId: 'y', arch: 'arm64', cntfrqHz: '25000000' });
+      await l.ok('createHost', { hostId: 'z', arch: 'arm64', cntfrqHz: '50000000' });
+      await l.ok('createVm', { vmId: 'g', hostId: 'x', vcpus: 2 });
+      await l.ok('runVcpu', { vmId: 'g' });
+      await l.ok('advanceTime', { ns: 2 * S });
+    }
+
+    it('53.0 writes the saved counter back: it lost the 10 s (250 000 000 ticks)', async () => {
+      await armGuest();
+      const a = (await l.ok('migrate', { vmId: 'g', toHost: 'y', strategy: 'cloud-hypervisor@53', blackoutNs: 10 * S, vmmLatencyNs: 0 })).audit;
+      expect(a.vcpus[0]).toMatchObject({ tscBefore: '50000000', tscAfter: '50000000', tscErrorCycles: '-250000000', tscErrorNs: '-10000000000' });
+      expect(finding(a, 'counter_lost_time')).toBeDefined();
+    });
+
+    it('54.0 adds 10 s × 25 MHz: CNTVCT 300 000 000, no error; a CNTFRQ mismatch is refused', async () => {
+      await armGuest();
+      const a = (await l.ok('migrate', { vmId: 'g', toHost: 'y', strategy: 'cloud-hypervisor@54', blackoutNs: 10 * S, vmmLatencyNs: 0 })).audit;
+      expect(a.vcpus[0]).toMatchObject({ tscAfter: '300000000', tscErrorNs: '0' });
+      expect(a.findings).toEqual([]);
+      const r = await l.ok('migrate', { vmId: a.newVmId, toHost: 'z', strategy: 'cloud-hypervisor@54', blackoutNs: S, vmmLatencyNs: 0 });
+      expect(r.status).toBe('failed');
+      expect(r.audit.failure.reason).toContain('CNTFRQ');
+    });
   });
-  it('a zero deadline under 1.8.0', async () => {
-    expect(await deadlineAfter('firecracker@1.8', '0')).toEqual({ tscDeadline: '6000000000', tscDeadlineFiresAt: '3000000000' });
+
+  describe('QEMU: migrate to a file, idle 1 h, restore (qemu-devel 2025-10 "account blackout downtime")', () => {
+    // 2 s of uptime: TSC 6 000 000 000 (3 GHz), kvmclock 1 999 999 999 ns at the stop; a 3600 s
+    // blackout. Mainline writes both back as saved: the hour is in neither. With the series the TSC
+    // is 6e9 + 3600 s × 3 GHz = 10 806 000 000 000 and kvmclock 1 999 999 999 + 3.6e12 = 3 601 999 999 999.
+    it('mainline (10.1.0): the guest TSC and kvmclock both lose the hour', async () => {
+      await guest();
+      const a = await restore('qemu', 3600 * S);
+      expect(a.vmm).toEqual({ strategy: 'qemu', release: '10.1.0', switches: { downtimeAccounting: false } });
+      expect(a.vcpus[0]).toMatchObject({ tscAfter: '6000000000', tscErrorNs: '-3600000000000' });
+      expect(a.kvmclock).toEqual({ before: '1999999999', after: '1999999999', advanceNs: '0', errorNs: '-3600000000000' });
+    });
+
+    it('+downtimeAccounting=true: both carry the hour, no clock error', async () => {
+      await guest();
+      const a = await restore('qemu+downtimeAccounting=true', 3600 * S);
+      expect(a.vmm).toEqual({ strategy: 'qemu', release: '10.1.0', switches: { downtimeAccounting: true } });
+      expect(a.vcpus.map((v: { tscAfter: string; tscErrorNs: string }) => [v.tscAfter, v.tscErrorNs])).toEqual([['10806000000000', '0'], ['10806000000000', '0']]);
+      expect(a.kvmclock).toEqual({ before: '1999999999', after: '3601999999999', advanceNs: '3600000000000', errorNs: '0' });
+      expect(finding(a, 'tsc_lost_time')).toBeUndefined();
+      expect(finding(a, 'soft_lockup_risk').severity).toBe('info');
+    });
+  });
+
+  describe('Firecracker issue #4099: IA32_TSC_DEADLINE restored before IA32_TSC, and a zero deadline saved, until 1.8.0 (PRs #4666, #4618)', () => {
+    /** The restored vCPU 0's LAPIC deadline and the host instant its timer fires. */
+    async function deadlineAfter(strategy: string, deadline: string): Promise<{ tscDeadline: string; tscDeadlineFiresAt: string | null }> {
+      await l.ok('createHost', { hostId: 'a', tscKhz: 3_000_000 });
+      await l.ok('createHost', { hostId: 'b', tscKhz: 3_000_000 });
+      await l.ok('createVm', { vmId: 'g', hostId: 'a', vcpus: 1 });
+      await l.ok('runVcpu', { vmId: 'g' });
+      await l.ok('advanceTime', { ns: 2 * S });
+      await l.ok('guest', { vmId: 'g', vcpu: 0, op: 'wrmsr', msr: 'MSR_IA32_TSC_DEADLINE', value: deadline });
+      const r = await l.ok('migrate', { vmId: 'g', toHost: 'b', strategy, blackoutNs: S, vmmLatencyNs: 0 });
+      const st = JSON.stringify((await l.ok('stateAt', { streamId: `vm-${r.newVmId}` })));
+      const m = /"tscDeadline":"(\d+)","tscDeadlineFiresAt":(null|"\d+")/.exec(st)!;
+      return { tscDeadline: m[1]!, tscDeadlineFiresAt: m[2] === 'null' ? null : m[2]!.slice(1, -1) };
+    }
+
+    // The guest arms a 100 ms sleep at 2 s of uptime: deadline 6 000 000 000 + 0.1 s × 3 GHz =
+    // 6 300 000 000. The restore is at 3 s (a 1 s blackout). 1.8.0 writes IA32_TSC (6e9) first, so
+    // KVM arms (6.3e9 − 6e9) / 3 GHz = 100 ms: the timer fires at 3.1 s. 1.7.0 writes the deadline
+    // against the new vCPU's TSC, still 0: 6.3e9 / 3 GHz = 2.1 s, firing at 5.1 s; the sleep lasts
+    // the guest's whole uptime more (the stuck processes of #4099).
+    it('1.7.0: the 100 ms deadline fires 2.1 s after the restore', async () => {
+      expect(await deadlineAfter('firecracker@1.7', '6300000000')).toEqual({ tscDeadline: '6300000000', tscDeadlineFiresAt: '5100000000' });
+    });
+
+    it('1.8.0: it fires 100 ms after the restore', async () => {
+      expect(await deadlineAfter('firecracker@1.8', '6300000000')).toEqual({ tscDeadline: '6300000000', tscDeadlineFiresAt: '3100000000' });
+    });
+
+    // A deadline that had just fired (0, its interrupt lost in the snapshot): 1.7.0 restores 0 and
+    // the timer stays disarmed; 1.8.0 saves the TSC (6 000 000 000) instead, so it fires at once (3 s).
+    it('a zero deadline: disarmed by 1.7.0, fired at the restore by 1.8.0', async () => {
+      expect(await deadlineAfter('firecracker@1.7', '0')).toEqual({ tscDeadline: '0', tscDeadlineFiresAt: null });
+    });
+    it('a zero deadline under 1.8.0', async () => {
+      expect(await deadlineAfter('firecracker@1.8', '0')).toEqual({ tscDeadline: '6000000000', tscDeadlineFiresAt: '3000000000' });
+    });
   });
 });
