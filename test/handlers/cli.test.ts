@@ -302,7 +302,7 @@ describe('clockledger: every handler, end to end', () => {
     use('demo');
 
     expect([...covered].sort()).toEqual([...HANDLER_NAMES].sort());
-  });
+  }, 120_000); // some forty CLI processes, each a cold start
 
   it('lists handlers, profiles and strategies for people', async () => {
     const [hs, ps, help, pretty] = await Promise.all([cli(['handlers']), cli(['profiles']), cli(['--help']), cli(['invoke', 'strategies', '--pretty'])]);
