@@ -267,11 +267,12 @@ export function buildProgram(): Command {
     async (o) => {
       const { PROFILES, DEFAULT_PROFILE } = await import('../../kvm/profiles.js');
       if (o.json) {
-        writeJson({ ok: true, default: DEFAULT_PROFILE, profiles: PROFILES.map((p) => ({ name: p.name, summary: p.summary, x86: p.x86, arm64: p.arm64 })) }, o);
+        writeJson({ ok: true, default: DEFAULT_PROFILE, profiles: PROFILES.map((p) => ({ name: p.name, summary: p.summary, source: p.source, x86: p.x86, arm64: p.arm64 })) }, o);
         return;
       }
       const { table } = await import('./format.js');
       writeOut(table(['PROFILE', 'SUMMARY'], PROFILES.map((p) => [p.name === DEFAULT_PROFILE ? `${p.name} (default)` : p.name, p.summary])));
+      writeOut(['', 'Sources:', ...PROFILES.map((p) => `  ${p.name}: ${p.source}`)].join('\n'));
     },
   );
   action(

@@ -90,7 +90,8 @@ export function kvmVmIoctlCreateVcpu(ctx: X86Ctx, vm: X86Vm, id: number): 0 | 'E
   // kvm_arch_vcpu_postcreate()
   vcpuLoad(ctx, vm, vcpu);
   kvmSynchronizeTsc(ctx, vm, vcpu, null);
-  if (vm.vcpus.length === 1 && vm.kvmclockSyncWorkAt === null) vm.kvmclockSyncWorkAt = ctx.hw.t + KVMCLOCK_SYNC_PERIOD_NS;
+  // until 6.18: the first vCPU arms the periodic kvmclock_sync_work (reverted in 6.19 by 43ddbf16edf5)
+  if (ctx.sw.periodicClockSync && vm.vcpus.length === 1 && vm.kvmclockSyncWorkAt === null) vm.kvmclockSyncWorkAt = ctx.hw.t + KVMCLOCK_SYNC_PERIOD_NS;
   return 0;
 }
 
