@@ -158,8 +158,9 @@ export const REGISTRY = {
       { flags: '--host <hostId>', description: 'the host it runs on', required: true, field: 'hostId' },
       intOption('--vcpus <n>', 'how many vCPUs (0 allowed)'),
       intOption('--tsc-khz <kHz>', 'the VM-wide KVM_SET_TSC_KHZ, before any vCPU'),
+      { flags: '--secure-tsc', description: 'x86: a confidential VM whose guest TSC the host cannot change (TDX, SEV-SNP Secure TSC)' },
     ],
-    examples: ['vms create vm1 --host src --vcpus 4', 'vms create vm2 --host src --vcpus 2 --tsc-khz 2000000'],
+    examples: ['vms create vm1 --host src --vcpus 4', 'vms create vm2 --host src --vcpus 2 --tsc-khz 2000000', 'vms create td1 --host src --vcpus 2 --tsc-khz 2500000 --secure-tsc'],
   })),
   destroyVm: entry('vms', 'write', 'destroy a VM (close its fd)', command('vms destroy', 'destroy a VM, closing its fd (handler destroyVm)', 'renderVm', { args: [vmIdArg], options: [{ flags: '--reason <text>', description: 'recorded with the event' }], examples: ['vms destroy vm1'] })),
   listVms: entry('vms', 'read', 'the VMs in the log (optionally those of one host): host, kernel profile, lifecycle, vCPUs and how many are in KVM_RUN', command('vms list', 'the VMs in the log: host, kernel profile, lifecycle, vCPUs running (handler listVms)', 'renderVmList', {

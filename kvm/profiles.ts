@@ -92,7 +92,7 @@ export const PROFILES: readonly KernelProfile[] = [
   {
     name: 'arm64-offset-v8',
     summary: 'linux-5.15 plus the unmerged 2021 arm64 series "idempotent controls to migrate guest counter" (v8)',
-    source: 'kvmarm list, 2021: "KVM: arm64: Add idempotent controls to migrate guest counter" v8 (Oliver Upton); never merged',
+    source: 'kvmarm list, 2021: "KVM: arm64: Add idempotent controls to migrate guest counter" v8; never merged',
     // the series was arm64-only, on a 5.15-rc1 base
     x86: LINUX_5_15_X86,
     arm64: { vmCounterOffset: false, timerOffsetV8: true },
