@@ -183,6 +183,7 @@ export const {
   migrate,
   audit,
   strategies,
+  profiles,
   events,
   stateAt,
   verify,

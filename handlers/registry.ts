@@ -238,6 +238,7 @@ export const REGISTRY = {
     outFile: { field: 'out', text: (r) => JSON.stringify(r.trace), summary: (r) => ({ format: r.format, events: r.trace.traceEvents.length }) },
     examples: ['export m1 --out m1.trace.json     # open it in ui.perfetto.dev or chrome://tracing', 'export vm1 --format chrome-trace > vm1.json'],
   })),
+  profiles: entry('replay', 'read', 'the kernel behaviour profiles: switches, summary and source (release, commits or posted series)', command('profiles', 'the kernel behaviour profiles (for --kernel, replay and bisect) and their sources (handler profiles)', 'renderProfiles')),
   strategies: entry('migrations', 'read', 'the migration strategies and what each VMM does', command('strategies', 'the migration strategies and what each VMM does (handler strategies)', 'renderStrategies')),
   events: entry('log', 'read', 'read the event log in order, all of it or one stream, from a position', command('events', 'the event log in order: position, time, stream, type and what happened (handler events)', 'renderEvents', {
     alias: 'log',

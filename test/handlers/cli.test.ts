@@ -241,6 +241,9 @@ describe('clockledger: every handler, end to end', () => {
     r = await ok(['strategies', '--json']);
     expect(r.strategies.map((s: any) => s.name)).toContain('qemu');
     use('strategies');
+    r = await ok(['profiles', '--json']);
+    expect(r.default).toBe('linux-6.18');
+    use('profiles');
 
     r = await ok(['replay', '--profile', 'linux-5.15', '--vm', 'vm1', '--json']);
     expect(r.profile).toBe('linux-5.15');
