@@ -185,6 +185,7 @@ export const {
   migrate,
   audit,
   strategies,
+  profiles,
   events,
   stateAt,
   verify,

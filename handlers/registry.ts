@@ -158,8 +158,9 @@ export const REGISTRY = {
       { flags: '--host <hostId>', description: 'the host it runs on', required: true, field: 'hostId' },
       intOption('--vcpus <n>', 'how many vCPUs (0 allowed)'),
       intOption('--tsc-khz <kHz>', 'the VM-wide KVM_SET_TSC_KHZ, before any vCPU'),
+      { flags: '--secure-tsc', description: 'x86: a confidential VM whose guest TSC the host cannot change (TDX, SEV-SNP Secure TSC)' },
     ],
-    examples: ['vms create vm1 --host src --vcpus 4', 'vms create vm2 --host src --vcpus 2 --tsc-khz 2000000'],
+    examples: ['vms create vm1 --host src --vcpus 4', 'vms create vm2 --host src --vcpus 2 --tsc-khz 2000000', 'vms create td1 --host src --vcpus 2 --tsc-khz 2500000 --secure-tsc'],
   })),
   destroyVm: entry('vms', 'write', 'destroy a VM (close its fd)', command('vms destroy', 'destroy a VM, closing its fd (handler destroyVm)', 'renderVm', { args: [vmIdArg], options: [{ flags: '--reason <text>', description: 'recorded with the event' }], examples: ['vms destroy vm1'] })),
   listVms: entry('vms', 'read', 'the VMs in the log (optionally those of one host): host, kernel profile, lifecycle, vCPUs and how many are in KVM_RUN', command('vms list', 'the VMs in the log: host, kernel profile, lifecycle, vCPUs running (handler listVms)', 'renderVmList', {
@@ -248,6 +249,7 @@ export const REGISTRY = {
     outFile: { field: 'out', text: (r) => r.html, summary: (r) => ({ format: r.format, kind: r.kind }) },
     examples: ['report m1 --html --out m1.html', 'report m1 --html --profile linux-5.15 --out m1-5.15.html', 'report --html > fleet.html'],
   })),
+  profiles: entry('replay', 'read', 'the kernel behaviour profiles: switches, summary and source (release, commits or posted series)', command('profiles', 'the kernel behaviour profiles (for --kernel, replay and bisect) and their sources (handler profiles)', 'renderProfiles')),
   strategies: entry('migrations', 'read', 'the migration strategies and what each VMM does', command('strategies', 'the migration strategies and what each VMM does (handler strategies)', 'renderStrategies')),
   events: entry('log', 'read', 'read the event log in order, all of it or one stream, from a position', command('events', 'the event log in order: position, time, stream, type and what happened (handler events)', 'renderEvents', {
     alias: 'log',

@@ -15,6 +15,11 @@ export interface X86Switches {
   /** 6.8+: kvm_track_tsc_matching() asks for a master clock update only when the wish changes or a
    *  new generation starts under it; before, on every TSC write while the master clock is (or could be) on */
   masterclockRequestOnChange: boolean;
+  /** until 6.18: kvmclock_sync_work re-requests a global clock update every 300 s (332967a3eac0; reverted for 6.19 by 43ddbf16edf5) */
+  periodicClockSync: boolean;
+  /** until 6.18: a global clock update refreshes the other vCPUs through kvmclock_update_work 100 ms later (7e44e4495a39;
+   *  reverted for 6.19 by 446fcce2a52b: every vCPU gets KVM_REQ_CLOCK_UPDATE at once) */
+  globalClockUpdateDelay: boolean;
   /** proposal: read-only vCPU attribute KVM_VCPU_TSC_SCALE */
   vcpuTscScaleAttr: boolean;
   /** proposal: vCPU ioctls KVM_GET_CLOCK_GUEST / KVM_SET_CLOCK_GUEST */
@@ -39,6 +44,8 @@ export interface Arm64Switches {
 export interface KernelProfile {
   name: string;
   summary: string;
+  /** where the behaviour comes from: a release, commits, a tag or a posted series (and what is unconfirmed) */
+  source: string;
   x86: X86Switches;
   arm64: Arm64Switches;
 }
@@ -49,6 +56,8 @@ const MAINLINE_X86: X86Switches = {
   vmTscControl: true,
   userSetTscGate: true,
   masterclockRequestOnChange: true,
+  periodicClockSync: true,
+  globalClockUpdateDelay: true,
   vcpuTscScaleAttr: false,
   clockGuestIoctls: false,
   pvclockHz: false,
@@ -57,6 +66,9 @@ const MAINLINE_X86: X86Switches = {
   masterClockAtInit: false,
 };
 const MAINLINE_ARM64: Arm64Switches = { vmCounterOffset: true, timerOffsetV8: false };
+
+/** 6.19: the periodic and rate-limited global clock updates reverted */
+const POST_6_19_X86: X86Switches = { ...MAINLINE_X86, periodicClockSync: false, globalClockUpdateDelay: false };
 
 const LINUX_5_15_X86: X86Switches = {
   ...MAINLINE_X86,
@@ -73,12 +85,14 @@ export const PROFILES: readonly KernelProfile[] = [
   {
     name: 'linux-5.15',
     summary: 'no KVM_VCPU_TSC_OFFSET, KVM_SET_CLOCK refuses flags, no VM-scoped TSC kHz; arm64 offset per vCPU write, no physical offset',
+    source: 'Linux v5.15 (arch/x86/kvm/x86.c, arch/arm64/kvm/arch_timer.c)',
     x86: LINUX_5_15_X86,
     arm64: PRE_6_4_ARM64,
   },
   {
     name: 'arm64-offset-v8',
     summary: 'linux-5.15 plus the unmerged 2021 arm64 series "idempotent controls to migrate guest counter" (v8)',
+    source: 'kvmarm list, 2021: "KVM: arm64: Add idempotent controls to migrate guest counter" v8; never merged',
     // the series was arm64-only, on a 5.15-rc1 base
     x86: LINUX_5_15_X86,
     arm64: { vmCounterOffset: false, timerOffsetV8: true },
@@ -86,26 +100,42 @@ export const PROFILES: readonly KernelProfile[] = [
   {
     name: 'linux-6.1',
     summary: 'KVM_VCPU_TSC_OFFSET, KVM_CLOCK_REALTIME and VM-scoped TSC kHz; first host TSC write still snapped; arm64 before the 6.4 counter offsets',
+    source: 'Linux v6.1',
     x86: { ...MAINLINE_X86, userSetTscGate: false, masterclockRequestOnChange: false },
     arm64: PRE_6_4_ARM64,
   },
   {
     name: 'linux-6.6',
     summary: 'as 6.18 but before the user_set_tsc gate: a first non-zero host TSC write within 1 s of the creation generation is snapped to it',
+    source: 'Linux v6.6 (the user_set_tsc gate arrived in 6.7, the on-change master clock request in 6.8)',
     x86: { ...MAINLINE_X86, userSetTscGate: false, masterclockRequestOnChange: false },
     arm64: MAINLINE_ARM64,
   },
   {
     name: 'linux-6.18',
     summary: 'mainline (default)',
+    source: 'Linux v6.18',
     x86: MAINLINE_X86,
     arm64: MAINLINE_ARM64,
   },
   {
+    name: 'linux-6.19',
+    summary: 'no periodic (300 s) kvmclock sync work, and a global clock update refreshes every vCPU at once instead of 100 ms later',
+    source:
+      'Linux v6.19, "KVM: x86: Misc changes for 6.19" pull: Lei Chen\'s reverts 43ddbf16edf5 (of 332967a3eac0 "introduce periodic global clock updates") ' +
+      'and 446fcce2a52b (of 7e44e4495a39 "rate-limit global clock updates"), applied to kvm-x86 misc',
+    x86: POST_6_19_X86,
+    arm64: MAINLINE_ARM64,
+  },
+  {
     name: 'clock-cleanup-v6',
-    summary: 'mainline plus the unmerged "Cleaning up the KVM clock mess" v6: KVM_VCPU_TSC_SCALE, KVM_[GS]ET_CLOCK_GUEST, Hz-precise pvclock, TSC re-synchronized after KVM_SET_TSC_KHZ',
+    summary: 'linux-6.19 plus the unmerged "Cleaning up the KVM clock mess" v6: KVM_VCPU_TSC_SCALE, KVM_[GS]ET_CLOCK_GUEST, Hz-precise pvclock, TSC re-synchronized after KVM_SET_TSC_KHZ',
+    source:
+      'kvm list, 2026-07-03: "Cleaning up the KVM clock mess" v6 (David Woodhouse, Jack Allister; 36 patches, based after 6.19, so without the periodic ' +
+      'updates). Unconfirmed: linux-next of 2026-08-25 merges tag kvm-x86-clocks-7.3 (merge c4a6ae0ea9a7), but its contents were not found, so no ' +
+      'profile claims any part of this series as merged',
     x86: {
-      ...MAINLINE_X86,
+      ...POST_6_19_X86,
       vcpuTscScaleAttr: true,
       clockGuestIoctls: true,
       pvclockHz: true,
@@ -154,7 +184,7 @@ export function withSwitches(base: KernelProfile, overrides: Partial<Record<Swit
     else throw new RangeError(`unknown behaviour switch ${preview(k)}`);
     parts.push(`${k}=${v}`);
   }
-  return { name: parts.length ? `${base.name}+${parts.join(',')}` : base.name, summary: base.summary, x86, arm64 };
+  return { name: parts.length ? `${base.name}+${parts.join(',')}` : base.name, summary: base.summary, source: base.source, x86, arm64 };
 }
 
 /** Resolve "name" or "name+x86.switch=false,..." to a profile. */

@@ -18,6 +18,7 @@ const CITED: Record<keyof Citations, [string, string]> = {
 const CITED_BY_RULE: Partial<Record<string, string>> = {
   migration_in_flight: "the migration's last recorded event",
   migration_failed: "the refused step's event",
+  tsc_writes_ignored: 'the accepted KVM_SET_MSRS (IA32_TSC, IA32_TSC_ADJUST) and KVM_SET_DEVICE_ATTR (KVM_VCPU_TSC_OFFSET) ioctls',
 };
 
 const cell = (s: string) => s.replace(/\|/g, '\\|');

@@ -40,6 +40,7 @@ export async function responseShapes(handlers: Record<HandlerName, DefinedHandle
     await call('migrate', { vmId: 'web', toHost: 'dst', strategy: 'qemu', blackoutNs: '300000000' });
     await call('audit', { migrationId: 'm1' });
     await call('strategies');
+    await call('profiles');
     await call('replay', { profile: 'linux-6.6', migrationId: 'm1' });
     await call('diff', { otherDb: join(dir, 'fork.db') });
     await call('bisect', { profiles: ['linux-5.15', 'linux-6.18'], migrationId: 'm1' });

@@ -263,18 +263,6 @@ export function buildProgram(): Command {
 
   // ---- what there is ---------------------------------------------------------------------------
   action(
-    withJson(program.command('profiles').description('the kernel behaviour profiles (for --kernel, replay and bisect)')),
-    async (o) => {
-      const { PROFILES, DEFAULT_PROFILE } = await import('../../kvm/profiles.js');
-      if (o.json) {
-        writeJson({ ok: true, default: DEFAULT_PROFILE, profiles: PROFILES.map((p) => ({ name: p.name, summary: p.summary, x86: p.x86, arm64: p.arm64 })) }, o);
-        return;
-      }
-      const { table } = await import('./format.js');
-      writeOut(table(['PROFILE', 'SUMMARY'], PROFILES.map((p) => [p.name === DEFAULT_PROFILE ? `${p.name} (default)` : p.name, p.summary])));
-    },
-  );
-  action(
     withJson(program.command('handlers').description('the handlers (for invoke) and what each does')),
     async (o) => {
       // from the registry's table: no handler module is loaded

@@ -230,6 +230,12 @@ export function renderMigrate(r: R): string {
   return r.audit ? `${head}\n\n${renderAuditReport(r.audit)}` : head;
 }
 
+export function renderProfiles(r: R): string {
+  const ps = (r.profiles ?? []) as { name: string; summary: string; source: string }[];
+  const rows = ps.map((p) => [p.name === r.default ? `${p.name} (default)` : p.name, p.summary]);
+  return [table(['PROFILE', 'SUMMARY'], rows), '', 'Sources:', ...ps.map((p) => `  ${p.name}: ${p.source}`)].join('\n');
+}
+
 export function renderStrategies(r: R): string {
   const out: string[] = [];
   for (const s of (r.strategies ?? []) as R[]) {

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { PROFILES, resolveProfile, type KernelProfile } from '../../kvm/profiles.js';
+import { DEFAULT_PROFILE, PROFILES, resolveProfile, type KernelProfile } from '../../kvm/profiles.js';
 import { migrationStreamId } from '../../machines/migration/state.js';
 import { vmStreamId } from '../../machines/vm/events.js';
 import { bisectProfiles, bisectSwitches } from '../../machines/replay/bisect.js';
@@ -146,5 +146,17 @@ export const bisectReleases = defineHandler({
       return { path, open: () => openEventStore(path, { codeVersion: CODE_VERSION }), dispose: () => rmSync(dir, { recursive: true, force: true }) };
     };
     return { ...(await bisectReleasesOf(await env.log(), req.migrationId, req.releases, scratch, { finding: req.finding, field: req.field, switches: req.switches })) };
+  },
+});
+
+/** The kernel behaviour profiles, oldest first: each one's switches and where its behaviour comes from. */
+export const profiles = defineHandler({
+  name: 'profiles',
+  schema: z.object({ ...commonFields }).strict(),
+  run() {
+    return {
+      default: DEFAULT_PROFILE,
+      profiles: PROFILES.map((p) => ({ name: p.name, summary: p.summary, source: p.source, x86: p.x86, arm64: p.arm64 })),
+    };
   },
 });

@@ -41,6 +41,8 @@ export const createVm = defineHandler({
       vcpus: z.number().int().min(0).max(1024).default(1),
       /** 0: the host's rate (KVM_SET_TSC_KHZ 0) */
       tscKhz: z.number().int().superRefine((v, ctx) => (v === 0 ? undefined : checkTscKhz(v, ctx))).optional(),
+      /** x86: a confidential VM with a protected guest TSC (TDX always, SEV-SNP with Secure TSC): KVM cannot change its offset, and its kHz is VM-wide (tscKhz) */
+      secureTsc: z.boolean().default(false),
     })
     .strict(),
   run(req, env) {
@@ -50,10 +52,13 @@ export const createVm = defineHandler({
         if (host.arch !== 'x86' && req.tscKhz !== undefined) {
           throw new HandlerError('invalid_request', 'tscKhz: an arm64 VM has no TSC frequency (its counter runs at the host CNTFRQ)', { field: 'tscKhz' });
         }
+        if (host.arch !== 'x86' && req.secureTsc) {
+          throw new HandlerError('invalid_request', 'secureTsc: a protected guest TSC is x86 only (TDX, SEV-SNP Secure TSC)', { field: 'secureTsc' });
+        }
         const info: VmHostInfo = { counterHz: host.counterHz, counterClocksource: host.counterClocksource, x86: host.x86, arm64: host.arm64 };
         s.vmCommand(req.vmId, {
           type: 'create',
-          data: { vmId: req.vmId, hostId: req.hostId, arch: host.arch, profile: host.profile, host: hostInfoToJson(info) },
+          data: { vmId: req.vmId, hostId: req.hostId, arch: host.arch, profile: host.profile, host: hostInfoToJson(info), ...(req.secureTsc ? { secureTsc: true as const } : {}) },
         });
         const steps: { ioctl: string; arg: Json; result: Json }[] = [];
         if (req.tscKhz !== undefined) {

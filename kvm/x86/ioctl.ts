@@ -122,6 +122,8 @@ function vcpuIoctl(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, name: IoctlName, arg: 
       return ok(vcpu.virtualTscKhz);
     case 'KVM_SET_TSC_KHZ': {
       let khz = parseArg(khzSchema, arg, 'arg');
+      // the frequency of a protected TSC is VM-wide (the VM ioctl, before any vCPU)
+      if (vcpu.guestTscProtected) return fail('EINVAL');
       if (ctx.caps.tscScaling && khz >= maxGuestTscKhz(ctx)) return fail('EINVAL');
       if (khz === 0) khz = ctx.caps.tscKhz;
       return kvmSetTscKhz(ctx, vm, vcpu, khz) === 0 ? ok() : fail('EINVAL');

@@ -34,7 +34,7 @@ export function kvmSetMsrCommon(
     case MSRS.MSR_IA32_TSC:
       if (hostInitiated) {
         kvmSynchronizeTsc(ctx, vm, vcpu, data);
-      } else {
+      } else if (!vcpu.guestTscProtected) {
         // A guest write moves the offset and TSC_ADJUST together, with no generation bookkeeping.
         const adj = u64(kvmComputeL1TscOffset(ctx, vcpu, data) - vcpu.l1TscOffset);
         adjustTscOffsetGuest(ctx, vcpu, adj);

@@ -66,10 +66,16 @@ export interface X86Vcpu {
   loaded: boolean;
   /** inside KVM_RUN (the guest is executing) */
   running: boolean;
+  /** guest_tsc_protected: TDX, or SEV-SNP with Secure TSC: the offset and multiplier are the platform's, KVM cannot change them */
+  guestTscProtected: boolean;
 }
 
 export interface X86Vm {
   arch: 'x86';
+  /** a confidential VM type with a protected guest TSC (TDX always, SEV-SNP with Secure TSC): every vCPU gets guest_tsc_protected */
+  secureTsc: boolean;
+  /** the offset the platform (TDX module / SNP firmware) fixes for the whole guest at the first vCPU, null before */
+  protectedTscOffset: bigint | null;
   /** kvmclock_offset (s64) */
   kvmclockOffset: bigint;
   useMasterClock: boolean;

@@ -34,6 +34,7 @@ export function nsecToCycles(vcpu: X86Vcpu, nsec: bigint): bigint {
 
 /** kvm_vcpu_write_tsc_offset() (tracepoint kvm_write_tsc_offset) */
 export function kvmVcpuWriteTscOffset(ctx: X86Ctx, vcpu: X86Vcpu, offset: bigint): void {
+  if (vcpu.guestTscProtected) return;
   const next = u64(offset);
   tracepoint(ctx, { tp: 'kvm_write_tsc_offset', vcpu_id: vcpu.id, previous_tsc_offset: vcpu.l1TscOffset, next_tsc_offset: next });
   vcpu.l1TscOffset = next;
@@ -83,6 +84,8 @@ export function __kvmSynchronizeTsc(
   matched: boolean,
   userSetTsc: boolean,
 ): void {
+  // a protected guest TSC: nothing is recorded, no generation, no master clock request
+  if (vcpu.guestTscProtected) return;
   if (userSetTsc) vm.userSetTsc = true;
   // Track the most recent write so the matching interval extends at each write.
   vm.lastTscNsec = ns;

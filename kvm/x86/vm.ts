@@ -11,9 +11,11 @@ export const KVM_MAX_VCPUS = 1024;
 export const KVM_MAX_VCPU_IDS = 4096;
 
 /** arch/x86/kvm/x86.c: kvm_arch_init_vm(): kvmclock starts at 0, the master clock is evaluated with no vCPUs (off) */
-export function kvmArchInitVm(ctx: X86Ctx): X86Vm {
+export function kvmArchInitVm(ctx: X86Ctx, opts: { secureTsc?: boolean } = {}): X86Vm {
   const vm: X86Vm = {
     arch: 'x86',
+    secureTsc: opts.secureTsc === true,
+    protectedTscOffset: null,
     kvmclockOffset: s64(-ctx.hw.rawNs),
     useMasterClock: false,
     masterKernelNs: 0n,
@@ -73,6 +75,7 @@ function newVcpu(ctx: X86Ctx, id: number): X86Vcpu {
     requests: { masterclockUpdate: false, globalClockUpdate: false, clockUpdate: false },
     loaded: false,
     running: false,
+    guestTscProtected: false,
   };
 }
 
@@ -85,12 +88,20 @@ export function kvmVmIoctlCreateVcpu(ctx: X86Ctx, vm: X86Vm, id: number): 0 | 'E
   // kvm_arch_vcpu_create()
   const vcpu = newVcpu(ctx, id);
   kvmSetTscKhz(ctx, vm, vcpu, vm.defaultTscKhz);
+  if (vm.secureTsc) {
+    // tdx_vcpu_create() / SNP Secure TSC: the offset is the guest's (the TD's), fixed by the platform when the first
+    // vCPU is created so the guest TSC starts at 0 then, the same on every vCPU; KVM only records it and is locked out
+    vm.protectedTscOffset ??= kvmComputeL1TscOffset(ctx, vcpu, 0n);
+    vcpu.l1TscOffset = vm.protectedTscOffset;
+    vcpu.guestTscProtected = true;
+  }
   // atomic_inc(&kvm->online_vcpus)
   vm.vcpus.push(vcpu);
   // kvm_arch_vcpu_postcreate()
   vcpuLoad(ctx, vm, vcpu);
   kvmSynchronizeTsc(ctx, vm, vcpu, null);
-  if (vm.vcpus.length === 1 && vm.kvmclockSyncWorkAt === null) vm.kvmclockSyncWorkAt = ctx.hw.t + KVMCLOCK_SYNC_PERIOD_NS;
+  // until 6.18: the first vCPU arms the periodic kvmclock_sync_work (reverted in 6.19 by 43ddbf16edf5)
+  if (ctx.sw.periodicClockSync && vm.vcpus.length === 1 && vm.kvmclockSyncWorkAt === null) vm.kvmclockSyncWorkAt = ctx.hw.t + KVMCLOCK_SYNC_PERIOD_NS;
   return 0;
 }
 
@@ -100,9 +111,9 @@ export function vcpuLoad(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu): void {
   // unstable-TSC host) does the work below.
   if (vcpu.loaded && !ctx.caps.tscUnstable) return;
   if (ctx.caps.tscUnstable) {
-    // Resume the guest TSC where it stopped and let the catch-up code make up for the gap.
+    // Resume the guest TSC where it stopped and let the catch-up code make up for the gap (not for a protected TSC).
     kvmVcpuWriteTscOffset(ctx, vcpu, kvmComputeL1TscOffset(ctx, vcpu, vcpu.lastGuestTsc));
-    vcpu.tscCatchup = true;
+    if (!vcpu.guestTscProtected) vcpu.tscCatchup = true;
   }
   if (!vm.useMasterClock || !vcpu.loaded) vcpu.requests.globalClockUpdate = true;
   vcpu.loaded = true;

@@ -35,6 +35,18 @@ export interface Rule<S = any> {
 }
 
 const rule = <S>(r: Rule<S>): Rule<S> => r;
+
+const TSC_MSRS = new Set<unknown>(['MSR_IA32_TSC', 'MSR_IA32_TSC_ADJUST', 0x10, 0x3b]);
+/** The migration's accepted TSC writes to a guest whose TSC is protected: the positions of their ioctls. */
+function protectedTscWrites(f: AuditFrame): number[] {
+  if (!f.before.rec.secureTsc) return [];
+  return f.ioctls((d) => {
+    if (d.ret < 0) return false;
+    const arg = d.arg as { entries?: { index: unknown }[]; group?: unknown; attr?: unknown } | null;
+    if (d.ioctl === 'KVM_SET_MSRS') return (arg?.entries ?? []).slice(0, d.ret).some((e) => TSC_MSRS.has(e.index));
+    return d.ioctl === 'KVM_SET_DEVICE_ATTR' && [0, 'KVM_VCPU_TSC_CTRL'].includes(arg?.group as never) && [0, 'KVM_VCPU_TSC_OFFSET'].includes(arg?.attr as never);
+  });
+}
 const when = (cond: boolean): true[] => (cond ? [true] : []);
 const some = <S>(x: S | null | undefined): S[] => (x === null || x === undefined ? [] : [x]);
 /** counter ticks as ns at the arm64 guest's CNTFRQ */
@@ -301,6 +313,21 @@ export const RULES: readonly Rule[] = [
     message: (_, { m }) =>
       `${m.cites.ignoredWrites.length} counter write(s) through KVM_SET_ONE_REG were accepted and silently ignored: KVM_ARM_SET_COUNTER_OFFSET is in force`,
     cites: ['ignoredWrites'],
+  }),
+  rule({
+    code: 'tsc_writes_ignored',
+    arch: 'x86',
+    atResume: false,
+    condition: 'the guest TSC is protected (createVm secureTsc) and the migration made TSC writes that KVM accepted: kvm_vcpu_write_tsc_offset() and __kvm_synchronize_tsc() return early',
+    thresholds: [],
+    cases: ({ f }) => {
+      const ignored = protectedTscWrites(f);
+      return ignored.length ? [ignored] : [];
+    },
+    severity: 'warn',
+    message: (ignored: number[]) =>
+      `the guest TSC is protected (TDX / SEV-SNP Secure TSC): ${ignored.length} TSC write(s) (IA32_TSC, IA32_TSC_ADJUST or KVM_VCPU_TSC_OFFSET) succeeded and left the offset as the platform set it`,
+    cites: (ignored: number[]) => ignored,
   }),
   rule({
     code: 'frequency_drift',

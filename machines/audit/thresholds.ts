@@ -70,6 +70,7 @@ export const FINDING_CODES = {
   wall_clock_behind: 'kvmclock lost time, so the guest wall clock is behind until NTP corrects it (warn)',
   frequency_drift: 'a guest clock runs at a rate other than its nominal one, in ppm and ms/day (info; warn beyond driftWarnPpb)',
   counter_writes_ignored: 'arm64: counter writes after KVM_ARM_SET_COUNTER_OFFSET were silently ignored (warn)',
+  tsc_writes_ignored: 'x86: the guest TSC is protected (TDX, SEV-SNP Secure TSC): TSC writes the VMM made (IA32_TSC, IA32_TSC_ADJUST, KVM_VCPU_TSC_OFFSET) succeeded and changed nothing (warn)',
   counter_lost_time: 'arm64: the virtual counter advanced less than true time by more than clockErrorNs (warn)',
   counter_jump: 'arm64: the virtual counter advanced more than true time by more than clockErrorNs (warn)',
   counter_divergence: 'arm64: the virtual and physical counters moved apart by more than clockErrorNs (warn)',

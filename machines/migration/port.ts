@@ -117,9 +117,11 @@ export class VmmPort {
     if (this.inPlace) return null; // resuming the same VM: nothing to create
     const host = this.host('destination');
     const info: VmHostInfo = { counterHz: host.counterHz, counterClocksource: host.counterClocksource, x86: host.x86, arm64: host.arm64 };
+    // a confidential guest is restored as one: same VM type, its TSC protected again
+    const secureTsc = this.vm('source').secureTsc;
     this.session.vmCommand(this.params.newVmId, {
       type: 'create',
-      data: { vmId: this.params.newVmId, hostId: host.id, arch: host.arch, profile: host.profile, host: hostInfoToJson(info) },
+      data: { vmId: this.params.newVmId, hostId: host.id, arch: host.arch, profile: host.profile, host: hostInfoToJson(info), ...(secureTsc ? { secureTsc: true as const } : {}) },
     });
     this.advance(this.params.vmmLatencyNs);
     let khz: IoctlOutcome | null = null;

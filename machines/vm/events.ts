@@ -24,6 +24,8 @@ export interface VmCreatedData {
   arch: Arch;
   profile: string;
   host: VmHostInfoJson;
+  /** x86: a confidential VM with a protected guest TSC (TDX, SEV-SNP Secure TSC); absent means false */
+  secureTsc?: true;
   hw: HwJson;
   /** the kernel tracepoints the event fired (kvm_write_tsc_offset, kvm_update_master_clock, ...) */
   trace?: Json[];

@@ -19,6 +19,8 @@ export interface VmRecord {
   arch: Arch;
   /** the profile of the host's kernel, as recorded */
   profile: string;
+  /** x86: created as a confidential VM with a protected guest TSC */
+  secureTsc: boolean;
   host: VmHostInfo;
   destroyed: boolean;
   destroyReason: string | null;
@@ -114,6 +116,7 @@ export function applyVmEvent(rec: VmRecord | null, ev: VmEvent, time: bigint, op
       hostId: d.hostId,
       arch: d.arch,
       profile: d.profile,
+      secureTsc: d.secureTsc === true,
       host: hostInfoFromJson(d.host),
       destroyed: false,
       destroyReason: null,
@@ -158,7 +161,7 @@ interface ArchKernel<C extends KernelCtx, M, V extends KernelVcpu> {
 
 const X86: ArchKernel<X86Ctx, X86Vm, X86Vcpu> = {
   ctx: x86Ctx,
-  initVm: (rec, ctx) => void (rec.x86 = x86.kvmArchInitVm(ctx)),
+  initVm: (rec, ctx) => void (rec.x86 = x86.kvmArchInitVm(ctx, { secureTsc: rec.secureTsc })),
   vm: (rec) => rec.x86,
   vcpus: (vm) => vm.vcpus,
   beforeEvent: x86.kvmCatchupTick,

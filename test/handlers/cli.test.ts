@@ -250,6 +250,9 @@ describe('clockledger: every handler, end to end', () => {
     r = await ok(['strategies', '--json']);
     expect(r.strategies.map((s: any) => s.name)).toContain('qemu');
     use('strategies');
+    r = await ok(['profiles', '--json']);
+    expect(r.default).toBe('linux-6.18');
+    use('profiles');
 
     r = await ok(['replay', '--profile', 'linux-5.15', '--vm', 'vm1', '--json']);
     expect(r.profile).toBe('linux-5.15');
@@ -310,6 +313,13 @@ describe('clockledger: every handler, end to end', () => {
     expect(pretty.stdout).toMatch(/^\{\n  "ok": true,\n/);
     for (const name of HANDLER_NAMES) expect(hs.stdout).toContain(name);
     expect(ps.stdout).toContain('linux-6.18 (default)');
+    // each profile's source: a release, reverted commits, or a posted series
+    expect(ps.stdout).toMatch(/linux-6\.19\s.*\n(.*\n)*.*43ddbf16edf5/);
+    const pj = await cli(['profiles', '--json']);
+    const listed = (JSON.parse(pj.stdout) as { profiles: { name: string; source: string }[] }).profiles;
+    expect(listed.find((p) => p.name === 'linux-6.19')!.source).toContain('446fcce2a52b');
+    expect(listed.find((p) => p.name === 'clock-cleanup-v6')!.source).toContain('kvm-x86-clocks-7.3');
+    expect(listed.every((p) => p.source.length > 0)).toBe(true);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('Exit codes');
     expect(help.stdout).toMatch(/2\s+usage error/);

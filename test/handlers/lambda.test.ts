@@ -117,6 +117,7 @@ describe('lambda handler: every handler of the registry', () => {
     ]);
     expect((await use('listVms', { hostId: 'dst' })).vms).toEqual([{ vmId: 'vm1.m1', hostId: 'dst', arch: 'x86', profile: 'linux-6.18', lifecycle: 'running', vcpus: 2, running: 2 }]);
     expect((await use('strategies')).strategies.map((s: any) => s.name)).toContain('qemu');
+    expect((await use('profiles')).profiles.find((p: any) => p.name === 'linux-6.19').source).toContain('43ddbf16edf5');
     expect((await use('replay', { profile: 'linux-5.15', vmId: 'vm1' })).profile).toBe('linux-5.15');
     expect(typeof (await use('diff', { otherDb: forkDb })).eventsCompared).toBe('number');
     expect((await use('bisect', { profiles: ['linux-5.15', 'linux-6.18'], migrationId: 'm1' })).order).toEqual(['linux-5.15', 'linux-6.18']);

@@ -49,8 +49,8 @@ describe('docs/audit.md', () => {
     expect(new Set(RULES.map((r) => r.code))).toEqual(new Set(Object.keys(FINDING_CODES)));
     expect(Object.keys(THRESHOLD_DOCS).sort()).toEqual(Object.keys(DEFAULT_THRESHOLDS).sort());
     for (const r of RULES) for (const t of r.thresholds) expect(Object.keys(DEFAULT_THRESHOLDS)).toContain(t);
-    // 24 rows: time_backwards has 4 ways, frequency_drift and soft_lockup_risk 2 each
-    expect(RULES.length).toBe(24);
+    // 25 rows: time_backwards has 4 ways, frequency_drift and soft_lockup_risk 2 each
+    expect(RULES.length).toBe(25);
     expect(RULES.filter((r) => r.code === 'time_backwards')).toHaveLength(4);
   });
 

@@ -40,10 +40,10 @@ type Res = Record<string, any>;
 type Step = { strategy?: string; to?: string; inPlace?: boolean; blackoutNs: number; before?: number; extra?: Record<string, unknown> };
 
 /** A guest on `from` (kvmclock on for x86), run through the steps with one strategy; the audits (migrate's, then the log's under tight thresholds). */
-async function chain(l: Ledger, arch: 'x86' | 'arm64', strategy: string, from: string, steps: Step[]): Promise<Res[]> {
+async function chain(l: Ledger, arch: 'x86' | 'arm64', strategy: string, from: string, steps: Step[], vm: Record<string, unknown> = {}): Promise<Res[]> {
   for (const h of arch === 'x86' ? X86_HOSTS : ARM_HOSTS) await l.ok('createHost', h);
   let vmId = 'g';
-  await l.ok('createVm', { vmId, hostId: from, vcpus: 2 });
+  await l.ok('createVm', { vmId, hostId: from, vcpus: 2, ...vm });
   await l.ok('runVcpu', { vmId });
   if (arch === 'x86') for (const v of [0, 1]) await l.ok('guest', { vmId, vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10001 + 0x1000 * v });
   const out: Res[] = [];
@@ -92,6 +92,7 @@ const SCENARIOS: Scenario[] = [
         { strategy: 'counter-offset', to: 'arm-old', blackoutNs: 2 * S },
       ]),
   },
+  { name: 'x86 secure TSC (TDX / SEV-SNP)', run: (l) => chain(l, 'x86', 'firecracker', 'i3000', [{ to: 'drifty', blackoutNs: 300_000_000 }], { secureTsc: true }) },
   { name: 'x86 refused restore', run: (l) => chain(l, 'x86', 'cloud-hypervisor', 'i3000', [{ to: 'fast', blackoutNs: 300_000_000 }]) },
   { name: 'x86 refused in a chain', run: (l) => chain(l, 'x86', 'qemu', 'i3000', [{ to: 'a2000', blackoutNs: 1000 }, { to: 'fast', blackoutNs: 1000 }]) },
   {

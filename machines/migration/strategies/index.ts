@@ -5,6 +5,7 @@ import { cloudHypervisor } from './cloud-hypervisor.js';
 import { counterOffsetArm64 } from './counter-offset.js';
 import { crosvmArm64 } from './crosvm-arm64.js';
 import { crosvm } from './crosvm.js';
+import { firecrackerArm64 } from './firecracker-arm64.js';
 import { firecracker } from './firecracker.js';
 import { guestWideOffset } from './guest-wide-offset.js';
 import { offsetCorrected } from './offset-corrected.js';
@@ -17,7 +18,7 @@ type AnyStrategy = Strategy<any, any>;
 
 export const STRATEGIES: Record<string, { x86?: AnyStrategy; arm64?: AnyStrategy }> = {
   qemu: { x86: qemu, arm64: qemuArm64 },
-  firecracker: { x86: firecracker },
+  firecracker: { x86: firecracker, arm64: firecrackerArm64 },
   'cloud-hypervisor': { x86: cloudHypervisor, arm64: cloudHypervisorArm64 },
   crosvm: { x86: crosvm, arm64: crosvmArm64 },
   'offset-documented': { x86: offsetDocumented },

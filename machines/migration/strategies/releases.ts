@@ -77,7 +77,7 @@ export const RELEASES: Record<string, ReleaseTable> = {
       { version: '1.7.0', on: [], note: 'MSRs restored in saved order (IA32_TSC_DEADLINE may precede IA32_TSC; issue #4099, reported on 1.4.0); KVM_KVMCLOCK_CTRL at pause only; KVM_SET_CLOCK with the saved flags. The 250 ppm tolerance before KVM_SET_TSC_KHZ (TSC_KHZ_TOL in vcpu.rs) is in every modelled release; PR #5581 (the GCP N4 → C4 refusal) is a closed snapshot-editor PR (`tsc set/clear`), not a change of the VMM, so no switch' },
       { version: '1.8.0', on: ['zeroDeadlineFilled', 'deadlineAfterTsc'], note: 'CHANGELOG 1.8.0 "Fixed": #4618 (zero deadline replaced by the TSC; backported to 1.7 as #4630) and #4666 (deadline after the TSC)' },
       { version: '1.14.0', on: ['kvmclockCtrl'], note: 'PR #5494 (issue #5322): KVM_KVMCLOCK_CTRL before resume on restore; the release is uncertain: one downstream note puts it in 1.13.0, the 1.14.0 release notes list it' },
-      { version: '1.16.0', on: ['clockRealtimeOptIn'], note: 'PR #5809 (commit a1fd537f9): KVM_CLOCK_REALTIME only with the `clock_realtime` opt-in (refused on aarch64, which this x86 strategy does not model)' },
+      { version: '1.16.0', on: ['clockRealtimeOptIn'], note: 'PR #5809 (commit a1fd537f9): KVM_CLOCK_REALTIME only with the `clock_realtime` opt-in; on aarch64 the load is refused with UnsupportedClockRealtime (builder.rs), before it the field is unknown' },
     ]),
   },
   'cloud-hypervisor': {
