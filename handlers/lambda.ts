@@ -193,6 +193,7 @@ export const {
   demo,
   importTrace,
   auditTrace,
+  conformance,
   bisectReleases,
   exportTrace,
 } = byName;

@@ -482,6 +482,37 @@ export function renderTraceAudit(r: R): string {
   return parts.join('\n\n');
 }
 
+/** Conformance: the parameters read from the trace, what was compared, and the first difference side by side. */
+export function renderConformance(r: R): string {
+  const p = r.parameters as R;
+  const st = r.strategy as R;
+  const c = r.compared as R;
+  const d = r.firstDifference as R | null;
+  const on = Object.entries((st.switches ?? {}) as Record<string, boolean>).filter(([, v]) => v).map(([k]) => k);
+  const head = keyValues([
+    ['trace', `${r.traceId} (VM ${r.vm})`],
+    ['strategy', `${st.spec} (release ${st.release}${on.length ? `; on: ${on.join(', ')}` : ''})`],
+    ['profile', r.profile],
+    ['vCPUs', p.vcpus],
+    ['guest TSC Hz', `${p.guestTscHz} (${p.guestTscHzFrom})`],
+    ['host TSC', p.hostTscAtCreation != null ? `${p.hostTscAtCreation} at the creation write, line ${p.creationLine}` : 'not placed (no creation write)'],
+    ['source TSC', p.sourceTscAtSave != null ? `${p.sourceTscAtSave} at save (from line ${p.firstRestoreLine})` : '-'],
+    ['write spacing', `${fmtNs(p.writeSpacingNs)} (vmm latency ${fmtNs(p.vmmLatencyNs)}, blackout ${fmtNs(p.blackoutNs)})`],
+    ['compared', `${c.agreedWrites} of ${c.traceWrites} traced TSC offset writes agree (emulated ${c.emulatedWrites}); final master clock ${c.masterClock ? 'agrees' : '-'}; pvclock scale ${c.pvclock ? 'agrees' : '-'}`],
+    ['conforms', r.conforms ? 'yes' : 'NO'],
+  ]);
+  const notes = ((p.notes ?? []) as string[]).map((n) => `note: ${n}`).join('\n');
+  if (!d) return [head, notes].filter(Boolean).join('\n\n');
+  const side = (who: string, t: R | null | undefined, none: string) => [who, t ? `line ${t.line}` : '-', t ? t.timestamp : '-', t ? `${t.task}: ${t.text}` : none];
+  const rows = [
+    side('trace', d.trace ?? null, d.afterLine != null ? `(no such write after line ${d.afterLine})` : '(none)'),
+    side('emulated', d.emulated ?? null, '(none)'),
+  ];
+  if (d.traceNext) rows.push(side('trace next', d.traceNext, '-'));
+  const where = d.check === 'kvm_write_tsc_offset' ? `TSC offset write ${d.index}` : d.check === 'master_clock_final' ? 'the final master clock' : 'the final pvclock scale';
+  return [head, `first difference: ${where} (${(d.fields as string[]).join(', ')})\n  ${d.message}`, table(['', 'LINE', 'TIMESTAMP', 'TRACEPOINT'], rows, { indent: '  ' }), notes].filter(Boolean).join('\n\n');
+}
+
 /** Bisect across releases: each release's outcome, the first that differs, and the switch probes. */
 export function renderReleaseBisect(r: R): string {
   const d = r.firstDivergent as R | null;
