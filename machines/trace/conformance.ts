@@ -204,7 +204,13 @@ export function conformanceParameters(recs: Rec[], guestTscHz?: bigint): Conform
   const hostTscAtCreation = creation ? u64(-creation.fields.next) : null;
   let sourceTscAtSave: bigint | null = null;
   if (!creation) notes.push('no creation write (kvm_write_tsc_offset prev=0): the emulated host TSC is not placed, so its offsets cannot agree to the cycle');
-  else if (firstRestore) sourceTscAtSave = u64(firstRestore.fields.next - creation.fields.next);
+  else if (firstRestore) {
+    sourceTscAtSave = u64(firstRestore.fields.next - creation.fields.next);
+    // (the VMM wrote a guest TSC below the host cycles since the creation: no source run reaches it)
+    if (sourceTscAtSave >= 1n << 63n) {
+      throw new DomainError('invalid_request', `line ${firstRestore.line}: the restore write sets an offset ${BigInt.asIntN(64, -sourceTscAtSave)} cycles below the creation write's (line ${creation.line}): the emulated source cannot save a negative guest TSC`, { line: firstRestore.line });
+    }
+  }
   else notes.push('no restore write (kvm_write_tsc_offset with prev != 0): the emulated source runs 1 s');
   const gaps: bigint[] = [];
   for (let i = 1; i < restores.length; i++) {

@@ -120,5 +120,11 @@ describe('conformance', () => {
     expect((await call(conformance, { traceId: 't1', vm: '4100', strategy: 'qemu@1.0', profile: 'linux-6.18' })).error.code).toBe('invalid_request');
     expect((await call(conformance, { traceId: 't1', vm: '4100', strategy: 'counter-offset', profile: 'linux-6.18' })).error.code).toBe('invalid_request');
     expect((await call(conformance, { traceId: 't1', vm: '4100', strategy: 'qemu', profile: 'linux-0.1' })).error.code).toBe('invalid_request');
+    // a restore write whose offset is below the creation offset: no guest TSC the source could save
+    const below = ['# tracer: nop', ' CPU 0/KVM-10 [000] 1.000000: kvm_write_tsc_offset: vcpu=0 prev=0 next=18446744071709551616', ' CPU 0/KVM-10 [000] 2.000000: kvm_write_tsc_offset: vcpu=0 prev=18446744071709551616 next=18446744070709551616'];
+    await ok(importTrace, { text: below, traceId: 'below' });
+    const r = await call(conformance, { traceId: 'below', strategy: 'qemu', profile: 'linux-6.18', guestTscHz: '2000000000' });
+    expect(r.error).toMatchObject({ code: 'invalid_request', details: { line: 3 } });
+    expect(r.error.message).toContain('an offset 1000000000 cycles below the creation write');
   });
 });
