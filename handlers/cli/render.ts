@@ -474,12 +474,26 @@ export function renderTraceAudit(r: R): string {
         ((vm.vcpus ?? []) as R[]).map((v) => [v.vcpu, fmtOffset(v.tscOffset), v.tscOffsetNs != null ? fmtNs(v.tscOffsetNs) : '-', v.writes, v.line]),
         { indent: '  ' },
       ),
+      ...(vm.arm64Timers ? [arm64TimerRows(vm.arm64Timers as R)] : []),
       (vm.findings as R[]).length
         ? table(['SEVERITY', 'CODE', 'LINES', 'MESSAGE'], ((vm.findings ?? []) as R[]).map((f) => [f.severity === 'info' ? 'info' : String(f.severity).toUpperCase(), f.code, (f.lines as number[]).join(','), f.message]), { indent: '  ' })
         : '  no findings',
     );
   }
   return parts.join('\n\n');
+}
+
+/** The arm64 timers per vCPU: each timer's last saved and restored CTL/CVAL (hex) with their lines, and the IRQs raised. */
+function arm64TimerRows(t: R): string {
+  const st = (x: R | null) => (x ? `CTL 0x${BigInt(x.ctl).toString(16)} CVAL 0x${BigInt(x.cval).toString(16)} (line ${x.line})` : '-');
+  const rows: Cell[][] = [];
+  for (const v of (t.vcpus ?? []) as R[]) {
+    const irqs = ((v.irqs ?? []) as R[]).map((q) => `${q.irq}: ${(q.raised as number[]).length} up, ${(q.lowered as number[]).length} down`).join('; ') || '-';
+    for (const tm of (v.timers ?? []) as R[]) rows.push([v.vcpu, tm.timer, st(tm.saved as R | null), st(tm.restored as R | null), irqs]);
+    if (!(v.timers as R[]).length) rows.push([v.vcpu, '-', '-', '-', irqs]);
+  }
+  const un = (t.unattributedLines ?? []) as number[];
+  return `${table(['VCPU', 'TIMER', 'LAST SAVED', 'LAST RESTORED', 'IRQS'], rows, { indent: '  ' })}${un.length ? `\n  timer events of no vCPU's thread: lines ${un.join(',')}` : ''}`;
 }
 
 /** Conformance: the parameters read from the trace, what was compared, and the first difference side by side. */

@@ -9,7 +9,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { auditVm } from '../../machines/trace/audit.js';
 import { parseTrace, TraceParseError } from '../../machines/trace/parse.js';
+import { tracepointData } from '../../machines/trace/state.js';
 
 const fixture = (name: string) => readFileSync(join(__dirname, '..', 'fixtures', 'traces', name), 'utf8');
 
@@ -51,5 +53,42 @@ describe('arm64 timer tracepoints', () => {
     expect(bad('kvm_timer_emulate: arch_timer_ctx_index: 1 (should_fire: 2)')).toEqual({ line: 2, event: 'kvm_timer_emulate' });
     expect(bad('kvm_get_timer_map: VCPU: 0, dv: 0')).toEqual({ line: 2, event: 'kvm_get_timer_map' });
     expect(bad('kvm_timer_hrtimer_expire: arch_timer_ctx_index: x')).toEqual({ line: 2, event: 'kvm_timer_hrtimer_expire' });
+  });
+
+  it('the audit sets each vCPU\'s timers out by thread: map, saved and restored CTL/CVAL, expiries, emulation, IRQs, with their lines', () => {
+    const p = parseTrace(fixture('qemu-arm64-timers.trace'));
+    const a = auditVm('6100', p.records.map((r) => tracepointData(r, '6100')));
+    // no TSC in an arm64 capture
+    expect([a.vcpus, a.tscOffsetSpreadCycles, a.findings]).toEqual([[], 0n, []]);
+    expect(a.arm64Timers).toEqual({
+      vcpus: [
+        {
+          vcpu: 0,
+          pids: [6101],
+          // the last map (line 17, the pre-6.3 format)
+          map: { directVtimer: 0, directPtimer: 1, emulVtimer: null, emulPtimer: -1, line: 17 },
+          timers: [
+            // vtimer restored enabled (CTL 0x1) with CVAL 10^11, saved with ISTATUS set (CTL 0x5: fired)
+            { index: 0, timer: 'vtimer', saved: { ctl: 5n, cval: 100_000_000_000n, line: 14 }, restored: { ctl: 1n, cval: 100_000_000_000n, line: 8 }, expiries: [], emulated: [] },
+            // kvm_timer_emulate on CPU 0/KVM's thread (pid 6101: vCPU 0 by its map on line 7)
+            { index: 1, timer: 'ptimer', saved: null, restored: null, expiries: [], emulated: [{ line: 18, shouldFire: false }] },
+          ],
+          irqs: [{ irq: 27, raised: [15], lowered: [] }],
+        },
+        {
+          vcpu: 1,
+          pids: [6102],
+          map: { directVtimer: 0, directPtimer: -1, emulVtimer: null, emulPtimer: 1, line: 9 },
+          timers: [
+            // restored disabled: CTL 0, CVAL 0
+            { index: 0, timer: 'vtimer', saved: null, restored: { ctl: 0n, cval: 0n, line: 10 }, expiries: [], emulated: [] },
+            { index: 1, timer: 'ptimer', saved: null, restored: null, expiries: [], emulated: [{ line: 12, shouldFire: true }] },
+          ],
+          irqs: [{ irq: 30, raised: [13], lowered: [] }],
+        },
+      ],
+      // the hrtimer expiry in the idle task (pid 0) names no vCPU
+      unattributedLines: [11],
+    });
   });
 });
