@@ -196,6 +196,7 @@ export const {
   demo,
   importTrace,
   auditTrace,
+  conformance,
   bisectReleases,
   exportTrace,
   report,

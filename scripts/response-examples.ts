@@ -49,6 +49,7 @@ export async function responseShapes(handlers: Record<HandlerName, DefinedHandle
     await call('report', { id: 'm1' });
     await call('importTrace', { text: ['      CPU 0/KVM-4243    [001] .....   100.000001: kvm_write_tsc_offset: vcpu=0 prev=0 next=18446735073709551616'] });
     await call('auditTrace', { traceId: 't1' });
+    await call('conformance', { traceId: 't1', strategy: 'qemu', profile: 'linux-6.18', guestTscHz: '2000000000' });
     await call('pauseVcpu', { vmId: 'web.m1' });
     await call('destroyVm', { vmId: 'web.m1' });
     await call('demo', { strategies: ['qemu'] }, { db: join(dir, 'demo.db') });

@@ -482,12 +482,57 @@ export function renderTraceAudit(r: R): string {
         ((vm.vcpus ?? []) as R[]).map((v) => [v.vcpu, fmtOffset(v.tscOffset), v.tscOffsetNs != null ? fmtNs(v.tscOffsetNs) : '-', v.writes, v.line]),
         { indent: '  ' },
       ),
+      ...(vm.arm64Timers ? [arm64TimerRows(vm.arm64Timers as R)] : []),
       (vm.findings as R[]).length
         ? table(['SEVERITY', 'CODE', 'LINES', 'MESSAGE'], ((vm.findings ?? []) as R[]).map((f) => [f.severity === 'info' ? 'info' : String(f.severity).toUpperCase(), f.code, (f.lines as number[]).join(','), f.message]), { indent: '  ' })
         : '  no findings',
     );
   }
   return parts.join('\n\n');
+}
+
+/** The arm64 timers per vCPU: each timer's last saved and restored CTL/CVAL (hex) with their lines, and the IRQs raised. */
+function arm64TimerRows(t: R): string {
+  const st = (x: R | null) => (x ? `CTL 0x${BigInt(x.ctl).toString(16)} CVAL 0x${BigInt(x.cval).toString(16)} (line ${x.line})` : '-');
+  const rows: Cell[][] = [];
+  for (const v of (t.vcpus ?? []) as R[]) {
+    const irqs = ((v.irqs ?? []) as R[]).map((q) => `${q.irq}: ${(q.raised as number[]).length} up, ${(q.lowered as number[]).length} down`).join('; ') || '-';
+    for (const tm of (v.timers ?? []) as R[]) rows.push([v.vcpu, tm.timer, st(tm.saved as R | null), st(tm.restored as R | null), irqs]);
+    if (!(v.timers as R[]).length) rows.push([v.vcpu, '-', '-', '-', irqs]);
+  }
+  const un = (t.unattributedLines ?? []) as number[];
+  return `${table(['VCPU', 'TIMER', 'LAST SAVED', 'LAST RESTORED', 'IRQS'], rows, { indent: '  ' })}${un.length ? `\n  timer events of no vCPU's thread: lines ${un.join(',')}` : ''}`;
+}
+
+/** Conformance: the parameters read from the trace, what was compared, and the first difference side by side. */
+export function renderConformance(r: R): string {
+  const p = r.parameters as R;
+  const st = r.strategy as R;
+  const c = r.compared as R;
+  const d = r.firstDifference as R | null;
+  const on = Object.entries((st.switches ?? {}) as Record<string, boolean>).filter(([, v]) => v).map(([k]) => k);
+  const head = keyValues([
+    ['trace', `${r.traceId} (VM ${r.vm})`],
+    ['strategy', `${st.spec} (release ${st.release}${on.length ? `; on: ${on.join(', ')}` : ''})`],
+    ['profile', r.profile],
+    ['vCPUs', p.vcpus],
+    ['guest TSC Hz', `${p.guestTscHz} (${p.guestTscHzFrom})`],
+    ['host TSC', p.hostTscAtCreation != null ? `${p.hostTscAtCreation} at the creation write, line ${p.creationLine}` : 'not placed (no creation write)'],
+    ['source TSC', p.sourceTscAtSave != null ? `${p.sourceTscAtSave} at save (from line ${p.firstRestoreLine})` : '-'],
+    ['write spacing', `${fmtNs(p.writeSpacingNs)} (vmm latency ${fmtNs(p.vmmLatencyNs)}, blackout ${fmtNs(p.blackoutNs)})`],
+    ['compared', `${c.agreedWrites} of ${c.traceWrites} traced TSC offset writes agree (emulated ${c.emulatedWrites}); final master clock ${c.masterClock ? 'agrees' : '-'}; pvclock scale ${c.pvclock ? 'agrees' : '-'}`],
+    ['conforms', r.conforms ? 'yes' : 'NO'],
+  ]);
+  const notes = ((p.notes ?? []) as string[]).map((n) => `note: ${n}`).join('\n');
+  if (!d) return [head, notes].filter(Boolean).join('\n\n');
+  const side = (who: string, t: R | null | undefined, none: string) => [who, t ? `line ${t.line}` : '-', t ? t.timestamp : '-', t ? `${t.task}: ${t.text}` : none];
+  const rows = [
+    side('trace', d.trace ?? null, d.afterLine != null ? `(no such write after line ${d.afterLine})` : '(none)'),
+    side('emulated', d.emulated ?? null, '(none)'),
+  ];
+  if (d.traceNext) rows.push(side('trace next', d.traceNext, '-'));
+  const where = d.check === 'kvm_write_tsc_offset' ? `TSC offset write ${d.index}` : d.check === 'master_clock_final' ? 'the final master clock' : 'the final pvclock scale';
+  return [head, `first difference: ${where} (${(d.fields as string[]).join(', ')})\n  ${d.message}`, table(['', 'LINE', 'TIMESTAMP', 'TRACEPOINT'], rows, { indent: '  ' }), notes].filter(Boolean).join('\n\n');
 }
 
 /** Bisect across releases: each release's outcome, the first that differs, and the switch probes. */

@@ -1,11 +1,17 @@
 // Host traces: import an ftrace capture (tracefs `trace` file or `trace-cmd report` output) as
-// observed events, and audit it.
-import { readFileSync, statSync } from 'node:fs';
+// observed events, audit it, and check the model against it (conformance).
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { z } from 'zod';
+import { CODE_VERSION } from '../../machines/version.js';
 import { auditTrace as auditTraceOf } from '../../machines/trace/audit.js';
+import { conformance as conformanceOf } from '../../machines/trace/conformance.js';
+import { openEventStore } from '../../store/sqlite-event-store.js';
 import { importTrace as importTraceInto } from '../../machines/trace/import.js';
 import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
 import { HandlerError } from '../errors.js';
+import { resolveProfileExplained } from '../suggest.js';
 
 /** The largest capture file read. */
 export const MAX_TRACE_FILE_BYTES = 256 * 1024 * 1024;
@@ -45,6 +51,50 @@ export const auditTrace = defineHandler({
     const report = auditTraceOf(await env.log(), req.traceId, { guestTscHz: req.guestTscHz });
     if (!report) throw new HandlerError('not_found', `no trace '${req.traceId}'`, { traceId: req.traceId });
     return { report };
+  },
+});
+
+const profileSpec = z
+  .string()
+  .min(1)
+  .max(200)
+  .superRefine((v, ctx) => {
+    try {
+      resolveProfileExplained(v);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    }
+  });
+
+/**
+ * Conformance: the imported trace's VM set beside the emulated restore of it by a strategy
+ * (release) on a kernel profile, driven by the parameters the trace implies; the first tracepoint
+ * where they differ, or conforms: true (machines/trace/conformance.ts says what is compared).
+ */
+export const conformance = defineHandler({
+  name: 'conformance',
+  schema: z
+    .object({
+      ...commonFields,
+      traceId: idSchema,
+      /** the strategy and release: cloud-hypervisor@54, qemu, firecracker@1.12+kvmclockCtrl=true */
+      strategy: z.string().min(1).max(200),
+      /** the kernel profile of the emulated hosts, optionally +x86.switch=false,... */
+      profile: profileSpec,
+      /** the trace's VM (required when it has several) */
+      vm: z.string().min(1).max(64).optional(),
+      /** the guest TSC rate, when the trace has no kvm_pvclock_update */
+      guestTscHz: u64Field.optional(),
+    })
+    .strict(),
+  async run(req, env) {
+    // the emulation runs on a scratch log in a directory of its own, removed after
+    const scratch = () => {
+      const dir = mkdtempSync(join(tmpdir(), 'clockledger-conformance-'));
+      const path = join(dir, 'ledger.db');
+      return { open: () => openEventStore(path, { codeVersion: CODE_VERSION }), dispose: () => rmSync(dir, { recursive: true, force: true }) };
+    };
+    return { ...(await conformanceOf(env.store, req.traceId, { strategy: req.strategy, profile: req.profile, vm: req.vm, guestTscHz: req.guestTscHz }, scratch)) };
   },
 });
 

@@ -56,8 +56,36 @@ export interface TraceTscWrite {
   withinSyncWindow: boolean | null;
 }
 
+/** arch_timer_ctx_index() names: TIMER_PTIMER is 1, TIMER_VTIMER 0, then the EL2 timers (NV). */
+export const ARM64_TIMER_NAMES = ['vtimer', 'ptimer', 'hvtimer', 'hptimer'] as const;
+
+export interface Arm64TimerState {
+  ctl: bigint;
+  cval: bigint;
+  line: number;
+}
+
+/**
+ * One vCPU's arm64 timers as the capture shows them: none of these tracepoints prints the counter
+ * offset (CNTVOFF), so this is the timers' state, not the offsets. A thread is a vCPU from the
+ * first kvm_get_timer_map or kvm_timer_update_irq it prints.
+ */
+export interface Arm64TimerVcpu {
+  vcpu: number;
+  /** the threads its events came from */
+  pids: number[];
+  /** the last kvm_get_timer_map: arch_timer_ctx_index of each timer, -1 none (emulVtimer null: pre-6.3 format) */
+  map: { directVtimer: number; directPtimer: number; emulVtimer: number | null; emulPtimer: number; line: number } | null;
+  /** per timer index seen: the last kvm_timer_save_state and kvm_timer_restore_state */
+  timers: { index: number; timer: string; saved: Arm64TimerState | null; restored: Arm64TimerState | null; expiries: number[]; emulated: { line: number; shouldFire: boolean }[] }[];
+  /** per IRQ: the lines that raised it (level 1) and lowered it (level 0) */
+  irqs: { irq: number; raised: number[]; lowered: number[] }[];
+}
+
 export interface TraceVmAudit {
   vm: string;
+  /** the arm64 timer tracepoints per vCPU (null: the VM has none) */
+  arm64Timers: { vcpus: Arm64TimerVcpu[]; unattributedLines: number[] } | null;
   guestTscHz: bigint | null;
   guestTscHzFrom: 'pvclock' | 'request' | null;
   vcpus: TraceVcpu[];
@@ -243,6 +271,7 @@ export function auditVm(vm: string, evs: TracepointData[], opts: TraceAuditOptio
 
   return {
     vm,
+    arm64Timers: arm64TimersOf(evs),
     guestTscHz,
     guestTscHzFrom: opts.guestTscHz !== undefined ? 'request' : guestTscHz !== null ? 'pvclock' : null,
     vcpus,
@@ -274,4 +303,68 @@ function spaced(evs: TracepointData[], read: (e: TracepointData) => { vcpu: numb
     const { vcpu, value } = read(e);
     return { line: e.line, vcpu, task: e.task, timestamp: e.timestamp, value, sincePreviousNs: since, withinSyncWindow: since === null ? null : since < SYNC_WINDOW_NS };
   });
+}
+
+const ARM64_TIMER_EVENTS = new Set(['kvm_timer_update_irq', 'kvm_get_timer_map', 'kvm_timer_save_state', 'kvm_timer_restore_state', 'kvm_timer_hrtimer_expire', 'kvm_timer_emulate']);
+
+/** The arm64 timer tracepoints by vCPU (null: none in this VM). */
+function arm64TimersOf(evs: TracepointData[]): TraceVmAudit['arm64Timers'] {
+  const timerEvs = evs.filter((e) => ARM64_TIMER_EVENTS.has(e.event));
+  if (!timerEvs.length) return null;
+  const f = (e: TracepointData) => e.fields as Fields;
+  // a thread is the vCPU its kvm_get_timer_map (kvm_timer_vcpu_load) or kvm_timer_update_irq names
+  const vcpuOfPid = new Map<number, number>();
+  for (const e of timerEvs) if ((e.event === 'kvm_get_timer_map' || e.event === 'kvm_timer_update_irq') && !vcpuOfPid.has(e.pid)) vcpuOfPid.set(e.pid, f(e).vcpu as number);
+  const vcpus = new Map<number, Arm64TimerVcpu>();
+  const unattributed: number[] = [];
+  const vcpuEntry = (id: number) => vcpus.get(id) ?? vcpus.set(id, { vcpu: id, pids: [], map: null, timers: [], irqs: [] }).get(id)!;
+  const timer = (v: Arm64TimerVcpu, index: number) => {
+    let t = v.timers.find((x) => x.index === index);
+    if (!t) v.timers.push((t = { index, timer: ARM64_TIMER_NAMES[index] ?? `timer ${index}`, saved: null, restored: null, expiries: [], emulated: [] }));
+    return t;
+  };
+  for (const e of timerEvs) {
+    const x = f(e);
+    // kvm_timer_update_irq and kvm_get_timer_map name their vCPU; the others are the thread's
+    const id = e.event === 'kvm_timer_update_irq' || e.event === 'kvm_get_timer_map' ? (x.vcpu as number) : vcpuOfPid.get(e.pid);
+    if (id === undefined) {
+      unattributed.push(e.line);
+      continue;
+    }
+    const v = vcpuEntry(id);
+    if (!v.pids.includes(e.pid)) v.pids.push(e.pid);
+    switch (e.event) {
+      case 'kvm_get_timer_map':
+        v.map = { directVtimer: x.directVtimer as number, directPtimer: x.directPtimer as number, emulVtimer: x.emulVtimer as number | null, emulPtimer: x.emulPtimer as number, line: e.line };
+        break;
+      case 'kvm_timer_save_state':
+      case 'kvm_timer_restore_state': {
+        const st = { ctl: big(x.ctl), cval: big(x.cval), line: e.line };
+        const t = timer(v, x.timerIndex as number);
+        if (e.event === 'kvm_timer_save_state') t.saved = st;
+        else t.restored = st;
+        break;
+      }
+      case 'kvm_timer_hrtimer_expire':
+        timer(v, x.timerIndex as number).expiries.push(e.line);
+        break;
+      case 'kvm_timer_emulate':
+        timer(v, x.timerIndex as number).emulated.push({ line: e.line, shouldFire: x.shouldFire as boolean });
+        break;
+      case 'kvm_timer_update_irq': {
+        const irq = x.irq as number;
+        let q = v.irqs.find((r) => r.irq === irq);
+        if (!q) v.irqs.push((q = { irq, raised: [], lowered: [] }));
+        ((x.level as number) !== 0 ? q.raised : q.lowered).push(e.line);
+        break;
+      }
+    }
+  }
+  const list = [...vcpus.values()].sort((a, b) => a.vcpu - b.vcpu);
+  for (const v of list) {
+    v.pids.sort((a, b) => a - b);
+    v.timers.sort((a, b) => a.index - b.index);
+    v.irqs.sort((a, b) => a.irq - b.irq);
+  }
+  return { vcpus: list, unattributedLines: unattributed };
 }

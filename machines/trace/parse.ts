@@ -16,6 +16,9 @@
 //   arch/arm64/kvm/trace_arm.h kvm_timer_update_irq "VCPU: %ld, IRQ %d, level %d"
 //                            kvm_timer_save_state  "   CTL: %#08lx CVAL: %#16llx arch_timer_ctx_index: %d"
 //                            kvm_timer_restore_state "CTL: %#08lx CVAL: %#16llx arch_timer_ctx_index: %d"
+//                            kvm_get_timer_map     "VCPU: %ld, dv: %d, dp: %d, ep: %d" (6.3+: "…, dp: %d, ev: %d, ep: %d")
+//                            kvm_timer_hrtimer_expire "arch_timer_ctx_index: %d"
+//                            kvm_timer_emulate     "arch_timer_ctx_index: %d (should_fire: %d)"
 // Every other event is counted, not read. A known event whose body does not read is refused.
 import { CodedError } from '../../lib/coded-error.js';
 
@@ -35,7 +38,11 @@ export type TraceFields =
   | { event: 'kvm_pvclock_update'; vcpu: number; version: number; tscTimestamp: bigint; systemTime: bigint; tscToSystemMul: number; tscShift: number; flags: number }
   | { event: 'kvm_msr'; write: boolean; msr: number; data: bigint; gp: boolean }
   | { event: 'kvm_timer_update_irq'; vcpu: number; irq: number; level: number }
-  | { event: 'kvm_timer_save_state' | 'kvm_timer_restore_state'; ctl: bigint; cval: bigint; timerIndex: number };
+  | { event: 'kvm_timer_save_state' | 'kvm_timer_restore_state'; ctl: bigint; cval: bigint; timerIndex: number }
+  /** the timers a vCPU load maps: arch_timer_ctx_index of each, -1 for none; emulVtimer null in the pre-6.3 format */
+  | { event: 'kvm_get_timer_map'; vcpu: number; directVtimer: number; directPtimer: number; emulVtimer: number | null; emulPtimer: number }
+  | { event: 'kvm_timer_hrtimer_expire'; timerIndex: number }
+  | { event: 'kvm_timer_emulate'; timerIndex: number; shouldFire: boolean };
 
 export type KnownEvent = TraceFields['event'];
 
@@ -94,6 +101,9 @@ const BODIES: { [E in KnownEvent]: RegExp } = {
   // (%#08lx and %#16llx: "0x" then the digits, padded with zeros or spaces to the width)
   kvm_timer_save_state: /^\s*CTL: (?:0x)?([0-9a-f]+) CVAL:\s*(?:0x)?([0-9a-f]+) arch_timer_ctx_index: (-?\d+)$/,
   kvm_timer_restore_state: /^\s*CTL: (?:0x)?([0-9a-f]+) CVAL:\s*(?:0x)?([0-9a-f]+) arch_timer_ctx_index: (-?\d+)$/,
+  kvm_get_timer_map: /^VCPU: (\d+), dv: (-?\d+), dp: (-?\d+)(?:, ev: (-?\d+))?, ep: (-?\d+)$/,
+  kvm_timer_hrtimer_expire: /^arch_timer_ctx_index: (-?\d+)$/,
+  kvm_timer_emulate: /^arch_timer_ctx_index: (-?\d+) \(should_fire: (\d+)\)$/,
 };
 
 const isKnown = (e: string): e is KnownEvent => Object.prototype.hasOwnProperty.call(BODIES, e);
@@ -219,5 +229,13 @@ function readBody(event: KnownEvent, body: string, lineNo: number): TraceFields 
     case 'kvm_timer_save_state':
     case 'kvm_timer_restore_state':
       return { event, ctl: u64Of(m[1]!, 16, lineNo, event, 'CTL'), cval: u64Of(m[2]!, 16, lineNo, event, 'CVAL'), timerIndex: sint(m[3]!, 'arch_timer_ctx_index', -1, 3) };
+    case 'kvm_get_timer_map': {
+      const idx = (s: string, what: string) => sint(s, what, -1, 3);
+      return { event, vcpu: int(m[1]!, 'VCPU'), directVtimer: idx(m[2]!, 'dv'), directPtimer: idx(m[3]!, 'dp'), emulVtimer: m[4] === undefined ? null : idx(m[4], 'ev'), emulPtimer: idx(m[5]!, 'ep') };
+    }
+    case 'kvm_timer_hrtimer_expire':
+      return { event, timerIndex: sint(m[1]!, 'arch_timer_ctx_index', -1, 3) };
+    case 'kvm_timer_emulate':
+      return { event, timerIndex: sint(m[1]!, 'arch_timer_ctx_index', -1, 3), shouldFire: flag(m[2]!, 'should_fire') };
   }
 }

@@ -292,6 +292,10 @@ describe('clockledger: every handler, end to end', () => {
     use('auditTrace');
     r = await ok(['audit', 't1', '--json']);
     expect(r.trace.traceId).toBe('t1');
+    // its creation write agrees with the emulated one; the emulated restore writes once more
+    r = await ok(['conformance', 't1', '--strategy', 'qemu', '--vm', 'web', '--guest-tsc-hz', '2000000000', '--json']);
+    expect([r.conforms, r.compared.agreedWrites, r.firstDifference.index, r.firstDifference.fields]).toEqual([false, 1, 2, ['missing']]);
+    use('conformance');
 
     // demo on its own database, one strategy to keep it short
     r = await ok(['demo', '--strategies', 'qemu', '--json', '--db', join(dir, 'demo.db')]);

@@ -128,6 +128,8 @@ describe('lambda handler: every handler of the registry', () => {
     const imported = await use('importTrace', { text: capture });
     expect(imported).toMatchObject({ traceId: 't1', events: 1, ignored: 0 });
     expect((await use('auditTrace', { traceId: 't1' })).report.vms[0].vcpus[0].tscOffsetSigned).toBe('-9000000000000');
+    const conf = await use('conformance', { traceId: 't1', strategy: 'qemu', profile: 'linux-6.18', guestTscHz: '2000000000' });
+    expect([conf.conforms, conf.compared.agreedWrites, conf.firstDifference.afterLine]).toEqual([false, 1, 2]);
     expect((await call('importTrace', { path: '/etc/hostname' })).error.code).toBe('invalid_request');
     const demo = await use('demo', { strategies: ['qemu'] });
     expect(demo.table.rows).toHaveLength(1);

@@ -1,0 +1,130 @@
+// Conformance of the model to hand-written host captures (test/fixtures/traces, written from the
+// kernel's TP_printk formats, not by the exporter): the emulated restore driven by the parameters
+// each capture implies, compared write by write. The numbers are worked by hand in the comments.
+import { join } from 'node:path';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { renderConformance } from '../../handlers/cli/render.js';
+import { conformance, importTrace } from '../../handlers/use-cases/traces.js';
+import { tempDir } from '../helpers/ledger.js';
+
+const fixture = (name: string) => join(__dirname, '..', 'fixtures', 'traces', name);
+
+let db: string;
+beforeEach(() => {
+  db = join(tempDir(), 'ledger.db');
+});
+
+const call = async (h: typeof conformance, req: Record<string, unknown>) => (await h(req, { db })) as Record<string, any>;
+const ok = async (h: typeof conformance, req: Record<string, unknown>) => {
+  const r = await call(h, req);
+  if (!r.ok) throw new Error(JSON.stringify(r.error));
+  return r;
+};
+
+// ch-restore-offsets-differ.trace: the host TSC runs at 2 GHz from 0 (pvclock mul 0x80000000,
+// shift 0); the four vCPUs are created at 4999.5 s (next = 2^64 − 9 999 000 000 000, lines
+// 13-16); the VMM then writes guest TSC 10^12 to vCPU k at 5000.0 + 1.2k s (lines 24, 26, 28, 30):
+// offset_k = 10^12 − (10^13 + 2.4×10^9·k).
+const U64 = 1n << 64n;
+const offsetOf = (signed: bigint) => (U64 + signed).toString();
+
+describe('conformance', () => {
+  it('the Cloud Hypervisor capture conforms to cloud-hypervisor@53 (offsets left per vCPU): every write to the cycle', async () => {
+    await ok(importTrace, { path: fixture('ch-restore-offsets-differ.trace') });
+    const r = await ok(conformance, { traceId: 't1', strategy: 'cloud-hypervisor@53', profile: 'linux-6.18' });
+    expect(r.conforms).toBe(true);
+    expect(r.firstDifference).toBeNull();
+    expect(r.strategy).toMatchObject({ spec: 'cloud-hypervisor@53', release: '53.0', switches: { syncTscOffsets: false } });
+    expect(r.parameters).toEqual({
+      vcpus: 4,
+      guestTscHz: '2000000000',
+      guestTscHzFrom: 'pvclock',
+      // -next of line 13: 4999.5 s × 2×10^9
+      hostTscAtCreation: '9999000000000',
+      creationLine: 13,
+      // next(24) − next(13) = −9×10^12 − (−9.999×10^12) = 999×10^9: the VMM's 10^12 less the
+      // 0.5 s × 2 GHz that passed between the creation and the restore write
+      sourceTscAtSave: '999000000000',
+      firstRestoreLine: 24,
+      writeSpacingNs: '1200000000',
+      restoreWriteGapsNs: ['1200000000', '1200000000', '1200000000'],
+      blackoutNs: '1000000',
+      vmmLatencyNs: '0',
+      notes: [],
+    });
+    expect(r.compared).toEqual({ traceWrites: 8, emulatedWrites: 8, agreedWrites: 8, masterClock: true, pvclock: true });
+    // the emulated restore writes: the same offsets as lines 24-30, 1.2 s apart
+    const writes = r.emulatedTrace.filter((l: string) => l.includes('kvm_write_tsc_offset') && !l.includes('prev=0 '));
+    expect(writes.map((l: string) => /next=(\d+)/.exec(l)![1])).toEqual([0n, 1n, 2n, 3n].map((k) => offsetOf(-9_000_000_000_000n - 2_400_000_000n * k)));
+    expect(renderConformance(r)).toMatch(/conforms: +yes/);
+  });
+
+  it('against cloud-hypervisor@54 (every vCPU set to vCPU 0\'s offset) it names the emulated write the host never made', async () => {
+    await ok(importTrace, { path: fixture('ch-restore-offsets-differ.trace') });
+    const r = await ok(conformance, { traceId: 't1', strategy: 'cloud-hypervisor@54', profile: 'linux-6.18' });
+    expect(r.conforms).toBe(false);
+    // the eight traced writes agree; the release then writes vCPU 0's offset (−9×10^12) to every vCPU,
+    // starting with vCPU 0 itself (prev = next), where the host's master clock went off instead (line 32)
+    expect(r.compared).toEqual({ traceWrites: 8, emulatedWrites: 12, agreedWrites: 8, masterClock: false, pvclock: false });
+    const d = r.firstDifference;
+    expect(d).toMatchObject({ check: 'kvm_write_tsc_offset', index: 9, fields: ['missing'], trace: null, afterLine: 30 });
+    expect(d.emulated.text).toBe(`kvm_write_tsc_offset: vcpu=0 prev=${offsetOf(-9_000_000_000_000n)} next=${offsetOf(-9_000_000_000_000n)}`);
+    // its line counts the emulated destination's lines (emulatedTrace): after the creation's master clock update (1), the creation and restore writes with their kvm_track_tsc (16), the 9th write is line 18
+    expect(d.emulated.line).toBe(18);
+    expect(r.emulatedTrace[d.emulated.line - 1]).toContain(d.emulated.text);
+    expect(d.traceNext).toEqual({ line: 32, timestamp: '5003.700000', task: 'vcpu0', text: 'kvm_update_master_clock: masterclock 0 hostclock tsc offsetmatched 0' });
+    const text = renderConformance(r);
+    expect(text).toMatch(/conforms: +NO/);
+    expect(text).toContain('first difference: TSC offset write 9 (missing)');
+    expect(text).toMatch(/trace next +line 32 +5003\.700000 +vcpu0: kvm_update_master_clock: masterclock 0/);
+    expect(text).toMatch(/emulated +line \d+ .*kvm_write_tsc_offset: vcpu=0 prev=18446735073709551616 next=18446735073709551616/);
+  });
+
+  it('a wrong guest TSC rate shows at the first write that depends on it: line 26, side by side', async () => {
+    await ok(importTrace, { path: fixture('ch-restore-offsets-differ.trace') });
+    const r = await ok(conformance, { traceId: 't1', strategy: 'cloud-hypervisor@53', profile: 'linux-6.18', guestTscHz: '2500000000' });
+    // creation and vCPU 0's restore are placed from the trace itself (lines 13 and 24), so they agree;
+    // vCPU 1's write 1.2 s later moves the offset by 1.2 × 2.5×10^9 = 3×10^9 instead of 2.4×10^9:
+    // emulated − trace = −600 000 000 cycles = −240 ms at 2.5 GHz
+    expect(r.conforms).toBe(false);
+    expect(r.compared.agreedWrites).toBe(5);
+    expect(r.firstDifference).toMatchObject({
+      check: 'kvm_write_tsc_offset',
+      index: 6,
+      fields: ['next'],
+      afterLine: 24,
+      nextDeltaCycles: '-600000000',
+      nextDeltaNs: '-240000000',
+      trace: { line: 26, timestamp: '5001.200000', task: 'vcpu1', text: `kvm_write_tsc_offset: vcpu=1 prev=${offsetOf(-9_999_000_000_000n)} next=${offsetOf(-9_002_400_000_000n)}` },
+      emulated: { text: `kvm_write_tsc_offset: vcpu=1 prev=${offsetOf(-9_999_000_000_000n)} next=${offsetOf(-9_003_000_000_000n)}` },
+    });
+    expect(renderConformance(r)).toMatch(/trace +line 26 +5001\.200000 +vcpu1: kvm_write_tsc_offset: vcpu=1/);
+  });
+
+  it('the healthy QEMU restore conforms to qemu: matched offsets, master clock on, the 3 GHz pvclock scale', async () => {
+    await ok(importTrace, { path: fixture('qemu-restore-healthy.report') });
+    const r = await ok(conformance, { traceId: 't1', strategy: 'qemu', profile: 'linux-6.18' });
+    expect(r.conforms).toBe(true);
+    // created at 7999.0 s at 3 GHz: host TSC 23 997×10^9 (line 5); the restore writes (lines 9-15, 20 µs
+    // apart) all print next = 2^64 − 22 200 000 300 000: 1 796 999 700 000 cycles above the creation offset
+    expect(r.parameters).toMatchObject({ vcpus: 4, guestTscHz: '3000000000', hostTscAtCreation: '23997000000000', creationLine: 5, sourceTscAtSave: '1796999700000', firstRestoreLine: 9, writeSpacingNs: '20000' });
+    expect(r.compared).toEqual({ traceWrites: 8, emulatedWrites: 8, agreedWrites: 8, masterClock: true, pvclock: true });
+  });
+
+  it('refuses what it cannot compare, with stable codes', async () => {
+    expect((await call(conformance, { traceId: 't9', strategy: 'qemu', profile: 'linux-6.18' })).error.code).toBe('not_found');
+    await ok(importTrace, { path: fixture('two-vms.trace') });
+    const many = await call(conformance, { traceId: 't1', strategy: 'qemu', profile: 'linux-6.18' });
+    expect(many.error).toMatchObject({ code: 'invalid_request', details: { field: 'vm', vms: ['4200', '4100'] } });
+    expect((await call(conformance, { traceId: 't1', vm: 'nope', strategy: 'qemu', profile: 'linux-6.18' })).error.code).toBe('not_found');
+    expect((await call(conformance, { traceId: 't1', vm: '4100', strategy: 'qemu@1.0', profile: 'linux-6.18' })).error.code).toBe('invalid_request');
+    expect((await call(conformance, { traceId: 't1', vm: '4100', strategy: 'counter-offset', profile: 'linux-6.18' })).error.code).toBe('invalid_request');
+    expect((await call(conformance, { traceId: 't1', vm: '4100', strategy: 'qemu', profile: 'linux-0.1' })).error.code).toBe('invalid_request');
+    // a restore write whose offset is below the creation offset: no guest TSC the source could save
+    const below = ['# tracer: nop', ' CPU 0/KVM-10 [000] 1.000000: kvm_write_tsc_offset: vcpu=0 prev=0 next=18446744071709551616', ' CPU 0/KVM-10 [000] 2.000000: kvm_write_tsc_offset: vcpu=0 prev=18446744071709551616 next=18446744070709551616'];
+    await ok(importTrace, { text: below, traceId: 'below' });
+    const r = await call(conformance, { traceId: 'below', strategy: 'qemu', profile: 'linux-6.18', guestTscHz: '2000000000' });
+    expect(r.error).toMatchObject({ code: 'invalid_request', details: { line: 3 } });
+    expect(r.error.message).toContain('an offset 1000000000 cycles below the creation write');
+  });
+});
