@@ -8,7 +8,6 @@ import type { EvolveOptions } from '../vm/evolve.js';
 import { guestSettings, type GuestOverrides } from '../guest/settings.js';
 import { frameOf } from './frame.js';
 import { guestOf } from './guest.js';
-import { judgeGuest } from './guest-rules.js';
 import { measureArm64 } from './measure-arm64.js';
 import { measureX86 } from './measure-x86.js';
 import { buildReport, type AuditReport } from './report.js';
@@ -39,5 +38,5 @@ export function auditFrom(src: AuditSource, ...[migrationId, thresholds = {}, op
   if (!f) return null;
   const m = f.before.rec.arm64 ? measureArm64(f, th) : measureX86(f);
   const g = guestOf(f, guestSettings(guestOverrides));
-  return buildReport(f, m, [...judge(f, m, th), ...judgeGuest(f, m, g)], opts, g);
+  return buildReport(f, m, judge(f, m, th, g), opts, g);
 }

@@ -151,8 +151,19 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
   const R = inp.resumeTime;
   const horizon = R + s.horizonNs;
   const Mr = mono(R);
+  // CLOCK_MONOTONIC's rate once resumed (ns per true second): a guest counter on a host of another
+  // rate (arm64 CNTFRQ, x86 catch-up) runs its timers at that rate
+  const ratePerS = (() => {
+    const r = mono(R + NSEC_PER_SEC) - Mr;
+    return r > 0n ? r : NSEC_PER_SEC;
+  })();
+  /** the true instant after t0 at which CLOCK_MONOTONIC reaches e (t0 itself if it already has) */
+  const whenMono = (t0: bigint, e: bigint) => {
+    const m = mono(t0);
+    return e <= m ? t0 : t0 + ((e - m) * NSEC_PER_SEC + ratePerS - 1n) / ratePerS;
+  };
   /** the true instant a timer expiring at CLOCK_MONOTONIC e fires once resumed (at once if already expired) */
-  const fireAt = (e: bigint) => (e <= Mr ? R : R + (e - Mr));
+  const fireAt = (e: bigint) => whenMono(R, e);
 
   // --- the stop: each detector's state as the guest left it ---
   // clocksource watchdog: runs at k × 0.5 s since boot, the k-th on CPU (k − 1) mod n; the first initialises
@@ -246,13 +257,13 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
         touch.set(cpu, now); // softlockup_fn() → update_touch_ts()
       }
       lockupExpires = (mono(t) / periodNs + 1n) * periodNs; // hrtimer_forward_now()
-      lockupAt = t + (lockupExpires - mono(t));
+      lockupAt = whenMono(t, lockupExpires);
     } else if (which === 1) {
       const m = lapic && tscCs ? clocksourceCyc2ns(inp.read(t, sleeperCpu).counter, tscCs.mult, tscCs.shift) : mono(t);
       report.sleeper.wakes.push({ expiresNs: sleeperExpires, timeNs: t, lateNs: m - sleeperExpires, lapicDeadline: lapic });
       lapic = false;
       sleeperExpires = mono(t) + s.sleeperPeriodNs;
-      sleeperAt = t + s.sleeperPeriodNs;
+      sleeperAt = whenMono(t, sleeperExpires);
     } else {
       wdRun++;
       const cpu = inp.vcpus[Number((wdRun - 1n) % BigInt(ncpu))]!;
@@ -295,7 +306,7 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
       if (pending) resetPending--;
       // watchdog_timer.expires += WATCHDOG_INTERVAL, on the next CPU; an expiry already past fires at the next tick
       wdExpires += WATCHDOG_INTERVAL_NS;
-      const due = t + (wdExpires - mono(t));
+      const due = whenMono(t, wdExpires);
       wdAt = due > t + TICK_NS ? due : t + TICK_NS;
     }
   }
