@@ -237,3 +237,35 @@ it('the same guest block from a fresh process (the CLI reading the log), and dme
   const text = execFileSync(process.execPath, [cli, '--db', l.db, 'audit', a.migrationId], { encoding: 'utf8' });
   expect(text).toContain('[   31.999999] watchdog: BUG: soft lockup - CPU#1 stuck for 29s! [swapper/1:0]');
 });
+
+it('replay under another kernel profile: the two guest logs compared', async () => {
+  // Recorded on linux-6.18: the 30 s jump above. Under linux-5.15 KVM_SET_CLOCK refuses the
+  // KVM_CLOCK_REALTIME flag (EINVAL), so the restored kvmclock starts again from 0 at the resume
+  // (true 32 s): CLOCK_MONOTONIC went back 2 s, nothing looks stuck, but the watchdog's 2.0 s
+  // expiry comes 2 s later and sees kvm-clock 2 000 000 002 − 1 500 000 000 = 500 000 002 ns against
+  // the TSC's (12 000 000 009 − 4 500 000 003) × 5592405 >> 24 = 2 499 999 852 ns.
+  await guest();
+  const a = await migrate('firecracker@1.13', 30 * S);
+  const r = await l.ok('replay', { profile: 'linux-5.15', migrationId: a.migrationId });
+  const m = r.byMigration.find((x: any) => x.migrationId === a.migrationId);
+  expect(m.audit.recorded.guest).toEqual(a.guest);
+  expect(m.audit.replayed.kvmclock.after).toBe('0');
+  expect(m.audit.replayed.guest.softLockups).toEqual([]);
+  expect(m.difference.guestLog).toEqual({
+    same: false,
+    onlyRecorded: [
+      'rcu: INFO: rcu_preempt self-detected stall on CPU',
+      'watchdog: BUG: soft lockup - CPU#0 stuck for 29s! [swapper/0:0]',
+      'watchdog: BUG: soft lockup - CPU#1 stuck for 29s! [swapper/1:0]',
+      `${PAD}'kvm-clock' wd_nsec: 30499999999 wd_now: 773593fff wd_last: 59682f00 mask: ffffffffffffffff`,
+      `${PAD}'tsc' cs_nsec: 499999969 cs_now: 165a0bc00 cs_last: 10c388d03 mask: ffffffffffffffff`,
+      `${PAD}Clocksource 'tsc' skewed -30000000030 ns (-30000 ms) over watchdog 'kvm-clock' interval of 30499999999 ns (30499 ms)`,
+    ],
+    onlyReplayed: [
+      `${PAD}'kvm-clock' wd_nsec: 500000002 wd_now: 77359402 wd_last: 59682f00 mask: ffffffffffffffff`,
+      `${PAD}'tsc' cs_nsec: 2499999852 cs_now: 2cb417809 cs_last: 10c388d03 mask: ffffffffffffffff`,
+      `${PAD}Clocksource 'tsc' skewed 1999999850 ns (1999 ms) over watchdog 'kvm-clock' interval of 500000002 ns (500 ms)`,
+    ],
+  });
+  expect(m.audit.replayed.guest.log[0]).toMatchObject({ guestNs: '2000000002', vcpu: 1 });
+});
