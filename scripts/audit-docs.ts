@@ -3,6 +3,7 @@
 // FINDING_CODES and the RULES table). `npm run docs` writes it; a test checks it is up to date.
 import { REPORT_FIELDS } from '../machines/audit/fields.js';
 import { RULES, type Rule } from '../machines/audit/rules.js';
+import { DEFAULT_GUEST, GUEST_SETTING_DOCS } from '../machines/guest/settings.js';
 import { DEFAULT_THRESHOLDS, FINDING_CODES, THRESHOLD_DOCS, type AuditThresholds } from '../machines/audit/thresholds.js';
 import type { Citations } from '../machines/audit/measure.js';
 
@@ -19,6 +20,10 @@ const CITED_BY_RULE: Partial<Record<string, string>> = {
   migration_in_flight: "the migration's last recorded event",
   migration_failed: "the refused step's event",
   tsc_writes_ignored: 'the accepted KVM_SET_MSRS (IA32_TSC, IA32_TSC_ADJUST) and KVM_SET_DEVICE_ATTR (KVM_VCPU_TSC_OFFSET) ioctls',
+  guest_clocksource_unstable: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL; guestLog: the kernel lines printed',
+  guest_soft_lockup: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL; guestLog: the "BUG: soft lockup" lines',
+  guest_rcu_stall: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL; guestLog: the stall line',
+  guest_wall_clock: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL',
 };
 
 const cell = (s: string) => s.replace(/\|/g, '\\|');
@@ -58,6 +63,18 @@ export function auditDocs(): string {
   line('|---|---|---|');
   for (const [k, v] of Object.entries(DEFAULT_THRESHOLDS) as [keyof AuditThresholds, bigint][]) {
     line(`| \`${k}\` | ${human(k, v)} | ${cell(THRESHOLD_DOCS[k])} |`);
+  }
+  line();
+  line('## Guest settings');
+  line();
+  line('The simulated guest (`guest` in the report) is set with `thresholds: { guest: { … } }` (u64 values as decimal strings');
+  line('or integers; `ntp: { … }` likewise). `ntp.client: ntpd` starts from ntpd\'s defaults.');
+  line();
+  line('| setting | default | stands for |');
+  line('|---|---|---|');
+  for (const [k, doc] of Object.entries(GUEST_SETTING_DOCS)) {
+    const v = k.split('.').reduce<unknown>((o, p) => (o as Record<string, unknown>)[p], DEFAULT_GUEST);
+    line(`| \`${k}\` | ${typeof v === 'bigint' ? v.toString() : String(v)} | ${cell(doc)} |`);
   }
   line();
   line('## Findings');

@@ -134,6 +134,27 @@ export function renderGuest(r: R): string {
 
 const SEVERITY: Record<string, string> = { fail: 'FAIL', warn: 'WARN', info: 'info' };
 
+/** printk's timestamp prefix for a guest ns: "[   12.345678]". */
+export function dmesgStamp(ns: unknown): string {
+  const v = BigInt(String(ns));
+  return `[${String(v / 1_000_000_000n).padStart(5, ' ')}.${String((v % 1_000_000_000n) / 1000n).padStart(6, '0')}]`;
+}
+
+/** The simulated guest: its clocksource, its kernel log dmesg-style, the wall clock and the sleeper. */
+function renderGuestModel(g: R): string[] {
+  const cs = g.clocksource as R;
+  const out = [`guest (Linux ${g.kernel}; clocksource ${cs.before} → ${cs.after}; watchdog ${cs.watchdog ?? 'none'}, margin ${fmtNs(cs.marginNs)}):`];
+  const log = (g.log ?? []) as R[];
+  out.push(...(log.length ? log.map((e) => `  ${dmesgStamp(e.guestNs)} ${e.text}`) : ['  (no kernel messages)']));
+  const w = g.wallClock as R;
+  const curve = (w.curve ?? []) as R[];
+  out.push(`  wall clock (${w.client}): ${curve.map((p) => `${p.at} ${fmtNs(p.errorNs)}`).join(', ')}${w.convergedAt != null ? `; within 1 ms at ${fmtNs(w.convergedAt)}` : ''}`);
+  const sl = g.sleeper as R;
+  const wakes = (sl.wakes ?? []) as R[];
+  out.push(`  sleeper (vCPU ${sl.vcpu}, every ${fmtNs(sl.periodNs)}): ${sl.stuck ? 'stuck (its LAPIC deadline never fires)' : wakes.map((x) => (x.lateNs == null ? 'pending' : `late ${fmtNs(x.lateNs)}`)).join(', ')}`);
+  return out;
+}
+
 /** One migration's audit: the summary, a per-vCPU table, and the findings. */
 export function renderAuditReport(a: R): string {
   const lines: string[] = [];
@@ -173,6 +194,7 @@ export function renderAuditReport(a: R): string {
         )
       : '  (none)',
   );
+  if (a.guest) lines.push('', ...renderGuestModel(a.guest as R));
   const findings = (a.findings ?? []) as R[];
   lines.push('', 'findings:');
   lines.push(

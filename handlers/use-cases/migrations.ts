@@ -1,6 +1,6 @@
 // Live migrations and their audit.
 import { z } from 'zod';
-import { auditFrom, type AuditReport } from '../../machines/audit/audit.js';
+import { auditFrom, type AuditOverrides, type AuditReport } from '../../machines/audit/audit.js';
 import { logAuditSource, sessionAuditSource, type AuditSource } from '../../machines/audit/source.js';
 import type { Session } from '../../machines/session.js';
 import { DEFAULT_THRESHOLDS, type AuditThresholds } from '../../machines/audit/thresholds.js';
@@ -16,8 +16,36 @@ import { HandlerError } from '../errors.js';
 import { MAX_OPTION_LENGTH, MAX_OPTIONS } from '../limits.js';
 import { didYouMean } from '../suggest.js';
 
+/** The simulated guest's settings (machines/guest/settings.ts), each optional. */
+const guestSchema = z
+  .object({
+    kernel: z.string().regex(/^\d{1,2}\.\d{1,3}$/, 'a guest kernel version "major.minor"').optional(),
+    clocksource: z.enum(['auto', 'kvm-clock', 'tsc']).optional(),
+    tscReliable: z.boolean().optional(),
+    invariantTsc: z.boolean().optional(),
+    watchdogThreshS: z.number().int().min(1).max(60).optional(),
+    rcuStallTimeoutS: z.number().int().min(3).max(300).optional(),
+    ntp: z
+      .object({
+        client: z.enum(['chrony', 'ntpd', 'none']).optional(),
+        pollNs: u64Field.refine((v) => v >= 1_000_000_000n, 'at least 1 s').optional(),
+        makestepThresholdNs: u64Field.optional(),
+        makestepLimit: z.number().int().min(-1).max(1_000_000).optional(),
+        maxSlewPpb: u64Field.refine((v) => v > 0n, 'above 0').optional(),
+      })
+      .strict()
+      .optional(),
+    sleeperPeriodNs: u64Field.refine((v) => v >= 1_000_000n, 'at least 1 ms').optional(),
+    horizonNs: u64Field.refine((v) => v <= 600_000_000_000n, 'at most 600 s').optional(),
+  })
+  .strict()
+  .optional();
+
 const thresholdsSchema = z
-  .object(Object.fromEntries(Object.keys(DEFAULT_THRESHOLDS).map((k) => [k, u64Field.optional()])) as Record<keyof AuditThresholds, z.ZodOptional<typeof u64Field>>)
+  .object({
+    ...(Object.fromEntries(Object.keys(DEFAULT_THRESHOLDS).map((k) => [k, u64Field.optional()])) as Record<keyof AuditThresholds, z.ZodOptional<typeof u64Field>>),
+    guest: guestSchema,
+  })
   .strict()
   .optional();
 
@@ -100,7 +128,7 @@ export const migrate = defineHandler({
   },
 });
 
-function auditOrThrow(source: AuditSource, migrationId: string, thresholds?: Partial<AuditThresholds>): AuditReport {
+function auditOrThrow(source: AuditSource, migrationId: string, thresholds?: AuditOverrides): AuditReport {
   const a = auditFrom(source, migrationId, thresholds);
   if (!a) throw new HandlerError('not_found', `no migration '${migrationId}'`, { migrationId });
   return a;

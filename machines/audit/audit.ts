@@ -5,7 +5,9 @@
 // and one report (report.ts).
 import type { EventStore } from '../../store/types.js';
 import type { EvolveOptions } from '../vm/evolve.js';
+import { guestSettings, type GuestOverrides } from '../guest/settings.js';
 import { frameOf } from './frame.js';
+import { guestOf } from './guest.js';
 import { measureArm64 } from './measure-arm64.js';
 import { measureX86 } from './measure-x86.js';
 import { buildReport, type AuditReport } from './report.js';
@@ -18,7 +20,10 @@ export { worstError } from './format.js';
 export { guestTscHz, guestTscTickHz, pvclockDriftPpb } from './measure-x86.js';
 
 /** What an audit asks, wherever it reads the log from: the migration, threshold overrides, evolve options. */
-type AuditArgs = [migrationId: string, thresholds?: Partial<AuditThresholds>, opts?: EvolveOptions];
+type AuditArgs = [migrationId: string, thresholds?: AuditOverrides, opts?: EvolveOptions];
+
+/** Threshold overrides, and the simulated guest's settings (`guest`). */
+export type AuditOverrides = Partial<AuditThresholds> & { guest?: GuestOverrides };
 
 /** Audit one migration from the log (optionally as it would have gone under another kernel profile). */
 export function auditMigration(store: EventStore, ...args: AuditArgs): AuditReport | null {
@@ -27,9 +32,11 @@ export function auditMigration(store: EventStore, ...args: AuditArgs): AuditRepo
 
 /** Audit one migration from what a source holds of the log. */
 export function auditFrom(src: AuditSource, ...[migrationId, thresholds = {}, opts = {}]: AuditArgs): AuditReport | null {
-  const th = { ...DEFAULT_THRESHOLDS, ...thresholds };
+  const { guest: guestOverrides, ...rest } = thresholds;
+  const th = { ...DEFAULT_THRESHOLDS, ...rest };
   const f = frameOf(src, migrationId);
   if (!f) return null;
   const m = f.before.rec.arm64 ? measureArm64(f, th) : measureX86(f);
-  return buildReport(f, m, judge(f, m, th), opts);
+  const g = guestOf(f, guestSettings(guestOverrides));
+  return buildReport(f, m, judge(f, m, th, g), opts, g);
 }

@@ -3,6 +3,7 @@
 // user documentation (docs/audit.md is generated from REPORT_FIELDS).
 import { baselineRelease, type StrategyRelease } from '../migration/strategies/releases.js';
 import type { EvolveOptions } from '../vm/evolve.js';
+import type { GuestReport } from '../guest/model.js';
 import type { AuditFrame } from './frame.js';
 import type { Measures } from './measure.js';
 import type { FindingCode } from './thresholds.js';
@@ -14,6 +15,8 @@ export interface Finding {
   severity: Severity;
   message: string;
   positions: number[];
+  /** guest-model findings: the indices in guest.log of the kernel messages that make them */
+  guestLog?: number[];
 }
 
 export interface VcpuAudit {
@@ -72,6 +75,8 @@ export interface AuditReport {
   tscFrequency: { nominalHz: bigint; actualHz: bigint; driftPpb: bigint; msPerDay: string };
   /** arm64 guests: vcpus[] and skewCycles describe the virtual counter (CNTVCT); this the rest */
   arm64?: Arm64Audit;
+  /** the simulated Linux guest (null: a guest without a counter rate) */
+  guest: GuestReport | null;
   findings: Finding[];
   verdict: Verdict;
 }
@@ -83,7 +88,7 @@ export function verdictOf(status: AuditReport['status'], findings: readonly Find
 }
 
 /** The report of one migration: its frame, an architecture's measures and the findings. */
-export function buildReport(f: AuditFrame, m: Measures, findings: Finding[], opts: EvolveOptions = {}): AuditReport {
+export function buildReport(f: AuditFrame, m: Measures, findings: Finding[], opts: EvolveOptions = {}, guest: GuestReport | null = null): AuditReport {
   const { mig } = f;
   const dstHost = f.src.host(mig.toHost);
   return {
@@ -110,6 +115,7 @@ export function buildReport(f: AuditFrame, m: Measures, findings: Finding[], opt
     pvclock: m.pvclock,
     tscFrequency: m.tscFrequency,
     ...(m.arm64 ? { arm64: m.arm64 } : {}),
+    guest,
     findings,
     verdict: verdictOf(mig.status, findings),
   };

@@ -3,7 +3,9 @@
 // recorded events it cites. Rows are judged in table order; a code may have several rows (each a
 // way to reach it). docs/audit.md is generated from this table and FINDING_CODES.
 import { s64 } from '../../kvm/u64.js';
+import type { GuestReport } from '../guest/model.js';
 import type { AuditFrame } from './frame.js';
+import { GUEST_RULES } from './guest-rules.js';
 import { abs, fmtNs, perDay, ppm, worstError } from './format.js';
 import type { Citations, Measurement } from './measure.js';
 import type { Finding, Severity } from './report.js';
@@ -13,6 +15,8 @@ export interface RuleInput {
   f: AuditFrame;
   m: Measurement;
   th: AuditThresholds;
+  /** the simulated guest (null: none) */
+  g: GuestReport | null;
 }
 
 export interface Rule<S = any> {
@@ -32,6 +36,8 @@ export interface Rule<S = any> {
   message(s: S, c: RuleInput): string;
   /** the recorded events cited: the measurement's lists, or positions the rule finds itself */
   cites: (keyof Citations)[] | ((s: S, c: RuleInput) => number[]);
+  /** guest-model rules: the guest.log entries the finding stands on */
+  guestLog?: (s: S, c: RuleInput) => number[];
 }
 
 const rule = <S>(r: Rule<S>): Rule<S> => r;
@@ -373,11 +379,12 @@ export const RULES: readonly Rule[] = [
     },
     cites: ['counterWrites'],
   }),
+  ...GUEST_RULES,
 ];
 
 /** The findings of one migration: every rule of its architecture, in table order. */
-export function judge(f: AuditFrame, m: Measurement, th: AuditThresholds): Finding[] {
-  const c: RuleInput = { f, m, th };
+export function judge(f: AuditFrame, m: Measurement, th: AuditThresholds, g: GuestReport | null = null): Finding[] {
+  const c: RuleInput = { f, m, th, g };
   const findings: Finding[] = [];
   for (const r of RULES) {
     if ((r.arch && r.arch !== m.arch) || (r.atResume && !f.after)) continue;
@@ -388,6 +395,7 @@ export function judge(f: AuditFrame, m: Measurement, th: AuditThresholds): Findi
         severity: r.or?.when(s, c) ? r.or.severity : r.severity,
         message: r.message(s, c),
         positions: [...new Set(positions)].sort((a, b) => a - b),
+        ...(r.guestLog ? { guestLog: r.guestLog(s, c) } : {}),
       });
     }
   }

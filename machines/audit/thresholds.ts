@@ -75,5 +75,10 @@ export const FINDING_CODES = {
   counter_jump: 'arm64: the virtual counter advanced more than true time by more than clockErrorNs (warn)',
   counter_divergence: 'arm64: the virtual and physical counters moved apart by more than clockErrorNs (warn)',
   physical_counter_traps: 'arm64: the physical counter is offset without FEAT_ECV, so every guest CNTPCT read traps; counted and costed at trapCostNs (info)',
+  guest_clocksource_unstable: "the simulated guest's clocksource watchdog marked its watched clocksource (tsc) unstable, printing the kernel's lines (fail)",
+  guest_soft_lockup: 'the simulated guest printed "BUG: soft lockup" on one or more CPUs (fail)',
+  guest_rcu_stall: 'the simulated guest printed an rcu_preempt stall (fail)',
+  guest_sleeper_stuck: "the simulated guest's sleeper waited on a LAPIC TSC deadline that fired more than 1 s late or not at all (fail)",
+  guest_wall_clock: "the simulated guest's CLOCK_REALTIME was more than 1 ms off at the resume; the message says how its NTP client corrects it (warn)",
 } as const;
 export type FindingCode = keyof typeof FINDING_CODES;

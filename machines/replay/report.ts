@@ -184,6 +184,14 @@ function auditDifference(a: AuditReport, b: AuditReport) {
       onlyRecorded: a.findings.filter((f) => !b.findings.some((g) => g.code === f.code)).map((f) => f.code),
       onlyReplayed: b.findings.filter((f) => !a.findings.some((g) => g.code === f.code)).map((f) => f.code),
     },
+    guestLog: guestLogDifference(a, b),
   };
+}
+
+/** The simulated guest's kernel lines under each profile (printk text only) and those only one of them printed. */
+function guestLogDifference(a: AuditReport, b: AuditReport) {
+  const lines = (r: AuditReport) => (r.guest?.log ?? []).map((e) => e.text);
+  const [ra, rb] = [lines(a), lines(b)];
+  return { same: JSON.stringify(ra) === JSON.stringify(rb), onlyRecorded: ra.filter((t) => !rb.includes(t)), onlyReplayed: rb.filter((t) => !ra.includes(t)) };
 }
 

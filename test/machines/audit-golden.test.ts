@@ -93,6 +93,20 @@ const SCENARIOS: Scenario[] = [
       ]),
   },
   { name: 'x86 secure TSC (TDX / SEV-SNP)', run: (l) => chain(l, 'x86', 'firecracker', 'i3000', [{ to: 'drifty', blackoutNs: 300_000_000 }], { secureTsc: true }) },
+  {
+    // the guest's LAPIC TSC deadline restored before IA32_TSC: its sleeper is stuck (guest_sleeper_stuck)
+    name: 'x86 firecracker 1.7 deadline before the TSC',
+    run: async (l) => {
+      for (const h of X86_HOSTS) await l.ok('createHost', h);
+      await l.ok('createVm', { vmId: 'g', hostId: 'i3000', vcpus: 1 });
+      await l.ok('runVcpu', { vmId: 'g' });
+      await l.ok('advanceTime', { ns: 2 * S });
+      await l.ok('guest', { vmId: 'g', vcpu: 0, op: 'wrmsr', msr: 'MSR_IA32_TSC_DEADLINE', value: '6300000000' });
+      const r = await l.ok('migrate', { vmId: 'g', toHost: 'next', strategy: 'firecracker@1.7', blackoutNs: S, vmmLatencyNs: 0 });
+      expectMigrateAuditsFromLog(l);
+      return [r.audit];
+    },
+  },
   { name: 'x86 refused restore', run: (l) => chain(l, 'x86', 'cloud-hypervisor', 'i3000', [{ to: 'fast', blackoutNs: 300_000_000 }]) },
   { name: 'x86 refused in a chain', run: (l) => chain(l, 'x86', 'qemu', 'i3000', [{ to: 'a2000', blackoutNs: 1000 }, { to: 'fast', blackoutNs: 1000 }]) },
   {

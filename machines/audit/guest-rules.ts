@@ -1,0 +1,104 @@
+// The findings the guest model gives, as rows of the rule table (rules.ts): each is a simulated
+// guest event (kernel messages, a wake-up, an NTP correction), citing the guest log entries it
+// printed (guestLog) and the recorded events whose clocks the guest read (positions).
+import type { GuestReport, WatchdogRun } from '../guest/model.js';
+import { fmtNs } from './format.js';
+import type { Rule, RuleInput } from './rules.js';
+
+/** [12.345678]: printk's timestamp of a guest ns, unpadded for a message */
+export function dmesgStamp(ns: bigint): string {
+  const s = ns / 1_000_000_000n;
+  const us = (ns % 1_000_000_000n) / 1000n;
+  return `[${s}.${String(us).padStart(6, '0')}]`;
+}
+
+/** the recorded writes of the guest's clocks: what it read across the stop */
+const clockWrites = (_: unknown, { m }: RuleInput) => [...m.cites.counterWrites, ...m.cites.kvmclockWrites, ...m.cites.kvmclockCtrl];
+const stamp = (g: GuestReport, i: number) => dmesgStamp(g.log[i]!.guestNs);
+
+/** the log entries of one unstable run: its first line and those printed with it */
+function runLines(g: GuestReport, r: WatchdogRun): number[] {
+  const first = g.log.findIndex((e) => e.timeNs === r.timeNs && e.text.includes(`Marking clocksource '${r.clocksource}'`));
+  return g.log.map((_, i) => i).filter((i) => i >= first && g.log[i]!.timeNs === r.timeNs && !g.log[i]!.text.startsWith('watchdog:') && !g.log[i]!.text.startsWith('rcu:'));
+}
+
+const row = <S>(r: Rule<S>): Rule<S> => r;
+
+export const GUEST_RULES: readonly Rule[] = [
+  row({
+    code: 'guest_clocksource_unstable',
+    arch: 'x86',
+    atResume: true,
+    condition: "the simulated clocksource watchdog found the watched clocksource's interval off the watchdog's by more than the guest kernel's margin (guest.clocksource.marginNs) and marked it unstable",
+    thresholds: [],
+    cases: ({ g }) => (g ? g.watchdogRuns.filter((r) => r.outcome === 'unstable').map((r) => ({ r, g })) : []),
+    severity: 'fail',
+    message: ({ r, g }) =>
+      `${stamp(g, runLines(g, r)[0]!)} the guest's clocksource watchdog on CPU${r.vcpu} marks '${r.clocksource}' unstable: it advanced ${r.csNsec} ns against ${r.wdNsec} ns of '${r.watchdog}', a ${fmtNs(r.csNsec! - r.wdNsec!)} skew beyond the ${fmtNs(g.clocksource.marginNs)} margin of a ${g.kernel} guest; clocksource ${g.clocksource.before} → ${g.clocksource.after}`,
+    cites: clockWrites,
+    guestLog: ({ r, g }) => runLines(g, r),
+  }),
+  row({
+    code: 'guest_soft_lockup',
+    atResume: true,
+    condition: 'the simulated soft-lockup detector printed "BUG: soft lockup" on one or more CPUs: the clock jumped past 2 × watchdog_thresh without PVCLOCK_GUEST_STOPPED on them',
+    thresholds: [],
+    cases: ({ g }) => (g && g.softLockups.length ? [g] : []),
+    severity: 'fail',
+    message: (g) =>
+      `${stamp(g, g.softLockups[0]!.log[0]!)} BUG: soft lockup on ${g.softLockups.map((x) => `CPU#${x.vcpu} (${x.stuckS}s)`).join(', ')}: the clock jumped without PVCLOCK_GUEST_STOPPED on ${g.softLockups.length === 1 ? 'that vCPU' : 'those vCPUs'}`,
+    cites: clockWrites,
+    guestLog: (g) => g.softLockups.flatMap((x) => x.log),
+  }),
+  row({
+    code: 'guest_rcu_stall',
+    atResume: true,
+    condition: 'the simulated RCU stall detector saw jiffies jump past rcu_cpu_stall_timeout since the grace period began, and the CPU found no PVCLOCK_GUEST_STOPPED',
+    thresholds: [],
+    cases: ({ g }) => (g ? g.rcuStalls.map((s) => ({ s, g })) : []),
+    severity: 'fail',
+    message: ({ s, g }) => `${stamp(g, s.log[0]!)} rcu_preempt self-detected stall on CPU ${s.vcpu}: jiffies jumped ${s.jiffies} (${fmtNs((s.jiffies * 1_000_000_000n) / 250n)}) at the resume`,
+    cites: clockWrites,
+    guestLog: ({ s }) => s.log,
+  }),
+  row({
+    code: 'guest_sleeper_stuck',
+    arch: 'x86',
+    atResume: true,
+    condition: "the sleeper's pending LAPIC TSC deadline fired more than 1 s late, or not within the simulated horizon",
+    thresholds: [],
+    cases: ({ g }) => {
+      const w = g?.sleeper.wakes[0];
+      return g && w?.lapicDeadline && (w.lateNs === null || w.lateNs > 1_000_000_000n) ? [{ g, late: w.lateNs }] : [];
+    },
+    severity: 'fail',
+    message: ({ g, late }) =>
+      late === null
+        ? `the sleeper on vCPU ${g.sleeper.vcpu} waits on a LAPIC TSC deadline that does not fire within the simulated horizon: stuck`
+        : `the sleeper on vCPU ${g.sleeper.vcpu} wakes ${fmtNs(late)} late: its LAPIC TSC deadline was armed against another TSC`,
+    cites: ['counterWrites'],
+  }),
+  row({
+    code: 'guest_wall_clock',
+    atResume: true,
+    condition: "the simulated guest's CLOCK_REALTIME is more than 1 ms off at the resume",
+    thresholds: [],
+    cases: ({ g }) => {
+      const c = g?.wallClock.curve.find((p) => p.at === 'resume');
+      return g && c && (c.errorNs > 1_000_000n || c.errorNs < -1_000_000n) ? [{ g, error: c.errorNs }] : [];
+    },
+    severity: 'warn',
+    message: ({ g, error }, { f }) => {
+      const w = g.wallClock;
+      const fix = w.curve.some((p) => p.at === 'step') ? 'steps it' : w.curve.some((p) => p.at === 'slewed') ? 'slews it' : 'does not correct it';
+      const upd = w.curve.find((p) => p.at.startsWith('ntp update'));
+      const since = (t: bigint) => fmtNs(t - f.resumeTime);
+      return `the guest's CLOCK_REALTIME is ${fmtNs(error)} off at the resume; ${
+        w.client === 'none'
+          ? 'no NTP client corrects it'
+          : `${w.client} ${fix}${upd ? ` at its ${upd.at} (${since(upd.timeNs)} after the resume)` : ''}${w.convergedAt !== null ? `, within 1 ms ${since(w.convergedAt)} after the resume` : ''}`
+      }`;
+    },
+    cites: clockWrites,
+  }),
+];

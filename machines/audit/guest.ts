@@ -1,0 +1,81 @@
+// The guest model's input from the audit's frame: every clock read goes through the emulated
+// kernel on the VM state the log rebuilds (the source as the stop began, the resumed side after),
+// and the guest's own recorded reads say where it found PVCLOCK_GUEST_STOPPED. Nothing else is
+// read, so the simulation is a fold of the log: a fresh process, or a replay under another
+// kernel profile, computes it again from the same events.
+import { hostRealtimeNs } from '../../kvm/host.js';
+import { MSRS } from '../../kvm/uapi.js';
+import { simulateGuest, type GuestInput, type GuestReport } from '../guest/model.js';
+import type { GuestSettings } from '../guest/settings.js';
+import type { IoctlIssuedData } from '../vm/events.js';
+import { guestClocksAt, guestCountersAt } from '../vm/view.js';
+import type { AuditFrame, Side } from './frame.js';
+
+/** Whether an ioctl wrote IA32_TSC_DEADLINE. */
+function writesDeadline(d: IoctlIssuedData): boolean {
+  if (d.ioctl !== 'KVM_SET_MSRS') return false;
+  const entries = (d.arg as { entries?: { index?: unknown }[] } | null)?.entries ?? [];
+  return entries.some((e) => e.index === MSRS.MSR_IA32_TSC_DEADLINE || e.index === 'MSR_IA32_TSC_DEADLINE' || e.index === String(MSRS.MSR_IA32_TSC_DEADLINE));
+}
+
+export function guestInputOf(f: AuditFrame): GuestInput {
+  const { before, after, stopTime } = f;
+  const arm = before.rec.arm64 !== null;
+  const side = (t: bigint): Side => (after && t >= after.time ? after : before);
+  const cache = new Map<string, { counter: bigint; kvmclock: bigint | null }[]>();
+  const readAll = (t: bigint) => {
+    const s = side(t);
+    const key = `${s === after ? 'a' : 'b'}${t}`;
+    let r = cache.get(key);
+    if (!r) {
+      r = arm
+        ? guestCountersAt(s.rec, s.host, t).map((c) => ({ vcpu: c.vcpu, counter: c.cntvct, kvmclock: null }))
+        : guestClocksAt(s.rec, s.host, t).vcpus.map((v) => ({ vcpu: v.vcpu, counter: v.tsc, kvmclock: v.kvmclock }));
+      if (cache.size > 4096) cache.clear();
+      cache.set(key, r);
+    }
+    return r as ({ vcpu: number } & { counter: bigint; kvmclock: bigint | null })[];
+  };
+  const vcpus = arm ? before.rec.arm64!.vcpus.map((v) => v.id) : (before.rec.x86?.vcpus ?? []).map((v) => v.id);
+  const v0 = before.rec.x86?.vcpus[0];
+
+  // PVCLOCK_GUEST_STOPPED as the resumed guest found it (its kvm_check_and_clear_guest_paused() reads)
+  const guestStopped = new Map<number, number>();
+  if (after) {
+    for (const e of f.vmEvents) {
+      const d = e.data as { op?: string; vcpu?: number; result?: { value?: string } };
+      if (e.type === 'GuestExecuted' && e.time >= after.time && d.op === 'checkPaused' && d.result?.value === '1' && !guestStopped.has(d.vcpu!)) guestStopped.set(d.vcpu!, e.position);
+    }
+  }
+  // the boot vCPU's LAPIC deadline, if one was pending as the stop began: the sleeper waits on it
+  const a0 = after?.rec.x86?.vcpus.find((v) => v.id === v0?.id);
+  const armed = v0 && v0.tscDeadline !== 0n && v0.tscDeadlineFiresAt !== null && v0.tscDeadlineFiresAt > stopTime;
+  const deadline =
+    armed && after && a0 ? { tscDeadline: a0.tscDeadline, firesAt: a0.tscDeadlineFiresAt, positions: f.ioctls(writesDeadline) } : null;
+
+  return {
+    arch: arm ? 'arm64' : 'x86',
+    vcpus,
+    counterHz: arm ? before.rec.host.counterHz : BigInt(v0?.virtualTscKhz ?? 0) * 1000n,
+    kvmclock: !arm && !!v0?.pvti,
+    stopTime,
+    resumeTime: after ? after.time : null,
+    read: (t, vcpu) => {
+      // a vCPU whose kvmclock page the emulated guest never registered reads the boot vCPU's
+      // (a Linux guest registers one on every CPU; the boot vCPU's is the one the log holds)
+      const all = readAll(t);
+      const r = all.find((x) => x.vcpu === vcpu) ?? all[0]!;
+      return { counter: r.counter, kvmclock: r.kvmclock ?? all[0]!.kvmclock };
+    },
+    realtime: (t) => hostRealtimeNs(side(t).host, t),
+    guestStopped,
+    deadline,
+  };
+}
+
+/** The guest's simulation for an audit frame (x86 guests with a TSC rate, and arm64 guests). */
+export function guestOf(f: AuditFrame, s: GuestSettings): GuestReport | null {
+  const inp = guestInputOf(f);
+  if (!inp.vcpus.length || inp.counterHz === 0n) return null;
+  return simulateGuest(inp, s);
+}

@@ -1,0 +1,398 @@
+// The Linux guest's own timekeeping around a stop and a resume, simulated from the clocks it
+// reads through the emulated kernel: its clocksource and the clocksource watchdog
+// (kernel/time/clocksource.c), CLOCK_MONOTONIC and CLOCK_REALTIME with an NTP client, the
+// soft-lockup detector (kernel/watchdog.c) and the RCU stall detector (kernel/rcu/tree_stall.h),
+// both touched through kvm_check_and_clear_guest_paused(), and a periodic sleeper on a
+// TSC-deadline LAPIC timer. Pure and deterministic: the same input gives the same log.
+import {
+  arm64Clocksources,
+  clocksourceCyc2ns,
+  clocksourceSelect,
+  clocksourceSelectWatchdog,
+  NSEC_PER_SEC,
+  watchdogRules,
+  x86Clocksources,
+  type Clocksource,
+} from './clocksource.js';
+import type { GuestSettings } from './settings.js';
+
+/** What the guest reads on one vCPU at a true instant: its counter (TSC or CNTVCT) and kvmclock (x86, once enabled). */
+export interface GuestReading {
+  counter: bigint;
+  kvmclock: bigint | null;
+}
+
+/** The guest as the audit hands it over: every input is rebuilt from the log. */
+export interface GuestInput {
+  arch: 'x86' | 'arm64';
+  vcpus: number[];
+  /** the guest's counter rate: x86 tsc_khz × 1000 (the boot vCPU's virtual TSC), arm64 CNTFRQ */
+  counterHz: bigint;
+  /** x86: the guest enabled kvmclock on its boot vCPU */
+  kvmclock: boolean;
+  stopTime: bigint;
+  /** null: nothing resumed (in flight) */
+  resumeTime: bigint | null;
+  /** the guest's clocks on a vCPU at true time t, through the emulated kernel (the source up to the stop, the resumed side from the resume) */
+  read(t: bigint, vcpu: number): GuestReading;
+  /** true wall-clock time at t (the host's CLOCK_REALTIME on the side the guest runs on) */
+  realtime(t: bigint): bigint;
+  /** x86: per vCPU, the log position of the guest read that found PVCLOCK_GUEST_STOPPED after the resume */
+  guestStopped: Map<number, number>;
+  /** x86: the boot vCPU's LAPIC TSC-deadline timer, if the guest had one armed as the stop began */
+  deadline: { tscDeadline: bigint; firesAt: bigint | null; positions: number[] } | null;
+}
+
+export interface GuestLogEntry {
+  /** the true instant (ns of the ledger's time axis) */
+  timeNs: bigint;
+  /** the guest's printk timestamp (its sched_clock, ns) */
+  guestNs: bigint;
+  vcpu: number;
+  text: string;
+}
+
+export interface WatchdogRun {
+  timeNs: bigint;
+  vcpu: number;
+  clocksource: string;
+  watchdog: string;
+  csNsec: bigint | null;
+  wdNsec: bigint | null;
+  outcome: 'init' | 'reset' | 'ok' | 'long-interval' | 'unstable';
+}
+
+export interface GuestReport {
+  kernel: string;
+  clocksource: {
+    before: string;
+    after: string;
+    watchdog: string | null;
+    ratings: Record<string, number>;
+    marginNs: bigint;
+    marginIs: string;
+  };
+  log: GuestLogEntry[];
+  /** the clocksource watchdog's runs from the last before the stop to the horizon (runs that only re-checked a clean interval after the first are counted, not listed) */
+  watchdogRuns: WatchdogRun[];
+  /** vCPUs on which the guest found PVCLOCK_GUEST_STOPPED and touched its watchdogs, and where */
+  guestStopped: { vcpu: number; timeNs: bigint; by: 'softlockup' | 'rcu'; position: number }[];
+  softLockups: { vcpu: number; timeNs: bigint; stuckS: number; log: number[] }[];
+  rcuStalls: { vcpu: number; timeNs: bigint; jiffies: bigint; log: number[] }[];
+  wallClock: {
+    client: string;
+    curve: { timeNs: bigint; errorNs: bigint; at: string }[];
+    /** true time the error is back within 1 ms (null: not within the curve, or no client) */
+    convergedAt: bigint | null;
+  };
+  sleeper: {
+    vcpu: number;
+    periodNs: bigint;
+    /** the first wake-ups after the resume: the CLOCK_MONOTONIC expiry, the true instant, and how late the guest sees it */
+    wakes: { expiresNs: bigint; timeNs: bigint | null; lateNs: bigint | null; lapicDeadline: boolean }[];
+    /** the worst lateness (null: a wake-up still pending at the horizon) */
+    maxLateNs: bigint | null;
+    /** the LAPIC deadline was armed and never fired within the horizon */
+    stuck: boolean;
+  };
+}
+
+const HZ = 250n;
+const TICK_NS = NSEC_PER_SEC / HZ;
+const WATCHDOG_INTERVAL_NS = NSEC_PER_SEC / 2n;
+const MASK = 'ffffffffffffffff';
+const hex = (v: bigint) => BigInt.asUintN(64, v).toString(16);
+const abs = (x: bigint) => (x < 0n ? -x : x);
+/** div_s64(): truncation toward zero, as C's / does */
+const divTrunc = (a: bigint, b: bigint) => a / b;
+
+/** Simulate the guest across one stop and resume. */
+export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
+  const list: Clocksource[] = inp.arch === 'x86' ? x86Clocksources(s, Number(inp.counterHz / 1000n), inp.kvmclock) : arm64Clocksources(inp.counterHz);
+  const ratings = Object.fromEntries(list.map((c) => [c.name, c.rating]));
+  const rules = watchdogRules(s.kernel);
+  const unstable = new Set<string>();
+  let cur = clocksourceSelect(list, s.clocksource);
+  const before = cur.name;
+  const wd = clocksourceSelectWatchdog(list);
+  const watched = wd ? list.filter((c) => c.mustVerify) : [];
+  const schedCs = list.find((c) => c.name === 'kvm-clock') ?? list[0]!;
+  const ncpu = inp.vcpus.length;
+  const log: GuestLogEntry[] = [];
+
+  const raw = (c: Clocksource, t: bigint, cpu: number): bigint => {
+    const r = inp.read(t, cpu);
+    return c.name === 'kvm-clock' ? r.kvmclock ?? 0n : r.counter;
+  };
+  const nsOf = (c: Clocksource, t: bigint, cpu: number) => clocksourceCyc2ns(raw(c, t, cpu), c.mult, c.shift);
+  /** local_clock(): the printk timestamp and the lockup detector's clock (kvm_sched_clock_read with kvmclock) */
+  const sched = (t: bigint, cpu: number) => nsOf(schedCs, t, cpu);
+  let monoOff = 0n;
+  /** ktime_get(): CLOCK_MONOTONIC from the current clocksource (the boot vCPU's reading) */
+  const mono = (t: bigint) => nsOf(cur, t, inp.vcpus[0]!) + monoOff;
+  const printk = (t: bigint, cpu: number, text: string): number => {
+    log.push({ timeNs: t, guestNs: sched(t, cpu), vcpu: cpu, text });
+    return log.length - 1;
+  };
+
+  const Ms = mono(inp.stopTime);
+  const report: GuestReport = {
+    kernel: s.kernel,
+    clocksource: { before, after: before, watchdog: wd && watched.length ? wd.name : null, ratings, marginNs: rules.marginNs, marginIs: rules.marginIs },
+    log,
+    watchdogRuns: [],
+    guestStopped: [],
+    softLockups: [],
+    rcuStalls: [],
+    wallClock: { client: s.ntp.client, curve: [], convergedAt: null },
+    sleeper: { vcpu: inp.vcpus[0] ?? 0, periodNs: s.sleeperPeriodNs, wakes: [], maxLateNs: null, stuck: false },
+  };
+  if (inp.resumeTime === null || !ncpu) return report;
+  const R = inp.resumeTime;
+  const horizon = R + s.horizonNs;
+  const Mr = mono(R);
+  // CLOCK_MONOTONIC's rate once resumed (ns per true second): a guest counter on a host of another
+  // rate (arm64 CNTFRQ, x86 catch-up) runs its timers at that rate
+  const ratePerS = (() => {
+    const r = mono(R + NSEC_PER_SEC) - Mr;
+    return r > 0n ? r : NSEC_PER_SEC;
+  })();
+  /** the true instant after t0 at which CLOCK_MONOTONIC reaches e (t0 itself if it already has) */
+  const whenMono = (t0: bigint, e: bigint) => {
+    const m = mono(t0);
+    return e <= m ? t0 : t0 + ((e - m) * NSEC_PER_SEC + ratePerS - 1n) / ratePerS;
+  };
+  /** the true instant a timer expiring at CLOCK_MONOTONIC e fires once resumed (at once if already expired) */
+  const fireAt = (e: bigint) => whenMono(R, e);
+
+  // --- the stop: each detector's state as the guest left it ---
+  // clocksource watchdog: runs at k × 0.5 s since boot, the k-th on CPU (k − 1) mod n; the first initialises
+  const k0 = Ms / WATCHDOG_INTERVAL_NS;
+  let wdRun = k0;
+  const last = new Map<string, { cs: bigint; wd: bigint }>();
+  if (k0 >= 1n && wd) {
+    const tL = inp.stopTime - (Ms - k0 * WATCHDOG_INTERVAL_NS);
+    const cpu = inp.vcpus[Number((k0 - 1n) % BigInt(ncpu))]!;
+    for (const c of watched) last.set(c.name, { cs: raw(c, tL, cpu), wd: raw(wd, tL, cpu) });
+  }
+  let wdExpires = (k0 + 1n) * WATCHDOG_INTERVAL_NS;
+  let resetPending = 0;
+  let wdMaxInterval = 0n;
+  // soft-lockup detector: its hrtimer every 2 × thresh / 5 s; touch_ts (s, as running_clock() >> 30) at its last run
+  const periodNs = (BigInt(s.watchdogThreshS) * 2n * NSEC_PER_SEC) / 5n;
+  const threshS = BigInt(s.watchdogThreshS) * 2n;
+  const SchedStop = sched(inp.stopTime, inp.vcpus[0]!);
+  const touch = new Map<number, bigint>();
+  const delayReport = new Set<number>();
+  for (const v of inp.vcpus) touch.set(v, ((SchedStop / periodNs) * periodNs) >> 30n);
+  let lockupExpires = (Ms / periodNs + 1n) * periodNs;
+  // PVCLOCK_GUEST_STOPPED, found once per vCPU by kvm_check_and_clear_guest_paused()
+  const stoppedFlag = new Map(inp.guestStopped);
+  let rcuReset = false;
+  /** kvm_check_and_clear_guest_paused() → pvclock_touch_watchdogs() */
+  const kvmCheckAndClearGuestPaused = (cpu: number, t: bigint, by: 'softlockup' | 'rcu'): boolean => {
+    const position = stoppedFlag.get(cpu);
+    if (position === undefined) return false;
+    stoppedFlag.delete(cpu);
+    report.guestStopped.push({ vcpu: cpu, timeNs: t, by, position });
+    delayReport.add(cpu); // touch_softlockup_watchdog_sync()
+    resetPending++; // clocksource_touch_watchdog() → clocksource_resume_watchdog()
+    rcuReset = true; // rcu_cpu_stall_reset()
+    return true;
+  };
+
+  // --- the first tick after the resume: jiffies catch up, RCU's stall check (a grace period in flight since the stop) ---
+  const stallJiffies = ((Mr - Ms) * HZ) / NSEC_PER_SEC;
+  if (Mr - Ms > BigInt(s.rcuStallTimeoutS) * NSEC_PER_SEC) {
+    const cpu = inp.vcpus[0]!;
+    // check_cpu_stall(): the host may have stopped the VM
+    if (!kvmCheckAndClearGuestPaused(cpu, R, 'rcu') && !rcuReset) {
+      const i = printk(R, cpu, 'rcu: INFO: rcu_preempt self-detected stall on CPU');
+      report.rcuStalls.push({ vcpu: cpu, timeNs: R, jiffies: stallJiffies, log: [i] });
+    }
+  }
+
+  // --- the sleeper on the boot vCPU ---
+  const sleeperCpu = inp.vcpus[0]!;
+  const tscCs = list.find((c) => c.name === 'tsc');
+  let sleeperExpires = (Ms / s.sleeperPeriodNs + 1n) * s.sleeperPeriodNs;
+  let sleeperAt: bigint | null = fireAt(sleeperExpires);
+  let lapic = false;
+  if (inp.deadline && tscCs) {
+    // the wake-up pending at the stop is the LAPIC deadline: it comes when KVM fires that timer
+    lapic = true;
+    const deadlineNs = clocksourceCyc2ns(inp.deadline.tscDeadline, tscCs.mult, tscCs.shift);
+    sleeperExpires = deadlineNs;
+    sleeperAt = inp.deadline.firesAt !== null && inp.deadline.firesAt <= horizon ? (inp.deadline.firesAt < R ? R : inp.deadline.firesAt) : null;
+  }
+
+  // --- after the resume: the timers in order (hardirq hrtimers before the softirq timer wheel) ---
+  let wdAt = fireAt(wdExpires);
+  let lockupAt = fireAt(lockupExpires);
+  let quietRuns = 0;
+  for (let guard = 0; guard < 100_000; guard++) {
+    const candidates: [bigint, number][] = [];
+    if (lockupAt <= horizon) candidates.push([lockupAt, 0]);
+    if (sleeperAt !== null && sleeperAt <= horizon && report.sleeper.wakes.length < 4) candidates.push([sleeperAt, 1]);
+    if (wd && watched.some((c) => !unstable.has(c.name)) && wdAt <= horizon) candidates.push([wdAt, 2]);
+    if (!candidates.length) break;
+    candidates.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]));
+    const [t, which] = candidates[0]!;
+    if (which === 0) {
+      // watchdog_timer_fn() on every CPU
+      for (const cpu of inp.vcpus) {
+        const now = sched(t, cpu) >> 30n;
+        kvmCheckAndClearGuestPaused(cpu, t, 'softlockup');
+        if (delayReport.has(cpu)) {
+          delayReport.delete(cpu);
+        } else {
+          // is_softlockup()
+          const touched = touch.get(cpu)!;
+          if (now > touched + threshS) {
+            const stuck = now - touched;
+            const i = printk(t, cpu, `watchdog: BUG: soft lockup - CPU#${cpu} stuck for ${stuck}s! [swapper/${cpu}:0]`);
+            report.softLockups.push({ vcpu: cpu, timeNs: t, stuckS: Number(stuck), log: [i] });
+          }
+        }
+        touch.set(cpu, now); // softlockup_fn() → update_touch_ts()
+      }
+      lockupExpires = (mono(t) / periodNs + 1n) * periodNs; // hrtimer_forward_now()
+      lockupAt = whenMono(t, lockupExpires);
+    } else if (which === 1) {
+      const m = lapic && tscCs ? clocksourceCyc2ns(inp.read(t, sleeperCpu).counter, tscCs.mult, tscCs.shift) : mono(t);
+      report.sleeper.wakes.push({ expiresNs: sleeperExpires, timeNs: t, lateNs: m - sleeperExpires, lapicDeadline: lapic });
+      lapic = false;
+      sleeperExpires = mono(t) + s.sleeperPeriodNs;
+      sleeperAt = whenMono(t, sleeperExpires);
+    } else {
+      wdRun++;
+      const cpu = inp.vcpus[Number((wdRun - 1n) % BigInt(ncpu))]!;
+      const pending = resetPending;
+      for (const c of watched) {
+        if (unstable.has(c.name)) continue;
+        const csnow = raw(c, t, cpu);
+        const wdnow = raw(wd!, t, cpu);
+        const prev = last.get(c.name);
+        last.set(c.name, { cs: csnow, wd: wdnow });
+        const run: WatchdogRun = { timeNs: t, vcpu: cpu, clocksource: c.name, watchdog: wd!.name, csNsec: null, wdNsec: null, outcome: 'init' };
+        if (!prev || pending) {
+          run.outcome = prev ? 'reset' : 'init';
+          report.watchdogRuns.push(run);
+          continue;
+        }
+        const wdNsec = clocksourceCyc2ns(wdnow - prev.wd, wd!.mult, wd!.shift);
+        const csNsec = clocksourceCyc2ns(csnow - prev.cs, c.mult, c.shift);
+        run.csNsec = csNsec;
+        run.wdNsec = wdNsec;
+        const interval = csNsec > wdNsec ? csNsec : wdNsec;
+        if (rules.maxIntervalNs !== null && interval > rules.maxIntervalNs) {
+          run.outcome = 'long-interval';
+          report.watchdogRuns.push(run);
+          if (interval > 2n * wdMaxInterval) {
+            wdMaxInterval = interval;
+            printk(t, cpu, `clocksource: Long readout interval, skipping watchdog check: cs_nsec: ${csNsec} wd_nsec: ${wdNsec}`);
+          }
+          continue;
+        }
+        if (abs(csNsec - wdNsec) > rules.marginNs) {
+          run.outcome = 'unstable';
+          report.watchdogRuns.push(run);
+          clocksourceWatchdogUnstable(t, cpu, c, wd!, { csNsec, wdNsec, csnow, wdnow, cslast: prev.cs, wdlast: prev.wd });
+          continue;
+        }
+        run.outcome = 'ok';
+        if (quietRuns++ < 2) report.watchdogRuns.push(run);
+      }
+      if (pending) resetPending--;
+      // watchdog_timer.expires += WATCHDOG_INTERVAL, on the next CPU; an expiry already past fires at the next tick
+      wdExpires += WATCHDOG_INTERVAL_NS;
+      const due = whenMono(t, wdExpires);
+      wdAt = due > t + TICK_NS ? due : t + TICK_NS;
+    }
+  }
+
+  /** The kernel's lines as the watchdog marks a clocksource unstable, and the reselection that follows. */
+  function clocksourceWatchdogUnstable(
+    t: bigint,
+    cpu: number,
+    c: Clocksource,
+    w: Clocksource,
+    v: { csNsec: bigint; wdNsec: bigint; csnow: bigint; wdnow: bigint; cslast: bigint; wdlast: bigint },
+  ): void {
+    const pad = 'clocksource:                       ';
+    printk(t, cpu, `clocksource: timekeeping watchdog on CPU${cpu}: Marking clocksource '${c.name}' as unstable because the skew is too large:`);
+    if (rules.nsecLines) {
+      printk(t, cpu, `${pad}'${w.name}' wd_nsec: ${v.wdNsec} wd_now: ${hex(v.wdnow)} wd_last: ${hex(v.wdlast)} mask: ${MASK}`);
+      printk(t, cpu, `${pad}'${c.name}' cs_nsec: ${v.csNsec} cs_now: ${hex(v.csnow)} cs_last: ${hex(v.cslast)} mask: ${MASK}`);
+      if (rules.skewLine) {
+        const skew = v.csNsec - v.wdNsec;
+        printk(t, cpu, `${pad}Clocksource '${c.name}' skewed ${skew} ns (${divTrunc(skew, 1_000_000n)} ms) over watchdog '${w.name}' interval of ${v.wdNsec} ns (${divTrunc(v.wdNsec, 1_000_000n)} ms)`);
+      }
+      printk(t, cpu, cur === c ? `${pad}'${c.name}' is current clocksource.` : `${pad}'${cur.name}' (not '${c.name}') is current clocksource.`);
+    } else {
+      printk(t, cpu, `${pad}'${w.name}' wd_now: ${hex(v.wdnow)} wd_last: ${hex(v.wdlast)} mask: ${MASK}`);
+      printk(t, cpu, `${pad}'${c.name}' cs_now: ${hex(v.csnow)} cs_last: ${hex(v.cslast)} mask: ${MASK}`);
+    }
+    unstable.add(c.name);
+    // tsc_cs_mark_unstable()
+    if (c.name === 'tsc') printk(t, cpu, 'tsc: Marking TSC unstable due to clocksource watchdog');
+    // clocksource_watchdog_kthread() → clocksource_select(): timekeeping moves on, CLOCK_MONOTONIC continuous
+    const next = clocksourceSelect(list, s.clocksource, unstable);
+    if (next !== cur) {
+      const m = mono(t);
+      cur = next;
+      monoOff = m - nsOf(cur, t, inp.vcpus[0]!);
+      printk(t, cpu, `clocksource: Switched to clocksource ${cur.name}`);
+    }
+  }
+
+  report.clocksource.after = cur.name;
+  const late = report.sleeper.wakes.map((w) => w.lateNs);
+  report.sleeper.stuck = inp.deadline !== null && sleeperAt === null && report.sleeper.wakes.length === 0;
+  if (report.sleeper.stuck) report.sleeper.wakes.push({ expiresNs: sleeperExpires, timeNs: null, lateNs: null, lapicDeadline: true });
+  report.sleeper.maxLateNs = report.sleeper.stuck ? null : late.reduce<bigint | null>((a, b) => (b !== null && (a === null || b > a) ? b : a), null);
+  report.wallClock = wallClockCurve(inp, s, Ms, mono, R);
+  return report;
+}
+
+/**
+ * CLOCK_REALTIME against true time from the stop on: the guest's offset is what NTP had it at
+ * (0 as the stop began), CLOCK_REALTIME advances with CLOCK_MONOTONIC, and the NTP client corrects
+ * it from its first update after the resume: a step (chrony's makestep, in one of its first
+ * `limit` updates since boot, beyond its threshold) or a slew at the client's largest rate.
+ */
+function wallClockCurve(inp: GuestInput, s: GuestSettings, Ms: bigint, mono: (t: bigint) => bigint, R: bigint): GuestReport['wallClock'] {
+  const base = inp.realtime(inp.stopTime) - Ms;
+  const raw = (t: bigint) => base + mono(t) - inp.realtime(t);
+  const curve: GuestReport['wallClock']['curve'] = [
+    { timeNs: inp.stopTime, errorNs: 0n, at: 'stop' },
+    { timeNs: R, errorNs: raw(R), at: 'resume' },
+  ];
+  const out = { client: s.ntp.client, curve, convergedAt: null as bigint | null };
+  const within = 1_000_000n;
+  if (abs(raw(R)) <= within) {
+    out.convergedAt = R;
+    return out;
+  }
+  if (s.ntp.client === 'none') return out;
+  const Mr = mono(R);
+  const k = Ms / s.ntp.pollNs + 1n; // the first update after the stop, counted from boot
+  const e = k * s.ntp.pollNs;
+  const tu = e <= Mr ? R : R + (e - Mr);
+  const offset = raw(tu);
+  curve.push({ timeNs: tu, errorNs: offset, at: `ntp update ${k}` });
+  const step = s.ntp.client === 'chrony' && k <= BigInt(s.ntp.makestepLimit) && abs(offset) > s.ntp.makestepThresholdNs;
+  if (step) {
+    curve.push({ timeNs: tu, errorNs: 0n, at: 'step' });
+    out.convergedAt = tu;
+    return out;
+  }
+  // a slew at the largest rate: |offset| / rate
+  const dur = (abs(offset) * NSEC_PER_SEC) / s.ntp.maxSlewPpb;
+  const half = tu + dur / 2n;
+  const slewed = (t: bigint) => (offset < 0n ? 1n : -1n) * (((t - tu) * s.ntp.maxSlewPpb) / NSEC_PER_SEC);
+  curve.push({ timeNs: half, errorNs: raw(half) + slewed(half), at: 'slewing' });
+  curve.push({ timeNs: tu + dur, errorNs: raw(tu + dur) + slewed(tu + dur), at: 'slewed' });
+  out.convergedAt = tu + dur;
+  return out;
+}

@@ -1,0 +1,74 @@
+// The Linux guest the audit simulates: its kernel version (the clocksource watchdog's margins
+// depend on it), its boot parameters, its NTP client and its lockup detectors. Every field has a
+// default; an audit request may override any of them (`guest` in the request).
+
+export type NtpClient = 'chrony' | 'ntpd' | 'none';
+
+export interface GuestSettings {
+  /** the guest kernel version, "major.minor" (the clocksource watchdog's margins changed in 5.15 and 6.2) */
+  kernel: string;
+  /** clocksource= on the command line: 'auto' lets the kernel pick the highest rating */
+  clocksource: 'auto' | 'kvm-clock' | 'tsc';
+  /** tsc=reliable: the TSC is not watched (no CLOCK_SOURCE_MUST_VERIFY) */
+  tscReliable: boolean;
+  /** the vCPUs show an invariant TSC (CPUID constant_tsc + nonstop_tsc): kvm-clock drops to rating 299 */
+  invariantTsc: boolean;
+  /** kernel.watchdog_thresh (s): the soft-lockup detector reports at twice it */
+  watchdogThreshS: number;
+  /** rcupdate.rcu_cpu_stall_timeout (s) */
+  rcuStallTimeoutS: number;
+  ntp: {
+    client: NtpClient;
+    /** the NTP client's update interval in the guest's CLOCK_MONOTONIC (ns): its first update is at this, then every this */
+    pollNs: bigint;
+    /** chrony `makestep threshold limit`: step when the offset exceeds threshold in one of the first `limit` updates */
+    makestepThresholdNs: bigint;
+    makestepLimit: number;
+    /** the largest slew (ppb): chrony maxslewrate (83333.333 ppm), ntpd's kernel PLL limit (500 ppm) */
+    maxSlewPpb: bigint;
+  };
+  /** the periodic sleeper's period (ns): a task that sleeps this long in a loop on vCPU 0 */
+  sleeperPeriodNs: bigint;
+  /** how long after the resume the guest is simulated (ns) */
+  horizonNs: bigint;
+}
+
+export const DEFAULT_GUEST: GuestSettings = {
+  kernel: '6.6',
+  clocksource: 'auto',
+  tscReliable: false,
+  invariantTsc: false,
+  watchdogThreshS: 10,
+  rcuStallTimeoutS: 21,
+  ntp: { client: 'chrony', pollNs: 64_000_000_000n, makestepThresholdNs: 1_000_000_000n, makestepLimit: 3, maxSlewPpb: 83_333_333n },
+  sleeperPeriodNs: 100_000_000n,
+  horizonNs: 10_000_000_000n,
+};
+
+/** ntpd's defaults (slew only, as with `ntpd -x` beyond its step-out): the kernel PLL's 500 ppm. */
+export const NTPD: GuestSettings['ntp'] = { client: 'ntpd', pollNs: 64_000_000_000n, makestepThresholdNs: 0n, makestepLimit: 0, maxSlewPpb: 500_000n };
+
+export type GuestOverrides = Partial<Omit<GuestSettings, 'ntp'>> & { ntp?: Partial<GuestSettings['ntp']> };
+
+/** The settings with overrides applied (ntp: client 'ntpd' starts from ntpd's defaults). */
+export function guestSettings(o: GuestOverrides = {}): GuestSettings {
+  const base = o.ntp?.client === 'ntpd' ? NTPD : o.ntp?.client === 'none' ? { ...DEFAULT_GUEST.ntp, client: 'none' as const } : DEFAULT_GUEST.ntp;
+  return { ...DEFAULT_GUEST, ...o, ntp: { ...base, ...(o.ntp ?? {}) } };
+}
+
+/** What each setting stands for, for the user documentation (docs/audit.md). */
+export const GUEST_SETTING_DOCS: Record<string, string> = {
+  kernel: 'the guest kernel version ("major.minor", default 6.6): before 5.15 the watchdog margin is WATCHDOG_THRESHOLD (62.5 ms); from 5.15 the two clocksources\' uncertainty margins (2 × WATCHDOG_MAX_SKEW each: 200 µs in 5.15, 248 µs from 6.2 with MAX_SKEW_USEC = 125 × WATCHDOG_INTERVAL / HZ = 62 µs); from 6.2 a watchdog interval outside [125 ms, 2 s] is skipped as bogus',
+  clocksource: 'clocksource= on the guest command line: `auto` (the highest rating), `kvm-clock` or `tsc`',
+  tscReliable: 'tsc=reliable: the TSC is not watched by the clocksource watchdog',
+  invariantTsc: 'the guest sees an invariant TSC: kvm-clock registers with rating 299, below the TSC\'s 300 (arch/x86/kernel/kvmclock.c)',
+  watchdogThreshS: 'kernel.watchdog_thresh (s, default 10): the soft-lockup hrtimer runs every 2 × thresh / 5 s and reports a CPU stuck beyond 2 × thresh',
+  rcuStallTimeoutS: 'rcu_cpu_stall_timeout (s, default 21)',
+  'ntp.client': '`chrony` (default), `ntpd` (slew only at the kernel PLL\'s 500 ppm) or `none`',
+  'ntp.pollNs': 'the NTP client\'s update interval in guest CLOCK_MONOTONIC (ns, default 64 s): updates at every multiple of it since boot',
+  'ntp.makestepThresholdNs': 'chrony makestep threshold (ns, default 1 s)',
+  'ntp.makestepLimit': 'chrony makestep limit (default 3): only the first this many updates since boot may step',
+  'ntp.maxSlewPpb': 'the largest slew rate in ppb (chrony maxslewrate 83333.333 ppm; ntpd 500 ppm)',
+  sleeperPeriodNs: 'the period of the guest\'s sleeper on vCPU 0 (ns, default 100 ms)',
+  horizonNs: 'how long after the resume the guest\'s timers are simulated (ns, default 10 s; the wall-clock curve runs until NTP converges)',
+};

@@ -1,0 +1,271 @@
+// The simulated Linux guest (machines/guest): the kernel's own lines at the guest's timestamps,
+// the wall clock under NTP and the sleeper, for the incidents the issue names. Numbers by hand:
+// kvmclock reads 1 ns short of true time on these hosts (pvclock's truncation), the guest's TSC
+// clocksource converts with clocks_calc_mult_shift(3 000 000 kHz → 1e6, 600 000 s) = mult 5592405,
+// shift 24 (2^24 / 3 = 5592405.33 is the largest below 2^23 allowed by the 600 000 s range), and
+// printk stamps are the guest's kvmclock.
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { clocksCalcMultShift } from '../../machines/guest/clocksource.js';
+import { expectMigrateAuditsFromLog, newLedger, type Ledger } from '../helpers/ledger.js';
+
+let l: Ledger;
+beforeEach(() => {
+  l = newLedger();
+});
+afterEach(() => {
+  expectMigrateAuditsFromLog(l);
+  l.cleanup();
+});
+
+const S = 1_000_000_000;
+const PAD = 'clocksource:                       ';
+const texts = (a: Record<string, any>) => a.guest.log.map((e: { text: string }) => e.text);
+const codes = (a: Record<string, any>) => a.findings.map((f: { code: string }) => f.code).filter((c: string) => c.startsWith('guest_'));
+
+/** Two 3 GHz hosts, a 2-vCPU guest with kvmclock on both vCPUs, 2 s of uptime (kvmclock 1 999 999 999 at the stop). */
+async function guest(vcpus = 2): Promise<void> {
+  await l.ok('createHost', { hostId: 'a', tscKhz: 3_000_000 });
+  await l.ok('createHost', { hostId: 'b', tscKhz: 3_000_000 });
+  await l.ok('createVm', { vmId: 'g', hostId: 'a', vcpus });
+  await l.ok('runVcpu', { vmId: 'g' });
+  for (let v = 0; v < vcpus; v++) await l.ok('guest', { vmId: 'g', vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10001 + 0x1000 * v });
+  await l.ok('advanceTime', { ns: 2 * S });
+}
+
+async function migrate(strategy: string, blackoutNs: number, extra: Record<string, unknown> = {}): Promise<Record<string, any>> {
+  return (await l.ok('migrate', { vmId: 'g', toHost: 'b', strategy, blackoutNs, vmmLatencyNs: 0, ...extra })).audit;
+}
+
+it('the TSC clocksource mult/shift the numbers below use', () => {
+  expect(clocksCalcMultShift(3_000_000n, 1_000_000n, 600_000n)).toEqual({ mult: 5592405n, shift: 24 });
+});
+
+describe("QEMU's 40 ms stop-to-pre-save gap", () => {
+  // The stop is at 2 s; the watchdog last ran at CLOCK_MONOTONIC 1.5 s (its 3rd run, on CPU0;
+  // true 1 500 000 001 ns: kvmclock 1 500 000 000 = 0x59682f00, TSC 4 500 000 003 = 0x10c388d03).
+  // QEMU saves the TSC at the stop (6e9 = 0x165a0bc00) and kvmclock 40 ms later at pre-save, and
+  // puts both back: after a 300 ms blackout kvmclock reads 2 039 999 999 (0x7997edff), past the
+  // watchdog's 2.0 s expiry, so its 4th run fires at the resume (true 2.34 s) on CPU1:
+  // wd_nsec = 2 039 999 999 − 1 500 000 000 = 539 999 999; cs_nsec = 1 499 999 997 cycles × 5592405
+  // >> 24 = 499 999 969; the skew −40 000 030 ns is beyond 6.6's 248 µs. The soft-lockup hrtimer
+  // (4 s) has not expired yet, so PVCLOCK_GUEST_STOPPED (QEMU's KVM_KVMCLOCK_CTRL) is found only later.
+  it('marks tsc unstable at the first watchdog run after the resume, in the kernel\'s words', async () => {
+    await guest();
+    const a = await migrate('qemu', 300_000_000, { preSaveGapNs: 40_000_000 });
+    expect(a.guest.clocksource).toMatchObject({ before: 'kvm-clock', after: 'kvm-clock', watchdog: 'kvm-clock', ratings: { 'kvm-clock': 400, tsc: 300 }, marginNs: '248000' });
+    expect(texts(a)).toEqual([
+      "clocksource: timekeeping watchdog on CPU1: Marking clocksource 'tsc' as unstable because the skew is too large:",
+      `${PAD}'kvm-clock' wd_nsec: 539999999 wd_now: 7997edff wd_last: 59682f00 mask: ffffffffffffffff`,
+      `${PAD}'tsc' cs_nsec: 499999969 cs_now: 165a0bc00 cs_last: 10c388d03 mask: ffffffffffffffff`,
+      `${PAD}Clocksource 'tsc' skewed -40000030 ns (-40 ms) over watchdog 'kvm-clock' interval of 539999999 ns (539 ms)`,
+      `${PAD}'kvm-clock' (not 'tsc') is current clocksource.`,
+      'tsc: Marking TSC unstable due to clocksource watchdog',
+    ]);
+    expect(a.guest.log[0]).toMatchObject({ timeNs: '2340000000', guestNs: '2039999999', vcpu: 1 });
+    expect(a.guest.watchdogRuns[0]).toEqual({ timeNs: '2340000000', vcpu: 1, clocksource: 'tsc', watchdog: 'kvm-clock', csNsec: '499999969', wdNsec: '539999999', outcome: 'unstable' });
+    // found at the soft-lockup hrtimer's 4 s expiry: 4e9 − 2 039 999 999 = 1 960 000 001 ns of
+    // kvm-clock, which reads 999 999 999 ns per true second after the resume (pvclock's
+    // truncation): ⌈1 960 000 001 × 1e9 / 999 999 999⌉ = 1 960 000 003 ns after the resume
+    expect(a.guest.guestStopped.map((g: any) => [g.vcpu, g.timeNs, g.by])).toEqual([[0, '4300000003', 'softlockup'], [1, '4300000003', 'softlockup']]);
+    const f = a.findings.find((x: any) => x.code === 'guest_clocksource_unstable');
+    expect(f).toMatchObject({ severity: 'fail', guestLog: [0, 1, 2, 3, 4, 5] });
+    expect(f.message).toContain("[2.039999] the guest's clocksource watchdog on CPU1 marks 'tsc' unstable");
+  });
+
+  it('with an invariant TSC the guest runs on tsc (kvm-clock 299) and switches to kvm-clock', async () => {
+    await guest();
+    const a = await migrate('qemu', 300_000_000, { preSaveGapNs: 40_000_000, thresholds: { guest: { invariantTsc: true } } });
+    expect(a.guest.clocksource).toMatchObject({ before: 'tsc', after: 'kvm-clock', ratings: { 'kvm-clock': 299, tsc: 300 } });
+    expect(texts(a).slice(4)).toEqual([`${PAD}'tsc' is current clocksource.`, 'tsc: Marking TSC unstable due to clocksource watchdog', 'clocksource: Switched to clocksource kvm-clock']);
+  });
+
+  it('a 5.10 guest (62.5 ms WATCHDOG_THRESHOLD) prints nothing; a 5.15 guest (200 µs) prints the lines without the skew line', async () => {
+    await guest();
+    const old = await migrate('qemu', 300_000_000, { preSaveGapNs: 40_000_000, thresholds: { guest: { kernel: '5.10' } } });
+    expect(old.guest.log).toEqual([]);
+    expect(old.guest.watchdogRuns[0]).toMatchObject({ outcome: 'ok', csNsec: '499999969', wdNsec: '539999999' });
+    const a = await l.ok('audit', { migrationId: old.migrationId, thresholds: { guest: { kernel: '5.15' } } });
+    expect(a.audit.guest.clocksource.marginNs).toBe('200000');
+    expect(texts(a.audit)).toHaveLength(5);
+    expect(texts(a.audit)[3]).toBe(`${PAD}'kvm-clock' (not 'tsc') is current clocksource.`);
+  });
+});
+
+describe('a 30 s jump at restore (Firecracker issue #5322)', () => {
+  // 1.8.0 restores kvmclock with KVM_CLOCK_REALTIME: 1 999 999 999 → 31 999 999 999 at the
+  // resume (true 32 s) and never calls KVM_KVMCLOCK_CTRL there. The soft-lockup detector last
+  // touched at boot (2 s < its 4 s period: touch_ts 0); now = 31 999 999 999 >> 30 = 29 > 0 + 20,
+  // so each CPU prints "stuck for 29s!". The RCU grace period in flight since the stop sees
+  // 30 s = 7500 jiffies (HZ 250) > 21 s. The watchdog's interval: 30.5 s of kvm-clock against
+  // the TSC's 0.5 s.
+  it('1.8.0: the RCU stall and a soft lockup on each CPU, and tsc marked unstable', async () => {
+    await guest();
+    const a = await migrate('firecracker@1.13', 30 * S);
+    expect(texts(a).slice(0, 3)).toEqual([
+      'rcu: INFO: rcu_preempt self-detected stall on CPU',
+      'watchdog: BUG: soft lockup - CPU#0 stuck for 29s! [swapper/0:0]',
+      'watchdog: BUG: soft lockup - CPU#1 stuck for 29s! [swapper/1:0]',
+    ]);
+    expect(a.guest.softLockups).toEqual([
+      { vcpu: 0, timeNs: '32000000000', stuckS: 29, log: [1] },
+      { vcpu: 1, timeNs: '32000000000', stuckS: 29, log: [2] },
+    ]);
+    expect(a.guest.rcuStalls).toEqual([{ vcpu: 0, timeNs: '32000000000', jiffies: '7500', log: [0] }]);
+    expect(texts(a)[6]).toBe(`${PAD}Clocksource 'tsc' skewed -30000000030 ns (-30000 ms) over watchdog 'kvm-clock' interval of 30499999999 ns (30499 ms)`);
+    expect(codes(a)).toEqual(['guest_clocksource_unstable', 'guest_soft_lockup', 'guest_rcu_stall']);
+    expect(a.findings.find((f: any) => f.code === 'guest_soft_lockup')).toMatchObject({ severity: 'fail', guestLog: [1, 2] });
+  });
+
+  it('1.14.0 (KVM_KVMCLOCK_CTRL at restore): the guest finds PVCLOCK_GUEST_STOPPED and prints nothing', async () => {
+    await guest();
+    const a = await migrate('firecracker@1.14', 30 * S);
+    expect(a.guest.log).toEqual([]);
+    // CPU0's flag is taken by RCU's stall check, CPU1's by its soft-lockup hrtimer; each touch resets the clocksource watchdog once
+    expect(a.guest.guestStopped.map((g: any) => [g.vcpu, g.by])).toEqual([[0, 'rcu'], [1, 'softlockup']]);
+    expect(a.guest.watchdogRuns.slice(0, 2).map((r: any) => r.outcome)).toEqual(['reset', 'reset']);
+    expect(codes(a)).toEqual([]);
+  });
+
+  it('watchdog_thresh 20: reports at 40 s, so the same 30 s jump prints no soft lockup (the RCU stall remains)', async () => {
+    await guest();
+    const a = await migrate('firecracker@1.13', 30 * S, { thresholds: { guest: { watchdogThreshS: 20 } } });
+    expect(a.guest.softLockups).toEqual([]);
+    expect(texts(a)[0]).toBe('rcu: INFO: rcu_preempt self-detected stall on CPU');
+  });
+});
+
+it('a clean offset-corrected migration prints nothing', async () => {
+  await guest();
+  const a = await migrate('offset-corrected', 300_000_000);
+  expect(a.guest.log).toEqual([]);
+  // the run at the resume spans the stop: 799 999 999 ns of kvm-clock, 2 399 999 997 cycles → 799 999 951 ns of tsc
+  expect(a.guest.watchdogRuns[0]).toMatchObject({ outcome: 'ok', wdNsec: '799999999', csNsec: '799999951' });
+  expect(a.guest.wallClock.curve[1]).toEqual({ timeNs: '2300000000', errorNs: '0', at: 'resume' });
+  expect(codes(a)).toEqual([]);
+});
+
+describe('a wall clock 60 s behind (Firecracker 1.16: KVM_SET_CLOCK flags 0 after a 60 s snapshot)', () => {
+  // kvmclock continues from 1 999 999 999 at the resume (true 62 s): CLOCK_REALTIME is 60 s
+  // behind. The NTP client's first update is at CLOCK_MONOTONIC 64 s, 62 s of guest time after
+  // the resume: true 124 000 000 001 ns, where the offset is −60 000 000 015 ns (kvmclock's
+  // truncation over the 60 s since).
+  it('chrony with makestep 1 3 steps it at its first update', async () => {
+    await guest();
+    const a = await migrate('firecracker', 60 * S);
+    expect(a.guest.wallClock).toEqual({
+      client: 'chrony',
+      curve: [
+        { timeNs: '2000000000', errorNs: '0', at: 'stop' },
+        { timeNs: '62000000000', errorNs: '-60000000000', at: 'resume' },
+        { timeNs: '124000000001', errorNs: '-60000000015', at: 'ntp update 1' },
+        { timeNs: '124000000001', errorNs: '0', at: 'step' },
+      ],
+      convergedAt: '124000000001',
+    });
+    expect(a.findings.find((f: any) => f.code === 'guest_wall_clock').message).toBe(
+      "the guest's CLOCK_REALTIME is −60.000 s off at the resume; chrony steps it at its ntp update 1 (62.000 s after the resume), within 1 ms 62.000 s after the resume",
+    );
+  });
+
+  it('ntpd slews it at 500 ppm: 60 000 000 015 ns / 0.0005 = 120 000 000 030 000 ns (33.3 h) after that update', async () => {
+    await guest();
+    const a = await migrate('firecracker', 60 * S, { thresholds: { guest: { ntp: { client: 'ntpd' } } } });
+    const w = a.guest.wallClock;
+    expect(w.client).toBe('ntpd');
+    expect(w.curve[2]).toEqual({ timeNs: '124000000001', errorNs: '-60000000015', at: 'ntp update 1' });
+    expect(w.convergedAt).toBe(String(124_000_000_001n + 120_000_000_030_000n));
+    // half way the error is half: −30 s (to the ns, with kvmclock's truncation over 16.7 h)
+    expect(Number(BigInt(w.curve[3].errorNs) + 30_000_000_000n)).toBeLessThan(1_000_000);
+    expect(w.curve[4].at).toBe('slewed');
+    expect(Math.abs(Number(w.curve[4].errorNs))).toBeLessThan(1_000_000);
+  });
+});
+
+describe("Firecracker issue #4099: IA32_TSC_DEADLINE restored before IA32_TSC", () => {
+  // One vCPU without kvmclock (the guest runs on tsc). At 2 s of uptime the sleeper's 100 ms
+  // deadline is 6 300 000 000; the restore after a 1 s blackout is at 3 s. 1.7.0 arms it against
+  // the new vCPU's TSC of 0: it fires at 5.1 s, when the TSC reads 6e9 + 2.1 s × 3 GHz =
+  // 12 300 000 000. The sleeper expected tsc ns 6.3e9 × 5592405 >> 24 and sees 12.3e9 × 5592405 >> 24:
+  // 2 s late (1 999 999 881 ns through mult/shift), the guest's uptime.
+  async function sleeper(strategy: string) {
+    await l.ok('createHost', { hostId: 'a', tscKhz: 3_000_000 });
+    await l.ok('createHost', { hostId: 'b', tscKhz: 3_000_000 });
+    await l.ok('createVm', { vmId: 'g', hostId: 'a', vcpus: 1 });
+    await l.ok('runVcpu', { vmId: 'g' });
+    await l.ok('advanceTime', { ns: 2 * S });
+    await l.ok('guest', { vmId: 'g', vcpu: 0, op: 'wrmsr', msr: 'MSR_IA32_TSC_DEADLINE', value: '6300000000' });
+    return migrate(strategy, S);
+  }
+  const ns = (cycles: bigint) => (cycles * 5592405n) >> 24n;
+
+  it('1.7.0: the sleeper wakes 2 s late, stuck for the guest\'s uptime', async () => {
+    const a = await sleeper('firecracker@1.7');
+    expect(a.guest.clocksource.before).toBe('tsc');
+    expect(a.guest.sleeper.wakes[0]).toEqual({ expiresNs: String(ns(6_300_000_000n)), timeNs: '5100000000', lateNs: String(ns(12_300_000_000n) - ns(6_300_000_000n)), lapicDeadline: true });
+    expect(ns(12_300_000_000n) - ns(6_300_000_000n)).toBe(1_999_999_881n);
+    expect(a.findings.find((f: any) => f.code === 'guest_sleeper_stuck')).toMatchObject({ severity: 'fail' });
+  });
+
+  it('1.8.0: on time (100 ms after the restore, what it asked for)', async () => {
+    const a = await sleeper('firecracker@1.8');
+    expect(a.guest.sleeper.wakes[0]).toMatchObject({ timeNs: '3100000000', lateNs: '0' });
+    // the TSC by value lost the 1 s blackout, and with it CLOCK_REALTIME (tsc is the clocksource): that is all
+    expect(codes(a)).toEqual(['guest_wall_clock']);
+  });
+});
+
+it('arm64: the arch timer; a counter jump of 30 s reports soft lockups (no PVCLOCK_GUEST_STOPPED on arm64)', async () => {
+  await l.ok('createHost', { hostId: 'a', arch: 'arm64', cntfrqHz: '25000000' });
+  await l.ok('createHost', { hostId: 'b', arch: 'arm64', cntfrqHz: '25000000' });
+  await l.ok('createVm', { vmId: 'g', hostId: 'a', vcpus: 2 });
+  await l.ok('runVcpu', { vmId: 'g' });
+  await l.ok('advanceTime', { ns: 2 * S });
+  const a = await migrate('counter-offset', 30 * S);
+  expect(a.guest.clocksource).toMatchObject({ before: 'arch_sys_counter', after: 'arch_sys_counter', watchdog: null, ratings: { arch_sys_counter: 400 } });
+  expect(a.guest.softLockups.map((s: any) => [s.vcpu, s.stuckS])).toEqual([[0, 29], [1, 29]]);
+  expect(texts(a)[0]).toBe('rcu: INFO: rcu_preempt self-detected stall on CPU');
+});
+
+it('the same guest block from a fresh process (the CLI reading the log), and dmesg-style in the text output', async () => {
+  await guest();
+  const a = await migrate('firecracker@1.13', 30 * S);
+  const cli = join(import.meta.dirname, '..', '..', 'dist', 'handlers', 'cli', 'main.js');
+  const out = execFileSync(process.execPath, [cli, '--db', l.db, 'audit', a.migrationId, '--json'], { encoding: 'utf8' });
+  expect(JSON.parse(out).audit.guest).toEqual(a.guest);
+  const text = execFileSync(process.execPath, [cli, '--db', l.db, 'audit', a.migrationId], { encoding: 'utf8' });
+  expect(text).toContain('[   31.999999] watchdog: BUG: soft lockup - CPU#1 stuck for 29s! [swapper/1:0]');
+});
+
+it('replay under another kernel profile: the two guest logs compared', async () => {
+  // Recorded on linux-6.18: the 30 s jump above. Under linux-5.15 KVM_SET_CLOCK refuses the
+  // KVM_CLOCK_REALTIME flag (EINVAL), so the restored kvmclock starts again from 0 at the resume
+  // (true 32 s): CLOCK_MONOTONIC went back 2 s, nothing looks stuck, but the watchdog's 2.0 s
+  // expiry comes 2 s later and sees kvm-clock 2 000 000 002 − 1 500 000 000 = 500 000 002 ns against
+  // the TSC's (12 000 000 009 − 4 500 000 003) × 5592405 >> 24 = 2 499 999 852 ns.
+  await guest();
+  const a = await migrate('firecracker@1.13', 30 * S);
+  const r = await l.ok('replay', { profile: 'linux-5.15', migrationId: a.migrationId });
+  const m = r.byMigration.find((x: any) => x.migrationId === a.migrationId);
+  expect(m.audit.recorded.guest).toEqual(a.guest);
+  expect(m.audit.replayed.kvmclock.after).toBe('0');
+  expect(m.audit.replayed.guest.softLockups).toEqual([]);
+  expect(m.difference.guestLog).toEqual({
+    same: false,
+    onlyRecorded: [
+      'rcu: INFO: rcu_preempt self-detected stall on CPU',
+      'watchdog: BUG: soft lockup - CPU#0 stuck for 29s! [swapper/0:0]',
+      'watchdog: BUG: soft lockup - CPU#1 stuck for 29s! [swapper/1:0]',
+      `${PAD}'kvm-clock' wd_nsec: 30499999999 wd_now: 773593fff wd_last: 59682f00 mask: ffffffffffffffff`,
+      `${PAD}'tsc' cs_nsec: 499999969 cs_now: 165a0bc00 cs_last: 10c388d03 mask: ffffffffffffffff`,
+      `${PAD}Clocksource 'tsc' skewed -30000000030 ns (-30000 ms) over watchdog 'kvm-clock' interval of 30499999999 ns (30499 ms)`,
+    ],
+    onlyReplayed: [
+      `${PAD}'kvm-clock' wd_nsec: 500000002 wd_now: 77359402 wd_last: 59682f00 mask: ffffffffffffffff`,
+      `${PAD}'tsc' cs_nsec: 2499999852 cs_now: 2cb417809 cs_last: 10c388d03 mask: ffffffffffffffff`,
+      `${PAD}Clocksource 'tsc' skewed 1999999850 ns (1999 ms) over watchdog 'kvm-clock' interval of 500000002 ns (500 ms)`,
+    ],
+  });
+  expect(m.audit.replayed.guest.log[0]).toMatchObject({ guestNs: '2000000002', vcpu: 1 });
+});
