@@ -2,7 +2,7 @@
 // Validation, idempotency (requestId), retries on conflict and error mapping live here once.
 import { z } from 'zod';
 import { toJson } from '../machines/codec.js';
-import { Session, withSession } from '../machines/session.js';
+import type { Session } from '../machines/session.js';
 import type { EventStore, WrittenEvent } from '../store/types.js';
 import { storeFor, type HandlerContext, type StoreAccess } from './context.js';
 import { requestFingerprint } from './fingerprint.js';
@@ -67,6 +67,8 @@ export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): Defin
         async write(work, respond) {
           const fingerprint = req.requestId === undefined ? undefined : requestFingerprint(def.name, req);
           const meta = { handler: def.name, requestId: req.requestId, correlationId: req.correlationId ?? req.requestId, fingerprint };
+          // the session (and the machines behind it) is loaded by the first write, not by a read
+          const { withSession } = await import('../machines/session.js');
           const r = await withSession(env.store, meta, work, (v, written) => ({ ok: true, ...respond(v, written) }));
           return r.response as Record<string, unknown>;
         },
