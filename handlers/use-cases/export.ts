@@ -3,7 +3,8 @@
 import { z } from 'zod';
 import { chromeTrace } from '../../machines/export/chrome-trace.js';
 import { ftraceText } from '../../machines/export/ftrace.js';
-import { commonFields, defineHandler, idSchema } from '../define.js';
+import { defineHandler } from '../define.js';
+import { commonFields, idSchema } from '../fields.js';
 import { HandlerError } from '../errors.js';
 
 /** The formats exportTrace writes. */

@@ -16,7 +16,8 @@ import { replayLog, type ReplayScope } from '../../machines/replay/replay.js';
 import { migrationSpan, replayReport } from '../../machines/replay/report.js';
 import { openEventStore } from '../../store/sqlite-event-store.js';
 import type { EventStore } from '../../store/types.js';
-import { commonFields, defineHandler, idSchema } from '../define.js';
+import { defineHandler } from '../define.js';
+import { commonFields, idSchema } from '../fields.js';
 import { resolveProfileExplained } from '../suggest.js';
 import { HandlerError } from '../errors.js';
 

@@ -4,7 +4,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { auditTrace as auditTraceOf } from '../../machines/trace/audit.js';
 import { importTrace as importTraceInto } from '../../machines/trace/import.js';
-import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
+import { defineHandler } from '../define.js';
+import { commonFields, idSchema, u64Field } from '../fields.js';
 import { HandlerError } from '../errors.js';
 
 /** The largest capture file read. */
