@@ -1,9 +1,8 @@
 // A handler: a plain async function of a JSON request and a context, returning a JSON response.
 // Validation, idempotency (requestId), retries on conflict and error mapping live here once.
-import { z } from 'zod';
+import type { z } from 'zod';
 import { toJson } from '../machines/codec.js';
-import { Session, withSession } from '../machines/session.js';
-import { asyncLogPort } from '../machines/session/async-port.js';
+import type { Session } from '../machines/session.js';
 import type { AsyncEventStore } from '../store/async-types.js';
 import type { EventStore, WrittenEvent } from '../store/types.js';
 import { asyncLogFor, engineOf, logFor, pgStoreFor, storeFor, type HandlerContext, type StoreAccess } from './context.js';
@@ -14,14 +13,6 @@ import { DEFAULT_DB, REGISTRY, type HandlerName } from './registry.js';
 
 export type HandlerResponse = ({ ok: true } & Record<string, unknown>) | { ok: false; error: ErrorBody };
 export type Handler = (request: unknown, ctx?: HandlerContext) => Promise<HandlerResponse>;
-
-/** Fields every request may carry. */
-export const commonFields = {
-  /** retrying a request with the same id returns the first response and records nothing again */
-  requestId: z.string().min(1).max(200).optional(),
-  /** ties the events of several invocations together in their metadata */
-  correlationId: z.string().min(1).max(200).optional(),
-};
 
 export interface HandlerEnv {
   /** the SQLite store (a PostgreSQL ledger is read through log()) */
@@ -53,19 +44,56 @@ export interface HandlerDef<S extends z.ZodTypeAny> {
   run: (req: z.output<S>, env: HandlerEnv) => Record<string, unknown> | Promise<Record<string, unknown>>;
 }
 
+/**
+ * A handler on the cold-start path: its zod schema lives in a module of its own, imported only
+ * when a request fails the quick check (the schema then gives the error, the same as ever) or
+ * when someone asks for the schema (docs).
+ */
+export interface LazyHandlerDef<R> {
+  name: HandlerName;
+  /** the request as the schema parses it when it is plainly valid; undefined: let the schema decide */
+  quickParse: (request: unknown) => R | undefined;
+  loadSchema: () => Promise<z.ZodTypeAny>;
+  run: (req: R, env: HandlerEnv) => Record<string, unknown> | Promise<Record<string, unknown>>;
+}
+
 export interface DefinedHandler extends Handler {
   handlerName: string;
   summary: string;
+  /** its request schema; of a lazy handler, once loadSchema() has run (loadAll() runs it for every handler) */
   schema: z.ZodTypeAny;
+  loadSchema(): Promise<z.ZodTypeAny>;
   access: StoreAccess;
 }
 
-export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): DefinedHandler {
-  const { summary, access } = REGISTRY[def.name];
+type Parsed = Record<string, unknown> & { requestId?: string; correlationId?: string };
+type Run = (req: any, env: HandlerEnv) => Record<string, unknown> | Promise<Record<string, unknown>>;
+
+export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): DefinedHandler;
+export function defineHandler<R>(def: LazyHandlerDef<R>): DefinedHandler;
+export function defineHandler(def: HandlerDef<z.ZodTypeAny> | LazyHandlerDef<unknown>): DefinedHandler {
+  if ('schema' in def) {
+    const schema = def.schema;
+    return build(def.name, (request) => schema.parse(request) as Parsed, def.run, { schema, loadSchema: async () => schema });
+  }
+  let schema: z.ZodTypeAny | undefined;
+  const loadSchema = async () => (schema ??= await def.loadSchema());
+  const parse = async (request: unknown): Promise<Parsed> => (def.quickParse(request) as Parsed | undefined) ?? ((await loadSchema()).parse(request) as Parsed);
+  return build(def.name, parse, def.run, {
+    get schema(): z.ZodTypeAny {
+      if (!schema) throw new Error(`the schema of ${def.name} is not loaded yet: await loadSchema() first`);
+      return schema;
+    },
+    loadSchema,
+  });
+}
+
+function build(name: HandlerName, parse: (request: unknown) => Parsed | Promise<Parsed>, run: Run, schemaOf: Pick<DefinedHandler, 'schema' | 'loadSchema'>): DefinedHandler {
+  const { summary, access } = REGISTRY[name];
   const fn = async (request: unknown, ctx: HandlerContext = {}): Promise<HandlerResponse> => {
     try {
       checkRequestBounds(request);
-      const req = def.schema.parse(request ?? {}) as z.output<S> & { requestId?: string; correlationId?: string };
+      const req = await parse(request ?? {});
       let store: EventStore | undefined;
       const engine = engineOf(ctx);
       const env: HandlerEnv = {
@@ -78,50 +106,28 @@ export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): Defin
         asyncLog: () => asyncLogFor(ctx, access),
         engine,
         context: ctx,
-        name: def.name,
+        name,
         requestId: req.requestId,
         correlationId: req.correlationId,
         onProgress: ctx.onProgress,
         forkDir: ctx.forkDir,
         async write(work, respond) {
-          const fingerprint = req.requestId === undefined ? undefined : requestFingerprint(def.name, req);
-          const meta = { handler: def.name, requestId: req.requestId, correlationId: req.correlationId ?? req.requestId, fingerprint };
-          const log = engine === 'sqlite' ? env.store : asyncLogPort(await pgStoreFor(ctx.db!, access));
+          const fingerprint = req.requestId === undefined ? undefined : requestFingerprint(name, req);
+          const meta = { handler: name, requestId: req.requestId, correlationId: req.correlationId ?? req.requestId, fingerprint };
+          // the session (and the machines behind it) is loaded by the first write, not by a read
+          const { withSession } = await import('../machines/session.js');
+          const log = engine === 'sqlite' ? env.store : (await import('../machines/session/async-port.js')).asyncLogPort(await pgStoreFor(ctx.db!, access));
           const r = await withSession(log, meta, work, (v, written) => ({ ok: true, ...respond(v, written) }));
           return r.response as Record<string, unknown>;
         },
       };
-      const out = await def.run(req, env);
+      const out = await run(req, env);
       return { ok: true, ...(toJson(out) as Record<string, unknown>) } as HandlerResponse;
     } catch (e) {
       return { ok: false, error: toErrorBody(e) };
     }
   };
-  return Object.assign(fn, { handlerName: def.name, summary, schema: def.schema, access });
+  return Object.defineProperties(Object.assign(fn, { handlerName: name, summary, access, loadSchema: schemaOf.loadSchema }), {
+    schema: Object.getOwnPropertyDescriptor(schemaOf, 'schema')!,
+  }) as DefinedHandler;
 }
-
-// ---- shared field schemas -------------------------------------------------------------------
-
-export const idSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'ids are 1-128 letters, digits, dot, underscore, colon or dash');
-
-/** A u64 as a decimal string or safe integer. */
-export const u64Field = z.union([z.string().regex(/^[0-9]+$/, 'a non-negative decimal integer'), z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), z.bigint().nonnegative()]).transform((v, ctx) => {
-  const b = BigInt(v);
-  if (b >= 1n << 64n) {
-    ctx.addIssue({ code: 'custom', message: 'does not fit in 64 bits' });
-    return z.NEVER;
-  }
-  return b;
-});
-
-/** An s64 as a decimal string or safe integer. */
-export const s64Field = z.union([z.string().regex(/^-?[0-9]+$/, 'a decimal integer'), z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER), z.bigint()]).transform((v, ctx) => {
-  const b = BigInt(v);
-  if (b >= 1n << 63n || b < -(1n << 63n)) {
-    ctx.addIssue({ code: 'custom', message: 'does not fit in a signed 64-bit integer' });
-    return z.NEVER;
-  }
-  return b;
-});

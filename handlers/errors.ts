@@ -2,7 +2,7 @@
 // with a stable code; nothing else escapes a handler.
 // (kvm usage errors, store errors, domain refusals, request bounds and handler errors all extend
 // CodedError and carry their code through unchanged.)
-import { ZodError } from 'zod';
+import type { ZodError } from 'zod';
 import { CodedError } from '../lib/coded-error.js';
 import { sqliteStoreError } from '../store/errors.js';
 import type { ErrorCode } from './error-codes.js';
@@ -19,7 +19,7 @@ export class HandlerError extends CodedError<ErrorCode> {}
 
 /** Map anything thrown to the error body users see. */
 export function toErrorBody(e: unknown): ErrorBody {
-  if (e instanceof ZodError) {
+  if (isZodError(e)) {
     const issue = e.issues[0];
     const field = issue?.path.length ? issue.path.join('.') : '(request)';
     return { code: 'invalid_request', message: `${field}: ${issue?.message ?? 'invalid'}`, details: { field, issues: e.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) } };
@@ -33,6 +33,11 @@ export function toErrorBody(e: unknown): ErrorBody {
   if (e instanceof SyntaxError) return { code: 'invalid_request', message: `malformed JSON: ${e.message}` };
   const err = e as Error;
   return { code: 'internal', message: err?.message ?? String(e) };
+}
+
+/** zod's error, recognised without loading zod (a handler on the cold path may never have needed it). */
+function isZodError(e: unknown): e is ZodError {
+  return e instanceof Error && e.name === 'ZodError' && Array.isArray((e as { issues?: unknown }).issues);
 }
 
 function withDetails(b: ErrorBody, details?: Record<string, unknown>): ErrorBody {

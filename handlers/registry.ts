@@ -25,6 +25,7 @@ type Module = Record<string, unknown>;
 export const MODULES = {
   hosts: () => import('./use-cases/hosts.js') as Promise<Module>,
   vms: () => import('./use-cases/vms.js') as Promise<Module>,
+  events: () => import('./use-cases/events.js') as Promise<Module>,
   log: () => import('./use-cases/log.js') as Promise<Module>,
   migrations: () => import('./use-cases/migrations.js') as Promise<Module>,
   replay: () => import('./use-cases/replay.js') as Promise<Module>,
@@ -261,7 +262,7 @@ export const REGISTRY = {
   })),
   profiles: entry('replay', 'read', 'the kernel behaviour profiles: switches, summary and source (release, commits or posted series)', command('profiles', 'the kernel behaviour profiles (for --kernel, replay and bisect) and their sources (handler profiles)', 'renderProfiles')),
   strategies: entry('migrations', 'read', 'the migration strategies and what each VMM does', command('strategies', 'the migration strategies and what each VMM does (handler strategies)', 'renderStrategies')),
-  events: entry('log', 'read', 'read the event log in order, all of it or one stream, from a position', command('events', 'the event log in order: position, time, stream, type and what happened (handler events)', 'renderEvents', {
+  events: entry('events', 'read', 'read the event log in order, all of it or one stream, from a position', command('events', 'the event log in order: position, time, stream, type and what happened (handler events)', 'renderEvents', {
     alias: 'log',
     options: [
       { flags: '--stream <streamId>', description: 'one stream: vm-<id>, host-<id>, migration-<id>, ledger', field: 'streamId' },
@@ -374,6 +375,12 @@ export async function loadHandler(name: string): Promise<DefinedHandler | undefi
 
 /** Every handler, by name, in the registry's order (imports every module). */
 export async function loadAll(): Promise<Record<HandlerName, DefinedHandler>> {
-  const all = await Promise.all(HANDLER_NAMES.map(async (n) => [n, await loadHandler(n)] as const));
+  const all = await Promise.all(
+    HANDLER_NAMES.map(async (n) => {
+      const h = await loadHandler(n);
+      await h?.loadSchema(); // a lazy handler's schema too, so `schema` is there to read
+      return [n, h] as const;
+    }),
+  );
   return Object.fromEntries(all) as Record<HandlerName, DefinedHandler>;
 }

@@ -8,7 +8,7 @@ import type { EvolveOptions } from './vm/evolve.js';
 import { applyStreamEvent, copyStreamState, streamKind, type StreamState } from './streams.js';
 import { CODE_VERSION } from './version.js';
 
-export const SNAPSHOT_EVERY = 500;
+export const SNAPSHOT_EVERY = 100;
 
 /** Where to stop: after a global position, at a stream version, or at a simulated instant (inclusive). */
 export interface RebuildTarget {

@@ -3,7 +3,7 @@
 // its response fields (from a scripted run) and the command lines that call it. `npm run docs` writes it; a test checks it is up to date.
 import { z } from 'zod';
 import type { DefinedHandler } from '../handlers/define.js';
-import { commonFields, idSchema } from '../handlers/define.js';
+import { commonFields, idSchema } from '../handlers/fields.js';
 import { HANDLER_NAMES, loadAll, REGISTRY, type CliCommand } from '../handlers/registry.js';
 import { responseShapes } from './response-examples.js';
 

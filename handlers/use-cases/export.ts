@@ -12,7 +12,8 @@ import { migrationSpan, replayReport } from '../../machines/replay/report.js';
 import { migrationStreamId } from '../../machines/stream-ids.js';
 import { vmStreamId } from '../../machines/vm/events.js';
 import { resolveProfileExplained } from '../suggest.js';
-import { commonFields, defineHandler, idSchema } from '../define.js';
+import { defineHandler } from '../define.js';
+import { commonFields, idSchema } from '../fields.js';
 import { HandlerError } from '../errors.js';
 
 /** The formats exportTrace writes. */

@@ -5,7 +5,8 @@ import { DEFAULT_PROFILE } from '../../kvm/profiles.js';
 import { toJson } from '../../machines/codec.js';
 import { rebuildStream } from '../../machines/rebuild.js';
 import { HOST_STREAM_PREFIX } from '../../machines/stream-ids.js';
-import { commonFields, defineHandler, idSchema, s64Field, u64Field } from '../define.js';
+import { defineHandler } from '../define.js';
+import { commonFields, idSchema, s64Field, u64Field } from '../fields.js';
 import { resolveProfileExplained } from '../suggest.js';
 
 const profileField = z.string().superRefine((v, ctx) => {

@@ -1,10 +1,10 @@
-// The log itself: reading events, rebuilding any stream at any point, verifying the hash chain,
+// The log itself (reading it is events.ts): rebuilding any stream at any point, verifying the hash chain,
 // forking a prefix into a new database.
 import { existsSync, realpathSync } from 'node:fs';
 import { dirname, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import type { HostState } from '../../kvm/host.js';
-import { jsonTextDeep, nestingDepth, toJson, type Json } from '../../machines/codec.js';
+import { toJson } from '../../machines/codec.js';
 import { hostStreamId } from '../../machines/host/host.js';
 import { migrationStreamId } from '../../machines/migration/state.js';
 import { rebuildStream, type RebuildTarget } from '../../machines/rebuild.js';
@@ -20,49 +20,9 @@ import { rebuildWakeIndex, wakeIndexBatches } from '../../machines/wake-index.js
 import { StoreError } from '../../store/errors.js';
 import { isPostgresUrl, parsePgUrl } from '../../store/pg-url.js';
 import { ReadView } from '../../store/read-view.js';
-import { commonFields, defineHandler, idSchema, u64Field, type HandlerEnv } from '../define.js';
+import { defineHandler, type HandlerEnv } from '../define.js';
+import { commonFields, idSchema, u64Field } from '../fields.js';
 import { HandlerError } from '../errors.js';
-import { MAX_SHOWN_DEPTH } from '../limits.js';
-
-/**
- * An event's data as the response carries it: as it is, or, nested deeper than MAX_SHOWN_DEPTH
- * (recorded before requests were bounded), null with `dataTooDeep` holding its depth and its
- * JSON text, so one such event never makes the range around it unreadable.
- */
-function shownData(data: unknown): { data: unknown } | { data: null; dataTooDeep: { depth: number; json: string } } {
-  if (nestingDepth(data, MAX_SHOWN_DEPTH + 1) <= MAX_SHOWN_DEPTH) return { data };
-  return { data: null, dataTooDeep: { depth: nestingDepth(data), json: jsonTextDeep(data as Json) } };
-}
-
-export const events = defineHandler({
-  name: 'events',
-  schema: z
-    .object({
-      ...commonFields,
-      streamId: z.string().min(1).optional(),
-      from: z.number().int().min(1).optional(),
-      to: z.number().int().min(1).optional(),
-      limit: z.number().int().min(1).max(100_000).default(1000),
-    })
-    .strict(),
-  async run(req, env) {
-    const store = await env.log();
-    const evs = store.read({ streamId: req.streamId, fromPosition: req.from, toPosition: req.to, limit: req.limit });
-    return {
-      events: evs.map((e) => ({
-        position: e.position,
-        streamId: e.streamId,
-        version: e.version,
-        type: e.type,
-        schemaVersion: e.schemaVersion,
-        time: e.time.toString(),
-        ...shownData(e.data),
-        metadata: e.metadata,
-      })),
-      lastPosition: store.lastPosition(),
-    };
-  },
-});
 
 const targetFields = {
   position: z.number().int().min(0).optional(),

@@ -11,7 +11,8 @@ import { bareRelease, ReleaseSpecError, releaseTable, resolveStrategyRelease, st
 import { MIGRATION_STREAM_PREFIX, migrationIdOf, migrationStreamId, traceStreamId } from '../../machines/stream-ids.js';
 import { auditTrace } from '../../machines/trace/audit.js';
 import type { WrittenEvent } from '../../store/types.js';
-import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
+import { defineHandler } from '../define.js';
+import { commonFields, idSchema, u64Field } from '../fields.js';
 import { HandlerError } from '../errors.js';
 import { MAX_OPTION_LENGTH, MAX_OPTIONS } from '../limits.js';
 import { didYouMean } from '../suggest.js';

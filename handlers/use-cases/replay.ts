@@ -17,7 +17,8 @@ import { migrationSpan, replayReport } from '../../machines/replay/report.js';
 import { openEventStore } from '../../store/sqlite-event-store.js';
 import type { EventStore } from '../../store/types.js';
 import { engineOf, logFor } from '../context.js';
-import { commonFields, defineHandler, idSchema } from '../define.js';
+import { defineHandler } from '../define.js';
+import { commonFields, idSchema } from '../fields.js';
 import { resolveProfileExplained } from '../suggest.js';
 import { HandlerError } from '../errors.js';
 

@@ -9,7 +9,8 @@ import { auditTrace as auditTraceOf } from '../../machines/trace/audit.js';
 import { conformance as conformanceOf } from '../../machines/trace/conformance.js';
 import { openEventStore } from '../../store/sqlite-event-store.js';
 import { importTrace as importTraceInto } from '../../machines/trace/import.js';
-import { commonFields, defineHandler, idSchema, u64Field } from '../define.js';
+import { defineHandler } from '../define.js';
+import { commonFields, idSchema, u64Field } from '../fields.js';
 import { HandlerError } from '../errors.js';
 import { resolveProfileExplained } from '../suggest.js';
 

@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { chainHash, GENESIS_HASH, latestSchemaVersion, loadMigrations, migrate, StoreError } from '../../store/index.js';
+import { registerResponseHash } from '../../store/request-check.js';
 import { cleanup, ev, openStore, tempDbPath } from './helpers.js';
 
 afterEach(cleanup);
@@ -89,6 +90,12 @@ function seed(db: Database.Database, k: number): void {
       1,
       JSON.stringify({ ok: true, position: 1 }),
     );
+    if ((db.pragma('table_info(requests)') as { name: string }[]).some((c) => c.name === 'response_hash')) {
+      // from version 7 on, a stored answer carries its check, as the store writes it
+      registerResponseHash(db);
+      db.exec(`UPDATE requests SET response_hash = clockledger_response_hash(request_id, handler, NULL, first_position, last_position,
+        (SELECT hash FROM events WHERE events.position = requests.last_position), response)`);
+    }
   }
   if (t.includes('snapshots')) {
     db.prepare('INSERT INTO snapshots (stream_id, version, position, code_version, state) VALUES (?, ?, ?, ?, ?)').run(
