@@ -107,7 +107,9 @@ describe('the HTML reports in headless Chromium', () => {
     // the demo printed where it wrote them: eight migrations and the fleet, beside the database
     const files = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'fleet'].map((n) => join(dir, 'demo-reports', `${n}.html`));
     expect(demoOut).toContain(`HTML reports (open in a browser):\n${files.map((f) => `  ${f}`).join('\n')}`);
-    expect(audits.map((a) => a.verdict)).toEqual(['fail', 'warn', 'fail', 'warn', 'fail', 'pass', 'pass', 'pass']);
+    // crosvm (m4) sets no TSC kHz: its guest TSC runs at the destination's 2.6 GHz against kvm-clock,
+    // so the simulated guest's clocksource watchdog marks tsc unstable (fail)
+    expect(audits.map((a) => a.verdict)).toEqual(['fail', 'warn', 'fail', 'fail', 'fail', 'pass', 'pass', 'pass']);
 
     for (const a of audits) {
       const file = join(dir, 'demo-reports', `${a.migrationId}.html`);
