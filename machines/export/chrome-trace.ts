@@ -7,12 +7,14 @@
 // its thread with its arguments and result; after each event (and at each phase's start) the VM's
 // clocks are sampled into counter tracks ('C', written when a value changes): x86, each vCPU's TSC
 // error against true time, kvmclock − TSC and TSC offset, and the VM's master clock; arm64, each
-// vCPU's CNTVCT error and the VM's CNTVOFF. Errors are measured as the audit measures them: from
+// vCPU's CNTVCT error and the VM's CNTVOFF; the simulated guest's kernel messages are instants on
+// the vCPU that printed them. Errors are measured as the audit measures them: from
 // the guest as the migration's stop began (a VM exported alone: from its first sample), in ns at
 // the nominal rate. Timestamps are µs on the simulated true-time axis.
 import type { HostState } from '../../kvm/host.js';
 import { s64 } from '../../kvm/u64.js';
 import type { EventStore } from '../../store/types.js';
+import { auditMigration } from '../audit/audit.js';
 import { frameOf } from '../audit/frame.js';
 import { logAuditSource } from '../audit/source.js';
 import { hostStreamId } from '../host/host.js';
@@ -226,8 +228,14 @@ export function migrationTrace(store: EventStore, migrationId: string): ChromeTr
   }
   const copy = (b: Baseline | undefined) => b && { ...b, tsc: new Map(b.tsc), kvmclock: new Map(b.kvmclock) };
   events.push(...vmTrack(store, m.vmId, MIGRATION_PID + 1, { from: span.from, to: span.to, baseline: copy(baseline), samples }));
-  if (m.newVmId !== m.vmId && store.streamVersion(vmStreamId(m.newVmId)) > 0) {
-    events.push(...vmTrack(store, m.newVmId, MIGRATION_PID + 2, { from: span.from, to: span.to, baseline: copy(baseline), samples }));
+  const newVm = m.newVmId !== m.vmId && store.streamVersion(vmStreamId(m.newVmId)) > 0;
+  if (newVm) events.push(...vmTrack(store, m.newVmId, MIGRATION_PID + 2, { from: span.from, to: span.to, baseline: copy(baseline), samples }));
+  // the simulated guest's kernel messages (default guest settings), on the vCPU that printed them, in
+  // the VM that ran at that instant: the source until the destination resumed, the destination after
+  const resumedAt = frame ? frame.resumeTime : null;
+  for (const line of auditMigration(store, migrationId)?.guest?.log ?? []) {
+    const pid = newVm && resumedAt !== null && line.timeNs >= resumedAt ? MIGRATION_PID + 2 : MIGRATION_PID + 1;
+    events.push({ name: line.text, ph: 'i', s: 't', ts: toUs(line.timeNs), pid, tid: line.vcpu, cat: 'guest log', args: { guestNs: line.guestNs.toString() } });
   }
   return { traceEvents: sorted(events), displayTimeUnit: 'ns', otherData: { kind: 'migration', id: migrationId } };
 }

@@ -12,14 +12,14 @@ let l: Ledger;
 afterEach(() => l.cleanup());
 
 /** A 2-vCPU guest on src (kvmclock on), 2 s into its life, migrated with qemu to a faster-counter dst. */
-async function qemuMigration() {
+async function qemuMigration(preSaveGapNs = 0) {
   await l.ok('createHost', { hostId: 'src', tscKhz: 3_000_000, initialTsc: '600000000000' });
   await l.ok('createHost', { hostId: 'dst', tscKhz: 3_000_000, initialTsc: '9000000000000' });
   await l.ok('createVm', { vmId: 'v', hostId: 'src', vcpus: 2 });
   await l.ok('runVcpu', { vmId: 'v' });
   for (let v = 0; v < 2; v++) await l.ok('guest', { vmId: 'v', vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
   await l.ok('advanceTime', { ns: 2_000_000_000 });
-  return l.ok('migrate', { vmId: 'v', toHost: 'dst', strategy: 'qemu', blackoutNs: 300_000_000 });
+  return l.ok('migrate', { vmId: 'v', toHost: 'dst', strategy: 'qemu', blackoutNs: 300_000_000, ...(preSaveGapNs ? { preSaveGapNs } : {}) });
 }
 
 /** The checks of Perfetto's legacy JSON importer: X events on one (pid, tid), in order, each inside the one still open. */
@@ -149,6 +149,19 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       const xs = ev.filter((e) => e.ph === 'X' && e.pid === 1 && e.tid === 0);
       const [whole, ...phases] = xs;
       for (const p of phases) expect(p.ts >= whole!.ts && p.ts + p.dur! <= whole!.ts + whole!.dur! + 1e-9).toBe(true);
+    });
+
+    it("the simulated guest's kernel messages are instants on the vCPU that printed them, at their true instant", async () => {
+      const r = await qemuMigration(40_000_000);
+      const log = r.audit.guest.log as { timeNs: string; vcpu: number; text: string }[];
+      // qemu's 40 ms stop-to-save gap: the guest's watchdog marks tsc unstable after the resume
+      expect(log.some((e) => e.text.includes("Marking clocksource 'tsc' as unstable"))).toBe(true);
+      const trace = migrationTrace(await l.store(), r.migrationId)!;
+      const lines = trace.traceEvents.filter((e) => e.cat === 'guest log');
+      expect(lines.map((e) => [e.name, e.ts, e.tid, e.ph, e.s])).toEqual(log.map((e) => [e.text, toUs(BigInt(e.timeNs)), e.vcpu, 'i', 't']));
+      // printed after the resume: on the destination VM's process (pid 3)
+      expect(new Set(lines.map((e) => e.pid))).toEqual(new Set([3]));
+      expect(nestingErrors(trace.traceEvents)).toEqual([]);
     });
 
     it('exports a VM by id too, and nothing for an unknown id', async () => {
