@@ -1,5 +1,7 @@
 // VMM releases as data: resolving `name@X.Y[.Z][+switch=bool]`, listing them, and recording the
 // release a migration ran (absent for the baseline, so logs and reports of bare names are unchanged).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storeFor } from '../../handlers/context.js';
 import { renderAuditReport, renderStrategies } from '../../handlers/cli/render.js';
@@ -114,6 +116,29 @@ describe('migrate, strategies and the log', () => {
     expect(audits.map((x: { vmm: { release: string } }) => x.vmm.release)).toEqual(['1.8.0', '1.16.0']);
     expect(renderAuditReport(audits[0])).toMatch(/\nrelease: +1\.8\.0 zeroDeadlineFilled=true deadlineAfterTsc=true kvmclockCtrl=true clockRealtimeOptIn=false\n/);
     expectMigrateAuditsFromLog(l);
+  });
+
+  it('audits a bare cloud-hypervisor migration recorded before the bare name synchronized offsets as it did then, byte for byte', async () => {
+    // test/fixtures/ch-bare-pre-sync.*: 2 vCPUs at 3 GHz, 2 s of uptime, `--strategy cloud-hypervisor`
+    // to an equal host, 1 s blackout, writes 1.5 s apart, recorded (no release in MigrationStarted)
+    // with the audit it had then. vCPU 1's write starts a new offset: TSCs 10 500 000 000 and
+    // 6 000 000 000 at resume, skew 4 500 000 000, master clock lost.
+    const fixture = (name: string) => join(import.meta.dirname, '..', 'fixtures', name);
+    const { events } = JSON.parse(readFileSync(fixture('ch-bare-pre-sync.events.json'), 'utf8')) as { events: { streamId: string; version: number; type: string; schemaVersion: number; time: string; data: unknown }[] };
+    const mig = events.find((e) => e.type === 'MigrationStarted')!.data as Record<string, unknown>;
+    expect(mig.strategy).toBe('cloud-hypervisor');
+    expect('release' in mig || 'switches' in mig).toBe(false);
+    const store = storeFor({ db: l.db });
+    for (const e of events) store.commit([{ streamId: e.streamId, expectedVersion: e.version - 1, events: [{ type: e.type, schemaVersion: e.schemaVersion, time: BigInt(e.time), data: e.data }] }]);
+    const a = (await l.ok('audit', { migrationId: 'm1' })).audit;
+    expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '54.0', switches: { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: false, arm64Downtime: true } });
+    expect(a.vcpus.map((v: { tscAfter: string }) => v.tscAfter)).toEqual(['10500000000', '6000000000']);
+    expect(a.skewCycles).toEqual({ before: '0', after: '4500000000' });
+    expect(a.masterClock).toEqual({ before: true, after: false });
+    // UPDATE_GOLDEN=1 rewrites the stored audit (only for an intended change of the report; never the events)
+    const text = `${JSON.stringify(a, null, 1)}\n`;
+    if (process.env.UPDATE_GOLDEN === '1') writeFileSync(fixture('ch-bare-pre-sync.audit.json'), text);
+    expect(text).toBe(readFileSync(fixture('ch-bare-pre-sync.audit.json'), 'utf8'));
   });
 
   it('lists every strategy\'s releases ascending with their switches, and renders them', async () => {
