@@ -277,8 +277,6 @@ export function renderStrategies(r: R): string {
         out.push(`    ${d.release}${on ? `  ${on}` : ''}`);
         out.push(wrap(d.note, Math.min(outputWidth(), 100) - 6, '      '));
       }
-      const bareKeeps = Object.entries((s.bare?.switches ?? {}) as Record<string, boolean>).filter(([k, v]) => details.at(-1)!.switches[k] !== v);
-      if (bareKeeps.length) out.push(`    (the bare name keeps ${bareKeeps.map(([k, v]) => `${k}=${v}`).join(', ')})`);
     }
     const sws = Object.entries((s.switches ?? {}) as Record<string, string>);
     if (sws.length) {

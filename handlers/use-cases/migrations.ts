@@ -175,7 +175,7 @@ export const strategies = defineHandler({
             // what each switch does when on
             switches: t.switches,
             releaseDetails: t.releases.map((r) => ({ release: r.version, switches: r.switches, note: r.note })),
-            // what the bare name runs: the newest release, keeping today's value of any switch listed in bareKeeps
+            // what the bare name runs: the newest release, its switches as they are
             bare: { release: bare.release, switches: bare.switches },
           };
         }),

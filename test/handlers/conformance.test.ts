@@ -59,6 +59,17 @@ describe('conformance', () => {
     expect(renderConformance(r)).toMatch(/conforms: +yes/);
   });
 
+  it('the bare cloud-hypervisor is 54.0: it does not conform either, at the same write as cloud-hypervisor@54', async () => {
+    await ok(importTrace, { path: fixture('ch-restore-offsets-differ.trace') });
+    const bare = await ok(conformance, { traceId: 't1', strategy: 'cloud-hypervisor', profile: 'linux-6.18' });
+    const v54 = await ok(conformance, { traceId: 't1', strategy: 'cloud-hypervisor@54', profile: 'linux-6.18' });
+    expect(bare.strategy).toEqual({ spec: 'cloud-hypervisor', strategy: 'cloud-hypervisor', release: '54.0', switches: { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: true, arm64Downtime: true } });
+    expect(bare.conforms).toBe(false);
+    expect(bare.compared).toEqual({ traceWrites: 8, emulatedWrites: 12, agreedWrites: 8, masterClock: false, pvclock: false });
+    expect(bare.firstDifference).toEqual(v54.firstDifference);
+    expect(bare.emulatedTrace).toEqual(v54.emulatedTrace);
+  });
+
   it('against cloud-hypervisor@54 (every vCPU set to vCPU 0\'s offset) it names the emulated write the host never made', async () => {
     await ok(importTrace, { path: fixture('ch-restore-offsets-differ.trace') });
     const r = await ok(conformance, { traceId: 't1', strategy: 'cloud-hypervisor@54', profile: 'linux-6.18' });

@@ -174,11 +174,13 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       expect(a.masterClock).toEqual({ before: true, after: true });
     });
 
-    it('the bare name keeps the strategy\'s behaviour from before releases were modelled (no offset sync)', async () => {
+    it('the bare name is 54.0: both vCPUs at vCPU 0\'s offset (10 500 000 000 at resume), no skew, master clock on', async () => {
       await guest();
       const a = (await spaced('cloud-hypervisor')).audit;
-      expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '54.0', switches: CH(true, true, false, true) });
-      expect(a.skewCycles.after).toBe('4500000000');
+      expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '54.0', switches: CH(true, true, true, true) });
+      expect(a.vcpus.map((v: { tscAfter: string }) => v.tscAfter)).toEqual(['10500000000', '10500000000']);
+      expect(a.skewCycles).toEqual({ before: '0', after: '0' });
+      expect(a.masterClock).toEqual({ before: true, after: true });
     });
   });
 

@@ -2,7 +2,7 @@
 // KVM_CLOCK_REALTIME (filling realtime from its own clock when the kernel gave none);
 // KVM_KVMCLOCK_CTRL on every vCPU at pause. Older releases (p.release.switches, releases.ts):
 // before PR #8256 the flags were reset (KVM_SET_CLOCK flags 0); before PR #7932 the vCPUs ran
-// before KVM_SET_CLOCK. PR #8437 then copies vCPU 0's TSC offset to every vCPU (off for the bare name).
+// before KVM_SET_CLOCK. PR #8437 then copies vCPU 0's TSC offset to every vCPU (off in logs recorded without a release).
 import { hostRealtimeNs } from '../../../kvm/host.js';
 import { KVM_CLOCK_REALTIME, MSRS } from '../../../kvm/uapi.js';
 import type { VmmPort } from '../port.js';

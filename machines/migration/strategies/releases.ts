@@ -23,11 +23,11 @@ export interface ReleaseTable {
   /** ascending by version */
   releases: readonly ModelledRelease[];
   /**
-   * Switches the bare name keeps at today's value although the newest release flips them: fixes
-   * of a bug the strategy reproduced before releases were modelled (so logs and reports of the
-   * bare name stay as they were). `name@version` gives the release's own value.
+   * Switches a log without `release` ran at another value than its baseline release has: fixes of
+   * a bug the strategy reproduced before releases were recorded (so those logs keep their meaning).
+   * New migrations never use them: the bare name is the newest release as it is.
    */
-  bareKeeps?: Switches;
+  baselineKeeps?: Switches;
 }
 
 /** What a migration runs: a strategy, one of its releases, and the switches in force. */
@@ -88,8 +88,8 @@ export const RELEASES: Record<string, ReleaseTable> = {
       { version: '53.0', on: ['realtimeFilled'], note: 'PR #8256 (merged 2026-05-19): KVM_CLOCK_REALTIME kept and filled; the release is estimated from the merge date' },
       { version: '54.0', on: ['syncTscOffsets', 'arm64Downtime'], note: 'PR #8343 (arm64 downtime, CNTFRQ check) and PR #8437 (2026-06-19, TSC offsets synchronized to vCPU 0); the release is estimated from the merge dates' },
     ]),
-    // the strategy did not synchronize offsets before releases were modelled
-    bareKeeps: { syncTscOffsets: false },
+    // the strategy did not synchronize offsets before releases were recorded: logs without a release ran 54.0 without #8437
+    baselineKeeps: { syncTscOffsets: false },
   },
   qemu: {
     switches: QEMU_SWITCHES,
@@ -117,22 +117,22 @@ export function releaseTable(strategy: string): ReleaseTable {
 
 /**
  * The release a MigrationStarted without `release` ran: the newest release each strategy modelled
- * when releases were first recorded, with the bare name's switches. Frozen: a newer release added
- * later does not change what old logs mean.
+ * when releases were first recorded, with the switches the bare name had then (baselineKeeps).
+ * Frozen: a newer release, or a change of what the bare name runs, does not change what old logs mean.
  */
 const BASELINES: Record<string, string> = { firecracker: '1.16.0', 'cloud-hypervisor': '54.0', qemu: '10.1.0', crosvm: '0.1.0' };
 
 export function baselineRelease(strategy: string): StrategyRelease {
   const t = releaseTable(strategy);
   const r = t.releases.find((x) => x.version === (BASELINES[strategy] ?? '1.0.0'))!;
-  return { strategy, release: r.version, switches: { ...r.switches, ...t.bareKeeps } };
+  return { strategy, release: r.version, switches: { ...r.switches, ...t.baselineKeeps } };
 }
 
-/** The bare name's release: the newest, with the switches it keeps at today's value. */
+/** The bare name's release: the newest, exactly (a migration records it when it is not the baseline). */
 export function bareRelease(strategy: string): StrategyRelease {
   const t = releaseTable(strategy);
   const r = t.releases[t.releases.length - 1]!;
-  return { strategy, release: r.version, switches: { ...r.switches, ...t.bareKeeps } };
+  return { strategy, release: r.version, switches: { ...r.switches } };
 }
 
 /** Whether a migration ran exactly the release logs without the fields mean (then it records none). */
@@ -170,7 +170,7 @@ export function strategyNameOf(spec: string): string {
 
 /**
  * Resolve "name[@X.Y[.Z]][+switch=true|false,...]" for a known strategy name: the newest modelled
- * release at or below the version (the bare name: the newest, keeping bareKeeps), with the
+ * release at or below the version (the bare name: the newest), with the
  * switches overridden. Throws ReleaseSpecError for a version older than every modelled release, a
  * malformed version or override, or an unknown switch.
  */
