@@ -6,8 +6,8 @@
 import { hvclockToHz, NSEC_PER_SEC, pvclockScaleDelta } from '../../kvm/arith.js';
 import { s64 } from '../../kvm/u64.js';
 import type { EventStore } from '../../store/types.js';
-import { decodeRaw } from '../rebuild.js';
-import { traceStreamId, type TraceImportedData, type TracepointData } from './state.js';
+import { readTrace } from './read.js';
+import type { TraceImportedData, TracepointData } from './state.js';
 
 /** arch/x86/include/asm/pvclock-abi.h: PVCLOCK_TSC_STABLE_BIT (bit 0 of flags). */
 export const PVCLOCK_TSC_STABLE_BIT = 1;
@@ -128,20 +128,9 @@ const big = (v: unknown) => BigInt(v as string);
 
 /** Audit an imported trace (null: no such trace). */
 export function auditTrace(store: EventStore, traceId: string, opts: TraceAuditOptions = {}): TraceAudit | null {
-  const sid = traceStreamId(traceId);
-  let head: TraceImportedData | null = null;
-  const byVm = new Map<string, TracepointData[]>();
-  for (const raw of store.scan({ streamId: sid, withoutMetadata: true })) {
-    const ev = decodeRaw(raw);
-    if (ev.type === 'TraceImported') {
-      head = ev.data as TraceImportedData;
-      for (const v of head.vms) byVm.set(v.vm, []);
-    } else if (ev.type === 'TracepointObserved') {
-      const d = ev.data as TracepointData;
-      (byVm.get(d.vm) ?? byVm.set(d.vm, []).get(d.vm)!).push(d);
-    }
-  }
-  if (!head) return null;
+  const trace = readTrace(store, traceId);
+  if (!trace) return null;
+  const { head, byVm } = trace;
   return {
     traceId: head.traceId,
     format: head.format,

@@ -33,11 +33,11 @@ import { ftraceText } from '../export/ftrace.js';
 import { runMigration } from '../migration/run.js';
 import { ReleaseSpecError, resolveStrategyRelease, type StrategyRelease } from '../migration/strategies/releases.js';
 import { STRATEGIES } from '../migration/strategies/index.js';
-import { decodeRaw } from '../rebuild.js';
+import { readTrace } from './read.js';
 import { DomainError, withSession } from '../session/index.js';
 import { hostInfoToJson, type VmHostInfo } from '../vm/events.js';
 import { parseTrace, type TraceFields, type TraceRecord } from './parse.js';
-import { traceStreamId, type TraceImportedData, type TracepointData } from './state.js';
+import type { TraceImportedData, TracepointData } from './state.js';
 
 /** The blackout of the emulated migration (the capture of a restore does not show it). */
 export const CONFORMANCE_BLACKOUT_NS = 1_000_000n;
@@ -125,19 +125,10 @@ type Rec = { line: number; timestamp: string; timeNs: bigint | null; task: strin
 
 /** The capture's records of one VM, as stored (null: no such trace). */
 function traceRecords(store: EventStore, traceId: string): { head: TraceImportedData; byVm: Map<string, Rec[]> } | null {
-  let head: TraceImportedData | null = null;
-  const byVm = new Map<string, Rec[]>();
-  for (const raw of store.scan({ streamId: traceStreamId(traceId), withoutMetadata: true })) {
-    const ev = decodeRaw(raw);
-    if (ev.type === 'TraceImported') {
-      head = ev.data as TraceImportedData;
-      for (const v of head.vms) byVm.set(v.vm, []);
-    } else if (ev.type === 'TracepointObserved') {
-      const d = ev.data as TracepointData;
-      (byVm.get(d.vm) ?? byVm.set(d.vm, []).get(d.vm)!).push({ line: d.line, timestamp: d.timestamp, timeNs: d.timeNs === null ? null : BigInt(d.timeNs), task: d.task, fields: fieldsOf(d) });
-    }
-  }
-  return head ? { head, byVm } : null;
+  const trace = readTrace(store, traceId);
+  if (!trace) return null;
+  const rec = (d: TracepointData): Rec => ({ line: d.line, timestamp: d.timestamp, timeNs: d.timeNs === null ? null : BigInt(d.timeNs), task: d.task, fields: fieldsOf(d) });
+  return { head: trace.head, byVm: new Map([...trace.byVm].map(([vm, ds]) => [vm, ds.map(rec)])) };
 }
 
 /** The stored fields back as the parser's typed fields (u64 values as bigint). */
