@@ -11,7 +11,7 @@ import { replayLog, type ReplayScope } from '../../machines/replay/replay.js';
 import { migrationSpan, replayReport } from '../../machines/replay/report.js';
 import { migrationStreamId } from '../../machines/stream-ids.js';
 import { vmStreamId } from '../../machines/vm/events.js';
-import { resolveProfileExplained } from '../suggest.js';
+import { profileSpec } from '../profile-field.js';
 import { defineHandler } from '../define.js';
 import { commonFields, idSchema } from '../fields.js';
 import { HandlerError } from '../errors.js';
@@ -32,15 +32,6 @@ export const exportTrace = defineHandler({
 
 /** What `report` renders: one page, self-contained (HTML is the only format so far). */
 export const REPORT_FORMATS = ['html'] as const;
-
-const profileSpec = z.string().transform((v, ctx) => {
-  try {
-    return resolveProfileExplained(v);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-    return z.NEVER;
-  }
-});
 
 /**
  * A report a person reads in a browser: a migration's audit with its timeline (id), a replay

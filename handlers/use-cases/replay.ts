@@ -19,17 +19,8 @@ import type { EventStore } from '../../store/types.js';
 import { engineOf, logFor } from '../context.js';
 import { defineHandler } from '../define.js';
 import { commonFields, idSchema } from '../fields.js';
-import { resolveProfileExplained } from '../suggest.js';
+import { profileSpec } from '../profile-field.js';
 import { HandlerError } from '../errors.js';
-
-const profileSpec = z.string().transform((v, ctx) => {
-  try {
-    return resolveProfileExplained(v);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-    return z.NEVER;
-  }
-});
 
 const scopeFields = {
   vmId: idSchema.optional(),
