@@ -22,6 +22,12 @@ const dir = mkdtempSync(join(tmpdir(), 'clockledger-bench-'));
 const storePath = join(dir, 'ledger.db');
 const rawPath = join(dir, 'raw.db');
 const say = (s: string) => process.stderr.write(`${s}\n`);
+// BENCH_MEM=1: resident and heap memory after each phase (to find what holds the peak)
+const mem = (phase: string) => {
+  if (!process.env.BENCH_MEM) return;
+  const m = process.memoryUsage();
+  say(`  [mem] ${phase}: rss ${(m.rss / 2 ** 20).toFixed(0)} MB, heap ${(m.heapUsed / 2 ** 20).toFixed(0)} MB, external ${(m.external / 2 ** 20).toFixed(0)} MB, peak ${peakRssMb().toFixed(0)} MB`);
+};
 
 try {
   const store = openEventStore(storePath, { codeVersion: CODE_VERSION });
@@ -63,31 +69,43 @@ try {
   }
   if (batch.length) flush();
   raw.close();
+  mem('recorded');
 
   // ---- scans: raw scan + JSON.parse of every row vs full replay through the reducers
-  const scanRaw = time(() => {
-    let n = 0;
-    for (const r of store.scan() as Iterable<{ data: string }>) {
-      JSON.parse(r.data);
-      n++;
-    }
-    return n;
-  });
-  // The full rebuild, and replay-debugging (re-execute every VM event under the recorded profile
-  // and compare results and tracepoints with the log: it must find nothing), alternated three
-  // times each on this shared machine; the median of each.
+  // the baseline: a raw scan of every row with JSON.parse of its data, as a naive reader does
+  const rawScan = () =>
+    time(() => {
+      let n = 0;
+      for (const r of store.scan() as Iterable<{ data: string }>) {
+        JSON.parse(r.data);
+        n++;
+      }
+      return n;
+    });
+  // The raw scan, the full rebuild, and replay-debugging (re-execute every VM event under the
+  // recorded profile and compare results and tracepoints with the log: it must find nothing),
+  // alternated three times each on this shared machine; the median of each.
+  const scans: number[] = [];
+  let scanned = 0;
   const rebuilds: number[] = [];
   const debugs: number[] = [];
   let streams = 0;
   for (let round = 0; round < 3; round++) {
+    const sc = rawScan();
+    scans.push(sc.ms);
+    scanned = sc.value;
+    mem(`raw scan ${round}`);
     clearRebuildCache();
     const r = time(() => rebuildAll(store));
     rebuilds.push(r.ms);
+    mem(`rebuild all ${round}`);
     streams = r.value.size;
     const d = time(() => replayLog(store, { profile: getProfile('linux-6.18') }));
     if (d.value.divergenceCount !== 0) throw new Error(`replay under the recorded profile diverged ${d.value.divergenceCount} times`);
     debugs.push(d.ms);
+    mem(`replay-debug ${round}`);
   }
+  const scanRaw = { value: scanned, ms: median(scans) };
   const replay = { ms: median(rebuilds) };
   const debug = { ms: median(debugs) };
   // snapshots every SNAPSHOT_EVERY events of each stream, written by one pass as time travel would
@@ -100,6 +118,8 @@ try {
     }
     return n;
   });
+
+  mem('snapshot pass');
 
   // ---- time travel to random (stream, position) pairs
   const rnd = prng(7);
@@ -125,7 +145,9 @@ try {
     for (const r of store.scan({ fromPosition: from, toPosition: from + RAW_ROWS - 1, withoutMetadata: true }) as Iterable<{ data: string }>) JSON.parse(r.data);
     rawRead.push(performance.now() - t0);
   }
+  mem('time travel');
   const verify = time(() => store.verify());
+  mem('verify');
   store.close();
 
   const rate = (n: number, ms: number) => (n / ms) * 1000;

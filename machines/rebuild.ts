@@ -3,7 +3,7 @@
 // time travel never rescans a whole stream.
 import { freeze } from 'immer';
 import { deserialize, serialize } from 'node:v8';
-import type { EventStore, RawEvent, SnapshotRecord } from '../store/types.js';
+import type { EventRow, EventStore, RawEvent, ReadOptions, SnapshotRecord } from '../store/types.js';
 import type { EvolveOptions } from './vm/evolve.js';
 import { applyStreamEvent, copyStreamState, streamKind, type StreamState } from './streams.js';
 import { CODE_VERSION } from './version.js';
@@ -70,6 +70,12 @@ export function decodeRaw(r: RawEvent): { type: string; data: object; time: bigi
   return { type: r.type, data: JSON.parse(r.data) as object, time: BigInt(r.time) };
 }
 
+/** The rows of a scan as arrays of the columns a replay needs (one array per row, no object keys where the engine can). */
+export function* scanRows(store: EventStore, opts: ReadOptions): IterableIterator<EventRow> {
+  if (store.scanRows) return yield* store.scanRows({ ...opts, withoutMetadata: true });
+  for (const r of store.scan({ ...opts, withoutMetadata: true })) yield [r.position, r.streamId, r.version, r.type, r.time, r.data];
+}
+
 /** Rebuild one stream's state at a target (default: its latest event). */
 export function rebuildStream<S extends StreamState = StreamState>(
   store: EventStore,
@@ -106,13 +112,13 @@ export function rebuildStream<S extends StreamState = StreamState>(
   // (a connection cannot write while it iterates: snapshots are saved after the scan)
   const snapshots: SnapshotRecord[] = [];
   const evolveOpts: EvolveOptions = { ...opts, noResult: true };
-  for (const raw of store.scan({ streamId, fromPosition: position + 1, toPosition: maxPosition, withoutMetadata: true })) {
+  for (const row of scanRows(store, { streamId, fromPosition: position + 1, toPosition: maxPosition })) {
     if (shared && state !== null) state = copyStreamState(kind, state);
     shared = false;
-    const ev = decodeRaw(raw);
-    state = applyStreamEvent(kind, state, ev, ev.time, evolveOpts).state;
-    version = raw.version;
-    position = raw.position;
+    const time = BigInt(row[4]);
+    state = applyStreamEvent(kind, state, { type: row[3], data: JSON.parse(row[5]) as object }, time, evolveOpts).state;
+    version = row[2];
+    position = row[0];
     if (save && version % SNAPSHOT_EVERY === 0) {
       snapshots.push({ streamId, version, position, codeVersion: CODE_VERSION, state: serialize(state) });
     }
@@ -134,16 +140,16 @@ export function rebuildAll(store: EventStore, toPosition?: number, opts: EvolveO
   const states = new Map<string, Rebuilt>();
   const evolveOpts: EvolveOptions = { ...opts, noResult: true };
   let n = 0;
-  for (const raw of store.scan({ toPosition, withoutMetadata: true })) {
-    const cur = states.get(raw.streamId);
-    const ev = decodeRaw(raw);
-    const next = applyStreamEvent(streamKind(raw.streamId), cur?.state ?? null, ev, ev.time, evolveOpts).state;
+  for (const [position, streamId, version, type, time, data] of scanRows(store, { toPosition })) {
+    const cur = states.get(streamId);
+    const t = BigInt(time);
+    const next = applyStreamEvent(streamKind(streamId), cur?.state ?? null, { type, data: JSON.parse(data) as object }, t, evolveOpts).state;
     if (cur) {
       cur.state = next;
-      cur.version = raw.version;
-      cur.position = raw.position;
-    } else states.set(raw.streamId, { state: next, version: raw.version, position: raw.position });
-    if (onProgress && ++n % 10_000 === 0) onProgress(raw.position);
+      cur.version = version;
+      cur.position = position;
+    } else states.set(streamId, { state: next, version, position });
+    if (onProgress && ++n % 10_000 === 0) onProgress(position);
   }
   return states;
 }

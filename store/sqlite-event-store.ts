@@ -14,7 +14,7 @@ import { registerResponseHash, requestRowOf, responseHash, storedAnswer, type St
 import { clampInstant, encodeEvent, endBatch, I64_MAX, I64_MIN, prefixRange, storedEventOf } from './sql-shared.js';
 import { streamCategory } from './stream-category.js';
 import { REQUEST_ROW_SQL, verifyLedger } from './verify.js';
-import type { AppendBatch, CommitOptions, CommitResult, EventStore, RawEvent, ReadOptions, SnapshotRecord, StoredEvent, VerifyAnchor, VerifyResult, WrittenEvent } from './types.js';
+import type { AppendBatch, CommitOptions, CommitResult, EventRow, EventStore, RawEvent, ReadOptions, SnapshotRecord, StoredEvent, VerifyAnchor, VerifyResult, WrittenEvent } from './types.js';
 
 export interface OpenOptions {
   /** how long a writer waits for another process's lock (ms) */
@@ -26,6 +26,8 @@ export interface OpenOptions {
 }
 
 const RAW_COLUMNS = 'position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, metadata';
+// scanRows(): the columns of an EventRow, read as arrays
+const ROW_COLUMNS = 'position, stream_id, version, type, CAST(time AS TEXT), data';
 const RAW_COLUMNS_NO_METADATA = "position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, '{}' AS metadata";
 
 /** Every fixed statement (one that reads a single column hands back its value: see st()). */
@@ -207,6 +209,13 @@ class SqliteEventStore implements EventStore {
     let st = this.statement(`SELECT ${cols} FROM events${sql}`);
     if (st.busy) st = this.db.prepare(`SELECT ${cols} FROM events${sql}`);
     return st.iterate(...params) as IterableIterator<RawEvent>;
+  }
+
+  scanRows(opts: ReadOptions = {}): IterableIterator<EventRow> {
+    const { sql, params } = this.where(opts);
+    let st = this.statement(`SELECT ${ROW_COLUMNS} FROM events${sql}`);
+    if (st.busy) st = this.db.prepare(`SELECT ${ROW_COLUMNS} FROM events${sql}`);
+    return st.raw(true).iterate(...params) as IterableIterator<EventRow>;
   }
 
   read(opts: ReadOptions = {}): StoredEvent[] {

@@ -52,6 +52,12 @@ export interface RawEvent {
   metadata: string;
 }
 
+/**
+ * One event as a replay pass reads it, as an array (no per-row object keys): position, stream id,
+ * version, type, time (decimal string), data (canonical JSON).
+ */
+export type EventRow = [position: number, streamId: string, version: number, type: string, time: string, data: string];
+
 /** Events for one stream, appended only if the stream is at expectedVersion (0: does not exist yet). */
 export interface AppendBatch {
   streamId: string;
@@ -130,6 +136,8 @@ export interface EventStore {
   findRequest(requestId: string, fingerprint?: string): { response: unknown } | undefined;
   read(opts?: ReadOptions): StoredEvent[];
   scan(opts?: ReadOptions): IterableIterator<RawEvent>;
+  /** scan() as arrays of the columns a replay needs (engines that can read rows that way) */
+  scanRows?(opts?: ReadOptions): IterableIterator<EventRow>;
   streamVersion(streamId: string, atPosition?: number): number;
   streams(prefix?: string): string[];
   /** streams (with this prefix) whose last event is of none of these types: processes a log holds unfinished */

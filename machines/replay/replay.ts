@@ -4,7 +4,7 @@
 import { KvmUsageError } from '../../kvm/errors.js';
 import type { KernelProfile } from '../../kvm/profiles.js';
 import type { EventStore } from '../../store/types.js';
-import { decodeRaw } from '../rebuild.js';
+import { scanRows } from '../rebuild.js';
 import { vmIdOf, vmStreamId, VM_STREAM_PREFIX, type VmEvent } from '../vm/events.js';
 import { applyVmEvent, type EvolveOptions, type VmRecord } from '../vm/evolve.js';
 import { matchesJson, matchesRecorded, recordedOutcome, type Outcome } from './compare.js';
@@ -78,14 +78,15 @@ export function replayLog(store: EventStore, o: ReplayOptions): ReplayRun {
   const referenceOpts: EvolveOptions = { profile: o.reference, trace: true, raw: true };
   const scan =
     wanted && wanted.size === 1
-      ? store.scan({ streamId: [...wanted][0], toPosition: o.toPosition, withoutMetadata: true })
+      ? scanRows(store, { streamId: [...wanted][0], toPosition: o.toPosition })
       : // the whole log in position order (a stream-prefix scan would make SQLite sort by position)
-        store.scan({ toPosition: o.toPosition, withoutMetadata: true });
-  for (const raw of scan) {
-    if (wanted ? !wanted.has(raw.streamId) : !raw.streamId.startsWith(VM_STREAM_PREFIX)) continue;
-    const decoded = decodeRaw(raw);
-    const { type, data, time } = decoded;
-    const ev = decoded as unknown as VmEvent;
+        scanRows(store, { toPosition: o.toPosition });
+  for (const [position, streamId, version, type, t, text] of scan) {
+    if (wanted ? !wanted.has(streamId) : !streamId.startsWith(VM_STREAM_PREFIX)) continue;
+    const data = JSON.parse(text) as object;
+    const time = BigInt(t);
+    const ev = { type, data, time } as unknown as VmEvent;
+    const raw = { streamId, position, version };
     const before = replayed.get(raw.streamId) ?? null;
     const r = execute(before, ev, time, replayOpts);
     if (r.rec !== before) replayed.set(raw.streamId, r.rec);
