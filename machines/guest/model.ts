@@ -31,6 +31,8 @@ export interface GuestInput {
   /** x86: the guest enabled kvmclock on its boot vCPU */
   kvmclock: boolean;
   stopTime: bigint;
+  /** the instant the guest began running on the stopped VM (every vCPU in KVM_RUN): a VM a migration created runs from that migration's resume, and its clocks before then are not the guest's */
+  runningSince: bigint;
   /** null: nothing resumed (in flight) */
   resumeTime: bigint | null;
   /** the guest's clocks on a vCPU at true time t, through the emulated kernel (the source up to the stop, the resumed side from the resume) */
@@ -171,7 +173,10 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
   let wdRun = k0;
   const last = new Map<string, { cs: bigint; wd: bigint }>();
   if (k0 >= 1n && wd) {
-    const tL = inp.stopTime - (Ms - k0 * WATCHDOG_INTERVAL_NS);
+    // its expiry k0 × 0.5 s, or, if that fell before the guest ran on this VM (in an earlier
+    // migration's blackout), the instant it did: an hrtimer already expired fires as the guest resumes
+    const due = inp.stopTime - (Ms - k0 * WATCHDOG_INTERVAL_NS);
+    const tL = due < inp.runningSince ? inp.runningSince : due;
     const cpu = inp.vcpus[Number((k0 - 1n) % BigInt(ncpu))]!;
     for (const c of watched) last.set(c.name, { cs: raw(c, tL, cpu), wd: raw(wd, tL, cpu) });
   }
