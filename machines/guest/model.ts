@@ -101,7 +101,6 @@ export interface GuestReport {
 
 const HZ = 250n;
 const TICK_NS = NSEC_PER_SEC / HZ;
-const WATCHDOG_INTERVAL_NS = NSEC_PER_SEC / 2n;
 const MASK = 'ffffffffffffffff';
 const hex = (v: bigint) => BigInt.asUintN(64, v).toString(16);
 const abs = (x: bigint) => (x < 0n ? -x : x);
@@ -112,7 +111,13 @@ const divTrunc = (a: bigint, b: bigint) => a / b;
 export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
   const list: Clocksource[] = inp.arch === 'x86' ? x86Clocksources(s, Number(inp.counterHz / 1000n), inp.kvmclock) : arm64Clocksources(inp.counterHz);
   const ratings = Object.fromEntries(list.map((c) => [c.name, c.rating]));
-  const rules = watchdogRules(s.kernel);
+  const kernelRules = watchdogRules(s.kernel);
+  const rules = {
+    ...kernelRules,
+    ...(s.watchdogMarginNs !== undefined ? { marginNs: s.watchdogMarginNs, marginIs: 'set (watchdogMarginNs)' } : {}),
+    ...(s.watchdogMaxIntervalNs !== undefined ? { maxIntervalNs: s.watchdogMaxIntervalNs } : {}),
+  };
+  const WATCHDOG_INTERVAL_NS = s.watchdogIntervalNs;
   const unstable = new Set<string>();
   let cur = clocksourceSelect(list, s.clocksource);
   const before = cur.name;

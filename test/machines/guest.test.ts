@@ -22,7 +22,9 @@ afterEach(() => {
 const S = 1_000_000_000;
 const PAD = 'clocksource:                       ';
 const texts = (a: Record<string, any>) => a.guest.log.map((e: { text: string }) => e.text);
-const codes = (a: Record<string, any>) => a.findings.map((f: { code: string }) => f.code).filter((c: string) => c.startsWith('guest_'));
+/** the codes the guest model decides */
+const GUEST_CODES = ['watchdog_tsc_unstable', 'soft_lockup_risk', 'wall_clock_behind', 'wall_clock_ahead', 'guest_rcu_stall', 'guest_sleeper_stuck'];
+const codes = (a: Record<string, any>) => a.findings.map((f: { code: string }) => f.code).filter((c: string) => GUEST_CODES.includes(c));
 
 /** Two 3 GHz hosts, a 2-vCPU guest with kvmclock on both vCPUs, 2 s of uptime (kvmclock 1 999 999 999 at the stop). */
 async function guest(vcpus = 2): Promise<void> {
@@ -69,7 +71,7 @@ describe("QEMU's 40 ms stop-to-pre-save gap", () => {
     // kvm-clock, which reads 999 999 999 ns per true second after the resume (pvclock's
     // truncation): ⌈1 960 000 001 × 1e9 / 999 999 999⌉ = 1 960 000 003 ns after the resume
     expect(a.guest.guestStopped.map((g: any) => [g.vcpu, g.timeNs, g.by])).toEqual([[0, '4300000003', 'softlockup'], [1, '4300000003', 'softlockup']]);
-    const f = a.findings.find((x: any) => x.code === 'guest_clocksource_unstable');
+    const f = a.findings.find((x: any) => x.code === 'watchdog_tsc_unstable');
     expect(f).toMatchObject({ severity: 'fail', guestLog: [0, 1, 2, 3, 4, 5] });
     expect(f.message).toContain("[2.039999] the guest's clocksource watchdog on CPU1 marks 'tsc' unstable");
   });
@@ -90,6 +92,20 @@ describe("QEMU's 40 ms stop-to-pre-save gap", () => {
     expect(a.audit.guest.clocksource.marginNs).toBe('200000');
     expect(texts(a.audit)).toHaveLength(5);
     expect(texts(a.audit)[3]).toBe(`${PAD}'kvm-clock' (not 'tsc') is current clocksource.`);
+  });
+
+  it("the old threshold watchdogMarginNs is the guest's margin: 62.5 ms hides the 40 ms skew, 40 ms (not beyond) too, 39.9 ms does not; guest.watchdogMarginNs wins", async () => {
+    await guest();
+    const m = (await migrate('qemu', 300_000_000, { preSaveGapNs: 40_000_000 })).migrationId;
+    const audit = async (thresholds: Record<string, unknown>) => (await l.ok('audit', { migrationId: m, thresholds })).audit;
+    const unstable = (a: Record<string, any>) => codes(a).includes('watchdog_tsc_unstable');
+    const wide = await audit({ watchdogMarginNs: '62500000' });
+    expect(wide.guest.clocksource).toMatchObject({ marginNs: '62500000', marginIs: 'set (watchdogMarginNs)' });
+    expect(unstable(wide)).toBe(false);
+    // |499 999 969 − 539 999 999| = 40 000 030 ns: beyond 40 000 000, within 40 000 030
+    expect(unstable(await audit({ watchdogMarginNs: '40000030' }))).toBe(false);
+    expect(unstable(await audit({ watchdogMarginNs: '40000029' }))).toBe(true);
+    expect(unstable(await audit({ watchdogMarginNs: '62500000', guest: { watchdogMarginNs: '1000' } }))).toBe(true);
   });
 });
 
@@ -141,8 +157,8 @@ describe('a 30 s jump at restore (Firecracker issue #5322)', () => {
     ]);
     expect(a.guest.rcuStalls).toEqual([{ vcpu: 0, timeNs: '32000000000', jiffies: '7500', log: [0] }]);
     expect(texts(a)[6]).toBe(`${PAD}Clocksource 'tsc' skewed -30000000030 ns (-30000 ms) over watchdog 'kvm-clock' interval of 30499999999 ns (30499 ms)`);
-    expect(codes(a)).toEqual(['guest_clocksource_unstable', 'guest_soft_lockup', 'guest_rcu_stall']);
-    expect(a.findings.find((f: any) => f.code === 'guest_soft_lockup')).toMatchObject({ severity: 'fail', guestLog: [1, 2] });
+    expect(codes(a)).toEqual(['watchdog_tsc_unstable', 'soft_lockup_risk', 'guest_rcu_stall']);
+    expect(a.findings.find((f: any) => f.code === 'soft_lockup_risk')).toMatchObject({ severity: 'fail', guestLog: [1, 2] });
   });
 
   it('1.14.0 (KVM_KVMCLOCK_CTRL at restore): the guest finds PVCLOCK_GUEST_STOPPED and prints nothing', async () => {
@@ -160,6 +176,17 @@ describe('a 30 s jump at restore (Firecracker issue #5322)', () => {
     const a = await migrate('firecracker@1.13', 30 * S, { thresholds: { guest: { watchdogThreshS: 20 } } });
     expect(a.guest.softLockups).toEqual([]);
     expect(texts(a)[0]).toBe('rcu: INFO: rcu_preempt self-detected stall on CPU');
+  });
+
+  it("the old threshold softLockupNs is 2 × watchdog_thresh: 40 s sets watchdogThreshS 20 (no soft lockup), 20 s the default's", async () => {
+    await guest();
+    const m = (await migrate('firecracker@1.13', 30 * S)).migrationId;
+    const audit = async (thresholds: Record<string, unknown>) => (await l.ok('audit', { migrationId: m, thresholds })).audit;
+    expect((await audit({ softLockupNs: '40000000000' })).guest.softLockups).toEqual([]);
+    expect(codes(await audit({ softLockupNs: '40000000000' }))).toEqual(['watchdog_tsc_unstable', 'guest_rcu_stall']);
+    expect(codes(await audit({ softLockupNs: '20000000000' }))).toEqual(['watchdog_tsc_unstable', 'soft_lockup_risk', 'guest_rcu_stall']);
+    // guest.watchdogThreshS wins over the threshold
+    expect(codes(await audit({ softLockupNs: '40000000000', guest: { watchdogThreshS: 10 } }))).toContain('soft_lockup_risk');
   });
 });
 
@@ -191,8 +218,8 @@ describe('a wall clock 60 s behind (Firecracker 1.16: KVM_SET_CLOCK flags 0 afte
       ],
       convergedAt: '124000000001',
     });
-    expect(a.findings.find((f: any) => f.code === 'guest_wall_clock').message).toBe(
-      "the guest's CLOCK_REALTIME is −60.000 s off at the resume; chrony steps it at its ntp update 1 (62.000 s after the resume), within 1 ms 62.000 s after the resume",
+    expect(a.findings.find((f: any) => f.code === 'wall_clock_behind').message).toBe(
+      "the guest's CLOCK_REALTIME is 60.000 s behind at the resume; chrony steps it at its ntp update 1 (62.000 s after the resume), within 1 ms 62.000 s after the resume",
     );
   });
 
@@ -239,7 +266,7 @@ describe("Firecracker issue #4099: IA32_TSC_DEADLINE restored before IA32_TSC", 
     const a = await sleeper('firecracker@1.8');
     expect(a.guest.sleeper.wakes[0]).toMatchObject({ timeNs: '3100000000', lateNs: '0' });
     // the TSC by value lost the 1 s blackout, and with it CLOCK_REALTIME (tsc is the clocksource): that is all
-    expect(codes(a)).toEqual(['guest_wall_clock']);
+    expect(codes(a)).toEqual(['wall_clock_behind']);
   });
 });
 
