@@ -171,6 +171,29 @@ describe('a 30 s jump at restore (Firecracker issue #5322)', () => {
     expect(codes(a)).toEqual([]);
   });
 
+  // 4 vCPUs, 10 s of uptime (kvmclock 9 999 999 997 at the stop: pvclock's truncation, 3 ns short
+  // by now), a 60 s old snapshot restored by 1.8.0: kvmclock 9 999 999 997 + 60e9 = 69 999 999 997
+  // at the resume (true 70 s). The
+  // soft-lockup hrtimer (period 2 × 10 / 5 = 4 s) last ran at 8 s: touch_ts = 8e9 >> 30 = 7 (7.45); its
+  // next expiry, 12 s, is past at the resume, so it runs there, first on CPU0 (every CPU's hrtimer
+  // started at boot, so they expire together and run in CPU order): now = 69 999 999 997 >> 30 = 65
+  // (65 × 2^30 = 69 793 218 560), 65 > 7 + 20, stuck for 65 − 7 = 58 s. RCU: 60 s × HZ 250 = 15 000 jiffies.
+  it('a 60 s jump on 4 vCPUs: the soft lockup is printed first for CPU0, at the resume, stuck for 58 s', async () => {
+    await guest(4);
+    await l.ok('advanceTime', { ns: 8 * S });
+    const a = await migrate('firecracker@1.13', 60 * S);
+    expect(a.kvmclock).toMatchObject({ before: '9999999997', after: '69999999997' });
+    expect(a.guest.softLockups).toEqual([0, 1, 2, 3].map((v) => ({ vcpu: v, timeNs: '70000000000', stuckS: 58, log: [v + 1] })));
+    expect(a.guest.log.slice(0, 2)).toEqual([
+      { timeNs: '70000000000', guestNs: '69999999997', vcpu: 0, text: 'rcu: INFO: rcu_preempt self-detected stall on CPU' },
+      { timeNs: '70000000000', guestNs: '69999999997', vcpu: 0, text: 'watchdog: BUG: soft lockup - CPU#0 stuck for 58s! [swapper/0:0]' },
+    ]);
+    expect(a.guest.rcuStalls).toEqual([{ vcpu: 0, timeNs: '70000000000', jiffies: '15000', log: [0] }]);
+    const f = a.findings.find((x: any) => x.code === 'soft_lockup_risk');
+    expect(f).toMatchObject({ severity: 'fail', guestLog: [1, 2, 3, 4] });
+    expect(f.message).toBe('[69.999999] BUG: soft lockup on CPU#0 (58s), CPU#1 (58s), CPU#2 (58s), CPU#3 (58s): the clock jumped without PVCLOCK_GUEST_STOPPED on those vCPUs');
+  });
+
   it('watchdog_thresh 20: reports at 40 s, so the same 30 s jump prints no soft lockup (the RCU stall remains)', async () => {
     await guest();
     const a = await migrate('firecracker@1.13', 30 * S, { thresholds: { guest: { watchdogThreshS: 20 } } });
