@@ -20,10 +20,11 @@ const CITED_BY_RULE: Partial<Record<string, string>> = {
   migration_in_flight: "the migration's last recorded event",
   migration_failed: "the refused step's event",
   tsc_writes_ignored: 'the accepted KVM_SET_MSRS (IA32_TSC, IA32_TSC_ADJUST) and KVM_SET_DEVICE_ATTR (KVM_VCPU_TSC_OFFSET) ioctls',
-  guest_clocksource_unstable: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL; guestLog: the kernel lines printed',
-  guest_soft_lockup: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL; guestLog: the "BUG: soft lockup" lines',
+  watchdog_tsc_unstable: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL; guestLog: the kernel lines printed',
+  soft_lockup_risk: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL; guestLog: the "BUG: soft lockup" lines',
   guest_rcu_stall: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL; guestLog: the stall line',
-  guest_wall_clock: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL',
+  wall_clock_behind: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL',
+  wall_clock_ahead: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL',
 };
 
 const cell = (s: string) => s.replace(/\|/g, '\\|');
@@ -68,7 +69,10 @@ export function auditDocs(): string {
   line('## Guest settings');
   line();
   line('The simulated guest (`guest` in the report) is set with `thresholds: { guest: { … } }` (u64 values as decimal strings');
-  line('or integers; `ntp: { … }` likewise). `ntp.client: ntpd` starts from ntpd\'s defaults.');
+  line('or integers; `ntp: { … }` likewise). `ntp.client: ntpd` starts from ntpd\'s defaults. The thresholds');
+  line('`watchdogMarginNs`, `watchdogIntervalNs`, `watchdogMaxIntervalNs` and `softLockupNs`, when a request gives them,');
+  line('set the guest settings of the same meaning (`softLockupNs` as `watchdogThreshS` = its half in whole seconds);');
+  line('a value in `guest` wins over the threshold.');
   line();
   line('| setting | default | stands for |');
   line('|---|---|---|');

@@ -25,6 +25,10 @@ const guestSchema = z
     tscReliable: z.boolean().optional(),
     invariantTsc: z.boolean().optional(),
     watchdogThreshS: z.number().int().min(1).max(60).optional(),
+    watchdogMarginNs: u64Field.optional(),
+    watchdogIntervalNs: u64Field.refine((v) => v >= 1_000_000n, 'at least 1 ms').optional(),
+    watchdogMaxIntervalNs: u64Field.optional(),
+    wallClockToleranceNs: u64Field.optional(),
     rcuStallTimeoutS: z.number().int().min(3).max(300).optional(),
     ntp: z
       .object({
@@ -45,6 +49,8 @@ const guestSchema = z
 const thresholdsSchema = z
   .object({
     ...(Object.fromEntries(Object.keys(DEFAULT_THRESHOLDS).map((k) => [k, u64Field.optional()])) as Record<keyof AuditThresholds, z.ZodOptional<typeof u64Field>>),
+    // the guest's watchdog interval, which this old name now sets (machines/audit/audit.ts): a period, so above 0
+    watchdogIntervalNs: u64Field.refine((v) => v >= 1_000_000n, 'at least 1 ms').optional(),
     guest: guestSchema,
   })
   .strict()

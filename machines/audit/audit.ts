@@ -25,6 +25,23 @@ type AuditArgs = [migrationId: string, thresholds?: AuditOverrides, opts?: Evolv
 /** Threshold overrides, and the simulated guest's settings (`guest`). */
 export type AuditOverrides = Partial<AuditThresholds> & { guest?: GuestOverrides };
 
+/**
+ * The guest settings a request asks for: the old thresholds that judged the guest's reactions
+ * (THRESHOLD_TO_GUEST) become the guest settings they stand for; a `guest` value given too wins.
+ */
+export function guestSettingsOf(th: Partial<AuditThresholds>, guest: GuestOverrides = {}): GuestOverrides {
+  const mapped: GuestOverrides = {};
+  if (th.watchdogMarginNs !== undefined) mapped.watchdogMarginNs = th.watchdogMarginNs;
+  if (th.watchdogIntervalNs !== undefined) mapped.watchdogIntervalNs = th.watchdogIntervalNs;
+  if (th.watchdogMaxIntervalNs !== undefined) mapped.watchdogMaxIntervalNs = th.watchdogMaxIntervalNs;
+  // softLockupNs = 2 × watchdog_thresh: the nearest whole second of its half, within the kernel's 1..60
+  if (th.softLockupNs !== undefined) {
+    const s = Number((th.softLockupNs + 1_000_000_000n) / 2_000_000_000n);
+    mapped.watchdogThreshS = Math.min(60, Math.max(1, s));
+  }
+  return { ...mapped, ...guest, ...(guest.ntp ? { ntp: guest.ntp } : {}) };
+}
+
 /** Audit one migration from the log (optionally as it would have gone under another kernel profile). */
 export function auditMigration(store: EventStore, ...args: AuditArgs): AuditReport | null {
   return auditFrom(logAuditSource(store, args[2] ?? {}), ...args);
@@ -33,10 +50,12 @@ export function auditMigration(store: EventStore, ...args: AuditArgs): AuditRepo
 /** Audit one migration from what a source holds of the log. */
 export function auditFrom(src: AuditSource, ...[migrationId, thresholds = {}, opts = {}]: AuditArgs): AuditReport | null {
   const { guest: guestOverrides, ...rest } = thresholds;
-  const th = { ...DEFAULT_THRESHOLDS, ...rest };
+  const settings = guestSettings(guestSettingsOf(rest, guestOverrides));
+  // tsc_jump's fail severity stays at 2 × watchdog_thresh, the guest's
+  const th = { ...DEFAULT_THRESHOLDS, ...rest, softLockupNs: BigInt(settings.watchdogThreshS) * 2n * 1_000_000_000n };
   const f = frameOf(src, migrationId);
   if (!f) return null;
   const m = f.before.rec.arm64 ? measureArm64(f, th) : measureX86(f);
-  const g = guestOf(f, guestSettings(guestOverrides));
-  return buildReport(f, m, judge(f, m, th, g), opts, g);
+  const g = guestOf(f, settings);
+  return buildReport(f, m, judge(f, m, th, g, settings), opts, g);
 }

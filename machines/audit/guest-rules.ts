@@ -26,11 +26,11 @@ const row = <S>(r: Rule<S>): Rule<S> => r;
 
 export const GUEST_RULES: readonly Rule[] = [
   row({
-    code: 'guest_clocksource_unstable',
+    code: 'watchdog_tsc_unstable',
     arch: 'x86',
     atResume: true,
-    condition: "the simulated clocksource watchdog found the watched clocksource's interval off the watchdog's by more than the guest kernel's margin (guest.clocksource.marginNs) and marked it unstable",
-    thresholds: [],
+    condition: "the simulated clocksource watchdog found the watched clocksource's interval off the watchdog's by more than the guest kernel's margin (guest.clocksource.marginNs; watchdogMarginNs sets it) and marked it unstable",
+    thresholds: ['watchdogMarginNs', 'watchdogIntervalNs', 'watchdogMaxIntervalNs'],
     cases: ({ g }) => (g ? g.watchdogRuns.filter((r) => r.outcome === 'unstable').map((r) => ({ r, g })) : []),
     severity: 'fail',
     message: ({ r, g }) =>
@@ -39,10 +39,10 @@ export const GUEST_RULES: readonly Rule[] = [
     guestLog: ({ r, g }) => runLines(g, r),
   }),
   row({
-    code: 'guest_soft_lockup',
+    code: 'soft_lockup_risk',
     atResume: true,
-    condition: 'the simulated soft-lockup detector printed "BUG: soft lockup" on one or more CPUs: the clock jumped past 2 × watchdog_thresh without PVCLOCK_GUEST_STOPPED on them',
-    thresholds: [],
+    condition: 'the simulated soft-lockup detector printed "BUG: soft lockup" on one or more CPUs: the clock jumped past 2 × watchdog_thresh (softLockupNs sets it) without PVCLOCK_GUEST_STOPPED on them',
+    thresholds: ['softLockupNs'],
     cases: ({ g }) => (g && g.softLockups.length ? [g] : []),
     severity: 'fail',
     message: (g) =>
@@ -78,27 +78,30 @@ export const GUEST_RULES: readonly Rule[] = [
         : `the sleeper on vCPU ${g.sleeper.vcpu} wakes ${fmtNs(late)} late: its LAPIC TSC deadline was armed against another TSC`,
     cites: ['counterWrites'],
   }),
-  row({
-    code: 'guest_wall_clock',
-    atResume: true,
-    condition: "the simulated guest's CLOCK_REALTIME is more than 1 ms off at the resume",
-    thresholds: [],
-    cases: ({ g }) => {
-      const c = g?.wallClock.curve.find((p) => p.at === 'resume');
-      return g && c && (c.errorNs > 1_000_000n || c.errorNs < -1_000_000n) ? [{ g, error: c.errorNs }] : [];
-    },
-    severity: 'warn',
-    message: ({ g, error }, { f }) => {
-      const w = g.wallClock;
-      const fix = w.curve.some((p) => p.at === 'step') ? 'steps it' : w.curve.some((p) => p.at === 'slewed') ? 'slews it' : 'does not correct it';
-      const upd = w.curve.find((p) => p.at.startsWith('ntp update'));
-      const since = (t: bigint) => fmtNs(t - f.resumeTime);
-      return `the guest's CLOCK_REALTIME is ${fmtNs(error)} off at the resume; ${
-        w.client === 'none'
-          ? 'no NTP client corrects it'
-          : `${w.client} ${fix}${upd ? ` at its ${upd.at} (${since(upd.timeNs)} after the resume)` : ''}${w.convergedAt !== null ? `, within 1 ms ${since(w.convergedAt)} after the resume` : ''}`
-      }`;
-    },
-    cites: clockWrites,
-  }),
+  ...(['behind', 'ahead'] as const).map((dir) =>
+    row({
+      code: dir === 'behind' ? 'wall_clock_behind' : 'wall_clock_ahead',
+      atResume: true,
+      condition: `the simulated guest's CLOCK_REALTIME is ${dir} true time by more than the guest setting wallClockToleranceNs (1 ms) at the resume`,
+      thresholds: [],
+      cases: ({ g, gs }) => {
+        const c = g?.wallClock.curve.find((p) => p.at === 'resume');
+        const tol = gs.wallClockToleranceNs;
+        return g && c && (dir === 'behind' ? c.errorNs < -tol : c.errorNs > tol) ? [{ g, error: c.errorNs }] : [];
+      },
+      severity: 'warn',
+      message: ({ g, error }, { f }) => {
+        const w = g.wallClock;
+        const fix = w.curve.some((p) => p.at === 'step') ? 'steps it' : w.curve.some((p) => p.at === 'slewed') ? 'slews it' : 'does not correct it';
+        const upd = w.curve.find((p) => p.at.startsWith('ntp update'));
+        const since = (t: bigint) => fmtNs(t - f.resumeTime);
+        return `the guest's CLOCK_REALTIME is ${fmtNs(error < 0n ? -error : error)} ${dir} at the resume; ${
+          w.client === 'none'
+            ? 'no NTP client corrects it'
+            : `${w.client} ${fix}${upd ? ` at its ${upd.at} (${since(upd.timeNs)} after the resume)` : ''}${w.convergedAt !== null ? `, within 1 ms ${since(w.convergedAt)} after the resume` : ''}`
+        }`;
+      },
+      cites: clockWrites,
+    }),
+  ),
 ];

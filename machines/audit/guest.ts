@@ -59,6 +59,7 @@ export function guestInputOf(f: AuditFrame): GuestInput {
     counterHz: arm ? before.rec.host.counterHz : BigInt(v0?.virtualTscKhz ?? 0) * 1000n,
     kvmclock: !arm && !!v0?.pvti,
     stopTime,
+    runningSince: f.src.firstRun(before.rec.vmId, vcpus) ?? 0n,
     resumeTime: after ? after.time : null,
     read: (t, vcpu) => {
       // a vCPU whose kvmclock page the emulated guest never registered reads the boot vCPU's

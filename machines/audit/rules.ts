@@ -4,6 +4,7 @@
 // way to reach it). docs/audit.md is generated from this table and FINDING_CODES.
 import { s64 } from '../../kvm/u64.js';
 import type { GuestReport } from '../guest/model.js';
+import { DEFAULT_GUEST, type GuestSettings } from '../guest/settings.js';
 import type { AuditFrame } from './frame.js';
 import { GUEST_RULES } from './guest-rules.js';
 import { abs, fmtNs, perDay, ppm, worstError } from './format.js';
@@ -17,6 +18,8 @@ export interface RuleInput {
   th: AuditThresholds;
   /** the simulated guest (null: none) */
   g: GuestReport | null;
+  /** the simulated guest's settings */
+  gs: GuestSettings;
 }
 
 export interface Rule<S = any> {
@@ -172,12 +175,6 @@ export const RULES: readonly Rule[] = [
     cites: ['kvmclockWrites'],
   }),
   rule({
-    code: 'wall_clock_behind',
-    ...kvmclockBehind,
-    message: (error) => `the guest wall clock (kvmclock-based) is ${fmtNs(-error)} behind real time until NTP corrects it`,
-    cites: ['kvmclockWrites'],
-  }),
-  rule({
     code: 'kvmclock_jump',
     arch: 'x86',
     atResume: true,
@@ -200,26 +197,6 @@ export const RULES: readonly Rule[] = [
     cites: ['kvmclockWrites', 'counterWrites'],
   }),
   rule({
-    code: 'watchdog_tsc_unstable',
-    arch: 'x86',
-    atResume: true,
-    condition:
-      "the kvmclock−TSC step exceeds clockStepNs and watchdogMarginNs, within a watchdog interval (watchdogIntervalNs plus kvmclock's advance across the stop) shorter than watchdogMaxIntervalNs",
-    thresholds: ['clockStepNs', 'watchdogMarginNs', 'watchdogIntervalNs', 'watchdogMaxIntervalNs'],
-    cases: ({ m, th }) => {
-      const step = m.kvmclockMinusTscStepNs;
-      if (step === null || abs(step) <= th.clockStepNs || abs(step) <= th.watchdogMarginNs) return [];
-      // The watchdog interval that spans the migration: up to one period before the stop plus what kvmclock showed across it.
-      const advance = m.kvmclock.advanceNs;
-      const interval = th.watchdogIntervalNs + (advance !== null && advance > 0n ? advance : 0n);
-      return interval < th.watchdogMaxIntervalNs ? [{ step, interval }] : [];
-    },
-    severity: 'fail',
-    message: ({ step, interval }, { th }) =>
-      `a ${fmtNs(abs(step))} kvmclock−TSC step inside a ${fmtNs(interval)} watchdog interval exceeds the ${fmtNs(th.watchdogMarginNs)} margin: the guest marks its TSC unstable`,
-    cites: ['kvmclockWrites', 'counterWrites'],
-  }),
-  rule({
     code: 'counter_lost_time',
     arch: 'arm64',
     atResume: true,
@@ -239,17 +216,6 @@ export const RULES: readonly Rule[] = [
     cases: ({ m, th }) => [worstError(m.vcpus.map((v) => v.tscErrorNs))].filter((w) => w > th.clockErrorNs),
     severity: 'warn',
     message: (worst) => `the guest's virtual counter jumped ${fmtNs(worst)} ahead of true time`,
-    cites: ['counterWrites'],
-  }),
-  rule({
-    code: 'soft_lockup_risk',
-    arch: 'arm64',
-    atResume: true,
-    condition: "the largest virtual counter advance, in ns, is beyond softLockupNs (what the guest sees at resume is the whole advance at once, however right it is)",
-    thresholds: ['softLockupNs'],
-    cases: ({ m, th }) => [ticksNs(m, m.vcpus.reduce((x, v) => (v.tscAdvance > x ? v.tscAdvance : x), 0n))].filter((j) => j > th.softLockupNs),
-    severity: 'fail',
-    message: (jump) => `the guest's clock jumps ${fmtNs(jump)} at resume: soft lockup and RCU stall reports (arm64 has no PVCLOCK_GUEST_STOPPED)`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -289,24 +255,6 @@ export const RULES: readonly Rule[] = [
     severity: 'warn',
     message: () => 'the master clock was lost: kvmclock no longer claims PVCLOCK_TSC_STABLE',
     cites: ['counterWrites'],
-  }),
-  rule({
-    code: 'soft_lockup_risk',
-    arch: 'x86',
-    atResume: true,
-    condition: "the guest clock's jump at resume (kvmclock's advance, else the boot vCPU's TSC advance in ns) is beyond softLockupNs",
-    thresholds: ['softLockupNs'],
-    cases: ({ m, th }) => {
-      const v0 = m.vcpus[0];
-      const jump = m.kvmclock.advanceNs ?? (v0 && m.guestTscKhz ? (v0.tscAdvance * 1_000_000n) / BigInt(m.guestTscKhz) : null);
-      return some(jump).filter((j) => j > th.softLockupNs);
-    },
-    severity: 'fail',
-    // told only if, after the resume, the guest's watchdog found PVCLOCK_GUEST_STOPPED (KVM_KVMCLOCK_CTRL in this migration)
-    or: { severity: 'info', when: (_, { m }) => m.guestToldStopped, condition: "the guest's watchdog found PVCLOCK_GUEST_STOPPED after the resume (KVM_KVMCLOCK_CTRL)" },
-    message: (jump, { m }) =>
-      `the guest's clock jumps ${fmtNs(jump)} at resume ${m.guestToldStopped ? 'with PVCLOCK_GUEST_STOPPED set: the watchdogs are told' : 'without PVCLOCK_GUEST_STOPPED: soft lockup and RCU stall reports'}`,
-    cites: ['kvmclockWrites', 'kvmclockCtrl'],
   }),
   rule({
     code: 'counter_writes_ignored',
@@ -383,8 +331,8 @@ export const RULES: readonly Rule[] = [
 ];
 
 /** The findings of one migration: every rule of its architecture, in table order. */
-export function judge(f: AuditFrame, m: Measurement, th: AuditThresholds, g: GuestReport | null = null): Finding[] {
-  const c: RuleInput = { f, m, th, g };
+export function judge(f: AuditFrame, m: Measurement, th: AuditThresholds, g: GuestReport | null = null, gs: GuestSettings = DEFAULT_GUEST): Finding[] {
+  const c: RuleInput = { f, m, th, g, gs };
   const findings: Finding[] = [];
   for (const r of RULES) {
     if ((r.arch && r.arch !== m.arch) || (r.atResume && !f.after)) continue;

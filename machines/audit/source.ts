@@ -8,7 +8,7 @@ import { hostStreamId } from '../host/host.js';
 import { migrationStreamId, type MigrationState } from '../migration/state.js';
 import { rebuildStream } from '../rebuild.js';
 import type { Session } from '../session/index.js';
-import { vmStreamId } from '../vm/events.js';
+import { vmStreamId, type IoctlIssuedData } from '../vm/events.js';
 import type { EvolveOptions, VmRecord } from '../vm/evolve.js';
 
 /** A recorded event as the audit looks at it. */
@@ -31,6 +31,20 @@ export interface AuditSource {
   /** a stream's version as of a global position (default: now) */
   streamVersion(streamId: string, atPosition?: number): number;
   positionOfVersion(streamId: string, version: number): number | null;
+  /** the instant the last of these vCPUs of a VM first entered KVM_RUN (the guest running on it: a VM a migration created runs from its resume), null if one never did */
+  firstRun(vmId: string, vcpus: number[]): bigint | null;
+}
+
+/** Over a VM's events in log order: the instant the last of `vcpus` first entered KVM_RUN (stops reading there). */
+function firstRunOf(events: Iterable<{ type: string; time: bigint | string; data: unknown }>, vcpus: number[]): bigint | null {
+  const waiting = new Set(vcpus);
+  for (const e of events) {
+    if (e.type !== 'IoctlIssued') continue;
+    const d = e.data as IoctlIssuedData;
+    if (d.ioctl !== 'KVM_RUN' || d.vcpu === null || !waiting.delete(d.vcpu)) continue;
+    if (!waiting.size) return BigInt(e.time);
+  }
+  return null;
 }
 
 function scanEvents(store: EventStore, streamId: string, fromPosition?: number, toPosition?: number): LoggedEvent[] {
@@ -54,6 +68,13 @@ export function logAuditSource(store: EventStore, opts: EvolveOptions = {}): Aud
     vmEvents: (vmId, fromPosition, toPosition) => scanEvents(store, vmStreamId(vmId), fromPosition, toPosition),
     streamVersion: (streamId, atPosition) => store.streamVersion(streamId, atPosition),
     positionOfVersion: (streamId, version) => store.positionOfVersion(streamId, version) ?? null,
+    firstRun(vmId, vcpus) {
+      const rows = store.scan({ streamId: vmStreamId(vmId), withoutMetadata: true });
+      const events = (function* () {
+        for (const r of rows) yield { type: r.type, time: r.time, data: JSON.parse(r.data) as unknown };
+      })();
+      return firstRunOf(events, vcpus);
+    },
   };
 }
 
@@ -107,5 +128,17 @@ export function sessionAuditSource(session: Session, written: WrittenEvent[], st
     },
     streamVersion: (streamId, atPosition) => log.streamVersion(streamId, atPosition),
     positionOfVersion: (streamId, version) => positions.get(`${streamId}\u0000${version}`) ?? log.positionOfVersion(streamId, version),
+    // the log up to this session, then what it recorded (a VM this session created is in neither part alone)
+    firstRun: (vmId, vcpus) => {
+      const sid = vmStreamId(vmId);
+      const base = session.baseVersion(sid);
+      return firstRunOf(
+        (function* () {
+          if (base !== 0) for (const r of store.scan({ streamId: sid, withoutMetadata: true })) yield { type: r.type, time: r.time, data: JSON.parse(r.data) as unknown };
+          yield* eventsOf(sid);
+        })(),
+        vcpus,
+      );
+    },
   };
 }

@@ -11,10 +11,10 @@ export interface AuditThresholds {
    * interval marks the TSC unstable (about 250 µs on current kernels; 62.5 ms before 5.15)
    */
   watchdogMarginNs: bigint;
-  /** the watchdog interval (0.5 s); intervals longer than watchdogMaxIntervalNs are skipped (2024+ guests) */
+  /** mapped onto the guest's watchdog interval and maximum interval when a request gives them */
   watchdogIntervalNs: bigint;
   watchdogMaxIntervalNs: bigint;
-  /** a clock jump beyond 2 × watchdog_thresh (20 s) without PVCLOCK_GUEST_STOPPED triggers soft-lockup reports */
+  /** 2 × the guest's watchdog_thresh: a request's value sets the guest's watchdogThreshS (its half, whole seconds) */
   softLockupNs: bigint;
   /** inter-vCPU TSC skew (cycles) tolerated */
   skewCycles: bigint;
@@ -43,10 +43,10 @@ export const DEFAULT_THRESHOLDS: AuditThresholds = {
 export const THRESHOLD_DOCS: Record<keyof AuditThresholds, string> = {
   clockErrorNs: 'guest TSC, kvmclock or counter error (ns) tolerated before it is reported: below this is rounding and VMM latency',
   clockStepNs: 'kvmclock−TSC step (ns) tolerated before it is reported',
-  watchdogMarginNs: "the guest clocksource watchdog's margin: a TSC-vs-kvmclock skew beyond it within a checked interval marks the TSC unstable (about 250 µs on current kernels; 62.5 ms before 5.15)",
-  watchdogIntervalNs: "the watchdog's interval",
-  watchdogMaxIntervalNs: 'intervals longer than this are skipped by the watchdog (2024+ guests)',
-  softLockupNs: 'a clock jump beyond 2 × watchdog_thresh without PVCLOCK_GUEST_STOPPED triggers soft-lockup and RCU stall reports',
+  watchdogMarginNs: "given, the simulated guest's clocksource watchdog margin (guest setting watchdogMarginNs); not given, the guest kernel version's (248 µs from 6.2, 200 µs in 5.15, 62.5 ms before)",
+  watchdogIntervalNs: "given, the simulated guest's clocksource watchdog interval (guest setting watchdogIntervalNs, default 0.5 s)",
+  watchdogMaxIntervalNs: "given, the interval beyond which the simulated guest's watchdog skips a check (guest setting watchdogMaxIntervalNs); not given, the kernel version's (1 s from 6.8)",
+  softLockupNs: "2 × the simulated guest's watchdog_thresh: given, it sets guest watchdogThreshS to its half in whole seconds (1..60); tsc_jump fails beyond 2 × watchdogThreshS",
   skewCycles: 'inter-vCPU counter skew (cycles or ticks) tolerated beyond what was there before',
   driftPpb: 'frequency error (parts per billion) reported as drift (0.1 ppm ≈ 8.6 ms/day)',
   driftWarnPpb: 'frequency error (ppb) that is a warning rather than information (1 ppm ≈ 86 ms/day)',
@@ -62,12 +62,13 @@ export const FINDING_CODES = {
   kvmclock_lost_time: 'kvmclock advanced less than true time by more than clockErrorNs (warn)',
   kvmclock_jump: 'kvmclock advanced more than true time by more than clockErrorNs (warn)',
   kvmclock_tsc_step: 'kvmclock and the TSC moved by different amounts: the guest\'s two clocks now disagree by more than clockStepNs (warn)',
-  watchdog_tsc_unstable: 'the step exceeds the guest watchdog margin within a checked interval: the guest marks its TSC unstable (fail)',
+  watchdog_tsc_unstable: "the simulated guest's clocksource watchdog marked tsc unstable, printing the kernel's lines, which the finding cites (guestLog) (fail)",
   vcpu_skew: 'guest TSCs differ across vCPUs by more than before (warn; fail when the pvclock still claims TSC_STABLE)',
   master_clock_lost: 'the master clock (PVCLOCK_TSC_STABLE) was on before and is off after (warn)',
   time_backwards: 'a vCPU\'s TSC or kvmclock, or the guest across vCPUs, reads lower after than before (fail)',
-  soft_lockup_risk: 'a clock jump beyond softLockupNs without PVCLOCK_GUEST_STOPPED (fail); with it (info)',
-  wall_clock_behind: 'kvmclock lost time, so the guest wall clock is behind until NTP corrects it (warn)',
+  soft_lockup_risk: 'the simulated guest printed "BUG: soft lockup" on one or more CPUs: its clock jumped beyond 2 × watchdog_thresh without PVCLOCK_GUEST_STOPPED; the finding cites the lines (fail)',
+  wall_clock_behind: "the simulated guest's CLOCK_REALTIME was behind true time by more than wallClockToleranceNs at the resume; the message says how its NTP client corrects it (warn)",
+  wall_clock_ahead: "the simulated guest's CLOCK_REALTIME was ahead of true time by more than wallClockToleranceNs at the resume (warn)",
   frequency_drift: 'a guest clock runs at a rate other than its nominal one, in ppm and ms/day (info; warn beyond driftWarnPpb)',
   counter_writes_ignored: 'arm64: counter writes after KVM_ARM_SET_COUNTER_OFFSET were silently ignored (warn)',
   tsc_writes_ignored: 'x86: the guest TSC is protected (TDX, SEV-SNP Secure TSC): TSC writes the VMM made (IA32_TSC, IA32_TSC_ADJUST, KVM_VCPU_TSC_OFFSET) succeeded and changed nothing (warn)',
@@ -75,10 +76,7 @@ export const FINDING_CODES = {
   counter_jump: 'arm64: the virtual counter advanced more than true time by more than clockErrorNs (warn)',
   counter_divergence: 'arm64: the virtual and physical counters moved apart by more than clockErrorNs (warn)',
   physical_counter_traps: 'arm64: the physical counter is offset without FEAT_ECV, so every guest CNTPCT read traps; counted and costed at trapCostNs (info)',
-  guest_clocksource_unstable: "the simulated guest's clocksource watchdog marked its watched clocksource (tsc) unstable, printing the kernel's lines (fail)",
-  guest_soft_lockup: 'the simulated guest printed "BUG: soft lockup" on one or more CPUs (fail)',
   guest_rcu_stall: 'the simulated guest printed an rcu_preempt stall (fail)',
   guest_sleeper_stuck: "the simulated guest's sleeper waited on a LAPIC TSC deadline that fired more than 1 s late or not at all (fail)",
-  guest_wall_clock: "the simulated guest's CLOCK_REALTIME was more than 1 ms off at the resume; the message says how its NTP client corrects it (warn)",
 } as const;
 export type FindingCode = keyof typeof FINDING_CODES;

@@ -31,6 +31,8 @@ export interface GuestInput {
   /** x86: the guest enabled kvmclock on its boot vCPU */
   kvmclock: boolean;
   stopTime: bigint;
+  /** the instant the guest began running on the stopped VM (every vCPU in KVM_RUN): a VM a migration created runs from that migration's resume, and its clocks before then are not the guest's */
+  runningSince: bigint;
   /** null: nothing resumed (in flight) */
   resumeTime: bigint | null;
   /** the guest's clocks on a vCPU at true time t, through the emulated kernel (the source up to the stop, the resumed side from the resume) */
@@ -99,7 +101,6 @@ export interface GuestReport {
 
 const HZ = 250n;
 const TICK_NS = NSEC_PER_SEC / HZ;
-const WATCHDOG_INTERVAL_NS = NSEC_PER_SEC / 2n;
 const MASK = 'ffffffffffffffff';
 const hex = (v: bigint) => BigInt.asUintN(64, v).toString(16);
 const abs = (x: bigint) => (x < 0n ? -x : x);
@@ -110,7 +111,13 @@ const divTrunc = (a: bigint, b: bigint) => a / b;
 export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
   const list: Clocksource[] = inp.arch === 'x86' ? x86Clocksources(s, Number(inp.counterHz / 1000n), inp.kvmclock) : arm64Clocksources(inp.counterHz);
   const ratings = Object.fromEntries(list.map((c) => [c.name, c.rating]));
-  const rules = watchdogRules(s.kernel);
+  const kernelRules = watchdogRules(s.kernel);
+  const rules = {
+    ...kernelRules,
+    ...(s.watchdogMarginNs !== undefined ? { marginNs: s.watchdogMarginNs, marginIs: 'set (watchdogMarginNs)' } : {}),
+    ...(s.watchdogMaxIntervalNs !== undefined ? { maxIntervalNs: s.watchdogMaxIntervalNs } : {}),
+  };
+  const WATCHDOG_INTERVAL_NS = s.watchdogIntervalNs;
   const unstable = new Set<string>();
   let cur = clocksourceSelect(list, s.clocksource);
   const before = cur.name;
@@ -171,7 +178,10 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
   let wdRun = k0;
   const last = new Map<string, { cs: bigint; wd: bigint }>();
   if (k0 >= 1n && wd) {
-    const tL = inp.stopTime - (Ms - k0 * WATCHDOG_INTERVAL_NS);
+    // its expiry k0 × 0.5 s, or, if that fell before the guest ran on this VM (in an earlier
+    // migration's blackout), the instant it did: an hrtimer already expired fires as the guest resumes
+    const due = inp.stopTime - (Ms - k0 * WATCHDOG_INTERVAL_NS);
+    const tL = due < inp.runningSince ? inp.runningSince : due;
     const cpu = inp.vcpus[Number((k0 - 1n) % BigInt(ncpu))]!;
     for (const c of watched) last.set(c.name, { cs: raw(c, tL, cpu), wd: raw(wd, tL, cpu) });
   }

@@ -15,6 +15,14 @@ export interface GuestSettings {
   invariantTsc: boolean;
   /** kernel.watchdog_thresh (s): the soft-lockup detector reports at twice it */
   watchdogThreshS: number;
+  /** the clocksource watchdog's margin (ns): absent, the guest kernel version's (audit threshold watchdogMarginNs) */
+  watchdogMarginNs?: bigint;
+  /** the clocksource watchdog's interval (ns, WATCHDOG_INTERVAL: 0.5 s; audit threshold watchdogIntervalNs) */
+  watchdogIntervalNs: bigint;
+  /** intervals longer than this are skipped as bogus (ns): absent, the kernel version's (audit threshold watchdogMaxIntervalNs) */
+  watchdogMaxIntervalNs?: bigint;
+  /** the wall-clock error (ns) at the resume beyond which the audit reports wall_clock_behind / wall_clock_ahead */
+  wallClockToleranceNs: bigint;
   /** rcupdate.rcu_cpu_stall_timeout (s) */
   rcuStallTimeoutS: number;
   ntp: {
@@ -39,6 +47,8 @@ export const DEFAULT_GUEST: GuestSettings = {
   tscReliable: false,
   invariantTsc: false,
   watchdogThreshS: 10,
+  watchdogIntervalNs: 500_000_000n,
+  wallClockToleranceNs: 1_000_000n,
   rcuStallTimeoutS: 21,
   ntp: { client: 'chrony', pollNs: 64_000_000_000n, makestepThresholdNs: 1_000_000_000n, makestepLimit: 3, maxSlewPpb: 83_333_333n },
   sleeperPeriodNs: 100_000_000n,
@@ -62,7 +72,11 @@ export const GUEST_SETTING_DOCS: Record<string, string> = {
   clocksource: 'clocksource= on the guest command line: `auto` (the highest rating), `kvm-clock` or `tsc`',
   tscReliable: 'tsc=reliable: the TSC is not watched by the clocksource watchdog',
   invariantTsc: 'the guest sees an invariant TSC: kvm-clock registers with rating 299, below the TSC\'s 300 (arch/x86/kernel/kvmclock.c)',
-  watchdogThreshS: 'kernel.watchdog_thresh (s, default 10): the soft-lockup hrtimer runs every 2 × thresh / 5 s and reports a CPU stuck beyond 2 × thresh',
+  watchdogMarginNs: 'the clocksource watchdog\'s margin (ns), replacing the kernel version\'s (audit threshold `watchdogMarginNs` maps here)',
+  watchdogIntervalNs: 'the clocksource watchdog\'s interval (ns, default WATCHDOG_INTERVAL = 0.5 s; audit threshold `watchdogIntervalNs` maps here)',
+  watchdogMaxIntervalNs: 'intervals longer than this are skipped as bogus (ns), replacing the kernel version\'s (1 s from 6.8, none before; audit threshold `watchdogMaxIntervalNs` maps here)',
+  wallClockToleranceNs: 'the guest CLOCK_REALTIME error at the resume tolerated before wall_clock_behind / wall_clock_ahead (ns, default 1 ms)',
+  watchdogThreshS: 'kernel.watchdog_thresh (s, default 10): the soft-lockup hrtimer runs every 2 × thresh / 5 s and reports a CPU stuck beyond 2 × thresh (audit threshold `softLockupNs` maps here as softLockupNs / 2, in whole seconds)',
   rcuStallTimeoutS: 'rcu_cpu_stall_timeout (s, default 21)',
   'ntp.client': '`chrony` (default), `ntpd` (slew only at the kernel PLL\'s 500 ppm) or `none`',
   'ntp.pollNs': 'the NTP client\'s update interval in guest CLOCK_MONOTONIC (ns, default 64 s): updates at every multiple of it since boot',

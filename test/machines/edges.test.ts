@@ -63,7 +63,7 @@ describe('PVCLOCK_GUEST_STOPPED belongs to one resume', () => {
   it('the guest clears it, so a later 30 s pause without KVM_KVMCLOCK_CTRL is a soft-lockup risk again', async () => {
     await guest('a');
     const told = await l.ok('migrate', { vmId: 'a', inPlace: true, strategy: 'crosvm', blackoutNs: (30n * S).toString() });
-    expect(codes(told.audit)).toContain('soft_lockup_risk:info');
+    expect(codes(told.audit).filter((c: string) => c.startsWith('soft_lockup_risk'))).toEqual([]);
     const flags = (await l.ok('stateAt', { vmId: 'a' })).state.kvm.vcpus[0].pvti.flags;
     expect(flags & 2).toBe(0); // cleared by the guest's watchdog
     const untold = await l.ok('migrate', { vmId: 'a', inPlace: true, strategy: 'offset-documented', blackoutNs: (30n * S).toString() });
