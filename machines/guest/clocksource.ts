@@ -1,6 +1,7 @@
 // The guest's clocksources (kernel/time/clocksource.c, arch/x86/kernel/kvmclock.c,
 // arch/x86/kernel/tsc.c, drivers/clocksource/arm_arch_timer.c): their ratings, which one the
 // kernel selects, their mult/shift, and the watchdog's margins for a kernel version.
+import { clocksCalcMultShift } from '../../kvm/host.js';
 import type { GuestSettings } from './settings.js';
 
 export type ClocksourceName = 'kvm-clock' | 'tsc' | 'arch_sys_counter';
@@ -17,23 +18,6 @@ export interface Clocksource {
 }
 
 export const NSEC_PER_SEC = 1_000_000_000n;
-
-/** clocks_calc_mult_shift(): the mult/shift converting `from` Hz to `to` Hz over maxsec seconds. */
-export function clocksCalcMultShift(from: bigint, to: bigint, maxsec: bigint): { mult: bigint; shift: number } {
-  let tmp = (maxsec * from) >> 32n;
-  let sftacc = 32n;
-  while (tmp) {
-    tmp >>= 1n;
-    sftacc--;
-  }
-  let sft = 32;
-  for (; sft > 0; sft--) {
-    tmp = (to << BigInt(sft)) + from / 2n;
-    tmp /= from;
-    if (tmp >> sftacc === 0n) break;
-  }
-  return { mult: tmp, shift: sft };
-}
 
 /**
  * __clocksource_update_freq_scale(): mult/shift of a clocksource registered at freq × scale Hz

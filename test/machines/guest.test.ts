@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { clocksCalcMultShift } from '../../machines/guest/clocksource.js';
+import { clocksCalcMultShift } from '../../kvm/host.js';
 import { expectMigrateAuditsFromLog, newLedger, type Ledger } from '../helpers/ledger.js';
 
 let l: Ledger;
