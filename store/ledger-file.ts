@@ -21,8 +21,12 @@ type LedgerKind = { kind: 'blank' } | { kind: 'ledger'; version: number };
  * (not_a_ledger), a newer clockledger's (schema_too_new), a damaged one (corrupt).
  */
 export function inspectLedger(db: Database.Database, path: string): LedgerKind {
-  const version = db.pragma('user_version', { simple: true }) as number;
-  const tables = new Set(db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')").pluck().all() as string[]);
+  // one read transaction: both reads from one snapshot, so a writer creating and migrating the
+  // file between them (several processes opening a new ledger at once) cannot make it look foreign
+  const { version, tables } = db.transaction(() => ({
+    version: db.pragma('user_version', { simple: true }) as number,
+    tables: new Set(db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')").pluck().all() as string[]),
+  }))();
   const latest = latestSchemaVersion();
   if (version === 0) {
     if (tables.size === 0) return { kind: 'blank' };
