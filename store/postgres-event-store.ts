@@ -28,6 +28,16 @@ export interface PgOpenOptions {
 }
 
 const RAW = 'position::float8 AS "position", stream_id AS "streamId", version, type, schema_version AS "schemaVersion", time::text AS time, data, metadata';
+
+/**
+ * The rows after a position, a page at a time ($1 = after, $2 = the page's size). Positions are
+ * contiguous, so the page is a closed range of the primary key: a prepared statement's generic
+ * plan then still scans the index (`position > $1 … LIMIT $2` was planned as a scan of the whole
+ * table and a sort, for every page: a reader's cold load grew with the square of the log).
+ */
+export function rowsAfterSql(schema: string): string {
+  return `SELECT ${RAW}, hash FROM ${schema}.events WHERE position > $1 AND position <= $1 + $2 ORDER BY events.position`;
+}
 const RAW_NO_METADATA = `position::float8 AS "position", stream_id AS "streamId", version, type, schema_version AS "schemaVersion", time::text AS time, data, '{}' AS metadata`;
 const PAGE = 2000;
 /** the requests of a schema before pg/002, as 002 converts them (their hashes computed on reading) */
@@ -284,7 +294,7 @@ export class PgEventStore implements AsyncEventStore {
       clauses.push(hi === null ? `stream_id >= ${p(lo)}` : `stream_id >= ${p(lo)} AND stream_id < ${p(hi)}`);
     }
     let sql = clauses.length ? ` WHERE ${clauses.join(' AND ')}` : '';
-    sql += ' ORDER BY position';
+    sql += ' ORDER BY events.position';
     if (limit !== undefined) sql += ` LIMIT ${p(limit)}`;
     return { sql, params };
   }
@@ -312,7 +322,7 @@ export class PgEventStore implements AsyncEventStore {
 
   /** up to `limit` rows after a position, in order, with their chain hashes (what a ReadView loads) */
   async rowsAfter(after: number, limit: number): Promise<(RawEvent & { hash: string })[]> {
-    return (await this.q<RawEvent & { hash: string }>(`SELECT ${RAW}, hash FROM ${this.s}.events WHERE position > $1 ORDER BY position LIMIT $2`, [after, limit], 'clockledger_rows_after')).rows;
+    return (await this.q<RawEvent & { hash: string }>(rowsAfterSql(this.s), [after, limit], 'clockledger_rows_after')).rows;
   }
 
   async streamVersion(streamId: string, atPosition?: number): Promise<number> {
@@ -382,7 +392,7 @@ export class PgEventStore implements AsyncEventStore {
   async latestSnapshot(streamId: string, codeVersion: string, maxPosition = Number.MAX_SAFE_INTEGER): Promise<SnapshotRecord | undefined> {
     const r = await this.q<SnapshotRecord>(
       `SELECT stream_id AS "streamId", version, position::float8 AS position, code_version AS "codeVersion", state FROM ${this.s}.snapshots
-       WHERE stream_id = $1 AND code_version = $2 AND position <= $3 ORDER BY position DESC LIMIT 1`,
+       WHERE stream_id = $1 AND code_version = $2 AND position <= $3 ORDER BY snapshots.position DESC LIMIT 1`,
       [streamId, codeVersion, maxPosition],
     );
     return r.rows[0];
@@ -405,11 +415,11 @@ export class PgEventStore implements AsyncEventStore {
   private async verifyIn(anchor?: VerifyAnchor): Promise<VerifyResult> {
     const chain = new ChainCheck();
     for (let after = 0; ; ) {
-      const rows = (await this.q<ChainRow>(`SELECT ${RAW}, hash FROM ${this.s}.events WHERE position > $1 ORDER BY position LIMIT ${PAGE}`, [after])).rows;
+      const rows = (await this.q<ChainRow>(`SELECT ${RAW}, hash FROM ${this.s}.events WHERE position > $1 ORDER BY events.position LIMIT ${PAGE}`, [after])).rows;
       for (const r of rows) {
         const broken = chain.add(r);
         if (!broken) continue;
-        const last = (await this.q<{ position: number; hash: string }>(`SELECT position::float8 AS position, hash FROM ${this.s}.events ORDER BY position DESC LIMIT 1`)).rows[0]!;
+        const last = (await this.q<{ position: number; hash: string }>(`SELECT position::float8 AS position, hash FROM ${this.s}.events ORDER BY events.position DESC LIMIT 1`)).rows[0]!;
         return { intact: false, checked: chain.checked, head: last, ...broken, table: 'events' };
       }
       if (rows.length < PAGE) break;
@@ -451,7 +461,7 @@ export class PgEventStore implements AsyncEventStore {
         let events = 0;
         for (let after = 0; ; ) {
           const rows = (await this.q<RawEvent & { hash: string }>(
-            `SELECT ${RAW}, hash FROM ${this.s}.events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT ${PAGE}`,
+            `SELECT ${RAW}, hash FROM ${this.s}.events WHERE position > $1 AND position <= $2 ORDER BY events.position LIMIT ${PAGE}`,
             [after, position],
           )).rows;
           if (rows.length) {
