@@ -39,7 +39,7 @@ export function guestSettingsOf(th: Partial<AuditThresholds>, guest: GuestOverri
     const s = Number((th.softLockupNs + 1_000_000_000n) / 2_000_000_000n);
     mapped.watchdogThreshS = Math.min(60, Math.max(1, s));
   }
-  return { ...mapped, ...guest, ...(guest.ntp ? { ntp: guest.ntp } : {}) };
+  return { ...mapped, ...guest };
 }
 
 /** Audit one migration from the log (optionally as it would have gone under another kernel profile). */

@@ -14,8 +14,9 @@
 import type { HostState } from '../../kvm/host.js';
 import { s64 } from '../../kvm/u64.js';
 import type { EventStore } from '../../store/types.js';
-import { auditMigration } from '../audit/audit.js';
 import { frameOf } from '../audit/frame.js';
+import { guestOf } from '../audit/guest.js';
+import { guestSettings } from '../guest/settings.js';
 import { logAuditSource } from '../audit/source.js';
 import { hostStreamId } from '../host/host.js';
 import { migrationStreamId, type MigrationState } from '../migration/state.js';
@@ -233,7 +234,8 @@ export function migrationTrace(store: EventStore, migrationId: string): ChromeTr
   // the simulated guest's kernel messages (default guest settings), on the vCPU that printed them, in
   // the VM that ran at that instant: the source until the destination resumed, the destination after
   const resumedAt = frame ? frame.resumeTime : null;
-  for (const line of auditMigration(store, migrationId)?.guest?.log ?? []) {
+  // (the frame the audit's guest is simulated from is the one built above)
+  for (const line of (frame ? guestOf(frame, guestSettings())?.log : null) ?? []) {
     const pid = newVm && resumedAt !== null && line.timeNs >= resumedAt ? MIGRATION_PID + 2 : MIGRATION_PID + 1;
     events.push({ name: line.text, ph: 'i', s: 't', ts: toUs(line.timeNs), pid, tid: line.vcpu, cat: 'guest log', args: { guestNs: line.guestNs.toString() } });
   }
