@@ -37,7 +37,7 @@ export const demo = defineHandler({
     // The demo drives the handlers themselves, on the same store.
     const store = await env.log();
     const r = await runDemo(req, env.engine === 'sqlite' ? { store } : env.context, store);
-    return { ...r, reports: req.htmlReports ? writeReports(store, env.db, r.migrations as string[]) : null };
+    return { ...r, reports: req.htmlReports ? writeReports(store, env.engine === 'sqlite' ? env.db : undefined, r.migrations as string[]) : null };
   },
 });
 
@@ -47,7 +47,7 @@ export const demo = defineHandler({
  * database); the paths written, the fleet's last.
  */
 function writeReports(store: EventStore, db: string | undefined, migrations: string[]): { dir: string; files: string[] } | null {
-  if (!db || db === ':memory:' || /^[a-z][a-z0-9+.-]*:/i.test(db)) return null;
+  if (!db || db === ':memory:') return null;
   const dir = join(dirname(db), `${basename(db, extname(db))}-reports`);
   try {
     mkdirSync(dir, { recursive: true });
