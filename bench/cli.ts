@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { closeStores, handlers } from '../handlers/index.js';
 import { median, percentile, table } from './lib/report.js';
+import { reportFigures } from './lib/summary.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(root, 'dist/handlers/cli/main.js');
@@ -122,6 +123,9 @@ try {
     ]),
   );
   console.log(`ratio (medians): ${ratio.toFixed(2)}× — ${ratio <= TARGET_RATIO ? 'meets' : 'does NOT meet'} the ≤ ${TARGET_RATIO}× target`);
+  reportFigures('cli', [
+    { figure: 'cold `clockledger invoke events` vs `node -e \'\'`', value: `${mCli.toFixed(1)} ms`, baseline: `${mBare.toFixed(1)} ms`, ratio, target: `≤ ${TARGET_RATIO}×`, met: ratio <= TARGET_RATIO },
+  ]);
 
   console.log('\nstartup path, each import timed in a fresh process (median of 7; each step excludes what earlier steps loaded):');
   const steps = startupBreakdown(7);

@@ -1,0 +1,51 @@
+// bench/all: every performance figure the project tracks, each beside its baseline from the same
+// run, in one table at the end: runs each bench at its default size in a process of its own (their
+// own output shows as they go), then collects what they reported (bench/lib/summary.ts).
+//   npm run bench [-- --only cli,replay]
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Figure } from './lib/summary.js';
+import { table } from './lib/report.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+// cli first: it builds dist/, which the replay bench's child processes load
+const BENCHES: [name: string, args: string[]][] = [
+  ['cli', ['bench/cli.ts']],
+  ['replay', ['bench/replay.ts']],
+  ['fleet', ['bench/fleet.ts']],
+  ['emmett', ['bench/emmett.ts']],
+];
+const argv = process.argv.slice(2);
+const only = argv.includes('--only') ? new Set(argv[argv.indexOf('--only') + 1]!.split(',')) : null;
+const dir = mkdtempSync(join(tmpdir(), 'clockledger-bench-all-'));
+const summary = join(dir, 'figures.jsonl');
+const failed: string[] = [];
+try {
+  for (const [name, args] of BENCHES) {
+    if (only && !only.has(name)) continue;
+    process.stderr.write(`\n=== bench:${name} ===\n`);
+    const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', ...args], { cwd: root, stdio: 'inherit', env: { ...process.env, BENCH_SUMMARY: summary } });
+    if (r.status !== 0 && r.status !== 1) failed.push(`${name} (exit ${r.status ?? r.signal})`);
+  }
+  let text = '';
+  try {
+    text = readFileSync(summary, 'utf8');
+  } catch {
+    // no bench reported anything
+  }
+  const figures = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Figure & { bench: string });
+  console.log(`\nall figures, each against its baseline in the same run (node ${process.version})\n`);
+  console.log(
+    table([
+      ['figure', 'clockledger', 'baseline (same run)', 'ratio', 'target', 'met', 'bench'],
+      ...figures.map((f) => [f.figure, f.value, f.baseline, f.ratio === null ? '' : f.ratio.toFixed(2), f.target, f.met ? 'yes' : 'NO', f.bench]),
+    ]),
+  );
+  if (failed.length) console.log(`\nfailed to run: ${failed.join(', ')}`);
+  process.exitCode = failed.length ? 2 : figures.every((f) => f.met) ? 0 : 1;
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
