@@ -47,6 +47,17 @@ function firstRunOf(events: Iterable<{ type: string; time: bigint | string; data
   return null;
 }
 
+/**
+ * A VM stream's KVM_RUN ioctls from the log, in order, for firstRunOf: only rows whose stored text
+ * names that ioctl are decoded (canonical JSON writes it as "ioctl":"KVM_RUN", so no other row can
+ * be one), not every guest read and exit before them.
+ */
+function* kvmRunRows(store: EventStore, streamId: string): Generator<{ type: string; time: string; data: unknown }> {
+  for (const r of store.scan({ streamId, withoutMetadata: true })) {
+    if (r.type === 'IoctlIssued' && r.data.includes('"ioctl":"KVM_RUN"')) yield { type: r.type, time: r.time, data: JSON.parse(r.data) as unknown };
+  }
+}
+
 function scanEvents(store: EventStore, streamId: string, fromPosition?: number, toPosition?: number): LoggedEvent[] {
   return Array.from(store.scan({ streamId, fromPosition, toPosition, withoutMetadata: true }), (r) => ({
     position: r.position,
@@ -68,13 +79,7 @@ export function logAuditSource(store: EventStore, opts: EvolveOptions = {}): Aud
     vmEvents: (vmId, fromPosition, toPosition) => scanEvents(store, vmStreamId(vmId), fromPosition, toPosition),
     streamVersion: (streamId, atPosition) => store.streamVersion(streamId, atPosition),
     positionOfVersion: (streamId, version) => store.positionOfVersion(streamId, version) ?? null,
-    firstRun(vmId, vcpus) {
-      const rows = store.scan({ streamId: vmStreamId(vmId), withoutMetadata: true });
-      const events = (function* () {
-        for (const r of rows) yield { type: r.type, time: r.time, data: JSON.parse(r.data) as unknown };
-      })();
-      return firstRunOf(events, vcpus);
-    },
+    firstRun: (vmId, vcpus) => firstRunOf(kvmRunRows(store, vmStreamId(vmId)), vcpus),
   };
 }
 
@@ -134,7 +139,7 @@ export function sessionAuditSource(session: Session, written: WrittenEvent[], st
       const base = session.baseVersion(sid);
       return firstRunOf(
         (function* () {
-          if (base !== 0) for (const r of store.scan({ streamId: sid, withoutMetadata: true })) yield { type: r.type, time: r.time, data: JSON.parse(r.data) as unknown };
+          if (base !== 0) yield* kvmRunRows(store, sid);
           yield* eventsOf(sid);
         })(),
         vcpus,
