@@ -9,7 +9,7 @@ import { migrationStreamId, type MigrationState } from '../migration/state.js';
 import { rebuildStream } from '../rebuild.js';
 import type { Session } from '../session/index.js';
 import { vmStreamId, type IoctlIssuedData } from '../vm/events.js';
-import type { EvolveOptions, VmRecord } from '../vm/evolve.js';
+import { vcpusOf, type EvolveOptions, type VmRecord } from '../vm/evolve.js';
 
 /** A recorded event as the audit looks at it. */
 export interface LoggedEvent {
@@ -84,6 +84,15 @@ export function logAuditSource(store: EventStore, opts: EvolveOptions = {}): Aud
 }
 
 /**
+ * First-run instants already known, per log (the store a session committed to), by VM stream and
+ * vCPUs. Once every vCPU named has entered KVM_RUN the answer is fixed: the log only grows. A
+ * session that created a VM leaves its answer here, so the audit of the migration that later moves
+ * that VM on does not read the VM's stream back from the log.
+ */
+const knownFirstRuns = new WeakMap<EventStore, Map<string, bigint>>();
+const firstRunKey = (streamId: string, vcpus: readonly number[]) => `${streamId}\u0000${vcpus.join(',')}`;
+
+/**
  * The audit's reads answered from a session that has just committed (its recorded events with the
  * positions the commit gave them, the states it kept at the migration's cut points); anything the
  * session did not hold is read from the log.
@@ -100,6 +109,17 @@ export function sessionAuditSource(session: Session, written: WrittenEvent[], st
       time: event.time,
       data: event.data,
     }));
+  let known = knownFirstRuns.get(store);
+  if (!known) knownFirstRuns.set(store, (known = new Map()));
+  // The VMs this session created: their whole streams are its own events (what the session holds
+  // live), so when their vCPUs first ran is known now, for their own later audits.
+  for (const l of session.heldStreams()) {
+    if (l.vmId === null || l.base !== 0 || l.state === null || !l.pending.length) continue;
+    const sid = vmStreamId(l.vmId);
+    const vcpus = vcpusOf(l.state as VmRecord).map((v) => v.id);
+    const t = firstRunOf(session.recorded(sid).map((r) => r.event), vcpus);
+    if (t !== null) known.set(firstRunKey(sid, vcpus), t);
+  }
   return {
     migration(migrationId) {
       const sid = migrationStreamId(migrationId);
@@ -136,6 +156,8 @@ export function sessionAuditSource(session: Session, written: WrittenEvent[], st
     // the log up to this session, then what it recorded (a VM this session created is in neither part alone)
     firstRun: (vmId, vcpus) => {
       const sid = vmStreamId(vmId);
+      const hit = known.get(firstRunKey(sid, vcpus));
+      if (hit !== undefined) return hit;
       const base = session.baseVersion(sid);
       return firstRunOf(
         (function* () {
