@@ -67,6 +67,11 @@ export interface DefinedHandler extends Handler {
 }
 
 type Parsed = Record<string, unknown> & { requestId?: string; correlationId?: string };
+
+// The session (and the machines behind it) is loaded by the first write, not by a read; once
+// loaded, later writes reuse the module rather than asking the loader to resolve it again.
+let sessionModule: Promise<typeof import('../machines/session.js')> | undefined;
+let asyncPortModule: Promise<typeof import('../machines/session/async-port.js')> | undefined;
 type Run = (req: any, env: HandlerEnv) => Record<string, unknown> | Promise<Record<string, unknown>>;
 
 export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): DefinedHandler;
@@ -114,9 +119,8 @@ function build(name: HandlerName, parse: (request: unknown) => Parsed | Promise<
         async write(work, respond) {
           const fingerprint = req.requestId === undefined ? undefined : requestFingerprint(name, req);
           const meta = { handler: name, requestId: req.requestId, correlationId: req.correlationId ?? req.requestId, fingerprint };
-          // the session (and the machines behind it) is loaded by the first write, not by a read
-          const { withSession } = await import('../machines/session.js');
-          const log = engine === 'sqlite' ? env.store : (await import('../machines/session/async-port.js')).asyncLogPort(await pgStoreFor(ctx.db!, access));
+          const { withSession } = await (sessionModule ??= import('../machines/session.js'));
+          const log = engine === 'sqlite' ? env.store : (await (asyncPortModule ??= import('../machines/session/async-port.js'))).asyncLogPort(await pgStoreFor(ctx.db!, access));
           const r = await withSession(log, meta, work, (v, written) => ({ ok: true, ...respond(v, written) }));
           return r.response as Record<string, unknown>;
         },

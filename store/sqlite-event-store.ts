@@ -49,6 +49,8 @@ const SQL = {
   due: 'SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT NULL AND wake_at <= ? AND stream_id >= ? AND (? IS NULL OR stream_id < ?) ORDER BY wake_at, stream_id',
   saveSnapshot: 'INSERT OR REPLACE INTO snapshots (stream_id, version, position, code_version, state) VALUES (?, ?, ?, ?, ?)',
   latestSnapshot: 'SELECT stream_id AS streamId, version, position, code_version AS codeVersion, state FROM snapshots WHERE stream_id = ? AND code_version = ? AND position <= ? ORDER BY position DESC LIMIT 1',
+  // changes when another connection commits to the file (never for this connection's own commits)
+  dataVersion: 'PRAGMA data_version',
 } as const satisfies Record<string, string>;
 
 export function openEventStore(path: string, opts: OpenOptions = {}): EventStore {
@@ -124,7 +126,9 @@ class SqliteEventStore implements EventStore {
 
   commit(batches: AppendBatch[], opts: CommitOptions = {}): CommitResult {
     this.writable('commit');
-    return this.transaction(() => {
+    const nested = this.db.inTransaction;
+    let newHeads: Map<string, WrittenEvent> | null = null;
+    const result = this.transaction(() => {
       if (opts.requestId !== undefined) {
         const prior = this.findRequest(opts.requestId, opts.fingerprint);
         if (prior !== undefined) return { duplicate: true, written: [], response: prior.response } as CommitResult;
@@ -157,6 +161,7 @@ class SqliteEventStore implements EventStore {
       }
       // each stream's head once per commit, however many runs of events it had
       for (const [streamId, w] of heads) this.st('upsertStream').run(streamId, w.version, w.position, w.type);
+      newHeads = heads;
       for (const [streamId, at] of wakes) this.st('setWake').run(at, streamId);
       opts.alsoWrite?.(written);
       const response = opts.response ? opts.response(written) : undefined;
@@ -166,6 +171,11 @@ class SqliteEventStore implements EventStore {
       }
       return { duplicate: false, written, response } as CommitResult;
     });
+    // Committed: the open streams known so far follow the new heads. (Inside an enclosing
+    // transaction it is not known yet whether they will stay: forget what is known.)
+    if (nested) this.openKnown = null;
+    else if (newHeads && this.openKnown) for (const [streamId, w] of newHeads as Map<string, WrittenEvent>) for (const q of this.openKnown.answers.values()) q.apply(streamId, w.type);
+    return result;
   }
 
   findRequest(requestId: string, fingerprint?: string): { response: unknown } | undefined {
@@ -237,7 +247,26 @@ class SqliteEventStore implements EventStore {
     return this.db.prepare(sql).pluck().all(...(hi === null ? [lo] : [lo, hi])) as string[];
   }
 
+  /**
+   * openStreams' answers, as of a data_version of the file: while no other connection has
+   * committed, an answer is what it was, changed only by this store's own commits (commit() applies
+   * their new stream heads). A fleet asks before every migration, and the question reads the head
+   * of every stream of the prefix.
+   */
+  private openKnown: { dataVersion: number; answers: Map<string, OpenAnswer> } | null = null;
+
   openStreams(prefix: string, endTypes: string[]): string[] {
+    // (inside a transaction the answer may include writes that do not stay: asked afresh)
+    if (this.db.inTransaction) return this.openStreamsNow(prefix, endTypes);
+    const dataVersion = this.st('dataVersion').get() as number;
+    if (this.openKnown?.dataVersion !== dataVersion) this.openKnown = { dataVersion, answers: new Map() };
+    const key = JSON.stringify([prefix, endTypes]);
+    let a = this.openKnown.answers.get(key);
+    if (!a) this.openKnown.answers.set(key, (a = new OpenAnswer(prefix, endTypes, this.openStreamsNow(prefix, endTypes))));
+    return a.list();
+  }
+
+  private openStreamsNow(prefix: string, endTypes: string[]): string[] {
     // the streams table keeps each stream's last type: one range read, no scan of the log
     const [lo, hi] = prefix ? prefixRange(prefix) : ['', null];
     const notEnded = endTypes.length ? ` AND last_type NOT IN (${endTypes.map(() => '?').join(', ')})` : '';
@@ -350,6 +379,38 @@ class SqliteEventStore implements EventStore {
 }
 
 export { streamCategory };
+
+/** The open streams of a prefix (see openStreams), as its stream heads change. */
+class OpenAnswer {
+  private readonly open: Set<string>;
+  private sorted: string[] | null;
+
+  constructor(
+    private readonly prefix: string,
+    private readonly endTypes: readonly string[],
+    streams: string[],
+  ) {
+    this.open = new Set(streams);
+    this.sorted = streams;
+  }
+
+  /** A stream's last event is now of this type. */
+  apply(streamId: string, lastType: string): void {
+    // (the ids of a prefix are exactly those starting with it: see prefixRange)
+    if (!streamId.startsWith(this.prefix)) return;
+    const open = !this.endTypes.includes(lastType);
+    if (open === this.open.has(streamId)) return;
+    if (open) this.open.add(streamId);
+    else this.open.delete(streamId);
+    this.sorted = null;
+  }
+
+  /** In stream id order as SQLite sorts text: by UTF-8 bytes. */
+  list(): string[] {
+    this.sorted ??= [...this.open].sort((x, y) => Buffer.compare(Buffer.from(x, 'utf8'), Buffer.from(y, 'utf8')));
+    return [...this.sorted];
+  }
+}
 
 /** Open the file; read-only, a first read proves it can be read. */
 function openDatabase(path: string, readonly: boolean, timeout: number): Database.Database {

@@ -9,7 +9,7 @@ import { migrationStreamId, type MigrationState } from '../migration/state.js';
 import { rebuildStream } from '../rebuild.js';
 import type { Session } from '../session/index.js';
 import { vmStreamId, type IoctlIssuedData } from '../vm/events.js';
-import type { EvolveOptions, VmRecord } from '../vm/evolve.js';
+import { vcpusOf, type EvolveOptions, type VmRecord } from '../vm/evolve.js';
 
 /** A recorded event as the audit looks at it. */
 export interface LoggedEvent {
@@ -47,6 +47,17 @@ function firstRunOf(events: Iterable<{ type: string; time: bigint | string; data
   return null;
 }
 
+/**
+ * A VM stream's KVM_RUN ioctls from the log, in order, for firstRunOf: only rows whose stored text
+ * names that ioctl are decoded (canonical JSON writes it as "ioctl":"KVM_RUN", so no other row can
+ * be one), not every guest read and exit before them.
+ */
+function* kvmRunRows(store: EventStore, streamId: string): Generator<{ type: string; time: string; data: unknown }> {
+  for (const r of store.scan({ streamId, withoutMetadata: true })) {
+    if (r.type === 'IoctlIssued' && r.data.includes('"ioctl":"KVM_RUN"')) yield { type: r.type, time: r.time, data: JSON.parse(r.data) as unknown };
+  }
+}
+
 function scanEvents(store: EventStore, streamId: string, fromPosition?: number, toPosition?: number): LoggedEvent[] {
   return Array.from(store.scan({ streamId, fromPosition, toPosition, withoutMetadata: true }), (r) => ({
     position: r.position,
@@ -68,15 +79,18 @@ export function logAuditSource(store: EventStore, opts: EvolveOptions = {}): Aud
     vmEvents: (vmId, fromPosition, toPosition) => scanEvents(store, vmStreamId(vmId), fromPosition, toPosition),
     streamVersion: (streamId, atPosition) => store.streamVersion(streamId, atPosition),
     positionOfVersion: (streamId, version) => store.positionOfVersion(streamId, version) ?? null,
-    firstRun(vmId, vcpus) {
-      const rows = store.scan({ streamId: vmStreamId(vmId), withoutMetadata: true });
-      const events = (function* () {
-        for (const r of rows) yield { type: r.type, time: r.time, data: JSON.parse(r.data) as unknown };
-      })();
-      return firstRunOf(events, vcpus);
-    },
+    firstRun: (vmId, vcpus) => firstRunOf(kvmRunRows(store, vmStreamId(vmId)), vcpus),
   };
 }
+
+/**
+ * First-run instants already known, per log (the store a session committed to), by VM stream and
+ * vCPUs. Once every vCPU named has entered KVM_RUN the answer is fixed: the log only grows. A
+ * session that created a VM leaves its answer here, so the audit of the migration that later moves
+ * that VM on does not read the VM's stream back from the log.
+ */
+const knownFirstRuns = new WeakMap<EventStore, Map<string, bigint>>();
+const firstRunKey = (streamId: string, vcpus: readonly number[]) => `${streamId}\u0000${vcpus.join(',')}`;
 
 /**
  * The audit's reads answered from a session that has just committed (its recorded events with the
@@ -95,6 +109,17 @@ export function sessionAuditSource(session: Session, written: WrittenEvent[], st
       time: event.time,
       data: event.data,
     }));
+  let known = knownFirstRuns.get(store);
+  if (!known) knownFirstRuns.set(store, (known = new Map()));
+  // The VMs this session created: their whole streams are its own events (what the session holds
+  // live), so when their vCPUs first ran is known now, for their own later audits.
+  for (const l of session.heldStreams()) {
+    if (l.vmId === null || l.base !== 0 || l.state === null || !l.pending.length) continue;
+    const sid = vmStreamId(l.vmId);
+    const vcpus = vcpusOf(l.state as VmRecord).map((v) => v.id);
+    const t = firstRunOf(session.recorded(sid).map((r) => r.event), vcpus);
+    if (t !== null) known.set(firstRunKey(sid, vcpus), t);
+  }
   return {
     migration(migrationId) {
       const sid = migrationStreamId(migrationId);
@@ -131,10 +156,12 @@ export function sessionAuditSource(session: Session, written: WrittenEvent[], st
     // the log up to this session, then what it recorded (a VM this session created is in neither part alone)
     firstRun: (vmId, vcpus) => {
       const sid = vmStreamId(vmId);
+      const hit = known.get(firstRunKey(sid, vcpus));
+      if (hit !== undefined) return hit;
       const base = session.baseVersion(sid);
       return firstRunOf(
         (function* () {
-          if (base !== 0) for (const r of store.scan({ streamId: sid, withoutMetadata: true })) yield { type: r.type, time: r.time, data: JSON.parse(r.data) as unknown };
+          if (base !== 0) yield* kvmRunRows(store, sid);
           yield* eventsOf(sid);
         })(),
         vcpus,
