@@ -21,6 +21,7 @@ import { clearRebuildCache } from '../machines/rebuild.js';
 import { openEventStore } from '../store/sqlite-event-store.js';
 import { X86_STRATEGY_NAMES as STRATEGY_NAMES } from '../machines/migration/strategies/index.js';
 import { fmtRate, median, peakRssMb, table } from './lib/report.js';
+import { reportFigures } from './lib/summary.js';
 
 const args = process.argv.slice(2).filter((a) => a !== '--pg');
 const PG = process.argv.includes('--pg');
@@ -214,6 +215,9 @@ try {
       ['peak RSS (MB)', peakRssMb().toFixed(0), '', '', '', ''],
     ]),
   );
+  reportFigures('fleet', [
+    { figure: `fleet: ${MIGRATIONS} migrations recorded + audited${PG ? ' (PostgreSQL)' : ''}`, value: `${fmtRate(eventsPerSec)} events`, baseline: `raw batched insert ${fmtRate(rawPerSec)}`, ratio, target: PG ? '' : '≥ 0.40', met: PG || ratio >= 0.4 },
+  ]);
 } finally {
   await closeStores();
   rmSync(dir, { recursive: true, force: true });
