@@ -351,3 +351,7 @@ console.log(
     row(`ordered scan, pages of ${PAGE}`, 'scan', null),
   ]),
 );
+const us = (name: SideName, phase: Phase) => `${((median(figures[name][phase]) / N) * 1000).toFixed(1)} µs`;
+console.log(`\nper event appended (10 per call, one transaction each): ${SIDES.map((s) => `${s} ${us(s, 'append')}`).join(', ')}`);
+console.log(`per event read (stream by stream): ${SIDES.map((s) => `${s} ${us(s, 'read')}`).join(', ')}`);
+console.log('raw ÷ Emmett: what the same rows cost through better-sqlite3 alone (no version check, canonical JSON or hash chain), against Emmett.');
