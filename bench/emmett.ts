@@ -20,6 +20,7 @@ import { generateLog } from './lib/generate.js';
 import { rawEventsDb } from './lib/raw.js';
 import { ensurePeer, importPeer, peerVersion } from './lib/peer.js';
 import { fmtRate, median, table } from './lib/report.js';
+import { reportFigures } from './lib/summary.js';
 
 const N = Number(process.argv[2] ?? process.env.N ?? 100_000);
 const ROUNDS = Number(process.argv[3] ?? 3);
@@ -355,3 +356,13 @@ const us = (name: SideName, phase: Phase) => `${((median(figures[name][phase]) /
 console.log(`\nper event appended (10 per call, one transaction each): ${SIDES.map((s) => `${s} ${us(s, 'append')}`).join(', ')}`);
 console.log(`per event read (stream by stream): ${SIDES.map((s) => `${s} ${us(s, 'read')}`).join(', ')}`);
 console.log('raw ÷ Emmett: what the same rows cost through better-sqlite3 alone (no version check, canonical JSON or hash chain), against Emmett.');
+const vs = (phase: Phase, peer: 'Emmett' | 'Emmett as shipped', target: number, label: string) => {
+  const r = ratio('clockledger', peer, phase);
+  return { figure: `${label} vs ${peer === 'Emmett' ? 'Emmett, same durability' : 'Emmett as shipped'}`, value: fmtRate(rate('clockledger', phase)), baseline: fmtRate(rate(peer, phase)), ratio: r, target: `≥ ${target}×`, met: r >= target };
+};
+reportFigures('emmett', [
+  vs('read', 'Emmett as shipped', 4, 'store read'),
+  vs('read', 'Emmett', 4, 'store read'),
+  vs('append', 'Emmett as shipped', 20, `store append, ${PER_CALL} per call`),
+  vs('append', 'Emmett', 20, `store append, ${PER_CALL} per call`),
+]);
