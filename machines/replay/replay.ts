@@ -4,7 +4,7 @@
 import { KvmUsageError } from '../../kvm/errors.js';
 import type { KernelProfile } from '../../kvm/profiles.js';
 import type { EventStore } from '../../store/types.js';
-import { scanRows } from '../rebuild.js';
+import { scanDecoded } from '../rebuild.js';
 import { vmIdOf, vmStreamId, VM_STREAM_PREFIX, type VmEvent } from '../vm/events.js';
 import { applyVmEvent, type EvolveOptions, type VmRecord } from '../vm/evolve.js';
 import { matchesJson, matchesRecorded, recordedOutcome, type Outcome } from './compare.js';
@@ -78,13 +78,17 @@ export function replayLog(store: EventStore, o: ReplayOptions): ReplayRun {
   const referenceOpts: EvolveOptions = { profile: o.reference, trace: true, raw: true };
   const scan =
     wanted && wanted.size === 1
-      ? scanRows(store, { streamId: [...wanted][0], toPosition: o.toPosition })
+      ? scanDecoded(store, { streamId: [...wanted][0], toPosition: o.toPosition })
       : // the whole log in position order (a stream-prefix scan would make SQLite sort by position)
-        scanRows(store, { toPosition: o.toPosition });
-  for (const [position, streamId, version, type, t, text] of scan) {
+        scanDecoded(store, { toPosition: o.toPosition });
+  for (const c of scan) for (let i = 0; i < c.length; i += 6) {
+    const streamId = c[i + 1] as string;
     if (wanted ? !wanted.has(streamId) : !streamId.startsWith(VM_STREAM_PREFIX)) continue;
-    const data = JSON.parse(text) as object;
-    const time = BigInt(t);
+    const position = c[i] as number;
+    const version = c[i + 2] as number;
+    const type = c[i + 3] as string;
+    const data = c[i + 5] as object;
+    const time = BigInt(c[i + 4] as string);
     const ev = { type, data, time } as unknown as VmEvent;
     const raw = { streamId, position, version };
     const before = replayed.get(raw.streamId) ?? null;
