@@ -156,13 +156,16 @@ export function rebuildAll(store: EventStore, toPosition?: number, opts: EvolveO
   const states = new Map<string, Rebuilt>();
   const evolveOpts: EvolveOptions = { ...opts, noResult: true };
   let n = 0;
+  // events come in runs at one instant: its decimal string is converted once per run
+  let timeText = '';
+  let t = 0n;
   for (const c of scanDecoded(store, { toPosition })) {
     for (let i = 0; i < c.length; i += 6) {
       const position = c[i] as number;
       const streamId = c[i + 1] as string;
       const version = c[i + 2] as number;
       const cur = states.get(streamId);
-      const t = BigInt(c[i + 4] as string);
+      if (c[i + 4] !== timeText) t = BigInt((timeText = c[i + 4] as string));
       const next = applyStreamEvent(streamKind(streamId), cur?.state ?? null, { type: c[i + 3] as string, data: c[i + 5] as object }, t, evolveOpts).state;
       if (cur) {
         cur.state = next;

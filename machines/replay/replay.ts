@@ -81,6 +81,9 @@ export function replayLog(store: EventStore, o: ReplayOptions): ReplayRun {
       ? scanDecoded(store, { streamId: [...wanted][0], toPosition: o.toPosition })
       : // the whole log in position order (a stream-prefix scan would make SQLite sort by position)
         scanDecoded(store, { toPosition: o.toPosition });
+  // events come in runs at one instant: its decimal string is converted once per run
+  let timeText = '';
+  let time = 0n;
   for (const c of scan) for (let i = 0; i < c.length; i += 6) {
     const streamId = c[i + 1] as string;
     if (wanted ? !wanted.has(streamId) : !streamId.startsWith(VM_STREAM_PREFIX)) continue;
@@ -88,7 +91,7 @@ export function replayLog(store: EventStore, o: ReplayOptions): ReplayRun {
     const version = c[i + 2] as number;
     const type = c[i + 3] as string;
     const data = c[i + 5] as object;
-    const time = BigInt(c[i + 4] as string);
+    if (c[i + 4] !== timeText) time = BigInt((timeText = c[i + 4] as string));
     const ev = { type, data, time } as unknown as VmEvent;
     const raw = { streamId, position, version };
     const before = replayed.get(raw.streamId) ?? null;
