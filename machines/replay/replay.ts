@@ -93,34 +93,33 @@ export function replayLog(store: EventStore, o: ReplayOptions): ReplayRun {
     const data = c[i + 5] as object;
     if (c[i + 4] !== timeText) time = BigInt((timeText = c[i + 4] as string));
     const ev = { type, data, time } as unknown as VmEvent;
-    const raw = { streamId, position, version };
-    const before = replayed.get(raw.streamId) ?? null;
+    const before = replayed.get(streamId) ?? null;
     const r = execute(before, ev, time, replayOpts);
-    if (r.rec !== before) replayed.set(raw.streamId, r.rec);
+    if (r.rec !== before) replayed.set(streamId, r.rec);
     let ref: Outcome | null = null;
     let same: boolean;
     if (o.reference) {
-      const x = execute(reference.get(raw.streamId) ?? null, ev, time, referenceOpts);
-      reference.set(raw.streamId, x.rec);
+      const x = execute(reference.get(streamId) ?? null, ev, time, referenceOpts);
+      reference.set(streamId, x.rec);
       ref = { result: toJson(x.outcome.result), trace: toJson(x.outcome.trace) as Json[] };
       same = matchesJson(r.outcome.result, ref.result) && matchesJson(r.outcome.trace, ref.trace);
     } else {
       same = matchesRecorded(ev, r.outcome.result, r.outcome.trace);
     }
     n++;
-    if (o.onProgress && n % 5000 === 0) o.onProgress(raw.position);
-    if (raw.position < (o.fromPosition ?? 0) || same) continue;
+    if (o.onProgress && n % 5000 === 0) o.onProgress(position);
+    if (position < (o.fromPosition ?? 0) || same) continue;
     ref ??= recordedOutcome(ev);
     r.outcome = { result: toJson(r.outcome.result), trace: toJson(r.outcome.trace) as Json[] };
     count++;
     if (divergences.length < keep) {
       const d = data as { vcpu?: number | null; ioctl?: string; op?: string; arg?: Json };
       divergences.push({
-        position: raw.position,
+        position,
         time,
-        streamId: raw.streamId,
-        vmId: vmIdOf(raw.streamId)!,
-        version: raw.version,
+        streamId,
+        vmId: vmIdOf(streamId)!,
+        version,
         type,
         ...(d.ioctl !== undefined ? { ioctl: d.ioctl } : {}),
         ...(d.op !== undefined ? { op: d.op } : {}),
