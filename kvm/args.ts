@@ -78,6 +78,52 @@ export function parseArg<T extends z.ZodTypeAny>(schema: T, value: unknown, fiel
   throw new InvalidArgumentError(path, issue?.message ?? 'invalid');
 }
 
+/** A parser of one argument: parseArg() with its schema, behind a plain check for what is plainly valid. */
+export type ArgParser<T> = (value: unknown, field: string) => T;
+
+/**
+ * parseArg() with a zod-free parser tried first: `plain` returns the parsed value for an input the
+ * schema plainly accepts (the same value the schema would give) and undefined for anything else,
+ * which the schema then parses, so every refusal (its field and its message) stays the schema's.
+ * Replay parses the recorded argument of every ioctl again: this keeps zod off that path.
+ */
+export function argParser<T extends z.ZodTypeAny>(schema: T, plain: (v: unknown) => z.output<T> | undefined): ArgParser<z.output<T>> {
+  return (value, field) => {
+    const r = plain(value);
+    return r !== undefined ? r : parseArg(schema, value, field);
+  };
+}
+
+const PLAIN_U64 = /^(0|[1-9][0-9]{0,19})$/;
+
+/** u64Schema's value for a plainly valid input (a decimal string without sign or padding, a safe integer ≥ 0, a bigint in range), else undefined. */
+export function plainU64(v: unknown): bigint | undefined {
+  if (typeof v === 'string') {
+    if (!PLAIN_U64.test(v)) return undefined;
+    const b = BigInt(v);
+    return b <= U64_MASK ? b : undefined;
+  }
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? BigInt(v) : undefined;
+  if (typeof v === 'bigint') return v >= 0n && v <= U64_MASK ? v : undefined;
+  return undefined;
+}
+
+/** uintSchema(bits)'s value for a plainly valid input, else undefined. */
+export function plainUint(v: unknown, max: number): number | undefined {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max ? v : undefined;
+}
+
+/** namedNumber(table)'s value for a plainly valid input (a number in range, or a name of the table as given), else undefined. */
+export function plainNamed(table: Record<string, number>, v: unknown): number | undefined {
+  if (typeof v === 'number') return plainUint(v, 0xffff_ffff);
+  return typeof v === 'string' && Object.hasOwn(table, v) ? table[v] : undefined;
+}
+
+/** A plain object (not null, not an array), as z.object() takes. */
+export function plainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
 /** Refuse an argument given to an ioctl that takes none (nothing is issued, nothing recorded). */
 export function checkIoctlTakesArg(ioctl: IoctlName, arg: unknown): void {
   if (arg !== undefined && arg !== null && IOCTLS_WITHOUT_ARG.has(ioctl)) {

@@ -3,7 +3,7 @@
 // the VM fd or a vCPU fd (virt/kvm/kvm_main.c: kvm_vm_ioctl() / kvm_vcpu_ioctl()). What each
 // ioctl does is per architecture: kvm/x86/ioctl.ts, kvm/arm64/ioctl.ts.
 import { z } from 'zod';
-import { namedNumber, parseArg, preview, u64Schema } from './args.js';
+import { argParser, namedNumber, plainNamed, plainObject, plainU64, preview, u64Schema } from './args.js';
 import { KvmUsageError, requireVcpu } from './errors.js';
 import { ATTR_GROUPS, ATTRS, CAPS, IOCTLS, type Errno, type IoctlName } from './uapi.js';
 
@@ -45,6 +45,18 @@ export const deviceAttrSchema = z.object({
   attr: namedNumber(ATTRS, 'attribute'),
   value: u64Schema.optional(),
 });
+/** struct kvm_device_attr parsed (deviceAttrSchema behind a plain check) */
+export const parseDeviceAttr = argParser(deviceAttrSchema, (v) => {
+  if (!plainObject(v)) return undefined;
+  const group = plainNamed(ATTR_GROUPS, v.group);
+  const attr = plainNamed(ATTRS, v.attr);
+  if (group === undefined || attr === undefined) return undefined;
+  if (v.value === undefined) return { group, attr };
+  const value = plainU64(v.value);
+  return value === undefined ? undefined : { group, attr, value };
+});
+export const parseCap = argParser(capSchema, (v) => plainNamed(CAPS, v));
+export const parseVcpuId = argParser(vcpuIdSchema, (v) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined));
 
 /** Parse an ioctl name (UAPI name or request number). */
 export function parseIoctlName(v: unknown): IoctlName {
@@ -81,9 +93,9 @@ export function routeIoctl<C, M extends { vcpus: readonly V[] }, V extends { id:
   if (req.vcpu !== undefined && req.vcpu !== null) return arch.vcpuIoctl(ctx, vm, requireVcpu(vm.vcpus, req.vcpu), name, req.arg);
   switch (name) {
     case 'KVM_CHECK_EXTENSION':
-      return ok(arch.kvmVmIoctlCheckExtension(ctx, parseArg(capSchema, req.arg, 'arg')));
+      return ok(arch.kvmVmIoctlCheckExtension(ctx, parseCap(req.arg, 'arg')));
     case 'KVM_CREATE_VCPU':
-      return fromKernel(arch.kvmVmIoctlCreateVcpu(ctx, vm, parseArg(vcpuIdSchema, req.arg ?? vm.vcpus.length, 'arg')));
+      return fromKernel(arch.kvmVmIoctlCreateVcpu(ctx, vm, parseVcpuId(req.arg ?? vm.vcpus.length, 'arg')));
     default:
       return arch.vmIoctl(ctx, vm, name, req.arg);
   }

@@ -118,10 +118,40 @@ export function hwToJson(s: HostSample): HwJson {
   return { rawNs: hw.rawNs, realNs: hw.realNs, tick: { rawNs: rawNs.toString(), realNs: realNs.toString(), t: t.toString(), tsc: tsc.toString() }, tsc: hw.tsc };
 }
 
+/**
+ * A recorded sample: each u64 is converted from its decimal string when the kernel first reads it
+ * (an event reads one or two of them: a guest's rdtsc only the TSC), then kept.
+ */
+class RecordedSample implements HostSample {
+  readonly #h: HwJson;
+  #tsc: bigint | undefined;
+  #rawNs: bigint | undefined;
+  #realNs: bigint | undefined;
+  #tick: HostSample | undefined;
+  constructor(
+    h: HwJson,
+    readonly t: bigint,
+  ) {
+    this.#h = h;
+  }
+  get tsc(): bigint {
+    return (this.#tsc ??= BigInt(this.#h.tsc));
+  }
+  get rawNs(): bigint {
+    return (this.#rawNs ??= BigInt(this.#h.rawNs));
+  }
+  get realNs(): bigint {
+    return (this.#realNs ??= BigInt(this.#h.realNs));
+  }
+  get tick(): HostSample | undefined {
+    const k = this.#h.tick;
+    return k ? (this.#tick ??= new RecordedSample(k, BigInt(k.t))) : undefined;
+  }
+}
+
+/** The host sample an event recorded (read-only: the kernel reads a sample, never writes it). */
 export function hwFromJson(h: HwJson, t: bigint): HostSample {
-  const s: HostSample = { t, tsc: BigInt(h.tsc), rawNs: BigInt(h.rawNs), realNs: BigInt(h.realNs) };
-  if (h.tick) s.tick = hwFromJson(h.tick, BigInt(h.tick.t));
-  return s;
+  return new RecordedSample(h, t);
 }
 
 /** How deeply objects and arrays nest in a JSON value (a scalar: 0), counted without recursion up to `cap`. */

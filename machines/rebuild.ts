@@ -3,7 +3,7 @@
 // time travel never rescans a whole stream.
 import { freeze } from 'immer';
 import { deserialize, serialize } from 'node:v8';
-import type { EventRow, EventStore, RawEvent, ReadOptions, SnapshotRecord } from '../store/types.js';
+import type { EventChunk, EventRow, EventStore, RawEvent, ReadOptions, SnapshotRecord } from '../store/types.js';
 import type { EvolveOptions } from './vm/evolve.js';
 import { applyStreamEvent, copyStreamState, streamKind, type StreamState } from './streams.js';
 import { CODE_VERSION } from './version.js';
@@ -76,6 +76,22 @@ export function* scanRows(store: EventStore, opts: ReadOptions): IterableIterato
   for (const r of store.scan({ ...opts, withoutMetadata: true })) yield [r.position, r.streamId, r.version, r.type, r.time, r.data];
 }
 
+const CHUNK_ROWS = 256;
+
+/**
+ * The rows of a scan decoded for a replay pass, a chunk at a time: six values a row (position, stream
+ * id, version, type, time as a decimal string, data parsed), by the engine's own chunked read where it has one.
+ */
+export function* scanDecoded(store: EventStore, opts: ReadOptions): IterableIterator<EventChunk> {
+  if (store.scanChunks) return yield* store.scanChunks({ ...opts, withoutMetadata: true });
+  let chunk: EventChunk = [];
+  for (const r of scanRows(store, opts)) {
+    chunk.push(r[0], r[1], r[2], r[3], r[4], JSON.parse(r[5]));
+    if (chunk.length === CHUNK_ROWS * 6) yield chunk, (chunk = []);
+  }
+  if (chunk.length) yield chunk;
+}
+
 /** Rebuild one stream's state at a target (default: its latest event). */
 export function rebuildStream<S extends StreamState = StreamState>(
   store: EventStore,
@@ -140,16 +156,24 @@ export function rebuildAll(store: EventStore, toPosition?: number, opts: EvolveO
   const states = new Map<string, Rebuilt>();
   const evolveOpts: EvolveOptions = { ...opts, noResult: true };
   let n = 0;
-  for (const [position, streamId, version, type, time, data] of scanRows(store, { toPosition })) {
-    const cur = states.get(streamId);
-    const t = BigInt(time);
-    const next = applyStreamEvent(streamKind(streamId), cur?.state ?? null, { type, data: JSON.parse(data) as object }, t, evolveOpts).state;
-    if (cur) {
-      cur.state = next;
-      cur.version = version;
-      cur.position = position;
-    } else states.set(streamId, { state: next, version, position });
-    if (onProgress && ++n % 10_000 === 0) onProgress(position);
+  // events come in runs at one instant: its decimal string is converted once per run
+  let timeText = '';
+  let t = 0n;
+  for (const c of scanDecoded(store, { toPosition })) {
+    for (let i = 0; i < c.length; i += 6) {
+      const position = c[i] as number;
+      const streamId = c[i + 1] as string;
+      const version = c[i + 2] as number;
+      const cur = states.get(streamId);
+      if (c[i + 4] !== timeText) t = BigInt((timeText = c[i + 4] as string));
+      const next = applyStreamEvent(streamKind(streamId), cur?.state ?? null, { type: c[i + 3] as string, data: c[i + 5] as object }, t, evolveOpts).state;
+      if (cur) {
+        cur.state = next;
+        cur.version = version;
+        cur.position = position;
+      } else states.set(streamId, { state: next, version, position });
+      if (onProgress && ++n % 10_000 === 0) onProgress(position);
+    }
   }
   return states;
 }

@@ -58,6 +58,12 @@ export interface RawEvent {
  */
 export type EventRow = [position: number, streamId: string, version: number, type: string, time: string, data: string];
 
+/**
+ * Many events as a replay pass decodes them: the columns of an EventRow, six values a row one after
+ * another (position, stream id, version, type, time as a decimal string, data parsed from its JSON).
+ */
+export type EventChunk = unknown[];
+
 /** Events for one stream, appended only if the stream is at expectedVersion (0: does not exist yet). */
 export interface AppendBatch {
   streamId: string;
@@ -138,6 +144,8 @@ export interface EventStore {
   scan(opts?: ReadOptions): IterableIterator<RawEvent>;
   /** scan() as arrays of the columns a replay needs (engines that can read rows that way) */
   scanRows?(opts?: ReadOptions): IterableIterator<EventRow>;
+  /** scanRows() a chunk of rows at a time, data parsed (engines that can read rows that way) */
+  scanChunks?(opts?: ReadOptions): IterableIterator<EventChunk>;
   streamVersion(streamId: string, atPosition?: number): number;
   streams(prefix?: string): string[];
   /** streams (with this prefix) whose last event is of none of these types: processes a log holds unfinished */

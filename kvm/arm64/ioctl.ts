@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { parseArg, preview, u64Schema } from '../args.js';
 import { KvmUsageError } from '../errors.js';
-import { deviceAttrSchema, fail, fromKernel, ok, routeIoctl, type ArchIoctls, type IoctlRequest, type IoctlResult } from '../ioctl.js';
+import { fail, fromKernel, ok, routeIoctl, type ArchIoctls, type IoctlRequest, type IoctlResult, parseDeviceAttr } from '../ioctl.js';
 import { ARM64_REGS, ATTR_GROUPS, CAPS, nameOf, type Arm64RegName, type IoctlName } from '../uapi.js';
 import { arm64CounterModel, type Arm64Ctx, type Arm64Vcpu, type Arm64Vm } from './state.js';
 import {
@@ -91,7 +91,7 @@ function oneRegIoctl(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, name: 'KVM_GET
 
 /** arch/arm64/kvm/guest.c: kvm_arm_vcpu_arch_{has,get,set}_attr(): only the timer group is emulated */
 function vcpuDeviceAttr(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, name: IoctlName, arg: unknown): IoctlResult {
-  const a = parseArg(deviceAttrSchema, arg, 'arg');
+  const a = parseDeviceAttr(arg, 'arg');
   if (name === 'KVM_SET_DEVICE_ATTR' && a.value === undefined) {
     throw new KvmUsageError('invalid_argument', 'arg.value', 'KVM_SET_DEVICE_ATTR needs the value to write');
   }
@@ -107,7 +107,7 @@ function vcpuDeviceAttr(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, name: Ioctl
 
 /** arch/arm64/kvm/arm.c: kvm_vm_has_attr() / kvm_vm_set_attr() (6.4+): VM-fd KVM_{HAS,SET}_DEVICE_ATTR, the SMCCC filter only */
 function vmDeviceAttr(ctx: Arm64Ctx, name: IoctlName, arg: unknown): IoctlResult {
-  const a = parseArg(deviceAttrSchema, arg, 'arg');
+  const a = parseDeviceAttr(arg, 'arg');
   if (arm64CounterModel(ctx.sw) !== '6.4+' || name === 'KVM_GET_DEVICE_ATTR') return fail('EINVAL');
   if (a.group !== KVM_ARM_VM_SMCCC_CTRL) return fail('ENXIO');
   if (name === 'KVM_HAS_DEVICE_ATTR') return a.attr === KVM_ARM_VM_SMCCC_FILTER ? ok() : fail('ENXIO');

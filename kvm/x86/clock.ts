@@ -51,7 +51,7 @@ export function pvclockUpdateVmGtodCopy(ctx: X86Ctx, vm: X86Vm): void {
     vm.masterCycleNow = ctx.hw.tsc;
   }
   vm.useMasterClock = hostTscClocksource && vcpusMatched && !vm.backwardsTscObserved && !vm.bootVcpuRunsOldKvmclock;
-  tracepoint(ctx, { tp: 'kvm_update_master_clock', use_master_clock: vm.useMasterClock, host_clock: hostTscClocksource, offset_matched: vcpusMatched });
+  if (ctx.trace) tracepoint(ctx, { tp: 'kvm_update_master_clock', use_master_clock: vm.useMasterClock, host_clock: hostTscClocksource, offset_matched: vcpusMatched });
   if (ctx.sw.getClockScaled && vm.useMasterClock) {
     // proposal: the master clock carries the guest's scaled frequency
     const ratio = vm.lastTscScalingRatio || defaultRatio(ctx);
@@ -131,7 +131,7 @@ export function kvmVmIoctlSetClock(ctx: X86Ctx, vm: X86Vm, data: KvmClockData): 
   // master_kernel_ns pairs with kvm_guest_time_update()'s system_time, so a tiny clock never goes negative.
   const nowRawNs = vm.useMasterClock ? vm.masterKernelNs : ctx.hw.rawNs;
   vm.kvmclockOffset = s64(clock - nowRawNs);
-  tracepoint(ctx, { tp: 'clockledger_kvmclock_offset', kvmclock_offset: vm.kvmclockOffset });
+  if (ctx.trace) tracepoint(ctx, { tp: 'clockledger_kvmclock_offset', kvmclock_offset: vm.kvmclockOffset });
   kvmEndPvclockUpdate(vm);
   return 0;
 }
@@ -234,7 +234,7 @@ export function kvmGuestTimeUpdate(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu): numbe
       shift: vcpu.pvclockTscShift,
       flags,
     };
-    tracepoint(ctx, { tp: 'kvm_pvclock_update', vcpu_id: vcpu.id, tsc_timestamp: tscTimestamp, system_time: systemTime, tsc_to_system_mul: vcpu.pvclockTscMul, tsc_shift: vcpu.pvclockTscShift, flags });
+    if (ctx.trace) tracepoint(ctx, { tp: 'kvm_pvclock_update', vcpu_id: vcpu.id, tsc_timestamp: tscTimestamp, system_time: systemTime, tsc_to_system_mul: vcpu.pvclockTscMul, tsc_shift: vcpu.pvclockTscShift, flags });
   }
   return 0;
 }
@@ -309,7 +309,7 @@ export function kvmSetClockGuest(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, user: Us
     if (guestTsc < user.tscTimestamp) return 'EINVAL';
     const userClkNs = pvclockReadCycles(user, guestTsc);
     vm.kvmclockOffset = s64(userClkNs - vm.masterKernelNs);
-    tracepoint(ctx, { tp: 'clockledger_kvmclock_offset', kvmclock_offset: vm.kvmclockOffset });
+    if (ctx.trace) tracepoint(ctx, { tp: 'clockledger_kvmclock_offset', kvmclock_offset: vm.kvmclockOffset });
     return 0;
   } finally {
     kvmEndPvclockUpdate(vm);

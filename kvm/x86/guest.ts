@@ -38,14 +38,13 @@ export function x86Guest(ctx: X86Ctx, vm: X86Vm, req: GuestRequest): GuestResult
     throw new KvmUsageError('invalid_argument', 'op', `unknown x86 guest operation ${preview(req.op)} (known: ${X86_GUEST_OPS.join(', ')})`);
   }
   if (!vcpu.running) throw new KvmUsageError('invalid_state', 'vcpu', `vCPU ${vcpu.id} is not in KVM_RUN: the guest cannot execute`);
-  const guestTsc = () => kvmReadL1Tsc(ctx, vcpu, ctx.hw.tsc);
   switch (req.op as X86GuestOp) {
     case 'rdtsc':
-      return { value: guestTsc() };
+      return { value: kvmReadL1Tsc(ctx, vcpu, ctx.hw.tsc) };
     case 'kvmclock': {
       const p = vcpu.pvti;
       if (!p) throw new KvmUsageError('invalid_state', 'op', `vCPU ${vcpu.id} has no kvmclock page: the guest must enable it with a wrmsr of MSR_KVM_SYSTEM_TIME_NEW`);
-      const tsc = guestTsc();
+      const tsc = kvmReadL1Tsc(ctx, vcpu, ctx.hw.tsc);
       return { value: guestPvclockRead(p, tsc), flags: p.flags, tsc };
     }
     case 'wallclock': {
@@ -54,7 +53,7 @@ export function x86Guest(ctx: X86Ctx, vm: X86Vm, req: GuestRequest): GuestResult
       if (!p || vm.wallClockNs === null) {
         throw new KvmUsageError('invalid_state', 'op', `vCPU ${vcpu.id}: the guest has not enabled kvmclock and read the KVM wall clock`);
       }
-      return { value: u64(vm.wallClockNs + guestPvclockRead(p, guestTsc())) };
+      return { value: u64(vm.wallClockNs + guestPvclockRead(p, kvmReadL1Tsc(ctx, vcpu, ctx.hw.tsc))) };
     }
     case 'checkPaused': {
       // kvm_check_and_clear_guest_paused(): the guest's soft-lockup watchdog takes (and clears)

@@ -1,9 +1,9 @@
 // The x86 ioctl surface: each UAPI ioctl on the VM or a vCPU fd, its argument as the UAPI struct
 // (snake_case fields), and its result as userspace sees it (ret, errno, out).
 import { z } from 'zod';
-import { namedNumber, parseArg, u64Schema, uintSchema } from '../args.js';
+import { argParser, namedNumber, parseArg, plainNamed, plainObject, plainU64, plainUint, u64Schema, uintSchema } from '../args.js';
 import { KvmUsageError } from '../errors.js';
-import { deviceAttrSchema, fail, fromKernel, ok, routeIoctl, type ArchIoctls, type IoctlRequest, type IoctlResult } from '../ioctl.js';
+import { fail, fromKernel, ok, routeIoctl, type ArchIoctls, type IoctlRequest, type IoctlResult, parseDeviceAttr } from '../ioctl.js';
 import { u64 } from '../u64.js';
 import { ATTR_GROUPS, ATTRS, CAPS, MSRS, type IoctlName } from '../uapi.js';
 import { getKvmclock, kvmGetClockGuest, kvmSetClockGuest, kvmSetGuestPaused, kvmVmIoctlSetClock } from './clock.js';
@@ -14,15 +14,35 @@ import { kickRunningVcpus, kvmArchVcpuIoctlRun, kvmVmIoctlCreateVcpu } from './v
 
 // Schemas are built once: constructing one costs more than parsing with it.
 const msrIndex = namedNumber(MSRS, 'MSR');
-const khzSchema = uintSchema(32);
-const clockDataSchema = z.object({
+export const khzSchema = uintSchema(32);
+export const clockDataSchema = z.object({
   clock: u64Schema.default(0n),
   flags: uintSchema(32).default(0),
   realtime: u64Schema.default(0n),
   host_tsc: u64Schema.default(0n),
 });
+export const parseClockData = argParser(clockDataSchema, (v) => {
+  if (!plainObject(v)) return undefined;
+  const clock = v.clock === undefined ? 0n : plainU64(v.clock);
+  const flags = v.flags === undefined ? 0 : plainUint(v.flags, 0xffff_ffff);
+  const realtime = v.realtime === undefined ? 0n : plainU64(v.realtime);
+  const host_tsc = v.host_tsc === undefined ? 0n : plainU64(v.host_tsc);
+  if (clock === undefined || flags === undefined || realtime === undefined || host_tsc === undefined) return undefined;
+  return { clock, flags, realtime, host_tsc };
+});
+export const parseKhz = argParser(khzSchema, (v) => plainUint(v, 0xffff_ffff));
 const setMsrsSchema = z.object({ entries: z.array(z.object({ index: msrIndex, data: u64Schema })) });
-const getMsrsSchema = z.object({ indices: z.array(msrIndex) });
+export const getMsrsSchema = z.object({ indices: z.array(msrIndex) });
+export const parseGetMsrs = argParser(getMsrsSchema, (v) => {
+  if (!plainObject(v) || !Array.isArray(v.indices)) return undefined;
+  const indices: number[] = [];
+  for (const x of v.indices as unknown[]) {
+    const i = plainNamed(MSRS, x);
+    if (i === undefined) return undefined;
+    indices.push(i);
+  }
+  return { indices };
+});
 const pvtiSchema = z.object({
   version: uintSchema(32).default(0),
   pad0: uintSchema(32).default(0),
@@ -58,7 +78,7 @@ export function kvmVmIoctlCheckExtension(ctx: X86Ctx, cap: number): number {
 function kvmVcpuIoctlDeviceAttr(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, ioctl: IoctlName, arg: unknown): IoctlResult {
   // Before 5.16 x86 vCPUs had no attribute ioctls: kvm_arch_vcpu_ioctl()'s default case.
   if (!ctx.sw.vcpuTscOffsetAttr) return fail('EINVAL');
-  const a = parseArg(deviceAttrSchema, arg, 'arg');
+  const a = parseDeviceAttr(arg, 'arg');
   if (a.group !== ATTR_GROUPS.KVM_VCPU_TSC_CTRL) return fail('ENXIO');
   if (a.attr === ATTRS.KVM_VCPU_TSC_OFFSET) {
     if (ioctl === 'KVM_HAS_DEVICE_ATTR') return ok();
@@ -92,12 +112,12 @@ function vmIoctl(ctx: X86Ctx, vm: X86Vm, name: IoctlName, arg: unknown): IoctlRe
       return ok(0, { clock: d.clock, flags: d.flags, realtime: d.realtime, host_tsc: d.hostTsc });
     }
     case 'KVM_SET_CLOCK': {
-      const d = parseArg(clockDataSchema, arg ?? {}, 'arg');
+      const d = parseClockData(arg ?? {}, 'arg');
       return fromKernel(kvmVmIoctlSetClock(ctx, vm, { clock: d.clock, flags: d.flags, realtime: d.realtime, hostTsc: d.host_tsc }));
     }
     case 'KVM_SET_TSC_KHZ': {
       if (!ctx.sw.vmTscControl) return fail('ENOTTY');
-      let khz = parseArg(khzSchema, arg, 'arg');
+      let khz = parseKhz(arg, 'arg');
       if (ctx.caps.tscScaling && khz >= maxGuestTscKhz(ctx)) return fail('EINVAL');
       if (khz === 0) khz = ctx.caps.tscKhz;
       if (vm.createdVcpus) return fail('EINVAL');
@@ -121,7 +141,7 @@ function vcpuIoctl(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, name: IoctlName, arg: 
     case 'KVM_GET_TSC_KHZ':
       return ok(vcpu.virtualTscKhz);
     case 'KVM_SET_TSC_KHZ': {
-      let khz = parseArg(khzSchema, arg, 'arg');
+      let khz = parseKhz(arg, 'arg');
       // the frequency of a protected TSC is VM-wide (the VM ioctl, before any vCPU)
       if (vcpu.guestTscProtected) return fail('EINVAL');
       if (ctx.caps.tscScaling && khz >= maxGuestTscKhz(ctx)) return fail('EINVAL');
@@ -134,7 +154,7 @@ function vcpuIoctl(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, name: IoctlName, arg: 
       return kvmVcpuIoctlDeviceAttr(ctx, vm, vcpu, name, arg);
     case 'KVM_GET_MSRS': {
       // __msr_io(): stops at the first MSR it cannot read; ret is the number processed
-      const { indices } = parseArg(getMsrsSchema, arg, 'arg');
+      const { indices } = parseGetMsrs(arg, 'arg');
       const entries: { index: number; data: bigint }[] = [];
       for (const index of indices) {
         const data = kvmGetMsrCommon(ctx, vm, vcpu, index);

@@ -125,7 +125,7 @@ export interface X86Ctx {
   trace?: TraceEntry[];
 }
 
-/** Emit a tracepoint if tracing is on. */
+/** Emit a tracepoint if tracing is on (callers test ctx.trace first, so an untraced replay builds no entry). */
 export function tracepoint(ctx: X86Ctx, entry: TraceEntry): void {
   if (ctx.trace) ctx.trace.push(entry);
 }

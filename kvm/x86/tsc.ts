@@ -36,13 +36,13 @@ export function nsecToCycles(vcpu: X86Vcpu, nsec: bigint): bigint {
 export function kvmVcpuWriteTscOffset(ctx: X86Ctx, vcpu: X86Vcpu, offset: bigint): void {
   if (vcpu.guestTscProtected) return;
   const next = u64(offset);
-  tracepoint(ctx, { tp: 'kvm_write_tsc_offset', vcpu_id: vcpu.id, previous_tsc_offset: vcpu.l1TscOffset, next_tsc_offset: next });
+  if (ctx.trace) tracepoint(ctx, { tp: 'kvm_write_tsc_offset', vcpu_id: vcpu.id, previous_tsc_offset: vcpu.l1TscOffset, next_tsc_offset: next });
   vcpu.l1TscOffset = next;
 }
 
 /** kvm_vcpu_write_tsc_multiplier() */
 export function kvmVcpuWriteTscMultiplier(ctx: X86Ctx, vcpu: X86Vcpu, ratio: bigint): void {
-  if (vcpu.l1TscScalingRatio !== ratio) tracepoint(ctx, { tp: 'clockledger_tsc_multiplier', vcpu_id: vcpu.id, ratio });
+  if (ctx.trace && vcpu.l1TscScalingRatio !== ratio) tracepoint(ctx, { tp: 'clockledger_tsc_multiplier', vcpu_id: vcpu.id, ratio });
   vcpu.l1TscScalingRatio = ratio;
 }
 
@@ -69,7 +69,7 @@ export function kvmTrackTscMatching(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, newGe
   const request = ctx.sw.masterclockRequestOnChange
     ? (vm.useMasterClock && newGeneration) || vm.useMasterClock !== useMasterClock
     : vm.useMasterClock || useMasterClock; // before 6.8: on every write while the master clock is or could be on
-  tracepoint(ctx, { tp: 'kvm_track_tsc', vcpu_id: vcpu.id, nr_vcpus_matched_tsc: vm.nrVcpusMatchedTsc, online_vcpus: vm.vcpus.length, use_master_clock: vm.useMasterClock, host_clock: ctx.tscClocksource });
+  if (ctx.trace) tracepoint(ctx, { tp: 'kvm_track_tsc', vcpu_id: vcpu.id, nr_vcpus_matched_tsc: vm.nrVcpusMatchedTsc, online_vcpus: vm.vcpus.length, use_master_clock: vm.useMasterClock, host_clock: ctx.tscClocksource });
   if (request) vcpu.requests.masterclockUpdate = true;
 }
 

@@ -4,7 +4,7 @@
 import { KvmUsageError } from '../../kvm/errors.js';
 import type { KernelProfile } from '../../kvm/profiles.js';
 import type { EventStore } from '../../store/types.js';
-import { scanRows } from '../rebuild.js';
+import { scanDecoded } from '../rebuild.js';
 import { vmIdOf, vmStreamId, VM_STREAM_PREFIX, type VmEvent } from '../vm/events.js';
 import { applyVmEvent, type EvolveOptions, type VmRecord } from '../vm/evolve.js';
 import { matchesJson, matchesRecorded, recordedOutcome, type Outcome } from './compare.js';
@@ -78,42 +78,48 @@ export function replayLog(store: EventStore, o: ReplayOptions): ReplayRun {
   const referenceOpts: EvolveOptions = { profile: o.reference, trace: true, raw: true };
   const scan =
     wanted && wanted.size === 1
-      ? scanRows(store, { streamId: [...wanted][0], toPosition: o.toPosition })
+      ? scanDecoded(store, { streamId: [...wanted][0], toPosition: o.toPosition })
       : // the whole log in position order (a stream-prefix scan would make SQLite sort by position)
-        scanRows(store, { toPosition: o.toPosition });
-  for (const [position, streamId, version, type, t, text] of scan) {
+        scanDecoded(store, { toPosition: o.toPosition });
+  // events come in runs at one instant: its decimal string is converted once per run
+  let timeText = '';
+  let time = 0n;
+  for (const c of scan) for (let i = 0; i < c.length; i += 6) {
+    const streamId = c[i + 1] as string;
     if (wanted ? !wanted.has(streamId) : !streamId.startsWith(VM_STREAM_PREFIX)) continue;
-    const data = JSON.parse(text) as object;
-    const time = BigInt(t);
+    const position = c[i] as number;
+    const version = c[i + 2] as number;
+    const type = c[i + 3] as string;
+    const data = c[i + 5] as object;
+    if (c[i + 4] !== timeText) time = BigInt((timeText = c[i + 4] as string));
     const ev = { type, data, time } as unknown as VmEvent;
-    const raw = { streamId, position, version };
-    const before = replayed.get(raw.streamId) ?? null;
+    const before = replayed.get(streamId) ?? null;
     const r = execute(before, ev, time, replayOpts);
-    if (r.rec !== before) replayed.set(raw.streamId, r.rec);
+    if (r.rec !== before) replayed.set(streamId, r.rec);
     let ref: Outcome | null = null;
     let same: boolean;
     if (o.reference) {
-      const x = execute(reference.get(raw.streamId) ?? null, ev, time, referenceOpts);
-      reference.set(raw.streamId, x.rec);
+      const x = execute(reference.get(streamId) ?? null, ev, time, referenceOpts);
+      reference.set(streamId, x.rec);
       ref = { result: toJson(x.outcome.result), trace: toJson(x.outcome.trace) as Json[] };
       same = matchesJson(r.outcome.result, ref.result) && matchesJson(r.outcome.trace, ref.trace);
     } else {
       same = matchesRecorded(ev, r.outcome.result, r.outcome.trace);
     }
     n++;
-    if (o.onProgress && n % 5000 === 0) o.onProgress(raw.position);
-    if (raw.position < (o.fromPosition ?? 0) || same) continue;
+    if (o.onProgress && n % 5000 === 0) o.onProgress(position);
+    if (position < (o.fromPosition ?? 0) || same) continue;
     ref ??= recordedOutcome(ev);
     r.outcome = { result: toJson(r.outcome.result), trace: toJson(r.outcome.trace) as Json[] };
     count++;
     if (divergences.length < keep) {
       const d = data as { vcpu?: number | null; ioctl?: string; op?: string; arg?: Json };
       divergences.push({
-        position: raw.position,
+        position,
         time,
-        streamId: raw.streamId,
-        vmId: vmIdOf(raw.streamId)!,
-        version: raw.version,
+        streamId,
+        vmId: vmIdOf(streamId)!,
+        version,
         type,
         ...(d.ioctl !== undefined ? { ioctl: d.ioctl } : {}),
         ...(d.op !== undefined ? { op: d.op } : {}),

@@ -134,7 +134,8 @@ export function applyVmEvent(rec: VmRecord | null, ev: VmEvent, time: bigint, op
   }
   if (!rec) throw new Error(`${ev.type} before VmCreated`);
   const hw = hwFromJson(ev.data.hw, time);
-  const applied = withKernel(rec.arm64 ? 'arm64' : 'x86', (k) => applyKernelEvent(k, rec, ev, hw, opts));
+  // (no closure per event: each architecture's call is written out)
+  const applied = rec.arm64 ? applyKernelEvent(ARM64, rec, ev, hw, opts) : applyKernelEvent(X86, rec, ev, hw, opts);
   // counted only once the kernel accepted the event (a refused one leaves the record as it was)
   rec.lastTime = time;
   rec.version++;

@@ -2,7 +2,7 @@
 // dropped, and toSortedJson builds every object in the log's canonical key order.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { toJson, toSortedJson } from '../../machines/codec.js';
+import { hwFromJson, hwToJson, toJson, toSortedJson } from '../../machines/codec.js';
 import { canonicalJson } from '../../store/canonical.js';
 
 describe('toJson and toSortedJson', () => {
@@ -33,5 +33,18 @@ describe('toJson and toSortedJson', () => {
     const v = JSON.parse('{"__proto__":{"k":1},"a":2}');
     expect(Object.keys(toJson(v) as object)).toEqual(['__proto__', 'a']);
     expect(JSON.stringify(toSortedJson(v))).toBe('{"__proto__":{"k":1},"a":2}');
+  });
+});
+
+describe('hwFromJson', () => {
+  it('reads back every u64 of a recorded sample exactly, its catch-up tick included, and the same value on every read', () => {
+    const s = { t: 9_007_199_254_740_993n, tsc: 18_446_744_073_709_551_615n, rawNs: 22_500_007_152n, realNs: 1_767_225_601_143_599_708n };
+    const tick = { t: 9_007_199_254_740_000n, tsc: 18_446_744_073_709_551_000n, rawNs: 22_500_000_000n, realNs: 1_767_225_601_143_000_000n };
+    const h = hwFromJson(hwToJson({ ...s, tick }), s.t);
+    expect([h.t, h.tsc, h.rawNs, h.realNs]).toEqual([s.t, s.tsc, s.rawNs, s.realNs]);
+    expect([h.tick!.t, h.tick!.tsc, h.tick!.rawNs, h.tick!.realNs, h.tick!.tick]).toEqual([tick.t, tick.tsc, tick.rawNs, tick.realNs, undefined]);
+    expect(h.tsc).toBe(s.tsc);
+    expect(h.tick).toBe(h.tick);
+    expect(hwFromJson(hwToJson(s), s.t).tick).toBeUndefined();
   });
 });
