@@ -16,6 +16,7 @@ import { generateLog } from './lib/generate.js';
 import { prng } from './lib/prng.js';
 import { childPeakRssMb } from './lib/child-rss.js';
 import { fmtRate, median, peakRssMb, percentile, table, time } from './lib/report.js';
+import { reportFigures } from './lib/summary.js';
 
 const N = Number(process.argv[2] ?? process.env.N ?? 1_000_000);
 const BATCH = 1000;
@@ -191,6 +192,15 @@ db.close();`),
       ['peak RSS, this bench process (MB)', peakRssMb().toFixed(0), 'recording and every phase above', '', '', ''],
     ]),
   );
+  const rawRate = fmtRate(rate(scanRaw.value, scanRaw.ms));
+  const p95 = percentile(travel, 95);
+  reportFigures('replay', [
+    { figure: `full replay (rebuild all), ${N.toLocaleString()} events`, value: fmtRate(rate(N, replay.ms)), baseline: `raw scan + JSON.parse ${rawRate}`, ratio: replayRatio, target: '≥ 1.0', met: replayRatio >= 1 },
+    { figure: 'replay-debugging under the recorded profile', value: fmtRate(rate(N, debug.ms)), baseline: `raw scan + JSON.parse ${rawRate}`, ratio: debugRatio, target: '≥ 1.0', met: debugRatio >= 1 },
+    { figure: 'time travel p50', value: `${median(travel).toFixed(2)} ms`, baseline: `raw 500-row read ${median(rawRead).toFixed(2)} ms`, ratio: travelRatio, target: '≤ 2 ms, ≤ 1×', met: median(travel) <= 2 && travelRatio <= 1 },
+    { figure: 'time travel p95', value: `${p95.toFixed(2)} ms`, baseline: `raw 500-row read ${percentile(rawRead, 95).toFixed(2)} ms`, ratio: p95 / percentile(rawRead, 95), target: '≤ 5 ms', met: p95 <= 5 },
+    { figure: 'peak RSS, a full replay alone', value: `${replayRss.toFixed(0)} MB`, baseline: `raw scan alone ${scanRss.toFixed(0)} MB`, ratio: replayRss / scanRss, target: '≤ 150 MB', met: replayRss <= 150 },
+  ]);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
