@@ -5,16 +5,15 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { Figure } from './lib/summary.js';
 import { table } from './lib/report.js';
+import { buildDist, ROOT as root } from './lib/dist.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-// cli first: it builds dist/, which the replay bench's child processes load
+// (dist/ is built once, here: cli and replay time the compiled package)
 const BENCHES: [name: string, args: string[]][] = [
-  ['cli', ['bench/cli.ts']],
-  ['replay', ['bench/replay.ts']],
+  ['cli', ['bench/cli.ts', '--no-build']],
+  ['replay', ['bench/replay.ts', '--no-build']],
   ['fleet', ['bench/fleet.ts']],
   ['emmett', ['bench/emmett.ts']],
 ];
@@ -24,6 +23,7 @@ const dir = mkdtempSync(join(tmpdir(), 'clockledger-bench-all-'));
 const summary = join(dir, 'figures.jsonl');
 const failed: string[] = [];
 try {
+  buildDist();
   for (const [name, args] of BENCHES) {
     if (only && !only.has(name)) continue;
     process.stderr.write(`\n=== bench:${name} ===\n`);

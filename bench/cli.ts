@@ -14,6 +14,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { closeStores, handlers } from '../handlers/index.js';
 import { median, percentile, table } from './lib/report.js';
 import { reportFigures } from './lib/summary.js';
+import { buildDist } from './lib/dist.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(root, 'dist/handlers/cli/main.js');
@@ -21,7 +22,6 @@ const TARGET_RATIO = 2;
 const WARMUPS = 3;
 const argv = process.argv.slice(2);
 const RUNS = Number(argv[argv.indexOf('--runs') + 1] ?? 20) || 20;
-const say = (s: string) => process.stderr.write(`${s}\n`);
 
 function hrMs(fn: () => void): number {
   const t0 = process.hrtime.bigint();
@@ -80,11 +80,7 @@ console.log(JSON.stringify(out));`;
 
 const dir = mkdtempSync(join(tmpdir(), 'clockledger-bench-cli-'));
 try {
-  if (!argv.includes('--no-build') || !existsSync(CLI)) {
-    say('building dist/ (npm run build) ...');
-    const b = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
-    if (b.status !== 0) throw new Error('build failed');
-  }
+  if (!argv.includes('--no-build') || !existsSync(CLI)) buildDist();
   const db = join(dir, 'small.db');
   await buildSmallDb(db);
 

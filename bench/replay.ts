@@ -1,24 +1,30 @@
 // bench/replay: record, replay and time-travel a generated log of N events (default 1,000,000),
 // each figure beside the raw better-sqlite3 baseline on the same table in the same run.
-//   npx tsx bench/replay.ts [N]
+//   npx tsx bench/replay.ts [N] [--no-build]      (times the compiled package: builds dist/ first)
 import { rawEventsDb } from './lib/raw.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { clearRebuildCache, rebuildAll, rebuildStream, SNAPSHOT_EVERY } from '../machines/rebuild.js';
-import { openEventStore } from '../store/sqlite-event-store.js';
 import type { NewEvent } from '../store/types.js';
-import { CODE_VERSION } from '../machines/version.js';
-import { replayLog } from '../machines/replay/replay.js';
-import { getProfile } from '../kvm/profiles.js';
 import { generateLog } from './lib/generate.js';
 import { prng } from './lib/prng.js';
 import { childPeakRssMb } from './lib/child-rss.js';
 import { fmtRate, median, peakRssMb, percentile, table, time } from './lib/report.js';
 import { reportFigures } from './lib/summary.js';
+import { buildDist, fromDist } from './lib/dist.js';
 
-const N = Number(process.argv[2] ?? process.env.N ?? 1_000_000);
+// what is timed is the compiled package, as the CLI runs it (npm run build first, unless --no-build)
+const argv = process.argv.slice(2);
+if (!argv.includes('--no-build')) buildDist();
+const { clearRebuildCache, rebuildAll, rebuildStream, SNAPSHOT_EVERY } = await fromDist<typeof import('../machines/rebuild.js')>('machines/rebuild.js');
+const { openEventStore } = await fromDist<typeof import('../store/sqlite-event-store.js')>('store/sqlite-event-store.js');
+const { CODE_VERSION } = await fromDist<typeof import('../machines/version.js')>('machines/version.js');
+const { replayLog } = await fromDist<typeof import('../machines/replay/replay.js')>('machines/replay/replay.js');
+const { getProfile } = await fromDist<typeof import('../kvm/profiles.js')>('kvm/profiles.js');
+
+
+const N = Number(argv.find((a) => !a.startsWith('--')) ?? process.env.N ?? 1_000_000);
 const BATCH = 1000;
 const dir = mkdtempSync(join(tmpdir(), 'clockledger-bench-'));
 const storePath = join(dir, 'ledger.db');
@@ -183,7 +189,8 @@ db.close();`),
       ['recording (append)', fmtRate(rate(N, storeMs)), fmtRate(rate(N, rawMs)), recRatio.toFixed(2), '≥ 0.50', recRatio >= 0.5 ? 'yes' : 'NO'],
       ['full replay (rebuild all)', fmtRate(rate(N, replay.ms)), fmtRate(rate(scanRaw.value, scanRaw.ms)), replayRatio.toFixed(2), '≥ 1.00', replayRatio >= 1 ? 'yes' : 'NO'],
       ['replay-debug vs raw scan', fmtRate(rate(N, debug.ms)), fmtRate(rate(scanRaw.value, scanRaw.ms)), debugRatio.toFixed(2), '≥ 1.00', debugRatio >= 1 ? 'yes' : 'NO'],
-      ['replay-debug vs rebuild', fmtRate(rate(N, debug.ms)), `rebuild ${fmtRate(rate(N, replay.ms))}`, (replay.ms / debug.ms).toFixed(2), '≥ 1.00', replay.ms / debug.ms >= 1 ? 'yes' : 'NO'],
+      // (what comparing every result and tracepoint costs over a plain rebuild: shown, no target)
+      ['replay-debug vs rebuild', fmtRate(rate(N, debug.ms)), `rebuild ${fmtRate(rate(N, replay.ms))}`, (replay.ms / debug.ms).toFixed(2), '', ''],
       ['time travel p50 (ms)', median(travel).toFixed(2), `raw 500 rows ${median(rawRead).toFixed(2)}`, travelRatio.toFixed(2), '≤ 2 ms, ≤ 1.00', median(travel) <= 2 && travelRatio <= 1 ? 'yes' : 'NO'],
       ['time travel p95 (ms)', percentile(travel, 95).toFixed(2), `raw 500 rows ${percentile(rawRead, 95).toFixed(2)}`, '', '≤ 5 ms', percentile(travel, 95) <= 5 ? 'yes' : 'NO'],
       ['snapshot pass (s)', (snap.ms / 1000).toFixed(1), '', '', '', ''],
