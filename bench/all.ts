@@ -14,7 +14,7 @@ import { buildDist, ROOT as root } from './lib/dist.js';
 const BENCHES: [name: string, args: string[]][] = [
   ['cli', ['bench/cli.ts', '--no-build']],
   ['replay', ['bench/replay.ts', '--no-build']],
-  ['fleet', ['bench/fleet.ts']],
+  ['fleet', ['bench/fleet.ts', '--no-build']],
   ['emmett', ['bench/emmett.ts']],
 ];
 const argv = process.argv.slice(2);

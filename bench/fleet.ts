@@ -4,26 +4,30 @@
 // first so both sides are measured with their code compiled (its figures are shown, not counted).
 // With --pg, the same fleet on a PostgreSQL ledger (CLOCKLEDGER_PG_URL, else a throwaway server,
 // fsync off) beside a raw node-postgres batched insert (unnest) of the same rows.
-//   npx tsx bench/fleet.ts [migrations] [warm-up migrations] [--pg]
+//   npx tsx bench/fleet.ts [migrations] [warm-up migrations] [--pg] [--no-build]   (times the compiled package: builds dist/ first)
 import { rawEventsDb } from './lib/raw.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { handlers } from '../handlers/index.js';
 import pg from 'pg';
-import { closeStores, logFor } from '../handlers/context.js';
-import { openPgEventStore } from '../store/postgres-event-store.js';
-import { ReadView } from '../store/read-view.js';
 import type { EventStore } from '../store/types.js';
-import { auditMigration } from '../machines/audit/audit.js';
-import { clearRebuildCache } from '../machines/rebuild.js';
-import { openEventStore } from '../store/sqlite-event-store.js';
-import { X86_STRATEGY_NAMES as STRATEGY_NAMES } from '../machines/migration/strategies/index.js';
 import { fmtRate, median, peakRssMb, table } from './lib/report.js';
 import { reportFigures } from './lib/summary.js';
+import { buildDist, fromDist } from './lib/dist.js';
 
-const args = process.argv.slice(2).filter((a) => a !== '--pg');
+// what is timed is the compiled package, as the CLI runs it (npm run build first, unless --no-build)
+if (!process.argv.includes('--no-build')) buildDist();
+const { handlers } = await fromDist<typeof import('../handlers/index.js')>('handlers/index.js');
+const { closeStores, logFor } = await fromDist<typeof import('../handlers/context.js')>('handlers/context.js');
+const { openPgEventStore } = await fromDist<typeof import('../store/postgres-event-store.js')>('store/postgres-event-store.js');
+const { ReadView } = await fromDist<typeof import('../store/read-view.js')>('store/read-view.js');
+const { auditMigration } = await fromDist<typeof import('../machines/audit/audit.js')>('machines/audit/audit.js');
+const { clearRebuildCache } = await fromDist<typeof import('../machines/rebuild.js')>('machines/rebuild.js');
+const { openEventStore } = await fromDist<typeof import('../store/sqlite-event-store.js')>('store/sqlite-event-store.js');
+const { X86_STRATEGY_NAMES: STRATEGY_NAMES } = await fromDist<typeof import('../machines/migration/strategies/index.js')>('machines/migration/strategies/index.js');
+
+const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const PG = process.argv.includes('--pg');
 const MIGRATIONS = Number(args[0] ?? 1000);
 const WARMUP = Number(args[1] ?? 50);
