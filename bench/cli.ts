@@ -9,15 +9,14 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { closeStores, handlers } from '../handlers/index.js';
 import { median, percentile, table } from './lib/report.js';
 import { reportFigures } from './lib/summary.js';
-import { buildDist } from './lib/dist.js';
+import { buildDist, DIST, ROOT } from './lib/dist.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(root, 'dist/handlers/cli/main.js');
+const CLI = join(DIST, 'handlers/cli/main.js');
 const TARGET_RATIO = 2;
 const WARMUPS = 3;
 const argv = process.argv.slice(2);
@@ -56,7 +55,7 @@ async function buildSmallDb(db: string): Promise<void> {
 
 /** Time each import of the startup path, cumulatively, in a fresh process (median of n). */
 function startupBreakdown(n: number): [string, number][] {
-  const dist = (p: string) => pathToFileURL(join(root, 'dist', p)).href;
+  const dist = (p: string) => pathToFileURL(join(DIST, p)).href;
   const steps: [string, string][] = [
     ['cli/invoke.js (+ io, run, registry)', dist('handlers/cli/invoke.js')],
     ['better-sqlite3', 'better-sqlite3'],
@@ -71,7 +70,7 @@ for (const [name, spec] of steps) { const t0 = performance.now(); await import(s
 console.log(JSON.stringify(out));`;
   const samples: number[][] = steps.map(() => []);
   for (let i = 0; i < n; i++) {
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`breakdown failed: ${r.stderr}`);
     (JSON.parse(r.stdout) as [string, number][]).forEach(([, ms], j) => samples[j]!.push(ms));
   }

@@ -4,8 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { DIST } from './dist.js';
 
-const DIST = join(import.meta.dirname, '..', '..', 'dist');
 
 /** Peak RSS (MB) of `node` running the ES module text `body` ({{dist}} is the compiled package's URL). */
 export function childPeakRssMb(body: string): number {
