@@ -95,7 +95,7 @@ export const conformance = defineHandler({
       const path = join(dir, 'ledger.db');
       return { open: () => openEventStore(path, { codeVersion: CODE_VERSION }), dispose: () => rmSync(dir, { recursive: true, force: true }) };
     };
-    return { ...(await conformanceOf(env.store, req.traceId, { strategy: req.strategy, profile: req.profile, vm: req.vm, guestTscHz: req.guestTscHz }, scratch)) };
+    return { ...(await conformanceOf(await env.log(), req.traceId, { strategy: req.strategy, profile: req.profile, vm: req.vm, guestTscHz: req.guestTscHz }, scratch)) };
   },
 });
 

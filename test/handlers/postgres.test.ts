@@ -112,6 +112,19 @@ describe('the same requests on SQLite and PostgreSQL', () => {
   });
 });
 
+describe('host traces on PostgreSQL', () => {
+  it('conformance reads the imported trace from the server and answers as on SQLite', async () => {
+    const trace = join(import.meta.dirname, '..', 'fixtures', 'traces', 'ch-restore-offsets-differ.trace');
+    const answers = [];
+    for (const l of [ledger('sqlite'), ledger('postgres')]) {
+      await l.ok('importTrace', { path: trace });
+      answers.push(await l.ok('conformance', { traceId: 't1', strategy: 'cloud-hypervisor@53', profile: 'linux-6.18' }));
+    }
+    expect(answers[1]!.conforms).toBe(true);
+    expect(JSON.stringify(answers[1])).toBe(JSON.stringify(answers[0]));
+  });
+});
+
 describe('verify on PostgreSQL', () => {
   it('names the position of a row edited on the server (handler and CLI exit 1)', async () => {
     const pg = ledger('postgres');
