@@ -158,6 +158,8 @@ describe('escaping', () => {
       '{ group: KVM_VCPU_TSC_CTRL, attr: KVM_VCPU_TSC_OFFSET, value: 18446744073709551611 = −5 (0xfffffffffffffffb) }',
     );
     expect(argText({ clock: '9999999997', flags: 0 })).toBe('{ clock: 9999999997 (0x2540be3fd), flags: 0 }');
+    // a negative value (a signed offset as given) in the same form as the offset column, not a negative hex
+    expect(argText({ value: '-5' })).toBe('{ value: −5 (0xfffffffffffffffb) }');
     expect(argText({ indices: [16, 1263947009, 99999] })).toBe('{ indices: [MSR_IA32_TSC, MSR_KVM_SYSTEM_TIME_NEW, 0x1869f] }');
   });
 });

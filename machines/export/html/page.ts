@@ -69,7 +69,8 @@ export function argText(v: unknown, key = ''): string {
   if (key === 'index') return msrName(v);
   const b = big(v);
   if (b !== null && b !== 0n && (/^(value|data|offset|tsc_offset|clock|host_tsc)$/.test(key) || b >= 1n << 32n || b < 0n)) {
-    // a u64 that reads as a negative s64 (an offset) shows both; any other just its hex
+    // a u64 that reads as a negative s64 (an offset) shows both; a negative value is that offset; any other just its hex
+    if (b < 0n) return offset(b);
     const signed = BigInt.asIntN(64, b);
     return signed === b ? `${b} (0x${b.toString(16)})` : `${b} = ${offset(b)}`;
   }
