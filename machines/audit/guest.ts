@@ -4,18 +4,16 @@
 // read, so the simulation is a fold of the log: a fresh process, or a replay under another
 // kernel profile, computes it again from the same events.
 import { hostRealtimeNs } from '../../kvm/host.js';
-import { MSRS } from '../../kvm/uapi.js';
 import { simulateGuest, type GuestInput, type GuestReport } from '../guest/model.js';
 import type { GuestSettings } from '../guest/settings.js';
 import type { IoctlIssuedData } from '../vm/events.js';
 import { guestClocksAt, guestCountersAt } from '../vm/view.js';
 import type { AuditFrame, Side } from './frame.js';
+import { setsMsr } from './measure.js';
 
 /** Whether an ioctl wrote IA32_TSC_DEADLINE. */
 function writesDeadline(d: IoctlIssuedData): boolean {
-  if (d.ioctl !== 'KVM_SET_MSRS') return false;
-  const entries = (d.arg as { entries?: { index?: unknown }[] } | null)?.entries ?? [];
-  return entries.some((e) => e.index === MSRS.MSR_IA32_TSC_DEADLINE || e.index === 'MSR_IA32_TSC_DEADLINE' || e.index === String(MSRS.MSR_IA32_TSC_DEADLINE));
+  return d.ioctl === 'KVM_SET_MSRS' && setsMsr(d.arg, ['MSR_IA32_TSC_DEADLINE']);
 }
 
 export function guestInputOf(f: AuditFrame): GuestInput {

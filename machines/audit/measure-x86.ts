@@ -2,21 +2,17 @@
 // the master clock, and the rates the guest's TSC and kvmclock really run at.
 import { hvclockToHz, scaleTsc } from '../../kvm/arith.js';
 import type { HostState } from '../../kvm/host.js';
-import { MSRS } from '../../kvm/uapi.js';
 import { s64 } from '../../kvm/u64.js';
 import type { IoctlIssuedData } from '../vm/events.js';
 import type { VmRecord } from '../vm/evolve.js';
 import { guestClocksAt } from '../vm/view.js';
 import type { AuditFrame } from './frame.js';
 import { msPerDay, spread } from './format.js';
-import { counterAdvances, highest, lowest, NO_CITATIONS, type Measurement } from './measure.js';
+import { counterAdvances, highest, lowest, NO_CITATIONS, setsMsr, type Measurement } from './measure.js';
 
 /** Whether an ioctl wrote a guest TSC: a host IA32_TSC write (by number or name) or a KVM_VCPU_TSC_OFFSET. */
 function writesTsc(d: IoctlIssuedData): boolean {
-  if (d.ioctl === 'KVM_SET_MSRS') {
-    const entries = (d.arg as { entries?: { index?: unknown }[] } | null)?.entries ?? [];
-    return entries.some((e) => e.index === MSRS.MSR_IA32_TSC || e.index === 'MSR_IA32_TSC' || e.index === String(MSRS.MSR_IA32_TSC));
-  }
+  if (d.ioctl === 'KVM_SET_MSRS') return setsMsr(d.arg, ['MSR_IA32_TSC']);
   if (d.ioctl === 'KVM_SET_DEVICE_ATTR') {
     const attr = (d.arg as { attr?: unknown } | null)?.attr;
     return attr === 0 || attr === 'KVM_VCPU_TSC_OFFSET' || attr === '0';

@@ -2,6 +2,7 @@
 // fields on every architecture), how its messages name the guest's counter, the few readings
 // only the rules judge, and the recorded events findings cite.
 import { s64 } from '../../kvm/u64.js';
+import { MSRS } from '../../kvm/uapi.js';
 import type { AuditReport, VcpuAudit } from './report.js';
 
 export interface Citations {
@@ -62,6 +63,12 @@ export function counterAdvances(before: readonly Reading[], after: readonly Read
       tscErrorNs: hz ? (err * 1_000_000_000n) / hz : 0n,
     };
   });
+}
+
+/** Whether KVM_SET_MSRS wrote one of these MSRs in its first `count` entries (an index as recorded: number, name or decimal string). */
+export function setsMsr(arg: unknown, names: readonly (keyof typeof MSRS)[], count = Infinity): boolean {
+  const entries = (arg as { entries?: { index?: unknown }[] } | null)?.entries ?? [];
+  return entries.slice(0, count).some((e) => names.some((n) => e.index === MSRS[n] || e.index === n || e.index === String(MSRS[n])));
 }
 
 export const highest = (xs: readonly bigint[]): bigint | null => (xs.length ? xs.reduce((a, b) => (a > b ? a : b)) : null);

@@ -8,7 +8,7 @@ import { DEFAULT_GUEST, type GuestSettings } from '../guest/settings.js';
 import type { AuditFrame } from './frame.js';
 import { GUEST_RULES } from './guest-rules.js';
 import { abs, fmtNs, perDay, ppm, worstError } from './format.js';
-import type { Citations, Measurement } from './measure.js';
+import { setsMsr, type Citations, type Measurement } from './measure.js';
 import type { Finding, Severity } from './report.js';
 import type { AuditThresholds, FindingCode } from './thresholds.js';
 
@@ -45,14 +45,14 @@ export interface Rule<S = any> {
 
 const rule = <S>(r: Rule<S>): Rule<S> => r;
 
-const TSC_MSRS = new Set<unknown>(['MSR_IA32_TSC', 'MSR_IA32_TSC_ADJUST', 0x10, 0x3b]);
 /** The migration's accepted TSC writes to a guest whose TSC is protected: the positions of their ioctls. */
 function protectedTscWrites(f: AuditFrame): number[] {
   if (!f.before.rec.secureTsc) return [];
   return f.ioctls((d) => {
     if (d.ret < 0) return false;
-    const arg = d.arg as { entries?: { index: unknown }[]; group?: unknown; attr?: unknown } | null;
-    if (d.ioctl === 'KVM_SET_MSRS') return (arg?.entries ?? []).slice(0, d.ret).some((e) => TSC_MSRS.has(e.index));
+    // (KVM_SET_MSRS returns how many of its entries it set)
+    if (d.ioctl === 'KVM_SET_MSRS') return setsMsr(d.arg, ['MSR_IA32_TSC', 'MSR_IA32_TSC_ADJUST'], d.ret);
+    const arg = d.arg as { group?: unknown; attr?: unknown } | null;
     return d.ioctl === 'KVM_SET_DEVICE_ATTR' && [0, 'KVM_VCPU_TSC_CTRL'].includes(arg?.group as never) && [0, 'KVM_VCPU_TSC_OFFSET'].includes(arg?.attr as never);
   });
 }
