@@ -2,6 +2,7 @@
 // strings) and returns text; --json bypasses them and prints the response verbatim.
 import { cellText, eventsTable, outputWidth, fmtNs, fmtRealtime, formatGeneric, fmtOffset, humanHz, keyValues, perDay, withMsrNames, table, type Cell, type EventJson } from './format.js';
 import { HOST_STREAM_PREFIX, VM_STREAM_PREFIX } from '../../machines/stream-ids.js';
+import { dmesgStamp } from '../../machines/audit/guest-rules.js';
 
 type R = Record<string, any>;
 
@@ -134,18 +135,12 @@ export function renderGuest(r: R): string {
 
 const SEVERITY: Record<string, string> = { fail: 'FAIL', warn: 'WARN', info: 'info' };
 
-/** printk's timestamp prefix for a guest ns: "[   12.345678]". */
-export function dmesgStamp(ns: unknown): string {
-  const v = BigInt(String(ns));
-  return `[${String(v / 1_000_000_000n).padStart(5, ' ')}.${String((v % 1_000_000_000n) / 1000n).padStart(6, '0')}]`;
-}
-
 /** The simulated guest: its clocksource, its kernel log dmesg-style, the wall clock and the sleeper. */
 function renderGuestModel(g: R): string[] {
   const cs = g.clocksource as R;
   const out = [`guest (Linux ${g.kernel}; clocksource ${cs.before} → ${cs.after}; watchdog ${cs.watchdog ?? 'none'}, margin ${fmtNs(cs.marginNs)}):`];
   const log = (g.log ?? []) as R[];
-  out.push(...(log.length ? log.map((e) => `  ${dmesgStamp(e.guestNs)} ${e.text}`) : ['  (no kernel messages)']));
+  out.push(...(log.length ? log.map((e) => `  ${dmesgStamp(BigInt(String(e.guestNs)), 5)} ${e.text}`) : ['  (no kernel messages)']));
   const w = g.wallClock as R;
   const curve = (w.curve ?? []) as R[];
   out.push(`  wall clock (${w.client}): ${curve.map((p) => `${p.at} ${fmtNs(p.errorNs)}`).join(', ')}${w.convergedAt != null ? `; within 1 ms at ${fmtNs(w.convergedAt)}` : ''}`);

@@ -5,11 +5,11 @@ import type { GuestReport, WatchdogRun } from '../guest/model.js';
 import { fmtNs } from './format.js';
 import type { Rule, RuleInput } from './rules.js';
 
-/** [12.345678]: printk's timestamp of a guest ns, unpadded for a message */
-export function dmesgStamp(ns: bigint): string {
+/** [12.345678]: printk's timestamp of a guest ns, unpadded for a message; dmesg pads the seconds to 5 ("[   12.345678]") */
+export function dmesgStamp(ns: bigint, secondsWidth = 0): string {
   const s = ns / 1_000_000_000n;
   const us = (ns % 1_000_000_000n) / 1000n;
-  return `[${s}.${String(us).padStart(6, '0')}]`;
+  return `[${String(s).padStart(secondsWidth, ' ')}.${String(us).padStart(6, '0')}]`;
 }
 
 /** the recorded writes of the guest's clocks: what it read across the stop */

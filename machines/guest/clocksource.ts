@@ -1,6 +1,7 @@
 // The guest's clocksources (kernel/time/clocksource.c, arch/x86/kernel/kvmclock.c,
 // arch/x86/kernel/tsc.c, drivers/clocksource/arm_arch_timer.c): their ratings, which one the
 // kernel selects, their mult/shift, and the watchdog's margins for a kernel version.
+import { NSEC_PER_SEC } from '../../kvm/arith.js';
 import { clocksCalcMultShift } from '../../kvm/host.js';
 import type { GuestSettings } from './settings.js';
 
@@ -17,7 +18,6 @@ export interface Clocksource {
   hz: bigint;
 }
 
-export const NSEC_PER_SEC = 1_000_000_000n;
 
 /**
  * __clocksource_update_freq_scale(): mult/shift of a clocksource registered at freq × scale Hz

@@ -9,12 +9,12 @@ import {
   clocksourceCyc2ns,
   clocksourceSelect,
   clocksourceSelectWatchdog,
-  NSEC_PER_SEC,
   watchdogRules,
   x86Clocksources,
   type Clocksource,
 } from './clocksource.js';
 import type { GuestSettings } from './settings.js';
+import { NSEC_PER_SEC } from '../../kvm/arith.js';
 
 /** What the guest reads on one vCPU at a true instant: its counter (TSC or CNTVCT) and kvmclock (x86, once enabled). */
 export interface GuestReading {

@@ -31,7 +31,7 @@ import { u64 } from '../../kvm/u64.js';
 import type { EventStore } from '../../store/types.js';
 import { ftraceText } from '../export/ftrace.js';
 import { runMigration } from '../migration/run.js';
-import { ReleaseSpecError, resolveStrategyRelease, type StrategyRelease } from '../migration/strategies/releases.js';
+import { ReleaseSpecError, resolveStrategyRelease, strategyNameOf, type StrategyRelease } from '../migration/strategies/releases.js';
 import { STRATEGIES } from '../migration/strategies/index.js';
 import { readTrace } from './read.js';
 import { DomainError, withSession } from '../session/index.js';
@@ -291,7 +291,7 @@ export async function conformance(store: EventStore, traceId: string, opts: Conf
     if (vms.length !== 1) throw new DomainError('invalid_request', `trace '${traceId}' has ${vms.length} VMs (${vms.join(', ')}): name one with vm`, { field: 'vm', vms });
     vm = vms[0]!;
   } else if (!t.byVm.has(vm)) throw new DomainError('not_found', `trace '${traceId}' has no VM '${vm}' (it has ${vms.join(', ')})`, { traceId, vm });
-  const name = opts.strategy.split(/[@+]/, 1)[0]!;
+  const name = strategyNameOf(opts.strategy);
   if (!STRATEGIES[name]?.x86) throw new DomainError('invalid_request', `strategy '${name}' has no x86 model (strategies: ${Object.keys(STRATEGIES).filter((n) => STRATEGIES[n]!.x86).join(', ')})`, { field: 'strategy' });
   let release: StrategyRelease;
   try {
