@@ -236,7 +236,6 @@ async function emmettSide(path: string, shared: boolean): Promise<Side> {
 function rawSide(path: string): Side {
   const { db, insert } = rawEventsDb(path);
   db.pragma('wal_autocheckpoint = 10000');
-  db.exec('CREATE INDEX events_by_stream_position ON events (stream_id, position)');
   const byStream = db.prepare("SELECT position, stream_id, version, type, schema_version, CAST(time AS TEXT) AS time, data, metadata, hash FROM events WHERE stream_id = ? ORDER BY position");
   const page = db.prepare("SELECT position, stream_id, version, type, schema_version, CAST(time AS TEXT) AS time, data, metadata, hash FROM events WHERE position >= ? ORDER BY position LIMIT ?");
   type Row = { position: number; stream_id: string; version: number; type: string; schema_version: number; time: string; data: string; metadata: string; hash: string };

@@ -7,6 +7,7 @@ export function rawEventsDb(path: string): { db: Database.Database; insert: Data
   db.pragma('synchronous = NORMAL');
   db.exec(`CREATE TABLE events (position INTEGER PRIMARY KEY, stream_id TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,
     schema_version INTEGER NOT NULL DEFAULT 1, time INTEGER NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL, hash TEXT NOT NULL,
-    UNIQUE (stream_id, version)); CREATE INDEX events_by_time ON events (time, position);`);
+    UNIQUE (stream_id, version)); CREATE INDEX events_by_time ON events (time, position);
+    CREATE INDEX events_by_stream_position ON events (stream_id, position);`);
   return { db, insert: db.prepare('INSERT INTO events VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)') };
 }
