@@ -38,7 +38,7 @@ async function child([mode, db, id, countArg, rowsFrom, goFile]: string[]): Prom
       const col = (k: string) => chunk.map((r) => r[k]);
       await c.query('BEGIN');
       await c.query(
-        `INSERT INTO raw_events (stream_id, version, type, schema_version, time, data, metadata, hash)
+        `INSERT INTO ${src}_raw.events (stream_id, version, type, schema_version, time, data, metadata, hash)
          SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::bigint[], $6::text[], $7::text[], $8::text[])`,
         [col('stream_id'), col('version'), col('type'), col('schema_version'), col('time'), col('data'), col('metadata'), col('hash')],
       );
@@ -123,11 +123,13 @@ async function main(): Promise<void> {
         let rawRate = '';
         let ratio = '';
         if (engine === 'postgres') {
-          await admin.query('DROP TABLE IF EXISTS raw_events');
-          await admin.query(`CREATE TABLE raw_events (position BIGSERIAL PRIMARY KEY, stream_id TEXT COLLATE "C" NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,
+          // (in a schema of this run's own, dropped with the others at the end)
+          const rawTable = `${run}_${writers}_raw.events`;
+          await admin.query(`CREATE SCHEMA ${run}_${writers}_raw`);
+          await admin.query(`CREATE TABLE ${rawTable} (position BIGSERIAL PRIMARY KEY, stream_id TEXT COLLATE "C" NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,
             schema_version INTEGER NOT NULL, time BIGINT NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL, hash TEXT NOT NULL, UNIQUE (stream_id, version))`);
           const rawMs = await race(writers, (i) => ['raw', base, String(i), String(PER), db], dir);
-          const rawRows = Number((await admin.query('SELECT count(*) AS n FROM raw_events')).rows[0].n);
+          const rawRows = Number((await admin.query(`SELECT count(*) AS n FROM ${rawTable}`)).rows[0].n);
           rawRate = Math.round((rawRows / rawMs) * 1000).toLocaleString();
           // handler requests/s against raw transactions/s of the same rows (one per request)
           ratio = ((n / ms) / (PER * writers / rawMs)).toFixed(2);
@@ -140,7 +142,6 @@ async function main(): Promise<void> {
     console.log(table(rows));
   } finally {
     for (const s of (await admin.query<{ nspname: string }>(`SELECT nspname FROM pg_namespace WHERE nspname LIKE '${run}%'`)).rows) await admin.query(`DROP SCHEMA ${s.nspname} CASCADE`);
-    await admin.query('DROP TABLE IF EXISTS raw_events');
     await admin.end();
     rmSync(dir, { recursive: true, force: true });
     await server?.stop();
