@@ -3,9 +3,7 @@
 // opened on one database share a pool, kept while any of them is open: a long-lived process (a
 // warm Lambda container keeping its store) reuses its connections across invocations.
 import pg from 'pg';
-import { parsePgUrl, isPostgresUrl, type PgTarget } from './pg-url.js';
-
-export { parsePgUrl, isPostgresUrl, type PgTarget };
+import type { PgTarget } from './pg-url.js';
 
 const pools = new Map<string, { pool: pg.Pool; refs: number }>();
 

@@ -10,14 +10,13 @@ import type { AsyncCommitOptions, AsyncEventStore } from './async-types.js';
 import { GENESIS_HASH } from './canonical.js';
 import { ConflictError, StoreError } from './errors.js';
 import { APPEND_LOCK, ident, latestPgSchemaVersion, migratePg, pgSchemaVersion } from './pg-migrate.js';
-import { acquirePool, parsePgUrl, releasePool, type PgTarget } from './pg-pool.js';
+import { acquirePool, releasePool } from './pg-pool.js';
+import { parsePgUrl, type PgTarget } from './pg-url.js';
 import { requestRowOf, responseHash, storedAnswer, type StoredRequestRow } from './request-check.js';
 import { clampInstant, encodeEvent, endBatch, I64_MAX, I64_MIN, prefixRange, storedEventOf } from './sql-shared.js';
 import { streamCategory } from './stream-category.js';
 import type { AppendBatch, CommitResult, RawEvent, ReadOptions, SnapshotRecord, StoredEvent, VerifyAnchor, VerifyResult, WrittenEvent } from './types.js';
 import { anchorPosition, applyAnchor, ChainCheck, checkCategories, checkRequests, checkStreams, REQUEST_ROW_SQL, verdict, type CategoryRow, type ChainRow, type StreamRow } from './verify.js';
-
-export { isPostgresUrl, parsePgUrl } from './pg-pool.js';
 
 export interface PgOpenOptions {
   readonly?: boolean;

@@ -8,10 +8,9 @@
 // What it answers, it answers from the events alone, as the SQLite store's tables would: stream
 // versions, last types and category counts are derived from the rows; the wake index is the
 // engine's (read at each catch-up). Stream ids order as UTF-8 bytes (SQLite's order).
-import { existsSync } from 'node:fs';
 import { StoreError } from './errors.js';
-import { openEventStore } from './sqlite-event-store.js';
-import { clampInstant, I64_MAX, storedEventOf } from './sql-shared.js';
+import { createForkTarget, openEventStore, removeForkTarget } from './sqlite-event-store.js';
+import { byteOrder, clampInstant, I64_MAX, storedEventOf } from './sql-shared.js';
 import { streamCategory } from './stream-category.js';
 import type { AppendBatch, CommitResult, EventStore, RawEvent, ReadOptions, SnapshotRecord, StoredEvent, VerifyResult } from './types.js';
 
@@ -27,18 +26,6 @@ export interface ViewSource {
 
 const PAGE = 5000;
 
-/** Code point (UTF-8 byte) order, as SQLite compares TEXT. */
-export function byteOrder(a: string, b: string): number {
-  if (a === b) return 0;
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.codePointAt(i)!;
-    const y = b.codePointAt(i)!;
-    if (x !== y) return x < y ? -1 : 1;
-    if (x > 0xffff) i++;
-  }
-  return a.length - b.length;
-}
 
 interface StreamRows {
   /** row indexes (position - 1), by version - 1 */
@@ -249,7 +236,7 @@ export class ReadView implements EventStore {
    */
   fork(position: number, targetPath: string): { events: number } {
     if (!Number.isInteger(position) || position < 0) throw new StoreError('invalid_request', `fork position must be a non-negative integer, got ${position}`);
-    if (existsSync(targetPath)) throw new StoreError('invalid_request', `fork target ${targetPath} already exists`, { targetDb: targetPath });
+    createForkTarget(targetPath);
     const target = openEventStore(targetPath);
     try {
       const upTo = Math.min(position, this.rows.length);
@@ -265,9 +252,12 @@ export class ReadView implements EventStore {
       // the same events in the same places: the same chain
       const copied = upTo ? target.read({ fromPosition: upTo, toPosition: upTo })[0]?.hash : undefined;
       if (upTo && copied !== this.rows[upTo - 1]!.hash) throw new StoreError('corrupt', `${this.path}: the copy's chain differs at position ${upTo}`);
-      return { events: upTo };
-    } finally {
       target.close();
+      return { events: upTo };
+    } catch (e) {
+      target.close();
+      removeForkTarget(targetPath);
+      throw e;
     }
   }
 

@@ -115,3 +115,16 @@ export function loadMigrationFiles(sub: '' | 'pg'): Migration[] {
   loaded.set(sub, list);
   return list;
 }
+
+/** Code point (UTF-8 byte) order, as SQLite compares TEXT. */
+export function byteOrder(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.codePointAt(i)!;
+    const y = b.codePointAt(i)!;
+    if (x !== y) return x < y ? -1 : 1;
+    if (x > 0xffff) i++;
+  }
+  return a.length - b.length;
+}

@@ -11,7 +11,7 @@ import { checkPath, ConflictError, sqliteStoreError, StoreError } from './errors
 import { CATEGORY_SQL, inspectLedger, STREAM_HEADS_SQL, viewOlderSchema } from './ledger-file.js';
 import { latestSchemaVersion, migrate } from './migrate.js';
 import { registerResponseHash, requestRowOf, responseHash, storedAnswer, type StoredRequestRow } from './request-check.js';
-import { clampInstant, encodeEvent, endBatch, I64_MAX, I64_MIN, prefixRange } from './sql-shared.js';
+import { byteOrder, clampInstant, encodeEvent, endBatch, I64_MAX, I64_MIN, prefixRange } from './sql-shared.js';
 import { streamCategory } from './stream-category.js';
 import { REQUEST_ROW_SQL, verifyLedger } from './verify.js';
 import type { AppendBatch, CommitOptions, CommitResult, EventChunk, EventRow, EventStore, RawEvent, ReadOptions, SnapshotRecord, StoredEvent, VerifyAnchor, VerifyResult, WrittenEvent } from './types.js';
@@ -375,16 +375,7 @@ class SqliteEventStore implements EventStore {
 
   fork(position: number, targetPath: string): { events: number } {
     if (!Number.isInteger(position) || position < 0) throw new StoreError('invalid_request', `fork position must be a non-negative integer, got ${position}`);
-    checkForkTarget(targetPath);
-    // Create the target exclusively: an existing file (or one appearing meanwhile) is never written.
-    try {
-      closeSync(openSync(targetPath, 'wx'));
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') throw new StoreError('invalid_request', `fork target ${targetPath} already exists`, { targetDb: targetPath });
-      if (code === 'ENOENT' || code === 'ENOTDIR') throw new StoreError('not_found', `fork target ${targetPath}: directory ${dirname(targetPath)} does not exist`, { targetDb: targetPath });
-      throw new StoreError('io', `cannot create fork target ${targetPath}: ${(e as Error).message}`, { targetDb: targetPath });
-    }
+    createForkTarget(targetPath);
     let target: Database.Database | undefined;
     try {
       target = new Database(targetPath);
@@ -428,7 +419,7 @@ class SqliteEventStore implements EventStore {
       return { events: n };
     } catch (e) {
       target?.close();
-      for (const f of [targetPath, `${targetPath}-wal`, `${targetPath}-shm`]) if (existsSync(f)) unlinkSync(f);
+      removeForkTarget(targetPath);
       throw sqliteStoreError(e, targetPath);
     }
   }
@@ -467,7 +458,7 @@ class OpenAnswer {
 
   /** In stream id order as SQLite sorts text: by UTF-8 bytes. */
   list(): string[] {
-    this.sorted ??= [...this.open].sort((x, y) => Buffer.compare(Buffer.from(x, 'utf8'), Buffer.from(y, 'utf8')));
+    this.sorted ??= [...this.open].sort(byteOrder);
     return [...this.sorted];
   }
 }
@@ -496,10 +487,24 @@ function openDatabase(path: string, readonly: boolean, timeout: number): Databas
 }
 
 /** A fork target must be a plain file path (in-memory databases and URIs would vanish or be misread). */
-function checkForkTarget(targetPath: string): void {
+/** A fork that failed leaves nothing: its database file and SQLite's files beside it. */
+export function removeForkTarget(targetPath: string): void {
+  for (const f of [targetPath, `${targetPath}-wal`, `${targetPath}-shm`]) if (existsSync(f)) unlinkSync(f);
+}
+
+/** A fork's new database file, created empty and exclusively: an existing file (or one appearing meanwhile) is never written. */
+export function createForkTarget(targetPath: string): void {
   checkPath(targetPath, 'fork target');
   if (targetPath === ':memory:' || /^file:/i.test(targetPath)) {
     throw new StoreError('invalid_request', `fork target ${JSON.stringify(targetPath)} is not a file path: give the path of a new database file`, { targetDb: targetPath });
+  }
+  try {
+    closeSync(openSync(targetPath, 'wx'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new StoreError('invalid_request', `fork target ${targetPath} already exists`, { targetDb: targetPath });
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new StoreError('not_found', `fork target ${targetPath}: directory ${dirname(targetPath)} does not exist`, { targetDb: targetPath });
+    throw new StoreError('io', `cannot create fork target ${targetPath}: ${(e as Error).message}`, { targetDb: targetPath });
   }
 }
 

@@ -5,7 +5,8 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openPgEventStore, type PgEventStore } from '../../store/postgres-event-store.js';
-import { ReadView, byteOrder } from '../../store/read-view.js';
+import { ReadView } from '../../store/read-view.js';
+import { byteOrder } from '../../store/sql-shared.js';
 import { openEventStore } from '../../store/sqlite-event-store.js';
 import type { AppendBatch, EventStore } from '../../store/types.js';
 import { pgLocation } from './engines.js';
@@ -126,6 +127,9 @@ describe('ReadView', () => {
     expect(copy.read()).toEqual(sqlite.read({ toPosition: 5 }));
     expect(copy.verify()).toMatchObject({ intact: true, head: { position: 5, hash: sqlite.read({ fromPosition: 5, toPosition: 5 })[0]!.hash } });
     expect(() => view.fork(3, target)).toThrow(/already exists/);
+    // the same target checks as a SQLite ledger's fork: no in-memory database, no missing directory
+    expect(() => view.fork(3, ':memory:')).toThrow(/is not a file path/);
+    expect(() => view.fork(3, join(tempDir(), 'no-such-dir', 'copy.db'))).toThrow(/does not exist/);
     expect(() => view.commit([])).toThrow(/read-only view/);
     expect(() => view.verify()).toThrow(/read-only view/);
   });
