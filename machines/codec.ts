@@ -120,7 +120,8 @@ export function hwToJson(s: HostSample): HwJson {
 
 /**
  * A recorded sample: each u64 is converted from its decimal string when the kernel first reads it
- * (an event reads one or two of them: a guest's rdtsc only the TSC), then kept.
+ * (an event reads one or two of them: a guest's rdtsc only the TSC), then kept. Its values are
+ * getters: a spread or a structured copy of it keeps only `t`, so the kernel reads it, never stores it.
  */
 class RecordedSample implements HostSample {
   readonly #h: HwJson;

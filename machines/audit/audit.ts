@@ -31,9 +31,7 @@ export type AuditOverrides = Partial<AuditThresholds> & { guest?: GuestOverrides
  */
 export function guestSettingsOf(th: Partial<AuditThresholds>, guest: GuestOverrides = {}): GuestOverrides {
   const mapped: GuestOverrides = {};
-  if (th.watchdogMarginNs !== undefined) mapped.watchdogMarginNs = th.watchdogMarginNs;
-  if (th.watchdogIntervalNs !== undefined) mapped.watchdogIntervalNs = th.watchdogIntervalNs;
-  if (th.watchdogMaxIntervalNs !== undefined) mapped.watchdogMaxIntervalNs = th.watchdogMaxIntervalNs;
+  for (const k of ['watchdogMarginNs', 'watchdogIntervalNs', 'watchdogMaxIntervalNs'] as const) if (th[k] !== undefined) mapped[k] = th[k];
   // softLockupNs = 2 × watchdog_thresh: the nearest whole second of its half, within the kernel's 1..60
   if (th.softLockupNs !== undefined) {
     const s = Number((th.softLockupNs + 1_000_000_000n) / 2_000_000_000n);

@@ -63,7 +63,6 @@ export function measureArm64(f: AuditFrame, th: AuditThresholds): Measurement {
     },
     highestBefore: highest(c0.map((v) => v.cntvct)),
     lowestAfter: after ? lowest(c1.map((v) => v.cntvct)) : null,
-    guestToldStopped: false,
     cites: {
       ...NO_CITATIONS,
       counterWrites: f.ioctls((d) => d.ioctl === 'KVM_SET_ONE_REG' || d.ioctl === 'KVM_ARM_SET_COUNTER_OFFSET' || d.ioctl === 'KVM_SET_DEVICE_ATTR'),

@@ -58,13 +58,6 @@ export function pvclockDriftPpb(rec: VmRecord, host: HostState, pvHz: bigint): b
   return ((hz - pvHz) * 1_000_000_000n) / pvHz;
 }
 
-/** Whether the guest's watchdog found PVCLOCK_GUEST_STOPPED after the resume (a checkPaused read of 1). */
-function guestToldStopped(f: AuditFrame): boolean {
-  return f.vmEvents.some(
-    (e) => e.type === 'GuestExecuted' && (e.data as { op?: string; result?: { value?: string } }).op === 'checkPaused' && (e.data as { result?: { value?: string } }).result?.value === '1',
-  );
-}
-
 export function measureX86(f: AuditFrame): Measurement {
   const { before, after, stopTime, elapsedNs } = f;
   const khz = before.rec.x86?.vcpus[0]?.virtualTscKhz ?? 0;
@@ -105,7 +98,6 @@ export function measureX86(f: AuditFrame): Measurement {
     tscFrequency: { nominalHz, actualHz: tscHz, driftPpb: tscDriftPpb, msPerDay: msPerDay(tscDriftPpb) },
     highestBefore: highest(g0.vcpus.map((v) => v.tsc)),
     lowestAfter: g1 ? lowest(g1.vcpus.map((v) => v.tsc)) : null,
-    guestToldStopped: guestToldStopped(f),
     cites: {
       ...NO_CITATIONS,
       counterWrites: f.ioctls((d) => d.ioctl === 'KVM_SET_TSC_KHZ' || writesTsc(d)),

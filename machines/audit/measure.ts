@@ -30,8 +30,6 @@ export interface Measurement extends Measures {
   /** the highest counter across vCPUs as the stop began, the lowest once resumed (null: none) */
   highestBefore: bigint | null;
   lowestAfter: bigint | null;
-  /** x86: after the resume the guest's watchdog found PVCLOCK_GUEST_STOPPED (KVM_KVMCLOCK_CTRL) */
-  guestToldStopped: boolean;
   cites: Citations;
 }
 
