@@ -3,6 +3,15 @@
 import { z } from 'zod';
 import { resolveProfileExplained } from './suggest.js';
 
+/** The same check as a refinement, for a field that keeps the name as given (recorded, or handed on, as text). */
+export function refineProfileName(v: string, ctx: z.RefinementCtx): void {
+  try {
+    resolveProfileExplained(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+  }
+}
+
 export const profileSpec = z.string().transform((v, ctx) => {
   try {
     return resolveProfileExplained(v);

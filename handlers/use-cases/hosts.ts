@@ -7,15 +7,9 @@ import { rebuildStream } from '../../machines/rebuild.js';
 import { HOST_STREAM_PREFIX } from '../../machines/stream-ids.js';
 import { defineHandler } from '../define.js';
 import { commonFields, idSchema, s64Field, u64Field } from '../fields.js';
-import { resolveProfileExplained } from '../suggest.js';
+import { refineProfileName } from '../profile-field.js';
 
-const profileField = z.string().superRefine((v, ctx) => {
-  try {
-    resolveProfileExplained(v);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-  }
-});
+const profileField = z.string().superRefine(refineProfileName);
 
 /** TSC rates a real x86 host or guest can have: 100 MHz to 20 GHz. */
 export const TSC_KHZ_PLAUSIBLE = { min: 100_000, max: 20_000_000 } as const;

@@ -12,7 +12,7 @@ import { importTrace as importTraceInto } from '../../machines/trace/import.js';
 import { defineHandler } from '../define.js';
 import { commonFields, idSchema, u64Field } from '../fields.js';
 import { HandlerError } from '../errors.js';
-import { resolveProfileExplained } from '../suggest.js';
+import { refineProfileName } from '../profile-field.js';
 
 /** The largest capture file read. */
 export const MAX_TRACE_FILE_BYTES = 256 * 1024 * 1024;
@@ -55,17 +55,7 @@ export const auditTrace = defineHandler({
   },
 });
 
-const profileSpec = z
-  .string()
-  .min(1)
-  .max(200)
-  .superRefine((v, ctx) => {
-    try {
-      resolveProfileExplained(v);
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', message: (e as Error).message });
-    }
-  });
+const profileSpec = z.string().min(1).max(200).superRefine(refineProfileName);
 
 /**
  * Conformance: the imported trace's VM set beside the emulated restore of it by a strategy
