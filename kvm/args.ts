@@ -85,7 +85,9 @@ export type ArgParser<T> = (value: unknown, field: string) => T;
  * parseArg() with a zod-free parser tried first: `plain` returns the parsed value for an input the
  * schema plainly accepts (the same value the schema would give) and undefined for anything else,
  * which the schema then parses, so every refusal (its field and its message) stays the schema's.
- * Replay parses the recorded argument of every ioctl again: this keeps zod off that path.
+ * Replay parses the recorded argument of every ioctl again: this keeps zod off that path for the
+ * arguments a replay meets most (device attributes, clock data, GET_MSRS indices, kHz, caps, vCPU
+ * ids); KVM_SET_MSRS entries, guest MSR operands and arm64 ONE_REG values still go to their schemas.
  */
 export function argParser<T extends z.ZodTypeAny>(schema: T, plain: (v: unknown) => z.output<T> | undefined): ArgParser<z.output<T>> {
   return (value, field) => {
