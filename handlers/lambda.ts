@@ -25,6 +25,7 @@ import type { ErrorCode } from './error-codes.js';
 import { toErrorBody, type ErrorBody } from './errors.js';
 import { MAX_ECHO_CHARS, MAX_REQUEST_BYTES, preview, requestTooLarge } from './limits.js';
 import { dbFromEnv, HANDLER_NAMES, loadHandler, type HandlerName } from './registry.js';
+import { isPlainObject } from '../lib/plain-object.js';
 
 export interface InvokeEvent {
   handler: string;
@@ -54,11 +55,10 @@ const fail = (code: ErrorBody['code'], message: string, details?: Record<string,
   error: details ? { code, message, details } : { code, message },
 });
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The JSON payload of an event: the event itself, or its (possibly base64) body parsed. */
 function payloadOf(event: unknown): { ok: true; payload: unknown } | { ok: false; response: HandlerResponse } {
-  if (isObject(event) && 'body' in event && !('handler' in event) && !('request' in event)) {
+  if (isPlainObject(event) && 'body' in event && !('handler' in event) && !('request' in event)) {
     const raw = event.body;
     if (raw === null || raw === undefined || raw === '') return { ok: true, payload: {} };
     if (typeof raw !== 'string') return { ok: true, payload: raw };
@@ -96,8 +96,8 @@ function invocationOf(event: unknown, fixed?: HandlerName): { name: string; requ
   const p = payloadOf(event);
   if (!p.ok) return p;
   const payload = p.payload;
-  if (fixed) return { name: fixed, request: isObject(payload) && 'request' in payload ? payload.request : payload };
-  if (!isObject(payload)) return { response: fail('invalid_request', '(request): the event must be an object { handler, request }', { field: 'handler' }) };
+  if (fixed) return { name: fixed, request: isPlainObject(payload) && 'request' in payload ? payload.request : payload };
+  if (!isPlainObject(payload)) return { response: fail('invalid_request', '(request): the event must be an object { handler, request }', { field: 'handler' }) };
   if (typeof payload.handler !== 'string' || payload.handler === '') {
     return { response: fail('invalid_request', 'handler: expected the name of a handler (a string)', { field: 'handler', handlers: HANDLER_NAMES }) };
   }
@@ -124,9 +124,9 @@ const answer = handle();
  * requestContext.http).
  */
 export function isProxyEvent(event: unknown): boolean {
-  if (!isObject(event) || !isObject(event.requestContext)) return false;
+  if (!isPlainObject(event) || !isPlainObject(event.requestContext)) return false;
   if (typeof event.httpMethod === 'string') return true;
-  return event.version === '2.0' && isObject(event.requestContext.http);
+  return event.version === '2.0' && isPlainObject(event.requestContext.http);
 }
 
 const STATUS: Record<ErrorCode, number> = {

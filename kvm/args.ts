@@ -121,11 +121,6 @@ export function plainNamed(table: Record<string, number>, v: unknown): number | 
   return typeof v === 'string' && Object.hasOwn(table, v) ? table[v] : undefined;
 }
 
-/** A plain object (not null, not an array), as z.object() takes. */
-export function plainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** Refuse an argument given to an ioctl that takes none (nothing is issued, nothing recorded). */
 export function checkIoctlTakesArg(ioctl: IoctlName, arg: unknown): void {
   if (arg !== undefined && arg !== null && IOCTLS_WITHOUT_ARG.has(ioctl)) {

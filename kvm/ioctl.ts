@@ -3,9 +3,10 @@
 // the VM fd or a vCPU fd (virt/kvm/kvm_main.c: kvm_vm_ioctl() / kvm_vcpu_ioctl()). What each
 // ioctl does is per architecture: kvm/x86/ioctl.ts, kvm/arm64/ioctl.ts.
 import { z } from 'zod';
-import { argParser, namedNumber, plainNamed, plainObject, plainU64, preview, u64Schema } from './args.js';
+import { argParser, namedNumber, plainNamed, plainU64, preview, u64Schema } from './args.js';
 import { KvmUsageError, requireVcpu } from './errors.js';
 import { ATTR_GROUPS, ATTRS, CAPS, IOCTLS, type Errno, type IoctlName } from './uapi.js';
+import { isPlainObject } from '../lib/plain-object.js';
 
 export interface IoctlRequest {
   ioctl: string;
@@ -47,7 +48,7 @@ export const deviceAttrSchema = z.object({
 });
 /** struct kvm_device_attr parsed (deviceAttrSchema behind a plain check) */
 export const parseDeviceAttr = argParser(deviceAttrSchema, (v) => {
-  if (!plainObject(v)) return undefined;
+  if (!isPlainObject(v)) return undefined;
   const group = plainNamed(ATTR_GROUPS, v.group);
   const attr = plainNamed(ATTRS, v.attr);
   if (group === undefined || attr === undefined) return undefined;

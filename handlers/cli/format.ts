@@ -2,6 +2,7 @@
 // rendering for any JSON response. u64/s64 values stay the exact decimal strings they are.
 
 import { MSRS } from '../../kvm/uapi.js';
+import { isPlainObject } from '../../lib/plain-object.js';
 
 export type Cell = string | number | boolean | null | undefined;
 
@@ -196,7 +197,6 @@ export function fmtRealtime(ns: unknown): string {
   return Number.isNaN(d.getTime()) ? s : `${s} (${d.toISOString()})`;
 }
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isScalar = (v: unknown) => v === null || ['string', 'number', 'boolean', 'bigint'].includes(typeof v);
 
 /** Keys whose values are durations or instants in ns get the hint. */

@@ -1,7 +1,7 @@
 // The x86 ioctl surface: each UAPI ioctl on the VM or a vCPU fd, its argument as the UAPI struct
 // (snake_case fields), and its result as userspace sees it (ret, errno, out).
 import { z } from 'zod';
-import { argParser, namedNumber, parseArg, plainNamed, plainObject, plainU64, plainUint, u64Schema, uintSchema } from '../args.js';
+import { argParser, namedNumber, parseArg, plainNamed, plainU64, plainUint, u64Schema, uintSchema } from '../args.js';
 import { KvmUsageError } from '../errors.js';
 import { fail, fromKernel, ok, routeIoctl, type ArchIoctls, type IoctlRequest, type IoctlResult, parseDeviceAttr } from '../ioctl.js';
 import { u64 } from '../u64.js';
@@ -11,6 +11,7 @@ import { kvmGetMsrCommon, kvmSetMsrCommon } from './msr.js';
 import type { X86Ctx, X86Vcpu, X86Vm } from './state.js';
 import { __kvmSynchronizeTsc, kvmScaleTsc, kvmSetTscKhz, maxGuestTscKhz } from './tsc.js';
 import { kickRunningVcpus, kvmArchVcpuIoctlRun, kvmVmIoctlCreateVcpu } from './vm.js';
+import { isPlainObject } from '../../lib/plain-object.js';
 
 // Schemas are built once: constructing one costs more than parsing with it.
 const msrIndex = namedNumber(MSRS, 'MSR');
@@ -22,7 +23,7 @@ export const clockDataSchema = z.object({
   host_tsc: u64Schema.default(0n),
 });
 export const parseClockData = argParser(clockDataSchema, (v) => {
-  if (!plainObject(v)) return undefined;
+  if (!isPlainObject(v)) return undefined;
   const clock = v.clock === undefined ? 0n : plainU64(v.clock);
   const flags = v.flags === undefined ? 0 : plainUint(v.flags, 0xffff_ffff);
   const realtime = v.realtime === undefined ? 0n : plainU64(v.realtime);
@@ -34,7 +35,7 @@ export const parseKhz = argParser(khzSchema, (v) => plainUint(v, 0xffff_ffff));
 const setMsrsSchema = z.object({ entries: z.array(z.object({ index: msrIndex, data: u64Schema })) });
 export const getMsrsSchema = z.object({ indices: z.array(msrIndex) });
 export const parseGetMsrs = argParser(getMsrsSchema, (v) => {
-  if (!plainObject(v) || !Array.isArray(v.indices)) return undefined;
+  if (!isPlainObject(v) || !Array.isArray(v.indices)) return undefined;
   const indices: number[] = [];
   for (const x of v.indices as unknown[]) {
     const i = plainNamed(MSRS, x);
