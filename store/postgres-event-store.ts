@@ -26,6 +26,7 @@ export interface PgOpenOptions {
   retries?: number;
 }
 
+// (the float8 alias hides the column: order by events.position, or PostgreSQL sorts by the alias and leaves the primary key unused)
 const RAW = 'position::float8 AS "position", stream_id AS "streamId", version, type, schema_version AS "schemaVersion", time::text AS time, data, metadata';
 
 /**

@@ -134,6 +134,12 @@ class SqliteEventStore implements EventStore {
     return st;
   }
 
+  /** A cached statement to iterate: an iterating statement is busy until exhausted, so a nested scan of the same shape gets its own. */
+  private iterating(sql: string): Database.Statement {
+    const st = this.statement(sql);
+    return st.busy ? this.db.prepare(sql) : st;
+  }
+
   private writable(what: string): void {
     if (this.readonly) throw new StoreError('invalid_request', `${what}: the ledger ${this.path} is open read-only`);
   }
@@ -249,17 +255,12 @@ class SqliteEventStore implements EventStore {
   scan(opts: ReadOptions = {}): IterableIterator<RawEvent> {
     const { sql, params } = this.where(opts);
     const cols = opts.withoutMetadata ? RAW_COLUMNS_NO_METADATA : RAW_COLUMNS;
-    // An iterating statement is busy until exhausted: a nested scan of the same shape gets its own.
-    let st = this.statement(`SELECT ${cols} FROM events${sql}`);
-    if (st.busy) st = this.db.prepare(`SELECT ${cols} FROM events${sql}`);
-    return st.iterate(...params) as IterableIterator<RawEvent>;
+    return this.iterating(`SELECT ${cols} FROM events${sql}`).iterate(...params) as IterableIterator<RawEvent>;
   }
 
   scanRows(opts: ReadOptions = {}): IterableIterator<EventRow> {
     const { sql, params } = this.where(opts);
-    let st = this.statement(`SELECT ${ROW_COLUMNS} FROM events${sql}`);
-    if (st.busy) st = this.db.prepare(`SELECT ${ROW_COLUMNS} FROM events${sql}`);
-    return st.raw(true).iterate(...params) as IterableIterator<EventRow>;
+    return this.iterating(`SELECT ${ROW_COLUMNS} FROM events${sql}`).raw(true).iterate(...params) as IterableIterator<EventRow>;
   }
 
   *scanChunks(opts: ReadOptions = {}): IterableIterator<EventChunk> {
