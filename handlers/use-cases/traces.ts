@@ -1,4 +1,4 @@
-// Host traces: import an ftrace capture (tracefs `trace` file or `trace-cmd report` output) as
+// Host traces: import an ftrace capture (tracefs `trace` file, `trace-cmd report` or `perf script` output) as
 // observed events, audit it, and check the model against it (conformance).
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,7 +40,19 @@ export const importTrace = defineHandler({
     const text = req.path !== undefined ? readCapture(req.path) : Array.isArray(req.text) ? req.text.join('\n') : req.text!;
     return env.write(
       (s) => importTraceInto(s, text, { traceId: req.traceId, source: req.path, vms: req.vms }),
-      (r) => ({ traceId: r.traceId, events: r.events, ignored: r.ignored, format: r.format, vms: r.vms }),
+      (r) => ({
+        traceId: r.traceId,
+        events: r.events,
+        ignored: r.ignored,
+        format: r.format,
+        vms: r.vms,
+        // what every line was: events read and ignored by name, the other kinds, the first line not read
+        readByEvent: r.readByEvent,
+        ignoredByEvent: r.ignoredByEvent,
+        lines: r.lines,
+        firstUnreadable: r.firstUnreadable,
+        lost: r.lost,
+      }),
     );
   },
 });

@@ -8,6 +8,7 @@ import { openEventStore } from '../../store/sqlite-event-store.js';
 import { tempDir } from '../helpers/ledger.js';
 
 const fixture = (name: string) => join(__dirname, '..', 'fixtures', 'traces', name);
+const realWorld = (name: string) => fixture(join('real-world', name));
 
 let db: string;
 beforeEach(() => {
@@ -94,6 +95,52 @@ describe('importTrace', () => {
     expect(again.error.code).toBe('conflict');
     expect((await call(importTrace, { text: 'x', path: 'y' })).error.code).toBe('invalid_request');
     expect((await call(importTrace, { path: fixture('no-such.trace') })).error.code).toBe('io');
+  });
+});
+
+describe('importTrace: an account of every line', () => {
+  it('answers what it read and ignored by event, the other lines by kind, and the first line it could not read; the log keeps it', async () => {
+    const r = await ok(importTrace, { path: realWorld('lkml-2023-krause-cr0wp-msr.trace') });
+    expect(r).toMatchObject({ traceId: 't1', events: 3, ignored: 16, format: 'unknown' });
+    expect(r.readByEvent).toEqual({ kvm_msr: 3 });
+    expect(r.ignoredByEvent).toEqual({ kvm_exit: 7, kvm_cr: 2, kvm_entry: 6, kvm_cpuid: 1 });
+    expect(r.lines).toEqual({ total: 30, read: 3, ignored: 16, header: 0, blank: 7, lostMarkers: 0, unreadable: 4, quoted: 0 });
+    expect(r.firstUnreadable).toEqual({ line: 4, text: "Above is L2's init of CR4, still in secondary_startup_64()." });
+    expect(r.lost).toEqual([]);
+    const store = openEventStore(db);
+    try {
+      const head = store.read({ streamId: 'trace-t1' })[0]!.data as Record<string, unknown>;
+      expect(head).toMatchObject({ readByEvent: r.readByEvent, lines: r.lines, firstUnreadable: r.firstUnreadable });
+    } finally {
+      store.close();
+    }
+  });
+
+  it('imports perf script output with its kvm: prefix, and email-quoted lines without the quote in the task', async () => {
+    const perf = ['       CPU 0/KVM 1821753 [015] 4831258.258053: kvm:kvm_msr: msr_write 6e0 = 0x81cba98c958c9', '       CPU 0/KVM 1821753 [015] 4831258.258060: kvm:kvm_exit: reason HLT'];
+    expect(await ok(importTrace, { text: perf })).toMatchObject({ events: 1, ignored: 1, format: 'perf-script', readByEvent: { kvm_msr: 1 }, ignoredByEvent: { kvm_exit: 1 } });
+    const q = await ok(importTrace, { path: realWorld('lkml-2020-04-kagan-synic-msr.trace') });
+    expect(q).toMatchObject({ events: 4, ignored: 6, lines: { quoted: 13, unreadable: 3 }, firstUnreadable: { line: 1, text: 'QEMU Default BIOS' } });
+    const store = openEventStore(db);
+    try {
+      const tasks = store.read({ streamId: `trace-${q.traceId}` }).slice(1).map((e) => (e.data as { task: string }).task);
+      expect(new Set(tasks)).toEqual(new Set(['qemu-system-x86']));
+    } finally {
+      store.close();
+    }
+  });
+
+  it('a capture no line of which reads says which line it could not read (invalid_trace), and writes nothing', async () => {
+    const r = await call(importTrace, { text: ['  CPU 0/KVM-77 [003] dNh21.ab  12.000001: kvm_exit: reason HLT'] });
+    expect(r.error.code).toBe('invalid_trace');
+    expect(r.error.message).toContain('the first line not read is line 1');
+    expect(r.error.details).toEqual({ line: 1 });
+    const store = openEventStore(db);
+    try {
+      expect(store.lastPosition()).toBe(0);
+    } finally {
+      store.close();
+    }
   });
 });
 
