@@ -1,6 +1,6 @@
 // Host traces: import an ftrace capture (tracefs `trace` file, `trace-cmd report` or `perf script` output) as
 // observed events, audit it, and check the model against it (conformance).
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, mkdtempSync, openSync, readSync, rmSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -101,13 +101,46 @@ export const conformance = defineHandler({
   },
 });
 
+/**
+ * A capture file's text: a regular file only (a device such as /dev/zero has no end, a FIFO may
+ * never be written), read to its end but never beyond MAX_TRACE_FILE_BYTES whatever its size said
+ * (a file can grow while it is read). Opened without blocking, so a FIFO is refused, not waited on.
+ */
 function readCapture(path: string): string {
+  let fd: number;
   try {
-    const size = statSync(path).size;
-    if (size > MAX_TRACE_FILE_BYTES) throw new HandlerError('invalid_request', `path: ${size} bytes is more than the ${MAX_TRACE_FILE_BYTES} a capture may have`, { field: 'path' });
-    return readFileSync(path, 'utf8');
+    fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  } catch (e) {
+    throw new HandlerError('io', `path: cannot read ${path}: ${(e as Error).message}`, { field: 'path' });
+  }
+  const tooLarge = (bytes: string) =>
+    new HandlerError('invalid_request', `path: ${bytes} bytes is more than the ${MAX_TRACE_FILE_BYTES} a capture may have`, { field: 'path', max: MAX_TRACE_FILE_BYTES });
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new HandlerError('invalid_request', `path: ${path} is ${fileKind(st)}, not a regular file: a capture is read from a file`, { field: 'path' });
+    if (st.size > MAX_TRACE_FILE_BYTES) throw tooLarge(String(st.size));
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) {
+      total += n;
+      if (total > MAX_TRACE_FILE_BYTES) throw tooLarge(`more than ${MAX_TRACE_FILE_BYTES}`);
+      chunks.push(Buffer.from(buf.subarray(0, n)));
+    }
+    return Buffer.concat(chunks, total).toString('utf8');
   } catch (e) {
     if (e instanceof HandlerError) throw e;
     throw new HandlerError('io', `path: cannot read ${path}: ${(e as Error).message}`, { field: 'path' });
+  } finally {
+    closeSync(fd);
   }
+}
+
+function fileKind(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'of another kind';
 }
