@@ -13,9 +13,16 @@ import { defineHandler } from '../define.js';
 import { commonFields, idSchema, u64Field } from '../fields.js';
 import { HandlerError } from '../errors.js';
 import { refineProfileName } from '../profile-field.js';
+import { TSC_KHZ_PLAUSIBLE } from './hosts.js';
 
 /** The largest capture file read. */
 export const MAX_TRACE_FILE_BYTES = 256 * 1024 * 1024;
+
+/** A guest TSC rate in Hz, within the plausible TSC rates createHost takes (a 0 or 1 Hz rate divides by zero). */
+const guestTscHzField = u64Field.superRefine((v, ctx) => {
+  const [min, max] = [BigInt(TSC_KHZ_PLAUSIBLE.min) * 1000n, BigInt(TSC_KHZ_PLAUSIBLE.max) * 1000n];
+  if (v < min || v > max) ctx.addIssue({ code: 'custom', message: `${v} Hz is not a plausible TSC rate (${min} to ${max} Hz)` });
+});
 
 const vmName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/, 'a VM name is 1-64 letters, digits, dot, underscore, colon or dash');
 
@@ -59,7 +66,7 @@ export const importTrace = defineHandler({
 
 export const auditTrace = defineHandler({
   name: 'auditTrace',
-  schema: z.object({ ...commonFields, traceId: idSchema, guestTscHz: u64Field.optional() }).strict(),
+  schema: z.object({ ...commonFields, traceId: idSchema, guestTscHz: guestTscHzField.optional() }).strict(),
   async run(req, env) {
     const report = auditTraceOf(await env.log(), req.traceId, { guestTscHz: req.guestTscHz });
     if (!report) throw new HandlerError('not_found', `no trace '${req.traceId}'`, { traceId: req.traceId });
@@ -87,7 +94,7 @@ export const conformance = defineHandler({
       /** the trace's VM (required when it has several) */
       vm: z.string().min(1).max(64).optional(),
       /** the guest TSC rate, when the trace has no kvm_pvclock_update */
-      guestTscHz: u64Field.optional(),
+      guestTscHz: guestTscHzField.optional(),
     })
     .strict(),
   async run(req, env) {

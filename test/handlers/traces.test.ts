@@ -315,6 +315,15 @@ describe('auditTrace', () => {
     expect(v3.findings.find((f: any) => f.code === 'master_clock_off')).toMatchObject({ severity: 'warn', lines: [4] });
   });
 
+  it('refuses a guest TSC rate of 0 or 1 Hz as a request error (it divided by zero)', async () => {
+    const r = await ok(importTrace, { path: fixture('two-vms.trace') });
+    for (const guestTscHz of ['0', 1]) {
+      const e = (await call(auditTrace, { traceId: r.traceId, guestTscHz })).error;
+      expect(e.code).toBe('invalid_request');
+      expect(e.message).toMatch(/Hz is not a plausible TSC rate/);
+    }
+  });
+
   it('answers not_found for a trace the log does not hold', async () => {
     await ok(importTrace, { text: ' a-1 [000] 1.0: kvm_write_tsc_offset: vcpu=0 prev=0 next=1' });
     const r = await call(auditTrace, { traceId: 'nope' });
