@@ -472,7 +472,13 @@ export function renderTraceImport(r: R): string {
     ['format', r.format],
     ['events', byName(r.readByEvent, r.events)],
     ['ignored', byName(r.ignoredByEvent, r.ignored)],
-    ['lines', lines ? `${lines.total}: ${lines.header} header, ${lines.blank} blank, ${lines.lostMarkers} lost-event markers, ${lines.unreadable} not read${lines.quoted ? `, ${lines.quoted} email-quoted` : ''}` : undefined],
+    [
+      'lines',
+      lines
+        ? `${lines.total}: ${lines.header} header, ${lines.blank} blank, ${lines.lostMarkers} lost-event markers, ${lines.unreadable} not read` +
+          (lines.quoted ? `, ${lines.quoted} email-quoted` : '')
+        : undefined,
+    ],
     ['first not read', first ? `line ${first.line}: ${first.text}` : undefined],
     ['VMs', vms || '-'],
   ]);

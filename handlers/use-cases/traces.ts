@@ -121,10 +121,15 @@ function readCapture(path: string): string {
     throw new HandlerError('io', `path: cannot read ${path}: ${(e as Error).message}`, { field: 'path' });
   }
   const tooLarge = (bytes: string) =>
-    new HandlerError('invalid_request', `path: ${bytes} bytes is more than the ${MAX_TRACE_FILE_BYTES} a capture may have`, { field: 'path', max: MAX_TRACE_FILE_BYTES });
+    new HandlerError('invalid_request', `path: ${bytes} bytes is more than the ${MAX_TRACE_FILE_BYTES} a capture may have`, {
+      field: 'path',
+      max: MAX_TRACE_FILE_BYTES,
+    });
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw new HandlerError('invalid_request', `path: ${path} is ${fileKind(st)}, not a regular file: a capture is read from a file`, { field: 'path' });
+    if (!st.isFile()) {
+      throw new HandlerError('invalid_request', `path: ${path} is ${fileKind(st)}, not a regular file: a capture is read from a file`, { field: 'path' });
+    }
     if (st.size > MAX_TRACE_FILE_BYTES) throw tooLarge(String(st.size));
     const chunks: Buffer[] = [];
     let total = 0;

@@ -263,7 +263,8 @@ export function auditVm(vm: string, evs: TracepointData[], opts: TraceAuditOptio
   const firstVcpu = evs.find((e) => X86_VCPU_EVENTS.has(e.event));
   const beforeVcpus = mc.filter((e) => firstVcpu === undefined || e.line < firstVcpu.line);
   const atCreation = (e: TracepointData) => f(e).masterclock === false && f(e).offsetMatched === false;
-  const creation = mc[0] && beforeVcpus[0] === mc[0] && atCreation(mc[0]) && firstVcpu?.event === 'kvm_write_tsc_offset' && big(f(firstVcpu).prev) === 0n ? mc[0] : null;
+  const createdFirst = firstVcpu?.event === 'kvm_write_tsc_offset' && big(f(firstVcpu).prev) === 0n;
+  const creation = mc[0] && beforeVcpus[0] === mc[0] && atCreation(mc[0]) && createdFirst ? mc[0] : null;
   if (final === false) {
     const lost = transitions.filter((t) => t.from && !t.to);
     if (lost.length) {
@@ -273,7 +274,8 @@ export function auditVm(vm: string, evs: TracepointData[], opts: TraceAuditOptio
         code: 'master_clock_before_vcpus',
         severity: 'info',
         message:
-          `the master clock is off only in kvm_update_master_clock before any vCPU of this VM (masterclock 0 offsetmatched 0, as KVM evaluates it when it creates a VM${creation ? ', which the trace shows at line ' + creation.line : ''}); ` +
+          'the master clock is off only in kvm_update_master_clock before any vCPU of this VM (masterclock 0 offsetmatched 0, ' +
+          `as KVM evaluates it when it creates a VM${creation ? `, which the trace shows at line ${creation.line}` : ''}); ` +
           'the trace has no update once the vCPUs exist, so it does not show whether the master clock came on',
         lines: mc.map((e) => e.line),
       });
@@ -281,7 +283,9 @@ export function auditVm(vm: string, evs: TracepointData[], opts: TraceAuditOptio
       findings.push({
         code: 'master_clock_off',
         severity: 'warn',
-        message: `the master clock is off in every kvm_update_master_clock of the trace once the VM has vCPUs (the last at line ${last!.line}${creation ? `; the VM's creation is at line ${creation.line}` : ''})`,
+        message:
+          `the master clock is off in every kvm_update_master_clock of the trace once the VM has vCPUs (the last at line ${last!.line}` +
+          `${creation ? `; the VM's creation is at line ${creation.line}` : ''})`,
         lines: mc.filter((e) => !beforeVcpus.includes(e)).map((e) => e.line),
       });
     }
@@ -310,7 +314,14 @@ export function auditVm(vm: string, evs: TracepointData[], opts: TraceAuditOptio
     tscOffsetSpreadNs: toNs(spread),
     tscOffsetWrites: offsetWrites,
     tscMsrWrites: msrWrites,
-    masterClock: { final, finalLine: last?.line ?? null, updates: mc.length, transitions, creationLine: creation?.line ?? null, beforeVcpus: beforeVcpus.length },
+    masterClock: {
+      final,
+      finalLine: last?.line ?? null,
+      updates: mc.length,
+      transitions,
+      creationLine: creation?.line ?? null,
+      beforeVcpus: beforeVcpus.length,
+    },
     pvclock: {
       frequencyHz: pvHz,
       tscToSystemMul: lastPv ? (f(lastPv).tscToSystemMul as number) : null,

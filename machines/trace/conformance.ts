@@ -194,15 +194,24 @@ export function conformanceParameters(recs: Rec[], guestTscHz?: bigint): Conform
     const f = r.fields;
     if (f.event === 'kvm_write_tsc_offset' || f.event === 'kvm_track_tsc' || f.event === 'kvm_pvclock_update') ids.add(f.vcpu);
   }
-  if (!ids.size) throw new DomainError('invalid_request', 'the trace has no x86 clock tracepoint of this VM (kvm_write_tsc_offset, kvm_track_tsc, kvm_pvclock_update): nothing to emulate');
+  if (!ids.size) {
+    const what = 'the trace has no x86 clock tracepoint of this VM (kvm_write_tsc_offset, kvm_track_tsc, kvm_pvclock_update): nothing to emulate';
+    throw new DomainError('invalid_request', what);
+  }
   const vcpuIds = [...ids].sort((a, b) => a - b);
   // (the emulated kernel is built with CONFIG_KVM_MAX_NR_VCPUS at its default: kvm/x86/vm.ts)
   if (vcpuIds.length > KVM_MAX_VCPUS) {
-    throw new DomainError('invalid_request', `the trace names ${vcpuIds.length} vCPUs: the emulated kernel creates at most ${KVM_MAX_VCPUS} (KVM_MAX_VCPUS)`, { vcpus: vcpuIds.length, max: KVM_MAX_VCPUS });
+    throw new DomainError('invalid_request', `the trace names ${vcpuIds.length} vCPUs: the emulated kernel creates at most ${KVM_MAX_VCPUS} (KVM_MAX_VCPUS)`, {
+      vcpus: vcpuIds.length,
+      max: KVM_MAX_VCPUS,
+    });
   }
   const top = vcpuIds.at(-1)!;
   if (top >= KVM_MAX_VCPU_IDS) {
-    throw new DomainError('invalid_request', `the trace names vCPU id ${top}: the emulated kernel creates ids below ${KVM_MAX_VCPU_IDS} (KVM_MAX_VCPU_IDS)`, { vcpu: top, max: KVM_MAX_VCPU_IDS });
+    throw new DomainError('invalid_request', `the trace names vCPU id ${top}: the emulated kernel creates ids below ${KVM_MAX_VCPU_IDS} (KVM_MAX_VCPU_IDS)`, {
+      vcpu: top,
+      max: KVM_MAX_VCPU_IDS,
+    });
   }
   const lastPv = [...recs].reverse().find((r) => r.fields.event === 'kvm_pvclock_update');
   let hz = guestTscHz ?? null;
@@ -211,10 +220,13 @@ export function conformanceParameters(recs: Rec[], guestTscHz?: bigint): Conform
     hz = hvclockToHz(lastPv.fields.tscToSystemMul, lastPv.fields.tscShift);
     from = 'pvclock';
   }
-  if (hz === null) throw new DomainError('invalid_request', 'the trace has no kvm_pvclock_update to read the guest TSC rate from: give guestTscHz', { field: 'guestTscHz' });
+  if (hz === null) {
+    throw new DomainError('invalid_request', 'the trace has no kvm_pvclock_update to read the guest TSC rate from: give guestTscHz', { field: 'guestTscHz' });
+  }
   if (hz < MIN_EMULATED_HZ) {
     const why = from === 'pvclock' ? `the last kvm_pvclock_update (line ${lastPv!.line}) gives a guest TSC rate of ${hz} Hz` : `guestTscHz ${hz} Hz`;
-    throw new DomainError('invalid_request', `${why}: the emulated hosts need at least ${MIN_EMULATED_HZ} Hz (KVM_SET_TSC_KHZ takes whole kHz); give guestTscHz`, { field: 'guestTscHz' });
+    const need = `the emulated hosts need at least ${MIN_EMULATED_HZ} Hz (KVM_SET_TSC_KHZ takes whole kHz); give guestTscHz`;
+    throw new DomainError('invalid_request', `${why}: ${need}`, { field: 'guestTscHz' });
   }
   if (hz % 1000n !== 0n) notes.push(`the guest TSC rate ${hz} Hz is not a whole number of kHz: the emulated hosts run at ${hz / 1000n} kHz`);
 
@@ -230,11 +242,18 @@ export function conformanceParameters(recs: Rec[], guestTscHz?: bigint): Conform
     if (creation.timeNs !== null && firstRestore.timeNs !== null) {
       restoreGapNs = firstRestore.timeNs - creation.timeNs;
       if (restoreGapNs < 0n) {
-        notes.push(`the first restore write (line ${firstRestore.line}) is timestamped ${-restoreGapNs} ns before the creation write (line ${creation.line}): the emulation writes it at the creation`);
+        notes.push(
+          `the first restore write (line ${firstRestore.line}) is timestamped ${-restoreGapNs} ns before the creation write (line ${creation.line}): ` +
+            'the emulation writes it at the creation',
+        );
         restoreGapNs = 0n;
       }
     } else {
-      notes.push(`the trace timestamps are counter ticks, not seconds: the host time between the creation write (line ${creation.line}) and the first restore write (line ${firstRestore.line}) is not known, so the emulation writes it at the creation and the source TSC is low by the host cycles between them`);
+      notes.push(
+        `the trace timestamps are counter ticks, not seconds: the host time between the creation write (line ${creation.line}) ` +
+          `and the first restore write (line ${firstRestore.line}) is not known, so the emulation writes it at the creation ` +
+          'and the source TSC is low by the host cycles between them',
+      );
     }
     // the host TSC at the restore write's own instant, and the guest TSC the write set then
     hostTscAtFirstRestore = u64(hostTscAtCreation! + (restoreGapNs * hz) / 1_000_000_000n);
@@ -243,7 +262,8 @@ export function conformanceParameters(recs: Rec[], guestTscHz?: bigint): Conform
     if (sourceTscAtSave >= 1n << 63n) {
       throw new DomainError(
         'invalid_request',
-        `line ${firstRestore.line}: the restore write sets guest TSC ${BigInt.asIntN(64, sourceTscAtSave)} (offset ${BigInt.asIntN(64, firstRestore.fields.next)} at host TSC ${hostTscAtFirstRestore}, ` +
+        `line ${firstRestore.line}: the restore write sets guest TSC ${BigInt.asIntN(64, sourceTscAtSave)} ` +
+          `(offset ${BigInt.asIntN(64, firstRestore.fields.next)} at host TSC ${hostTscAtFirstRestore}, ` +
           `${restoreGapNs} ns after the creation write of line ${creation.line}): the emulated source cannot save a negative guest TSC`,
         { line: firstRestore.line },
       );

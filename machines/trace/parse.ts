@@ -166,7 +166,9 @@ export function parseTrace(text: string): ParsedTrace {
   for (let pos = 0, lineNo = 1; pos < text.length; lineNo++) {
     let nl = text.indexOf('\n', pos);
     if (nl < 0) nl = text.length;
-    if (lineNo > MAX_TRACE_LINES) throw new TraceParseError(`the capture has more than the ${MAX_TRACE_LINES} lines read at once`, { line: lineNo, max: MAX_TRACE_LINES });
+    if (lineNo > MAX_TRACE_LINES) {
+      throw new TraceParseError(`the capture has more than the ${MAX_TRACE_LINES} lines read at once`, { line: lineNo, max: MAX_TRACE_LINES });
+    }
     const line = unquoted(text.slice(pos, nl), out.lines);
     pos = nl + 1;
     out.lines.total++;
@@ -178,7 +180,8 @@ export function parseTrace(text: string): ParsedTrace {
   if (out.lines.read + out.lines.ignored === 0) {
     const first = out.firstUnreadable;
     throw new TraceParseError(
-      `no trace event lines (TASK-PID [CPU] [FLAGS] TIMESTAMP: EVENT: ..., or perf script's TASK PID [CPU] TIMESTAMP: SYSTEM:EVENT: ...)${first ? `: the first line not read is line ${first.line}, "${first.text}"` : ''}`,
+      "no trace event lines (TASK-PID [CPU] [FLAGS] TIMESTAMP: EVENT: ..., or perf script's TASK PID [CPU] TIMESTAMP: SYSTEM:EVENT: ...)" +
+        (first ? `: the first line not read is line ${first.line}, "${first.text}"` : ''),
       { line: first?.line ?? null },
     );
   }
@@ -221,10 +224,11 @@ function readLine(s: string, lineNo: number, out: ParsedTrace): TraceFormat | 'e
     }
     const named = namedKnownEvent(s);
     if (named) {
-      throw new TraceParseError(`line ${lineNo}: ${named}: the line names a clock event read here but its columns do not read as TASK-PID [CPU] [FLAGS] TIMESTAMP: EVENT: (read "${shown(s)}")`, {
-        line: lineNo,
-        event: named,
-      });
+      throw new TraceParseError(
+        `line ${lineNo}: ${named}: the line names a clock event read here but its columns do not read as TASK-PID [CPU] [FLAGS] TIMESTAMP: EVENT: ` +
+          `(read "${shown(s)}")`,
+        { line: lineNo, event: named },
+      );
     }
     out.lines.unreadable++;
     out.firstUnreadable ??= { line: lineNo, text: shown(s) };
@@ -294,7 +298,9 @@ function timestampNs(ts: string, lineNo: number, event: string): bigint | null {
   const dot = ts.indexOf('.');
   const secs = dot < 0 ? ts : ts.slice(0, dot);
   const frac = dot < 0 ? '' : ts.slice(dot + 1);
-  if (secs.length > 20 || frac.length > 9) throw bad(lineNo, event, `timestamp ${shown(ts)} has more digits than a u64 count of ns (20, and 9 after the point)`, ts);
+  if (secs.length > 20 || frac.length > 9) {
+    throw bad(lineNo, event, `timestamp ${shown(ts)} has more digits than a u64 count of ns (20, and 9 after the point)`, ts);
+  }
   if (dot < 0) {
     if (BigInt(secs) > U64_MAX) throw bad(lineNo, event, 'timestamp does not fit in 64 bits', ts);
     return null;
@@ -356,7 +362,14 @@ function readBody(event: KnownEvent, body: string, lineNo: number): TraceFields 
     case 'kvm_update_master_clock':
       return { event, masterclock: flag(m[1]!, 'masterclock'), hostclock: m[2]!, offsetMatched: flag(m[3]!, 'offsetmatched') };
     case 'kvm_track_tsc':
-      return { event, vcpu: x86Vcpu(m[1]!, 'vcpu_id'), masterclock: flag(m[2]!, 'masterclock'), nrVcpusMatchedTsc: int(m[3]!, 'offsetmatched'), nrOnline: int(m[4]!, 'nr_online'), hostclock: m[5]! };
+      return {
+        event,
+        vcpu: x86Vcpu(m[1]!, 'vcpu_id'),
+        masterclock: flag(m[2]!, 'masterclock'),
+        nrVcpusMatchedTsc: int(m[3]!, 'offsetmatched'),
+        nrOnline: int(m[4]!, 'nr_online'),
+        hostclock: m[5]!,
+      };
     case 'kvm_pvclock_update':
       return {
         event,
@@ -369,7 +382,7 @@ function readBody(event: KnownEvent, body: string, lineNo: number): TraceFields 
         flags: hexInt(m[7]!, lineNo, event, 'flags', 0xff),
       };
     case 'kvm_msr':
-      return { event, write: m[1] === 'write', msr: hexInt(m[2]!, lineNo, event, 'msr'), data: u64Of(m[3]!, 16, lineNo, event, 'data'), gp: m[4] !== undefined };
+      return { event, write: m[1] === 'write', msr: hexInt(m[2]!, lineNo, event, 'msr'), data: u64Of(m[3]!, 16, lineNo, event, 'data'), gp: !!m[4] };
     case 'kvm_timer_update_irq':
       return { event, vcpu: arm64Vcpu(m[1]!, 'VCPU'), irq: int(m[2]!, 'IRQ'), level: int(m[3]!, 'level') };
     case 'kvm_timer_save_state':
@@ -377,7 +390,14 @@ function readBody(event: KnownEvent, body: string, lineNo: number): TraceFields 
       return { event, ctl: u64Of(m[1]!, 16, lineNo, event, 'CTL'), cval: u64Of(m[2]!, 16, lineNo, event, 'CVAL'), timerIndex: sint(m[3]!, 'arch_timer_ctx_index', -1, 3) };
     case 'kvm_get_timer_map': {
       const idx = (s: string, what: string) => sint(s, what, -1, 3);
-      return { event, vcpu: arm64Vcpu(m[1]!, 'VCPU'), directVtimer: idx(m[2]!, 'dv'), directPtimer: idx(m[3]!, 'dp'), emulVtimer: m[4] === undefined ? null : idx(m[4], 'ev'), emulPtimer: idx(m[5]!, 'ep') };
+      return {
+        event,
+        vcpu: arm64Vcpu(m[1]!, 'VCPU'),
+        directVtimer: idx(m[2]!, 'dv'),
+        directPtimer: idx(m[3]!, 'dp'),
+        emulVtimer: m[4] === undefined ? null : idx(m[4], 'ev'),
+        emulPtimer: idx(m[5]!, 'ep'),
+      };
     }
     case 'kvm_timer_hrtimer_expire':
       return { event, timerIndex: sint(m[1]!, 'arch_timer_ctx_index', -1, 3) };

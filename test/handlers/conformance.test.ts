@@ -149,12 +149,17 @@ describe('conformance', () => {
     expect((await call(conformance, { traceId: 't1', vm: '4100', strategy: 'qemu', profile: 'linux-0.1' })).error.code).toBe('invalid_request');
     // a restore write that set a negative guest TSC: created at 1.0 s with host TSC 2×10^9 (next = −2×10^9),
     // the write at 2.0 s (host TSC 4×10^9) sets offset −5×10^9: guest TSC −10^9, no source reaches it
-    const below = ['# tracer: nop', ' CPU 0/KVM-10 [000] 1.000000: kvm_write_tsc_offset: vcpu=0 prev=0 next=18446744071709551616', ' CPU 0/KVM-10 [000] 2.000000: kvm_write_tsc_offset: vcpu=0 prev=18446744071709551616 next=18446744068709551616'];
+    const below = [
+      '# tracer: nop',
+      ' CPU 0/KVM-10 [000] 1.000000: kvm_write_tsc_offset: vcpu=0 prev=0 next=18446744071709551616',
+      ' CPU 0/KVM-10 [000] 2.000000: kvm_write_tsc_offset: vcpu=0 prev=18446744071709551616 next=18446744068709551616',
+    ];
     await ok(importTrace, { text: below, traceId: 'below' });
     const r = await call(conformance, { traceId: 'below', strategy: 'qemu', profile: 'linux-6.18', guestTscHz: '2000000000' });
     expect(r.error).toMatchObject({ code: 'invalid_request', details: { line: 3 } });
     expect(r.error.message).toBe(
-      'line 3: the restore write sets guest TSC -1000000000 (offset -5000000000 at host TSC 4000000000, 1000000000 ns after the creation write of line 2): the emulated source cannot save a negative guest TSC',
+      'line 3: the restore write sets guest TSC -1000000000 (offset -5000000000 at host TSC 4000000000, ' +
+        '1000000000 ns after the creation write of line 2): the emulated source cannot save a negative guest TSC',
     );
   });
 
@@ -167,7 +172,13 @@ describe('conformance', () => {
     ];
     await ok(importTrace, { text: lines(1023), traceId: 'v1023' });
     const r = await ok(conformance, { traceId: 'v1023', strategy: 'qemu', profile: 'linux-6.18', guestTscHz: '2000000000' });
-    expect(r.parameters).toMatchObject({ vcpus: 1, vcpuIds: [1023], restoreGapNs: '1000000000', hostTscAtFirstRestore: '4000000000', sourceTscAtSave: '3000000000' });
+    expect(r.parameters).toMatchObject({
+      vcpus: 1,
+      vcpuIds: [1023],
+      restoreGapNs: '1000000000',
+      hostTscAtFirstRestore: '4000000000',
+      sourceTscAtSave: '3000000000',
+    });
     expect(r.conforms).toBe(true);
     expect(r.compared).toMatchObject({ traceWrites: 2, emulatedWrites: 2, agreedWrites: 2 });
     expect(r.emulatedTrace.filter((l: string) => l.includes('kvm_write_tsc_offset')).every((l: string) => l.includes('vcpu=1023 '))).toBe(true);
@@ -187,12 +198,16 @@ describe('conformance', () => {
     // hvclock_to_hz() of mul 0x80000000, shift 100: a shift past 63 scales to 0 Hz
     const pv = [
       ' CPU 0/KVM-10 [000] 1.000000: kvm_write_tsc_offset: vcpu=0 prev=0 next=5',
-      ' CPU 0/KVM-10 [000] 1.000001: kvm_pvclock_update: vcpu_id 0, pvclock { version 2, tsc_timestamp 0x1, system_time 0x1, tsc_to_system_mul 0x80000000, tsc_shift 100, flags 0x1 }',
+      ' CPU 0/KVM-10 [000] 1.000001: kvm_pvclock_update: vcpu_id 0, pvclock { version 2, tsc_timestamp 0x1, system_time 0x1, ' +
+        'tsc_to_system_mul 0x80000000, tsc_shift 100, flags 0x1 }',
     ];
     await ok(importTrace, { text: pv, traceId: 'pv0' });
     const zero = (await call(conformance, { traceId: 'pv0', strategy: 'qemu', profile: 'linux-6.18' })).error;
     expect(zero).toMatchObject({ code: 'invalid_request', details: { field: 'guestTscHz' } });
-    expect(zero.message).toBe('the last kvm_pvclock_update (line 2) gives a guest TSC rate of 0 Hz: the emulated hosts need at least 1000 Hz (KVM_SET_TSC_KHZ takes whole kHz); give guestTscHz');
+    expect(zero.message).toBe(
+      'the last kvm_pvclock_update (line 2) gives a guest TSC rate of 0 Hz: ' +
+        'the emulated hosts need at least 1000 Hz (KVM_SET_TSC_KHZ takes whole kHz); give guestTscHz',
+    );
   });
 
   it('with counter timestamps (trace-cmd -C x86-tsc) the restore time is not known: written at the creation, and a note says so', async () => {
@@ -204,7 +219,8 @@ describe('conformance', () => {
     const r = await ok(conformance, { traceId: 'tsc', strategy: 'qemu', profile: 'linux-6.18', guestTscHz: '2000000000' });
     // the host TSC at the restore is taken as the creation's (2×10^9): guest TSC −10^9 + 2×10^9
     expect(r.parameters).toMatchObject({ restoreGapNs: '0', hostTscAtFirstRestore: '2000000000', sourceTscAtSave: '1000000000' });
-    expect(r.parameters.notes).toEqual([expect.stringMatching(/^the trace timestamps are counter ticks, not seconds: the host time between the creation write \(line 1\) and the first restore write \(line 2\) is not known/)]);
+    expect(r.parameters.notes).toHaveLength(1);
+    expect(r.parameters.notes[0]).toMatch(/^the trace timestamps are counter ticks, not seconds: the host time between the creation write \(line 1\)/);
     expect(r.conforms).toBe(true);
   });
 });

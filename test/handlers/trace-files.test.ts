@@ -40,7 +40,11 @@ describe('importTrace { path }', () => {
       [dir, 'a directory'],
     ] as const) {
       const r = await call({ path });
-      expect(r.error).toEqual({ code: 'invalid_request', message: `path: ${path} is ${kind}, not a regular file: a capture is read from a file`, details: { field: 'path' } });
+      expect(r.error).toEqual({
+        code: 'invalid_request',
+        message: `path: ${path} is ${kind}, not a regular file: a capture is read from a file`,
+        details: { field: 'path' },
+      });
     }
     nothingWritten();
   });

@@ -118,8 +118,12 @@ describe('importTrace: an account of every line', () => {
   });
 
   it('imports perf script output with its kvm: prefix, and email-quoted lines without the quote in the task', async () => {
-    const perf = ['       CPU 0/KVM 1821753 [015] 4831258.258053: kvm:kvm_msr: msr_write 6e0 = 0x81cba98c958c9', '       CPU 0/KVM 1821753 [015] 4831258.258060: kvm:kvm_exit: reason HLT'];
-    expect(await ok(importTrace, { text: perf })).toMatchObject({ events: 1, ignored: 1, format: 'perf-script', readByEvent: { kvm_msr: 1 }, ignoredByEvent: { kvm_exit: 1 } });
+    const perf = [
+      '       CPU 0/KVM 1821753 [015] 4831258.258053: kvm:kvm_msr: msr_write 6e0 = 0x81cba98c958c9',
+      '       CPU 0/KVM 1821753 [015] 4831258.258060: kvm:kvm_exit: reason HLT',
+    ];
+    const r = await ok(importTrace, { text: perf });
+    expect(r).toMatchObject({ events: 1, ignored: 1, format: 'perf-script', readByEvent: { kvm_msr: 1 }, ignoredByEvent: { kvm_exit: 1 } });
     const q = await ok(importTrace, { path: realWorld('lkml-2020-04-kagan-synic-msr.trace') });
     expect(q).toMatchObject({ events: 4, ignored: 6, lines: { quoted: 13, unreadable: 3 }, firstUnreadable: { line: 1, text: 'QEMU Default BIOS' } });
     const store = openEventStore(db);
@@ -180,7 +184,8 @@ describe('auditTrace', () => {
       [30, '1200000000', false],
     ]);
     expect(vm.tscMsrWrites).toEqual([]);
-    expect(vm.masterClock).toEqual({ final: false, finalLine: 32, updates: 2, transitions: [{ line: 32, from: true, to: false }], creationLine: null, beforeVcpus: 0 });
+    const transitions = [{ line: 32, from: true, to: false }];
+    expect(vm.masterClock).toEqual({ final: false, finalLine: 32, updates: 2, transitions, creationLine: null, beforeVcpus: 0 });
     // steps against the guest TSC, from the 4999.7 updates (tsc 4×10^8, system_time 2×10^8 ns) to the
     // 5003.8 ones (system_time 503.8 s for all): vCPU k's TSC reads 1 007 600 000 000 − 2.4×10^9·k,
     // so Δsystem_time − Δtsc/2 = 503 600 000 000 − (503 600 000 000 − 1.2×10^9·k) = 1.2 s × k
@@ -283,7 +288,8 @@ describe('auditTrace', () => {
     const r = await ok(importTrace, { path: realWorld('aout-kvm-example.trace') });
     const vm = (await ok(auditTrace, { traceId: r.traceId })).report.vms[0];
     // line 1: the creation's update; line 2: vCPU 0's creation write (prev=0); line 4: masterclock 1
-    expect(vm.masterClock).toEqual({ final: true, finalLine: 4, updates: 2, transitions: [{ line: 4, from: false, to: true }], creationLine: 1, beforeVcpus: 1 });
+    const transitions = [{ line: 4, from: false, to: true }];
+    expect(vm.masterClock).toEqual({ final: true, finalLine: 4, updates: 2, transitions, creationLine: 1, beforeVcpus: 1 });
     // 2^64 − 18 439 928 704 022 336 791 = 6 815 369 687 214 825 cycles of host TSC at the creation
     expect(vm.vcpus).toEqual([{ vcpu: 0, tscOffset: '18439928704022336791', tscOffsetSigned: '-6815369687214825', tscOffsetNs: null, writes: 1, line: 2 }]);
     expect(vm.findings).toEqual([]);

@@ -128,7 +128,8 @@ describe('layouts of the wild', () => {
   });
 
   it('email quoting of any depth ("> > ", ">>"), TGID dashes; a line without a task does not read', () => {
-    const p = parseTrace([`> >  vcpu-9 [000] 1.0: ${W}`, `>> vcpu-9 [000] 1.5: ${W}`, `  vcpu-9 (-------) [000] 3.0: ${W}`, ' -9 [000] 4.0: kvm_exit: reason HLT'].join('\n'));
+    const lines = [`> >  vcpu-9 [000] 1.0: ${W}`, `>> vcpu-9 [000] 1.5: ${W}`, `  vcpu-9 (-------) [000] 3.0: ${W}`, ' -9 [000] 4.0: kvm_exit: reason HLT'];
+    const p = parseTrace(lines.join('\n'));
     expect(p.records.map((r) => [r.line, r.task, r.tgid])).toEqual([
       [1, 'vcpu', null],
       [2, 'vcpu', null],
@@ -152,7 +153,8 @@ describe('layouts of the wild', () => {
     expect(at(` a-1 [000] 18446744073709551616: ${W}`).message).toMatch(/timestamp does not fit in 64 bits/);
     // a million-digit next= is longer than any body the event prints
     const big = at(` a-1 [000] 1.0: kvm_write_tsc_offset: vcpu=0 prev=0 next=${'7'.repeat(1_000_000)}`);
-    expect(big.message).toMatch(new RegExp(`^line 2: kvm_write_tsc_offset: a body of 1000019 characters, longer than any kvm_write_tsc_offset prints \\(${MAX_BODY_CHARS}\\)`));
+    const bodyWhy = `a body of 1000019 characters, longer than any kvm_write_tsc_offset prints (${MAX_BODY_CHARS})`;
+    expect(big.message.startsWith(`line 2: kvm_write_tsc_offset: ${bodyWhy}`)).toBe(true);
     expect(big.message.length).toBeLessThan(400);
     // 21 digits inside the bound: not converted, refused
     expect(at(` a-1 [000] 1.0: kvm_write_tsc_offset: vcpu=0 prev=0 next=${'1'.repeat(21)}`).message).toMatch(/next does not fit in 64 bits/);
@@ -167,7 +169,8 @@ describe('layouts of the wild', () => {
     for (const id of ['16384', '4294967295', '10000000']) {
       expect(refusal(w(id)).message).toMatch(new RegExp(`vcpu ${id} is not a vCPU id a host's KVM creates \\(KVM_MAX_VCPU_IDS is at most 16384\\)`));
     }
-    expect(refusal(' a-1 [000] 1.0: kvm_track_tsc: vcpu_id 16384 masterclock 1 offsetmatched 0 nr_online 1 hostclock tsc').message).toMatch(/vcpu_id 16384 is not/);
+    const track = ' a-1 [000] 1.0: kvm_track_tsc: vcpu_id 16384 masterclock 1 offsetmatched 0 nr_online 1 hostclock tsc';
+    expect(refusal(track).message).toMatch(/vcpu_id 16384 is not/);
     expect(parseTrace(' a-1 [000] 1.0: kvm_timer_update_irq: VCPU: 511, IRQ 27, level 1').records[0]!.fields).toMatchObject({ vcpu: 511 });
     expect(refusal(' a-1 [000] 1.0: kvm_timer_update_irq: VCPU: 512, IRQ 27, level 1').message).toMatch(/VCPU 512 is not a vCPU id .* at most 512/);
   });
