@@ -463,11 +463,23 @@ export function renderDemo(r: R): string {
 
 export function renderTraceImport(r: R): string {
   const vms = ((r.vms ?? []) as R[]).map((v) => `${v.vm} (pids ${(v.pids as number[]).join(', ')})`).join('; ');
+  // what every line was: events by name, the other kinds, and the first line not read
+  const byName = (o: unknown, n: unknown) => (o && n ? `${n} (${Object.entries(o as Record<string, number>).map(([k, c]) => `${k} ${c}`).join(', ')})` : n);
+  const lines = r.lines as R | undefined;
+  const first = r.firstUnreadable as R | null | undefined;
   return keyValues([
     ['trace', r.traceId],
     ['format', r.format],
-    ['events', r.events],
-    ['ignored', r.ignored],
+    ['events', byName(r.readByEvent, r.events)],
+    ['ignored', byName(r.ignoredByEvent, r.ignored)],
+    [
+      'lines',
+      lines
+        ? `${lines.total}: ${lines.header} header, ${lines.blank} blank, ${lines.lostMarkers} lost-event markers, ${lines.unreadable} not read` +
+          (lines.quoted ? `, ${lines.quoted} email-quoted` : '')
+        : undefined,
+    ],
+    ['first not read', first ? `line ${first.line}: ${first.text}` : undefined],
     ['VMs', vms || '-'],
   ]);
 }

@@ -21,7 +21,15 @@ export const PVCLOCK_STEP_NS = 1_000_000n;
 export type TraceSeverity = 'fail' | 'warn' | 'info';
 
 export interface TraceFinding {
-  code: 'events_lost' | 'tsc_offsets_differ' | 'tsc_write_outside_sync_window' | 'master_clock_lost' | 'master_clock_off' | 'pvclock_tsc_stable_cleared' | 'pvclock_time_step';
+  code:
+    | 'events_lost'
+    | 'tsc_offsets_differ'
+    | 'tsc_write_outside_sync_window'
+    | 'master_clock_lost'
+    | 'master_clock_off'
+    | 'master_clock_before_vcpus'
+    | 'pvclock_tsc_stable_cleared'
+    | 'pvclock_time_step';
   severity: TraceSeverity;
   message: string;
   /** trace line numbers of the events behind it */
@@ -95,7 +103,20 @@ export interface TraceVmAudit {
   tscOffsetWrites: TraceTscWrite[];
   /** guest writes of MSR_IA32_TSC (kvm_msr msr_write 10) */
   tscMsrWrites: TraceTscWrite[];
-  masterClock: { final: boolean | null; finalLine: number | null; updates: number; transitions: { line: number; from: boolean; to: boolean }[] };
+  masterClock: {
+    final: boolean | null;
+    finalLine: number | null;
+    updates: number;
+    transitions: { line: number; from: boolean; to: boolean }[];
+    /**
+     * the VM's creation, when the trace shows it: kvm_arch_init_vm() evaluates the master clock
+     * before any vCPU exists (masterclock 0 offsetmatched 0), and the first vCPU's creation write
+     * (kvm_write_tsc_offset prev=0) follows; the line of that update
+     */
+    creationLine: number | null;
+    /** updates before the VM's first vCPU tracepoint (no vCPU to match: off, as at creation) */
+    beforeVcpus: number;
+  };
   pvclock: {
     frequencyHz: bigint | null;
     tscToSystemMul: number | null;
@@ -124,6 +145,8 @@ export interface TraceAuditOptions {
 }
 
 type Fields = Record<string, string | number | boolean | null>;
+/** The x86 tracepoints that name a vCPU: the first of them in a VM is its first vCPU. */
+const X86_VCPU_EVENTS = new Set(['kvm_write_tsc_offset', 'kvm_track_tsc', 'kvm_pvclock_update']);
 const big = (v: unknown) => BigInt(v as string);
 
 /** Audit an imported trace (null: no such trace). */
@@ -226,7 +249,7 @@ export function auditVm(vm: string, evs: TracepointData[], opts: TraceAuditOptio
     });
   }
 
-  // the master clock: its final state and every change
+  // the master clock: its final state, every change, and whether the trace shows the VM's creation
   const mc = evs.filter((e) => e.event === 'kvm_update_master_clock');
   const transitions: TraceVmAudit['masterClock']['transitions'] = [];
   for (let i = 1; i < mc.length; i++) {
@@ -236,12 +259,35 @@ export function auditVm(vm: string, evs: TracepointData[], opts: TraceAuditOptio
   }
   const last = mc.at(-1);
   const final = last ? (f(last).masterclock as boolean) : null;
+  // (pvclock_update_vm_gtod_copy() with no vCPU online: nr_vcpus_matched_tsc + 1 == online_vcpus is false)
+  const firstVcpu = evs.find((e) => X86_VCPU_EVENTS.has(e.event));
+  const beforeVcpus = mc.filter((e) => firstVcpu === undefined || e.line < firstVcpu.line);
+  const atCreation = (e: TracepointData) => f(e).masterclock === false && f(e).offsetMatched === false;
+  const createdFirst = firstVcpu?.event === 'kvm_write_tsc_offset' && big(f(firstVcpu).prev) === 0n;
+  const creation = mc[0] && beforeVcpus[0] === mc[0] && atCreation(mc[0]) && createdFirst ? mc[0] : null;
   if (final === false) {
     const lost = transitions.filter((t) => t.from && !t.to);
     if (lost.length) {
       findings.push({ code: 'master_clock_lost', severity: 'fail', message: `the master clock went off (kvm_update_master_clock masterclock 0, offsetmatched ${f(last!).offsetMatched ? 1 : 0}) and stayed off to the end of the trace`, lines: lost.map((t) => t.line) });
+    } else if (beforeVcpus.length === mc.length) {
+      findings.push({
+        code: 'master_clock_before_vcpus',
+        severity: 'info',
+        message:
+          'the master clock is off only in kvm_update_master_clock before any vCPU of this VM (masterclock 0 offsetmatched 0, ' +
+          `as KVM evaluates it when it creates a VM${creation ? `, which the trace shows at line ${creation.line}` : ''}); ` +
+          'the trace has no update once the vCPUs exist, so it does not show whether the master clock came on',
+        lines: mc.map((e) => e.line),
+      });
     } else {
-      findings.push({ code: 'master_clock_off', severity: 'warn', message: 'the master clock is off in every kvm_update_master_clock of the trace', lines: [last!.line] });
+      findings.push({
+        code: 'master_clock_off',
+        severity: 'warn',
+        message:
+          `the master clock is off in every kvm_update_master_clock of the trace once the VM has vCPUs (the last at line ${last!.line}` +
+          `${creation ? `; the VM's creation is at line ${creation.line}` : ''})`,
+        lines: mc.filter((e) => !beforeVcpus.includes(e)).map((e) => e.line),
+      });
     }
   }
   const cleared = flips.filter((x) => !x.stable);
@@ -268,7 +314,14 @@ export function auditVm(vm: string, evs: TracepointData[], opts: TraceAuditOptio
     tscOffsetSpreadNs: toNs(spread),
     tscOffsetWrites: offsetWrites,
     tscMsrWrites: msrWrites,
-    masterClock: { final, finalLine: last?.line ?? null, updates: mc.length, transitions },
+    masterClock: {
+      final,
+      finalLine: last?.line ?? null,
+      updates: mc.length,
+      transitions,
+      creationLine: creation?.line ?? null,
+      beforeVcpus: beforeVcpus.length,
+    },
     pvclock: {
       frequencyHz: pvHz,
       tscToSystemMul: lastPv ? (f(lastPv).tscToSystemMul as number) : null,

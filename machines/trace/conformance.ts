@@ -5,17 +5,23 @@
 // (export/ftrace.ts), read back by the same parser as the capture.
 //
 // Parameters read from the capture (one VM of it):
-//   vCPUs            the highest vCPU id of its clock tracepoints, plus one
+//   vCPUs            one per vCPU id its x86 clock tracepoints name (the emulated VM creates those
+//                    ids, so the work follows the vCPUs present, not the largest id)
 //   guest TSC rate   hvclock_to_hz() of the last kvm_pvclock_update's tsc_to_system_mul/tsc_shift
 //                    (or the request's guestTscHz); the host runs at the same rate (no scaling)
 //   host TSC         each vCPU's creation write (kvm_write_tsc_offset prev=0, from
 //                    kvm_synchronize_tsc(vcpu, 0)) printed next = -host TSC at that instant
-//   source TSC       the first restore write (prev != 0) set offset next_r: the emulated source
-//                    runs until its guest TSC reads exactly next_r - next_c, so that the emulated
-//                    restore, written as the vCPUs are created, prints the same next
+//   restore gap      the time from that creation write to the first restore write (prev != 0),
+//                    which the emulated VMM also spends once it has created the vCPUs
+//   source TSC       what the first restore write set, at its own instant: next_r plus the host
+//                    TSC then (the creation's, plus the gap at the host rate); the emulated source
+//                    runs until its guest TSC reads exactly that
 //   write spacing    the time between the first two restore writes (trace timestamps)
-// The emulated VMM spends no time per ioctl (vmmLatency 0), so only that spacing separates the
-// writes, as in the capture; the blackout (which the capture cannot show) is 1 ms.
+// The emulated VMM spends no time per ioctl (vmmLatency 0), so only the gap and that spacing
+// separate the writes, as in the capture; the blackout (which the capture cannot show) is 1 ms.
+// With counter timestamps (trace-cmd -C x86-tsc) the times are not known in ns: the gap and the
+// spacing are 0, and the source TSC is then the restore write's value less the host cycles
+// between the two writes (a note says so).
 //
 // What "differ" means:
 //   1. the kvm_write_tsc_offset tracepoints, the i-th of the capture against the i-th emulated
@@ -34,15 +40,16 @@ import { runMigration } from '../migration/run.js';
 import { ReleaseSpecError, resolveStrategyRelease, strategyNameOf, type StrategyRelease } from '../migration/strategies/releases.js';
 import { STRATEGIES } from '../migration/strategies/index.js';
 import { readTrace } from './read.js';
-import { DomainError, withSession } from '../session/index.js';
+import { DomainError, withSession, type Session } from '../session/index.js';
+import { KVM_MAX_VCPU_IDS, KVM_MAX_VCPUS } from '../../kvm/x86/vm.js';
 import { hostInfoToJson, type VmHostInfo } from '../vm/events.js';
 import { parseTrace, type TraceFields, type TraceRecord } from './parse.js';
 import type { TraceImportedData, TracepointData } from './state.js';
 
 /** The blackout of the emulated migration (the capture of a restore does not show it). */
 export const CONFORMANCE_BLACKOUT_NS = 1_000_000n;
-/** The emulated destination VM's pid in the export (ftrace.ts: a migration's destination is 2000). */
-const EMULATED_DESTINATION_PID = 2000;
+/** The emulated destination VM (exported alone, its lines are the destination's). */
+const EMULATED_DESTINATION = 'restored';
 
 export interface ConformanceOptions {
   strategy: string;
@@ -84,16 +91,22 @@ export interface ConformanceDifference {
 }
 
 export interface ConformanceParameters {
+  /** the vCPUs emulated: one per id in vcpuIds */
   vcpus: number;
+  /** the vCPU ids the capture's x86 clock tracepoints name, ascending */
+  vcpuIds: number[];
   guestTscHz: bigint;
   guestTscHzFrom: 'pvclock' | 'request';
   /** host TSC at the capture's first creation write, and that line */
   hostTscAtCreation: bigint | null;
   creationLine: number | null;
+  /** from the creation write to the first restore write (trace timestamps, ns; 0 with counter timestamps) */
+  restoreGapNs: bigint;
+  /** host TSC at the first restore write: hostTscAtCreation plus the gap's cycles at the host rate */
+  hostTscAtFirstRestore: bigint | null;
   /**
-   * the guest TSC the emulated source saves: the first restore write's next minus the creation
-   * write's (the VMM's value less the host TSC that passed between the two), so that written as
-   * the vCPUs are created it prints the capture's offset; and that restore write's line
+   * the guest TSC the first restore write set, taken at its own instant: its next plus the host
+   * TSC then (hostTscAtFirstRestore); the emulated source saves exactly this; and that write's line
    */
   sourceTscAtSave: bigint | null;
   firstRestoreLine: number | null;
@@ -169,16 +182,37 @@ const shown = (r: Rec | TraceRecord): ComparedTracepoint => ({ line: r.line, tim
 type Write = Rec & { fields: Extract<TraceFields, { event: 'kvm_write_tsc_offset' }> };
 const isWrite = (r: Rec): r is Write => r.fields.event === 'kvm_write_tsc_offset';
 
+/** The guest TSC rate the emulated hosts run at, in whole kHz as KVM_SET_TSC_KHZ takes it: at least 1 kHz. */
+const MIN_EMULATED_HZ = 1000n;
+
 /** The parameters a VM's capture implies. */
 export function conformanceParameters(recs: Rec[], guestTscHz?: bigint): ConformanceParameters {
   const notes: string[] = [];
   const writes = recs.filter(isWrite);
-  let maxVcpu = -1;
+  const ids = new Set<number>();
   for (const r of recs) {
     const f = r.fields;
-    if (f.event === 'kvm_write_tsc_offset' || f.event === 'kvm_track_tsc' || f.event === 'kvm_pvclock_update') maxVcpu = Math.max(maxVcpu, f.vcpu);
+    if (f.event === 'kvm_write_tsc_offset' || f.event === 'kvm_track_tsc' || f.event === 'kvm_pvclock_update') ids.add(f.vcpu);
   }
-  if (maxVcpu < 0) throw new DomainError('invalid_request', 'the trace has no x86 clock tracepoint of this VM (kvm_write_tsc_offset, kvm_track_tsc, kvm_pvclock_update): nothing to emulate');
+  if (!ids.size) {
+    const what = 'the trace has no x86 clock tracepoint of this VM (kvm_write_tsc_offset, kvm_track_tsc, kvm_pvclock_update): nothing to emulate';
+    throw new DomainError('invalid_request', what);
+  }
+  const vcpuIds = [...ids].sort((a, b) => a - b);
+  // (the emulated kernel is built with CONFIG_KVM_MAX_NR_VCPUS at its default: kvm/x86/vm.ts)
+  if (vcpuIds.length > KVM_MAX_VCPUS) {
+    throw new DomainError('invalid_request', `the trace names ${vcpuIds.length} vCPUs: the emulated kernel creates at most ${KVM_MAX_VCPUS} (KVM_MAX_VCPUS)`, {
+      vcpus: vcpuIds.length,
+      max: KVM_MAX_VCPUS,
+    });
+  }
+  const top = vcpuIds.at(-1)!;
+  if (top >= KVM_MAX_VCPU_IDS) {
+    throw new DomainError('invalid_request', `the trace names vCPU id ${top}: the emulated kernel creates ids below ${KVM_MAX_VCPU_IDS} (KVM_MAX_VCPU_IDS)`, {
+      vcpu: top,
+      max: KVM_MAX_VCPU_IDS,
+    });
+  }
   const lastPv = [...recs].reverse().find((r) => r.fields.event === 'kvm_pvclock_update');
   let hz = guestTscHz ?? null;
   let from: 'pvclock' | 'request' = 'request';
@@ -186,23 +220,55 @@ export function conformanceParameters(recs: Rec[], guestTscHz?: bigint): Conform
     hz = hvclockToHz(lastPv.fields.tscToSystemMul, lastPv.fields.tscShift);
     from = 'pvclock';
   }
-  if (hz === null || hz <= 0n) throw new DomainError('invalid_request', 'the trace has no kvm_pvclock_update to read the guest TSC rate from: give guestTscHz', { field: 'guestTscHz' });
+  if (hz === null) {
+    throw new DomainError('invalid_request', 'the trace has no kvm_pvclock_update to read the guest TSC rate from: give guestTscHz', { field: 'guestTscHz' });
+  }
+  if (hz < MIN_EMULATED_HZ) {
+    const why = from === 'pvclock' ? `the last kvm_pvclock_update (line ${lastPv!.line}) gives a guest TSC rate of ${hz} Hz` : `guestTscHz ${hz} Hz`;
+    const need = `the emulated hosts need at least ${MIN_EMULATED_HZ} Hz (KVM_SET_TSC_KHZ takes whole kHz); give guestTscHz`;
+    throw new DomainError('invalid_request', `${why}: ${need}`, { field: 'guestTscHz' });
+  }
   if (hz % 1000n !== 0n) notes.push(`the guest TSC rate ${hz} Hz is not a whole number of kHz: the emulated hosts run at ${hz / 1000n} kHz`);
 
   const creation = writes.find((w) => w.fields.prev === 0n) ?? null;
   const restores = writes.filter((w) => w.fields.prev !== 0n);
   const firstRestore = restores[0] ?? null;
   const hostTscAtCreation = creation ? u64(-creation.fields.next) : null;
+  let restoreGapNs = 0n;
+  let hostTscAtFirstRestore: bigint | null = null;
   let sourceTscAtSave: bigint | null = null;
   if (!creation) notes.push('no creation write (kvm_write_tsc_offset prev=0): the emulated host TSC is not placed, so its offsets cannot agree to the cycle');
   else if (firstRestore) {
-    sourceTscAtSave = u64(firstRestore.fields.next - creation.fields.next);
-    // (the VMM wrote a guest TSC below the host cycles since the creation: no source run reaches it)
-    if (sourceTscAtSave >= 1n << 63n) {
-      throw new DomainError('invalid_request', `line ${firstRestore.line}: the restore write sets an offset ${BigInt.asIntN(64, -sourceTscAtSave)} cycles below the creation write's (line ${creation.line}): the emulated source cannot save a negative guest TSC`, { line: firstRestore.line });
+    if (creation.timeNs !== null && firstRestore.timeNs !== null) {
+      restoreGapNs = firstRestore.timeNs - creation.timeNs;
+      if (restoreGapNs < 0n) {
+        notes.push(
+          `the first restore write (line ${firstRestore.line}) is timestamped ${-restoreGapNs} ns before the creation write (line ${creation.line}): ` +
+            'the emulation writes it at the creation',
+        );
+        restoreGapNs = 0n;
+      }
+    } else {
+      notes.push(
+        `the trace timestamps are counter ticks, not seconds: the host time between the creation write (line ${creation.line}) ` +
+          `and the first restore write (line ${firstRestore.line}) is not known, so the emulation writes it at the creation ` +
+          'and the source TSC is low by the host cycles between them',
+      );
     }
-  }
-  else notes.push('no restore write (kvm_write_tsc_offset with prev != 0): the emulated source runs 1 s');
+    // the host TSC at the restore write's own instant, and the guest TSC the write set then
+    hostTscAtFirstRestore = u64(hostTscAtCreation! + (restoreGapNs * hz) / 1_000_000_000n);
+    sourceTscAtSave = u64(firstRestore.fields.next + hostTscAtFirstRestore);
+    // (a guest TSC above 2^63: the VMM wrote a negative one; no source run reaches it)
+    if (sourceTscAtSave >= 1n << 63n) {
+      throw new DomainError(
+        'invalid_request',
+        `line ${firstRestore.line}: the restore write sets guest TSC ${BigInt.asIntN(64, sourceTscAtSave)} ` +
+          `(offset ${BigInt.asIntN(64, firstRestore.fields.next)} at host TSC ${hostTscAtFirstRestore}, ` +
+          `${restoreGapNs} ns after the creation write of line ${creation.line}): the emulated source cannot save a negative guest TSC`,
+        { line: firstRestore.line },
+      );
+    }
+  } else notes.push('no restore write (kvm_write_tsc_offset with prev != 0): the emulated source runs 1 s');
   const gaps: bigint[] = [];
   for (let i = 1; i < restores.length; i++) {
     const a = restores[i - 1]!.timeNs;
@@ -213,11 +279,14 @@ export function conformanceParameters(recs: Rec[], guestTscHz?: bigint): Conform
   if (gaps.some((g) => g !== spacing)) notes.push(`the restore writes are not evenly spaced (${gaps.join(', ')} ns): the emulation spaces every write by the first gap, ${spacing} ns`);
   if (restores.length > 1 && gaps.length === 0) notes.push('the trace timestamps are counter ticks, not seconds: the writes are emulated without spacing');
   return {
-    vcpus: maxVcpu + 1,
+    vcpus: vcpuIds.length,
+    vcpuIds,
     guestTscHz: hz,
     guestTscHzFrom: from,
     hostTscAtCreation,
     creationLine: creation?.line ?? null,
+    restoreGapNs,
+    hostTscAtFirstRestore,
     sourceTscAtSave,
     firstRestoreLine: firstRestore?.line ?? null,
     writeSpacingNs: spacing,
@@ -225,6 +294,27 @@ export function conformanceParameters(recs: Rec[], guestTscHz?: bigint): Conform
     blackoutNs: CONFORMANCE_BLACKOUT_NS,
     vmmLatencyNs: 0n,
     notes,
+  };
+}
+
+/**
+ * The emulated VMM spends the capture's creation-to-restore time once it has created the
+ * destination's vCPUs: before its next command to that VM. (The strategies issue their restore
+ * ioctls back to back; the port has no pause there, so the scratch session's command is wrapped.)
+ */
+function spendAfterCreation(session: Session, vmId: string, vcpus: number, gapNs: bigint): void {
+  if (gapNs <= 0n) return;
+  const vmCommand = session.vmCommand.bind(session);
+  let created = 0;
+  let spent = false;
+  session.vmCommand = (id, cmd) => {
+    if (id === vmId && !spent && created === vcpus) {
+      spent = true;
+      session.advanceTime(gapNs);
+    }
+    const r = vmCommand(id, cmd);
+    if (id === vmId && cmd.type === 'ioctl' && cmd.ioctl === 'KVM_CREATE_VCPU') created++;
+    return r;
   };
 }
 
@@ -249,15 +339,16 @@ async function emulate(scratch: ConformanceScratch, p: ConformanceParameters, sp
         const src = session.requireHost('src');
         const info: VmHostInfo = { counterHz: src.counterHz, counterClocksource: src.counterClocksource, x86: src.x86, arm64: src.arm64 };
         session.vmCommand('vm', { type: 'create', data: { vmId: 'vm', hostId: 'src', arch: 'x86', profile: src.profile, host: hostInfoToJson(info) } });
-        for (let id = 0; id < p.vcpus; id++) session.vmCommand('vm', { type: 'ioctl', vcpu: null, ioctl: 'KVM_CREATE_VCPU', arg: id });
-        for (let id = 0; id < p.vcpus; id++) session.vmCommand('vm', { type: 'ioctl', vcpu: id, ioctl: 'KVM_RUN', arg: undefined });
+        for (const id of p.vcpuIds) session.vmCommand('vm', { type: 'ioctl', vcpu: null, ioctl: 'KVM_CREATE_VCPU', arg: id });
+        for (const id of p.vcpuIds) session.vmCommand('vm', { type: 'ioctl', vcpu: id, ioctl: 'KVM_RUN', arg: undefined });
         // the guest uses kvmclock, so the restored VM gets pvclock updates
-        for (let id = 0; id < p.vcpus; id++) session.vmCommand('vm', { type: 'guest', vcpu: id, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 4097 });
+        for (const id of p.vcpuIds) session.vmCommand('vm', { type: 'guest', vcpu: id, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 4097 });
         session.advanceTime(runNs);
+        spendAfterCreation(session, EMULATED_DESTINATION, p.vcpuIds.length, p.restoreGapNs);
         return runMigration(session, {
           migrationId: 'm1',
           vmId: 'vm',
-          newVmId: 'restored',
+          newVmId: EMULATED_DESTINATION,
           fromHost: 'src',
           toHost: 'dst',
           strategy: spec,
@@ -269,9 +360,8 @@ async function emulate(scratch: ConformanceScratch, p: ConformanceParameters, sp
           options: {},
         });
       }, () => null);
-      // the destination's lines alone, so an emulated line number is its place among them
-      const tag = `(${String(EMULATED_DESTINATION_PID).padStart(7)})`;
-      const lines = ftraceText(store, 'm1')!.split('\n').filter((l) => !l.startsWith('#') && l.includes(tag));
+      // the destination VM alone: an emulated line number is its place among its lines
+      const lines = ftraceText(store, EMULATED_DESTINATION)!.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
       return { lines, records: lines.length ? parseTrace(lines.join('\n')).records : [] };
     } finally {
       store.close();

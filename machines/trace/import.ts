@@ -23,6 +23,11 @@ export interface ImportResult {
   ignored: number;
   format: ParsedTrace['format'];
   vms: TraceImportedData['vms'];
+  readByEvent: ParsedTrace['readByEvent'];
+  ignoredByEvent: ParsedTrace['ignoredByEvent'];
+  lines: ParsedTrace['lines'];
+  firstUnreadable: ParsedTrace['firstUnreadable'];
+  lost: ParsedTrace['lost'];
 }
 
 /** The VM a record belongs to. */
@@ -54,12 +59,26 @@ export function importTrace(s: Session, text: string, opts: ImportOptions = {}):
     events: parsed.records.length,
     ignored: parsed.ignored,
     ignoredByEvent: parsed.ignoredByEvent,
+    readByEvent: parsed.readByEvent,
+    lines: parsed.lines,
+    firstUnreadable: parsed.firstUnreadable,
     lost: parsed.lost,
     vms: vmList,
   };
   s.record(sid, { type: 'TraceImported', data: imported }, now);
   parsed.records.forEach((r, i) => s.record(sid, { type: 'TracepointObserved', data: tracepointData(r, named[i]!) }, now, undefined, {}, true));
-  return { traceId, events: parsed.records.length, ignored: parsed.ignored, format: parsed.format, vms: vmList };
+  return {
+    traceId,
+    events: parsed.records.length,
+    ignored: parsed.ignored,
+    format: parsed.format,
+    vms: vmList,
+    readByEvent: parsed.readByEvent,
+    ignoredByEvent: parsed.ignoredByEvent,
+    lines: parsed.lines,
+    firstUnreadable: parsed.firstUnreadable,
+    lost: parsed.lost,
+  };
 }
 
 /** The next free trace id: t{n+1} for n traces in the log, or the first free one after it. */

@@ -2,7 +2,7 @@
 // where), then one TracepointObserved event per known tracepoint hit, in capture order, each with
 // its line number and trace timestamp. Observed events: nothing is re-executed from them.
 import { toSortedJson, type Json } from '../codec.js';
-import type { TraceFields, TraceFormat, TraceRecord } from './parse.js';
+import type { TraceFields, TraceFormat, TraceLineCounts, TraceRecord } from './parse.js';
 
 export { TRACE_STREAM_PREFIX, traceIdOf, traceStreamId } from '../stream-ids.js';
 
@@ -14,6 +14,12 @@ export interface TraceImportedData {
   events: number;
   ignored: number;
   ignoredByEvent: Record<string, number>;
+  /** per event read, how many lines (absent in traces imported before it was recorded) */
+  readByEvent?: Record<string, number>;
+  /** what every line of the capture was (absent in traces imported before it was recorded) */
+  lines?: TraceLineCounts;
+  /** the first line of no layout read here, as it reads (absent before it was recorded) */
+  firstUnreadable?: { line: number; text: string } | null;
   /** events the ring buffer dropped ("CPU:N [LOST M EVENTS]"), where */
   lost: { line: number; cpu: number; events: number }[];
   /** the VMs the events were told apart into, with how each was named */

@@ -37,14 +37,19 @@ describe('conformance', () => {
     expect(r.strategy).toMatchObject({ spec: 'cloud-hypervisor@53', release: '53.0', switches: { syncTscOffsets: false } });
     expect(r.parameters).toEqual({
       vcpus: 4,
+      vcpuIds: [0, 1, 2, 3],
       guestTscHz: '2000000000',
       guestTscHzFrom: 'pvclock',
       // -next of line 13: 4999.5 s × 2×10^9
       hostTscAtCreation: '9999000000000',
       creationLine: 13,
-      // next(24) − next(13) = −9×10^12 − (−9.999×10^12) = 999×10^9: the VMM's 10^12 less the
-      // 0.5 s × 2 GHz that passed between the creation and the restore write
-      sourceTscAtSave: '999000000000',
+      // line 24 at 5000.0 s, line 13 at 4999.5 s
+      restoreGapNs: '500000000',
+      // 9 999×10^9 + 0.5 s × 2×10^9 = 10^13 (5000.0 s × 2 GHz)
+      hostTscAtFirstRestore: '10000000000000',
+      // taken at line 24's own instant: next(24) + 10^13 = −9×10^12 + 10^13 = 10^12, the value the VMM
+      // wrote (subtracting next(13) instead gave 999×10^9: low by the 0.5 s × 2 GHz between the writes)
+      sourceTscAtSave: '1000000000000',
       firstRestoreLine: 24,
       writeSpacingNs: '1200000000',
       restoreWriteGapsNs: ['1200000000', '1200000000', '1200000000'],
@@ -117,8 +122,19 @@ describe('conformance', () => {
     const r = await ok(conformance, { traceId: 't1', strategy: 'qemu', profile: 'linux-6.18' });
     expect(r.conforms).toBe(true);
     // created at 7999.0 s at 3 GHz: host TSC 23 997×10^9 (line 5); the restore writes (lines 9-15, 20 µs
-    // apart) all print next = 2^64 − 22 200 000 300 000: 1 796 999 700 000 cycles above the creation offset
-    expect(r.parameters).toMatchObject({ vcpus: 4, guestTscHz: '3000000000', hostTscAtCreation: '23997000000000', creationLine: 5, sourceTscAtSave: '1796999700000', firstRestoreLine: 9, writeSpacingNs: '20000' });
+    // apart) all print next = 2^64 − 22 200 000 300 000; the first, 1.0001 s after the creation, at host
+    // TSC 23 997×10^9 + 1.0001 × 3×10^9 = 24 000 000 300 000: it set guest TSC 1.8×10^12
+    expect(r.parameters).toMatchObject({
+      vcpus: 4,
+      guestTscHz: '3000000000',
+      hostTscAtCreation: '23997000000000',
+      creationLine: 5,
+      restoreGapNs: '1000100000',
+      hostTscAtFirstRestore: '24000000300000',
+      sourceTscAtSave: '1800000000000',
+      firstRestoreLine: 9,
+      writeSpacingNs: '20000',
+    });
     expect(r.compared).toEqual({ traceWrites: 8, emulatedWrites: 8, agreedWrites: 8, masterClock: true, pvclock: true });
   });
 
@@ -131,11 +147,80 @@ describe('conformance', () => {
     expect((await call(conformance, { traceId: 't1', vm: '4100', strategy: 'qemu@1.0', profile: 'linux-6.18' })).error.code).toBe('invalid_request');
     expect((await call(conformance, { traceId: 't1', vm: '4100', strategy: 'counter-offset', profile: 'linux-6.18' })).error.code).toBe('invalid_request');
     expect((await call(conformance, { traceId: 't1', vm: '4100', strategy: 'qemu', profile: 'linux-0.1' })).error.code).toBe('invalid_request');
-    // a restore write whose offset is below the creation offset: no guest TSC the source could save
-    const below = ['# tracer: nop', ' CPU 0/KVM-10 [000] 1.000000: kvm_write_tsc_offset: vcpu=0 prev=0 next=18446744071709551616', ' CPU 0/KVM-10 [000] 2.000000: kvm_write_tsc_offset: vcpu=0 prev=18446744071709551616 next=18446744070709551616'];
+    // a restore write that set a negative guest TSC: created at 1.0 s with host TSC 2×10^9 (next = −2×10^9),
+    // the write at 2.0 s (host TSC 4×10^9) sets offset −5×10^9: guest TSC −10^9, no source reaches it
+    const below = [
+      '# tracer: nop',
+      ' CPU 0/KVM-10 [000] 1.000000: kvm_write_tsc_offset: vcpu=0 prev=0 next=18446744071709551616',
+      ' CPU 0/KVM-10 [000] 2.000000: kvm_write_tsc_offset: vcpu=0 prev=18446744071709551616 next=18446744068709551616',
+    ];
     await ok(importTrace, { text: below, traceId: 'below' });
     const r = await call(conformance, { traceId: 'below', strategy: 'qemu', profile: 'linux-6.18', guestTscHz: '2000000000' });
     expect(r.error).toMatchObject({ code: 'invalid_request', details: { line: 3 } });
-    expect(r.error.message).toContain('an offset 1000000000 cycles below the creation write');
+    expect(r.error.message).toBe(
+      'line 3: the restore write sets guest TSC -1000000000 (offset -5000000000 at host TSC 4000000000, ' +
+        '1000000000 ns after the creation write of line 2): the emulated source cannot save a negative guest TSC',
+    );
+  });
+
+  it('emulates the vCPU ids present, not every id up to the largest: a two-line trace of vCPU 1023 (it exhausted the stack)', async () => {
+    // created at 1.0 s with host TSC 2×10^9 (next = −2×10^9); at 2.0 s (host TSC 4×10^9) the VMM set
+    // offset −10^9: guest TSC 3×10^9
+    const lines = (id: number) => [
+      ` CPU 0/KVM-10 [000] 1.000000: kvm_write_tsc_offset: vcpu=${id} prev=0 next=${offsetOf(-2_000_000_000n)}`,
+      ` CPU 0/KVM-10 [000] 2.000000: kvm_write_tsc_offset: vcpu=${id} prev=${offsetOf(-2_000_000_000n)} next=${offsetOf(-1_000_000_000n)}`,
+    ];
+    await ok(importTrace, { text: lines(1023), traceId: 'v1023' });
+    const r = await ok(conformance, { traceId: 'v1023', strategy: 'qemu', profile: 'linux-6.18', guestTscHz: '2000000000' });
+    expect(r.parameters).toMatchObject({
+      vcpus: 1,
+      vcpuIds: [1023],
+      restoreGapNs: '1000000000',
+      hostTscAtFirstRestore: '4000000000',
+      sourceTscAtSave: '3000000000',
+    });
+    expect(r.conforms).toBe(true);
+    expect(r.compared).toMatchObject({ traceWrites: 2, emulatedWrites: 2, agreedWrites: 2 });
+    expect(r.emulatedTrace.filter((l: string) => l.includes('kvm_write_tsc_offset')).every((l: string) => l.includes('vcpu=1023 '))).toBe(true);
+    // an id the emulated kernel cannot create (KVM_MAX_VCPU_IDS 4096 at the default 1024 vCPUs) is refused up front
+    await ok(importTrace, { text: lines(4096), traceId: 'v4096' });
+    const e = (await call(conformance, { traceId: 'v4096', strategy: 'qemu', profile: 'linux-6.18', guestTscHz: '2000000000' })).error;
+    expect(e).toMatchObject({ code: 'invalid_request', details: { vcpu: 4096, max: 4096 } });
+    // and one no host's KVM creates is refused at import
+    expect((await call(importTrace, { text: lines(4294967295) })).error.code).toBe('invalid_trace');
+  });
+
+  it('refuses guest TSC rates that divided by zero: 1 Hz asked, 0 Hz from a pvclock scale', async () => {
+    await ok(importTrace, { path: fixture('ch-restore-offsets-differ.trace') });
+    const one = (await call(conformance, { traceId: 't1', strategy: 'qemu', profile: 'linux-6.18', guestTscHz: 1 })).error;
+    expect(one).toMatchObject({ code: 'invalid_request' });
+    expect(one.message).toMatch(/1 Hz is not a plausible TSC rate/);
+    // hvclock_to_hz() of mul 0x80000000, shift 100: a shift past 63 scales to 0 Hz
+    const pv = [
+      ' CPU 0/KVM-10 [000] 1.000000: kvm_write_tsc_offset: vcpu=0 prev=0 next=5',
+      ' CPU 0/KVM-10 [000] 1.000001: kvm_pvclock_update: vcpu_id 0, pvclock { version 2, tsc_timestamp 0x1, system_time 0x1, ' +
+        'tsc_to_system_mul 0x80000000, tsc_shift 100, flags 0x1 }',
+    ];
+    await ok(importTrace, { text: pv, traceId: 'pv0' });
+    const zero = (await call(conformance, { traceId: 'pv0', strategy: 'qemu', profile: 'linux-6.18' })).error;
+    expect(zero).toMatchObject({ code: 'invalid_request', details: { field: 'guestTscHz' } });
+    expect(zero.message).toBe(
+      'the last kvm_pvclock_update (line 2) gives a guest TSC rate of 0 Hz: ' +
+        'the emulated hosts need at least 1000 Hz (KVM_SET_TSC_KHZ takes whole kHz); give guestTscHz',
+    );
+  });
+
+  it('with counter timestamps (trace-cmd -C x86-tsc) the restore time is not known: written at the creation, and a note says so', async () => {
+    const text = [
+      ' CPU 0/KVM-10 [000] 1000: kvm_write_tsc_offset: vcpu=0 prev=0 next=' + offsetOf(-2_000_000_000n),
+      ' CPU 0/KVM-10 [000] 5000: kvm_write_tsc_offset: vcpu=0 prev=' + offsetOf(-2_000_000_000n) + ' next=' + offsetOf(-1_000_000_000n),
+    ];
+    await ok(importTrace, { text, traceId: 'tsc' });
+    const r = await ok(conformance, { traceId: 'tsc', strategy: 'qemu', profile: 'linux-6.18', guestTscHz: '2000000000' });
+    // the host TSC at the restore is taken as the creation's (2×10^9): guest TSC −10^9 + 2×10^9
+    expect(r.parameters).toMatchObject({ restoreGapNs: '0', hostTscAtFirstRestore: '2000000000', sourceTscAtSave: '1000000000' });
+    expect(r.parameters.notes).toHaveLength(1);
+    expect(r.parameters.notes[0]).toMatch(/^the trace timestamps are counter ticks, not seconds: the host time between the creation write \(line 1\)/);
+    expect(r.conforms).toBe(true);
   });
 });

@@ -1,5 +1,6 @@
 // Importing host traces and auditing them, through the handlers, on captures written by hand from
 // the kernel's TP_printk formats. Every number below is worked by hand in the comments.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { auditTrace, importTrace } from '../../handlers/use-cases/traces.js';
@@ -8,6 +9,7 @@ import { openEventStore } from '../../store/sqlite-event-store.js';
 import { tempDir } from '../helpers/ledger.js';
 
 const fixture = (name: string) => join(__dirname, '..', 'fixtures', 'traces', name);
+const realWorld = (name: string) => fixture(join('real-world', name));
 
 let db: string;
 beforeEach(() => {
@@ -97,6 +99,56 @@ describe('importTrace', () => {
   });
 });
 
+describe('importTrace: an account of every line', () => {
+  it('answers what it read and ignored by event, the other lines by kind, and the first line it could not read; the log keeps it', async () => {
+    const r = await ok(importTrace, { path: realWorld('lkml-2023-krause-cr0wp-msr.trace') });
+    expect(r).toMatchObject({ traceId: 't1', events: 3, ignored: 16, format: 'unknown' });
+    expect(r.readByEvent).toEqual({ kvm_msr: 3 });
+    expect(r.ignoredByEvent).toEqual({ kvm_exit: 7, kvm_cr: 2, kvm_entry: 6, kvm_cpuid: 1 });
+    expect(r.lines).toEqual({ total: 30, read: 3, ignored: 16, header: 0, blank: 7, lostMarkers: 0, unreadable: 4, quoted: 0 });
+    expect(r.firstUnreadable).toEqual({ line: 4, text: "Above is L2's init of CR4, still in secondary_startup_64()." });
+    expect(r.lost).toEqual([]);
+    const store = openEventStore(db);
+    try {
+      const head = store.read({ streamId: 'trace-t1' })[0]!.data as Record<string, unknown>;
+      expect(head).toMatchObject({ readByEvent: r.readByEvent, lines: r.lines, firstUnreadable: r.firstUnreadable });
+    } finally {
+      store.close();
+    }
+  });
+
+  it('imports perf script output with its kvm: prefix, and email-quoted lines without the quote in the task', async () => {
+    const perf = [
+      '       CPU 0/KVM 1821753 [015] 4831258.258053: kvm:kvm_msr: msr_write 6e0 = 0x81cba98c958c9',
+      '       CPU 0/KVM 1821753 [015] 4831258.258060: kvm:kvm_exit: reason HLT',
+    ];
+    const r = await ok(importTrace, { text: perf });
+    expect(r).toMatchObject({ events: 1, ignored: 1, format: 'perf-script', readByEvent: { kvm_msr: 1 }, ignoredByEvent: { kvm_exit: 1 } });
+    const q = await ok(importTrace, { path: realWorld('lkml-2020-04-kagan-synic-msr.trace') });
+    expect(q).toMatchObject({ events: 4, ignored: 6, lines: { quoted: 13, unreadable: 3 }, firstUnreadable: { line: 1, text: 'QEMU Default BIOS' } });
+    const store = openEventStore(db);
+    try {
+      const tasks = store.read({ streamId: `trace-${q.traceId}` }).slice(1).map((e) => (e.data as { task: string }).task);
+      expect(new Set(tasks)).toEqual(new Set(['qemu-system-x86']));
+    } finally {
+      store.close();
+    }
+  });
+
+  it('a capture no line of which reads says which line it could not read (invalid_trace), and writes nothing', async () => {
+    const r = await call(importTrace, { text: ['  CPU 0/KVM-77 [003] dNh21.ab  12.000001: kvm_exit: reason HLT'] });
+    expect(r.error.code).toBe('invalid_trace');
+    expect(r.error.message).toContain('the first line not read is line 1');
+    expect(r.error.details).toEqual({ line: 1 });
+    const store = openEventStore(db);
+    try {
+      expect(store.lastPosition()).toBe(0);
+    } finally {
+      store.close();
+    }
+  });
+});
+
 describe('auditTrace', () => {
   it('Cloud Hypervisor restore: four offsets 1.2 s of writes apart, master clock lost, kvmclock stepped', async () => {
     await ok(importTrace, { path: fixture('ch-restore-offsets-differ.trace') });
@@ -132,7 +184,8 @@ describe('auditTrace', () => {
       [30, '1200000000', false],
     ]);
     expect(vm.tscMsrWrites).toEqual([]);
-    expect(vm.masterClock).toEqual({ final: false, finalLine: 32, updates: 2, transitions: [{ line: 32, from: true, to: false }] });
+    const transitions = [{ line: 32, from: true, to: false }];
+    expect(vm.masterClock).toEqual({ final: false, finalLine: 32, updates: 2, transitions, creationLine: null, beforeVcpus: 0 });
     // steps against the guest TSC, from the 4999.7 updates (tsc 4×10^8, system_time 2×10^8 ns) to the
     // 5003.8 ones (system_time 503.8 s for all): vCPU k's TSC reads 1 007 600 000 000 − 2.4×10^9·k,
     // so Δsystem_time − Δtsc/2 = 503 600 000 000 − (503 600 000 000 − 1.2×10^9·k) = 1.2 s × k
@@ -172,7 +225,7 @@ describe('auditTrace', () => {
     expect(vm.tscOffsetSpreadNs).toBe('0');
     // restore writes 20 µs apart
     expect(vm.tscOffsetWrites.slice(5).map((w: any) => w.sincePreviousNs)).toEqual(['20000', '20000', '20000']);
-    expect(vm.masterClock).toEqual({ final: true, finalLine: 17, updates: 1, transitions: [] });
+    expect(vm.masterClock).toEqual({ final: true, finalLine: 17, updates: 1, transitions: [], creationLine: null, beforeVcpus: 0 });
     expect(vm.pvclock.systemTimeSteps).toEqual([]);
     expect(vm.findings).toEqual([]);
   });
@@ -229,6 +282,52 @@ describe('auditTrace', () => {
     const { report } = await ok(auditTrace, { traceId: r.traceId });
     expect(report.lost).toEqual([{ line: 3, cpu: 1, events: 120 }]);
     expect(report.vms[0].findings).toEqual([{ code: 'events_lost', severity: 'warn', message: expect.stringContaining('dropped 120 event(s)'), lines: [3] }]);
+  });
+
+  it("the VM's creation (masterclock 0 offsetmatched 0 before any vCPU) then masterclock 1: on at the end, the creation shown, no finding", async () => {
+    const r = await ok(importTrace, { path: realWorld('aout-kvm-example.trace') });
+    const vm = (await ok(auditTrace, { traceId: r.traceId })).report.vms[0];
+    // line 1: the creation's update; line 2: vCPU 0's creation write (prev=0); line 4: masterclock 1
+    const transitions = [{ line: 4, from: false, to: true }];
+    expect(vm.masterClock).toEqual({ final: true, finalLine: 4, updates: 2, transitions, creationLine: 1, beforeVcpus: 1 });
+    // 2^64 − 18 439 928 704 022 336 791 = 6 815 369 687 214 825 cycles of host TSC at the creation
+    expect(vm.vcpus).toEqual([{ vcpu: 0, tscOffset: '18439928704022336791', tscOffsetSigned: '-6815369687214825', tscOffsetNs: null, writes: 1, line: 2 }]);
+    expect(vm.findings).toEqual([]);
+  });
+
+  it("a trace that ends before the master clock is evaluated with vCPUs says so (info), not that it is off", async () => {
+    // the first three lines of the same capture: created, vCPU 0 created, no update after
+    const aout = await ok(importTrace, { text: readFileSync(realWorld('aout-kvm-example.trace'), 'utf8').split('\n').slice(0, 3) });
+    const vm = (await ok(auditTrace, { traceId: aout.traceId })).report.vms[0];
+    expect(vm.masterClock).toMatchObject({ final: false, finalLine: 1, creationLine: 1, beforeVcpus: 1 });
+    expect(vm.findings.map((f: any) => [f.code, f.severity, f.lines])).toEqual([['master_clock_before_vcpus', 'info', [1]]]);
+    expect(vm.findings[0].message).toContain('which the trace shows at line 1');
+    // trace-cmd -C x86-tsc: a lone update, no vCPU at all: the creation cannot be told
+    const rf = await ok(importTrace, { path: realWorld('rftrace-merge-comment.trace') });
+    const v2 = (await ok(auditTrace, { traceId: rf.traceId })).report.vms[0];
+    expect(v2.masterClock).toMatchObject({ final: false, creationLine: null, beforeVcpus: 1 });
+    expect(v2.findings.map((f: any) => f.code)).toEqual(['master_clock_before_vcpus']);
+    // off again once the vCPUs exist, and never on: master_clock_off, citing that update, not the creation
+    const off = await ok(importTrace, {
+      text: [
+        ' a-1 [000] 1.000000: kvm_update_master_clock: masterclock 0 hostclock tsc offsetmatched 0',
+        ' a-1 [000] 1.000100: kvm_write_tsc_offset: vcpu=0 prev=0 next=5',
+        ' a-1 [000] 1.000200: kvm_write_tsc_offset: vcpu=1 prev=0 next=9',
+        ' a-1 [000] 1.000300: kvm_update_master_clock: masterclock 0 hostclock tsc offsetmatched 0',
+      ],
+    });
+    const v3 = (await ok(auditTrace, { traceId: off.traceId })).report.vms[0];
+    expect(v3.masterClock).toMatchObject({ final: false, creationLine: 1, beforeVcpus: 1 });
+    expect(v3.findings.find((f: any) => f.code === 'master_clock_off')).toMatchObject({ severity: 'warn', lines: [4] });
+  });
+
+  it('refuses a guest TSC rate of 0 or 1 Hz as a request error (it divided by zero)', async () => {
+    const r = await ok(importTrace, { path: fixture('two-vms.trace') });
+    for (const guestTscHz of ['0', 1]) {
+      const e = (await call(auditTrace, { traceId: r.traceId, guestTscHz })).error;
+      expect(e.code).toBe('invalid_request');
+      expect(e.message).toMatch(/Hz is not a plausible TSC rate/);
+    }
   });
 
   it('answers not_found for a trace the log does not hold', async () => {

@@ -24,7 +24,7 @@ describe('parseTrace', () => {
   it('reads a tracefs trace with TGID and flags columns (Cloud Hypervisor restore)', () => {
     const p = parseTrace(fixture('ch-restore-offsets-differ.trace'));
     expect(p.format).toBe('tracefs');
-    expect(p.headerLines).toBe(12);
+    expect(p.lines.header).toBe(12);
     // lines 22, 23 and 38 are kvm_entry / kvm_exit: counted, not read
     expect(p.ignored).toBe(3);
     expect(p.ignoredByEvent).toEqual({ kvm_entry: 2, kvm_exit: 1 });
@@ -52,7 +52,7 @@ describe('parseTrace', () => {
   it("reads trace-cmd report output: no flags or TGID column, QEMU's 'CPU n/KVM' task names, padded event names", () => {
     const p = parseTrace(fixture('qemu-restore-healthy.report'));
     expect(p.format).toBe('trace-cmd');
-    expect(p.headerLines).toBe(4);
+    expect(p.lines.header).toBe(4);
     expect(p.ignored).toBe(2);
     expect(p.records).toHaveLength(17);
     const r = p.records.find((x) => x.line === 10)!;
