@@ -263,7 +263,14 @@ export function renderMigrate(r: R): string {
 export function renderProfiles(r: R): string {
   const ps = (r.profiles ?? []) as { name: string; summary: string; source: string }[];
   const rows = ps.map((p) => [p.name === r.default ? `${p.name} (default)` : p.name, p.summary]);
-  return [table(['PROFILE', 'SUMMARY'], rows), '', 'Sources:', ...ps.map((p) => `  ${p.name}: ${p.source}`)].join('\n');
+  const sws = Object.entries((r.switchSources ?? {}) as Record<string, string>);
+  return [
+    table(['PROFILE', 'SUMMARY'], rows),
+    '',
+    'Sources:',
+    ...ps.map((p) => `  ${p.name}: ${p.source}`),
+    ...(sws.length ? ['', 'Switch sources:', ...sws.map(([k, v]) => `  ${k}: ${v}`)] : []),
+  ].join('\n');
 }
 
 export function renderStrategies(r: R): string {
