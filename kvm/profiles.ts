@@ -196,7 +196,8 @@ export const SWITCH_SOURCES: Record<SwitchName, string> = {
   'x86.clockRealtime': 'c68dc1b577ea "KVM: x86: Report host tsc and realtime values in KVM_GET_CLOCK" (Linux 5.16)',
   'x86.vmTscControl': 'ffbb61d09fc5 "KVM: x86: Accept KVM_[GS]ET_TSC_KHZ as a VM ioctl." (in 6.1, not in 5.15; which release between is unconfirmed)',
   'x86.userSetTscGate': 'bf328e22e472 "KVM: x86: Don\'t sync user-written TSC against startup values" (kvm-x86 misc for 6.7)',
-  'x86.masterclockRequestOnChange': 'c52ffadc65e2 "KVM: x86: Don\'t unnecessarily force masterclock update on vCPU hotplug" ("KVM: x86: Misc changes for 6.8" pull)',
+  'x86.masterclockRequestOnChange':
+    'c52ffadc65e2 "KVM: x86: Don\'t unnecessarily force masterclock update on vCPU hotplug" ("KVM: x86: Misc changes for 6.8" pull)',
   'x86.periodicClockSync': '332967a3eac0 "x86: kvm: introduce periodic global clock updates"; reverted for 6.19 by 43ddbf16edf5',
   'x86.globalClockUpdateDelay': '7e44e4495a39 "x86: kvm: rate-limit global clock updates" (KVMCLOCK_UPDATE_DELAY, 100 ms); reverted for 6.19 by 446fcce2a52b',
   'x86.globalClockUpdateRateLimit':

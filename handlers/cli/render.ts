@@ -159,7 +159,9 @@ function renderRelease(a: R): string {
   const arch = a.arm64 ? 'arm64' : 'x86';
   const switches = switchesFor(String(a.vmm.strategy ?? a.strategy), arch, (a.vmm.switches ?? {}) as Record<string, boolean>);
   const label = relabelled(String(a.vmm.strategy ?? a.strategy), String(a.vmm.release));
-  const release = label ? `${a.vmm.release} (the label it was recorded under: no such release; ${label.release} has these changes: ${label.source})` : a.vmm.release;
+  const release = label
+    ? `${a.vmm.release} (the label it was recorded under: no such release; ${label.release} has these changes: ${label.source})`
+    : a.vmm.release;
   return [release, ...Object.entries(switches).map(([k, v]) => `${k}=${v}`)].join(' ');
 }
 

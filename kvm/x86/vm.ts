@@ -4,7 +4,15 @@ import { s64 } from '../u64.js';
 import { kvmclockSyncFn, kvmclockUpdateFn, pvclockUpdateVmGtodCopy, serviceClockRequests } from './clock.js';
 import type { X86Ctx, X86Vcpu, X86Vm } from './state.js';
 import { findVcpu } from './state.js';
-import { defaultRatio, KVMCLOCK_SYNC_PERIOD_NS, KVMCLOCK_UPDATE_DELAY_NS, kvmComputeL1TscOffset, kvmSetTscKhz, kvmSynchronizeTsc, kvmVcpuWriteTscOffset } from './tsc.js';
+import {
+  defaultRatio,
+  KVMCLOCK_SYNC_PERIOD_NS,
+  KVMCLOCK_UPDATE_DELAY_NS,
+  kvmComputeL1TscOffset,
+  kvmSetTscKhz,
+  kvmSynchronizeTsc,
+  kvmVcpuWriteTscOffset,
+} from './tsc.js';
 
 /** arch/x86/include/asm/kvm_host.h: KVM_MAX_VCPUS and KVM_MAX_VCPU_IDS */
 export const KVM_MAX_VCPUS = 1024;

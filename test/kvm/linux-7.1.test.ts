@@ -46,7 +46,9 @@ describe('linux-7.1: global clock updates on vCPU load rate-limited again', () =
     expect(old.vm.globalClockUpdateOnLoadAt).toBeUndefined();
     // 1.010 s, vCPU 0 loads: 1.01 s since the last global update, so global on both: both pages at 1.01e9
     for (const sim of [old, now]) runAfter(sim, 10n * MS, 0);
-    for (const sim of [old, now]) expect([page(sim, 0), page(sim, 1)]).toMatchObject([{ version: 6, systemTime: 1_010n * MS }, { version: 4, systemTime: 1_010n * MS }]);
+    for (const sim of [old, now]) {
+      expect([page(sim, 0), page(sim, 1)]).toMatchObject([{ version: 6, systemTime: 1_010n * MS }, { version: 4, systemTime: 1_010n * MS }]);
+    }
     expect(now.vm.globalClockUpdateOnLoadAt).toBe(1_010n * MS);
     // 1.050 s, vCPU 1 loads: 40 ms after 1.01 s. 6.19 rewrites both at 1.05e9; 7.1 vCPU 1's alone
     for (const sim of [old, now]) runAfter(sim, 40n * MS, 1);

@@ -5,12 +5,26 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storeFor } from '../../handlers/context.js';
 import { renderAuditReport, renderStrategies } from '../../handlers/cli/render.js';
-import { baselineRelease, isBaseline, relabelled, RELEASES, releaseTable, resolveStrategyRelease, switchesFor } from '../../machines/migration/strategies/releases.js';
+import {
+  baselineRelease,
+  isBaseline,
+  relabelled,
+  RELEASES,
+  releaseTable,
+  resolveStrategyRelease,
+  switchesFor,
+} from '../../machines/migration/strategies/releases.js';
 import { STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
 import { expectMigrateAuditsFromLog, newLedger, type Ledger } from '../helpers/ledger.js';
 
 describe('resolveStrategyRelease', () => {
-  const fc = (z: boolean, p: boolean, k: boolean, c: boolean) => ({ zeroDeadlineFilled: z, deadlineAfterTsc: z, kvmclockCtrlAtPause: p, kvmclockCtrl: k, clockRealtimeOptIn: c });
+  const fc = (z: boolean, p: boolean, k: boolean, c: boolean) => ({
+    zeroDeadlineFilled: z,
+    deadlineAfterTsc: z,
+    kvmclockCtrlAtPause: p,
+    kvmclockCtrl: k,
+    clockRealtimeOptIn: c,
+  });
   const ch = (c: boolean, rest: boolean) => ({ clockBeforeResume: c, realtimeFilled: rest, syncTscOffsets: rest, arm64Downtime: rest });
 
   it('holds every release with its full switch map, as the projects\' tags and changelogs date each change', () => {
@@ -57,10 +71,15 @@ describe('resolveStrategyRelease', () => {
   it('cloud-hypervisor@53 runs the TSC-offset sync and the arm64 downtime fix; @54 is an unknown release; the bare name is 53.0', () => {
     expect(resolveStrategyRelease('cloud-hypervisor@53')).toEqual({ strategy: 'cloud-hypervisor', release: '53.0', switches: ch(true, true) });
     expect(resolveStrategyRelease('cloud-hypervisor')).toEqual(resolveStrategyRelease('cloud-hypervisor@53'));
-    expect(() => resolveStrategyRelease('cloud-hypervisor@54')).toThrow(/^unknown release cloud-hypervisor 54: the newest cloud-hypervisor release is 53\.0 \(tag v53\.0 \(2026-07-12\), the newest: no v54\.0 was tagged\): did you mean '53\.0'\?$/);
+    expect(() => resolveStrategyRelease('cloud-hypervisor@54')).toThrow(
+      new RegExp(
+        "^unknown release cloud-hypervisor 54: the newest cloud-hypervisor release is 53\\.0 " +
+          "\\(tag v53\\.0 \\(2026-07-12\\), the newest: no v54\\.0 was tagged\\): did you mean '53\\.0'\\?$",
+      ),
+    );
     expect(() => resolveStrategyRelease('cloud-hypervisor@54+syncTscOffsets=false')).toThrow(/unknown release cloud-hypervisor 54/);
     // like any version above the newest tag
-    expect(() => resolveStrategyRelease('firecracker@1.17')).toThrow(/^unknown release firecracker 1\.17: the newest firecracker release is 1\.16\.1 .*did you mean '1\.16\.1'\?$/);
+    expect(() => resolveStrategyRelease('firecracker@1.17')).toThrow(/^unknown release firecracker 1\.17: the newest firecracker release is 1\.16\.1 .*'1\.16\.1'/);
     expect(() => resolveStrategyRelease('firecracker@2')).toThrow(/unknown release firecracker 2/);
     for (const name of STRATEGY_NAMES) {
       const newest = releaseTable(name).releases.at(-1)!;
@@ -70,7 +89,8 @@ describe('resolveStrategyRelease', () => {
 
   it('flips switches, and refuses an older version, a malformed one, or an unknown switch', () => {
     expect(resolveStrategyRelease('firecracker@1.12+kvmclockCtrl=true,clockRealtimeOptIn=true').switches).toEqual(fc(true, true, true, true));
-    expect(() => resolveStrategyRelease('firecracker@1.6')).toThrow(/older than every modelled release \(modelled: 1\.7\.0, 1\.8\.0, 1\.10\.0, 1\.14\.0, 1\.14\.4, 1\.15\.0, 1\.15\.1, 1\.16\.0\)/);
+    const modelled = /older than every modelled release \(modelled: 1\.7\.0, 1\.8\.0, 1\.10\.0, 1\.14\.0, 1\.14\.4, 1\.15\.0, 1\.15\.1, 1\.16\.0\)/;
+    expect(() => resolveStrategyRelease('firecracker@1.6')).toThrow(modelled);
     expect(() => resolveStrategyRelease('firecracker@one')).toThrow(/malformed version/);
     expect(() => resolveStrategyRelease('firecracker@1.2.3.4')).toThrow(/malformed version/);
     expect(() => resolveStrategyRelease('firecracker+kvmclockCtrl=yes')).toThrow(/bad switch override/);
@@ -157,7 +177,7 @@ describe('migrate, strategies and the log', () => {
     expectMigrateAuditsFromLog(l);
   });
 
-  it('records the bare cloud-hypervisor\'s release: 53.0 with the offset sync; 53.0 without it is no baseline either (the baseline is labelled 54.0)', async () => {
+  it('records the bare cloud-hypervisor\'s release: 53.0 with the offset sync; 53.0 without it is no baseline either (that is labelled 54.0)', async () => {
     await guest();
     const m1 = await l.ok('migrate', { vmId: 'g', toHost: 'b', strategy: 'cloud-hypervisor', blackoutNs: 1000 });
     await l.ok('migrate', { vmId: m1.newVmId, toHost: 'a', strategy: 'cloud-hypervisor@53+syncTscOffsets=false', blackoutNs: 1000 });
@@ -195,19 +215,22 @@ describe('migrate, strategies and the log', () => {
     expect(text).toBe(readFileSync(fixture('ch-bare-pre-sync.audit.json'), 'utf8'));
     // the human report names the label the log carried, which no release bears, and lists only x86 switches
     const human = renderAuditReport(a);
-    expect(human).toMatch(/\nrelease: +54\.0 \(the label it was recorded under: no such release; 53\.0 has these changes: no v54\.0 was tagged .*\) clockBeforeResume=true realtimeFilled=true syncTscOffsets=false\n/);
+    const label = /\nrelease: +54\.0 \(the label it was recorded under: no such release; 53\.0 has these changes: no v54\.0 was tagged .*\) /;
+    expect(human).toMatch(new RegExp(`${label.source}clockBeforeResume=true realtimeFilled=true syncTscOffsets=false\\n`));
     expect(human).not.toContain('arm64Downtime');
   });
 
   it('audits a log recorded under the label 54.0 as recorded, and says which label it carried', async () => {
     // the same log, as the bare name recorded it once it synchronized offsets: release 54.0, every switch on
     const fixture = join(import.meta.dirname, '..', 'fixtures', 'ch-bare-pre-sync.events.json');
-    const { events } = JSON.parse(readFileSync(fixture, 'utf8')) as { events: { streamId: string; version: number; type: string; schemaVersion: number; time: string; data: Record<string, unknown> }[] };
+    type Recorded = { streamId: string; version: number; type: string; schemaVersion: number; time: string; data: Record<string, unknown> };
+    const { events } = JSON.parse(readFileSync(fixture, 'utf8')) as { events: Recorded[] };
     const recorded = { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: true, arm64Downtime: true };
     const store = storeFor({ db: l.db });
     for (const e of events) {
       const data = e.type === 'MigrationStarted' ? { ...e.data, release: '54.0', switches: recorded } : e.data;
-      store.commit([{ streamId: e.streamId, expectedVersion: e.version - 1, events: [{ type: e.type, schemaVersion: e.schemaVersion, time: BigInt(e.time), data }] }]);
+      const event = { type: e.type, schemaVersion: e.schemaVersion, time: BigInt(e.time), data };
+      store.commit([{ streamId: e.streamId, expectedVersion: e.version - 1, events: [event] }]);
     }
     const a = (await l.ok('audit', { migrationId: 'm1' })).audit;
     expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '54.0', switches: recorded });

@@ -36,7 +36,8 @@ export function findingsSection(findings: AuditLike[], linkable: Set<number>, id
 export function summaryList(a: AuditLike): string {
   // only the switches of the migration's architecture (an arm64 report has an arm64 block)
   const sw = a.vmm && typeof a.vmm === 'object' ? switchesFor(String(a.vmm.strategy ?? a.strategy), a.arm64 ? 'arm64' : 'x86', a.vmm.switches ?? {}) : {};
-  const vmm = a.vmm && typeof a.vmm === 'object' ? `${a.vmm.strategy ?? a.strategy} ${a.vmm.release ?? ''} ${Object.entries(sw).map(([k, v]) => `${k}=${v}`).join(' ')}` : a.strategy;
+  const switches = Object.entries(sw).map(([k, v]) => `${k}=${v}`).join(' ');
+  const vmm = a.vmm && typeof a.vmm === 'object' ? `${a.vmm.strategy ?? a.strategy} ${a.vmm.release ?? ''} ${switches}` : a.strategy;
   const rows: [string, string][] = [
     ['status', esc(a.status)],
     ...(a.failure ? [['failure', esc(`${a.failure.step}: ${a.failure.reason}${a.failure.position != null ? ` (position ${a.failure.position})` : ''}`)] as [string, string]] : []),

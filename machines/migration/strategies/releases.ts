@@ -79,18 +79,47 @@ function table(defs: Record<string, SwitchDef>, steps: readonly ReleaseStep[], n
 }
 
 const FC_SWITCHES: Record<string, SwitchDef> = {
-  zeroDeadlineFilled: { arch: 'x86', meaning: 'a zero IA32_TSC_DEADLINE is saved as the vCPU\'s IA32_TSC (#4618, backported to 1.8 as #4630); off: saved and restored as 0' },
-  deadlineAfterTsc: { arch: 'x86', meaning: 'IA32_TSC_DEADLINE is restored after IA32_TSC (#4666, issue #4099); off: before it, so KVM arms the deadline against the old TSC' },
+  zeroDeadlineFilled: {
+    arch: 'x86',
+    meaning: 'a zero IA32_TSC_DEADLINE is saved as the vCPU\'s IA32_TSC (#4618, backported to 1.8 as #4630); off: saved and restored as 0',
+  },
+  deadlineAfterTsc: {
+    arch: 'x86',
+    meaning: 'IA32_TSC_DEADLINE is restored after IA32_TSC (#4666, issue #4099); off: before it, so KVM arms the deadline against the old TSC',
+  },
   kvmclockCtrlAtPause: { arch: 'x86', meaning: 'KVM_KVMCLOCK_CTRL on every vCPU as it pauses, on the source (#4460, b098b4f7a); off: never issued' },
-  kvmclockCtrl: { arch: 'x86', meaning: 'KVM_KVMCLOCK_CTRL on every vCPU at restore, before resuming (#5494, d33011c67; its PR "Fixes #5322"); off: only at pause, on the source, so the restored guest never sees PVCLOCK_GUEST_STOPPED' },
-  clockRealtimeOptIn: { arch: 'any', meaning: 'LoadSnapshot has `clock_realtime` (#5809): x86 restores KVM_SET_CLOCK with flags 0 unless options.clockRealtime, aarch64 refuses it (UnsupportedClockRealtime); off: no such field (options.clockRealtime is refused as unknown) and x86 passes the snapshot\'s KVM_CLOCK_REALTIME whenever it holds it, so kvmclock jumps by the snapshot\'s age' },
+  kvmclockCtrl: {
+    arch: 'x86',
+    meaning: 'KVM_KVMCLOCK_CTRL on every vCPU at restore, before resuming (#5494, d33011c67; its PR "Fixes #5322"); off: only at pause, on the source, so ' +
+      'the restored guest never sees PVCLOCK_GUEST_STOPPED',
+  },
+  clockRealtimeOptIn: {
+    arch: 'any',
+    meaning: 'LoadSnapshot has `clock_realtime` (#5809): x86 restores KVM_SET_CLOCK with flags 0 unless options.clockRealtime, aarch64 refuses it ' +
+      '(UnsupportedClockRealtime); off: no such field (options.clockRealtime is refused as unknown) and x86 passes the snapshot\'s KVM_CLOCK_REALTIME ' +
+      'whenever it holds it, so kvmclock jumps by the snapshot\'s age',
+  },
 };
 
 const CH_SWITCHES: Record<string, SwitchDef> = {
-  clockBeforeResume: { arch: 'x86', meaning: 'KVM_SET_CLOCK before the vCPUs re-enter KVM_RUN (#7932, issue #7930); off: the vCPUs run first, then KVM_SET_CLOCK' },
-  realtimeFilled: { arch: 'x86', meaning: 'KVM_GET_CLOCK\'s KVM_CLOCK_REALTIME kept, realtime filled from CLOCK_REALTIME when the kernel left it empty (#8256); off: flags reset, KVM_SET_CLOCK with flags 0' },
-  syncTscOffsets: { arch: 'x86', meaning: 'after restoring the MSRs, every vCPU\'s KVM_VCPU_TSC_OFFSET set to vCPU 0\'s (#8437, commit 993ac5c90; its review names #8383, which shows the per-vCPU offsets it fixes)' },
-  arm64Downtime: { arch: 'arm64', meaning: 'CNTVCT restored as saved + elapsed CLOCK_REALTIME × CNTFRQ, a CNTFRQ mismatch refused (#8343); off: written back as saved, no CNTFRQ check' },
+  clockBeforeResume: {
+    arch: 'x86',
+    meaning: 'KVM_SET_CLOCK before the vCPUs re-enter KVM_RUN (#7932, issue #7930); off: the vCPUs run first, then KVM_SET_CLOCK',
+  },
+  realtimeFilled: {
+    arch: 'x86',
+    meaning: 'KVM_GET_CLOCK\'s KVM_CLOCK_REALTIME kept, realtime filled from CLOCK_REALTIME when the kernel left it empty (#8256); off: flags reset, ' +
+      'KVM_SET_CLOCK with flags 0',
+  },
+  syncTscOffsets: {
+    arch: 'x86',
+    meaning: 'after restoring the MSRs, every vCPU\'s KVM_VCPU_TSC_OFFSET set to vCPU 0\'s (#8437, commit 993ac5c90; a maintainer comment on it names #8383, ' +
+      'which shows the per-vCPU offsets it fixes, as mitigated)',
+  },
+  arm64Downtime: {
+    arch: 'arm64',
+    meaning: 'CNTVCT restored as saved + elapsed CLOCK_REALTIME × CNTFRQ, a CNTFRQ mismatch refused (#8343); off: written back as saved, no CNTFRQ check',
+  },
 };
 
 const QEMU_SWITCHES: Record<string, SwitchDef> = {
@@ -108,7 +137,9 @@ export const RELEASES: Record<string, ReleaseTable> = {
     [
       {
         version: '1.7.0',
-        note: 'MSRs restored in saved order (IA32_TSC_DEADLINE may precede IA32_TSC; issue #4099, reported on 1.4.0); no KVM_KVMCLOCK_CTRL at all; KVM_SET_CLOCK with the saved flags. The 250 ppm tolerance before KVM_SET_TSC_KHZ (TSC_KHZ_TOL in vcpu.rs) is in every modelled release; PR #5581 (the GCP N4 → C4 refusal) is a closed snapshot-editor PR (`tsc set/clear`), not a change of the VMM, so no switch',
+        note: 'MSRs restored in saved order (IA32_TSC_DEADLINE may precede IA32_TSC; issue #4099, reported on 1.4.0); no KVM_KVMCLOCK_CTRL at all; ' +
+          'KVM_SET_CLOCK with the saved flags. The 250 ppm tolerance before KVM_SET_TSC_KHZ (TSC_KHZ_TOL in vcpu.rs) is in every modelled release; PR #5581 ' +
+          '(the GCP N4 → C4 refusal) is a closed snapshot-editor PR (`tsc set/clear`), not a change of the VMM, so no switch',
         source: 'tag v1.7.0 (2024-03-18): b098b4f7a (KVMCLOCK_CTRL at pause) and #4666 are not in it',
       },
       {
@@ -121,7 +152,8 @@ export const RELEASES: Record<string, ReleaseTable> = {
         version: '1.10.0',
         on: ['kvmclockCtrlAtPause'],
         note: 'KVM_KVMCLOCK_CTRL after pausing each vCPU (x86_64); 1.7, 1.8 and 1.9 never issue it',
-        source: 'CHANGELOG 1.10.0: #4460 "Add a call to KVM_KVMCLOCK_CTRL after pausing vCPUs on x86_64"; commit b098b4f7a, first tagged v1.10.0 (not in v1.9.1)',
+        source: 'CHANGELOG 1.10.0: #4460 "Add a call to KVM_KVMCLOCK_CTRL after pausing vCPUs on x86_64"; commit b098b4f7a, first tagged v1.10.0 (not in ' +
+          'v1.9.1)',
       },
       {
         version: '1.14.0',
@@ -160,7 +192,8 @@ export const RELEASES: Record<string, ReleaseTable> = {
     [
       {
         version: '50.0',
-        note: 'resume() ran cpu_manager.resume() before set_clock (issue #7930, seen on v50.2); reset_flags() dropped KVM_CLOCK_REALTIME; arm64 counter written back as saved',
+        note: 'resume() ran cpu_manager.resume() before set_clock (issue #7930, seen on v50.2); reset_flags() dropped KVM_CLOCK_REALTIME; arm64 counter ' +
+          'written back as saved',
         source: 'tag v50.0 (2025-12-19); none of #7932, #8256, #8343, #8437 is in v50.x or v51.x',
       },
       {
@@ -172,7 +205,8 @@ export const RELEASES: Record<string, ReleaseTable> = {
       {
         version: '53.0',
         on: ['realtimeFilled', 'syncTscOffsets', 'arm64Downtime'],
-        note: 'KVM_CLOCK_REALTIME kept and filled; vCPU TSC offsets synchronized to vCPU 0; arm64 counter advanced by the downtime, a CNTFRQ mismatch refused',
+        note: 'KVM_CLOCK_REALTIME kept and filled; vCPU TSC offsets synchronized to vCPU 0; arm64 counter advanced by the downtime, a CNTFRQ mismatch ' +
+          'refused',
         source:
           'release notes v53.0, "Guest Clock Updates Across Snapshot/Restore and Migration": #8256, #8343, #8437; commits 56e891a40, 25271c9d0, ' +
           '993ac5c90, first tagged v53.0 (2026-07-12)',
@@ -183,7 +217,8 @@ export const RELEASES: Record<string, ReleaseTable> = {
   qemu: table(QEMU_SWITCHES, [
     {
       version: '10.1.0',
-      note: 'mainline kvmclock/TSC handling, unchanged for many releases: at stop every vCPU\'s IA32_TSC (kvm_synchronize_all_tsc) then KVM_GET_CLOCK (kvm_update_clock)',
+      note: 'mainline kvmclock/TSC handling, unchanged for many releases: at stop every vCPU\'s IA32_TSC (kvm_synchronize_all_tsc) then KVM_GET_CLOCK ' +
+        '(kvm_update_clock)',
       source:
         'hw/i386/kvm/clock.c kvmclock_vm_state_change() and target/i386/kvm/kvm.c kvm_get_tsc(), read at qemu/qemu 09360a048bd7 and 00001a22d183 ' +
         '(QEMU 10 era): the 10.1.0 label is not tied to a tag',
@@ -210,7 +245,8 @@ const PROCEDURE_SOURCES: Record<string, string> = {
 /** A strategy without VMM releases (a documented procedure): one release, no switches. */
 function procedure(strategy: string): ReleaseTable {
   const source = PROCEDURE_SOURCES[strategy] ?? 'no source recorded for this procedure';
-  return { switches: {}, switchArch: {}, releases: [{ version: '1.0.0', switches: {}, note: 'a documented procedure, not a VMM release: one version', source }] };
+  const release = { version: '1.0.0', switches: {}, note: 'a documented procedure, not a VMM release: one version', source };
+  return { switches: {}, switchArch: {}, releases: [release] };
 }
 
 export function releaseTable(strategy: string): ReleaseTable {
@@ -334,7 +370,8 @@ export function resolveStrategyRelease(spec: string): StrategyRelease {
     const want = parseVersion(version);
     if (!want) throw new ReleaseSpecError(`malformed version ${preview(version)} in strategy ${preview(spec)} (expected X.Y[.Z]; modelled: ${known})`);
     if (t.newest && compareVersions(want, parseVersion(t.newest.version)!) > 0) {
-      throw new ReleaseSpecError(`unknown release ${name} ${version}: the newest ${name} release is ${t.newest.version} (${t.newest.source}): did you mean '${t.newest.version}'?`);
+      const { version: newest, source } = t.newest;
+      throw new ReleaseSpecError(`unknown release ${name} ${version}: the newest ${name} release is ${newest} (${source}): did you mean '${newest}'?`);
     }
     const r = [...t.releases].reverse().find((x) => compareVersions(parseVersion(x.version)!, want) <= 0);
     if (!r) throw new ReleaseSpecError(`${name} ${version} is older than every modelled release (modelled: ${known})`);
