@@ -198,7 +198,7 @@ export const REGISTRY = {
       options: [
         { flags: '--to <hostId>', description: 'the destination host (required unless --in-place)', field: 'toHost' },
         { flags: '--in-place', description: 'pause the VM for the blackout and resume it on its own host (a VMM stop/cont)' },
-        { flags: '--strategy <name>', description: 'the VMM strategy and release (clockledger strategies): qemu, firecracker@1.12, cloud-hypervisor@54+syncTscOffsets=false', required: true },
+        { flags: '--strategy <name>', description: 'the VMM strategy and release (clockledger strategies): qemu, firecracker@1.12, cloud-hypervisor@53+syncTscOffsets=false', required: true },
         durationOption('--blackout <duration>', 'how long the guest is stopped: 300ms, 2s, ...', 'blackoutNs', true),
         durationOption('--vmm-latency <duration>', 'time each ioctl takes (default 20us)', 'vmmLatencyNs'),
         durationOption('--read-spacing <duration>', 'between the per-vCPU reads at the source', 'readSpacingNs'),
@@ -233,12 +233,12 @@ export const REGISTRY = {
   conformance: entry('traces', 'read', 'check the model against an imported host trace: emulate the restore it shows with a strategy (release) and kernel profile, and name the first tracepoint where they differ', command('conformance', 'emulate the restore an imported trace shows (its vCPUs, TSC rate, offsets and write spacing) and name the first tracepoint that differs, side by side (handler conformance)', 'renderConformance', {
     args: [{ name: '<traceId>' }],
     options: [
-      { flags: '--strategy <name>', description: 'the VMM strategy and release: cloud-hypervisor@54, qemu, firecracker@1.12+kvmclockCtrl=true', required: true },
+      { flags: '--strategy <name>', description: 'the VMM strategy and release: cloud-hypervisor@53, qemu, firecracker@1.12+kvmclockCtrl=true', required: true },
       { flags: '--profile <profile>', description: 'the kernel profile of the emulated hosts (clockledger profiles)', default: 'linux-6.18' },
       { flags: '--vm <vm>', description: "the trace's VM, when it has several" },
       { flags: '--guest-tsc-hz <Hz>', description: 'the guest TSC rate, when the trace has no pvclock update', value: 'u64' },
     ],
-    examples: ['conformance t1 --strategy cloud-hypervisor@53', 'conformance t1 --strategy cloud-hypervisor@54 --profile linux-6.18', 'conformance t2 --strategy qemu --vm web --json'],
+    examples: ['conformance t1 --strategy cloud-hypervisor@53+syncTscOffsets=false', 'conformance t1 --strategy cloud-hypervisor@53 --profile linux-6.18', 'conformance t2 --strategy qemu --vm web --json'],
   })),
   exportTrace: entry('export', 'read', 'export a migration (its phases, blackout, VMs) or a VM from the log as a Chrome Trace Event file for Perfetto or chrome://tracing', command('export', 'a migration or a VM as a Chrome Trace Event file: phases, blackout, every ioctl and guest read, clock counters (handler exportTrace)', 'renderExport', {
     args: [{ name: '<id>', description: 'a VM or a migration id (tried in that order)' }],

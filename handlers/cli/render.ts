@@ -3,6 +3,7 @@
 import { cellText, eventsTable, outputWidth, fmtNs, fmtRealtime, formatGeneric, fmtOffset, humanHz, keyValues, perDay, withMsrNames, table, type Cell, type EventJson } from './format.js';
 import { HOST_STREAM_PREFIX, VM_STREAM_PREFIX } from '../../machines/stream-ids.js';
 import { dmesgStamp } from '../../machines/audit/guest-rules.js';
+import { relabelled, switchesFor } from '../../machines/migration/strategies/releases.js';
 
 type R = Record<string, any>;
 
@@ -150,6 +151,20 @@ function renderGuestModel(g: R): string[] {
   return out;
 }
 
+/**
+ * The VMM release and the switches that apply to the migration's architecture (an arm64 guest's report
+ * has an `arm64` block); a label the project never published says so. The JSON keeps the recorded map.
+ */
+function renderRelease(a: R): string {
+  const arch = a.arm64 ? 'arm64' : 'x86';
+  const switches = switchesFor(String(a.vmm.strategy ?? a.strategy), arch, (a.vmm.switches ?? {}) as Record<string, boolean>);
+  const label = relabelled(String(a.vmm.strategy ?? a.strategy), String(a.vmm.release));
+  const release = label
+    ? `${a.vmm.release} (the label it was recorded under: no such release; ${label.release} has these changes: ${label.source})`
+    : a.vmm.release;
+  return [release, ...Object.entries(switches).map(([k, v]) => `${k}=${v}`)].join(' ');
+}
+
 /** One migration's audit: the summary, a per-vCPU table, and the findings. */
 export function renderAuditReport(a: R): string {
   const lines: string[] = [];
@@ -158,7 +173,7 @@ export function renderAuditReport(a: R): string {
       ['migration', a.migrationId],
       ['verdict', String(a.verdict ?? '').toUpperCase()],
       ['strategy', a.strategy],
-      ['release', a.vmm ? [a.vmm.release, ...Object.entries((a.vmm.switches ?? {}) as Record<string, boolean>).map(([k, v]) => `${k}=${v}`)].join(' ') : undefined],
+      ['release', a.vmm ? renderRelease(a) : undefined],
       ['status', a.status],
       ['failure', a.failure ? `${a.failure.step}: ${a.failure.reason}${a.failure.position != null ? ` (position ${a.failure.position})` : ''}` : undefined],
       ['vm', a.newVmId && a.newVmId !== a.vmId ? `${a.vmId} → ${a.newVmId}` : a.vmId],
@@ -250,7 +265,14 @@ export function renderMigrate(r: R): string {
 export function renderProfiles(r: R): string {
   const ps = (r.profiles ?? []) as { name: string; summary: string; source: string }[];
   const rows = ps.map((p) => [p.name === r.default ? `${p.name} (default)` : p.name, p.summary]);
-  return [table(['PROFILE', 'SUMMARY'], rows), '', 'Sources:', ...ps.map((p) => `  ${p.name}: ${p.source}`)].join('\n');
+  const sws = Object.entries((r.switchSources ?? {}) as Record<string, string>);
+  return [
+    table(['PROFILE', 'SUMMARY'], rows),
+    '',
+    'Sources:',
+    ...ps.map((p) => `  ${p.name}: ${p.source}`),
+    ...(sws.length ? ['', 'Switch sources:', ...sws.map(([k, v]) => `  ${k}: ${v}`)] : []),
+  ].join('\n');
 }
 
 export function renderStrategies(r: R): string {
@@ -264,16 +286,20 @@ export function renderStrategies(r: R): string {
       for (const [k, v] of opts) out.push(`    --option ${k}=…  ${cellText(v)}`);
     }
     // the modelled releases (oldest first) and what each switch does; `--strategy name@X.Y+switch=true|false`
-    const details = (s.releaseDetails ?? []) as { release: string; switches: Record<string, boolean>; note: string }[];
+    const details = (s.releaseDetails ?? []) as { release: string; switches: Record<string, boolean>; note: string; source?: string }[];
+    // only the switches of this entry's architecture
+    const applies = (k: string) => [undefined, 'any', s.arch].includes((s.switchArch ?? {})[k]);
     if (details.length) {
-      out.push(`  releases (--strategy ${s.name}@X.Y[+switch=true|false]; the bare name runs ${cellText(s.bare?.release)}):`);
+      const newest = s.newest ? `; the newest published is ${s.newest.version}` : '';
+      out.push(`  releases (--strategy ${s.name}@X.Y[+switch=true|false]; the bare name runs ${cellText(s.bare?.release)}${newest}):`);
       for (const d of details) {
-        const on = Object.entries(d.switches).map(([k, v]) => `${k}=${v}`).join(' ');
+        const on = Object.entries(d.switches).filter(([k]) => applies(k)).map(([k, v]) => `${k}=${v}`).join(' ');
         out.push(`    ${d.release}${on ? `  ${on}` : ''}`);
         out.push(wrap(d.note, Math.min(outputWidth(), 100) - 6, '      '));
+        if (d.source) out.push(wrap(`source: ${d.source}`, Math.min(outputWidth(), 100) - 6, '      '));
       }
     }
-    const sws = Object.entries((s.switches ?? {}) as Record<string, string>);
+    const sws = Object.entries((s.switches ?? {}) as Record<string, string>).filter(([k]) => applies(k));
     if (sws.length) {
       out.push('  switches:');
       for (const [k, v] of sws) out.push(wrap(`${k}: ${v}`, Math.min(outputWidth(), 100) - 4, '    '));

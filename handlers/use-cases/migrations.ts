@@ -178,9 +178,13 @@ export const strategies = defineHandler({
             options: s!.options ?? {},
             // ascending; `name@X.Y[.Z]` selects the newest at or below X.Y.Z
             releases: t.releases.map((r) => r.version),
-            // what each switch does when on
+            // what each switch does when on, and the architecture it applies to
             switches: t.switches,
-            releaseDetails: t.releases.map((r) => ({ release: r.version, switches: r.switches, note: r.note })),
+            switchArch: t.switchArch,
+            // each release's switches, what changed and the source of its version fact (tag, commit, changelog line)
+            releaseDetails: t.releases.map((r) => ({ release: r.version, switches: r.switches, note: r.note, source: r.source })),
+            // the project's newest published release: a version above it names no release (absent where none is established)
+            ...(t.newest ? { newest: t.newest } : {}),
             // what the bare name runs: the newest release, its switches as they are
             bare: { release: bare.release, switches: bare.switches },
           };

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_PROFILE, PROFILES, resolveProfile, type KernelProfile } from '../../kvm/profiles.js';
+import { DEFAULT_PROFILE, PROFILES, resolveProfile, SWITCH_SOURCES, type KernelProfile } from '../../kvm/profiles.js';
 import { migrationStreamId } from '../../machines/migration/state.js';
 import { vmStreamId } from '../../machines/vm/events.js';
 import { bisectProfiles, bisectSwitches } from '../../machines/replay/bisect.js';
@@ -149,6 +149,8 @@ export const profiles = defineHandler({
     return {
       default: DEFAULT_PROFILE,
       profiles: PROFILES.map((p) => ({ name: p.name, summary: p.summary, source: p.source, x86: p.x86, arm64: p.arm64 })),
+      // each behaviour switch's source: the commit that brought it (and its release), or the posted series
+      switchSources: SWITCH_SOURCES,
     };
   },
 });

@@ -87,7 +87,7 @@ export const conformance = defineHandler({
     .object({
       ...commonFields,
       traceId: idSchema,
-      /** the strategy and release: cloud-hypervisor@54, qemu, firecracker@1.12+kvmclockCtrl=true */
+      /** the strategy and release: cloud-hypervisor@53, qemu, firecracker@1.12+kvmclockCtrl=true */
       strategy: z.string().min(1).max(200),
       /** the kernel profile of the emulated hosts, optionally +x86.switch=false,... */
       profile: profileSpec,

@@ -112,6 +112,8 @@ export interface X86Vm {
   /** pending delayed work: kvmclock_update_work and kvmclock_sync_work (host true time, null when idle) */
   kvmclockUpdateWorkAt: bigint | null;
   kvmclockSyncWorkAt: bigint | null;
+  /** 7.1+ (globalClockUpdateRateLimit): when a vCPU load last asked for a global clock update (host true time); absent before any */
+  globalClockUpdateOnLoadAt?: bigint;
 }
 
 /** What a kernel function may consult besides the VM: the host's capabilities, the profile and one hardware sample. */

@@ -17,8 +17,9 @@ const on = (db: string) => ({
 /**
  * Two 3 GHz hosts, a 2-vCPU guest run for 5 s, then a qemu migration with a 300 ms blackout and
  * 20 µs per ioctl. The log (positions): 1-9 set-up (9: time to 5 s), 10 MigrationStarted,
- * 11 pausing, 19 saving (5.00006 s), 22 transferring (5.0001 s), 23 BlackoutElapsed, 24 restoring
- * (5.3001 s), 25 VmCreated web.m1, 26 its first KVM_CREATE_VCPU (5.30012 s), ..., 45 MigrationCompleted.
+ * 11 pausing, 19 saving (5.00006 s: two TSC pins and KVM_GET_CLOCK), 24 transferring (5.00014 s:
+ * the other MSRs of two vCPUs, KVM_GET_CLOCK, KVM_GET_TSC_KHZ), 25 BlackoutElapsed, 26 restoring
+ * (5.30014 s), 27 VmCreated web.m1, 28 its first KVM_CREATE_VCPU (5.30016 s), ..., 47 MigrationCompleted.
  */
 async function recordMigration(): Promise<void> {
   await l.ok('createHost', { hostId: 'a', tscKhz: 3_000_000 });
@@ -28,11 +29,11 @@ async function recordMigration(): Promise<void> {
   await l.ok('advanceTime', { ns: 5_000_000_000 });
   await l.ok('migrate', { vmId: 'web', toHost: 'b', strategy: 'qemu', blackoutNs: 300_000_000 });
   const evs = (await l.ok('events', { limit: 100 })).events as Res[];
-  expect([evs[9]!.type, evs[23]!.data.phase, evs[25]!.data.ioctl, evs[25]!.time, evs[44]!.type]).toEqual([
+  expect([evs[9]!.type, evs[25]!.data.phase, evs[27]!.data.ioctl, evs[27]!.time, evs[46]!.type]).toEqual([
     'MigrationStarted',
     'restoring',
     'KVM_CREATE_VCPU',
-    '5300120000',
+    '5300160000',
     'MigrationCompleted',
   ]);
 }
@@ -51,15 +52,15 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
   describe('a fork cut in the middle of a migration', () => {
     it('audits the cut migration as in flight, not pass, with the summary counting it apart', async () => {
       await recordMigration();
-      const f = await forkAt(26);
+      const f = await forkAt(28);
       const one = await f.call('audit', { migrationId: 'm1' });
       expect(one.ok).toBe(true);
       expect(one.audit.status).toBe('running');
       expect(one.audit.verdict).toBe('in_flight');
       const inFlight = one.audit.findings.filter((x: Res) => x.code === 'migration_in_flight');
       expect(inFlight).toHaveLength(1);
-      // cites the migration's last recorded event: the restoring phase at 24
-      expect(inFlight[0].positions).toEqual([24]);
+      // cites the migration's last recorded event: the restoring phase at 26
+      expect(inFlight[0].positions).toEqual([26]);
       expect(inFlight[0].message).toContain('restoring');
       // the stop began at 5 s; nothing after it is judged (no resume)
       expect(one.audit.stopTime).toBe('5000000000');
@@ -85,15 +86,15 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
 
     it("the fork's clock is its last event's time (the ledger's own record of it was cut off)", async () => {
       await recordMigration();
-      const f = await forkAt(26);
-      expect((await f.call('advanceTime', { ns: 0 })).now).toBe('5300120000');
-      expect((await f.call('stateAt', { vmId: 'web' })).at).toBe('5300120000');
-      expect((await f.call('advanceTime', { ns: 1000 })).now).toBe('5300121000');
+      const f = await forkAt(28);
+      expect((await f.call('advanceTime', { ns: 0 })).now).toBe('5300160000');
+      expect((await f.call('stateAt', { vmId: 'web' })).at).toBe('5300160000');
+      expect((await f.call('advanceTime', { ns: 1000 })).now).toBe('5300161000');
     });
 
     it('refuses a new migration of the source or the destination of the cut migration, naming it; other VMs migrate after the cut', async () => {
       await recordMigration();
-      const f = await forkAt(26);
+      const f = await forkAt(28);
       const before = (await f.call('events', { limit: 1000 })).lastPosition;
       for (const vmId of ['web', 'web.m1']) {
         const r = await f.call('migrate', { vmId, toHost: 'b', strategy: 'qemu', blackoutNs: 300_000_000 });
@@ -109,7 +110,7 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       const m = await f.call('migrate', { vmId: 'db', toHost: 'b', strategy: 'qemu', blackoutNs: 300_000_000 });
       expect(m.ok).toBe(true);
       expect(m.migrationId).toBe('m2');
-      expect(m.audit.stopTime).toBe('5300120000');
+      expect(m.audit.stopTime).toBe('5300160000');
     });
   });
 });

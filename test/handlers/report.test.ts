@@ -74,11 +74,11 @@ describe('report of a migration', () => {
     expect(positions.length).toBeGreaterThan(10);
     expect([...positions].sort((x, y) => x - y)).toEqual(positions);
     // the guest log section: every line the simulated guest printed, escaped, at its true time and vCPU
-    // (the 20 ms stop-to-pre-save gap marks tsc unstable at the resume, 10.32042 s, on CPU1)
+    // (the 20 ms stop-to-pre-save gap marks tsc unstable at the resume, 10.32046 s, on CPU1)
     expect(a.guest.log.length).toBeGreaterThan(0);
     expect(html).toContain('<h2>Guest log</h2>');
     for (const g of a.guest.log) expect(html).toContain(`<td class="num">${duration(g.timeNs)}</td><td class="num">${g.vcpu}</td><td class="mono">${esc(g.text)}</td>`);
-    expect(html).toContain(`<td class="num">${duration('10320420000')}</td><td class="num">1</td><td class="mono">clocksource: timekeeping watchdog on CPU1: Marking clocksource &#39;tsc&#39; as unstable because the skew is too large:</td>`);
+    expect(html).toContain(`<td class="num">${duration('10320460000')}</td><td class="num">1</td><td class="mono">clocksource: timekeeping watchdog on CPU1: Marking clocksource &#39;tsc&#39; as unstable because the skew is too large:</td>`);
   });
 
   it('is self-contained (nothing to load, no script) and the same every time', async () => {

@@ -101,16 +101,16 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       expect(typeof setClock.args!.position).toBe('number');
       expect(ev.some((e) => e.ph === 'i' && e.name === 'guest rdtsc' && e.pid === 3)).toBe(true);
 
-      // hand-worked: qemu resumes the guest TSC where the source stopped it, 160 µs (480000 cycles at
-      // 3 GHz) of VMM calls on, while 300.42 ms of true time passed: the error as the destination
-      // verifies is (480000 − 901260000) cycles = −300260000 ns, the audit's tscErrorNs
+      // hand-worked: qemu resumes the guest TSC where the source pinned it at the stop, 140 µs (420000
+      // cycles at 3 GHz) of VMM calls on, while 300.46 ms of true time passed: the error as the
+      // destination verifies is (420000 − 901380000) cycles = −300320000 ns, the audit's tscErrorNs
       const verifying = ev.find((e) => e.ph === 'X' && e.name === 'verifying')!;
       const counterAt = (pid: number, name: string, ts: number) => ev.filter((e) => e.ph === 'C' && e.pid === pid && e.name === name && e.ts <= ts).at(-1)!;
       const a = r.audit;
-      expect(a.trueElapsedNs).toBe('300420000');
+      expect(a.trueElapsedNs).toBe('300460000');
       for (const v of [0, 1]) {
-        expect(a.vcpus[v].tscErrorNs).toBe('-300260000');
-        expect(counterAt(3, `vCPU ${v} TSC error (ns)`, verifying.ts).args!.ns).toBe(-300_260_000);
+        expect(a.vcpus[v].tscErrorNs).toBe('-300320000');
+        expect(counterAt(3, `vCPU ${v} TSC error (ns)`, verifying.ts).args!.ns).toBe(-300_320_000);
       }
       // ... and as the stop began the source's is 0 (the baseline)
       const pausing = ev.find((e) => e.ph === 'X' && e.name === 'pausing')!;

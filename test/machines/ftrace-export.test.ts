@@ -22,7 +22,7 @@ describe('export --format ftrace', () => {
     await l.ok('runVcpu', { vmId: 'web' });
     for (const vcpu of [0, 1]) await l.ok('guest', { vmId: 'web', vcpu, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 4097 });
     await l.ok('advanceTime', { ns: '5000000000' });
-    await l.ok('migrate', { vmId: 'web', toHost: 'dst', strategy: 'cloud-hypervisor@53', blackoutNs: '300000000', writeSpacingNs: '1500000000' });
+    await l.ok('migrate', { vmId: 'web', toHost: 'dst', strategy: 'cloud-hypervisor@52', blackoutNs: '300000000', writeSpacingNs: '1500000000' });
     const exported = await l.ok('exportTrace', { id: 'm1', format: 'ftrace' });
     const text = exported.trace as string;
     const lines = text.split('\n').filter((x) => x.includes(': kvm_'));

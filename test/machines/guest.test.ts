@@ -111,15 +111,16 @@ describe("QEMU's 40 ms stop-to-pre-save gap", () => {
 
 describe('a chain of two migrations (the second VM was itself created by a migration)', () => {
   // src 3 GHz, dst 2.6 GHz (scaled), kvmclock on both vCPUs, 10 s in; qemu to dst (300 ms
-  // blackout, 20 ms pre-save gap), then offset-corrected back. The first resume is at true
-  // 10.32042 s (kvmclock 10 020 159 997, TSC 30 000 480 000) and the second migration stops right
-  // there. The watchdog's 20th expiry (CLOCK_MONOTONIC 10.0 s) fell inside the first blackout, so
-  // it fired as web.m1 began running: its last vCPU entered KVM_RUN at 10 320 400 000, kvmclock
-  // 10 020 139 997, TSC 30 000 420 000 (not read there through a pvclock page KVM wrote later).
-  // After the second resume (10 620 860 000, kvmclock 10 320 599 995, TSC 30 901 800 000) the 21st
-  // run (10.5 s) is on CPU0 179 400 005 ns later: wd_nsec = 10.5e9 − 10 020 139 997 = 479 860 003;
-  // the TSC advanced 31 440 000 015 − 30 000 420 000 = 1 439 580 015 cycles, × 5592405 >> 24 =
-  // 479 859 976 ns: a 27 ns skew, well inside 248 µs. Matched offsets: the guest prints nothing.
+  // blackout, 20 ms pre-save gap), then offset-corrected back. qemu pins vCPU 0's TSC first, at the
+  // stop (30 000 000 000), then reads kvmclock; the first resume is at true 10.32046 s (kvmclock
+  // 10 020 199 997, TSC 30 000 420 000) and the second migration stops right there. The watchdog's
+  // 20th expiry (CLOCK_MONOTONIC 10.0 s) fell inside the first blackout, so it fired as web.m1 began
+  // running: its last vCPU entered KVM_RUN at 10 320 440 000, kvmclock 10 020 179 997, TSC
+  // 30 000 360 000 (not read there through a pvclock page KVM wrote later). After the second resume
+  // (10 620 900 000, kvmclock 10 320 639 995, TSC 30 901 740 000) the 21st run (10.5 s) is on CPU0
+  // 179 360 005 ns later: wd_nsec = 10.5e9 − 10 020 179 997 = 479 820 003; the TSC advanced
+  // 31 439 820 015 − 30 000 360 000 = 1 439 460 015 cycles, × 5592405 >> 24 = 479 819 976 ns: a
+  // 27 ns skew, well inside 248 µs. Matched offsets: the guest prints nothing.
   it('the second audit reads the watchdog\'s last run where the guest ran, and prints nothing', async () => {
     await l.ok('createHost', { hostId: 'src', tscKhz: 3_000_000, initialTsc: '1800000000000000' });
     await l.ok('createHost', { hostId: 'dst', tscKhz: 2_600_000, initialTsc: '900000000000000' });
@@ -130,7 +131,7 @@ describe('a chain of two migrations (the second VM was itself created by a migra
     await l.ok('migrate', { vmId: 'web', toHost: 'dst', strategy: 'qemu', blackoutNs: '300000000', preSaveGapNs: '20000000' });
     const a = (await l.ok('migrate', { vmId: 'web.m1', toHost: 'src', strategy: 'offset-corrected', blackoutNs: '300000000' })).audit;
     expect(a.guest.log).toEqual([]);
-    expect(a.guest.watchdogRuns[0]).toEqual({ timeNs: '10800260005', vcpu: 0, clocksource: 'tsc', watchdog: 'kvm-clock', csNsec: '479859976', wdNsec: '479860003', outcome: 'ok' });
+    expect(a.guest.watchdogRuns[0]).toEqual({ timeNs: '10800260005', vcpu: 0, clocksource: 'tsc', watchdog: 'kvm-clock', csNsec: '479819976', wdNsec: '479820003', outcome: 'ok' });
     expect(a.findings).toEqual([]);
     expect(a.verdict).toBe('pass');
   });

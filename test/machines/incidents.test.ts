@@ -27,7 +27,13 @@ async function restore(strategy: string, blackoutNs: number): Promise<Record<str
 
 const finding = (a: Record<string, any>, code: string) => a.findings.find((f: { code: string }) => f.code === code);
 
-const FC_SWITCHES = (ctrl: boolean, optIn: boolean) => ({ zeroDeadlineFilled: true, deadlineAfterTsc: true, kvmclockCtrl: ctrl, clockRealtimeOptIn: optIn });
+const FC_SWITCHES = (atPause: boolean, ctrl: boolean, optIn: boolean) => ({
+  zeroDeadlineFilled: true,
+  deadlineAfterTsc: true,
+  kvmclockCtrlAtPause: atPause,
+  kvmclockCtrl: ctrl,
+  clockRealtimeOptIn: optIn,
+});
 
 describe.each(ENGINE_NAMES)('on %s', (engine) => {
   beforeEach(() => {
@@ -40,10 +46,11 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
     // 30 000 000 000 = 31 999 999 999 ns (2 s of uptime, pvclock's truncation: 1 ns short): the
     // guest's clock jumps 30 s > the 20 s soft-lockup threshold at resume. The TSC, by value, is
     // 6 000 000 000 cycles (2 s × 3 GHz) before and after: it lost 30 s = 90 000 000 000 cycles.
-    it('1.13 (resolves to 1.8.0): the jump arrives without PVCLOCK_GUEST_STOPPED, soft_lockup_risk fails', async () => {
+    // 1.10.0 to 1.13.x issue KVM_KVMCLOCK_CTRL at pause, on the source: the restored guest never sees it
+    it('1.13 (resolves to 1.10.0): the jump arrives without PVCLOCK_GUEST_STOPPED, soft_lockup_risk fails', async () => {
       await guest();
       const a = await restore('firecracker@1.13', 30 * S);
-      expect(a.vmm).toEqual({ strategy: 'firecracker', release: '1.8.0', switches: FC_SWITCHES(false, false) });
+      expect(a.vmm).toEqual({ strategy: 'firecracker', release: '1.10.0', switches: FC_SWITCHES(true, false, false) });
       expect(a.kvmclock).toEqual({ before: '1999999999', after: '31999999999', advanceNs: '30000000000', errorNs: '0' });
       expect(a.vcpus[0]).toMatchObject({ tscBefore: '6000000000', tscAfter: '6000000000', tscErrorCycles: '-90000000000', tscErrorNs: '-30000000000' });
       // the simulated guest prints the soft lockup (stuck for 32 s: touched at 0 s of sched_clock, run at 32) on each CPU; the finding cites those lines
@@ -57,7 +64,7 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
     it('1.14: KVM_KVMCLOCK_CTRL on the restored vCPUs, the guest finds PVCLOCK_GUEST_STOPPED: the same 30 s jump prints no soft lockup', async () => {
       await guest();
       const a = await restore('firecracker@1.14', 30 * S);
-      expect(a.vmm).toEqual({ strategy: 'firecracker', release: '1.14.0', switches: FC_SWITCHES(true, false) });
+      expect(a.vmm).toEqual({ strategy: 'firecracker', release: '1.14.0', switches: FC_SWITCHES(true, true, false) });
       expect(a.kvmclock.advanceNs).toBe('30000000000');
       expect(a.guest.guestStopped.map((g: { vcpu: number }) => g.vcpu)).toEqual([0, 1]);
       expect(a.guest.softLockups).toEqual([]);
@@ -67,29 +74,78 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
     it('the fix alone, flipped on the old release (1.13+kvmclockCtrl=true), makes the same difference', async () => {
       await guest();
       const a = await restore('firecracker@1.13+kvmclockCtrl=true', 30 * S);
-      expect(a.vmm).toEqual({ strategy: 'firecracker', release: '1.8.0', switches: FC_SWITCHES(true, false) });
+      expect(a.vmm).toEqual({ strategy: 'firecracker', release: '1.10.0', switches: FC_SWITCHES(true, true, false) });
       expect(finding(a, 'soft_lockup_risk')).toBeUndefined();
     });
   });
 
-  describe('Firecracker PR #5809: KVM_CLOCK_REALTIME by default before 1.16.0, the `clock_realtime` opt-in from it', () => {
-    // A 60 s old snapshot. Before 1.16.0 kvmclock (the guest's CLOCK_MONOTONIC) jumps by the age:
-    // 1 999 999 999 + 60 000 000 000 = 61 999 999 999 ns. From 1.16.0 (flags 0) it continues from
+  describe('Firecracker #4460 (b098b4f7a, first tagged 1.10.0): KVM_KVMCLOCK_CTRL at pause; 1.7 to 1.9 never issue it', () => {
+    // A 30 s in-place pause (pause, resume; nothing restored): kvmclock runs on, so the guest's
+    // clock jumps 30 s at the resume, beyond the 20 s soft-lockup threshold.
+    const pause = (strategy: string) => l.ok('migrate', { vmId: 'g', inPlace: true, strategy, blackoutNs: 30 * S, vmmLatencyNs: 0 });
+
+    it('1.9 (resolves to 1.8.0): no KVM_KVMCLOCK_CTRL at all, the guest reports a soft lockup', async () => {
+      await guest();
+      const before = (await ioctlsOf('g')).length;
+      const a = (await pause('firecracker@1.9')).audit;
+      expect(a.vmm).toEqual({ strategy: 'firecracker', release: '1.8.0', switches: { ...FC_SWITCHES(false, false, false) } });
+      expect((await ioctlsOf('g')).slice(before)).not.toContain('KVM_KVMCLOCK_CTRL');
+      // nothing restored in place: kvmclock carries the 30 s pause, beyond 2 × watchdog_thresh (20 s)
+      expect(BigInt(a.kvmclock.advanceNs) > 20n * BigInt(S)).toBe(true);
+      expect(finding(a, 'soft_lockup_risk')).toMatchObject({ severity: 'fail' });
+    });
+
+    it('1.10: KVM_KVMCLOCK_CTRL on both vCPUs as they pause; the resumed guest finds PVCLOCK_GUEST_STOPPED', async () => {
+      await guest();
+      const before = (await ioctlsOf('g')).length;
+      const a = (await pause('firecracker@1.10')).audit;
+      expect(a.vmm.release).toBe('1.10.0');
+      expect((await ioctlsOf('g')).slice(before).filter((x) => x === 'KVM_KVMCLOCK_CTRL')).toHaveLength(2);
+      expect(a.guest.guestStopped.map((g: { vcpu: number }) => g.vcpu)).toEqual([0, 1]);
+      expect(finding(a, 'soft_lockup_risk')).toBeUndefined();
+    });
+  });
+
+  describe('Firecracker #5809: KVM_CLOCK_REALTIME by default until the `clock_realtime` opt-in (1.14.4, 1.15.1, 1.16.0)', () => {
+    // A 60 s old snapshot. Without #5809 kvmclock (the guest's CLOCK_MONOTONIC) jumps by the age:
+    // 1 999 999 999 + 60 000 000 000 = 61 999 999 999 ns. With it (flags 0) it continues from
     // the saved 1 999 999 999: it lost the 60 s, and the wall clock it carries is 60 s behind.
-    it('1.15 (resolves to 1.14.0): CLOCK_MONOTONIC jumps forward by the snapshot age, 60 s', async () => {
+    it('1.15.0 (tagged before #5809 reached the 1.15 line): CLOCK_MONOTONIC jumps forward by the snapshot age, 60 s', async () => {
       await guest();
       const a = await restore('firecracker@1.15', 60 * S);
-      expect(a.vmm.release).toBe('1.14.0');
+      expect(a.vmm).toEqual({ strategy: 'firecracker', release: '1.15.0', switches: FC_SWITCHES(true, true, false) });
       expect(a.kvmclock).toEqual({ before: '1999999999', after: '61999999999', advanceNs: '60000000000', errorNs: '0' });
       expect(a.kvmclockMinusTscStepNs).toBe('60000000000');
       expect(finding(a, 'kvmclock_tsc_step')).toBeDefined();
       expect(finding(a, 'wall_clock_behind')).toBeUndefined();
     });
 
+    it('1.15.1 and 1.14.4 (CHANGELOG: #5809) restore with flags 0, as 1.16.0 does', async () => {
+      await guest();
+      const a = await restore('firecracker@1.15.1', 60 * S);
+      expect(a.vmm).toEqual({ strategy: 'firecracker', release: '1.15.1', switches: FC_SWITCHES(true, true, true) });
+      expect(a.kvmclock).toEqual({ before: '1999999999', after: '1999999999', advanceNs: '0', errorNs: '-60000000000' });
+      const b = (await l.ok('migrate', { vmId: a.newVmId, toHost: 'a', strategy: 'firecracker@1.14.4', blackoutNs: 60 * S, vmmLatencyNs: 0 })).audit;
+      expect(b.vmm.switches.clockRealtimeOptIn).toBe(true);
+      expect(b.kvmclock.advanceNs).toBe('0');
+    });
+
+    it('1.14.0 has no `clock_realtime`: options.clockRealtime is refused as an unknown field, naming the releases with it', async () => {
+      await guest();
+      const options = { clockRealtime: true };
+      const r = await l.ok('migrate', { vmId: 'g', toHost: 'b', strategy: 'firecracker@1.14', blackoutNs: 60 * S, vmmLatencyNs: 0, options });
+      expect(r.status).toBe('failed');
+      const reason = 'unknown field `clock_realtime` in the snapshot load request: firecracker 1.14.0 has no `clock_realtime` (#5809; first in 1.14.4, then 1.15.1)';
+      expect(r.audit.failure).toMatchObject({ step: 'restore', reason });
+      // nothing was restored: no destination VM, no KVM_SET_CLOCK with KVM_CLOCK_REALTIME
+      expect((await l.store()).streamVersion('vm-g.m1')).toBe(0);
+      expect(r.audit.findings.map((f: { code: string }) => f.code)).toContain('migration_failed');
+    });
+
     it('1.16: kvmclock continues from the snapshot, the wall clock is 60 s behind', async () => {
       await guest();
       const a = await restore('firecracker@1.16', 60 * S);
-      expect(a.vmm).toEqual({ strategy: 'firecracker', release: '1.16.0', switches: FC_SWITCHES(true, true) });
+      expect(a.vmm).toEqual({ strategy: 'firecracker', release: '1.16.0', switches: FC_SWITCHES(true, true, true) });
       expect(a.kvmclock).toEqual({ before: '1999999999', after: '1999999999', advanceNs: '0', errorNs: '-60000000000' });
       expect(a.kvmclockMinusTscStepNs).toBe('0');
       expect(finding(a, 'wall_clock_behind').message).toContain('60.000 s behind');
@@ -151,36 +207,36 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
     });
   });
 
-  describe('Cloud Hypervisor PR #8383 / #8437: per-vCPU TSC offsets after restore, synchronized to vCPU 0 from 54.0', () => {
+  describe('Cloud Hypervisor PR #8383 / #8437: per-vCPU TSC offsets after restore, synchronized to vCPU 0 from 53.0', () => {
     // 2 s of uptime: both TSCs 6 000 000 000 at the stop. 1 s blackout, then the by-value writes
     // 1.5 s apart: vCPU 1's is outside KVM's 1 s matching, so it starts a new offset. At resume
     // (right after vCPU 1's write) vCPU 0 reads 6e9 + 1.5 s × 3 GHz = 10 500 000 000 and vCPU 1
     // 6 000 000 000: skew 4 500 000 000 cycles, offsets differ, the master clock is off.
-    // 54.0 writes vCPU 0's KVM_VCPU_TSC_OFFSET to both: one matched generation, skew 0, master clock on.
+    // 53.0 writes vCPU 0's KVM_VCPU_TSC_OFFSET to both: one matched generation, skew 0, master clock on.
     const spaced = (strategy: string) => l.ok('migrate', { vmId: 'g', toHost: 'b', strategy, blackoutNs: S, vmmLatencyNs: 0, writeSpacingNs: 1_500_000_000 });
 
-    it('53.0: the vCPUs keep their own offsets, 4.5e9 cycles of skew, master clock lost', async () => {
+    it('52.0: the vCPUs keep their own offsets, 4.5e9 cycles of skew, master clock lost', async () => {
       await guest();
-      const a = (await spaced('cloud-hypervisor@53')).audit;
+      const a = (await spaced('cloud-hypervisor@52')).audit;
       expect(a.vcpus.map((v: { tscAfter: string }) => v.tscAfter)).toEqual(['10500000000', '6000000000']);
       expect(a.skewCycles).toEqual({ before: '0', after: '4500000000' });
       expect(a.masterClock).toEqual({ before: true, after: false });
       expect(finding(a, 'master_clock_lost')).toBeDefined();
     });
 
-    it('54.0: every vCPU at vCPU 0\'s offset, no skew, master clock on', async () => {
+    it('53.0: every vCPU at vCPU 0\'s offset, no skew, master clock on', async () => {
       await guest();
-      const a = (await spaced('cloud-hypervisor@54')).audit;
-      expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '54.0', switches: CH(true, true, true, true) });
+      const a = (await spaced('cloud-hypervisor@53')).audit;
+      expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '53.0', switches: CH(true, true, true, true) });
       expect(a.vcpus.map((v: { tscAfter: string }) => v.tscAfter)).toEqual(['10500000000', '10500000000']);
       expect(a.skewCycles).toEqual({ before: '0', after: '0' });
       expect(a.masterClock).toEqual({ before: true, after: true });
     });
 
-    it('the bare name is 54.0: both vCPUs at vCPU 0\'s offset (10 500 000 000 at resume), no skew, master clock on', async () => {
+    it('the bare name is 53.0: both vCPUs at vCPU 0\'s offset (10 500 000 000 at resume), no skew, master clock on', async () => {
       await guest();
       const a = (await spaced('cloud-hypervisor')).audit;
-      expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '54.0', switches: CH(true, true, true, true) });
+      expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '53.0', switches: CH(true, true, true, true) });
       expect(a.vcpus.map((v: { tscAfter: string }) => v.tscAfter)).toEqual(['10500000000', '10500000000']);
       expect(a.skewCycles).toEqual({ before: '0', after: '0' });
       expect(a.masterClock).toEqual({ before: true, after: true });
@@ -198,19 +254,19 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       await l.ok('advanceTime', { ns: 2 * S });
     }
 
-    it('53.0 writes the saved counter back: it lost the 10 s (250 000 000 ticks)', async () => {
+    it('52.0 writes the saved counter back: it lost the 10 s (250 000 000 ticks)', async () => {
       await armGuest();
-      const a = (await l.ok('migrate', { vmId: 'g', toHost: 'y', strategy: 'cloud-hypervisor@53', blackoutNs: 10 * S, vmmLatencyNs: 0 })).audit;
+      const a = (await l.ok('migrate', { vmId: 'g', toHost: 'y', strategy: 'cloud-hypervisor@52', blackoutNs: 10 * S, vmmLatencyNs: 0 })).audit;
       expect(a.vcpus[0]).toMatchObject({ tscBefore: '50000000', tscAfter: '50000000', tscErrorCycles: '-250000000', tscErrorNs: '-10000000000' });
       expect(finding(a, 'counter_lost_time')).toBeDefined();
     });
 
-    it('54.0 adds 10 s × 25 MHz: CNTVCT 300 000 000, no error; a CNTFRQ mismatch is refused', async () => {
+    it('53.0 adds 10 s × 25 MHz: CNTVCT 300 000 000, no error; a CNTFRQ mismatch is refused', async () => {
       await armGuest();
-      const a = (await l.ok('migrate', { vmId: 'g', toHost: 'y', strategy: 'cloud-hypervisor@54', blackoutNs: 10 * S, vmmLatencyNs: 0 })).audit;
+      const a = (await l.ok('migrate', { vmId: 'g', toHost: 'y', strategy: 'cloud-hypervisor@53', blackoutNs: 10 * S, vmmLatencyNs: 0 })).audit;
       expect(a.vcpus[0]).toMatchObject({ tscAfter: '300000000', tscErrorNs: '0' });
       expect(a.findings).toEqual([]);
-      const r = await l.ok('migrate', { vmId: a.newVmId, toHost: 'z', strategy: 'cloud-hypervisor@54', blackoutNs: S, vmmLatencyNs: 0 });
+      const r = await l.ok('migrate', { vmId: a.newVmId, toHost: 'z', strategy: 'cloud-hypervisor@53', blackoutNs: S, vmmLatencyNs: 0 });
       expect(r.status).toBe('failed');
       expect(r.audit.failure.reason).toContain('CNTFRQ');
     });

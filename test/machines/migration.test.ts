@@ -85,6 +85,32 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       await expectReplayEqualsLive(l);
       expect(auditInFreshProcess(r.migrationId)).toEqual({ ok: true, audit: a });
     });
+    it('qemu at vm_stop pins every vCPU\'s IA32_TSC before it reads kvmclock (kvm_synchronize_all_tsc, then kvm_update_clock)', async () => {
+      await runningVm('v', 'src', 2);
+      const before = (await l.store()).lastPosition();
+      await l.ok('migrate', { vmId: 'v', toHost: 'dst', strategy: 'qemu', blackoutNs: 300_000_000, readSpacingNs: 1_000_000, preSaveGapNs: 20_000_000 });
+      const src = (await l.store())
+        .read({ streamId: 'vm-v' })
+        .filter((e) => e.position > before && e.type === 'IoctlIssued')
+        .map((e) => ({ time: e.time, ...(e.data as { ioctl: string; vcpu?: number; arg?: { indices?: number[] } }) }));
+      const IA32_TSC = 0x10;
+      const ADJ = 0x3b;
+      const KVMCLOCK = [0x4b564d01, 0x4b564d00];
+      // hw/i386/kvm/clock.c kvmclock_vm_state_change(): kvm_get_tsc() on each vCPU (IA32_TSC alone), then
+      // KVM_GET_CLOCK; the other MSRs as the migration completes (cpu_synchronize_all_states); the pre-save read
+      expect(src.map((e) => [e.ioctl, e.vcpu ?? null, e.arg?.indices ?? null])).toEqual([
+        ['KVM_GET_MSRS', 0, [IA32_TSC]],
+        ['KVM_GET_MSRS', 1, [IA32_TSC]],
+        ['KVM_GET_CLOCK', null, null],
+        ['KVM_GET_MSRS', 0, [ADJ, ...KVMCLOCK]],
+        ['KVM_GET_MSRS', 1, [ADJ, ...KVMCLOCK]],
+        ['KVM_GET_CLOCK', null, null],
+        ['KVM_GET_TSC_KHZ', 0, null],
+      ]);
+      // the stop's clock read comes after the last TSC pin (1 ms of read spacing later than vCPU 0's)
+      expect(src[2]!.time > src[1]!.time && src[1]!.time - src[0]!.time >= 1_000_000n).toBe(true);
+      await expectReplayEqualsLive(l);
+    });
   });
 
   describe('by-value TSC writes and the 1-second window', () => {

@@ -2,6 +2,7 @@
 // frequencies and offsets, the per-vCPU measurement, arm64 counters, the ioctls per vCPU as the
 // VMM issued them, and the guest's log when the report carries one. Extra report fields are
 // ignored; everything shown is escaped.
+import { switchesFor } from '../../migration/strategies/releases.js';
 import type { MigrationReportData } from '../report-data.js';
 import { legend, timelineChart } from './chart.js';
 import { argText, duration, esc, grouped, ms, offset, page, sevBadge, table, td, tdNum, verdictBadge } from './page.js';
@@ -33,7 +34,10 @@ export function findingsSection(findings: AuditLike[], linkable: Set<number>, id
 
 /** The summary of an audit as a definition list. */
 export function summaryList(a: AuditLike): string {
-  const vmm = a.vmm && typeof a.vmm === 'object' ? `${a.vmm.strategy ?? a.strategy} ${a.vmm.release ?? ''} ${Object.entries(a.vmm.switches ?? {}).map(([k, v]) => `${k}=${v}`).join(' ')}` : a.strategy;
+  // only the switches of the migration's architecture (an arm64 report has an arm64 block)
+  const sw = a.vmm && typeof a.vmm === 'object' ? switchesFor(String(a.vmm.strategy ?? a.strategy), a.arm64 ? 'arm64' : 'x86', a.vmm.switches ?? {}) : {};
+  const switches = Object.entries(sw).map(([k, v]) => `${k}=${v}`).join(' ');
+  const vmm = a.vmm && typeof a.vmm === 'object' ? `${a.vmm.strategy ?? a.strategy} ${a.vmm.release ?? ''} ${switches}` : a.strategy;
   const rows: [string, string][] = [
     ['status', esc(a.status)],
     ...(a.failure ? [['failure', esc(`${a.failure.step}: ${a.failure.reason}${a.failure.position != null ? ` (position ${a.failure.position})` : ''}`)] as [string, string]] : []),

@@ -1,11 +1,12 @@
 // Firecracker on aarch64 (src/vmm/src/builder.rs, build_microvm_from_snapshot()): every vCPU's
 // registers are saved through KVM_GET_REG_LIST and restored by value, KVM_REG_ARM_TIMER_CNT among
-// them, so the guest counter resumes where it stopped. With `clock_realtime` (1.16.0+, PR #5809)
-// the load fails with UnsupportedClockRealtime after the vCPU state was restored and before the
-// VM state is; releases before 1.16.0 have no such field (the API refuses it as unknown).
+// them, so the guest counter resumes where it stopped. With `clock_realtime` (#5809: 1.14.4, 1.15.1,
+// 1.16.0 and later) the load fails with UnsupportedClockRealtime after the vCPU state was restored and
+// before the VM state is; releases without the field (before 1.14.4, and 1.15.0) refuse it as unknown.
 import { StepFailure } from '../port.js';
 import { readCnt, writeCnt } from './arm64-common.js';
 import { resumeSource } from './common.js';
+import { refuseUnknownClockRealtime } from './firecracker.js';
 import type { Strategy } from './types.js';
 
 interface FcArmSaved {
@@ -18,8 +19,10 @@ export const firecrackerArm64: Strategy<FcArmSaved, void> = {
   summary:
     'Firecracker on aarch64: pauses, saves every vCPU\'s registers (KVM_REG_ARM_TIMER_CNT included) and writes them back by value ' +
     'on the destination, so the guest counter loses the downtime. `clock_realtime` is refused (UnsupportedClockRealtime, ' +
-    'builder.rs) once the vCPU registers are restored; before 1.16.0 the field does not exist.',
-  options: { clockRealtime: 'request KVM_CLOCK_REALTIME (`clock_realtime`): refused on aarch64 (1.16.0+), an unknown field before' },
+    'builder.rs) once the vCPU registers are restored; a release without the field (before 1.14.4, and 1.15.0) refuses it as unknown.',
+  options: {
+    clockRealtime: 'request KVM_CLOCK_REALTIME (`clock_realtime`): refused on aarch64 (UnsupportedClockRealtime), an unknown field in releases without it',
+  },
   pause(p) {
     p.pauseAll('source');
   },
@@ -33,10 +36,7 @@ export const firecrackerArm64: Strategy<FcArmSaved, void> = {
   },
   restore(p, saved) {
     const wantsRealtime = p.params.options.clockRealtime === true;
-    // LoadSnapshotParams before 1.16.0 has no clock_realtime (serde deny_unknown_fields)
-    if (wantsRealtime && !p.release.switches.clockRealtimeOptIn) {
-      throw new StepFailure('restore', 'unknown field `clock_realtime` in the snapshot load request (added in 1.16.0)', null);
-    }
+    refuseUnknownClockRealtime(p);
     if (p.inPlace) return;
     p.createDestination(saved.vcpus.map((v) => v.id));
     saved.vcpus.forEach((v, i) => {

@@ -2,10 +2,13 @@
 // replaced by the vCPU's TSC), the 250 ppm tolerance then KVM_SET_TSC_KHZ on every vCPU,
 // kvmclock restored with flags 0 (KVM_CLOCK_REALTIME as an opt-in), KVMCLOCK_CTRL after pausing and before resume.
 // Older releases differ by the switches of releases.ts (p.release.switches): the deadline's order
-// and zero value (1.8.0), KVMCLOCK_CTRL at restore (1.14.0), the realtime opt-in (1.16.0).
+// and zero value (1.8.0), KVMCLOCK_CTRL at pause (1.10.0) and at restore (1.14.0), the realtime
+// opt-in (1.14.4 and 1.15.1; not in 1.15.0).
 import { tscToleranceWindow } from '../../../kvm/arith.js';
 import { KVM_CLOCK_REALTIME, MSRS } from '../../../kvm/uapi.js';
+import { StepFailure, type VmmPort } from '../port.js';
 import { type ClockData, clockOut, getMsrs, KVMCLOCK_MSRS, resumeSource, type SavedByValue, setMsrs } from './common.js';
+import { releasesTurningOn } from './releases.js';
 import type { Strategy } from './types.js';
 
 type Saved = SavedByValue<ClockData>;
@@ -16,10 +19,15 @@ export const firecracker: Strategy<Saved, void> = {
   name: 'firecracker',
   arch: 'x86',
   summary: 'Firecracker snapshot/restore: pause, KVM_KVMCLOCK_CTRL on every vCPU, save KVM_GET_CLOCK, the MSRs by value and the TSC kHz. Restore sets KVM_SET_TSC_KHZ on every vCPU when the destination is more than 250 ppm away, writes IA32_TSC then IA32_TSC_DEADLINE (a zero deadline becomes the TSC), KVM_SET_CLOCK with flags 0 (or the saved KVM_CLOCK_REALTIME with options.clockRealtime), and KVM_KVMCLOCK_CTRL before resuming.',
-  options: { clockRealtime: 'restore kvmclock with KVM_CLOCK_REALTIME and the saved realtime (default false; releases before 1.16.0 pass it whenever the snapshot holds it)' },
+  options: {
+    clockRealtime:
+      'restore kvmclock with KVM_CLOCK_REALTIME and the saved realtime (`clock_realtime`, default false); a release without the field ' +
+      '(before 1.14.4, and 1.15.0) refuses the load as an unknown field, and passes the saved KVM_CLOCK_REALTIME whenever the snapshot holds it',
+  },
   pause(p) {
     p.pauseAll('source');
-    for (const id of p.vcpuIds('source')) p.ioctl('source', id, 'KVM_KVMCLOCK_CTRL');
+    // #4460 (1.10.0): KVMCLOCK_CTRL as each vCPU pauses; 1.7 to 1.9 never issue it
+    if (p.release.switches.kvmclockCtrlAtPause) for (const id of p.vcpuIds('source')) p.ioctl('source', id, 'KVM_KVMCLOCK_CTRL');
   },
   save(p) {
     const clock = clockOut(p.must('save', 'source', null, 'KVM_GET_CLOCK'));
@@ -30,6 +38,7 @@ export const firecracker: Strategy<Saved, void> = {
     return { vcpus, clock, tscKhz: p.must('save', 'source', vcpus[0]?.id ?? 0, 'KVM_GET_TSC_KHZ').ret };
   },
   restore(p, saved) {
+    refuseUnknownClockRealtime(p);
     // Pause/resume of the same microVM restores nothing.
     if (p.inPlace) return;
     p.createDestination(saved.vcpus.map((v) => v.id));
@@ -48,7 +57,7 @@ export const firecracker: Strategy<Saved, void> = {
       const order: [number, bigint][] = sw.deadlineAfterTsc ? [[TSC, tsc], [DEADLINE, deadline], ...kvmclock] : [[DEADLINE, deadline], [TSC, tsc], ...kvmclock];
       setMsrs(p, 'restore', 'destination', v.id, order);
     });
-    // PR #5809 (1.16.0): KVM_CLOCK_REALTIME only on request; before, whenever the snapshot held it
+    // #5809 (1.14.4, 1.15.1, 1.16.0): KVM_CLOCK_REALTIME only on request; before, whenever the snapshot held it
     const realtime = sw.clockRealtimeOptIn ? p.params.options.clockRealtime === true : true;
     p.must('restore', 'destination', null, 'KVM_SET_CLOCK', {
       clock: saved.clock.clock.toString(),
@@ -57,7 +66,7 @@ export const firecracker: Strategy<Saved, void> = {
     });
   },
   resume(p) {
-    // PR #5494 (1.14.0): KVMCLOCK_CTRL on the restored vCPUs; before, only at pause on the source
+    // #5494 (1.14.0): KVMCLOCK_CTRL on the restored vCPUs; before, only at pause on the source
     // (reaching the guest only when the same VM resumes, an in-place pause)
     if (p.release.switches.kvmclockCtrl) for (const id of p.vcpuIds('destination')) p.ioctl('destination', id, 'KVM_KVMCLOCK_CTRL');
     p.runAll('destination');
@@ -66,3 +75,18 @@ export const firecracker: Strategy<Saved, void> = {
     resumeSource(p);
   },
 };
+
+/**
+ * LoadSnapshotParams is deserialized with deny_unknown_fields: a release without `clock_realtime`
+ * (#5809) refuses a load request that sets it, before anything is restored.
+ */
+export function refuseUnknownClockRealtime(p: VmmPort): void {
+  if (p.params.options.clockRealtime !== true || p.release.switches.clockRealtimeOptIn) return;
+  const since = releasesTurningOn('firecracker', 'clockRealtimeOptIn');
+  throw new StepFailure(
+    'restore',
+    `unknown field \`clock_realtime\` in the snapshot load request: firecracker ${p.release.release} has no \`clock_realtime\` ` +
+      `(#5809; first in ${since.join(', then ')})`,
+    null,
+  );
+}

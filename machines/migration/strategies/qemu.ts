@@ -1,5 +1,6 @@
-// QEMU (target/i386/kvm/kvm.c, hw/i386/kvm/clock.c): the TSC by value through the MSRs, kvmclock
-// read at stop and again at pre-save, restored with KVM_SET_CLOCK flags 0, KVM_KVMCLOCK_CTRL at resume.
+// QEMU (target/i386/kvm/kvm.c, hw/i386/kvm/clock.c): the TSC by value through the MSRs (pinned at
+// stop before kvmclock is read), kvmclock read at stop and again at pre-save, restored with
+// KVM_SET_CLOCK flags 0, KVM_KVMCLOCK_CTRL at resume.
 // Switch downtimeAccounting (releases.ts): the unmerged 2025-10 series that adds the blackout to both.
 import { hostRealtimeNs } from '../../../kvm/host.js';
 import { KVM_CLOCK_REALTIME, MSRS } from '../../../kvm/uapi.js';
@@ -18,21 +19,29 @@ const { MSR_IA32_TSC: TSC, MSR_IA32_TSC_ADJUST: ADJ } = MSRS;
 export const qemu: Strategy<Saved, Saved> = {
   name: 'qemu',
   arch: 'x86',
-  summary: 'QEMU: at vm_stop reads kvmclock (KVM_GET_CLOCK) and pins every vCPU\'s IA32_TSC by value (KVM_GET_MSRS, one vCPU after another); for a running-VM migration reads kvmclock again at pre-save. The destination negotiates the TSC kHz (KVM_SET_TSC_KHZ with scaling or within 250 ppm, else "TSC frequency mismatch"), writes TSC_ADJUST then IA32_TSC per vCPU, and at resume KVM_SET_CLOCK with flags 0 and KVM_KVMCLOCK_CTRL on every vCPU. The guest TSC loses the blackout; kvmclock loses it minus the stop→pre-save gap.',
+  summary: 'QEMU: at vm_stop pins every vCPU\'s IA32_TSC by value (KVM_GET_MSRS, one vCPU after another), then reads kvmclock (KVM_GET_CLOCK); as the ' +
+    'migration completes it reads the other MSRs, and for a running-VM migration kvmclock again at pre-save. The destination negotiates the TSC kHz ' +
+    '(KVM_SET_TSC_KHZ with scaling or within 250 ppm, else "TSC frequency mismatch"), writes TSC_ADJUST then IA32_TSC per vCPU, and at resume KVM_SET_CLOCK ' +
+    'with flags 0 and KVM_KVMCLOCK_CTRL on every vCPU. The guest TSC loses the blackout; kvmclock loses it minus the stop→pre-save gap.',
   options: {},
   pause(p) {
     p.pauseAll('source');
-    // kvmclock_vm_state_change(stopped): s->clock = KVM_GET_CLOCK
-    const clock = clockOut(p.must('pause', 'source', null, 'KVM_GET_CLOCK')).clock;
-    // cpu_synchronize_all_states(): each vCPU's MSRs, pinned while stopped (env->tsc_valid)
+    // kvmclock_vm_state_change(stopped), hw/i386/kvm/clock.c: kvm_synchronize_all_tsc() first, each
+    // vCPU's IA32_TSC alone (kvm_get_tsc(), target/i386/kvm/kvm.c), pinned while stopped (env->tsc_valid)
     const vcpus = p.vcpuIds('source').map((id, i) => {
       p.spacing('read', i);
-      return { id, msrs: getMsrs(p, 'pause', 'source', id, [ADJ, TSC, ...KVMCLOCK_MSRS]) };
+      return { id, msrs: getMsrs(p, 'pause', 'source', id, [TSC]) };
     });
+    // then kvm_update_clock(): s->clock = KVM_GET_CLOCK
+    const clock = clockOut(p.must('pause', 'source', null, 'KVM_GET_CLOCK')).clock;
     return { vcpus, clock, tscKhz: 0, stopRealtime: hostRealtimeNs(p.host('source'), p.now()), clockRealtime: null };
   },
   save(p, atStop) {
-    const saved = { ...atStop };
+    // cpu_synchronize_all_states() as the migration completes: kvm_get_msrs() reads the other MSRs
+    // (IA32_TSC is skipped while env->tsc_valid holds the value pinned at the stop); a stop/cont saves no state
+    const rest = (id: number) => (p.inPlace ? [] : getMsrs(p, 'save', 'source', id, [ADJ, ...KVMCLOCK_MSRS]));
+    const vcpus = atStop.vcpus.map((v) => ({ id: v.id, msrs: new Map([...v.msrs, ...rest(v.id)]) }));
+    const saved = { ...atStop, vcpus };
     // kvmclock_pre_save(): a running-VM migration reads the clock once more, preSaveGap later
     p.advance(p.params.preSaveGapNs);
     const c = clockOut(p.must('save', 'source', null, 'KVM_GET_CLOCK'));
