@@ -4,6 +4,7 @@
 //   1  the handler refused the request (ok: false); the error is on stderr, and on stdout as JSON
 //   2  usage error: unknown command/option/handler, malformed JSON, a bad option value
 //   3  migrate: the migration was carried out and failed (status 'failed'; the source VM resumed)
+//   4  conformance: the check ran and the model does not conform to the trace (conforms: false)
 import type { HandlerResponse } from '../define.js';
 import type { ErrorBody } from '../errors.js';
 import { toJsonText, UsageError } from './io.js';

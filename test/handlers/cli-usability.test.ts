@@ -89,6 +89,22 @@ describe('exit codes and units', () => {
     expect(good.code).toBe(0);
   });
 
+  it('conformance exits 4 when the model does not conform (as printed, "conforms: NO"), 0 when it does; through invoke too', async () => {
+    const trace = join(root, 'test', 'fixtures', 'traces', 'ch-restore-offsets-differ.trace');
+    await setup([['importTrace', { path: trace }]]);
+    const no = await cli(['conformance', 't1', '--strategy', 'cloud-hypervisor@54']);
+    expect(no.stdout).toMatch(/^conforms:\s+NO$/m);
+    expect([no.code, no.stderr]).toEqual([4, '']);
+    const j = await cli(['invoke', 'conformance', '--data', JSON.stringify({ traceId: 't1', strategy: 'cloud-hypervisor@54', profile: 'linux-6.18' })]);
+    expect(j.code).toBe(4);
+    expect(JSON.parse(j.stdout)).toMatchObject({ ok: true, conforms: false });
+    const yes = await cli(['conformance', 't1', '--strategy', 'cloud-hypervisor@53']);
+    expect(yes.stdout).toMatch(/^conforms:\s+yes$/m);
+    expect(yes.code).toBe(0);
+    // the code is listed with the others
+    expect((await cli(['--help'])).stdout).toMatch(/^ {2}4 {2}conformance \(or invoke conformance\): the check ran and the model does not conform/m);
+  });
+
   it('--tsc-khz given in Hz is refused (exit 1) with the kHz value meant', async () => {
     const r = await cli(['hosts', 'create', 'src', '--tsc-khz', '3000000000']);
     expect(r.code).toBe(1);
