@@ -31,7 +31,7 @@ export interface HandlerEnv {
   requestId?: string;
   correlationId?: string;
   onProgress?: (position: number) => void;
-  /** fork targets must lie in this directory */
+  /** every path a request names, and every file a handler makes, must lie in this directory (the Lambda adapter sets it) */
   forkDir?: string;
   /** run a use case that records events: atomically, idempotently, retried on conflict (after a backoff) */
   write<T>(work: (s: Session) => T, respond: (value: T, written: WrittenEvent[]) => Record<string, unknown>): Promise<Record<string, unknown>>;

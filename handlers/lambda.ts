@@ -2,8 +2,10 @@
 // library and the CLI, with the database from CLOCKLEDGER_DB (default ./clockledger.db; on Lambda
 // a postgres:// URL shared by every instance, or a file on /tmp or an EFS mount). A PostgreSQL
 // ledger's store, its connection pool and its read view are kept by the container between warm
-// invocations. Fork targets are confined to CLOCKLEDGER_FORK_DIR (default: the directory of
-// CLOCKLEDGER_DB), a relative target taken inside it; on PostgreSQL to schemas of the same database.
+// invocations. Every path or URL in a request (fork's targetDb, diff's otherDb) is confined to
+// CLOCKLEDGER_FORK_DIR (default: the directory of CLOCKLEDGER_DB), a relative one taken inside it,
+// or on PostgreSQL to schemas of the same database (handlers/confine.ts); the files handlers make
+// for themselves (demo's reports, scratch logs) are made there too.
 //
 //   handler(event, context)   event = { handler, request? }, or an API-Gateway-like { body } whose
 //                             JSON body is { handler, request? } (body may be base64-encoded);

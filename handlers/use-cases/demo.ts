@@ -37,18 +37,19 @@ export const demo = defineHandler({
     // The demo drives the handlers themselves, on the same store.
     const store = await env.log();
     const r = await runDemo(req, env.engine === 'sqlite' ? { store } : env.context, store);
-    return { ...r, reports: req.htmlReports ? writeReports(store, env.engine === 'sqlite' ? env.db : undefined, r.migrations as string[]) : null };
+    return { ...r, reports: req.htmlReports ? writeReports(store, env.engine === 'sqlite' ? env.db : undefined, r.migrations as string[], env.forkDir) : null };
   },
 });
 
 /**
  * The HTML reports of the demo's migrations and the fleet table of the whole log, written into
- * `<database name>-reports/` beside the database file (none for a PostgreSQL URL or an in-memory
+ * `<database name>-reports/` beside the database file, or under the Lambda adapter inside the fork
+ * directory, the only place a request may make files (none for a PostgreSQL URL or an in-memory
  * database); the paths written, the fleet's last.
  */
-function writeReports(store: EventStore, db: string | undefined, migrations: string[]): { dir: string; files: string[] } | null {
+function writeReports(store: EventStore, db: string | undefined, migrations: string[], forkDir?: string): { dir: string; files: string[] } | null {
   if (!db || db === ':memory:') return null;
-  const dir = join(dirname(db), `${basename(db, extname(db))}-reports`);
+  const dir = join(forkDir ?? dirname(db), `${basename(db, extname(db))}-reports`);
   try {
     mkdirSync(dir, { recursive: true });
     const files = migrations.map((id) => {
