@@ -109,8 +109,14 @@ function invocationOf(event: unknown, fixed?: HandlerName): { name: string; requ
 /** The one adapter: event → invocation → the handler response (never thrown). */
 function handle(fixed?: HandlerName): LambdaHandler {
   return async (event: unknown) => {
+    let i: ReturnType<typeof invocationOf>;
     try {
-      const i = invocationOf(event, fixed);
+      i = invocationOf(event, fixed);
+    } catch {
+      // a script's event whose getter or Proxy trap threw: the request is at fault, not the adapter
+      return fail('invalid_request', '(event): cannot be read (a getter or Proxy of it threw): give plain JSON values', { field: '(event)', unreadable: true });
+    }
+    try {
       return 'response' in i ? i.response : await invoke(i.name, i.request);
     } catch (e) {
       return fail('internal', (e as Error)?.message ?? String(e));
@@ -126,9 +132,14 @@ const answer = handle();
  * requestContext.http).
  */
 export function isProxyEvent(event: unknown): boolean {
-  if (!isPlainObject(event) || !isPlainObject(event.requestContext)) return false;
-  if (typeof event.httpMethod === 'string') return true;
-  return event.version === '2.0' && isPlainObject(event.requestContext.http);
+  try {
+    if (!isPlainObject(event) || !isPlainObject(event.requestContext)) return false;
+    if (typeof event.httpMethod === 'string') return true;
+    return event.version === '2.0' && isPlainObject(event.requestContext.http);
+  } catch {
+    // an event that cannot be read is no proxy event (its refusal is answered as a direct one)
+    return false;
+  }
 }
 
 const STATUS: Record<ErrorCode, number> = {

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { worstError, type AuditReport } from '../../machines/audit/audit.js';
 import { X86_STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
 import { defineHandler } from '../define.js';
+import { MAX_LIST_ITEMS } from '../limits.js';
 import { commonFields, u64Field } from '../fields.js';
 import { createHost, advanceTime } from './hosts.js';
 import { createVm, guest, runVcpu } from './vms.js';
@@ -24,7 +25,8 @@ export const demo = defineHandler({
   schema: z
     .object({
       ...commonFields,
-      strategies: z.array(z.enum(X86_STRATEGY_NAMES as [string, ...string[]])).min(1).default(X86_STRATEGY_NAMES),
+      // (bounded before any element is checked: each bad one would cost an issue naming every strategy)
+      strategies: z.array(z.enum(X86_STRATEGY_NAMES as [string, ...string[]])).min(1).max(MAX_LIST_ITEMS).default(X86_STRATEGY_NAMES),
       blackoutNs: u64Field.default(300_000_000n),
       preSaveGapNs: u64Field.default(20_000_000n),
       /** the destination's TSC kHz (the source runs at 3 GHz): a different value shows TSC scaling at work */

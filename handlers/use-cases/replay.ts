@@ -16,6 +16,7 @@ import type { EventStore } from '../../store/types.js';
 import { confinedLocation } from '../confine.js';
 import { engineOf, logFor } from '../context.js';
 import { defineHandler } from '../define.js';
+import { MAX_LIST_ITEMS } from '../limits.js';
 import { commonFields, idSchema } from '../fields.js';
 import { profileSpec } from '../profile-field.js';
 import { scratchLedger } from '../scratch.js';
@@ -85,7 +86,8 @@ export const bisect = defineHandler({
   schema: z
     .object({
       ...commonFields,
-      profiles: z.array(profileSpec).min(1).optional(),
+      // (bounded before any element is checked: each spec is resolved, a wrong one with suggestions)
+      profiles: z.array(profileSpec).min(1).max(MAX_LIST_ITEMS).optional(),
       profile: profileSpec.optional(),
       switches: z.boolean().default(false),
       base: profileSpec.optional(),
@@ -117,7 +119,7 @@ export const bisectReleases = defineHandler({
       ...commonFields,
       migrationId: idSchema,
       /** release specs of the migration's strategy, in order (default: every modelled release, oldest first) */
-      releases: z.array(z.string().min(1).max(200)).max(64).optional(),
+      releases: z.array(z.string().min(1).max(200)).max(MAX_LIST_ITEMS).optional(),
       /** compare this finding's severity (or its absence) */
       finding: z.string().min(1).max(64).optional(),
       /** compare this report field, a dot path such as kvmclock.errorNs */

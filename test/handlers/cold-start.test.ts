@@ -51,7 +51,7 @@ describe('clockledger invoke events, cold', () => {
     expect(r.json.error).toEqual({
       code: 'invalid_request',
       message: 'limit: Too small: expected number to be >=1',
-      details: { field: 'limit', issues: [{ path: 'limit', message: 'Too small: expected number to be >=1' }] },
+      details: { field: 'limit', issues: [{ path: 'limit', message: 'Too small: expected number to be >=1' }], issueCount: 1 },
     });
     expect(coldInvoke(db, '{"limit":10,"bogus":1}', false).json.error.code).toBe('invalid_request');
   });
