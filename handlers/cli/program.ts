@@ -209,6 +209,8 @@ function addCommand(program: Command, name: HandlerName, spec: CliCommand): void
       json: !!o.json,
       pretty: !!o.pretty,
       render: rendering,
+      // a file's content on stdout (export, report --html) is printed as the file holds it
+      renderRaw: !outFile && (spec.render === 'renderExport' || spec.render === 'renderHtml'),
       onOk: outFile ? (r) => writeOutFile(r, outFile, spec.outFile!) : undefined,
       progress: spec.progress && { label: spec.progress.label, total: spec.progress.sized ? sizeIfLarge : undefined },
       okExitCode: spec.okExitCode,

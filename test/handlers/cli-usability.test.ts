@@ -235,3 +235,29 @@ describe('values for people: offsets signed and in hex, MSR names, rates per day
     expect(state).toMatch(/^\s+0\s+yes\s+3000000\s+-29999999000 \(0xfffffff903dc57e8\)\s/m);
   });
 });
+
+describe('control characters in free text', () => {
+  // eslint-disable-next-line no-control-regex
+  const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+  const reason = '\u001b[2J\u001b]0;T\u0007 and \u009b31m, \u202eevil\r\nfake line';
+
+  it('are escaped in tables, key: value output and the log (as $\'…\' would write them), and kept exact in --json', async () => {
+    await setup([...RUNNING_VM, ['destroyVm', { vmId: 'web', reason }]]);
+    const shown = String.raw`\e[2J\e]0;T\a and \x9b31m, \u202eevil\r\nfake line`;
+    for (const args of [['log'], ['events', '--vm', 'web'], ['state', 'web'], ['vms', 'list']]) {
+      const r = await cli(args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(RAW.test(r.stdout), `${args.join(' ')}: ${JSON.stringify(r.stdout.slice(-300))}`).toBe(false);
+      if (args[0] !== 'vms') expect(r.stdout, args.join(' ')).toContain(shown);
+    }
+    const j = await cli(['events', '--vm', 'web', '--json']);
+    expect(JSON.parse(j.stdout).events.at(-1).data.reason).toBe(reason);
+  });
+
+  it('are escaped in error messages on stderr', async () => {
+    const r = await cli(['hosts', 'create', 'h', '--tsc-khz', '3000000', '--kernel', 'linux-6.18\u001b[2J']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('\\e[2J');
+    expect(RAW.test(r.stderr)).toBe(false);
+  });
+});

@@ -2,10 +2,11 @@
 // the page itself — one self-contained file with its style inline, no script, and a
 // Content-Security-Policy that lets it load nothing at all.
 import { MSRS } from '../../../kvm/uapi.js';
+import { printable } from '../../../lib/printable.js';
 
-/** Any text put into the page: element content or a quoted attribute value. */
+/** Any text put into the page: element content or a quoted attribute value (control characters shown as escapes). */
 export function esc(v: unknown): string {
-  return String(v).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return printable(String(v), true).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 /** A u64/s64 as the report may carry it (bigint, decimal string, number); null when absent. */
