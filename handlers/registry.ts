@@ -273,16 +273,17 @@ export const REGISTRY = {
   })),
   profiles: entry('replay', 'read', 'the kernel behaviour profiles: switches, summary and source (release, commits or posted series)', command('profiles', 'the kernel behaviour profiles (for --kernel, replay and bisect) and their sources (handler profiles)', 'renderProfiles')),
   strategies: entry('migrations', 'read', 'the migration strategies and what each VMM does', command('strategies', 'the migration strategies and what each VMM does (handler strategies)', 'renderStrategies')),
-  events: entry('events', 'read', 'read the event log in order, all of it or one stream, from a position', command('events', 'the event log in order: position, time, stream, type and what happened (handler events)', 'renderEvents', {
+  events: entry('events', 'read', 'read the event log in order, all of it or one stream, its first or last events, from a position', command('events', 'the event log in order: position, time, stream, type and what happened (handler events)', 'renderEvents', {
     alias: 'log',
     options: [
       { flags: '--stream <streamId>', description: 'one stream: vm-<id>, host-<id>, migration-<id>, ledger', field: 'streamId' },
       { flags: '--vm <vmId>', description: 'shorthand for --stream vm-<vmId>', field: null },
       intOption('--from <position>', 'from this position'),
       intOption('--to <position>', 'up to this position'),
-      intOption('--limit <n>', 'at most n events (default 1000)'),
+      intOption('--limit <n>', 'the first n events (default 1000)'),
+      intOption('--last <n>', 'the last n events instead (the log, or the stream, as it ends)'),
     ],
-    examples: ['log', 'log --vm vm1 --limit 20', 'events --stream migration-m1', 'events --from 100 --limit 10 --json'],
+    examples: ['log', 'log --last 20', 'log --vm vm1 --limit 20', 'events --stream migration-m1', 'events --from 100 --limit 10 --json'],
     request: async (v) => ({ ...v, streamId: v.streamId ?? (typeof v.vm === 'string' ? (await import('../machines/stream-ids.js')).vmStreamId(v.vm) : undefined), vm: undefined }),
   })),
   stateAt: entry('log', 'read', 'the rebuilt state of a VM, host, migration or any stream at a position, a stream version or an instant', command('state', 'the state of a VM, host or migration rebuilt from the log, now or at a position, version or instant (handler stateAt)', 'renderState', {

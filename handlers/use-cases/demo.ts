@@ -18,7 +18,16 @@ import type { HandlerContext } from '../context.js';
 import type { EventStore } from '../../store/types.js';
 import { HandlerError } from '../errors.js';
 
-const ms = (ns: bigint | null) => (ns === null ? '—' : (Number(ns) / 1e6).toFixed(3));
+/** ns as the ms of the table's columns, exactly: 300.160, 1.5 µs as 0.0015, −1 ns as −0.000001 (never "−0.000"). */
+export function msColumn(value: bigint | string | null): string {
+  if (value === null) return '—';
+  // (the audits come back from the migrate handler as JSON: decimal strings)
+  const ns = BigInt(value);
+  const a = ns < 0n ? -ns : ns;
+  const frac = (a % 1_000_000n).toString().padStart(6, '0').replace(/0+$/, '').padEnd(3, '0');
+  return `${ns < 0n ? '−' : ''}${a / 1_000_000n}.${frac}`;
+}
+const ms = msColumn;
 
 export const demo = defineHandler({
   name: 'demo',
@@ -97,7 +106,7 @@ async function runDemo(
   }
   const columns = ['strategy', 'status', 'TSC error (ms)', 'kvmclock error (ms)', 'kvmclock−TSC (ms)', 'skew after (cycles)', 'master clock', 'verdict', 'findings'];
   const rows = audits.map((a) => {
-    const worst = worstError(a.vcpus.map((v) => v.tscErrorNs));
+    const worst = worstError(a.vcpus.map((v) => BigInt(v.tscErrorNs)));
     return [
       a.strategy,
       a.status,

@@ -261,3 +261,17 @@ describe('control characters in free text', () => {
     expect(RAW.test(r.stderr)).toBe(false);
   });
 });
+
+describe('the log, its first and its last events', () => {
+  it('says how many there are in all and how to see the others; --last shows the end', async () => {
+    await setup([['createHost', { hostId: 'a', tscKhz: 3_000_000 }], ...Array.from({ length: 6 }, () => ['adjustRealtime', { hostId: 'a', stepNs: '1000' }] as [HandlerName, Record<string, unknown>])]);
+    const head = await cli(['log', '--limit', '2']);
+    expect(head.code).toBe(0);
+    expect(head.stdout.trimEnd().split('\n').at(-1)).toBe('2 of 7 events, positions 1 to 2 (5 after them: --from 3 for the next, --last 5 for the last ones)');
+    const tail = await cli(['log', '--last', '3']);
+    expect(tail.stdout.trimEnd().split('\n').slice(2, -1).map((l) => Number(l.trim().split(/\s+/)[0]))).toEqual([5, 6, 7]);
+    expect(tail.stdout.trimEnd().split('\n').at(-1)).toBe('3 of 7 events, positions 5 to 7 (4 before them)');
+    expect((await cli(['log'])).stdout.trimEnd().split('\n').at(-1)).toBe('7 events');
+    expect((await cli(['log', '--last', '2', '--limit', '2'])).code).toBe(1);
+  });
+});

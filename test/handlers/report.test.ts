@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { migrationHtml } from '../../machines/export/html/migration.js';
 import { fleetHtml } from '../../machines/export/html/compare.js';
-import { argText, duration, esc, ms, offset } from '../../machines/export/html/page.js';
+import { argText, duration, esc, signedDuration, offset } from '../../machines/export/html/page.js';
+import { msColumn } from '../../handlers/use-cases/demo.js';
 import { newLedger, type Ledger } from '../helpers/ledger.js';
 
 let l: Ledger;
@@ -62,8 +63,8 @@ describe('report of a migration', () => {
     expect(html).toContain('1.153846153 (0x1276276276276, 48 fraction bits)');
     expect(text(html)).toContain('2 600 000'.replace(/ /g, '\u2009'));
     // the per-vCPU error as the audit measured it, signed
-    expect(html).toContain(`<td class="num">${ms(a.vcpus[0].tscErrorNs)}</td>`);
-    expect(ms(a.vcpus[0].tscErrorNs).startsWith('\u2212')).toBe(true);
+    expect(html).toContain(`<td class="num">${signedDuration(a.vcpus[0].tscErrorNs)}</td>`);
+    expect(signedDuration(a.vcpus[0].tscErrorNs).startsWith('\u2212')).toBe(true);
     // MSRs by name in the ioctl lanes, not by number
     expect(html).toContain('index: MSR_IA32_TSC');
     expect(html).toContain('index: MSR_KVM_SYSTEM_TIME_NEW');
@@ -109,8 +110,8 @@ describe('report of a migration', () => {
     expect([...html.matchAll(/data-series="([^"]+)"/g)].map((x) => x[1])).toEqual(['cntvct-0', 'cntvct-1']);
     expect(html).toContain('<h2>arm64 counters</h2>');
     expect(html).toContain('CNTFRQ 25\u2009000\u2009000 Hz');
-    // qemu writes the counter back to its stop value: 10 s × 25 MHz lost, −10 000.000 ms
-    expect(html).toContain('<td class="num">\u221210000.000 ms</td>');
+    // qemu writes the counter back to its stop value: 10 s × 25 MHz lost, −10.000 s
+    expect(html).toContain('<td class="num">\u221210.000 s</td>');
     expect(html).toContain('CNTVOFF (signed, hex)');
   });
 });
@@ -146,14 +147,26 @@ describe('escaping', () => {
     expect(page).not.toContain('somethingNew');
   });
 
-  it('text helpers: escape, signed and hex offsets, MSR names', () => {
+  it('text helpers: escape, signed and hex offsets, durations in the unit their size calls for, MSR names', () => {
     expect(esc(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;');
     expect(offset('18446744073709551611')).toBe('−5 (0xfffffffffffffffb)');
     expect(offset(-5n)).toBe('−5 (0xfffffffffffffffb)');
     expect(offset('4096')).toBe('4096 (0x0000000000001000)');
-    expect(ms('-320460000')).toBe('−320.460 ms');
-    expect(ms('20000000')).toBe('+20.000 ms');
+    expect(signedDuration('-320460000')).toBe('−320.460 ms');
+    expect(signedDuration('20000000')).toBe('+20.000 ms');
     expect(duration('300000000')).toBe('300.000 ms');
+    // the unit its size calls for: −1 ns is not "−0.000 ms", a 75 h error not "270000000.000 ms"
+    expect(signedDuration(-1n)).toBe('−1 ns');
+    expect(signedDuration('-1500')).toBe('−1.500 µs');
+    expect(signedDuration(0n)).toBe('0 ns');
+    expect(signedDuration(String(75n * 3_600_000_000_000n))).toBe('+75.000 h');
+    expect(signedDuration('-90061000000000')).toBe('−25.016 h');
+    expect(duration('12345678901')).toBe('12.345 s');
+    expect(duration('150000000000')).toBe('2.500 min');
+    // the demo table's ms columns: exact
+    expect([msColumn(-1n), msColumn(1500n), msColumn(-300160000n), msColumn(0n), msColumn(null)]).toEqual(['−0.000001', '0.0015', '−300.160', '0.000', '—']);
+    // control characters in any text are shown, not obeyed
+    expect(esc('a\u001b[2J\u0007\u202eb\nc')).toBe('a\\e[2J\\a\\u202eb\nc');
     expect(argText({ group: 'KVM_VCPU_TSC_CTRL', attr: 'KVM_VCPU_TSC_OFFSET', value: '18446744073709551611' })).toBe(
       '{ group: KVM_VCPU_TSC_CTRL, attr: KVM_VCPU_TSC_OFFSET, value: 18446744073709551611 = −5 (0xfffffffffffffffb) }',
     );

@@ -4,7 +4,7 @@
 // ignored; everything shown is escaped.
 import type { MigrationReportData } from '../report-data.js';
 import { legend, timelineChart } from './chart.js';
-import { argText, duration, esc, grouped, ms, offset, page, sevBadge, table, td, tdNum, verdictBadge } from './page.js';
+import { argText, duration, esc, grouped, signedDuration, offset, page, sevBadge, table, td, tdNum, verdictBadge } from './page.js';
 
 /** The audit report as the renderer reads it: the documented fields, bigint or decimal strings, and anything else. */
 export type AuditLike = Record<string, any>;
@@ -42,8 +42,8 @@ export function summaryList(a: AuditLike): string {
     ['blackout', esc(duration(a.blackoutNs))],
     ['true time elapsed (stop → resume)', esc(duration(a.trueElapsedNs))],
     ['guest TSC', esc(`${grouped(a.guestTscKhz)} kHz`)],
-    ['kvmclock', esc(a.kvmclock?.errorNs == null ? 'not enabled' : `advanced ${duration(a.kvmclock.advanceNs)}, error ${ms(a.kvmclock.errorNs)} (before ${grouped(a.kvmclock.before)} ns, after ${grouped(a.kvmclock.after)} ns)`)],
-    ['kvmclock − TSC step', esc(ms(a.kvmclockMinusTscStepNs))],
+    ['kvmclock', esc(a.kvmclock?.errorNs == null ? 'not enabled' : `advanced ${duration(a.kvmclock.advanceNs)}, error ${signedDuration(a.kvmclock.errorNs)} (before ${grouped(a.kvmclock.before)} ns, after ${grouped(a.kvmclock.after)} ns)`)],
+    ['kvmclock − TSC step', esc(signedDuration(a.kvmclockMinusTscStepNs))],
     ['vCPU skew (cycles)', esc(`${grouped(a.skewCycles?.before)} → ${grouped(a.skewCycles?.after)}`)],
     ['master clock', esc(`${a.masterClock?.before ? 'on' : 'off'} → ${a.masterClock?.after ? 'on' : 'off'}`)],
   ];
@@ -56,7 +56,7 @@ export function vcpuTable(a: AuditLike): string {
   const vcpus: AuditLike[] = Array.isArray(a.vcpus) ? a.vcpus : [];
   return `<div class="scroll">${table(
     ['vCPU', `${counter} before`, `${counter} after`, 'advance', 'expected advance', 'error (cycles)', 'error'].map(esc),
-    vcpus.map((v) => [tdNum(v.vcpu), tdNum(grouped(v.tscBefore)), tdNum(grouped(v.tscAfter)), tdNum(grouped(v.tscAdvance)), tdNum(grouped(v.expectedAdvance)), tdNum(grouped(v.tscErrorCycles)), tdNum(ms(v.tscErrorNs))]),
+    vcpus.map((v) => [tdNum(v.vcpu), tdNum(grouped(v.tscBefore)), tdNum(grouped(v.tscAfter)), tdNum(grouped(v.tscAdvance)), tdNum(grouped(v.expectedAdvance)), tdNum(grouped(v.tscErrorCycles)), tdNum(signedDuration(v.tscErrorNs))]),
   )}</div>`;
 }
 
@@ -96,7 +96,7 @@ function arm64Section(a: AuditLike): string {
     `<p>CNTFRQ ${esc(grouped(r.cntfrqHz))} Hz. CNTVCT − CNTPCT (boot vCPU): ${esc(offset(r.virtualMinusPhysical?.before))} → ${esc(offset(r.virtualMinusPhysical?.after))}. Trapped CNTPCT reads: ${esc(r.trappedPhysReads)} (${r.physTrapping ? 'trapping' : 'not trapping'}, ${esc(grouped(r.trapCostNs))} ns each, ${esc(duration(r.trapOverheadNs))} in all). Counter writes ignored: ${esc(r.ignoredCounterWrites)}.</p>`,
     table(
       ['vCPU', 'CNTPCT before', 'CNTPCT after', 'advance', 'error (ticks)', 'error'].map(esc),
-      phys.map((p) => [tdNum(p.vcpu), tdNum(grouped(p.before)), tdNum(grouped(p.after)), tdNum(grouped(p.advance)), tdNum(grouped(p.errorTicks)), tdNum(ms(p.errorNs))]),
+      phys.map((p) => [tdNum(p.vcpu), tdNum(grouped(p.before)), tdNum(grouped(p.after)), tdNum(grouped(p.advance)), tdNum(grouped(p.errorTicks)), tdNum(signedDuration(p.errorNs))]),
     ),
   ].join('\n');
 }
