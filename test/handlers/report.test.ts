@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { migrationHtml } from '../../machines/export/html/migration.js';
 import { fleetHtml } from '../../machines/export/html/compare.js';
+import { axisUnit, tickLabel, timelineChart } from '../../machines/export/html/chart.js';
 import { argText, duration, esc, signedDuration, offset } from '../../machines/export/html/page.js';
 import { msColumn } from '../../handlers/use-cases/demo.js';
+import { dmesgStamp } from '../../machines/audit/guest-rules.js';
 import { newLedger, type Ledger } from '../helpers/ledger.js';
 
 let l: Ledger;
@@ -41,9 +43,16 @@ describe('report of a migration', () => {
     expect(html.startsWith('<!DOCTYPE html>')).toBe(true);
     expect(html).toContain(`<span class="verdict v-${a.verdict}">${a.verdict}</span>`);
     expect(a.verdict).toBe('fail');
-    // the chart: one series per vCPU's TSC and one for kvmclock, the blackout shaded
-    expect(html.match(/<path class="series"/g)).toHaveLength(3);
-    expect([...html.matchAll(/data-series="([^"]+)"/g)].map((x) => x[1])).toEqual(['tsc-0', 'tsc-1', 'kvmclock-0']);
+    // the chart: one series per vCPU's TSC, one for kvmclock and the guest's CLOCK_REALTIME, the
+    // blackout shaded; then the same clocks from the resume to the audit's horizon
+    const [main, after] = html.split('<figure class="after"');
+    expect(main!.match(/<path class="series"/g)).toHaveLength(4);
+    expect([...main!.matchAll(/data-series="([^"]+)"/g)].map((x) => x[1])).toEqual(['tsc-0', 'tsc-1', 'kvmclock-0', 'realtime-0']);
+    expect([...after!.matchAll(/data-series="([^"]+)"/g)].map((x) => x[1])).toEqual(['tsc-0', 'tsc-1', 'kvmclock-0', 'realtime-0']);
+    expect(after).toContain('true time since the resume (s)');
+    // vCPU 0's TSC has vCPU 1's values: drawn wider beneath it, so it shows as a band around it
+    expect(main).toMatch(/data-series="tsc-0" d="[^"]+" fill="none" stroke="#1f77b4" stroke-width="4.8"><title>vCPU 0 TSC \(the same values as vCPU 1 TSC, drawn over it\)<\/title>/);
+    expect(main).toMatch(/data-series="tsc-1" d="[^"]+" fill="none" stroke="#2ca02c" stroke-width="1.8">/);
     expect(html.match(/<rect class="blackout"/g)).toHaveLength(1);
     expect(html).toContain('<title>blackout: 300.000 ms</title>');
     // every finding, its whole message and each position, linked to the ioctl row when it is one
@@ -78,8 +87,20 @@ describe('report of a migration', () => {
     // (the 20 ms stop-to-pre-save gap marks tsc unstable at the resume, 10.32042 s, on CPU1)
     expect(a.guest.log.length).toBeGreaterThan(0);
     expect(html).toContain('<h2>Guest log</h2>');
-    for (const g of a.guest.log) expect(html).toContain(`<td class="num">${duration(g.timeNs)}</td><td class="num">${g.vcpu}</td><td class="mono">${esc(g.text)}</td>`);
-    expect(html).toContain(`<td class="num">${duration('10320420000')}</td><td class="num">1</td><td class="mono">clocksource: timekeeping watchdog on CPU1: Marking clocksource &#39;tsc&#39; as unstable because the skew is too large:</td>`);
+    // its time as dmesg prints it: the guest's printk clock (kvm-clock), in seconds
+    for (const g of a.guest.log) {
+      expect(html).toContain(`<td class="num mono">${esc(dmesgStamp(BigInt(g.guestNs), 5))}</td><td class="num">${g.vcpu}</td><td class="mono">${esc(g.text)}</td>`);
+    }
+    // hand-worked: at true 10.32042 s kvm-clock reads 10.32042 s less the 300.26 ms it lost (kvmclock.errorNs) and the
+    // 3 ns it was behind at the stop (9 999 999 997 ns at 10 s): 10.020159997 s, which dmesg cuts to µs
+    expect(a.kvmclock.errorNs).toBe('-300260000');
+    expect(html).toContain(
+      `<td class="num mono">[   10.020159]</td><td class="num">1</td><td class="mono">clocksource: timekeeping watchdog on CPU1: Marking clocksource &#39;tsc&#39; as unstable because the skew is too large:</td><td class="num">+320.420 ms</td>`,
+    );
+    // the guest: its kernel, clocksource and NTP client (and when its wall clock is right again)
+    expect(text(html)).toContain('guest kernel6.6');
+    expect(text(html)).toMatch(/guest clocksourcekvm-clock \(the clocksource watchdog reads [\w-]+\)/);
+    expect(text(html)).toMatch(/guest NTP clientchrony: CLOCK_REALTIME within 1 ms \d+\.\d{3} s after the resume/);
   });
 
   it('is self-contained (nothing to load, no script) and the same every time', async () => {
@@ -89,7 +110,7 @@ describe('report of a migration', () => {
     expect(two).toBe(one);
     expect(one).not.toMatch(/<script|<link|<img|<iframe|src=|url\(|@import/i);
     // the only URL is the SVG namespace, and the page's own policy forbids every load
-    expect([...one.matchAll(/https?:\/\/[^\s"']+/g)].map((x) => x[0])).toEqual(['http://www.w3.org/2000/svg']);
+    expect(new Set([...one.matchAll(/https?:\/\/[^\s"']+/g)].map((x) => x[0]))).toEqual(new Set(['http://www.w3.org/2000/svg']));
     expect(one).toContain(`content="default-src 'none'; style-src 'unsafe-inline'; img-src data:"`);
   });
 
@@ -107,12 +128,52 @@ describe('report of a migration', () => {
     await l.ok('advanceTime', { ns: 5_000_000_000 });
     const m = await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'qemu', blackoutNs: 10_000_000_000, vmmLatencyNs: 0 });
     const html = (await l.ok('report', { id: m.migrationId })).html as string;
-    expect([...html.matchAll(/data-series="([^"]+)"/g)].map((x) => x[1])).toEqual(['cntvct-0', 'cntvct-1']);
+    expect([...html.split('<figure class="after"')[0]!.matchAll(/data-series="([^"]+)"/g)].map((x) => x[1])).toEqual(['cntvct-0', 'cntvct-1', 'realtime-0']);
     expect(html).toContain('<h2>arm64 counters</h2>');
     expect(html).toContain('CNTFRQ 25\u2009000\u2009000 Hz');
     // qemu writes the counter back to its stop value: 10 s × 25 MHz lost, −10.000 s
     expect(html).toContain('<td class="num">\u221210.000 s</td>');
     expect(html).toContain('CNTVOFF (signed, hex)');
+  });
+});
+
+describe('the chart', () => {
+  const chart = (series: { clock: 'tsc' | 'realtime'; vcpu: number; points: [number, number][] }[]) =>
+    timelineChart({ startNs: 0, endNs: 360_000_000, blackout: null, phases: [], series, pins: [] });
+  const yticks = (svg: string) => [...svg.matchAll(/<text class="ytick" x="([\d.]+)"[^>]*>([^<]*)<\/text>/g)].map((x) => [Number(x[1]), x[2]!] as const);
+
+  it('labels the error axis in the unit its size calls for, at round steps of that unit', () => {
+    // a 75 h error: hours, every 20 h (not "−270000000.000" ms, nor steps of 10^14 ns = 27.8 h)
+    const huge = chart([{ clock: 'tsc', vcpu: 0, points: [[0, 0], [300_000_000, -75 * 3_600_000_000_000]] }]);
+    expect(huge).toContain('error against true time (h)</text>');
+    expect(yticks(huge).map(([, l]) => l)).toEqual(['\u221280', '\u221260', '\u221240', '\u221220', '0']);
+    expect(huge).toContain('true time since the migration began (ms)</text>');
+    // −1 ns: nanoseconds, not "−0.000 ms"
+    const tiny = chart([{ clock: 'tsc', vcpu: 0, points: [[0, 0], [300_000_000, -1]] }]);
+    expect(tiny).toContain('error against true time (ns)</text>');
+    expect(yticks(tiny).map(([, l]) => l)).toEqual(['\u22121', '0']);
+    expect(tickLabel(-0.4, 1, axisUnit(1))).toBe('0');
+  });
+
+  it('leaves room for the longest tick label between the axis title and the plot', () => {
+    // an error of 2^63 ns (a wrapped s64): about 2.56 million hours, the longest labels there are
+    const wide = chart([{ clock: 'tsc', vcpu: 0, points: [[0, 0], [300_000_000, -(2 ** 63)]] }]);
+    const labels = yticks(wide);
+    expect(labels.length).toBeGreaterThan(2);
+    const longest = Math.max(...labels.map(([, l]) => l.length));
+    expect(longest).toBeGreaterThanOrEqual(8);
+    // right-aligned at x: the label spans [x − 6.6 × length, x]; the rotated title's glyphs end by x = 20
+    for (const [x] of labels) expect(x - 6.6 * longest).toBeGreaterThanOrEqual(20);
+  });
+
+  it('draws CLOCK_REALTIME as a line (NTP slews it), a counter as steps', () => {
+    const svg = chart([
+      { clock: 'tsc', vcpu: 0, points: [[0, 0], [300_000_000, -300_000_000]] },
+      { clock: 'realtime', vcpu: 0, points: [[0, 0], [300_000_000, 0], [300_000_000, -300_000_000], [350_000_000, -100_000_000]] },
+    ]);
+    const d = (name: string) => new RegExp(`data-series="${name}" d="([^"]+)"`).exec(svg)![1]!;
+    expect(d('tsc-0')).toMatch(/^M[\d.]+ [\d.]+H[\d.]+V[\d.]+H[\d.]+$/);
+    expect(d('realtime-0')).toMatch(/^M[\d.]+ [\d.]+L[\d.]+ [\d.]+L[\d.]+ [\d.]+L[\d.]+ [\d.]+L[\d.]+ [\d.]+H[\d.]+$/);
   });
 });
 
@@ -143,7 +204,7 @@ describe('escaping', () => {
     }
     const page = migrationHtml(audit, null);
     expect(page).toContain('<h2>Guest log</h2>');
-    expect(page).toContain('<td class="num">5.000 ms</td><td class="num">0</td><td class="mono">clocksource: &lt;script&gt;');
+    expect(page).toMatch(/<td class="num mono">—<\/td><td class="num">0<\/td><td class="mono">clocksource: &lt;script&gt;.*?<\/td><td class="num">5.000 ms<\/td>/);
     expect(page).not.toContain('somethingNew');
   });
 
