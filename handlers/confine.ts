@@ -28,14 +28,16 @@ export function confinedFile(dir: string, value: string, field: string): string 
   const root = realOrSelf(resolve(dir));
   const what = notAFilePath(value);
   if (what) {
-    throw new HandlerError('invalid_request', `${field}: ${preview(value)} is ${what}, not a database file in the fork directory ${root} (CLOCKLEDGER_FORK_DIR)`, { field, [field]: value, forkDir: root });
+    const message = `${field}: ${preview(value)} is ${what}, not a database file in the fork directory ${root} (CLOCKLEDGER_FORK_DIR)`;
+    throw new HandlerError('invalid_request', message, { field, [field]: value, forkDir: root });
   }
   const path = resolve(root, value);
   const within = (p: string) => p === root || p.startsWith(root.endsWith(sep) ? root : root + sep);
   // the file itself is followed only when it exists (a fork target does not yet)
   const real = existsSync(path) ? realOrSelf(path) : path;
   if (!within(path) || !within(realOrSelf(dirname(path))) || !within(real)) {
-    throw new HandlerError('invalid_request', `${field}: ${preview(value)} is outside the fork directory ${root} (CLOCKLEDGER_FORK_DIR)`, { field, [field]: value, forkDir: root });
+    const message = `${field}: ${preview(value)} is outside the fork directory ${root} (CLOCKLEDGER_FORK_DIR)`;
+    throw new HandlerError('invalid_request', message, { field, [field]: value, forkDir: root });
   }
   return path;
 }
@@ -50,10 +52,12 @@ export const databaseOf = (url: string): string => parsePgUrl(url).display.repla
  */
 export function confinedPgUrl(ledgerDb: string | undefined, value: string, field: string): string {
   if (ledgerDb === undefined || !isPostgresUrl(ledgerDb)) {
-    throw new HandlerError('invalid_request', `${field}: a postgres:// URL names a PostgreSQL ledger, and this function's ledger is a file: give a database file in the fork directory`, { field });
+    const message = `${field}: a postgres:// URL names a PostgreSQL ledger, and this function's ledger is a file: give a database file in the fork directory`;
+    throw new HandlerError('invalid_request', message, { field });
   }
   if (databaseOf(value) !== databaseOf(ledgerDb)) {
-    throw new HandlerError('invalid_request', `${field}: ${parsePgUrl(value).display} is not a schema of the ledger's database (${databaseOf(ledgerDb)})`, { field });
+    const message = `${field}: ${parsePgUrl(value).display} is not a schema of the ledger's database (${databaseOf(ledgerDb)})`;
+    throw new HandlerError('invalid_request', message, { field });
   }
   return value;
 }

@@ -100,7 +100,9 @@ export function defineHandler(def: HandlerDef<z.ZodTypeAny> | LazyHandlerDef<unk
  */
 function contextOf(given: HandlerContext | undefined): HandlerContext {
   if (given === undefined || given === null) return {};
-  if (typeof given !== 'object') throw new HandlerError('invalid_request', `(context): expected an object { db?, store?, onProgress? }, not ${typeof given}`, { field: '(context)' });
+  if (typeof given !== 'object') {
+    throw new HandlerError('invalid_request', `(context): expected an object { db?, store?, onProgress? }, not ${typeof given}`, { field: '(context)' });
+  }
   const read: Record<string, unknown> = {};
   for (const k of ['db', 'store', 'onProgress', 'forkDir'] as const) {
     try {
@@ -114,7 +116,10 @@ function contextOf(given: HandlerContext | undefined): HandlerContext {
   for (const [k, kind] of Object.entries(kinds)) {
     const v = read[k];
     if (v === undefined) continue;
-    if (typeof v !== kind || v === null) throw new HandlerError('invalid_request', `(context).${k}: expected ${k === 'store' ? 'an open EventStore' : `a ${kind}`}, not ${v === null ? 'null' : typeof v}`, { field: `(context).${k}` });
+    if (typeof v !== kind || v === null) {
+      const expected = k === 'store' ? 'an open EventStore' : `a ${kind}`;
+      throw new HandlerError('invalid_request', `(context).${k}: expected ${expected}, not ${v === null ? 'null' : typeof v}`, { field: `(context).${k}` });
+    }
     ctx[k] = v;
   }
   return ctx as HandlerContext;

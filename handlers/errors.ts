@@ -34,7 +34,8 @@ export function toErrorBody(e: unknown): ErrorBody {
     const issue = e.issues[0];
     const field = issue?.path.length ? issue.path.join('.') : '(request)';
     const issues = e.issues.slice(0, MAX_ISSUES).map((i) => ({ path: i.path.join('.'), message: clip(i.message, MAX_ISSUE_MESSAGE) }));
-    return { code: 'invalid_request', message: `${field}: ${clip(issue?.message ?? 'invalid', MAX_ISSUE_MESSAGE)}`, details: { field, issues, issueCount: e.issues.length } };
+    const message = `${field}: ${clip(issue?.message ?? 'invalid', MAX_ISSUE_MESSAGE)}`;
+    return { code: 'invalid_request', message, details: { field, issues, issueCount: e.issues.length } };
   }
   if (e instanceof CodedError) return withDetails({ code: e.code as ErrorCode, message: e.message }, e.details);
   // SQLite's own errors (a damaged page met by any read, a read-only file): coded, not internal

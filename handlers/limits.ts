@@ -142,7 +142,8 @@ export function boundedRequest(request: unknown): unknown {
           entries = [];
           for (const k of keys) {
             if (k.length > MAX_KEY_LENGTH) {
-              throw bound(refuse(path, `a key of ${k.length} characters is longer than the ${MAX_KEY_LENGTH} allowed (${preview(k)})`, 'MAX_KEY_LENGTH', MAX_KEY_LENGTH));
+              const message = `a key of ${k.length} characters is longer than the ${MAX_KEY_LENGTH} allowed (${preview(k)})`;
+              throw bound(refuse(path, message, 'MAX_KEY_LENGTH', MAX_KEY_LENGTH));
             }
             count(k.length + 3);
             at = k;

@@ -258,7 +258,11 @@ export const REGISTRY = {
     ],
     // chrome-trace: the JSON file; ftrace: the text file as it is (its events are its tracepoint lines)
     outFile: { field: 'out', text: (r) => exportedText(r.trace), summary: (r) => ({ format: r.format, events: exportedEvents(r.trace) }) },
-    examples: ['export m1 --out m1.trace.json     # open it in ui.perfetto.dev or chrome://tracing', 'export vm1 --format chrome-trace > vm1.json', 'export m1 --format ftrace --out m1.trace'],
+    examples: [
+      'export m1 --out m1.trace.json     # open it in ui.perfetto.dev or chrome://tracing',
+      'export vm1 --format chrome-trace > vm1.json',
+      'export m1 --format ftrace --out m1.trace',
+    ],
   })),
   report: entry('export', 'read', 'a report to read in a browser, one self-contained HTML page: a migration (verdict, clock timeline, findings, ioctls), a replay comparison, or the fleet of migrations', command('report', 'one self-contained HTML page: a migration with its clock timeline, a replay comparison (--profile), or every migration (no id) (handler report)', 'renderHtml', {
     args: [{ name: '[id]', description: 'a migration (omitted: the fleet of every migration in the log)' }],

@@ -79,7 +79,8 @@ export const events = defineHandler<EventsRequest>({
   async run(req, env) {
     const store = await env.log();
     const range = rangeOf(store, req);
-    const evs = range.total === 0 ? [] : store.read({ streamId: req.streamId, fromPosition: range.from, toPosition: req.to, limit: req.last ?? req.limit ?? DEFAULT_LIMIT });
+    const limit = req.last ?? req.limit ?? DEFAULT_LIMIT;
+    const evs = range.total === 0 ? [] : store.read({ streamId: req.streamId, fromPosition: range.from, toPosition: req.to, limit });
     // how many of the range's events come before the first shown and after the last
     const first = evs[0];
     const lastShown = evs.at(-1);

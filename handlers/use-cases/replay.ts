@@ -67,7 +67,9 @@ export const diff = defineHandler({
     // under the Lambda adapter, a file in the fork directory or a schema of the ledger's own
     // database, refused before anything looks at it (so a refusal tells nothing of what exists)
     const otherDb = confinedLocation({ forkDir: env.forkDir, db: env.db }, req.otherDb, 'otherDb');
-    if (engineOf({ db: otherDb }) === 'postgres') return diffLogs(await env.log(), await logFor({ db: otherDb }, 'read'), keep) as unknown as Record<string, unknown>;
+    if (engineOf({ db: otherDb }) === 'postgres') {
+      return diffLogs(await env.log(), await logFor({ db: otherDb }, 'read'), keep) as unknown as Record<string, unknown>;
+    }
     if (!existsSync(otherDb)) throw new HandlerError('not_found', `no database at ${otherDb}`, { otherDb });
     // TODO(store): open it with the store's read-only entry point that creates nothing beside the
     // ledger (being added in store/); until then SQLite may leave -shm/-wal files beside a WAL

@@ -281,11 +281,13 @@ export function migrationTrace(store: EventStore, migrationId: string, audit?: A
   // (sampled at even steps to the horizon too: a clock running at the wrong rate drifts between events)
   const upTo = (vmId: string) => {
     if (horizon === null || vmId !== resumed) return samples;
-    const steps = Array.from({ length: SAMPLES_AFTER_RESUME }, (_, k) => a!.resumeTime + ((horizon - a!.resumeTime) * BigInt(k + 1)) / BigInt(SAMPLES_AFTER_RESUME));
+    const resume = a!.resumeTime;
+    const steps = Array.from({ length: SAMPLES_AFTER_RESUME }, (_, k) => resume + ((horizon - resume) * BigInt(k + 1)) / BigInt(SAMPLES_AFTER_RESUME));
     return [...samples, ...steps.map((t) => ({ position: store.positionAtTime(t) + 0.5, time: t }))];
   };
-  events.push(...vmTrack(store, m.vmId, MIGRATION_PID + 1, { from: span.from, to: until(m.vmId), baseline: copy(baseline), samples: upTo(m.vmId) }));
-  if (newVm) events.push(...vmTrack(store, m.newVmId, MIGRATION_PID + 2, { from: span.from, to: until(m.newVmId), baseline: copy(baseline), samples: upTo(m.newVmId) }));
+  const track = (vmId: string, pid: number) => vmTrack(store, vmId, pid, { from: span.from, to: until(vmId), baseline: copy(baseline), samples: upTo(vmId) });
+  events.push(...track(m.vmId, MIGRATION_PID + 1));
+  if (newVm) events.push(...track(m.newVmId, MIGRATION_PID + 2));
   if (!a) return { traceEvents: sorted(events), otherData: { kind: 'migration', id: migrationId } };
 
   // the simulated guest's kernel messages, on the vCPU that printed them, in the VM that ran at
@@ -299,7 +301,8 @@ export function migrationTrace(store: EventStore, migrationId: string, audit?: A
   if (a.findings.length) events.push(metadata(MIGRATION_PID, FINDINGS_TID, 'thread_name', 'findings'));
   for (const f of a.findings) {
     const args = { code: f.code, severity: f.severity, message: f.message, positions: f.positions };
-    events.push({ name: `${f.severity}: ${f.code}`, ph: 'i', s: 't', ts: toUs(findingTime(store, a, f)), pid: MIGRATION_PID, tid: FINDINGS_TID, cat: 'finding', args });
+    const ts = toUs(findingTime(store, a, f));
+    events.push({ name: `${f.severity}: ${f.code}`, ph: 'i', s: 't', ts, pid: MIGRATION_PID, tid: FINDINGS_TID, cat: 'finding', args });
   }
   // the guest's CLOCK_REALTIME error against true time: the audit's wall-clock curve, a step function
   let last: number | undefined;
@@ -311,7 +314,9 @@ export function migrationTrace(store: EventStore, migrationId: string, audit?: A
   }
   if (horizon !== null) {
     events.push(metadata(MIGRATION_PID, AFTER_TID, 'thread_name', 'after the resume'));
-    events.push({ name: 'guest after the resume (audit horizon)', ph: 'X', ts: toUs(a.resumeTime), dur: toUs(horizon - a.resumeTime), pid: MIGRATION_PID, tid: AFTER_TID, cat: 'horizon', args: { ntpClient: a.guest?.wallClock.client ?? null } });
+    const window = { ts: toUs(a.resumeTime), dur: toUs(horizon - a.resumeTime) };
+    const args = { ntpClient: a.guest?.wallClock.client ?? null };
+    events.push({ name: 'guest after the resume (audit horizon)', ph: 'X', ...window, pid: MIGRATION_PID, tid: AFTER_TID, cat: 'horizon', args });
   }
   return { traceEvents: sorted(events), otherData: { kind: 'migration', id: migrationId, ...(horizon !== null ? { horizonUs: toUs(horizon) } : {}) } };
 }

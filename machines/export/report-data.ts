@@ -20,7 +20,10 @@ export interface ClockSeries {
   clock: 'tsc' | 'kvmclock' | 'cntvct' | 'realtime';
   /** the vCPU (realtime: 0, the guest's) */
   vcpu: number;
-  /** [true time in ns, error in ns] in time order; each value holds until the next point (realtime: a line through them, a step as two points at one instant) */
+  /**
+   * [true time in ns, error in ns] in time order; each value holds until the next point (realtime:
+   * a line through them, a step as two points at one instant)
+   */
   points: [number, number][];
 }
 
@@ -154,7 +157,8 @@ export function migrationReportData(store: EventStore, migrationId: string, audi
   const times = new Map<number, bigint>();
   const to = Math.max(span.to, ...ioctls.map((r) => r.position));
   for (const vm of new Set([m.vmId, m.newVmId])) {
-    for (const row of store.scan({ streamId: vmStreamId(vm), fromPosition: span.from, toPosition: to, withoutMetadata: true })) times.set(row.position, BigInt(row.time));
+    const rows = store.scan({ streamId: vmStreamId(vm), fromPosition: span.from, toPosition: to, withoutMetadata: true });
+    for (const row of rows) times.set(row.position, BigInt(row.time));
   }
   for (const r of ioctls) r.timeNs = times.get(r.position) ?? 0n;
 

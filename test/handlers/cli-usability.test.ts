@@ -264,7 +264,8 @@ describe('control characters in free text', () => {
 
 describe('the log, its first and its last events', () => {
   it('says how many there are in all and how to see the others; --last shows the end', async () => {
-    await setup([['createHost', { hostId: 'a', tscKhz: 3_000_000 }], ...Array.from({ length: 6 }, () => ['adjustRealtime', { hostId: 'a', stepNs: '1000' }] as [HandlerName, Record<string, unknown>])]);
+    const step: [HandlerName, Record<string, unknown>] = ['adjustRealtime', { hostId: 'a', stepNs: '1000' }];
+    await setup([['createHost', { hostId: 'a', tscKhz: 3_000_000 }], ...Array.from({ length: 6 }, () => step)]);
     const head = await cli(['log', '--limit', '2']);
     expect(head.code).toBe(0);
     expect(head.stdout.trimEnd().split('\n').at(-1)).toBe('2 of 7 events, positions 1 to 2 (5 after them: --from 3 for the next, --last 5 for the last ones)');

@@ -150,7 +150,9 @@ describe('the HTML reports in headless Chromium', () => {
           afterSeries: ([...document.querySelectorAll('figure.after svg path.series')] as any[]).map((p) => p.dataset.series),
           overlaps,
           gaps,
-          printk: ([...document.querySelectorAll('h2 + table tbody tr td:first-child')] as any[]).map((td) => td.innerText).filter((t: string) => t.startsWith('[')),
+          printk: ([...document.querySelectorAll('h2 + table tbody tr td:first-child')] as any[])
+            .map((td) => td.innerText)
+            .filter((t: string) => t.startsWith('[')),
         };
       });
       expect(seen.overlaps, a.migrationId).toEqual([]);

@@ -185,13 +185,15 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       expect(findings.map((e) => e.args!.code).sort()).toEqual(a.findings.map((f) => f.code).sort());
       for (const f of a.findings) {
         const e = findings.find((x) => x.args!.code === f.code)!;
-        expect(e).toMatchObject({ ph: 'i', s: 't', pid: 1, tid: 2, name: `${f.severity}: ${f.code}`, args: { severity: f.severity, message: f.message, positions: f.positions } });
+        const args = { severity: f.severity, message: f.message, positions: f.positions };
+        expect(e).toMatchObject({ ph: 'i', s: 't', pid: 1, tid: 2, name: `${f.severity}: ${f.code}`, args });
         if (!f.guestLog?.length && f.positions.length) {
           const cited = ev.find((x) => x.ph === 'i' && x.args?.position === Math.min(...f.positions))!;
           expect(e.ts).toBe(cited.ts);
         }
       }
-      expect(ev.filter((e) => e.ph === 'M').map((e) => `${e.pid}/${e.tid} ${(e.args as { name: string }).name}`)).toEqual(expect.arrayContaining(['1/2 findings', '1/3 after the resume']));
+      const threads = ev.filter((e) => e.ph === 'M').map((e) => `${e.pid}/${e.tid} ${(e.args as { name: string }).name}`);
+      expect(threads).toEqual(expect.arrayContaining(['1/2 findings', '1/3 after the resume']));
 
       // CLOCK_REALTIME: the audit's wall-clock curve, written where it changes; the guest reads
       // its wall clock through kvm-clock, so it resumes as far behind as kvmclock fell (the 300 ms

@@ -34,7 +34,8 @@ export interface ChartInput {
 
 export const seriesLabel = (s: ClockSeries) =>
   s.clock === 'kvmclock' ? 'kvmclock (vCPU 0)' : s.clock === 'realtime' ? 'guest CLOCK_REALTIME' : `vCPU ${s.vcpu} ${s.clock === 'tsc' ? 'TSC' : 'CNTVCT'}`;
-export const seriesColour = (s: ClockSeries, i: number) => (s.clock === 'kvmclock' ? KVMCLOCK_COLOUR : s.clock === 'realtime' ? REALTIME_COLOUR : PALETTE[i % PALETTE.length]!);
+export const seriesColour = (s: ClockSeries, i: number) =>
+  s.clock === 'kvmclock' ? KVMCLOCK_COLOUR : s.clock === 'realtime' ? REALTIME_COLOUR : PALETTE[i % PALETTE.length]!;
 
 const r1 = (v: number) => (Math.round(v * 10) / 10).toString();
 
@@ -128,7 +129,8 @@ export function timelineChart(c: ChartInput): string {
   const X = (t: number) => left + ((Math.min(Math.max(t, x0), x1) - x0) / (x1 - x0)) * pw;
   const Y = (v: number) => M.top + ((hi - v) / (hi - lo)) * ph;
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(c.title ?? 'guest clock error against true time')}">`);
+  const label = esc(c.title ?? 'guest clock error against true time');
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${label}">`);
   out.push(`<rect x="${left}" y="${M.top}" width="${pw}" height="${ph}" fill="#fbfcfd" stroke="#c9ced8"/>`);
   if (c.blackout) {
     const bx = X(c.blackout.fromNs);
@@ -157,22 +159,25 @@ export function timelineChart(c: ChartInput): string {
     out.push(`<line x1="${r1(x)}" x2="${r1(x)}" y1="${M.top + ph}" y2="${M.top + ph + 4}" stroke="#8a93a6"/>`);
     out.push(`<text class="xtick" x="${r1(x)}" y="${M.top + ph + 16}" text-anchor="middle">${esc(tickLabel(d, xstep, xUnit))}</text>`);
   }
-  out.push(`<text class="xtitle" x="${r1(left + pw / 2)}" y="${H - 6}" text-anchor="middle">${esc(`${c.xTitle ?? 'true time since the migration began'} (${xUnit.name})`)}</text>`);
-  out.push(`<text class="ytitle" transform="translate(14 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">${esc(`error against true time (${yUnit.name})`)}</text>`);
+  const xTitle = `${c.xTitle ?? 'true time since the migration began'} (${xUnit.name})`;
+  out.push(`<text class="xtitle" x="${r1(left + pw / 2)}" y="${H - 6}" text-anchor="middle">${esc(xTitle)}</text>`);
+  const yTitle = `error against true time (${yUnit.name})`;
+  out.push(`<text class="ytitle" transform="translate(14 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">${esc(yTitle)}</text>`);
   // the series: steps held to the end of the span (CLOCK_REALTIME a line); one hidden under a
   // later one of the same values is drawn wider, a band around it
   const covered = coveredBy(series);
   series.forEach((s, i) => {
     const pts = s.points;
     let d = `M${r1(X(pts[0]![0]))} ${r1(Y(pts[0]![1]))}`;
-    for (let k = 1; k < pts.length; k++) d += s.clock === 'realtime' ? `L${r1(X(pts[k]![0]))} ${r1(Y(pts[k]![1]))}` : `H${r1(X(pts[k]![0]))}V${r1(Y(pts[k]![1]))}`;
+    for (const [t, v] of pts.slice(1)) d += s.clock === 'realtime' ? `L${r1(X(t))} ${r1(Y(v))}` : `H${r1(X(t))}V${r1(Y(v))}`;
     d += `H${r1(X(x1))}`;
     const under = covered[i]!;
     const base = s.clock === 'kvmclock' ? 2.5 : s.clock === 'realtime' ? 2.2 : 1.8;
     const width = base + 3 * Math.min(under.length, 3);
     const dash = s.clock === 'kvmclock' ? ' stroke-dasharray="7 4"' : '';
     const title = under.length ? `${seriesLabel(s)} (the same values as ${under.join(', ')}, drawn over it)` : seriesLabel(s);
-    out.push(`<path class="series" data-series="${esc(`${s.clock}-${s.vcpu}`)}" d="${d}" fill="none" stroke="${seriesColour(s, s.index)}" stroke-width="${r1(width)}"${dash}><title>${esc(title)}</title></path>`);
+    const stroke = `stroke="${seriesColour(s, s.index)}" stroke-width="${r1(width)}"${dash}`;
+    out.push(`<path class="series" data-series="${esc(`${s.clock}-${s.vcpu}`)}" d="${d}" fill="none" ${stroke}><title>${esc(title)}</title></path>`);
   });
   // finding pins under the axis
   const seen = new Set<string>();
@@ -190,7 +195,9 @@ export function timelineChart(c: ChartInput): string {
 
 /** The legend under the chart, in HTML. */
 export function legend(series: ClockSeries[], blackout = true): string {
-  const items = series.map((s, i) => `<span><i${s.clock === 'kvmclock' ? ' class="dash"' : ''} style="border-color:${seriesColour(s, i)}"></i>${esc(seriesLabel(s))}</span>`);
+  const items = series.map(
+    (s, i) => `<span><i${s.clock === 'kvmclock' ? ' class="dash"' : ''} style="border-color:${seriesColour(s, i)}"></i>${esc(seriesLabel(s))}</span>`,
+  );
   if (blackout) items.push('<span><i style="border-color:#39404f;opacity:.25;border-top-width:10px"></i>blackout</span>');
   return `<div class="legend">${items.join('')}<span style="color:#c0392b">▲ finding</span></div>`;
 }

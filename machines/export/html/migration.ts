@@ -52,19 +52,24 @@ export function summaryList(a: AuditLike): string {
   return `<dl class="kv">${rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${v}</dd>`).join('')}</dl>`;
 }
 
-/** The simulated guest: its kernel, its clocksource (and the watchdog's verdict on it), its NTP client and when its wall clock is right again. */
+/** The simulated guest: its kernel, its clocksource (and the watchdog's), its NTP client and when its wall clock is right again. */
 function guestRows(a: AuditLike): [string, string][] {
   const g = a.guest;
   if (!g || typeof g !== 'object') return [];
   const cs = g.clocksource ?? {};
-  const clocksource = cs.before === undefined ? '—' : cs.after !== undefined && cs.after !== cs.before ? `${cs.before} → ${cs.after} (switched by the watchdog)` : String(cs.before);
+  let clocksource = cs.before === undefined ? '—' : String(cs.before);
+  if (cs.after !== undefined && cs.before !== undefined && cs.after !== cs.before) clocksource += ` → ${cs.after} (switched by the watchdog)`;
+  if (cs.watchdog) clocksource += ` (the clocksource watchdog reads ${cs.watchdog})`;
   const wc = g.wallClock ?? {};
   const resume = big(a.resumeTime);
   const converged = big(wc.convergedAt);
-  const ntp = wc.client === undefined ? '—' : `${wc.client}${converged !== null && resume !== null ? `: CLOCK_REALTIME within 1 ms ${converged <= resume ? 'at the resume' : `${duration(converged - resume)} after the resume`}` : wc.client === 'none' ? '' : ': CLOCK_REALTIME not within 1 ms by the horizon'}`;
+  let ntp = wc.client === undefined ? '—' : String(wc.client);
+  if (converged !== null && resume !== null) {
+    ntp += `: CLOCK_REALTIME within 1 ms ${converged <= resume ? 'at the resume' : `${duration(converged - resume)} after the resume`}`;
+  } else if (wc.client !== undefined && wc.client !== 'none') ntp += ': CLOCK_REALTIME not within 1 ms by the horizon';
   return [
     ['guest kernel', esc(g.kernel ?? '—')],
-    ['guest clocksource', esc(`${clocksource}${cs.watchdog ? ` (the clocksource watchdog reads ${cs.watchdog})` : ''}`)],
+    ['guest clocksource', esc(clocksource)],
     ['guest NTP client', esc(ntp)],
   ];
 }
@@ -149,11 +154,10 @@ function guestLogSection(a: AuditLike): string {
     const t = big(l.timeNs);
     return t === null ? '—' : stop === null ? duration(t) : signedDuration(t - stop);
   };
+  const row = (l: AuditLike) => [`<td class="num mono">${esc(stamp(l))}</td>`, tdNum(l.vcpu ?? '—'), `<td class="mono">${esc(l.text)}</td>`, tdNum(since(l))];
   return [
     '<h2>Guest log</h2>',
-    log.length
-      ? table(['printk time', 'vCPU', 'message', 'true time since the stop'].map(esc), log.map((l: AuditLike) => [`<td class="num mono">${esc(stamp(l))}</td>`, tdNum(l.vcpu ?? '—'), `<td class="mono">${esc(l.text)}</td>`, tdNum(since(l))]))
-      : '<p>The guest logged nothing.</p>',
+    log.length ? table(['printk time', 'vCPU', 'message', 'true time since the stop'].map(esc), log.map(row)) : '<p>The guest logged nothing.</p>',
   ].join('\n');
 }
 
@@ -177,15 +181,34 @@ export function migrationBody(a: AuditLike, d: MigrationReportData | null, opts:
         if (t !== null) pins.push({ timeNs: Number(t), label: `${f.code}: ${String(log[i]!.text)}` });
       }
     }
-    out.push('<h2>Guest clocks against true time</h2>', `<p class="sub">Each vCPU's clock error across the migration (its value when the stop began is 0), the source's clocks until the destination first runs, the destination's after; the span after the migration's end shows the error the guest is left with.${d.series.some((s) => s.clock === 'realtime') ? ' The guest\'s CLOCK_REALTIME falls behind while it is stopped and resumes with that error.' : ''}</p>`);
-    out.push(`<figure class="timeline" style="margin:0">${timelineChart({ startNs: d.startNs, endNs: d.endNs + Math.round((d.endNs - d.startNs) / 5), blackout: d.blackout, phases: d.phases, series: d.series, pins })}${legend(d.series)}</figure>`);
+    const stopped = " The guest's CLOCK_REALTIME falls behind while it is stopped and resumes with that error.";
+    const realtime = d.series.some((x) => x.clock === 'realtime') ? stopped : '';
+    out.push(
+      '<h2>Guest clocks against true time</h2>',
+      `<p class="sub">Each vCPU's clock error across the migration (its value when the stop began is 0), ` +
+        `the source's clocks until the destination first runs, ` +
+        `the destination's after; the span after the migration's end shows the error the guest is left with.${realtime}</p>`,
+    );
+    const span = { startNs: d.startNs, endNs: d.endNs + Math.round((d.endNs - d.startNs) / 5), blackout: d.blackout, phases: d.phases };
+    out.push(`<figure class="timeline" style="margin:0">${timelineChart({ ...span, series: d.series, pins })}${legend(d.series)}</figure>`);
     if (d.after && d.after.horizonNs > d.after.resumeNs) {
-      const client = a.guest?.wallClock?.client;
+      const client = esc(a.guest?.wallClock?.client ?? 'none');
       out.push(
         '<h2>After the resume</h2>',
-        `<p class="sub">From the resume to the audit's horizon: the error each clock is left with, and the guest's CLOCK_REALTIME as its NTP client (${esc(client ?? 'none')}) steps or slews it back.</p>`,
+        `<p class="sub">From the resume to the audit's horizon: the error each clock is left with, ` +
+          `and the guest's CLOCK_REALTIME as its NTP client (${client}) steps or slews it back.</p>`,
       );
-      out.push(`<figure class="after" style="margin:0">${timelineChart({ startNs: d.after.resumeNs, endNs: d.after.horizonNs, blackout: null, phases: [], series: d.series, pins, xTitle: 'true time since the resume', title: 'guest clock error against true time after the resume' })}${legend(d.series, false)}</figure>`);
+      const after = {
+        startNs: d.after.resumeNs,
+        endNs: d.after.horizonNs,
+        blackout: null,
+        phases: [],
+        series: d.series,
+        pins,
+        xTitle: 'true time since the resume',
+        title: 'guest clock error against true time after the resume',
+      };
+      out.push(`<figure class="after" style="margin:0">${timelineChart(after)}${legend(d.series, false)}</figure>`);
     }
   }
   out.push('<h2>Findings</h2>', findingsSection(a.findings ?? [], linkable, opts.idPrefix));
