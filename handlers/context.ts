@@ -26,7 +26,7 @@ export interface HandlerContext {
   store?: EventStore;
   /** long work (replay, bisect) reports the log position it has reached */
   onProgress?: (position: number) => void;
-  /** fork targets must lie in this directory (the Lambda adapter sets it) */
+  /** every path a request names, and every file a handler makes, must lie in this directory (the Lambda adapter sets it) */
   forkDir?: string;
 }
 

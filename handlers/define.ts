@@ -7,8 +7,8 @@ import type { AsyncEventStore } from '../store/async-types.js';
 import type { EventStore, WrittenEvent } from '../store/types.js';
 import { asyncLogFor, engineOf, logFor, pgStoreFor, storeFor, type HandlerContext, type StoreAccess } from './context.js';
 import { requestFingerprint } from './fingerprint.js';
-import { toErrorBody, type ErrorBody } from './errors.js';
-import { checkRequestBounds } from './limits.js';
+import { HandlerError, toErrorBody, type ErrorBody } from './errors.js';
+import { boundedRequest, UnreadableRequestError } from './limits.js';
 import { DEFAULT_DB, REGISTRY, type HandlerName } from './registry.js';
 
 export type HandlerResponse = ({ ok: true } & Record<string, unknown>) | { ok: false; error: ErrorBody };
@@ -31,7 +31,7 @@ export interface HandlerEnv {
   requestId?: string;
   correlationId?: string;
   onProgress?: (position: number) => void;
-  /** fork targets must lie in this directory */
+  /** every path a request names, and every file a handler makes, must lie in this directory (the Lambda adapter sets it) */
   forkDir?: string;
   /** run a use case that records events: atomically, idempotently, retried on conflict (after a backoff) */
   write<T>(work: (s: Session) => T, respond: (value: T, written: WrittenEvent[]) => Record<string, unknown>): Promise<Record<string, unknown>>;
@@ -93,12 +93,45 @@ export function defineHandler(def: HandlerDef<z.ZodTypeAny> | LazyHandlerDef<unk
   });
 }
 
+/**
+ * The context as plain data, each field read once (a script may pass any object): db a string,
+ * onProgress a function, forkDir a string; an open store is kept as given. A context that cannot
+ * be read, or a field of the wrong kind, is invalid_request.
+ */
+function contextOf(given: HandlerContext | undefined): HandlerContext {
+  if (given === undefined || given === null) return {};
+  if (typeof given !== 'object') {
+    throw new HandlerError('invalid_request', `(context): expected an object { db?, store?, onProgress? }, not ${typeof given}`, { field: '(context)' });
+  }
+  const read: Record<string, unknown> = {};
+  for (const k of ['db', 'store', 'onProgress', 'forkDir'] as const) {
+    try {
+      read[k] = given[k];
+    } catch {
+      throw new UnreadableRequestError(`(context).${k}`, 'a getter or Proxy of it threw');
+    }
+  }
+  const kinds = { db: 'string', store: 'object', onProgress: 'function', forkDir: 'string' } as const;
+  const ctx: Record<string, unknown> = {};
+  for (const [k, kind] of Object.entries(kinds)) {
+    const v = read[k];
+    if (v === undefined) continue;
+    if (typeof v !== kind || v === null) {
+      const expected = k === 'store' ? 'an open EventStore' : `a ${kind}`;
+      throw new HandlerError('invalid_request', `(context).${k}: expected ${expected}, not ${v === null ? 'null' : typeof v}`, { field: `(context).${k}` });
+    }
+    ctx[k] = v;
+  }
+  return ctx as HandlerContext;
+}
+
 function build(name: HandlerName, parse: (request: unknown) => Parsed | Promise<Parsed>, run: Run, schemaOf: Pick<DefinedHandler, 'schema' | 'loadSchema'>): DefinedHandler {
   const { summary, access } = REGISTRY[name];
-  const fn = async (request: unknown, ctx: HandlerContext = {}): Promise<HandlerResponse> => {
+  const fn = async (request: unknown, given?: HandlerContext): Promise<HandlerResponse> => {
     try {
-      checkRequestBounds(request);
-      const req = await parse(request ?? {});
+      // plain copies, read once: no getter or Proxy of the caller's is met after this
+      const ctx = contextOf(given);
+      const req = await parse(boundedRequest(request) ?? {});
       let store: EventStore | undefined;
       const engine = engineOf(ctx);
       const env: HandlerEnv = {

@@ -17,12 +17,25 @@ export interface ErrorBody {
 
 export class HandlerError extends CodedError<ErrorCode> {}
 
-/** Map anything thrown to the error body users see. */
+/** The most schema issues an error lists (details.issues); details.issueCount says how many there were. */
+export const MAX_ISSUES = 10;
+/** The longest issue message kept (an unrecognised-keys or enum message may list thousands of names). */
+export const MAX_ISSUE_MESSAGE = 300;
+
+const clip = (text: string, max: number) => (text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`);
+
+/**
+ * Map anything thrown to the error body users see. An answer stays small whatever the request
+ * was (Lambda answers at most 6 MB): a schema error lists its first MAX_ISSUES issues, each
+ * message cut at MAX_ISSUE_MESSAGE characters, with the count of them all.
+ */
 export function toErrorBody(e: unknown): ErrorBody {
   if (isZodError(e)) {
     const issue = e.issues[0];
     const field = issue?.path.length ? issue.path.join('.') : '(request)';
-    return { code: 'invalid_request', message: `${field}: ${issue?.message ?? 'invalid'}`, details: { field, issues: e.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) } };
+    const issues = e.issues.slice(0, MAX_ISSUES).map((i) => ({ path: i.path.join('.'), message: clip(i.message, MAX_ISSUE_MESSAGE) }));
+    const message = `${field}: ${clip(issue?.message ?? 'invalid', MAX_ISSUE_MESSAGE)}`;
+    return { code: 'invalid_request', message, details: { field, issues, issueCount: e.issues.length } };
   }
   if (e instanceof CodedError) return withDetails({ code: e.code as ErrorCode, message: e.message }, e.details);
   // SQLite's own errors (a damaged page met by any read, a read-only file): coded, not internal

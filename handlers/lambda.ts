@@ -2,8 +2,10 @@
 // library and the CLI, with the database from CLOCKLEDGER_DB (default ./clockledger.db; on Lambda
 // a postgres:// URL shared by every instance, or a file on /tmp or an EFS mount). A PostgreSQL
 // ledger's store, its connection pool and its read view are kept by the container between warm
-// invocations. Fork targets are confined to CLOCKLEDGER_FORK_DIR (default: the directory of
-// CLOCKLEDGER_DB), a relative target taken inside it; on PostgreSQL to schemas of the same database.
+// invocations. Every path or URL in a request (fork's targetDb, diff's otherDb) is confined to
+// CLOCKLEDGER_FORK_DIR (default: the directory of CLOCKLEDGER_DB), a relative one taken inside it,
+// or on PostgreSQL to schemas of the same database (handlers/confine.ts); the files handlers make
+// for themselves (demo's reports, scratch logs) are made there too.
 //
 //   handler(event, context)   event = { handler, request? }, or an API-Gateway-like { body } whose
 //                             JSON body is { handler, request? } (body may be base64-encoded);
@@ -107,8 +109,14 @@ function invocationOf(event: unknown, fixed?: HandlerName): { name: string; requ
 /** The one adapter: event → invocation → the handler response (never thrown). */
 function handle(fixed?: HandlerName): LambdaHandler {
   return async (event: unknown) => {
+    let i: ReturnType<typeof invocationOf>;
     try {
-      const i = invocationOf(event, fixed);
+      i = invocationOf(event, fixed);
+    } catch {
+      // a script's event whose getter or Proxy trap threw: the request is at fault, not the adapter
+      return fail('invalid_request', '(event): cannot be read (a getter or Proxy of it threw): give plain JSON values', { field: '(event)', unreadable: true });
+    }
+    try {
       return 'response' in i ? i.response : await invoke(i.name, i.request);
     } catch (e) {
       return fail('internal', (e as Error)?.message ?? String(e));
@@ -124,9 +132,14 @@ const answer = handle();
  * requestContext.http).
  */
 export function isProxyEvent(event: unknown): boolean {
-  if (!isPlainObject(event) || !isPlainObject(event.requestContext)) return false;
-  if (typeof event.httpMethod === 'string') return true;
-  return event.version === '2.0' && isPlainObject(event.requestContext.http);
+  try {
+    if (!isPlainObject(event) || !isPlainObject(event.requestContext)) return false;
+    if (typeof event.httpMethod === 'string') return true;
+    return event.version === '2.0' && isPlainObject(event.requestContext.http);
+  } catch {
+    // an event that cannot be read is no proxy event (its refusal is answered as a direct one)
+    return false;
+  }
 }
 
 const STATUS: Record<ErrorCode, number> = {

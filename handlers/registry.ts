@@ -3,7 +3,7 @@
 // exports (lambda.ts), the CLI's commands and its cold-start path (cli/), and docs/handlers.md.
 // The request schemas and the work live with the handlers' definitions (use-cases/, defineHandler).
 // Nothing here imports a handler module until one is asked for.
-import { EXIT_HANDLER_ERROR, EXIT_MIGRATION_FAILED, EXIT_OK } from './cli/exit-codes.js';
+import { EXIT_HANDLER_ERROR, EXIT_MIGRATION_FAILED, EXIT_NONCONFORMING, EXIT_OK } from './cli/exit-codes.js';
 import type { StoreAccess } from './context.js';
 import type { DefinedHandler } from './define.js';
 
@@ -115,6 +115,12 @@ const vmIdArg: CliArgument = { name: '<vmId>' };
 /** A command: its path ('hosts create'), what it does, its renderer, and the rest of its spec. */
 const command = (path: string, description: string, render: RendererName, more: Omit<CliCommand, 'path' | 'description' | 'render'> = {}): CliCommand => ({ path: path.split(' '), description, render, ...more });
 const entry = (module: keyof typeof MODULES, access: StoreAccess, summary: string, ...cli: CliCommand[]): HandlerEntry => ({ module, access, summary, cli });
+
+/** An exported trace as its file's text: a Chrome trace's JSON, or an ftrace text file as it is. */
+const exportedText = (trace: unknown): string => (typeof trace === 'string' ? trace : JSON.stringify(trace));
+/** How many events an exported trace holds: a Chrome trace's traceEvents, an ftrace file's tracepoint lines. */
+const exportedEvents = (trace: unknown): number =>
+  typeof trace === 'string' ? trace.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length : (trace as { traceEvents: unknown[] }).traceEvents.length;
 
 /** Every handler, in the order of the command line's help. */
 export const REGISTRY = {
@@ -230,7 +236,9 @@ export const REGISTRY = {
     options: [{ flags: '--guest-tsc-hz <Hz>', description: "the guest TSC frequency, when the capture has no pvclock update", value: 'u64' }],
     examples: ['trace audit t1', 'trace audit t1 --guest-tsc-hz 2000000000 --json'],
   })),
-  conformance: entry('traces', 'read', 'check the model against an imported host trace: emulate the restore it shows with a strategy (release) and kernel profile, and name the first tracepoint where they differ', command('conformance', 'emulate the restore an imported trace shows (its vCPUs, TSC rate, offsets and write spacing) and name the first tracepoint that differs, side by side (handler conformance)', 'renderConformance', {
+  conformance: {
+    // exit code 4 however it is called from the command line: the check ran and found a difference
+    ...entry('traces', 'read', 'check the model against an imported host trace: emulate the restore it shows with a strategy (release) and kernel profile, and name the first tracepoint where they differ', command('conformance', 'emulate the restore an imported trace shows (its vCPUs, TSC rate, offsets and write spacing) and name the first tracepoint that differs, side by side (handler conformance)', 'renderConformance', {
     args: [{ name: '<traceId>' }],
     options: [
       { flags: '--strategy <name>', description: 'the VMM strategy and release: cloud-hypervisor@53, qemu, firecracker@1.12+kvmclockCtrl=true', required: true },
@@ -240,14 +248,21 @@ export const REGISTRY = {
     ],
     examples: ['conformance t1 --strategy cloud-hypervisor@53+syncTscOffsets=false', 'conformance t1 --strategy cloud-hypervisor@53 --profile linux-6.18', 'conformance t2 --strategy qemu --vm web --json'],
   })),
+    okExitCode: (r) => (r.conforms === false ? EXIT_NONCONFORMING : EXIT_OK),
+  },
   exportTrace: entry('export', 'read', 'export a migration (its phases, blackout, VMs) or a VM from the log as a Chrome Trace Event file for Perfetto or chrome://tracing', command('export', 'a migration or a VM as a Chrome Trace Event file: phases, blackout, every ioctl and guest read, clock counters (handler exportTrace)', 'renderExport', {
     args: [{ name: '<id>', description: 'a VM or a migration id (tried in that order)' }],
     options: [
       { flags: '--format <format>', description: 'the file format: chrome-trace (Perfetto, chrome://tracing) or ftrace (a tracefs trace file, as import-trace reads)', choices: ['chrome-trace', 'ftrace'], default: 'chrome-trace' },
       { flags: '--out <file>', description: 'write the trace to this file instead of stdout', field: null },
     ],
-    outFile: { field: 'out', text: (r) => JSON.stringify(r.trace), summary: (r) => ({ format: r.format, events: r.trace.traceEvents.length }) },
-    examples: ['export m1 --out m1.trace.json     # open it in ui.perfetto.dev or chrome://tracing', 'export vm1 --format chrome-trace > vm1.json'],
+    // chrome-trace: the JSON file; ftrace: the text file as it is (its events are its tracepoint lines)
+    outFile: { field: 'out', text: (r) => exportedText(r.trace), summary: (r) => ({ format: r.format, events: exportedEvents(r.trace) }) },
+    examples: [
+      'export m1 --out m1.trace.json     # open it in ui.perfetto.dev or chrome://tracing',
+      'export vm1 --format chrome-trace > vm1.json',
+      'export m1 --format ftrace --out m1.trace',
+    ],
   })),
   report: entry('export', 'read', 'a report to read in a browser, one self-contained HTML page: a migration (verdict, clock timeline, findings, ioctls), a replay comparison, or the fleet of migrations', command('report', 'one self-contained HTML page: a migration with its clock timeline, a replay comparison (--profile), or every migration (no id) (handler report)', 'renderHtml', {
     args: [{ name: '[id]', description: 'a migration (omitted: the fleet of every migration in the log)' }],
@@ -262,16 +277,17 @@ export const REGISTRY = {
   })),
   profiles: entry('replay', 'read', 'the kernel behaviour profiles: switches, summary and source (release, commits or posted series)', command('profiles', 'the kernel behaviour profiles (for --kernel, replay and bisect) and their sources (handler profiles)', 'renderProfiles')),
   strategies: entry('migrations', 'read', 'the migration strategies and what each VMM does', command('strategies', 'the migration strategies and what each VMM does (handler strategies)', 'renderStrategies')),
-  events: entry('events', 'read', 'read the event log in order, all of it or one stream, from a position', command('events', 'the event log in order: position, time, stream, type and what happened (handler events)', 'renderEvents', {
+  events: entry('events', 'read', 'read the event log in order, all of it or one stream, its first or last events, from a position', command('events', 'the event log in order: position, time, stream, type and what happened (handler events)', 'renderEvents', {
     alias: 'log',
     options: [
       { flags: '--stream <streamId>', description: 'one stream: vm-<id>, host-<id>, migration-<id>, ledger', field: 'streamId' },
       { flags: '--vm <vmId>', description: 'shorthand for --stream vm-<vmId>', field: null },
       intOption('--from <position>', 'from this position'),
       intOption('--to <position>', 'up to this position'),
-      intOption('--limit <n>', 'at most n events (default 1000)'),
+      intOption('--limit <n>', 'the first n events (default 1000)'),
+      intOption('--last <n>', 'the last n events instead (the log, or the stream, as it ends)'),
     ],
-    examples: ['log', 'log --vm vm1 --limit 20', 'events --stream migration-m1', 'events --from 100 --limit 10 --json'],
+    examples: ['log', 'log --last 20', 'log --vm vm1 --limit 20', 'events --stream migration-m1', 'events --from 100 --limit 10 --json'],
     request: async (v) => ({ ...v, streamId: v.streamId ?? (typeof v.vm === 'string' ? (await import('../machines/stream-ids.js')).vmStreamId(v.vm) : undefined), vm: undefined }),
   })),
   stateAt: entry('log', 'read', 'the rebuilt state of a VM, host, migration or any stream at a position, a stream version or an instant', command('state', 'the state of a VM, host or migration rebuilt from the log, now or at a position, version or instant (handler stateAt)', 'renderState', {

@@ -1,8 +1,10 @@
 // Human output: aligned tables, ns with a readable hint, key: value blocks, and a generic
-// rendering for any JSON response. u64/s64 values stay the exact decimal strings they are.
+// rendering for any JSON response. u64/s64 values stay the exact decimal strings they are; text
+// from the log or a request has its control characters escaped (lib/printable.ts).
 
 import { MSRS } from '../../kvm/uapi.js';
 import { isPlainObject } from '../../lib/plain-object.js';
+import { printable } from '../../lib/printable.js';
 
 export type Cell = string | number | boolean | null | undefined;
 
@@ -74,12 +76,13 @@ export function table(columns: string[], rows: Cell[][], opts: { indent?: string
   return out.join('\n');
 }
 
+/** A value as one cell or field of human output: its control characters escaped (a line break too). */
 export function cellText(v: unknown): string {
   if (v === null || v === undefined) return '';
-  if (typeof v === 'string') return v;
+  if (typeof v === 'string') return printable(v);
   if (typeof v === 'number' || typeof v === 'bigint') return String(v);
   if (typeof v === 'boolean') return v ? 'yes' : 'no';
-  return JSON.stringify(v);
+  return printable(JSON.stringify(v));
 }
 
 /** Aligned "key: value" lines. */

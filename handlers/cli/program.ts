@@ -47,6 +47,8 @@ Exit codes (scripts can rely on them):
      (code invalid_request, "malformed JSON: ..."), a bad option value (e.g. a duration without unit)
   3  migrate (or invoke migrate): the migration ran and failed (status "failed": a step was
      refused and the source VM resumed); the report is printed as for a completed one
+  4  conformance (or invoke conformance): the check ran and the model does not conform to the
+     trace (conforms: false); the comparison is printed as for a conforming one
 
 ${wrap(`Error codes: ${ERROR_CODES.join(', ')}.`)}
 
@@ -207,6 +209,8 @@ function addCommand(program: Command, name: HandlerName, spec: CliCommand): void
       json: !!o.json,
       pretty: !!o.pretty,
       render: rendering,
+      // a file's content on stdout (export, report --html) is printed as the file holds it
+      renderRaw: !outFile && (spec.render === 'renderExport' || spec.render === 'renderHtml'),
       onOk: outFile ? (r) => writeOutFile(r, outFile, spec.outFile!) : undefined,
       progress: spec.progress && { label: spec.progress.label, total: spec.progress.sized ? sizeIfLarge : undefined },
       okExitCode: spec.okExitCode,

@@ -324,11 +324,18 @@ export function wrap(text: string, width: number, indent = ''): string {
 
 // ---- the log ---------------------------------------------------------------------------------
 
+/** The events as a table, then how many of how many, and how to see the others (--from, --last). */
 export function renderEvents(r: R): string {
   const evs = (r.events ?? []) as EventJson[];
+  const total = typeof r.total === 'number' ? r.total : evs.length;
+  const n = (k: number) => `${k} event${k === 1 ? '' : 's'}`;
+  const first = evs[0]?.position;
   const last = evs.at(-1)?.position;
-  const more = r.lastPosition !== undefined && last !== undefined && last < r.lastPosition ? ` (the log goes on to ${r.lastPosition}; --from ${last + 1})` : '';
-  return `${eventsTable(evs)}\n${evs.length} event${evs.length === 1 ? '' : 's'}${more}`;
+  if (first === undefined || last === undefined || evs.length >= total) return `${eventsTable(evs)}\n${n(evs.length)}`;
+  const hints: string[] = [];
+  if (r.before > 0) hints.push(`${r.before} before them`);
+  if (r.after > 0) hints.push(`${r.after} after them: --from ${last + 1} for the next, --last ${Math.min(r.after, 1000)} for the last ones`);
+  return `${eventsTable(evs)}\n${evs.length} of ${n(total)}, positions ${first} to ${last}${hints.length ? ` (${hints.join('; ')})` : ''}`;
 }
 
 export function renderState(r: R): string {

@@ -4,8 +4,10 @@
 //   1  the handler refused the request (ok: false); the error is on stderr, and on stdout as JSON
 //   2  usage error: unknown command/option/handler, malformed JSON, a bad option value
 //   3  migrate: the migration was carried out and failed (status 'failed'; the source VM resumed)
+//   4  conformance: the check ran and the model does not conform to the trace (conforms: false)
 import type { HandlerResponse } from '../define.js';
 import type { ErrorBody } from '../errors.js';
+import { printable } from '../../lib/printable.js';
 import { toJsonText, UsageError } from './io.js';
 import { dbFromEnv, DEFAULT_DB, entryOf } from '../registry.js';
 import { closeOpenStores, findHandler } from './registry.js';
@@ -38,16 +40,18 @@ export function writeJson(value: unknown, o: OutputOptions): void {
   writeOut(toJsonText(value, o.pretty));
 }
 
-/** "error [code]: message" (and the offending field) on stderr. */
+/** "error [code]: message" (and the offending field) on stderr, control characters escaped (messages quote requests). */
 export function writeError(error: ErrorBody | { code: string; message: string; details?: Record<string, unknown> }): void {
   const field = error.details && typeof error.details.field === 'string' && !error.message.includes(error.details.field) ? ` (field: ${error.details.field})` : '';
-  process.stderr.write(`error [${error.code}]: ${error.message}${field}\n`);
+  process.stderr.write(`${printable(`error [${error.code}]: ${error.message}${field}`)}\n`);
 }
 
 export interface CallOptions extends OutputOptions {
   db: string;
-  /** human rendering of an ok response */
+  /** human rendering of an ok response (its control characters escaped, line breaks kept) */
   render?: (response: Record<string, any>) => string;
+  /** the rendering is a file's content (an export, an HTML page), printed as it is */
+  renderRaw?: boolean;
   /** show a progress bar labelled so (TTY only) */
   progress?: { label: string; total?: (db: string) => Promise<number> };
   /** exit code for an ok response (e.g. verify: 1 when the chain is broken) */
@@ -84,7 +88,7 @@ export async function callHandler(name: string, request: unknown, o: CallOptions
   if (r.ok && o.onOk) r = o.onOk(r);
   if (r.ok) {
     if (o.json || !o.render) writeJson(r, o);
-    else writeOut(o.render(r));
+    else writeOut(o.renderRaw ? o.render(r) : printable(o.render(r), true));
     // the command's own rule, else the handler's (migrate: 3 when the migration failed)
     const okCode = o.okExitCode ?? entryOf(name)?.okExitCode;
     setExitCode(okCode ? okCode(r) : EXIT_OK);

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { worstError, type AuditReport } from '../../machines/audit/audit.js';
 import { X86_STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
 import { defineHandler } from '../define.js';
+import { MAX_LIST_ITEMS } from '../limits.js';
 import { commonFields, u64Field } from '../fields.js';
 import { createHost, advanceTime } from './hosts.js';
 import { createVm, guest, runVcpu } from './vms.js';
@@ -17,14 +18,24 @@ import type { HandlerContext } from '../context.js';
 import type { EventStore } from '../../store/types.js';
 import { HandlerError } from '../errors.js';
 
-const ms = (ns: bigint | null) => (ns === null ? '—' : (Number(ns) / 1e6).toFixed(3));
+/** ns as the ms of the table's columns, exactly: 300.160, 1.5 µs as 0.0015, −1 ns as −0.000001 (never "−0.000"). */
+export function msColumn(value: bigint | string | null): string {
+  if (value === null) return '—';
+  // (the audits come back from the migrate handler as JSON: decimal strings)
+  const ns = BigInt(value);
+  const a = ns < 0n ? -ns : ns;
+  const frac = (a % 1_000_000n).toString().padStart(6, '0').replace(/0+$/, '').padEnd(3, '0');
+  return `${ns < 0n ? '−' : ''}${a / 1_000_000n}.${frac}`;
+}
+const ms = msColumn;
 
 export const demo = defineHandler({
   name: 'demo',
   schema: z
     .object({
       ...commonFields,
-      strategies: z.array(z.enum(X86_STRATEGY_NAMES as [string, ...string[]])).min(1).default(X86_STRATEGY_NAMES),
+      // (bounded before any element is checked: each bad one would cost an issue naming every strategy)
+      strategies: z.array(z.enum(X86_STRATEGY_NAMES as [string, ...string[]])).min(1).max(MAX_LIST_ITEMS).default(X86_STRATEGY_NAMES),
       blackoutNs: u64Field.default(300_000_000n),
       preSaveGapNs: u64Field.default(20_000_000n),
       /** the destination's TSC kHz (the source runs at 3 GHz): a different value shows TSC scaling at work */
@@ -37,18 +48,19 @@ export const demo = defineHandler({
     // The demo drives the handlers themselves, on the same store.
     const store = await env.log();
     const r = await runDemo(req, env.engine === 'sqlite' ? { store } : env.context, store);
-    return { ...r, reports: req.htmlReports ? writeReports(store, env.engine === 'sqlite' ? env.db : undefined, r.migrations as string[]) : null };
+    return { ...r, reports: req.htmlReports ? writeReports(store, env.engine === 'sqlite' ? env.db : undefined, r.migrations as string[], env.forkDir) : null };
   },
 });
 
 /**
  * The HTML reports of the demo's migrations and the fleet table of the whole log, written into
- * `<database name>-reports/` beside the database file (none for a PostgreSQL URL or an in-memory
+ * `<database name>-reports/` beside the database file, or under the Lambda adapter inside the fork
+ * directory, the only place a request may make files (none for a PostgreSQL URL or an in-memory
  * database); the paths written, the fleet's last.
  */
-function writeReports(store: EventStore, db: string | undefined, migrations: string[]): { dir: string; files: string[] } | null {
+function writeReports(store: EventStore, db: string | undefined, migrations: string[], forkDir?: string): { dir: string; files: string[] } | null {
   if (!db || db === ':memory:') return null;
-  const dir = join(dirname(db), `${basename(db, extname(db))}-reports`);
+  const dir = join(forkDir ?? dirname(db), `${basename(db, extname(db))}-reports`);
   try {
     mkdirSync(dir, { recursive: true });
     const files = migrations.map((id) => {
@@ -94,7 +106,7 @@ async function runDemo(
   }
   const columns = ['strategy', 'status', 'TSC error (ms)', 'kvmclock error (ms)', 'kvmclock−TSC (ms)', 'skew after (cycles)', 'master clock', 'verdict', 'findings'];
   const rows = audits.map((a) => {
-    const worst = worstError(a.vcpus.map((v) => v.tscErrorNs));
+    const worst = worstError(a.vcpus.map((v) => BigInt(v.tscErrorNs)));
     return [
       a.strategy,
       a.status,

@@ -9,6 +9,10 @@ export const eventsSchema = z
     streamId: z.string().min(1).optional(),
     from: z.number().int().min(1).optional(),
     to: z.number().int().min(1).optional(),
-    limit: z.number().int().min(1).max(100_000).default(1000),
+    // (the handler applies the default, so that a limit given with last can be told apart)
+    limit: z.number().int().min(1).max(100_000).optional().meta({ default: 1000 }),
+    /** the last n events of the range (instead of the first `limit`) */
+    last: z.number().int().min(1).max(100_000).optional(),
   })
-  .strict();
+  .strict()
+  .refine((r) => r.last === undefined || r.limit === undefined, { path: ['last'], message: 'give limit (the first n events) or last (the last n), not both' });

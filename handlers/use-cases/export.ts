@@ -54,8 +54,9 @@ export const report = defineHandler({
     })
     .strict()
     .refine((r) => r.reference === undefined || r.profile !== undefined, { message: 'reference needs profile', path: ['reference'] }),
-  run(req, env) {
-    const store = env.store;
+  async run(req, env) {
+    // the log as the ledger's engine reads it (a PostgreSQL ledger has no SQLite store)
+    const store = await env.log();
     const needMigration = (id: string) => {
       if (!store.streamVersion(migrationStreamId(id))) throw new HandlerError('not_found', `no migration '${id}'`, { migrationId: id });
     };

@@ -1,7 +1,6 @@
 // The log itself (reading it is events.ts): rebuilding any stream at any point, verifying the hash chain,
 // forking a prefix into a new database.
-import { existsSync, realpathSync } from 'node:fs';
-import { dirname, resolve, sep } from 'node:path';
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import type { HostState } from '../../kvm/host.js';
 import { toJson } from '../../machines/codec.js';
@@ -20,6 +19,7 @@ import { rebuildWakeIndex, wakeIndexBatches } from '../../machines/wake-index.js
 import { StoreError } from '../../store/errors.js';
 import { isPostgresUrl, parsePgUrl } from '../../store/pg-url.js';
 import { ReadView } from '../../store/read-view.js';
+import { confinedFile, confinedPgUrl } from '../confine.js';
 import { defineHandler, type HandlerEnv } from '../define.js';
 import { commonFields, idSchema, u64Field } from '../fields.js';
 import { HandlerError } from '../errors.js';
@@ -101,7 +101,8 @@ export const fork = defineHandler({
   schema: z.object({ ...commonFields, position: z.number().int().min(0), targetDb: z.string().min(1) }).strict(),
   async run(req, env) {
     if (env.engine === 'postgres') return forkPg(req, env);
-    const targetDb = env.forkDir === undefined ? req.targetDb : confineTo(env.forkDir, req.targetDb);
+    // (under the Lambda adapter: a file inside the fork directory, never ':memory:', a file: URI or a URL)
+    const targetDb = env.forkDir === undefined ? req.targetDb : confinedFile(env.forkDir, req.targetDb, 'targetDb');
     if (existsSync(targetDb)) throw new HandlerError('conflict', `target database ${targetDb} already exists`, { targetDb });
     const last = env.store.lastPosition();
     if (req.position > last) throw new HandlerError('invalid_request', `position ${req.position} is past the end of the log (${last})`, { lastPosition: last });
@@ -128,9 +129,7 @@ async function forkPg(req: { position: number; targetDb: string }, env: HandlerE
   }
   const source = await env.asyncLog();
   const target = parsePgUrl(req.targetDb);
-  if (env.forkDir !== undefined && stripSchema(target.display) !== stripSchema(source.path)) {
-    throw new HandlerError('invalid_request', `fork target ${target.display} is not a schema of the ledger's database`, { targetDb: target.display });
-  }
+  if (env.forkDir !== undefined) confinedPgUrl(env.db, req.targetDb, 'targetDb');
   const last = await source.lastPosition();
   if (req.position > last) throw new HandlerError('invalid_request', `position ${req.position} is past the end of the log (${last})`, { lastPosition: last });
   let r: { events: number };
@@ -150,29 +149,4 @@ async function forkPg(req: { position: number; targetDb: string }, env: HandlerE
     await copy.close();
   }
   return { targetDb: target.display, position: req.position, events: r.events };
-}
-
-const stripSchema = (display: string) => display.replace(/[?&]schema=[^&]*/, '');
-
-/**
- * A fork target inside `dir` (relative targets are taken relative to it): the resolved path, its
- * directory's real path (symbolic links followed) inside the real `dir`.
- */
-function confineTo(dir: string, target: string): string {
-  const root = realOrSelf(resolve(dir));
-  const path = resolve(root, target);
-  const parent = realOrSelf(dirname(path));
-  const within = (p: string) => p === root || p.startsWith(root.endsWith(sep) ? root : root + sep);
-  if (!within(path) || !within(parent)) {
-    throw new HandlerError('invalid_request', `fork target ${JSON.stringify(target)} is outside the fork directory ${root} (CLOCKLEDGER_FORK_DIR)`, { targetDb: target, forkDir: root });
-  }
-  return path;
-}
-
-function realOrSelf(p: string): string {
-  try {
-    return realpathSync(p);
-  } catch {
-    return p;
-  }
 }

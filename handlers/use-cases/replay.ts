@@ -1,8 +1,6 @@
 // Replay-debugging: re-execute the log under another kernel profile, compare two logs, and
 // bisect profiles (or one profile's behaviour switches) for the first that changes a result.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { DEFAULT_PROFILE, PROFILES, resolveProfile, SWITCH_SOURCES, type KernelProfile } from '../../kvm/profiles.js';
 import { migrationStreamId } from '../../machines/migration/state.js';
@@ -11,15 +9,17 @@ import { bisectProfiles, bisectSwitches } from '../../machines/replay/bisect.js'
 import { diffLogs } from '../../machines/replay/diff.js';
 import { bisectReleases as bisectReleasesOf } from '../../machines/replay/release-bisect.js';
 import { ReleaseSpecError, resolveStrategyRelease } from '../../machines/migration/strategies/releases.js';
-import { CODE_VERSION } from '../../machines/version.js';
 import { replayLog, type ReplayScope } from '../../machines/replay/replay.js';
 import { migrationSpan, replayReport } from '../../machines/replay/report.js';
 import { openEventStore } from '../../store/sqlite-event-store.js';
 import type { EventStore } from '../../store/types.js';
+import { confinedLocation } from '../confine.js';
 import { engineOf, logFor } from '../context.js';
 import { defineHandler } from '../define.js';
+import { MAX_LIST_ITEMS } from '../limits.js';
 import { commonFields, idSchema } from '../fields.js';
 import { profileSpec } from '../profile-field.js';
+import { scratchLedger } from '../scratch.js';
 import { HandlerError } from '../errors.js';
 
 const scopeFields = {
@@ -64,9 +64,17 @@ export const diff = defineHandler({
   schema: z.object({ ...commonFields, otherDb: z.string().min(1), vmId: idSchema.optional(), keep: z.number().int().min(1).max(100_000).default(200) }).strict(),
   async run(req, env) {
     const keep = { streamPrefix: req.vmId ? vmStreamId(req.vmId) : '', keep: req.keep };
-    if (engineOf({ db: req.otherDb }) === 'postgres') return diffLogs(await env.log(), await logFor({ db: req.otherDb }, 'read'), keep) as unknown as Record<string, unknown>;
-    if (!existsSync(req.otherDb)) throw new HandlerError('not_found', `no database at ${req.otherDb}`, { otherDb: req.otherDb });
-    const other = openEventStore(req.otherDb, { readonly: true });
+    // under the Lambda adapter, a file in the fork directory or a schema of the ledger's own
+    // database, refused before anything looks at it (so a refusal tells nothing of what exists)
+    const otherDb = confinedLocation({ forkDir: env.forkDir, db: env.db }, req.otherDb, 'otherDb');
+    if (engineOf({ db: otherDb }) === 'postgres') {
+      return diffLogs(await env.log(), await logFor({ db: otherDb }, 'read'), keep) as unknown as Record<string, unknown>;
+    }
+    if (!existsSync(otherDb)) throw new HandlerError('not_found', `no database at ${otherDb}`, { otherDb });
+    // TODO(store): open it with the store's read-only entry point that creates nothing beside the
+    // ledger (being added in store/); until then SQLite may leave -shm/-wal files beside a WAL
+    // ledger it reads, which is why a Lambda request may name only files in the fork directory.
+    const other = openEventStore(otherDb, { readonly: true });
     try {
       return diffLogs(await env.log(), other, keep) as unknown as Record<string, unknown>;
     } finally {
@@ -80,7 +88,8 @@ export const bisect = defineHandler({
   schema: z
     .object({
       ...commonFields,
-      profiles: z.array(profileSpec).min(1).optional(),
+      // (bounded before any element is checked: each spec is resolved, a wrong one with suggestions)
+      profiles: z.array(profileSpec).min(1).max(MAX_LIST_ITEMS).optional(),
       profile: profileSpec.optional(),
       switches: z.boolean().default(false),
       base: profileSpec.optional(),
@@ -112,7 +121,7 @@ export const bisectReleases = defineHandler({
       ...commonFields,
       migrationId: idSchema,
       /** release specs of the migration's strategy, in order (default: every modelled release, oldest first) */
-      releases: z.array(z.string().min(1).max(200)).max(64).optional(),
+      releases: z.array(z.string().min(1).max(200)).max(MAX_LIST_ITEMS).optional(),
       /** compare this finding's severity (or its absence) */
       finding: z.string().min(1).max(64).optional(),
       /** compare this report field, a dot path such as kvmclock.errorNs */
@@ -132,11 +141,7 @@ export const bisectReleases = defineHandler({
       }
     }
     // each run works on a scratch copy of the log in a directory of its own, removed after
-    const scratch = () => {
-      const dir = mkdtempSync(join(tmpdir(), 'clockledger-release-'));
-      const path = join(dir, 'ledger.db');
-      return { path, open: () => openEventStore(path, { codeVersion: CODE_VERSION }), dispose: () => rmSync(dir, { recursive: true, force: true }) };
-    };
+    const scratch = () => scratchLedger('clockledger-release-', env.forkDir);
     return { ...(await bisectReleasesOf(await env.log(), req.migrationId, req.releases, scratch, { finding: req.finding, field: req.field, switches: req.switches })) };
   },
 });

@@ -1,18 +1,15 @@
 // Host traces: import an ftrace capture (tracefs `trace` file, `trace-cmd report` or `perf script` output) as
 // observed events, audit it, and check the model against it (conformance).
-import { closeSync, constants, fstatSync, mkdtempSync, openSync, readSync, rmSync, type Stats } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { z } from 'zod';
-import { CODE_VERSION } from '../../machines/version.js';
 import { auditTrace as auditTraceOf } from '../../machines/trace/audit.js';
 import { conformance as conformanceOf } from '../../machines/trace/conformance.js';
-import { openEventStore } from '../../store/sqlite-event-store.js';
 import { importTrace as importTraceInto } from '../../machines/trace/import.js';
 import { defineHandler } from '../define.js';
 import { commonFields, idSchema, u64Field } from '../fields.js';
 import { HandlerError } from '../errors.js';
 import { refineProfileName } from '../profile-field.js';
+import { scratchLedger } from '../scratch.js';
 import { TSC_KHZ_PLAUSIBLE } from './hosts.js';
 
 /** The largest capture file read. */
@@ -98,12 +95,8 @@ export const conformance = defineHandler({
     })
     .strict(),
   async run(req, env) {
-    // the emulation runs on a scratch log in a directory of its own, removed after
-    const scratch = () => {
-      const dir = mkdtempSync(join(tmpdir(), 'clockledger-conformance-'));
-      const path = join(dir, 'ledger.db');
-      return { open: () => openEventStore(path, { codeVersion: CODE_VERSION }), dispose: () => rmSync(dir, { recursive: true, force: true }) };
-    };
+    // the emulation runs on a scratch log in a directory of its own, removed after (under Lambda, in the fork directory)
+    const scratch = () => scratchLedger('clockledger-conformance-', env.forkDir);
     return { ...(await conformanceOf(await env.log(), req.traceId, { strategy: req.strategy, profile: req.profile, vm: req.vm, guestTscHz: req.guestTscHz }, scratch)) };
   },
 });

@@ -2,21 +2,31 @@
 // chrome://tracing open), built from the log alone.
 //
 // Layout: one process (pid) for the migration, with a "phases" thread (the migration as an X event,
-// its phases nested inside it) and a "blackout" thread; one process per VM, with one thread per vCPU
-// (tid = the vCPU id) and one for the VM fd (tid VM_FD_TID). Every VM event is an instant ('i') on
-// its thread with its arguments and result; after each event (and at each phase's start) the VM's
-// clocks are sampled into counter tracks ('C', written when a value changes): x86, each vCPU's TSC
-// error against true time, kvmclock − TSC and TSC offset, and the VM's master clock; arm64, each
-// vCPU's CNTVCT error and the VM's CNTVOFF; the simulated guest's kernel messages are instants on
-// the vCPU that printed them. Errors are measured as the audit measures them: from
-// the guest as the migration's stop began (a VM exported alone: from its first sample), in ns at
-// the nominal rate. Timestamps are µs on the simulated true-time axis.
+// its phases nested inside it), a "blackout" thread, a "findings" thread (the audit's findings as
+// instants, each where it is seen: the guest's kernel message that makes it, else the first event
+// it cites) and an "after the resume" thread (an X event from the resume to the audit's horizon),
+// and the guest's CLOCK_REALTIME error against true time as a counter (the audit's wall-clock
+// curve: the error the guest resumed with, then what its NTP client makes of it); one process per
+// VM, with one thread per vCPU (tid = the vCPU id) and one for the VM fd (tid VM_FD_TID). Every VM
+// event is an instant ('i') on its thread with its arguments and result, the resumed VM's up to the
+// audit's horizon; after each event (and at each phase's start, and at 64 even steps from the resume
+// to the horizon, where a clock at the wrong rate drifts) the VM's clocks
+// are sampled into counter tracks ('C', written when a value changes): x86, each vCPU's TSC error
+// against true time, kvmclock − TSC and TSC offset, and the VM's master clock; arm64, each vCPU's
+// CNTVCT error and the VM's CNTVOFF; the simulated guest's kernel messages are instants on the vCPU
+// that printed them. Errors are measured as the audit measures them: from the guest as the
+// migration's stop began (a VM exported alone: from its first sample), in ns at the nominal rate.
+//
+// Timestamps are µs on the simulated true-time axis, as the format defines ts. The file sets no
+// displayTimeUnit: that key only chooses how a viewer labels times, and some readers took it for
+// the unit of ts (Perfetto's trace processor once did, reading such a file 1000 times too short;
+// it now ignores the key and counts it in the json_display_time_unit stat).
 import type { HostState } from '../../kvm/host.js';
 import { s64 } from '../../kvm/u64.js';
 import type { EventStore } from '../../store/types.js';
 import { frameOf } from '../audit/frame.js';
-import { guestOf } from '../audit/guest.js';
-import { guestSettings } from '../guest/settings.js';
+import { auditMigration, type AuditReport, type Finding } from '../audit/audit.js';
+import { DEFAULT_GUEST } from '../guest/settings.js';
 import { logAuditSource } from '../audit/source.js';
 import { hostStreamId } from '../host/host.js';
 import { migrationStreamId, type MigrationState } from '../migration/state.js';
@@ -45,9 +55,8 @@ export interface TraceEvent {
 
 export interface ChromeTrace {
   traceEvents: TraceEvent[];
-  displayTimeUnit: 'ns';
-  /** what was exported */
-  otherData: { kind: 'migration' | 'vm'; id: string };
+  /** what was exported; of a migration, the audit's horizon (µs): the last instant the trace covers */
+  otherData: { kind: 'migration' | 'vm'; id: string; horizonUs?: number };
 }
 
 /** The thread of a VM's fd (ioctls with no vCPU): above every vCPU id (KVM_MAX_VCPUS is 4096). */
@@ -55,6 +64,12 @@ export const VM_FD_TID = 4096;
 const MIGRATION_PID = 1;
 const PHASES_TID = 0;
 const BLACKOUT_TID = 1;
+const FINDINGS_TID = 2;
+const AFTER_TID = 3;
+/** Samples of the resumed VM's clocks, evenly spaced from the resume to the audit's horizon. */
+const SAMPLES_AFTER_RESUME = 64;
+/** The counter of the guest's CLOCK_REALTIME error (on the migration's process: one curve across the handover). */
+export const REALTIME_COUNTER = 'guest CLOCK_REALTIME error (ns)';
 
 /** ns on the true-time axis as µs, exactly as far as a double allows (whole µs plus the ns as a fraction). */
 export const toUs = (ns: bigint): number => Number(ns / 1000n) + Number(ns % 1000n) / 1000;
@@ -185,11 +200,40 @@ function sorted(events: TraceEvent[]): TraceEvent[] {
     .map(({ e }) => e);
 }
 
-/** A migration's trace: its phases and blackout, its VMs' events and clocks over its span (null: no such migration). */
-export function migrationTrace(store: EventStore, migrationId: string): ChromeTrace | null {
+/**
+ * The last instant the audit looks at: its guest's horizon after the resume (the model's default,
+ * DEFAULT_GUEST.horizonNs), or later where its wall-clock curve or log goes on (the curve runs until
+ * NTP brings the clock back).
+ */
+export function auditHorizon(a: AuditReport): bigint {
+  let h = a.resumeTime + DEFAULT_GUEST.horizonNs;
+  for (const p of a.guest?.wallClock.curve ?? []) if (p.timeNs > h) h = p.timeNs;
+  for (const l of a.guest?.log ?? []) if (l.timeNs > h) h = l.timeNs;
+  return h;
+}
+
+/** Where a finding is seen: the guest's message that makes it, else the first event it cites, else the resume. */
+function findingTime(store: EventStore, a: AuditReport, f: Finding): bigint {
+  const line = f.guestLog?.length ? a.guest?.log[f.guestLog[0]!] : undefined;
+  if (line) return line.timeNs;
+  if (f.positions.length) {
+    const p = Math.min(...f.positions);
+    const e = store.read({ fromPosition: p, toPosition: p, limit: 1 })[0];
+    if (e) return e.time;
+  }
+  return a.resumeTime;
+}
+
+/**
+ * A migration's trace: its phases and blackout, the audit's findings and guest wall-clock error,
+ * its VMs' events and clocks over its span and, for the VM that resumed, on to the audit's horizon
+ * (null: no such migration). `audit`: the migration's audit, when the caller has it already.
+ */
+export function migrationTrace(store: EventStore, migrationId: string, audit?: AuditReport | null): ChromeTrace | null {
   const span = migrationSpan(store, migrationStreamId(migrationId));
   if (!span) return null;
   const m: MigrationState = span.state;
+  const a = audit === undefined ? auditMigration(store, migrationId) : audit;
   const events: TraceEvent[] = [
     metadata(MIGRATION_PID, 0, 'process_name', `migration ${m.migrationId} (${m.strategy}${m.release ? ` ${m.release}` : ''}): ${m.vmId} ${m.fromHost} → ${m.toHost}`),
     metadata(MIGRATION_PID, PHASES_TID, 'thread_name', 'phases'),
@@ -228,24 +272,59 @@ export function migrationTrace(store: EventStore, migrationId: string): ChromeTr
     };
   }
   const copy = (b: Baseline | undefined) => b && { ...b, tsc: new Map(b.tsc), kvmclock: new Map(b.kvmclock) };
-  events.push(...vmTrack(store, m.vmId, MIGRATION_PID + 1, { from: span.from, to: span.to, baseline: copy(baseline), samples }));
   const newVm = m.newVmId !== m.vmId && store.streamVersion(vmStreamId(m.newVmId)) > 0;
-  if (newVm) events.push(...vmTrack(store, m.newVmId, MIGRATION_PID + 2, { from: span.from, to: span.to, baseline: copy(baseline), samples }));
-  // the simulated guest's kernel messages (default guest settings), on the vCPU that printed them, in
-  // the VM that ran at that instant: the source until the destination resumed, the destination after
+  // the VM that ran on after the migration (the destination, or the source once a failure resumed
+  // it) is followed to the audit's horizon: its events then, and its clocks sampled at the horizon
+  const resumed = a && a.status !== 'running' ? (a.status === 'completed' && newVm ? m.newVmId : m.vmId) : null;
+  const horizon = a && resumed !== null ? auditHorizon(a) : null;
+  const until = (vmId: string) => (horizon !== null && vmId === resumed ? Math.max(span.to, store.positionAtTime(horizon)) : span.to);
+  // (sampled at even steps to the horizon too: a clock running at the wrong rate drifts between events)
+  const upTo = (vmId: string) => {
+    if (horizon === null || vmId !== resumed) return samples;
+    const resume = a!.resumeTime;
+    const steps = Array.from({ length: SAMPLES_AFTER_RESUME }, (_, k) => resume + ((horizon - resume) * BigInt(k + 1)) / BigInt(SAMPLES_AFTER_RESUME));
+    return [...samples, ...steps.map((t) => ({ position: store.positionAtTime(t) + 0.5, time: t }))];
+  };
+  const track = (vmId: string, pid: number) => vmTrack(store, vmId, pid, { from: span.from, to: until(vmId), baseline: copy(baseline), samples: upTo(vmId) });
+  events.push(...track(m.vmId, MIGRATION_PID + 1));
+  if (newVm) events.push(...track(m.newVmId, MIGRATION_PID + 2));
+  if (!a) return { traceEvents: sorted(events), otherData: { kind: 'migration', id: migrationId } };
+
+  // the simulated guest's kernel messages, on the vCPU that printed them, in the VM that ran at
+  // that instant: the source until the destination resumed, the destination after
   const resumedAt = frame ? frame.resumeTime : null;
-  // (the frame the audit's guest is simulated from is the one built above)
-  for (const line of (frame ? guestOf(frame, guestSettings())?.log : null) ?? []) {
+  for (const line of a.guest?.log ?? []) {
     const pid = newVm && resumedAt !== null && line.timeNs >= resumedAt ? MIGRATION_PID + 2 : MIGRATION_PID + 1;
     events.push({ name: line.text, ph: 'i', s: 't', ts: toUs(line.timeNs), pid, tid: line.vcpu, cat: 'guest log', args: { guestNs: line.guestNs.toString() } });
   }
-  return { traceEvents: sorted(events), displayTimeUnit: 'ns', otherData: { kind: 'migration', id: migrationId } };
+  // the audit's findings, each where it is seen
+  if (a.findings.length) events.push(metadata(MIGRATION_PID, FINDINGS_TID, 'thread_name', 'findings'));
+  for (const f of a.findings) {
+    const args = { code: f.code, severity: f.severity, message: f.message, positions: f.positions };
+    const ts = toUs(findingTime(store, a, f));
+    events.push({ name: `${f.severity}: ${f.code}`, ph: 'i', s: 't', ts, pid: MIGRATION_PID, tid: FINDINGS_TID, cat: 'finding', args });
+  }
+  // the guest's CLOCK_REALTIME error against true time: the audit's wall-clock curve, a step function
+  let last: number | undefined;
+  for (const p of a.guest?.wallClock.curve ?? []) {
+    const ns = Number(p.errorNs);
+    if (ns === last) continue;
+    last = ns;
+    events.push({ name: REALTIME_COUNTER, ph: 'C', ts: toUs(p.timeNs), pid: MIGRATION_PID, tid: FINDINGS_TID, cat: 'wall clock', args: { ns } });
+  }
+  if (horizon !== null) {
+    events.push(metadata(MIGRATION_PID, AFTER_TID, 'thread_name', 'after the resume'));
+    const window = { ts: toUs(a.resumeTime), dur: toUs(horizon - a.resumeTime) };
+    const args = { ntpClient: a.guest?.wallClock.client ?? null };
+    events.push({ name: 'guest after the resume (audit horizon)', ph: 'X', ...window, pid: MIGRATION_PID, tid: AFTER_TID, cat: 'horizon', args });
+  }
+  return { traceEvents: sorted(events), otherData: { kind: 'migration', id: migrationId, ...(horizon !== null ? { horizonUs: toUs(horizon) } : {}) } };
 }
 
 /** A VM's whole stream as a trace, its TSC errors measured from its first sample (null: no such VM). */
 export function vmTrace(store: EventStore, vmId: string): ChromeTrace | null {
   if (store.streamVersion(vmStreamId(vmId)) === 0) return null;
-  return { traceEvents: sorted(vmTrack(store, vmId, 1, {})), displayTimeUnit: 'ns', otherData: { kind: 'vm', id: vmId } };
+  return { traceEvents: sorted(vmTrack(store, vmId, 1, {})), otherData: { kind: 'vm', id: vmId } };
 }
 
 /** The trace of a VM, else of a migration, by id (the order `state` tries them); null: neither. */

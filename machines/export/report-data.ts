@@ -1,7 +1,8 @@
 // What the HTML report of a migration shows beyond its audit, gathered from the log alone: the
-// guest's clock error series across the migration (from the Chrome trace's counters, so both
-// exports agree), the blackout and phases, the ioctls as the VMM issued them, and the vCPUs'
-// frequencies, scaling ratios and offsets at the source's stop and the destination's resume.
+// guest's clock error series across the migration and on to the audit's horizon (from the Chrome
+// trace's counters, so both exports agree; CLOCK_REALTIME from the audit's wall-clock curve), the
+// blackout and phases, the ioctls as the VMM issued them, and the vCPUs' frequencies, scaling
+// ratios and offsets at the source's stop and the destination's resume.
 import type { HostState } from '../../kvm/host.js';
 import type { EventStore } from '../../store/types.js';
 import { hostStreamId } from '../host/host.js';
@@ -10,14 +11,19 @@ import { rebuildStream } from '../rebuild.js';
 import { migrationSpan } from '../replay/report.js';
 import { vmStreamId } from '../vm/events.js';
 import type { VmRecord } from '../vm/evolve.js';
+import { auditMigration, type AuditReport } from '../audit/audit.js';
 import { migrationTrace, VM_FD_TID, type TraceEvent } from './chrome-trace.js';
 
 /** One line of the chart: a guest clock's error against true time, a step function. */
 export interface ClockSeries {
-  /** 'tsc' (x86), 'kvmclock' (x86, the boot vCPU's), 'cntvct' (arm64) */
-  clock: 'tsc' | 'kvmclock' | 'cntvct';
+  /** 'tsc' (x86), 'kvmclock' (x86, the boot vCPU's), 'cntvct' (arm64), 'realtime' (the guest's CLOCK_REALTIME, the audit's wall-clock curve) */
+  clock: 'tsc' | 'kvmclock' | 'cntvct' | 'realtime';
+  /** the vCPU (realtime: 0, the guest's) */
   vcpu: number;
-  /** [true time in ns, error in ns] in time order; each value holds until the next point */
+  /**
+   * [true time in ns, error in ns] in time order; each value holds until the next point (realtime:
+   * a line through them, a step as two points at one instant)
+   */
   points: [number, number][];
 }
 
@@ -62,14 +68,18 @@ export interface MigrationReportData {
   series: ClockSeries[];
   ioctls: IoctlRow[];
   clocks: VcpuClockState[];
+  /** the resume and the audit's horizon (null: nothing resumed, or no audit) */
+  after: { resumeNs: number; horizonNs: number } | null;
 }
 
 const toNs = (us: number) => Math.round(us * 1000);
+const ORDER: Record<ClockSeries['clock'], number> = { tsc: 0, cntvct: 0, kvmclock: 1, realtime: 2 };
 
-/** The data of a migration's HTML report (null: no such migration). */
-export function migrationReportData(store: EventStore, migrationId: string): MigrationReportData | null {
+/** The data of a migration's HTML report (null: no such migration); `audit`: its audit, when the caller has it. */
+export function migrationReportData(store: EventStore, migrationId: string, audit?: AuditReport | null): MigrationReportData | null {
   const span = migrationSpan(store, migrationStreamId(migrationId));
-  const trace = migrationTrace(store, migrationId);
+  const a = audit === undefined ? auditMigration(store, migrationId) : audit;
+  const trace = migrationTrace(store, migrationId, a);
   if (!span || !trace) return null;
   const m = span.state;
   const ev = trace.traceEvents;
@@ -113,6 +123,18 @@ export function migrationReportData(store: EventStore, migrationId: string): Mig
       push('kvmclock', 0, t, v + (tscErr.get(0) ?? 0));
     } else if (cnt) push('cntvct', Number(cnt[1]), t, v);
   }
+  // the guest's CLOCK_REALTIME: the audit's wall-clock curve point by point (a step keeps both of its ends)
+  // (drawn as a line: it drifts with the clocksource and NTP slews it; it stays as it was while the
+  // guest is stopped, so it reaches its error at the resume in a step, an instant with both values)
+  const curve = a?.guest?.wallClock.curve ?? [];
+  const realtime: [number, number][] = [];
+  for (const p of curve) {
+    const before = realtime.at(-1);
+    if (p.at === 'resume' && before) realtime.push([Number(p.timeNs), before[1]]);
+    realtime.push([Number(p.timeNs), Number(p.errorNs)]);
+  }
+  if (realtime.length) series.set('realtime/0', { clock: 'realtime', vcpu: 0, points: realtime });
+  const horizon = ev.find((e) => e.ph === 'X' && e.cat === 'horizon');
 
   const ioctls: IoctlRow[] = ev
     .filter((e) => e.ph === 'i' && e.cat === 'IoctlIssued' && (e.pid === 2 || e.pid === 3))
@@ -131,10 +153,12 @@ export function migrationReportData(store: EventStore, migrationId: string): Mig
       };
     })
     .sort((a, b) => a.position - b.position);
-  // exact times from the log (the trace's µs are doubles)
+  // exact times from the log (the trace's µs are doubles), the resumed VM's up to the horizon
   const times = new Map<number, bigint>();
+  const to = Math.max(span.to, ...ioctls.map((r) => r.position));
   for (const vm of new Set([m.vmId, m.newVmId])) {
-    for (const row of store.scan({ streamId: vmStreamId(vm), fromPosition: span.from, toPosition: span.to, withoutMetadata: true })) times.set(row.position, BigInt(row.time));
+    const rows = store.scan({ streamId: vmStreamId(vm), fromPosition: span.from, toPosition: to, withoutMetadata: true });
+    for (const row of rows) times.set(row.position, BigInt(row.time));
   }
   for (const r of ioctls) r.timeNs = times.get(r.position) ?? 0n;
 
@@ -150,9 +174,11 @@ export function migrationReportData(store: EventStore, migrationId: string): Mig
     endNs: toNs(whole.ts + whole.dur!),
     blackout: blackout ? { fromNs: toNs(blackout.ts), toNs: toNs(blackout.ts + blackout.dur!) } : null,
     phases,
-    series: [...series.values()].sort((a, b) => (a.clock === b.clock ? a.vcpu - b.vcpu : a.clock === 'kvmclock' ? 1 : b.clock === 'kvmclock' ? -1 : 0)),
+    // counters by vCPU, then kvmclock, then CLOCK_REALTIME (drawn last, on top)
+    series: [...series.values()].sort((a, b) => ORDER[a.clock] - ORDER[b.clock] || a.vcpu - b.vcpu),
     ioctls,
     clocks,
+    after: horizon ? { resumeNs: toNs(horizon.ts), horizonNs: toNs(horizon.ts + horizon.dur!) } : null,
   };
 }
 

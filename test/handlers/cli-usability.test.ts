@@ -89,6 +89,22 @@ describe('exit codes and units', () => {
     expect(good.code).toBe(0);
   });
 
+  it('conformance exits 4 when the model does not conform (as printed, "conforms: NO"), 0 when it does; through invoke too', async () => {
+    const trace = join(root, 'test', 'fixtures', 'traces', 'ch-restore-offsets-differ.trace');
+    await setup([['importTrace', { path: trace }]]);
+    const no = await cli(['conformance', 't1', '--strategy', 'cloud-hypervisor@54']);
+    expect(no.stdout).toMatch(/^conforms:\s+NO$/m);
+    expect([no.code, no.stderr]).toEqual([4, '']);
+    const j = await cli(['invoke', 'conformance', '--data', JSON.stringify({ traceId: 't1', strategy: 'cloud-hypervisor@54', profile: 'linux-6.18' })]);
+    expect(j.code).toBe(4);
+    expect(JSON.parse(j.stdout)).toMatchObject({ ok: true, conforms: false });
+    const yes = await cli(['conformance', 't1', '--strategy', 'cloud-hypervisor@53']);
+    expect(yes.stdout).toMatch(/^conforms:\s+yes$/m);
+    expect(yes.code).toBe(0);
+    // the code is listed with the others
+    expect((await cli(['--help'])).stdout).toMatch(/^ {2}4 {2}conformance \(or invoke conformance\): the check ran and the model does not conform/m);
+  });
+
   it('--tsc-khz given in Hz is refused (exit 1) with the kHz value meant', async () => {
     const r = await cli(['hosts', 'create', 'src', '--tsc-khz', '3000000000']);
     expect(r.code).toBe(1);
@@ -218,5 +234,46 @@ describe('values for people: offsets signed and in hex, MSR names, rates per day
     expect(log).toContain('vcpu0 KVM_SET_MSRS {"entries":[{"data":"1000","index":"MSR_IA32_TSC"}]} → ret=1');
     const state = (await cli(['state', 'web'])).stdout;
     expect(state).toMatch(/^\s+0\s+yes\s+3000000\s+-29999999000 \(0xfffffff903dc57e8\)\s/m);
+  });
+});
+
+describe('control characters in free text', () => {
+  // eslint-disable-next-line no-control-regex
+  const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+  const reason = '\u001b[2J\u001b]0;T\u0007 and \u009b31m, \u202eevil\r\nfake line';
+
+  it('are escaped in tables, key: value output and the log (as $\'…\' would write them), and kept exact in --json', async () => {
+    await setup([...RUNNING_VM, ['destroyVm', { vmId: 'web', reason }]]);
+    const shown = String.raw`\e[2J\e]0;T\a and \x9b31m, \u202eevil\r\nfake line`;
+    for (const args of [['log'], ['events', '--vm', 'web'], ['state', 'web'], ['vms', 'list']]) {
+      const r = await cli(args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(RAW.test(r.stdout), `${args.join(' ')}: ${JSON.stringify(r.stdout.slice(-300))}`).toBe(false);
+      if (args[0] !== 'vms') expect(r.stdout, args.join(' ')).toContain(shown);
+    }
+    const j = await cli(['events', '--vm', 'web', '--json']);
+    expect(JSON.parse(j.stdout).events.at(-1).data.reason).toBe(reason);
+  });
+
+  it('are escaped in error messages on stderr', async () => {
+    const r = await cli(['hosts', 'create', 'h', '--tsc-khz', '3000000', '--kernel', 'linux-6.18\u001b[2J']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('\\e[2J');
+    expect(RAW.test(r.stderr)).toBe(false);
+  });
+});
+
+describe('the log, its first and its last events', () => {
+  it('says how many there are in all and how to see the others; --last shows the end', async () => {
+    const step: [HandlerName, Record<string, unknown>] = ['adjustRealtime', { hostId: 'a', stepNs: '1000' }];
+    await setup([['createHost', { hostId: 'a', tscKhz: 3_000_000 }], ...Array.from({ length: 6 }, () => step)]);
+    const head = await cli(['log', '--limit', '2']);
+    expect(head.code).toBe(0);
+    expect(head.stdout.trimEnd().split('\n').at(-1)).toBe('2 of 7 events, positions 1 to 2 (5 after them: --from 3 for the next, --last 5 for the last ones)');
+    const tail = await cli(['log', '--last', '3']);
+    expect(tail.stdout.trimEnd().split('\n').slice(2, -1).map((l) => Number(l.trim().split(/\s+/)[0]))).toEqual([5, 6, 7]);
+    expect(tail.stdout.trimEnd().split('\n').at(-1)).toBe('3 of 7 events, positions 5 to 7 (4 before them)');
+    expect((await cli(['log'])).stdout.trimEnd().split('\n').at(-1)).toBe('7 events');
+    expect((await cli(['log', '--last', '2', '--limit', '2'])).code).toBe(1);
   });
 });

@@ -236,6 +236,18 @@ describe('clockledger: every handler, end to end', () => {
     expect(unwritable.code).toBe(1);
     expect(unwritable.stderr).toMatch(/^error \[io\]: --out: cannot write/);
     expect((await cli(['export', 'm1', '--format', 'pprof'])).code).toBe(2);
+    // ftrace: the text file as stdout prints it, not a JSON string; its events are its tracepoint lines
+    const ftraceOut = await cli(['export', 'm1', '--format', 'ftrace']);
+    expect(ftraceOut.code).toBe(0);
+    expect(ftraceOut.stdout.startsWith('# tracer: nop\n')).toBe(true);
+    const ftraceFile = join(dir, 'm1.trace');
+    const ftraceWritten = await cli(['export', 'm1', '--format', 'ftrace', '--out', ftraceFile]);
+    expect({ code: ftraceWritten.code, stderr: ftraceWritten.stderr }).toEqual({ code: 0, stderr: '' });
+    const ftraceText = readFileSync(ftraceFile, 'utf8');
+    expect(ftraceText).toBe(ftraceOut.stdout);
+    const tracepoints = ftraceText.split('\n').filter((l) => / kvm_\w+: /.test(l)).length;
+    expect(tracepoints).toBeGreaterThan(0);
+    expect(ftraceWritten.stdout).toBe(`wrote ${tracepoints} events (ftrace) to ${ftraceFile}\n`);
     use('exportTrace');
 
     // report --html: the migration's page on stdout, and the fleet into a file
@@ -293,7 +305,10 @@ describe('clockledger: every handler, end to end', () => {
     r = await ok(['audit', 't1', '--json']);
     expect(r.trace.traceId).toBe('t1');
     // its creation write agrees with the emulated one; the emulated restore writes once more
-    r = await ok(['conformance', 't1', '--strategy', 'qemu', '--vm', 'web', '--guest-tsc-hz', '2000000000', '--json']);
+    // (it does not conform: exit 4, the comparison printed as usual)
+    const conf = await cli(['conformance', 't1', '--strategy', 'qemu', '--vm', 'web', '--guest-tsc-hz', '2000000000', '--json']);
+    expect({ code: conf.code, stderr: conf.stderr }).toEqual({ code: 4, stderr: '' });
+    r = conf.json;
     expect([r.conforms, r.compared.agreedWrites, r.firstDifference.index, r.firstDifference.fields]).toEqual([false, 1, 2, ['missing']]);
     use('conformance');
 

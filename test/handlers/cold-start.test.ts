@@ -51,7 +51,7 @@ describe('clockledger invoke events, cold', () => {
     expect(r.json.error).toEqual({
       code: 'invalid_request',
       message: 'limit: Too small: expected number to be >=1',
-      details: { field: 'limit', issues: [{ path: 'limit', message: 'Too small: expected number to be >=1' }] },
+      details: { field: 'limit', issues: [{ path: 'limit', message: 'Too small: expected number to be >=1' }], issueCount: 1 },
     });
     expect(coldInvoke(db, '{"limit":10,"bogus":1}', false).json.error.code).toBe('invalid_request');
   });
@@ -62,7 +62,7 @@ describe('quickEventsRequest', () => {
     {}, { limit: 1 }, { limit: 100_000 }, { limit: 100_001 }, { limit: 0 }, { limit: 1.5 }, { limit: '5' }, { limit: null },
     { from: 1, to: 3 }, { from: 0 }, { to: -1 }, { from: Number.NaN }, { streamId: '' }, { streamId: 'vm-a' }, { streamId: 5 },
     { requestId: 'r' }, { requestId: '' }, { requestId: 'x'.repeat(200) }, { requestId: 'x'.repeat(201) }, { correlationId: 'c', limit: 3 },
-    { extra: 1 }, [], 'events', 7,
+    { extra: 1 }, [], 'events', 7, { last: 5 }, { last: 0 }, { last: 100_001 }, { last: 5, limit: 5 }, { last: 2, from: 3, streamId: 'vm-a' },
   ];
   it.each(cases.map((c) => [JSON.stringify(c), c]))('agrees with the schema on %s', (_s, c) => {
     const quick = quickEventsRequest(c);

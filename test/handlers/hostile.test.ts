@@ -8,7 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storeFor } from '../../handlers/context.js';
 import { handler as lambdaHandler } from '../../handlers/lambda.js';
-import { MAX_DEPTH, MAX_OPTION_LENGTH, MAX_REQUEST_BYTES, MAX_SHOWN_DEPTH, MAX_STRING_LENGTH } from '../../handlers/limits.js';
+import { MAX_DEPTH, MAX_LIST_ITEMS, MAX_OBJECT_KEYS, MAX_OPTION_LENGTH, MAX_REQUEST_BYTES, MAX_SHOWN_DEPTH, MAX_STRING_LENGTH } from '../../handlers/limits.js';
+import { MAX_ISSUES } from '../../handlers/errors.js';
+import { handlers, HANDLER_NAMES } from '../../handlers/index.js';
 import { jsonTextDeep, toJson, toSortedJson } from '../../machines/codec.js';
 import { newLedger, type Ledger } from '../helpers/ledger.js';
 
@@ -223,5 +225,148 @@ describe('codes that say what was wrong', () => {
     // refused before the log is opened: no ledger was even created
     expect((await L.call('events', { limit: 1 })).error).toMatchObject({ code: 'not_found' });
     expect((await L.ok('createHost', { hostId: 'a', arch: 'arm64', cntfrqHz: '1' })).host.counterHz).toBe('1');
+  });
+});
+
+describe('error replies stay small, and oversize lists are refused before per-element work', () => {
+  /** A refusal measured: its code, its JSON size and how long it took. */
+  async function measured(name: Parameters<Ledger['call']>[0], request: Record<string, unknown>) {
+    const t0 = performance.now();
+    const r = await L.call(name, request);
+    return { r, bytes: JSON.stringify(r).length, ms: performance.now() - t0 };
+  }
+
+  it('demo with 200,000 strategies (800 KB) and bisect with as many profiles answer a few hundred bytes (42 MB and 33 MB before)', async () => {
+    for (const [name, field] of [['demo', 'strategies'], ['bisect', 'profiles']] as const) {
+      const { r, bytes, ms } = await measured(name, { [field]: Array(200_000).fill('x') });
+      expect(r.error, name).toMatchObject({ code: 'invalid_request', details: { field, issueCount: 1 } });
+      expect(r.error.message).toBe(`${field}: Too big: expected array to have <=${MAX_LIST_ITEMS} items`);
+      expect(bytes).toBeLessThan(1000);
+      expect(ms).toBeLessThan(1500);
+    }
+  });
+
+  it('importTrace.vms with 95,000 keys is refused by MAX_OBJECT_KEYS before any is checked (5.2 MB of issues before)', async () => {
+    const vms = Object.fromEntries(Array.from({ length: 95_000 }, (_, i) => [String(i), '']));
+    const { r, bytes } = await measured('importTrace', { text: 'x', vms });
+    expect(r.error).toMatchObject({ code: 'invalid_request', details: { field: 'vms', limit: 'MAX_OBJECT_KEYS', max: MAX_OBJECT_KEYS } });
+    expect(bytes).toBeLessThan(600);
+  });
+
+  it(`a schema error lists its first ${MAX_ISSUES} issues and counts them all; a long issue message is cut`, async () => {
+    // 4,000 VM names the schema refuses: 4,000 issues
+    const vms = Object.fromEntries(Array.from({ length: 4000 }, (_, i) => [String(i), '']));
+    const { r, bytes } = await measured('importTrace', { text: 'x', vms });
+    expect(r.error.code).toBe('invalid_request');
+    expect(r.error.details.issueCount).toBe(4000);
+    expect(r.error.details.issues).toHaveLength(MAX_ISSUES);
+    expect(r.error.details.issues[0].path).toBe('vms.0');
+    expect(bytes).toBeLessThan(3000);
+    // 4,000 unknown fields: one issue naming them all, cut
+    const unknown = Object.fromEntries(Array.from({ length: 4000 }, (_, i) => [`field${i}`, 1]));
+    const u = await measured('createHost', { hostId: 'h', tscKhz: 3_000_000, ...unknown });
+    expect(u.r.error.code).toBe('invalid_request');
+    expect(u.r.error.message).toMatch(/^\(request\): Unrecognized keys: "field0", "field1", .*… \(\d+ characters\)$/);
+    expect(u.bytes).toBeLessThan(1000);
+  });
+});
+
+describe('hostile objects from library callers: throwing getters and Proxies are invalid_request, never internal', () => {
+  const boom = () => {
+    throw new Error('boom');
+  };
+  /** Requests a script might pass that cannot be read as JSON, each with the field its error names (undefined: any). */
+  const unreadable: [string, () => unknown, string][] = [
+    ['a Proxy whose get trap throws', () => new Proxy({ requestId: 'r' }, { get: boom }), 'requestId'],
+    ['a Proxy whose ownKeys trap throws', () => new Proxy({}, { ownKeys: boom }), '(request)'],
+    ['a Proxy whose getOwnPropertyDescriptor trap throws', () => new Proxy({ a: 1 }, { getOwnPropertyDescriptor: boom }), '(request)'],
+    ['a revoked Proxy', () => {
+      const p = Proxy.revocable({}, {});
+      p.revoke();
+      return p.proxy;
+    }, '(request)'],
+    ['a getter that throws', () => ({ get requestId() {
+      throw new Error('getter');
+    } }), 'requestId'],
+    ['a nested getter that throws a number', () => ({ requestId: 'r', nested: { get deep() {
+      throw 5;
+    } } }), 'nested.deep'],
+    ['a getter that throws null', () => ({ get vmId() {
+      throw null;
+    } }), 'vmId'],
+    ['a getter that throws a Proxy that throws on every access', () => ({ get vmId() {
+      throw new Proxy({}, { get: boom, getPrototypeOf: boom, has: boom });
+    } }), 'vmId'],
+    ['an array Proxy whose length throws', () => ({ list: new Proxy([], { get: (t, k) => (k === 'length' ? boom() : Reflect.get(t, k)) }) }), 'list'],
+    ['an array element getter that throws', () => ({ list: Object.defineProperty([1, 2], 1, { get: boom, enumerable: true }) }), 'list.1'],
+  ];
+
+  it(`every handler (${HANDLER_NAMES.length} × ${unreadable.length} cases): invalid_request naming the field, nothing written`, async () => {
+    await x86Vm();
+    const before = await lastPosition();
+    const internal: string[] = [];
+    for (const name of HANDLER_NAMES) {
+      for (const [what, make, field] of unreadable) {
+        const r = (await (handlers[name] as (q: unknown, c: unknown) => Promise<any>)(make(), { db: L.db })) as Record<string, any>;
+        if (r.ok || r.error.code !== 'invalid_request') internal.push(`${name}: ${what}: ${JSON.stringify(r).slice(0, 200)}`);
+        else expect(r.error.details, `${name}: ${what}`).toMatchObject({ field, unreadable: true });
+      }
+    }
+    expect(internal).toEqual([]);
+    expect(await lastPosition()).toBe(before);
+  });
+
+  it('a request is read once: a getter that answers differently each time is taken at its first answer', async () => {
+    await x86Vm();
+    let reads = 0;
+    const req = {
+      get ns() {
+        return ++reads === 1 ? '1000' : '9'.repeat(MB2);
+      },
+    };
+    expect((await L.ok('advanceTime', req as never)).now).toBe('1000');
+    expect(reads).toBe(1);
+  });
+
+  it('a context that cannot be read, or of the wrong kind, is invalid_request', async () => {
+    const ctxs: [unknown, string][] = [
+      [new Proxy({}, { get: boom }), '(context).db'],
+      [{ db: L.db, get store() {
+        throw new Error('no');
+      } }, '(context).store'],
+      [{ db: 5 }, '(context).db'],
+      [{ db: L.db, onProgress: 'yes' }, '(context).onProgress'],
+      ['ledger.db', '(context)'],
+    ];
+    for (const [ctx, field] of ctxs) {
+      const r = (await (handlers.events as (q: unknown, c: unknown) => Promise<any>)({}, ctx)) as Record<string, any>;
+      expect(r.error, field).toMatchObject({ code: 'invalid_request', details: { field } });
+    }
+  });
+
+  it('the Lambda adapter answers an unreadable event or request with invalid_request, and never throws', async () => {
+    const events: unknown[] = [
+      new Proxy({}, { get: boom, has: boom, getPrototypeOf: boom, ownKeys: boom }),
+      { get handler() {
+        throw new Error('x');
+      } },
+      { get body() {
+        throw new Error('x');
+      } },
+      { handler: 'createHost', request: new Proxy({}, { ownKeys: boom }) },
+      { handler: 'events', get request() {
+        throw 1;
+      } },
+      { get requestContext() {
+        throw new Error('x');
+      }, handler: 'events', request: { get limit() {
+        throw new Error('x');
+      } } },
+    ];
+    for (const event of events) {
+      const r = (await lambdaHandler(event)) as Record<string, any>;
+      expect(r.ok).toBe(false);
+      expect(r.error.code).toBe('invalid_request');
+    }
   });
 });

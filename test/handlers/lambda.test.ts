@@ -3,12 +3,12 @@
 // every handler of the registry; every error code; idempotent retries by requestId.
 import Database from 'better-sqlite3';
 import type { Context } from 'aws-lambda';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { closeStores } from '../../handlers/context.js';
-import { HANDLER_NAMES } from '../../handlers/index.js';
+import { handlers, HANDLER_NAMES } from '../../handlers/index.js';
 import * as lambda from '../../handlers/lambda.js';
 
 const { handler, httpHandler, byName } = lambda;
@@ -282,5 +282,100 @@ describe('lambda handler: idempotency', () => {
     // a new requestId is a new request
     const t3 = await ok('advanceTime', { ns: '1000', requestId: 'retry-3' });
     expect(BigInt(t3.now)).toBe(BigInt(t1.now) + 1000n);
+  });
+});
+
+describe('lambda handler: every path or URL in a request is confined (CLOCKLEDGER_FORK_DIR)', () => {
+  let forks: string;
+  let savedForkDir: string | undefined;
+  beforeEach(() => {
+    forks = join(dir, 'forks');
+    mkdirSync(forks);
+    savedForkDir = process.env.CLOCKLEDGER_FORK_DIR;
+    process.env.CLOCKLEDGER_FORK_DIR = forks;
+  });
+  afterEach(() => {
+    if (savedForkDir === undefined) delete process.env.CLOCKLEDGER_FORK_DIR;
+    else process.env.CLOCKLEDGER_FORK_DIR = savedForkDir;
+  });
+
+  /** A ledger of someone else's, outside the fork directory, in WAL mode and closed (nothing beside it). */
+  async function secretLedger(): Promise<string> {
+    const elsewhere = join(dir, 'elsewhere');
+    mkdirSync(elsewhere);
+    const secret = join(elsewhere, 'secret.db');
+    expect((await handlers.createHost({ hostId: 'private', tscKhz: 2_000_000 }, { db: secret })).ok).toBe(true);
+    closeStores();
+    expect(readdirSync(elsewhere)).toEqual(['secret.db']);
+    return secret;
+  }
+
+  it('diff.otherDb outside the fork directory is invalid_request whatever is there: nothing read, created or revealed', async () => {
+    await ok('createHost', { hostId: 'src', tscKhz: 2_500_000 });
+    const secret = await secretLedger();
+    const answers: Response[] = [];
+    for (const otherDb of [secret, '../elsewhere/secret.db', '/etc/passwd', join(dir, 'elsewhere', 'missing.db'), '/nonexistent/x.db']) {
+      const r = await call('diff', { otherDb });
+      expect(r, otherDb).toMatchObject({ ok: false, error: { code: 'invalid_request', details: { field: 'otherDb', forkDir: forks } } });
+      expect(r.error.message, otherDb).toMatch(/^otherDb: '.*' is outside the fork directory /);
+      answers.push(r);
+    }
+    // an existing ledger, a file that is no ledger and a missing file get the same answer
+    expect(new Set(answers.map((a) => a.error.message.replace(/'[^']*'/, "'…'"))).size).toBe(1);
+    expect(readdirSync(join(dir, 'elsewhere'))).toEqual(['secret.db']);
+    // a symbolic link inside the fork directory to the ledger outside it
+    symlinkSync(secret, join(forks, 'link.db'));
+    expect(await call('diff', { otherDb: 'link.db' })).toMatchObject({ ok: false, error: { code: 'invalid_request', details: { field: 'otherDb' } } });
+    expect(readdirSync(join(dir, 'elsewhere'))).toEqual(['secret.db']);
+  });
+
+  it('diff.otherDb: a postgres:// URL when the ledger is a file, and any other URL, is invalid_request without connecting', async () => {
+    await ok('createHost', { hostId: 'src', tscKhz: 2_500_000 });
+    const urls = ['postgres://attacker@127.0.0.1:1/db', 'postgresql://u:p@10.255.255.1:5432/x?schema=s', 'mysql://u@h/db', 'file:secret.db?mode=ro', ':memory:'];
+    for (const otherDb of urls) {
+      const t0 = performance.now();
+      const r = await call('diff', { otherDb });
+      expect(r, otherDb).toMatchObject({ ok: false, error: { code: 'invalid_request', details: { field: 'otherDb' } } });
+      expect(performance.now() - t0).toBeLessThan(500);
+    }
+    expect(readdirSync(forks)).toEqual([]);
+  });
+
+  it('diff.otherDb inside the fork directory (relative to it) is read', async () => {
+    await hostsAndVm();
+    expect((await ok('fork', { position: 3, targetDb: 'w.db' })).targetDb).toBe(join(forks, 'w.db'));
+    expect(await ok('diff', { otherDb: 'w.db' })).toMatchObject({ ok: true, eventsCompared: expect.any(Number) });
+    expect((await call('diff', { otherDb: 'none.db' })).error).toMatchObject({ code: 'not_found' });
+  });
+
+  it('fork refuses :memory:, a file: URI and URLs (as the README says) and makes no file of that name', async () => {
+    await ok('createHost', { hostId: 'src', tscKhz: 2_500_000 });
+    for (const targetDb of [':memory:', 'file:x.db?mode=rwc', 'FILE:y.db', 'postgres://u@h/db?schema=s', 'sqlite://z.db']) {
+      const r = await call('fork', { position: 1, targetDb });
+      expect(r, targetDb).toMatchObject({ ok: false, error: { code: 'invalid_request', details: { field: 'targetDb', targetDb } } });
+    }
+    expect(readdirSync(forks)).toEqual([]);
+    expect(readdirSync(dir).filter((f) => f !== 'forks' && !f.startsWith('ledger.db'))).toEqual([]);
+  });
+
+  it("demo's reports and the scratch logs of bisectReleases and conformance are made inside the fork directory, not the system's temp directory", async () => {
+    const savedTmp = process.env.TMPDIR;
+    // nothing may be made in the temp directory: it does not exist
+    process.env.TMPDIR = join(dir, 'no-tmp');
+    try {
+      const demo = await ok('demo', { strategies: ['qemu'] });
+      expect(demo.reports.dir).toBe(join(forks, 'ledger-reports'));
+      expect(demo.reports.files.every((f: string) => f.startsWith(`${forks}/`))).toBe(true);
+      const m = demo.migrations[0];
+      expect((await ok('bisectReleases', { migrationId: m, releases: ['qemu@10.1', 'qemu@10.1+downtimeAccounting=true'] })).probes).toHaveLength(2);
+      const capture = ['# tracer: nop', '      CPU 0/KVM-4243    [001] .....   100.000001: kvm_write_tsc_offset: vcpu=0 prev=0 next=18446735073709551616'];
+      await ok('importTrace', { text: capture });
+      expect((await ok('conformance', { traceId: 't1', strategy: 'qemu', profile: 'linux-6.18', guestTscHz: '2000000000' })).conforms).toBe(false);
+      // the scratch directories are gone again
+      expect(readdirSync(forks)).toEqual(['ledger-reports']);
+    } finally {
+      if (savedTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTmp;
+    }
   });
 });

@@ -68,12 +68,16 @@ async function reads(l: Ledger): Promise<Record<string, unknown>> {
   await ask('bisectReleases', 'bisectReleases', { migrationId: 'm1', releases: ['firecracker@1.7', 'firecracker@1.16'] });
   await ask('chrome', 'exportTrace', { id: 'm1' });
   await ask('ftrace', 'exportTrace', { id: 'web', format: 'ftrace' });
+  // the HTML reports: a migration's page, the fleet's, and a replay comparison
+  await ask('report', 'report', { id: 'm1' });
+  await ask('fleet', 'report', {});
+  await ask('reportReplay', 'report', { id: 'm1', profile: 'linux-5.15' });
   await ask('time', 'advanceTime', { ns: '0' });
   return out;
 }
 
 describe('the same requests on SQLite and PostgreSQL', () => {
-  it('give byte-identical answers: audits, events (hashes included), states, replay, bisects, exports, verify heads', async () => {
+  it('give byte-identical answers: audits, events (hashes included), states, replay, bisects, exports, HTML reports, verify heads', async () => {
     const sqlite = ledger('sqlite');
     const pg = ledger('postgres');
     await scenario(sqlite);

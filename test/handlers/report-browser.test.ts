@@ -117,7 +117,26 @@ describe('the HTML reports in headless Chromium', () => {
       expect(errors, a.migrationId).toEqual([]);
       const seen = await page.evaluate(() => {
         const visible = (e: any) => !!e && e.checkVisibility() && e.getBoundingClientRect().width > 0;
-        const series = [...document.querySelectorAll('svg path.series')] as any[];
+        const series = [...document.querySelectorAll('figure.timeline svg path.series')] as any[];
+        // every pair of texts in a chart that overlap on the screen (tick labels, titles, phases)
+        const overlaps: string[] = [];
+        for (const svg of document.querySelectorAll('svg') as any) {
+          const texts = ([...svg.querySelectorAll('text')] as any[]).map((t) => [t.textContent, t.getBoundingClientRect()]);
+          for (let i = 0; i < texts.length; i++) {
+            for (let j = i + 1; j < texts.length; j++) {
+              const [a, ra] = texts[i]!;
+              const [b, rb] = texts[j]!;
+              if (ra.left < rb.right && rb.left < ra.right && ra.top < rb.bottom && rb.top < ra.bottom) overlaps.push(`${a} / ${b}`);
+            }
+          }
+        }
+        // the y tick labels lie between the rotated axis title and the plot, their minus signs whole
+        const gaps = ([...document.querySelectorAll('svg')] as any[]).map((svg) => {
+          const title = svg.querySelector('text.ytitle').getBoundingClientRect();
+          const plot = svg.querySelector('rect').getBoundingClientRect();
+          const labels = ([...svg.querySelectorAll('text.ytick')] as any[]).map((t) => t.getBoundingClientRect());
+          return { fromTitle: Math.min(...labels.map((r) => r.left)) - title.right, toPlot: plot.left - Math.max(...labels.map((r) => r.right)) };
+        });
         const blackout = document.querySelector('svg rect.blackout') as any;
         return {
           series: series.map((p) => p.dataset.series),
@@ -128,9 +147,24 @@ describe('the HTML reports in headless Chromium', () => {
           verdictVisible: visible(document.querySelector('h1 .verdict')),
           codes: [...document.querySelectorAll('.finding .code')].filter(visible).map((e) => e.innerText),
           lanes: document.querySelectorAll('table.lanes tbody tr').length,
+          afterSeries: ([...document.querySelectorAll('figure.after svg path.series')] as any[]).map((p) => p.dataset.series),
+          overlaps,
+          gaps,
+          printk: ([...document.querySelectorAll('h2 + table tbody tr td:first-child')] as any[])
+            .map((td) => td.innerText)
+            .filter((t: string) => t.startsWith('[')),
         };
       });
-      expect(seen.series, a.migrationId).toEqual(['tsc-0', 'tsc-1', 'tsc-2', 'tsc-3', 'kvmclock-0']);
+      expect(seen.overlaps, a.migrationId).toEqual([]);
+      for (const g of seen.gaps) {
+        expect(g.fromTitle, a.migrationId).toBeGreaterThan(2);
+        expect(g.toPlot, a.migrationId).toBeGreaterThan(2);
+      }
+      // the guest log's times as dmesg prints them
+      expect(seen.printk.length, a.migrationId).toBe((a as unknown as { guest: { log: unknown[] } }).guest.log.length);
+      for (const t of seen.printk) expect(t).toMatch(/^\[ *\d+\.\d{6}\]$/);
+      expect(seen.series, a.migrationId).toEqual(['tsc-0', 'tsc-1', 'tsc-2', 'tsc-3', 'kvmclock-0', 'realtime-0']);
+      expect(seen.afterSeries, a.migrationId).toEqual(['tsc-0', 'tsc-1', 'tsc-2', 'tsc-3', 'kvmclock-0', 'realtime-0']);
       for (const w of seen.seriesWidths) expect(w, a.migrationId).toBeGreaterThan(800);
       // the 300 ms blackout of a ≈ 320 ms migration shown over 1.2 × its span: ≈ 900 × 300 / 385 px
       expect(seen.blackoutWidth, a.migrationId).toBeGreaterThan(600);

@@ -7,7 +7,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { migrationHtml } from '../../machines/export/html/migration.js';
 import { fleetHtml } from '../../machines/export/html/compare.js';
-import { argText, duration, esc, ms, offset } from '../../machines/export/html/page.js';
+import { axisUnit, tickLabel, timelineChart } from '../../machines/export/html/chart.js';
+import { argText, duration, esc, signedDuration, offset } from '../../machines/export/html/page.js';
+import { msColumn } from '../../handlers/use-cases/demo.js';
+import { dmesgStamp } from '../../machines/audit/guest-rules.js';
 import { newLedger, type Ledger } from '../helpers/ledger.js';
 
 let l: Ledger;
@@ -40,9 +43,16 @@ describe('report of a migration', () => {
     expect(html.startsWith('<!DOCTYPE html>')).toBe(true);
     expect(html).toContain(`<span class="verdict v-${a.verdict}">${a.verdict}</span>`);
     expect(a.verdict).toBe('fail');
-    // the chart: one series per vCPU's TSC and one for kvmclock, the blackout shaded
-    expect(html.match(/<path class="series"/g)).toHaveLength(3);
-    expect([...html.matchAll(/data-series="([^"]+)"/g)].map((x) => x[1])).toEqual(['tsc-0', 'tsc-1', 'kvmclock-0']);
+    // the chart: one series per vCPU's TSC, one for kvmclock and the guest's CLOCK_REALTIME, the
+    // blackout shaded; then the same clocks from the resume to the audit's horizon
+    const [main, after] = html.split('<figure class="after"');
+    expect(main!.match(/<path class="series"/g)).toHaveLength(4);
+    expect([...main!.matchAll(/data-series="([^"]+)"/g)].map((x) => x[1])).toEqual(['tsc-0', 'tsc-1', 'kvmclock-0', 'realtime-0']);
+    expect([...after!.matchAll(/data-series="([^"]+)"/g)].map((x) => x[1])).toEqual(['tsc-0', 'tsc-1', 'kvmclock-0', 'realtime-0']);
+    expect(after).toContain('true time since the resume (s)');
+    // vCPU 0's TSC has vCPU 1's values: drawn wider beneath it, so it shows as a band around it
+    expect(main).toMatch(/data-series="tsc-0" d="[^"]+" fill="none" stroke="#1f77b4" stroke-width="4.8"><title>vCPU 0 TSC \(the same values as vCPU 1 TSC, drawn/);
+    expect(main).toMatch(/data-series="tsc-1" d="[^"]+" fill="none" stroke="#2ca02c" stroke-width="1.8">/);
     expect(html.match(/<rect class="blackout"/g)).toHaveLength(1);
     expect(html).toContain('<title>blackout: 300.000 ms</title>');
     // every finding, its whole message and each position, linked to the ioctl row when it is one
@@ -62,8 +72,8 @@ describe('report of a migration', () => {
     expect(html).toContain('1.153846153 (0x1276276276276, 48 fraction bits)');
     expect(text(html)).toContain('2 600 000'.replace(/ /g, '\u2009'));
     // the per-vCPU error as the audit measured it, signed
-    expect(html).toContain(`<td class="num">${ms(a.vcpus[0].tscErrorNs)}</td>`);
-    expect(ms(a.vcpus[0].tscErrorNs).startsWith('\u2212')).toBe(true);
+    expect(html).toContain(`<td class="num">${signedDuration(a.vcpus[0].tscErrorNs)}</td>`);
+    expect(signedDuration(a.vcpus[0].tscErrorNs).startsWith('\u2212')).toBe(true);
     // MSRs by name in the ioctl lanes, not by number
     expect(html).toContain('index: MSR_IA32_TSC');
     expect(html).toContain('index: MSR_KVM_SYSTEM_TIME_NEW');
@@ -77,8 +87,22 @@ describe('report of a migration', () => {
     // (the 20 ms stop-to-pre-save gap marks tsc unstable at the resume, 10.32046 s, on CPU1)
     expect(a.guest.log.length).toBeGreaterThan(0);
     expect(html).toContain('<h2>Guest log</h2>');
-    for (const g of a.guest.log) expect(html).toContain(`<td class="num">${duration(g.timeNs)}</td><td class="num">${g.vcpu}</td><td class="mono">${esc(g.text)}</td>`);
-    expect(html).toContain(`<td class="num">${duration('10320460000')}</td><td class="num">1</td><td class="mono">clocksource: timekeeping watchdog on CPU1: Marking clocksource &#39;tsc&#39; as unstable because the skew is too large:</td>`);
+    // its time as dmesg prints it: the guest's printk clock (kvm-clock), in seconds
+    for (const g of a.guest.log) {
+      const stamp = esc(dmesgStamp(BigInt(g.guestNs), 5));
+      expect(html).toContain(`<td class="num mono">${stamp}</td><td class="num">${g.vcpu}</td><td class="mono">${esc(g.text)}</td>`);
+    }
+    // hand-worked: at true 10.32046 s kvm-clock reads 10.32046 s less the 300.26 ms it lost (kvmclock.errorNs) and the
+    // 3 ns it was behind at the stop (9 999 999 997 ns at 10 s): 10.020199997 s, which dmesg cuts to µs
+    expect(a.kvmclock.errorNs).toBe('-300260000');
+    expect(html).toContain(
+      '<td class="num mono">[   10.020199]</td><td class="num">1</td><td class="mono">clocksource: timekeeping watchdog on CPU1: ' +
+        'Marking clocksource &#39;tsc&#39; as unstable because the skew is too large:</td><td class="num">+320.460 ms</td>',
+    );
+    // the guest: its kernel, clocksource and NTP client (and when its wall clock is right again)
+    expect(text(html)).toContain('guest kernel6.6');
+    expect(text(html)).toMatch(/guest clocksourcekvm-clock \(the clocksource watchdog reads [\w-]+\)/);
+    expect(text(html)).toMatch(/guest NTP clientchrony: CLOCK_REALTIME within 1 ms \d+\.\d{3} s after the resume/);
   });
 
   it('is self-contained (nothing to load, no script) and the same every time', async () => {
@@ -88,7 +112,7 @@ describe('report of a migration', () => {
     expect(two).toBe(one);
     expect(one).not.toMatch(/<script|<link|<img|<iframe|src=|url\(|@import/i);
     // the only URL is the SVG namespace, and the page's own policy forbids every load
-    expect([...one.matchAll(/https?:\/\/[^\s"']+/g)].map((x) => x[0])).toEqual(['http://www.w3.org/2000/svg']);
+    expect(new Set([...one.matchAll(/https?:\/\/[^\s"']+/g)].map((x) => x[0]))).toEqual(new Set(['http://www.w3.org/2000/svg']));
     expect(one).toContain(`content="default-src 'none'; style-src 'unsafe-inline'; img-src data:"`);
   });
 
@@ -106,12 +130,52 @@ describe('report of a migration', () => {
     await l.ok('advanceTime', { ns: 5_000_000_000 });
     const m = await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'qemu', blackoutNs: 10_000_000_000, vmmLatencyNs: 0 });
     const html = (await l.ok('report', { id: m.migrationId })).html as string;
-    expect([...html.matchAll(/data-series="([^"]+)"/g)].map((x) => x[1])).toEqual(['cntvct-0', 'cntvct-1']);
+    expect([...html.split('<figure class="after"')[0]!.matchAll(/data-series="([^"]+)"/g)].map((x) => x[1])).toEqual(['cntvct-0', 'cntvct-1', 'realtime-0']);
     expect(html).toContain('<h2>arm64 counters</h2>');
     expect(html).toContain('CNTFRQ 25\u2009000\u2009000 Hz');
-    // qemu writes the counter back to its stop value: 10 s × 25 MHz lost, −10 000.000 ms
-    expect(html).toContain('<td class="num">\u221210000.000 ms</td>');
+    // qemu writes the counter back to its stop value: 10 s × 25 MHz lost, −10.000 s
+    expect(html).toContain('<td class="num">\u221210.000 s</td>');
     expect(html).toContain('CNTVOFF (signed, hex)');
+  });
+});
+
+describe('the chart', () => {
+  const chart = (series: { clock: 'tsc' | 'realtime'; vcpu: number; points: [number, number][] }[]) =>
+    timelineChart({ startNs: 0, endNs: 360_000_000, blackout: null, phases: [], series, pins: [] });
+  const yticks = (svg: string) => [...svg.matchAll(/<text class="ytick" x="([\d.]+)"[^>]*>([^<]*)<\/text>/g)].map((x) => [Number(x[1]), x[2]!] as const);
+
+  it('labels the error axis in the unit its size calls for, at round steps of that unit', () => {
+    // a 75 h error: hours, every 20 h (not "−270000000.000" ms, nor steps of 10^14 ns = 27.8 h)
+    const huge = chart([{ clock: 'tsc', vcpu: 0, points: [[0, 0], [300_000_000, -75 * 3_600_000_000_000]] }]);
+    expect(huge).toContain('error against true time (h)</text>');
+    expect(yticks(huge).map(([, l]) => l)).toEqual(['\u221280', '\u221260', '\u221240', '\u221220', '0']);
+    expect(huge).toContain('true time since the migration began (ms)</text>');
+    // −1 ns: nanoseconds, not "−0.000 ms"
+    const tiny = chart([{ clock: 'tsc', vcpu: 0, points: [[0, 0], [300_000_000, -1]] }]);
+    expect(tiny).toContain('error against true time (ns)</text>');
+    expect(yticks(tiny).map(([, l]) => l)).toEqual(['\u22121', '0']);
+    expect(tickLabel(-0.4, 1, axisUnit(1))).toBe('0');
+  });
+
+  it('leaves room for the longest tick label between the axis title and the plot', () => {
+    // an error of 2^63 ns (a wrapped s64): about 2.56 million hours, the longest labels there are
+    const wide = chart([{ clock: 'tsc', vcpu: 0, points: [[0, 0], [300_000_000, -(2 ** 63)]] }]);
+    const labels = yticks(wide);
+    expect(labels.length).toBeGreaterThan(2);
+    const longest = Math.max(...labels.map(([, l]) => l.length));
+    expect(longest).toBeGreaterThanOrEqual(8);
+    // right-aligned at x: the label spans [x − 6.6 × length, x]; the rotated title's glyphs end by x = 20
+    for (const [x] of labels) expect(x - 6.6 * longest).toBeGreaterThanOrEqual(20);
+  });
+
+  it('draws CLOCK_REALTIME as a line (NTP slews it), a counter as steps', () => {
+    const svg = chart([
+      { clock: 'tsc', vcpu: 0, points: [[0, 0], [300_000_000, -300_000_000]] },
+      { clock: 'realtime', vcpu: 0, points: [[0, 0], [300_000_000, 0], [300_000_000, -300_000_000], [350_000_000, -100_000_000]] },
+    ]);
+    const d = (name: string) => new RegExp(`data-series="${name}" d="([^"]+)"`).exec(svg)![1]!;
+    expect(d('tsc-0')).toMatch(/^M[\d.]+ [\d.]+H[\d.]+V[\d.]+H[\d.]+$/);
+    expect(d('realtime-0')).toMatch(/^M[\d.]+ [\d.]+L[\d.]+ [\d.]+L[\d.]+ [\d.]+L[\d.]+ [\d.]+L[\d.]+ [\d.]+H[\d.]+$/);
   });
 });
 
@@ -142,18 +206,31 @@ describe('escaping', () => {
     }
     const page = migrationHtml(audit, null);
     expect(page).toContain('<h2>Guest log</h2>');
-    expect(page).toContain('<td class="num">5.000 ms</td><td class="num">0</td><td class="mono">clocksource: &lt;script&gt;');
+    // no printk time in this guest log line: a dash; its true time as it is (no stop to count from)
+    expect(page).toMatch(/<td class="num mono">—<\/td><td class="num">0<\/td><td class="mono">clocksource: &lt;script&gt;.*?<\/td><td class="num">5.000 ms/);
     expect(page).not.toContain('somethingNew');
   });
 
-  it('text helpers: escape, signed and hex offsets, MSR names', () => {
+  it('text helpers: escape, signed and hex offsets, durations in the unit their size calls for, MSR names', () => {
     expect(esc(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;');
     expect(offset('18446744073709551611')).toBe('−5 (0xfffffffffffffffb)');
     expect(offset(-5n)).toBe('−5 (0xfffffffffffffffb)');
     expect(offset('4096')).toBe('4096 (0x0000000000001000)');
-    expect(ms('-320460000')).toBe('−320.460 ms');
-    expect(ms('20000000')).toBe('+20.000 ms');
+    expect(signedDuration('-320460000')).toBe('−320.460 ms');
+    expect(signedDuration('20000000')).toBe('+20.000 ms');
     expect(duration('300000000')).toBe('300.000 ms');
+    // the unit its size calls for: −1 ns is not "−0.000 ms", a 75 h error not "270000000.000 ms"
+    expect(signedDuration(-1n)).toBe('−1 ns');
+    expect(signedDuration('-1500')).toBe('−1.500 µs');
+    expect(signedDuration(0n)).toBe('0 ns');
+    expect(signedDuration(String(75n * 3_600_000_000_000n))).toBe('+75.000 h');
+    expect(signedDuration('-90061000000000')).toBe('−25.016 h');
+    expect(duration('12345678901')).toBe('12.345 s');
+    expect(duration('150000000000')).toBe('2.500 min');
+    // the demo table's ms columns: exact
+    expect([msColumn(-1n), msColumn(1500n), msColumn(-300160000n), msColumn(0n), msColumn(null)]).toEqual(['−0.000001', '0.0015', '−300.160', '0.000', '—']);
+    // control characters in any text are shown, not obeyed
+    expect(esc('a\u001b[2J\u0007\u202eb\nc')).toBe('a\\e[2J\\a\\u202eb\nc');
     expect(argText({ group: 'KVM_VCPU_TSC_CTRL', attr: 'KVM_VCPU_TSC_OFFSET', value: '18446744073709551611' })).toBe(
       '{ group: KVM_VCPU_TSC_CTRL, attr: KVM_VCPU_TSC_OFFSET, value: 18446744073709551611 = −5 (0xfffffffffffffffb) }',
     );

@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chromeTrace, migrationTrace, toUs, VM_FD_TID, type TraceEvent } from '../../machines/export/chrome-trace.js';
+import { auditHorizon, chromeTrace, migrationTrace, REALTIME_COUNTER, toUs, VM_FD_TID, type TraceEvent } from '../../machines/export/chrome-trace.js';
+import { auditMigration } from '../../machines/audit/audit.js';
 import { ENGINE_NAMES, newLedger, type Ledger } from '../helpers/ledger.js';
 
 let l: Ledger;
@@ -54,7 +55,8 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       expect(r.status).toBe('completed');
       const trace = migrationTrace((await l.store()), r.migrationId)!;
       const ev = trace.traceEvents;
-      expect(trace.displayTimeUnit).toBe('ns');
+      // ts are µs, as the format defines them; no displayTimeUnit (some readers took it for the unit of ts)
+      expect('displayTimeUnit' in trace).toBe(false);
 
       // required fields for each ph
       for (const e of ev) {
@@ -135,8 +137,8 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       const text = readFileSync(file, 'utf8');
       // the importer takes ts and dur as JSON numbers (µs), never strings
       expect(text).not.toMatch(/"(ts|dur|pid|tid)":"/);
-      const json = JSON.parse(text) as { traceEvents: TraceEvent[]; displayTimeUnit: string };
-      expect(['ms', 'ns']).toContain(json.displayTimeUnit);
+      const json = JSON.parse(text) as { traceEvents: TraceEvent[]; displayTimeUnit?: string };
+      expect(json.displayTimeUnit).toBeUndefined();
       const ev = json.traceEvents;
       for (const e of ev) {
         expect(typeof e.ts).toBe('number');
@@ -164,6 +166,60 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       expect(nestingErrors(trace.traceEvents)).toEqual([]);
     });
 
+    it("the audit's findings are instants where each is seen, the guest's CLOCK_REALTIME error a counter, the resumed VM followed to the horizon", async () => {
+      const r = await qemuMigration();
+      // after the migration: a guest read 1 s on (inside the audit's horizon) and one 200 s on (past it)
+      await l.ok('advanceTime', { ns: 1_000_000_000 });
+      const inside = await l.ok('guest', { vmId: r.newVmId, vcpu: 1, op: 'rdtsc' });
+      await l.ok('advanceTime', { ns: 200_000_000_000 });
+      const past = await l.ok('guest', { vmId: r.newVmId, vcpu: 1, op: 'rdtsc' });
+      const store = await l.store();
+      const a = auditMigration(store, r.migrationId)!;
+      const trace = migrationTrace(store, r.migrationId)!;
+      const ev = trace.traceEvents;
+      expect(nestingErrors(ev)).toEqual([]);
+
+      // findings: one instant each on the migration's "findings" thread, at the first event it cites
+      const findings = ev.filter((e) => e.cat === 'finding');
+      expect(a.findings.length).toBeGreaterThan(0);
+      expect(findings.map((e) => e.args!.code).sort()).toEqual(a.findings.map((f) => f.code).sort());
+      for (const f of a.findings) {
+        const e = findings.find((x) => x.args!.code === f.code)!;
+        const args = { severity: f.severity, message: f.message, positions: f.positions };
+        expect(e).toMatchObject({ ph: 'i', s: 't', pid: 1, tid: 2, name: `${f.severity}: ${f.code}`, args });
+        if (!f.guestLog?.length && f.positions.length) {
+          const cited = ev.find((x) => x.ph === 'i' && x.args?.position === Math.min(...f.positions))!;
+          expect(e.ts).toBe(cited.ts);
+        }
+      }
+      const threads = ev.filter((e) => e.ph === 'M').map((e) => `${e.pid}/${e.tid} ${(e.args as { name: string }).name}`);
+      expect(threads).toEqual(expect.arrayContaining(['1/2 findings', '1/3 after the resume']));
+
+      // CLOCK_REALTIME: the audit's wall-clock curve, written where it changes; the guest reads
+      // its wall clock through kvm-clock, so it resumes as far behind as kvmclock fell (the 300 ms
+      // blackout and the VMM's calls: kvmclock.errorNs), and NTP brings it back
+      const curve = a.guest!.wallClock.curve;
+      const counter = ev.filter((e) => e.ph === 'C' && e.name === REALTIME_COUNTER);
+      expect(counter.length).toBeGreaterThan(1);
+      expect(counter.every((e) => e.pid === 1)).toBe(true);
+      expect(counter.map((e) => [e.ts, e.args!.ns])).toEqual(
+        curve.filter((p, i) => i === 0 || p.errorNs !== curve[i - 1]!.errorNs).map((p) => [toUs(p.timeNs), Number(p.errorNs)]),
+      );
+      const atResume = counter.filter((e) => e.ts <= toUs(a.resumeTime)).at(-1)!;
+      expect(atResume.args!.ns).toBe(Number(a.kvmclock.errorNs));
+      expect(Number(a.kvmclock.errorNs)).toBeLessThan(-300_000_000);
+      expect(Math.abs(counter.at(-1)!.args!.ns as number)).toBeLessThanOrEqual(1_000_000);
+
+      // after the resume: the destination's events up to the audit's horizon, and no further
+      const horizon = auditHorizon(a);
+      expect(horizon).toBeGreaterThanOrEqual(a.resumeTime + 10_000_000_000n);
+      expect(trace.otherData).toEqual({ kind: 'migration', id: r.migrationId, horizonUs: toUs(horizon) });
+      const positions = ev.filter((e) => e.ph === 'i' && e.pid === 3).map((e) => e.args!.position);
+      expect(positions).toContain(inside.position);
+      expect(positions).not.toContain(past.position);
+      expect(ev.find((e) => e.cat === 'horizon')).toMatchObject({ ph: 'X', pid: 1, tid: 3, ts: toUs(a.resumeTime), dur: toUs(horizon - a.resumeTime) });
+    });
+
     it('exports a VM by id too, and nothing for an unknown id', async () => {
       await qemuMigration();
       const store = (await l.store());
@@ -173,7 +229,7 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       // its TSC error is measured from its first sample: 0 there
       const first = t.traceEvents.find((e) => e.ph === 'C' && e.name === 'vCPU 0 TSC error (ns)')!;
       expect(first.args!.ns).toBe(0);
-      expect(chromeTrace(store, 'm1')!.otherData).toEqual({ kind: 'migration', id: 'm1' });
+      expect(chromeTrace(store, 'm1')!.otherData).toMatchObject({ kind: 'migration', id: 'm1', horizonUs: expect.any(Number) });
       expect(chromeTrace(store, 'nope')).toBeNull();
     });
 

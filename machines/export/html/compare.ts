@@ -1,7 +1,7 @@
 // Two HTML reports over several migrations: a replay comparison (each affected migration's audit
 // under both profiles side by side, and the first divergence), and the fleet table of verdicts.
 import { findingsSection, summaryList, vcpuTable, type AuditLike } from './migration.js';
-import { argText, esc, ms, page, table, td, tdNum, verdictBadge } from './page.js';
+import { argText, esc, signedDuration, page, table, td, tdNum, verdictBadge } from './page.js';
 
 /** What a replay report holds that the page shows (the replay handler's answer). */
 export type ReplayLike = Record<string, any>;
@@ -37,8 +37,8 @@ export function replayHtml(r: ReplayLike): string {
           ['', String(r.reference), String(r.profile), 'difference'].map(esc),
           [
             [td('verdict'), td(diff.verdict?.recorded), td(diff.verdict?.replayed), td('')],
-            ...((diff.tscErrorNs ?? []) as AuditLike[]).map((v) => [td(`vCPU ${v.vcpu} TSC error`), tdNum(ms(v.recorded)), tdNum(ms(v.replayed)), tdNum(ms(v.delta))]),
-            ...(diff.kvmclockErrorNs ? [[td('kvmclock error'), tdNum(ms(diff.kvmclockErrorNs.recorded)), tdNum(ms(diff.kvmclockErrorNs.replayed)), tdNum(ms(diff.kvmclockErrorNs.delta))]] : []),
+            ...((diff.tscErrorNs ?? []) as AuditLike[]).map((v) => [td(`vCPU ${v.vcpu} TSC error`), tdNum(signedDuration(v.recorded)), tdNum(signedDuration(v.replayed)), tdNum(signedDuration(v.delta))]),
+            ...(diff.kvmclockErrorNs ? [[td('kvmclock error'), tdNum(signedDuration(diff.kvmclockErrorNs.recorded)), tdNum(signedDuration(diff.kvmclockErrorNs.replayed)), tdNum(signedDuration(diff.kvmclockErrorNs.delta))]] : []),
           ],
         ),
       );
@@ -64,8 +64,8 @@ export function fleetHtml(audits: AuditLike[], summary: AuditLike, opts: { links
     td(`${a.vmId} → ${a.newVmId}`),
     td(`${a.fromHost} → ${a.toHost}`),
     td(a.status),
-    tdNum(ms(worstNs(a))),
-    tdNum(ms(a.kvmclock?.errorNs)),
+    tdNum(signedDuration(worstNs(a))),
+    tdNum(signedDuration(a.kvmclock?.errorNs)),
     `<td>${verdictBadge(a.verdict)}</td>`,
     `<td>${((a.findings ?? []) as AuditLike[]).map((f) => `<span class="sev s-${esc(f.severity)}" title="${esc(f.message)}">${esc(f.code)}</span>`).join(' ')}</td>`,
   ]);

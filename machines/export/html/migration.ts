@@ -5,7 +5,8 @@
 import { switchesFor } from '../../migration/strategies/releases.js';
 import type { MigrationReportData } from '../report-data.js';
 import { legend, timelineChart } from './chart.js';
-import { argText, duration, esc, grouped, ms, offset, page, sevBadge, table, td, tdNum, verdictBadge } from './page.js';
+import { dmesgStamp } from '../../audit/guest-rules.js';
+import { argText, big, duration, esc, grouped, signedDuration, offset, page, sevBadge, table, td, tdNum, verdictBadge } from './page.js';
 
 /** The audit report as the renderer reads it: the documented fields, bigint or decimal strings, and anything else. */
 export type AuditLike = Record<string, any>;
@@ -46,12 +47,35 @@ export function summaryList(a: AuditLike): string {
     ['blackout', esc(duration(a.blackoutNs))],
     ['true time elapsed (stop → resume)', esc(duration(a.trueElapsedNs))],
     ['guest TSC', esc(`${grouped(a.guestTscKhz)} kHz`)],
-    ['kvmclock', esc(a.kvmclock?.errorNs == null ? 'not enabled' : `advanced ${duration(a.kvmclock.advanceNs)}, error ${ms(a.kvmclock.errorNs)} (before ${grouped(a.kvmclock.before)} ns, after ${grouped(a.kvmclock.after)} ns)`)],
-    ['kvmclock − TSC step', esc(ms(a.kvmclockMinusTscStepNs))],
+    ['kvmclock', esc(a.kvmclock?.errorNs == null ? 'not enabled' : `advanced ${duration(a.kvmclock.advanceNs)}, error ${signedDuration(a.kvmclock.errorNs)} (before ${grouped(a.kvmclock.before)} ns, after ${grouped(a.kvmclock.after)} ns)`)],
+    ['kvmclock − TSC step', esc(signedDuration(a.kvmclockMinusTscStepNs))],
     ['vCPU skew (cycles)', esc(`${grouped(a.skewCycles?.before)} → ${grouped(a.skewCycles?.after)}`)],
     ['master clock', esc(`${a.masterClock?.before ? 'on' : 'off'} → ${a.masterClock?.after ? 'on' : 'off'}`)],
+    ...guestRows(a),
   ];
   return `<dl class="kv">${rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${v}</dd>`).join('')}</dl>`;
+}
+
+/** The simulated guest: its kernel, its clocksource (and the watchdog's), its NTP client and when its wall clock is right again. */
+function guestRows(a: AuditLike): [string, string][] {
+  const g = a.guest;
+  if (!g || typeof g !== 'object') return [];
+  const cs = g.clocksource ?? {};
+  let clocksource = cs.before === undefined ? '—' : String(cs.before);
+  if (cs.after !== undefined && cs.before !== undefined && cs.after !== cs.before) clocksource += ` → ${cs.after} (switched by the watchdog)`;
+  if (cs.watchdog) clocksource += ` (the clocksource watchdog reads ${cs.watchdog})`;
+  const wc = g.wallClock ?? {};
+  const resume = big(a.resumeTime);
+  const converged = big(wc.convergedAt);
+  let ntp = wc.client === undefined ? '—' : String(wc.client);
+  if (converged !== null && resume !== null) {
+    ntp += `: CLOCK_REALTIME within 1 ms ${converged <= resume ? 'at the resume' : `${duration(converged - resume)} after the resume`}`;
+  } else if (wc.client !== undefined && wc.client !== 'none') ntp += ': CLOCK_REALTIME not within 1 ms by the horizon';
+  return [
+    ['guest kernel', esc(g.kernel ?? '—')],
+    ['guest clocksource', esc(clocksource)],
+    ['guest NTP client', esc(ntp)],
+  ];
 }
 
 /** The per-vCPU measurement (TSC, or CNTVCT on arm64). */
@@ -60,7 +84,7 @@ export function vcpuTable(a: AuditLike): string {
   const vcpus: AuditLike[] = Array.isArray(a.vcpus) ? a.vcpus : [];
   return `<div class="scroll">${table(
     ['vCPU', `${counter} before`, `${counter} after`, 'advance', 'expected advance', 'error (cycles)', 'error'].map(esc),
-    vcpus.map((v) => [tdNum(v.vcpu), tdNum(grouped(v.tscBefore)), tdNum(grouped(v.tscAfter)), tdNum(grouped(v.tscAdvance)), tdNum(grouped(v.expectedAdvance)), tdNum(grouped(v.tscErrorCycles)), tdNum(ms(v.tscErrorNs))]),
+    vcpus.map((v) => [tdNum(v.vcpu), tdNum(grouped(v.tscBefore)), tdNum(grouped(v.tscAfter)), tdNum(grouped(v.tscAdvance)), tdNum(grouped(v.expectedAdvance)), tdNum(grouped(v.tscErrorCycles)), tdNum(signedDuration(v.tscErrorNs))]),
   )}</div>`;
 }
 
@@ -100,7 +124,7 @@ function arm64Section(a: AuditLike): string {
     `<p>CNTFRQ ${esc(grouped(r.cntfrqHz))} Hz. CNTVCT − CNTPCT (boot vCPU): ${esc(offset(r.virtualMinusPhysical?.before))} → ${esc(offset(r.virtualMinusPhysical?.after))}. Trapped CNTPCT reads: ${esc(r.trappedPhysReads)} (${r.physTrapping ? 'trapping' : 'not trapping'}, ${esc(grouped(r.trapCostNs))} ns each, ${esc(duration(r.trapOverheadNs))} in all). Counter writes ignored: ${esc(r.ignoredCounterWrites)}.</p>`,
     table(
       ['vCPU', 'CNTPCT before', 'CNTPCT after', 'advance', 'error (ticks)', 'error'].map(esc),
-      phys.map((p) => [tdNum(p.vcpu), tdNum(grouped(p.before)), tdNum(grouped(p.after)), tdNum(grouped(p.advance)), tdNum(grouped(p.errorTicks)), tdNum(ms(p.errorNs))]),
+      phys.map((p) => [tdNum(p.vcpu), tdNum(grouped(p.before)), tdNum(grouped(p.after)), tdNum(grouped(p.advance)), tdNum(grouped(p.errorTicks)), tdNum(signedDuration(p.errorNs))]),
     ),
   ].join('\n');
 }
@@ -121,13 +145,23 @@ function ioctlLanes(d: MigrationReportData, pinned: Map<number, string[]>): stri
   return `<table class="lanes"><thead><tr>${head}</tr></thead><tbody>${rows.join('\n')}</tbody></table>`;
 }
 
-/** The guest kernel's log lines, when the report has them (report.guest.log). */
+/** The guest kernel's log lines as dmesg prints them (its printk time), with the true instant since the stop, when the report has them (report.guest.log). */
 function guestLogSection(a: AuditLike): string {
   const log = a.guest?.log;
   if (!Array.isArray(log)) return '';
+  const stop = big(a.stopTime);
+  const stamp = (l: AuditLike) => {
+    const ns = big(l.guestNs);
+    return ns === null || ns < 0n ? '—' : dmesgStamp(ns, 5);
+  };
+  const since = (l: AuditLike) => {
+    const t = big(l.timeNs);
+    return t === null ? '—' : stop === null ? duration(t) : signedDuration(t - stop);
+  };
+  const row = (l: AuditLike) => [`<td class="num mono">${esc(stamp(l))}</td>`, tdNum(l.vcpu ?? '—'), `<td class="mono">${esc(l.text)}</td>`, tdNum(since(l))];
   return [
     '<h2>Guest log</h2>',
-    log.length ? table(['time', 'vCPU', 'message'].map(esc), log.map((l: AuditLike) => [tdNum(duration(l.timeNs)), tdNum(l.vcpu ?? '—'), `<td class="mono">${esc(l.text)}</td>`])) : '<p>The guest logged nothing.</p>',
+    log.length ? table(['printk time', 'vCPU', 'message', 'true time since the stop'].map(esc), log.map(row)) : '<p>The guest logged nothing.</p>',
   ].join('\n');
 }
 
@@ -143,8 +177,43 @@ export function migrationBody(a: AuditLike, d: MigrationReportData | null, opts:
   if (d && opts.chart !== false) {
     const timeOf = new Map(d.ioctls.map((r) => [r.position, Number(r.timeNs)]));
     const pins = [...pinned].filter(([p]) => timeOf.has(p)).map(([p, codes]) => ({ timeNs: timeOf.get(p)!, label: `position ${p}: ${codes.join(', ')}` }));
-    out.push('<h2>Guest clocks against true time</h2>', `<p class="sub">Each vCPU's clock error across the migration (its value when the stop began is 0), the source's clocks until the destination first runs, the destination's after; the span after the migration's end shows the error the guest is left with.</p>`);
-    out.push(`<figure style="margin:0">${timelineChart({ startNs: d.startNs, endNs: d.endNs + Math.round((d.endNs - d.startNs) / 5), blackout: d.blackout, phases: d.phases, series: d.series, pins })}${legend(d.series)}</figure>`);
+    // a finding the guest's kernel reports is pinned where it printed it
+    const log = Array.isArray(a.guest?.log) ? (a.guest.log as AuditLike[]) : [];
+    for (const f of a.findings ?? []) {
+      for (const i of Array.isArray(f.guestLog) ? (f.guestLog as number[]) : []) {
+        const t = big(log[i]?.timeNs);
+        if (t !== null) pins.push({ timeNs: Number(t), label: `${f.code}: ${String(log[i]!.text)}` });
+      }
+    }
+    const stopped = " The guest's CLOCK_REALTIME falls behind while it is stopped and resumes with that error.";
+    const realtime = d.series.some((x) => x.clock === 'realtime') ? stopped : '';
+    out.push(
+      '<h2>Guest clocks against true time</h2>',
+      `<p class="sub">Each vCPU's clock error across the migration (its value when the stop began is 0), ` +
+        `the source's clocks until the destination first runs, ` +
+        `the destination's after; the span after the migration's end shows the error the guest is left with.${realtime}</p>`,
+    );
+    const span = { startNs: d.startNs, endNs: d.endNs + Math.round((d.endNs - d.startNs) / 5), blackout: d.blackout, phases: d.phases };
+    out.push(`<figure class="timeline" style="margin:0">${timelineChart({ ...span, series: d.series, pins })}${legend(d.series)}</figure>`);
+    if (d.after && d.after.horizonNs > d.after.resumeNs) {
+      const client = esc(a.guest?.wallClock?.client ?? 'none');
+      out.push(
+        '<h2>After the resume</h2>',
+        `<p class="sub">From the resume to the audit's horizon: the error each clock is left with, ` +
+          `and the guest's CLOCK_REALTIME as its NTP client (${client}) steps or slews it back.</p>`,
+      );
+      const after = {
+        startNs: d.after.resumeNs,
+        endNs: d.after.horizonNs,
+        blackout: null,
+        phases: [],
+        series: d.series,
+        pins,
+        xTitle: 'true time since the resume',
+        title: 'guest clock error against true time after the resume',
+      };
+      out.push(`<figure class="after" style="margin:0">${timelineChart(after)}${legend(d.series, false)}</figure>`);
+    }
   }
   out.push('<h2>Findings</h2>', findingsSection(a.findings ?? [], linkable, opts.idPrefix));
   out.push('<h2>Frequencies and offsets</h2>', frequencySection(a, d));

@@ -2,10 +2,11 @@
 // the page itself — one self-contained file with its style inline, no script, and a
 // Content-Security-Policy that lets it load nothing at all.
 import { MSRS } from '../../../kvm/uapi.js';
+import { printable } from '../../../lib/printable.js';
 
-/** Any text put into the page: element content or a quoted attribute value. */
+/** Any text put into the page: element content or a quoted attribute value (control characters shown as escapes). */
 export function esc(v: unknown): string {
-  return String(v).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return printable(String(v), true).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 /** A u64/s64 as the report may carry it (bigint, decimal string, number); null when absent. */
@@ -24,20 +25,36 @@ export function grouped(v: unknown): string {
   return b < 0n ? `\u2212${s}` : s;
 }
 
-/** ns as ms with three decimals and its sign (an error, a step): −320.460 ms, +20.000 ms. */
-export function ms(v: unknown): string {
+/** The units a duration is written in, largest first (ns below a microsecond). */
+const DURATION_UNITS: [bigint, string][] = [
+  [3_600_000_000_000n, 'h'],
+  [60_000_000_000n, 'min'],
+  [1_000_000_000n, 's'],
+  [1_000_000n, 'ms'],
+  [1_000n, 'µs'],
+];
+
+/** |ns| in the largest unit it holds at least one of, three decimals (cut, not rounded): 300.160 ms, 75.000 h, 999 ns. */
+function magnitude(a: bigint): string {
+  for (const [unit, name] of DURATION_UNITS) {
+    if (a >= unit) return `${a / unit}.${(((a % unit) * 1000n) / unit).toString().padStart(3, '0')} ${name}`;
+  }
+  return `${a} ns`;
+}
+
+/** A signed duration in ns (an error, a step), in the unit its size calls for: −320.460 ms, +20.000 ms, −1 ns, +75.000 h. */
+export function signedDuration(v: unknown): string {
   const b = big(v);
   if (b === null) return '—';
-  const text = duration(b < 0n ? -b : b);
+  const text = magnitude(b < 0n ? -b : b);
   return b < 0n ? `\u2212${text}` : b > 0n ? `+${text}` : text;
 }
 
-/** ns as ms with three decimals, no sign (a duration, an instant): 300.000 ms. */
+/** A duration or an instant in ns, in the unit its size calls for, no plus sign: 300.000 ms, 12.345 s. */
 export function duration(v: unknown): string {
   const b = big(v);
   if (b === null) return '—';
-  const a = b < 0n ? -b : b;
-  return `${b < 0n ? '\u2212' : ''}${a / 1_000_000n}.${((a % 1_000_000n) / 1000n).toString().padStart(3, '0')} ms`;
+  return `${b < 0n ? '\u2212' : ''}${magnitude(b < 0n ? -b : b)}`;
 }
 
 /** A 64-bit offset, signed and in hex (two's complement) besides: −5 (0xfffffffffffffffb). */

@@ -10,7 +10,7 @@ import { migrationHtml } from './migration.js';
 /** A migration's report page (null: no such migration). */
 export function migrationReportPage(store: EventStore, migrationId: string): string | null {
   const a = auditMigration(store, migrationId);
-  return a ? migrationHtml(a, migrationReportData(store, migrationId)) : null;
+  return a ? migrationHtml(a, migrationReportData(store, migrationId, a)) : null;
 }
 
 /** Every migration of the log in one table of verdicts; `links`: each to `<migrationId>.html` beside the page. */
