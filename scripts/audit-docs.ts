@@ -3,6 +3,7 @@
 // FINDING_CODES and the RULES table). `npm run docs` writes it; a test checks it is up to date.
 import { REPORT_FIELDS } from '../machines/audit/fields.js';
 import { RULES, type Rule } from '../machines/audit/rules.js';
+import { GUEST_KERNEL_GATES } from '../machines/guest/gates.js';
 import { DEFAULT_GUEST, GUEST_SETTING_DOCS } from '../machines/guest/settings.js';
 import { DEFAULT_THRESHOLDS, FINDING_CODES, THRESHOLD_DOCS, type AuditThresholds } from '../machines/audit/thresholds.js';
 import type { Citations } from '../machines/audit/measure.js';
@@ -79,6 +80,18 @@ export function auditDocs(): string {
   for (const [k, doc] of Object.entries(GUEST_SETTING_DOCS)) {
     const v = k.split('.').reduce<unknown>((o, p) => (o as Record<string, unknown>)[p], DEFAULT_GUEST);
     line(`| \`${k}\` | ${typeof v === 'bigint' ? v.toString() : String(v)} | ${cell(doc)} |`);
+  }
+  line();
+  line('### Guest kernel gates');
+  line();
+  line('What the simulated guest does differently by kernel version, each with its source. A version "major.minor" is');
+  line('the newest point release of its series (with every stable backport below); "major.minor.patch" is that release.');
+  line();
+  line('| gate | from | stable backports | what changes | source |');
+  line('|---|---|---|---|---|');
+  for (const g of GUEST_KERNEL_GATES) {
+    const stable = Object.values(g.stable);
+    line(`| \`${g.id}\` | ${g.since} | ${stable.length ? stable.join(', ') : '—'} | ${cell(g.what)} | ${cell(`${g.commit} "${g.subject}"; ${g.evidence}`)} |`);
   }
   line();
   line('## Findings');

@@ -101,7 +101,9 @@ export interface GuestReport {
 
 const HZ = 250n;
 const TICK_NS = NSEC_PER_SEC / HZ;
-const MASK = 'ffffffffffffffff';
+/** CLOCKSOURCE_MASK(64): kvm-clock's and the TSC's */
+const MASK64 = (1n << 64n) - 1n;
+const MASK = MASK64.toString(16);
 const hex = (v: bigint) => BigInt.asUintN(64, v).toString(16);
 const abs = (x: bigint) => (x < 0n ? -x : x);
 /** div_s64(): truncation toward zero, as C's / does */
@@ -111,7 +113,7 @@ const divTrunc = (a: bigint, b: bigint) => a / b;
 export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
   const list: Clocksource[] = inp.arch === 'x86' ? x86Clocksources(s, Number(inp.counterHz / 1000n), inp.kvmclock) : arm64Clocksources(inp.counterHz);
   const ratings = Object.fromEntries(list.map((c) => [c.name, c.rating]));
-  const kernelRules = watchdogRules(s.kernel);
+  const kernelRules = watchdogRules(s.kernel, s.watchdogMaxSkewUs);
   const rules = {
     ...kernelRules,
     ...(s.watchdogMarginNs !== undefined ? { marginNs: s.watchdogMarginNs, marginIs: 'set (watchdogMarginNs)' } : {}),
@@ -143,6 +145,7 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
   };
 
   const Ms = mono(inp.stopTime);
+
   const report: GuestReport = {
     kernel: s.kernel,
     clocksource: { before, after: before, watchdog: wd && watched.length ? wd.name : null, ratings, marginNs: rules.marginNs, marginIs: rules.marginIs },
@@ -178,8 +181,9 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
   let wdRun = k0;
   const last = new Map<string, { cs: bigint; wd: bigint }>();
   if (k0 >= 1n && wd) {
-    // its expiry k0 × 0.5 s, or, if that fell before the guest ran on this VM (in an earlier
-    // migration's blackout), the instant it did: an hrtimer already expired fires as the guest resumes
+    // its readings as the timer fired, once the guest's clock had reached k0 × 0.5 s while it ran
+    // on this VM (an expiry in an earlier blackout fires as the guest runs again), through the
+    // state in force then: a clock KVM wrote later is not what it read
     const due = inp.stopTime - (Ms - k0 * WATCHDOG_INTERVAL_NS);
     const tL = due < inp.runningSince ? inp.runningSince : due;
     const cpu = inp.vcpus[Number((k0 - 1n) % BigInt(ncpu))]!;
@@ -278,6 +282,7 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
       wdRun++;
       const cpu = inp.vcpus[Number((wdRun - 1n) % BigInt(ncpu))]!;
       const pending = resetPending;
+      let restartFromNow = false;
       for (const c of watched) {
         if (unstable.has(c.name)) continue;
         const csnow = raw(c, t, cpu);
@@ -302,6 +307,7 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
             wdMaxInterval = interval;
             printk(t, cpu, `clocksource: Long readout interval, skipping watchdog check: cs_nsec: ${csNsec} wd_nsec: ${wdNsec}`);
           }
+          restartFromNow = true; // watchdog_timer.expires = jiffies
           continue;
         }
         if (abs(csNsec - wdNsec) > rules.marginNs) {
@@ -315,6 +321,7 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
       }
       if (pending) resetPending--;
       // watchdog_timer.expires += WATCHDOG_INTERVAL, on the next CPU; an expiry already past fires at the next tick
+      if (restartFromNow) wdExpires = (mono(t) / TICK_NS) * TICK_NS;
       wdExpires += WATCHDOG_INTERVAL_NS;
       const due = whenMono(t, wdExpires);
       wdAt = due > t + TICK_NS ? due : t + TICK_NS;
@@ -331,22 +338,23 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
   ): void {
     const pad = 'clocksource:                       ';
     printk(t, cpu, `clocksource: timekeeping watchdog on CPU${cpu}: Marking clocksource '${c.name}' as unstable because the skew is too large:`);
-    if (rules.nsecLines) {
-      printk(t, cpu, `${pad}'${w.name}' wd_nsec: ${v.wdNsec} wd_now: ${hex(v.wdnow)} wd_last: ${hex(v.wdlast)} mask: ${MASK}`);
-      printk(t, cpu, `${pad}'${c.name}' cs_nsec: ${v.csNsec} cs_now: ${hex(v.csnow)} cs_last: ${hex(v.cslast)} mask: ${MASK}`);
-      if (rules.skewLine) {
-        const skew = v.csNsec - v.wdNsec;
-        printk(t, cpu, `${pad}Clocksource '${c.name}' skewed ${skew} ns (${divTrunc(skew, 1_000_000n)} ms) over watchdog '${w.name}' interval of ${v.wdNsec} ns (${divTrunc(v.wdNsec, 1_000_000n)} ms)`);
-      }
-      printk(t, cpu, cur === c ? `${pad}'${c.name}' is current clocksource.` : `${pad}'${cur.name}' (not '${c.name}') is current clocksource.`);
-    } else {
-      printk(t, cpu, `${pad}'${w.name}' wd_now: ${hex(v.wdnow)} wd_last: ${hex(v.wdlast)} mask: ${MASK}`);
-      printk(t, cpu, `${pad}'${c.name}' cs_now: ${hex(v.csnow)} cs_last: ${hex(v.cslast)} mask: ${MASK}`);
+    const wdNsec = rules.nsecLines ? ` wd_nsec: ${v.wdNsec}` : '';
+    const csNsec = rules.nsecLines ? ` cs_nsec: ${v.csNsec}` : '';
+    printk(t, cpu, `${pad}'${w.name}'${wdNsec} wd_now: ${hex(v.wdnow)} wd_last: ${hex(v.wdlast)} mask: ${MASK}`);
+    printk(t, cpu, `${pad}'${c.name}'${csNsec} cs_now: ${hex(v.csnow)} cs_last: ${hex(v.cslast)} mask: ${MASK}`);
+    if (rules.skewLine) {
+      const skew = v.csNsec - v.wdNsec;
+      // div_s64_rem() from e40806e9bcf8; div_u64_rem() before: a negative skew's ms came out as a large positive number
+      const ms = (x: bigint) => (rules.skewLineSigned ? divTrunc(x, 1_000_000n) : BigInt.asUintN(64, x) / 1_000_000n);
+      printk(t, cpu, `${pad}Clocksource '${c.name}' skewed ${skew} ns (${ms(skew)} ms) over watchdog '${w.name}' interval of ${v.wdNsec} ns (${ms(v.wdNsec)} ms)`);
     }
+    if (rules.currentLine) printk(t, cpu, cur === c ? `${pad}'${c.name}' is current clocksource.` : `${pad}'${cur.name}' (not '${c.name}') is current clocksource.`);
     unstable.add(c.name);
     // tsc_cs_mark_unstable()
     if (c.name === 'tsc') printk(t, cpu, 'tsc: Marking TSC unstable due to clocksource watchdog');
-    // clocksource_watchdog_kthread() → clocksource_select(): timekeeping moves on, CLOCK_MONOTONIC continuous
+    // clocksource_watchdog_kthread(): the per-CPU check of a current clocksource marked unstable, then
+    // clocksource_select(): timekeeping moves on, CLOCK_MONOTONIC continuous
+    if (rules.verifyPercpu && cur === c && c.verifyPercpu) printk(t, cpu, clocksourceVerifyPercpuLine(c.name, cpu, inp.vcpus));
     const next = clocksourceSelect(list, s.clocksource, unstable);
     if (next !== cur) {
       const m = mono(t);
@@ -405,4 +413,39 @@ function wallClockCurve(inp: GuestInput, s: GuestSettings, Ms: bigint, mono: (t:
   curve.push({ timeNs: tu + dur, errorNs: raw(tu + dur) + slewed(tu + dur), at: 'slewed' });
   out.convergedAt = tu + dur;
   return out;
+}
+
+/** verify_n_cpus: clocksource_verify_percpu() checks at most this many CPUs (fa218f1cce6b) */
+const VERIFY_N_CPUS = 8;
+
+/** %*pbl: a CPU list as ranges ("0,2-3"). */
+export function cpuListString(cpus: readonly number[]): string {
+  const sorted = [...new Set(cpus)].sort((a, b) => a - b);
+  const out: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    out.push(j > i ? `${sorted[i]}-${sorted[j]}` : `${sorted[i]}`);
+    i = j + 1;
+  }
+  return out.join(',');
+}
+
+/**
+ * clocksource_verify_percpu()'s first line (kernel/time/clocksource.c). It runs in the kwatchdog
+ * kthread, on whichever CPU the scheduler gives it: the model takes the watchdog's CPU.
+ * clocksource_verify_choose_cpus() takes the first online CPU other than that one, then
+ * verify_n_cpus − 1 random draws (get_random_u32_below(nr_cpu_ids), the next online CPU from
+ * there): the model takes the draws 1, 2, … (one of their outcomes; every other CPU of a guest of
+ * up to 8). The ahead/behind and "check durations" lines that may follow depend on IPI round
+ * trips and are not printed.
+ */
+export function clocksourceVerifyPercpuLine(name: string, testcpu: number, online: readonly number[]): string {
+  const cpus = [...online].sort((a, b) => a - b);
+  if (cpus.length <= 1) return `clocksource: Not enough CPUs to check clocksource '${name}'.`;
+  const chosen = new Set<number>([cpus.find((c) => c !== testcpu)!]);
+  const n = Math.min(VERIFY_N_CPUS, cpus.length);
+  for (let draw = 1; draw < n; draw++) chosen.add(cpus.find((c) => c >= draw) ?? cpus[0]!);
+  chosen.delete(testcpu);
+  return `clocksource: Checking clocksource ${name} synchronization from CPU ${testcpu} to CPUs ${cpuListString([...chosen])}.`;
 }

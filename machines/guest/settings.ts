@@ -2,10 +2,13 @@
 // depend on it), its boot parameters, its NTP client and its lockup detectors. Every field has a
 // default; an audit request may override any of them (`guest` in the request).
 
+import { MAX_SKEW_US_RANGE } from './clocksource.js';
+import { hasGate, kernelVersionProblem, sourceOf } from './gates.js';
+
 export type NtpClient = 'chrony' | 'ntpd' | 'none';
 
 export interface GuestSettings {
-  /** the guest kernel version, "major.minor" (the clocksource watchdog's margins changed in 5.15 and 6.2) */
+  /** the guest kernel version, "major.minor" (its newest stable point release) or "major.minor.patch" (machines/guest/gates.ts) */
   kernel: string;
   /** clocksource= on the command line: 'auto' lets the kernel pick the highest rating */
   clocksource: 'auto' | 'kvm-clock' | 'tsc';
@@ -17,6 +20,8 @@ export interface GuestSettings {
   watchdogThreshS: number;
   /** the clocksource watchdog's margin (ns): absent, the guest kernel version's (audit threshold watchdogMarginNs) */
   watchdogMarginNs?: bigint;
+  /** CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US (5.18+): absent, the version's Kconfig default (125 from 6.3, 100 before) */
+  watchdogMaxSkewUs?: number;
   /** the clocksource watchdog's interval (ns, WATCHDOG_INTERVAL: 0.5 s; audit threshold watchdogIntervalNs) */
   watchdogIntervalNs: bigint;
   /** intervals longer than this are skipped as bogus (ns): absent, the kernel version's (audit threshold watchdogMaxIntervalNs) */
@@ -60,6 +65,27 @@ export const NTPD: GuestSettings['ntp'] = { client: 'ntpd', pollNs: 64_000_000_0
 
 export type GuestOverrides = Partial<Omit<GuestSettings, 'ntp'>> & { ntp?: Partial<GuestSettings['ntp']> };
 
+/**
+ * What is wrong with a request's guest settings that their types cannot say (null: nothing): a
+ * kernel version the model cannot read, a Kconfig value outside its range or on a kernel without
+ * the option. Checked before anything is recorded.
+ */
+export function guestSettingsProblem(o: GuestOverrides): string | null {
+  const kernel = o.kernel ?? DEFAULT_GUEST.kernel;
+  const bad = kernelVersionProblem(kernel);
+  if (bad) return bad;
+  if (o.watchdogMaxSkewUs !== undefined) {
+    const [lo, hi] = MAX_SKEW_US_RANGE;
+    if (!Number.isInteger(o.watchdogMaxSkewUs) || o.watchdogMaxSkewUs < lo || o.watchdogMaxSkewUs > hi) {
+      return `watchdogMaxSkewUs ${o.watchdogMaxSkewUs} is outside CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US's range ${lo}..${hi}`;
+    }
+    if (!hasGate(kernel, 'max-skew-kconfig')) {
+      return `guest kernel ${kernel} has no CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US (from 5.18: ${sourceOf('max-skew-kconfig')}); its WATCHDOG_MAX_SKEW is fixed`;
+    }
+  }
+  return null;
+}
+
 /** The settings with overrides applied (ntp: client 'ntpd' starts from ntpd's defaults). */
 export function guestSettings(o: GuestOverrides = {}): GuestSettings {
   const base = o.ntp?.client === 'ntpd' ? NTPD : o.ntp?.client === 'none' ? { ...DEFAULT_GUEST.ntp, client: 'none' as const } : DEFAULT_GUEST.ntp;
@@ -68,13 +94,16 @@ export function guestSettings(o: GuestOverrides = {}): GuestSettings {
 
 /** What each setting stands for, for the user documentation (docs/audit.md). */
 export const GUEST_SETTING_DOCS: Record<string, string> = {
-  kernel: 'the guest kernel version ("major.minor", default 6.6): before 5.15 the watchdog margin is WATCHDOG_THRESHOLD (62.5 ms); from 5.15 the two clocksources\' uncertainty margins (2 × WATCHDOG_MAX_SKEW each: 200 µs in 5.15, 248 µs from 6.2 with MAX_SKEW_USEC = 125 × WATCHDOG_INTERVAL / HZ = 62 µs); from 6.2 a watchdog interval outside [125 ms, 2 s] is skipped as bogus',
+  kernel:
+    'the guest kernel version: "major.minor" (default 6.6) is the newest point release of that series, "major.minor.patch" one point release; what changes with it (the watchdog margin: 62.5 ms before 5.14, 200 µs in 5.14-5.16, 400 µs in 5.17-6.2 and from 5.10.94 and 5.15.17, 500 µs from 6.3; its lines; the 1 s long-interval skip from 6.8, 6.6.15, 6.1.78 and 5.15.149; kvm-clock\'s rating) is in the table of guest kernel gates below',
   clocksource: 'clocksource= on the guest command line: `auto` (the highest rating), `kvm-clock` or `tsc`',
   tscReliable: 'tsc=reliable: the TSC is not watched by the clocksource watchdog',
-  invariantTsc: 'the guest sees an invariant TSC: kvm-clock registers with rating 299, below the TSC\'s 300 (arch/x86/kernel/kvmclock.c)',
+  invariantTsc: 'the guest sees an invariant TSC: kvm-clock registers with rating 299, below the TSC\'s 300 (arch/x86/kernel/kvmclock.c; from 5.1, 7539b174aef4)',
   watchdogMarginNs: 'the clocksource watchdog\'s margin (ns), replacing the kernel version\'s (audit threshold `watchdogMarginNs` maps here)',
+  watchdogMaxSkewUs:
+    'CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US (µs, 50..1000; kernels from 5.18, fc153c1c58cb): the margin is 2 × (2 × it); absent, the version\'s Kconfig default, 125 from 6.3 (c37e85c135ce; distribution configs carry =125), 100 before',
   watchdogIntervalNs: 'the clocksource watchdog\'s interval (ns, default WATCHDOG_INTERVAL = 0.5 s; audit threshold `watchdogIntervalNs` maps here)',
-  watchdogMaxIntervalNs: 'intervals longer than this are skipped as bogus (ns), replacing the kernel version\'s (1 s from 6.8, none before; audit threshold `watchdogMaxIntervalNs` maps here)',
+  watchdogMaxIntervalNs: 'intervals longer than this are skipped as bogus (ns), replacing the kernel version\'s (1 s from 6.8 and its stable backports, none before; audit threshold `watchdogMaxIntervalNs` maps here)',
   wallClockToleranceNs: 'the guest CLOCK_REALTIME error at the resume tolerated before wall_clock_behind / wall_clock_ahead (ns, default 1 ms)',
   watchdogThreshS: 'kernel.watchdog_thresh (s, default 10): the soft-lockup hrtimer runs every 2 × thresh / 5 s and reports a CPU stuck beyond 2 × thresh (audit threshold `softLockupNs` maps here as softLockupNs / 2, in whole seconds)',
   rcuStallTimeoutS: 'rcu_cpu_stall_timeout (s, default 21)',
