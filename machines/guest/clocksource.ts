@@ -81,6 +81,8 @@ export interface WatchdogRules {
   verifyPercpu: boolean;
   /** a watchdog interval longer than WATCHDOG_INTERVAL_MAX_NS (1 s) is skipped (644649553508) */
   maxIntervalNs: bigint | null;
+  /** clocksource_delta()'s negative-motion test: the top bit of the mask, or above 7/8 of it (76031d9536a0) */
+  negativeMotion: 'top-bit' | 'seven-eighths';
 }
 
 /** CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US's Kconfig range (fc153c1c58cb) */
@@ -128,5 +130,16 @@ export function watchdogRules(kernel: string, maxSkewUs?: number): WatchdogRules
     skewLineSigned: has('skew-line-signed'),
     verifyPercpu: has('verify-percpu'),
     maxIntervalNs: has('long-interval-skip') ? NSEC_PER_SEC : null,
+    negativeMotion: has('negative-motion-7-8') ? 'seven-eighths' : 'top-bit',
   };
+}
+
+/**
+ * clocksource_delta(): the masked u64 delta of two readings, 0 when it reads as negative motion
+ * (x86 always checked: CLOCKSOURCE_VALIDATE_LAST_CYCLE, made unconditional by c163e40af9b2).
+ */
+export function clocksourceDelta(now: bigint, last: bigint, mask: bigint, rule: WatchdogRules['negativeMotion']): bigint {
+  const ret = (now - last) & mask;
+  if (rule === 'seven-eighths') return ret > (mask >> 1n) + (mask >> 2n) + (mask >> 3n) ? 0n : ret;
+  return ret & ~(mask >> 1n) ? 0n : ret;
 }

@@ -31,7 +31,8 @@ export type GateId =
   | 'max-skew-125us'
   | 'skew-line'
   | 'skew-line-signed'
-  | 'long-interval-skip';
+  | 'long-interval-skip'
+  | 'negative-motion-7-8';
 
 const gate = (g: KernelGate): KernelGate => g;
 
@@ -135,6 +136,15 @@ export const GUEST_KERNEL_GATES: readonly KernelGate[] = [
     commit: '644649553508',
     subject: 'clocksource: Skip watchdog check for large watchdog intervals',
     evidence: 'tip timers/urgent 2024-01-25, in v6.8-rc2; "[PATCH 6.6 327/331]" of 6.6.15-rc1, "[PATCH 6.1 64/64]" of 6.1.78-rc1, in 5.15.149-rc1 (6.7.y and 5.10.y not checked)',
+  }),
+  gate({
+    id: 'negative-motion-7-8',
+    what: 'clocksource_delta() takes a masked delta above 7/8 of the mask as negative motion (0); before, any delta with the top bit of the mask set (x86: CLOCKSOURCE_VALIDATE_LAST_CYCLE)',
+    since: '6.13',
+    stable: { '6.12': '6.12.5' },
+    commit: '76031d9536a0',
+    subject: 'clocksource: Make negative motion detection more robust',
+    evidence: 'tip timers/urgent 2024-12-05, after v6.13-rc1, so in v6.13; in the 6.12.5-rc2 review',
   }),
 ];
 

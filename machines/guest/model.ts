@@ -7,6 +7,7 @@
 import {
   arm64Clocksources,
   clocksourceCyc2ns,
+  clocksourceDelta,
   clocksourceSelect,
   clocksourceSelectWatchdog,
   watchdogRules,
@@ -35,8 +36,14 @@ export interface GuestInput {
   runningSince: bigint;
   /** null: nothing resumed (in flight) */
   resumeTime: bigint | null;
-  /** the guest's clocks on a vCPU at true time t, through the emulated kernel (the source up to the stop, the resumed side from the resume) */
+  /**
+   * the guest's clocks on a vCPU at true time t, through the emulated kernel on the VM state in
+   * force at t (before the stop: the state after the VM's last event at or before t; from the
+   * resume: the resumed side as it resumed)
+   */
   read(t: bigint, vcpu: number): GuestReading;
+  /** before the stop: the span [from, until) of the VM state in force at t (until null: that state holds to the stop) */
+  spanAt(t: bigint): { from: bigint; until: bigint | null };
   /** true wall-clock time at t (the host's CLOCK_REALTIME on the side the guest runs on) */
   realtime(t: bigint): bigint;
   /** x86: per vCPU, the log position of the guest read that found PVCLOCK_GUEST_STOPPED after the resume */
@@ -146,6 +153,51 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
 
   const Ms = mono(inp.stopTime);
 
+  /**
+   * The first instant, between the guest's first run on this VM and the stop, at which its
+   * CLOCK_MONOTONIC (read through the state in force then) reached e: searched from the estimate
+   * that the clock ran at true time's rate back from the stop, span by span where the VM's clocks
+   * were written in between (a restore's KVM_SET_CLOCK after its KVM_RUN).
+   */
+  function monoReachedAt(e: bigint): bigint {
+    const lo = inp.runningSince;
+    const est = inp.stopTime - (Ms - e);
+    let t = est < lo ? lo : est > inp.stopTime ? inp.stopTime : est;
+    for (let guard = 0; guard < 256; guard++) {
+      const span = inp.spanAt(t);
+      const from = span.from < lo ? lo : span.from;
+      const until = span.until ?? inp.stopTime + 1n;
+      if (mono(t) >= e) {
+        if (t === from) {
+          if (t === lo || mono(t - 1n) < e) return t;
+          t -= 1n; // reached in an earlier span
+          continue;
+        }
+        if (mono(from) >= e) {
+          t = from;
+          continue;
+        }
+      } else if (mono(until - 1n) < e) {
+        if (span.until === null) return inp.stopTime;
+        t = span.until; // not in this span: a later one
+        continue;
+      }
+      // within [from, until): the clock runs at about true time's rate here; settle to the first ns
+      let c = t;
+      for (let i = 0; i < 64; i++) {
+        const d = e - mono(c);
+        if (d === 0n) break;
+        const next = c + d;
+        c = next < from ? from : next >= until ? until - 1n : next;
+        if (d > 0n && mono(c) >= e) break;
+      }
+      while (c < until - 1n && mono(c) < e) c++;
+      while (c > from && mono(c - 1n) >= e) c--;
+      return c;
+    }
+    return t;
+  }
+
   const report: GuestReport = {
     kernel: s.kernel,
     clocksource: { before, after: before, watchdog: wd && watched.length ? wd.name : null, ratings, marginNs: rules.marginNs, marginIs: rules.marginIs },
@@ -184,8 +236,7 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
     // its readings as the timer fired, once the guest's clock had reached k0 × 0.5 s while it ran
     // on this VM (an expiry in an earlier blackout fires as the guest runs again), through the
     // state in force then: a clock KVM wrote later is not what it read
-    const due = inp.stopTime - (Ms - k0 * WATCHDOG_INTERVAL_NS);
-    const tL = due < inp.runningSince ? inp.runningSince : due;
+    const tL = monoReachedAt(k0 * WATCHDOG_INTERVAL_NS);
     const cpu = inp.vcpus[Number((k0 - 1n) % BigInt(ncpu))]!;
     for (const c of watched) last.set(c.name, { cs: raw(c, tL, cpu), wd: raw(wd, tL, cpu) });
   }
@@ -295,8 +346,9 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
           report.watchdogRuns.push(run);
           continue;
         }
-        const wdNsec = clocksourceCyc2ns(wdnow - prev.wd, wd!.mult, wd!.shift);
-        const csNsec = clocksourceCyc2ns(csnow - prev.cs, c.mult, c.shift);
+        // cycles_to_nsec_safe(): the masked delta through clocksource_delta(), as int64_t
+        const wdNsec = BigInt.asIntN(64, clocksourceCyc2ns(clocksourceDelta(wdnow, prev.wd, MASK64, rules.negativeMotion), wd!.mult, wd!.shift));
+        const csNsec = BigInt.asIntN(64, clocksourceCyc2ns(clocksourceDelta(csnow, prev.cs, MASK64, rules.negativeMotion), c.mult, c.shift));
         run.csNsec = csNsec;
         run.wdNsec = wdNsec;
         const interval = csNsec > wdNsec ? csNsec : wdNsec;

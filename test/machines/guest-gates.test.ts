@@ -1,7 +1,7 @@
 // The guest kernel's version gates (machines/guest/gates.ts): every gate names its source, the
 // docs print each, and a version reads as the kernel it names (a series: its newest point release).
 import { describe, expect, it } from 'vitest';
-import { watchdogRules } from '../../machines/guest/clocksource.js';
+import { clocksourceDelta, watchdogRules } from '../../machines/guest/clocksource.js';
 import { GUEST_KERNEL_GATES, hasGate, parseKernelVersion, type KernelGate } from '../../machines/guest/gates.js';
 import { auditDocs } from '../../scripts/audit-docs.js';
 
@@ -73,18 +73,36 @@ describe('guest kernel gates', () => {
   it('the lines, the per-CPU check and the skip by version', () => {
     const pick = (k: string) => {
       const r = watchdogRules(k);
-      return [r.nsecLines, r.currentLine, r.verifyPercpu, r.skewLine, r.skewLineSigned, r.maxIntervalNs];
+      return [r.nsecLines, r.currentLine, r.verifyPercpu, r.skewLine, r.skewLineSigned, r.maxIntervalNs, r.negativeMotion];
     };
-    expect(pick('5.10')).toEqual([false, false, false, false, false, null]);
-    expect(pick('5.14')).toEqual([true, true, true, false, false, null]);
-    expect(pick('6.3')).toEqual([true, true, true, true, false, null]);
-    expect(pick('6.5.3')).toEqual([true, true, true, true, true, null]);
-    expect(pick('6.8')).toEqual([true, true, true, true, true, 1_000_000_000n]);
+    expect(pick('5.10')).toEqual([false, false, false, false, false, null, 'top-bit']);
+    expect(pick('5.14')).toEqual([true, true, true, false, false, null, 'top-bit']);
+    expect(pick('6.3')).toEqual([true, true, true, true, false, null, 'top-bit']);
+    expect(pick('6.5.3')).toEqual([true, true, true, true, true, null, 'top-bit']);
+    expect(pick('6.8')).toEqual([true, true, true, true, true, 1_000_000_000n, 'top-bit']);
+    expect(pick('6.12.4')).toEqual([true, true, true, true, true, 1_000_000_000n, 'top-bit']);
+    expect(pick('6.12')).toEqual([true, true, true, true, true, 1_000_000_000n, 'seven-eighths']);
   });
 
   it('a version the model cannot read is refused', () => {
     expect(() => parseKernelVersion('6')).toThrow(RangeError);
     expect(() => parseKernelVersion('6.6-rc1')).toThrow(RangeError);
     expect(parseKernelVersion('5.15.149')).toEqual({ major: 5, minor: 15, patch: 149 });
+  });
+});
+
+describe('clocksource_delta()', () => {
+  const M = (1n << 64n) - 1n;
+  it('a masked u64 delta; negative motion reads 0 (the top bit before 6.13, above 7/8 of the mask from it)', () => {
+    expect(clocksourceDelta(10n, 3n, M, 'top-bit')).toBe(7n);
+    expect(clocksourceDelta(3n, 10n, M, 'top-bit')).toBe(0n); // 2^64 − 7: the top bit set
+    expect(clocksourceDelta(3n, 10n, M, 'seven-eighths')).toBe(0n);
+    // 2^63 exactly: negative motion for the top-bit test, a forward delta under 7/8 of 2^64 − 1
+    expect(clocksourceDelta(1n << 63n, 0n, M, 'top-bit')).toBe(0n);
+    expect(clocksourceDelta(1n << 63n, 0n, M, 'seven-eighths')).toBe(1n << 63n);
+    // 7/8 of the mask: (M >> 1) + (M >> 2) + (M >> 3) is the last forward delta
+    const max = (M >> 1n) + (M >> 2n) + (M >> 3n);
+    expect(clocksourceDelta(max, 0n, M, 'seven-eighths')).toBe(max);
+    expect(clocksourceDelta(max + 1n, 0n, M, 'seven-eighths')).toBe(0n);
   });
 });

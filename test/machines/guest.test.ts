@@ -205,6 +205,37 @@ describe('a chain of two migrations (the second VM was itself created by a migra
   });
 });
 
+describe('two cloud-hypervisor@50 restores back to back (its vCPUs run before KVM_SET_CLOCK)', () => {
+  // 2.4 GHz hosts, 2 vCPUs, kvmclock on, 10 min up, 70 s blackout each way, the second right after
+  // the first resumed. 50.0 enters KVM_RUN on the restored VM (670.000 260 s, 670.000 280 s) before
+  // its KVM_SET_CLOCK (670.000 300 s, clock 600 000 039 944): between the two the guest's kvmclock
+  // reads the new VM's own (~160 µs), and its time stands still until KVM_SET_CLOCK. The watchdog's
+  // expiry at 600.0 s therefore fires at 670.000 300 s, reading kvm-clock 600 000 039 944. The second
+  // migration stops 20 µs later (kvmclock 600 000 059 943) and resumes at 740.000 640 s; the next
+  // expiry, 600.5 s, reads wd_nsec = 600 500 000 000 − 600 000 039 944 = 499 960 056. The audit
+  // used to read that last run through the VM's state at the stop: a pvclock page KVM wrote after
+  // it, a TSC below its tsc_timestamp, and __pvclock_read_cycles() over a u64 that wrapped:
+  // wd_last 6aaaab3632c9bde8, "wd_nsec: -7686143362829838568", a 243-year skew.
+  it('the watchdog reads its last run where the guest read it: a clean interval, no wrapped skew', async () => {
+    await l.ok('createHost', { hostId: 'a', tscKhz: 2_400_000 });
+    await l.ok('createHost', { hostId: 'b', tscKhz: 2_400_000 });
+    await l.ok('createVm', { vmId: 'g', hostId: 'a', vcpus: 2 });
+    await l.ok('runVcpu', { vmId: 'g' });
+    for (let v = 0; v < 2; v++) await l.ok('guest', { vmId: 'g', vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10001 + 0x1000 * v });
+    await l.ok('advanceTime', { ns: 600 * S });
+    const first = (await l.ok('migrate', { vmId: 'g', toHost: 'b', strategy: 'cloud-hypervisor@50', blackoutNs: 70 * S })).audit;
+    const a = (await l.ok('migrate', { vmId: first.newVmId, toHost: 'a', strategy: 'cloud-hypervisor@50', blackoutNs: 70 * S })).audit;
+    expect(a.kvmclock.before).toBe('600000059943');
+    expect(a.guest.log.filter((e: any) => e.text.includes('wd_nsec: -'))).toEqual([]);
+    expect(codes(a)).not.toContain('watchdog_tsc_unstable');
+    const run = a.guest.watchdogRuns[0];
+    // 600.5 s of kvm-clock, 499 880 058 ns after the resume (kvmclock 600 000 119 942 then), on CPU0 (the 1201st run)
+    expect(run).toMatchObject({ timeNs: '740500520058', vcpu: 0, wdNsec: '499960056', outcome: 'ok' });
+    // the TSC ran 100 µs ahead of kvm-clock across the restore (its kvmclock−TSC step): what the watchdog sees
+    expect(Math.abs(Number(BigInt(run.csNsec) - BigInt(run.wdNsec) + BigInt(a.kvmclockMinusTscStepNs)))).toBeLessThan(100);
+  });
+});
+
 describe('a 30 s jump at restore (Firecracker issue #5322)', () => {
   // 1.8.0 restores kvmclock with KVM_CLOCK_REALTIME: 1 999 999 999 → 31 999 999 999 at the
   // resume (true 32 s) and never calls KVM_KVMCLOCK_CTRL there. The soft-lockup detector last
