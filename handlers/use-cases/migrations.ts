@@ -39,6 +39,9 @@ const guestSchema = z
         makestepThresholdNs: u64Field.optional(),
         makestepLimit: z.number().int().min(-1).max(1_000_000).optional(),
         maxSlewPpb: u64Field.refine((v) => v > 0n, 'above 0').optional(),
+        ntpdX: z.boolean().optional(),
+        stepoutNs: u64Field.optional(),
+        panicNs: u64Field.optional(),
       })
       .strict()
       .optional(),

@@ -14,6 +14,7 @@ import {
   x86Clocksources,
   type Clocksource,
 } from './clocksource.js';
+import { wallClockCurve, type WallClock } from './ntp.js';
 import type { GuestSettings } from './settings.js';
 import { NSEC_PER_SEC } from '../../kvm/arith.js';
 
@@ -88,12 +89,7 @@ export interface GuestReport {
   guestStopped: { vcpu: number; timeNs: bigint; by: 'softlockup' | 'rcu'; position: number }[];
   softLockups: { vcpu: number; timeNs: bigint; stuckS: number; log: number[] }[];
   rcuStalls: { vcpu: number; timeNs: bigint; jiffies: bigint; log: number[] }[];
-  wallClock: {
-    client: string;
-    curve: { timeNs: bigint; errorNs: bigint; at: string }[];
-    /** true time the error is back within 1 ms (null: not within the curve, or no client) */
-    convergedAt: bigint | null;
-  };
+  wallClock: WallClock;
   sleeper: {
     vcpu: number;
     periodNs: bigint;
@@ -421,50 +417,8 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
   report.sleeper.stuck = inp.deadline !== null && sleeperAt === null && report.sleeper.wakes.length === 0;
   if (report.sleeper.stuck) report.sleeper.wakes.push({ expiresNs: sleeperExpires, timeNs: null, lateNs: null, lapicDeadline: true });
   report.sleeper.maxLateNs = report.sleeper.stuck ? null : late.reduce<bigint | null>((a, b) => (b !== null && (a === null || b > a) ? b : a), null);
-  report.wallClock = wallClockCurve(inp, s, Ms, mono, R);
+  report.wallClock = wallClockCurve({ stopTime: inp.stopTime, resumeTime: R, monoAtStop: Ms, mono, realtime: inp.realtime }, s);
   return report;
-}
-
-/**
- * CLOCK_REALTIME against true time from the stop on: the guest's offset is what NTP had it at
- * (0 as the stop began), CLOCK_REALTIME advances with CLOCK_MONOTONIC, and the NTP client corrects
- * it from its first update after the resume: a step (chrony's makestep, in one of its first
- * `limit` updates since boot, beyond its threshold) or a slew at the client's largest rate.
- */
-function wallClockCurve(inp: GuestInput, s: GuestSettings, Ms: bigint, mono: (t: bigint) => bigint, R: bigint): GuestReport['wallClock'] {
-  const base = inp.realtime(inp.stopTime) - Ms;
-  const raw = (t: bigint) => base + mono(t) - inp.realtime(t);
-  const curve: GuestReport['wallClock']['curve'] = [
-    { timeNs: inp.stopTime, errorNs: 0n, at: 'stop' },
-    { timeNs: R, errorNs: raw(R), at: 'resume' },
-  ];
-  const out = { client: s.ntp.client, curve, convergedAt: null as bigint | null };
-  const within = 1_000_000n;
-  if (abs(raw(R)) <= within) {
-    out.convergedAt = R;
-    return out;
-  }
-  if (s.ntp.client === 'none') return out;
-  const Mr = mono(R);
-  const k = Ms / s.ntp.pollNs + 1n; // the first update after the stop, counted from boot
-  const e = k * s.ntp.pollNs;
-  const tu = e <= Mr ? R : R + (e - Mr);
-  const offset = raw(tu);
-  curve.push({ timeNs: tu, errorNs: offset, at: `ntp update ${k}` });
-  const step = s.ntp.client === 'chrony' && k <= BigInt(s.ntp.makestepLimit) && abs(offset) > s.ntp.makestepThresholdNs;
-  if (step) {
-    curve.push({ timeNs: tu, errorNs: 0n, at: 'step' });
-    out.convergedAt = tu;
-    return out;
-  }
-  // a slew at the largest rate: |offset| / rate
-  const dur = (abs(offset) * NSEC_PER_SEC) / s.ntp.maxSlewPpb;
-  const half = tu + dur / 2n;
-  const slewed = (t: bigint) => (offset < 0n ? 1n : -1n) * (((t - tu) * s.ntp.maxSlewPpb) / NSEC_PER_SEC);
-  curve.push({ timeNs: half, errorNs: raw(half) + slewed(half), at: 'slewing' });
-  curve.push({ timeNs: tu + dur, errorNs: raw(tu + dur) + slewed(tu + dur), at: 'slewed' });
-  out.convergedAt = tu + dur;
-  return out;
 }
 
 /** verify_n_cpus: clocksource_verify_percpu() checks at most this many CPUs (fa218f1cce6b) */

@@ -39,12 +39,21 @@ export interface GuestSettings {
     makestepLimit: number;
     /** the largest slew (ppb): chrony maxslewrate (83333.333 ppm), ntpd's kernel PLL limit (500 ppm) */
     maxSlewPpb: bigint;
+    /** ntpd -x: the step threshold is 600 s instead of 128 ms (ntpd documentation, ntp 4.2.8) */
+    ntpdX: boolean;
+    /** ntpd `tinker stepout`: offsets beyond the step threshold are ignored until this long after the last valid update (300 s in ntp 4.2.8) */
+    stepoutNs: bigint;
+    /** ntpd `tinker panic`: beyond this offset ntpd exits (1000 s; 0: never) */
+    panicNs: bigint;
   };
   /** the periodic sleeper's period (ns): a task that sleeps this long in a loop on vCPU 0 */
   sleeperPeriodNs: bigint;
   /** how long after the resume the guest is simulated (ns) */
   horizonNs: bigint;
 }
+
+/** ntpd's clock state machine defaults (ntp 4.2.8: CLOCK_MINSTEP 300 s, CLOCK_PANIC 1000 s in ntpd/ntp_loopfilter.c) */
+const NTPD_TINKER = { ntpdX: false, stepoutNs: 300_000_000_000n, panicNs: 1_000_000_000_000n };
 
 export const DEFAULT_GUEST: GuestSettings = {
   kernel: '6.6',
@@ -55,13 +64,13 @@ export const DEFAULT_GUEST: GuestSettings = {
   watchdogIntervalNs: 500_000_000n,
   wallClockToleranceNs: 1_000_000n,
   rcuStallTimeoutS: 21,
-  ntp: { client: 'chrony', pollNs: 64_000_000_000n, makestepThresholdNs: 1_000_000_000n, makestepLimit: 3, maxSlewPpb: 83_333_333n },
+  ntp: { ...NTPD_TINKER, client: 'chrony', pollNs: 64_000_000_000n, makestepThresholdNs: 1_000_000_000n, makestepLimit: 3, maxSlewPpb: 83_333_333n },
   sleeperPeriodNs: 100_000_000n,
   horizonNs: 10_000_000_000n,
 };
 
-/** ntpd's defaults (slew only, as with `ntpd -x` beyond its step-out): the kernel PLL's 500 ppm. */
-export const NTPD: GuestSettings['ntp'] = { client: 'ntpd', pollNs: 64_000_000_000n, makestepThresholdNs: 0n, makestepLimit: 0, maxSlewPpb: 500_000n };
+/** ntpd's defaults: 64 s polls, slews at the kernel's 500 ppm, steps an offset beyond 128 ms once its stepout has passed. */
+export const NTPD: GuestSettings['ntp'] = { ...NTPD_TINKER, client: 'ntpd', pollNs: 64_000_000_000n, makestepThresholdNs: 0n, makestepLimit: 0, maxSlewPpb: 500_000n };
 
 export type GuestOverrides = Partial<Omit<GuestSettings, 'ntp'>> & { ntp?: Partial<GuestSettings['ntp']> };
 
@@ -104,14 +113,19 @@ export const GUEST_SETTING_DOCS: Record<string, string> = {
     'CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US (µs, 50..1000; kernels from 5.18, fc153c1c58cb): the margin is 2 × (2 × it); absent, the version\'s Kconfig default, 125 from 6.3 (c37e85c135ce; distribution configs carry =125), 100 before',
   watchdogIntervalNs: 'the clocksource watchdog\'s interval (ns, default WATCHDOG_INTERVAL = 0.5 s; audit threshold `watchdogIntervalNs` maps here)',
   watchdogMaxIntervalNs: 'intervals longer than this are skipped as bogus (ns), replacing the kernel version\'s (1 s from 6.8 and its stable backports, none before; audit threshold `watchdogMaxIntervalNs` maps here)',
-  wallClockToleranceNs: 'the guest CLOCK_REALTIME error at the resume tolerated before wall_clock_behind / wall_clock_ahead (ns, default 1 ms)',
+  wallClockToleranceNs:
+    'the guest CLOCK_REALTIME error at the resume tolerated before wall_clock_behind / wall_clock_ahead (ns, default 1 ms), and the error its NTP client must bring it within (guest.wallClock.convergedAt)',
   watchdogThreshS: 'kernel.watchdog_thresh (s, default 10): the soft-lockup hrtimer runs every 2 × thresh / 5 s and reports a CPU stuck beyond 2 × thresh (audit threshold `softLockupNs` maps here as softLockupNs / 2, in whole seconds)',
   rcuStallTimeoutS: 'rcu_cpu_stall_timeout (s, default 21)',
-  'ntp.client': '`chrony` (default), `ntpd` (slew only at the kernel PLL\'s 500 ppm) or `none`',
+  'ntp.client':
+    '`chrony` (default), `ntpd` (ntp 4.2.8: slews at 500 ppm; an offset beyond 128 ms is ignored as a spike until 300 s after its last valid update, then stepped; beyond 1000 s it exits) or `none`',
   'ntp.pollNs': 'the NTP client\'s update interval in guest CLOCK_MONOTONIC (ns, default 64 s): updates at every multiple of it since boot',
   'ntp.makestepThresholdNs': 'chrony makestep threshold (ns, default 1 s)',
-  'ntp.makestepLimit': 'chrony makestep limit (default 3): only the first this many updates since boot may step',
-  'ntp.maxSlewPpb': 'the largest slew rate in ppb (chrony maxslewrate 83333.333 ppm; ntpd 500 ppm)',
+  'ntp.makestepLimit': 'chrony makestep limit (default 3): only the first this many updates since boot may step; negative: no limit (chrony.conf(5))',
+  'ntp.maxSlewPpb': 'the largest slew rate in ppb (chrony maxslewrate 83333.333 ppm; ntpd 500 ppm), applied to the guest clock\'s own rate',
+  'ntp.ntpdX': 'ntpd -x: step threshold 600 s instead of 128 ms (the ntpd and "Clock State Machine" pages of ntp 4.2.8)',
+  'ntp.stepoutNs': 'ntpd `tinker stepout` (ns, default 300 s in ntp 4.2.8, CLOCK_MINSTEP): how long offsets beyond the step threshold are ignored after the last valid update',
+  'ntp.panicNs': 'ntpd `tinker panic` (ns, default 1000 s, CLOCK_PANIC; 0: none): an offset beyond it makes ntpd exit',
   sleeperPeriodNs: 'the period of the guest\'s sleeper on vCPU 0 (ns, default 100 ms)',
   horizonNs: 'how long after the resume the guest\'s timers are simulated (ns, default 10 s; the wall-clock curve runs until NTP converges)',
 };
