@@ -25,6 +25,13 @@ function runLines(g: GuestReport, r: WatchdogRun): number[] {
 
 const row = <S>(r: Rule<S>): Rule<S> => r;
 
+/** What marking a clocksource unstable did to the guest's timekeeping. */
+function clocksourceOutcome(g: GuestReport, marked: string): string {
+  const { before, after } = g.clocksource;
+  if (before === marked) return after === marked ? `'${marked}' stays current (nothing else to switch to)` : `the guest switches from '${marked}' to '${after}'`;
+  return `the guest stays on '${before}'; '${marked}' can no longer be selected`;
+}
+
 /** What the guest's NTP client does with the wall-clock error, from the curve the model drew. */
 function ntpCorrection(g: GuestReport, gs: GuestSettings, resume: bigint): string {
   const w = g.wallClock;
@@ -61,7 +68,7 @@ export const GUEST_RULES: readonly Rule[] = [
     cases: ({ g }) => (g ? g.watchdogRuns.filter((r) => r.outcome === 'unstable').map((r) => ({ r, g })) : []),
     severity: 'fail',
     message: ({ r, g }) =>
-      `${stamp(g, runLines(g, r)[0]!)} the guest's clocksource watchdog on CPU${r.vcpu} marks '${r.clocksource}' unstable: it advanced ${r.csNsec} ns against ${r.wdNsec} ns of '${r.watchdog}', a ${fmtNs(r.csNsec! - r.wdNsec!)} skew beyond the ${fmtNs(g.clocksource.marginNs)} margin of a ${g.kernel} guest; clocksource ${g.clocksource.before} → ${g.clocksource.after}`,
+      `${stamp(g, runLines(g, r)[0]!)} the guest's clocksource watchdog on CPU${r.vcpu} marks '${r.clocksource}' unstable: it advanced ${r.csNsec} ns against ${r.wdNsec} ns of '${r.watchdog}', a ${fmtNs(r.csNsec! - r.wdNsec!)} skew beyond the ${fmtNs(g.clocksource.marginNs)} margin of a ${g.kernel} guest; ${clocksourceOutcome(g, r.clocksource)}`,
     cites: clockWrites,
     guestLog: ({ r, g }) => runLines(g, r),
   }),

@@ -193,7 +193,7 @@ export const RULES: readonly Rule[] = [
     thresholds: ['clockStepNs'],
     cases: ({ m, th }) => some(m.kvmclockMinusTscStepNs).filter((s) => abs(s) > th.clockStepNs),
     severity: 'warn',
-    message: (step) => `kvmclock moved ${fmtNs(step)} ${step > 0n ? 'ahead of' : 'behind'} the TSC`,
+    message: (step) => `kvmclock moved ${fmtNs(abs(step))} ${step > 0n ? 'ahead of' : 'behind'} the TSC`,
     cites: ['kvmclockWrites', 'counterWrites'],
   }),
   rule({

@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { clocksCalcMultShift } from '../../kvm/host.js';
+import { fmtNs } from '../../machines/audit/format.js';
 import { expectMigrateAuditsFromLog, newLedger, type Ledger } from '../helpers/ledger.js';
 
 let l: Ledger;
@@ -78,6 +79,8 @@ describe("QEMU's 40 ms stop-to-pre-save gap", () => {
     const f = a.findings.find((x: any) => x.code === 'watchdog_tsc_unstable');
     expect(f).toMatchObject({ severity: 'fail', guestLog: [0, 1, 2, 3, 4, 5] });
     expect(f.message).toContain("[2.039999] the guest's clocksource watchdog on CPU1 marks 'tsc' unstable");
+    // the clocksources that matter: the guest ran on kvm-clock and stays there; the TSC is out
+    expect(f.message).toMatch(/ margin of a 6\.6 guest; the guest stays on 'kvm-clock'; 'tsc' can no longer be selected$/);
   });
 
   it('with an invariant TSC the guest runs on tsc (kvm-clock 299) and switches to kvm-clock', async () => {
@@ -91,6 +94,7 @@ describe("QEMU's 40 ms stop-to-pre-save gap", () => {
       'clocksource: Checking clocksource tsc synchronization from CPU 1 to CPUs 0.',
       'clocksource: Switched to clocksource kvm-clock',
     ]);
+    expect(a.findings.find((x: any) => x.code === 'watchdog_tsc_unstable').message).toMatch(/; the guest switches from 'tsc' to 'kvm-clock'$/);
   });
 
   it('kvm-clock drops to 299 with an invariant TSC only from 5.1 (7539b174aef4): a 5.0 guest stays on kvm-clock', async () => {
@@ -228,6 +232,9 @@ describe('two cloud-hypervisor@50 restores back to back (its vCPUs run before KV
     expect(a.kvmclock.before).toBe('600000059943');
     expect(a.guest.log.filter((e: any) => e.text.includes('wd_nsec: -'))).toEqual([]);
     expect(codes(a)).not.toContain('watchdog_tsc_unstable');
+    // the TSC restored by value, kvmclock through KVM_SET_CLOCK: kvmclock ends up behind it (a distance, not "−100 µs behind")
+    expect(a.findings.find((f: any) => f.code === 'kvmclock_tsc_step').message).toBe(`kvmclock moved ${fmtNs(-BigInt(a.kvmclockMinusTscStepNs))} behind the TSC`);
+    expect(a.findings.find((f: any) => f.code === 'kvmclock_tsc_step').message).toMatch(/^kvmclock moved \d+\.\d{3} µs behind the TSC$/);
     const run = a.guest.watchdogRuns[0];
     // 600.5 s of kvm-clock, 499 880 058 ns after the resume (kvmclock 600 000 119 942 then), on CPU0 (the 1201st run)
     expect(run).toMatchObject({ timeNs: '740500520058', vcpu: 0, wdNsec: '499960056', outcome: 'ok' });
