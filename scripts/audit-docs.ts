@@ -21,6 +21,7 @@ const CITED_BY_RULE: Partial<Record<string, string>> = {
   migration_in_flight: "the migration's last recorded event",
   migration_failed: "the refused step's event",
   tsc_writes_ignored: 'the accepted KVM_SET_MSRS (IA32_TSC, IA32_TSC_ADJUST) and KVM_SET_DEVICE_ATTR (KVM_VCPU_TSC_OFFSET) ioctls',
+  time_backwards: 'the KVM_RUN ioctls that let the guest run early, and the kvmclock write that ended it',
   watchdog_tsc_unstable: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL; guestLog: the kernel lines printed',
   soft_lockup_risk: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL; guestLog: the "BUG: soft lockup" lines',
   guest_rcu_stall: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL; guestLog: the stall line',

@@ -66,7 +66,8 @@ export const FINDING_CODES = {
   watchdog_tsc_unstable: "the simulated guest's clocksource watchdog marked tsc unstable, printing the kernel's lines, which the finding cites (guestLog) (fail)",
   vcpu_skew: 'guest TSCs differ across vCPUs by more than before (warn; fail when the pvclock still claims TSC_STABLE)',
   master_clock_lost: 'the master clock (PVCLOCK_TSC_STABLE) was on before and is off after (warn)',
-  time_backwards: 'a vCPU\'s TSC or kvmclock, or the guest across vCPUs, reads lower after than before (fail)',
+  time_backwards:
+    "a vCPU's TSC or kvmclock, or the guest across vCPUs, reads lower after than before, or the resumed guest ran before its kvmclock was restored and read it lower (fail)",
   soft_lockup_risk: 'the simulated guest printed "BUG: soft lockup" on one or more CPUs: its clock jumped beyond 2 × watchdog_thresh without PVCLOCK_GUEST_STOPPED; the finding cites the lines (fail)',
   wall_clock_behind: "the simulated guest's CLOCK_REALTIME was behind true time by more than wallClockToleranceNs at the resume; the message says how its NTP client corrects it (warn)",
   wall_clock_ahead: "the simulated guest's CLOCK_REALTIME was ahead of true time by more than wallClockToleranceNs at the resume (warn)",

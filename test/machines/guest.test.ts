@@ -243,6 +243,48 @@ describe('two cloud-hypervisor@50 restores back to back (its vCPUs run before KV
   });
 });
 
+describe('cloud-hypervisor@50 lets the guest run before KVM_SET_CLOCK (fixed by PR #7932, v52.0)', () => {
+  // The restored VM was created at 670.000 120 s: its kvmclock_offset is −raw_boot_ns then, so
+  // at its vCPUs' KVM_RUN (670.000 260 s, 670.000 280 s) the pages KVM writes read 140 µs
+  // (670.000 260 − 670.000 120 s), until KVM_SET_CLOCK 40 µs later puts back the ~600 s the guest
+  // read at the stop. The chart and the ftrace export show it (the trace audit flags
+  // pvclock_time_step); the migration's audit names the window and its ioctls.
+  async function restore(strategy: string) {
+    await l.ok('createHost', { hostId: 'a', tscKhz: 2_400_000 });
+    await l.ok('createHost', { hostId: 'b', tscKhz: 2_400_000 });
+    await l.ok('createVm', { vmId: 'g', hostId: 'a', vcpus: 2 });
+    await l.ok('runVcpu', { vmId: 'g' });
+    for (let v = 0; v < 2; v++) await l.ok('guest', { vmId: 'g', vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10001 + 0x1000 * v });
+    await l.ok('advanceTime', { ns: 600 * S });
+    return (await l.ok('migrate', { vmId: 'g', toHost: 'b', strategy, blackoutNs: 70 * S })).audit;
+  }
+
+  it('50.0: time_backwards for the window, citing the KVM_RUNs and the KVM_SET_CLOCK that ended it', async () => {
+    const a = await restore('cloud-hypervisor@50');
+    const ev = (await l.ok('events', { streamId: 'vm-g.m1' })).events;
+    const pos = (ioctl: string) => ev.filter((e: any) => e.type === 'IoctlIssued' && e.data.ioctl === ioctl).map((e: any) => e.position);
+    const [run0, run1] = pos('KVM_RUN');
+    const [write] = pos('KVM_SET_CLOCK');
+    expect(write).toBeGreaterThan(run1);
+    const before = BigInt(a.kvmclock.before);
+    const f = a.findings.filter((x: any) => x.code === 'time_backwards');
+    expect(f).toEqual([
+      {
+        code: 'time_backwards',
+        severity: 'fail',
+        message: `the guest ran before its clock was restored: vCPU 0 from its KVM_RUN (position ${run0}), vCPU 1 from its KVM_RUN (position ${run1}) until KVM_SET_CLOCK (position ${write}), 40.000 µs later; its kvmclock read 140.000 µs there, ${fmtNs(before - 140_000n)} behind its ${fmtNs(before)} as the stop began`,
+        positions: [run0, run1, write],
+      },
+    ]);
+    expect(a.verdict).toBe('fail');
+  });
+
+  it('52.0 sets the clock before it resumes: no window', async () => {
+    const a = await restore('cloud-hypervisor@52');
+    expect(a.findings.filter((x: any) => x.code === 'time_backwards')).toEqual([]);
+  });
+});
+
 describe('a 30 s jump at restore (Firecracker issue #5322)', () => {
   // 1.8.0 restores kvmclock with KVM_CLOCK_REALTIME: 1 999 999 999 → 31 999 999 999 at the
   // resume (true 32 s) and never calls KVM_KVMCLOCK_CTRL there. The soft-lockup detector last
