@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { clocksourceDelta, watchdogRules } from '../../machines/guest/clocksource.js';
 import { GUEST_KERNEL_GATES, hasGate, parseKernelVersion, type KernelGate } from '../../machines/guest/gates.js';
+import { clocksourceVerifyPercpuLine, cpuListString } from '../../machines/guest/model.js';
 import { auditDocs } from '../../scripts/audit-docs.js';
 
 /** What a gate must carry to be cited: the commit, its subject, the release, and where that was read. */
@@ -104,5 +105,25 @@ describe('clocksource_delta()', () => {
     const max = (M >> 1n) + (M >> 2n) + (M >> 3n);
     expect(clocksourceDelta(max, 0n, M, 'seven-eighths')).toBe(max);
     expect(clocksourceDelta(max + 1n, 0n, M, 'seven-eighths')).toBe(0n);
+  });
+});
+
+describe('clocksource_verify_percpu() (7560c02bdffb, fa218f1cce6b)', () => {
+  // clocksource_verify_choose_cpus(): the first online CPU other than the checking one, then
+  // verify_n_cpus − 1 = 7 draws from nr_cpu_ids, each the next online CPU from it; the model's draws
+  // are 1, 2, …, 7; then the checking CPU is dropped. %*pbl prints ranges.
+  it.each([
+    [[0], 0, "clocksource: Not enough CPUs to check clocksource 'tsc'."],
+    [[0, 1], 1, 'clocksource: Checking clocksource tsc synchronization from CPU 1 to CPUs 0.'],
+    [[0, 1, 2, 3], 1, 'clocksource: Checking clocksource tsc synchronization from CPU 1 to CPUs 0,2-3.'],
+    [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 3, 'clocksource: Checking clocksource tsc synchronization from CPU 3 to CPUs 0-2,4-7.'],
+    [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 0, 'clocksource: Checking clocksource tsc synchronization from CPU 0 to CPUs 1-7.'],
+  ])('online %j, checking from CPU %i', (online, cpu, line) => {
+    expect(clocksourceVerifyPercpuLine('tsc', cpu, online)).toBe(line);
+  });
+
+  it('%*pbl', () => {
+    expect(cpuListString([5, 0, 1, 2, 7, 8])).toBe('0-2,5,7-8');
+    expect(cpuListString([3])).toBe('3');
   });
 });
