@@ -92,7 +92,7 @@ export function auditDocs(): string {
   line('|---|---|---|---|---|');
   for (const g of GUEST_KERNEL_GATES) {
     const stable = Object.values(g.stable);
-    line(`| \`${g.id}\` | ${g.since} | ${stable.length ? stable.join(', ') : '—'} | ${cell(g.what)} | ${cell(`${g.commit} "${g.subject}"; ${g.evidence}`)} |`);
+    line(`| \`${g.id}\` | ${g.since} | ${stable.length ? stable.join(', ') : '—'} | ${cell(g.what)} | ${cell(g.source)} |`);
   }
   line();
   line('## Findings');

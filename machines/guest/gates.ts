@@ -18,6 +18,8 @@ export interface KernelGate {
   subject: string;
   /** where its release was read (the merge or the stable review that carries it) */
   evidence: string;
+  /** the citation in one line: the commit, its subject, the evidence (the contract's `source`) */
+  source: string;
 }
 
 export type GateId =
@@ -34,7 +36,7 @@ export type GateId =
   | 'long-interval-skip'
   | 'negative-motion-7-8';
 
-const gate = (g: KernelGate): KernelGate => g;
+const gate = (g: Omit<KernelGate, 'source'>): KernelGate => ({ ...g, source: `${g.commit} "${g.subject}"; ${g.evidence}` });
 
 /** Every guest-kernel gate, oldest first. */
 export const GUEST_KERNEL_GATES: readonly KernelGate[] = [

@@ -13,6 +13,7 @@ function sourceProblems(g: KernelGate): string[] {
   if (!g.subject.trim()) out.push(`${g.id}: no commit subject`);
   if (!g.evidence.trim()) out.push(`${g.id}: no evidence for its release`);
   if (!/^\d+\.\d+$/.test(g.since)) out.push(`${g.id}: release '${g.since}' is not "major.minor"`);
+  if (!g.source.startsWith(`${g.commit} "${g.subject}"`)) out.push(`${g.id}: source '${g.source}' does not cite its commit`);
   for (const [series, point] of Object.entries(g.stable)) {
     const p = parseKernelVersion(point);
     if (`${p.major}.${p.minor}` !== series || p.patch === null) out.push(`${g.id}: stable ${series} → '${point}' is not a point release of that series`);
@@ -27,8 +28,8 @@ describe('guest kernel gates', () => {
   });
 
   it('a gate without a source is caught', () => {
-    const bare = { ...GUEST_KERNEL_GATES[0]!, commit: '', subject: ' ', evidence: '' };
-    expect(sourceProblems(bare)).toHaveLength(3);
+    const bare = { ...GUEST_KERNEL_GATES[0]!, commit: '', subject: ' ', evidence: '', source: '' };
+    expect(sourceProblems(bare)).toHaveLength(4);
     expect(sourceProblems({ ...GUEST_KERNEL_GATES[0]!, stable: { '6.6': '6.7.1' } })).toHaveLength(1);
   });
 
