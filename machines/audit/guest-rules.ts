@@ -28,8 +28,8 @@ const row = <S>(r: Rule<S>): Rule<S> => r;
 /** What marking a clocksource unstable did to the guest's timekeeping. */
 function clocksourceOutcome(g: GuestReport, marked: string): string {
   const { before, after } = g.clocksource;
-  if (before === marked) return after === marked ? `'${marked}' stays current (nothing else to switch to)` : `the guest switches from '${marked}' to '${after}'`;
-  return `the guest stays on '${before}'; '${marked}' can no longer be selected`;
+  if (before === marked) return after === marked ? `'${marked}' stays current: nothing to switch to` : `the guest switches from '${marked}' to '${after}'`;
+  return `the guest stays on '${before}'`;
 }
 
 /** What the guest's NTP client does with the wall-clock error, from the curve the model drew. */
