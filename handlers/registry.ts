@@ -187,8 +187,8 @@ export const REGISTRY = {
       'ioctl vm1 KVM_CHECK_EXTENSION --arg KVM_CAP_TSC_CONTROL',
     ],
   })),
-  guest: entry('vms', 'write', "what the guest does on a running vCPU: rdtsc, a kvmclock read through its pvclock page, rdmsr/wrmsr, its wall clock", command('guest', 'what the guest does on a running vCPU: rdtsc, kvmclock (read through its pvclock page), rdmsr, wrmsr, ... (handler guest)', 'renderGuest', {
-    args: [vmIdArg, { name: '<op>', description: 'rdtsc | kvmclock | rdmsr | wrmsr | an arm64 counter read' }],
+  guest: entry('vms', 'write', "what the guest does on a running vCPU: rdtsc, a kvmclock read through its pvclock page, rdmsr/wrmsr, its wall clock (wallclock: its CLOCK_REALTIME without NTP, the KVM wall clock it read at boot when it wrote MSR_KVM_WALL_CLOCK_NEW, plus kvmclock since; a VMM rewriting the MSR at restore does not change it)", command('guest', 'what the guest does on a running vCPU: rdtsc, kvmclock (read through its pvclock page), rdmsr, wrmsr, ... (handler guest)', 'renderGuest', {
+    args: [vmIdArg, { name: '<op>', description: 'rdtsc | kvmclock | rdmsr | wrmsr | wallclock (CLOCK_REALTIME: the wall clock read at boot + kvmclock) | an arm64 counter read' }],
     options: [
       vcpuOption('the vCPU executing it', true),
       { flags: '--msr <msr>', description: 'rdmsr/wrmsr: the MSR, by UAPI name or number (0x hex ok)', value: 'name-or-number' },

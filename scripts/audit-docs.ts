@@ -3,6 +3,7 @@
 // FINDING_CODES and the RULES table). `npm run docs` writes it; a test checks it is up to date.
 import { REPORT_FIELDS } from '../machines/audit/fields.js';
 import { RULES, type Rule } from '../machines/audit/rules.js';
+import { GUEST_KERNEL_GATES } from '../machines/guest/gates.js';
 import { DEFAULT_GUEST, GUEST_SETTING_DOCS } from '../machines/guest/settings.js';
 import { DEFAULT_THRESHOLDS, FINDING_CODES, THRESHOLD_DOCS, type AuditThresholds } from '../machines/audit/thresholds.js';
 import type { Citations } from '../machines/audit/measure.js';
@@ -20,6 +21,7 @@ const CITED_BY_RULE: Partial<Record<string, string>> = {
   migration_in_flight: "the migration's last recorded event",
   migration_failed: "the refused step's event",
   tsc_writes_ignored: 'the accepted KVM_SET_MSRS (IA32_TSC, IA32_TSC_ADJUST) and KVM_SET_DEVICE_ATTR (KVM_VCPU_TSC_OFFSET) ioctls',
+  time_backwards: 'the KVM_RUN ioctls that let the guest run early, and the kvmclock write that ended it',
   watchdog_tsc_unstable: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL; guestLog: the kernel lines printed',
   soft_lockup_risk: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL; guestLog: the "BUG: soft lockup" lines',
   guest_rcu_stall: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL; guestLog: the stall line',
@@ -79,6 +81,18 @@ export function auditDocs(): string {
   for (const [k, doc] of Object.entries(GUEST_SETTING_DOCS)) {
     const v = k.split('.').reduce<unknown>((o, p) => (o as Record<string, unknown>)[p], DEFAULT_GUEST);
     line(`| \`${k}\` | ${typeof v === 'bigint' ? v.toString() : String(v)} | ${cell(doc)} |`);
+  }
+  line();
+  line('### Guest kernel gates');
+  line();
+  line('What the simulated guest does differently by kernel version, each with its source. A version "major.minor" is');
+  line('the newest point release of its series (with every stable backport below); "major.minor.patch" is that release.');
+  line();
+  line('| gate | from | stable backports | what changes | source |');
+  line('|---|---|---|---|---|');
+  for (const g of GUEST_KERNEL_GATES) {
+    const stable = Object.values(g.stable);
+    line(`| \`${g.id}\` | ${g.since} | ${stable.length ? stable.join(', ') : '—'} | ${cell(g.what)} | ${cell(g.source)} |`);
   }
   line();
   line('## Findings');

@@ -1,6 +1,7 @@
 // Live migrations and their audit.
 import { z } from 'zod';
 import { auditFrom, type AuditOverrides, type AuditReport } from '../../machines/audit/audit.js';
+import { guestSettingsProblem } from '../../machines/guest/settings.js';
 import { logAuditSource, sessionAuditSource, type AuditSource } from '../../machines/audit/source.js';
 import type { Session } from '../../machines/session.js';
 import { DEFAULT_THRESHOLDS, type AuditThresholds } from '../../machines/audit/thresholds.js';
@@ -20,12 +21,13 @@ import { didYouMean } from '../suggest.js';
 /** The simulated guest's settings (machines/guest/settings.ts), each optional. */
 const guestSchema = z
   .object({
-    kernel: z.string().regex(/^\d{1,2}\.\d{1,3}$/, 'a guest kernel version "major.minor"').optional(),
+    kernel: z.string().max(16).optional(),
     clocksource: z.enum(['auto', 'kvm-clock', 'tsc']).optional(),
     tscReliable: z.boolean().optional(),
     invariantTsc: z.boolean().optional(),
     watchdogThreshS: z.number().int().min(1).max(60).optional(),
     watchdogMarginNs: u64Field.optional(),
+    watchdogMaxSkewUs: z.number().int().optional(),
     watchdogIntervalNs: u64Field.refine((v) => v >= 1_000_000n, 'at least 1 ms').optional(),
     watchdogMaxIntervalNs: u64Field.optional(),
     wallClockToleranceNs: u64Field.optional(),
@@ -37,6 +39,9 @@ const guestSchema = z
         makestepThresholdNs: u64Field.optional(),
         makestepLimit: z.number().int().min(-1).max(1_000_000).optional(),
         maxSlewPpb: u64Field.refine((v) => v > 0n, 'above 0').optional(),
+        ntpdX: z.boolean().optional(),
+        stepoutNs: u64Field.optional(),
+        panicNs: u64Field.optional(),
       })
       .strict()
       .optional(),
@@ -44,6 +49,11 @@ const guestSchema = z
     horizonNs: u64Field.refine((v) => v <= 600_000_000_000n, 'at most 600 s').optional(),
   })
   .strict()
+  // what the types cannot say (the kernel version, the Kconfig value for it): machines/guest/settings.ts
+  .superRefine((g, ctx) => {
+    const problem = guestSettingsProblem(g);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
   .optional();
 
 const thresholdsSchema = z

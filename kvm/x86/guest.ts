@@ -48,12 +48,16 @@ export function x86Guest(ctx: X86Ctx, vm: X86Vm, req: GuestRequest): GuestResult
       return { value: guestPvclockRead(p, tsc), flags: p.flags, tsc };
     }
     case 'wallclock': {
-      // The guest's CLOCK_REALTIME as set at boot: the wall clock KVM wrote plus kvmclock since.
+      // The guest's CLOCK_REALTIME (no NTP, no settimeofday): the wall clock it read at boot, as
+      // pvclock_read_wallclock() added kvmclock then, advanced by kvmclock since: that boot wall
+      // clock plus kvmclock now. Not the struct KVM last wrote: a Linux guest reads it only at
+      // boot and resume from suspend (kvm_get_wallclock()), and KVM rewrites it at every write of
+      // the MSR, a VMM's restore included.
       const p = vcpu.pvti;
-      if (!p || vm.wallClockNs === null) {
-        throw new KvmUsageError('invalid_state', 'op', `vCPU ${vcpu.id}: the guest has not enabled kvmclock and read the KVM wall clock`);
+      if (!p || vm.guestWallClockNs === null) {
+        throw new KvmUsageError('invalid_state', 'op', `vCPU ${vcpu.id}: the guest has not enabled kvmclock and read the KVM wall clock (a wrmsr of MSR_KVM_WALL_CLOCK_NEW)`);
       }
-      return { value: u64(vm.wallClockNs + guestPvclockRead(p, kvmReadL1Tsc(ctx, vcpu, ctx.hw.tsc))) };
+      return { value: u64(vm.guestWallClockNs + guestPvclockRead(p, kvmReadL1Tsc(ctx, vcpu, ctx.hw.tsc))) };
     }
     case 'checkPaused': {
       // kvm_check_and_clear_guest_paused(): the guest's soft-lockup watchdog takes (and clears)
@@ -71,6 +75,8 @@ export function x86Guest(ctx: X86Ctx, vm: X86Vm, req: GuestRequest): GuestResult
       const index = parseArg(msrSchema, req.msr, 'msr');
       const value = parseArg(u64Schema, req.value, 'value');
       const r = kvmSetMsrCommon(ctx, vm, vcpu, index, value, false);
+      // kvm_get_wallclock(): the guest reads the struct KVM just wrote at the address it gave
+      if (r === 0 && value !== 0n && (index === MSRS.MSR_KVM_WALL_CLOCK_NEW || index === MSRS.MSR_KVM_WALL_CLOCK)) vm.guestWallClockNs = vm.wallClockNs;
       // The write exited to KVM; requests it raised are served as the vCPU re-enters.
       kickRunningVcpus(ctx, vm);
       return r === 0 ? {} : { fault: 'GP' };

@@ -105,6 +105,14 @@ export interface X86Vm {
    *  wall clock KVM wrote there: ns since the epoch at kvmclock 0 */
   wallClockGpa: bigint;
   wallClockNs: bigint | null;
+  /**
+   * The guest's side of it: the wall clock a Linux guest read at boot. kvm_get_wallclock() writes
+   * MSR_KVM_WALL_CLOCK(_NEW) and reads the struct at once (pvclock_read_wallclock()), only at boot
+   * and resume from suspend; CLOCK_REALTIME runs on from there with its clocksource. It lives in
+   * the guest's memory: a host write of the MSR (a VMM restoring it) rewrites the struct, never
+   * this, and a migration carries it with the guest (null: the guest never read it).
+   */
+  guestWallClockNs: bigint | null;
   /** created_vcpus */
   createdVcpus: number;
   /** online vCPUs, in creation order (vcpu_idx) */

@@ -19,7 +19,7 @@ export const KVM_MAX_VCPUS = 1024;
 export const KVM_MAX_VCPU_IDS = 4096;
 
 /** arch/x86/kvm/x86.c: kvm_arch_init_vm(): kvmclock starts at 0, the master clock is evaluated with no vCPUs (off) */
-export function kvmArchInitVm(ctx: X86Ctx, opts: { secureTsc?: boolean } = {}): X86Vm {
+export function kvmArchInitVm(ctx: X86Ctx, opts: { secureTsc?: boolean; guestWallClockNs?: bigint } = {}): X86Vm {
   const vm: X86Vm = {
     arch: 'x86',
     secureTsc: opts.secureTsc === true,
@@ -47,6 +47,7 @@ export function kvmArchInitVm(ctx: X86Ctx, opts: { secureTsc?: boolean } = {}): 
     bootVcpuRunsOldKvmclock: false,
     wallClockGpa: 0n,
     wallClockNs: null,
+    guestWallClockNs: opts.guestWallClockNs ?? null,
     createdVcpus: 0,
     vcpus: [],
     kvmclockUpdateWorkAt: null,

@@ -160,8 +160,12 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
   ]),
   ...under('guest.wallClock', [
     ['client', 'string', 'the NTP client (`chrony`, `ntpd`, `none`)'],
-    ['curve', 'array', "CLOCK_REALTIME − true wall-clock time at each point: `stop` (0: NTP had it), `resume`, `ntp update N`, then `step`, or `slewing` (half way) and `slewed`"],
-    ['convergedAt', `${u} \\| null`, 'the true instant the error is within 1 ms (null: never, without a client)'],
+    [
+      'curve',
+      'array',
+      "CLOCK_REALTIME − true wall-clock time at each point: `stop` (0: NTP had it), `resume`, `ntp update N`, then `step`; or `slewing` (half way) and `slewed` (within the tolerance), or `slewing, not converging` (a day on); ntpd: `ignored (spike)` until its stepout, `ntpd exits (panic)`",
+    ],
+    ['convergedAt', `${u} \\| null`, 'the first true instant the error is within wallClockToleranceNs (null: never: no client, ntpd exited, or the clock drifts away faster than the slew)'],
   ]),
   ...under('guest.wallClock.curve[]', [
     ['timeNs', u, 'the true instant'],

@@ -2,7 +2,8 @@
 // guest event (kernel messages, a wake-up, an NTP correction), citing the guest log entries it
 // printed (guestLog) and the recorded events whose clocks the guest read (positions).
 import type { GuestReport, WatchdogRun } from '../guest/model.js';
-import { fmtNs } from './format.js';
+import { fmtNs, ppm } from './format.js';
+import type { GuestSettings } from '../guest/settings.js';
 import type { Rule, RuleInput } from './rules.js';
 
 /** [12.345678]: printk's timestamp of a guest ns, unpadded for a message; dmesg pads the seconds to 5 ("[   12.345678]") */
@@ -24,6 +25,39 @@ function runLines(g: GuestReport, r: WatchdogRun): number[] {
 
 const row = <S>(r: Rule<S>): Rule<S> => r;
 
+/** What marking a clocksource unstable did to the guest's timekeeping. */
+function clocksourceOutcome(g: GuestReport, marked: string): string {
+  const { before, after } = g.clocksource;
+  if (before === marked) return after === marked ? `'${marked}' stays current: nothing to switch to` : `the guest switches from '${marked}' to '${after}'`;
+  return `the guest stays on '${before}'`;
+}
+
+/** What the guest's NTP client does with the wall-clock error, from the curve the model drew. */
+function ntpCorrection(g: GuestReport, gs: GuestSettings, resume: bigint): string {
+  const w = g.wallClock;
+  if (w.client === 'none') return 'no NTP client corrects it';
+  const since = (t: bigint) => `${fmtNs(t - resume)} after the resume`;
+  const updateBefore = (i: number) => w.curve.slice(0, i).reverse().find((p) => p.at.startsWith('ntp update'))!;
+  const first = w.curve.find((p) => p.at.startsWith('ntp update'));
+  if (!first) return `${w.client} does not correct it within the simulation`;
+  const at = (p: { at: string; timeNs: bigint }) => `its ${p.at} (${since(p.timeNs)})`;
+  const panic = w.curve.findIndex((p) => p.at === 'ntpd exits (panic)');
+  if (panic >= 0) return `ntpd exits at ${at(updateBefore(panic))}: the offset is beyond its ${fmtNs(gs.ntp.panicNs)} panic threshold, and nothing corrects it`;
+  const step = w.curve.findIndex((p) => p.at === 'step');
+  const spike = w.curve.some((p) => p.at === 'ignored (spike)');
+  const tol = fmtNs(gs.wallClockToleranceNs);
+  if (step >= 0) {
+    const stepAt = updateBefore(step);
+    return spike
+      ? `ntpd ignores it as a spike from ${at(first)} and steps it at ${at(stepAt)}, once its ${fmtNs(gs.ntp.stepoutNs)} stepout has passed`
+      : `${w.client} steps it at ${at(stepAt)}`;
+  }
+  const slews = `${w.client} slews it from ${at(first)}`;
+  return w.convergedAt !== null
+    ? `${slews}, within ${tol} ${since(w.convergedAt)}`
+    : `${slews}, and never brings it within ${tol}: the guest's clock drifts away faster than its ${ppm(gs.ntp.maxSlewPpb)} ppm slew`;
+}
+
 export const GUEST_RULES: readonly Rule[] = [
   row({
     code: 'watchdog_tsc_unstable',
@@ -34,7 +68,7 @@ export const GUEST_RULES: readonly Rule[] = [
     cases: ({ g }) => (g ? g.watchdogRuns.filter((r) => r.outcome === 'unstable').map((r) => ({ r, g })) : []),
     severity: 'fail',
     message: ({ r, g }) =>
-      `${stamp(g, runLines(g, r)[0]!)} the guest's clocksource watchdog on CPU${r.vcpu} marks '${r.clocksource}' unstable: it advanced ${r.csNsec} ns against ${r.wdNsec} ns of '${r.watchdog}', a ${fmtNs(r.csNsec! - r.wdNsec!)} skew beyond the ${fmtNs(g.clocksource.marginNs)} margin of a ${g.kernel} guest; clocksource ${g.clocksource.before} → ${g.clocksource.after}`,
+      `${stamp(g, runLines(g, r)[0]!)} the guest's clocksource watchdog on CPU${r.vcpu} marks '${r.clocksource}' unstable: it advanced ${r.csNsec} ns against ${r.wdNsec} ns of '${r.watchdog}', a ${fmtNs(r.csNsec! - r.wdNsec!)} skew beyond the ${fmtNs(g.clocksource.marginNs)} margin of a ${g.kernel} guest; ${clocksourceOutcome(g, r.clocksource)}`,
     cites: clockWrites,
     guestLog: ({ r, g }) => runLines(g, r),
   }),
@@ -82,7 +116,7 @@ export const GUEST_RULES: readonly Rule[] = [
     row({
       code: dir === 'behind' ? 'wall_clock_behind' : 'wall_clock_ahead',
       atResume: true,
-      condition: `the simulated guest's CLOCK_REALTIME is ${dir} true time by more than the guest setting wallClockToleranceNs (1 ms) at the resume`,
+      condition: `the simulated guest's CLOCK_REALTIME is ${dir === 'behind' ? 'behind' : 'ahead of'} true time by more than the guest setting wallClockToleranceNs (1 ms) at the resume`,
       thresholds: [],
       cases: ({ g, gs }) => {
         const c = g?.wallClock.curve.find((p) => p.at === 'resume');
@@ -90,17 +124,7 @@ export const GUEST_RULES: readonly Rule[] = [
         return g && c && (dir === 'behind' ? c.errorNs < -tol : c.errorNs > tol) ? [{ g, error: c.errorNs }] : [];
       },
       severity: 'warn',
-      message: ({ g, error }, { f }) => {
-        const w = g.wallClock;
-        const fix = w.curve.some((p) => p.at === 'step') ? 'steps it' : w.curve.some((p) => p.at === 'slewed') ? 'slews it' : 'does not correct it';
-        const upd = w.curve.find((p) => p.at.startsWith('ntp update'));
-        const since = (t: bigint) => fmtNs(t - f.resumeTime);
-        return `the guest's CLOCK_REALTIME is ${fmtNs(error < 0n ? -error : error)} ${dir} at the resume; ${
-          w.client === 'none'
-            ? 'no NTP client corrects it'
-            : `${w.client} ${fix}${upd ? ` at its ${upd.at} (${since(upd.timeNs)} after the resume)` : ''}${w.convergedAt !== null ? `, within 1 ms ${since(w.convergedAt)} after the resume` : ''}`
-        }`;
-      },
+      message: ({ g, error }, { f, gs }) => `the guest's CLOCK_REALTIME is ${fmtNs(error < 0n ? -error : error)} ${dir} at the resume; ${ntpCorrection(g, gs, f.resumeTime)}`,
       cites: clockWrites,
     }),
   ),

@@ -6,7 +6,7 @@
 import { hostRealtimeNs } from '../../kvm/host.js';
 import { simulateGuest, type GuestInput, type GuestReport } from '../guest/model.js';
 import type { GuestSettings } from '../guest/settings.js';
-import type { IoctlIssuedData } from '../vm/events.js';
+import { vmStreamId, type IoctlIssuedData } from '../vm/events.js';
 import { guestClocksAt, guestCountersAt } from '../vm/view.js';
 import type { AuditFrame, Side } from './frame.js';
 import { setsMsr } from './measure.js';
@@ -23,18 +23,38 @@ export function guestInputOf(f: AuditFrame): GuestInput {
   const cache = new Map<string, { counter: bigint; kvmclock: bigint | null }[]>();
   const readAll = (t: bigint) => {
     const s = side(t);
-    const key = `${s === after ? 'a' : 'b'}${t}`;
+    const rec = s === after ? s.rec : spanOf(t).rec;
+    const key = `${s === after ? 'a' : `b${rec.version}:`}${t}`;
     let r = cache.get(key);
     if (!r) {
       r = arm
-        ? guestCountersAt(s.rec, s.host, t).map((c) => ({ vcpu: c.vcpu, counter: c.cntvct, kvmclock: null }))
-        : guestClocksAt(s.rec, s.host, t).vcpus.map((v) => ({ vcpu: v.vcpu, counter: v.tsc, kvmclock: v.kvmclock }));
+        ? guestCountersAt(rec, s.host, t).map((c) => ({ vcpu: c.vcpu, counter: c.cntvct, kvmclock: null }))
+        : guestClocksAt(rec, s.host, t).vcpus.map((v) => ({ vcpu: v.vcpu, counter: v.tsc, kvmclock: v.kvmclock }));
       if (cache.size > 4096) cache.clear();
       cache.set(key, r);
     }
     return r as ({ vcpu: number } & { counter: bigint; kvmclock: bigint | null })[];
   };
   const vcpus = arm ? before.rec.arm64!.vcpus.map((v) => v.id) : (before.rec.x86?.vcpus ?? []).map((v) => v.id);
+
+  // Before the stop, the VM's state in force at an instant: the stop's from its last event on, else
+  // the state after the last event at or before the instant, and when the next event replaced it
+  const vmId = before.rec.vmId;
+  const stopSpan = { rec: before.rec, from: before.rec.lastTime, until: null as bigint | null };
+  const spans = new Map<number, typeof stopSpan>();
+  const spanOf = (t: bigint): typeof stopSpan => {
+    if (t >= before.rec.lastTime) return stopSpan;
+    const rec = f.src.vmAtTime(vmId, t);
+    if (!rec) return stopSpan;
+    let span = spans.get(rec.version);
+    if (!span) {
+      const p = f.src.positionOfVersion(vmStreamId(vmId), rec.version + 1);
+      const next = p === null ? undefined : f.src.vmEvents(vmId, p, p)[0];
+      span = { rec, from: rec.lastTime, until: next ? next.time : null };
+      spans.set(rec.version, span);
+    }
+    return span;
+  };
   const v0 = before.rec.x86?.vcpus[0];
 
   // PVCLOCK_GUEST_STOPPED as the resumed guest found it (its kvm_check_and_clear_guest_paused() reads)
@@ -65,6 +85,10 @@ export function guestInputOf(f: AuditFrame): GuestInput {
       const all = readAll(t);
       const r = all.find((x) => x.vcpu === vcpu) ?? all[0]!;
       return { counter: r.counter, kvmclock: r.kvmclock ?? all[0]!.kvmclock };
+    },
+    spanAt: (t) => {
+      const { from, until } = spanOf(t);
+      return { from, until };
     },
     realtime: (t) => hostRealtimeNs(side(t).host, t),
     guestStopped,

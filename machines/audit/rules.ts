@@ -7,6 +7,7 @@ import type { GuestReport } from '../guest/model.js';
 import { DEFAULT_GUEST, type GuestSettings } from '../guest/settings.js';
 import type { AuditFrame } from './frame.js';
 import { GUEST_RULES } from './guest-rules.js';
+import { clockWindowsOf } from './window.js';
 import { abs, fmtNs, perDay, ppm, worstError } from './format.js';
 import { setsMsr, type Citations, type Measurement } from './measure.js';
 import type { Finding, Severity } from './report.js';
@@ -169,6 +170,28 @@ export const RULES: readonly Rule[] = [
     cites: ['counterWrites', 'readsAfterResume'],
   }),
   rule({
+    code: 'time_backwards',
+    arch: 'x86',
+    atResume: true,
+    condition:
+      "the resumed guest ran (a vCPU in KVM_RUN) before the migration's KVM_SET_CLOCK / KVM_SET_CLOCK_GUEST, reading a kvmclock more than clockErrorNs below what it read as the stop began",
+    thresholds: ['clockErrorNs'],
+    cases: ({ f, m, th }) => {
+      const before = m.kvmclock.before;
+      if (before === null) return [];
+      return clockWindowsOf(f)
+        .map((w) => ({ w, lowest: w.runs.reduce((a, b) => (b.kvmclock < a.kvmclock ? b : a)) }))
+        .filter(({ lowest }) => before - lowest.kvmclock > th.clockErrorNs)
+        .map((c) => ({ ...c, before }));
+    },
+    severity: 'fail',
+    message: ({ w, lowest, before }) =>
+      `the guest ran before its clock was restored: ${w.runs
+        .map((r) => `vCPU ${r.vcpu} from its KVM_RUN (position ${r.position})`)
+        .join(', ')} until ${w.write.ioctl} (position ${w.write.position}), ${fmtNs(w.write.time - w.runs[0]!.time)} later; its kvmclock read ${fmtNs(lowest.kvmclock)} there, ${fmtNs(before - lowest.kvmclock)} behind its ${fmtNs(before)} as the stop began`,
+    cites: ({ w }) => [...w.runs.map((r) => r.position), w.write.position],
+  }),
+  rule({
     code: 'kvmclock_lost_time',
     ...kvmclockBehind,
     message: (error, { f }) => `kvmclock lost ${fmtNs(-error)} of the ${fmtNs(f.elapsedNs)} that passed`,
@@ -193,7 +216,7 @@ export const RULES: readonly Rule[] = [
     thresholds: ['clockStepNs'],
     cases: ({ m, th }) => some(m.kvmclockMinusTscStepNs).filter((s) => abs(s) > th.clockStepNs),
     severity: 'warn',
-    message: (step) => `kvmclock moved ${fmtNs(step)} ${step > 0n ? 'ahead of' : 'behind'} the TSC`,
+    message: (step) => `kvmclock moved ${fmtNs(abs(step))} ${step > 0n ? 'ahead of' : 'behind'} the TSC`,
     cites: ['kvmclockWrites', 'counterWrites'],
   }),
   rule({

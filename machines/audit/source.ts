@@ -24,6 +24,8 @@ export interface AuditSource {
   migration(migrationId: string): { state: MigrationState; events: LoggedEvent[] } | null;
   /** a VM's state at a stream version */
   vmAt(vmId: string, version: number): VmRecord | null;
+  /** a VM's state at a true instant: after its last event at or before it (null: none yet) */
+  vmAtTime(vmId: string, time: bigint): VmRecord | null;
   /** a host's state at an instant (default: its current state) */
   host(hostId: string, time?: bigint): HostState | null;
   /** a VM's events between two global positions (inclusive) */
@@ -75,6 +77,7 @@ export function logAuditSource(store: EventStore, opts: EvolveOptions = {}): Aud
       return state ? { state, events: scanEvents(store, migrationStreamId(migrationId)) } : null;
     },
     vmAt: (vmId, version) => rebuildStream<VmRecord>(store, vmStreamId(vmId), { version }, opts).state,
+    vmAtTime: (vmId, time) => rebuildStream<VmRecord>(store, vmStreamId(vmId), { time }, opts).state,
     host: (hostId, time) => rebuildStream<HostState>(store, hostStreamId(hostId), time === undefined ? {} : { time }).state,
     vmEvents: (vmId, fromPosition, toPosition) => scanEvents(store, vmStreamId(vmId), fromPosition, toPosition),
     streamVersion: (streamId, atPosition) => store.streamVersion(streamId, atPosition),
@@ -135,6 +138,8 @@ export function sessionAuditSource(session: Session, written: WrittenEvent[], st
       if (session.currentVersion(sid) === version) return session.stream(sid) as VmRecord | null;
       return log.vmAt(vmId, version);
     },
+    // the session has committed: the log holds every state it passed through
+    vmAtTime: (vmId, time) => log.vmAtTime(vmId, time),
     host(hostId, time) {
       const sid = hostStreamId(hostId);
       // A host this session read and did not change, and nobody changed since (another process

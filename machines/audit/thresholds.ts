@@ -8,7 +8,7 @@ export interface AuditThresholds {
   clockStepNs: bigint;
   /**
    * the guest's clocksource watchdog margin: a TSC-vs-kvm-clock skew beyond it within a checked
-   * interval marks the TSC unstable (about 250 µs on current kernels; 62.5 ms before 5.15)
+   * interval marks the TSC unstable (the default guest's, 6.6: 500 µs; 62.5 ms before 5.14)
    */
   watchdogMarginNs: bigint;
   /** mapped onto the guest's watchdog interval and maximum interval when a request gives them */
@@ -29,7 +29,7 @@ export interface AuditThresholds {
 export const DEFAULT_THRESHOLDS: AuditThresholds = {
   clockErrorNs: 1_000_000n, // 1 ms
   clockStepNs: 1_000n, // 1 µs
-  watchdogMarginNs: 250_000n,
+  watchdogMarginNs: 500_000n, // the default guest's (6.6): 2 × (2 × CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US=125)
   watchdogIntervalNs: 500_000_000n,
   watchdogMaxIntervalNs: 1_000_000_000n,
   softLockupNs: 20_000_000_000n,
@@ -43,7 +43,8 @@ export const DEFAULT_THRESHOLDS: AuditThresholds = {
 export const THRESHOLD_DOCS: Record<keyof AuditThresholds, string> = {
   clockErrorNs: 'guest TSC, kvmclock or counter error (ns) tolerated before it is reported: below this is rounding and VMM latency',
   clockStepNs: 'kvmclock−TSC step (ns) tolerated before it is reported',
-  watchdogMarginNs: "given, the simulated guest's clocksource watchdog margin (guest setting watchdogMarginNs); not given, the guest kernel version's (248 µs from 6.2, 200 µs in 5.15, 62.5 ms before)",
+  watchdogMarginNs:
+    "given, the simulated guest's clocksource watchdog margin (guest setting watchdogMarginNs); not given, the guest kernel version's (500 µs from 6.3, 400 µs in 5.17-6.2 and from 5.10.94 and 5.15.17, 200 µs in 5.14-5.16, 62.5 ms before: see the guest kernel gates; the default shown is the default guest's)",
   watchdogIntervalNs: "given, the simulated guest's clocksource watchdog interval (guest setting watchdogIntervalNs, default 0.5 s)",
   watchdogMaxIntervalNs: "given, the interval beyond which the simulated guest's watchdog skips a check (guest setting watchdogMaxIntervalNs); not given, the kernel version's (1 s from 6.8)",
   softLockupNs: "2 × the simulated guest's watchdog_thresh: given, it sets guest watchdogThreshS to its half in whole seconds (1..60); tsc_jump fails beyond 2 × watchdogThreshS",
@@ -65,7 +66,8 @@ export const FINDING_CODES = {
   watchdog_tsc_unstable: "the simulated guest's clocksource watchdog marked tsc unstable, printing the kernel's lines, which the finding cites (guestLog) (fail)",
   vcpu_skew: 'guest TSCs differ across vCPUs by more than before (warn; fail when the pvclock still claims TSC_STABLE)',
   master_clock_lost: 'the master clock (PVCLOCK_TSC_STABLE) was on before and is off after (warn)',
-  time_backwards: 'a vCPU\'s TSC or kvmclock, or the guest across vCPUs, reads lower after than before (fail)',
+  time_backwards:
+    "a vCPU's TSC or kvmclock, or the guest across vCPUs, reads lower after than before, or the resumed guest ran before its kvmclock was restored and read it lower (fail)",
   soft_lockup_risk: 'the simulated guest printed "BUG: soft lockup" on one or more CPUs: its clock jumped beyond 2 × watchdog_thresh without PVCLOCK_GUEST_STOPPED; the finding cites the lines (fail)',
   wall_clock_behind: "the simulated guest's CLOCK_REALTIME was behind true time by more than wallClockToleranceNs at the resume; the message says how its NTP client corrects it (warn)",
   wall_clock_ahead: "the simulated guest's CLOCK_REALTIME was ahead of true time by more than wallClockToleranceNs at the resume (warn)",

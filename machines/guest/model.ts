@@ -7,12 +7,14 @@
 import {
   arm64Clocksources,
   clocksourceCyc2ns,
+  clocksourceDelta,
   clocksourceSelect,
   clocksourceSelectWatchdog,
   watchdogRules,
   x86Clocksources,
   type Clocksource,
 } from './clocksource.js';
+import { wallClockCurve, type WallClock } from './ntp.js';
 import type { GuestSettings } from './settings.js';
 import { NSEC_PER_SEC } from '../../kvm/arith.js';
 
@@ -35,8 +37,14 @@ export interface GuestInput {
   runningSince: bigint;
   /** null: nothing resumed (in flight) */
   resumeTime: bigint | null;
-  /** the guest's clocks on a vCPU at true time t, through the emulated kernel (the source up to the stop, the resumed side from the resume) */
+  /**
+   * the guest's clocks on a vCPU at true time t, through the emulated kernel on the VM state in
+   * force at t (before the stop: the state after the VM's last event at or before t; from the
+   * resume: the resumed side as it resumed)
+   */
   read(t: bigint, vcpu: number): GuestReading;
+  /** before the stop: the span [from, until) of the VM state in force at t (until null: that state holds to the stop) */
+  spanAt(t: bigint): { from: bigint; until: bigint | null };
   /** true wall-clock time at t (the host's CLOCK_REALTIME on the side the guest runs on) */
   realtime(t: bigint): bigint;
   /** x86: per vCPU, the log position of the guest read that found PVCLOCK_GUEST_STOPPED after the resume */
@@ -81,12 +89,7 @@ export interface GuestReport {
   guestStopped: { vcpu: number; timeNs: bigint; by: 'softlockup' | 'rcu'; position: number }[];
   softLockups: { vcpu: number; timeNs: bigint; stuckS: number; log: number[] }[];
   rcuStalls: { vcpu: number; timeNs: bigint; jiffies: bigint; log: number[] }[];
-  wallClock: {
-    client: string;
-    curve: { timeNs: bigint; errorNs: bigint; at: string }[];
-    /** true time the error is back within 1 ms (null: not within the curve, or no client) */
-    convergedAt: bigint | null;
-  };
+  wallClock: WallClock;
   sleeper: {
     vcpu: number;
     periodNs: bigint;
@@ -101,7 +104,9 @@ export interface GuestReport {
 
 const HZ = 250n;
 const TICK_NS = NSEC_PER_SEC / HZ;
-const MASK = 'ffffffffffffffff';
+/** CLOCKSOURCE_MASK(64): kvm-clock's and the TSC's */
+const MASK64 = (1n << 64n) - 1n;
+const MASK = MASK64.toString(16);
 const hex = (v: bigint) => BigInt.asUintN(64, v).toString(16);
 const abs = (x: bigint) => (x < 0n ? -x : x);
 /** div_s64(): truncation toward zero, as C's / does */
@@ -111,7 +116,7 @@ const divTrunc = (a: bigint, b: bigint) => a / b;
 export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
   const list: Clocksource[] = inp.arch === 'x86' ? x86Clocksources(s, Number(inp.counterHz / 1000n), inp.kvmclock) : arm64Clocksources(inp.counterHz);
   const ratings = Object.fromEntries(list.map((c) => [c.name, c.rating]));
-  const kernelRules = watchdogRules(s.kernel);
+  const kernelRules = watchdogRules(s.kernel, s.watchdogMaxSkewUs);
   const rules = {
     ...kernelRules,
     ...(s.watchdogMarginNs !== undefined ? { marginNs: s.watchdogMarginNs, marginIs: 'set (watchdogMarginNs)' } : {}),
@@ -143,6 +148,52 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
   };
 
   const Ms = mono(inp.stopTime);
+
+  /**
+   * The first instant, between the guest's first run on this VM and the stop, at which its
+   * CLOCK_MONOTONIC (read through the state in force then) reached e: searched from the estimate
+   * that the clock ran at true time's rate back from the stop, span by span where the VM's clocks
+   * were written in between (a restore's KVM_SET_CLOCK after its KVM_RUN).
+   */
+  function monoReachedAt(e: bigint): bigint {
+    const lo = inp.runningSince;
+    const est = inp.stopTime - (Ms - e);
+    let t = est < lo ? lo : est > inp.stopTime ? inp.stopTime : est;
+    for (let guard = 0; guard < 256; guard++) {
+      const span = inp.spanAt(t);
+      const from = span.from < lo ? lo : span.from;
+      const until = span.until ?? inp.stopTime + 1n;
+      if (mono(t) >= e) {
+        if (t === from) {
+          if (t === lo || mono(t - 1n) < e) return t;
+          t -= 1n; // reached in an earlier span
+          continue;
+        }
+        if (mono(from) >= e) {
+          t = from;
+          continue;
+        }
+      } else if (mono(until - 1n) < e) {
+        if (span.until === null) return inp.stopTime;
+        t = span.until; // not in this span: a later one
+        continue;
+      }
+      // within [from, until): the clock runs at about true time's rate here; settle to the first ns
+      let c = t;
+      for (let i = 0; i < 64; i++) {
+        const d = e - mono(c);
+        if (d === 0n) break;
+        const next = c + d;
+        c = next < from ? from : next >= until ? until - 1n : next;
+        if (d > 0n && mono(c) >= e) break;
+      }
+      while (c < until - 1n && mono(c) < e) c++;
+      while (c > from && mono(c - 1n) >= e) c--;
+      return c;
+    }
+    return t;
+  }
+
   const report: GuestReport = {
     kernel: s.kernel,
     clocksource: { before, after: before, watchdog: wd && watched.length ? wd.name : null, ratings, marginNs: rules.marginNs, marginIs: rules.marginIs },
@@ -178,10 +229,10 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
   let wdRun = k0;
   const last = new Map<string, { cs: bigint; wd: bigint }>();
   if (k0 >= 1n && wd) {
-    // its expiry k0 × 0.5 s, or, if that fell before the guest ran on this VM (in an earlier
-    // migration's blackout), the instant it did: an hrtimer already expired fires as the guest resumes
-    const due = inp.stopTime - (Ms - k0 * WATCHDOG_INTERVAL_NS);
-    const tL = due < inp.runningSince ? inp.runningSince : due;
+    // its readings as the timer fired, once the guest's clock had reached k0 × 0.5 s while it ran
+    // on this VM (an expiry in an earlier blackout fires as the guest runs again), through the
+    // state in force then: a clock KVM wrote later is not what it read
+    const tL = monoReachedAt(k0 * WATCHDOG_INTERVAL_NS);
     const cpu = inp.vcpus[Number((k0 - 1n) % BigInt(ncpu))]!;
     for (const c of watched) last.set(c.name, { cs: raw(c, tL, cpu), wd: raw(wd, tL, cpu) });
   }
@@ -278,6 +329,7 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
       wdRun++;
       const cpu = inp.vcpus[Number((wdRun - 1n) % BigInt(ncpu))]!;
       const pending = resetPending;
+      let restartFromNow = false;
       for (const c of watched) {
         if (unstable.has(c.name)) continue;
         const csnow = raw(c, t, cpu);
@@ -290,8 +342,9 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
           report.watchdogRuns.push(run);
           continue;
         }
-        const wdNsec = clocksourceCyc2ns(wdnow - prev.wd, wd!.mult, wd!.shift);
-        const csNsec = clocksourceCyc2ns(csnow - prev.cs, c.mult, c.shift);
+        // cycles_to_nsec_safe(): the masked delta through clocksource_delta(), as int64_t
+        const wdNsec = BigInt.asIntN(64, clocksourceCyc2ns(clocksourceDelta(wdnow, prev.wd, MASK64, rules.negativeMotion), wd!.mult, wd!.shift));
+        const csNsec = BigInt.asIntN(64, clocksourceCyc2ns(clocksourceDelta(csnow, prev.cs, MASK64, rules.negativeMotion), c.mult, c.shift));
         run.csNsec = csNsec;
         run.wdNsec = wdNsec;
         const interval = csNsec > wdNsec ? csNsec : wdNsec;
@@ -302,6 +355,7 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
             wdMaxInterval = interval;
             printk(t, cpu, `clocksource: Long readout interval, skipping watchdog check: cs_nsec: ${csNsec} wd_nsec: ${wdNsec}`);
           }
+          restartFromNow = true; // watchdog_timer.expires = jiffies
           continue;
         }
         if (abs(csNsec - wdNsec) > rules.marginNs) {
@@ -315,6 +369,7 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
       }
       if (pending) resetPending--;
       // watchdog_timer.expires += WATCHDOG_INTERVAL, on the next CPU; an expiry already past fires at the next tick
+      if (restartFromNow) wdExpires = (mono(t) / TICK_NS) * TICK_NS;
       wdExpires += WATCHDOG_INTERVAL_NS;
       const due = whenMono(t, wdExpires);
       wdAt = due > t + TICK_NS ? due : t + TICK_NS;
@@ -331,22 +386,23 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
   ): void {
     const pad = 'clocksource:                       ';
     printk(t, cpu, `clocksource: timekeeping watchdog on CPU${cpu}: Marking clocksource '${c.name}' as unstable because the skew is too large:`);
-    if (rules.nsecLines) {
-      printk(t, cpu, `${pad}'${w.name}' wd_nsec: ${v.wdNsec} wd_now: ${hex(v.wdnow)} wd_last: ${hex(v.wdlast)} mask: ${MASK}`);
-      printk(t, cpu, `${pad}'${c.name}' cs_nsec: ${v.csNsec} cs_now: ${hex(v.csnow)} cs_last: ${hex(v.cslast)} mask: ${MASK}`);
-      if (rules.skewLine) {
-        const skew = v.csNsec - v.wdNsec;
-        printk(t, cpu, `${pad}Clocksource '${c.name}' skewed ${skew} ns (${divTrunc(skew, 1_000_000n)} ms) over watchdog '${w.name}' interval of ${v.wdNsec} ns (${divTrunc(v.wdNsec, 1_000_000n)} ms)`);
-      }
-      printk(t, cpu, cur === c ? `${pad}'${c.name}' is current clocksource.` : `${pad}'${cur.name}' (not '${c.name}') is current clocksource.`);
-    } else {
-      printk(t, cpu, `${pad}'${w.name}' wd_now: ${hex(v.wdnow)} wd_last: ${hex(v.wdlast)} mask: ${MASK}`);
-      printk(t, cpu, `${pad}'${c.name}' cs_now: ${hex(v.csnow)} cs_last: ${hex(v.cslast)} mask: ${MASK}`);
+    const wdNsec = rules.nsecLines ? ` wd_nsec: ${v.wdNsec}` : '';
+    const csNsec = rules.nsecLines ? ` cs_nsec: ${v.csNsec}` : '';
+    printk(t, cpu, `${pad}'${w.name}'${wdNsec} wd_now: ${hex(v.wdnow)} wd_last: ${hex(v.wdlast)} mask: ${MASK}`);
+    printk(t, cpu, `${pad}'${c.name}'${csNsec} cs_now: ${hex(v.csnow)} cs_last: ${hex(v.cslast)} mask: ${MASK}`);
+    if (rules.skewLine) {
+      const skew = v.csNsec - v.wdNsec;
+      // div_s64_rem() from e40806e9bcf8; div_u64_rem() before: a negative skew's ms came out as a large positive number
+      const ms = (x: bigint) => (rules.skewLineSigned ? divTrunc(x, 1_000_000n) : BigInt.asUintN(64, x) / 1_000_000n);
+      printk(t, cpu, `${pad}Clocksource '${c.name}' skewed ${skew} ns (${ms(skew)} ms) over watchdog '${w.name}' interval of ${v.wdNsec} ns (${ms(v.wdNsec)} ms)`);
     }
+    if (rules.currentLine) printk(t, cpu, cur === c ? `${pad}'${c.name}' is current clocksource.` : `${pad}'${cur.name}' (not '${c.name}') is current clocksource.`);
     unstable.add(c.name);
     // tsc_cs_mark_unstable()
     if (c.name === 'tsc') printk(t, cpu, 'tsc: Marking TSC unstable due to clocksource watchdog');
-    // clocksource_watchdog_kthread() → clocksource_select(): timekeeping moves on, CLOCK_MONOTONIC continuous
+    // clocksource_watchdog_kthread(): the per-CPU check of a current clocksource marked unstable, then
+    // clocksource_select(): timekeeping moves on, CLOCK_MONOTONIC continuous
+    if (rules.verifyPercpu && cur === c && c.verifyPercpu) printk(t, cpu, clocksourceVerifyPercpuLine(c.name, cpu, inp.vcpus));
     const next = clocksourceSelect(list, s.clocksource, unstable);
     if (next !== cur) {
       const m = mono(t);
@@ -361,48 +417,41 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
   report.sleeper.stuck = inp.deadline !== null && sleeperAt === null && report.sleeper.wakes.length === 0;
   if (report.sleeper.stuck) report.sleeper.wakes.push({ expiresNs: sleeperExpires, timeNs: null, lateNs: null, lapicDeadline: true });
   report.sleeper.maxLateNs = report.sleeper.stuck ? null : late.reduce<bigint | null>((a, b) => (b !== null && (a === null || b > a) ? b : a), null);
-  report.wallClock = wallClockCurve(inp, s, Ms, mono, R);
+  report.wallClock = wallClockCurve({ stopTime: inp.stopTime, resumeTime: R, monoAtStop: Ms, mono, realtime: inp.realtime }, s);
   return report;
 }
 
+/** verify_n_cpus: clocksource_verify_percpu() checks at most this many CPUs (fa218f1cce6b) */
+const VERIFY_N_CPUS = 8;
+
+/** %*pbl: a CPU list as ranges ("0,2-3"). */
+export function cpuListString(cpus: readonly number[]): string {
+  const sorted = [...new Set(cpus)].sort((a, b) => a - b);
+  const out: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    out.push(j > i ? `${sorted[i]}-${sorted[j]}` : `${sorted[i]}`);
+    i = j + 1;
+  }
+  return out.join(',');
+}
+
 /**
- * CLOCK_REALTIME against true time from the stop on: the guest's offset is what NTP had it at
- * (0 as the stop began), CLOCK_REALTIME advances with CLOCK_MONOTONIC, and the NTP client corrects
- * it from its first update after the resume: a step (chrony's makestep, in one of its first
- * `limit` updates since boot, beyond its threshold) or a slew at the client's largest rate.
+ * clocksource_verify_percpu()'s first line (kernel/time/clocksource.c). It runs in the kwatchdog
+ * kthread, on whichever CPU the scheduler gives it: the model takes the watchdog's CPU.
+ * clocksource_verify_choose_cpus() takes the first online CPU other than that one, then
+ * verify_n_cpus − 1 random draws (get_random_u32_below(nr_cpu_ids), the next online CPU from
+ * there): the model takes the draws 1, 2, … (one of their outcomes; every other CPU of a guest of
+ * up to 8). The ahead/behind and "check durations" lines that may follow depend on IPI round
+ * trips and are not printed.
  */
-function wallClockCurve(inp: GuestInput, s: GuestSettings, Ms: bigint, mono: (t: bigint) => bigint, R: bigint): GuestReport['wallClock'] {
-  const base = inp.realtime(inp.stopTime) - Ms;
-  const raw = (t: bigint) => base + mono(t) - inp.realtime(t);
-  const curve: GuestReport['wallClock']['curve'] = [
-    { timeNs: inp.stopTime, errorNs: 0n, at: 'stop' },
-    { timeNs: R, errorNs: raw(R), at: 'resume' },
-  ];
-  const out = { client: s.ntp.client, curve, convergedAt: null as bigint | null };
-  const within = 1_000_000n;
-  if (abs(raw(R)) <= within) {
-    out.convergedAt = R;
-    return out;
-  }
-  if (s.ntp.client === 'none') return out;
-  const Mr = mono(R);
-  const k = Ms / s.ntp.pollNs + 1n; // the first update after the stop, counted from boot
-  const e = k * s.ntp.pollNs;
-  const tu = e <= Mr ? R : R + (e - Mr);
-  const offset = raw(tu);
-  curve.push({ timeNs: tu, errorNs: offset, at: `ntp update ${k}` });
-  const step = s.ntp.client === 'chrony' && k <= BigInt(s.ntp.makestepLimit) && abs(offset) > s.ntp.makestepThresholdNs;
-  if (step) {
-    curve.push({ timeNs: tu, errorNs: 0n, at: 'step' });
-    out.convergedAt = tu;
-    return out;
-  }
-  // a slew at the largest rate: |offset| / rate
-  const dur = (abs(offset) * NSEC_PER_SEC) / s.ntp.maxSlewPpb;
-  const half = tu + dur / 2n;
-  const slewed = (t: bigint) => (offset < 0n ? 1n : -1n) * (((t - tu) * s.ntp.maxSlewPpb) / NSEC_PER_SEC);
-  curve.push({ timeNs: half, errorNs: raw(half) + slewed(half), at: 'slewing' });
-  curve.push({ timeNs: tu + dur, errorNs: raw(tu + dur) + slewed(tu + dur), at: 'slewed' });
-  out.convergedAt = tu + dur;
-  return out;
+export function clocksourceVerifyPercpuLine(name: string, testcpu: number, online: readonly number[]): string {
+  const cpus = [...online].sort((a, b) => a - b);
+  if (cpus.length <= 1) return `clocksource: Not enough CPUs to check clocksource '${name}'.`;
+  const chosen = new Set<number>([cpus.find((c) => c !== testcpu)!]);
+  const n = Math.min(VERIFY_N_CPUS, cpus.length);
+  for (let draw = 1; draw < n; draw++) chosen.add(cpus.find((c) => c >= draw) ?? cpus[0]!);
+  chosen.delete(testcpu);
+  return `clocksource: Checking clocksource ${name} synchronization from CPU ${testcpu} to CPUs ${cpuListString([...chosen])}.`;
 }

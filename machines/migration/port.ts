@@ -119,9 +119,19 @@ export class VmmPort {
     const info: VmHostInfo = { counterHz: host.counterHz, counterClocksource: host.counterClocksource, x86: host.x86, arm64: host.arm64 };
     // a confidential guest is restored as one: same VM type, its TSC protected again
     const secureTsc = this.vm('source').secureTsc;
+    // the guest's memory moves with it: the wall clock it read at boot (its CLOCK_REALTIME base)
+    const wall = this.vm('source').x86?.guestWallClockNs ?? null;
     this.session.vmCommand(this.params.newVmId, {
       type: 'create',
-      data: { vmId: this.params.newVmId, hostId: host.id, arch: host.arch, profile: host.profile, host: hostInfoToJson(info), ...(secureTsc ? { secureTsc: true as const } : {}) },
+      data: {
+        vmId: this.params.newVmId,
+        hostId: host.id,
+        arch: host.arch,
+        profile: host.profile,
+        host: hostInfoToJson(info),
+        ...(secureTsc ? { secureTsc: true as const } : {}),
+        ...(wall !== null ? { guestWallClockNs: String(wall) } : {}),
+      },
     });
     this.advance(this.params.vmmLatencyNs);
     let khz: IoctlOutcome | null = null;

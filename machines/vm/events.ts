@@ -26,6 +26,8 @@ export interface VmCreatedData {
   host: VmHostInfoJson;
   /** x86: a confidential VM with a protected guest TSC (TDX, SEV-SNP Secure TSC); absent means false */
   secureTsc?: true;
+  /** x86, a VM a migration created: the wall clock its guest read at boot (kvm_get_wallclock()), carried in the guest's memory (decimal ns) */
+  guestWallClockNs?: string;
   hw: HwJson;
   /** the kernel tracepoints the event fired (kvm_write_tsc_offset, kvm_update_master_clock, ...) */
   trace?: Json[];

@@ -129,6 +129,7 @@ export function applyVmEvent(rec: VmRecord | null, ev: VmEvent, time: bigint, op
     return withKernel(d.arch, (k) => {
       const ctx = k.ctx(created, hw, opts);
       k.initVm(created, ctx);
+      if (created.x86 && d.guestWallClockNs !== undefined) created.x86.guestWallClockNs = BigInt(d.guestWallClockNs);
       return { rec: created, result: null, trace: traced(ctx, opts) };
     });
   }

@@ -138,6 +138,34 @@ describe('ids and inputs', () => {
     expect((await l.call('stateAt', { vmId: 'a', time: '18446744073709551615' })).error).toMatchObject({ code: 'invalid_request' });
   });
 
+  // kvm_get_wallclock(): a Linux guest writes MSR_KVM_WALL_CLOCK_NEW and reads the struct once, at
+  // boot; its CLOCK_REALTIME runs on with kvmclock. KVM rewrites the struct at every write of the
+  // MSR (kvm_write_wall_clock()), a VMM's host-initiated restore included: a same-host
+  // cloud-hypervisor restore writes it on the new VM while that VM's kvmclock is still near 0
+  // (before KVM_SET_CLOCK), so the struct then says the guest booted 670 s later than it did.
+  it('wallclock is the guest\'s CLOCK_REALTIME across a same-host cloud-hypervisor restore, not the struct the restore wrote', async () => {
+    await l.ok('createHost', { hostId: 'h', tscKhz: 2_400_000 });
+    await l.ok('createVm', { vmId: 'g', hostId: 'h', vcpus: 2 });
+    await l.ok('runVcpu', { vmId: 'g' });
+    for (let v = 0; v < 2; v++) await l.ok('guest', { vmId: 'g', vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10001 + 0x1000 * v });
+    await l.ok('guest', { vmId: 'g', vcpu: 0, op: 'wrmsr', msr: 'MSR_KVM_WALL_CLOCK_NEW', value: 0x20000 });
+    await l.ok('advanceTime', { ns: String(600n * S) });
+    const m = await l.ok('migrate', { vmId: 'g', toHost: 'h', strategy: 'cloud-hypervisor', blackoutNs: String(70n * S) });
+    // the audit's guest: CLOCK_REALTIME within a few ns of true time at the resume (kvmclock restored with KVM_CLOCK_REALTIME)
+    expect(Math.abs(Number(m.audit.guest.wallClock.curve[1].errorNs))).toBeLessThan(10);
+    // the restore rewrote the struct on the new VM: KVM_SET_MSRS with MSR_KVM_WALL_CLOCK_NEW, a host write
+    const ev = (await l.ok('events', { streamId: `vm-${m.newVmId}` })).events;
+    expect(ev.some((e: any) => e.data.ioctl === 'KVM_SET_MSRS' && e.data.arg.entries.some((x: any) => x.index === 0x4b564d00))).toBe(true);
+    const now = BigInt((await l.ok('advanceTime', { ns: 0 })).now);
+    const w = await l.ok('guest', { vmId: m.newVmId, vcpu: 0, op: 'wallclock' });
+    // true time is 2026-01-01 (the hosts' realtime base) + now; the guest reads it to within what
+    // kvmclock lost to pvclock's truncation since its boot read (tens of ns over 670 s), not 670 s ahead
+    expect(Math.abs(Number(BigInt(w.value) - (1_767_225_600n * S + now)))).toBeLessThan(1000);
+    // a host write of the MSR on the running VM changes the struct, not the guest's clock
+    await l.ok('ioctl', { vmId: m.newVmId, vcpu: 0, ioctl: 'KVM_SET_MSRS', arg: { entries: [{ index: 'MSR_KVM_WALL_CLOCK_NEW', data: 0x20000 }] } });
+    expect((await l.ok('guest', { vmId: m.newVmId, vcpu: 0, op: 'wallclock' })).value).toBe(w.value);
+  });
+
   it('the KVM wall clock is one per VM: written through vCPU 0, read on vCPU 1', async () => {
     await guest('a', 2);
     await l.ok('guest', { vmId: 'a', vcpu: 0, op: 'wrmsr', msr: 'MSR_KVM_WALL_CLOCK_NEW', value: 0x20000 });
