@@ -5,20 +5,16 @@
 // line numbers of the events behind it.
 import { hvclockToHz, NSEC_PER_SEC, pvclockScaleDelta } from '../../kvm/arith.js';
 import { s64 } from '../../kvm/u64.js';
+import { MSRS, PVCLOCK_TSC_STABLE_BIT } from '../../kvm/uapi.js';
 import type { EventStore } from '../../store/types.js';
+import type { Severity } from '../audit/report.js';
 import { readTrace } from './read.js';
 import type { TraceImportedData, TracepointData } from './state.js';
 
-/** arch/x86/include/asm/pvclock-abi.h: PVCLOCK_TSC_STABLE_BIT (bit 0 of flags). */
-export const PVCLOCK_TSC_STABLE_BIT = 1;
-/** arch/x86/include/asm/msr-index.h: MSR_IA32_TSC. */
-export const MSR_IA32_TSC = 0x10;
 /** The window kvm_synchronize_tsc() matches a TSC write in: one second (of cycles, at the guest rate). */
 export const SYNC_WINDOW_NS = NSEC_PER_SEC;
 /** A pvclock system_time step (against the guest TSC it is paired with) reported as a finding. */
 export const PVCLOCK_STEP_NS = 1_000_000n;
-
-export type TraceSeverity = 'fail' | 'warn' | 'info';
 
 export interface TraceFinding {
   code:
@@ -30,7 +26,7 @@ export interface TraceFinding {
     | 'master_clock_before_vcpus'
     | 'pvclock_tsc_stable_cleared'
     | 'pvclock_time_step';
-  severity: TraceSeverity;
+  severity: Severity;
   message: string;
   /** trace line numbers of the events behind it */
   lines: number[];
@@ -219,7 +215,7 @@ export function auditVm(vm: string, evs: TracepointData[], opts: TraceAuditOptio
     spread = vals.reduce((a, b) => (b > a ? b : a)) - vals.reduce((a, b) => (b < a ? b : a));
   }
   const msrWrites = spaced(
-    evs.filter((e) => e.event === 'kvm_msr' && f(e).write === true && f(e).msr === MSR_IA32_TSC),
+    evs.filter((e) => e.event === 'kvm_msr' && f(e).write === true && f(e).msr === MSRS.MSR_IA32_TSC),
     (e) => ({ vcpu: null, value: big(f(e).data) }),
   );
 

@@ -32,7 +32,7 @@
 //   3. then the last kvm_pvclock_update: tsc_to_system_mul and tsc_shift must be equal.
 // kvm_track_tsc (printed after each write, and often filtered out of a capture), kvm_msr, the
 // pvclock pages' versions and system_time, and tracepoints of other events are not compared.
-import { hvclockToHz } from '../../kvm/arith.js';
+import { hvclockToHz, NSEC_PER_SEC } from '../../kvm/arith.js';
 import { u64 } from '../../kvm/u64.js';
 import type { EventStore } from '../../store/types.js';
 import { ftraceText } from '../export/ftrace.js';
@@ -256,7 +256,7 @@ export function conformanceParameters(recs: Rec[], guestTscHz?: bigint): Conform
       );
     }
     // the host TSC at the restore write's own instant, and the guest TSC the write set then
-    hostTscAtFirstRestore = u64(hostTscAtCreation! + (restoreGapNs * hz) / 1_000_000_000n);
+    hostTscAtFirstRestore = u64(hostTscAtCreation! + (restoreGapNs * hz) / NSEC_PER_SEC);
     sourceTscAtSave = u64(firstRestore.fields.next + hostTscAtFirstRestore);
     // (a guest TSC above 2^63: the VMM wrote a negative one; no source run reaches it)
     if (sourceTscAtSave >= 1n << 63n) {
@@ -324,11 +324,11 @@ async function emulate(scratch: ConformanceScratch, p: ConformanceParameters, sp
   const hz = BigInt(khz) * 1000n;
   // the source runs until its guest TSC (0 at its creation, at true time 0) reads the restored value
   const target = p.sourceTscAtSave ?? hz;
-  const runNs = (target * 1_000_000_000n + hz - 1n) / hz;
-  if ((runNs * hz) / 1_000_000_000n !== target) p.notes.push(`the guest TSC ${target} to save is not reachable at ${hz} Hz in whole ns: the source ran ${runNs} ns (guest TSC ${(runNs * hz) / 1_000_000_000n})`);
+  const runNs = (target * NSEC_PER_SEC + hz - 1n) / hz;
+  if ((runNs * hz) / NSEC_PER_SEC !== target) p.notes.push(`the guest TSC ${target} to save is not reachable at ${hz} Hz in whole ns: the source ran ${runNs} ns (guest TSC ${(runNs * hz) / NSEC_PER_SEC})`);
   // the destination's vCPUs are created as the blackout ends: its TSC then reads the capture's creation value
   const createdAt = runNs + p.blackoutNs;
-  const dstInitial = p.hostTscAtCreation === null ? 0n : u64(p.hostTscAtCreation - (createdAt * hz) / 1_000_000_000n);
+  const dstInitial = p.hostTscAtCreation === null ? 0n : u64(p.hostTscAtCreation - (createdAt * hz) / NSEC_PER_SEC);
   const s = scratch();
   try {
     const store = s.open();
@@ -444,7 +444,7 @@ export function compare(trace: Rec[], emulated: Rec[], guestTscHz: bigint): { fi
       const first: ConformanceDifference = { check: 'kvm_write_tsc_offset', index: i + 1, fields, trace: shown(a), emulated: shown(b), afterLine, message: '' };
       if (fields.includes('next')) {
         first.nextDeltaCycles = BigInt.asIntN(64, b.fields.next - a.fields.next);
-        first.nextDeltaNs = (first.nextDeltaCycles * 1_000_000_000n) / guestTscHz;
+        first.nextDeltaNs = (first.nextDeltaCycles * NSEC_PER_SEC) / guestTscHz;
       }
       first.message = `write ${i + 1} differs in ${fields.join(', ')}: the trace's line ${a.line} has ${fields.map((k) => `${k}=${a.fields[k]}`).join(' ')}, the emulation ${fields.map((k) => `${k}=${b.fields[k]}`).join(' ')}${first.nextDeltaNs !== undefined ? ` (next ${first.nextDeltaCycles! > 0n ? '+' : ''}${first.nextDeltaCycles} cycles, ${first.nextDeltaNs} ns)` : ''}`;
       return { first, agreedWrites: agreed, masterClock: false, pvclock: false };
