@@ -78,26 +78,33 @@ describe('conformanceParameters', () => {
     const p = conformanceParameters([...creation, ...restore(), write(6, '10.280000', 0, -15_500_000_000n, -15_500_000_000n), pv]);
     expect(p.restoreWriteGapsNs).toEqual([10_000_000n, 20_000_000n]);
     expect(p.writeSpacingNs).toBe(10_000_000n);
-    expect(p.notes).toEqual(['the restore writes are not evenly spaced (10000000, 20000000 ns): the emulation spaces every write by the first gap, 10000000 ns']);
+    expect(p.notes).toEqual([
+      'the restore writes are not evenly spaced (10000000, 20000000 ns): the emulation spaces every write by the first gap, 10000000 ns',
+    ]);
   });
 
   it('a restore write timestamped before the creation is written at the creation', () => {
     const p = conformanceParameters([...creation, ...restore('9.500000', '9.510000'), pv]);
     expect(p).toMatchObject({ restoreGapNs: 0n, hostTscAtFirstRestore: 20n * E9, sourceTscAtSave: 4_500_000_000n });
-    expect(p.notes).toEqual(['the first restore write (line 3) is timestamped 500000000 ns before the creation write (line 1): the emulation writes it at the creation']);
+    expect(p.notes).toEqual([
+      'the first restore write (line 3) is timestamped 500000000 ns before the creation write (line 1): the emulation writes it at the creation',
+    ]);
   });
 
   it('without a creation write the host TSC is not placed; without a restore write the source runs 1 s', () => {
     const noCreation = conformanceParameters([...restore(), pv]);
     expect(noCreation).toMatchObject({ hostTscAtCreation: null, creationLine: null, hostTscAtFirstRestore: null, sourceTscAtSave: null, firstRestoreLine: 3 });
-    expect(noCreation.notes).toEqual(['no creation write (kvm_write_tsc_offset prev=0): the emulated host TSC is not placed, so its offsets cannot agree to the cycle']);
+    expect(noCreation.notes).toEqual([
+      'no creation write (kvm_write_tsc_offset prev=0): the emulated host TSC is not placed, so its offsets cannot agree to the cycle',
+    ]);
     const noRestore = conformanceParameters([...creation, pv]);
     expect(noRestore).toMatchObject({ hostTscAtCreation: 20n * E9, hostTscAtFirstRestore: null, sourceTscAtSave: null, firstRestoreLine: null });
     expect(noRestore.notes).toEqual(['no restore write (kvm_write_tsc_offset with prev != 0): the emulated source runs 1 s']);
   });
 
   it('counts the vCPUs the clock tracepoints name, whichever they are', () => {
-    const p = conformanceParameters([trackTsc(1, '1.000000', 7, true), pvclock(2, '1.000001', 3, { tscTimestamp: 1n, systemTime: 1n }), masterClock(3, '1.000002', true)]);
+    const recs = [trackTsc(1, '1.000000', 7, true), pvclock(2, '1.000001', 3, { tscTimestamp: 1n, systemTime: 1n }), masterClock(3, '1.000002', true)];
+    const p = conformanceParameters(recs);
     expect([p.vcpus, p.vcpuIds]).toEqual([2, [3, 7]]);
   });
 
