@@ -1,12 +1,13 @@
 // Trace records written by hand, as the parser gives them: the plain input of the trace audit's
 // measurement and rules and of the conformance parameters and comparison (no log, no handler).
+import { NSEC_PER_SEC } from '../../kvm/arith.js';
 import { u64 } from '../../kvm/u64.js';
 import type { TraceFields, TraceRecord } from '../../machines/trace/parse.js';
 
 /** A record at a printed timestamp: seconds.fraction gives its ns, a bare count (a counter clock) none. */
 export function rec(line: number, timestamp: string, fields: TraceFields, task = 'CPU 0/KVM', pid = 10): TraceRecord {
   const [s, frac] = timestamp.split('.');
-  const timeNs = frac === undefined ? null : BigInt(s!) * 1_000_000_000n + BigInt(frac.padEnd(9, '0'));
+  const timeNs = frac === undefined ? null : BigInt(s!) * NSEC_PER_SEC + BigInt(frac.padEnd(9, '0'));
   return { line, task, pid, tgid: null, cpu: 0, flags: null, timestamp, timeNs, fields };
 }
 
