@@ -24,6 +24,7 @@
 // not read is refused (invalid_trace, naming the line), and so is a line of no known layout that
 // names a known event ("kvm_write_tsc_offset:"): dropping it would change what the trace says.
 import { CodedError } from '../../lib/coded-error.js';
+import { NSEC_PER_SEC } from '../../kvm/arith.js';
 import { KVM_MAX_VCPU_IDS as ARM64_KVM_MAX_VCPU_IDS } from '../../kvm/arm64/vm.js';
 import { scanTraceLine, type LineColumns } from './line.js';
 
@@ -305,7 +306,7 @@ function timestampNs(ts: string, lineNo: number, event: string): bigint | null {
     if (BigInt(secs) > U64_MAX) throw bad(lineNo, event, 'timestamp does not fit in 64 bits', ts);
     return null;
   }
-  const ns = BigInt(secs) * 1_000_000_000n + BigInt(frac.padEnd(9, '0'));
+  const ns = BigInt(secs) * NSEC_PER_SEC + BigInt(frac.padEnd(9, '0'));
   if (ns > U64_MAX) throw bad(lineNo, event, 'timestamp is more ns than 64 bits hold', ts);
   return ns;
 }

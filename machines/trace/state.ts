@@ -75,3 +75,28 @@ export function tracepointData(r: TraceRecord, vm: string): TracepointData {
     vm,
   };
 }
+
+/** The parsed record back from its stored form (tracepointData's inverse, less the VM): u64 values as bigint again. */
+export function traceRecordOf(d: TracepointData): TraceRecord {
+  const { line, task, pid, tgid, cpu, flags, timestamp } = d;
+  return { line, task, pid, tgid, cpu, flags, timestamp, timeNs: d.timeNs === null ? null : BigInt(d.timeNs), fields: tracepointFields(d) };
+}
+
+/** The stored fields back as the parser's typed fields: the events with u64 fields take them as bigint. */
+function tracepointFields(d: TracepointData): TraceFields {
+  const f = d.fields as Record<string, unknown>;
+  const big = (k: string) => BigInt(f[k] as string);
+  switch (d.event) {
+    case 'kvm_write_tsc_offset':
+      return { event: d.event, vcpu: f.vcpu as number, prev: big('prev'), next: big('next') };
+    case 'kvm_pvclock_update':
+      return { ...(f as object), event: d.event, tscTimestamp: big('tscTimestamp'), systemTime: big('systemTime') } as TraceFields;
+    case 'kvm_msr':
+      return { ...(f as object), event: d.event, data: big('data') } as TraceFields;
+    case 'kvm_timer_save_state':
+    case 'kvm_timer_restore_state':
+      return { ...(f as object), event: d.event, ctl: big('ctl'), cval: big('cval') } as TraceFields;
+    default:
+      return { ...(f as object), event: d.event } as TraceFields;
+  }
+}

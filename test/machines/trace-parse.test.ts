@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { toSortedJson } from '../../machines/codec.js';
 import { parseTrace, TraceParseError } from '../../machines/trace/parse.js';
-import { tracepointData } from '../../machines/trace/state.js';
+import { traceRecordOf, tracepointData } from '../../machines/trace/state.js';
 
 const fixture = (name: string) => readFileSync(join(__dirname, '..', 'fixtures', 'traces', name), 'utf8');
 
@@ -84,6 +84,13 @@ describe('parseTrace', () => {
       const d = tracepointData(r, '7700');
       expect(JSON.stringify(d)).toBe(JSON.stringify(toSortedJson(d)));
     }
+  });
+
+  it('reads each stored record back as the parser gave it, u64 fields as bigint (every event read, through JSON as the log keeps it)', () => {
+    const captures = ['ch-restore-offsets-differ.trace', 'qemu-arm64-timers.trace', 'real-world/lkml-2023-krause-cr0wp-msr.trace'];
+    const records = captures.flatMap((name) => parseTrace(fixture(name)).records);
+    expect(new Set(records.map((r) => r.fields.event)).size).toBe(11);
+    for (const r of records) expect(traceRecordOf(JSON.parse(JSON.stringify(tracepointData(r, '7700'))))).toEqual(r);
   });
 
   it('refuses a malformed line of a known event with invalid_trace, naming its line', () => {

@@ -1,0 +1,99 @@
+// The trace audit's report (audit.ts): per VM, its measurement (audit-measure.ts) as the answer
+// shows it, and the findings the rules drew from it (audit-rules.ts), each citing trace lines.
+import type { Severity } from '../audit/report.js';
+import type { Arm64Timers } from './arm64-timers.js';
+import type { PvclockMeasure, TraceMeasurement, TraceTscWrite, TraceVcpu } from './audit-measure.js';
+import type { TraceImportedData } from './state.js';
+
+export type { Arm64Timer, Arm64TimerState, Arm64TimerVcpu } from './arm64-timers.js';
+export type { TraceTscWrite, TraceVcpu } from './audit-measure.js';
+
+export type TraceFindingCode =
+  | 'events_lost'
+  | 'tsc_offsets_differ'
+  | 'tsc_write_outside_sync_window'
+  | 'master_clock_lost'
+  | 'master_clock_off'
+  | 'master_clock_before_vcpus'
+  | 'pvclock_tsc_stable_cleared'
+  | 'pvclock_time_step';
+
+export interface TraceFinding {
+  code: TraceFindingCode;
+  severity: Severity;
+  message: string;
+  /** trace line numbers of the events behind it */
+  lines: number[];
+}
+
+export interface TraceVmAudit {
+  vm: string;
+  /** the arm64 timer tracepoints per vCPU (null: the VM has none) */
+  arm64Timers: Arm64Timers;
+  guestTscHz: bigint | null;
+  guestTscHzFrom: 'pvclock' | 'request' | null;
+  vcpus: TraceVcpu[];
+  tscOffsetSpreadCycles: bigint;
+  tscOffsetSpreadNs: bigint | null;
+  /** every kvm_write_tsc_offset, in trace order */
+  tscOffsetWrites: TraceTscWrite[];
+  /** guest writes of MSR_IA32_TSC (kvm_msr msr_write 10) */
+  tscMsrWrites: TraceTscWrite[];
+  masterClock: {
+    final: boolean | null;
+    finalLine: number | null;
+    updates: number;
+    transitions: { line: number; from: boolean; to: boolean }[];
+    /**
+     * the VM's creation, when the trace shows it: kvm_arch_init_vm() evaluates the master clock
+     * before any vCPU exists (masterclock 0 offsetmatched 0), and the first vCPU's creation write
+     * (kvm_write_tsc_offset prev=0) follows; the line of that update
+     */
+    creationLine: number | null;
+    /** updates before the VM's first vCPU tracepoint (no vCPU to match: off, as at creation) */
+    beforeVcpus: number;
+  };
+  pvclock: PvclockMeasure;
+  findings: TraceFinding[];
+}
+
+export interface TraceAudit {
+  traceId: string;
+  format: string;
+  source: string | null;
+  events: number;
+  /** the capture dropped events (every VM's audit may miss some): the lost-event lines */
+  lost: { line: number; cpu: number; events: number }[];
+  vms: TraceVmAudit[];
+}
+
+/** One VM's audit: its measurement in the answer's order, and the findings. */
+export function traceVmAudit(vm: string, m: TraceMeasurement, findings: TraceFinding[]): TraceVmAudit {
+  const mc = m.masterClock;
+  return {
+    vm,
+    arm64Timers: m.arm64Timers,
+    guestTscHz: m.guestTscHz,
+    guestTscHzFrom: m.guestTscHzFrom,
+    vcpus: m.vcpus,
+    tscOffsetSpreadCycles: m.tscOffsetSpreadCycles,
+    tscOffsetSpreadNs: m.tscOffsetSpreadNs,
+    tscOffsetWrites: m.tscOffsetWrites,
+    tscMsrWrites: m.tscMsrWrites,
+    masterClock: {
+      final: mc.final,
+      finalLine: mc.finalLine,
+      updates: mc.updateLines.length,
+      transitions: mc.transitions,
+      creationLine: mc.creationLine,
+      beforeVcpus: mc.beforeVcpus,
+    },
+    pvclock: m.pvclock,
+    findings,
+  };
+}
+
+/** The audit of a trace: its head, and each VM's audit. */
+export function traceAudit(head: TraceImportedData, vms: TraceVmAudit[]): TraceAudit {
+  return { traceId: head.traceId, format: head.format, source: head.source, events: head.events, lost: head.lost ?? [], vms };
+}
