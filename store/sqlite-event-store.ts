@@ -2,13 +2,15 @@
 // processes can append to one file; every append checks the expected stream version and extends
 // the hash chain inside the same transaction. A read-only store (readonly: true) never creates,
 // converts or writes the file: it opens an existing ledger read-only, and reads an older schema
-// through temporary views.
+// through temporary views; where it cannot (or, with openLedgerForReading, must not) create
+// SQLite's -wal and -shm beside the ledger, it reads the file as immutable (store/sqlite-open.ts).
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, openSync, statSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { GENESIS_HASH } from './canonical.js';
 import { checkPath, ConflictError, sqliteStoreError, StoreError } from './errors.js';
 import { CATEGORY_SQL, inspectLedger, STREAM_HEADS_SQL, viewOlderSchema } from './ledger-file.js';
+import { openDatabase } from './sqlite-open.js';
 import { latestSchemaVersion, migrate } from './migrate.js';
 import { checkRequestId, missingRowError, registerResponseHash, requestRowOf, responseHash, storedAnswer, type RequestEvents, type StoredRequestRow } from './request-check.js';
 import { boundHere, snapshotBinding, snapshotProblem, usableSnapshot, type SnapshotRow } from './snapshot-binding.js';
@@ -20,8 +22,10 @@ import type { AppendBatch, CommitOptions, CommitResult, EventChunk, EventMetadat
 export interface OpenOptions {
   /** how long a writer waits for another process's lock (ms) */
   busyTimeoutMs?: number;
-  /** open an existing ledger for reading only: nothing is created, converted or written */
+  /** open an existing ledger for reading only: nothing is converted or written (see store/sqlite-open.ts for the files SQLite may create beside it) */
   readonly?: boolean;
+  /** with readonly: create no file beside the ledger either, the caller vouching that nothing writes it meanwhile (openLedgerForReading) */
+  createNothing?: boolean;
   /** discard snapshots written by any other code version */
   codeVersion?: string;
 }
@@ -82,6 +86,15 @@ export function openEventStore(path: string, opts: OpenOptions = {}): EventStore
   return new SqliteEventStore(path, opts);
 }
 
+/**
+ * Open an existing ledger for reading only, creating nothing at all: no -wal or -shm beside it, in
+ * any directory (an input ledger, evidence on a read-only mount). Nothing may write the file while
+ * it is read this way; a ledger whose -wal holds changes without its -shm is refused (io).
+ */
+export function openLedgerForReading(path: string, opts: Pick<OpenOptions, 'busyTimeoutMs' | 'codeVersion'> = {}): EventStore {
+  return new SqliteEventStore(path, { ...opts, readonly: true, createNothing: true });
+}
+
 class SqliteEventStore implements EventStore {
   private readonly db: Database.Database;
   private readonly readonly: boolean;
@@ -97,7 +110,7 @@ class SqliteEventStore implements EventStore {
     if (!this.readonly && path !== ':memory:' && !existsSync(dirname(path))) {
       throw new StoreError('not_found', `cannot create ledger ${path}: directory ${dirname(path)} does not exist`, { path });
     }
-    this.db = openDatabase(path, this.readonly, timeout);
+    this.db = openDatabase(path, { readonly: this.readonly, createNothing: opts.createNothing, timeout });
     try {
       registerResponseHash(this.db);
       // What the file is, read before anything is written (not even the journal mode).
@@ -488,29 +501,6 @@ class OpenAnswer {
   list(): string[] {
     this.sorted ??= [...this.open].sort(byteOrder);
     return [...this.sorted];
-  }
-}
-
-/** Open the file; read-only, a first read proves it can be read. */
-function openDatabase(path: string, readonly: boolean, timeout: number): Database.Database {
-  let db: Database.Database;
-  try {
-    db = new Database(path, { timeout, readonly });
-  } catch (e) {
-    throw new StoreError('io', `cannot open event log ${path}: ${(e as Error).message}`);
-  }
-  if (!readonly) return db;
-  try {
-    db.pragma('user_version');
-    return db;
-  } catch (e) {
-    db.close();
-    const code = String((e as { code?: unknown }).code ?? '');
-    // A WAL ledger whose shared-memory index (-shm) is absent and cannot be created
-    if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN')) {
-      throw new StoreError('io', `cannot read ${path}: SQLite needs to create ${path}-shm beside it (the ledger uses write-ahead logging) and the directory is not writable; make the directory writable or copy the ledger elsewhere`, { path });
-    }
-    throw sqliteStoreError(e, path);
   }
 }
 
