@@ -3,7 +3,6 @@
 // every hash, not this), and a VM stream's wake instant is when its state's next timer falls due.
 // The store feeds one stream at a time (store/types.ts StreamReplayer); this evolves it with the
 // same reducers a rebuild uses.
-import { isDeepStrictEqual } from 'node:util';
 import { deserialize } from 'node:v8';
 import type { EventRow, StreamReplay, StreamReplayer } from '../store/types.js';
 import { wakeAtOf } from './session/scheduler.js';
@@ -44,7 +43,7 @@ function replayOf(streamId: string): StreamReplay {
       } catch (e) {
         return `its bytes do not decode: ${(e as Error).message}`;
       }
-      return isDeepStrictEqual(kept, state) ? undefined : firstDifference(kept, state, '');
+      return sameState(kept, state) ? undefined : firstDifference(kept, state, '');
     },
     wakeAt() {
       return kind === 'vm' ? wakeAtOf(state as VmRecord | null) : null;
@@ -52,19 +51,34 @@ function replayOf(streamId: string): StreamReplay {
   };
 }
 
+/**
+ * Two states are the same when their values are, bigints included: a field set to undefined is the
+ * same as one absent (a state copied by the session and the same state evolved by replay may differ
+ * only there).
+ */
+function sameState(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return Number.isNaN(a) && Number.isNaN(b);
+  if (Array.isArray(a) !== Array.isArray(b) || Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
+  if (Array.isArray(a)) return a.length === (b as unknown[]).length && a.every((x, i) => sameState(x, (b as unknown[])[i]));
+  const keys = (o: object) => Object.keys(o).filter((k) => (o as Record<string, unknown>)[k] !== undefined);
+  const ka = keys(a);
+  if (ka.length !== keys(b).length) return false;
+  return ka.every((k) => Object.hasOwn(b, k) && sameState((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}
+
 const shown = (v: unknown): string => (typeof v === 'bigint' ? `${v}n` : typeof v === 'object' && v !== null ? (Array.isArray(v) ? 'an array' : 'an object') : JSON.stringify(v) ?? String(v));
 
 /** Where two values first differ, as "path: x in the snapshot, y by replay". */
 function firstDifference(kept: unknown, replayed: unknown, path: string): string {
   const at = path || '(the state)';
-  if (isDeepStrictEqual(kept, replayed)) return `${at}: equal`;
   if (kept === null || replayed === null || typeof kept !== 'object' || typeof replayed !== 'object' || Array.isArray(kept) !== Array.isArray(replayed)) {
     return `${at}: ${shown(kept)} in the snapshot, ${shown(replayed)} by replay`;
   }
   const a = kept as Record<string, unknown>;
   const b = replayed as Record<string, unknown>;
   for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
-    if (!isDeepStrictEqual(a[k], b[k])) return firstDifference(a[k], b[k], path ? `${path}.${k}` : k);
+    if (!sameState(a[k], b[k])) return firstDifference(a[k], b[k], path ? `${path}.${k}` : k);
   }
   return `${at}: differs in kind (${Object.getPrototypeOf(a)?.constructor?.name} in the snapshot, ${Object.getPrototypeOf(b)?.constructor?.name} by replay)`;
 }
