@@ -66,6 +66,8 @@ export function clearRebuildCache(): void {
   tipCache.clear();
 }
 
+const snapshotName = (s: SnapshotRecord) => `the snapshot of ${s.streamId} at version ${s.version} (position ${s.position})`;
+
 /**
  * A snapshot's state, decoded; undefined (and said, as the store says of a snapshot it does not
  * use) when its bytes are not a state. The store has checked its binding; bytes that passed it and
@@ -76,11 +78,11 @@ export function stateOfSnapshot(path: string, snap: SnapshotRecord): StreamState
   try {
     state = deserialize(snap.state);
   } catch (e) {
-    reportRejectedSnapshot(path, snap, `the snapshot of ${snap.streamId} at version ${snap.version} (position ${snap.position}) does not decode (${(e as Error).message})`);
+    reportRejectedSnapshot(path, snap, `${snapshotName(snap)} does not decode (${(e as Error).message})`);
     return undefined;
   }
   if (state === null || typeof state !== 'object') {
-    reportRejectedSnapshot(path, snap, `the snapshot of ${snap.streamId} at version ${snap.version} (position ${snap.position}) decodes to ${state === null ? 'null' : typeof state}, not a state`);
+    reportRejectedSnapshot(path, snap, `${snapshotName(snap)} decodes to ${state === null ? 'null' : typeof state}, not a state`);
     return undefined;
   }
   return state as StreamState;

@@ -67,7 +67,11 @@ function sameState(a: unknown, b: unknown): boolean {
   return ka.every((k) => Object.hasOwn(b, k) && sameState((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 
-const shown = (v: unknown): string => (typeof v === 'bigint' ? `${v}n` : typeof v === 'object' && v !== null ? (Array.isArray(v) ? 'an array' : 'an object') : JSON.stringify(v) ?? String(v));
+function shown(v: unknown): string {
+  if (typeof v === 'bigint') return `${v}n`;
+  if (typeof v === 'object' && v !== null) return Array.isArray(v) ? 'an array' : 'an object';
+  return JSON.stringify(v) ?? String(v);
+}
 
 /** Where two values first differ, as "path: x in the snapshot, y by replay". */
 function firstDifference(kept: unknown, replayed: unknown, path: string): string {

@@ -70,17 +70,21 @@ export const STREAM_HEADS_SQL = (events: string) =>
  */
 export function viewOlderSchema(db: Database.Database, version: number): void {
   if (version < 2) {
-    db.exec('CREATE TEMP TABLE requests (request_id TEXT PRIMARY KEY, handler TEXT NOT NULL, first_position INTEGER, last_position INTEGER, response TEXT NOT NULL, fingerprint TEXT, response_hash TEXT, seq INTEGER)');
+    db.exec(`CREATE TEMP TABLE requests (request_id TEXT PRIMARY KEY, handler TEXT NOT NULL, first_position INTEGER, last_position INTEGER,
+      response TEXT NOT NULL, fingerprint TEXT, response_hash TEXT, seq INTEGER)`);
   } else if (version < 7) {
     db.exec(`CREATE TEMP VIEW requests AS SELECT request_id, handler, first_position, last_position, response, NULL AS fingerprint,
-      clockledger_response_hash(request_id, handler, NULL, first_position, last_position, (SELECT hash FROM main.events WHERE position = r.last_position), response) AS response_hash,
+      clockledger_response_hash(request_id, handler, NULL, first_position, last_position,
+        (SELECT hash FROM main.events WHERE position = r.last_position), response) AS response_hash,
       ROW_NUMBER() OVER (ORDER BY r.rowid) AS seq
       FROM main.requests r`);
   } else if (version < 9) {
-    db.exec('CREATE TEMP VIEW requests AS SELECT request_id, handler, first_position, last_position, response, fingerprint, response_hash, ROW_NUMBER() OVER (ORDER BY r.rowid) AS seq FROM main.requests r');
+    db.exec(`CREATE TEMP VIEW requests AS SELECT request_id, handler, first_position, last_position, response, fingerprint, response_hash,
+      ROW_NUMBER() OVER (ORDER BY r.rowid) AS seq FROM main.requests r`);
   }
   if (version < 10) {
-    db.exec('CREATE TEMP TABLE snapshots (stream_id TEXT NOT NULL, version INTEGER NOT NULL, position INTEGER NOT NULL, code_version TEXT NOT NULL, state BLOB NOT NULL, chain_hash TEXT, binding TEXT, PRIMARY KEY (stream_id, version, code_version))');
+    db.exec(`CREATE TEMP TABLE snapshots (stream_id TEXT NOT NULL, version INTEGER NOT NULL, position INTEGER NOT NULL, code_version TEXT NOT NULL,
+      state BLOB NOT NULL, chain_hash TEXT, binding TEXT, PRIMARY KEY (stream_id, version, code_version))`);
   }
   if (version < 4) db.exec(`CREATE TEMP VIEW streams AS ${STREAM_HEADS_SQL('main.events')}`);
   else if (version < 5) db.exec('CREATE TEMP VIEW streams AS SELECT stream_id, version, last_position, last_type, NULL AS wake_at FROM main.streams');

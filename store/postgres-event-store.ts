@@ -14,9 +14,21 @@ import { acquirePool, releasePool } from './pg-pool.js';
 import { parsePgUrl, type PgTarget } from './pg-url.js';
 import { checkRequestId, missingRowError, requestRowOf, responseHash, storedAnswer, type RequestEvents, type StoredRequestRow } from './request-check.js';
 import { boundHere, snapshotBinding, snapshotProblem, usableSnapshot, type SnapshotRow } from './snapshot-binding.js';
-import { batchMetadata, clampInstant, encodeEvent, endBatch, I64_MAX, I64_MIN, prefixRange, storedEventOf } from './sql-shared.js';
+import { batchMetadata, clampInstant, encodeEvent, endBatch, I64_MAX, I64_MIN, prefixRange, storedEventOf, type Stamped } from './sql-shared.js';
 import { streamCategory } from './stream-category.js';
-import type { AppendBatch, CommitResult, EventMetadata, EventRow, RawEvent, ReadOptions, SnapshotRecord, StoredEvent, StreamReplayer, VerifyAnchor, VerifyResult, WrittenEvent } from './types.js';
+import type {
+  AppendBatch,
+  CommitResult,
+  EventRow,
+  RawEvent,
+  ReadOptions,
+  SnapshotRecord,
+  StoredEvent,
+  StreamReplayer,
+  VerifyAnchor,
+  VerifyResult,
+  WrittenEvent,
+} from './types.js';
 import { LedgerCheck, REQUEST_ROW_SQL, SNAPSHOT_ROW_SQL, STREAM_ROWS_SQL, type CategoryRow, type ChainRow, type StreamRow } from './verify.js';
 
 export interface PgOpenOptions {
@@ -41,11 +53,12 @@ export function rowsAfterSql(schema: string): string {
 }
 const RAW_NO_METADATA = `position::float8 AS "position", stream_id AS "streamId", version, type, schema_version AS "schemaVersion", time::text AS time, data, '{}' AS metadata`;
 const PAGE = 2000;
+/** a request's number as pg/004 gives the rows it finds */
+const NUMBERED = 'row_number() OVER (ORDER BY COALESCE(q.last_position, 0), q.request_id COLLATE "C") AS seq';
 /** the requests of a schema before pg/002, as 002 converts them (their hashes computed on reading), numbered as 004 numbers them */
-const LEGACY_REQUESTS = (s: string) =>
-  `(SELECT q.*, NULL::text AS fingerprint, NULL::text AS response_hash, row_number() OVER (ORDER BY COALESCE(q.last_position, 0), q.request_id COLLATE "C") AS seq FROM ${s}.requests q)`;
+const LEGACY_REQUESTS = (s: string) => `(SELECT q.*, NULL::text AS fingerprint, NULL::text AS response_hash, ${NUMBERED} FROM ${s}.requests q)`;
 /** the requests of a schema before pg/004, numbered as 004 numbers them */
-const UNNUMBERED_REQUESTS = (s: string) => `(SELECT q.*, row_number() OVER (ORDER BY COALESCE(q.last_position, 0), q.request_id COLLATE "C") AS seq FROM ${s}.requests q)`;
+const UNNUMBERED_REQUESTS = (s: string) => `(SELECT q.*, ${NUMBERED} FROM ${s}.requests q)`;
 /** the events a request id's metadata names (the events_by_request index's expression and predicate) */
 const REQUEST_EVENTS = (s: string) =>
   `SELECT min(position)::float8 AS first, max(position)::float8 AS last, count(*)::float8 AS count FROM ${s}.events
@@ -198,7 +211,15 @@ export class PgEventStore implements AsyncEventStore {
   /** the commit's work, inside its transaction and holding the append lock */
   private async commitLocked(batches: AppendBatch[], opts: AsyncCommitOptions): Promise<CommitResult> {
     const ids = [...new Set(batches.map((b) => b.streamId))];
-    const head = await this.q<{ position: number | null; hash: string | null; prior: StoredRequestRow | null; gone: RequestEvents | null; seq: number | null; versions: Record<string, number> }>(
+    type Head = {
+      position: number | null;
+      hash: string | null;
+      prior: StoredRequestRow | null;
+      gone: RequestEvents | null;
+      seq: number | null;
+      versions: Record<string, number>;
+    };
+    const head = await this.q<Head>(
       `SELECT e.position::float8 AS position, e.hash,
               (SELECT row_to_json(p) FROM (${REQUEST_ROW_SQL(`${this.s}.requests`, `${this.s}.events`, (c) => `${c}::float8`)} WHERE r.request_id = $1) p) AS prior,
               CASE WHEN $1::text IS NOT NULL THEN (SELECT row_to_json(g) FROM (${REQUEST_EVENTS(this.s)}) g) END AS gone,
@@ -220,7 +241,7 @@ export class PgEventStore implements AsyncEventStore {
     const newStreams: string[] = [];
     const heads = new Map<string, WrittenEvent>();
     const wakes = new Map<string, bigint | null>();
-    const stamped = new Map<EventMetadata | undefined, Map<string | null, EventMetadata>>();
+    const stamped: Stamped = new Map();
     for (const b of batches) {
       let version = versions.get(b.streamId) ?? 0;
       if (version === 0 && b.events.length) newStreams.push(streamCategory(b.streamId));
@@ -230,7 +251,8 @@ export class PgEventStore implements AsyncEventStore {
         const e = b.events[i]!;
         position++;
         version++;
-        const { data, metadata, schemaVersion, time, hash } = encodeEvent(e, { position, streamId: b.streamId, version }, prevHash, metadataText, metadataOf[i]);
+        const at = { position, streamId: b.streamId, version };
+        const { data, metadata, schemaVersion, time, hash } = encodeEvent(e, at, prevHash, metadataText, metadataOf[i]);
         cols.position.push(position);
         cols.stream.push(b.streamId);
         cols.version.push(version);
@@ -284,7 +306,8 @@ export class PgEventStore implements AsyncEventStore {
     if (opts.requestId !== undefined) {
       const row = requestRowOf({ ...opts, requestId: opts.requestId }, written, prevHash, response);
       await this.q(
-        `INSERT INTO ${this.s}.requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        `INSERT INTO ${this.s}.requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash, seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
         [row.requestId, row.handler, row.firstPosition, row.lastPosition, row.response, row.fingerprint, responseHash(row), h.seq! + 1],
       );
     }
@@ -403,11 +426,13 @@ export class PgEventStore implements AsyncEventStore {
   async saveSnapshot(s: SnapshotRecord): Promise<void> {
     // (snapshots are a cache: a read-only store rebuilds without keeping them)
     if (this.opts.readonly) return;
-    const at = (await this.q<{ streamId: string; version: number; hash: string }>(`SELECT stream_id AS "streamId", version, hash FROM ${this.s}.events WHERE position = $1`, [s.position])).rows[0];
+    const sql = `SELECT stream_id AS "streamId", version, hash FROM ${this.s}.events WHERE position = $1`;
+    const at = (await this.q<{ streamId: string; version: number; hash: string }>(sql, [s.position])).rows[0];
     const chainHash = boundHere(s, at);
     await this.q(
       `INSERT INTO ${this.s}.snapshots (stream_id, version, position, code_version, state, chain_hash, binding) VALUES ($1, $2, $3, $4, $5, $6, $7)
-       ON CONFLICT (stream_id, version, code_version) DO UPDATE SET position = excluded.position, state = excluded.state, chain_hash = excluded.chain_hash, binding = excluded.binding`,
+       ON CONFLICT (stream_id, version, code_version)
+       DO UPDATE SET position = excluded.position, state = excluded.state, chain_hash = excluded.chain_hash, binding = excluded.binding`,
       [s.streamId, s.version, s.position, s.codeVersion, s.state, chainHash, snapshotBinding({ ...s, chainHash })],
     );
   }
@@ -421,7 +446,8 @@ export class PgEventStore implements AsyncEventStore {
   async latestSnapshot(streamId: string, codeVersion: string, maxPosition = Number.MAX_SAFE_INTEGER): Promise<SnapshotRecord | undefined> {
     // the latest snapshot bound where it claims to be: one that is not is reported and passed over
     for (let below = maxPosition; ; ) {
-      const [r] = await this.snapshotRows('WHERE s.stream_id = $1 AND s.code_version = $2 AND s.position <= $3 ORDER BY s.position DESC LIMIT 1', [streamId, codeVersion, below]);
+      const where = 'WHERE s.stream_id = $1 AND s.code_version = $2 AND s.position <= $3 ORDER BY s.position DESC LIMIT 1';
+      const [r] = await this.snapshotRows(where, [streamId, codeVersion, below]);
       if (r === undefined) return undefined;
       const ok = usableSnapshot(this.path, r);
       if (ok) return ok;
@@ -450,21 +476,26 @@ export class PgEventStore implements AsyncEventStore {
       for (const r of rows) {
         const broken = v.add(r);
         if (!broken) continue;
-        const last = (await this.q<{ position: number; hash: string }>(`SELECT position::float8 AS position, hash FROM ${this.s}.events ORDER BY events.position DESC LIMIT 1`)).rows[0];
+        const sql = `SELECT position::float8 AS position, hash FROM ${this.s}.events ORDER BY events.position DESC LIMIT 1`;
+        const last = (await this.q<{ position: number; hash: string }>(sql)).rows[0];
         return v.broken(broken, last, await this.requestRows());
       }
       if (rows.length < PAGE) break;
       after = rows.at(-1)!.position;
     }
-    v.streams((await this.q<StreamRow>(`SELECT stream_id AS "streamId", version, last_position::float8 AS "lastPosition", last_type AS "lastType", wake_at::text AS "wakeAt" FROM ${this.s}.streams`)).rows);
+    const streams = `SELECT stream_id AS "streamId", version, last_position::float8 AS "lastPosition", last_type AS "lastType", wake_at::text AS "wakeAt"
+                     FROM ${this.s}.streams`;
+    v.streams((await this.q<StreamRow>(streams)).rows);
     v.categories((await this.q<CategoryRow>(`SELECT category, streams FROM ${this.s}.stream_categories`)).rows);
     v.requests(await this.requestRows());
     v.snapshots(await this.snapshotRows('', []));
-    const rowsOf = `${STREAM_ROWS_SQL(`${this.s}.events`, 'time::text', (c) => `${c}::float8`)} WHERE stream_id = $1 AND position > $2 AND position <= $3 ORDER BY events.position LIMIT ${PAGE}`;
+    const rowsOf = `${STREAM_ROWS_SQL(`${this.s}.events`, 'time::text', (c) => `${c}::float8`)}
+                    WHERE stream_id = $1 AND position > $2 AND position <= $3 ORDER BY events.position LIMIT ${PAGE}`;
+    type Row = { position: number; stream_id: string; version: number; type: string; time: string; data: string };
     for (const t of v.replayTasks()) {
       const run = v.startReplay(t);
       for (let after = 0; ; ) {
-        const rows = (await this.q<{ position: number; stream_id: string; version: number; type: string; time: string; data: string }>(rowsOf, [t.streamId, after, t.toPosition])).rows;
+        const rows = (await this.q<Row>(rowsOf, [t.streamId, after, t.toPosition])).rows;
         for (const r of rows) run.apply([r.position, r.stream_id, r.version, r.type, r.time, r.data] satisfies EventRow);
         if (rows.length < PAGE) break;
         after = rows.at(-1)!.position;
@@ -472,7 +503,8 @@ export class PgEventStore implements AsyncEventStore {
       run.end();
     }
     const at = v.anchorPosition();
-    return v.verdict(at === undefined ? undefined : (await this.q<{ hash: string }>(`SELECT hash FROM ${this.s}.events WHERE position = $1`, [at])).rows[0]?.hash);
+    if (at === undefined) return v.verdict();
+    return v.verdict((await this.q<{ hash: string }>(`SELECT hash FROM ${this.s}.events WHERE position = $1`, [at])).rows[0]?.hash);
   }
 
   /**
@@ -517,24 +549,31 @@ export class PgEventStore implements AsyncEventStore {
           after = rows.at(-1)!.position;
         }
         // the requests kept, numbered again in their order (the fork's requests digest is its own)
-        const reqs = (await this.requestRows(' WHERE COALESCE(r.last_position, 0) <= $1', [position])).sort((a, b) => (a.seq ?? Infinity) - (b.seq ?? Infinity));
+        const reqs = await this.requestRows(' WHERE COALESCE(r.last_position, 0) <= $1', [position]);
+        reqs.sort((a, b) => (a.seq ?? Infinity) - (b.seq ?? Infinity));
         await client.query(
           `INSERT INTO ${t}.requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash, seq)
            SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bigint[])`,
           [
-            reqs.map((r) => r.requestId), reqs.map((r) => r.handler), reqs.map((r) => r.firstPosition), reqs.map((r) => r.lastPosition), reqs.map((r) => r.response),
-            reqs.map((r) => r.fingerprint), reqs.map((r) => r.responseHash), reqs.map((_, i) => i + 1),
+            reqs.map((r) => r.requestId), reqs.map((r) => r.handler), reqs.map((r) => r.firstPosition), reqs.map((r) => r.lastPosition),
+            reqs.map((r) => r.response), reqs.map((r) => r.fingerprint), reqs.map((r) => r.responseHash), reqs.map((_, i) => i + 1),
           ],
         );
         // the snapshots bound where they claim (their positions and chain hashes are the same in the copy)
         const snaps = (await this.snapshotRows('WHERE s.position <= $1', [position])).filter((r) => snapshotProblem(r) === undefined);
-        await client.query(`INSERT INTO ${t}.snapshots (stream_id, version, position, code_version, state, chain_hash, binding) SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::bytea[], $6::text[], $7::text[])`, [
-          snaps.map((r) => r.streamId), snaps.map((r) => r.version), snaps.map((r) => r.position), snaps.map((r) => r.codeVersion), snaps.map((r) => r.state), snaps.map((r) => r.chainHash), snaps.map((r) => r.binding),
-        ]);
+        await client.query(
+          `INSERT INTO ${t}.snapshots (stream_id, version, position, code_version, state, chain_hash, binding)
+           SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::bytea[], $6::text[], $7::text[])`,
+          [
+            snaps.map((r) => r.streamId), snaps.map((r) => r.version), snaps.map((r) => r.position), snaps.map((r) => r.codeVersion),
+            snaps.map((r) => r.state), snaps.map((r) => r.chainHash), snaps.map((r) => r.binding),
+          ],
+        );
         // each stream's head, woken when its head event records a wake instant (store/sql-shared.ts WAKE_KEY)
         await client.query(
           `INSERT INTO ${t}.streams (stream_id, version, last_position, last_type, wake_at)
-           SELECT DISTINCT ON (stream_id) stream_id, version, position, type, CASE WHEN metadata::jsonb ? 'wakeAt' THEN (metadata::jsonb ->> 'wakeAt')::bigint END
+           SELECT DISTINCT ON (stream_id) stream_id, version, position, type,
+                  CASE WHEN metadata::jsonb ? 'wakeAt' THEN (metadata::jsonb ->> 'wakeAt')::bigint END
            FROM ${t}.events ORDER BY stream_id, version DESC`,
         );
         await client.query(

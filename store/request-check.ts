@@ -91,9 +91,11 @@ export function missingRowError(requestId: string, ev: RequestEvents, lastPositi
   const where = ev.first === ev.last ? `position ${ev.first}` : `positions ${ev.first}..${ev.last}`;
   const details = { requestId, firstPosition: ev.first, lastPosition: ev.last };
   if (ev.last === lastPosition && ev.count === ev.last - ev.first + 1) {
-    return new StoreError('conflict', `request ${requestId} is only partly in this ledger (${where}, up to its end: a fork cut inside it) and its answer is not; use a new request id`, details);
+    const why = `request ${requestId} is only partly in this ledger (${where}, up to its end: a fork cut inside it) and its answer is not; use a new id`;
+    return new StoreError('conflict', why, details);
   }
-  return new StoreError('corrupt', `request ${requestId} is recorded at ${where} but its stored answer is missing: the requests table was altered, so it is not run again (run verify)`, details);
+  const why = `request ${requestId} is recorded at ${where} but its stored answer is missing: the requests table was altered, so it is not run again`;
+  return new StoreError('corrupt', `${why} (run verify)`, details);
 }
 
 /**

@@ -36,8 +36,12 @@ export function snapshotProblem(r: SnapshotRow): string | undefined {
   if (r.atStreamId === null) return `${at} claims a position the log does not hold`;
   if (r.atStreamId !== r.streamId || r.atVersion !== r.version) return `${at}: position ${r.position} holds ${r.atStreamId} version ${r.atVersion}`;
   if (r.binding === null || r.chainHash === null) return `${at} has no binding (written before snapshots were bound)`;
-  if (r.chainHash !== r.atHash) return `${at} was taken where the chain hash was ${r.chainHash}; the log there now hashes to ${r.atHash}: the log up to it was rewritten`;
-  if (snapshotBinding({ ...r, chainHash: r.chainHash }) !== r.binding) return `${at} does not match its binding: its state or labels were altered after it was written`;
+  if (r.chainHash !== r.atHash) {
+    return `${at} was taken where the chain hash was ${r.chainHash}; the log there now hashes to ${r.atHash}: the log up to it was rewritten`;
+  }
+  if (snapshotBinding({ ...r, chainHash: r.chainHash }) !== r.binding) {
+    return `${at} does not match its binding: its state or labels were altered after it was written`;
+  }
   return undefined;
 }
 
@@ -64,7 +68,8 @@ export function usableSnapshot(path: string, r: SnapshotRow): SnapshotRecord | u
 /** The chain hash a snapshot being written binds to: its position's event, which must be its stream's at its version. */
 export function boundHere(s: SnapshotRecord, at: { streamId: string; version: number; hash: string } | undefined): string {
   if (!at || at.streamId !== s.streamId || at.version !== s.version) {
-    throw new StoreError('invalid_request', `a snapshot of ${s.streamId} at version ${s.version} cannot be kept at position ${s.position}: ${at ? `it holds ${at.streamId} version ${at.version}` : 'the log does not hold it'}`, {
+    const there = at ? `it holds ${at.streamId} version ${at.version}` : 'the log does not hold it';
+    throw new StoreError('invalid_request', `a snapshot of ${s.streamId} at version ${s.version} cannot be kept at position ${s.position}: ${there}`, {
       streamId: s.streamId,
       version: s.version,
       position: s.position,

@@ -73,17 +73,22 @@ export function encodeEvent(
  */
 export const WAKE_KEY = 'wakeAt';
 
+/** Metadata objects stamped with a wake instant, by the object stamped and the instant. */
+export type Stamped = Map<EventMetadata | undefined, Map<string | null, EventMetadata>>;
+
 /**
  * The metadata of each event of a batch as the log records it: the batch's last event carries the
  * wake instant the batch sets (AppendBatch.wakeAt), so the wake index is chained with the events.
  * An event's metadata.requestId, if any, must be the commit's request id (verify relies on it).
  */
-export function batchMetadata(b: AppendBatch, requestId: string | undefined, stamped: Map<EventMetadata | undefined, Map<string | null, EventMetadata>>): (EventMetadata | undefined)[] {
+export function batchMetadata(b: AppendBatch, requestId: string | undefined, stamped: Stamped): (EventMetadata | undefined)[] {
   const out: (EventMetadata | undefined)[] = new Array(b.events.length);
   for (let i = 0; i < b.events.length; i++) {
     const m = b.events[i]!.metadata;
     if (requestId !== undefined && m?.requestId !== undefined && m.requestId !== requestId) {
-      throw new StoreError('invalid_request', `an event's metadata.requestId (${JSON.stringify(m.requestId)}) is not the commit's request id (${JSON.stringify(requestId)})`, { field: 'requestId' });
+      const claimed = JSON.stringify(m.requestId);
+      const why = `an event's metadata.requestId (${claimed}) is not the commit's request id (${JSON.stringify(requestId)})`;
+      throw new StoreError('invalid_request', why, { field: 'requestId' });
     }
     out[i] = m;
   }
@@ -91,7 +96,9 @@ export function batchMetadata(b: AppendBatch, requestId: string | undefined, sta
   const wake = b.wakeAt === null ? null : b.wakeAt.toString();
   const last = out[out.length - 1];
   if (last !== undefined && Object.hasOwn(last, WAKE_KEY) && last[WAKE_KEY] !== wake) {
-    throw new StoreError('invalid_request', `the last event's metadata.${WAKE_KEY} (${JSON.stringify(last[WAKE_KEY])}) is not the batch's wake instant (${wake})`, { streamId: b.streamId });
+    const recorded = JSON.stringify(last[WAKE_KEY]);
+    const why = `the last event's metadata.${WAKE_KEY} (${recorded}) is not the batch's wake instant (${wake})`;
+    throw new StoreError('invalid_request', why, { streamId: b.streamId });
   }
   // (a session's events share one metadata object: stamp each object once per wake instant)
   let byWake = stamped.get(last);
@@ -112,7 +119,10 @@ export function batchWake(b: AppendBatch): bigint | null | undefined {
   if (m === undefined || !Object.hasOwn(m, WAKE_KEY)) return undefined;
   const w = m[WAKE_KEY];
   if (w === null) return null;
-  if (typeof w !== 'string' || !/^-?[0-9]{1,19}$/.test(w)) throw new StoreError('invalid_request', `metadata.${WAKE_KEY} of ${b.streamId}'s last event is not a decimal instant: ${JSON.stringify(w)}`, { streamId: b.streamId });
+  if (typeof w !== 'string' || !/^-?[0-9]{1,19}$/.test(w)) {
+    const why = `metadata.${WAKE_KEY} of ${b.streamId}'s last event is not a decimal instant: ${JSON.stringify(w)}`;
+    throw new StoreError('invalid_request', why, { streamId: b.streamId });
+  }
   return BigInt(w);
 }
 

@@ -12,12 +12,36 @@ import { checkPath, ConflictError, sqliteStoreError, StoreError } from './errors
 import { CATEGORY_SQL, inspectLedger, STREAM_HEADS_SQL, viewOlderSchema } from './ledger-file.js';
 import { openDatabase } from './sqlite-open.js';
 import { latestSchemaVersion, migrate } from './migrate.js';
-import { checkRequestId, missingRowError, registerResponseHash, requestRowOf, responseHash, storedAnswer, type RequestEvents, type StoredRequestRow } from './request-check.js';
+import {
+  checkRequestId,
+  missingRowError,
+  registerResponseHash,
+  requestRowOf,
+  responseHash,
+  storedAnswer,
+  type RequestEvents,
+  type StoredRequestRow,
+} from './request-check.js';
 import { boundHere, snapshotBinding, snapshotProblem, usableSnapshot, type SnapshotRow } from './snapshot-binding.js';
-import { batchMetadata, byteOrder, clampInstant, encodeEvent, endBatch, I64_MAX, I64_MIN, prefixRange } from './sql-shared.js';
+import { batchMetadata, byteOrder, clampInstant, encodeEvent, endBatch, I64_MAX, I64_MIN, prefixRange, type Stamped } from './sql-shared.js';
 import { streamCategory } from './stream-category.js';
 import { REQUEST_ROW_SQL, SNAPSHOT_ROW_SQL, verifyLedger } from './verify.js';
-import type { AppendBatch, CommitOptions, CommitResult, EventChunk, EventMetadata, EventRow, EventStore, RawEvent, ReadOptions, SnapshotRecord, StoredEvent, StreamReplayer, VerifyAnchor, VerifyResult, WrittenEvent } from './types.js';
+import type {
+  AppendBatch,
+  CommitOptions,
+  CommitResult,
+  EventChunk,
+  EventRow,
+  EventStore,
+  RawEvent,
+  ReadOptions,
+  SnapshotRecord,
+  StoredEvent,
+  StreamReplayer,
+  VerifyAnchor,
+  VerifyResult,
+  WrittenEvent,
+} from './types.js';
 
 export interface OpenOptions {
   /** how long a writer waits for another process's lock (ms) */
@@ -64,7 +88,8 @@ const SQL = {
   streamVersionAt: 'SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ? AND position <= ?',
   positionOfVersion: 'SELECT position FROM events WHERE stream_id = ? AND version = ?',
   findRequest: `${REQUEST_ROW_SQL('requests', 'events', (c) => c)} WHERE r.request_id = ?`,
-  insertRequest: 'INSERT INTO requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+  insertRequest: `INSERT INTO requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash, seq)
+                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
   lastSeq: 'SELECT COALESCE(MAX(seq), 0) FROM requests',
   // the events that carry a request id (through the events_by_request index: one seek)
   requestEvents: "SELECT MIN(position) AS first, MAX(position) AS last, COUNT(*) AS count FROM events WHERE json_extract(metadata, '$.requestId') = ?",
@@ -77,7 +102,8 @@ const SQL = {
   setWake: 'UPDATE streams SET wake_at = ? WHERE stream_id = ?',
   due: 'SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT NULL AND wake_at <= ? AND stream_id >= ? AND (? IS NULL OR stream_id < ?) ORDER BY wake_at, stream_id',
   saveSnapshot: 'INSERT OR REPLACE INTO snapshots (stream_id, version, position, code_version, state, chain_hash, binding) VALUES (?, ?, ?, ?, ?, ?, ?)',
-  latestSnapshot: `${SNAPSHOT_ROW_SQL('snapshots', 'events', (c) => c)} WHERE s.stream_id = ? AND s.code_version = ? AND s.position <= ? ORDER BY s.position DESC LIMIT 1`,
+  latestSnapshot: `${SNAPSHOT_ROW_SQL('snapshots', 'events', (c) => c)}
+                   WHERE s.stream_id = ? AND s.code_version = ? AND s.position <= ? ORDER BY s.position DESC LIMIT 1`,
   // changes when another connection commits to the file (never for this connection's own commits)
   dataVersion: 'PRAGMA data_version',
 } as const satisfies Record<string, string>;
@@ -203,7 +229,7 @@ class SqliteEventStore implements EventStore {
     const metadataText = new Map<unknown, string>();
     const heads = new Map<string, WrittenEvent>();
     const wakes = new Map<string, bigint | null>();
-    const stamped = new Map<EventMetadata | undefined, Map<string | null, EventMetadata>>();
+    const stamped: Stamped = new Map();
     for (const b of batches) {
       let version = versions.get(b.streamId) ?? ((this.st('streamVersion').get(b.streamId) as number | undefined) ?? 0);
       if (version === 0 && b.events.length) this.st('bumpCategory').run(streamCategory(b.streamId));
@@ -439,11 +465,12 @@ class SqliteEventStore implements EventStore {
           copy(
             read(`SELECT request_id, handler, first_position, last_position, response, fingerprint, response_hash, ROW_NUMBER() OVER (ORDER BY seq)
                   FROM requests WHERE COALESCE(last_position, 0) <= ?`),
-            'INSERT INTO requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+            SQL.insertRequest,
           );
           // the snapshots bound where they claim (their positions and chain hashes are the same in the copy)
           const snap = t.prepare('INSERT INTO snapshots (stream_id, version, position, code_version, state, chain_hash, binding) VALUES (?, ?, ?, ?, ?, ?, ?)');
-          for (const r of this.db.prepare(`${SNAPSHOT_ROW_SQL('snapshots', 'events', (c) => c)} WHERE s.position <= ?`).iterate(position) as IterableIterator<SnapshotRow>) {
+          const bound = this.db.prepare(`${SNAPSHOT_ROW_SQL('snapshots', 'events', (c) => c)} WHERE s.position <= ?`);
+          for (const r of bound.iterate(position) as IterableIterator<SnapshotRow>) {
             if (snapshotProblem(r) === undefined) snap.run(r.streamId, r.version, r.position, r.codeVersion, r.state, r.chainHash, r.binding);
           }
           t.prepare(

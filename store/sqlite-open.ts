@@ -58,7 +58,9 @@ export function readMode(path: string, createNothing: boolean): ReadMode {
   if (wal !== null && wal > 0) {
     throw new StoreError(
       'io',
-      `cannot read ${path} without creating a file beside it: its write-ahead log (${path}-wal, ${wal} bytes) holds changes SQLite reads only through an index (${path}-shm) it would have to create there; copy the ledger with its -wal to a writable directory, or open it once where it can be written`,
+      `cannot read ${path} without creating a file beside it: its write-ahead log (${path}-wal, ${wal} bytes) holds changes SQLite reads ` +
+        `only through an index (${path}-shm) it would have to create there; copy the ledger with its -wal to a writable directory, ` +
+        'or open it once where it can be written',
       { path },
     );
   }
@@ -78,7 +80,8 @@ export function openDatabase(path: string, o: SqliteOpen): Database.Database {
     db = new Database(mode === 'immutable' ? immutableUri(path) : plainName(path), { timeout: o.timeout, readonly: o.readonly });
   } catch (e) {
     if (mode === 'immutable' && String((e as { code?: unknown }).code ?? '').startsWith('SQLITE_CANTOPEN') && existsSync(path)) {
-      throw new StoreError('io', `cannot read ${path} without creating a file beside it: SQLite was loaded in this process before clockledger could enable URI file names (set SQLITE_USE_URI=1)`, { path });
+      const why = 'SQLite was loaded in this process before clockledger could enable URI file names (set SQLITE_USE_URI=1)';
+      throw new StoreError('io', `cannot read ${path} without creating a file beside it: ${why}`, { path });
     }
     throw new StoreError('io', `cannot open event log ${path}: ${(e as Error).message}`);
   }
@@ -91,7 +94,8 @@ export function openDatabase(path: string, o: SqliteOpen): Database.Database {
     const code = String((e as { code?: unknown }).code ?? '');
     // A WAL ledger whose shared-memory index (-shm) is absent and cannot be created
     if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN')) {
-      throw new StoreError('io', `cannot read ${path}: SQLite needs to create ${path}-shm beside it (the ledger uses write-ahead logging) and cannot; make the directory writable or copy the ledger elsewhere`, { path });
+      const why = `SQLite needs to create ${path}-shm beside it (the ledger uses write-ahead logging) and cannot`;
+      throw new StoreError('io', `cannot read ${path}: ${why}; make the directory writable or copy the ledger elsewhere`, { path });
     }
     throw sqliteStoreError(e, path);
   }

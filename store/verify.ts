@@ -186,7 +186,8 @@ export class LedgerCheck {
   private compareWake(streamId: string, have: string | null, want: string | null, position: number, why: string): void {
     this.coverage.wakes++;
     if (have === want) return;
-    this.problems.push({ table: 'streams', position, reason: `stream ${streamId} is to be woken at ${have ?? 'no instant'}, but ${why}: its timers would fire differently` });
+    const reason = `stream ${streamId} is to be woken at ${have ?? 'no instant'}, but ${why}: its timers would fire differently`;
+    this.problems.push({ table: 'streams', position, reason });
   }
 
   /** Each category's count is the number of streams with events whose id it begins. */
@@ -212,7 +213,9 @@ export class LedgerCheck {
         reason: `category ${r.category} counts ${r.streams} stream${r.streams === 1 ? '' : 's'} but the log has ${firsts.length}`,
       });
     }
-    for (const [c, firsts] of want) this.problems.push({ table: 'stream_categories', position: firsts[0], reason: `category ${c} has ${firsts.length} stream${firsts.length === 1 ? '' : 's'} but no row` });
+    for (const [c, firsts] of want) {
+      this.problems.push({ table: 'stream_categories', position: firsts[0], reason: `category ${c} has ${firsts.length} stream${firsts.length === 1 ? '' : 's'} but no row` });
+    }
   }
 
   /**
@@ -239,7 +242,9 @@ export class LedgerCheck {
           out.push({
             table: 'requests',
             position: at,
-            reason: `requests jump from number ${expected - 1} to ${r.seq} (request ${r.requestId}): ${r.seq > expected ? 'a request row was removed (a retry of it would run again)' : 'numbers repeat'}`,
+            reason:
+              `requests jump from number ${expected - 1} to ${r.seq} (request ${r.requestId}): ` +
+              (r.seq > expected ? 'a request row was removed (a retry of it would run again)' : 'numbers repeat'),
           });
         }
         expected = r.seq + 1;
@@ -252,15 +257,20 @@ export class LedgerCheck {
       } else if (r.lastPosition !== null && r.lastPosition > last) {
         out.push({ table: 'requests', position: last + 1, reason: `request ${r.requestId} wrote positions ${r.firstPosition}..${r.lastPosition} but the log ends at ${last}: events were removed from its end` });
       } else if (r.responseHash !== rowHash) {
-        out.push({ table: 'requests', position: r.lastPosition ?? undefined, reason: `the stored response of request ${r.requestId} does not match its hash: it was altered (a retry would return it)` });
+        const reason = `the stored response of request ${r.requestId} does not match its hash: it was altered (a retry would return it)`;
+        out.push({ table: 'requests', position: r.lastPosition ?? undefined, reason });
       }
     }
     this.requestsHead = { seq: expected - 1, hash: digest };
     if (anchored) {
       if (anchored.seq > this.requestsHead.seq) {
-        out.push({ table: 'requests', reason: `the requests end at number ${this.requestsHead.seq}, before the anchored ${anchored.seq}: requests were removed from the end` });
+        const reason = `the requests end at number ${this.requestsHead.seq}, before the anchored ${anchored.seq}: requests were removed from the end`;
+        out.push({ table: 'requests', reason });
       } else if (anchoredDigest !== anchored.hash) {
-        out.push({ table: 'requests', reason: `the requests up to number ${anchored.seq} digest to ${anchoredDigest ?? '(a missing number)'}, not the anchored ${anchored.hash}: a request was rewritten or removed` });
+        const reason =
+          `the requests up to number ${anchored.seq} digest to ${anchoredDigest ?? '(a missing number)'}, ` +
+          `not the anchored ${anchored.hash}: a request was rewritten or removed`;
+        out.push({ table: 'requests', reason });
       }
     }
     // the request ids the events carry
@@ -270,13 +280,11 @@ export class LedgerCheck {
       if (!r) {
         // (a fork cut inside a request keeps a run of its events at the log's end, and no row)
         if (ev.last === last && ev.count === ev.last - ev.first + 1) continue;
-        out.push({ table: 'requests', position: ev.first, reason: `events at ${where} carry request id ${id} but no request row holds it: the row was removed (a retry would run the request again)` });
+        const reason = `events at ${where} carry request id ${id} but no request row holds it: the row was removed (a retry would run the request again)`;
+        out.push({ table: 'requests', position: ev.first, reason });
       } else if (r.firstPosition === null || ev.first < r.firstPosition || ev.last > r.lastPosition!) {
-        out.push({
-          table: 'requests',
-          position: ev.first,
-          reason: `events at ${where} carry request id ${id}, outside the positions its row records (${r.firstPosition === null ? 'none' : `${r.firstPosition}..${r.lastPosition}`})`,
-        });
+        const held = r.firstPosition === null ? 'none' : `${r.firstPosition}..${r.lastPosition}`;
+        out.push({ table: 'requests', position: ev.first, reason: `events at ${where} carry request id ${id}, outside the positions its row records (${held})` });
       }
     }
   }
@@ -331,7 +339,8 @@ export class LedgerCheck {
         } catch (e) {
           // (events this code cannot evolve: nothing after them can be re-derived)
           failed = true;
-          this.problems.push({ table: 'events', position: row[0], reason: `a replay of stream ${task.streamId} fails at position ${row[0]}: ${(e as Error).message}` });
+          const reason = `a replay of stream ${task.streamId} fails at position ${row[0]}: ${(e as Error).message}`;
+          this.problems.push({ table: 'events', position: row[0], reason });
           return;
         }
         lastPosition = row[0];
@@ -344,7 +353,9 @@ export class LedgerCheck {
             this.problems.push({
               table: 'snapshots',
               position: sn.position,
-              reason: `the snapshot of ${sn.streamId} at version ${sn.version} (position ${sn.position}) is not the state its events give (${why}): it was forged with its binding recomputed (a read would use it)`,
+              reason:
+                `the snapshot of ${sn.streamId} at version ${sn.version} (position ${sn.position}) is not the state its events give (${why}): ` +
+                'it was forged with its binding recomputed (a read would use it)',
             });
           }
         }
@@ -385,7 +396,8 @@ export class LedgerCheck {
 
   /** A verdict for a chain broken at a row: what was checked up to it, and the engine's last row and requests as the head. */
   broken(b: { firstBrokenPosition: number; reason: string }, last: { position: number; hash: string } | undefined, requests: StoredRequestRow[]): VerifyResult {
-    return { intact: false, checked: this.chain.checked, head: { ...(last ?? { position: 0, hash: GENESIS_HASH }), requests: requestsHeadOf(requests) }, ...b, table: 'events' };
+    const head = { ...(last ?? { position: 0, hash: GENESIS_HASH }), requests: requestsHeadOf(requests) };
+    return { intact: false, checked: this.chain.checked, head, ...b, table: 'events' };
   }
 }
 
@@ -408,11 +420,13 @@ function applyAnchor(v: VerifyResult, anchor: VerifyAnchor | undefined, hashTher
   if (!v.intact || !anchor) return v;
   const { head } = v;
   if (anchor.position > head.position) {
-    return { ...v, intact: false, firstBrokenPosition: head.position + 1, reason: `the log ends at position ${head.position}, before the anchored position ${anchor.position}: events were removed from its end`, table: 'events' };
+    const reason = `the log ends at position ${head.position}, before the anchored position ${anchor.position}: events were removed from its end`;
+    return { ...v, intact: false, firstBrokenPosition: head.position + 1, reason, table: 'events' };
   }
   const at = anchor.position === 0 ? GENESIS_HASH : hashThere;
   if (at !== anchor.hash) {
-    return { ...v, intact: false, firstBrokenPosition: anchor.position, reason: `position ${anchor.position} has hash ${at}, not the anchored ${anchor.hash}: the log up to it was rewritten`, table: 'events' };
+    const reason = `position ${anchor.position} has hash ${at}, not the anchored ${anchor.hash}: the log up to it was rewritten`;
+    return { ...v, intact: false, firstBrokenPosition: anchor.position, reason, table: 'events' };
   }
   return v;
 }
@@ -422,11 +436,13 @@ function applyAnchor(v: VerifyResult, anchor: VerifyAnchor | undefined, hashTher
 const COLUMNS = 'position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, metadata, hash';
 /** a request row with the hash of its last event (the same select on both engines, positions as numbers) */
 export const REQUEST_ROW_SQL = (requests: string, events: string, num: (col: string) => string) =>
-  `SELECT r.request_id AS "requestId", r.handler, r.fingerprint, ${num('r.first_position')} AS "firstPosition", ${num('r.last_position')} AS "lastPosition", r.response, r.response_hash AS "responseHash", ${num('r.seq')} AS seq, e.hash AS "lastHash"
+  `SELECT r.request_id AS "requestId", r.handler, r.fingerprint, ${num('r.first_position')} AS "firstPosition", ${num('r.last_position')} AS "lastPosition",
+          r.response, r.response_hash AS "responseHash", ${num('r.seq')} AS seq, e.hash AS "lastHash"
    FROM ${requests} r LEFT JOIN ${events} e ON e.position = r.last_position`;
 /** snapshot rows with the event at each one's position (the same select on both engines) */
 export const SNAPSHOT_ROW_SQL = (snapshots: string, events: string, num: (col: string) => string) =>
-  `SELECT s.stream_id AS "streamId", s.version, ${num('s.position')} AS position, s.code_version AS "codeVersion", s.state, s.chain_hash AS "chainHash", s.binding,
+  `SELECT s.stream_id AS "streamId", s.version, ${num('s.position')} AS position, s.code_version AS "codeVersion", s.state,
+          s.chain_hash AS "chainHash", s.binding,
           e.stream_id AS "atStreamId", e.version AS "atVersion", e.hash AS "atHash"
    FROM ${snapshots} s LEFT JOIN ${events} e ON e.position = s.position`;
 /** a stream's events up to a position, as replay rows (the same select on both engines; $1 stream, $2 after, $3 up to) */
@@ -447,7 +463,8 @@ export function verifyLedger(db: Database.Database, path: string, anchor?: Verif
       return v.broken(broken, last, db.prepare(REQUEST_ROW_SQL('requests', 'events', (c) => c)).all() as StoredRequestRow[]);
     }
   }
-  v.streams(db.prepare('SELECT stream_id AS streamId, version, last_position AS lastPosition, last_type AS lastType, CAST(wake_at AS TEXT) AS wakeAt FROM streams').all() as StreamRow[]);
+  const streams = 'SELECT stream_id AS streamId, version, last_position AS lastPosition, last_type AS lastType, CAST(wake_at AS TEXT) AS wakeAt FROM streams';
+  v.streams(db.prepare(streams).all() as StreamRow[]);
   v.categories(db.prepare('SELECT category, streams FROM stream_categories').all() as CategoryRow[]);
   v.requests(db.prepare(REQUEST_ROW_SQL('requests', 'events', (c) => c)).all() as StoredRequestRow[]);
   v.snapshots(db.prepare(SNAPSHOT_ROW_SQL('snapshots', 'events', (c) => c)).all() as SnapshotRow[]);

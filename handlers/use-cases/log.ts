@@ -109,7 +109,9 @@ export const verify = defineHandler({
     const replayer = req.replay ? (await import('../../machines/replay-check.js')).streamReplayer() : undefined;
     const v = await log.verify(req.anchor, replayer);
     const { intact, checked, head, coverage } = v;
-    if (!intact) return { intact, checked, head, firstBrokenPosition: v.firstBrokenPosition, reason: v.reason, table: v.table, ...(coverage ? { coverage } : {}) };
+    if (!intact) {
+      return { intact, checked, head, firstBrokenPosition: v.firstBrokenPosition, reason: v.reason, table: v.table, ...(coverage ? { coverage } : {}) };
+    }
     return { intact, checked, head, coverage };
   },
 });

@@ -134,7 +134,8 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     await s.close();
     expect(await engine.exec(loc, 'DELETE FROM events WHERE position = $1', [4])).toBe(1);
     const t = await engine.open(loc);
-    expect(await t.verify()).toMatchObject({ intact: false, checked: 3, head: { position: 10, hash: LAST_HASH }, firstBrokenPosition: 4, reason: 'position 4 is missing', table: 'events' });
+    const missing = { intact: false, checked: 3, head: { position: 10, hash: LAST_HASH }, firstBrokenPosition: 4, reason: 'position 4 is missing' };
+    expect(await t.verify()).toMatchObject({ ...missing, table: 'events' });
   });
 
   it('snapshots written in the commit (alsoWrite) come back by stream, code version and position', async () => {
@@ -254,7 +255,8 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     expect(await s.fork(7, target)).toEqual({ events: 7 });
     const f = await engine.open(target);
     expect(await f.lastPosition()).toBe(7);
-    expect(await f.verify()).toMatchObject({ intact: true, checked: 7, head: { position: 7, hash: (await s.read({ fromPosition: 7, toPosition: 7 }))[0]!.hash } });
+    const h7 = (await s.read({ fromPosition: 7, toPosition: 7 }))[0]!.hash;
+    expect(await f.verify()).toMatchObject({ intact: true, checked: 7, head: { position: 7, hash: h7 } });
     expect((await f.read()).map((e) => e.hash)).toEqual((await s.read({ toPosition: 7 })).map((e) => e.hash));
     expect(await f.streamVersion('vm-b')).toBe(2);
     expect(await f.streams()).toEqual(['vm-a', 'vm-b']);

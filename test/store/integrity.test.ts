@@ -32,7 +32,8 @@ const meta = (requestId: string) => ({ handler: 'h', requestId });
 
 /** req-a → 1..2 (x-a), req-none → nothing, req-b → 3 (x-b): events carrying their request ids, as a session writes them. */
 async function build(s: AsyncEventStore): Promise<void> {
-  await s.commit([{ streamId: 'x-a', expectedVersion: 0, events: [ev('a1', 10, {}, meta('req-a')), ev('a2', 20, {}, meta('req-a'))] }], { requestId: 'req-a', handler: 'h', response: resp });
+  const a = [ev('a1', 10, {}, meta('req-a')), ev('a2', 20, {}, meta('req-a'))];
+  await s.commit([{ streamId: 'x-a', expectedVersion: 0, events: a }], { requestId: 'req-a', handler: 'h', response: resp });
   await s.commit([], { requestId: 'req-none', handler: 'h', response: () => 'nothing' });
   await s.commit([{ streamId: 'x-b', expectedVersion: 0, events: [ev('b1', 30, {}, meta('req-b'))] }], { requestId: 'req-b', handler: 'h', response: resp });
 }
@@ -49,7 +50,11 @@ describe.each(ENGINES)('$name', (engine: Engine) => {
       const s = await engine.open(loc);
       await build(s);
       const [h2, h3] = [(await s.read({ fromPosition: 2, toPosition: 2 }))[0]!.hash, (await s.read({ fromPosition: 3, toPosition: 3 }))[0]!.hash];
-      const rows = [rowHash('req-a', 1, 2, h2, '{"positions":[1,2]}'), rowHash('req-none', '', '', '', '"nothing"'), rowHash('req-b', 3, 3, h3, '{"positions":[3]}')];
+      const rows = [
+        rowHash('req-a', 1, 2, h2, '{"positions":[1,2]}'),
+        rowHash('req-none', '', '', '', '"nothing"'),
+        rowHash('req-b', 3, 3, h3, '{"positions":[3]}'),
+      ];
       let digest = GENESIS_HASH;
       rows.forEach((h, i) => (digest = sha(`requests\n${digest}\n${i + 1}\n${h}`)));
       const v = await s.verify();
@@ -61,12 +66,17 @@ describe.each(ENGINES)('$name', (engine: Engine) => {
       ]);
       // an anchor holds the requests to the digest at its number
       expect(await s.verify({ ...v.head, requests: { seq: 0, hash: GENESIS_HASH } })).toMatchObject({ intact: true });
-      expect(await s.verify({ ...v.head, requests: { seq: 4, hash: digest } })).toMatchObject({ intact: false, table: 'requests', reason: expect.stringContaining('before the anchored 4: requests were removed from the end') });
+      expect(await s.verify({ ...v.head, requests: { seq: 4, hash: digest } })).toMatchObject({
+        intact: false,
+        table: 'requests',
+        reason: expect.stringContaining('before the anchored 4: requests were removed from the end'),
+      });
     });
 
     it('an event claiming another request id than its commit’s is refused, and nothing is written', async () => {
       const s = await engine.open(engine.fresh());
-      expect(await codeOf(s.commit([{ streamId: 'x-a', expectedVersion: 0, events: [ev('a1', 1, {}, meta('other'))] }], { requestId: 'req-a' }))).toBe('invalid_request');
+      const claiming = [ev('a1', 1, {}, meta('other'))];
+      expect(await codeOf(s.commit([{ streamId: 'x-a', expectedVersion: 0, events: claiming }], { requestId: 'req-a' }))).toBe('invalid_request');
       expect(await s.lastPosition()).toBe(0);
     });
 
@@ -115,7 +125,8 @@ describe.each(ENGINES)('$name', (engine: Engine) => {
       const s = await engine.open(engine.fresh());
       await s.commit([{ streamId: 'vm-1', expectedVersion: 0, events: [ev('x', 1, {}, { wakeAt: '700' })] }]);
       expect(await s.dueStreams(1000n)).toEqual([{ streamId: 'vm-1', wakeAt: 700n }]);
-      expect(await codeOf(s.commit([{ streamId: 'vm-1', expectedVersion: 1, events: [ev('x', 2, {}, { wakeAt: '700' })], wakeAt: 800n }]))).toBe('invalid_request');
+      const contradicting = { streamId: 'vm-1', expectedVersion: 1, events: [ev('x', 2, {}, { wakeAt: '700' })], wakeAt: 800n };
+      expect(await codeOf(s.commit([contradicting]))).toBe('invalid_request');
       expect(await s.verify()).toMatchObject({ intact: true, checked: 1 });
     });
 
@@ -179,15 +190,32 @@ describe.each(ENGINES)('$name', (engine: Engine) => {
           };
         },
       };
-      expect(await s.verify(undefined, replayer)).toMatchObject({ intact: false, table: 'streams', reason: 'stream vm-1 is to be woken at no instant, but a replay of its events gives 3: its timers would fire differently' });
-      expect(fed.map((r) => [r[0], r[1], r[2], r[3], r[4], r[5]])).toEqual([[1, 'vm-1', 1, 'a', '1', '{}'], [2, 'vm-1', 2, 'b', '2', '{}'], [3, 'vm-1', 3, 'c', '3', '{}']]);
+      expect(await s.verify(undefined, replayer)).toMatchObject({
+        intact: false,
+        table: 'streams',
+        reason: 'stream vm-1 is to be woken at no instant, but a replay of its events gives 3: its timers would fire differently',
+      });
+      expect(fed.map((r) => [...r])).toEqual([
+        [1, 'vm-1', 1, 'a', '1', '{}'],
+        [2, 'vm-1', 2, 'b', '2', '{}'],
+        [3, 'vm-1', 3, 'c', '3', '{}'],
+      ]);
       await s.commit([{ streamId: 'vm-1', expectedVersion: 3, events: [], wakeAt: 3n }]);
       expect(await s.verify(undefined, replayer)).toMatchObject({ intact: true, coverage: { snapshots: 2, snapshotStates: 1, wakes: 1, wakesUnchecked: 0 } });
       await s.saveSnapshot({ streamId: 'vm-1', version: 2, position: 2, codeVersion: 'cv', state: Buffer.from('a,x') });
-      expect(await s.verify(undefined, replayer)).toMatchObject({ intact: false, table: 'snapshots', firstBrokenPosition: 2, reason: expect.stringContaining('(a,x vs a,b)') });
+      const forged = { intact: false, table: 'snapshots', firstBrokenPosition: 2, reason: expect.stringContaining('(a,x vs a,b)') };
+      expect(await s.verify(undefined, replayer)).toMatchObject(forged);
       // a stream the replayer cannot evolve is reported where it fails
-      const failing: StreamReplayer = { ...replayer, replay: () => ({ apply: () => { throw new Error('no such event'); }, differs: () => undefined, wakeAt: () => null }) };
-      expect(await s.verify(undefined, failing)).toMatchObject({ intact: false, table: 'events', firstBrokenPosition: 1, reason: expect.stringContaining('a replay of stream vm-1 fails at position 1: no such event') });
+      const throwing = () => {
+        throw new Error('no such event');
+      };
+      const failing: StreamReplayer = { ...replayer, replay: () => ({ apply: throwing, differs: () => undefined, wakeAt: () => null }) };
+      expect(await s.verify(undefined, failing)).toMatchObject({
+        intact: false,
+        table: 'events',
+        firstBrokenPosition: 1,
+        reason: expect.stringContaining('a replay of stream vm-1 fails at position 1: no such event'),
+      });
     });
   });
 });

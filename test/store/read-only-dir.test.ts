@@ -46,7 +46,8 @@ async function ledger(dir = tempDir()): Promise<string> {
 /** Run a handler of the compiled package as the unprivileged user. */
 function asNobody(name: string, db: string, request?: unknown): R {
   const fixture = unprivilegedPath(join(FIXTURES, 'read-handler.mjs'));
-  const c = spawnSync(process.execPath, [fixture, name, db, ...(request ? [JSON.stringify(request)] : [])], { encoding: 'utf8', ...(process.getuid?.() === 0 ? NOBODY : {}) });
+  const args = [fixture, name, db, ...(request ? [JSON.stringify(request)] : [])];
+  const c = spawnSync(process.execPath, args, { encoding: 'utf8', ...(process.getuid?.() === 0 ? NOBODY : {}) });
   expect(c.stderr).toBe('');
   return JSON.parse(c.stdout) as R;
 }

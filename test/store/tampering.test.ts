@@ -151,7 +151,8 @@ describe.each(ENGINE_NAMES)('on %s', (engine: EngineName) => {
       expect((await ok('stateAt', { vmId: 'web.m1' })).state).toEqual((await ok('stateAt', { vmId: 'web.m1' }, clean)).state);
       expect((await ok('listVms', {})).vms).toEqual((await ok('listVms', {}, clean)).vms);
       expect((await ok('audit', { migrationId: 'm1' })).audit).toEqual((await ok('audit', { migrationId: 'm1' }, clean)).audit);
-      expect((await ok('guest', { vmId: 'web.m1', vcpu: 1, op: 'rdtsc' })).value).toBe((await ok('guest', { vmId: 'web.m1', vcpu: 1, op: 'rdtsc' }, clean)).value);
+      const rdtsc1 = { vmId: 'web.m1', vcpu: 1, op: 'rdtsc' };
+      expect((await ok('guest', rdtsc1)).value).toBe((await ok('guest', rdtsc1, clean)).value);
       expect(await ok('verify', {})).toMatchObject({ intact: false, table: 'snapshots' });
     });
 
@@ -161,7 +162,8 @@ describe.each(ENGINE_NAMES)('on %s', (engine: EngineName) => {
       const junk = Buffer.from('not a state');
       await E.exec(L.db, "UPDATE snapshots SET state = $1, binding = $2 WHERE stream_id = 'vm-web.m1'", [junk, bindingOf('vm-web.m1', s, junk)]);
       expect((await ok('stateAt', { vmId: 'web.m1' })).state).toEqual((await ok('stateAt', { vmId: 'web.m1' }, clean)).state);
-      expect((await ok('guest', { vmId: 'web.m1', vcpu: 0, op: 'rdtsc' })).value).toBe((await ok('guest', { vmId: 'web.m1', vcpu: 0, op: 'rdtsc' }, clean)).value);
+      const rdtsc0 = { vmId: 'web.m1', vcpu: 0, op: 'rdtsc' };
+      expect((await ok('guest', rdtsc0)).value).toBe((await ok('guest', rdtsc0, clean)).value);
       expect((await ok('verify', {})).reason).toContain('its bytes do not decode');
     });
 
@@ -200,7 +202,8 @@ describe.each(ENGINE_NAMES)('on %s', (engine: EngineName) => {
 
   describe('3. the wake index', () => {
     it('a cleared wake instant fails verify: the VM stream’s last event records it', async () => {
-      const [{ wake }] = (await E.query<{ wake: string }>(L.db, "SELECT CAST(wake_at AS TEXT) AS wake FROM streams WHERE stream_id = 'vm-web.m1'")) as [{ wake: string }];
+      const rows = await E.query<{ wake: string }>(L.db, "SELECT CAST(wake_at AS TEXT) AS wake FROM streams WHERE stream_id = 'vm-web.m1'");
+      const wake = rows[0]!.wake;
       expect(wake).not.toBeNull();
       expect(await E.exec(L.db, "UPDATE streams SET wake_at = NULL WHERE stream_id = 'vm-web.m1'")).toBe(1);
       const v = await ok('verify', { replay: false });
@@ -214,17 +217,28 @@ describe.each(ENGINE_NAMES)('on %s', (engine: EngineName) => {
       expect(await E.exec(L.db, "UPDATE streams SET wake_at = 5 WHERE stream_id = 'host-a'")).toBe(1);
       // without a replayer the store cannot tell, and says it left it unchecked
       expect(await ok('verify', { replay: false })).toMatchObject({ intact: true, coverage: { wakes: 2, wakesUnchecked: 4 } });
-      expect(await ok('verify', {})).toMatchObject({ intact: false, table: 'streams', firstBrokenPosition: 1, reason: expect.stringContaining('stream host-a is to be woken at 5, but it can have none') });
+      expect(await ok('verify', {})).toMatchObject({
+        intact: false,
+        table: 'streams',
+        firstBrokenPosition: 1,
+        reason: expect.stringContaining('stream host-a is to be woken at 5, but it can have none'),
+      });
     });
   });
 
   describe('4. the anchor covers the requests', () => {
     it('a stored response forged with its hash recomputed passes verify alone, not against an anchor', async () => {
       const head = (await ok('verify', {})).head;
-      const [r] = await E.query<R>(L.db, "SELECT r.request_id, r.handler, r.fingerprint, r.first_position, r.last_position, e.hash AS last_hash FROM requests r JOIN events e ON e.position = r.last_position WHERE r.request_id = 'a1'");
+      const [r] = await E.query<R>(
+        L.db,
+        `SELECT r.request_id, r.handler, r.fingerprint, r.first_position, r.last_position, e.hash AS last_hash
+         FROM requests r JOIN events e ON e.position = r.last_position WHERE r.request_id = 'a1'`,
+      );
       const response = JSON.stringify({ ok: true, now: '1' });
       const hash = createHash('sha256')
-        .update(['request', r!.request_id, r!.handler, r!.fingerprint ?? '', String(r!.first_position), String(r!.last_position), r!.last_hash, response].join('\n'))
+        .update([
+          'request', r!.request_id, r!.handler, r!.fingerprint ?? '', String(r!.first_position), String(r!.last_position), r!.last_hash, response,
+        ].join('\n'))
         .digest('hex');
       expect(await E.exec(L.db, "UPDATE requests SET response = $1, response_hash = $2 WHERE request_id = 'a1'", [response, hash])).toBe(1);
       expect(await ok('verify', {})).toMatchObject({ intact: true });

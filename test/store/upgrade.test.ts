@@ -69,7 +69,10 @@ async function oldLedger(engine: Engine): Promise<string> {
   return pgLocation(schema);
 }
 
-const hashes = async (engine: Engine, db: string) => (await engine.query<{ position: number; hash: string }>(db, 'SELECT position, hash FROM events ORDER BY position')).map((r) => [Number(r.position), r.hash]);
+async function hashes(engine: Engine, db: string): Promise<[number, string][]> {
+  const rows = await engine.query<{ position: number; hash: string }>(db, 'SELECT position, hash FROM events ORDER BY position');
+  return rows.map((r) => [Number(r.position), r.hash]);
+}
 
 describe.each([sqlite, postgres])('a ledger written before schema 9 (SQLite) / 4 (PostgreSQL): $name', (engine: Engine) => {
   it('verifies read as it is and after the upgrade, with the same head; its events keep their hashes', async () => {
