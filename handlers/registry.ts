@@ -301,7 +301,7 @@ export const REGISTRY = {
     examples: ['state vm1', 'state vm1 --at-position 12', 'state src --at-time 300ms', 'state m1 --json', 'state ledger --kind stream'],
     request: async (v, db) => (await import('./cli/state-request.js')).stateRequest(v, db),
   })),
-  verify: entry('log', 'read', "check the log: SQLite's integrity, the hash chain, and the tables kept beside it (streams, categories, stored request answers); report the head to keep outside the file", command('verify', "check the log's hash chain; exits 1 when it is broken (handler verify)", 'renderVerify', {
+  verify: entry('log', 'read', "check the log: SQLite's integrity, the hash chain, and the tables kept beside it (streams and their wake instants, categories, stored request answers, snapshots re-derived by replay); report the head to keep outside the file", command('verify', "check the log's hash chain; exits 1 when it is broken (handler verify)", 'renderVerify', {
     examples: ['verify', 'verify --db copy.db --json'],
     progress: { label: 'verifying', sized: true },
     okExitCode: (r) => (r.intact === false ? EXIT_HANDLER_ERROR : EXIT_OK),

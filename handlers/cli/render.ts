@@ -354,8 +354,9 @@ export function renderState(r: R): string {
 }
 
 export function renderVerify(r: R): string {
-  const head = r.head as { position?: number; hash?: string } | undefined;
-  const headLine = head ? `\nhead: position ${head.position} hash ${head.hash}` : '';
+  const head = r.head as { position?: number; hash?: string; requests?: { seq: number; hash: string } } | undefined;
+  const requests = head?.requests ? `\nrequests: number ${head.requests.seq} digest ${head.requests.hash}` : '';
+  const headLine = head ? `\nhead: position ${head.position} hash ${head.hash}${requests}` : '';
   return r.intact
     ? `intact: the hash chain holds over ${r.checked} event${r.checked === 1 ? '' : 's'}${headLine}`
     : `BROKEN: ${r.firstBrokenPosition !== undefined ? `the log breaks at position ${r.firstBrokenPosition}` : `the ${r.table ?? 'log'} table does not match the events`}${r.reason ? ` (${r.reason})` : ''}; ${r.checked} events checked${headLine}`;
