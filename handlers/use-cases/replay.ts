@@ -11,7 +11,7 @@ import { bisectReleases as bisectReleasesOf } from '../../machines/replay/releas
 import { ReleaseSpecError, resolveStrategyRelease } from '../../machines/migration/strategies/releases.js';
 import { replayLog, type ReplayScope } from '../../machines/replay/replay.js';
 import { migrationSpan, replayReport } from '../../machines/replay/report.js';
-import { openEventStore } from '../../store/sqlite-event-store.js';
+import { openEventStore, openLedgerForReading } from '../../store/sqlite-event-store.js';
 import type { EventStore } from '../../store/types.js';
 import { confinedLocation } from '../confine.js';
 import { engineOf, logFor } from '../context.js';
@@ -71,10 +71,11 @@ export const diff = defineHandler({
       return diffLogs(await env.log(), await logFor({ db: otherDb }, 'read'), keep) as unknown as Record<string, unknown>;
     }
     if (!existsSync(otherDb)) throw new HandlerError('not_found', `no database at ${otherDb}`, { otherDb });
-    // TODO(store): open it with the store's read-only entry point that creates nothing beside the
-    // ledger (being added in store/); until then SQLite may leave -shm/-wal files beside a WAL
-    // ledger it reads, which is why a Lambda request may name only files in the fork directory.
-    const other = openEventStore(otherDb, { readonly: true });
+    // A read creates nothing beside the ledger it reads: with no -wal/-shm there, no writer has the
+    // file open, so it is read as it stands (openLedgerForReading); with them, a writer may be at
+    // work and SQLite's shared-memory protocol (through the files already there) keeps the read safe.
+    const quiet = !existsSync(`${otherDb}-wal`) && !existsSync(`${otherDb}-shm`);
+    const other = quiet ? openLedgerForReading(otherDb) : openEventStore(otherDb, { readonly: true });
     try {
       return diffLogs(await env.log(), other, keep) as unknown as Record<string, unknown>;
     } finally {

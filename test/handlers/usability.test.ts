@@ -1,5 +1,6 @@
 // What a new user runs into through the handlers: implausible rates, misspelled names, a
 // migration of a guest that never ran, and listing what the log holds.
+import { readdirSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { closeStores } from '../../handlers/context.js';
 import { editDistance, nearest } from '../../handlers/suggest.js';
@@ -113,5 +114,18 @@ describe('replay and diff say what differs', () => {
     ]);
     const same = await l.ok('diff', { otherDb: l.db });
     expect(same.profileDifferences).toEqual([]);
+  });
+
+  it('diff reads a closed ledger without creating anything beside it', async () => {
+    const { handlers } = await import('../../handlers/index.js');
+    const other = `${l.dir}/closed.db`;
+    await l.ok('createHost', { hostId: 'src', tscKhz: 3_000_000 });
+    expect(await handlers.createHost({ hostId: 'src', tscKhz: 3_000_000 }, { db: other })).toMatchObject({ ok: true });
+    await closeStores();
+    const beside = () => readdirSync(l.dir).filter((f) => f.startsWith('closed.db')).sort();
+    expect(beside()).toEqual(['closed.db']);
+    const r = await l.ok('diff', { otherDb: other });
+    expect(r.profileDifferences).toEqual([]);
+    expect(beside()).toEqual(['closed.db']);
   });
 });
