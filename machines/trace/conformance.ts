@@ -58,7 +58,7 @@ export async function conformance(store: EventStore, traceId: string, opts: Conf
   const recs = t.byVm.get(vm)!.map(traceRecordOf);
   const params = conformanceParameters(recs, opts.guestTscHz);
   const emu = await emulate(scratch, params, opts.strategy, opts.profile);
-  params.notes.push(...emu.notes);
+  for (const n of emu.notes) params.notes.push(n);
   const diff = compare(recs, emu.records, params.guestTscHz);
   return {
     traceId,
