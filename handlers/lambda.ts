@@ -123,7 +123,9 @@ export function responseLimit(): { max: number } | { response: HandlerResponse }
   const max = /^[0-9]{1,15}$/.test(v) ? Number(v) : NaN;
   if (max >= MIN_RESPONSE_BYTES) return { max };
   // the function's configuration is at fault, not the request: nothing is run
-  const message = `${MAX_RESPONSE_BYTES_ENV}: ${preview(v)} is not a number of bytes of at least ${MIN_RESPONSE_BYTES} (default ${MAX_RESPONSE_BYTES}, Lambda's 6 MB)`;
+  const message =
+    `${MAX_RESPONSE_BYTES_ENV}: ${preview(v)} is not a number of bytes of at least ${MIN_RESPONSE_BYTES} ` +
+    `(default ${MAX_RESPONSE_BYTES}, Lambda's 6 MB)`;
   return { response: fail('internal', message, { variable: MAX_RESPONSE_BYTES_ENV }) };
 }
 
@@ -134,7 +136,8 @@ const ASK_FOR_LESS: Partial<Record<HandlerName, string>> = {
   exportTrace: 'write it to a file from the command line (clockledger export <id> --out FILE) or call exportTrace from the library, which answer in full',
   report: 'write it to a file from the command line (clockledger report --html --out FILE) or call report from the library, which answer in full',
 };
-const ASK_FOR_LESS_ANY = 'ask for less (one VM, migration or range), or run it from the command line (--out FILE where it has one) or the library, which answer in full';
+const ASK_FOR_LESS_ANY =
+  'ask for less (one VM, migration or range), or run it from the command line (--out FILE where it has one) or the library, which answer in full';
 
 /** The response_too_large answer to an answer of `bytes` bytes of JSON (name: the handler, when known). */
 function tooLarge(bytes: number, max: number, name: string | null, r: HandlerResponse): HandlerResponse {
@@ -173,7 +176,8 @@ async function answerOf(event: unknown, fixed?: HandlerName): Promise<Outcome> {
     i = invocationOf(event, fixed);
   } catch {
     // a script's event whose getter or Proxy trap threw: the request is at fault, not the adapter
-    const response = fail('invalid_request', '(event): cannot be read (a getter or Proxy of it threw): give plain JSON values', { field: '(event)', unreadable: true });
+    const message = '(event): cannot be read (a getter or Proxy of it threw): give plain JSON values';
+    const response = fail('invalid_request', message, { field: '(event)', unreadable: true });
     return { name: fixed ?? null, response, max };
   }
   if ('response' in i) return { name: fixed ?? null, response: i.response, max };

@@ -95,7 +95,13 @@ export function compare(trace: TraceRecord[], emulated: TraceRecord[], guestTscH
  * 0. the emulated migration failed: the host restored the VM (its first restore write, `line`, when
  * the capture has one) where the strategy's emulated VMM could not, on this kernel profile.
  */
-export function emulationFailed(trace: TraceRecord[], failure: EmulationFailure, line: number | null, strategy: string, profile: string): ConformanceDifference {
+export function emulationFailed(
+  trace: TraceRecord[],
+  failure: EmulationFailure,
+  line: number | null,
+  strategy: string,
+  profile: string,
+): ConformanceDifference {
   const restore = line === null ? null : (trace.find((r) => r.line === line) ?? null);
   const where = restore ? `, where the host restored the VM (line ${restore.line})` : '';
   return {

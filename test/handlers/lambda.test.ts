@@ -411,7 +411,10 @@ describe("lambda handler: Lambda's 6 MB response limit", () => {
 
     const r = await call('events', { limit: 100_000 });
     expect(r.ok).toBe(false);
-    expect(r.error).toMatchObject({ code: 'response_too_large', details: { bytes: size, max: MAX_RESPONSE_BYTES, limit: 'MAX_RESPONSE_BYTES', handler: 'events', recorded: false } });
+    expect(r.error).toMatchObject({
+      code: 'response_too_large',
+      details: { bytes: size, max: MAX_RESPONSE_BYTES, limit: 'MAX_RESPONSE_BYTES', handler: 'events', recorded: false },
+    });
     expect(r.error.message).toBe(
       `events: the answer is ${size} bytes of JSON, more than the ${MAX_RESPONSE_BYTES} a Lambda response may carry; ` +
         'page it: ask for fewer events (limit, or last) and go on after the last position answered (from).',

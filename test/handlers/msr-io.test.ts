@@ -16,8 +16,11 @@ beforeEach(async () => {
 afterEach(() => L.cleanup());
 
 // a host write of IA32_TSC_ADJUST stores the value and nothing else: n entries of it are n MSRs taken
-const adjust = (n: number, data: (i: number) => number) => ({ entries: Array.from({ length: n }, (_, i) => ({ index: 'MSR_IA32_TSC_ADJUST', data: data(i) })) });
-const tscAdjust = async () => (await L.ok('ioctl', { vmId: 'vm', vcpu: 0, ioctl: 'KVM_GET_MSRS', arg: { indices: ['MSR_IA32_TSC_ADJUST'] } })).out.entries[0].data;
+const adjust = (n: number, data: (i: number) => number) => ({
+  entries: Array.from({ length: n }, (_, i) => ({ index: 'MSR_IA32_TSC_ADJUST', data: data(i) })),
+});
+const tscAdjust = async () =>
+  (await L.ok('ioctl', { vmId: 'vm', vcpu: 0, ioctl: 'KVM_GET_MSRS', arg: { indices: ['MSR_IA32_TSC_ADJUST'] } })).out.entries[0].data;
 const lastPosition = async () => (await L.ok('events', { limit: 1 })).lastPosition as number;
 
 describe('msr_io(): at most MAX_IO_MSRS − 1 entries per KVM_GET_MSRS / KVM_SET_MSRS', () => {

@@ -31,7 +31,8 @@ export function clockWithHostTsc(p: VmmPort, step: string, side: Side): ClockDat
   if ((c.flags & need) !== need) {
     const flags =
       c.flags & KVM_CLOCK_TSC_STABLE
-        ? `flags ${c.flags} (KVM_CLOCK_TSC_STABLE: a master clock) without KVM_CLOCK_HOST_TSC|KVM_CLOCK_REALTIME, which the kernel reports only from Linux 5.16 and on a TSC clocksource`
+        ? `flags ${c.flags} (KVM_CLOCK_TSC_STABLE: a master clock) without KVM_CLOCK_HOST_TSC|KVM_CLOCK_REALTIME, ` +
+          'which the kernel reports only from Linux 5.16 and on a TSC clocksource'
         : `flags ${c.flags}, without KVM_CLOCK_HOST_TSC|KVM_CLOCK_REALTIME (no master clock)`;
     throw new StepFailure(step, `KVM_GET_CLOCK on the ${side} gave ${flags}: the offset procedure cannot pair the host TSC with realtime`, r.ref);
   }
