@@ -32,6 +32,12 @@ export const parseClockData = argParser(clockDataSchema, (v) => {
   return { clock, flags, realtime, host_tsc };
 });
 export const parseKhz = argParser(khzSchema, (v) => plainUint(v, 0xffff_ffff));
+/**
+ * arch/x86/kvm/x86.c: MAX_IO_MSRS. msr_io() refuses KVM_GET_MSRS / KVM_SET_MSRS with nmsrs >= it
+ * (E2BIG) before it copies a single entry, so none is read or applied. (The model reads the JSON
+ * argument first: a malformed one is the caller's mistake, thrown and never recorded.)
+ */
+export const MAX_IO_MSRS = 256;
 const setMsrsSchema = z.object({ entries: z.array(z.object({ index: msrIndex, data: u64Schema })) });
 export const getMsrsSchema = z.object({ indices: z.array(msrIndex) });
 export const parseGetMsrs = argParser(getMsrsSchema, (v) => {
@@ -154,8 +160,9 @@ function vcpuIoctl(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, name: IoctlName, arg: 
     case 'KVM_SET_DEVICE_ATTR':
       return kvmVcpuIoctlDeviceAttr(ctx, vm, vcpu, name, arg);
     case 'KVM_GET_MSRS': {
-      // __msr_io(): stops at the first MSR it cannot read; ret is the number processed
       const { indices } = parseGetMsrs(arg, 'arg');
+      // msr_io(): E2BIG before any entry is copied; __msr_io(): stops at the first MSR it cannot read, ret = the number processed
+      if (indices.length >= MAX_IO_MSRS) return fail('E2BIG');
       const entries: { index: number; data: bigint }[] = [];
       for (const index of indices) {
         const data = kvmGetMsrCommon(ctx, vm, vcpu, index);
@@ -166,6 +173,8 @@ function vcpuIoctl(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, name: IoctlName, arg: 
     }
     case 'KVM_SET_MSRS': {
       const { entries } = parseArg(setMsrsSchema, arg, 'arg');
+      // msr_io(): E2BIG before any entry is copied (none is applied); __msr_io(): stops at the first refused
+      if (entries.length >= MAX_IO_MSRS) return fail('E2BIG');
       let n = 0;
       for (const e of entries) {
         if (kvmSetMsrCommon(ctx, vm, vcpu, e.index, e.data, true) !== 0) break;

@@ -52,6 +52,6 @@ describe('the handler registry', () => {
   it('lists every error code in `clockledger --help`, not_a_ledger included', () => {
     const help = spawnSync(process.execPath, [join(root, 'dist/handlers/cli/main.js'), '--help'], { encoding: 'utf8' }).stdout;
     const listed = /Error codes: ([^.]*)\./.exec(help)![1]!.split(/,\s*/).map((s) => s.trim());
-    expect(listed).toEqual(['invalid_request', 'invalid_argument', 'not_found', 'invalid_state', 'conflict', 'schema_too_new', 'corrupt', 'not_a_ledger', 'io', 'invalid_trace', 'unknown_handler', 'internal']);
+    expect(listed).toEqual(['invalid_request', 'invalid_argument', 'not_found', 'invalid_state', 'conflict', 'schema_too_new', 'corrupt', 'not_a_ledger', 'io', 'invalid_trace', 'unknown_handler', 'response_too_large', 'internal']);
   });
 });
