@@ -200,4 +200,6 @@ export const {
   bisectReleases,
   exportTrace,
   report,
+  matrix,
+  matrixCell,
 } = byName;

@@ -11,6 +11,7 @@ import { compactCells, planFromJson, planToJson, recordedCell, summaryOf } from 
 import { switchFlips } from '../../machines/replay/release-bisect.js';
 import { resolveProfile } from '../../kvm/profiles.js';
 import type { MatrixCell } from '../../machines/matrix/cells.js';
+import { span } from '../../machines/export/html/matrix.js';
 
 const host = (name: string, more: Partial<HostClass> = {}): HostClass => ({ name, arch: 'x86', kernel: 'linux-6.18', tscKhz: 3_000_000, ...more });
 const setup = { vcpus: 2, sourceUptimeNs: 1n, destinationUptimeNs: 1n, warmupNs: 1n, sleeperNs: 0n, vmmLatencyNs: 0n };
@@ -170,6 +171,20 @@ describe('CSV', () => {
       '0,a,b,qemu,plain,300000000,warn,completed,tsc_lost_time wall_clock_behind,-300000000,,5',
       '1,a,b,qemu,"kernel=5.10, ""old""",300000000,warn,completed,tsc_lost_time wall_clock_behind,-300000000,,5',
       '',
+    ]);
+  });
+});
+
+describe('the heatmap', () => {
+  it('writes a blackout as people do, exact to the ns', () => {
+    expect([300_000_000n, 1_500_000_000n, 30_000_000_000n, 20_000n, 1_000_000_001n, 999n, '2000000'].map(span)).toEqual([
+      '300 ms',
+      '1.5 s',
+      '30 s',
+      '20 µs',
+      '1.000000001 s',
+      '999 ns',
+      '2 ms',
     ]);
   });
 });
