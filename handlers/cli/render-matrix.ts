@@ -68,7 +68,7 @@ export function renderMatrix(r: R): string {
     ['after', r.after ? summaryLine(r.after.summary) : undefined],
     ['changed', r.changed ? `${r.changed.length} cells changed their verdict` : undefined],
     ['left out', r.skipped?.crossArchPairs ? `${r.skipped.crossArchPairs} host pairs across architectures` : undefined],
-    ['reports', r.reportsDir ? `${r.reportsDir}/index.html` : undefined],
+    ['reports', r.reportsDir ? `${String(r.reportsDir).replace(/\/+$/, '')}/index.html` : undefined],
   ]);
   const parts = [head, '', grid(r.cells), '', notPassing(r.cells)];
   if (r.after) parts.push('', 'after:', grid(r.after.cells), '', changedList(r.changed ?? []));

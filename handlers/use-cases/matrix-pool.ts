@@ -24,6 +24,17 @@ export interface PoolOptions {
   onCells?: (done: number) => void;
 }
 
+/** This process's node options, less those a worker refuses (a process started with `--input-type=module -e ...`). */
+function workerExecArgv(): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < process.execArgv.length; i++) {
+    const a = process.execArgv[i]!;
+    if (a === '--input-type') i++;
+    else if (!a.startsWith('--input-type=')) out.push(a);
+  }
+  return out;
+}
+
 /**
  * The worker thread: the compiled module beside this one, or, when this module runs from its
  * TypeScript source (tests, tsx), the source loaded through tsx's loader in the worker.
@@ -31,7 +42,7 @@ export interface PoolOptions {
 function startWorker(): Worker {
   const compiled = import.meta.url.endsWith('.js');
   const url = new URL(`./matrix-worker.${compiled ? 'js' : 'ts'}`, import.meta.url);
-  if (compiled) return new Worker(url);
+  if (compiled) return new Worker(url, { execArgv: workerExecArgv() });
   // tsx's ESM loader API, by the path its package exports it under for import
   const pkg = createRequire(import.meta.url).resolve('tsx/package.json');
   const entry = (JSON.parse(readFileSync(pkg, 'utf8')) as { exports: Record<string, { import: { default: string } }> }).exports['./esm/api']!.import.default;
