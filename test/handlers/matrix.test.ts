@@ -160,8 +160,8 @@ describe('the matrix', () => {
     expect(d.results.verdicts).toBe(r.cells.map((c: Record<string, any>) => c.verdict[0]).join(''));
     // the plan as run, every default filled in
     // (a week and a day of host uptime, 10 s of guest warm-up, no LAPIC deadline armed, 20 µs per ioctl)
-    const setup = { vcpus: 2, sourceUptimeNs: '604800000000000', destinationUptimeNs: '86400000000000', warmupNs: String(10 * S), sleeperNs: '0', vmmLatencyNs: '20000' };
-    expect(d.plan.setup).toEqual(setup);
+    const setup = { vcpus: 2, sourceUptimeNs: '604800000000000', destinationUptimeNs: '86400000000000', warmupNs: String(10 * S) };
+    expect(d.plan.setup).toEqual({ ...setup, sleeperNs: '0', vmmLatencyNs: '20000' });
     expect(d.plan.hosts[1]).toEqual({ name: 'b', arch: 'x86', tscKhz: 2_600_000, kernel: 'linux-6.6' });
     expect(d.plan.guests[1]).toEqual({ name: 'old', settings: { kernel: '5.10', ntp: { client: 'none' } } });
     // only the matrix's stream was written (the cells ran on scratch ledgers)
@@ -287,13 +287,15 @@ describe('outputs', () => {
 
 describe('the command line', () => {
   const root = join(import.meta.dirname, '..', '..');
-  const cli = (db: string, ...args: string[]) => spawnSync(process.execPath, [join(root, 'dist/handlers/cli/main.js'), '--db', db, ...args], { encoding: 'utf8' });
+  const main = join(root, 'dist/handlers/cli/main.js');
+  const cli = (db: string, ...args: string[]) => spawnSync(process.execPath, [main, '--db', db, ...args], { encoding: 'utf8' });
 
   it('takes a spec file with options over it, draws the verdict grid, writes CSV, and runs a cell again', () => {
     l = newLedger();
     const spec = join(l.dir, 'rollout.json');
     writeFileSync(spec, JSON.stringify({ hosts: HOSTS, strategies: ['qemu'], guests: GUESTS, blackoutsNs: ['1000000000'] }));
-    const r = cli(l.db, 'matrix', '--spec', spec, '--strategies', 'firecracker@1.13', '--compare-strategies', 'firecracker@1.14', '--blackouts', '300ms,30s', '--workers', '1');
+    const options = ['--strategies', 'firecracker@1.13', '--compare-strategies', 'firecracker@1.14', '--blackouts', '300ms,30s', '--workers', '1'];
+    const r = cli(l.db, 'matrix', '--spec', spec, ...options);
     expect(r.status, r.stderr).toBe(0);
     // 4 pairs × 2 guests rows, 1 strategy × 2 blackouts columns; the after side's changed cells with kvmclockCtrl
     expect(r.stdout).toMatch(/^matrix: +x1$/m);
@@ -311,5 +313,43 @@ describe('the command line', () => {
     // a duration without a unit is a usage error (exit 2), a missing spec file a refusal (exit 1)
     expect(cli(l.db, 'matrix', '--spec', spec, '--blackouts', '300').status).toBe(2);
     expect(cli(l.db, 'matrix', '--spec', join(l.dir, 'none.json')).status).toBe(1);
+  }, 120_000);
+});
+
+describe('workers, progress, engines', () => {
+  it("a cell refused inside a worker thread is the request's coded error, naming the cell; progress counts cells", async () => {
+    const { runJobs } = await import('../../handlers/use-cases/matrix-pool.js');
+    const host = (name: string, tscKhz: number) => ({ name, arch: 'x86' as const, kernel: 'linux-6.18', tscKhz });
+    const setup = { vcpus: 1, sourceUptimeNs: 0n, destinationUptimeNs: 0n, warmupNs: 1_000_000n, sleeperNs: 0n, vmmLatencyNs: 0n };
+    const guests = [{ name: 'g', settings: {} }];
+    const spec = { strategy: 'qemu', blackoutNs: 1_000_000n, guests, setup };
+    const run = (i: number, tscKhz: number) => ({ run: { run: i, firstCell: i, from: host('a', 3_000_000), to: host('b', tscKhz), ...spec } });
+    // 5 kHz is not a plausible TSC rate: createHost refuses the third run's destination
+    const bad = runJobs([run(0, 3_000_000), run(1, 3_000_000), run(2, 5), run(3, 3_000_000)], { workers: 2 });
+    await expect(bad).rejects.toMatchObject({ code: 'invalid_request', details: { cell: 2, step: 'createHost' } });
+    const seen: number[] = [];
+    const good = await runJobs([run(0, 3_000_000), run(1, 2_000_000)], { workers: 2, onCells: (n) => seen.push(n) });
+    expect(good.map((cells) => cells.length)).toEqual([1, 1]);
+    expect(seen.sort()).toEqual([1, 2]);
+  }, 120_000);
+
+  it("the command line's progress bar is sized in cells from the request", async () => {
+    const { REGISTRY } = await import('../../handlers/registry.js');
+    const count = REGISTRY.matrix.cli[0]!.progress!.count!;
+    // 4 pairs × 2 strategies × 2 blackouts × 2 guests, twice with compareWith; fleet: unknown (0)
+    expect(await count(SMALL)).toBe(32);
+    expect(await count({ ...SMALL, compareWith: { strategies: ['qemu', 'qemu'] } })).toBe(64);
+    expect(await count({ ...SMALL, hosts: undefined, fleet: true })).toBe(0);
+  });
+
+  it('records on a PostgreSQL ledger, the fleet read from it, and runs a cell again from there', async () => {
+    l = newLedger('postgres');
+    await l.ok('createHost', { hostId: 'pg-a', tscKhz: 2_500_000 });
+    const compareWith = { strategies: ['firecracker@1.14'] };
+    const request = { fleet: true, strategies: ['firecracker@1.13'], blackoutsNs: [String(30 * S)], workers: 1, compareWith };
+    const r = await l.ok('matrix', request);
+    expect(r.changed.map((c: Record<string, any>) => c.responsible.map((x: Record<string, any>) => x.name))).toEqual([['kvmclockCtrl']]);
+    const again = await l.ok('matrixCell', { matrixId: r.matrixId, cell: 0, side: 'after' });
+    expect([again.same, again.cell]).toEqual([true, r.after.cells[0]]);
   }, 120_000);
 });
