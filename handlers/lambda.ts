@@ -294,4 +294,6 @@ export const {
   bisectReleases,
   exportTrace,
   report,
+  matrix,
+  matrixCell,
 } = byName;

@@ -32,6 +32,7 @@ export const MODULES = {
   demo: () => import('./use-cases/demo.js') as Promise<Module>,
   traces: () => import('./use-cases/traces.js') as Promise<Module>,
   export: () => import('./use-cases/export.js') as Promise<Module>,
+  matrix: () => import('./use-cases/matrix.js') as Promise<Module>,
 } as const;
 
 // ---- the command-line spec of a handler ------------------------------------------------------
@@ -81,8 +82,8 @@ export interface CliCommand {
   render: RendererName;
   /** the request from the values (default: the values given); may look at the log (db) */
   request?: (v: CliValues, db: string) => Record<string, unknown> | Promise<Record<string, unknown>>;
-  /** a progress bar with this label; sized by the log when `sized` */
-  progress?: { label: string; sized?: boolean };
+  /** a progress bar with this label; sized by the log when `sized`, or by `count` of the request (counted in `unit`) */
+  progress?: { label: string; sized?: boolean; count?: (request: Record<string, unknown>) => Promise<number>; unit?: string };
   /** the exit code of an ok response of this command (e.g. verify: 1 when the chain is broken) */
   okExitCode?: (response: Record<string, any>) => number;
   /**
@@ -363,6 +364,68 @@ export const REGISTRY = {
     examples: ['demo', 'demo --db /tmp/demo.db --strategies qemu,firecracker --blackout 1s', 'demo --json'],
     progress: { label: 'running the demo' },
   })),
+  // ---- the fleet safety matrix: its two handlers and their command lines, in one block --------
+  matrix: entry(
+    'matrix',
+    'write',
+    'the fleet safety matrix: every migration of host pairs × VMM releases × blackouts × guests run on a scratch ledger and audited, ' +
+      'optionally before and after a change with the switch responsible for each changed cell; recorded in the ledger',
+    command(
+      'matrix',
+      'which migrations are unsafe, for which guests, and why: host pairs × VMM releases × blackouts × guests, each migration run and audited (handler matrix)',
+      'renderMatrix',
+      {
+        options: [
+          {
+            flags: '--spec <file>',
+            description:
+              'the request as JSON: hosts, pairs, strategies, guests, blackoutsNs, vcpus, setup, compareWith (what `invoke matrix` takes); ' +
+              'the options below override it',
+          },
+          { flags: '--fleet', description: "the ledger's own hosts as the host classes" },
+          { flags: '--strategies <a,b>', description: 'VMM strategies and releases: firecracker@1.13,qemu,cloud-hypervisor@53', value: 'list' },
+          { flags: '--blackouts <d,d>', description: 'blackout lengths with units: 300ms,2s,30s', value: 'list' },
+          intOption('--vcpus <n>', "the guest's vCPUs (default 2)"),
+          { flags: '--compare-strategies <a,b>', description: 'before/after: the after side\'s strategies, entry for entry (firecracker@1.14)', value: 'list' },
+          intOption('--workers <n>', 'worker threads (default: one per core)'),
+          intOption('--max-cells <n>', 'refuse a matrix of more cells (default 20000)'),
+          { flags: '--format <format>', description: 'also the cells as CSV or the heatmap as HTML (for --out)', choices: ['csv', 'html'] },
+          { flags: '--out <file>', description: 'write the CSV, the HTML page or (without --format) the JSON response to this file' },
+          {
+            flags: '--reports <dir>',
+            description: "write the heatmap (index.html) and each warning or failing cell's full report into this new directory",
+            field: 'reportsDir',
+          },
+          { flags: '--matrix-id <id>', description: 'the id to record it under (default x1, x2, ...)' },
+        ],
+        examples: [
+          'matrix --spec rollout.json',
+          'matrix --spec fleet-hosts.json --strategies firecracker@1.13 --compare-strategies firecracker@1.14 --blackouts 300ms,30s',
+          'matrix --fleet --strategies qemu,firecracker --blackouts 1s --format html --out matrix.html',
+          'matrix --spec rollout.json --reports rollout-report/        # index.html links every non-passing cell',
+        ],
+        request: async (v) => (await import('./cli/matrix-request.js')).matrixCliRequest(v),
+        progress: { label: 'matrix', count: async (r) => (await import('./cli/matrix-request.js')).cellsAsked(r), unit: 'cells' },
+        outFile: { field: 'out', text: (r) => r.csv ?? r.html ?? JSON.stringify(r), summary: (r) => ({ matrixId: r.matrixId, summary: r.summary }) },
+      },
+    ),
+  ),
+  matrixCell: entry(
+    'matrix',
+    'read',
+    'run one cell of a recorded matrix again from its record: its full audit, and whether it gives what was recorded',
+    command('matrix cell', 'run one cell of a recorded matrix again from the record and compare (handler matrixCell)', 'renderMatrixCell', {
+      args: [{ name: '<matrixId>' }, { name: '<cell>', description: 'the cell index', value: 'int' }],
+      options: [
+        { flags: '--after', description: 'the cell of the after side of a before/after', field: null },
+        { flags: '--html', description: "the cell's full report page (with --out)", field: null },
+        { flags: '--out <file>', description: 'write the report page to this file' },
+      ],
+      examples: ['matrix cell x1 17', 'matrix cell x1 17 --after --html --out cell-17.html'],
+      request: (v) => ({ matrixId: v.matrixId, cell: v.cell, ...(v.after ? { side: 'after' } : {}), ...(v.html ? { format: 'html' } : {}) }),
+      outFile: { field: 'out', text: (r) => r.html ?? JSON.stringify(r), summary: (r) => ({ matrixId: r.matrixId, cell: r.cell.index, same: r.same }) },
+    }),
+  ),
 } satisfies Record<string, HandlerEntry>;
 
 export type HandlerName = keyof typeof REGISTRY;

@@ -212,7 +212,11 @@ function addCommand(program: Command, name: HandlerName, spec: CliCommand): void
       // a file's content on stdout (export, report --html) is printed as the file holds it
       renderRaw: !outFile && (spec.render === 'renderExport' || spec.render === 'renderHtml'),
       onOk: outFile ? (r) => writeOutFile(r, outFile, spec.outFile!) : undefined,
-      progress: spec.progress && { label: spec.progress.label, total: spec.progress.sized ? sizeIfLarge : undefined },
+      progress: spec.progress && {
+        label: spec.progress.label,
+        unit: spec.progress.unit,
+        total: spec.progress.sized ? sizeIfLarge : spec.progress.count ? () => spec.progress!.count!(request) : undefined,
+      },
       okExitCode: spec.okExitCode,
     });
   });

@@ -628,3 +628,5 @@ export function renderWritten(r: R): string {
 export function renderHtml(r: R): string {
   return String(r.html).replace(/\n$/, '');
 }
+
+export { renderMatrix, renderMatrixCell } from './render-matrix.js';

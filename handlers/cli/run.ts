@@ -53,7 +53,7 @@ export interface CallOptions extends OutputOptions {
   /** the rendering is a file's content (an export, an HTML page), printed as it is */
   renderRaw?: boolean;
   /** show a progress bar labelled so (TTY only) */
-  progress?: { label: string; total?: (db: string) => Promise<number> };
+  progress?: { label: string; total?: (db: string) => Promise<number>; unit?: string };
   /** exit code for an ok response (e.g. verify: 1 when the chain is broken) */
   okExitCode?: (response: Record<string, any>) => number;
   /** what is printed in place of an ok response (e.g. after writing it to a file); may turn it into a failure */
@@ -75,7 +75,7 @@ export async function callHandler(name: string, request: unknown, o: CallOptions
     const { progressWanted, startProgress } = await import('./progress.js');
     if (progressWanted(!!o.json)) {
       const total = o.progress.total ? await o.progress.total(o.db).catch(() => 0) : 0;
-      bar = await startProgress(o.progress.label, total, !!o.json);
+      bar = await startProgress(o.progress.label, total, !!o.json, o.progress.unit);
     }
   }
   let r: HandlerResponse;

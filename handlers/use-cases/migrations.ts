@@ -18,8 +18,8 @@ import { HandlerError } from '../errors.js';
 import { MAX_OPTION_LENGTH, MAX_OPTIONS } from '../limits.js';
 import { didYouMean } from '../suggest.js';
 
-/** The simulated guest's settings (machines/guest/settings.ts), each optional. */
-const guestSchema = z
+/** The simulated guest's settings (machines/guest/settings.ts), each optional (also the matrix's guests). */
+export const guestSchema = z
   .object({
     kernel: z.string().max(16).optional(),
     clocksource: z.enum(['auto', 'kvm-clock', 'tsc']).optional(),

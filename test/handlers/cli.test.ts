@@ -323,6 +323,15 @@ describe('clockledger: every handler, end to end', () => {
     expect(readFileSync(r.reports.files[0], 'utf8')).toContain(`<h1>Migration ${r.migrations[0]} `);
     use('demo');
 
+    // the fleet safety matrix of this ledger's hosts (every ordered pair), then one of its cells run again from the record
+    const hostCount = (await ok(['hosts', 'list', '--json'])).hosts.length;
+    const mx = await ok(['matrix', '--fleet', '--strategies', 'qemu', '--blackouts', '300ms', '--workers', '1', '--json']);
+    expect([mx.matrixId, mx.cells.length]).toEqual(['x1', hostCount * hostCount]);
+    use('matrix');
+    r = await ok(['matrix', 'cell', 'x1', '2', '--json']);
+    expect([r.cell, r.same]).toEqual([mx.cells[2], true]);
+    use('matrixCell');
+
     expect([...covered].sort()).toEqual([...HANDLER_NAMES].sort());
   }, 120_000); // some forty CLI processes, each a cold start
 

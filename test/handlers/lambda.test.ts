@@ -135,6 +135,13 @@ describe('lambda handler: every handler of the registry', () => {
     const demo = await use('demo', { strategies: ['qemu'] });
     expect(demo.table.rows).toHaveLength(1);
     expect(demo.audits).toHaveLength(1);
+    // the fleet safety matrix of the ledger's hosts (src, dst and the demo's two: 16 pairs), recorded;
+    // a cell run again from the record; no reports directory behind the adapter
+    const mx = await use('matrix', { fleet: true, strategies: ['qemu'], blackoutsNs: ['300000000'], workers: 1 });
+    expect([mx.matrixId, mx.cells.length]).toEqual(['x1', 16]);
+    expect((await use('matrixCell', { matrixId: 'x1', cell: 1 })).same).toBe(true);
+    const reports = await call('matrix', { fleet: true, strategies: ['qemu'], blackoutsNs: ['300000000'], reportsDir: join(dir, 'r') });
+    expect(reports.error).toMatchObject({ code: 'invalid_request', details: { field: 'reportsDir' } });
     expect([...covered].sort()).toEqual([...HANDLER_NAMES].sort());
   });
 
