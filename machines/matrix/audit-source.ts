@@ -18,6 +18,7 @@ export function memoAuditSource(src: AuditSource): AuditSource {
   return {
     migration: memo(src.migration.bind(src)),
     vmAt: memo(src.vmAt.bind(src)),
+    vmAtTime: memo(src.vmAtTime.bind(src)),
     host: memo(src.host.bind(src)),
     vmEvents: memo(src.vmEvents.bind(src)),
     streamVersion: memo(src.streamVersion.bind(src)),
