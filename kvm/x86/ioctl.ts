@@ -125,7 +125,8 @@ function vmIoctl(ctx: X86Ctx, vm: X86Vm, name: IoctlName, arg: unknown): IoctlRe
     case 'KVM_SET_TSC_KHZ': {
       if (!ctx.sw.vmTscControl) return fail('ENOTTY');
       let khz = parseKhz(arg, 'arg');
-      if (ctx.caps.tscScaling && khz >= maxGuestTscKhz(ctx)) return fail('EINVAL');
+      // before 5.8 the maximum was checked with or without scaling hardware, and is 0 without it: every rate refused
+      if ((ctx.caps.tscScaling || !ctx.sw.tscKhzWithoutScaling) && khz >= maxGuestTscKhz(ctx)) return fail('EINVAL');
       if (khz === 0) khz = ctx.caps.tscKhz;
       if (vm.createdVcpus) return fail('EINVAL');
       vm.defaultTscKhz = khz;
@@ -151,7 +152,8 @@ function vcpuIoctl(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, name: IoctlName, arg: 
       let khz = parseKhz(arg, 'arg');
       // the frequency of a protected TSC is VM-wide (the VM ioctl, before any vCPU)
       if (vcpu.guestTscProtected) return fail('EINVAL');
-      if (ctx.caps.tscScaling && khz >= maxGuestTscKhz(ctx)) return fail('EINVAL');
+      // before 5.8 the maximum was checked with or without scaling hardware, and is 0 without it: every rate refused
+      if ((ctx.caps.tscScaling || !ctx.sw.tscKhzWithoutScaling) && khz >= maxGuestTscKhz(ctx)) return fail('EINVAL');
       if (khz === 0) khz = ctx.caps.tscKhz;
       return kvmSetTscKhz(ctx, vm, vcpu, khz) === 0 ? ok() : fail('EINVAL');
     }
