@@ -535,7 +535,7 @@ export class PgEventStore implements AsyncEventStore {
             snaps.map((r) => r.state), snaps.map((r) => r.chainHash), snaps.map((r) => r.binding),
           ],
         );
-        // each stream's head, woken when its head event records a wake instant (store/sql-shared.ts WAKE_KEY)
+        // each stream's head, woken when its head event records a wake instant (store/append-plan.ts WAKE_KEY)
         await client.query(
           `INSERT INTO ${t}.streams (stream_id, version, last_position, last_type, wake_at)
            SELECT DISTINCT ON (stream_id) stream_id, version, position, type,
