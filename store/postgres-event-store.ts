@@ -8,14 +8,14 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import type { AsyncCommitOptions, AsyncEventStore } from './async-types.js';
 import { GENESIS_HASH } from './canonical.js';
-import { ConflictError, StoreError } from './errors.js';
+import { StoreError } from './errors.js';
 import { APPEND_LOCK, ident, latestPgSchemaVersion, migratePg, pgSchemaVersion } from './pg-migrate.js';
 import { acquirePool, releasePool } from './pg-pool.js';
 import { parsePgUrl, type PgTarget } from './pg-url.js';
-import { checkRequestId, missingRowError, requestRowOf, responseHash, storedAnswer, type RequestEvents, type StoredRequestRow } from './request-check.js';
+import { checkRequestId, missingRowError, responseHash, storedAnswer, type RequestEvents, type StoredRequestRow } from './request-check.js';
 import { boundHere, snapshotBinding, snapshotProblem, usableSnapshot, type SnapshotRow } from './snapshot-binding.js';
-import { batchMetadata, clampInstant, encodeEvent, endBatch, I64_MAX, I64_MIN, prefixRange, storedEventOf, type Stamped } from './sql-shared.js';
-import { streamCategory } from './stream-category.js';
+import { planAppend, requestRow, type AppendHeads } from './append-plan.js';
+import { clampInstant, prefixRange, storedEventOf } from './sql-shared.js';
 import type {
   AppendBatch,
   CommitResult,
@@ -27,7 +27,6 @@ import type {
   StreamReplayer,
   VerifyAnchor,
   VerifyResult,
-  WrittenEvent,
 } from './types.js';
 import { LedgerCheck, REQUEST_ROW_SQL, SNAPSHOT_ROW_SQL, STREAM_ROWS_SQL, type CategoryRow, type ChainRow, type StreamRow } from './verify.js';
 
@@ -230,48 +229,12 @@ export class PgEventStore implements AsyncEventStore {
       'clockledger_head',
     );
     const h = head.rows[0]!;
-    if (opts.requestId !== undefined && h.prior !== null) return { duplicate: true, written: [], response: storedAnswer(h.prior, opts.fingerprint).response };
-    if (opts.requestId !== undefined && h.gone !== null && h.gone.count > 0) throw missingRowError(opts.requestId, h.gone, h.position ?? 0);
-    let position = h.position ?? 0;
-    let prevHash = h.hash ?? GENESIS_HASH;
-    const versions = new Map<string, number>(Object.entries(h.versions));
-    const cols = { position: [] as number[], stream: [] as string[], version: [] as number[], type: [] as string[], schema: [] as number[], time: [] as string[], data: [] as string[], metadata: [] as string[], hash: [] as string[] };
-    const written: WrittenEvent[] = [];
-    const metadataText = new Map<unknown, string>();
-    const newStreams: string[] = [];
-    const heads = new Map<string, WrittenEvent>();
-    const wakes = new Map<string, bigint | null>();
-    const stamped: Stamped = new Map();
-    for (const b of batches) {
-      let version = versions.get(b.streamId) ?? 0;
-      if (version === 0 && b.events.length) newStreams.push(streamCategory(b.streamId));
-      if (b.expectedVersion !== 'any' && b.expectedVersion !== version) throw new ConflictError(b.streamId, b.expectedVersion, version);
-      const metadataOf = batchMetadata(b, opts.requestId, stamped);
-      for (let i = 0; i < b.events.length; i++) {
-        const e = b.events[i]!;
-        position++;
-        version++;
-        const at = { position, streamId: b.streamId, version };
-        const { data, metadata, schemaVersion, time, hash } = encodeEvent(e, at, prevHash, metadataText, metadataOf[i]);
-        cols.position.push(position);
-        cols.stream.push(b.streamId);
-        cols.version.push(version);
-        cols.type.push(e.type);
-        cols.schema.push(schemaVersion);
-        cols.time.push(time);
-        cols.data.push(data);
-        cols.metadata.push(metadata);
-        cols.hash.push(hash);
-        prevHash = hash;
-        written.push({ position, streamId: b.streamId, version, type: e.type });
-      }
-      endBatch({ versions, heads, wakes }, b, version, written);
-    }
+    const heads: AppendHeads = { position: h.position ?? 0, hash: h.hash ?? GENESIS_HASH, versions: new Map(Object.entries(h.versions)) };
+    if (opts.requestId !== undefined) heads.request = { seq: h.seq!, stored: h.prior, carried: h.gone };
+    const plan = planAppend(heads, batches, opts);
+    if (plan.duplicate) return { duplicate: true, written: [], response: plan.response };
+    const { rows, streams: hs, wakes } = plan;
     // events, stream heads (with their wake instants) and category counts in one statement
-    const hs = [...heads.values()];
-    // each head's wake instant: whether this commit sets it, and to what (null clears it)
-    const wakeSet = hs.map((w) => wakes.has(w.streamId));
-    const wakeAt = hs.map((w) => wakes.get(w.streamId)?.toString() ?? null);
     await this.q(
       `WITH ev AS (
          INSERT INTO ${this.s}.events (position, stream_id, version, type, schema_version, time, data, metadata, hash)
@@ -283,35 +246,38 @@ export class PgEventStore implements AsyncEventStore {
            wake_at = CASE WHEN (SELECT w FROM unnest($10::text[], $14::bool[]) u(id, w) WHERE u.id = s.stream_id) THEN excluded.wake_at ELSE s.wake_at END
        )
        INSERT INTO ${this.s}.stream_categories AS c (category, streams)
-       SELECT category, count(*) FROM unnest($16::text[]) category GROUP BY category
+       SELECT * FROM unnest($16::text[], $17::int[])
        ON CONFLICT (category) DO UPDATE SET streams = c.streams + excluded.streams`,
       [
-        cols.position, cols.stream, cols.version, cols.type, cols.schema, cols.time, cols.data, cols.metadata, cols.hash,
+        rows.map((r) => r.position), rows.map((r) => r.streamId), rows.map((r) => r.version), rows.map((r) => r.type), rows.map((r) => r.schemaVersion),
+        rows.map((r) => r.time.toString()), rows.map((r) => r.data), rows.map((r) => r.metadata), rows.map((r) => r.hash),
         hs.map((w) => w.streamId), hs.map((w) => w.version), hs.map((w) => w.position), hs.map((w) => w.type),
-        wakeSet, wakeAt,
-        newStreams,
+        // each head's wake instant: whether this commit sets it, and to what (null clears it)
+        hs.map((w) => wakes.has(w.streamId)), hs.map((w) => wakes.get(w.streamId)?.toString() ?? null),
+        [...plan.categories.keys()], [...plan.categories.values()],
       ],
       'clockledger_append',
     );
     // wake instants of streams this commit wrote no event to
-    const wakeOnly = [...wakes].filter(([id]) => !heads.has(id));
+    const headed = new Set(hs.map((w) => w.streamId));
+    const wakeOnly = [...wakes].filter(([id]) => !headed.has(id));
     if (wakeOnly.length) {
       await this.q(`UPDATE ${this.s}.streams s SET wake_at = w.at FROM unnest($1::text[], $2::bigint[]) w(id, at) WHERE s.stream_id = w.id`, [
         wakeOnly.map(([id]) => id),
         wakeOnly.map(([, at]) => at?.toString() ?? null),
       ]);
     }
-    await opts.alsoWrite?.(written);
-    const response = opts.response ? opts.response(written) : undefined;
-    if (opts.requestId !== undefined) {
-      const row = requestRowOf({ ...opts, requestId: opts.requestId }, written, prevHash, response);
+    await opts.alsoWrite?.(plan.written);
+    const response = opts.response ? opts.response(plan.written) : undefined;
+    const q = requestRow(plan, response);
+    if (q) {
       await this.q(
         `INSERT INTO ${this.s}.requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash, seq)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-        [row.requestId, row.handler, row.firstPosition, row.lastPosition, row.response, row.fingerprint, responseHash(row), h.seq! + 1],
+        [q.requestId, q.handler, q.firstPosition, q.lastPosition, q.response, q.fingerprint, q.responseHash, q.seq],
       );
     }
-    return { duplicate: false, written, response };
+    return { duplicate: false, written: plan.written, response };
   }
 
   async findRequest(requestId: string, fingerprint?: string): Promise<{ response: unknown } | undefined> {
@@ -569,7 +535,7 @@ export class PgEventStore implements AsyncEventStore {
             snaps.map((r) => r.state), snaps.map((r) => r.chainHash), snaps.map((r) => r.binding),
           ],
         );
-        // each stream's head, woken when its head event records a wake instant (store/sql-shared.ts WAKE_KEY)
+        // each stream's head, woken when its head event records a wake instant (store/append-plan.ts WAKE_KEY)
         await client.query(
           `INSERT INTO ${t}.streams (stream_id, version, last_position, last_type, wake_at)
            SELECT DISTINCT ON (stream_id) stream_id, version, position, type,
@@ -603,12 +569,12 @@ export class PgEventStore implements AsyncEventStore {
 
 let savepoints = 0;
 
+/** What PostgreSQL cannot store, refused before anything is sent (the rest is the plan's to check). */
 function validate(batches: AppendBatch[]): void {
   for (const b of batches) {
     // PostgreSQL text holds no NUL character
     if (b.streamId.includes('\0')) throw new StoreError('invalid_request', 'a stream id may not contain a NUL character on PostgreSQL');
     for (const e of b.events) {
-      if (e.time < I64_MIN || e.time > I64_MAX) throw new StoreError('invalid_request', `event time ${e.time} does not fit a signed 64-bit instant`);
       if (e.type.includes('\0')) throw new StoreError('invalid_request', 'an event type may not contain a NUL character on PostgreSQL');
     }
   }

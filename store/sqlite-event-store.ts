@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { closeSync, existsSync, openSync, statSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { GENESIS_HASH } from './canonical.js';
-import { checkPath, ConflictError, sqliteStoreError, StoreError } from './errors.js';
+import { checkPath, sqliteStoreError, StoreError } from './errors.js';
 import { CATEGORY_SQL, inspectLedger, STREAM_HEADS_SQL, viewOlderSchema } from './ledger-file.js';
 import { openDatabase } from './sqlite-open.js';
 import { latestSchemaVersion, migrate } from './migrate.js';
@@ -16,14 +16,13 @@ import {
   checkRequestId,
   missingRowError,
   registerResponseHash,
-  requestRowOf,
-  responseHash,
   storedAnswer,
   type RequestEvents,
   type StoredRequestRow,
 } from './request-check.js';
 import { boundHere, snapshotBinding, snapshotProblem, usableSnapshot, type SnapshotRow } from './snapshot-binding.js';
-import { batchMetadata, byteOrder, clampInstant, encodeEvent, endBatch, I64_MAX, I64_MIN, prefixRange, type Stamped } from './sql-shared.js';
+import { planAppend, requestRow, type AppendHeads } from './append-plan.js';
+import { byteOrder, clampInstant, prefixRange } from './sql-shared.js';
 import { streamCategory } from './stream-category.js';
 import { REQUEST_ROW_SQL, SNAPSHOT_ROW_SQL, verifyLedger } from './verify.js';
 import type {
@@ -40,7 +39,6 @@ import type {
   StreamReplayer,
   VerifyAnchor,
   VerifyResult,
-  WrittenEvent,
 } from './types.js';
 
 export interface OpenOptions {
@@ -97,7 +95,7 @@ const SQL = {
   // Positions grow with time (writers assert the time they read), so the last entry of the
   // (time, position) index at or before t is the answer: a seek, not a scan.
   positionAtTime: 'SELECT position FROM events WHERE time <= ? ORDER BY time DESC, position DESC LIMIT 1',
-  bumpCategory: 'INSERT INTO stream_categories (category, streams) VALUES (?, 1) ON CONFLICT (category) DO UPDATE SET streams = streams + 1',
+  addCategory: 'INSERT INTO stream_categories (category, streams) VALUES (?, ?) ON CONFLICT (category) DO UPDATE SET streams = streams + excluded.streams',
   categoryCount: 'SELECT streams FROM stream_categories WHERE category = ?',
   setWake: 'UPDATE streams SET wake_at = ? WHERE stream_id = ?',
   due: 'SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT NULL AND wake_at <= ? AND stream_id >= ? AND (? IS NULL OR stream_id < ?) ORDER BY wake_at, stream_id',
@@ -214,52 +212,36 @@ class SqliteEventStore implements EventStore {
     return result;
   }
 
+  /** A commit inside its transaction: the heads it depends on read, its plan (store/append-plan.ts) written. */
   private commitWithin(batches: AppendBatch[], opts: CommitOptions): CommitResult {
-    if (opts.requestId !== undefined) {
-      checkRequestId(opts.requestId);
-      const prior = this.findRequest(opts.requestId, opts.fingerprint);
-      if (prior !== undefined) return { duplicate: true, written: [], response: prior.response } as CommitResult;
-    }
+    const plan = planAppend(this.appendHeads(batches, opts.requestId), batches, opts);
+    if (plan.duplicate) return { duplicate: true, written: [], response: plan.response };
+    const insert = this.st('insert');
+    for (const r of plan.rows) insert.run(r.position, r.streamId, r.version, r.type, r.schemaVersion, r.time, r.data, r.metadata, r.hash);
+    for (const h of plan.streams) this.st('upsertStream').run(h.streamId, h.version, h.position, h.type);
+    for (const [streamId, at] of plan.wakes) this.st('setWake').run(at, streamId);
+    for (const [category, n] of plan.categories) this.st('addCategory').run(category, n);
+    opts.alsoWrite?.(plan.written);
+    const response = opts.response ? opts.response(plan.written) : undefined;
+    const q = requestRow(plan, response);
+    if (q) this.st('insertRequest').run(q.requestId, q.handler, q.firstPosition, q.lastPosition, q.response, q.fingerprint, q.responseHash, q.seq);
+    return { duplicate: false, written: plan.written, response };
+  }
+
+  /** What a commit depends on, read in its transaction: the log's head, the batches' stream versions, the request id's rows. */
+  private appendHeads(batches: AppendBatch[], requestId: string | undefined): AppendHeads {
+    // (checked before the id is looked up: ids that would be stored alike must not meet)
+    if (requestId !== undefined) checkRequestId(requestId);
     const last = this.st('last').get() as { position: number; hash: string } | undefined;
-    let position = last?.position ?? 0;
-    let prevHash = last?.hash ?? GENESIS_HASH;
     const versions = new Map<string, number>();
-    const written: WrittenEvent[] = [];
-    // a session gives all its events one metadata object per kind: encode each once
-    const metadataText = new Map<unknown, string>();
-    const heads = new Map<string, WrittenEvent>();
-    const wakes = new Map<string, bigint | null>();
-    const stamped: Stamped = new Map();
-    for (const b of batches) {
-      let version = versions.get(b.streamId) ?? ((this.st('streamVersion').get(b.streamId) as number | undefined) ?? 0);
-      if (version === 0 && b.events.length) this.st('bumpCategory').run(streamCategory(b.streamId));
-      if (b.expectedVersion !== 'any' && b.expectedVersion !== version) {
-        throw new ConflictError(b.streamId, b.expectedVersion, version);
-      }
-      const metadataOf = batchMetadata(b, opts.requestId, stamped);
-      for (let i = 0; i < b.events.length; i++) {
-        const e = b.events[i]!;
-        position++;
-        version++;
-        if (e.time < I64_MIN || e.time > I64_MAX) throw new StoreError('invalid_request', `event time ${e.time} does not fit a signed 64-bit instant`);
-        const { data, metadata, schemaVersion, hash } = encodeEvent(e, { position, streamId: b.streamId, version }, prevHash, metadataText, metadataOf[i]);
-        this.st('insert').run(position, b.streamId, version, e.type, schemaVersion, e.time, data, metadata, hash);
-        prevHash = hash;
-        written.push({ position, streamId: b.streamId, version, type: e.type });
-      }
-      endBatch({ versions, heads, wakes }, b, version, written);
+    for (const b of batches) if (!versions.has(b.streamId)) versions.set(b.streamId, (this.st('streamVersion').get(b.streamId) as number | undefined) ?? 0);
+    const heads: AppendHeads = { position: last?.position ?? 0, hash: last?.hash ?? GENESIS_HASH, versions };
+    if (requestId !== undefined) {
+      const stored = (this.st('findRequest').get(requestId) as StoredRequestRow | undefined) ?? null;
+      const carried = stored === null ? (this.st('requestEvents').get(requestId) as RequestEvents) : null;
+      heads.request = { seq: this.st('lastSeq').get() as number, stored, carried };
     }
-    // each stream's head once per commit, however many runs of events it had
-    for (const [streamId, w] of heads) this.st('upsertStream').run(streamId, w.version, w.position, w.type);
-    for (const [streamId, at] of wakes) this.st('setWake').run(at, streamId);
-    opts.alsoWrite?.(written);
-    const response = opts.response ? opts.response(written) : undefined;
-    if (opts.requestId !== undefined) {
-      const row = requestRowOf({ ...opts, requestId: opts.requestId }, written, prevHash, response);
-      const seq = (this.st('lastSeq').get() as number) + 1;
-      this.st('insertRequest').run(row.requestId, row.handler, row.firstPosition, row.lastPosition, row.response, row.fingerprint, responseHash(row), seq);
-    }
-    return { duplicate: false, written, response } as CommitResult;
+    return heads;
   }
 
   findRequest(requestId: string, fingerprint?: string): { response: unknown } | undefined {

@@ -21,7 +21,7 @@ import { chainHash, GENESIS_HASH } from './canonical.js';
 import { StoreError } from './errors.js';
 import { requestsLink, responseHash, type StoredRequestRow } from './request-check.js';
 import { snapshotProblem, type SnapshotRow } from './snapshot-binding.js';
-import { WAKE_KEY } from './sql-shared.js';
+import { WAKE_KEY } from './append-plan.js';
 import { streamCategory } from './stream-category.js';
 import type { EventRow, LedgerHead, RawEvent, StreamReplayer, VerifyAnchor, VerifyCoverage, VerifyResult } from './types.js';
 
