@@ -3,6 +3,7 @@
 // imported only when a command runs, and the human renderings only when a command prints for people.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Argument, Command, Option } from 'commander';
+import { wrapWords } from '../../lib/wrap.js';
 import { ERROR_CODES } from '../error-codes.js';
 import type { HandlerResponse } from '../define.js';
 import { REGISTRY, type CliCommand, type CliValues, type HandlerName, type ValueKind } from '../registry.js';
@@ -26,17 +27,6 @@ interface Opts {
   [k: string]: unknown;
 }
 
-/** Words wrapped at 88 columns, the lines after the first indented by two. */
-function wrap(text: string, width = 88): string {
-  const lines = [''];
-  for (const word of text.split(' ')) {
-    const last = lines[lines.length - 1]!;
-    if (last && last.length + 1 + word.length > width) lines.push(`  ${word}`);
-    else lines[lines.length - 1] = last ? `${last} ${word}` : word;
-  }
-  return lines.join('\n');
-}
-
 const EXIT_CODES = `
 Exit codes (scripts can rely on them):
   0  the handler completed (ok: true)
@@ -50,7 +40,7 @@ Exit codes (scripts can rely on them):
   4  conformance (or invoke conformance): the check ran and the model does not conform to the
      trace (conforms: false); the comparison is printed as for a conforming one
 
-${wrap(`Error codes: ${ERROR_CODES.join(', ')}.`)}
+${wrapWords(`Error codes: ${ERROR_CODES.join(', ')}.`, 88, { firstIndent: '', indent: '  ' }).join('\n')}
 
 Environment:
   CLOCKLEDGER_DB          the database (file or postgres:// URL) when --db is not given (default ./clockledger.db)

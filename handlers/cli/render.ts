@@ -1,6 +1,8 @@
 // Human renderings of the handlers' responses. Each takes the response JSON (u64s are decimal
 // strings) and returns text; --json bypasses them and prints the response verbatim.
-import { cellText, eventsTable, outputWidth, fmtNs, fmtRealtime, formatGeneric, fmtOffset, humanHz, keyValues, perDay, withMsrNames, table, type Cell, type EventJson } from './format.js';
+import { cellText, eventsTable, outputWidth, fmtRealtime, formatGeneric, fmtOffset, keyValues, withMsrNames, table, type Cell, type EventJson } from './format.js';
+import { hzReadable, msPerDayReadable, nsExactAndReadable } from '../../lib/units.js';
+import { wrapWords } from '../../lib/wrap.js';
 import { HOST_STREAM_PREFIX, VM_STREAM_PREFIX } from '../../machines/stream-ids.js';
 import { dmesgStamp } from '../../machines/audit/guest-rules.js';
 import { relabelled, switchesFor } from '../../machines/migration/strategies/releases.js';
@@ -29,7 +31,7 @@ export function renderHost(r: R): string {
   if (a) for (const [k, v] of Object.entries(a)) pairs.push([k, typeof v === 'boolean' ? yesNo(v) : v]);
   if (h.realtime) pairs.push(['CLOCK_REALTIME at anchor', fmtRealtime(h.realtime.anchorOffsetNs)], ['realtime slew', `${h.realtime.slewPpb} ppb`]);
   if (r.realtimeNs !== undefined) pairs.push(['CLOCK_REALTIME now', fmtRealtime(r.realtimeNs)]);
-  if (r.now !== undefined) pairs.push(['true time', fmtNs(r.now)]);
+  if (r.now !== undefined) pairs.push(['true time', nsExactAndReadable(r.now)]);
   return keyValues(pairs);
 }
 
@@ -38,7 +40,7 @@ export function renderHostList(r: R): string {
   if (hosts.length === 0) return '(no hosts)';
   return table(
     ['HOST', 'ARCH', 'KERNEL PROFILE', 'COUNTER', 'VENDOR', 'TSC SCALING', 'CLOCKSOURCE'],
-    hosts.map((h) => [h.hostId, h.arch, h.profile, humanHz(h.counterHz), h.vendor ?? '', h.tscScaling == null ? '' : yesNo(h.tscScaling), h.counterClocksource ? (h.arch === 'x86' ? 'tsc' : 'arch_sys_counter') : 'other']),
+    hosts.map((h) => [h.hostId, h.arch, h.profile, hzReadable(h.counterHz), h.vendor ?? '', h.tscScaling == null ? '' : yesNo(h.tscScaling), h.counterClocksource ? (h.arch === 'x86' ? 'tsc' : 'arch_sys_counter') : 'other']),
   );
 }
 
@@ -52,7 +54,7 @@ export function renderVmList(r: R): string {
 }
 
 export function renderNow(r: R): string {
-  return keyValues([['now', fmtNs(r.now)]]);
+  return keyValues([['now', nsExactAndReadable(r.now)]]);
 }
 
 function vcpuRows(vm: R): string {
@@ -81,10 +83,10 @@ export function renderVm(r: R): string {
       ['kernel profile', vm.profile],
       ['lifecycle', vm.destroyReason ? `${vm.lifecycle} (${vm.destroyReason})` : vm.lifecycle],
       ['stream version', vm.version],
-      ['kvmclock offset', k.kvmclockOffset !== undefined ? `${fmtNs(BigInt.asIntN(64, BigInt(k.kvmclockOffset)).toString())}${BigInt(k.kvmclockOffset) === 0n ? '' : ` 0x${BigInt.asUintN(64, BigInt(k.kvmclockOffset)).toString(16).padStart(16, '0')}`}` : undefined],
+      ['kvmclock offset', k.kvmclockOffset !== undefined ? `${nsExactAndReadable(BigInt.asIntN(64, BigInt(k.kvmclockOffset)).toString())}${BigInt(k.kvmclockOffset) === 0n ? '' : ` 0x${BigInt.asUintN(64, BigInt(k.kvmclockOffset)).toString(16).padStart(16, '0')}`}` : undefined],
       ['master clock', k.useMasterClock !== undefined ? yesNo(k.useMasterClock) : undefined],
-      ['viewed at', vm.at !== undefined ? fmtNs(vm.at) : undefined],
-      ['KVM_GET_CLOCK', vm.guest?.kvmclock != null ? fmtNs(vm.guest.kvmclock) : undefined],
+      ['viewed at', vm.at !== undefined ? nsExactAndReadable(vm.at) : undefined],
+      ['KVM_GET_CLOCK', vm.guest?.kvmclock != null ? nsExactAndReadable(vm.guest.kvmclock) : undefined],
     ]),
     'vCPUs:',
     vcpuRows(vm),
@@ -118,7 +120,7 @@ export function renderPause(r: R): string {
 export function renderIoctl(r: R): string {
   const pairs: [string, unknown][] = [['ret', r.ret]];
   if (r.errno) pairs.push(['errno', r.errno]);
-  pairs.push(['position', r.position], ['time', fmtNs(r.time)]);
+  pairs.push(['position', r.position], ['time', nsExactAndReadable(r.time)]);
   let out = keyValues(pairs);
   if (r.out !== undefined) out += `\nout:\n${typeof r.out === 'object' && r.out !== null ? formatGeneric(withMsrNames(r.out), '  ') : `  ${cellText(r.out)}`}`;
   return out;
@@ -139,15 +141,15 @@ const SEVERITY: Record<string, string> = { fail: 'FAIL', warn: 'WARN', info: 'in
 /** The simulated guest: its clocksource, its kernel log dmesg-style, the wall clock and the sleeper. */
 function renderGuestModel(g: R): string[] {
   const cs = g.clocksource as R;
-  const out = [`guest (Linux ${g.kernel}; clocksource ${cs.before} → ${cs.after}; watchdog ${cs.watchdog ?? 'none'}, margin ${fmtNs(cs.marginNs)}):`];
+  const out = [`guest (Linux ${g.kernel}; clocksource ${cs.before} → ${cs.after}; watchdog ${cs.watchdog ?? 'none'}, margin ${nsExactAndReadable(cs.marginNs)}):`];
   const log = (g.log ?? []) as R[];
   out.push(...(log.length ? log.map((e) => `  ${dmesgStamp(BigInt(String(e.guestNs)), 5)} ${e.text}`) : ['  (no kernel messages)']));
   const w = g.wallClock as R;
   const curve = (w.curve ?? []) as R[];
-  out.push(`  wall clock (${w.client}): ${curve.map((p) => `${p.at} ${fmtNs(p.errorNs)}`).join(', ')}${w.convergedAt != null ? `; within 1 ms at ${fmtNs(w.convergedAt)}` : ''}`);
+  out.push(`  wall clock (${w.client}): ${curve.map((p) => `${p.at} ${nsExactAndReadable(p.errorNs)}`).join(', ')}${w.convergedAt != null ? `; within 1 ms at ${nsExactAndReadable(w.convergedAt)}` : ''}`);
   const sl = g.sleeper as R;
   const wakes = (sl.wakes ?? []) as R[];
-  out.push(`  sleeper (vCPU ${sl.vcpu}, every ${fmtNs(sl.periodNs)}): ${sl.stuck ? 'stuck (its LAPIC deadline never fires)' : wakes.map((x) => (x.lateNs == null ? 'pending' : `late ${fmtNs(x.lateNs)}`)).join(', ')}`);
+  out.push(`  sleeper (vCPU ${sl.vcpu}, every ${nsExactAndReadable(sl.periodNs)}): ${sl.stuck ? 'stuck (its LAPIC deadline never fires)' : wakes.map((x) => (x.lateNs == null ? 'pending' : `late ${nsExactAndReadable(x.lateNs)}`)).join(', ')}`);
   return out;
 }
 
@@ -179,18 +181,18 @@ export function renderAuditReport(a: R): string {
       ['vm', a.newVmId && a.newVmId !== a.vmId ? `${a.vmId} → ${a.newVmId}` : a.vmId],
       ['hosts', `${a.fromHost} → ${a.toHost}`],
       ['profiles', a.profiles ? `${a.profiles.source} → ${a.profiles.destination}` : undefined],
-      ['blackout', fmtNs(a.blackoutNs)],
-      ['true elapsed', fmtNs(a.trueElapsedNs)],
+      ['blackout', nsExactAndReadable(a.blackoutNs)],
+      ['true elapsed', nsExactAndReadable(a.trueElapsedNs)],
       ['guest TSC kHz', a.guestTscKhz],
-      ['kvmclock before', a.kvmclock ? fmtNs(a.kvmclock.before) : undefined],
-      ['kvmclock after', a.kvmclock ? fmtNs(a.kvmclock.after) : undefined],
-      ['kvmclock advance', a.kvmclock ? fmtNs(a.kvmclock.advanceNs) : undefined],
-      ['kvmclock error', a.kvmclock ? fmtNs(a.kvmclock.errorNs) : undefined],
-      ['kvmclock − TSC step', fmtNs(a.kvmclockMinusTscStepNs)],
+      ['kvmclock before', a.kvmclock ? nsExactAndReadable(a.kvmclock.before) : undefined],
+      ['kvmclock after', a.kvmclock ? nsExactAndReadable(a.kvmclock.after) : undefined],
+      ['kvmclock advance', a.kvmclock ? nsExactAndReadable(a.kvmclock.advanceNs) : undefined],
+      ['kvmclock error', a.kvmclock ? nsExactAndReadable(a.kvmclock.errorNs) : undefined],
+      ['kvmclock − TSC step', nsExactAndReadable(a.kvmclockMinusTscStepNs)],
       ['skew (cycles)', a.skewCycles ? `${a.skewCycles.before} → ${a.skewCycles.after}` : undefined],
       ['master clock', a.masterClock ? `${yesNo(a.masterClock.before)} → ${yesNo(a.masterClock.after)}` : undefined],
-      ['TSC drift', a.tscFrequency ? `${a.tscFrequency.driftPpb} ppb (${perDay(a.tscFrequency.msPerDay)})` : undefined],
-      ['pvclock drift', a.pvclock && a.pvclock.driftPpb != null ? `${a.pvclock.driftPpb} ppb (${perDay(a.pvclock.msPerDay)})` : undefined],
+      ['TSC drift', a.tscFrequency ? `${a.tscFrequency.driftPpb} ppb (${msPerDayReadable(a.tscFrequency.msPerDay)})` : undefined],
+      ['pvclock drift', a.pvclock && a.pvclock.driftPpb != null ? `${a.pvclock.driftPpb} ppb (${msPerDayReadable(a.pvclock.msPerDay)})` : undefined],
     ]),
   );
   const vcpus = (a.vcpus ?? []) as R[];
@@ -199,7 +201,7 @@ export function renderAuditReport(a: R): string {
     vcpus.length
       ? table(
           ['VCPU', 'TSC BEFORE', 'TSC AFTER', 'ADVANCE', 'EXPECTED', 'ERROR (cycles)', 'ERROR (ns)'],
-          vcpus.map((v) => [v.vcpu, v.tscBefore, v.tscAfter, v.tscAdvance, v.expectedAdvance, v.tscErrorCycles, fmtNs(v.tscErrorNs)]),
+          vcpus.map((v) => [v.vcpu, v.tscBefore, v.tscAfter, v.tscAdvance, v.expectedAdvance, v.tscErrorCycles, nsExactAndReadable(v.tscErrorNs)]),
           { indent: '  ' },
         )
       : '  (none)',
@@ -226,7 +228,7 @@ export function auditsTable(audits: R[]): string {
     const errs = ((a.vcpus ?? []) as R[]).map((v) => BigInt(v.tscErrorNs ?? 0));
     if (errs.length === 0) return '';
     const w = errs.reduce((m, e) => ((e < 0n ? -e : e) > (m < 0n ? -m : m) ? e : m), 0n);
-    return fmtNs(w.toString());
+    return nsExactAndReadable(w.toString());
   };
   return table(
     ['MIGRATION', 'VERDICT', 'STRATEGY', 'STATUS', 'VM', 'HOSTS', 'BLACKOUT', 'TSC ERROR', 'KVMCLOCK ERROR', 'FINDINGS'],
@@ -237,9 +239,9 @@ export function auditsTable(audits: R[]): string {
       a.status,
       a.vmId,
       `${a.fromHost}→${a.toHost}`,
-      fmtNs(a.blackoutNs),
+      nsExactAndReadable(a.blackoutNs),
       worst(a),
-      a.kvmclock?.errorNs != null ? fmtNs(a.kvmclock.errorNs) : '',
+      a.kvmclock?.errorNs != null ? nsExactAndReadable(a.kvmclock.errorNs) : '',
       ((a.findings ?? []) as R[]).map((f) => f.code).join(', ') || '-',
     ]),
   );
@@ -279,7 +281,7 @@ export function renderStrategies(r: R): string {
   const out: string[] = [];
   for (const s of (r.strategies ?? []) as R[]) {
     out.push(`${s.name} (${s.arch})`);
-    out.push(wrap(String(s.summary ?? ''), Math.min(outputWidth(), 100) - 2, '  '));
+    out.push(wrapWords(String(s.summary ?? ''), Math.min(outputWidth(), 100), { indent: '  ' }).join('\n'));
     const opts = Object.entries((s.options ?? {}) as Record<string, unknown>);
     if (opts.length) {
       out.push('  options:');
@@ -295,31 +297,18 @@ export function renderStrategies(r: R): string {
       for (const d of details) {
         const on = Object.entries(d.switches).filter(([k]) => applies(k)).map(([k, v]) => `${k}=${v}`).join(' ');
         out.push(`    ${d.release}${on ? `  ${on}` : ''}`);
-        out.push(wrap(d.note, Math.min(outputWidth(), 100) - 6, '      '));
-        if (d.source) out.push(wrap(`source: ${d.source}`, Math.min(outputWidth(), 100) - 6, '      '));
+        out.push(wrapWords(d.note, Math.min(outputWidth(), 100), { indent: '      ' }).join('\n'));
+        if (d.source) out.push(wrapWords(`source: ${d.source}`, Math.min(outputWidth(), 100), { indent: '      ' }).join('\n'));
       }
     }
     const sws = Object.entries((s.switches ?? {}) as Record<string, string>).filter(([k]) => applies(k));
     if (sws.length) {
       out.push('  switches:');
-      for (const [k, v] of sws) out.push(wrap(`${k}: ${v}`, Math.min(outputWidth(), 100) - 4, '    '));
+      for (const [k, v] of sws) out.push(wrapWords(`${k}: ${v}`, Math.min(outputWidth(), 100), { indent: '    ' }).join('\n'));
     }
     out.push('');
   }
   return out.join('\n').trimEnd();
-}
-
-export function wrap(text: string, width: number, indent = ''): string {
-  const lines: string[] = [];
-  let cur = '';
-  for (const word of text.split(/\s+/)) {
-    if (cur && cur.length + 1 + word.length > width) {
-      lines.push(indent + cur);
-      cur = word;
-    } else cur = cur ? `${cur} ${word}` : word;
-  }
-  if (cur) lines.push(indent + cur);
-  return lines.join('\n');
 }
 
 // ---- the log ---------------------------------------------------------------------------------
@@ -343,7 +332,7 @@ export function renderState(r: R): string {
     ['stream', r.streamId],
     ['version', r.version],
     ['position', r.position],
-    ['at', fmtNs(r.at)],
+    ['at', nsExactAndReadable(r.at)],
   ]);
   const s = r.state as R;
   let body: string;
@@ -370,13 +359,13 @@ export function renderReport(r: R): string {
   return formatGeneric(r) || 'done';
 }
 
-const signedNs = (v: unknown) => (v === null || v === undefined ? '-' : fmtNs(v));
+const signedNs = (v: unknown) => (v === null || v === undefined ? '-' : nsExactAndReadable(v));
 const upper = (v: unknown) => (v == null ? '-' : String(v).toUpperCase());
 
 /** kvmclock's frequency as a profile gives it: "2999999000 Hz (drift 333 ppb, 28.771 ms/day)". */
 function pvclockText(p: R | null | undefined): string {
   if (!p) return '-';
-  return `${p.frequencyHz} Hz for a guest TSC at ${p.guestTscHz} Hz (drift ${p.driftPpb} ppb, ${perDay(p.msPerDay)})`;
+  return `${p.frequencyHz} Hz for a guest TSC at ${p.guestTscHz} Hz (drift ${p.driftPpb} ppb, ${msPerDayReadable(p.msPerDay)})`;
 }
 
 /** One migration's audits under the recording and under the replayed profile, side by side. */
@@ -533,13 +522,13 @@ export function renderTraceAudit(r: R): string {
       keyValues([
         ['VM', vm.vm],
         ['guest TSC Hz', vm.guestTscHz != null ? `${vm.guestTscHz} (${vm.guestTscHzFrom})` : 'unknown'],
-        ['offset spread', `${vm.tscOffsetSpreadCycles} cycles${vm.tscOffsetSpreadNs != null ? ` = ${fmtNs(vm.tscOffsetSpreadNs)}` : ''}`],
+        ['offset spread', `${vm.tscOffsetSpreadCycles} cycles${vm.tscOffsetSpreadNs != null ? ` = ${nsExactAndReadable(vm.tscOffsetSpreadNs)}` : ''}`],
         ['master clock', mc.final == null ? 'no update traced' : `${mc.final ? 'on' : 'off'} (line ${mc.finalLine}, ${(mc.transitions as R[]).length} transitions)`],
         ['pvclock', pv.frequencyHz != null ? `${pv.frequencyHz} Hz (line ${pv.line})` : 'no update traced'],
       ]),
       table(
         ['VCPU', 'TSC OFFSET', 'OFFSET (ns)', 'WRITES', 'LINE'],
-        ((vm.vcpus ?? []) as R[]).map((v) => [v.vcpu, fmtOffset(v.tscOffset), v.tscOffsetNs != null ? fmtNs(v.tscOffsetNs) : '-', v.writes, v.line]),
+        ((vm.vcpus ?? []) as R[]).map((v) => [v.vcpu, fmtOffset(v.tscOffset), v.tscOffsetNs != null ? nsExactAndReadable(v.tscOffsetNs) : '-', v.writes, v.line]),
         { indent: '  ' },
       ),
       ...(vm.arm64Timers ? [arm64TimerRows(vm.arm64Timers as R)] : []),
@@ -579,7 +568,7 @@ export function renderConformance(r: R): string {
     ['guest TSC Hz', `${p.guestTscHz} (${p.guestTscHzFrom})`],
     ['host TSC', p.hostTscAtCreation != null ? `${p.hostTscAtCreation} at the creation write, line ${p.creationLine}` : 'not placed (no creation write)'],
     ['source TSC', p.sourceTscAtSave != null ? `${p.sourceTscAtSave} at save (from line ${p.firstRestoreLine})` : '-'],
-    ['write spacing', `${fmtNs(p.writeSpacingNs)} (vmm latency ${fmtNs(p.vmmLatencyNs)}, blackout ${fmtNs(p.blackoutNs)})`],
+    ['write spacing', `${nsExactAndReadable(p.writeSpacingNs)} (vmm latency ${nsExactAndReadable(p.vmmLatencyNs)}, blackout ${nsExactAndReadable(p.blackoutNs)})`],
     ['compared', `${c.agreedWrites} of ${c.traceWrites} traced TSC offset writes agree (emulated ${c.emulatedWrites}); final master clock ${c.masterClock ? 'agrees' : '-'}; pvclock scale ${c.pvclock ? 'agrees' : '-'}`],
     ['conforms', r.conforms ? 'yes' : 'NO'],
   ]);

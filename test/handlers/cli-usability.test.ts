@@ -202,7 +202,8 @@ describe('replay and bisect, for people', () => {
 
 describe('values for people: offsets signed and in hex, MSR names, rates per day', () => {
   it('formats them (hand-worked values)', async () => {
-    const { fmtOffset, msrLabel, perDay, withMsrNames } = await import('../../handlers/cli/format.js');
+    const { fmtOffset, msrLabel, withMsrNames } = await import('../../handlers/cli/format.js');
+    const { msPerDayReadable: perDay } = await import('../../lib/units.js');
     // 2^64 − 30e9: KVM's u64 offset for a guest 10 s behind a 3 GHz host
     expect(fmtOffset('18446744043709551616')).toBe('-30000000000 (0xfffffff903dc5400)');
     expect(fmtOffset('-30000000000')).toBe('-30000000000 (0xfffffff903dc5400)');
