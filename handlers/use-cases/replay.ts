@@ -8,7 +8,7 @@ import { vmStreamId } from '../../machines/vm/events.js';
 import { bisectProfiles, bisectSwitches } from '../../machines/replay/bisect.js';
 import { diffLogs } from '../../machines/replay/diff.js';
 import { bisectReleases as bisectReleasesOf } from '../../machines/replay/release-bisect.js';
-import { ReleaseSpecError, resolveStrategyRelease } from '../../machines/migration/strategies/releases.js';
+import { resolveStrategyRelease } from '../../machines/migration/strategies/releases.js';
 import { replayLog, type ReplayScope } from '../../machines/replay/replay.js';
 import { migrationSpan, replayReport } from '../../machines/replay/report.js';
 import { openEventStore } from '../../store/sqlite-event-store.js';
@@ -132,14 +132,8 @@ export const bisectReleases = defineHandler({
     .strict()
     .refine((r) => r.finding === undefined || r.field === undefined, { message: 'compare a finding or a field, not both', path: ['field'] }),
   async run(req, env) {
-    for (const spec of req.releases ?? []) {
-      try {
-        resolveStrategyRelease(spec);
-      } catch (e) {
-        if (e instanceof ReleaseSpecError) throw new HandlerError('invalid_request', `releases: ${e.message}`, { field: 'releases' });
-        throw e;
-      }
-    }
+    // every spec resolves before any work: a bad one is invalid_request naming the field
+    for (const spec of req.releases ?? []) resolveStrategyRelease(spec, { field: 'releases' });
     // each run works on a scratch copy of the log in a directory of its own, removed after
     const scratch = () => scratchLedger('clockledger-release-', env.forkDir);
     return { ...(await bisectReleasesOf(await env.log(), req.migrationId, req.releases, scratch, { finding: req.finding, field: req.field, switches: req.switches })) };

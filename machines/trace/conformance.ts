@@ -37,7 +37,7 @@ import { u64 } from '../../kvm/u64.js';
 import type { EventStore } from '../../store/types.js';
 import { ftraceText } from '../export/ftrace.js';
 import { runMigration } from '../migration/run.js';
-import { ReleaseSpecError, resolveStrategyRelease, strategyNameOf, type StrategyRelease } from '../migration/strategies/releases.js';
+import { resolveStrategyRelease, strategyNameOf, type StrategyRelease } from '../migration/strategies/releases.js';
 import { STRATEGIES } from '../migration/strategies/index.js';
 import { readTrace } from './read.js';
 import { DomainError, withSession, type Session } from '../session/index.js';
@@ -383,13 +383,7 @@ export async function conformance(store: EventStore, traceId: string, opts: Conf
   } else if (!t.byVm.has(vm)) throw new DomainError('not_found', `trace '${traceId}' has no VM '${vm}' (it has ${vms.join(', ')})`, { traceId, vm });
   const name = strategyNameOf(opts.strategy);
   if (!STRATEGIES[name]?.x86) throw new DomainError('invalid_request', `strategy '${name}' has no x86 model (strategies: ${Object.keys(STRATEGIES).filter((n) => STRATEGIES[n]!.x86).join(', ')})`, { field: 'strategy' });
-  let release: StrategyRelease;
-  try {
-    release = resolveStrategyRelease(opts.strategy);
-  } catch (e) {
-    if (e instanceof ReleaseSpecError) throw new DomainError('invalid_request', e.message, { field: 'strategy' });
-    throw e;
-  }
+  const release = resolveStrategyRelease(opts.strategy);
   const recs = t.byVm.get(vm)!;
   const params = conformanceParameters(recs, opts.guestTscHz);
   const emu = await emulate(scratch, params, opts.strategy, opts.profile);
