@@ -5,11 +5,11 @@ import { toJson } from '../machines/codec.js';
 import type { Session } from '../machines/session.js';
 import type { AsyncEventStore } from '../store/async-types.js';
 import type { EventStore, WrittenEvent } from '../store/types.js';
-import { asyncLogFor, engineOf, logFor, pgStoreFor, storeFor, type HandlerContext, type StoreAccess } from './context.js';
+import { asyncLogFor, DEFAULT_DB, engineOf, logFor, pgStoreFor, storeFor, type HandlerContext, type StoreAccess } from './context.js';
 import { requestFingerprint } from './fingerprint.js';
 import { HandlerError, toErrorBody, type ErrorBody } from './errors.js';
 import { boundedRequest, UnreadableRequestError } from './limits.js';
-import { DEFAULT_DB, REGISTRY, type HandlerName } from './registry.js';
+import { REGISTRY, type HandlerName } from './registry.js';
 
 export type HandlerResponse = ({ ok: true } & Record<string, unknown>) | { ok: false; error: ErrorBody };
 export type Handler = (request: unknown, ctx?: HandlerContext) => Promise<HandlerResponse>;

@@ -1,12 +1,14 @@
-// The `clockledger` command tree (commander), built from the registry's command specs
-// (handlers/registry.ts): every subcommand is a thin wrapper over one handler. Handler code is
+// The `clockledger` command tree (commander), built from the command specs (commands.ts) in the
+// registry's order (handlers/registry.ts): every subcommand is a thin wrapper over one handler. Handler code is
 // imported only when a command runs, and the human renderings only when a command prints for people.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Argument, Command, Option } from 'commander';
 import { wrapWords } from '../../lib/wrap.js';
 import { ERROR_CODES } from '../error-codes.js';
 import type { HandlerResponse } from '../define.js';
-import { REGISTRY, type CliCommand, type CliValues, type HandlerName, type ValueKind } from '../registry.js';
+import { HANDLER_NAMES, REGISTRY, type HandlerName } from '../registry.js';
+import { COMMANDS, GROUPS } from './commands.js';
+import type { CliCommand, CliValues, ValueKind } from './spec.js';
 import {
   CliRefusal,
   collectOption,
@@ -134,12 +136,6 @@ const sizeIfLarge = async (db: string) => {
   return n >= LONG_WORK ? n : 0;
 };
 
-/** The command groups (their subcommands come from the registry). */
-const GROUPS: Record<string, string> = {
-  hosts: 'emulated hosts: their counter, clocksource, vendor, TSC scaling and kernel profile',
-  vms: 'VMs: KVM_CREATE_VM and its vCPUs, destruction',
-};
-
 /** The command a spec's path names under `program`, its parents created (as groups) on the way. */
 function commandAt(program: Command, path: readonly string[]): Command {
   let parent = program;
@@ -149,7 +145,7 @@ function commandAt(program: Command, path: readonly string[]): Command {
   return parent.command(path[path.length - 1]!);
 }
 
-/** One registry command spec as a commander command calling its handler. */
+/** One command spec (commands.ts) as a commander command calling its handler. */
 function addCommand(program: Command, name: HandlerName, spec: CliCommand): void {
   const cmd = commandAt(program, spec.path).description(spec.description);
   if (spec.alias) cmd.alias(spec.alias);
@@ -252,8 +248,8 @@ export function buildProgram(): Command {
     },
   );
 
-  // ---- every handler's commands, from the registry ----------------------------------------------
-  for (const [name, entry] of Object.entries(REGISTRY)) for (const spec of entry.cli) addCommand(program, name as HandlerName, spec);
+  // ---- every handler's commands, in the registry's order ------------------------------------------
+  for (const name of HANDLER_NAMES) for (const spec of COMMANDS[name]) addCommand(program, name, spec);
 
   // ---- what there is ---------------------------------------------------------------------------
   action(

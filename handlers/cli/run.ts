@@ -9,14 +9,15 @@ import type { HandlerResponse } from '../define.js';
 import type { ErrorBody } from '../errors.js';
 import { printable } from '../../lib/printable.js';
 import { toJsonText, UsageError } from './io.js';
-import { dbFromEnv, DEFAULT_DB, entryOf } from '../registry.js';
+import { dbFromEnv, DEFAULT_DB } from '../context.js';
+import { isHandlerName } from '../registry.js';
 import { closeOpenStores, findHandler } from './registry.js';
-import { EXIT_OK, EXIT_USAGE, EXIT_HANDLER_ERROR } from './exit-codes.js';
+import { EXIT_OK, EXIT_USAGE, EXIT_HANDLER_ERROR, OK_EXIT_CODES } from './exit-codes.js';
 
 export * from './exit-codes.js';
 
 export { DEFAULT_DB };
-/** --db when not given: CLOCKLEDGER_DB, else the registry's DEFAULT_DB. */
+/** --db when not given: CLOCKLEDGER_DB, else DEFAULT_DB (handlers/context.ts). */
 export const defaultDb = dbFromEnv;
 
 export interface OutputOptions {
@@ -90,7 +91,7 @@ export async function callHandler(name: string, request: unknown, o: CallOptions
     if (o.json || !o.render) writeJson(r, o);
     else writeOut(o.renderRaw ? o.render(r) : printable(o.render(r), true));
     // the command's own rule, else the handler's (migrate: 3 when the migration failed)
-    const okCode = o.okExitCode ?? entryOf(name)?.okExitCode;
+    const okCode = o.okExitCode ?? (isHandlerName(name) ? OK_EXIT_CODES[name] : undefined);
     setExitCode(okCode ? okCode(r) : EXIT_OK);
   } else {
     if (o.json) writeJson(r, o);

@@ -1,0 +1,62 @@
+// What a command line is made of (the table of them is commands.ts): its path, arguments and
+// options and how their values are read, the request they make, and how the answer is shown.
+
+type Render = typeof import('./render.js');
+/** The renderers of a whole response (handlers/cli/render.ts). */
+export type RendererName = { [K in keyof Render]: Render[K] extends (response: Record<string, any>) => string ? K : never }[keyof Render];
+
+/**
+ * How a command-line value is read: int (non-negative), u64 (decimal or 0x hex, kept a decimal
+ * string), number, duration (with a unit; signed-duration may be negative; epoch-ns takes a bare
+ * number as ns), list (a,b,c), key-value (repeatable key=value), json (a kernel struct, or a bare
+ * UAPI name or number), name-or-number (an MSR by UAPI name or number), guest-value (decimal,
+ * hex or JSON).
+ */
+export type ValueKind = 'int' | 'u64' | 'number' | 'duration' | 'signed-duration' | 'epoch-ns' | 'list' | 'key-value' | 'json' | 'name-or-number' | 'guest-value';
+
+export interface CliArgument {
+  /** '<name>' (required) or '[name]' (optional); the name is the request field unless `field` says otherwise */
+  name: string;
+  description?: string;
+  value?: ValueKind;
+  field?: string;
+}
+
+export interface CliOption {
+  /** commander flags: '--tsc-khz <kHz>', '--in-place', '--no-ecv' (a --no- flag is sent only as false) */
+  flags: string;
+  description: string;
+  value?: ValueKind;
+  choices?: readonly string[];
+  default?: string;
+  required?: boolean;
+  /** the request field (default: the option's camelCase name); null: not sent as given */
+  field?: string | null;
+}
+
+/** The values of a command line: arguments by request field, options by their field. */
+export type CliValues = Record<string, unknown>;
+
+export interface CliCommand {
+  /** ['hosts', 'create']: a subcommand of a group; ['time']: a top-level command */
+  path: readonly string[];
+  description: string;
+  alias?: string;
+  args?: readonly CliArgument[];
+  options?: readonly CliOption[];
+  /** command lines after `clockledger ` */
+  examples?: readonly string[];
+  /** the human rendering of an ok response (handlers/cli/render.ts) */
+  render: RendererName;
+  /** the request from the values (default: the values given); may look at the log (db) */
+  request?: (v: CliValues, db: string) => Record<string, unknown> | Promise<Record<string, unknown>>;
+  /** a progress bar with this label; sized by the log when `sized` */
+  progress?: { label: string; sized?: boolean };
+  /** the exit code of an ok response of this command (e.g. verify: 1 when the chain is broken) */
+  okExitCode?: (response: Record<string, any>) => number;
+  /**
+   * --out FILE: the option (by field) naming a file that an ok response's `text` is written to
+   * instead of stdout, which then has a line saying what was written (with --json: { ok, out, bytes, ... }).
+   */
+  outFile?: { field: string; text: (response: Record<string, any>) => string; summary?: (response: Record<string, any>) => Record<string, unknown> };
+}
