@@ -68,7 +68,7 @@ export const diff = defineHandler({
     // database, refused before anything looks at it (so a refusal tells nothing of what exists)
     const otherDb = confinedLocation({ forkDir: env.forkDir, db: env.db }, req.otherDb, 'otherDb');
     if (engineOf({ db: otherDb }) === 'postgres') {
-      return diffLogs(await env.log(), await logFor({ db: otherDb }, 'read'), keep) as unknown as Record<string, unknown>;
+      return diffLogs(await env.log(), await logFor({ db: otherDb }, 'read'), keep);
     }
     if (!existsSync(otherDb)) throw new HandlerError('not_found', `no database at ${otherDb}`, { otherDb });
     // TODO(store): open it with the store's read-only entry point that creates nothing beside the
@@ -76,7 +76,7 @@ export const diff = defineHandler({
     // ledger it reads, which is why a Lambda request may name only files in the fork directory.
     const other = openEventStore(otherDb, { readonly: true });
     try {
-      return diffLogs(await env.log(), other, keep) as unknown as Record<string, unknown>;
+      return diffLogs(await env.log(), other, keep);
     } finally {
       other.close();
     }
@@ -105,7 +105,7 @@ export const bisect = defineHandler({
     if (req.switches) {
       // Flip each switch where the target differs from the base (default: the reference, else the default profile).
       const base: KernelProfile = req.base ?? req.reference ?? resolveProfile('linux-6.18');
-      return bisectSwitches(store, base, req.profile!, req.reference, scope) as unknown as Record<string, unknown>;
+      return bisectSwitches(store, base, req.profile!, req.reference, scope);
     }
     const profiles = req.profiles ?? [...PROFILES];
     const r = bisectProfiles(store, profiles, req.reference, scope, req.exhaustive);
