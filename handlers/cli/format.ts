@@ -58,6 +58,9 @@ export function table(columns: string[], rows: Cell[][], opts: { indent?: string
   return out.join('\n');
 }
 
+/** A yes/no answer as people read it (anything else as a cell). */
+export const yesNo = (v: unknown): string => (v === true ? 'yes' : v === false ? 'no' : cellText(v));
+
 /** A value as one cell or field of human output: its control characters escaped (a line break too). */
 export function cellText(v: unknown): string {
   if (v === null || v === undefined) return '';

@@ -6,6 +6,7 @@ import { Argument, Command, Option } from 'commander';
 import { wrapWords } from '../../lib/wrap.js';
 import { ERROR_CODES } from '../error-codes.js';
 import type { HandlerResponse } from '../define.js';
+import type { ResponseOf } from '../responses.js';
 import { HANDLER_NAMES, REGISTRY, type HandlerName } from '../registry.js';
 import { COMMANDS, GROUPS } from './commands.js';
 import type { CliCommand, CliValues, ValueKind } from './spec.js';
@@ -145,8 +146,13 @@ function commandAt(program: Command, path: readonly string[]): Command {
   return parent.command(path[path.length - 1]!);
 }
 
+/** A handler's commands (commands.ts), each a commander command calling it. */
+function addCommands<N extends HandlerName>(program: Command, name: N): void {
+  for (const spec of COMMANDS[name]) addCommand(program, name, spec);
+}
+
 /** One command spec (commands.ts) as a commander command calling its handler. */
-function addCommand(program: Command, name: HandlerName, spec: CliCommand): void {
+function addCommand<N extends HandlerName>(program: Command, name: N, spec: CliCommand<N>): void {
   const cmd = commandAt(program, spec.path).description(spec.description);
   if (spec.alias) cmd.alias(spec.alias);
   const fields: string[] = [];
@@ -189,15 +195,16 @@ function addCommand(program: Command, name: HandlerName, spec: CliCommand): void
       return;
     }
     const outFile = spec.outFile && typeof values[spec.outFile.field] === 'string' ? (values[spec.outFile.field] as string) : undefined;
-    const rendering = o.json ? undefined : (await import('./render.js'))[outFile ? 'renderWritten' : spec.render];
+    // (the renderer's module is imported only to print for people; with --out, what was written is printed)
+    const rendering = o.json ? undefined : outFile ? (await import('./render/written.js')).renderWritten : await spec.render();
     await callHandler(name, defined(request), {
       db: o.db,
       json: !!o.json,
       pretty: !!o.pretty,
       render: rendering,
       // a file's content on stdout (export, report --html) is printed as the file holds it
-      renderRaw: !outFile && (spec.render === 'renderExport' || spec.render === 'renderHtml'),
-      onOk: outFile ? (r) => writeOutFile(r, outFile, spec.outFile!) : undefined,
+      renderRaw: !outFile && spec.raw === true,
+      onOk: outFile ? (r) => writeOutFile(r as ResponseOf<N>, outFile, spec.outFile!) : undefined,
       progress: spec.progress && { label: spec.progress.label, total: spec.progress.sized ? sizeIfLarge : undefined },
       okExitCode: spec.okExitCode,
     });
@@ -205,7 +212,7 @@ function addCommand(program: Command, name: HandlerName, spec: CliCommand): void
 }
 
 /** An ok response's text written to its --out file; what is printed instead (a write that fails: an io error). */
-function writeOutFile(r: HandlerResponse & { ok: true }, file: string, spec: NonNullable<CliCommand['outFile']>): HandlerResponse {
+function writeOutFile<N extends HandlerName>(r: ResponseOf<N>, file: string, spec: NonNullable<CliCommand<N>['outFile']>): HandlerResponse {
   const text = spec.text(r);
   try {
     writeFileSync(file, text.endsWith('\n') ? text : `${text}\n`);
@@ -249,7 +256,7 @@ export function buildProgram(): Command {
   );
 
   // ---- every handler's commands, in the registry's order ------------------------------------------
-  for (const name of HANDLER_NAMES) for (const spec of COMMANDS[name]) addCommand(program, name, spec);
+  for (const name of HANDLER_NAMES) addCommands(program, name);
 
   // ---- what there is ---------------------------------------------------------------------------
   action(

@@ -47,16 +47,22 @@ export function writeError(error: ErrorBody | { code: string; message: string; d
   process.stderr.write(`${printable(`error [${error.code}]: ${error.message}${field}`)}\n`);
 }
 
+/**
+ * A function of the ok answer of the handler being called, whichever it is: the command that
+ * passes one has it typed against that handler's answer (cli/spec.ts); here it is called with it.
+ */
+type OfAnswer<T> = (response: never) => T;
+
 export interface CallOptions extends OutputOptions {
   db: string;
   /** human rendering of an ok response (its control characters escaped, line breaks kept) */
-  render?: (response: Record<string, any>) => string;
+  render?: OfAnswer<string>;
   /** the rendering is a file's content (an export, an HTML page), printed as it is */
   renderRaw?: boolean;
   /** show a progress bar labelled so (TTY only) */
   progress?: { label: string; total?: (db: string) => Promise<number> };
   /** exit code for an ok response (e.g. verify: 1 when the chain is broken) */
-  okExitCode?: (response: Record<string, any>) => number;
+  okExitCode?: OfAnswer<number>;
   /** what is printed in place of an ok response (e.g. after writing it to a file); may turn it into a failure */
   onOk?: (response: HandlerResponse & { ok: true }) => HandlerResponse;
 }
@@ -88,11 +94,12 @@ export async function callHandler(name: string, request: unknown, o: CallOptions
   }
   if (r.ok && o.onOk) r = o.onOk(r);
   if (r.ok) {
+    const answer = r as never;
     if (o.json || !o.render) writeJson(r, o);
-    else writeOut(o.renderRaw ? o.render(r) : printable(o.render(r), true));
+    else writeOut(o.renderRaw ? o.render(answer) : printable(o.render(answer), true));
     // the command's own rule, else the handler's (migrate: 3 when the migration failed)
-    const okCode = o.okExitCode ?? (isHandlerName(name) ? OK_EXIT_CODES[name] : undefined);
-    setExitCode(okCode ? okCode(r) : EXIT_OK);
+    const okCode = o.okExitCode ?? (isHandlerName(name) ? (OK_EXIT_CODES[name] as OfAnswer<number> | undefined) : undefined);
+    setExitCode(okCode ? okCode(answer) : EXIT_OK);
   } else {
     if (o.json) writeJson(r, o);
     writeError(r.error);

@@ -1,9 +1,12 @@
 // What a command line is made of (the table of them is commands.ts): its path, arguments and
 // options and how their values are read, the request they make, and how the answer is shown.
+// A command of handler N shows N's answer (ResponseOf<N>): its renderer, exit code and --out file
+// are typed against it, so a renamed report field breaks the build, not the output.
+import type { HandlerName } from '../registry.js';
+import type { ResponseOf } from '../responses.js';
 
-type Render = typeof import('./render.js');
-/** The renderers of a whole response (handlers/cli/render.ts). */
-export type RendererName = { [K in keyof Render]: Render[K] extends (response: Record<string, any>) => string ? K : never }[keyof Render];
+/** The human rendering of handler N's ok answer. */
+export type Renderer<N extends HandlerName> = (response: ResponseOf<N>) => string;
 
 /**
  * How a command-line value is read: int (non-negative), u64 (decimal or 0x hex, kept a decimal
@@ -12,7 +15,18 @@ export type RendererName = { [K in keyof Render]: Render[K] extends (response: R
  * UAPI name or number), name-or-number (an MSR by UAPI name or number), guest-value (decimal,
  * hex or JSON).
  */
-export type ValueKind = 'int' | 'u64' | 'number' | 'duration' | 'signed-duration' | 'epoch-ns' | 'list' | 'key-value' | 'json' | 'name-or-number' | 'guest-value';
+export type ValueKind =
+  | 'int'
+  | 'u64'
+  | 'number'
+  | 'duration'
+  | 'signed-duration'
+  | 'epoch-ns'
+  | 'list'
+  | 'key-value'
+  | 'json'
+  | 'name-or-number'
+  | 'guest-value';
 
 export interface CliArgument {
   /** '<name>' (required) or '[name]' (optional); the name is the request field unless `field` says otherwise */
@@ -37,7 +51,7 @@ export interface CliOption {
 /** The values of a command line: arguments by request field, options by their field. */
 export type CliValues = Record<string, unknown>;
 
-export interface CliCommand {
+export interface CliCommand<N extends HandlerName = HandlerName> {
   /** ['hosts', 'create']: a subcommand of a group; ['time']: a top-level command */
   path: readonly string[];
   description: string;
@@ -46,17 +60,19 @@ export interface CliCommand {
   options?: readonly CliOption[];
   /** command lines after `clockledger ` */
   examples?: readonly string[];
-  /** the human rendering of an ok response (handlers/cli/render.ts) */
-  render: RendererName;
+  /** the human rendering of an ok answer, its module (render/<use case>.ts) imported only when a command prints for people */
+  render: () => Promise<Renderer<N>>;
+  /** the rendering is a file's content (an export, an HTML page): printed as it is, control characters and all */
+  raw?: boolean;
   /** the request from the values (default: the values given); may look at the log (db) */
   request?: (v: CliValues, db: string) => Record<string, unknown> | Promise<Record<string, unknown>>;
   /** a progress bar with this label; sized by the log when `sized` */
   progress?: { label: string; sized?: boolean };
   /** the exit code of an ok response of this command (e.g. verify: 1 when the chain is broken) */
-  okExitCode?: (response: Record<string, any>) => number;
+  okExitCode?: (response: ResponseOf<N>) => number;
   /**
    * --out FILE: the option (by field) naming a file that an ok response's `text` is written to
    * instead of stdout, which then has a line saying what was written (with --json: { ok, out, bytes, ... }).
    */
-  outFile?: { field: string; text: (response: Record<string, any>) => string; summary?: (response: Record<string, any>) => Record<string, unknown> };
+  outFile?: { field: string; text: (response: ResponseOf<N>) => string; summary?: (response: ResponseOf<N>) => Record<string, unknown> };
 }
