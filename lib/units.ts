@@ -80,7 +80,9 @@ export function msPerDayReadable(msPerDay: unknown): string {
   const ms = Number(msPerDay);
   if (!Number.isFinite(ms)) return String(msPerDay);
   const a = Math.abs(ms);
-  const [v, unit] = a >= 3_600_000 ? [ms / 3_600_000, 'h'] : a >= 60_000 ? [ms / 60_000, 'min'] : a >= 1_000 ? [ms / 1_000, 's'] : a >= 1 || a === 0 ? [ms, 'ms'] : [ms * 1000, 'µs'];
+  const [v, unit] =
+    a >= 3_600_000 ? [ms / 3_600_000, 'h'] : a >= 60_000 ? [ms / 60_000, 'min'] : a >= 1_000 ? [ms / 1_000, 's']
+    : a >= 1 || a === 0 ? [ms, 'ms'] : [ms * 1000, 'µs'];
   return `${+v.toFixed(3)} ${unit}/day`;
 }
 

@@ -12,7 +12,10 @@ export function cliCommandLines(name: HandlerName): string[] {
     const usage = ['clockledger', ...c.path, ...(c.args ?? []).map((a) => a.name)].join(' ');
     return [
       `- \`${usage}\`${c.alias ? ` (also \`${c.alias}\`)` : ''}: ${prose(c.description)}`,
-      ...(c.options ?? []).map((o) => `  - \`${o.flags}\`${o.required ? ' (required)' : ''}: ${prose(o.description)}${o.default !== undefined ? ` (default ${o.default})` : ''}`),
+      ...(c.options ?? []).map((o) => {
+        const given = `${o.required ? ' (required)' : ''}: ${prose(o.description)}${o.default !== undefined ? ` (default ${o.default})` : ''}`;
+        return `  - \`${o.flags}\`${given}`;
+      }),
     ];
   });
   return [...out, `- \`clockledger invoke ${name} --data '<request JSON>'\`: the request as JSON, the response as JSON`];

@@ -34,7 +34,8 @@ describe('ReleaseSpecError', () => {
     const named = thrown(() => resolveStrategyRelease('qemu@0.1', { field: 'releases' })) as ReleaseSpecError;
     expect([named.field, named.details]).toEqual(['releases', { field: 'releases' }]);
     expect(named.message).toBe(`releases: ${e.message}`);
-    expect((thrown(() => resolveStrategyRelease('qemu+nope=true')) as ReleaseSpecError).message).toBe("unknown switch 'nope' for qemu (switches: downtimeAccounting)");
+    const sw = thrown(() => resolveStrategyRelease('qemu+nope=true')) as ReleaseSpecError;
+    expect(sw.message).toBe("unknown switch 'nope' for qemu (switches: downtimeAccounting)");
   });
 
   it('reaches the caller as { code, message, details: { field } } from bisectReleases and conformance, and as a schema issue from migrate', async () => {

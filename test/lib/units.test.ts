@@ -1,6 +1,15 @@
 // The units module: what each name writes, on hand-worked values.
 import { describe, expect, it } from 'vitest';
-import { hzReadable, msPerDayReadable, nsExactAndReadable, nsReadable, nsThreeDecimals, ppbAsMsPerDay, ppbAsPpm, ppbPerDayThreeDecimals } from '../../lib/units.js';
+import {
+  hzReadable,
+  msPerDayReadable,
+  nsExactAndReadable,
+  nsReadable,
+  nsThreeDecimals,
+  ppbAsMsPerDay,
+  ppbAsPpm,
+  ppbPerDayThreeDecimals,
+} from '../../lib/units.js';
 
 describe('durations', () => {
   it('nsReadable: the largest unit filled, three decimals truncated, trailing zeros dropped', () => {

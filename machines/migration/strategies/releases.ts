@@ -393,7 +393,9 @@ export function resolveStrategyRelease(spec: string, from?: { field: string }): 
   const switches = { ...base.switches };
   for (const part of overrides.split(',')) {
     const [k, v, extra] = part.split('=');
-    if (!k || (v !== 'true' && v !== 'false') || extra !== undefined) throw refuse(`bad switch override ${preview(part)} in strategy ${preview(spec)} (expected switch=true|false)`);
+    if (!k || (v !== 'true' && v !== 'false') || extra !== undefined) {
+      throw refuse(`bad switch override ${preview(part)} in strategy ${preview(spec)} (expected switch=true|false)`);
+    }
     if (!(k in t.switches)) {
       const names = Object.keys(t.switches);
       throw refuse(`unknown switch ${preview(k)} for ${name} (${names.length ? `switches: ${names.join(', ')}` : 'it has none'})`);
