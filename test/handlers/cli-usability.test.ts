@@ -92,13 +92,14 @@ describe('exit codes and units', () => {
   it('conformance exits 4 when the model does not conform (as printed, "conforms: NO"), 0 when it does; through invoke too', async () => {
     const trace = join(root, 'test', 'fixtures', 'traces', 'ch-restore-offsets-differ.trace');
     await setup([['importTrace', { path: trace }]]);
-    const no = await cli(['conformance', 't1', '--strategy', 'cloud-hypervisor@54']);
+    // 53.0 synchronizes the offsets (PR #8437), which the capture (main before that PR) does not show
+    const no = await cli(['conformance', 't1', '--strategy', 'cloud-hypervisor@53']);
     expect(no.stdout).toMatch(/^conforms:\s+NO$/m);
     expect([no.code, no.stderr]).toEqual([4, '']);
-    const j = await cli(['invoke', 'conformance', '--data', JSON.stringify({ traceId: 't1', strategy: 'cloud-hypervisor@54', profile: 'linux-6.18' })]);
+    const j = await cli(['invoke', 'conformance', '--data', JSON.stringify({ traceId: 't1', strategy: 'cloud-hypervisor@53', profile: 'linux-6.18' })]);
     expect(j.code).toBe(4);
     expect(JSON.parse(j.stdout)).toMatchObject({ ok: true, conforms: false });
-    const yes = await cli(['conformance', 't1', '--strategy', 'cloud-hypervisor@53']);
+    const yes = await cli(['conformance', 't1', '--strategy', 'cloud-hypervisor@53+syncTscOffsets=false']);
     expect(yes.stdout).toMatch(/^conforms:\s+yes$/m);
     expect(yes.code).toBe(0);
     // the code is listed with the others
