@@ -31,7 +31,9 @@ import type { HandlerResponse } from './define.js';
 import type { ErrorCode } from './error-codes.js';
 import { toErrorBody, type ErrorBody } from './errors.js';
 import { MAX_ECHO_CHARS, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, preview, requestTooLarge } from './limits.js';
-import { dbFromEnv, entryOf, HANDLER_NAMES, loadHandler, type HandlerName } from './registry.js';
+import { dbFromEnv } from './context.js';
+import { loadHandler } from './modules.js';
+import { entryOf, HANDLER_NAMES, type HandlerName } from './registry.js';
 import { isPlainObject } from '../lib/plain-object.js';
 
 export interface InvokeEvent {

@@ -143,7 +143,7 @@ export const fork = defineHandler({
  * target is a postgres:// URL. From the Lambda adapter (a fork directory set) it must be a schema
  * of the ledger's own database.
  */
-async function forkPg(req: { position: number; targetDb: string }, env: HandlerEnv): Promise<Record<string, unknown>> {
+async function forkPg(req: { position: number; targetDb: string }, env: HandlerEnv): Promise<{ targetDb: string; position: number; events: number }> {
   if (!isPostgresUrl(req.targetDb)) {
     throw new HandlerError('invalid_request', 'targetDb: a PostgreSQL ledger forks into a postgres:// URL (another schema: ?schema=name)', { field: 'targetDb' });
   }

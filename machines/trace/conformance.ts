@@ -5,7 +5,7 @@
 // (conformance-params.ts), the emulation on a scratch log (conformance-emulate.ts), and the
 // comparison, which also says what "differ" means (conformance-compare.ts).
 import type { EventStore } from '../../store/types.js';
-import { ReleaseSpecError, resolveStrategyRelease, strategyNameOf, type StrategyRelease } from '../migration/strategies/releases.js';
+import { resolveStrategyRelease, strategyNameOf, type StrategyRelease } from '../migration/strategies/releases.js';
 import { STRATEGIES } from '../migration/strategies/index.js';
 import { DomainError } from '../session/errors.js';
 import { compare, emulationFailed, type ConformanceDifference } from './conformance-compare.js';
@@ -92,10 +92,5 @@ function x86Release(spec: string): StrategyRelease {
     const x86 = Object.keys(STRATEGIES).filter((n) => STRATEGIES[n]!.x86);
     throw new DomainError('invalid_request', `strategy '${name}' has no x86 model (strategies: ${x86.join(', ')})`, { field: 'strategy' });
   }
-  try {
-    return resolveStrategyRelease(spec);
-  } catch (e) {
-    if (e instanceof ReleaseSpecError) throw new DomainError('invalid_request', e.message, { field: 'strategy' });
-    throw e;
-  }
+  return resolveStrategyRelease(spec); // an unknown release is a coded invalid_request already
 }

@@ -15,7 +15,8 @@ import { FAST_PATH } from '../../handlers/cli/registry.js';
 import { DEFAULT_DB as CLI_DEFAULT_DB } from '../../handlers/cli/run.js';
 import { parseDuration } from '../../handlers/cli/io.js';
 import { parseFastInvoke } from '../../handlers/cli/invoke.js';
-import { fmtNs, table } from '../../handlers/cli/format.js';
+import { table } from '../../handlers/cli/format.js';
+import { nsExactAndReadable as fmtNs } from '../../lib/units.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN = join(root, 'dist/handlers/cli/main.js');

@@ -3,7 +3,7 @@
 // each capture implies, compared write by write. The numbers are worked by hand in the comments.
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { renderConformance } from '../../handlers/cli/render.js';
+import { renderConformance } from '../../handlers/cli/render/traces.js';
 import { conformance, importTrace } from '../../handlers/use-cases/traces.js';
 import { tempDir } from '../helpers/ledger.js';
 
@@ -14,7 +14,7 @@ beforeEach(() => {
   db = join(tempDir(), 'ledger.db');
 });
 
-const call = async (h: typeof conformance, req: Record<string, unknown>) => (await h(req, { db })) as Record<string, any>;
+const call = async (h: typeof conformance, req: Record<string, unknown>): Promise<any> => h(req, { db });
 const ok = async (h: typeof conformance, req: Record<string, unknown>) => {
   const r = await call(h, req);
   if (!r.ok) throw new Error(JSON.stringify(r.error));

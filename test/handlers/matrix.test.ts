@@ -334,8 +334,8 @@ describe('workers, progress, engines', () => {
   }, 120_000);
 
   it("the command line's progress bar is sized in cells from the request", async () => {
-    const { REGISTRY } = await import('../../handlers/registry.js');
-    const count = REGISTRY.matrix.cli[0]!.progress!.count!;
+    const { COMMANDS } = await import('../../handlers/cli/commands.js');
+    const count = COMMANDS.matrix[0]!.progress!.count!;
     // 4 pairs × 2 strategies × 2 blackouts × 2 guests, twice with compareWith; fleet: unknown (0)
     expect(await count(SMALL)).toBe(32);
     expect(await count({ ...SMALL, compareWith: { strategies: ['qemu', 'qemu'] } })).toBe(64);

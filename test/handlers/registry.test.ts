@@ -46,7 +46,7 @@ describe('the handler registry', () => {
   it('names the default database once', () => {
     const files = ['handlers', 'machines', 'store', 'index.ts'].flatMap((d) => (d.endsWith('.ts') ? [join(root, d)] : sources(join(root, d))));
     const holders = files.filter((f) => readFileSync(f, 'utf8').includes("'./clockledger.db'")).map((f) => f.slice(root.length + 1));
-    expect(holders).toEqual(['handlers/registry.ts']);
+    expect(holders).toEqual(['handlers/context.ts']);
   });
 
   it('lists every error code in `clockledger --help`, not_a_ledger included', () => {

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storeFor } from '../../handlers/context.js';
-import { renderAuditReport, renderStrategies } from '../../handlers/cli/render.js';
+import { renderAuditReport, renderStrategies } from '../../handlers/cli/render/migrations.js';
 import {
   baselineRelease,
   isBaseline,

@@ -8,6 +8,7 @@
 // A migration records the release and switches it ran with (MigrationStarted.release/.switches);
 // a log without them ran the release the strategy modelled then (BASELINES below).
 import { preview } from '../../../kvm/args.js';
+import { CodedError } from '../../../lib/coded-error.js';
 
 export type Switches = Record<string, boolean>;
 
@@ -407,9 +408,17 @@ function compareVersions(a: number[], b: number[]): number {
   return 0;
 }
 
-/** A strategy string that does not resolve: the message says why (the caller gives it its code). */
-export class ReleaseSpecError extends Error {
-  override name = 'ReleaseSpecError';
+/**
+ * A strategy spec that does not resolve: invalid_request, the message saying why, details.field
+ * naming the request field it came from. Handlers answer it as it is (no layer re-wraps it).
+ */
+export class ReleaseSpecError extends CodedError<'invalid_request'> {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super('invalid_request', message, { field });
+  }
 }
 
 /** The strategy name of a spec ("name", "name@1.2", "name+sw=true"), without resolving it. */
@@ -421,13 +430,16 @@ export function strategyNameOf(spec: string): string {
  * Resolve "name[@X.Y[.Z]][+switch=true|false,...]" for a known strategy name: the newest modelled
  * release at or below the version (the bare name: the newest), with the
  * switches overridden. Throws ReleaseSpecError for a version older than every modelled release or
- * newer than the newest published one, a malformed version or override, or an unknown switch.
+ * newer than the newest published one, a malformed version or override, or an unknown switch;
+ * its field is `strategy`, or the field a caller names (whose name then leads the message, as a
+ * schema error's does: "releases: qemu 0.1 is older than ...").
  */
-export function resolveStrategyRelease(spec: string): StrategyRelease {
+export function resolveStrategyRelease(spec: string, from?: { field: string }): StrategyRelease {
+  const refuse = (why: string) => new ReleaseSpecError(from?.field ?? 'strategy', from ? `${from.field}: ${why}` : why);
   const name = strategyNameOf(spec);
   const rest = spec.slice(name.length);
   const m = /^(?:@([^+]*))?(?:\+(.*))?$/s.exec(rest);
-  if (!m) throw new ReleaseSpecError(`malformed strategy ${preview(spec)} (expected name[@X.Y[.Z]][+switch=true|false,...])`);
+  if (!m) throw refuse(`malformed strategy ${preview(spec)} (expected name[@X.Y[.Z]][+switch=true|false,...])`);
   const [, version, overrides] = m;
   const t = releaseTable(name);
   const known = t.releases.map((r) => r.version).join(', ');
@@ -435,23 +447,25 @@ export function resolveStrategyRelease(spec: string): StrategyRelease {
   if (version === undefined) base = bareRelease(name);
   else {
     const want = parseVersion(version);
-    if (!want) throw new ReleaseSpecError(`malformed version ${preview(version)} in strategy ${preview(spec)} (expected X.Y[.Z]; modelled: ${known})`);
+    if (!want) throw refuse(`malformed version ${preview(version)} in strategy ${preview(spec)} (expected X.Y[.Z]; modelled: ${known})`);
     if (t.newest && compareVersions(want, parseVersion(t.newest.version)!) > 0) {
       const { version: newest, source } = t.newest;
-      throw new ReleaseSpecError(`unknown release ${name} ${version}: the newest ${name} release is ${newest} (${source}): did you mean '${newest}'?`);
+      throw refuse(`unknown release ${name} ${version}: the newest ${name} release is ${newest} (${source}): did you mean '${newest}'?`);
     }
     const r = [...t.releases].reverse().find((x) => compareVersions(parseVersion(x.version)!, want) <= 0);
-    if (!r) throw new ReleaseSpecError(`${name} ${version} is older than every modelled release (modelled: ${known})`);
+    if (!r) throw refuse(`${name} ${version} is older than every modelled release (modelled: ${known})`);
     base = { strategy: name, release: r.version, switches: { ...r.switches } };
   }
   if (overrides === undefined) return base;
   const switches = { ...base.switches };
   for (const part of overrides.split(',')) {
     const [k, v, extra] = part.split('=');
-    if (!k || (v !== 'true' && v !== 'false') || extra !== undefined) throw new ReleaseSpecError(`bad switch override ${preview(part)} in strategy ${preview(spec)} (expected switch=true|false)`);
+    if (!k || (v !== 'true' && v !== 'false') || extra !== undefined) {
+      throw refuse(`bad switch override ${preview(part)} in strategy ${preview(spec)} (expected switch=true|false)`);
+    }
     if (!(k in t.switches)) {
       const names = Object.keys(t.switches);
-      throw new ReleaseSpecError(`unknown switch ${preview(k)} for ${name} (${names.length ? `switches: ${names.join(', ')}` : 'it has none'})`);
+      throw refuse(`unknown switch ${preview(k)} for ${name} (${names.length ? `switches: ${names.join(', ')}` : 'it has none'})`);
     }
     switches[k] = v === 'true';
   }

@@ -1,7 +1,8 @@
 // Human renderings of the matrix: the summary, a grid of verdicts (a row per host pair and guest, a
 // column per strategy and blackout), the cells that do not pass, and the changed cells of a
 // before/after with the changes responsible.
-import { humanNs, keyValues, table } from './format.js';
+import { nsReadable as humanNs } from '../../../lib/units.js';
+import { keyValues, table } from '../format.js';
 
 type R = Record<string, any>;
 
