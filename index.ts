@@ -12,4 +12,4 @@ export {
 } from './kvm/arith.js';
 export { PROFILES, PROFILE_NAMES, getProfile, resolveProfile, type KernelProfile } from './kvm/profiles.js';
 export * as kvm from './kvm/index.js';
-export { openEventStore, type EventStore } from './store/index.js';
+export { openEventStore, openLedgerForReading, type EventStore } from './store/index.js';

@@ -15,6 +15,7 @@ const BENCHES: [name: string, args: string[]][] = [
   ['cli', ['bench/cli.ts', '--no-build']],
   ['replay', ['bench/replay.ts', '--no-build']],
   ['fleet', ['bench/fleet.ts', '--no-build']],
+  ['matrix', ['bench/matrix.ts', '--no-build']],
   ['emmett', ['bench/emmett.ts']],
 ];
 const argv = process.argv.slice(2);

@@ -1,4 +1,5 @@
-// What a handler runs against: the event log named by the context (or the embedded default).
+// What a handler runs against: the event log named by the context (or the embedded default; the
+// command line and the Lambda adapter name CLOCKLEDGER_DB's, dbFromEnv()).
 // Handlers that only read open an existing ledger read-only (never creating, converting or
 // writing it); handlers that record events create and migrate it.
 //
@@ -15,9 +16,14 @@ import type { PgEventStore } from '../store/postgres-event-store.js';
 import { ReadView } from '../store/read-view.js';
 import type { EventStore } from '../store/types.js';
 import { CODE_VERSION } from '../machines/version.js';
-import { DEFAULT_DB } from './registry.js';
 
-export { DEFAULT_DB };
+/** The event log used when none is named (CLOCKLEDGER_DB overrides it for the CLI and Lambda). */
+export const DEFAULT_DB = './clockledger.db';
+
+/** The database of a CLI or Lambda invocation: CLOCKLEDGER_DB, else DEFAULT_DB (read at call time). */
+export function dbFromEnv(): string {
+  return process.env.CLOCKLEDGER_DB || DEFAULT_DB;
+}
 
 export interface HandlerContext {
   /** the database: a file (default ./clockledger.db) or a postgres:// URL (?schema=, default clockledger) */

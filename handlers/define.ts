@@ -5,14 +5,22 @@ import { toJson } from '../machines/codec.js';
 import type { Session } from '../machines/session.js';
 import type { AsyncEventStore } from '../store/async-types.js';
 import type { EventStore, WrittenEvent } from '../store/types.js';
-import { asyncLogFor, engineOf, logFor, pgStoreFor, storeFor, type HandlerContext, type StoreAccess } from './context.js';
+import type { JsonOf } from '../lib/json-of.js';
+import { asyncLogFor, DEFAULT_DB, engineOf, logFor, pgStoreFor, storeFor, type HandlerContext, type StoreAccess } from './context.js';
 import { requestFingerprint } from './fingerprint.js';
 import { HandlerError, toErrorBody, type ErrorBody } from './errors.js';
 import { boundedRequest, UnreadableRequestError } from './limits.js';
-import { DEFAULT_DB, REGISTRY, type HandlerName } from './registry.js';
+import { REGISTRY, type HandlerName } from './registry.js';
 
 export type HandlerResponse = ({ ok: true } & Record<string, unknown>) | { ok: false; error: ErrorBody };
 export type Handler = (request: unknown, ctx?: HandlerContext) => Promise<HandlerResponse>;
+
+/** The answer of a handler that completed: ok, and what its run() returned, as JSON (u64s as decimal strings). */
+export type OkResponse<Out> = { ok: true } & JsonOf<Out>;
+/** The answer of a handler that refused the request. */
+export type ErrorResponse = { ok: false; error: ErrorBody };
+/** What a run() returns: the fields of the answer (ok is added), bigints and all. */
+type Out = object;
 
 export interface HandlerEnv {
   /** the SQLite store (a PostgreSQL ledger is read through log()) */
@@ -33,15 +41,20 @@ export interface HandlerEnv {
   onProgress?: (position: number) => void;
   /** every path a request names, and every file a handler makes, must lie in this directory (the Lambda adapter sets it) */
   forkDir?: string;
-  /** run a use case that records events: atomically, idempotently, retried on conflict (after a backoff) */
-  write<T>(work: (s: Session) => T, respond: (value: T, written: WrittenEvent[]) => Record<string, unknown>): Promise<Record<string, unknown>>;
+  /**
+   * Run a use case that records events: atomically, idempotently, retried on conflict (after a
+   * backoff). Answers what `respond` makes of the work's value, as JSON (as it is stored, so that
+   * a retried request answers the same).
+   */
+  write<T, R extends Out>(work: (s: Session) => T, respond: (value: T, written: WrittenEvent[]) => R): Promise<JsonOf<R>>;
 }
 
-export interface HandlerDef<S extends z.ZodTypeAny> {
+export interface HandlerDef<S extends z.ZodTypeAny, O extends Out> {
   /** its name in the registry (handlers/registry.ts), which gives its summary and access */
   name: HandlerName;
   schema: S;
-  run: (req: z.output<S>, env: HandlerEnv) => Record<string, unknown> | Promise<Record<string, unknown>>;
+  /** the work; what it returns is the answer (as JSON, with ok: true), and gives the handler's response type */
+  run: (req: z.output<S>, env: HandlerEnv) => O | Promise<O>;
 }
 
 /**
@@ -49,15 +62,21 @@ export interface HandlerDef<S extends z.ZodTypeAny> {
  * when a request fails the quick check (the schema then gives the error, the same as ever) or
  * when someone asks for the schema (docs).
  */
-export interface LazyHandlerDef<R> {
+export interface LazyHandlerDef<R, O extends Out> {
   name: HandlerName;
   /** the request as the schema parses it when it is plainly valid; undefined: let the schema decide */
   quickParse: (request: unknown) => R | undefined;
   loadSchema: () => Promise<z.ZodTypeAny>;
-  run: (req: R, env: HandlerEnv) => Record<string, unknown> | Promise<Record<string, unknown>>;
+  run: (req: R, env: HandlerEnv) => O | Promise<O>;
 }
 
-export interface DefinedHandler extends Handler {
+/**
+ * A handler as defineHandler makes it: an async function of a request (and a context) answering
+ * { ok: true, ...what its run() returned } or { ok: false, error }. `O` is what run() returns
+ * (ResponseOf in handlers/responses.ts names a handler's answer by its name).
+ */
+export interface DefinedHandler<O extends Out = Record<string, unknown>> {
+  (request: unknown, ctx?: HandlerContext): Promise<OkResponse<O> | ErrorResponse>;
   handlerName: string;
   summary: string;
   /** its request schema; of a lazy handler, once loadSchema() has run (loadAll() runs it for every handler) */
@@ -72,11 +91,11 @@ type Parsed = Record<string, unknown> & { requestId?: string; correlationId?: st
 // loaded, later writes reuse the module rather than asking the loader to resolve it again.
 let sessionModule: Promise<typeof import('../machines/session.js')> | undefined;
 let asyncPortModule: Promise<typeof import('../machines/session/async-port.js')> | undefined;
-type Run = (req: any, env: HandlerEnv) => Record<string, unknown> | Promise<Record<string, unknown>>;
+type Run = (req: any, env: HandlerEnv) => Out | Promise<Out>;
 
-export function defineHandler<S extends z.ZodTypeAny>(def: HandlerDef<S>): DefinedHandler;
-export function defineHandler<R>(def: LazyHandlerDef<R>): DefinedHandler;
-export function defineHandler(def: HandlerDef<z.ZodTypeAny> | LazyHandlerDef<unknown>): DefinedHandler {
+export function defineHandler<S extends z.ZodTypeAny, O extends Out>(def: HandlerDef<S, O>): DefinedHandler<O>;
+export function defineHandler<R, O extends Out>(def: LazyHandlerDef<R, O>): DefinedHandler<O>;
+export function defineHandler(def: HandlerDef<z.ZodTypeAny, Out> | LazyHandlerDef<unknown, Out>): DefinedHandler<Out> {
   if ('schema' in def) {
     const schema = def.schema;
     return build(def.name, (request) => schema.parse(request) as Parsed, def.run, { schema, loadSchema: async () => schema });
@@ -125,7 +144,12 @@ function contextOf(given: HandlerContext | undefined): HandlerContext {
   return ctx as HandlerContext;
 }
 
-function build(name: HandlerName, parse: (request: unknown) => Parsed | Promise<Parsed>, run: Run, schemaOf: Pick<DefinedHandler, 'schema' | 'loadSchema'>): DefinedHandler {
+function build(
+  name: HandlerName,
+  parse: (request: unknown) => Parsed | Promise<Parsed>,
+  run: Run,
+  schemaOf: Pick<DefinedHandler, 'schema' | 'loadSchema'>,
+): DefinedHandler<Out> {
   const { summary, access } = REGISTRY[name];
   const fn = async (request: unknown, given?: HandlerContext): Promise<HandlerResponse> => {
     try {
@@ -155,16 +179,16 @@ function build(name: HandlerName, parse: (request: unknown) => Parsed | Promise<
           const { withSession } = await (sessionModule ??= import('../machines/session.js'));
           const log = engine === 'sqlite' ? env.store : (await (asyncPortModule ??= import('../machines/session/async-port.js'))).asyncLogPort(await pgStoreFor(ctx.db!, access));
           const r = await withSession(log, meta, work, (v, written) => ({ ok: true, ...respond(v, written) }));
-          return r.response as Record<string, unknown>;
+          return r.response as JsonOf<ReturnType<typeof respond>>;
         },
       };
       const out = await run(req, env);
-      return { ok: true, ...(toJson(out) as Record<string, unknown>) } as HandlerResponse;
+      return { ok: true, ...(toJson(out) as Record<string, unknown>) } as OkResponse<Out>;
     } catch (e) {
-      return { ok: false, error: toErrorBody(e) };
+      return { ok: false, error: toErrorBody(e) } satisfies ErrorResponse;
     }
   };
   return Object.defineProperties(Object.assign(fn, { handlerName: name, summary, access, loadSchema: schemaOf.loadSchema }), {
     schema: Object.getOwnPropertyDescriptor(schemaOf, 'schema')!,
-  }) as DefinedHandler;
+  }) as DefinedHandler<Out>;
 }

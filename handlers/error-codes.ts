@@ -12,6 +12,7 @@ export const ERROR_CODES = [
   'io',
   'invalid_trace',
   'unknown_handler',
+  'response_too_large',
   'internal',
 ] as const;
 

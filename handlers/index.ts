@@ -1,7 +1,8 @@
 // Every use case as a handler: async (request, context) → response, by name, in the order of the
 // registry (handlers/registry.ts), which is the one list of them.
 import type { DefinedHandler } from './define.js';
-import { HANDLER_NAMES, loadAll, type HandlerName } from './registry.js';
+import { loadAll } from './modules.js';
+import { HANDLER_NAMES, type HandlerName } from './registry.js';
 
 export const handlers: Readonly<Record<HandlerName, DefinedHandler>> = await loadAll();
 

@@ -20,13 +20,20 @@
 // use-case module, not all), and the response is answered as the event's kind expects.
 //
 // Nothing here throws: every failure is { ok: false, error: { code, message, details? } }.
+//
+// An answer's JSON, as the runtime will post it (the proxy response around the body, for a proxy
+// event), is held to MAX_RESPONSE_BYTES (Lambda's 6 MB; CLOCKLEDGER_MAX_RESPONSE_BYTES sets
+// another): a larger one is answered with response_too_large, its size and how to ask for less,
+// instead of a response the runtime would refuse (the caller would see only a runtime error).
 import type { APIGatewayProxyResult, Context } from 'aws-lambda';
 import { dirname, resolve } from 'node:path';
 import type { HandlerResponse } from './define.js';
 import type { ErrorCode } from './error-codes.js';
 import { toErrorBody, type ErrorBody } from './errors.js';
-import { MAX_ECHO_CHARS, MAX_REQUEST_BYTES, preview, requestTooLarge } from './limits.js';
-import { dbFromEnv, HANDLER_NAMES, loadHandler, type HandlerName } from './registry.js';
+import { MAX_ECHO_CHARS, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, preview, requestTooLarge } from './limits.js';
+import { dbFromEnv } from './context.js';
+import { loadHandler } from './modules.js';
+import { entryOf, HANDLER_NAMES, type HandlerName } from './registry.js';
 import { isPlainObject } from '../lib/plain-object.js';
 
 export interface InvokeEvent {
@@ -106,25 +113,99 @@ function invocationOf(event: unknown, fixed?: HandlerName): { name: string; requ
   return { name: payload.handler, request: payload.request };
 }
 
-/** The one adapter: event → invocation → the handler response (never thrown). */
-function handle(fixed?: HandlerName): LambdaHandler {
-  return async (event: unknown) => {
-    let i: ReturnType<typeof invocationOf>;
-    try {
-      i = invocationOf(event, fixed);
-    } catch {
-      // a script's event whose getter or Proxy trap threw: the request is at fault, not the adapter
-      return fail('invalid_request', '(event): cannot be read (a getter or Proxy of it threw): give plain JSON values', { field: '(event)', unreadable: true });
-    }
-    try {
-      return 'response' in i ? i.response : await invoke(i.name, i.request);
-    } catch (e) {
-      return fail('internal', (e as Error)?.message ?? String(e));
-    }
-  };
+/** The variable that sets another bound on an answer's JSON than MAX_RESPONSE_BYTES. */
+export const MAX_RESPONSE_BYTES_ENV = 'CLOCKLEDGER_MAX_RESPONSE_BYTES';
+/** Its least value: room for the response_too_large answer itself. */
+const MIN_RESPONSE_BYTES = 1024;
+
+/** The bound on an answer's JSON (read at call time), or the response refusing a bound that is not one. */
+export function responseLimit(): { max: number } | { response: HandlerResponse } {
+  const v = process.env[MAX_RESPONSE_BYTES_ENV];
+  if (v === undefined || v === '') return { max: MAX_RESPONSE_BYTES };
+  const max = /^[0-9]{1,15}$/.test(v) ? Number(v) : NaN;
+  if (max >= MIN_RESPONSE_BYTES) return { max };
+  // the function's configuration is at fault, not the request: nothing is run
+  const message =
+    `${MAX_RESPONSE_BYTES_ENV}: ${preview(v)} is not a number of bytes of at least ${MIN_RESPONSE_BYTES} ` +
+    `(default ${MAX_RESPONSE_BYTES}, Lambda's 6 MB)`;
+  return { response: fail('internal', message, { variable: MAX_RESPONSE_BYTES_ENV }) };
 }
 
-const answer = handle();
+/** How to ask for less than an answer too large for Lambda, by handler. */
+const ASK_FOR_LESS: Partial<Record<HandlerName, string>> = {
+  events: 'page it: ask for fewer events (limit, or last) and go on after the last position answered (from)',
+  audit: 'ask for one migration at a time (migrationId)',
+  exportTrace: 'write it to a file from the command line (clockledger export <id> --out FILE) or call exportTrace from the library, which answer in full',
+  report: 'write it to a file from the command line (clockledger report --html --out FILE) or call report from the library, which answer in full',
+};
+const ASK_FOR_LESS_ANY =
+  'ask for less (one VM, migration or range), or run it from the command line (--out FILE where it has one) or the library, which answer in full';
+
+/** The response_too_large answer to an answer of `bytes` bytes of JSON (name: the handler, when known). */
+function tooLarge(bytes: number, max: number, name: string | null, r: HandlerResponse): HandlerResponse {
+  const handler = name !== null && entryOf(name) ? (name as HandlerName) : null;
+  const hint = (handler && ASK_FOR_LESS[handler]) ?? ASK_FOR_LESS_ANY;
+  // a write was carried out (its answer is stored for a retry with the same requestId, as large)
+  const recorded = r.ok && handler !== null && entryOf(handler)!.access === 'write';
+  const done = recorded ? ' The request was carried out: what it recorded is in the log (read it with events).' : '';
+  const message = `${handler ?? '(response)'}: the answer is ${bytes} bytes of JSON, more than the ${max} a Lambda response may carry; ${hint}.${done}`;
+  return fail('response_too_large', message, { bytes, max, limit: 'MAX_RESPONSE_BYTES', handler, hint, recorded });
+}
+
+/** Its JSON's size in bytes as the runtime posts it (Infinity: too large for one string). */
+function jsonBytes(v: unknown): number {
+  try {
+    return Buffer.byteLength(JSON.stringify(v), 'utf8');
+  } catch {
+    return Infinity;
+  }
+}
+
+/** An invocation's outcome: the handler it named (null: none could be read) and its response. */
+interface Outcome {
+  name: string | null;
+  response: HandlerResponse;
+  max: number;
+}
+
+/** The one adapter: event → invocation → the handler response (never thrown). */
+async function answerOf(event: unknown, fixed?: HandlerName): Promise<Outcome> {
+  const limit = responseLimit();
+  if ('response' in limit) return { name: fixed ?? null, response: limit.response, max: MAX_RESPONSE_BYTES };
+  const { max } = limit;
+  let i: ReturnType<typeof invocationOf>;
+  try {
+    i = invocationOf(event, fixed);
+  } catch {
+    // a script's event whose getter or Proxy trap threw: the request is at fault, not the adapter
+    const message = '(event): cannot be read (a getter or Proxy of it threw): give plain JSON values';
+    const response = fail('invalid_request', message, { field: '(event)', unreadable: true });
+    return { name: fixed ?? null, response, max };
+  }
+  if ('response' in i) return { name: fixed ?? null, response: i.response, max };
+  try {
+    return { name: i.name, response: await invoke(i.name, i.request), max };
+  } catch (e) {
+    return { name: i.name, response: fail('internal', (e as Error)?.message ?? String(e)), max };
+  }
+}
+
+/** The response as the runtime posts it, directly: response_too_large in its place when its JSON is beyond the bound. */
+function direct(o: Outcome): HandlerResponse {
+  const bytes = jsonBytes(o.response);
+  return bytes <= o.max ? o.response : tooLarge(bytes, o.max, o.name, o.response);
+}
+
+/** The same as a proxy response ({ statusCode, headers, body }), measured as the runtime posts it. */
+function proxied(o: Outcome): APIGatewayProxyResult {
+  const http = asHttp(o.response);
+  const bytes = jsonBytes(http);
+  return bytes <= o.max ? http : asHttp(tooLarge(bytes, o.max, o.name, o.response));
+}
+
+function handle(fixed?: HandlerName): LambdaHandler {
+  return async (event: unknown) => direct(await answerOf(event, fixed));
+}
 
 /**
  * A proxy integration event, which expects { statusCode, headers, body } back: API Gateway REST
@@ -154,6 +235,8 @@ const STATUS: Record<ErrorCode, number> = {
   not_a_ledger: 422,
   invalid_trace: 400,
   io: 500,
+  // the request is understood, and (a read) answerable only in parts: the caller must ask for less
+  response_too_large: 422,
   internal: 500,
 };
 
@@ -171,12 +254,12 @@ function asHttp(r: HandlerResponse): APIGatewayProxyResult {
  * body } (the response as the JSON body, the status from the error code).
  */
 export const handler = async (event: LambdaEvent | unknown, _context?: Context): Promise<HandlerResponse | APIGatewayProxyResult> => {
-  const r = await answer(event);
-  return isProxyEvent(event) ? asHttp(r) : r;
+  const o = await answerOf(event);
+  return isProxyEvent(event) ? proxied(o) : direct(o);
 };
 
 /** handler, always answered as an API Gateway (REST or HTTP API) proxy integration response. */
-export const httpHandler = async (event: LambdaEvent | unknown, _context?: Context): Promise<APIGatewayProxyResult> => asHttp(await answer(event));
+export const httpHandler = async (event: LambdaEvent | unknown, _context?: Context): Promise<APIGatewayProxyResult> => proxied(await answerOf(event));
 
 /** A named function for every handler in the registry: the event is { request } or the request itself (or an HTTP-like event). */
 export const byName: Readonly<Record<HandlerName, LambdaHandler>> = Object.freeze(Object.fromEntries(HANDLER_NAMES.map((n) => [n, handle(n)])) as Record<HandlerName, LambdaHandler>);
@@ -213,4 +296,6 @@ export const {
   bisectReleases,
   exportTrace,
   report,
+  matrix,
+  matrixCell,
 } = byName;

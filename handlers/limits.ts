@@ -25,6 +25,16 @@ export const MAX_LIST_ITEMS = 64;
 export const MAX_OPTIONS = 32;
 export const MAX_OPTION_LENGTH = 256;
 
+/**
+ * An answer's JSON under the Lambda adapter (handlers/lambda.ts), as the runtime posts it: AWS
+ * Lambda's synchronous invocation payload limit, 6 MB for the request and for the response (AWS
+ * Lambda Developer Guide, "Lambda quotas"; API reference, Invoke: "For synchronous invocations, the
+ * maximum payload size is 6 MB"). The runtime refuses a larger response with "Exceeded maximum
+ * allowed payload size (6291556 bytes)"; 6 MiB stays within it. CLOCKLEDGER_MAX_RESPONSE_BYTES
+ * sets another bound (a gateway in front that allows less; a runtime without the limit).
+ */
+export const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
+
 /** A request beyond a bound: invalid_request, details.field saying where and details.limit which. */
 export class RequestBoundsError extends CodedError<'invalid_request'> {
   constructor(

@@ -1,368 +1,113 @@
-// The handler registry: every handler once, with the module that defines it and the command
-// lines that call it. From this table come the package's `handlers` object (index.ts), the Lambda
-// exports (lambda.ts), the CLI's commands and its cold-start path (cli/), and docs/handlers.md.
-// The request schemas and the work live with the handlers' definitions (use-cases/, defineHandler).
-// Nothing here imports a handler module until one is asked for.
-import { EXIT_HANDLER_ERROR, EXIT_MIGRATION_FAILED, EXIT_NONCONFORMING, EXIT_OK } from './cli/exit-codes.js';
+// The handler registry: every handler once, with what every surface needs to know of it without
+// loading it: the use-case module that defines it, whether it writes the ledger, and what it does.
+// From this table come the package's `handlers` object (index.ts), the Lambda exports
+// (lambda.ts), the command line (cli/commands.ts adds each handler's command lines) and
+// docs/handlers.md. Each handler's request schema and its work live in its module (use-cases/,
+// defineHandler); modules.ts imports a module when one of its handlers is asked for.
+//
+// Nothing here knows a surface: no command line, no exit code, no HTTP status (as Hono's app knows
+// nothing of the Lambda adapter that serves it). Adding a handler: an entry here, its definition
+// in its module, its command lines in cli/commands.ts, its name in lambda.ts's exports.
 import type { StoreAccess } from './context.js';
-import type { DefinedHandler } from './define.js';
 
-type Render = typeof import('./cli/render.js');
-/** The renderers of a whole response (handlers/cli/render.ts). */
-type RendererName = { [K in keyof Render]: Render[K] extends (response: Record<string, any>) => string ? K : never }[keyof Render];
-
-/** The event log used when none is named (CLOCKLEDGER_DB overrides it for the CLI and Lambda). */
-export const DEFAULT_DB = './clockledger.db';
-
-/** The database of a CLI or Lambda invocation: CLOCKLEDGER_DB, else DEFAULT_DB (read at call time). */
-export function dbFromEnv(): string {
-  return process.env.CLOCKLEDGER_DB || DEFAULT_DB;
-}
-
-type Module = Record<string, unknown>;
-
-/** The use-case modules, each imported on first use. */
-export const MODULES = {
-  hosts: () => import('./use-cases/hosts.js') as Promise<Module>,
-  vms: () => import('./use-cases/vms.js') as Promise<Module>,
-  events: () => import('./use-cases/events.js') as Promise<Module>,
-  log: () => import('./use-cases/log.js') as Promise<Module>,
-  migrations: () => import('./use-cases/migrations.js') as Promise<Module>,
-  replay: () => import('./use-cases/replay.js') as Promise<Module>,
-  demo: () => import('./use-cases/demo.js') as Promise<Module>,
-  traces: () => import('./use-cases/traces.js') as Promise<Module>,
-  export: () => import('./use-cases/export.js') as Promise<Module>,
-} as const;
-
-// ---- the command-line spec of a handler ------------------------------------------------------
-
-/**
- * How a command-line value is read: int (non-negative), u64 (decimal or 0x hex, kept a decimal
- * string), number, duration (with a unit; signed-duration may be negative; epoch-ns takes a bare
- * number as ns), list (a,b,c), key-value (repeatable key=value), json (a kernel struct, or a bare
- * UAPI name or number), name-or-number (an MSR by UAPI name or number), guest-value (decimal,
- * hex or JSON).
- */
-export type ValueKind = 'int' | 'u64' | 'number' | 'duration' | 'signed-duration' | 'epoch-ns' | 'list' | 'key-value' | 'json' | 'name-or-number' | 'guest-value';
-
-export interface CliArgument {
-  /** '<name>' (required) or '[name]' (optional); the name is the request field unless `field` says otherwise */
-  name: string;
-  description?: string;
-  value?: ValueKind;
-  field?: string;
-}
-
-export interface CliOption {
-  /** commander flags: '--tsc-khz <kHz>', '--in-place', '--no-ecv' (a --no- flag is sent only as false) */
-  flags: string;
-  description: string;
-  value?: ValueKind;
-  choices?: readonly string[];
-  default?: string;
-  required?: boolean;
-  /** the request field (default: the option's camelCase name); null: not sent as given */
-  field?: string | null;
-}
-
-/** The values of a command line: arguments by request field, options by their field. */
-export type CliValues = Record<string, unknown>;
-
-export interface CliCommand {
-  /** ['hosts', 'create']: a subcommand of a group; ['time']: a top-level command */
-  path: readonly string[];
-  description: string;
-  alias?: string;
-  args?: readonly CliArgument[];
-  options?: readonly CliOption[];
-  /** command lines after `clockledger ` */
-  examples?: readonly string[];
-  /** the human rendering of an ok response (handlers/cli/render.ts) */
-  render: RendererName;
-  /** the request from the values (default: the values given); may look at the log (db) */
-  request?: (v: CliValues, db: string) => Record<string, unknown> | Promise<Record<string, unknown>>;
-  /** a progress bar with this label; sized by the log when `sized` */
-  progress?: { label: string; sized?: boolean };
-  /** the exit code of an ok response of this command (e.g. verify: 1 when the chain is broken) */
-  okExitCode?: (response: Record<string, any>) => number;
-  /**
-   * --out FILE: the option (by field) naming a file that an ok response's `text` is written to
-   * instead of stdout, which then has a line saying what was written (with --json: { ok, out, bytes, ... }).
-   */
-  outFile?: { field: string; text: (response: Record<string, any>) => string; summary?: (response: Record<string, any>) => Record<string, unknown> };
-}
+/** The use-case modules (handlers/use-cases/<name>.ts). */
+export type ModuleName = 'hosts' | 'vms' | 'events' | 'log' | 'migrations' | 'replay' | 'demo' | 'traces' | 'export' | 'matrix';
 
 export interface HandlerEntry {
-  module: keyof typeof MODULES;
+  /** the use-case module that defines it */
+  module: ModuleName;
   /** 'read': the ledger must exist and is opened read-only; 'write': created or migrated as needed */
   access: StoreAccess;
   /** what it does, in a line (`clockledger handlers`, docs/handlers.md) */
   summary: string;
-  /** the exit code of an ok response however the handler is called from the CLI (default 0) */
-  okExitCode?: (response: Record<string, any>) => number;
-  /** its commands, in the order `clockledger --help` lists them */
-  cli: readonly CliCommand[];
 }
 
-const vcpuOption = (description: string, required = false): CliOption => ({ flags: '--vcpu <n>', description, value: 'int', required });
-const vmOnly: CliOption = { flags: '--vm <vmId>', description: 'only this VM', field: 'vmId' };
-const migrationOnly: CliOption = { flags: '--migration <migrationId>', description: 'only the VMs and span of this migration', field: 'migrationId' };
-const keepOption = (what: string): CliOption => ({ flags: '--keep <n>', description: what, value: 'int' });
-const durationOption = (flags: string, description: string, field: string, required = false): CliOption => ({ flags, description, value: 'duration', field, required });
-const intOption = (flags: string, description: string): CliOption => ({ flags, description, value: 'int' });
-const vmIdArg: CliArgument = { name: '<vmId>' };
+const entry = (module: ModuleName, access: StoreAccess, summary: string): HandlerEntry => ({ module, access, summary });
 
-/** A command: its path ('hosts create'), what it does, its renderer, and the rest of its spec. */
-const command = (path: string, description: string, render: RendererName, more: Omit<CliCommand, 'path' | 'description' | 'render'> = {}): CliCommand => ({ path: path.split(' '), description, render, ...more });
-const entry = (module: keyof typeof MODULES, access: StoreAccess, summary: string, ...cli: CliCommand[]): HandlerEntry => ({ module, access, summary, cli });
-
-/** An exported trace as its file's text: a Chrome trace's JSON, or an ftrace text file as it is. */
-const exportedText = (trace: unknown): string => (typeof trace === 'string' ? trace : JSON.stringify(trace));
-/** How many events an exported trace holds: a Chrome trace's traceEvents, an ftrace file's tracepoint lines. */
-const exportedEvents = (trace: unknown): number =>
-  typeof trace === 'string' ? trace.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length : (trace as { traceEvents: unknown[] }).traceEvents.length;
-
-/** Every handler, in the order of the command line's help. */
+/** Every handler, in the order of the command line's help and of docs/handlers.md. */
 export const REGISTRY = {
-  createHost: entry('hosts', 'write', 'create an emulated host: its counter, clocksource, vendor, TSC scaling and kernel profile', command('hosts create', 'create a host (handler createHost)', 'renderHost', {
-    args: [{ name: '<hostId>' }],
-    options: [
-      { flags: '--arch <arch>', description: 'architecture', choices: ['x86', 'arm64'], default: 'x86' },
-      intOption('--tsc-khz <kHz>', 'x86: the host TSC frequency in kHz'),
-      { flags: '--actual-tsc-hz <Hz>', description: "the counter's true frequency, if not exactly the nominal one", value: 'u64' },
-      { flags: '--vendor <vendor>', description: 'x86: VMX (Intel) or SVM (AMD)', choices: ['vmx', 'svm'] },
-      { flags: '--no-tsc-scaling', description: 'x86: the CPU cannot scale the guest TSC' },
-      { flags: '--clocksource <cs>', description: "the host kernel's clocksource", choices: ['tsc', 'hpet', 'arch_sys_counter'] },
-      { flags: '--kernel <profile>', description: 'kernel profile (clockledger profiles), optionally +x86.switch=false,...' },
-      { flags: '--initial-tsc <n>', description: 'the host counter at true time 0', value: 'u64' },
-      { flags: '--realtime-offset <ns>', description: 'CLOCK_REALTIME at true time 0 (ns since the epoch)', value: 'epoch-ns', field: 'realtimeOffsetNs' },
-      { flags: '--cntfrq-hz <Hz>', description: 'arm64: the counter frequency (CNTFRQ_EL0)', value: 'u64' },
-      { flags: '--no-ecv', description: 'arm64: no Enhanced Counter Virtualization' },
-    ],
-    examples: ['hosts create src --tsc-khz 2500000', 'hosts create old --tsc-khz 2500000 --vendor svm --kernel linux-5.15 --clocksource hpet', 'hosts create a1 --arch arm64 --cntfrq-hz 25000000 --no-ecv'],
-  })),
-  adjustRealtime: entry('hosts', 'write', "step a host's CLOCK_REALTIME (stepNs) and/or set its NTP slew (slewPpm)", command('hosts realtime', "step a host's CLOCK_REALTIME and/or set its NTP slew (handler adjustRealtime)", 'renderHost', {
-    args: [{ name: '<hostId>' }],
-    options: [
-      { flags: '--step <duration>', description: 'step CLOCK_REALTIME by this much (may be negative: -5ms)', value: 'signed-duration', field: 'stepNs' },
-      { flags: '--slew <ppm>', description: 'NTP frequency adjustment in ppm (-500..500)', value: 'number', field: 'slewPpm' },
-    ],
-    examples: ['hosts realtime src --step 2s', 'hosts realtime src --slew -12.5'],
-  })),
-  listHosts: entry('hosts', 'read', 'the hosts in the log: architecture, kernel profile, counter frequency, vendor and TSC scaling', command('hosts list', 'the hosts in the log: architecture, kernel profile, counter frequency (handler listHosts)', 'renderHostList', { examples: ['hosts list', 'hosts list --json'] })),
-  advanceTime: entry(
-    'hosts',
+  createHost: entry('hosts', 'write', 'create an emulated host: its counter, clocksource, vendor, TSC scaling and kernel profile'),
+  adjustRealtime: entry('hosts', 'write', "step a host's CLOCK_REALTIME (stepNs) and/or set its NTP slew (slewPpm)"),
+  listHosts: entry('hosts', 'read', 'the hosts in the log: architecture, kernel profile, counter frequency, vendor and TSC scaling'),
+  advanceTime: entry('hosts', 'write', 'let simulated true time pass (ns; 0 reads the time); delayed kernel work fires on the way'),
+  createVm: entry('vms', 'write', 'create a VM on a host (KVM_CREATE_VM), optionally set its TSC kHz, then create its vCPUs one by one'),
+  destroyVm: entry('vms', 'write', 'destroy a VM (close its fd)'),
+  listVms: entry('vms', 'read', 'the VMs in the log (optionally those of one host): host, kernel profile, lifecycle, vCPUs and how many are in KVM_RUN'),
+  runVcpu: entry('vms', 'write', 'KVM_RUN: enter the guest on one vCPU (or all), serving pending clock requests in the kernel order'),
+  pauseVcpu: entry('vms', 'write', 'make one vCPU (or all) leave KVM_RUN for userspace, as a VMM pausing the VM does'),
+  ioctl: entry('vms', 'write', 'issue one KVM ioctl on the VM fd (no vcpu) or a vCPU fd; kernel refusals come back as ret -1 with errno'),
+  guest: entry(
+    'vms',
     'write',
-    'let simulated true time pass (ns; 0 reads the time); delayed kernel work fires on the way',
-    command('time', 'read the simulated true time (handler advanceTime with ns 0); `time advance` lets it pass', 'renderNow', { examples: ['time', 'time advance 300ms', 'time advance 1500000000ns'], request: () => ({ ns: '0' }) }),
-    command('time advance', 'let true time pass; delayed kernel work (kvmclock updates, timers) fires on the way', 'renderNow', {
-      args: [{ name: '<duration>', description: 'with a unit: 300ms, 5s, 2m, 1h, 1500000000ns', value: 'duration', field: 'ns' }],
-    }),
+    'what the guest does on a running vCPU: rdtsc, a kvmclock read through its pvclock page, rdmsr/wrmsr, its wall clock ' +
+      '(wallclock: its CLOCK_REALTIME without NTP, the KVM wall clock it read at boot when it wrote MSR_KVM_WALL_CLOCK_NEW, ' +
+      'plus kvmclock since; a VMM rewriting the MSR at restore does not change it)',
   ),
-  createVm: entry('vms', 'write', 'create a VM on a host (KVM_CREATE_VM), optionally set its TSC kHz, then create its vCPUs one by one', command('vms create', 'create a VM on a host, optionally set its TSC kHz, then its vCPUs one by one (handler createVm)', 'renderVm', {
-    args: [vmIdArg],
-    options: [
-      { flags: '--host <hostId>', description: 'the host it runs on', required: true, field: 'hostId' },
-      intOption('--vcpus <n>', 'how many vCPUs (0 allowed)'),
-      intOption('--tsc-khz <kHz>', 'the VM-wide KVM_SET_TSC_KHZ, before any vCPU'),
-      { flags: '--secure-tsc', description: 'x86: a confidential VM whose guest TSC the host cannot change (TDX, SEV-SNP Secure TSC)' },
-    ],
-    examples: ['vms create vm1 --host src --vcpus 4', 'vms create vm2 --host src --vcpus 2 --tsc-khz 2000000', 'vms create td1 --host src --vcpus 2 --tsc-khz 2500000 --secure-tsc'],
-  })),
-  destroyVm: entry('vms', 'write', 'destroy a VM (close its fd)', command('vms destroy', 'destroy a VM, closing its fd (handler destroyVm)', 'renderVm', { args: [vmIdArg], options: [{ flags: '--reason <text>', description: 'recorded with the event' }], examples: ['vms destroy vm1'] })),
-  listVms: entry('vms', 'read', 'the VMs in the log (optionally those of one host): host, kernel profile, lifecycle, vCPUs and how many are in KVM_RUN', command('vms list', 'the VMs in the log: host, kernel profile, lifecycle, vCPUs running (handler listVms)', 'renderVmList', {
-    options: [{ flags: '--host <hostId>', description: 'only the VMs of this host', field: 'hostId' }],
-    examples: ['vms list', 'vms list --host dst --json'],
-  })),
-  runVcpu: entry('vms', 'write', 'KVM_RUN: enter the guest on one vCPU (or all), serving pending clock requests in the kernel order', command('run', 'KVM_RUN: enter the guest on one vCPU or all, serving pending clock requests (handler runVcpu)', 'renderRun', { args: [vmIdArg], options: [vcpuOption('only this vCPU')], examples: ['run vm1', 'run vm1 --vcpu 1'] })),
-  pauseVcpu: entry('vms', 'write', 'make one vCPU (or all) leave KVM_RUN for userspace, as a VMM pausing the VM does', command('pause', 'make one vCPU or all leave KVM_RUN, as a VMM pausing the VM does (handler pauseVcpu)', 'renderPause', { args: [vmIdArg], options: [vcpuOption('only this vCPU')], examples: ['pause vm1', 'pause vm1 --vcpu 0'] })),
-  ioctl: entry('vms', 'write', 'issue one KVM ioctl on the VM fd (no vcpu) or a vCPU fd; kernel refusals come back as ret -1 with errno', command('ioctl', 'issue one KVM ioctl on the VM fd, or a vCPU fd with --vcpu (handler ioctl); kernel refusals are ret -1 + errno', 'renderIoctl', {
-    args: [vmIdArg, { name: '<ioctl>', description: 'UAPI name, e.g. KVM_GET_CLOCK' }],
-    options: [vcpuOption('issue it on this vCPU fd'), { flags: '--arg <json>', description: 'the argument, mirroring the kernel struct in snake_case (JSON; a bare UAPI name or number also works)', value: 'json' }],
-    examples: [
-      'ioctl vm1 KVM_GET_CLOCK',
-      `ioctl vm1 KVM_SET_CLOCK --arg '{"clock":"5000000000","flags":0}'`,
-      'ioctl vm1 KVM_GET_TSC_KHZ --vcpu 0',
-      `ioctl vm1 KVM_GET_MSRS --vcpu 0 --arg '{"indices":["MSR_IA32_TSC"]}'`,
-      'ioctl vm1 KVM_CHECK_EXTENSION --arg KVM_CAP_TSC_CONTROL',
-    ],
-  })),
-  guest: entry('vms', 'write', "what the guest does on a running vCPU: rdtsc, a kvmclock read through its pvclock page, rdmsr/wrmsr, its wall clock (wallclock: its CLOCK_REALTIME without NTP, the KVM wall clock it read at boot when it wrote MSR_KVM_WALL_CLOCK_NEW, plus kvmclock since; a VMM rewriting the MSR at restore does not change it)", command('guest', 'what the guest does on a running vCPU: rdtsc, kvmclock (read through its pvclock page), rdmsr, wrmsr, ... (handler guest)', 'renderGuest', {
-    args: [vmIdArg, { name: '<op>', description: 'rdtsc | kvmclock | rdmsr | wrmsr | wallclock (CLOCK_REALTIME: the wall clock read at boot + kvmclock) | an arm64 counter read' }],
-    options: [
-      vcpuOption('the vCPU executing it', true),
-      { flags: '--msr <msr>', description: 'rdmsr/wrmsr: the MSR, by UAPI name or number (0x hex ok)', value: 'name-or-number' },
-      { flags: '--value <v>', description: 'wrmsr: the value (decimal or 0x hex)', value: 'guest-value' },
-    ],
-    examples: ['guest vm1 wrmsr --vcpu 0 --msr MSR_KVM_SYSTEM_TIME_NEW --value 4097', 'guest vm1 kvmclock --vcpu 0', 'guest vm1 rdtsc --vcpu 1', 'guest vm1 rdmsr --vcpu 0 --msr 0x10'],
-  })),
-  migrate: {
-    // exit code 3 however it is called from the command line: the migration ran and failed
-    okExitCode: (r) => (r.status === 'failed' ? EXIT_MIGRATION_FAILED : EXIT_OK),
-    ...entry('migrations', 'write', 'live-migrate (or snapshot/restore) a VM to a host with a named VMM strategy, then audit what it did to the guest clock', command('migrate', 'live-migrate a VM to another host with a VMM strategy, then audit what it did to the guest clock (handler migrate)', 'renderMigrate', {
-      args: [vmIdArg],
-      options: [
-        { flags: '--to <hostId>', description: 'the destination host (required unless --in-place)', field: 'toHost' },
-        { flags: '--in-place', description: 'pause the VM for the blackout and resume it on its own host (a VMM stop/cont)' },
-        { flags: '--strategy <name>', description: 'the VMM strategy and release (clockledger strategies): qemu, firecracker@1.12, cloud-hypervisor@53+syncTscOffsets=false', required: true },
-        durationOption('--blackout <duration>', 'how long the guest is stopped: 300ms, 2s, ...', 'blackoutNs', true),
-        durationOption('--vmm-latency <duration>', 'time each ioctl takes (default 20us)', 'vmmLatencyNs'),
-        durationOption('--read-spacing <duration>', 'between the per-vCPU reads at the source', 'readSpacingNs'),
-        durationOption('--write-spacing <duration>', 'between the per-vCPU writes at the destination', 'writeSpacingNs'),
-        durationOption('--pre-save-gap <duration>', 'qemu: from vm_stop to the pre-save kvmclock read', 'preSaveGapNs'),
-        { flags: '--option <key=value>', description: 'a strategy option, repeatable (e.g. --option clockRealtime=true)', value: 'key-value', field: 'options' },
-        { flags: '--new-vm-id <id>', description: 'the VM id at the destination (default <vmId>.<migrationId>)' },
-        { flags: '--migration-id <id>', description: 'the migration id (default m1, m2, ...)' },
-      ],
-      examples: [
-        'migrate vm1 --to dst --strategy qemu --blackout 300ms',
-        'migrate vm1 --to dst --strategy firecracker --blackout 2s --option clockRealtime=true --new-vm-id vm1b',
-        'migrate vm1 --to dst --strategy qemu --blackout 300ms --vmm-latency 50us --read-spacing 1ms --json',
-        'migrate vm1 --in-place --strategy qemu --blackout 10s            # stop/cont: what a 10 s pause does',
-      ],
-    })),
-  },
-  audit: entry('migrations', 'read', 'audit a recorded migration (or all of them) from the log: clock advance vs true time, steps, skew, and the guest symptoms predicted', command('audit', 'the audit of one migration (summary, per-vCPU table, findings), or one line per migration (handler audit)', 'renderAudit', { args: [{ name: '[migrationId]', description: 'a migration, or an imported trace (its audit is auditTrace)' }], examples: ['audit', 'audit m1', 'audit m1 --json', 'audit t1'] })),
-  importTrace: entry('traces', 'write', 'import a host ftrace capture (tracefs trace or trace-cmd report) of the kvm clock tracepoints as observed events', command('import-trace', 'import an ftrace capture of the kvm clock tracepoints (handler importTrace)', 'renderTraceImport', {
-    args: [{ name: '<file>', field: 'path' }],
-    options: [
-      { flags: '--trace-id <id>', description: 'the id to record it under (default t1, t2, ...)', field: 'traceId' },
-      { flags: '--vm <pid=name>', description: 'name the VM of a VMM pid (repeatable)', value: 'key-value', field: 'vms' },
-    ],
-    examples: ['import-trace trace.txt', 'import-trace report.txt --vm 4242=web --vm 4343=db'],
-  })),
-  auditTrace: entry('traces', 'read', 'audit an imported host trace: vCPU TSC offsets and their spread, TSC writes against the 1 s window, master clock, pvclock', command('trace audit', 'the audit of an imported trace (handler auditTrace; also `audit <traceId>`)', 'renderTraceAudit', {
-    args: [{ name: '<traceId>' }],
-    options: [{ flags: '--guest-tsc-hz <Hz>', description: "the guest TSC frequency, when the capture has no pvclock update", value: 'u64' }],
-    examples: ['trace audit t1', 'trace audit t1 --guest-tsc-hz 2000000000 --json'],
-  })),
-  conformance: {
-    // exit code 4 however it is called from the command line: the check ran and found a difference
-    ...entry('traces', 'read', 'check the model against an imported host trace: emulate the restore it shows with a strategy (release) and kernel profile, and name the first tracepoint where they differ', command('conformance', 'emulate the restore an imported trace shows (its vCPUs, TSC rate, offsets and write spacing) and name the first tracepoint that differs, side by side (handler conformance)', 'renderConformance', {
-    args: [{ name: '<traceId>' }],
-    options: [
-      { flags: '--strategy <name>', description: 'the VMM strategy and release: cloud-hypervisor@53, qemu, firecracker@1.12+kvmclockCtrl=true', required: true },
-      { flags: '--profile <profile>', description: 'the kernel profile of the emulated hosts (clockledger profiles)', default: 'linux-6.18' },
-      { flags: '--vm <vm>', description: "the trace's VM, when it has several" },
-      { flags: '--guest-tsc-hz <Hz>', description: 'the guest TSC rate, when the trace has no pvclock update', value: 'u64' },
-    ],
-    examples: ['conformance t1 --strategy cloud-hypervisor@53+syncTscOffsets=false', 'conformance t1 --strategy cloud-hypervisor@53 --profile linux-6.18', 'conformance t2 --strategy qemu --vm web --json'],
-  })),
-    okExitCode: (r) => (r.conforms === false ? EXIT_NONCONFORMING : EXIT_OK),
-  },
-  exportTrace: entry('export', 'read', 'export a migration (its phases, blackout, VMs) or a VM from the log as a Chrome Trace Event file for Perfetto or chrome://tracing', command('export', 'a migration or a VM as a Chrome Trace Event file: phases, blackout, every ioctl and guest read, clock counters (handler exportTrace)', 'renderExport', {
-    args: [{ name: '<id>', description: 'a VM or a migration id (tried in that order)' }],
-    options: [
-      { flags: '--format <format>', description: 'the file format: chrome-trace (Perfetto, chrome://tracing) or ftrace (a tracefs trace file, as import-trace reads)', choices: ['chrome-trace', 'ftrace'], default: 'chrome-trace' },
-      { flags: '--out <file>', description: 'write the trace to this file instead of stdout', field: null },
-    ],
-    // chrome-trace: the JSON file; ftrace: the text file as it is (its events are its tracepoint lines)
-    outFile: { field: 'out', text: (r) => exportedText(r.trace), summary: (r) => ({ format: r.format, events: exportedEvents(r.trace) }) },
-    examples: [
-      'export m1 --out m1.trace.json     # open it in ui.perfetto.dev or chrome://tracing',
-      'export vm1 --format chrome-trace > vm1.json',
-      'export m1 --format ftrace --out m1.trace',
-    ],
-  })),
-  report: entry('export', 'read', 'a report to read in a browser, one self-contained HTML page: a migration (verdict, clock timeline, findings, ioctls), a replay comparison, or the fleet of migrations', command('report', 'one self-contained HTML page: a migration with its clock timeline, a replay comparison (--profile), or every migration (no id) (handler report)', 'renderHtml', {
-    args: [{ name: '[id]', description: 'a migration (omitted: the fleet of every migration in the log)' }],
-    options: [
-      { flags: '--html', description: 'HTML (the only format so far)', field: null },
-      { flags: '--profile <profile>', description: 'compare with a replay under this kernel profile: both audits side by side and the first divergence' },
-      { flags: '--reference <profile>', description: 'with --profile: compare with this profile re-executed instead of the recording' },
-      { flags: '--out <file>', description: 'write the page to this file instead of stdout', field: null },
-    ],
-    outFile: { field: 'out', text: (r) => r.html, summary: (r) => ({ format: r.format, kind: r.kind }) },
-    examples: ['report m1 --html --out m1.html', 'report m1 --html --profile linux-5.15 --out m1-5.15.html', 'report --html > fleet.html'],
-  })),
-  profiles: entry('replay', 'read', 'the kernel behaviour profiles: switches, summary and source (release, commits or posted series)', command('profiles', 'the kernel behaviour profiles (for --kernel, replay and bisect) and their sources (handler profiles)', 'renderProfiles')),
-  strategies: entry('migrations', 'read', 'the migration strategies and what each VMM does', command('strategies', 'the migration strategies and what each VMM does (handler strategies)', 'renderStrategies')),
-  events: entry('events', 'read', 'read the event log in order, all of it or one stream, its first or last events, from a position', command('events', 'the event log in order: position, time, stream, type and what happened (handler events)', 'renderEvents', {
-    alias: 'log',
-    options: [
-      { flags: '--stream <streamId>', description: 'one stream: vm-<id>, host-<id>, migration-<id>, ledger', field: 'streamId' },
-      { flags: '--vm <vmId>', description: 'shorthand for --stream vm-<vmId>', field: null },
-      intOption('--from <position>', 'from this position'),
-      intOption('--to <position>', 'up to this position'),
-      intOption('--limit <n>', 'the first n events (default 1000)'),
-      intOption('--last <n>', 'the last n events instead (the log, or the stream, as it ends)'),
-    ],
-    examples: ['log', 'log --last 20', 'log --vm vm1 --limit 20', 'events --stream migration-m1', 'events --from 100 --limit 10 --json'],
-    request: async (v) => ({ ...v, streamId: v.streamId ?? (typeof v.vm === 'string' ? (await import('../machines/stream-ids.js')).vmStreamId(v.vm) : undefined), vm: undefined }),
-  })),
-  stateAt: entry('log', 'read', 'the rebuilt state of a VM, host, migration or any stream at a position, a stream version or an instant', command('state', 'the state of a VM, host or migration rebuilt from the log, now or at a position, version or instant (handler stateAt)', 'renderState', {
-    args: [{ name: '<id>', description: 'a VM, host or migration id (tried in that order), or a stream id with --kind stream' }],
-    options: [
-      { flags: '--kind <kind>', description: 'what the id names', choices: ['vm', 'host', 'migration', 'stream'], field: null },
-      { flags: '--at-position <n>', description: 'as of this log position', value: 'int', field: 'position' },
-      { flags: '--at-version <n>', description: "as of this version of the id's stream", value: 'int', field: 'version' },
-      durationOption('--at-time <duration>', 'as of this true time, with a unit (1.5s, 300ms, 42ns)', 'time'),
-    ],
-    examples: ['state vm1', 'state vm1 --at-position 12', 'state src --at-time 300ms', 'state m1 --json', 'state ledger --kind stream'],
-    request: async (v, db) => (await import('./cli/state-request.js')).stateRequest(v, db),
-  })),
-  verify: entry('log', 'read', "check the log: SQLite's integrity, the hash chain, and the tables kept beside it (streams, categories, stored request answers); report the head to keep outside the file", command('verify', "check the log's hash chain; exits 1 when it is broken (handler verify)", 'renderVerify', {
-    examples: ['verify', 'verify --db copy.db --json'],
-    progress: { label: 'verifying', sized: true },
-    okExitCode: (r) => (r.intact === false ? EXIT_HANDLER_ERROR : EXIT_OK),
-  })),
-  fork: entry('log', 'read', 'copy the log up to a position into a new database, for what-if experiments', command('fork', 'copy the log up to a position into a new database, for what-if experiments (handler fork)', 'renderFork', {
-    args: [
-      { name: '<position>', description: 'the last position to copy', value: 'int' },
-      { name: '<targetDb>', description: 'the new database file (must not exist)' },
-    ],
-    examples: ['fork 120 what-if.db', 'fork 120 what-if.db && clockledger --db what-if.db migrate vm1 --to dst --strategy firecracker --blackout 1s'],
-  })),
-  replay: entry('replay', 'read', 're-execute the recorded log (or one VM or migration) under another kernel profile and report every ioctl whose result changes', command('replay', 're-execute the recorded log (or one VM or migration) under another kernel profile and report every result that changes (handler replay)', 'renderReplay', {
-    options: [
-      { flags: '--profile <profile>', description: 'the kernel profile to replay under (clockledger profiles), optionally +x86.switch=false,...', required: true },
-      { flags: '--reference <profile>', description: 'compare with this profile re-executed in lockstep instead of the recording' },
-      vmOnly,
-      migrationOnly,
-      intOption('--from <position>', 'compare from this position'),
-      intOption('--to <position>', 'stop at this position'),
-      keepOption('list at most n divergences (all are counted; default 200)'),
-    ],
-    examples: ['replay --profile linux-5.15', 'replay --profile linux-6.18+x86.clockRealtime=false --vm vm1', 'replay --profile linux-5.15 --migration m1 --json'],
-    progress: { label: 'replaying', sized: true },
-  })),
-  diff: entry('replay', 'read', 'compare this log with another database (e.g. a fork replayed elsewhere): same recorded inputs, different results', command('diff', 'compare this log with another database (e.g. a fork replayed elsewhere): same recorded inputs, different results (handler diff)', 'renderReport', {
-    options: [{ flags: '--other <db>', description: 'the other database file', required: true, field: 'otherDb' }, vmOnly, keepOption('list at most n differences (default 200)')],
-    examples: ['diff --other what-if.db', 'diff --other what-if.db --vm vm1 --json'],
-  })),
-  bisect: entry('replay', 'read', "find the first kernel profile (in the order given) whose replay diverges, or which of a profile's behaviour switches does", command('bisect', "find the first kernel profile (in the order given) whose replay diverges, or with --switches which of a profile's behaviour switches does (handler bisect)", 'renderBisect', {
-    options: [
-      { flags: '--profiles <a,b,c>', description: 'the profiles to walk, in order (default: all, oldest first)', value: 'list' },
-      { flags: '--reference <profile>', description: 'compare with this profile re-executed instead of the recording' },
-      { flags: '--switches', description: 'flip the behaviour switches between --base and --profile one at a time' },
-      { flags: '--profile <profile>', description: 'with --switches: the target profile' },
-      { flags: '--base <profile>', description: 'with --switches: the profile to start from (default: the reference, else linux-6.18)' },
-      { flags: '--exhaustive', description: 'probe every profile instead of stopping at the first divergence' },
-      vmOnly,
-      migrationOnly,
-    ],
-    examples: ['bisect --profiles linux-5.15,linux-6.18', 'bisect --migration m1', 'bisect --switches --profile linux-5.15 --base linux-6.18 --migration m1'],
-    progress: { label: 'bisecting', sized: true },
-  })),
-  bisectReleases: entry('replay', 'read', "find the first VMM release whose re-run of a recorded migration changes its audit (a finding, a field, or the verdict), and with switches the behaviour switch responsible", command('bisect-releases', 'run a recorded migration again under each release of its VMM and name the first that changes the audit (handler bisectReleases)', 'renderReleaseBisect', {
-    args: [{ name: '<migrationId>' }],
-    options: [
-      { flags: '--releases <a,b,c>', description: 'release specs of its strategy, in order (default: every modelled release, oldest first)', value: 'list' },
-      { flags: '--finding <code>', description: "compare this finding's severity (or its absence)" },
-      { flags: '--field <path>', description: 'compare this report field (kvmclock.errorNs, verdict, ...)' },
-      { flags: '--switches', description: 'name the behaviour switch responsible' },
-    ],
-    examples: ['bisect-releases m1', 'bisect-releases m1 --finding soft_lockup_risk --switches', 'bisect-releases m1 --releases firecracker@1.7,firecracker@1.16 --field kvmclock.errorNs'],
-  })),
-  demo: entry('demo', 'write', 'migrate the same 4-vCPU guest with every strategy between two hosts and compare the audits', command('demo', 'migrate the same 4-vCPU guest with every strategy between two hosts, into the database, and compare the audits (handler demo)', 'renderDemo', {
-    options: [
-      { flags: '--strategies <a,b>', description: 'only these strategies', value: 'list' },
-      durationOption('--blackout <duration>', 'the blackout of every migration (default 300ms)', 'blackoutNs'),
-      intOption('--destination-tsc-khz <kHz>', "the destination host's TSC kHz (default 2600000)"),
-    ],
-    examples: ['demo', 'demo --db /tmp/demo.db --strategies qemu,firecracker --blackout 1s', 'demo --json'],
-    progress: { label: 'running the demo' },
-  })),
+  migrate: entry(
+    'migrations',
+    'write',
+    'live-migrate (or snapshot/restore) a VM to a host with a named VMM strategy, then audit what it did to the guest clock',
+  ),
+  audit: entry(
+    'migrations',
+    'read',
+    'audit a recorded migration (or all of them) from the log: clock advance vs true time, steps, skew, and the guest symptoms predicted',
+  ),
+  importTrace: entry('traces', 'write', 'import a host ftrace capture (tracefs trace or trace-cmd report) of the kvm clock tracepoints as observed events'),
+  auditTrace: entry(
+    'traces',
+    'read',
+    'audit an imported host trace: vCPU TSC offsets and their spread, TSC writes against the 1 s window, master clock, pvclock',
+  ),
+  conformance: entry(
+    'traces',
+    'read',
+    'check the model against an imported host trace: emulate the restore it shows with a strategy (release) ' +
+      'and kernel profile, and name the first tracepoint where they differ',
+  ),
+  exportTrace: entry(
+    'export',
+    'read',
+    'export a migration (its phases, blackout, VMs) or a VM from the log as a Chrome Trace Event file for Perfetto or chrome://tracing',
+  ),
+  report: entry(
+    'export',
+    'read',
+    'a report to read in a browser, one self-contained HTML page: a migration (verdict, clock timeline, ' +
+      'findings, ioctls), a replay comparison, or the fleet of migrations',
+  ),
+  profiles: entry('replay', 'read', 'the kernel behaviour profiles: switches, summary and source (release, commits or posted series)'),
+  strategies: entry('migrations', 'read', 'the migration strategies and what each VMM does'),
+  events: entry('events', 'read', 'read the event log in order, all of it or one stream, its first or last events, from a position'),
+  stateAt: entry('log', 'read', 'the rebuilt state of a VM, host, migration or any stream at a position, a stream version or an instant'),
+  verify: entry(
+    'log',
+    'read',
+    "check the log: SQLite's integrity, the hash chain, and the tables kept beside it (streams and their wake instants, " +
+      'categories, stored request answers, snapshots re-derived by replay); report the head to keep outside the file',
+  ),
+  fork: entry('log', 'read', 'copy the log up to a position into a new database, for what-if experiments'),
+  replay: entry(
+    'replay',
+    'read',
+    're-execute the recorded log (or one VM or migration) under another kernel profile and report every ioctl whose result changes',
+  ),
+  diff: entry('replay', 'read', 'compare this log with another database (e.g. a fork replayed elsewhere): same recorded inputs, different results'),
+  bisect: entry('replay', 'read', "find the first kernel profile (in the order given) whose replay diverges, or which of a profile's behaviour switches does"),
+  bisectReleases: entry(
+    'replay',
+    'read',
+    "find the first VMM release whose re-run of a recorded migration changes its audit (a finding, a field, " +
+      "or the verdict), and with switches the behaviour switch responsible",
+  ),
+  demo: entry('demo', 'write', 'migrate the same 4-vCPU guest with every strategy between two hosts and compare the audits'),
+  matrix: entry(
+    'matrix',
+    'write',
+    'the fleet safety matrix: every migration of host pairs × VMM releases × blackouts × guests run on a scratch ledger and audited, ' +
+      'optionally before and after a change with the switch responsible for each changed cell; recorded in the ledger',
+  ),
+  matrixCell: entry('matrix', 'read', 'run one cell of a recorded matrix again from its record: its full audit, and whether it gives what was recorded'),
 } satisfies Record<string, HandlerEntry>;
 
 export type HandlerName = keyof typeof REGISTRY;
@@ -373,30 +118,4 @@ export const isHandlerName = (name: string): name is HandlerName => Object.hasOw
 /** The entry of a handler (undefined for any other name). */
 export function entryOf(name: string): HandlerEntry | undefined {
   return isHandlerName(name) ? REGISTRY[name] : undefined;
-}
-
-/** The module that defines a handler, imported (alone) on first use. */
-export function moduleOf(name: HandlerName): Promise<Module> {
-  return MODULES[REGISTRY[name].module]();
-}
-
-const isHandler = (v: unknown): v is DefinedHandler => typeof v === 'function' && typeof (v as DefinedHandler).handlerName === 'string';
-
-/** The handler called `name`, its module alone imported; undefined for a name not in the registry. */
-export async function loadHandler(name: string): Promise<DefinedHandler | undefined> {
-  if (!isHandlerName(name)) return undefined;
-  const h = (await moduleOf(name))[name];
-  return isHandler(h) ? h : undefined;
-}
-
-/** Every handler, by name, in the registry's order (imports every module). */
-export async function loadAll(): Promise<Record<HandlerName, DefinedHandler>> {
-  const all = await Promise.all(
-    HANDLER_NAMES.map(async (n) => {
-      const h = await loadHandler(n);
-      await h?.loadSchema(); // a lazy handler's schema too, so `schema` is there to read
-      return [n, h] as const;
-    }),
-  );
-  return Object.fromEntries(all) as Record<HandlerName, DefinedHandler>;
 }

@@ -10,6 +10,9 @@ export interface X86Switches {
   clockRealtime: boolean;
   /** VM-scoped KVM_SET_TSC_KHZ / KVM_GET_TSC_KHZ and KVM_CAP_VM_TSC_CONTROL (ffbb61d09fc5; in 6.1, not in 5.15) */
   vmTscControl: boolean;
+  /** 5.8+ ("KVM fixes for Linux 5.8-rc3"): the vCPU KVM_SET_TSC_KHZ checks kvm_max_guest_tsc_khz only with TSC scaling, so a
+   *  host without it takes a rate within 250 ppm; before, the check refused every rate there (the maximum is 0): EINVAL */
+  tscKhzWithoutScaling: boolean;
   /** 6.7+ (bf328e22e472): the 1-second TSC-write matching only applies once userspace has written a TSC (user_set_tsc) */
   userSetTscGate: boolean;
   /** 6.8+ (c52ffadc65e2): kvm_track_tsc_matching() asks for a master clock update only when the wish changes or a
@@ -59,6 +62,7 @@ const MAINLINE_X86: X86Switches = {
   vcpuTscOffsetAttr: true,
   clockRealtime: true,
   vmTscControl: true,
+  tscKhzWithoutScaling: true,
   userSetTscGate: true,
   masterclockRequestOnChange: true,
   periodicClockSync: true,
@@ -89,8 +93,47 @@ const LINUX_5_15_X86: X86Switches = {
 };
 const PRE_6_4_ARM64: Arm64Switches = { vmCounterOffset: false, timerOffsetV8: false };
 
+/** 4.19 and 5.4: as 5.15, and the vCPU KVM_SET_TSC_KHZ refused on a host without TSC scaling */
+const PRE_5_8_X86: X86Switches = { ...LINUX_5_15_X86, tscKhzWithoutScaling: false };
+
+/** Where linux-4.19, linux-5.4 and linux-5.10 were read, and what each was checked for against linux-5.15. */
+const OLD_LTS_CHECKED =
+  'KVM_SET_CLOCK refuses any flag and sets kvmclock_offset += clock − get_kvmclock_ns() after kvm_gen_update_masterclock() (the value 5.16\'s ' +
+  'master_kernel_ns form gives when no time passes inside the ioctl, as here); KVM_GET_CLOCK flags TSC_STABLE only with the master clock, no realtime ' +
+  'or host_tsc; KVM_CAP_ADJUST_CLOCK = KVM_CLOCK_TSC_STABLE; the 1-second matching in its tsc_exp ± virtual_tsc_khz × 1000 form (not usdiff) with no ' +
+  'user_set_tsc gate; kvm_track_tsc_matching() requests a master clock update whenever it is or could be on; KVMCLOCK_SYNC_PERIOD 300 s and ' +
+  'KVMCLOCK_UPDATE_DELAY 100 ms; tsc_tolerance_ppm 250; no KVM_VCPU_TSC_OFFSET, no VM-scoped TSC kHz; arm64 KVM_REG_ARM_TIMER_CNT sets every ' +
+  'vCPU\'s cntvoff (update_vtimer_cntvoff()). Not modelled: without a master clock these kernels count kvmclock on CLOCK_BOOTTIME, NTP-slewed ' +
+  '(ktime_get_boot_ns() in 4.19, ktime_get_boottime_ns() in 5.4; raw since get_kvmclock_base_ns(), seen in 5.8.1), which the host model does not ' +
+  'keep apart from the raw clock';
+
 /** The profiles, oldest first (the order bisect walks them in). */
 export const PROFILES: readonly KernelProfile[] = [
+  {
+    name: 'linux-4.19',
+    summary: 'linux-5.15\'s clock interfaces, and KVM_SET_TSC_KHZ refused (EINVAL) on a host without TSC scaling, even within 250 ppm',
+    source: `Linux 4.19 (arch/x86/kvm/x86.c and virt/kvm/arm/arch_timer.c read at 4.19.1): as linux-5.15 in: ${OLD_LTS_CHECKED}; the vCPU KVM_SET_TSC_KHZ ` +
+      'refuses user_tsc_khz >= kvm_max_guest_tsc_khz, 0 without scaling',
+    x86: PRE_5_8_X86,
+    arm64: PRE_6_4_ARM64,
+  },
+  {
+    name: 'linux-5.4',
+    summary: 'as linux-4.19: KVM_SET_TSC_KHZ refused on a host without TSC scaling',
+    source: `Linux 5.4 (arch/x86/kvm/x86.c and virt/kvm/arm/arch_timer.c read at 5.4.0): every behaviour linux-4.19's source lists ` +
+      'read the same; KVM_SET_TSC_KHZ as 4.19',
+    x86: PRE_5_8_X86,
+    arm64: PRE_6_4_ARM64,
+  },
+  {
+    name: 'linux-5.10',
+    summary: 'as linux-5.15 in every modelled behaviour: KVM_SET_TSC_KHZ without TSC scaling takes a rate within 250 ppm (since 5.8)',
+    source: `Linux 5.10 (arch/x86/kvm/x86.c and arch/arm64/kvm/arch_timer.c read at 5.10.7): every behaviour linux-4.19's source lists ` +
+      'read the same; KVM_SET_TSC_KHZ checks ' +
+      'kvm_max_guest_tsc_khz only with kvm_has_tsc_control',
+    x86: LINUX_5_15_X86,
+    arm64: PRE_6_4_ARM64,
+  },
   {
     name: 'linux-5.15',
     summary: 'no KVM_VCPU_TSC_OFFSET, KVM_SET_CLOCK refuses flags, no VM-scoped TSC kHz; arm64 offset per vCPU write, no physical offset',
@@ -195,6 +238,10 @@ export const SWITCH_SOURCES: Record<SwitchName, string> = {
   'x86.vcpuTscOffsetAttr': '828ca89628bf "KVM: x86: Expose TSC offset controls to userspace" (Linux 5.16)',
   'x86.clockRealtime': 'c68dc1b577ea "KVM: x86: Report host tsc and realtime values in KVM_GET_CLOCK" (Linux 5.16)',
   'x86.vmTscControl': 'ffbb61d09fc5 "KVM: x86: Accept KVM_[GS]ET_TSC_KHZ as a VM ioctl." (in 6.1, not in 5.15; which release between is unconfirmed)',
+  'x86.tscKhzWithoutScaling':
+    '"KVM: x86: allow TSC to differ by NTP correction bounds without TSC scaling" (Marcelo Tosatti; its second hunk queued by Paolo Bonzini on kvm ' +
+    'list 2020-06-23, in the "KVM fixes for Linux 5.8-rc3" pull of the same day), so in v5.8: read in 5.8.1\'s and 5.10.7\'s x86.c, absent from ' +
+    '4.19.1\'s and 5.4\'s; its commit id was not found',
   'x86.userSetTscGate': 'bf328e22e472 "KVM: x86: Don\'t sync user-written TSC against startup values" (kvm-x86 misc for 6.7)',
   'x86.masterclockRequestOnChange':
     'c52ffadc65e2 "KVM: x86: Don\'t unnecessarily force masterclock update on vCPU hotplug" ("KVM: x86: Misc changes for 6.8" pull)',

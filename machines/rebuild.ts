@@ -3,6 +3,7 @@
 // time travel never rescans a whole stream.
 import { freeze } from 'immer';
 import { deserialize, serialize } from 'node:v8';
+import { reportRejectedSnapshot } from '../store/snapshot-binding.js';
 import type { EventChunk, EventRow, EventStore, RawEvent, ReadOptions, SnapshotRecord } from '../store/types.js';
 import type { EvolveOptions } from './vm/evolve.js';
 import { applyStreamEvent, copyStreamState, streamKind, type StreamState } from './streams.js';
@@ -65,6 +66,28 @@ export function clearRebuildCache(): void {
   tipCache.clear();
 }
 
+const snapshotName = (s: SnapshotRecord) => `the snapshot of ${s.streamId} at version ${s.version} (position ${s.position})`;
+
+/**
+ * A snapshot's state, decoded; undefined (and said, as the store says of a snapshot it does not
+ * use) when its bytes are not a state. The store has checked its binding; bytes that passed it and
+ * still do not decode were forged with the binding recomputed, which only verify's replay proves.
+ */
+export function stateOfSnapshot(path: string, snap: SnapshotRecord): StreamState | undefined {
+  let state: unknown;
+  try {
+    state = deserialize(snap.state);
+  } catch (e) {
+    reportRejectedSnapshot(path, snap, `${snapshotName(snap)} does not decode (${(e as Error).message})`);
+    return undefined;
+  }
+  if (state === null || typeof state !== 'object') {
+    reportRejectedSnapshot(path, snap, `${snapshotName(snap)} decodes to ${state === null ? 'null' : typeof state}, not a state`);
+    return undefined;
+  }
+  return state as StreamState;
+}
+
 /** Decode a raw row into the event shape the reducers take. */
 export function decodeRaw(r: RawEvent): { type: string; data: object; time: bigint } {
   return { type: r.type, data: JSON.parse(r.data) as object, time: BigInt(r.time) };
@@ -118,8 +141,9 @@ export function rebuildStream<S extends StreamState = StreamState>(
     const cached = tipCache.get(cacheKey(store, streamId));
     if (cached && cached.position <= maxPosition) ({ state, version, position } = cached), (shared = true);
     const snap = store.latestSnapshot(streamId, CODE_VERSION, maxPosition);
-    if (snap && snap.position > position) {
-      state = deserialize(snap.state) as StreamState;
+    const kept = snap && snap.position > position ? stateOfSnapshot(store.path, snap) : undefined;
+    if (snap && kept !== undefined) {
+      state = kept;
       version = snap.version;
       position = snap.position;
       shared = false;

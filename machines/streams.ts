@@ -4,12 +4,13 @@ import type { Json } from './codec.js';
 import { applyHostEvent, type HostEvent } from './host/host.js';
 import { applyLedgerEvent, LEDGER_STREAM, type LedgerEvent, type LedgerState } from './ledger/ledger.js';
 import type { VmEvent } from './vm/events.js';
-import { HOST_STREAM_PREFIX, MIGRATION_STREAM_PREFIX, TRACE_STREAM_PREFIX, VM_STREAM_PREFIX } from './stream-ids.js';
+import { HOST_STREAM_PREFIX, MATRIX_STREAM_PREFIX, MIGRATION_STREAM_PREFIX, TRACE_STREAM_PREFIX, VM_STREAM_PREFIX } from './stream-ids.js';
 import { applyVmEvent, cloneVmRecord, type EvolveOptions, type VmRecord } from './vm/evolve.js';
 import { applyMigrationEvent, type MigrationEvent, type MigrationState } from './migration/state.js';
 import { applyTraceEvent, type TraceEvent, type TraceState } from './trace/state.js';
+import { applyMatrixEvent, type MatrixEvent, type MatrixState } from './matrix/state.js';
 
-export type StreamKind = 'ledger' | 'host' | 'vm' | 'migration' | 'trace';
+export type StreamKind = 'ledger' | 'host' | 'vm' | 'migration' | 'trace' | 'matrix';
 
 export function streamKind(streamId: string): StreamKind {
   if (streamId === LEDGER_STREAM) return 'ledger';
@@ -17,10 +18,11 @@ export function streamKind(streamId: string): StreamKind {
   if (streamId.startsWith(VM_STREAM_PREFIX)) return 'vm';
   if (streamId.startsWith(MIGRATION_STREAM_PREFIX)) return 'migration';
   if (streamId.startsWith(TRACE_STREAM_PREFIX)) return 'trace';
+  if (streamId.startsWith(MATRIX_STREAM_PREFIX)) return 'matrix';
   throw new Error(`unknown stream kind: ${streamId}`);
 }
 
-export type StreamState = LedgerState | HostState | VmRecord | MigrationState | TraceState;
+export type StreamState = LedgerState | HostState | VmRecord | MigrationState | TraceState | MatrixState;
 
 export interface DomainEvent {
   type: string;
@@ -48,6 +50,8 @@ export function applyStreamEvent(
       return { state: applyMigrationEvent(state as MigrationState | null, ev as MigrationEvent, time), result: null };
     case 'trace':
       return { state: applyTraceEvent(state as TraceState | null, ev as TraceEvent), result: null };
+    case 'matrix':
+      return { state: applyMatrixEvent(state as MatrixState | null, ev as MatrixEvent), result: null };
   }
 }
 

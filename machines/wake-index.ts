@@ -1,8 +1,9 @@
 // The log's wake index (when each VM's delayed kernel work next falls due) is kept beside the
-// events by each commit, as of the log's head. A copy of a prefix of the log (a fork) inherits no
-// wake instants: the store cannot know them at an earlier position. They are rebuilt here from
-// the VM states at the copy's head, so time advanced on a fork fires the same timers as on the
-// original.
+// events by each commit, as of the log's head, and recorded with the batch that sets it (the
+// metadata of its last event). A copy of a prefix of the log (a fork) takes each stream's wake from
+// its last event where that records one; a cut inside a batch, or events written before wakes were
+// recorded, leave the store nothing to take. They are rebuilt here from the VM states at the
+// copy's head, so time advanced on a fork fires the same timers as on the original.
 import type { AppendBatch, EventStore } from '../store/types.js';
 import { rebuildStream } from './rebuild.js';
 import { wakeAtOf } from './session/scheduler.js';

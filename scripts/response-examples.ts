@@ -53,6 +53,8 @@ export async function responseShapes(handlers: Record<HandlerName, DefinedHandle
     await call('pauseVcpu', { vmId: 'web.m1' });
     await call('destroyVm', { vmId: 'web.m1' });
     await call('demo', { strategies: ['qemu'] }, { db: join(dir, 'demo.db') });
+    await call('matrix', { fleet: true, strategies: ['qemu'], blackoutsNs: ['300000000'], compareWith: { strategies: ['crosvm'] }, workers: 1 });
+    await call('matrixCell', { matrixId: 'x1', cell: 0 });
   } finally {
     closeStores();
     rmSync(dir, { recursive: true, force: true });

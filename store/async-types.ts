@@ -8,6 +8,7 @@ import type {
   ReadOptions,
   SnapshotRecord,
   StoredEvent,
+  StreamReplayer,
   VerifyAnchor,
   VerifyResult,
   WrittenEvent,
@@ -42,8 +43,11 @@ export interface AsyncEventStore {
   countCategory(category: string): Promise<number>;
   saveSnapshot(s: SnapshotRecord): Promise<void>;
   latestSnapshot(streamId: string, codeVersion: string, maxPosition?: number): Promise<SnapshotRecord | undefined>;
-  /** check the log (chain, streams, categories, requests); with an anchor (an earlier head), also that the log still holds it */
-  verify(anchor?: VerifyAnchor): Promise<VerifyResult>;
+  /**
+   * check the log and every table beside it (store/verify.ts); with an anchor, also that the log still
+   * holds it; with a replayer, also re-derive what only a replay can
+   */
+  verify(anchor?: VerifyAnchor, replayer?: StreamReplayer): Promise<VerifyResult>;
   /** copy the log up to a position into a new log at target (a path, or a URL for PostgreSQL), created exclusively: an existing target is invalid_request */
   fork(position: number, target: string): Promise<{ events: number }>;
   /** run fn in one write transaction; the store's methods awaited inside it take part in it */

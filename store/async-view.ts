@@ -4,7 +4,7 @@
 // transaction(), writes made through this view before the body's first await of anything else
 // are in the transaction (better-sqlite3 transactions are synchronous and cannot span an await).
 import type { AsyncCommitOptions, AsyncEventStore } from './async-types.js';
-import type { AppendBatch, EventStore, ReadOptions, SnapshotRecord, VerifyAnchor } from './types.js';
+import type { AppendBatch, EventStore, ReadOptions, SnapshotRecord, StreamReplayer, VerifyAnchor } from './types.js';
 
 export function asyncView(store: EventStore): AsyncEventStore {
   const settle = <T>(fn: () => T): Promise<T> => {
@@ -35,7 +35,7 @@ export function asyncView(store: EventStore): AsyncEventStore {
     countCategory: (category: string) => settle(() => store.countCategory(category)),
     saveSnapshot: (s: SnapshotRecord) => settle(() => store.saveSnapshot(s)),
     latestSnapshot: (streamId: string, codeVersion: string, maxPosition?: number) => settle(() => store.latestSnapshot(streamId, codeVersion, maxPosition)),
-    verify: (anchor?: VerifyAnchor) => settle(() => store.verify(anchor)),
+    verify: (anchor?: VerifyAnchor, replayer?: StreamReplayer) => settle(() => store.verify(anchor, replayer)),
     fork: (position: number, target: string) => settle(() => store.fork(position, target)),
     transaction: <T>(fn: () => Promise<T>) => settle(() => store.transaction(fn)).then((p) => p),
     close: () => settle(() => store.close()),

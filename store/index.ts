@@ -1,5 +1,5 @@
 export * from './types.js';
 export * from './errors.js';
-export { openEventStore, streamCategory, type OpenOptions } from './sqlite-event-store.js';
+export { openEventStore, openLedgerForReading, streamCategory, type OpenOptions } from './sqlite-event-store.js';
 export { migrate, latestSchemaVersion, loadMigrations } from './migrate.js';
 export { canonicalJson, chainHash, GENESIS_HASH } from './canonical.js';

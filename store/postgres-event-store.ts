@@ -8,15 +8,27 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import type { AsyncCommitOptions, AsyncEventStore } from './async-types.js';
 import { GENESIS_HASH } from './canonical.js';
-import { ConflictError, StoreError } from './errors.js';
+import { StoreError } from './errors.js';
 import { APPEND_LOCK, ident, latestPgSchemaVersion, migratePg, pgSchemaVersion } from './pg-migrate.js';
 import { acquirePool, releasePool } from './pg-pool.js';
 import { parsePgUrl, type PgTarget } from './pg-url.js';
-import { requestRowOf, responseHash, storedAnswer, type StoredRequestRow } from './request-check.js';
-import { clampInstant, encodeEvent, endBatch, I64_MAX, I64_MIN, prefixRange, storedEventOf } from './sql-shared.js';
-import { streamCategory } from './stream-category.js';
-import type { AppendBatch, CommitResult, RawEvent, ReadOptions, SnapshotRecord, StoredEvent, VerifyAnchor, VerifyResult, WrittenEvent } from './types.js';
-import { anchorPosition, applyAnchor, ChainCheck, checkCategories, checkRequests, checkStreams, REQUEST_ROW_SQL, verdict, type CategoryRow, type ChainRow, type StreamRow } from './verify.js';
+import { checkRequestId, missingRowError, responseHash, storedAnswer, type RequestEvents, type StoredRequestRow } from './request-check.js';
+import { boundHere, snapshotBinding, snapshotProblem, usableSnapshot, type SnapshotRow } from './snapshot-binding.js';
+import { planAppend, requestRow, type AppendHeads } from './append-plan.js';
+import { clampInstant, prefixRange, storedEventOf } from './sql-shared.js';
+import type {
+  AppendBatch,
+  CommitResult,
+  EventRow,
+  RawEvent,
+  ReadOptions,
+  SnapshotRecord,
+  StoredEvent,
+  StreamReplayer,
+  VerifyAnchor,
+  VerifyResult,
+} from './types.js';
+import { LedgerCheck, REQUEST_ROW_SQL, SNAPSHOT_ROW_SQL, STREAM_ROWS_SQL, type CategoryRow, type ChainRow, type StreamRow } from './verify.js';
 
 export interface PgOpenOptions {
   readonly?: boolean;
@@ -40,8 +52,16 @@ export function rowsAfterSql(schema: string): string {
 }
 const RAW_NO_METADATA = `position::float8 AS "position", stream_id AS "streamId", version, type, schema_version AS "schemaVersion", time::text AS time, data, '{}' AS metadata`;
 const PAGE = 2000;
-/** the requests of a schema before pg/002, as 002 converts them (their hashes computed on reading) */
-const LEGACY_REQUESTS = (s: string) => `(SELECT q.*, NULL::text AS fingerprint, NULL::text AS response_hash FROM ${s}.requests q)`;
+/** a request's number as pg/004 gives the rows it finds */
+const NUMBERED = 'row_number() OVER (ORDER BY COALESCE(q.last_position, 0), q.request_id COLLATE "C") AS seq';
+/** the requests of a schema before pg/002, as 002 converts them (their hashes computed on reading), numbered as 004 numbers them */
+const LEGACY_REQUESTS = (s: string) => `(SELECT q.*, NULL::text AS fingerprint, NULL::text AS response_hash, ${NUMBERED} FROM ${s}.requests q)`;
+/** the requests of a schema before pg/004, numbered as 004 numbers them */
+const UNNUMBERED_REQUESTS = (s: string) => `(SELECT q.*, ${NUMBERED} FROM ${s}.requests q)`;
+/** the events a request id's metadata names (the events_by_request index's expression and predicate) */
+const REQUEST_EVENTS = (s: string) =>
+  `SELECT min(position)::float8 AS first, max(position)::float8 AS last, count(*)::float8 AS count FROM ${s}.events
+   WHERE (metadata::jsonb ->> 'requestId') = $1 AND (metadata::jsonb ? 'requestId')`;
 
 /** Open (creating and migrating unless read-only) the ledger at a postgres:// URL (?schema=, default clockledger). */
 export async function openPgEventStore(url: string, opts: PgOpenOptions = {}): Promise<PgEventStore> {
@@ -106,7 +126,8 @@ export class PgEventStore implements AsyncEventStore {
   /** request rows with their last event's hash, positions as numbers */
   private requestRows(where = '', params: unknown[] = []): Promise<StoredRequestRow[]> {
     const legacy = this.version < 2;
-    const sql = `${REQUEST_ROW_SQL(legacy ? LEGACY_REQUESTS(this.s) : `${this.s}.requests`, `${this.s}.events`, (c) => `${c}::float8`)}${where}`;
+    const table = legacy ? LEGACY_REQUESTS(this.s) : this.version < 4 ? UNNUMBERED_REQUESTS(this.s) : `${this.s}.requests`;
+    const sql = `${REQUEST_ROW_SQL(table, `${this.s}.events`, (c) => `${c}::float8`)}${where}`;
     return this.q<StoredRequestRow>(sql, params).then((r) => (legacy ? r.rows.map((x) => ({ ...x, responseHash: responseHash(x) })) : r.rows));
   }
 
@@ -165,6 +186,7 @@ export class PgEventStore implements AsyncEventStore {
   async commit(batches: AppendBatch[], opts: AsyncCommitOptions = {}): Promise<CommitResult> {
     this.writable('commit');
     validate(batches);
+    if (opts.requestId !== undefined) checkRequestId(opts.requestId);
     const retries = this.tx.getStore() ? 0 : (this.opts.retries ?? 2);
     for (let attempt = 0; ; attempt++) {
       const commit = { sent: false };
@@ -188,52 +210,31 @@ export class PgEventStore implements AsyncEventStore {
   /** the commit's work, inside its transaction and holding the append lock */
   private async commitLocked(batches: AppendBatch[], opts: AsyncCommitOptions): Promise<CommitResult> {
     const ids = [...new Set(batches.map((b) => b.streamId))];
-    const head = await this.q<{ position: number | null; hash: string | null; prior: StoredRequestRow | null; versions: Record<string, number> }>(
+    type Head = {
+      position: number | null;
+      hash: string | null;
+      prior: StoredRequestRow | null;
+      gone: RequestEvents | null;
+      seq: number | null;
+      versions: Record<string, number>;
+    };
+    const head = await this.q<Head>(
       `SELECT e.position::float8 AS position, e.hash,
               (SELECT row_to_json(p) FROM (${REQUEST_ROW_SQL(`${this.s}.requests`, `${this.s}.events`, (c) => `${c}::float8`)} WHERE r.request_id = $1) p) AS prior,
+              CASE WHEN $1::text IS NOT NULL THEN (SELECT row_to_json(g) FROM (${REQUEST_EVENTS(this.s)}) g) END AS gone,
+              CASE WHEN $1::text IS NOT NULL THEN (SELECT COALESCE(max(seq), 0)::float8 FROM ${this.s}.requests) END AS seq,
               (SELECT COALESCE(json_object_agg(stream_id, version), '{}') FROM ${this.s}.streams WHERE stream_id = ANY($2::text[])) AS versions
        FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT position, hash FROM ${this.s}.events ORDER BY position DESC LIMIT 1) e ON true`,
       [opts.requestId ?? null, ids],
       'clockledger_head',
     );
     const h = head.rows[0]!;
-    if (opts.requestId !== undefined && h.prior !== null) return { duplicate: true, written: [], response: storedAnswer(h.prior, opts.fingerprint).response };
-    let position = h.position ?? 0;
-    let prevHash = h.hash ?? GENESIS_HASH;
-    const versions = new Map<string, number>(Object.entries(h.versions));
-    const cols = { position: [] as number[], stream: [] as string[], version: [] as number[], type: [] as string[], schema: [] as number[], time: [] as string[], data: [] as string[], metadata: [] as string[], hash: [] as string[] };
-    const written: WrittenEvent[] = [];
-    const metadataText = new Map<unknown, string>();
-    const newStreams: string[] = [];
-    const heads = new Map<string, WrittenEvent>();
-    const wakes = new Map<string, bigint | null>();
-    for (const b of batches) {
-      let version = versions.get(b.streamId) ?? 0;
-      if (version === 0 && b.events.length) newStreams.push(streamCategory(b.streamId));
-      if (b.expectedVersion !== 'any' && b.expectedVersion !== version) throw new ConflictError(b.streamId, b.expectedVersion, version);
-      for (const e of b.events) {
-        position++;
-        version++;
-        const { data, metadata, schemaVersion, time, hash } = encodeEvent(e, { position, streamId: b.streamId, version }, prevHash, metadataText);
-        cols.position.push(position);
-        cols.stream.push(b.streamId);
-        cols.version.push(version);
-        cols.type.push(e.type);
-        cols.schema.push(schemaVersion);
-        cols.time.push(time);
-        cols.data.push(data);
-        cols.metadata.push(metadata);
-        cols.hash.push(hash);
-        prevHash = hash;
-        written.push({ position, streamId: b.streamId, version, type: e.type });
-      }
-      endBatch({ versions, heads, wakes }, b, version, written);
-    }
+    const heads: AppendHeads = { position: h.position ?? 0, hash: h.hash ?? GENESIS_HASH, versions: new Map(Object.entries(h.versions)) };
+    if (opts.requestId !== undefined) heads.request = { seq: h.seq!, stored: h.prior, carried: h.gone };
+    const plan = planAppend(heads, batches, opts);
+    if (plan.duplicate) return { duplicate: true, written: [], response: plan.response };
+    const { rows, streams: hs, wakes } = plan;
     // events, stream heads (with their wake instants) and category counts in one statement
-    const hs = [...heads.values()];
-    // each head's wake instant: whether this commit sets it, and to what (null clears it)
-    const wakeSet = hs.map((w) => wakes.has(w.streamId));
-    const wakeAt = hs.map((w) => wakes.get(w.streamId)?.toString() ?? null);
     await this.q(
       `WITH ev AS (
          INSERT INTO ${this.s}.events (position, stream_id, version, type, schema_version, time, data, metadata, hash)
@@ -245,39 +246,48 @@ export class PgEventStore implements AsyncEventStore {
            wake_at = CASE WHEN (SELECT w FROM unnest($10::text[], $14::bool[]) u(id, w) WHERE u.id = s.stream_id) THEN excluded.wake_at ELSE s.wake_at END
        )
        INSERT INTO ${this.s}.stream_categories AS c (category, streams)
-       SELECT category, count(*) FROM unnest($16::text[]) category GROUP BY category
+       SELECT * FROM unnest($16::text[], $17::int[])
        ON CONFLICT (category) DO UPDATE SET streams = c.streams + excluded.streams`,
       [
-        cols.position, cols.stream, cols.version, cols.type, cols.schema, cols.time, cols.data, cols.metadata, cols.hash,
+        rows.map((r) => r.position), rows.map((r) => r.streamId), rows.map((r) => r.version), rows.map((r) => r.type), rows.map((r) => r.schemaVersion),
+        rows.map((r) => r.time.toString()), rows.map((r) => r.data), rows.map((r) => r.metadata), rows.map((r) => r.hash),
         hs.map((w) => w.streamId), hs.map((w) => w.version), hs.map((w) => w.position), hs.map((w) => w.type),
-        wakeSet, wakeAt,
-        newStreams,
+        // each head's wake instant: whether this commit sets it, and to what (null clears it)
+        hs.map((w) => wakes.has(w.streamId)), hs.map((w) => wakes.get(w.streamId)?.toString() ?? null),
+        [...plan.categories.keys()], [...plan.categories.values()],
       ],
       'clockledger_append',
     );
     // wake instants of streams this commit wrote no event to
-    const wakeOnly = [...wakes].filter(([id]) => !heads.has(id));
+    const headed = new Set(hs.map((w) => w.streamId));
+    const wakeOnly = [...wakes].filter(([id]) => !headed.has(id));
     if (wakeOnly.length) {
       await this.q(`UPDATE ${this.s}.streams s SET wake_at = w.at FROM unnest($1::text[], $2::bigint[]) w(id, at) WHERE s.stream_id = w.id`, [
         wakeOnly.map(([id]) => id),
         wakeOnly.map(([, at]) => at?.toString() ?? null),
       ]);
     }
-    await opts.alsoWrite?.(written);
-    const response = opts.response ? opts.response(written) : undefined;
-    if (opts.requestId !== undefined) {
-      const row = requestRowOf({ ...opts, requestId: opts.requestId }, written, prevHash, response);
+    await opts.alsoWrite?.(plan.written);
+    const response = opts.response ? opts.response(plan.written) : undefined;
+    const q = requestRow(plan, response);
+    if (q) {
       await this.q(
-        `INSERT INTO ${this.s}.requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-        [row.requestId, row.handler, row.firstPosition, row.lastPosition, row.response, row.fingerprint, responseHash(row)],
+        `INSERT INTO ${this.s}.requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash, seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        [q.requestId, q.handler, q.firstPosition, q.lastPosition, q.response, q.fingerprint, q.responseHash, q.seq],
       );
     }
-    return { duplicate: false, written, response };
+    return { duplicate: false, written: plan.written, response };
   }
 
   async findRequest(requestId: string, fingerprint?: string): Promise<{ response: unknown } | undefined> {
+    checkRequestId(requestId);
     const r = (await this.requestRows(' WHERE r.request_id = $1', [requestId]))[0];
-    return r === undefined ? undefined : storedAnswer(r, fingerprint);
+    if (r !== undefined) return storedAnswer(r, fingerprint);
+    // no row: a request id events carry was answered before (its row removed, or cut by a fork)
+    const ev = (await this.q<RequestEvents>(REQUEST_EVENTS(this.s), [requestId])).rows[0]!;
+    if (ev.count > 0) throw missingRowError(requestId, ev, await this.lastPosition());
+    return undefined;
   }
 
   private where(o: ReadOptions, after?: number, limit?: number): { sql: string; params: unknown[] } {
@@ -382,29 +392,42 @@ export class PgEventStore implements AsyncEventStore {
   async saveSnapshot(s: SnapshotRecord): Promise<void> {
     // (snapshots are a cache: a read-only store rebuilds without keeping them)
     if (this.opts.readonly) return;
+    const sql = `SELECT stream_id AS "streamId", version, hash FROM ${this.s}.events WHERE position = $1`;
+    const at = (await this.q<{ streamId: string; version: number; hash: string }>(sql, [s.position])).rows[0];
+    const chainHash = boundHere(s, at);
     await this.q(
-      `INSERT INTO ${this.s}.snapshots (stream_id, version, position, code_version, state) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (stream_id, version, code_version) DO UPDATE SET position = excluded.position, state = excluded.state`,
-      [s.streamId, s.version, s.position, s.codeVersion, s.state],
+      `INSERT INTO ${this.s}.snapshots (stream_id, version, position, code_version, state, chain_hash, binding) VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (stream_id, version, code_version)
+       DO UPDATE SET position = excluded.position, state = excluded.state, chain_hash = excluded.chain_hash, binding = excluded.binding`,
+      [s.streamId, s.version, s.position, s.codeVersion, s.state, chainHash, snapshotBinding({ ...s, chainHash })],
     );
+  }
+
+  /** snapshot rows with the event at each one's position (none before pg/005: snapshots were unbound, and 005 drops them) */
+  private async snapshotRows(where: string, params: unknown[]): Promise<SnapshotRow[]> {
+    if (this.version < 5) return [];
+    return (await this.q<SnapshotRow>(`${SNAPSHOT_ROW_SQL(`${this.s}.snapshots`, `${this.s}.events`, (c) => `${c}::float8`)} ${where}`, params)).rows;
   }
 
   async latestSnapshot(streamId: string, codeVersion: string, maxPosition = Number.MAX_SAFE_INTEGER): Promise<SnapshotRecord | undefined> {
-    const r = await this.q<SnapshotRecord>(
-      `SELECT stream_id AS "streamId", version, position::float8 AS position, code_version AS "codeVersion", state FROM ${this.s}.snapshots
-       WHERE stream_id = $1 AND code_version = $2 AND position <= $3 ORDER BY snapshots.position DESC LIMIT 1`,
-      [streamId, codeVersion, maxPosition],
-    );
-    return r.rows[0];
+    // the latest snapshot bound where it claims to be: one that is not is reported and passed over
+    for (let below = maxPosition; ; ) {
+      const where = 'WHERE s.stream_id = $1 AND s.code_version = $2 AND s.position <= $3 ORDER BY s.position DESC LIMIT 1';
+      const [r] = await this.snapshotRows(where, [streamId, codeVersion, below]);
+      if (r === undefined) return undefined;
+      const ok = usableSnapshot(this.path, r);
+      if (ok) return ok;
+      below = r.position - 1;
+    }
   }
 
-  async verify(anchor?: VerifyAnchor): Promise<VerifyResult> {
+  async verify(anchor?: VerifyAnchor, replayer?: StreamReplayer): Promise<VerifyResult> {
     // one snapshot of the whole ledger: the events and the tables beside them as of one instant
-    if (this.tx.getStore()) return this.verifyIn(anchor);
+    if (this.tx.getStore()) return this.verifyIn(anchor, replayer);
     const client = await connect(this.pool);
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      return await this.tx.run(client, () => this.verifyIn(anchor));
+      return await this.tx.run(client, () => this.verifyIn(anchor, replayer));
     } finally {
       await client.query('ROLLBACK').catch(() => undefined);
       client.release();
@@ -412,26 +435,42 @@ export class PgEventStore implements AsyncEventStore {
   }
 
   /** store/verify.ts's checks over this schema's rows */
-  private async verifyIn(anchor?: VerifyAnchor): Promise<VerifyResult> {
-    const chain = new ChainCheck();
+  private async verifyIn(anchor?: VerifyAnchor, replayer?: StreamReplayer): Promise<VerifyResult> {
+    const v = new LedgerCheck(anchor, replayer);
     for (let after = 0; ; ) {
       const rows = (await this.q<ChainRow>(`SELECT ${RAW}, hash FROM ${this.s}.events WHERE position > $1 ORDER BY events.position LIMIT ${PAGE}`, [after])).rows;
       for (const r of rows) {
-        const broken = chain.add(r);
+        const broken = v.add(r);
         if (!broken) continue;
-        const last = (await this.q<{ position: number; hash: string }>(`SELECT position::float8 AS position, hash FROM ${this.s}.events ORDER BY events.position DESC LIMIT 1`)).rows[0]!;
-        return { intact: false, checked: chain.checked, head: last, ...broken, table: 'events' };
+        const sql = `SELECT position::float8 AS position, hash FROM ${this.s}.events ORDER BY events.position DESC LIMIT 1`;
+        const last = (await this.q<{ position: number; hash: string }>(sql)).rows[0];
+        return v.broken(broken, last, await this.requestRows());
       }
       if (rows.length < PAGE) break;
       after = rows.at(-1)!.position;
     }
-    const streams = (await this.q<StreamRow>(`SELECT stream_id AS "streamId", version, last_position::float8 AS "lastPosition", last_type AS "lastType" FROM ${this.s}.streams`)).rows;
-    const categories = (await this.q<CategoryRow>(`SELECT category, streams FROM ${this.s}.stream_categories`)).rows;
-    const requests = await this.requestRows();
-    const v = verdict(chain, [...checkStreams(streams, chain), ...checkCategories(categories, chain), ...checkRequests(requests, chain)]);
-    const at = anchorPosition(v, anchor);
-    const there = at === undefined ? undefined : (await this.q<{ hash: string }>(`SELECT hash FROM ${this.s}.events WHERE position = $1`, [at])).rows[0]?.hash;
-    return applyAnchor(v, anchor, there);
+    const streams = `SELECT stream_id AS "streamId", version, last_position::float8 AS "lastPosition", last_type AS "lastType", wake_at::text AS "wakeAt"
+                     FROM ${this.s}.streams`;
+    v.streams((await this.q<StreamRow>(streams)).rows);
+    v.categories((await this.q<CategoryRow>(`SELECT category, streams FROM ${this.s}.stream_categories`)).rows);
+    v.requests(await this.requestRows());
+    v.snapshots(await this.snapshotRows('', []));
+    const rowsOf = `${STREAM_ROWS_SQL(`${this.s}.events`, 'time::text', (c) => `${c}::float8`)}
+                    WHERE stream_id = $1 AND position > $2 AND position <= $3 ORDER BY events.position LIMIT ${PAGE}`;
+    type Row = { position: number; stream_id: string; version: number; type: string; time: string; data: string };
+    for (const t of v.replayTasks()) {
+      const run = v.startReplay(t);
+      for (let after = 0; ; ) {
+        const rows = (await this.q<Row>(rowsOf, [t.streamId, after, t.toPosition])).rows;
+        for (const r of rows) run.apply([r.position, r.stream_id, r.version, r.type, r.time, r.data] satisfies EventRow);
+        if (rows.length < PAGE) break;
+        after = rows.at(-1)!.position;
+      }
+      run.end();
+    }
+    const at = v.anchorPosition();
+    if (at === undefined) return v.verdict();
+    return v.verdict((await this.q<{ hash: string }>(`SELECT hash FROM ${this.s}.events WHERE position = $1`, [at])).rows[0]?.hash);
   }
 
   /**
@@ -475,22 +514,33 @@ export class PgEventStore implements AsyncEventStore {
           if (rows.length < PAGE) break;
           after = rows.at(-1)!.position;
         }
+        // the requests kept, numbered again in their order (the fork's requests digest is its own)
         const reqs = await this.requestRows(' WHERE COALESCE(r.last_position, 0) <= $1', [position]);
+        reqs.sort((a, b) => (a.seq ?? Infinity) - (b.seq ?? Infinity));
         await client.query(
-          `INSERT INTO ${t}.requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[])`,
-          [reqs.map((r) => r.requestId), reqs.map((r) => r.handler), reqs.map((r) => r.firstPosition), reqs.map((r) => r.lastPosition), reqs.map((r) => r.response), reqs.map((r) => r.fingerprint), reqs.map((r) => r.responseHash)],
+          `INSERT INTO ${t}.requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash, seq)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bigint[])`,
+          [
+            reqs.map((r) => r.requestId), reqs.map((r) => r.handler), reqs.map((r) => r.firstPosition), reqs.map((r) => r.lastPosition),
+            reqs.map((r) => r.response), reqs.map((r) => r.fingerprint), reqs.map((r) => r.responseHash), reqs.map((_, i) => i + 1),
+          ],
         );
-        const snaps = (await this.q<SnapshotRecord>(
-          `SELECT stream_id AS "streamId", version, position::float8 AS position, code_version AS "codeVersion", state FROM ${this.s}.snapshots WHERE position <= $1`,
-          [position],
-        )).rows;
-        await client.query(`INSERT INTO ${t}.snapshots SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::bytea[])`, [
-          snaps.map((r) => r.streamId), snaps.map((r) => r.version), snaps.map((r) => r.position), snaps.map((r) => r.codeVersion), snaps.map((r) => r.state),
-        ]);
+        // the snapshots bound where they claim (their positions and chain hashes are the same in the copy)
+        const snaps = (await this.snapshotRows('WHERE s.position <= $1', [position])).filter((r) => snapshotProblem(r) === undefined);
         await client.query(
-          `INSERT INTO ${t}.streams (stream_id, version, last_position, last_type)
-           SELECT DISTINCT ON (stream_id) stream_id, version, position, type FROM ${t}.events ORDER BY stream_id, version DESC`,
+          `INSERT INTO ${t}.snapshots (stream_id, version, position, code_version, state, chain_hash, binding)
+           SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::bytea[], $6::text[], $7::text[])`,
+          [
+            snaps.map((r) => r.streamId), snaps.map((r) => r.version), snaps.map((r) => r.position), snaps.map((r) => r.codeVersion),
+            snaps.map((r) => r.state), snaps.map((r) => r.chainHash), snaps.map((r) => r.binding),
+          ],
+        );
+        // each stream's head, woken when its head event records a wake instant (store/append-plan.ts WAKE_KEY)
+        await client.query(
+          `INSERT INTO ${t}.streams (stream_id, version, last_position, last_type, wake_at)
+           SELECT DISTINCT ON (stream_id) stream_id, version, position, type,
+                  CASE WHEN metadata::jsonb ? 'wakeAt' THEN (metadata::jsonb ->> 'wakeAt')::bigint END
+           FROM ${t}.events ORDER BY stream_id, version DESC`,
         );
         await client.query(
           `INSERT INTO ${t}.stream_categories (category, streams)
@@ -519,12 +569,12 @@ export class PgEventStore implements AsyncEventStore {
 
 let savepoints = 0;
 
+/** What PostgreSQL cannot store, refused before anything is sent (the rest is the plan's to check). */
 function validate(batches: AppendBatch[]): void {
   for (const b of batches) {
     // PostgreSQL text holds no NUL character
     if (b.streamId.includes('\0')) throw new StoreError('invalid_request', 'a stream id may not contain a NUL character on PostgreSQL');
     for (const e of b.events) {
-      if (e.time < I64_MIN || e.time > I64_MAX) throw new StoreError('invalid_request', `event time ${e.time} does not fit a signed 64-bit instant`);
       if (e.type.includes('\0')) throw new StoreError('invalid_request', 'an event type may not contain a NUL character on PostgreSQL');
     }
   }

@@ -6,6 +6,29 @@ import type Database from 'better-sqlite3';
 import { hash } from 'node:crypto';
 import { StoreError } from './errors.js';
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Why a request id cannot be stored (undefined: it can). One rule for both engines, checked before
+ * either sees the id: PostgreSQL text holds no NUL, and both engines store text as UTF-8, where a
+ * lone surrogate becomes U+FFFD (two different ids would meet in one row). Control characters are
+ * refused with NUL, as in file paths (store/errors.ts checkPath).
+ */
+export function requestIdProblem(id: unknown): string | undefined {
+  if (typeof id !== 'string' || id === '') return 'a request id is a non-empty string';
+  // eslint-disable-next-line no-control-regex
+  const bad = /[\u0000-\u001f\u007f]/.exec(id);
+  if (bad) return `a request id may not contain a control character (U+${bad[0].charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()})`;
+  if (LONE_SURROGATE.test(id)) return 'a request id must be well-formed Unicode (it holds a lone surrogate)';
+  return undefined;
+}
+
+/** requestIdProblem() as a coded invalid_request naming the field. */
+export function checkRequestId(id: string): void {
+  const problem = requestIdProblem(id);
+  if (problem !== undefined) throw new StoreError('invalid_request', `requestId: ${problem}`, { field: 'requestId' });
+}
+
 export interface RequestRow {
   requestId: string;
   handler: string;
@@ -36,9 +59,43 @@ export function requestRowOf(
   };
 }
 
-/** A row as stored, with the hash kept for it (null: none, which never matches). */
+/** A row as stored, with the hash kept for it (null: none, which never matches) and its number. */
 export interface StoredRequestRow extends RequestRow {
   responseHash: string | null;
+  /** the request's number in the order requests were answered, 1, 2, ... (null: none, which verify reports) */
+  seq: number | null;
+}
+
+/**
+ * The requests' digest one request further: sha256 over the digest so far, the request's number and
+ * its response hash (which binds every field of the row). A head keeps the last number and digest,
+ * so a row rewritten with a recomputed response hash, or one removed, is found against an anchor.
+ */
+export function requestsLink(prev: string, seq: number, rowHash: string): string {
+  return hash('sha256', `requests\n${prev}\n${seq}\n${rowHash}`, 'hex');
+}
+
+/** Events that carry a request id the requests table has no row for: where they are. */
+export interface RequestEvents {
+  first: number;
+  last: number;
+  count: number;
+}
+
+/**
+ * A retry whose request id has no row although events carry it: refused, never run again. When
+ * those events end the log (a fork cut inside the request's commit) it is a conflict; elsewhere
+ * the row was deleted (corrupt).
+ */
+export function missingRowError(requestId: string, ev: RequestEvents, lastPosition: number): StoreError {
+  const where = ev.first === ev.last ? `position ${ev.first}` : `positions ${ev.first}..${ev.last}`;
+  const details = { requestId, firstPosition: ev.first, lastPosition: ev.last };
+  if (ev.last === lastPosition && ev.count === ev.last - ev.first + 1) {
+    const why = `request ${requestId} is only partly in this ledger (${where}, up to its end: a fork cut inside it) and its answer is not; use a new id`;
+    return new StoreError('conflict', why, details);
+  }
+  const why = `request ${requestId} is recorded at ${where} but its stored answer is missing: the requests table was altered, so it is not run again`;
+  return new StoreError('corrupt', `${why} (run verify)`, details);
 }
 
 /**

@@ -2,25 +2,52 @@
 // processes can append to one file; every append checks the expected stream version and extends
 // the hash chain inside the same transaction. A read-only store (readonly: true) never creates,
 // converts or writes the file: it opens an existing ledger read-only, and reads an older schema
-// through temporary views.
+// through temporary views; where it cannot (or, with openLedgerForReading, must not) create
+// SQLite's -wal and -shm beside the ledger, it reads the file as immutable (store/sqlite-open.ts).
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, openSync, statSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { GENESIS_HASH } from './canonical.js';
-import { checkPath, ConflictError, sqliteStoreError, StoreError } from './errors.js';
+import { checkPath, sqliteStoreError, StoreError } from './errors.js';
 import { CATEGORY_SQL, inspectLedger, STREAM_HEADS_SQL, viewOlderSchema } from './ledger-file.js';
+import { openDatabase } from './sqlite-open.js';
 import { latestSchemaVersion, migrate } from './migrate.js';
-import { registerResponseHash, requestRowOf, responseHash, storedAnswer, type StoredRequestRow } from './request-check.js';
-import { byteOrder, clampInstant, encodeEvent, endBatch, I64_MAX, I64_MIN, prefixRange } from './sql-shared.js';
+import {
+  checkRequestId,
+  missingRowError,
+  registerResponseHash,
+  storedAnswer,
+  type RequestEvents,
+  type StoredRequestRow,
+} from './request-check.js';
+import { boundHere, snapshotBinding, snapshotProblem, usableSnapshot, type SnapshotRow } from './snapshot-binding.js';
+import { planAppend, requestRow, type AppendHeads } from './append-plan.js';
+import { byteOrder, clampInstant, prefixRange } from './sql-shared.js';
 import { streamCategory } from './stream-category.js';
-import { REQUEST_ROW_SQL, verifyLedger } from './verify.js';
-import type { AppendBatch, CommitOptions, CommitResult, EventChunk, EventRow, EventStore, RawEvent, ReadOptions, SnapshotRecord, StoredEvent, VerifyAnchor, VerifyResult, WrittenEvent } from './types.js';
+import { REQUEST_ROW_SQL, SNAPSHOT_ROW_SQL, verifyLedger } from './verify.js';
+import type {
+  AppendBatch,
+  CommitOptions,
+  CommitResult,
+  EventChunk,
+  EventRow,
+  EventStore,
+  RawEvent,
+  ReadOptions,
+  SnapshotRecord,
+  StoredEvent,
+  StreamReplayer,
+  VerifyAnchor,
+  VerifyResult,
+} from './types.js';
 
 export interface OpenOptions {
   /** how long a writer waits for another process's lock (ms) */
   busyTimeoutMs?: number;
-  /** open an existing ledger for reading only: nothing is created, converted or written */
+  /** open an existing ledger for reading only: nothing is converted or written (see store/sqlite-open.ts for the files SQLite may create beside it) */
   readonly?: boolean;
+  /** with readonly: create no file beside the ledger either, the caller vouching that nothing writes it meanwhile (openLedgerForReading) */
+  createNothing?: boolean;
   /** discard snapshots written by any other code version */
   codeVersion?: string;
 }
@@ -59,22 +86,37 @@ const SQL = {
   streamVersionAt: 'SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ? AND position <= ?',
   positionOfVersion: 'SELECT position FROM events WHERE stream_id = ? AND version = ?',
   findRequest: `${REQUEST_ROW_SQL('requests', 'events', (c) => c)} WHERE r.request_id = ?`,
-  insertRequest: 'INSERT INTO requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  insertRequest: `INSERT INTO requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash, seq)
+                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  lastSeq: 'SELECT COALESCE(MAX(seq), 0) FROM requests',
+  // the events that carry a request id (through the events_by_request index: one seek)
+  requestEvents: "SELECT MIN(position) AS first, MAX(position) AS last, COUNT(*) AS count FROM events WHERE json_extract(metadata, '$.requestId') = ?",
+  eventAt: 'SELECT stream_id AS streamId, version, hash FROM events WHERE position = ?',
   // Positions grow with time (writers assert the time they read), so the last entry of the
   // (time, position) index at or before t is the answer: a seek, not a scan.
   positionAtTime: 'SELECT position FROM events WHERE time <= ? ORDER BY time DESC, position DESC LIMIT 1',
-  bumpCategory: 'INSERT INTO stream_categories (category, streams) VALUES (?, 1) ON CONFLICT (category) DO UPDATE SET streams = streams + 1',
+  addCategory: 'INSERT INTO stream_categories (category, streams) VALUES (?, ?) ON CONFLICT (category) DO UPDATE SET streams = streams + excluded.streams',
   categoryCount: 'SELECT streams FROM stream_categories WHERE category = ?',
   setWake: 'UPDATE streams SET wake_at = ? WHERE stream_id = ?',
   due: 'SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT NULL AND wake_at <= ? AND stream_id >= ? AND (? IS NULL OR stream_id < ?) ORDER BY wake_at, stream_id',
-  saveSnapshot: 'INSERT OR REPLACE INTO snapshots (stream_id, version, position, code_version, state) VALUES (?, ?, ?, ?, ?)',
-  latestSnapshot: 'SELECT stream_id AS streamId, version, position, code_version AS codeVersion, state FROM snapshots WHERE stream_id = ? AND code_version = ? AND position <= ? ORDER BY position DESC LIMIT 1',
+  saveSnapshot: 'INSERT OR REPLACE INTO snapshots (stream_id, version, position, code_version, state, chain_hash, binding) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  latestSnapshot: `${SNAPSHOT_ROW_SQL('snapshots', 'events', (c) => c)}
+                   WHERE s.stream_id = ? AND s.code_version = ? AND s.position <= ? ORDER BY s.position DESC LIMIT 1`,
   // changes when another connection commits to the file (never for this connection's own commits)
   dataVersion: 'PRAGMA data_version',
 } as const satisfies Record<string, string>;
 
 export function openEventStore(path: string, opts: OpenOptions = {}): EventStore {
   return new SqliteEventStore(path, opts);
+}
+
+/**
+ * Open an existing ledger for reading only, creating nothing at all: no -wal or -shm beside it, in
+ * any directory (an input ledger, evidence on a read-only mount). Nothing may write the file while
+ * it is read this way; a ledger whose -wal holds changes without its -shm is refused (io).
+ */
+export function openLedgerForReading(path: string, opts: Pick<OpenOptions, 'busyTimeoutMs' | 'codeVersion'> = {}): EventStore {
+  return new SqliteEventStore(path, { ...opts, readonly: true, createNothing: true });
 }
 
 class SqliteEventStore implements EventStore {
@@ -92,7 +134,7 @@ class SqliteEventStore implements EventStore {
     if (!this.readonly && path !== ':memory:' && !existsSync(dirname(path))) {
       throw new StoreError('not_found', `cannot create ledger ${path}: directory ${dirname(path)} does not exist`, { path });
     }
-    this.db = openDatabase(path, this.readonly, timeout);
+    this.db = openDatabase(path, { readonly: this.readonly, createNothing: opts.createNothing, timeout });
     try {
       registerResponseHash(this.db);
       // What the file is, read before anything is written (not even the journal mode).
@@ -170,52 +212,46 @@ class SqliteEventStore implements EventStore {
     return result;
   }
 
+  /** A commit inside its transaction: the heads it depends on read, its plan (store/append-plan.ts) written. */
   private commitWithin(batches: AppendBatch[], opts: CommitOptions): CommitResult {
-    if (opts.requestId !== undefined) {
-      const prior = this.findRequest(opts.requestId, opts.fingerprint);
-      if (prior !== undefined) return { duplicate: true, written: [], response: prior.response } as CommitResult;
-    }
+    const plan = planAppend(this.appendHeads(batches, opts.requestId), batches, opts);
+    if (plan.duplicate) return { duplicate: true, written: [], response: plan.response };
+    const insert = this.st('insert');
+    for (const r of plan.rows) insert.run(r.position, r.streamId, r.version, r.type, r.schemaVersion, r.time, r.data, r.metadata, r.hash);
+    for (const h of plan.streams) this.st('upsertStream').run(h.streamId, h.version, h.position, h.type);
+    for (const [streamId, at] of plan.wakes) this.st('setWake').run(at, streamId);
+    for (const [category, n] of plan.categories) this.st('addCategory').run(category, n);
+    opts.alsoWrite?.(plan.written);
+    const response = opts.response ? opts.response(plan.written) : undefined;
+    const q = requestRow(plan, response);
+    if (q) this.st('insertRequest').run(q.requestId, q.handler, q.firstPosition, q.lastPosition, q.response, q.fingerprint, q.responseHash, q.seq);
+    return { duplicate: false, written: plan.written, response };
+  }
+
+  /** What a commit depends on, read in its transaction: the log's head, the batches' stream versions, the request id's rows. */
+  private appendHeads(batches: AppendBatch[], requestId: string | undefined): AppendHeads {
+    // (checked before the id is looked up: ids that would be stored alike must not meet)
+    if (requestId !== undefined) checkRequestId(requestId);
     const last = this.st('last').get() as { position: number; hash: string } | undefined;
-    let position = last?.position ?? 0;
-    let prevHash = last?.hash ?? GENESIS_HASH;
     const versions = new Map<string, number>();
-    const written: WrittenEvent[] = [];
-    // a session gives all its events one metadata object per kind: encode each once
-    const metadataText = new Map<unknown, string>();
-    const heads = new Map<string, WrittenEvent>();
-    const wakes = new Map<string, bigint | null>();
-    for (const b of batches) {
-      let version = versions.get(b.streamId) ?? ((this.st('streamVersion').get(b.streamId) as number | undefined) ?? 0);
-      if (version === 0 && b.events.length) this.st('bumpCategory').run(streamCategory(b.streamId));
-      if (b.expectedVersion !== 'any' && b.expectedVersion !== version) {
-        throw new ConflictError(b.streamId, b.expectedVersion, version);
-      }
-      for (const e of b.events) {
-        position++;
-        version++;
-        if (e.time < I64_MIN || e.time > I64_MAX) throw new StoreError('invalid_request', `event time ${e.time} does not fit a signed 64-bit instant`);
-        const { data, metadata, schemaVersion, hash } = encodeEvent(e, { position, streamId: b.streamId, version }, prevHash, metadataText);
-        this.st('insert').run(position, b.streamId, version, e.type, schemaVersion, e.time, data, metadata, hash);
-        prevHash = hash;
-        written.push({ position, streamId: b.streamId, version, type: e.type });
-      }
-      endBatch({ versions, heads, wakes }, b, version, written);
+    for (const b of batches) if (!versions.has(b.streamId)) versions.set(b.streamId, (this.st('streamVersion').get(b.streamId) as number | undefined) ?? 0);
+    const heads: AppendHeads = { position: last?.position ?? 0, hash: last?.hash ?? GENESIS_HASH, versions };
+    if (requestId !== undefined) {
+      const stored = (this.st('findRequest').get(requestId) as StoredRequestRow | undefined) ?? null;
+      const carried = stored === null ? (this.st('requestEvents').get(requestId) as RequestEvents) : null;
+      heads.request = { seq: this.st('lastSeq').get() as number, stored, carried };
     }
-    // each stream's head once per commit, however many runs of events it had
-    for (const [streamId, w] of heads) this.st('upsertStream').run(streamId, w.version, w.position, w.type);
-    for (const [streamId, at] of wakes) this.st('setWake').run(at, streamId);
-    opts.alsoWrite?.(written);
-    const response = opts.response ? opts.response(written) : undefined;
-    if (opts.requestId !== undefined) {
-      const row = requestRowOf({ ...opts, requestId: opts.requestId }, written, prevHash, response);
-      this.st('insertRequest').run(row.requestId, row.handler, row.firstPosition, row.lastPosition, row.response, row.fingerprint, responseHash(row));
-    }
-    return { duplicate: false, written, response } as CommitResult;
+    return heads;
   }
 
   findRequest(requestId: string, fingerprint?: string): { response: unknown } | undefined {
+    checkRequestId(requestId);
     const r = this.st('findRequest').get(requestId) as StoredRequestRow | undefined;
-    return r === undefined ? undefined : storedAnswer(r, fingerprint);
+    if (r !== undefined) return storedAnswer(r, fingerprint);
+    // no row: a request id events carry was answered before (its row removed, or cut by a fork)
+    const ev = this.st('requestEvents').get(requestId) as RequestEvents | { count: 0 };
+    if (ev.count > 0) throw missingRowError(requestId, ev as RequestEvents, this.lastPosition());
+    return undefined;
   }
 
   private where(o: ReadOptions): { sql: string; params: unknown[] } {
@@ -359,16 +395,25 @@ class SqliteEventStore implements EventStore {
   saveSnapshot(s: SnapshotRecord): void {
     // (snapshots are a cache: a read-only store rebuilds without keeping them)
     if (this.readonly) return;
-    this.st('saveSnapshot').run(s.streamId, s.version, s.position, s.codeVersion, s.state);
+    const at = this.st('eventAt').get(s.position) as { streamId: string; version: number; hash: string } | undefined;
+    const chainHash = boundHere(s, at);
+    this.st('saveSnapshot').run(s.streamId, s.version, s.position, s.codeVersion, s.state, chainHash, snapshotBinding({ ...s, chainHash }));
   }
 
   latestSnapshot(streamId: string, codeVersion: string, maxPosition = Number.MAX_SAFE_INTEGER): SnapshotRecord | undefined {
-    return this.st('latestSnapshot').get(streamId, codeVersion, maxPosition) as SnapshotRecord | undefined;
+    // the latest snapshot bound where it claims to be: one that is not is reported and passed over
+    for (let below = maxPosition; ; ) {
+      const r = this.st('latestSnapshot').get(streamId, codeVersion, below) as SnapshotRow | undefined;
+      if (r === undefined) return undefined;
+      const ok = usableSnapshot(this.path, r);
+      if (ok) return ok;
+      below = r.position - 1;
+    }
   }
 
-  verify(anchor?: VerifyAnchor): VerifyResult {
+  verify(anchor?: VerifyAnchor, replayer?: StreamReplayer): VerifyResult {
     try {
-      return this.db.transaction(() => verifyLedger(this.db, this.path, anchor))();
+      return this.db.transaction(() => verifyLedger(this.db, this.path, anchor, replayer))();
     } catch (e) {
       throw sqliteStoreError(e, this.path);
     }
@@ -398,14 +443,18 @@ class SqliteEventStore implements EventStore {
             read('SELECT position, stream_id, version, type, schema_version, time, data, metadata, hash FROM events WHERE position <= ? ORDER BY position'),
             'INSERT INTO events (position, stream_id, version, type, schema_version, time, data, metadata, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
           );
+          // the requests kept, numbered again in their order (the fork's requests digest is its own)
           copy(
-            read('SELECT request_id, handler, first_position, last_position, response, fingerprint, response_hash FROM requests WHERE COALESCE(last_position, 0) <= ?'),
-            'INSERT INTO requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash) VALUES (?, ?, ?, ?, ?, ?, ?)',
+            read(`SELECT request_id, handler, first_position, last_position, response, fingerprint, response_hash, ROW_NUMBER() OVER (ORDER BY seq)
+                  FROM requests WHERE COALESCE(last_position, 0) <= ?`),
+            SQL.insertRequest,
           );
-          copy(
-            read('SELECT stream_id, version, position, code_version, state FROM snapshots WHERE position <= ?'),
-            'INSERT INTO snapshots (stream_id, version, position, code_version, state) VALUES (?, ?, ?, ?, ?)',
-          );
+          // the snapshots bound where they claim (their positions and chain hashes are the same in the copy)
+          const snap = t.prepare('INSERT INTO snapshots (stream_id, version, position, code_version, state, chain_hash, binding) VALUES (?, ?, ?, ?, ?, ?, ?)');
+          const bound = this.db.prepare(`${SNAPSHOT_ROW_SQL('snapshots', 'events', (c) => c)} WHERE s.position <= ?`);
+          for (const r of bound.iterate(position) as IterableIterator<SnapshotRow>) {
+            if (snapshotProblem(r) === undefined) snap.run(r.streamId, r.version, r.position, r.codeVersion, r.state, r.chainHash, r.binding);
+          }
           t.prepare(
             `INSERT INTO streams (stream_id, version, last_position, last_type, wake_at) ${STREAM_HEADS_SQL('events')}`,
           ).run();
@@ -461,29 +510,6 @@ class OpenAnswer {
   list(): string[] {
     this.sorted ??= [...this.open].sort(byteOrder);
     return [...this.sorted];
-  }
-}
-
-/** Open the file; read-only, a first read proves it can be read. */
-function openDatabase(path: string, readonly: boolean, timeout: number): Database.Database {
-  let db: Database.Database;
-  try {
-    db = new Database(path, { timeout, readonly });
-  } catch (e) {
-    throw new StoreError('io', `cannot open event log ${path}: ${(e as Error).message}`);
-  }
-  if (!readonly) return db;
-  try {
-    db.pragma('user_version');
-    return db;
-  } catch (e) {
-    db.close();
-    const code = String((e as { code?: unknown }).code ?? '');
-    // A WAL ledger whose shared-memory index (-shm) is absent and cannot be created
-    if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN')) {
-      throw new StoreError('io', `cannot read ${path}: SQLite needs to create ${path}-shm beside it (the ledger uses write-ahead logging) and the directory is not writable; make the directory writable or copy the ledger elsewhere`, { path });
-    }
-    throw sqliteStoreError(e, path);
   }
 }
 

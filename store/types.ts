@@ -117,22 +117,80 @@ export interface SnapshotRecord {
   state: Buffer;
 }
 
-/** a head kept from an earlier verify */
+/** The requests table's sequence: the last request's number and the digest of every request up to it. */
+export interface RequestsHead {
+  /** requests are numbered 1, 2, ... in the order they were answered (0: none yet) */
+  seq: number;
+  /** sha256 chained over each request's number and response hash, from the genesis hash */
+  hash: string;
+}
+
+/** The log's head: what to keep outside the ledger, to detect later that it was shortened or rewritten. */
+export interface LedgerHead {
+  /** the last event's position (0 for an empty log) */
+  position: number;
+  /** its chain hash (the genesis hash for an empty log) */
+  hash: string;
+  /** the requests table's head */
+  requests: RequestsHead;
+}
+
+/** A head kept from an earlier verify: the log must still hold it (an anchor without `requests` checks the events only). */
 export interface VerifyAnchor {
   position: number;
   hash: string;
+  requests?: RequestsHead;
+}
+
+/** What verify checked beyond the events' hash chain (counts). */
+export interface VerifyCoverage {
+  /** request rows: response hash, numbering, digest, and the request ids their events carry */
+  requests: number;
+  /** snapshots whose binding (stream, version, position, the chain hash there, a hash of the state) was checked */
+  snapshots: number;
+  /** of those, snapshots whose state was re-derived by replaying their stream (0 without a replayer) */
+  snapshotStates: number;
+  /** streams whose wake instant was checked: against the wake their last event records, or by replay */
+  wakes: number;
+  /** streams whose wake instant only a replay could check, left unchecked (no replayer given) */
+  wakesUnchecked: number;
 }
 
 export interface VerifyResult {
   intact: boolean;
   /** events whose chain link was checked */
   checked: number;
-  /** the last event's position and chain hash (0 and the genesis hash for an empty log): keep it outside the file to detect a shortened log later */
-  head: { position: number; hash: string };
+  /** the last event's position and chain hash, and the requests' head: keep it outside the file to detect a shortened or rewritten log later */
+  head: LedgerHead;
   firstBrokenPosition?: number;
   reason?: string;
-  /** the table where the first problem was found (events, streams, stream_categories, requests) */
+  /** the table where the first problem was found (events, streams, stream_categories, requests, snapshots) */
   table?: string;
+  /** what was checked beside the chain (absent when the chain itself is broken) */
+  coverage?: VerifyCoverage;
+}
+
+/**
+ * Replays streams for verify(), to re-derive what the store keeps beside the events but cannot
+ * judge alone: a snapshot's state, and the wake instant of a stream whose last event records none.
+ * The store knows nothing of what events mean; the code that evolves them supplies this.
+ */
+export interface StreamReplayer {
+  /** snapshots of this code version are re-derived; those of others (never read by it) are checked by their binding only */
+  readonly codeVersion: string;
+  /** whether a stream with this id can have a wake instant (false: it must have none, and is not replayed for it) */
+  hasWake(streamId: string): boolean;
+  /** a replay of one stream, fed its events from the first */
+  replay(streamId: string): StreamReplay;
+}
+
+export interface StreamReplay {
+  /** the stream's next event */
+  apply(row: EventRow): void;
+  /** why the state reached differs from a snapshot's state (undefined: they are the same) */
+  differs(state: Buffer): string | undefined;
+  /** the wake instant the state reached implies (null: none) */
+  wakeAt(): bigint | null;
 }
 
 export interface EventStore {
@@ -161,8 +219,11 @@ export interface EventStore {
   countCategory(category: string): number;
   saveSnapshot(s: SnapshotRecord): void;
   latestSnapshot(streamId: string, codeVersion: string, maxPosition?: number): SnapshotRecord | undefined;
-  /** check the log; with an anchor (an earlier head), also that the log still holds it */
-  verify(anchor?: VerifyAnchor): VerifyResult;
+  /**
+   * Check the log and every table kept beside it; with an anchor (an earlier head), also that the log
+   * still holds it; with a replayer, also re-derive snapshot states and unrecorded wake instants.
+   */
+  verify(anchor?: VerifyAnchor, replayer?: StreamReplayer): VerifyResult;
   fork(position: number, targetPath: string): { events: number };
   /** run fn in one write transaction (BEGIN IMMEDIATE) */
   transaction<T>(fn: () => T): T;

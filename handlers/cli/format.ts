@@ -1,10 +1,13 @@
-// Human output: aligned tables, ns with a readable hint, key: value blocks, and a generic
-// rendering for any JSON response. u64/s64 values stay the exact decimal strings they are; text
-// from the log or a request has its control characters escaped (lib/printable.ts).
+// Human output: aligned tables, key: value blocks, offsets and instants with a hint, and a generic
+// rendering for any JSON response (durations and rates are written by lib/units.ts). u64/s64
+// values stay the exact decimal strings they are; text from the log or a request has its control
+// characters escaped (lib/printable.ts).
 
 import { MSRS } from '../../kvm/uapi.js';
 import { isPlainObject } from '../../lib/plain-object.js';
 import { printable } from '../../lib/printable.js';
+import { nsExactAndReadable, nsReadable } from '../../lib/units.js';
+import { wrapWords } from '../../lib/wrap.js';
 
 export type Cell = string | number | boolean | null | undefined;
 
@@ -18,27 +21,6 @@ export function outputWidth(): number {
   if (process.stdout.isTTY && process.stdout.columns) return process.stdout.columns;
   const env = Number(process.env.COLUMNS);
   return Number.isInteger(env) && env > 0 ? env : Infinity;
-}
-
-/** Words of `text` in lines of at most `width` characters (a longer word is cut into pieces). */
-export function wrapLines(text: string, width: number): string[] {
-  if (text.length <= width) return [text];
-  const lines: string[] = [];
-  let cur = '';
-  for (let word of text.split(/\s+/)) {
-    while (word.length > width) {
-      if (cur) lines.push(cur);
-      cur = '';
-      lines.push(word.slice(0, width));
-      word = word.slice(width);
-    }
-    if (cur && cur.length + 1 + word.length > width) {
-      lines.push(cur);
-      cur = word;
-    } else cur = cur ? `${cur} ${word}` : word;
-  }
-  if (cur) lines.push(cur);
-  return lines;
 }
 
 /**
@@ -58,7 +40,7 @@ export function table(columns: string[], rows: Cell[][], opts: { indent?: string
     const others = indent.length + widths.reduce((a, x, i) => (i === w ? a : a + x + 2), 0);
     const avail = Math.max(24, columns[w]!.length, total - others);
     if (widths[w]! > avail) {
-      cells = text.map((r) => r.map((c, i) => (i === w ? wrapLines(c, avail) : [c])));
+      cells = text.map((r) => r.map((c, i) => (i === w && c.length > avail ? wrapWords(c, avail, { breakLongWords: true }) : [c])));
       widths[w] = Math.max(columns[w]!.length, ...cells.map((r) => Math.max(...r[w]!.map((l) => l.length))));
     }
   }
@@ -76,6 +58,9 @@ export function table(columns: string[], rows: Cell[][], opts: { indent?: string
   return out.join('\n');
 }
 
+/** A yes/no answer as people read it (anything else as a cell). */
+export const yesNo = (v: unknown): string => (v === true ? 'yes' : v === false ? 'no' : cellText(v));
+
 /** A value as one cell or field of human output: its control characters escaped (a line break too). */
 export function cellText(v: unknown): string {
   if (v === null || v === undefined) return '';
@@ -90,54 +75,6 @@ export function keyValues(pairs: [string, unknown][], indent = ''): string {
   const shown = pairs.filter(([, v]) => v !== undefined);
   const w = Math.max(0, ...shown.map(([k]) => k.length));
   return shown.map(([k, v]) => `${indent}${`${k}:`.padEnd(w + 1)} ${v === null || v === '' ? '-' : cellText(v)}`).join('\n');
-}
-
-const NS_UNITS: [bigint, string][] = [
-  [86_400_000_000_000n, 'd'],
-  [3_600_000_000_000n, 'h'],
-  [60_000_000_000n, 'min'],
-  [1_000_000_000n, 's'],
-  [1_000_000n, 'ms'],
-  [1_000n, 'µs'],
-];
-
-/** "320 ms", "1.5 s", "-300.26 ms", "999 ns": the readable part of a duration in ns. */
-export function humanNs(ns: string | number | bigint): string {
-  let v: bigint;
-  try {
-    v = BigInt(ns);
-  } catch {
-    return String(ns);
-  }
-  const neg = v < 0n;
-  const a = neg ? -v : v;
-  for (const [unit, name] of NS_UNITS) {
-    if (a >= unit) {
-      const whole = a / unit;
-      const frac = ((a % unit) * 1000n) / unit;
-      const f = frac === 0n ? '' : `.${frac.toString().padStart(3, '0').replace(/0+$/, '')}`;
-      return `${neg ? '-' : ''}${whole}${f} ${name}`;
-    }
-  }
-  return `${neg ? '-' : ''}${a} ns`;
-}
-
-/** "320000000 (320 ms)": the exact value and its hint; small values need no hint. */
-export function fmtNs(ns: unknown): string {
-  if (ns === null || ns === undefined) return '';
-  const s = String(ns);
-  if (!/^-?\d+$/.test(s)) return s;
-  const a = s.startsWith('-') ? s.slice(1) : s;
-  return a.length <= 3 ? `${s} ns` : `${s} (${humanNs(s)})`;
-}
-
-/** "3 GHz", "2.6 GHz", "24 MHz": a frequency in Hz, readable (exact below 4 significant digits). */
-export function humanHz(hz: unknown): string {
-  if (hz === null || hz === undefined || hz === '') return '';
-  const n = Number(hz);
-  if (!Number.isFinite(n)) return String(hz);
-  for (const [unit, div] of [['GHz', 1e9], ['MHz', 1e6], ['kHz', 1e3]] as const) if (n >= div) return `${+(n / div).toPrecision(6)} ${unit}`;
-  return `${n} Hz`;
 }
 
 /**
@@ -177,19 +114,6 @@ export function withMsrNames(v: unknown): unknown {
   return out;
 }
 
-/**
- * A clock's drift per day, from ms/day, in the unit that reads best: "28.771 ms/day",
- * "1.2 s/day", "10.23 h/day" (not "36831085 ms/day").
- */
-export function perDay(msPerDay: unknown): string {
-  if (msPerDay === null || msPerDay === undefined) return '-';
-  const ms = Number(msPerDay);
-  if (!Number.isFinite(ms)) return String(msPerDay);
-  const a = Math.abs(ms);
-  const [v, unit] = a >= 3_600_000 ? [ms / 3_600_000, 'h'] : a >= 60_000 ? [ms / 60_000, 'min'] : a >= 1_000 ? [ms / 1_000, 's'] : a >= 1 || a === 0 ? [ms, 'ms'] : [ms * 1000, 'µs'];
-  return `${+v.toFixed(3)} ${unit}/day`;
-}
-
 /** A CLOCK_REALTIME value in ns since the epoch, with its UTC date. */
 export function fmtRealtime(ns: unknown): string {
   if (ns === null || ns === undefined) return '';
@@ -206,7 +130,7 @@ const isScalar = (v: unknown) => v === null || ['string', 'number', 'boolean', '
 function hintFor(key: string, v: unknown): string {
   if (typeof v !== 'string' && typeof v !== 'number') return cellText(v);
   if (/realtime/i.test(key) && !/offset|step|delta/i.test(key)) return fmtRealtime(v);
-  if (/(Ns|_ns|^ns|^now|^time|Time|^at)$/.test(key)) return fmtNs(v);
+  if (/(Ns|_ns|^ns|^now|^time|Time|^at)$/.test(key)) return nsExactAndReadable(v);
   return cellText(v);
 }
 
@@ -273,7 +197,7 @@ function arrayTable(items: unknown[], indent: string, depth: number): string {
 
 /** In table cells keep the exact value; the hint only for durations. */
 function hintShort(key: string, v: unknown): string {
-  if ((typeof v === 'string' || typeof v === 'number') && /(Ns|_ns)$/.test(key)) return fmtNs(v);
+  if ((typeof v === 'string' || typeof v === 'number') && /(Ns|_ns)$/.test(key)) return nsExactAndReadable(v);
   return cellText(v);
 }
 
@@ -316,7 +240,7 @@ export function eventSummary(e: EventJson): string {
     case 'VmCreated':
       return `on ${d.hostId} (${d.arch}, ${d.profile})`;
     case 'TimeAdvanced':
-      return d.from !== undefined && d.to !== undefined ? `+${humanNs(BigInt(String(d.to)) - BigInt(String(d.from)))} → ${d.to}` : short(d);
+      return d.from !== undefined && d.to !== undefined ? `+${nsReadable(BigInt(String(d.to)) - BigInt(String(d.from)))} → ${d.to}` : short(d);
     case 'HostCreated':
       return short(isPlainObject(d.spec) ? d.spec : d);
     case 'MigrationPhaseEntered':

@@ -1,11 +1,15 @@
-// The `clockledger` command tree (commander), built from the registry's command specs
-// (handlers/registry.ts): every subcommand is a thin wrapper over one handler. Handler code is
+// The `clockledger` command tree (commander), built from the command specs (commands.ts) in the
+// registry's order (handlers/registry.ts): every subcommand is a thin wrapper over one handler. Handler code is
 // imported only when a command runs, and the human renderings only when a command prints for people.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Argument, Command, Option } from 'commander';
+import { wrapWords } from '../../lib/wrap.js';
 import { ERROR_CODES } from '../error-codes.js';
 import type { HandlerResponse } from '../define.js';
-import { REGISTRY, type CliCommand, type CliValues, type HandlerName, type ValueKind } from '../registry.js';
+import type { ResponseOf } from '../responses.js';
+import { HANDLER_NAMES, REGISTRY, type HandlerName } from '../registry.js';
+import { COMMANDS, GROUPS } from './commands.js';
+import type { CliCommand, CliValues, ValueKind } from './spec.js';
 import {
   CliRefusal,
   collectOption,
@@ -26,17 +30,6 @@ interface Opts {
   [k: string]: unknown;
 }
 
-/** Words wrapped at 88 columns, the lines after the first indented by two. */
-function wrap(text: string, width = 88): string {
-  const lines = [''];
-  for (const word of text.split(' ')) {
-    const last = lines[lines.length - 1]!;
-    if (last && last.length + 1 + word.length > width) lines.push(`  ${word}`);
-    else lines[lines.length - 1] = last ? `${last} ${word}` : word;
-  }
-  return lines.join('\n');
-}
-
 const EXIT_CODES = `
 Exit codes (scripts can rely on them):
   0  the handler completed (ok: true)
@@ -50,7 +43,7 @@ Exit codes (scripts can rely on them):
   4  conformance (or invoke conformance): the check ran and the model does not conform to the
      trace (conforms: false); the comparison is printed as for a conforming one
 
-${wrap(`Error codes: ${ERROR_CODES.join(', ')}.`)}
+${wrapWords(`Error codes: ${ERROR_CODES.join(', ')}.`, 88, { firstIndent: '', indent: '  ' }).join('\n')}
 
 Environment:
   CLOCKLEDGER_DB          the database (file or postgres:// URL) when --db is not given (default ./clockledger.db)
@@ -144,12 +137,6 @@ const sizeIfLarge = async (db: string) => {
   return n >= LONG_WORK ? n : 0;
 };
 
-/** The command groups (their subcommands come from the registry). */
-const GROUPS: Record<string, string> = {
-  hosts: 'emulated hosts: their counter, clocksource, vendor, TSC scaling and kernel profile',
-  vms: 'VMs: KVM_CREATE_VM and its vCPUs, destruction',
-};
-
 /** The command a spec's path names under `program`, its parents created (as groups) on the way. */
 function commandAt(program: Command, path: readonly string[]): Command {
   let parent = program;
@@ -159,8 +146,13 @@ function commandAt(program: Command, path: readonly string[]): Command {
   return parent.command(path[path.length - 1]!);
 }
 
-/** One registry command spec as a commander command calling its handler. */
-function addCommand(program: Command, name: HandlerName, spec: CliCommand): void {
+/** A handler's commands (commands.ts), each a commander command calling it. */
+function addCommands<N extends HandlerName>(program: Command, name: N): void {
+  for (const spec of COMMANDS[name]) addCommand(program, name, spec);
+}
+
+/** One command spec (commands.ts) as a commander command calling its handler. */
+function addCommand<N extends HandlerName>(program: Command, name: N, spec: CliCommand<N>): void {
   const cmd = commandAt(program, spec.path).description(spec.description);
   if (spec.alias) cmd.alias(spec.alias);
   const fields: string[] = [];
@@ -203,23 +195,28 @@ function addCommand(program: Command, name: HandlerName, spec: CliCommand): void
       return;
     }
     const outFile = spec.outFile && typeof values[spec.outFile.field] === 'string' ? (values[spec.outFile.field] as string) : undefined;
-    const rendering = o.json ? undefined : (await import('./render.js'))[outFile ? 'renderWritten' : spec.render];
+    // (the renderer's module is imported only to print for people; with --out, what was written is printed)
+    const rendering = o.json ? undefined : outFile ? (await import('./render/written.js')).renderWritten : await spec.render();
     await callHandler(name, defined(request), {
       db: o.db,
       json: !!o.json,
       pretty: !!o.pretty,
       render: rendering,
       // a file's content on stdout (export, report --html) is printed as the file holds it
-      renderRaw: !outFile && (spec.render === 'renderExport' || spec.render === 'renderHtml'),
-      onOk: outFile ? (r) => writeOutFile(r, outFile, spec.outFile!) : undefined,
-      progress: spec.progress && { label: spec.progress.label, total: spec.progress.sized ? sizeIfLarge : undefined },
+      renderRaw: !outFile && spec.raw === true,
+      onOk: outFile ? (r) => writeOutFile(r as ResponseOf<N>, outFile, spec.outFile!) : undefined,
+      progress: spec.progress && {
+        label: spec.progress.label,
+        unit: spec.progress.unit,
+        total: spec.progress.sized ? sizeIfLarge : spec.progress.count ? () => spec.progress!.count!(request) : undefined,
+      },
       okExitCode: spec.okExitCode,
     });
   });
 }
 
 /** An ok response's text written to its --out file; what is printed instead (a write that fails: an io error). */
-function writeOutFile(r: HandlerResponse & { ok: true }, file: string, spec: NonNullable<CliCommand['outFile']>): HandlerResponse {
+function writeOutFile<N extends HandlerName>(r: ResponseOf<N>, file: string, spec: NonNullable<CliCommand<N>['outFile']>): HandlerResponse {
   const text = spec.text(r);
   try {
     writeFileSync(file, text.endsWith('\n') ? text : `${text}\n`);
@@ -262,8 +259,8 @@ export function buildProgram(): Command {
     },
   );
 
-  // ---- every handler's commands, from the registry ----------------------------------------------
-  for (const [name, entry] of Object.entries(REGISTRY)) for (const spec of entry.cli) addCommand(program, name as HandlerName, spec);
+  // ---- every handler's commands, in the registry's order ------------------------------------------
+  for (const name of HANDLER_NAMES) addCommands(program, name);
 
   // ---- what there is ---------------------------------------------------------------------------
   action(

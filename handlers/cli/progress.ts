@@ -15,13 +15,13 @@ export function progressWanted(json: boolean): boolean {
   return !json && process.stdout.isTTY === true && process.stderr.isTTY === true && !process.env.CI && process.env.CLOCKLEDGER_NO_PROGRESS === undefined;
 }
 
-/** Start a bar labelled `label` over `total` positions (0 = unknown size). */
-export async function startProgress(label: string, total: number, json: boolean): Promise<Progress> {
+/** Start a bar labelled `label` over `total` positions, or cells, ... (`unit`; 0 = unknown size). */
+export async function startProgress(label: string, total: number, json: boolean, unit = 'events'): Promise<Progress> {
   if (!progressWanted(json)) return NONE;
   const { default: cliProgress } = await import('cli-progress');
   const bar = new cliProgress.SingleBar(
     {
-      format: total > 0 ? `${label} [{bar}] {percentage}% | {value}/{total} events | {duration_formatted}` : `${label} … {duration_formatted}`,
+      format: total > 0 ? `${label} [{bar}] {percentage}% | {value}/{total} ${unit} | {duration_formatted}` : `${label} … {duration_formatted}`,
       hideCursor: true,
       clearOnComplete: true,
       stream: process.stderr,

@@ -1,8 +1,9 @@
 // Finding a handler by name from the command line without loading more than the command needs:
 // the use-case module that defines it is imported alone (the cold-start path of `clockledger
-// invoke`). Everything here is derived from the registry (handlers/registry.ts).
+// invoke`). Everything here is derived from the registry (handlers/registry.ts, modules.ts).
 import type { DefinedHandler } from '../define.js';
-import { HANDLER_NAMES, loadHandler, moduleOf } from '../registry.js';
+import { loadHandler, moduleOf } from '../modules.js';
+import { HANDLER_NAMES } from '../registry.js';
 
 /** For each handler, the import of the one module it is defined in. */
 export const FAST_PATH: Readonly<Record<string, () => Promise<Record<string, unknown>>>> = Object.fromEntries(HANDLER_NAMES.map((n) => [n, () => moduleOf(n)]));

@@ -9,14 +9,15 @@ import type { HandlerResponse } from '../define.js';
 import type { ErrorBody } from '../errors.js';
 import { printable } from '../../lib/printable.js';
 import { toJsonText, UsageError } from './io.js';
-import { dbFromEnv, DEFAULT_DB, entryOf } from '../registry.js';
+import { dbFromEnv, DEFAULT_DB } from '../context.js';
+import { isHandlerName } from '../registry.js';
 import { closeOpenStores, findHandler } from './registry.js';
-import { EXIT_OK, EXIT_USAGE, EXIT_HANDLER_ERROR } from './exit-codes.js';
+import { EXIT_OK, EXIT_USAGE, EXIT_HANDLER_ERROR, OK_EXIT_CODES } from './exit-codes.js';
 
 export * from './exit-codes.js';
 
 export { DEFAULT_DB };
-/** --db when not given: CLOCKLEDGER_DB, else the registry's DEFAULT_DB. */
+/** --db when not given: CLOCKLEDGER_DB, else DEFAULT_DB (handlers/context.ts). */
 export const defaultDb = dbFromEnv;
 
 export interface OutputOptions {
@@ -46,16 +47,22 @@ export function writeError(error: ErrorBody | { code: string; message: string; d
   process.stderr.write(`${printable(`error [${error.code}]: ${error.message}${field}`)}\n`);
 }
 
+/**
+ * A function of the ok answer of the handler being called, whichever it is: the command that
+ * passes one has it typed against that handler's answer (cli/spec.ts); here it is called with it.
+ */
+type OfAnswer<T> = (response: never) => T;
+
 export interface CallOptions extends OutputOptions {
   db: string;
   /** human rendering of an ok response (its control characters escaped, line breaks kept) */
-  render?: (response: Record<string, any>) => string;
+  render?: OfAnswer<string>;
   /** the rendering is a file's content (an export, an HTML page), printed as it is */
   renderRaw?: boolean;
   /** show a progress bar labelled so (TTY only) */
-  progress?: { label: string; total?: (db: string) => Promise<number> };
+  progress?: { label: string; total?: (db: string) => Promise<number>; unit?: string };
   /** exit code for an ok response (e.g. verify: 1 when the chain is broken) */
-  okExitCode?: (response: Record<string, any>) => number;
+  okExitCode?: OfAnswer<number>;
   /** what is printed in place of an ok response (e.g. after writing it to a file); may turn it into a failure */
   onOk?: (response: HandlerResponse & { ok: true }) => HandlerResponse;
 }
@@ -75,7 +82,7 @@ export async function callHandler(name: string, request: unknown, o: CallOptions
     const { progressWanted, startProgress } = await import('./progress.js');
     if (progressWanted(!!o.json)) {
       const total = o.progress.total ? await o.progress.total(o.db).catch(() => 0) : 0;
-      bar = await startProgress(o.progress.label, total, !!o.json);
+      bar = await startProgress(o.progress.label, total, !!o.json, o.progress.unit);
     }
   }
   let r: HandlerResponse;
@@ -87,11 +94,12 @@ export async function callHandler(name: string, request: unknown, o: CallOptions
   }
   if (r.ok && o.onOk) r = o.onOk(r);
   if (r.ok) {
+    const answer = r as never;
     if (o.json || !o.render) writeJson(r, o);
-    else writeOut(o.renderRaw ? o.render(r) : printable(o.render(r), true));
+    else writeOut(o.renderRaw ? o.render(answer) : printable(o.render(answer), true));
     // the command's own rule, else the handler's (migrate: 3 when the migration failed)
-    const okCode = o.okExitCode ?? entryOf(name)?.okExitCode;
-    setExitCode(okCode ? okCode(r) : EXIT_OK);
+    const okCode = o.okExitCode ?? (isHandlerName(name) ? (OK_EXIT_CODES[name] as OfAnswer<number> | undefined) : undefined);
+    setExitCode(okCode ? okCode(answer) : EXIT_OK);
   } else {
     if (o.json) writeJson(r, o);
     writeError(r.error);

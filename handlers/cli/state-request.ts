@@ -1,7 +1,7 @@
 // `clockledger state <id>`: which kind of id it is (a VM, then a host, then a migration, from the
 // streams in the log) and the stateAt request for it.
 import { hostStreamId, migrationStreamId, vmStreamId } from '../../machines/stream-ids.js';
-import type { CliValues } from '../registry.js';
+import type { CliValues } from './spec.js';
 import { CliRefusal, UsageError } from './io.js';
 import { findHandler } from './registry.js';
 

@@ -8,7 +8,8 @@ import { hostStreamId } from '../../machines/stream-ids.js';
 import { z } from 'zod';
 import { worstError, type AuditReport } from '../../machines/audit/audit.js';
 import { X86_STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
-import { defineHandler } from '../define.js';
+import { defineHandler, type ErrorResponse, type OkResponse } from '../define.js';
+import type { JsonOf } from '../../lib/json-of.js';
 import { MAX_LIST_ITEMS } from '../limits.js';
 import { commonFields, u64Field } from '../fields.js';
 import { createHost, advanceTime } from './hosts.js';
@@ -48,7 +49,7 @@ export const demo = defineHandler({
     // The demo drives the handlers themselves, on the same store.
     const store = await env.log();
     const r = await runDemo(req, env.engine === 'sqlite' ? { store } : env.context, store);
-    return { ...r, reports: req.htmlReports ? writeReports(store, env.engine === 'sqlite' ? env.db : undefined, r.migrations as string[], env.forkDir) : null };
+    return { ...r, reports: req.htmlReports ? writeReports(store, env.engine === 'sqlite' ? env.db : undefined, r.migrations, env.forkDir) : null };
   },
 });
 
@@ -80,10 +81,10 @@ async function runDemo(
   req: { strategies: string[]; blackoutNs: bigint; preSaveGapNs: bigint; destinationTscKhz: number },
   ctx: HandlerContext,
   store: EventStore,
-): Promise<Record<string, unknown>> {
-  const must = async (p: Promise<Record<string, unknown>>) => {
-    const r = (await p) as { ok: boolean; error?: { code: string; message: string } } & Record<string, unknown>;
-    if (!r.ok) throw new HandlerError('internal', `demo step failed: ${r.error?.code}: ${r.error?.message}`);
+) {
+  const must = async <O>(p: Promise<OkResponse<O> | ErrorResponse>): Promise<OkResponse<O>> => {
+    const r = await p;
+    if (!r.ok) throw new HandlerError('internal', `demo step failed: ${r.error.code}: ${r.error.message}`);
     return r;
   };
   // A run number keeps repeated demos on one log apart.
@@ -92,7 +93,8 @@ async function runDemo(
   const dst = `demo${run}-dst`;
   await must(createHost({ hostId: src, tscKhz: 3_000_000, initialTsc: '1800000000000000', realtimeOffsetNs: '1767225600000000000' }, ctx));
   await must(createHost({ hostId: dst, tscKhz: req.destinationTscKhz, initialTsc: '900000000000000', realtimeOffsetNs: '1767225600000000000' }, ctx));
-  const audits: AuditReport[] = [];
+  // (as the migrate handler answers them: JSON, u64s as decimal strings)
+  const audits: JsonOf<AuditReport>[] = [];
   for (const strategy of req.strategies) {
     const vmId = `demo${run}-${strategy}`;
     await must(createVm({ vmId, hostId: src, vcpus: 4 }, ctx));
@@ -102,7 +104,7 @@ async function runDemo(
     const r = await must(
       migrate({ vmId, toHost: dst, strategy, blackoutNs: req.blackoutNs.toString(), preSaveGapNs: req.preSaveGapNs.toString(), vmmLatencyNs: '20000' }, ctx),
     );
-    audits.push(r.audit as AuditReport);
+    audits.push(r.audit);
   }
   const columns = ['strategy', 'status', 'TSC error (ms)', 'kvmclock error (ms)', 'kvmclock−TSC (ms)', 'skew after (cycles)', 'master clock', 'verdict', 'findings'];
   const rows = audits.map((a) => {

@@ -72,7 +72,7 @@ function shownData(data: unknown): { data: unknown } | { data: null; dataTooDeep
   return { data: null, dataTooDeep: { depth: nestingDepth(data), json: jsonTextDeep(data as Json) } };
 }
 
-export const events = defineHandler<EventsRequest>({
+export const events = defineHandler({
   name: 'events',
   quickParse: quickEventsRequest,
   loadSchema: async () => (await import('./events-schema.js')).eventsSchema,

@@ -2,7 +2,6 @@
 import { z } from 'zod';
 import { hostRealtimeNs, type HostState } from '../../kvm/host.js';
 import { DEFAULT_PROFILE } from '../../kvm/profiles.js';
-import { toJson } from '../../machines/codec.js';
 import { rebuildStream } from '../../machines/rebuild.js';
 import { HOST_STREAM_PREFIX } from '../../machines/stream-ids.js';
 import { defineHandler } from '../define.js';
@@ -85,7 +84,8 @@ export const createHost = defineHandler({
           ecv: req.ecv,
           realtimeOffsetNs: req.realtimeOffsetNs,
         }),
-      (host) => ({ host: toJson(host) }),
+      // (as JSON when answered: u64s as decimal strings)
+      (host) => ({ host }),
     );
   },
 });
@@ -116,7 +116,7 @@ export const adjustRealtime = defineHandler({
         }
         return { host: h, now: s.now() };
       },
-      ({ host, now }) => ({ host: toJson(host), realtimeNs: hostRealtimeNs(host, now), now }),
+      ({ host, now }) => ({ host, realtimeNs: hostRealtimeNs(host, now), now }),
     );
   },
 });

@@ -84,15 +84,35 @@ export const verify = defineHandler({
   schema: z
     .object({
       ...commonFields,
-      /** a head reported by an earlier verify: the log must still hold that position with that hash */
-      anchor: z.object({ position: z.number().int().min(0), hash: hashSchema }).strict().optional(),
+      /**
+       * a head reported by an earlier verify: the log must still hold that position with that hash,
+       * and (with `requests`) the requests up to that number must still digest to that hash
+       */
+      anchor: z
+        .object({
+          position: z.number().int().min(0),
+          hash: hashSchema,
+          requests: z.object({ seq: z.number().int().min(0), hash: hashSchema }).strict().optional(),
+        })
+        .strict()
+        .optional(),
+      /**
+       * re-derive by replay what no hash can vouch for (default true): every snapshot's state, and
+       * the wake instant of a stream whose last event records none. false checks bindings only.
+       */
+      replay: z.boolean().default(true),
     })
     .strict(),
   async run(req, env) {
     // (on PostgreSQL, the server's own rows are checked)
-    const v = await (await env.asyncLog()).verify(req.anchor);
-    if (!v.intact) return { intact: false, checked: v.checked, head: v.head, firstBrokenPosition: v.firstBrokenPosition, reason: v.reason, table: v.table };
-    return { intact: true, checked: v.checked, head: v.head };
+    const log = await env.asyncLog();
+    const replayer = req.replay ? (await import('../../machines/replay-check.js')).streamReplayer() : undefined;
+    const v = await log.verify(req.anchor, replayer);
+    const { intact, checked, head, coverage } = v;
+    if (!intact) {
+      return { intact, checked, head, firstBrokenPosition: v.firstBrokenPosition, reason: v.reason, table: v.table, ...(coverage ? { coverage } : {}) };
+    }
+    return { intact, checked, head, coverage };
   },
 });
 
@@ -123,7 +143,7 @@ export const fork = defineHandler({
  * target is a postgres:// URL. From the Lambda adapter (a fork directory set) it must be a schema
  * of the ledger's own database.
  */
-async function forkPg(req: { position: number; targetDb: string }, env: HandlerEnv): Promise<Record<string, unknown>> {
+async function forkPg(req: { position: number; targetDb: string }, env: HandlerEnv): Promise<{ targetDb: string; position: number; events: number }> {
   if (!isPostgresUrl(req.targetDb)) {
     throw new HandlerError('invalid_request', 'targetDb: a PostgreSQL ledger forks into a postgres:// URL (another schema: ?schema=name)', { field: 'targetDb' });
   }

@@ -18,8 +18,8 @@ import { HandlerError } from '../errors.js';
 import { MAX_OPTION_LENGTH, MAX_OPTIONS } from '../limits.js';
 import { didYouMean } from '../suggest.js';
 
-/** The simulated guest's settings (machines/guest/settings.ts), each optional. */
-const guestSchema = z
+/** The simulated guest's settings (machines/guest/settings.ts), each optional (also the matrix's guests). */
+export const guestSchema = z
   .object({
     kernel: z.string().max(16).optional(),
     clocksource: z.enum(['auto', 'kvm-clock', 'tsc']).optional(),
@@ -108,7 +108,7 @@ export const migrate = defineHandler({
     .refine((r) => !r.inPlace || r.newVmId === undefined || r.newVmId === r.vmId, { message: 'an in-place pause keeps the VM id', path: ['newVmId'] }),
   async run(req, env) {
     let committed: { session: Session; written: WrittenEvent[] } | null = null;
-    const r = (await env.write(
+    const r = await env.write(
       (s) => {
         const migrationId = req.migrationId ?? nextMigrationId(s);
         const fromHost = s.requireVm(req.vmId).hostId;
@@ -134,7 +134,7 @@ export const migrate = defineHandler({
         committed = { session: outcome.session, written };
         return { ...outcome.result };
       },
-    )) as { migrationId: string; status: string; newVmId: string };
+    );
     // The report is what a later `audit` call computes from the log; this session's own events
     // and kept states are that log, so it reads nothing back. (A retried request already
     // recorded has no session here: it is audited from the log.)

@@ -8,10 +8,10 @@ import { vmStreamId } from '../../machines/vm/events.js';
 import { bisectProfiles, bisectSwitches } from '../../machines/replay/bisect.js';
 import { diffLogs } from '../../machines/replay/diff.js';
 import { bisectReleases as bisectReleasesOf } from '../../machines/replay/release-bisect.js';
-import { ReleaseSpecError, resolveStrategyRelease } from '../../machines/migration/strategies/releases.js';
+import { resolveStrategyRelease } from '../../machines/migration/strategies/releases.js';
 import { replayLog, type ReplayScope } from '../../machines/replay/replay.js';
 import { migrationSpan, replayReport } from '../../machines/replay/report.js';
-import { openEventStore } from '../../store/sqlite-event-store.js';
+import { openEventStore, openLedgerForReading } from '../../store/sqlite-event-store.js';
 import type { EventStore } from '../../store/types.js';
 import { confinedLocation } from '../confine.js';
 import { engineOf, logFor } from '../context.js';
@@ -68,15 +68,16 @@ export const diff = defineHandler({
     // database, refused before anything looks at it (so a refusal tells nothing of what exists)
     const otherDb = confinedLocation({ forkDir: env.forkDir, db: env.db }, req.otherDb, 'otherDb');
     if (engineOf({ db: otherDb }) === 'postgres') {
-      return diffLogs(await env.log(), await logFor({ db: otherDb }, 'read'), keep) as unknown as Record<string, unknown>;
+      return diffLogs(await env.log(), await logFor({ db: otherDb }, 'read'), keep);
     }
     if (!existsSync(otherDb)) throw new HandlerError('not_found', `no database at ${otherDb}`, { otherDb });
-    // TODO(store): open it with the store's read-only entry point that creates nothing beside the
-    // ledger (being added in store/); until then SQLite may leave -shm/-wal files beside a WAL
-    // ledger it reads, which is why a Lambda request may name only files in the fork directory.
-    const other = openEventStore(otherDb, { readonly: true });
+    // A read creates nothing beside the ledger it reads: with no -wal/-shm there, no writer has the
+    // file open, so it is read as it stands (openLedgerForReading); with them, a writer may be at
+    // work and SQLite's shared-memory protocol (through the files already there) keeps the read safe.
+    const quiet = !existsSync(`${otherDb}-wal`) && !existsSync(`${otherDb}-shm`);
+    const other = quiet ? openLedgerForReading(otherDb) : openEventStore(otherDb, { readonly: true });
     try {
-      return diffLogs(await env.log(), other, keep) as unknown as Record<string, unknown>;
+      return diffLogs(await env.log(), other, keep);
     } finally {
       other.close();
     }
@@ -105,7 +106,7 @@ export const bisect = defineHandler({
     if (req.switches) {
       // Flip each switch where the target differs from the base (default: the reference, else the default profile).
       const base: KernelProfile = req.base ?? req.reference ?? resolveProfile('linux-6.18');
-      return bisectSwitches(store, base, req.profile!, req.reference, scope) as unknown as Record<string, unknown>;
+      return bisectSwitches(store, base, req.profile!, req.reference, scope);
     }
     const profiles = req.profiles ?? [...PROFILES];
     const r = bisectProfiles(store, profiles, req.reference, scope, req.exhaustive);
@@ -132,14 +133,8 @@ export const bisectReleases = defineHandler({
     .strict()
     .refine((r) => r.finding === undefined || r.field === undefined, { message: 'compare a finding or a field, not both', path: ['field'] }),
   async run(req, env) {
-    for (const spec of req.releases ?? []) {
-      try {
-        resolveStrategyRelease(spec);
-      } catch (e) {
-        if (e instanceof ReleaseSpecError) throw new HandlerError('invalid_request', `releases: ${e.message}`, { field: 'releases' });
-        throw e;
-      }
-    }
+    // every spec resolves before any work: a bad one is invalid_request naming the field
+    for (const spec of req.releases ?? []) resolveStrategyRelease(spec, { field: 'releases' });
     // each run works on a scratch copy of the log in a directory of its own, removed after
     const scratch = () => scratchLedger('clockledger-release-', env.forkDir);
     return { ...(await bisectReleasesOf(await env.log(), req.migrationId, req.releases, scratch, { finding: req.finding, field: req.field, switches: req.switches })) };

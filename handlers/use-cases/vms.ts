@@ -10,7 +10,7 @@ import { vmView } from '../../machines/vm/view.js';
 import { vcpusOf, type VmRecord } from '../../machines/vm/evolve.js';
 import { vmLifecycle } from '../../machines/vm/machine.js';
 import { rebuildStream } from '../../machines/rebuild.js';
-import { defineHandler } from '../define.js';
+import { defineHandler, type DefinedHandler } from '../define.js';
 import { commonFields, idSchema } from '../fields.js';
 import type { HandlerName } from '../registry.js';
 import { HandlerError } from '../errors.js';
@@ -61,14 +61,14 @@ export const createVm = defineHandler({
           type: 'create',
           data: { vmId: req.vmId, hostId: req.hostId, arch: host.arch, profile: host.profile, host: hostInfoToJson(info), ...(req.secureTsc ? { secureTsc: true as const } : {}) },
         });
-        const steps: { ioctl: string; arg: Json; result: Json }[] = [];
+        const steps: { ioctl: string; arg: Json; result: IoctlResult }[] = [];
         if (req.tscKhz !== undefined) {
           const r = s.vmCommand(req.vmId, { type: 'ioctl', vcpu: null, ioctl: 'KVM_SET_TSC_KHZ', arg: req.tscKhz });
-          steps.push({ ioctl: 'KVM_SET_TSC_KHZ', arg: req.tscKhz, result: r.result });
+          steps.push({ ioctl: 'KVM_SET_TSC_KHZ', arg: req.tscKhz, result: r.result as IoctlResult });
         }
         for (let id = 0; id < req.vcpus; id++) {
           const r = s.vmCommand(req.vmId, { type: 'ioctl', vcpu: null, ioctl: 'KVM_CREATE_VCPU', arg: id });
-          steps.push({ ioctl: 'KVM_CREATE_VCPU', arg: id, result: r.result });
+          steps.push({ ioctl: 'KVM_CREATE_VCPU', arg: id, result: r.result as IoctlResult });
         }
         return { vm: vmView(s.requireVm(req.vmId), host, s.now()), steps };
       },
@@ -91,10 +91,13 @@ export const destroyVm = defineHandler({
   },
 });
 
+/** What an ioctl returns to the VMM: ret, errno when refused, and what the kernel wrote back. */
+type IoctlResult = { ret: number; errno?: string; out?: Json };
+
 /** Issue one ioctl and shape its result as a VMM sees it. */
 function issue(s: Session, vmId: string, vcpu: number | null, ioctl: string, arg: unknown) {
   const r = s.vmCommand(vmId, { type: 'ioctl', vcpu, ioctl, arg });
-  return { r: { ...r, time: s.now() }, result: r.result as { ret: number; errno?: string; out?: Json } };
+  return { r: { ...r, time: s.now() }, result: r.result as IoctlResult };
 }
 
 export const ioctl = defineHandler({
@@ -118,17 +121,18 @@ export const ioctl = defineHandler({
  * A handler that acts on the selected vCPUs of one VM (those `keep` keeps when none is named) and
  * answers with what it did and the VM as it is afterwards.
  */
-function onVcpus<T extends Record<string, unknown>>(
+function onVcpus<T extends object, O extends object = T & { vm: ReturnType<typeof vmNow> }>(
   name: HandlerName,
   keep: (v: ReturnType<typeof vcpusOf>[number]) => boolean,
   act: (s: Session, vmId: string, vcpus: number[]) => T,
-  respond: (v: T) => Record<string, unknown> = (v) => v,
-) {
+  respond: (v: T & { vm: ReturnType<typeof vmNow> }) => O = (v) => v as unknown as O,
+): DefinedHandler<O> {
+  // (a generic run's answer type is not inferred through env.write: it is O's)
   return defineHandler({
     name,
     schema: vcpuSelection,
     run: (req, env) => env.write((s) => ({ ...act(s, req.vmId, selectedVcpus(s, req, keep)), vm: vmNow(s, req.vmId) }), respond),
-  });
+  }) as DefinedHandler<O>;
 }
 
 export const runVcpu = onVcpus(

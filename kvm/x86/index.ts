@@ -2,7 +2,7 @@
 // where arm64 has the same one (kvmArchInitVm), kvm/index.ts tells them apart as
 // x86.kvmArchInitVm and arm64.kvmArchInitVm.
 export * from './state.js';
-export { x86Ioctl, kvmVmIoctlCheckExtension, kvmArchTscSetOffset } from './ioctl.js';
+export { x86Ioctl, kvmVmIoctlCheckExtension, kvmArchTscSetOffset, MAX_IO_MSRS } from './ioctl.js';
 export { x86Guest, X86_GUEST_OPS, type X86GuestOp, type GuestRequest, type GuestResult } from './guest.js';
 export {
   kvmArchInitVm,

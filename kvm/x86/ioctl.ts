@@ -32,6 +32,12 @@ export const parseClockData = argParser(clockDataSchema, (v) => {
   return { clock, flags, realtime, host_tsc };
 });
 export const parseKhz = argParser(khzSchema, (v) => plainUint(v, 0xffff_ffff));
+/**
+ * arch/x86/kvm/x86.c: MAX_IO_MSRS. msr_io() refuses KVM_GET_MSRS / KVM_SET_MSRS with nmsrs >= it
+ * (E2BIG) before it copies a single entry, so none is read or applied. (The model reads the JSON
+ * argument first: a malformed one is the caller's mistake, thrown and never recorded.)
+ */
+export const MAX_IO_MSRS = 256;
 const setMsrsSchema = z.object({ entries: z.array(z.object({ index: msrIndex, data: u64Schema })) });
 export const getMsrsSchema = z.object({ indices: z.array(msrIndex) });
 export const parseGetMsrs = argParser(getMsrsSchema, (v) => {
@@ -119,7 +125,8 @@ function vmIoctl(ctx: X86Ctx, vm: X86Vm, name: IoctlName, arg: unknown): IoctlRe
     case 'KVM_SET_TSC_KHZ': {
       if (!ctx.sw.vmTscControl) return fail('ENOTTY');
       let khz = parseKhz(arg, 'arg');
-      if (ctx.caps.tscScaling && khz >= maxGuestTscKhz(ctx)) return fail('EINVAL');
+      // before 5.8 the maximum was checked with or without scaling hardware, and is 0 without it: every rate refused
+      if ((ctx.caps.tscScaling || !ctx.sw.tscKhzWithoutScaling) && khz >= maxGuestTscKhz(ctx)) return fail('EINVAL');
       if (khz === 0) khz = ctx.caps.tscKhz;
       if (vm.createdVcpus) return fail('EINVAL');
       vm.defaultTscKhz = khz;
@@ -145,7 +152,8 @@ function vcpuIoctl(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, name: IoctlName, arg: 
       let khz = parseKhz(arg, 'arg');
       // the frequency of a protected TSC is VM-wide (the VM ioctl, before any vCPU)
       if (vcpu.guestTscProtected) return fail('EINVAL');
-      if (ctx.caps.tscScaling && khz >= maxGuestTscKhz(ctx)) return fail('EINVAL');
+      // before 5.8 the maximum was checked with or without scaling hardware, and is 0 without it: every rate refused
+      if ((ctx.caps.tscScaling || !ctx.sw.tscKhzWithoutScaling) && khz >= maxGuestTscKhz(ctx)) return fail('EINVAL');
       if (khz === 0) khz = ctx.caps.tscKhz;
       return kvmSetTscKhz(ctx, vm, vcpu, khz) === 0 ? ok() : fail('EINVAL');
     }
@@ -154,8 +162,9 @@ function vcpuIoctl(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, name: IoctlName, arg: 
     case 'KVM_SET_DEVICE_ATTR':
       return kvmVcpuIoctlDeviceAttr(ctx, vm, vcpu, name, arg);
     case 'KVM_GET_MSRS': {
-      // __msr_io(): stops at the first MSR it cannot read; ret is the number processed
       const { indices } = parseGetMsrs(arg, 'arg');
+      // msr_io(): E2BIG before any entry is copied; __msr_io(): stops at the first MSR it cannot read, ret = the number processed
+      if (indices.length >= MAX_IO_MSRS) return fail('E2BIG');
       const entries: { index: number; data: bigint }[] = [];
       for (const index of indices) {
         const data = kvmGetMsrCommon(ctx, vm, vcpu, index);
@@ -166,6 +175,8 @@ function vcpuIoctl(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, name: IoctlName, arg: 
     }
     case 'KVM_SET_MSRS': {
       const { entries } = parseArg(setMsrsSchema, arg, 'arg');
+      // msr_io(): E2BIG before any entry is copied (none is applied); __msr_io(): stops at the first refused
+      if (entries.length >= MAX_IO_MSRS) return fail('E2BIG');
       let n = 0;
       for (const e of entries) {
         if (kvmSetMsrCommon(ctx, vm, vcpu, e.index, e.data, true) !== 0) break;

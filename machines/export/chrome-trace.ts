@@ -217,7 +217,7 @@ function findingTime(store: EventStore, a: AuditReport, f: Finding): bigint {
   const line = f.guestLog?.length ? a.guest?.log[f.guestLog[0]!] : undefined;
   if (line) return line.timeNs;
   if (f.positions.length) {
-    const p = Math.min(...f.positions);
+    const p = f.positions.reduce((a, b) => (b < a ? b : a));
     const e = store.read({ fromPosition: p, toPosition: p, limit: 1 })[0];
     if (e) return e.time;
   }
@@ -286,8 +286,9 @@ export function migrationTrace(store: EventStore, migrationId: string, audit?: A
     return [...samples, ...steps.map((t) => ({ position: store.positionAtTime(t) + 0.5, time: t }))];
   };
   const track = (vmId: string, pid: number) => vmTrack(store, vmId, pid, { from: span.from, to: until(vmId), baseline: copy(baseline), samples: upTo(vmId) });
-  events.push(...track(m.vmId, MIGRATION_PID + 1));
-  if (newVm) events.push(...track(m.newVmId, MIGRATION_PID + 2));
+  // (appended one by one: a VM's track may hold more events than a call can take arguments)
+  for (const e of track(m.vmId, MIGRATION_PID + 1)) events.push(e);
+  if (newVm) for (const e of track(m.newVmId, MIGRATION_PID + 2)) events.push(e);
   if (!a) return { traceEvents: sorted(events), otherData: { kind: 'migration', id: migrationId } };
 
   // the simulated guest's kernel messages, on the vCPU that printed them, in the VM that ran at

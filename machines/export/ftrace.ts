@@ -91,7 +91,8 @@ export function ftraceText(store: EventStore, id: string): string | null {
     if (!span) return null;
     const m = span.state;
     lines = vmLines(store, m.vmId, 1000, { from: span.from, to: span.to });
-    if (m.newVmId !== m.vmId) lines.push(...vmLines(store, m.newVmId, 2000, { from: span.from, to: span.to }));
+    // appended one by one: spread into push() passes every line as an argument, beyond the stack's room at ~10^5
+    if (m.newVmId !== m.vmId) for (const l of vmLines(store, m.newVmId, 2000, { from: span.from, to: span.to })) lines.push(l);
   }
   // stable: events of one instant keep their log order
   lines.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));

@@ -155,7 +155,7 @@ export function migrationReportData(store: EventStore, migrationId: string, audi
     .sort((a, b) => a.position - b.position);
   // exact times from the log (the trace's µs are doubles), the resumed VM's up to the horizon
   const times = new Map<number, bigint>();
-  const to = Math.max(span.to, ...ioctls.map((r) => r.position));
+  const to = ioctls.reduce((a, r) => (r.position > a ? r.position : a), span.to);
   for (const vm of new Set([m.vmId, m.newVmId])) {
     const rows = store.scan({ streamId: vmStreamId(vm), fromPosition: span.from, toPosition: to, withoutMetadata: true });
     for (const row of rows) times.set(row.position, BigInt(row.time));

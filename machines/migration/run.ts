@@ -7,7 +7,7 @@ import { delayNs, migrationMachine, type Vmm } from './machine.js';
 import { VmmPort, type MigrationParams, type Side } from './port.js';
 import { migrationStreamId, type MigrationEvent, type MigrationState, type PhaseMarks } from './state.js';
 import { STRATEGIES, strategyFor } from './strategies/index.js';
-import { isBaseline, ReleaseSpecError, resolveStrategyRelease, strategyNameOf, type StrategyRelease } from './strategies/releases.js';
+import { isBaseline, resolveStrategyRelease, strategyNameOf } from './strategies/releases.js';
 import { vmStreamId } from '../vm/events.js';
 import { vcpusOf } from '../vm/evolve.js';
 import type { GuestOp } from '../vm/machine.js';
@@ -66,13 +66,8 @@ function guestReads(p: VmmPort, side: Side, afterResume: boolean): void {
 export function runMigration(s: Session, params: MigrationParams): MigrationOutcome {
   const name = strategyNameOf(params.strategy);
   if (!STRATEGIES[name]) throw new DomainError('invalid_request', `unknown strategy '${name}'`);
-  let release: StrategyRelease;
-  try {
-    release = resolveStrategyRelease(params.strategy);
-  } catch (e) {
-    if (e instanceof ReleaseSpecError) throw new DomainError('invalid_request', e.message);
-    throw e;
-  }
+  // a spec that does not resolve is the caller's invalid_request (ReleaseSpecError, field strategy)
+  const release = resolveStrategyRelease(params.strategy);
   const src = s.requireVm(params.vmId);
   if (src.destroyed) throw new DomainError('invalid_state', `VM '${params.vmId}' was destroyed (${src.destroyReason})`, { vmId: params.vmId });
   if (vcpusOf(src).length === 0) throw new DomainError('invalid_state', `VM '${params.vmId}' has no vCPUs: there is no guest clock to move`, { vmId: params.vmId });

@@ -111,9 +111,16 @@ function monotoneDirection(profiles: KernelProfile[], ref: KernelProfile): 'away
 
 /** Which of the switches where `target` differs from `base`, flipped alone on `base`, make the replay diverge. */
 export function bisectSwitches(store: EventStore, base: KernelProfile, target: KernelProfile, reference: KernelProfile | undefined, scope: ReplayScope) {
-  const differing = switchNames().filter((sw) => switchValue(base, sw) !== switchValue(target, sw));
+  const differing = differingSwitches(base, target).map((d) => d.switch);
   const probes = differing.map((sw) => ({ switch: sw, value: switchValue(target, sw), ...probe(store, withSwitches(base, { [sw]: switchValue(target, sw) }), reference, scope) }));
   return { base: base.name, target: target.name, differing, probes, culprits: probes.filter((p) => p.diverged).map((p) => p.switch) };
+}
+
+/** The behaviour switches on which two profiles differ, each with its value in both. */
+export function differingSwitches(base: KernelProfile, target: KernelProfile): { switch: SwitchName; from: boolean; to: boolean }[] {
+  return switchNames()
+    .filter((sw) => switchValue(base, sw) !== switchValue(target, sw))
+    .map((sw) => ({ switch: sw, from: switchValue(base, sw), to: switchValue(target, sw) }));
 }
 
 function switchValue(p: KernelProfile, sw: SwitchName): boolean {

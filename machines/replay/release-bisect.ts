@@ -13,7 +13,7 @@ import { DomainError, withSession } from '../session/index.js';
 import { migrationStreamId } from '../stream-ids.js';
 import { rebuildWakeIndex } from '../wake-index.js';
 import { runMigration } from '../migration/run.js';
-import { releaseTable, resolveStrategyRelease, strategyNameOf } from '../migration/strategies/releases.js';
+import { releaseTable, resolveStrategyRelease, strategyNameOf, type StrategyRelease } from '../migration/strategies/releases.js';
 import type { MigrationState } from '../migration/state.js';
 
 export interface ReleaseBisectOptions {
@@ -46,7 +46,8 @@ export interface ReleaseBisectResult {
 /** A store opened on a fresh scratch path, and how to dispose of it. */
 export type Scratch = () => { path: string; open(): EventStore; dispose(): void };
 
-const outcomeOf = (a: AuditReport, opts: ReleaseBisectOptions): Json => {
+/** What two audits are compared on: a finding's severity, a field, or by default the verdict with every finding's code and severity. */
+export const auditOutcome = (a: AuditReport, opts: ReleaseBisectOptions): Json => {
   if (opts.finding !== undefined) {
     const f = a.findings.filter((x) => x.code === opts.finding).map((x) => x.severity);
     return f.length ? f.join(',') : 'absent';
@@ -101,7 +102,7 @@ export async function bisectReleases(store: EventStore, migrationId: string, giv
             options: (p.options ?? {}) as Record<string, Json>,
           }), () => null);
         const r = resolveStrategyRelease(spec);
-        return { spec, release: r.release, switches: r.switches, outcome: outcomeOf(auditMigration(target, migrationId)!, opts) };
+        return { spec, release: r.release, switches: r.switches, outcome: auditOutcome(auditMigration(target, migrationId)!, opts) };
       } finally {
         target.close();
       }
@@ -121,13 +122,28 @@ export async function bisectReleases(store: EventStore, migrationId: string, giv
   result.firstDivergent = { spec: div.spec, release: div.release, outcome: div.outcome, previous: prev.spec, previousOutcome: prev.outcome };
   if (opts.switches) {
     result.switchProbes = [];
-    for (const [name, to] of Object.entries(div.switches)) {
-      const from = prev.switches[name];
-      if (from === undefined || from === to) continue;
-      const spec = `${strategy}@${prev.release}+${name}=${to}`;
+    for (const { switch: name, from, to, spec } of switchFlips({ strategy, ...prev }, { strategy, ...div })) {
       const probe = await rerun(spec);
       result.switchProbes.push({ switch: name, from, to, spec, outcome: probe.outcome, reproduces: same(probe.outcome, div.outcome) });
     }
   }
   return result;
+}
+
+/**
+ * Each switch that differs between two releases of one strategy, as a spec of the first with that
+ * switch alone flipped to the second's value: the first's release and its own switch overrides
+ * kept (`name@X.Y.Z+override,...,flipped`), so the spec resolves to exactly its switches but one.
+ */
+export function switchFlips(prev: StrategyRelease, next: StrategyRelease): { switch: string; from: boolean; to: boolean; spec: string }[] {
+  const released = releaseTable(prev.strategy).releases.find((r) => r.version === prev.release)?.switches ?? {};
+  const own = Object.entries(prev.switches).filter(([k, v]) => released[k] !== v);
+  const flips: { switch: string; from: boolean; to: boolean; spec: string }[] = [];
+  for (const [name, to] of Object.entries(next.switches)) {
+    const from = prev.switches[name];
+    if (from === undefined || from === to) continue;
+    const overrides = [...own.filter(([k]) => k !== name), [name, to] as const].map(([k, v]) => `${k}=${v}`);
+    flips.push({ switch: name, from, to, spec: `${prev.strategy}@${prev.release}+${overrides.join(',')}` });
+  }
+  return flips;
 }

@@ -2,9 +2,9 @@
 // promise (PostgreSQL). What a decision reads is loaded into a LoadingReader before it runs;
 // the reader answers synchronously from what it holds and signals NeedsStreams for the rest.
 import { freeze } from 'immer';
-import { deserialize, serialize } from 'node:v8';
+import { serialize } from 'node:v8';
 import type { AppendBatch, CommitResult, RawEvent, ReadOptions, SnapshotRecord, WrittenEvent } from '../../store/types.js';
-import { decodeRaw, type Rebuilt } from '../rebuild.js';
+import { decodeRaw, stateOfSnapshot, type Rebuilt } from '../rebuild.js';
 import { applyStreamEvent, streamKind, type StreamState } from '../streams.js';
 import { CODE_VERSION } from '../version.js';
 import { NeedsStreams, positionOf, type AsyncLogPort, type LoadingReader, type Need, type UnitCommit } from './port.js';
@@ -15,6 +15,8 @@ import { NeedsStreams, positionOf, type AsyncLogPort, type LoadingReader, type N
  * that takes the request's fingerprint too).
  */
 export interface AsyncLogEngine {
+  /** where the log lives (named when a snapshot of it is not used) */
+  readonly path: string;
   commit(
     batches: AppendBatch[],
     opts?: { requestId?: string; fingerprint?: string; handler?: string; response?: (written: WrittenEvent[]) => unknown; alsoWrite?: (written: WrittenEvent[]) => void | Promise<void> },
@@ -159,8 +161,9 @@ class Loader implements LoadingReader {
     let version = 0;
     let position = 0;
     const snap = await this.engine.latestSnapshot(streamId, CODE_VERSION);
-    if (snap) {
-      state = deserialize(snap.state) as StreamState;
+    const kept = snap ? stateOfSnapshot(this.engine.path, snap) : undefined;
+    if (snap && kept !== undefined) {
+      state = kept;
       version = snap.version;
       position = snap.position;
     }

@@ -1,5 +1,2 @@
 // The errors a unit of work raises for a command the domain refuses.
-import { CodedError } from '../../lib/coded-error.js';
-
-/** A command the domain refuses: unknown ids, a state that does not allow it, a conflict. */
-export class DomainError extends CodedError<'not_found' | 'invalid_state' | 'conflict' | 'invalid_request'> {}
+export { DomainError } from '../domain-error.js';

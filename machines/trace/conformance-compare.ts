@@ -1,4 +1,6 @@
 // The comparison of a capture with its emulation (conformance.ts), and what "differ" means:
+//   0. the emulated restore must complete, as the capture's did: an emulated migration that failed
+//      (the strategy refused a step on the kernel profile) is the difference, whatever it left;
 //   1. the kvm_write_tsc_offset tracepoints, the i-th of the capture against the i-th emulated
 //      (aligned by order; timestamps are not compared): vcpu, prev and next must be equal, to the
 //      cycle. One side having a write the other does not have is a difference.
@@ -8,6 +10,7 @@
 // kvm_track_tsc (printed after each write, and often filtered out of a capture), kvm_msr, the
 // pvclock pages' versions and system_time, and tracepoints of other events are not compared.
 import { NSEC_PER_SEC } from '../../kvm/arith.js';
+import type { EmulationFailure } from './conformance-emulate.js';
 import { isTscWrite, type TscWrite } from './conformance-params.js';
 import type { TraceFields, TraceRecord } from './parse.js';
 
@@ -22,11 +25,11 @@ export interface ComparedTracepoint {
 }
 
 export interface ConformanceDifference {
-  /** what was compared: the i-th write, or the final master clock / pvclock */
-  check: 'kvm_write_tsc_offset' | 'master_clock_final' | 'pvclock_final';
+  /** what was compared: whether the emulated restore completed, the i-th write, or the final master clock / pvclock */
+  check: 'emulation_failed' | 'kvm_write_tsc_offset' | 'master_clock_final' | 'pvclock_final';
   /** 1-based index of the write (check kvm_write_tsc_offset) */
   index: number | null;
-  /** the fields that differ ('missing': the capture has none here; 'extra': the emulation has none) */
+  /** the fields that differ ('missing': the capture has none here; 'extra': the emulation has none; 'status': the emulated restore failed) */
   fields: string[];
   trace: ComparedTracepoint | null;
   emulated: ComparedTracepoint | null;
@@ -86,6 +89,32 @@ export function compare(trace: TraceRecord[], emulated: TraceRecord[], guestTscH
   if (mc.first) return { first: mc.first, agreedWrites, masterClock: false, pvclock: false };
   const pv = comparePvclock(trace, emulated);
   return { first: pv.first, agreedWrites, masterClock: mc.agreed, pvclock: pv.agreed };
+}
+
+/**
+ * 0. the emulated migration failed: the host restored the VM (its first restore write, `line`, when
+ * the capture has one) where the strategy's emulated VMM could not, on this kernel profile.
+ */
+export function emulationFailed(
+  trace: TraceRecord[],
+  failure: EmulationFailure,
+  line: number | null,
+  strategy: string,
+  profile: string,
+): ConformanceDifference {
+  const restore = line === null ? null : (trace.find((r) => r.line === line) ?? null);
+  const where = restore ? `, where the host restored the VM (line ${restore.line})` : '';
+  return {
+    check: 'emulation_failed',
+    index: null,
+    fields: ['status'],
+    trace: restore ? shown(restore) : null,
+    emulated: null,
+    afterLine: null,
+    message:
+      `the emulated restore failed at its ${failure.step} step${where}: ${failure.reason}. ` +
+      `${strategy}, as modelled, cannot restore this VM on ${profile}`,
+  };
 }
 
 /** 1. the writes in order: the first that differs or that one side lacks, and how many agreed before it. */

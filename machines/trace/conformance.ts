@@ -5,11 +5,11 @@
 // (conformance-params.ts), the emulation on a scratch log (conformance-emulate.ts), and the
 // comparison, which also says what "differ" means (conformance-compare.ts).
 import type { EventStore } from '../../store/types.js';
-import { ReleaseSpecError, resolveStrategyRelease, strategyNameOf, type StrategyRelease } from '../migration/strategies/releases.js';
+import { resolveStrategyRelease, strategyNameOf, type StrategyRelease } from '../migration/strategies/releases.js';
 import { STRATEGIES } from '../migration/strategies/index.js';
 import { DomainError } from '../session/errors.js';
-import { compare, type ConformanceDifference } from './conformance-compare.js';
-import { emulate, type ConformanceScratch } from './conformance-emulate.js';
+import { compare, emulationFailed, type ConformanceDifference } from './conformance-compare.js';
+import { emulate, type ConformanceScratch, type EmulationFailure } from './conformance-emulate.js';
 import { conformanceParameters, isTscWrite, type ConformanceParameters } from './conformance-params.js';
 import { readTrace } from './read.js';
 import { traceRecordOf } from './state.js';
@@ -17,7 +17,7 @@ import { traceRecordOf } from './state.js';
 // (the result's parts, for its readers)
 export type { ConformanceParameters } from './conformance-params.js';
 export type { ComparedTracepoint, ConformanceDifference } from './conformance-compare.js';
-export type { ConformanceScratch } from './conformance-emulate.js';
+export type { ConformanceScratch, EmulationFailure } from './conformance-emulate.js';
 
 export interface ConformanceOptions {
   strategy: string;
@@ -36,7 +36,10 @@ export interface ConformanceResult {
   profile: string;
   parameters: ConformanceParameters;
   conforms: boolean;
+  /** how the emulated migration ended: a failed one (the strategy refused a step on the profile) conforms to nothing */
+  emulation: { status: 'completed' | 'failed'; failure: EmulationFailure | null };
   compared: { traceWrites: number; emulatedWrites: number; agreedWrites: number; masterClock: boolean; pvclock: boolean };
+  /** the first difference (conformance-compare.ts): the failed emulation itself (check emulation_failed), else the first tracepoint that differs */
   firstDifference: ConformanceDifference | null;
   /** the emulated destination's tracepoints, as the ftrace export prints them (the lines emulated line numbers count) */
   emulatedTrace: string[];
@@ -58,23 +61,26 @@ export async function conformance(store: EventStore, traceId: string, opts: Conf
   const recs = t.byVm.get(vm)!.map(traceRecordOf);
   const params = conformanceParameters(recs, opts.guestTscHz);
   const emu = await emulate(scratch, params, opts.strategy, opts.profile);
-  params.notes.push(...emu.notes);
+  for (const n of emu.notes) params.notes.push(n);
   const diff = compare(recs, emu.records, params.guestTscHz);
+  // a failed emulation is the difference, whatever it left; its final clocks were never reached
+  const failed = emu.failure ? emulationFailed(recs, emu.failure, params.firstRestoreLine, opts.strategy, opts.profile) : null;
   return {
     traceId,
     vm,
     strategy: { spec: opts.strategy, ...release },
     profile: opts.profile,
     parameters: params,
-    conforms: diff.first === null,
+    conforms: failed === null && diff.first === null,
+    emulation: { status: emu.failure ? 'failed' : 'completed', failure: emu.failure },
     compared: {
       traceWrites: recs.filter(isTscWrite).length,
       emulatedWrites: emu.records.filter(isTscWrite).length,
       agreedWrites: diff.agreedWrites,
-      masterClock: diff.masterClock,
-      pvclock: diff.pvclock,
+      masterClock: failed === null && diff.masterClock,
+      pvclock: failed === null && diff.pvclock,
     },
-    firstDifference: diff.first,
+    firstDifference: failed ?? diff.first,
     emulatedTrace: emu.lines,
   };
 }
@@ -86,10 +92,5 @@ function x86Release(spec: string): StrategyRelease {
     const x86 = Object.keys(STRATEGIES).filter((n) => STRATEGIES[n]!.x86);
     throw new DomainError('invalid_request', `strategy '${name}' has no x86 model (strategies: ${x86.join(', ')})`, { field: 'strategy' });
   }
-  try {
-    return resolveStrategyRelease(spec);
-  } catch (e) {
-    if (e instanceof ReleaseSpecError) throw new DomainError('invalid_request', e.message, { field: 'strategy' });
-    throw e;
-  }
+  return resolveStrategyRelease(spec); // an unknown release is a coded invalid_request already
 }

@@ -3,7 +3,8 @@
 import { sampleHost, type HostState } from '../../kvm/host.js';
 import { getKvmclock, guestPvclockRead } from '../../kvm/x86/clock.js';
 import { kvmReadL1Tsc } from '../../kvm/x86/tsc.js';
-import { toJson, type Json } from '../codec.js';
+import type { JsonOf } from '../../lib/json-of.js';
+import { toJson } from '../codec.js';
 import type { VmRecord } from './evolve.js';
 import { arm64Ctx, cloneVmRecord, x86Ctx } from './evolve.js';
 import { catchupTickDue, kvmCatchupTick } from '../../kvm/x86/vm.js';
@@ -60,8 +61,8 @@ export function guestCountersAt(rec: VmRecord, host: HostState, t: bigint): Coun
   }));
 }
 
-/** The JSON users see for a VM (the same whether computed live or rebuilt later). */
-export function vmView(rec: VmRecord, host: HostState | null, at?: bigint): Json {
+/** A VM as users see it: its recorded state and, viewed at an instant on a live host, what its guest reads then. */
+function view(rec: VmRecord, host: HostState | null, at?: bigint) {
   const base = {
     vmId: rec.vmId,
     hostId: rec.hostId,
@@ -73,7 +74,16 @@ export function vmView(rec: VmRecord, host: HostState | null, at?: bigint): Json
     lastEventTime: rec.lastTime,
     kvm: rec.x86 ?? rec.arm64,
   };
-  if (at === undefined || !host || rec.destroyed) return toJson(base);
-  if (rec.arm64) return toJson({ ...base, at, guest: { vcpus: guestCountersAt(rec, host, at) } });
-  return toJson({ ...base, at, guest: guestClocksAt(rec, host, at) });
+  // viewed at an instant on a live host: what the guest reads then (its TSC and kvmclock, or its counters)
+  const viewed: { at?: bigint; guest?: ReturnType<typeof guestClocksAt> | { vcpus: CounterView[] } } =
+    at === undefined || !host || rec.destroyed ? {} : { at, guest: rec.arm64 ? { vcpus: guestCountersAt(rec, host, at) } : guestClocksAt(rec, host, at) };
+  return { ...base, ...viewed };
+}
+
+/** The VM view's fields (before JSON: u64s as bigints). */
+export type VmView = ReturnType<typeof view>;
+
+/** The JSON users see for a VM (the same whether computed live or rebuilt later). */
+export function vmView(rec: VmRecord, host: HostState | null, at?: bigint): JsonOf<VmView> {
+  return toJson(view(rec, host, at)) as JsonOf<VmView>;
 }

@@ -15,7 +15,8 @@ import { FAST_PATH } from '../../handlers/cli/registry.js';
 import { DEFAULT_DB as CLI_DEFAULT_DB } from '../../handlers/cli/run.js';
 import { parseDuration } from '../../handlers/cli/io.js';
 import { parseFastInvoke } from '../../handlers/cli/invoke.js';
-import { fmtNs, table } from '../../handlers/cli/format.js';
+import { table } from '../../handlers/cli/format.js';
+import { nsExactAndReadable as fmtNs } from '../../lib/units.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN = join(root, 'dist/handlers/cli/main.js');
@@ -276,7 +277,8 @@ describe('clockledger: every handler, end to end', () => {
     expect(r.order).toEqual(['linux-5.15', 'linux-6.18']);
     use('bisect');
     r = await ok(['bisect-releases', 'm1', '--json']);
-    expect([r.strategy, r.probes.length, r.firstDivergent]).toEqual(['qemu', 1, null]);
+    // every modelled qemu release, 2.11.0 to 10.1.0
+    expect([r.strategy, r.probes.length, r.firstDivergent]).toEqual(['qemu', 6, null]);
     use('bisectReleases');
 
     r = await ok(['vms', 'destroy', 'vm1.m1', '--json']);
@@ -322,6 +324,15 @@ describe('clockledger: every handler, end to end', () => {
     expect(r.reports.files).toEqual([join(reports, `${r.migrations[0]}.html`), join(reports, 'fleet.html')]);
     expect(readFileSync(r.reports.files[0], 'utf8')).toContain(`<h1>Migration ${r.migrations[0]} `);
     use('demo');
+
+    // the fleet safety matrix of this ledger's hosts (every ordered pair), then one of its cells run again from the record
+    const hostCount = (await ok(['hosts', 'list', '--json'])).hosts.length;
+    const mx = await ok(['matrix', '--fleet', '--strategies', 'qemu', '--blackouts', '300ms', '--workers', '1', '--json']);
+    expect([mx.matrixId, mx.cells.length]).toEqual(['x1', hostCount * hostCount]);
+    use('matrix');
+    r = await ok(['matrix', 'cell', 'x1', '2', '--json']);
+    expect([r.cell, r.same]).toEqual([mx.cells[2], true]);
+    use('matrixCell');
 
     expect([...covered].sort()).toEqual([...HANDLER_NAMES].sort());
   }, 120_000); // some forty CLI processes, each a cold start

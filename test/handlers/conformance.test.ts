@@ -3,7 +3,7 @@
 // each capture implies, compared write by write. The numbers are worked by hand in the comments.
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { renderConformance } from '../../handlers/cli/render.js';
+import { renderConformance } from '../../handlers/cli/render/traces.js';
 import { conformance, importTrace } from '../../handlers/use-cases/traces.js';
 import { tempDir } from '../helpers/ledger.js';
 
@@ -14,7 +14,7 @@ beforeEach(() => {
   db = join(tempDir(), 'ledger.db');
 });
 
-const call = async (h: typeof conformance, req: Record<string, unknown>) => (await h(req, { db })) as Record<string, any>;
+const call = async (h: typeof conformance, req: Record<string, unknown>): Promise<any> => h(req, { db });
 const ok = async (h: typeof conformance, req: Record<string, unknown>) => {
   const r = await call(h, req);
   if (!r.ok) throw new Error(JSON.stringify(r.error));
@@ -225,5 +225,36 @@ describe('conformance', () => {
     expect(r.parameters.notes).toHaveLength(1);
     expect(r.parameters.notes[0]).toMatch(/^the trace timestamps are counter ticks, not seconds: the host time between the creation write \(line 1\)/);
     expect(r.conforms).toBe(true);
+  });
+
+  it('a strategy that cannot run on the kernel answers conforms: false, naming the step and why (it answered internal)', async () => {
+    // linux-5.15's KVM_GET_CLOCK gives flags 2 (KVM_CLOCK_TSC_STABLE) and never host_tsc/realtime
+    // (KVM_CLOCK_HOST_TSC|KVM_CLOCK_REALTIME came with 5.16): every offset procedure stops at the
+    // source's save, so the emulated destination never exists
+    await ok(importTrace, { path: fixture('qemu-restore-healthy.report') });
+    for (const strategy of ['offset-documented', 'offset-corrected', 'guest-wide-offset', 'clock-guest']) {
+      const r = await call(conformance, { traceId: 't1', strategy, profile: 'linux-5.15' });
+      expect(r.error, strategy).toBeUndefined();
+      expect(r.conforms).toBe(false);
+      expect(r.emulation.status).toBe('failed');
+      expect(r.emulation.failure).toMatchObject({ step: 'save', ioctl: { name: 'KVM_GET_CLOCK', vm: 'source', vcpu: null, ret: 0, out: { flags: 2 } } });
+      expect(r.emulation.failure.reason).toBe(
+        'KVM_GET_CLOCK on the source gave flags 2 (KVM_CLOCK_TSC_STABLE: a master clock) without KVM_CLOCK_HOST_TSC|KVM_CLOCK_REALTIME, ' +
+          'which the kernel reports only from Linux 5.16 and on a TSC clocksource: the offset procedure cannot pair the host TSC with realtime',
+      );
+      // nothing was emulated to compare: no write agreed, no final clock reached
+      expect(r.compared).toEqual({ traceWrites: 8, emulatedWrites: 0, agreedWrites: 0, masterClock: false, pvclock: false });
+      expect(r.emulatedTrace).toEqual([]);
+      // the difference: the host restored the VM at line 9 (its first restore write), the emulated VMM failed
+      const d = r.firstDifference;
+      expect(d).toMatchObject({ check: 'emulation_failed', index: null, fields: ['status'], emulated: null, afterLine: null });
+      expect(d.trace).toMatchObject({ line: 9, task: 'CPU 0/KVM' });
+      const head = 'the emulated restore failed at its save step, where the host restored the VM \\(line 9\\): KVM_GET_CLOCK ';
+      expect(d.message).toMatch(new RegExp(`^${head}.*\\. ${strategy}, as modelled, cannot restore this VM on linux-5\\.15$`));
+    }
+    // a strategy that runs there still conforms, and says its emulation completed
+    const qemu = await ok(conformance, { traceId: 't1', strategy: 'qemu', profile: 'linux-5.15' });
+    expect(qemu.conforms).toBe(true);
+    expect(qemu.emulation).toEqual({ status: 'completed', failure: null });
   });
 });

@@ -4,8 +4,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { COMMANDS } from '../../handlers/cli/commands.js';
 import { handlers, HANDLER_NAMES } from '../../handlers/index.js';
-import { REGISTRY } from '../../handlers/registry.js';
+import { cliCommandLines } from '../../scripts/cli-docs.js';
 import { handlersDocs } from '../../scripts/handlers-docs.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -16,7 +17,7 @@ const section = (name: string) => doc.split(`\n## ${name}\n`)[1]!.split('\n## ')
 
 describe('docs/handlers.md', () => {
   it('is what `npm run docs` generates now', async () => {
-    expect(doc).toBe(await handlersDocs());
+    expect(doc).toBe(await handlersDocs(cliCommandLines));
   });
 
   it('has a section for every handler, with each request field and command-line option', () => {
@@ -25,7 +26,7 @@ describe('docs/handlers.md', () => {
       const text = section(name);
       const fields = Object.keys((z.toJSONSchema(handlers[name].schema, { io: 'input', unrepresentable: 'any' }) as { properties?: object }).properties ?? {});
       for (const f of fields.filter((f) => f !== 'requestId' && f !== 'correlationId')) expect(text, `${name}.${f}`).toContain(`| \`${f}\` |`);
-      for (const c of REGISTRY[name].cli) for (const o of c.options ?? []) expect(text, `${name} ${o.flags}`).toContain(`\`${o.flags}\``);
+      for (const c of COMMANDS[name]) for (const o of c.options ?? []) expect(text, `${name} ${o.flags}`).toContain(`\`${o.flags}\``);
       expect(text).toContain(`clockledger invoke ${name}`);
       // the response's fields, from a real answer of the scripted run
       expect(text, name).toMatch(/\nResponse \(the fields of an answer from a scripted run\): `ok` \(boolean\), `\w+`/);

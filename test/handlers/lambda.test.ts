@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { closeStores } from '../../handlers/context.js';
 import { handlers, HANDLER_NAMES } from '../../handlers/index.js';
 import * as lambda from '../../handlers/lambda.js';
+import { MAX_RESPONSE_BYTES } from '../../handlers/limits.js';
 
 const { handler, httpHandler, byName } = lambda;
 
@@ -134,6 +135,13 @@ describe('lambda handler: every handler of the registry', () => {
     const demo = await use('demo', { strategies: ['qemu'] });
     expect(demo.table.rows).toHaveLength(1);
     expect(demo.audits).toHaveLength(1);
+    // the fleet safety matrix of the ledger's hosts (src, dst and the demo's two: 16 pairs), recorded;
+    // a cell run again from the record; no reports directory behind the adapter
+    const mx = await use('matrix', { fleet: true, strategies: ['qemu'], blackoutsNs: ['300000000'], workers: 1 });
+    expect([mx.matrixId, mx.cells.length]).toEqual(['x1', 16]);
+    expect((await use('matrixCell', { matrixId: 'x1', cell: 1 })).same).toBe(true);
+    const reports = await call('matrix', { fleet: true, strategies: ['qemu'], blackoutsNs: ['300000000'], reportsDir: join(dir, 'r') });
+    expect(reports.error).toMatchObject({ code: 'invalid_request', details: { field: 'reportsDir' } });
     expect([...covered].sort()).toEqual([...HANDLER_NAMES].sort());
   });
 
@@ -376,6 +384,89 @@ describe('lambda handler: every path or URL in a request is confined (CLOCKLEDGE
     } finally {
       if (savedTmp === undefined) delete process.env.TMPDIR;
       else process.env.TMPDIR = savedTmp;
+    }
+  });
+});
+
+describe("lambda handler: Lambda's 6 MB response limit", () => {
+  let savedMax: string | undefined;
+  beforeEach(() => {
+    savedMax = process.env.CLOCKLEDGER_MAX_RESPONSE_BYTES;
+    delete process.env.CLOCKLEDGER_MAX_RESPONSE_BYTES;
+  });
+  afterEach(() => {
+    if (savedMax === undefined) delete process.env.CLOCKLEDGER_MAX_RESPONSE_BYTES;
+    else process.env.CLOCKLEDGER_MAX_RESPONSE_BYTES = savedMax;
+  });
+  const bytes = (v: unknown) => Buffer.byteLength(JSON.stringify(v), 'utf8');
+
+  it('an answer beyond 6 MiB of JSON is response_too_large with its size and how to page, not a payload Lambda refuses', async () => {
+    expect(MAX_RESPONSE_BYTES).toBe(6 * 1024 * 1024);
+    // five VMs of 1024 vCPUs, each created, run, paused and run again: over 20 000 events
+    await ok('createHost', { hostId: 'h', tscKhz: 3_000_000 });
+    for (const vmId of ['a', 'b', 'c', 'd', 'e']) {
+      await ok('createVm', { vmId, hostId: 'h', vcpus: 1024 });
+      await ok('runVcpu', { vmId });
+      await ok('pauseVcpu', { vmId });
+      await ok('runVcpu', { vmId });
+    }
+    // the library answers in full; the same answer through Lambda would exceed the limit
+    const full = await (handlers.events as (r: unknown, c: unknown) => Promise<Response>)({ limit: 100_000 }, { db });
+    expect(full.ok).toBe(true);
+    const size = bytes(full);
+    expect(size).toBeGreaterThan(MAX_RESPONSE_BYTES);
+
+    const r = await call('events', { limit: 100_000 });
+    expect(r.ok).toBe(false);
+    expect(r.error).toMatchObject({
+      code: 'response_too_large',
+      details: { bytes: size, max: MAX_RESPONSE_BYTES, limit: 'MAX_RESPONSE_BYTES', handler: 'events', recorded: false },
+    });
+    expect(r.error.message).toBe(
+      `events: the answer is ${size} bytes of JSON, more than the ${MAX_RESPONSE_BYTES} a Lambda response may carry; ` +
+        'page it: ask for fewer events (limit, or last) and go on after the last position answered (from).',
+    );
+    expect(bytes(r)).toBeLessThan(2048);
+    // paged as the hint says, every page fits and together they are the whole answer
+    const pages: Response[] = [];
+    for (let from = 1; ; ) {
+      const p = await ok('events', { from, limit: 10_000 });
+      expect(bytes(p)).toBeLessThanOrEqual(MAX_RESPONSE_BYTES);
+      pages.push(...p.events);
+      if (p.events.length < 10_000) break;
+      from = p.events.at(-1).position + 1;
+    }
+    expect(pages).toEqual(full.events);
+
+    // behind API Gateway the proxy response is measured (its body escaped inside it) and answered 422
+    const http = await httpHandler({ body: JSON.stringify({ handler: 'events', request: { limit: 100_000 } }) }, context());
+    expect(http.statusCode).toBe(422);
+    const body = JSON.parse(http.body);
+    expect(body.error.code).toBe('response_too_large');
+    expect(body.error.details.bytes).toBe(bytes({ statusCode: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(full) }));
+  }, 120_000);
+
+  it('CLOCKLEDGER_MAX_RESPONSE_BYTES sets another bound; a write beyond it is carried out and says so; a bound that is not one runs nothing', async () => {
+    process.env.CLOCKLEDGER_MAX_RESPONSE_BYTES = '2048';
+    await ok('createHost', { hostId: 'h', tscKhz: 3_000_000 });
+    // the VM with its 16 vCPUs is more than 2048 bytes of JSON
+    const w = await call('createVm', { vmId: 'big', hostId: 'h', vcpus: 16 });
+    expect(w.error).toMatchObject({ code: 'response_too_large', details: { max: 2048, handler: 'createVm', recorded: true } });
+    expect(w.error.message).toMatch(/The request was carried out: what it recorded is in the log \(read it with events\)\.$/);
+    expect((await ok('listVms')).vms.map((v: any) => [v.vmId, v.vcpus])).toEqual([['big', 16]]);
+    // a named export is held to it too
+    const named = (await byName.listVms({ request: {} })) as Response;
+    expect(named.ok).toBe(true);
+    const ev = (await byName.events({ request: { limit: 1000 } })) as Response;
+    expect(ev.error).toMatchObject({ code: 'response_too_large', details: { handler: 'events', max: 2048 } });
+
+    for (const bad of ['abc', '1023', '-5', '6e6']) {
+      process.env.CLOCKLEDGER_MAX_RESPONSE_BYTES = bad;
+      const before = (await (handlers.events as (r: unknown, c: unknown) => Promise<Response>)({ limit: 1 }, { db })).lastPosition;
+      const r = await call('createHost', { hostId: `x${bad}`, tscKhz: 3_000_000 });
+      expect(r.error, bad).toMatchObject({ code: 'internal', details: { variable: 'CLOCKLEDGER_MAX_RESPONSE_BYTES' } });
+      expect(r.error.message).toContain('is not a number of bytes of at least 1024');
+      expect((await (handlers.events as (r: unknown, c: unknown) => Promise<Response>)({ limit: 1 }, { db })).lastPosition).toBe(before);
     }
   });
 });

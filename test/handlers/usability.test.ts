@@ -1,5 +1,6 @@
 // What a new user runs into through the handlers: implausible rates, misspelled names, a
 // migration of a guest that never ran, and listing what the log holds.
+import { readdirSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { closeStores } from '../../handlers/context.js';
 import { editDistance, nearest } from '../../handlers/suggest.js';
@@ -56,7 +57,7 @@ describe('did you mean …?', () => {
     const far = await l.call('migrate', { vmId: 'v', toHost: 'dst', strategy: 'vmware', blackoutNs: 1 });
     expect(far.error.message).toMatch(/^strategy: unknown strategy 'vmware' \(known: qemu, firecracker, /);
     const prof = await l.call('createHost', { hostId: 'h', tscKhz: 2_500_000, kernel: 'linux-6.2' });
-    expect(prof.error.message).toMatch(/^kernel: unknown kernel profile 'linux-6.2': did you mean 'linux-6.1' or 'linux-6.6'\? \(known: linux-5.15, .*\)$/);
+    expect(prof.error.message).toMatch(/^kernel: unknown kernel profile 'linux-6.2': did you mean 'linux-6.1' or 'linux-6.6'\? \(known: linux-4.19, linux-5.4, linux-5.10, linux-5.15, .*\)$/);
     const sw = await l.call('replay', { profile: 'linux-6.18+x86.userSetTscGat=false' });
     expect(sw.error.message).toBe("profile: unknown behaviour switch 'x86.userSetTscGat': did you mean 'x86.userSetTscGate'?");
   });
@@ -113,5 +114,18 @@ describe('replay and diff say what differs', () => {
     ]);
     const same = await l.ok('diff', { otherDb: l.db });
     expect(same.profileDifferences).toEqual([]);
+  });
+
+  it('diff reads a closed ledger without creating anything beside it', async () => {
+    const { handlers } = await import('../../handlers/index.js');
+    const other = `${l.dir}/closed.db`;
+    await l.ok('createHost', { hostId: 'src', tscKhz: 3_000_000 });
+    expect(await handlers.createHost({ hostId: 'src', tscKhz: 3_000_000 }, { db: other })).toMatchObject({ ok: true });
+    await closeStores();
+    const beside = () => readdirSync(l.dir).filter((f) => f.startsWith('closed.db')).sort();
+    expect(beside()).toEqual(['closed.db']);
+    const r = await l.ok('diff', { otherDb: other });
+    expect(r.profileDifferences).toEqual([]);
+    expect(beside()).toEqual(['closed.db']);
   });
 });

@@ -17,6 +17,7 @@ export function asyncWrapper(store: EventStore, beforeCommit?: () => Promise<voi
   };
   return {
     calls,
+    path: store.path,
     async commit(batches, opts = {}) {
       // (SQLite cannot wait inside its transaction: the extra writes follow it, before the answer)
       let written: WrittenEvent[] | null = null;

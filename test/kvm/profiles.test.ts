@@ -132,6 +132,9 @@ describe('KVM_GET_CLOCK with the master clock on a host without constant TSC', (
 
 describe('KVM_CHECK_EXTENSION per profile', () => {
   it.each([
+    { profile: 'linux-4.19', adjust: 2, attrs: 0, vmTsc: 0 },
+    { profile: 'linux-5.4', adjust: 2, attrs: 0, vmTsc: 0 },
+    { profile: 'linux-5.10', adjust: 2, attrs: 0, vmTsc: 0 },
     { profile: 'linux-5.15', adjust: 2, attrs: 0, vmTsc: 0 },
     { profile: 'linux-6.6', adjust: 0xe, attrs: 1, vmTsc: 1 },
     { profile: 'linux-6.18', adjust: 0xe, attrs: 1, vmTsc: 1 },
@@ -143,6 +146,32 @@ describe('KVM_CHECK_EXTENSION per profile', () => {
     expect(sim.ioctl('KVM_CHECK_EXTENSION', 'KVM_CAP_VM_TSC_CONTROL').ret).toBe(vmTsc);
     expect(sim.ioctl('KVM_CHECK_EXTENSION', 'KVM_CAP_TSC_CONTROL').ret).toBe(1);
     expect(sim.ioctl('KVM_CHECK_EXTENSION', 'KVM_CAP_GET_TSC_KHZ').ret).toBe(1);
+  });
+});
+
+// A 2 GHz host without TSC scaling: kvm_max_guest_tsc_khz is 0, the 250 ppm window is
+// adjust_tsc_khz(2 000 000, ∓250) = [1 999 500, 2 000 500]. Before 5.8 the vCPU ioctl compared every
+// rate with that 0 maximum: EINVAL, even for the host's own rate, and virtual_tsc_khz stays 2 000 000.
+// From 5.8 the maximum is checked only with scaling: a rate inside the window is taken (no ratio), a
+// faster one outside it is caught up in software, a slower one refused by set_tsc_khz().
+describe('vCPU KVM_SET_TSC_KHZ on a host without TSC scaling (tscKhzWithoutScaling, 5.8)', () => {
+  const setKhz = (profile: string, khz: number) => {
+    const sim = new X86Sim({ tscScaling: false }, profile);
+    sim.ioctl('KVM_CREATE_VCPU', 0);
+    const r = sim.ioctl('KVM_SET_TSC_KHZ', khz, 0);
+    const v = sim.vm.vcpus[0]!;
+    return { r, khz: sim.ioctl('KVM_GET_TSC_KHZ', undefined, 0).ret, catchup: v.tscAlwaysCatchup };
+  };
+  it.each(['linux-4.19', 'linux-5.4'])('%s: every rate refused, the host\'s own included', (profile) => {
+    for (const khz of [2_000_000, 2_000_300, 2_001_000]) expect(setKhz(profile, khz)).toEqual({ r: EINVAL, khz: 2_000_000, catchup: false });
+  });
+  it.each(['linux-5.10', 'linux-5.15', 'linux-6.18'])('%s: inside the window taken as is, faster caught up, slower refused', (profile) => {
+    expect(setKhz(profile, 2_000_300)).toEqual({ r: { ret: 0 }, khz: 2_000_300, catchup: false });
+    expect(setKhz(profile, 2_001_000)).toEqual({ r: { ret: 0 }, khz: 2_001_000, catchup: true });
+    expect(setKhz(profile, 1_999_000)).toMatchObject({ r: EINVAL, catchup: false });
+  });
+  it('linux-4.19 with the switch flipped on behaves as 5.10', () => {
+    expect(setKhz('linux-4.19+x86.tscKhzWithoutScaling=true', 2_000_300)).toEqual({ r: { ret: 0 }, khz: 2_000_300, catchup: false });
   });
 });
 

@@ -1,7 +1,7 @@
 // A minimal driver for kernel-level tests: one host, one VM, a true-time axis and the delayed
 // works firing at their due instants, with no event log in between.
 import { createHost, sampleHost, type HostSpec, type HostState } from '../../kvm/host.js';
-import { getProfile, type KernelProfile } from '../../kvm/profiles.js';
+import { resolveProfile, type KernelProfile } from '../../kvm/profiles.js';
 import type { IoctlRequest, IoctlResult } from '../../kvm/ioctl.js';
 import type { X86Ctx, X86Vm } from '../../kvm/x86/state.js';
 import { x86Guest, type GuestRequest, type GuestResult } from '../../kvm/x86/guest.js';
@@ -16,7 +16,7 @@ export class X86Sim {
 
   constructor(spec: Partial<HostSpec> = {}, profile = 'linux-6.18') {
     this.host = createHost({ id: 'h', arch: 'x86', profile, tscKhz: 2_000_000, ...spec });
-    this.profile = getProfile(profile);
+    this.profile = resolveProfile(profile);
     this.vm = kvmArchInitVm(this.ctx());
   }
 

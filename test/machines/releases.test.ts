@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storeFor } from '../../handlers/context.js';
-import { renderAuditReport, renderStrategies } from '../../handlers/cli/render.js';
+import { renderAuditReport, renderStrategies } from '../../handlers/cli/render/migrations.js';
 import {
   baselineRelease,
   isBaseline,
@@ -47,7 +47,22 @@ describe('resolveStrategyRelease', () => {
       ['52.0', ch(true, false)],
       ['53.0', ch(true, true)],
     ]);
-    expect(table('qemu')).toEqual([['10.1.0', { downtimeAccounting: false }]]);
+    // each clock.c / kvm.c change at the release its merge's VERSION names (master at X.Y.50 → X.(Y+1).0)
+    const qemu = (ctrl: boolean, paused: boolean, khz: boolean, mask: boolean) => ({
+      kvmclockCtrlEveryVcpu: ctrl,
+      pausedNoPreSaveRead: paused,
+      tscKhzWithinTolerance: khz,
+      adjustClockStableMask: mask,
+      downtimeAccounting: false,
+    });
+    expect(table('qemu')).toEqual([
+      ['2.11.0', qemu(false, false, false, false)],
+      ['3.1.0', qemu(true, false, false, false)],
+      ['4.2.0', qemu(true, true, false, false)],
+      ['5.1.0', qemu(true, true, true, false)],
+      ['7.2.0', qemu(true, true, true, true)],
+      ['10.1.0', qemu(true, true, true, true)],
+    ]);
     // each release's own copy: changing one does not change the next
     expect(RELEASES.firecracker!.releases[1]!.switches).not.toBe(RELEASES.firecracker!.releases[2]!.switches);
   });

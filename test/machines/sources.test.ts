@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { renderProfiles, renderStrategies } from '../../handlers/cli/render.js';
+import { renderStrategies } from '../../handlers/cli/render/migrations.js';
+import { renderProfiles } from '../../handlers/cli/render/replay.js';
 import { PROFILES, SWITCH_SOURCES, switchNames } from '../../kvm/profiles.js';
 import { STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
 import { releaseTable } from '../../machines/migration/strategies/releases.js';

@@ -5,7 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { transition } from 'xstate';
 import { toJson } from '../../machines/codec.js';
 import { applyStreamEvent, type StreamState } from '../../machines/streams.js';
-import { decideVm, vmDecider } from '../../machines/vm/decider.js';
+import { vmDecider, type HostClocks, type VmDecision } from '../../machines/vm/decider.js';
+import { DomainError } from '../../machines/session/errors.js';
+import { GUEST_TICK_NS } from '../../kvm/x86/vm.js';
 import { hostInfoToJson, type VmHostInfoJson, type VmLogEvent } from '../../machines/vm/events.js';
 import type { VmRecord } from '../../machines/vm/evolve.js';
 import { vmLifecycle, vmMachine, vmSnapshotOf, type VmCommand } from '../../machines/vm/machine.js';
@@ -32,6 +34,17 @@ const vcpu0: VmLogEvent = { type: 'IoctlIssued', data: { vcpu: null, ioctl: 'KVM
 const run0: VmLogEvent = { type: 'IoctlIssued', data: { vcpu: 0, ioctl: 'KVM_RUN', arg: null, ret: 0, hw: hwJson(3_000n) }, time: 3_000n };
 const exit0: VmLogEvent = { type: 'VcpuExited', data: { vcpu: 0, hw: hwJson(4_000n) }, time: 4_000n };
 const destroyed: VmLogEvent = { type: 'VmDestroyed', data: { reason: 'the tenant left', hw: hwJson(5_000n) }, time: 5_000n };
+
+/** A VM's life as a VMM drives it: created, two vCPUs, one run, a batch of guest operations, an exit, the end. */
+const lifecycle: VmCommand[] = [
+  { type: 'create', data: vmData, hw: hw(1_000n) },
+  { type: 'ioctl', vcpu: null, ioctl: 'KVM_CREATE_VCPU', arg: 0, hw: hw(2_000n) },
+  { type: 'ioctl', vcpu: null, ioctl: 'KVM_CREATE_VCPU', arg: 1, hw: hw(2_500n) },
+  { type: 'ioctl', vcpu: 1, ioctl: 'KVM_RUN', arg: null, hw: hw(3_000n) },
+  { type: 'guests', ops: [{ vcpu: 1, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x20001 }, { vcpu: 1, op: 'kvmclock' }], hw: hw(1_000_000n) },
+  { type: 'exit', vcpu: 1, hw: hw(2_000_000n) },
+  { type: 'destroy', reason: 'done', hw: hw(3_000_000n) },
+];
 
 describe('decide: the events a command records, the kernel’s results in them', () => {
   it('create: VmCreated at the command’s instant, with the tracepoint KVM_CREATE_VM fired', () => {
@@ -173,21 +186,12 @@ describe('the lifecycle machine: states and guards, asked through snapshot.can()
 });
 
 describe('evolve: the fold replay uses', () => {
-  const commands: VmCommand[] = [
-    { type: 'create', data: vmData, hw: hw(1_000n) },
-    { type: 'ioctl', vcpu: null, ioctl: 'KVM_CREATE_VCPU', arg: 0, hw: hw(2_000n) },
-    { type: 'ioctl', vcpu: null, ioctl: 'KVM_CREATE_VCPU', arg: 1, hw: hw(2_500n) },
-    { type: 'ioctl', vcpu: 1, ioctl: 'KVM_RUN', arg: null, hw: hw(3_000n) },
-    { type: 'guests', ops: [{ vcpu: 1, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x20001 }, { vcpu: 1, op: 'kvmclock' }], hw: hw(1_000_000n) },
-    { type: 'exit', vcpu: 1, hw: hw(2_000_000n) },
-    { type: 'destroy', reason: 'done', hw: hw(3_000_000n) },
-  ];
 
   it('folding decide’s events through evolve is the state the kernel run left, what replay’s reducer rebuilds, and the lifecycle the machine named', () => {
     let folded: VmRecord | null = vmDecider.initialState();
     let live: VmRecord | null = null;
     let replayed: StreamState | null = null;
-    for (const cmd of commands) {
+    for (const cmd of lifecycle) {
       const before = folded;
       const events = vmDecider.decide(cmd, folded);
       for (const ev of events) {
@@ -196,8 +200,8 @@ describe('evolve: the fold replay uses', () => {
         const fromLog = JSON.parse(JSON.stringify({ type: ev.type, data: ev.data })) as { type: string; data: object };
         replayed = applyStreamEvent('vm', replayed, fromLog, ev.time, { noResult: true }).state;
       }
-      // the session's path: one kernel run, in place on a record it owns
-      live = decideVm(cmd, live, true).state;
+      // the session's path: the same decider, in place on a record it owns
+      live = vmDecider.decision(cmd, live, { inPlace: true }).state;
       expect(toJson(folded)).toEqual(toJson(live));
       expect(toJson(folded)).toEqual(toJson(replayed));
       // the state the lifecycle machine's transition names is the one the events lead to
@@ -215,5 +219,93 @@ describe('evolve: the fold replay uses', () => {
     expect(toJson(s0)).toEqual(before);
     expect(s1.x86!.vcpus[0]!.running).toBe(true);
     expect(s0.x86!.vcpus[0]!.running).toBe(false);
+  });
+});
+
+describe('decision(): the decider as the session runs it', () => {
+  const same = (a: VmDecision, b: VmDecision) => {
+    expect(a.events).toEqual(b.events);
+    expect(a.results).toEqual(b.results);
+    expect(toJson(a.state)).toEqual(toJson(b.state));
+  };
+
+  it('in place or on a copy, the same events, results and state; in place changes the record it is given, a copy leaves it whole', () => {
+    let shared: VmRecord | null = null;
+    let owned: VmRecord | null = null;
+    for (const cmd of lifecycle) {
+      const before = toJson(shared);
+      const copied = vmDecider.decision(cmd, shared);
+      const inPlace = vmDecider.decision(cmd, owned, { inPlace: true });
+      same(inPlace, copied);
+      expect(toJson(shared), cmd.type).toEqual(before);
+      if (shared !== null) expect(copied.state).not.toBe(shared);
+      // a single command changes the caller's record itself; a batch runs on a copy (a later operation may be refused)
+      if (owned !== null) expect(inPlace.state === owned, cmd.type).toBe(cmd.type !== 'guests');
+      shared = copied.state;
+      owned = inPlace.state;
+    }
+  });
+
+  it('decide() is decision()’s events, each at the command’s instant', () => {
+    const state = [created, vcpu0, run0].reduce(vmDecider.evolve, vmDecider.initialState());
+    const cmd: VmCommand = { type: 'guests', ops: [{ vcpu: 0, op: 'rdtsc' }, { vcpu: 0, op: 'rdtsc' }], hw: hw(7_000n) };
+    expect(vmDecider.decide(cmd, state)).toEqual(vmDecider.decision(cmd, state).events.map((ev) => ({ ...ev, time: 7_000n })));
+  });
+
+  // A host without TSC scaling, the guest asking for 4 GHz: KVM catches its TSC up in software (tsc_always_catchup);
+  // the host's clocksource is not the TSC, so there is no master clock and each update catches up to the kernel's time then
+  const slowHost = hostInfoToJson({
+    counterHz: 3_000_000_000n,
+    counterClocksource: false,
+    x86: { tscKhz: 3_000_000, vendor: 'vmx', tscScaling: false, fracBits: 48, maxRatio: (1n << 64n) - 1n, constantTsc: true, tscUnstable: false },
+    arm64: null,
+  });
+  const catchingUp: VmLogEvent[] = [
+    { type: 'VmCreated', data: { ...vmData, host: slowHost, hw: hwJson(1_000n) }, time: 1_000n },
+    { type: 'IoctlIssued', data: { vcpu: null, ioctl: 'KVM_SET_TSC_KHZ', arg: 4_000_000, ret: 0, hw: hwJson(1_500n) }, time: 1_500n },
+    vcpu0,
+    run0,
+    // the guest enables kvmclock: its clock updates catch the TSC up
+    { type: 'GuestExecuted', data: { vcpu: 0, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10001, result: null, hw: hwJson(4_000n) }, time: 4_000n },
+  ];
+
+  it('a command given without its host sample is sampled through the clocks once accepted, at the guest’s last tick too while it catches up', () => {
+    const state = catchingUp.reduce(vmDecider.evolve, vmDecider.initialState())!;
+    expect(state.x86!.vcpus[0]!.tscAlwaysCatchup).toBe(true);
+    const asked: [string, bigint | undefined][] = [];
+    const clocks: HostClocks = (hostId, at) => (asked.push([hostId, at]), hw(at ?? 10_000_000n));
+    const d = vmDecider.decision({ type: 'guest', vcpu: 0, op: 'rdtsc' }, state, { clocks });
+    // the guest ticks every 4 ms (HZ=250): the last tick at or before 10 ms, after the last event (4 µs), is 8 ms
+    expect(GUEST_TICK_NS).toBe(4_000_000n);
+    expect(asked).toEqual([
+      ['h', undefined],
+      ['h', 8_000_000n],
+    ]);
+    // exactly the decision of the command given with those samples
+    same(d, vmDecider.decision({ type: 'guest', vcpu: 0, op: 'rdtsc', hw: { ...hw(10_000_000n), tick: hw(8_000_000n) } }, state));
+    // The tick's clock update catches the TSC up to 4 GHz × the 7,998 µs since the vCPU's creation at 2 µs: 31,992,000 at
+    // host TSC 24,000,000, an offset of 7,992,000; at 10 ms the guest reads 30,000,000 + 7,992,000.
+    expect(d.results).toEqual([{ value: '37992000' }]);
+    // Without the tick it reads the host's 30,000,000 with the offset of the last catch-up, at the wrmsr (4 µs):
+    // 4 GHz × 2 µs = 8,000 at host TSC 12,000, −4,000.
+    expect(vmDecider.decision({ type: 'guest', vcpu: 0, op: 'rdtsc', hw: hw(10_000_000n) }, state).results).toEqual([{ value: '29996000' }]);
+  });
+
+  it('a refused command samples nothing: the refusal is a DomainError naming the VM it was asked of', () => {
+    const clocks: HostClocks = () => {
+      throw new Error('sampled');
+    };
+    let err: unknown;
+    try {
+      vmDecider.decision({ type: 'ioctl', vcpu: null, ioctl: 'KVM_GET_CLOCK', arg: null }, null, { vmId: 'web', clocks });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(DomainError);
+    expect(err).toMatchObject({ name: 'VmCommandRefused', code: 'not_found', message: "no VM 'web'", details: { vmId: 'web' } });
+  });
+
+  it('without the clocks, a command must come with its host sample', () => {
+    expect(() => vmDecider.decision({ type: 'create', data: vmData }, null)).toThrow(/without its host sample/);
   });
 });

@@ -522,8 +522,15 @@ describe('snapshots', () => {
     state: Buffer.from(tag),
   });
 
+  /** Events at positions 1..15: vm/a@2 at 2, @5 at 9, @6 at 12, @8 at 15; vm/b@3 at 10 (a snapshot is kept only where its stream's version is). */
+  function log15(s: EventStore): void {
+    const order = ['vm/a', 'vm/a', 'vm/b', 'vm/b', 'vm/a', 'vm/c', 'vm/c', 'vm/a', 'vm/a', 'vm/b', 'vm/c', 'vm/a', 'vm/c', 'vm/a', 'vm/a'];
+    for (const [i, id] of order.entries()) s.commit([{ streamId: id, expectedVersion: 'any', events: [ev('x', i + 1)] }]);
+  }
+
   it('latestSnapshot picks the highest position ≤ maxPosition for the stream and code version', () => {
     const s = openStore(tempDbPath());
+    log15(s);
     s.saveSnapshot(snap('vm/a', 2, 2, 'v1'));
     s.saveSnapshot(snap('vm/a', 8, 15, 'v1'));
     s.saveSnapshot(snap('vm/a', 5, 9, 'v1'));
@@ -553,6 +560,7 @@ describe('snapshots', () => {
     const path = tempDbPath();
     const s = openStore(path, { codeVersion: 'v1' });
     s.commit([{ streamId: 'vm/a', expectedVersion: 0, events: [ev('x', 1), ev('x', 2)] }]);
+    s.commit([{ streamId: 'vm/b', expectedVersion: 0, events: [ev('x', 3)] }]);
     s.saveSnapshot(snap('vm/a', 1, 1, 'v1'));
     s.saveSnapshot(snap('vm/a', 2, 2, 'v1'));
     s.saveSnapshot(snap('vm/a', 2, 2, 'v2'));
@@ -577,8 +585,8 @@ describe('snapshots', () => {
     expect(s2.latestSnapshot('vm/b', 'v3')).toBeUndefined();
     expect(s2.latestSnapshot('vm/a', 'v2')).toEqual({ streamId: 'vm/a', version: 2, position: 2, codeVersion: 'v2', state: Buffer.from('vm/a@2/v2') });
     // the events themselves are untouched
-    expect(s2.lastPosition()).toBe(2);
-    expect(s2.verify()).toMatchObject({ intact: true, checked: 2 });
+    expect(s2.lastPosition()).toBe(3);
+    expect(s2.verify()).toMatchObject({ intact: true, checked: 3 });
     s2.close();
     expect(countRows(path, 'snapshots')).toBe(1);
   });

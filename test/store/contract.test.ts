@@ -112,12 +112,12 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     );
     // pinned: the same value on both engines
     expect(all[9]!.hash).toBe(LAST_HASH);
-    expect(await s.verify()).toEqual({ intact: true, checked: 10, head: { position: 10, hash: LAST_HASH } });
+    expect(await s.verify()).toMatchObject({ intact: true, checked: 10, head: { position: 10, hash: LAST_HASH } });
     await s.close();
 
     expect(await engine.exec(loc, 'UPDATE events SET data = $1 WHERE position = $2', ['{"forged":true}', 7])).toBe(1);
     const t = await engine.open(loc);
-    expect(await t.verify()).toEqual({
+    expect(await t.verify()).toMatchObject({
       intact: false,
       checked: 6,
       head: { position: 10, hash: LAST_HASH },
@@ -134,7 +134,8 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     await s.close();
     expect(await engine.exec(loc, 'DELETE FROM events WHERE position = $1', [4])).toBe(1);
     const t = await engine.open(loc);
-    expect(await t.verify()).toEqual({ intact: false, checked: 3, head: { position: 10, hash: LAST_HASH }, firstBrokenPosition: 4, reason: 'position 4 is missing', table: 'events' });
+    const missing = { intact: false, checked: 3, head: { position: 10, hash: LAST_HASH }, firstBrokenPosition: 4, reason: 'position 4 is missing' };
+    expect(await t.verify()).toMatchObject({ ...missing, table: 'events' });
   });
 
   it('snapshots written in the commit (alsoWrite) come back by stream, code version and position', async () => {
@@ -254,7 +255,8 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     expect(await s.fork(7, target)).toEqual({ events: 7 });
     const f = await engine.open(target);
     expect(await f.lastPosition()).toBe(7);
-    expect(await f.verify()).toEqual({ intact: true, checked: 7, head: { position: 7, hash: (await s.read({ fromPosition: 7, toPosition: 7 }))[0]!.hash } });
+    const h7 = (await s.read({ fromPosition: 7, toPosition: 7 }))[0]!.hash;
+    expect(await f.verify()).toMatchObject({ intact: true, checked: 7, head: { position: 7, hash: h7 } });
     expect((await f.read()).map((e) => e.hash)).toEqual((await s.read({ toPosition: 7 })).map((e) => e.hash));
     expect(await f.streamVersion('vm-b')).toBe(2);
     expect(await f.streams()).toEqual(['vm-a', 'vm-b']);
@@ -351,7 +353,7 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     const t = await engine.open(loc);
     expect(await codeOf(t.findRequest('req-b'))).toBe('corrupt');
     expect(await codeOf(t.commit([], { requestId: 'req-b' }))).toBe('corrupt');
-    expect(await t.verify()).toEqual({
+    expect(await t.verify()).toMatchObject({
       intact: false,
       checked: 10,
       head: { position: 10, hash: LAST_HASH },
@@ -368,7 +370,7 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     await s.close();
     expect(await engine.exec(loc, 'UPDATE streams SET version = 2 WHERE stream_id = $1', ['vm-b'])).toBe(1);
     const t = await engine.open(loc);
-    expect(await t.verify()).toEqual({
+    expect(await t.verify()).toMatchObject({
       intact: false,
       checked: 10,
       head: { position: 10, hash: LAST_HASH },
@@ -389,7 +391,7 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     const s = await engine.open(loc);
     await build(s);
     const h8 = (await s.read({ fromPosition: 8, toPosition: 8 }))[0]!.hash;
-    expect(await s.verify({ position: 10, hash: LAST_HASH })).toEqual({ intact: true, checked: 10, head: { position: 10, hash: LAST_HASH } });
+    expect(await s.verify({ position: 10, hash: LAST_HASH })).toMatchObject({ intact: true, checked: 10, head: { position: 10, hash: LAST_HASH } });
     expect(await s.verify({ position: 0, hash: GENESIS_HASH })).toMatchObject({ intact: true });
     expect(await s.verify({ position: 3, hash: 'ab'.repeat(32) })).toMatchObject({
       intact: false,
@@ -400,7 +402,7 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     await s.close();
     expect(await engine.exec(loc, 'DELETE FROM events WHERE position > $1', [8])).toBe(2);
     const t = await engine.open(loc);
-    expect(await t.verify()).toEqual({
+    expect(await t.verify()).toMatchObject({
       intact: false,
       checked: 8,
       head: { position: 8, hash: h8 },
@@ -413,8 +415,8 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     await engine.exec(loc, 'DELETE FROM stream_categories WHERE category = $1', ['host']);
     await engine.exec(loc, 'DELETE FROM requests WHERE request_id = $1', ['req-d']);
     const u = await engine.open(loc);
-    expect(await u.verify()).toEqual({ intact: true, checked: 8, head: { position: 8, hash: h8 } });
-    expect(await u.verify({ position: 10, hash: LAST_HASH })).toEqual({
+    expect(await u.verify()).toMatchObject({ intact: true, checked: 8, head: { position: 8, hash: h8 } });
+    expect(await u.verify({ position: 10, hash: LAST_HASH })).toMatchObject({
       intact: false,
       checked: 8,
       head: { position: 8, hash: h8 },

@@ -19,6 +19,8 @@ export interface Engine {
   open(location: string, opts?: { codeVersion?: string; readonly?: boolean }): Promise<AsyncEventStore>;
   /** raw SQL on the ledger at location, outside the store (no result rows) */
   exec(location: string, sql: string, params?: unknown[]): Promise<number>;
+  /** raw SQL on the ledger at location, outside the store: its rows ($1, $2, ... placeholders on both engines) */
+  query<R = Record<string, unknown>>(location: string, sql: string, params?: unknown[]): Promise<R[]>;
   /** set the ledger's schema version behind the store's back */
   setSchemaVersion(location: string, v: number): Promise<void>;
   /** the request ids recorded, sorted */
@@ -74,6 +76,14 @@ export const sqlite: Engine = {
       db.close();
     }
   },
+  async query<R>(location: string, sql: string, params: unknown[] = []) {
+    const db = new Database(location, { readonly: true });
+    try {
+      return db.prepare(sql.replace(/\$\d+/g, '?')).all(...params) as R[];
+    } finally {
+      db.close();
+    }
+  },
   async setSchemaVersion(location, v) {
     const db = new Database(location);
     db.pragma(`user_version = ${v}`);
@@ -104,6 +114,9 @@ export const postgres: Engine = {
   },
   async exec(location, sql, params) {
     return (await pgExec(location, sql, params)).rowCount ?? 0;
+  },
+  async query<R>(location: string, sql: string, params?: unknown[]) {
+    return (await pgExec(location, sql, params)).rows as R[];
   },
   async setSchemaVersion(location, v) {
     await pgExec(location, 'UPDATE schema_version SET version = $1', [v]);

@@ -90,6 +90,10 @@ function seed(db: Database.Database, k: number): void {
       1,
       JSON.stringify({ ok: true, position: 1 }),
     );
+    if ((db.pragma('table_info(requests)') as { name: string }[]).some((c) => c.name === 'seq')) {
+      // from version 9 on, numbered in the order answered
+      db.exec("UPDATE requests SET seq = 1 WHERE request_id = 'req-seed'");
+    }
     if ((db.pragma('table_info(requests)') as { name: string }[]).some((c) => c.name === 'response_hash')) {
       // from version 7 on, a stored answer carries its check, as the store writes it
       registerResponseHash(db);

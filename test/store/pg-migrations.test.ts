@@ -3,6 +3,7 @@
 // SQLite's 007 does; a read-only open of a schema at version 1 reads it unconverted.
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
+import { latestPgSchemaVersion } from '../../store/pg-migrate.js';
 import { responseHash } from '../../store/request-check.js';
 import { closeOpened, pgLocation, postgres, freshSchema, PG_URL } from './engines.js';
 import { ev } from './helpers.js';
@@ -34,9 +35,10 @@ describe('PostgreSQL migration pg/002 (request checks)', () => {
     };
     const stored = async () => Object.fromEntries((await query<{ id: string; h: string }>(`SELECT request_id AS id, response_hash AS h FROM "${schema}".requests ORDER BY 1`)).map((r) => [r.id, r.h]));
     expect(await stored()).toEqual(want);
-    // back to version 1: the columns 002 added and the index 003 added are gone
-    await query(`ALTER TABLE "${schema}".requests DROP COLUMN fingerprint, DROP COLUMN response_hash`);
-    await query(`DROP INDEX "${schema}".events_by_stream_position`);
+    // back to version 1: the columns 002 and 004 added, the indexes 003 and 004 added and the columns 005 added are gone
+    await query(`ALTER TABLE "${schema}".requests DROP COLUMN fingerprint, DROP COLUMN response_hash, DROP COLUMN seq`);
+    await query(`DROP INDEX "${schema}".events_by_stream_position, "${schema}".events_by_request`);
+    await query(`ALTER TABLE "${schema}".snapshots DROP COLUMN chain_hash, DROP COLUMN binding`);
     await query(`UPDATE "${schema}".schema_version SET version = 1`);
 
     const r = await postgres.open(loc, { readonly: true });
@@ -46,7 +48,7 @@ describe('PostgreSQL migration pg/002 (request checks)', () => {
     await r.close();
 
     const w = await postgres.open(loc);
-    expect((await query<{ version: number }>(`SELECT version FROM "${schema}".schema_version`))[0]!.version).toBe(3);
+    expect((await query<{ version: number }>(`SELECT version FROM "${schema}".schema_version`))[0]!.version).toBe(latestPgSchemaVersion());
     expect(await stored()).toEqual(want);
     expect(await w.verify()).toMatchObject({ intact: true, checked: 2 });
     expect(await w.commit([], { requestId: 'req-é', fingerprint: 'any' })).toMatchObject({ duplicate: true, response: { ok: 2, text: 'zwölf\n€' } });

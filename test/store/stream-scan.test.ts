@@ -4,7 +4,7 @@
 // hash chain still verifies.
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { migrate } from '../../store/index.js';
+import { latestSchemaVersion, migrate } from '../../store/index.js';
 import { cleanup, ev, openStore, tempDbPath } from './helpers.js';
 
 afterEach(cleanup);
@@ -35,9 +35,10 @@ describe('a stream read from a position', () => {
     const s = openStore(path); // migrates 7 -> latest
     for (let i = 0; i < 6; i++) s.commit([{ streamId: i % 2 ? 'vm-a' : 'vm-b', expectedVersion: 'any', events: [ev('tick', i, { i })] }]);
     s.close();
-    // written at schema 7 by the same rows: drop the index and the version, as a log before 008
+    // written at schema 7 by the same rows: drop what 008 and later added, and the version, as a log before 008
     const w = new Database(path);
-    w.exec('DROP INDEX events_by_stream_position');
+    w.exec('DROP INDEX events_by_stream_position; DROP INDEX events_by_request; DROP INDEX requests_by_seq');
+    w.exec('ALTER TABLE requests DROP COLUMN seq; ALTER TABLE snapshots DROP COLUMN chain_hash; ALTER TABLE snapshots DROP COLUMN binding');
     w.pragma('user_version = 7');
     const before = w.prepare('SELECT position, stream_id, version, hash FROM events ORDER BY position').all();
     w.close();
@@ -51,7 +52,7 @@ describe('a stream read from a position', () => {
     s2.close();
     const after = new Database(path, { readonly: true });
     expect(after.prepare('SELECT position, stream_id, version, hash FROM events ORDER BY position').all()).toEqual(before);
-    expect(after.pragma('user_version', { simple: true })).toBe(8);
+    expect(after.pragma('user_version', { simple: true })).toBe(latestSchemaVersion());
     expect(plan(after, STREAM_SCAN)[0]).toContain('events_by_stream_position');
     after.close();
   });

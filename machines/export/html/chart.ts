@@ -112,9 +112,15 @@ export function timelineChart(c: ChartInput): string {
   const x1 = c.endNs > c.startNs ? c.endNs : c.startNs + 1;
   // (each keeps its index in c.series: its colour is the legend's)
   const series = c.series.map((s, index) => ({ ...s, index, points: windowed(s.points, x0, x1, s.clock === 'realtime') })).filter((s) => s.points.length);
-  const values = series.flatMap((s) => s.points.map((p) => p[1]));
-  let lo = Math.min(0, ...values);
-  let hi = Math.max(0, ...values);
+  // (a loop, not Math.min(...values): a chart may have more points than a call can take arguments)
+  let lo = 0;
+  let hi = 0;
+  for (const s of series) {
+    for (const p of s.points) {
+      if (p[1] < lo) lo = p[1];
+      if (p[1] > hi) hi = p[1];
+    }
+  }
   const pad = (hi - lo) * 0.08 || 1_000_000;
   lo -= pad;
   hi += pad;
@@ -123,7 +129,7 @@ export function timelineChart(c: ChartInput): string {
   const yt = unitTicks(lo, hi, yUnit);
   const ystep = yt.length > 1 ? yt[1]! - yt[0]! : yUnit.ns;
   const yLabels = yt.map((v) => tickLabel(v, ystep, yUnit));
-  const left = Math.max(56, Math.ceil(32 + CHAR_PX * Math.max(...yLabels.map((l) => l.length))));
+  const left = Math.max(56, Math.ceil(32 + CHAR_PX * yLabels.reduce((a, l) => Math.max(a, l.length), 0)));
   const pw = W - left - M.right;
   const ph = H - M.top - M.bottom;
   const X = (t: number) => left + ((Math.min(Math.max(t, x0), x1) - x0) / (x1 - x0)) * pw;

@@ -1,7 +1,7 @@
 // Pieces the VMM strategies share: reading and writing MSRs by value, QEMU's TSC-frequency
 // negotiation, and the arithmetic VMMs do on saved clocks.
 import { scaleTsc, tscScalingRatio, tscToleranceWindow } from '../../../kvm/arith.js';
-import { KVM_CLOCK_HOST_TSC, KVM_CLOCK_REALTIME, MSRS } from '../../../kvm/uapi.js';
+import { KVM_CLOCK_HOST_TSC, KVM_CLOCK_REALTIME, KVM_CLOCK_TSC_STABLE, MSRS } from '../../../kvm/uapi.js';
 import { u64 } from '../../../kvm/u64.js';
 import type { Json } from '../../codec.js';
 import { StepFailure, type IoctlOutcome, type Side, type VmmPort } from '../port.js';
@@ -19,13 +19,22 @@ export function clockOut(r: IoctlOutcome): ClockData {
   return { clock: BigInt(o.clock!), flags: Number(o.flags), realtime: BigInt(o.realtime!), hostTsc: BigInt(o.host_tsc!) };
 }
 
-/** KVM_GET_CLOCK for an offset procedure, which needs the (host_tsc, realtime) pair the kernel gives only with a master clock. */
+/**
+ * KVM_GET_CLOCK for an offset procedure, which needs the (host_tsc, realtime) pair: the kernel gives
+ * it only with a master clock on a TSC clocksource, and only from 5.16 (c68dc1b577ea); otherwise a
+ * master clock shows as KVM_CLOCK_TSC_STABLE alone.
+ */
 export function clockWithHostTsc(p: VmmPort, step: string, side: Side): ClockData {
   const r = p.must(step, side, null, 'KVM_GET_CLOCK');
   const c = clockOut(r);
   const need = KVM_CLOCK_HOST_TSC | KVM_CLOCK_REALTIME;
   if ((c.flags & need) !== need) {
-    throw new StepFailure(step, `KVM_GET_CLOCK on the ${side} gave flags ${c.flags}, without KVM_CLOCK_HOST_TSC|KVM_CLOCK_REALTIME (no master clock): the offset procedure cannot pair the host TSC with realtime`, r.ref);
+    const flags =
+      c.flags & KVM_CLOCK_TSC_STABLE
+        ? `flags ${c.flags} (KVM_CLOCK_TSC_STABLE: a master clock) without KVM_CLOCK_HOST_TSC|KVM_CLOCK_REALTIME, ` +
+          'which the kernel reports only from Linux 5.16 and on a TSC clocksource'
+        : `flags ${c.flags}, without KVM_CLOCK_HOST_TSC|KVM_CLOCK_REALTIME (no master clock)`;
+    throw new StepFailure(step, `KVM_GET_CLOCK on the ${side} gave ${flags}: the offset procedure cannot pair the host TSC with realtime`, r.ref);
   }
   return c;
 }

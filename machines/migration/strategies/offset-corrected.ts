@@ -36,7 +36,11 @@ export function saveOffsets(p: VmmPort, withClockGuest: boolean): OffsetSaved {
  * Steps 4-7: the VM-wide kHz before any vCPU, the destination's (host_tsc, realtime), then each
  * vCPU's offset for tsc_src + ΔT·freq. Mainline kernels pair host_tsc with realtime only under a
  * master clock, which a new VM gets from KVM_SET_CLOCK once its vCPUs exist: so kvmclock is set
- * first (the documented order), and KVM_GET_CLOCK follows.
+ * first (the documented order), and KVM_GET_CLOCK follows. ΔT = time_dst − time_src is the two
+ * hosts' CLOCK_REALTIME apart, as the procedure takes it: it is the time that passed only when
+ * the hosts agree on CLOCK_REALTIME (vcpu.rst: "unless CLOCK_REALTIME is synchronized between the
+ * source and destination"); hosts D apart move the guest TSC by D·freq, backwards when the
+ * destination's is behind (signed, as the proposal writes it: no clamp).
  */
 export function restoreOffsets(p: VmmPort, saved: OffsetSaved, oneOffset: boolean): void {
   // In place the offsets still hold: the TSC keeps running through the pause.
@@ -69,7 +73,8 @@ export const offsetCorrected: Strategy<OffsetSaved, void> = {
     'The cleanup proposal\'s scaling-aware procedure: per vCPU tsc_src = scale(host_tsc_src, ratio_src) + offset (ratio from ' +
     'KVM_VCPU_TSC_SCALE, or as the kernel computes it); the destination sets the VM TSC kHz before creating vCPUs, reads ' +
     'KVM_GET_CLOCK, and writes offset = tsc_src + ΔT·freq − scale(host_tsc_dst, ratio_dst) with ΔT from CLOCK_REALTIME; kvmclock ' +
-    'through KVM_SET_CLOCK {guest_src, time_src, KVM_CLOCK_REALTIME}.',
+    'through KVM_SET_CLOCK {guest_src, time_src, KVM_CLOCK_REALTIME}. ΔT is the elapsed time only if both hosts agree on ' +
+    'CLOCK_REALTIME: hosts D apart move the guest TSC by D (back, if the destination is behind; kvmclock then does not advance).',
   pause(p) {
     p.pauseAll('source');
   },

@@ -18,7 +18,8 @@ export const offsetDocumented: Strategy<Saved, void> = {
     'The kernel documentation\'s procedure: source KVM_GET_CLOCK (tsc_src, guest_src, host_src), every vCPU\'s KVM_VCPU_TSC_OFFSET, ' +
     'KVM_GET_TSC_KHZ; destination KVM_SET_CLOCK {guest_src, host_src, KVM_CLOCK_REALTIME}, KVM_GET_CLOCK (tsc_dest, guest_dest), ' +
     'then ofs_dst = ofs_src − (guest_src − guest_dest)·freq + (tsc_src − tsc_dest) on every vCPU. Right for same-frequency hosts; ' +
-    'wrong under TSC scaling, where host TSC ticks are not guest TSC ticks.',
+    'wrong under TSC scaling, where host TSC ticks are not guest TSC ticks. The elapsed time is what KVM_SET_CLOCK adds from ' +
+    'CLOCK_REALTIME: a destination D ahead moves kvmclock and the TSC D forward; one behind adds nothing (the blackout is lost).',
   pause(p) {
     p.pauseAll('source');
   },

@@ -8,6 +8,7 @@
 // A migration records the release and switches it ran with (MigrationStarted.release/.switches);
 // a log without them ran the release the strategy modelled then (BASELINES below).
 import { preview } from '../../../kvm/args.js';
+import { CodedError } from '../../../lib/coded-error.js';
 
 export type Switches = Record<string, boolean>;
 
@@ -123,6 +124,27 @@ const CH_SWITCHES: Record<string, SwitchDef> = {
 };
 
 const QEMU_SWITCHES: Record<string, SwitchDef> = {
+  kvmclockCtrlEveryVcpu: {
+    arch: 'x86',
+    meaning: 'at resume KVM_KVMCLOCK_CTRL is issued on every vCPU whatever each returns (4c3e250627, run_on_cpu(do_kvmclock_ctrl)); off: the loop returns ' +
+      'at the first vCPU that fails (EINVAL where the guest has no kvmclock on it), so the vCPUs after it never get PVCLOCK_GUEST_STOPPED',
+  },
+  pausedNoPreSaveRead: {
+    arch: 'x86',
+    meaning: 'kvmclock_pre_save() does not read the clock again when the guest was already paused (RUN_STATE_PAUSED) at vm_stop (4173324946, option ' +
+      '`paused`); off: pre-save always re-reads, so kvmclock counts the whole time the guest sat paused before the migration',
+  },
+  tscKhzWithinTolerance: {
+    arch: 'x86',
+    meaning: 'kvm_arch_set_tsc_khz() tries KVM_SET_TSC_KHZ also without KVM_CAP_TSC_CONTROL when the rate is within 250 ppm of the vCPU\'s ' +
+      '(freq_within_bounds(), 74aaddc628); off: only with KVM_CAP_TSC_CONTROL, so a host without scaling must have exactly the saved kHz',
+  },
+  adjustClockStableMask: {
+    arch: 'x86',
+    meaning: 'kvm_has_adjust_clock_stable() tests KVM_CAP_ADJUST_CLOCK & KVM_CLOCK_TSC_STABLE (Ray Zhang, qemu-devel 2022-09); off: == KVM_CLOCK_TSC_STABLE, ' +
+      'false on a 5.16+ host (0xE), so the source\'s KVM_GET_CLOCK counts as unreliable and the resume replaces it by kvmclock_current_nsec(): vCPU 0\'s ' +
+      'pvclock page read at the TSC pinned at the stop (aborting on "Assertion `time.tsc_timestamp <= migration_tsc\' failed")',
+  },
   downtimeAccounting: {
     arch: 'x86',
     meaning:
@@ -216,6 +238,43 @@ export const RELEASES: Record<string, ReleaseTable> = {
   ),
   qemu: table(QEMU_SWITCHES, [
     {
+      version: '2.11.0',
+      note: 'at vm_stop kvm_synchronize_all_tsc() pins every IA32_TSC, then KVM_GET_CLOCK; kvmclock_pre_save() reads it again (6053a86fe7, 2.9); ' +
+        'clock_is_reliable = (KVM_CAP_ADJUST_CLOCK == KVM_CLOCK_TSC_STABLE), migrated in the kvmclock/clock_is_reliable subsection; KVM_SET_CLOCK flags 0 ' +
+        'at resume, then KVM_KVMCLOCK_CTRL per vCPU until one fails; KVM_SET_TSC_KHZ only with KVM_CAP_TSC_CONTROL; TSC_ADJUST before IA32_TSC',
+      source: 'tag v2.11.0 (2017-12-13), the oldest modelled: qemu/qemu 346b1215b1 "kvmclock: use the updated system_timer_msr" (master at 2.10.50, so in ' +
+        '2.11.0) is the last hw/i386/kvm/clock.c change before it; 6053a86fe7 "kvmclock: reduce kvmclock difference on migration" merged at 2.8.50',
+    },
+    {
+      version: '3.1.0',
+      on: ['kvmclockCtrlEveryVcpu'],
+      note: 'KVM_KVMCLOCK_CTRL from each vCPU thread, every vCPU whatever the others returned (the commit says "No functional change"; the loop\'s early ' +
+        'return went with it); 2.12.0\'s c2b01cfec1 (clock_is_reliable false unless the source sends it) changes only migrations from QEMU < 2.9 or ' +
+        'machine types that do not send it',
+      source: 'qemu/qemu 4c3e250627 "kvmclock: run KVM_KVMCLOCK_CTRL ioctl in vcpu thread", on master at 3.0.50 (2018-10-02), so first in v3.1.0',
+    },
+    {
+      version: '4.2.0',
+      on: ['pausedNoPreSaveRead'],
+      note: 'a guest paused before the migration keeps the clock read at its stop (runstate_paused)',
+      source: 'qemu/qemu 4173324946 "migration: Do not re-read the clock on pre_save in case of paused guest", merged at 4.1.50 (f884294bd7, 2019-09-04), ' +
+        'so first in v4.2.0',
+    },
+    {
+      version: '5.1.0',
+      on: ['tscKhzWithinTolerance'],
+      note: 'KVM_SET_TSC_KHZ tried without TSC scaling within 250 ppm (it needs a 5.8+ kernel, "allow TSC to differ by NTP correction bounds")',
+      source: 'qemu/qemu 74aaddc628 "kvm: i386: allow TSC to differ by NTP correction bounds without TSC scaling", on master at 5.0.50 (2020-06-26), ' +
+        'so first in v5.1.0',
+    },
+    {
+      version: '7.2.0',
+      on: ['adjustClockStableMask'],
+      note: 'KVM_GET_CLOCK trusted on 5.16+ hosts again: the resume no longer reads kvmclock from guest memory',
+      source: 'qemu-devel, 2022-09-29: Paolo Bonzini\'s "[PULL 13/14] target/i386/kvm: fix kvmclock_current_nsec: Assertion `time.tsc_timestamp <= ' +
+        'migration_tsc\' failed" (Ray Zhang, posted 2022-09-22), pulled after v7.1.0 (2022-08-30), so first in v7.2.0; its commit id was not found',
+    },
+    {
       version: '10.1.0',
       note: 'mainline kvmclock/TSC handling, unchanged for many releases: at stop every vCPU\'s IA32_TSC (kvm_synchronize_all_tsc) then KVM_GET_CLOCK ' +
         '(kvm_update_clock)',
@@ -268,7 +327,16 @@ const BASELINES: Record<string, { release: string; switches: Switches }> = {
     switches: { zeroDeadlineFilled: true, deadlineAfterTsc: true, kvmclockCtrlAtPause: true, kvmclockCtrl: true, clockRealtimeOptIn: true },
   },
   'cloud-hypervisor': { release: '54.0', switches: { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: false, arm64Downtime: true } },
-  qemu: { release: '10.1.0', switches: { downtimeAccounting: false } },
+  qemu: {
+    release: '10.1.0',
+    switches: {
+      kvmclockCtrlEveryVcpu: true,
+      pausedNoPreSaveRead: true,
+      tscKhzWithinTolerance: true,
+      adjustClockStableMask: true,
+      downtimeAccounting: false,
+    },
+  },
   crosvm: { release: '0.1.0', switches: {} },
 };
 
@@ -340,9 +408,17 @@ function compareVersions(a: number[], b: number[]): number {
   return 0;
 }
 
-/** A strategy string that does not resolve: the message says why (the caller gives it its code). */
-export class ReleaseSpecError extends Error {
-  override name = 'ReleaseSpecError';
+/**
+ * A strategy spec that does not resolve: invalid_request, the message saying why, details.field
+ * naming the request field it came from. Handlers answer it as it is (no layer re-wraps it).
+ */
+export class ReleaseSpecError extends CodedError<'invalid_request'> {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super('invalid_request', message, { field });
+  }
 }
 
 /** The strategy name of a spec ("name", "name@1.2", "name+sw=true"), without resolving it. */
@@ -354,13 +430,16 @@ export function strategyNameOf(spec: string): string {
  * Resolve "name[@X.Y[.Z]][+switch=true|false,...]" for a known strategy name: the newest modelled
  * release at or below the version (the bare name: the newest), with the
  * switches overridden. Throws ReleaseSpecError for a version older than every modelled release or
- * newer than the newest published one, a malformed version or override, or an unknown switch.
+ * newer than the newest published one, a malformed version or override, or an unknown switch;
+ * its field is `strategy`, or the field a caller names (whose name then leads the message, as a
+ * schema error's does: "releases: qemu 0.1 is older than ...").
  */
-export function resolveStrategyRelease(spec: string): StrategyRelease {
+export function resolveStrategyRelease(spec: string, from?: { field: string }): StrategyRelease {
+  const refuse = (why: string) => new ReleaseSpecError(from?.field ?? 'strategy', from ? `${from.field}: ${why}` : why);
   const name = strategyNameOf(spec);
   const rest = spec.slice(name.length);
   const m = /^(?:@([^+]*))?(?:\+(.*))?$/s.exec(rest);
-  if (!m) throw new ReleaseSpecError(`malformed strategy ${preview(spec)} (expected name[@X.Y[.Z]][+switch=true|false,...])`);
+  if (!m) throw refuse(`malformed strategy ${preview(spec)} (expected name[@X.Y[.Z]][+switch=true|false,...])`);
   const [, version, overrides] = m;
   const t = releaseTable(name);
   const known = t.releases.map((r) => r.version).join(', ');
@@ -368,23 +447,25 @@ export function resolveStrategyRelease(spec: string): StrategyRelease {
   if (version === undefined) base = bareRelease(name);
   else {
     const want = parseVersion(version);
-    if (!want) throw new ReleaseSpecError(`malformed version ${preview(version)} in strategy ${preview(spec)} (expected X.Y[.Z]; modelled: ${known})`);
+    if (!want) throw refuse(`malformed version ${preview(version)} in strategy ${preview(spec)} (expected X.Y[.Z]; modelled: ${known})`);
     if (t.newest && compareVersions(want, parseVersion(t.newest.version)!) > 0) {
       const { version: newest, source } = t.newest;
-      throw new ReleaseSpecError(`unknown release ${name} ${version}: the newest ${name} release is ${newest} (${source}): did you mean '${newest}'?`);
+      throw refuse(`unknown release ${name} ${version}: the newest ${name} release is ${newest} (${source}): did you mean '${newest}'?`);
     }
     const r = [...t.releases].reverse().find((x) => compareVersions(parseVersion(x.version)!, want) <= 0);
-    if (!r) throw new ReleaseSpecError(`${name} ${version} is older than every modelled release (modelled: ${known})`);
+    if (!r) throw refuse(`${name} ${version} is older than every modelled release (modelled: ${known})`);
     base = { strategy: name, release: r.version, switches: { ...r.switches } };
   }
   if (overrides === undefined) return base;
   const switches = { ...base.switches };
   for (const part of overrides.split(',')) {
     const [k, v, extra] = part.split('=');
-    if (!k || (v !== 'true' && v !== 'false') || extra !== undefined) throw new ReleaseSpecError(`bad switch override ${preview(part)} in strategy ${preview(spec)} (expected switch=true|false)`);
+    if (!k || (v !== 'true' && v !== 'false') || extra !== undefined) {
+      throw refuse(`bad switch override ${preview(part)} in strategy ${preview(spec)} (expected switch=true|false)`);
+    }
     if (!(k in t.switches)) {
       const names = Object.keys(t.switches);
-      throw new ReleaseSpecError(`unknown switch ${preview(k)} for ${name} (${names.length ? `switches: ${names.join(', ')}` : 'it has none'})`);
+      throw refuse(`unknown switch ${preview(k)} for ${name} (${names.length ? `switches: ${names.join(', ')}` : 'it has none'})`);
     }
     switches[k] = v === 'true';
   }
