@@ -6,7 +6,7 @@
 import { hostRealtimeNs } from '../../kvm/host.js';
 import { simulateGuest } from '../guest/model.js';
 import type { GuestSettings } from '../guest/settings.js';
-import type { GuestInput, GuestReport } from '../guest/types.js';
+import type { GuestCarry, GuestInput, GuestReport } from '../guest/types.js';
 import { vmStreamId, type IoctlIssuedData } from '../vm/events.js';
 import { guestClocksAt, guestCountersAt } from '../vm/view.js';
 import type { AuditFrame, Side } from './frame.js';
@@ -98,8 +98,9 @@ export function guestInputOf(f: AuditFrame): GuestInput {
 }
 
 /** The guest's simulation for an audit frame (x86 guests with a TSC rate, and arm64 guests). */
-export function guestOf(f: AuditFrame, s: GuestSettings): GuestReport | null {
+export function guestOf(f: AuditFrame, s: GuestSettings, carried: GuestCarry | null = null): GuestReport | null {
   const inp = guestInputOf(f);
+  if (carried) inp.carried = carried;
   if (!inp.vcpus.length || inp.counterHz === 0n) return null;
   return simulateGuest(inp, s);
 }

@@ -29,7 +29,7 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
   const watchdog = clocksourceWatchdogConfig(clocks.clocksources, s);
   const log: GuestLogEntry[] = [];
   const printk: Printk = (t, cpu, text) => log.push({ timeNs: t, guestNs: clocks.localClock(t, cpu), vcpu: cpu, text }) - 1;
-  const before = timekeepingInit(clocks.clocksources, s.clocksource).clocksource;
+  const before = inp.carried?.clocksource ?? timekeepingInit(clocks.clocksources, s.clocksource).clocksource;
   const report: GuestReport = {
     kernel: s.kernel,
     clocksource: {

@@ -31,6 +31,6 @@ describe('the renderers', () => {
         n++;
       }
     }
-    expect(n).toBe(32);
+    expect(n).toBe(34);
   });
 });
