@@ -1,7 +1,11 @@
 // A guest's whole life (machines/life, handler timeline): the guest recorded with its VM, the
 // state it carries across standbys and migrations, its time sources, and its hosts' real TSC rate.
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { newLedger, type Ledger } from '../helpers/ledger.js';
+import { ENGINE_NAMES, newLedger, type Ledger } from '../helpers/ledger.js';
+
+const root = join(import.meta.dirname, '..', '..');
 
 let l: Ledger;
 beforeEach(() => {
@@ -103,5 +107,63 @@ describe('a host whose TSC runs slow', () => {
     const off = BigInt(end.realtimeErrorNs) - expected;
     expect(off > -1_000_000n && off < 1_000_000n).toBe(true);
     expect(life.findings.find((f: { code: string }) => f.code === 'unsynchronised_drift').message).toContain('20.000 ppm slow');
+  });
+});
+
+/** Two qemu migrations a → b → a with a 20 ms pre-save gap (each steps kvmclock 20 ms ahead of the TSC). */
+async function twoQemuMigrations(guest: object | undefined) {
+  await l.ok('createHost', { hostId: 'a', tscKhz: 3_000_000, initialTsc: '600000000000' });
+  await l.ok('createHost', { hostId: 'b', tscKhz: 3_000_000, initialTsc: '9000000000000' });
+  await l.ok('createVm', { vmId: 'v', hostId: 'a', vcpus: 2, ...(guest ? { guest } : {}) });
+  await l.ok('runVcpu', { vmId: 'v' });
+  for (let v = 0; v < 2; v++) await l.ok('guest', { vmId: 'v', vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
+  await l.ok('advanceTime', { ns: '2000000000' });
+  const m1 = await l.ok('migrate', { vmId: 'v', toHost: 'b', strategy: 'qemu', blackoutNs: '300000000', preSaveGapNs: '20000000', vmmLatencyNs: '0' });
+  await l.ok('advanceTime', { ns: '30000000000' });
+  const m2 = await l.ok('migrate', { vmId: 'v.m1', toHost: 'a', strategy: 'qemu', blackoutNs: '300000000', preSaveGapNs: '20000000', vmmLatencyNs: '0' });
+  await l.ok('advanceTime', { ns: '30000000000' });
+  return [m1.audit, m2.audit];
+}
+const codes = (a: { findings: { code: string }[] }) => a.findings.map((f) => f.code);
+
+describe('a tsc marked unstable', () => {
+  it('in the first of two migrations is not marked again in the second', async () => {
+    const [a1, a2] = await twoQemuMigrations({ kernel: '6.6' });
+    expect(codes(a1)).toContain('watchdog_tsc_unstable');
+    expect(codes(a2)).not.toContain('watchdog_tsc_unstable');
+    expect(a2.guest.log.some((e: { text: string }) => e.text.includes("Marking clocksource 'tsc' as unstable"))).toBe(false);
+    // the log's audit is the one migrate answered
+    expect((await l.ok('audit', { migrationId: 'm2' })).audit).toEqual(a2);
+    const life = (await l.ok('timeline', { vmId: 'v.m2' })).timeline;
+    expect(life.vmIds).toEqual(['v', 'v.m1', 'v.m2']);
+    expect(life.findings.filter((f: { code: string }) => f.code === 'tsc_marked_unstable').map((f: { migrationId: string }) => f.migrationId)).toEqual(['m1']);
+  });
+
+  it('a VM recorded without a guest keeps its audits as before: each stop alone, the tsc marked again', async () => {
+    const [a1, a2] = await twoQemuMigrations(undefined);
+    expect(codes(a1)).toContain('watchdog_tsc_unstable');
+    expect(codes(a2)).toContain('watchdog_tsc_unstable');
+  });
+});
+
+describe.each(ENGINE_NAMES)('the same timeline (%s)', (engine) => {
+  beforeEach(() => {
+    l.cleanup();
+    l = newLedger(engine);
+  });
+
+  it('from a fresh process, from any of its VM ids, and under the recorded profile re-executed', async () => {
+    await twoQemuMigrations({ ntp: { client: 'none' } });
+    const t = (await l.ok('timeline', { vmId: 'v', stepNs: '1000000000' })).timeline;
+    expect(t.samples.length).toBeGreaterThan(60);
+    // kvmclock is saved after the 20 ms pre-save gap and restored as saved: each migration loses its
+    // 300 ms blackout (−600 ms in all, to its ns rounding), and nothing corrects CLOCK_REALTIME
+    expect(BigInt(t.samples.at(-1).realtimeErrorNs) / 1_000_000n).toBe(-600n);
+    expect((await l.ok('timeline', { vmId: 'v.m2', stepNs: '1000000000' })).timeline).toEqual(t);
+    expect((await l.ok('timeline', { vmId: 'v.m1', stepNs: '1000000000', profile: 'linux-6.6' })).timeline).toEqual(t);
+    if (engine === 'sqlite') {
+      const script = `import('${join(root, 'dist/index.js')}').then(async (m) => { const r = await m.handlers.timeline({ vmId: 'v.m1', stepNs: '1000000000' }, { db: ${JSON.stringify(l.db)} }); process.stdout.write(JSON.stringify(r)); process.exit(0); })`;
+      expect(JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }))).toEqual({ ok: true, format: 'json', timeline: t });
+    }
   });
 });
