@@ -12,18 +12,22 @@
 // the host's TSC, and so kvmclock (KVM's master clock runs on CLOCK_MONOTONIC_RAW), runs at its
 // real rate: an unsynchronised guest drifts at that rate's error without anyone giving a ppm.
 import { NSEC_PER_SEC } from '../../kvm/arith.js';
-import { hostRealtimeNs, type HostState } from '../../kvm/host.js';
+import { hostCounter, hostRealtimeNs, type HostState } from '../../kvm/host.js';
+import { guestPvclockRead } from '../../kvm/x86/clock.js';
+import { kvmReadL1Tsc } from '../../kvm/x86/tsc.js';
+import { catchupTickDue } from '../../kvm/x86/vm.js';
 import { auditOnce } from '../audit/audit-core.js';
 import type { AuditOverrides } from '../audit/overrides.js';
 import type { AuditReport } from '../audit/report.js';
-import type { AuditSource } from '../audit/source.js';
+import type { AuditSource, LoggedEvent } from '../audit/source.js';
 import { guestClocksources } from '../guest/state.js';
 import { timekeepingInit } from '../guest/clocks.js';
 import type { ClocksourceName } from '../guest/clocksource.js';
 import { ntpUpdate, type NtpState } from '../guest/ntp.js';
 import { guestSettings, ntpPollNs, type GuestOverrides, type GuestSettings } from '../guest/settings.js';
 import type { GuestCarry } from '../guest/types.js';
-import type { EvolveOptions, VmRecord } from '../vm/evolve.js';
+import { applyVmEvent, cloneVmRecord, x86Ctx, type EvolveOptions, type VmRecord } from '../vm/evolve.js';
+import type { VmEvent } from '../vm/events.js';
 import { guestClocksAt, guestCountersAt } from '../vm/view.js';
 import { hasRecordedGuest, lineageOf, recordedGuestAt, type Lineage, type LifeStop } from './lineage.js';
 
@@ -129,37 +133,48 @@ interface Reading {
   realtime: bigint;
 }
 
-/** Reads the guest's clocks on the line's VMs, through the state in force at each instant (each state rebuilt once). */
+/** Reads the guest's clocks on the line's VMs, through the state in force at each instant. */
 class LineReader {
-  private times = new Map<string, bigint[]>();
-  private recs = new Map<string, VmRecord | null>();
+  /** per VM: its events, how many are applied to `rec` (a private copy folded forward) */
+  private cursors = new Map<string, { events: LoggedEvent[]; applied: number; rec: VmRecord | null }>();
   private hosts = new Map<string, HostState | null>();
-  /** (a source reading the log under another profile rebuilds every state under it) */
-  constructor(private readonly src: AuditSource) {}
+  /** (a source reading the log under another profile rebuilds every state under it; `opts` re-executes the same way) */
+  constructor(
+    private readonly src: AuditSource,
+    private readonly opts: EvolveOptions,
+  ) {}
 
-  private eventTimes(vmId: string): bigint[] {
-    let ts = this.times.get(vmId);
-    if (!ts) {
-      ts = this.src.vmEvents(vmId, 0).map((e) => e.time);
-      this.times.set(vmId, ts);
-    }
-    return ts;
-  }
-
-  /** The VM's state after its last event at or before t. */
+  /**
+   * The VM's state after its last event at or before t. Asked in time order (the life runs
+   * forward), each event is applied once to a private copy; asked back in time, the state is
+   * rebuilt from the log at that version.
+   */
   rec(vmId: string, t: bigint): VmRecord | null {
-    const ts = this.eventTimes(vmId);
-    let lo = 0;
-    let hi = ts.length; // the number of events at or before t
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (ts[mid]! <= t) lo = mid + 1;
-      else hi = mid;
+    let c = this.cursors.get(vmId);
+    if (!c) {
+      c = { events: this.src.vmEvents(vmId, 0), applied: 0, rec: null };
+      this.cursors.set(vmId, c);
     }
-    if (lo === 0) return null;
-    const key = `${vmId}\u0000${lo}`;
-    if (!this.recs.has(key)) this.recs.set(key, this.src.vmAt(vmId, lo));
-    return this.recs.get(key)!;
+    const ev = c.events;
+    if (c.applied > 0 && ev[c.applied - 1]!.time > t) {
+      let lo = 0;
+      let hi = ev.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (ev[mid]!.time <= t) lo = mid + 1;
+        else hi = mid;
+      }
+      const back = lo === 0 ? null : this.src.vmAt(vmId, lo);
+      c.rec = back ? cloneVmRecord(back) : null;
+      c.applied = lo;
+    }
+    const opts = { ...this.opts, noResult: true };
+    while (c.applied < ev.length && ev[c.applied]!.time <= t) {
+      const e = ev[c.applied]!;
+      c.rec = applyVmEvent(c.rec, { type: e.type, data: e.data } as VmEvent, e.time, opts).rec;
+      c.applied++;
+    }
+    return c.rec;
   }
 
   host(hostId: string, t: bigint): HostState | null {
@@ -177,6 +192,15 @@ class LineReader {
     if (rec.arm64) {
       const c = guestCountersAt(rec, host, t)[0];
       return c ? { counter: c.cntvct, kvmclock: null, realtime } : null;
+    }
+    const vm = rec.x86;
+    const v0 = vm?.vcpus[0];
+    if (!vm || !v0) return null;
+    // the boot vCPU read as the guest reads it (kvm_read_l1_tsc(), then its pvclock page); a VM in
+    // software TSC catch-up is read through guestClocksAt, which takes its pending tick first
+    if (catchupTickDue(vm, rec.lastTime, t) === null) {
+      const tsc = kvmReadL1Tsc(x86Ctx(rec, { t, tsc: hostCounter(host, t), rawNs: 0n, realNs: realtime }), v0, hostCounter(host, t));
+      return { counter: tsc, kvmclock: v0.pvti ? guestPvclockRead(v0.pvti, tsc) : null, realtime };
     }
     const v = guestClocksAt(rec, host, t).vcpus[0];
     return v ? { counter: v.tsc, kvmclock: v.kvmclock, realtime } : null;
@@ -287,7 +311,7 @@ export function guestLife(src: AuditSource, vmId: string, opts: LifeOptions = {}
 
 function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): GuestLife | null {
   const evolve = opts.evolve ?? {};
-  const reader = new LineReader(src);
+  const reader = new LineReader(src, evolve);
   const root = lineage.vmIds[0]!;
   const rootNow = src.vmAtTime(root, opts.until ?? src.now());
   if (!rootNow) return null;
@@ -369,7 +393,8 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
 
   /** one update of the client (network NTP or its refclock), at t on the guest's CLOCK_MONOTONIC's k-th poll */
   const ntpSourceName = (): 'chrony' | 'ntpd' | 'ptp_kvm' => (settings.ntp.refclock === 'ptp_kvm' ? 'ptp_kvm' : (settings.ntp.client as 'chrony' | 'ntpd'));
-  const ntpUpdateAt = (vmId: string, t: bigint, k: bigint) => {
+  /** one update; returns CLOCK_REALTIME's error after it */
+  const ntpUpdateAt = (vmId: string, t: bigint, k: bigint): bigint => {
     const r = reader.read(vmId, t)!;
     const raw = rawError(r);
     const e = raw + correctionAt(corr, t);
@@ -384,24 +409,27 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
       ntpExited = true;
       marks.push({ timeNs: t, kind: 'correction', vmId, text: `ntpd exits: offset ${fmtS(e)} beyond its panic threshold`, source });
       findings.push({ code: 'ntpd_exited', severity: 'fail', timeNs: t, message: `ntpd exits at an offset of ${fmtS(e)}: nothing corrects the clock after` });
-      return;
+      return raw + correctionAt(corr, t);
     }
     if (res.action === 'step') {
       corr = { ...corr, base: corr.base - e, slewLeft: 0n };
       marks.push({ timeNs: t, kind: 'correction', vmId, source, action: 'step', beforeNs: e, afterNs: 0n, text: `${source} steps CLOCK_REALTIME by ${fmtS(-e)}` });
-      return;
+      return raw + correctionAt(corr, t);
     }
     if (res.action === 'slew' && e !== 0n) {
       corr = { ...corr, slewLeft: e, slewPpb: settings.ntp.maxSlewPpb };
       if (abs(e) > tolerance) marks.push({ timeNs: t, kind: 'correction', vmId, source, action: 'slew', beforeNs: e, text: `${source} slews ${fmtS(-e)}` });
     }
+    return raw + correctionAt(corr, t);
   };
-  const agentAt = (vmId: string, t: bigint) => {
+  /** one check of the agent; returns CLOCK_REALTIME's error after it */
+  const agentAt = (vmId: string, t: bigint): bigint | null => {
     const e = errorAt(vmId, t);
-    if (e === null || abs(e) <= settings.agent!.stepAboveNs) return;
+    if (e === null || abs(e) <= settings.agent!.stepAboveNs) return e;
     corr = rebase(corr, t);
     corr = { ...corr, base: corr.base - e, slewLeft: 0n };
     marks.push({ timeNs: t, kind: 'correction', vmId, source: 'agent', action: 'step', beforeNs: e, afterNs: 0n, text: `the guest agent steps CLOCK_REALTIME by ${fmtS(-e)}` });
+    return 0n;
   };
 
   let refclockLost = false;
@@ -523,19 +551,19 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
       const next = [tNtp, tAgent, step !== null ? nextSample : null].filter((x): x is bigint => x !== null && x < span.until);
       if (!next.length) break;
       const t = next.reduce((a, b) => (b < a ? b : a));
+      let e: bigint | null;
       if (t === tNtp) {
-        ntpUpdateAt(vmId, t, kNtp);
+        e = ntpUpdateAt(vmId, t, kNtp);
         kNtp++;
         tNtp = ntpExited ? null : t + poll;
       } else if (t === tAgent) {
-        agentAt(vmId, t);
+        e = agentAt(vmId, t);
         tAgent = t + settings.agent!.everyNs;
       } else {
         sample(vmId, t);
         nextSample += step!;
         continue;
       }
-      const e = errorAt(vmId, t);
       if (e !== null) {
         if (cycle && cycle.correctedAt === null && cycle.resumeTime !== null && abs(e) <= tolerance && marks[marks.length - 1]?.timeNs === t) {
           cycle.correctedAt = t;
