@@ -1,10 +1,10 @@
 // The answers of the life handlers (timeline, configureGuest), for people: the guest's stops with
 // the error each left and who corrected it, its findings, and its corrections.
-import { nsReadable } from '../../../lib/units.js';
+import { nsExactAndReadable, nsReadable } from '../../../lib/units.js';
 import type { ResponseOf } from '../../responses.js';
 import { keyValues, table } from '../format.js';
 
-const signed = (ns: string | null | undefined): string => (ns === null || ns === undefined ? '-' : ns.startsWith('-') ? `−${nsReadable(ns.slice(1))}` : nsReadable(ns));
+const signed = (ns: string | null | undefined): string => (ns === null || ns === undefined ? '-' : nsReadable(ns));
 const since = (t: string, start: string): string => nsReadable((BigInt(t) - BigInt(start)).toString());
 
 /** timeline: the page as it is (--html), or the life in text. */
@@ -19,8 +19,8 @@ export function renderTimeline(r: ResponseOf<'timeline'>): string {
       ['life', `${nsReadable((BigInt(l.endNs) - BigInt(l.startNs)).toString())} of true time, ${l.cycles.length} stops, ${l.samples.length} samples`],
       ['time sources', `${s.ntp.client}${s.ntp.refclock ? ` + refclock ${s.ntp.refclock}` : ''}${s.agent ? `, agent every ${nsReadable(s.agent.everyNs)} (steps above ${nsReadable(s.agent.stepAboveNs)})` : ''}`],
       ['tolerance', nsReadable(l.toleranceNs)],
-      ['CLOCK_REALTIME now', signed(last?.realtimeErrorNs)],
-      ['kvmclock now', signed(last?.kvmclockErrorNs)],
+      ['CLOCK_REALTIME now', nsExactAndReadable(last?.realtimeErrorNs) || '-'],
+      ['kvmclock now', nsExactAndReadable(last?.kvmclockErrorNs) || '-'],
       ['clocksource now', last?.clocksource ?? '-'],
     ]),
   ];
