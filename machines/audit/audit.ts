@@ -32,6 +32,8 @@ export function auditMigration(store: EventStore, ...args: AuditArgs): AuditRepo
  * (machines/life). A guest with neither is audited from a guest fresh at the stop, as always.
  */
 export function auditFrom(src: AuditSource, ...[migrationId, thresholds = {}, opts = {}]: AuditArgs): AuditReport | null {
+  // a log with no recorded guest (every log recorded before guests were): each stop alone, as always
+  if (!src.hasRecordedGuests()) return auditOnce(src, migrationId, thresholds, opts, null);
   const m = src.migration(migrationId);
   if (!m) return null;
   const stop = BigInt(m.state.phases.find((p) => p.phase === 'pausing')?.time ?? m.state.startedAt);

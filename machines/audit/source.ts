@@ -42,6 +42,8 @@ export interface AuditSource {
   migrationIds(): string[];
   /** the guest recorded with a VM (null: none, the default guest) */
   guestConfig(vmId: string): GuestConfigState | null;
+  /** whether the log holds any recorded guest (none: every audit is of a guest fresh at its stop, as before guests were recorded) */
+  hasRecordedGuests(): boolean;
   /** the ledger's true time now (the end of every guest's life so far) */
   now(): bigint;
 }
@@ -94,6 +96,7 @@ export function logAuditSource(store: EventStore, opts: EvolveOptions = {}): Aud
     firstRun: (vmId, vcpus) => firstRunOf(kvmRunRows(store, vmStreamId(vmId)), vcpus),
     migrationIds: () => store.streams(MIGRATION_STREAM_PREFIX).map((sid) => migrationIdOf(sid)!),
     guestConfig: (vmId) => (store.streamVersion(guestStreamId(vmId)) ? rebuildStream<GuestConfigState>(store, guestStreamId(vmId)).state : null),
+    hasRecordedGuests: () => store.countCategory('guest') > 0,
     now: () => rebuildStream<LedgerState>(store, LEDGER_STREAM).state?.now ?? 0n,
   };
 }
@@ -172,6 +175,7 @@ export function sessionAuditSource(session: Session, written: WrittenEvent[], st
     // the session has committed: the log holds every migration and guest it recorded
     migrationIds: () => log.migrationIds(),
     guestConfig: (vmId) => log.guestConfig(vmId),
+    hasRecordedGuests: () => log.hasRecordedGuests(),
     now: () => log.now(),
     positionOfVersion: (streamId, version) => positions.get(`${streamId}\u0000${version}`) ?? log.positionOfVersion(streamId, version),
     // the log up to this session, then what it recorded (a VM this session created is in neither part alone)

@@ -26,6 +26,7 @@ export function memoAuditSource(src: AuditSource): AuditSource {
     firstRun: memo(src.firstRun.bind(src)),
     migrationIds: memo(src.migrationIds.bind(src)),
     guestConfig: memo(src.guestConfig.bind(src)),
+    hasRecordedGuests: memo(src.hasRecordedGuests.bind(src)),
     now: memo(src.now.bind(src)),
   };
 }
