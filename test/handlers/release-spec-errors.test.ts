@@ -35,7 +35,9 @@ describe('ReleaseSpecError', () => {
     expect([named.field, named.details]).toEqual(['releases', { field: 'releases' }]);
     expect(named.message).toBe(`releases: ${e.message}`);
     const sw = thrown(() => resolveStrategyRelease('qemu+nope=true')) as ReleaseSpecError;
-    expect(sw.message).toBe("unknown switch 'nope' for qemu (switches: downtimeAccounting)");
+    expect(sw.message).toBe(
+      "unknown switch 'nope' for qemu (switches: kvmclockCtrlEveryVcpu, pausedNoPreSaveRead, tscKhzWithinTolerance, adjustClockStableMask, downtimeAccounting)",
+    );
   });
 
   it('reaches the caller as { code, message, details: { field } } from bisectReleases and conformance, and as a schema issue from migrate', async () => {
