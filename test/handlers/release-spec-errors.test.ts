@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeStores } from '../../handlers/context.js';
 import { CodedError } from '../../lib/coded-error.js';
-import { ReleaseSpecError, resolveStrategyRelease } from '../../machines/migration/strategies/releases.js';
+import { type ReleaseSpecError, resolveStrategyRelease } from '../../machines/migration/strategies/releases.js';
 import { newLedger, type Ledger } from '../helpers/ledger.js';
 
 const OLDER = /^qemu 0\.1 is older than every modelled release \(modelled: [0-9., ]+\)$/;

@@ -171,7 +171,7 @@ describe('the audit report, byte for byte', () => {
       if (update && engine === 'sqlite') return;
       expect(golden[s.name], `no golden reports for ${s.name}`).toBeDefined();
       expect(audits.length).toBe(golden[s.name]!.length);
-      audits.forEach((a, i) => expect(a, `${s.name}, report ${i}`).toBe(golden[s.name]![i]));
+      for (const [i, a] of audits.entries()) expect(a, `${s.name}, report ${i}`).toBe(golden[s.name]![i]);
     });
   }
 
@@ -181,6 +181,6 @@ describe('the audit report, byte for byte', () => {
     expect([...codes].sort()).toEqual(Object.keys(FINDING_CODES).sort());
     expect(new Set(all.map((a) => a.verdict))).toEqual(new Set(['pass', 'warn', 'fail', 'in_flight']));
     expect(new Set(all.map((a) => a.status))).toEqual(new Set(['completed', 'failed', 'running']));
-    if (update) writeFileSync(FIXTURE, JSON.stringify(produced, null, 1) + '\n');
+    if (update) writeFileSync(FIXTURE, `${JSON.stringify(produced, null, 1)}\n`);
   });
 });

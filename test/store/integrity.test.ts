@@ -56,7 +56,7 @@ describe.each(ENGINES)('$name', (engine: Engine) => {
         rowHash('req-b', 3, 3, h3, '{"positions":[3]}'),
       ];
       let digest = GENESIS_HASH;
-      rows.forEach((h, i) => (digest = sha(`requests\n${digest}\n${i + 1}\n${h}`)));
+      for (const [i, h] of rows.entries()) digest = sha(`requests\n${digest}\n${i + 1}\n${h}`);
       const v = await s.verify();
       expect(v).toMatchObject({ intact: true, head: { position: 3, requests: { seq: 3, hash: digest } }, coverage: { requests: 3 } });
       expect(await engine.query(loc, 'SELECT request_id, seq FROM requests ORDER BY seq')).toEqual([
