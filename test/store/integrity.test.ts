@@ -1,7 +1,7 @@
 // What verify checks beside the chain, at the store's level and on both engines: the requests'
 // numbers and digest (the anchor's second half), the request ids events carry, the wake instants
 // events record, and snapshot bindings; with a replayer, what only a replay can tell. Expected
-// digests and bindings are computed here from their definitions (README, "What verify checks"), not by the
+// digests and bindings are computed here from their definitions (docs/guide.md, "What verify checks"), not by the
 // store's functions.
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
