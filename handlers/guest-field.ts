@@ -35,7 +35,10 @@ export const guestObject = z
       .optional(),
     sleeperPeriodNs: u64Field.refine((v) => v >= 1_000_000n, 'at least 1 ms').optional(),
     horizonNs: u64Field.refine((v) => v <= 600_000_000_000n, 'at most 600 s').optional(),
-    agent: z.object({ everyNs: u64Field.refine((v) => v >= 1_000_000n, 'at least 1 ms'), stepAboveNs: u64Field }).strict().optional(),
+    agent: z
+      .object({ everyNs: u64Field.refine((v) => v >= 1_000_000n, 'at least 1 ms'), stepAboveNs: u64Field })
+      .strict()
+      .optional(),
   })
   .strict();
 

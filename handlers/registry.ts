@@ -30,11 +30,15 @@ export const REGISTRY = {
   adjustRealtime: entry('hosts', 'write', "step a host's CLOCK_REALTIME (stepNs) and/or set its NTP slew (slewPpm)"),
   listHosts: entry('hosts', 'read', 'the hosts in the log: architecture, kernel profile, counter frequency, vendor and TSC scaling'),
   advanceTime: entry('hosts', 'write', 'let simulated true time pass (ns; 0 reads the time); delayed kernel work fires on the way'),
-  createVm: entry('vms', 'write', 'create a VM on a host (KVM_CREATE_VM), optionally set its TSC kHz, then create its vCPUs one by one; `guest` records its guest'),
+  createVm: entry(
+    'vms',
+    'write',
+    'create a VM on a host (KVM_CREATE_VM), optionally set its TSC kHz, then create its vCPUs one by one; `guest` records its guest',
+  ),
   configureGuest: entry(
     'vms',
     'write',
-    "change the guest recorded with a VM (kernel, clocksource and boot parameters, NTP client and refclock, guest agent): later audits, replays and timelines use it",
+    'change the guest recorded with a VM (kernel, clocksource and boot parameters, NTP client and refclock, guest agent): later audits, replays and timelines use it',
   ),
   destroyVm: entry('vms', 'write', 'destroy a VM (close its fd)'),
   listVms: entry('vms', 'read', 'the VMs in the log (optionally those of one host): host, kernel profile, lifecycle, vCPUs and how many are in KVM_RUN'),
@@ -108,8 +112,8 @@ export const REGISTRY = {
   bisectReleases: entry(
     'replay',
     'read',
-    "find the first VMM release whose re-run of a recorded migration changes its audit (a finding, a field, " +
-      "or the verdict), and with switches the behaviour switch responsible",
+    'find the first VMM release whose re-run of a recorded migration changes its audit (a finding, a field, ' +
+      'or the verdict), and with switches the behaviour switch responsible',
   ),
   demo: entry('demo', 'write', 'migrate the same 4-vCPU guest with every strategy between two hosts and compare the audits'),
   matrix: entry(

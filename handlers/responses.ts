@@ -17,7 +17,17 @@ import type * as vms from './use-cases/vms.js';
 import type * as life from './use-cases/life.js';
 
 /** Every use-case module's exports (the handlers among them by their registry names). */
-type Exports = typeof hosts & typeof vms & typeof events & typeof log & typeof migrations & typeof replay & typeof demo & typeof traces & typeof exporting & typeof matrix & typeof life;
+type Exports = typeof hosts &
+  typeof vms &
+  typeof events &
+  typeof log &
+  typeof migrations &
+  typeof replay &
+  typeof demo &
+  typeof traces &
+  typeof exporting &
+  typeof matrix &
+  typeof life;
 
 /** What the handler called N returns from run(), before it becomes JSON. */
 export type RunResultOf<N extends HandlerName> = Exports[N] extends DefinedHandler<infer O> ? O : never;

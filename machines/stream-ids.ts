@@ -16,7 +16,10 @@ export const traceStreamId = (traceId: string): string => `${TRACE_STREAM_PREFIX
 export const matrixStreamId = (matrixId: string): string => `${MATRIX_STREAM_PREFIX}${matrixId}`;
 export const guestStreamId = (vmId: string): string => `${GUEST_STREAM_PREFIX}${vmId}`;
 
-const idAfter = (prefix: string) => (streamId: string): string | null => (streamId.startsWith(prefix) ? streamId.slice(prefix.length) : null);
+const idAfter =
+  (prefix: string) =>
+  (streamId: string): string | null =>
+    streamId.startsWith(prefix) ? streamId.slice(prefix.length) : null;
 /** The VM, migration or trace a stream id names (null: a stream of another kind). */
 export const vmIdOf = idAfter(VM_STREAM_PREFIX);
 export const migrationIdOf = idAfter(MIGRATION_STREAM_PREFIX);

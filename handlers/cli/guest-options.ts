@@ -14,9 +14,19 @@ const GUEST_FLAGS: readonly (CliOption & { path: string })[] = [
   { flags: '--ntp-poll <duration>', description: "the NTP client's poll", value: 'duration', path: 'ntp.pollNs' },
   { flags: '--makestep-threshold <duration>', description: 'chrony makestep threshold', value: 'duration', path: 'ntp.makestepThresholdNs' },
   { flags: '--makestep-limit <n>', description: 'chrony makestep limit (-1: no limit)', value: 'number', path: 'ntp.makestepLimit' },
-  { flags: '--refclock <driver>', description: "chrony's PHC refclock on /dev/ptp0 (ptp_kvm: the host's clock through KVM_HC_CLOCK_PAIRING)", choices: ['ptp_kvm'], path: 'ntp.refclock' },
+  {
+    flags: '--refclock <driver>',
+    description: "chrony's PHC refclock on /dev/ptp0 (ptp_kvm: the host's clock through KVM_HC_CLOCK_PAIRING)",
+    choices: ['ptp_kvm'],
+    path: 'ntp.refclock',
+  },
   { flags: '--refclock-poll <duration>', description: "the refclock's poll (default 16 s)", value: 'duration', path: 'ntp.refclockPollNs' },
-  { flags: '--agent-every <duration>', description: 'a guest agent checking CLOCK_REALTIME against the host this often', value: 'duration', path: 'agent.everyNs' },
+  {
+    flags: '--agent-every <duration>',
+    description: 'a guest agent checking CLOCK_REALTIME against the host this often',
+    value: 'duration',
+    path: 'agent.everyNs',
+  },
   { flags: '--agent-step-above <duration>', description: 'the error beyond which the agent steps it', value: 'duration', path: 'agent.stepAboveNs' },
 ];
 

@@ -41,11 +41,23 @@ export const timeline = defineHandler({
       const first = src.firstRun(req.vmId, [0]);
       const span = first === null ? 0n : src.now() - first;
       if (span / req.stepNs > BigInt(MAX_TIMELINE_SAMPLES)) {
-        throw new HandlerError('invalid_request', `stepNs ${req.stepNs} gives more than ${MAX_TIMELINE_SAMPLES} samples over this life; ask for a longer step`, { field: 'stepNs' });
+        throw new HandlerError(
+          'invalid_request',
+          `stepNs ${req.stepNs} gives more than ${MAX_TIMELINE_SAMPLES} samples over this life; ask for a longer step`,
+          { field: 'stepNs' },
+        );
       }
     }
-    const life = guestLife(src, req.vmId, { stepNs: req.stepNs, toleranceNs: req.toleranceNs, guest: req.guest, evolve: req.profile ? { profile: req.profile } : {} });
-    if (!life) throw new HandlerError('invalid_state', `VM '${req.vmId}' has no guest that ran: no vCPU of the VM its guest was created on entered KVM_RUN`, { vmId: req.vmId });
+    const life = guestLife(src, req.vmId, {
+      stepNs: req.stepNs,
+      toleranceNs: req.toleranceNs,
+      guest: req.guest,
+      evolve: req.profile ? { profile: req.profile } : {},
+    });
+    if (!life)
+      throw new HandlerError('invalid_state', `VM '${req.vmId}' has no guest that ran: no vCPU of the VM its guest was created on entered KVM_RUN`, {
+        vmId: req.vmId,
+      });
     const json = toJson(life) as LifeLike;
     if (req.format === 'html') return { format: 'html' as const, html: timelineHtml(json) };
     return { format: 'json' as const, timeline: json };

@@ -35,7 +35,11 @@ const vcpuSelection = z.object({ ...commonFields, vmId: idSchema, vcpu: vcpuFiel
 
 /** The vCPUs a selection names: the one given, else every vCPU of the VM that `keep` keeps. */
 function selectedVcpus(s: Session, req: z.output<typeof vcpuSelection>, keep: (v: ReturnType<typeof vcpusOf>[number]) => boolean): number[] {
-  return req.vcpu !== undefined ? [req.vcpu] : vcpusOf(s.requireVm(req.vmId)).filter(keep).map((v) => v.id);
+  return req.vcpu !== undefined
+    ? [req.vcpu]
+    : vcpusOf(s.requireVm(req.vmId))
+        .filter(keep)
+        .map((v) => v.id);
 }
 
 /** The VM as it is now, as responses show it. */
@@ -53,7 +57,11 @@ export const createVm = defineHandler({
       hostId: idSchema,
       vcpus: z.number().int().min(0).max(1024).default(1),
       /** 0: the host's rate (KVM_SET_TSC_KHZ 0) */
-      tscKhz: z.number().int().superRefine((v, ctx) => (v === 0 ? undefined : checkTscKhz(v, ctx))).optional(),
+      tscKhz: z
+        .number()
+        .int()
+        .superRefine((v, ctx) => (v === 0 ? undefined : checkTscKhz(v, ctx)))
+        .optional(),
       /** x86: a confidential VM with a protected guest TSC (TDX always, SEV-SNP with Secure TSC): KVM cannot change its offset, and its kHz is VM-wide (tscKhz) */
       secureTsc: z.boolean().default(false),
       /** the guest that runs in it, recorded with it: every later audit, replay, report and timeline uses these settings */
@@ -73,7 +81,14 @@ export const createVm = defineHandler({
         const info: VmHostInfo = { counterHz: host.counterHz, counterClocksource: host.counterClocksource, x86: host.x86, arm64: host.arm64 };
         s.vmCommand(req.vmId, {
           type: 'create',
-          data: { vmId: req.vmId, hostId: req.hostId, arch: host.arch, profile: host.profile, host: hostInfoToJson(info), ...(req.secureTsc ? { secureTsc: true as const } : {}) },
+          data: {
+            vmId: req.vmId,
+            hostId: req.hostId,
+            arch: host.arch,
+            profile: host.profile,
+            host: hostInfoToJson(info),
+            ...(req.secureTsc ? { secureTsc: true as const } : {}),
+          },
         });
         const steps: { ioctl: string; arg: Json; result: IoctlResult }[] = [];
         if (req.tscKhz !== undefined) {
@@ -105,7 +120,10 @@ export const configureGuest = defineHandler({
     return env.write(
       (s) => {
         const vm = s.requireVm(req.vmId);
-        if (vm.destroyed) throw new HandlerError('invalid_state', `VM '${req.vmId}' was destroyed (${vm.destroyReason}): its guest runs elsewhere or no more`, { vmId: req.vmId });
+        if (vm.destroyed)
+          throw new HandlerError('invalid_state', `VM '${req.vmId}' was destroyed (${vm.destroyReason}): its guest runs elsewhere or no more`, {
+            vmId: req.vmId,
+          });
         const held = s.stream(guestStreamId(req.vmId)) as GuestConfigState | null;
         const last = held?.history[held.history.length - 1];
         const merged = mergeGuestConfig(last ? guestConfigFromJson(last.guest) : {}, req.guest as GuestOverrides);
@@ -184,15 +202,26 @@ export const runVcpu = onVcpus(
   (v) => ({ ...v, ret: v.results.every((r) => r.ret === 0) ? 0 : -1 }),
 );
 
-export const pauseVcpu = onVcpus('pauseVcpu', (v) => v.running, (s, vmId, ids) => {
-  if (ids.length) s.vmCommands(vmId, { type: 'exits', vcpus: ids });
-  return { paused: ids };
-});
+export const pauseVcpu = onVcpus(
+  'pauseVcpu',
+  (v) => v.running,
+  (s, vmId, ids) => {
+    if (ids.length) s.vmCommands(vmId, { type: 'exits', vcpus: ids });
+    return { paused: ids };
+  },
+);
 
 export const guest = defineHandler({
   name: 'guest',
   schema: z
-    .object({ ...commonFields, vmId: idSchema, vcpu: vcpuField, op: z.string().min(1), msr: z.union([z.string(), z.number()]).optional(), value: z.unknown().optional() })
+    .object({
+      ...commonFields,
+      vmId: idSchema,
+      vcpu: vcpuField,
+      op: z.string().min(1),
+      msr: z.union([z.string(), z.number()]).optional(),
+      value: z.unknown().optional(),
+    })
     .strict(),
   run(req, env) {
     return env.write(

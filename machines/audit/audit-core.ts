@@ -16,7 +16,13 @@ import { guestSettingsOf, type AuditOverrides } from './overrides.js';
 import { DEFAULT_THRESHOLDS } from './thresholds.js';
 
 /** Audit one migration from a source, the guest carried to its stop (null: fresh at the stop, its wall clock right). */
-export function auditOnce(src: AuditSource, migrationId: string, thresholds: AuditOverrides = {}, opts: EvolveOptions = {}, carry: GuestCarry | null = null): AuditReport | null {
+export function auditOnce(
+  src: AuditSource,
+  migrationId: string,
+  thresholds: AuditOverrides = {},
+  opts: EvolveOptions = {},
+  carry: GuestCarry | null = null,
+): AuditReport | null {
   const { guest: guestOverrides, ...rest } = thresholds;
   const settings = guestSettings(guestSettingsOf(rest, guestOverrides));
   // tsc_jump's fail severity stays at 2 × watchdog_thresh, the guest's

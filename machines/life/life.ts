@@ -327,12 +327,12 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
   const hz0 = reader.counterHz(root, end < t0 ? t0 : end) || reader.counterHz(root, t0);
   const r0 = reader.read(root, t0)!;
   // the clocksource the guest booted on (kvm-clock once it had registered its pvclock)
-  const recAtEnd = reader.rec(root, stopFor ? stopFor.stopTime : lineage.stops[0]?.stopTime ?? end) ?? rootNow;
+  const recAtEnd = reader.rec(root, stopFor ? stopFor.stopTime : (lineage.stops[0]?.stopTime ?? end)) ?? rootNow;
   const arch = recAtEnd.arm64 ? 'arm64' : 'x86';
   const kvmclock = !!recAtEnd.x86?.vcpus[0]?.pvti;
   const clocksources = guestClocksources({ arch, counterHz: hz0, kvmclock }, settings);
   let clocksource: ClocksourceName = timekeepingInit(clocksources, settings.clocksource).clocksource;
-  let unstable: ClocksourceName[] = [];
+  const unstable: ClocksourceName[] = [];
 
   const counterNs = (r: Reading) => ((r.counter - r0.counter) * NSEC_PER_SEC) / hz0;
   const kvmclockNs = (r: Reading) => (r.kvmclock !== null && r0.kvmclock !== null ? r.kvmclock - r0.kvmclock : null);
@@ -413,7 +413,16 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
     }
     if (res.action === 'step') {
       corr = { ...corr, base: corr.base - e, slewLeft: 0n };
-      marks.push({ timeNs: t, kind: 'correction', vmId, source, action: 'step', beforeNs: e, afterNs: 0n, text: `${source} steps CLOCK_REALTIME by ${fmtS(-e)}` });
+      marks.push({
+        timeNs: t,
+        kind: 'correction',
+        vmId,
+        source,
+        action: 'step',
+        beforeNs: e,
+        afterNs: 0n,
+        text: `${source} steps CLOCK_REALTIME by ${fmtS(-e)}`,
+      });
       return raw + correctionAt(corr, t);
     }
     if (res.action === 'slew' && e !== 0n) {
@@ -428,7 +437,16 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
     if (e === null || abs(e) <= settings.agent!.stepAboveNs) return e;
     corr = rebase(corr, t);
     corr = { ...corr, base: corr.base - e, slewLeft: 0n };
-    marks.push({ timeNs: t, kind: 'correction', vmId, source: 'agent', action: 'step', beforeNs: e, afterNs: 0n, text: `the guest agent steps CLOCK_REALTIME by ${fmtS(-e)}` });
+    marks.push({
+      timeNs: t,
+      kind: 'correction',
+      vmId,
+      source: 'agent',
+      action: 'step',
+      beforeNs: e,
+      afterNs: 0n,
+      text: `the guest agent steps CLOCK_REALTIME by ${fmtS(-e)}`,
+    });
     return 0n;
   };
 
@@ -474,7 +492,13 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
           // the timekeeper changed clocksource after the resume: CLOCK_REALTIME continuous there
           const r = reader.read(s.nextVmId, s.resumeTime);
           if (r) csOffset += csNs(r, clocksource) - csNs(r, after);
-          marks.push({ timeNs: s.resumeTime, kind: 'clocksource', vmId: s.nextVmId, migrationId: s.migrationId, text: `clocksource: switched from ${clocksource} to ${after}` });
+          marks.push({
+            timeNs: s.resumeTime,
+            kind: 'clocksource',
+            vmId: s.nextVmId,
+            migrationId: s.migrationId,
+            text: `clocksource: switched from ${clocksource} to ${after}`,
+          });
           clocksource = after;
         }
       }
@@ -510,7 +534,13 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
         corr = { ...corr, at: s.resumeTime, frozen: false };
         const e = errorAt(s.nextVmId, s.resumeTime);
         cycle.errorAtResumeNs = e;
-        marks.push({ timeNs: s.resumeTime, kind: 'restore', vmId: s.nextVmId, migrationId: s.migrationId, text: `${s.nextVmId} resumes, CLOCK_REALTIME ${e === null ? '?' : fmtS(e)}` });
+        marks.push({
+          timeNs: s.resumeTime,
+          kind: 'restore',
+          vmId: s.nextVmId,
+          migrationId: s.migrationId,
+          text: `${s.nextVmId} resumes, CLOCK_REALTIME ${e === null ? '?' : fmtS(e)}`,
+        });
         if (e !== null) judge(s.resumeTime, e, index);
       }
       continue;
@@ -526,7 +556,12 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
     const refclockOk = settings.ntp.refclock !== 'ptp_kvm' || (hostState?.counterClocksource ?? false);
     if (!refclockOk && !refclockLost) {
       refclockLost = true;
-      marks.push({ timeNs: span.from, kind: 'source-lost', vmId, text: `ptp_kvm: KVM_HC_CLOCK_PAIRING fails on host ${host?.hostId} (its clocksource is not the TSC): the refclock gives no samples` });
+      marks.push({
+        timeNs: span.from,
+        kind: 'source-lost',
+        vmId,
+        text: `ptp_kvm: KVM_HC_CLOCK_PAIRING fails on host ${host?.hostId} (its clocksource is not the TSC): the refclock gives no samples`,
+      });
       findings.push({
         code: 'refclock_unavailable',
         severity: 'warn',

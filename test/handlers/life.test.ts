@@ -163,7 +163,11 @@ describe.each(ENGINE_NAMES)('the same timeline (%s)', (engine) => {
     expect((await l.ok('timeline', { vmId: 'v.m1', stepNs: '1000000000', profile: 'linux-6.6' })).timeline).toEqual(t);
     if (engine === 'sqlite') {
       const script = `import('${join(root, 'dist/index.js')}').then(async (m) => { const r = await m.handlers.timeline({ vmId: 'v.m1', stepNs: '1000000000' }, { db: ${JSON.stringify(l.db)} }); process.stdout.write(JSON.stringify(r)); process.exit(0); })`;
-      expect(JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }))).toEqual({ ok: true, format: 'json', timeline: t });
+      expect(JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }))).toEqual({
+        ok: true,
+        format: 'json',
+        timeline: t,
+      });
     }
   });
 });
