@@ -43,6 +43,8 @@ export interface AsyncEventStore {
   countCategory(category: string): Promise<number>;
   saveSnapshot(s: SnapshotRecord): Promise<void>;
   latestSnapshot(streamId: string, codeVersion: string, maxPosition?: number): Promise<SnapshotRecord | undefined>;
+  /** streams lacking a snapshot of this code version at some multiple of `every` up to their version (store/types.ts) */
+  snapshotGaps(every: number, codeVersion: string): Promise<string[]>;
   /**
    * check the log and every table beside it (store/verify.ts); with an anchor, also that the log still
    * holds it; with a replayer, also re-derive what only a replay can

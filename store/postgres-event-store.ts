@@ -421,6 +421,15 @@ export class PgEventStore implements AsyncEventStore {
     }
   }
 
+  async snapshotGaps(every: number, codeVersion: string): Promise<string[]> {
+    const r = await this.q<{ id: string }>(
+      `SELECT s.stream_id AS id FROM ${this.s}.streams s WHERE s.version >= $1 AND s.version / $1 >
+         (SELECT count(*) FROM ${this.s}.snapshots p WHERE p.stream_id = s.stream_id AND p.code_version = $2 AND p.version % $1 = 0) ORDER BY s.stream_id`,
+      [every, codeVersion],
+    );
+    return r.rows.map((x) => x.id);
+  }
+
   async verify(anchor?: VerifyAnchor, replayer?: StreamReplayer): Promise<VerifyResult> {
     // one snapshot of the whole ledger: the events and the tables beside them as of one instant
     if (this.tx.getStore()) return this.verifyIn(anchor, replayer);

@@ -220,6 +220,11 @@ export interface EventStore {
   saveSnapshot(s: SnapshotRecord): void;
   latestSnapshot(streamId: string, codeVersion: string, maxPosition?: number): SnapshotRecord | undefined;
   /**
+   * Streams (in id order) that lack a snapshot of this code version at some multiple of `every` up
+   * to their version: those a pass must snapshot for a read never to replay `every` events or more.
+   */
+  snapshotGaps?(every: number, codeVersion: string): string[];
+  /**
    * Check the log and every table kept beside it; with an anchor (an earlier head), also that the log
    * still holds it; with a replayer, also re-derive snapshot states and unrecorded wake instants.
    */

@@ -2,7 +2,6 @@
 // promise (PostgreSQL). What a decision reads is loaded into a LoadingReader before it runs;
 // the reader answers synchronously from what it holds and signals NeedsStreams for the rest.
 import { freeze } from 'immer';
-import { serialize } from 'node:v8';
 import type { AppendBatch, CommitResult, RawEvent, ReadOptions, SnapshotRecord, WrittenEvent } from '../../store/types.js';
 import { decodeRaw, stateOfSnapshot, type Rebuilt } from '../rebuild.js';
 import { applyStreamEvent, streamKind, type StreamState } from '../streams.js';
@@ -45,7 +44,7 @@ export function asyncLogPort(engine: AsyncLogEngine): AsyncLogPort {
         for (const sn of u.snapshots) {
           const position = positionOf(written, sn) ?? (await engine.positionOfVersion(sn.streamId, sn.version));
           if (position !== undefined && position !== null) {
-            await engine.saveSnapshot({ streamId: sn.streamId, version: sn.version, position, codeVersion: CODE_VERSION, state: serialize(sn.state) });
+            await engine.saveSnapshot({ streamId: sn.streamId, version: sn.version, position, codeVersion: CODE_VERSION, state: sn.state });
           }
         }
       };

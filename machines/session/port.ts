@@ -21,7 +21,6 @@
 //   version its stream was read at, so a stream that moved on since it was loaded is a conflict.
 import type { AppendBatch, CommitResult, WrittenEvent } from '../../store/types.js';
 import type { Rebuilt } from '../rebuild.js';
-import type { StreamState } from '../streams.js';
 
 /** What a decision reads from the log: synchronous, each answer as of the unit of work's reads. */
 export interface StreamReader {
@@ -44,8 +43,8 @@ export interface StreamReader {
 /** What one unit of work writes, in one transaction. */
 export interface UnitCommit {
   batches: AppendBatch[];
-  /** states to write as snapshots, at stream versions this commit or the log holds */
-  snapshots: { streamId: string; version: number; state: StreamState }[];
+  /** states to write as snapshots (serialized), at stream versions this commit or the log holds */
+  snapshots: { streamId: string; version: number; state: Buffer }[];
   requestId?: string;
   fingerprint?: string;
   handler?: string;

@@ -1,5 +1,4 @@
 // The SQLite side of the store seam: the synchronous store read directly, committed directly.
-import { serialize } from 'node:v8';
 import type { EventStore } from '../../store/types.js';
 import { rebuildStream, rememberTip } from '../rebuild.js';
 import { CODE_VERSION } from '../version.js';
@@ -36,7 +35,7 @@ function makePort(store: EventStore): SyncLogPort {
         for (const sn of u.snapshots) {
           const position = positionOf(written, sn) ?? store.positionOfVersion(sn.streamId, sn.version);
           if (position !== undefined && position !== null) {
-            store.saveSnapshot({ streamId: sn.streamId, version: sn.version, position, codeVersion: CODE_VERSION, state: serialize(sn.state) });
+            store.saveSnapshot({ streamId: sn.streamId, version: sn.version, position, codeVersion: CODE_VERSION, state: sn.state });
           }
         }
       };
