@@ -14,11 +14,12 @@ import { acquirePool, releasePool } from './pg-pool.js';
 import { parsePgUrl, type PgTarget } from './pg-url.js';
 import { checkRequestId, missingRowError, responseHash, storedAnswer, type RequestEvents, type StoredRequestRow } from './request-check.js';
 import { boundHere, snapshotBinding, snapshotProblem, usableSnapshot, type SnapshotRow } from './snapshot-binding.js';
-import { planAppend, requestRow, type AppendHeads } from './append-plan.js';
+import { planAppend, requestRow, type AppendHeads, type AppendPlan, type NewRequestRow } from './append-plan.js';
 import { clampInstant, prefixRange, storedEventOf } from './sql-shared.js';
 import type {
   AppendBatch,
   CommitResult,
+  CommitSnapshot,
   EventRow,
   RawEvent,
   ReadOptions,
@@ -187,10 +188,20 @@ export class PgEventStore implements AsyncEventStore {
     this.writable('commit');
     validate(batches);
     if (opts.requestId !== undefined) checkRequestId(opts.requestId);
-    const retries = this.tx.getStore() ? 0 : (this.opts.retries ?? 2);
+    const nested = this.tx.getStore() !== undefined;
+    const retries = nested ? 0 : (this.opts.retries ?? 2);
+    // one statement under the lock (clockledger_append), unless the caller writes more itself or
+    // already holds a transaction
+    const inOne = !nested && opts.alsoWrite === undefined && this.version >= APPEND_FUNCTION_VERSION;
     for (let attempt = 0; ; attempt++) {
       const commit = { sent: false };
       try {
+        if (inOne) {
+          const r = await this.commitInOne(batches, opts, commit);
+          if (r !== undefined) return r;
+          // the request id was answered, or its row is missing: the commit that says which
+          commit.sent = false;
+        }
         return await this.inTransaction(() => this.commitLocked(batches, opts), commit, true);
       } catch (e) {
         // A lost connection rolled the transaction back unless COMMIT was already out; then a
@@ -204,6 +215,51 @@ export class PgEventStore implements AsyncEventStore {
           attempts: attempt + 1,
         });
       }
+    }
+  }
+
+  /**
+   * A commit in two round trips: `BEGIN` and a call of clockledger_append (migrations/pg/006) that
+   * takes the append lock and, the log having moved since the heads the plan was made from (the
+   * first call has none: it only reads them), writes nothing and returns the heads as they are;
+   * then, still holding the lock, the plan made from those heads, and `COMMIT`. Undefined (nothing
+   * written) when the request id was answered or its events are in the log: the full commit says
+   * which.
+   */
+  private async commitInOne(batches: AppendBatch[], opts: AsyncCommitOptions, commit: { sent: boolean }): Promise<CommitResult | undefined> {
+    const client = await connect(this.pool);
+    let broken: unknown;
+    let open = false;
+    try {
+      const ids = [...new Set(batches.map((b) => b.streamId))];
+      const call = (payload: unknown) => `SELECT ${this.s}.clockledger_append(${client.escapeLiteral(JSON.stringify(payload))}::jsonb) AS r`;
+      // (every head is unknown before the lock: position -1 matches no log)
+      const probe = { lockClass: APPEND_LOCK, schema: this.target.schema, ids, position: -1, hash: '', versions: {}, requestId: opts.requestId ?? null, seq: -1 };
+      const first = (await client.query(`BEGIN; ${call(probe)}`)) as unknown as pg.QueryResult[];
+      open = true;
+      const found = first[1]!.rows[0]!.r as AppendFound;
+      if (found.answered) {
+        await client.query('ROLLBACK');
+        open = false;
+        return undefined;
+      }
+      const heads: AppendHeads = { position: found.position, hash: found.hash ?? GENESIS_HASH, versions: new Map(Object.entries(found.versions)) };
+      if (opts.requestId !== undefined) heads.request = { seq: found.seq!, stored: null, carried: null };
+      const plan = planAppend(heads, batches, opts);
+      if (plan.duplicate) throw new StoreError('corrupt', `${this.path}: a request answered under the append lock was not found there`);
+      const response = opts.response ? opts.response(plan.written) : undefined;
+      const payload = appendPayload(plan, requestRow(plan, response), opts.snapshots ?? [], { ...probe, position: found.position, hash: heads.hash, versions: found.versions, seq: found.seq });
+      commit.sent = true;
+      const second = (await client.query(`${call(payload)}; COMMIT`)) as unknown as pg.QueryResult[];
+      open = false;
+      if ((second[0]!.rows[0]!.r as AppendFound).written !== true) throw new StoreError('corrupt', `${this.path}: the log moved while its append lock was held`);
+      return { duplicate: false, written: plan.written, response };
+    } catch (e) {
+      if (isConnectionError(e)) broken = e;
+      else if (open) await client.query('ROLLBACK').catch((r) => (broken = r));
+      throw asStoreError(e);
+    } finally {
+      client.release(broken instanceof Error ? broken : undefined);
     }
   }
 
@@ -266,6 +322,10 @@ export class PgEventStore implements AsyncEventStore {
         wakeOnly.map(([id]) => id),
         wakeOnly.map(([, at]) => at?.toString() ?? null),
       ]);
+    }
+    for (const sn of opts.snapshots ?? []) {
+      const position = plan.written.find((w) => w.streamId === sn.streamId && w.version === sn.version)?.position ?? (await this.positionOfVersion(sn.streamId, sn.version));
+      await this.saveSnapshot({ ...sn, position: position ?? 0 });
     }
     await opts.alsoWrite?.(plan.written);
     const response = opts.response ? opts.response(plan.written) : undefined;
@@ -577,6 +637,51 @@ export class PgEventStore implements AsyncEventStore {
 }
 
 let savepoints = 0;
+
+/** the schema version that has clockledger_append */
+const APPEND_FUNCTION_VERSION = 6;
+
+/** What clockledger_append found when the log was not as the plan read it (or `written: true`). */
+interface AppendFound {
+  written: boolean;
+  position: number;
+  hash: string | null;
+  versions: Record<string, number>;
+  seq: number | null;
+  answered: boolean;
+}
+
+/** clockledger_append's argument: the heads the plan was made from and everything it writes. */
+function appendPayload(
+  plan: AppendPlan,
+  request: NewRequestRow | null,
+  snapshots: CommitSnapshot[],
+  expected: { lockClass: number; schema: string; ids: string[]; position: number; hash: string; versions: Record<string, number>; requestId: string | null; seq: number | null },
+): unknown {
+  const written = new Map(plan.written.map((w) => [`${w.streamId}\u0000${w.version}`, w.position]));
+  const headed = new Set(plan.streams.map((h) => h.streamId));
+  return {
+    ...expected,
+    rows: plan.rows.map((r) => ({
+      position: r.position, stream_id: r.streamId, version: r.version, type: r.type, schema_version: r.schemaVersion,
+      time: r.time.toString(), data: r.data, metadata: r.metadata, hash: r.hash,
+    })),
+    heads: plan.streams.map((h) => ({
+      stream_id: h.streamId, version: h.version, position: h.position, type: h.type,
+      sets_wake: plan.wakes.has(h.streamId), wake_at: plan.wakes.get(h.streamId)?.toString() ?? null,
+    })),
+    wakeOnly: [...plan.wakes].filter(([id]) => !headed.has(id)).map(([id, at]) => ({ stream_id: id, wake_at: at?.toString() ?? null })),
+    categories: [...plan.categories].map(([category, streams]) => ({ category, streams })),
+    snapshots: snapshots.map((sn) => ({
+      stream_id: sn.streamId, version: sn.version, position: written.get(`${sn.streamId}\u0000${sn.version}`) ?? null,
+      code_version: sn.codeVersion, state: sn.state.toString('base64'),
+    })),
+    request: request && {
+      request_id: request.requestId, handler: request.handler, first_position: request.firstPosition, last_position: request.lastPosition,
+      response: request.response, fingerprint: request.fingerprint, response_hash: request.responseHash, seq: request.seq,
+    },
+  };
+}
 
 /** What PostgreSQL cannot store, refused before anything is sent (the rest is the plan's to check). */
 function validate(batches: AppendBatch[]): void {

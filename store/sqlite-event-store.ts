@@ -225,6 +225,10 @@ class SqliteEventStore implements EventStore {
     for (const h of plan.streams) this.st('upsertStream').run(h.streamId, h.version, h.position, h.type);
     for (const [streamId, at] of plan.wakes) this.st('setWake').run(at, streamId);
     for (const [category, n] of plan.categories) this.st('addCategory').run(category, n);
+    for (const sn of opts.snapshots ?? []) {
+      const position = plan.written.find((w) => w.streamId === sn.streamId && w.version === sn.version)?.position ?? this.positionOfVersion(sn.streamId, sn.version);
+      this.saveSnapshot({ ...sn, position: position ?? 0 });
+    }
     opts.alsoWrite?.(plan.written);
     const response = opts.response ? opts.response(plan.written) : undefined;
     const q = requestRow(plan, response);

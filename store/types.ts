@@ -83,6 +83,19 @@ export interface CommitOptions {
   response?: (written: WrittenEvent[]) => unknown;
   /** more writes (e.g. snapshots) that belong to the same transaction, once positions are known */
   alsoWrite?: (written: WrittenEvent[]) => void;
+  /**
+   * snapshots written and bound in the same transaction: each at its stream version, its position
+   * the one this commit gives that version, or the log's (a version neither holds is invalid_request)
+   */
+  snapshots?: CommitSnapshot[];
+}
+
+/** A snapshot a commit writes: its position is found from its stream version. */
+export interface CommitSnapshot {
+  streamId: string;
+  version: number;
+  codeVersion: string;
+  state: Buffer;
 }
 
 export interface WrittenEvent {

@@ -2,11 +2,11 @@
 // promise (PostgreSQL). What a decision reads is loaded into a LoadingReader before it runs;
 // the reader answers synchronously from what it holds and signals NeedsStreams for the rest.
 import { freeze } from 'immer';
-import type { AppendBatch, CommitResult, RawEvent, ReadOptions, SnapshotRecord, WrittenEvent } from '../../store/types.js';
+import type { AppendBatch, CommitResult, CommitSnapshot, RawEvent, ReadOptions, SnapshotRecord, WrittenEvent } from '../../store/types.js';
 import { decodeRaw, stateOfSnapshot, type Rebuilt } from '../rebuild.js';
 import { applyStreamEvent, streamKind, type StreamState } from '../streams.js';
 import { CODE_VERSION } from '../version.js';
-import { NeedsStreams, positionOf, type AsyncLogPort, type LoadingReader, type Need, type UnitCommit } from './port.js';
+import { NeedsStreams, type AsyncLogPort, type LoadingReader, type Need, type UnitCommit } from './port.js';
 
 /**
  * What the port asks of an asynchronous engine: the asynchronous event store's calls it uses
@@ -18,7 +18,14 @@ export interface AsyncLogEngine {
   readonly path: string;
   commit(
     batches: AppendBatch[],
-    opts?: { requestId?: string; fingerprint?: string; handler?: string; response?: (written: WrittenEvent[]) => unknown; alsoWrite?: (written: WrittenEvent[]) => void | Promise<void> },
+    opts?: {
+      requestId?: string;
+      fingerprint?: string;
+      handler?: string;
+      response?: (written: WrittenEvent[]) => unknown;
+      alsoWrite?: (written: WrittenEvent[]) => void | Promise<void>;
+      snapshots?: CommitSnapshot[];
+    },
   ): Promise<CommitResult>;
   findRequest(requestId: string, fingerprint?: string): Promise<{ response: unknown } | undefined>;
   scan(opts?: ReadOptions): AsyncIterable<RawEvent>;
@@ -39,16 +46,9 @@ export function asyncLogPort(engine: AsyncLogEngine): AsyncLogPort {
     findRequest: (requestId, fingerprint) => engine.findRequest(requestId, fingerprint),
     open: () => new Loader(engine),
     commit(u: UnitCommit) {
-      // Snapshots kept for later audits are written in the same transaction as the events.
-      const alsoWrite = async (written: WrittenEvent[]) => {
-        for (const sn of u.snapshots) {
-          const position = positionOf(written, sn) ?? (await engine.positionOfVersion(sn.streamId, sn.version));
-          if (position !== undefined && position !== null) {
-            await engine.saveSnapshot({ streamId: sn.streamId, version: sn.version, position, codeVersion: CODE_VERSION, state: sn.state });
-          }
-        }
-      };
-      return engine.commit(u.batches, { requestId: u.requestId, fingerprint: u.fingerprint, handler: u.handler, response: u.response, alsoWrite });
+      // Snapshots (kept for later audits, and every SNAPSHOT_EVERY versions) go in the same transaction as the events.
+      const snapshots = u.snapshots.map((sn) => ({ ...sn, codeVersion: CODE_VERSION }));
+      return engine.commit(u.batches, { requestId: u.requestId, fingerprint: u.fingerprint, handler: u.handler, response: u.response, snapshots });
     },
   };
 }
