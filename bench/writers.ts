@@ -26,6 +26,7 @@ async function child([mode, db, id, countArg, rowsFrom, goFile]: string[]): Prom
   const vmId = `w${id}`;
   let work: (i: number) => Promise<void>;
   let done: () => Promise<void>;
+  let trips = () => 0;
   if (mode === 'raw') {
     // the rows a handler run wrote, copied under new positions into a plain table
     const c = new pg.Client({ connectionString: db });
@@ -57,18 +58,32 @@ async function child([mode, db, id, countArg, rowsFrom, goFile]: string[]): Prom
     await ok(handlers.runVcpu({ vmId }, ctx));
     work = (i) => ok(handlers.guest({ vmId, vcpu: 0, op: 'rdtsc', requestId: `${vmId}-${i}` }, ctx));
     done = closeStores;
+    // round trips: the statements the store sends to the server (PgEventStore.roundTrips)
+    if (db!.startsWith('postgres')) {
+      const { pgStoreFor } = await import('../handlers/context.js');
+      const store = await pgStoreFor(db!);
+      trips = () => store.roundTrips;
+    }
   }
   process.stdout.write('ready\n');
   while (!existsSync(goFile!)) await sleep(1);
   const t0 = performance.now();
+  const rt0 = trips();
   for (let i = 0; i < count; i++) await work(i);
   const ms = performance.now() - t0;
+  const roundTrips = (trips() - rt0) / count;
   await done();
-  process.stdout.write(`${JSON.stringify({ ms })}\n`);
+  process.stdout.write(`${JSON.stringify({ ms, roundTrips })}\n`);
 }
 
 /** Run `n` children at once; the wall time from go to the last one done. */
 async function race(n: number, args: (i: number) => string[], dir: string): Promise<number> {
+  return (await raceTrips(n, args, dir)).ms;
+}
+
+/** race(), with the round trips per request the writers counted (their mean). */
+async function raceTrips(n: number, args: (i: number) => string[], dir: string): Promise<{ ms: number; roundTrips: number }> {
+  const trips: number[] = [];
   const goFile = join(dir, `go-${Math.random().toString(36).slice(2)}`);
   let ready = 0;
   let t0 = 0;
@@ -80,6 +95,8 @@ async function race(n: number, args: (i: number) => string[], dir: string): Prom
         let err = '';
         c.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
         c.stdout.setEncoding('utf8').on('data', (d: string) => {
+          const m = /"roundTrips":([0-9.]+)/.exec(d);
+          if (m) trips.push(Number(m[1]));
           if (d.includes('ready') && ++ready === n) {
             t0 = performance.now();
             writeFileSync(goFile, 'go');
@@ -89,7 +106,7 @@ async function race(n: number, args: (i: number) => string[], dir: string): Prom
       }),
   );
   await Promise.all(runs);
-  return performance.now() - t0;
+  return { ms: performance.now() - t0, roundTrips: trips.reduce((a, b) => a + b, 0) / Math.max(1, trips.length) };
 }
 
 async function main(): Promise<void> {
@@ -103,7 +120,7 @@ async function main(): Promise<void> {
   await admin.connect();
   const { handlers } = await import('../handlers/index.js');
   const { closeStores } = await import('../handlers/context.js');
-  const rows: (string | number)[][] = [['writers', 'engine', 'requests', 'ms', 'requests/s', 'raw pg rows/s', 'ratio', 'verify']];
+  const rows: (string | number)[][] = [['writers', 'engine', 'requests', 'ms', 'requests/s', 'round trips / request', 'raw pg rows/s', 'ratio', 'verify']];
   try {
     for (const writers of [1, 4, 8]) {
       const n = writers * PER;
@@ -113,7 +130,7 @@ async function main(): Promise<void> {
         if (!h.ok) throw new Error(JSON.stringify(h));
         await closeStores();
         say(`${writers} writer(s) × ${PER} requests on ${engine} ...`);
-        const ms = await race(writers, (i) => ['handlers', db, String(i), String(PER), '-'], dir);
+        const { ms, roundTrips } = await raceTrips(writers, (i) => ['handlers', db, String(i), String(PER), '-'], dir);
         const v = (await handlers.verify({}, { db })) as { ok: boolean; intact?: boolean; head?: { position: number } };
         const ev = (await handlers.events({ limit: 1 }, { db })) as unknown as { lastPosition: number };
         await closeStores();
@@ -134,7 +151,7 @@ async function main(): Promise<void> {
           // handler requests/s against raw transactions/s of the same rows (one per request)
           ratio = ((n / ms) / (PER * writers / rawMs)).toFixed(2);
         }
-        rows.push([writers, engine, n, Math.round(ms), Math.round((n / ms) * 1000).toLocaleString(), rawRate, ratio, v.intact ? `intact, ${v.head!.position}` : 'BROKEN']);
+        rows.push([writers, engine, n, Math.round(ms), Math.round((n / ms) * 1000).toLocaleString(), engine === 'postgres' ? roundTrips.toFixed(2) : '', rawRate, ratio, v.intact ? `intact, ${v.head!.position}` : 'BROKEN']);
       }
     }
     console.log(`bench/writers: guest reads under request ids, each process on its own VM of one ledger; PostgreSQL ${(await admin.query('SHOW server_version')).rows[0].server_version}${server ? ` (throwaway, ${server.source}, fsync off)` : ''}`);

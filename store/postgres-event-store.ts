@@ -6,7 +6,7 @@
 // engines give identical hashes for identical events.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
-import type { AsyncCommitOptions, AsyncEventStore } from './async-types.js';
+import type { AsyncCommitOptions, AsyncEventStore, LoadedStream, StreamsLoad, StreamsLoaded } from './async-types.js';
 import { GENESIS_HASH } from './canonical.js';
 import { StoreError } from './errors.js';
 import { APPEND_LOCK, ident, latestPgSchemaVersion, migratePg, pgSchemaVersion } from './pg-migrate.js';
@@ -108,6 +108,8 @@ export class PgEventStore implements AsyncEventStore {
   /** the client of the transaction the current async context runs in, if any */
   private readonly tx = new AsyncLocalStorage<pg.PoolClient>();
   private closed = false;
+  /** statements sent to the server by this store (each one round trip; a multi-statement string counts once) */
+  roundTrips = 0;
 
   constructor(
     private readonly target: PgTarget,
@@ -137,6 +139,7 @@ export class PgEventStore implements AsyncEventStore {
     if (this.closed) throw new StoreError('io', `event log ${this.path} is closed`);
     const c = this.tx.getStore();
     const config: pg.QueryConfig = name ? { text, values: values ?? [], name: `${name}_${this.target.schema}` } : { text, values: values ?? [] };
+    this.roundTrips++;
     try {
       return await (c ? c.query<R>(config) : this.pool.query<R>(config));
     } catch (e) {
@@ -169,9 +172,11 @@ export class PgEventStore implements AsyncEventStore {
     let broken: unknown;
     try {
       // BEGIN and the lock in one round trip (the schema name is a checked identifier)
+      this.roundTrips++;
       await client.query(lock ? `BEGIN; SELECT pg_advisory_xact_lock(${APPEND_LOCK}, hashtext('${this.target.schema}'))` : 'BEGIN');
       const r = await this.tx.run(client, fn);
       commit.sent = true;
+      this.roundTrips++;
       await client.query('COMMIT');
       return r;
     } catch (e) {
@@ -235,6 +240,7 @@ export class PgEventStore implements AsyncEventStore {
       const call = (payload: unknown) => `SELECT ${this.s}.clockledger_append(${client.escapeLiteral(JSON.stringify(payload))}::jsonb) AS r`;
       // (every head is unknown before the lock: position -1 matches no log)
       const probe = { lockClass: APPEND_LOCK, schema: this.target.schema, ids, position: -1, hash: '', versions: {}, requestId: opts.requestId ?? null, seq: -1 };
+      this.roundTrips++;
       const first = (await client.query(`BEGIN; ${call(probe)}`)) as unknown as pg.QueryResult[];
       open = true;
       const found = first[1]!.rows[0]!.r as AppendFound;
@@ -250,6 +256,7 @@ export class PgEventStore implements AsyncEventStore {
       const response = opts.response ? opts.response(plan.written) : undefined;
       const payload = appendPayload(plan, requestRow(plan, response), opts.snapshots ?? [], { ...probe, position: found.position, hash: heads.hash, versions: found.versions, seq: found.seq });
       commit.sent = true;
+      this.roundTrips++;
       const second = (await client.query(`${call(payload)}; COMMIT`)) as unknown as pg.QueryResult[];
       open = false;
       if ((second[0]!.rows[0]!.r as AppendFound).written !== true) throw new StoreError('corrupt', `${this.path}: the log moved while its append lock was held`);
@@ -338,6 +345,61 @@ export class PgEventStore implements AsyncEventStore {
       );
     }
     return { duplicate: false, written: plan.written, response };
+  }
+
+  /**
+   * What a request reads before it decides, in one statement (store/async-types.ts StreamsLoad):
+   * each stream's latest snapshot after the position the caller holds it at and the events after
+   * that, the last event, the request's stored answer, the wake index. A snapshot that is not
+   * bound where it claims is passed over as latestSnapshot passes it, at the cost of a read more.
+   */
+  async loadStreams(spec: StreamsLoad): Promise<StreamsLoaded> {
+    const due = spec.due;
+    const [lo, hi] = due ? (due.prefix ? prefixRange(due.prefix) : ['', null]) : [null, null];
+    type Raw = {
+      head: { position: number; time: string; hash: string } | null;
+      due: { streamId: string; wakeAt: string }[] | null;
+      due_up_to: string | null;
+      streams: RawLoaded[] | null;
+      prior: StoredRequestRow | null;
+      gone: RequestEvents | null;
+    };
+    const r = (
+      await this.q<Raw>(
+        loadSql(this.s),
+        [
+          spec.streams.map((x) => x.streamId), spec.streams.map((x) => x.after), spec.codeVersion, spec.request?.requestId ?? null,
+          lo, hi, due?.upTo?.toString() ?? null, due?.ahead?.toString() ?? null,
+        ],
+        'clockledger_load',
+      )
+    ).rows[0]!;
+    const out: StreamsLoaded = { streams: [], head: r.head && { position: r.head.position, time: BigInt(r.head.time), hash: r.head.hash } };
+    if (spec.request) {
+      if (r.prior) out.answer = storedAnswer(r.prior, spec.request.fingerprint);
+      else if (r.gone && r.gone.count > 0) throw missingRowError(spec.request.requestId, r.gone, r.head?.position ?? 0);
+    }
+    if (due) out.due = { prefix: due.prefix, upTo: BigInt(r.due_up_to!), list: (r.due ?? []).map((d) => ({ streamId: d.streamId, wakeAt: BigInt(d.wakeAt) })) };
+    for (const x of r.streams ?? []) {
+      const l: LoadedStream = { streamId: x.streamId, version: x.version ?? 0, after: x.after, afterVersion: x.afterVersion, rows: x.rows };
+      if (x.snapshot) {
+        const row: SnapshotRow = { ...x.snapshot, streamId: x.streamId, state: Buffer.from(x.snapshot.state, 'base64') };
+        const ok = usableSnapshot(this.path, row);
+        if (ok) l.snapshot = ok;
+        else {
+          // (a snapshot not bound where it claims: the one below it, or the events from `after`)
+          const below = await this.latestSnapshot(x.streamId, spec.codeVersion, row.position - 1);
+          const from = below && below.position > x.after ? below : undefined;
+          l.snapshot = from;
+          l.rows = [];
+          for await (const e of this.scan({ streamId: x.streamId, fromPosition: (from?.position ?? x.after) + 1, withoutMetadata: true })) {
+            l.rows.push([e.position, e.streamId, e.version, e.type, e.time, e.data]);
+          }
+        }
+      }
+      out.streams.push(l);
+    }
+    return out;
   }
 
   async findRequest(requestId: string, fingerprint?: string): Promise<{ response: unknown } | undefined> {
@@ -637,6 +699,63 @@ export class PgEventStore implements AsyncEventStore {
 }
 
 let savepoints = 0;
+
+/** A stream as clockledger_load's statement returns it (its snapshot's state in base64). */
+interface RawLoaded {
+  streamId: string;
+  version: number | null;
+  after: number;
+  afterVersion: number | null;
+  snapshot: (Omit<SnapshotRow, 'state' | 'streamId'> & { state: string }) | null;
+  rows: EventRow[];
+}
+
+/**
+ * loadStreams' statement. $1 stream ids, $2 the positions they are held at, $3 code version, $4
+ * request id, $5/$6 the wake prefix's range ($5 null: no wake index), $7 up to an instant, or $8
+ * the last event's instant plus this. Rows come as JSON arrays (position, stream, version, type,
+ * time, data as stored).
+ */
+const loadSql = (s: string) => `
+  WITH hd AS (SELECT position, time, hash FROM ${s}.events ORDER BY events.position DESC LIMIT 1),
+  bound AS (SELECT CASE WHEN $5::text IS NULL THEN NULL
+                        ELSE COALESCE($7::numeric, LEAST(COALESCE((SELECT time FROM hd), 0)::numeric + $8::numeric, 9223372036854775806)) END AS up_to),
+  due AS (SELECT st.stream_id, st.wake_at FROM ${s}.streams st, bound
+          WHERE bound.up_to IS NOT NULL AND st.wake_at IS NOT NULL AND st.wake_at <= bound.up_to
+            AND st.stream_id >= $5 AND ($6::text IS NULL OR st.stream_id < $6)),
+  want AS (SELECT t.id, t.after FROM unnest($1::text[], $2::bigint[]) AS t(id, after)
+           UNION ALL SELECT d.stream_id, 0 FROM due d WHERE d.stream_id <> ALL($1::text[])),
+  loaded AS (
+    SELECT w.id, w.after,
+           (SELECT st.version FROM ${s}.streams st WHERE st.stream_id = w.id) AS version,
+           (SELECT e.version FROM ${s}.events e WHERE e.position = w.after AND e.stream_id = w.id) AS after_version,
+           sn.*
+    FROM want w
+    LEFT JOIN LATERAL (
+      SELECT p.version AS s_version, p.position AS s_position, p.code_version AS s_code, encode(p.state, 'base64') AS s_state,
+             p.chain_hash AS s_chain, p.binding AS s_binding, e.stream_id AS s_at_stream, e.version AS s_at_version, e.hash AS s_at_hash
+      FROM ${s}.snapshots p LEFT JOIN ${s}.events e ON e.position = p.position
+      WHERE p.stream_id = w.id AND p.code_version = $3 AND p.position > w.after
+      ORDER BY p.position DESC LIMIT 1
+    ) sn ON true
+  )
+  SELECT
+    (SELECT json_build_object('position', position::float8, 'time', time::text, 'hash', hash) FROM hd) AS head,
+    (SELECT json_agg(json_build_object('streamId', d.stream_id, 'wakeAt', d.wake_at::text) ORDER BY d.wake_at, d.stream_id) FROM due d) AS due,
+    (SELECT up_to::text FROM bound) AS due_up_to,
+    (SELECT json_agg(json_build_object(
+       'streamId', l.id, 'after', l.after::float8, 'version', l.version, 'afterVersion', l.after_version,
+       'snapshot', CASE WHEN l.s_position IS NULL THEN NULL ELSE json_build_object(
+         'version', l.s_version, 'position', l.s_position::float8, 'codeVersion', l.s_code, 'state', l.s_state, 'chainHash', l.s_chain,
+         'binding', l.s_binding, 'atStreamId', l.s_at_stream, 'atVersion', l.s_at_version, 'atHash', l.s_at_hash) END,
+       'rows', (SELECT COALESCE(json_agg(json_build_array(e.position::float8, e.stream_id, e.version, e.type, e.time::text, e.data) ORDER BY e.position), '[]')
+                FROM ${s}.events e WHERE e.stream_id = l.id AND e.position > GREATEST(l.after, COALESCE(l.s_position, 0)))))
+     FROM loaded l) AS streams,
+    CASE WHEN $4::text IS NOT NULL THEN
+      (SELECT row_to_json(p) FROM (${REQUEST_ROW_SQL(`${s}.requests`, `${s}.events`, (c) => `${c}::float8`)} WHERE r.request_id = $4) p) END AS prior,
+    CASE WHEN $4::text IS NOT NULL THEN
+      (SELECT row_to_json(g) FROM (SELECT min(position)::float8 AS first, max(position)::float8 AS last, count(*)::float8 AS count FROM ${s}.events
+                                   WHERE (metadata::jsonb ->> 'requestId') = $4 AND (metadata::jsonb ? 'requestId')) g) END AS gone`;
 
 /** the schema version that has clockledger_append */
 const APPEND_FUNCTION_VERSION = 6;

@@ -79,6 +79,14 @@ export interface LoadingReader extends StreamReader {
   load(needs: readonly Need[]): Promise<void>;
   /** load again everything held: the log moved on (a lost race) */
   refresh(): Promise<void>;
+  /**
+   * the first load of a request: `first`, the stored answer of its request id (returned, and
+   * nothing more loaded, if it was answered) and the wake index of `due.prefix` up to the last
+   * event's instant plus `due.ahead`, in one round trip where the engine can
+   */
+  begin(first: readonly Need[], request: { requestId: string; fingerprint?: string } | undefined, due: { prefix: string; ahead: bigint }): Promise<{ response: unknown } | undefined>;
+  /** after a commit: the streams this request read, for the next request to load ahead */
+  noteRead(): void;
 }
 
 /** Something a decision reads from the log. */
