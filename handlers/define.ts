@@ -146,6 +146,22 @@ function contextOf(given: HandlerContext | undefined): HandlerContext {
   return ctx as HandlerContext;
 }
 
+/**
+ * Reads that touch a few streams: on PostgreSQL they read through a view scoped to what they ask
+ * (store/scoped-view.ts: a stream's latest snapshot and the events after it), not a copy of the log.
+ */
+const SCOPED_READS: ReadonlySet<string> = new Set(['stateAt', 'audit', 'listVms', 'listHosts']);
+
+/** A handler's run; a scoped read on PostgreSQL reads only what it asks (the full view if it wants the whole log). */
+async function runRead(name: HandlerName, access: StoreAccess, engine: 'sqlite' | 'postgres', ctx: HandlerContext, req: Parsed, env: HandlerEnv, run: Run): Promise<unknown> {
+  if (engine !== 'postgres' || access !== 'read' || !SCOPED_READS.has(name)) return run(req, env);
+  const { ScopedView, runScoped } = await import('../store/scoped-view.js');
+  const view = new ScopedView(await pgStoreFor(ctx.db!, access));
+  const scopedEnv = Object.assign(Object.create(env) as HandlerEnv, { log: () => Promise.resolve(view) });
+  const r = await runScoped(view, async () => run(req, scopedEnv));
+  return r ? r.value : run(req, env);
+}
+
 function build(
   name: HandlerName,
   parse: (request: unknown) => Parsed | Promise<Parsed>,
@@ -187,7 +203,7 @@ function build(
           return r.response as JsonOf<ReturnType<typeof respond>>;
         },
       };
-      const out = await run(req, env);
+      const out = await runRead(name, access, engine, ctx, req, env, run);
       return { ok: true, ...(toJson(out) as Record<string, unknown>) } as OkResponse<Out>;
     } catch (e) {
       return { ok: false, error: toErrorBody(e) } satisfies ErrorResponse;
