@@ -154,9 +154,25 @@ async function main(): Promise<void> {
         rows.push([writers, engine, n, Math.round(ms), Math.round((n / ms) * 1000).toLocaleString(), engine === 'postgres' ? roundTrips.toFixed(2) : '', rawRate, ratio, v.intact ? `intact, ${v.head!.position}` : 'BROKEN']);
       }
     }
+    // cells: the same writers, each on a ledger (schema) of its own on the same server: one chain each
+    const cellRows: (string | number)[][] = [['cells (one writer each)', 'requests', 'ms', 'requests/s in all', 'per cell']];
+    for (const cells of [1, 2, 4, 8]) {
+      const dbs = Array.from({ length: cells }, (_, i) => `${base}?schema=${run}_c${cells}_${i}`);
+      for (const db of dbs) {
+        const h = await handlers.createHost({ hostId: 'h', tscKhz: 3_000_000 }, { db });
+        if (!h.ok) throw new Error(JSON.stringify(h));
+      }
+      await closeStores();
+      say(`${cells} cell(s) × ${PER} requests ...`);
+      const { ms } = await raceTrips(cells, (i) => ['handlers', dbs[i]!, String(i), String(PER), '-'], dir);
+      const rate = (cells * PER) / (ms / 1000);
+      cellRows.push([cells, cells * PER, Math.round(ms), Math.round(rate), Math.round(rate / cells)]);
+    }
     console.log(`bench/writers: guest reads under request ids, each process on its own VM of one ledger; PostgreSQL ${(await admin.query('SHOW server_version')).rows[0].server_version}${server ? ` (throwaway, ${server.source}, fsync off)` : ''}`);
     console.log('ratio: handler requests/s ÷ raw node-postgres transactions/s inserting the same rows from as many processes');
     console.log(table(rows));
+    console.log('\ncells: each writer on a ledger of its own (a schema, its own chain and append lock) on the same server');
+    console.log(table(cellRows));
   } finally {
     for (const s of (await admin.query<{ nspname: string }>(`SELECT nspname FROM pg_namespace WHERE nspname LIKE '${run}%'`)).rows) await admin.query(`DROP SCHEMA ${s.nspname} CASCADE`);
     await admin.end();
