@@ -3,7 +3,7 @@
 // stored answer per request), beside the same number of processes doing raw node-postgres
 // batched inserts of the same rows (one transaction per request's rows, no lock, no hash, no
 // version check), measured in the same run. SQLite through the handlers is shown for contrast.
-//   npx tsx bench/writers.ts [requests per process]
+//   npx tsx bench/writers.ts [requests per process] [--cells]
 //   (CLOCKLEDGER_PG_URL=postgres://… to use a server of your own; else a throwaway one, fsync off)
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -122,7 +122,8 @@ async function main(): Promise<void> {
   const { closeStores } = await import('../handlers/context.js');
   const rows: (string | number)[][] = [['writers', 'engine', 'requests', 'ms', 'requests/s', 'round trips / request', 'raw pg rows/s', 'ratio', 'verify']];
   try {
-    for (const writers of [1, 4, 8]) {
+    // (--cells: only the cells below)
+    for (const writers of process.argv.includes('--cells') ? [] : [1, 4, 8]) {
       const n = writers * PER;
       for (const engine of ['postgres', 'sqlite'] as const) {
         const db = engine === 'postgres' ? `${base}?schema=${run}_${writers}` : join(dir, `w${writers}.db`);

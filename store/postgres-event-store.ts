@@ -354,6 +354,8 @@ export class PgEventStore implements AsyncEventStore {
    * bound where it claims is passed over as latestSnapshot passes it, at the cost of a read more.
    */
   async loadStreams(spec: StreamsLoad): Promise<StreamsLoaded> {
+    // (checked before it is sent, as findRequest checks it)
+    if (spec.request) checkRequestId(spec.request.requestId);
     const due = spec.due;
     const [lo, hi] = due ? (due.prefix ? prefixRange(due.prefix) : ['', null]) : [null, null];
     type Raw = {
