@@ -37,7 +37,10 @@ async function copy(db: Database.Database, sql: string, table: string, columns: 
   const flush = async () => {
     if (!page.length) return;
     const cols = columns.map((_, i) => page.map((r) => r[i]));
-    await admin.query(`INSERT INTO ${schema}.${table} (${columns.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`, cols);
+    await admin.query(
+      `INSERT INTO ${schema}.${table} (${columns.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`,
+      cols,
+    );
     n += page.length;
     page = [];
   };
@@ -70,20 +73,44 @@ try {
   (await openPgEventStore(url)).close();
   const db = new Database(source, { readonly: true });
   say(`copying ${source} into ${schema} ...`);
-  const events = await copy(db, 'SELECT position, stream_id, version, type, schema_version, CAST(time AS TEXT), data, metadata, hash FROM events ORDER BY position', 'events',
-    ['position', 'stream_id', 'version', 'type', 'schema_version', 'time', 'data', 'metadata', 'hash'], ['bigint', 'text', 'int', 'text', 'int', 'bigint', 'text', 'text', 'text']);
-  await copy(db, 'SELECT stream_id, version, last_position, last_type, CAST(wake_at AS TEXT) FROM streams', 'streams',
-    ['stream_id', 'version', 'last_position', 'last_type', 'wake_at'], ['text', 'int', 'bigint', 'text', 'bigint']);
+  const events = await copy(
+    db,
+    'SELECT position, stream_id, version, type, schema_version, CAST(time AS TEXT), data, metadata, hash FROM events ORDER BY position',
+    'events',
+    ['position', 'stream_id', 'version', 'type', 'schema_version', 'time', 'data', 'metadata', 'hash'],
+    ['bigint', 'text', 'int', 'text', 'int', 'bigint', 'text', 'text', 'text'],
+  );
+  await copy(
+    db,
+    'SELECT stream_id, version, last_position, last_type, CAST(wake_at AS TEXT) FROM streams',
+    'streams',
+    ['stream_id', 'version', 'last_position', 'last_type', 'wake_at'],
+    ['text', 'int', 'bigint', 'text', 'bigint'],
+  );
   await copy(db, 'SELECT category, streams FROM stream_categories', 'stream_categories', ['category', 'streams'], ['text', 'int']);
-  await copy(db, 'SELECT request_id, handler, first_position, last_position, response, fingerprint, response_hash, seq FROM requests', 'requests',
-    ['request_id', 'handler', 'first_position', 'last_position', 'response', 'fingerprint', 'response_hash', 'seq'], ['text', 'text', 'bigint', 'bigint', 'text', 'text', 'text', 'bigint']);
-  const snapshots = await copy(db, 'SELECT stream_id, version, position, code_version, state, chain_hash, binding FROM snapshots', 'snapshots',
-    ['stream_id', 'version', 'position', 'code_version', 'state', 'chain_hash', 'binding'], ['text', 'int', 'bigint', 'text', 'bytea', 'text', 'text']);
+  await copy(
+    db,
+    'SELECT request_id, handler, first_position, last_position, response, fingerprint, response_hash, seq FROM requests',
+    'requests',
+    ['request_id', 'handler', 'first_position', 'last_position', 'response', 'fingerprint', 'response_hash', 'seq'],
+    ['text', 'text', 'bigint', 'bigint', 'text', 'text', 'text', 'bigint'],
+  );
+  const snapshots = await copy(
+    db,
+    'SELECT stream_id, version, position, code_version, state, chain_hash, binding FROM snapshots',
+    'snapshots',
+    ['stream_id', 'version', 'position', 'code_version', 'state', 'chain_hash', 'binding'],
+    ['text', 'int', 'bigint', 'text', 'bytea', 'text', 'text'],
+  );
   await admin.query(`ANALYZE ${schema}.events`);
-  const migration = (db.prepare("SELECT stream_id FROM streams WHERE stream_id LIKE 'migration-%' ORDER BY version DESC, stream_id LIMIT 1").pluck().get() as string).slice('migration-'.length);
+  const migration = (
+    db.prepare("SELECT stream_id FROM streams WHERE stream_id LIKE 'migration-%' ORDER BY version DESC, stream_id LIMIT 1").pluck().get() as string
+  ).slice('migration-'.length);
   const bigVersion = db.prepare("SELECT version FROM streams WHERE stream_id = 'vm-big'").pluck().get() as number;
   db.close();
-  say(`  ${events.toLocaleString()} events, ${snapshots.toLocaleString()} snapshots; asking stateAt of vm-big at version ${Math.floor(bigVersion * 0.61)} and the audit of ${migration}`);
+  say(
+    `  ${events.toLocaleString()} events, ${snapshots.toLocaleString()} snapshots; asking stateAt of vm-big at version ${Math.floor(bigVersion * 0.61)} and the audit of ${migration}`,
+  );
   const asks: [string, string, Record<string, unknown>][] = [
     ['stateAt of one VM (200,000-event stream)', 'stateAt', { vmId: 'big', version: Math.floor(bigVersion * 0.61) }],
     ['audit of one migration', 'audit', { migrationId: migration }],
@@ -95,11 +122,27 @@ try {
     const s = [0, 1, 2].map(() => cold(source, name, req));
     const pm = median(p.map((x) => x.requestMs));
     const prss = Math.max(...p.map((x) => x.rssMb));
-    rows.push([what, `${pm.toFixed(0)} ms`, `${median(p.map((x) => x.ms)).toFixed(0)} ms`, `${prss.toFixed(0)} MB`, `${median(s.map((x) => x.requestMs)).toFixed(0)} ms`, `${Math.max(...s.map((x) => x.rssMb)).toFixed(0)} MB`]);
-    figures.push({ figure: `cold PostgreSQL reader, ${what}, ${events.toLocaleString()} events`, value: `${pm.toFixed(0)} ms, ${prss.toFixed(0)} MB`, baseline: `SQLite ${median(s.map((x) => x.requestMs)).toFixed(0)} ms`, ratio: null, target: '≤ 300 ms, ≤ 120 MB', met: pm <= 300 && prss <= 120 });
+    rows.push([
+      what,
+      `${pm.toFixed(0)} ms`,
+      `${median(p.map((x) => x.ms)).toFixed(0)} ms`,
+      `${prss.toFixed(0)} MB`,
+      `${median(s.map((x) => x.requestMs)).toFixed(0)} ms`,
+      `${Math.max(...s.map((x) => x.rssMb)).toFixed(0)} MB`,
+    ]);
+    figures.push({
+      figure: `cold PostgreSQL reader, ${what}, ${events.toLocaleString()} events`,
+      value: `${pm.toFixed(0)} ms, ${prss.toFixed(0)} MB`,
+      baseline: `SQLite ${median(s.map((x) => x.requestMs)).toFixed(0)} ms`,
+      ratio: null,
+      target: '≤ 300 ms, ≤ 120 MB',
+      met: pm <= 300 && prss <= 120,
+    });
   }
   const load = (await import('node:os')).loadavg()[0]!;
-  console.log(`bench/pg-cold: fresh reader processes (median of 3), ${events.toLocaleString()} events; PostgreSQL ${(await admin.query('SHOW server_version')).rows[0].server_version}; load average ${load.toFixed(1)}\n`);
+  console.log(
+    `bench/pg-cold: fresh reader processes (median of 3), ${events.toLocaleString()} events; PostgreSQL ${(await admin.query('SHOW server_version')).rows[0].server_version}; load average ${load.toFixed(1)}\n`,
+  );
   console.log(table(rows));
   reportFigures('pg-cold', figures);
 } finally {

@@ -153,7 +153,15 @@ function contextOf(given: HandlerContext | undefined): HandlerContext {
 const SCOPED_READS: ReadonlySet<string> = new Set(['stateAt', 'audit', 'listVms', 'listHosts']);
 
 /** A handler's run; a scoped read on PostgreSQL reads only what it asks (the full view if it wants the whole log). */
-async function runRead(name: HandlerName, access: StoreAccess, engine: 'sqlite' | 'postgres', ctx: HandlerContext, req: Parsed, env: HandlerEnv, run: Run): Promise<unknown> {
+async function runRead(
+  name: HandlerName,
+  access: StoreAccess,
+  engine: 'sqlite' | 'postgres',
+  ctx: HandlerContext,
+  req: Parsed,
+  env: HandlerEnv,
+  run: Run,
+): Promise<unknown> {
   if (engine !== 'postgres' || access !== 'read' || !SCOPED_READS.has(name)) return run(req, env);
   const { ScopedView, runScoped } = await import('../store/scoped-view.js');
   const view = new ScopedView(await pgStoreFor(ctx.db!, access));
@@ -198,7 +206,10 @@ function build(
           const engineStore = engine === 'sqlite' ? env.store : await pgStoreFor(ctx.db!, access);
           // (a ledger without its writer's snapshots gets them before its first write here)
           await (await (backfillModule ??= import('../machines/snapshot-backfill.js'))).ensureSnapshots(engineStore, engine);
-          const log = engine === 'sqlite' ? env.store : (await (asyncPortModule ??= import('../machines/session/async-port.js'))).asyncLogPort(engineStore as PgEventStore);
+          const log =
+            engine === 'sqlite'
+              ? env.store
+              : (await (asyncPortModule ??= import('../machines/session/async-port.js'))).asyncLogPort(engineStore as PgEventStore);
           const r = await withSession(log, meta, work, (v, written) => ({ ok: true, ...respond(v, written) }));
           return r.response as JsonOf<ReturnType<typeof respond>>;
         },

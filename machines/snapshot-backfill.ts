@@ -53,10 +53,12 @@ export function backfillSnapshots(store: EventStore): BackfillResult {
     r.streams++;
     const pass = new StreamPass(streamId, kind);
     // (read whole before writing: a connection cannot write while it iterates)
-    for (const row of scanRows(store, { streamId })) (pass.apply(row[0], row[2], row[3], row[4], row[5]), r.events++);
+    for (const row of scanRows(store, { streamId })) pass.apply(row[0], row[2], row[3], row[4], row[5]), r.events++;
     for (let i = 0; i < pass.out.length; i += PER_TRANSACTION) {
       const chunk = pass.out.slice(i, i + PER_TRANSACTION);
-      store.transaction(() => chunk.forEach((s) => store.saveSnapshot(s)));
+      store.transaction(() => {
+        for (const s of chunk) store.saveSnapshot(s);
+      });
     }
     r.snapshots += pass.out.length;
   }
@@ -71,7 +73,7 @@ export async function backfillSnapshotsAsync(store: AsyncEventStore): Promise<Ba
     if (kind === null) continue;
     r.streams++;
     const pass = new StreamPass(streamId, kind);
-    for await (const row of store.scan({ streamId, withoutMetadata: true })) (pass.apply(row.position, row.version, row.type, row.time, row.data), r.events++);
+    for await (const row of store.scan({ streamId, withoutMetadata: true })) pass.apply(row.position, row.version, row.type, row.time, row.data), r.events++;
     for (let i = 0; i < pass.out.length; i += PER_TRANSACTION) {
       const chunk = pass.out.slice(i, i + PER_TRANSACTION);
       await store.transaction(async () => {

@@ -108,7 +108,11 @@ class Loader implements LoadingReader {
    * One round trip on an engine that reads it in one (each stream from the state this process
    * holds of it, if any: only the events since).
    */
-  async begin(first: readonly Need[], request: { requestId: string; fingerprint?: string } | undefined, due: { prefix: string; ahead: bigint }): Promise<{ response: unknown } | undefined> {
+  async begin(
+    first: readonly Need[],
+    request: { requestId: string; fingerprint?: string } | undefined,
+    due: { prefix: string; ahead: bigint },
+  ): Promise<{ response: unknown } | undefined> {
     if (!this.engine.loadStreams) {
       if (request) {
         const prior = await this.engine.findRequest(request.requestId, request.fingerprint);
@@ -252,8 +256,7 @@ class Loader implements LoadingReader {
           if (held && n.upTo <= held.upTo) continue;
           if (due === undefined || (due.prefix === n.prefix && n.upTo > due.upTo)) due = { prefix: n.prefix, upTo: n.upTo };
           else rest.push(n);
-        }
-        else if (n.kind !== 'head') rest.push(n);
+        } else if (n.kind !== 'head') rest.push(n);
         else if (n.kind === 'head' && this.head !== undefined) continue;
       }
       const wantsHead = needs.some((n) => n.kind === 'head') && this.head === undefined;
@@ -289,7 +292,9 @@ class Loader implements LoadingReader {
       case 'head': {
         const last = await this.engine.lastPosition();
         let head: { position: number; time: bigint } | null = null;
-        if (last > 0) for await (const r of this.engine.scan({ fromPosition: last, toPosition: last, withoutMetadata: true })) head = { position: last, time: BigInt(r.time) };
+        if (last > 0)
+          for await (const r of this.engine.scan({ fromPosition: last, toPosition: last, withoutMetadata: true }))
+            head = { position: last, time: BigInt(r.time) };
         this.head = head;
         return;
       }

@@ -84,7 +84,11 @@ export interface LoadingReader extends StreamReader {
    * nothing more loaded, if it was answered) and the wake index of `due.prefix` up to the last
    * event's instant plus `due.ahead`, in one round trip where the engine can
    */
-  begin(first: readonly Need[], request: { requestId: string; fingerprint?: string } | undefined, due: { prefix: string; ahead: bigint }): Promise<{ response: unknown } | undefined>;
+  begin(
+    first: readonly Need[],
+    request: { requestId: string; fingerprint?: string } | undefined,
+    due: { prefix: string; ahead: bigint },
+  ): Promise<{ response: unknown } | undefined>;
   /** after a commit: the streams this request read, for the next request to load ahead */
   noteRead(): void;
 }

@@ -2,7 +2,7 @@
 import type { EventStore } from '../../store/types.js';
 import { rebuildStream, rememberTip } from '../rebuild.js';
 import { CODE_VERSION } from '../version.js';
-import { type StreamReader, type SyncLogPort, type UnitCommit } from './port.js';
+import type { StreamReader, SyncLogPort, UnitCommit } from './port.js';
 
 const ports = new WeakMap<EventStore, SyncLogPort>();
 

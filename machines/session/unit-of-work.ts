@@ -135,7 +135,8 @@ export class UnitOfWork {
   keepSnapshot(streamId: string, persist = true): void {
     const l = this.load(streamId);
     // a private copy: the live state goes on changing in place (it is serialized at commit)
-    if (l.version > 0 && l.state !== null) this.snapshotsToSave.push({ streamId, version: l.version, state: copyStreamState(streamKind(streamId), l.state), persist });
+    if (l.version > 0 && l.state !== null)
+      this.snapshotsToSave.push({ streamId, version: l.version, state: copyStreamState(streamKind(streamId), l.state), persist });
   }
 
   /** The events this session recorded on a stream, with the versions they take. */
@@ -171,7 +172,11 @@ export class UnitOfWork {
    * streams that have them (`wakeAtOf`), the snapshots to persist, and the request's answer.
    * `mustHold` names a stream whose version the commit checks even if nothing was recorded on it.
    */
-  protected unitCommit(response: ((written: WrittenEvent[]) => unknown) | undefined, mustHold: string, wakeAtOf: (l: Loaded) => bigint | null | undefined): UnitCommit {
+  protected unitCommit(
+    response: ((written: WrittenEvent[]) => unknown) | undefined,
+    mustHold: string,
+    wakeAtOf: (l: Loaded) => bigint | null | undefined,
+  ): UnitCommit {
     // Keep the decision order across streams (so time never goes backwards in position order):
     // one batch per run of consecutive events on a stream, each expecting the version before it.
     const batches: AppendBatch[] = [];
@@ -197,7 +202,8 @@ export class UnitOfWork {
     const snapshots = [...this.periodic];
     const at = new Set(snapshots.map((sn) => `${sn.streamId}\u0000${sn.version}`));
     for (const sn of this.snapshotsToSave) {
-      if (sn.persist && !at.has(`${sn.streamId}\u0000${sn.version}`)) snapshots.push({ streamId: sn.streamId, version: sn.version, state: serialize(sn.state) });
+      if (sn.persist && !at.has(`${sn.streamId}\u0000${sn.version}`))
+        snapshots.push({ streamId: sn.streamId, version: sn.version, state: serialize(sn.state) });
     }
     return { batches, snapshots, requestId: this.meta.requestId, fingerprint: this.meta.fingerprint, handler: this.meta.handler, response };
   }
