@@ -8,7 +8,8 @@ import { DEFAULT_GUEST, type GuestSettings } from '../guest/settings.js';
 import type { AuditFrame } from './frame.js';
 import { GUEST_RULES } from './guest-rules.js';
 import { clockWindowsOf } from './window.js';
-import { abs, fmtNs, perDay, ppm, worstError } from './format.js';
+import { nsThreeDecimals, ppbAsPpm, ppbPerDayThreeDecimals } from '../../lib/units.js';
+import { abs, worstError } from './magnitudes.js';
 import { setsMsr, type Citations, type Measurement } from './measure.js';
 import type { Finding, Severity } from './report.js';
 import type { AuditThresholds, FindingCode } from './thresholds.js';
@@ -126,7 +127,9 @@ export const RULES: readonly Rule[] = [
       return lost.length ? [{ lost, worst: lost.reduce((a, b) => (a.tscErrorNs < b.tscErrorNs ? a : b)) }] : [];
     },
     severity: 'warn',
-    message: ({ lost, worst }, { f }) => `the guest TSC lost ${fmtNs(-worst.tscErrorNs)} of the ${fmtNs(f.elapsedNs)} that passed (vCPU ${lost.map((v) => v.vcpu).join(', ')})`,
+    message: ({ lost, worst }, { f }) =>
+      `the guest TSC lost ${nsThreeDecimals(-worst.tscErrorNs)} of the ${nsThreeDecimals(f.elapsedNs)} that passed ` +
+      `(vCPU ${lost.map((v) => v.vcpu).join(', ')})`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -141,7 +144,8 @@ export const RULES: readonly Rule[] = [
     },
     severity: 'warn',
     or: { severity: 'fail', when: ({ worst }, { th }) => worst.tscErrorNs > th.softLockupNs, condition: 'the worst error is beyond softLockupNs' },
-    message: ({ jumped, worst }) => `the guest TSC jumped ${fmtNs(worst.tscErrorNs)} ahead of true time (vCPU ${jumped.map((v) => v.vcpu).join(', ')})`,
+    message: ({ jumped, worst }) =>
+      `the guest TSC jumped ${nsThreeDecimals(worst.tscErrorNs)} ahead of true time (vCPU ${jumped.map((v) => v.vcpu).join(', ')})`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -152,7 +156,7 @@ export const RULES: readonly Rule[] = [
     thresholds: [],
     cases: ({ m }) => some(m.kvmclock.advanceNs).filter((a) => a < 0n),
     severity: 'fail',
-    message: (advance) => `kvmclock went back by ${fmtNs(-advance)}`,
+    message: (advance) => `kvmclock went back by ${nsThreeDecimals(-advance)}`,
     cites: ['kvmclockWrites'],
   }),
   rule({
@@ -188,13 +192,15 @@ export const RULES: readonly Rule[] = [
     message: ({ w, lowest, before }) =>
       `the guest ran before its clock was restored: ${w.runs
         .map((r) => `vCPU ${r.vcpu} from its KVM_RUN (position ${r.position})`)
-        .join(', ')} until ${w.write.ioctl} (position ${w.write.position}), ${fmtNs(w.write.time - w.runs[0]!.time)} later; its kvmclock read ${fmtNs(lowest.kvmclock)} there, ${fmtNs(before - lowest.kvmclock)} behind its ${fmtNs(before)} as the stop began`,
+        .join(', ')} until ${w.write.ioctl} (position ${w.write.position}), ${nsThreeDecimals(w.write.time - w.runs[0]!.time)} later; ` +
+      `its kvmclock read ${nsThreeDecimals(lowest.kvmclock)} there, ` +
+      `${nsThreeDecimals(before - lowest.kvmclock)} behind its ${nsThreeDecimals(before)} as the stop began`,
     cites: ({ w }) => [...w.runs.map((r) => r.position), w.write.position],
   }),
   rule({
     code: 'kvmclock_lost_time',
     ...kvmclockBehind,
-    message: (error, { f }) => `kvmclock lost ${fmtNs(-error)} of the ${fmtNs(f.elapsedNs)} that passed`,
+    message: (error, { f }) => `kvmclock lost ${nsThreeDecimals(-error)} of the ${nsThreeDecimals(f.elapsedNs)} that passed`,
     cites: ['kvmclockWrites'],
   }),
   rule({
@@ -205,7 +211,7 @@ export const RULES: readonly Rule[] = [
     thresholds: ['clockErrorNs'],
     cases: ({ m, th }) => some(m.kvmclock.errorNs).filter((e) => e > th.clockErrorNs),
     severity: 'warn',
-    message: (error) => `kvmclock jumped ${fmtNs(error)} ahead of true time`,
+    message: (error) => `kvmclock jumped ${nsThreeDecimals(error)} ahead of true time`,
     cites: ['kvmclockWrites'],
   }),
   rule({
@@ -216,7 +222,7 @@ export const RULES: readonly Rule[] = [
     thresholds: ['clockStepNs'],
     cases: ({ m, th }) => some(m.kvmclockMinusTscStepNs).filter((s) => abs(s) > th.clockStepNs),
     severity: 'warn',
-    message: (step) => `kvmclock moved ${fmtNs(abs(step))} ${step > 0n ? 'ahead of' : 'behind'} the TSC`,
+    message: (step) => `kvmclock moved ${nsThreeDecimals(abs(step))} ${step > 0n ? 'ahead of' : 'behind'} the TSC`,
     cites: ['kvmclockWrites', 'counterWrites'],
   }),
   rule({
@@ -227,7 +233,7 @@ export const RULES: readonly Rule[] = [
     thresholds: ['clockErrorNs'],
     cases: ({ m, th }) => [worstError(m.vcpus.map((v) => v.tscErrorNs))].filter((w) => w < -th.clockErrorNs),
     severity: 'warn',
-    message: (worst, { f }) => `the guest's virtual counter lost ${fmtNs(-worst)} of the ${fmtNs(f.elapsedNs)} that passed`,
+    message: (worst, { f }) => `the guest's virtual counter lost ${nsThreeDecimals(-worst)} of the ${nsThreeDecimals(f.elapsedNs)} that passed`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -238,7 +244,7 @@ export const RULES: readonly Rule[] = [
     thresholds: ['clockErrorNs'],
     cases: ({ m, th }) => [worstError(m.vcpus.map((v) => v.tscErrorNs))].filter((w) => w > th.clockErrorNs),
     severity: 'warn',
-    message: (worst) => `the guest's virtual counter jumped ${fmtNs(worst)} ahead of true time`,
+    message: (worst) => `the guest's virtual counter jumped ${nsThreeDecimals(worst)} ahead of true time`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -253,7 +259,8 @@ export const RULES: readonly Rule[] = [
       return apart > th.clockErrorNs ? [{ vmp, apart }] : [];
     },
     severity: 'warn',
-    message: ({ vmp, apart }) => `the virtual and physical counters drifted ${fmtNs(apart)} apart (CNTVCT−CNTPCT went from ${vmp.before} to ${vmp.after} ticks)`,
+    message: ({ vmp, apart }) =>
+      `the virtual and physical counters drifted ${nsThreeDecimals(apart)} apart (CNTVCT−CNTPCT went from ${vmp.before} to ${vmp.after} ticks)`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -316,7 +323,7 @@ export const RULES: readonly Rule[] = [
     or: { severity: 'warn', when: (_, { m, th }) => abs(m.tscFrequency.driftPpb) > th.driftWarnPpb, condition: 'beyond driftWarnPpb' },
     message: (_, { m }) => {
       const t = m.tscFrequency;
-      const drift = `${ppm(t.driftPpb)} ppm, ${perDay(t.driftPpb)}`;
+      const drift = `${ppbAsPpm(t.driftPpb)} ppm, ${ppbPerDayThreeDecimals(t.driftPpb)}`;
       return m.arch === 'x86'
         ? `the guest TSC runs at ${t.actualHz} Hz for a nominal ${t.nominalHz} Hz: ${drift}`
         : `the host counter ticks at ${t.actualHz} Hz for a CNTFRQ of ${t.nominalHz} Hz: the guest counters drift ${drift}`;
@@ -333,7 +340,8 @@ export const RULES: readonly Rule[] = [
     severity: 'info',
     or: { severity: 'warn', when: (pv, { th }) => abs(pv.driftPpb) > th.driftWarnPpb, condition: 'beyond driftWarnPpb' },
     message: (pv) =>
-      `kvmclock's pvclock encodes ${pv.frequencyHz} Hz for a guest TSC at ${pv.guestTscHz} Hz: kvmclock drifts ${ppm(pv.driftPpb)} ppm, ${perDay(pv.driftPpb)}, against the TSC`,
+      `kvmclock's pvclock encodes ${pv.frequencyHz} Hz for a guest TSC at ${pv.guestTscHz} Hz: ` +
+      `kvmclock drifts ${ppbAsPpm(pv.driftPpb)} ppm, ${ppbPerDayThreeDecimals(pv.driftPpb)}, against the TSC`,
     cites: ['kvmclockWrites', 'counterWrites'],
   }),
   rule({
@@ -346,7 +354,8 @@ export const RULES: readonly Rule[] = [
     severity: 'info',
     message: (_, { m }) => {
       const a = m.arm64!;
-      return `the guest's physical counter is offset on a host without FEAT_ECV: every CNTPCT read traps (${a.trappedPhysReads} so far, ~${a.trapCostNs} ns each: ${fmtNs(a.trapOverheadNs)})`;
+      const traps = `${a.trappedPhysReads} so far, ~${a.trapCostNs} ns each: ${nsThreeDecimals(a.trapOverheadNs)}`;
+      return `the guest's physical counter is offset on a host without FEAT_ECV: every CNTPCT read traps (${traps})`;
     },
     cites: ['counterWrites'],
   }),
