@@ -71,9 +71,11 @@ export const KVMCLOCK_MSRS = [MSRS.MSR_KVM_SYSTEM_TIME_NEW, MSRS.MSR_KVM_WALL_CL
 
 /**
  * QEMU's kvm_arch_set_tsc_khz(): try KVM_SET_TSC_KHZ when the host can scale or the rate is within
- * 250 ppm; a failure is fatal only if the vCPU's rate is not already the one wanted.
+ * 250 ppm; a failure is fatal only if the vCPU's rate is not already the one wanted, and (`fatal`
+ * false) not even then: QEMU's incoming migration ignores the error, printing "warning: TSC
+ * frequency mismatch ...", unless tsc-frequency was set explicitly (kvm_arch_put_registers()).
  */
-export function qemuSetTscKhz(p: VmmPort, step: string, vcpu: number, khz: number): void {
+export function qemuSetTscKhz(p: VmmPort, step: string, vcpu: number, khz: number, fatal = true): void {
   const cur = p.ioctl('destination', vcpu, 'KVM_GET_TSC_KHZ').ret;
   const scaling = p.ioctl('destination', null, 'KVM_CHECK_EXTENSION', 'KVM_CAP_TSC_CONTROL').ret > 0;
   const { lo, hi } = tscToleranceWindow(BigInt(cur));
@@ -81,7 +83,7 @@ export function qemuSetTscKhz(p: VmmPort, step: string, vcpu: number, khz: numbe
   const r = scaling || within ? p.ioctl('destination', vcpu, 'KVM_SET_TSC_KHZ', khz) : null;
   if (!r || r.ret < 0) {
     const now = p.ioctl('destination', vcpu, 'KVM_GET_TSC_KHZ').ret;
-    if (now <= 0 || now !== khz) {
+    if (fatal && (now <= 0 || now !== khz)) {
       throw new StepFailure(step, `TSC frequency mismatch between VM (${khz} kHz) and host (${now} kHz), and TSC scaling unavailable`, r?.ref ?? null);
     }
   }

@@ -32,12 +32,17 @@ export const qemu: Strategy<Saved, Saved> = {
   arch: 'x86',
   summary: 'QEMU: at vm_stop pins every vCPU\'s IA32_TSC by value (KVM_GET_MSRS, one vCPU after another), then reads kvmclock (KVM_GET_CLOCK); as the ' +
     'migration completes it reads the other MSRs, and for a running-VM migration kvmclock again at pre-save. The destination negotiates the TSC kHz ' +
-    '(KVM_SET_TSC_KHZ with scaling or within 250 ppm, else "TSC frequency mismatch"), writes TSC_ADJUST then IA32_TSC per vCPU, and at resume KVM_SET_CLOCK ' +
+    '(KVM_SET_TSC_KHZ with scaling or within 250 ppm, else "TSC frequency mismatch": a refusal with an explicit tsc-frequency, a warning without), writes TSC_ADJUST then IA32_TSC per vCPU, and at resume KVM_SET_CLOCK ' +
     'with flags 0 and KVM_KVMCLOCK_CTRL on every vCPU. The guest TSC loses the blackout; kvmclock loses it minus the stop→pre-save gap.',
   options: {
     paused:
       'the guest was already paused (QEMU `stop`, RUN_STATE_PAUSED) when the migration began, preSaveGapNs after it: from 4.2.0 pre-save keeps the ' +
       'clock read at the stop (default false)',
+    tscFrequency:
+      'the VM was started with an explicit tsc-frequency (default true: QEMU blocks the migration of a VM with invtsc unless it is set, d99569d9d8, ' +
+      'QEMU 2.9), so a destination that cannot run the guest at the saved kHz refuses it ("TSC frequency mismatch"; a destination QEMU whose ' +
+      'tsc-frequency cannot be set does not start). false: no invtsc and no tsc-frequency; kvm_arch_put_registers() ignores the failed ' +
+      'kvm_arch_set_tsc_khz() (it only prints the warning) and the guest runs on at the destination\'s rate',
   },
   pause(p) {
     p.pauseAll('source');
@@ -81,9 +86,11 @@ export const qemu: Strategy<Saved, Saved> = {
     // A pause on the same VM (stop/cont) writes no registers back: only the resume handler runs.
     if (p.inPlace) return;
     p.createDestination(saved.vcpus.map((v) => v.id));
+    // (an explicit tsc-frequency makes a rate it cannot set fatal; without one QEMU warns and runs on)
+    const fatal = p.params.options.tscFrequency !== false;
     for (const v of saved.vcpus) {
-      if (p.release.switches.tscKhzWithinTolerance === true) qemuSetTscKhz(p, 'restore', v.id, saved.tscKhz);
-      else setTscKhzScalingOnly(p, v.id, saved.tscKhz);
+      if (p.release.switches.tscKhzWithinTolerance === true) qemuSetTscKhz(p, 'restore', v.id, saved.tscKhz, fatal);
+      else setTscKhzScalingOnly(p, v.id, saved.tscKhz, fatal);
     }
     const account = p.release.switches.downtimeAccounting === true;
     saved.vcpus.forEach((v, i) => {
@@ -166,14 +173,15 @@ function kvmclockCtrlAll(p: VmmPort, side: Side): void {
 
 /**
  * kvm_arch_set_tsc_khz() before 5.1.0 (74aaddc628): KVM_SET_TSC_KHZ only with KVM_CAP_TSC_CONTROL; a
- * failure is fatal only if the vCPU's rate is not already the one wanted.
+ * failure is fatal only if the vCPU's rate is not already the one wanted (and `fatal`: an explicit
+ * tsc-frequency; the 2.x kvm_arch_put_registers() already ignored the error otherwise).
  */
-function setTscKhzScalingOnly(p: VmmPort, vcpu: number, khz: number): void {
+function setTscKhzScalingOnly(p: VmmPort, vcpu: number, khz: number, fatal: boolean): void {
   const scaling = p.ioctl('destination', null, 'KVM_CHECK_EXTENSION', 'KVM_CAP_TSC_CONTROL').ret > 0;
   const r = scaling ? p.ioctl('destination', vcpu, 'KVM_SET_TSC_KHZ', khz) : null;
   if (r && r.ret >= 0) return;
   const now = p.ioctl('destination', vcpu, 'KVM_GET_TSC_KHZ').ret;
-  if (now <= 0 || now !== khz) {
+  if (fatal && (now <= 0 || now !== khz)) {
     throw new StepFailure('restore', `TSC frequency mismatch between VM (${khz} kHz) and host (${now} kHz), and TSC scaling unavailable`, r?.ref ?? null);
   }
 }
