@@ -70,6 +70,17 @@ export function setMsrs(p: VmmPort, step: string, side: Side, vcpu: number, entr
 export const KVMCLOCK_MSRS = [MSRS.MSR_KVM_SYSTEM_TIME_NEW, MSRS.MSR_KVM_WALL_CLOCK_NEW];
 
 /**
+ * IA32_TSC_DEADLINE among a source vCPU's saved MSRs when its guest has a deadline set. QEMU, Cloud
+ * Hypervisor and Firecracker save and restore it on every vCPU; a zero deadline's read and write
+ * change no state (kvm_set_lapic_tscdeadline_msr() with 0 arms nothing on a new vCPU), so the model
+ * leaves them out of the log, as it leaves out the MSRs that do not keep time.
+ */
+export function deadlineIfSet(p: VmmPort, vcpu: number): number[] {
+  const v = p.vm('source').x86?.vcpus.find((x) => x.id === vcpu);
+  return v && v.tscDeadline !== 0n ? [MSRS.MSR_IA32_TSC_DEADLINE] : [];
+}
+
+/**
  * QEMU's kvm_arch_set_tsc_khz(): try KVM_SET_TSC_KHZ when the host can scale or the rate is within
  * 250 ppm; a failure is fatal only if the vCPU's rate is not already the one wanted, and (`fatal`
  * false) not even then: QEMU's incoming migration ignores the error, printing "warning: TSC

@@ -1,6 +1,7 @@
 // QEMU (target/i386/kvm/kvm.c, hw/i386/kvm/clock.c): the TSC by value through the MSRs (pinned at
 // stop before kvmclock is read), kvmclock read at stop and again at pre-save, restored with
-// KVM_SET_CLOCK flags 0, KVM_KVMCLOCK_CTRL at resume.
+// KVM_SET_CLOCK flags 0, KVM_KVMCLOCK_CTRL at resume. IA32_TSC_DEADLINE is saved with the MSRs and
+// restored by its own KVM_SET_MSRS after IA32_TSC (kvm_put_tscdeadline_msr()).
 // Release switches (releases.ts): the KVM_KVMCLOCK_CTRL loop before 3.1, the pre-save re-read of a
 // paused guest before 4.2, KVM_SET_TSC_KHZ within 250 ppm from 5.1, the `==` capability test that made
 // 7.1 and older read kvmclock from guest memory on 5.16+ hosts, and the unmerged 2025-10 series that
@@ -11,7 +12,7 @@ import { u64 } from '../../../kvm/u64.js';
 import { KVM_CLOCK_REALTIME, KVM_CLOCK_TSC_STABLE, MSRS } from '../../../kvm/uapi.js';
 import type { Pvti } from '../../../kvm/x86/state.js';
 import { StepFailure, type Side, type VmmPort } from '../port.js';
-import { clockOut, cyclesIn, getMsrs, KVMCLOCK_MSRS, qemuSetTscKhz, resumeSource, setMsrs, type SavedByValue } from './common.js';
+import { clockOut, cyclesIn, deadlineIfSet, getMsrs, KVMCLOCK_MSRS, qemuSetTscKhz, resumeSource, setMsrs, type SavedByValue } from './common.js';
 import type { Strategy } from './types.js';
 
 /** clock: kvmclock from vm_stop, then overwritten by the pre-save read */
@@ -25,7 +26,7 @@ interface Saved extends SavedByValue<bigint> {
   firstPvclock: Pvti | null;
 }
 
-const { MSR_IA32_TSC: TSC, MSR_IA32_TSC_ADJUST: ADJ } = MSRS;
+const { MSR_IA32_TSC: TSC, MSR_IA32_TSC_ADJUST: ADJ, MSR_IA32_TSC_DEADLINE: DEADLINE } = MSRS;
 
 export const qemu: Strategy<Saved, Saved> = {
   name: 'qemu',
@@ -68,7 +69,8 @@ export const qemu: Strategy<Saved, Saved> = {
   save(p, atStop) {
     // cpu_synchronize_all_states() as the migration completes: kvm_get_msrs() reads the other MSRs
     // (IA32_TSC is skipped while env->tsc_valid holds the value pinned at the stop); a stop/cont saves no state
-    const rest = (id: number) => (p.inPlace ? [] : getMsrs(p, 'save', 'source', id, [ADJ, ...KVMCLOCK_MSRS]));
+    // (kvm_get_msrs() reads MSR_IA32_TSCDEADLINE with them, into env->tsc_deadline)
+    const rest = (id: number) => (p.inPlace ? [] : getMsrs(p, 'save', 'source', id, [ADJ, ...KVMCLOCK_MSRS, ...deadlineIfSet(p, id)]));
     const vcpus = atStop.vcpus.map((v) => ({ id: v.id, msrs: new Map([...v.msrs, ...rest(v.id)]) }));
     const saved = { ...atStop, vcpus };
     // kvmclock_pre_save(): a running-VM migration reads the clock once more, preSaveGap later; from 4.2.0
@@ -101,6 +103,10 @@ export const qemu: Strategy<Saved, Saved> = {
       const tsc = (v.msrs.get(TSC) ?? 0n) + (account && elapsed > 0n ? cyclesIn(elapsed, saved.tscKhz) : 0n);
       // kvm_put_msrs(): TSC_ADJUST is listed before IA32_TSC (a host TSC_ADJUST write does not move the TSC)
       setMsrs(p, 'restore', 'destination', v.id, [ADJ, TSC, ...KVMCLOCK_MSRS].map((i) => [i, i === TSC ? tsc : (v.msrs.get(i) ?? 0n)] as [number, bigint]));
+      // kvm_put_tscdeadline_msr(): its own KVM_SET_MSRS after kvm_put_msrs() (so after IA32_TSC) and
+      // the LAPIC, in every modelled release (target/i386/kvm/kvm.c kvm_arch_put_registers())
+      const deadline = v.msrs.get(DEADLINE);
+      if (deadline !== undefined) setMsrs(p, 'restore', 'destination', v.id, [[DEADLINE, deadline]]);
     });
   },
   resume(p, saved) {
