@@ -16,7 +16,8 @@ describe('the event summary of a checked matrix', () => {
   });
 
   it('a before/after gives the after side and how many cells changed', () => {
-    const after = { plan, summary: { pass: 2, warn: 1, fail: 1, notApplicable: 0 }, results, changed: [{ index: 1, before: 'pass', after: 'warn', responsible: [] }] };
+    const changed = [{ index: 1, before: 'pass', after: 'warn', responsible: [] }];
+    const after = { plan, summary: { pass: 2, warn: 1, fail: 1, notApplicable: 0 }, results, changed };
     const s = eventSummary(matrixEvent({ matrixId: 'x1', plan, cells: 4, summary: { pass: 3, warn: 0, fail: 1, notApplicable: 0 }, results, after }));
     expect(s).toBe('4 cells: 3 pass, 0 warn, 1 fail; after: 2 pass, 1 warn, 1 fail; 1 changed');
   });
