@@ -2,7 +2,9 @@
 // once the guest resumed), its condition against the thresholds, its severity, its message, and the
 // recorded events it cites. Rows are judged in table order; a code may have several rows (each a
 // way to reach it). docs/audit.md is generated from this table and FINDING_CODES.
+import { hostRealtimeNs } from '../../kvm/host.js';
 import { s64 } from '../../kvm/u64.js';
+import { KVM_CLOCK_REALTIME } from '../../kvm/uapi.js';
 import type { GuestReport } from '../guest/model.js';
 import { DEFAULT_GUEST, type GuestSettings } from '../guest/settings.js';
 import type { AuditFrame } from './frame.js';
@@ -359,8 +361,41 @@ export const RULES: readonly Rule[] = [
     },
     cites: ['counterWrites'],
   }),
+  rule({
+    code: 'realtime_disagrees',
+    atResume: true,
+    condition:
+      "the destination host's CLOCK_REALTIME and the source host's, read at the same true instant (the resume), differ by more than " +
+      'clockErrorNs; warn when the restore passed KVM_CLOCK_REALTIME (the kernel then adds the difference to kvmclock)',
+    thresholds: ['clockErrorNs'],
+    cases: ({ f, th }) => {
+      const dst = f.after!.host;
+      const src = f.src.host(f.mig.fromHost, f.resumeTime);
+      if (!src || dst.id === src.id) return [];
+      const apartNs = hostRealtimeNs(dst, f.resumeTime) - hostRealtimeNs(src, f.resumeTime);
+      return abs(apartNs) > th.clockErrorNs ? [{ apartNs, dst: dst.id, src: src.id, realtimeSets: setsClockRealtime(f) }] : [];
+    },
+    severity: 'info',
+    or: { severity: 'warn', when: (s) => s.realtimeSets.length > 0, condition: 'the destination restored kvmclock with KVM_CLOCK_REALTIME' },
+    message: ({ apartNs, dst, src, realtimeSets }) => {
+      const apart = `host ${dst}'s CLOCK_REALTIME is ${nsThreeDecimals(abs(apartNs))} ${apartNs > 0n ? 'ahead of' : 'behind'} host ${src}'s`;
+      return realtimeSets.length
+        ? `${apart}: the restore passed KVM_CLOCK_REALTIME, so kvmclock moved by that difference besides the time that passed`
+        : `${apart}: nothing in this migration's restore read it, ` +
+            "but a realtime-based one (KVM_CLOCK_REALTIME, the offset procedure's ΔT) would move the guest by it";
+    },
+    cites: (s) => s.realtimeSets,
+  }),
   ...GUEST_RULES,
 ];
+
+/** The destination's accepted KVM_SET_CLOCK calls with KVM_CLOCK_REALTIME: the positions of their ioctls. */
+function setsClockRealtime(f: AuditFrame): number[] {
+  return f.ioctls((d) => {
+    const flags = Number((d.arg as { flags?: unknown } | null)?.flags ?? 0);
+    return d.ioctl === 'KVM_SET_CLOCK' && d.ret === 0 && (flags & KVM_CLOCK_REALTIME) !== 0;
+  });
+}
 
 /** The findings of one migration: every rule of its architecture, in table order. */
 export function judge(f: AuditFrame, m: Measurement, th: AuditThresholds, g: GuestReport | null = null, gs: GuestSettings = DEFAULT_GUEST): Finding[] {
