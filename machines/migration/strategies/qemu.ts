@@ -42,7 +42,8 @@ export const qemu: Strategy<Saved, Saved> = {
     tscFrequency:
       'the VM was started with an explicit tsc-frequency (default true: QEMU blocks the migration of a VM with invtsc unless it is set, d99569d9d8, ' +
       'QEMU 2.9), so a destination that cannot run the guest at the saved kHz refuses it ("TSC frequency mismatch"; a destination QEMU whose ' +
-      'tsc-frequency cannot be set does not start). false: no invtsc and no tsc-frequency; kvm_arch_put_registers() ignores the failed ' +
+      'tsc-frequency cannot be set does not start). false: no invtsc and no tsc-frequency; kvm_arch_put_registers() (target/i386/kvm/kvm.c, read ' +
+      'at 00001a22d183, and so in the 2.x files read) ignores the failed ' +
       'kvm_arch_set_tsc_khz() (it only prints the warning) and the guest runs on at the destination\'s rate',
   },
   pause(p) {
