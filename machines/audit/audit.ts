@@ -3,6 +3,7 @@
 // citing the recorded events that caused it. One frame for every architecture (frame.ts), a
 // measurement per architecture (measure-x86.ts, measure-arm64.ts), one table of rules (rules.ts)
 // and one report (report.ts).
+import { NSEC_PER_SEC } from '../../kvm/arith.js';
 import type { EventStore } from '../../store/types.js';
 import type { EvolveOptions } from '../vm/evolve.js';
 import { guestSettings, type GuestOverrides } from '../guest/settings.js';
@@ -34,7 +35,7 @@ export function guestSettingsOf(th: Partial<AuditThresholds>, guest: GuestOverri
   for (const k of ['watchdogMarginNs', 'watchdogIntervalNs', 'watchdogMaxIntervalNs'] as const) if (th[k] !== undefined) mapped[k] = th[k];
   // softLockupNs = 2 × watchdog_thresh: the nearest whole second of its half, within the kernel's 1..60
   if (th.softLockupNs !== undefined) {
-    const s = Number((th.softLockupNs + 1_000_000_000n) / 2_000_000_000n);
+    const s = Number((th.softLockupNs + NSEC_PER_SEC) / (2n * NSEC_PER_SEC));
     mapped.watchdogThreshS = Math.min(60, Math.max(1, s));
   }
   return { ...mapped, ...guest };
@@ -50,7 +51,7 @@ export function auditFrom(src: AuditSource, ...[migrationId, thresholds = {}, op
   const { guest: guestOverrides, ...rest } = thresholds;
   const settings = guestSettings(guestSettingsOf(rest, guestOverrides));
   // tsc_jump's fail severity stays at 2 × watchdog_thresh, the guest's
-  const th = { ...DEFAULT_THRESHOLDS, ...rest, softLockupNs: BigInt(settings.watchdogThreshS) * 2n * 1_000_000_000n };
+  const th = { ...DEFAULT_THRESHOLDS, ...rest, softLockupNs: BigInt(settings.watchdogThreshS) * 2n * NSEC_PER_SEC };
   const f = frameOf(src, migrationId);
   if (!f) return null;
   const m = f.before.rec.arm64 ? measureArm64(f, th) : measureX86(f);

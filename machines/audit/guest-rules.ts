@@ -1,15 +1,18 @@
 // The findings the guest model gives, as rows of the rule table (rules.ts): each is a simulated
 // guest event (kernel messages, a wake-up, an NTP correction), citing the guest log entries it
 // printed (guestLog) and the recorded events whose clocks the guest read (positions).
-import type { GuestReport, WatchdogRun } from '../guest/model.js';
+import { NSEC_PER_SEC } from '../../kvm/arith.js';
 import { nsThreeDecimals, ppbAsPpm } from '../../lib/units.js';
+import { HZ } from '../guest/clocks.js';
+import type { WatchdogRun } from '../guest/cs-watchdog.js';
 import type { GuestSettings } from '../guest/settings.js';
-import type { Rule, RuleInput } from './rules.js';
+import type { GuestReport } from '../guest/types.js';
+import { rule, type Rule, type RuleInput } from './rule.js';
 
 /** [12.345678]: printk's timestamp of a guest ns, unpadded for a message; dmesg pads the seconds to 5 ("[   12.345678]") */
 export function dmesgStamp(ns: bigint, secondsWidth = 0): string {
-  const s = ns / 1_000_000_000n;
-  const us = (ns % 1_000_000_000n) / 1000n;
+  const s = ns / NSEC_PER_SEC;
+  const us = (ns % NSEC_PER_SEC) / 1000n;
   return `[${String(s).padStart(secondsWidth, ' ')}.${String(us).padStart(6, '0')}]`;
 }
 
@@ -22,8 +25,6 @@ function runLines(g: GuestReport, r: WatchdogRun): number[] {
   const first = g.log.findIndex((e) => e.timeNs === r.timeNs && e.text.includes(`Marking clocksource '${r.clocksource}'`));
   return g.log.map((_, i) => i).filter((i) => i >= first && g.log[i]!.timeNs === r.timeNs && !g.log[i]!.text.startsWith('watchdog:') && !g.log[i]!.text.startsWith('rcu:'));
 }
-
-const row = <S>(r: Rule<S>): Rule<S> => r;
 
 /** What marking a clocksource unstable did to the guest's timekeeping. */
 function clocksourceOutcome(g: GuestReport, marked: string): string {
@@ -61,7 +62,7 @@ function ntpCorrection(g: GuestReport, gs: GuestSettings, resume: bigint): strin
 }
 
 export const GUEST_RULES: readonly Rule[] = [
-  row({
+  rule({
     code: 'watchdog_tsc_unstable',
     arch: 'x86',
     atResume: true,
@@ -76,19 +77,19 @@ export const GUEST_RULES: readonly Rule[] = [
     cites: clockWrites,
     guestLog: ({ r, g }) => runLines(g, r),
   }),
-  row({
+  rule({
     code: 'soft_lockup_risk',
     atResume: true,
     condition: 'the simulated soft-lockup detector printed "BUG: soft lockup" on one or more CPUs: the clock jumped past 2 × watchdog_thresh (softLockupNs sets it) without PVCLOCK_GUEST_STOPPED on them',
     thresholds: ['softLockupNs'],
-    cases: ({ g }) => (g && g.softLockups.length ? [g] : []),
+    cases: ({ g }) => (g?.softLockups.length ? [g] : []),
     severity: 'fail',
     message: (g) =>
       `${stamp(g, g.softLockups[0]!.log[0]!)} BUG: soft lockup on ${g.softLockups.map((x) => `CPU#${x.vcpu} (${x.stuckS}s)`).join(', ')}: the clock jumped without PVCLOCK_GUEST_STOPPED on ${g.softLockups.length === 1 ? 'that vCPU' : 'those vCPUs'}`,
     cites: clockWrites,
     guestLog: (g) => g.softLockups.flatMap((x) => x.log),
   }),
-  row({
+  rule({
     code: 'guest_rcu_stall',
     atResume: true,
     condition: 'the simulated RCU stall detector saw jiffies jump past rcu_cpu_stall_timeout since the grace period began, and the CPU found no PVCLOCK_GUEST_STOPPED',
@@ -97,11 +98,11 @@ export const GUEST_RULES: readonly Rule[] = [
     severity: 'fail',
     message: ({ s, g }) =>
       `${stamp(g, s.log[0]!)} rcu_preempt self-detected stall on CPU ${s.vcpu}: ` +
-      `jiffies jumped ${s.jiffies} (${nsThreeDecimals((s.jiffies * 1_000_000_000n) / 250n)}) at the resume`,
+      `jiffies jumped ${s.jiffies} (${nsThreeDecimals((s.jiffies * NSEC_PER_SEC) / HZ)}) at the resume`,
     cites: clockWrites,
     guestLog: ({ s }) => s.log,
   }),
-  row({
+  rule({
     code: 'guest_sleeper_stuck',
     arch: 'x86',
     atResume: true,
@@ -109,7 +110,7 @@ export const GUEST_RULES: readonly Rule[] = [
     thresholds: [],
     cases: ({ g }) => {
       const w = g?.sleeper.wakes[0];
-      return g && w?.lapicDeadline && (w.lateNs === null || w.lateNs > 1_000_000_000n) ? [{ g, late: w.lateNs }] : [];
+      return g && w?.lapicDeadline && (w.lateNs === null || w.lateNs > NSEC_PER_SEC) ? [{ g, late: w.lateNs }] : [];
     },
     severity: 'fail',
     message: ({ g, late }) =>
@@ -119,7 +120,7 @@ export const GUEST_RULES: readonly Rule[] = [
     cites: ['counterWrites'],
   }),
   ...(['behind', 'ahead'] as const).map((dir) =>
-    row({
+    rule({
       code: dir === 'behind' ? 'wall_clock_behind' : 'wall_clock_ahead',
       atResume: true,
       condition: `the simulated guest's CLOCK_REALTIME is ${dir === 'behind' ? 'behind' : 'ahead of'} true time by more than the guest setting wallClockToleranceNs (1 ms) at the resume`,

@@ -4,8 +4,9 @@
 // read, so the simulation is a fold of the log: a fresh process, or a replay under another
 // kernel profile, computes it again from the same events.
 import { hostRealtimeNs } from '../../kvm/host.js';
-import { simulateGuest, type GuestInput, type GuestReport } from '../guest/model.js';
+import { simulateGuest } from '../guest/model.js';
 import type { GuestSettings } from '../guest/settings.js';
+import type { GuestInput, GuestReport } from '../guest/types.js';
 import { vmStreamId, type IoctlIssuedData } from '../vm/events.js';
 import { guestClocksAt, guestCountersAt } from '../vm/view.js';
 import type { AuditFrame, Side } from './frame.js';

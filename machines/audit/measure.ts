@@ -1,9 +1,10 @@
 // What an architecture's measurement gives the audit: the readings the report shows (the same
 // fields on every architecture), how its messages name the guest's counter, the few readings
 // only the rules judge, and the recorded events findings cite.
+import { NSEC_PER_SEC } from '../../kvm/arith.js';
 import { s64 } from '../../kvm/u64.js';
 import { MSRS } from '../../kvm/uapi.js';
-import type { AuditReport, VcpuAudit } from './report.js';
+import type { AuditReport, VcpuAudit } from './report-types.js';
 
 export interface Citations {
   /** the ioctls that wrote the guest's counter (x86: KVM_SET_TSC_KHZ, IA32_TSC, KVM_VCPU_TSC_OFFSET; arm64: KVM_SET_ONE_REG, KVM_ARM_SET_COUNTER_OFFSET, KVM_SET_DEVICE_ATTR) */
@@ -46,7 +47,7 @@ export interface Reading {
  * `elapsedNs` (a vCPU missing after the resume, or no resume: its reading before).
  */
 export function counterAdvances(before: readonly Reading[], after: readonly Reading[] | null, hz: bigint, elapsedNs: bigint): VcpuAudit[] {
-  const expected = (elapsedNs * hz) / 1_000_000_000n;
+  const expected = (elapsedNs * hz) / NSEC_PER_SEC;
   return before.map((b) => {
     const tscAfter = after?.find((x) => x.vcpu === b.vcpu)?.value ?? b.value;
     const advance = s64(tscAfter - b.value);
@@ -58,7 +59,7 @@ export function counterAdvances(before: readonly Reading[], after: readonly Read
       tscAdvance: advance,
       expectedAdvance: expected,
       tscErrorCycles: err,
-      tscErrorNs: hz ? (err * 1_000_000_000n) / hz : 0n,
+      tscErrorNs: hz ? (err * NSEC_PER_SEC) / hz : 0n,
     };
   });
 }

@@ -3,51 +3,22 @@
 // recorded events it cites. Rows are judged in table order; a code may have several rows (each a
 // way to reach it). docs/audit.md is generated from this table and FINDING_CODES.
 import { hostRealtimeNs } from '../../kvm/host.js';
+import { NSEC_PER_SEC } from '../../kvm/arith.js';
 import { s64 } from '../../kvm/u64.js';
 import { KVM_CLOCK_REALTIME } from '../../kvm/uapi.js';
-import type { GuestReport } from '../guest/model.js';
+import type { GuestReport } from '../guest/types.js';
 import { DEFAULT_GUEST, type GuestSettings } from '../guest/settings.js';
 import type { AuditFrame } from './frame.js';
 import { GUEST_RULES } from './guest-rules.js';
 import { clockWindowsOf } from './window.js';
 import { nsThreeDecimals, ppbAsPpm, ppbPerDayThreeDecimals } from '../../lib/units.js';
 import { abs, worstError } from './magnitudes.js';
-import { setsMsr, type Citations, type Measurement } from './measure.js';
-import type { Finding, Severity } from './report.js';
-import type { AuditThresholds, FindingCode } from './thresholds.js';
+import { setsMsr, type Measurement } from './measure.js';
+import type { Finding } from './report-types.js';
+import { rule, type Rule, type RuleInput } from './rule.js';
+import type { AuditThresholds } from './thresholds.js';
 
-export interface RuleInput {
-  f: AuditFrame;
-  m: Measurement;
-  th: AuditThresholds;
-  /** the simulated guest (null: none) */
-  g: GuestReport | null;
-  /** the simulated guest's settings */
-  gs: GuestSettings;
-}
-
-export interface Rule<S = any> {
-  code: FindingCode;
-  /** the architecture it judges (both when absent) */
-  arch?: 'x86' | 'arm64';
-  /** judged only once the guest resumed (not while the migration is in flight) */
-  atResume: boolean;
-  /** the condition, in words, and the thresholds it compares with */
-  condition: string;
-  thresholds: (keyof AuditThresholds)[];
-  /** each case found (one finding each; none: no finding) */
-  cases(c: RuleInput): S[];
-  severity: Severity;
-  /** another severity when this holds of a case */
-  or?: { severity: Severity; when(s: S, c: RuleInput): boolean; condition: string };
-  message(s: S, c: RuleInput): string;
-  /** the recorded events cited: the measurement's lists, or positions the rule finds itself */
-  cites: (keyof Citations)[] | ((s: S, c: RuleInput) => number[]);
-  /** guest-model rules: the guest.log entries the finding stands on */
-  guestLog?: (s: S, c: RuleInput) => number[];
-}
-
-const rule = <S>(r: Rule<S>): Rule<S> => r;
+export type { Rule, RuleInput } from './rule.js';
 
 /** The migration's accepted TSC writes to a guest whose TSC is protected: the positions of their ioctls. */
 function protectedTscWrites(f: AuditFrame): number[] {
@@ -63,7 +34,7 @@ function protectedTscWrites(f: AuditFrame): number[] {
 const when = (cond: boolean): true[] => (cond ? [true] : []);
 const some = <S>(x: S | null | undefined): S[] => (x === null || x === undefined ? [] : [x]);
 /** counter ticks as ns at the arm64 guest's CNTFRQ */
-const ticksNs = (m: Measurement, ticks: bigint) => (ticks * 1_000_000_000n) / m.arm64!.cntfrqHz;
+const ticksNs = (m: Measurement, ticks: bigint) => (ticks * NSEC_PER_SEC) / m.arm64!.cntfrqHz;
 
 /** kvmclock behind true time: both its own finding and the guest wall clock's */
 const kvmclockBehind = {

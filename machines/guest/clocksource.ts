@@ -21,7 +21,6 @@ export interface Clocksource {
   hz: bigint;
 }
 
-
 /**
  * __clocksource_update_freq_scale(): mult/shift of a clocksource registered at freq × scale Hz
  * with a 64-bit mask (the conversion range capped at 600 s).
@@ -84,9 +83,6 @@ export interface WatchdogRules {
   /** clocksource_delta()'s negative-motion test: the top bit of the mask, or above 7/8 of it (76031d9536a0) */
   negativeMotion: 'top-bit' | 'seven-eighths';
 }
-
-/** CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US's Kconfig range (fc153c1c58cb) */
-export const MAX_SKEW_US_RANGE = [50, 1000] as const;
 
 /**
  * The clocksource watchdog of a guest kernel version (kernel/time/clocksource.c), each difference

@@ -2,8 +2,10 @@
 // depend on it), its boot parameters, its NTP client and its lockup detectors. Every field has a
 // default; an audit request may override any of them (`guest` in the request).
 
-import { MAX_SKEW_US_RANGE } from './clocksource.js';
 import { hasGate, kernelVersionProblem, sourceOf } from './gates.js';
+
+/** CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US's Kconfig range (fc153c1c58cb) */
+export const MAX_SKEW_US_RANGE = [50, 1000] as const;
 
 export type NtpClient = 'chrony' | 'ntpd' | 'none';
 

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { clocksourceDelta, watchdogRules } from '../../machines/guest/clocksource.js';
 import { GUEST_KERNEL_GATES, hasGate, parseKernelVersion, type KernelGate } from '../../machines/guest/gates.js';
-import { clocksourceVerifyPercpuLine, cpuListString } from '../../machines/guest/model.js';
+import { clocksourceVerifyPercpuLine, cpuListString } from '../../machines/guest/cs-watchdog.js';
 import { auditDocs } from '../../scripts/audit-docs.js';
 
 /** What a gate must carry to be cited: the commit, its subject, the release, and where that was read. */

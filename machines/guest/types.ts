@@ -1,0 +1,72 @@
+// What the guest model takes (the guest as the audit hands it over, every input rebuilt from the
+// log) and what it reports, the detectors' entries in their own modules' shapes.
+import type { GuestLogEntry, GuestReading } from './clocks.js';
+import type { WatchdogRun } from './cs-watchdog.js';
+import type { WallClock } from './ntp.js';
+import type { GuestStoppedFound } from './pvclock.js';
+import type { RcuStall } from './rcu-stall.js';
+import type { SleeperWake } from './sleeper.js';
+import type { SoftLockup } from './softlockup.js';
+
+export type { GuestLogEntry, GuestReading } from './clocks.js';
+export type { WatchdogRun } from './cs-watchdog.js';
+export type { WallClock, WallClockPoint } from './ntp.js';
+
+/** The guest as the audit hands it over: every input is rebuilt from the log. */
+export interface GuestInput {
+  arch: 'x86' | 'arm64';
+  vcpus: number[];
+  /** the guest's counter rate: x86 tsc_khz × 1000 (the boot vCPU's virtual TSC), arm64 CNTFRQ */
+  counterHz: bigint;
+  /** x86: the guest enabled kvmclock on its boot vCPU */
+  kvmclock: boolean;
+  stopTime: bigint;
+  /** the instant the guest began running on the stopped VM (every vCPU in KVM_RUN): a VM a migration created runs from that migration's resume, and its clocks before then are not the guest's */
+  runningSince: bigint;
+  /** null: nothing resumed (in flight) */
+  resumeTime: bigint | null;
+  /**
+   * the guest's clocks on a vCPU at true time t, through the emulated kernel on the VM state in
+   * force at t (before the stop: the state after the VM's last event at or before t; from the
+   * resume: the resumed side as it resumed)
+   */
+  read(t: bigint, vcpu: number): GuestReading;
+  /** before the stop: the span [from, until) of the VM state in force at t (until null: that state holds to the stop) */
+  spanAt(t: bigint): { from: bigint; until: bigint | null };
+  /** true wall-clock time at t (the host's CLOCK_REALTIME on the side the guest runs on) */
+  realtime(t: bigint): bigint;
+  /** x86: per vCPU, the log position of the guest read that found PVCLOCK_GUEST_STOPPED after the resume */
+  guestStopped: Map<number, number>;
+  /** x86: the boot vCPU's LAPIC TSC-deadline timer, if the guest had one armed as the stop began */
+  deadline: { tscDeadline: bigint; firesAt: bigint | null; positions: number[] } | null;
+}
+
+export interface GuestReport {
+  kernel: string;
+  clocksource: {
+    before: string;
+    after: string;
+    watchdog: string | null;
+    ratings: Record<string, number>;
+    marginNs: bigint;
+    marginIs: string;
+  };
+  log: GuestLogEntry[];
+  /** the clocksource watchdog's runs from the last before the stop to the horizon (runs that only re-checked a clean interval after the first are counted, not listed) */
+  watchdogRuns: WatchdogRun[];
+  /** vCPUs on which the guest found PVCLOCK_GUEST_STOPPED and touched its watchdogs, and where */
+  guestStopped: GuestStoppedFound[];
+  softLockups: SoftLockup[];
+  rcuStalls: RcuStall[];
+  wallClock: WallClock;
+  sleeper: {
+    vcpu: number;
+    periodNs: bigint;
+    /** the first wake-ups after the resume: the CLOCK_MONOTONIC expiry, the true instant, and how late the guest sees it */
+    wakes: SleeperWake[];
+    /** the worst lateness (null: a wake-up still pending at the horizon) */
+    maxLateNs: bigint | null;
+    /** the LAPIC deadline was armed and never fired within the horizon */
+    stuck: boolean;
+  };
+}
