@@ -32,7 +32,8 @@ export function parseAnchor(given: string): unknown {
   } catch (e) {
     throw new UsageError('invalid_request', `--anchor: malformed JSON in ${source}: ${(e as Error).message}`, { field: 'anchor' });
   }
-  if (!isObject(v)) throw new UsageError('invalid_request', `--anchor: ${source} must hold a JSON object (a head: position, hash, requests)`, { field: 'anchor' });
+  if (!isObject(v))
+    throw new UsageError('invalid_request', `--anchor: ${source} must hold a JSON object (a head: position, hash, requests)`, { field: 'anchor' });
   // a whole verify answer: its head
   return 'head' in v && isObject(v.head) && !('position' in v) ? v.head : v;
 }

@@ -28,7 +28,9 @@ function protectedTscWrites(f: AuditFrame): number[] {
     // (KVM_SET_MSRS returns how many of its entries it set)
     if (d.ioctl === 'KVM_SET_MSRS') return setsMsr(d.arg, ['MSR_IA32_TSC', 'MSR_IA32_TSC_ADJUST'], d.ret);
     const arg = d.arg as { group?: unknown; attr?: unknown } | null;
-    return d.ioctl === 'KVM_SET_DEVICE_ATTR' && [0, 'KVM_VCPU_TSC_CTRL'].includes(arg?.group as never) && [0, 'KVM_VCPU_TSC_OFFSET'].includes(arg?.attr as never);
+    return (
+      d.ioctl === 'KVM_SET_DEVICE_ATTR' && [0, 'KVM_VCPU_TSC_CTRL'].includes(arg?.group as never) && [0, 'KVM_VCPU_TSC_OFFSET'].includes(arg?.attr as never)
+    );
   });
 }
 const when = (cond: boolean): true[] => (cond ? [true] : []);
@@ -224,7 +226,7 @@ export const RULES: readonly Rule[] = [
     code: 'counter_divergence',
     arch: 'arm64',
     atResume: true,
-    condition: "CNTVCT − CNTPCT on the boot vCPU changed across the stop by more than clockErrorNs",
+    condition: 'CNTVCT − CNTPCT on the boot vCPU changed across the stop by more than clockErrorNs',
     thresholds: ['clockErrorNs'],
     cases: ({ m, th }) => {
       const vmp = m.arm64!.virtualMinusPhysical;
@@ -275,7 +277,8 @@ export const RULES: readonly Rule[] = [
     code: 'tsc_writes_ignored',
     arch: 'x86',
     atResume: false,
-    condition: 'the guest TSC is protected (createVm secureTsc) and the migration made TSC writes that KVM accepted: kvm_vcpu_write_tsc_offset() and __kvm_synchronize_tsc() return early',
+    condition:
+      'the guest TSC is protected (createVm secureTsc) and the migration made TSC writes that KVM accepted: kvm_vcpu_write_tsc_offset() and __kvm_synchronize_tsc() return early',
     thresholds: [],
     cases: ({ f }) => {
       const ignored = protectedTscWrites(f);
@@ -289,7 +292,8 @@ export const RULES: readonly Rule[] = [
   rule({
     code: 'frequency_drift',
     atResume: false,
-    condition: "the guest counter's real rate (tscFrequency.actualHz: x86, the guest TSC's; arm64, the host counter's) differs from its nominal one by more than driftPpb",
+    condition:
+      "the guest counter's real rate (tscFrequency.actualHz: x86, the guest TSC's; arm64, the host counter's) differs from its nominal one by more than driftPpb",
     thresholds: ['driftPpb', 'driftWarnPpb'],
     cases: ({ m, th }) => when(abs(m.tscFrequency.driftPpb) > th.driftPpb),
     severity: 'info',
@@ -309,7 +313,8 @@ export const RULES: readonly Rule[] = [
     atResume: false,
     condition: "kvmclock's rate (the pvclock's encoded frequency against the guest TSC's) is off by more than driftPpb",
     thresholds: ['driftPpb', 'driftWarnPpb'],
-    cases: ({ m, th }) => (m.pvclock && m.pvclock.driftPpb !== null && abs(m.pvclock.driftPpb) > th.driftPpb ? [{ ...m.pvclock, driftPpb: m.pvclock.driftPpb }] : []),
+    cases: ({ m, th }) =>
+      m.pvclock && m.pvclock.driftPpb !== null && abs(m.pvclock.driftPpb) > th.driftPpb ? [{ ...m.pvclock, driftPpb: m.pvclock.driftPpb }] : [],
     severity: 'info',
     or: { severity: 'warn', when: (pv, { th }) => abs(pv.driftPpb) > th.driftWarnPpb, condition: 'beyond driftWarnPpb' },
     message: (pv) =>

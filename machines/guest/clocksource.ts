@@ -38,10 +38,24 @@ export function x86Clocksources(s: GuestSettings, tscKhz: number, kvmclock: bool
   const list: Clocksource[] = [];
   if (kvmclock) {
     // kvmclock_init(): clocksource_register_hz(&kvm_clock, NSEC_PER_SEC); rating 299 when the TSC is invariant (7539b174aef4, v5.1)
-    list.push({ name: 'kvm-clock', rating: s.invariantTsc && hasGate(s.kernel, 'kvmclock-rating-299') ? 299 : 400, mustVerify: false, verifyPercpu: false, ...clocksourceUpdateFreqScale(1n, NSEC_PER_SEC), hz: NSEC_PER_SEC });
+    list.push({
+      name: 'kvm-clock',
+      rating: s.invariantTsc && hasGate(s.kernel, 'kvmclock-rating-299') ? 299 : 400,
+      mustVerify: false,
+      verifyPercpu: false,
+      ...clocksourceUpdateFreqScale(1n, NSEC_PER_SEC),
+      hz: NSEC_PER_SEC,
+    });
   }
   // init_tsc_clocksource(): clocksource_register_khz(&clocksource_tsc, tsc_khz); tsc=reliable drops MUST_VERIFY
-  list.push({ name: 'tsc', rating: 300, mustVerify: !s.tscReliable, verifyPercpu: true, ...clocksourceUpdateFreqScale(1000n, BigInt(tscKhz)), hz: BigInt(tscKhz) * 1000n });
+  list.push({
+    name: 'tsc',
+    rating: 300,
+    mustVerify: !s.tscReliable,
+    verifyPercpu: true,
+    ...clocksourceUpdateFreqScale(1000n, BigInt(tscKhz)),
+    hz: BigInt(tscKhz) * 1000n,
+  });
   return list;
 }
 

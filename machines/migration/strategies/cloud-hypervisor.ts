@@ -48,9 +48,19 @@ export const cloudHypervisor: Strategy<Saved, void> = {
         p.spacing('write', i);
         // set_state(): set_lapic() before set_msrs() (e2b5c78dc, v0.9.0), the saved MSRs in their order, so the deadline after IA32_TSC
         const order = [TSC, ...KVMCLOCK_MSRS, ...(v.msrs.has(DEADLINE) ? [DEADLINE] : [])];
-        setMsrs(p, 'restore', 'destination', v.id, order.map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]));
+        setMsrs(
+          p,
+          'restore',
+          'destination',
+          v.id,
+          order.map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]),
+        );
       });
-      if (p.release.switches.syncTscOffsets) synchronizeTscOffsets(p, saved.vcpus.map((v) => v.id));
+      if (p.release.switches.syncTscOffsets)
+        synchronizeTscOffsets(
+          p,
+          saved.vcpus.map((v) => v.id),
+        );
     }
     // PR #7932: the clock before the vCPUs run; before it, after (in resume)
     if (p.release.switches.clockBeforeResume) setClock(p, 'restore', saved);
@@ -84,5 +94,6 @@ function synchronizeTscOffsets(p: VmmPort, ids: number[]): void {
   if (first === undefined) return;
   const r = p.ioctl('destination', first, 'KVM_GET_DEVICE_ATTR', { group: 'KVM_VCPU_TSC_CTRL', attr: 'KVM_VCPU_TSC_OFFSET' });
   if (r.ret !== 0) return;
-  for (const id of ids) p.ioctl('destination', id, 'KVM_SET_DEVICE_ATTR', { group: 'KVM_VCPU_TSC_CTRL', attr: 'KVM_VCPU_TSC_OFFSET', value: String(r.out!.value) });
+  for (const id of ids)
+    p.ioctl('destination', id, 'KVM_SET_DEVICE_ATTR', { group: 'KVM_VCPU_TSC_CTRL', attr: 'KVM_VCPU_TSC_OFFSET', value: String(r.out!.value) });
 }

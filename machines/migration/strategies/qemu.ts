@@ -31,7 +31,8 @@ const { MSR_IA32_TSC: TSC, MSR_IA32_TSC_ADJUST: ADJ, MSR_IA32_TSC_DEADLINE: DEAD
 export const qemu: Strategy<Saved, Saved> = {
   name: 'qemu',
   arch: 'x86',
-  summary: 'QEMU: at vm_stop pins every vCPU\'s IA32_TSC by value (KVM_GET_MSRS, one vCPU after another), then reads kvmclock (KVM_GET_CLOCK); as the ' +
+  summary:
+    "QEMU: at vm_stop pins every vCPU's IA32_TSC by value (KVM_GET_MSRS, one vCPU after another), then reads kvmclock (KVM_GET_CLOCK); as the " +
     'migration completes it reads the other MSRs, and for a running-VM migration kvmclock again at pre-save. The destination negotiates the TSC kHz ' +
     '(KVM_SET_TSC_KHZ with scaling or within 250 ppm, else "TSC frequency mismatch": a refusal with an explicit tsc-frequency, a warning without), writes TSC_ADJUST then IA32_TSC per vCPU, and at resume KVM_SET_CLOCK ' +
     'with flags 0 and KVM_KVMCLOCK_CTRL on every vCPU. The guest TSC loses the blackout; kvmclock loses it minus the stop→pre-save gap.',
@@ -44,7 +45,7 @@ export const qemu: Strategy<Saved, Saved> = {
       'QEMU 2.9), so a destination that cannot run the guest at the saved kHz refuses it ("TSC frequency mismatch"; a destination QEMU whose ' +
       'tsc-frequency cannot be set does not start). false: no invtsc and no tsc-frequency; kvm_arch_put_registers() (target/i386/kvm/kvm.c, read ' +
       'at 00001a22d183, and so in the 2.x files read) ignores the failed ' +
-      'kvm_arch_set_tsc_khz() (it only prints the warning) and the guest runs on at the destination\'s rate',
+      "kvm_arch_set_tsc_khz() (it only prints the warning) and the guest runs on at the destination's rate",
   },
   pause(p) {
     p.pauseAll('source');
@@ -103,7 +104,13 @@ export const qemu: Strategy<Saved, Saved> = {
       const elapsed = hostRealtimeNs(p.host('destination'), p.now()) - saved.stopRealtime;
       const tsc = (v.msrs.get(TSC) ?? 0n) + (account && elapsed > 0n ? cyclesIn(elapsed, saved.tscKhz) : 0n);
       // kvm_put_msrs(): TSC_ADJUST is listed before IA32_TSC (a host TSC_ADJUST write does not move the TSC)
-      setMsrs(p, 'restore', 'destination', v.id, [ADJ, TSC, ...KVMCLOCK_MSRS].map((i) => [i, i === TSC ? tsc : (v.msrs.get(i) ?? 0n)] as [number, bigint]));
+      setMsrs(
+        p,
+        'restore',
+        'destination',
+        v.id,
+        [ADJ, TSC, ...KVMCLOCK_MSRS].map((i) => [i, i === TSC ? tsc : (v.msrs.get(i) ?? 0n)] as [number, bigint]),
+      );
       // kvm_put_tscdeadline_msr(): its own KVM_SET_MSRS after kvm_put_msrs() (so after IA32_TSC) and
       // the LAPIC, in every modelled release (target/i386/kvm/kvm.c kvm_arch_put_registers())
       const deadline = v.msrs.get(DEADLINE);
