@@ -95,7 +95,8 @@ export function guestInputOf(f: AuditFrame): GuestInput {
     realtime: (t) => hostRealtimeNs(side(t).host, t),
     guestStopped,
     deadline,
-    boot: arm || !v0 ? null : guestBootOf(f.src, vmId, v0.id, before.rec.version),
+    // a guest that never enabled kvmclock has no boot to find (and its events need no scan)
+    boot: arm || !v0?.pvti ? null : guestBootOf(f.src, vmId, v0.id, before.rec.version),
   };
 }
 
