@@ -188,5 +188,19 @@ describe('through the audit', () => {
     expect(g.clocksource).toMatchObject({ before: 'kvm-clock', watchdog: null, ratings: { 'kvm-clock': 400 } });
     const lockup = g.log.find((e: { text: string }) => e.text.startsWith('watchdog: BUG: soft lockup'));
     expect(dmesgStamp(BigInt(lockup.guestNs))).toBe('[32.000000]');
+    // the restored VM's kvmclock was enabled by its VMM (KVM_SET_MSRS): the guest booted elsewhere
+    const next = await l.ok('migrate', { ...restore, vmId: r.newVmId, toHost: 'fc', thresholds: { guest } });
+    expect(next.audit.guest.boot).toBeNull();
+  });
+
+  it('tsc=unstable on a guest without kvmclock: a clocksource the model does not emulate, no guest simulated', async () => {
+    await l.ok('createHost', { hostId: 'fc', tscKhz: 2_096_022 });
+    await l.ok('createVm', { vmId: 'g', hostId: 'fc', vcpus: 1 });
+    await l.ok('runVcpu', { vmId: 'g' });
+    await l.ok('advanceTime', { ns: 2_000_000_000 });
+    const r = await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'firecracker', blackoutNs: 1_000_000, thresholds: { guest: { tscUnstable: true } } });
+    expect(r.audit.guest).toBeNull();
+    const plain = await l.ok('audit', { migrationId: r.migrationId });
+    expect(plain.audit.guest.clocksource.before).toBe('tsc');
   });
 });
