@@ -72,7 +72,7 @@ console.log(JSON.stringify(out));`;
   for (let i = 0; i < n; i++) {
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`breakdown failed: ${r.stderr}`);
-    (JSON.parse(r.stdout) as [string, number][]).forEach(([, ms], j) => samples[j]!.push(ms));
+    for (const [j, [, ms]] of (JSON.parse(r.stdout) as [string, number][]).entries()) samples[j]!.push(ms);
   }
   return steps.map(([name], j) => [name, median(samples[j]!)]);
 }

@@ -1,5 +1,5 @@
 // The bounds every request is held to before anything parses or records it, in one place (the
-// README's "Limits" lists them). A request beyond one is invalid_request, with details.field
+// docs/guide.md's "Limits" lists them). A request beyond one is invalid_request, with details.field
 // naming where, and messages quote at most MAX_ECHO_CHARS characters of any value.
 // (No imports beyond these: the CLI reads its input with these bounds before loading a handler.)
 import { CodedError } from '../lib/coded-error.js';

@@ -163,7 +163,9 @@ export function rebuildStream<S extends StreamState = StreamState>(
       snapshots.push({ streamId, version, position, codeVersion: CODE_VERSION, state: serialize(state) });
     }
   }
-  if (snapshots.length) store.transaction(() => snapshots.forEach((sn) => store.saveSnapshot(sn)));
+  if (snapshots.length) store.transaction(() => {
+      for (const sn of snapshots) store.saveSnapshot(sn);
+    });
   if (state !== null && !shared) freeze(state, true);
   const result: Rebuilt = { state, version, position };
   if (!substituted && version > 0 && version === store.streamVersion(streamId)) cacheTip(cacheKey(store, streamId), result);

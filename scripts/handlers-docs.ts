@@ -104,7 +104,7 @@ export async function handlersDocs(commandLines: CallLines): Promise<string> {
   const sections = HANDLER_NAMES.flatMap((name) => {
     const { summary, access } = REGISTRY[name];
     const effect = access === 'read' ? 'Reads the ledger (read-only).' : 'Records events (writes the ledger).';
-    return ['', `## ${name}`, '', `${summary}. ${effect}`, '', 'Request:', '', ...requestTable(handlers[name]), '', `Response (the fields of an answer from a scripted run): ${(responses[name] ?? []).map((f) => `\`${f.replace(' (', '\` (')}`).join(', ')}.`, '', 'Command line:', '', ...commandLines(name)];
+    return ['', `## ${name}`, '', `${summary}. ${effect}`, '', 'Request:', '', ...requestTable(handlers[name]), '', `Response (the fields of an answer from a scripted run): ${(responses[name] ?? []).map((f) => `\`${f.replace(' (', '` (')}`).join(', ')}.`, '', 'Command line:', '', ...commandLines(name)];
   });
   return [INTRO, '', '| handler | access | summary |', '|---|---|---|', ...index, ...sections, ''].join('\n');
 }

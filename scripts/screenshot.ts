@@ -1,4 +1,4 @@
-// npm run screenshot: the picture of the README — the demo's first migration (qemu) as its HTML
+// npm run screenshot: the picture of docs/guide.md — the demo's first migration (qemu) as its HTML
 // report shows it in headless Chromium, the top of the page (verdict, summary, the clock timelines across the migration and after the resume,
 // the findings), written to docs/report.png.
 import { mkdtempSync, rmSync } from 'node:fs';

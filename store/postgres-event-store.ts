@@ -5,7 +5,7 @@
 // or a dead connection). Readers take no lock. The hashes are store/canonical.ts's, so both
 // engines give identical hashes for identical events.
 import { AsyncLocalStorage } from 'node:async_hooks';
-import pg from 'pg';
+import type pg from 'pg';
 import type { AsyncCommitOptions, AsyncEventStore } from './async-types.js';
 import { GENESIS_HASH } from './canonical.js';
 import { StoreError } from './errors.js';

@@ -540,7 +540,8 @@ function retryWhileBusy(timeoutMs: number, fn: () => void): void {
   let waited = 0;
   for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
     try {
-      return fn();
+      fn();
+      return;
     } catch (e) {
       const code = (e as { code?: string }).code ?? '';
       if (!code.startsWith('SQLITE_BUSY') && !code.startsWith('SQLITE_LOCKED')) throw e;

@@ -34,7 +34,7 @@ export function* generateLog(total: number, opts: { vms?: number; hosts?: number
   const vms: VmRecord[] = [];
   const emit = function* (vm: VmRecord | null, vmId: string, ev: VmEvent, host: HostState): Generator<Generated, VmRecord> {
     const r = applyVmEvent(vm, ev, t, { trace: true });
-    if (r.trace && r.trace.length) (ev.data as { trace?: unknown }).trace = r.trace;
+    if (r.trace?.length) (ev.data as { trace?: unknown }).trace = r.trace;
     if (ev.type === 'IoctlIssued') {
       const res = r.result as { ret: number; errno?: string; out?: unknown };
       ev.data.ret = res.ret;

@@ -176,7 +176,7 @@ function addCommand<N extends HandlerName>(program: Command, name: N, spec: CliC
   withJson(cmd);
   action(cmd, async (o, args) => {
     const values: CliValues = {};
-    fields.forEach((f, i) => (values[f] = args[i]));
+    for (const [i, f] of fields.entries()) values[f] = args[i];
     for (const { opt, field } of options) {
       const key = opt.attributeName();
       // a --no-x flag is sent only when given (as false)
@@ -247,11 +247,11 @@ export function buildProgram(): Command {
       .option('--data <json>', 'the request JSON (default: stdin when it is not a terminal, else {})')
       .addHelpText(
         'after',
-        examples(
+        `${examples(
           `invoke createHost --data '{"hostId":"h1","tscKhz":2500000}'`,
           `invoke events --data '{"streamId":"vm-vm1","limit":10}' --pretty`,
           `echo '{"vmId":"vm1","ioctl":"KVM_GET_CLOCK"}' | clockledger invoke ioctl --db ledger.db`,
-        ) + `\n${EXIT_CODES}`,
+        )}\n${EXIT_CODES}`,
       ),
     async (o, [name]) => {
       const { invokeCommand } = await import('./invoke.js');

@@ -38,32 +38,40 @@ export function checkTscKhz(v: number, ctx: z.RefinementCtx): void {
   ctx.addIssue({ code: 'custom', message: `${v} kHz is ${hz(v)}, not a plausible TSC rate (${hz(min)} to ${hz(max)}, given in kHz)${likely}` });
 }
 
+/** A host's hardware and clocksource, as createHost and the matrix's host classes take them. */
+export const hostHardwareFields = {
+  arch: z.enum(['x86', 'arm64']).default('x86'),
+  tscKhz: tscKhzField.optional(),
+  cntfrqHz: u64Field.refine((hz) => hz > 0n, { message: 'a frequency in Hz above 0' }).optional(),
+  actualTscHz: u64Field.optional(),
+  vendor: z.enum(['vmx', 'svm']).optional(),
+  tscScaling: z.boolean().optional(),
+  clocksource: z.enum(['tsc', 'hpet', 'arch_sys_counter']).optional(),
+  constantTsc: z.boolean().optional(),
+  tscUnstable: z.boolean().optional(),
+  ecv: z.boolean().optional(),
+};
+
+/** An x86 host is created at a TSC frequency, an arm64 one at a counter frequency. */
+export function needsItsCounterFrequency(h: { arch: 'x86' | 'arm64'; tscKhz?: number; cntfrqHz?: bigint }, ctx: z.RefinementCtx): void {
+  if (h.arch === 'x86' && h.tscKhz === undefined) ctx.addIssue({ code: 'custom', path: ['tscKhz'], message: 'an x86 host needs tscKhz' });
+  if (h.arch === 'arm64' && h.cntfrqHz === undefined) ctx.addIssue({ code: 'custom', path: ['cntfrqHz'], message: 'an arm64 host needs cntfrqHz' });
+}
+
 export const createHost = defineHandler({
   name: 'createHost',
   schema: z
     .object({
       ...commonFields,
       hostId: idSchema,
-      arch: z.enum(['x86', 'arm64']).default('x86'),
-      tscKhz: tscKhzField.optional(),
-      cntfrqHz: u64Field.refine((hz) => hz > 0n, { message: 'a frequency in Hz above 0' }).optional(),
-      actualTscHz: u64Field.optional(),
-      vendor: z.enum(['vmx', 'svm']).optional(),
-      tscScaling: z.boolean().optional(),
-      clocksource: z.enum(['tsc', 'hpet', 'arch_sys_counter']).optional(),
-      constantTsc: z.boolean().optional(),
-      tscUnstable: z.boolean().optional(),
-      ecv: z.boolean().optional(),
+      ...hostHardwareFields,
       initialTsc: u64Field.optional(),
       bootNs: u64Field.optional(),
       realtimeOffsetNs: s64Field.optional(),
       kernel: profileField.default(DEFAULT_PROFILE),
     })
     .strict()
-    .superRefine((r, ctx) => {
-      if (r.arch === 'x86' && r.tscKhz === undefined) ctx.addIssue({ code: 'custom', path: ['tscKhz'], message: 'an x86 host needs tscKhz' });
-      if (r.arch === 'arm64' && r.cntfrqHz === undefined) ctx.addIssue({ code: 'custom', path: ['cntfrqHz'], message: 'an arm64 host needs cntfrqHz' });
-    }),
+    .superRefine(needsItsCounterFrequency),
   run(req, env) {
     return env.write(
       (s) =>

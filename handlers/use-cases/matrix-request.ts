@@ -14,7 +14,7 @@ import { HandlerError } from '../errors.js';
 import { commonFields, idSchema, s64Field, u64Field } from '../fields.js';
 import { refineProfileName } from '../profile-field.js';
 import { didYouMean } from '../suggest.js';
-import { tscKhzField } from './hosts.js';
+import { hostHardwareFields, needsItsCounterFrequency } from './hosts.js';
 import { guestSchema } from './migrations.js';
 
 /** The most cells a matrix may have unless the request sets maxCells (before and after together). */
@@ -47,25 +47,13 @@ const guestName = z.string().min(1).max(100).regex(/^[^\u0000-\u001f\u007f]+$/, 
 const hostClassSchema = z
   .object({
     name: hostName,
-    arch: z.enum(['x86', 'arm64']).default('x86'),
-    tscKhz: tscKhzField.optional(),
-    cntfrqHz: u64Field.refine((hz) => hz > 0n, { message: 'a frequency in Hz above 0' }).optional(),
-    actualTscHz: u64Field.optional(),
-    vendor: z.enum(['vmx', 'svm']).optional(),
-    tscScaling: z.boolean().optional(),
-    clocksource: z.enum(['tsc', 'hpet', 'arch_sys_counter']).optional(),
-    constantTsc: z.boolean().optional(),
-    tscUnstable: z.boolean().optional(),
-    ecv: z.boolean().optional(),
+    ...hostHardwareFields,
     kernel: z.string().max(200).superRefine(refineProfileName).default(DEFAULT_PROFILE),
     initialTsc: u64Field.optional(),
     realtimeOffsetNs: s64Field.optional(),
   })
   .strict()
-  .superRefine((h, ctx) => {
-    if (h.arch === 'x86' && h.tscKhz === undefined) ctx.addIssue({ code: 'custom', path: ['tscKhz'], message: 'an x86 host needs tscKhz' });
-    if (h.arch === 'arm64' && h.cntfrqHz === undefined) ctx.addIssue({ code: 'custom', path: ['cntfrqHz'], message: 'an arm64 host needs cntfrqHz' });
-  });
+  .superRefine(needsItsCounterFrequency);
 
 /** A guest: the audit's guest settings, and optionally a name (default: the settings it sets). */
 const guestEntry = z.record(z.string(), z.unknown()).transform((o, ctx): GuestClass => {

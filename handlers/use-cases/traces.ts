@@ -127,7 +127,7 @@ function readCapture(path: string): string {
     const chunks: Buffer[] = [];
     let total = 0;
     const buf = Buffer.allocUnsafe(1 << 20);
-    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) {
+    for (let n: number; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) {
       total += n;
       if (total > MAX_TRACE_FILE_BYTES) throw tooLarge(`more than ${MAX_TRACE_FILE_BYTES}`);
       chunks.push(Buffer.from(buf.subarray(0, n)));

@@ -1,8 +1,7 @@
 // What the guest reads on a running vCPU: its virtual counter CNTVCT_EL0 (CNTVOFF applied by the
 // hardware), its physical counter CNTPCT_EL0 (offset by CNTPOFF with ECV, else trapped and
 // emulated when there is an offset), and CNTFRQ_EL0 (the host's, never virtualised).
-import { preview } from '../args.js';
-import { KvmUsageError, requireVcpu } from '../errors.js';
+import { requireGuestOp } from '../guest-op.js';
 import type { Arm64Ctx, Arm64Vm } from './state.js';
 import { guestReadCntpct, guestReadCntvct } from './timer.js';
 
@@ -22,12 +21,8 @@ export interface Arm64GuestResult {
 
 /** One guest counter read on a running vCPU. */
 export function arm64Guest(ctx: Arm64Ctx, vm: Arm64Vm, req: Arm64GuestRequest): Arm64GuestResult {
-  const vcpu = requireVcpu(vm.vcpus, req.vcpu);
-  if (!(ARM64_GUEST_OPS as readonly string[]).includes(req.op)) {
-    throw new KvmUsageError('invalid_argument', 'op', `unknown arm64 guest operation ${preview(req.op)} (known: ${ARM64_GUEST_OPS.join(', ')})`);
-  }
-  if (!vcpu.running) throw new KvmUsageError('invalid_state', 'vcpu', `vCPU ${vcpu.id} is not in KVM_RUN: the guest cannot execute`);
-  switch (req.op as Arm64GuestOp) {
+  const { vcpu, op } = requireGuestOp(vm.vcpus, req.vcpu, req.op, 'arm64', ARM64_GUEST_OPS);
+  switch (op) {
     case 'cntvct':
       return { value: guestReadCntvct(ctx, vm, vcpu) };
     case 'cntpct':

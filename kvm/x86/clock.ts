@@ -139,7 +139,10 @@ export function kvmVmIoctlSetClock(ctx: X86Ctx, vm: X86Vm, data: KvmClockData): 
 /** kvm_gen_kvmclock_update(): update this vCPU now and every vCPU after KVMCLOCK_UPDATE_DELAY */
 export function kvmGenKvmclockUpdate(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu): void {
   // 6.19+ (446fcce2a52b): KVM_REQ_CLOCK_UPDATE on every vCPU at once, no delayed work
-  if (!ctx.sw.globalClockUpdateDelay) return requestClockUpdateAll(vm);
+  if (!ctx.sw.globalClockUpdateDelay) {
+    requestClockUpdateAll(vm);
+    return;
+  }
   vcpu.requests.clockUpdate = true;
   // schedule_delayed_work() does nothing if the work is already pending
   if (vm.kvmclockUpdateWorkAt === null) vm.kvmclockUpdateWorkAt = ctx.hw.t + KVMCLOCK_UPDATE_DELAY_NS;

@@ -1,7 +1,8 @@
 // What the guest does and sees on a running vCPU: RDTSC, its kvmclock read through the pvclock
 // page (__pvclock_read_cycles), RDMSR/WRMSR of the clock MSRs (intercepted, handled by KVM).
-import { namedNumber, parseArg, preview, u64Schema } from '../args.js';
-import { KvmUsageError, requireVcpu } from '../errors.js';
+import { namedNumber, parseArg, u64Schema } from '../args.js';
+import { KvmUsageError } from '../errors.js';
+import { requireGuestOp } from '../guest-op.js';
 import { MSRS, PVCLOCK_GUEST_STOPPED } from '../uapi.js';
 import { u64 } from '../u64.js';
 import { guestPvclockRead } from './clock.js';
@@ -33,12 +34,8 @@ const msrSchema = namedNumber(MSRS, 'MSR');
 
 /** One guest instruction (or clock read) on a running vCPU. */
 export function x86Guest(ctx: X86Ctx, vm: X86Vm, req: GuestRequest): GuestResult {
-  const vcpu = requireVcpu(vm.vcpus, req.vcpu);
-  if (!(X86_GUEST_OPS as readonly string[]).includes(req.op)) {
-    throw new KvmUsageError('invalid_argument', 'op', `unknown x86 guest operation ${preview(req.op)} (known: ${X86_GUEST_OPS.join(', ')})`);
-  }
-  if (!vcpu.running) throw new KvmUsageError('invalid_state', 'vcpu', `vCPU ${vcpu.id} is not in KVM_RUN: the guest cannot execute`);
-  switch (req.op as X86GuestOp) {
+  const { vcpu, op } = requireGuestOp(vm.vcpus, req.vcpu, req.op, 'x86', X86_GUEST_OPS);
+  switch (op) {
     case 'rdtsc':
       return { value: kvmReadL1Tsc(ctx, vcpu, ctx.hw.tsc) };
     case 'kvmclock': {

@@ -80,7 +80,7 @@ export const GUEST_RULES: readonly Rule[] = [
     atResume: true,
     condition: 'the simulated soft-lockup detector printed "BUG: soft lockup" on one or more CPUs: the clock jumped past 2 × watchdog_thresh (softLockupNs sets it) without PVCLOCK_GUEST_STOPPED on them',
     thresholds: ['softLockupNs'],
-    cases: ({ g }) => (g && g.softLockups.length ? [g] : []),
+    cases: ({ g }) => (g?.softLockups.length ? [g] : []),
     severity: 'fail',
     message: (g) =>
       `${stamp(g, g.softLockups[0]!.log[0]!)} BUG: soft lockup on ${g.softLockups.map((x) => `CPU#${x.vcpu} (${x.stuckS}s)`).join(', ')}: the clock jumped without PVCLOCK_GUEST_STOPPED on ${g.softLockups.length === 1 ? 'that vCPU' : 'those vCPUs'}`,

@@ -27,7 +27,7 @@ const WRITES = new Set(['KVM_SET_CLOCK', 'KVM_SET_CLOCK_GUEST']);
 /** The windows in which the resumed VM's guest ran before a kvmclock write of the migration. */
 export function clockWindowsOf(f: AuditFrame): ClockWindow[] {
   const after = f.after;
-  if (!after || !after.rec.x86) return [];
+  if (!after?.rec.x86) return [];
   const vmId = after.rec.vmId;
   const out: ClockWindow[] = [];
   const running = new Map<number, { position: number; time: bigint }>();

@@ -20,13 +20,16 @@ export function matrixCsv(cells: readonly MatrixCell[], after?: readonly MatrixC
   const head = after ? [...BASE, ...AFTER] : BASE;
   const byIndex = new Map((changed ?? []).map((c) => [c.index, c]));
   const lines = [row(head)];
-  cells.forEach((c, i) => {
-    if (!after) return lines.push(row(base(c)));
+  for (const [i, c] of cells.entries()) {
+    if (!after) {
+      lines.push(row(base(c)));
+      continue;
+    }
     const a = after[i]!;
     const ch = byIndex.get(i);
     const why = (x: ChangedCell) => (x.responsible.length ? x.responsible.map((r: Change) => changeText(r)).join('; ') : 'no single change alone');
     const responsible = !ch ? '' : !ch.attributed ? 'not attributed (maxCells)' : why(ch);
     lines.push(row([...base(c), a.from, a.to, a.strategy, a.guest, ...result(a), ch ? 'yes' : 'no', responsible]));
-  });
+  }
   return `${lines.join('\r\n')}\r\n`;
 }

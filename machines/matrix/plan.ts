@@ -121,7 +121,12 @@ export function cellRun(p: MatrixPlan, index: number): RunSpec {
 export function allPairs(hosts: readonly HostClass[]): { pairs: [number, number][]; crossArch: number } {
   const pairs: [number, number][] = [];
   let crossArch = 0;
-  hosts.forEach((a, i) => hosts.forEach((b, j) => (a.arch === b.arch ? pairs.push([i, j]) : crossArch++)));
+  for (const [i, a] of hosts.entries()) {
+    for (const [j, b] of hosts.entries()) {
+      if (a.arch === b.arch) pairs.push([i, j]);
+      else crossArch++;
+    }
+  }
   return { pairs, crossArch };
 }
 

@@ -56,7 +56,7 @@ export function bisectProfiles(
   };
   const n = profiles.length;
   if (exhaustive) {
-    profiles.forEach((_, i) => at(i));
+    for (let i = 0; i < profiles.length; i++) at(i);
     return { firstDivergent: probes.find((p) => p.diverged) ?? null, probes, search: 'exhaustive' };
   }
   if (n === 0) return { firstDivergent: null, probes, search: 'ends' };

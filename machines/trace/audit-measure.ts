@@ -62,7 +62,11 @@ export interface MasterClockMeasure {
   /** every update's line, in capture order */
   updateLines: number[];
   transitions: { line: number; from: boolean; to: boolean }[];
-  /** the VM's creation update, when the trace shows it (see audit-report.ts) */
+  /**
+   * the VM's creation, when the trace shows it: kvm_arch_init_vm() evaluates the master clock
+   * before any vCPU exists (masterclock 0 offsetmatched 0), and the first vCPU's creation write
+   * (kvm_write_tsc_offset prev=0) follows; the line of that update
+   */
   creationLine: number | null;
   /** how many updates came before the VM's first vCPU tracepoint: the first ones of updateLines */
   beforeVcpus: number;
@@ -74,7 +78,9 @@ export interface TraceMeasurement {
   vcpus: TraceVcpu[];
   tscOffsetSpreadCycles: bigint;
   tscOffsetSpreadNs: bigint | null;
+  /** every kvm_write_tsc_offset, in trace order */
   tscOffsetWrites: TraceTscWrite[];
+  /** guest writes of MSR_IA32_TSC (kvm_msr msr_write 10) */
   tscMsrWrites: TraceTscWrite[];
   masterClock: MasterClockMeasure;
   pvclock: PvclockMeasure;

@@ -1,8 +1,7 @@
 // The trace audit's report (audit.ts): per VM, its measurement (audit-measure.ts) as the answer
 // shows it, and the findings the rules drew from it (audit-rules.ts), each citing trace lines.
 import type { Severity } from '../audit/report.js';
-import type { Arm64Timers } from './arm64-timers.js';
-import type { PvclockMeasure, TraceMeasurement, TraceTscWrite, TraceVcpu } from './audit-measure.js';
+import type { MasterClockMeasure, TraceMeasurement } from './audit-measure.js';
 import type { TraceImportedData } from './state.js';
 
 export type { Arm64Timer, Arm64TimerState, Arm64TimerVcpu } from './arm64-timers.js';
@@ -26,34 +25,11 @@ export interface TraceFinding {
   lines: number[];
 }
 
-export interface TraceVmAudit {
+/** One VM's audit: its measurement (audit-measure.ts), the master clock as the answer shows it, and the findings. */
+export interface TraceVmAudit extends Omit<TraceMeasurement, 'masterClock'> {
   vm: string;
-  /** the arm64 timer tracepoints per vCPU (null: the VM has none) */
-  arm64Timers: Arm64Timers;
-  guestTscHz: bigint | null;
-  guestTscHzFrom: 'pvclock' | 'request' | null;
-  vcpus: TraceVcpu[];
-  tscOffsetSpreadCycles: bigint;
-  tscOffsetSpreadNs: bigint | null;
-  /** every kvm_write_tsc_offset, in trace order */
-  tscOffsetWrites: TraceTscWrite[];
-  /** guest writes of MSR_IA32_TSC (kvm_msr msr_write 10) */
-  tscMsrWrites: TraceTscWrite[];
-  masterClock: {
-    final: boolean | null;
-    finalLine: number | null;
-    updates: number;
-    transitions: { line: number; from: boolean; to: boolean }[];
-    /**
-     * the VM's creation, when the trace shows it: kvm_arch_init_vm() evaluates the master clock
-     * before any vCPU exists (masterclock 0 offsetmatched 0), and the first vCPU's creation write
-     * (kvm_write_tsc_offset prev=0) follows; the line of that update
-     */
-    creationLine: number | null;
-    /** updates before the VM's first vCPU tracepoint (no vCPU to match: off, as at creation) */
-    beforeVcpus: number;
-  };
-  pvclock: PvclockMeasure;
+  /** the master clock's final state, its transitions and how many updates the capture holds */
+  masterClock: Pick<MasterClockMeasure, 'final' | 'finalLine' | 'transitions' | 'creationLine' | 'beforeVcpus'> & { updates: number };
   findings: TraceFinding[];
 }
 

@@ -185,7 +185,7 @@ function compareMasterClock(trace: TraceRecord[], emulated: TraceRecord[]): { fi
 /** 3. the last pvclock scale, when the capture shows one. */
 function comparePvclock(trace: TraceRecord[], emulated: TraceRecord[]): { first: ConformanceDifference | null; agreed: boolean } {
   const tp = lastOf(trace, 'kvm_pvclock_update');
-  if (!tp || tp.fields.event !== 'kvm_pvclock_update') return { first: null, agreed: false };
+  if (tp?.fields.event !== 'kvm_pvclock_update') return { first: null, agreed: false };
   const t = tp.fields;
   const ep = lastOf(emulated, 'kvm_pvclock_update');
   const e = ep?.fields.event === 'kvm_pvclock_update' ? ep.fields : null;

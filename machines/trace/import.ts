@@ -32,7 +32,7 @@ export interface ImportResult {
 
 /** The VM a record belongs to. */
 export function vmOf(r: TraceRecord, map: Record<string, string> = {}): string {
-  const own = (k: number | null) => (k !== null && Object.prototype.hasOwnProperty.call(map, String(k)) ? map[String(k)]! : undefined);
+  const own = (k: number | null) => (k !== null && Object.hasOwn(map, String(k)) ? map[String(k)]! : undefined);
   return own(r.tgid) ?? own(r.pid) ?? (r.tgid !== null ? String(r.tgid) : 'vm');
 }
 
@@ -66,7 +66,7 @@ export function importTrace(s: Session, text: string, opts: ImportOptions = {}):
     vms: vmList,
   };
   s.record(sid, { type: 'TraceImported', data: imported }, now);
-  parsed.records.forEach((r, i) => s.record(sid, { type: 'TracepointObserved', data: tracepointData(r, named[i]!) }, now, undefined, {}, true));
+  for (const [i, r] of parsed.records.entries()) s.record(sid, { type: 'TracepointObserved', data: tracepointData(r, named[i]!) }, now, undefined, {}, true);
   return {
     traceId,
     events: parsed.records.length,

@@ -147,7 +147,7 @@ const BODIES: { [E in KnownEvent]: RegExp } = {
 };
 const KNOWN = Object.keys(BODIES) as KnownEvent[];
 
-const isKnown = (e: string): e is KnownEvent => Object.prototype.hasOwnProperty.call(BODIES, e);
+const isKnown = (e: string): e is KnownEvent => Object.hasOwn(BODIES, e);
 
 /** Read a capture. Throws TraceParseError (invalid_trace) naming the first line it cannot read. */
 export function parseTrace(text: string): ParsedTrace {

@@ -155,7 +155,7 @@ function runKernel(cmd: VmCommand, state: VmRecord | null, inPlace: boolean): Vm
     const a = applyVmEvent(rec, ev, one.hw.t, { trace: true });
     rec = a.rec;
     // What the kernel traced while handling it is part of the record: replay compares it too.
-    if (a.trace && a.trace.length) (ev.data as { trace?: Json[] }).trace = a.trace;
+    if (a.trace?.length) (ev.data as { trace?: Json[] }).trace = a.trace;
     if (ev.type === 'IoctlIssued') {
       const r = a.result as unknown as { ret: number; errno?: string; out?: Json };
       ev.data.ret = r.ret;

@@ -190,11 +190,11 @@ describe('replay and bisect, for people', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).not.toContain('see --json');
     expect(r.stdout).toMatch(/^first divergence: KVM_GET_CLOCK at position \d+: recorded ret 0, replayed ret 0, output differs: flags 14 → 2, /m);
-    expect(r.stdout).toMatch(/^  kvmclock \(linux-5\.15\): 3000000000 Hz for a guest TSC at 3000000000 Hz \(drift 0 ppb, 0 ms\/day\)$/m);
-    expect(r.stdout).toMatch(/^    AUDIT\s+RECORDED\s+LINUX-5\.15\s+DIFFERENCE$/m);
+    expect(r.stdout).toMatch(/^ {2}kvmclock \(linux-5\.15\): 3000000000 Hz for a guest TSC at 3000000000 Hz \(drift 0 ppb, 0 ms\/day\)$/m);
+    expect(r.stdout).toMatch(/^ {4}AUDIT\s+RECORDED\s+LINUX-5\.15\s+DIFFERENCE$/m);
     // qemu pins each TSC at the stop (before KVM_GET_CLOCK) and writes it back 300.32 ms of stop → write later
-    expect(r.stdout).toMatch(/^    TSC error vCPU 1\s+-300320000 \(-300\.32 ms\)\s+-300320000 \(-300\.32 ms\)\s+0 ns$/m);
-    expect(r.stdout).toMatch(/^    findings \(linux-5\.15\): tsc_lost_time, kvmclock_lost_time(, [a-z_]+)*, wall_clock_behind/m);
+    expect(r.stdout).toMatch(/^ {4}TSC error vCPU 1\s+-300320000 \(-300\.32 ms\)\s+-300320000 \(-300\.32 ms\)\s+0 ns$/m);
+    expect(r.stdout).toMatch(/^ {4}findings \(linux-5\.15\): tsc_lost_time, kvmclock_lost_time(, [a-z_]+)*, wall_clock_behind/m);
     const b = await cli(['bisect', '--profiles', 'linux-5.15,linux-6.6,linux-6.18', '--migration', 'm1', '--exhaustive'], { COLUMNS: '200' });
     expect(b.stdout).toMatch(/^first divergent: linux-5\.15: KVM_GET_CLOCK at position \d+ \(web\): recorded ret 0, replayed ret 0, output differs$/m);
     expect(b.stdout).toMatch(/^linux-6\.6\s+no\s+0\s+-$/m);

@@ -340,7 +340,7 @@ describe('clockledger: every handler, end to end', () => {
   it('lists handlers, profiles and strategies for people', async () => {
     const [hs, ps, help, pretty] = await Promise.all([cli(['handlers']), cli(['profiles']), cli(['--help']), cli(['invoke', 'strategies', '--pretty'])]);
     expect(pretty.code).toBe(0);
-    expect(pretty.stdout).toMatch(/^\{\n  "ok": true,\n/);
+    expect(pretty.stdout).toMatch(/^\{\n {2}"ok": true,\n/);
     for (const name of HANDLER_NAMES) expect(hs.stdout).toContain(name);
     expect(ps.stdout).toContain('linux-6.18 (default)');
     // each profile's source: a release, reverted commits, or a posted series

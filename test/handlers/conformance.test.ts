@@ -215,8 +215,8 @@ describe('conformance', () => {
 
   it('with counter timestamps (trace-cmd -C x86-tsc) the restore time is not known: written at the creation, and a note says so', async () => {
     const text = [
-      ' CPU 0/KVM-10 [000] 1000: kvm_write_tsc_offset: vcpu=0 prev=0 next=' + offsetOf(-2_000_000_000n),
-      ' CPU 0/KVM-10 [000] 5000: kvm_write_tsc_offset: vcpu=0 prev=' + offsetOf(-2_000_000_000n) + ' next=' + offsetOf(-1_000_000_000n),
+      ` CPU 0/KVM-10 [000] 1000: kvm_write_tsc_offset: vcpu=0 prev=0 next=${offsetOf(-2_000_000_000n)}`,
+      ` CPU 0/KVM-10 [000] 5000: kvm_write_tsc_offset: vcpu=0 prev=${offsetOf(-2_000_000_000n)} next=${offsetOf(-1_000_000_000n)}`,
     ];
     await ok(importTrace, { text, traceId: 'tsc' });
     const r = await ok(conformance, { traceId: 'tsc', strategy: 'qemu', profile: 'linux-6.18', guestTscHz: '2000000000' });

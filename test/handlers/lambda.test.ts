@@ -356,7 +356,7 @@ describe('lambda handler: every path or URL in a request is confined (CLOCKLEDGE
     expect((await call('diff', { otherDb: 'none.db' })).error).toMatchObject({ code: 'not_found' });
   });
 
-  it('fork refuses :memory:, a file: URI and URLs (as the README says) and makes no file of that name', async () => {
+  it('fork refuses :memory:, a file: URI and URLs (as docs/guide.md says) and makes no file of that name', async () => {
     await ok('createHost', { hostId: 'src', tscKhz: 2_500_000 });
     for (const targetDb of [':memory:', 'file:x.db?mode=rwc', 'FILE:y.db', 'postgres://u@h/db?schema=s', 'sqlite://z.db']) {
       const r = await call('fork', { position: 1, targetDb });

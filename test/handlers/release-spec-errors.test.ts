@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeStores } from '../../handlers/context.js';
 import { CodedError } from '../../lib/coded-error.js';
-import { ReleaseSpecError, resolveStrategyRelease } from '../../machines/migration/strategies/releases.js';
+import { type ReleaseSpecError, resolveStrategyRelease } from '../../machines/migration/strategies/releases.js';
 import { newLedger, type Ledger } from '../helpers/ledger.js';
 
 const OLDER = /^qemu 0\.1 is older than every modelled release \(modelled: [0-9., ]+\)$/;
@@ -35,7 +35,9 @@ describe('ReleaseSpecError', () => {
     expect([named.field, named.details]).toEqual(['releases', { field: 'releases' }]);
     expect(named.message).toBe(`releases: ${e.message}`);
     const sw = thrown(() => resolveStrategyRelease('qemu+nope=true')) as ReleaseSpecError;
-    expect(sw.message).toBe("unknown switch 'nope' for qemu (switches: downtimeAccounting)");
+    expect(sw.message).toBe(
+      "unknown switch 'nope' for qemu (switches: kvmclockCtrlEveryVcpu, pausedNoPreSaveRead, tscKhzWithinTolerance, adjustClockStableMask, downtimeAccounting)",
+    );
   });
 
   it('reaches the caller as { code, message, details: { field } } from bisectReleases and conformance, and as a schema issue from migrate', async () => {

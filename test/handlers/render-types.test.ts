@@ -4,12 +4,13 @@
 // every command's renderer module loads.
 import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../handlers/cli/commands.js';
-import { OK_EXIT_CODES } from '../../handlers/cli/exit-codes.js';
+import type { OK_EXIT_CODES } from '../../handlers/cli/exit-codes.js';
 import type { CliCommand } from '../../handlers/cli/spec.js';
 import { HANDLER_NAMES } from '../../handlers/registry.js';
 import type { ResponseOf } from '../../handlers/responses.js';
 
 /** Never called: what the compiler must refuse (npx tsc -p . fails as soon as one of these compiles). */
+// biome-ignore lint/suspicious/noExportsInTest: exported so that the compiler checks it without calling it
 export function refusedByTheCompiler(migrate: ResponseOf<'migrate'>): unknown[] {
   // @ts-expect-error: the VM renderer cannot show createHost's answer (it has no vm)
   const wrongRenderer: CliCommand<'createHost'>['render'] = () => import('../../handlers/cli/render/vms.js').then((m) => m.renderVm);

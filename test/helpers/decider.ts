@@ -14,6 +14,7 @@ export function deciderSpecification<S, C, E>(decider: Decider<S, C, E>) {
       const untouched = () => expect(toJson(state), 'decide changed the state it was given').toEqual(before);
       return {
         /** the events recorded, each equal to the one expected */
+        // biome-ignore lint/suspicious/noThenProperty: given/when/then is the decider tests' language; nothing awaits this object
         then(expected: E[]): E[] {
           const events = handle();
           expect(events).toEqual(expected);

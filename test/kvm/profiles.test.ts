@@ -58,8 +58,12 @@ const getClock = (sim: X86Sim) => sim.ioctl('KVM_GET_CLOCK').out as ClockOut;
 const guestTsc = (sim: X86Sim, id = 0) => sim.guest(id, 'rdtsc').value!;
 const hostReadTsc = (sim: X86Sim, id = 0) =>
   (sim.ioctl('KVM_GET_MSRS', { indices: ['MSR_IA32_TSC'] }, id).out as { entries: { data: bigint }[] }).entries[0]!.data;
-const pauseAll = (sim: X86Sim) => sim.vm.vcpus.forEach((v) => sim.pause(v.id));
-const runAll = (sim: X86Sim) => sim.vm.vcpus.forEach((v) => sim.ioctl('KVM_RUN', undefined, v.id));
+const pauseAll = (sim: X86Sim) => {
+  for (const v of sim.vm.vcpus) sim.pause(v.id);
+};
+const runAll = (sim: X86Sim) => {
+  for (const v of sim.vm.vcpus) sim.ioctl('KVM_RUN', undefined, v.id);
+};
 /** ratio = floor(2^frac · user_khz / host_khz) */
 const ratioOf = (userKhz: bigint, hostKhz: bigint, frac = 48n) => ((1n << frac) * userKhz) / hostKhz;
 

@@ -2,13 +2,14 @@
 // hosts of other rates, kernels and vendors, short and long blackouts, a refused one, and ones a
 // fork cuts in flight), pinned byte for byte in test/fixtures/audit-golden.json. The report's JSON
 // is what users and their scripts read: a change to the audit's code must not change it.
-// UPDATE_GOLDEN=1 rewrites the fixture (only for an intended change of the report).
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+// CLOCKLEDGER_UPDATE_GOLDEN=1 rewrites the fixture (only for an intended change of the report).
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { handlers } from '../../handlers/index.js';
 import { FINDING_CODES } from '../../machines/audit/thresholds.js';
 import { STRATEGIES, STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
+import { updatingGolden, writeGolden } from '../helpers/golden.js';
 import { ENGINE_NAMES, expectMigrateAuditsFromLog, newLedger, type Ledger } from '../helpers/ledger.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'audit-golden.json');
@@ -160,7 +161,7 @@ afterEach(() => {
 describe('the audit report, byte for byte', () => {
   const golden: Record<string, string[]> = existsSync(FIXTURE) ? JSON.parse(readFileSync(FIXTURE, 'utf8')) : {};
   const produced: Record<string, string[]> = {};
-  const update = process.env.UPDATE_GOLDEN === '1';
+  const update = updatingGolden();
 
   // the same requests on each engine: the same reports, byte for byte
   for (const engine of ENGINE_NAMES) for (const s of SCENARIOS) {
@@ -171,7 +172,7 @@ describe('the audit report, byte for byte', () => {
       if (update && engine === 'sqlite') return;
       expect(golden[s.name], `no golden reports for ${s.name}`).toBeDefined();
       expect(audits.length).toBe(golden[s.name]!.length);
-      audits.forEach((a, i) => expect(a, `${s.name}, report ${i}`).toBe(golden[s.name]![i]));
+      for (const [i, a] of audits.entries()) expect(a, `${s.name}, report ${i}`).toBe(golden[s.name]![i]);
     });
   }
 
@@ -181,6 +182,6 @@ describe('the audit report, byte for byte', () => {
     expect([...codes].sort()).toEqual(Object.keys(FINDING_CODES).sort());
     expect(new Set(all.map((a) => a.verdict))).toEqual(new Set(['pass', 'warn', 'fail', 'in_flight']));
     expect(new Set(all.map((a) => a.status))).toEqual(new Set(['completed', 'failed', 'running']));
-    if (update) writeFileSync(FIXTURE, JSON.stringify(produced, null, 1) + '\n');
+    if (update) writeGolden(FIXTURE, `${JSON.stringify(produced, null, 1)}\n`);
   });
 });

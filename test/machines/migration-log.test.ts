@@ -1,12 +1,12 @@
 // The log a migration writes, event by event: stream, version, type, data and time of every event
 // of a set of migrations (completed, refused at several steps, in place, arm64, a zero blackout)
 // compared with a golden file. How the migration is driven may change; what it records may not.
-// Regenerate (only for a deliberate change of the log): CLOCKLEDGER_WRITE_GOLDEN=1 npx vitest run test/machines/migration-log.test.ts
-import { readFileSync, writeFileSync } from 'node:fs';
+// Regenerate (only for a deliberate change of the log): CLOCKLEDGER_UPDATE_GOLDEN=1 npx vitest run test/machines/migration-log.test.ts
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storeFor } from '../../handlers/context.js';
+import { goldenText } from '../helpers/golden.js';
 import { newLedger, type Ledger } from '../helpers/ledger.js';
 
 const GOLDEN = join(dirname(fileURLToPath(import.meta.url)), '../fixtures/migration-log.golden.json');
@@ -70,8 +70,7 @@ describe('the log of migrations', () => {
       .read()
       .map((e) => ({ position: e.position, streamId: e.streamId, version: e.version, type: e.type, time: e.time.toString(), data: e.data }));
     const got = JSON.parse(JSON.stringify({ outcomes, events }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
-    if (process.env.CLOCKLEDGER_WRITE_GOLDEN === '1') writeFileSync(GOLDEN, `${JSON.stringify(got, null, 1)}\n`);
-    const golden = JSON.parse(readFileSync(GOLDEN, 'utf8'));
+    const golden = JSON.parse(goldenText(GOLDEN, `${JSON.stringify(got, null, 1)}\n`));
     // the scenario covers what it claims to: completed, refused at restore and at save, in place
     expect(golden.outcomes.map((o: { status: string; failure: { step: string } | null }) => `${o.status}${o.failure ? `:${o.failure.step}` : ''}`)).toEqual([
       'completed',

@@ -1,6 +1,6 @@
 // VMM releases as data: resolving `name@X.Y[.Z][+switch=bool]`, listing them, and recording the
 // release a migration ran (absent for the baseline, so logs and reports of bare names are unchanged).
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storeFor } from '../../handlers/context.js';
@@ -15,6 +15,7 @@ import {
   switchesFor,
 } from '../../machines/migration/strategies/releases.js';
 import { STRATEGY_NAMES } from '../../machines/migration/strategies/index.js';
+import { goldenText } from '../helpers/golden.js';
 import { expectMigrateAuditsFromLog, newLedger, type Ledger } from '../helpers/ledger.js';
 
 describe('resolveStrategyRelease', () => {
@@ -224,10 +225,9 @@ describe('migrate, strategies and the log', () => {
     expect(a.vcpus.map((v: { tscAfter: string }) => v.tscAfter)).toEqual(['10500000000', '6000000000']);
     expect(a.skewCycles).toEqual({ before: '0', after: '4500000000' });
     expect(a.masterClock).toEqual({ before: true, after: false });
-    // UPDATE_GOLDEN=1 rewrites the stored audit (only for an intended change of the report; never the events)
+    // CLOCKLEDGER_UPDATE_GOLDEN=1 rewrites the stored audit (only for an intended change of the report; never the events)
     const text = `${JSON.stringify(a, null, 1)}\n`;
-    if (process.env.UPDATE_GOLDEN === '1') writeFileSync(fixture('ch-bare-pre-sync.audit.json'), text);
-    expect(text).toBe(readFileSync(fixture('ch-bare-pre-sync.audit.json'), 'utf8'));
+    expect(text).toBe(goldenText(fixture('ch-bare-pre-sync.audit.json'), text));
     // the human report names the label the log carried, which no release bears, and lists only x86 switches
     const human = renderAuditReport(a);
     const label = /\nrelease: +54\.0 \(the label it was recorded under: no such release; 53\.0 has these changes: no v54\.0 was tagged .*\) /;

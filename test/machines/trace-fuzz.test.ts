@@ -197,7 +197,7 @@ describe('parseTrace', () => {
     const line = fc.oneof(shaped.map((r) => r.line), hostileLine, others);
     fc.assert(
       fc.property(fc.array(line, { minLength: 1, maxLength: 20 }), (lines) => {
-        let p;
+        let p: ReturnType<typeof parseTrace>;
         try {
           p = parseTrace(lines.join('\n'));
         } catch (e) {

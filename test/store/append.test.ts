@@ -460,7 +460,7 @@ describe('reading', () => {
     const oldPath = tempDbPath('v5.db');
     const db = new Database(oldPath);
     migrate(db, 5);
-    ids.forEach((id, i) => db.prepare('INSERT INTO streams (stream_id, version, last_position, last_type) VALUES (?, 1, ?, ?)').run(id, i + 1, 'x'));
+    for (const [i, id] of ids.entries()) db.prepare('INSERT INTO streams (stream_id, version, last_position, last_type) VALUES (?, 1, ?, ?)').run(id, i + 1, 'x');
     db.close();
     const migrated = openStore(oldPath);
     const forkPath = join(tempDir(), 'fork.db');

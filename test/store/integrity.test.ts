@@ -1,7 +1,7 @@
 // What verify checks beside the chain, at the store's level and on both engines: the requests'
 // numbers and digest (the anchor's second half), the request ids events carry, the wake instants
 // events record, and snapshot bindings; with a replayer, what only a replay can tell. Expected
-// digests and bindings are computed here from their definitions (README, "What verify checks"), not by the
+// digests and bindings are computed here from their definitions (docs/guide.md, "What verify checks"), not by the
 // store's functions.
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -56,7 +56,7 @@ describe.each(ENGINES)('$name', (engine: Engine) => {
         rowHash('req-b', 3, 3, h3, '{"positions":[3]}'),
       ];
       let digest = GENESIS_HASH;
-      rows.forEach((h, i) => (digest = sha(`requests\n${digest}\n${i + 1}\n${h}`)));
+      for (const [i, h] of rows.entries()) digest = sha(`requests\n${digest}\n${i + 1}\n${h}`);
       const v = await s.verify();
       expect(v).toMatchObject({ intact: true, head: { position: 3, requests: { seq: 3, hash: digest } }, coverage: { requests: 3 } });
       expect(await engine.query(loc, 'SELECT request_id, seq FROM requests ORDER BY seq')).toEqual([

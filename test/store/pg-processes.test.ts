@@ -165,7 +165,7 @@ describe('PostgreSQL: dropped connections and failed transactions', () => {
   });
 
   it('URLs: postgresql:// too, ?schema= checked, the password kept out of path', async () => {
-    const s = await open(PG_URL.replace('postgres://postgres@', 'postgresql://postgres:secret@') + `?schema=${freshSchema()}`);
+    const s = await open(`${PG_URL.replace('postgres://postgres@', 'postgresql://postgres:secret@')}?schema=${freshSchema()}`);
     expect(s.path).not.toContain('secret');
     expect(s.path).toMatch(/^postgresql:\/\/postgres@127\.0\.0\.1:\d+\/postgres\?schema=t\d+_\d+$/);
     await expect(openPgEventStore(`${PG_URL}?schema=Bad-Name`)).rejects.toMatchObject({ code: 'invalid_request' });

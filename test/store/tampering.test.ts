@@ -72,7 +72,7 @@ async function webSnapshot(): Promise<SnapRow> {
   return { ...rows[0]!, position: Number(rows[0]!.position) };
 }
 
-/** The binding as the README ("What verify checks") defines it, computed here without the store's code. */
+/** The binding as docs/guide.md ("What verify checks") defines it, computed here without the store's code. */
 function bindingOf(streamId: string, s: SnapRow, state: Buffer): string {
   const stateHash = createHash('sha256').update(state).digest('hex');
   return createHash('sha256').update(`snapshot\n${streamId}\n${s.version}\n${s.position}\n${s.code_version}\n${s.chain_hash}\n${stateHash}`).digest('hex');

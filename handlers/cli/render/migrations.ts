@@ -160,7 +160,7 @@ export function renderStrategies(r: ResponseOf<'strategies'>): string {
     // the modelled releases (oldest first) and what each switch does; `--strategy name@X.Y+switch=true|false`
     const details = s.releaseDetails ?? [];
     // only the switches of this entry's architecture
-    const applies = (k: string) => [undefined, 'any', s.arch].includes((s.switchArch ?? {})[k]);
+    const applies = (k: string) => [undefined, 'any', s.arch].includes(s.switchArch?.[k]);
     if (details.length) {
       const newest = 'newest' in s && s.newest ? `; the newest published is ${s.newest.version}` : '';
       out.push(`  releases (--strategy ${s.name}@X.Y[+switch=true|false]; the bare name runs ${cellText(s.bare?.release)}${newest}):`);

@@ -130,7 +130,7 @@ function kvmHasAdjustClockStable(p: VmmPort): boolean {
  * The clock kvmclock_vm_state_change(running) writes: s->clock, or, when the host that read it had
  * no reliable KVM_GET_CLOCK, kvmclock_current_nsec() where it is non-zero (hw/i386/kvm/clock.c).
  */
-function runningClock(p: VmmPort, step: string, s: Saved): bigint {
+function runningClock(_p: VmmPort, step: string, s: Saved): bigint {
   if (s.clockIsReliable) return s.clock;
   const viaMem = kvmclockCurrentNsec(step, s);
   return viaMem !== 0n ? viaMem : s.clock;
