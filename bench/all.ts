@@ -29,7 +29,11 @@ try {
   for (const [name, args] of BENCHES) {
     if (only && !only.has(name)) continue;
     process.stderr.write(`\n=== bench:${name} ===\n`);
-    const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', ...args], { cwd: root, stdio: 'inherit', env: { ...process.env, BENCH_SUMMARY: summary } });
+    const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', ...args], {
+      cwd: root,
+      stdio: 'inherit',
+      env: { ...process.env, BENCH_SUMMARY: summary },
+    });
     exits.set(name, r.status ?? r.signal ?? '?');
   }
   let text = '';
@@ -38,7 +42,10 @@ try {
   } catch {
     // no bench reported anything
   }
-  const figures = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Figure & { bench: string });
+  const figures = text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Figure & { bench: string });
   // a bench reports its figures last: one that reported none failed, whatever its exit status (a
   // missed target and an uncaught error both exit 1)
   for (const [name, exit] of exits) if (!figures.some((f) => f.bench === name)) failed.push(`${name} (exit ${exit}, no figures)`);

@@ -44,14 +44,21 @@ interface EmmettReadEvent extends EmmettEvent {
   metadata: Record<string, unknown> & { streamPosition: bigint; globalPosition: bigint };
 }
 interface EmmettStore {
-  appendToStream(streamName: string, events: EmmettEvent[], options?: { expectedStreamVersion?: bigint }): Promise<{ nextExpectedStreamVersion: bigint; lastEventGlobalPosition: bigint }>;
+  appendToStream(
+    streamName: string,
+    events: EmmettEvent[],
+    options?: { expectedStreamVersion?: bigint },
+  ): Promise<{ nextExpectedStreamVersion: bigint; lastEventGlobalPosition: bigint }>;
   readStream(streamName: string): Promise<{ currentStreamVersion: bigint; events: EmmettReadEvent[]; streamExists: boolean }>;
   schema: { migrate(): Promise<void> };
 }
 interface EmmettSqlite {
   sqliteConnection(options: { fileName: string }): EmmettConnection;
   getSQLiteEventStore(options: { fileName: string; connectionOptions?: { singleton: true; connection: EmmettConnection } }): EmmettStore;
-  readMessagesBatch(db: EmmettConnection, options: { after: bigint; batchSize: number }): Promise<{ currentGlobalPosition: bigint; messages: EmmettReadEvent[]; areEventsLeft: boolean }>;
+  readMessagesBatch(
+    db: EmmettConnection,
+    options: { after: bigint; batchSize: number },
+  ): Promise<{ currentGlobalPosition: bigint; messages: EmmettReadEvent[]; areEventsLeft: boolean }>;
 }
 
 /** Emmett's append calls retried after its SQLITE_BUSY (see emmettSide) */
@@ -81,7 +88,7 @@ const calls: Call[] = [];
     const p = pending.get(streamId) ?? [];
     p.push(event);
     pending.set(streamId, p);
-    if (p.length === PER_CALL) (cut(streamId, p), pending.delete(streamId));
+    if (p.length === PER_CALL) cut(streamId, p), pending.delete(streamId);
   }
   for (const [streamId, p] of pending) cut(streamId, p);
 }
@@ -236,10 +243,34 @@ async function emmettSide(path: string, shared: boolean): Promise<Side> {
 function rawSide(path: string): Side {
   const { db, insert } = rawEventsDb(path);
   db.pragma('wal_autocheckpoint = 10000');
-  const byStream = db.prepare("SELECT position, stream_id, version, type, schema_version, CAST(time AS TEXT) AS time, data, metadata, hash FROM events WHERE stream_id = ? ORDER BY position");
-  const page = db.prepare("SELECT position, stream_id, version, type, schema_version, CAST(time AS TEXT) AS time, data, metadata, hash FROM events WHERE position >= ? ORDER BY position LIMIT ?");
-  type Row = { position: number; stream_id: string; version: number; type: string; schema_version: number; time: string; data: string; metadata: string; hash: string };
-  const decode = (r: Row) => ({ position: r.position, streamId: r.stream_id, version: r.version, type: r.type, schemaVersion: r.schema_version, time: BigInt(r.time), data: JSON.parse(r.data) as unknown, metadata: JSON.parse(r.metadata) as unknown, hash: r.hash });
+  const byStream = db.prepare(
+    'SELECT position, stream_id, version, type, schema_version, CAST(time AS TEXT) AS time, data, metadata, hash FROM events WHERE stream_id = ? ORDER BY position',
+  );
+  const page = db.prepare(
+    'SELECT position, stream_id, version, type, schema_version, CAST(time AS TEXT) AS time, data, metadata, hash FROM events WHERE position >= ? ORDER BY position LIMIT ?',
+  );
+  type Row = {
+    position: number;
+    stream_id: string;
+    version: number;
+    type: string;
+    schema_version: number;
+    time: string;
+    data: string;
+    metadata: string;
+    hash: string;
+  };
+  const decode = (r: Row) => ({
+    position: r.position,
+    streamId: r.stream_id,
+    version: r.version,
+    type: r.type,
+    schemaVersion: r.schema_version,
+    time: BigInt(r.time),
+    data: JSON.parse(r.data) as unknown,
+    metadata: JSON.parse(r.metadata) as unknown,
+    hash: r.hash,
+  });
   const hash = '0'.repeat(64);
   return {
     async append() {
@@ -279,10 +310,19 @@ function rawSide(path: string): Side {
 const SIDES = ['clockledger', 'Emmett', 'Emmett as shipped', 'raw'] as const;
 type SideName = (typeof SIDES)[number];
 const open = (name: SideName, path: string): Promise<Side> | Side =>
-  name === 'clockledger' ? clockledger(path) : name === 'Emmett' ? emmettSide(path, true) : name === 'Emmett as shipped' ? emmettSide(path, false) : rawSide(path);
+  name === 'clockledger'
+    ? clockledger(path)
+    : name === 'Emmett'
+      ? emmettSide(path, true)
+      : name === 'Emmett as shipped'
+        ? emmettSide(path, false)
+        : rawSide(path);
 const PHASES = ['append', 'read', 'scan'] as const;
 type Phase = (typeof PHASES)[number];
-const figures = Object.fromEntries(SIDES.map((s) => [s, { append: [] as number[], read: [] as number[], scan: [] as number[] }])) as Record<SideName, Record<Phase, number[]>>;
+const figures = Object.fromEntries(SIDES.map((s) => [s, { append: [] as number[], read: [] as number[], scan: [] as number[] }])) as Record<
+  SideName,
+  Record<Phase, number[]>
+>;
 const settings = {} as Record<SideName, string>;
 
 const dir = mkdtempSync(join(tmpdir(), 'clockledger-emmett-'));
@@ -300,13 +340,16 @@ try {
         figures[name][phase].push(ms);
       }
     }
-    say(`  round ${round + 1} (ms, ${SIDES.join(' / ')}): ${PHASES.map((p) => `${p} ${SIDES.map((s) => figures[s][p].at(-1)!.toFixed(0)).join(' / ')}`).join(', ')}`);
+    say(
+      `  round ${round + 1} (ms, ${SIDES.join(' / ')}): ${PHASES.map((p) => `${p} ${SIDES.map((s) => figures[s][p].at(-1)!.toFixed(0)).join(' / ')}`).join(', ')}`,
+    );
     if (round === 0) {
       // the stores hold the same data, stream by stream
       const ours = sides.get('clockledger')!;
       for (const sid of streamIds) {
         const want = await ours.dataOf(sid);
-        for (const [name, side] of sides) if (!isDeepStrictEqual(await side.dataOf(sid), want)) throw new Error(`stream ${sid} differs between clockledger and ${name}`);
+        for (const [name, side] of sides)
+          if (!isDeepStrictEqual(await side.dataOf(sid), want)) throw new Error(`stream ${sid} differs between clockledger and ${name}`);
       }
       for (const [name, side] of sides) settings[name] = await side.settings();
     }
@@ -336,9 +379,15 @@ const row = (label: string, phase: Phase, target: number | null) => {
     x(ratio('raw', 'Emmett', phase)),
   ];
 };
-console.log(`bench/emmett: ${N.toLocaleString()} events, ${streamIds.length} streams, ${calls.length.toLocaleString()} appends of ≤ ${PER_CALL} events under the expected stream version; events/s, median of ${ROUNDS} rounds (sides alternated, fresh files each round)`);
-console.log(`Emmett: @event-driven-io/emmett-sqlite ${peerVersion('@event-driven-io/emmett-sqlite')} on sqlite3 ${peerVersion('sqlite3')} from bench/.peer/${installMs === null ? '' : ` (installed by this run in ${(installMs / 1000).toFixed(0)} s)`}`);
-console.log(`Emmett's append calls retried after its SQLITE_BUSY (COMMIT before its driver finalized the UPDATE … RETURNING): ${retried.Emmett} / ${retried['Emmett as shipped']} as shipped, over ${ROUNDS} × ${calls.length.toLocaleString()} calls each`);
+console.log(
+  `bench/emmett: ${N.toLocaleString()} events, ${streamIds.length} streams, ${calls.length.toLocaleString()} appends of ≤ ${PER_CALL} events under the expected stream version; events/s, median of ${ROUNDS} rounds (sides alternated, fresh files each round)`,
+);
+console.log(
+  `Emmett: @event-driven-io/emmett-sqlite ${peerVersion('@event-driven-io/emmett-sqlite')} on sqlite3 ${peerVersion('sqlite3')} from bench/.peer/${installMs === null ? '' : ` (installed by this run in ${(installMs / 1000).toFixed(0)} s)`}`,
+);
+console.log(
+  `Emmett's append calls retried after its SQLITE_BUSY (COMMIT before its driver finalized the UPDATE … RETURNING): ${retried.Emmett} / ${retried['Emmett as shipped']} as shipped, over ${ROUNDS} × ${calls.length.toLocaleString()} calls each`,
+);
 console.log(`  clockledger:                              ${settings.clockledger}`);
 console.log(`  Emmett (one connection, same durability): ${settings.Emmett}`);
 console.log(`  Emmett as shipped (a connection per call): ${settings['Emmett as shipped']}`);
@@ -357,7 +406,14 @@ console.log(`per event read (stream by stream): ${SIDES.map((s) => `${s} ${us(s,
 console.log('raw ÷ Emmett: what the same rows cost through better-sqlite3 alone (no version check, canonical JSON or hash chain), against Emmett.');
 const vs = (phase: Phase, peer: 'Emmett' | 'Emmett as shipped', target: number, label: string) => {
   const r = ratio('clockledger', peer, phase);
-  return { figure: `${label} vs ${peer === 'Emmett' ? 'Emmett, same durability' : 'Emmett as shipped'}`, value: fmtRate(rate('clockledger', phase)), baseline: fmtRate(rate(peer, phase)), ratio: r, target: `≥ ${target}×`, met: r >= target };
+  return {
+    figure: `${label} vs ${peer === 'Emmett' ? 'Emmett, same durability' : 'Emmett as shipped'}`,
+    value: fmtRate(rate('clockledger', phase)),
+    baseline: fmtRate(rate(peer, phase)),
+    ratio: r,
+    target: `≥ ${target}×`,
+    met: r >= target,
+  };
 };
 reportFigures('emmett', [
   vs('read', 'Emmett as shipped', 4, 'store read'),

@@ -25,7 +25,8 @@ const { ReadView } = await fromDist<typeof import('../store/read-view.js')>('sto
 const { auditMigration } = await fromDist<typeof import('../machines/audit/audit.js')>('machines/audit/audit.js');
 const { clearRebuildCache } = await fromDist<typeof import('../machines/rebuild.js')>('machines/rebuild.js');
 const { openEventStore } = await fromDist<typeof import('../store/sqlite-event-store.js')>('store/sqlite-event-store.js');
-const { X86_STRATEGY_NAMES: STRATEGY_NAMES } = await fromDist<typeof import('../machines/migration/strategies/index.js')>('machines/migration/strategies/index.js');
+const { X86_STRATEGY_NAMES: STRATEGY_NAMES } =
+  await fromDist<typeof import('../machines/migration/strategies/index.js')>('machines/migration/strategies/index.js');
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const PG = process.argv.includes('--pg');
@@ -61,7 +62,10 @@ interface FleetResult {
 async function fleet(db: string, migrations: number): Promise<FleetResult> {
   const ctx = { db };
   const ok = async (name: keyof typeof handlers, req: Record<string, unknown>) => {
-    const r = (await (handlers[name] as (r: unknown, c: unknown) => Promise<Record<string, unknown>>)(req, ctx)) as { ok: boolean; error?: unknown } & Record<string, unknown>;
+    const r = (await (handlers[name] as (r: unknown, c: unknown) => Promise<Record<string, unknown>>)(req, ctx)) as { ok: boolean; error?: unknown } & Record<
+      string,
+      unknown
+    >;
     if (!r.ok) throw new Error(`${name}: ${JSON.stringify(r.error)}`);
     return r;
   };
@@ -178,10 +182,20 @@ async function rawPg(url: string): Promise<RawTable> {
     async insert(rows) {
       const col = <T>(f: (e: (typeof rows)[number]) => T) => rows.map(f);
       await c.query('BEGIN');
-      await c.query(`INSERT INTO ${schema}.events SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::int[], $6::bigint[], $7::text[], $8::text[], $9::text[])`, [
-        col((e) => e.position), col((e) => e.streamId), col((e) => e.version), col((e) => e.type), col((e) => e.schemaVersion), col((e) => e.time.toString()),
-        col((e) => JSON.stringify(e.data)), col((e) => JSON.stringify(e.metadata)), col((e) => e.hash),
-      ]);
+      await c.query(
+        `INSERT INTO ${schema}.events SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::int[], $6::bigint[], $7::text[], $8::text[], $9::text[])`,
+        [
+          col((e) => e.position),
+          col((e) => e.streamId),
+          col((e) => e.version),
+          col((e) => e.type),
+          col((e) => e.schemaVersion),
+          col((e) => e.time.toString()),
+          col((e) => JSON.stringify(e.data)),
+          col((e) => JSON.stringify(e.metadata)),
+          col((e) => e.hash),
+        ],
+      );
       await c.query('COMMIT');
     },
     close: () => c.end(),
@@ -203,24 +217,37 @@ try {
   const eventsPerSec = (r.events / r.ms) * 1000;
   const rawPerSec = (r.events / r.rawMs) * 1000;
   const ratio = ratioOf(r);
-  console.log(`bench/fleet: ${MIGRATIONS} migrations of ${VCPUS}-vCPU guests, ${STRATEGY_NAMES.length} strategies, ${HOSTS.length} hosts, on ${PG ? `PostgreSQL${server ? ` (throwaway, ${server.source}, fsync off)` : ''} against a raw node-postgres batched insert` : 'SQLite against a raw better-sqlite3 batched insert'}`);
-  console.log(`  outcomes: ${r.statuses.completed} completed, ${r.statuses.failed} failed; verdicts: ${r.verdicts.pass} pass, ${r.verdicts.warn} warn, ${r.verdicts.fail} fail`);
+  console.log(
+    `bench/fleet: ${MIGRATIONS} migrations of ${VCPUS}-vCPU guests, ${STRATEGY_NAMES.length} strategies, ${HOSTS.length} hosts, on ${PG ? `PostgreSQL${server ? ` (throwaway, ${server.source}, fsync off)` : ''} against a raw node-postgres batched insert` : 'SQLite against a raw better-sqlite3 batched insert'}`,
+  );
+  console.log(
+    `  outcomes: ${r.statuses.completed} completed, ${r.statuses.failed} failed; verdicts: ${r.verdicts.pass} pass, ${r.verdicts.warn} warn, ${r.verdicts.fail} fail`,
+  );
   console.log(`  ${r.events.toLocaleString()} events (${(r.events / MIGRATIONS).toFixed(0)} per migration)`);
-  console.log(`  ratio per chunk of ${r.guests} migrations: min ${Math.min(...r.chunkRatios).toFixed(2)}, median ${median(r.chunkRatios).toFixed(2)}, max ${Math.max(...r.chunkRatios).toFixed(2)}`);
+  console.log(
+    `  ratio per chunk of ${r.guests} migrations: min ${Math.min(...r.chunkRatios).toFixed(2)}, median ${median(r.chunkRatios).toFixed(2)}, max ${Math.max(...r.chunkRatios).toFixed(2)}`,
+  );
   if (warm) console.log(`  warm-up (not counted): ${WARMUP} migrations, ratio ${ratioOf(warm).toFixed(2)} while both sides compile`);
   console.log('');
   console.log(
     table([
       ['figure', 'value', 'raw batched insert', 'ratio', 'target', 'met'],
-      ['migrations/s (recorded + audited)', (MIGRATIONS / r.ms * 1000).toFixed(1), '', '', '', ''],
+      ['migrations/s (recorded + audited)', ((MIGRATIONS / r.ms) * 1000).toFixed(1), '', '', '', ''],
       // (the target is SQLite's; on PostgreSQL every commit is a round trip the raw insert shares only in part)
       ['events/s', fmtRate(eventsPerSec), fmtRate(rawPerSec), ratio.toFixed(2), PG ? '' : '≥ 0.40', PG ? '' : ratio >= 0.4 ? 'yes' : 'NO'],
-      ['later audit from the log, migrations/s', (MIGRATIONS / r.auditMs * 1000).toFixed(1), '', '', '', ''],
+      ['later audit from the log, migrations/s', ((MIGRATIONS / r.auditMs) * 1000).toFixed(1), '', '', '', ''],
       ['peak RSS (MB)', peakRssMb().toFixed(0), '', '', '', ''],
     ]),
   );
   reportFigures('fleet', [
-    { figure: `fleet: ${MIGRATIONS} migrations recorded + audited${PG ? ' (PostgreSQL)' : ''}`, value: `${fmtRate(eventsPerSec)} events`, baseline: `raw batched insert ${fmtRate(rawPerSec)}`, ratio, target: PG ? '' : '≥ 0.40', met: PG || ratio >= 0.4 },
+    {
+      figure: `fleet: ${MIGRATIONS} migrations recorded + audited${PG ? ' (PostgreSQL)' : ''}`,
+      value: `${fmtRate(eventsPerSec)} events`,
+      baseline: `raw batched insert ${fmtRate(rawPerSec)}`,
+      ratio,
+      target: PG ? '' : '≥ 0.40',
+      met: PG || ratio >= 0.4,
+    },
   ]);
 } finally {
   await closeStores();
@@ -228,7 +255,8 @@ try {
   if (PG) {
     const c = new pg.Client({ connectionString: pgBase });
     await c.connect();
-    for (const s of (await c.query<{ nspname: string }>(`SELECT nspname FROM pg_namespace WHERE nspname LIKE 'fleet_${process.pid}_%'`)).rows) await c.query(`DROP SCHEMA ${s.nspname} CASCADE`);
+    for (const s of (await c.query<{ nspname: string }>(`SELECT nspname FROM pg_namespace WHERE nspname LIKE 'fleet_${process.pid}_%'`)).rows)
+      await c.query(`DROP SCHEMA ${s.nspname} CASCADE`);
     await c.end();
   }
   await server?.stop();

@@ -218,7 +218,10 @@ console.log(`  .iterate() scan + JSON.parse(data), per row  ${fmt(baseline.itera
 console.log(`kvm core (ratio = baseline .get() ns per row / core ns per op; target ≥ ${TARGET_RATIO}×; "scan" = vs the iterate() row):`);
 for (const [name, r] of Object.entries(core)) {
   console.log(`  ${name}`);
-  for (const [how, ns] of [['x86Ioctl (parsed args)', r.ioctl], ['core function'.padEnd(22), r.direct]] as const) {
+  for (const [how, ns] of [
+    ['x86Ioctl (parsed args)', r.ioctl],
+    ['core function'.padEnd(22), r.direct],
+  ] as const) {
     const ratio = baseline.getNs / ns;
     console.log(
       `    ${how} ${fmt(ns)}  ratio ${ratio.toFixed(1).padStart(6)}×  ${ratio >= TARGET_RATIO ? 'meets' : 'MISSES'} ≥${TARGET_RATIO}×  (scan ${(baseline.iterateNs / ns).toFixed(2)}×)`,

@@ -102,7 +102,10 @@ function matrixInChild(workers: number, db: string): MatrixRun {
 
 const dir = mkdtempSync(join(tmpdir(), 'clockledger-bench-matrix-'));
 // the machine is shared: its load says how much of its cores the figures had
-const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
+const load = () =>
+  loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ');
 const loadBefore = load();
 try {
   say('the matrix, 1 worker thread ...');

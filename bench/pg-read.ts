@@ -24,7 +24,12 @@ const raw = new pg.Client({ connectionString: base });
 await raw.connect();
 
 function event(i: number): NewEvent {
-  return { type: 'tick', time: BigInt(i * 1000), data: { i, tsc: String(1_000_000_007n * BigInt(i)), tscOffset: String(-7n * BigInt(i)) }, metadata: { handler: 'bench' } };
+  return {
+    type: 'tick',
+    time: BigInt(i * 1000),
+    data: { i, tsc: String(1_000_000_007n * BigInt(i)), tscOffset: String(-7n * BigInt(i)) },
+    metadata: { handler: 'bench' },
+  };
 }
 
 try {
@@ -48,7 +53,10 @@ try {
   let t0 = performance.now();
   const held: unknown[] = [];
   for (let after = 0; ; ) {
-    const r = await raw.query(`SELECT position, stream_id, version, type, schema_version, time::text, data, metadata, hash FROM ${schema}.events WHERE position > $1 ORDER BY position LIMIT $2`, [after, PAGE]);
+    const r = await raw.query(
+      `SELECT position, stream_id, version, type, schema_version, time::text, data, metadata, hash FROM ${schema}.events WHERE position > $1 ORDER BY position LIMIT $2`,
+      [after, PAGE],
+    );
     for (const row of r.rows) held.push({ ...row, data: JSON.parse(row.data) });
     if (r.rows.length < PAGE) break;
     after = Number(r.rows.at(-1).position);
@@ -68,7 +76,9 @@ try {
   gc();
   m1 = process.memoryUsage();
   if (view.lastPosition() !== N) throw new Error(`view holds ${view.lastPosition()} of ${N}`);
-  console.log(`cold load of ${N.toLocaleString()} events (${STREAMS} streams, pages of ${PAGE})${(globalThis as { gc?: unknown }).gc ? '' : ' [run with --expose-gc for exact heap]'}`);
+  console.log(
+    `cold load of ${N.toLocaleString()} events (${STREAMS} streams, pages of ${PAGE})${(globalThis as { gc?: unknown }).gc ? '' : ' [run with --expose-gc for exact heap]'}`,
+  );
   console.log(
     table([
       ['', 'ms', 'heap held MB', 'RSS after MB'],

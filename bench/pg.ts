@@ -58,8 +58,17 @@ try {
     await raw.query('BEGIN');
     await raw.query(
       `INSERT INTO ${run}_raw.events SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::int[], $6::bigint[], $7::text[], $8::text[], $9::text[])`,
-      [cols((e) => e.position), cols((e) => e.streamId), cols((e) => e.version), cols((e) => e.type), cols((e) => e.schemaVersion), cols((e) => e.time.toString()),
-        cols((e) => JSON.stringify(e.data)), cols((e) => JSON.stringify(e.metadata)), cols((e) => e.hash)],
+      [
+        cols((e) => e.position),
+        cols((e) => e.streamId),
+        cols((e) => e.version),
+        cols((e) => e.type),
+        cols((e) => e.schemaVersion),
+        cols((e) => e.time.toString()),
+        cols((e) => JSON.stringify(e.data)),
+        cols((e) => JSON.stringify(e.metadata)),
+        cols((e) => e.hash),
+      ],
     );
     await raw.query('COMMIT');
     rawMs += performance.now() - t0;
@@ -142,12 +151,23 @@ try {
   }
 
   const lockCost = median(lockTx) - median(bareTx);
-  console.log(`PostgreSQL ${(await raw.query('SHOW server_version')).rows[0].server_version}${server ? ` (throwaway, ${server.source}, fsync off)` : ''}; N = ${N.toLocaleString()}`);
+  console.log(
+    `PostgreSQL ${(await raw.query('SHOW server_version')).rows[0].server_version}${server ? ` (throwaway, ${server.source}, fsync off)` : ''}; N = ${N.toLocaleString()}`,
+  );
   console.log(
     table([
       ['', 'store ms', 'raw pg ms', 'store/raw', 'store rate'],
       [`append ${N} (commits of ${BATCH})`, Math.round(storeMs), Math.round(rawMs), ratio(storeMs, rawMs), rate(N, storeMs)],
-      [`${COMMITS} one-event commits (sum)`, Math.round(one.reduce((a, b) => a + b, 0)), Math.round(oneRaw.reduce((a, b) => a + b, 0)), ratio(median(one), median(oneRaw)), rate(COMMITS, one.reduce((a, b) => a + b, 0))],
+      [
+        `${COMMITS} one-event commits (sum)`,
+        Math.round(one.reduce((a, b) => a + b, 0)),
+        Math.round(oneRaw.reduce((a, b) => a + b, 0)),
+        ratio(median(one), median(oneRaw)),
+        rate(
+          COMMITS,
+          one.reduce((a, b) => a + b, 0),
+        ),
+      ],
       [`read all ${total}`, Math.round(readMs), Math.round(rawReadMs), ratio(readMs, rawReadMs), rate(total, readMs)],
       [`scan all ${total}`, Math.round(scanMs), Math.round(rawReadMs), ratio(scanMs, rawReadMs), rate(total, scanMs)],
       [`read one stream (${stream.length})`, streamMs.toFixed(1), rawStreamMs.toFixed(1), ratio(streamMs, rawStreamMs), ''],

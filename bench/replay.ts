@@ -23,7 +23,6 @@ const { CODE_VERSION } = await fromDist<typeof import('../machines/version.js')>
 const { replayLog } = await fromDist<typeof import('../machines/replay/replay.js')>('machines/replay/replay.js');
 const { getProfile } = await fromDist<typeof import('../kvm/profiles.js')>('kvm/profiles.js');
 
-
 const N = Number(argv.find((a) => !a.startsWith('--')) ?? process.env.N ?? 1_000_000);
 const BATCH = 1000;
 const dir = mkdtempSync(join(tmpdir(), 'clockledger-bench-'));
@@ -34,7 +33,9 @@ const say = (s: string) => process.stderr.write(`${s}\n`);
 const mem = (phase: string) => {
   if (!process.env.BENCH_MEM) return;
   const m = process.memoryUsage();
-  say(`  [mem] ${phase}: rss ${(m.rss / 2 ** 20).toFixed(0)} MB, heap ${(m.heapUsed / 2 ** 20).toFixed(0)} MB, external ${(m.external / 2 ** 20).toFixed(0)} MB, peak ${peakRssMb().toFixed(0)} MB`);
+  say(
+    `  [mem] ${phase}: rss ${(m.rss / 2 ** 20).toFixed(0)} MB, heap ${(m.heapUsed / 2 ** 20).toFixed(0)} MB, external ${(m.external / 2 ** 20).toFixed(0)} MB, peak ${peakRssMb().toFixed(0)} MB`,
+  );
 };
 
 try {
@@ -150,7 +151,8 @@ try {
   for (let i = 0; i < 300; i++) {
     const from = 1 + Math.floor(rnd2() * Math.max(1, last - RAW_ROWS));
     const t0 = performance.now();
-    for (const r of store.scan({ fromPosition: from, toPosition: from + RAW_ROWS - 1, withoutMetadata: true }) as Iterable<{ data: string }>) JSON.parse(r.data);
+    for (const r of store.scan({ fromPosition: from, toPosition: from + RAW_ROWS - 1, withoutMetadata: true }) as Iterable<{ data: string }>)
+      JSON.parse(r.data);
     rawRead.push(performance.now() - t0);
   }
   mem('time travel');
@@ -161,19 +163,23 @@ try {
   // peak RSS of a full replay alone, in a fresh node process on the compiled package, beside the same
   // log's raw scan + JSON.parse in a process of its own and an empty node process
   const storeUrl = JSON.stringify(storePath);
-  const replayRss = median([0, 1, 2].map(() =>
-    childPeakRssMb(`const { openEventStore } = await import('{{dist}}/store/sqlite-event-store.js');
+  const replayRss = median(
+    [0, 1, 2].map(() =>
+      childPeakRssMb(`const { openEventStore } = await import('{{dist}}/store/sqlite-event-store.js');
 const { rebuildAll } = await import('{{dist}}/machines/rebuild.js');
 const { CODE_VERSION } = await import('{{dist}}/machines/version.js');
 const s = openEventStore(${storeUrl}, { codeVersion: CODE_VERSION, readonly: true });
 rebuildAll(s); s.close();`),
-  ));
-  const scanRss = median([0, 1, 2].map(() =>
-    childPeakRssMb(`const { default: Database } = await import('better-sqlite3');
+    ),
+  );
+  const scanRss = median(
+    [0, 1, 2].map(() =>
+      childPeakRssMb(`const { default: Database } = await import('better-sqlite3');
 const db = new Database(${storeUrl}, { readonly: true });
 for (const r of db.prepare('SELECT data FROM events ORDER BY position').iterate()) JSON.parse(r.data);
 db.close();`),
-  ));
+    ),
+  );
   const emptyRss = childPeakRssMb('');
   mem('replay alone');
 
@@ -187,28 +193,97 @@ db.close();`),
     table([
       ['figure', 'clockledger', 'raw better-sqlite3', 'ratio', 'target', 'met'],
       ['recording (append)', fmtRate(rate(N, storeMs)), fmtRate(rate(N, rawMs)), recRatio.toFixed(2), '≥ 0.50', recRatio >= 0.5 ? 'yes' : 'NO'],
-      ['full replay (rebuild all)', fmtRate(rate(N, replay.ms)), fmtRate(rate(scanRaw.value, scanRaw.ms)), replayRatio.toFixed(2), '≥ 1.00', replayRatio >= 1 ? 'yes' : 'NO'],
-      ['replay-debug vs raw scan', fmtRate(rate(N, debug.ms)), fmtRate(rate(scanRaw.value, scanRaw.ms)), debugRatio.toFixed(2), '≥ 1.00', debugRatio >= 1 ? 'yes' : 'NO'],
+      [
+        'full replay (rebuild all)',
+        fmtRate(rate(N, replay.ms)),
+        fmtRate(rate(scanRaw.value, scanRaw.ms)),
+        replayRatio.toFixed(2),
+        '≥ 1.00',
+        replayRatio >= 1 ? 'yes' : 'NO',
+      ],
+      [
+        'replay-debug vs raw scan',
+        fmtRate(rate(N, debug.ms)),
+        fmtRate(rate(scanRaw.value, scanRaw.ms)),
+        debugRatio.toFixed(2),
+        '≥ 1.00',
+        debugRatio >= 1 ? 'yes' : 'NO',
+      ],
       // (what comparing every result and tracepoint costs over a plain rebuild: shown, no target)
       ['replay-debug vs rebuild', fmtRate(rate(N, debug.ms)), `rebuild ${fmtRate(rate(N, replay.ms))}`, (replay.ms / debug.ms).toFixed(2), '', ''],
-      ['time travel p50 (ms)', median(travel).toFixed(2), `raw 500 rows ${median(rawRead).toFixed(2)}`, travelRatio.toFixed(2), '≤ 2 ms, ≤ 1.00', median(travel) <= 2 && travelRatio <= 1 ? 'yes' : 'NO'],
-      ['time travel p95 (ms)', percentile(travel, 95).toFixed(2), `raw 500 rows ${percentile(rawRead, 95).toFixed(2)}`, '', '≤ 5 ms', percentile(travel, 95) <= 5 ? 'yes' : 'NO'],
+      [
+        'time travel p50 (ms)',
+        median(travel).toFixed(2),
+        `raw 500 rows ${median(rawRead).toFixed(2)}`,
+        travelRatio.toFixed(2),
+        '≤ 2 ms, ≤ 1.00',
+        median(travel) <= 2 && travelRatio <= 1 ? 'yes' : 'NO',
+      ],
+      [
+        'time travel p95 (ms)',
+        percentile(travel, 95).toFixed(2),
+        `raw 500 rows ${percentile(rawRead, 95).toFixed(2)}`,
+        '',
+        '≤ 5 ms',
+        percentile(travel, 95) <= 5 ? 'yes' : 'NO',
+      ],
       ['snapshot pass (s)', (snap.ms / 1000).toFixed(1), '', '', '', ''],
       ['verify hash chain', fmtRate(rate(verify.value.checked, verify.ms)), '', '', '', verify.value.intact ? 'intact' : 'BROKEN'],
-      ['peak RSS, full replay alone (MB)', replayRss.toFixed(0), `raw scan alone ${scanRss.toFixed(0)}, empty node ${emptyRss.toFixed(0)}`, (replayRss / scanRss).toFixed(2), '≤ 150', replayRss <= 150 ? 'yes' : 'NO'],
+      [
+        'peak RSS, full replay alone (MB)',
+        replayRss.toFixed(0),
+        `raw scan alone ${scanRss.toFixed(0)}, empty node ${emptyRss.toFixed(0)}`,
+        (replayRss / scanRss).toFixed(2),
+        '≤ 150',
+        replayRss <= 150 ? 'yes' : 'NO',
+      ],
       ['peak RSS, this bench process (MB)', peakRssMb().toFixed(0), 'recording and every phase above', '', '', ''],
     ]),
   );
   const rawRate = fmtRate(rate(scanRaw.value, scanRaw.ms));
   const p95 = percentile(travel, 95);
   reportFigures('replay', [
-    { figure: `full replay (rebuild all), ${N.toLocaleString()} events`, value: fmtRate(rate(N, replay.ms)), baseline: `raw scan + JSON.parse ${rawRate}`, ratio: replayRatio, target: '≥ 1.0', met: replayRatio >= 1 },
-    { figure: 'replay-debugging under the recorded profile', value: fmtRate(rate(N, debug.ms)), baseline: `raw scan + JSON.parse ${rawRate}`, ratio: debugRatio, target: '≥ 1.0', met: debugRatio >= 1 },
-    { figure: 'time travel p50', value: `${median(travel).toFixed(2)} ms`, baseline: `raw 500-row read ${median(rawRead).toFixed(2)} ms`, ratio: travelRatio, target: '≤ 2 ms, ≤ 1×', met: median(travel) <= 2 && travelRatio <= 1 },
-    { figure: 'time travel p95', value: `${p95.toFixed(2)} ms`, baseline: `raw 500-row read ${percentile(rawRead, 95).toFixed(2)} ms`, ratio: p95 / percentile(rawRead, 95), target: '≤ 5 ms', met: p95 <= 5 },
-    { figure: 'peak RSS, a full replay alone', value: `${replayRss.toFixed(0)} MB`, baseline: `raw scan alone ${scanRss.toFixed(0)} MB`, ratio: replayRss / scanRss, target: '≤ 150 MB', met: replayRss <= 150 },
+    {
+      figure: `full replay (rebuild all), ${N.toLocaleString()} events`,
+      value: fmtRate(rate(N, replay.ms)),
+      baseline: `raw scan + JSON.parse ${rawRate}`,
+      ratio: replayRatio,
+      target: '≥ 1.0',
+      met: replayRatio >= 1,
+    },
+    {
+      figure: 'replay-debugging under the recorded profile',
+      value: fmtRate(rate(N, debug.ms)),
+      baseline: `raw scan + JSON.parse ${rawRate}`,
+      ratio: debugRatio,
+      target: '≥ 1.0',
+      met: debugRatio >= 1,
+    },
+    {
+      figure: 'time travel p50',
+      value: `${median(travel).toFixed(2)} ms`,
+      baseline: `raw 500-row read ${median(rawRead).toFixed(2)} ms`,
+      ratio: travelRatio,
+      target: '≤ 2 ms, ≤ 1×',
+      met: median(travel) <= 2 && travelRatio <= 1,
+    },
+    {
+      figure: 'time travel p95',
+      value: `${p95.toFixed(2)} ms`,
+      baseline: `raw 500-row read ${percentile(rawRead, 95).toFixed(2)} ms`,
+      ratio: p95 / percentile(rawRead, 95),
+      target: '≤ 5 ms',
+      met: p95 <= 5,
+    },
+    {
+      figure: 'peak RSS, a full replay alone',
+      value: `${replayRss.toFixed(0)} MB`,
+      baseline: `raw scan alone ${scanRss.toFixed(0)} MB`,
+      ratio: replayRss / scanRss,
+      target: '≤ 150 MB',
+      met: replayRss <= 150,
+    },
   ]);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
-

@@ -31,7 +31,12 @@ async function child([mode, db, id, countArg, rowsFrom, goFile]: string[]): Prom
     const c = new pg.Client({ connectionString: db });
     await c.connect();
     const src = new URL(rowsFrom!).searchParams.get('schema')!;
-    const rows = (await c.query(`SELECT stream_id, version, type, schema_version, time::text, data, metadata, hash FROM ${src}.events WHERE stream_id = $1 ORDER BY position`, [`vm-${vmId}`])).rows;
+    const rows = (
+      await c.query(
+        `SELECT stream_id, version, type, schema_version, time::text, data, metadata, hash FROM ${src}.events WHERE stream_id = $1 ORDER BY position`,
+        [`vm-${vmId}`],
+      )
+    ).rows;
     const per = Math.max(1, Math.floor(rows.length / count));
     work = async (i) => {
       const chunk = rows.slice(i * per, (i + 1) * per);
@@ -119,7 +124,8 @@ async function main(): Promise<void> {
         await closeStores();
         // each request: its guest read (1 event); each process also created and started its VM
         const expected = 1 + writers * (PER + 1 + 2);
-        if (!v.intact || ev.lastPosition < writers * PER) throw new Error(`${engine} ${writers}: intact ${v.intact}, ${ev.lastPosition} events (expected about ${expected})`);
+        if (!v.intact || ev.lastPosition < writers * PER)
+          throw new Error(`${engine} ${writers}: intact ${v.intact}, ${ev.lastPosition} events (expected about ${expected})`);
         let rawRate = '';
         let ratio = '';
         if (engine === 'postgres') {
@@ -132,16 +138,28 @@ async function main(): Promise<void> {
           const rawRows = Number((await admin.query(`SELECT count(*) AS n FROM ${rawTable}`)).rows[0].n);
           rawRate = Math.round((rawRows / rawMs) * 1000).toLocaleString();
           // handler requests/s against raw transactions/s of the same rows (one per request)
-          ratio = ((n / ms) / (PER * writers / rawMs)).toFixed(2);
+          ratio = (n / ms / ((PER * writers) / rawMs)).toFixed(2);
         }
-        rows.push([writers, engine, n, Math.round(ms), Math.round((n / ms) * 1000).toLocaleString(), rawRate, ratio, v.intact ? `intact, ${v.head!.position}` : 'BROKEN']);
+        rows.push([
+          writers,
+          engine,
+          n,
+          Math.round(ms),
+          Math.round((n / ms) * 1000).toLocaleString(),
+          rawRate,
+          ratio,
+          v.intact ? `intact, ${v.head!.position}` : 'BROKEN',
+        ]);
       }
     }
-    console.log(`bench/writers: guest reads under request ids, each process on its own VM of one ledger; PostgreSQL ${(await admin.query('SHOW server_version')).rows[0].server_version}${server ? ` (throwaway, ${server.source}, fsync off)` : ''}`);
+    console.log(
+      `bench/writers: guest reads under request ids, each process on its own VM of one ledger; PostgreSQL ${(await admin.query('SHOW server_version')).rows[0].server_version}${server ? ` (throwaway, ${server.source}, fsync off)` : ''}`,
+    );
     console.log('ratio: handler requests/s ÷ raw node-postgres transactions/s inserting the same rows from as many processes');
     console.log(table(rows));
   } finally {
-    for (const s of (await admin.query<{ nspname: string }>(`SELECT nspname FROM pg_namespace WHERE nspname LIKE '${run}%'`)).rows) await admin.query(`DROP SCHEMA ${s.nspname} CASCADE`);
+    for (const s of (await admin.query<{ nspname: string }>(`SELECT nspname FROM pg_namespace WHERE nspname LIKE '${run}%'`)).rows)
+      await admin.query(`DROP SCHEMA ${s.nspname} CASCADE`);
     await admin.end();
     rmSync(dir, { recursive: true, force: true });
     await server?.stop();

@@ -46,7 +46,11 @@ export function engineOf(ctx: HandlerContext = {}): 'sqlite' | 'postgres' {
   if (isPostgresUrl(db)) return 'postgres';
   // a URL of any other kind is refused rather than taken for a file name
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(db);
-  if (scheme) throw new StoreError('invalid_request', `db: ${scheme[1]}:// ledgers are not supported: give a file path, or a postgres:// or postgresql:// URL`, { field: 'db', scheme: scheme[1] });
+  if (scheme)
+    throw new StoreError('invalid_request', `db: ${scheme[1]}:// ledgers are not supported: give a file path, or a postgres:// or postgresql:// URL`, {
+      field: 'db',
+      scheme: scheme[1],
+    });
   return 'sqlite';
 }
 
@@ -111,7 +115,11 @@ async function openPg(url: string, access: StoreAccess): Promise<PgEventStore> {
     return await openPgEventStore(url, { codeVersion: CODE_VERSION, readonly: access === 'read' });
   } catch (e) {
     if (e instanceof StoreError && e.details?.connectionLost === true) {
-      throw new StoreError('io', `cannot reach the PostgreSQL server of ${parsePgUrl(url).display}: ${e.message.replace(/^PostgreSQL connection lost: /, '')}`, { ...e.details, unavailable: true });
+      throw new StoreError(
+        'io',
+        `cannot reach the PostgreSQL server of ${parsePgUrl(url).display}: ${e.message.replace(/^PostgreSQL connection lost: /, '')}`,
+        { ...e.details, unavailable: true },
+      );
     }
     throw e;
   }

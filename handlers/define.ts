@@ -177,7 +177,10 @@ function build(
           const fingerprint = req.requestId === undefined ? undefined : requestFingerprint(name, req);
           const meta = { handler: name, requestId: req.requestId, correlationId: req.correlationId ?? req.requestId, fingerprint };
           const { withSession } = await (sessionModule ??= import('../machines/session.js'));
-          const log = engine === 'sqlite' ? env.store : (await (asyncPortModule ??= import('../machines/session/async-port.js'))).asyncLogPort(await pgStoreFor(ctx.db!, access));
+          const log =
+            engine === 'sqlite'
+              ? env.store
+              : (await (asyncPortModule ??= import('../machines/session/async-port.js'))).asyncLogPort(await pgStoreFor(ctx.db!, access));
           const r = await withSession(log, meta, work, (v, written) => ({ ok: true, ...respond(v, written) }));
           return r.response as JsonOf<ReturnType<typeof respond>>;
         },

@@ -64,7 +64,6 @@ const fail = (code: ErrorBody['code'], message: string, details?: Record<string,
   error: details ? { code, message, details } : { code, message },
 });
 
-
 /** The JSON payload of an event: the event itself, or its (possibly base64) body parsed. */
 function payloadOf(event: unknown): { ok: true; payload: unknown } | { ok: false; response: HandlerResponse } {
   if (isPlainObject(event) && 'body' in event && !('handler' in event) && !('request' in event)) {
@@ -106,7 +105,8 @@ function invocationOf(event: unknown, fixed?: HandlerName): { name: string; requ
   if (!p.ok) return p;
   const payload = p.payload;
   if (fixed) return { name: fixed, request: isPlainObject(payload) && 'request' in payload ? payload.request : payload };
-  if (!isPlainObject(payload)) return { response: fail('invalid_request', '(request): the event must be an object { handler, request }', { field: 'handler' }) };
+  if (!isPlainObject(payload))
+    return { response: fail('invalid_request', '(request): the event must be an object { handler, request }', { field: 'handler' }) };
   if (typeof payload.handler !== 'string' || payload.handler === '') {
     return { response: fail('invalid_request', 'handler: expected the name of a handler (a string)', { field: 'handler', handlers: HANDLER_NAMES }) };
   }
@@ -126,8 +126,7 @@ export function responseLimit(): { max: number } | { response: HandlerResponse }
   if (max >= MIN_RESPONSE_BYTES) return { max };
   // the function's configuration is at fault, not the request: nothing is run
   const message =
-    `${MAX_RESPONSE_BYTES_ENV}: ${preview(v)} is not a number of bytes of at least ${MIN_RESPONSE_BYTES} ` +
-    `(default ${MAX_RESPONSE_BYTES}, Lambda's 6 MB)`;
+    `${MAX_RESPONSE_BYTES_ENV}: ${preview(v)} is not a number of bytes of at least ${MIN_RESPONSE_BYTES} ` + `(default ${MAX_RESPONSE_BYTES}, Lambda's 6 MB)`;
   return { response: fail('internal', message, { variable: MAX_RESPONSE_BYTES_ENV }) };
 }
 
@@ -262,7 +261,9 @@ export const handler = async (event: LambdaEvent | unknown, _context?: Context):
 export const httpHandler = async (event: LambdaEvent | unknown, _context?: Context): Promise<APIGatewayProxyResult> => proxied(await answerOf(event));
 
 /** A named function for every handler in the registry: the event is { request } or the request itself (or an HTTP-like event). */
-export const byName: Readonly<Record<HandlerName, LambdaHandler>> = Object.freeze(Object.fromEntries(HANDLER_NAMES.map((n) => [n, handle(n)])) as Record<HandlerName, LambdaHandler>);
+export const byName: Readonly<Record<HandlerName, LambdaHandler>> = Object.freeze(
+  Object.fromEntries(HANDLER_NAMES.map((n) => [n, handle(n)])) as Record<HandlerName, LambdaHandler>,
+);
 
 // ESM export names are static, so the registry's names are spelled once more here, for the
 // function-per-handler deployments (a test checks they are exactly the registry's).

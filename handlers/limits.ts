@@ -114,7 +114,12 @@ export function boundedRequest(request: unknown): unknown {
     const { v, depth, path, into, key } = stack.pop()!;
     if (typeof v === 'string') {
       if (v.length > MAX_STRING_LENGTH) {
-        throw refuse(path, `a string of ${v.length} characters is longer than the ${MAX_STRING_LENGTH} allowed (${preview(v)})`, 'MAX_STRING_LENGTH', MAX_STRING_LENGTH);
+        throw refuse(
+          path,
+          `a string of ${v.length} characters is longer than the ${MAX_STRING_LENGTH} allowed (${preview(v)})`,
+          'MAX_STRING_LENGTH',
+          MAX_STRING_LENGTH,
+        );
       }
       count(v.length + 2);
       put(into, key, v);

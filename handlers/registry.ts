@@ -97,8 +97,8 @@ export const REGISTRY = {
   bisectReleases: entry(
     'replay',
     'read',
-    "find the first VMM release whose re-run of a recorded migration changes its audit (a finding, a field, " +
-      "or the verdict), and with switches the behaviour switch responsible",
+    'find the first VMM release whose re-run of a recorded migration changes its audit (a finding, a field, ' +
+      'or the verdict), and with switches the behaviour switch responsible',
   ),
   demo: entry('demo', 'write', 'migrate the same 4-vCPU guest with every strategy between two hosts and compare the audits'),
   matrix: entry(

@@ -16,7 +16,16 @@ import type * as traces from './use-cases/traces.js';
 import type * as vms from './use-cases/vms.js';
 
 /** Every use-case module's exports (the handlers among them by their registry names). */
-type Exports = typeof hosts & typeof vms & typeof events & typeof log & typeof migrations & typeof replay & typeof demo & typeof traces & typeof exporting & typeof matrix;
+type Exports = typeof hosts &
+  typeof vms &
+  typeof events &
+  typeof log &
+  typeof migrations &
+  typeof replay &
+  typeof demo &
+  typeof traces &
+  typeof exporting &
+  typeof matrix;
 
 /** What the handler called N returns from run(), before it becomes JSON. */
 export type RunResultOf<N extends HandlerName> = Exports[N] extends DefinedHandler<infer O> ? O : never;

@@ -41,8 +41,12 @@ export function resolveProfileExplained(spec: string): KernelProfile {
   } catch (e) {
     const message = (e as Error).message;
     const [name, rest] = spec.split('+', 2) as [string, string | undefined];
-    if (!PROFILE_NAMES.includes(name)) throw new RangeError(`unknown kernel profile '${name}'${didYouMean(name, PROFILE_NAMES)} (known: ${PROFILE_NAMES.join(', ')})`);
-    const unknown = (rest ?? '').split(',').map((p) => p.split('=')[0] ?? '').find((k) => k && !SWITCH_NAMES.includes(k));
+    if (!PROFILE_NAMES.includes(name))
+      throw new RangeError(`unknown kernel profile '${name}'${didYouMean(name, PROFILE_NAMES)} (known: ${PROFILE_NAMES.join(', ')})`);
+    const unknown = (rest ?? '')
+      .split(',')
+      .map((p) => p.split('=')[0] ?? '')
+      .find((k) => k && !SWITCH_NAMES.includes(k));
     throw new RangeError(unknown ? `${message}${didYouMean(unknown, SWITCH_NAMES)}` : message);
   }
 }

@@ -18,35 +18,33 @@ function tooWide(s: string): boolean {
 }
 
 /** A u64 given as a decimal string, a safe integer or a bigint. Negative values down to −2^63 wrap as a (u64) cast would. */
-export const u64Schema = z
-  .union([z.string(), z.number(), z.bigint()])
-  .transform((v, ctx) => {
-    let b: bigint;
-    if (typeof v === 'bigint') b = v;
-    else if (typeof v === 'number') {
-      if (!Number.isSafeInteger(v)) {
-        ctx.addIssue({ code: 'custom', message: `${v} is not an exact integer; pass values above 2^53 as decimal strings` });
-        return z.NEVER;
-      }
-      b = BigInt(v);
-    } else {
-      const s = v.trim();
-      if (!INT_LIKE.test(s)) {
-        ctx.addIssue({ code: 'custom', message: `${preview(v)} is not an integer` });
-        return z.NEVER;
-      }
-      if (tooWide(s)) {
-        ctx.addIssue({ code: 'custom', message: `${preview(s)} does not fit in 64 bits` });
-        return z.NEVER;
-      }
-      b = s.startsWith('-') ? -BigInt(s.slice(1)) : BigInt(s);
-    }
-    if (b > U64_MASK || b < -(1n << 63n)) {
-      ctx.addIssue({ code: 'custom', message: `${b} does not fit in 64 bits` });
+export const u64Schema = z.union([z.string(), z.number(), z.bigint()]).transform((v, ctx) => {
+  let b: bigint;
+  if (typeof v === 'bigint') b = v;
+  else if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) {
+      ctx.addIssue({ code: 'custom', message: `${v} is not an exact integer; pass values above 2^53 as decimal strings` });
       return z.NEVER;
     }
-    return b & U64_MASK;
-  });
+    b = BigInt(v);
+  } else {
+    const s = v.trim();
+    if (!INT_LIKE.test(s)) {
+      ctx.addIssue({ code: 'custom', message: `${preview(v)} is not an integer` });
+      return z.NEVER;
+    }
+    if (tooWide(s)) {
+      ctx.addIssue({ code: 'custom', message: `${preview(s)} does not fit in 64 bits` });
+      return z.NEVER;
+    }
+    b = s.startsWith('-') ? -BigInt(s.slice(1)) : BigInt(s);
+  }
+  if (b > U64_MASK || b < -(1n << 63n)) {
+    ctx.addIssue({ code: 'custom', message: `${b} does not fit in 64 bits` });
+    return z.NEVER;
+  }
+  return b & U64_MASK;
+});
 
 /** An unsigned integer that fits in `bits` bits, as a JSON number. */
 export function uintSchema(bits: 8 | 16 | 32) {

@@ -60,7 +60,6 @@ export function pvclockReadCycles(p: PvclockParams, tsc: bigint): bigint {
   return u64(p.systemTime + pvclockScaleDelta(delta, p.mul, p.shift));
 }
 
-
 /** arch/x86/kvm/x86.c: kvm_scale_tsc(): tsc unchanged at the default ratio, else mul_u64_u64_shr(tsc, ratio, frac) (frac: the u8 kvm_caps.tsc_scaling_ratio_frac_bits). */
 export function scaleTsc(tsc: bigint, ratio: bigint, fracBits: number | bigint): bigint {
   const frac = cIntArg(fracBits, 'u8', 'fracBits');

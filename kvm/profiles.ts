@@ -98,12 +98,12 @@ const PRE_5_8_X86: X86Switches = { ...LINUX_5_15_X86, tscKhzWithoutScaling: fals
 
 /** Where linux-4.19, linux-5.4 and linux-5.10 were read, and what each was checked for against linux-5.15. */
 const OLD_LTS_CHECKED =
-  'KVM_SET_CLOCK refuses any flag and sets kvmclock_offset += clock − get_kvmclock_ns() after kvm_gen_update_masterclock() (the value 5.16\'s ' +
+  "KVM_SET_CLOCK refuses any flag and sets kvmclock_offset += clock − get_kvmclock_ns() after kvm_gen_update_masterclock() (the value 5.16's " +
   'master_kernel_ns form gives when no time passes inside the ioctl, as here); KVM_GET_CLOCK flags TSC_STABLE only with the master clock, no realtime ' +
   'or host_tsc; KVM_CAP_ADJUST_CLOCK = KVM_CLOCK_TSC_STABLE; the 1-second matching in its tsc_exp ± virtual_tsc_khz × 1000 form (not usdiff) with no ' +
   'user_set_tsc gate; kvm_track_tsc_matching() requests a master clock update whenever it is or could be on; KVMCLOCK_SYNC_PERIOD 300 s and ' +
   'KVMCLOCK_UPDATE_DELAY 100 ms; tsc_tolerance_ppm 250; no KVM_VCPU_TSC_OFFSET, no VM-scoped TSC kHz; arm64 KVM_REG_ARM_TIMER_CNT sets every ' +
-  'vCPU\'s cntvoff (update_vtimer_cntvoff()). Not modelled: without a master clock these kernels count kvmclock on CLOCK_BOOTTIME, NTP-slewed ' +
+  "vCPU's cntvoff (update_vtimer_cntvoff()). Not modelled: without a master clock these kernels count kvmclock on CLOCK_BOOTTIME, NTP-slewed " +
   '(ktime_get_boot_ns() in 4.19, ktime_get_boottime_ns() in 5.4; raw since get_kvmclock_base_ns(), seen in 5.8.1), which the host model does not ' +
   'keep apart from the raw clock';
 
@@ -111,8 +111,9 @@ const OLD_LTS_CHECKED =
 export const PROFILES: readonly KernelProfile[] = [
   {
     name: 'linux-4.19',
-    summary: 'linux-5.15\'s clock interfaces, and KVM_SET_TSC_KHZ refused (EINVAL) on a host without TSC scaling, even within 250 ppm',
-    source: `Linux 4.19 (arch/x86/kvm/x86.c and virt/kvm/arm/arch_timer.c read at 4.19.1): as linux-5.15 in: ${OLD_LTS_CHECKED}; the vCPU KVM_SET_TSC_KHZ ` +
+    summary: "linux-5.15's clock interfaces, and KVM_SET_TSC_KHZ refused (EINVAL) on a host without TSC scaling, even within 250 ppm",
+    source:
+      `Linux 4.19 (arch/x86/kvm/x86.c and virt/kvm/arm/arch_timer.c read at 4.19.1): as linux-5.15 in: ${OLD_LTS_CHECKED}; the vCPU KVM_SET_TSC_KHZ ` +
       'refuses user_tsc_khz >= kvm_max_guest_tsc_khz, 0 without scaling',
     x86: PRE_5_8_X86,
     arm64: PRE_6_4_ARM64,
@@ -120,7 +121,8 @@ export const PROFILES: readonly KernelProfile[] = [
   {
     name: 'linux-5.4',
     summary: 'as linux-4.19: KVM_SET_TSC_KHZ refused on a host without TSC scaling',
-    source: `Linux 5.4 (arch/x86/kvm/x86.c and virt/kvm/arm/arch_timer.c read at 5.4.0): every behaviour linux-4.19's source lists ` +
+    source:
+      `Linux 5.4 (arch/x86/kvm/x86.c and virt/kvm/arm/arch_timer.c read at 5.4.0): every behaviour linux-4.19's source lists ` +
       'read the same; KVM_SET_TSC_KHZ as 4.19',
     x86: PRE_5_8_X86,
     arm64: PRE_6_4_ARM64,
@@ -128,7 +130,8 @@ export const PROFILES: readonly KernelProfile[] = [
   {
     name: 'linux-5.10',
     summary: 'as linux-5.15 in every modelled behaviour: KVM_SET_TSC_KHZ without TSC scaling takes a rate within 250 ppm (since 5.8)',
-    source: `Linux 5.10 (arch/x86/kvm/x86.c and arch/arm64/kvm/arch_timer.c read at 5.10.7): every behaviour linux-4.19's source lists ` +
+    source:
+      `Linux 5.10 (arch/x86/kvm/x86.c and arch/arm64/kvm/arch_timer.c read at 5.10.7): every behaviour linux-4.19's source lists ` +
       'read the same; KVM_SET_TSC_KHZ checks ' +
       'kvm_max_guest_tsc_khz only with kvm_has_tsc_control',
     x86: LINUX_5_15_X86,
@@ -188,7 +191,7 @@ export const PROFILES: readonly KernelProfile[] = [
       'Linux 7.1-rc fixes: 8fe2e698fce4 "KVM: x86: Rate-limit global clock updates on vCPU load" ("KVM x86 fixes for 7.1-rcN": "Rate-limit global ' +
       'clock updates once again (but without delayed work)... update storms when running without a master clock"), after 446fcce2a52b was bisected ' +
       'as the cause of IPI storms on Firecracker hosts (lkml, 2026-03-21). Unconfirmed: the interval and what a limited load does, the diff was not ' +
-      'found; modelled with 7e44e4495a39\'s KVMCLOCK_UPDATE_DELAY (100 ms) and a KVM_REQ_CLOCK_UPDATE on the loading vCPU',
+      "found; modelled with 7e44e4495a39's KVMCLOCK_UPDATE_DELAY (100 ms) and a KVM_REQ_CLOCK_UPDATE on the loading vCPU",
     x86: LINUX_7_1_X86,
     arm64: MAINLINE_ARM64,
   },
@@ -196,10 +199,10 @@ export const PROFILES: readonly KernelProfile[] = [
     name: 'clock-cleanup-v6',
     summary:
       'linux-6.19 plus the unmerged "Cleaning up the KVM clock mess" v6: KVM_VCPU_TSC_SCALE, KVM_[GS]ET_CLOCK_GUEST, Hz-precise pvclock, TSC ' +
-      're-synchronized after KVM_SET_TSC_KHZ; it inherits linux-6.19\'s switches (no periodic sync, no 100 ms delayed update) and not 7.1\'s rate limit',
+      "re-synchronized after KVM_SET_TSC_KHZ; it inherits linux-6.19's switches (no periodic sync, no 100 ms delayed update) and not 7.1's rate limit",
     source:
       'kvm list, 2026-07-03: "Cleaning up the KVM clock mess" v6 (David Woodhouse, Jack Allister; 36 patches, based after 6.19, so without the periodic ' +
-      'updates; whether its base, tip timers-ptp-2026-06-13, holds 7.1\'s 8fe2e698fce4 is unconfirmed, so globalClockUpdateRateLimit stays off). ' +
+      "updates; whether its base, tip timers-ptp-2026-06-13, holds 7.1's 8fe2e698fce4 is unconfirmed, so globalClockUpdateRateLimit stays off). " +
       'Unconfirmed: linux-next of 2026-08-25 merges tag kvm-x86-clocks-7.3 (merge c4a6ae0ea9a7), but its contents were not found, so no ' +
       'profile claims any part of this series as merged',
     x86: {
@@ -241,7 +244,7 @@ export const SWITCH_SOURCES: Record<SwitchName, string> = {
   'x86.tscKhzWithoutScaling':
     '"KVM: x86: allow TSC to differ by NTP correction bounds without TSC scaling" (Marcelo Tosatti; its second hunk queued by Paolo Bonzini on kvm ' +
     'list 2020-06-23, in the "KVM fixes for Linux 5.8-rc3" pull of the same day), so in v5.8: read in 5.8.1\'s and 5.10.7\'s x86.c, absent from ' +
-    '4.19.1\'s and 5.4\'s; its commit id was not found',
+    "4.19.1's and 5.4's; its commit id was not found",
   'x86.userSetTscGate': 'bf328e22e472 "KVM: x86: Don\'t sync user-written TSC against startup values" (kvm-x86 misc for 6.7)',
   'x86.masterclockRequestOnChange':
     'c52ffadc65e2 "KVM: x86: Don\'t unnecessarily force masterclock update on vCPU hotplug" ("KVM: x86: Misc changes for 6.8" pull)',
@@ -261,10 +264,7 @@ export const SWITCH_SOURCES: Record<SwitchName, string> = {
 
 /** Every switch name, for bisecting a profile's behaviours one at a time. */
 export function switchNames(): SwitchName[] {
-  return [
-    ...Object.keys(MAINLINE_X86).map((k) => `x86.${k}` as SwitchName),
-    ...Object.keys(MAINLINE_ARM64).map((k) => `arm64.${k}` as SwitchName),
-  ];
+  return [...Object.keys(MAINLINE_X86).map((k) => `x86.${k}` as SwitchName), ...Object.keys(MAINLINE_ARM64).map((k) => `arm64.${k}` as SwitchName)];
 }
 
 /** A copy of a profile with some switches overridden (named "<base>+x86.foo=false,..."). */

@@ -38,7 +38,13 @@ export const IOCTL_NAMES = Object.keys(IOCTLS) as IoctlName[];
  * Ioctls that take no argument from the VMM: KVM_RUN refuses a non-zero one (kvm_vcpu_ioctl()),
  * the rest ignore it or only write their result to it.
  */
-export const IOCTLS_WITHOUT_ARG: ReadonlySet<IoctlName> = new Set<IoctlName>(['KVM_RUN', 'KVM_GET_CLOCK', 'KVM_GET_TSC_KHZ', 'KVM_KVMCLOCK_CTRL', 'KVM_GET_CLOCK_GUEST']);
+export const IOCTLS_WITHOUT_ARG: ReadonlySet<IoctlName> = new Set<IoctlName>([
+  'KVM_RUN',
+  'KVM_GET_CLOCK',
+  'KVM_GET_TSC_KHZ',
+  'KVM_KVMCLOCK_CTRL',
+  'KVM_GET_CLOCK_GUEST',
+]);
 
 /** kvm_clock_data.flags */
 export const KVM_CLOCK_TSC_STABLE = 2;

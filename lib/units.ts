@@ -67,7 +67,12 @@ export function hzReadable(hz: unknown): string {
   if (hz === null || hz === undefined || hz === '') return '';
   const n = Number(hz);
   if (!Number.isFinite(n)) return String(hz);
-  for (const [unit, div] of [['GHz', 1e9], ['MHz', 1e6], ['kHz', 1e3]] as const) if (n >= div) return `${+(n / div).toPrecision(6)} ${unit}`;
+  for (const [unit, div] of [
+    ['GHz', 1e9],
+    ['MHz', 1e6],
+    ['kHz', 1e3],
+  ] as const)
+    if (n >= div) return `${+(n / div).toPrecision(6)} ${unit}`;
   return `${n} Hz`;
 }
 
@@ -81,8 +86,15 @@ export function msPerDayReadable(msPerDay: unknown): string {
   if (!Number.isFinite(ms)) return String(msPerDay);
   const a = Math.abs(ms);
   const [v, unit] =
-    a >= 3_600_000 ? [ms / 3_600_000, 'h'] : a >= 60_000 ? [ms / 60_000, 'min'] : a >= 1_000 ? [ms / 1_000, 's']
-    : a >= 1 || a === 0 ? [ms, 'ms'] : [ms * 1000, 'µs'];
+    a >= 3_600_000
+      ? [ms / 3_600_000, 'h']
+      : a >= 60_000
+        ? [ms / 60_000, 'min']
+        : a >= 1_000
+          ? [ms / 1_000, 's']
+          : a >= 1 || a === 0
+            ? [ms, 'ms']
+            : [ms * 1000, 'µs'];
   return `${+v.toFixed(3)} ${unit}/day`;
 }
 

@@ -115,7 +115,12 @@ export function hwToJson(s: HostSample): HwJson {
   if (!s.tick) return hw;
   // (keys in canonical order: tick sorts between realNs and tsc)
   const { t, tsc, rawNs, realNs } = s.tick;
-  return { rawNs: hw.rawNs, realNs: hw.realNs, tick: { rawNs: rawNs.toString(), realNs: realNs.toString(), t: t.toString(), tsc: tsc.toString() }, tsc: hw.tsc };
+  return {
+    rawNs: hw.rawNs,
+    realNs: hw.realNs,
+    tick: { rawNs: rawNs.toString(), realNs: realNs.toString(), t: t.toString(), tsc: tsc.toString() },
+    tsc: hw.tsc,
+  };
 }
 
 /**

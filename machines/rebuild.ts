@@ -163,7 +163,8 @@ export function rebuildStream<S extends StreamState = StreamState>(
       snapshots.push({ streamId, version, position, codeVersion: CODE_VERSION, state: serialize(state) });
     }
   }
-  if (snapshots.length) store.transaction(() => {
+  if (snapshots.length)
+    store.transaction(() => {
       for (const sn of snapshots) store.saveSnapshot(sn);
     });
   if (state !== null && !shared) freeze(state, true);

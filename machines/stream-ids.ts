@@ -13,7 +13,10 @@ export const migrationStreamId = (migrationId: string): string => `${MIGRATION_S
 export const traceStreamId = (traceId: string): string => `${TRACE_STREAM_PREFIX}${traceId}`;
 export const matrixStreamId = (matrixId: string): string => `${MATRIX_STREAM_PREFIX}${matrixId}`;
 
-const idAfter = (prefix: string) => (streamId: string): string | null => (streamId.startsWith(prefix) ? streamId.slice(prefix.length) : null);
+const idAfter =
+  (prefix: string) =>
+  (streamId: string): string | null =>
+    streamId.startsWith(prefix) ? streamId.slice(prefix.length) : null;
 /** The VM, migration or trace a stream id names (null: a stream of another kind). */
 export const vmIdOf = idAfter(VM_STREAM_PREFIX);
 export const migrationIdOf = idAfter(MIGRATION_STREAM_PREFIX);

@@ -10,7 +10,10 @@ import type { Citations } from '../machines/audit/measure.js';
 
 /** the names the tables use for what a rule cites, and what each stands for */
 const CITED: Record<keyof Citations, [string, string]> = {
-  counterWrites: ['counter writes', 'x86: KVM_SET_TSC_KHZ, host writes of IA32_TSC, KVM_VCPU_TSC_OFFSET; arm64: KVM_SET_ONE_REG, KVM_ARM_SET_COUNTER_OFFSET, KVM_SET_DEVICE_ATTR'],
+  counterWrites: [
+    'counter writes',
+    'x86: KVM_SET_TSC_KHZ, host writes of IA32_TSC, KVM_VCPU_TSC_OFFSET; arm64: KVM_SET_ONE_REG, KVM_ARM_SET_COUNTER_OFFSET, KVM_SET_DEVICE_ATTR',
+  ],
   readsAfterResume: ['guest reads after resume', "x86: the guest's recorded reads after it resumed"],
   kvmclockWrites: ['kvmclock writes', 'KVM_SET_CLOCK, KVM_SET_CLOCK_GUEST'],
   kvmclockCtrl: ['KVM_KVMCLOCK_CTRL', 'the VMM telling the guest it was stopped'],
@@ -30,8 +33,7 @@ const CITED_BY_RULE: Partial<Record<string, string>> = {
 };
 
 const cell = (s: string) => s.replace(/\|/g, '\\|');
-const human = (k: keyof AuditThresholds, v: bigint) =>
-  k.endsWith('Ns') ? `${v} ns` : k.endsWith('Ppb') ? `${v} ppb` : `${v}`;
+const human = (k: keyof AuditThresholds, v: bigint) => (k.endsWith('Ns') ? `${v} ns` : k.endsWith('Ppb') ? `${v} ppb` : `${v}`);
 
 function severity(r: Rule): string {
   return r.or ? `${r.severity}; ${r.or.severity} when ${r.or.condition}` : r.severity;
@@ -71,7 +73,7 @@ export function auditDocs(): string {
   line('## Guest settings');
   line();
   line('The simulated guest (`guest` in the report) is set with `thresholds: { guest: { … } }` (u64 values as decimal strings');
-  line('or integers; `ntp: { … }` likewise). `ntp.client: ntpd` starts from ntpd\'s defaults. The thresholds');
+  line("or integers; `ntp: { … }` likewise). `ntp.client: ntpd` starts from ntpd's defaults. The thresholds");
   line('`watchdogMarginNs`, `watchdogIntervalNs`, `watchdogMaxIntervalNs` and `softLockupNs`, when a request gives them,');
   line('set the guest settings of the same meaning (`softLockupNs` as `watchdogThreshS` = its half in whole seconds);');
   line('a value in `guest` wins over the threshold.');

@@ -78,7 +78,10 @@ function requestTable(h: DefinedHandler): string[] {
   return [
     '| field | type | required | default | constraints |',
     '|---|---|---|---|---|',
-    ...fields.map(([name, f]) => `| \`${name}\` | ${cell(typeOf(f))} | ${required.has(name) ? 'yes' : ''} | ${f.default === undefined ? '' : `\`${JSON.stringify(f.default)}\``} | ${cell(constraints(f))} |`),
+    ...fields.map(
+      ([name, f]) =>
+        `| \`${name}\` | ${cell(typeOf(f))} | ${required.has(name) ? 'yes' : ''} | ${f.default === undefined ? '' : `\`${JSON.stringify(f.default)}\``} | ${cell(constraints(f))} |`,
+    ),
   ];
 }
 
@@ -104,7 +107,22 @@ export async function handlersDocs(commandLines: CallLines): Promise<string> {
   const sections = HANDLER_NAMES.flatMap((name) => {
     const { summary, access } = REGISTRY[name];
     const effect = access === 'read' ? 'Reads the ledger (read-only).' : 'Records events (writes the ledger).';
-    return ['', `## ${name}`, '', `${summary}. ${effect}`, '', 'Request:', '', ...requestTable(handlers[name]), '', `Response (the fields of an answer from a scripted run): ${(responses[name] ?? []).map((f) => `\`${f.replace(' (', '` (')}`).join(', ')}.`, '', 'Command line:', '', ...commandLines(name)];
+    return [
+      '',
+      `## ${name}`,
+      '',
+      `${summary}. ${effect}`,
+      '',
+      'Request:',
+      '',
+      ...requestTable(handlers[name]),
+      '',
+      `Response (the fields of an answer from a scripted run): ${(responses[name] ?? []).map((f) => `\`${f.replace(' (', '` (')}`).join(', ')}.`,
+      '',
+      'Command line:',
+      '',
+      ...commandLines(name),
+    ];
   });
   return [INTRO, '', '| handler | access | summary |', '|---|---|---|', ...index, ...sections, ''].join('\n');
 }

@@ -46,7 +46,10 @@ export function versionsDocs(): string {
     if (t.newest) out.push(`The newest published release: ${t.newest.version} (${cell(t.newest.source)}); a version above it names no release.`, '');
     out.push('| release | switches on | what changed | source |', '|---|---|---|---|');
     for (const r of t.releases) {
-      const on = Object.entries(r.switches).filter(([, v]) => v).map(([k]) => `\`${k}\``).join(', ');
+      const on = Object.entries(r.switches)
+        .filter(([, v]) => v)
+        .map(([k]) => `\`${k}\``)
+        .join(', ');
       out.push(`| ${r.version} | ${on || '—'} | ${cell(r.note)} | ${cell(r.source)} |`);
     }
     const sws = Object.entries(t.switches);

@@ -23,7 +23,11 @@ export function checkPath(path: string, what: string): void {
   // eslint-disable-next-line no-control-regex
   const bad = /[\u0000-\u001f\u007f]/.exec(path);
   if (bad) {
-    throw new StoreError('invalid_request', `${what} ${JSON.stringify(path)} contains a control character (U+${bad[0].charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()}); give a plain file path`, { path });
+    throw new StoreError(
+      'invalid_request',
+      `${what} ${JSON.stringify(path)} contains a control character (U+${bad[0].charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()}); give a plain file path`,
+      { path },
+    );
   }
 }
 
@@ -32,10 +36,12 @@ export function sqliteStoreError(e: unknown, path: string): StoreError {
   if (e instanceof StoreError) return e;
   const code = String((e as { code?: unknown })?.code ?? '');
   const msg = (e as Error)?.message ?? String(e);
-  if (code === 'SQLITE_NOTADB') return new StoreError('not_a_ledger', `${path} is not an SQLite database (or its header is damaged), so not a clockledger ledger: ${msg}`);
+  if (code === 'SQLITE_NOTADB')
+    return new StoreError('not_a_ledger', `${path} is not an SQLite database (or its header is damaged), so not a clockledger ledger: ${msg}`);
   if (code.startsWith('SQLITE_CORRUPT')) return new StoreError('corrupt', `${path} is damaged: ${msg}`);
   if (code.startsWith('SQLITE_READONLY')) return new StoreError('io', `${path} cannot be written (read-only file or directory): ${msg}`);
-  if (code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_IOERR') || code === 'SQLITE_PERM' || code === 'SQLITE_FULL') return new StoreError('io', `${path}: ${msg}`);
+  if (code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_IOERR') || code === 'SQLITE_PERM' || code === 'SQLITE_FULL')
+    return new StoreError('io', `${path}: ${msg}`);
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return new StoreError('io', `${path} stayed locked: ${msg}`);
   return new StoreError('corrupt', `${path} is not a usable clockledger ledger: ${msg}`);
 }

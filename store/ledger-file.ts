@@ -30,9 +30,13 @@ export function inspectLedger(db: Database.Database, path: string): LedgerKind {
   const latest = latestSchemaVersion();
   if (version === 0) {
     if (tables.size === 0) return { kind: 'blank' };
-    throw new StoreError('not_a_ledger', `${path} is an SQLite database of another application (tables ${[...tables].sort().slice(0, 5).join(', ')}), not a clockledger ledger`, {
-      tables: [...tables].sort(),
-    });
+    throw new StoreError(
+      'not_a_ledger',
+      `${path} is an SQLite database of another application (tables ${[...tables].sort().slice(0, 5).join(', ')}), not a clockledger ledger`,
+      {
+        tables: [...tables].sort(),
+      },
+    );
   }
   if (version > latest) {
     // (whatever else it holds: a newer clockledger may have reshaped everything)
@@ -88,5 +92,6 @@ export function viewOlderSchema(db: Database.Database, version: number): void {
   }
   if (version < 4) db.exec(`CREATE TEMP VIEW streams AS ${STREAM_HEADS_SQL('main.events')}`);
   else if (version < 5) db.exec('CREATE TEMP VIEW streams AS SELECT stream_id, version, last_position, last_type, NULL AS wake_at FROM main.streams');
-  if (version < 6) db.exec(`CREATE TEMP VIEW stream_categories AS SELECT ${CATEGORY_SQL('stream_id')} AS category, COUNT(*) AS streams FROM streams GROUP BY 1`);
+  if (version < 6)
+    db.exec(`CREATE TEMP VIEW stream_categories AS SELECT ${CATEGORY_SQL('stream_id')} AS category, COUNT(*) AS streams FROM streams GROUP BY 1`);
 }

@@ -5,7 +5,6 @@ import { StoreError } from './errors.js';
 import { registerResponseHash } from './request-check.js';
 import { loadMigrationFiles, type Migration } from './sql-shared.js';
 
-
 /** All migrations, numbered 1..N without gaps. */
 export function loadMigrations(): Migration[] {
   return loadMigrationFiles('');

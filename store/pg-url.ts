@@ -27,7 +27,10 @@ export function parsePgUrl(url: string): PgTarget {
   if (!isPostgresUrl(url)) throw new StoreError('invalid_request', `not a postgres:// or postgresql:// URL: ${u.protocol}`);
   const schema = u.searchParams.get('schema') ?? DEFAULT_SCHEMA;
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
-    throw new StoreError('invalid_request', `schema name ${JSON.stringify(schema)} must be lower-case letters, digits and _ (at most 63), not starting with a digit`);
+    throw new StoreError(
+      'invalid_request',
+      `schema name ${JSON.stringify(schema)} must be lower-case letters, digits and _ (at most 63), not starting with a digit`,
+    );
   }
   u.searchParams.delete('schema');
   const connectionString = u.toString();

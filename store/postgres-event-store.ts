@@ -83,9 +83,15 @@ export async function openPgEventStore(url: string, opts: PgOpenOptions = {}): P
           );
           if (!found.rowCount) throw new StoreError('not_found', `no ledger at ${target.display}`, { path: target.display });
           const tables = found.rows[0]!.tables ?? [];
-          throw new StoreError('not_a_ledger', tables.length ? `${target.display} holds tables of another application (${tables.slice(0, 5).join(', ')}), not a clockledger ledger` : `${target.display} is an empty schema, not a clockledger ledger`, {
-            tables,
-          });
+          throw new StoreError(
+            'not_a_ledger',
+            tables.length
+              ? `${target.display} holds tables of another application (${tables.slice(0, 5).join(', ')}), not a clockledger ledger`
+              : `${target.display} is an empty schema, not a clockledger ledger`,
+            {
+              tables,
+            },
+          );
         }
       } else {
         await migratePg(client, target.schema);
@@ -198,11 +204,15 @@ export class PgEventStore implements AsyncEventStore {
         const safe = !commit.sent || opts.requestId !== undefined;
         if (!isConnectionError(e)) throw e;
         if (safe && attempt < retries) continue;
-        throw new StoreError('io', `connection to ${this.path} lost during a commit${commit.sent && !safe ? '; the commit may or may not have landed' : ''}: ${(e as Error).message}`, {
-          connectionLost: true,
-          outcome: commit.sent && !safe ? 'unknown' : 'not_committed',
-          attempts: attempt + 1,
-        });
+        throw new StoreError(
+          'io',
+          `connection to ${this.path} lost during a commit${commit.sent && !safe ? '; the commit may or may not have landed' : ''}: ${(e as Error).message}`,
+          {
+            connectionLost: true,
+            outcome: commit.sent && !safe ? 'unknown' : 'not_committed',
+            attempts: attempt + 1,
+          },
+        );
       }
     }
   }
@@ -249,12 +259,24 @@ export class PgEventStore implements AsyncEventStore {
        SELECT * FROM unnest($16::text[], $17::int[])
        ON CONFLICT (category) DO UPDATE SET streams = c.streams + excluded.streams`,
       [
-        rows.map((r) => r.position), rows.map((r) => r.streamId), rows.map((r) => r.version), rows.map((r) => r.type), rows.map((r) => r.schemaVersion),
-        rows.map((r) => r.time.toString()), rows.map((r) => r.data), rows.map((r) => r.metadata), rows.map((r) => r.hash),
-        hs.map((w) => w.streamId), hs.map((w) => w.version), hs.map((w) => w.position), hs.map((w) => w.type),
+        rows.map((r) => r.position),
+        rows.map((r) => r.streamId),
+        rows.map((r) => r.version),
+        rows.map((r) => r.type),
+        rows.map((r) => r.schemaVersion),
+        rows.map((r) => r.time.toString()),
+        rows.map((r) => r.data),
+        rows.map((r) => r.metadata),
+        rows.map((r) => r.hash),
+        hs.map((w) => w.streamId),
+        hs.map((w) => w.version),
+        hs.map((w) => w.position),
+        hs.map((w) => w.type),
         // each head's wake instant: whether this commit sets it, and to what (null clears it)
-        hs.map((w) => wakes.has(w.streamId)), hs.map((w) => wakes.get(w.streamId)?.toString() ?? null),
-        [...plan.categories.keys()], [...plan.categories.values()],
+        hs.map((w) => wakes.has(w.streamId)),
+        hs.map((w) => wakes.get(w.streamId)?.toString() ?? null),
+        [...plan.categories.keys()],
+        [...plan.categories.values()],
       ],
       'clockledger_append',
     );
@@ -339,7 +361,10 @@ export class PgEventStore implements AsyncEventStore {
     const r =
       atPosition === undefined
         ? await this.q<{ v: number }>(`SELECT version AS v FROM ${this.s}.streams WHERE stream_id = $1`, [streamId])
-        : await this.q<{ v: number }>(`SELECT COALESCE(MAX(version), 0) AS v FROM ${this.s}.events WHERE stream_id = $1 AND position <= $2`, [streamId, atPosition]);
+        : await this.q<{ v: number }>(`SELECT COALESCE(MAX(version), 0) AS v FROM ${this.s}.events WHERE stream_id = $1 AND position <= $2`, [
+            streamId,
+            atPosition,
+          ]);
     return r.rows[0]?.v ?? 0;
   }
 
@@ -371,12 +396,15 @@ export class PgEventStore implements AsyncEventStore {
   }
 
   async positionAtTime(t: bigint): Promise<number> {
-    const r = await this.q<{ p: number }>(`SELECT position::float8 AS p FROM ${this.s}.events WHERE time <= $1 ORDER BY time DESC, position DESC LIMIT 1`, [clampInstant(t).toString()]);
+    const r = await this.q<{ p: number }>(`SELECT position::float8 AS p FROM ${this.s}.events WHERE time <= $1 ORDER BY time DESC, position DESC LIMIT 1`, [
+      clampInstant(t).toString(),
+    ]);
     return r.rows[0]?.p ?? 0;
   }
 
   async positionOfVersion(streamId: string, version: number): Promise<number | undefined> {
-    return (await this.q<{ p: number }>(`SELECT position::float8 AS p FROM ${this.s}.events WHERE stream_id = $1 AND version = $2`, [streamId, version])).rows[0]?.p;
+    return (await this.q<{ p: number }>(`SELECT position::float8 AS p FROM ${this.s}.events WHERE stream_id = $1 AND version = $2`, [streamId, version]))
+      .rows[0]?.p;
   }
 
   async dueStreams(t: bigint, prefix = ''): Promise<{ streamId: string; wakeAt: bigint }[]> {
@@ -438,7 +466,8 @@ export class PgEventStore implements AsyncEventStore {
   private async verifyIn(anchor?: VerifyAnchor, replayer?: StreamReplayer): Promise<VerifyResult> {
     const v = new LedgerCheck(anchor, replayer);
     for (let after = 0; ; ) {
-      const rows = (await this.q<ChainRow>(`SELECT ${RAW}, hash FROM ${this.s}.events WHERE position > $1 ORDER BY events.position LIMIT ${PAGE}`, [after])).rows;
+      const rows = (await this.q<ChainRow>(`SELECT ${RAW}, hash FROM ${this.s}.events WHERE position > $1 ORDER BY events.position LIMIT ${PAGE}`, [after]))
+        .rows;
       for (const r of rows) {
         const broken = v.add(r);
         if (!broken) continue;
@@ -490,7 +519,8 @@ export class PgEventStore implements AsyncEventStore {
         try {
           await client.query(`CREATE SCHEMA ${ident(target.schema)}`);
         } catch (e) {
-          if ((e as { code?: string }).code === '42P06') throw new StoreError('invalid_request', `fork target ${target.display} already exists`, { targetDb: target.display });
+          if ((e as { code?: string }).code === '42P06')
+            throw new StoreError('invalid_request', `fork target ${target.display} already exists`, { targetDb: target.display });
           throw e;
         }
         created = true;
@@ -499,15 +529,27 @@ export class PgEventStore implements AsyncEventStore {
         await client.query('BEGIN');
         let events = 0;
         for (let after = 0; ; ) {
-          const rows = (await this.q<RawEvent & { hash: string }>(
-            `SELECT ${RAW}, hash FROM ${this.s}.events WHERE position > $1 AND position <= $2 ORDER BY events.position LIMIT ${PAGE}`,
-            [after, position],
-          )).rows;
+          const rows = (
+            await this.q<RawEvent & { hash: string }>(
+              `SELECT ${RAW}, hash FROM ${this.s}.events WHERE position > $1 AND position <= $2 ORDER BY events.position LIMIT ${PAGE}`,
+              [after, position],
+            )
+          ).rows;
           if (rows.length) {
             await client.query(
               `INSERT INTO ${t}.events (position, stream_id, version, type, schema_version, time, data, metadata, hash)
                SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::int[], $6::bigint[], $7::text[], $8::text[], $9::text[])`,
-              [rows.map((r) => r.position), rows.map((r) => r.streamId), rows.map((r) => r.version), rows.map((r) => r.type), rows.map((r) => r.schemaVersion), rows.map((r) => r.time), rows.map((r) => r.data), rows.map((r) => r.metadata), rows.map((r) => r.hash)],
+              [
+                rows.map((r) => r.position),
+                rows.map((r) => r.streamId),
+                rows.map((r) => r.version),
+                rows.map((r) => r.type),
+                rows.map((r) => r.schemaVersion),
+                rows.map((r) => r.time),
+                rows.map((r) => r.data),
+                rows.map((r) => r.metadata),
+                rows.map((r) => r.hash),
+              ],
             );
           }
           events += rows.length;
@@ -521,8 +563,14 @@ export class PgEventStore implements AsyncEventStore {
           `INSERT INTO ${t}.requests (request_id, handler, first_position, last_position, response, fingerprint, response_hash, seq)
            SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bigint[])`,
           [
-            reqs.map((r) => r.requestId), reqs.map((r) => r.handler), reqs.map((r) => r.firstPosition), reqs.map((r) => r.lastPosition),
-            reqs.map((r) => r.response), reqs.map((r) => r.fingerprint), reqs.map((r) => r.responseHash), reqs.map((_, i) => i + 1),
+            reqs.map((r) => r.requestId),
+            reqs.map((r) => r.handler),
+            reqs.map((r) => r.firstPosition),
+            reqs.map((r) => r.lastPosition),
+            reqs.map((r) => r.response),
+            reqs.map((r) => r.fingerprint),
+            reqs.map((r) => r.responseHash),
+            reqs.map((_, i) => i + 1),
           ],
         );
         // the snapshots bound where they claim (their positions and chain hashes are the same in the copy)
@@ -531,8 +579,13 @@ export class PgEventStore implements AsyncEventStore {
           `INSERT INTO ${t}.snapshots (stream_id, version, position, code_version, state, chain_hash, binding)
            SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::bytea[], $6::text[], $7::text[])`,
           [
-            snaps.map((r) => r.streamId), snaps.map((r) => r.version), snaps.map((r) => r.position), snaps.map((r) => r.codeVersion),
-            snaps.map((r) => r.state), snaps.map((r) => r.chainHash), snaps.map((r) => r.binding),
+            snaps.map((r) => r.streamId),
+            snaps.map((r) => r.version),
+            snaps.map((r) => r.position),
+            snaps.map((r) => r.codeVersion),
+            snaps.map((r) => r.state),
+            snaps.map((r) => r.chainHash),
+            snaps.map((r) => r.binding),
           ],
         );
         // each stream's head, woken when its head event records a wake instant (store/append-plan.ts WAKE_KEY)
@@ -586,7 +639,7 @@ async function connect(pool: pg.Pool): Promise<pg.PoolClient> {
     const c = await pool.connect();
     // a checked-out connection the server ends emits 'error': the query in flight, or the next
     // one, fails with it and is reported there
-    if (!quiet.has(c)) (quiet.add(c), c.on('error', () => undefined));
+    if (!quiet.has(c)) quiet.add(c), c.on('error', () => undefined);
     return c;
   } catch (e) {
     throw asStoreError(e);

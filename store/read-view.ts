@@ -26,7 +26,6 @@ export interface ViewSource {
 
 const PAGE = 5000;
 
-
 interface StreamRows {
   /** row indexes (position - 1), by version - 1 */
   idx: number[];
@@ -115,7 +114,8 @@ export class ReadView implements EventStore {
     let left = o.limit ?? Infinity;
     if (left <= 0) return;
     const toTime = o.toTime === undefined ? undefined : clampInstant(o.toTime);
-    const keep = (r: HashedRow) => (toTime === undefined || this.times[r.position - 1]! <= toTime) && (!o.streamPrefix || r.streamId.startsWith(o.streamPrefix));
+    const keep = (r: HashedRow) =>
+      (toTime === undefined || this.times[r.position - 1]! <= toTime) && (!o.streamPrefix || r.streamId.startsWith(o.streamPrefix));
     if (o.streamId !== undefined) {
       const idx = this.byStream.get(o.streamId)?.idx ?? [];
       for (let i = countBelow(idx, from - 1); i < idx.length && idx[i]! + 1 <= to; i++) {
@@ -243,7 +243,14 @@ export class ReadView implements EventStore {
       const batches: AppendBatch[] = [];
       for (let p = 1; p <= upTo; p++) {
         const r = this.rows[p - 1]!;
-        const ev = { type: r.type, schemaVersion: r.schemaVersion, time: BigInt(r.time), data: JSON.parse(r.data) as unknown, metadata: JSON.parse(r.metadata) as Record<string, unknown>, canonical: true };
+        const ev = {
+          type: r.type,
+          schemaVersion: r.schemaVersion,
+          time: BigInt(r.time),
+          data: JSON.parse(r.data) as unknown,
+          metadata: JSON.parse(r.metadata) as Record<string, unknown>,
+          canonical: true,
+        };
         const last = batches.at(-1);
         if (last && last.streamId === r.streamId) last.events.push(ev);
         else batches.push({ streamId: r.streamId, expectedVersion: 'any', events: [ev] });

@@ -105,17 +105,28 @@ export function missingRowError(requestId: string, ev: RequestEvents, lastPositi
  */
 export function storedAnswer(r: StoredRequestRow, fingerprint: string | undefined): { response: unknown } {
   if (r.responseHash !== responseHash(r)) {
-    throw new StoreError('corrupt', `the stored response of request ${r.requestId} does not match its hash: it was altered, so it is not returned (run verify)`, { requestId: r.requestId });
+    throw new StoreError(
+      'corrupt',
+      `the stored response of request ${r.requestId} does not match its hash: it was altered, so it is not returned (run verify)`,
+      { requestId: r.requestId },
+    );
   }
   if (fingerprint !== undefined && r.fingerprint !== null && r.fingerprint !== fingerprint) {
-    throw new StoreError('conflict', `request id ${r.requestId} was already used for a different ${r.handler} request; use a new request id`, { requestId: r.requestId, handler: r.handler });
+    throw new StoreError('conflict', `request id ${r.requestId} was already used for a different ${r.handler} request; use a new request id`, {
+      requestId: r.requestId,
+      handler: r.handler,
+    });
   }
   return { response: JSON.parse(r.response) };
 }
 
 /** sha256 over every field of the row, hex. */
 export function responseHash(r: RequestRow): string {
-  return hash('sha256', `request\n${r.requestId}\n${r.handler}\n${r.fingerprint ?? ''}\n${r.firstPosition ?? ''}\n${r.lastPosition ?? ''}\n${r.lastHash ?? ''}\n${r.response}`, 'hex');
+  return hash(
+    'sha256',
+    `request\n${r.requestId}\n${r.handler}\n${r.fingerprint ?? ''}\n${r.firstPosition ?? ''}\n${r.lastPosition ?? ''}\n${r.lastHash ?? ''}\n${r.response}`,
+    'hex',
+  );
 }
 
 /** The same as an SQL function, for migration 007 (which converts the rows already stored). */

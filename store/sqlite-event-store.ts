@@ -12,14 +12,7 @@ import { checkPath, sqliteStoreError, StoreError } from './errors.js';
 import { CATEGORY_SQL, inspectLedger, STREAM_HEADS_SQL, viewOlderSchema } from './ledger-file.js';
 import { openDatabase } from './sqlite-open.js';
 import { latestSchemaVersion, migrate } from './migrate.js';
-import {
-  checkRequestId,
-  missingRowError,
-  registerResponseHash,
-  storedAnswer,
-  type RequestEvents,
-  type StoredRequestRow,
-} from './request-check.js';
+import { checkRequestId, missingRowError, registerResponseHash, storedAnswer, type RequestEvents, type StoredRequestRow } from './request-check.js';
 import { boundHere, snapshotBinding, snapshotProblem, usableSnapshot, type SnapshotRow } from './snapshot-binding.js';
 import { planAppend, requestRow, type AppendHeads } from './append-plan.js';
 import { byteOrder, clampInstant, prefixRange } from './sql-shared.js';
@@ -56,7 +49,17 @@ const RAW_COLUMNS = 'position, stream_id AS streamId, version, type, schema_vers
 // read(): a stored event's columns as an array (better-sqlite3 builds no object of column names per row:
 // a stream read 0.86 of the time of reading rows as objects)
 const READ_COLUMNS = 'position, stream_id, version, type, schema_version, CAST(time AS TEXT), data, metadata, hash';
-type ReadRow = [position: number, streamId: string, version: number, type: string, schemaVersion: number, time: string, data: string, metadata: string, hash: string];
+type ReadRow = [
+  position: number,
+  streamId: string,
+  version: number,
+  type: string,
+  schemaVersion: number,
+  time: string,
+  data: string,
+  metadata: string,
+  hash: string,
+];
 const storedEventOfRow = (r: ReadRow): StoredEvent => ({
   position: r[0],
   streamId: r[1],
@@ -75,14 +78,16 @@ const ROW_COLUMNS = 'position, stream_id, version, type, CAST(time AS TEXT), dat
 // chunk instead of a row array and four strings per event
 const CHUNK_ROWS = 256;
 const CHUNK_TEXT = `count(*), '[' || group_concat(position || ',' || json_quote(stream_id) || ',' || version || ',' || json_quote(type) || ',"' || CAST(time AS TEXT) || '",' || data, ',') || ']'`;
-const RAW_COLUMNS_NO_METADATA = "position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, '{}' AS metadata";
+const RAW_COLUMNS_NO_METADATA =
+  "position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, '{}' AS metadata";
 
 /** Every fixed statement (one that reads a single column hands back its value: see st()). */
 const SQL = {
   insert: 'INSERT INTO events (position, stream_id, version, type, schema_version, time, data, metadata, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
   last: 'SELECT position, hash FROM events ORDER BY position DESC LIMIT 1',
   streamVersion: 'SELECT version FROM streams WHERE stream_id = ?',
-  upsertStream: 'INSERT INTO streams (stream_id, version, last_position, last_type) VALUES (?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_position = excluded.last_position, last_type = excluded.last_type',
+  upsertStream:
+    'INSERT INTO streams (stream_id, version, last_position, last_type) VALUES (?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_position = excluded.last_position, last_type = excluded.last_type',
   streamVersionAt: 'SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ? AND position <= ?',
   positionOfVersion: 'SELECT position FROM events WHERE stream_id = ? AND version = ?',
   findRequest: `${REQUEST_ROW_SQL('requests', 'events', (c) => c)} WHERE r.request_id = ?`,
@@ -265,10 +270,10 @@ class SqliteEventStore implements EventStore {
   private filters(o: ReadOptions): { clauses: string[]; params: unknown[] } {
     const clauses: string[] = [];
     const params: unknown[] = [];
-    if (o.fromPosition !== undefined) (clauses.push('position >= ?'), params.push(o.fromPosition));
-    if (o.toPosition !== undefined) (clauses.push('position <= ?'), params.push(o.toPosition));
-    if (o.toTime !== undefined) (clauses.push('time <= ?'), params.push(clampInstant(o.toTime)));
-    if (o.streamId !== undefined) (clauses.push('stream_id = ?'), params.push(o.streamId));
+    if (o.fromPosition !== undefined) clauses.push('position >= ?'), params.push(o.fromPosition);
+    if (o.toPosition !== undefined) clauses.push('position <= ?'), params.push(o.toPosition);
+    if (o.toTime !== undefined) clauses.push('time <= ?'), params.push(clampInstant(o.toTime));
+    if (o.streamId !== undefined) clauses.push('stream_id = ?'), params.push(o.streamId);
     if (o.streamPrefix) {
       const [lo, hi] = prefixRange(o.streamPrefix);
       clauses.push(hi === null ? 'stream_id >= ?' : 'stream_id >= ? AND stream_id < ?');
@@ -296,7 +301,9 @@ class SqliteEventStore implements EventStore {
 
   scanRows(opts: ReadOptions = {}): IterableIterator<EventRow> {
     const { sql, params } = this.where(opts);
-    return this.iterating(`SELECT ${ROW_COLUMNS} FROM events${sql}`).raw(true).iterate(...params) as IterableIterator<EventRow>;
+    return this.iterating(`SELECT ${ROW_COLUMNS} FROM events${sql}`)
+      .raw(true)
+      .iterate(...params) as IterableIterator<EventRow>;
   }
 
   *scanChunks(opts: ReadOptions = {}): IterableIterator<EventChunk> {
@@ -327,21 +334,29 @@ class SqliteEventStore implements EventStore {
 
   read(opts: ReadOptions = {}): StoredEvent[] {
     const { sql, params } = this.where(opts);
-    const rows = this.statement(`SELECT ${READ_COLUMNS} FROM events${sql}`).raw(true).all(...params) as ReadRow[];
+    const rows = this.statement(`SELECT ${READ_COLUMNS} FROM events${sql}`)
+      .raw(true)
+      .all(...params) as ReadRow[];
     return rows.map(storedEventOfRow);
   }
 
   streamVersion(streamId: string, atPosition?: number): number {
-    return ((atPosition === undefined
-      ? this.st('streamVersion').get(streamId)
-      : this.st('streamVersionAt').get(streamId, atPosition)) as number | undefined) ?? 0;
+    return (
+      ((atPosition === undefined ? this.st('streamVersion').get(streamId) : this.st('streamVersionAt').get(streamId, atPosition)) as number | undefined) ?? 0
+    );
   }
 
   streams(prefix = ''): string[] {
     if (!prefix) return this.db.prepare('SELECT stream_id FROM streams ORDER BY stream_id').pluck().all() as string[];
     const [lo, hi] = prefixRange(prefix);
-    const sql = hi === null ? 'SELECT stream_id FROM streams WHERE stream_id >= ? ORDER BY stream_id' : 'SELECT stream_id FROM streams WHERE stream_id >= ? AND stream_id < ? ORDER BY stream_id';
-    return this.db.prepare(sql).pluck().all(...(hi === null ? [lo] : [lo, hi])) as string[];
+    const sql =
+      hi === null
+        ? 'SELECT stream_id FROM streams WHERE stream_id >= ? ORDER BY stream_id'
+        : 'SELECT stream_id FROM streams WHERE stream_id >= ? AND stream_id < ? ORDER BY stream_id';
+    return this.db
+      .prepare(sql)
+      .pluck()
+      .all(...(hi === null ? [lo] : [lo, hi])) as string[];
   }
 
   /**
@@ -368,7 +383,10 @@ class SqliteEventStore implements EventStore {
     const [lo, hi] = prefix ? prefixRange(prefix) : ['', null];
     const notEnded = endTypes.length ? ` AND last_type NOT IN (${endTypes.map(() => '?').join(', ')})` : '';
     const sql = `SELECT stream_id FROM streams WHERE stream_id >= ?${hi === null ? '' : ' AND stream_id < ?'}${notEnded} ORDER BY stream_id`;
-    return this.db.prepare(sql).pluck().all(...(hi === null ? [lo] : [lo, hi]), ...endTypes) as string[];
+    return this.db
+      .prepare(sql)
+      .pluck()
+      .all(...(hi === null ? [lo] : [lo, hi]), ...endTypes) as string[];
   }
 
   countCategory(category: string): number {
@@ -389,7 +407,10 @@ class SqliteEventStore implements EventStore {
 
   dueStreams(t: bigint, prefix = ''): { streamId: string; wakeAt: bigint }[] {
     const [lo, hi] = prefix ? prefixRange(prefix) : ['', null];
-    return (this.st('due').all(clampInstant(t), lo, hi, hi) as { streamId: string; wakeAt: string }[]).map((r) => ({ streamId: r.streamId, wakeAt: BigInt(r.wakeAt) }));
+    return (this.st('due').all(clampInstant(t), lo, hi, hi) as { streamId: string; wakeAt: string }[]).map((r) => ({
+      streamId: r.streamId,
+      wakeAt: BigInt(r.wakeAt),
+    }));
   }
 
   saveSnapshot(s: SnapshotRecord): void {
@@ -436,7 +457,7 @@ class SqliteEventStore implements EventStore {
           const copy = (rows: IterableIterator<unknown[]>, insert: string) => {
             const st = t.prepare(insert);
             let k = 0;
-            for (const r of rows) (st.run(...r), k++);
+            for (const r of rows) st.run(...r), k++;
             return k;
           };
           const events = copy(
@@ -455,9 +476,7 @@ class SqliteEventStore implements EventStore {
           for (const r of bound.iterate(position) as IterableIterator<SnapshotRow>) {
             if (snapshotProblem(r) === undefined) snap.run(r.streamId, r.version, r.position, r.codeVersion, r.state, r.chainHash, r.binding);
           }
-          t.prepare(
-            `INSERT INTO streams (stream_id, version, last_position, last_type, wake_at) ${STREAM_HEADS_SQL('events')}`,
-          ).run();
+          t.prepare(`INSERT INTO streams (stream_id, version, last_position, last_type, wake_at) ${STREAM_HEADS_SQL('events')}`).run();
           t.prepare(
             `INSERT INTO stream_categories (category, streams)
              SELECT ${CATEGORY_SQL('stream_id')}, COUNT(*) FROM streams GROUP BY 1`,
@@ -523,14 +542,17 @@ export function removeForkTarget(targetPath: string): void {
 export function createForkTarget(targetPath: string): void {
   checkPath(targetPath, 'fork target');
   if (targetPath === ':memory:' || /^file:/i.test(targetPath)) {
-    throw new StoreError('invalid_request', `fork target ${JSON.stringify(targetPath)} is not a file path: give the path of a new database file`, { targetDb: targetPath });
+    throw new StoreError('invalid_request', `fork target ${JSON.stringify(targetPath)} is not a file path: give the path of a new database file`, {
+      targetDb: targetPath,
+    });
   }
   try {
     closeSync(openSync(targetPath, 'wx'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') throw new StoreError('invalid_request', `fork target ${targetPath} already exists`, { targetDb: targetPath });
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new StoreError('not_found', `fork target ${targetPath}: directory ${dirname(targetPath)} does not exist`, { targetDb: targetPath });
+    if (code === 'ENOENT' || code === 'ENOTDIR')
+      throw new StoreError('not_found', `fork target ${targetPath}: directory ${dirname(targetPath)} does not exist`, { targetDb: targetPath });
     throw new StoreError('io', `cannot create fork target ${targetPath}: ${(e as Error).message}`, { targetDb: targetPath });
   }
 }

@@ -92,9 +92,7 @@ export interface WrittenEvent {
   type: string;
 }
 
-export type CommitResult =
-  | { duplicate: false; written: WrittenEvent[]; response: unknown }
-  | { duplicate: true; written: []; response: unknown };
+export type CommitResult = { duplicate: false; written: WrittenEvent[]; response: unknown } | { duplicate: true; written: []; response: unknown };
 
 export interface ReadOptions {
   fromPosition?: number;

@@ -158,7 +158,11 @@ export class LedgerCheck {
           reason: `stream ${r.streamId} ends at position ${r.lastPosition} (version ${r.version}) but the log ends at ${last}: events were removed from its end`,
         });
       } else if (!s) {
-        out.push({ table: 'streams', position: r.lastPosition || undefined, reason: `stream ${r.streamId} is listed (version ${r.version}) but has no events` });
+        out.push({
+          table: 'streams',
+          position: r.lastPosition || undefined,
+          reason: `stream ${r.streamId} is listed (version ${r.version}) but has no events`,
+        });
       } else if (s.version !== r.version || s.last !== r.lastPosition || s.type !== r.lastType) {
         out.push({
           table: 'streams',
@@ -214,7 +218,11 @@ export class LedgerCheck {
       });
     }
     for (const [c, firsts] of want) {
-      this.problems.push({ table: 'stream_categories', position: firsts[0], reason: `category ${c} has ${firsts.length} stream${firsts.length === 1 ? '' : 's'} but no row` });
+      this.problems.push({
+        table: 'stream_categories',
+        position: firsts[0],
+        reason: `category ${c} has ${firsts.length} stream${firsts.length === 1 ? '' : 's'} but no row`,
+      });
     }
   }
 
@@ -255,7 +263,11 @@ export class LedgerCheck {
       if ((r.firstPosition === null) !== (r.lastPosition === null) || (r.firstPosition !== null && r.firstPosition > r.lastPosition!)) {
         out.push({ table: 'requests', position: at, reason: `request ${r.requestId} records impossible positions ${r.firstPosition}..${r.lastPosition}` });
       } else if (r.lastPosition !== null && r.lastPosition > last) {
-        out.push({ table: 'requests', position: last + 1, reason: `request ${r.requestId} wrote positions ${r.firstPosition}..${r.lastPosition} but the log ends at ${last}: events were removed from its end` });
+        out.push({
+          table: 'requests',
+          position: last + 1,
+          reason: `request ${r.requestId} wrote positions ${r.firstPosition}..${r.lastPosition} but the log ends at ${last}: events were removed from its end`,
+        });
       } else if (r.responseHash !== rowHash) {
         const reason = `the stored response of request ${r.requestId} does not match its hash: it was altered (a retry would return it)`;
         out.push({ table: 'requests', position: r.lastPosition ?? undefined, reason });
@@ -284,7 +296,11 @@ export class LedgerCheck {
         out.push({ table: 'requests', position: ev.first, reason });
       } else if (r.firstPosition === null || ev.first < r.firstPosition || ev.last > r.lastPosition!) {
         const held = r.firstPosition === null ? 'none' : `${r.firstPosition}..${r.lastPosition}`;
-        out.push({ table: 'requests', position: ev.first, reason: `events at ${where} carry request id ${id}, outside the positions its row records (${held})` });
+        out.push({
+          table: 'requests',
+          position: ev.first,
+          reason: `events at ${where} carry request id ${id}, outside the positions its row records (${held})`,
+        });
       }
     }
   }
@@ -453,7 +469,9 @@ export function verifyLedger(db: Database.Database, path: string, anchor?: Verif
   const check = db.pragma('integrity_check') as { integrity_check: string }[];
   if (check.length !== 1 || check[0]!.integrity_check !== 'ok') {
     const found = check.map((r) => r.integrity_check);
-    throw new StoreError('corrupt', `${path} is damaged (SQLite integrity check: ${found.slice(0, 3).join('; ')}${found.length > 3 ? '; …' : ''})`, { integrityCheck: found.slice(0, 20) });
+    throw new StoreError('corrupt', `${path} is damaged (SQLite integrity check: ${found.slice(0, 3).join('; ')}${found.length > 3 ? '; …' : ''})`, {
+      integrityCheck: found.slice(0, 20),
+    });
   }
   const v = new LedgerCheck(anchor, replayer);
   for (const r of db.prepare(`SELECT ${COLUMNS} FROM events ORDER BY position`).iterate() as IterableIterator<ChainRow>) {

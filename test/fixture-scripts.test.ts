@@ -13,7 +13,11 @@ const TSC = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 describe("the tests' child-process scripts", () => {
   it('type-check against the built package', () => {
     const r = spawnSync(process.execPath, [TSC, '-p', join(root, 'test', 'fixtures.tsconfig.json'), '--listFilesOnly'], { encoding: 'utf8' });
-    const listed = r.stdout.split('\n').filter((f) => f.endsWith('.mjs')).map((f) => f.slice(root.length + 1)).sort();
+    const listed = r.stdout
+      .split('\n')
+      .filter((f) => f.endsWith('.mjs'))
+      .map((f) => f.slice(root.length + 1))
+      .sort();
     const scripts = readdirSync(join(root, 'test'), { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('.mjs'))
       .map((f) => `test/${f.split('\\').join('/')}`);

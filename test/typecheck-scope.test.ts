@@ -11,7 +11,14 @@ const root = join(import.meta.dirname, '..');
 describe('the type check', () => {
   it('covers every .ts file of the repository', () => {
     const config = ts.getParsedCommandLineOfConfigFile(join(root, 'tsconfig.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} })!;
-    const checked = new Set(config.fileNames.map((f) => f.slice(root.length + 1).split('\\').join('/')));
+    const checked = new Set(
+      config.fileNames.map((f) =>
+        f
+          .slice(root.length + 1)
+          .split('\\')
+          .join('/'),
+      ),
+    );
     const all = sourceFiles(root, ['.']);
     const unchecked = all.filter((f) => !checked.has(f));
     expect(all).toEqual(expect.arrayContaining(['test/kvm/arith.test.ts', 'bench/kvm.ts', 'scripts/docs.ts', 'vitest.config.ts']));

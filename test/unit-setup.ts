@@ -8,8 +8,7 @@ import { vi } from 'vitest';
 type Module = Record<string, unknown>;
 
 const { refusing } = vi.hoisted(() => {
-  const refusal = (what: string) =>
-    new Error(`a unit test may not ${what}: this test belongs to the integration project (test/helpers/test-kinds.ts)`);
+  const refusal = (what: string) => new Error(`a unit test may not ${what}: this test belongs to the integration project (test/helpers/test-kinds.ts)`);
   const doors = (what: string, functions: readonly string[], classes: readonly string[]): Module => {
     const out: Module = {};
     for (const f of functions)

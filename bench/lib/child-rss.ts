@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DIST } from './dist.js';
 
-
 /** Peak RSS (MB) of `node` running the ES module text `body` ({{dist}} is the compiled package's URL). */
 export function childPeakRssMb(body: string): number {
   if (!existsSync(join(DIST, 'index.js'))) throw new Error('dist/ is missing: run npm run build first');

@@ -11,7 +11,10 @@ export const DIST = join(ROOT, 'dist');
 /** npm run build, in this process's node. */
 export function buildDist(): void {
   process.stderr.write('building dist/ (npm run build) ...\n');
-  const b = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: 'inherit' });
+  const b = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], {
+    cwd: ROOT,
+    stdio: 'inherit',
+  });
   if (b.status !== 0) throw new Error('build failed');
 }
 

@@ -54,14 +54,31 @@ export function* generateLog(total: number, opts: { vms?: number; hosts?: number
   for (let i = 0; i < nVms && emitted < total; i++) {
     const h = hosts[i % hosts.length]!;
     const vmId = `v${i}`;
-    let vm = yield* emit(null, vmId, {
-      type: 'VmCreated',
-      data: { vmId, hostId: h.id, arch: 'x86', profile: h.profile, host: hostInfoToJson({ counterHz: h.counterHz, counterClocksource: true, x86: h.x86, arm64: null }), hw: hw(h) },
-    }, h);
+    let vm = yield* emit(
+      null,
+      vmId,
+      {
+        type: 'VmCreated',
+        data: {
+          vmId,
+          hostId: h.id,
+          arch: 'x86',
+          profile: h.profile,
+          host: hostInfoToJson({ counterHz: h.counterHz, counterClocksource: true, x86: h.x86, arm64: null }),
+          hw: hw(h),
+        },
+      },
+      h,
+    );
     for (let c = 0; c < 4; c++) vm = yield* emit(vm, vmId, ioctl(h, 'KVM_CREATE_VCPU', c, null), h);
     for (let c = 0; c < 4; c++) vm = yield* emit(vm, vmId, ioctl(h, 'KVM_RUN', null, c), h);
     for (let c = 0; c < 4; c++) {
-      vm = yield* emit(vm, vmId, { type: 'GuestExecuted', data: { vcpu: c, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: String(0x1000 * (c + 1) + 1), result: null, hw: hw(h) } }, h);
+      vm = yield* emit(
+        vm,
+        vmId,
+        { type: 'GuestExecuted', data: { vcpu: c, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: String(0x1000 * (c + 1) + 1), result: null, hw: hw(h) } },
+        h,
+      );
     }
     vms.push(vm);
   }

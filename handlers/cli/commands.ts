@@ -104,20 +104,15 @@ export const COMMANDS: { readonly [N in HandlerName]: readonly CliCommand<N>[] }
     }),
   ],
   listHosts: [
-    command(
-      'hosts list',
-      'the hosts in the log: architecture, kernel profile, counter frequency (handler listHosts)',
-      view('hosts', 'renderHostList'),
-      { examples: ['hosts list', 'hosts list --json'] },
-    ),
+    command('hosts list', 'the hosts in the log: architecture, kernel profile, counter frequency (handler listHosts)', view('hosts', 'renderHostList'), {
+      examples: ['hosts list', 'hosts list --json'],
+    }),
   ],
   advanceTime: [
-    command(
-      'time',
-      'read the simulated true time (handler advanceTime with ns 0); `time advance` lets it pass',
-      view('hosts', 'renderNow'),
-      { examples: ['time', 'time advance 300ms', 'time advance 1500000000ns'], request: () => ({ ns: '0' }) },
-    ),
+    command('time', 'read the simulated true time (handler advanceTime with ns 0); `time advance` lets it pass', view('hosts', 'renderNow'), {
+      examples: ['time', 'time advance 300ms', 'time advance 1500000000ns'],
+      request: () => ({ ns: '0' }),
+    }),
     command('time advance', 'let true time pass; delayed kernel work (kvmclock updates, timers) fires on the way', view('hosts', 'renderNow'), {
       args: [{ name: '<duration>', description: 'with a unit: 300ms, 5s, 2m, 1h, 1500000000ns', value: 'duration', field: 'ns' }],
     }),
@@ -139,12 +134,11 @@ export const COMMANDS: { readonly [N in HandlerName]: readonly CliCommand<N>[] }
     }),
   ],
   destroyVm: [
-    command(
-      'vms destroy',
-      'destroy a VM, closing its fd (handler destroyVm)',
-      view('vms', 'renderVm'),
-      { args: [vmIdArg], options: [{ flags: '--reason <text>', description: 'recorded with the event' }], examples: ['vms destroy vm1'] },
-    ),
+    command('vms destroy', 'destroy a VM, closing its fd (handler destroyVm)', view('vms', 'renderVm'), {
+      args: [vmIdArg],
+      options: [{ flags: '--reason <text>', description: 'recorded with the event' }],
+      examples: ['vms destroy vm1'],
+    }),
   ],
   listVms: [
     command('vms list', 'the VMs in the log: host, kernel profile, lifecycle, vCPUs running (handler listVms)', view('vms', 'renderVmList'), {
@@ -153,20 +147,18 @@ export const COMMANDS: { readonly [N in HandlerName]: readonly CliCommand<N>[] }
     }),
   ],
   runVcpu: [
-    command(
-      'run',
-      'KVM_RUN: enter the guest on one vCPU or all, serving pending clock requests (handler runVcpu)',
-      view('vms', 'renderRun'),
-      { args: [vmIdArg], options: [vcpuOption('only this vCPU')], examples: ['run vm1', 'run vm1 --vcpu 1'] },
-    ),
+    command('run', 'KVM_RUN: enter the guest on one vCPU or all, serving pending clock requests (handler runVcpu)', view('vms', 'renderRun'), {
+      args: [vmIdArg],
+      options: [vcpuOption('only this vCPU')],
+      examples: ['run vm1', 'run vm1 --vcpu 1'],
+    }),
   ],
   pauseVcpu: [
-    command(
-      'pause',
-      'make one vCPU or all leave KVM_RUN, as a VMM pausing the VM does (handler pauseVcpu)',
-      view('vms', 'renderPause'),
-      { args: [vmIdArg], options: [vcpuOption('only this vCPU')], examples: ['pause vm1', 'pause vm1 --vcpu 0'] },
-    ),
+    command('pause', 'make one vCPU or all leave KVM_RUN, as a VMM pausing the VM does (handler pauseVcpu)', view('vms', 'renderPause'), {
+      args: [vmIdArg],
+      options: [vcpuOption('only this vCPU')],
+      examples: ['pause vm1', 'pause vm1 --vcpu 0'],
+    }),
   ],
   ioctl: [
     command(
@@ -201,7 +193,10 @@ export const COMMANDS: { readonly [N in HandlerName]: readonly CliCommand<N>[] }
       {
         args: [
           vmIdArg,
-          { name: '<op>', description: 'rdtsc | kvmclock | rdmsr | wrmsr | wallclock (CLOCK_REALTIME: the wall clock read at boot + kvmclock) | an arm64 counter read' },
+          {
+            name: '<op>',
+            description: 'rdtsc | kvmclock | rdmsr | wrmsr | wallclock (CLOCK_REALTIME: the wall clock read at boot + kvmclock) | an arm64 counter read',
+          },
         ],
         options: [
           vcpuOption('the vCPU executing it', true),
@@ -279,7 +274,7 @@ export const COMMANDS: { readonly [N in HandlerName]: readonly CliCommand<N>[] }
   auditTrace: [
     command('trace audit', 'the audit of an imported trace (handler auditTrace; also `audit <traceId>`)', view('traces', 'renderAuditTrace'), {
       args: [{ name: '<traceId>' }],
-      options: [{ flags: '--guest-tsc-hz <Hz>', description: "the guest TSC frequency, when the capture has no pvclock update", value: 'u64' }],
+      options: [{ flags: '--guest-tsc-hz <Hz>', description: 'the guest TSC frequency, when the capture has no pvclock update', value: 'u64' }],
       examples: ['trace audit t1', 'trace audit t1 --guest-tsc-hz 2000000000 --json'],
     }),
   ],
@@ -362,9 +357,7 @@ export const COMMANDS: { readonly [N in HandlerName]: readonly CliCommand<N>[] }
       view('replay', 'renderProfiles'),
     ),
   ],
-  strategies: [
-    command('strategies', 'the migration strategies and what each VMM does (handler strategies)', view('migrations', 'renderStrategies')),
-  ],
+  strategies: [command('strategies', 'the migration strategies and what each VMM does (handler strategies)', view('migrations', 'renderStrategies'))],
   events: [
     command('events', 'the event log in order: position, time, stream, type and what happened (handler events)', view('events', 'renderEvents'), {
       alias: 'log',
@@ -465,7 +458,7 @@ export const COMMANDS: { readonly [N in HandlerName]: readonly CliCommand<N>[] }
   bisect: [
     command(
       'bisect',
-      "find the first kernel profile (in the order given) whose replay diverges, or with " +
+      'find the first kernel profile (in the order given) whose replay diverges, or with ' +
         "--switches which of a profile's behaviour switches does (handler bisect)",
       view('replay', 'renderBisect'),
       {
@@ -579,25 +572,20 @@ export const COMMANDS: { readonly [N in HandlerName]: readonly CliCommand<N>[] }
     ),
   ],
   matrixCell: [
-    command(
-      'matrix cell',
-      'run one cell of a recorded matrix again from the record and compare (handler matrixCell)',
-      view('matrix', 'renderMatrixCell'),
-      {
-        args: [{ name: '<matrixId>' }, { name: '<cell>', description: 'the cell index', value: 'int' }],
-        options: [
-          { flags: '--after', description: 'the cell of the after side of a before/after', field: null },
-          { flags: '--html', description: "the cell's full report page (with --out)", field: null },
-          { flags: '--out <file>', description: 'write the report page to this file' },
-        ],
-        examples: ['matrix cell x1 17', 'matrix cell x1 17 --after --html --out cell-17.html'],
-        request: (v) => ({ matrixId: v.matrixId, cell: v.cell, ...(v.after ? { side: 'after' } : {}), ...(v.html ? { format: 'html' } : {}) }),
-        outFile: {
-          field: 'out',
-          text: (r) => ('html' in r && typeof r.html === 'string' ? r.html : JSON.stringify(r)),
-          summary: (r) => ({ matrixId: r.matrixId, cell: r.cell.index, same: r.same }),
-        },
+    command('matrix cell', 'run one cell of a recorded matrix again from the record and compare (handler matrixCell)', view('matrix', 'renderMatrixCell'), {
+      args: [{ name: '<matrixId>' }, { name: '<cell>', description: 'the cell index', value: 'int' }],
+      options: [
+        { flags: '--after', description: 'the cell of the after side of a before/after', field: null },
+        { flags: '--html', description: "the cell's full report page (with --out)", field: null },
+        { flags: '--out <file>', description: 'write the report page to this file' },
+      ],
+      examples: ['matrix cell x1 17', 'matrix cell x1 17 --after --html --out cell-17.html'],
+      request: (v) => ({ matrixId: v.matrixId, cell: v.cell, ...(v.after ? { side: 'after' } : {}), ...(v.html ? { format: 'html' } : {}) }),
+      outFile: {
+        field: 'out',
+        text: (r) => ('html' in r && typeof r.html === 'string' ? r.html : JSON.stringify(r)),
+        summary: (r) => ({ matrixId: r.matrixId, cell: r.cell.index, same: r.same }),
       },
-    ),
+    }),
   ],
 };

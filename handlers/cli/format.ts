@@ -143,7 +143,13 @@ export function formatGeneric(value: unknown, indent = '', depth = 0): string {
   const out: string[] = [];
   const scalars: [string, unknown][] = [];
   const flush = () => {
-    if (scalars.length) out.push(keyValues(scalars.splice(0).map(([k, v]) => [k, hintFor(k, v)]), indent));
+    if (scalars.length)
+      out.push(
+        keyValues(
+          scalars.splice(0).map(([k, v]) => [k, hintFor(k, v)]),
+          indent,
+        ),
+      );
   };
   for (const [k, v] of Object.entries(value)) {
     if (k === 'ok' && depth === 0) continue;
@@ -183,7 +189,11 @@ function arrayTable(items: unknown[], indent: string, depth: number): string {
   const flat = all.filter((c) => items.every((it) => isScalar(it[c]) || it[c] === undefined || (Array.isArray(it[c]) && (it[c] as unknown[]).every(isScalar))));
   const cols = flat.length ? flat : all;
   const cell = (c: string, v: unknown) => (Array.isArray(v) ? v.map(cellText).join(',') : isScalar(v) ? hintShort(c, v) : JSON.stringify(v));
-  const t = table(cols, items.map((it) => cols.map((c) => cell(c, it[c]))), { indent });
+  const t = table(
+    cols,
+    items.map((it) => cols.map((c) => cell(c, it[c]))),
+    { indent },
+  );
   const nested = all.filter((c) => !cols.includes(c));
   if (nested.length === 0) return t;
   // the nested values of each row, below the table, under the row's first cell

@@ -82,7 +82,8 @@ export function parseFastInvoke(argv: string[]): ({ name: string } & InvokeOptio
         data = v;
       } else db = v;
     } else if (a === '--pretty') pretty = true;
-    else if (a.startsWith('-')) return undefined; // --help, -h, anything unknown: the full program
+    else if (a.startsWith('-'))
+      return undefined; // --help, -h, anything unknown: the full program
     else if (name === undefined) name = a;
     else return undefined;
   }

@@ -107,7 +107,8 @@ export function collectOption(text: string, prev: Record<string, string | number
   if (eq <= 0) throw new UsageError('invalid_request', `--option: '${text}' is not key=value`, { field: 'option' });
   const key = text.slice(0, eq);
   const raw = text.slice(eq + 1);
-  const value = raw === 'true' ? true : raw === 'false' ? false : /^-?\d+(\.\d+)?$/.test(raw) && Number.isSafeInteger(Math.trunc(Number(raw))) ? Number(raw) : raw;
+  const value =
+    raw === 'true' ? true : raw === 'false' ? false : /^-?\d+(\.\d+)?$/.test(raw) && Number.isSafeInteger(Math.trunc(Number(raw))) ? Number(raw) : raw;
   return { ...prev, [key]: value };
 }
 

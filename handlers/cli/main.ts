@@ -8,6 +8,4 @@ import { runGuarded } from './run.js';
 
 const argv = process.argv.slice(2);
 const fast = parseFastInvoke(argv);
-process.exitCode = fast
-  ? await runGuarded(argv, () => invokeCommand(fast.name, fast))
-  : await (await import('./program.js')).main(argv);
+process.exitCode = fast ? await runGuarded(argv, () => invokeCommand(fast.name, fast)) : await (await import('./program.js')).main(argv);

@@ -10,17 +10,7 @@ import type { ResponseOf } from '../responses.js';
 import { HANDLER_NAMES, REGISTRY, type HandlerName } from '../registry.js';
 import { COMMANDS, GROUPS } from './commands.js';
 import type { CliCommand, CliValues, ValueKind } from './spec.js';
-import {
-  CliRefusal,
-  collectOption,
-  parseDuration,
-  parseGuestValue,
-  parseIntArg,
-  parseJsonArg,
-  parseNameOrNumber,
-  parseU64Arg,
-  UsageError,
-} from './io.js';
+import { CliRefusal, collectOption, parseDuration, parseGuestValue, parseIntArg, parseJsonArg, parseNameOrNumber, parseU64Arg, UsageError } from './io.js';
 import { callHandler, defaultDb, EXIT_HANDLER_ERROR, logSize, reportUsageError, runGuarded, setExitCode, writeError, writeJson, writeOut } from './run.js';
 
 interface Opts {
@@ -119,7 +109,11 @@ const PARSE: Record<ValueKind, (name: string) => (text: string, previous: unknow
   duration: (name) => (v) => parseDuration(v, name),
   'signed-duration': (name) => (v) => parseDuration(v, name, true),
   'epoch-ns': (name) => (v) => parseDuration(v, name, true, true),
-  list: () => (v) => v.split(',').map((x) => x.trim()).filter(Boolean),
+  list: () => (v) =>
+    v
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
   'key-value': () => (v, previous) => collectOption(v, previous as Record<string, string | number | boolean> | undefined),
   json: (name) => (v) => parseJsonArg(v, name),
   'name-or-number': () => (v) => parseNameOrNumber(v),
@@ -263,19 +257,21 @@ export function buildProgram(): Command {
   for (const name of HANDLER_NAMES) addCommands(program, name);
 
   // ---- what there is ---------------------------------------------------------------------------
-  action(
-    withJson(program.command('handlers').description('the handlers (for invoke) and what each does')),
-    async (o) => {
-      // from the registry's table: no handler module is loaded
-      const list = Object.entries(REGISTRY).map(([name, h]) => ({ name, summary: h.summary }));
-      if (o.json) {
-        writeJson({ ok: true, handlers: list }, o);
-        return;
-      }
-      const { table } = await import('./format.js');
-      writeOut(table(['HANDLER', 'SUMMARY'], list.map((h) => [h.name, h.summary])));
-    },
-  );
+  action(withJson(program.command('handlers').description('the handlers (for invoke) and what each does')), async (o) => {
+    // from the registry's table: no handler module is loaded
+    const list = Object.entries(REGISTRY).map(([name, h]) => ({ name, summary: h.summary }));
+    if (o.json) {
+      writeJson({ ok: true, handlers: list }, o);
+      return;
+    }
+    const { table } = await import('./format.js');
+    writeOut(
+      table(
+        ['HANDLER', 'SUMMARY'],
+        list.map((h) => [h.name, h.summary]),
+      ),
+    );
+  });
 
   return program;
 }

@@ -43,7 +43,8 @@ export function writeJson(value: unknown, o: OutputOptions): void {
 
 /** "error [code]: message" (and the offending field) on stderr, control characters escaped (messages quote requests). */
 export function writeError(error: ErrorBody | { code: string; message: string; details?: Record<string, unknown> }): void {
-  const field = error.details && typeof error.details.field === 'string' && !error.message.includes(error.details.field) ? ` (field: ${error.details.field})` : '';
+  const field =
+    error.details && typeof error.details.field === 'string' && !error.message.includes(error.details.field) ? ` (field: ${error.details.field})` : '';
   process.stderr.write(`${printable(`error [${error.code}]: ${error.message}${field}`)}\n`);
 }
 

@@ -9,7 +9,8 @@ const FIELD = { vm: 'vmId', host: 'hostId', migration: 'migrationId', stream: 's
 
 export async function stateRequest(v: CliValues, db: string): Promise<Record<string, unknown>> {
   const { id, kind: given, position, version, time } = v as { id: string; kind?: keyof typeof FIELD; position?: number; version?: number; time?: string };
-  if ([position, version, time].filter((x) => x !== undefined).length > 1) throw new UsageError('invalid_request', 'give at most one of --at-position, --at-version, --at-time');
+  if ([position, version, time].filter((x) => x !== undefined).length > 1)
+    throw new UsageError('invalid_request', 'give at most one of --at-position, --at-version, --at-time');
   const kind = given ?? (await guessKind(id, db));
   if (!kind) throw new CliRefusal('not_found', `no VM, host or migration '${id}' in ${db}`, { id });
   return { [FIELD[kind]]: id, position, version, time };

@@ -36,7 +36,11 @@ export const demo = defineHandler({
     .object({
       ...commonFields,
       // (bounded before any element is checked: each bad one would cost an issue naming every strategy)
-      strategies: z.array(z.enum(X86_STRATEGY_NAMES as [string, ...string[]])).min(1).max(MAX_LIST_ITEMS).default(X86_STRATEGY_NAMES),
+      strategies: z
+        .array(z.enum(X86_STRATEGY_NAMES as [string, ...string[]]))
+        .min(1)
+        .max(MAX_LIST_ITEMS)
+        .default(X86_STRATEGY_NAMES),
       blackoutNs: u64Field.default(300_000_000n),
       preSaveGapNs: u64Field.default(20_000_000n),
       /** the destination's TSC kHz (the source runs at 3 GHz): a different value shows TSC scaling at work */
@@ -106,7 +110,17 @@ async function runDemo(
     );
     audits.push(r.audit);
   }
-  const columns = ['strategy', 'status', 'TSC error (ms)', 'kvmclock error (ms)', 'kvmclock−TSC (ms)', 'skew after (cycles)', 'master clock', 'verdict', 'findings'];
+  const columns = [
+    'strategy',
+    'status',
+    'TSC error (ms)',
+    'kvmclock error (ms)',
+    'kvmclock−TSC (ms)',
+    'skew after (cycles)',
+    'master clock',
+    'verdict',
+    'findings',
+  ];
   const rows = audits.map((a) => {
     const worst = worstError(a.vcpus.map((v) => BigInt(v.tscErrorNs)));
     return [

@@ -65,7 +65,11 @@ export const report = defineHandler({
       if (req.id) {
         needMigration(req.id);
         const m = migrationSpan(store, migrationStreamId(req.id))!;
-        scope = { vmIds: [m.state.vmId, ...(store.streamVersion(vmStreamId(m.state.newVmId)) ? [m.state.newVmId] : [])], fromPosition: m.from, toPosition: m.to };
+        scope = {
+          vmIds: [m.state.vmId, ...(store.streamVersion(vmStreamId(m.state.newVmId)) ? [m.state.newVmId] : [])],
+          fromPosition: m.from,
+          toPosition: m.to,
+        };
       }
       const run = replayLog(store, { ...scope, profile: req.profile, reference: req.reference, keep: 200, onProgress: env.onProgress });
       const r = replayReport(store, run, req.profile, req.reference) as Record<string, any>;
@@ -73,7 +77,18 @@ export const report = defineHandler({
       if (req.id && !r.byMigration.some((m: { migrationId: string }) => m.migrationId === req.id)) {
         const recorded = auditMigration(store, req.id, undefined, req.reference ? { profile: req.reference } : {});
         const replayed = auditMigration(store, req.id, undefined, { profile: req.profile });
-        r.byMigration = [...r.byMigration, { migrationId: req.id, strategy: recorded?.strategy, divergences: 0, firstDivergence: null, failingStep: null, audit: { recorded, replayed }, difference: null }];
+        r.byMigration = [
+          ...r.byMigration,
+          {
+            migrationId: req.id,
+            strategy: recorded?.strategy,
+            divergences: 0,
+            firstDivergence: null,
+            failingStep: null,
+            audit: { recorded, replayed },
+            difference: null,
+          },
+        ];
       }
       return { format: req.format, kind: 'replay', html: replayHtml(r) };
     }

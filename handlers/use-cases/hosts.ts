@@ -15,7 +15,13 @@ export const TSC_KHZ_PLAUSIBLE = { min: 100_000, max: 20_000_000 } as const;
 
 const hz = (khz: number) => {
   const v = khz * 1000;
-  for (const [unit, div] of [['THz', 1e12], ['GHz', 1e9], ['MHz', 1e6], ['kHz', 1e3]] as const) if (v >= div) return `${+(v / div).toPrecision(4)} ${unit}`;
+  for (const [unit, div] of [
+    ['THz', 1e12],
+    ['GHz', 1e9],
+    ['MHz', 1e6],
+    ['kHz', 1e3],
+  ] as const)
+    if (v >= div) return `${+(v / div).toPrecision(4)} ${unit}`;
   return `${v} Hz`;
 };
 
@@ -23,7 +29,10 @@ const hz = (khz: number) => {
  * A TSC frequency in kHz, within TSC_KHZ_PLAUSIBLE: a rate given in Hz or MHz by mistake is
  * refused with the value that was probably meant.
  */
-export const tscKhzField = z.number().int().superRefine((v, ctx) => checkTscKhz(v, ctx));
+export const tscKhzField = z
+  .number()
+  .int()
+  .superRefine((v, ctx) => checkTscKhz(v, ctx));
 
 /** The plausibility check of tscKhzField, for fields that also take a special value. */
 export function checkTscKhz(v: number, ctx: z.RefinementCtx): void {
@@ -102,8 +111,15 @@ export const advanceTime = defineHandler({
   name: 'advanceTime',
   schema: z.object({ ...commonFields, ns: u64Field.default(0n) }).strict(),
   run(req, env) {
-    if (req.ns === 0n) return env.write((s) => s.now(), (now) => ({ now }));
-    return env.write((s) => s.advanceTime(req.ns), (now) => ({ now }));
+    if (req.ns === 0n)
+      return env.write(
+        (s) => s.now(),
+        (now) => ({ now }),
+      );
+    return env.write(
+      (s) => s.advanceTime(req.ns),
+      (now) => ({ now }),
+    );
   },
 });
 

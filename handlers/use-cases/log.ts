@@ -34,7 +34,14 @@ const targetFields = {
 export const stateAt = defineHandler({
   name: 'stateAt',
   schema: z
-    .object({ ...commonFields, vmId: idSchema.optional(), hostId: idSchema.optional(), migrationId: idSchema.optional(), streamId: z.string().optional(), ...targetFields })
+    .object({
+      ...commonFields,
+      vmId: idSchema.optional(),
+      hostId: idSchema.optional(),
+      migrationId: idSchema.optional(),
+      streamId: z.string().optional(),
+      ...targetFields,
+    })
     .strict()
     .refine((r) => [r.vmId, r.hostId, r.migrationId, r.streamId].filter((x) => x !== undefined).length === 1, {
       message: 'name exactly one of vmId, hostId, migrationId, streamId',
@@ -92,7 +99,10 @@ export const verify = defineHandler({
         .object({
           position: z.number().int().min(0),
           hash: hashSchema,
-          requests: z.object({ seq: z.number().int().min(0), hash: hashSchema }).strict().optional(),
+          requests: z
+            .object({ seq: z.number().int().min(0), hash: hashSchema })
+            .strict()
+            .optional(),
         })
         .strict()
         .optional(),
@@ -145,7 +155,9 @@ export const fork = defineHandler({
  */
 async function forkPg(req: { position: number; targetDb: string }, env: HandlerEnv): Promise<{ targetDb: string; position: number; events: number }> {
   if (!isPostgresUrl(req.targetDb)) {
-    throw new HandlerError('invalid_request', 'targetDb: a PostgreSQL ledger forks into a postgres:// URL (another schema: ?schema=name)', { field: 'targetDb' });
+    throw new HandlerError('invalid_request', 'targetDb: a PostgreSQL ledger forks into a postgres:// URL (another schema: ?schema=name)', {
+      field: 'targetDb',
+    });
   }
   const source = await env.asyncLog();
   const target = parsePgUrl(req.targetDb);
@@ -156,7 +168,8 @@ async function forkPg(req: { position: number; targetDb: string }, env: HandlerE
   try {
     r = await source.fork(req.position, req.targetDb);
   } catch (e) {
-    if (e instanceof StoreError && e.code === 'invalid_request' && e.details?.targetDb !== undefined) throw new HandlerError('conflict', `target database ${target.display} already exists`, { targetDb: target.display });
+    if (e instanceof StoreError && e.code === 'invalid_request' && e.details?.targetDb !== undefined)
+      throw new HandlerError('conflict', `target database ${target.display} already exists`, { targetDb: target.display });
     throw e;
   }
   // the copy's pending timers, as of its own head (the store copies events, not their meaning)

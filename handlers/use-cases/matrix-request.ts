@@ -42,7 +42,11 @@ export const DEFAULT_SETUP = {
 };
 
 const hostName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,119}$/, 'a host name is 1-120 letters, digits, dot, underscore, colon or dash');
-const guestName = z.string().min(1).max(100).regex(/^[^\u0000-\u001f\u007f]+$/, 'a guest name is printable text');
+const guestName = z
+  .string()
+  .min(1)
+  .max(100)
+  .regex(/^[^\u0000-\u001f\u007f]+$/, 'a guest name is printable text');
 
 const hostClassSchema = z
   .object({
@@ -134,7 +138,15 @@ export const matrixSchema = z
     hosts: hostsAxis.optional(),
     fleet: z.boolean().default(false),
     /** 'all': every ordered pair of classes of one architecture (a class with itself included); or [from, to] names */
-    pairs: z.union([z.literal('all'), z.array(z.tuple([hostName, hostName])).min(1).max(4096)]).default('all'),
+    pairs: z
+      .union([
+        z.literal('all'),
+        z
+          .array(z.tuple([hostName, hostName]))
+          .min(1)
+          .max(4096),
+      ])
+      .default('all'),
     strategies: strategiesAxis,
     guests: guestsAxis.default([{ name: 'default', settings: {} }]),
     blackoutsNs: axis(u64Field.refine((v) => v <= 3_600_000_000_000n, 'at most 1 h')).superRefine(distinct((b: bigint) => b.toString(), 'blackout')),
@@ -268,4 +280,3 @@ export function resolveMatrix(req: MatrixRequest, store: () => EventStore): Reso
 
 /** Whether a strategy has an implementation for an architecture (a cell without one is n/a). */
 export const strategyRunsOn = (spec: string, arch: 'x86' | 'arm64'): boolean => STRATEGIES[strategyNameOf(spec)]?.[arch] !== undefined;
-

@@ -97,7 +97,10 @@ async function runMatrix(req: MatrixRequest, env: HandlerEnv): Promise<Record<st
     const wanted = changedProbes(m.before, m.after, changedIndices(cells, after));
     let budget = req.maxCells - m.cells;
     const run = wanted.filter((w) => (budget -= w.probes.length) >= 0);
-    const probeOutcomes = await runJobs(run.flatMap((w) => w.probes.map((p) => ({ run: p.run }))), { workers: workersFor(run.length * 2, req.workers) });
+    const probeOutcomes = await runJobs(
+      run.flatMap((w) => w.probes.map((p) => ({ run: p.run }))),
+      { workers: workersFor(run.length * 2, req.workers) },
+    );
     let k = 0;
     changed = wanted.map((w, i) => {
       const got = i < run.length ? w.probes.map(() => probeOutcomes[k++]![0]!) : null;

@@ -60,7 +60,10 @@ export const guestSchema = z
 
 const thresholdsSchema = z
   .object({
-    ...(Object.fromEntries(Object.keys(DEFAULT_THRESHOLDS).map((k) => [k, u64Field.optional()])) as Record<keyof AuditThresholds, z.ZodOptional<typeof u64Field>>),
+    ...(Object.fromEntries(Object.keys(DEFAULT_THRESHOLDS).map((k) => [k, u64Field.optional()])) as Record<
+      keyof AuditThresholds,
+      z.ZodOptional<typeof u64Field>
+    >),
     // the guest's watchdog interval, which this old name now sets (machines/audit/audit.ts): a period, so above 0
     watchdogIntervalNs: u64Field.refine((v) => v >= 1_000_000n, 'at least 1 ms').optional(),
     guest: guestSchema,

@@ -49,7 +49,13 @@ function resolveScope(store: EventStore, r: { vmId?: string; migrationId?: strin
 export const replay = defineHandler({
   name: 'replay',
   schema: z
-    .object({ ...commonFields, profile: profileSpec, reference: profileSpec.optional(), ...scopeFields, keep: z.number().int().min(1).max(100_000).default(200) })
+    .object({
+      ...commonFields,
+      profile: profileSpec,
+      reference: profileSpec.optional(),
+      ...scopeFields,
+      keep: z.number().int().min(1).max(100_000).default(200),
+    })
     .strict(),
   async run(req, env) {
     const store = await env.log();
@@ -61,7 +67,9 @@ export const replay = defineHandler({
 
 export const diff = defineHandler({
   name: 'diff',
-  schema: z.object({ ...commonFields, otherDb: z.string().min(1), vmId: idSchema.optional(), keep: z.number().int().min(1).max(100_000).default(200) }).strict(),
+  schema: z
+    .object({ ...commonFields, otherDb: z.string().min(1), vmId: idSchema.optional(), keep: z.number().int().min(1).max(100_000).default(200) })
+    .strict(),
   async run(req, env) {
     const keep = { streamPrefix: req.vmId ? vmStreamId(req.vmId) : '', keep: req.keep };
     // under the Lambda adapter, a file in the fork directory or a schema of the ledger's own
@@ -137,7 +145,9 @@ export const bisectReleases = defineHandler({
     for (const spec of req.releases ?? []) resolveStrategyRelease(spec, { field: 'releases' });
     // each run works on a scratch copy of the log in a directory of its own, removed after
     const scratch = () => scratchLedger('clockledger-release-', env.forkDir);
-    return { ...(await bisectReleasesOf(await env.log(), req.migrationId, req.releases, scratch, { finding: req.finding, field: req.field, switches: req.switches })) };
+    return {
+      ...(await bisectReleasesOf(await env.log(), req.migrationId, req.releases, scratch, { finding: req.finding, field: req.field, switches: req.switches })),
+    };
   },
 });
 

@@ -40,7 +40,8 @@ export const importTrace = defineHandler({
     .refine((r) => (r.text === undefined) !== (r.path === undefined), { message: 'give text or path, not both' }),
   run(req, env) {
     // (behind the Lambda adapter a path would read the function's own files: send the text)
-    if (req.path !== undefined && env.forkDir !== undefined) throw new HandlerError('invalid_request', 'path: give the capture as text here (a file path is read only by the CLI and scripts)', { field: 'path' });
+    if (req.path !== undefined && env.forkDir !== undefined)
+      throw new HandlerError('invalid_request', 'path: give the capture as text here (a file path is read only by the CLI and scripts)', { field: 'path' });
     const text = req.path !== undefined ? readCapture(req.path) : Array.isArray(req.text) ? req.text.join('\n') : req.text!;
     return env.write(
       (s) => importTraceInto(s, text, { traceId: req.traceId, source: req.path, vms: req.vms }),
@@ -97,7 +98,9 @@ export const conformance = defineHandler({
   async run(req, env) {
     // the emulation runs on a scratch log in a directory of its own, removed after (under Lambda, in the fork directory)
     const scratch = () => scratchLedger('clockledger-conformance-', env.forkDir);
-    return { ...(await conformanceOf(await env.log(), req.traceId, { strategy: req.strategy, profile: req.profile, vm: req.vm, guestTscHz: req.guestTscHz }, scratch)) };
+    return {
+      ...(await conformanceOf(await env.log(), req.traceId, { strategy: req.strategy, profile: req.profile, vm: req.vm, guestTscHz: req.guestTscHz }, scratch)),
+    };
   },
 });
 

@@ -23,7 +23,11 @@ const vcpuSelection = z.object({ ...commonFields, vmId: idSchema, vcpu: vcpuFiel
 
 /** The vCPUs a selection names: the one given, else every vCPU of the VM that `keep` keeps. */
 function selectedVcpus(s: Session, req: z.output<typeof vcpuSelection>, keep: (v: ReturnType<typeof vcpusOf>[number]) => boolean): number[] {
-  return req.vcpu !== undefined ? [req.vcpu] : vcpusOf(s.requireVm(req.vmId)).filter(keep).map((v) => v.id);
+  return req.vcpu !== undefined
+    ? [req.vcpu]
+    : vcpusOf(s.requireVm(req.vmId))
+        .filter(keep)
+        .map((v) => v.id);
 }
 
 /** The VM as it is now, as responses show it. */
@@ -41,7 +45,11 @@ export const createVm = defineHandler({
       hostId: idSchema,
       vcpus: z.number().int().min(0).max(1024).default(1),
       /** 0: the host's rate (KVM_SET_TSC_KHZ 0) */
-      tscKhz: z.number().int().superRefine((v, ctx) => (v === 0 ? undefined : checkTscKhz(v, ctx))).optional(),
+      tscKhz: z
+        .number()
+        .int()
+        .superRefine((v, ctx) => (v === 0 ? undefined : checkTscKhz(v, ctx)))
+        .optional(),
       /** x86: a confidential VM with a protected guest TSC (TDX always, SEV-SNP with Secure TSC): KVM cannot change its offset, and its kHz is VM-wide (tscKhz) */
       secureTsc: z.boolean().default(false),
     })
@@ -59,7 +67,14 @@ export const createVm = defineHandler({
         const info: VmHostInfo = { counterHz: host.counterHz, counterClocksource: host.counterClocksource, x86: host.x86, arm64: host.arm64 };
         s.vmCommand(req.vmId, {
           type: 'create',
-          data: { vmId: req.vmId, hostId: req.hostId, arch: host.arch, profile: host.profile, host: hostInfoToJson(info), ...(req.secureTsc ? { secureTsc: true as const } : {}) },
+          data: {
+            vmId: req.vmId,
+            hostId: req.hostId,
+            arch: host.arch,
+            profile: host.profile,
+            host: hostInfoToJson(info),
+            ...(req.secureTsc ? { secureTsc: true as const } : {}),
+          },
         });
         const steps: { ioctl: string; arg: Json; result: IoctlResult }[] = [];
         if (req.tscKhz !== undefined) {
@@ -142,15 +157,26 @@ export const runVcpu = onVcpus(
   (v) => ({ ...v, ret: v.results.every((r) => r.ret === 0) ? 0 : -1 }),
 );
 
-export const pauseVcpu = onVcpus('pauseVcpu', (v) => v.running, (s, vmId, ids) => {
-  if (ids.length) s.vmCommands(vmId, { type: 'exits', vcpus: ids });
-  return { paused: ids };
-});
+export const pauseVcpu = onVcpus(
+  'pauseVcpu',
+  (v) => v.running,
+  (s, vmId, ids) => {
+    if (ids.length) s.vmCommands(vmId, { type: 'exits', vcpus: ids });
+    return { paused: ids };
+  },
+);
 
 export const guest = defineHandler({
   name: 'guest',
   schema: z
-    .object({ ...commonFields, vmId: idSchema, vcpu: vcpuField, op: z.string().min(1), msr: z.union([z.string(), z.number()]).optional(), value: z.unknown().optional() })
+    .object({
+      ...commonFields,
+      vmId: idSchema,
+      vcpu: vcpuField,
+      op: z.string().min(1),
+      msr: z.union([z.string(), z.number()]).optional(),
+      value: z.unknown().optional(),
+    })
     .strict(),
   run(req, env) {
     return env.write(

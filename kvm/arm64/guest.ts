@@ -32,4 +32,3 @@ export function arm64Guest(ctx: Arm64Ctx, vm: Arm64Vm, req: Arm64GuestRequest): 
       return { value: ctx.caps.cntfrqHz };
   }
 }
-

@@ -195,10 +195,7 @@ export function kvmArmTimerGetReg(ctx: Arm64Ctx, vm: Arm64Vm, vcpu: Arm64Vcpu, r
  * and future, from now on. kvm_trylock_all_vcpus() fails while any vCPU ioctl holds its vCPU's
  * mutex, which in this model means a vCPU in KVM_RUN.
  */
-export function kvmVmIoctlSetCounterOffset(
-  vm: Arm64Vm,
-  offset: { counterOffset: bigint; reserved: bigint },
-): 0 | 'EINVAL' | 'EBUSY' {
+export function kvmVmIoctlSetCounterOffset(vm: Arm64Vm, offset: { counterOffset: bigint; reserved: bigint }): 0 | 'EINVAL' | 'EBUSY' {
   if (offset.reserved !== 0n) return 'EINVAL';
   if (vm.vcpus.some((v) => v.running)) return 'EBUSY';
   vm.counterOffsetUsed = true;

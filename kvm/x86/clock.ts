@@ -2,24 +2,9 @@
 // refresh it (arch/x86/kvm/x86.c), plus the clock-cleanup proposal's KVM_[GS]ET_CLOCK_GUEST.
 import { getTimeScale, hvclockToHz, NSEC_PER_SEC, pvclockReadCycles, pvclockScaleDelta, type TimeScale } from '../arith.js';
 import { s64, u64 } from '../u64.js';
-import {
-  KVM_CLOCK_HOST_TSC,
-  KVM_CLOCK_REALTIME,
-  KVM_CLOCK_TSC_STABLE,
-  KVM_CLOCK_VALID_FLAGS,
-  PVCLOCK_GUEST_STOPPED,
-  PVCLOCK_TSC_STABLE_BIT,
-} from '../uapi.js';
+import { KVM_CLOCK_HOST_TSC, KVM_CLOCK_REALTIME, KVM_CLOCK_TSC_STABLE, KVM_CLOCK_VALID_FLAGS, PVCLOCK_GUEST_STOPPED, PVCLOCK_TSC_STABLE_BIT } from '../uapi.js';
 import { tracepoint, type Pvti, type X86Ctx, type X86Vcpu, type X86Vm } from './state.js';
-import {
-  adjustTscOffsetGuest,
-  computeGuestTsc,
-  defaultRatio,
-  KVMCLOCK_SYNC_PERIOD_NS,
-  KVMCLOCK_UPDATE_DELAY_NS,
-  kvmReadL1Tsc,
-  kvmScaleTsc,
-} from './tsc.js';
+import { adjustTscOffsetGuest, computeGuestTsc, defaultRatio, KVMCLOCK_SYNC_PERIOD_NS, KVMCLOCK_UPDATE_DELAY_NS, kvmReadL1Tsc, kvmScaleTsc } from './tsc.js';
 
 /** struct kvm_clock_data */
 export interface KvmClockData {
@@ -51,7 +36,8 @@ export function pvclockUpdateVmGtodCopy(ctx: X86Ctx, vm: X86Vm): void {
     vm.masterCycleNow = ctx.hw.tsc;
   }
   vm.useMasterClock = hostTscClocksource && vcpusMatched && !vm.backwardsTscObserved && !vm.bootVcpuRunsOldKvmclock;
-  if (ctx.trace) tracepoint(ctx, { tp: 'kvm_update_master_clock', use_master_clock: vm.useMasterClock, host_clock: hostTscClocksource, offset_matched: vcpusMatched });
+  if (ctx.trace)
+    tracepoint(ctx, { tp: 'kvm_update_master_clock', use_master_clock: vm.useMasterClock, host_clock: hostTscClocksource, offset_matched: vcpusMatched });
   if (ctx.sw.getClockScaled && vm.useMasterClock) {
     // proposal: the master clock carries the guest's scaled frequency
     const ratio = vm.lastTscScalingRatio || defaultRatio(ctx);
@@ -101,9 +87,7 @@ export function getKvmclock(ctx: X86Ctx, vm: X86Vm): KvmClockData {
       const delta = kvmScaleTsc(ctx, u64(hostTsc - vm.masterCycleNow), vm.masterTscScalingRatio);
       data.clock = u64(systemTime + pvclockScaleDelta(delta, vm.masterTscMul, vm.masterTscShift));
     } else {
-      const s = ctx.sw.getClockScaled
-        ? { mul: vm.masterTscMul, shift: vm.masterTscShift }
-        : nsTimeScale(BigInt(ctx.caps.tscKhz) * 1000n);
+      const s = ctx.sw.getClockScaled ? { mul: vm.masterTscMul, shift: vm.masterTscShift } : nsTimeScale(BigInt(ctx.caps.tscKhz) * 1000n);
       data.clock = pvclockReadCycles({ systemTime, tscTimestamp: vm.masterCycleNow, mul: s.mul, shift: s.shift }, hostTsc);
     }
   } else {
@@ -162,13 +146,7 @@ export function kvmclockSyncFn(ctx: X86Ctx, vm: X86Vm): void {
 }
 
 /** kvm_write_system_time(): MSR_KVM_SYSTEM_TIME(_NEW) */
-export function kvmWriteSystemTime(
-  vm: X86Vm,
-  vcpu: X86Vcpu,
-  systemTime: bigint,
-  oldMsr: boolean,
-  hostInitiated: boolean,
-): void {
+export function kvmWriteSystemTime(vm: X86Vm, vcpu: X86Vcpu, systemTime: bigint, oldMsr: boolean, hostInitiated: boolean): void {
   if (vcpu.id === 0 && !hostInitiated) {
     // The boot vCPU on the legacy MSR forbids the master clock.
     if (vm.bootVcpuRunsOldKvmclock !== oldMsr) vcpu.requests.masterclockUpdate = true;
@@ -237,7 +215,16 @@ export function kvmGuestTimeUpdate(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu): numbe
       shift: vcpu.pvclockTscShift,
       flags,
     };
-    if (ctx.trace) tracepoint(ctx, { tp: 'kvm_pvclock_update', vcpu_id: vcpu.id, tsc_timestamp: tscTimestamp, system_time: systemTime, tsc_to_system_mul: vcpu.pvclockTscMul, tsc_shift: vcpu.pvclockTscShift, flags });
+    if (ctx.trace)
+      tracepoint(ctx, {
+        tp: 'kvm_pvclock_update',
+        vcpu_id: vcpu.id,
+        tsc_timestamp: tscTimestamp,
+        system_time: systemTime,
+        tsc_to_system_mul: vcpu.pvclockTscMul,
+        tsc_shift: vcpu.pvclockTscShift,
+        flags,
+      });
   }
   return 0;
 }

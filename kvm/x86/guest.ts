@@ -40,7 +40,12 @@ export function x86Guest(ctx: X86Ctx, vm: X86Vm, req: GuestRequest): GuestResult
       return { value: kvmReadL1Tsc(ctx, vcpu, ctx.hw.tsc) };
     case 'kvmclock': {
       const p = vcpu.pvti;
-      if (!p) throw new KvmUsageError('invalid_state', 'op', `vCPU ${vcpu.id} has no kvmclock page: the guest must enable it with a wrmsr of MSR_KVM_SYSTEM_TIME_NEW`);
+      if (!p)
+        throw new KvmUsageError(
+          'invalid_state',
+          'op',
+          `vCPU ${vcpu.id} has no kvmclock page: the guest must enable it with a wrmsr of MSR_KVM_SYSTEM_TIME_NEW`,
+        );
       const tsc = kvmReadL1Tsc(ctx, vcpu, ctx.hw.tsc);
       return { value: guestPvclockRead(p, tsc), flags: p.flags, tsc };
     }
@@ -52,7 +57,11 @@ export function x86Guest(ctx: X86Ctx, vm: X86Vm, req: GuestRequest): GuestResult
       // the MSR, a VMM's restore included.
       const p = vcpu.pvti;
       if (!p || vm.guestWallClockNs === null) {
-        throw new KvmUsageError('invalid_state', 'op', `vCPU ${vcpu.id}: the guest has not enabled kvmclock and read the KVM wall clock (a wrmsr of MSR_KVM_WALL_CLOCK_NEW)`);
+        throw new KvmUsageError(
+          'invalid_state',
+          'op',
+          `vCPU ${vcpu.id}: the guest has not enabled kvmclock and read the KVM wall clock (a wrmsr of MSR_KVM_WALL_CLOCK_NEW)`,
+        );
       }
       return { value: u64(vm.guestWallClockNs + guestPvclockRead(p, kvmReadL1Tsc(ctx, vcpu, ctx.hw.tsc))) };
     }
@@ -80,4 +89,3 @@ export function x86Guest(ctx: X86Ctx, vm: X86Vm, req: GuestRequest): GuestResult
     }
   }
 }
-

@@ -55,7 +55,14 @@ const pvtiSchema = z.object({
   pad0: uintSchema(32).default(0),
   tsc_timestamp: u64Schema,
   system_time: u64Schema,
-  tsc_to_system_mul: z.union([uintSchema(32), z.string().regex(/^[0-9]+$/).transform(Number).pipe(uintSchema(32))]),
+  tsc_to_system_mul: z.union([
+    uintSchema(32),
+    z
+      .string()
+      .regex(/^[0-9]+$/)
+      .transform(Number)
+      .pipe(uintSchema(32)),
+  ]),
   tsc_shift: z.number().int().min(-128).max(127),
   flags: uintSchema(8).default(0),
   pad: z.tuple([uintSchema(8), uintSchema(8)]).default([0, 0]),

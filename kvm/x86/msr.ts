@@ -22,14 +22,7 @@ function kvmSetLapicTscdeadlineMsr(ctx: X86Ctx, vcpu: X86Vcpu, data: bigint): vo
 }
 
 /** kvm_set_msr_common() for the clock MSRs: 0 on success, 1 when the MSR is not handled (#GP / stop) */
-export function kvmSetMsrCommon(
-  ctx: X86Ctx,
-  vm: X86Vm,
-  vcpu: X86Vcpu,
-  index: number,
-  data: bigint,
-  hostInitiated: boolean,
-): 0 | 1 {
+export function kvmSetMsrCommon(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, index: number, data: bigint, hostInitiated: boolean): 0 | 1 {
   switch (index) {
     case MSRS.MSR_IA32_TSC:
       if (hostInitiated) {

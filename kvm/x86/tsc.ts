@@ -69,7 +69,15 @@ export function kvmTrackTscMatching(ctx: X86Ctx, vm: X86Vm, vcpu: X86Vcpu, newGe
   const request = ctx.sw.masterclockRequestOnChange
     ? (vm.useMasterClock && newGeneration) || vm.useMasterClock !== useMasterClock
     : vm.useMasterClock || useMasterClock; // before 6.8: on every write while the master clock is or could be on
-  if (ctx.trace) tracepoint(ctx, { tp: 'kvm_track_tsc', vcpu_id: vcpu.id, nr_vcpus_matched_tsc: vm.nrVcpusMatchedTsc, online_vcpus: vm.vcpus.length, use_master_clock: vm.useMasterClock, host_clock: ctx.tscClocksource });
+  if (ctx.trace)
+    tracepoint(ctx, {
+      tp: 'kvm_track_tsc',
+      vcpu_id: vcpu.id,
+      nr_vcpus_matched_tsc: vm.nrVcpusMatchedTsc,
+      online_vcpus: vm.vcpus.length,
+      use_master_clock: vm.useMasterClock,
+      host_clock: ctx.tscClocksource,
+    });
   if (request) vcpu.requests.masterclockUpdate = true;
 }
 

@@ -19,13 +19,22 @@ function under(parent: string, fields: readonly [name: string, type: string, mea
 export const REPORT_FIELDS: readonly FieldDoc[] = [
   { path: 'migrationId', type: 'string', meaning: 'the migration audited (its stream is `migration-<id>`)' },
   { path: 'strategy', type: 'string', meaning: 'the VMM strategy it ran (see `strategies`)' },
-  { path: 'vmm', type: 'object', meaning: 'the VMM release the strategy modelled (requested as `strategy@X.Y[+switch=…]`); a migration recorded without one ran the release its strategy modelled then' },
+  {
+    path: 'vmm',
+    type: 'object',
+    meaning:
+      'the VMM release the strategy modelled (requested as `strategy@X.Y[+switch=…]`); a migration recorded without one ran the release its strategy modelled then',
+  },
   ...under('vmm', [
     ['strategy', 'string', 'the strategy name'],
     ['release', 'string', 'the modelled release (X.Y.Z; see `strategies` for each release and its source)'],
     ['switches', 'map: switch name → boolean', 'its behaviour switches as in force, overrides applied (what each switch means: `strategies`)'],
   ]),
-  { path: 'status', type: '`completed` \\| `failed` \\| `running`', meaning: '`running`: the log ends inside the migration (only a `fork` cut inside it leaves one)' },
+  {
+    path: 'status',
+    type: '`completed` \\| `failed` \\| `running`',
+    meaning: '`running`: the log ends inside the migration (only a `fork` cut inside it leaves one)',
+  },
   { path: 'failure', type: 'object, failed only', meaning: 'the refused step' },
   ...under('failure', [
     ['step', 'string', 'the VMM step that was refused (e.g. `restore`)'],
@@ -41,7 +50,11 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
     ['destination', 'string', "the destination host's kernel profile (likewise)"],
   ]),
   { path: 'blackoutNs', type: u, meaning: 'the blackout requested (ns)' },
-  { path: 'trueElapsedNs', type: u, meaning: 'true time from the stop to the resume: the destination guest resuming, or the source once it resumed after a failure; 0 while in flight' },
+  {
+    path: 'trueElapsedNs',
+    type: u,
+    meaning: 'true time from the stop to the resume: the destination guest resuming, or the source once it resumed after a failure; 0 while in flight',
+  },
   { path: 'stopTime', type: u, meaning: 'true time (ns) the stop began: the pausing phase, or the migration start if it has none' },
   { path: 'resumeTime', type: u, meaning: 'true time (ns) of the resume (`stopTime` while in flight)' },
   { path: 'guestTscKhz', type: 'number', meaning: "the guest's nominal counter rate in kHz (x86: the boot vCPU's virtual TSC; arm64: CNTFRQ / 1000)" },
@@ -61,7 +74,11 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
     ['advanceNs', `${u} \\| null`, 'after − before, signed'],
     ['errorNs', `${u} \\| null`, 'advance − trueElapsedNs'],
   ]),
-  { path: 'kvmclockMinusTscStepNs', type: `${u} \\| null`, meaning: "kvmclock's error − the boot vCPU's TSC error: how far the guest's two clocks now disagree" },
+  {
+    path: 'kvmclockMinusTscStepNs',
+    type: `${u} \\| null`,
+    meaning: "kvmclock's error − the boot vCPU's TSC error: how far the guest's two clocks now disagree",
+  },
   ...under('skewCycles', [
     ['before', u, 'the largest − the smallest counter across vCPUs as the stop began'],
     ['after', u, 'the same as the guest resumed'],
@@ -70,7 +87,11 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
     ['before', 'boolean', 'x86: the master clock was on (kvmclock claims PVCLOCK_TSC_STABLE) as the stop began; false on arm64'],
     ['after', 'boolean', 'the same as the guest resumed'],
   ]),
-  { path: 'pvclock', type: 'object \\| null', meaning: "x86: kvmclock's rate on the side that resumed (else the source), from the boot vCPU's pvclock page; null without one, and on arm64" },
+  {
+    path: 'pvclock',
+    type: 'object \\| null',
+    meaning: "x86: kvmclock's rate on the side that resumed (else the source), from the boot vCPU's pvclock page; null without one, and on arm64",
+  },
   ...under('pvclock', [
     ['frequencyHz', `${u} \\| null`, 'the frequency the pvclock page encodes (tsc_to_system_mul, tsc_shift)'],
     ['guestTscHz', u, "the guest TSC's real rate"],
@@ -107,7 +128,12 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
     ['trapOverheadNs', u, 'trappedPhysReads × trapCostNs'],
     ['ignoredCounterWrites', 'number', 'KVM_SET_ONE_REG counter writes the kernel accepted and dropped (KVM_ARM_SET_COUNTER_OFFSET in force)'],
   ]),
-  { path: 'guest', type: 'object \\| null', meaning: "the simulated Linux guest (machines/guest): its clocksources, watchdogs, wall clock and sleeper from the last watchdog run before the stop to `horizonNs` after the resume, driven only by the clocks it reads through the emulated kernel on the states the log rebuilds; its settings are overridable per request (`thresholds.guest`, see Guest settings)" },
+  {
+    path: 'guest',
+    type: 'object \\| null',
+    meaning:
+      'the simulated Linux guest (machines/guest): its clocksources, watchdogs, wall clock and sleeper from the last watchdog run before the stop to `horizonNs` after the resume, driven only by the clocks it reads through the emulated kernel on the states the log rebuilds; its settings are overridable per request (`thresholds.guest`, see Guest settings)',
+  },
   ...under('guest', [
     ['kernel', 'string', 'the guest kernel version simulated (`thresholds.guest.kernel`)'],
     ['clocksource', 'object', 'the clocksources'],
@@ -120,7 +146,7 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
     ['marginNs', u, "the watchdog's margin for this kernel version"],
     ['marginIs', 'string', 'how the kernel computes that margin'],
   ]),
-  { path: 'guest.log', type: 'array', meaning: 'the guest kernel\'s messages, in order (`clockledger audit` prints them dmesg-style)' },
+  { path: 'guest.log', type: 'array', meaning: "the guest kernel's messages, in order (`clockledger audit` prints them dmesg-style)" },
   ...under('guest.log[]', [
     ['timeNs', u, 'the true instant (ns of the ledger time axis)'],
     [
@@ -141,17 +167,22 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
       "before this VM (a migration's or restore's destination) or without kvmclock, and its sched_clock is taken as kvm-clock itself",
   },
   ...under('guest.boot', [
-    ['timeNs', u, 'the true instant of the boot vCPU\'s kvmclock enable'],
+    ['timeNs', u, "the true instant of the boot vCPU's kvmclock enable"],
     ['schedOffset', u, 'kvm_sched_clock_offset: kvm-clock as kvm_sched_clock_init() read it ("kvm-clock: using sched offset of … cycles")'],
-    ['log', 'array', "the clock lines the boot printed, all at that instant (the guest CPU time between them is not known)"],
+    ['log', 'array', 'the clock lines the boot printed, all at that instant (the guest CPU time between them is not known)'],
   ]),
   ...under('guest.boot.log[]', [
-    ['timeNs', u, 'the boot\'s true instant'],
+    ['timeNs', u, "the boot's true instant"],
     ['guestNs', u, 'its printk timestamp (sched_clock then: 0 less what kvm-clock moved while the guest read it)'],
     ['vcpu', 'number', 'the boot CPU'],
     ['text', 'string', 'as guest.log[].text'],
   ]),
-  { path: 'guest.watchdogRuns', type: 'array', meaning: 'the clocksource watchdog runs after the resume that reset, skipped or judged an interval (after the first two clean runs, clean runs are not listed)' },
+  {
+    path: 'guest.watchdogRuns',
+    type: 'array',
+    meaning:
+      'the clocksource watchdog runs after the resume that reset, skipped or judged an interval (after the first two clean runs, clean runs are not listed)',
+  },
   ...under('guest.watchdogRuns[]', [
     ['timeNs', u, 'the true instant'],
     ['vcpu', 'number', 'the CPU it ran on (the timer rotates through the CPUs)'],
@@ -159,13 +190,21 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
     ['watchdog', 'string', 'its reference'],
     ['csNsec', `${u} \\| null`, "the watched clocksource's interval (cs_nsec)"],
     ['wdNsec', `${u} \\| null`, "the watchdog's interval (wd_nsec)"],
-    ['outcome', '`init` \\| `reset` \\| `ok` \\| `long-interval` \\| `unstable`', '`reset`: skipped after a touch (PVCLOCK_GUEST_STOPPED found); `long-interval`: skipped (6.8+)'],
+    [
+      'outcome',
+      '`init` \\| `reset` \\| `ok` \\| `long-interval` \\| `unstable`',
+      '`reset`: skipped after a touch (PVCLOCK_GUEST_STOPPED found); `long-interval`: skipped (6.8+)',
+    ],
   ]),
-  { path: 'guest.guestStopped', type: 'array', meaning: 'where the guest found PVCLOCK_GUEST_STOPPED (kvm_check_and_clear_guest_paused()) and touched its watchdogs' },
+  {
+    path: 'guest.guestStopped',
+    type: 'array',
+    meaning: 'where the guest found PVCLOCK_GUEST_STOPPED (kvm_check_and_clear_guest_paused()) and touched its watchdogs',
+  },
   ...under('guest.guestStopped[]', [
     ['vcpu', 'number', 'the vCPU'],
     ['timeNs', u, 'the true instant of the check'],
-    ['by', '`softlockup` \\| `rcu`', "the detector whose check found it"],
+    ['by', '`softlockup` \\| `rcu`', 'the detector whose check found it'],
     ['position', 'number', "the log position of the guest's recorded read that found it"],
   ]),
   { path: 'guest.softLockups', type: 'array', meaning: 'each "BUG: soft lockup" report' },
@@ -185,7 +224,7 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
       "jiffies since the grace period began (HZ 250): the t= of the kernel's next line, " +
         'which also carries g= and q= the model does not have, so it is not printed',
     ],
-    ['ncpus', 'number', 'rcu_state.n_online_cpus (that line\'s ncpus=)'],
+    ['ncpus', 'number', "rcu_state.n_online_cpus (that line's ncpus=)"],
     ['log', 'number[]', 'its guest.log entries'],
   ]),
   ...under('guest.wallClock', [
@@ -193,9 +232,13 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
     [
       'curve',
       'array',
-      "CLOCK_REALTIME − true wall-clock time at each point: `stop` (0: NTP had it), `resume`, `ntp update N`, then `step`; or `slewing` (half way) and `slewed` (within the tolerance), or `slewing, not converging` (a day on); ntpd: `ignored (spike)` until its stepout, `ntpd exits (panic)`",
+      'CLOCK_REALTIME − true wall-clock time at each point: `stop` (0: NTP had it), `resume`, `ntp update N`, then `step`; or `slewing` (half way) and `slewed` (within the tolerance), or `slewing, not converging` (a day on); ntpd: `ignored (spike)` until its stepout, `ntpd exits (panic)`',
     ],
-    ['convergedAt', `${u} \\| null`, 'the first true instant the error is within wallClockToleranceNs (null: never: no client, ntpd exited, or the clock drifts away faster than the slew)'],
+    [
+      'convergedAt',
+      `${u} \\| null`,
+      'the first true instant the error is within wallClockToleranceNs (null: never: no client, ntpd exited, or the clock drifts away faster than the slew)',
+    ],
   ]),
   ...under('guest.wallClock.curve[]', [
     ['timeNs', u, 'the true instant'],
@@ -225,5 +268,9 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
     ['positions', 'number[]', 'the log positions of the recorded events that caused it, ascending'],
     ['guestLog', 'number[], guest findings only', 'the guest.log entries (indices) the finding stands on'],
   ]),
-  { path: 'verdict', type: '`pass` \\| `warn` \\| `fail` \\| `in_flight`', meaning: '`fail` if any finding fails, else `warn` if any warns, else `pass`; `in_flight` for a migration without an outcome (status `running`)' },
+  {
+    path: 'verdict',
+    type: '`pass` \\| `warn` \\| `fail` \\| `in_flight`',
+    meaning: '`fail` if any finding fails, else `warn` if any warns, else `pass`; `in_flight` for a migration without an outcome (status `running`)',
+  },
 ];

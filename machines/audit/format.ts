@@ -13,7 +13,7 @@ export function spread(xs: readonly bigint[]): bigint {
 }
 
 /** A drift in ppb as milliseconds per day, three decimals. */
-export const msPerDay = (ppb: bigint): string => ((Number(ppb) * 86_400) / 1e9 * 1000).toFixed(3);
+export const msPerDay = (ppb: bigint): string => (((Number(ppb) * 86_400) / 1e9) * 1000).toFixed(3);
 /** The drift per day in the unit that reads best, for messages: "28.771 ms/day", "10.231 h/day". */
 export const perDay = (ppb: bigint): string => {
   const ms = (Number(ppb) * 86_400) / 1e6;

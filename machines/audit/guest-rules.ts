@@ -25,7 +25,9 @@ const rcuFlavour = (g: GuestReport, i: number) => /INFO: (\S+) self-detected/.ex
 /** the log entries of one unstable run: its first line and those printed with it */
 function runLines(g: GuestReport, r: WatchdogRun): number[] {
   const first = g.log.findIndex((e) => e.timeNs === r.timeNs && e.text.includes(`Marking clocksource '${r.clocksource}'`));
-  return g.log.map((_, i) => i).filter((i) => i >= first && g.log[i]!.timeNs === r.timeNs && !g.log[i]!.text.startsWith('watchdog:') && !g.log[i]!.text.startsWith('rcu:'));
+  return g.log
+    .map((_, i) => i)
+    .filter((i) => i >= first && g.log[i]!.timeNs === r.timeNs && !g.log[i]!.text.startsWith('watchdog:') && !g.log[i]!.text.startsWith('rcu:'));
 }
 
 /** What marking a clocksource unstable did to the guest's timekeeping. */
@@ -40,7 +42,11 @@ function ntpCorrection(g: GuestReport, gs: GuestSettings, resume: bigint): strin
   const w = g.wallClock;
   if (w.client === 'none') return 'no NTP client corrects it';
   const since = (t: bigint) => `${fmtNs(t - resume)} after the resume`;
-  const updateBefore = (i: number) => w.curve.slice(0, i).reverse().find((p) => p.at.startsWith('ntp update'))!;
+  const updateBefore = (i: number) =>
+    w.curve
+      .slice(0, i)
+      .reverse()
+      .find((p) => p.at.startsWith('ntp update'))!;
   const first = w.curve.find((p) => p.at.startsWith('ntp update'));
   if (!first) return `${w.client} does not correct it within the simulation`;
   const at = (p: { at: string; timeNs: bigint }) => `its ${p.at} (${since(p.timeNs)})`;
@@ -66,7 +72,8 @@ export const GUEST_RULES: readonly Rule[] = [
     code: 'watchdog_tsc_unstable',
     arch: 'x86',
     atResume: true,
-    condition: "the simulated clocksource watchdog found the watched clocksource's interval off the watchdog's by more than the guest kernel's margin (guest.clocksource.marginNs; watchdogMarginNs sets it) and marked it unstable",
+    condition:
+      "the simulated clocksource watchdog found the watched clocksource's interval off the watchdog's by more than the guest kernel's margin (guest.clocksource.marginNs; watchdogMarginNs sets it) and marked it unstable",
     thresholds: ['watchdogMarginNs', 'watchdogIntervalNs', 'watchdogMaxIntervalNs'],
     cases: ({ g }) => (g ? g.watchdogRuns.filter((r) => r.outcome === 'unstable').map((r) => ({ r, g })) : []),
     severity: 'fail',
@@ -78,7 +85,8 @@ export const GUEST_RULES: readonly Rule[] = [
   rule({
     code: 'soft_lockup_risk',
     atResume: true,
-    condition: 'the simulated soft-lockup detector printed "BUG: soft lockup" on one or more CPUs: the clock jumped past 2 × watchdog_thresh (softLockupNs sets it) without PVCLOCK_GUEST_STOPPED on them',
+    condition:
+      'the simulated soft-lockup detector printed "BUG: soft lockup" on one or more CPUs: the clock jumped past 2 × watchdog_thresh (softLockupNs sets it) without PVCLOCK_GUEST_STOPPED on them',
     thresholds: ['softLockupNs'],
     cases: ({ g }) => (g?.softLockups.length ? [g] : []),
     severity: 'fail',
@@ -90,7 +98,8 @@ export const GUEST_RULES: readonly Rule[] = [
   rule({
     code: 'guest_rcu_stall',
     atResume: true,
-    condition: 'the simulated RCU stall detector saw jiffies jump past rcu_cpu_stall_timeout since the grace period began, and the CPU found no PVCLOCK_GUEST_STOPPED',
+    condition:
+      'the simulated RCU stall detector saw jiffies jump past rcu_cpu_stall_timeout since the grace period began, and the CPU found no PVCLOCK_GUEST_STOPPED',
     thresholds: [],
     cases: ({ g }) => (g ? g.rcuStalls.map((s) => ({ s, g })) : []),
     severity: 'fail',
@@ -129,7 +138,8 @@ export const GUEST_RULES: readonly Rule[] = [
         return g && c && (dir === 'behind' ? c.errorNs < -tol : c.errorNs > tol) ? [{ g, error: c.errorNs }] : [];
       },
       severity: 'warn',
-      message: ({ g, error }, { f, gs }) => `the guest's CLOCK_REALTIME is ${fmtNs(error < 0n ? -error : error)} ${dir} at the resume; ${ntpCorrection(g, gs, f.resumeTime)}`,
+      message: ({ g, error }, { f, gs }) =>
+        `the guest's CLOCK_REALTIME is ${fmtNs(error < 0n ? -error : error)} ${dir} at the resume; ${ntpCorrection(g, gs, f.resumeTime)}`,
       cites: clockWrites,
     }),
   ),

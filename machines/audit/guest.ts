@@ -64,14 +64,14 @@ export function guestInputOf(f: AuditFrame): GuestInput {
   if (after) {
     for (const e of f.vmEvents) {
       const d = e.data as { op?: string; vcpu?: number; result?: { value?: string } };
-      if (e.type === 'GuestExecuted' && e.time >= after.time && d.op === 'checkPaused' && d.result?.value === '1' && !guestStopped.has(d.vcpu!)) guestStopped.set(d.vcpu!, e.position);
+      if (e.type === 'GuestExecuted' && e.time >= after.time && d.op === 'checkPaused' && d.result?.value === '1' && !guestStopped.has(d.vcpu!))
+        guestStopped.set(d.vcpu!, e.position);
     }
   }
   // the boot vCPU's LAPIC deadline, if one was pending as the stop began: the sleeper waits on it
   const a0 = after?.rec.x86?.vcpus.find((v) => v.id === v0?.id);
   const armed = v0 && v0.tscDeadline !== 0n && v0.tscDeadlineFiresAt !== null && v0.tscDeadlineFiresAt > stopTime;
-  const deadline =
-    armed && after && a0 ? { tscDeadline: a0.tscDeadline, firesAt: a0.tscDeadlineFiresAt, positions: f.ioctls(writesDeadline) } : null;
+  const deadline = armed && after && a0 ? { tscDeadline: a0.tscDeadline, firesAt: a0.tscDeadlineFiresAt, positions: f.ioctls(writesDeadline) } : null;
 
   return {
     arch: arm ? 'arm64' : 'x86',

@@ -30,7 +30,9 @@ export function measureArm64(f: AuditFrame, th: AuditThresholds): Measurement {
     errorNs: p.tscErrorNs,
   }));
   const vmp = { before: c0[0] ? s64(c0[0].cntvct - c0[0].cntpct) : 0n, after: c1[0] ? s64(c1[0].cntvct - c1[0].cntpct) : 0n };
-  const ignored = f.vmEvents.filter((e) => ((e.data as { trace?: { tp: string }[] }).trace ?? []).some((t) => t.tp === TRACE_IGNORED_WRITE)).map((e) => e.position);
+  const ignored = f.vmEvents
+    .filter((e) => ((e.data as { trace?: { tp: string }[] }).trace ?? []).some((t) => t.tp === TRACE_IGNORED_WRITE))
+    .map((e) => e.position);
 
   const side = after ?? before;
   const dstVm = side.rec.arm64!;

@@ -30,7 +30,9 @@ export function buildReport(f: AuditFrame, m: Measures, findings: Finding[], opt
     newVmId: mig.newVmId,
     fromHost: mig.fromHost,
     toHost: mig.toHost,
-    profiles: opts.profile ? { source: opts.profile.name, destination: opts.profile.name } : { source: f.before.host.profile, destination: dstHost?.profile ?? '' },
+    profiles: opts.profile
+      ? { source: opts.profile.name, destination: opts.profile.name }
+      : { source: f.before.host.profile, destination: dstHost?.profile ?? '' },
     blackoutNs: BigInt(String(mig.params.blackoutNs)),
     trueElapsedNs: f.elapsedNs,
     stopTime: f.stopTime,

@@ -25,7 +25,9 @@ function protectedTscWrites(f: AuditFrame): number[] {
     // (KVM_SET_MSRS returns how many of its entries it set)
     if (d.ioctl === 'KVM_SET_MSRS') return setsMsr(d.arg, ['MSR_IA32_TSC', 'MSR_IA32_TSC_ADJUST'], d.ret);
     const arg = d.arg as { group?: unknown; attr?: unknown } | null;
-    return d.ioctl === 'KVM_SET_DEVICE_ATTR' && [0, 'KVM_VCPU_TSC_CTRL'].includes(arg?.group as never) && [0, 'KVM_VCPU_TSC_OFFSET'].includes(arg?.attr as never);
+    return (
+      d.ioctl === 'KVM_SET_DEVICE_ATTR' && [0, 'KVM_VCPU_TSC_CTRL'].includes(arg?.group as never) && [0, 'KVM_VCPU_TSC_OFFSET'].includes(arg?.attr as never)
+    );
   });
 }
 const when = (cond: boolean): true[] => (cond ? [true] : []);
@@ -97,7 +99,8 @@ export const RULES: readonly Rule[] = [
       return lost.length ? [{ lost, worst: lost.reduce((a, b) => (a.tscErrorNs < b.tscErrorNs ? a : b)) }] : [];
     },
     severity: 'warn',
-    message: ({ lost, worst }, { f }) => `the guest TSC lost ${fmtNs(-worst.tscErrorNs)} of the ${fmtNs(f.elapsedNs)} that passed (vCPU ${lost.map((v) => v.vcpu).join(', ')})`,
+    message: ({ lost, worst }, { f }) =>
+      `the guest TSC lost ${fmtNs(-worst.tscErrorNs)} of the ${fmtNs(f.elapsedNs)} that passed (vCPU ${lost.map((v) => v.vcpu).join(', ')})`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -159,7 +162,9 @@ export const RULES: readonly Rule[] = [
     message: ({ w, lowest, before }) =>
       `the guest ran before its clock was restored: ${w.runs
         .map((r) => `vCPU ${r.vcpu} from its KVM_RUN (position ${r.position})`)
-        .join(', ')} until ${w.write.ioctl} (position ${w.write.position}), ${fmtNs(w.write.time - w.runs[0]!.time)} later; its kvmclock read ${fmtNs(lowest.kvmclock)} there, ${fmtNs(before - lowest.kvmclock)} behind its ${fmtNs(before)} as the stop began`,
+        .join(
+          ', ',
+        )} until ${w.write.ioctl} (position ${w.write.position}), ${fmtNs(w.write.time - w.runs[0]!.time)} later; its kvmclock read ${fmtNs(lowest.kvmclock)} there, ${fmtNs(before - lowest.kvmclock)} behind its ${fmtNs(before)} as the stop began`,
     cites: ({ w }) => [...w.runs.map((r) => r.position), w.write.position],
   }),
   rule({
@@ -216,7 +221,7 @@ export const RULES: readonly Rule[] = [
     code: 'counter_divergence',
     arch: 'arm64',
     atResume: true,
-    condition: "CNTVCT − CNTPCT on the boot vCPU changed across the stop by more than clockErrorNs",
+    condition: 'CNTVCT − CNTPCT on the boot vCPU changed across the stop by more than clockErrorNs',
     thresholds: ['clockErrorNs'],
     cases: ({ m, th }) => {
       const vmp = m.arm64!.virtualMinusPhysical;
@@ -224,7 +229,8 @@ export const RULES: readonly Rule[] = [
       return apart > th.clockErrorNs ? [{ vmp, apart }] : [];
     },
     severity: 'warn',
-    message: ({ vmp, apart }) => `the virtual and physical counters drifted ${fmtNs(apart)} apart (CNTVCT−CNTPCT went from ${vmp.before} to ${vmp.after} ticks)`,
+    message: ({ vmp, apart }) =>
+      `the virtual and physical counters drifted ${fmtNs(apart)} apart (CNTVCT−CNTPCT went from ${vmp.before} to ${vmp.after} ticks)`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -266,7 +272,8 @@ export const RULES: readonly Rule[] = [
     code: 'tsc_writes_ignored',
     arch: 'x86',
     atResume: false,
-    condition: 'the guest TSC is protected (createVm secureTsc) and the migration made TSC writes that KVM accepted: kvm_vcpu_write_tsc_offset() and __kvm_synchronize_tsc() return early',
+    condition:
+      'the guest TSC is protected (createVm secureTsc) and the migration made TSC writes that KVM accepted: kvm_vcpu_write_tsc_offset() and __kvm_synchronize_tsc() return early',
     thresholds: [],
     cases: ({ f }) => {
       const ignored = protectedTscWrites(f);
@@ -280,7 +287,8 @@ export const RULES: readonly Rule[] = [
   rule({
     code: 'frequency_drift',
     atResume: false,
-    condition: "the guest counter's real rate (tscFrequency.actualHz: x86, the guest TSC's; arm64, the host counter's) differs from its nominal one by more than driftPpb",
+    condition:
+      "the guest counter's real rate (tscFrequency.actualHz: x86, the guest TSC's; arm64, the host counter's) differs from its nominal one by more than driftPpb",
     thresholds: ['driftPpb', 'driftWarnPpb'],
     cases: ({ m, th }) => when(abs(m.tscFrequency.driftPpb) > th.driftPpb),
     severity: 'info',
@@ -300,7 +308,8 @@ export const RULES: readonly Rule[] = [
     atResume: false,
     condition: "kvmclock's rate (the pvclock's encoded frequency against the guest TSC's) is off by more than driftPpb",
     thresholds: ['driftPpb', 'driftWarnPpb'],
-    cases: ({ m, th }) => (m.pvclock && m.pvclock.driftPpb !== null && abs(m.pvclock.driftPpb) > th.driftPpb ? [{ ...m.pvclock, driftPpb: m.pvclock.driftPpb }] : []),
+    cases: ({ m, th }) =>
+      m.pvclock && m.pvclock.driftPpb !== null && abs(m.pvclock.driftPpb) > th.driftPpb ? [{ ...m.pvclock, driftPpb: m.pvclock.driftPpb }] : [],
     severity: 'info',
     or: { severity: 'warn', when: (pv, { th }) => abs(pv.driftPpb) > th.driftWarnPpb, condition: 'beyond driftWarnPpb' },
     message: (pv) =>

@@ -120,7 +120,10 @@ export function sessionAuditSource(session: Session, written: WrittenEvent[], st
     if (l.vmId === null || l.base !== 0 || l.state === null || !l.pending.length) continue;
     const sid = vmStreamId(l.vmId);
     const vcpus = vcpusOf(l.state as VmRecord).map((v) => v.id);
-    const t = firstRunOf(session.recorded(sid).map((r) => r.event), vcpus);
+    const t = firstRunOf(
+      session.recorded(sid).map((r) => r.event),
+      vcpus,
+    );
     if (t !== null) known.set(firstRunKey(sid, vcpus), t);
   }
   return {

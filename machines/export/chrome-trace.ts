@@ -92,10 +92,22 @@ export function tscErrorNs(tsc: bigint, base: { tsc: bigint; time: bigint; hz: b
   return ((s64(tsc - base.tsc) - expected) * 1_000_000_000n) / base.hz;
 }
 
-const metadata = (pid: number, tid: number, what: 'process_name' | 'thread_name', name: string): TraceEvent => ({ name: what, ph: 'M', ts: 0, pid, tid, args: { name } });
+const metadata = (pid: number, tid: number, what: 'process_name' | 'thread_name', name: string): TraceEvent => ({
+  name: what,
+  ph: 'M',
+  ts: 0,
+  pid,
+  tid,
+  args: { name },
+});
 
 /** The events of one VM between two positions: metadata, instants, and its counters sampled after each event. */
-function vmTrack(store: EventStore, vmId: string, pid: number, range: { from?: number; to?: number; baseline?: Baseline; samples?: { position: number; time: bigint }[] }): TraceEvent[] {
+function vmTrack(
+  store: EventStore,
+  vmId: string,
+  pid: number,
+  range: { from?: number; to?: number; baseline?: Baseline; samples?: { position: number; time: bigint }[] },
+): TraceEvent[] {
   const sid = vmStreamId(vmId);
   const out: TraceEvent[] = [];
   let rec: VmRecord | null = null;
@@ -162,7 +174,13 @@ function vmTrack(store: EventStore, vmId: string, pid: number, range: { from?: n
     for (const c of counters) {
       threads.add(c.vcpu);
       if (!baseline.tsc.has(c.vcpu)) baseline.tsc.set(c.vcpu, c.cntvct);
-      counter(`vCPU ${c.vcpu} CNTVCT error (ns)`, ts, c.vcpu, 'ns', Number(tscErrorNs(c.cntvct, { tsc: baseline.tsc.get(c.vcpu)!, time: baseline.time, hz: baseline.hz }, t)));
+      counter(
+        `vCPU ${c.vcpu} CNTVCT error (ns)`,
+        ts,
+        c.vcpu,
+        'ns',
+        Number(tscErrorNs(c.cntvct, { tsc: baseline.tsc.get(c.vcpu)!, time: baseline.time, hz: baseline.hz }, t)),
+      );
     }
     counter('CNTVOFF (ticks)', ts, VM_FD_TID, 'ticks', Number(s64(rec.arm64!.voffset)));
   };
@@ -235,14 +253,28 @@ export function migrationTrace(store: EventStore, migrationId: string, audit?: A
   const m: MigrationState = span.state;
   const a = audit === undefined ? auditMigration(store, migrationId) : audit;
   const events: TraceEvent[] = [
-    metadata(MIGRATION_PID, 0, 'process_name', `migration ${m.migrationId} (${m.strategy}${m.release ? ` ${m.release}` : ''}): ${m.vmId} ${m.fromHost} → ${m.toHost}`),
+    metadata(
+      MIGRATION_PID,
+      0,
+      'process_name',
+      `migration ${m.migrationId} (${m.strategy}${m.release ? ` ${m.release}` : ''}): ${m.vmId} ${m.fromHost} → ${m.toHost}`,
+    ),
     metadata(MIGRATION_PID, PHASES_TID, 'thread_name', 'phases'),
     metadata(MIGRATION_PID, BLACKOUT_TID, 'thread_name', 'blackout'),
   ];
   const start = BigInt(m.startedAt);
   const migEvents = [...store.scan({ streamId: migrationStreamId(migrationId), withoutMetadata: true })];
   const end = m.endedAt !== null ? BigInt(m.endedAt) : BigInt(migEvents[migEvents.length - 1]!.time);
-  events.push({ name: `migration ${m.migrationId}`, ph: 'X', ts: toUs(start), dur: toUs(end - start), pid: MIGRATION_PID, tid: PHASES_TID, cat: 'migration', args: { status: m.status, strategy: m.strategy, failure: m.failure } });
+  events.push({
+    name: `migration ${m.migrationId}`,
+    ph: 'X',
+    ts: toUs(start),
+    dur: toUs(end - start),
+    pid: MIGRATION_PID,
+    tid: PHASES_TID,
+    cat: 'migration',
+    args: { status: m.status, strategy: m.strategy, failure: m.failure },
+  });
   m.phases.forEach((p, i) => {
     const from = BigInt(p.time);
     const to = i + 1 < m.phases.length ? BigInt(m.phases[i + 1]!.time) : end;
@@ -254,7 +286,16 @@ export function migrationTrace(store: EventStore, migrationId: string, audit?: A
     if (e.type !== 'BlackoutElapsed') continue;
     const ns = BigInt((JSON.parse(e.data) as { ns: string }).ns);
     const at = BigInt(e.time);
-    events.push({ name: 'blackout', ph: 'X', ts: toUs(at - ns), dur: toUs(ns), pid: MIGRATION_PID, tid: BLACKOUT_TID, cat: 'blackout', args: { ns: ns.toString() } });
+    events.push({
+      name: 'blackout',
+      ph: 'X',
+      ts: toUs(at - ns),
+      dur: toUs(ns),
+      pid: MIGRATION_PID,
+      tid: BLACKOUT_TID,
+      cat: 'blackout',
+      args: { ns: ns.toString() },
+    });
   }
   // the audit's "before": the source guest as the stop began, the baseline of every TSC error here
   const frame = frameOf(logAuditSource(store), migrationId);

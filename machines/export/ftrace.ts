@@ -77,7 +77,12 @@ function vmLines(store: EventStore, vmId: string, tgid: number, range: { from?: 
   return out;
 }
 
-const HEADER = ['# tracer: nop', '#', '#           TASK-PID     TGID     CPU#     TIMESTAMP  FUNCTION', '#              | |         |        |         |         |'];
+const HEADER = [
+  '# tracer: nop',
+  '#',
+  '#           TASK-PID     TGID     CPU#     TIMESTAMP  FUNCTION',
+  '#              | |         |        |         |         |',
+];
 
 /**
  * A migration's tracepoints (its source VM as pid 1000, its destination as 2000) or a VM's whole

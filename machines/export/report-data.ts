@@ -166,7 +166,9 @@ export function migrationReportData(store: EventStore, migrationId: string, audi
   const stopAt = stop ? BigInt(stop.time) : BigInt(m.startedAt);
   const clocks = [
     ...clockStates(store, m.vmId, 'stop', { time: stopAt }),
-    ...(m.status === 'completed' && m.newVmId !== m.vmId ? clockStates(store, m.newVmId, 'resume', { position: span.to }) : clockStates(store, m.vmId, 'resume', { position: span.to })),
+    ...(m.status === 'completed' && m.newVmId !== m.vmId
+      ? clockStates(store, m.newVmId, 'resume', { position: span.to })
+      : clockStates(store, m.vmId, 'resume', { position: span.to })),
   ];
   return {
     migration: { migrationId: m.migrationId, vmId: m.vmId, newVmId: m.newVmId, fromHost: m.fromHost, toHost: m.toHost, strategy: m.strategy, status: m.status },

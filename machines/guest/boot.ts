@@ -77,7 +77,8 @@ export function bootLines(boot: GuestBoot, clocks: GuestClocks, s: GuestSettings
   p(clocksourceRegisterLine(kvm.name, kvm.mult, kvm.shift, MASK64));
   p(tscDetectedLine(boot.tscKhz));
   p(clocksourceRegisterLine('refined-jiffies', registerRefinedJiffiesMult(), JIFFIES_SHIFT, MASK32));
-  if (s.tscUnstable) p('tsc: Marking TSC unstable due to boot parameter'); // tsc_setup() → mark_tsc_unstable("boot parameter")
+  if (s.tscUnstable)
+    p('tsc: Marking TSC unstable due to boot parameter'); // tsc_setup() → mark_tsc_unstable("boot parameter")
   else p(clocksourceRegisterLine('tsc-early', tsc.mult, tsc.shift, MASK64)); // tsc_init()
   p(clocksourceRegisterLine('jiffies', jiffiesMult(), JIFFIES_SHIFT, MASK32));
   // clocksource_done_booting(): the "tsc" is not registered yet, and clocksource= names no "tsc-early":

@@ -70,7 +70,7 @@ export function guestClocks(
   const offset = kvmclock ? schedOffset : 0n;
   const read = (c: Clocksource, t: bigint, cpu: number): bigint => {
     const r = reading(t, cpu);
-    return c.name === 'kvm-clock' ? r.kvmclock ?? 0n : r.counter;
+    return c.name === 'kvm-clock' ? (r.kvmclock ?? 0n) : r.counter;
   };
   const ns = (c: Clocksource, t: bigint, cpu: number) => clocksourceCyc2ns(read(c, t, cpu), c.mult, c.shift);
   return {

@@ -64,7 +64,14 @@ export function x86Clocksources(s: GuestSettings, tscKhz: number, kvmclock: bool
   }
   if (s.tscUnstable) return list;
   // init_tsc_clocksource(): clocksource_register_khz(&clocksource_tsc, tsc_khz); tsc=reliable drops MUST_VERIFY
-  list.push({ name: 'tsc', rating: 300, mustVerify: !s.tscReliable, verifyPercpu: true, ...clocksourceUpdateFreqScale(1000n, BigInt(tscKhz)), hz: BigInt(tscKhz) * 1000n });
+  list.push({
+    name: 'tsc',
+    rating: 300,
+    mustVerify: !s.tscReliable,
+    verifyPercpu: true,
+    ...clocksourceUpdateFreqScale(1000n, BigInt(tscKhz)),
+    hz: BigInt(tscKhz) * 1000n,
+  });
   return list;
 }
 

@@ -137,7 +137,8 @@ export const GUEST_KERNEL_GATES: readonly KernelGate[] = [
     stable: { '6.6': '6.6.15', '6.1': '6.1.78', '5.15': '5.15.149' },
     commit: '644649553508',
     subject: 'clocksource: Skip watchdog check for large watchdog intervals',
-    evidence: 'tip timers/urgent 2024-01-25, in v6.8-rc2; "[PATCH 6.6 327/331]" of 6.6.15-rc1, "[PATCH 6.1 64/64]" of 6.1.78-rc1, in 5.15.149-rc1 (6.7.y and 5.10.y not checked)',
+    evidence:
+      'tip timers/urgent 2024-01-25, in v6.8-rc2; "[PATCH 6.6 327/331]" of 6.6.15-rc1, "[PATCH 6.1 64/64]" of 6.1.78-rc1, in 5.15.149-rc1 (6.7.y and 5.10.y not checked)',
   }),
   gate({
     id: 'negative-motion-7-8',

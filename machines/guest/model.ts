@@ -33,7 +33,10 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
   const schedOffset = boot ? (inp.read(boot.timeNs, inp.vcpus[0]!).kvmclock ?? 0n) : 0n;
   const clocks = guestClocks(inp.read, inp.vcpus, clocksources, schedOffset);
   const watchdog = clocksourceWatchdogConfig(clocks.clocksources, s);
-  const printer = (into: GuestLogEntry[]): Printk => (t, cpu, text) => into.push({ timeNs: t, guestNs: clocks.localClock(t, cpu), vcpu: cpu, text }) - 1;
+  const printer =
+    (into: GuestLogEntry[]): Printk =>
+    (t, cpu, text) =>
+      into.push({ timeNs: t, guestNs: clocks.localClock(t, cpu), vcpu: cpu, text }) - 1;
   const log: GuestLogEntry[] = [];
   const printk = printer(log);
   const bootLog: GuestLogEntry[] = [];

@@ -78,7 +78,14 @@ export const DEFAULT_GUEST: GuestSettings = {
 };
 
 /** ntpd's defaults: 64 s polls, slews at the kernel's 500 ppm, steps an offset beyond 128 ms once its stepout has passed. */
-export const NTPD: GuestSettings['ntp'] = { ...NTPD_TINKER, client: 'ntpd', pollNs: 64_000_000_000n, makestepThresholdNs: 0n, makestepLimit: 0, maxSlewPpb: 500_000n };
+export const NTPD: GuestSettings['ntp'] = {
+  ...NTPD_TINKER,
+  client: 'ntpd',
+  pollNs: 64_000_000_000n,
+  makestepThresholdNs: 0n,
+  makestepLimit: 0,
+  maxSlewPpb: 500_000n,
+};
 
 export type GuestOverrides = Partial<Omit<GuestSettings, 'ntp'>> & { ntp?: Partial<GuestSettings['ntp']> };
 
@@ -123,25 +130,29 @@ export const GUEST_SETTING_DOCS: Record<string, string> = {
     'CONFIG_PREEMPT_RCU (default true): the RCU stall names rcu_preempt; false: rcu_sched (RCU_NAME_RAW, kernel/rcu/tree.h). ' +
     "Firecracker's 6.18 guest config has it (PREEMPT_DYNAMIC=y), its 5.10 config does not (PREEMPT_NONE=y): " +
     'resources/guest_configs/microvm-kernel-ci-x86_64-{6.18,5.10}.config in firecracker-microvm/firecracker',
-  invariantTsc: 'the guest sees an invariant TSC: kvm-clock registers with rating 299, below the TSC\'s 300 (arch/x86/kernel/kvmclock.c; from 5.1, 7539b174aef4)',
-  watchdogMarginNs: 'the clocksource watchdog\'s margin (ns), replacing the kernel version\'s (audit threshold `watchdogMarginNs` maps here)',
+  invariantTsc:
+    "the guest sees an invariant TSC: kvm-clock registers with rating 299, below the TSC's 300 (arch/x86/kernel/kvmclock.c; from 5.1, 7539b174aef4)",
+  watchdogMarginNs: "the clocksource watchdog's margin (ns), replacing the kernel version's (audit threshold `watchdogMarginNs` maps here)",
   watchdogMaxSkewUs:
-    'CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US (µs, 50..1000; kernels from 5.18, fc153c1c58cb): the margin is 2 × (2 × it); absent, the version\'s Kconfig default, 125 from 6.3 (c37e85c135ce; distribution configs carry =125), 100 before',
-  watchdogIntervalNs: 'the clocksource watchdog\'s interval (ns, default WATCHDOG_INTERVAL = 0.5 s; audit threshold `watchdogIntervalNs` maps here)',
-  watchdogMaxIntervalNs: 'intervals longer than this are skipped as bogus (ns), replacing the kernel version\'s (1 s from 6.8 and its stable backports, none before; audit threshold `watchdogMaxIntervalNs` maps here)',
+    "CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US (µs, 50..1000; kernels from 5.18, fc153c1c58cb): the margin is 2 × (2 × it); absent, the version's Kconfig default, 125 from 6.3 (c37e85c135ce; distribution configs carry =125), 100 before",
+  watchdogIntervalNs: "the clocksource watchdog's interval (ns, default WATCHDOG_INTERVAL = 0.5 s; audit threshold `watchdogIntervalNs` maps here)",
+  watchdogMaxIntervalNs:
+    "intervals longer than this are skipped as bogus (ns), replacing the kernel version's (1 s from 6.8 and its stable backports, none before; audit threshold `watchdogMaxIntervalNs` maps here)",
   wallClockToleranceNs:
     'the guest CLOCK_REALTIME error at the resume tolerated before wall_clock_behind / wall_clock_ahead (ns, default 1 ms), and the error its NTP client must bring it within (guest.wallClock.convergedAt)',
-  watchdogThreshS: 'kernel.watchdog_thresh (s, default 10): the soft-lockup hrtimer runs every 2 × thresh / 5 s and reports a CPU stuck beyond 2 × thresh (audit threshold `softLockupNs` maps here as softLockupNs / 2, in whole seconds)',
+  watchdogThreshS:
+    'kernel.watchdog_thresh (s, default 10): the soft-lockup hrtimer runs every 2 × thresh / 5 s and reports a CPU stuck beyond 2 × thresh (audit threshold `softLockupNs` maps here as softLockupNs / 2, in whole seconds)',
   rcuStallTimeoutS: 'rcu_cpu_stall_timeout (s, default 21)',
   'ntp.client':
     '`chrony` (default), `ntpd` (ntp 4.2.8: slews at 500 ppm; an offset beyond 128 ms is ignored as a spike until 300 s after its last valid update, then stepped; beyond 1000 s it exits) or `none`',
-  'ntp.pollNs': 'the NTP client\'s update interval in guest CLOCK_MONOTONIC (ns, default 64 s): updates at every multiple of it since boot',
+  'ntp.pollNs': "the NTP client's update interval in guest CLOCK_MONOTONIC (ns, default 64 s): updates at every multiple of it since boot",
   'ntp.makestepThresholdNs': 'chrony makestep threshold (ns, default 1 s)',
   'ntp.makestepLimit': 'chrony makestep limit (default 3): only the first this many updates since boot may step; negative: no limit (chrony.conf(5))',
-  'ntp.maxSlewPpb': 'the largest slew rate in ppb (chrony maxslewrate 83333.333 ppm; ntpd 500 ppm), applied to the guest clock\'s own rate',
+  'ntp.maxSlewPpb': "the largest slew rate in ppb (chrony maxslewrate 83333.333 ppm; ntpd 500 ppm), applied to the guest clock's own rate",
   'ntp.ntpdX': 'ntpd -x: step threshold 600 s instead of 128 ms (the ntpd and "Clock State Machine" pages of ntp 4.2.8)',
-  'ntp.stepoutNs': 'ntpd `tinker stepout` (ns, default 300 s in ntp 4.2.8, CLOCK_MINSTEP): how long offsets beyond the step threshold are ignored after the last valid update',
+  'ntp.stepoutNs':
+    'ntpd `tinker stepout` (ns, default 300 s in ntp 4.2.8, CLOCK_MINSTEP): how long offsets beyond the step threshold are ignored after the last valid update',
   'ntp.panicNs': 'ntpd `tinker panic` (ns, default 1000 s, CLOCK_PANIC; 0: none): an offset beyond it makes ntpd exit',
-  sleeperPeriodNs: 'the period of the guest\'s sleeper on vCPU 0 (ns, default 100 ms)',
-  horizonNs: 'how long after the resume the guest\'s timers are simulated (ns, default 10 s; the wall-clock curve runs until NTP converges)',
+  sleeperPeriodNs: "the period of the guest's sleeper on vCPU 0 (ns, default 100 ms)",
+  horizonNs: "how long after the resume the guest's timers are simulated (ns, default 10 s; the wall-clock curve runs until NTP converges)",
 };

@@ -86,7 +86,9 @@ export function delayNs(input: MigrationMachineInput, delay: number): bigint {
 type Context = MigrationMachineInput & Held & { failure: MigrationFailure | null };
 
 const held = ({ context }: { context: Context }): Held => ({ vmm: context.vmm, atStop: context.atStop, saved: context.saved });
-const reads = (side: Side, afterResume: boolean) => ({ context }: { context: Context }): GuestReadsInput => ({ vmm: context.vmm, side, afterResume });
+const reads =
+  (side: Side, afterResume: boolean) =>
+  ({ context }: { context: Context }): GuestReadsInput => ({ vmm: context.vmm, side, afterResume });
 const phase = (p: MigrationPhase) => ({ type: 'enterPhase', params: { phase: p } }) as const;
 
 /** A refused step (StepFailure) rolls back; anything else the step threw ends the machine in error. */

@@ -152,7 +152,9 @@ export class VmmPort {
 
   /** Stop every running vCPU of a side (the VMM kicks them all out of KVM_RUN). */
   pauseAll(side: Side): void {
-    const vcpus = vcpusOf(this.vm(side)).filter((v) => v.running).map((v) => v.id);
+    const vcpus = vcpusOf(this.vm(side))
+      .filter((v) => v.running)
+      .map((v) => v.id);
     if (vcpus.length) this.session.vmCommands(this.vmId(side), { type: 'exits', vcpus });
   }
 

@@ -70,7 +70,8 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
   const release = resolveStrategyRelease(params.strategy);
   const src = s.requireVm(params.vmId);
   if (src.destroyed) throw new DomainError('invalid_state', `VM '${params.vmId}' was destroyed (${src.destroyReason})`, { vmId: params.vmId });
-  if (vcpusOf(src).length === 0) throw new DomainError('invalid_state', `VM '${params.vmId}' has no vCPUs: there is no guest clock to move`, { vmId: params.vmId });
+  if (vcpusOf(src).length === 0)
+    throw new DomainError('invalid_state', `VM '${params.vmId}' has no vCPUs: there is no guest clock to move`, { vmId: params.vmId });
   const cut = inFlightMigrationOf(s, params.inPlace ? [params.vmId] : [params.vmId, params.newVmId]);
   if (cut) {
     const which = cut.vmId === params.vmId || cut.newVmId === params.vmId ? params.vmId : params.newVmId;
@@ -83,7 +84,11 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
   // A guest with no vCPU in KVM_RUN reads no clock: the audit would compare nothing it saw with
   // true time. (Held VMs are refused first: a fork cut inside a migration leaves its VMs stopped.)
   if (!vcpusOf(src).some((v) => v.running)) {
-    throw new DomainError('invalid_state', `VM '${params.vmId}' has no vCPU in KVM_RUN: its guest is not running (never started, or paused), so there is no running clock to migrate; start it first (runVcpu / clockledger run ${params.vmId})`, { vmId: params.vmId });
+    throw new DomainError(
+      'invalid_state',
+      `VM '${params.vmId}' has no vCPU in KVM_RUN: its guest is not running (never started, or paused), so there is no running clock to migrate; start it first (runVcpu / clockledger run ${params.vmId})`,
+      { vmId: params.vmId },
+    );
   }
   const dstHost = s.requireHost(params.toHost);
   const strategy = strategyFor(name, src.arch);
@@ -93,7 +98,8 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
   }
   if (dstHost.arch !== src.arch) throw new DomainError('invalid_request', `VM '${params.vmId}' is ${src.arch} and host '${dstHost.id}' is ${dstHost.arch}`);
   if (params.inPlace) {
-    if (params.newVmId !== params.vmId || params.toHost !== src.hostId) throw new DomainError('invalid_request', 'an in-place pause stays on the same VM and host');
+    if (params.newVmId !== params.vmId || params.toHost !== src.hostId)
+      throw new DomainError('invalid_request', 'an in-place pause stays on the same VM and host');
   } else if (s.vm(params.newVmId)) {
     throw new DomainError('conflict', `VM '${params.newVmId}' already exists`, { vmId: params.newVmId });
   }
@@ -124,28 +130,32 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
     }
     s.record(streamId, ev, s.now());
   };
-  s.record(streamId, {
-    type: 'MigrationStarted',
-    data: {
-      migrationId: params.migrationId,
-      vmId: params.vmId,
-      newVmId: params.newVmId,
-      fromHost: src.hostId,
-      toHost: params.toHost,
-      strategy: name,
-      // the release and switches it ran with; a log without them ran the baseline release
-      ...(isBaseline(release) ? {} : { release: release.release, switches: release.switches }),
-      params: {
-        blackoutNs: params.blackoutNs.toString(),
-        vmmLatencyNs: params.vmmLatencyNs.toString(),
-        readSpacingNs: params.readSpacingNs.toString(),
-        writeSpacingNs: params.writeSpacingNs.toString(),
-        preSaveGapNs: params.preSaveGapNs.toString(),
-        options: params.options,
-        inPlace: params.inPlace === true,
+  s.record(
+    streamId,
+    {
+      type: 'MigrationStarted',
+      data: {
+        migrationId: params.migrationId,
+        vmId: params.vmId,
+        newVmId: params.newVmId,
+        fromHost: src.hostId,
+        toHost: params.toHost,
+        strategy: name,
+        // the release and switches it ran with; a log without them ran the baseline release
+        ...(isBaseline(release) ? {} : { release: release.release, switches: release.switches }),
+        params: {
+          blackoutNs: params.blackoutNs.toString(),
+          vmmLatencyNs: params.vmmLatencyNs.toString(),
+          readSpacingNs: params.readSpacingNs.toString(),
+          writeSpacingNs: params.writeSpacingNs.toString(),
+          preSaveGapNs: params.preSaveGapNs.toString(),
+          options: params.options,
+          inPlace: params.inPlace === true,
+        },
       },
-    },
-  } satisfies MigrationEvent, s.now());
+    } satisfies MigrationEvent,
+    s.now(),
+  );
 
   // The machine drives the steps; its blackout is a timer on the session's clock, which runs
   // (and advances the session's time to) each timer in turn until the machine is done.

@@ -112,7 +112,11 @@ function monotoneDirection(profiles: KernelProfile[], ref: KernelProfile): 'away
 /** Which of the switches where `target` differs from `base`, flipped alone on `base`, make the replay diverge. */
 export function bisectSwitches(store: EventStore, base: KernelProfile, target: KernelProfile, reference: KernelProfile | undefined, scope: ReplayScope) {
   const differing = differingSwitches(base, target).map((d) => d.switch);
-  const probes = differing.map((sw) => ({ switch: sw, value: switchValue(target, sw), ...probe(store, withSwitches(base, { [sw]: switchValue(target, sw) }), reference, scope) }));
+  const probes = differing.map((sw) => ({
+    switch: sw,
+    value: switchValue(target, sw),
+    ...probe(store, withSwitches(base, { [sw]: switchValue(target, sw) }), reference, scope),
+  }));
   return { base: base.name, target: target.name, differing, probes, culprits: probes.filter((p) => p.diverged).map((p) => p.switch) };
 }
 

@@ -38,7 +38,6 @@ export function recordedOutcome(ev: VmEvent): Outcome {
   return { result, trace: d.trace ?? [] };
 }
 
-
 /**
  * Whether a value as the kernel produced it (bigints included) equals its recorded JSON, without
  * encoding it: replay compares every event, and encodes only the ones that differ.

@@ -57,7 +57,12 @@ export const auditOutcome = (a: AuditReport, opts: ReleaseBisectOptions): Json =
     for (const k of opts.field.split('.')) v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
     return (v === undefined ? null : v) as Json;
   }
-  return `${a.verdict}: ${a.findings.map((f) => `${f.code}(${f.severity})`).sort().join(' ') || '-'}`;
+  return `${a.verdict}: ${
+    a.findings
+      .map((f) => `${f.code}(${f.severity})`)
+      .sort()
+      .join(' ') || '-'
+  }`;
 };
 
 /** The release specs to try: the ones given, or every modelled release of the migration's strategy, oldest first. */
@@ -67,7 +72,13 @@ function releaseSpecs(strategy: string, given?: readonly string[]): string[] {
 }
 
 /** Run migration `migrationId` again under each release spec (default: every modelled release of its strategy), from the log just before it began. */
-export async function bisectReleases(store: EventStore, migrationId: string, given: readonly string[] | undefined, scratch: Scratch, opts: ReleaseBisectOptions = {}): Promise<ReleaseBisectResult> {
+export async function bisectReleases(
+  store: EventStore,
+  migrationId: string,
+  given: readonly string[] | undefined,
+  scratch: Scratch,
+  opts: ReleaseBisectOptions = {},
+): Promise<ReleaseBisectResult> {
   const sid = migrationStreamId(migrationId);
   const mig = rebuildStream(store, sid).state as MigrationState | null;
   if (!mig) throw new DomainError('not_found', `no migration '${migrationId}'`, { migrationId });
@@ -75,7 +86,8 @@ export async function bisectReleases(store: EventStore, migrationId: string, giv
   const strategy = mig.strategy;
   const specs = releaseSpecs(strategy, given);
   for (const spec of specs) {
-    if (strategyNameOf(spec) !== strategy) throw new DomainError('invalid_request', `release '${spec}' is not of ${strategy}, the strategy migration '${migrationId}' ran`, { spec, strategy });
+    if (strategyNameOf(spec) !== strategy)
+      throw new DomainError('invalid_request', `release '${spec}' is not of ${strategy}, the strategy migration '${migrationId}' ran`, { spec, strategy });
   }
   const p = mig.params as Record<string, string | boolean | Record<string, Json>>;
   const rerun = async (spec: string): Promise<ReleaseProbe> => {
@@ -85,22 +97,27 @@ export async function bisectReleases(store: EventStore, migrationId: string, giv
       const target = s.open();
       try {
         rebuildWakeIndex(target);
-        await withSession(target, { handler: 'bisectReleases' }, (session) =>
-          runMigration(session, {
-            migrationId,
-            vmId: mig.vmId,
-            newVmId: mig.newVmId,
-            fromHost: mig.fromHost,
-            toHost: mig.toHost,
-            inPlace: p.inPlace === true,
-            strategy: spec,
-            blackoutNs: BigInt(p.blackoutNs as string),
-            vmmLatencyNs: BigInt(p.vmmLatencyNs as string),
-            readSpacingNs: BigInt(p.readSpacingNs as string),
-            writeSpacingNs: BigInt(p.writeSpacingNs as string),
-            preSaveGapNs: BigInt(p.preSaveGapNs as string),
-            options: (p.options ?? {}) as Record<string, Json>,
-          }), () => null);
+        await withSession(
+          target,
+          { handler: 'bisectReleases' },
+          (session) =>
+            runMigration(session, {
+              migrationId,
+              vmId: mig.vmId,
+              newVmId: mig.newVmId,
+              fromHost: mig.fromHost,
+              toHost: mig.toHost,
+              inPlace: p.inPlace === true,
+              strategy: spec,
+              blackoutNs: BigInt(p.blackoutNs as string),
+              vmmLatencyNs: BigInt(p.vmmLatencyNs as string),
+              readSpacingNs: BigInt(p.readSpacingNs as string),
+              writeSpacingNs: BigInt(p.writeSpacingNs as string),
+              preSaveGapNs: BigInt(p.preSaveGapNs as string),
+              options: (p.options ?? {}) as Record<string, Json>,
+            }),
+          () => null,
+        );
         const r = resolveStrategyRelease(spec);
         return { spec, release: r.release, switches: r.switches, outcome: auditOutcome(auditMigration(target, migrationId)!, opts) };
       } finally {

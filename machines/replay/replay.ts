@@ -84,52 +84,53 @@ export function replayLog(store: EventStore, o: ReplayOptions): ReplayRun {
   // events come in runs at one instant: its decimal string is converted once per run
   let timeText = '';
   let time = 0n;
-  for (const c of scan) for (let i = 0; i < c.length; i += 6) {
-    const streamId = c[i + 1] as string;
-    if (wanted ? !wanted.has(streamId) : !streamId.startsWith(VM_STREAM_PREFIX)) continue;
-    const position = c[i] as number;
-    const version = c[i + 2] as number;
-    const type = c[i + 3] as string;
-    const data = c[i + 5] as object;
-    if (c[i + 4] !== timeText) time = BigInt((timeText = c[i + 4] as string));
-    const ev = { type, data, time } as unknown as VmEvent;
-    const before = replayed.get(streamId) ?? null;
-    const r = execute(before, ev, time, replayOpts);
-    if (r.rec !== before) replayed.set(streamId, r.rec);
-    let ref: Outcome | null = null;
-    let same: boolean;
-    if (o.reference) {
-      const x = execute(reference.get(streamId) ?? null, ev, time, referenceOpts);
-      reference.set(streamId, x.rec);
-      ref = { result: toJson(x.outcome.result), trace: toJson(x.outcome.trace) as Json[] };
-      same = matchesJson(r.outcome.result, ref.result) && matchesJson(r.outcome.trace, ref.trace);
-    } else {
-      same = matchesRecorded(ev, r.outcome.result, r.outcome.trace);
+  for (const c of scan)
+    for (let i = 0; i < c.length; i += 6) {
+      const streamId = c[i + 1] as string;
+      if (wanted ? !wanted.has(streamId) : !streamId.startsWith(VM_STREAM_PREFIX)) continue;
+      const position = c[i] as number;
+      const version = c[i + 2] as number;
+      const type = c[i + 3] as string;
+      const data = c[i + 5] as object;
+      if (c[i + 4] !== timeText) time = BigInt((timeText = c[i + 4] as string));
+      const ev = { type, data, time } as unknown as VmEvent;
+      const before = replayed.get(streamId) ?? null;
+      const r = execute(before, ev, time, replayOpts);
+      if (r.rec !== before) replayed.set(streamId, r.rec);
+      let ref: Outcome | null = null;
+      let same: boolean;
+      if (o.reference) {
+        const x = execute(reference.get(streamId) ?? null, ev, time, referenceOpts);
+        reference.set(streamId, x.rec);
+        ref = { result: toJson(x.outcome.result), trace: toJson(x.outcome.trace) as Json[] };
+        same = matchesJson(r.outcome.result, ref.result) && matchesJson(r.outcome.trace, ref.trace);
+      } else {
+        same = matchesRecorded(ev, r.outcome.result, r.outcome.trace);
+      }
+      n++;
+      if (o.onProgress && n % 5000 === 0) o.onProgress(position);
+      if (position < (o.fromPosition ?? 0) || same) continue;
+      ref ??= recordedOutcome(ev);
+      r.outcome = { result: toJson(r.outcome.result), trace: toJson(r.outcome.trace) as Json[] };
+      count++;
+      if (divergences.length < keep) {
+        const d = data as { vcpu?: number | null; ioctl?: string; op?: string; arg?: Json };
+        divergences.push({
+          position,
+          time,
+          streamId,
+          vmId: vmIdOf(streamId)!,
+          version,
+          type,
+          ...(d.ioctl !== undefined ? { ioctl: d.ioctl } : {}),
+          ...(d.op !== undefined ? { op: d.op } : {}),
+          ...(d.arg !== undefined && d.arg !== null ? { arg: d.arg } : {}),
+          vcpu: d.vcpu ?? null,
+          recorded: ref,
+          replayed: r.outcome,
+        });
+      }
     }
-    n++;
-    if (o.onProgress && n % 5000 === 0) o.onProgress(position);
-    if (position < (o.fromPosition ?? 0) || same) continue;
-    ref ??= recordedOutcome(ev);
-    r.outcome = { result: toJson(r.outcome.result), trace: toJson(r.outcome.trace) as Json[] };
-    count++;
-    if (divergences.length < keep) {
-      const d = data as { vcpu?: number | null; ioctl?: string; op?: string; arg?: Json };
-      divergences.push({
-        position,
-        time,
-        streamId,
-        vmId: vmIdOf(streamId)!,
-        version,
-        type,
-        ...(d.ioctl !== undefined ? { ioctl: d.ioctl } : {}),
-        ...(d.op !== undefined ? { op: d.op } : {}),
-        ...(d.arg !== undefined && d.arg !== null ? { arg: d.arg } : {}),
-        vcpu: d.vcpu ?? null,
-        recorded: ref,
-        replayed: r.outcome,
-      });
-    }
-  }
   const final = (m: Map<string, VmRecord | null>) => {
     const out = new Map<string, VmRecord>();
     for (const [sid, rec] of m) if (rec) out.set(vmIdOf(sid)!, rec);

@@ -68,7 +68,11 @@ function describe(d: Divergence): string {
     return `${o.trace.length} tracepoint${o.trace.length === 1 ? '' : 's'}`;
   };
   const same = res(d.recorded) === res(d.replayed);
-  const tail = !same ? '' : jsonEqual(d.recorded.result, d.replayed.result) ? ' (tracepoints differ)' : `, output differs: ${fieldChanges(d.recorded.result, d.replayed.result)}`;
+  const tail = !same
+    ? ''
+    : jsonEqual(d.recorded.result, d.replayed.result)
+      ? ' (tracepoints differ)'
+      : `, output differs: ${fieldChanges(d.recorded.result, d.replayed.result)}`;
   return `${what}${where} at position ${d.position}: recorded ${res(d.recorded)}, replayed ${res(d.replayed)}${tail}`;
 }
 
@@ -93,7 +97,14 @@ function failingStep(d: Divergence, phase: string | null) {
   const failsNow = (rep?.ret !== undefined && rep.ret < 0) || rep?.error !== undefined;
   const succeeded = rec?.ret === undefined || rec.ret >= 0;
   if (!failsNow || !succeeded) return null;
-  return { step: phase ? (STEP_OF_PHASE[phase] ?? phase) : null, phase, position: d.position, ioctl: d.ioctl ?? d.op ?? d.type, vcpu: d.vcpu, errno: rep?.errno ?? rep?.error ?? null };
+  return {
+    step: phase ? (STEP_OF_PHASE[phase] ?? phase) : null,
+    phase,
+    position: d.position,
+    ioctl: d.ioctl ?? d.op ?? d.type,
+    vcpu: d.vcpu,
+    errno: rep?.errno ?? rep?.error ?? null,
+  };
 }
 
 /** kvmclock's rate against the guest TSC's in a VM state (ppb, ms/day). */
@@ -106,7 +117,13 @@ function pvclockRate(rec: VmRecord | undefined, host: HostState | null) {
   return { frequencyHz: hz, guestTscHz: tscHz, driftPpb: ppb, driftPpm: (Number(ppb) / 1000).toFixed(3), msPerDay: ((Number(ppb) * 86_400) / 1e6).toFixed(3) };
 }
 
-export function replayReport(store: EventStore, run: ReplayRun, profile: KernelProfile, reference: KernelProfile | undefined, thresholds?: Partial<AuditThresholds>) {
+export function replayReport(
+  store: EventStore,
+  run: ReplayRun,
+  profile: KernelProfile,
+  reference: KernelProfile | undefined,
+  thresholds?: Partial<AuditThresholds>,
+) {
   const spans = migrationSpans(store);
   const inSpan = (d: Divergence) => spans.find((m) => (d.vmId === m.state.vmId || d.vmId === m.state.newVmId) && d.position >= m.from && d.position <= m.to);
   // each divergence placed in its migration and annotated once
@@ -176,8 +193,17 @@ export function replayReport(store: EventStore, run: ReplayRun, profile: KernelP
 function auditDifference(a: AuditReport, b: AuditReport) {
   return {
     verdict: { recorded: a.verdict, replayed: b.verdict },
-    tscErrorNs: a.vcpus.map((v, i) => ({ vcpu: v.vcpu, recorded: v.tscErrorNs, replayed: b.vcpus[i]?.tscErrorNs ?? null, delta: b.vcpus[i] ? b.vcpus[i].tscErrorNs - v.tscErrorNs : null })),
-    kvmclockErrorNs: { recorded: a.kvmclock.errorNs, replayed: b.kvmclock.errorNs, delta: a.kvmclock.errorNs !== null && b.kvmclock.errorNs !== null ? b.kvmclock.errorNs - a.kvmclock.errorNs : null },
+    tscErrorNs: a.vcpus.map((v, i) => ({
+      vcpu: v.vcpu,
+      recorded: v.tscErrorNs,
+      replayed: b.vcpus[i]?.tscErrorNs ?? null,
+      delta: b.vcpus[i] ? b.vcpus[i].tscErrorNs - v.tscErrorNs : null,
+    })),
+    kvmclockErrorNs: {
+      recorded: a.kvmclock.errorNs,
+      replayed: b.kvmclock.errorNs,
+      delta: a.kvmclock.errorNs !== null && b.kvmclock.errorNs !== null ? b.kvmclock.errorNs - a.kvmclock.errorNs : null,
+    },
     skewCycles: { recorded: a.skewCycles.after, replayed: b.skewCycles.after },
     masterClock: { recorded: a.masterClock.after, replayed: b.masterClock.after },
     findings: {
@@ -194,4 +220,3 @@ function guestLogDifference(a: AuditReport, b: AuditReport) {
   const [ra, rb] = [lines(a), lines(b)];
   return { same: JSON.stringify(ra) === JSON.stringify(rb), onlyRecorded: ra.filter((t) => !rb.includes(t)), onlyReplayed: rb.filter((t) => !ra.includes(t)) };
 }
-

@@ -19,7 +19,13 @@ export interface AsyncLogEngine {
   readonly path: string;
   commit(
     batches: AppendBatch[],
-    opts?: { requestId?: string; fingerprint?: string; handler?: string; response?: (written: WrittenEvent[]) => unknown; alsoWrite?: (written: WrittenEvent[]) => void | Promise<void> },
+    opts?: {
+      requestId?: string;
+      fingerprint?: string;
+      handler?: string;
+      response?: (written: WrittenEvent[]) => unknown;
+      alsoWrite?: (written: WrittenEvent[]) => void | Promise<void>;
+    },
   ): Promise<CommitResult>;
   findRequest(requestId: string, fingerprint?: string): Promise<{ response: unknown } | undefined>;
   scan(opts?: ReadOptions): AsyncIterable<RawEvent>;
@@ -132,7 +138,9 @@ class Loader implements LoadingReader {
       case 'head': {
         const last = await this.engine.lastPosition();
         let head: { position: number; time: bigint } | null = null;
-        if (last > 0) for await (const r of this.engine.scan({ fromPosition: last, toPosition: last, withoutMetadata: true })) head = { position: last, time: BigInt(r.time) };
+        if (last > 0)
+          for await (const r of this.engine.scan({ fromPosition: last, toPosition: last, withoutMetadata: true }))
+            head = { position: last, time: BigInt(r.time) };
         this.head = head;
         return;
       }

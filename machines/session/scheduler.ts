@@ -76,12 +76,16 @@ export class Scheduler {
     const from = this.now();
     const to = from + ns;
     if (ns === 0n) return from;
-    if (to >= MAX_TIME) throw new DomainError('invalid_request', `time would pass ${MAX_TIME - 1n} ns (the log keeps signed 64-bit instants)`, { now: from.toString() });
+    if (to >= MAX_TIME)
+      throw new DomainError('invalid_request', `time would pass ${MAX_TIME - 1n} ns (the log keeps signed 64-bit instants)`, { now: from.toString() });
     for (let fired = 0; ; fired++) {
       const best = this.nextDueVm(to);
       if (!best) break;
       if (fired >= MAX_TIMERS_PER_SESSION) {
-        throw new DomainError('invalid_request', `advancing ${ns} ns would fire more than ${MAX_TIMERS_PER_SESSION} delayed clock works: advance in smaller steps`);
+        throw new DomainError(
+          'invalid_request',
+          `advancing ${ns} ns would fire more than ${MAX_TIMERS_PER_SESSION} delayed clock works: advance in smaller steps`,
+        );
       }
       this.clock = best.at > this.clock! ? best.at : this.clock;
       this.fire(best.vmId, this.clock!);

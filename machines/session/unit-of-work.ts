@@ -129,7 +129,8 @@ export class UnitOfWork {
   keepSnapshot(streamId: string, persist = true): void {
     const l = this.load(streamId);
     // a private copy: the live state goes on changing in place (it is serialized at commit)
-    if (l.version > 0 && l.state !== null) this.snapshotsToSave.push({ streamId, version: l.version, state: copyStreamState(streamKind(streamId), l.state), persist });
+    if (l.version > 0 && l.state !== null)
+      this.snapshotsToSave.push({ streamId, version: l.version, state: copyStreamState(streamKind(streamId), l.state), persist });
   }
 
   /** The events this session recorded on a stream, with the versions they take. */
@@ -165,7 +166,11 @@ export class UnitOfWork {
    * streams that have them (`wakeAtOf`), the snapshots to persist, and the request's answer.
    * `mustHold` names a stream whose version the commit checks even if nothing was recorded on it.
    */
-  protected unitCommit(response: ((written: WrittenEvent[]) => unknown) | undefined, mustHold: string, wakeAtOf: (l: Loaded) => bigint | null | undefined): UnitCommit {
+  protected unitCommit(
+    response: ((written: WrittenEvent[]) => unknown) | undefined,
+    mustHold: string,
+    wakeAtOf: (l: Loaded) => bigint | null | undefined,
+  ): UnitCommit {
     // Keep the decision order across streams (so time never goes backwards in position order):
     // one batch per run of consecutive events on a stream, each expecting the version before it.
     const batches: AppendBatch[] = [];

@@ -113,7 +113,7 @@ export const TRACE_RULES: readonly TraceRule[] = [
   }),
   rule({
     code: 'pvclock_tsc_stable_cleared',
-    condition: 'a vCPU\'s pvclock update cleared PVCLOCK_TSC_STABLE_BIT that its previous update had set',
+    condition: "a vCPU's pvclock update cleared PVCLOCK_TSC_STABLE_BIT that its previous update had set",
     severity: 'warn',
     cases: ({ m }) => {
       const cleared = m.pvclock.stableBitFlips.filter((x) => !x.stable);

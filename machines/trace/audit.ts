@@ -19,7 +19,10 @@ export function auditTrace(store: EventStore, traceId: string, opts: TraceAuditO
   const trace = readTrace(store, traceId);
   if (!trace) return null;
   const lost = trace.head.lost ?? [];
-  return traceAudit(trace.head, [...trace.byVm].map(([vm, evs]) => auditVm(vm, evs, opts, lost)));
+  return traceAudit(
+    trace.head,
+    [...trace.byVm].map(([vm, evs]) => auditVm(vm, evs, opts, lost)),
+  );
 }
 
 /** The audit of one VM's events as stored (in trace order); lost: the capture's lost-event lines. */

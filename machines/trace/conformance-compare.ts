@@ -112,8 +112,7 @@ export function emulationFailed(
     emulated: null,
     afterLine: null,
     message:
-      `the emulated restore failed at its ${failure.step} step${where}: ${failure.reason}. ` +
-      `${strategy}, as modelled, cannot restore this VM on ${profile}`,
+      `the emulated restore failed at its ${failure.step} step${where}: ${failure.reason}. ` + `${strategy}, as modelled, cannot restore this VM on ${profile}`,
   };
 }
 

@@ -99,34 +99,39 @@ export async function emulate(scratch: ConformanceScratch, p: ConformanceParamet
   try {
     const store = s.open();
     try {
-      await withSession(store, { handler: 'conformance' }, (session) => {
-        session.createHost({ id: 'src', arch: 'x86', profile, tscKhz: khz, initialCounter: 0n, clocksource: 'tsc' });
-        session.createHost({ id: 'dst', arch: 'x86', profile, tscKhz: khz, initialCounter: dstInitial, clocksource: 'tsc' });
-        const src = session.requireHost('src');
-        const info: VmHostInfo = { counterHz: src.counterHz, counterClocksource: src.counterClocksource, x86: src.x86, arm64: src.arm64 };
-        const vm = EMULATED_SOURCE;
-        session.vmCommand(vm, { type: 'create', data: { vmId: vm, hostId: 'src', arch: 'x86', profile: src.profile, host: hostInfoToJson(info) } });
-        for (const id of p.vcpuIds) session.vmCommand(vm, { type: 'ioctl', vcpu: null, ioctl: 'KVM_CREATE_VCPU', arg: id });
-        for (const id of p.vcpuIds) session.vmCommand(vm, { type: 'ioctl', vcpu: id, ioctl: 'KVM_RUN', arg: undefined });
-        // the guest uses kvmclock, so the restored VM gets pvclock updates
-        for (const id of p.vcpuIds) session.vmCommand(vm, { type: 'guest', vcpu: id, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 4097 });
-        session.advanceTime(runNs);
-        spendAfterCreation(session, EMULATED_DESTINATION, p.vcpuIds.length, p.restoreGapNs);
-        return runMigration(session, {
-          migrationId: EMULATED_MIGRATION,
-          vmId: EMULATED_SOURCE,
-          newVmId: EMULATED_DESTINATION,
-          fromHost: 'src',
-          toHost: 'dst',
-          strategy: spec,
-          blackoutNs: p.blackoutNs,
-          vmmLatencyNs: p.vmmLatencyNs,
-          readSpacingNs: 0n,
-          writeSpacingNs: p.writeSpacingNs,
-          preSaveGapNs: 0n,
-          options: {},
-        });
-      }, () => null);
+      await withSession(
+        store,
+        { handler: 'conformance' },
+        (session) => {
+          session.createHost({ id: 'src', arch: 'x86', profile, tscKhz: khz, initialCounter: 0n, clocksource: 'tsc' });
+          session.createHost({ id: 'dst', arch: 'x86', profile, tscKhz: khz, initialCounter: dstInitial, clocksource: 'tsc' });
+          const src = session.requireHost('src');
+          const info: VmHostInfo = { counterHz: src.counterHz, counterClocksource: src.counterClocksource, x86: src.x86, arm64: src.arm64 };
+          const vm = EMULATED_SOURCE;
+          session.vmCommand(vm, { type: 'create', data: { vmId: vm, hostId: 'src', arch: 'x86', profile: src.profile, host: hostInfoToJson(info) } });
+          for (const id of p.vcpuIds) session.vmCommand(vm, { type: 'ioctl', vcpu: null, ioctl: 'KVM_CREATE_VCPU', arg: id });
+          for (const id of p.vcpuIds) session.vmCommand(vm, { type: 'ioctl', vcpu: id, ioctl: 'KVM_RUN', arg: undefined });
+          // the guest uses kvmclock, so the restored VM gets pvclock updates
+          for (const id of p.vcpuIds) session.vmCommand(vm, { type: 'guest', vcpu: id, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 4097 });
+          session.advanceTime(runNs);
+          spendAfterCreation(session, EMULATED_DESTINATION, p.vcpuIds.length, p.restoreGapNs);
+          return runMigration(session, {
+            migrationId: EMULATED_MIGRATION,
+            vmId: EMULATED_SOURCE,
+            newVmId: EMULATED_DESTINATION,
+            fromHost: 'src',
+            toHost: 'dst',
+            strategy: spec,
+            blackoutNs: p.blackoutNs,
+            vmmLatencyNs: p.vmmLatencyNs,
+            readSpacingNs: 0n,
+            writeSpacingNs: p.writeSpacingNs,
+            preSaveGapNs: 0n,
+            options: {},
+          });
+        },
+        () => null,
+      );
       // the destination VM alone: an emulated line number is its place among its lines (a migration
       // that failed before creating it leaves none)
       const text = ftraceText(store, EMULATED_DESTINATION) ?? '';

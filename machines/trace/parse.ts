@@ -41,7 +41,16 @@ export type TraceFields =
   | { event: 'kvm_write_tsc_offset'; vcpu: number; prev: bigint; next: bigint }
   | { event: 'kvm_update_master_clock'; masterclock: boolean; hostclock: string; offsetMatched: boolean }
   | { event: 'kvm_track_tsc'; vcpu: number; masterclock: boolean; nrVcpusMatchedTsc: number; nrOnline: number; hostclock: string }
-  | { event: 'kvm_pvclock_update'; vcpu: number; version: number; tscTimestamp: bigint; systemTime: bigint; tscToSystemMul: number; tscShift: number; flags: number }
+  | {
+      event: 'kvm_pvclock_update';
+      vcpu: number;
+      version: number;
+      tscTimestamp: bigint;
+      systemTime: bigint;
+      tscToSystemMul: number;
+      tscShift: number;
+      flags: number;
+    }
   | { event: 'kvm_msr'; write: boolean; msr: number; data: bigint; gp: boolean }
   | { event: 'kvm_timer_update_irq'; vcpu: number; irq: number; level: number }
   | { event: 'kvm_timer_save_state' | 'kvm_timer_restore_state'; ctl: bigint; cval: bigint; timerIndex: number }
@@ -388,7 +397,12 @@ function readBody(event: KnownEvent, body: string, lineNo: number): TraceFields 
       return { event, vcpu: arm64Vcpu(m[1]!, 'VCPU'), irq: int(m[2]!, 'IRQ'), level: int(m[3]!, 'level') };
     case 'kvm_timer_save_state':
     case 'kvm_timer_restore_state':
-      return { event, ctl: u64Of(m[1]!, 16, lineNo, event, 'CTL'), cval: u64Of(m[2]!, 16, lineNo, event, 'CVAL'), timerIndex: sint(m[3]!, 'arch_timer_ctx_index', -1, 3) };
+      return {
+        event,
+        ctl: u64Of(m[1]!, 16, lineNo, event, 'CTL'),
+        cval: u64Of(m[2]!, 16, lineNo, event, 'CVAL'),
+        timerIndex: sint(m[3]!, 'arch_timer_ctx_index', -1, 3),
+      };
     case 'kvm_get_timer_map': {
       const idx = (s: string, what: string) => sint(s, what, -1, 3);
       return {

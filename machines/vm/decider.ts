@@ -74,7 +74,9 @@ function singlesOf(cmd: VmCommand): SingleCommand[] {
   if (cmd.type !== 'guests' && cmd.type !== 'exits') return [cmd];
   const { tick: _tick, ...untick } = cmd.hw;
   const hwOf = (i: number): HostSample => (i === 0 ? cmd.hw : untick);
-  return cmd.type === 'guests' ? cmd.ops.map((o, i) => ({ type: 'guest', hw: hwOf(i), ...o })) : cmd.vcpus.map((vcpu, i) => ({ type: 'exit', vcpu, hw: hwOf(i) }));
+  return cmd.type === 'guests'
+    ? cmd.ops.map((o, i) => ({ type: 'guest', hw: hwOf(i), ...o }))
+    : cmd.vcpus.map((vcpu, i) => ({ type: 'exit', vcpu, hw: hwOf(i) }));
 }
 
 /** The host's clocks at the command's instant (no `at`), or at an earlier instant (a catch-up tick). */

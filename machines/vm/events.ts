@@ -83,7 +83,6 @@ export type VmEvent =
 /** A VM event at its instant, as the log holds it (and as replay reads it back): what the decider decides and evolves by. */
 export type VmLogEvent = VmEvent & { time: bigint };
 
-
 export { VM_STREAM_PREFIX, vmStreamId, vmIdOf } from '../stream-ids.js';
 
 export function hostInfoToJson(h: VmHostInfo): VmHostInfoJson {

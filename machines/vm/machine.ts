@@ -84,7 +84,9 @@ export const vmMachine = setup({
     // ... and they are all the vCPUs in KVM_RUN: the guest stops
     lastRunningVcpu: ({ context, event }) => {
       if (event.type !== 'exit' && event.type !== 'exits') return false;
-      const running = vcpusOf(context.rec).filter((v) => v.running).map((v) => v.id);
+      const running = vcpusOf(context.rec)
+        .filter((v) => v.running)
+        .map((v) => v.id);
       const ids = new Set(targetVcpus(event));
       return ids.size === targetVcpus(event).length && running.length === ids.size && running.every((id) => ids.has(id));
     },

@@ -109,7 +109,9 @@ describe('exit codes and units', () => {
   it('--tsc-khz given in Hz is refused (exit 1) with the kHz value meant', async () => {
     const r = await cli(['hosts', 'create', 'src', '--tsc-khz', '3000000000']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe('error [invalid_request]: tscKhz: 3000000000 kHz is 3 THz, not a plausible TSC rate (100 MHz to 20 GHz, given in kHz); if 3000000000 is in Hz, that is 3000000 kHz\n');
+    expect(r.stderr).toBe(
+      'error [invalid_request]: tscKhz: 3000000000 kHz is 3 THz, not a plausible TSC rate (100 MHz to 20 GHz, given in kHz); if 3000000000 is in Hz, that is 3000000 kHz\n',
+    );
   });
 
   it('a misspelled strategy or kernel: did you mean …?', async () => {
@@ -185,7 +187,11 @@ describe('human output: wrapped, never cut', () => {
 
 describe('replay and bisect, for people', () => {
   it('show the audits side by side, the kvmclock frequency per profile and each probe, leaving nothing to --json', async () => {
-    await setup([...RUNNING_VM.slice(0, 5), ['advanceTime', { ns: '500000000' }], ['migrate', { vmId: 'web', toHost: 'dst', strategy: 'qemu', blackoutNs: 300_000_000 }]]);
+    await setup([
+      ...RUNNING_VM.slice(0, 5),
+      ['advanceTime', { ns: '500000000' }],
+      ['migrate', { vmId: 'web', toHost: 'dst', strategy: 'qemu', blackoutNs: 300_000_000 }],
+    ]);
     const r = await cli(['replay', '--profile', 'linux-5.15', '--migration', 'm1'], { COLUMNS: '200' });
     expect(r.code).toBe(0);
     expect(r.stdout).not.toContain('see --json');
@@ -244,7 +250,7 @@ describe('control characters in free text', () => {
   const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
   const reason = '\u001b[2J\u001b]0;T\u0007 and \u009b31m, \u202eevil\r\nfake line';
 
-  it('are escaped in tables, key: value output and the log (as $\'…\' would write them), and kept exact in --json', async () => {
+  it("are escaped in tables, key: value output and the log (as $'…' would write them), and kept exact in --json", async () => {
     await setup([...RUNNING_VM, ['destroyVm', { vmId: 'web', reason }]]);
     const shown = String.raw`\e[2J\e]0;T\a and \x9b31m, \u202eevil\r\nfake line`;
     for (const args of [['log'], ['events', '--vm', 'web'], ['state', 'web'], ['vms', 'list']]) {
@@ -273,7 +279,13 @@ describe('the log, its first and its last events', () => {
     expect(head.code).toBe(0);
     expect(head.stdout.trimEnd().split('\n').at(-1)).toBe('2 of 7 events, positions 1 to 2 (5 after them: --from 3 for the next, --last 5 for the last ones)');
     const tail = await cli(['log', '--last', '3']);
-    expect(tail.stdout.trimEnd().split('\n').slice(2, -1).map((l) => Number(l.trim().split(/\s+/)[0]))).toEqual([5, 6, 7]);
+    expect(
+      tail.stdout
+        .trimEnd()
+        .split('\n')
+        .slice(2, -1)
+        .map((l) => Number(l.trim().split(/\s+/)[0])),
+    ).toEqual([5, 6, 7]);
     expect(tail.stdout.trimEnd().split('\n').at(-1)).toBe('3 of 7 events, positions 5 to 7 (4 before them)');
     expect((await cli(['log'])).stdout.trimEnd().split('\n').at(-1)).toBe('7 events');
     expect((await cli(['log', '--last', '2', '--limit', '2'])).code).toBe(1);

@@ -297,7 +297,10 @@ describe('clockledger: every handler, end to end', () => {
 
     // a host trace: imported from a file, audited by its id through `audit` and `trace audit`
     const capture = join(dir, 'capture.trace');
-    writeFileSync(capture, ['# tracer: nop', '      CPU 0/KVM-4243    [001] .....   100.000001: kvm_write_tsc_offset: vcpu=0 prev=0 next=18446735073709551616', ''].join('\n'));
+    writeFileSync(
+      capture,
+      ['# tracer: nop', '      CPU 0/KVM-4243    [001] .....   100.000001: kvm_write_tsc_offset: vcpu=0 prev=0 next=18446735073709551616', ''].join('\n'),
+    );
     r = await ok(['import-trace', capture, '--vm', '4243=web', '--json']);
     expect(r).toMatchObject({ traceId: 't1', events: 1 });
     use('importTrace');
@@ -353,7 +356,29 @@ describe('clockledger: every handler, end to end', () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('Exit codes');
     expect(help.stdout).toMatch(/2\s+usage error/);
-    for (const c of ['invoke', 'hosts', 'time', 'vms', 'run', 'pause', 'ioctl', 'guest', 'migrate', 'audit', 'events|log', 'state', 'replay', 'diff', 'bisect', 'verify', 'fork', 'strategies', 'profiles', 'handlers', 'demo']) {
+    for (const c of [
+      'invoke',
+      'hosts',
+      'time',
+      'vms',
+      'run',
+      'pause',
+      'ioctl',
+      'guest',
+      'migrate',
+      'audit',
+      'events|log',
+      'state',
+      'replay',
+      'diff',
+      'bisect',
+      'verify',
+      'fork',
+      'strategies',
+      'profiles',
+      'handlers',
+      'demo',
+    ]) {
       expect(help.stdout).toContain(`  ${c} `);
     }
     const sub = await cli(['migrate', '--help']);
@@ -480,8 +505,18 @@ describe('clockledger: concurrent processes', () => {
     const evs = await eventsOf('vm-vm1');
     expect(evs.map((e) => e.version)).toEqual(Array.from({ length: evs.length }, (_, i) => i + 1));
     const added = evs.slice(versionBefore);
-    expect(added.filter((e) => e.type === 'GuestExecuted' && e.data.op === 'rdtsc').map((e) => e.data.vcpu).sort()).toEqual([0, 1]);
-    expect(added.filter((e) => e.type === 'IoctlIssued').map((e) => e.data.ioctl).sort()).toEqual(['KVM_GET_CLOCK', 'KVM_GET_TSC_KHZ']);
+    expect(
+      added
+        .filter((e) => e.type === 'GuestExecuted' && e.data.op === 'rdtsc')
+        .map((e) => e.data.vcpu)
+        .sort(),
+    ).toEqual([0, 1]);
+    expect(
+      added
+        .filter((e) => e.type === 'IoctlIssued')
+        .map((e) => e.data.ioctl)
+        .sort(),
+    ).toEqual(['KVM_GET_CLOCK', 'KVM_GET_TSC_KHZ']);
     // each response names the position its event landed at, and they are all different
     const positions = runs.map((r) => r.json.position);
     expect(new Set(positions).size).toBe(4);
@@ -527,7 +562,16 @@ describe('clockledger CLI internals', () => {
   it('parses the common invoke command lines without commander, and leaves the rest to it', () => {
     expect(parseFastInvoke(['invoke', 'events', '--data', '{}', '--db', 'x.db', '--pretty'])).toEqual({ name: 'events', data: '{}', db: 'x.db', pretty: true });
     expect(parseFastInvoke(['invoke', 'events', '--db=x.db'])).toMatchObject({ name: 'events', data: undefined, db: 'x.db' });
-    for (const argv of [['invoke'], ['invoke', '--help'], ['invoke', 'a', 'b'], ['invoke', 'a', '--data'], ['invoke', 'a', '-h'], ['invoke', 'a', '--json'], ['--db', 'x', 'invoke', 'a'], ['events']]) {
+    for (const argv of [
+      ['invoke'],
+      ['invoke', '--help'],
+      ['invoke', 'a', 'b'],
+      ['invoke', 'a', '--data'],
+      ['invoke', 'a', '-h'],
+      ['invoke', 'a', '--json'],
+      ['--db', 'x', 'invoke', 'a'],
+      ['events'],
+    ]) {
       expect(parseFastInvoke(argv), argv.join(' ')).toBeUndefined();
     }
   });
@@ -548,7 +592,15 @@ describe('clockledger CLI internals', () => {
     expect(fmtNs('320000000')).toBe('320000000 (320 ms)');
     expect(fmtNs('-300260000')).toBe('-300260000 (-300.26 ms)');
     expect(fmtNs('18446744073709551615')).toMatch(/^18446744073709551615 \(/);
-    expect(table(['A', 'BB'], [['x', 1], ['yyy', 22]])).toBe('A    BB\n---  --\nx     1\nyyy  22');
+    expect(
+      table(
+        ['A', 'BB'],
+        [
+          ['x', 1],
+          ['yyy', 22],
+        ],
+      ),
+    ).toBe('A    BB\n---  --\nx     1\nyyy  22');
   });
 
   it('prints no progress bar when stdout is not a terminal', async () => {

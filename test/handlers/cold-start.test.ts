@@ -42,7 +42,10 @@ describe('clockledger invoke events, cold', () => {
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.json.ok).toBe(true);
-    expect(r.json.events.map((e: { position: number; version: number }) => [e.position, e.version])).toEqual([[2, 1], [3, 2]]);
+    expect(r.json.events.map((e: { position: number; version: number }) => [e.position, e.version])).toEqual([
+      [2, 1],
+      [3, 2],
+    ]);
   });
 
   it('gives a bad request the schema error, as before', () => {
@@ -59,10 +62,35 @@ describe('clockledger invoke events, cold', () => {
 
 describe('quickEventsRequest', () => {
   const cases: unknown[] = [
-    {}, { limit: 1 }, { limit: 100_000 }, { limit: 100_001 }, { limit: 0 }, { limit: 1.5 }, { limit: '5' }, { limit: null },
-    { from: 1, to: 3 }, { from: 0 }, { to: -1 }, { from: Number.NaN }, { streamId: '' }, { streamId: 'vm-a' }, { streamId: 5 },
-    { requestId: 'r' }, { requestId: '' }, { requestId: 'x'.repeat(200) }, { requestId: 'x'.repeat(201) }, { correlationId: 'c', limit: 3 },
-    { extra: 1 }, [], 'events', 7, { last: 5 }, { last: 0 }, { last: 100_001 }, { last: 5, limit: 5 }, { last: 2, from: 3, streamId: 'vm-a' },
+    {},
+    { limit: 1 },
+    { limit: 100_000 },
+    { limit: 100_001 },
+    { limit: 0 },
+    { limit: 1.5 },
+    { limit: '5' },
+    { limit: null },
+    { from: 1, to: 3 },
+    { from: 0 },
+    { to: -1 },
+    { from: Number.NaN },
+    { streamId: '' },
+    { streamId: 'vm-a' },
+    { streamId: 5 },
+    { requestId: 'r' },
+    { requestId: '' },
+    { requestId: 'x'.repeat(200) },
+    { requestId: 'x'.repeat(201) },
+    { correlationId: 'c', limit: 3 },
+    { extra: 1 },
+    [],
+    'events',
+    7,
+    { last: 5 },
+    { last: 0 },
+    { last: 100_001 },
+    { last: 5, limit: 5 },
+    { last: 2, from: 3, streamId: 'vm-a' },
   ];
   it.each(cases.map((c) => [JSON.stringify(c), c]))('agrees with the schema on %s', (_s, c) => {
     const quick = quickEventsRequest(c);

@@ -71,14 +71,19 @@ describe('conformance', () => {
     await ok(importTrace, { path: fixture('ch-restore-offsets-differ.trace') });
     const bare = await ok(conformance, { traceId: 't1', strategy: 'cloud-hypervisor', profile: 'linux-6.18' });
     const v53 = await ok(conformance, { traceId: 't1', strategy: 'cloud-hypervisor@53', profile: 'linux-6.18' });
-    expect(bare.strategy).toEqual({ spec: 'cloud-hypervisor', strategy: 'cloud-hypervisor', release: '53.0', switches: { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: true, arm64Downtime: true } });
+    expect(bare.strategy).toEqual({
+      spec: 'cloud-hypervisor',
+      strategy: 'cloud-hypervisor',
+      release: '53.0',
+      switches: { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: true, arm64Downtime: true },
+    });
     expect(bare.conforms).toBe(false);
     expect(bare.compared).toEqual({ traceWrites: 8, emulatedWrites: 12, agreedWrites: 8, masterClock: false, pvclock: false });
     expect(bare.firstDifference).toEqual(v53.firstDifference);
     expect(bare.emulatedTrace).toEqual(v53.emulatedTrace);
   });
 
-  it('against cloud-hypervisor@53 (every vCPU set to vCPU 0\'s offset) it names the emulated write the host never made', async () => {
+  it("against cloud-hypervisor@53 (every vCPU set to vCPU 0's offset) it names the emulated write the host never made", async () => {
     await ok(importTrace, { path: fixture('ch-restore-offsets-differ.trace') });
     const r = await ok(conformance, { traceId: 't1', strategy: 'cloud-hypervisor@53', profile: 'linux-6.18' });
     expect(r.conforms).toBe(false);
@@ -91,7 +96,12 @@ describe('conformance', () => {
     // its line counts the emulated destination's lines (emulatedTrace): after the creation's master clock update (1), the creation and restore writes with their kvm_track_tsc (16), the 9th write is line 18
     expect(d.emulated.line).toBe(18);
     expect(r.emulatedTrace[d.emulated.line - 1]).toContain(d.emulated.text);
-    expect(d.traceNext).toEqual({ line: 32, timestamp: '5003.700000', task: 'vcpu0', text: 'kvm_update_master_clock: masterclock 0 hostclock tsc offsetmatched 0' });
+    expect(d.traceNext).toEqual({
+      line: 32,
+      timestamp: '5003.700000',
+      task: 'vcpu0',
+      text: 'kvm_update_master_clock: masterclock 0 hostclock tsc offsetmatched 0',
+    });
     const text = renderConformance(r);
     expect(text).toMatch(/conforms: +NO/);
     expect(text).toContain('first difference: TSC offset write 9 (missing)');
@@ -114,7 +124,12 @@ describe('conformance', () => {
       afterLine: 24,
       nextDeltaCycles: '-600000000',
       nextDeltaNs: '-240000000',
-      trace: { line: 26, timestamp: '5001.200000', task: 'vcpu1', text: `kvm_write_tsc_offset: vcpu=1 prev=${offsetOf(-9_999_000_000_000n)} next=${offsetOf(-9_002_400_000_000n)}` },
+      trace: {
+        line: 26,
+        timestamp: '5001.200000',
+        task: 'vcpu1',
+        text: `kvm_write_tsc_offset: vcpu=1 prev=${offsetOf(-9_999_000_000_000n)} next=${offsetOf(-9_002_400_000_000n)}`,
+      },
       emulated: { text: `kvm_write_tsc_offset: vcpu=1 prev=${offsetOf(-9_999_000_000_000n)} next=${offsetOf(-9_003_000_000_000n)}` },
     });
     expect(renderConformance(r)).toMatch(/trace +line 26 +5001\.200000 +vcpu1: kvm_write_tsc_offset: vcpu=1/);

@@ -24,7 +24,13 @@ describe.each(['sqlite', 'postgres'] as const)('events on %s: limit, last, total
     await l.ok('adjustRealtime', { hostId: 'a', stepNs: '1000' });
     const all = await l.ok('events', {});
     expect(all.events.map((e: any) => [e.position, e.streamId, e.version])).toEqual([
-      [1, 'host-a', 1], [2, 'host-b', 1], [3, 'host-a', 2], [4, 'host-b', 2], [5, 'host-a', 3], [6, 'host-b', 3], [7, 'host-a', 4],
+      [1, 'host-a', 1],
+      [2, 'host-b', 1],
+      [3, 'host-a', 2],
+      [4, 'host-b', 2],
+      [5, 'host-a', 3],
+      [6, 'host-b', 3],
+      [7, 'host-a', 4],
     ]);
     expect([all.total, all.before, all.after]).toEqual([7, 0, 0]);
     const pos = (r: Record<string, any>) => r.events.map((e: any) => e.position);

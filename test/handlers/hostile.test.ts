@@ -67,8 +67,14 @@ describe('size bounds (checked before parsing)', () => {
   it('a u64 string within the string bound but wider than 64 bits is refused without converting it, quoting a prefix', async () => {
     await x86Vm();
     const r = await L.call('ioctl', { vmId: 'web', ioctl: 'KVM_SET_CLOCK', arg: { clock: '7'.repeat(4000) } });
-    expect(r.error).toEqual({ code: 'invalid_argument', message: `arg.clock: '${'7'.repeat(64)}…' (4000 characters) does not fit in 64 bits`, details: { field: 'arg.clock' } });
-    expect((await L.call('ioctl', { vmId: 'web', ioctl: 'KVM_SET_CLOCK', arg: { clock: '18446744073709551616' } })).error.message).toBe('arg.clock: 18446744073709551616 does not fit in 64 bits');
+    expect(r.error).toEqual({
+      code: 'invalid_argument',
+      message: `arg.clock: '${'7'.repeat(64)}…' (4000 characters) does not fit in 64 bits`,
+      details: { field: 'arg.clock' },
+    });
+    expect((await L.call('ioctl', { vmId: 'web', ioctl: 'KVM_SET_CLOCK', arg: { clock: '18446744073709551616' } })).error.message).toBe(
+      'arg.clock: 18446744073709551616 does not fit in 64 bits',
+    );
     // the widest u64 still parses
     expect((await L.ok('ioctl', { vmId: 'web', ioctl: 'KVM_SET_CLOCK', arg: { clock: '18446744073709551615' } })).ret).toBe(0);
   });
@@ -168,12 +174,31 @@ describe('deep nesting', () => {
     await x86Vm();
     // as a warm process once wrote it: an IoctlIssued event whose argument nests 1,936 deep
     const store = storeFor({ db: L.db });
-    const data = { arg: nested(1936), hw: { rawNs: '0', realNs: '0', tsc: '0' }, ioctl: 'KVM_GET_CLOCK', out: { clock: '0', flags: 0, host_tsc: '0', realtime: '0' }, ret: 0, vcpu: null };
-    store.commit([{ streamId: 'vm-web', expectedVersion: store.streamVersion('vm-web'), events: [{ type: 'IoctlIssued', time: 0n, data, metadata: { profile: 'linux-6.18' }, canonical: true }] }]);
+    const data = {
+      arg: nested(1936),
+      hw: { rawNs: '0', realNs: '0', tsc: '0' },
+      ioctl: 'KVM_GET_CLOCK',
+      out: { clock: '0', flags: 0, host_tsc: '0', realtime: '0' },
+      ret: 0,
+      vcpu: null,
+    };
+    store.commit([
+      {
+        streamId: 'vm-web',
+        expectedVersion: store.streamVersion('vm-web'),
+        events: [{ type: 'IoctlIssued', time: 0n, data, metadata: { profile: 'linux-6.18' }, canonical: true }],
+      },
+    ]);
     const deepPos = store.lastPosition();
     // and one inside the shown depth: returned as it is
     const data2 = { ...data, arg: nested(MAX_SHOWN_DEPTH - 2) };
-    store.commit([{ streamId: 'vm-web', expectedVersion: store.streamVersion('vm-web'), events: [{ type: 'IoctlIssued', time: 0n, data: data2, metadata: { profile: 'linux-6.18' }, canonical: true }] }]);
+    store.commit([
+      {
+        streamId: 'vm-web',
+        expectedVersion: store.streamVersion('vm-web'),
+        events: [{ type: 'IoctlIssued', time: 0n, data: data2, metadata: { profile: 'linux-6.18' }, canonical: true }],
+      },
+    ]);
     await L.ok('ioctl', { vmId: 'web', ioctl: 'KVM_GET_CLOCK' });
 
     const r = await L.ok('events', {});
@@ -237,7 +262,10 @@ describe('error replies stay small, and oversize lists are refused before per-el
   }
 
   it('demo with 200,000 strategies (800 KB) and bisect with as many profiles answer a few hundred bytes (42 MB and 33 MB before)', async () => {
-    for (const [name, field] of [['demo', 'strategies'], ['bisect', 'profiles']] as const) {
+    for (const [name, field] of [
+      ['demo', 'strategies'],
+      ['bisect', 'profiles'],
+    ] as const) {
       const { r, bytes, ms } = await measured(name, { [field]: Array(200_000).fill('x') });
       expect(r.error, name).toMatchObject({ code: 'invalid_request', details: { field, issueCount: 1 } });
       expect(r.error.message).toBe(`${field}: Too big: expected array to have <=${MAX_LIST_ITEMS} items`);
@@ -280,23 +308,54 @@ describe('hostile objects from library callers: throwing getters and Proxies are
     ['a Proxy whose get trap throws', () => new Proxy({ requestId: 'r' }, { get: boom }), 'requestId'],
     ['a Proxy whose ownKeys trap throws', () => new Proxy({}, { ownKeys: boom }), '(request)'],
     ['a Proxy whose getOwnPropertyDescriptor trap throws', () => new Proxy({ a: 1 }, { getOwnPropertyDescriptor: boom }), '(request)'],
-    ['a revoked Proxy', () => {
-      const p = Proxy.revocable({}, {});
-      p.revoke();
-      return p.proxy;
-    }, '(request)'],
-    ['a getter that throws', () => ({ get requestId() {
-      throw new Error('getter');
-    } }), 'requestId'],
-    ['a nested getter that throws a number', () => ({ requestId: 'r', nested: { get deep() {
-      throw 5;
-    } } }), 'nested.deep'],
-    ['a getter that throws null', () => ({ get vmId() {
-      throw null;
-    } }), 'vmId'],
-    ['a getter that throws a Proxy that throws on every access', () => ({ get vmId() {
-      throw new Proxy({}, { get: boom, getPrototypeOf: boom, has: boom });
-    } }), 'vmId'],
+    [
+      'a revoked Proxy',
+      () => {
+        const p = Proxy.revocable({}, {});
+        p.revoke();
+        return p.proxy;
+      },
+      '(request)',
+    ],
+    [
+      'a getter that throws',
+      () => ({
+        get requestId() {
+          throw new Error('getter');
+        },
+      }),
+      'requestId',
+    ],
+    [
+      'a nested getter that throws a number',
+      () => ({
+        requestId: 'r',
+        nested: {
+          get deep() {
+            throw 5;
+          },
+        },
+      }),
+      'nested.deep',
+    ],
+    [
+      'a getter that throws null',
+      () => ({
+        get vmId() {
+          throw null;
+        },
+      }),
+      'vmId',
+    ],
+    [
+      'a getter that throws a Proxy that throws on every access',
+      () => ({
+        get vmId() {
+          throw new Proxy({}, { get: boom, getPrototypeOf: boom, has: boom });
+        },
+      }),
+      'vmId',
+    ],
     ['an array Proxy whose length throws', () => ({ list: new Proxy([], { get: (t, k) => (k === 'length' ? boom() : Reflect.get(t, k)) }) }), 'list'],
     ['an array element getter that throws', () => ({ list: Object.defineProperty([1, 2], 1, { get: boom, enumerable: true }) }), 'list.1'],
   ];
@@ -331,9 +390,15 @@ describe('hostile objects from library callers: throwing getters and Proxies are
   it('a context that cannot be read, or of the wrong kind, is invalid_request', async () => {
     const ctxs: [unknown, string][] = [
       [new Proxy({}, { get: boom }), '(context).db'],
-      [{ db: L.db, get store() {
-        throw new Error('no');
-      } }, '(context).store'],
+      [
+        {
+          db: L.db,
+          get store() {
+            throw new Error('no');
+          },
+        },
+        '(context).store',
+      ],
       [{ db: 5 }, '(context).db'],
       [{ db: L.db, onProgress: 'yes' }, '(context).onProgress'],
       ['ledger.db', '(context)'],
@@ -347,21 +412,34 @@ describe('hostile objects from library callers: throwing getters and Proxies are
   it('the Lambda adapter answers an unreadable event or request with invalid_request, and never throws', async () => {
     const events: unknown[] = [
       new Proxy({}, { get: boom, has: boom, getPrototypeOf: boom, ownKeys: boom }),
-      { get handler() {
-        throw new Error('x');
-      } },
-      { get body() {
-        throw new Error('x');
-      } },
+      {
+        get handler() {
+          throw new Error('x');
+        },
+      },
+      {
+        get body() {
+          throw new Error('x');
+        },
+      },
       { handler: 'createHost', request: new Proxy({}, { ownKeys: boom }) },
-      { handler: 'events', get request() {
-        throw 1;
-      } },
-      { get requestContext() {
-        throw new Error('x');
-      }, handler: 'events', request: { get limit() {
-        throw new Error('x');
-      } } },
+      {
+        handler: 'events',
+        get request() {
+          throw 1;
+        },
+      },
+      {
+        get requestContext() {
+          throw new Error('x');
+        },
+        handler: 'events',
+        request: {
+          get limit() {
+            throw new Error('x');
+          },
+        },
+      },
     ];
     for (const event of events) {
       const r = (await lambdaHandler(event)) as Record<string, any>;

@@ -116,7 +116,9 @@ describe('lambda handler: every handler of the registry', () => {
       ['dst', 2_500_000, 'svm'],
       ['src', 2_500_000, 'vmx'],
     ]);
-    expect((await use('listVms', { hostId: 'dst' })).vms).toEqual([{ vmId: 'vm1.m1', hostId: 'dst', arch: 'x86', profile: 'linux-6.18', lifecycle: 'running', vcpus: 2, running: 2 }]);
+    expect((await use('listVms', { hostId: 'dst' })).vms).toEqual([
+      { vmId: 'vm1.m1', hostId: 'dst', arch: 'x86', profile: 'linux-6.18', lifecycle: 'running', vcpus: 2, running: 2 },
+    ]);
     expect((await use('strategies')).strategies.map((s: any) => s.name)).toContain('qemu');
     expect((await use('profiles')).profiles.find((p: any) => p.name === 'linux-6.19').source).toContain('43ddbf16edf5');
     expect((await use('replay', { profile: 'linux-5.15', vmId: 'vm1' })).profile).toBe('linux-5.15');
@@ -194,7 +196,13 @@ describe('lambda handler: API Gateway and function URL proxy events', () => {
     rawPath: '/',
     rawQueryString: '',
     headers: { 'content-type': 'application/json' },
-    requestContext: { domainName, http: { method: 'POST', path: '/', protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'curl' }, requestId: 'r2', routeKey: '$default', stage: '$default' },
+    requestContext: {
+      domainName,
+      http: { method: 'POST', path: '/', protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'curl' },
+      requestId: 'r2',
+      routeKey: '$default',
+      stage: '$default',
+    },
     body,
     isBase64Encoded: false,
   });
@@ -208,7 +216,10 @@ describe('lambda handler: API Gateway and function URL proxy events', () => {
     const again = (await handler(v2(create), context())) as Response;
     expect(again.statusCode).toBe(409);
     expect(JSON.parse(again.body).error.code).toBe('conflict');
-    const url = (await handler(v2(JSON.stringify({ handler: 'destroyVm', request: { vmId: 'nope' } }), 'xyz.lambda-url.eu-west-1.on.aws'), context())) as Response;
+    const url = (await handler(
+      v2(JSON.stringify({ handler: 'destroyVm', request: { vmId: 'nope' } }), 'xyz.lambda-url.eu-west-1.on.aws'),
+      context(),
+    )) as Response;
     expect(url.statusCode).toBe(404);
     expect(JSON.parse(url.body).error.code).toBe('not_found');
     const bad = (await handler(v1('{nope'), context())) as Response;
@@ -253,7 +264,10 @@ describe('lambda handler: errors', () => {
     expect(wrong.error.message).toContain('vmId');
     const u64 = await call('advanceTime', { ns: 'soon' });
     expect(u64).toMatchObject({ ok: false, error: { code: 'invalid_request', details: { field: 'ns' } } });
-    expect(await call('ioctl', { vmId: 'vm1', ioctl: 'KVM_NOPE' })).toMatchObject({ ok: false, error: { code: 'invalid_argument', details: { field: 'ioctl' } } });
+    expect(await call('ioctl', { vmId: 'vm1', ioctl: 'KVM_NOPE' })).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_argument', details: { field: 'ioctl' } },
+    });
     expect(await call('guest', { vmId: 'vm1', vcpu: 1, op: 'rdtsc' })).toMatchObject({ ok: false, error: { code: 'invalid_state' } });
     expect(await call('createHost', { hostId: 'src', tscKhz: 2_500_000 })).toMatchObject({ ok: false, error: { code: 'conflict' } });
     // a kernel refusal is not a handler error
@@ -339,7 +353,13 @@ describe('lambda handler: every path or URL in a request is confined (CLOCKLEDGE
 
   it('diff.otherDb: a postgres:// URL when the ledger is a file, and any other URL, is invalid_request without connecting', async () => {
     await ok('createHost', { hostId: 'src', tscKhz: 2_500_000 });
-    const urls = ['postgres://attacker@127.0.0.1:1/db', 'postgresql://u:p@10.255.255.1:5432/x?schema=s', 'mysql://u@h/db', 'file:secret.db?mode=ro', ':memory:'];
+    const urls = [
+      'postgres://attacker@127.0.0.1:1/db',
+      'postgresql://u:p@10.255.255.1:5432/x?schema=s',
+      'mysql://u@h/db',
+      'file:secret.db?mode=ro',
+      ':memory:',
+    ];
     for (const otherDb of urls) {
       const t0 = performance.now();
       const r = await call('diff', { otherDb });

@@ -166,13 +166,23 @@ describe('fork targets', () => {
     process.env.CLOCKLEDGER_FORK_DIR = forks;
     try {
       for (const targetDb of [join(dir, 'out.db'), '../out.db', '/tmp/out.db']) {
-        expect(await lambda.handler({ handler: 'fork', request: { position: 2, targetDb } }), targetDb).toMatchObject({ ok: false, error: { code: 'invalid_request' } });
+        expect(await lambda.handler({ handler: 'fork', request: { position: 2, targetDb } }), targetDb).toMatchObject({
+          ok: false,
+          error: { code: 'invalid_request' },
+        });
       }
       expect(existsSync(join(dir, 'out.db'))).toBe(false);
-      expect(await lambda.handler({ handler: 'fork', request: { position: 2, targetDb: 'w.db' } })).toMatchObject({ ok: true, events: 2, targetDb: join(forks, 'w.db') });
+      expect(await lambda.handler({ handler: 'fork', request: { position: 2, targetDb: 'w.db' } })).toMatchObject({
+        ok: true,
+        events: 2,
+        targetDb: join(forks, 'w.db'),
+      });
       expect(existsSync(join(forks, 'w.db'))).toBe(true);
     } finally {
-      for (const [k, v] of [['CLOCKLEDGER_DB', saved[0]], ['CLOCKLEDGER_FORK_DIR', saved[1]]] as const) {
+      for (const [k, v] of [
+        ['CLOCKLEDGER_DB', saved[0]],
+        ['CLOCKLEDGER_FORK_DIR', saved[1]],
+      ] as const) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
       }

@@ -80,7 +80,12 @@ describe('the heatmap', () => {
     expect(requests).toEqual([pathToFileURL(index).href]);
     const dom = await page.evaluate(() => {
       const maps = [...document.querySelectorAll('table.hm')];
-      const cells = (t: any) => [...t.querySelectorAll('tbody td')].map((td: any) => ({ cls: td.className, text: td.innerText.trim(), href: td.querySelector('a')?.getAttribute('href') ?? null }));
+      const cells = (t: any) =>
+        [...t.querySelectorAll('tbody td')].map((td: any) => ({
+          cls: td.className,
+          text: td.innerText.trim(),
+          href: td.querySelector('a')?.getAttribute('href') ?? null,
+        }));
       return {
         scripts: document.querySelectorAll('script, img').length,
         before: cells(maps[0]),

@@ -110,7 +110,11 @@ describe('the same requests on SQLite and PostgreSQL', () => {
     expect(JSON.stringify(cli('hosts', 'list'))).toBe(JSON.stringify(here.hosts));
     expect(cli('verify')).toEqual(here.verify);
     // and through CLOCKLEDGER_DB
-    const env = spawnSync(process.execPath, [CLI, 'vms', 'list', '--json'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, CLOCKLEDGER_DB: pg.db } });
+    const env = spawnSync(process.execPath, [CLI, 'vms', 'list', '--json'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, CLOCKLEDGER_DB: pg.db },
+    });
     expect(env.status, env.stderr).toBe(0);
     expect(JSON.stringify(JSON.parse(env.stdout))).toBe(JSON.stringify(here.vms));
   });
@@ -135,7 +139,9 @@ describe('verify on PostgreSQL', () => {
     await scenario(pg);
     const head = (await pg.ok('verify', {})).head as { position: number; hash: string };
     // KVM_CREATE_VCPU of vCPU 0, now claiming vCPU 1
-    expect(await postgres.exec(pg.db, "UPDATE events SET data = replace(data, '\"arg\":0,', '\"arg\":1,') WHERE position = $1 AND data LIKE '{\"arg\":0,%'", [6])).toBe(1);
+    expect(
+      await postgres.exec(pg.db, 'UPDATE events SET data = replace(data, \'"arg":0,\', \'"arg":1,\') WHERE position = $1 AND data LIKE \'{"arg":0,%\'', [6]),
+    ).toBe(1);
     expect(await pg.ok('verify', {})).toMatchObject({ intact: false, firstBrokenPosition: 6, table: 'events', head });
     await closeStores();
     const r = spawnSync(process.execPath, [CLI, '--db', pg.db, 'verify', '--json'], { encoding: 'utf8', timeout: 60_000 });
@@ -160,7 +166,9 @@ describe('ledger URLs the handlers cannot use', () => {
     const db = `${u.toString()}?schema=nowhere`;
     const w = await handlers.createHost({ hostId: 'h', tscKhz: 3_000_000 }, { db });
     expect(w).toMatchObject({ ok: false, error: { code: 'io', details: { unavailable: true } } });
-    expect((w as { error: { message: string } }).error.message).toMatch(/^cannot reach the PostgreSQL server of postgres:\/\/postgres@127\.0\.0\.1:1\/postgres\?schema=nowhere: /);
+    expect((w as { error: { message: string } }).error.message).toMatch(
+      /^cannot reach the PostgreSQL server of postgres:\/\/postgres@127\.0\.0\.1:1\/postgres\?schema=nowhere: /,
+    );
     expect(await handlers.audit({}, { db })).toMatchObject({ ok: false, error: { code: 'io', details: { unavailable: true } } });
     expect(openPools().filter((p) => p.url.includes(':1/'))).toEqual([]);
   });

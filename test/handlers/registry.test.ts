@@ -34,13 +34,15 @@ describe('the handler registry', () => {
     for (const name of HANDLER_NAMES) expect((await FAST_PATH[name]!())[name], name).toBe(handlers[name]);
   });
 
-  it('imports only the invoked handler\'s module, from the CLI and from Lambda', () => {
+  it("imports only the invoked handler's module, from the CLI and from Lambda", () => {
     const db = join(tmpdir(), 'clockledger-registry-none.db');
     expect(useCasesImported([join(root, 'dist/handlers/cli/main.js'), 'invoke', 'bisect', '--db', db, '--data', '{}'])).toEqual(['replay.js']);
     expect(useCasesImported([join(root, 'dist/handlers/cli/main.js'), 'invoke', 'verify', '--db', db])).toEqual(['log.js']);
     expect(useCasesImported([join(root, 'dist/handlers/cli/main.js'), 'invoke', 'exportTrace', '--db', db, '--data', '{"id":"m1"}'])).toEqual(['export.js']);
     const lambda = pathToFileURL(join(root, 'dist/handlers/lambda.js')).href;
-    expect(useCasesImported(['--input-type=module', '-e', `const l = await import(${JSON.stringify(lambda)}); await l.handler({ handler: 'strategies' })`])).toEqual(['migrations.js']);
+    expect(
+      useCasesImported(['--input-type=module', '-e', `const l = await import(${JSON.stringify(lambda)}); await l.handler({ handler: 'strategies' })`]),
+    ).toEqual(['migrations.js']);
   });
 
   it('names the default database once', () => {
@@ -51,7 +53,24 @@ describe('the handler registry', () => {
 
   it('lists every error code in `clockledger --help`, not_a_ledger included', () => {
     const help = spawnSync(process.execPath, [join(root, 'dist/handlers/cli/main.js'), '--help'], { encoding: 'utf8' }).stdout;
-    const listed = /Error codes: ([^.]*)\./.exec(help)![1]!.split(/,\s*/).map((s) => s.trim());
-    expect(listed).toEqual(['invalid_request', 'invalid_argument', 'not_found', 'invalid_state', 'conflict', 'schema_too_new', 'corrupt', 'not_a_ledger', 'io', 'invalid_trace', 'unknown_handler', 'response_too_large', 'internal']);
+    const listed = /Error codes: ([^.]*)\./
+      .exec(help)![1]!
+      .split(/,\s*/)
+      .map((s) => s.trim());
+    expect(listed).toEqual([
+      'invalid_request',
+      'invalid_argument',
+      'not_found',
+      'invalid_state',
+      'conflict',
+      'schema_too_new',
+      'corrupt',
+      'not_a_ledger',
+      'io',
+      'invalid_trace',
+      'unknown_handler',
+      'response_too_large',
+      'internal',
+    ]);
   });
 });

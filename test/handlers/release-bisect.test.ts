@@ -44,8 +44,16 @@ describe('bisect across VMM releases', () => {
       ['1.15.1', 'absent'],
       ['1.16.0', 'absent'],
     ]);
-    expect(r.firstDivergent).toMatchObject({ spec: 'firecracker@1.14.0', release: '1.14.0', outcome: 'absent', previous: 'firecracker@1.10.0', previousOutcome: 'fail' });
-    expect(r.switchProbes).toEqual([{ switch: 'kvmclockCtrl', from: false, to: true, spec: 'firecracker@1.10.0+kvmclockCtrl=true', outcome: 'absent', reproduces: true }]);
+    expect(r.firstDivergent).toMatchObject({
+      spec: 'firecracker@1.14.0',
+      release: '1.14.0',
+      outcome: 'absent',
+      previous: 'firecracker@1.10.0',
+      previousOutcome: 'fail',
+    });
+    expect(r.switchProbes).toEqual([
+      { switch: 'kvmclockCtrl', from: false, to: true, spec: 'firecracker@1.10.0+kvmclockCtrl=true', outcome: 'absent', reproduces: true },
+    ]);
     // it reads the log and writes nothing to it
     expect((await l.ok('events', { limit: 1 })).lastPosition).toBe(before);
     expect(existsSync(l.db)).toBe(true);

@@ -74,29 +74,33 @@ async function pixelStats(png: Uint8Array, near: [number, number, number]): Prom
   const page = await browser.newPage();
   try {
     const src = `data:image/png;base64,${Buffer.from(png).toString('base64')}`;
-    return await page.evaluate(async (src: string, near: number[]) => {
-      const img = new Image();
-      img.src = src;
-      await img.decode();
-      const c = document.createElement('canvas');
-      c.width = img.width;
-      c.height = img.height;
-      const ctx = c.getContext('2d')!;
-      ctx.drawImage(img, 0, 0);
-      const d = ctx.getImageData(0, 0, c.width, c.height).data;
-      let sum = 0;
-      let sq = 0;
-      let hits = 0;
-      const n = d.length / 4;
-      for (let i = 0; i < d.length; i += 4) {
-        const y = 0.299 * d[i]! + 0.587 * d[i + 1]! + 0.114 * d[i + 2]!;
-        sum += y;
-        sq += y * y;
-        if (Math.abs(d[i]! - near[0]!) < 40 && Math.abs(d[i + 1]! - near[1]!) < 40 && Math.abs(d[i + 2]! - near[2]!) < 40) hits++;
-      }
-      const mean = sum / n;
-      return { mean, variance: sq / n - mean * mean, nearShare: hits / n };
-    }, src, near);
+    return await page.evaluate(
+      async (src: string, near: number[]) => {
+        const img = new Image();
+        img.src = src;
+        await img.decode();
+        const c = document.createElement('canvas');
+        c.width = img.width;
+        c.height = img.height;
+        const ctx = c.getContext('2d')!;
+        ctx.drawImage(img, 0, 0);
+        const d = ctx.getImageData(0, 0, c.width, c.height).data;
+        let sum = 0;
+        let sq = 0;
+        let hits = 0;
+        const n = d.length / 4;
+        for (let i = 0; i < d.length; i += 4) {
+          const y = 0.299 * d[i]! + 0.587 * d[i + 1]! + 0.114 * d[i + 2]!;
+          sum += y;
+          sq += y * y;
+          if (Math.abs(d[i]! - near[0]!) < 40 && Math.abs(d[i + 1]! - near[1]!) < 40 && Math.abs(d[i + 2]! - near[2]!) < 40) hits++;
+        }
+        const mean = sum / n;
+        return { mean, variance: sq / n - mean * mean, nearShare: hits / n };
+      },
+      src,
+      near,
+    );
   } finally {
     await page.close();
   }
@@ -179,7 +183,12 @@ describe('the HTML reports in headless Chromium', () => {
     const fleet = await open(fleetFile);
     expect(fleet.requests).toEqual([pathToFileURL(fleetFile).href]);
     expect(fleet.errors).toEqual([]);
-    const rows = await fleet.page.evaluate(() => [...document.querySelectorAll('table.fleet tbody tr')].map((tr) => [(tr.querySelector('a') as any).innerText, (tr.querySelector('.verdict') as any).innerText.toLowerCase()]));
+    const rows = await fleet.page.evaluate(() =>
+      [...document.querySelectorAll('table.fleet tbody tr')].map((tr) => [
+        (tr.querySelector('a') as any).innerText,
+        (tr.querySelector('.verdict') as any).innerText.toLowerCase(),
+      ]),
+    );
     expect(rows).toEqual(audits.map((a) => [a.migrationId, a.verdict]));
     await fleet.page.close();
 
@@ -232,7 +241,11 @@ describe('the HTML reports in headless Chromium', () => {
     const { page, requests, errors } = await open(file);
     expect(errors).toEqual([]);
     expect(requests).toEqual([pathToFileURL(file).href]);
-    const dom = await page.evaluate(() => ({ scripts: document.querySelectorAll('script, img').length, h1: (document.querySelector('h1') as any).innerText, code: (document.querySelector('.finding .code') as any).innerText }));
+    const dom = await page.evaluate(() => ({
+      scripts: document.querySelectorAll('script, img').length,
+      h1: (document.querySelector('h1') as any).innerText,
+      code: (document.querySelector('.finding .code') as any).innerText,
+    }));
     expect(dom.scripts).toBe(0);
     expect(dom.h1).toContain('Migration <script>alert(1)</script><img src=x onerror="alert(2)">');
     expect(dom.code).toBe('<script>alert(4)</script>');

@@ -51,7 +51,9 @@ describe('report of a migration', () => {
     expect([...after!.matchAll(/data-series="([^"]+)"/g)].map((x) => x[1])).toEqual(['tsc-0', 'tsc-1', 'kvmclock-0', 'realtime-0']);
     expect(after).toContain('true time since the resume (s)');
     // vCPU 0's TSC has vCPU 1's values: drawn wider beneath it, so it shows as a band around it
-    expect(main).toMatch(/data-series="tsc-0" d="[^"]+" fill="none" stroke="#1f77b4" stroke-width="4.8"><title>vCPU 0 TSC \(the same values as vCPU 1 TSC, drawn/);
+    expect(main).toMatch(
+      /data-series="tsc-0" d="[^"]+" fill="none" stroke="#1f77b4" stroke-width="4.8"><title>vCPU 0 TSC \(the same values as vCPU 1 TSC, drawn/,
+    );
     expect(main).toMatch(/data-series="tsc-1" d="[^"]+" fill="none" stroke="#2ca02c" stroke-width="1.8">/);
     expect(html.match(/<rect class="blackout"/g)).toHaveLength(1);
     expect(html).toContain('<title>blackout: 300.000 ms</title>');
@@ -146,12 +148,30 @@ describe('the chart', () => {
 
   it('labels the error axis in the unit its size calls for, at round steps of that unit', () => {
     // a 75 h error: hours, every 20 h (not "−270000000.000" ms, nor steps of 10^14 ns = 27.8 h)
-    const huge = chart([{ clock: 'tsc', vcpu: 0, points: [[0, 0], [300_000_000, -75 * 3_600_000_000_000]] }]);
+    const huge = chart([
+      {
+        clock: 'tsc',
+        vcpu: 0,
+        points: [
+          [0, 0],
+          [300_000_000, -75 * 3_600_000_000_000],
+        ],
+      },
+    ]);
     expect(huge).toContain('error against true time (h)</text>');
     expect(yticks(huge).map(([, l]) => l)).toEqual(['\u221280', '\u221260', '\u221240', '\u221220', '0']);
     expect(huge).toContain('true time since the migration began (ms)</text>');
     // −1 ns: nanoseconds, not "−0.000 ms"
-    const tiny = chart([{ clock: 'tsc', vcpu: 0, points: [[0, 0], [300_000_000, -1]] }]);
+    const tiny = chart([
+      {
+        clock: 'tsc',
+        vcpu: 0,
+        points: [
+          [0, 0],
+          [300_000_000, -1],
+        ],
+      },
+    ]);
     expect(tiny).toContain('error against true time (ns)</text>');
     expect(yticks(tiny).map(([, l]) => l)).toEqual(['\u22121', '0']);
     expect(tickLabel(-0.4, 1, axisUnit(1))).toBe('0');
@@ -159,7 +179,16 @@ describe('the chart', () => {
 
   it('leaves room for the longest tick label between the axis title and the plot', () => {
     // an error of 2^63 ns (a wrapped s64): about 2.56 million hours, the longest labels there are
-    const wide = chart([{ clock: 'tsc', vcpu: 0, points: [[0, 0], [300_000_000, -(2 ** 63)]] }]);
+    const wide = chart([
+      {
+        clock: 'tsc',
+        vcpu: 0,
+        points: [
+          [0, 0],
+          [300_000_000, -(2 ** 63)],
+        ],
+      },
+    ]);
     const labels = yticks(wide);
     expect(labels.length).toBeGreaterThan(2);
     const longest = Math.max(...labels.map(([, l]) => l.length));
@@ -170,8 +199,24 @@ describe('the chart', () => {
 
   it('draws CLOCK_REALTIME as a line (NTP slews it), a counter as steps', () => {
     const svg = chart([
-      { clock: 'tsc', vcpu: 0, points: [[0, 0], [300_000_000, -300_000_000]] },
-      { clock: 'realtime', vcpu: 0, points: [[0, 0], [300_000_000, 0], [300_000_000, -300_000_000], [350_000_000, -100_000_000]] },
+      {
+        clock: 'tsc',
+        vcpu: 0,
+        points: [
+          [0, 0],
+          [300_000_000, -300_000_000],
+        ],
+      },
+      {
+        clock: 'realtime',
+        vcpu: 0,
+        points: [
+          [0, 0],
+          [300_000_000, 0],
+          [300_000_000, -300_000_000],
+          [350_000_000, -100_000_000],
+        ],
+      },
     ]);
     const d = (name: string) => new RegExp(`data-series="${name}" d="([^"]+)"`).exec(svg)![1]!;
     expect(d('tsc-0')).toMatch(/^M[\d.]+ [\d.]+H[\d.]+V[\d.]+H[\d.]+$/);
@@ -253,7 +298,8 @@ describe('report of a replay and of the fleet', () => {
     expect(html).toContain(esc(replay.firstDivergence.summary));
     const mig = replay.byMigration[0];
     expect(html.match(/<div class="side">/g)!.length).toBeGreaterThanOrEqual(2);
-    for (const side of [mig.audit.recorded, mig.audit.replayed]) for (const f of side.findings) expect(html).toContain(`<div class="msg">${esc(f.message)}</div>`);
+    for (const side of [mig.audit.recorded, mig.audit.replayed])
+      for (const f of side.findings) expect(html).toContain(`<div class="msg">${esc(f.message)}</div>`);
   });
 
   it('the fleet: one row per migration with its verdict and finding codes, linked', async () => {
@@ -274,7 +320,8 @@ describe('report of a replay and of the fleet', () => {
 
   it('clockledger report --html --out writes the page; without --out it goes to stdout', async () => {
     await qemuMigration();
-    const cli = (...args: string[]) => spawnSync(process.execPath, [join(process.cwd(), 'dist/handlers/cli/main.js'), '--db', l.db, ...args], { encoding: 'utf8' });
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, [join(process.cwd(), 'dist/handlers/cli/main.js'), '--db', l.db, ...args], { encoding: 'utf8' });
     const out = join(l.dir, 'm1.html');
     const w = cli('report', 'm1', '--html', '--out', out);
     expect(w.status).toBe(0);

@@ -128,7 +128,10 @@ describe('importTrace: an account of every line', () => {
     expect(q).toMatchObject({ events: 4, ignored: 6, lines: { quoted: 13, unreadable: 3 }, firstUnreadable: { line: 1, text: 'QEMU Default BIOS' } });
     const store = openEventStore(db);
     try {
-      const tasks = store.read({ streamId: `trace-${q.traceId}` }).slice(1).map((e) => (e.data as { task: string }).task);
+      const tasks = store
+        .read({ streamId: `trace-${q.traceId}` })
+        .slice(1)
+        .map((e) => (e.data as { task: string }).task);
       expect(new Set(tasks)).toEqual(new Set(['qemu-system-x86']));
     } finally {
       store.close();
@@ -295,7 +298,7 @@ describe('auditTrace', () => {
     expect(vm.findings).toEqual([]);
   });
 
-  it("a trace that ends before the master clock is evaluated with vCPUs says so (info), not that it is off", async () => {
+  it('a trace that ends before the master clock is evaluated with vCPUs says so (info), not that it is off', async () => {
     // the first three lines of the same capture: created, vCPU 0 created, no update after
     const aout = await ok(importTrace, { text: readFileSync(realWorld('aout-kvm-example.trace'), 'utf8').split('\n').slice(0, 3) });
     const vm = (await ok(auditTrace, { traceId: aout.traceId })).report.vms[0];
@@ -336,4 +339,3 @@ describe('auditTrace', () => {
     expect(r.error.code).toBe('not_found');
   });
 });
-

@@ -28,13 +28,17 @@ describe('rates: tscKhz within a plausible range', () => {
     expect(r.ok).toBe(false);
     expect(r.error.code).toBe('invalid_request');
     expect(r.error.details.field).toBe('tscKhz');
-    expect(r.error.message).toBe('tscKhz: 3000000000 kHz is 3 THz, not a plausible TSC rate (100 MHz to 20 GHz, given in kHz); if 3000000000 is in Hz, that is 3000000 kHz');
+    expect(r.error.message).toBe(
+      'tscKhz: 3000000000 kHz is 3 THz, not a plausible TSC rate (100 MHz to 20 GHz, given in kHz); if 3000000000 is in Hz, that is 3000000 kHz',
+    );
     expect(await positions()).toBe(0);
   });
 
   it('refuses a rate given in MHz, and the same bound holds for the VM-wide KVM_SET_TSC_KHZ (0 still means the host rate)', async () => {
     const mhz = await l.call('createHost', { hostId: 'src', tscKhz: 2_500 });
-    expect(mhz.error.message).toBe('tscKhz: 2500 kHz is 2.5 MHz, not a plausible TSC rate (100 MHz to 20 GHz, given in kHz); if 2500 is in MHz, that is 2500000 kHz');
+    expect(mhz.error.message).toBe(
+      'tscKhz: 2500 kHz is 2.5 MHz, not a plausible TSC rate (100 MHz to 20 GHz, given in kHz); if 2500 is in MHz, that is 2500000 kHz',
+    );
     await l.ok('createHost', { hostId: 'src', tscKhz: 2_500_000 });
     const vm = await l.call('createVm', { vmId: 'v', hostId: 'src', vcpus: 1, tscKhz: 2_000_000_000 });
     expect(vm.error).toMatchObject({ code: 'invalid_request', details: { field: 'tscKhz' } });
@@ -57,7 +61,9 @@ describe('did you mean …?', () => {
     const far = await l.call('migrate', { vmId: 'v', toHost: 'dst', strategy: 'vmware', blackoutNs: 1 });
     expect(far.error.message).toMatch(/^strategy: unknown strategy 'vmware' \(known: qemu, firecracker, /);
     const prof = await l.call('createHost', { hostId: 'h', tscKhz: 2_500_000, kernel: 'linux-6.2' });
-    expect(prof.error.message).toMatch(/^kernel: unknown kernel profile 'linux-6.2': did you mean 'linux-6.1' or 'linux-6.6'\? \(known: linux-4.19, linux-5.4, linux-5.10, linux-5.15, .*\)$/);
+    expect(prof.error.message).toMatch(
+      /^kernel: unknown kernel profile 'linux-6.2': did you mean 'linux-6.1' or 'linux-6.6'\? \(known: linux-4.19, linux-5.4, linux-5.10, linux-5.15, .*\)$/,
+    );
     const sw = await l.call('replay', { profile: 'linux-6.18+x86.userSetTscGat=false' });
     expect(sw.error.message).toBe("profile: unknown behaviour switch 'x86.userSetTscGat': did you mean 'x86.userSetTscGate'?");
   });
@@ -90,7 +96,9 @@ describe('replay and diff say what differs', () => {
     await l.ok('ioctl', { vmId: 'web', ioctl: 'KVM_GET_CLOCK' });
     const r = await l.ok('replay', { profile: 'linux-5.15' });
     const d = r.divergences.find((x: any) => x.ioctl === 'KVM_GET_CLOCK');
-    expect(d.summary).toBe('KVM_GET_CLOCK at position 7: recorded ret 0, replayed ret 0, output differs: flags 14 → 2, host_tsc 3000000000 → 0, realtime 1767225601000000000 → 0');
+    expect(d.summary).toBe(
+      'KVM_GET_CLOCK at position 7: recorded ret 0, replayed ret 0, output differs: flags 14 → 2, host_tsc 3000000000 → 0, realtime 1767225601000000000 → 0',
+    );
   });
 
   it('diff reports hosts and VMs whose kernel profile differs between the two logs', async () => {
@@ -122,7 +130,10 @@ describe('replay and diff say what differs', () => {
     await l.ok('createHost', { hostId: 'src', tscKhz: 3_000_000 });
     expect(await handlers.createHost({ hostId: 'src', tscKhz: 3_000_000 }, { db: other })).toMatchObject({ ok: true });
     await closeStores();
-    const beside = () => readdirSync(l.dir).filter((f) => f.startsWith('closed.db')).sort();
+    const beside = () =>
+      readdirSync(l.dir)
+        .filter((f) => f.startsWith('closed.db'))
+        .sort();
     expect(beside()).toEqual(['closed.db']);
     const r = await l.ok('diff', { otherDb: other });
     expect(r.profileDifferences).toEqual([]);

@@ -86,7 +86,13 @@ describe('retries after a lost race', () => {
   it('gives up with conflict only when its retry budget is spent, saying after how many attempts', async () => {
     await L.ok('createHost', { hostId: 'h', tscKhz: 3_000_000 });
     const losses = { left: 10 };
-    const err = await withSession(losingStore(losses), { handler: 't' }, (s) => s.advanceTime(5n), () => ({}), { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 }).catch((e: unknown) => e);
+    const err = await withSession(
+      losingStore(losses),
+      { handler: 't' },
+      (s) => s.advanceTime(5n),
+      () => ({}),
+      { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 },
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DomainError);
     expect((err as DomainError).code).toBe('conflict');
     expect((err as DomainError).details).toEqual({ streamId: 'ledger', expected: 1, actual: 2, attempts: 3 });
@@ -121,7 +127,13 @@ describe('eight writers on one VM', () => {
     expect(summaries.map((s) => s.ok)).toEqual(summaries.map(() => PER_CHILD));
 
     // 3 of every 4 requests record one guest read on the VM; the ledger records each advance
-    const events = (await L.ok('events', { limit: 100_000 })).events as { position: number; streamId: string; type: string; time: string; metadata: { requestId?: string } }[];
+    const events = (await L.ok('events', { limit: 100_000 })).events as {
+      position: number;
+      streamId: string;
+      type: string;
+      time: string;
+      metadata: { requestId?: string };
+    }[];
     const reads = events.filter((e) => e.type === 'GuestExecuted');
     expect(reads).toHaveLength(CHILDREN * PER_CHILD * (3 / 4));
     expect(new Set(reads.map((e) => e.metadata.requestId)).size).toBe(reads.length);
@@ -160,7 +172,13 @@ describe.each(ENGINE_NAMES)('six writers retrying their request ids (%s)', (engi
       expect(summaries.flatMap((x) => x.errors)).toEqual([]);
       expect(summaries.map((x) => x.ok)).toEqual(summaries.map(() => PER_CHILD));
 
-      const events = (await l.ok('events', { limit: 100_000 })).events as { position: number; streamId: string; version: number; type: string; metadata: { requestId?: string } }[];
+      const events = (await l.ok('events', { limit: 100_000 })).events as {
+        position: number;
+        streamId: string;
+        version: number;
+        type: string;
+        metadata: { requestId?: string };
+      }[];
       // contiguous positions from 1; every stream's versions contiguous from 1
       expect(events.map((e) => e.position)).toEqual(events.map((_, i) => i + 1));
       const versions = new Map<string, number[]>();

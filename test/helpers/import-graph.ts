@@ -38,7 +38,9 @@ export function importGraph(root: string, files: readonly string[]): ImportGraph
   for (const f of files) {
     const deps = new Set<string>();
     for (const spec of specifiersOf(readFileSync(join(root, f), 'utf8'))) {
-      const base = relative(root, resolve(root, dirname(f), spec)).split('\\').join('/');
+      const base = relative(root, resolve(root, dirname(f), spec))
+        .split('\\')
+        .join('/');
       const stem = base.replace(/\.(js|ts)$/, '');
       const target = [`${stem}.ts`, `${base}/index.ts`].find((c) => known.has(c));
       if (target) deps.add(target);
@@ -104,6 +106,6 @@ export function circlePath(graph: ImportGraph, circle: readonly string[]): strin
 export function reachable(graph: ImportGraph, entry: string): Set<string> {
   const seen = new Set<string>([entry]);
   const todo = [entry];
-  while (todo.length) for (const w of graph.get(todo.pop()!) ?? []) if (!seen.has(w)) (seen.add(w), todo.push(w));
+  while (todo.length) for (const w of graph.get(todo.pop()!) ?? []) if (!seen.has(w)) seen.add(w), todo.push(w);
   return seen;
 }

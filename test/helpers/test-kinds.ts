@@ -65,7 +65,9 @@ export function needsOf(root: string, file: string): { need: Need; why: string }
       const need = MODULE_NEEDS[spec];
       if (need) found.push({ need, why: `${f} imports ${spec}` });
       if (!spec.startsWith('.')) continue;
-      const target = relative(root, resolve(root, dirname(f), spec)).split('\\').join('/');
+      const target = relative(root, resolve(root, dirname(f), spec))
+        .split('\\')
+        .join('/');
       if (target.split('/')[0] === 'dist') {
         found.push({ need: 'build', why: `${f} imports ${spec}` });
         continue;

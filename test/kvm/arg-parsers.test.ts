@@ -7,8 +7,69 @@ import { parseArg, type ArgParser } from '../../kvm/args.js';
 import { capSchema, deviceAttrSchema, parseCap, parseDeviceAttr, parseVcpuId, vcpuIdSchema } from '../../kvm/ioctl.js';
 import { clockDataSchema, getMsrsSchema, khzSchema, parseClockData, parseGetMsrs, parseKhz } from '../../kvm/x86/ioctl.js';
 
-const U64S: unknown[] = ['0', '7', '18446744073709551615', '18446744073709551616', '99999999999999999999', '100000000000000000000', '007', ' 5', '5 ', '-1', '-9223372036854775808', '-9223372036854775809', '0x10', '0xffffffffffffffff', '1e3', '', '+1', 0, 5, -1, -0, 1.5, 2 ** 53, 2 ** 53 - 1, NaN, Infinity, 0n, 5n, -1n, (1n << 64n) - 1n, 1n << 64n, null, undefined, {}, [], true];
-const NAMES: unknown[] = [0, 1, 0xffff_ffff, 0x1_0000_0000, -1, -0, 1.5, NaN, 'KVM_VCPU_TSC_CTRL', 'KVM_VCPU_TSC_OFFSET', 'KVM_ARM_VCPU_TIMER_CTRL', ' KVM_VCPU_TSC_CTRL', '16', '0x10', 'nope', '__proto__', 'toString', 'constructor', '', null, undefined, 1n, {}];
+const U64S: unknown[] = [
+  '0',
+  '7',
+  '18446744073709551615',
+  '18446744073709551616',
+  '99999999999999999999',
+  '100000000000000000000',
+  '007',
+  ' 5',
+  '5 ',
+  '-1',
+  '-9223372036854775808',
+  '-9223372036854775809',
+  '0x10',
+  '0xffffffffffffffff',
+  '1e3',
+  '',
+  '+1',
+  0,
+  5,
+  -1,
+  -0,
+  1.5,
+  2 ** 53,
+  2 ** 53 - 1,
+  NaN,
+  Infinity,
+  0n,
+  5n,
+  -1n,
+  (1n << 64n) - 1n,
+  1n << 64n,
+  null,
+  undefined,
+  {},
+  [],
+  true,
+];
+const NAMES: unknown[] = [
+  0,
+  1,
+  0xffff_ffff,
+  0x1_0000_0000,
+  -1,
+  -0,
+  1.5,
+  NaN,
+  'KVM_VCPU_TSC_CTRL',
+  'KVM_VCPU_TSC_OFFSET',
+  'KVM_ARM_VCPU_TIMER_CTRL',
+  ' KVM_VCPU_TSC_CTRL',
+  '16',
+  '0x10',
+  'nope',
+  '__proto__',
+  'toString',
+  'constructor',
+  '',
+  null,
+  undefined,
+  1n,
+  {},
+];
 const MSRS: unknown[] = [0x10, 'MSR_IA32_TSC', 'IA32_TSC', 'MSR_KVM_SYSTEM_TIME_NEW', ' MSR_IA32_TSC', '0x10', 'hasOwnProperty', -1, 2 ** 32, 1.5, null, '16'];
 
 /** What a parse ends in: the value, or the error's class, code, field and message. */
@@ -22,7 +83,11 @@ function outcome(f: () => unknown): unknown {
 }
 
 function expectSame<T extends z.ZodTypeAny>(schema: T, parse: ArgParser<z.output<T>>, inputs: unknown[]): void {
-  for (const v of inputs) expect(outcome(() => parse(v, 'arg')), JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `${x}n` : x))).toEqual(outcome(() => parseArg(schema, v, 'arg')));
+  for (const v of inputs)
+    expect(
+      outcome(() => parse(v, 'arg')),
+      JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `${x}n` : x)),
+    ).toEqual(outcome(() => parseArg(schema, v, 'arg')));
 }
 
 describe('argument parsers with a plain path', () => {
@@ -32,7 +97,11 @@ describe('argument parsers with a plain path', () => {
     for (const value of U64S) inputs.push({ group: 0, attr: 0, value }, { group: 'KVM_VCPU_TSC_CTRL', attr: 'KVM_VCPU_TSC_OFFSET', value, extra: 1 });
     expectSame(deviceAttrSchema, parseDeviceAttr, inputs);
     // the plain path gives what the schema gives
-    expect(parseDeviceAttr({ group: 'KVM_VCPU_TSC_CTRL', attr: 0, value: '18446744073709551615', x: 1 }, 'arg')).toEqual({ group: 0, attr: 0, value: 18446744073709551615n });
+    expect(parseDeviceAttr({ group: 'KVM_VCPU_TSC_CTRL', attr: 0, value: '18446744073709551615', x: 1 }, 'arg')).toEqual({
+      group: 0,
+      attr: 0,
+      value: 18446744073709551615n,
+    });
   });
 
   it('struct kvm_clock_data: defaults, every u64 field and flags as the schema parses them', () => {

@@ -3,15 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import {
-  getTimeScale,
-  hvclockToHz,
-  pvclockReadCycles,
-  pvclockScaleDelta,
-  scaleTsc,
-  tscScalingRatio,
-  tscToleranceWindow,
-} from '../../kvm/arith.js';
+import { getTimeScale, hvclockToHz, pvclockReadCycles, pvclockScaleDelta, scaleTsc, tscScalingRatio, tscToleranceWindow } from '../../kvm/arith.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // The vendored copy, plus the shared one (which may hold more vectors) and any named by the environment.

@@ -64,17 +64,20 @@ describe('vCPU creation restarts the virtual counter of the whole VM', () => {
     expect(sim.guest(0, 'cntfrq').value).toBe(25_000_000n);
   });
 
-  it.each(['linux-5.15', 'linux-6.18'])('%s: even a KVM_CREATE_VCPU refused with EEXIST restarts it (kvm_timer_vcpu_init runs before the id check)', (profile) => {
-    const sim = new Arm64Sim(profile);
-    sim.advance(5n * SEC);
-    sim.ioctl('KVM_CREATE_VCPU', 0);
-    sim.ioctl('KVM_RUN', undefined, 0);
-    sim.advance(SEC);
-    expect(sim.guest(0, 'cntvct').value).toBe(TICKS_PER_SEC);
-    expect(sim.ioctl('KVM_CREATE_VCPU', 0)).toEqual({ ret: -1, errno: 'EEXIST' });
-    expect(sim.vm.vcpus).toHaveLength(1);
-    expect(sim.guest(0, 'cntvct').value).toBe(0n);
-  });
+  it.each(['linux-5.15', 'linux-6.18'])(
+    '%s: even a KVM_CREATE_VCPU refused with EEXIST restarts it (kvm_timer_vcpu_init runs before the id check)',
+    (profile) => {
+      const sim = new Arm64Sim(profile);
+      sim.advance(5n * SEC);
+      sim.ioctl('KVM_CREATE_VCPU', 0);
+      sim.ioctl('KVM_RUN', undefined, 0);
+      sim.advance(SEC);
+      expect(sim.guest(0, 'cntvct').value).toBe(TICKS_PER_SEC);
+      expect(sim.ioctl('KVM_CREATE_VCPU', 0)).toEqual({ ret: -1, errno: 'EEXIST' });
+      expect(sim.vm.vcpus).toHaveLength(1);
+      expect(sim.guest(0, 'cntvct').value).toBe(0n);
+    },
+  );
 
   it('vCPU ids stop at 511 (arm64 KVM_MAX_VCPU_IDS = KVM_MAX_VCPUS = 512)', () => {
     const sim = new Arm64Sim();
@@ -109,7 +112,7 @@ describe.each(PRE_6_4)('%s: one CNTVOFF for the VM, no physical offset', (profil
     expect(sim.vm.poffset).toBe(0n);
   });
 
-  it('no KVM_ARM_SET_COUNTER_OFFSET: the unknown VM ioctl gets kvm_arch_vm_ioctl()\'s -EINVAL; the cap reads 0', () => {
+  it("no KVM_ARM_SET_COUNTER_OFFSET: the unknown VM ioctl gets kvm_arch_vm_ioctl()'s -EINVAL; the cap reads 0", () => {
     const sim = simAt10s(profile, [0]);
     expect(sim.ioctl('KVM_ARM_SET_COUNTER_OFFSET', { counter_offset: 0n })).toEqual({ ret: -1, errno: 'EINVAL' });
     expect(sim.vm.counterOffsetUsed).toBe(false);
@@ -221,7 +224,7 @@ describe('the UAPI ids decode as the kernel routes them (get-reg-list)', () => {
     expect(list('arm64-offset-v8')).toEqual([...V, '0x603000000013E703']); // + TIMER_OFFSET after the opt-in
   });
 
-  it.each(['linux-5.15', 'linux-6.18'])('%s: TIMER_CNT (CNTV_CVAL_EL0\'s encoding) is the counter, TIMER_CVAL (CNTVCT_EL0\'s) the compare value', (profile) => {
+  it.each(['linux-5.15', 'linux-6.18'])("%s: TIMER_CNT (CNTV_CVAL_EL0's encoding) is the counter, TIMER_CVAL (CNTVCT_EL0's) the compare value", (profile) => {
     const sim = simAt10s(profile, [0]);
     expect(ARM64_REGS.KVM_REG_ARM_TIMER_CNT).toBe(0x603000000013df1an);
     expect(ARM64_REGS.KVM_REG_ARM_TIMER_CVAL).toBe(0x603000000013df02n);
@@ -237,7 +240,7 @@ describe('the UAPI ids decode as the kernel routes them (get-reg-list)', () => {
     expect(sim.getReg(0, 'KVM_REG_ARM_TIMER_CNT')).toBe(TICKS_PER_SEC);
   });
 
-  it('an id outside the arm64 space is EINVAL; a sysreg the model does not emulate is the caller\'s mistake', () => {
+  it("an id outside the arm64 space is EINVAL; a sysreg the model does not emulate is the caller's mistake", () => {
     const sim = simAt10s('linux-6.18', [0]);
     expect(sim.ioctl('KVM_GET_ONE_REG', { id: '0x203000000013DF1A' }, 0)).toEqual({ ret: -1, errno: 'EINVAL' });
     const sctlr = arm64SysReg(3, 0, 1, 0, 0);
@@ -298,7 +301,7 @@ describe('arm64-offset-v8 (the 2021 proposal)', () => {
     expect(sim.guest(0, 'cntpct')).toEqual({ value: 250_000_000n, trapped: false });
   });
 
-  it('the series\' own gaps: a vCPU created later misses the physical offset; TIMER_CNT mixed with it reads back value − P', () => {
+  it("the series' own gaps: a vCPU created later misses the physical offset; TIMER_CNT mixed with it reads back value − P", () => {
     const sim = simAt10s(profile, [0], { ecv: false });
     sim.ioctl('KVM_SET_DEVICE_ATTR', { ...PHYS_OFFSET, value: 100_000_000n }, 0);
     sim.advance(SEC); // host 275_000_000
@@ -330,12 +333,19 @@ describe('the rest of the arm64 ioctl surface', () => {
     const sim = new Arm64Sim('linux-6.18');
     expect(sim.ioctl('KVM_CHECK_EXTENSION', 'KVM_CAP_ONE_REG').ret).toBe(1);
     expect(sim.ioctl('KVM_CHECK_EXTENSION', 'KVM_CAP_VCPU_ATTRIBUTES').ret).toBe(1);
-    for (const cap of ['KVM_CAP_ADJUST_CLOCK', 'KVM_CAP_TSC_CONTROL', 'KVM_CAP_VM_TSC_CONTROL', 'KVM_CAP_GET_TSC_KHZ', 'KVM_CAP_KVMCLOCK_CTRL', 'KVM_CAP_TSC_DEADLINE_TIMER']) {
+    for (const cap of [
+      'KVM_CAP_ADJUST_CLOCK',
+      'KVM_CAP_TSC_CONTROL',
+      'KVM_CAP_VM_TSC_CONTROL',
+      'KVM_CAP_GET_TSC_KHZ',
+      'KVM_CAP_KVMCLOCK_CTRL',
+      'KVM_CAP_TSC_DEADLINE_TIMER',
+    ]) {
       expect(sim.ioctl('KVM_CHECK_EXTENSION', cap).ret, cap).toBe(0);
     }
   });
 
-  it('x86 ioctls and ioctls on the wrong fd get arm64\'s -EINVAL defaults', () => {
+  it("x86 ioctls and ioctls on the wrong fd get arm64's -EINVAL defaults", () => {
     const sim = simAt10s('linux-6.18', [0]);
     for (const ioctl of ['KVM_GET_CLOCK', 'KVM_GET_TSC_KHZ', 'KVM_RUN', 'KVM_GET_ONE_REG']) {
       expect(sim.ioctl(ioctl, undefined), ioctl).toEqual({ ret: -1, errno: 'EINVAL' });

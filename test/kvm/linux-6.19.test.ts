@@ -26,13 +26,19 @@ const page = (sim: X86Sim, id: number) => sim.vm.vcpus.find((v) => v.id === id)!
 describe('linux-6.19: no periodic kvmclock sync, no rate-limited global update', () => {
   it('at 1 s: linux-6.18 wrote each page once (version 2); linux-6.19 rewrote vCPU 0 at once for vCPU 1 (version 4), same system_time 1e9 ns', () => {
     const old = vm('linux-6.18');
-    expect([page(old, 0), page(old, 1)]).toMatchObject([{ version: 2, systemTime: S }, { version: 2, systemTime: S }]);
+    expect([page(old, 0), page(old, 1)]).toMatchObject([
+      { version: 2, systemTime: S },
+      { version: 2, systemTime: S },
+    ]);
     const now = vm('linux-6.19');
-    expect([page(now, 0), page(now, 1)]).toMatchObject([{ version: 4, systemTime: S }, { version: 2, systemTime: S }]);
+    expect([page(now, 0), page(now, 1)]).toMatchObject([
+      { version: 4, systemTime: S },
+      { version: 2, systemTime: S },
+    ]);
     expect(now.vm.kvmclockUpdateWorkAt).toBeNull();
   });
 
-  it('linux-6.18: vCPU 1\'s global update at 1 s reaches vCPU 0 through the delayed work 100 ms later (system_time 1.1e9 ns)', () => {
+  it("linux-6.18: vCPU 1's global update at 1 s reaches vCPU 0 through the delayed work 100 ms later (system_time 1.1e9 ns)", () => {
     const old = vm('linux-6.18');
     expect(old.vm.kvmclockUpdateWorkAt).toBe(S + 100n * MS);
     old.advance(200n * MS);

@@ -33,7 +33,10 @@ describe('linux-7.1: global clock updates on vCPU load rate-limited again', () =
   it('enabling kvmclock (kvm_write_system_time, not a load) is not limited: as on 6.19, vCPU 0 rewritten for vCPU 1 at once', () => {
     for (const profile of ['linux-6.19', 'linux-7.1']) {
       const sim = vm(profile);
-      expect([page(sim, 0), page(sim, 1)]).toMatchObject([{ version: 4, systemTime: S }, { version: 2, systemTime: S }]);
+      expect([page(sim, 0), page(sim, 1)]).toMatchObject([
+        { version: 4, systemTime: S },
+        { version: 2, systemTime: S },
+      ]);
       expect(nextTimerAt(sim.vm)).toBeNull();
     }
   });
@@ -47,19 +50,31 @@ describe('linux-7.1: global clock updates on vCPU load rate-limited again', () =
     // 1.010 s, vCPU 0 loads: 1.01 s since the last global update, so global on both: both pages at 1.01e9
     for (const sim of [old, now]) runAfter(sim, 10n * MS, 0);
     for (const sim of [old, now]) {
-      expect([page(sim, 0), page(sim, 1)]).toMatchObject([{ version: 6, systemTime: 1_010n * MS }, { version: 4, systemTime: 1_010n * MS }]);
+      expect([page(sim, 0), page(sim, 1)]).toMatchObject([
+        { version: 6, systemTime: 1_010n * MS },
+        { version: 4, systemTime: 1_010n * MS },
+      ]);
     }
     expect(now.vm.globalClockUpdateOnLoadAt).toBe(1_010n * MS);
     // 1.050 s, vCPU 1 loads: 40 ms after 1.01 s. 6.19 rewrites both at 1.05e9; 7.1 vCPU 1's alone
     for (const sim of [old, now]) runAfter(sim, 40n * MS, 1);
-    expect([page(old, 0), page(old, 1)]).toMatchObject([{ version: 8, systemTime: 1_050n * MS }, { version: 6, systemTime: 1_050n * MS }]);
-    expect([page(now, 0), page(now, 1)]).toMatchObject([{ version: 6, systemTime: 1_010n * MS }, { version: 6, systemTime: 1_050n * MS }]);
+    expect([page(old, 0), page(old, 1)]).toMatchObject([
+      { version: 8, systemTime: 1_050n * MS },
+      { version: 6, systemTime: 1_050n * MS },
+    ]);
+    expect([page(now, 0), page(now, 1)]).toMatchObject([
+      { version: 6, systemTime: 1_010n * MS },
+      { version: 6, systemTime: 1_050n * MS },
+    ]);
     expect(now.vm.globalClockUpdateOnLoadAt).toBe(1_010n * MS);
     // 1.109 s (99 ms after 1.01 s): still within; 1.110 s (100 ms): global again, no work was queued in between
     runAfter(now, 59n * MS, 1);
     expect([page(now, 0).systemTime, page(now, 1).systemTime]).toEqual([1_010n * MS, 1_109n * MS]);
     runAfter(now, 1n * MS, 1);
-    expect([page(now, 0), page(now, 1)]).toMatchObject([{ version: 8, systemTime: 1_110n * MS }, { version: 10, systemTime: 1_110n * MS }]);
+    expect([page(now, 0), page(now, 1)]).toMatchObject([
+      { version: 8, systemTime: 1_110n * MS },
+      { version: 10, systemTime: 1_110n * MS },
+    ]);
     expect(now.vm.globalClockUpdateOnLoadAt).toBe(1_110n * MS);
     expect(nextTimerAt(now.vm)).toBeNull();
   });
@@ -70,7 +85,7 @@ describe('linux-7.1: global clock updates on vCPU load rate-limited again', () =
     expect(getProfile('clock-cleanup-v6').x86.globalClockUpdateRateLimit).toBe(false);
   });
 
-  it('a 7.1 host\'s log replays to the live state, rate-limit instant included', async () => {
+  it("a 7.1 host's log replays to the live state, rate-limit instant included", async () => {
     const l = newLedger();
     try {
       await l.ok('createHost', { hostId: 'h', tscKhz: 2_000_000, kernel: 'linux-7.1', clocksource: 'hpet', tscUnstable: true });
@@ -78,7 +93,11 @@ describe('linux-7.1: global clock updates on vCPU load rate-limited again', () =
       await l.ok('runVcpu', { vmId: 'v' });
       await l.ok('advanceTime', { ns: S.toString() });
       for (const vcpu of [0, 1]) await l.ok('guest', { vmId: 'v', vcpu, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: KVMCLOCK_ENABLE.toString() });
-      for (const [ns, vcpu] of [[10n * MS, 0], [40n * MS, 1], [60n * MS, 1]] as const) {
+      for (const [ns, vcpu] of [
+        [10n * MS, 0],
+        [40n * MS, 1],
+        [60n * MS, 1],
+      ] as const) {
         await l.ok('advanceTime', { ns: ns.toString() });
         await l.ok('runVcpu', { vmId: 'v', vcpu });
       }

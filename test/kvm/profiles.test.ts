@@ -5,14 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { getTimeScale, hvclockToHz } from '../../kvm/arith.js';
 import { DEFAULT_REALTIME_OFFSET_NS, sampleHost, type HostSpec } from '../../kvm/host.js';
 import { catchupTickDue, kvmCatchupTick } from '../../kvm/x86/vm.js';
-import {
-  KVM_CLOCK_HOST_TSC,
-  KVM_CLOCK_REALTIME,
-  KVM_CLOCK_TSC_STABLE,
-  MSRS,
-  PVCLOCK_GUEST_STOPPED,
-  PVCLOCK_TSC_STABLE_BIT,
-} from '../../kvm/uapi.js';
+import { KVM_CLOCK_HOST_TSC, KVM_CLOCK_REALTIME, KVM_CLOCK_TSC_STABLE, MSRS, PVCLOCK_GUEST_STOPPED, PVCLOCK_TSC_STABLE_BIT } from '../../kvm/uapi.js';
 import { X86Sim } from './sim.js';
 
 const NSEC_PER_SEC = 1_000_000_000n;
@@ -166,7 +159,7 @@ describe('vCPU KVM_SET_TSC_KHZ on a host without TSC scaling (tscKhzWithoutScali
     const v = sim.vm.vcpus[0]!;
     return { r, khz: sim.ioctl('KVM_GET_TSC_KHZ', undefined, 0).ret, catchup: v.tscAlwaysCatchup };
   };
-  it.each(['linux-4.19', 'linux-5.4'])('%s: every rate refused, the host\'s own included', (profile) => {
+  it.each(['linux-4.19', 'linux-5.4'])("%s: every rate refused, the host's own included", (profile) => {
     for (const khz of [2_000_000, 2_000_300, 2_001_000]) expect(setKhz(profile, khz)).toEqual({ r: EINVAL, khz: 2_000_000, catchup: false });
   });
   it.each(['linux-5.10', 'linux-5.15', 'linux-6.18'])('%s: inside the window taken as is, faster caught up, slower refused', (profile) => {
@@ -238,7 +231,7 @@ describe('first non-zero host TSC write within 1 s of vCPU creation (QEMU-style 
     expect(hostReadTsc(sim, 1)).toBe(2n * (sim.t - created));
   });
 
-  it('linux-6.18: kept (user_set_tsc gate); the second write is glued into the first write\'s generation', () => {
+  it("linux-6.18: kept (user_set_tsc gate); the second write is glued into the first write's generation", () => {
     const { sim, firstWrite, genCreated, genFirst, genSecond } = restore('linux-6.18');
     expect(genFirst).toBe(genCreated + 1);
     expect(genSecond).toBe(genFirst);
@@ -660,7 +653,7 @@ describe('the master clock', () => {
 });
 
 describe('KVM_CHECK_EXTENSION is a system/VM ioctl', () => {
-  it('on a vCPU fd it reaches kvm_arch_vcpu_ioctl()\'s default: EINVAL', async () => {
+  it("on a vCPU fd it reaches kvm_arch_vcpu_ioctl()'s default: EINVAL", async () => {
     const { X86Sim } = await import('./sim.js');
     const sim = new X86Sim();
     sim.ioctl('KVM_CREATE_VCPU', 0);

@@ -36,11 +36,7 @@ const ATTR_PROFILES = PROFILES.filter((p) => p.x86.vcpuTscOffsetAttr).map((p) =>
 const u64Edge = fc.constantFrom(0n, MASK64, MINUS_180S, 1n << 63n, 180n * NSEC_PER_SEC);
 const anyU64 = fc.oneof(u64Edge, fc.bigInt({ min: 0n, max: MASK64 }));
 /** Host TSC at true time 0: small, anywhere, or within ~30 min of 2^64 at a few GHz so that it wraps. */
-const initialTsc = fc.oneof(
-  fc.bigInt({ min: 0n, max: 1n << 40n }),
-  fc.bigInt({ min: 0n, max: MASK64 }),
-  fc.bigInt({ min: TWO64 - (1n << 42n), max: MASK64 }),
-);
+const initialTsc = fc.oneof(fc.bigInt({ min: 0n, max: 1n << 40n }), fc.bigInt({ min: 0n, max: MASK64 }), fc.bigInt({ min: TWO64 - (1n << 42n), max: MASK64 }));
 /** Guest kHz as per-mille of the host's: none, inside the 250 ppm window, or needing scaling (1/8× … 8×). */
 const guestPerMille = fc.option(fc.oneof(fc.constant(1000), fc.integer({ min: 125, max: 8000 })), { nil: undefined });
 /**

@@ -48,7 +48,14 @@ describe('QEMU pausing a 25 MHz guest for 10 s on one host', () => {
 
   it('kvm-no-adjvtime: the counter keeps running and jumps by the pause; past 20 s that is a soft lockup', async () => {
     await runningGuest('g', 'h');
-    const r = await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'qemu', blackoutNs: (10n * S).toString(), vmmLatencyNs: 0, options: { kvmNoAdjvtime: true } });
+    const r = await l.ok('migrate', {
+      vmId: 'g',
+      inPlace: true,
+      strategy: 'qemu',
+      blackoutNs: (10n * S).toString(),
+      vmmLatencyNs: 0,
+      options: { kvmNoAdjvtime: true },
+    });
     for (const v of r.audit.vcpus) {
       expect(big(v.tscAdvance)).toBe(250_000_000n); // the guest sees 10 s pass at once
       expect(big(v.tscErrorCycles)).toBe(0n);
@@ -56,9 +63,18 @@ describe('QEMU pausing a 25 MHz guest for 10 s on one host', () => {
     expect(big(r.audit.arm64.virtualMinusPhysical.after)).toBe(big(r.audit.arm64.virtualMinusPhysical.before));
     expect(codes(r.audit)).not.toContain('soft_lockup_risk');
     // no QEMU ioctl touched the counter during the pause
-    const evs = storeFor({ db: l.db }).read({ streamId: 'vm-g' }).filter((e) => (e.data as { ioctl?: string }).ioctl === 'KVM_SET_ONE_REG');
+    const evs = storeFor({ db: l.db })
+      .read({ streamId: 'vm-g' })
+      .filter((e) => (e.data as { ioctl?: string }).ioctl === 'KVM_SET_ONE_REG');
     expect(evs).toHaveLength(0);
-    const long = await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'qemu', blackoutNs: (30n * S).toString(), vmmLatencyNs: 0, options: { kvmNoAdjvtime: true } });
+    const long = await l.ok('migrate', {
+      vmId: 'g',
+      inPlace: true,
+      strategy: 'qemu',
+      blackoutNs: (30n * S).toString(),
+      vmmLatencyNs: 0,
+      options: { kvmNoAdjvtime: true },
+    });
     expect(long.audit.findings.find((f: { code: string }) => f.code === 'soft_lockup_risk')).toMatchObject({ severity: 'fail' });
   });
 });

@@ -56,7 +56,10 @@ const migrate = (s: Session) => {
 // 700 s: the destination's kvmclock sync (every 300 s) fires twice, found through the wake index
 const later = (s: Session) => s.advanceTime(700n * S);
 const respond = (v: unknown, written: { position: number }[]) => ({ v, positions: written.map((w) => w.position) });
-const rows = (l: Ledger) => storeFor({ db: l.db }).read().map((e) => ({ ...e }));
+const rows = (l: Ledger) =>
+  storeFor({ db: l.db })
+    .read()
+    .map((e) => ({ ...e }));
 
 describe('deciding from states loaded ahead (an asynchronous engine)', () => {
   it('a migration and the timers after it record the same events as on the synchronous store, through NeedsStreams restarts', async () => {
@@ -147,13 +150,23 @@ describe('deciding from states loaded ahead (an asynchronous engine)', () => {
       // another process moves time on by 10 s between this session's reads and its commit
       const other = openEventStore(loaded.db);
       try {
-        await withSession(other, { handler: 'other' }, (s) => s.advanceTime(10n * S), () => ({}));
+        await withSession(
+          other,
+          { handler: 'other' },
+          (s) => s.advanceTime(10n * S),
+          () => ({}),
+        );
       } finally {
         other.close();
       }
     });
     let attempts = 0;
-    const r = await withSession(asyncLogPort(engine), { handler: 't' }, (s) => (attempts++, s.vmCommand('q', { type: 'guest', vcpu: 0, op: 'rdtsc' }).event.type), (v) => ({ v }));
+    const r = await withSession(
+      asyncLogPort(engine),
+      { handler: 't' },
+      (s) => (attempts++, s.vmCommand('q', { type: 'guest', vcpu: 0, op: 'rdtsc' }).event.type),
+      (v) => ({ v }),
+    );
     expect(r.response).toEqual({ v: 'GuestExecuted' });
     // two restarts to load the VM and then its host, one decision at 2 s refused at commit (the
     // ledger moved), and one at 12 s from everything loaded again (no restart needed)

@@ -40,7 +40,16 @@ describe('docs/audit.md', () => {
     // a leaf path, or the array or object it is in (findings[].positions[] → findings[].positions)
     const undocumented = [...seen].filter((p) => !documented.has(p) && !documented.has(p.replace(/\[\]$/, '')));
     expect(undocumented).toEqual([]);
-    const containers = new Set([...seen].flatMap((p) => p.split('.').map((_, i, xs) => xs.slice(0, i + 1).join('.').replace(/\[\]$/, ''))));
+    const containers = new Set(
+      [...seen].flatMap((p) =>
+        p.split('.').map((_, i, xs) =>
+          xs
+            .slice(0, i + 1)
+            .join('.')
+            .replace(/\[\]$/, ''),
+        ),
+      ),
+    );
     expect(REPORT_FIELDS.map((f) => f.path).filter((p) => !containers.has(p))).toEqual([]);
     // 70 before the simulated guest, 53 for its block and findings[].guestLog, 9 for its boot
     // (guest.boot and its 3 fields, the 4 of its log's entries) and rcuStalls[].ncpus

@@ -54,7 +54,13 @@ async function chain(l: Ledger, arch: 'x86' | 'arm64', strategy: string, from: s
   const out: Res[] = [];
   for (const s of steps) {
     await l.ok('advanceTime', { ns: s.before ?? 2 * S });
-    const r = await l.ok('migrate', { vmId, ...(s.inPlace ? { inPlace: true } : { toHost: s.to }), strategy: s.strategy ?? strategy, blackoutNs: s.blackoutNs, ...s.extra });
+    const r = await l.ok('migrate', {
+      vmId,
+      ...(s.inPlace ? { inPlace: true } : { toHost: s.to }),
+      strategy: s.strategy ?? strategy,
+      blackoutNs: s.blackoutNs,
+      ...s.extra,
+    });
     out.push(r.audit);
     if (r.status === 'completed') vmId = r.newVmId;
     if (arch === 'arm64') await l.ok('guest', { vmId, vcpu: 0, op: 'cntpct' });
@@ -97,7 +103,10 @@ const SCENARIOS: Scenario[] = [
         { strategy: 'counter-offset', to: 'arm-old', blackoutNs: 2 * S },
       ]),
   },
-  { name: 'x86 secure TSC (TDX / SEV-SNP)', run: (l) => chain(l, 'x86', 'firecracker', 'i3000', [{ to: 'drifty', blackoutNs: 300_000_000 }], { secureTsc: true }) },
+  {
+    name: 'x86 secure TSC (TDX / SEV-SNP)',
+    run: (l) => chain(l, 'x86', 'firecracker', 'i3000', [{ to: 'drifty', blackoutNs: 300_000_000 }], { secureTsc: true }),
+  },
   {
     // the guest's LAPIC TSC deadline restored before IA32_TSC: its sleeper is stuck (guest_sleeper_stuck)
     name: 'x86 firecracker 1.7 deadline before the TSC',
@@ -113,7 +122,14 @@ const SCENARIOS: Scenario[] = [
     },
   },
   { name: 'x86 refused restore', run: (l) => chain(l, 'x86', 'cloud-hypervisor', 'i3000', [{ to: 'fast', blackoutNs: 300_000_000 }]) },
-  { name: 'x86 refused in a chain', run: (l) => chain(l, 'x86', 'qemu', 'i3000', [{ to: 'a2000', blackoutNs: 1000 }, { to: 'fast', blackoutNs: 1000 }]) },
+  {
+    name: 'x86 refused in a chain',
+    run: (l) =>
+      chain(l, 'x86', 'qemu', 'i3000', [
+        { to: 'a2000', blackoutNs: 1000 },
+        { to: 'fast', blackoutNs: 1000 },
+      ]),
+  },
   {
     name: 'x86 in flight (fork cuts)',
     run: async (l) => {
@@ -144,7 +160,7 @@ async function forkAudits(l: Ledger, positions: number[]): Promise<Res[]> {
   for (const position of positions) {
     const db = l.fresh();
     await l.ok('fork', { position, targetDb: db });
-    const call = async (req: Record<string, unknown>) => (await (handlers.audit as (r: unknown, c: unknown) => Promise<Res>)(req, { db }));
+    const call = async (req: Record<string, unknown>) => await (handlers.audit as (r: unknown, c: unknown) => Promise<Res>)(req, { db });
     const all = await call({});
     expect(all.ok, JSON.stringify(all.error)).toBe(true);
     out.push(...all.audits, ...(await call({ thresholds: TIGHT })).audits);
@@ -164,20 +180,23 @@ describe('the audit report, byte for byte', () => {
   const update = updatingGolden();
 
   // the same requests on each engine: the same reports, byte for byte
-  for (const engine of ENGINE_NAMES) for (const s of SCENARIOS) {
-    it(`${s.name} (${engine})`, async () => {
-      l = newLedger(engine);
-      const audits = (await s.run(l)).map((a) => JSON.stringify(a));
-      if (engine === 'sqlite') produced[s.name] = audits;
-      if (update && engine === 'sqlite') return;
-      expect(golden[s.name], `no golden reports for ${s.name}`).toBeDefined();
-      expect(audits.length).toBe(golden[s.name]!.length);
-      for (const [i, a] of audits.entries()) expect(a, `${s.name}, report ${i}`).toBe(golden[s.name]![i]);
-    });
-  }
+  for (const engine of ENGINE_NAMES)
+    for (const s of SCENARIOS) {
+      it(`${s.name} (${engine})`, async () => {
+        l = newLedger(engine);
+        const audits = (await s.run(l)).map((a) => JSON.stringify(a));
+        if (engine === 'sqlite') produced[s.name] = audits;
+        if (update && engine === 'sqlite') return;
+        expect(golden[s.name], `no golden reports for ${s.name}`).toBeDefined();
+        expect(audits.length).toBe(golden[s.name]!.length);
+        for (const [i, a] of audits.entries()) expect(a, `${s.name}, report ${i}`).toBe(golden[s.name]![i]);
+      });
+    }
 
   it('covers every finding code, every verdict and every status', () => {
-    const all = Object.values(update ? produced : golden).flat().map((a) => JSON.parse(a) as Res);
+    const all = Object.values(update ? produced : golden)
+      .flat()
+      .map((a) => JSON.parse(a) as Res);
     const codes = new Set(all.flatMap((a) => a.findings.map((f: Res) => `${f.code}`)));
     expect([...codes].sort()).toEqual(Object.keys(FINDING_CODES).sort());
     expect(new Set(all.map((a) => a.verdict))).toEqual(new Set(['pass', 'warn', 'fail', 'in_flight']));

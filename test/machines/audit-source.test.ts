@@ -36,7 +36,8 @@ describe('the migrate handler’s audit is the log’s audit', () => {
     for (const g of guests) {
       await l.ok('createVm', { vmId: g.vmId, hostId: g.hosts[0], vcpus: 2 });
       await l.ok('runVcpu', { vmId: g.vmId });
-      if (g.arch === 'x86') for (const v of [0, 1]) await l.ok('guest', { vmId: g.vmId, vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10001 + 0x1000 * v });
+      if (g.arch === 'x86')
+        for (const v of [0, 1]) await l.ok('guest', { vmId: g.vmId, vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10001 + 0x1000 * v });
     }
     const current: Record<string, { vmId: string; host: number }> = { x: { vmId: 'x', host: 0 }, y: { vmId: 'y', host: 0 } };
     const statuses = new Set<string>();

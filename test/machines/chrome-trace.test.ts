@@ -35,9 +35,15 @@ function nestingErrors(events: TraceEvent[]): string[] {
     if (e.ph !== 'X') continue;
     const key = `${e.pid}/${e.tid}`;
     const stack = stacks.get(key) ?? [];
-    while (stack.length && stack[stack.length - 1]!.ts + stack[stack.length - 1]!.dur! <= e.ts && !(stack[stack.length - 1]!.ts + stack[stack.length - 1]!.dur! === e.ts && e.dur === 0)) stack.pop();
+    while (
+      stack.length &&
+      stack[stack.length - 1]!.ts + stack[stack.length - 1]!.dur! <= e.ts &&
+      !(stack[stack.length - 1]!.ts + stack[stack.length - 1]!.dur! === e.ts && e.dur === 0)
+    )
+      stack.pop();
     const parent = stack[stack.length - 1];
-    if (parent && e.ts + e.dur! > parent.ts + parent.dur! + 1e-9) errors.push(`${e.name} [${e.ts}, +${e.dur}] overlaps ${parent.name} [${parent.ts}, +${parent.dur}]`);
+    if (parent && e.ts + e.dur! > parent.ts + parent.dur! + 1e-9)
+      errors.push(`${e.name} [${e.ts}, +${e.dur}] overlaps ${parent.name} [${parent.ts}, +${parent.dur}]`);
     stack.push(e);
     stacks.set(key, stack);
   }
@@ -53,7 +59,7 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
     it('is well formed, nested, and its numbers are the blackout and the audit', async () => {
       const r = await qemuMigration();
       expect(r.status).toBe('completed');
-      const trace = migrationTrace((await l.store()), r.migrationId)!;
+      const trace = migrationTrace(await l.store(), r.migrationId)!;
       const ev = trace.traceEvents;
       // ts are µs, as the format defines them; no displayTimeUnit (some readers took it for the unit of ts)
       expect('displayTimeUnit' in trace).toBe(false);
@@ -129,10 +135,12 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       expect(ev.some((e) => e.name === 'master clock' && e.pid === 3)).toBe(true);
     });
 
-    it('the file `export --out` writes reads as Perfetto\'s legacy JSON importer reads it: numeric ts/dur/pid/tid, X events nested per thread', async () => {
+    it("the file `export --out` writes reads as Perfetto's legacy JSON importer reads it: numeric ts/dur/pid/tid, X events nested per thread", async () => {
       const r = await qemuMigration();
       const file = join(l.dir, 'm1.json');
-      const cli = spawnSync(process.execPath, [join(process.cwd(), 'dist/handlers/cli/main.js'), '--db', l.db, 'export', r.migrationId, '--out', file], { encoding: 'utf8' });
+      const cli = spawnSync(process.execPath, [join(process.cwd(), 'dist/handlers/cli/main.js'), '--db', l.db, 'export', r.migrationId, '--out', file], {
+        encoding: 'utf8',
+      });
       expect(cli.status, cli.stderr).toBe(0);
       const text = readFileSync(file, 'utf8');
       // the importer takes ts and dur as JSON numbers (µs), never strings
@@ -222,7 +230,7 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
 
     it('exports a VM by id too, and nothing for an unknown id', async () => {
       await qemuMigration();
-      const store = (await l.store());
+      const store = await l.store();
       const t = chromeTrace(store, 'v')!;
       expect(t.otherData).toEqual({ kind: 'vm', id: 'v' });
       expect(nestingErrors(t.traceEvents)).toEqual([]);
@@ -241,7 +249,7 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       await l.ok('advanceTime', { ns: 1_000_000_000 });
       const r = await l.ok('migrate', { vmId: 'a', inPlace: true, strategy: 'offset-documented', blackoutNs: 300_000_000 });
       expect(r.status).toBe('failed');
-      const ev = migrationTrace((await l.store()), r.migrationId)!.traceEvents;
+      const ev = migrationTrace(await l.store(), r.migrationId)!.traceEvents;
       expect(nestingErrors(ev)).toEqual([]);
       expect([...new Set(ev.map((e) => e.pid))].sort()).toEqual([1, 2]);
       const phases = ev.filter((e) => e.ph === 'X' && e.pid === 1 && e.tid === 0).map((e) => e.name);
@@ -252,19 +260,20 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       expect(ev.filter((e) => e.ph === 'C' && e.name.endsWith('TSC error (ns)')).map((e) => e.args!.ns)).toEqual([0, 0]);
     });
 
-    it('an arm64 guest: its events as instants, its CNTVCT error the audit\'s', async () => {
+    it("an arm64 guest: its events as instants, its CNTVCT error the audit's", async () => {
       await l.ok('createHost', { hostId: 'h', arch: 'arm64', cntfrqHz: '25000000', initialTsc: '1000000000' });
       await l.ok('createVm', { vmId: 'g', hostId: 'h', vcpus: 2 });
       await l.ok('runVcpu', { vmId: 'g' });
       await l.ok('advanceTime', { ns: 5_000_000_000 });
       const r = await l.ok('migrate', { vmId: 'g', inPlace: true, strategy: 'qemu', blackoutNs: 10_000_000_000, vmmLatencyNs: 0 });
-      const ev = migrationTrace((await l.store()), r.migrationId)!.traceEvents;
+      const ev = migrationTrace(await l.store(), r.migrationId)!.traceEvents;
       expect(nestingErrors(ev)).toEqual([]);
       expect(ev.find((e) => e.name === 'blackout')).toMatchObject({ dur: 10_000_000 });
       // qemu's default (adjvtime) writes the counter back to its value at the stop: 10 s × 25 MHz lost
       expect(r.audit.vcpus[0].tscErrorNs).toBe('-10000000000');
       const verifying = ev.find((e) => e.ph === 'X' && e.name === 'verifying')!;
-      for (const v of [0, 1]) expect(ev.filter((e) => e.ph === 'C' && e.name === `vCPU ${v} CNTVCT error (ns)` && e.ts <= verifying.ts).at(-1)!.args!.ns).toBe(-10_000_000_000);
+      for (const v of [0, 1])
+        expect(ev.filter((e) => e.ph === 'C' && e.name === `vCPU ${v} CNTVCT error (ns)` && e.ts <= verifying.ts).at(-1)!.args!.ns).toBe(-10_000_000_000);
       expect(ev.some((e) => e.ph === 'C' && e.name.includes('TSC'))).toBe(false);
       expect(ev.some((e) => e.ph === 'C' && e.name === 'CNTVOFF (ticks)')).toBe(true);
       expect(ev.some((e) => e.ph === 'i' && e.pid === 2 && e.name.startsWith('KVM_'))).toBe(true);

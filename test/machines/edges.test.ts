@@ -24,7 +24,8 @@ async function guest(vmId: string, vcpus = 1, kvmclock = true) {
   await l.ok('createHost', { hostId: 'h', tscKhz: 2_000_000 });
   await l.ok('createVm', { vmId, hostId: 'h', vcpus });
   await l.ok('runVcpu', { vmId });
-  if (kvmclock) for (let v = 0; v < vcpus; v++) await l.ok('guest', { vmId, vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
+  if (kvmclock)
+    for (let v = 0; v < vcpus; v++) await l.ok('guest', { vmId, vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
   await l.ok('advanceTime', { ns: (2n * S).toString() });
 }
 
@@ -37,12 +38,24 @@ describe('time order with two writers', () => {
       const a = new Session(storeFor({ db: l.db }), { handler: 'test' });
       a.vmCommand('a', { type: 'guest', vcpu: 0, op: 'rdtsc' }); // at t = 2 s, not committed yet
       clearRebuildCache();
-      await withSession(other, { handler: 'other' }, (s) => s.advanceTime(10n * S), () => ({}));
+      await withSession(
+        other,
+        { handler: 'other' },
+        (s) => s.advanceTime(10n * S),
+        () => ({}),
+      );
       expect(() => a.commit()).toThrow(/ledger is at version/);
       clearRebuildCache();
       // Retried as withSession does, it is decided at the new time.
-      await withSession(storeFor({ db: l.db }), { handler: 'test' }, (s) => s.vmCommand('a', { type: 'guest', vcpu: 0, op: 'rdtsc' }), () => ({}));
-      const times = storeFor({ db: l.db }).read().map((e) => e.time);
+      await withSession(
+        storeFor({ db: l.db }),
+        { handler: 'test' },
+        (s) => s.vmCommand('a', { type: 'guest', vcpu: 0, op: 'rdtsc' }),
+        () => ({}),
+      );
+      const times = storeFor({ db: l.db })
+        .read()
+        .map((e) => e.time);
       expect(times).toEqual([...times].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
       expect(storeFor({ db: l.db }).read().at(-1)!.time).toBe(12n * S);
     } finally {
@@ -143,7 +156,7 @@ describe('ids and inputs', () => {
   // MSR (kvm_write_wall_clock()), a VMM's host-initiated restore included: a same-host
   // cloud-hypervisor restore writes it on the new VM while that VM's kvmclock is still near 0
   // (before KVM_SET_CLOCK), so the struct then says the guest booted 670 s later than it did.
-  it('wallclock is the guest\'s CLOCK_REALTIME across a same-host cloud-hypervisor restore, not the struct the restore wrote', async () => {
+  it("wallclock is the guest's CLOCK_REALTIME across a same-host cloud-hypervisor restore, not the struct the restore wrote", async () => {
     await l.ok('createHost', { hostId: 'h', tscKhz: 2_400_000 });
     await l.ok('createVm', { vmId: 'g', hostId: 'h', vcpus: 2 });
     await l.ok('runVcpu', { vmId: 'g' });

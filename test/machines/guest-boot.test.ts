@@ -16,7 +16,10 @@ import { handGuest } from '../helpers/guest-clocks.js';
 import { expectMigrateAuditsFromLog, newLedger, type Ledger } from '../helpers/ledger.js';
 
 const DMESG = join(import.meta.dirname, '..', 'fixtures', 'dmesg', 'real-world');
-const capture = (file: string) => readFileSync(join(DMESG, file), 'utf8').split('\n').filter((l) => l.length);
+const capture = (file: string) =>
+  readFileSync(join(DMESG, file), 'utf8')
+    .split('\n')
+    .filter((l) => l.length);
 const FIRECRACKER = capture('firecracker-6.18-guest-boot-and-restore.dmesg');
 /** the stamp and the text of a dmesg line */
 const split = (line: string) => /^\[\s*([\d.]+)\] (.*)$/.exec(line)!.slice(1) as [string, string];
@@ -29,7 +32,7 @@ describe('clocks_calc_max_nsecs(): max_cycles and max_idle_ns as the kernel regi
   // kvm-clock at 1 GHz: mult 2^23 = 8 388 608, shift 23; maxadj = 11% of it, 922 746;
   // max_cycles = ⌊(2^64 − 1) / 9 311 354⌋ = 1 980 964 007 931 = 0x1cd42e4dffb; max_idle_ns =
   // (max_cycles × 7 465 862 >> 23) / 2 = 881 590 591 483
-  it('kvm-clock: the Firecracker guest\'s numbers', () => {
+  it("kvm-clock: the Firecracker guest's numbers", () => {
     expect(clocksourceMaxAdjustment(8_388_608n)).toBe(922_746n);
     expect(clocksCalcMaxNsecs(8_388_608n, 23, 922_746n, (1n << 64n) - 1n)).toEqual({ maxCycles: 0x1cd42e4dffbn, maxNsecs: 881_590_591_483n });
     expect(clocksourceRegisterLine('kvm-clock', 8_388_608n, 23, (1n << 64n) - 1n)).toBe(
@@ -117,14 +120,14 @@ describe('the boot lines', () => {
 });
 
 describe('printk timestamps: sched_clock = kvm-clock − kvm_sched_clock_offset', () => {
-  it('1 s after the boot the guest stamps 1.000000, not kvm-clock\'s 1.103096', () => {
+  it("1 s after the boot the guest stamps 1.000000, not kvm-clock's 1.103096", () => {
     const g = handGuest([0], { kvmclock: (t) => t, tsc: (t) => t }, {}, 1_000_000, OFFSET);
     g.printk(OFFSET + 1_000_000_000n, 0, 'x');
     expect(g.log[0]!.guestNs).toBe(1_000_000_000n);
     expect(dmesgStamp(g.log[0]!.guestNs)).toBe('[1.000000]');
   });
 
-  it('a kvm-clock set back below the offset wraps as u64, as the kernel\'s subtraction does', () => {
+  it("a kvm-clock set back below the offset wraps as u64, as the kernel's subtraction does", () => {
     const g = handGuest([0], { kvmclock: () => 3n, tsc: (t) => t }, {}, 1_000_000, OFFSET);
     g.printk(0n, 0, 'x');
     expect(g.log[0]!.guestNs).toBe(2n ** 64n + 3n - OFFSET);
@@ -183,7 +186,9 @@ describe('through the audit', () => {
     expect(g.boot.timeNs).toBe(String(OFFSET));
     expect(g.boot.schedOffset).toBe(String(read));
     const mine = /^(kvm-clock|clocksource|tsc): /;
-    const real = FIRECRACKER.map(split).filter(([, text]) => mine.test(text)).map(([, text]) => text.replace('103096373', String(read)));
+    const real = FIRECRACKER.map(split)
+      .filter(([, text]) => mine.test(text))
+      .map(([, text]) => text.replace('103096373', String(read)));
     expect(g.boot.log.map((e: { text: string }) => e.text)).toEqual(real);
     expect(g.clocksource).toMatchObject({ before: 'kvm-clock', watchdog: null, ratings: { 'kvm-clock': 400 } });
     const lockup = g.log.find((e: { text: string }) => e.text.startsWith('watchdog: BUG: soft lockup'));

@@ -51,7 +51,7 @@ describe('pvclock', () => {
   });
 });
 
-describe('simulateGuest: the detectors in the kernel\'s order', () => {
+describe("simulateGuest: the detectors in the kernel's order", () => {
   // At the resume three timers are due: the tick (RCU: 30 s > 21 s since the grace period began),
   // the soft-lockup hrtimer (expired at 12 s) and the watchdog (expired at 10 s). The tick runs
   // first: its check_cpu_stall() finds PVCLOCK_GUEST_STOPPED on vCPU 0 and touches every detector,
@@ -79,7 +79,7 @@ describe('simulateGuest: the detectors in the kernel\'s order', () => {
     expect(g.wallClock.convergedAt).toBe(RESUME);
   });
 
-  it('without the flag: the RCU stall at the tick (7500 jiffies), then both CPUs\' soft lockups', () => {
+  it("without the flag: the RCU stall at the tick (7500 jiffies), then both CPUs' soft lockups", () => {
     const g = simulateGuest(input([]), guestSettings());
     expect(g.guestStopped).toEqual([]);
     expect(g.log.map((e) => e.text)).toEqual([

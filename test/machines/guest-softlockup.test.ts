@@ -19,7 +19,7 @@ describe('softlockupInit', () => {
 });
 
 describe('watchdogTimerFn', () => {
-  it('at the resume (39.5 s >> 30 = 36): CPU0 stuck for 36 − 7 = 29 s, in the kernel\'s words', () => {
+  it("at the resume (39.5 s >> 30 = 36): CPU0 stuck for 36 − 7 = 29 s, in the kernel's words", () => {
     const { clocks, printk, texts } = g();
     const r = watchdogTimerFn(softlockupInit([0, 1], STOP, STOP, s), RESUME, 0, clocks, s, printk);
     expect(texts()).toEqual(['watchdog: BUG: soft lockup - CPU#0 stuck for 29s! [swapper/0:0]']);

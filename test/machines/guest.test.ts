@@ -55,10 +55,16 @@ describe("QEMU's 40 ms stop-to-pre-save gap", () => {
   // >> 24 = 499 999 969; the skew −40 000 030 ns is beyond 6.6's 500 µs (2 × (2 × 125 µs):
   // CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US=125, the Kconfig default from 6.3). The soft-lockup hrtimer
   // (4 s) has not expired yet, so PVCLOCK_GUEST_STOPPED (QEMU's KVM_KVMCLOCK_CTRL) is found only later.
-  it('marks tsc unstable at the first watchdog run after the resume, in the kernel\'s words', async () => {
+  it("marks tsc unstable at the first watchdog run after the resume, in the kernel's words", async () => {
     await guest();
     const a = await migrate('qemu', 300_000_000, { preSaveGapNs: 40_000_000 });
-    expect(a.guest.clocksource).toMatchObject({ before: 'kvm-clock', after: 'kvm-clock', watchdog: 'kvm-clock', ratings: { 'kvm-clock': 400, tsc: 300 }, marginNs: '500000' });
+    expect(a.guest.clocksource).toMatchObject({
+      before: 'kvm-clock',
+      after: 'kvm-clock',
+      watchdog: 'kvm-clock',
+      ratings: { 'kvm-clock': 400, tsc: 300 },
+      marginNs: '500000',
+    });
     expect(a.guest.clocksource.marginIs).toBe(
       'cs->uncertainty_margin + watchdog->uncertainty_margin = 2 × (2 × WATCHDOG_MAX_SKEW), CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US=125, its Kconfig default (c37e85c135ce "clocksource: Loosen clocksource watchdog constraints" (v6.3))',
     );
@@ -71,11 +77,22 @@ describe("QEMU's 40 ms stop-to-pre-save gap", () => {
       'tsc: Marking TSC unstable due to clocksource watchdog',
     ]);
     expect(a.guest.log[0]).toMatchObject({ timeNs: '2340000000', guestNs: '2039999999', vcpu: 1 });
-    expect(a.guest.watchdogRuns[0]).toEqual({ timeNs: '2340000000', vcpu: 1, clocksource: 'tsc', watchdog: 'kvm-clock', csNsec: '499999969', wdNsec: '539999999', outcome: 'unstable' });
+    expect(a.guest.watchdogRuns[0]).toEqual({
+      timeNs: '2340000000',
+      vcpu: 1,
+      clocksource: 'tsc',
+      watchdog: 'kvm-clock',
+      csNsec: '499999969',
+      wdNsec: '539999999',
+      outcome: 'unstable',
+    });
     // found at the soft-lockup hrtimer's 4 s expiry: 4e9 − 2 039 999 999 = 1 960 000 001 ns of
     // kvm-clock, which reads 999 999 999 ns per true second after the resume (pvclock's
     // truncation): ⌈1 960 000 001 × 1e9 / 999 999 999⌉ = 1 960 000 003 ns after the resume
-    expect(a.guest.guestStopped.map((g: any) => [g.vcpu, g.timeNs, g.by])).toEqual([[0, '4300000003', 'softlockup'], [1, '4300000003', 'softlockup']]);
+    expect(a.guest.guestStopped.map((g: any) => [g.vcpu, g.timeNs, g.by])).toEqual([
+      [0, '4300000003', 'softlockup'],
+      [1, '4300000003', 'softlockup'],
+    ]);
     const f = a.findings.find((x: any) => x.code === 'watchdog_tsc_unstable');
     expect(f).toMatchObject({ severity: 'fail', guestLog: [0, 1, 2, 3, 4, 5] });
     expect(f.message).toContain("[2.039999] the guest's clocksource watchdog on CPU1 marks 'tsc' unstable");
@@ -97,7 +114,11 @@ describe("QEMU's 40 ms stop-to-pre-save gap", () => {
     ];
     await guest();
     const a = await migrate('qemu', 300_000_000, { preSaveGapNs: 40_000_000 });
-    const shape = (line: string) => line.replace(/^\[\s*[\d.]+\] /, '').replace(/-?\b[0-9a-f]+\b/g, 'N').replace(/CPU\d+/g, 'CPUN');
+    const shape = (line: string) =>
+      line
+        .replace(/^\[\s*[\d.]+\] /, '')
+        .replace(/-?\b[0-9a-f]+\b/g, 'N')
+        .replace(/CPU\d+/g, 'CPUN');
     expect(texts(a).map(shape)).toEqual(capture.map(shape));
   });
 
@@ -162,7 +183,9 @@ describe("QEMU's 40 ms stop-to-pre-save gap", () => {
     const v63 = await at('6.3');
     expect(v63.guest.clocksource.marginNs).toBe('500000');
     expect(texts(v63)[3]).toBe(`${PAD}Clocksource 'tsc' skewed -40000030 ns (18446744073669 ms) over watchdog 'kvm-clock' interval of 539999999 ns (539 ms)`);
-    expect(texts(await at('6.5.3'))[3]).toBe(`${PAD}Clocksource 'tsc' skewed -40000030 ns (-40 ms) over watchdog 'kvm-clock' interval of 539999999 ns (539 ms)`);
+    expect(texts(await at('6.5.3'))[3]).toBe(
+      `${PAD}Clocksource 'tsc' skewed -40000030 ns (-40 ms) over watchdog 'kvm-clock' interval of 539999999 ns (539 ms)`,
+    );
   });
 
   it('watchdogMaxSkewUs sets CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US: 1000 µs is a 4 ms margin, the skew (40 000 030 ns) still beyond it', async () => {
@@ -171,7 +194,8 @@ describe("QEMU's 40 ms stop-to-pre-save gap", () => {
     const a = (await l.ok('audit', { migrationId: m, thresholds: { guest: { watchdogMaxSkewUs: 1000 } } })).audit;
     expect(a.guest.clocksource).toMatchObject({
       marginNs: '4000000',
-      marginIs: 'cs->uncertainty_margin + watchdog->uncertainty_margin = 2 × (2 × WATCHDOG_MAX_SKEW), CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US=1000 (set: watchdogMaxSkewUs)',
+      marginIs:
+        'cs->uncertainty_margin + watchdog->uncertainty_margin = 2 × (2 × WATCHDOG_MAX_SKEW), CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US=1000 (set: watchdogMaxSkewUs)',
     });
     expect(codes(a)).toContain('watchdog_tsc_unstable');
     // the Kconfig range is 50..1000, and kernels before 5.18 have no such option: refused, nothing recorded
@@ -179,7 +203,13 @@ describe("QEMU's 40 ms stop-to-pre-save gap", () => {
       const r = await l.call('audit', { migrationId: m, thresholds: { guest } });
       expect(r.error.code, JSON.stringify(guest)).toBe('invalid_request');
     }
-    const r = await l.call('migrate', { vmId: 'g.m1', toHost: 'a', strategy: 'qemu', blackoutNs: 1000, thresholds: { guest: { kernel: '5.15', watchdogMaxSkewUs: 125 } } });
+    const r = await l.call('migrate', {
+      vmId: 'g.m1',
+      toHost: 'a',
+      strategy: 'qemu',
+      blackoutNs: 1000,
+      thresholds: { guest: { kernel: '5.15', watchdogMaxSkewUs: 125 } },
+    });
     expect(r.error).toMatchObject({ code: 'invalid_request' });
     expect(r.error.message).toContain('guest kernel 5.15 has no CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US');
     expect((await l.ok('events', { streamId: 'vm-g.m1' })).events.at(-1).type).not.toBe('VmDestroyed');
@@ -212,7 +242,7 @@ describe('a chain of two migrations (the second VM was itself created by a migra
   // 179 360 005 ns later: wd_nsec = 10.5e9 − 10 020 179 997 = 479 820 003; the TSC advanced
   // 31 439 820 015 − 30 000 360 000 = 1 439 460 015 cycles, × 5592405 >> 24 = 479 819 976 ns: a
   // 27 ns skew, well inside 248 µs. Matched offsets: the guest prints nothing.
-  it('the second audit reads the watchdog\'s last run where the guest ran, and prints nothing', async () => {
+  it("the second audit reads the watchdog's last run where the guest ran, and prints nothing", async () => {
     await l.ok('createHost', { hostId: 'src', tscKhz: 3_000_000, initialTsc: '1800000000000000' });
     await l.ok('createHost', { hostId: 'dst', tscKhz: 2_600_000, initialTsc: '900000000000000' });
     await l.ok('createVm', { vmId: 'web', hostId: 'src', vcpus: 2 });
@@ -222,7 +252,15 @@ describe('a chain of two migrations (the second VM was itself created by a migra
     await l.ok('migrate', { vmId: 'web', toHost: 'dst', strategy: 'qemu', blackoutNs: '300000000', preSaveGapNs: '20000000' });
     const a = (await l.ok('migrate', { vmId: 'web.m1', toHost: 'src', strategy: 'offset-corrected', blackoutNs: '300000000' })).audit;
     expect(a.guest.log).toEqual([]);
-    expect(a.guest.watchdogRuns[0]).toEqual({ timeNs: '10800260005', vcpu: 0, clocksource: 'tsc', watchdog: 'kvm-clock', csNsec: '479819976', wdNsec: '479820003', outcome: 'ok' });
+    expect(a.guest.watchdogRuns[0]).toEqual({
+      timeNs: '10800260005',
+      vcpu: 0,
+      clocksource: 'tsc',
+      watchdog: 'kvm-clock',
+      csNsec: '479819976',
+      wdNsec: '479820003',
+      outcome: 'ok',
+    });
     expect(a.findings).toEqual([]);
     expect(a.verdict).toBe('pass');
   });
@@ -252,7 +290,9 @@ describe('two cloud-hypervisor@50 restores back to back (its vCPUs run before KV
     expect(a.guest.log.filter((e: any) => e.text.includes('wd_nsec: -'))).toEqual([]);
     expect(codes(a)).not.toContain('watchdog_tsc_unstable');
     // the TSC restored by value, kvmclock through KVM_SET_CLOCK: kvmclock ends up behind it (a distance, not "−100 µs behind")
-    expect(a.findings.find((f: any) => f.code === 'kvmclock_tsc_step').message).toBe(`kvmclock moved ${fmtNs(-BigInt(a.kvmclockMinusTscStepNs))} behind the TSC`);
+    expect(a.findings.find((f: any) => f.code === 'kvmclock_tsc_step').message).toBe(
+      `kvmclock moved ${fmtNs(-BigInt(a.kvmclockMinusTscStepNs))} behind the TSC`,
+    );
     expect(a.findings.find((f: any) => f.code === 'kvmclock_tsc_step').message).toMatch(/^kvmclock moved \d+\.\d{3} µs behind the TSC$/);
     const run = a.guest.watchdogRuns[0];
     // 600.5 s of kvm-clock, 499 880 058 ns after the resume (kvmclock 600 000 119 942 then), on CPU0 (the 1201st run)
@@ -352,7 +392,10 @@ describe('a 30 s jump at restore (Firecracker issue #5322)', () => {
     const a = await migrate('firecracker@1.14', 30 * S);
     expect(a.guest.log).toEqual([]);
     // CPU0's flag is taken by RCU's stall check, CPU1's by its soft-lockup hrtimer; each touch resets the clocksource watchdog once
-    expect(a.guest.guestStopped.map((g: any) => [g.vcpu, g.by])).toEqual([[0, 'rcu'], [1, 'softlockup']]);
+    expect(a.guest.guestStopped.map((g: any) => [g.vcpu, g.by])).toEqual([
+      [0, 'rcu'],
+      [1, 'softlockup'],
+    ]);
     expect(a.guest.watchdogRuns.slice(0, 2).map((r: any) => r.outcome)).toEqual(['reset', 'reset']);
     expect(codes(a)).toEqual([]);
   });
@@ -377,7 +420,9 @@ describe('a 30 s jump at restore (Firecracker issue #5322)', () => {
     expect(a.guest.rcuStalls).toEqual([{ vcpu: 0, timeNs: '70000000000', jiffies: '15000', ncpus: 4, log: [0] }]);
     const f = a.findings.find((x: any) => x.code === 'soft_lockup_risk');
     expect(f).toMatchObject({ severity: 'fail', guestLog: [1, 2, 3, 4] });
-    expect(f.message).toBe('[69.999999] BUG: soft lockup on CPU#0 (58s), CPU#1 (58s), CPU#2 (58s), CPU#3 (58s): the clock jumped without PVCLOCK_GUEST_STOPPED on those vCPUs');
+    expect(f.message).toBe(
+      '[69.999999] BUG: soft lockup on CPU#0 (58s), CPU#1 (58s), CPU#2 (58s), CPU#3 (58s): the clock jumped without PVCLOCK_GUEST_STOPPED on those vCPUs',
+    );
   });
 
   it('watchdog_thresh 20: reports at 40 s, so the same 30 s jump prints no soft lockup (the RCU stall remains)', async () => {
@@ -547,7 +592,7 @@ describe('a slew runs on the guest clock: a tsc guest drifts 59.6 ppb behind tru
   });
 });
 
-describe("Firecracker issue #4099: IA32_TSC_DEADLINE restored before IA32_TSC", () => {
+describe('Firecracker issue #4099: IA32_TSC_DEADLINE restored before IA32_TSC', () => {
   // One vCPU without kvmclock (the guest runs on tsc). At 2 s of uptime the sleeper's 100 ms
   // deadline is 6 300 000 000; the restore after a 1 s blackout is at 3 s. 1.7.0 arms it against
   // the new vCPU's TSC of 0: it fires at 5.1 s, when the TSC reads 6e9 + 2.1 s × 3 GHz =
@@ -564,10 +609,15 @@ describe("Firecracker issue #4099: IA32_TSC_DEADLINE restored before IA32_TSC", 
   }
   const ns = (cycles: bigint) => (cycles * 5592405n) >> 24n;
 
-  it('1.7.0: the sleeper wakes 2 s late, stuck for the guest\'s uptime', async () => {
+  it("1.7.0: the sleeper wakes 2 s late, stuck for the guest's uptime", async () => {
     const a = await sleeper('firecracker@1.7');
     expect(a.guest.clocksource.before).toBe('tsc');
-    expect(a.guest.sleeper.wakes[0]).toEqual({ expiresNs: String(ns(6_300_000_000n)), timeNs: '5100000000', lateNs: String(ns(12_300_000_000n) - ns(6_300_000_000n)), lapicDeadline: true });
+    expect(a.guest.sleeper.wakes[0]).toEqual({
+      expiresNs: String(ns(6_300_000_000n)),
+      timeNs: '5100000000',
+      lateNs: String(ns(12_300_000_000n) - ns(6_300_000_000n)),
+      lapicDeadline: true,
+    });
     expect(ns(12_300_000_000n) - ns(6_300_000_000n)).toBe(1_999_999_881n);
     expect(a.findings.find((f: any) => f.code === 'guest_sleeper_stuck')).toMatchObject({ severity: 'fail' });
   });
@@ -588,7 +638,10 @@ it('arm64: the arch timer; a counter jump of 30 s reports soft lockups (no PVCLO
   await l.ok('advanceTime', { ns: 2 * S });
   const a = await migrate('counter-offset', 30 * S);
   expect(a.guest.clocksource).toMatchObject({ before: 'arch_sys_counter', after: 'arch_sys_counter', watchdog: null, ratings: { arch_sys_counter: 400 } });
-  expect(a.guest.softLockups.map((s: any) => [s.vcpu, s.stuckS])).toEqual([[0, 29], [1, 29]]);
+  expect(a.guest.softLockups.map((s: any) => [s.vcpu, s.stuckS])).toEqual([
+    [0, 29],
+    [1, 29],
+  ]);
   expect(texts(a)[0]).toBe('rcu: INFO: rcu_preempt self-detected stall on CPU');
 });
 

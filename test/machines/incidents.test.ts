@@ -60,7 +60,11 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       const f = finding(a, 'soft_lockup_risk');
       expect(f).toMatchObject({ severity: 'fail' });
       expect(f.message).toContain('BUG: soft lockup on CPU#0');
-      expect(f.guestLog.map((i: number) => a.guest.log[i].text)).toEqual(a.guest.softLockups.map((x: { vcpu: number; stuckS: number }) => `watchdog: BUG: soft lockup - CPU#${x.vcpu} stuck for ${x.stuckS}s! [swapper/${x.vcpu}:0]`));
+      expect(f.guestLog.map((i: number) => a.guest.log[i].text)).toEqual(
+        a.guest.softLockups.map(
+          (x: { vcpu: number; stuckS: number }) => `watchdog: BUG: soft lockup - CPU#${x.vcpu} stuck for ${x.stuckS}s! [swapper/${x.vcpu}:0]`,
+        ),
+      );
       expect(a.verdict).toBe('fail');
     });
 
@@ -138,7 +142,8 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       const options = { clockRealtime: true };
       const r = await l.ok('migrate', { vmId: 'g', toHost: 'b', strategy: 'firecracker@1.14', blackoutNs: 60 * S, vmmLatencyNs: 0, options });
       expect(r.status).toBe('failed');
-      const reason = 'unknown field `clock_realtime` in the snapshot load request: firecracker 1.14.0 has no `clock_realtime` (#5809; first in 1.14.4, then 1.15.1)';
+      const reason =
+        'unknown field `clock_realtime` in the snapshot load request: firecracker 1.14.0 has no `clock_realtime` (#5809; first in 1.14.4, then 1.15.1)';
       expect(r.audit.failure).toMatchObject({ step: 'restore', reason });
       // nothing was restored: no destination VM, no KVM_SET_CLOCK with KVM_CLOCK_REALTIME
       expect((await l.store()).streamVersion('vm-g.m1')).toBe(0);
@@ -157,12 +162,19 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
 
     it('1.16 with the opt-in (options.clockRealtime) behaves as before 1.16 did by default', async () => {
       await guest();
-      const a = (await l.ok('migrate', { vmId: 'g', toHost: 'b', strategy: 'firecracker@1.16', blackoutNs: 60 * S, vmmLatencyNs: 0, options: { clockRealtime: true } })).audit;
+      const a = (
+        await l.ok('migrate', { vmId: 'g', toHost: 'b', strategy: 'firecracker@1.16', blackoutNs: 60 * S, vmmLatencyNs: 0, options: { clockRealtime: true } })
+      ).audit;
       expect(a.kvmclock.advanceNs).toBe('60000000000');
     });
   });
 
-  const CH = (clockBeforeResume: boolean, realtimeFilled: boolean, syncTscOffsets: boolean, arm64Downtime: boolean) => ({ clockBeforeResume, realtimeFilled, syncTscOffsets, arm64Downtime });
+  const CH = (clockBeforeResume: boolean, realtimeFilled: boolean, syncTscOffsets: boolean, arm64Downtime: boolean) => ({
+    clockBeforeResume,
+    realtimeFilled,
+    syncTscOffsets,
+    arm64Downtime,
+  });
 
   /** The destination VM's ioctls from the last migration's start, in log order. */
   async function ioctlsOf(vmId: string): Promise<string[]> {
@@ -227,7 +239,7 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       expect(finding(a, 'master_clock_lost')).toBeDefined();
     });
 
-    it('53.0: every vCPU at vCPU 0\'s offset, no skew, master clock on', async () => {
+    it("53.0: every vCPU at vCPU 0's offset, no skew, master clock on", async () => {
       await guest();
       const a = (await spaced('cloud-hypervisor@53')).audit;
       expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '53.0', switches: CH(true, true, true, true) });
@@ -236,7 +248,7 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       expect(a.masterClock).toEqual({ before: true, after: true });
     });
 
-    it('the bare name is 53.0: both vCPUs at vCPU 0\'s offset (10 500 000 000 at resume), no skew, master clock on', async () => {
+    it("the bare name is 53.0: both vCPUs at vCPU 0's offset (10 500 000 000 at resume), no skew, master clock on", async () => {
       await guest();
       const a = (await spaced('cloud-hypervisor')).audit;
       expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '53.0', switches: CH(true, true, true, true) });
@@ -292,7 +304,10 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       const a = await restore('qemu+downtimeAccounting=true', 3600 * S);
       const switches = { ...QEMU_10_1, downtimeAccounting: true };
       expect(a.vmm).toEqual({ strategy: 'qemu', release: '10.1.0', switches });
-      expect(a.vcpus.map((v: { tscAfter: string; tscErrorNs: string }) => [v.tscAfter, v.tscErrorNs])).toEqual([['10806000000000', '0'], ['10806000000000', '0']]);
+      expect(a.vcpus.map((v: { tscAfter: string; tscErrorNs: string }) => [v.tscAfter, v.tscErrorNs])).toEqual([
+        ['10806000000000', '0'],
+        ['10806000000000', '0'],
+      ]);
       expect(a.kvmclock).toEqual({ before: '1999999999', after: '3601999999999', advanceNs: '3600000000000', errorNs: '0' });
       expect(finding(a, 'tsc_lost_time')).toBeUndefined();
       expect(finding(a, 'soft_lockup_risk')).toBeUndefined();
@@ -309,7 +324,7 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       await l.ok('advanceTime', { ns: 2 * S });
       await l.ok('guest', { vmId: 'g', vcpu: 0, op: 'wrmsr', msr: 'MSR_IA32_TSC_DEADLINE', value: deadline });
       const r = await l.ok('migrate', { vmId: 'g', toHost: 'b', strategy, blackoutNs: S, vmmLatencyNs: 0 });
-      const st = JSON.stringify((await l.ok('stateAt', { streamId: `vm-${r.newVmId}` })));
+      const st = JSON.stringify(await l.ok('stateAt', { streamId: `vm-${r.newVmId}` }));
       const m = /"tscDeadline":"(\d+)","tscDeadlineFiresAt":(null|"\d+")/.exec(st)!;
       return { tscDeadline: m[1]!, tscDeadlineFiresAt: m[2] === 'null' ? null : m[2]!.slice(1, -1) };
     }

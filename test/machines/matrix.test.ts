@@ -54,7 +54,16 @@ describe('cells and runs', () => {
 
   it('all pairs are of one architecture: a class with itself included, the others counted', () => {
     const hosts = [host('a'), host('b'), { name: 'c', arch: 'arm64', kernel: 'linux-6.18', cntfrqHz: 25_000_000n } as HostClass];
-    expect(allPairs(hosts)).toEqual({ pairs: [[0, 0], [0, 1], [1, 0], [1, 1], [2, 2]], crossArch: 4 });
+    expect(allPairs(hosts)).toEqual({
+      pairs: [
+        [0, 0],
+        [0, 1],
+        [1, 0],
+        [1, 1],
+        [2, 2],
+      ],
+      crossArch: 4,
+    });
   });
 
   it("a host starts from its rate × its role's uptime, unless its counter is given", () => {

@@ -44,62 +44,69 @@ describe('random migration chains', () => {
   it('keep the guest in one place, the reports equal to the log’s audit, and the log replayable', async () => {
     const outcomes = new Map<string, number>();
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom('x86' as const, 'arm64' as const), fc.nat(10), fc.array(step, { minLength: 1, maxLength: 6 }), async (arch, start, steps) => {
-        l.cleanup();
-        l = newLedger();
-        const hosts = arch === 'x86' ? X86_HOSTS : ARM_HOSTS;
-        for (const h of hosts) await l.ok('createHost', h);
-        let vmId = 'g';
-        let host = hosts[start % hosts.length]!.hostId;
-        await l.ok('createVm', { vmId, hostId: host, vcpus: 2 });
-        await l.ok('runVcpu', { vmId });
-        if (arch === 'x86') for (const v of [0, 1]) await l.ok('guest', { vmId, vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10001 + 0x1000 * v });
-        for (const s of steps) {
-          if (!STRATEGIES[s.strategy]![arch]) continue;
-          await l.ok('advanceTime', { ns: s.beforeMs * 1_000_000 });
-          const toHost = hosts[s.host % hosts.length]!.hostId;
-          const r = await l.ok('migrate', {
-            vmId,
-            ...(s.inPlace ? { inPlace: true } : { toHost }),
-            strategy: s.strategy,
-            blackoutNs: s.blackoutMs * 1_000_000,
-            vmmLatencyNs: s.latencyUs * 1000,
-            writeSpacingNs: s.writeSpacingMs * 1_000_000,
-            readSpacingNs: s.readSpacingUs * 1000,
-            preSaveGapNs: s.gapMs * 1_000_000,
-          });
-          expect(['completed', 'failed']).toContain(r.status);
-          const k = `${r.status}${s.inPlace ? ' in place' : ''}`;
-          outcomes.set(k, (outcomes.get(k) ?? 0) + 1);
-          expect(['pass', 'warn', 'fail']).toContain(r.audit.verdict);
-          const src = (await l.ok('stateAt', { vmId })).state;
-          if (r.status === 'failed') {
-            // the source resumed where it was; a destination, if one was made, is gone
-            expect(r.audit.failure.reason.length).toBeGreaterThan(0);
-            expect(src.lifecycle).toBe('running');
-            expect(src.hostId).toBe(host);
-            if (!s.inPlace) {
-              const dst = await l.call('stateAt', { vmId: r.newVmId });
-              if (dst.ok) expect(dst.state.lifecycle).toBe('destroyed');
+      fc.asyncProperty(
+        fc.constantFrom('x86' as const, 'arm64' as const),
+        fc.nat(10),
+        fc.array(step, { minLength: 1, maxLength: 6 }),
+        async (arch, start, steps) => {
+          l.cleanup();
+          l = newLedger();
+          const hosts = arch === 'x86' ? X86_HOSTS : ARM_HOSTS;
+          for (const h of hosts) await l.ok('createHost', h);
+          let vmId = 'g';
+          let host = hosts[start % hosts.length]!.hostId;
+          await l.ok('createVm', { vmId, hostId: host, vcpus: 2 });
+          await l.ok('runVcpu', { vmId });
+          if (arch === 'x86')
+            for (const v of [0, 1]) await l.ok('guest', { vmId, vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10001 + 0x1000 * v });
+          for (const s of steps) {
+            if (!STRATEGIES[s.strategy]![arch]) continue;
+            await l.ok('advanceTime', { ns: s.beforeMs * 1_000_000 });
+            const toHost = hosts[s.host % hosts.length]!.hostId;
+            const r = await l.ok('migrate', {
+              vmId,
+              ...(s.inPlace ? { inPlace: true } : { toHost }),
+              strategy: s.strategy,
+              blackoutNs: s.blackoutMs * 1_000_000,
+              vmmLatencyNs: s.latencyUs * 1000,
+              writeSpacingNs: s.writeSpacingMs * 1_000_000,
+              readSpacingNs: s.readSpacingUs * 1000,
+              preSaveGapNs: s.gapMs * 1_000_000,
+            });
+            expect(['completed', 'failed']).toContain(r.status);
+            const k = `${r.status}${s.inPlace ? ' in place' : ''}`;
+            outcomes.set(k, (outcomes.get(k) ?? 0) + 1);
+            expect(['pass', 'warn', 'fail']).toContain(r.audit.verdict);
+            const src = (await l.ok('stateAt', { vmId })).state;
+            if (r.status === 'failed') {
+              // the source resumed where it was; a destination, if one was made, is gone
+              expect(r.audit.failure.reason.length).toBeGreaterThan(0);
+              expect(src.lifecycle).toBe('running');
+              expect(src.hostId).toBe(host);
+              if (!s.inPlace) {
+                const dst = await l.call('stateAt', { vmId: r.newVmId });
+                if (dst.ok) expect(dst.state.lifecycle).toBe('destroyed');
+              }
+            } else if (s.inPlace) {
+              expect(src.lifecycle).toBe('running');
+            } else {
+              expect(src.lifecycle).toBe('destroyed');
+              const dst = (await l.ok('stateAt', { vmId: r.newVmId })).state;
+              expect(dst.lifecycle).toBe('running');
+              expect(dst.hostId).toBe(toHost);
+              vmId = r.newVmId;
+              host = toHost;
             }
-          } else if (s.inPlace) {
-            expect(src.lifecycle).toBe('running');
-          } else {
-            expect(src.lifecycle).toBe('destroyed');
-            const dst = (await l.ok('stateAt', { vmId: r.newVmId })).state;
-            expect(dst.lifecycle).toBe('running');
-            expect(dst.hostId).toBe(toHost);
-            vmId = r.newVmId;
-            host = toHost;
           }
-        }
-        expectReplayEqualsLive(l);
-        expect(storeFor({ db: l.db }).verify().intact).toBe(true);
-      }),
+          expectReplayEqualsLive(l);
+          expect(storeFor({ db: l.db }).verify().intact).toBe(true);
+        },
+      ),
       // a fixed seed in CI (the same chains every run); FUZZ_SEED / FUZZ_RUNS explore further
       { numRuns: Number(process.env.FUZZ_RUNS ?? 16), seed: Number(process.env.FUZZ_SEED ?? 20261126) },
     );
     // the chains reached both outcomes, in place and across hosts
-    for (const k of ['completed', 'failed', 'completed in place', 'failed in place']) expect(outcomes.get(k) ?? 0, `${k} in ${JSON.stringify([...outcomes])}`).toBeGreaterThan(0);
+    for (const k of ['completed', 'failed', 'completed in place', 'failed in place'])
+      expect(outcomes.get(k) ?? 0, `${k} in ${JSON.stringify([...outcomes])}`).toBeGreaterThan(0);
   });
 });

@@ -34,7 +34,9 @@ function harness(blackoutNs: bigint, fail: { step: string; error: Error } | null
   const clock = new SessionClock(time, (d) => delayNs(input, d));
   const actor = createActor(migrationMachine, { clock, input });
   actor.on('*', (ev: MigrationEvent) =>
-    log.push(`${ev.type}${'phase' in ev.data ? `:${ev.data.phase}` : ''}${'ns' in ev.data ? `:${ev.data.ns}` : ''}${'step' in ev.data ? `:${ev.data.step}` : ''}@${t}`),
+    log.push(
+      `${ev.type}${'phase' in ev.data ? `:${ev.data.phase}` : ''}${'ns' in ev.data ? `:${ev.data.ns}` : ''}${'step' in ev.data ? `:${ev.data.step}` : ''}@${t}`,
+    ),
   );
   let crash: unknown = null;
   actor.subscribe({ error: (e) => (crash = e) });

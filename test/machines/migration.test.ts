@@ -85,7 +85,7 @@ describe.each(ENGINE_NAMES)('on %s', (engine) => {
       await expectReplayEqualsLive(l);
       expect(auditInFreshProcess(r.migrationId)).toEqual({ ok: true, audit: a });
     });
-    it('qemu at vm_stop pins every vCPU\'s IA32_TSC before it reads kvmclock (kvm_synchronize_all_tsc, then kvm_update_clock)', async () => {
+    it("qemu at vm_stop pins every vCPU's IA32_TSC before it reads kvmclock (kvm_synchronize_all_tsc, then kvm_update_clock)", async () => {
       await runningVm('v', 'src', 2);
       const before = (await l.store()).lastPosition();
       await l.ok('migrate', { vmId: 'v', toHost: 'dst', strategy: 'qemu', blackoutNs: 300_000_000, readSpacingNs: 1_000_000, preSaveGapNs: 20_000_000 });

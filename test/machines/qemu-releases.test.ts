@@ -131,7 +131,7 @@ describe('TSC kHz within 250 ppm without scaling: QEMU 5.1.0 and Linux 5.8', () 
     return migrate(strategy);
   }
 
-  it('5.0 to linux-5.10: refused, the host\'s rate differs', async () => {
+  it("5.0 to linux-5.10: refused, the host's rate differs", async () => {
     const r = await toSlowHost('linux-5.10', 'qemu@5.0');
     expect(r.status).toBe('failed');
     expect(r.audit.failure.reason).toContain('TSC frequency mismatch between VM (3000000 kHz) and host (3000300 kHz)');

@@ -51,7 +51,8 @@ describe('young-guest TSC snap (linux-6.6 → linux-6.18)', () => {
     expect(earlier).toHaveLength(0);
     // what changed: the written offset (tracepoint kvm_write_tsc_offset) with the same ret
     expect(first.recorded.result).toEqual(first.replayed.result);
-    const offs = (o: { trace: { tp: string; next_tsc_offset?: string }[] }) => o.trace.filter((t) => t.tp === 'kvm_write_tsc_offset').map((t) => t.next_tsc_offset);
+    const offs = (o: { trace: { tp: string; next_tsc_offset?: string }[] }) =>
+      o.trace.filter((t) => t.tp === 'kvm_write_tsc_offset').map((t) => t.next_tsc_offset);
     expect(offs(first.recorded)).not.toEqual(offs(first.replayed));
     // The audit difference is the lost uptime: 0.4 s of guest TSC.
     const mig = rp.byMigration[0];

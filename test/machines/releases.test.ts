@@ -28,7 +28,7 @@ describe('resolveStrategyRelease', () => {
   });
   const ch = (c: boolean, rest: boolean) => ({ clockBeforeResume: c, realtimeFilled: rest, syncTscOffsets: rest, arm64Downtime: rest });
 
-  it('holds every release with its full switch map, as the projects\' tags and changelogs date each change', () => {
+  it("holds every release with its full switch map, as the projects' tags and changelogs date each change", () => {
     const table = (name: string) => RELEASES[name]!.releases.map((r) => [r.version, r.switches]);
     expect(table('firecracker')).toEqual([
       ['1.7.0', fc(false, false, false, false)],
@@ -89,13 +89,15 @@ describe('resolveStrategyRelease', () => {
     expect(resolveStrategyRelease('cloud-hypervisor')).toEqual(resolveStrategyRelease('cloud-hypervisor@53'));
     expect(() => resolveStrategyRelease('cloud-hypervisor@54')).toThrow(
       new RegExp(
-        "^unknown release cloud-hypervisor 54: the newest cloud-hypervisor release is 53\\.0 " +
+        '^unknown release cloud-hypervisor 54: the newest cloud-hypervisor release is 53\\.0 ' +
           "\\(tag v53\\.0 \\(2026-07-12\\), the newest: no v54\\.0 was tagged\\): did you mean '53\\.0'\\?$",
       ),
     );
     expect(() => resolveStrategyRelease('cloud-hypervisor@54+syncTscOffsets=false')).toThrow(/unknown release cloud-hypervisor 54/);
     // like any version above the newest tag
-    expect(() => resolveStrategyRelease('firecracker@1.17')).toThrow(/^unknown release firecracker 1\.17: the newest firecracker release is 1\.16\.1 .*'1\.16\.1'/);
+    expect(() => resolveStrategyRelease('firecracker@1.17')).toThrow(
+      /^unknown release firecracker 1\.17: the newest firecracker release is 1\.16\.1 .*'1\.16\.1'/,
+    );
     expect(() => resolveStrategyRelease('firecracker@2')).toThrow(/unknown release firecracker 2/);
     for (const name of STRATEGY_NAMES) {
       const newest = releaseTable(name).releases.at(-1)!;
@@ -117,7 +119,11 @@ describe('resolveStrategyRelease', () => {
   it('has tables in ascending order, every switch with an architecture, and a frozen baseline for logs without a release', () => {
     for (const t of Object.values(RELEASES)) {
       // X.Y.Z as one number (each part below 1000 here): strictly ascending
-      const key = (v: string) => v.split('.').map(Number).reduce((n, x, i) => n + x * 1000 ** (2 - i), 0);
+      const key = (v: string) =>
+        v
+          .split('.')
+          .map(Number)
+          .reduce((n, x, i) => n + x * 1000 ** (2 - i), 0);
       const keys = t.releases.map((r) => key(r.version));
       expect(keys).toEqual([...keys].sort((x, y) => x - y));
       expect(new Set(keys).size).toBe(keys.length);
@@ -128,7 +134,11 @@ describe('resolveStrategyRelease', () => {
     // every switch of a baseline is one of its table's, and every table switch is in the baseline
     for (const name of Object.keys(RELEASES)) expect(Object.keys(baselineRelease(name).switches).sort()).toEqual(Object.keys(RELEASES[name]!.switches).sort());
     // what the strategy did before releases were recorded, under the label it carried: 54.0 without the offset sync
-    expect(baselineRelease('cloud-hypervisor')).toEqual({ strategy: 'cloud-hypervisor', release: '54.0', switches: { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: false, arm64Downtime: true } });
+    expect(baselineRelease('cloud-hypervisor')).toEqual({
+      strategy: 'cloud-hypervisor',
+      release: '54.0',
+      switches: { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: false, arm64Downtime: true },
+    });
     expect(relabelled('cloud-hypervisor', '54.0')).toMatchObject({ release: '53.0' });
     expect(relabelled('cloud-hypervisor', '53.0')).toBeUndefined();
     expect(isBaseline(resolveStrategyRelease('cloud-hypervisor'))).toBe(false);
@@ -138,7 +148,7 @@ describe('resolveStrategyRelease', () => {
     for (const name of STRATEGY_NAMES.filter((n) => n !== 'cloud-hypervisor')) expect(resolveStrategyRelease(name)).toEqual(baselineRelease(name));
   });
 
-  it('lists only the switches of a migration\'s architecture', () => {
+  it("lists only the switches of a migration's architecture", () => {
     const all = ch(true, true);
     expect(switchesFor('cloud-hypervisor', 'x86', all)).toEqual({ clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: true });
     expect(switchesFor('cloud-hypervisor', 'arm64', all)).toEqual({ arm64Downtime: true });
@@ -184,21 +194,31 @@ describe('migrate, strategies and the log', () => {
     const m1 = await l.ok('migrate', { vmId: 'g', toHost: 'b', strategy: 'firecracker@1.12+kvmclockCtrl=true', blackoutNs: 1000 });
     await l.ok('migrate', { vmId: m1.newVmId, toHost: 'a', strategy: 'firecracker', blackoutNs: 1000 });
     const [a, b] = started();
-    expect(a).toMatchObject({ strategy: 'firecracker', release: '1.10.0', switches: { zeroDeadlineFilled: true, deadlineAfterTsc: true, kvmclockCtrlAtPause: true, kvmclockCtrl: true, clockRealtimeOptIn: false } });
+    expect(a).toMatchObject({
+      strategy: 'firecracker',
+      release: '1.10.0',
+      switches: { zeroDeadlineFilled: true, deadlineAfterTsc: true, kvmclockCtrlAtPause: true, kvmclockCtrl: true, clockRealtimeOptIn: false },
+    });
     expect(b!.strategy).toBe('firecracker');
     expect('release' in b! || 'switches' in b!).toBe(false);
     const audits = (await l.ok('audit', {})).audits;
     expect(audits.map((x: { vmm: { release: string } }) => x.vmm.release)).toEqual(['1.10.0', '1.16.0']);
-    expect(renderAuditReport(audits[0])).toMatch(/\nrelease: +1\.10\.0 zeroDeadlineFilled=true deadlineAfterTsc=true kvmclockCtrlAtPause=true kvmclockCtrl=true clockRealtimeOptIn=false\n/);
+    expect(renderAuditReport(audits[0])).toMatch(
+      /\nrelease: +1\.10\.0 zeroDeadlineFilled=true deadlineAfterTsc=true kvmclockCtrlAtPause=true kvmclockCtrl=true clockRealtimeOptIn=false\n/,
+    );
     expectMigrateAuditsFromLog(l);
   });
 
-  it('records the bare cloud-hypervisor\'s release: 53.0 with the offset sync; 53.0 without it is no baseline either (that is labelled 54.0)', async () => {
+  it("records the bare cloud-hypervisor's release: 53.0 with the offset sync; 53.0 without it is no baseline either (that is labelled 54.0)", async () => {
     await guest();
     const m1 = await l.ok('migrate', { vmId: 'g', toHost: 'b', strategy: 'cloud-hypervisor', blackoutNs: 1000 });
     await l.ok('migrate', { vmId: m1.newVmId, toHost: 'a', strategy: 'cloud-hypervisor@53+syncTscOffsets=false', blackoutNs: 1000 });
     const [a, b] = started();
-    expect(a).toMatchObject({ strategy: 'cloud-hypervisor', release: '53.0', switches: { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: true, arm64Downtime: true } });
+    expect(a).toMatchObject({
+      strategy: 'cloud-hypervisor',
+      release: '53.0',
+      switches: { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: true, arm64Downtime: true },
+    });
     expect(b).toMatchObject({ strategy: 'cloud-hypervisor', release: '53.0', switches: { syncTscOffsets: false } });
     const audits = (await l.ok('audit', {})).audits;
     expect(audits.map((x: { vmm: { switches: { syncTscOffsets: boolean } } }) => x.vmm.switches.syncTscOffsets)).toEqual([true, false]);
@@ -214,14 +234,27 @@ describe('migrate, strategies and the log', () => {
     // with the audit it had then. vCPU 1's write starts a new offset: TSCs 10 500 000 000 and
     // 6 000 000 000 at resume, skew 4 500 000 000, master clock lost.
     const fixture = (name: string) => join(import.meta.dirname, '..', 'fixtures', name);
-    const { events } = JSON.parse(readFileSync(fixture('ch-bare-pre-sync.events.json'), 'utf8')) as { events: { streamId: string; version: number; type: string; schemaVersion: number; time: string; data: unknown }[] };
+    const { events } = JSON.parse(readFileSync(fixture('ch-bare-pre-sync.events.json'), 'utf8')) as {
+      events: { streamId: string; version: number; type: string; schemaVersion: number; time: string; data: unknown }[];
+    };
     const mig = events.find((e) => e.type === 'MigrationStarted')!.data as Record<string, unknown>;
     expect(mig.strategy).toBe('cloud-hypervisor');
     expect('release' in mig || 'switches' in mig).toBe(false);
     const store = storeFor({ db: l.db });
-    for (const e of events) store.commit([{ streamId: e.streamId, expectedVersion: e.version - 1, events: [{ type: e.type, schemaVersion: e.schemaVersion, time: BigInt(e.time), data: e.data }] }]);
+    for (const e of events)
+      store.commit([
+        {
+          streamId: e.streamId,
+          expectedVersion: e.version - 1,
+          events: [{ type: e.type, schemaVersion: e.schemaVersion, time: BigInt(e.time), data: e.data }],
+        },
+      ]);
     const a = (await l.ok('audit', { migrationId: 'm1' })).audit;
-    expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '54.0', switches: { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: false, arm64Downtime: true } });
+    expect(a.vmm).toEqual({
+      strategy: 'cloud-hypervisor',
+      release: '54.0',
+      switches: { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: false, arm64Downtime: true },
+    });
     expect(a.vcpus.map((v: { tscAfter: string }) => v.tscAfter)).toEqual(['10500000000', '6000000000']);
     expect(a.skewCycles).toEqual({ before: '0', after: '4500000000' });
     expect(a.masterClock).toEqual({ before: true, after: false });
@@ -254,17 +287,24 @@ describe('migrate, strategies and the log', () => {
     expect(renderAuditReport(a)).toMatch(/\nrelease: +54\.0 \(the label it was recorded under: no such release; 53\.0 has these changes/);
   });
 
-  it('the demo\'s cloud-hypervisor migration runs 53.0: vCPU 0\'s offset written to all four, master clock on → on', async () => {
+  it("the demo's cloud-hypervisor migration runs 53.0: vCPU 0's offset written to all four, master clock on → on", async () => {
     const r = await l.ok('demo', { strategies: ['cloud-hypervisor'], htmlReports: false });
     const a = r.audits[0];
-    expect(a.vmm).toEqual({ strategy: 'cloud-hypervisor', release: '53.0', switches: { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: true, arm64Downtime: true } });
+    expect(a.vmm).toEqual({
+      strategy: 'cloud-hypervisor',
+      release: '53.0',
+      switches: { clockBeforeResume: true, realtimeFilled: true, syncTscOffsets: true, arm64Downtime: true },
+    });
     const sync = storeFor({ db: l.db })
       .read({ streamId: `vm-${a.newVmId}` })
       .filter((e) => e.type === 'IoctlIssued' && /DEVICE_ATTR/.test((e.data as { ioctl: string }).ioctl))
       .map((e) => e.data as { ioctl: string; vcpu: number; arg: { value?: string }; out?: { value: string } });
     // KVM_GET_DEVICE_ATTR(KVM_VCPU_TSC_OFFSET) on vCPU 0, then that value set on vCPUs 0-3
     const offset0 = sync[0]!.out!.value;
-    expect(sync.map((d) => [d.ioctl, d.vcpu, d.arg.value ?? null])).toEqual([['KVM_GET_DEVICE_ATTR', 0, null], ...[0, 1, 2, 3].map((v) => ['KVM_SET_DEVICE_ATTR', v, offset0])]);
+    expect(sync.map((d) => [d.ioctl, d.vcpu, d.arg.value ?? null])).toEqual([
+      ['KVM_GET_DEVICE_ATTR', 0, null],
+      ...[0, 1, 2, 3].map((v) => ['KVM_SET_DEVICE_ATTR', v, offset0]),
+    ]);
     const st = (await l.ok('stateAt', { streamId: `vm-${a.newVmId}` })).state;
     expect(st.kvm.vcpus.map((v: { l1TscOffset: string }) => v.l1TscOffset)).toEqual([offset0, offset0, offset0, offset0]);
     expect(a.masterClock).toEqual({ before: true, after: true });
@@ -275,7 +315,7 @@ describe('migrate, strategies and the log', () => {
     expect(a.vcpus.map((v: { tscAfter: string; tscErrorNs: string }) => [v.tscAfter, v.tscErrorNs])).toEqual(Array(4).fill(['30001140000', '-300280000']));
   });
 
-  it('lists every strategy\'s releases ascending with their switches and sources, and renders them for each architecture', async () => {
+  it("lists every strategy's releases ascending with their switches and sources, and renders them for each architecture", async () => {
     const r = await l.ok('strategies', {});
     const fc = r.strategies.find((s: { name: string; arch: string }) => s.name === 'firecracker' && s.arch === 'x86');
     expect(fc.releases).toEqual(['1.7.0', '1.8.0', '1.10.0', '1.14.0', '1.14.4', '1.15.0', '1.15.1', '1.16.0']);
@@ -294,7 +334,9 @@ describe('migrate, strategies and the log', () => {
     }
     const text = renderStrategies(r);
     expect(text).toContain('releases (--strategy firecracker@X.Y[+switch=true|false]; the bare name runs 1.16.0; the newest published is 1.16.1):');
-    expect(text).toMatch(/\n {4}1\.14\.0 {2}zeroDeadlineFilled=true deadlineAfterTsc=true kvmclockCtrlAtPause=true kvmclockCtrl=true clockRealtimeOptIn=false\n/);
+    expect(text).toMatch(
+      /\n {4}1\.14\.0 {2}zeroDeadlineFilled=true deadlineAfterTsc=true kvmclockCtrlAtPause=true kvmclockCtrl=true clockRealtimeOptIn=false\n/,
+    );
     expect(text).toMatch(/\n {6}source: CHANGELOG 1\.14\.0: #5494/);
     expect(text).toContain('releases (--strategy cloud-hypervisor@X.Y[+switch=true|false]; the bare name runs 53.0; the newest published is 53.0):');
     // each entry lists the switches of its architecture

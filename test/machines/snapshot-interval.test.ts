@@ -23,14 +23,14 @@ function counting(store: EventStore): { store: EventStore; rows: () => number } 
   s.scan = (o) => {
     const it = store.scan(o);
     return (function* () {
-      for (const r of it) (n++, yield r);
+      for (const r of it) n++, yield r;
     })() as ReturnType<EventStore['scan']>;
   };
   // (a replay pass reads rows as arrays where the store can)
   s.scanRows = (o) => {
     const it = store.scanRows!(o);
     return (function* () {
-      for (const r of it) (n++, yield r);
+      for (const r of it) n++, yield r;
     })();
   };
   return { store: s, rows: () => n };

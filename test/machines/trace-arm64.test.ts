@@ -55,9 +55,12 @@ describe('arm64 timer tracepoints', () => {
     expect(bad('kvm_timer_hrtimer_expire: arch_timer_ctx_index: x')).toEqual({ line: 2, event: 'kvm_timer_hrtimer_expire' });
   });
 
-  it('the audit sets each vCPU\'s timers out by thread: map, saved and restored CTL/CVAL, expiries, emulation, IRQs, with their lines', () => {
+  it("the audit sets each vCPU's timers out by thread: map, saved and restored CTL/CVAL, expiries, emulation, IRQs, with their lines", () => {
     const p = parseTrace(fixture('qemu-arm64-timers.trace'));
-    const a = auditVm('6100', p.records.map((r) => tracepointData(r, '6100')));
+    const a = auditVm(
+      '6100',
+      p.records.map((r) => tracepointData(r, '6100')),
+    );
     // no TSC in an arm64 capture
     expect([a.vcpus, a.tscOffsetSpreadCycles, a.findings]).toEqual([[], 0n, []]);
     expect(a.arm64Timers).toEqual({
@@ -69,7 +72,14 @@ describe('arm64 timer tracepoints', () => {
           map: { directVtimer: 0, directPtimer: 1, emulVtimer: null, emulPtimer: -1, line: 17 },
           timers: [
             // vtimer restored enabled (CTL 0x1) with CVAL 10^11, saved with ISTATUS set (CTL 0x5: fired)
-            { index: 0, timer: 'vtimer', saved: { ctl: 5n, cval: 100_000_000_000n, line: 14 }, restored: { ctl: 1n, cval: 100_000_000_000n, line: 8 }, expiries: [], emulated: [] },
+            {
+              index: 0,
+              timer: 'vtimer',
+              saved: { ctl: 5n, cval: 100_000_000_000n, line: 14 },
+              restored: { ctl: 1n, cval: 100_000_000_000n, line: 8 },
+              expiries: [],
+              emulated: [],
+            },
             // kvm_timer_emulate on CPU 0/KVM's thread (pid 6101: vCPU 0 by its map on line 7)
             { index: 1, timer: 'ptimer', saved: null, restored: null, expiries: [], emulated: [{ line: 18, shouldFire: false }] },
           ],

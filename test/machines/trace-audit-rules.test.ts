@@ -102,7 +102,17 @@ describe('the trace rules', () => {
       },
     ]);
     // on again at the end: nothing
-    expect(judge(mc({ final: true, transitions: [{ line: 4, from: true, to: false }, { line: 5, from: false, to: true }] }))).toEqual([]);
+    expect(
+      judge(
+        mc({
+          final: true,
+          transitions: [
+            { line: 4, from: true, to: false },
+            { line: 5, from: false, to: true },
+          ],
+        }),
+      ),
+    ).toEqual([]);
   });
 
   it('never on: info when every update came before the vCPUs, warn citing the later ones otherwise', () => {

@@ -96,7 +96,7 @@ describe('compare', () => {
 });
 
 describe('tracepointText', () => {
-  it("prints the clock events as their TP_printk does: the parser reads each back to the same fields", () => {
+  it('prints the clock events as their TP_printk does: the parser reads each back to the same fields', () => {
     const pv3 = pvclock(5, '1.0', 3, { tscTimestamp: 0xabcdefn, systemTime: 0x1234n, mul: 0x9c4b2c3a, shift: -1, flags: 3, version: 7 });
     const recs: TraceRecord[] = [restored, mcOn, pv3];
     for (const r of recs) {

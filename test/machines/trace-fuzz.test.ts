@@ -194,7 +194,11 @@ describe('parseTrace', () => {
 
   it('accounts for every line: read, ignored, header, blank, lost markers and unreadable add up to the total', () => {
     const others = fc.constantFrom('', '# tracer: nop', 'CPU:1 [LOST 3 EVENTS]', ' a-1 [000] 1.0: kvm_exit: reason HLT', 'cpus=8', 'prose, quoted > or not');
-    const line = fc.oneof(shaped.map((r) => r.line), hostileLine, others);
+    const line = fc.oneof(
+      shaped.map((r) => r.line),
+      hostileLine,
+      others,
+    );
     fc.assert(
       fc.property(fc.array(line, { minLength: 1, maxLength: 20 }), (lines) => {
         let p: ReturnType<typeof parseTrace>;

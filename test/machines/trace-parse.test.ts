@@ -35,7 +35,14 @@ describe('parseTrace', () => {
     const mc = p.records.find((r) => r.line === 32)!;
     expect(mc.fields).toEqual({ event: 'kvm_update_master_clock', masterclock: false, hostclock: 'tsc', offsetMatched: false });
     // "offsetmatched" of kvm_track_tsc prints nr_vcpus_matched_tsc
-    expect(p.records.find((r) => r.line === 31)!.fields).toEqual({ event: 'kvm_track_tsc', vcpu: 3, masterclock: true, nrVcpusMatchedTsc: 0, nrOnline: 4, hostclock: 'tsc' });
+    expect(p.records.find((r) => r.line === 31)!.fields).toEqual({
+      event: 'kvm_track_tsc',
+      vcpu: 3,
+      masterclock: true,
+      nrVcpusMatchedTsc: 0,
+      nrOnline: 4,
+      hostclock: 'tsc',
+    });
     expect(p.records.find((r) => r.line === 36)!.fields).toEqual({
       event: 'kvm_pvclock_update',
       vcpu: 3,
@@ -79,7 +86,7 @@ describe('parseTrace', () => {
     expect(p.records[3]!.fields).toEqual({ event: 'kvm_timer_restore_state', ctl: 1n, cval: 0n, timerIndex: 1 });
   });
 
-  it('stores each record in the log\'s canonical key order (it is appended as canonical)', () => {
+  it("stores each record in the log's canonical key order (it is appended as canonical)", () => {
     for (const r of parseTrace(fixture('ch-restore-offsets-differ.trace')).records) {
       const d = tracepointData(r, '7700');
       expect(JSON.stringify(d)).toBe(JSON.stringify(toSortedJson(d)));
@@ -102,11 +109,20 @@ describe('parseTrace', () => {
 
   it('refuses values a field cannot hold, and text with no event line at all', () => {
     // 2^64 does not fit the __u64 next_tsc_offset
-    expect(refusal('  a-1 [000] 1.0: kvm_write_tsc_offset: vcpu=0 prev=0 next=18446744073709551616').message).toMatch(/^line 1: kvm_write_tsc_offset: next does not fit in 64 bits/);
+    expect(refusal('  a-1 [000] 1.0: kvm_write_tsc_offset: vcpu=0 prev=0 next=18446744073709551616').message).toMatch(
+      /^line 1: kvm_write_tsc_offset: next does not fit in 64 bits/,
+    );
     // a bool printed with %d is 0 or 1
-    expect(refusal('# tracer: nop\n  a-1 [000] 1.0: kvm_update_master_clock: masterclock 2 hostclock tsc offsetmatched 1').details).toEqual({ line: 2, event: 'kvm_update_master_clock' });
+    expect(refusal('# tracer: nop\n  a-1 [000] 1.0: kvm_update_master_clock: masterclock 2 hostclock tsc offsetmatched 1').details).toEqual({
+      line: 2,
+      event: 'kvm_update_master_clock',
+    });
     // the tsc_shift is an s8
-    expect(refusal('  a-1 [000] 1.0: kvm_pvclock_update: vcpu_id 0, pvclock { version 2, tsc_timestamp 0x1, system_time 0x1, tsc_to_system_mul 0x80000000, tsc_shift 200, flags 0x1 }').message).toMatch(/tsc_shift 200 out of range/);
+    expect(
+      refusal(
+        '  a-1 [000] 1.0: kvm_pvclock_update: vcpu_id 0, pvclock { version 2, tsc_timestamp 0x1, system_time 0x1, tsc_to_system_mul 0x80000000, tsc_shift 200, flags 0x1 }',
+      ).message,
+    ).toMatch(/tsc_shift 200 out of range/);
     expect(refusal('hello\nworld\n').message).toMatch(/no trace event lines/);
   });
 });

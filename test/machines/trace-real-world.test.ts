@@ -72,7 +72,7 @@ describe('real captures, as posted', () => {
     ]);
   });
 
-  it('trace lines with the author\'s prose between them: prose and blank lines counted, every event line read or ignored', () => {
+  it("trace lines with the author's prose between them: prose and blank lines counted, every event line read or ignored", () => {
     const p = parseTrace(real('lkml-2023-krause-cr0wp-msr.trace'));
     expect(p.lines).toEqual({ total: 30, read: 3, ignored: 16, header: 0, blank: 7, lostMarkers: 0, unreadable: 4, quoted: 0 });
     expect(p.firstUnreadable).toEqual({ line: 4, text: "Above is L2's init of CR4, still in secondary_startup_64()." });
@@ -162,7 +162,7 @@ describe('layouts of the wild', () => {
     expect(at(` ${'t'.repeat(65)}-1 [000] 1.0: ${W}`).message).toMatch(/a task name of 65 characters/);
   });
 
-  it("bounds vCPU ids by KVM_MAX_VCPU_IDS: x86 below 4096 × 4, arm64 below 512", () => {
+  it('bounds vCPU ids by KVM_MAX_VCPU_IDS: x86 below 4096 × 4, arm64 below 512', () => {
     expect(X86_TRACE_MAX_VCPU_IDS).toBe(16384);
     const w = (id: string) => ` a-1 [000] 1.0: kvm_write_tsc_offset: vcpu=${id} prev=0 next=5`;
     expect(parseTrace(w('16383')).records[0]!.fields).toMatchObject({ vcpu: 16383 });

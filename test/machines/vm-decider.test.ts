@@ -41,7 +41,14 @@ const lifecycle: VmCommand[] = [
   { type: 'ioctl', vcpu: null, ioctl: 'KVM_CREATE_VCPU', arg: 0, hw: hw(2_000n) },
   { type: 'ioctl', vcpu: null, ioctl: 'KVM_CREATE_VCPU', arg: 1, hw: hw(2_500n) },
   { type: 'ioctl', vcpu: 1, ioctl: 'KVM_RUN', arg: null, hw: hw(3_000n) },
-  { type: 'guests', ops: [{ vcpu: 1, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x20001 }, { vcpu: 1, op: 'kvmclock' }], hw: hw(1_000_000n) },
+  {
+    type: 'guests',
+    ops: [
+      { vcpu: 1, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x20001 },
+      { vcpu: 1, op: 'kvmclock' },
+    ],
+    hw: hw(1_000_000n),
+  },
   { type: 'exit', vcpu: 1, hw: hw(2_000_000n) },
   { type: 'destroy', reason: 'done', hw: hw(3_000_000n) },
 ];
@@ -109,11 +116,15 @@ describe('decide: the events a command records, the kernel’s results in them',
 
 describe('decide: refusals, each a coded error worded from the VM’s state', () => {
   it('a command for a VM that does not exist: not_found', () => {
-    spec([]).when({ type: 'ioctl', vcpu: null, ioctl: 'KVM_GET_CLOCK', arg: null, hw: hw(1n) }).thenThrows({ name: 'VmCommandRefused', code: 'not_found' });
+    spec([])
+      .when({ type: 'ioctl', vcpu: null, ioctl: 'KVM_GET_CLOCK', arg: null, hw: hw(1n) })
+      .thenThrows({ name: 'VmCommandRefused', code: 'not_found' });
   });
 
   it('creating a VM that exists: conflict', () => {
-    spec([created]).when({ type: 'create', data: vmData, hw: hw(2_000n) }).thenThrows({ name: 'VmCommandRefused', code: 'conflict', message: "VM 'a' already exists" });
+    spec([created])
+      .when({ type: 'create', data: vmData, hw: hw(2_000n) })
+      .thenThrows({ name: 'VmCommandRefused', code: 'conflict', message: "VM 'a' already exists" });
   });
 
   it('the guest on a vCPU not in KVM_RUN: invalid_state', () => {
@@ -129,7 +140,9 @@ describe('decide: refusals, each a coded error worded from the VM’s state', ()
   });
 
   it('an exits naming no vCPU: invalid_request', () => {
-    spec([created, vcpu0, run0]).when({ type: 'exits', vcpus: [], hw: hw(6_000n) }).thenThrows({ name: 'VmCommandRefused', code: 'invalid_request' });
+    spec([created, vcpu0, run0])
+      .when({ type: 'exits', vcpus: [], hw: hw(6_000n) })
+      .thenThrows({ name: 'VmCommandRefused', code: 'invalid_request' });
   });
 
   it('anything on a destroyed VM: invalid_state, with the reason it was destroyed', () => {
@@ -186,7 +199,6 @@ describe('the lifecycle machine: states and guards, asked through snapshot.can()
 });
 
 describe('evolve: the fold replay uses', () => {
-
   it('folding decide’s events through evolve is the state the kernel run left, what replay’s reducer rebuilds, and the lifecycle the machine named', () => {
     let folded: VmRecord | null = vmDecider.initialState();
     let live: VmRecord | null = null;
@@ -248,7 +260,14 @@ describe('decision(): the decider as the session runs it', () => {
 
   it('decide() is decision()’s events, each at the command’s instant', () => {
     const state = [created, vcpu0, run0].reduce(vmDecider.evolve, vmDecider.initialState());
-    const cmd: VmCommand = { type: 'guests', ops: [{ vcpu: 0, op: 'rdtsc' }, { vcpu: 0, op: 'rdtsc' }], hw: hw(7_000n) };
+    const cmd: VmCommand = {
+      type: 'guests',
+      ops: [
+        { vcpu: 0, op: 'rdtsc' },
+        { vcpu: 0, op: 'rdtsc' },
+      ],
+      hw: hw(7_000n),
+    };
     expect(vmDecider.decide(cmd, state)).toEqual(vmDecider.decision(cmd, state).events.map((ev) => ({ ...ev, time: 7_000n })));
   });
 

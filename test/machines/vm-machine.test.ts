@@ -30,7 +30,10 @@ const withoutVm = (events: { data: unknown }[]) => events.map((e) => toJson(e.da
 describe('guests: the guest on several vCPUs at one instant', () => {
   it('records one GuestExecuted per operation, in order, each what the single command records', () => {
     const s = session();
-    const ops = [0, 1, 2, 3].flatMap((vcpu) => [{ vcpu, op: 'rdtsc' }, { vcpu, op: 'kvmclock' }]);
+    const ops = [0, 1, 2, 3].flatMap((vcpu) => [
+      { vcpu, op: 'rdtsc' },
+      { vcpu, op: 'kvmclock' },
+    ]);
     const batch = s.vmCommands('a', { type: 'guests', ops });
     const singles = ops.map((o) => s.vmCommand('b', { type: 'guest', ...o }));
     expect(batch.events.map((e) => e.type)).toEqual(Array(8).fill('GuestExecuted'));
@@ -73,7 +76,15 @@ describe('guests: the guest on several vCPUs at one instant', () => {
     s.vmCommand('a', { type: 'exit', vcpu: 2 });
     const before = toJson(s.vm('a'));
     const pending = s.pendingCount();
-    expect(() => s.vmCommands('a', { type: 'guests', ops: [{ vcpu: 0, op: 'rdtsc' }, { vcpu: 2, op: 'rdtsc' }] })).toThrow(DomainError);
+    expect(() =>
+      s.vmCommands('a', {
+        type: 'guests',
+        ops: [
+          { vcpu: 0, op: 'rdtsc' },
+          { vcpu: 2, op: 'rdtsc' },
+        ],
+      }),
+    ).toThrow(DomainError);
     expect(() => s.vmCommands('a', { type: 'guests', ops: [] })).toThrow(/at least one vCPU/);
     expect(s.pendingCount()).toBe(pending);
     expect(toJson(s.vm('a'))).toEqual(before);
@@ -88,7 +99,13 @@ describe('the events the machine records', () => {
     s.vmCommand('a', { type: 'ioctl', vcpu: null, ioctl: 'KVM_SET_TSC_KHZ', arg: 1 }); // out of range: an errno
     s.vmCommand('a', { type: 'ioctl', vcpu: null, ioctl: 'KVM_GET_CLOCK', arg: undefined });
     s.vmCommand('a', { type: 'guest', vcpu: 0, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x20001 });
-    s.vmCommands('a', { type: 'guests', ops: [{ vcpu: 0, op: 'kvmclock' }, { vcpu: 1, op: 'rdtsc' }] });
+    s.vmCommands('a', {
+      type: 'guests',
+      ops: [
+        { vcpu: 0, op: 'kvmclock' },
+        { vcpu: 1, op: 'rdtsc' },
+      ],
+    });
     s.vmCommands('a', { type: 'exits', vcpus: [0, 1, 2, 3] });
     s.advanceTime(400_000_000_000n); // the delayed kvmclock works fire
     s.vmCommand('a', { type: 'destroy', reason: 'done' });

@@ -80,7 +80,13 @@ describe('positions and versions', () => {
         streamId: 'vm/1',
         expectedVersion: 0,
         events: [
-          { type: 't', schemaVersion: 3, time: 18446744073709551n, data: { z: 1, a: ['u64', '18446744073709551615'], n: null }, metadata: { handler: 'h', requestId: 'r', extra: { q: 1 } } },
+          {
+            type: 't',
+            schemaVersion: 3,
+            time: 18446744073709551n,
+            data: { z: 1, a: ['u64', '18446744073709551615'], n: null },
+            metadata: { handler: 'h', requestId: 'r', extra: { q: 1 } },
+          },
           { type: 'u', time: -5n, data: undefined },
         ],
       },
@@ -411,7 +417,12 @@ describe('reading', () => {
   it('the filters actually select (sanity of the fixture)', () => {
     const s = openStore(tempDbPath());
     build(s);
-    expect(s.read({ streamPrefix: 'vm/' }).map((e) => e.streamId).sort()).toEqual([...Array(4).fill('vm/a'), ...Array(4).fill('vm/a/sub'), ...Array(4).fill('vm/b')]);
+    expect(
+      s
+        .read({ streamPrefix: 'vm/' })
+        .map((e) => e.streamId)
+        .sort(),
+    ).toEqual([...Array(4).fill('vm/a'), ...Array(4).fill('vm/a/sub'), ...Array(4).fill('vm/b')]);
     expect(s.read({ toTime: 200n }).map((e) => e.position)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
     expect(s.read({ fromPosition: 5, toPosition: 7 }).map((e) => e.position)).toEqual([5, 6, 7]);
     expect(s.read({ limit: 3 }).map((e) => e.position)).toEqual([1, 2, 3]);
@@ -445,7 +456,12 @@ describe('reading', () => {
       { streamId: 'vm-empty', expectedVersion: 0, events: [] }, // no event: no stream yet
     ]);
     s.commit([{ streamId: 'vm-a', expectedVersion: 2, events: [ev('x', 6)] }]);
-    expect(() => s.commit([{ streamId: 'vm-z', expectedVersion: 0, events: [ev('x', 7)] }, { streamId: 'vm-a', expectedVersion: 0, events: [ev('x', 8)] }])).toThrow(ConflictError);
+    expect(() =>
+      s.commit([
+        { streamId: 'vm-z', expectedVersion: 0, events: [ev('x', 7)] },
+        { streamId: 'vm-a', expectedVersion: 0, events: [ev('x', 8)] },
+      ]),
+    ).toThrow(ConflictError);
     expect([s.countCategory('vm'), s.countCategory('migration'), s.countCategory('ledger'), s.countCategory('host')]).toEqual([2, 1, 1, 0]);
     expect(s.countCategory('vm')).toBe(s.streams('vm-').length);
     expect(streamCategory('vm-b-c')).toBe('vm');
@@ -460,7 +476,8 @@ describe('reading', () => {
     const oldPath = tempDbPath('v5.db');
     const db = new Database(oldPath);
     migrate(db, 5);
-    for (const [i, id] of ids.entries()) db.prepare('INSERT INTO streams (stream_id, version, last_position, last_type) VALUES (?, 1, ?, ?)').run(id, i + 1, 'x');
+    for (const [i, id] of ids.entries())
+      db.prepare('INSERT INTO streams (stream_id, version, last_position, last_type) VALUES (?, 1, ?, ?)').run(id, i + 1, 'x');
     db.close();
     const migrated = openStore(oldPath);
     const forkPath = join(tempDir(), 'fork.db');

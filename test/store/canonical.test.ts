@@ -5,7 +5,15 @@ import { describe, expect, it } from 'vitest';
 import { canonicalJson, sortedKeys } from '../../store/canonical.js';
 
 const sortDeep = (v: unknown): unknown =>
-  Array.isArray(v) ? v.map(sortDeep) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortDeep((v as Record<string, unknown>)[k])])) : v;
+  Array.isArray(v)
+    ? v.map(sortDeep)
+    : v && typeof v === 'object'
+      ? Object.fromEntries(
+          Object.keys(v)
+            .sort()
+            .map((k) => [k, sortDeep((v as Record<string, unknown>)[k])]),
+        )
+      : v;
 
 describe('sortedKeys', () => {
   it('is Object.keys in sorted order, for any keys (integer-like, astral, empty, duplicates of case)', () => {

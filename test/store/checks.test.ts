@@ -87,7 +87,12 @@ describe('verify checks what readers trust', () => {
 
   it('a wrong category count is reported', () => {
     const s = tamper(buildLog(), "UPDATE stream_categories SET streams = 1 WHERE category = 'vm'");
-    expect(s.verify()).toMatchObject({ intact: false, firstBrokenPosition: 2, table: 'stream_categories', reason: 'category vm counts 1 stream but the log has 2' });
+    expect(s.verify()).toMatchObject({
+      intact: false,
+      firstBrokenPosition: 2,
+      table: 'stream_categories',
+      reason: 'category vm counts 1 stream but the log has 2',
+    });
   });
 
   it('a rewritten stored response fails verify, and a retry refuses it (corrupt) instead of returning it', () => {
@@ -173,8 +178,11 @@ describe('read-only opens never write', () => {
     const rows = old.read();
     old.close();
     const w = new Database(path);
-    const ins = w.prepare('INSERT INTO events (position, stream_id, version, type, schema_version, time, data, metadata, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
-    for (const e of rows) ins.run(e.position, e.streamId, e.version, e.type, e.schemaVersion, e.time, JSON.stringify(e.data), JSON.stringify(e.metadata), e.hash);
+    const ins = w.prepare(
+      'INSERT INTO events (position, stream_id, version, type, schema_version, time, data, metadata, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    for (const e of rows)
+      ins.run(e.position, e.streamId, e.version, e.type, e.schemaVersion, e.time, JSON.stringify(e.data), JSON.stringify(e.metadata), e.hash);
     w.prepare("INSERT INTO requests (request_id, handler, first_position, last_position, response) VALUES ('r', '', 1, 2, '\"ok\"')").run();
     w.close();
     const before = readFileSync(path);

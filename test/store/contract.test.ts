@@ -29,7 +29,11 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
  */
 async function build(s: AsyncEventStore): Promise<void> {
   const resp = (w: WrittenEvent[]) => ({ positions: w.map((x) => x.position) });
-  await s.commit([{ streamId: 'vm-a', expectedVersion: 0, events: [ev('a1', 10), ev('a2', 20), ev('a3', 30)] }], { requestId: 'req-a', handler: 'h', response: resp });
+  await s.commit([{ streamId: 'vm-a', expectedVersion: 0, events: [ev('a1', 10), ev('a2', 20), ev('a3', 30)] }], {
+    requestId: 'req-a',
+    handler: 'h',
+    response: resp,
+  });
   await s.commit([], { requestId: 'req-empty', handler: 'h', response: () => 'nothing' });
   await s.commit(
     [
@@ -39,7 +43,11 @@ async function build(s: AsyncEventStore): Promise<void> {
     { requestId: 'req-b', handler: 'h', response: resp },
   );
   await s.commit([{ streamId: 'vm-b', expectedVersion: 1, events: [ev('b2', 70), ev('b3', 80)] }], { requestId: 'req-c', handler: 'h', response: resp });
-  await s.commit([{ streamId: 'host-h', expectedVersion: 0, events: [ev('h1', 90, { u64: '18446744073709551615' }), ev('h2', 100)] }], { requestId: 'req-d', handler: 'h', response: resp });
+  await s.commit([{ streamId: 'host-h', expectedVersion: 0, events: [ev('h1', 90, { u64: '18446744073709551615' }), ev('h2', 100)] }], {
+    requestId: 'req-d',
+    handler: 'h',
+    response: resp,
+  });
 }
 
 describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
@@ -239,7 +247,16 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     expect(raw.every((r, i) => r.position === i + 2)).toBe(true);
     const vm = [];
     for await (const r of s.scan({ streamPrefix: 'vm-', withoutMetadata: true })) vm.push(`${r.position}:${r.streamId}@${r.version}:${r.metadata}`);
-    expect(vm).toEqual(['2501:vm-a@1:{}', '2502:vm-a@2:{}', '2503:vm-a@3:{}', '2504:vm-b@1:{}', '2505:vm-a@4:{}', '2506:vm-a@5:{}', '2507:vm-b@2:{}', '2508:vm-b@3:{}']);
+    expect(vm).toEqual([
+      '2501:vm-a@1:{}',
+      '2502:vm-a@2:{}',
+      '2503:vm-a@3:{}',
+      '2504:vm-b@1:{}',
+      '2505:vm-a@4:{}',
+      '2506:vm-a@5:{}',
+      '2507:vm-b@2:{}',
+      '2508:vm-b@3:{}',
+    ]);
     let all = 0;
     for await (const r of s.scan()) all += r.position === all + 1 ? 1 : 0;
     expect(all).toBe(2510);
@@ -326,7 +343,9 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     const first = await s.commit(w, { requestId: 'req-f', fingerprint: 'fp-1', handler: 'h', response: (x) => x.map((e) => e.position) });
     expect(first.response).toEqual([11]);
     expect(await s.commit(w, { requestId: 'req-f', fingerprint: 'fp-1', handler: 'h' })).toEqual({ duplicate: true, written: [], response: [11] });
-    expect(await codeOf(s.commit([{ streamId: 'vm-d', expectedVersion: 0, events: [ev('d1', 120)] }], { requestId: 'req-f', fingerprint: 'fp-2', handler: 'h' }))).toBe('conflict');
+    expect(
+      await codeOf(s.commit([{ streamId: 'vm-d', expectedVersion: 0, events: [ev('d1', 120)] }], { requestId: 'req-f', fingerprint: 'fp-2', handler: 'h' })),
+    ).toBe('conflict');
     expect(await s.lastPosition()).toBe(11);
     expect(await codeOf(s.findRequest('req-f', 'fp-2'))).toBe('conflict');
     expect(await s.findRequest('req-f', 'fp-1')).toEqual({ response: [11] });
@@ -334,7 +353,15 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     // stored without a fingerprint: any retry is answered, as before fingerprints were kept
     expect(await s.findRequest('req-a', 'anything')).toEqual({ response: { positions: [1, 2, 3] } });
     // the response hash is the same function of the row on both engines
-    const hash = responseHash({ requestId: 'req-f', handler: 'h', fingerprint: 'fp-1', firstPosition: 11, lastPosition: 11, lastHash: (await s.read({ fromPosition: 11 }))[0]!.hash, response: '[11]' });
+    const hash = responseHash({
+      requestId: 'req-f',
+      handler: 'h',
+      fingerprint: 'fp-1',
+      firstPosition: 11,
+      lastPosition: 11,
+      lastHash: (await s.read({ fromPosition: 11 }))[0]!.hash,
+      response: '[11]',
+    });
     expect(await engine.exec(loc, 'UPDATE requests SET handler = handler WHERE request_id = $1 AND response_hash = $2', ['req-f', hash])).toBe(1);
     // a fork keeps the binding
     const target = engine.fresh();
@@ -383,7 +410,12 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     expect(await engine.exec(loc, 'UPDATE stream_categories SET streams = 1 WHERE category = $1', ['vm'])).toBe(1);
     const u = await engine.open(loc);
     // vm-b, the category's second stream, begins at 4
-    expect(await u.verify()).toMatchObject({ intact: false, firstBrokenPosition: 4, reason: 'category vm counts 1 stream but the log has 2', table: 'stream_categories' });
+    expect(await u.verify()).toMatchObject({
+      intact: false,
+      firstBrokenPosition: 4,
+      reason: 'category vm counts 1 stream but the log has 2',
+      table: 'stream_categories',
+    });
   });
 
   it('events removed from the end: the tables beside them tell, and so does an anchor once they are fixed too', async () => {

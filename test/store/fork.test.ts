@@ -17,7 +17,11 @@ function buildOriginal(): { path: string; store: EventStore } {
   const path = tempDbPath('original.db');
   const s = openStore(path, { codeVersion: 'cv1' });
   const resp = (w: { position: number }[]) => ({ positions: w.map((x) => x.position) });
-  s.commit([{ streamId: 'vm/a', expectedVersion: 0, events: [ev('a1', 10), ev('a2', 20), ev('a3', 30)] }], { requestId: 'req-a', handler: 'h', response: resp });
+  s.commit([{ streamId: 'vm/a', expectedVersion: 0, events: [ev('a1', 10), ev('a2', 20), ev('a3', 30)] }], {
+    requestId: 'req-a',
+    handler: 'h',
+    response: resp,
+  });
   s.commit([], { requestId: 'req-empty', handler: 'h', response: () => 'nothing' });
   s.commit(
     [

@@ -162,12 +162,12 @@ describe.each(ENGINES)('$name', (engine: Engine) => {
       await s.commit([{ streamId: 'x-a', expectedVersion: 0, events: [ev('a1', 1), ev('a2', 2), ev('a3', 3)] }]);
       await s.saveSnapshot({ streamId: 'x-a', version: 1, position: 1, codeVersion: 'cv', state: Buffer.from('a@1') });
       await s.saveSnapshot({ streamId: 'x-a', version: 3, position: 3, codeVersion: 'cv', state: Buffer.from('a@3') });
-      await engine.exec(loc, "UPDATE snapshots SET state = $1 WHERE version = 3", [Buffer.from('forged')]);
+      await engine.exec(loc, 'UPDATE snapshots SET state = $1 WHERE version = 3', [Buffer.from('forged')]);
       expect((await s.latestSnapshot('x-a', 'cv'))?.state.toString()).toBe('a@1');
       expect(await s.verify()).toMatchObject({ intact: false, table: 'snapshots', firstBrokenPosition: 3 });
       // the log rewritten up to it (and re-chained) leaves it bound to a chain hash that is no longer there
-      await engine.exec(loc, "UPDATE snapshots SET state = $1 WHERE version = 3", [Buffer.from('a@3')]);
-      await engine.exec(loc, "UPDATE snapshots SET chain_hash = $1 WHERE version = 1", ['ab'.repeat(32)]);
+      await engine.exec(loc, 'UPDATE snapshots SET state = $1 WHERE version = 3', [Buffer.from('a@3')]);
+      await engine.exec(loc, 'UPDATE snapshots SET chain_hash = $1 WHERE version = 1', ['ab'.repeat(32)]);
       expect((await s.verify()).reason).toContain('the log up to it was rewritten');
     });
 

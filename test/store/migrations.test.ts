@@ -21,7 +21,7 @@ function userVersion(path: string): number {
 }
 
 function tables(db: Database.Database): string[] {
-  return (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all() as string[]);
+  return db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all() as string[];
 }
 
 /** Every table, index and column of a schema, by name. */
@@ -38,7 +38,10 @@ function schemaItems(db: Database.Database): string[] {
 function schemaOf(path: string): string[] {
   const db = new Database(path, { readonly: true });
   try {
-    return db.prepare("SELECT type || ' ' || name || ' ' || COALESCE(sql, '') FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name").pluck().all() as string[];
+    return db
+      .prepare("SELECT type || ' ' || name || ' ' || COALESCE(sql, '') FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name")
+      .pluck()
+      .all() as string[];
   } finally {
     db.close();
   }

@@ -21,19 +21,42 @@ async function query<R extends pg.QueryResultRow>(sql: string, params?: unknown[
 }
 
 describe('PostgreSQL migration pg/002 (request checks)', () => {
-  it('computes the stored requests\' response hashes as the store does; version 1 is read as it is when read-only', async () => {
+  it("computes the stored requests' response hashes as the store does; version 1 is read as it is when read-only", async () => {
     const schema = freshSchema();
     const loc = pgLocation(schema);
     const s = await postgres.open(loc);
-    await s.commit([{ streamId: 'vm-a', expectedVersion: 0, events: [ev('a1', 10), ev('a2', 20)] }], { requestId: 'req-é', handler: 'h', response: (w) => ({ ok: w.length, text: 'zwölf\n€' }) });
+    await s.commit([{ streamId: 'vm-a', expectedVersion: 0, events: [ev('a1', 10), ev('a2', 20)] }], {
+      requestId: 'req-é',
+      handler: 'h',
+      response: (w) => ({ ok: w.length, text: 'zwölf\n€' }),
+    });
     await s.commit([], { requestId: 'req-none', handler: 'h2', response: () => null });
     await s.close();
     const h2 = (await query<{ hash: string }>(`SELECT hash FROM "${schema}".events WHERE position = 2`))[0]!.hash;
     const want = {
-      'req-none': responseHash({ requestId: 'req-none', handler: 'h2', fingerprint: null, firstPosition: null, lastPosition: null, lastHash: null, response: 'null' }),
-      'req-é': responseHash({ requestId: 'req-é', handler: 'h', fingerprint: null, firstPosition: 1, lastPosition: 2, lastHash: h2, response: '{"ok":2,"text":"zwölf\\n€"}' }),
+      'req-none': responseHash({
+        requestId: 'req-none',
+        handler: 'h2',
+        fingerprint: null,
+        firstPosition: null,
+        lastPosition: null,
+        lastHash: null,
+        response: 'null',
+      }),
+      'req-é': responseHash({
+        requestId: 'req-é',
+        handler: 'h',
+        fingerprint: null,
+        firstPosition: 1,
+        lastPosition: 2,
+        lastHash: h2,
+        response: '{"ok":2,"text":"zwölf\\n€"}',
+      }),
     };
-    const stored = async () => Object.fromEntries((await query<{ id: string; h: string }>(`SELECT request_id AS id, response_hash AS h FROM "${schema}".requests ORDER BY 1`)).map((r) => [r.id, r.h]));
+    const stored = async () =>
+      Object.fromEntries(
+        (await query<{ id: string; h: string }>(`SELECT request_id AS id, response_hash AS h FROM "${schema}".requests ORDER BY 1`)).map((r) => [r.id, r.h]),
+      );
     expect(await stored()).toEqual(want);
     // back to version 1: the columns 002 and 004 added, the indexes 003 and 004 added and the columns 005 added are gone
     await query(`ALTER TABLE "${schema}".requests DROP COLUMN fingerprint, DROP COLUMN response_hash, DROP COLUMN seq`);

@@ -31,41 +31,45 @@ async function sql<R extends pg.QueryResultRow>(text: string, params?: unknown[]
 }
 
 describe('PostgreSQL: concurrent writer processes', () => {
-  it.each([2, 4, 8])('%i processes × 30 commits (a shared stream and their own): nothing lost or doubled, contiguous, chain intact', async (children) => {
-    const PER = 30;
-    const url = pgLocation(); // not created yet: the children race to create and migrate it
-    const goFile = join(tempDir(), 'go');
-    let ready = 0;
-    const results = await Promise.all(
-      Array.from({ length: children }, (_, i) =>
-        runFixture('pg-appender.mjs', [url, String(i), String(PER), goFile], {
-          timeoutMs: 120_000,
-          onLine: (line) => {
-            if (line === 'ready' && ++ready === children) writeFileSync(goFile, 'go');
-          },
-        }),
-      ),
-    );
-    expect(results.map((r) => ({ code: r.code, stderr: r.stderr }))).toEqual(results.map(() => ({ code: 0, stderr: '' })));
-    const summaries = results.map((r) => JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { duplicates: number; conflicts: number });
-    expect(summaries.map((x) => x.duplicates)).toEqual(results.map(() => PER / 10));
+  it.each([2, 4, 8])(
+    '%i processes × 30 commits (a shared stream and their own): nothing lost or doubled, contiguous, chain intact',
+    async (children) => {
+      const PER = 30;
+      const url = pgLocation(); // not created yet: the children race to create and migrate it
+      const goFile = join(tempDir(), 'go');
+      let ready = 0;
+      const results = await Promise.all(
+        Array.from({ length: children }, (_, i) =>
+          runFixture('pg-appender.mjs', [url, String(i), String(PER), goFile], {
+            timeoutMs: 120_000,
+            onLine: (line) => {
+              if (line === 'ready' && ++ready === children) writeFileSync(goFile, 'go');
+            },
+          }),
+        ),
+      );
+      expect(results.map((r) => ({ code: r.code, stderr: r.stderr }))).toEqual(results.map(() => ({ code: 0, stderr: '' })));
+      const summaries = results.map((r) => JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { duplicates: number; conflicts: number });
+      expect(summaries.map((x) => x.duplicates)).toEqual(results.map(() => PER / 10));
 
-    const s = await open(url);
-    const total = children * PER * 2;
-    expect(await s.lastPosition()).toBe(total);
-    const events = await s.read();
-    expect(events.map((e) => e.position)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
-    const shared = events.filter((e) => e.streamId === 'shared-1');
-    expect(shared.map((e) => e.version)).toEqual(Array.from({ length: children * PER }, (_, i) => i + 1));
-    const seen = new Set(shared.map((e) => JSON.stringify(e.data)));
-    expect(seen.size).toBe(children * PER);
-    for (let c = 0; c < children; c++) {
-      expect(await s.streamVersion(`own-${c}`)).toBe(PER);
-      expect((await s.findRequest(`child-${c}-seq-${PER - 1}`))?.response).toMatchObject({ positions: [expect.any(Number), expect.any(Number)] });
-    }
-    expect(await s.countCategory('own')).toBe(children);
-    expect(await s.verify()).toMatchObject({ intact: true, checked: total, head: { position: total } });
-  }, 150_000);
+      const s = await open(url);
+      const total = children * PER * 2;
+      expect(await s.lastPosition()).toBe(total);
+      const events = await s.read();
+      expect(events.map((e) => e.position)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+      const shared = events.filter((e) => e.streamId === 'shared-1');
+      expect(shared.map((e) => e.version)).toEqual(Array.from({ length: children * PER }, (_, i) => i + 1));
+      const seen = new Set(shared.map((e) => JSON.stringify(e.data)));
+      expect(seen.size).toBe(children * PER);
+      for (let c = 0; c < children; c++) {
+        expect(await s.streamVersion(`own-${c}`)).toBe(PER);
+        expect((await s.findRequest(`child-${c}-seq-${PER - 1}`))?.response).toMatchObject({ positions: [expect.any(Number), expect.any(Number)] });
+      }
+      expect(await s.countCategory('own')).toBe(children);
+      expect(await s.verify()).toMatchObject({ intact: true, checked: total, head: { position: total } });
+    },
+    150_000,
+  );
 
   it('a writer killed inside its transaction leaves nothing, and its lock goes with it', async () => {
     const url = pgLocation();
@@ -91,7 +95,10 @@ describe('PostgreSQL: concurrent writer processes', () => {
 describe('PostgreSQL: dropped connections and failed transactions', () => {
   /** end this test's connections that sit inside a transaction, as a server restart or a network cut would */
   const dropper = (app: string) => async () => {
-    const killed = await sql<{ ok: boolean }>("SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle in transaction'", [app]);
+    const killed = await sql<{ ok: boolean }>(
+      "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle in transaction'",
+      [app],
+    );
     expect(killed.map((k) => k.ok)).toEqual([true]);
   };
 
@@ -110,10 +117,14 @@ describe('PostgreSQL: dropped connections and failed transactions', () => {
       },
     });
     expect(calls).toBe(2);
-    expect(r).toEqual({ duplicate: false, written: [
-      { position: 2, streamId: 'vm-1', version: 2, type: 'b' },
-      { position: 3, streamId: 'vm-1', version: 3, type: 'c' },
-    ], response: [2, 3] });
+    expect(r).toEqual({
+      duplicate: false,
+      written: [
+        { position: 2, streamId: 'vm-1', version: 2, type: 'b' },
+        { position: 3, streamId: 'vm-1', version: 3, type: 'c' },
+      ],
+      response: [2, 3],
+    });
     expect(await s.verify()).toMatchObject({ intact: true, checked: 3, head: { position: 3 } });
     expect(await s.findRequest('r1')).toEqual({ response: [2, 3] });
   });

@@ -22,10 +22,27 @@ afterEach(async () => {
 const COMMITS: AppendBatch[][] = [
   [{ streamId: 'host-a', expectedVersion: 0, events: [{ type: 'HostCreated', time: 0n, data: { id: 'a' } }] }],
   [
-    { streamId: 'vm-b', expectedVersion: 0, events: [{ type: 'VmCreated', time: 5n, data: { n: 1 } }, { type: 'Ran', time: 5n, data: { n: 2 } }], wakeAt: 100n },
+    {
+      streamId: 'vm-b',
+      expectedVersion: 0,
+      events: [
+        { type: 'VmCreated', time: 5n, data: { n: 1 } },
+        { type: 'Ran', time: 5n, data: { n: 2 } },
+      ],
+      wakeAt: 100n,
+    },
     { streamId: 'vm-a', expectedVersion: 0, events: [{ type: 'VmCreated', time: 7n, data: { n: 3 } }], wakeAt: 50n },
   ],
-  [{ streamId: 'migration-m1', expectedVersion: 0, events: [{ type: 'Started', time: 9n, data: {} }, { type: 'Done', time: 12n, data: {} }] }],
+  [
+    {
+      streamId: 'migration-m1',
+      expectedVersion: 0,
+      events: [
+        { type: 'Started', time: 9n, data: {} },
+        { type: 'Done', time: 12n, data: {} },
+      ],
+    },
+  ],
   // an instant earlier than the one before (a fork's clock, an import): positionAtTime cannot bisect
   [{ streamId: 'vm-b', expectedVersion: 2, events: [{ type: 'Ran', time: 8n, data: { n: 4 } }], wakeAt: null }],
   [{ streamId: 'vm-\u{1F600}', expectedVersion: 0, events: [{ type: 'VmCreated', time: 20n, data: { emoji: true }, metadata: { handler: 'x' } }] }],
@@ -60,7 +77,10 @@ function sameAnswers(view: EventStore, sqlite: EventStore): void {
     { limit: 0 },
   ];
   for (const o of reads) {
-    expect(view.read(o), JSON.stringify(o, (_, v) => (typeof v === 'bigint' ? `${v}n` : v))).toEqual(sqlite.read(o));
+    expect(
+      view.read(o),
+      JSON.stringify(o, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)),
+    ).toEqual(sqlite.read(o));
     expect([...view.scan({ ...o, withoutMetadata: true })]).toEqual([...sqlite.scan({ ...o, withoutMetadata: true })]);
     expect([...view.scan(o)]).toEqual([...sqlite.scan(o)]);
   }

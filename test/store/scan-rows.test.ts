@@ -10,7 +10,14 @@ afterEach(cleanup);
 
 function filled(): EventStore {
   const s = openStore(tempDbPath());
-  for (let i = 0; i < 7; i++) s.commit([{ streamId: i % 3 ? 'vm-a' : 'host-b', expectedVersion: 'any', events: [ev('tick', 1_000_000_000_000_000_000n + BigInt(i), { i, big: '18446744073709551615' })] }]);
+  for (let i = 0; i < 7; i++)
+    s.commit([
+      {
+        streamId: i % 3 ? 'vm-a' : 'host-b',
+        expectedVersion: 'any',
+        events: [ev('tick', 1_000_000_000_000_000_000n + BigInt(i), { i, big: '18446744073709551615' })],
+      },
+    ]);
   return s;
 }
 
@@ -35,7 +42,12 @@ describe('scanRows', () => {
     const s = filled();
     const pairs: number[][] = [];
     for (const outer of s.scanRows!({ toPosition: 2 })) for (const inner of s.scanRows!({ toPosition: 2 })) pairs.push([outer[0], inner[0]]);
-    expect(pairs).toEqual([[1, 1], [1, 2], [2, 1], [2, 2]]);
+    expect(pairs).toEqual([
+      [1, 1],
+      [1, 2],
+      [2, 1],
+      [2, 2],
+    ]);
   });
 
   it('falls back to scan() for a store without it', () => {
@@ -54,7 +66,12 @@ function many(n: number): { s: EventStore; path: string } {
   const path = tempDbPath();
   const s = openStore(path);
   const batches = [];
-  for (let i = 0; i < n; i++) batches.push({ streamId: ['vm-a', 'host-b', 'vm-c'][i % 3]!, expectedVersion: 'any' as const, events: [ev('tick', 1_000_000_000_000_000_000n + BigInt(i), { i, big: '18446744073709551615', s: 'a"b,\\c]', o: { k: [i] } })] });
+  for (let i = 0; i < n; i++)
+    batches.push({
+      streamId: ['vm-a', 'host-b', 'vm-c'][i % 3]!,
+      expectedVersion: 'any' as const,
+      events: [ev('tick', 1_000_000_000_000_000_000n + BigInt(i), { i, big: '18446744073709551615', s: 'a"b,\\c]', o: { k: [i] } })],
+    });
   s.commit(batches);
   return { s, path };
 }
@@ -76,8 +93,22 @@ describe('scanChunks', () => {
     // 700 rows: 256 + 256 + 188
     expect(chunks.map((c) => c.length / 6)).toEqual([256, 256, 188]);
     expect(decodedRows(chunks)).toEqual(parsedRows(s.scanRows!({})));
-    expect(decodedRows(chunks)[699]).toEqual([700, 'vm-a', 234, 'tick', '1000000000000000699', { big: '18446744073709551615', i: 699, o: { k: [699] }, s: 'a"b,\\c]' }]);
-    for (const o of [{ fromPosition: 250, toPosition: 600 }, { streamId: 'host-b', fromPosition: 10 }, { streamPrefix: 'vm-', limit: 300 }, { toPosition: 256 }, { fromPosition: 701 }, { limit: 0 }]) {
+    expect(decodedRows(chunks)[699]).toEqual([
+      700,
+      'vm-a',
+      234,
+      'tick',
+      '1000000000000000699',
+      { big: '18446744073709551615', i: 699, o: { k: [699] }, s: 'a"b,\\c]' },
+    ]);
+    for (const o of [
+      { fromPosition: 250, toPosition: 600 },
+      { streamId: 'host-b', fromPosition: 10 },
+      { streamPrefix: 'vm-', limit: 300 },
+      { toPosition: 256 },
+      { fromPosition: 701 },
+      { limit: 0 },
+    ]) {
       expect(decodedRows(s.scanChunks!(o))).toEqual(parsedRows(s.scanRows!(o)));
     }
     expect(decodedRows(s.scanChunks!({ streamPrefix: 'vm-', limit: 300 }))).toHaveLength(300);

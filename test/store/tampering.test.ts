@@ -122,7 +122,10 @@ describe.each(ENGINE_NAMES)('on %s', (engine: EngineName) => {
       const g = await ok('guest', { vmId: 'web.m1', vcpu: 0, op: 'rdtsc' });
       expect(g.value).toBe((await ok('guest', { vmId: 'web.m1', vcpu: 0, op: 'rdtsc' }, clean)).value);
       await new Promise((r) => setImmediate(r)); // (a process warning is emitted on the next tick)
-      expect(warnings.some((w) => w.includes('vm-web.m1 at version 16') && w.includes('does not match its binding')), warnings.join('\n')).toBe(true);
+      expect(
+        warnings.some((w) => w.includes('vm-web.m1 at version 16') && w.includes('does not match its binding')),
+        warnings.join('\n'),
+      ).toBe(true);
     });
 
     it('a forged state with its binding recomputed is used by reads, and verify proves it forged by replay', async () => {
@@ -236,9 +239,9 @@ describe.each(ENGINE_NAMES)('on %s', (engine: EngineName) => {
       );
       const response = JSON.stringify({ ok: true, now: '1' });
       const hash = createHash('sha256')
-        .update([
-          'request', r!.request_id, r!.handler, r!.fingerprint ?? '', String(r!.first_position), String(r!.last_position), r!.last_hash, response,
-        ].join('\n'))
+        .update(
+          ['request', r!.request_id, r!.handler, r!.fingerprint ?? '', String(r!.first_position), String(r!.last_position), r!.last_hash, response].join('\n'),
+        )
         .digest('hex');
       expect(await E.exec(L.db, "UPDATE requests SET response = $1, response_hash = $2 WHERE request_id = 'a1'", [response, hash])).toBe(1);
       expect(await ok('verify', {})).toMatchObject({ intact: true });

@@ -35,7 +35,18 @@ function buildLog(): string {
   }
   expect(pos).toBe(COUNT);
   expect(s.read().map((e) => `${e.streamId}@${e.version}`)).toEqual([
-    'vm/a@1', 'vm/b@1', 'vm/b@2', 'host/h@1', 'host/h@2', 'host/h@3', 'vm/a@2', 'vm/b@3', 'vm/b@4', 'host/h@4', 'host/h@5', 'host/h@6',
+    'vm/a@1',
+    'vm/b@1',
+    'vm/b@2',
+    'host/h@1',
+    'host/h@2',
+    'host/h@3',
+    'vm/a@2',
+    'vm/b@3',
+    'vm/b@4',
+    'host/h@4',
+    'host/h@5',
+    'host/h@6',
   ]);
   expect(s.verify()).toMatchObject({ intact: true, checked: COUNT });
   s.close();

@@ -47,17 +47,24 @@ function changedList(changed: R[]): string {
   if (!changed.length) return 'no cell changed its verdict';
   const responsible = (c: R) => {
     if (!c.attributed) return 'not attributed (beyond --max-cells)';
-    return c.responsible.length ? c.probes.filter((p: R) => p.reproduces).map((p: R) => p.text).join('; ') : 'no single change alone: together';
+    return c.responsible.length
+      ? c.probes
+          .filter((p: R) => p.reproduces)
+          .map((p: R) => p.text)
+          .join('; ')
+      : 'no single change alone: together';
   };
-  const rows = changed.slice(0, LIST_AT_MOST).map((c) => [
-    c.index,
-    `${c.from.before} → ${c.to.before}`,
-    c.strategy.before === c.strategy.after ? c.strategy.before : `${c.strategy.before} → ${c.strategy.after}`,
-    humanNs(c.blackoutNs),
-    c.guest.before,
-    `${c.verdict.before} → ${c.verdict.after}`,
-    responsible(c),
-  ]);
+  const rows = changed
+    .slice(0, LIST_AT_MOST)
+    .map((c) => [
+      c.index,
+      `${c.from.before} → ${c.to.before}`,
+      c.strategy.before === c.strategy.after ? c.strategy.before : `${c.strategy.before} → ${c.strategy.after}`,
+      humanNs(c.blackoutNs),
+      c.guest.before,
+      `${c.verdict.before} → ${c.verdict.after}`,
+      responsible(c),
+    ]);
   const more = changed.length > LIST_AT_MOST ? `\n… ${changed.length - LIST_AT_MOST} more (--json lists them all)` : '';
   return `${table(['CELL', 'FROM → TO', 'STRATEGY', 'BLACKOUT', 'GUEST', 'VERDICT', 'RESPONSIBLE'], rows)}${more}`;
 }

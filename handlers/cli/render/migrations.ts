@@ -165,7 +165,10 @@ export function renderStrategies(r: ResponseOf<'strategies'>): string {
       const newest = 'newest' in s && s.newest ? `; the newest published is ${s.newest.version}` : '';
       out.push(`  releases (--strategy ${s.name}@X.Y[+switch=true|false]; the bare name runs ${cellText(s.bare?.release)}${newest}):`);
       for (const d of details) {
-        const on = Object.entries(d.switches).filter(([k]) => applies(k)).map(([k, v]) => `${k}=${v}`).join(' ');
+        const on = Object.entries(d.switches)
+          .filter(([k]) => applies(k))
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ');
         out.push(`    ${d.release}${on ? `  ${on}` : ''}`);
         out.push(wrapWords(d.note, width, { indent: '      ' }).join('\n'));
         if (d.source) out.push(wrapWords(`source: ${d.source}`, width, { indent: '      ' }).join('\n'));

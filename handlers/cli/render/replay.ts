@@ -167,7 +167,10 @@ export function renderReleaseBisect(r: ResponseOf<'bisectReleases'>): string {
         : 'none: every release gives the same',
     ],
   ]);
-  const probes = table(['RELEASE', 'SPEC', 'OUTCOME'], (r.probes ?? []).map((p) => [p.release, p.spec, JSON.stringify(p.outcome)]));
+  const probes = table(
+    ['RELEASE', 'SPEC', 'OUTCOME'],
+    (r.probes ?? []).map((p) => [p.release, p.spec, JSON.stringify(p.outcome)]),
+  );
   const sw = r.switchProbes ?? [];
   const swRows = sw.map((p) => [p.switch, String(p.from), String(p.to), JSON.stringify(p.outcome), p.reproduces ? 'yes' : 'no']);
   const switches = sw.length

@@ -9,7 +9,12 @@ type Arm64Timers = NonNullable<TraceReport['vms'][number]['arm64Timers']>;
 export function renderTraceImport(r: ResponseOf<'importTrace'>): string {
   const vms = r.vms.map((v) => `${v.vm} (pids ${v.pids.join(', ')})`).join('; ');
   // what every line was: events by name, the other kinds, and the first line not read
-  const byName = (o: Record<string, number> | undefined, n: number) => (o && n ? `${n} (${Object.entries(o).map(([k, c]) => `${k} ${c}`).join(', ')})` : n);
+  const byName = (o: Record<string, number> | undefined, n: number) =>
+    o && n
+      ? `${n} (${Object.entries(o)
+          .map(([k, c]) => `${k} ${c}`)
+          .join(', ')})`
+      : n;
   const lines = r.lines;
   const first = r.firstUnreadable;
   return keyValues([
@@ -97,7 +102,9 @@ export function renderConformance(r: ResponseOf<'conformance'>): string {
   const st = r.strategy;
   const c = r.compared;
   const d = r.firstDifference;
-  const on = Object.entries(st.switches).filter(([, v]) => v).map(([k]) => k);
+  const on = Object.entries(st.switches)
+    .filter(([, v]) => v)
+    .map(([k]) => k);
   const head = keyValues([
     ['trace', `${r.traceId} (VM ${r.vm})`],
     ['strategy', `${st.spec} (release ${st.release}${on.length ? `; on: ${on.join(', ')}` : ''})`],

@@ -78,7 +78,12 @@ export function renderVmList(r: ResponseOf<'listVms'>): string {
 
 export function renderRun(r: ResponseOf<'runVcpu'>): string {
   const rows = r.results;
-  const head = rows.length ? table(['VCPU', 'RET', 'ERRNO'], rows.map((x) => [x.vcpu, x.ret, x.errno ?? ''])) : '(no vCPUs)';
+  const head = rows.length
+    ? table(
+        ['VCPU', 'RET', 'ERRNO'],
+        rows.map((x) => [x.vcpu, x.ret, x.errno ?? '']),
+      )
+    : '(no vCPUs)';
   return `${head}\n${keyValues([['lifecycle', r.vm?.lifecycle]])}`;
 }
 

@@ -103,7 +103,12 @@ function windowed(points: [number, number][], x0: number, x1: number, linear: bo
 /** How many series drawn after each one have its very values (a series hidden under another). */
 function coveredBy(series: ClockSeries[]): string[][] {
   const key = (s: ClockSeries) => JSON.stringify(s.points);
-  return series.map((s, i) => series.slice(i + 1).filter((t) => t.clock !== 'realtime' && s.clock !== 'realtime' && key(t) === key(s)).map(seriesLabel));
+  return series.map((s, i) =>
+    series
+      .slice(i + 1)
+      .filter((t) => t.clock !== 'realtime' && s.clock !== 'realtime' && key(t) === key(s))
+      .map(seriesLabel),
+  );
 }
 
 /** The chart: an <svg> with one <path class="series"> per series. */
@@ -141,7 +146,9 @@ export function timelineChart(c: ChartInput): string {
   if (c.blackout) {
     const bx = X(c.blackout.fromNs);
     const bw = Math.max(1, X(c.blackout.toNs) - bx);
-    out.push(`<rect class="blackout" x="${r1(bx)}" y="${M.top}" width="${r1(bw)}" height="${ph}" fill="#39404f" fill-opacity="0.13"><title>blackout: ${esc(((c.blackout.toNs - c.blackout.fromNs) / 1e6).toFixed(3))} ms</title></rect>`);
+    out.push(
+      `<rect class="blackout" x="${r1(bx)}" y="${M.top}" width="${r1(bw)}" height="${ph}" fill="#39404f" fill-opacity="0.13"><title>blackout: ${esc(((c.blackout.toNs - c.blackout.fromNs) / 1e6).toFixed(3))} ms</title></rect>`,
+    );
     out.push(`<text x="${r1(bx + bw / 2)}" y="${M.top + 14}" text-anchor="middle">blackout</text>`);
   }
   // phases: boundaries as faint lines, names along the top

@@ -8,7 +8,8 @@ export type ReplayLike = Record<string, any>;
 
 function divergenceBlock(d: AuditLike | null | undefined): string {
   if (!d) return '<p>No divergence: every result replayed as recorded.</p>';
-  const side = (label: string, x: AuditLike | undefined) => `<div><h3>${esc(label)}</h3><p class="mono">${esc(argText(x?.result ?? null))}</p>${Array.isArray(x?.trace) && x!.trace.length ? `<p class="mono">${esc(x!.trace.map((t: unknown) => (typeof t === 'string' ? t : JSON.stringify(t))).join('\n'))}</p>` : ''}</div>`;
+  const side = (label: string, x: AuditLike | undefined) =>
+    `<div><h3>${esc(label)}</h3><p class="mono">${esc(argText(x?.result ?? null))}</p>${Array.isArray(x?.trace) && x!.trace.length ? `<p class="mono">${esc(x!.trace.map((t: unknown) => (typeof t === 'string' ? t : JSON.stringify(t))).join('\n'))}</p>` : ''}</div>`;
   return [
     `<p><strong>${esc(d.summary ?? '')}</strong></p>`,
     `<dl class="kv"><dt>position</dt><dd>${esc(d.position)}</dd><dt>VM</dt><dd>${esc(d.vmId)}</dd><dt>vCPU</dt><dd>${esc(d.vcpu ?? 'VM fd')}</dd><dt>event</dt><dd>${esc(d.ioctl ?? d.type)}</dd>${d.migrationId ? `<dt>migration</dt><dd>${esc(`${d.migrationId}, phase ${d.phase ?? '?'}, step ${d.step ?? '?'}`)}</dd>` : ''}</dl>`,
@@ -19,28 +20,45 @@ function divergenceBlock(d: AuditLike | null | undefined): string {
 /** A replay comparison as one page: the first divergence, then each migration's two audits side by side. */
 export function replayHtml(r: ReplayLike): string {
   const out: string[] = [];
-  out.push(`<h1>${esc(`Replay under ${r.profile} against ${r.reference}`)} <span class="verdict ${r.diverged ? 'v-fail' : 'v-pass'}">${r.diverged ? 'diverged' : 'same'}</span></h1>`);
+  out.push(
+    `<h1>${esc(`Replay under ${r.profile} against ${r.reference}`)} <span class="verdict ${r.diverged ? 'v-fail' : 'v-pass'}">${r.diverged ? 'diverged' : 'same'}</span></h1>`,
+  );
   out.push(`<div class="sub">${esc(`${r.eventsReplayed} events of ${r.vmsReplayed} VMs replayed, ${r.divergenceCount} divergences`)}</div>`);
   out.push('<h2>First divergence</h2>', divergenceBlock(r.firstDivergence));
   for (const m of (r.byMigration ?? []) as AuditLike[]) {
     const a = m.audit?.recorded;
     const b = m.audit?.replayed;
-    out.push(`<h2>${esc(`Migration ${m.migrationId} (${m.strategy}): ${m.divergences} divergences`)}${m.failingStep ? esc(`, the replay fails at step ${m.failingStep}`) : ''}</h2>`);
+    out.push(
+      `<h2>${esc(`Migration ${m.migrationId} (${m.strategy}): ${m.divergences} divergences`)}${m.failingStep ? esc(`, the replay fails at step ${m.failingStep}`) : ''}</h2>`,
+    );
     if (m.firstDivergence) out.push(`<p>${esc(m.firstDivergence.summary ?? '')}</p>`);
     const col = (label: string, x: AuditLike | null | undefined, prefix: string) =>
-      x ? `<div><h3>${esc(label)} ${verdictBadge(x.verdict)}</h3>${summaryList(x)}${vcpuTable(x)}<h4>Findings</h4>${findingsSection(x.findings ?? [], new Set(), prefix)}</div>` : `<div><h3>${esc(label)}</h3><p>No audit.</p></div>`;
+      x
+        ? `<div><h3>${esc(label)} ${verdictBadge(x.verdict)}</h3>${summaryList(x)}${vcpuTable(x)}<h4>Findings</h4>${findingsSection(x.findings ?? [], new Set(), prefix)}</div>`
+        : `<div><h3>${esc(label)}</h3><p>No audit.</p></div>`;
     out.push(`<div class="side">${col(String(r.reference), a, `${m.migrationId}-a-`)}${col(String(r.profile), b, `${m.migrationId}-b-`)}</div>`);
     const diff = m.difference;
     if (diff) {
       out.push(
-        table(
-          ['', String(r.reference), String(r.profile), 'difference'].map(esc),
-          [
-            [td('verdict'), td(diff.verdict?.recorded), td(diff.verdict?.replayed), td('')],
-            ...((diff.tscErrorNs ?? []) as AuditLike[]).map((v) => [td(`vCPU ${v.vcpu} TSC error`), tdNum(signedDuration(v.recorded)), tdNum(signedDuration(v.replayed)), tdNum(signedDuration(v.delta))]),
-            ...(diff.kvmclockErrorNs ? [[td('kvmclock error'), tdNum(signedDuration(diff.kvmclockErrorNs.recorded)), tdNum(signedDuration(diff.kvmclockErrorNs.replayed)), tdNum(signedDuration(diff.kvmclockErrorNs.delta))]] : []),
-          ],
-        ),
+        table(['', String(r.reference), String(r.profile), 'difference'].map(esc), [
+          [td('verdict'), td(diff.verdict?.recorded), td(diff.verdict?.replayed), td('')],
+          ...((diff.tscErrorNs ?? []) as AuditLike[]).map((v) => [
+            td(`vCPU ${v.vcpu} TSC error`),
+            tdNum(signedDuration(v.recorded)),
+            tdNum(signedDuration(v.replayed)),
+            tdNum(signedDuration(v.delta)),
+          ]),
+          ...(diff.kvmclockErrorNs
+            ? [
+                [
+                  td('kvmclock error'),
+                  tdNum(signedDuration(diff.kvmclockErrorNs.recorded)),
+                  tdNum(signedDuration(diff.kvmclockErrorNs.replayed)),
+                  tdNum(signedDuration(diff.kvmclockErrorNs.delta)),
+                ],
+              ]
+            : []),
+        ]),
       );
     }
   }

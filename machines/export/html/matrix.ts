@@ -32,9 +32,16 @@ td.changed{outline:3px solid #1d2330;outline-offset:-3px}
 export function span(v: unknown): string {
   const ns = big(v);
   if (ns === null) return '—';
-  for (const [unit, size] of [['s', 1_000_000_000n], ['ms', 1_000_000n], ['µs', 1_000n]] as const) {
+  for (const [unit, size] of [
+    ['s', 1_000_000_000n],
+    ['ms', 1_000_000n],
+    ['µs', 1_000n],
+  ] as const) {
     if (ns >= size) {
-      const frac = (ns % size).toString().padStart(String(size).length - 1, '0').replace(/0+$/, '');
+      const frac = (ns % size)
+        .toString()
+        .padStart(String(size).length - 1, '0')
+        .replace(/0+$/, '');
       return `${ns / size}${frac ? `.${frac}` : ''} ${unit}`;
     }
   }
@@ -97,7 +104,10 @@ function changedTable(changed: MatrixCellLike[], link: MatrixPageData['link']): 
   const responsible = (c: MatrixCellLike) => {
     if (!c.attributed) return 'not attributed (beyond maxCells)';
     if (!c.responsible.length) return `no single change alone (${c.probes.length} tried): together`;
-    return (c.probes as MatrixCellLike[]).filter((p) => p.reproduces).map((p) => p.text).join('; ');
+    return (c.probes as MatrixCellLike[])
+      .filter((p) => p.reproduces)
+      .map((p) => p.text)
+      .join('; ');
   };
   return table(
     ['cell', 'from → to', 'guest', 'blackout', 'strategy', 'verdict', 'responsible'].map(esc),

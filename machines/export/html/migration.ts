@@ -37,17 +37,28 @@ export function findingsSection(findings: AuditLike[], linkable: Set<number>, id
 export function summaryList(a: AuditLike): string {
   // only the switches of the migration's architecture (an arm64 report has an arm64 block)
   const sw = a.vmm && typeof a.vmm === 'object' ? switchesFor(String(a.vmm.strategy ?? a.strategy), a.arm64 ? 'arm64' : 'x86', a.vmm.switches ?? {}) : {};
-  const switches = Object.entries(sw).map(([k, v]) => `${k}=${v}`).join(' ');
+  const switches = Object.entries(sw)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
   const vmm = a.vmm && typeof a.vmm === 'object' ? `${a.vmm.strategy ?? a.strategy} ${a.vmm.release ?? ''} ${switches}` : a.strategy;
   const rows: [string, string][] = [
     ['status', esc(a.status)],
-    ...(a.failure ? [['failure', esc(`${a.failure.step}: ${a.failure.reason}${a.failure.position != null ? ` (position ${a.failure.position})` : ''}`)] as [string, string]] : []),
+    ...(a.failure
+      ? [['failure', esc(`${a.failure.step}: ${a.failure.reason}${a.failure.position != null ? ` (position ${a.failure.position})` : ''}`)] as [string, string]]
+      : []),
     ['VMM', esc(vmm)],
     ['kernel profiles', esc(`${a.profiles?.source ?? '?'} → ${a.profiles?.destination ?? '?'}`)],
     ['blackout', esc(duration(a.blackoutNs))],
     ['true time elapsed (stop → resume)', esc(duration(a.trueElapsedNs))],
     ['guest TSC', esc(`${grouped(a.guestTscKhz)} kHz`)],
-    ['kvmclock', esc(a.kvmclock?.errorNs == null ? 'not enabled' : `advanced ${duration(a.kvmclock.advanceNs)}, error ${signedDuration(a.kvmclock.errorNs)} (before ${grouped(a.kvmclock.before)} ns, after ${grouped(a.kvmclock.after)} ns)`)],
+    [
+      'kvmclock',
+      esc(
+        a.kvmclock?.errorNs == null
+          ? 'not enabled'
+          : `advanced ${duration(a.kvmclock.advanceNs)}, error ${signedDuration(a.kvmclock.errorNs)} (before ${grouped(a.kvmclock.before)} ns, after ${grouped(a.kvmclock.after)} ns)`,
+      ),
+    ],
     ['kvmclock − TSC step', esc(signedDuration(a.kvmclockMinusTscStepNs))],
     ['vCPU skew (cycles)', esc(`${grouped(a.skewCycles?.before)} → ${grouped(a.skewCycles?.after)}`)],
     ['master clock', esc(`${a.masterClock?.before ? 'on' : 'off'} → ${a.masterClock?.after ? 'on' : 'off'}`)],
@@ -84,22 +95,45 @@ export function vcpuTable(a: AuditLike): string {
   const vcpus: AuditLike[] = Array.isArray(a.vcpus) ? a.vcpus : [];
   return `<div class="scroll">${table(
     ['vCPU', `${counter} before`, `${counter} after`, 'advance', 'expected advance', 'error (cycles)', 'error'].map(esc),
-    vcpus.map((v) => [tdNum(v.vcpu), tdNum(grouped(v.tscBefore)), tdNum(grouped(v.tscAfter)), tdNum(grouped(v.tscAdvance)), tdNum(grouped(v.expectedAdvance)), tdNum(grouped(v.tscErrorCycles)), tdNum(signedDuration(v.tscErrorNs))]),
+    vcpus.map((v) => [
+      tdNum(v.vcpu),
+      tdNum(grouped(v.tscBefore)),
+      tdNum(grouped(v.tscAfter)),
+      tdNum(grouped(v.tscAdvance)),
+      tdNum(grouped(v.expectedAdvance)),
+      tdNum(grouped(v.tscErrorCycles)),
+      tdNum(signedDuration(v.tscErrorNs)),
+    ]),
   )}</div>`;
 }
 
 function frequencySection(a: AuditLike, d: MigrationReportData | null): string {
   const parts: string[] = [];
   const tf = a.tscFrequency;
-  if (tf) parts.push(`<p>${esc(a.arm64 ? 'Virtual counter' : 'Guest TSC')}: nominal ${esc(grouped(tf.nominalHz))} Hz, actual ${esc(grouped(tf.actualHz))} Hz, drift ${esc(grouped(tf.driftPpb))} ppb (${esc(tf.msPerDay)} ms/day).</p>`);
-  if (a.pvclock) parts.push(`<p>kvmclock's pvclock encodes ${esc(grouped(a.pvclock.frequencyHz))} Hz for a guest TSC at ${esc(grouped(a.pvclock.guestTscHz))} Hz: drift ${esc(grouped(a.pvclock.driftPpb))} ppb (${esc(a.pvclock.msPerDay ?? '—')} ms/day).</p>`);
+  if (tf)
+    parts.push(
+      `<p>${esc(a.arm64 ? 'Virtual counter' : 'Guest TSC')}: nominal ${esc(grouped(tf.nominalHz))} Hz, actual ${esc(grouped(tf.actualHz))} Hz, drift ${esc(grouped(tf.driftPpb))} ppb (${esc(tf.msPerDay)} ms/day).</p>`,
+    );
+  if (a.pvclock)
+    parts.push(
+      `<p>kvmclock's pvclock encodes ${esc(grouped(a.pvclock.frequencyHz))} Hz for a guest TSC at ${esc(grouped(a.pvclock.guestTscHz))} Hz: drift ${esc(grouped(a.pvclock.driftPpb))} ppb (${esc(a.pvclock.msPerDay ?? '—')} ms/day).</p>`,
+    );
   const clocks = d?.clocks ?? [];
   const x86 = clocks.filter((c) => c.guestKhz !== null);
   if (x86.length) {
     parts.push(
       table(
         ['when', 'VM', 'host', 'vCPU', 'host TSC kHz', 'guest (destination) kHz', 'scaling ratio', 'TSC offset (signed, hex)'].map(esc),
-        x86.map((c) => [td(c.at === 'stop' ? 'source, at the stop' : 'at the resume'), td(c.vmId), td(c.hostId), tdNum(c.vcpu), tdNum(grouped(c.hostKhz)), tdNum(grouped(c.guestKhz)), `<td class="mono">${esc(ratioText(c.ratio, c.fracBits))}</td>`, `<td class="num mono">${esc(offset(c.tscOffset))}</td>`]),
+        x86.map((c) => [
+          td(c.at === 'stop' ? 'source, at the stop' : 'at the resume'),
+          td(c.vmId),
+          td(c.hostId),
+          tdNum(c.vcpu),
+          tdNum(grouped(c.hostKhz)),
+          tdNum(grouped(c.guestKhz)),
+          `<td class="mono">${esc(ratioText(c.ratio, c.fracBits))}</td>`,
+          `<td class="num mono">${esc(offset(c.tscOffset))}</td>`,
+        ]),
       ),
     );
   }
@@ -108,7 +142,15 @@ function frequencySection(a: AuditLike, d: MigrationReportData | null): string {
     parts.push(
       table(
         ['when', 'VM', 'host', 'vCPU', 'CNTFRQ (Hz)', 'CNTVOFF (signed, hex)', 'physical offset (signed, hex)'].map(esc),
-        arm.map((c) => [td(c.at === 'stop' ? 'source, at the stop' : 'at the resume'), td(c.vmId), td(c.hostId), tdNum(c.vcpu), tdNum(grouped(c.counterHz)), `<td class="num mono">${esc(offset(c.voffset))}</td>`, `<td class="num mono">${esc(offset(c.poffset))}</td>`]),
+        arm.map((c) => [
+          td(c.at === 'stop' ? 'source, at the stop' : 'at the resume'),
+          td(c.vmId),
+          td(c.hostId),
+          tdNum(c.vcpu),
+          tdNum(grouped(c.counterHz)),
+          `<td class="num mono">${esc(offset(c.voffset))}</td>`,
+          `<td class="num mono">${esc(offset(c.poffset))}</td>`,
+        ]),
       ),
     );
   }
@@ -124,7 +166,14 @@ function arm64Section(a: AuditLike): string {
     `<p>CNTFRQ ${esc(grouped(r.cntfrqHz))} Hz. CNTVCT − CNTPCT (boot vCPU): ${esc(offset(r.virtualMinusPhysical?.before))} → ${esc(offset(r.virtualMinusPhysical?.after))}. Trapped CNTPCT reads: ${esc(r.trappedPhysReads)} (${r.physTrapping ? 'trapping' : 'not trapping'}, ${esc(grouped(r.trapCostNs))} ns each, ${esc(duration(r.trapOverheadNs))} in all). Counter writes ignored: ${esc(r.ignoredCounterWrites)}.</p>`,
     table(
       ['vCPU', 'CNTPCT before', 'CNTPCT after', 'advance', 'error (ticks)', 'error'].map(esc),
-      phys.map((p) => [tdNum(p.vcpu), tdNum(grouped(p.before)), tdNum(grouped(p.after)), tdNum(grouped(p.advance)), tdNum(grouped(p.errorTicks)), tdNum(signedDuration(p.errorNs))]),
+      phys.map((p) => [
+        tdNum(p.vcpu),
+        tdNum(grouped(p.before)),
+        tdNum(grouped(p.after)),
+        tdNum(grouped(p.advance)),
+        tdNum(grouped(p.errorTicks)),
+        tdNum(signedDuration(p.errorNs)),
+      ]),
     ),
   ].join('\n');
 }
@@ -166,9 +215,18 @@ function guestLogSection(a: AuditLike): string {
 }
 
 /** The body of one migration's report (also used side by side in a replay comparison). */
-export function migrationBody(a: AuditLike, d: MigrationReportData | null, opts: { heading?: string; idPrefix?: string; chart?: boolean; ioctls?: boolean } = {}): string {
+export function migrationBody(
+  a: AuditLike,
+  d: MigrationReportData | null,
+  opts: { heading?: string; idPrefix?: string; chart?: boolean; ioctls?: boolean } = {},
+): string {
   const pinned = new Map<number, string[]>();
-  for (const f of a.findings ?? []) for (const p of f.positions ?? []) pinned.set(p, [...(pinned.get(p) ?? []), f.code].filter((c, i, all) => all.indexOf(c) === i));
+  for (const f of a.findings ?? [])
+    for (const p of f.positions ?? [])
+      pinned.set(
+        p,
+        [...(pinned.get(p) ?? []), f.code].filter((c, i, all) => all.indexOf(c) === i),
+      );
   const linkable = new Set(opts.ioctls === false ? [] : (d?.ioctls ?? []).map((r) => r.position));
   const out: string[] = [];
   out.push(`<h1>${esc(opts.heading ?? `Migration ${a.migrationId}`)} ${verdictBadge(a.verdict)}</h1>`);
@@ -228,4 +286,3 @@ export function migrationBody(a: AuditLike, d: MigrationReportData | null, opts:
 export function migrationHtml(a: AuditLike, d: MigrationReportData | null): string {
   return page(`clockledger: migration ${a.migrationId} (${a.verdict})`, migrationBody(a, d));
 }
-

@@ -82,7 +82,10 @@ export function msrName(v: unknown): string {
 export function argText(v: unknown, key = ''): string {
   if (v === null || v === undefined) return '';
   if (Array.isArray(v)) return `[${v.map((x) => argText(x, key === 'indices' ? 'index' : '')).join(', ')}]`;
-  if (typeof v === 'object') return `{ ${Object.entries(v as Record<string, unknown>).map(([k, x]) => `${k}: ${argText(x, k)}`).join(', ')} }`;
+  if (typeof v === 'object')
+    return `{ ${Object.entries(v as Record<string, unknown>)
+      .map(([k, x]) => `${k}: ${argText(x, k)}`)
+      .join(', ')} }`;
   if (key === 'index') return msrName(v);
   const b = big(v);
   if (b !== null && b !== 0n && (/^(value|data|offset|tsc_offset|clock|host_tsc)$/.test(key) || b >= 1n << 32n || b < 0n)) {

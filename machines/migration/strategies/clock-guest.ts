@@ -8,7 +8,7 @@ export const clockGuest: Strategy<OffsetSaved, void> = {
   ...offsetCorrected,
   name: 'clock-guest',
   summary:
-    'The proposal\'s procedure in full: KVM_GET_CLOCK_GUEST of the boot vCPU with the offsets, scaling-aware offsets on the ' +
+    "The proposal's procedure in full: KVM_GET_CLOCK_GUEST of the boot vCPU with the offsets, scaling-aware offsets on the " +
     'destination, then KVM_SET_CLOCK_GUEST so kvmclock continues exactly the saved pvclock; on kernels without it (or without a ' +
     'master clock) the documented fallback KVM_SET_CLOCK with KVM_CLOCK_REALTIME. The offsets take ΔT from CLOCK_REALTIME, as ' +
     'offset-corrected: hosts whose CLOCK_REALTIME disagree by D move the guest TSC by D.',

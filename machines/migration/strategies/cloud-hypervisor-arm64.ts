@@ -18,8 +18,8 @@ export const cloudHypervisorArm64: Strategy<ChSaved, void> = {
   name: 'cloud-hypervisor',
   arch: 'arm64',
   summary:
-    'Cloud Hypervisor on arm64: saves the boot vCPU\'s KVM_REG_ARM_TIMER_CNT with its own CLOCK_REALTIME; restore writes ' +
-    'CNTVCT = saved + elapsed wall time × CNTFRQ, and refuses when the destination\'s CNTFRQ differs (KVM does not rescale ' +
+    "Cloud Hypervisor on arm64: saves the boot vCPU's KVM_REG_ARM_TIMER_CNT with its own CLOCK_REALTIME; restore writes " +
+    "CNTVCT = saved + elapsed wall time × CNTFRQ, and refuses when the destination's CNTFRQ differs (KVM does not rescale " +
     'counters). It writes vCPU 0 only where the VM-wide counter offset exists (6.4+), every vCPU otherwise.',
   pause(p) {
     p.pauseAll('source');
@@ -34,7 +34,11 @@ export const cloudHypervisorArm64: Strategy<ChSaved, void> = {
     const downtime = p.release.switches.arm64Downtime === true;
     const dstHz = p.host('destination').counterHz;
     if (downtime && dstHz !== saved.cntfrq) {
-      throw new StepFailure('restore', `the destination's CNTFRQ (${dstHz} Hz) differs from the snapshot's (${saved.cntfrq} Hz): the guest counter would change rate`, null);
+      throw new StepFailure(
+        'restore',
+        `the destination's CNTFRQ (${dstHz} Hz) differs from the snapshot's (${saved.cntfrq} Hz): the guest counter would change rate`,
+        null,
+      );
     }
     p.createDestination(saved.vcpus);
     const elapsed = hostRealtimeNs(p.host('destination'), p.now()) - saved.realtime;

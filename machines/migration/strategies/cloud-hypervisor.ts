@@ -43,9 +43,19 @@ export const cloudHypervisor: Strategy<Saved, void> = {
     if (!p.inPlace) {
       saved.vcpus.forEach((v, i) => {
         p.spacing('write', i);
-        setMsrs(p, 'restore', 'destination', v.id, [TSC, ...KVMCLOCK_MSRS].map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]));
+        setMsrs(
+          p,
+          'restore',
+          'destination',
+          v.id,
+          [TSC, ...KVMCLOCK_MSRS].map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]),
+        );
       });
-      if (p.release.switches.syncTscOffsets) synchronizeTscOffsets(p, saved.vcpus.map((v) => v.id));
+      if (p.release.switches.syncTscOffsets)
+        synchronizeTscOffsets(
+          p,
+          saved.vcpus.map((v) => v.id),
+        );
     }
     // PR #7932: the clock before the vCPUs run; before it, after (in resume)
     if (p.release.switches.clockBeforeResume) setClock(p, 'restore', saved);
@@ -79,5 +89,6 @@ function synchronizeTscOffsets(p: VmmPort, ids: number[]): void {
   if (first === undefined) return;
   const r = p.ioctl('destination', first, 'KVM_GET_DEVICE_ATTR', { group: 'KVM_VCPU_TSC_CTRL', attr: 'KVM_VCPU_TSC_OFFSET' });
   if (r.ret !== 0) return;
-  for (const id of ids) p.ioctl('destination', id, 'KVM_SET_DEVICE_ATTR', { group: 'KVM_VCPU_TSC_CTRL', attr: 'KVM_VCPU_TSC_OFFSET', value: String(r.out!.value) });
+  for (const id of ids)
+    p.ioctl('destination', id, 'KVM_SET_DEVICE_ATTR', { group: 'KVM_VCPU_TSC_CTRL', attr: 'KVM_VCPU_TSC_OFFSET', value: String(r.out!.value) });
 }

@@ -20,7 +20,11 @@ export const counterOffsetArm64: Strategy<OffsetSaved, void> = {
   },
   restore(p, saved) {
     if (p.host('destination').counterHz !== p.host('source').counterHz) {
-      throw new StepFailure('restore', `the destination's CNTFRQ (${p.host('destination').counterHz} Hz) differs from the source's (${p.host('source').counterHz} Hz)`, null);
+      throw new StepFailure(
+        'restore',
+        `the destination's CNTFRQ (${p.host('destination').counterHz} Hz) differs from the source's (${p.host('source').counterHz} Hz)`,
+        null,
+      );
     }
     p.createDestination(saved.vcpus);
     const elapsed = hostRealtimeNs(p.host('destination'), p.now()) - saved.realtime;

@@ -9,7 +9,7 @@ export const crosvmArm64: Strategy<OffsetSaved, void> = {
   arch: 'arm64',
   summary:
     'crosvm (Android virtio-pvclock): one VM-wide KVM_ARM_SET_COUNTER_OFFSET that grows by every suspended interval, so the ' +
-    'guest counter excludes suspend (the suspended time goes to the guest\'s CLOCK_BOOTTIME separately); a restore sets the ' +
+    "guest counter excludes suspend (the suspended time goes to the guest's CLOCK_BOOTTIME separately); a restore sets the " +
     'offset so the counter continues from its saved value.',
   pause(p) {
     p.pauseAll('source');

@@ -37,7 +37,13 @@ export const crosvm: Strategy<Saved, void> = {
     p.createDestination(saved.vcpus.map((v) => v.id));
     saved.vcpus.forEach((v, i) => {
       p.spacing('write', i);
-      setMsrs(p, 'restore', 'destination', v.id, ORDER.map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]));
+      setMsrs(
+        p,
+        'restore',
+        'destination',
+        v.id,
+        ORDER.map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]),
+      );
     });
     p.must('restore', 'destination', null, 'KVM_SET_CLOCK', { clock: saved.clock.clock.toString(), flags: 0 });
   },

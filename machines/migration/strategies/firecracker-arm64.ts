@@ -17,7 +17,7 @@ export const firecrackerArm64: Strategy<FcArmSaved, void> = {
   name: 'firecracker',
   arch: 'arm64',
   summary:
-    'Firecracker on aarch64: pauses, saves every vCPU\'s registers (KVM_REG_ARM_TIMER_CNT included) and writes them back by value ' +
+    "Firecracker on aarch64: pauses, saves every vCPU's registers (KVM_REG_ARM_TIMER_CNT included) and writes them back by value " +
     'on the destination, so the guest counter loses the downtime. `clock_realtime` is refused (UnsupportedClockRealtime, ' +
     'builder.rs) once the vCPU registers are restored; a release without the field (before 1.14.4, and 1.15.0) refuses it as unknown.',
   options: {

@@ -2,7 +2,21 @@
 // with the KVM_SET_CLOCK {guest_src, time_src, KVM_CLOCK_REALTIME} fallback only: works on
 // mainline kernels that have KVM_VCPU_TSC_OFFSET.
 import { KVM_CLOCK_REALTIME } from '../../../kvm/uapi.js';
-import { type ClockData, clockWithHostTsc, cyclesIn, getMsrs, KVMCLOCK_MSRS, qemuSetTscKhz, readOffset, resumeSource, scaled, setMsrs, vcpuRatio, writeOffset, type SavedVcpu } from './common.js';
+import {
+  type ClockData,
+  clockWithHostTsc,
+  cyclesIn,
+  getMsrs,
+  KVMCLOCK_MSRS,
+  qemuSetTscKhz,
+  readOffset,
+  resumeSource,
+  scaled,
+  setMsrs,
+  vcpuRatio,
+  writeOffset,
+  type SavedVcpu,
+} from './common.js';
 import type { VmmPort } from '../port.js';
 import type { Strategy } from './types.js';
 
@@ -45,10 +59,20 @@ export function saveOffsets(p: VmmPort, withClockGuest: boolean): OffsetSaved {
 export function restoreOffsets(p: VmmPort, saved: OffsetSaved, oneOffset: boolean): void {
   // In place the offsets still hold: the TSC keeps running through the pause.
   if (p.inPlace) return;
-  const khz = p.createDestination(saved.vcpus.map((v) => v.id), saved.freqKhz);
+  const khz = p.createDestination(
+    saved.vcpus.map((v) => v.id),
+    saved.freqKhz,
+  );
   // Kernels without the VM-wide KVM_SET_TSC_KHZ (before 6.0) get it per vCPU, as QEMU does.
   if (khz && khz.ret < 0) for (const v of saved.vcpus) qemuSetTscKhz(p, 'restore', v.id, saved.freqKhz);
-  for (const v of saved.vcpus) setMsrs(p, 'restore', 'destination', v.id, KVMCLOCK_MSRS.map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]));
+  for (const v of saved.vcpus)
+    setMsrs(
+      p,
+      'restore',
+      'destination',
+      v.id,
+      KVMCLOCK_MSRS.map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]),
+    );
   setClockRealtime(p, saved.src);
   const dst = clockWithHostTsc(p, 'restore', 'destination');
   const dt = dst.realtime - saved.src.realtime;
@@ -70,7 +94,7 @@ export const offsetCorrected: Strategy<OffsetSaved, void> = {
   name: 'offset-corrected',
   arch: 'x86',
   summary:
-    'The cleanup proposal\'s scaling-aware procedure: per vCPU tsc_src = scale(host_tsc_src, ratio_src) + offset (ratio from ' +
+    "The cleanup proposal's scaling-aware procedure: per vCPU tsc_src = scale(host_tsc_src, ratio_src) + offset (ratio from " +
     'KVM_VCPU_TSC_SCALE, or as the kernel computes it); the destination sets the VM TSC kHz before creating vCPUs, reads ' +
     'KVM_GET_CLOCK, and writes offset = tsc_src + ΔT·freq − scale(host_tsc_dst, ratio_dst) with ΔT from CLOCK_REALTIME; kvmclock ' +
     'through KVM_SET_CLOCK {guest_src, time_src, KVM_CLOCK_REALTIME}. ΔT is the elapsed time only if both hosts agree on ' +

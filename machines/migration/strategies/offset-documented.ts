@@ -2,7 +2,19 @@
 // written: it assumes guest TSC = host TSC + offset, so it ignores TSC scaling and different
 // host frequencies. (The document's ns × kHz product is taken in cycles, i.e. divided by 1e6.)
 import { KVM_CLOCK_REALTIME } from '../../../kvm/uapi.js';
-import { type ClockData, clockWithHostTsc, cyclesIn, getMsrs, KVMCLOCK_MSRS, qemuSetTscKhz, readOffset, resumeSource, setMsrs, writeOffset, type SavedVcpu } from './common.js';
+import {
+  type ClockData,
+  clockWithHostTsc,
+  cyclesIn,
+  getMsrs,
+  KVMCLOCK_MSRS,
+  qemuSetTscKhz,
+  readOffset,
+  resumeSource,
+  setMsrs,
+  writeOffset,
+  type SavedVcpu,
+} from './common.js';
 import type { Strategy } from './types.js';
 
 interface Saved {
@@ -15,7 +27,7 @@ export const offsetDocumented: Strategy<Saved, void> = {
   name: 'offset-documented',
   arch: 'x86',
   summary:
-    'The kernel documentation\'s procedure: source KVM_GET_CLOCK (tsc_src, guest_src, host_src), every vCPU\'s KVM_VCPU_TSC_OFFSET, ' +
+    "The kernel documentation's procedure: source KVM_GET_CLOCK (tsc_src, guest_src, host_src), every vCPU's KVM_VCPU_TSC_OFFSET, " +
     'KVM_GET_TSC_KHZ; destination KVM_SET_CLOCK {guest_src, host_src, KVM_CLOCK_REALTIME}, KVM_GET_CLOCK (tsc_dest, guest_dest), ' +
     'then ofs_dst = ofs_src − (guest_src − guest_dest)·freq + (tsc_src − tsc_dest) on every vCPU. Right for same-frequency hosts; ' +
     'wrong under TSC scaling, where host TSC ticks are not guest TSC ticks. The elapsed time is what KVM_SET_CLOCK adds from ' +
@@ -36,7 +48,14 @@ export const offsetDocumented: Strategy<Saved, void> = {
     if (p.inPlace) return;
     p.createDestination(saved.vcpus.map((v) => v.id));
     for (const v of saved.vcpus) qemuSetTscKhz(p, 'restore', v.id, saved.freqKhz);
-    for (const v of saved.vcpus) setMsrs(p, 'restore', 'destination', v.id, KVMCLOCK_MSRS.map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]));
+    for (const v of saved.vcpus)
+      setMsrs(
+        p,
+        'restore',
+        'destination',
+        v.id,
+        KVMCLOCK_MSRS.map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]),
+      );
     p.must('restore', 'destination', null, 'KVM_SET_CLOCK', {
       clock: saved.src.clock.toString(),
       realtime: saved.src.realtime.toString(),

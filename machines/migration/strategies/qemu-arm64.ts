@@ -12,7 +12,7 @@ export const qemuArm64: Strategy<QemuSaved, QemuSaved> = {
   name: 'qemu',
   arch: 'arm64',
   summary:
-    'QEMU on arm64 (target/arm/kvm.c): by default (kvm-no-adjvtime=off) vm_stop reads every vCPU\'s KVM_REG_ARM_TIMER_CNT once and ' +
+    "QEMU on arm64 (target/arm/kvm.c): by default (kvm-no-adjvtime=off) vm_stop reads every vCPU's KVM_REG_ARM_TIMER_CNT once and " +
     'vm_start writes it back, so the virtual counter stands still while the VM is paused and drifts from the physical counter; ' +
     'with options.kvmNoAdjvtime nothing is written back and the counter jumps by the pause. A migration carries TIMER_CNT in the ' +
     'register list: the destination writes the saved value (per vCPU, the last write wins VM-wide), then again at start unless no-adjvtime.',

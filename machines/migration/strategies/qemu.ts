@@ -30,7 +30,8 @@ const { MSR_IA32_TSC: TSC, MSR_IA32_TSC_ADJUST: ADJ } = MSRS;
 export const qemu: Strategy<Saved, Saved> = {
   name: 'qemu',
   arch: 'x86',
-  summary: 'QEMU: at vm_stop pins every vCPU\'s IA32_TSC by value (KVM_GET_MSRS, one vCPU after another), then reads kvmclock (KVM_GET_CLOCK); as the ' +
+  summary:
+    "QEMU: at vm_stop pins every vCPU's IA32_TSC by value (KVM_GET_MSRS, one vCPU after another), then reads kvmclock (KVM_GET_CLOCK); as the " +
     'migration completes it reads the other MSRs, and for a running-VM migration kvmclock again at pre-save. The destination negotiates the TSC kHz ' +
     '(KVM_SET_TSC_KHZ with scaling or within 250 ppm, else "TSC frequency mismatch"), writes TSC_ADJUST then IA32_TSC per vCPU, and at resume KVM_SET_CLOCK ' +
     'with flags 0 and KVM_KVMCLOCK_CTRL on every vCPU. The guest TSC loses the blackout; kvmclock loses it minus the stop→pre-save gap.',
@@ -93,7 +94,13 @@ export const qemu: Strategy<Saved, Saved> = {
       const elapsed = hostRealtimeNs(p.host('destination'), p.now()) - saved.stopRealtime;
       const tsc = (v.msrs.get(TSC) ?? 0n) + (account && elapsed > 0n ? cyclesIn(elapsed, saved.tscKhz) : 0n);
       // kvm_put_msrs(): TSC_ADJUST is listed before IA32_TSC (a host TSC_ADJUST write does not move the TSC)
-      setMsrs(p, 'restore', 'destination', v.id, [ADJ, TSC, ...KVMCLOCK_MSRS].map((i) => [i, i === TSC ? tsc : (v.msrs.get(i) ?? 0n)] as [number, bigint]));
+      setMsrs(
+        p,
+        'restore',
+        'destination',
+        v.id,
+        [ADJ, TSC, ...KVMCLOCK_MSRS].map((i) => [i, i === TSC ? tsc : (v.msrs.get(i) ?? 0n)] as [number, bigint]),
+      );
     });
   },
   resume(p, saved) {

@@ -82,7 +82,7 @@ function table(defs: Record<string, SwitchDef>, steps: readonly ReleaseStep[], n
 const FC_SWITCHES: Record<string, SwitchDef> = {
   zeroDeadlineFilled: {
     arch: 'x86',
-    meaning: 'a zero IA32_TSC_DEADLINE is saved as the vCPU\'s IA32_TSC (#4618, backported to 1.8 as #4630); off: saved and restored as 0',
+    meaning: "a zero IA32_TSC_DEADLINE is saved as the vCPU's IA32_TSC (#4618, backported to 1.8 as #4630); off: saved and restored as 0",
   },
   deadlineAfterTsc: {
     arch: 'x86',
@@ -91,14 +91,16 @@ const FC_SWITCHES: Record<string, SwitchDef> = {
   kvmclockCtrlAtPause: { arch: 'x86', meaning: 'KVM_KVMCLOCK_CTRL on every vCPU as it pauses, on the source (#4460, b098b4f7a); off: never issued' },
   kvmclockCtrl: {
     arch: 'x86',
-    meaning: 'KVM_KVMCLOCK_CTRL on every vCPU at restore, before resuming (#5494, d33011c67; its PR "Fixes #5322"); off: only at pause, on the source, so ' +
+    meaning:
+      'KVM_KVMCLOCK_CTRL on every vCPU at restore, before resuming (#5494, d33011c67; its PR "Fixes #5322"); off: only at pause, on the source, so ' +
       'the restored guest never sees PVCLOCK_GUEST_STOPPED',
   },
   clockRealtimeOptIn: {
     arch: 'any',
-    meaning: 'LoadSnapshot has `clock_realtime` (#5809): x86 restores KVM_SET_CLOCK with flags 0 unless options.clockRealtime, aarch64 refuses it ' +
-      '(UnsupportedClockRealtime); off: no such field (options.clockRealtime is refused as unknown) and x86 passes the snapshot\'s KVM_CLOCK_REALTIME ' +
-      'whenever it holds it, so kvmclock jumps by the snapshot\'s age',
+    meaning:
+      'LoadSnapshot has `clock_realtime` (#5809): x86 restores KVM_SET_CLOCK with flags 0 unless options.clockRealtime, aarch64 refuses it ' +
+      "(UnsupportedClockRealtime); off: no such field (options.clockRealtime is refused as unknown) and x86 passes the snapshot's KVM_CLOCK_REALTIME " +
+      "whenever it holds it, so kvmclock jumps by the snapshot's age",
   },
 };
 
@@ -109,12 +111,14 @@ const CH_SWITCHES: Record<string, SwitchDef> = {
   },
   realtimeFilled: {
     arch: 'x86',
-    meaning: 'KVM_GET_CLOCK\'s KVM_CLOCK_REALTIME kept, realtime filled from CLOCK_REALTIME when the kernel left it empty (#8256); off: flags reset, ' +
+    meaning:
+      "KVM_GET_CLOCK's KVM_CLOCK_REALTIME kept, realtime filled from CLOCK_REALTIME when the kernel left it empty (#8256); off: flags reset, " +
       'KVM_SET_CLOCK with flags 0',
   },
   syncTscOffsets: {
     arch: 'x86',
-    meaning: 'after restoring the MSRs, every vCPU\'s KVM_VCPU_TSC_OFFSET set to vCPU 0\'s (#8437, commit 993ac5c90; a maintainer comment on it names #8383, ' +
+    meaning:
+      "after restoring the MSRs, every vCPU's KVM_VCPU_TSC_OFFSET set to vCPU 0's (#8437, commit 993ac5c90; a maintainer comment on it names #8383, " +
       'which shows the per-vCPU offsets it fixes, as mitigated)',
   },
   arm64Downtime: {
@@ -126,23 +130,27 @@ const CH_SWITCHES: Record<string, SwitchDef> = {
 const QEMU_SWITCHES: Record<string, SwitchDef> = {
   kvmclockCtrlEveryVcpu: {
     arch: 'x86',
-    meaning: 'at resume KVM_KVMCLOCK_CTRL is issued on every vCPU whatever each returns (4c3e250627, run_on_cpu(do_kvmclock_ctrl)); off: the loop returns ' +
+    meaning:
+      'at resume KVM_KVMCLOCK_CTRL is issued on every vCPU whatever each returns (4c3e250627, run_on_cpu(do_kvmclock_ctrl)); off: the loop returns ' +
       'at the first vCPU that fails (EINVAL where the guest has no kvmclock on it), so the vCPUs after it never get PVCLOCK_GUEST_STOPPED',
   },
   pausedNoPreSaveRead: {
     arch: 'x86',
-    meaning: 'kvmclock_pre_save() does not read the clock again when the guest was already paused (RUN_STATE_PAUSED) at vm_stop (4173324946, option ' +
+    meaning:
+      'kvmclock_pre_save() does not read the clock again when the guest was already paused (RUN_STATE_PAUSED) at vm_stop (4173324946, option ' +
       '`paused`); off: pre-save always re-reads, so kvmclock counts the whole time the guest sat paused before the migration',
   },
   tscKhzWithinTolerance: {
     arch: 'x86',
-    meaning: 'kvm_arch_set_tsc_khz() tries KVM_SET_TSC_KHZ also without KVM_CAP_TSC_CONTROL when the rate is within 250 ppm of the vCPU\'s ' +
+    meaning:
+      "kvm_arch_set_tsc_khz() tries KVM_SET_TSC_KHZ also without KVM_CAP_TSC_CONTROL when the rate is within 250 ppm of the vCPU's " +
       '(freq_within_bounds(), 74aaddc628); off: only with KVM_CAP_TSC_CONTROL, so a host without scaling must have exactly the saved kHz',
   },
   adjustClockStableMask: {
     arch: 'x86',
-    meaning: 'kvm_has_adjust_clock_stable() tests KVM_CAP_ADJUST_CLOCK & KVM_CLOCK_TSC_STABLE (Ray Zhang, qemu-devel 2022-09); off: == KVM_CLOCK_TSC_STABLE, ' +
-      'false on a 5.16+ host (0xE), so the source\'s KVM_GET_CLOCK counts as unreliable and the resume replaces it by kvmclock_current_nsec(): vCPU 0\'s ' +
+    meaning:
+      'kvm_has_adjust_clock_stable() tests KVM_CAP_ADJUST_CLOCK & KVM_CLOCK_TSC_STABLE (Ray Zhang, qemu-devel 2022-09); off: == KVM_CLOCK_TSC_STABLE, ' +
+      "false on a 5.16+ host (0xE), so the source's KVM_GET_CLOCK counts as unreliable and the resume replaces it by kvmclock_current_nsec(): vCPU 0's " +
       'pvclock page read at the TSC pinned at the stop (aborting on "Assertion `time.tsc_timestamp <= migration_tsc\' failed")',
   },
   downtimeAccounting: {
@@ -159,7 +167,8 @@ export const RELEASES: Record<string, ReleaseTable> = {
     [
       {
         version: '1.7.0',
-        note: 'MSRs restored in saved order (IA32_TSC_DEADLINE may precede IA32_TSC; issue #4099, reported on 1.4.0); no KVM_KVMCLOCK_CTRL at all; ' +
+        note:
+          'MSRs restored in saved order (IA32_TSC_DEADLINE may precede IA32_TSC; issue #4099, reported on 1.4.0); no KVM_KVMCLOCK_CTRL at all; ' +
           'KVM_SET_CLOCK with the saved flags. The 250 ppm tolerance before KVM_SET_TSC_KHZ (TSC_KHZ_TOL in vcpu.rs) is in every modelled release; PR #5581 ' +
           '(the GCP N4 → C4 refusal) is a closed snapshot-editor PR (`tsc set/clear`), not a change of the VMM, so no switch',
         source: 'tag v1.7.0 (2024-03-18): b098b4f7a (KVMCLOCK_CTRL at pause) and #4666 are not in it',
@@ -174,7 +183,8 @@ export const RELEASES: Record<string, ReleaseTable> = {
         version: '1.10.0',
         on: ['kvmclockCtrlAtPause'],
         note: 'KVM_KVMCLOCK_CTRL after pausing each vCPU (x86_64); 1.7, 1.8 and 1.9 never issue it',
-        source: 'CHANGELOG 1.10.0: #4460 "Add a call to KVM_KVMCLOCK_CTRL after pausing vCPUs on x86_64"; commit b098b4f7a, first tagged v1.10.0 (not in ' +
+        source:
+          'CHANGELOG 1.10.0: #4460 "Add a call to KVM_KVMCLOCK_CTRL after pausing vCPUs on x86_64"; commit b098b4f7a, first tagged v1.10.0 (not in ' +
           'v1.9.1)',
       },
       {
@@ -214,7 +224,8 @@ export const RELEASES: Record<string, ReleaseTable> = {
     [
       {
         version: '50.0',
-        note: 'resume() ran cpu_manager.resume() before set_clock (issue #7930, seen on v50.2); reset_flags() dropped KVM_CLOCK_REALTIME; arm64 counter ' +
+        note:
+          'resume() ran cpu_manager.resume() before set_clock (issue #7930, seen on v50.2); reset_flags() dropped KVM_CLOCK_REALTIME; arm64 counter ' +
           'written back as saved',
         source: 'tag v50.0 (2025-12-19); none of #7932, #8256, #8343, #8437 is in v50.x or v51.x',
       },
@@ -227,8 +238,8 @@ export const RELEASES: Record<string, ReleaseTable> = {
       {
         version: '53.0',
         on: ['realtimeFilled', 'syncTscOffsets', 'arm64Downtime'],
-        note: 'KVM_CLOCK_REALTIME kept and filled; vCPU TSC offsets synchronized to vCPU 0; arm64 counter advanced by the downtime, a CNTFRQ mismatch ' +
-          'refused',
+        note:
+          'KVM_CLOCK_REALTIME kept and filled; vCPU TSC offsets synchronized to vCPU 0; arm64 counter advanced by the downtime, a CNTFRQ mismatch ' + 'refused',
         source:
           'release notes v53.0, "Guest Clock Updates Across Snapshot/Restore and Migration": #8256, #8343, #8437; commits 56e891a40, 25271c9d0, ' +
           '993ac5c90, first tagged v53.0 (2026-07-12)',
@@ -239,17 +250,20 @@ export const RELEASES: Record<string, ReleaseTable> = {
   qemu: table(QEMU_SWITCHES, [
     {
       version: '2.11.0',
-      note: 'at vm_stop kvm_synchronize_all_tsc() pins every IA32_TSC, then KVM_GET_CLOCK; kvmclock_pre_save() reads it again (6053a86fe7, 2.9); ' +
+      note:
+        'at vm_stop kvm_synchronize_all_tsc() pins every IA32_TSC, then KVM_GET_CLOCK; kvmclock_pre_save() reads it again (6053a86fe7, 2.9); ' +
         'clock_is_reliable = (KVM_CAP_ADJUST_CLOCK == KVM_CLOCK_TSC_STABLE), migrated in the kvmclock/clock_is_reliable subsection; KVM_SET_CLOCK flags 0 ' +
         'at resume, then KVM_KVMCLOCK_CTRL per vCPU until one fails; KVM_SET_TSC_KHZ only with KVM_CAP_TSC_CONTROL; TSC_ADJUST before IA32_TSC',
-      source: 'tag v2.11.0 (2017-12-13), the oldest modelled: qemu/qemu 346b1215b1 "kvmclock: use the updated system_timer_msr" (master at 2.10.50, so in ' +
+      source:
+        'tag v2.11.0 (2017-12-13), the oldest modelled: qemu/qemu 346b1215b1 "kvmclock: use the updated system_timer_msr" (master at 2.10.50, so in ' +
         '2.11.0) is the last hw/i386/kvm/clock.c change before it; 6053a86fe7 "kvmclock: reduce kvmclock difference on migration" merged at 2.8.50',
     },
     {
       version: '3.1.0',
       on: ['kvmclockCtrlEveryVcpu'],
-      note: 'KVM_KVMCLOCK_CTRL from each vCPU thread, every vCPU whatever the others returned (the commit says "No functional change"; the loop\'s early ' +
-        'return went with it); 2.12.0\'s c2b01cfec1 (clock_is_reliable false unless the source sends it) changes only migrations from QEMU < 2.9 or ' +
+      note:
+        'KVM_KVMCLOCK_CTRL from each vCPU thread, every vCPU whatever the others returned (the commit says "No functional change"; the loop\'s early ' +
+        "return went with it); 2.12.0's c2b01cfec1 (clock_is_reliable false unless the source sends it) changes only migrations from QEMU < 2.9 or " +
         'machine types that do not send it',
       source: 'qemu/qemu 4c3e250627 "kvmclock: run KVM_KVMCLOCK_CTRL ioctl in vcpu thread", on master at 3.0.50 (2018-10-02), so first in v3.1.0',
     },
@@ -257,26 +271,30 @@ export const RELEASES: Record<string, ReleaseTable> = {
       version: '4.2.0',
       on: ['pausedNoPreSaveRead'],
       note: 'a guest paused before the migration keeps the clock read at its stop (runstate_paused)',
-      source: 'qemu/qemu 4173324946 "migration: Do not re-read the clock on pre_save in case of paused guest", merged at 4.1.50 (f884294bd7, 2019-09-04), ' +
+      source:
+        'qemu/qemu 4173324946 "migration: Do not re-read the clock on pre_save in case of paused guest", merged at 4.1.50 (f884294bd7, 2019-09-04), ' +
         'so first in v4.2.0',
     },
     {
       version: '5.1.0',
       on: ['tscKhzWithinTolerance'],
       note: 'KVM_SET_TSC_KHZ tried without TSC scaling within 250 ppm (it needs a 5.8+ kernel, "allow TSC to differ by NTP correction bounds")',
-      source: 'qemu/qemu 74aaddc628 "kvm: i386: allow TSC to differ by NTP correction bounds without TSC scaling", on master at 5.0.50 (2020-06-26), ' +
+      source:
+        'qemu/qemu 74aaddc628 "kvm: i386: allow TSC to differ by NTP correction bounds without TSC scaling", on master at 5.0.50 (2020-06-26), ' +
         'so first in v5.1.0',
     },
     {
       version: '7.2.0',
       on: ['adjustClockStableMask'],
       note: 'KVM_GET_CLOCK trusted on 5.16+ hosts again: the resume no longer reads kvmclock from guest memory',
-      source: 'qemu-devel, 2022-09-29: Paolo Bonzini\'s "[PULL 13/14] target/i386/kvm: fix kvmclock_current_nsec: Assertion `time.tsc_timestamp <= ' +
+      source:
+        'qemu-devel, 2022-09-29: Paolo Bonzini\'s "[PULL 13/14] target/i386/kvm: fix kvmclock_current_nsec: Assertion `time.tsc_timestamp <= ' +
         'migration_tsc\' failed" (Ray Zhang, posted 2022-09-22), pulled after v7.1.0 (2022-08-30), so first in v7.2.0; its commit id was not found',
     },
     {
       version: '10.1.0',
-      note: 'mainline kvmclock/TSC handling, unchanged for many releases: at stop every vCPU\'s IA32_TSC (kvm_synchronize_all_tsc) then KVM_GET_CLOCK ' +
+      note:
+        "mainline kvmclock/TSC handling, unchanged for many releases: at stop every vCPU's IA32_TSC (kvm_synchronize_all_tsc) then KVM_GET_CLOCK " +
         '(kvm_update_clock)',
       source:
         'hw/i386/kvm/clock.c kvmclock_vm_state_change() and target/i386/kvm/kvm.c kvm_get_tsc(), read at qemu/qemu 09360a048bd7 and 00001a22d183 ' +
