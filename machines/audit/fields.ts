@@ -149,9 +149,33 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
   { path: 'guest.log', type: 'array', meaning: "the guest kernel's messages, in order (`clockledger audit` prints them dmesg-style)" },
   ...under('guest.log[]', [
     ['timeNs', u, 'the true instant (ns of the ledger time axis)'],
-    ['guestNs', u, "the guest's printk timestamp (its sched_clock: kvm-clock, else the counter)"],
+    [
+      'guestNs',
+      u,
+      "the guest's printk timestamp: its sched_clock, kvm-clock − guest.boot.schedOffset (kvm_sched_clock_read()), else the counter; " +
+        'a real guest adds __sched_clock_offset once sched_clock is marked stable (the d of "sched_clock: Marking stable (a, b)->(c, d)", ' +
+        "tens of ms set by its boot's timing), which the model does not have",
+    ],
     ['vcpu', 'number', 'the CPU that printed it'],
     ['text', 'string', 'the text as printk prints it, without the timestamp (pr_fmt prefix included)'],
+  ]),
+  {
+    path: 'guest.boot',
+    type: 'object \\| null',
+    meaning:
+      "the guest's boot when the log holds it (its kvmclock_init(): the boot vCPU's wrmsr of MSR_KVM_SYSTEM_TIME_NEW); null: it booted " +
+      "before this VM (a migration's or restore's destination) or without kvmclock, and its sched_clock is taken as kvm-clock itself",
+  },
+  ...under('guest.boot', [
+    ['timeNs', u, "the true instant of the boot vCPU's kvmclock enable"],
+    ['schedOffset', u, 'kvm_sched_clock_offset: kvm-clock as kvm_sched_clock_init() read it ("kvm-clock: using sched offset of … cycles")'],
+    ['log', 'array', 'the clock lines the boot printed, all at that instant (the guest CPU time between them is not known)'],
+  ]),
+  ...under('guest.boot.log[]', [
+    ['timeNs', u, "the boot's true instant"],
+    ['guestNs', u, 'its printk timestamp (sched_clock then: 0 less what kvm-clock moved while the guest read it)'],
+    ['vcpu', 'number', 'the boot CPU'],
+    ['text', 'string', 'as guest.log[].text'],
   ]),
   {
     path: 'guest.watchdogRuns',
@@ -194,7 +218,13 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
   ...under('guest.rcuStalls[]', [
     ['vcpu', 'number', 'the CPU that detected it'],
     ['timeNs', u, 'the true instant'],
-    ['jiffies', u, 'jiffies since the grace period began (HZ 250)'],
+    [
+      'jiffies',
+      u,
+      "jiffies since the grace period began (HZ 250): the t= of the kernel's next line, " +
+        'which also carries g= and q= the model does not have, so it is not printed',
+    ],
+    ['ncpus', 'number', "rcu_state.n_online_cpus (that line's ncpus=)"],
     ['log', 'number[]', 'its guest.log entries'],
   ]),
   ...under('guest.wallClock', [

@@ -19,6 +19,8 @@ export function dmesgStamp(ns: bigint, secondsWidth = 0): string {
 /** the recorded writes of the guest's clocks: what it read across the stop */
 const clockWrites = (_: unknown, { m }: RuleInput) => [...m.cites.counterWrites, ...m.cites.kvmclockWrites, ...m.cites.kvmclockCtrl];
 const stamp = (g: GuestReport, i: number) => dmesgStamp(g.log[i]!.guestNs);
+/** the RCU flavour a stall line names (rcu_preempt, or rcu_sched without CONFIG_PREEMPT_RCU) */
+const rcuFlavour = (g: GuestReport, i: number) => /INFO: (\S+) self-detected/.exec(g.log[i]!.text)?.[1] ?? 'rcu_preempt';
 
 /** the log entries of one unstable run: its first line and those printed with it */
 function runLines(g: GuestReport, r: WatchdogRun): number[] {
@@ -106,8 +108,8 @@ export const GUEST_RULES: readonly Rule[] = [
     cases: ({ g }) => (g ? g.rcuStalls.map((s) => ({ s, g })) : []),
     severity: 'fail',
     message: ({ s, g }) =>
-      `${stamp(g, s.log[0]!)} rcu_preempt self-detected stall on CPU ${s.vcpu}: ` +
-      `jiffies jumped ${s.jiffies} (${nsThreeDecimals((s.jiffies * NSEC_PER_SEC) / HZ)}) at the resume`,
+      `${stamp(g, s.log[0]!)} ${rcuFlavour(g, s.log[0]!)} self-detected stall on CPU ${s.vcpu}: jiffies jumped ${s.jiffies} ` +
+      `(${nsThreeDecimals((s.jiffies * NSEC_PER_SEC) / HZ)}) at the resume`,
     cites: clockWrites,
     guestLog: ({ s }) => s.log,
   }),

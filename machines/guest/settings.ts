@@ -16,6 +16,10 @@ export interface GuestSettings {
   clocksource: 'auto' | 'kvm-clock' | 'tsc';
   /** tsc=reliable: the TSC is not watched (no CLOCK_SOURCE_MUST_VERIFY) */
   tscReliable: boolean;
+  /** tsc=unstable: tsc_setup() marks the TSC unstable at boot; no "tsc" clocksource is registered */
+  tscUnstable: boolean;
+  /** CONFIG_PREEMPT_RCU: the RCU flavour's name is rcu_preempt (rcu_sched without it) */
+  preemptRcu: boolean;
   /** the vCPUs show an invariant TSC (CPUID constant_tsc + nonstop_tsc): kvm-clock drops to rating 299 */
   invariantTsc: boolean;
   /** kernel.watchdog_thresh (s): the soft-lockup detector reports at twice it */
@@ -61,6 +65,8 @@ export const DEFAULT_GUEST: GuestSettings = {
   kernel: '6.6',
   clocksource: 'auto',
   tscReliable: false,
+  tscUnstable: false,
+  preemptRcu: true,
   invariantTsc: false,
   watchdogThreshS: 10,
   watchdogIntervalNs: 500_000_000n,
@@ -116,6 +122,14 @@ export const GUEST_SETTING_DOCS: Record<string, string> = {
     'the guest kernel version: "major.minor" (default 6.6) is the newest point release of that series, "major.minor.patch" one point release; what changes with it (the watchdog margin: 62.5 ms before 5.14, 200 µs in 5.14-5.16, 400 µs in 5.17-6.2 and from 5.10.94 and 5.15.17, 500 µs from 6.3; its lines; the 1 s long-interval skip from 6.8, 6.6.15, 6.1.78 and 5.15.149; kvm-clock\'s rating) is in the table of guest kernel gates below',
   clocksource: 'clocksource= on the guest command line: `auto` (the highest rating), `kvm-clock` or `tsc`',
   tscReliable: 'tsc=reliable: the TSC is not watched by the clocksource watchdog',
+  tscUnstable:
+    'tsc=unstable: tsc_setup() marks the TSC unstable at boot ("tsc: Marking TSC unstable due to boot parameter"), so no "tsc" clocksource is ' +
+    'registered and kvm-clock keeps its rating 400 (arch/x86/kernel/tsc.c, kvmclock.c); a guest without kvmclock would then run on a ' +
+    'clocksource the model does not emulate, and is not simulated',
+  preemptRcu:
+    'CONFIG_PREEMPT_RCU (default true): the RCU stall names rcu_preempt; false: rcu_sched (RCU_NAME_RAW, kernel/rcu/tree.h). ' +
+    "Firecracker's 6.18 guest config has it (PREEMPT_DYNAMIC=y), its 5.10 config does not (PREEMPT_NONE=y): " +
+    'resources/guest_configs/microvm-kernel-ci-x86_64-{6.18,5.10}.config in firecracker-microvm/firecracker',
   invariantTsc:
     "the guest sees an invariant TSC: kvm-clock registers with rating 299, below the TSC's 300 (arch/x86/kernel/kvmclock.c; from 5.1, 7539b174aef4)",
   watchdogMarginNs: "the clocksource watchdog's margin (ns), replacing the kernel version's (audit threshold `watchdogMarginNs` maps here)",

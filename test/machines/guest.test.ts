@@ -381,7 +381,7 @@ describe('a 30 s jump at restore (Firecracker issue #5322)', () => {
       { vcpu: 0, timeNs: '32000000000', stuckS: 29, log: [1] },
       { vcpu: 1, timeNs: '32000000000', stuckS: 29, log: [2] },
     ]);
-    expect(a.guest.rcuStalls).toEqual([{ vcpu: 0, timeNs: '32000000000', jiffies: '7500', log: [0] }]);
+    expect(a.guest.rcuStalls).toEqual([{ vcpu: 0, timeNs: '32000000000', jiffies: '7500', ncpus: 2, log: [0] }]);
     expect(texts(a)[6]).toBe(`${PAD}Clocksource 'tsc' skewed -30000000030 ns (-30000 ms) over watchdog 'kvm-clock' interval of 30499999999 ns (30499 ms)`);
     expect(codes(a)).toEqual(['watchdog_tsc_unstable', 'soft_lockup_risk', 'guest_rcu_stall']);
     expect(a.findings.find((f: any) => f.code === 'soft_lockup_risk')).toMatchObject({ severity: 'fail', guestLog: [1, 2] });
@@ -417,7 +417,7 @@ describe('a 30 s jump at restore (Firecracker issue #5322)', () => {
       { timeNs: '70000000000', guestNs: '69999999997', vcpu: 0, text: 'rcu: INFO: rcu_preempt self-detected stall on CPU' },
       { timeNs: '70000000000', guestNs: '69999999997', vcpu: 0, text: 'watchdog: BUG: soft lockup - CPU#0 stuck for 58s! [swapper/0:0]' },
     ]);
-    expect(a.guest.rcuStalls).toEqual([{ vcpu: 0, timeNs: '70000000000', jiffies: '15000', log: [0] }]);
+    expect(a.guest.rcuStalls).toEqual([{ vcpu: 0, timeNs: '70000000000', jiffies: '15000', ncpus: 4, log: [0] }]);
     const f = a.findings.find((x: any) => x.code === 'soft_lockup_risk');
     expect(f).toMatchObject({ severity: 'fail', guestLog: [1, 2, 3, 4] });
     expect(f.message).toBe(
