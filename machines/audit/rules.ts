@@ -2,14 +2,17 @@
 // once the guest resumed), its condition against the thresholds, its severity, its message, and the
 // recorded events it cites. Rows are judged in table order; a code may have several rows (each a
 // way to reach it). docs/audit.md is generated from this table and FINDING_CODES.
+import { hostRealtimeNs } from '../../kvm/host.js';
 import { NSEC_PER_SEC } from '../../kvm/arith.js';
 import { s64 } from '../../kvm/u64.js';
+import { KVM_CLOCK_REALTIME } from '../../kvm/uapi.js';
 import type { GuestReport } from '../guest/types.js';
 import { DEFAULT_GUEST, type GuestSettings } from '../guest/settings.js';
 import type { AuditFrame } from './frame.js';
 import { GUEST_RULES } from './guest-rules.js';
 import { clockWindowsOf } from './window.js';
-import { abs, fmtNs, perDay, ppm, worstError } from './format.js';
+import { nsThreeDecimals, ppbAsPpm, ppbPerDayThreeDecimals } from '../../lib/units.js';
+import { abs, worstError } from './magnitudes.js';
 import { setsMsr, type Measurement } from './measure.js';
 import type { Finding } from './report-types.js';
 import { rule, type Rule, type RuleInput } from './rule.js';
@@ -100,7 +103,8 @@ export const RULES: readonly Rule[] = [
     },
     severity: 'warn',
     message: ({ lost, worst }, { f }) =>
-      `the guest TSC lost ${fmtNs(-worst.tscErrorNs)} of the ${fmtNs(f.elapsedNs)} that passed (vCPU ${lost.map((v) => v.vcpu).join(', ')})`,
+      `the guest TSC lost ${nsThreeDecimals(-worst.tscErrorNs)} of the ${nsThreeDecimals(f.elapsedNs)} that passed ` +
+      `(vCPU ${lost.map((v) => v.vcpu).join(', ')})`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -115,7 +119,8 @@ export const RULES: readonly Rule[] = [
     },
     severity: 'warn',
     or: { severity: 'fail', when: ({ worst }, { th }) => worst.tscErrorNs > th.softLockupNs, condition: 'the worst error is beyond softLockupNs' },
-    message: ({ jumped, worst }) => `the guest TSC jumped ${fmtNs(worst.tscErrorNs)} ahead of true time (vCPU ${jumped.map((v) => v.vcpu).join(', ')})`,
+    message: ({ jumped, worst }) =>
+      `the guest TSC jumped ${nsThreeDecimals(worst.tscErrorNs)} ahead of true time (vCPU ${jumped.map((v) => v.vcpu).join(', ')})`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -126,7 +131,7 @@ export const RULES: readonly Rule[] = [
     thresholds: [],
     cases: ({ m }) => some(m.kvmclock.advanceNs).filter((a) => a < 0n),
     severity: 'fail',
-    message: (advance) => `kvmclock went back by ${fmtNs(-advance)}`,
+    message: (advance) => `kvmclock went back by ${nsThreeDecimals(-advance)}`,
     cites: ['kvmclockWrites'],
   }),
   rule({
@@ -162,15 +167,15 @@ export const RULES: readonly Rule[] = [
     message: ({ w, lowest, before }) =>
       `the guest ran before its clock was restored: ${w.runs
         .map((r) => `vCPU ${r.vcpu} from its KVM_RUN (position ${r.position})`)
-        .join(
-          ', ',
-        )} until ${w.write.ioctl} (position ${w.write.position}), ${fmtNs(w.write.time - w.runs[0]!.time)} later; its kvmclock read ${fmtNs(lowest.kvmclock)} there, ${fmtNs(before - lowest.kvmclock)} behind its ${fmtNs(before)} as the stop began`,
+        .join(', ')} until ${w.write.ioctl} (position ${w.write.position}), ${nsThreeDecimals(w.write.time - w.runs[0]!.time)} later; ` +
+      `its kvmclock read ${nsThreeDecimals(lowest.kvmclock)} there, ` +
+      `${nsThreeDecimals(before - lowest.kvmclock)} behind its ${nsThreeDecimals(before)} as the stop began`,
     cites: ({ w }) => [...w.runs.map((r) => r.position), w.write.position],
   }),
   rule({
     code: 'kvmclock_lost_time',
     ...kvmclockBehind,
-    message: (error, { f }) => `kvmclock lost ${fmtNs(-error)} of the ${fmtNs(f.elapsedNs)} that passed`,
+    message: (error, { f }) => `kvmclock lost ${nsThreeDecimals(-error)} of the ${nsThreeDecimals(f.elapsedNs)} that passed`,
     cites: ['kvmclockWrites'],
   }),
   rule({
@@ -181,7 +186,7 @@ export const RULES: readonly Rule[] = [
     thresholds: ['clockErrorNs'],
     cases: ({ m, th }) => some(m.kvmclock.errorNs).filter((e) => e > th.clockErrorNs),
     severity: 'warn',
-    message: (error) => `kvmclock jumped ${fmtNs(error)} ahead of true time`,
+    message: (error) => `kvmclock jumped ${nsThreeDecimals(error)} ahead of true time`,
     cites: ['kvmclockWrites'],
   }),
   rule({
@@ -192,7 +197,7 @@ export const RULES: readonly Rule[] = [
     thresholds: ['clockStepNs'],
     cases: ({ m, th }) => some(m.kvmclockMinusTscStepNs).filter((s) => abs(s) > th.clockStepNs),
     severity: 'warn',
-    message: (step) => `kvmclock moved ${fmtNs(abs(step))} ${step > 0n ? 'ahead of' : 'behind'} the TSC`,
+    message: (step) => `kvmclock moved ${nsThreeDecimals(abs(step))} ${step > 0n ? 'ahead of' : 'behind'} the TSC`,
     cites: ['kvmclockWrites', 'counterWrites'],
   }),
   rule({
@@ -203,7 +208,7 @@ export const RULES: readonly Rule[] = [
     thresholds: ['clockErrorNs'],
     cases: ({ m, th }) => [worstError(m.vcpus.map((v) => v.tscErrorNs))].filter((w) => w < -th.clockErrorNs),
     severity: 'warn',
-    message: (worst, { f }) => `the guest's virtual counter lost ${fmtNs(-worst)} of the ${fmtNs(f.elapsedNs)} that passed`,
+    message: (worst, { f }) => `the guest's virtual counter lost ${nsThreeDecimals(-worst)} of the ${nsThreeDecimals(f.elapsedNs)} that passed`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -214,7 +219,7 @@ export const RULES: readonly Rule[] = [
     thresholds: ['clockErrorNs'],
     cases: ({ m, th }) => [worstError(m.vcpus.map((v) => v.tscErrorNs))].filter((w) => w > th.clockErrorNs),
     severity: 'warn',
-    message: (worst) => `the guest's virtual counter jumped ${fmtNs(worst)} ahead of true time`,
+    message: (worst) => `the guest's virtual counter jumped ${nsThreeDecimals(worst)} ahead of true time`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -230,7 +235,7 @@ export const RULES: readonly Rule[] = [
     },
     severity: 'warn',
     message: ({ vmp, apart }) =>
-      `the virtual and physical counters drifted ${fmtNs(apart)} apart (CNTVCT−CNTPCT went from ${vmp.before} to ${vmp.after} ticks)`,
+      `the virtual and physical counters drifted ${nsThreeDecimals(apart)} apart (CNTVCT−CNTPCT went from ${vmp.before} to ${vmp.after} ticks)`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -295,7 +300,7 @@ export const RULES: readonly Rule[] = [
     or: { severity: 'warn', when: (_, { m, th }) => abs(m.tscFrequency.driftPpb) > th.driftWarnPpb, condition: 'beyond driftWarnPpb' },
     message: (_, { m }) => {
       const t = m.tscFrequency;
-      const drift = `${ppm(t.driftPpb)} ppm, ${perDay(t.driftPpb)}`;
+      const drift = `${ppbAsPpm(t.driftPpb)} ppm, ${ppbPerDayThreeDecimals(t.driftPpb)}`;
       return m.arch === 'x86'
         ? `the guest TSC runs at ${t.actualHz} Hz for a nominal ${t.nominalHz} Hz: ${drift}`
         : `the host counter ticks at ${t.actualHz} Hz for a CNTFRQ of ${t.nominalHz} Hz: the guest counters drift ${drift}`;
@@ -313,7 +318,8 @@ export const RULES: readonly Rule[] = [
     severity: 'info',
     or: { severity: 'warn', when: (pv, { th }) => abs(pv.driftPpb) > th.driftWarnPpb, condition: 'beyond driftWarnPpb' },
     message: (pv) =>
-      `kvmclock's pvclock encodes ${pv.frequencyHz} Hz for a guest TSC at ${pv.guestTscHz} Hz: kvmclock drifts ${ppm(pv.driftPpb)} ppm, ${perDay(pv.driftPpb)}, against the TSC`,
+      `kvmclock's pvclock encodes ${pv.frequencyHz} Hz for a guest TSC at ${pv.guestTscHz} Hz: ` +
+      `kvmclock drifts ${ppbAsPpm(pv.driftPpb)} ppm, ${ppbPerDayThreeDecimals(pv.driftPpb)}, against the TSC`,
     cites: ['kvmclockWrites', 'counterWrites'],
   }),
   rule({
@@ -326,12 +332,46 @@ export const RULES: readonly Rule[] = [
     severity: 'info',
     message: (_, { m }) => {
       const a = m.arm64!;
-      return `the guest's physical counter is offset on a host without FEAT_ECV: every CNTPCT read traps (${a.trappedPhysReads} so far, ~${a.trapCostNs} ns each: ${fmtNs(a.trapOverheadNs)})`;
+      const traps = `${a.trappedPhysReads} so far, ~${a.trapCostNs} ns each: ${nsThreeDecimals(a.trapOverheadNs)}`;
+      return `the guest's physical counter is offset on a host without FEAT_ECV: every CNTPCT read traps (${traps})`;
     },
     cites: ['counterWrites'],
   }),
+  rule({
+    code: 'realtime_disagrees',
+    atResume: true,
+    condition:
+      "the destination host's CLOCK_REALTIME and the source host's, read at the same true instant (the resume), differ by more than " +
+      'clockErrorNs; warn when the restore passed KVM_CLOCK_REALTIME (the kernel then adds the difference to kvmclock)',
+    thresholds: ['clockErrorNs'],
+    cases: ({ f, th }) => {
+      const dst = f.after!.host;
+      const src = f.src.host(f.mig.fromHost, f.resumeTime);
+      if (!src || dst.id === src.id) return [];
+      const apartNs = hostRealtimeNs(dst, f.resumeTime) - hostRealtimeNs(src, f.resumeTime);
+      return abs(apartNs) > th.clockErrorNs ? [{ apartNs, dst: dst.id, src: src.id, realtimeSets: setsClockRealtime(f) }] : [];
+    },
+    severity: 'info',
+    or: { severity: 'warn', when: (s) => s.realtimeSets.length > 0, condition: 'the destination restored kvmclock with KVM_CLOCK_REALTIME' },
+    message: ({ apartNs, dst, src, realtimeSets }) => {
+      const apart = `host ${dst}'s CLOCK_REALTIME is ${nsThreeDecimals(abs(apartNs))} ${apartNs > 0n ? 'ahead of' : 'behind'} host ${src}'s`;
+      return realtimeSets.length
+        ? `${apart}: the restore passed KVM_CLOCK_REALTIME, so kvmclock moved by that difference besides the time that passed`
+        : `${apart}: nothing in this migration's restore read it, ` +
+            "but a realtime-based one (KVM_CLOCK_REALTIME, the offset procedure's ΔT) would move the guest by it";
+    },
+    cites: (s) => s.realtimeSets,
+  }),
   ...GUEST_RULES,
 ];
+
+/** The destination's accepted KVM_SET_CLOCK calls with KVM_CLOCK_REALTIME: the positions of their ioctls. */
+function setsClockRealtime(f: AuditFrame): number[] {
+  return f.ioctls((d) => {
+    const flags = Number((d.arg as { flags?: unknown } | null)?.flags ?? 0);
+    return d.ioctl === 'KVM_SET_CLOCK' && d.ret === 0 && (flags & KVM_CLOCK_REALTIME) !== 0;
+  });
+}
 
 /** The findings of one migration: every rule of its architecture, in table order. */
 export function judge(f: AuditFrame, m: Measurement, th: AuditThresholds, g: GuestReport | null = null, gs: GuestSettings = DEFAULT_GUEST): Finding[] {

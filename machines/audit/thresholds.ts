@@ -41,7 +41,9 @@ export const DEFAULT_THRESHOLDS: AuditThresholds = {
 
 /** What each threshold stands for, for the user documentation (docs/audit.md). */
 export const THRESHOLD_DOCS: Record<keyof AuditThresholds, string> = {
-  clockErrorNs: 'guest TSC, kvmclock or counter error (ns) tolerated before it is reported: below this is rounding and VMM latency',
+  clockErrorNs:
+    "guest TSC, kvmclock or counter error (ns) tolerated before it is reported: below this is rounding and VMM latency; also the hosts' " +
+    'CLOCK_REALTIME disagreement (realtime_disagrees), which a realtime-based restore turns into guest clock error one for one',
   clockStepNs: 'kvmclock−TSC step (ns) tolerated before it is reported',
   watchdogMarginNs:
     "given, the simulated guest's clocksource watchdog margin (guest setting watchdogMarginNs); not given, the guest kernel version's (500 µs from 6.3, 400 µs in 5.17-6.2 and from 5.10.94 and 5.15.17, 200 µs in 5.14-5.16, 62.5 ms before: see the guest kernel gates; the default shown is the default guest's)",
@@ -86,5 +88,10 @@ export const FINDING_CODES = {
   physical_counter_traps: 'arm64: the physical counter is offset without FEAT_ECV, so every guest CNTPCT read traps; counted and costed at trapCostNs (info)',
   guest_rcu_stall: 'the simulated guest printed an rcu_preempt stall (fail)',
   guest_sleeper_stuck: "the simulated guest's sleeper waited on a LAPIC TSC deadline that fired more than 1 s late or not at all (fail)",
+  realtime_disagrees:
+    "the source and destination hosts' CLOCK_REALTIME differ by more than clockErrorNs at the migration. A realtime-based restore " +
+    "(KVM_CLOCK_REALTIME, the offset procedure's ΔT) takes that difference for elapsed time and moves the guest's clocks by it, one for one " +
+    '(Documentation/virt/kvm/devices/vcpu.rst: the procedure holds only if CLOCK_REALTIME is synchronized between source and destination), ' +
+    'so the guest-clock error tolerance is the threshold (info; warn when the restore used realtime)',
 } as const;
 export type FindingCode = keyof typeof FINDING_CODES;

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { clocksCalcMultShift } from '../../kvm/host.js';
-import { fmtNs } from '../../machines/audit/format.js';
+import { nsThreeDecimals as fmtNs } from '../../lib/units.js';
 import { expectMigrateAuditsFromLog, newLedger, type Ledger } from '../helpers/ledger.js';
 
 let l: Ledger;
