@@ -54,7 +54,8 @@ export const RULES: readonly Rule[] = [
     cases: ({ f }) => when(f.mig.status === 'running'),
     severity: 'info',
     message: (_, { f }) =>
-      `the log ends ${f.mig.phase ? `in its ${f.mig.phase} phase` : 'before its first phase'} (the migration's last event is at position ${f.migEvents.at(-1)!.position}): it neither completed nor failed, so only the source before the stop is audited`,
+      `the log ends ${f.mig.phase ? `in its ${f.mig.phase} phase` : 'before its first phase'} (the migration's last event is at ` +
+      `position ${f.migEvents.at(-1)!.position}): it neither completed nor failed, so only the source before the stop is audited`,
     cites: (_, { f }) => [f.migEvents.at(-1)!.position],
   }),
   rule({
@@ -148,7 +149,8 @@ export const RULES: readonly Rule[] = [
     arch: 'x86',
     atResume: true,
     condition:
-      "the resumed guest ran (a vCPU in KVM_RUN) before the migration's KVM_SET_CLOCK / KVM_SET_CLOCK_GUEST, reading a kvmclock more than clockErrorNs below what it read as the stop began",
+      "the resumed guest ran (a vCPU in KVM_RUN) before the migration's KVM_SET_CLOCK / " +
+      'KVM_SET_CLOCK_GUEST, reading a kvmclock more than clockErrorNs below what it read as the stop began',
     thresholds: ['clockErrorNs'],
     cases: ({ f, m, th }) => {
       const before = m.kvmclock.before;
@@ -162,9 +164,8 @@ export const RULES: readonly Rule[] = [
     message: ({ w, lowest, before }) =>
       `the guest ran before its clock was restored: ${w.runs
         .map((r) => `vCPU ${r.vcpu} from its KVM_RUN (position ${r.position})`)
-        .join(
-          ', ',
-        )} until ${w.write.ioctl} (position ${w.write.position}), ${fmtNs(w.write.time - w.runs[0]!.time)} later; its kvmclock read ${fmtNs(lowest.kvmclock)} there, ${fmtNs(before - lowest.kvmclock)} behind its ${fmtNs(before)} as the stop began`,
+        .join(', ')} until ${w.write.ioctl} (position ${w.write.position}), ${fmtNs(w.write.time - w.runs[0]!.time)} later; its kvmclock ` +
+      `read ${fmtNs(lowest.kvmclock)} there, ${fmtNs(before - lowest.kvmclock)} behind its ${fmtNs(before)} as the stop began`,
     cites: ({ w }) => [...w.runs.map((r) => r.position), w.write.position],
   }),
   rule({
@@ -242,7 +243,8 @@ export const RULES: readonly Rule[] = [
     severity: 'warn',
     or: { severity: 'fail', when: (_, { m }) => m.masterClock.after, condition: 'the pvclock still claims TSC_STABLE (x86 master clock on)' },
     message: (_, { m }) =>
-      `${m.counter.many} differ by ${m.skewCycles.after} ${m.counter.unit} across vCPUs (${m.skewCycles.before} before)${m.masterClock.after ? ' while the pvclock claims TSC_STABLE' : ''}`,
+      `${m.counter.many} differ by ${m.skewCycles.after} ${m.counter.unit} across vCPUs ` +
+      `(${m.skewCycles.before} before)${m.masterClock.after ? ' while the pvclock claims TSC_STABLE' : ''}`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -273,7 +275,8 @@ export const RULES: readonly Rule[] = [
     arch: 'x86',
     atResume: false,
     condition:
-      'the guest TSC is protected (createVm secureTsc) and the migration made TSC writes that KVM accepted: kvm_vcpu_write_tsc_offset() and __kvm_synchronize_tsc() return early',
+      'the guest TSC is protected (createVm secureTsc) and the migration made TSC writes that ' +
+      'KVM accepted: kvm_vcpu_write_tsc_offset() and __kvm_synchronize_tsc() return early',
     thresholds: [],
     cases: ({ f }) => {
       const ignored = protectedTscWrites(f);
@@ -281,14 +284,16 @@ export const RULES: readonly Rule[] = [
     },
     severity: 'warn',
     message: (ignored: number[]) =>
-      `the guest TSC is protected (TDX / SEV-SNP Secure TSC): ${ignored.length} TSC write(s) (IA32_TSC, IA32_TSC_ADJUST or KVM_VCPU_TSC_OFFSET) succeeded and left the offset as the platform set it`,
+      `the guest TSC is protected (TDX / SEV-SNP Secure TSC): ${ignored.length} TSC write(s) (IA32_TSC, ` +
+      `IA32_TSC_ADJUST or KVM_VCPU_TSC_OFFSET) succeeded and left the offset as the platform set it`,
     cites: (ignored: number[]) => ignored,
   }),
   rule({
     code: 'frequency_drift',
     atResume: false,
     condition:
-      "the guest counter's real rate (tscFrequency.actualHz: x86, the guest TSC's; arm64, the host counter's) differs from its nominal one by more than driftPpb",
+      "the guest counter's real rate (tscFrequency.actualHz: x86, the guest TSC's; " +
+      "arm64, the host counter's) differs from its nominal one by more than driftPpb",
     thresholds: ['driftPpb', 'driftWarnPpb'],
     cases: ({ m, th }) => when(abs(m.tscFrequency.driftPpb) > th.driftPpb),
     severity: 'info',
@@ -313,7 +318,8 @@ export const RULES: readonly Rule[] = [
     severity: 'info',
     or: { severity: 'warn', when: (pv, { th }) => abs(pv.driftPpb) > th.driftWarnPpb, condition: 'beyond driftWarnPpb' },
     message: (pv) =>
-      `kvmclock's pvclock encodes ${pv.frequencyHz} Hz for a guest TSC at ${pv.guestTscHz} Hz: kvmclock drifts ${ppm(pv.driftPpb)} ppm, ${perDay(pv.driftPpb)}, against the TSC`,
+      `kvmclock's pvclock encodes ${pv.frequencyHz} Hz for a guest TSC at ${pv.guestTscHz} ` +
+      `Hz: kvmclock drifts ${ppm(pv.driftPpb)} ppm, ${perDay(pv.driftPpb)}, against the TSC`,
     cites: ['kvmclockWrites', 'counterWrites'],
   }),
   rule({
@@ -326,7 +332,10 @@ export const RULES: readonly Rule[] = [
     severity: 'info',
     message: (_, { m }) => {
       const a = m.arm64!;
-      return `the guest's physical counter is offset on a host without FEAT_ECV: every CNTPCT read traps (${a.trappedPhysReads} so far, ~${a.trapCostNs} ns each: ${fmtNs(a.trapOverheadNs)})`;
+      return (
+        `the guest's physical counter is offset on a host without FEAT_ECV: every CNTPCT read ` +
+        `traps (${a.trappedPhysReads} so far, ~${a.trapCostNs} ns each: ${fmtNs(a.trapOverheadNs)})`
+      );
     },
     cites: ['counterWrites'],
   }),
