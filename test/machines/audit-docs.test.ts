@@ -59,7 +59,9 @@ describe('docs/audit.md', () => {
     expect(new Set(RULES.map((r) => r.code))).toEqual(new Set(Object.keys(FINDING_CODES)));
     expect(Object.keys(THRESHOLD_DOCS).sort()).toEqual(Object.keys(DEFAULT_THRESHOLDS).sort());
     for (const r of RULES) for (const t of r.thresholds) expect(Object.keys(DEFAULT_THRESHOLDS)).toContain(t);
-    // 28 rows: time_backwards has 5 ways (one the guest running before its kvmclock was restored), frequency_drift 2; 6 guest-model rows (wall_clock_behind and wall_clock_ahead one each), tsc_writes_ignored
+    // 28 rows: time_backwards has 5 ways (one the guest running before its kvmclock was restored),
+    // frequency_drift 2; 6 guest-model rows (wall_clock_behind and wall_clock_ahead one each),
+    // tsc_writes_ignored
     expect(RULES.length).toBe(28);
     expect(RULES.filter((r) => r.code === 'time_backwards')).toHaveLength(5);
   });
