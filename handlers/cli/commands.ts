@@ -536,7 +536,8 @@ export const COMMANDS: { readonly [N in HandlerName]: readonly CliCommand<N>[] }
   matrix: [
     command(
       'matrix',
-      'which migrations are unsafe, for which guests, and why: host pairs × VMM releases × blackouts × guests, each migration run and audited (handler matrix)',
+      'which migrations are unsafe, for which guests, and why: host pairs × VMM ' +
+        'releases × blackouts × guests, each migration run and audited (handler matrix)',
       view('matrix', 'renderMatrix'),
       {
         options: [

@@ -23,7 +23,8 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
     path: 'vmm',
     type: 'object',
     meaning:
-      'the VMM release the strategy modelled (requested as `strategy@X.Y[+switch=…]`); a migration recorded without one ran the release its strategy modelled then',
+      'the VMM release the strategy modelled (requested as `strategy@X.Y[+switch=…]`); ' +
+      'a migration recorded without one ran the release its strategy modelled then',
   },
   ...under('vmm', [
     ['strategy', 'string', 'the strategy name'],
@@ -132,7 +133,9 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
     path: 'guest',
     type: 'object \\| null',
     meaning:
-      'the simulated Linux guest (machines/guest): its clocksources, watchdogs, wall clock and sleeper from the last watchdog run before the stop to `horizonNs` after the resume, driven only by the clocks it reads through the emulated kernel on the states the log rebuilds; its settings are overridable per request (`thresholds.guest`, see Guest settings)',
+      'the simulated Linux guest (machines/guest): its clocksources, watchdogs, wall clock and sleeper from the last watchdog ' +
+      'run before the stop to `horizonNs` after the resume, driven only by the clocks it reads through the emulated kernel ' +
+      'on the states the log rebuilds; its settings are overridable per request (`thresholds.guest`, see Guest settings)',
   },
   ...under('guest', [
     ['kernel', 'string', 'the guest kernel version simulated (`thresholds.guest.kernel`)'],
@@ -232,7 +235,8 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
     [
       'curve',
       'array',
-      'CLOCK_REALTIME − true wall-clock time at each point: `stop` (0: NTP had it), `resume`, `ntp update N`, then `step`; or `slewing` (half way) and `slewed` (within the tolerance), or `slewing, not converging` (a day on); ntpd: `ignored (spike)` until its stepout, `ntpd exits (panic)`',
+      'CLOCK_REALTIME − true wall-clock time at each point: `stop` (0: NTP had it), `resume`, `ntp update N`, then `step`; or `slewing` (half way) ' +
+        'and `slewed` (within the tolerance), or `slewing, not converging` (a day on); ntpd: `ignored (spike)` until its stepout, `ntpd exits (panic)`',
     ],
     [
       'convergedAt',

@@ -75,7 +75,8 @@ export const GUEST_RULES: readonly Rule[] = [
     arch: 'x86',
     atResume: true,
     condition:
-      "the simulated clocksource watchdog found the watched clocksource's interval off the watchdog's by more than the guest kernel's margin (guest.clocksource.marginNs; watchdogMarginNs sets it) and marked it unstable",
+      "the simulated clocksource watchdog found the watched clocksource's interval off the watchdog's by more than " +
+      "the guest kernel's margin (guest.clocksource.marginNs; watchdogMarginNs sets it) and marked it unstable",
     thresholds: ['watchdogMarginNs', 'watchdogIntervalNs', 'watchdogMaxIntervalNs'],
     cases: ({ g }) => (g ? g.watchdogRuns.filter((r) => r.outcome === 'unstable').map((r) => ({ r, g })) : []),
     severity: 'fail',
@@ -90,12 +91,14 @@ export const GUEST_RULES: readonly Rule[] = [
     code: 'soft_lockup_risk',
     atResume: true,
     condition:
-      'the simulated soft-lockup detector printed "BUG: soft lockup" on one or more CPUs: the clock jumped past 2 × watchdog_thresh (softLockupNs sets it) without PVCLOCK_GUEST_STOPPED on them',
+      'the simulated soft-lockup detector printed "BUG: soft lockup" on one or more CPUs: the clock ' +
+      'jumped past 2 × watchdog_thresh (softLockupNs sets it) without PVCLOCK_GUEST_STOPPED on them',
     thresholds: ['softLockupNs'],
     cases: ({ g }) => (g?.softLockups.length ? [g] : []),
     severity: 'fail',
     message: (g) =>
-      `${stamp(g, g.softLockups[0]!.log[0]!)} BUG: soft lockup on ${g.softLockups.map((x) => `CPU#${x.vcpu} (${x.stuckS}s)`).join(', ')}: the clock jumped without PVCLOCK_GUEST_STOPPED on ${g.softLockups.length === 1 ? 'that vCPU' : 'those vCPUs'}`,
+      `${stamp(g, g.softLockups[0]!.log[0]!)} BUG: soft lockup on ${g.softLockups.map((x) => `CPU#${x.vcpu} (${x.stuckS}s)`).join(', ')}: ` +
+      `the clock jumped without PVCLOCK_GUEST_STOPPED on ${g.softLockups.length === 1 ? 'that vCPU' : 'those vCPUs'}`,
     cites: clockWrites,
     guestLog: (g) => g.softLockups.flatMap((x) => x.log),
   }),
@@ -134,7 +137,9 @@ export const GUEST_RULES: readonly Rule[] = [
     rule({
       code: dir === 'behind' ? 'wall_clock_behind' : 'wall_clock_ahead',
       atResume: true,
-      condition: `the simulated guest's CLOCK_REALTIME is ${dir === 'behind' ? 'behind' : 'ahead of'} true time by more than the guest setting wallClockToleranceNs (1 ms) at the resume`,
+      condition:
+        `the simulated guest's CLOCK_REALTIME is ${dir === 'behind' ? 'behind' : 'ahead of'} ` +
+        `true time by more than the guest setting wallClockToleranceNs (1 ms) at the resume`,
       thresholds: [],
       cases: ({ g, gs }) => {
         const c = g?.wallClock.curve.find((p) => p.at === 'resume');

@@ -57,7 +57,8 @@ export const RULES: readonly Rule[] = [
     cases: ({ f }) => when(f.mig.status === 'running'),
     severity: 'info',
     message: (_, { f }) =>
-      `the log ends ${f.mig.phase ? `in its ${f.mig.phase} phase` : 'before its first phase'} (the migration's last event is at position ${f.migEvents.at(-1)!.position}): it neither completed nor failed, so only the source before the stop is audited`,
+      `the log ends ${f.mig.phase ? `in its ${f.mig.phase} phase` : 'before its first phase'} (the migration's last event is at ` +
+      `position ${f.migEvents.at(-1)!.position}): it neither completed nor failed, so only the source before the stop is audited`,
     cites: (_, { f }) => [f.migEvents.at(-1)!.position],
   }),
   rule({
@@ -153,7 +154,8 @@ export const RULES: readonly Rule[] = [
     arch: 'x86',
     atResume: true,
     condition:
-      "the resumed guest ran (a vCPU in KVM_RUN) before the migration's KVM_SET_CLOCK / KVM_SET_CLOCK_GUEST, reading a kvmclock more than clockErrorNs below what it read as the stop began",
+      "the resumed guest ran (a vCPU in KVM_RUN) before the migration's KVM_SET_CLOCK / " +
+      'KVM_SET_CLOCK_GUEST, reading a kvmclock more than clockErrorNs below what it read as the stop began',
     thresholds: ['clockErrorNs'],
     cases: ({ f, m, th }) => {
       const before = m.kvmclock.before;
@@ -247,7 +249,8 @@ export const RULES: readonly Rule[] = [
     severity: 'warn',
     or: { severity: 'fail', when: (_, { m }) => m.masterClock.after, condition: 'the pvclock still claims TSC_STABLE (x86 master clock on)' },
     message: (_, { m }) =>
-      `${m.counter.many} differ by ${m.skewCycles.after} ${m.counter.unit} across vCPUs (${m.skewCycles.before} before)${m.masterClock.after ? ' while the pvclock claims TSC_STABLE' : ''}`,
+      `${m.counter.many} differ by ${m.skewCycles.after} ${m.counter.unit} across vCPUs ` +
+      `(${m.skewCycles.before} before)${m.masterClock.after ? ' while the pvclock claims TSC_STABLE' : ''}`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -278,7 +281,8 @@ export const RULES: readonly Rule[] = [
     arch: 'x86',
     atResume: false,
     condition:
-      'the guest TSC is protected (createVm secureTsc) and the migration made TSC writes that KVM accepted: kvm_vcpu_write_tsc_offset() and __kvm_synchronize_tsc() return early',
+      'the guest TSC is protected (createVm secureTsc) and the migration made TSC writes that ' +
+      'KVM accepted: kvm_vcpu_write_tsc_offset() and __kvm_synchronize_tsc() return early',
     thresholds: [],
     cases: ({ f }) => {
       const ignored = protectedTscWrites(f);
@@ -286,14 +290,16 @@ export const RULES: readonly Rule[] = [
     },
     severity: 'warn',
     message: (ignored: number[]) =>
-      `the guest TSC is protected (TDX / SEV-SNP Secure TSC): ${ignored.length} TSC write(s) (IA32_TSC, IA32_TSC_ADJUST or KVM_VCPU_TSC_OFFSET) succeeded and left the offset as the platform set it`,
+      `the guest TSC is protected (TDX / SEV-SNP Secure TSC): ${ignored.length} TSC write(s) (IA32_TSC, ` +
+      `IA32_TSC_ADJUST or KVM_VCPU_TSC_OFFSET) succeeded and left the offset as the platform set it`,
     cites: (ignored: number[]) => ignored,
   }),
   rule({
     code: 'frequency_drift',
     atResume: false,
     condition:
-      "the guest counter's real rate (tscFrequency.actualHz: x86, the guest TSC's; arm64, the host counter's) differs from its nominal one by more than driftPpb",
+      "the guest counter's real rate (tscFrequency.actualHz: x86, the guest TSC's; " +
+      "arm64, the host counter's) differs from its nominal one by more than driftPpb",
     thresholds: ['driftPpb', 'driftWarnPpb'],
     cases: ({ m, th }) => when(abs(m.tscFrequency.driftPpb) > th.driftPpb),
     severity: 'info',

@@ -23,7 +23,10 @@ export interface GuestInput {
   /** x86: the guest enabled kvmclock on its boot vCPU */
   kvmclock: boolean;
   stopTime: bigint;
-  /** the instant the guest began running on the stopped VM (every vCPU in KVM_RUN): a VM a migration created runs from that migration's resume, and its clocks before then are not the guest's */
+  /**
+   * the instant the guest began running on the stopped VM (every vCPU in KVM_RUN): a VM a migration created
+   * runs from that migration's resume, and its clocks before then are not the guest's
+   */
   runningSince: bigint;
   /** null: nothing resumed (in flight) */
   resumeTime: bigint | null;
@@ -65,7 +68,10 @@ export interface GuestReport {
    * and the clock lines it printed (null: not known; sched_clock is then taken as kvm-clock itself)
    */
   boot: { timeNs: bigint; schedOffset: bigint; log: GuestLogEntry[] } | null;
-  /** the clocksource watchdog's runs from the last before the stop to the horizon (runs that only re-checked a clean interval after the first are counted, not listed) */
+  /**
+   * the clocksource watchdog's runs from the last before the stop to the horizon (runs that only
+   * re-checked a clean interval after the first are counted, not listed)
+   */
   watchdogRuns: WatchdogRun[];
   /** vCPUs on which the guest found PVCLOCK_GUEST_STOPPED and touched its watchdogs, and where */
   guestStopped: GuestStoppedFound[];

@@ -93,7 +93,8 @@ describe('conformance', () => {
     const d = r.firstDifference;
     expect(d).toMatchObject({ check: 'kvm_write_tsc_offset', index: 9, fields: ['missing'], trace: null, afterLine: 30 });
     expect(d.emulated.text).toBe(`kvm_write_tsc_offset: vcpu=0 prev=${offsetOf(-9_000_000_000_000n)} next=${offsetOf(-9_000_000_000_000n)}`);
-    // its line counts the emulated destination's lines (emulatedTrace): after the creation's master clock update (1), the creation and restore writes with their kvm_track_tsc (16), the 9th write is line 18
+    // its line counts the emulated destination's lines (emulatedTrace): after the creation's master clock
+    // update (1), the creation and restore writes with their kvm_track_tsc (16), the 9th write is line 18
     expect(d.emulated.line).toBe(18);
     expect(r.emulatedTrace[d.emulated.line - 1]).toContain(d.emulated.text);
     expect(d.traceNext).toEqual({
@@ -270,7 +271,11 @@ describe('conformance', () => {
       const text = renderConformance(r);
       expect(text).toMatch(/^emulation: +FAILED at the save step on KVM_GET_CLOCK \(source, ret 0\)$/m);
       expect(text).toMatch(
-        /^first difference: the emulated migration failed \(the strategy could not restore the VM on this kernel\)\n {2}the emulated restore failed at its save step/m,
+        new RegExp(
+          String.raw`^first difference: the emulated migration failed \(the strategy could not restore the VM on this kernel\)\n` +
+            ' {2}the emulated restore failed at its save step',
+          'm',
+        ),
       );
       expect(text).toMatch(/^ +emulated +- +- +\(failed at its save step\)$/m);
       expect(text).not.toMatch(/pvclock scale \(status\)/);

@@ -34,7 +34,8 @@ export const qemu: Strategy<Saved, Saved> = {
   summary:
     "QEMU: at vm_stop pins every vCPU's IA32_TSC by value (KVM_GET_MSRS, one vCPU after another), then reads kvmclock (KVM_GET_CLOCK); as the " +
     'migration completes it reads the other MSRs, and for a running-VM migration kvmclock again at pre-save. The destination negotiates the TSC kHz ' +
-    '(KVM_SET_TSC_KHZ with scaling or within 250 ppm, else "TSC frequency mismatch": a refusal with an explicit tsc-frequency, a warning without), writes TSC_ADJUST then IA32_TSC per vCPU, and at resume KVM_SET_CLOCK ' +
+    '(KVM_SET_TSC_KHZ with scaling or within 250 ppm, else "TSC frequency mismatch": a refusal with an explicit tsc-frequency, ' +
+    'a warning without), writes TSC_ADJUST then IA32_TSC per vCPU, and at resume KVM_SET_CLOCK ' +
     'with flags 0 and KVM_KVMCLOCK_CTRL on every vCPU. The guest TSC loses the blackout; kvmclock loses it minus the stop→pre-save gap.',
   options: {
     paused:
