@@ -150,8 +150,12 @@ async function main(): Promise<void> {
           // (in a schema of this run's own, dropped with the others at the end)
           const rawTable = `${run}_${writers}_raw.events`;
           await admin.query(`CREATE SCHEMA ${run}_${writers}_raw`);
-          await admin.query(`CREATE TABLE ${rawTable} (position BIGSERIAL PRIMARY KEY, stream_id TEXT COLLATE "C" NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,
-            schema_version INTEGER NOT NULL, time BIGINT NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL, hash TEXT NOT NULL, UNIQUE (stream_id, version))`);
+          await admin.query(
+            `CREATE TABLE ${rawTable} (position BIGSERIAL PRIMARY KEY, ` +
+              `stream_id TEXT COLLATE "C" NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,
+            schema_version INTEGER NOT NULL, time BIGINT NOT NULL, data TEXT NOT NULL, ` +
+              `metadata TEXT NOT NULL, hash TEXT NOT NULL, UNIQUE (stream_id, version))`,
+          );
           const rawMs = await race(writers, (i) => ['raw', base, String(i), String(PER), db], dir);
           const rawRows = Number((await admin.query(`SELECT count(*) AS n FROM ${rawTable}`)).rows[0].n);
           rawRate = Math.round((rawRows / rawMs) * 1000).toLocaleString();
@@ -186,7 +190,8 @@ async function main(): Promise<void> {
       cellRows.push([cells, cells * PER, Math.round(ms), Math.round(rate), Math.round(rate / cells)]);
     }
     console.log(
-      `bench/writers: guest reads under request ids, each process on its own VM of one ledger; PostgreSQL ${(await admin.query('SHOW server_version')).rows[0].server_version}${server ? ` (throwaway, ${server.source}, fsync off)` : ''}`,
+      `bench/writers: guest reads under request ids, each process on its own VM of one ledger; ` +
+        `PostgreSQL ${(await admin.query('SHOW server_version')).rows[0].server_version}${server ? ` (throwaway, ${server.source}, fsync off)` : ''}`,
     );
     console.log('ratio: handler requests/s ÷ raw node-postgres transactions/s inserting the same rows from as many processes');
     console.log(table(rows));

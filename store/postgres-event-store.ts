@@ -51,7 +51,8 @@ const RAW = 'position::float8 AS "position", stream_id AS "streamId", version, t
 export function rowsAfterSql(schema: string): string {
   return `SELECT ${RAW}, hash FROM ${schema}.events WHERE position > $1 AND position <= $1 + $2 ORDER BY events.position`;
 }
-const RAW_NO_METADATA = `position::float8 AS "position", stream_id AS "streamId", version, type, schema_version AS "schemaVersion", time::text AS time, data, '{}' AS metadata`;
+const RAW_NO_METADATA =
+  `position::float8 AS "position", stream_id AS "streamId", version, ` + `type, schema_version AS "schemaVersion", time::text AS time, data, '{}' AS metadata`;
 const PAGE = 2000;
 /** a request's number as pg/004 gives the rows it finds */
 const NUMBERED = 'row_number() OVER (ORDER BY COALESCE(q.last_position, 0), q.request_id COLLATE "C") AS seq';
@@ -78,7 +79,8 @@ export async function openPgEventStore(url: string, opts: PgOpenOptions = {}): P
         if (version > latestPgSchemaVersion()) await migratePg(client, target.schema); // throws schema_too_new
         if (version === 0) {
           const found = await client.query<{ tables: string[] | null }>(
-            `SELECT (SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'v', 'p')) AS tables
+            `SELECT (SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class ` +
+              `c WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'v', 'p')) AS tables
              FROM pg_namespace n WHERE n.nspname = $1`,
             [target.schema],
           );
@@ -309,7 +311,8 @@ export class PgEventStore implements AsyncEventStore {
     };
     const head = await this.q<Head>(
       `SELECT e.position::float8 AS position, e.hash,
-              (SELECT row_to_json(p) FROM (${REQUEST_ROW_SQL(`${this.s}.requests`, `${this.s}.events`, (c) => `${c}::float8`)} WHERE r.request_id = $1) p) AS prior,
+              (SELECT row_to_json(p) FROM (${REQUEST_ROW_SQL(`${this.s}.requests`, `${this.s}.events`, (c) => `${c}::float8`)} ` +
+        `WHERE r.request_id = $1) p) AS prior,
               CASE WHEN $1::text IS NOT NULL THEN (SELECT row_to_json(g) FROM (${REQUEST_EVENTS(this.s)}) g) END AS gone,
               CASE WHEN $1::text IS NOT NULL THEN (SELECT COALESCE(max(seq), 0)::float8 FROM ${this.s}.requests) END AS seq,
               (SELECT COALESCE(json_object_agg(stream_id, version), '{}') FROM ${this.s}.streams WHERE stream_id = ANY($2::text[])) AS versions
@@ -528,7 +531,8 @@ export class PgEventStore implements AsyncEventStore {
     // the streams table keeps each stream's last type: one range read, no scan of the log
     const [lo, hi] = prefix ? prefixRange(prefix) : ['', null];
     const r = await this.q<{ id: string }>(
-      `SELECT stream_id AS id FROM ${this.s}.streams WHERE stream_id >= $1 AND ($2::text IS NULL OR stream_id < $2) AND last_type <> ALL($3::text[]) ORDER BY stream_id`,
+      `SELECT stream_id AS id FROM ${this.s}.streams WHERE stream_id >= $1 AND ($2::text ` +
+        `IS NULL OR stream_id < $2) AND last_type <> ALL($3::text[]) ORDER BY stream_id`,
       [lo, hi, endTypes],
     );
     return r.rows.map((x) => x.id);
@@ -753,7 +757,8 @@ export class PgEventStore implements AsyncEventStore {
         );
         await client.query(
           `INSERT INTO ${t}.stream_categories (category, streams)
-           SELECT CASE WHEN strpos(stream_id, '-') > 0 THEN left(stream_id, strpos(stream_id, '-') - 1) ELSE stream_id END, count(*) FROM ${t}.streams GROUP BY 1`,
+           SELECT CASE WHEN strpos(stream_id, '-') > 0 THEN left(stream_id, strpos(stream_id, ` +
+            `'-') - 1) ELSE stream_id END, count(*) FROM ${t}.streams GROUP BY 1`,
         );
         await client.query('COMMIT');
         return { events };

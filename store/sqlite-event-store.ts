@@ -77,7 +77,9 @@ const ROW_COLUMNS = 'position, stream_id, version, type, CAST(time AS TEXT), dat
 // row (time as a decimal string, data as stored), so a replay pays one string and one JSON.parse per
 // chunk instead of a row array and four strings per event
 const CHUNK_ROWS = 256;
-const CHUNK_TEXT = `count(*), '[' || group_concat(position || ',' || json_quote(stream_id) || ',' || version || ',' || json_quote(type) || ',"' || CAST(time AS TEXT) || '",' || data, ',') || ']'`;
+const CHUNK_TEXT =
+  `count(*), '[' || group_concat(position || ',' || json_quote(stream_id) || ',' ` +
+  `|| version || ',' || json_quote(type) || ',"' || CAST(time AS TEXT) || '",' || data, ',') || ']'`;
 const RAW_COLUMNS_NO_METADATA =
   "position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, '{}' AS metadata";
 
@@ -87,7 +89,8 @@ const SQL = {
   last: 'SELECT position, hash FROM events ORDER BY position DESC LIMIT 1',
   streamVersion: 'SELECT version FROM streams WHERE stream_id = ?',
   upsertStream:
-    'INSERT INTO streams (stream_id, version, last_position, last_type) VALUES (?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_position = excluded.last_position, last_type = excluded.last_type',
+    'INSERT INTO streams (stream_id, version, last_position, last_type) VALUES (?, ?, ?, ?) ON CONFLICT (stream_id) ' +
+    'DO UPDATE SET version = excluded.version, last_position = excluded.last_position, last_type = excluded.last_type',
   streamVersionAt: 'SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ? AND position <= ?',
   positionOfVersion: 'SELECT position FROM events WHERE stream_id = ? AND version = ?',
   findRequest: `${REQUEST_ROW_SQL('requests', 'events', (c) => c)} WHERE r.request_id = ?`,
@@ -103,7 +106,9 @@ const SQL = {
   addCategory: 'INSERT INTO stream_categories (category, streams) VALUES (?, ?) ON CONFLICT (category) DO UPDATE SET streams = streams + excluded.streams',
   categoryCount: 'SELECT streams FROM stream_categories WHERE category = ?',
   setWake: 'UPDATE streams SET wake_at = ? WHERE stream_id = ?',
-  due: 'SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT NULL AND wake_at <= ? AND stream_id >= ? AND (? IS NULL OR stream_id < ?) ORDER BY wake_at, stream_id',
+  due:
+    'SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT ' +
+    'NULL AND wake_at <= ? AND stream_id >= ? AND (? IS NULL OR stream_id < ?) ORDER BY wake_at, stream_id',
   saveSnapshot: 'INSERT OR REPLACE INTO snapshots (stream_id, version, position, code_version, state, chain_hash, binding) VALUES (?, ?, ?, ?, ?, ?, ?)',
   latestSnapshot: `${SNAPSHOT_ROW_SQL('snapshots', 'events', (c) => c)}
                    WHERE s.stream_id = ? AND s.code_version = ? AND s.position <= ? ORDER BY s.position DESC LIMIT 1`,

@@ -17,7 +17,7 @@ import { logAuditSource, type AuditSource } from './source.js';
 import { DEFAULT_THRESHOLDS, type AuditThresholds } from './thresholds.js';
 
 export type { Arm64Audit, AuditReport, Finding, Severity, VcpuAudit, Verdict } from './report.js';
-export { worstError } from './format.js';
+export { worstError } from './magnitudes.js';
 export { guestTscHz, guestTscTickHz, pvclockDriftPpb } from './measure-x86.js';
 
 /** What an audit asks, wherever it reads the log from: the migration, threshold overrides, evolve options. */
