@@ -109,7 +109,8 @@ try {
   const bigVersion = db.prepare("SELECT version FROM streams WHERE stream_id = 'vm-big'").pluck().get() as number;
   db.close();
   say(
-    `  ${events.toLocaleString()} events, ${snapshots.toLocaleString()} snapshots; asking stateAt of vm-big at version ${Math.floor(bigVersion * 0.61)} and the audit of ${migration}`,
+    `  ${events.toLocaleString()} events, ${snapshots.toLocaleString()} snapshots; ` +
+      `asking stateAt of vm-big at version ${Math.floor(bigVersion * 0.61)} and the audit of ${migration}`,
   );
   const asks: [string, string, Record<string, unknown>][] = [
     ['stateAt of one VM (200,000-event stream)', 'stateAt', { vmId: 'big', version: Math.floor(bigVersion * 0.61) }],
@@ -141,7 +142,8 @@ try {
   }
   const load = (await import('node:os')).loadavg()[0]!;
   console.log(
-    `bench/pg-cold: fresh reader processes (median of 3), ${events.toLocaleString()} events; PostgreSQL ${(await admin.query('SHOW server_version')).rows[0].server_version}; load average ${load.toFixed(1)}\n`,
+    `bench/pg-cold: fresh reader processes (median of 3), ${events.toLocaleString()} events; ` +
+      `PostgreSQL ${(await admin.query('SHOW server_version')).rows[0].server_version}; load average ${load.toFixed(1)}\n`,
   );
   console.log(table(rows));
   reportFigures('pg-cold', figures);

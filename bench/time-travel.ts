@@ -154,7 +154,8 @@ try {
   const p = (xs: number[], q: number) => percentile(xs, q);
   const ratio = median(big) / median(small);
   console.log(
-    `bench/time-travel: stateAt through the handler, fresh reader processes (3 of each, ${QUERIES} random versions each), SQLite ledger written through the handlers` +
+    'bench/time-travel: stateAt through the handler, fresh reader processes ' +
+      `(3 of each, ${QUERIES} random versions each), SQLite ledger written through the handlers` +
       (built ? ` in ${(built.ms / 1000).toFixed(0)} s (${built.events.toLocaleString()} events, ${built.migrations} migrations)` : ` (kept: ${db})`) +
       '\n',
   );
@@ -180,7 +181,8 @@ try {
   );
   const load = (await import('node:os')).loadavg()[0]!;
   console.log(
-    `\nratio of the p50s (big / small): ${ratio.toFixed(2)}×; peak RSS of a reader ${rss.toFixed(0)} MB; load average ${load.toFixed(1)} on ${(await import('node:os')).cpus().length} CPUs`,
+    `\nratio of the p50s (big / small): ${ratio.toFixed(2)}×; peak RSS of a reader ${rss.toFixed(0)} MB; ` +
+      `load average ${load.toFixed(1)} on ${(await import('node:os')).cpus().length} CPUs`,
   );
   reportFigures('time-travel', [
     {

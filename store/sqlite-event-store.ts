@@ -115,7 +115,9 @@ const SQL = {
   // streams with fewer snapshots at multiples of `every` than multiples up to their version
   // (a bound number may arrive as a REAL: the division must be an integer one)
   snapshotGaps: `SELECT s.stream_id FROM streams s WHERE s.version >= @every AND s.version / CAST(@every AS INTEGER) >
-                   (SELECT count(*) FROM snapshots p WHERE p.stream_id = s.stream_id AND p.code_version = @code AND p.version % @every = 0) ORDER BY s.stream_id`,
+                   (SELECT count(*) FROM snapshots p
+                     WHERE p.stream_id = s.stream_id AND p.code_version = @code AND p.version % @every = 0)
+            ORDER BY s.stream_id`,
   // changes when another connection commits to the file (never for this connection's own commits)
   dataVersion: 'PRAGMA data_version',
 } as const satisfies Record<string, string>;

@@ -37,7 +37,9 @@ BEGIN
 
   INSERT INTO events (position, stream_id, version, type, schema_version, time, data, metadata, hash)
     SELECT r.position, r.stream_id, r.version, r.type, r.schema_version, r.time, r.data, r.metadata, r.hash
-    FROM jsonb_to_recordset(p -> 'rows') AS r(position bigint, stream_id text, version int, type text, schema_version int, time bigint, data text, metadata text, hash text);
+    FROM jsonb_to_recordset(p -> 'rows')
+      AS r(position bigint, stream_id text, version int, type text, schema_version int,
+           time bigint, data text, metadata text, hash text);
   -- each stream's new head; its wake instant only where the commit sets one (null clears it)
   INSERT INTO streams AS st (stream_id, version, last_position, last_type, wake_at)
     SELECT h.stream_id, h.version, h.position, h.type, h.wake_at
