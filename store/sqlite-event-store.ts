@@ -112,6 +112,12 @@ const SQL = {
   saveSnapshot: 'INSERT OR REPLACE INTO snapshots (stream_id, version, position, code_version, state, chain_hash, binding) VALUES (?, ?, ?, ?, ?, ?, ?)',
   latestSnapshot: `${SNAPSHOT_ROW_SQL('snapshots', 'events', (c) => c)}
                    WHERE s.stream_id = ? AND s.code_version = ? AND s.position <= ? ORDER BY s.position DESC LIMIT 1`,
+  // streams with fewer snapshots at multiples of `every` than multiples up to their version
+  // (a bound number may arrive as a REAL: the division must be an integer one)
+  snapshotGaps: `SELECT s.stream_id FROM streams s WHERE s.version >= @every AND s.version / CAST(@every AS INTEGER) >
+                   (SELECT count(*) FROM snapshots p
+                     WHERE p.stream_id = s.stream_id AND p.code_version = @code AND p.version % @every = 0)
+            ORDER BY s.stream_id`,
   // changes when another connection commits to the file (never for this connection's own commits)
   dataVersion: 'PRAGMA data_version',
 } as const satisfies Record<string, string>;
@@ -231,6 +237,11 @@ class SqliteEventStore implements EventStore {
     for (const h of plan.streams) this.st('upsertStream').run(h.streamId, h.version, h.position, h.type);
     for (const [streamId, at] of plan.wakes) this.st('setWake').run(at, streamId);
     for (const [category, n] of plan.categories) this.st('addCategory').run(category, n);
+    for (const sn of opts.snapshots ?? []) {
+      const position =
+        plan.written.find((w) => w.streamId === sn.streamId && w.version === sn.version)?.position ?? this.positionOfVersion(sn.streamId, sn.version);
+      this.saveSnapshot({ ...sn, position: position ?? 0 });
+    }
     opts.alsoWrite?.(plan.written);
     const response = opts.response ? opts.response(plan.written) : undefined;
     const q = requestRow(plan, response);
@@ -435,6 +446,10 @@ class SqliteEventStore implements EventStore {
       if (ok) return ok;
       below = r.position - 1;
     }
+  }
+
+  snapshotGaps(every: number, codeVersion: string): string[] {
+    return this.st('snapshotGaps').all({ every, code: codeVersion }) as string[];
   }
 
   verify(anchor?: VerifyAnchor, replayer?: StreamReplayer): VerifyResult {
