@@ -113,7 +113,8 @@ interface Side {
 }
 
 const sqliteSettings = (db: Database.Database) =>
-  `journal_mode ${db.pragma('journal_mode', { simple: true })}, synchronous ${db.pragma('synchronous', { simple: true })}, wal_autocheckpoint ${db.pragma('wal_autocheckpoint', { simple: true })}, SQLite ${db.prepare('SELECT sqlite_version()').pluck().get()}`;
+  `journal_mode ${db.pragma('journal_mode', { simple: true })}, synchronous ${db.pragma('synchronous', { simple: true })}, ` +
+  `wal_autocheckpoint ${db.pragma('wal_autocheckpoint', { simple: true })}, SQLite ${db.prepare('SELECT sqlite_version()').pluck().get()}`;
 
 function clockledger(path: string): Side {
   const store: EventStore = openEventStore(path);
@@ -228,7 +229,10 @@ async function emmettSide(path: string, shared: boolean): Promise<Side> {
       withConnection(async (c) => {
         const one = async (sql: string) => Object.values((await c.querySingle<Record<string, unknown>>(sql)) ?? {})[0];
         const sync = `${await one('PRAGMA synchronous')}${shared ? '' : " (a fresh connection's)"}`;
-        return `journal_mode ${await one('PRAGMA journal_mode')}, synchronous ${sync}, wal_autocheckpoint ${await one('PRAGMA wal_autocheckpoint')}, SQLite ${await one('SELECT sqlite_version()')}`;
+        return (
+          `journal_mode ${await one('PRAGMA journal_mode')}, synchronous ${sync}, ` +
+          `wal_autocheckpoint ${await one('PRAGMA wal_autocheckpoint')}, SQLite ${await one('SELECT sqlite_version()')}`
+        );
       }),
     close: async () => connection?.close(),
     dataOf: async (sid) => (await es.readStream(sid)).events.map((e) => e.data),
@@ -244,10 +248,12 @@ function rawSide(path: string): Side {
   const { db, insert } = rawEventsDb(path);
   db.pragma('wal_autocheckpoint = 10000');
   const byStream = db.prepare(
-    'SELECT position, stream_id, version, type, schema_version, CAST(time AS TEXT) AS time, data, metadata, hash FROM events WHERE stream_id = ? ORDER BY position',
+    'SELECT position, stream_id, version, type, schema_version, CAST(time AS TEXT) ' +
+      'AS time, data, metadata, hash FROM events WHERE stream_id = ? ORDER BY position',
   );
   const page = db.prepare(
-    'SELECT position, stream_id, version, type, schema_version, CAST(time AS TEXT) AS time, data, metadata, hash FROM events WHERE position >= ? ORDER BY position LIMIT ?',
+    'SELECT position, stream_id, version, type, schema_version, CAST(time AS TEXT) AS ' +
+      'time, data, metadata, hash FROM events WHERE position >= ? ORDER BY position LIMIT ?',
   );
   type Row = {
     position: number;
@@ -341,7 +347,8 @@ try {
       }
     }
     say(
-      `  round ${round + 1} (ms, ${SIDES.join(' / ')}): ${PHASES.map((p) => `${p} ${SIDES.map((s) => figures[s][p].at(-1)!.toFixed(0)).join(' / ')}`).join(', ')}`,
+      `  round ${round + 1} ` +
+        `(ms, ${SIDES.join(' / ')}): ${PHASES.map((p) => `${p} ${SIDES.map((s) => figures[s][p].at(-1)!.toFixed(0)).join(' / ')}`).join(', ')}`,
     );
     if (round === 0) {
       // the stores hold the same data, stream by stream
@@ -380,13 +387,16 @@ const row = (label: string, phase: Phase, target: number | null) => {
   ];
 };
 console.log(
-  `bench/emmett: ${N.toLocaleString()} events, ${streamIds.length} streams, ${calls.length.toLocaleString()} appends of ≤ ${PER_CALL} events under the expected stream version; events/s, median of ${ROUNDS} rounds (sides alternated, fresh files each round)`,
+  `bench/emmett: ${N.toLocaleString()} events, ${streamIds.length} streams, ${calls.length.toLocaleString()} appends of ≤ ${PER_CALL} ` +
+    `events under the expected stream version; events/s, median of ${ROUNDS} rounds (sides alternated, fresh files each round)`,
 );
 console.log(
-  `Emmett: @event-driven-io/emmett-sqlite ${peerVersion('@event-driven-io/emmett-sqlite')} on sqlite3 ${peerVersion('sqlite3')} from bench/.peer/${installMs === null ? '' : ` (installed by this run in ${(installMs / 1000).toFixed(0)} s)`}`,
+  `Emmett: @event-driven-io/emmett-sqlite ${peerVersion('@event-driven-io/emmett-sqlite')} on sqlite3 ${peerVersion('sqlite3')} ` +
+    `from bench/.peer/${installMs === null ? '' : ` (installed by this run in ${(installMs / 1000).toFixed(0)} s)`}`,
 );
 console.log(
-  `Emmett's append calls retried after its SQLITE_BUSY (COMMIT before its driver finalized the UPDATE … RETURNING): ${retried.Emmett} / ${retried['Emmett as shipped']} as shipped, over ${ROUNDS} × ${calls.length.toLocaleString()} calls each`,
+  `Emmett's append calls retried after its SQLITE_BUSY (COMMIT before its driver finalized the UPDATE … RETURNING): ${retried.Emmett} ` +
+    `/ ${retried['Emmett as shipped']} as shipped, over ${ROUNDS} × ${calls.length.toLocaleString()} calls each`,
 );
 console.log(`  clockledger:                              ${settings.clockledger}`);
 console.log(`  Emmett (one connection, same durability): ${settings.Emmett}`);

@@ -183,7 +183,8 @@ async function rawPg(url: string): Promise<RawTable> {
       const col = <T>(f: (e: (typeof rows)[number]) => T) => rows.map(f);
       await c.query('BEGIN');
       await c.query(
-        `INSERT INTO ${schema}.events SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::int[], $6::bigint[], $7::text[], $8::text[], $9::text[])`,
+        `INSERT INTO ${schema}.events SELECT * FROM unnest($1::bigint[], $2::text[], ` +
+          `$3::int[], $4::text[], $5::int[], $6::bigint[], $7::text[], $8::text[], $9::text[])`,
         [
           col((e) => e.position),
           col((e) => e.streamId),
@@ -218,14 +219,21 @@ try {
   const rawPerSec = (r.events / r.rawMs) * 1000;
   const ratio = ratioOf(r);
   console.log(
-    `bench/fleet: ${MIGRATIONS} migrations of ${VCPUS}-vCPU guests, ${STRATEGY_NAMES.length} strategies, ${HOSTS.length} hosts, on ${PG ? `PostgreSQL${server ? ` (throwaway, ${server.source}, fsync off)` : ''} against a raw node-postgres batched insert` : 'SQLite against a raw better-sqlite3 batched insert'}`,
+    `bench/fleet: ${MIGRATIONS} migrations of ${VCPUS}-vCPU guests, ${STRATEGY_NAMES.length} strategies, ${HOSTS.length} hosts, ` +
+      `on ${
+        PG
+          ? `PostgreSQL${server ? ` (throwaway, ${server.source}, fsync off)` : ''} against a raw node-postgres batched insert`
+          : 'SQLite against a raw better-sqlite3 batched insert'
+      }`,
   );
   console.log(
-    `  outcomes: ${r.statuses.completed} completed, ${r.statuses.failed} failed; verdicts: ${r.verdicts.pass} pass, ${r.verdicts.warn} warn, ${r.verdicts.fail} fail`,
+    `  outcomes: ${r.statuses.completed} completed, ${r.statuses.failed} failed; ` +
+      `verdicts: ${r.verdicts.pass} pass, ${r.verdicts.warn} warn, ${r.verdicts.fail} fail`,
   );
   console.log(`  ${r.events.toLocaleString()} events (${(r.events / MIGRATIONS).toFixed(0)} per migration)`);
   console.log(
-    `  ratio per chunk of ${r.guests} migrations: min ${Math.min(...r.chunkRatios).toFixed(2)}, median ${median(r.chunkRatios).toFixed(2)}, max ${Math.max(...r.chunkRatios).toFixed(2)}`,
+    `  ratio per chunk of ${r.guests} migrations: min ${Math.min(...r.chunkRatios).toFixed(2)}, ` +
+      `median ${median(r.chunkRatios).toFixed(2)}, max ${Math.max(...r.chunkRatios).toFixed(2)}`,
   );
   if (warm) console.log(`  warm-up (not counted): ${WARMUP} migrations, ratio ${ratioOf(warm).toFixed(2)} while both sides compile`);
   console.log('');

@@ -54,7 +54,8 @@ try {
   const held: unknown[] = [];
   for (let after = 0; ; ) {
     const r = await raw.query(
-      `SELECT position, stream_id, version, type, schema_version, time::text, data, metadata, hash FROM ${schema}.events WHERE position > $1 ORDER BY position LIMIT $2`,
+      `SELECT position, stream_id, version, type, schema_version, time::text, data, ` +
+        `metadata, hash FROM ${schema}.events WHERE position > $1 ORDER BY position LIMIT $2`,
       [after, PAGE],
     );
     for (const row of r.rows) held.push({ ...row, data: JSON.parse(row.data) });
@@ -77,7 +78,8 @@ try {
   m1 = process.memoryUsage();
   if (view.lastPosition() !== N) throw new Error(`view holds ${view.lastPosition()} of ${N}`);
   console.log(
-    `cold load of ${N.toLocaleString()} events (${STREAMS} streams, pages of ${PAGE})${(globalThis as { gc?: unknown }).gc ? '' : ' [run with --expose-gc for exact heap]'}`,
+    `cold load of ${N.toLocaleString()} events (${STREAMS} streams, pages ` +
+      `of ${PAGE})${(globalThis as { gc?: unknown }).gc ? '' : ' [run with --expose-gc for exact heap]'}`,
   );
   console.log(
     table([

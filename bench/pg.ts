@@ -31,8 +31,11 @@ function event(i: number): NewEvent {
 
 try {
   await raw.query(`CREATE SCHEMA ${run}_raw`);
-  await raw.query(`CREATE TABLE ${run}_raw.events (position BIGINT PRIMARY KEY, stream_id TEXT COLLATE "C" NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,
-    schema_version INTEGER NOT NULL, time BIGINT NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL, hash TEXT NOT NULL, UNIQUE (stream_id, version))`);
+  await raw.query(
+    `CREATE TABLE ${run}_raw.events (position BIGINT PRIMARY KEY, ` +
+      `stream_id TEXT COLLATE "C" NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,
+    schema_version INTEGER NOT NULL, time BIGINT NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL, hash TEXT NOT NULL, UNIQUE (stream_id, version))`,
+  );
   const store = await openPgEventStore(`${base}?schema=${run}_store`);
 
   // ---- append: N events in commits of BATCH, spread over STREAMS streams
@@ -57,7 +60,8 @@ try {
     t0 = performance.now();
     await raw.query('BEGIN');
     await raw.query(
-      `INSERT INTO ${run}_raw.events SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::int[], $6::bigint[], $7::text[], $8::text[], $9::text[])`,
+      `INSERT INTO ${run}_raw.events SELECT * FROM unnest($1::bigint[], $2::text[], ` +
+        `$3::int[], $4::text[], $5::int[], $6::bigint[], $7::text[], $8::text[], $9::text[])`,
       [
         cols((e) => e.position),
         cols((e) => e.streamId),
@@ -152,7 +156,8 @@ try {
 
   const lockCost = median(lockTx) - median(bareTx);
   console.log(
-    `PostgreSQL ${(await raw.query('SHOW server_version')).rows[0].server_version}${server ? ` (throwaway, ${server.source}, fsync off)` : ''}; N = ${N.toLocaleString()}`,
+    `PostgreSQL ${(await raw.query('SHOW server_version')).rows[0].server_version}${server ? ` (throwaway, ${server.source}, fsync off)` : ''}; ` +
+      `N = ${N.toLocaleString()}`,
   );
   console.log(
     table([
@@ -176,7 +181,8 @@ try {
   );
   console.log(
     `one-event commit: median ${median(one).toFixed(3)} ms (raw BEGIN/INSERT/COMMIT ${median(oneRaw).toFixed(3)} ms); ` +
-      `append lock: BEGIN+pg_advisory_xact_lock+COMMIT ${median(lockTx).toFixed(3)} ms vs BEGIN+SELECT 1+COMMIT ${median(bareTx).toFixed(3)} ms → ${(lockCost * 1000).toFixed(0)} µs per commit uncontended`,
+      `append lock: BEGIN+pg_advisory_xact_lock+COMMIT ${median(lockTx).toFixed(3)} ms vs BEGIN+SELECT ` +
+      `1+COMMIT ${median(bareTx).toFixed(3)} ms → ${(lockCost * 1000).toFixed(0)} µs per commit uncontended`,
   );
   console.log(table(writersRows));
 } finally {

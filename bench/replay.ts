@@ -34,7 +34,8 @@ const mem = (phase: string) => {
   if (!process.env.BENCH_MEM) return;
   const m = process.memoryUsage();
   say(
-    `  [mem] ${phase}: rss ${(m.rss / 2 ** 20).toFixed(0)} MB, heap ${(m.heapUsed / 2 ** 20).toFixed(0)} MB, external ${(m.external / 2 ** 20).toFixed(0)} MB, peak ${peakRssMb().toFixed(0)} MB`,
+    `  [mem] ${phase}: rss ${(m.rss / 2 ** 20).toFixed(0)} MB, heap ${(m.heapUsed / 2 ** 20).toFixed(0)} ` +
+      `MB, external ${(m.external / 2 ** 20).toFixed(0)} MB, peak ${peakRssMb().toFixed(0)} MB`,
   );
 };
 

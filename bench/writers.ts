@@ -3,7 +3,7 @@
 // stored answer per request), beside the same number of processes doing raw node-postgres
 // batched inserts of the same rows (one transaction per request's rows, no lock, no hash, no
 // version check), measured in the same run. SQLite through the handlers is shown for contrast.
-//   npx tsx bench/writers.ts [requests per process]
+//   npx tsx bench/writers.ts [requests per process] [--cells]
 //   (CLOCKLEDGER_PG_URL=postgres://… to use a server of your own; else a throwaway one, fsync off)
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,6 +26,7 @@ async function child([mode, db, id, countArg, rowsFrom, goFile]: string[]): Prom
   const vmId = `w${id}`;
   let work: (i: number) => Promise<void>;
   let done: () => Promise<void>;
+  let trips = () => 0;
   if (mode === 'raw') {
     // the rows a handler run wrote, copied under new positions into a plain table
     const c = new pg.Client({ connectionString: db });
@@ -62,18 +63,32 @@ async function child([mode, db, id, countArg, rowsFrom, goFile]: string[]): Prom
     await ok(handlers.runVcpu({ vmId }, ctx));
     work = (i) => ok(handlers.guest({ vmId, vcpu: 0, op: 'rdtsc', requestId: `${vmId}-${i}` }, ctx));
     done = closeStores;
+    // round trips: the statements the store sends to the server (PgEventStore.roundTrips)
+    if (db!.startsWith('postgres')) {
+      const { pgStoreFor } = await import('../handlers/context.js');
+      const store = await pgStoreFor(db!);
+      trips = () => store.roundTrips;
+    }
   }
   process.stdout.write('ready\n');
   while (!existsSync(goFile!)) await sleep(1);
   const t0 = performance.now();
+  const rt0 = trips();
   for (let i = 0; i < count; i++) await work(i);
   const ms = performance.now() - t0;
+  const roundTrips = (trips() - rt0) / count;
   await done();
-  process.stdout.write(`${JSON.stringify({ ms })}\n`);
+  process.stdout.write(`${JSON.stringify({ ms, roundTrips })}\n`);
 }
 
 /** Run `n` children at once; the wall time from go to the last one done. */
 async function race(n: number, args: (i: number) => string[], dir: string): Promise<number> {
+  return (await raceTrips(n, args, dir)).ms;
+}
+
+/** race(), with the round trips per request the writers counted (their mean). */
+async function raceTrips(n: number, args: (i: number) => string[], dir: string): Promise<{ ms: number; roundTrips: number }> {
+  const trips: number[] = [];
   const goFile = join(dir, `go-${Math.random().toString(36).slice(2)}`);
   let ready = 0;
   let t0 = 0;
@@ -85,6 +100,8 @@ async function race(n: number, args: (i: number) => string[], dir: string): Prom
         let err = '';
         c.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
         c.stdout.setEncoding('utf8').on('data', (d: string) => {
+          const m = /"roundTrips":([0-9.]+)/.exec(d);
+          if (m) trips.push(Number(m[1]));
           if (d.includes('ready') && ++ready === n) {
             t0 = performance.now();
             writeFileSync(goFile, 'go');
@@ -94,7 +111,7 @@ async function race(n: number, args: (i: number) => string[], dir: string): Prom
       }),
   );
   await Promise.all(runs);
-  return performance.now() - t0;
+  return { ms: performance.now() - t0, roundTrips: trips.reduce((a, b) => a + b, 0) / Math.max(1, trips.length) };
 }
 
 async function main(): Promise<void> {
@@ -108,9 +125,10 @@ async function main(): Promise<void> {
   await admin.connect();
   const { handlers } = await import('../handlers/index.js');
   const { closeStores } = await import('../handlers/context.js');
-  const rows: (string | number)[][] = [['writers', 'engine', 'requests', 'ms', 'requests/s', 'raw pg rows/s', 'ratio', 'verify']];
+  const rows: (string | number)[][] = [['writers', 'engine', 'requests', 'ms', 'requests/s', 'round trips / request', 'raw pg rows/s', 'ratio', 'verify']];
   try {
-    for (const writers of [1, 4, 8]) {
+    // (--cells: only the cells below)
+    for (const writers of process.argv.includes('--cells') ? [] : [1, 4, 8]) {
       const n = writers * PER;
       for (const engine of ['postgres', 'sqlite'] as const) {
         const db = engine === 'postgres' ? `${base}?schema=${run}_${writers}` : join(dir, `w${writers}.db`);
@@ -118,7 +136,7 @@ async function main(): Promise<void> {
         if (!h.ok) throw new Error(JSON.stringify(h));
         await closeStores();
         say(`${writers} writer(s) × ${PER} requests on ${engine} ...`);
-        const ms = await race(writers, (i) => ['handlers', db, String(i), String(PER), '-'], dir);
+        const { ms, roundTrips } = await raceTrips(writers, (i) => ['handlers', db, String(i), String(PER), '-'], dir);
         const v = (await handlers.verify({}, { db })) as { ok: boolean; intact?: boolean; head?: { position: number } };
         const ev = (await handlers.events({ limit: 1 }, { db })) as unknown as { lastPosition: number };
         await closeStores();
@@ -132,8 +150,12 @@ async function main(): Promise<void> {
           // (in a schema of this run's own, dropped with the others at the end)
           const rawTable = `${run}_${writers}_raw.events`;
           await admin.query(`CREATE SCHEMA ${run}_${writers}_raw`);
-          await admin.query(`CREATE TABLE ${rawTable} (position BIGSERIAL PRIMARY KEY, stream_id TEXT COLLATE "C" NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,
-            schema_version INTEGER NOT NULL, time BIGINT NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL, hash TEXT NOT NULL, UNIQUE (stream_id, version))`);
+          await admin.query(
+            `CREATE TABLE ${rawTable} (position BIGSERIAL PRIMARY KEY, ` +
+              `stream_id TEXT COLLATE "C" NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,
+            schema_version INTEGER NOT NULL, time BIGINT NOT NULL, data TEXT NOT NULL, ` +
+              `metadata TEXT NOT NULL, hash TEXT NOT NULL, UNIQUE (stream_id, version))`,
+          );
           const rawMs = await race(writers, (i) => ['raw', base, String(i), String(PER), db], dir);
           const rawRows = Number((await admin.query(`SELECT count(*) AS n FROM ${rawTable}`)).rows[0].n);
           rawRate = Math.round((rawRows / rawMs) * 1000).toLocaleString();
@@ -146,17 +168,35 @@ async function main(): Promise<void> {
           n,
           Math.round(ms),
           Math.round((n / ms) * 1000).toLocaleString(),
+          engine === 'postgres' ? roundTrips.toFixed(2) : '',
           rawRate,
           ratio,
           v.intact ? `intact, ${v.head!.position}` : 'BROKEN',
         ]);
       }
     }
+    // cells: the same writers, each on a ledger (schema) of its own on the same server: one chain each
+    const cellRows: (string | number)[][] = [['cells (one writer each)', 'requests', 'ms', 'requests/s in all', 'per cell']];
+    for (const cells of [1, 2, 4, 8]) {
+      const dbs = Array.from({ length: cells }, (_, i) => `${base}?schema=${run}_c${cells}_${i}`);
+      for (const db of dbs) {
+        const h = await handlers.createHost({ hostId: 'h', tscKhz: 3_000_000 }, { db });
+        if (!h.ok) throw new Error(JSON.stringify(h));
+      }
+      await closeStores();
+      say(`${cells} cell(s) × ${PER} requests ...`);
+      const { ms } = await raceTrips(cells, (i) => ['handlers', dbs[i]!, String(i), String(PER), '-'], dir);
+      const rate = (cells * PER) / (ms / 1000);
+      cellRows.push([cells, cells * PER, Math.round(ms), Math.round(rate), Math.round(rate / cells)]);
+    }
     console.log(
-      `bench/writers: guest reads under request ids, each process on its own VM of one ledger; PostgreSQL ${(await admin.query('SHOW server_version')).rows[0].server_version}${server ? ` (throwaway, ${server.source}, fsync off)` : ''}`,
+      `bench/writers: guest reads under request ids, each process on its own VM of one ledger; ` +
+        `PostgreSQL ${(await admin.query('SHOW server_version')).rows[0].server_version}${server ? ` (throwaway, ${server.source}, fsync off)` : ''}`,
     );
     console.log('ratio: handler requests/s ÷ raw node-postgres transactions/s inserting the same rows from as many processes');
     console.log(table(rows));
+    console.log('\ncells: each writer on a ledger of its own (a schema, its own chain and append lock) on the same server');
+    console.log(table(cellRows));
   } finally {
     for (const s of (await admin.query<{ nspname: string }>(`SELECT nspname FROM pg_namespace WHERE nspname LIKE '${run}%'`)).rows)
       await admin.query(`DROP SCHEMA ${s.nspname} CASCADE`);

@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import { toJson } from '../machines/codec.js';
 import type { Session } from '../machines/session.js';
 import type { AsyncEventStore } from '../store/async-types.js';
+import type { PgEventStore } from '../store/postgres-event-store.js';
 import type { EventStore, WrittenEvent } from '../store/types.js';
 import type { JsonOf } from '../lib/json-of.js';
 import { asyncLogFor, DEFAULT_DB, engineOf, logFor, pgStoreFor, storeFor, type HandlerContext, type StoreAccess } from './context.js';
@@ -91,6 +92,7 @@ type Parsed = Record<string, unknown> & { requestId?: string; correlationId?: st
 // loaded, later writes reuse the module rather than asking the loader to resolve it again.
 let sessionModule: Promise<typeof import('../machines/session.js')> | undefined;
 let asyncPortModule: Promise<typeof import('../machines/session/async-port.js')> | undefined;
+let backfillModule: Promise<typeof import('../machines/snapshot-backfill.js')> | undefined;
 type Run = (req: any, env: HandlerEnv) => Out | Promise<Out>;
 
 export function defineHandler<S extends z.ZodTypeAny, O extends Out>(def: HandlerDef<S, O>): DefinedHandler<O>;
@@ -144,6 +146,30 @@ function contextOf(given: HandlerContext | undefined): HandlerContext {
   return ctx as HandlerContext;
 }
 
+/**
+ * Reads that touch a few streams: on PostgreSQL they read through a view scoped to what they ask
+ * (store/scoped-view.ts: a stream's latest snapshot and the events after it), not a copy of the log.
+ */
+const SCOPED_READS: ReadonlySet<string> = new Set(['stateAt', 'audit', 'listVms', 'listHosts']);
+
+/** A handler's run; a scoped read on PostgreSQL reads only what it asks (the full view if it wants the whole log). */
+async function runRead(
+  name: HandlerName,
+  access: StoreAccess,
+  engine: 'sqlite' | 'postgres',
+  ctx: HandlerContext,
+  req: Parsed,
+  env: HandlerEnv,
+  run: Run,
+): Promise<unknown> {
+  if (engine !== 'postgres' || access !== 'read' || !SCOPED_READS.has(name)) return run(req, env);
+  const { ScopedView, runScoped } = await import('../store/scoped-view.js');
+  const view = new ScopedView(await pgStoreFor(ctx.db!, access));
+  const scopedEnv = Object.assign(Object.create(env) as HandlerEnv, { log: () => Promise.resolve(view) });
+  const r = await runScoped(view, async () => run(req, scopedEnv));
+  return r ? r.value : run(req, env);
+}
+
 function build(
   name: HandlerName,
   parse: (request: unknown) => Parsed | Promise<Parsed>,
@@ -177,15 +203,18 @@ function build(
           const fingerprint = req.requestId === undefined ? undefined : requestFingerprint(name, req);
           const meta = { handler: name, requestId: req.requestId, correlationId: req.correlationId ?? req.requestId, fingerprint };
           const { withSession } = await (sessionModule ??= import('../machines/session.js'));
+          const engineStore = engine === 'sqlite' ? env.store : await pgStoreFor(ctx.db!, access);
+          // (a ledger without its writer's snapshots gets them before its first write here)
+          await (await (backfillModule ??= import('../machines/snapshot-backfill.js'))).ensureSnapshots(engineStore, engine);
           const log =
             engine === 'sqlite'
               ? env.store
-              : (await (asyncPortModule ??= import('../machines/session/async-port.js'))).asyncLogPort(await pgStoreFor(ctx.db!, access));
+              : (await (asyncPortModule ??= import('../machines/session/async-port.js'))).asyncLogPort(engineStore as PgEventStore);
           const r = await withSession(log, meta, work, (v, written) => ({ ok: true, ...respond(v, written) }));
           return r.response as JsonOf<ReturnType<typeof respond>>;
         },
       };
-      const out = await run(req, env);
+      const out = await runRead(name, access, engine, ctx, req, env, run);
       return { ok: true, ...(toJson(out) as Record<string, unknown>) } as OkResponse<Out>;
     } catch (e) {
       return { ok: false, error: toErrorBody(e) } satisfies ErrorResponse;

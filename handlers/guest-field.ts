@@ -10,6 +10,8 @@ export const guestObject = z
     kernel: z.string().max(16).optional(),
     clocksource: z.enum(['auto', 'kvm-clock', 'tsc']).optional(),
     tscReliable: z.boolean().optional(),
+    tscUnstable: z.boolean().optional(),
+    preemptRcu: z.boolean().optional(),
     invariantTsc: z.boolean().optional(),
     watchdogThreshS: z.number().int().min(1).max(60).optional(),
     watchdogMarginNs: u64Field.optional(),

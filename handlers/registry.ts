@@ -38,7 +38,8 @@ export const REGISTRY = {
   configureGuest: entry(
     'vms',
     'write',
-    'change the guest recorded with a VM (kernel, clocksource and boot parameters, NTP client and refclock, guest agent): later audits, replays and timelines use it',
+    'change the guest recorded with a VM (kernel, clocksource and boot parameters, NTP client and refclock, guest agent): ' +
+      'later audits, replays and timelines use it',
   ),
   destroyVm: entry('vms', 'write', 'destroy a VM (close its fd)'),
   listVms: entry('vms', 'read', 'the VMs in the log (optionally those of one host): host, kernel profile, lifecycle, vCPUs and how many are in KVM_RUN'),

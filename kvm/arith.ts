@@ -34,7 +34,10 @@ export function getTimeScale(scaledHz: bigint, baseHz: bigint): TimeScale {
   return { shift, mul: u32((scaled64 << 32n) / tps32) };
 }
 
-/** arch/x86/include/asm/pvclock.h: pvclock_scale_delta(): ((delta << shift) * mul) >> 32, shift applied first (bits lost); mul a u32, shift the s8 tsc_shift. */
+/**
+ * arch/x86/include/asm/pvclock.h: pvclock_scale_delta(): ((delta << shift) * mul) >> 32, shift applied first
+ * (bits lost); mul a u32, shift the s8 tsc_shift.
+ */
 export function pvclockScaleDelta(delta: bigint, mul: number | bigint, shift: number | bigint): bigint {
   const m = cIntArg(mul, 'u32', 'mul');
   const sh = cIntArg(shift, 's8', 'shift');
@@ -60,7 +63,10 @@ export function pvclockReadCycles(p: PvclockParams, tsc: bigint): bigint {
   return u64(p.systemTime + pvclockScaleDelta(delta, p.mul, p.shift));
 }
 
-/** arch/x86/kvm/x86.c: kvm_scale_tsc(): tsc unchanged at the default ratio, else mul_u64_u64_shr(tsc, ratio, frac) (frac: the u8 kvm_caps.tsc_scaling_ratio_frac_bits). */
+/**
+ * arch/x86/kvm/x86.c: kvm_scale_tsc(): tsc unchanged at the default ratio, else mul_u64_u64_shr(tsc, ratio,
+ * frac) (frac: the u8 kvm_caps.tsc_scaling_ratio_frac_bits).
+ */
 export function scaleTsc(tsc: bigint, ratio: bigint, fracBits: number | bigint): bigint {
   const frac = cIntArg(fracBits, 'u8', 'fracBits');
   if (ratio === 1n << frac) return tsc;

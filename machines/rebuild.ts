@@ -9,7 +9,8 @@ import type { EvolveOptions } from './vm/evolve.js';
 import { applyStreamEvent, copyStreamState, streamKind, type StreamState } from './streams.js';
 import { CODE_VERSION } from './version.js';
 
-export const SNAPSHOT_EVERY = 100;
+export { SNAPSHOT_EVERY } from './snapshot-every.js';
+import { SNAPSHOT_EVERY } from './snapshot-every.js';
 
 /** Where to stop: after a global position, at a stream version, or at a simulated instant (inclusive). */
 export interface RebuildTarget {
@@ -44,26 +45,32 @@ export function targetPosition(store: EventStore, streamId: string, t: RebuildTa
   return max;
 }
 
-// Current (tip) states already rebuilt in this process, keyed by database and stream.
-// Bounded, least recently stored first out: a long-lived process (a warm function, a fleet
-// script) touches streams without end, and most (destroyed VMs, ended migrations) never again.
-const tipCache = new Map<string, Rebuilt>();
+// Current (tip) states already rebuilt in this process, by store (its identity, not its path: every
+// ':memory:' store has the same path) and stream. Bounded per store, least recently stored first
+// out: a long-lived process (a warm function, a fleet script) touches streams without end, and
+// most (destroyed VMs, ended migrations) never again.
+let tipCaches = new WeakMap<object, Map<string, Rebuilt>>();
 const TIP_CACHE_MAX = 20_000;
-function cacheTip(key: string, r: Rebuilt): void {
-  tipCache.delete(key);
-  tipCache.set(key, r);
-  if (tipCache.size > TIP_CACHE_MAX) tipCache.delete(tipCache.keys().next().value!);
+function tipsOf(store: EventStore): Map<string, Rebuilt> {
+  let m = tipCaches.get(store);
+  if (!m) tipCaches.set(store, (m = new Map()));
+  return m;
 }
-const cacheKey = (store: EventStore, streamId: string) => `${store.path}\u0000${streamId}`;
+function cacheTip(store: EventStore, streamId: string, r: Rebuilt): void {
+  const tips = tipsOf(store);
+  tips.delete(streamId);
+  tips.set(streamId, r);
+  if (tips.size > TIP_CACHE_MAX) tips.delete(tips.keys().next().value!);
+}
 
 /** The state this process last held live for a stream (what a session committed), if any. */
 export function liveState(store: EventStore, streamId: string): Rebuilt | undefined {
-  return tipCache.get(cacheKey(store, streamId));
+  return tipCaches.get(store)?.get(streamId);
 }
 
 /** Forget cached states (tests that rewrite a database under the same path). */
 export function clearRebuildCache(): void {
-  tipCache.clear();
+  tipCaches = new WeakMap();
 }
 
 const snapshotName = (s: SnapshotRecord) => `the snapshot of ${s.streamId} at version ${s.version} (position ${s.position})`;
@@ -125,7 +132,7 @@ export function rebuildStream<S extends StreamState = StreamState>(
   const substituted = opts.profile !== undefined;
   // The current state, already held by this process: one version check instead of a rebuild.
   if (!substituted && target.position === undefined && target.version === undefined && target.time === undefined) {
-    const cached = tipCache.get(cacheKey(store, streamId));
+    const cached = liveState(store, streamId);
     if (cached && cached.version === store.streamVersion(streamId)) return cached as Rebuilt<S>;
   }
   const kind = streamKind(streamId);
@@ -138,7 +145,7 @@ export function rebuildStream<S extends StreamState = StreamState>(
   let position = 0;
   let shared = false; // a cached tip is shared (held live, or frozen): copy it before moving it forward
   if (!substituted) {
-    const cached = tipCache.get(cacheKey(store, streamId));
+    const cached = liveState(store, streamId);
     if (cached && cached.position <= maxPosition) ({ state, version, position } = cached), (shared = true);
     const snap = store.latestSnapshot(streamId, CODE_VERSION, maxPosition);
     const kept = snap && snap.position > position ? stateOfSnapshot(store.path, snap) : undefined;
@@ -169,13 +176,13 @@ export function rebuildStream<S extends StreamState = StreamState>(
     });
   if (state !== null && !shared) freeze(state, true);
   const result: Rebuilt = { state, version, position };
-  if (!substituted && version > 0 && version === store.streamVersion(streamId)) cacheTip(cacheKey(store, streamId), result);
+  if (!substituted && version > 0 && version === store.streamVersion(streamId)) cacheTip(store, streamId, result);
   return result as Rebuilt<S>;
 }
 
 /** Remember a state a session just committed, so the next load in this process starts from it. */
 export function rememberTip(store: EventStore, streamId: string, r: Rebuilt): void {
-  cacheTip(cacheKey(store, streamId), r);
+  cacheTip(store, streamId, r);
 }
 
 /** Rebuild every stream up to a position in one pass over the log (the full replay). */

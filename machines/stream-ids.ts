@@ -1,5 +1,6 @@
 // Every stream id of the log, in one place: the ledger's clock, and one stream per host, VM,
-// migration, imported host trace, checked fleet matrix and recorded guest, named by a category prefix (the store counts streams by the part before the first '-').
+// migration, imported host trace, checked fleet matrix and recorded guest, named by a category prefix
+// (the store counts streams by the part before the first '-').
 export const LEDGER_STREAM = 'ledger';
 export const HOST_STREAM_PREFIX = 'host-';
 export const VM_STREAM_PREFIX = 'vm-';

@@ -7,6 +7,8 @@ CREATE TABLE stream_categories (
   streams  INTEGER NOT NULL
 ) WITHOUT ROWID;
 INSERT INTO stream_categories (category, streams)
-  SELECT CASE WHEN instr(CAST(stream_id AS BLOB), X'2D') > 0 THEN CAST(substr(CAST(stream_id AS BLOB), 1, instr(CAST(stream_id AS BLOB), X'2D') - 1) AS TEXT) ELSE stream_id END, COUNT(*)
+  SELECT CASE WHEN instr(CAST(stream_id AS BLOB), X'2D') > 0
+              THEN CAST(substr(CAST(stream_id AS BLOB), 1, instr(CAST(stream_id AS BLOB), X'2D') - 1) AS TEXT)
+              ELSE stream_id END, COUNT(*)
   FROM streams
   GROUP BY 1;

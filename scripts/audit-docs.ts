@@ -30,6 +30,7 @@ const CITED_BY_RULE: Partial<Record<string, string>> = {
   guest_rcu_stall: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL; guestLog: the stall line',
   wall_clock_behind: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL',
   wall_clock_ahead: 'counter writes, kvmclock writes, KVM_KVMCLOCK_CTRL',
+  realtime_disagrees: "the destination's accepted KVM_SET_CLOCK with KVM_CLOCK_REALTIME (none when nothing read realtime)",
 };
 
 const cell = (s: string) => s.replace(/\|/g, '\\|');

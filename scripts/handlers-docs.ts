@@ -80,7 +80,8 @@ function requestTable(h: DefinedHandler): string[] {
     '|---|---|---|---|---|',
     ...fields.map(
       ([name, f]) =>
-        `| \`${name}\` | ${cell(typeOf(f))} | ${required.has(name) ? 'yes' : ''} | ${f.default === undefined ? '' : `\`${JSON.stringify(f.default)}\``} | ${cell(constraints(f))} |`,
+        `| \`${name}\` | ${cell(typeOf(f))} | ${required.has(name) ? 'yes' : ''} ` +
+        `| ${f.default === undefined ? '' : `\`${JSON.stringify(f.default)}\``} | ${cell(constraints(f))} |`,
     ),
   ];
 }

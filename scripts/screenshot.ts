@@ -22,7 +22,8 @@ try {
     await page.goto(pathToFileURL(r.reports.files[0]).href, { waitUntil: 'load' });
     // down to the end of the findings
     const bottom = await page.evaluate(
-      `(() => { const h = [...document.querySelectorAll('h2')].find((e) => e.textContent === 'Frequencies and offsets'); return Math.ceil(h.getBoundingClientRect().top) - 8; })()`,
+      `(() => { const h = [...document.querySelectorAll('h2')].find((e) => e.textContent === ` +
+        `'Frequencies and offsets'); return Math.ceil(h.getBoundingClientRect().top) - 8; })()`,
     );
     await page.screenshot({ path: out as `${string}.png`, clip: { x: 0, y: 0, width: 1100, height: Number(bottom) } });
   } finally {

@@ -2,6 +2,7 @@
 // method, every result a Promise and scan an AsyncIterable. Same semantics as store/types.ts.
 import type {
   AppendBatch,
+  EventRow,
   CommitOptions,
   CommitResult,
   RawEvent,
@@ -20,6 +21,47 @@ export interface AsyncCommitOptions extends Omit<CommitOptions, 'alsoWrite'> {
    * methods called from here (awaited) run inside the commit's transaction.
    */
   alsoWrite?: (written: WrittenEvent[]) => void | Promise<void>;
+}
+
+/** What one request reads before it decides, asked in one go (StreamsLoader.loadStreams). */
+export interface StreamsLoad {
+  /** streams to read: each from a position the caller already holds it at (0: from its start) */
+  streams: { streamId: string; after: number }[];
+  /** the snapshots to start from are this code version's */
+  codeVersion: string;
+  /** the stored answer of a request id (as findRequest, with this fingerprint) */
+  request?: { requestId: string; fingerprint?: string };
+  /** the wake index of a prefix up to an instant (upTo), or up to the last event's instant plus `ahead`; the streams it names are read too */
+  due?: { prefix: string; upTo?: bigint; ahead?: bigint };
+}
+
+/** One stream as loadStreams read it. */
+export interface LoadedStream {
+  streamId: string;
+  /** its version now (0: no such stream) */
+  version: number;
+  /** the position it was asked from */
+  after: number;
+  /** the version of the event at `after` if that is this stream's (null: it is not, or after is 0) */
+  afterVersion: number | null;
+  /** its latest snapshot after `after` that is bound where it claims (none: undefined) */
+  snapshot?: SnapshotRecord;
+  /** its events after the snapshot (or after `after`), in order */
+  rows: EventRow[];
+}
+
+export interface StreamsLoaded {
+  streams: LoadedStream[];
+  /** the last event (null: the log is empty) */
+  head: { position: number; time: bigint; hash: string } | null;
+  /** the request's stored answer (undefined: none) */
+  answer?: { response: unknown };
+  due?: { prefix: string; upTo: bigint; list: { streamId: string; wakeAt: bigint }[] };
+}
+
+/** An engine that reads what a request needs in one round trip. */
+export interface StreamsLoader {
+  loadStreams(spec: StreamsLoad): Promise<StreamsLoaded>;
 }
 
 export interface AsyncEventStore {
@@ -43,6 +85,8 @@ export interface AsyncEventStore {
   countCategory(category: string): Promise<number>;
   saveSnapshot(s: SnapshotRecord): Promise<void>;
   latestSnapshot(streamId: string, codeVersion: string, maxPosition?: number): Promise<SnapshotRecord | undefined>;
+  /** streams lacking a snapshot of this code version at some multiple of `every` up to their version (store/types.ts) */
+  snapshotGaps(every: number, codeVersion: string): Promise<string[]>;
   /**
    * check the log and every table beside it (store/verify.ts); with an anchor, also that the log still
    * holds it; with a replayer, also re-derive what only a replay can

@@ -35,6 +35,7 @@ export function asyncView(store: EventStore): AsyncEventStore {
     countCategory: (category: string) => settle(() => store.countCategory(category)),
     saveSnapshot: (s: SnapshotRecord) => settle(() => store.saveSnapshot(s)),
     latestSnapshot: (streamId: string, codeVersion: string, maxPosition?: number) => settle(() => store.latestSnapshot(streamId, codeVersion, maxPosition)),
+    snapshotGaps: (every: number, codeVersion: string) => settle(() => store.snapshotGaps?.(every, codeVersion) ?? []),
     verify: (anchor?: VerifyAnchor, replayer?: StreamReplayer) => settle(() => store.verify(anchor, replayer)),
     fork: (position: number, target: string) => settle(() => store.fork(position, target)),
     transaction: <T>(fn: () => Promise<T>) => settle(() => store.transaction(fn)).then((p) => p),

@@ -25,7 +25,8 @@ export function checkPath(path: string, what: string): void {
   if (bad) {
     throw new StoreError(
       'invalid_request',
-      `${what} ${JSON.stringify(path)} contains a control character (U+${bad[0].charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()}); give a plain file path`,
+      `${what} ${JSON.stringify(path)} contains a control character ` +
+        `(U+${bad[0].charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()}); give a plain file path`,
       { path },
     );
   }

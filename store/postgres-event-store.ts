@@ -6,7 +6,7 @@
 // engines give identical hashes for identical events.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type pg from 'pg';
-import type { AsyncCommitOptions, AsyncEventStore } from './async-types.js';
+import type { AsyncCommitOptions, AsyncEventStore, LoadedStream, StreamsLoad, StreamsLoaded } from './async-types.js';
 import { GENESIS_HASH } from './canonical.js';
 import { StoreError } from './errors.js';
 import { APPEND_LOCK, ident, latestPgSchemaVersion, migratePg, pgSchemaVersion } from './pg-migrate.js';
@@ -14,11 +14,12 @@ import { acquirePool, releasePool } from './pg-pool.js';
 import { parsePgUrl, type PgTarget } from './pg-url.js';
 import { checkRequestId, missingRowError, responseHash, storedAnswer, type RequestEvents, type StoredRequestRow } from './request-check.js';
 import { boundHere, snapshotBinding, snapshotProblem, usableSnapshot, type SnapshotRow } from './snapshot-binding.js';
-import { planAppend, requestRow, type AppendHeads } from './append-plan.js';
+import { planAppend, requestRow, type AppendHeads, type AppendPlan, type NewRequestRow } from './append-plan.js';
 import { clampInstant, prefixRange, storedEventOf } from './sql-shared.js';
 import type {
   AppendBatch,
   CommitResult,
+  CommitSnapshot,
   EventRow,
   RawEvent,
   ReadOptions,
@@ -50,7 +51,8 @@ const RAW = 'position::float8 AS "position", stream_id AS "streamId", version, t
 export function rowsAfterSql(schema: string): string {
   return `SELECT ${RAW}, hash FROM ${schema}.events WHERE position > $1 AND position <= $1 + $2 ORDER BY events.position`;
 }
-const RAW_NO_METADATA = `position::float8 AS "position", stream_id AS "streamId", version, type, schema_version AS "schemaVersion", time::text AS time, data, '{}' AS metadata`;
+const RAW_NO_METADATA =
+  `position::float8 AS "position", stream_id AS "streamId", version, ` + `type, schema_version AS "schemaVersion", time::text AS time, data, '{}' AS metadata`;
 const PAGE = 2000;
 /** a request's number as pg/004 gives the rows it finds */
 const NUMBERED = 'row_number() OVER (ORDER BY COALESCE(q.last_position, 0), q.request_id COLLATE "C") AS seq';
@@ -77,7 +79,8 @@ export async function openPgEventStore(url: string, opts: PgOpenOptions = {}): P
         if (version > latestPgSchemaVersion()) await migratePg(client, target.schema); // throws schema_too_new
         if (version === 0) {
           const found = await client.query<{ tables: string[] | null }>(
-            `SELECT (SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'v', 'p')) AS tables
+            `SELECT (SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class ` +
+              `c WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'v', 'p')) AS tables
              FROM pg_namespace n WHERE n.nspname = $1`,
             [target.schema],
           );
@@ -113,6 +116,8 @@ export class PgEventStore implements AsyncEventStore {
   /** the client of the transaction the current async context runs in, if any */
   private readonly tx = new AsyncLocalStorage<pg.PoolClient>();
   private closed = false;
+  /** statements sent to the server by this store (each one round trip; a multi-statement string counts once) */
+  roundTrips = 0;
 
   constructor(
     private readonly target: PgTarget,
@@ -142,6 +147,7 @@ export class PgEventStore implements AsyncEventStore {
     if (this.closed) throw new StoreError('io', `event log ${this.path} is closed`);
     const c = this.tx.getStore();
     const config: pg.QueryConfig = name ? { text, values: values ?? [], name: `${name}_${this.target.schema}` } : { text, values: values ?? [] };
+    this.roundTrips++;
     try {
       return await (c ? c.query<R>(config) : this.pool.query<R>(config));
     } catch (e) {
@@ -174,9 +180,11 @@ export class PgEventStore implements AsyncEventStore {
     let broken: unknown;
     try {
       // BEGIN and the lock in one round trip (the schema name is a checked identifier)
+      this.roundTrips++;
       await client.query(lock ? `BEGIN; SELECT pg_advisory_xact_lock(${APPEND_LOCK}, hashtext('${this.target.schema}'))` : 'BEGIN');
       const r = await this.tx.run(client, fn);
       commit.sent = true;
+      this.roundTrips++;
       await client.query('COMMIT');
       return r;
     } catch (e) {
@@ -193,10 +201,20 @@ export class PgEventStore implements AsyncEventStore {
     this.writable('commit');
     validate(batches);
     if (opts.requestId !== undefined) checkRequestId(opts.requestId);
-    const retries = this.tx.getStore() ? 0 : (this.opts.retries ?? 2);
+    const nested = this.tx.getStore() !== undefined;
+    const retries = nested ? 0 : (this.opts.retries ?? 2);
+    // one statement under the lock (clockledger_append), unless the caller writes more itself or
+    // already holds a transaction
+    const inOne = !nested && opts.alsoWrite === undefined && this.version >= APPEND_FUNCTION_VERSION;
     for (let attempt = 0; ; attempt++) {
       const commit = { sent: false };
       try {
+        if (inOne) {
+          const r = await this.commitInOne(batches, opts, commit);
+          if (r !== undefined) return r;
+          // the request id was answered, or its row is missing: the commit that says which
+          commit.sent = false;
+        }
         return await this.inTransaction(() => this.commitLocked(batches, opts), commit, true);
       } catch (e) {
         // A lost connection rolled the transaction back unless COMMIT was already out; then a
@@ -217,6 +235,69 @@ export class PgEventStore implements AsyncEventStore {
     }
   }
 
+  /**
+   * A commit in two round trips: `BEGIN` and a call of clockledger_append (migrations/pg/006) that
+   * takes the append lock and, the log having moved since the heads the plan was made from (the
+   * first call has none: it only reads them), writes nothing and returns the heads as they are;
+   * then, still holding the lock, the plan made from those heads, and `COMMIT`. Undefined (nothing
+   * written) when the request id was answered or its events are in the log: the full commit says
+   * which.
+   */
+  private async commitInOne(batches: AppendBatch[], opts: AsyncCommitOptions, commit: { sent: boolean }): Promise<CommitResult | undefined> {
+    const client = await connect(this.pool);
+    let broken: unknown;
+    let open = false;
+    try {
+      const ids = [...new Set(batches.map((b) => b.streamId))];
+      const call = (payload: unknown) => `SELECT ${this.s}.clockledger_append(${client.escapeLiteral(JSON.stringify(payload))}::jsonb) AS r`;
+      // (every head is unknown before the lock: position -1 matches no log)
+      const probe = {
+        lockClass: APPEND_LOCK,
+        schema: this.target.schema,
+        ids,
+        position: -1,
+        hash: '',
+        versions: {},
+        requestId: opts.requestId ?? null,
+        seq: -1,
+      };
+      this.roundTrips++;
+      const first = (await client.query(`BEGIN; ${call(probe)}`)) as unknown as pg.QueryResult[];
+      open = true;
+      const found = first[1]!.rows[0]!.r as AppendFound;
+      if (found.answered) {
+        await client.query('ROLLBACK');
+        open = false;
+        return undefined;
+      }
+      const heads: AppendHeads = { position: found.position, hash: found.hash ?? GENESIS_HASH, versions: new Map(Object.entries(found.versions)) };
+      if (opts.requestId !== undefined) heads.request = { seq: found.seq!, stored: null, carried: null };
+      const plan = planAppend(heads, batches, opts);
+      if (plan.duplicate) throw new StoreError('corrupt', `${this.path}: a request answered under the append lock was not found there`);
+      const response = opts.response ? opts.response(plan.written) : undefined;
+      const payload = appendPayload(plan, requestRow(plan, response), opts.snapshots ?? [], {
+        ...probe,
+        position: found.position,
+        hash: heads.hash,
+        versions: found.versions,
+        seq: found.seq,
+      });
+      commit.sent = true;
+      this.roundTrips++;
+      const second = (await client.query(`${call(payload)}; COMMIT`)) as unknown as pg.QueryResult[];
+      open = false;
+      if ((second[0]!.rows[0]!.r as AppendFound).written !== true)
+        throw new StoreError('corrupt', `${this.path}: the log moved while its append lock was held`);
+      return { duplicate: false, written: plan.written, response };
+    } catch (e) {
+      if (isConnectionError(e)) broken = e;
+      else if (open) await client.query('ROLLBACK').catch((r) => (broken = r));
+      throw asStoreError(e);
+    } finally {
+      client.release(broken instanceof Error ? broken : undefined);
+    }
+  }
+
   /** the commit's work, inside its transaction and holding the append lock */
   private async commitLocked(batches: AppendBatch[], opts: AsyncCommitOptions): Promise<CommitResult> {
     const ids = [...new Set(batches.map((b) => b.streamId))];
@@ -230,7 +311,8 @@ export class PgEventStore implements AsyncEventStore {
     };
     const head = await this.q<Head>(
       `SELECT e.position::float8 AS position, e.hash,
-              (SELECT row_to_json(p) FROM (${REQUEST_ROW_SQL(`${this.s}.requests`, `${this.s}.events`, (c) => `${c}::float8`)} WHERE r.request_id = $1) p) AS prior,
+              (SELECT row_to_json(p) FROM (${REQUEST_ROW_SQL(`${this.s}.requests`, `${this.s}.events`, (c) => `${c}::float8`)} ` +
+        `WHERE r.request_id = $1) p) AS prior,
               CASE WHEN $1::text IS NOT NULL THEN (SELECT row_to_json(g) FROM (${REQUEST_EVENTS(this.s)}) g) END AS gone,
               CASE WHEN $1::text IS NOT NULL THEN (SELECT COALESCE(max(seq), 0)::float8 FROM ${this.s}.requests) END AS seq,
               (SELECT COALESCE(json_object_agg(stream_id, version), '{}') FROM ${this.s}.streams WHERE stream_id = ANY($2::text[])) AS versions
@@ -289,6 +371,11 @@ export class PgEventStore implements AsyncEventStore {
         wakeOnly.map(([, at]) => at?.toString() ?? null),
       ]);
     }
+    for (const sn of opts.snapshots ?? []) {
+      const position =
+        plan.written.find((w) => w.streamId === sn.streamId && w.version === sn.version)?.position ?? (await this.positionOfVersion(sn.streamId, sn.version));
+      await this.saveSnapshot({ ...sn, position: position ?? 0 });
+    }
     await opts.alsoWrite?.(plan.written);
     const response = opts.response ? opts.response(plan.written) : undefined;
     const q = requestRow(plan, response);
@@ -300,6 +387,69 @@ export class PgEventStore implements AsyncEventStore {
       );
     }
     return { duplicate: false, written: plan.written, response };
+  }
+
+  /**
+   * What a request reads before it decides, in one statement (store/async-types.ts StreamsLoad):
+   * each stream's latest snapshot after the position the caller holds it at and the events after
+   * that, the last event, the request's stored answer, the wake index. A snapshot that is not
+   * bound where it claims is passed over as latestSnapshot passes it, at the cost of a read more.
+   */
+  async loadStreams(spec: StreamsLoad): Promise<StreamsLoaded> {
+    // (checked before it is sent, as findRequest checks it)
+    if (spec.request) checkRequestId(spec.request.requestId);
+    const due = spec.due;
+    const [lo, hi] = due ? (due.prefix ? prefixRange(due.prefix) : ['', null]) : [null, null];
+    type Raw = {
+      head: { position: number; time: string; hash: string } | null;
+      due: { streamId: string; wakeAt: string }[] | null;
+      due_up_to: string | null;
+      streams: RawLoaded[] | null;
+      prior: StoredRequestRow | null;
+      gone: RequestEvents | null;
+    };
+    const r = (
+      await this.q<Raw>(
+        loadSql(this.s),
+        [
+          spec.streams.map((x) => x.streamId),
+          spec.streams.map((x) => x.after),
+          spec.codeVersion,
+          spec.request?.requestId ?? null,
+          lo,
+          hi,
+          due?.upTo?.toString() ?? null,
+          due?.ahead?.toString() ?? null,
+        ],
+        'clockledger_load',
+      )
+    ).rows[0]!;
+    const out: StreamsLoaded = { streams: [], head: r.head && { position: r.head.position, time: BigInt(r.head.time), hash: r.head.hash } };
+    if (spec.request) {
+      if (r.prior) out.answer = storedAnswer(r.prior, spec.request.fingerprint);
+      else if (r.gone && r.gone.count > 0) throw missingRowError(spec.request.requestId, r.gone, r.head?.position ?? 0);
+    }
+    if (due) out.due = { prefix: due.prefix, upTo: BigInt(r.due_up_to!), list: (r.due ?? []).map((d) => ({ streamId: d.streamId, wakeAt: BigInt(d.wakeAt) })) };
+    for (const x of r.streams ?? []) {
+      const l: LoadedStream = { streamId: x.streamId, version: x.version ?? 0, after: x.after, afterVersion: x.afterVersion, rows: x.rows };
+      if (x.snapshot) {
+        const row: SnapshotRow = { ...x.snapshot, streamId: x.streamId, state: Buffer.from(x.snapshot.state, 'base64') };
+        const ok = usableSnapshot(this.path, row);
+        if (ok) l.snapshot = ok;
+        else {
+          // (a snapshot not bound where it claims: the one below it, or the events from `after`)
+          const below = await this.latestSnapshot(x.streamId, spec.codeVersion, row.position - 1);
+          const from = below && below.position > x.after ? below : undefined;
+          l.snapshot = from;
+          l.rows = [];
+          for await (const e of this.scan({ streamId: x.streamId, fromPosition: (from?.position ?? x.after) + 1, withoutMetadata: true })) {
+            l.rows.push([e.position, e.streamId, e.version, e.type, e.time, e.data]);
+          }
+        }
+      }
+      out.streams.push(l);
+    }
+    return out;
   }
 
   async findRequest(requestId: string, fingerprint?: string): Promise<{ response: unknown } | undefined> {
@@ -381,7 +531,8 @@ export class PgEventStore implements AsyncEventStore {
     // the streams table keeps each stream's last type: one range read, no scan of the log
     const [lo, hi] = prefix ? prefixRange(prefix) : ['', null];
     const r = await this.q<{ id: string }>(
-      `SELECT stream_id AS id FROM ${this.s}.streams WHERE stream_id >= $1 AND ($2::text IS NULL OR stream_id < $2) AND last_type <> ALL($3::text[]) ORDER BY stream_id`,
+      `SELECT stream_id AS id FROM ${this.s}.streams WHERE stream_id >= $1 AND ($2::text ` +
+        `IS NULL OR stream_id < $2) AND last_type <> ALL($3::text[]) ORDER BY stream_id`,
       [lo, hi, endTypes],
     );
     return r.rows.map((x) => x.id);
@@ -447,6 +598,15 @@ export class PgEventStore implements AsyncEventStore {
       if (ok) return ok;
       below = r.position - 1;
     }
+  }
+
+  async snapshotGaps(every: number, codeVersion: string): Promise<string[]> {
+    const r = await this.q<{ id: string }>(
+      `SELECT s.stream_id AS id FROM ${this.s}.streams s WHERE s.version >= $1 AND s.version / $1 >
+         (SELECT count(*) FROM ${this.s}.snapshots p WHERE p.stream_id = s.stream_id AND p.code_version = $2 AND p.version % $1 = 0) ORDER BY s.stream_id`,
+      [every, codeVersion],
+    );
+    return r.rows.map((x) => x.id);
   }
 
   async verify(anchor?: VerifyAnchor, replayer?: StreamReplayer): Promise<VerifyResult> {
@@ -597,7 +757,8 @@ export class PgEventStore implements AsyncEventStore {
         );
         await client.query(
           `INSERT INTO ${t}.stream_categories (category, streams)
-           SELECT CASE WHEN strpos(stream_id, '-') > 0 THEN left(stream_id, strpos(stream_id, '-') - 1) ELSE stream_id END, count(*) FROM ${t}.streams GROUP BY 1`,
+           SELECT CASE WHEN strpos(stream_id, '-') > 0 THEN left(stream_id, strpos(stream_id, ` +
+            `'-') - 1) ELSE stream_id END, count(*) FROM ${t}.streams GROUP BY 1`,
         );
         await client.query('COMMIT');
         return { events };
@@ -621,6 +782,137 @@ export class PgEventStore implements AsyncEventStore {
 }
 
 let savepoints = 0;
+
+/** A stream as clockledger_load's statement returns it (its snapshot's state in base64). */
+interface RawLoaded {
+  streamId: string;
+  version: number | null;
+  after: number;
+  afterVersion: number | null;
+  snapshot: (Omit<SnapshotRow, 'state' | 'streamId'> & { state: string }) | null;
+  rows: EventRow[];
+}
+
+/**
+ * loadStreams' statement. $1 stream ids, $2 the positions they are held at, $3 code version, $4
+ * request id, $5/$6 the wake prefix's range ($5 null: no wake index), $7 up to an instant, or $8
+ * the last event's instant plus this. Rows come as JSON arrays (position, stream, version, type,
+ * time, data as stored).
+ */
+const loadSql = (s: string) => `
+  WITH hd AS (SELECT position, time, hash FROM ${s}.events ORDER BY events.position DESC LIMIT 1),
+  bound AS (SELECT CASE WHEN $5::text IS NULL THEN NULL
+                        ELSE COALESCE($7::numeric, LEAST(COALESCE((SELECT time FROM hd), 0)::numeric + $8::numeric, 9223372036854775806)) END AS up_to),
+  due AS (SELECT st.stream_id, st.wake_at FROM ${s}.streams st, bound
+          WHERE bound.up_to IS NOT NULL AND st.wake_at IS NOT NULL AND st.wake_at <= bound.up_to
+            AND st.stream_id >= $5 AND ($6::text IS NULL OR st.stream_id < $6)),
+  want AS (SELECT t.id, t.after FROM unnest($1::text[], $2::bigint[]) AS t(id, after)
+           UNION ALL SELECT d.stream_id, 0 FROM due d WHERE d.stream_id <> ALL($1::text[])),
+  loaded AS (
+    SELECT w.id, w.after,
+           (SELECT st.version FROM ${s}.streams st WHERE st.stream_id = w.id) AS version,
+           (SELECT e.version FROM ${s}.events e WHERE e.position = w.after AND e.stream_id = w.id) AS after_version,
+           sn.*
+    FROM want w
+    LEFT JOIN LATERAL (
+      SELECT p.version AS s_version, p.position AS s_position, p.code_version AS s_code, encode(p.state, 'base64') AS s_state,
+             p.chain_hash AS s_chain, p.binding AS s_binding, e.stream_id AS s_at_stream, e.version AS s_at_version, e.hash AS s_at_hash
+      FROM ${s}.snapshots p LEFT JOIN ${s}.events e ON e.position = p.position
+      WHERE p.stream_id = w.id AND p.code_version = $3 AND p.position > w.after
+      ORDER BY p.position DESC LIMIT 1
+    ) sn ON true
+  )
+  SELECT
+    (SELECT json_build_object('position', position::float8, 'time', time::text, 'hash', hash) FROM hd) AS head,
+    (SELECT json_agg(json_build_object('streamId', d.stream_id, 'wakeAt', d.wake_at::text) ORDER BY d.wake_at, d.stream_id) FROM due d) AS due,
+    (SELECT up_to::text FROM bound) AS due_up_to,
+    (SELECT json_agg(json_build_object(
+       'streamId', l.id, 'after', l.after::float8, 'version', l.version, 'afterVersion', l.after_version,
+       'snapshot', CASE WHEN l.s_position IS NULL THEN NULL ELSE json_build_object(
+         'version', l.s_version, 'position', l.s_position::float8, 'codeVersion', l.s_code, 'state', l.s_state, 'chainHash', l.s_chain,
+         'binding', l.s_binding, 'atStreamId', l.s_at_stream, 'atVersion', l.s_at_version, 'atHash', l.s_at_hash) END,
+       'rows', (SELECT COALESCE(json_agg(json_build_array(e.position::float8, e.stream_id, e.version, e.type, e.time::text, e.data) ORDER BY e.position), '[]')
+                FROM ${s}.events e WHERE e.stream_id = l.id AND e.position > GREATEST(l.after, COALESCE(l.s_position, 0)))))
+     FROM loaded l) AS streams,
+    CASE WHEN $4::text IS NOT NULL THEN
+      (SELECT row_to_json(p) FROM (${REQUEST_ROW_SQL(`${s}.requests`, `${s}.events`, (c) => `${c}::float8`)} WHERE r.request_id = $4) p) END AS prior,
+    CASE WHEN $4::text IS NOT NULL THEN
+      (SELECT row_to_json(g) FROM (SELECT min(position)::float8 AS first, max(position)::float8 AS last, count(*)::float8 AS count FROM ${s}.events
+                                   WHERE (metadata::jsonb ->> 'requestId') = $4 AND (metadata::jsonb ? 'requestId')) g) END AS gone`;
+
+/** the schema version that has clockledger_append */
+const APPEND_FUNCTION_VERSION = 6;
+
+/** What clockledger_append found when the log was not as the plan read it (or `written: true`). */
+interface AppendFound {
+  written: boolean;
+  position: number;
+  hash: string | null;
+  versions: Record<string, number>;
+  seq: number | null;
+  answered: boolean;
+}
+
+/** clockledger_append's argument: the heads the plan was made from and everything it writes. */
+function appendPayload(
+  plan: AppendPlan,
+  request: NewRequestRow | null,
+  snapshots: CommitSnapshot[],
+  expected: {
+    lockClass: number;
+    schema: string;
+    ids: string[];
+    position: number;
+    hash: string;
+    versions: Record<string, number>;
+    requestId: string | null;
+    seq: number | null;
+  },
+): unknown {
+  const written = new Map(plan.written.map((w) => [`${w.streamId}\u0000${w.version}`, w.position]));
+  const headed = new Set(plan.streams.map((h) => h.streamId));
+  return {
+    ...expected,
+    rows: plan.rows.map((r) => ({
+      position: r.position,
+      stream_id: r.streamId,
+      version: r.version,
+      type: r.type,
+      schema_version: r.schemaVersion,
+      time: r.time.toString(),
+      data: r.data,
+      metadata: r.metadata,
+      hash: r.hash,
+    })),
+    heads: plan.streams.map((h) => ({
+      stream_id: h.streamId,
+      version: h.version,
+      position: h.position,
+      type: h.type,
+      sets_wake: plan.wakes.has(h.streamId),
+      wake_at: plan.wakes.get(h.streamId)?.toString() ?? null,
+    })),
+    wakeOnly: [...plan.wakes].filter(([id]) => !headed.has(id)).map(([id, at]) => ({ stream_id: id, wake_at: at?.toString() ?? null })),
+    categories: [...plan.categories].map(([category, streams]) => ({ category, streams })),
+    snapshots: snapshots.map((sn) => ({
+      stream_id: sn.streamId,
+      version: sn.version,
+      position: written.get(`${sn.streamId}\u0000${sn.version}`) ?? null,
+      code_version: sn.codeVersion,
+      state: sn.state.toString('base64'),
+    })),
+    request: request && {
+      request_id: request.requestId,
+      handler: request.handler,
+      first_position: request.firstPosition,
+      last_position: request.lastPosition,
+      response: request.response,
+      fingerprint: request.fingerprint,
+      response_hash: request.responseHash,
+      seq: request.seq,
+    },
+  };
+}
 
 /** What PostgreSQL cannot store, refused before anything is sent (the rest is the plan's to check). */
 function validate(batches: AppendBatch[]): void {

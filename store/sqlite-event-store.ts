@@ -77,7 +77,9 @@ const ROW_COLUMNS = 'position, stream_id, version, type, CAST(time AS TEXT), dat
 // row (time as a decimal string, data as stored), so a replay pays one string and one JSON.parse per
 // chunk instead of a row array and four strings per event
 const CHUNK_ROWS = 256;
-const CHUNK_TEXT = `count(*), '[' || group_concat(position || ',' || json_quote(stream_id) || ',' || version || ',' || json_quote(type) || ',"' || CAST(time AS TEXT) || '",' || data, ',') || ']'`;
+const CHUNK_TEXT =
+  `count(*), '[' || group_concat(position || ',' || json_quote(stream_id) || ',' ` +
+  `|| version || ',' || json_quote(type) || ',"' || CAST(time AS TEXT) || '",' || data, ',') || ']'`;
 const RAW_COLUMNS_NO_METADATA =
   "position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, '{}' AS metadata";
 
@@ -87,7 +89,8 @@ const SQL = {
   last: 'SELECT position, hash FROM events ORDER BY position DESC LIMIT 1',
   streamVersion: 'SELECT version FROM streams WHERE stream_id = ?',
   upsertStream:
-    'INSERT INTO streams (stream_id, version, last_position, last_type) VALUES (?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_position = excluded.last_position, last_type = excluded.last_type',
+    'INSERT INTO streams (stream_id, version, last_position, last_type) VALUES (?, ?, ?, ?) ON CONFLICT (stream_id) ' +
+    'DO UPDATE SET version = excluded.version, last_position = excluded.last_position, last_type = excluded.last_type',
   streamVersionAt: 'SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ? AND position <= ?',
   positionOfVersion: 'SELECT position FROM events WHERE stream_id = ? AND version = ?',
   findRequest: `${REQUEST_ROW_SQL('requests', 'events', (c) => c)} WHERE r.request_id = ?`,
@@ -103,10 +106,18 @@ const SQL = {
   addCategory: 'INSERT INTO stream_categories (category, streams) VALUES (?, ?) ON CONFLICT (category) DO UPDATE SET streams = streams + excluded.streams',
   categoryCount: 'SELECT streams FROM stream_categories WHERE category = ?',
   setWake: 'UPDATE streams SET wake_at = ? WHERE stream_id = ?',
-  due: 'SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT NULL AND wake_at <= ? AND stream_id >= ? AND (? IS NULL OR stream_id < ?) ORDER BY wake_at, stream_id',
+  due:
+    'SELECT stream_id AS streamId, CAST(wake_at AS TEXT) AS wakeAt FROM streams WHERE wake_at IS NOT ' +
+    'NULL AND wake_at <= ? AND stream_id >= ? AND (? IS NULL OR stream_id < ?) ORDER BY wake_at, stream_id',
   saveSnapshot: 'INSERT OR REPLACE INTO snapshots (stream_id, version, position, code_version, state, chain_hash, binding) VALUES (?, ?, ?, ?, ?, ?, ?)',
   latestSnapshot: `${SNAPSHOT_ROW_SQL('snapshots', 'events', (c) => c)}
                    WHERE s.stream_id = ? AND s.code_version = ? AND s.position <= ? ORDER BY s.position DESC LIMIT 1`,
+  // streams with fewer snapshots at multiples of `every` than multiples up to their version
+  // (a bound number may arrive as a REAL: the division must be an integer one)
+  snapshotGaps: `SELECT s.stream_id FROM streams s WHERE s.version >= @every AND s.version / CAST(@every AS INTEGER) >
+                   (SELECT count(*) FROM snapshots p
+                     WHERE p.stream_id = s.stream_id AND p.code_version = @code AND p.version % @every = 0)
+            ORDER BY s.stream_id`,
   // changes when another connection commits to the file (never for this connection's own commits)
   dataVersion: 'PRAGMA data_version',
 } as const satisfies Record<string, string>;
@@ -226,6 +237,11 @@ class SqliteEventStore implements EventStore {
     for (const h of plan.streams) this.st('upsertStream').run(h.streamId, h.version, h.position, h.type);
     for (const [streamId, at] of plan.wakes) this.st('setWake').run(at, streamId);
     for (const [category, n] of plan.categories) this.st('addCategory').run(category, n);
+    for (const sn of opts.snapshots ?? []) {
+      const position =
+        plan.written.find((w) => w.streamId === sn.streamId && w.version === sn.version)?.position ?? this.positionOfVersion(sn.streamId, sn.version);
+      this.saveSnapshot({ ...sn, position: position ?? 0 });
+    }
     opts.alsoWrite?.(plan.written);
     const response = opts.response ? opts.response(plan.written) : undefined;
     const q = requestRow(plan, response);
@@ -430,6 +446,10 @@ class SqliteEventStore implements EventStore {
       if (ok) return ok;
       below = r.position - 1;
     }
+  }
+
+  snapshotGaps(every: number, codeVersion: string): string[] {
+    return this.st('snapshotGaps').all({ every, code: codeVersion }) as string[];
   }
 
   verify(anchor?: VerifyAnchor, replayer?: StreamReplayer): VerifyResult {

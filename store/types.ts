@@ -83,6 +83,19 @@ export interface CommitOptions {
   response?: (written: WrittenEvent[]) => unknown;
   /** more writes (e.g. snapshots) that belong to the same transaction, once positions are known */
   alsoWrite?: (written: WrittenEvent[]) => void;
+  /**
+   * snapshots written and bound in the same transaction: each at its stream version, its position
+   * the one this commit gives that version, or the log's (a version neither holds is invalid_request)
+   */
+  snapshots?: CommitSnapshot[];
+}
+
+/** A snapshot a commit writes: its position is found from its stream version. */
+export interface CommitSnapshot {
+  streamId: string;
+  version: number;
+  codeVersion: string;
+  state: Buffer;
 }
 
 export interface WrittenEvent {
@@ -217,6 +230,11 @@ export interface EventStore {
   countCategory(category: string): number;
   saveSnapshot(s: SnapshotRecord): void;
   latestSnapshot(streamId: string, codeVersion: string, maxPosition?: number): SnapshotRecord | undefined;
+  /**
+   * Streams (in id order) that lack a snapshot of this code version at some multiple of `every` up
+   * to their version: those a pass must snapshot for a read never to replay `every` events or more.
+   */
+  snapshotGaps?(every: number, codeVersion: string): string[];
   /**
    * Check the log and every table kept beside it; with an anchor (an earlier head), also that the log
    * still holds it; with a replayer, also re-derive snapshot states and unrecorded wake instants.

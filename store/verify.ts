@@ -155,7 +155,8 @@ export class LedgerCheck {
         out.push({
           table: 'streams',
           position: last + 1,
-          reason: `stream ${r.streamId} ends at position ${r.lastPosition} (version ${r.version}) but the log ends at ${last}: events were removed from its end`,
+          reason:
+            `stream ${r.streamId} ends at position ${r.lastPosition} ` + `(version ${r.version}) but the log ends at ${last}: events were removed from its end`,
         });
       } else if (!s) {
         out.push({
@@ -167,7 +168,9 @@ export class LedgerCheck {
         out.push({
           table: 'streams',
           position: Math.min(s.last, r.lastPosition || s.last),
-          reason: `stream ${r.streamId} is listed at version ${r.version} (position ${r.lastPosition}, ${r.lastType}) but its events end at version ${s.version} (position ${s.last}, ${s.type})`,
+          reason:
+            `stream ${r.streamId} is listed at version ${r.version} (position ${r.lastPosition}, ${r.lastType}) ` +
+            `but its events end at version ${s.version} (position ${s.last}, ${s.type})`,
         });
       } else this.wake(r, s);
     }

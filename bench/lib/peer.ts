@@ -30,7 +30,8 @@ export function ensurePeer(say: (s: string) => void): number | null {
   const want = manifestHash();
   if (existsSync(ADDON) && existsSync(STAMP) && readFileSync(STAMP, 'utf8') === want) return null;
   say(
-    `installing the peer (${FILES.map((f) => join('bench/peer', f)).join(', ')}) into bench/.peer/ from the npm registry; sqlite3 compiles SQLite from source, about a minute or two ...`,
+    `installing the peer (${FILES.map((f) => join('bench/peer', f)).join(', ')}) into bench/.peer/ ` +
+      `from the npm registry; sqlite3 compiles SQLite from source, about a minute or two ...`,
   );
   rmSync(PEER_DIR, { recursive: true, force: true });
   mkdirSync(PEER_DIR, { recursive: true });

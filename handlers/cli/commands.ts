@@ -464,7 +464,17 @@ export const COMMANDS: { readonly [N in HandlerName]: readonly CliCommand<N>[] }
   ],
   verify: [
     command('verify', "check the log's hash chain; exits 1 when it is broken (handler verify)", view('log', 'renderVerify'), {
-      examples: ['verify', 'verify --db copy.db --json'],
+      options: [
+        {
+          flags: '--anchor <json-or-file>',
+          description:
+            'a head an earlier verify reported ({"position","hash","requests":{"seq","hash"}}), as JSON or a file holding it ' +
+            '(a whole `verify --json` answer will do): the log must still hold it, else it is broken (exit 1)',
+        },
+        { flags: '--no-replay', description: "check the snapshots' and wake instants' bindings only, without re-deriving them by replay (faster)" },
+      ],
+      examples: ['verify', 'verify --db copy.db --json', 'verify --json > head.json', 'verify --anchor head.json', 'verify --no-replay'],
+      request: async (v) => (await import('./verify-request.js')).verifyRequest(v),
       progress: { label: 'verifying', sized: true },
       okExitCode: (r) => (r.intact === false ? EXIT_HANDLER_ERROR : EXIT_OK),
     }),
@@ -592,7 +602,8 @@ export const COMMANDS: { readonly [N in HandlerName]: readonly CliCommand<N>[] }
   matrix: [
     command(
       'matrix',
-      'which migrations are unsafe, for which guests, and why: host pairs × VMM releases × blackouts × guests, each migration run and audited (handler matrix)',
+      'which migrations are unsafe, for which guests, and why: host pairs × VMM ' +
+        'releases × blackouts × guests, each migration run and audited (handler matrix)',
       view('matrix', 'renderMatrix'),
       {
         options: [

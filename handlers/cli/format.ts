@@ -255,11 +255,25 @@ export function eventSummary(e: EventJson): string {
       return short(isPlainObject(d.spec) ? d.spec : d);
     case 'MigrationPhaseEntered':
       return `phase ${d.phase}`;
+    case 'MatrixChecked':
+      return matrixSummary(d);
     default: {
       const { hw: _hw, trace: _trace, ...rest } = d;
       return Object.keys(rest).length ? short(rest) : '';
     }
   }
+}
+
+/** A MatrixChecked event (machines/matrix/state.ts): its cells and verdicts, and for a before/after the other side and the cells that changed. */
+function matrixSummary(d: Record<string, unknown>): string {
+  const verdicts = (v: unknown) => {
+    const s = (isPlainObject(v) ? v : {}) as Record<string, unknown>;
+    const na = Number(s.notApplicable ?? 0) ? `, ${s.notApplicable} n/a` : '';
+    return `${s.pass ?? '?'} pass, ${s.warn ?? '?'} warn, ${s.fail ?? '?'} fail${na}`;
+  };
+  const after = isPlainObject(d.after) ? d.after : null;
+  const changed = after && Array.isArray(after.changed) ? `; ${after.changed.length} changed` : '';
+  return `${d.cells} cells: ${verdicts(d.summary)}${after ? `; after: ${verdicts(after.summary)}${changed}` : ''}`;
 }
 
 export function eventsTable(events: EventJson[]): string {

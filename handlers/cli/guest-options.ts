@@ -8,6 +8,8 @@ const GUEST_FLAGS: readonly (CliOption & { path: string })[] = [
   { flags: '--guest-clocksource <cs>', description: 'clocksource= on the guest command line', choices: ['auto', 'kvm-clock', 'tsc'], path: 'clocksource' },
   { flags: '--tsc-reliable', description: 'tsc=reliable: the TSC is not watched', path: 'tscReliable' },
   { flags: '--invariant-tsc', description: 'the vCPUs show an invariant TSC (kvm-clock rates 299)', path: 'invariantTsc' },
+  { flags: '--tsc-unstable', description: 'tsc=unstable on the guest command line: the TSC is marked unstable at boot', path: 'tscUnstable' },
+  { flags: '--no-preempt-rcu', description: 'a kernel without CONFIG_PREEMPT_RCU (its stalls are rcu_sched)', path: 'preemptRcu' },
   { flags: '--watchdog-thresh <s>', description: 'kernel.watchdog_thresh (s)', value: 'int', path: 'watchdogThreshS' },
   { flags: '--wall-clock-tolerance <duration>', description: 'the CLOCK_REALTIME error tolerated', value: 'duration', path: 'wallClockToleranceNs' },
   { flags: '--ntp <client>', description: 'the NTP client', choices: ['chrony', 'ntpd', 'none'], path: 'ntp.client' },

@@ -41,11 +41,15 @@ Environment:
   CLOCKLEDGER_DEBUG       print stack traces of internal errors`;
 
 const DESCRIPTION = [
-  "clockledger emulates the Linux KVM guest clock interfaces (the x86 TSC, its offset and scaling, kvmclock, the arm64 counter offsets) to the kernel's arithmetic, records every ioctl and guest clock read in a SQLite event log, and audits live migrations: what a VMM's sequence of KVM_GET/SET_CLOCK, MSR and TSC ioctls did to the guest's time.",
+  'clockledger emulates the Linux KVM guest clock interfaces (the x86 TSC, its offset and scaling, kvmclock, the arm64 ' +
+    "counter offsets) to the kernel's arithmetic, records every ioctl and guest clock read in a SQLite event log, and " +
+    "audits live migrations: what a VMM's sequence of KVM_GET/SET_CLOCK, MSR and TSC ioctls did to the guest's time.",
   '',
-  'Values are exact: TSC values, offsets and ns are decimal strings (u64/s64). Time is one simulated true-time axis in ns since the ledger began; nothing reads the wall clock. Durations need a unit: 300ms, 1.5s, 20us, 300ns, 2m, 1h (a bare number other than 0 is refused; JSON requests take ns).',
+  'Values are exact: TSC values, offsets and ns are decimal strings (u64/s64). Time is one simulated true-time axis in ns since the ledger began; ' +
+    'nothing reads the wall clock. Durations need a unit: 300ms, 1.5s, 20us, 300ns, 2m, 1h (a bare number other than 0 is refused; JSON requests take ns).',
   '',
-  'Every subcommand is a thin wrapper over one handler (clockledger handlers); `clockledger invoke <handler>` calls any of them with a JSON request, for scripts.',
+  'Every subcommand is a thin wrapper over one handler (clockledger handlers); ' +
+    '`clockledger invoke <handler>` calls any of them with a JSON request, for scripts.',
 ].join('\n');
 
 const EXAMPLES = `

@@ -62,7 +62,10 @@ export const createVm = defineHandler({
         .int()
         .superRefine((v, ctx) => (v === 0 ? undefined : checkTscKhz(v, ctx)))
         .optional(),
-      /** x86: a confidential VM with a protected guest TSC (TDX always, SEV-SNP with Secure TSC): KVM cannot change its offset, and its kHz is VM-wide (tscKhz) */
+      /**
+       * x86: a confidential VM with a protected guest TSC (TDX always, SEV-SNP with Secure TSC): KVM cannot
+       * change its offset, and its kHz is VM-wide (tscKhz)
+       */
       secureTsc: z.boolean().default(false),
       /** the guest that runs in it, recorded with it: every later audit, replay, report and timeline uses these settings */
       guest: guestSchema,

@@ -12,7 +12,7 @@ import type { AuditReport } from './report.js';
 import { logAuditSource, type AuditSource } from './source.js';
 
 export type { Arm64Audit, AuditReport, Finding, Severity, VcpuAudit, Verdict } from './report.js';
-export { worstError } from './format.js';
+export { worstError } from './magnitudes.js';
 export { guestTscHz, guestTscTickHz, pvclockDriftPpb } from './measure-x86.js';
 
 /** What an audit asks, wherever it reads the log from: the migration, threshold overrides, evolve options. */

@@ -23,7 +23,8 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
     path: 'vmm',
     type: 'object',
     meaning:
-      'the VMM release the strategy modelled (requested as `strategy@X.Y[+switch=…]`); a migration recorded without one ran the release its strategy modelled then',
+      'the VMM release the strategy modelled (requested as `strategy@X.Y[+switch=…]`); ' +
+      'a migration recorded without one ran the release its strategy modelled then',
   },
   ...under('vmm', [
     ['strategy', 'string', 'the strategy name'],
@@ -132,7 +133,9 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
     path: 'guest',
     type: 'object \\| null',
     meaning:
-      'the simulated Linux guest (machines/guest): its clocksources, watchdogs, wall clock and sleeper from the last watchdog run before the stop to `horizonNs` after the resume, driven only by the clocks it reads through the emulated kernel on the states the log rebuilds; its settings are overridable per request (`thresholds.guest`, see Guest settings)',
+      'the simulated Linux guest (machines/guest): its clocksources, watchdogs, wall clock and sleeper from the last watchdog ' +
+      'run before the stop to `horizonNs` after the resume, driven only by the clocks it reads through the emulated kernel ' +
+      'on the states the log rebuilds; its settings are overridable per request (`thresholds.guest`, see Guest settings)',
   },
   ...under('guest', [
     ['kernel', 'string', 'the guest kernel version simulated (`thresholds.guest.kernel`)'],
@@ -149,9 +152,33 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
   { path: 'guest.log', type: 'array', meaning: "the guest kernel's messages, in order (`clockledger audit` prints them dmesg-style)" },
   ...under('guest.log[]', [
     ['timeNs', u, 'the true instant (ns of the ledger time axis)'],
-    ['guestNs', u, "the guest's printk timestamp (its sched_clock: kvm-clock, else the counter)"],
+    [
+      'guestNs',
+      u,
+      "the guest's printk timestamp: its sched_clock, kvm-clock − guest.boot.schedOffset (kvm_sched_clock_read()), else the counter; " +
+        'a real guest adds __sched_clock_offset once sched_clock is marked stable (the d of "sched_clock: Marking stable (a, b)->(c, d)", ' +
+        "tens of ms set by its boot's timing), which the model does not have",
+    ],
     ['vcpu', 'number', 'the CPU that printed it'],
     ['text', 'string', 'the text as printk prints it, without the timestamp (pr_fmt prefix included)'],
+  ]),
+  {
+    path: 'guest.boot',
+    type: 'object \\| null',
+    meaning:
+      "the guest's boot when the log holds it (its kvmclock_init(): the boot vCPU's wrmsr of MSR_KVM_SYSTEM_TIME_NEW); null: it booted " +
+      "before this VM (a migration's or restore's destination) or without kvmclock, and its sched_clock is taken as kvm-clock itself",
+  },
+  ...under('guest.boot', [
+    ['timeNs', u, "the true instant of the boot vCPU's kvmclock enable"],
+    ['schedOffset', u, 'kvm_sched_clock_offset: kvm-clock as kvm_sched_clock_init() read it ("kvm-clock: using sched offset of … cycles")'],
+    ['log', 'array', 'the clock lines the boot printed, all at that instant (the guest CPU time between them is not known)'],
+  ]),
+  ...under('guest.boot.log[]', [
+    ['timeNs', u, "the boot's true instant"],
+    ['guestNs', u, 'its printk timestamp (sched_clock then: 0 less what kvm-clock moved while the guest read it)'],
+    ['vcpu', 'number', 'the boot CPU'],
+    ['text', 'string', 'as guest.log[].text'],
   ]),
   {
     path: 'guest.watchdogRuns',
@@ -194,7 +221,13 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
   ...under('guest.rcuStalls[]', [
     ['vcpu', 'number', 'the CPU that detected it'],
     ['timeNs', u, 'the true instant'],
-    ['jiffies', u, 'jiffies since the grace period began (HZ 250)'],
+    [
+      'jiffies',
+      u,
+      "jiffies since the grace period began (HZ 250): the t= of the kernel's next line, " +
+        'which also carries g= and q= the model does not have, so it is not printed',
+    ],
+    ['ncpus', 'number', "rcu_state.n_online_cpus (that line's ncpus=)"],
     ['log', 'number[]', 'its guest.log entries'],
   ]),
   ...under('guest.wallClock', [
@@ -202,7 +235,10 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
     [
       'curve',
       'array',
-      'CLOCK_REALTIME − true wall-clock time at each point: `stop` (the error the guest brought to the stop: for a guest recorded with its VM, what its life left, drift and earlier stops included, whatever its time sources; for a VM recorded without a guest, 0: each stop is audited alone), `resume`, `ntp update N`, then `step`; or `slewing` (half way) and `slewed` (within the tolerance), or `slewing, not converging` (a day on); ntpd: `ignored (spike)` until its stepout, `ntpd exits (panic)`',
+      'CLOCK_REALTIME − true wall-clock time at each point: `stop` (the error the guest brought to the stop: for a guest recorded with its VM, ' +
+        'what its life left, drift and earlier stops included, whatever its time sources; for a VM recorded without a guest, 0: each stop is ' +
+        'audited alone), `resume`, `ntp update N`, then `step`; or `slewing` (half way) and `slewed` (within the tolerance), or `slewing, ' +
+        'not converging` (a day on); ntpd: `ignored (spike)` until its stepout, `ntpd exits (panic)`',
     ],
     [
       'convergedAt',

@@ -10,6 +10,7 @@ import type { GuestCarry, GuestInput, GuestReport } from '../guest/types.js';
 import { vmStreamId, type IoctlIssuedData } from '../vm/events.js';
 import { guestClocksAt, guestCountersAt } from '../vm/view.js';
 import type { AuditFrame, Side } from './frame.js';
+import { guestBootOf } from './guest-boot.js';
 import { setsMsr } from './measure.js';
 
 /** Whether an ioctl wrote IA32_TSC_DEADLINE. */
@@ -94,6 +95,8 @@ export function guestInputOf(f: AuditFrame): GuestInput {
     realtime: (t) => hostRealtimeNs(side(t).host, t),
     guestStopped,
     deadline,
+    // a guest that never enabled kvmclock has no boot to find (and its events need no scan)
+    boot: arm || !v0?.pvti ? null : guestBootOf(f.src, vmId, v0.id, before.rec.version),
   };
 }
 
@@ -102,5 +105,7 @@ export function guestOf(f: AuditFrame, s: GuestSettings, carried: GuestCarry | n
   const inp = guestInputOf(f);
   if (carried) inp.carried = carried;
   if (!inp.vcpus.length || inp.counterHz === 0n) return null;
+  // tsc=unstable without kvmclock: hpet, acpi_pm or refined-jiffies, none of which the model emulates
+  if (inp.arch === 'x86' && !inp.kvmclock && s.tscUnstable) return null;
   return simulateGuest(inp, s);
 }

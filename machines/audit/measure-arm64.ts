@@ -7,7 +7,8 @@ import { s64 } from '../../kvm/u64.js';
 import { arm64Ctx } from '../vm/evolve.js';
 import { guestCountersAt, type CounterView } from '../vm/view.js';
 import type { AuditFrame } from './frame.js';
-import { msPerDay, spread } from './format.js';
+import { ppbAsMsPerDay } from '../../lib/units.js';
+import { spread } from './magnitudes.js';
 import { counterAdvances, highest, lowest, NO_CITATIONS, type Measurement } from './measure.js';
 import type { AuditThresholds } from './thresholds.js';
 
@@ -52,7 +53,7 @@ export function measureArm64(f: AuditFrame, th: AuditThresholds): Measurement {
     skewCycles: { before: spread(c0.map((v) => v.cntvct)), after: spread(c1.map((v) => v.cntvct)) },
     masterClock: { before: false, after: false },
     pvclock: null,
-    tscFrequency: { nominalHz: hz, actualHz: side.host.actualCounterHz, driftPpb, msPerDay: msPerDay(driftPpb) },
+    tscFrequency: { nominalHz: hz, actualHz: side.host.actualCounterHz, driftPpb, msPerDay: ppbAsMsPerDay(driftPpb) },
     arm64: {
       cntfrqHz: hz,
       physical,

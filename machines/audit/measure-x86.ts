@@ -7,7 +7,8 @@ import type { IoctlIssuedData } from '../vm/events.js';
 import type { VmRecord } from '../vm/evolve.js';
 import { guestClocksAt } from '../vm/view.js';
 import type { AuditFrame } from './frame.js';
-import { msPerDay, spread } from './format.js';
+import { ppbAsMsPerDay } from '../../lib/units.js';
+import { spread } from './magnitudes.js';
 import { counterAdvances, highest, lowest, NO_CITATIONS, setsMsr, type Measurement } from './measure.js';
 
 /** Whether an ioctl wrote a guest TSC: a host IA32_TSC write (by number or name) or a KVM_VCPU_TSC_OFFSET. */
@@ -94,8 +95,8 @@ export function measureX86(f: AuditFrame): Measurement {
     kvmclockMinusTscStepNs: step,
     skewCycles: { before: skewBefore, after: g1 ? spread(g1.vcpus.map((v) => v.tsc)) : skewBefore },
     masterClock: { before: before.rec.x86?.useMasterClock ?? false, after: after?.rec.x86?.useMasterClock ?? false },
-    pvclock: page ? { frequencyHz: pvHz, guestTscHz: tscHz, driftPpb: pvDriftPpb, msPerDay: pvDriftPpb !== null ? msPerDay(pvDriftPpb) : null } : null,
-    tscFrequency: { nominalHz, actualHz: tscHz, driftPpb: tscDriftPpb, msPerDay: msPerDay(tscDriftPpb) },
+    pvclock: page ? { frequencyHz: pvHz, guestTscHz: tscHz, driftPpb: pvDriftPpb, msPerDay: pvDriftPpb !== null ? ppbAsMsPerDay(pvDriftPpb) : null } : null,
+    tscFrequency: { nominalHz, actualHz: tscHz, driftPpb: tscDriftPpb, msPerDay: ppbAsMsPerDay(tscDriftPpb) },
     highestBefore: highest(g0.vcpus.map((v) => v.tsc)),
     lowestAfter: g1 ? lowest(g1.vcpus.map((v) => v.tsc)) : null,
     cites: {

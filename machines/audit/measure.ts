@@ -7,7 +7,10 @@ import { MSRS } from '../../kvm/uapi.js';
 import type { AuditReport, VcpuAudit } from './report-types.js';
 
 export interface Citations {
-  /** the ioctls that wrote the guest's counter (x86: KVM_SET_TSC_KHZ, IA32_TSC, KVM_VCPU_TSC_OFFSET; arm64: KVM_SET_ONE_REG, KVM_ARM_SET_COUNTER_OFFSET, KVM_SET_DEVICE_ATTR) */
+  /**
+   * the ioctls that wrote the guest's counter (x86: KVM_SET_TSC_KHZ, IA32_TSC, KVM_VCPU_TSC_OFFSET; arm64:
+   * KVM_SET_ONE_REG, KVM_ARM_SET_COUNTER_OFFSET, KVM_SET_DEVICE_ATTR)
+   */
   counterWrites: number[];
   /** x86: the guest's reads after the resume (arm64 cites none) */
   readsAfterResume: number[];

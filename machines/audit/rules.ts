@@ -2,14 +2,17 @@
 // once the guest resumed), its condition against the thresholds, its severity, its message, and the
 // recorded events it cites. Rows are judged in table order; a code may have several rows (each a
 // way to reach it). docs/audit.md is generated from this table and FINDING_CODES.
+import { hostRealtimeNs } from '../../kvm/host.js';
 import { NSEC_PER_SEC } from '../../kvm/arith.js';
 import { s64 } from '../../kvm/u64.js';
+import { KVM_CLOCK_REALTIME } from '../../kvm/uapi.js';
 import type { GuestReport } from '../guest/types.js';
 import { DEFAULT_GUEST, type GuestSettings } from '../guest/settings.js';
 import type { AuditFrame } from './frame.js';
 import { GUEST_RULES } from './guest-rules.js';
 import { clockWindowsOf } from './window.js';
-import { abs, fmtNs, perDay, ppm, worstError } from './format.js';
+import { nsThreeDecimals, ppbAsPpm, ppbPerDayThreeDecimals } from '../../lib/units.js';
+import { abs, worstError } from './magnitudes.js';
 import { setsMsr, type Measurement } from './measure.js';
 import type { Finding } from './report-types.js';
 import { rule, type Rule, type RuleInput } from './rule.js';
@@ -54,7 +57,8 @@ export const RULES: readonly Rule[] = [
     cases: ({ f }) => when(f.mig.status === 'running'),
     severity: 'info',
     message: (_, { f }) =>
-      `the log ends ${f.mig.phase ? `in its ${f.mig.phase} phase` : 'before its first phase'} (the migration's last event is at position ${f.migEvents.at(-1)!.position}): it neither completed nor failed, so only the source before the stop is audited`,
+      `the log ends ${f.mig.phase ? `in its ${f.mig.phase} phase` : 'before its first phase'} (the migration's last event is at ` +
+      `position ${f.migEvents.at(-1)!.position}): it neither completed nor failed, so only the source before the stop is audited`,
     cites: (_, { f }) => [f.migEvents.at(-1)!.position],
   }),
   rule({
@@ -100,7 +104,8 @@ export const RULES: readonly Rule[] = [
     },
     severity: 'warn',
     message: ({ lost, worst }, { f }) =>
-      `the guest TSC lost ${fmtNs(-worst.tscErrorNs)} of the ${fmtNs(f.elapsedNs)} that passed (vCPU ${lost.map((v) => v.vcpu).join(', ')})`,
+      `the guest TSC lost ${nsThreeDecimals(-worst.tscErrorNs)} of the ${nsThreeDecimals(f.elapsedNs)} that passed ` +
+      `(vCPU ${lost.map((v) => v.vcpu).join(', ')})`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -115,7 +120,8 @@ export const RULES: readonly Rule[] = [
     },
     severity: 'warn',
     or: { severity: 'fail', when: ({ worst }, { th }) => worst.tscErrorNs > th.softLockupNs, condition: 'the worst error is beyond softLockupNs' },
-    message: ({ jumped, worst }) => `the guest TSC jumped ${fmtNs(worst.tscErrorNs)} ahead of true time (vCPU ${jumped.map((v) => v.vcpu).join(', ')})`,
+    message: ({ jumped, worst }) =>
+      `the guest TSC jumped ${nsThreeDecimals(worst.tscErrorNs)} ahead of true time (vCPU ${jumped.map((v) => v.vcpu).join(', ')})`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -126,7 +132,7 @@ export const RULES: readonly Rule[] = [
     thresholds: [],
     cases: ({ m }) => some(m.kvmclock.advanceNs).filter((a) => a < 0n),
     severity: 'fail',
-    message: (advance) => `kvmclock went back by ${fmtNs(-advance)}`,
+    message: (advance) => `kvmclock went back by ${nsThreeDecimals(-advance)}`,
     cites: ['kvmclockWrites'],
   }),
   rule({
@@ -148,7 +154,8 @@ export const RULES: readonly Rule[] = [
     arch: 'x86',
     atResume: true,
     condition:
-      "the resumed guest ran (a vCPU in KVM_RUN) before the migration's KVM_SET_CLOCK / KVM_SET_CLOCK_GUEST, reading a kvmclock more than clockErrorNs below what it read as the stop began",
+      "the resumed guest ran (a vCPU in KVM_RUN) before the migration's KVM_SET_CLOCK / " +
+      'KVM_SET_CLOCK_GUEST, reading a kvmclock more than clockErrorNs below what it read as the stop began',
     thresholds: ['clockErrorNs'],
     cases: ({ f, m, th }) => {
       const before = m.kvmclock.before;
@@ -162,15 +169,15 @@ export const RULES: readonly Rule[] = [
     message: ({ w, lowest, before }) =>
       `the guest ran before its clock was restored: ${w.runs
         .map((r) => `vCPU ${r.vcpu} from its KVM_RUN (position ${r.position})`)
-        .join(
-          ', ',
-        )} until ${w.write.ioctl} (position ${w.write.position}), ${fmtNs(w.write.time - w.runs[0]!.time)} later; its kvmclock read ${fmtNs(lowest.kvmclock)} there, ${fmtNs(before - lowest.kvmclock)} behind its ${fmtNs(before)} as the stop began`,
+        .join(', ')} until ${w.write.ioctl} (position ${w.write.position}), ${nsThreeDecimals(w.write.time - w.runs[0]!.time)} later; ` +
+      `its kvmclock read ${nsThreeDecimals(lowest.kvmclock)} there, ` +
+      `${nsThreeDecimals(before - lowest.kvmclock)} behind its ${nsThreeDecimals(before)} as the stop began`,
     cites: ({ w }) => [...w.runs.map((r) => r.position), w.write.position],
   }),
   rule({
     code: 'kvmclock_lost_time',
     ...kvmclockBehind,
-    message: (error, { f }) => `kvmclock lost ${fmtNs(-error)} of the ${fmtNs(f.elapsedNs)} that passed`,
+    message: (error, { f }) => `kvmclock lost ${nsThreeDecimals(-error)} of the ${nsThreeDecimals(f.elapsedNs)} that passed`,
     cites: ['kvmclockWrites'],
   }),
   rule({
@@ -181,7 +188,7 @@ export const RULES: readonly Rule[] = [
     thresholds: ['clockErrorNs'],
     cases: ({ m, th }) => some(m.kvmclock.errorNs).filter((e) => e > th.clockErrorNs),
     severity: 'warn',
-    message: (error) => `kvmclock jumped ${fmtNs(error)} ahead of true time`,
+    message: (error) => `kvmclock jumped ${nsThreeDecimals(error)} ahead of true time`,
     cites: ['kvmclockWrites'],
   }),
   rule({
@@ -192,7 +199,7 @@ export const RULES: readonly Rule[] = [
     thresholds: ['clockStepNs'],
     cases: ({ m, th }) => some(m.kvmclockMinusTscStepNs).filter((s) => abs(s) > th.clockStepNs),
     severity: 'warn',
-    message: (step) => `kvmclock moved ${fmtNs(abs(step))} ${step > 0n ? 'ahead of' : 'behind'} the TSC`,
+    message: (step) => `kvmclock moved ${nsThreeDecimals(abs(step))} ${step > 0n ? 'ahead of' : 'behind'} the TSC`,
     cites: ['kvmclockWrites', 'counterWrites'],
   }),
   rule({
@@ -203,7 +210,7 @@ export const RULES: readonly Rule[] = [
     thresholds: ['clockErrorNs'],
     cases: ({ m, th }) => [worstError(m.vcpus.map((v) => v.tscErrorNs))].filter((w) => w < -th.clockErrorNs),
     severity: 'warn',
-    message: (worst, { f }) => `the guest's virtual counter lost ${fmtNs(-worst)} of the ${fmtNs(f.elapsedNs)} that passed`,
+    message: (worst, { f }) => `the guest's virtual counter lost ${nsThreeDecimals(-worst)} of the ${nsThreeDecimals(f.elapsedNs)} that passed`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -214,7 +221,7 @@ export const RULES: readonly Rule[] = [
     thresholds: ['clockErrorNs'],
     cases: ({ m, th }) => [worstError(m.vcpus.map((v) => v.tscErrorNs))].filter((w) => w > th.clockErrorNs),
     severity: 'warn',
-    message: (worst) => `the guest's virtual counter jumped ${fmtNs(worst)} ahead of true time`,
+    message: (worst) => `the guest's virtual counter jumped ${nsThreeDecimals(worst)} ahead of true time`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -230,7 +237,7 @@ export const RULES: readonly Rule[] = [
     },
     severity: 'warn',
     message: ({ vmp, apart }) =>
-      `the virtual and physical counters drifted ${fmtNs(apart)} apart (CNTVCT−CNTPCT went from ${vmp.before} to ${vmp.after} ticks)`,
+      `the virtual and physical counters drifted ${nsThreeDecimals(apart)} apart (CNTVCT−CNTPCT went from ${vmp.before} to ${vmp.after} ticks)`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -242,7 +249,8 @@ export const RULES: readonly Rule[] = [
     severity: 'warn',
     or: { severity: 'fail', when: (_, { m }) => m.masterClock.after, condition: 'the pvclock still claims TSC_STABLE (x86 master clock on)' },
     message: (_, { m }) =>
-      `${m.counter.many} differ by ${m.skewCycles.after} ${m.counter.unit} across vCPUs (${m.skewCycles.before} before)${m.masterClock.after ? ' while the pvclock claims TSC_STABLE' : ''}`,
+      `${m.counter.many} differ by ${m.skewCycles.after} ${m.counter.unit} across vCPUs ` +
+      `(${m.skewCycles.before} before)${m.masterClock.after ? ' while the pvclock claims TSC_STABLE' : ''}`,
     cites: ['counterWrites'],
   }),
   rule({
@@ -273,7 +281,8 @@ export const RULES: readonly Rule[] = [
     arch: 'x86',
     atResume: false,
     condition:
-      'the guest TSC is protected (createVm secureTsc) and the migration made TSC writes that KVM accepted: kvm_vcpu_write_tsc_offset() and __kvm_synchronize_tsc() return early',
+      'the guest TSC is protected (createVm secureTsc) and the migration made TSC writes that ' +
+      'KVM accepted: kvm_vcpu_write_tsc_offset() and __kvm_synchronize_tsc() return early',
     thresholds: [],
     cases: ({ f }) => {
       const ignored = protectedTscWrites(f);
@@ -281,21 +290,23 @@ export const RULES: readonly Rule[] = [
     },
     severity: 'warn',
     message: (ignored: number[]) =>
-      `the guest TSC is protected (TDX / SEV-SNP Secure TSC): ${ignored.length} TSC write(s) (IA32_TSC, IA32_TSC_ADJUST or KVM_VCPU_TSC_OFFSET) succeeded and left the offset as the platform set it`,
+      `the guest TSC is protected (TDX / SEV-SNP Secure TSC): ${ignored.length} TSC write(s) (IA32_TSC, ` +
+      `IA32_TSC_ADJUST or KVM_VCPU_TSC_OFFSET) succeeded and left the offset as the platform set it`,
     cites: (ignored: number[]) => ignored,
   }),
   rule({
     code: 'frequency_drift',
     atResume: false,
     condition:
-      "the guest counter's real rate (tscFrequency.actualHz: x86, the guest TSC's; arm64, the host counter's) differs from its nominal one by more than driftPpb",
+      "the guest counter's real rate (tscFrequency.actualHz: x86, the guest TSC's; " +
+      "arm64, the host counter's) differs from its nominal one by more than driftPpb",
     thresholds: ['driftPpb', 'driftWarnPpb'],
     cases: ({ m, th }) => when(abs(m.tscFrequency.driftPpb) > th.driftPpb),
     severity: 'info',
     or: { severity: 'warn', when: (_, { m, th }) => abs(m.tscFrequency.driftPpb) > th.driftWarnPpb, condition: 'beyond driftWarnPpb' },
     message: (_, { m }) => {
       const t = m.tscFrequency;
-      const drift = `${ppm(t.driftPpb)} ppm, ${perDay(t.driftPpb)}`;
+      const drift = `${ppbAsPpm(t.driftPpb)} ppm, ${ppbPerDayThreeDecimals(t.driftPpb)}`;
       return m.arch === 'x86'
         ? `the guest TSC runs at ${t.actualHz} Hz for a nominal ${t.nominalHz} Hz: ${drift}`
         : `the host counter ticks at ${t.actualHz} Hz for a CNTFRQ of ${t.nominalHz} Hz: the guest counters drift ${drift}`;
@@ -313,7 +324,8 @@ export const RULES: readonly Rule[] = [
     severity: 'info',
     or: { severity: 'warn', when: (pv, { th }) => abs(pv.driftPpb) > th.driftWarnPpb, condition: 'beyond driftWarnPpb' },
     message: (pv) =>
-      `kvmclock's pvclock encodes ${pv.frequencyHz} Hz for a guest TSC at ${pv.guestTscHz} Hz: kvmclock drifts ${ppm(pv.driftPpb)} ppm, ${perDay(pv.driftPpb)}, against the TSC`,
+      `kvmclock's pvclock encodes ${pv.frequencyHz} Hz for a guest TSC at ${pv.guestTscHz} Hz: ` +
+      `kvmclock drifts ${ppbAsPpm(pv.driftPpb)} ppm, ${ppbPerDayThreeDecimals(pv.driftPpb)}, against the TSC`,
     cites: ['kvmclockWrites', 'counterWrites'],
   }),
   rule({
@@ -326,12 +338,46 @@ export const RULES: readonly Rule[] = [
     severity: 'info',
     message: (_, { m }) => {
       const a = m.arm64!;
-      return `the guest's physical counter is offset on a host without FEAT_ECV: every CNTPCT read traps (${a.trappedPhysReads} so far, ~${a.trapCostNs} ns each: ${fmtNs(a.trapOverheadNs)})`;
+      const traps = `${a.trappedPhysReads} so far, ~${a.trapCostNs} ns each: ${nsThreeDecimals(a.trapOverheadNs)}`;
+      return `the guest's physical counter is offset on a host without FEAT_ECV: every CNTPCT read traps (${traps})`;
     },
     cites: ['counterWrites'],
   }),
+  rule({
+    code: 'realtime_disagrees',
+    atResume: true,
+    condition:
+      "the destination host's CLOCK_REALTIME and the source host's, read at the same true instant (the resume), differ by more than " +
+      'clockErrorNs; warn when the restore passed KVM_CLOCK_REALTIME (the kernel then adds the difference to kvmclock)',
+    thresholds: ['clockErrorNs'],
+    cases: ({ f, th }) => {
+      const dst = f.after!.host;
+      const src = f.src.host(f.mig.fromHost, f.resumeTime);
+      if (!src || dst.id === src.id) return [];
+      const apartNs = hostRealtimeNs(dst, f.resumeTime) - hostRealtimeNs(src, f.resumeTime);
+      return abs(apartNs) > th.clockErrorNs ? [{ apartNs, dst: dst.id, src: src.id, realtimeSets: setsClockRealtime(f) }] : [];
+    },
+    severity: 'info',
+    or: { severity: 'warn', when: (s) => s.realtimeSets.length > 0, condition: 'the destination restored kvmclock with KVM_CLOCK_REALTIME' },
+    message: ({ apartNs, dst, src, realtimeSets }) => {
+      const apart = `host ${dst}'s CLOCK_REALTIME is ${nsThreeDecimals(abs(apartNs))} ${apartNs > 0n ? 'ahead of' : 'behind'} host ${src}'s`;
+      return realtimeSets.length
+        ? `${apart}: the restore passed KVM_CLOCK_REALTIME, so kvmclock moved by that difference besides the time that passed`
+        : `${apart}: nothing in this migration's restore read it, ` +
+            "but a realtime-based one (KVM_CLOCK_REALTIME, the offset procedure's ΔT) would move the guest by it";
+    },
+    cites: (s) => s.realtimeSets,
+  }),
   ...GUEST_RULES,
 ];
+
+/** The destination's accepted KVM_SET_CLOCK calls with KVM_CLOCK_REALTIME: the positions of their ioctls. */
+function setsClockRealtime(f: AuditFrame): number[] {
+  return f.ioctls((d) => {
+    const flags = Number((d.arg as { flags?: unknown } | null)?.flags ?? 0);
+    return d.ioctl === 'KVM_SET_CLOCK' && d.ret === 0 && (flags & KVM_CLOCK_REALTIME) !== 0;
+  });
+}
 
 /** The findings of one migration: every rule of its architecture, in table order. */
 export function judge(f: AuditFrame, m: Measurement, th: AuditThresholds, g: GuestReport | null = null, gs: GuestSettings = DEFAULT_GUEST): Finding[] {

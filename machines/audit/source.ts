@@ -36,7 +36,10 @@ export interface AuditSource {
   /** a stream's version as of a global position (default: now) */
   streamVersion(streamId: string, atPosition?: number): number;
   positionOfVersion(streamId: string, version: number): number | null;
-  /** the instant the last of these vCPUs of a VM first entered KVM_RUN (the guest running on it: a VM a migration created runs from its resume), null if one never did */
+  /**
+   * the instant the last of these vCPUs of a VM first entered KVM_RUN (the guest running on it: a VM a
+   * migration created runs from its resume), null if one never did
+   */
   firstRun(vmId: string, vcpus: number[]): bigint | null;
   /** every migration's id in the log (the guest's life is read along them) */
   migrationIds(): string[];

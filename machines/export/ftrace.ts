@@ -26,10 +26,16 @@ function body(e: Entry): string | null {
       // __print_symbolic(vclock_mode): the host clocksource is the TSC, or not (none)
       return `masterclock ${int(e.use_master_clock)} hostclock ${e.host_clock ? 'tsc' : 'none'} offsetmatched ${int(e.offset_matched)}`;
     case 'kvm_track_tsc':
-      return `vcpu_id ${e.vcpu_id} masterclock ${int(e.use_master_clock)} offsetmatched ${e.nr_vcpus_matched_tsc} nr_online ${e.online_vcpus} hostclock ${e.host_clock ? 'tsc' : 'none'}`;
+      return (
+        `vcpu_id ${e.vcpu_id} masterclock ${int(e.use_master_clock)} offsetmatched ${e.nr_vcpus_matched_tsc} ` +
+        `nr_online ${e.online_vcpus} hostclock ${e.host_clock ? 'tsc' : 'none'}`
+      );
     case 'kvm_pvclock_update':
       // (the emulator's event carries no page version: 0)
-      return `vcpu_id ${e.vcpu_id}, pvclock { version 0, tsc_timestamp 0x${hex(e.tsc_timestamp)}, system_time 0x${hex(e.system_time)}, tsc_to_system_mul 0x${hex(e.tsc_to_system_mul)}, tsc_shift ${e.tsc_shift}, flags 0x${hex(e.flags)} }`;
+      return (
+        `vcpu_id ${e.vcpu_id}, pvclock { version 0, tsc_timestamp 0x${hex(e.tsc_timestamp)}, system_time ` +
+        `0x${hex(e.system_time)}, tsc_to_system_mul 0x${hex(e.tsc_to_system_mul)}, tsc_shift ${e.tsc_shift}, flags 0x${hex(e.flags)} }`
+      );
     default:
       return null;
   }

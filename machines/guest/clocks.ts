@@ -46,13 +46,28 @@ export interface GuestClocks {
   read(c: Clocksource, t: bigint, cpu: number): bigint;
   /** local_clock(): printk's timestamp and the lockup detector's clock (kvm_sched_clock_read() with kvmclock) */
   localClock(t: bigint, cpu: number): bigint;
+  /** kvm_sched_clock_offset: kvm-clock as the guest's kvm_sched_clock_init() read it at boot (0: no kvm-clock, or not known) */
+  schedOffset: bigint;
   /** ktime_get(): CLOCK_MONOTONIC, the timekeeper's clocksource read on the boot CPU */
   ktimeGet(tk: TimekeepingState, t: bigint): bigint;
 }
 
-/** The guest's clocks over what it reads on each vCPU. */
-export function guestClocks(reading: (t: bigint, vcpu: number) => GuestReading, cpus: readonly number[], clocksources: readonly Clocksource[]): GuestClocks {
-  const schedClock = clocksources.find((c) => c.name === 'kvm-clock') ?? clocksources[0]!;
+/**
+ * The guest's clocks over what it reads on each vCPU. With kvm-clock, sched_clock() is
+ * kvm_sched_clock_read(): kvm-clock minus `schedOffset`, the kvm_sched_clock_offset its boot took
+ * (u64 arithmetic, as the kernel's: a kvm-clock set back below it wraps). Once the scheduler marks
+ * sched_clock stable a real guest's local_clock() adds __sched_clock_offset ("sched_clock: Marking
+ * stable (…)->(…, offset)"), which depends on its boot's timing: the model does not have it.
+ */
+export function guestClocks(
+  reading: (t: bigint, vcpu: number) => GuestReading,
+  cpus: readonly number[],
+  clocksources: readonly Clocksource[],
+  schedOffset = 0n,
+): GuestClocks {
+  const kvmclock = clocksources.find((c) => c.name === 'kvm-clock');
+  const schedClock = kvmclock ?? clocksources[0]!;
+  const offset = kvmclock ? schedOffset : 0n;
   const read = (c: Clocksource, t: bigint, cpu: number): bigint => {
     const r = reading(t, cpu);
     return c.name === 'kvm-clock' ? (r.kvmclock ?? 0n) : r.counter;
@@ -62,7 +77,8 @@ export function guestClocks(reading: (t: bigint, vcpu: number) => GuestReading, 
     cpus,
     clocksources,
     read,
-    localClock: (t, cpu) => ns(schedClock, t, cpu),
+    localClock: (t, cpu) => BigInt.asUintN(64, ns(schedClock, t, cpu) - offset), // kvm_sched_clock_read()
+    schedOffset: offset,
     ktimeGet: (tk, t) => ns(currentClocksource(clocksources, tk), t, cpus[0]!) + tk.monoOffsetNs,
   };
 }

@@ -2,6 +2,7 @@
 // arch/x86/kernel/tsc.c, drivers/clocksource/arm_arch_timer.c): their ratings, which one the
 // kernel selects, their mult/shift, and the watchdog's margins for a kernel version.
 import { NSEC_PER_SEC } from '../../kvm/arith.js';
+import { U64_MAX } from '../../kvm/u64.js';
 import { clocksCalcMultShift } from '../../kvm/host.js';
 import { hasGate, parseKernelVersion, sourceOf, type GateId } from './gates.js';
 import type { GuestSettings } from './settings.js';
@@ -30,23 +31,38 @@ export function clocksourceUpdateFreqScale(scale: bigint, freq: bigint): { mult:
   return clocksCalcMultShift(freq, NSEC_PER_SEC / scale, sec * scale);
 }
 
+/** clocksource_max_adjustment(): the largest NTP adjustment of mult, 11% of it (u32 arithmetic). */
+export const clocksourceMaxAdjustment = (mult: bigint): bigint => (mult * 11n) / 100n;
+
+/**
+ * clocks_calc_max_nsecs() (kernel/time/clocksource.c): the cycles cyc2ns() takes at mult + maxadj
+ * without overflowing 64 bits, capped at the mask, and half the ns they last at mult − maxadj
+ * (the 50% margin); clocksource_update_max_deferment() stores them as max_cycles and max_idle_ns.
+ */
+export function clocksCalcMaxNsecs(mult: bigint, shift: number, maxadj: bigint, mask: bigint): { maxNsecs: bigint; maxCycles: bigint } {
+  let maxCycles = U64_MAX / (mult + maxadj);
+  if (maxCycles > mask) maxCycles = mask;
+  const maxNsecs = clocksourceCyc2ns(maxCycles, mult - maxadj, shift) >> 1n;
+  return { maxNsecs, maxCycles };
+}
+
 /** clocksource_cyc2ns(): cycles to ns through mult/shift (64-bit product: no overflow in bigint). */
 export const clocksourceCyc2ns = (cycles: bigint, mult: bigint, shift: number): bigint => (cycles * mult) >> BigInt(shift);
 
-/** The x86 guest's clocksources: kvm-clock (400; 299 with an invariant TSC from 5.1) if the guest enabled it, and the TSC (300). */
+/**
+ * The x86 guest's clocksources: kvm-clock (400; 299 with an invariant TSC from 5.1) if the guest
+ * enabled it, and the TSC (300) unless tsc=unstable marked it at boot: mark_tsc_unstable("boot
+ * parameter") from tsc_setup(), after which init_tsc_clocksource() registers no "tsc" and
+ * kvmclock_init() keeps kvm-clock at 400 (its 299 needs !check_tsc_unstable()).
+ */
 export function x86Clocksources(s: GuestSettings, tscKhz: number, kvmclock: boolean): Clocksource[] {
   const list: Clocksource[] = [];
   if (kvmclock) {
     // kvmclock_init(): clocksource_register_hz(&kvm_clock, NSEC_PER_SEC); rating 299 when the TSC is invariant (7539b174aef4, v5.1)
-    list.push({
-      name: 'kvm-clock',
-      rating: s.invariantTsc && hasGate(s.kernel, 'kvmclock-rating-299') ? 299 : 400,
-      mustVerify: false,
-      verifyPercpu: false,
-      ...clocksourceUpdateFreqScale(1n, NSEC_PER_SEC),
-      hz: NSEC_PER_SEC,
-    });
+    const rating = s.invariantTsc && !s.tscUnstable && hasGate(s.kernel, 'kvmclock-rating-299') ? 299 : 400;
+    list.push({ name: 'kvm-clock', rating, mustVerify: false, verifyPercpu: false, ...clocksourceUpdateFreqScale(1n, NSEC_PER_SEC), hz: NSEC_PER_SEC });
   }
+  if (s.tscUnstable) return list;
   // init_tsc_clocksource(): clocksource_register_khz(&clocksource_tsc, tsc_khz); tsc=reliable drops MUST_VERIFY
   list.push({
     name: 'tsc',

@@ -42,7 +42,9 @@ const gate = (g: Omit<KernelGate, 'source'>): KernelGate => ({ ...g, source: `${
 export const GUEST_KERNEL_GATES: readonly KernelGate[] = [
   gate({
     id: 'kvmclock-rating-299',
-    what: "kvmclock_init() registers kvm-clock with rating 299, below the TSC's 300, when the vCPUs show an invariant TSC (constant_tsc + nonstop_tsc); 400 before",
+    what:
+      "kvmclock_init() registers kvm-clock with rating 299, below the TSC's 300, " +
+      'when the vCPUs show an invariant TSC (constant_tsc + nonstop_tsc); 400 before',
     since: '5.1',
     stable: {},
     commit: '7539b174aef4',
@@ -51,7 +53,9 @@ export const GUEST_KERNEL_GATES: readonly KernelGate[] = [
   }),
   gate({
     id: 'uncertainty-margin',
-    what: 'the skew limit is cs->uncertainty_margin + watchdog->uncertainty_margin, each at least 2 × WATCHDOG_MAX_SKEW (50 µs here) for a clocksource registered with a frequency (kvm-clock, tsc); WATCHDOG_THRESHOLD (NSEC_PER_SEC >> 4, 62.5 ms) before',
+    what:
+      'the skew limit is cs->uncertainty_margin + watchdog->uncertainty_margin, each at least 2 × WATCHDOG_MAX_SKEW (50 µs ' +
+      'here) for a clocksource registered with a frequency (kvm-clock, tsc); WATCHDOG_THRESHOLD (NSEC_PER_SEC >> 4, 62.5 ms) before',
     since: '5.14',
     stable: { '5.10': '5.10.94' },
     commit: '2e27e793e280',
@@ -60,7 +64,9 @@ export const GUEST_KERNEL_GATES: readonly KernelGate[] = [
   }),
   gate({
     id: 'verify-percpu',
-    what: 'the watchdog kthread checks a current clocksource marked unstable that has CLOCK_SOURCE_VERIFY_PERCPU (the TSC) across CPUs: clocksource_verify_percpu()',
+    what:
+      'the watchdog kthread checks a current clocksource marked unstable that has ' +
+      'CLOCK_SOURCE_VERIFY_PERCPU (the TSC) across CPUs: clocksource_verify_percpu()',
     since: '5.14',
     stable: {},
     commit: '7560c02bdffb',
@@ -69,7 +75,9 @@ export const GUEST_KERNEL_GATES: readonly KernelGate[] = [
   }),
   gate({
     id: 'current-clocksource-line',
-    what: 'the report names the current clocksource ("\'%s\' is current clocksource." / "\'%s\' (not \'%s\') is current clocksource."); the per-CPU check prints "to CPUs %*pbl" over at most verify_n_cpus (8) CPUs, or "Not enough CPUs to check clocksource \'%s\'."',
+    what:
+      "the report names the current clocksource (\"'%s' is current clocksource.\" / \"'%s' (not '%s') is current clocksource.\"); " +
+      'the per-CPU check prints "to CPUs %*pbl" over at most verify_n_cpus (8) CPUs, or "Not enough CPUs to check clocksource \'%s\'."',
     since: '5.14',
     stable: {},
     commit: 'fa218f1cce6b',
@@ -96,7 +104,9 @@ export const GUEST_KERNEL_GATES: readonly KernelGate[] = [
   }),
   gate({
     id: 'max-skew-kconfig',
-    what: 'WATCHDOG_MAX_SKEW is CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US µs (Kconfig default 100, range 50..1000; depends on CLOCKSOURCE_WATCHDOG, which x86 selects, so an x86 kernel always has it)',
+    what:
+      'WATCHDOG_MAX_SKEW is CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US µs (Kconfig default 100, range ' +
+      '50..1000; depends on CLOCKSOURCE_WATCHDOG, which x86 selects, so an x86 kernel always has it)',
     since: '5.18',
     stable: {},
     commit: 'fc153c1c58cb',
@@ -105,7 +115,9 @@ export const GUEST_KERNEL_GATES: readonly KernelGate[] = [
   }),
   gate({
     id: 'max-skew-125us',
-    what: 'the Kconfig default of CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US is 125 (100 before): a 500 µs limit; the 125 × WATCHDOG_INTERVAL / HZ (62 µs) fallback of the same commit applies only to kernels without the option',
+    what:
+      'the Kconfig default of CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US is 125 (100 before): a 500 µs limit; the ' +
+      '125 × WATCHDOG_INTERVAL / HZ (62 µs) fallback of the same commit applies only to kernels without the option',
     since: '6.3',
     stable: {},
     commit: 'c37e85c135ce',
@@ -132,17 +144,22 @@ export const GUEST_KERNEL_GATES: readonly KernelGate[] = [
   }),
   gate({
     id: 'long-interval-skip',
-    what: 'an interval longer than WATCHDOG_INTERVAL_MAX_NS (1 s) is not judged: "Long readout interval, skipping watchdog check" (when longer than twice the longest so far) and the timer restarts from now',
+    what:
+      'an interval longer than WATCHDOG_INTERVAL_MAX_NS (1 s) is not judged: "Long readout interval, ' +
+      'skipping watchdog check" (when longer than twice the longest so far) and the timer restarts from now',
     since: '6.8',
     stable: { '6.6': '6.6.15', '6.1': '6.1.78', '5.15': '5.15.149' },
     commit: '644649553508',
     subject: 'clocksource: Skip watchdog check for large watchdog intervals',
     evidence:
-      'tip timers/urgent 2024-01-25, in v6.8-rc2; "[PATCH 6.6 327/331]" of 6.6.15-rc1, "[PATCH 6.1 64/64]" of 6.1.78-rc1, in 5.15.149-rc1 (6.7.y and 5.10.y not checked)',
+      'tip timers/urgent 2024-01-25, in v6.8-rc2; "[PATCH 6.6 327/331]" of 6.6.15-rc1, ' +
+      '"[PATCH 6.1 64/64]" of 6.1.78-rc1, in 5.15.149-rc1 (6.7.y and 5.10.y not checked)',
   }),
   gate({
     id: 'negative-motion-7-8',
-    what: 'clocksource_delta() takes a masked delta above 7/8 of the mask as negative motion (0); before, any delta with the top bit of the mask set (x86: CLOCKSOURCE_VALIDATE_LAST_CYCLE)',
+    what:
+      'clocksource_delta() takes a masked delta above 7/8 of the mask as negative motion (0); ' +
+      'before, any delta with the top bit of the mask set (x86: CLOCKSOURCE_VALIDATE_LAST_CYCLE)',
     since: '6.13',
     stable: { '6.12': '6.12.5' },
     commit: '76031d9536a0',

@@ -6,6 +6,7 @@
 // keeps a plain state (state.ts); this composes them: the state at the stop, the timers in the
 // kernel's order (timers.ts) from the resume to the horizon, then the wall clock. Pure and
 // deterministic: the same input gives the same log.
+import { bootLines } from './boot.js';
 import { guestClocks, runClocks, timekeepingInit, type GuestClocks, type GuestLogEntry, type Printk } from './clocks.js';
 import { clocksourceWatchdog, clocksourceWatchdogArmed, clocksourceWatchdogConfig, type ClocksourceWatchdogConfig, type WatchdogRun } from './cs-watchdog.js';
 import { wallClockCurve } from './ntp.js';
@@ -25,10 +26,21 @@ const SLEEPER_WAKES = 4;
 
 /** Simulate the guest across one stop and resume. */
 export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
-  const clocks = guestClocks(inp.read, inp.vcpus, guestClocksources(inp, s));
+  const clocksources = guestClocksources(inp, s);
+  if (!clocksources.length) throw new RangeError('the guest registers no clocksource the model emulates (tsc=unstable without kvmclock)');
+  // kvm_sched_clock_init(): kvm_sched_clock_offset = kvm_clock_read() on the boot CPU at boot
+  const boot = inp.kvmclock && inp.vcpus.length ? (inp.boot ?? null) : null;
+  const schedOffset = boot ? (inp.read(boot.timeNs, inp.vcpus[0]!).kvmclock ?? 0n) : 0n;
+  const clocks = guestClocks(inp.read, inp.vcpus, clocksources, schedOffset);
   const watchdog = clocksourceWatchdogConfig(clocks.clocksources, s);
+  const printer =
+    (into: GuestLogEntry[]): Printk =>
+    (t, cpu, text) =>
+      into.push({ timeNs: t, guestNs: clocks.localClock(t, cpu), vcpu: cpu, text }) - 1;
   const log: GuestLogEntry[] = [];
-  const printk: Printk = (t, cpu, text) => log.push({ timeNs: t, guestNs: clocks.localClock(t, cpu), vcpu: cpu, text }) - 1;
+  const printk = printer(log);
+  const bootLog: GuestLogEntry[] = [];
+  if (boot) bootLines(boot, clocks, s, printer(bootLog));
   const before = inp.carried?.clocksource ?? timekeepingInit(clocks.clocksources, s.clocksource).clocksource;
   const report: GuestReport = {
     kernel: s.kernel,
@@ -41,6 +53,7 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
       marginIs: watchdog.rules.marginIs,
     },
     log,
+    boot: boot ? { timeNs: boot.timeNs, schedOffset, log: bootLog } : null,
     watchdogRuns: [],
     guestStopped: [],
     softLockups: [],
@@ -142,7 +155,7 @@ export function runGuest(start: GuestState, env: GuestRunEnv): GuestRun {
       case 'tick': {
         // rcu_sched_clock_irq() → check_cpu_stall(): the grace period in flight since the stop
         const mono = clocks.ktimeGet(g.timekeeping, t);
-        const stall = checkCpuStall(g.rcu, t, bootCpu, mono, s, () => guestPaused(bootCpu, t, 'rcu'), printk);
+        const stall = checkCpuStall(g.rcu, t, bootCpu, mono, s, clocks.cpus.length, () => guestPaused(bootCpu, t, 'rcu'), printk);
         if (stall) out.rcuStalls.push(stall);
         tick.firesAt = null; // later ticks see nothing new: the jump is at the resume
         break;

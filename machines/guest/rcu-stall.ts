@@ -8,8 +8,10 @@ import type { GuestSettings } from './settings.js';
 export interface RcuStall {
   vcpu: number;
   timeNs: bigint;
-  /** how far jiffies jumped since the grace period began */
+  /** how far jiffies jumped since the grace period began: the t= of print_cpu_stall()'s next line */
   jiffies: bigint;
+  /** rcu_state.n_online_cpus: its ncpus= */
+  ncpus: number;
   log: number[];
 }
 
@@ -37,13 +39,21 @@ export function checkCpuStall(
   t: bigint,
   cpu: number,
   monoNs: bigint,
-  s: Pick<GuestSettings, 'rcuStallTimeoutS'>,
+  s: Pick<GuestSettings, 'rcuStallTimeoutS' | 'preemptRcu'>,
+  ncpus: number,
   guestPaused: () => boolean,
   printk: Printk,
 ): RcuStall | null {
   const elapsed = monoNs - state.gpStartNs;
   if (state.stallReset || elapsed <= BigInt(s.rcuStallTimeoutS) * NSEC_PER_SEC) return null;
   if (guestPaused()) return null;
-  const i = printk(t, cpu, 'rcu: INFO: rcu_preempt self-detected stall on CPU'); // print_cpu_stall()
-  return { vcpu: cpu, timeNs: t, jiffies: (elapsed * HZ) / NSEC_PER_SEC, log: [i] };
+  // print_cpu_stall(): pr_err("INFO: %s self-detected stall on CPU\n", rcu_state.name). Its next
+  // lines, print_cpu_stall_info()'s and "\t(t=%lu jiffies g=%ld q=%lu ncpus=%d)", carry counters
+  // the model does not have (the grace-period number, the queued callbacks, per-CPU state): t and
+  // ncpus are in the returned entry, the lines are not printed
+  const i = printk(t, cpu, `rcu: INFO: ${rcuName(s)} self-detected stall on CPU`);
+  return { vcpu: cpu, timeNs: t, jiffies: (elapsed * HZ) / NSEC_PER_SEC, ncpus, log: [i] };
 }
+
+/** RCU_NAME_RAW (kernel/rcu/tree.h): "rcu_preempt" with CONFIG_PREEMPT_RCU, "rcu_sched" without. */
+export const rcuName = (s: Pick<GuestSettings, 'preemptRcu'>): string => (s.preemptRcu ? 'rcu_preempt' : 'rcu_sched');

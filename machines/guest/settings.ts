@@ -16,6 +16,10 @@ export interface GuestSettings {
   clocksource: 'auto' | 'kvm-clock' | 'tsc';
   /** tsc=reliable: the TSC is not watched (no CLOCK_SOURCE_MUST_VERIFY) */
   tscReliable: boolean;
+  /** tsc=unstable: tsc_setup() marks the TSC unstable at boot; no "tsc" clocksource is registered */
+  tscUnstable: boolean;
+  /** CONFIG_PREEMPT_RCU: the RCU flavour's name is rcu_preempt (rcu_sched without it) */
+  preemptRcu: boolean;
   /** the vCPUs show an invariant TSC (CPUID constant_tsc + nonstop_tsc): kvm-clock drops to rating 299 */
   invariantTsc: boolean;
   /** kernel.watchdog_thresh (s): the soft-lockup detector reports at twice it */
@@ -56,7 +60,10 @@ export interface GuestSettings {
     /** the refclock's `poll`: 2^4 = 16 s by default (chrony.conf(5), refclock directive: "The default is 4 (16 seconds)") */
     refclockPollNs?: bigint;
   };
-  /** a guest agent that steps CLOCK_REALTIME to the host's when the error passes `stepAboveNs`, checked every `everyNs` of the guest's CLOCK_MONOTONIC (absent: none) */
+  /**
+   * a guest agent that steps CLOCK_REALTIME to the host's when the error passes `stepAboveNs`,
+   * checked every `everyNs` of the guest's CLOCK_MONOTONIC (absent: none)
+   */
   agent?: { everyNs: bigint; stepAboveNs: bigint };
   /** the periodic sleeper's period (ns): a task that sleeps this long in a loop on vCPU 0 */
   sleeperPeriodNs: bigint;
@@ -71,6 +78,8 @@ export const DEFAULT_GUEST: GuestSettings = {
   kernel: '6.6',
   clocksource: 'auto',
   tscReliable: false,
+  tscUnstable: false,
+  preemptRcu: true,
   invariantTsc: false,
   watchdogThreshS: 10,
   watchdogIntervalNs: 500_000_000n,
@@ -117,7 +126,10 @@ export function guestSettingsProblem(o: GuestOverrides): string | null {
       return `watchdogMaxSkewUs ${o.watchdogMaxSkewUs} is outside CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US's range ${lo}..${hi}`;
     }
     if (!hasGate(kernel, 'max-skew-kconfig')) {
-      return `guest kernel ${kernel} has no CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US (from 5.18: ${sourceOf('max-skew-kconfig')}); its WATCHDOG_MAX_SKEW is fixed`;
+      return (
+        `guest kernel ${kernel} has no CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US ` +
+        `(from 5.18: ${sourceOf('max-skew-kconfig')}); its WATCHDOG_MAX_SKEW is fixed`
+      );
     }
   }
   return null;
@@ -132,24 +144,40 @@ export function guestSettings(o: GuestOverrides = {}): GuestSettings {
 /** What each setting stands for, for the user documentation (docs/audit.md). */
 export const GUEST_SETTING_DOCS: Record<string, string> = {
   kernel:
-    'the guest kernel version: "major.minor" (default 6.6) is the newest point release of that series, "major.minor.patch" one point release; what changes with it (the watchdog margin: 62.5 ms before 5.14, 200 µs in 5.14-5.16, 400 µs in 5.17-6.2 and from 5.10.94 and 5.15.17, 500 µs from 6.3; its lines; the 1 s long-interval skip from 6.8, 6.6.15, 6.1.78 and 5.15.149; kvm-clock\'s rating) is in the table of guest kernel gates below',
+    'the guest kernel version: "major.minor" (default 6.6) is the newest point release of that series, "major.minor.patch" one point release; what ' +
+    'changes with it (the watchdog margin: 62.5 ms before 5.14, 200 µs in 5.14-5.16, 400 µs in 5.17-6.2 ' +
+    'and from 5.10.94 and 5.15.17, 500 µs from 6.3; its lines; the 1 s long-interval skip from 6.8, ' +
+    "6.6.15, 6.1.78 and 5.15.149; kvm-clock's rating) is in the table of guest kernel gates below",
   clocksource: 'clocksource= on the guest command line: `auto` (the highest rating), `kvm-clock` or `tsc`',
   tscReliable: 'tsc=reliable: the TSC is not watched by the clocksource watchdog',
+  tscUnstable:
+    'tsc=unstable: tsc_setup() marks the TSC unstable at boot ("tsc: Marking TSC unstable due to boot parameter"), so no "tsc" clocksource is ' +
+    'registered and kvm-clock keeps its rating 400 (arch/x86/kernel/tsc.c, kvmclock.c); a guest without kvmclock would then run on a ' +
+    'clocksource the model does not emulate, and is not simulated',
+  preemptRcu:
+    'CONFIG_PREEMPT_RCU (default true): the RCU stall names rcu_preempt; false: rcu_sched (RCU_NAME_RAW, kernel/rcu/tree.h). ' +
+    "Firecracker's 6.18 guest config has it (PREEMPT_DYNAMIC=y), its 5.10 config does not (PREEMPT_NONE=y): " +
+    'resources/guest_configs/microvm-kernel-ci-x86_64-{6.18,5.10}.config in firecracker-microvm/firecracker',
   invariantTsc:
     "the guest sees an invariant TSC: kvm-clock registers with rating 299, below the TSC's 300 (arch/x86/kernel/kvmclock.c; from 5.1, 7539b174aef4)",
   watchdogMarginNs: "the clocksource watchdog's margin (ns), replacing the kernel version's (audit threshold `watchdogMarginNs` maps here)",
   watchdogMaxSkewUs:
-    "CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US (µs, 50..1000; kernels from 5.18, fc153c1c58cb): the margin is 2 × (2 × it); absent, the version's Kconfig default, 125 from 6.3 (c37e85c135ce; distribution configs carry =125), 100 before",
+    'CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US (µs, 50..1000; kernels from 5.18, fc153c1c58cb): the margin is 2 × (2 × ' +
+    "it); absent, the version's Kconfig default, 125 from 6.3 (c37e85c135ce; distribution configs carry =125), 100 before",
   watchdogIntervalNs: "the clocksource watchdog's interval (ns, default WATCHDOG_INTERVAL = 0.5 s; audit threshold `watchdogIntervalNs` maps here)",
   watchdogMaxIntervalNs:
-    "intervals longer than this are skipped as bogus (ns), replacing the kernel version's (1 s from 6.8 and its stable backports, none before; audit threshold `watchdogMaxIntervalNs` maps here)",
+    "intervals longer than this are skipped as bogus (ns), replacing the kernel version's (1 s from " +
+    '6.8 and its stable backports, none before; audit threshold `watchdogMaxIntervalNs` maps here)',
   wallClockToleranceNs:
-    'the guest CLOCK_REALTIME error at the resume tolerated before wall_clock_behind / wall_clock_ahead (ns, default 1 ms), and the error its NTP client must bring it within (guest.wallClock.convergedAt)',
+    'the guest CLOCK_REALTIME error at the resume tolerated before wall_clock_behind / wall_clock_ahead ' +
+    '(ns, default 1 ms), and the error its NTP client must bring it within (guest.wallClock.convergedAt)',
   watchdogThreshS:
-    'kernel.watchdog_thresh (s, default 10): the soft-lockup hrtimer runs every 2 × thresh / 5 s and reports a CPU stuck beyond 2 × thresh (audit threshold `softLockupNs` maps here as softLockupNs / 2, in whole seconds)',
+    'kernel.watchdog_thresh (s, default 10): the soft-lockup hrtimer runs every 2 × thresh / 5 s and reports a ' +
+    'CPU stuck beyond 2 × thresh (audit threshold `softLockupNs` maps here as softLockupNs / 2, in whole seconds)',
   rcuStallTimeoutS: 'rcu_cpu_stall_timeout (s, default 21)',
   'ntp.client':
-    '`chrony` (default), `ntpd` (ntp 4.2.8: slews at 500 ppm; an offset beyond 128 ms is ignored as a spike until 300 s after its last valid update, then stepped; beyond 1000 s it exits) or `none`',
+    '`chrony` (default), `ntpd` (ntp 4.2.8: slews at 500 ppm; an offset beyond 128 ms is ignored as ' +
+    'a spike until 300 s after its last valid update, then stepped; beyond 1000 s it exits) or `none`',
   'ntp.pollNs': "the NTP client's update interval in guest CLOCK_MONOTONIC (ns, default 64 s): updates at every multiple of it since boot",
   'ntp.makestepThresholdNs': 'chrony makestep threshold (ns, default 1 s)',
   'ntp.makestepLimit': 'chrony makestep limit (default 3): only the first this many updates since boot may step; negative: no limit (chrony.conf(5))',
@@ -158,10 +186,14 @@ export const GUEST_SETTING_DOCS: Record<string, string> = {
   'ntp.stepoutNs':
     'ntpd `tinker stepout` (ns, default 300 s in ntp 4.2.8, CLOCK_MINSTEP): how long offsets beyond the step threshold are ignored after the last valid update',
   'ntp.refclock':
-    "`ptp_kvm`: chrony's PHC refclock on /dev/ptp0 (`refclock PHC /dev/ptp0`), the ptp_kvm driver reading the host's CLOCK_REALTIME and TSC through KVM_HC_CLOCK_PAIRING: an exact offset at every refclock poll, stepped or slewed by chrony's makestep rules (ntp.client must be chrony). KVM refuses the hypercall (KVM_EOPNOTSUPP) when the host's clocksource is not the TSC (kvm_pv_clock_pairing() → kvm_get_walltime_and_clockread()), and the refclock then gives nothing",
+    "`ptp_kvm`: chrony's PHC refclock on /dev/ptp0 (`refclock PHC /dev/ptp0`), the ptp_kvm driver reading the host's " +
+    'CLOCK_REALTIME and TSC through KVM_HC_CLOCK_PAIRING: an exact offset at every refclock poll, stepped or slewed by ' +
+    "chrony's makestep rules (ntp.client must be chrony). KVM refuses the hypercall (KVM_EOPNOTSUPP) when the host's " +
+    'clocksource is not the TSC (kvm_pv_clock_pairing() → kvm_get_walltime_and_clockread()), and the refclock then gives nothing',
   'ntp.refclockPollNs': 'the refclock\'s `poll` (ns, default 16 s: chrony.conf(5), refclock directive, "The default is 4 (16 seconds)")',
   agent:
-    "a guest agent: `{ everyNs, stepAboveNs }`: every `everyNs` of the guest's CLOCK_MONOTONIC it compares CLOCK_REALTIME with the host's and steps it when the error passes `stepAboveNs`",
+    "a guest agent: `{ everyNs, stepAboveNs }`: every `everyNs` of the guest's CLOCK_MONOTONIC it compares CLOCK_REALTIME " +
+    "with the host's and steps it when the error passes `stepAboveNs`",
   'ntp.panicNs': 'ntpd `tinker panic` (ns, default 1000 s, CLOCK_PANIC; 0: none): an offset beyond it makes ntpd exit',
   sleeperPeriodNs: "the period of the guest's sleeper on vCPU 0 (ns, default 100 ms)",
   horizonNs: "how long after the resume the guest's timers are simulated (ns, default 10 s; the wall-clock curve runs until NTP converges)",

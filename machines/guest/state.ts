@@ -21,8 +21,10 @@ export interface GuestState {
 }
 
 /** The clocksources the guest registers: x86 kvm-clock (if it enabled kvmclock) and the TSC, arm64 the arch timer. */
-export function guestClocksources(inp: Pick<GuestInput, 'arch' | 'counterHz' | 'kvmclock'>, s: GuestSettings): Clocksource[] {
-  return inp.arch === 'x86' ? x86Clocksources(s, Number(inp.counterHz / 1000n), inp.kvmclock) : arm64Clocksources(inp.counterHz);
+export function guestClocksources(inp: Pick<GuestInput, 'arch' | 'counterHz' | 'kvmclock' | 'boot'>, s: GuestSettings): Clocksource[] {
+  // tsc_khz: kvm_get_tsc_khz() at boot (pvclock_tsc_khz(), which may truncate a kHz), else the vCPU's rate
+  const tscKhz = inp.boot?.tscKhz ?? inp.counterHz / 1000n;
+  return inp.arch === 'x86' ? x86Clocksources(s, Number(tscKhz), inp.kvmclock) : arm64Clocksources(inp.counterHz);
 }
 
 /**

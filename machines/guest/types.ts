@@ -1,5 +1,6 @@
 // What the guest model takes (the guest as the audit hands it over, every input rebuilt from the
 // log) and what it reports, the detectors' entries in their own modules' shapes.
+import type { GuestBoot } from './boot.js';
 import type { GuestLogEntry, GuestReading } from './clocks.js';
 import type { ClocksourceName } from './clocksource.js';
 import type { WatchdogRun } from './cs-watchdog.js';
@@ -9,6 +10,7 @@ import type { RcuStall } from './rcu-stall.js';
 import type { SleeperWake } from './sleeper.js';
 import type { SoftLockup } from './softlockup.js';
 
+export type { GuestBoot } from './boot.js';
 export type { GuestLogEntry, GuestReading } from './clocks.js';
 export type { WatchdogRun } from './cs-watchdog.js';
 export type { WallClock, WallClockPoint } from './ntp.js';
@@ -22,7 +24,10 @@ export interface GuestInput {
   /** x86: the guest enabled kvmclock on its boot vCPU */
   kvmclock: boolean;
   stopTime: bigint;
-  /** the instant the guest began running on the stopped VM (every vCPU in KVM_RUN): a VM a migration created runs from that migration's resume, and its clocks before then are not the guest's */
+  /**
+   * the instant the guest began running on the stopped VM (every vCPU in KVM_RUN): a VM a migration created
+   * runs from that migration's resume, and its clocks before then are not the guest's
+   */
   runningSince: bigint;
   /** null: nothing resumed (in flight) */
   resumeTime: bigint | null;
@@ -40,6 +45,12 @@ export interface GuestInput {
   guestStopped: Map<number, number>;
   /** x86: the boot vCPU's LAPIC TSC-deadline timer, if the guest had one armed as the stop began */
   deadline: { tscDeadline: bigint; firesAt: bigint | null; positions: number[] } | null;
+  /**
+   * x86: the guest's boot as the log holds it (its kvmclock_init() on the boot vCPU); absent or
+   * null: the guest booted before the log's VM (a VM a migration or restore created), its
+   * kvm_sched_clock_offset is not known
+   */
+  boot?: GuestBoot | null;
   /** what the guest's life brought to this stop (machines/life): absent, a guest fresh at the stop (its wall clock right) */
   carried?: GuestCarry;
 }
@@ -67,7 +78,15 @@ export interface GuestReport {
     marginIs: string;
   };
   log: GuestLogEntry[];
-  /** the clocksource watchdog's runs from the last before the stop to the horizon (runs that only re-checked a clean interval after the first are counted, not listed) */
+  /**
+   * the guest's boot when the log holds it: kvm_sched_clock_offset (sched_clock() = kvm-clock − it)
+   * and the clock lines it printed (null: not known; sched_clock is then taken as kvm-clock itself)
+   */
+  boot: { timeNs: bigint; schedOffset: bigint; log: GuestLogEntry[] } | null;
+  /**
+   * the clocksource watchdog's runs from the last before the stop to the horizon (runs that only
+   * re-checked a clean interval after the first are counted, not listed)
+   */
   watchdogRuns: WatchdogRun[];
   /** vCPUs on which the guest found PVCLOCK_GUEST_STOPPED and touched its watchdogs, and where */
   guestStopped: GuestStoppedFound[];

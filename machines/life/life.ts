@@ -481,7 +481,9 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
               code: 'tsc_marked_unstable',
               severity: 'fail',
               timeNs: run.timeNs,
-              message: `the guest's clocksource watchdog marks '${run.clocksource}' unstable in cycle ${index} (${s.migrationId}); it stays unstable for the rest of the life`,
+              message:
+                `the guest's clocksource watchdog marks '${run.clocksource}' unstable in cycle ${index} (${s.migrationId}); ` +
+                'it stays unstable for the rest of the life',
               cycle: index,
               migrationId: s.migrationId,
             });
@@ -524,7 +526,9 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
         kind: what,
         vmId: s.vmId,
         migrationId: s.migrationId,
-        text: `${s.migrationId}: ${what === 'failed' ? 'a failed migration' : kind} ${s.vmId}${s.nextVmId !== s.vmId ? ` → ${s.nextVmId}` : ''} (${s.fromHost} → ${s.toHost})`,
+        text:
+          `${s.migrationId}: ${what === 'failed' ? 'a failed migration' : kind} ${s.vmId}` +
+          `${s.nextVmId !== s.vmId ? ` → ${s.nextVmId}` : ''} (${s.fromHost} → ${s.toHost})`,
       });
       // the blackout's samples: the stopped guest's clocks as its VM reads them
       if (step !== null) {
@@ -566,7 +570,9 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
         code: 'refclock_unavailable',
         severity: 'warn',
         timeNs: span.from,
-        message: `the ptp_kvm refclock gets nothing on host ${host?.hostId}: kvm_pv_clock_pairing() answers KVM_EOPNOTSUPP when the host's clocksource is not the TSC`,
+        message:
+          `the ptp_kvm refclock gets nothing on host ${host?.hostId}: ` +
+          "kvm_pv_clock_pairing() answers KVM_EOPNOTSUPP when the host's clocksource is not the TSC",
       });
     }
     const ntpOn = settings.ntp.client !== 'none' && !ntpExited && refclockOk;
@@ -636,7 +642,9 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
         code: 'unsynchronised_drift',
         severity: abs(ppb) >= 1000n ? 'warn' : 'info',
         timeNs: end,
-        message: `no time source corrects the guest: its clock ran ${(Number(abs(ppb)) / 1000).toFixed(3)} ppm ${ppb < 0n ? 'slow' : 'fast'} against true time over its life (${fmtS(abs(perDay))} a day), from its hosts' real TSC rate`,
+        message:
+          `no time source corrects the guest: its clock ran ${(Number(abs(ppb)) / 1000).toFixed(3)} ppm ${ppb < 0n ? 'slow' : 'fast'} ` +
+          `against true time over its life (${fmtS(abs(perDay))} a day), from its hosts' real TSC rate`,
       });
     }
   }

@@ -77,7 +77,8 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
     const which = cut.vmId === params.vmId || cut.newVmId === params.vmId ? params.vmId : params.newVmId;
     throw new DomainError(
       'invalid_state',
-      `VM '${which}' is held by migration '${cut.migrationId}' (${cut.vmId} → ${cut.newVmId}), which the log ends inside ${cut.phase ? `its ${cut.phase} phase` : 'before its first phase'}: it neither completed nor failed`,
+      `VM '${which}' is held by migration '${cut.migrationId}' (${cut.vmId} → ${cut.newVmId}), which the log ends ` +
+        `inside ${cut.phase ? `its ${cut.phase} phase` : 'before its first phase'}: it neither completed nor failed`,
       { vmId: which, migrationId: cut.migrationId, phase: cut.phase },
     );
   }
@@ -86,7 +87,8 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
   if (!vcpusOf(src).some((v) => v.running)) {
     throw new DomainError(
       'invalid_state',
-      `VM '${params.vmId}' has no vCPU in KVM_RUN: its guest is not running (never started, or paused), so there is no running clock to migrate; start it first (runVcpu / clockledger run ${params.vmId})`,
+      `VM '${params.vmId}' has no vCPU in KVM_RUN: its guest is not running (never started, or paused), ` +
+        `so there is no running clock to migrate; start it first (runVcpu / clockledger run ${params.vmId})`,
       { vmId: params.vmId },
     );
   }

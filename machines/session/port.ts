@@ -21,7 +21,6 @@
 //   version its stream was read at, so a stream that moved on since it was loaded is a conflict.
 import type { AppendBatch, CommitResult, WrittenEvent } from '../../store/types.js';
 import type { Rebuilt } from '../rebuild.js';
-import type { StreamState } from '../streams.js';
 
 /** What a decision reads from the log: synchronous, each answer as of the unit of work's reads. */
 export interface StreamReader {
@@ -44,8 +43,8 @@ export interface StreamReader {
 /** What one unit of work writes, in one transaction. */
 export interface UnitCommit {
   batches: AppendBatch[];
-  /** states to write as snapshots, at stream versions this commit or the log holds */
-  snapshots: { streamId: string; version: number; state: StreamState }[];
+  /** states to write as snapshots (serialized), at stream versions this commit or the log holds */
+  snapshots: { streamId: string; version: number; state: Buffer }[];
   requestId?: string;
   fingerprint?: string;
   handler?: string;
@@ -80,6 +79,18 @@ export interface LoadingReader extends StreamReader {
   load(needs: readonly Need[]): Promise<void>;
   /** load again everything held: the log moved on (a lost race) */
   refresh(): Promise<void>;
+  /**
+   * the first load of a request: `first`, the stored answer of its request id (returned, and
+   * nothing more loaded, if it was answered) and the wake index of `due.prefix` up to the last
+   * event's instant plus `due.ahead`, in one round trip where the engine can
+   */
+  begin(
+    first: readonly Need[],
+    request: { requestId: string; fingerprint?: string } | undefined,
+    due: { prefix: string; ahead: bigint },
+  ): Promise<{ response: unknown } | undefined>;
+  /** after a commit: the streams this request read, for the next request to load ahead */
+  noteRead(): void;
 }
 
 /** Something a decision reads from the log. */

@@ -30,6 +30,9 @@ export function wakeNeed(now: bigint): Need {
   return { kind: 'due', upTo: lookahead(lookahead(now)), prefix: VM_STREAM_PREFIX };
 }
 
+/** wakeNeed's reach past the log's last instant, for a first load that reads the wake index with it. */
+export const WAKE_AHEAD = { prefix: VM_STREAM_PREFIX, ahead: 2n * WAKE_LOOKAHEAD_NS };
+
 /** When a VM's delayed kernel work next falls due (null: none, or the VM is gone). */
 export function wakeAtOf(rec: VmRecord | null): bigint | null {
   if (!rec || rec.destroyed || !rec.x86) return null;

@@ -1,9 +1,8 @@
 // The SQLite side of the store seam: the synchronous store read directly, committed directly.
-import { serialize } from 'node:v8';
 import type { EventStore } from '../../store/types.js';
 import { rebuildStream, rememberTip } from '../rebuild.js';
 import { CODE_VERSION } from '../version.js';
-import { positionOf, type StreamReader, type SyncLogPort, type UnitCommit } from './port.js';
+import type { StreamReader, SyncLogPort, UnitCommit } from './port.js';
 
 const ports = new WeakMap<EventStore, SyncLogPort>();
 
@@ -31,16 +30,9 @@ function makePort(store: EventStore): SyncLogPort {
     remember: (streamId, r) => rememberTip(store, streamId, r),
     findRequest: (requestId, fingerprint) => store.findRequest(requestId, fingerprint),
     commit(u: UnitCommit) {
-      // Snapshots kept for later audits are written in the same transaction as the events.
-      const alsoWrite = (written: Parameters<typeof positionOf>[0]) => {
-        for (const sn of u.snapshots) {
-          const position = positionOf(written, sn) ?? store.positionOfVersion(sn.streamId, sn.version);
-          if (position !== undefined && position !== null) {
-            store.saveSnapshot({ streamId: sn.streamId, version: sn.version, position, codeVersion: CODE_VERSION, state: serialize(sn.state) });
-          }
-        }
-      };
-      return store.commit(u.batches, { requestId: u.requestId, fingerprint: u.fingerprint, handler: u.handler, response: u.response, alsoWrite });
+      // Snapshots (kept for later audits, and every SNAPSHOT_EVERY versions) go in the same transaction as the events.
+      const snapshots = u.snapshots.map((sn) => ({ ...sn, codeVersion: CODE_VERSION }));
+      return store.commit(u.batches, { requestId: u.requestId, fingerprint: u.fingerprint, handler: u.handler, response: u.response, snapshots });
     },
   };
 }

@@ -2,8 +2,10 @@
 // states those events evolve to. Nothing reaches the log until commit(), which appends every
 // stream's events in one transaction, each checked against the version it was read at.
 import { produce } from 'immer';
+import { serialize } from 'node:v8';
 import type { AppendBatch, CommitResult, EventMetadata, EventStore, NewEvent, WrittenEvent } from '../../store/types.js';
 import { applyStreamEvent, copyStreamState, streamKind, type DomainEvent, type StreamState } from '../streams.js';
+import { SNAPSHOT_EVERY } from '../snapshot-every.js';
 import { CODE_VERSION } from '../version.js';
 import { vmIdOf } from '../vm/events.js';
 import { DomainError } from './errors.js';
@@ -43,6 +45,8 @@ export class UnitOfWork {
   protected readonly loaded = new Map<string, Loaded>();
   /** states kept at instants an audit revisits (private copies; those to persist are serialized at commit) */
   private readonly snapshotsToSave: { streamId: string; version: number; state: StreamState; persist: boolean }[] = [];
+  /** the states at every SNAPSHOT_EVERY-th version this session records, serialized as they were then */
+  private readonly periodic: { streamId: string; version: number; state: Buffer }[] = [];
   /** every recorded event in the order it was decided: the order it takes in the log */
   private readonly order: { streamId: string; event: NewEvent }[] = [];
 
@@ -90,6 +94,8 @@ export class UnitOfWork {
     }
     l.state = next;
     l.version++;
+    // (serialized now: an owned state goes on changing in place with the session's next events)
+    if (l.version % SNAPSHOT_EVERY === 0) this.periodic.push({ streamId, version: l.version, state: serialize(next) });
     const metadata = this.metadataFor(extraMeta);
     const e: NewEvent = { type: ev.type, time, data: ev.data, metadata, canonical };
     l.pending.push(e);
@@ -192,7 +198,13 @@ export class UnitOfWork {
       const wakeAt = wakeAtOf(this.loaded.get(sid)!);
       if (wakeAt !== undefined) b.wakeAt = wakeAt;
     }
-    const snapshots = this.snapshotsToSave.filter((sn) => sn.persist);
+    // the periodic snapshots, and the states kept for audits (one per stream version)
+    const snapshots = [...this.periodic];
+    const at = new Set(snapshots.map((sn) => `${sn.streamId}\u0000${sn.version}`));
+    for (const sn of this.snapshotsToSave) {
+      if (sn.persist && !at.has(`${sn.streamId}\u0000${sn.version}`))
+        snapshots.push({ streamId: sn.streamId, version: sn.version, state: serialize(sn.state) });
+    }
     return { batches, snapshots, requestId: this.meta.requestId, fingerprint: this.meta.fingerprint, handler: this.meta.handler, response };
   }
 

@@ -9,7 +9,7 @@ import { LEDGER_STREAM, type LedgerState } from '../ledger/ledger.js';
 import { DomainError } from './errors.js';
 import { NeedsStreams, type AsyncLogPort, type LogPort, type Need } from './port.js';
 import { DEFAULT_RETRY, retryDelayMs, type RetryPolicy } from './retry.js';
-import { wakeNeed } from './scheduler.js';
+import { WAKE_AHEAD, wakeNeed } from './scheduler.js';
 import { Session } from './session.js';
 import { logTime, sqlitePort } from './sqlite-port.js';
 import type { SessionMeta } from './unit-of-work.js';
@@ -62,12 +62,12 @@ function giveUpOrRetry(e: unknown, attempt: number, retry: RetryPolicy): number 
 }
 
 async function withAsyncSession<T>(port: AsyncLogPort, meta: SessionMeta, work: Work<T>, respond: Respond<T>, retry: RetryPolicy, prefetch: readonly Need[]) {
-  if (meta.requestId !== undefined) {
-    const prior = await port.findRequest(meta.requestId, meta.fingerprint);
-    if (prior) return { response: prior.response, duplicate: true };
-  }
   const reader = port.open();
-  await reader.load([{ kind: 'stream', streamId: LEDGER_STREAM }, { kind: 'head' }, ...prefetch]);
+  // the stored answer, the ledger, the last event, the wake index ahead of it and what the work names: one read where the engine can
+  const request = meta.requestId === undefined ? undefined : { requestId: meta.requestId, fingerprint: meta.fingerprint };
+  const prior = await reader.begin([{ kind: 'stream', streamId: LEDGER_STREAM }, { kind: 'head' }, ...prefetch], request, WAKE_AHEAD);
+  if (prior) return { response: prior.response, duplicate: true };
+  // (loaded already, unless the ledger's clock is ahead of its last event)
   await reader.load([wakeNeed(logTime(reader, (reader.readStream(LEDGER_STREAM).state as LedgerState | null)?.now ?? 0n))]);
   for (let i = 1, loads = 0; ; ) {
     const s = new Session(reader, meta);
@@ -91,6 +91,7 @@ async function withAsyncSession<T>(port: AsyncLogPort, meta: SessionMeta, work: 
       const unit = s.prepareCommit((written) => toJson(respond(value!, written)));
       const r = await port.commit(unit);
       s.committed(r);
+      reader.noteRead();
       return { response: r.response, duplicate: r.duplicate };
     } catch (e) {
       await sleep(retryDelayMs(giveUpOrRetry(e, i++, retry), retry));

@@ -143,8 +143,10 @@ const BODIES: { [E in KnownEvent]: RegExp } = {
   kvm_write_tsc_offset: /^vcpu=(\d+) prev=(\d+) next=(\d+)$/,
   kvm_update_master_clock: /^masterclock (-?\d+) hostclock (\S+) offsetmatched (\d+)$/,
   kvm_track_tsc: /^vcpu_id (\d+) masterclock (\d+) offsetmatched (\d+) nr_online (\d+) hostclock (\S+)$/,
-  kvm_pvclock_update:
-    /^vcpu_id (\d+), pvclock \{ version (\d+), tsc_timestamp 0x([0-9a-f]+), system_time 0x([0-9a-f]+), tsc_to_system_mul 0x([0-9a-f]+), tsc_shift (-?\d+), flags 0x([0-9a-f]+) \}$/,
+  kvm_pvclock_update: new RegExp(
+    String.raw`^vcpu_id (\d+), pvclock \{ version (\d+), tsc_timestamp 0x([0-9a-f]+), system_time 0x([0-9a-f]+), ` +
+      String.raw`tsc_to_system_mul 0x([0-9a-f]+), tsc_shift (-?\d+), flags 0x([0-9a-f]+) \}$`,
+  ),
   kvm_msr: /^msr_(read|write) ([0-9a-f]+) = 0x([0-9a-f]+)( \(#GP\))?$/,
   kvm_timer_update_irq: /^VCPU: (\d+), IRQ (\d+), level (\d+)$/,
   // (%#08lx and %#16llx: "0x" then the digits, padded with zeros or spaces to the width)

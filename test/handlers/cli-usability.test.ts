@@ -110,7 +110,8 @@ describe('exit codes and units', () => {
     const r = await cli(['hosts', 'create', 'src', '--tsc-khz', '3000000000']);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(
-      'error [invalid_request]: tscKhz: 3000000000 kHz is 3 THz, not a plausible TSC rate (100 MHz to 20 GHz, given in kHz); if 3000000000 is in Hz, that is 3000000 kHz\n',
+      'error [invalid_request]: tscKhz: 3000000000 kHz is 3 THz, not a plausible TSC rate ' +
+        '(100 MHz to 20 GHz, given in kHz); if 3000000000 is in Hz, that is 3000000 kHz\n',
     );
   });
 

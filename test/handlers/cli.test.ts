@@ -405,6 +405,76 @@ describe('clockledger: every handler, end to end', () => {
   });
 });
 
+describe('clockledger verify: --anchor and --no-replay', () => {
+  it('checks the log against a kept head (JSON or a file, a whole verify answer too): exit 0 while it holds, 1 once cut', async () => {
+    await setup([
+      ['createHost', { hostId: 'a', tscKhz: 1_000_000 }],
+      ['createHost', { hostId: 'b', tscKhz: 2_000_000 }],
+      ['advanceTime', { ns: 1000 }],
+    ]);
+    closeStores();
+    // the head as verify reports it, kept in a file (the whole --json answer)
+    const kept = await cli(['verify', '--json']);
+    expect(kept.code).toBe(0);
+    expect(kept.json.head.position).toBe(3);
+    const headFile = join(dir, 'head.json');
+    writeFileSync(headFile, kept.stdout);
+    const inline = JSON.stringify({ position: 3, hash: kept.json.head.hash });
+    for (const anchor of [headFile, inline]) {
+      const r = await cli(['verify', '--anchor', anchor]);
+      expect([r.code, r.stderr], anchor).toEqual([0, '']);
+      expect(r.stdout).toMatch(/^intact: the hash chain holds over 3 events\nhead: position 3 hash [0-9a-f]{64}/);
+    }
+    // the last two events and every table entry pointing at them removed consistently: intact alone, not against the anchor
+    const raw = new Database(db);
+    raw.exec("DELETE FROM events WHERE position > 2; DELETE FROM streams WHERE last_position > 2; DELETE FROM stream_categories WHERE category = 'ledger'");
+    raw.close();
+    expect((await cli(['verify'])).code).toBe(0);
+    const cut = await cli(['verify', '--anchor', headFile]);
+    expect(cut.code).toBe(1);
+    expect(cut.stdout).toMatch(
+      /^BROKEN: the log breaks at position 3 \(the log ends at position 2, before the anchored position 3: events were removed from its end\)/,
+    );
+    const cutJson = await cli(['verify', '--anchor', inline, '--json']);
+    expect([cutJson.code, cutJson.json.ok, cutJson.json.intact, cutJson.json.firstBrokenPosition]).toEqual([1, true, false, 3]);
+    // what is not a head: malformed JSON is a usage error (2); a file that is not there, or a head the handler refuses, exit 1
+    const [bad, gone, partial] = await Promise.all([
+      cli(['verify', '--anchor', '{"position": 3,', '--json']),
+      cli(['verify', '--anchor', join(dir, 'nope.json'), '--json']),
+      cli(['verify', '--anchor', '{"position": 3}', '--json']),
+    ]);
+    expect([bad.code, bad.json.error.code]).toEqual([2, 'invalid_request']);
+    expect(bad.json.error.message).toMatch(/^--anchor: malformed JSON in --anchor: /);
+    expect([gone.code, gone.json.error.code]).toEqual([1, 'not_found']);
+    expect(gone.json.error.message).toContain('nope.json');
+    expect([partial.code, partial.json.error.code]).toEqual([1, 'invalid_request']);
+    expect(partial.json.error.message).toContain('hash');
+  });
+
+  it('--no-replay checks bindings only: a wake instant only a replay can judge is left unchecked, and said so', async () => {
+    await setup([
+      ['createHost', { hostId: 'a', tscKhz: 1_000_000 }],
+      ['createHost', { hostId: 'b', tscKhz: 2_000_000 }],
+    ]);
+    closeStores();
+    // a host has no timers: a wake instant given to it is forged, but its events record no wake to compare with
+    const raw = new Database(db);
+    expect(raw.prepare("UPDATE streams SET wake_at = 5 WHERE stream_id = 'host-a'").run().changes).toBe(1);
+    raw.close();
+    const full = await cli(['verify']);
+    expect(full.code).toBe(1);
+    expect(full.stdout).toMatch(/^BROKEN: the log breaks at position 1 \(stream host-a is to be woken at 5, but it can have none/);
+    const quick = await cli(['verify', '--no-replay']);
+    expect([quick.code, quick.stderr]).toEqual([0, '']);
+    // (the two host streams: neither's last event records a wake, so only a replay could check them)
+    expect(quick.stdout).toMatch(
+      /\nalso checked: 0 requests, 0 snapshots \(0 re-derived by replay\), 0 wake instants, 2 left unchecked \(only a replay can check them\)\n$/,
+    );
+    const quickJson = await cli(['verify', '--no-replay', '--json']);
+    expect(quickJson.json).toMatchObject({ ok: true, intact: true, coverage: { wakes: 0, wakesUnchecked: 2 } });
+  });
+});
+
 describe('clockledger: errors and exit codes', () => {
   it('usage errors exit 2: malformed JSON (stdin and --data), unknown handler, unknown command, bad option values', async () => {
     const [stdin, data, unknown, proto, cmd, dur, missing] = await Promise.all([

@@ -16,7 +16,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN = join(root, 'dist/handlers/cli/main.js');
 
 // a module resolve hook that fails the import of the heavy packages
-const HOOKS = `export async function resolve(s, c, next) { if (/^(zod|xstate|immer)(\\/|$)/.test(s)) throw new Error('cold path loaded ' + s); return next(s, c); }`;
+const HOOKS =
+  `export async function resolve(s, c, next) { if (/^(zod|xstate|immer)(\\/|$)/.test(s)) ` + `throw new Error('cold path loaded ' + s); return next(s, c); }`;
 const REGISTER = `import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(HOOKS)}));`;
 
 function coldInvoke(db: string, data: string, refuseHeavy: boolean) {

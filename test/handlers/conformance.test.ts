@@ -93,7 +93,8 @@ describe('conformance', () => {
     const d = r.firstDifference;
     expect(d).toMatchObject({ check: 'kvm_write_tsc_offset', index: 9, fields: ['missing'], trace: null, afterLine: 30 });
     expect(d.emulated.text).toBe(`kvm_write_tsc_offset: vcpu=0 prev=${offsetOf(-9_000_000_000_000n)} next=${offsetOf(-9_000_000_000_000n)}`);
-    // its line counts the emulated destination's lines (emulatedTrace): after the creation's master clock update (1), the creation and restore writes with their kvm_track_tsc (16), the 9th write is line 18
+    // its line counts the emulated destination's lines (emulatedTrace): after the creation's master clock
+    // update (1), the creation and restore writes with their kvm_track_tsc (16), the 9th write is line 18
     expect(d.emulated.line).toBe(18);
     expect(r.emulatedTrace[d.emulated.line - 1]).toContain(d.emulated.text);
     expect(d.traceNext).toEqual({
@@ -266,10 +267,23 @@ describe('conformance', () => {
       expect(d.trace).toMatchObject({ line: 9, task: 'CPU 0/KVM' });
       const head = 'the emulated restore failed at its save step, where the host restored the VM \\(line 9\\): KVM_GET_CLOCK ';
       expect(d.message).toMatch(new RegExp(`^${head}.*\\. ${strategy}, as modelled, cannot restore this VM on linux-5\\.15$`));
+      // for a person: the failure in words (it was labelled as a pvclock difference), the step and the ioctl it stood on
+      const text = renderConformance(r);
+      expect(text).toMatch(/^emulation: +FAILED at the save step on KVM_GET_CLOCK \(source, ret 0\)$/m);
+      expect(text).toMatch(
+        new RegExp(
+          String.raw`^first difference: the emulated migration failed \(the strategy could not restore the VM on this kernel\)\n` +
+            ' {2}the emulated restore failed at its save step',
+          'm',
+        ),
+      );
+      expect(text).toMatch(/^ +emulated +- +- +\(failed at its save step\)$/m);
+      expect(text).not.toMatch(/pvclock scale \(status\)/);
     }
     // a strategy that runs there still conforms, and says its emulation completed
     const qemu = await ok(conformance, { traceId: 't1', strategy: 'qemu', profile: 'linux-5.15' });
     expect(qemu.conforms).toBe(true);
     expect(qemu.emulation).toEqual({ status: 'completed', failure: null });
+    expect(renderConformance(qemu)).toMatch(/^emulation: +completed$/m);
   });
 });

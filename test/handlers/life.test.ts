@@ -24,7 +24,10 @@ async function guestOn(guest: object, host: object = {}) {
   await l.ok('advanceTime', { ns: (10n * S).toString() });
 }
 
-/** n standby cycles: pause, snapshot, restore 45 s later on the same host (QEMU stop/cont: kvmclock does not count the stop; no VMM latency), then 100 s of running. */
+/**
+ * n standby cycles: pause, snapshot, restore 45 s later on the same host (QEMU stop/cont: kvmclock
+ * does not count the stop; no VMM latency), then 100 s of running.
+ */
 async function standbys(n: number) {
   for (let i = 0; i < n; i++) {
     await l.ok('migrate', { vmId: 'web', inPlace: true, strategy: 'qemu', blackoutNs: (45n * S).toString(), vmmLatencyNs: '0' });
@@ -162,7 +165,10 @@ describe.each(ENGINE_NAMES)('the same timeline (%s)', (engine) => {
     expect((await l.ok('timeline', { vmId: 'v.m2', stepNs: '1000000000' })).timeline).toEqual(t);
     expect((await l.ok('timeline', { vmId: 'v.m1', stepNs: '1000000000', profile: 'linux-6.6' })).timeline).toEqual(t);
     if (engine === 'sqlite') {
-      const script = `import('${join(root, 'dist/index.js')}').then(async (m) => { const r = await m.handlers.timeline({ vmId: 'v.m1', stepNs: '1000000000' }, { db: ${JSON.stringify(l.db)} }); process.stdout.write(JSON.stringify(r)); process.exit(0); })`;
+      const script =
+        `import('${join(root, 'dist/index.js')}').then(async (m) => { ` +
+        `const r = await m.handlers.timeline({ vmId: 'v.m1', stepNs: '1000000000' }, { db: ${JSON.stringify(l.db)} }); ` +
+        'process.stdout.write(JSON.stringify(r)); process.exit(0); })';
       expect(JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }))).toEqual({
         ok: true,
         format: 'json',

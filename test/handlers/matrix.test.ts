@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { eventSummary } from '../../handlers/cli/format.js';
 import { closeStores } from '../../handlers/context.js';
 import { newLedger, type Ledger } from '../helpers/ledger.js';
 
@@ -158,6 +159,9 @@ describe('the matrix', () => {
     expect(d.summary).toEqual(r.summary);
     expect(d.cells).toBe(32);
     expect(d.results.verdicts).toBe(r.cells.map((c: Record<string, any>) => c.verdict[0]).join(''));
+    // `log` / `events` say it in one line: the cells counted by verdict
+    const count = (v: string) => r.cells.filter((c: Record<string, any>) => c.verdict === v).length;
+    expect(eventSummary(ev[0])).toBe(`32 cells: ${count('pass')} pass, ${count('warn')} warn, ${count('fail')} fail`);
     // the plan as run, every default filled in
     // (a week and a day of host uptime, 10 s of guest warm-up, no LAPIC deadline armed, 20 µs per ioctl)
     const setup = { vcpus: 2, sourceUptimeNs: '604800000000000', destinationUptimeNs: '86400000000000', warmupNs: String(10 * S) };

@@ -111,7 +111,9 @@ describe('the HTML reports in headless Chromium', () => {
     // the demo printed where it wrote them: eight migrations and the fleet, beside the database
     const files = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'fleet'].map((n) => join(dir, 'demo-reports', `${n}.html`));
     expect(demoOut).toContain(`HTML reports (open in a browser):\n${files.map((f) => `  ${f}`).join('\n')}`);
-    // m4 (crosvm to a 2.6 GHz host without KVM_SET_TSC_KHZ): the simulated guest's watchdog marks tsc unstable at its second run after the resume (433 159 977 ns of tsc against 499 800 004 of kvm-clock): fail since the guest model came in
+    // m4 (crosvm to a 2.6 GHz host without KVM_SET_TSC_KHZ): the simulated guest's watchdog marks tsc
+    // unstable at its second run after the resume (433 159 977 ns of tsc against 499 800 004 of kvm-clock):
+    // fail since the guest model came in
     expect(audits.map((a) => a.verdict)).toEqual(['fail', 'warn', 'fail', 'fail', 'fail', 'pass', 'pass', 'pass']);
 
     for (const a of audits) {

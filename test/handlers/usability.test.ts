@@ -97,7 +97,8 @@ describe('replay and diff say what differs', () => {
     const r = await l.ok('replay', { profile: 'linux-5.15' });
     const d = r.divergences.find((x: any) => x.ioctl === 'KVM_GET_CLOCK');
     expect(d.summary).toBe(
-      'KVM_GET_CLOCK at position 7: recorded ret 0, replayed ret 0, output differs: flags 14 → 2, host_tsc 3000000000 → 0, realtime 1767225601000000000 → 0',
+      'KVM_GET_CLOCK at position 7: recorded ret 0, replayed ret 0, output differs: ' +
+        'flags 14 → 2, host_tsc 3000000000 → 0, realtime 1767225601000000000 → 0',
     );
   });
 

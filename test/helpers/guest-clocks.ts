@@ -27,10 +27,14 @@ export interface HandGuest {
   texts(): string[];
 }
 
-/** The guest: its vCPUs, its clocks, and its settings (the defaults: a 6.6 guest on kvm-clock). */
-export function handGuest(cpus: number[], c: HandClocks, overrides: GuestOverrides = {}): HandGuest {
+/**
+ * The guest: its vCPUs, its clocks, and its settings (the defaults: a 6.6 guest on kvm-clock), its
+ * TSC at `tscKhz` (1 GHz unless a test says otherwise) and kvm_sched_clock_offset `schedOffset`.
+ */
+export function handGuest(cpus: number[], c: HandClocks, overrides: GuestOverrides = {}, tscKhz = 1_000_000, schedOffset = 0n): HandGuest {
   const settings = guestSettings(overrides);
-  const clocks = guestClocks((t, vcpu) => ({ counter: c.tsc(t, vcpu), kvmclock: c.kvmclock(t, vcpu) }), cpus, x86Clocksources(settings, 1_000_000, true));
+  const reading = (t: bigint, vcpu: number) => ({ counter: c.tsc(t, vcpu), kvmclock: c.kvmclock(t, vcpu) });
+  const clocks = guestClocks(reading, cpus, x86Clocksources(settings, tscKhz, true), schedOffset);
   const log: GuestLogEntry[] = [];
   const printk: Printk = (t, cpu, text) => log.push({ timeNs: t, guestNs: clocks.localClock(t, cpu), vcpu: cpu, text }) - 1;
   return { clocks, settings, log, printk, texts: () => log.map((e) => e.text) };

@@ -1,4 +1,6 @@
 // The units module: what each name writes, on hand-worked values.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   hzReadable,
@@ -10,6 +12,7 @@ import {
   ppbAsPpm,
   ppbPerDayThreeDecimals,
 } from '../../lib/units.js';
+import { sourceFiles } from '../helpers/import-graph.js';
 
 describe('durations', () => {
   it('nsReadable: the largest unit filled, three decimals truncated, trailing zeros dropped', () => {
@@ -64,5 +67,20 @@ describe('rates', () => {
     expect(ppbPerDayThreeDecimals(500_000_000n)).toBe('12.000 h/day');
     expect(ppbPerDayThreeDecimals(-20_000n)).toBe('-1.728 s/day');
     expect(ppbAsPpm(1_500n)).toBe('1.500');
+  });
+});
+
+describe('one meaning per name', () => {
+  it('no module outside lib/units.ts defines a duration or drift format of its own (the audit once had fmtNs, perDay, msPerDay, ppm)', () => {
+    const root = join(import.meta.dirname, '../..');
+    // a top-level definition that writes a rounded number with a unit or a fixed number of decimals
+    const own = /^export (?:const|function) (fmtNs|perDay|msPerDay|ppm)\b/m;
+    const found = sourceFiles(root, ['lib', 'kvm', 'store', 'machines', 'handlers'])
+      .filter((f) => f !== 'lib/units.ts')
+      .flatMap((f) => {
+        const m = own.exec(readFileSync(join(root, f), 'utf8'));
+        return m ? [`${f}: ${m[1]}`] : [];
+      });
+    expect(found).toEqual([]);
   });
 });

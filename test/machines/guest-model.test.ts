@@ -88,7 +88,7 @@ describe("simulateGuest: the detectors in the kernel's order", () => {
       'watchdog: BUG: soft lockup - CPU#1 stuck for 29s! [swapper/1:0]',
       'clocksource: Long readout interval, skipping watchdog check: cs_nsec: 30000000000 wd_nsec: 30000000000',
     ]);
-    expect(g.rcuStalls).toEqual([{ vcpu: 0, timeNs: RESUME, jiffies: 7500n, log: [0] }]);
+    expect(g.rcuStalls).toEqual([{ vcpu: 0, timeNs: RESUME, jiffies: 7500n, ncpus: 2, log: [0] }]);
     // 6.6's watchdog skips the 30 s interval since its 19th run, at 9.5 s: a long readout, in the softirq after the hrtimers
     expect(g.watchdogRuns[0]).toMatchObject({ timeNs: RESUME, vcpu: 1, csNsec: 30n * S, wdNsec: 30n * S, outcome: 'long-interval' });
   });

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { clocksCalcMultShift } from '../../kvm/host.js';
-import { fmtNs } from '../../machines/audit/format.js';
+import { nsThreeDecimals as fmtNs } from '../../lib/units.js';
 import { expectMigrateAuditsFromLog, newLedger, type Ledger } from '../helpers/ledger.js';
 
 let l: Ledger;
@@ -66,7 +66,8 @@ describe("QEMU's 40 ms stop-to-pre-save gap", () => {
       marginNs: '500000',
     });
     expect(a.guest.clocksource.marginIs).toBe(
-      'cs->uncertainty_margin + watchdog->uncertainty_margin = 2 × (2 × WATCHDOG_MAX_SKEW), CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US=125, its Kconfig default (c37e85c135ce "clocksource: Loosen clocksource watchdog constraints" (v6.3))',
+      'cs->uncertainty_margin + watchdog->uncertainty_margin = 2 × (2 × WATCHDOG_MAX_SKEW), CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US=125, ' +
+        'its Kconfig default (c37e85c135ce "clocksource: Loosen clocksource watchdog constraints" (v6.3))',
     );
     expect(texts(a)).toEqual([
       "clocksource: timekeeping watchdog on CPU1: Marking clocksource 'tsc' as unstable because the skew is too large:",
@@ -108,7 +109,8 @@ describe("QEMU's 40 ms stop-to-pre-save gap", () => {
       "[   29.743439] clocksource: timekeeping watchdog on CPU26: Marking clocksource 'tsc' as unstable because the skew is too large:",
       "[   29.744480] clocksource:                       'kvm-clock' wd_nsec: 496006007 wd_now: 6fae14200 wd_last: 6dd50ce89 mask: ffffffffffffffff",
       "[   29.745536] clocksource:                       'tsc' cs_nsec: 480609826 cs_now: 14eb8565d9 cs_last: 1495b8075c mask: ffffffffffffffff",
-      "[   29.746143] clocksource:                       Clocksource 'tsc' skewed -15396181 ns (-15 ms) over watchdog 'kvm-clock' interval of 496006007 ns (496 ms)",
+      "[   29.746143] clocksource:                       Clocksource 'tsc' skewed " +
+        "-15396181 ns (-15 ms) over watchdog 'kvm-clock' interval of 496006007 ns (496 ms)",
       "[   29.746770] clocksource:                       'kvm-clock' (not 'tsc') is current clocksource.",
       '[   29.747130] tsc: Marking TSC unstable due to clocksource watchdog',
     ];
@@ -161,7 +163,9 @@ describe("QEMU's 40 ms stop-to-pre-save gap", () => {
     ]);
   });
 
-  it('5.14 prints wd_nsec/cs_nsec and the current clocksource (200 µs); 5.15.16 is 200 µs, 5.15 (5.15.17+) and 6.1 400 µs; 6.3 adds the skew line', async () => {
+  const marginsByVersion =
+    '5.14 prints wd_nsec/cs_nsec and the current clocksource (200 µs); 5.15.16 is 200 µs, 5.15 (5.15.17+) and 6.1 400 µs; 6.3 adds the skew line';
+  it(marginsByVersion, async () => {
     await guest();
     const m = (await migrate('qemu', 300_000_000, { preSaveGapNs: 40_000_000 })).migrationId;
     const at = async (kernel: string) => (await l.ok('audit', { migrationId: m, thresholds: { guest: { kernel } } })).audit;
@@ -195,7 +199,8 @@ describe("QEMU's 40 ms stop-to-pre-save gap", () => {
     expect(a.guest.clocksource).toMatchObject({
       marginNs: '4000000',
       marginIs:
-        'cs->uncertainty_margin + watchdog->uncertainty_margin = 2 × (2 × WATCHDOG_MAX_SKEW), CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US=1000 (set: watchdogMaxSkewUs)',
+        'cs->uncertainty_margin + watchdog->uncertainty_margin = 2 × (2 × WATCHDOG_MAX_SKEW), ' +
+        'CONFIG_CLOCKSOURCE_WATCHDOG_MAX_SKEW_US=1000 (set: watchdogMaxSkewUs)',
     });
     expect(codes(a)).toContain('watchdog_tsc_unstable');
     // the Kconfig range is 50..1000, and kernels before 5.18 have no such option: refused, nothing recorded
@@ -215,7 +220,10 @@ describe("QEMU's 40 ms stop-to-pre-save gap", () => {
     expect((await l.ok('events', { streamId: 'vm-g.m1' })).events.at(-1).type).not.toBe('VmDestroyed');
   });
 
-  it("the old threshold watchdogMarginNs is the guest's margin: 62.5 ms hides the 40 ms skew, 40 ms (not beyond) too, 39.9 ms does not; guest.watchdogMarginNs wins", async () => {
+  const oldMarginThreshold =
+    "the old threshold watchdogMarginNs is the guest's margin: 62.5 ms hides the 40 ms skew, " +
+    '40 ms (not beyond) too, 39.9 ms does not; guest.watchdogMarginNs wins';
+  it(oldMarginThreshold, async () => {
     await guest();
     const m = (await migrate('qemu', 300_000_000, { preSaveGapNs: 40_000_000 })).migrationId;
     const audit = async (thresholds: Record<string, unknown>) => (await l.ok('audit', { migrationId: m, thresholds })).audit;
@@ -331,7 +339,10 @@ describe('cloud-hypervisor@50 lets the guest run before KVM_SET_CLOCK (fixed by 
       {
         code: 'time_backwards',
         severity: 'fail',
-        message: `the guest ran before its clock was restored: vCPU 0 from its KVM_RUN (position ${run0}), vCPU 1 from its KVM_RUN (position ${run1}) until KVM_SET_CLOCK (position ${write}), 40.000 µs later; its kvmclock read 140.000 µs there, ${fmtNs(before - 140_000n)} behind its ${fmtNs(before)} as the stop began`,
+        message:
+          `the guest ran before its clock was restored: vCPU 0 from its KVM_RUN (position ${run0}), vCPU ` +
+          `1 from its KVM_RUN (position ${run1}) until KVM_SET_CLOCK (position ${write}), 40.000 µs later; its ` +
+          `kvmclock read 140.000 µs there, ${fmtNs(before - 140_000n)} behind its ${fmtNs(before)} as the stop began`,
         positions: [run0, run1, write],
       },
     ]);
@@ -381,7 +392,7 @@ describe('a 30 s jump at restore (Firecracker issue #5322)', () => {
       { vcpu: 0, timeNs: '32000000000', stuckS: 29, log: [1] },
       { vcpu: 1, timeNs: '32000000000', stuckS: 29, log: [2] },
     ]);
-    expect(a.guest.rcuStalls).toEqual([{ vcpu: 0, timeNs: '32000000000', jiffies: '7500', log: [0] }]);
+    expect(a.guest.rcuStalls).toEqual([{ vcpu: 0, timeNs: '32000000000', jiffies: '7500', ncpus: 2, log: [0] }]);
     expect(texts(a)[6]).toBe(`${PAD}Clocksource 'tsc' skewed -30000000030 ns (-30000 ms) over watchdog 'kvm-clock' interval of 30499999999 ns (30499 ms)`);
     expect(codes(a)).toEqual(['watchdog_tsc_unstable', 'soft_lockup_risk', 'guest_rcu_stall']);
     expect(a.findings.find((f: any) => f.code === 'soft_lockup_risk')).toMatchObject({ severity: 'fail', guestLog: [1, 2] });
@@ -417,7 +428,7 @@ describe('a 30 s jump at restore (Firecracker issue #5322)', () => {
       { timeNs: '70000000000', guestNs: '69999999997', vcpu: 0, text: 'rcu: INFO: rcu_preempt self-detected stall on CPU' },
       { timeNs: '70000000000', guestNs: '69999999997', vcpu: 0, text: 'watchdog: BUG: soft lockup - CPU#0 stuck for 58s! [swapper/0:0]' },
     ]);
-    expect(a.guest.rcuStalls).toEqual([{ vcpu: 0, timeNs: '70000000000', jiffies: '15000', log: [0] }]);
+    expect(a.guest.rcuStalls).toEqual([{ vcpu: 0, timeNs: '70000000000', jiffies: '15000', ncpus: 4, log: [0] }]);
     const f = a.findings.find((x: any) => x.code === 'soft_lockup_risk');
     expect(f).toMatchObject({ severity: 'fail', guestLog: [1, 2, 3, 4] });
     expect(f.message).toBe(
@@ -512,7 +523,8 @@ describe('a wall clock 60 s behind (Firecracker 1.16: KVM_SET_CLOCK flags 0 afte
     ]);
     expect(w.convergedAt).toBe(w.curve.at(-1).timeNs);
     expect(a.findings.find((f: any) => f.code === 'wall_clock_behind').message).toBe(
-      "the guest's CLOCK_REALTIME is 60.000 s behind at the resume; ntpd ignores it as a spike from its ntp update 1 (62.000 s after the resume) and steps it at its ntp update 5 (318.000 s after the resume), once its 300.000 s stepout has passed",
+      "the guest's CLOCK_REALTIME is 60.000 s behind at the resume; ntpd ignores it as a spike from its ntp update 1 (62.000 s " +
+        'after the resume) and steps it at its ntp update 5 (318.000 s after the resume), once its 300.000 s stepout has passed',
     );
   });
 
@@ -522,7 +534,8 @@ describe('a wall clock 60 s behind (Firecracker 1.16: KVM_SET_CLOCK flags 0 afte
     expect(a.guest.wallClock.curve.slice(2).map((p: any) => p.at)).toEqual(['ntp update 1', 'ntpd exits (panic)']);
     expect(a.guest.wallClock.convergedAt).toBeNull();
     expect(a.findings.find((f: any) => f.code === 'wall_clock_behind').message).toBe(
-      "the guest's CLOCK_REALTIME is 1100.000 s behind at the resume; ntpd exits at its ntp update 1 (62.000 s after the resume): the offset is beyond its 1000.000 s panic threshold, and nothing corrects it",
+      "the guest's CLOCK_REALTIME is 1100.000 s behind at the resume; ntpd exits at its ntp update 1 (62.000 " +
+        's after the resume): the offset is beyond its 1000.000 s panic threshold, and nothing corrects it',
     );
   });
 });
@@ -573,7 +586,8 @@ describe('a slew runs on the guest clock: a tsc guest drifts 59.6 ppb behind tru
     expect(w.convergedAt).toBe(String(h.reached));
     expect(w.curve[4]).toEqual({ timeNs: String(h.reached), errorNs: String(h.err(h.reached)), at: 'slewed' });
     expect(BigInt(w.curve[4].errorNs)).toBeGreaterThanOrEqual(-1_000_000n);
-    // 60 s / 500 ppm ends with the error at −7.155 ms (59.6 ppb of 120 000 s, and 59.6 ppb of the slew): (7.155 − 1) ms / (500 ppm − 59.6 ppb) = 12.3 s more
+    // 60 s / 500 ppm ends with the error at −7.155 ms (59.6 ppb of 120 000 s, and 59.6 ppb of the slew):
+    // (7.155 − 1) ms / (500 ppm − 59.6 ppb) = 12.3 s more
     const naive = h.tu + (-h.e1 * BigInt(S)) / 500_000n;
     expect(Number(h.reached - naive) / S).toBeCloseTo(12.3, 1);
     expect(Number(h.err(naive))).toBeLessThan(-7_000_000);
@@ -587,7 +601,10 @@ describe('a slew runs on the guest clock: a tsc guest drifts 59.6 ppb behind tru
     // a day on, 9.6 ppb of it further behind than at the update
     expect(BigInt(w.curve.at(-1).errorNs) < BigInt(w.curve[2].errorNs)).toBe(true);
     expect(a.findings.find((f: any) => f.code === 'wall_clock_behind').message).toMatch(
-      /; chrony slews it from its ntp update 1 \(.* after the resume\), and never brings it within 1.000 ms: the guest's clock drifts away faster than its 0.050 ppm slew$/,
+      new RegExp(
+        String.raw`; chrony slews it from its ntp update 1 \(.* after the resume\), and never brings it within 1.000 ms: ` +
+          "the guest's clock drifts away faster than its 0.050 ppm slew$",
+      ),
     );
   });
 });

@@ -24,7 +24,10 @@ async function runningVm(vmId: string, hostId: string, vcpus: number) {
 
 /** The audit as a separate process computes it from the database file. */
 function auditInFreshProcess(migrationId: string): unknown {
-  const script = `import('${join(root, 'dist/index.js')}').then(async (m) => { const r = await m.handlers.audit({ migrationId: ${JSON.stringify(migrationId)} }, { db: ${JSON.stringify(l.db)} }); process.stdout.write(JSON.stringify(r)); m.handlers && process.exit(0); })`;
+  const script =
+    `import('${join(root, 'dist/index.js')}').then(async (m) => { const r = await m.handlers.audit({ ` +
+    `migrationId: ${JSON.stringify(migrationId)} }, { db: ${JSON.stringify(l.db)} ` +
+    `}); process.stdout.write(JSON.stringify(r)); m.handlers && process.exit(0); })`;
   return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }));
 }
 

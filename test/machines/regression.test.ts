@@ -22,7 +22,10 @@ async function guestWithKvmclock(vmId: string, hostId: string, vcpus: number, ts
 }
 
 describe('young-guest TSC snap (linux-6.6 → linux-6.18)', () => {
-  it('a guest younger than 1 s restored under 6.6 restarts its TSC near 0; under 6.18 the first divergence is the first host IA32_TSC write and the difference is the lost uptime', async () => {
+  const youngGuest =
+    'a guest younger than 1 s restored under 6.6 restarts its TSC near 0; under 6.18 ' +
+    'the first divergence is the first host IA32_TSC write and the difference is the lost uptime';
+  it(youngGuest, async () => {
     await l.ok('createHost', { hostId: 'a', tscKhz: 2_000_000, kernel: 'linux-6.6' });
     await l.ok('createHost', { hostId: 'b', tscKhz: 2_000_000, kernel: 'linux-6.6', initialTsc: '5000000000000' });
     await guestWithKvmclock('young', 'a', 2);

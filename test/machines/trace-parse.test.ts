@@ -120,7 +120,8 @@ describe('parseTrace', () => {
     // the tsc_shift is an s8
     expect(
       refusal(
-        '  a-1 [000] 1.0: kvm_pvclock_update: vcpu_id 0, pvclock { version 2, tsc_timestamp 0x1, system_time 0x1, tsc_to_system_mul 0x80000000, tsc_shift 200, flags 0x1 }',
+        '  a-1 [000] 1.0: kvm_pvclock_update: vcpu_id 0, pvclock { version 2, tsc_timestamp ' +
+          '0x1, system_time 0x1, tsc_to_system_mul 0x80000000, tsc_shift 200, flags 0x1 }',
       ).message,
     ).toMatch(/tsc_shift 200 out of range/);
     expect(refusal('hello\nworld\n').message).toMatch(/no trace event lines/);

@@ -428,7 +428,9 @@ describe.each(ENGINES)('event store contract: $name', (engine: Engine) => {
     expect(await s.verify({ position: 3, hash: 'ab'.repeat(32) })).toMatchObject({
       intact: false,
       firstBrokenPosition: 3,
-      reason: `position 3 has hash ${(await s.read({ fromPosition: 3, toPosition: 3 }))[0]!.hash}, not the anchored ${'ab'.repeat(32)}: the log up to it was rewritten`,
+      reason:
+        `position 3 has hash ${(await s.read({ fromPosition: 3, toPosition: 3 }))[0]!.hash}, ` +
+        `not the anchored ${'ab'.repeat(32)}: the log up to it was rewritten`,
       table: 'events',
     });
     await s.close();

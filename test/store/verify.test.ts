@@ -132,7 +132,8 @@ describe('verify', () => {
       const b = get.get(9) as Record<string, unknown>;
       expect(a).not.toEqual(b);
       const put = db.prepare(
-        'UPDATE events SET stream_id = @stream_id, version = @version, type = @type, schema_version = @schema_version, time = @time, data = @data, metadata = @metadata WHERE position = @position',
+        'UPDATE events SET stream_id = @stream_id, version = @version, type = @type, schema_version = ' +
+          '@schema_version, time = @time, data = @data, metadata = @metadata WHERE position = @position',
       );
       db.transaction(() => {
         // park one row's (stream, version) to keep UNIQUE(stream_id, version) satisfied mid-swap

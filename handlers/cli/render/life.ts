@@ -19,7 +19,8 @@ export function renderTimeline(r: ResponseOf<'timeline'>): string {
       ['life', `${nsReadable((BigInt(l.endNs) - BigInt(l.startNs)).toString())} of true time, ${l.cycles.length} stops, ${l.samples.length} samples`],
       [
         'time sources',
-        `${s.ntp.client}${s.ntp.refclock ? ` + refclock ${s.ntp.refclock}` : ''}${s.agent ? `, agent every ${nsReadable(s.agent.everyNs)} (steps above ${nsReadable(s.agent.stepAboveNs)})` : ''}`,
+        `${s.ntp.client}${s.ntp.refclock ? ` + refclock ${s.ntp.refclock}` : ''}` +
+          (s.agent ? `, agent every ${nsReadable(s.agent.everyNs)} (steps above ${nsReadable(s.agent.stepAboveNs)})` : ''),
       ],
       ['tolerance', nsReadable(l.toleranceNs)],
       ['CLOCK_REALTIME now', nsExactAndReadable(last?.realtimeErrorNs) || '-'],

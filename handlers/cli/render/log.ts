@@ -28,10 +28,15 @@ export function renderVerify(r: ResponseOf<'verify'>): string {
   const head = r.head;
   const requests = head?.requests ? `\nrequests: number ${head.requests.seq} digest ${head.requests.hash}` : '';
   const headLine = head ? `\nhead: position ${head.position} hash ${head.hash}${requests}` : '';
-  if (r.intact) return `intact: the hash chain holds over ${r.checked} event${r.checked === 1 ? '' : 's'}${headLine}`;
+  const c = r.coverage;
+  const unchecked = c?.wakesUnchecked ? `, ${c.wakesUnchecked} left unchecked (only a replay can check them)` : '';
+  const coverage = c
+    ? `\nalso checked: ${c.requests} requests, ${c.snapshots} snapshots (${c.snapshotStates} re-derived by replay), ${c.wakes} wake instants${unchecked}`
+    : '';
+  if (r.intact) return `intact: the hash chain holds over ${r.checked} event${r.checked === 1 ? '' : 's'}${headLine}${coverage}`;
   const where =
     r.firstBrokenPosition !== undefined ? `the log breaks at position ${r.firstBrokenPosition}` : `the ${r.table ?? 'log'} table does not match the events`;
-  return `BROKEN: ${where}${r.reason ? ` (${r.reason})` : ''}; ${r.checked} events checked${headLine}`;
+  return `BROKEN: ${where}${r.reason ? ` (${r.reason})` : ''}; ${r.checked} events checked${headLine}${coverage}`;
 }
 
 export function renderFork(r: ResponseOf<'fork'>): string {

@@ -96,6 +96,31 @@ export function renderAuditTrace(r: ResponseOf<'auditTrace'>): string {
   return renderTraceAudit(r.report);
 }
 
+type Conformance = ResponseOf<'conformance'>;
+
+/** How the emulated migration ended: completed, or the step it failed at, on which ioctl of which VM. */
+function emulationLine(e: Conformance['emulation']): string {
+  const f = e.failure;
+  if (e.status !== 'failed' || !f) return 'completed';
+  const io = f.ioctl;
+  const on = io ? ` on ${io.name} (${io.vm}${io.vcpu != null ? ` vCPU ${io.vcpu}` : ''}, ret ${io.ret}${io.errno ? ` ${io.errno}` : ''})` : '';
+  return `FAILED at the ${f.step} step${on}`;
+}
+
+/** What the first difference is, in words: a failed emulation is not a tracepoint but the emulated VMM giving up. */
+function differenceWhere(d: NonNullable<Conformance['firstDifference']>): string {
+  switch (d.check) {
+    case 'emulation_failed':
+      return 'the emulated migration failed (the strategy could not restore the VM on this kernel)';
+    case 'kvm_write_tsc_offset':
+      return `TSC offset write ${d.index} (${d.fields.join(', ')})`;
+    case 'master_clock_final':
+      return `the final master clock (${d.fields.join(', ')})`;
+    case 'pvclock_final':
+      return `the final pvclock scale (${d.fields.join(', ')})`;
+  }
+}
+
 /** Conformance: the parameters read from the trace, what was compared, and the first difference side by side. */
 export function renderConformance(r: ResponseOf<'conformance'>): string {
   const p = r.parameters;
@@ -122,6 +147,7 @@ export function renderConformance(r: ResponseOf<'conformance'>): string {
       `${c.agreedWrites} of ${c.traceWrites} traced TSC offset writes agree (emulated ${c.emulatedWrites}); ` +
         `final master clock ${c.masterClock ? 'agrees' : '-'}; pvclock scale ${c.pvclock ? 'agrees' : '-'}`,
     ],
+    ['emulation', emulationLine(r.emulation)],
     ['conforms', r.conforms ? 'yes' : 'NO'],
   ]);
   const notes = p.notes.map((n) => `note: ${n}`).join('\n');
@@ -135,15 +161,9 @@ export function renderConformance(r: ResponseOf<'conformance'>): string {
   ];
   const rows = [
     side('trace', d.trace ?? null, d.afterLine != null ? `(no such write after line ${d.afterLine})` : '(none)'),
-    side('emulated', d.emulated ?? null, '(none)'),
+    side('emulated', d.emulated ?? null, d.check === 'emulation_failed' && r.emulation.failure ? `(failed at its ${r.emulation.failure.step} step)` : '(none)'),
   ];
   if (d.traceNext) rows.push(side('trace next', d.traceNext, '-'));
-  const where =
-    d.check === 'kvm_write_tsc_offset'
-      ? `TSC offset write ${d.index}`
-      : d.check === 'master_clock_final'
-        ? 'the final master clock'
-        : 'the final pvclock scale';
-  const first = `first difference: ${where} (${d.fields.join(', ')})\n  ${d.message}`;
+  const first = `first difference: ${differenceWhere(d)}\n  ${d.message}`;
   return [head, first, table(['', 'LINE', 'TIMESTAMP', 'TRACEPOINT'], rows, { indent: '  ' }), notes].filter(Boolean).join('\n\n');
 }

@@ -147,7 +147,8 @@ export function timelineChart(c: ChartInput): string {
     const bx = X(c.blackout.fromNs);
     const bw = Math.max(1, X(c.blackout.toNs) - bx);
     out.push(
-      `<rect class="blackout" x="${r1(bx)}" y="${M.top}" width="${r1(bw)}" height="${ph}" fill="#39404f" fill-opacity="0.13"><title>blackout: ${esc(((c.blackout.toNs - c.blackout.fromNs) / 1e6).toFixed(3))} ms</title></rect>`,
+      `<rect class="blackout" x="${r1(bx)}" y="${M.top}" width="${r1(bw)}" height="${ph}" fill="#39404f" fill-opacity="0.13">` +
+        `<title>blackout: ${esc(((c.blackout.toNs - c.blackout.fromNs) / 1e6).toFixed(3))} ms</title></rect>`,
     );
     out.push(`<text x="${r1(bx + bw / 2)}" y="${M.top + 14}" text-anchor="middle">blackout</text>`);
   }

@@ -9,10 +9,19 @@ export type ReplayLike = Record<string, any>;
 function divergenceBlock(d: AuditLike | null | undefined): string {
   if (!d) return '<p>No divergence: every result replayed as recorded.</p>';
   const side = (label: string, x: AuditLike | undefined) =>
-    `<div><h3>${esc(label)}</h3><p class="mono">${esc(argText(x?.result ?? null))}</p>${Array.isArray(x?.trace) && x!.trace.length ? `<p class="mono">${esc(x!.trace.map((t: unknown) => (typeof t === 'string' ? t : JSON.stringify(t))).join('\n'))}</p>` : ''}</div>`;
+    `<div><h3>${esc(label)}</h3>` +
+    `<p class="mono">${esc(argText(x?.result ?? null))}</p>` +
+    `${
+      Array.isArray(x?.trace) && x!.trace.length
+        ? `<p class="mono">${esc(x!.trace.map((t: unknown) => (typeof t === 'string' ? t : JSON.stringify(t))).join('\n'))}</p>`
+        : ''
+    }</div>`;
   return [
     `<p><strong>${esc(d.summary ?? '')}</strong></p>`,
-    `<dl class="kv"><dt>position</dt><dd>${esc(d.position)}</dd><dt>VM</dt><dd>${esc(d.vmId)}</dd><dt>vCPU</dt><dd>${esc(d.vcpu ?? 'VM fd')}</dd><dt>event</dt><dd>${esc(d.ioctl ?? d.type)}</dd>${d.migrationId ? `<dt>migration</dt><dd>${esc(`${d.migrationId}, phase ${d.phase ?? '?'}, step ${d.step ?? '?'}`)}</dd>` : ''}</dl>`,
+    `<dl class="kv"><dt>position</dt><dd>${esc(d.position)}</dd>` +
+      `<dt>VM</dt><dd>${esc(d.vmId)}</dd><dt>vCPU</dt><dd>${esc(d.vcpu ?? 'VM fd')}</dd>` +
+      `<dt>event</dt><dd>${esc(d.ioctl ?? d.type)}</dd>` +
+      `${d.migrationId ? `<dt>migration</dt><dd>${esc(`${d.migrationId}, phase ${d.phase ?? '?'}, step ${d.step ?? '?'}`)}</dd>` : ''}</dl>`,
     `<div class="side">${side('recorded', d.recorded)}${side('replayed', d.replayed)}</div>`,
   ].join('\n');
 }
@@ -21,7 +30,8 @@ function divergenceBlock(d: AuditLike | null | undefined): string {
 export function replayHtml(r: ReplayLike): string {
   const out: string[] = [];
   out.push(
-    `<h1>${esc(`Replay under ${r.profile} against ${r.reference}`)} <span class="verdict ${r.diverged ? 'v-fail' : 'v-pass'}">${r.diverged ? 'diverged' : 'same'}</span></h1>`,
+    `<h1>${esc(`Replay under ${r.profile} against ${r.reference}`)} ` +
+      `<span class="verdict ${r.diverged ? 'v-fail' : 'v-pass'}">${r.diverged ? 'diverged' : 'same'}</span></h1>`,
   );
   out.push(`<div class="sub">${esc(`${r.eventsReplayed} events of ${r.vmsReplayed} VMs replayed, ${r.divergenceCount} divergences`)}</div>`);
   out.push('<h2>First divergence</h2>', divergenceBlock(r.firstDivergence));
@@ -29,12 +39,15 @@ export function replayHtml(r: ReplayLike): string {
     const a = m.audit?.recorded;
     const b = m.audit?.replayed;
     out.push(
-      `<h2>${esc(`Migration ${m.migrationId} (${m.strategy}): ${m.divergences} divergences`)}${m.failingStep ? esc(`, the replay fails at step ${m.failingStep}`) : ''}</h2>`,
+      `<h2>${esc(`Migration ${m.migrationId} (${m.strategy}): ${m.divergences} divergences`)}` +
+        `${m.failingStep ? esc(`, the replay fails at step ${m.failingStep}`) : ''}</h2>`,
     );
     if (m.firstDivergence) out.push(`<p>${esc(m.firstDivergence.summary ?? '')}</p>`);
     const col = (label: string, x: AuditLike | null | undefined, prefix: string) =>
       x
-        ? `<div><h3>${esc(label)} ${verdictBadge(x.verdict)}</h3>${summaryList(x)}${vcpuTable(x)}<h4>Findings</h4>${findingsSection(x.findings ?? [], new Set(), prefix)}</div>`
+        ? `<div><h3>${esc(label)} ${verdictBadge(x.verdict)}</h3>` +
+          `${summaryList(x)}${vcpuTable(x)}` +
+          `<h4>Findings</h4>${findingsSection(x.findings ?? [], new Set(), prefix)}</div>`
         : `<div><h3>${esc(label)}</h3><p>No audit.</p></div>`;
     out.push(`<div class="side">${col(String(r.reference), a, `${m.migrationId}-a-`)}${col(String(r.profile), b, `${m.migrationId}-b-`)}</div>`);
     const diff = m.difference;
@@ -85,11 +98,14 @@ export function fleetHtml(audits: AuditLike[], summary: AuditLike, opts: { links
     tdNum(signedDuration(worstNs(a))),
     tdNum(signedDuration(a.kvmclock?.errorNs)),
     `<td>${verdictBadge(a.verdict)}</td>`,
-    `<td>${((a.findings ?? []) as AuditLike[]).map((f) => `<span class="sev s-${esc(f.severity)}" title="${esc(f.message)}">${esc(f.code)}</span>`).join(' ')}</td>`,
+    `<td>${((a.findings ?? []) as AuditLike[])
+      .map((f) => `<span class="sev s-${esc(f.severity)}" title="${esc(f.message)}">` + `${esc(f.code)}</span>`)
+      .join(' ')}</td>`,
   ]);
   const body = [
     `<h1>Fleet: ${esc(audits.length)} migrations</h1>`,
-    `<div class="sub">${esc(`pass ${summary.pass ?? 0} · warn ${summary.warn ?? 0} · fail ${summary.fail ?? 0} · in flight ${summary.inFlight ?? 0}`)}</div>`,
+    `<div class="sub">` +
+      `${esc(`pass ${summary.pass ?? 0} · warn ${summary.warn ?? 0} · fail ${summary.fail ?? 0} · in flight ${summary.inFlight ?? 0}`)}</div>`,
     table(['migration', 'strategy', 'VM', 'hosts', 'status', 'worst TSC error', 'kvmclock error', 'verdict', 'findings'].map(esc), rows, 'fleet'),
   ].join('\n');
   return page('clockledger: fleet of migrations', body);

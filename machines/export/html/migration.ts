@@ -28,7 +28,10 @@ export function findingsSection(findings: AuditLike[], linkable: Set<number>, id
     .map((f) => {
       const positions: number[] = Array.isArray(f.positions) ? f.positions : [];
       const pins = positions.map((p) => (linkable.has(p) ? `<a href="#${idPrefix}${posAnchor(p)}">#${esc(p)}</a>` : `<span>#${esc(p)}</span>`)).join('');
-      return `<div class="finding f-${esc(f.severity)}" data-code="${esc(f.code)}">${sevBadge(f.severity)}<span class="code">${esc(f.code)}</span><div class="msg">${esc(f.message)}</div>${positions.length ? `<div class="pins">at positions ${pins}</div>` : ''}</div>`;
+      return (
+        `<div class="finding f-${esc(f.severity)}" data-code="${esc(f.code)}">${sevBadge(f.severity)}<span class="code">${esc(f.code)}</span>` +
+        `<div class="msg">${esc(f.message)}</div>${positions.length ? `<div class="pins">at positions ${pins}</div>` : ''}</div>`
+      );
     })
     .join('\n');
 }
@@ -56,7 +59,8 @@ export function summaryList(a: AuditLike): string {
       esc(
         a.kvmclock?.errorNs == null
           ? 'not enabled'
-          : `advanced ${duration(a.kvmclock.advanceNs)}, error ${signedDuration(a.kvmclock.errorNs)} (before ${grouped(a.kvmclock.before)} ns, after ${grouped(a.kvmclock.after)} ns)`,
+          : `advanced ${duration(a.kvmclock.advanceNs)}, error ${signedDuration(a.kvmclock.errorNs)} ` +
+              `(before ${grouped(a.kvmclock.before)} ns, after ${grouped(a.kvmclock.after)} ns)`,
       ),
     ],
     ['kvmclock − TSC step', esc(signedDuration(a.kvmclockMinusTscStepNs))],
@@ -112,11 +116,14 @@ function frequencySection(a: AuditLike, d: MigrationReportData | null): string {
   const tf = a.tscFrequency;
   if (tf)
     parts.push(
-      `<p>${esc(a.arm64 ? 'Virtual counter' : 'Guest TSC')}: nominal ${esc(grouped(tf.nominalHz))} Hz, actual ${esc(grouped(tf.actualHz))} Hz, drift ${esc(grouped(tf.driftPpb))} ppb (${esc(tf.msPerDay)} ms/day).</p>`,
+      `<p>${esc(a.arm64 ? 'Virtual counter' : 'Guest TSC')}: nominal ${esc(grouped(tf.nominalHz))} Hz, ` +
+        `actual ${esc(grouped(tf.actualHz))} Hz, drift ${esc(grouped(tf.driftPpb))} ppb (${esc(tf.msPerDay)} ms/day).</p>`,
     );
   if (a.pvclock)
     parts.push(
-      `<p>kvmclock's pvclock encodes ${esc(grouped(a.pvclock.frequencyHz))} Hz for a guest TSC at ${esc(grouped(a.pvclock.guestTscHz))} Hz: drift ${esc(grouped(a.pvclock.driftPpb))} ppb (${esc(a.pvclock.msPerDay ?? '—')} ms/day).</p>`,
+      `<p>kvmclock's pvclock encodes ${esc(grouped(a.pvclock.frequencyHz))} Hz ` +
+        `for a guest TSC at ${esc(grouped(a.pvclock.guestTscHz))} Hz: ` +
+        `drift ${esc(grouped(a.pvclock.driftPpb))} ppb (${esc(a.pvclock.msPerDay ?? '—')} ms/day).</p>`,
     );
   const clocks = d?.clocks ?? [];
   const x86 = clocks.filter((c) => c.guestKhz !== null);
@@ -163,7 +170,11 @@ function arm64Section(a: AuditLike): string {
   const phys: AuditLike[] = Array.isArray(r.physical) ? r.physical : [];
   return [
     '<h2>arm64 counters</h2>',
-    `<p>CNTFRQ ${esc(grouped(r.cntfrqHz))} Hz. CNTVCT − CNTPCT (boot vCPU): ${esc(offset(r.virtualMinusPhysical?.before))} → ${esc(offset(r.virtualMinusPhysical?.after))}. Trapped CNTPCT reads: ${esc(r.trappedPhysReads)} (${r.physTrapping ? 'trapping' : 'not trapping'}, ${esc(grouped(r.trapCostNs))} ns each, ${esc(duration(r.trapOverheadNs))} in all). Counter writes ignored: ${esc(r.ignoredCounterWrites)}.</p>`,
+    `<p>CNTFRQ ${esc(grouped(r.cntfrqHz))} Hz. CNTVCT − CNTPCT (boot vCPU): ` +
+      `${esc(offset(r.virtualMinusPhysical?.before))} → ${esc(offset(r.virtualMinusPhysical?.after))}. ` +
+      `Trapped CNTPCT reads: ${esc(r.trappedPhysReads)} (${r.physTrapping ? 'trapping' : 'not trapping'}, ${esc(grouped(r.trapCostNs))} ns each, ` +
+      `${esc(duration(r.trapOverheadNs))} in all). ` +
+      `Counter writes ignored: ${esc(r.ignoredCounterWrites)}.</p>`,
     table(
       ['vCPU', 'CNTPCT before', 'CNTPCT after', 'advance', 'error (ticks)', 'error'].map(esc),
       phys.map((p) => [
@@ -185,10 +196,16 @@ function ioctlLanes(d: MigrationReportData, pinned: Map<number, string[]>): stri
   const t0 = BigInt(d.startNs);
   const rows = d.ioctls.map((r) => {
     const codes = pinned.get(r.position) ?? [];
-    const call = `<code>${esc(r.ioctl)}</code>${r.arg !== null ? ` <span class="mono">${esc(argText(r.arg))}</span>` : ''} → ${r.errno ? `<span class="err">${esc(`${r.ret} ${r.errno}`)}</span>` : esc(r.ret)}${r.out !== null ? ` <span class="mono">${esc(argText(r.out))}</span>` : ''}`;
+    const call =
+      `<code>${esc(r.ioctl)}</code>${r.arg !== null ? ` <span class="mono">${esc(argText(r.arg))}</span>` : ''}` +
+      ` → ${r.errno ? `<span class="err">${esc(`${r.ret} ${r.errno}`)}</span>` : esc(r.ret)}` +
+      `${r.out !== null ? ` <span class="mono">${esc(argText(r.out))}</span>` : ''}`;
     const cells = lanes.map((l) => (l === r.vcpu ? `<td class="lane">${call}</td>` : '<td class="lane"></td>'));
     const pins = codes.length ? `<span class="pin">▲ ${esc(codes.join(', '))}</span>` : '';
-    return `<tr id="${posAnchor(r.position)}"${codes.length ? ' class="pinned"' : ''}><td class="num">${esc(r.position)}</td><td class="num">${esc(duration(r.timeNs - t0))}</td><td>${esc(r.vmId)}</td>${cells.join('')}<td>${pins}</td></tr>`;
+    return (
+      `<tr id="${posAnchor(r.position)}"${codes.length ? ' class="pinned"' : ''}><td class="num">${esc(r.position)}</td>` +
+      `<td class="num">${esc(duration(r.timeNs - t0))}</td><td>${esc(r.vmId)}</td>${cells.join('')}<td>${pins}</td></tr>`
+    );
   });
   const head = ['position', 'time', 'VM', 'VM fd', ...vcpus.map((v) => `vCPU ${v}`), 'findings'].map((h) => `<th>${esc(h)}</th>`).join('');
   return `<table class="lanes"><thead><tr>${head}</tr></thead><tbody>${rows.join('\n')}</tbody></table>`;

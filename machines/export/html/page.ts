@@ -97,7 +97,8 @@ export function argText(v: unknown, key = ''): string {
   return String(v);
 }
 
-const STYLE = `
+const STYLE =
+  `
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1d2330;background:#fff;max-width:1200px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d8dce4;padding-bottom:4px}
 .sub{color:#566074;margin-bottom:12px}
@@ -108,11 +109,14 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #d8dce4;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f3f5f8;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 code,.mono{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,monospace;font-size:12.5px}
-.finding{border-left:4px solid #d8dce4;padding:4px 10px;margin:8px 0}.finding.f-fail{border-color:#c0392b}.finding.f-warn{border-color:#c27c0e}.finding.f-info{border-color:#4a6fa5}
+.finding{border-left:4px solid #d8dce4;padding:4px 10px;margin:8px 0}` +
+  `.finding.f-fail{border-color:#c0392b}.finding.f-warn{border-color:#c27c0e}.finding.f-info{border-color:#4a6fa5}
 .finding .code{font-weight:700;margin:0 6px}.finding .msg{margin-top:2px;white-space:pre-wrap;overflow-wrap:anywhere}
 .pins a,.pins span{margin-right:6px}tr.pinned td{background:#fff6e0}.pin{font-size:11px;color:#8a5a00;font-weight:700}
-.lanes td{font-size:12px}.lanes td.lane{min-width:120px;overflow-wrap:anywhere}.lanes td.lane .mono{font-size:11px;color:#444b5a}.err{color:#c0392b;font-weight:700}
-.legend span{display:inline-block;margin-right:14px}.legend i{display:inline-block;width:22px;height:0;border-top:3px solid;vertical-align:middle;margin-right:5px}
+.lanes td{font-size:12px}.lanes td.lane{min-width:120px;overflow-wrap:anywhere}` +
+  `.lanes td.lane .mono{font-size:11px;color:#444b5a}.err{color:#c0392b;font-weight:700}
+.legend span{display:inline-block;margin-right:14px}` +
+  `.legend i{display:inline-block;width:22px;height:0;border-top:3px solid;vertical-align:middle;margin-right:5px}
 .legend i.dash{border-top-style:dashed}
 .side{display:grid;grid-template-columns:1fr 1fr;gap:18px}.side>div{min-width:0}.side table{font-size:12px}.scroll{overflow-x:auto;max-width:100%}
 dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:6px 0}dl.kv dt{color:#566074}dl.kv dd{margin:0}
@@ -141,7 +145,11 @@ export const sevBadge = (s: unknown) => `<span class="sev s-${esc(s)}">${esc(s)}
 
 /** A table from a header and rows of already-escaped cells. */
 export function table(head: string[], rows: string[][], cls = ''): string {
-  return `<table${cls ? ` class="${cls}"` : ''}><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.join('')}</tr>`).join('')}</tbody></table>`;
+  return (
+    `<table${cls ? ` class="${cls}"` : ''}>` +
+    `<thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead>` +
+    `<tbody>${rows.map((r) => `<tr>${r.join('')}</tr>`).join('')}</tbody></table>`
+  );
 }
 export const td = (v: unknown) => `<td>${esc(v)}</td>`;
 export const tdNum = (v: unknown) => `<td class="num">${esc(v)}</td>`;

@@ -67,9 +67,12 @@ export function timelineHtml(life: LifeLike): string {
   const body = [
     `<h1>Guest life: ${esc(life.vmIds.join(' → '))}</h1>`,
     `<dl class="kv"><dt>life</dt><dd>${esc(duration(n(life.endNs) - start))} of true time, ${esc(life.cycles.length)} stops</dd>`,
-    `<dt>guest</dt><dd>Linux ${esc(life.settings.kernel)}; NTP ${esc(life.settings.ntp.client)}${life.settings.ntp.refclock ? ` with refclock ${esc(life.settings.ntp.refclock)}` : ''}${
-      life.settings.agent ? `; agent every ${esc(duration(life.settings.agent.everyNs))}, steps above ${esc(duration(life.settings.agent.stepAboveNs))}` : ''
-    }</dd>`,
+    `<dt>guest</dt><dd>Linux ${esc(life.settings.kernel)}; NTP ${esc(life.settings.ntp.client)}` +
+      (life.settings.ntp.refclock ? ` with refclock ${esc(life.settings.ntp.refclock)}` : '') +
+      (life.settings.agent
+        ? `; agent every ${esc(duration(life.settings.agent.everyNs))}, steps above ${esc(duration(life.settings.agent.stepAboveNs))}`
+        : '') +
+      '</dd>',
     `<dt>tolerance</dt><dd>${esc(duration(life.toleranceNs))}</dd>`,
     `<dt>CLOCK_REALTIME now</dt><dd>${esc(last ? signedDuration(last.realtimeErrorNs) : '—')}</dd></dl>`,
     '<h2>Clocks over the life</h2>',

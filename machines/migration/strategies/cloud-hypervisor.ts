@@ -3,15 +3,16 @@
 // KVM_KVMCLOCK_CTRL on every vCPU at pause. Older releases (p.release.switches, releases.ts):
 // before PR #8256 the flags were reset (KVM_SET_CLOCK flags 0); before PR #7932 the vCPUs ran
 // before KVM_SET_CLOCK. PR #8437 then copies vCPU 0's TSC offset to every vCPU (off in logs recorded without a release).
+// IA32_TSC_DEADLINE is among the saved MSRs (all of KVM_GET_MSR_INDEX_LIST since v0.9.0), restored after IA32_TSC.
 import { hostRealtimeNs } from '../../../kvm/host.js';
 import { KVM_CLOCK_REALTIME, MSRS } from '../../../kvm/uapi.js';
 import type { VmmPort } from '../port.js';
-import { type ClockData, clockOut, getMsrs, KVMCLOCK_MSRS, resumeSource, setMsrs, type SavedByValue } from './common.js';
+import { type ClockData, clockOut, deadlineIfSet, getMsrs, KVMCLOCK_MSRS, resumeSource, setMsrs, type SavedByValue } from './common.js';
 import type { Strategy } from './types.js';
 
 type Saved = SavedByValue<ClockData>;
 
-const TSC = MSRS.MSR_IA32_TSC;
+const { MSR_IA32_TSC: TSC, MSR_IA32_TSC_DEADLINE: DEADLINE } = MSRS;
 
 export const cloudHypervisor: Strategy<Saved, void> = {
   name: 'cloud-hypervisor',
@@ -30,7 +31,9 @@ export const cloudHypervisor: Strategy<Saved, void> = {
     if (p.release.switches.realtimeFilled && !(clock.flags & KVM_CLOCK_REALTIME)) clock.realtime = hostRealtimeNs(p.host('source'), p.now());
     const vcpus = p.vcpuIds('source').map((id, i) => {
       p.spacing('read', i);
-      return { id, msrs: getMsrs(p, 'save', 'source', id, [TSC, ...KVMCLOCK_MSRS]) };
+      // every MSR of KVM_GET_MSR_INDEX_LIST (e35d4c5b2, v0.9.0), in its order: msrs_to_save (IA32_TSC) before
+      // emulated_msrs (kvmclock's, then IA32_TSC_DEADLINE; arch/x86/kvm/x86.c)
+      return { id, msrs: getMsrs(p, 'save', 'source', id, [TSC, ...KVMCLOCK_MSRS, ...deadlineIfSet(p, id)]) };
     });
     return { vcpus, clock, tscKhz: p.must('save', 'source', vcpus[0]?.id ?? 0, 'KVM_GET_TSC_KHZ').ret };
   },
@@ -43,12 +46,14 @@ export const cloudHypervisor: Strategy<Saved, void> = {
     if (!p.inPlace) {
       saved.vcpus.forEach((v, i) => {
         p.spacing('write', i);
+        // set_state(): set_lapic() before set_msrs() (e2b5c78dc, v0.9.0), the saved MSRs in their order, so the deadline after IA32_TSC
+        const order = [TSC, ...KVMCLOCK_MSRS, ...(v.msrs.has(DEADLINE) ? [DEADLINE] : [])];
         setMsrs(
           p,
           'restore',
           'destination',
           v.id,
-          [TSC, ...KVMCLOCK_MSRS].map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]),
+          order.map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]),
         );
       });
       if (p.release.switches.syncTscOffsets)

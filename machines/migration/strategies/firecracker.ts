@@ -19,7 +19,9 @@ export const firecracker: Strategy<Saved, void> = {
   name: 'firecracker',
   arch: 'x86',
   summary:
-    'Firecracker snapshot/restore: pause, KVM_KVMCLOCK_CTRL on every vCPU, save KVM_GET_CLOCK, the MSRs by value and the TSC kHz. Restore sets KVM_SET_TSC_KHZ on every vCPU when the destination is more than 250 ppm away, writes IA32_TSC then IA32_TSC_DEADLINE (a zero deadline becomes the TSC), KVM_SET_CLOCK with flags 0 (or the saved KVM_CLOCK_REALTIME with options.clockRealtime), and KVM_KVMCLOCK_CTRL before resuming.',
+    'Firecracker snapshot/restore: pause, KVM_KVMCLOCK_CTRL on every vCPU, save KVM_GET_CLOCK, the MSRs by value and the TSC kHz. Restore sets ' +
+    'KVM_SET_TSC_KHZ on every vCPU when the destination is more than 250 ppm away, writes IA32_TSC then IA32_TSC_DEADLINE (a zero deadline becomes ' +
+    'the TSC), KVM_SET_CLOCK with flags 0 (or the saved KVM_CLOCK_REALTIME with options.clockRealtime), and KVM_KVMCLOCK_CTRL before resuming.',
   options: {
     clockRealtime:
       'restore kvmclock with KVM_CLOCK_REALTIME and the saved realtime (`clock_realtime`, default false); a release without the field ' +

@@ -1,11 +1,12 @@
 // The cleanup proposal's scaling-aware procedure (its vcpu.rst rewrite), restoring kvmclock
 // with the KVM_SET_CLOCK {guest_src, time_src, KVM_CLOCK_REALTIME} fallback only: works on
 // mainline kernels that have KVM_VCPU_TSC_OFFSET.
-import { KVM_CLOCK_REALTIME } from '../../../kvm/uapi.js';
+import { KVM_CLOCK_REALTIME, MSRS } from '../../../kvm/uapi.js';
 import {
   type ClockData,
   clockWithHostTsc,
   cyclesIn,
+  deadlineIfSet,
   getMsrs,
   KVMCLOCK_MSRS,
   qemuSetTscKhz,
@@ -36,7 +37,9 @@ export function saveOffsets(p: VmmPort, withClockGuest: boolean): OffsetSaved {
   const vcpus = p.vcpuIds('source').map((id, i) => {
     p.spacing('read', i);
     const offset = readOffset(p, 'save', 'source', id);
-    return { id, tsc: scaled(src.hostTsc, vcpuRatio(p, 'source', id, freqKhz)) + offset, msrs: getMsrs(p, 'save', 'source', id, KVMCLOCK_MSRS) };
+    // (the ratio's KVM_GET_DEVICE_ATTR before the MSRs, the order logs recorded before hold)
+    const tsc = scaled(src.hostTsc, vcpuRatio(p, 'source', id, freqKhz)) + offset;
+    return { id, tsc, msrs: getMsrs(p, 'save', 'source', id, [...KVMCLOCK_MSRS, ...deadlineIfSet(p, id)]) };
   });
   let pvti: Record<string, unknown> | null = null;
   if (withClockGuest && vcpus.length) {
@@ -83,6 +86,13 @@ export function restoreOffsets(p: VmmPort, saved: OffsetSaved, oneOffset: boolea
     const tscDst = tscSrc + cyclesIn(dt, saved.freqKhz);
     writeOffset(p, 'restore', v.id, tscDst - scaled(dst.hostTsc, vcpuRatio(p, 'destination', v.id, saved.freqKhz)));
   });
+  // The procedure is silent on the LAPIC deadline; the vCPU state it leaves to the VMM includes it. It is
+  // written once each guest TSC is in place (KVM arms it against the TSC it reads then), the order
+  // QEMU's kvm_put_tscdeadline_msr() and Firecracker's #4666 keep.
+  for (const v of saved.vcpus) {
+    const deadline = v.msrs.get(MSRS.MSR_IA32_TSC_DEADLINE);
+    if (deadline !== undefined) setMsrs(p, 'restore', 'destination', v.id, [[MSRS.MSR_IA32_TSC_DEADLINE, deadline]]);
+  }
 }
 
 /** Step 9: KVM_SET_CLOCK with the source's kvmclock and realtime; the kernel adds the time that passed. */

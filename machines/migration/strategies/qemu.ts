@@ -1,6 +1,7 @@
 // QEMU (target/i386/kvm/kvm.c, hw/i386/kvm/clock.c): the TSC by value through the MSRs (pinned at
 // stop before kvmclock is read), kvmclock read at stop and again at pre-save, restored with
-// KVM_SET_CLOCK flags 0, KVM_KVMCLOCK_CTRL at resume.
+// KVM_SET_CLOCK flags 0, KVM_KVMCLOCK_CTRL at resume. IA32_TSC_DEADLINE is saved with the MSRs and
+// restored by its own KVM_SET_MSRS after IA32_TSC (kvm_put_tscdeadline_msr()).
 // Release switches (releases.ts): the KVM_KVMCLOCK_CTRL loop before 3.1, the pre-save re-read of a
 // paused guest before 4.2, KVM_SET_TSC_KHZ within 250 ppm from 5.1, the `==` capability test that made
 // 7.1 and older read kvmclock from guest memory on 5.16+ hosts, and the unmerged 2025-10 series that
@@ -11,7 +12,7 @@ import { u64 } from '../../../kvm/u64.js';
 import { KVM_CLOCK_REALTIME, KVM_CLOCK_TSC_STABLE, MSRS } from '../../../kvm/uapi.js';
 import type { Pvti } from '../../../kvm/x86/state.js';
 import { StepFailure, type Side, type VmmPort } from '../port.js';
-import { clockOut, cyclesIn, getMsrs, KVMCLOCK_MSRS, qemuSetTscKhz, resumeSource, setMsrs, type SavedByValue } from './common.js';
+import { clockOut, cyclesIn, deadlineIfSet, getMsrs, KVMCLOCK_MSRS, qemuSetTscKhz, resumeSource, setMsrs, type SavedByValue } from './common.js';
 import type { Strategy } from './types.js';
 
 /** clock: kvmclock from vm_stop, then overwritten by the pre-save read */
@@ -25,7 +26,7 @@ interface Saved extends SavedByValue<bigint> {
   firstPvclock: Pvti | null;
 }
 
-const { MSR_IA32_TSC: TSC, MSR_IA32_TSC_ADJUST: ADJ } = MSRS;
+const { MSR_IA32_TSC: TSC, MSR_IA32_TSC_ADJUST: ADJ, MSR_IA32_TSC_DEADLINE: DEADLINE } = MSRS;
 
 export const qemu: Strategy<Saved, Saved> = {
   name: 'qemu',
@@ -33,12 +34,19 @@ export const qemu: Strategy<Saved, Saved> = {
   summary:
     "QEMU: at vm_stop pins every vCPU's IA32_TSC by value (KVM_GET_MSRS, one vCPU after another), then reads kvmclock (KVM_GET_CLOCK); as the " +
     'migration completes it reads the other MSRs, and for a running-VM migration kvmclock again at pre-save. The destination negotiates the TSC kHz ' +
-    '(KVM_SET_TSC_KHZ with scaling or within 250 ppm, else "TSC frequency mismatch"), writes TSC_ADJUST then IA32_TSC per vCPU, and at resume KVM_SET_CLOCK ' +
+    '(KVM_SET_TSC_KHZ with scaling or within 250 ppm, else "TSC frequency mismatch": a refusal with an explicit tsc-frequency, ' +
+    'a warning without), writes TSC_ADJUST then IA32_TSC per vCPU, and at resume KVM_SET_CLOCK ' +
     'with flags 0 and KVM_KVMCLOCK_CTRL on every vCPU. The guest TSC loses the blackout; kvmclock loses it minus the stop→pre-save gap.',
   options: {
     paused:
       'the guest was already paused (QEMU `stop`, RUN_STATE_PAUSED) when the migration began, preSaveGapNs after it: from 4.2.0 pre-save keeps the ' +
       'clock read at the stop (default false)',
+    tscFrequency:
+      'the VM was started with an explicit tsc-frequency (default true: QEMU blocks the migration of a VM with invtsc unless it is set, d99569d9d8, ' +
+      'QEMU 2.9), so a destination that cannot run the guest at the saved kHz refuses it ("TSC frequency mismatch"; a destination QEMU whose ' +
+      'tsc-frequency cannot be set does not start). false: no invtsc and no tsc-frequency; kvm_arch_put_registers() (target/i386/kvm/kvm.c, read ' +
+      'at 00001a22d183, and so in the 2.x files read) ignores the failed ' +
+      "kvm_arch_set_tsc_khz() (it only prints the warning) and the guest runs on at the destination's rate",
   },
   pause(p) {
     p.pauseAll('source');
@@ -64,7 +72,8 @@ export const qemu: Strategy<Saved, Saved> = {
   save(p, atStop) {
     // cpu_synchronize_all_states() as the migration completes: kvm_get_msrs() reads the other MSRs
     // (IA32_TSC is skipped while env->tsc_valid holds the value pinned at the stop); a stop/cont saves no state
-    const rest = (id: number) => (p.inPlace ? [] : getMsrs(p, 'save', 'source', id, [ADJ, ...KVMCLOCK_MSRS]));
+    // (kvm_get_msrs() reads MSR_IA32_TSCDEADLINE with them, into env->tsc_deadline)
+    const rest = (id: number) => (p.inPlace ? [] : getMsrs(p, 'save', 'source', id, [ADJ, ...KVMCLOCK_MSRS, ...deadlineIfSet(p, id)]));
     const vcpus = atStop.vcpus.map((v) => ({ id: v.id, msrs: new Map([...v.msrs, ...rest(v.id)]) }));
     const saved = { ...atStop, vcpus };
     // kvmclock_pre_save(): a running-VM migration reads the clock once more, preSaveGap later; from 4.2.0
@@ -82,9 +91,11 @@ export const qemu: Strategy<Saved, Saved> = {
     // A pause on the same VM (stop/cont) writes no registers back: only the resume handler runs.
     if (p.inPlace) return;
     p.createDestination(saved.vcpus.map((v) => v.id));
+    // (an explicit tsc-frequency makes a rate it cannot set fatal; without one QEMU warns and runs on)
+    const fatal = p.params.options.tscFrequency !== false;
     for (const v of saved.vcpus) {
-      if (p.release.switches.tscKhzWithinTolerance === true) qemuSetTscKhz(p, 'restore', v.id, saved.tscKhz);
-      else setTscKhzScalingOnly(p, v.id, saved.tscKhz);
+      if (p.release.switches.tscKhzWithinTolerance === true) qemuSetTscKhz(p, 'restore', v.id, saved.tscKhz, fatal);
+      else setTscKhzScalingOnly(p, v.id, saved.tscKhz, fatal);
     }
     const account = p.release.switches.downtimeAccounting === true;
     saved.vcpus.forEach((v, i) => {
@@ -101,6 +112,10 @@ export const qemu: Strategy<Saved, Saved> = {
         v.id,
         [ADJ, TSC, ...KVMCLOCK_MSRS].map((i) => [i, i === TSC ? tsc : (v.msrs.get(i) ?? 0n)] as [number, bigint]),
       );
+      // kvm_put_tscdeadline_msr(): its own KVM_SET_MSRS after kvm_put_msrs() (so after IA32_TSC) and
+      // the LAPIC, in every modelled release (target/i386/kvm/kvm.c kvm_arch_put_registers())
+      const deadline = v.msrs.get(DEADLINE);
+      if (deadline !== undefined) setMsrs(p, 'restore', 'destination', v.id, [[DEADLINE, deadline]]);
     });
   },
   resume(p, saved) {
@@ -173,14 +188,15 @@ function kvmclockCtrlAll(p: VmmPort, side: Side): void {
 
 /**
  * kvm_arch_set_tsc_khz() before 5.1.0 (74aaddc628): KVM_SET_TSC_KHZ only with KVM_CAP_TSC_CONTROL; a
- * failure is fatal only if the vCPU's rate is not already the one wanted.
+ * failure is fatal only if the vCPU's rate is not already the one wanted (and `fatal`: an explicit
+ * tsc-frequency; the 2.x kvm_arch_put_registers() already ignored the error otherwise).
  */
-function setTscKhzScalingOnly(p: VmmPort, vcpu: number, khz: number): void {
+function setTscKhzScalingOnly(p: VmmPort, vcpu: number, khz: number, fatal: boolean): void {
   const scaling = p.ioctl('destination', null, 'KVM_CHECK_EXTENSION', 'KVM_CAP_TSC_CONTROL').ret > 0;
   const r = scaling ? p.ioctl('destination', vcpu, 'KVM_SET_TSC_KHZ', khz) : null;
   if (r && r.ret >= 0) return;
   const now = p.ioctl('destination', vcpu, 'KVM_GET_TSC_KHZ').ret;
-  if (now <= 0 || now !== khz) {
+  if (fatal && (now <= 0 || now !== khz)) {
     throw new StepFailure('restore', `TSC frequency mismatch between VM (${khz} kHz) and host (${now} kHz), and TSC scaling unavailable`, r?.ref ?? null);
   }
 }
