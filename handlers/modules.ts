@@ -18,6 +18,7 @@ export const MODULES: Readonly<Record<ModuleName, () => Promise<Module>>> = {
   traces: () => import('./use-cases/traces.js'),
   export: () => import('./use-cases/export.js'),
   matrix: () => import('./use-cases/matrix.js'),
+  life: () => import('./use-cases/life.js'),
 };
 
 /** The module that defines a handler, imported (alone) on first use. */

@@ -11,7 +11,7 @@
 import type { StoreAccess } from './context.js';
 
 /** The use-case modules (handlers/use-cases/<name>.ts). */
-export type ModuleName = 'hosts' | 'vms' | 'events' | 'log' | 'migrations' | 'replay' | 'demo' | 'traces' | 'export' | 'matrix';
+export type ModuleName = 'hosts' | 'vms' | 'events' | 'log' | 'migrations' | 'replay' | 'demo' | 'traces' | 'export' | 'matrix' | 'life';
 
 export interface HandlerEntry {
   /** the use-case module that defines it */
@@ -30,7 +30,17 @@ export const REGISTRY = {
   adjustRealtime: entry('hosts', 'write', "step a host's CLOCK_REALTIME (stepNs) and/or set its NTP slew (slewPpm)"),
   listHosts: entry('hosts', 'read', 'the hosts in the log: architecture, kernel profile, counter frequency, vendor and TSC scaling'),
   advanceTime: entry('hosts', 'write', 'let simulated true time pass (ns; 0 reads the time); delayed kernel work fires on the way'),
-  createVm: entry('vms', 'write', 'create a VM on a host (KVM_CREATE_VM), optionally set its TSC kHz, then create its vCPUs one by one'),
+  createVm: entry(
+    'vms',
+    'write',
+    'create a VM on a host (KVM_CREATE_VM), optionally set its TSC kHz, then create its vCPUs one by one; `guest` records its guest',
+  ),
+  configureGuest: entry(
+    'vms',
+    'write',
+    'change the guest recorded with a VM (kernel, clocksource and boot parameters, NTP client and refclock, guest agent): ' +
+      'later audits, replays and timelines use it',
+  ),
   destroyVm: entry('vms', 'write', 'destroy a VM (close its fd)'),
   listVms: entry('vms', 'read', 'the VMs in the log (optionally those of one host): host, kernel profile, lifecycle, vCPUs and how many are in KVM_RUN'),
   runVcpu: entry('vms', 'write', 'KVM_RUN: enter the guest on one vCPU (or all), serving pending clock requests in the kernel order'),
@@ -69,6 +79,12 @@ export const REGISTRY = {
     'export',
     'read',
     'export a migration (its phases, blackout, VMs) or a VM from the log as a Chrome Trace Event file for Perfetto or chrome://tracing',
+  ),
+  timeline: entry(
+    'life',
+    'read',
+    "a guest's whole life across the VMs it ran on: CLOCK_REALTIME, kvmclock and TSC errors sampled over time, its migrations, standbys and " +
+      'time-source corrections, and findings (as JSON, or an HTML page)',
   ),
   report: entry(
     'export',

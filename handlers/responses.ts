@@ -14,6 +14,7 @@ import type * as migrations from './use-cases/migrations.js';
 import type * as replay from './use-cases/replay.js';
 import type * as traces from './use-cases/traces.js';
 import type * as vms from './use-cases/vms.js';
+import type * as life from './use-cases/life.js';
 
 /** Every use-case module's exports (the handlers among them by their registry names). */
 type Exports = typeof hosts &
@@ -25,7 +26,8 @@ type Exports = typeof hosts &
   typeof demo &
   typeof traces &
   typeof exporting &
-  typeof matrix;
+  typeof matrix &
+  typeof life;
 
 /** What the handler called N returns from run(), before it becomes JSON. */
 export type RunResultOf<N extends HandlerName> = Exports[N] extends DefinedHandler<infer O> ? O : never;

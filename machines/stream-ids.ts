@@ -1,17 +1,21 @@
 // Every stream id of the log, in one place: the ledger's clock, and one stream per host, VM,
-// migration, imported host trace and checked fleet matrix, named by a category prefix (the store counts streams by the part before the first '-').
+// migration, imported host trace, checked fleet matrix and recorded guest, named by a category prefix
+// (the store counts streams by the part before the first '-').
 export const LEDGER_STREAM = 'ledger';
 export const HOST_STREAM_PREFIX = 'host-';
 export const VM_STREAM_PREFIX = 'vm-';
 export const MIGRATION_STREAM_PREFIX = 'migration-';
 export const TRACE_STREAM_PREFIX = 'trace-';
 export const MATRIX_STREAM_PREFIX = 'matrix-';
+/** the guest recorded with a VM: its settings as createVm gave them and configureGuest changed them */
+export const GUEST_STREAM_PREFIX = 'guest-';
 
 export const hostStreamId = (hostId: string): string => `${HOST_STREAM_PREFIX}${hostId}`;
 export const vmStreamId = (vmId: string): string => `${VM_STREAM_PREFIX}${vmId}`;
 export const migrationStreamId = (migrationId: string): string => `${MIGRATION_STREAM_PREFIX}${migrationId}`;
 export const traceStreamId = (traceId: string): string => `${TRACE_STREAM_PREFIX}${traceId}`;
 export const matrixStreamId = (matrixId: string): string => `${MATRIX_STREAM_PREFIX}${matrixId}`;
+export const guestStreamId = (vmId: string): string => `${GUEST_STREAM_PREFIX}${vmId}`;
 
 const idAfter =
   (prefix: string) =>
@@ -22,3 +26,4 @@ export const vmIdOf = idAfter(VM_STREAM_PREFIX);
 export const migrationIdOf = idAfter(MIGRATION_STREAM_PREFIX);
 export const traceIdOf = idAfter(TRACE_STREAM_PREFIX);
 export const matrixIdOf = idAfter(MATRIX_STREAM_PREFIX);
+export const guestVmIdOf = idAfter(GUEST_STREAM_PREFIX);

@@ -39,6 +39,8 @@ export async function responseShapes(handlers: Record<HandlerName, DefinedHandle
     await call('fork', { position: 5, targetDb: join(dir, 'fork.db') });
     await call('migrate', { vmId: 'web', toHost: 'dst', strategy: 'qemu', blackoutNs: '300000000' });
     await call('audit', { migrationId: 'm1' });
+    await call('configureGuest', { vmId: 'web.m1', guest: { ntp: { client: 'chrony', refclock: 'ptp_kvm' } } });
+    await call('timeline', { vmId: 'web.m1' });
     await call('strategies');
     await call('profiles');
     await call('replay', { profile: 'linux-6.6', migrationId: 'm1' });

@@ -9,6 +9,7 @@
 import type { HandlerName } from '../registry.js';
 import { EXIT_HANDLER_ERROR, EXIT_OK } from './exit-codes.js';
 import type { CliArgument, CliCommand, CliOption } from './spec.js';
+import { guestOptions, guestRequest } from './guest-options.js';
 
 /** The command groups: `clockledger hosts ...`, `clockledger vms ...` (a group not named here has no description). */
 export const GROUPS: Readonly<Record<string, string>> = {
@@ -42,6 +43,7 @@ const RENDER = {
   log: () => import('./render/log.js'),
   demo: () => import('./render/demo.js'),
   matrix: () => import('./render/matrix.js'),
+  life: () => import('./render/life.js'),
 };
 type RenderModule<M extends keyof typeof RENDER> = Awaited<ReturnType<(typeof RENDER)[M]>>;
 
@@ -125,13 +127,40 @@ export const COMMANDS: { readonly [N in HandlerName]: readonly CliCommand<N>[] }
         intOption('--vcpus <n>', 'how many vCPUs (0 allowed)'),
         intOption('--tsc-khz <kHz>', 'the VM-wide KVM_SET_TSC_KHZ, before any vCPU'),
         { flags: '--secure-tsc', description: 'x86: a confidential VM whose guest TSC the host cannot change (TDX, SEV-SNP Secure TSC)' },
+        ...guestOptions,
       ],
+      request: (v) => {
+        const { rest, guest } = guestRequest(v);
+        return guest ? { ...rest, guest } : rest;
+      },
       examples: [
         'vms create vm1 --host src --vcpus 4',
+        'vms create web --host a --vcpus 2 --ntp none',
+        'vms create db --host a --vcpus 2 --refclock ptp_kvm --makestep-limit -1 --agent-every 30s --agent-step-above 1s',
         'vms create vm2 --host src --vcpus 2 --tsc-khz 2000000',
         'vms create td1 --host src --vcpus 2 --tsc-khz 2500000 --secure-tsc',
       ],
     }),
+  ],
+  configureGuest: [
+    command(
+      'vms guest',
+      'change the guest recorded with a VM: later audits, replays and timelines use it (handler configureGuest)',
+      view('life', 'renderGuestConfigured'),
+      {
+        args: [vmIdArg],
+        options: guestOptions,
+        request: (v) => {
+          const { rest, guest } = guestRequest(v);
+          return { ...rest, guest: guest ?? {} };
+        },
+        examples: [
+          'vms guest web --ntp chrony',
+          'vms guest web --refclock ptp_kvm --makestep-limit -1',
+          'vms guest web --agent-every 30s --agent-step-above 1s',
+        ],
+      },
+    ),
   ],
   destroyVm: [
     command('vms destroy', 'destroy a VM, closing its fd (handler destroyVm)', view('vms', 'renderVm'), {
@@ -257,7 +286,44 @@ export const COMMANDS: { readonly [N in HandlerName]: readonly CliCommand<N>[] }
       view('migrations', 'renderAudit'),
       {
         args: [{ name: '[migrationId]', description: 'a migration, or an imported trace (its audit is auditTrace)' }],
-        examples: ['audit', 'audit m1', 'audit m1 --json', 'audit t1'],
+        // the guest options: a what-if over the guest recorded with the VM
+        options: guestOptions,
+        request: (v) => {
+          const { rest, guest } = guestRequest(v);
+          return guest ? { ...rest, thresholds: { guest } } : rest;
+        },
+        examples: ['audit', 'audit m1', 'audit m1 --json', 'audit t1', 'audit m2 --ntp none'],
+      },
+    ),
+  ],
+  timeline: [
+    command(
+      'timeline',
+      "a guest's whole life across its VMs: its clocks' errors over time, its stops and corrections, and findings (handler timeline)",
+      view('life', 'renderTimeline'),
+      {
+        raw: true,
+        args: [{ name: '<vmId>', description: "any of the guest's VM ids" }],
+        options: [
+          durationOption('--step <duration>', 'sample every this much true time (default: about 500 samples)', 'stepNs'),
+          durationOption('--tolerance <duration>', "the CLOCK_REALTIME error the findings judge by (default: the guest's wallClockToleranceNs)", 'toleranceNs'),
+          { flags: '--profile <profile>', description: 'the life as it would have gone under another kernel profile' },
+          { flags: '--html', description: 'an HTML page (stdout, or --out FILE)', field: null },
+          { flags: '--out <file>', description: 'write the HTML page to this file', field: null },
+          ...guestOptions,
+        ],
+        request: (v) => {
+          const { rest, guest } = guestRequest(v);
+          const { html, out, ...req } = rest as Record<string, unknown>;
+          return { ...req, ...(guest ? { guest } : {}), ...(html || out ? { format: 'html' } : {}) };
+        },
+        outFile: { field: 'out', text: (r) => (r.format === 'html' ? r.html : JSON.stringify(r.timeline)), summary: (r) => ({ format: r.format }) },
+        examples: [
+          'timeline web',
+          'timeline web.m4 --step 1m --tolerance 60s',
+          'timeline web --ntp none --tolerance 1s',
+          'timeline web --html --out life.html',
+        ],
       },
     ),
   ],

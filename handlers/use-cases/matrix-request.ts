@@ -8,7 +8,7 @@ import { hostSpecFromJson, type HostSpecJson } from '../../machines/host/host.js
 import { STRATEGY_NAMES, STRATEGIES } from '../../machines/migration/strategies/index.js';
 import { ReleaseSpecError, releaseTable, resolveStrategyRelease, strategyNameOf } from '../../machines/migration/strategies/releases.js';
 import { allPairs, cellCount, guestLabel, type GuestClass, type HostClass, type MatrixPlan } from '../../machines/matrix/plan.js';
-import { HOST_STREAM_PREFIX } from '../../machines/stream-ids.js';
+import { GUEST_STREAM_PREFIX, guestVmIdOf, HOST_STREAM_PREFIX } from '../../machines/stream-ids.js';
 import type { EventStore } from '../../store/types.js';
 import { HandlerError } from '../errors.js';
 import { commonFields, idSchema, s64Field, u64Field } from '../fields.js';
@@ -148,7 +148,8 @@ export const matrixSchema = z
       ])
       .default('all'),
     strategies: strategiesAxis,
-    guests: guestsAxis.default([{ name: 'default', settings: {} }]),
+    /** the guests (default: with fleet: true the guests recorded with the ledger's VMs, else the default guest) */
+    guests: guestsAxis.optional(),
     blackoutsNs: axis(u64Field.refine((v) => v <= 3_600_000_000_000n, 'at most 1 h')).superRefine(distinct((b: bigint) => b.toString(), 'blackout')),
     vcpus: z.number().int().min(1).max(64).default(2),
     setup: setupSchema,
@@ -211,6 +212,39 @@ export function fleetHosts(store: EventStore): HostClass[] {
   return hosts;
 }
 
+/** The default guest: the audit's guest settings as they are. */
+const DEFAULT_GUESTS: GuestClass[] = [{ name: 'default', settings: {} }];
+
+/**
+ * The guests recorded with the ledger's VMs (createVm's guest, configureGuest since: the settings
+ * in force now), one class per distinct setting, named by the VMs that run it; the default guest
+ * when no VM has one recorded.
+ */
+export function fleetGuests(store: EventStore): GuestClass[] {
+  const byKey = new Map<string, { settings: { [k: string]: Json }; vms: string[] }>();
+  for (const sid of store.streams(GUEST_STREAM_PREFIX)) {
+    const last = store.read({ streamId: sid }).at(-1);
+    const recorded = (last?.data as { guest?: unknown } | undefined)?.guest;
+    const parsed = guestSchema.safeParse(recorded ?? {});
+    if (!parsed.success) {
+      const why = `the guest of VM '${guestVmIdOf(sid)}' cannot be a guest class: ${parsed.error.issues[0]!.message}`;
+      throw new HandlerError('invalid_state', why, { vmId: guestVmIdOf(sid) });
+    }
+    const settings = toJson(parsed.data ?? {}) as { [k: string]: Json };
+    const key = JSON.stringify(settings);
+    const g = byKey.get(key) ?? { settings, vms: [] };
+    g.vms.push(guestVmIdOf(sid)!);
+    byKey.set(key, g);
+  }
+  if (!byKey.size) return DEFAULT_GUESTS;
+  if (byKey.size > MATRIX_MAX_AXIS)
+    throw refuse('fleet', `the ledger's VMs run ${byKey.size} distinct guests, more than the ${MATRIX_MAX_AXIS} a matrix takes`);
+  return [...byKey.values()].map(({ settings, vms }) => ({
+    name: vms.length > 3 ? `${vms.slice(0, 3).join(',')},+${vms.length - 3}` : vms.join(','),
+    settings,
+  }));
+}
+
 /** The host pairs a request names, checked against its hosts (names known, one architecture). */
 function resolvePairs(hosts: HostClass[], pairs: MatrixRequest['pairs']): { pairs: [number, number][]; crossArch: number } {
   if (pairs === 'all') return allPairs(hosts);
@@ -252,25 +286,26 @@ export interface ResolvedMatrix {
 /** The plans a request asks for (the ledger read for fleet: true), refused before anything runs if larger than maxCells. */
 export function resolveMatrix(req: MatrixRequest, store: () => EventStore): ResolvedMatrix {
   const hosts = req.hosts ? req.hosts.map(hostClass) : fleetHosts(store());
+  const guests = req.guests ?? (req.fleet ? fleetGuests(store()) : DEFAULT_GUESTS);
   const { pairs, crossArch } = resolvePairs(hosts, req.pairs);
   if (!pairs.length) throw new HandlerError('invalid_request', 'pairs: no two hosts of one architecture: there is no migration to check', { field: 'pairs' });
   const setup = { vcpus: req.vcpus, ...req.setup };
-  const before: MatrixPlan = { hosts, pairs, strategies: req.strategies, guests: req.guests, blackoutsNs: req.blackoutsNs, setup };
+  const before: MatrixPlan = { hosts, pairs, strategies: req.strategies, guests, blackoutsNs: req.blackoutsNs, setup };
   let after: MatrixPlan | null = null;
   const c = req.compareWith;
   if (c) {
     sameLength('strategies', c.strategies, req.strategies);
     sameLength('hosts', c.hosts, hosts);
-    sameLength('guests', c.guests, req.guests);
+    sameLength('guests', c.guests, guests);
     const afterHosts = c.hosts ? c.hosts.map(hostClass) : hosts;
     afterHosts.forEach((h, i) => {
       if (h.arch !== hosts[i]!.arch) throw refuse(`compareWith.hosts.${i}`, `${h.arch}, where hosts.${i} is ${hosts[i]!.arch}: a class keeps its architecture`);
     });
-    after = { ...before, hosts: afterHosts, strategies: c.strategies ?? req.strategies, guests: c.guests ?? req.guests };
+    after = { ...before, hosts: afterHosts, strategies: c.strategies ?? req.strategies, guests: c.guests ?? guests };
   }
   const cells = cellCount(before) * (after ? 2 : 1);
   if (cells > req.maxCells) {
-    const axes = `${pairs.length} host pairs × ${req.strategies.length} strategies × ${req.blackoutsNs.length} blackouts × ${req.guests.length} guests`;
+    const axes = `${pairs.length} host pairs × ${req.strategies.length} strategies × ${req.blackoutsNs.length} blackouts × ${guests.length} guests`;
     const shape = `${axes}${after ? ', before and after' : ''}`;
     const bound = `more than the ${req.maxCells} allowed (maxCells; up to ${MATRIX_MAX_CELLS_CEILING})`;
     throw new HandlerError('invalid_request', `the matrix has ${cells} cells (${shape}), ${bound}`, { field: 'maxCells', cells, max: req.maxCells });

@@ -1,7 +1,7 @@
 // Live migrations and their audit.
 import { z } from 'zod';
 import { auditFrom, type AuditOverrides, type AuditReport } from '../../machines/audit/audit.js';
-import { guestSettingsProblem } from '../../machines/guest/settings.js';
+import { guestSchema } from '../guest-field.js';
 import { logAuditSource, sessionAuditSource, type AuditSource } from '../../machines/audit/source.js';
 import type { Session } from '../../machines/session.js';
 import { DEFAULT_THRESHOLDS, type AuditThresholds } from '../../machines/audit/thresholds.js';
@@ -18,45 +18,7 @@ import { HandlerError } from '../errors.js';
 import { MAX_OPTION_LENGTH, MAX_OPTIONS } from '../limits.js';
 import { didYouMean } from '../suggest.js';
 
-/** The simulated guest's settings (machines/guest/settings.ts), each optional (also the matrix's guests). */
-export const guestSchema = z
-  .object({
-    kernel: z.string().max(16).optional(),
-    clocksource: z.enum(['auto', 'kvm-clock', 'tsc']).optional(),
-    tscReliable: z.boolean().optional(),
-    tscUnstable: z.boolean().optional(),
-    preemptRcu: z.boolean().optional(),
-    invariantTsc: z.boolean().optional(),
-    watchdogThreshS: z.number().int().min(1).max(60).optional(),
-    watchdogMarginNs: u64Field.optional(),
-    watchdogMaxSkewUs: z.number().int().optional(),
-    watchdogIntervalNs: u64Field.refine((v) => v >= 1_000_000n, 'at least 1 ms').optional(),
-    watchdogMaxIntervalNs: u64Field.optional(),
-    wallClockToleranceNs: u64Field.optional(),
-    rcuStallTimeoutS: z.number().int().min(3).max(300).optional(),
-    ntp: z
-      .object({
-        client: z.enum(['chrony', 'ntpd', 'none']).optional(),
-        pollNs: u64Field.refine((v) => v >= 1_000_000_000n, 'at least 1 s').optional(),
-        makestepThresholdNs: u64Field.optional(),
-        makestepLimit: z.number().int().min(-1).max(1_000_000).optional(),
-        maxSlewPpb: u64Field.refine((v) => v > 0n, 'above 0').optional(),
-        ntpdX: z.boolean().optional(),
-        stepoutNs: u64Field.optional(),
-        panicNs: u64Field.optional(),
-      })
-      .strict()
-      .optional(),
-    sleeperPeriodNs: u64Field.refine((v) => v >= 1_000_000n, 'at least 1 ms').optional(),
-    horizonNs: u64Field.refine((v) => v <= 600_000_000_000n, 'at most 600 s').optional(),
-  })
-  .strict()
-  // what the types cannot say (the kernel version, the Kconfig value for it): machines/guest/settings.ts
-  .superRefine((g, ctx) => {
-    const problem = guestSettingsProblem(g);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  })
-  .optional();
+export { guestSchema } from '../guest-field.js';
 
 const thresholdsSchema = z
   .object({

@@ -15,6 +15,18 @@ import { commonFields, idSchema } from '../fields.js';
 import type { HandlerName } from '../registry.js';
 import { HandlerError } from '../errors.js';
 import { checkTscKhz } from './hosts.js';
+import { guestObject, guestSchema } from '../guest-field.js';
+import { toJson } from '../../machines/codec.js';
+import { guestSettingsProblem, type GuestOverrides } from '../../machines/guest/settings.js';
+import {
+  guestConfigFromJson,
+  guestConfigToJson,
+  mergeGuestConfig,
+  type GuestConfigEvent,
+  type GuestConfigState,
+  type GuestConfiguredData,
+} from '../../machines/life/config.js';
+import { guestStreamId } from '../../machines/stream-ids.js';
 
 const vcpuField = z.number().int().min(0).max(4095);
 
@@ -55,6 +67,8 @@ export const createVm = defineHandler({
        * change its offset, and its kHz is VM-wide (tscKhz)
        */
       secureTsc: z.boolean().default(false),
+      /** the guest that runs in it, recorded with it: every later audit, replay, report and timeline uses these settings */
+      guest: guestSchema,
     })
     .strict(),
   run(req, env) {
@@ -88,7 +102,38 @@ export const createVm = defineHandler({
           const r = s.vmCommand(req.vmId, { type: 'ioctl', vcpu: null, ioctl: 'KVM_CREATE_VCPU', arg: id });
           steps.push({ ioctl: 'KVM_CREATE_VCPU', arg: id, result: r.result as IoctlResult });
         }
-        return { vm: vmView(s.requireVm(req.vmId), host, s.now()), steps };
+        if (req.guest) recordGuest(s, req.vmId, 'createVm', req.guest);
+        return { vm: vmView(s.requireVm(req.vmId), host, s.now()), steps, ...(req.guest ? { guest: toJson(req.guest) } : {}) };
+      },
+      (v) => v,
+    );
+  },
+});
+
+/** Record the guest's settings with a VM (stream guest-<vmId>). */
+function recordGuest(s: Session, vmId: string, by: string, guest: GuestOverrides): void {
+  const data: GuestConfiguredData = { vmId, by, guest: guestConfigToJson(guest) };
+  s.record(guestStreamId(vmId), { type: 'GuestConfigured', data } satisfies GuestConfigEvent, s.now());
+}
+
+export const configureGuest = defineHandler({
+  name: 'configureGuest',
+  schema: z.object({ ...commonFields, vmId: idSchema, guest: guestObject }).strict(),
+  run(req, env) {
+    return env.write(
+      (s) => {
+        const vm = s.requireVm(req.vmId);
+        if (vm.destroyed)
+          throw new HandlerError('invalid_state', `VM '${req.vmId}' was destroyed (${vm.destroyReason}): its guest runs elsewhere or no more`, {
+            vmId: req.vmId,
+          });
+        const held = s.stream(guestStreamId(req.vmId)) as GuestConfigState | null;
+        const last = held?.history[held.history.length - 1];
+        const merged = mergeGuestConfig(last ? guestConfigFromJson(last.guest) : {}, req.guest as GuestOverrides);
+        const problem = guestSettingsProblem(merged);
+        if (problem) throw new HandlerError('invalid_request', `guest: ${problem}`, { field: 'guest' });
+        recordGuest(s, req.vmId, 'configureGuest', merged);
+        return { vmId: req.vmId, time: s.now(), guest: toJson(merged) };
       },
       (v) => v,
     );

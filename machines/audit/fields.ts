@@ -235,8 +235,10 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
     [
       'curve',
       'array',
-      'CLOCK_REALTIME − true wall-clock time at each point: `stop` (0: NTP had it), `resume`, `ntp update N`, then `step`; or `slewing` (half way) ' +
-        'and `slewed` (within the tolerance), or `slewing, not converging` (a day on); ntpd: `ignored (spike)` until its stepout, `ntpd exits (panic)`',
+      'CLOCK_REALTIME − true wall-clock time at each point: `stop` (the error the guest brought to the stop: for a guest recorded with its VM, ' +
+        'what its life left, drift and earlier stops included, whatever its time sources; for a VM recorded without a guest, 0: each stop is ' +
+        'audited alone), `resume`, `ntp update N`, then `step`; or `slewing` (half way) and `slewed` (within the tolerance), or `slewing, ' +
+        'not converging` (a day on); ntpd: `ignored (spike)` until its stepout, `ntpd exits (panic)`',
     ],
     [
       'convergedAt',

@@ -6,7 +6,7 @@
 import { hostRealtimeNs } from '../../kvm/host.js';
 import { simulateGuest } from '../guest/model.js';
 import type { GuestSettings } from '../guest/settings.js';
-import type { GuestInput, GuestReport } from '../guest/types.js';
+import type { GuestCarry, GuestInput, GuestReport } from '../guest/types.js';
 import { vmStreamId, type IoctlIssuedData } from '../vm/events.js';
 import { guestClocksAt, guestCountersAt } from '../vm/view.js';
 import type { AuditFrame, Side } from './frame.js';
@@ -101,8 +101,9 @@ export function guestInputOf(f: AuditFrame): GuestInput {
 }
 
 /** The guest's simulation for an audit frame (x86 guests with a TSC rate, and arm64 guests). */
-export function guestOf(f: AuditFrame, s: GuestSettings): GuestReport | null {
+export function guestOf(f: AuditFrame, s: GuestSettings, carried: GuestCarry | null = null): GuestReport | null {
   const inp = guestInputOf(f);
+  if (carried) inp.carried = carried;
   if (!inp.vcpus.length || inp.counterHz === 0n) return null;
   // tsc=unstable without kvmclock: hpet, acpi_pm or refined-jiffies, none of which the model emulates
   if (inp.arch === 'x86' && !inp.kvmclock && s.tscUnstable) return null;

@@ -5,6 +5,9 @@
 import type { HostState } from '../../kvm/host.js';
 import type { EventStore, WrittenEvent } from '../../store/types.js';
 import { hostStreamId } from '../host/host.js';
+import type { LedgerState } from '../ledger/ledger.js';
+import type { GuestConfigState } from '../life/config.js';
+import { guestStreamId, LEDGER_STREAM, MIGRATION_STREAM_PREFIX, migrationIdOf } from '../stream-ids.js';
 import { migrationStreamId, type MigrationState } from '../migration/state.js';
 import { rebuildStream } from '../rebuild.js';
 import type { Session } from '../session/index.js';
@@ -38,6 +41,14 @@ export interface AuditSource {
    * migration created runs from its resume), null if one never did
    */
   firstRun(vmId: string, vcpus: number[]): bigint | null;
+  /** every migration's id in the log (the guest's life is read along them) */
+  migrationIds(): string[];
+  /** the guest recorded with a VM (null: none, the default guest) */
+  guestConfig(vmId: string): GuestConfigState | null;
+  /** whether the log holds any recorded guest (none: every audit is of a guest fresh at its stop, as before guests were recorded) */
+  hasRecordedGuests(): boolean;
+  /** the ledger's true time now (the end of every guest's life so far) */
+  now(): bigint;
 }
 
 /** Over a VM's events in log order: the instant the last of `vcpus` first entered KVM_RUN (stops reading there). */
@@ -86,6 +97,10 @@ export function logAuditSource(store: EventStore, opts: EvolveOptions = {}): Aud
     streamVersion: (streamId, atPosition) => store.streamVersion(streamId, atPosition),
     positionOfVersion: (streamId, version) => store.positionOfVersion(streamId, version) ?? null,
     firstRun: (vmId, vcpus) => firstRunOf(kvmRunRows(store, vmStreamId(vmId)), vcpus),
+    migrationIds: () => store.streams(MIGRATION_STREAM_PREFIX).map((sid) => migrationIdOf(sid)!),
+    guestConfig: (vmId) => (store.streamVersion(guestStreamId(vmId)) ? rebuildStream<GuestConfigState>(store, guestStreamId(vmId)).state : null),
+    hasRecordedGuests: () => store.countCategory('guest') > 0,
+    now: () => rebuildStream<LedgerState>(store, LEDGER_STREAM).state?.now ?? 0n,
   };
 }
 
@@ -163,6 +178,11 @@ export function sessionAuditSource(session: Session, written: WrittenEvent[], st
       return eventsOf(sid).filter((e) => e.position >= fromPosition && (toPosition === undefined || e.position <= toPosition));
     },
     streamVersion: (streamId, atPosition) => log.streamVersion(streamId, atPosition),
+    // the session has committed: the log holds every migration and guest it recorded
+    migrationIds: () => log.migrationIds(),
+    guestConfig: (vmId) => log.guestConfig(vmId),
+    hasRecordedGuests: () => log.hasRecordedGuests(),
+    now: () => log.now(),
     positionOfVersion: (streamId, version) => positions.get(`${streamId}\u0000${version}`) ?? log.positionOfVersion(streamId, version),
     // the log up to this session, then what it recorded (a VM this session created is in neither part alone)
     firstRun: (vmId, vcpus) => {

@@ -41,7 +41,7 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
   const printk = printer(log);
   const bootLog: GuestLogEntry[] = [];
   if (boot) bootLines(boot, clocks, s, printer(bootLog));
-  const before = timekeepingInit(clocks.clocksources, s.clocksource).clocksource;
+  const before = inp.carried?.clocksource ?? timekeepingInit(clocks.clocksources, s.clocksource).clocksource;
   const report: GuestReport = {
     kernel: s.kernel,
     clocksource: {

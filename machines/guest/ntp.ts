@@ -8,7 +8,7 @@
 // of ρ corrects ρ of the guest's clock's time, and the error keeps the drift of that clock against
 // true time.
 import { NSEC_PER_SEC } from '../../kvm/arith.js';
-import type { GuestSettings } from './settings.js';
+import { ntpPollNs, type GuestSettings } from './settings.js';
 
 export interface WallClockPoint {
   timeNs: bigint;
@@ -57,7 +57,7 @@ export type NtpAction = 'exit' | 'ignore' | 'step' | 'slew';
 
 /** The client as the stop began: the wall clock right, its updates those of CLOCK_MONOTONIC's polls since boot. */
 export function ntpInit(monoAtStop: bigint, s: Pick<GuestSettings, 'ntp'>): NtpState {
-  const updates = monoAtStop / s.ntp.pollNs;
+  const updates = monoAtStop / ntpPollNs(s);
   return { errorNs: 0n, updates, lastValidUpdate: updates, spike: false };
 }
 
@@ -80,7 +80,7 @@ export function ntpUpdate(state: NtpState, k: bigint, offsetNs: bigint, s: Pick<
   const threshold = ntpStepThresholdNs(s);
   if (ntp.client === 'ntpd' && ntp.panicNs > 0n && abs(offsetNs) > ntp.panicNs) return { state: { ...state, updates: k }, action: 'exit' };
   if (abs(offsetNs) > threshold && threshold > 0n && ntpCanStep(k, s)) {
-    if (ntp.client === 'ntpd' && (!state.spike || (k - state.lastValidUpdate) * ntp.pollNs < ntp.stepoutNs)) {
+    if (ntp.client === 'ntpd' && (!state.spike || (k - state.lastValidUpdate) * ntpPollNs(s) < ntp.stepoutNs)) {
       return { state: { ...state, updates: k, spike: true }, action: 'ignore' };
     }
     return { state: { ...state, updates: k, spike: false }, action: 'step' };
@@ -115,8 +115,9 @@ export function wallClockCurve(client: NtpState, w: WallClockInput, s: GuestSett
   const error = (t: bigint) => raw(t) + corrAt(t);
 
   // its updates come at multiples of its poll on the guest's CLOCK_MONOTONIC: the first true instant the clock reads that
+  const pollNs = ntpPollNs(s);
   const update = (k: bigint) => {
-    const e = k * ntp.pollNs;
+    const e = k * pollNs;
     const ahead = e - w.mono(resume);
     return ahead <= 0n ? resume : firstAt(resume, resume + 2n * ahead + NSEC_PER_SEC, (t) => w.mono(t) >= e)!;
   };
@@ -170,7 +171,7 @@ export function wallClockCurve(client: NtpState, w: WallClockInput, s: GuestSett
       curve.push({ timeNs: later, errorNs: error(later), at: 'slewing, not converging' });
       return out;
     }
-    const first = (w.mono(beyond) + ntp.pollNs - 1n) / ntp.pollNs;
+    const first = (w.mono(beyond) + pollNs - 1n) / pollNs;
     k = first > k ? first : k + 1n;
   }
   return out;

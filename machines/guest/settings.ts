@@ -51,7 +51,20 @@ export interface GuestSettings {
     stepoutNs: bigint;
     /** ntpd `tinker panic`: beyond this offset ntpd exits (1000 s; 0: never) */
     panicNs: bigint;
+    /**
+     * chrony's PHC refclock on /dev/ptp0 (`refclock PHC /dev/ptp0`), the ptp_kvm driver reading the
+     * host's CLOCK_REALTIME through KVM_HC_CLOCK_PAIRING: chrony's source instead of a network
+     * server, each update after `refclockPollNs` (absent: none)
+     */
+    refclock?: 'ptp_kvm';
+    /** the refclock's `poll`: 2^4 = 16 s by default (chrony.conf(5), refclock directive: "The default is 4 (16 seconds)") */
+    refclockPollNs?: bigint;
   };
+  /**
+   * a guest agent that steps CLOCK_REALTIME to the host's when the error passes `stepAboveNs`,
+   * checked every `everyNs` of the guest's CLOCK_MONOTONIC (absent: none)
+   */
+  agent?: { everyNs: bigint; stepAboveNs: bigint };
   /** the periodic sleeper's period (ns): a task that sleeps this long in a loop on vCPU 0 */
   sleeperPeriodNs: bigint;
   /** how long after the resume the guest is simulated (ns) */
@@ -89,6 +102,12 @@ export const NTPD: GuestSettings['ntp'] = {
 
 export type GuestOverrides = Partial<Omit<GuestSettings, 'ntp'>> & { ntp?: Partial<GuestSettings['ntp']> };
 
+/** chrony.conf(5), refclock directive: "poll … The default is 4 (16 seconds)" */
+export const REFCLOCK_DEFAULT_POLL_NS = 16_000_000_000n;
+
+/** The interval between the client's updates: its refclock's poll when it has one, else its server poll. */
+export const ntpPollNs = ({ ntp }: Pick<GuestSettings, 'ntp'>): bigint => (ntp.refclock ? (ntp.refclockPollNs ?? REFCLOCK_DEFAULT_POLL_NS) : ntp.pollNs);
+
 /**
  * What is wrong with a request's guest settings that their types cannot say (null: nothing): a
  * kernel version the model cannot read, a Kconfig value outside its range or on a kernel without
@@ -98,6 +117,9 @@ export function guestSettingsProblem(o: GuestOverrides): string | null {
   const kernel = o.kernel ?? DEFAULT_GUEST.kernel;
   const bad = kernelVersionProblem(kernel);
   if (bad) return bad;
+  if (o.ntp?.refclock !== undefined && (o.ntp.client ?? DEFAULT_GUEST.ntp.client) !== 'chrony') {
+    return `ntp.refclock ${o.ntp.refclock} is chrony's PHC refclock: ntp.client must be chrony, not ${o.ntp.client}`;
+  }
   if (o.watchdogMaxSkewUs !== undefined) {
     const [lo, hi] = MAX_SKEW_US_RANGE;
     if (!Number.isInteger(o.watchdogMaxSkewUs) || o.watchdogMaxSkewUs < lo || o.watchdogMaxSkewUs > hi) {
@@ -163,6 +185,15 @@ export const GUEST_SETTING_DOCS: Record<string, string> = {
   'ntp.ntpdX': 'ntpd -x: step threshold 600 s instead of 128 ms (the ntpd and "Clock State Machine" pages of ntp 4.2.8)',
   'ntp.stepoutNs':
     'ntpd `tinker stepout` (ns, default 300 s in ntp 4.2.8, CLOCK_MINSTEP): how long offsets beyond the step threshold are ignored after the last valid update',
+  'ntp.refclock':
+    "`ptp_kvm`: chrony's PHC refclock on /dev/ptp0 (`refclock PHC /dev/ptp0`), the ptp_kvm driver reading the host's " +
+    'CLOCK_REALTIME and TSC through KVM_HC_CLOCK_PAIRING: an exact offset at every refclock poll, stepped or slewed by ' +
+    "chrony's makestep rules (ntp.client must be chrony). KVM refuses the hypercall (KVM_EOPNOTSUPP) when the host's " +
+    'clocksource is not the TSC (kvm_pv_clock_pairing() → kvm_get_walltime_and_clockread()), and the refclock then gives nothing',
+  'ntp.refclockPollNs': 'the refclock\'s `poll` (ns, default 16 s: chrony.conf(5), refclock directive, "The default is 4 (16 seconds)")',
+  agent:
+    "a guest agent: `{ everyNs, stepAboveNs }`: every `everyNs` of the guest's CLOCK_MONOTONIC it compares CLOCK_REALTIME " +
+    "with the host's and steps it when the error passes `stepAboveNs`",
   'ntp.panicNs': 'ntpd `tinker panic` (ns, default 1000 s, CLOCK_PANIC; 0: none): an offset beyond it makes ntpd exit',
   sleeperPeriodNs: "the period of the guest's sleeper on vCPU 0 (ns, default 100 ms)",
   horizonNs: "how long after the resume the guest's timers are simulated (ns, default 10 s; the wall-clock curve runs until NTP converges)",

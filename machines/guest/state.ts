@@ -9,7 +9,7 @@ import { rcuInit, type RcuState } from './rcu-stall.js';
 import type { GuestSettings } from './settings.js';
 import { sleeperInit, type SleeperState } from './sleeper.js';
 import { softlockupInit, type SoftlockupState } from './softlockup.js';
-import type { GuestInput } from './types.js';
+import type { GuestCarry, GuestInput } from './types.js';
 
 export interface GuestState {
   timekeeping: TimekeepingState;
@@ -30,15 +30,25 @@ export function guestClocksources(inp: Pick<GuestInput, 'arch' | 'counterHz' | '
 /**
  * The guest as the stop began, from the clocks it read before: timekeeping on the clocksource it
  * selected at boot, each detector as its periodic timers left it at CLOCK_MONOTONIC's reading at
- * the stop (`monoAtStop`, returned beside it), the wall clock right.
+ * the stop (`monoAtStop`, returned beside it), the wall clock right; or, carried from the guest's
+ * life (`inp.carried`), on the clocksource it had, its unstable marks and its wall-clock error.
  */
+/** The NTP client as the guest's life left it: its polls still those of CLOCK_MONOTONIC since boot, its error and state carried. */
+function ntpCarried(fresh: NtpState, c: GuestCarry): NtpState {
+  return { ...fresh, errorNs: c.realtimeErrorNs, spike: c.ntpSpike, lastValidUpdate: c.ntpLastValidUpdate ?? fresh.lastValidUpdate };
+}
+
 export function guestStateAtStop(
   inp: GuestInput,
   s: GuestSettings,
   clocks: GuestClocks,
   watchdog: ClocksourceWatchdogConfig,
 ): { state: GuestState; monoAtStop: bigint } {
-  const timekeeping = timekeepingInit(clocks.clocksources, s.clocksource);
+  const carried = inp.carried;
+  // a guest carried from an earlier stop keeps the clocksource it ran on and what it marked unstable
+  const timekeeping = carried
+    ? { ...timekeepingInit(clocks.clocksources, s.clocksource), clocksource: carried.clocksource, unstable: [...carried.unstable] }
+    : timekeepingInit(clocks.clocksources, s.clocksource);
   const mono = (t: bigint) => clocks.ktimeGet(timekeeping, t);
   const monoAtStop = mono(inp.stopTime);
   // the watchdog's last run read the clocks once the guest's clock had reached its expiry while it
@@ -53,7 +63,7 @@ export function guestStateAtStop(
       softlockup: softlockupInit(clocks.cpus, clocks.localClock(inp.stopTime, clocks.cpus[0]!), monoAtStop, s),
       rcu: rcuInit(monoAtStop),
       sleeper: sleeperInit(monoAtStop, s.sleeperPeriodNs, inp.deadline?.tscDeadline ?? null, clocks.clocksources),
-      ntp: ntpInit(monoAtStop, s),
+      ntp: carried ? ntpCarried(ntpInit(monoAtStop, s), carried) : ntpInit(monoAtStop, s),
     },
   };
 }

@@ -2,6 +2,7 @@
 // log) and what it reports, the detectors' entries in their own modules' shapes.
 import type { GuestBoot } from './boot.js';
 import type { GuestLogEntry, GuestReading } from './clocks.js';
+import type { ClocksourceName } from './clocksource.js';
 import type { WatchdogRun } from './cs-watchdog.js';
 import type { WallClock } from './ntp.js';
 import type { GuestStoppedFound } from './pvclock.js';
@@ -50,6 +51,20 @@ export interface GuestInput {
    * kvm_sched_clock_offset is not known
    */
   boot?: GuestBoot | null;
+  /** what the guest's life brought to this stop (machines/life): absent, a guest fresh at the stop (its wall clock right) */
+  carried?: GuestCarry;
+}
+
+/** What a guest carries from one stop to the next (machines/life/life.ts folds it from the log). */
+export interface GuestCarry {
+  /** the timekeeper's clocksource as the stop began, and the clocksources marked unstable before (they stay marked) */
+  clocksource: ClocksourceName;
+  unstable: ClocksourceName[];
+  /** CLOCK_REALTIME − true time as the stop began (ns) */
+  realtimeErrorNs: bigint;
+  /** ntpd's SPIK state and the update its stepout counts from (null: the last before the stop) */
+  ntpSpike: boolean;
+  ntpLastValidUpdate: bigint | null;
 }
 
 export interface GuestReport {

@@ -24,5 +24,9 @@ export function memoAuditSource(src: AuditSource): AuditSource {
     streamVersion: memo(src.streamVersion.bind(src)),
     positionOfVersion: memo(src.positionOfVersion.bind(src)),
     firstRun: memo(src.firstRun.bind(src)),
+    migrationIds: memo(src.migrationIds.bind(src)),
+    guestConfig: memo(src.guestConfig.bind(src)),
+    hasRecordedGuests: memo(src.hasRecordedGuests.bind(src)),
+    now: memo(src.now.bind(src)),
   };
 }

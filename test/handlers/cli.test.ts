@@ -126,6 +126,10 @@ describe('clockledger: every handler, end to end', () => {
     expect(r.vm).toMatchObject({ vmId: 'vm1', hostId: 'src', lifecycle: 'stopped' });
     expect(r.steps.map((s: any) => s.ioctl)).toEqual(['KVM_CREATE_VCPU', 'KVM_CREATE_VCPU']);
     use('createVm');
+    // the guest recorded with the VM: no time sync, a 6.6 kernel (later audits and the timeline use it)
+    r = await ok(['vms', 'guest', 'vm1', '--guest-kernel', '6.6', '--ntp', 'none', '--json']);
+    expect([r.vmId, r.guest.kernel, r.guest.ntp.client]).toEqual(['vm1', '6.6', 'none']);
+    use('configureGuest');
 
     r = await ok(['run', 'vm1', '--json']);
     expect(r.results).toEqual([
@@ -201,6 +205,11 @@ describe('clockledger: every handler, end to end', () => {
     expect(r).toMatchObject({ migrationId: 'm1', status: 'completed', newVmId: 'vm1.m1' });
     expect(r.audit).toMatchObject({ migrationId: 'm1', strategy: 'qemu', blackoutNs: '300000000' });
     use('migrate');
+    // the guest's life across that migration, from either of its VM ids
+    r = (await ok(['timeline', 'vm1.m1', '--json'])).timeline;
+    expect(r.vmIds).toEqual(['vm1', 'vm1.m1']);
+    expect(r.samples.length).toBeGreaterThan(1);
+    use('timeline');
 
     r = await ok(['audit', 'm1', '--json']);
     expect(r.audit.migrationId).toBe('m1');

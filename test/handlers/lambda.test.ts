@@ -103,6 +103,9 @@ describe('lambda handler: every handler of the registry', () => {
     const forkDb = join(dir, 'fork.db');
     expect((await use('fork', { position: 10, targetDb: forkDb })).events).toBe(10);
     const m = await use('migrate', { vmId: 'vm1', toHost: 'dst', strategy: 'qemu', blackoutNs: '300000000' });
+    // the guest recorded with the VM (now on vm1.m1), and its life across the migration
+    expect((await use('configureGuest', { vmId: 'vm1.m1', guest: { ntp: { client: 'none' } } })).vmId).toBe('vm1.m1');
+    expect((await use('timeline', { vmId: 'vm1' })).timeline.vmIds).toEqual(['vm1', 'vm1.m1']);
     expect(m).toMatchObject({ migrationId: 'm1', status: 'completed', newVmId: 'vm1.m1' });
     expect((await use('audit', { migrationId: 'm1' })).audit.strategy).toBe('qemu');
     expect((await use('audit')).audits).toHaveLength(1);

@@ -211,6 +211,26 @@ describe('the matrix', () => {
   }, 60_000);
 });
 
+describe('the fleet with its recorded guests', () => {
+  it("takes the guests recorded with the ledger's VMs as the guest classes, one per distinct setting, named by their VMs", async () => {
+    l = newLedger();
+    await l.ok('createHost', { hostId: 'h1', tscKhz: 3_000_000 });
+    const quiet = { kernel: '6.6', ntp: { client: 'none' } };
+    await l.ok('createVm', { vmId: 'a', hostId: 'h1', vcpus: 2, guest: quiet });
+    await l.ok('createVm', { vmId: 'b', hostId: 'h1', vcpus: 2, guest: quiet });
+    await l.ok('createVm', { vmId: 'c', hostId: 'h1', vcpus: 2, guest: { kernel: '5.10' } });
+    await l.ok('configureGuest', { vmId: 'c', guest: { ntp: { client: 'chrony' } } });
+    const r = await l.ok('matrix', { fleet: true, strategies: ['qemu'], blackoutsNs: [String(S)], workers: 1 });
+    expect(r.cells.map((c: Record<string, any>) => c.guest).sort()).toEqual(['a,b', 'c']);
+    const plan = (await l.ok('events', { streamId: `matrix-${r.matrixId}` })).events[0].data.plan;
+    const byName = Object.fromEntries(plan.guests.map((g: { name: string; settings: Record<string, any> }) => [g.name, g.settings]));
+    expect([byName['a,b'].kernel, byName['a,b'].ntp.client, byName.c.kernel, byName.c.ntp.client]).toEqual(['6.6', 'none', '5.10', 'chrony']);
+    // guests given in the request still win over the recorded ones
+    const given = await l.ok('matrix', { fleet: true, guests: [{ name: 'what-if' }], strategies: ['qemu'], blackoutsNs: [String(S)], workers: 1 });
+    expect(given.cells.map((c: Record<string, any>) => c.guest)).toEqual(['what-if']);
+  }, 120_000);
+});
+
 describe('bad specs', () => {
   const refused = async (request: Record<string, unknown>) => (await l.call('matrix', { ...SMALL, workers: 1, ...request })).error;
 

@@ -1,0 +1,107 @@
+// One guest across the VMs it ran on: a migration (or a standby: pause, snapshot, restore later)
+// that completes moves the guest from its VM to the new one; an in-place one keeps it where it
+// is; a failed one leaves it on its source. Read from the migration streams alone, so any of the
+// guest's VM ids finds the same line.
+import type { MigrationState } from '../migration/state.js';
+import type { AuditSource } from '../audit/source.js';
+import { guestConfigFromJson, type GuestConfigJson } from './config.js';
+import type { GuestOverrides } from '../guest/settings.js';
+
+/** One stop of the guest's life: a migration of one of its VMs. */
+export interface LifeStop {
+  migrationId: string;
+  /** the VM the guest ran on before, and the one it runs on after (the same for an in-place one or a failure) */
+  vmId: string;
+  nextVmId: string;
+  fromHost: string;
+  toHost: string;
+  inPlace: boolean;
+  status: MigrationState['status'];
+  stopTime: bigint;
+  /** null: the log ends inside it */
+  resumeTime: bigint | null;
+}
+
+export interface Lineage {
+  /** the VM the guest was created on, then every VM it moved to, in order */
+  vmIds: string[];
+  stops: LifeStop[];
+}
+
+const memo = new WeakMap<AuditSource, Map<string, MigrationState>>();
+
+/** Every migration of the log by id (read once per source). */
+function migrationsOf(src: AuditSource): Map<string, MigrationState> {
+  let m = memo.get(src);
+  if (!m) {
+    m = new Map();
+    for (const id of src.migrationIds()) {
+      const r = src.migration(id);
+      if (r) m.set(id, r.state);
+    }
+    memo.set(src, m);
+  }
+  return m;
+}
+
+function stopOf(m: MigrationState): LifeStop {
+  const phase = (name: string) => m.phases.find((p) => p.phase === name);
+  const stopTime = BigInt(phase('pausing')?.time ?? m.startedAt);
+  const moved = m.status === 'completed' && m.newVmId !== m.vmId;
+  const resumeTime = m.status === 'completed' ? BigInt(phase('verifying')!.time) : m.endedAt !== null ? BigInt(m.endedAt) : null;
+  return {
+    migrationId: m.migrationId,
+    vmId: m.vmId,
+    nextVmId: moved ? m.newVmId : m.vmId,
+    fromHost: m.fromHost,
+    toHost: m.status === 'completed' ? m.toHost : m.fromHost,
+    inPlace: m.params.inPlace === true,
+    status: m.status,
+    stopTime,
+    resumeTime,
+  };
+}
+
+/** The guest's line through the VMs it ran on, from any of their ids (the whole line, to its newest VM). */
+export function lineageOf(src: AuditSource, vmId: string): Lineage {
+  const migs = [...migrationsOf(src).values()];
+  const cameFrom = new Map<string, MigrationState>();
+  for (const m of migs) if (m.status === 'completed' && m.newVmId !== m.vmId) cameFrom.set(m.newVmId, m);
+  let root = vmId;
+  for (let guard = 0; guard < 100_000 && cameFrom.has(root); guard++) root = cameFrom.get(root)!.vmId;
+  const byVm = new Map<string, MigrationState[]>();
+  for (const m of migs) {
+    const list = byVm.get(m.vmId) ?? [];
+    list.push(m);
+    byVm.set(m.vmId, list);
+  }
+  const vmIds = [root];
+  const stops: LifeStop[] = [];
+  let current = root;
+  for (let guard = 0; guard < 100_000; guard++) {
+    const mine = (byVm.get(current) ?? []).map(stopOf).sort((a, b) => (a.stopTime < b.stopTime ? -1 : a.stopTime > b.stopTime ? 1 : 0));
+    const moving = mine.findIndex((s) => s.nextVmId !== current);
+    stops.push(...(moving < 0 ? mine : mine.slice(0, moving + 1)));
+    if (moving < 0) break;
+    current = mine[moving]!.nextVmId;
+    vmIds.push(current);
+  }
+  return { vmIds, stops };
+}
+
+/** The guest settings recorded for the line at an instant: the latest configuration of any of its VMs at or before it (null: none recorded). */
+export function recordedGuestAt(src: AuditSource, vmIds: readonly string[], t: bigint): GuestOverrides | null {
+  let best: { time: bigint; guest: GuestConfigJson } | null = null;
+  for (const id of vmIds) {
+    for (const h of src.guestConfig(id)?.history ?? []) {
+      const time = BigInt(h.time);
+      if (time <= t && (best === null || time >= best.time)) best = { time, guest: h.guest };
+    }
+  }
+  return best ? guestConfigFromJson(best.guest) : null;
+}
+
+/** Whether the line has a guest recorded with any of its VMs. */
+export function hasRecordedGuest(src: AuditSource, vmIds: readonly string[]): boolean {
+  return vmIds.some((id) => (src.guestConfig(id)?.history.length ?? 0) > 0);
+}
