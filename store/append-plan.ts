@@ -21,7 +21,7 @@ import {
 } from './request-check.js';
 import { I64_MAX, I64_MIN } from './sql-shared.js';
 import { streamCategory } from './stream-category.js';
-import type { AppendBatch, EventMetadata, NewEvent, WrittenEvent } from './types.js';
+import type { AppendBatch, EventMetadata, NewEvent, StoredEvent, WrittenEvent } from './types.js';
 
 /** What an append depends on of the log, read in the commit's transaction before it is planned. */
 export interface AppendHeads {
@@ -53,19 +53,11 @@ export interface AppendRequest {
 }
 
 /** One event's row as it is stored: its place, its columns as the chain hashes them, and that hash. */
-export interface AppendRow {
-  position: number;
-  streamId: string;
-  version: number;
-  type: string;
-  schemaVersion: number;
-  time: bigint;
+export interface AppendRow extends Omit<StoredEvent, 'data' | 'metadata'> {
   /** canonical JSON */
   data: string;
   /** canonical JSON (a batch's last event stamped with the batch's wake instant) */
   metadata: string;
-  /** the chain hash at this position */
-  hash: string;
 }
 
 /** A stream's head after the commit (one per stream the commit wrote events to). */

@@ -15,18 +15,7 @@ export function memoAuditSource(src: AuditSource): AuditSource {
       return seen.get(key)!;
     };
   };
-  return {
-    migration: memo(src.migration.bind(src)),
-    vmAt: memo(src.vmAt.bind(src)),
-    vmAtTime: memo(src.vmAtTime.bind(src)),
-    host: memo(src.host.bind(src)),
-    vmEvents: memo(src.vmEvents.bind(src)),
-    streamVersion: memo(src.streamVersion.bind(src)),
-    positionOfVersion: memo(src.positionOfVersion.bind(src)),
-    firstRun: memo(src.firstRun.bind(src)),
-    migrationIds: memo(src.migrationIds.bind(src)),
-    guestConfig: memo(src.guestConfig.bind(src)),
-    hasRecordedGuests: memo(src.hasRecordedGuests.bind(src)),
-    now: memo(src.now.bind(src)),
-  };
+  // every read of the source, each remembered (a read the interface gains is remembered too)
+  const reads = Object.keys(src) as (keyof AuditSource)[];
+  return Object.fromEntries(reads.map((k) => [k, memo((src[k] as (...a: unknown[]) => unknown).bind(src))])) as unknown as AuditSource;
 }

@@ -69,6 +69,14 @@ export function setMsrs(p: VmmPort, step: string, side: Side, vcpu: number, entr
 
 export const KVMCLOCK_MSRS = [MSRS.MSR_KVM_SYSTEM_TIME_NEW, MSRS.MSR_KVM_WALL_CLOCK_NEW];
 
+/** The kvmclock MSRs as saved (0 for one the source had not set), in KVMCLOCK_MSRS order. */
+export const savedKvmclockMsrs = (msrs: ReadonlyMap<number, bigint>): [number, bigint][] => KVMCLOCK_MSRS.map((m) => [m, msrs.get(m) ?? 0n]);
+
+/** Each vCPU's kvmclock MSRs written back on the destination, as the documented procedures do. */
+export function restoreKvmclockMsrs(p: VmmPort, vcpus: readonly { id: number; msrs: ReadonlyMap<number, bigint> }[]): void {
+  for (const v of vcpus) setMsrs(p, 'restore', 'destination', v.id, savedKvmclockMsrs(v.msrs));
+}
+
 /**
  * IA32_TSC_DEADLINE among a source vCPU's saved MSRs when its guest has a deadline set. QEMU, Cloud
  * Hypervisor and Firecracker save and restore it on every vCPU; a zero deadline's read and write

@@ -7,7 +7,7 @@
 import { tscToleranceWindow } from '../../../kvm/arith.js';
 import { KVM_CLOCK_REALTIME, MSRS } from '../../../kvm/uapi.js';
 import { StepFailure, type VmmPort } from '../port.js';
-import { type ClockData, clockOut, getMsrs, KVMCLOCK_MSRS, resumeSource, type SavedByValue, setMsrs } from './common.js';
+import { type ClockData, clockOut, getMsrs, KVMCLOCK_MSRS, resumeSource, type SavedByValue, savedKvmclockMsrs, setMsrs } from './common.js';
 import { releasesTurningOn } from './releases.js';
 import type { Strategy } from './types.js';
 
@@ -55,7 +55,7 @@ export const firecracker: Strategy<Saved, void> = {
       const tsc = v.msrs.get(TSC) ?? 0n;
       // PR #4618: a zero deadline is saved as the TSC (before: restored as 0)
       const deadline = sw.zeroDeadlineFilled ? v.msrs.get(DEADLINE) || tsc : (v.msrs.get(DEADLINE) ?? 0n);
-      const kvmclock = KVMCLOCK_MSRS.map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]);
+      const kvmclock = savedKvmclockMsrs(v.msrs);
       // PR #4666: IA32_TSC_DEADLINE after IA32_TSC (before: it could precede it)
       const order: [number, bigint][] = sw.deadlineAfterTsc ? [[TSC, tsc], [DEADLINE, deadline], ...kvmclock] : [[DEADLINE, deadline], [TSC, tsc], ...kvmclock];
       setMsrs(p, 'restore', 'destination', v.id, order);

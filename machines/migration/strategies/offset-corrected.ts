@@ -9,6 +9,7 @@ import {
   deadlineIfSet,
   getMsrs,
   KVMCLOCK_MSRS,
+  restoreKvmclockMsrs,
   qemuSetTscKhz,
   readOffset,
   resumeSource,
@@ -68,14 +69,7 @@ export function restoreOffsets(p: VmmPort, saved: OffsetSaved, oneOffset: boolea
   );
   // Kernels without the VM-wide KVM_SET_TSC_KHZ (before 6.0) get it per vCPU, as QEMU does.
   if (khz && khz.ret < 0) for (const v of saved.vcpus) qemuSetTscKhz(p, 'restore', v.id, saved.freqKhz);
-  for (const v of saved.vcpus)
-    setMsrs(
-      p,
-      'restore',
-      'destination',
-      v.id,
-      KVMCLOCK_MSRS.map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]),
-    );
+  restoreKvmclockMsrs(p, saved.vcpus);
   setClockRealtime(p, saved.src);
   const dst = clockWithHostTsc(p, 'restore', 'destination');
   const dt = dst.realtime - saved.src.realtime;

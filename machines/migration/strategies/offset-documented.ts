@@ -8,10 +8,10 @@ import {
   cyclesIn,
   getMsrs,
   KVMCLOCK_MSRS,
+  restoreKvmclockMsrs,
   qemuSetTscKhz,
   readOffset,
   resumeSource,
-  setMsrs,
   writeOffset,
   type SavedVcpu,
 } from './common.js';
@@ -48,14 +48,7 @@ export const offsetDocumented: Strategy<Saved, void> = {
     if (p.inPlace) return;
     p.createDestination(saved.vcpus.map((v) => v.id));
     for (const v of saved.vcpus) qemuSetTscKhz(p, 'restore', v.id, saved.freqKhz);
-    for (const v of saved.vcpus)
-      setMsrs(
-        p,
-        'restore',
-        'destination',
-        v.id,
-        KVMCLOCK_MSRS.map((m) => [m, v.msrs.get(m) ?? 0n] as [number, bigint]),
-      );
+    restoreKvmclockMsrs(p, saved.vcpus);
     p.must('restore', 'destination', null, 'KVM_SET_CLOCK', {
       clock: saved.src.clock.toString(),
       realtime: saved.src.realtime.toString(),
