@@ -5,7 +5,8 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Browser, Page } from 'puppeteer-core';
+import type { Browser } from 'puppeteer-core';
+import { openConfined } from '../helpers/browser-page.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeStores } from '../../handlers/context.js';
 import { handlers } from '../../handlers/index.js';
@@ -48,29 +49,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function open(file: string): Promise<{ page: Page; requests: string[]; errors: string[] }> {
-  const page = await browser.newPage();
-  await page.setViewport({ width: 1240, height: 900 });
-  const url = pathToFileURL(file).href;
-  const requests: string[] = [];
-  const errors: string[] = [];
-  await page.setRequestInterception(true);
-  page.on('request', (req) => {
-    requests.push(req.url());
-    if (req.url() === url) void req.continue();
-    else void req.abort();
-  });
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warn') errors.push(`${m.type()}: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => errors.push(`pageerror: ${String(e)}`));
-  page.on('dialog', (d) => {
-    errors.push(`dialog: ${d.message()}`);
-    void d.dismiss();
-  });
-  await page.goto(url, { waitUntil: 'load' });
-  return { page, requests, errors };
-}
+/** A page opened from its file, confined (test/helpers/browser-page.ts). */
+const open = (file: string) => openConfined(browser, file);
 
 describe('the heatmap', () => {
   it('one cell per matrix cell with its verdict, the non-passing linked to their reports, the changed outlined; nothing runs, nothing loads', async () => {

@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Browser, Page } from 'puppeteer-core';
+import type { Browser } from 'puppeteer-core';
+import { openConfined } from '../helpers/browser-page.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrationHtml } from '../../machines/export/html/migration.js';
 import { launchBrowser } from '../../scripts/browser.js';
@@ -44,30 +45,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A page opened from its file, with every request it makes, console error and page error recorded (requests other than the page's own refused). */
-async function open(file: string, viewport = { width: 1240, height: 900 }): Promise<{ page: Page; requests: string[]; errors: string[] }> {
-  const page = await browser.newPage();
-  await page.setViewport(viewport);
-  const url = pathToFileURL(file).href;
-  const requests: string[] = [];
-  const errors: string[] = [];
-  await page.setRequestInterception(true);
-  page.on('request', (req) => {
-    requests.push(req.url());
-    if (req.url() === url) void req.continue();
-    else void req.abort();
-  });
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warn') errors.push(`${m.type()}: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => errors.push(`pageerror: ${String(e)}`));
-  page.on('dialog', (d) => {
-    errors.push(`dialog: ${d.message()}`);
-    void d.dismiss();
-  });
-  await page.goto(url, { waitUntil: 'load' });
-  return { page, requests, errors };
-}
+/** A page opened from its file, confined (test/helpers/browser-page.ts). */
+const open = (file: string, viewport?: { width: number; height: number }) => openConfined(browser, file, viewport);
 
 /** Mean and variance of a PNG's pixel luminance, and the share of its pixels near a colour: decoded by the browser from a data: URL. */
 async function pixelStats(png: Uint8Array, near: [number, number, number]): Promise<{ mean: number; variance: number; nearShare: number }> {

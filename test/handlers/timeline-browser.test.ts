@@ -7,6 +7,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Browser } from 'puppeteer-core';
+import { openConfined } from '../helpers/browser-page.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { timelineHtml, type LifeLike } from '../../machines/export/html/timeline.js';
 import { launchBrowser } from '../../scripts/browser.js';
@@ -52,19 +53,8 @@ describe('the timeline page in headless Chromium', () => {
     const html = readFileSync(file, 'utf8');
     expect(html).toContain(`content="default-src 'none'; style-src 'unsafe-inline'; img-src data:"`);
     expect(html).not.toContain('<script');
-    const page = await browser.newPage();
+    const { page, requests, errors } = await openConfined(browser, file);
     const url = pathToFileURL(file).href;
-    const requests: string[] = [];
-    const errors: string[] = [];
-    await page.setRequestInterception(true);
-    page.on('request', (req) => {
-      requests.push(req.url());
-      if (req.url() === url) void req.continue();
-      else void req.abort();
-    });
-    page.on('console', (m) => (m.type() === 'error' || m.type() === 'warn' ? errors.push(m.text()) : undefined));
-    page.on('pageerror', (e) => errors.push(String(e)));
-    await page.goto(url, { waitUntil: 'load' });
     expect(requests).toEqual([url]);
     expect(errors).toEqual([]);
     const seen = await page.evaluate(() => ({
