@@ -68,6 +68,7 @@ export function hzReadable(hz: unknown): string {
   const n = Number(hz);
   if (!Number.isFinite(n)) return String(hz);
   for (const [unit, div] of [
+    ['THz', 1e12],
     ['GHz', 1e9],
     ['MHz', 1e6],
     ['kHz', 1e3],

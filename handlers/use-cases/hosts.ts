@@ -6,6 +6,7 @@ import { rebuildStream } from '../../machines/rebuild.js';
 import { HOST_STREAM_PREFIX } from '../../machines/stream-ids.js';
 import { defineHandler } from '../define.js';
 import { commonFields, idSchema, s64Field, u64Field } from '../fields.js';
+import { hzReadable } from '../../lib/units.js';
 import { refineProfileName } from '../profile-field.js';
 
 const profileField = z.string().superRefine(refineProfileName);
@@ -13,17 +14,8 @@ const profileField = z.string().superRefine(refineProfileName);
 /** TSC rates a real x86 host or guest can have: 100 MHz to 20 GHz. */
 export const TSC_KHZ_PLAUSIBLE = { min: 100_000, max: 20_000_000 } as const;
 
-const hz = (khz: number) => {
-  const v = khz * 1000;
-  for (const [unit, div] of [
-    ['THz', 1e12],
-    ['GHz', 1e9],
-    ['MHz', 1e6],
-    ['kHz', 1e3],
-  ] as const)
-    if (v >= div) return `${+(v / div).toPrecision(4)} ${unit}`;
-  return `${v} Hz`;
-};
+/** a rate given in kHz, readable */
+const hz = (khz: number) => hzReadable(khz * 1000);
 
 /**
  * A TSC frequency in kHz, within TSC_KHZ_PLAUSIBLE: a rate given in Hz or MHz by mistake is
