@@ -99,16 +99,13 @@ export function vcpuTable(a: AuditLike): string {
   const vcpus: AuditLike[] = Array.isArray(a.vcpus) ? a.vcpus : [];
   return `<div class="scroll">${table(
     ['vCPU', `${counter} before`, `${counter} after`, 'advance', 'expected advance', 'error (cycles)', 'error'].map(esc),
-    vcpus.map((v) => [
-      tdNum(v.vcpu),
-      tdNum(grouped(v.tscBefore)),
-      tdNum(grouped(v.tscAfter)),
-      tdNum(grouped(v.tscAdvance)),
-      tdNum(grouped(v.expectedAdvance)),
-      tdNum(grouped(v.tscErrorCycles)),
-      tdNum(signedDuration(v.tscErrorNs)),
-    ]),
+    vcpus.map((v) => counterRow(v.vcpu, [v.tscBefore, v.tscAfter, v.tscAdvance, v.expectedAdvance, v.tscErrorCycles], v.tscErrorNs)),
   )}</div>`;
+}
+
+/** One vCPU's counter row: its id, the counts (grouped digits), then the error as a signed duration. */
+function counterRow(vcpu: unknown, counts: unknown[], errorNs: unknown): string[] {
+  return [tdNum(vcpu), ...counts.map((c) => tdNum(grouped(c))), tdNum(signedDuration(errorNs))];
 }
 
 function frequencySection(a: AuditLike, d: MigrationReportData | null): string {
@@ -177,14 +174,7 @@ function arm64Section(a: AuditLike): string {
       `Counter writes ignored: ${esc(r.ignoredCounterWrites)}.</p>`,
     table(
       ['vCPU', 'CNTPCT before', 'CNTPCT after', 'advance', 'error (ticks)', 'error'].map(esc),
-      phys.map((p) => [
-        tdNum(p.vcpu),
-        tdNum(grouped(p.before)),
-        tdNum(grouped(p.after)),
-        tdNum(grouped(p.advance)),
-        tdNum(grouped(p.errorTicks)),
-        tdNum(signedDuration(p.errorNs)),
-      ]),
+      phys.map((p) => counterRow(p.vcpu, [p.before, p.after, p.advance, p.errorTicks], p.errorNs)),
     ),
   ].join('\n');
 }
