@@ -3,7 +3,6 @@
 // mainline kernels that have KVM_VCPU_TSC_OFFSET.
 import { KVM_CLOCK_REALTIME, MSRS } from '../../../kvm/uapi.js';
 import {
-  type ClockData,
   clockWithHostTsc,
   cyclesIn,
   deadlineIfSet,
@@ -17,8 +16,8 @@ import {
   setMsrs,
   vcpuRatio,
   writeOffset,
-  type SavedVcpu,
 } from './common.js';
+import type { ClockData, SavedVcpu } from './common.js';
 import type { VmmPort } from '../port.js';
 import type { Strategy } from './types.js';
 

@@ -2,19 +2,8 @@
 // written: it assumes guest TSC = host TSC + offset, so it ignores TSC scaling and different
 // host frequencies. (The document's ns × kHz product is taken in cycles, i.e. divided by 1e6.)
 import { KVM_CLOCK_REALTIME } from '../../../kvm/uapi.js';
-import {
-  type ClockData,
-  clockWithHostTsc,
-  cyclesIn,
-  getMsrs,
-  KVMCLOCK_MSRS,
-  restoreKvmclockMsrs,
-  qemuSetTscKhz,
-  readOffset,
-  resumeSource,
-  writeOffset,
-  type SavedVcpu,
-} from './common.js';
+import { clockWithHostTsc, cyclesIn, getMsrs, KVMCLOCK_MSRS, restoreKvmclockMsrs, qemuSetTscKhz, readOffset, resumeSource, writeOffset } from './common.js';
+import type { ClockData, SavedVcpu } from './common.js';
 import type { Strategy } from './types.js';
 
 interface Saved {
