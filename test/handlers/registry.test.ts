@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { FAST_PATH } from '../../handlers/cli/registry.js';
+import { ERROR_CODES } from '../../handlers/error-codes.js';
 import { handlers, HANDLER_NAMES } from '../../handlers/index.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -57,20 +58,10 @@ describe('the handler registry', () => {
       .exec(help)![1]!
       .split(/,\s*/)
       .map((s) => s.trim());
-    expect(listed).toEqual([
-      'invalid_request',
-      'invalid_argument',
-      'not_found',
-      'invalid_state',
-      'conflict',
-      'schema_too_new',
-      'corrupt',
-      'not_a_ledger',
-      'io',
-      'invalid_trace',
-      'unknown_handler',
-      'response_too_large',
-      'internal',
-    ]);
+    expect(listed).toEqual([...ERROR_CODES]);
+    expect(listed).toContain('not_a_ledger');
+    // the contract's codes: scripts match on them, so none may go or change its name
+    const contract = 'conflict corrupt internal invalid_argument invalid_request invalid_state invalid_trace io not_a_ledger not_found'.split(' ');
+    expect([...ERROR_CODES].sort()).toEqual([...contract, 'response_too_large', 'schema_too_new', 'unknown_handler']);
   });
 });

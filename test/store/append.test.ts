@@ -364,17 +364,8 @@ describe('reading', () => {
     return o.limit === undefined ? out : out.slice(0, o.limit);
   }
 
-  function toRaw(e: StoredEvent): RawEvent {
-    return {
-      position: e.position,
-      streamId: e.streamId,
-      version: e.version,
-      type: e.type,
-      schemaVersion: e.schemaVersion,
-      time: e.time.toString(),
-      data: JSON.stringify(e.data),
-      metadata: JSON.stringify(e.metadata),
-    };
+  function toRaw({ hash: _hash, time, data, metadata, ...keys }: StoredEvent): RawEvent {
+    return { ...keys, time: time.toString(), data: JSON.stringify(data), metadata: JSON.stringify(metadata) };
   }
 
   const cases: ReadOptions[] = [
