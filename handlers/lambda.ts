@@ -281,6 +281,8 @@ export const {
   ioctl,
   guest,
   migrate,
+  snapshot,
+  clone,
   audit,
   strategies,
   profiles,

@@ -19,6 +19,7 @@ export const MODULES: Readonly<Record<ModuleName, () => Promise<Module>>> = {
   export: () => import('./use-cases/export.js'),
   matrix: () => import('./use-cases/matrix.js'),
   life: () => import('./use-cases/life.js'),
+  templates: () => import('./use-cases/templates.js'),
 };
 
 /** The module that defines a handler, imported (alone) on first use. */

@@ -11,7 +11,7 @@
 import type { StoreAccess } from './context.js';
 
 /** The use-case modules (handlers/use-cases/<name>.ts). */
-export type ModuleName = 'hosts' | 'vms' | 'events' | 'log' | 'migrations' | 'replay' | 'demo' | 'traces' | 'export' | 'matrix' | 'life';
+export type ModuleName = 'hosts' | 'vms' | 'events' | 'log' | 'migrations' | 'replay' | 'demo' | 'traces' | 'export' | 'matrix' | 'life' | 'templates';
 
 export interface HandlerEntry {
   /** the use-case module that defines it */
@@ -57,6 +57,17 @@ export const REGISTRY = {
     'migrations',
     'write',
     'live-migrate (or snapshot/restore) a VM to a host with a named VMM strategy, then audit what it did to the guest clock',
+  ),
+  snapshot: entry(
+    'templates',
+    'write',
+    "pause a VM and save its clock state once with a VMM strategy's save side, as a template for clones (Firecracker's snapshot create)",
+  ),
+  clone: entry(
+    'templates',
+    'write',
+    "restore N new VMs from one template's save on given hosts, now, each with the strategy's restore side; each audited as a migration " +
+      "from the template's stop, its guest continuing the template's",
   ),
   audit: entry(
     'migrations',

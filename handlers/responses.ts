@@ -15,6 +15,7 @@ import type * as replay from './use-cases/replay.js';
 import type * as traces from './use-cases/traces.js';
 import type * as vms from './use-cases/vms.js';
 import type * as life from './use-cases/life.js';
+import type * as templates from './use-cases/templates.js';
 
 /** Every use-case module's exports (the handlers among them by their registry names). */
 type Exports = typeof hosts &
@@ -27,7 +28,8 @@ type Exports = typeof hosts &
   typeof traces &
   typeof exporting &
   typeof matrix &
-  typeof life;
+  typeof life &
+  typeof templates;
 
 /** What the handler called N returns from run(), before it becomes JSON. */
 export type RunResultOf<N extends HandlerName> = Exports[N] extends DefinedHandler<infer O> ? O : never;

@@ -4,14 +4,23 @@ import type { Json } from './codec.js';
 import { applyHostEvent, type HostEvent } from './host/host.js';
 import { applyLedgerEvent, LEDGER_STREAM, type LedgerEvent, type LedgerState } from './ledger/ledger.js';
 import type { VmEvent } from './vm/events.js';
-import { GUEST_STREAM_PREFIX, HOST_STREAM_PREFIX, MATRIX_STREAM_PREFIX, MIGRATION_STREAM_PREFIX, TRACE_STREAM_PREFIX, VM_STREAM_PREFIX } from './stream-ids.js';
+import {
+  GUEST_STREAM_PREFIX,
+  HOST_STREAM_PREFIX,
+  MATRIX_STREAM_PREFIX,
+  MIGRATION_STREAM_PREFIX,
+  TEMPLATE_STREAM_PREFIX,
+  TRACE_STREAM_PREFIX,
+  VM_STREAM_PREFIX,
+} from './stream-ids.js';
 import { applyVmEvent, cloneVmRecord, type EvolveOptions, type VmRecord } from './vm/evolve.js';
 import { applyMigrationEvent, type MigrationEvent, type MigrationState } from './migration/state.js';
 import { applyTraceEvent, type TraceEvent, type TraceState } from './trace/state.js';
 import { applyMatrixEvent, type MatrixEvent, type MatrixState } from './matrix/state.js';
+import { applyTemplateEvent, type TemplateEvent, type TemplateState } from './migration/template.js';
 import { applyGuestConfigEvent, type GuestConfigEvent, type GuestConfigState } from './life/config.js';
 
-export type StreamKind = 'ledger' | 'host' | 'vm' | 'migration' | 'trace' | 'matrix' | 'guest';
+export type StreamKind = 'ledger' | 'host' | 'vm' | 'migration' | 'trace' | 'matrix' | 'guest' | 'template';
 
 export function streamKind(streamId: string): StreamKind {
   if (streamId === LEDGER_STREAM) return 'ledger';
@@ -21,10 +30,11 @@ export function streamKind(streamId: string): StreamKind {
   if (streamId.startsWith(TRACE_STREAM_PREFIX)) return 'trace';
   if (streamId.startsWith(MATRIX_STREAM_PREFIX)) return 'matrix';
   if (streamId.startsWith(GUEST_STREAM_PREFIX)) return 'guest';
+  if (streamId.startsWith(TEMPLATE_STREAM_PREFIX)) return 'template';
   throw new Error(`unknown stream kind: ${streamId}`);
 }
 
-export type StreamState = LedgerState | HostState | VmRecord | MigrationState | TraceState | MatrixState | GuestConfigState;
+export type StreamState = LedgerState | HostState | VmRecord | MigrationState | TraceState | MatrixState | GuestConfigState | TemplateState;
 
 export interface DomainEvent {
   type: string;
@@ -56,6 +66,8 @@ export function applyStreamEvent(
       return { state: applyMatrixEvent(state as MatrixState | null, ev as MatrixEvent), result: null };
     case 'guest':
       return { state: applyGuestConfigEvent(state as GuestConfigState | null, ev as GuestConfigEvent, time), result: null };
+    case 'template':
+      return { state: applyTemplateEvent(state as TemplateState | null, ev as TemplateEvent, time), result: null };
   }
 }
 

@@ -41,6 +41,8 @@ export async function responseShapes(handlers: Record<HandlerName, DefinedHandle
     await call('audit', { migrationId: 'm1' });
     await call('configureGuest', { vmId: 'web.m1', guest: { ntp: { client: 'chrony', refclock: 'ptp_kvm' } } });
     await call('timeline', { vmId: 'web.m1' });
+    await call('snapshot', { vmId: 'web.m1', strategy: 'firecracker', templateId: 'base' });
+    await call('clone', { templateId: 'base', count: 2, toHost: 'src' });
     await call('strategies');
     await call('profiles');
     await call('replay', { profile: 'linux-6.6', migrationId: 'm1' });

@@ -44,6 +44,7 @@ const RENDER = {
   demo: () => import('./render/demo.js'),
   matrix: () => import('./render/matrix.js'),
   life: () => import('./render/life.js'),
+  templates: () => import('./render/templates.js'),
 };
 type RenderModule<M extends keyof typeof RENDER> = Awaited<ReturnType<(typeof RENDER)[M]>>;
 
@@ -278,6 +279,41 @@ export const COMMANDS: { readonly [N in HandlerName]: readonly CliCommand<N>[] }
         ],
       },
     ),
+  ],
+  snapshot: [
+    command(
+      'snapshot',
+      "pause a VM and save its clock state once with a VMM strategy's save side: a template to clone (handler snapshot)",
+      view('templates', 'renderSnapshot'),
+      {
+        args: [vmIdArg],
+        options: [
+          { flags: '--strategy <name>', description: 'the VMM strategy and release whose save runs now and whose restore every clone runs', required: true },
+          { flags: '--template-id <id>', description: 'the template id (default <vmId>.t<n>)' },
+          { flags: '--after-save <what>', description: 'keep the VM paused, or destroy it', choices: ['keep', 'destroy'] },
+          durationOption('--vmm-latency <duration>', 'time each ioctl takes (default 20us)', 'vmmLatencyNs'),
+          durationOption('--read-spacing <duration>', 'between the per-vCPU reads', 'readSpacingNs'),
+          durationOption('--pre-save-gap <duration>', 'qemu: from vm_stop to the pre-save kvmclock read', 'preSaveGapNs'),
+          { flags: '--option <key=value>', description: 'a strategy option, repeatable', value: 'key-value', field: 'options' },
+        ],
+        examples: ['snapshot tpl --strategy firecracker --template-id base --after-save destroy', 'snapshot tpl --strategy firecracker@1.12 --vmm-latency 0s'],
+      },
+    ),
+  ],
+  clone: [
+    command('clone', "restore new VMs from one template's save, now, on the hosts given; each audited (handler clone)", view('templates', 'renderClone'), {
+      args: [{ name: '<templateId>' }],
+      options: [
+        intOption('--count <n>', 'how many clones (default: one per --vm-ids entry, else 1)'),
+        { flags: '--vm-ids <ids>', description: "the clones' VM ids, comma-separated (default <templateId>.c<n>)", value: 'list', field: 'vmIds' },
+        { flags: '--to <hostId>', description: 'the host of every clone', field: 'toHost' },
+        { flags: '--hosts <ids>', description: 'hosts taken in turn, comma-separated', value: 'list' },
+        durationOption('--vmm-latency <duration>', 'time each ioctl takes (default 20us)', 'vmmLatencyNs'),
+        durationOption('--write-spacing <duration>', 'between the per-vCPU writes', 'writeSpacingNs'),
+        { flags: '--option <key=value>', description: 'a restore-side strategy option, repeatable', value: 'key-value', field: 'options' },
+      ],
+      examples: ['clone base --count 3 --to h2', 'clone base --vm-ids a,b --hosts h1,h2 --option clockRealtime=true'],
+    }),
   ],
   audit: [
     command(

@@ -20,7 +20,7 @@ import { didYouMean } from '../suggest.js';
 
 export { guestSchema } from '../guest-field.js';
 
-const thresholdsSchema = z
+export const thresholdsSchema = z
   .object({
     ...(Object.fromEntries(Object.keys(DEFAULT_THRESHOLDS).map((k) => [k, u64Field.optional()])) as Record<
       keyof AuditThresholds,
@@ -33,6 +33,27 @@ const thresholdsSchema = z
   .strict()
   .optional();
 
+/** a strategy name, optionally a modelled release and switch overrides: `firecracker@1.12+kvmclockCtrl=true` */
+export const strategyField = z.string().superRefine((v, ctx) => {
+  const name = strategyNameOf(v);
+  if (!STRATEGY_NAMES.includes(name)) {
+    ctx.addIssue({ code: 'custom', message: `unknown strategy '${name}'${didYouMean(name, STRATEGY_NAMES)} (known: ${STRATEGY_NAMES.join(', ')})` });
+    return;
+  }
+  try {
+    resolveStrategyRelease(v);
+  } catch (e) {
+    if (!(e instanceof ReleaseSpecError)) throw e;
+    ctx.addIssue({ code: 'custom', message: e.message });
+  }
+});
+
+/** a strategy's options (strategies lists each strategy's) */
+export const optionsField = z
+  .record(z.string(), z.union([z.boolean(), z.number(), z.string().max(MAX_OPTION_LENGTH)]))
+  .refine((o) => Object.keys(o).length <= MAX_OPTIONS, { message: `at most ${MAX_OPTIONS} options` })
+  .default({});
+
 export const migrate = defineHandler({
   name: 'migrate',
   schema: z
@@ -44,28 +65,13 @@ export const migrate = defineHandler({
       /** pause the VM for the blackout and resume it where it is (a VMM stop/cont) instead of moving it */
       inPlace: z.boolean().default(false),
       /** a strategy name, optionally a modelled release and switch overrides: `firecracker@1.12+kvmclockCtrl=true` */
-      strategy: z.string().superRefine((v, ctx) => {
-        const name = strategyNameOf(v);
-        if (!STRATEGY_NAMES.includes(name)) {
-          ctx.addIssue({ code: 'custom', message: `unknown strategy '${name}'${didYouMean(name, STRATEGY_NAMES)} (known: ${STRATEGY_NAMES.join(', ')})` });
-          return;
-        }
-        try {
-          resolveStrategyRelease(v);
-        } catch (e) {
-          if (!(e instanceof ReleaseSpecError)) throw e;
-          ctx.addIssue({ code: 'custom', message: e.message });
-        }
-      }),
+      strategy: strategyField,
       blackoutNs: u64Field,
       vmmLatencyNs: u64Field.default(20_000n),
       readSpacingNs: u64Field.default(0n),
       writeSpacingNs: u64Field.default(0n),
       preSaveGapNs: u64Field.default(0n),
-      options: z
-        .record(z.string(), z.union([z.boolean(), z.number(), z.string().max(MAX_OPTION_LENGTH)]))
-        .refine((o) => Object.keys(o).length <= MAX_OPTIONS, { message: `at most ${MAX_OPTIONS} options` })
-        .default({}),
+      options: optionsField,
       newVmId: idSchema.optional(),
       migrationId: idSchema.optional(),
       thresholds: thresholdsSchema,
@@ -112,7 +118,7 @@ export const migrate = defineHandler({
   },
 });
 
-function auditOrThrow(source: AuditSource, migrationId: string, thresholds?: AuditOverrides): AuditReport {
+export function auditOrThrow(source: AuditSource, migrationId: string, thresholds?: AuditOverrides): AuditReport {
   const a = auditFrom(source, migrationId, thresholds);
   if (!a) throw new HandlerError('not_found', `no migration '${migrationId}'`, { migrationId });
   return a;

@@ -42,6 +42,15 @@ function sideAt(src: AuditSource, vmId: string, version: number, time: bigint): 
   return { rec, host, time };
 }
 
+/** A clone's save half: the template VM's events from its stop to the save's end. */
+function templateSaveEvents(src: AuditSource, mig: MigrationState): LoggedEvent[] {
+  const phases = mig.template!.phases;
+  const sid = vmStreamId(mig.vmId);
+  const from = src.positionOfVersion(sid, phases[0]!.marks.source.version + 1);
+  const to = src.positionOfVersion(sid, phases[phases.length - 1]!.marks.source.version);
+  return from === null || to === null || to < from ? [] : src.vmEvents(mig.vmId, from, to);
+}
+
 /** The frame of one migration, or null if the source holds no such migration. */
 export function frameOf(src: AuditSource, migrationId: string): AuditFrame | null {
   const m = src.migration(migrationId);
@@ -60,6 +69,9 @@ export function frameOf(src: AuditSource, migrationId: string): AuditFrame | nul
   if (mig.status === 'completed') {
     const v = phase('verifying')!;
     after = sideAt(src, mig.newVmId, v.marks!.destination!.version, BigInt(v.time));
+  } else if (endEvent && mig.template) {
+    // a clone that failed: its VM was torn down and the template's VM was never stopped by it
+    after = null;
   } else if (endEvent) {
     const srcVersion = src.streamVersion(vmStreamId(mig.vmId), endEvent.position);
     after = sideAt(src, mig.vmId, srcVersion, endEvent.time);
@@ -68,7 +80,8 @@ export function frameOf(src: AuditSource, migrationId: string): AuditFrame | nul
   // The recorded VM events of this migration, for citations.
   const vmEventsOf = (vmId: string) => src.vmEvents(vmId, migEvents[0]!.position, endEvent?.position);
   const vmEvents = [
-    ...vmEventsOf(mig.vmId),
+    // a clone: the template VM's pause and save (its events of the clone's own span are not the clone's)
+    ...(mig.template ? templateSaveEvents(src, mig) : vmEventsOf(mig.vmId)),
     ...(mig.newVmId !== mig.vmId && (mig.status === 'completed' || src.streamVersion(vmStreamId(mig.newVmId)) > 0) ? vmEventsOf(mig.newVmId) : []),
   ].sort((a, b) => a.position - b.position);
   const resumeTime = after?.time ?? stopTime;

@@ -45,7 +45,7 @@ export interface LifeSample {
   clocksource: string;
 }
 
-export type LifeMarkKind = 'created' | 'migration' | 'standby' | 'failed' | 'restore' | 'correction' | 'clocksource' | 'configured' | 'source-lost';
+export type LifeMarkKind = 'created' | 'migration' | 'standby' | 'clone' | 'failed' | 'restore' | 'correction' | 'clocksource' | 'configured' | 'source-lost';
 
 /** Something that happened to the guest. */
 export interface LifeMark {
@@ -65,7 +65,7 @@ export interface LifeMark {
 export interface LifeCycle {
   index: number;
   migrationId: string;
-  kind: 'migration' | 'standby';
+  kind: 'migration' | 'standby' | 'clone';
   vmId: string;
   nextVmId: string;
   stopTime: bigint;
@@ -276,7 +276,7 @@ const fmtS = (ns: bigint): string => {
 
 /** The settings in force at t: the recorded guest of the line (if any) with the request's overrides. */
 function settingsAt(src: AuditSource, lineage: Lineage, t: bigint, over: GuestOverrides | undefined): GuestSettings {
-  const recorded = recordedGuestAt(src, lineage.vmIds, t) ?? {};
+  const recorded = recordedGuestAt(src, lineage.vmIds, t, lineage.leftAt) ?? {};
   const ntp = recorded.ntp || over?.ntp ? { ...(recorded.ntp ?? {}), ...(over?.ntp ?? {}) } : undefined;
   return guestSettings({ ...recorded, ...(over ?? {}), ...(ntp ? { ntp } : {}) });
 }
@@ -284,7 +284,7 @@ function settingsAt(src: AuditSource, lineage: Lineage, t: bigint, over: GuestOv
 /** The recorded guest's settings at t with a request's overrides, as an audit takes them (`guest`). */
 export function guestOverridesAt(src: AuditSource, vmId: string, t: bigint, over: GuestOverrides | undefined): GuestOverrides | undefined {
   const lineage = lineageOf(src, vmId);
-  const recorded = recordedGuestAt(src, lineage.vmIds, t);
+  const recorded = recordedGuestAt(src, lineage.vmIds, t, lineage.leftAt);
   if (!recorded) return over;
   const ntp = recorded.ntp || over?.ntp ? { ...(recorded.ntp ?? {}), ...(over?.ntp ?? {}) } : undefined;
   return { ...recorded, ...(over ?? {}), ...(ntp ? { ntp } : {}) };
@@ -298,7 +298,8 @@ export function guestOverridesAt(src: AuditSource, vmId: string, t: bigint, over
 export function carryFor(src: AuditSource, migrationId: string, overrides: AuditOverrides = {}, evolve: EvolveOptions = {}): GuestCarry | null {
   const m = src.migration(migrationId);
   if (!m) return null;
-  const lineage = lineageOf(src, m.state.vmId);
+  // (a clone's stop is on its branch from the template's VM)
+  const lineage = lineageOf(src, m.state.vmId, m.state.template ? migrationId : undefined);
   if (!hasRecordedGuest(src, lineage.vmIds)) return null;
   const { guest, ...thresholds } = overrides;
   return guestLifeOf(src, lineage, { guest, thresholds, carryFor: migrationId, evolve })?.carry ?? null;
@@ -455,7 +456,7 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
     if (!span.running) {
       const s = span.stop!;
       const index = cycles.length + 1;
-      const kind: LifeCycle['kind'] = s.inPlace || s.nextVmId === s.vmId || s.resumeTime === null ? 'standby' : 'migration';
+      const kind: LifeCycle['kind'] = s.templateId ? 'clone' : s.inPlace || s.nextVmId === s.vmId || s.resumeTime === null ? 'standby' : 'migration';
       const errStop = errorAt(s.vmId, s.stopTime) ?? 0n;
       corr = { ...rebase(corr, s.stopTime), frozen: true };
       lastUpdate = null;
@@ -526,9 +527,11 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
         kind: what,
         vmId: s.vmId,
         migrationId: s.migrationId,
-        text:
-          `${s.migrationId}: ${what === 'failed' ? 'a failed migration' : kind} ${s.vmId}` +
-          `${s.nextVmId !== s.vmId ? ` → ${s.nextVmId}` : ''} (${s.fromHost} → ${s.toHost})`,
+        text: s.templateId
+          ? `${s.migrationId}: ${s.vmId} saved as template ${s.templateId}, ${what === 'failed' ? 'a clone failed to restore' : `restored as ${s.nextVmId}`} ` +
+            `(${s.fromHost} → ${s.toHost})`
+          : `${s.migrationId}: ${what === 'failed' ? 'a failed migration' : kind} ${s.vmId}` +
+            `${s.nextVmId !== s.vmId ? ` → ${s.nextVmId}` : ''} (${s.fromHost} → ${s.toHost})`,
       });
       // the blackout's samples: the stopped guest's clocks as its VM reads them
       if (step !== null) {
@@ -543,7 +546,9 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
           kind: 'restore',
           vmId: s.nextVmId,
           migrationId: s.migrationId,
-          text: `${s.nextVmId} resumes, CLOCK_REALTIME ${e === null ? '?' : fmtS(e)}`,
+          text:
+            `${s.nextVmId} ${s.templateId ? `restored from template ${s.templateId}, saved ${fmtS(s.resumeTime - s.stopTime)} before` : 'resumes'}, ` +
+            `CLOCK_REALTIME ${e === null ? '?' : fmtS(e)}`,
         });
         if (e !== null) judge(s.resumeTime, e, index);
       }

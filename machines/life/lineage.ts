@@ -1,7 +1,9 @@
 // One guest across the VMs it ran on: a migration (or a standby: pause, snapshot, restore later)
 // that completes moves the guest from its VM to the new one; an in-place one keeps it where it
-// is; a failed one leaves it on its source. Read from the migration streams alone, so any of the
-// guest's VM ids finds the same line.
+// is; a failed one leaves it on its source. A clone (a VM restored from a template's save) is a
+// branch: its guest is the template VM's up to the save, then its own; the template's guest, and
+// every other clone's, never take that branch. Read from the migration streams alone, so any of
+// the VM ids of one line finds the same line.
 import type { MigrationState } from '../migration/state.js';
 import type { AuditSource } from '../audit/source.js';
 import { guestConfigFromJson, type GuestConfigJson } from './config.js';
@@ -20,12 +22,16 @@ export interface LifeStop {
   stopTime: bigint;
   /** null: the log ends inside it */
   resumeTime: bigint | null;
+  /** a clone: the template it was restored from (its stop is the template's save) */
+  templateId?: string;
 }
 
 export interface Lineage {
   /** the VM the guest was created on, then every VM it moved to, in order */
   vmIds: string[];
   stops: LifeStop[];
+  /** the instant the guest left each VM of the line but the last (a clone's guest left the template's at the save) */
+  leftAt: Map<string, bigint>;
 }
 
 const memo = new WeakMap<AuditSource, Map<string, MigrationState>>();
@@ -59,42 +65,61 @@ function stopOf(m: MigrationState): LifeStop {
     status: m.status,
     stopTime,
     resumeTime,
+    ...(m.template ? { templateId: m.template.templateId } : {}),
   };
 }
 
-/** The guest's line through the VMs it ran on, from any of their ids (the whole line, to its newest VM). */
-export function lineageOf(src: AuditSource, vmId: string): Lineage {
+/**
+ * The guest's line through the VMs it ran on, from any of their ids (the whole line, to its newest
+ * VM). A clone's line runs through its template's VM up to the save; `via` names one more clone
+ * to follow from the line's VMs (a failed clone's audit starts from the template's guest at its save).
+ */
+export function lineageOf(src: AuditSource, vmId: string, via?: string): Lineage {
   const migs = [...migrationsOf(src).values()];
   const cameFrom = new Map<string, MigrationState>();
   for (const m of migs) if (m.status === 'completed' && m.newVmId !== m.vmId) cameFrom.set(m.newVmId, m);
-  let root = vmId;
-  for (let guard = 0; guard < 100_000 && cameFrom.has(root); guard++) root = cameFrom.get(root)!.vmId;
+  // the VMs from the root to this one: the branch every clone on the way took
+  const path = [vmId];
+  for (let guard = 0; guard < 100_000 && cameFrom.has(path[0]!); guard++) path.unshift(cameFrom.get(path[0]!)!.vmId);
   const byVm = new Map<string, MigrationState[]>();
   for (const m of migs) {
     const list = byVm.get(m.vmId) ?? [];
     list.push(m);
     byVm.set(m.vmId, list);
   }
-  const vmIds = [root];
+  const vmIds = [path[0]!];
   const stops: LifeStop[] = [];
-  let current = root;
+  const leftAt = new Map<string, bigint>();
+  let current = path[0]!;
   for (let guard = 0; guard < 100_000; guard++) {
-    const mine = (byVm.get(current) ?? []).map(stopOf).sort((a, b) => (a.stopTime < b.stopTime ? -1 : a.stopTime > b.stopTime ? 1 : 0));
+    const next = path[vmIds.length];
+    const ours = (m: MigrationState) => !m.template || m.newVmId === next || m.migrationId === via;
+    const mine = (byVm.get(current) ?? [])
+      .filter(ours)
+      .map(stopOf)
+      .sort((a, b) => (a.stopTime < b.stopTime ? -1 : a.stopTime > b.stopTime ? 1 : 0));
     const moving = mine.findIndex((s) => s.nextVmId !== current);
     stops.push(...(moving < 0 ? mine : mine.slice(0, moving + 1)));
     if (moving < 0) break;
+    leftAt.set(current, mine[moving]!.stopTime);
     current = mine[moving]!.nextVmId;
     vmIds.push(current);
   }
-  return { vmIds, stops };
+  return { vmIds, stops, leftAt };
 }
 
-/** The guest settings recorded for the line at an instant: the latest configuration of any of its VMs at or before it (null: none recorded). */
-export function recordedGuestAt(src: AuditSource, vmIds: readonly string[], t: bigint): GuestOverrides | null {
+/**
+ * The guest settings recorded for the line at an instant: the latest configuration of any of its
+ * VMs at or before it, each VM's up to when the guest left it (a template's guest configured after
+ * its save is not its clones'), or null: none recorded.
+ */
+export function recordedGuestAt(src: AuditSource, vmIds: readonly string[], t: bigint, leftAt?: ReadonlyMap<string, bigint>): GuestOverrides | null {
   let best: { time: bigint; guest: GuestConfigJson } | null = null;
   for (const id of vmIds) {
+    const left = leftAt?.get(id);
     for (const h of src.guestConfig(id)?.history ?? []) {
       const time = BigInt(h.time);
+      if (left !== undefined && time > left) continue;
       if (time <= t && (best === null || time >= best.time)) best = { time, guest: h.guest };
     }
   }

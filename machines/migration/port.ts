@@ -117,10 +117,7 @@ export class VmmPort {
     if (this.inPlace) return null; // resuming the same VM: nothing to create
     const host = this.host('destination');
     const info: VmHostInfo = { counterHz: host.counterHz, counterClocksource: host.counterClocksource, x86: host.x86, arm64: host.arm64 };
-    // a confidential guest is restored as one: same VM type, its TSC protected again
-    const secureTsc = this.vm('source').secureTsc;
-    // the guest's memory moves with it: the wall clock it read at boot (its CLOCK_REALTIME base)
-    const wall = this.vm('source').x86?.guestWallClockNs ?? null;
+    const { secureTsc, guestWallClockNs: wall } = this.sourceMemory();
     this.session.vmCommand(this.params.newVmId, {
       type: 'create',
       data: {
@@ -138,6 +135,15 @@ export class VmmPort {
     if (vmTscKhz !== undefined) khz = this.ioctl('destination', null, 'KVM_SET_TSC_KHZ', vmTscKhz);
     for (const id of vcpuIds) this.must('restore', 'destination', null, 'KVM_CREATE_VCPU', id);
     return khz;
+  }
+
+  /**
+   * What the new VM takes from the guest's memory: a confidential guest is restored as one (same VM
+   * type, its TSC protected again), and the wall clock it read at boot (its CLOCK_REALTIME base).
+   */
+  sourceMemory(): { secureTsc: boolean; guestWallClockNs: bigint | null } {
+    const src = this.vm('source');
+    return { secureTsc: src.secureTsc === true, guestWallClockNs: src.x86?.guestWallClockNs ?? null };
   }
 
   /** Tear down a destination VM the migration created (an in-place pause has none: its VM is the source). */

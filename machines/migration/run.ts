@@ -44,7 +44,7 @@ export function inFlightMigrationOf(s: Session, vmIds: string[]): MigrationState
 }
 
 /** Guest reads of its clocks on every running vCPU of a side: TSC and kvmclock, or both arm64 counters. */
-function guestReads(p: VmmPort, side: Side, afterResume: boolean): void {
+export function guestReads(p: VmmPort, side: Side, afterResume: boolean): void {
   const vm = p.vm(side);
   const ops: GuestOp[] = [];
   for (const v of vm.x86?.vcpus ?? []) {

@@ -18,6 +18,11 @@ export interface MigrationStartedData {
   /** that release's behaviour switches as in force (overrides applied); absent with release */
   switches?: { [k: string]: boolean };
   params: { [k: string]: Json };
+  /**
+   * a clone: the guest restored from a template's one save (vmId is the template's VM). Its phases
+   * begin with the template's pausing and saving, as they were recorded then; absent: a migration.
+   */
+  template?: { templateId: string; phases: { phase: 'pausing' | 'saving' | 'transferring'; time: string; marks: PhaseMarks }[] };
 }
 
 /** Where each VM stream stood when a phase began: the audit cuts the VM logs at these versions. */
@@ -54,7 +59,9 @@ export { migrationStreamId } from '../stream-ids.js';
 
 export function applyMigrationEvent(state: MigrationState | null, ev: MigrationEvent, time: bigint): MigrationState {
   if (ev.type === 'MigrationStarted') {
-    return { ...ev.data, phase: null, phases: [], status: 'running', failure: null, startedAt: time.toString(), endedAt: null };
+    // a clone's save half is its template's (recorded there, before this stream began)
+    const phases = (ev.data.template?.phases ?? []).map((p) => ({ phase: p.phase, time: p.time, marks: p.marks }));
+    return { ...ev.data, phase: null, phases, status: 'running', failure: null, startedAt: time.toString(), endedAt: null };
   }
   if (!state) throw new Error(`${ev.type} before MigrationStarted`);
   switch (ev.type) {

@@ -82,6 +82,15 @@ export async function bisectReleases(
   const sid = migrationStreamId(migrationId);
   const mig = rebuildStream(store, sid).state as MigrationState | null;
   if (!mig) throw new DomainError('not_found', `no migration '${migrationId}'`, { migrationId });
+  if (mig.template) {
+    // its save half was recorded once, for every clone of the template: a re-run cannot redo it alone
+    throw new DomainError(
+      'invalid_request',
+      `migration '${migrationId}' is a clone of template '${mig.template.templateId}', whose save its other clones share: ` +
+        'save a template again under each release instead',
+      { migrationId, templateId: mig.template.templateId },
+    );
+  }
   const before = (store.positionOfVersion(sid, 1) ?? 1) - 1;
   const strategy = mig.strategy;
   const specs = releaseSpecs(strategy, given);

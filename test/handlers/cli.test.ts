@@ -346,6 +346,18 @@ describe('clockledger: every handler, end to end', () => {
     expect([r.cell, r.same]).toEqual([mx.cells[2], true]);
     use('matrixCell');
 
+    // a template saved once, then two clones of it, each audited
+    await ok(['vms', 'create', 't1', '--host', 'src', '--vcpus', '1', '--json']);
+    await ok(['run', 't1', '--json']);
+    r = await ok(['snapshot', 't1', '--strategy', 'firecracker', '--template-id', 'tt', '--after-save', 'destroy', '--json']);
+    expect(r).toMatchObject({ templateId: 'tt', status: 'saved', vmId: 't1' });
+    use('snapshot');
+    const cloned = await cli(['clone', 'tt', '--count', '2', '--to', 'dst']);
+    expect(cloned.code).toBe(0);
+    expect(cloned.stdout).toMatch(/tt\.c1\s+dst\s+completed/);
+    expect(cloned.stdout).toMatch(/tt\.c2\s+dst\s+completed/);
+    use('clone');
+
     expect([...covered].sort()).toEqual([...HANDLER_NAMES].sort());
   }, 120_000); // some forty CLI processes, each a cold start
 

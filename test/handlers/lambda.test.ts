@@ -128,6 +128,10 @@ describe('lambda handler: every handler of the registry', () => {
     expect(typeof (await use('diff', { otherDb: forkDb })).eventsCompared).toBe('number');
     expect((await use('bisect', { profiles: ['linux-5.15', 'linux-6.18'], migrationId: 'm1' })).order).toEqual(['linux-5.15', 'linux-6.18']);
     expect((await use('bisectReleases', { migrationId: 'm1', releases: ['qemu@10.1', 'qemu@10.1+downtimeAccounting=true'] })).probes).toHaveLength(2);
+    // a template of the guest, and a clone of it whose guest's line runs through the template's VM
+    expect((await use('snapshot', { vmId: 'vm1.m1', strategy: 'firecracker', templateId: 'base' })).status).toBe('saved');
+    expect((await use('clone', { templateId: 'base', toHost: 'src' })).clones.map((c: any) => [c.vmId, c.migrationId])).toEqual([['base.c1', 'm2']]);
+    expect((await use('timeline', { vmId: 'base.c1' })).timeline.vmIds).toEqual(['vm1', 'vm1.m1', 'base.c1']);
     expect((await use('destroyVm', { vmId: 'vm1.m1' })).vm.lifecycle).toBe('destroyed');
     // a host trace, sent as text (a path is refused behind the adapter)
     const capture = ['# tracer: nop', '      CPU 0/KVM-4243    [001] .....   100.000001: kvm_write_tsc_offset: vcpu=0 prev=0 next=18446735073709551616'];

@@ -32,6 +32,6 @@ describe('the renderers', () => {
         n++;
       }
     }
-    expect(n).toBe(34);
+    expect(n).toBe(36);
   });
 });
