@@ -12,7 +12,8 @@ import { bareRelease, ReleaseSpecError, releaseTable, resolveStrategyRelease, st
 import { MIGRATION_STREAM_PREFIX, migrationIdOf, migrationStreamId, traceStreamId } from '../../machines/stream-ids.js';
 import { auditTrace } from '../../machines/trace/audit.js';
 import type { WrittenEvent } from '../../store/types.js';
-import { defineHandler } from '../define.js';
+import { defineHandler, type HandlerEnv } from '../define.js';
+import type { JsonOf } from '../../lib/json-of.js';
 import { commonFields, idSchema, u64Field } from '../fields.js';
 import { HandlerError } from '../errors.js';
 import { MAX_OPTION_LENGTH, MAX_OPTIONS } from '../limits.js';
@@ -80,43 +81,48 @@ export const migrate = defineHandler({
     .refine((r) => r.inPlace || r.toHost !== undefined, { message: 'toHost is required (unless inPlace)', path: ['toHost'] })
     .refine((r) => !r.inPlace || r.newVmId === undefined || r.newVmId === r.vmId, { message: 'an in-place pause keeps the VM id', path: ['newVmId'] }),
   async run(req, env) {
-    let committed: { session: Session; written: WrittenEvent[] } | null = null;
-    const r = await env.write(
-      (s) => {
-        const migrationId = req.migrationId ?? nextMigrationId(s);
-        const fromHost = s.requireVm(req.vmId).hostId;
-        const result = runMigration(s, {
-          migrationId,
-          vmId: req.vmId,
-          // default: the guest's name and this migration's id (web → web.m1 → web.m2, not web.m1.m2)
-          newVmId: req.inPlace ? req.vmId : (req.newVmId ?? `${req.vmId.replace(/\.m\d+$/, '')}.${migrationId}`),
-          fromHost,
-          toHost: req.inPlace ? (req.toHost ?? fromHost) : req.toHost!,
-          inPlace: req.inPlace,
-          strategy: req.strategy,
-          blackoutNs: req.blackoutNs,
-          vmmLatencyNs: req.vmmLatencyNs,
-          readSpacingNs: req.readSpacingNs,
-          writeSpacingNs: req.writeSpacingNs,
-          preSaveGapNs: req.preSaveGapNs,
-          options: req.options as Record<string, Json>,
-        });
-        return { result, session: s };
-      },
-      (outcome, written) => {
-        committed = { session: outcome.session, written };
-        return { ...outcome.result };
-      },
-    );
-    // The report is what a later `audit` call computes from the log; this session's own events
-    // and kept states are that log, so it reads nothing back. (A retried request already
-    // recorded has no session here: it is audited from the log.)
-    const c = committed as { session: Session; written: WrittenEvent[] } | null;
-    const store = await env.log();
-    const source = c ? sessionAuditSource(c.session, c.written, store) : logAuditSource(store);
+    const { answer: r, source } = await writeThenAudit(env, (s) => {
+      const migrationId = req.migrationId ?? nextMigrationId(s);
+      const fromHost = s.requireVm(req.vmId).hostId;
+      return runMigration(s, {
+        migrationId,
+        vmId: req.vmId,
+        // default: the guest's name and this migration's id (web → web.m1 → web.m2, not web.m1.m2)
+        newVmId: req.inPlace ? req.vmId : (req.newVmId ?? `${req.vmId.replace(/\.m\d+$/, '')}.${migrationId}`),
+        fromHost,
+        toHost: req.inPlace ? (req.toHost ?? fromHost) : req.toHost!,
+        inPlace: req.inPlace,
+        strategy: req.strategy,
+        blackoutNs: req.blackoutNs,
+        vmmLatencyNs: req.vmmLatencyNs,
+        readSpacingNs: req.readSpacingNs,
+        writeSpacingNs: req.writeSpacingNs,
+        preSaveGapNs: req.preSaveGapNs,
+        options: req.options as Record<string, Json>,
+      });
+    });
     return { ...r, audit: auditOrThrow(source, r.migrationId, req.thresholds) };
   },
 });
+
+/**
+ * A write whose answer names migrations, and the source to audit them from as a later `audit`
+ * would read the log: this session's own events and kept states are that log, so nothing is read
+ * back (a retried request already recorded has no session here: it is audited from the log).
+ */
+export async function writeThenAudit<R extends object>(env: HandlerEnv, work: (s: Session) => R): Promise<{ answer: JsonOf<R>; source: AuditSource }> {
+  let committed: { session: Session; written: WrittenEvent[] } | null = null;
+  const answer = await env.write(
+    (s) => ({ result: work(s), session: s }),
+    (outcome, written) => {
+      committed = { session: outcome.session, written };
+      return { ...outcome.result };
+    },
+  );
+  const c = committed as { session: Session; written: WrittenEvent[] } | null;
+  const store = await env.log();
+  return { answer, source: c ? sessionAuditSource(c.session, c.written, store) : logAuditSource(store) };
+}
 
 export function auditOrThrow(source: AuditSource, migrationId: string, thresholds?: AuditOverrides): AuditReport {
   const a = auditFrom(source, migrationId, thresholds);

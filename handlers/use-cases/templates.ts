@@ -1,15 +1,13 @@
 // Templates and clones: save a VM's clock state once (snapshot), restore any number of new VMs
 // from that one save (clone), each audited as a migration whose save half is the template's.
 import { z } from 'zod';
-import { logAuditSource, sessionAuditSource } from '../../machines/audit/source.js';
 import type { Json } from '../../machines/codec.js';
 import { freeMigrationIds, nextTemplateId, requireTemplate, runClone, runTemplate } from '../../machines/migration/clone.js';
 import type { Session } from '../../machines/session.js';
-import type { WrittenEvent } from '../../store/types.js';
 import { defineHandler } from '../define.js';
 import { HandlerError } from '../errors.js';
 import { commonFields, idSchema, u64Field } from '../fields.js';
-import { auditOrThrow, optionsField, strategyField, thresholdsSchema } from './migrations.js';
+import { auditOrThrow, writeThenAudit, optionsField, strategyField, thresholdsSchema } from './migrations.js';
 
 /** At most this many clones in one request (a fleet restores more in several). */
 export const MAX_CLONES = 64;
@@ -82,41 +80,30 @@ export const clone = defineHandler({
     })
     .refine((r) => r.vmIds === undefined || new Set(r.vmIds).size === r.vmIds.length, { message: 'the clone ids repeat', path: ['vmIds'] }),
   async run(req, env) {
-    let committed: { session: Session; written: WrittenEvent[] } | null = null;
-    const r = await env.write(
-      (s) => {
-        const t = requireTemplate(s, req.templateId);
-        const n = req.vmIds?.length ?? req.count ?? 1;
-        const hosts = req.hosts ?? [req.toHost!];
-        // every host and id checked before the first clone is restored (a refusal writes nothing either way)
-        for (const h of hosts) s.requireHost(h);
-        const vmIds = req.vmIds ?? derivedIds(s, req.templateId, t.clones.length, n);
-        for (const id of vmIds) if (s.vm(id)) throw new HandlerError('conflict', `VM '${id}' already exists`, { vmId: id });
-        const migrationIds = freeMigrationIds(s, n);
-        const clones = vmIds.map((vmId, k) => {
-          const toHost = hosts[k % hosts.length]!;
-          const o = runClone(s, {
-            migrationId: migrationIds[k]!,
-            templateId: req.templateId,
-            newVmId: vmId,
-            toHost,
-            vmmLatencyNs: req.vmmLatencyNs,
-            writeSpacingNs: req.writeSpacingNs,
-            options: req.options as Record<string, Json>,
-          });
-          return { migrationId: o.migrationId, vmId, hostId: toHost, status: o.status };
+    const { answer: r, source } = await writeThenAudit(env, (s) => {
+      const t = requireTemplate(s, req.templateId);
+      const n = req.vmIds?.length ?? req.count ?? 1;
+      const hosts = req.hosts ?? [req.toHost!];
+      // every host and id checked before the first clone is restored (a refusal writes nothing either way)
+      for (const h of hosts) s.requireHost(h);
+      const vmIds = req.vmIds ?? derivedIds(s, req.templateId, t.clones.length, n);
+      for (const id of vmIds) if (s.vm(id)) throw new HandlerError('conflict', `VM '${id}' already exists`, { vmId: id });
+      const migrationIds = freeMigrationIds(s, n);
+      const clones = vmIds.map((vmId, k) => {
+        const toHost = hosts[k % hosts.length]!;
+        const o = runClone(s, {
+          migrationId: migrationIds[k]!,
+          templateId: req.templateId,
+          newVmId: vmId,
+          toHost,
+          vmmLatencyNs: req.vmmLatencyNs,
+          writeSpacingNs: req.writeSpacingNs,
+          options: req.options as Record<string, Json>,
         });
-        return { result: { templateId: req.templateId, vmId: t.vmId, savedAt: t.savedAt, clones }, session: s };
-      },
-      (outcome, written) => {
-        committed = { session: outcome.session, written };
-        return { ...outcome.result };
-      },
-    );
-    // each clone's audit, as `audit <migrationId>` computes it from the log
-    const c = committed as { session: Session; written: WrittenEvent[] } | null;
-    const store = await env.log();
-    const source = c ? sessionAuditSource(c.session, c.written, store) : logAuditSource(store);
+        return { migrationId: o.migrationId, vmId, hostId: toHost, status: o.status };
+      });
+      return { templateId: req.templateId, vmId: t.vmId, savedAt: t.savedAt, clones };
+    });
     return { ...r, clones: r.clones.map((x) => ({ ...x, audit: auditOrThrow(source, x.migrationId, req.thresholds) })) };
   },
 });

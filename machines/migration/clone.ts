@@ -261,15 +261,16 @@ export function runClone(s: Session, params: CloneParams): MigrationOutcome {
     marks.source.version = d.end.version;
     record({ type: 'MigrationPhaseEntered', data: { phase, marks } });
   };
+  const { migrationId, vmId, newVmId, fromHost, toHost, strategy: strategyName } = mp;
   record({
     type: 'MigrationStarted',
     data: {
-      migrationId: params.migrationId,
-      vmId: d.vmId,
-      newVmId: params.newVmId,
-      fromHost: d.hostId,
-      toHost: params.toHost,
-      strategy: d.strategy,
+      migrationId,
+      vmId,
+      newVmId,
+      fromHost,
+      toHost,
+      strategy: strategyName,
       ...(d.release !== undefined ? { release: d.release, switches: d.switches! } : {}),
       params: {
         blackoutNs: blackoutNs.toString(),
