@@ -27,6 +27,8 @@ import {
   type GuestConfiguredData,
 } from '../../machines/life/config.js';
 import { guestStreamId } from '../../machines/stream-ids.js';
+import { logAuditSource } from '../../machines/audit/source.js';
+import { lineageOf, recordedGuestAt } from '../../machines/life/lineage.js';
 
 const vcpuField = z.number().int().min(0).max(4095);
 
@@ -119,7 +121,11 @@ function recordGuest(s: Session, vmId: string, by: string, guest: GuestOverrides
 export const configureGuest = defineHandler({
   name: 'configureGuest',
   schema: z.object({ ...commonFields, vmId: idSchema, guest: guestObject }).strict(),
-  run(req, env) {
+  async run(req, env) {
+    // the settings the guest has now: a VM a migration or a clone made continues its line's guest
+    const src = logAuditSource(await env.log());
+    const line = lineageOf(src, req.vmId);
+    const inherited = recordedGuestAt(src, line.vmIds, src.now(), line.leftAt) ?? {};
     return env.write(
       (s) => {
         const vm = s.requireVm(req.vmId);
@@ -129,7 +135,9 @@ export const configureGuest = defineHandler({
           });
         const held = s.stream(guestStreamId(req.vmId)) as GuestConfigState | null;
         const last = held?.history[held.history.length - 1];
-        const merged = mergeGuestConfig(last ? guestConfigFromJson(last.guest) : {}, req.guest as GuestOverrides);
+        // (this VM's own latest too, should another request have configured it since the read above)
+        const before = last ? mergeGuestConfig(inherited, guestConfigFromJson(last.guest)) : inherited;
+        const merged = mergeGuestConfig(before, req.guest as GuestOverrides);
         const problem = guestSettingsProblem(merged);
         if (problem) throw new HandlerError('invalid_request', `guest: ${problem}`, { field: 'guest' });
         recordGuest(s, req.vmId, 'configureGuest', merged);

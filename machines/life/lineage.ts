@@ -6,7 +6,7 @@
 // the VM ids of one line finds the same line.
 import type { MigrationState } from '../migration/state.js';
 import type { AuditSource } from '../audit/source.js';
-import { guestConfigFromJson, type GuestConfigJson } from './config.js';
+import { guestConfigFromJson, mergeGuestConfig, type GuestConfigJson } from './config.js';
 import type { GuestOverrides } from '../guest/settings.js';
 
 /** One stop of the guest's life: a migration of one of its VMs. */
@@ -109,21 +109,25 @@ export function lineageOf(src: AuditSource, vmId: string, via?: string): Lineage
 }
 
 /**
- * The guest settings recorded for the line at an instant: the latest configuration of any of its
- * VMs at or before it, each VM's up to when the guest left it (a template's guest configured after
- * its save is not its clones'), or null: none recorded.
+ * The guest settings recorded for the line at an instant: its VMs' configurations at or before it,
+ * oldest first, each merged over the ones before (each VM's counted up to when the guest left it:
+ * a template's guest configured after its save is not its clones'), or null: none recorded. A
+ * configuration names the whole set of its own VM's stream, so merging changes nothing within one
+ * VM; along the line it keeps what earlier VMs set that a later one's configuration did not name.
  */
 export function recordedGuestAt(src: AuditSource, vmIds: readonly string[], t: bigint, leftAt?: ReadonlyMap<string, bigint>): GuestOverrides | null {
-  let best: { time: bigint; guest: GuestConfigJson } | null = null;
+  const seen: { time: bigint; guest: GuestConfigJson }[] = [];
   for (const id of vmIds) {
     const left = leftAt?.get(id);
     for (const h of src.guestConfig(id)?.history ?? []) {
       const time = BigInt(h.time);
-      if (left !== undefined && time > left) continue;
-      if (time <= t && (best === null || time >= best.time)) best = { time, guest: h.guest };
+      if ((left === undefined || time <= left) && time <= t) seen.push({ time, guest: h.guest });
     }
   }
-  return best ? guestConfigFromJson(best.guest) : null;
+  if (seen.length === 0) return null;
+  // a stable sort: at one instant, the line's order (an earlier VM's configuration first)
+  seen.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+  return seen.reduce<GuestOverrides>((before, h) => mergeGuestConfig(before, guestConfigFromJson(h.guest)), {});
 }
 
 /** Whether the line has a guest recorded with any of its VMs. */

@@ -73,6 +73,22 @@ describe('the guest recorded with its VM', () => {
     expect(bad).toMatchObject({ ok: false, error: { code: 'invalid_request' } });
   });
 
+  it('configureGuest on a VM a migration made keeps what the guest had (the agent) and adds the change', async () => {
+    await guestOn({ ntp: { client: 'none' }, agent: { everyNs: (30n * S).toString(), stepAboveNs: S.toString() } });
+    await l.ok('createHost', { hostId: 'b', tscKhz: 3_000_000 });
+    const move = (vmId: string, to: string) => l.ok('migrate', { vmId, toHost: to, strategy: 'qemu', blackoutNs: (45n * S).toString(), vmmLatencyNs: '0' });
+    await move('web', 'b');
+    await l.ok('advanceTime', { ns: (60n * S).toString() });
+    const changed = await l.ok('configureGuest', { vmId: 'web.m1', guest: { kernel: '6.1' } });
+    expect(changed.guest).toMatchObject({ kernel: '6.1', ntp: { client: 'none' }, agent: { everyNs: '30000000000' } });
+    await move('web.m1', 'a');
+    await l.ok('advanceTime', { ns: (60n * S).toString() });
+    const life = (await l.ok('timeline', { vmId: 'web.m2' })).timeline;
+    // the second stop is corrected by the agent recorded on the first VM, as the first was
+    expect(life.cycles.map((c: { correctedBy: string | null }) => c.correctedBy)).toEqual(['agent', 'agent']);
+    expect((await l.ok('audit', { migrationId: 'm2' })).audit.guest.kernel).toBe('6.1');
+  });
+
   it('with ptp_kvm (makestep 1 -1) the error is never beyond the step threshold longer than one 16 s poll', async () => {
     await guestOn({ ntp: { client: 'chrony', refclock: 'ptp_kvm', makestepLimit: -1 } });
     await standbys(4);
