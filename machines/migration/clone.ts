@@ -7,8 +7,9 @@
 import { DomainError, type Session } from '../session/index.js';
 import { vmStreamId } from '../vm/events.js';
 import { vcpusOf } from '../vm/evolve.js';
-import { StepFailure, VmmPort, type MigrationParams } from './port.js';
-import { guestReads, inFlightMigrationOf, type MigrationOutcome } from './run.js';
+import { VmmPort, type MigrationParams } from './port.js';
+import { driveMigration, guestReads, inFlightMigrationOf, type MigrationOutcome } from './run.js';
+import type { Vmm } from './machine.js';
 import { migrationStreamId, type MigrationEvent, type MigrationFailure, type MigrationPhase, type PhaseMarks } from './state.js';
 import { strategyFor, STRATEGIES } from './strategies/index.js';
 import { baselineRelease, isBaseline, resolveStrategyRelease, strategyNameOf, type StrategyRelease } from './strategies/releases.js';
@@ -31,6 +32,11 @@ export interface TemplateOutcome {
   templateId: string;
   status: 'saved' | 'failed';
   failure: MigrationFailure | null;
+}
+
+/** A step of the half of the migration machine a template or a clone does not run. */
+function notThisHalf(): never {
+  throw new Error('the migration machine ran a step of the half it was not given');
 }
 
 /** The template ids the log holds are those of its template streams. */
@@ -127,34 +133,37 @@ export function runTemplate(s: Session, params: TemplateParams): TemplateOutcome
     release,
   );
   const phases: TemplatePhase[] = [];
-  const enter = (phase: TemplatePhase['phase']) => phases.push({ phase, time: s.now().toString(), marks: marksNow(s, params.vmId, null) });
-  // (the audit of a clone rebuilds the template's VM where its stop began: keep that state, as a migration does)
-  s.keepSnapshot(vmStreamId(params.vmId), false);
-  enter('pausing');
-  guestReads(p, 'source', false);
-  let atStop: unknown = null;
+  let failure: MigrationFailure | null = null;
   let saved: unknown = null;
-  try {
-    atStop = strategy.pause(p);
-    enter('saving');
-    saved = strategy.save(p, atStop);
-  } catch (e) {
-    if (!(e instanceof StepFailure)) throw e;
-    // as after a refused migration step: the VMM resumes the guest where it was
-    strategy.rollback(p, atStop, saved);
-    guestReads(p, 'source', true);
-    const failure: MigrationFailure = { step: e.step, reason: e.reason, ref: e.ref };
+  // the migration machine's save half: pause and save, or on a refused step resume the VM where it was
+  const vmm: Vmm = {
+    pause: () => strategy.pause(p),
+    save: (atStop) => (saved = strategy.save(p, atStop)),
+    restore: notThisHalf,
+    resume: notThisHalf,
+    rollback: (atStop, held) => strategy.rollback(p, atStop, held),
+    guestReads: (side, afterResume) => guestReads(p, side, afterResume),
+    release: () => {},
+  };
+  const status = driveMigration(p, { blackoutNs: 0n, vmm, half: 'save' }, (ev) => {
+    if (ev.type === 'MigrationFailed') failure = ev.data;
+    if (ev.type !== 'MigrationPhaseEntered' || ev.data.phase === 'rollingBack') return;
+    const phase = ev.data.phase as TemplatePhase['phase'];
+    // (the audit of a clone rebuilds the template's VM where its stop began: keep that state, as a migration does)
+    if (phase === 'pausing') s.keepSnapshot(vmStreamId(params.vmId), false);
+    phases.push({ phase, time: s.now().toString(), marks: marksNow(s, params.vmId, null) });
+  });
+  if (status === 'failed') {
     s.record(
       streamId,
       {
         type: 'TemplateFailed',
-        data: { templateId: params.templateId, vmId: params.vmId, hostId: src.hostId, strategy: name, failure },
+        data: { templateId: params.templateId, vmId: params.vmId, hostId: src.hostId, strategy: name, failure: failure! },
       } satisfies TemplateEvent,
       s.now(),
     );
     return { templateId: params.templateId, status: 'failed', failure };
   }
-  enter('transferring');
   const after = s.requireVm(params.vmId);
   const memory = p.sourceMemory();
   s.record(
@@ -284,25 +293,24 @@ export function runClone(s: Session, params: CloneParams): MigrationOutcome {
       template: { templateId: params.templateId, phases: d.phases },
     },
   });
-  // each clone decodes its own copy: a strategy may change what it restores from
-  const saved = savedFromJson(d.saved);
-  let status: MigrationOutcome['status'] = 'completed';
-  try {
-    enter('restoring');
-    strategy.restore(p, saved);
-    enter('resuming');
-    strategy.resume(p, saved);
-    enter('verifying');
-    guestReads(p, 'destination', true);
-    record({ type: 'MigrationCompleted', data: {} });
-  } catch (e) {
-    if (!(e instanceof StepFailure)) throw e;
-    // the clone's VM is torn down; the template is untouched
-    enter('rollingBack');
-    p.discardDestination();
-    record({ type: 'MigrationFailed', data: { step: e.step, reason: e.reason, ref: e.ref } });
-    status = 'failed';
-  }
+  // the migration machine's restore half, from the template's save (each clone decodes its own
+  // copy: a strategy may change what it restores from); a refused step tears the clone's VM down
+  // and leaves the template's alone
+  const vmm: Vmm = {
+    pause: notThisHalf,
+    save: notThisHalf,
+    restore: (saved) => strategy.restore(p, saved),
+    resume: (saved) => strategy.resume(p, saved),
+    rollback: () => p.discardDestination(),
+    guestReads: (side, afterResume) => {
+      if (side === 'destination') guestReads(p, side, afterResume);
+    },
+    release: () => {},
+  };
+  const status = driveMigration(p, { blackoutNs, vmm, half: 'restore', saved: savedFromJson(d.saved) }, (ev) =>
+    ev.type === 'MigrationPhaseEntered' ? enter(ev.data.phase) : record(ev),
+  );
+  if (status === 'saved') throw new Error(`clone ${params.migrationId}: the machine stopped after a save`);
   s.record(
     templateStreamId(params.templateId),
     { type: 'TemplateCloned', data: { migrationId: params.migrationId, vmId: params.newVmId, hostId: params.toHost, status } } satisfies TemplateEvent,

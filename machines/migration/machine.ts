@@ -4,7 +4,8 @@
 // clock. The machine emits the migration's events (each phase it enters, the blackout's end, how
 // it ended); the run records them on the migration's stream. The VMM it drives (one strategy's
 // steps bound to a port) comes with its input. XState does not persist delayed events, so the
-// blackout's end is a domain event (BlackoutElapsed).
+// blackout's end is a domain event (BlackoutElapsed). A template runs only its save half and a
+// clone only its restore half (machines/migration/clone.ts), chosen by guards on the input.
 import { assign, emit, setup, type ActorLogic, type Snapshot } from 'xstate';
 import { StepFailure, type Side } from './port.js';
 import type { MigrationEvent, MigrationFailure, MigrationPhase } from './state.js';
@@ -31,6 +32,13 @@ export interface MigrationMachineInput {
   /** the blackout in ns, exactly (the session clock reads it from here: see delayNs) */
   blackoutNs: bigint;
   vmm: Vmm;
+  /**
+   * one half of a migration: 'save' stops after the save (a template: the state kept for later
+   * restores), 'restore' starts at the restore from `saved` (a clone of a template); absent: both
+   */
+  half?: 'save' | 'restore';
+  /** with half 'restore': the saved state to restore */
+  saved?: unknown;
 }
 
 /** What a step is given: the VMM, and what it holds (the state read at the stop, the state saved). */
@@ -100,7 +108,7 @@ export const migrationMachine = setup({
     context: {} as Context,
     events: {} as { type: 'START' },
     emitted: {} as MigrationEvent,
-    output: {} as { status: 'completed' | 'failed' },
+    output: {} as { status: 'completed' | 'failed' | 'saved' },
   },
   actors: {
     // (the result of pause is atStop; the result of save is saved)
@@ -123,18 +131,21 @@ export const migrationMachine = setup({
   },
   guards: {
     refused: ({ event }) => (event as unknown as { error?: unknown }).error instanceof StepFailure,
+    saveOnly: ({ context }) => context.half === 'save',
+    restoreOnly: ({ context }) => context.half === 'restore',
   },
   delays: {
     blackout: DELAY_NAMES.indexOf('blackout'),
   },
 }).createMachine({
   id: 'migration',
-  context: ({ input }) => ({ ...input, atStop: null, saved: null, failure: null }),
+  context: ({ input }) => ({ ...input, atStop: null, saved: input.saved ?? null, failure: null }),
   initial: 'ready',
-  output: ({ context }) => ({ status: context.failure ? 'failed' : 'completed' }),
+  output: ({ context }) => ({ status: context.failure ? 'failed' : context.half === 'save' ? 'saved' : 'completed' }),
   states: {
-    // the guest runs on the source; nothing is recorded until the VMM begins
-    ready: { on: { START: 'pausing' } },
+    // the guest runs on the source; nothing is recorded until the VMM begins (a clone begins at
+    // the restore: its save is the template's)
+    ready: { on: { START: [{ guard: 'restoreOnly', target: 'restoring' }, { target: 'pausing' }] } },
     pausing: {
       entry: phase('pausing'),
       initial: 'reading',
@@ -160,10 +171,16 @@ export const migrationMachine = setup({
         id: 'save',
         src: 'save',
         input: held,
-        onDone: { target: 'transferring', actions: assign({ saved: ({ event }) => event.output }) },
+        onDone: [
+          { guard: 'saveOnly', target: 'kept', actions: assign({ saved: ({ event }) => event.output }) },
+          { target: 'transferring', actions: assign({ saved: ({ event }) => event.output }) },
+        ],
         onError: refused,
       },
     },
+    // A template's save ends here: the state is kept (a snapshot file) for restores later, and
+    // the VM stays where the save left it.
+    kept: { type: 'final', entry: phase('transferring') },
     // The state crosses to the destination: nothing runs for the blackout, on the session's clock.
     transferring: {
       entry: phase('transferring'),

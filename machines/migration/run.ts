@@ -3,7 +3,7 @@
 // vCPU before the stop and after the resume leave the evidence the audit works from.
 import { createActor } from 'xstate';
 import { DomainError, type Session } from '../session/index.js';
-import { delayNs, migrationMachine, type Vmm } from './machine.js';
+import { delayNs, migrationMachine, type MigrationMachineInput, type Vmm } from './machine.js';
 import { VmmPort, type MigrationParams, type Side } from './port.js';
 import { migrationStreamId, type MigrationEvent, type MigrationState, type PhaseMarks } from './state.js';
 import { STRATEGIES, strategyFor } from './strategies/index.js';
@@ -159,8 +159,7 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
     s.now(),
   );
 
-  // The machine drives the steps; its blackout is a timer on the session's clock, which runs
-  // (and advances the session's time to) each timer in turn until the machine is done.
+  // The machine drives the steps (driveMigration)
   const vmm: Vmm = {
     pause: () => strategy.pause(p),
     save: (atStop) => strategy.save(p, atStop),
@@ -172,12 +171,24 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
       if (!params.inPlace) p.destroy('source', `migrated to host '${params.toHost}' as VM '${params.newVmId}' (${params.migrationId})`);
     },
   };
-  const input = { blackoutNs: params.blackoutNs, vmm };
+  const status = driveMigration(p, { blackoutNs: params.blackoutNs, vmm }, record);
+  if (status === 'saved') throw new Error(`migration ${params.migrationId}: the machine stopped after the save`);
+  return { migrationId: params.migrationId, status, newVmId: params.newVmId };
+}
+
+/**
+ * Run the migration machine to its end on the session's clock: its blackout is a timer that
+ * runs (and advances the session's time to) each timer in turn until the machine is done. The
+ * events it emits are recorded as it emits them. An error it does not handle (anything but a
+ * refused step), or one recording, ends the run: rethrown, so the session commits nothing.
+ */
+export function driveMigration(
+  p: Pick<VmmPort, 'now' | 'advance'>,
+  input: MigrationMachineInput,
+  record: (ev: MigrationEvent) => void,
+): 'completed' | 'failed' | 'saved' {
   const clock = new SessionClock(p, (delay) => delayNs(input, delay));
   const actor = createActor(migrationMachine, { clock, input });
-  // The events the machine emits are recorded as it emits them. An error it does not handle
-  // (anything but a refused step), or one recording, ends the run: rethrown below, so the session
-  // commits nothing.
   let crash: { error: unknown } | null = null;
   actor.on('*', (ev) => {
     if (crash) return;
@@ -197,8 +208,8 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
   }
   if (crash) throw (crash as { error: unknown }).error;
   const done = actor.getSnapshot();
-  if (done.status !== 'done') throw new Error(`migration ${params.migrationId}: the machine stopped in ${JSON.stringify(done.value)}`);
-  return { migrationId: params.migrationId, status: done.output!.status, newVmId: params.newVmId };
+  if (done.status !== 'done') throw new Error(`the migration machine stopped in ${JSON.stringify(done.value)}`);
+  return done.output!.status;
 }
 
 /**

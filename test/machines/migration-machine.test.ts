@@ -4,12 +4,12 @@
 // no SQLite.
 import { createActor } from 'xstate';
 import { describe, expect, it } from 'vitest';
-import { delayNs, migrationMachine, type Vmm } from '../../machines/migration/machine.js';
+import { delayNs, migrationMachine, type MigrationMachineInput, type Vmm } from '../../machines/migration/machine.js';
 import { StepFailure } from '../../machines/migration/port.js';
 import { SessionClock } from '../../machines/migration/run.js';
 import type { MigrationEvent } from '../../machines/migration/state.js';
 
-function harness(blackoutNs: bigint, fail: { step: string; error: Error } | null = null) {
+function harness(blackoutNs: bigint, fail: { step: string; error: Error } | null = null, half: Pick<MigrationMachineInput, 'half' | 'saved'> = {}) {
   let t = 1_000n;
   const log: string[] = [];
   const time = { now: () => t, advance: (ns: bigint) => void (t += ns) };
@@ -30,7 +30,7 @@ function harness(blackoutNs: bigint, fail: { step: string; error: Error } | null
     release: () => step('release', undefined)(),
     guestReads: (side, afterResume) => void log.push(`reads ${side}${afterResume ? ' after resume' : ''}@${t}`),
   };
-  const input = { blackoutNs, vmm };
+  const input = { blackoutNs, vmm, ...half };
   const clock = new SessionClock(time, (d) => delayNs(input, d));
   const actor = createActor(migrationMachine, { clock, input });
   actor.on('*', (ev: MigrationEvent) =>
@@ -74,6 +74,44 @@ describe('the migration machine', () => {
     expect(h.snapshot.status).toBe('done');
     expect(h.snapshot.output).toEqual({ status: 'completed' });
     expect(h.now).toBe(end + 10n);
+  });
+
+  it("a template's save half stops after the save, kept: no blackout, no restore, the VM where it is", () => {
+    const h = harness(300n, null, { half: 'save' });
+    expect(h.log).toEqual([
+      'MigrationPhaseEntered:pausing@1000',
+      'reads source@1000',
+      'pause(null,null)@1000',
+      'MigrationPhaseEntered:saving@1010',
+      'save(A,null)@1010',
+      'MigrationPhaseEntered:transferring@1020',
+    ]);
+    expect(h.snapshot.output).toEqual({ status: 'saved' });
+    expect(h.now).toBe(1_020n);
+  });
+
+  it("a clone's restore half starts at the restore from the state it is given, and rolls back a refusal", () => {
+    const ok = harness(300n, null, { half: 'restore', saved: 'T' });
+    expect(ok.log).toEqual([
+      'MigrationPhaseEntered:restoring@1000',
+      'restore(null,T)@1000',
+      'MigrationPhaseEntered:resuming@1010',
+      'resume(null,T)@1010',
+      'MigrationPhaseEntered:verifying@1020',
+      'reads destination after resume@1020',
+      'MigrationCompleted@1020',
+      'release(null,null)@1020',
+    ]);
+    expect(ok.snapshot.output).toEqual({ status: 'completed' });
+    const refused = harness(300n, { step: 'resume', error: new StepFailure('resume', 'KVM_RUN failed', null) }, { half: 'restore', saved: 'T' });
+    expect(refused.log.slice(3)).toEqual([
+      'resume(null,T)@1010',
+      'MigrationPhaseEntered:rollingBack@1010',
+      'rollback(null,T)@1010',
+      'reads source after resume@1020',
+      'MigrationFailed:resume@1020',
+    ]);
+    expect(refused.snapshot.output).toEqual({ status: 'failed' });
   });
 
   it('rolls back a refused step with what the VMM holds, and ends failed with the refusal', () => {
