@@ -103,6 +103,14 @@ export function vcpuTable(a: AuditLike): string {
   )}</div>`;
 }
 
+/** Where a clock row was read: when, the VM, its host and the vCPU. */
+function whereCells(c: { at: string; vmId: unknown; hostId: unknown; vcpu: unknown }): string[] {
+  return [td(c.at === 'stop' ? 'source, at the stop' : 'at the resume'), td(c.vmId), td(c.hostId), tdNum(c.vcpu)];
+}
+
+/** A signed offset, in hex. */
+const tdOffset = (v: unknown) => `<td class="num mono">${esc(offset(v))}</td>`;
+
 /** One vCPU's counter row: its id, the counts (grouped digits), then the error as a signed duration. */
 function counterRow(vcpu: unknown, counts: unknown[], errorNs: unknown): string[] {
   return [tdNum(vcpu), ...counts.map((c) => tdNum(grouped(c))), tdNum(signedDuration(errorNs))];
@@ -129,14 +137,11 @@ function frequencySection(a: AuditLike, d: MigrationReportData | null): string {
       table(
         ['when', 'VM', 'host', 'vCPU', 'host TSC kHz', 'guest (destination) kHz', 'scaling ratio', 'TSC offset (signed, hex)'].map(esc),
         x86.map((c) => [
-          td(c.at === 'stop' ? 'source, at the stop' : 'at the resume'),
-          td(c.vmId),
-          td(c.hostId),
-          tdNum(c.vcpu),
+          ...whereCells(c),
           tdNum(grouped(c.hostKhz)),
           tdNum(grouped(c.guestKhz)),
           `<td class="mono">${esc(ratioText(c.ratio, c.fracBits))}</td>`,
-          `<td class="num mono">${esc(offset(c.tscOffset))}</td>`,
+          tdOffset(c.tscOffset),
         ]),
       ),
     );
@@ -146,15 +151,7 @@ function frequencySection(a: AuditLike, d: MigrationReportData | null): string {
     parts.push(
       table(
         ['when', 'VM', 'host', 'vCPU', 'CNTFRQ (Hz)', 'CNTVOFF (signed, hex)', 'physical offset (signed, hex)'].map(esc),
-        arm.map((c) => [
-          td(c.at === 'stop' ? 'source, at the stop' : 'at the resume'),
-          td(c.vmId),
-          td(c.hostId),
-          tdNum(c.vcpu),
-          tdNum(grouped(c.counterHz)),
-          `<td class="num mono">${esc(offset(c.voffset))}</td>`,
-          `<td class="num mono">${esc(offset(c.poffset))}</td>`,
-        ]),
+        arm.map((c) => [...whereCells(c), tdNum(grouped(c.counterHz)), tdOffset(c.voffset), tdOffset(c.poffset)]),
       ),
     );
   }

@@ -5,14 +5,10 @@
 // before KVM_SET_CLOCK. PR #8437 then copies vCPU 0's TSC offset to every vCPU (off in logs recorded without a release).
 // IA32_TSC_DEADLINE is among the saved MSRs (all of KVM_GET_MSR_INDEX_LIST since v0.9.0), restored after IA32_TSC.
 import { hostRealtimeNs } from '../../../kvm/host.js';
-import { KVM_CLOCK_REALTIME, MSRS } from '../../../kvm/uapi.js';
+import { KVM_CLOCK_REALTIME } from '../../../kvm/uapi.js';
 import type { VmmPort } from '../port.js';
-import { type ClockData, clockOut, deadlineIfSet, getMsrs, KVMCLOCK_MSRS, resumeSource, setMsrs, type SavedByValue } from './common.js';
+import { clockOut, deadlineIfSet, getMsrs, KVMCLOCK_MSRS, resumeSource, setMsrs, DEADLINE, type SavedClockByValue as Saved, TSC } from './common.js';
 import type { Strategy } from './types.js';
-
-type Saved = SavedByValue<ClockData>;
-
-const { MSR_IA32_TSC: TSC, MSR_IA32_TSC_DEADLINE: DEADLINE } = MSRS;
 
 export const cloudHypervisor: Strategy<Saved, void> = {
   name: 'cloud-hypervisor',

@@ -53,6 +53,12 @@ export interface SavedByValue<Clock> {
   tscKhz: number;
 }
 
+/** What Firecracker and Cloud Hypervisor save: SavedByValue with KVM_GET_CLOCK's answer as it came. */
+export type SavedClockByValue = SavedByValue<ClockData>;
+
+/** The TSC and its deadline, the two MSRs every by-value strategy saves and writes back in its own order. */
+export const { MSR_IA32_TSC: TSC, MSR_IA32_TSC_DEADLINE: DEADLINE } = MSRS;
+
 export function getMsrs(p: VmmPort, step: string, side: Side, vcpu: number, indices: number[]): Map<number, bigint> {
   const r = p.must(step, side, vcpu, 'KVM_GET_MSRS', { indices });
   const m = new Map<number, bigint>();

@@ -5,15 +5,11 @@
 // and zero value (1.8.0), KVMCLOCK_CTRL at pause (1.10.0) and at restore (1.14.0), the realtime
 // opt-in (1.14.4 and 1.15.1; not in 1.15.0).
 import { tscToleranceWindow } from '../../../kvm/arith.js';
-import { KVM_CLOCK_REALTIME, MSRS } from '../../../kvm/uapi.js';
+import { KVM_CLOCK_REALTIME } from '../../../kvm/uapi.js';
 import { StepFailure, type VmmPort } from '../port.js';
-import { type ClockData, clockOut, getMsrs, KVMCLOCK_MSRS, resumeSource, type SavedByValue, savedKvmclockMsrs, setMsrs } from './common.js';
+import { clockOut, getMsrs, KVMCLOCK_MSRS, resumeSource, savedKvmclockMsrs, setMsrs, DEADLINE, type SavedClockByValue as Saved, TSC } from './common.js';
 import { releasesTurningOn } from './releases.js';
 import type { Strategy } from './types.js';
-
-type Saved = SavedByValue<ClockData>;
-
-const { MSR_IA32_TSC: TSC, MSR_IA32_TSC_DEADLINE: DEADLINE } = MSRS;
 
 export const firecracker: Strategy<Saved, void> = {
   name: 'firecracker',
