@@ -14,7 +14,7 @@ import { acquirePool, releasePool } from './pg-pool.js';
 import { parsePgUrl, type PgTarget } from './pg-url.js';
 import { checkRequestId, missingRowError, responseHash, storedAnswer, type RequestEvents, type StoredRequestRow } from './request-check.js';
 import { boundHere, snapshotBinding, snapshotProblem, usableSnapshot, type SnapshotRow } from './snapshot-binding.js';
-import { planAppend, requestRow, type AppendHeads, type AppendPlan, type NewRequestRow } from './append-plan.js';
+import { planAppend, requestRow, type AppendDuplicate, type AppendHeads, type AppendPlan, type NewRequestRow } from './append-plan.js';
 import { clampInstant, prefixRange, storedEventOf } from './sql-shared.js';
 import type {
   AppendBatch,
@@ -118,6 +118,16 @@ export class PgEventStore implements AsyncEventStore {
   private closed = false;
   /** statements sent to the server by this store (each one round trip; a multi-statement string counts once) */
   roundTrips = 0;
+  /**
+   * The log's heads as this store last read or wrote them (its last position and chain hash, the
+   * requests table's last number): what a commit is first planned from. Only a guess: the append
+   * function writes nothing unless the log still holds them.
+   */
+  private seen: { position: number; hash: string; seq: number | undefined } | undefined;
+  /** stream versions as this store last read or wrote them (the same kind of guess) */
+  private readonly seenVersions = new Map<string, number>();
+  /** commits left to make under the lock before guessing again (a guess was lost to another writer) */
+  private pessimistic = 0;
 
   constructor(
     private readonly target: PgTarget,
@@ -210,6 +220,9 @@ export class PgEventStore implements AsyncEventStore {
       const commit = { sent: false };
       try {
         if (inOne) {
+          const fast = await this.commitOptimistic(batches, opts, commit);
+          if (fast !== undefined) return fast;
+          commit.sent = false;
           const r = await this.commitInOne(batches, opts, commit);
           if (r !== undefined) return r;
           // the request id was answered, or its row is missing: the commit that says which
@@ -233,6 +246,81 @@ export class PgEventStore implements AsyncEventStore {
         );
       }
     }
+  }
+
+  /**
+   * A commit in one round trip: planned from the heads this store last saw (its last read or
+   * commit), sent as one statement outside any transaction. clockledger_append takes the append
+   * lock and writes only if the log is still as planned; the statement's own transaction commits
+   * it and ends the lock, so no lock is held while this process plans. When the log has moved
+   * (another writer committed), nothing is written and the heads come back: planned again from
+   * them, at most OPTIMISTIC_TRIES times, then undefined (the caller commits under the lock; so do
+   * the next PESSIMISTIC_AFTER_MISS commits of this store).
+   * Undefined too when the request id turns out answered or a head needed is not known.
+   */
+  private async commitOptimistic(batches: AppendBatch[], opts: AsyncCommitOptions, commit: { sent: boolean }): Promise<CommitResult | undefined> {
+    const seen = this.seen;
+    if (!seen || (opts.requestId !== undefined && seen.seq === undefined)) return undefined;
+    // (other writers committing between this store's reads and its commits: the next few under the lock)
+    if (this.pessimistic > 0) {
+      this.pessimistic--;
+      return undefined;
+    }
+    const ids = [...new Set(batches.map((b) => b.streamId))];
+    let at = { position: seen.position, hash: seen.hash, seq: seen.seq ?? null };
+    // each stream as the commit expects it (its first batch), else as last seen; one not known: no guess
+    let versions: Record<string, number> = {};
+    for (const id of ids) {
+      const first = batches.find((b) => b.streamId === id)!.expectedVersion;
+      const v = first !== 'any' ? first : this.seenVersions.get(id);
+      if (v === undefined) return undefined;
+      if (v > 0) versions[id] = v;
+    }
+    for (let attempt = 0; attempt < OPTIMISTIC_TRIES; attempt++) {
+      const heads: AppendHeads = { position: at.position, hash: at.hash, versions: new Map(Object.entries(versions)) };
+      if (opts.requestId !== undefined) heads.request = { seq: at.seq!, stored: null, carried: null };
+      let plan: AppendPlan | AppendDuplicate;
+      try {
+        plan = planAppend(heads, batches, opts);
+      } catch {
+        // (a guess the log may not hold, e.g. a version: the commit under the lock says what holds)
+        return undefined;
+      }
+      if (plan.duplicate) return undefined;
+      const response = opts.response ? opts.response(plan.written) : undefined;
+      const payload = appendPayload(plan, requestRow(plan, response), opts.snapshots ?? [], {
+        lockClass: APPEND_LOCK,
+        schema: this.target.schema,
+        ids,
+        position: at.position,
+        hash: at.hash,
+        versions,
+        requestId: opts.requestId ?? null,
+        seq: at.seq,
+      });
+      commit.sent = true;
+      const found = (await this.q<{ r: AppendFound }>(`SELECT ${this.s}.clockledger_append($1::jsonb) AS r`, [JSON.stringify(payload)], 'clockledger_put'))
+        .rows[0]!.r;
+      if (found.written === true) {
+        this.saw(plan, opts.requestId !== undefined ? plan.request!.seq : at.seq);
+        return { duplicate: false, written: plan.written, response };
+      }
+      commit.sent = false;
+      this.pessimistic = PESSIMISTIC_AFTER_MISS;
+      if (found.answered) return undefined;
+      at = { position: found.position, hash: found.hash ?? GENESIS_HASH, seq: found.seq };
+      versions = found.versions;
+      this.seen = { position: at.position, hash: at.hash, seq: at.seq ?? seen.seq };
+      for (const id of ids) this.seenVersions.set(id, versions[id] ?? 0);
+    }
+    return undefined;
+  }
+
+  /** What a written plan leaves the log at (the heads the next commit of this store plans from). */
+  private saw(plan: AppendPlan, seq: number | null | undefined): void {
+    this.seen = { position: plan.end.position, hash: plan.end.hash, seq: seq ?? this.seen?.seq };
+    for (const h of plan.streams) this.seenVersions.set(h.streamId, h.version);
+    while (this.seenVersions.size > SEEN_MAX) this.seenVersions.delete(this.seenVersions.keys().next().value!);
   }
 
   /**
@@ -288,6 +376,7 @@ export class PgEventStore implements AsyncEventStore {
       open = false;
       if ((second[0]!.rows[0]!.r as AppendFound).written !== true)
         throw new StoreError('corrupt', `${this.path}: the log moved while its append lock was held`);
+      this.saw(plan, opts.requestId !== undefined ? plan.request!.seq : found.seq);
       return { duplicate: false, written: plan.written, response };
     } catch (e) {
       if (isConnectionError(e)) broken = e;
@@ -407,6 +496,7 @@ export class PgEventStore implements AsyncEventStore {
       streams: RawLoaded[] | null;
       prior: StoredRequestRow | null;
       gone: RequestEvents | null;
+      seq: number | null;
     };
     const r = (
       await this.q<Raw>(
@@ -425,6 +515,9 @@ export class PgEventStore implements AsyncEventStore {
       )
     ).rows[0]!;
     const out: StreamsLoaded = { streams: [], head: r.head && { position: r.head.position, time: BigInt(r.head.time), hash: r.head.hash } };
+    this.seen = { position: r.head?.position ?? 0, hash: r.head?.hash ?? GENESIS_HASH, seq: r.seq ?? undefined };
+    for (const x of r.streams ?? []) this.seenVersions.set(x.streamId, x.version ?? 0);
+    while (this.seenVersions.size > SEEN_MAX) this.seenVersions.delete(this.seenVersions.keys().next().value!);
     if (spec.request) {
       if (r.prior) out.answer = storedAnswer(r.prior, spec.request.fingerprint);
       else if (r.gone && r.gone.count > 0) throw missingRowError(spec.request.requestId, r.gone, r.head?.position ?? 0);
@@ -838,10 +931,21 @@ const loadSql = (s: string) => `
       (SELECT row_to_json(p) FROM (${REQUEST_ROW_SQL(`${s}.requests`, `${s}.events`, (c) => `${c}::float8`)} WHERE r.request_id = $4) p) END AS prior,
     CASE WHEN $4::text IS NOT NULL THEN
       (SELECT row_to_json(g) FROM (SELECT min(position)::float8 AS first, max(position)::float8 AS last, count(*)::float8 AS count FROM ${s}.events
-                                   WHERE (metadata::jsonb ->> 'requestId') = $4 AND (metadata::jsonb ? 'requestId')) g) END AS gone`;
+                                   WHERE (metadata::jsonb ->> 'requestId') = $4 AND (metadata::jsonb ? 'requestId')) g) END AS gone,
+    (SELECT COALESCE(max(q.seq), 0)::float8 FROM ${s}.requests q) AS seq`;
 
 /** the schema version that has clockledger_append */
 const APPEND_FUNCTION_VERSION = 6;
+/** one-statement commits tried before one under the lock: each a round trip, lost only to another writer's commit */
+const OPTIMISTIC_TRIES = 1;
+/**
+ * Commits made under the lock after a guess lost to another writer's commit. With several busy
+ * writers on one ledger a guess is lost more often than not, and each loss costs a round trip:
+ * they then commit in two (the lock, then the plan) until a guess is worth trying again.
+ */
+const PESSIMISTIC_AFTER_MISS = 8;
+/** stream versions a store keeps as guesses */
+const SEEN_MAX = 10_000;
 
 /** What clockledger_append found when the log was not as the plan read it (or `written: true`). */
 interface AppendFound {
