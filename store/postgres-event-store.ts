@@ -6,7 +6,7 @@
 // engines give identical hashes for identical events.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type pg from 'pg';
-import type { AsyncCommitOptions, AsyncEventStore, LoadedStream, StreamsLoad, StreamsLoaded } from './async-types.js';
+import type { AsyncCommitOptions, AsyncEventStore, LoadedStream, StreamBundle, StreamsLoad, StreamsLoaded } from './async-types.js';
 import { GENESIS_HASH } from './canonical.js';
 import { StoreError } from './errors.js';
 import { APPEND_LOCK, ident, latestPgSchemaVersion, migratePg, pgSchemaVersion } from './pg-migrate.js';
@@ -15,7 +15,7 @@ import { parsePgUrl, type PgTarget } from './pg-url.js';
 import { checkRequestId, missingRowError, responseHash, storedAnswer, type RequestEvents, type StoredRequestRow } from './request-check.js';
 import { boundHere, snapshotBinding, snapshotProblem, usableSnapshot, type SnapshotRow } from './snapshot-binding.js';
 import { planAppend, requestRow, type AppendDuplicate, type AppendHeads, type AppendPlan, type NewRequestRow } from './append-plan.js';
-import { clampInstant, prefixRange, storedEventOf } from './sql-shared.js';
+import { clampInstant, I64_MAX, prefixRange, storedEventOf } from './sql-shared.js';
 import type {
   AppendBatch,
   CommitResult,
@@ -162,6 +162,35 @@ export class PgEventStore implements AsyncEventStore {
       return await (c ? c.query<R>(config) : this.pool.query<R>(config));
     } catch (e) {
       throw asStoreError(e);
+    }
+  }
+
+  /**
+   * fn's reads in one snapshot of the database (a read-only REPEATABLE READ transaction on one
+   * connection): an answer read in several statements cannot straddle two commits. One round trip
+   * more (BEGIN); the ROLLBACK that ends it is not waited for.
+   */
+  async inOneSnapshot<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new StoreError('io', `event log ${this.path} is closed`);
+    if (this.tx.getStore()) return fn();
+    const client = await connect(this.pool);
+    let broken: unknown;
+    try {
+      this.roundTrips++;
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      return await this.tx.run(client, fn);
+    } catch (e) {
+      if (isConnectionError(e)) broken = e;
+      throw asStoreError(e);
+    } finally {
+      if (broken) client.release(broken instanceof Error ? broken : undefined);
+      else {
+        this.roundTrips++;
+        void client.query('ROLLBACK').then(
+          () => client.release(),
+          (e: Error) => client.release(e),
+        );
+      }
     }
   }
 
@@ -542,6 +571,75 @@ export class PgEventStore implements AsyncEventStore {
       }
       out.streams.push(l);
     }
+    return out;
+  }
+
+  /**
+   * A stream as a scoped read needs it, in one statement (store/async-types.ts StreamBundle): its
+   * version, the last event, the position of a version, its latest snapshot at or before the bound
+   * and its events after that, and its last event there in full.
+   */
+  async streamBundle(streamId: string, opts: { codeVersion: string; maxPosition?: number; version?: number; limit: number }): Promise<StreamBundle> {
+    type Raw = {
+      version: number | null;
+      head_position: number | null;
+      head_time: string | null;
+      version_position: number | null;
+      up_to: number;
+      s_version: number | null;
+      s_position: number | null;
+      s_code: string | null;
+      s_state: Buffer | null;
+      s_chain: string | null;
+      s_binding: string | null;
+      s_at_stream: string | null;
+      s_at_version: number | null;
+      s_at_hash: string | null;
+      rows: [number, number, string, number, string, string][];
+      last: (RawEvent & { hash: string }) | null;
+    };
+    // (no snapshots before pg/005: they were unbound, and 005 drops them)
+    const codeVersion = this.version < 5 ? null : opts.codeVersion;
+    const r = (await this.q<Raw>(bundleSql(this.s), [streamId, opts.maxPosition ?? null, opts.version ?? null, codeVersion, opts.limit], 'clockledger_bundle'))
+      .rows[0]!;
+    const upTo = r.up_to;
+    const out: StreamBundle = {
+      version: r.version ?? 0,
+      head: r.head_position === null ? null : { position: r.head_position, time: BigInt(r.head_time!) },
+      upTo,
+      snapshot: null,
+      rows: [],
+      rowsTo: upTo,
+    };
+    if (r.version_position !== null) out.versionPosition = r.version_position;
+    if (r.last) out.last = storedEventOf(r.last);
+    if (r.s_position !== null) {
+      const row: SnapshotRow = {
+        streamId,
+        version: r.s_version!,
+        position: r.s_position,
+        codeVersion: r.s_code!,
+        state: r.s_state!,
+        chainHash: r.s_chain,
+        binding: r.s_binding,
+        atStreamId: r.s_at_stream,
+        atVersion: r.s_at_version,
+        atHash: r.s_at_hash,
+      };
+      out.snapshot = usableSnapshot(this.path, row);
+      if (out.snapshot === undefined) return out;
+    }
+    out.rows = r.rows.map(([position, version, type, schemaVersion, time, data]) => ({
+      position,
+      streamId,
+      version,
+      type,
+      schemaVersion,
+      time,
+      data,
+      metadata: '{}',
+    }));
+    if (out.rows.length >= opts.limit) out.rowsTo = out.rows.at(-1)!.position;
     return out;
   }
 
@@ -933,6 +1031,46 @@ const loadSql = (s: string) => `
       (SELECT row_to_json(g) FROM (SELECT min(position)::float8 AS first, max(position)::float8 AS last, count(*)::float8 AS count FROM ${s}.events
                                    WHERE (metadata::jsonb ->> 'requestId') = $4 AND (metadata::jsonb ? 'requestId')) g) END AS gone,
     (SELECT COALESCE(max(q.seq), 0)::float8 FROM ${s}.requests q) AS seq`;
+
+/**
+ * streamBundle's statement. $1 the stream, $2 a last position (null: none), $3 a version whose
+ * position bounds it too (null: none), $4 the snapshots' code version (null: no snapshot), $5 at
+ * most this many events. The events after the snapshot come as JSON arrays (position, version,
+ * type, schema version, time, data as stored).
+ */
+const bundleSql = (s: string) => `
+  WITH hd AS (SELECT position, time FROM ${s}.events ORDER BY events.position DESC LIMIT 1),
+  vp AS (SELECT e.position FROM ${s}.events e WHERE $3::int IS NOT NULL AND e.stream_id = $1 AND e.version = $3),
+  lim AS (SELECT LEAST(COALESCE((SELECT position FROM hd), 0), COALESCE($2::bigint, ${I64_MAX}), COALESCE((SELECT position FROM vp), ${I64_MAX})) AS up_to),
+  sn AS (
+    SELECT p.version, p.position, p.code_version, p.state, p.chain_hash, p.binding, e.stream_id AS at_stream, e.version AS at_version, e.hash AS at_hash
+    FROM ${s}.snapshots p LEFT JOIN ${s}.events e ON e.position = p.position
+    WHERE p.stream_id = $1 AND p.code_version = $4 AND p.position <= (SELECT up_to FROM lim)
+    ORDER BY p.position DESC LIMIT 1
+  ),
+  -- (row comparisons: the index on (stream_id, position) is entered at the bound, not at the stream's first or last event)
+  rs AS (
+    SELECT e.position, e.version, e.type, e.schema_version, e.time, e.data FROM ${s}.events e
+    WHERE (e.stream_id, e.position) > ($1, COALESCE((SELECT position FROM sn), 0)) AND (e.stream_id, e.position) <= ($1, (SELECT up_to FROM lim))
+    ORDER BY e.stream_id, e.position LIMIT $5
+  ),
+  lt AS (
+    SELECT x.position FROM (
+      SELECT e.stream_id, e.position FROM ${s}.events e WHERE (e.stream_id, e.position) <= ($1, (SELECT up_to FROM lim))
+      ORDER BY e.stream_id DESC, e.position DESC LIMIT 1
+    ) x WHERE x.stream_id = $1
+  )
+  SELECT
+    (SELECT st.version FROM ${s}.streams st WHERE st.stream_id = $1) AS version,
+    (SELECT position::float8 FROM hd) AS head_position, (SELECT time::text FROM hd) AS head_time,
+    (SELECT position::float8 FROM vp) AS version_position,
+    (SELECT up_to::float8 FROM lim) AS up_to,
+    sn.version AS s_version, sn.position::float8 AS s_position, sn.code_version AS s_code, sn.state AS s_state, sn.chain_hash AS s_chain,
+    sn.binding AS s_binding, sn.at_stream AS s_at_stream, sn.at_version AS s_at_version, sn.at_hash AS s_at_hash,
+    (SELECT COALESCE(json_agg(json_build_array(rs.position::float8, rs.version, rs.type, rs.schema_version, rs.time::text, rs.data) ORDER BY rs.position), '[]')
+     FROM rs) AS rows,
+    (SELECT row_to_json(x) FROM (SELECT ${RAW}, hash FROM ${s}.events WHERE events.position = (SELECT position FROM lt)) x) AS last
+  FROM (SELECT 1) one LEFT JOIN sn ON true`;
 
 /** the schema version that has clockledger_append */
 const APPEND_FUNCTION_VERSION = 6;
