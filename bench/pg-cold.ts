@@ -113,7 +113,7 @@ try {
       `asking stateAt of vm-big at version ${Math.floor(bigVersion * 0.61)} and the audit of ${migration}`,
   );
   const asks: [string, string, Record<string, unknown>][] = [
-    ['stateAt of one VM (200,000-event stream)', 'stateAt', { vmId: 'big', version: Math.floor(bigVersion * 0.61) }],
+    [`stateAt of one VM (${bigVersion.toLocaleString()}-event stream)`, 'stateAt', { vmId: 'big', version: Math.floor(bigVersion * 0.61) }],
     ['audit of one migration', 'audit', { migrationId: migration }],
   ];
   const rows: (string | number)[][] = [['request', 'PostgreSQL: request', 'process start to answer', 'peak RSS', 'SQLite: request', 'peak RSS']];
