@@ -540,7 +540,7 @@ export class PgEventStore implements AsyncEventStore {
           due?.upTo?.toString() ?? null,
           due?.ahead?.toString() ?? null,
         ],
-        'clockledger_load',
+        'clockledger_load7',
       )
     ).rows[0]!;
     const out: StreamsLoaded = { streams: [], head: r.head && { position: r.head.position, time: BigInt(r.head.time), hash: r.head.hash } };
@@ -599,9 +599,9 @@ export class PgEventStore implements AsyncEventStore {
       last: (RawEvent & { hash: string }) | null;
     };
     // (no snapshots before pg/005: they were unbound, and 005 drops them)
-    const codeVersion = this.version < 5 ? null : opts.codeVersion;
-    const r = (await this.q<Raw>(bundleSql(this.s), [streamId, opts.maxPosition ?? null, opts.version ?? null, codeVersion, opts.limit], 'clockledger_bundle'))
-      .rows[0]!;
+    const bound = this.version >= 5;
+    const params = [streamId, opts.maxPosition ?? null, opts.version ?? null, bound ? opts.codeVersion : null, opts.limit];
+    const r = (await this.q<Raw>(bundleSql(this.s, bound), params, bound ? 'clockledger_bundle' : 'clockledger_bundle_unbound')).rows[0]!;
     const upTo = r.up_to;
     const out: StreamBundle = {
       version: r.version ?? 0,
@@ -984,53 +984,19 @@ interface RawLoaded {
   rows: EventRow[];
 }
 
-/**
- * loadStreams' statement. $1 stream ids, $2 the positions they are held at, $3 code version, $4
- * request id, $5/$6 the wake prefix's range ($5 null: no wake index), $7 up to an instant, or $8
- * the last event's instant plus this. Rows come as JSON arrays (position, stream, version, type,
- * time, data as stored).
- */
-const loadSql = (s: string) => `
-  WITH hd AS (SELECT position, time, hash FROM ${s}.events ORDER BY events.position DESC LIMIT 1),
-  bound AS (SELECT CASE WHEN $5::text IS NULL THEN NULL
-                        ELSE COALESCE($7::numeric, LEAST(COALESCE((SELECT time FROM hd), 0)::numeric + $8::numeric, 9223372036854775806)) END AS up_to),
-  due AS (SELECT st.stream_id, st.wake_at FROM ${s}.streams st, bound
-          WHERE bound.up_to IS NOT NULL AND st.wake_at IS NOT NULL AND st.wake_at <= bound.up_to
-            AND st.stream_id >= $5 AND ($6::text IS NULL OR st.stream_id < $6)),
-  want AS (SELECT t.id, t.after FROM unnest($1::text[], $2::bigint[]) AS t(id, after)
-           UNION ALL SELECT d.stream_id, 0 FROM due d WHERE d.stream_id <> ALL($1::text[])),
-  loaded AS (
-    SELECT w.id, w.after,
-           (SELECT st.version FROM ${s}.streams st WHERE st.stream_id = w.id) AS version,
-           (SELECT e.version FROM ${s}.events e WHERE e.position = w.after AND e.stream_id = w.id) AS after_version,
-           sn.*
-    FROM want w
-    LEFT JOIN LATERAL (
-      SELECT p.version AS s_version, p.position AS s_position, p.code_version AS s_code, encode(p.state, 'base64') AS s_state,
-             p.chain_hash AS s_chain, p.binding AS s_binding, e.stream_id AS s_at_stream, e.version AS s_at_version, e.hash AS s_at_hash
-      FROM ${s}.snapshots p LEFT JOIN ${s}.events e ON e.position = p.position
-      WHERE p.stream_id = w.id AND p.code_version = $3 AND p.position > w.after
-      ORDER BY p.position DESC LIMIT 1
-    ) sn ON true
-  )
-  SELECT
-    (SELECT json_build_object('position', position::float8, 'time', time::text, 'hash', hash) FROM hd) AS head,
-    (SELECT json_agg(json_build_object('streamId', d.stream_id, 'wakeAt', d.wake_at::text) ORDER BY d.wake_at, d.stream_id) FROM due d) AS due,
-    (SELECT up_to::text FROM bound) AS due_up_to,
-    (SELECT json_agg(json_build_object(
-       'streamId', l.id, 'after', l.after::float8, 'version', l.version, 'afterVersion', l.after_version,
-       'snapshot', CASE WHEN l.s_position IS NULL THEN NULL ELSE json_build_object(
-         'version', l.s_version, 'position', l.s_position::float8, 'codeVersion', l.s_code, 'state', l.s_state, 'chainHash', l.s_chain,
-         'binding', l.s_binding, 'atStreamId', l.s_at_stream, 'atVersion', l.s_at_version, 'atHash', l.s_at_hash) END,
-       'rows', (SELECT COALESCE(json_agg(json_build_array(e.position::float8, e.stream_id, e.version, e.type, e.time::text, e.data) ORDER BY e.position), '[]')
-                FROM ${s}.events e WHERE e.stream_id = l.id AND e.position > GREATEST(l.after, COALESCE(l.s_position, 0)))))
-     FROM loaded l) AS streams,
-    CASE WHEN $4::text IS NOT NULL THEN
-      (SELECT row_to_json(p) FROM (${REQUEST_ROW_SQL(`${s}.requests`, `${s}.events`, (c) => `${c}::float8`)} WHERE r.request_id = $4) p) END AS prior,
-    CASE WHEN $4::text IS NOT NULL THEN
-      (SELECT row_to_json(g) FROM (SELECT min(position)::float8 AS first, max(position)::float8 AS last, count(*)::float8 AS count FROM ${s}.events
-                                   WHERE (metadata::jsonb ->> 'requestId') = $4 AND (metadata::jsonb ? 'requestId')) g) END AS gone,
-    (SELECT COALESCE(max(q.seq), 0)::float8 FROM ${s}.requests q) AS seq`;
+/** loadStreams' statement: migrations/pg/007's function (its plan made once per connection) */
+const loadSql = (s: string) => `SELECT * FROM ${s}.clockledger_load($1, $2, $3, $4, $5, $6, $7, $8)`;
+
+/** streamBundle's snapshot: the latest at or before the bound */
+const BOUND_SNAPSHOT = (s: string) => `
+    SELECT p.version, p.position, p.code_version, p.state, p.chain_hash, p.binding, e.stream_id AS at_stream, e.version AS at_version, e.hash AS at_hash
+    FROM ${s}.snapshots p LEFT JOIN ${s}.events e ON e.position = p.position
+    WHERE p.stream_id = $1 AND p.code_version = $4 AND p.position <= (SELECT up_to FROM lim)
+    ORDER BY p.position DESC LIMIT 1`;
+/** none before pg/005 (snapshots had no binding then; 005 drops them) */
+const NO_SNAPSHOT = `
+    SELECT NULL::int AS version, NULL::bigint AS position, $4::text AS code_version, NULL::bytea AS state, NULL::text AS chain_hash,
+           NULL::text AS binding, NULL::text AS at_stream, NULL::int AS at_version, NULL::text AS at_hash WHERE false`;
 
 /**
  * streamBundle's statement. $1 the stream, $2 a last position (null: none), $3 a version whose
@@ -1038,16 +1004,11 @@ const loadSql = (s: string) => `
  * most this many events. The events after the snapshot come as JSON arrays (position, version,
  * type, schema version, time, data as stored).
  */
-const bundleSql = (s: string) => `
+const bundleSql = (s: string, bound: boolean) => `
   WITH hd AS (SELECT position, time FROM ${s}.events ORDER BY events.position DESC LIMIT 1),
   vp AS (SELECT e.position FROM ${s}.events e WHERE $3::int IS NOT NULL AND e.stream_id = $1 AND e.version = $3),
   lim AS (SELECT LEAST(COALESCE((SELECT position FROM hd), 0), COALESCE($2::bigint, ${I64_MAX}), COALESCE((SELECT position FROM vp), ${I64_MAX})) AS up_to),
-  sn AS (
-    SELECT p.version, p.position, p.code_version, p.state, p.chain_hash, p.binding, e.stream_id AS at_stream, e.version AS at_version, e.hash AS at_hash
-    FROM ${s}.snapshots p LEFT JOIN ${s}.events e ON e.position = p.position
-    WHERE p.stream_id = $1 AND p.code_version = $4 AND p.position <= (SELECT up_to FROM lim)
-    ORDER BY p.position DESC LIMIT 1
-  ),
+  sn AS (${bound ? BOUND_SNAPSHOT(s) : NO_SNAPSHOT}),
   -- (row comparisons: the index on (stream_id, position) is entered at the bound, not at the stream's first or last event)
   rs AS (
     SELECT e.position, e.version, e.type, e.schema_version, e.time, e.data FROM ${s}.events e
