@@ -11,6 +11,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
+import { OWN_PEAK_RSS_MB } from './lib/child-rss.js';
 import { table } from './lib/report.js';
 import { reportFigures } from './lib/summary.js';
 import { buildDist, DIST, fromDist } from './lib/dist.js';
@@ -92,7 +93,7 @@ function matrixInChild(workers: number, db: string): MatrixRun {
     const hash = createHash('sha256').update(JSON.stringify(r.cells)).digest('hex');
     await closeStores();
     const cpu = process.cpuUsage();
-    const rssMb = process.resourceUsage().maxRSS / 1024;
+    const rssMb = ${OWN_PEAK_RSS_MB};
     const cpuMs = (cpu.user + cpu.system) / 1000;
     console.log(JSON.stringify({ workers: ${workers}, cells: r.cells.length, ms, rssMb, cpuMs, hash, summary: r.summary, db: ${JSON.stringify(db)} }));`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', maxBuffer: 1 << 24 });

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import { OWN_PEAK_RSS_MB } from './lib/child-rss.js';
 import { buildDist, DIST, fromDist } from './lib/dist.js';
 import { median, table } from './lib/report.js';
 import { reportFigures } from './lib/summary.js';
@@ -61,7 +62,7 @@ function cold(db: string, name: string, req: Record<string, unknown>): { ms: num
     const r = await handlers.${name}(${JSON.stringify(req)}, { db: ${JSON.stringify(db)} });
     if (!r.ok) throw new Error(JSON.stringify(r.error));
     const t2 = performance.now();
-    process.stdout.write(JSON.stringify({ ms: t2 - t0, requestMs: t2 - t1, rssMb: process.resourceUsage().maxRSS / 1024 }));
+    process.stdout.write(JSON.stringify({ ms: t2 - t0, requestMs: t2 - t1, rssMb: ${OWN_PEAK_RSS_MB} }));
     process.exit(0);`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`reader failed: ${r.stderr}`);
@@ -113,7 +114,7 @@ try {
       `asking stateAt of vm-big at version ${Math.floor(bigVersion * 0.61)} and the audit of ${migration}`,
   );
   const asks: [string, string, Record<string, unknown>][] = [
-    ['stateAt of one VM (200,000-event stream)', 'stateAt', { vmId: 'big', version: Math.floor(bigVersion * 0.61) }],
+    [`stateAt of one VM (${bigVersion.toLocaleString()}-event stream)`, 'stateAt', { vmId: 'big', version: Math.floor(bigVersion * 0.61) }],
     ['audit of one migration', 'audit', { migrationId: migration }],
   ];
   const rows: (string | number)[][] = [['request', 'PostgreSQL: request', 'process start to answer', 'peak RSS', 'SQLite: request', 'peak RSS']];

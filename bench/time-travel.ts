@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
+import { OWN_PEAK_RSS_MB } from './lib/child-rss.js';
 import { buildDist, DIST, fromDist } from './lib/dist.js';
 import { median, percentile, table } from './lib/report.js';
 import { reportFigures } from './lib/summary.js';
@@ -112,7 +113,7 @@ function reader(vmId: string, versions: number[]): { first: number; times: numbe
       if (!r.ok || r.version !== version) throw new Error(JSON.stringify(r).slice(0, 300));
       if (i === 0) first = performance.now() - t0; else (times.push(ms), cpu.push((used.user + used.system) / 1000));
     }
-    process.stdout.write(JSON.stringify({ first, times, cpu, rssMb: process.resourceUsage().maxRSS / 1024 }));`;
+    process.stdout.write(JSON.stringify({ first, times, cpu, rssMb: ${OWN_PEAK_RSS_MB} }));`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`reader failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as { first: number; times: number[]; cpu: number[]; rssMb: number };

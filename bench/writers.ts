@@ -3,15 +3,17 @@
 // stored answer per request), beside the same number of processes doing raw node-postgres
 // batched inserts of the same rows (one transaction per request's rows, no lock, no hash, no
 // version check), measured in the same run. SQLite through the handlers is shown for contrast.
-//   npx tsx bench/writers.ts [requests per process] [--cells]
+// The writers run the compiled package (dist/, built first; --no-build skips that), as users do.
+//   npx tsx bench/writers.ts [requests per process] [--cells] [--no-build]
 //   (CLOCKLEDGER_PG_URL=postgres://… to use a server of your own; else a throwaway one, fsync off)
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { buildDist, fromDist } from './lib/dist.js';
 import { table } from './lib/report.js';
 
 const self = new URL(import.meta.url).pathname;
@@ -52,8 +54,8 @@ async function child([mode, db, id, countArg, rowsFrom, goFile]: string[]): Prom
     };
     done = () => c.end();
   } else {
-    const { handlers } = await import('../handlers/index.js');
-    const { closeStores } = await import('../handlers/context.js');
+    const { handlers } = await fromDist<typeof import('../handlers/index.js')>('handlers/index.js');
+    const { closeStores, pgStoreFor } = await fromDist<typeof import('../handlers/context.js')>('handlers/context.js');
     const ctx = { db };
     const ok = async (r: Promise<{ ok: boolean; error?: unknown }>) => {
       const x = await r;
@@ -65,7 +67,6 @@ async function child([mode, db, id, countArg, rowsFrom, goFile]: string[]): Prom
     done = closeStores;
     // round trips: the statements the store sends to the server (PgEventStore.roundTrips)
     if (db!.startsWith('postgres')) {
-      const { pgStoreFor } = await import('../handlers/context.js');
       const store = await pgStoreFor(db!);
       trips = () => store.roundTrips;
     }
@@ -115,7 +116,8 @@ async function raceTrips(n: number, args: (i: number) => string[], dir: string):
 }
 
 async function main(): Promise<void> {
-  const PER = Number(process.argv[2] ?? 200);
+  const PER = Number(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 200);
+  if (!process.argv.includes('--no-build')) buildDist();
   const { startPostgres } = await import('../test/helpers/postgres.js');
   const server = process.env.CLOCKLEDGER_PG_URL ? null : await startPostgres();
   const base = process.env.CLOCKLEDGER_PG_URL ?? server!.url;
@@ -123,9 +125,11 @@ async function main(): Promise<void> {
   const run = `wr${process.pid}`;
   const admin = new pg.Client({ connectionString: base });
   await admin.connect();
-  const { handlers } = await import('../handlers/index.js');
-  const { closeStores } = await import('../handlers/context.js');
-  const rows: (string | number)[][] = [['writers', 'engine', 'requests', 'ms', 'requests/s', 'round trips / request', 'raw pg rows/s', 'ratio', 'verify']];
+  const { handlers } = await fromDist<typeof import('../handlers/index.js')>('handlers/index.js');
+  const { closeStores } = await fromDist<typeof import('../handlers/context.js')>('handlers/context.js');
+  const rows: (string | number)[][] = [
+    ['writers', 'engine', 'requests', 'ms', 'requests/s', 'round trips / request', 'raw pg rows/s', 'ratio', 'verify', 'load average'],
+  ];
   try {
     // (--cells: only the cells below)
     for (const writers of process.argv.includes('--cells') ? [] : [1, 4, 8]) {
@@ -172,11 +176,12 @@ async function main(): Promise<void> {
           rawRate,
           ratio,
           v.intact ? `intact, ${v.head!.position}` : 'BROKEN',
+          loadavg()[0]!.toFixed(1),
         ]);
       }
     }
     // cells: the same writers, each on a ledger (schema) of its own on the same server: one chain each
-    const cellRows: (string | number)[][] = [['cells (one writer each)', 'requests', 'ms', 'requests/s in all', 'per cell']];
+    const cellRows: (string | number)[][] = [['cells (one writer each)', 'requests', 'ms', 'requests/s in all', 'per cell', 'load average']];
     for (const cells of [1, 2, 4, 8]) {
       const dbs = Array.from({ length: cells }, (_, i) => `${base}?schema=${run}_c${cells}_${i}`);
       for (const db of dbs) {
@@ -187,7 +192,7 @@ async function main(): Promise<void> {
       say(`${cells} cell(s) × ${PER} requests ...`);
       const { ms } = await raceTrips(cells, (i) => ['handlers', dbs[i]!, String(i), String(PER), '-'], dir);
       const rate = (cells * PER) / (ms / 1000);
-      cellRows.push([cells, cells * PER, Math.round(ms), Math.round(rate), Math.round(rate / cells)]);
+      cellRows.push([cells, cells * PER, Math.round(ms), Math.round(rate), Math.round(rate / cells), loadavg()[0]!.toFixed(1)]);
     }
     console.log(
       `bench/writers: guest reads under request ids, each process on its own VM of one ledger; ` +

@@ -2,6 +2,7 @@
 // Validation, idempotency (requestId), retries on conflict and error mapping live here once.
 import type { z } from 'zod';
 import { toJson } from '../machines/codec.js';
+import { CODE_VERSION } from '../machines/version.js';
 import type { Session } from '../machines/session.js';
 import type { AsyncEventStore } from '../store/async-types.js';
 import type { PgEventStore } from '../store/postgres-event-store.js';
@@ -164,9 +165,12 @@ async function runRead(
 ): Promise<unknown> {
   if (engine !== 'postgres' || access !== 'read' || !SCOPED_READS.has(name)) return run(req, env);
   const { ScopedView, runScoped } = await import('../store/scoped-view.js');
-  const view = new ScopedView(await pgStoreFor(ctx.db!, access));
+  const store = await pgStoreFor(ctx.db!, access);
+  // (each stream's first question loads what a rebuild of it reads: the snapshots of this code)
+  const view = new ScopedView(store, CODE_VERSION);
   const scopedEnv = Object.assign(Object.create(env) as HandlerEnv, { log: () => Promise.resolve(view) });
-  const r = await runScoped(view, async () => run(req, scopedEnv));
+  // every statement of the read in one snapshot of the database: the answer cannot straddle two commits
+  const r = await store.inOneSnapshot(() => runScoped(view, async () => run(req, scopedEnv)));
   return r ? r.value : run(req, env);
 }
 

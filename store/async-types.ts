@@ -64,6 +64,37 @@ export interface StreamsLoader {
   loadStreams(spec: StreamsLoad): Promise<StreamsLoaded>;
 }
 
+/**
+ * One stream as a scoped read asks it (StreamBundleLoader.streamBundle): everything a rebuild of
+ * it up to a bound reads, in one round trip.
+ */
+export interface StreamBundle {
+  /** the stream's version now (0: no such stream) */
+  version: number;
+  /** the last event (null: the log is empty) */
+  head: { position: number; time: bigint } | null;
+  /** the position of the version asked (undefined: none asked, or the stream has no such version) */
+  versionPosition?: number;
+  /** the last position the bundle covers: the least of the head, the position asked and the version's */
+  upTo: number;
+  /**
+   * the latest snapshot of the code version at or before upTo, bound where it claims (null: none;
+   * undefined: the latest is not bound where it claims, and the rows below are not given)
+   */
+  snapshot: SnapshotRecord | null | undefined;
+  /** the stream's events after the snapshot (from its start without one), without metadata, in order, at most `limit` */
+  rows: RawEvent[];
+  /** the last position the rows cover, every event of the stream up to it given (upTo, unless cut at the limit) */
+  rowsTo: number;
+  /** the stream's last event at or before upTo, in full (undefined: none) */
+  last?: StoredEvent;
+}
+
+/** An engine that reads a stream's bundle in one round trip. */
+export interface StreamBundleLoader {
+  streamBundle(streamId: string, opts: { codeVersion: string; maxPosition?: number; version?: number; limit: number }): Promise<StreamBundle>;
+}
+
 export interface AsyncEventStore {
   /** where the log lives (a file path, or a URL without its password) */
   readonly path: string;

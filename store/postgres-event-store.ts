@@ -6,7 +6,7 @@
 // engines give identical hashes for identical events.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type pg from 'pg';
-import type { AsyncCommitOptions, AsyncEventStore, LoadedStream, StreamsLoad, StreamsLoaded } from './async-types.js';
+import type { AsyncCommitOptions, AsyncEventStore, LoadedStream, StreamBundle, StreamsLoad, StreamsLoaded } from './async-types.js';
 import { GENESIS_HASH } from './canonical.js';
 import { StoreError } from './errors.js';
 import { APPEND_LOCK, ident, latestPgSchemaVersion, migratePg, pgSchemaVersion } from './pg-migrate.js';
@@ -14,8 +14,8 @@ import { acquirePool, releasePool } from './pg-pool.js';
 import { parsePgUrl, type PgTarget } from './pg-url.js';
 import { checkRequestId, missingRowError, responseHash, storedAnswer, type RequestEvents, type StoredRequestRow } from './request-check.js';
 import { boundHere, snapshotBinding, snapshotProblem, usableSnapshot, type SnapshotRow } from './snapshot-binding.js';
-import { planAppend, requestRow, type AppendHeads, type AppendPlan, type NewRequestRow } from './append-plan.js';
-import { clampInstant, prefixRange, storedEventOf } from './sql-shared.js';
+import { planAppend, requestRow, type AppendDuplicate, type AppendHeads, type AppendPlan, type NewRequestRow } from './append-plan.js';
+import { clampInstant, I64_MAX, prefixRange, storedEventOf } from './sql-shared.js';
 import type {
   AppendBatch,
   CommitResult,
@@ -118,6 +118,16 @@ export class PgEventStore implements AsyncEventStore {
   private closed = false;
   /** statements sent to the server by this store (each one round trip; a multi-statement string counts once) */
   roundTrips = 0;
+  /**
+   * The log's heads as this store last read or wrote them (its last position and chain hash, the
+   * requests table's last number): what a commit is first planned from. Only a guess: the append
+   * function writes nothing unless the log still holds them.
+   */
+  private seen: { position: number; hash: string; seq: number | undefined } | undefined;
+  /** stream versions as this store last read or wrote them (the same kind of guess) */
+  private readonly seenVersions = new Map<string, number>();
+  /** commits left to make under the lock before guessing again (a guess was lost to another writer) */
+  private pessimistic = 0;
 
   constructor(
     private readonly target: PgTarget,
@@ -152,6 +162,35 @@ export class PgEventStore implements AsyncEventStore {
       return await (c ? c.query<R>(config) : this.pool.query<R>(config));
     } catch (e) {
       throw asStoreError(e);
+    }
+  }
+
+  /**
+   * fn's reads in one snapshot of the database (a read-only REPEATABLE READ transaction on one
+   * connection): an answer read in several statements cannot straddle two commits. One round trip
+   * more (BEGIN); the ROLLBACK that ends it is not waited for.
+   */
+  async inOneSnapshot<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new StoreError('io', `event log ${this.path} is closed`);
+    if (this.tx.getStore()) return fn();
+    const client = await connect(this.pool);
+    let broken: unknown;
+    try {
+      this.roundTrips++;
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      return await this.tx.run(client, fn);
+    } catch (e) {
+      if (isConnectionError(e)) broken = e;
+      throw asStoreError(e);
+    } finally {
+      if (broken) client.release(broken instanceof Error ? broken : undefined);
+      else {
+        this.roundTrips++;
+        void client.query('ROLLBACK').then(
+          () => client.release(),
+          (e: Error) => client.release(e),
+        );
+      }
     }
   }
 
@@ -210,6 +249,9 @@ export class PgEventStore implements AsyncEventStore {
       const commit = { sent: false };
       try {
         if (inOne) {
+          const fast = await this.commitOptimistic(batches, opts, commit);
+          if (fast !== undefined) return fast;
+          commit.sent = false;
           const r = await this.commitInOne(batches, opts, commit);
           if (r !== undefined) return r;
           // the request id was answered, or its row is missing: the commit that says which
@@ -233,6 +275,81 @@ export class PgEventStore implements AsyncEventStore {
         );
       }
     }
+  }
+
+  /**
+   * A commit in one round trip: planned from the heads this store last saw (its last read or
+   * commit), sent as one statement outside any transaction. clockledger_append takes the append
+   * lock and writes only if the log is still as planned; the statement's own transaction commits
+   * it and ends the lock, so no lock is held while this process plans. When the log has moved
+   * (another writer committed), nothing is written and the heads come back: planned again from
+   * them, at most OPTIMISTIC_TRIES times, then undefined (the caller commits under the lock; so do
+   * the next PESSIMISTIC_AFTER_MISS commits of this store).
+   * Undefined too when the request id turns out answered or a head needed is not known.
+   */
+  private async commitOptimistic(batches: AppendBatch[], opts: AsyncCommitOptions, commit: { sent: boolean }): Promise<CommitResult | undefined> {
+    const seen = this.seen;
+    if (!seen || (opts.requestId !== undefined && seen.seq === undefined)) return undefined;
+    // (other writers committing between this store's reads and its commits: the next few under the lock)
+    if (this.pessimistic > 0) {
+      this.pessimistic--;
+      return undefined;
+    }
+    const ids = [...new Set(batches.map((b) => b.streamId))];
+    let at = { position: seen.position, hash: seen.hash, seq: seen.seq ?? null };
+    // each stream as the commit expects it (its first batch), else as last seen; one not known: no guess
+    let versions: Record<string, number> = {};
+    for (const id of ids) {
+      const first = batches.find((b) => b.streamId === id)!.expectedVersion;
+      const v = first !== 'any' ? first : this.seenVersions.get(id);
+      if (v === undefined) return undefined;
+      if (v > 0) versions[id] = v;
+    }
+    for (let attempt = 0; attempt < OPTIMISTIC_TRIES; attempt++) {
+      const heads: AppendHeads = { position: at.position, hash: at.hash, versions: new Map(Object.entries(versions)) };
+      if (opts.requestId !== undefined) heads.request = { seq: at.seq!, stored: null, carried: null };
+      let plan: AppendPlan | AppendDuplicate;
+      try {
+        plan = planAppend(heads, batches, opts);
+      } catch {
+        // (a guess the log may not hold, e.g. a version: the commit under the lock says what holds)
+        return undefined;
+      }
+      if (plan.duplicate) return undefined;
+      const response = opts.response ? opts.response(plan.written) : undefined;
+      const payload = appendPayload(plan, requestRow(plan, response), opts.snapshots ?? [], {
+        lockClass: APPEND_LOCK,
+        schema: this.target.schema,
+        ids,
+        position: at.position,
+        hash: at.hash,
+        versions,
+        requestId: opts.requestId ?? null,
+        seq: at.seq,
+      });
+      commit.sent = true;
+      const found = (await this.q<{ r: AppendFound }>(`SELECT ${this.s}.clockledger_append($1::jsonb) AS r`, [JSON.stringify(payload)], 'clockledger_put'))
+        .rows[0]!.r;
+      if (found.written === true) {
+        this.saw(plan, opts.requestId !== undefined ? plan.request!.seq : at.seq);
+        return { duplicate: false, written: plan.written, response };
+      }
+      commit.sent = false;
+      this.pessimistic = PESSIMISTIC_AFTER_MISS;
+      if (found.answered) return undefined;
+      at = { position: found.position, hash: found.hash ?? GENESIS_HASH, seq: found.seq };
+      versions = found.versions;
+      this.seen = { position: at.position, hash: at.hash, seq: at.seq ?? seen.seq };
+      for (const id of ids) this.seenVersions.set(id, versions[id] ?? 0);
+    }
+    return undefined;
+  }
+
+  /** What a written plan leaves the log at (the heads the next commit of this store plans from). */
+  private saw(plan: AppendPlan, seq: number | null | undefined): void {
+    this.seen = { position: plan.end.position, hash: plan.end.hash, seq: seq ?? this.seen?.seq };
+    for (const h of plan.streams) this.seenVersions.set(h.streamId, h.version);
+    while (this.seenVersions.size > SEEN_MAX) this.seenVersions.delete(this.seenVersions.keys().next().value!);
   }
 
   /**
@@ -288,6 +405,7 @@ export class PgEventStore implements AsyncEventStore {
       open = false;
       if ((second[0]!.rows[0]!.r as AppendFound).written !== true)
         throw new StoreError('corrupt', `${this.path}: the log moved while its append lock was held`);
+      this.saw(plan, opts.requestId !== undefined ? plan.request!.seq : found.seq);
       return { duplicate: false, written: plan.written, response };
     } catch (e) {
       if (isConnectionError(e)) broken = e;
@@ -407,6 +525,7 @@ export class PgEventStore implements AsyncEventStore {
       streams: RawLoaded[] | null;
       prior: StoredRequestRow | null;
       gone: RequestEvents | null;
+      seq: number | null;
     };
     const r = (
       await this.q<Raw>(
@@ -421,10 +540,13 @@ export class PgEventStore implements AsyncEventStore {
           due?.upTo?.toString() ?? null,
           due?.ahead?.toString() ?? null,
         ],
-        'clockledger_load',
+        'clockledger_load7',
       )
     ).rows[0]!;
     const out: StreamsLoaded = { streams: [], head: r.head && { position: r.head.position, time: BigInt(r.head.time), hash: r.head.hash } };
+    this.seen = { position: r.head?.position ?? 0, hash: r.head?.hash ?? GENESIS_HASH, seq: r.seq ?? undefined };
+    for (const x of r.streams ?? []) this.seenVersions.set(x.streamId, x.version ?? 0);
+    while (this.seenVersions.size > SEEN_MAX) this.seenVersions.delete(this.seenVersions.keys().next().value!);
     if (spec.request) {
       if (r.prior) out.answer = storedAnswer(r.prior, spec.request.fingerprint);
       else if (r.gone && r.gone.count > 0) throw missingRowError(spec.request.requestId, r.gone, r.head?.position ?? 0);
@@ -449,6 +571,75 @@ export class PgEventStore implements AsyncEventStore {
       }
       out.streams.push(l);
     }
+    return out;
+  }
+
+  /**
+   * A stream as a scoped read needs it, in one statement (store/async-types.ts StreamBundle): its
+   * version, the last event, the position of a version, its latest snapshot at or before the bound
+   * and its events after that, and its last event there in full.
+   */
+  async streamBundle(streamId: string, opts: { codeVersion: string; maxPosition?: number; version?: number; limit: number }): Promise<StreamBundle> {
+    type Raw = {
+      version: number | null;
+      head_position: number | null;
+      head_time: string | null;
+      version_position: number | null;
+      up_to: number;
+      s_version: number | null;
+      s_position: number | null;
+      s_code: string | null;
+      s_state: Buffer | null;
+      s_chain: string | null;
+      s_binding: string | null;
+      s_at_stream: string | null;
+      s_at_version: number | null;
+      s_at_hash: string | null;
+      rows: [number, number, string, number, string, string][];
+      last: (RawEvent & { hash: string }) | null;
+    };
+    // (no snapshots before pg/005: they were unbound, and 005 drops them)
+    const bound = this.version >= 5;
+    const params = [streamId, opts.maxPosition ?? null, opts.version ?? null, bound ? opts.codeVersion : null, opts.limit];
+    const r = (await this.q<Raw>(bundleSql(this.s, bound), params, bound ? 'clockledger_bundle' : 'clockledger_bundle_unbound')).rows[0]!;
+    const upTo = r.up_to;
+    const out: StreamBundle = {
+      version: r.version ?? 0,
+      head: r.head_position === null ? null : { position: r.head_position, time: BigInt(r.head_time!) },
+      upTo,
+      snapshot: null,
+      rows: [],
+      rowsTo: upTo,
+    };
+    if (r.version_position !== null) out.versionPosition = r.version_position;
+    if (r.last) out.last = storedEventOf(r.last);
+    if (r.s_position !== null) {
+      const row: SnapshotRow = {
+        streamId,
+        version: r.s_version!,
+        position: r.s_position,
+        codeVersion: r.s_code!,
+        state: r.s_state!,
+        chainHash: r.s_chain,
+        binding: r.s_binding,
+        atStreamId: r.s_at_stream,
+        atVersion: r.s_at_version,
+        atHash: r.s_at_hash,
+      };
+      out.snapshot = usableSnapshot(this.path, row);
+      if (out.snapshot === undefined) return out;
+    }
+    out.rows = r.rows.map(([position, version, type, schemaVersion, time, data]) => ({
+      position,
+      streamId,
+      version,
+      type,
+      schemaVersion,
+      time,
+      data,
+      metadata: '{}',
+    }));
+    if (out.rows.length >= opts.limit) out.rowsTo = out.rows.at(-1)!.position;
     return out;
   }
 
@@ -793,55 +984,67 @@ interface RawLoaded {
   rows: EventRow[];
 }
 
+/** loadStreams' statement: migrations/pg/007's function (its plan made once per connection) */
+const loadSql = (s: string) => `SELECT * FROM ${s}.clockledger_load($1, $2, $3, $4, $5, $6, $7, $8)`;
+
+/** streamBundle's snapshot: the latest at or before the bound */
+const BOUND_SNAPSHOT = (s: string) => `
+    SELECT p.version, p.position, p.code_version, p.state, p.chain_hash, p.binding, e.stream_id AS at_stream, e.version AS at_version, e.hash AS at_hash
+    FROM ${s}.snapshots p LEFT JOIN ${s}.events e ON e.position = p.position
+    WHERE p.stream_id = $1 AND p.code_version = $4 AND p.position <= (SELECT up_to FROM lim)
+    ORDER BY p.position DESC LIMIT 1`;
+/** none before pg/005 (snapshots had no binding then; 005 drops them) */
+const NO_SNAPSHOT = `
+    SELECT NULL::int AS version, NULL::bigint AS position, $4::text AS code_version, NULL::bytea AS state, NULL::text AS chain_hash,
+           NULL::text AS binding, NULL::text AS at_stream, NULL::int AS at_version, NULL::text AS at_hash WHERE false`;
+
 /**
- * loadStreams' statement. $1 stream ids, $2 the positions they are held at, $3 code version, $4
- * request id, $5/$6 the wake prefix's range ($5 null: no wake index), $7 up to an instant, or $8
- * the last event's instant plus this. Rows come as JSON arrays (position, stream, version, type,
- * time, data as stored).
+ * streamBundle's statement. $1 the stream, $2 a last position (null: none), $3 a version whose
+ * position bounds it too (null: none), $4 the snapshots' code version (null: no snapshot), $5 at
+ * most this many events. The events after the snapshot come as JSON arrays (position, version,
+ * type, schema version, time, data as stored).
  */
-const loadSql = (s: string) => `
-  WITH hd AS (SELECT position, time, hash FROM ${s}.events ORDER BY events.position DESC LIMIT 1),
-  bound AS (SELECT CASE WHEN $5::text IS NULL THEN NULL
-                        ELSE COALESCE($7::numeric, LEAST(COALESCE((SELECT time FROM hd), 0)::numeric + $8::numeric, 9223372036854775806)) END AS up_to),
-  due AS (SELECT st.stream_id, st.wake_at FROM ${s}.streams st, bound
-          WHERE bound.up_to IS NOT NULL AND st.wake_at IS NOT NULL AND st.wake_at <= bound.up_to
-            AND st.stream_id >= $5 AND ($6::text IS NULL OR st.stream_id < $6)),
-  want AS (SELECT t.id, t.after FROM unnest($1::text[], $2::bigint[]) AS t(id, after)
-           UNION ALL SELECT d.stream_id, 0 FROM due d WHERE d.stream_id <> ALL($1::text[])),
-  loaded AS (
-    SELECT w.id, w.after,
-           (SELECT st.version FROM ${s}.streams st WHERE st.stream_id = w.id) AS version,
-           (SELECT e.version FROM ${s}.events e WHERE e.position = w.after AND e.stream_id = w.id) AS after_version,
-           sn.*
-    FROM want w
-    LEFT JOIN LATERAL (
-      SELECT p.version AS s_version, p.position AS s_position, p.code_version AS s_code, encode(p.state, 'base64') AS s_state,
-             p.chain_hash AS s_chain, p.binding AS s_binding, e.stream_id AS s_at_stream, e.version AS s_at_version, e.hash AS s_at_hash
-      FROM ${s}.snapshots p LEFT JOIN ${s}.events e ON e.position = p.position
-      WHERE p.stream_id = w.id AND p.code_version = $3 AND p.position > w.after
-      ORDER BY p.position DESC LIMIT 1
-    ) sn ON true
+const bundleSql = (s: string, bound: boolean) => `
+  WITH hd AS (SELECT position, time FROM ${s}.events ORDER BY events.position DESC LIMIT 1),
+  vp AS (SELECT e.position FROM ${s}.events e WHERE $3::int IS NOT NULL AND e.stream_id = $1 AND e.version = $3),
+  lim AS (SELECT LEAST(COALESCE((SELECT position FROM hd), 0), COALESCE($2::bigint, ${I64_MAX}), COALESCE((SELECT position FROM vp), ${I64_MAX})) AS up_to),
+  sn AS (${bound ? BOUND_SNAPSHOT(s) : NO_SNAPSHOT}),
+  -- (row comparisons: the index on (stream_id, position) is entered at the bound, not at the stream's first or last event)
+  rs AS (
+    SELECT e.position, e.version, e.type, e.schema_version, e.time, e.data FROM ${s}.events e
+    WHERE (e.stream_id, e.position) > ($1, COALESCE((SELECT position FROM sn), 0)) AND (e.stream_id, e.position) <= ($1, (SELECT up_to FROM lim))
+    ORDER BY e.stream_id, e.position LIMIT $5
+  ),
+  lt AS (
+    SELECT x.position FROM (
+      SELECT e.stream_id, e.position FROM ${s}.events e WHERE (e.stream_id, e.position) <= ($1, (SELECT up_to FROM lim))
+      ORDER BY e.stream_id DESC, e.position DESC LIMIT 1
+    ) x WHERE x.stream_id = $1
   )
   SELECT
-    (SELECT json_build_object('position', position::float8, 'time', time::text, 'hash', hash) FROM hd) AS head,
-    (SELECT json_agg(json_build_object('streamId', d.stream_id, 'wakeAt', d.wake_at::text) ORDER BY d.wake_at, d.stream_id) FROM due d) AS due,
-    (SELECT up_to::text FROM bound) AS due_up_to,
-    (SELECT json_agg(json_build_object(
-       'streamId', l.id, 'after', l.after::float8, 'version', l.version, 'afterVersion', l.after_version,
-       'snapshot', CASE WHEN l.s_position IS NULL THEN NULL ELSE json_build_object(
-         'version', l.s_version, 'position', l.s_position::float8, 'codeVersion', l.s_code, 'state', l.s_state, 'chainHash', l.s_chain,
-         'binding', l.s_binding, 'atStreamId', l.s_at_stream, 'atVersion', l.s_at_version, 'atHash', l.s_at_hash) END,
-       'rows', (SELECT COALESCE(json_agg(json_build_array(e.position::float8, e.stream_id, e.version, e.type, e.time::text, e.data) ORDER BY e.position), '[]')
-                FROM ${s}.events e WHERE e.stream_id = l.id AND e.position > GREATEST(l.after, COALESCE(l.s_position, 0)))))
-     FROM loaded l) AS streams,
-    CASE WHEN $4::text IS NOT NULL THEN
-      (SELECT row_to_json(p) FROM (${REQUEST_ROW_SQL(`${s}.requests`, `${s}.events`, (c) => `${c}::float8`)} WHERE r.request_id = $4) p) END AS prior,
-    CASE WHEN $4::text IS NOT NULL THEN
-      (SELECT row_to_json(g) FROM (SELECT min(position)::float8 AS first, max(position)::float8 AS last, count(*)::float8 AS count FROM ${s}.events
-                                   WHERE (metadata::jsonb ->> 'requestId') = $4 AND (metadata::jsonb ? 'requestId')) g) END AS gone`;
+    (SELECT st.version FROM ${s}.streams st WHERE st.stream_id = $1) AS version,
+    (SELECT position::float8 FROM hd) AS head_position, (SELECT time::text FROM hd) AS head_time,
+    (SELECT position::float8 FROM vp) AS version_position,
+    (SELECT up_to::float8 FROM lim) AS up_to,
+    sn.version AS s_version, sn.position::float8 AS s_position, sn.code_version AS s_code, sn.state AS s_state, sn.chain_hash AS s_chain,
+    sn.binding AS s_binding, sn.at_stream AS s_at_stream, sn.at_version AS s_at_version, sn.at_hash AS s_at_hash,
+    (SELECT COALESCE(json_agg(json_build_array(rs.position::float8, rs.version, rs.type, rs.schema_version, rs.time::text, rs.data) ORDER BY rs.position), '[]')
+     FROM rs) AS rows,
+    (SELECT row_to_json(x) FROM (SELECT ${RAW}, hash FROM ${s}.events WHERE events.position = (SELECT position FROM lt)) x) AS last
+  FROM (SELECT 1) one LEFT JOIN sn ON true`;
 
 /** the schema version that has clockledger_append */
 const APPEND_FUNCTION_VERSION = 6;
+/** one-statement commits tried before one under the lock: each a round trip, lost only to another writer's commit */
+const OPTIMISTIC_TRIES = 1;
+/**
+ * Commits made under the lock after a guess lost to another writer's commit. With several busy
+ * writers on one ledger a guess is lost more often than not, and each loss costs a round trip:
+ * they then commit in two (the lock, then the plan) until a guess is worth trying again.
+ */
+const PESSIMISTIC_AFTER_MISS = 8;
+/** stream versions a store keeps as guesses */
+const SEEN_MAX = 10_000;
 
 /** What clockledger_append found when the log was not as the plan read it (or `written: true`). */
 interface AppendFound {

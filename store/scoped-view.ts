@@ -6,7 +6,11 @@
 // come from the streams and categories tables: memory grows with what the request touches, not
 // with the log. A scan of the whole log is refused here (WholeLogRead): such reads take the full
 // view (store/read-view.ts), which pages through the log.
-import type { AsyncEventStore } from './async-types.js';
+// The first question about a stream (its version, the position of a version, its latest snapshot
+// before a bound) loads the stream's bundle: all of those, and the events after the snapshot up
+// to the bound, in one statement. Its facts then answer the rebuild's next questions, whatever
+// their exact bounds, without a round trip and a rerun each (a stateAt asked ten, an audit 29).
+import type { AsyncEventStore, StreamBundle, StreamBundleLoader } from './async-types.js';
 import { StoreError } from './errors.js';
 import type { AppendBatch, CommitResult, EventStore, RawEvent, ReadOptions, SnapshotRecord, StoredEvent, VerifyResult } from './types.js';
 
@@ -28,6 +32,23 @@ export class WholeLogRead extends Error {
 
 type Question = { key: string; load: (s: AsyncEventStore) => Promise<unknown> };
 
+/** What a bundle told of a stream, as facts any question about it can be answered from. */
+interface StreamFacts {
+  /** its version now */
+  version?: number;
+  /** positions of versions (undefined: no such version) */
+  positions: Map<number, number | undefined>;
+  /** "the latest usable snapshot at or before upTo is snapshot (null: none)", of a code version */
+  snapshots: { codeVersion: string; upTo: number; snapshot: SnapshotRecord | null }[];
+  /** runs of the stream's events (without metadata): every event of it in [from, to] is in rows */
+  windows: { from: number; to: number; rows: RawEvent[] }[];
+  /** its events held in full, by position */
+  events: Map<number, StoredEvent>;
+}
+
+/** Events a bundle reads at most (a stream with no snapshot near its bound is read by pages the usual way). */
+const BUNDLE_ROWS = 2000;
+
 /** Options that keep a scan or read within one stream or a closed range of positions. */
 function scoped(o: ReadOptions): boolean {
   return o.streamId !== undefined || (o.fromPosition !== undefined && o.toPosition !== undefined) || o.limit !== undefined;
@@ -40,9 +61,73 @@ export class ScopedView implements EventStore {
   private pending = new Map<string, Question>();
   /** round trips (questions loaded), for the caller to report */
   loads = 0;
+  /** per stream, what its bundles told */
+  private readonly facts = new Map<string, StreamFacts>();
+  /** the last event, as a bundle read it (undefined: not read) */
+  private head: { position: number } | null | undefined;
+  /** bundles already loaded (a question one could not answer is then asked alone) */
+  private readonly bundled = new Set<string>();
+  private readonly bundles: StreamBundleLoader | undefined;
 
-  constructor(private readonly source: AsyncEventStore) {
+  /**
+   * codeVersion: the snapshots the reads will ask for. With it, and a source that reads bundles,
+   * the first question about a stream loads everything a rebuild of it asks (its version, its
+   * latest snapshot at or before the bound, the events after that) in one round trip.
+   */
+  constructor(
+    private readonly source: AsyncEventStore,
+    private readonly codeVersion?: string,
+  ) {
     this.path = source.path;
+    const b = source as Partial<StreamBundleLoader>;
+    this.bundles = codeVersion !== undefined && typeof b.streamBundle === 'function' ? (source as unknown as StreamBundleLoader) : undefined;
+  }
+
+  private factsOf(streamId: string): StreamFacts {
+    let f = this.facts.get(streamId);
+    if (!f) this.facts.set(streamId, (f = { positions: new Map(), snapshots: [], windows: [], events: new Map() }));
+    return f;
+  }
+
+  /** Ask for a stream's bundle (bounded by a position or a version), unless that one was loaded already. */
+  private bundle(streamId: string, bound: { maxPosition?: number; version?: number }): boolean {
+    if (!this.bundles) return false;
+    const key = `bundle ${streamId} ${bound.maxPosition ?? ''} ${bound.version ?? ''}`;
+    if (this.bundled.has(key)) return false;
+    this.pending.set(key, {
+      key,
+      load: async () => {
+        this.bundled.add(key);
+        this.take(streamId, bound, await this.bundles!.streamBundle(streamId, { codeVersion: this.codeVersion!, ...bound, limit: BUNDLE_ROWS }));
+      },
+    });
+    throw new NeedsRead(key);
+  }
+
+  /** A bundle's facts, kept. */
+  private take(streamId: string, bound: { version?: number }, b: StreamBundle): void {
+    const f = this.factsOf(streamId);
+    const headPosition = b.head?.position ?? 0;
+    this.head = b.head && { position: b.head.position };
+    f.version = b.version;
+    if (bound.version !== undefined) f.positions.set(bound.version, b.versionPosition);
+    if (b.last) f.events.set(b.last.position, b.last);
+    // (a bound at the head covers every position: the log holds none after it)
+    const upTo = b.upTo >= headPosition ? Infinity : b.upTo;
+    if (b.snapshot === undefined) return;
+    f.snapshots.push({ codeVersion: this.codeVersion!, upTo, snapshot: b.snapshot });
+    f.windows.push({ from: (b.snapshot?.position ?? 0) + 1, to: b.rowsTo >= headPosition ? Infinity : b.rowsTo, rows: b.rows });
+  }
+
+  /** The stream's events a scan asks, if a bundle read them all. */
+  private fromWindows(o: ReadOptions): RawEvent[] | undefined {
+    const f = o.streamId === undefined ? undefined : this.facts.get(o.streamId);
+    if (!f || !o.withoutMetadata || o.streamPrefix || o.toTime !== undefined || o.limit !== undefined) return undefined;
+    const from = o.fromPosition ?? 1;
+    const to = o.toPosition ?? Infinity;
+    if (from > to) return [];
+    const w = f.windows.find((x) => x.from <= from && to <= x.to);
+    return w?.rows.filter((r) => r.position >= from && r.position <= to);
   }
 
   /** Whether a run left questions unanswered (even if it caught the signal). */
@@ -78,11 +163,21 @@ export class ScopedView implements EventStore {
 
   read(opts: ReadOptions = {}): StoredEvent[] {
     if (!scoped(opts)) throw new WholeLogRead('read');
+    // one position a bundle read in full (the event a state is viewed at)
+    const { fromPosition: p, toPosition: q, limit, ...rest } = opts;
+    if (p !== undefined && p === q && (limit === undefined || limit >= 1) && Object.keys(rest).length === 0) {
+      for (const f of this.facts.values()) {
+        const e = f.events.get(p);
+        if (e) return [e];
+      }
+    }
     return this.ask(`read ${key(opts)}`, (s) => s.read(opts));
   }
 
   scan(opts: ReadOptions = {}): IterableIterator<RawEvent> {
     if (!scoped(opts)) throw new WholeLogRead('scan');
+    const held = this.fromWindows(opts);
+    if (held) return held[Symbol.iterator]();
     const rows = this.ask(`scan ${key(opts)}`, async (s) => {
       const out: RawEvent[] = [];
       for await (const r of s.scan(opts)) out.push(r);
@@ -92,6 +187,11 @@ export class ScopedView implements EventStore {
   }
 
   streamVersion(streamId: string, atPosition?: number): number {
+    if (atPosition === undefined) {
+      const v = this.facts.get(streamId)?.version;
+      if (v !== undefined) return v;
+      this.bundle(streamId, {});
+    }
     return this.ask(`version ${streamId} ${atPosition ?? ''}`, (s) => s.streamVersion(streamId, atPosition));
   }
 
@@ -104,6 +204,7 @@ export class ScopedView implements EventStore {
   }
 
   lastPosition(): number {
+    if (this.head !== undefined) return this.head?.position ?? 0;
     return this.ask('last', (s) => s.lastPosition());
   }
 
@@ -112,6 +213,9 @@ export class ScopedView implements EventStore {
   }
 
   positionOfVersion(streamId: string, version: number): number | undefined {
+    const f = this.facts.get(streamId);
+    if (f?.positions.has(version)) return f.positions.get(version);
+    this.bundle(streamId, { version });
     return this.ask(`position ${streamId} ${version}`, (s) => s.positionOfVersion(streamId, version));
   }
 
@@ -127,6 +231,12 @@ export class ScopedView implements EventStore {
   saveSnapshot(_s: SnapshotRecord): void {}
 
   latestSnapshot(streamId: string, codeVersion: string, maxPosition?: number): SnapshotRecord | undefined {
+    const m = maxPosition ?? Infinity;
+    for (const k of this.facts.get(streamId)?.snapshots ?? []) {
+      // the latest at or before upTo is the latest at or before any bound between it and upTo
+      if (k.codeVersion === codeVersion && m <= k.upTo && (k.snapshot === null || k.snapshot.position <= m)) return k.snapshot ?? undefined;
+    }
+    if (codeVersion === this.codeVersion) this.bundle(streamId, { maxPosition });
     return this.ask(`snapshot ${streamId} ${codeVersion} ${maxPosition ?? ''}`, (s) => s.latestSnapshot(streamId, codeVersion, maxPosition));
   }
 
