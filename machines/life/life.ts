@@ -25,7 +25,8 @@ import { timekeepingInit } from '../guest/clocks.js';
 import type { ClocksourceName } from '../guest/clocksource.js';
 import { ntpUpdate, type NtpState } from '../guest/ntp.js';
 import { guestSettings, ntpPollNs, type GuestOverrides, type GuestSettings } from '../guest/settings.js';
-import type { GuestCarry } from '../guest/types.js';
+import type { CarriedBoot, GuestCarry } from '../guest/types.js';
+import { guestBootOf } from '../audit/guest-boot.js';
 import { applyVmEvent, cloneVmRecord, x86Ctx, type EvolveOptions, type VmRecord } from '../vm/evolve.js';
 import type { VmEvent } from '../vm/events.js';
 import { guestClocksAt, guestCountersAt } from '../vm/view.js';
@@ -304,6 +305,18 @@ export function carryFor(src: AuditSource, migrationId: string, overrides: Audit
   return guestLifeOf(src, lineage, { guest, thresholds, carryFor: migrationId, evolve })?.carry ?? null;
 }
 
+/**
+ * x86: the guest's boot on the VM its life began on (its kvmclock_init(), machines/audit/guest-boot.ts)
+ * and the kvm_sched_clock_offset kvm_sched_clock_init() took there: kvm-clock on the boot vCPU at that
+ * instant, read as the audit of that VM reads it (null: no boot in the log, or no kvmclock).
+ */
+function bootOf(src: AuditSource, reader: LineReader, root: string, rootNow: VmRecord): CarriedBoot | null {
+  const v0 = rootNow.x86?.vcpus[0];
+  const found = v0 ? guestBootOf(src, root, v0.id, rootNow.version) : null;
+  const k = found ? reader.read(root, found.timeNs)?.kvmclock : null;
+  return found && k !== null && k !== undefined ? { vmId: root, timeNs: found.timeNs, schedOffset: k } : null;
+}
+
 /** The guest's life from any of its VM ids (null: no such VM, or its guest never ran). */
 export function guestLife(src: AuditSource, vmId: string, opts: LifeOptions = {}): GuestLife | null {
   return guestLifeOf(src, lineageOf(src, vmId), opts);
@@ -326,6 +339,9 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
   const tolerance = opts.toleranceNs ?? settings.wallClockToleranceNs;
   const hz0 = reader.counterHz(root, end < t0 ? t0 : end) || reader.counterHz(root, t0);
   const r0 = reader.read(root, t0)!;
+  const boot = bootOf(src, reader, root, rootNow);
+  /** the boot the guest carries to an instant (none before it happened) */
+  const bootAt = (t: bigint): CarriedBoot | null => (boot && boot.timeNs <= t ? boot : null);
   // the clocksource the guest booted on (kvm-clock once it had registered its pvclock)
   const recAtEnd = reader.rec(root, stopFor ? stopFor.stopTime : (lineage.stops[0]?.stopTime ?? end)) ?? rootNow;
   const arch = recAtEnd.arm64 ? 'arm64' : 'x86';
@@ -466,6 +482,7 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
         realtimeErrorNs: errStop,
         ntpSpike: ntp.spike,
         ntpLastValidUpdate: ntp.updates > 0n ? ntp.lastValidUpdate : null,
+        boot: bootAt(s.stopTime),
       };
       if (stopFor && s.migrationId === stopFor.migrationId) {
         return { vmIds: lineage.vmIds, startNs: t0, endNs: end, toleranceNs: tolerance, settings, samples, marks, cycles, findings, carry };
@@ -659,6 +676,13 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
     marks: marks.sort((a, b) => (a.timeNs < b.timeNs ? -1 : a.timeNs > b.timeNs ? 1 : 0)),
     cycles,
     findings,
-    carry: { clocksource, unstable, realtimeErrorNs: lastErr, ntpSpike: ntp.spike, ntpLastValidUpdate: ntp.updates > 0n ? ntp.lastValidUpdate : null },
+    carry: {
+      clocksource,
+      unstable,
+      realtimeErrorNs: lastErr,
+      ntpSpike: ntp.spike,
+      ntpLastValidUpdate: ntp.updates > 0n ? ntp.lastValidUpdate : null,
+      boot: bootAt(end),
+    },
   };
 }
