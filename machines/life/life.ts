@@ -26,6 +26,7 @@ import type { CarriedBoot, GuestCarry } from '../guest/types.js';
 import { guestBootOf } from '../audit/guest-boot.js';
 import { applyVmEvent, cloneVmRecord, type EvolveOptions, type VmRecord } from '../vm/evolve.js';
 import type { VmEvent } from '../vm/events.js';
+import { toJson, type Json } from '../codec.js';
 import { hasRecordedGuest, lineageOf, recordedGuestAt, type Lineage, type LifeStop } from './lineage.js';
 import { lifeSource } from './life-source.js';
 import { kernelRead, stateReader, type Reading } from './state-read.js';
@@ -135,6 +136,9 @@ interface Cursor {
   readsAt: number;
 }
 
+/** Later than any instant of a life. */
+const FOREVER = 1n << 127n;
+
 /** Reads the guest's clocks on the line's VMs, through the state in force at each instant. */
 class LineReader {
   private cursors = new Map<string, Cursor>();
@@ -193,7 +197,12 @@ class LineReader {
     return this.hosts.get(hostId)!;
   }
 
+  /** the last state read in closed form, on its VM, from its event to the next */
+  private last: { vmId: string; from: bigint; until: bigint; reads: (t: bigint) => Reading } | null = null;
+
   read(vmId: string, t: bigint): Reading | null {
+    const l = this.last;
+    if (l !== null && l.vmId === vmId && t >= l.from && t < l.until) return l.reads(t);
     const rec = this.rec(vmId, t);
     if (!rec) return null;
     const host = this.host(rec.hostId, t);
@@ -205,7 +214,12 @@ class LineReader {
         c.reads = stateReader(rec, host);
         c.readsAt = c.applied;
       }
-      if (c.reads) return c.reads(t);
+      if (c.reads) {
+        const ev = c.events;
+        const until = c.applied < ev.length ? ev[c.applied]!.time : null;
+        this.last = { vmId, from: ev[c.applied - 1]!.time, until: until ?? FOREVER, reads: c.reads };
+        return c.reads(t);
+      }
     }
     return kernelRead(rec, host, t);
   }
@@ -331,6 +345,20 @@ function bootOf(src: AuditSource, reader: LineReader, root: string, rootNow: VmR
   const found = v0 ? guestBootOf(src, root, v0.id, rootNow.version) : null;
   const k = found ? reader.read(root, found.timeNs)?.kvmclock : null;
   return found && k !== null && k !== undefined ? { vmId: root, timeNs: found.timeNs, schedOffset: k } : null;
+}
+
+/** The life as toJson() writes it, its samples (tens of thousands of rows of one shape) converted row by row. */
+export function lifeToJson(life: GuestLife): { [k: string]: Json } {
+  const out = toJson({ ...life, samples: [] }) as { [k: string]: Json };
+  out.samples = life.samples.map((s) => ({
+    timeNs: s.timeNs.toString(),
+    vmId: s.vmId,
+    realtimeErrorNs: s.realtimeErrorNs.toString(),
+    kvmclockErrorNs: s.kvmclockErrorNs === null ? null : s.kvmclockErrorNs.toString(),
+    tscErrorNs: s.tscErrorNs.toString(),
+    clocksource: s.clocksource,
+  }));
+  return out;
 }
 
 /** The guest's life from any of its VM ids (null: no such VM, or its guest never ran). */

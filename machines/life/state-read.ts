@@ -68,18 +68,31 @@ export function stateReader(rec: VmRecord, host: HostState): ((t: bigint) => Rea
   const st = p?.systemTime ?? 0n;
   // ktime_get_real_ns(): true time plus the host's realtime offset and its slew since its anchor (floored)
   const { anchorT, anchorOffsetNs, slewPpb } = host.realtime;
+  // (mod 2^64 the unscaled guest TSC is ic + off + ticks, and tsc − tsc_timestamp is that less ts: one
+  // sum each; (d × mul) >> 32 with d < 2^64 and mul < 2^32 is already below 2^64)
+  const icOff = ic + off;
+  const icOffTs = icOff - ts;
+  const right = shift < 0n ? -shift : 0n;
+  const slewing = slewPpb !== 0n;
+  const realBase = anchorOffsetNs;
   return (t) => {
-    const hostTsc = (ic + (t * hz) / NSEC_PER_SEC) & M;
-    const tsc = (off + (scaled ? ((hostTsc * ratio) >> frac) & M : hostTsc)) & M;
-    let kvmclock: bigint | null = null;
-    if (p) {
-      let d = (tsc - ts) & M;
-      d = shift < 0n ? d >> -shift : (d << shift) & M;
-      kvmclock = (st + (((d * mul) >> 32n) & M)) & M;
+    const ticks = (t * hz) / NSEC_PER_SEC;
+    let tsc: bigint;
+    let d: bigint;
+    if (scaled) {
+      tsc = (off + ((((ic + ticks) & M) * ratio) >> frac)) & M;
+      d = (tsc - ts) & M;
+    } else {
+      tsc = (icOff + ticks) & M;
+      d = (icOffTs + ticks) & M;
     }
-    const a = (t - anchorT) * slewPpb;
-    const q = a / NSEC_PER_SEC;
-    const realtime = t + anchorOffsetNs + (a % NSEC_PER_SEC !== 0n && a < 0n ? q - 1n : q);
+    const kvmclock = p ? (st + (((right ? d >> right : (d << shift) & M) * mul) >> 32n)) & M : null;
+    let realtime = t + realBase;
+    if (slewing) {
+      const a = (t - anchorT) * slewPpb;
+      const q = a / NSEC_PER_SEC;
+      realtime += a % NSEC_PER_SEC !== 0n && a < 0n ? q - 1n : q;
+    }
     return { counter: tsc, kvmclock, realtime };
   };
 }

@@ -4,7 +4,8 @@
 // 20 ppm slow, TSC scaling, software catch-up, chrony and ntpd, migrations between hosts).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { logAuditSource } from '../../machines/audit/source.js';
-import { guestLife } from '../../machines/life/life.js';
+import { toJson } from '../../machines/codec.js';
+import { guestLife, lifeToJson } from '../../machines/life/life.js';
 import { kernelRead, stateReader } from '../../machines/life/state-read.js';
 import { newLedger, type Ledger } from '../helpers/ledger.js';
 
@@ -23,6 +24,8 @@ async function sameBothWays(vmId: string, stepNs: bigint) {
   const exact = guestLife(src, vmId, { stepNs, exactReads: true })!;
   expect(fast.samples.length).toBeGreaterThan(50);
   expect(fast).toEqual(exact);
+  // the timeline's JSON, samples converted row by row, is toJson()'s to the byte
+  expect(JSON.stringify(lifeToJson(fast))).toBe(JSON.stringify(toJson(fast)));
   return fast;
 }
 
