@@ -16,7 +16,10 @@ function firstAtOrAfter(events: readonly LoggedEvent[], position: number): numbe
   return lo;
 }
 
-/** A source answering vmEvents() from each VM's events read once (the rest as the source does). */
+/**
+ * A source answering vmEvents() from each VM's events read once, and every other question once
+ * (the log does not change while a life is read; the states it gives are not changed by their readers).
+ */
 export function lifeSource(src: AuditSource): AuditSource {
   const events = new Map<string, LoggedEvent[]>();
   const all = (vmId: string): LoggedEvent[] => {
@@ -24,21 +27,28 @@ export function lifeSource(src: AuditSource): AuditSource {
     if (!e) events.set(vmId, (e = src.vmEvents(vmId, 0)));
     return e;
   };
+  const answers = new Map<string, unknown>();
+  const once = <T>(key: string, ask: () => T): T => {
+    if (answers.has(key)) return answers.get(key) as T;
+    const a = ask();
+    answers.set(key, a);
+    return a;
+  };
   return {
-    migration: (id) => src.migration(id),
-    vmAt: (vmId, version) => src.vmAt(vmId, version),
+    migration: (id) => once(`m\0${id}`, () => src.migration(id)),
+    vmAt: (vmId, version) => once(`v\0${vmId}\0${version}`, () => src.vmAt(vmId, version)),
     vmAtTime: (vmId, time) => src.vmAtTime(vmId, time),
-    host: (hostId, time) => src.host(hostId, time),
+    host: (hostId, time) => once(`h\0${hostId}\0${time ?? ''}`, () => src.host(hostId, time)),
     vmEvents(vmId, fromPosition, toPosition) {
       const e = all(vmId);
       const end = toPosition === undefined ? e.length : firstAtOrAfter(e, toPosition + 1);
       return e.slice(firstAtOrAfter(e, fromPosition), end);
     },
-    streamVersion: (streamId, atPosition) => src.streamVersion(streamId, atPosition),
-    positionOfVersion: (streamId, version) => src.positionOfVersion(streamId, version),
-    firstRun: (vmId, vcpus) => src.firstRun(vmId, vcpus),
+    streamVersion: (streamId, atPosition) => once(`s\0${streamId}\0${atPosition ?? ''}`, () => src.streamVersion(streamId, atPosition)),
+    positionOfVersion: (streamId, version) => once(`p\0${streamId}\0${version}`, () => src.positionOfVersion(streamId, version)),
+    firstRun: (vmId, vcpus) => once(`r\0${vmId}\0${vcpus.join(',')}`, () => src.firstRun(vmId, vcpus)),
     migrationIds: () => src.migrationIds(),
-    guestConfig: (vmId) => src.guestConfig(vmId),
+    guestConfig: (vmId) => once(`g\0${vmId}`, () => src.guestConfig(vmId)),
     hasRecordedGuests: () => src.hasRecordedGuests(),
     now: () => src.now(),
   };
