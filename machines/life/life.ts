@@ -29,7 +29,7 @@ import type { VmEvent } from '../vm/events.js';
 import { toJson, type Json } from '../codec.js';
 import { hasRecordedGuest, lineageOf, recordedGuestAt, type Lineage, type LifeStop } from './lineage.js';
 import { lifeSource } from './life-source.js';
-import { kernelRead, stateReader, type Reading } from './state-read.js';
+import { kernelRead, mulDivFloor, readsKey, sameReadsKey, stateDeltas, stateReader, type Reading, type ReadsKey, type StateDeltas } from './state-read.js';
 
 /** One instant of the life. */
 export interface LifeSample {
@@ -134,6 +134,11 @@ interface Cursor {
   /** the closed-form reads of `rec` as it stood after `readsAt` events (null: read through the emulated kernel) */
   reads: ((t: bigint) => Reading) | null;
   readsAt: number;
+  /** what they were taken from, and the first instant they hold for (a later state that agrees keeps them) */
+  key: ReadsKey | null;
+  readsFrom: bigint;
+  /** the same reads in doubles from readsFrom on, once asked (null: none) */
+  deltas?: StateDeltas | null;
 }
 
 /** Later than any instant of a life. */
@@ -165,7 +170,7 @@ class LineReader {
   rec(vmId: string, t: bigint): VmRecord | null {
     let c = this.cursors.get(vmId);
     if (!c) {
-      c = { events: this.src.vmEvents(vmId, 0), applied: 0, rec: null, reads: null, readsAt: -1 };
+      c = { events: this.src.vmEvents(vmId, 0), applied: 0, rec: null, reads: null, readsAt: -1, key: null, readsFrom: 0n };
       this.cursors.set(vmId, c);
     }
     const ev = c.events;
@@ -177,12 +182,15 @@ class LineReader {
         if (ev[mid]!.time <= t) lo = mid + 1;
         else hi = mid;
       }
+      if (this.last?.vmId === vmId) this.last = null;
       const back = lo === 0 ? null : this.src.vmAt(vmId, lo);
       c.rec = back ? cloneVmRecord(back) : null;
       c.applied = lo;
       c.readsAt = -1;
+      c.reads = null;
     }
     const opts = this.applyOpts;
+    if (c.applied < ev.length && ev[c.applied]!.time <= t && this.last?.vmId === vmId) this.last = null;
     while (c.applied < ev.length && ev[c.applied]!.time <= t) {
       const e = ev[c.applied]!;
       c.rec = applyVmEvent(c.rec, { type: e.type, data: e.data } as VmEvent, e.time, opts).rec;
@@ -197,8 +205,33 @@ class LineReader {
     return this.hosts.get(hostId)!;
   }
 
-  /** the last state read in closed form, on its VM, from its event to the next */
-  private last: { vmId: string; from: bigint; until: bigint; reads: (t: bigint) => Reading } | null = null;
+  /**
+   * the last state read in closed form, on its VM, from its event to the next (while the VM's cursor
+   * holds it: its record and host), and its reads in doubles once asked (null: none)
+   */
+  private last: {
+    vmId: string;
+    from: bigint;
+    until: bigint;
+    reads: (t: bigint) => Reading;
+    rec: VmRecord;
+    host: HostState;
+    cursor: Cursor;
+  } | null = null;
+
+  /** The state in force at t read in doubles from its event on (null: read it in bigint). */
+  deltasAt(vmId: string, t: bigint): StateDeltas | null {
+    if (this.exact) return null;
+    let l = this.last;
+    if (l === null || l.vmId !== vmId || t < l.from || t >= l.until) {
+      this.read(vmId, t);
+      l = this.last;
+      if (l === null || l.vmId !== vmId || t < l.from || t >= l.until) return null;
+    }
+    const c = l.cursor;
+    if (c.deltas === undefined) c.deltas = stateDeltas(l.rec, l.host, c.readsFrom);
+    return c.deltas;
+  }
 
   read(vmId: string, t: bigint): Reading | null {
     const l = this.last;
@@ -210,14 +243,22 @@ class LineReader {
     if (!this.exact) {
       // the state's reads, set up once per state (a state holds from its event to the next)
       const c = this.cursors.get(vmId)!;
+      const ev = c.events;
       if (c.readsAt !== c.applied) {
-        c.reads = stateReader(rec, host);
+        // (KVM's periodic kvmclock work leaves most states reading as the one before: their reads go on)
+        const from = ev[c.applied - 1]!.time;
+        const key = readsKey(rec, host);
+        if (!(c.reads && key && c.key && from >= c.readsFrom && sameReadsKey(key, c.key))) {
+          c.reads = key ? stateReader(rec, host) : null;
+          c.key = key;
+          c.readsFrom = from;
+          c.deltas = undefined;
+        }
         c.readsAt = c.applied;
       }
       if (c.reads) {
-        const ev = c.events;
         const until = c.applied < ev.length ? ev[c.applied]!.time : null;
-        this.last = { vmId, from: ev[c.applied - 1]!.time, until: until ?? FOREVER, reads: c.reads };
+        this.last = { vmId, from: c.readsFrom, until: until ?? FOREVER, reads: c.reads, rec, host, cursor: c };
         return c.reads(t);
       }
     }
@@ -420,7 +461,48 @@ function guestLifeOf(logSrc: AuditSource, lineage: Lineage, opts: LifeOptions): 
 
   const step = opts.carryFor ? null : (opts.stepNs ?? (end - t0 > 500n ? (end - t0) / 500n : 1n));
   let nextSample = t0;
+  // A state read in doubles: its reading at its base against the life's first (bigint, once per state
+  // and clocksource offset), then each instant's advance from there (exact; else the bigint reads)
+  const scratch = { counter: 0, kvmclock: 0 };
+  const hz0d = hz0 > 0n && hz0 <= 1n << 32n ? Number(hz0) : 0;
+  let pc: { d: StateDeltas; csOffset: bigint; cs: ClocksourceName; raw: bigint; kvmErr: bigint; tscErr: bigint; cr: number } | null = null;
+  const consts = (d: StateDeltas) => {
+    if (pc !== null && pc.d === d && pc.csOffset === csOffset && pc.cs === clocksource) return pc;
+    if (clocksource !== 'kvm-clock' || d.at.kvmclock === null || r0.kvmclock === null || !hz0d) return null;
+    const x = (d.at.counter - r0.counter) * NSEC_PER_SEC;
+    if (x < 0n) return null;
+    const kv = d.at.kvmclock - r0.kvmclock;
+    const since = d.base - t0;
+    pc = { d, csOffset, cs: clocksource, raw: kv + csOffset - (d.at.realtime - r0.realtime), kvmErr: kv - since, tscErr: x / hz0 - since, cr: Number(x % hz0) };
+    return pc;
+  };
+  /** rawError() at t in doubles from the state's base (null: read it in bigint) */
+  const rawFast = (vmId: string, t: bigint): bigint | null => {
+    const d = reader.deltasAt(vmId, t);
+    const c = d && consts(d);
+    if (!c) return null;
+    const u = Number(t - c.d.base);
+    return c.d.deltas(u, scratch) ? c.raw + BigInt(scratch.kvmclock - u) : null;
+  };
   const sample = (vmId: string, t: bigint) => {
+    const d = reader.deltasAt(vmId, t);
+    const c = d && consts(d);
+    if (c) {
+      const u = Number(t - c.d.base);
+      const md = c.d.deltas(u, scratch) ? mulDivFloor(scratch.counter, 1e9, hz0d, c.cr) : -1;
+      if (md >= 0) {
+        const dk = BigInt(scratch.kvmclock - u);
+        samples.push({
+          timeNs: t,
+          vmId,
+          realtimeErrorNs: c.raw + dk + corr.valueAt(t),
+          kvmclockErrorNs: c.kvmErr + dk,
+          tscErrorNs: c.tscErr + BigInt(md - u),
+          clocksource,
+        });
+        return;
+      }
+    }
     const r = reader.read(vmId, t);
     if (!r) return;
     const k = kvmclockNs(r);
@@ -460,7 +542,7 @@ function guestLifeOf(logSrc: AuditSource, lineage: Lineage, opts: LifeOptions): 
   const ntpSourceName = (): 'chrony' | 'ntpd' | 'ptp_kvm' => (settings.ntp.refclock === 'ptp_kvm' ? 'ptp_kvm' : (settings.ntp.client as 'chrony' | 'ntpd'));
   /** one update; returns CLOCK_REALTIME's error after it */
   const ntpUpdateAt = (vmId: string, t: bigint, k: bigint): bigint => {
-    const raw = rawError(reader.read(vmId, t)!);
+    const raw = rawFast(vmId, t) ?? rawError(reader.read(vmId, t)!);
     // the correction rebased at t: the offset the client measures is the error there
     corr.rebase(t);
     const e = raw + corr.base;

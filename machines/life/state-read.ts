@@ -96,3 +96,141 @@ export function stateReader(rec: VmRecord, host: HostState): ((t: bigint) => Rea
     return { counter: tsc, kvmclock, realtime };
   };
 }
+
+/** What stateReader() takes from a state: two states that agree on it read the same at every instant. */
+export interface ReadsKey {
+  host: HostState;
+  offset: bigint;
+  ratio: bigint;
+  fracBits: number;
+  pvti: { mul: bigint; shift: number; tscTimestamp: bigint; systemTime: bigint } | null;
+}
+
+/** The key of a state stateReader() reads (null: one it does not). */
+export function readsKey(rec: VmRecord, host: HostState): ReadsKey | null {
+  const vm = rec.x86;
+  const v0 = vm?.vcpus[0];
+  const caps = rec.host.x86;
+  if (!vm || !v0 || !caps || vm.vcpus.some((v) => v.running && v.tscAlwaysCatchup)) return null;
+  const p = v0.pvti;
+  return {
+    host,
+    offset: v0.l1TscOffset,
+    ratio: v0.l1TscScalingRatio,
+    fracBits: caps.fracBits,
+    pvti: p ? { mul: p.mul, shift: p.shift, tscTimestamp: p.tscTimestamp, systemTime: p.systemTime } : null,
+  };
+}
+
+export function sameReadsKey(a: ReadsKey, b: ReadsKey): boolean {
+  if (a.host !== b.host || a.offset !== b.offset || a.ratio !== b.ratio || a.fracBits !== b.fracBits) return false;
+  const p = a.pvti;
+  const q = b.pvti;
+  if (p === null || q === null) return p === q;
+  return p.mul === q.mul && p.shift === q.shift && p.tscTimestamp === q.tscTimestamp && p.systemTime === q.systemTime;
+}
+
+/** 2^53: below it every integer a double holds is exact. */
+const SAFE = 2 ** 53;
+
+/**
+ * ⌊(r0 + a × m) / d⌋ for non-negative safe integers a, r0 < d, with m and d at most 2^32, in doubles
+ * and exact: a is split so that no product reaches 2^53 (−1: the result itself would not be safe).
+ */
+export function mulDivFloor(a: number, m: number, d: number, r0: number): number {
+  let a1 = Math.floor(a / d);
+  let a0 = a - a1 * d;
+  if (a0 < 0) (a1 -= 1), (a0 += d);
+  else if (a0 >= d) (a1 += 1), (a0 -= d);
+  const high = a1 * m;
+  if (high >= SAFE) return -1;
+  // a0 < d ≤ 2^32: a0 = h × 2^16 + l, h × m < 2^48, l × m < 2^48
+  const h = Math.floor(a0 / 65536);
+  const l = a0 - h * 65536;
+  const x = h * m;
+  let xq = Math.floor(x / d);
+  let xr = x - xq * d;
+  if (xr < 0) (xq -= 1), (xr += d);
+  else if (xr >= d) (xq += 1), (xr -= d);
+  const rest = r0 + xr * 65536 + l * m;
+  let rq = Math.floor(rest / d);
+  const rr = rest - rq * d;
+  if (rr < 0) rq -= 1;
+  else if (rr >= d) rq += 1;
+  const out = high + xq * 65536 + rq;
+  return out < SAFE ? out : -1;
+}
+
+/** A VM state's reads as offsets from its reading at `base`, in doubles (every read between its events). */
+export interface StateDeltas {
+  base: bigint;
+  at: Reading;
+  /**
+   * The counter's and kvm-clock's advance at base + u (ns, u ≥ 0) into `out`, exact; false where a
+   * value would leave the doubles' exact range or wrap its u64 (read the state in bigint then).
+   * CLOCK_REALTIME advances by u: a state has them only while its host's realtime does not slew.
+   */
+  deltas(u: number, out: { counter: number; kvmclock: number }): boolean;
+}
+
+/**
+ * stateReader()'s reads from `base` on in doubles: for an unscaled guest TSC on a host counting at
+ * most 2^32 Hz whose CLOCK_REALTIME does not slew (null otherwise). The same floors: the host's
+ * ticks ⌊t × hz / 10^9⌋, pvclock_scale_delta()'s shift and ⌊x × mul / 2^32⌋, each split at the base.
+ */
+export function stateDeltas(rec: VmRecord, host: HostState, base: bigint): StateDeltas | null {
+  const read = stateReader(rec, host);
+  const v0 = rec.x86?.vcpus[0];
+  const caps = rec.host.x86;
+  if (!read || !v0 || !caps || host.realtime.slewPpb !== 0n || v0.l1TscScalingRatio !== 1n << BigInt(caps.fracBits)) return null;
+  const hzB = host.actualCounterHz;
+  if (hzB <= 0n || hzB > 1n << 32n || base < 0n) return null;
+  const hz = Number(hzB);
+  const at = read(base);
+  const room = (x: bigint) => (x < 0n ? -1 : x >= BigInt(SAFE) ? Infinity : Number(x));
+  const ticks = base * hzB;
+  const rb = Number(ticks % NSEC_PER_SEC);
+  // the guest TSC and tsc − tsc_timestamp at the base, and how far each may advance before it wraps
+  const roomC = room(M - at.counter);
+  const p = v0.pvti;
+  let step: ((dc: number) => number) | null = null;
+  if (p) {
+    const mul = Number(cIntArg(p.mul, 'u32', 'mul'));
+    const shift = Number(cIntArg(p.shift, 's8', 'shift'));
+    const d = (at.counter - p.tscTimestamp) & M;
+    const roomD = shift < 0 ? room(M - d) : room((M >> BigInt(shift)) - d);
+    const k = shift < 0 ? 2 ** -shift : 0;
+    const dl = shift < 0 ? Number(d & (BigInt(k) - 1n)) : 0;
+    const x = shift < 0 ? d >> BigInt(-shift) : d << BigInt(shift);
+    const pr = x * BigInt(mul);
+    const plo = Number(pr & 0xffff_ffffn);
+    // kvm-clock at the base is system_time + ⌊x × mul / 2^32⌋: its room before it wraps
+    const roomK = room(M - (p.systemTime + (pr >> 32n)));
+    if (roomD < 0 || roomK < 0) return null;
+    const scale = shift < 0 ? 0 : 2 ** shift;
+    step = (dc) => {
+      if (dc > roomD) return -1;
+      const dx = shift < 0 ? Math.floor((dl + dc) / k) : dc * scale;
+      if (dx >= SAFE / 2) return -1;
+      const dk = mulDivFloor(dx, mul, 2 ** 32, plo);
+      return dk > roomK ? -1 : dk;
+    };
+  }
+  if (roomC < 0) return null;
+  return {
+    base,
+    at,
+    deltas(u, out) {
+      if (u >= SAFE / 2) return false;
+      const dc = mulDivFloor(u, hz, 1e9, rb);
+      if (dc < 0 || dc > roomC) return false;
+      out.counter = dc;
+      if (step) {
+        const dk = step(dc);
+        if (dk < 0) return false;
+        out.kvmclock = dk;
+      }
+      return true;
+    },
+  };
+}

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { logAuditSource } from '../../machines/audit/source.js';
 import { toJson } from '../../machines/codec.js';
 import { guestLife, lifeToJson } from '../../machines/life/life.js';
-import { kernelRead, stateReader } from '../../machines/life/state-read.js';
+import { kernelRead, mulDivFloor, stateDeltas, stateReader } from '../../machines/life/state-read.js';
 import { newLedger, type Ledger } from '../helpers/ledger.js';
 
 let l: Ledger;
@@ -134,5 +134,73 @@ describe('one VM state read in closed form', () => {
       }
     }
     expect(wrapped).toBe(true);
+  });
+});
+
+describe('one VM state read in doubles from its base', () => {
+  it('⌊(r0 + a × m) / d⌋ in doubles is the bigint quotient, up to the edge of the exact range', () => {
+    // a fixed sequence of awkward values: near powers of two, of ten, and the rates the reads use
+    let x = 0x9e3779b97f4a7c15n;
+    const next = (mod: bigint) => {
+      x = (x * 6364136223846793005n + 1442695040888963407n) & ((1n << 64n) - 1n);
+      return (x >> 11n) % mod;
+    };
+    const cases: [m: bigint, d: bigint][] = [
+      [3_000_000_000n, 1_000_000_000n],
+      [2_999_940_000n, 1_000_000_000n],
+      [1_000_000_000n, 2_999_940_000n],
+      [2_863_311_530n, 1n << 32n],
+      [(1n << 32n) - 1n, 1n << 32n],
+      [1n << 32n, 999_999_999n],
+    ];
+    for (const [m, d] of cases) {
+      for (let i = 0; i < 2000; i++) {
+        const a = i < 20 ? (1n << 52n) - BigInt(i) : next(1n << BigInt(10 + (i % 43)));
+        const r0 = next(d);
+        const want = (r0 + a * m) / d;
+        const got = mulDivFloor(Number(a), Number(m), Number(d), Number(r0));
+        expect(got === -1 ? want >= 1n << 53n : BigInt(got) === want).toBe(true);
+      }
+    }
+  });
+
+  // 3 GHz (tsc_shift −1) and 500 MHz (tsc_shift +1) hosts, their TSC wrapping within the hour: each
+  // instant's advance from the state's base is the bigint reads' to the ns
+  it('gives the advance the closed form gives, and declines beyond the exact range', async () => {
+    for (const [hostId, tscKhz] of [
+      ['g3', 3_000_000],
+      ['m5', 500_000],
+    ] as const) {
+      const top = 2n ** 64n - 1_000_000_000_000n;
+      await l.ok('createHost', { hostId, tscKhz, initialTsc: top.toString() });
+      await l.ok('advanceTime', { ns: 333_333_333 });
+      await l.ok('createVm', { vmId: `v-${hostId}`, hostId, vcpus: 1 });
+      await l.ok('runVcpu', { vmId: `v-${hostId}` });
+      await l.ok('guest', { vmId: `v-${hostId}`, vcpu: 0, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10001 });
+      const src = logAuditSource(await l.store());
+      const now = src.now();
+      const rec = src.vmAtTime(`v-${hostId}`, now)!;
+      const host = src.host(hostId, now)!;
+      const read = stateReader(rec, host)!;
+      const d = stateDeltas(rec, host, now)!;
+      expect(d.at).toEqual(read(now));
+      const out = { counter: 0, kvmclock: 0 };
+      let given = 0;
+      let declined = 0;
+      for (let k = 0n; k < 4000n; k++) {
+        const u = k * 987_654_321n + (k % 7n);
+        const want = read(now + u);
+        if (d.deltas(Number(u), out)) {
+          given++;
+          expect(d.at.counter + BigInt(out.counter)).toBe(want.counter);
+          expect(d.at.kvmclock! + BigInt(out.kvmclock)).toBe(want.kvmclock);
+        } else declined++;
+      }
+      // (the guest's TSC starts near 0 on its VM: the host's wrap does not reach it)
+      expect(given).toBe(4000);
+      expect(declined).toBe(0);
+      // beyond 2^52 ns (52 days without an event) the doubles decline
+      expect(d.deltas(2 ** 52, out)).toBe(false);
+    }
   });
 });
