@@ -339,6 +339,21 @@ class Correction {
   }
 }
 
+/** (drift × 10^9) / dt, truncated as bigint division is: in doubles while the product is exact. */
+export function freqPpb(drift: bigint, dt: bigint): bigint {
+  if (drift > -4_000_000n && drift < 4_000_000n && dt < 1n << 52n) {
+    // |drift × 10^9| < 2^52: the quotient's double is within one of the truncation, the remainder says which
+    const p = Number(drift) * 1e9;
+    const d = Number(dt);
+    let q = Math.trunc(p / d);
+    const r = p - q * d;
+    if (p >= 0 ? r < 0 : r > 0) q += p >= 0 ? -1 : 1;
+    else if (p >= 0 ? r >= d : r <= -d) q += p >= 0 ? 1 : -1;
+    return BigInt(q);
+  }
+  return (drift * NSEC_PER_SEC) / dt;
+}
+
 const fmtS = (ns: bigint): string => {
   const neg = ns < 0n;
   const a = abs(ns);
@@ -548,10 +563,10 @@ function guestLifeOf(logSrc: AuditSource, lineage: Lineage, opts: LifeOptions): 
     const e = raw + corr.base;
     // (an offset the client slews whatever its state needs no look at its state machine)
     const res = slewsUpTo !== null && abs(e) <= slewsUpTo ? null : ntpUpdate(ntp, k, e, settings);
-    ntp = res ? res.state : { ...ntp, updates: k, spike: false };
+    ntp = res ? res.state : { errorNs: ntp.errorNs, updates: k, lastValidUpdate: ntp.lastValidUpdate, spike: false };
     const action = res ? res.action : 'slew';
     // the drift since the last update of this running span: chrony's frequency estimate
-    if (lastT !== null && t > lastT) corr.freqPpb = ((raw - lastRaw) * NSEC_PER_SEC) / (t - lastT);
+    if (lastT !== null && t > lastT) corr.freqPpb = freqPpb(raw - lastRaw, t - lastT);
     lastT = t;
     lastRaw = raw;
     if (action === 'slew' && abs(e) <= tolerance) {

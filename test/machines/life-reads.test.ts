@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { logAuditSource } from '../../machines/audit/source.js';
 import { toJson } from '../../machines/codec.js';
-import { guestLife, lifeToJson } from '../../machines/life/life.js';
+import { freqPpb, guestLife, lifeToJson } from '../../machines/life/life.js';
 import { kernelRead, mulDivFloor, stateDeltas, stateReader } from '../../machines/life/state-read.js';
 import { newLedger, type Ledger } from '../helpers/ledger.js';
 
@@ -160,6 +160,18 @@ describe('one VM state read in doubles from its base', () => {
         const want = (r0 + a * m) / d;
         const got = mulDivFloor(Number(a), Number(m), Number(d), Number(r0));
         expect(got === -1 ? want >= 1n << 53n : BigInt(got) === want).toBe(true);
+      }
+    }
+  });
+
+  it("the NTP client's frequency estimate in doubles is bigint division's, truncated toward zero", () => {
+    for (const dt of [64_000_000_000n, 16_000_000_000n, 1_000_000_007n, 3n]) {
+      for (const drift of [0n, 1n, -1n, 63n, -63n, 1_280_000n, -1_280_000n, 3_999_999n, -3_999_999n, 4_000_000n, -123_456_789n]) {
+        expect(freqPpb(drift, dt)).toBe((drift * 1_000_000_000n) / dt);
+        // and each side of a whole quotient
+        const whole = ((drift * 1_000_000_000n) / dt) * dt;
+        if (whole % 1_000_000_000n === 0n)
+          for (const e of [-1n, 0n, 1n]) expect(freqPpb(whole / 1_000_000_000n + e, dt)).toBe(((whole / 1_000_000_000n + e) * 1_000_000_000n) / dt);
       }
     }
   });
