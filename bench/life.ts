@@ -73,6 +73,8 @@ try {
     `${table([
       ['what', 'median ms', 'ratio'],
       [`timeline, 30 days, ${MIGRATIONS} migrations, every minute (${samples} samples)`, tl.toFixed(1), `${(tl / base).toFixed(2)}×`],
+      // a CLI call is one timeline in a fresh process: the first run, its code not yet optimised
+      ['  its first run in this process', timelineMs[0]!.toFixed(1), `${(timelineMs[0]! / base).toFixed(2)}×`],
       [`baseline: ${samples} guestClocksAt reads on one VM state`, base.toFixed(1), '1.00×'],
     ])}\n` + `target: timeline <= 200 ms: ${tl <= 200 ? 'met' : 'NOT met'}\n`,
   );

@@ -2,9 +2,8 @@
 // its time sources, from the log alone (machines/life).
 import { z } from 'zod';
 import { logAuditSource } from '../../machines/audit/source.js';
-import { toJson } from '../../machines/codec.js';
 import { timelineHtml, type LifeLike } from '../../machines/export/html/timeline.js';
-import { guestLife } from '../../machines/life/life.js';
+import { guestLife, lifeToJson } from '../../machines/life/life.js';
 import { defineHandler } from '../define.js';
 import { HandlerError } from '../errors.js';
 import { commonFields, idSchema, u64Field } from '../fields.js';
@@ -58,7 +57,7 @@ export const timeline = defineHandler({
       throw new HandlerError('invalid_state', `VM '${req.vmId}' has no guest that ran: no vCPU of the VM its guest was created on entered KVM_RUN`, {
         vmId: req.vmId,
       });
-    const json = toJson(life) as LifeLike;
+    const json = lifeToJson(life) as unknown as LifeLike;
     if (req.format === 'html') return { format: 'html' as const, html: timelineHtml(json) };
     return { format: 'json' as const, timeline: json };
   },

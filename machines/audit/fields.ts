@@ -166,8 +166,12 @@ export const REPORT_FIELDS: readonly FieldDoc[] = [
     path: 'guest.boot',
     type: 'object \\| null',
     meaning:
-      "the guest's boot when the log holds it (its kvmclock_init(): the boot vCPU's wrmsr of MSR_KVM_SYSTEM_TIME_NEW); null: it booted " +
-      "before this VM (a migration's or restore's destination) or without kvmclock, and its sched_clock is taken as kvm-clock itself",
+      "the guest's boot when the log holds it (its kvmclock_init(): the boot vCPU's wrmsr of MSR_KVM_SYSTEM_TIME_NEW); for a guest recorded " +
+      "with its VM that booted on an earlier VM of its life (a migration's or restore's destination), that boot as the guest carried it " +
+      "(no lines: they are in the audits of the VM it booted on, the first of its timeline's vmIds): it kept the offset it took there " +
+      "(kvm_sched_clock_offset is __ro_after_init, arch/x86/kernel/kvmclock.c), so its sched_clock here is this VM's kvm-clock − it; " +
+      'null: it booted before this VM and its life does not hold the boot (a VM recorded without a guest), or without kvmclock, and its ' +
+      'sched_clock is taken as kvm-clock itself',
   },
   ...under('guest.boot', [
     ['timeNs', u, "the true instant of the boot vCPU's kvmclock enable"],

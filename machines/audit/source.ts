@@ -9,7 +9,7 @@ import type { LedgerState } from '../ledger/ledger.js';
 import type { GuestConfigState } from '../life/config.js';
 import { guestStreamId, LEDGER_STREAM, MIGRATION_STREAM_PREFIX, migrationIdOf } from '../stream-ids.js';
 import { migrationStreamId, type MigrationState } from '../migration/state.js';
-import { rebuildStream } from '../rebuild.js';
+import { rebuildStream, scanDecoded } from '../rebuild.js';
 import type { Session } from '../session/index.js';
 import { vmStreamId, type IoctlIssuedData } from '../vm/events.js';
 import { vcpusOf, type EvolveOptions, type VmRecord } from '../vm/evolve.js';
@@ -75,12 +75,12 @@ function* kvmRunRows(store: EventStore, streamId: string): Generator<{ type: str
 }
 
 function scanEvents(store: EventStore, streamId: string, fromPosition?: number, toPosition?: number): LoggedEvent[] {
-  return Array.from(store.scan({ streamId, fromPosition, toPosition, withoutMetadata: true }), (r) => ({
-    position: r.position,
-    type: r.type,
-    time: BigInt(r.time),
-    data: JSON.parse(r.data) as unknown,
-  }));
+  // a chunk of rows at a time where the engine can (one string and one JSON.parse per chunk)
+  const out: LoggedEvent[] = [];
+  for (const c of scanDecoded(store, { streamId, fromPosition, toPosition })) {
+    for (let i = 0; i < c.length; i += 6) out.push({ position: c[i] as number, type: c[i + 3] as string, time: BigInt(c[i + 4] as string), data: c[i + 5] });
+  }
+  return out;
 }
 
 /** The audit's reads answered from the log (VM states re-executed under `opts.profile` if given). */

@@ -28,9 +28,11 @@ const SLEEPER_WAKES = 4;
 export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
   const clocksources = guestClocksources(inp, s);
   if (!clocksources.length) throw new RangeError('the guest registers no clocksource the model emulates (tsc=unstable without kvmclock)');
-  // kvm_sched_clock_init(): kvm_sched_clock_offset = kvm_clock_read() on the boot CPU at boot
+  // kvm_sched_clock_init(): kvm_sched_clock_offset = kvm_clock_read() on the boot CPU at boot; a
+  // guest that booted on an earlier VM of its life kept the offset it took there
   const boot = inp.kvmclock && inp.vcpus.length ? (inp.boot ?? null) : null;
-  const schedOffset = boot ? (inp.read(boot.timeNs, inp.vcpus[0]!).kvmclock ?? 0n) : 0n;
+  const carriedBoot = inp.kvmclock && inp.vcpus.length && !boot ? (inp.carried?.boot ?? null) : null;
+  const schedOffset = boot ? (inp.read(boot.timeNs, inp.vcpus[0]!).kvmclock ?? 0n) : (carriedBoot?.schedOffset ?? 0n);
   const clocks = guestClocks(inp.read, inp.vcpus, clocksources, schedOffset);
   const watchdog = clocksourceWatchdogConfig(clocks.clocksources, s);
   const printer =
@@ -53,7 +55,7 @@ export function simulateGuest(inp: GuestInput, s: GuestSettings): GuestReport {
       marginIs: watchdog.rules.marginIs,
     },
     log,
-    boot: boot ? { timeNs: boot.timeNs, schedOffset, log: bootLog } : null,
+    boot: boot ? { timeNs: boot.timeNs, schedOffset, log: bootLog } : carriedBoot ? { timeNs: carriedBoot.timeNs, schedOffset, log: [] } : null,
     watchdogRuns: [],
     guestStopped: [],
     softLockups: [],

@@ -88,6 +88,17 @@ export function ntpUpdate(state: NtpState, k: bigint, offsetNs: bigint, s: Pick<
   return { state: { ...state, updates: k, spike: false }, action: 'slew' };
 }
 
+/**
+ * The offset up to which ntpUpdate() slews whatever the client's state and update count: not
+ * beyond the step threshold (when there is one) nor, for ntpd, its panic threshold. Null: no bound.
+ */
+export function ntpSlewsUpTo(s: Pick<GuestSettings, 'ntp'>): bigint | null {
+  const threshold = ntpStepThresholdNs(s);
+  const panic = s.ntp.client === 'ntpd' && s.ntp.panicNs > 0n ? s.ntp.panicNs : null;
+  if (threshold <= 0n) return panic;
+  return panic !== null && panic < threshold ? panic : threshold;
+}
+
 /** The wall clock from the stop on, under the guest's NTP client as the stop found it. */
 export function wallClockCurve(client: NtpState, w: WallClockInput, s: GuestSettings): WallClock {
   const resume = w.resumeTime;

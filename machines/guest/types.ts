@@ -65,6 +65,20 @@ export interface GuestCarry {
   /** ntpd's SPIK state and the update its stepout counts from (null: the last before the stop) */
   ntpSpike: boolean;
   ntpLastValidUpdate: bigint | null;
+  /**
+   * x86: the guest's boot on the VM its life began on (null: not in the log, or no kvmclock), and
+   * the kvm_sched_clock_offset it took there. A guest takes it once (kvm_sched_clock_init(); the
+   * variable is __ro_after_init in arch/x86/kernel/kvmclock.c) and keeps it across every migration
+   * and restore: its sched_clock on a later VM is that VM's kvm-clock less this offset.
+   */
+  boot: CarriedBoot | null;
+}
+
+/** The boot a guest carries: where and when it took its kvm_sched_clock_offset, and that offset. */
+export interface CarriedBoot {
+  vmId: string;
+  timeNs: bigint;
+  schedOffset: bigint;
 }
 
 export interface GuestReport {
@@ -80,7 +94,9 @@ export interface GuestReport {
   log: GuestLogEntry[];
   /**
    * the guest's boot when the log holds it: kvm_sched_clock_offset (sched_clock() = kvm-clock − it)
-   * and the clock lines it printed (null: not known; sched_clock is then taken as kvm-clock itself)
+   * and the clock lines it printed (null: not known; sched_clock is then taken as kvm-clock itself).
+   * A guest that booted on an earlier VM of its life (carried): its boot's instant and offset, and
+   * no lines (they are in that VM's audits)
    */
   boot: { timeNs: bigint; schedOffset: bigint; log: GuestLogEntry[] } | null;
   /**

@@ -12,10 +12,7 @@
 // the host's TSC, and so kvmclock (KVM's master clock runs on CLOCK_MONOTONIC_RAW), runs at its
 // real rate: an unsynchronised guest drifts at that rate's error without anyone giving a ppm.
 import { NSEC_PER_SEC } from '../../kvm/arith.js';
-import { hostCounter, hostRealtimeNs, type HostState } from '../../kvm/host.js';
-import { guestPvclockRead } from '../../kvm/x86/clock.js';
-import { kvmReadL1Tsc } from '../../kvm/x86/tsc.js';
-import { catchupTickDue } from '../../kvm/x86/vm.js';
+import type { HostState } from '../../kvm/host.js';
 import { auditOnce } from '../audit/audit-core.js';
 import type { AuditOverrides } from '../audit/overrides.js';
 import type { AuditReport } from '../audit/report.js';
@@ -23,13 +20,16 @@ import type { AuditSource, LoggedEvent } from '../audit/source.js';
 import { guestClocksources } from '../guest/state.js';
 import { timekeepingInit } from '../guest/clocks.js';
 import type { ClocksourceName } from '../guest/clocksource.js';
-import { ntpUpdate, type NtpState } from '../guest/ntp.js';
+import { ntpSlewsUpTo, ntpUpdate, type NtpState } from '../guest/ntp.js';
 import { guestSettings, ntpPollNs, type GuestOverrides, type GuestSettings } from '../guest/settings.js';
-import type { GuestCarry } from '../guest/types.js';
-import { applyVmEvent, cloneVmRecord, x86Ctx, type EvolveOptions, type VmRecord } from '../vm/evolve.js';
+import type { CarriedBoot, GuestCarry } from '../guest/types.js';
+import { guestBootOf } from '../audit/guest-boot.js';
+import { applyVmEvent, cloneVmRecord, type EvolveOptions, type VmRecord } from '../vm/evolve.js';
 import type { VmEvent } from '../vm/events.js';
-import { guestClocksAt, guestCountersAt } from '../vm/view.js';
+import { toJson, type Json } from '../codec.js';
 import { hasRecordedGuest, lineageOf, recordedGuestAt, type Lineage, type LifeStop } from './lineage.js';
+import { lifeSource } from './life-source.js';
+import { kernelRead, mulDivFloor, readsKey, sameReadsKey, stateDeltas, stateReader, type Reading, type ReadsKey, type StateDeltas } from './state-read.js';
 
 /** One instant of the life. */
 export interface LifeSample {
@@ -120,29 +120,47 @@ export interface LifeOptions {
   evolve?: EvolveOptions;
   /** the life's end (default: the ledger's now) */
   until?: bigint;
+  /** read every instant through the emulated kernel rather than by each VM state's closed form (the same values, slower: for checking) */
+  exactReads?: boolean;
 }
 
 const abs = (x: bigint) => (x < 0n ? -x : x);
-const sign = (x: bigint) => (x < 0n ? -1n : 1n);
-const min = (a: bigint, b: bigint) => (a < b ? a : b);
 
-/** The guest's clocks at one instant, as its boot vCPU reads them. */
-interface Reading {
-  counter: bigint;
-  kvmclock: bigint | null;
-  realtime: bigint;
+/** A VM's events as the line reads them: `applied` of them folded into `rec` (a private copy), and the reads of that state. */
+interface Cursor {
+  events: LoggedEvent[];
+  applied: number;
+  rec: VmRecord | null;
+  /** the closed-form reads of `rec` as it stood after `readsAt` events (null: read through the emulated kernel) */
+  reads: ((t: bigint) => Reading) | null;
+  readsAt: number;
+  /** what they were taken from, and the first instant they hold for (a later state that agrees keeps them) */
+  key: ReadsKey | null;
+  readsFrom: bigint;
+  /** the same reads in doubles from readsFrom on, once asked (null: none) */
+  deltas?: StateDeltas | null;
 }
+
+/** Later than any instant of a life. */
+const FOREVER = 1n << 127n;
 
 /** Reads the guest's clocks on the line's VMs, through the state in force at each instant. */
 class LineReader {
-  /** per VM: its events, how many are applied to `rec` (a private copy folded forward) */
-  private cursors = new Map<string, { events: LoggedEvent[]; applied: number; rec: VmRecord | null }>();
+  private cursors = new Map<string, Cursor>();
   private hosts = new Map<string, HostState | null>();
-  /** (a source reading the log under another profile rebuilds every state under it; `opts` re-executes the same way) */
+  /**
+   * (a source reading the log under another profile rebuilds every state under it; `opts` re-executes
+   * the same way; `exact`: every read through the emulated kernel, the path the closed-form reads are
+   * checked against)
+   */
   constructor(
     private readonly src: AuditSource,
-    private readonly opts: EvolveOptions,
-  ) {}
+    opts: EvolveOptions,
+    private readonly exact = false,
+  ) {
+    this.applyOpts = { ...opts, noResult: true };
+  }
+  private readonly applyOpts: EvolveOptions;
 
   /**
    * The VM's state after its last event at or before t. Asked in time order (the life runs
@@ -152,7 +170,7 @@ class LineReader {
   rec(vmId: string, t: bigint): VmRecord | null {
     let c = this.cursors.get(vmId);
     if (!c) {
-      c = { events: this.src.vmEvents(vmId, 0), applied: 0, rec: null };
+      c = { events: this.src.vmEvents(vmId, 0), applied: 0, rec: null, reads: null, readsAt: -1, key: null, readsFrom: 0n };
       this.cursors.set(vmId, c);
     }
     const ev = c.events;
@@ -164,11 +182,15 @@ class LineReader {
         if (ev[mid]!.time <= t) lo = mid + 1;
         else hi = mid;
       }
+      if (this.last?.vmId === vmId) this.last = null;
       const back = lo === 0 ? null : this.src.vmAt(vmId, lo);
       c.rec = back ? cloneVmRecord(back) : null;
       c.applied = lo;
+      c.readsAt = -1;
+      c.reads = null;
     }
-    const opts = { ...this.opts, noResult: true };
+    const opts = this.applyOpts;
+    if (c.applied < ev.length && ev[c.applied]!.time <= t && this.last?.vmId === vmId) this.last = null;
     while (c.applied < ev.length && ev[c.applied]!.time <= t) {
       const e = ev[c.applied]!;
       c.rec = applyVmEvent(c.rec, { type: e.type, data: e.data } as VmEvent, e.time, opts).rec;
@@ -183,27 +205,64 @@ class LineReader {
     return this.hosts.get(hostId)!;
   }
 
+  /**
+   * the last state read in closed form, on its VM, from its event to the next (while the VM's cursor
+   * holds it: its record and host), and its reads in doubles once asked (null: none)
+   */
+  private last: {
+    vmId: string;
+    from: bigint;
+    until: bigint;
+    reads: (t: bigint) => Reading;
+    rec: VmRecord;
+    host: HostState;
+    cursor: Cursor;
+  } | null = null;
+
+  /** The state in force at t read in doubles from its event on (null: read it in bigint). */
+  deltasAt(vmId: string, t: bigint): StateDeltas | null {
+    if (this.exact) return null;
+    let l = this.last;
+    if (l === null || l.vmId !== vmId || t < l.from || t >= l.until) {
+      this.read(vmId, t);
+      l = this.last;
+      if (l === null || l.vmId !== vmId || t < l.from || t >= l.until) return null;
+    }
+    const c = l.cursor;
+    if (c.deltas === undefined) c.deltas = stateDeltas(l.rec, l.host, c.readsFrom);
+    return c.deltas;
+  }
+
   read(vmId: string, t: bigint): Reading | null {
+    const l = this.last;
+    if (l !== null && l.vmId === vmId && t >= l.from && t < l.until) return l.reads(t);
     const rec = this.rec(vmId, t);
     if (!rec) return null;
     const host = this.host(rec.hostId, t);
     if (!host) return null;
-    const realtime = hostRealtimeNs(host, t);
-    if (rec.arm64) {
-      const c = guestCountersAt(rec, host, t)[0];
-      return c ? { counter: c.cntvct, kvmclock: null, realtime } : null;
+    if (!this.exact) {
+      // the state's reads, set up once per state (a state holds from its event to the next)
+      const c = this.cursors.get(vmId)!;
+      const ev = c.events;
+      if (c.readsAt !== c.applied) {
+        // (KVM's periodic kvmclock work leaves most states reading as the one before: their reads go on)
+        const from = ev[c.applied - 1]!.time;
+        const key = readsKey(rec, host);
+        if (!(c.reads && key && c.key && from >= c.readsFrom && sameReadsKey(key, c.key))) {
+          c.reads = key ? stateReader(rec, host) : null;
+          c.key = key;
+          c.readsFrom = from;
+          c.deltas = undefined;
+        }
+        c.readsAt = c.applied;
+      }
+      if (c.reads) {
+        const until = c.applied < ev.length ? ev[c.applied]!.time : null;
+        this.last = { vmId, from: c.readsFrom, until: until ?? FOREVER, reads: c.reads, rec, host, cursor: c };
+        return c.reads(t);
+      }
     }
-    const vm = rec.x86;
-    const v0 = vm?.vcpus[0];
-    if (!vm || !v0) return null;
-    // the boot vCPU read as the guest reads it (kvm_read_l1_tsc(), then its pvclock page); a VM in
-    // software TSC catch-up is read through guestClocksAt, which takes its pending tick first
-    if (catchupTickDue(vm, rec.lastTime, t) === null) {
-      const tsc = kvmReadL1Tsc(x86Ctx(rec, { t, tsc: hostCounter(host, t), rawNs: 0n, realNs: realtime }), v0, hostCounter(host, t));
-      return { counter: tsc, kvmclock: v0.pvti ? guestPvclockRead(v0.pvti, tsc) : null, realtime };
-    }
-    const v = guestClocksAt(rec, host, t).vcpus[0];
-    return v ? { counter: v.tsc, kvmclock: v.kvmclock, realtime } : null;
+    return kernelRead(rec, host, t);
   }
 
   counterHz(vmId: string, t: bigint): bigint {
@@ -239,32 +298,60 @@ function spansOf(lineage: Lineage, start: bigint, end: bigint): Span[] {
   return spans;
 }
 
-/** The time sources' corrections as a function of time: C(t) = base − slew done − frequency compensation since `at`. */
-interface Correction {
-  base: bigint;
-  at: bigint;
+/**
+ * The time sources' corrections as a function of time: C(t) = base − slew done − frequency
+ * compensation since `at`, the slew done being at most what is left of it. Changed in place at each
+ * update (one per poll over a life of weeks).
+ */
+class Correction {
+  base = 0n;
   /** what the running slew still has to remove (signed), and its rate (ppb) */
-  slewLeft: bigint;
-  slewPpb: bigint;
+  slewLeft = 0n;
+  slewPpb = 0n;
   /** the frequency error the client estimated and compensates (ppb: the clock runs this much fast) */
-  freqPpb: bigint;
+  freqPpb = 0n;
   /** frozen: the guest is stopped (nothing accrues) */
-  frozen: boolean;
+  frozen = false;
+  constructor(public at: bigint) {}
+
+  /** the slew done over dt since `at` (signed as what is left) */
+  private slewDone(dt: bigint): bigint {
+    const left = this.slewLeft;
+    if (left === 0n) return 0n;
+    const d = (this.slewPpb * dt) / NSEC_PER_SEC;
+    return left > 0n ? (left < d ? left : d) : -left < d ? left : -d;
+  }
+
+  valueAt(t: bigint): bigint {
+    if (this.frozen || t <= this.at) return this.base;
+    const dt = t - this.at;
+    return this.base - this.slewDone(dt) - (this.freqPpb === 0n ? 0n : (this.freqPpb * dt) / NSEC_PER_SEC);
+  }
+
+  /** rebased at t (its slew's remainder kept) */
+  rebase(t: bigint): void {
+    if (this.frozen || t <= this.at) return;
+    const dt = t - this.at;
+    const done = this.slewDone(dt);
+    this.base = this.base - done - (this.freqPpb === 0n ? 0n : (this.freqPpb * dt) / NSEC_PER_SEC);
+    this.slewLeft -= done;
+    this.at = t;
+  }
 }
 
-function correctionAt(c: Correction, t: bigint): bigint {
-  if (c.frozen || t <= c.at) return c.base;
-  const dt = t - c.at;
-  const slewDone = c.slewLeft === 0n ? 0n : sign(c.slewLeft) * min(abs(c.slewLeft), (c.slewPpb * dt) / NSEC_PER_SEC);
-  return c.base - slewDone - (c.freqPpb * dt) / NSEC_PER_SEC;
-}
-
-/** The correction rebased at t (its slew's remainder kept). */
-function rebase(c: Correction, t: bigint): Correction {
-  if (c.frozen || t <= c.at) return { ...c };
-  const dt = t - c.at;
-  const slewDone = c.slewLeft === 0n ? 0n : sign(c.slewLeft) * min(abs(c.slewLeft), (c.slewPpb * dt) / NSEC_PER_SEC);
-  return { ...c, base: correctionAt(c, t), at: t, slewLeft: c.slewLeft - slewDone };
+/** (drift × 10^9) / dt, truncated as bigint division is: in doubles while the product is exact. */
+export function freqPpb(drift: bigint, dt: bigint): bigint {
+  if (drift > -4_000_000n && drift < 4_000_000n && dt < 1n << 52n) {
+    // |drift × 10^9| < 2^52: the quotient's double is within one of the truncation, the remainder says which
+    const p = Number(drift) * 1e9;
+    const d = Number(dt);
+    let q = Math.trunc(p / d);
+    const r = p - q * d;
+    if (p >= 0 ? r < 0 : r > 0) q += p >= 0 ? -1 : 1;
+    else if (p >= 0 ? r >= d : r <= -d) q += p >= 0 ? 1 : -1;
+    return BigInt(q);
+  }
+  return (drift * NSEC_PER_SEC) / dt;
 }
 
 const fmtS = (ns: bigint): string => {
@@ -305,14 +392,42 @@ export function carryFor(src: AuditSource, migrationId: string, overrides: Audit
   return guestLifeOf(src, lineage, { guest, thresholds, carryFor: migrationId, evolve })?.carry ?? null;
 }
 
+/**
+ * x86: the guest's boot on the VM its life began on (its kvmclock_init(), machines/audit/guest-boot.ts)
+ * and the kvm_sched_clock_offset kvm_sched_clock_init() took there: kvm-clock on the boot vCPU at that
+ * instant, read as the audit of that VM reads it (null: no boot in the log, or no kvmclock).
+ */
+function bootOf(src: AuditSource, reader: LineReader, root: string, rootNow: VmRecord): CarriedBoot | null {
+  const v0 = rootNow.x86?.vcpus[0];
+  const found = v0 ? guestBootOf(src, root, v0.id, rootNow.version) : null;
+  const k = found ? reader.read(root, found.timeNs)?.kvmclock : null;
+  return found && k !== null && k !== undefined ? { vmId: root, timeNs: found.timeNs, schedOffset: k } : null;
+}
+
+/** The life as toJson() writes it, its samples (tens of thousands of rows of one shape) converted row by row. */
+export function lifeToJson(life: GuestLife): { [k: string]: Json } {
+  const out = toJson({ ...life, samples: [] }) as { [k: string]: Json };
+  out.samples = life.samples.map((s) => ({
+    timeNs: s.timeNs.toString(),
+    vmId: s.vmId,
+    realtimeErrorNs: s.realtimeErrorNs.toString(),
+    kvmclockErrorNs: s.kvmclockErrorNs === null ? null : s.kvmclockErrorNs.toString(),
+    tscErrorNs: s.tscErrorNs.toString(),
+    clocksource: s.clocksource,
+  }));
+  return out;
+}
+
 /** The guest's life from any of its VM ids (null: no such VM, or its guest never ran). */
 export function guestLife(src: AuditSource, vmId: string, opts: LifeOptions = {}): GuestLife | null {
   return guestLifeOf(src, lineageOf(src, vmId), opts);
 }
 
-function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): GuestLife | null {
+function guestLifeOf(logSrc: AuditSource, lineage: Lineage, opts: LifeOptions): GuestLife | null {
+  // each VM's events read once, for the line's reads and every stop's audit
+  const src = lifeSource(logSrc);
   const evolve = opts.evolve ?? {};
-  const reader = new LineReader(src, evolve);
+  const reader = new LineReader(src, evolve, opts.exactReads === true);
   const root = lineage.vmIds[0]!;
   const rootNow = src.vmAtTime(root, opts.until ?? src.now());
   if (!rootNow) return null;
@@ -327,6 +442,9 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
   const tolerance = opts.toleranceNs ?? settings.wallClockToleranceNs;
   const hz0 = reader.counterHz(root, end < t0 ? t0 : end) || reader.counterHz(root, t0);
   const r0 = reader.read(root, t0)!;
+  const boot = bootOf(src, reader, root, rootNow);
+  /** the boot the guest carries to an instant (none before it happened) */
+  const bootAt = (t: bigint): CarriedBoot | null => (boot && boot.timeNs <= t ? boot : null);
   // the clocksource the guest booted on (kvm-clock once it had registered its pvclock)
   const recAtEnd = reader.rec(root, stopFor ? stopFor.stopTime : (lineage.stops[0]?.stopTime ?? end)) ?? rootNow;
   const arch = recAtEnd.arm64 ? 'arm64' : 'x86';
@@ -348,22 +466,66 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
   const marks: LifeMark[] = [{ timeNs: t0, kind: 'created', vmId: root, text: `the guest first runs on ${root}` }];
   const cycles: LifeCycle[] = [];
   const findings: LifeFinding[] = [];
-  let corr: Correction = { base: 0n, at: t0, slewLeft: 0n, slewPpb: 0n, freqPpb: 0n, frozen: false };
+  const corr = new Correction(t0);
   let ntp: NtpState = { errorNs: 0n, updates: 0n, lastValidUpdate: 0n, spike: false };
   let ntpExited = false;
   /** the last update's raw error and instant in this running span: the next one's frequency estimate */
-  let lastUpdate: { t: bigint; raw: bigint } | null = null;
+  let lastT: bigint | null = null;
+  let lastRaw = 0n;
+  /** the offset up to which the client slews whatever its state, under the running span's settings (null: no bound) */
+  let slewsUpTo: bigint | null = null;
 
   const step = opts.carryFor ? null : (opts.stepNs ?? (end - t0 > 500n ? (end - t0) / 500n : 1n));
   let nextSample = t0;
+  // A state read in doubles: its reading at its base against the life's first (bigint, once per state
+  // and clocksource offset), then each instant's advance from there (exact; else the bigint reads)
+  const scratch = { counter: 0, kvmclock: 0 };
+  const hz0d = hz0 > 0n && hz0 <= 1n << 32n ? Number(hz0) : 0;
+  let pc: { d: StateDeltas; csOffset: bigint; cs: ClocksourceName; raw: bigint; kvmErr: bigint; tscErr: bigint; cr: number } | null = null;
+  const consts = (d: StateDeltas) => {
+    if (pc !== null && pc.d === d && pc.csOffset === csOffset && pc.cs === clocksource) return pc;
+    if (clocksource !== 'kvm-clock' || d.at.kvmclock === null || r0.kvmclock === null || !hz0d) return null;
+    const x = (d.at.counter - r0.counter) * NSEC_PER_SEC;
+    if (x < 0n) return null;
+    const kv = d.at.kvmclock - r0.kvmclock;
+    const since = d.base - t0;
+    pc = { d, csOffset, cs: clocksource, raw: kv + csOffset - (d.at.realtime - r0.realtime), kvmErr: kv - since, tscErr: x / hz0 - since, cr: Number(x % hz0) };
+    return pc;
+  };
+  /** rawError() at t in doubles from the state's base (null: read it in bigint) */
+  const rawFast = (vmId: string, t: bigint): bigint | null => {
+    const d = reader.deltasAt(vmId, t);
+    const c = d && consts(d);
+    if (!c) return null;
+    const u = Number(t - c.d.base);
+    return c.d.deltas(u, scratch) ? c.raw + BigInt(scratch.kvmclock - u) : null;
+  };
   const sample = (vmId: string, t: bigint) => {
+    const d = reader.deltasAt(vmId, t);
+    const c = d && consts(d);
+    if (c) {
+      const u = Number(t - c.d.base);
+      const md = c.d.deltas(u, scratch) ? mulDivFloor(scratch.counter, 1e9, hz0d, c.cr) : -1;
+      if (md >= 0) {
+        const dk = BigInt(scratch.kvmclock - u);
+        samples.push({
+          timeNs: t,
+          vmId,
+          realtimeErrorNs: c.raw + dk + corr.valueAt(t),
+          kvmclockErrorNs: c.kvmErr + dk,
+          tscErrorNs: c.tscErr + BigInt(md - u),
+          clocksource,
+        });
+        return;
+      }
+    }
     const r = reader.read(vmId, t);
     if (!r) return;
     const k = kvmclockNs(r);
     samples.push({
       timeNs: t,
       vmId,
-      realtimeErrorNs: rawError(r) + correctionAt(corr, t),
+      realtimeErrorNs: rawError(r) + corr.valueAt(t),
       kvmclockErrorNs: k === null ? null : k - (t - t0),
       tscErrorNs: counterNs(r) - (t - t0),
       clocksource,
@@ -371,7 +533,7 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
   };
   const errorAt = (vmId: string, t: bigint): bigint | null => {
     const r = reader.read(vmId, t);
-    return r ? rawError(r) + correctionAt(corr, t) : null;
+    return r ? rawError(r) + corr.valueAt(t) : null;
   };
   let beyond: { since: bigint; cycle: number | null } | null = null;
   const judge = (t: bigint, e: bigint, cycle: number | null) => {
@@ -396,24 +558,35 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
   const ntpSourceName = (): 'chrony' | 'ntpd' | 'ptp_kvm' => (settings.ntp.refclock === 'ptp_kvm' ? 'ptp_kvm' : (settings.ntp.client as 'chrony' | 'ntpd'));
   /** one update; returns CLOCK_REALTIME's error after it */
   const ntpUpdateAt = (vmId: string, t: bigint, k: bigint): bigint => {
-    const r = reader.read(vmId, t)!;
-    const raw = rawError(r);
-    const e = raw + correctionAt(corr, t);
-    const res = ntpUpdate(ntp, k, e, settings);
-    ntp = res.state;
+    const raw = rawFast(vmId, t) ?? rawError(reader.read(vmId, t)!);
+    // the correction rebased at t: the offset the client measures is the error there
+    corr.rebase(t);
+    const e = raw + corr.base;
+    // (an offset the client slews whatever its state needs no look at its state machine)
+    const res = slewsUpTo !== null && abs(e) <= slewsUpTo ? null : ntpUpdate(ntp, k, e, settings);
+    ntp = res ? res.state : { errorNs: ntp.errorNs, updates: k, lastValidUpdate: ntp.lastValidUpdate, spike: false };
+    const action = res ? res.action : 'slew';
     // the drift since the last update of this running span: chrony's frequency estimate
-    corr = rebase(corr, t);
-    if (lastUpdate && t > lastUpdate.t) corr.freqPpb = ((raw - lastUpdate.raw) * NSEC_PER_SEC) / (t - lastUpdate.t);
-    lastUpdate = { t, raw };
+    if (lastT !== null && t > lastT) corr.freqPpb = freqPpb(raw - lastRaw, t - lastT);
+    lastT = t;
+    lastRaw = raw;
+    if (action === 'slew' && abs(e) <= tolerance) {
+      if (e !== 0n) {
+        corr.slewLeft = e;
+        corr.slewPpb = settings.ntp.maxSlewPpb;
+      }
+      return raw + corr.base;
+    }
     const source = ntpSourceName();
-    if (res.action === 'exit') {
+    if (action === 'exit') {
       ntpExited = true;
       marks.push({ timeNs: t, kind: 'correction', vmId, text: `ntpd exits: offset ${fmtS(e)} beyond its panic threshold`, source });
       findings.push({ code: 'ntpd_exited', severity: 'fail', timeNs: t, message: `ntpd exits at an offset of ${fmtS(e)}: nothing corrects the clock after` });
-      return raw + correctionAt(corr, t);
+      return raw + corr.base;
     }
-    if (res.action === 'step') {
-      corr = { ...corr, base: corr.base - e, slewLeft: 0n };
+    if (action === 'step') {
+      corr.base -= e;
+      corr.slewLeft = 0n;
       marks.push({
         timeNs: t,
         kind: 'correction',
@@ -424,20 +597,22 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
         afterNs: 0n,
         text: `${source} steps CLOCK_REALTIME by ${fmtS(-e)}`,
       });
-      return raw + correctionAt(corr, t);
+      return raw + corr.base;
     }
-    if (res.action === 'slew' && e !== 0n) {
-      corr = { ...corr, slewLeft: e, slewPpb: settings.ntp.maxSlewPpb };
+    if (action === 'slew' && e !== 0n) {
+      corr.slewLeft = e;
+      corr.slewPpb = settings.ntp.maxSlewPpb;
       if (abs(e) > tolerance) marks.push({ timeNs: t, kind: 'correction', vmId, source, action: 'slew', beforeNs: e, text: `${source} slews ${fmtS(-e)}` });
     }
-    return raw + correctionAt(corr, t);
+    return raw + corr.base;
   };
   /** one check of the agent; returns CLOCK_REALTIME's error after it */
   const agentAt = (vmId: string, t: bigint): bigint | null => {
     const e = errorAt(vmId, t);
     if (e === null || abs(e) <= settings.agent!.stepAboveNs) return e;
-    corr = rebase(corr, t);
-    corr = { ...corr, base: corr.base - e, slewLeft: 0n };
+    corr.rebase(t);
+    corr.base -= e;
+    corr.slewLeft = 0n;
     marks.push({
       timeNs: t,
       kind: 'correction',
@@ -458,8 +633,9 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
       const index = cycles.length + 1;
       const kind: LifeCycle['kind'] = s.templateId ? 'clone' : s.inPlace || s.nextVmId === s.vmId || s.resumeTime === null ? 'standby' : 'migration';
       const errStop = errorAt(s.vmId, s.stopTime) ?? 0n;
-      corr = { ...rebase(corr, s.stopTime), frozen: true };
-      lastUpdate = null;
+      corr.rebase(s.stopTime);
+      corr.frozen = true;
+      lastT = null;
       settings = settingsAt(src, lineage, s.stopTime, opts.guest);
       const carry: GuestCarry = {
         clocksource,
@@ -467,6 +643,7 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
         realtimeErrorNs: errStop,
         ntpSpike: ntp.spike,
         ntpLastValidUpdate: ntp.updates > 0n ? ntp.lastValidUpdate : null,
+        boot: bootAt(s.stopTime),
       };
       if (stopFor && s.migrationId === stopFor.migrationId) {
         return { vmIds: lineage.vmIds, startNs: t0, endNs: end, toleranceNs: tolerance, settings, samples, marks, cycles, findings, carry };
@@ -538,7 +715,8 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
         for (; nextSample < span.until; nextSample += step) if (nextSample >= span.from) sample(s.vmId, nextSample);
       }
       if (s.resumeTime !== null && s.resumeTime <= end) {
-        corr = { ...corr, at: s.resumeTime, frozen: false };
+        corr.at = s.resumeTime;
+        corr.frozen = false;
         const e = errorAt(s.nextVmId, s.resumeTime);
         cycle.errorAtResumeNs = e;
         marks.push({
@@ -581,6 +759,7 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
       });
     }
     const ntpOn = settings.ntp.client !== 'none' && !ntpExited && refclockOk;
+    slewsUpTo = ntpSlewsUpTo(settings);
     const poll = ntpPollNs(settings);
     // the guest's CLOCK_MONOTONIC since boot at the span's start: its polls come at its multiples
     const monoFrom = csNs(rSpan, clocksource) + csOffset;
@@ -594,9 +773,11 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
     let tAgent = settings.agent ? nextPollAt(settings.agent.everyNs, span.from - 1n) : null;
     const cycle = cycles[cycles.length - 1];
     for (let guard = 0; guard < 10_000_000; guard++) {
-      const next = [tNtp, tAgent, step !== null ? nextSample : null].filter((x): x is bigint => x !== null && x < span.until);
-      if (!next.length) break;
-      const t = next.reduce((a, b) => (b < a ? b : a));
+      // the earliest of the next update, check and sample within the span
+      let t: bigint | null = tNtp !== null && tNtp < span.until ? tNtp : null;
+      if (tAgent !== null && tAgent < span.until && (t === null || tAgent < t)) t = tAgent;
+      if (step !== null && nextSample < span.until && (t === null || nextSample < t)) t = nextSample;
+      if (t === null) break;
       let e: bigint | null;
       if (t === tNtp) {
         e = ntpUpdateAt(vmId, t, kNtp);
@@ -664,6 +845,13 @@ function guestLifeOf(src: AuditSource, lineage: Lineage, opts: LifeOptions): Gue
     marks: marks.sort((a, b) => (a.timeNs < b.timeNs ? -1 : a.timeNs > b.timeNs ? 1 : 0)),
     cycles,
     findings,
-    carry: { clocksource, unstable, realtimeErrorNs: lastErr, ntpSpike: ntp.spike, ntpLastValidUpdate: ntp.updates > 0n ? ntp.lastValidUpdate : null },
+    carry: {
+      clocksource,
+      unstable,
+      realtimeErrorNs: lastErr,
+      ntpSpike: ntp.spike,
+      ntpLastValidUpdate: ntp.updates > 0n ? ntp.lastValidUpdate : null,
+      boot: bootAt(end),
+    },
   };
 }

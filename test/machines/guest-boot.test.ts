@@ -198,6 +198,59 @@ describe('through the audit', () => {
     expect(next.audit.guest.boot).toBeNull();
   });
 
+  // A guest recorded with its VM boots 5 s after its VM's creation on a 1 GHz host, where pvclock's
+  // scale is the identity (kvm_get_time_scale(10^9, 10^9): mul 2^31, shift 1), so kvm-clock reads the
+  // exact ns since the creation and kvm_sched_clock_init() takes an offset of 5 000 000 000. It runs
+  // 10 s and is restored on another 1 GHz host after 30 s by Firecracker 1.13 (kvm-clock carries the
+  // 30 s), then runs 10 s and is restored back after 30 s more. The second restore's VM booted
+  // nowhere: its guest kept the offset it took on 'v', so its soft lockup at true 85 s is stamped
+  // [80.000000] (85 − 5), not [85.000000]; and the detector's get_timestamp() (sched_clock >> 30)
+  // counts 30 s as the first restore's did: its stopper's last touch before the stop was at the last
+  // 4 s sample period of sched_clock 50 s, 48 s (48e9 >> 30 = 44), and it reads 80e9 >> 30 = 74 at the
+  // resume. Taken as 0, the offset made those 52e9 >> 30 = 48 and 85e9 >> 30 = 79: 31 s.
+  it('a restored guest keeps the sched offset its boot on an earlier VM took: its stamps are kvm-clock − it', async () => {
+    const lockupOf = (a: { guest: { log: { text: string; guestNs: string; timeNs: string }[] } }) =>
+      a.guest.log.find((e) => e.text.startsWith('watchdog: BUG: soft lockup'))!;
+    for (const recorded of [true, false]) {
+      if (!recorded) {
+        await expectMigrateAuditsFromLog(l);
+        l.cleanup();
+        l = newLedger();
+      }
+      await l.ok('createHost', { hostId: 'fc', tscKhz: 1_000_000 });
+      await l.ok('createHost', { hostId: 'fc2', tscKhz: 1_000_000 });
+      await l.ok('createVm', { vmId: 'v', hostId: 'fc', vcpus: 1, ...(recorded ? { guest: { kernel: '6.18' } } : {}) });
+      await l.ok('runVcpu', { vmId: 'v' });
+      await l.ok('advanceTime', { ns: 5_000_000_000 });
+      await l.ok('guest', { vmId: 'v', vcpu: 0, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10001 });
+      await l.ok('advanceTime', { ns: 10_000_000_000 });
+      const restore = { strategy: 'firecracker@1.13', blackoutNs: 30_000_000_000, vmmLatencyNs: 0, thresholds: { guest: { kernel: '6.18' } } };
+      const m1 = await l.ok('migrate', { vmId: 'v', toHost: 'fc2', ...restore });
+      await l.ok('advanceTime', { ns: 10_000_000_000 });
+      const m2 = await l.ok('migrate', { vmId: 'v.m1', toHost: 'fc', ...restore });
+      // the first restore: the boot is on its VM, the offset its own
+      expect(m1.audit.guest.boot).toMatchObject({ timeNs: '5000000000', schedOffset: '5000000000' });
+      expect(m1.audit.guest.boot.log).toHaveLength(9);
+      expect(lockupOf(m1.audit)).toMatchObject({ timeNs: '45000000000', guestNs: '40000000000' });
+      expect(lockupOf(m1.audit).text).toContain('stuck for 30s!');
+      const lockup = lockupOf(m2.audit);
+      expect(lockup.timeNs).toBe('85000000000');
+      if (recorded) {
+        expect(m2.audit.guest.boot).toEqual({ timeNs: '5000000000', schedOffset: '5000000000', log: [] });
+        expect(lockup.guestNs).toBe('80000000000');
+        expect(lockup.text).toContain('stuck for 30s!');
+        // the life carries it, to the end
+        const life = (await l.ok('timeline', { vmId: 'v.m2' })).timeline;
+        expect(life.carry.boot).toEqual({ vmId: 'v', timeNs: '5000000000', schedOffset: '5000000000' });
+      } else {
+        // a VM recorded without a guest: each stop alone, as before (the boot elsewhere is not known)
+        expect(m2.audit.guest.boot).toBeNull();
+        expect(lockup.guestNs).toBe('85000000000');
+        expect(lockup.text).toContain('stuck for 31s!');
+      }
+    }
+  });
+
   it('tsc=unstable on a guest without kvmclock: a clocksource the model does not emulate, no guest simulated', async () => {
     await l.ok('createHost', { hostId: 'fc', tscKhz: 2_096_022 });
     await l.ok('createVm', { vmId: 'g', hostId: 'fc', vcpus: 1 });

@@ -1,0 +1,218 @@
+// A guest's life read by each VM state's closed form (machines/life/state-read.ts) is the life read
+// through the emulated kernel at every instant, to the ns: the same samples, marks, cycles, findings
+// and carry, on lives that cross every path of the reads (standbys, a refclock, an agent, a host
+// 20 ppm slow, TSC scaling, software catch-up, chrony and ntpd, migrations between hosts).
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { logAuditSource } from '../../machines/audit/source.js';
+import { toJson } from '../../machines/codec.js';
+import { freqPpb, guestLife, lifeToJson } from '../../machines/life/life.js';
+import { kernelRead, mulDivFloor, stateDeltas, stateReader } from '../../machines/life/state-read.js';
+import { newLedger, type Ledger } from '../helpers/ledger.js';
+
+let l: Ledger;
+beforeEach(() => {
+  l = newLedger();
+});
+afterEach(() => l.cleanup());
+
+const S = 1_000_000_000n;
+
+/** The life both ways, from any of its VM ids: equal, and not empty. */
+async function sameBothWays(vmId: string, stepNs: bigint) {
+  const src = logAuditSource(await l.store());
+  const fast = guestLife(src, vmId, { stepNs })!;
+  const exact = guestLife(src, vmId, { stepNs, exactReads: true })!;
+  expect(fast.samples.length).toBeGreaterThan(50);
+  expect(fast).toEqual(exact);
+  // the timeline's JSON, samples converted row by row, is toJson()'s to the byte
+  expect(JSON.stringify(lifeToJson(fast))).toBe(JSON.stringify(toJson(fast)));
+  return fast;
+}
+
+async function guestOn(guest: object, host: object = {}, vm: object = {}, slewPpm?: number) {
+  await l.ok('createHost', { hostId: 'a', tscKhz: 3_000_000, ...host });
+  // the host's own NTP slewing its CLOCK_REALTIME (a negative slew: the floor of a negative product)
+  if (slewPpm !== undefined) await l.ok('adjustRealtime', { hostId: 'a', slewPpm });
+  // every instant of the life off the whole second (no product rounds exactly)
+  await l.ok('advanceTime', { ns: 1_234_567 });
+  await l.ok('createVm', { vmId: 'web', hostId: 'a', vcpus: 2, guest, ...vm });
+  await l.ok('runVcpu', { vmId: 'web' });
+  for (let v = 0; v < 2; v++) await l.ok('guest', { vmId: 'web', vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
+  await l.ok('advanceTime', { ns: (10n * S).toString() });
+}
+
+async function standbys(n: number) {
+  for (let i = 0; i < n; i++) {
+    await l.ok('migrate', { vmId: 'web', inPlace: true, strategy: 'qemu', blackoutNs: (45n * S).toString(), vmmLatencyNs: '0' });
+    await l.ok('advanceTime', { ns: (100n * S).toString() });
+  }
+}
+
+describe('the closed-form reads give the life the emulated kernel gives', () => {
+  it('standby cycles without a time source', async () => {
+    await guestOn({ ntp: { client: 'none' } });
+    await standbys(4);
+    await sameBothWays('web', S);
+  });
+
+  it('chrony on the ptp_kvm refclock, with no makestep limit', async () => {
+    await guestOn({ ntp: { client: 'chrony', refclock: 'ptp_kvm', makestepLimit: -1 } });
+    await standbys(4);
+    const life = await sameBothWays('web', S);
+    expect(life.marks.some((m) => m.source === 'ptp_kvm')).toBe(true);
+  });
+
+  it('a guest agent stepping above 1 s', async () => {
+    await guestOn({ ntp: { client: 'none' }, agent: { everyNs: (30n * S).toString(), stepAboveNs: S.toString() } });
+    await standbys(3);
+    const life = await sameBothWays('web', S);
+    expect(life.marks.filter((m) => m.source === 'agent')).toHaveLength(3);
+  });
+
+  it('chrony on a host whose TSC runs 20 ppm slow and whose realtime slews, two days', async () => {
+    await guestOn({ ntp: { client: 'chrony' } }, { actualTscHz: '2999940000' }, {}, -7.3);
+    await l.ok('advanceTime', { ns: (2n * 86_400n * S).toString() });
+    const life = await sameBothWays('web', 60n * S);
+    // the client follows the drift: the error stays within a µs once its frequency is estimated
+    expect(life.samples.slice(10).every((s) => s.realtimeErrorNs < 1000n && s.realtimeErrorNs > -1000n)).toBe(true);
+  });
+
+  it('a guest at its own TSC rate (scaled), migrated across hosts of other rates, one without scaling (catch-up)', async () => {
+    await guestOn({ ntp: { client: 'chrony' } }, { initialTsc: '600000000000' }, { tscKhz: 2_500_000 });
+    await l.ok('createHost', { hostId: 'b', tscKhz: 2_000_000, actualTscHz: '2000050000', initialTsc: '9000000000000' });
+    await l.ok('createHost', { hostId: 'c', tscKhz: 2_400_000, tscScaling: false });
+    await l.ok('advanceTime', { ns: (600n * S).toString() });
+    const m1 = await l.ok('migrate', { vmId: 'web', toHost: 'b', strategy: 'qemu', blackoutNs: '300000000', preSaveGapNs: '20000000' });
+    await l.ok('advanceTime', { ns: (900n * S).toString() });
+    // Firecracker restores the guest's TSC rate where QEMU refuses the mismatch: a host without scaling catches it up in software
+    const m2 = await l.ok('migrate', { vmId: m1.newVmId, toHost: 'c', strategy: 'firecracker', blackoutNs: '2000000000' });
+    expect(m2.status).toBe('completed');
+    await l.ok('advanceTime', { ns: (900n * S).toString() });
+    const caughtUp = (await l.ok('stateAt', { vmId: m2.newVmId })).state.kvm.vcpus[0].tscAlwaysCatchup;
+    expect(caughtUp).toBe(true);
+    const life = await sameBothWays(m2.newVmId, S);
+    expect(life.vmIds).toHaveLength(3);
+  });
+
+  it('ntpd through a long blackout: its spike, then its step', async () => {
+    await guestOn({ ntp: { client: 'ntpd' } });
+    await l.ok('createHost', { hostId: 'b', tscKhz: 3_000_000, actualTscHz: '3000030000' });
+    await l.ok('migrate', { vmId: 'web', toHost: 'b', strategy: 'qemu', blackoutNs: (5n * S).toString() });
+    await l.ok('advanceTime', { ns: (1200n * S).toString() });
+    const life = await sameBothWays('web', S);
+    expect(life.marks.some((m) => m.source === 'ntpd' && m.action === 'step')).toBe(true);
+  });
+});
+
+describe('one VM state read in closed form', () => {
+  // A 500 MHz host (pvclock's tsc_shift is positive there) whose TSC wraps 2^64 some 2000 s in, its
+  // realtime slewing −7.3 ppm from an anchor off the second; the guest at 700 MHz (TSC scaling).
+  // Each instant is read both ways; among them those where (t − anchor) × slew is a whole number of
+  // seconds (every 10^7 ns: 10^9 / gcd(7300, 10^9)) and the ns either side, where a floor taken as a
+  // truncation would show.
+  it('gives every instant the emulated kernel gives, across a wrap of the TSC and a negative slew', async () => {
+    await l.ok('createHost', { hostId: 'w', tscKhz: 500_000, initialTsc: (2n ** 64n - 1_000_000_000_000n).toString() });
+    await l.ok('advanceTime', { ns: 777_777_777 });
+    await l.ok('adjustRealtime', { hostId: 'w', slewPpm: -7.3 });
+    await l.ok('createVm', { vmId: 'g', hostId: 'w', vcpus: 1, tscKhz: 700_000 });
+    await l.ok('runVcpu', { vmId: 'g' });
+    await l.ok('guest', { vmId: 'g', vcpu: 0, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10001 });
+    const src = logAuditSource(await l.store());
+    const now = src.now();
+    const rec = src.vmAtTime('g', now)!;
+    const host = src.host('w', now)!;
+    expect(host.realtime.anchorT).toBe(777_777_777n);
+    expect(rec.x86!.vcpus[0]!.pvti!.shift).toBeGreaterThan(0);
+    expect(rec.x86!.vcpus[0]!.l1TscScalingRatio).not.toBe(1n << 48n);
+    const read = stateReader(rec, host)!;
+    let wrapped = false;
+    for (let k = 0n; k < 3000n; k++) {
+      for (const t of [777_777_777n + k * 10_000_000n * 101n, 777_777_777n + k * 10_000_000n * 101n + 1n, now + k * 1_234_567_891n]) {
+        const want = kernelRead(rec, host, t)!;
+        expect(read(t)).toEqual(want);
+        if (want.counter < 1_000_000_000n) wrapped = true;
+      }
+    }
+    expect(wrapped).toBe(true);
+  });
+});
+
+describe('one VM state read in doubles from its base', () => {
+  it('⌊(r0 + a × m) / d⌋ in doubles is the bigint quotient, up to the edge of the exact range', () => {
+    // a fixed sequence of awkward values: near powers of two, of ten, and the rates the reads use
+    let x = 0x9e3779b97f4a7c15n;
+    const next = (mod: bigint) => {
+      x = (x * 6364136223846793005n + 1442695040888963407n) & ((1n << 64n) - 1n);
+      return (x >> 11n) % mod;
+    };
+    const cases: [m: bigint, d: bigint][] = [
+      [3_000_000_000n, 1_000_000_000n],
+      [2_999_940_000n, 1_000_000_000n],
+      [1_000_000_000n, 2_999_940_000n],
+      [2_863_311_530n, 1n << 32n],
+      [(1n << 32n) - 1n, 1n << 32n],
+      [1n << 32n, 999_999_999n],
+    ];
+    for (const [m, d] of cases) {
+      for (let i = 0; i < 2000; i++) {
+        const a = i < 20 ? (1n << 52n) - BigInt(i) : next(1n << BigInt(10 + (i % 43)));
+        const r0 = next(d);
+        const want = (r0 + a * m) / d;
+        const got = mulDivFloor(Number(a), Number(m), Number(d), Number(r0));
+        expect(got === -1 ? want >= 1n << 53n : BigInt(got) === want).toBe(true);
+      }
+    }
+  });
+
+  it("the NTP client's frequency estimate in doubles is bigint division's, truncated toward zero", () => {
+    for (const dt of [64_000_000_000n, 16_000_000_000n, 1_000_000_007n, 3n]) {
+      for (const drift of [0n, 1n, -1n, 63n, -63n, 1_280_000n, -1_280_000n, 3_999_999n, -3_999_999n, 4_000_000n, -123_456_789n]) {
+        expect(freqPpb(drift, dt)).toBe((drift * 1_000_000_000n) / dt);
+        // and each side of a whole quotient
+        const whole = ((drift * 1_000_000_000n) / dt) * dt;
+        if (whole % 1_000_000_000n === 0n)
+          for (const e of [-1n, 0n, 1n]) expect(freqPpb(whole / 1_000_000_000n + e, dt)).toBe(((whole / 1_000_000_000n + e) * 1_000_000_000n) / dt);
+      }
+    }
+  });
+
+  // 3 GHz (tsc_shift −1) and 500 MHz (tsc_shift +1) hosts, their TSC wrapping within the hour: each
+  // instant's advance from the state's base is the bigint reads' to the ns
+  it('gives the advance the closed form gives, and declines beyond the exact range', async () => {
+    for (const [hostId, tscKhz] of [
+      ['g3', 3_000_000],
+      ['m5', 500_000],
+    ] as const) {
+      const top = 2n ** 64n - 1_000_000_000_000n;
+      await l.ok('createHost', { hostId, tscKhz, initialTsc: top.toString() });
+      await l.ok('advanceTime', { ns: 333_333_333 });
+      await l.ok('createVm', { vmId: `v-${hostId}`, hostId, vcpus: 1 });
+      await l.ok('runVcpu', { vmId: `v-${hostId}` });
+      await l.ok('guest', { vmId: `v-${hostId}`, vcpu: 0, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10001 });
+      const src = logAuditSource(await l.store());
+      const now = src.now();
+      const rec = src.vmAtTime(`v-${hostId}`, now)!;
+      const host = src.host(hostId, now)!;
+      const read = stateReader(rec, host)!;
+      const d = stateDeltas(rec, host, now)!;
+      expect(d.at).toEqual(read(now));
+      const out = { counter: 0, kvmclock: 0 };
+      let given = 0;
+      let declined = 0;
+      for (let k = 0n; k < 4000n; k++) {
+        const u = k * 987_654_321n + (k % 7n);
+        const want = read(now + u);
+        if (d.deltas(Number(u), out)) {
+          given++;
+          expect(d.at.counter + BigInt(out.counter)).toBe(want.counter);
+          expect(d.at.kvmclock! + BigInt(out.kvmclock)).toBe(want.kvmclock);
+        } else declined++;
+      }
+      // (the guest's TSC starts near 0 on its VM: the host's wrap does not reach it)
+      expect(given).toBe(4000);
+      expect(declined).toBe(0);
+      // beyond 2^52 ns (52 days without an event) the doubles decline
+      expect(d.deltas(2 ** 52, out)).toBe(false);
+    }
+  });
+});
