@@ -2,16 +2,14 @@
 // method, every result a Promise and scan an AsyncIterable. Same semantics as store/types.ts.
 import type {
   AppendBatch,
-  EventRow,
   CommitOptions,
   CommitResult,
+  EventRow,
+  EventStore,
   RawEvent,
   ReadOptions,
   SnapshotRecord,
   StoredEvent,
-  StreamReplayer,
-  VerifyAnchor,
-  VerifyResult,
   WrittenEvent,
 } from './types.js';
 
@@ -95,37 +93,18 @@ export interface StreamBundleLoader {
   streamBundle(streamId: string, opts: { codeVersion: string; maxPosition?: number; version?: number; limit: number }): Promise<StreamBundle>;
 }
 
-export interface AsyncEventStore {
-  /** where the log lives (a file path, or a URL without its password) */
-  readonly path: string;
+/** An engine's methods with every answer a Promise (the rest of the interface as it is). */
+type Promised<S> = { [K in keyof S]: S[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<R> : S[K] };
+
+/**
+ * EventStore (store/types.ts) method by method, each answer a Promise: derived from it, so the two
+ * cannot drift. Where the shapes differ: commit's alsoWrite may be async, scan is an AsyncIterable,
+ * a transaction's work is async, and snapshotGaps is required (the optional row scans are not here).
+ */
+export interface AsyncEventStore extends Promised<Omit<EventStore, 'commit' | 'scan' | 'scanRows' | 'scanChunks' | 'snapshotGaps' | 'transaction'>> {
   commit(batches: AppendBatch[], opts?: AsyncCommitOptions): Promise<CommitResult>;
-  /** the stored answer of a request id (rejects with conflict when stored for a different fingerprint, corrupt when altered) */
-  findRequest(requestId: string, fingerprint?: string): Promise<{ response: unknown } | undefined>;
-  read(opts?: ReadOptions): Promise<StoredEvent[]>;
   scan(opts?: ReadOptions): AsyncIterable<RawEvent>;
-  streamVersion(streamId: string, atPosition?: number): Promise<number>;
-  streams(prefix?: string): Promise<string[]>;
-  /** streams (with this prefix) whose last event is of none of these types: processes a log holds unfinished */
-  openStreams(prefix: string, endTypes: string[]): Promise<string[]>;
-  lastPosition(): Promise<number>;
-  /** the last position whose event happened at or before t (0 if none) */
-  positionAtTime(t: bigint): Promise<number>;
-  positionOfVersion(streamId: string, version: number): Promise<number | undefined>;
-  /** streams (with this prefix) whose wake instant is at or before t, earliest first */
-  dueStreams(t: bigint, prefix?: string): Promise<{ streamId: string; wakeAt: bigint }[]>;
-  countCategory(category: string): Promise<number>;
-  saveSnapshot(s: SnapshotRecord): Promise<void>;
-  latestSnapshot(streamId: string, codeVersion: string, maxPosition?: number): Promise<SnapshotRecord | undefined>;
-  /** streams lacking a snapshot of this code version at some multiple of `every` up to their version (store/types.ts) */
   snapshotGaps(every: number, codeVersion: string): Promise<string[]>;
-  /**
-   * check the log and every table beside it (store/verify.ts); with an anchor, also that the log still
-   * holds it; with a replayer, also re-derive what only a replay can
-   */
-  verify(anchor?: VerifyAnchor, replayer?: StreamReplayer): Promise<VerifyResult>;
-  /** copy the log up to a position into a new log at target (a path, or a URL for PostgreSQL), created exclusively: an existing target is invalid_request */
-  fork(position: number, target: string): Promise<{ events: number }>;
   /** run fn in one write transaction; the store's methods awaited inside it take part in it */
   transaction<T>(fn: () => Promise<T>): Promise<T>;
-  close(): Promise<void>;
 }

@@ -205,6 +205,7 @@ export interface StreamReplay {
 }
 
 export interface EventStore {
+  /** where the log lives (a file path, or a URL without its password) */
   readonly path: string;
   commit(batches: AppendBatch[], opts?: CommitOptions): CommitResult;
   /** the stored answer of a request id (throws conflict when stored for a different fingerprint, corrupt when altered) */
@@ -240,6 +241,7 @@ export interface EventStore {
    * still holds it; with a replayer, also re-derive snapshot states and unrecorded wake instants.
    */
   verify(anchor?: VerifyAnchor, replayer?: StreamReplayer): VerifyResult;
+  /** copy the log up to a position into a new log at target (a path, or a URL for PostgreSQL), created exclusively: an existing target is invalid_request */
   fork(position: number, targetPath: string): { events: number };
   /** run fn in one write transaction (BEGIN IMMEDIATE) */
   transaction<T>(fn: () => T): T;
