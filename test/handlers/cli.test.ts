@@ -209,6 +209,8 @@ describe('clockledger: every handler, end to end', () => {
     r = (await ok(['timeline', 'vm1.m1', '--json'])).timeline;
     expect(r.vmIds).toEqual(['vm1', 'vm1.m1']);
     expect(r.samples.length).toBeGreaterThan(1);
+    // read by a person: one stop is "1 stop"
+    expect((await cli(['timeline', 'vm1'])).stdout).toMatch(/^life:\s+.* of true time, 1 stop, \d+ samples$/m);
     use('timeline');
 
     r = await ok(['audit', 'm1', '--json']);

@@ -13,10 +13,11 @@ export function renderTimeline(r: ResponseOf<'timeline'>): string {
   const l = r.timeline;
   const last = l.samples[l.samples.length - 1];
   const s = l.settings;
+  const stops = `${l.cycles.length} ${l.cycles.length === 1 ? 'stop' : 'stops'}`;
   const out = [
     keyValues([
       ['guest', l.vmIds.join(' → ')],
-      ['life', `${nsReadable((BigInt(l.endNs) - BigInt(l.startNs)).toString())} of true time, ${l.cycles.length} stops, ${l.samples.length} samples`],
+      ['life', `${since(l.endNs, l.startNs)} of true time, ${stops}, ${l.samples.length} samples`],
       [
         'time sources',
         `${s.ntp.client}${s.ntp.refclock ? ` + refclock ${s.ntp.refclock}` : ''}` +
