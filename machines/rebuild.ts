@@ -114,9 +114,12 @@ const CHUNK_ROWS = 256;
  */
 export function* scanDecoded(store: EventStore, opts: ReadOptions): IterableIterator<EventChunk> {
   if (store.scanChunks) return yield* store.scanChunks({ ...opts, withoutMetadata: true });
+  const omit = opts.omitDataFields ?? [];
   let chunk: EventChunk = [];
   for (const r of scanRows(store, opts)) {
-    chunk.push(r[0], r[1], r[2], r[3], r[4], JSON.parse(r[5]));
+    const data = JSON.parse(r[5]) as unknown;
+    if (omit.length && data !== null && typeof data === 'object') for (const f of omit) delete (data as Record<string, unknown>)[f];
+    chunk.push(r[0], r[1], r[2], r[3], r[4], data);
     if (chunk.length === CHUNK_ROWS * 6) yield chunk, (chunk = []);
   }
   if (chunk.length) yield chunk;

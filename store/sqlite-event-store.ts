@@ -77,9 +77,11 @@ const ROW_COLUMNS = 'position, stream_id, version, type, CAST(time AS TEXT), dat
 // row (time as a decimal string, data as stored), so a replay pays one string and one JSON.parse per
 // chunk instead of a row array and four strings per event
 const CHUNK_ROWS = 256;
-const CHUNK_TEXT =
+const chunkText = (data: string) =>
   `count(*), '[' || group_concat(position || ',' || json_quote(stream_id) || ',' ` +
-  `|| version || ',' || json_quote(type) || ',"' || CAST(time AS TEXT) || '",' || data, ',') || ']'`;
+  `|| version || ',' || json_quote(type) || ',"' || CAST(time AS TEXT) || '",' || ${data}, ',') || ']'`;
+/** a top-level field's name as omitDataFields takes it (spliced into a JSON path) */
+const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const RAW_COLUMNS_NO_METADATA =
   "position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, '{}' AS metadata";
 
@@ -328,18 +330,37 @@ class SqliteEventStore implements EventStore {
     const { clauses, params } = this.filters({ ...opts, toPosition });
     const where = ['position > ?', ...clauses].join(' AND ');
     const sub = `FROM events WHERE ${where} ORDER BY position LIMIT ?`;
-    const chunk = this.statement(`SELECT ${CHUNK_TEXT} FROM (SELECT position, stream_id, version, type, time, data ${sub})`).raw(true);
+    const omit = opts.omitDataFields ?? [];
+    for (const f of omit) if (!FIELD_NAME.test(f)) throw new StoreError('invalid_request', `omitDataFields: '${f}' is not a field name`, { field: f });
+    // the fields left out by SQLite's json_remove(), before the text is built and parsed
+    const data = omit.length ? `json_remove(data, ${omit.map((f) => `'$.${f}'`).join(', ')})` : 'data';
+    const chunk = this.statement(`SELECT ${chunkText(data)} FROM (SELECT position, stream_id, version, type, time, data ${sub})`).raw(true);
+    const readOne = (d: string) => {
+      const v = JSON.parse(d) as unknown;
+      if (v !== null && typeof v === 'object' && !Array.isArray(v)) for (const f of omit) delete (v as Record<string, unknown>)[f];
+      return v;
+    };
     let left = opts.limit ?? Infinity;
     let after = (opts.fromPosition ?? 1) - 1;
     while (left > 0) {
       const want = Math.min(CHUNK_ROWS, left);
-      const [count, text] = chunk.get(after, ...params, want) as [number, string | null];
-      if (count === 0) return;
-      let rows = JSON.parse(text!) as EventChunk;
-      if (!wellFormedChunk(rows, count, after)) {
+      let got: [number, string | null] | null;
+      try {
+        got = chunk.get(after, ...params, want) as [number, string | null];
+      } catch (e) {
+        // json_remove() on a data column that is not JSON: read those rows one by one (below)
+        if (!omit.length || !/malformed JSON/i.test((e as Error).message)) throw e;
+        got = null;
+      }
+      if (got && got[0] === 0) return;
+      let count = got ? got[0] : want;
+      let rows = got ? (JSON.parse(got[1]!) as EventChunk) : [];
+      if (!got || !wellFormedChunk(rows, count, after)) {
         // a data column that is not one JSON value: read the rows one by one, so its own parse fails as scan()'s would
         rows = [];
-        for (const r of this.scanRows({ ...opts, fromPosition: after + 1, toPosition, limit: want })) rows.push(r[0], r[1], r[2], r[3], r[4], JSON.parse(r[5]));
+        for (const r of this.scanRows({ ...opts, fromPosition: after + 1, toPosition, limit: want })) rows.push(r[0], r[1], r[2], r[3], r[4], readOne(r[5]));
+        if (!got) count = rows.length / 6;
+        if (count === 0) return;
       }
       yield rows;
       after = rows[rows.length - 6] as number;

@@ -118,6 +118,11 @@ export interface ReadOptions {
   streamPrefix?: string;
   /** scan(): leave metadata out (it reads as "{}"), for passes that only evolve state */
   withoutMetadata?: boolean;
+  /**
+   * scanChunks(): top-level fields of each event's data (an object) a reader does not use, left out
+   * of the data it decodes (not decoded at all where the engine can). Names: letters, digits, '_'.
+   */
+  omitDataFields?: string[];
 }
 
 export interface SnapshotRecord {

@@ -31,8 +31,11 @@ export interface AuditSource {
   vmAtTime(vmId: string, time: bigint): VmRecord | null;
   /** a host's state at an instant (default: its current state) */
   host(hostId: string, time?: bigint): HostState | null;
-  /** a VM's events between two global positions (inclusive) */
-  vmEvents(vmId: string, fromPosition: number, toPosition?: number): LoggedEvent[];
+  /**
+   * a VM's events between two global positions (inclusive); `omitDataFields`: top-level fields of their
+   * data the caller does not read (a source may leave them out, or give them)
+   */
+  vmEvents(vmId: string, fromPosition: number, toPosition?: number, omitDataFields?: string[]): LoggedEvent[];
   /** a stream's version as of a global position (default: now) */
   streamVersion(streamId: string, atPosition?: number): number;
   positionOfVersion(streamId: string, version: number): number | null;
@@ -74,10 +77,10 @@ function* kvmRunRows(store: EventStore, streamId: string): Generator<{ type: str
   }
 }
 
-function scanEvents(store: EventStore, streamId: string, fromPosition?: number, toPosition?: number): LoggedEvent[] {
+function scanEvents(store: EventStore, streamId: string, fromPosition?: number, toPosition?: number, omitDataFields?: string[]): LoggedEvent[] {
   // a chunk of rows at a time where the engine can (one string and one JSON.parse per chunk)
   const out: LoggedEvent[] = [];
-  for (const c of scanDecoded(store, { streamId, fromPosition, toPosition })) {
+  for (const c of scanDecoded(store, { streamId, fromPosition, toPosition, ...(omitDataFields?.length ? { omitDataFields } : {}) })) {
     for (let i = 0; i < c.length; i += 6) out.push({ position: c[i] as number, type: c[i + 3] as string, time: BigInt(c[i + 4] as string), data: c[i + 5] });
   }
   return out;
@@ -93,7 +96,7 @@ export function logAuditSource(store: EventStore, opts: EvolveOptions = {}): Aud
     vmAt: (vmId, version) => rebuildStream<VmRecord>(store, vmStreamId(vmId), { version }, opts).state,
     vmAtTime: (vmId, time) => rebuildStream<VmRecord>(store, vmStreamId(vmId), { time }, opts).state,
     host: (hostId, time) => rebuildStream<HostState>(store, hostStreamId(hostId), time === undefined ? {} : { time }).state,
-    vmEvents: (vmId, fromPosition, toPosition) => scanEvents(store, vmStreamId(vmId), fromPosition, toPosition),
+    vmEvents: (vmId, fromPosition, toPosition, omitDataFields) => scanEvents(store, vmStreamId(vmId), fromPosition, toPosition, omitDataFields),
     streamVersion: (streamId, atPosition) => store.streamVersion(streamId, atPosition),
     positionOfVersion: (streamId, version) => store.positionOfVersion(streamId, version) ?? null,
     firstRun: (vmId, vcpus) => firstRunOf(kvmRunRows(store, vmStreamId(vmId)), vcpus),
@@ -172,9 +175,9 @@ export function sessionAuditSource(session: Session, written: WrittenEvent[], st
       }
       return log.host(hostId, time);
     },
-    vmEvents(vmId, fromPosition, toPosition) {
+    vmEvents(vmId, fromPosition, toPosition, omitDataFields) {
       const sid = vmStreamId(vmId);
-      if (fromPosition < firstWritten) return log.vmEvents(vmId, fromPosition, toPosition);
+      if (fromPosition < firstWritten) return log.vmEvents(vmId, fromPosition, toPosition, omitDataFields);
       return eventsOf(sid).filter((e) => e.position >= fromPosition && (toPosition === undefined || e.position <= toPosition));
     },
     streamVersion: (streamId, atPosition) => log.streamVersion(streamId, atPosition),

@@ -3,7 +3,9 @@
 // and carry, on lives that cross every path of the reads (standbys, a refclock, an agent, a host
 // 20 ppm slow, TSC scaling, software catch-up, chrony and ntpd, migrations between hosts).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { auditOnce } from '../../machines/audit/audit-core.js';
 import { logAuditSource } from '../../machines/audit/source.js';
+import { lifeSource } from '../../machines/life/life-source.js';
 import { toJson } from '../../machines/codec.js';
 import { freqPpb, guestLife, lifeToJson } from '../../machines/life/life.js';
 import { kernelRead, mulDivFloor, stateDeltas, stateReader } from '../../machines/life/state-read.js';
@@ -101,6 +103,35 @@ describe('the closed-form reads give the life the emulated kernel gives', () => 
     await l.ok('advanceTime', { ns: (1200n * S).toString() });
     const life = await sameBothWays('web', S);
     expect(life.marks.some((m) => m.source === 'ntpd' && m.action === 'step')).toBe(true);
+  });
+});
+
+describe("the life's source: each VM's events read once", () => {
+  it("leaves an x86 VM's tracepoints undecoded, and every audit of the life reads as from the log", async () => {
+    await guestOn({ ntp: { client: 'chrony' } });
+    await standbys(3);
+    const src = logAuditSource(await l.store());
+    const life = lifeSource(src);
+    // the log holds tracepoints with the VM's events; the life's reads of them have none
+    expect(src.vmEvents('web', 0).filter((e) => 'trace' in (e.data as object)).length).toBeGreaterThan(10);
+    const events = life.vmEvents('web', 0);
+    expect(events.map((e) => [e.position, e.type, e.time])).toEqual(src.vmEvents('web', 0).map((e) => [e.position, e.type, e.time]));
+    expect(events.some((e) => 'trace' in (e.data as object))).toBe(false);
+    // no audit reads them: each stop's report is the one from the log's full events
+    const ids = src.migrationIds();
+    expect(ids).toHaveLength(3);
+    for (const id of ids) expect(toJson(auditOnce(life, id))).toEqual(toJson(auditOnce(src, id)));
+  });
+
+  it("keeps an arm64 VM's tracepoints (its audit reads them)", async () => {
+    await l.ok('createHost', { hostId: 'a', arch: 'arm64', cntfrqHz: '25000000' });
+    await l.ok('createVm', { vmId: 'arm', hostId: 'a', vcpus: 1 });
+    await l.ok('runVcpu', { vmId: 'arm' });
+    await l.ok('advanceTime', { ns: (10n * S).toString() });
+    const src = logAuditSource(await l.store());
+    const full = src.vmEvents('arm', 0);
+    expect(full.some((e) => 'trace' in (e.data as object))).toBe(true);
+    expect(lifeSource(src).vmEvents('arm', 0)).toEqual(full);
   });
 });
 

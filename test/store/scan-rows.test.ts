@@ -137,6 +137,40 @@ describe('scanChunks', () => {
     expect(decodedRows(s.scanChunks!({ fromPosition: 5 }))).toEqual(parsedRows(s.scanRows!({ fromPosition: 5 })));
   });
 
+  it('omitDataFields: the data without those top-level fields, the rest as recorded, by the engine and by the fallback', () => {
+    const { s, path } = many(600);
+    // the rows as scanRows() reads them, with `o` and `s` taken out after the parse
+    const without = (o: object) =>
+      parsedRows(s.scanRows!(o)).map((r) => {
+        const { o: _o, s: _s, ...rest } = r[5] as Record<string, unknown>;
+        return [...r.slice(0, 5), rest];
+      });
+    const omit = { omitDataFields: ['o', 's'] };
+    const chunks = [...s.scanChunks!(omit)];
+    expect(chunks.map((c) => c.length / 6)).toEqual([256, 256, 88]);
+    expect(decodedRows(chunks)).toEqual(without({}));
+    expect(decodedRows(chunks)[599]![5]).toEqual({ big: '18446744073709551615', i: 599 });
+    for (const o of [
+      { streamId: 'vm-a', fromPosition: 10, toPosition: 400 },
+      { streamPrefix: 'vm-', limit: 300 },
+    ])
+      expect(decodedRows(s.scanChunks!({ ...o, ...omit }))).toEqual(without(o));
+    // a field no event has: the rows as recorded
+    expect(decodedRows(s.scanChunks!({ omitDataFields: ['absent'] }))).toEqual(parsedRows(s.scanRows!({})));
+    // a store without scanChunks() leaves them out after its own parse
+    const bare = { scan: (o?: object) => s.scan(o) } as unknown as EventStore;
+    expect(decodedRows(scanDecoded(bare, { streamId: 'host-b', ...omit }))).toEqual(without({ streamId: 'host-b' }));
+    // a name that is not one is refused, nothing read
+    expect(() => [...s.scanChunks!({ omitDataFields: ["o') || ('"] })]).toThrow(expect.objectContaining({ code: 'invalid_request' }));
+    // data that is not JSON fails as its own JSON.parse would, and the chunks around it read as before
+    const db = new Database(path);
+    db.prepare("UPDATE events SET data = '1,2' WHERE position = 300").run();
+    db.close();
+    expect(() => [...s.scanChunks!(omit)]).toThrow(SyntaxError);
+    expect(decodedRows(s.scanChunks!({ toPosition: 299, ...omit }))).toEqual(without({ toPosition: 299 }));
+    expect(decodedRows(s.scanChunks!({ fromPosition: 301, ...omit }))).toEqual(without({ fromPosition: 301 }));
+  });
+
   it('scanDecoded() builds the same chunks from scan() for a store without them', () => {
     const { s } = many(300);
     const bare = { scan: (o?: object) => s.scan(o) } as unknown as EventStore;
