@@ -557,6 +557,12 @@ function guestLifeOf(logSrc: AuditSource, lineage: Lineage, opts: LifeOptions): 
   /** one update of the client (network NTP or its refclock), at t on the guest's CLOCK_MONOTONIC's k-th poll */
   const ntpSourceName = (): 'chrony' | 'ntpd' | 'ptp_kvm' => (settings.ntp.refclock === 'ptp_kvm' ? 'ptp_kvm' : (settings.ntp.client as 'chrony' | 'ntpd'));
   /** one update; returns CLOCK_REALTIME's error after it */
+  /** a time source steps CLOCK_REALTIME by the error e it found at t (the correction rebased there): a mark says so */
+  const stepOut = (vmId: string, t: bigint, e: bigint, source: LifeMark['source'], text: string) => {
+    corr.base -= e;
+    corr.slewLeft = 0n;
+    marks.push({ timeNs: t, kind: 'correction', vmId, source, action: 'step', beforeNs: e, afterNs: 0n, text });
+  };
   const ntpUpdateAt = (vmId: string, t: bigint, k: bigint): bigint => {
     const raw = rawFast(vmId, t) ?? rawError(reader.read(vmId, t)!);
     // the correction rebased at t: the offset the client measures is the error there
@@ -585,18 +591,7 @@ function guestLifeOf(logSrc: AuditSource, lineage: Lineage, opts: LifeOptions): 
       return raw + corr.base;
     }
     if (action === 'step') {
-      corr.base -= e;
-      corr.slewLeft = 0n;
-      marks.push({
-        timeNs: t,
-        kind: 'correction',
-        vmId,
-        source,
-        action: 'step',
-        beforeNs: e,
-        afterNs: 0n,
-        text: `${source} steps CLOCK_REALTIME by ${fmtS(-e)}`,
-      });
+      stepOut(vmId, t, e, source, `${source} steps CLOCK_REALTIME by ${fmtS(-e)}`);
       return raw + corr.base;
     }
     if (action === 'slew' && e !== 0n) {
@@ -611,18 +606,7 @@ function guestLifeOf(logSrc: AuditSource, lineage: Lineage, opts: LifeOptions): 
     const e = errorAt(vmId, t);
     if (e === null || abs(e) <= settings.agent!.stepAboveNs) return e;
     corr.rebase(t);
-    corr.base -= e;
-    corr.slewLeft = 0n;
-    marks.push({
-      timeNs: t,
-      kind: 'correction',
-      vmId,
-      source: 'agent',
-      action: 'step',
-      beforeNs: e,
-      afterNs: 0n,
-      text: `the guest agent steps CLOCK_REALTIME by ${fmtS(-e)}`,
-    });
+    stepOut(vmId, t, e, 'agent', `the guest agent steps CLOCK_REALTIME by ${fmtS(-e)}`);
     return 0n;
   };
 
