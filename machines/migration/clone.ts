@@ -6,13 +6,12 @@
 // they read a migration: the template's VM as the stop began, the clone as its guest resumed.
 import { DomainError, type Session } from '../session/index.js';
 import { vmStreamId } from '../vm/events.js';
-import { vcpusOf } from '../vm/evolve.js';
 import { VmmPort, type MigrationParams } from './port.js';
-import { driveMigration, guestReads, inFlightMigrationOf, type MigrationOutcome } from './run.js';
+import { driveMigration, guestReads, requireRunningSource, resolveStrategySpec, strategyForVm, type MigrationOutcome } from './run.js';
 import type { Vmm } from './machine.js';
 import { migrationStreamId, type MigrationEvent, type MigrationFailure, type MigrationPhase, type PhaseMarks } from './state.js';
-import { strategyFor, STRATEGIES } from './strategies/index.js';
-import { baselineRelease, isBaseline, resolveStrategyRelease, strategyNameOf, type StrategyRelease } from './strategies/releases.js';
+import { strategyFor } from './strategies/index.js';
+import { baselineRelease, isBaseline, type StrategyRelease } from './strategies/releases.js';
 import { savedFromJson, savedToJson, templateStreamId, type TemplateEvent, type TemplatePhase, type TemplateState } from './template.js';
 
 export interface TemplateParams {
@@ -77,40 +76,11 @@ function marksNow(s: Session, source: string, destination: string | null): Phase
   };
 }
 
-/** Refusals shared with a migration's: a VM that is gone, has no vCPU, none running, or is held by a migration the log ends inside. */
-function requireRunningSource(s: Session, vmId: string): void {
-  const src = s.requireVm(vmId);
-  if (src.destroyed) throw new DomainError('invalid_state', `VM '${vmId}' was destroyed (${src.destroyReason})`, { vmId });
-  if (vcpusOf(src).length === 0) throw new DomainError('invalid_state', `VM '${vmId}' has no vCPUs: there is no guest clock to save`, { vmId });
-  const cut = inFlightMigrationOf(s, [vmId]);
-  if (cut) {
-    throw new DomainError('invalid_state', `VM '${vmId}' is held by migration '${cut.migrationId}', which the log ends inside`, {
-      vmId,
-      migrationId: cut.migrationId,
-    });
-  }
-  if (!vcpusOf(src).some((v) => v.running)) {
-    throw new DomainError(
-      'invalid_state',
-      `VM '${vmId}' has no vCPU in KVM_RUN: its guest is not running, so there is no running clock to save; start it first`,
-      { vmId },
-    );
-  }
-}
-
 /** Pause a VM and save its clock state with a strategy's save side, once, as a template. */
 export function runTemplate(s: Session, params: TemplateParams): TemplateOutcome {
-  const name = strategyNameOf(params.strategy);
-  if (!STRATEGIES[name]) throw new DomainError('invalid_request', `unknown strategy '${name}'`);
-  const release = resolveStrategyRelease(params.strategy);
-  requireRunningSource(s, params.vmId);
-  const src = s.requireVm(params.vmId);
-  const strategy = strategyFor(name, src.arch);
-  if (!strategy)
-    throw new DomainError(
-      'invalid_request',
-      `strategy '${name}' exists for ${Object.keys(STRATEGIES[name]!).join(', ')} guests; VM '${params.vmId}' is ${src.arch}`,
-    );
+  const { name, release } = resolveStrategySpec(params.strategy);
+  const src = requireRunningSource(s, params.vmId, [params.vmId], 'save');
+  const strategy = strategyForVm(name, params.vmId, src);
   const streamId = templateStreamId(params.templateId);
   if (s.stream(streamId)) throw new DomainError('conflict', `template '${params.templateId}' already exists`, { templateId: params.templateId });
 

@@ -6,10 +6,10 @@ import { DomainError, type Session } from '../session/index.js';
 import { delayNs, migrationMachine, type MigrationMachineInput, type Vmm } from './machine.js';
 import { VmmPort, type MigrationParams, type Side } from './port.js';
 import { migrationStreamId, type MigrationEvent, type MigrationState, type PhaseMarks } from './state.js';
-import { STRATEGIES, strategyFor } from './strategies/index.js';
-import { isBaseline, resolveStrategyRelease, strategyNameOf } from './strategies/releases.js';
+import { STRATEGIES, strategyFor, type AnyStrategy } from './strategies/index.js';
+import { isBaseline, resolveStrategyRelease, strategyNameOf, type StrategyRelease } from './strategies/releases.js';
 import { vmStreamId } from '../vm/events.js';
-import { vcpusOf } from '../vm/evolve.js';
+import { vcpusOf, type VmRecord } from '../vm/evolve.js';
 import type { GuestOp } from '../vm/machine.js';
 
 export interface MigrationOutcome {
@@ -63,18 +63,33 @@ export function guestReads(p: VmmPort, side: Side, afterResume: boolean): void {
   p.guest(side, ops);
 }
 
-export function runMigration(s: Session, params: MigrationParams): MigrationOutcome {
-  const name = strategyNameOf(params.strategy);
+/** A strategy spec's name and release (invalid_request: an unknown name, or a spec that does not resolve: ReleaseSpecError). */
+export function resolveStrategySpec(spec: string): { name: string; release: StrategyRelease } {
+  const name = strategyNameOf(spec);
   if (!STRATEGIES[name]) throw new DomainError('invalid_request', `unknown strategy '${name}'`);
-  // a spec that does not resolve is the caller's invalid_request (ReleaseSpecError, field strategy)
-  const release = resolveStrategyRelease(params.strategy);
-  const src = s.requireVm(params.vmId);
-  if (src.destroyed) throw new DomainError('invalid_state', `VM '${params.vmId}' was destroyed (${src.destroyReason})`, { vmId: params.vmId });
-  if (vcpusOf(src).length === 0)
-    throw new DomainError('invalid_state', `VM '${params.vmId}' has no vCPUs: there is no guest clock to move`, { vmId: params.vmId });
-  const cut = inFlightMigrationOf(s, params.inPlace ? [params.vmId] : [params.vmId, params.newVmId]);
+  return { name, release: resolveStrategyRelease(spec) };
+}
+
+/** A strategy's steps for a VM's architecture (invalid_request: it has none for it). */
+export function strategyForVm(name: string, vmId: string, vm: VmRecord): AnyStrategy {
+  const strategy = strategyFor(name, vm.arch);
+  if (!strategy)
+    throw new DomainError('invalid_request', `strategy '${name}' exists for ${Object.keys(STRATEGIES[name]!).join(', ')} guests; VM '${vmId}' is ${vm.arch}`);
+  return strategy;
+}
+
+/**
+ * The refusals of a VMM that stops a guest to take its clock state (to move it, or to save it):
+ * a VM that is gone, has no vCPU, is held by a migration the log ends inside (it and `held`), or
+ * has no vCPU in KVM_RUN. Answers the source VM.
+ */
+export function requireRunningSource(s: Session, vmId: string, held: string[], verb: 'move' | 'save'): VmRecord {
+  const src = s.requireVm(vmId);
+  if (src.destroyed) throw new DomainError('invalid_state', `VM '${vmId}' was destroyed (${src.destroyReason})`, { vmId });
+  if (vcpusOf(src).length === 0) throw new DomainError('invalid_state', `VM '${vmId}' has no vCPUs: there is no guest clock to ${verb}`, { vmId });
+  const cut = inFlightMigrationOf(s, held);
   if (cut) {
-    const which = cut.vmId === params.vmId || cut.newVmId === params.vmId ? params.vmId : params.newVmId;
+    const which = cut.vmId === vmId || cut.newVmId === vmId ? vmId : held.find((id) => id === cut.vmId || id === cut.newVmId)!;
     throw new DomainError(
       'invalid_state',
       `VM '${which}' is held by migration '${cut.migrationId}' (${cut.vmId} → ${cut.newVmId}), which the log ends ` +
@@ -87,17 +102,19 @@ export function runMigration(s: Session, params: MigrationParams): MigrationOutc
   if (!vcpusOf(src).some((v) => v.running)) {
     throw new DomainError(
       'invalid_state',
-      `VM '${params.vmId}' has no vCPU in KVM_RUN: its guest is not running (never started, or paused), ` +
-        `so there is no running clock to migrate; start it first (runVcpu / clockledger run ${params.vmId})`,
-      { vmId: params.vmId },
+      `VM '${vmId}' has no vCPU in KVM_RUN: its guest is not running (never started, or paused), ` +
+        `so there is no running clock to ${verb}; start it first (runVcpu / clockledger run ${vmId})`,
+      { vmId },
     );
   }
+  return src;
+}
+
+export function runMigration(s: Session, params: MigrationParams): MigrationOutcome {
+  const { name, release } = resolveStrategySpec(params.strategy);
+  const src = requireRunningSource(s, params.vmId, params.inPlace ? [params.vmId] : [params.vmId, params.newVmId], 'move');
   const dstHost = s.requireHost(params.toHost);
-  const strategy = strategyFor(name, src.arch);
-  if (!strategy) {
-    const archs = Object.keys(STRATEGIES[name]!).join(', ');
-    throw new DomainError('invalid_request', `strategy '${name}' exists for ${archs} guests; VM '${params.vmId}' is ${src.arch}`);
-  }
+  const strategy = strategyForVm(name, params.vmId, src);
   if (dstHost.arch !== src.arch) throw new DomainError('invalid_request', `VM '${params.vmId}' is ${src.arch} and host '${dstHost.id}' is ${dstHost.arch}`);
   if (params.inPlace) {
     if (params.newVmId !== params.vmId || params.toHost !== src.hostId)

@@ -14,7 +14,7 @@ import { qemuArm64 } from './qemu-arm64.js';
 import { qemu } from './qemu.js';
 import type { Strategy } from './types.js';
 
-type AnyStrategy = Strategy<any, any>;
+export type AnyStrategy = Strategy<any, any>;
 
 export const STRATEGIES: Record<string, { x86?: AnyStrategy; arm64?: AnyStrategy }> = {
   qemu: { x86: qemu, arm64: qemuArm64 },
