@@ -177,11 +177,15 @@ export class PgEventStore implements AsyncEventStore {
     let broken: unknown;
     try {
       this.roundTrips++;
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch((e) => {
+        throw asStoreError(e);
+      });
       return await this.tx.run(client, fn);
     } catch (e) {
       if (isConnectionError(e)) broken = e;
-      throw asStoreError(e);
+      // the store's own statements answer StoreErrors already; anything else is fn's (a handler's
+      // refusal, say), rethrown as it came
+      throw e;
     } finally {
       if (broken) client.release(broken instanceof Error ? broken : undefined);
       else {

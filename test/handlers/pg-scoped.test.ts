@@ -38,12 +38,17 @@ describe('scoped reads on PostgreSQL', () => {
       out.now = await l.call('stateAt', { vmId: 'web.m1' });
       out.audit = await l.call('audit', { migrationId: 'm1' });
       out.vms = await l.call('listVms', {});
+      // a handler's own refusal inside the scoped read keeps its code
+      out.missingVm = await l.call('stateAt', { vmId: 'nope' });
+      out.missingMigration = await l.call('audit', { migrationId: 'm9' });
       if (engine === 'postgres') expect(wholeLog).not.toHaveBeenCalled();
       answers.push(out);
       vi.restoreAllMocks();
     }
     expect((answers[0]!.state as { ok: boolean }).ok).toBe(true);
     expect((answers[0]!.audit as { ok: boolean }).ok).toBe(true);
+    expect(answers[0]!.missingVm).toMatchObject({ ok: false, error: { code: 'not_found' } });
+    expect(answers[0]!.missingMigration).toMatchObject({ ok: false, error: { code: 'not_found' } });
     expect(JSON.stringify(answers[1])).toBe(JSON.stringify(answers[0]));
   });
 
