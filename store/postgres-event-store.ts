@@ -286,10 +286,10 @@ export class PgEventStore implements AsyncEventStore {
    * commit), sent as one statement outside any transaction. clockledger_append takes the append
    * lock and writes only if the log is still as planned; the statement's own transaction commits
    * it and ends the lock, so no lock is held while this process plans. When the log has moved
-   * (another writer committed), nothing is written and the heads come back: planned again from
-   * them, at most OPTIMISTIC_TRIES times, then undefined (the caller commits under the lock; so do
-   * the next PESSIMISTIC_AFTER_MISS commits of this store).
-   * Undefined too when the request id turns out answered or a head needed is not known.
+   * (another writer committed), nothing is written: undefined, and the caller commits under the
+   * lock (so do the next PESSIMISTIC_AFTER_MISS commits of this store, the log having moved under
+   * it). Undefined too when the request id turns out answered, a stream is not at the version the
+   * caller expects, or a head needed is not known.
    */
   private async commitOptimistic(batches: AppendBatch[], opts: AsyncCommitOptions, commit: { sent: boolean }): Promise<CommitResult | undefined> {
     const seen = this.seen;
@@ -300,52 +300,47 @@ export class PgEventStore implements AsyncEventStore {
       return undefined;
     }
     const ids = [...new Set(batches.map((b) => b.streamId))];
-    let at = { position: seen.position, hash: seen.hash, seq: seen.seq ?? null };
+    const at = { position: seen.position, hash: seen.hash, seq: seen.seq ?? null };
     // each stream as the commit expects it (its first batch), else as last seen; one not known: no guess
-    let versions: Record<string, number> = {};
+    const versions: Record<string, number> = {};
     for (const id of ids) {
       const first = batches.find((b) => b.streamId === id)!.expectedVersion;
       const v = first !== 'any' ? first : this.seenVersions.get(id);
       if (v === undefined) return undefined;
       if (v > 0) versions[id] = v;
     }
-    for (let attempt = 0; attempt < OPTIMISTIC_TRIES; attempt++) {
-      const heads: AppendHeads = { position: at.position, hash: at.hash, versions: new Map(Object.entries(versions)) };
-      if (opts.requestId !== undefined) heads.request = { seq: at.seq!, stored: null, carried: null };
-      let plan: AppendPlan | AppendDuplicate;
-      try {
-        plan = planAppend(heads, batches, opts);
-      } catch {
-        // (a guess the log may not hold, e.g. a version: the commit under the lock says what holds)
-        return undefined;
-      }
-      if (plan.duplicate) return undefined;
-      const response = opts.response ? opts.response(plan.written) : undefined;
-      const payload = appendPayload(plan, requestRow(plan, response), opts.snapshots ?? [], {
-        lockClass: APPEND_LOCK,
-        schema: this.target.schema,
-        ids,
-        position: at.position,
-        hash: at.hash,
-        versions,
-        requestId: opts.requestId ?? null,
-        seq: at.seq,
-      });
-      commit.sent = true;
-      const found = (await this.q<{ r: AppendFound }>(`SELECT ${this.s}.clockledger_append($1::jsonb) AS r`, [JSON.stringify(payload)], 'clockledger_put'))
-        .rows[0]!.r;
-      if (found.written === true) {
-        this.saw(plan, opts.requestId !== undefined ? plan.request!.seq : at.seq);
-        return { duplicate: false, written: plan.written, response };
-      }
-      commit.sent = false;
-      this.pessimistic = PESSIMISTIC_AFTER_MISS;
-      if (found.answered) return undefined;
-      at = { position: found.position, hash: found.hash ?? GENESIS_HASH, seq: found.seq };
-      versions = found.versions;
-      this.seen = { position: at.position, hash: at.hash, seq: at.seq ?? seen.seq };
-      for (const id of ids) this.seenVersions.set(id, versions[id] ?? 0);
+    const heads: AppendHeads = { position: at.position, hash: at.hash, versions: new Map(Object.entries(versions)) };
+    if (opts.requestId !== undefined) heads.request = { seq: at.seq!, stored: null, carried: null };
+    let plan: AppendPlan | AppendDuplicate;
+    try {
+      plan = planAppend(heads, batches, opts);
+    } catch {
+      // (a guess the log may not hold, e.g. a version: the commit under the lock says what holds)
+      return undefined;
     }
+    if (plan.duplicate) return undefined;
+    const response = opts.response ? opts.response(plan.written) : undefined;
+    const payload = appendPayload(plan, requestRow(plan, response), opts.snapshots ?? [], {
+      lockClass: APPEND_LOCK,
+      schema: this.target.schema,
+      ids,
+      position: at.position,
+      hash: at.hash,
+      versions,
+      requestId: opts.requestId ?? null,
+      seq: at.seq,
+    });
+    commit.sent = true;
+    const found = (await this.q<{ r: AppendFound }>(`SELECT ${this.s}.clockledger_append($1::jsonb) AS r`, [JSON.stringify(payload)], 'clockledger_put'))
+      .rows[0]!.r;
+    if (found.written === true) {
+      this.saw(plan, opts.requestId !== undefined ? plan.request!.seq : at.seq);
+      return { duplicate: false, written: plan.written, response };
+    }
+    commit.sent = false;
+    // another writer's commit moved the log: guesses are likely to miss for a while. (A stream not
+    // at the caller's version, or an answered request id, is the caller's own and says nothing.)
+    if (found.position !== at.position || (found.hash ?? GENESIS_HASH) !== at.hash) this.pessimistic = PESSIMISTIC_AFTER_MISS;
     return undefined;
   }
 
@@ -1039,8 +1034,6 @@ const bundleSql = (s: string, bound: boolean) => `
 
 /** the schema version that has clockledger_append */
 const APPEND_FUNCTION_VERSION = 6;
-/** one-statement commits tried before one under the lock: each a round trip, lost only to another writer's commit */
-const OPTIMISTIC_TRIES = 1;
 /**
  * Commits made under the lock after a guess lost to another writer's commit. With several busy
  * writers on one ledger a guess is lost more often than not, and each loss costs a round trip:
