@@ -29,12 +29,6 @@ const X86_UNREAD = ['trace'];
  * (the log does not change while a life is read; the states it gives are not changed by their readers).
  */
 export function lifeSource(src: AuditSource): AuditSource {
-  const events = new Map<string, LoggedEvent[]>();
-  const all = (vmId: string): LoggedEvent[] => {
-    let e = events.get(vmId);
-    if (!e) events.set(vmId, (e = src.vmEvents(vmId, 0, undefined, src.vmAt(vmId, 1)?.arm64 ? undefined : X86_UNREAD)));
-    return e;
-  };
   const answers = new Map<string, unknown>();
   const once = <T>(key: string, ask: () => T): T => {
     if (answers.has(key)) return answers.get(key) as T;
@@ -42,9 +36,16 @@ export function lifeSource(src: AuditSource): AuditSource {
     answers.set(key, a);
     return a;
   };
+  const vmAt: AuditSource['vmAt'] = (vmId, version) => once(`v\0${vmId}\0${version}`, () => src.vmAt(vmId, version));
+  const events = new Map<string, LoggedEvent[]>();
+  const all = (vmId: string): LoggedEvent[] => {
+    let e = events.get(vmId);
+    if (!e) events.set(vmId, (e = src.vmEvents(vmId, 0, undefined, vmAt(vmId, 1)?.arm64 ? undefined : X86_UNREAD)));
+    return e;
+  };
   return {
     migration: (id) => once(`m\0${id}`, () => src.migration(id)),
-    vmAt: (vmId, version) => once(`v\0${vmId}\0${version}`, () => src.vmAt(vmId, version)),
+    vmAt,
     vmAtTime: (vmId, time) => src.vmAtTime(vmId, time),
     host: (hostId, time) => once(`h\0${hostId}\0${time ?? ''}`, () => src.host(hostId, time)),
     vmEvents(vmId, fromPosition, toPosition) {

@@ -554,15 +554,18 @@ function guestLifeOf(logSrc: AuditSource, lineage: Lineage, opts: LifeOptions): 
     } else if (abs(e) <= tolerance && beyond) beyond = null;
   };
 
-  /** one update of the client (network NTP or its refclock), at t on the guest's CLOCK_MONOTONIC's k-th poll */
+  /** the source the NTP client's corrections are named by: its refclock, or the client */
   const ntpSourceName = (): 'chrony' | 'ntpd' | 'ptp_kvm' => (settings.ntp.refclock === 'ptp_kvm' ? 'ptp_kvm' : (settings.ntp.client as 'chrony' | 'ntpd'));
-  /** one update; returns CLOCK_REALTIME's error after it */
   /** a time source steps CLOCK_REALTIME by the error e it found at t (the correction rebased there): a mark says so */
   const stepOut = (vmId: string, t: bigint, e: bigint, source: LifeMark['source'], text: string) => {
     corr.base -= e;
     corr.slewLeft = 0n;
     marks.push({ timeNs: t, kind: 'correction', vmId, source, action: 'step', beforeNs: e, afterNs: 0n, text });
   };
+  /**
+   * one update of the client (network NTP or its refclock), at t on the guest's CLOCK_MONOTONIC's
+   * k-th poll; returns CLOCK_REALTIME's error after it
+   */
   const ntpUpdateAt = (vmId: string, t: bigint, k: bigint): bigint => {
     const raw = rawFast(vmId, t) ?? rawError(reader.read(vmId, t)!);
     // the correction rebased at t: the offset the client measures is the error there
@@ -576,13 +579,6 @@ function guestLifeOf(logSrc: AuditSource, lineage: Lineage, opts: LifeOptions): 
     if (lastT !== null && t > lastT) corr.freqPpb = freqPpb(raw - lastRaw, t - lastT);
     lastT = t;
     lastRaw = raw;
-    if (action === 'slew' && abs(e) <= tolerance) {
-      if (e !== 0n) {
-        corr.slewLeft = e;
-        corr.slewPpb = settings.ntp.maxSlewPpb;
-      }
-      return raw + corr.base;
-    }
     const source = ntpSourceName();
     if (action === 'exit') {
       ntpExited = true;

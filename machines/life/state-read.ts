@@ -35,7 +35,8 @@ export function kernelRead(rec: VmRecord, host: HostState, t: bigint): Reading |
   // the boot vCPU read as the guest reads it (kvm_read_l1_tsc(), then its pvclock page); a VM in
   // software TSC catch-up is read through guestClocksAt, which takes its pending tick first
   if (catchupTickDue(vm, rec.lastTime, t) === null) {
-    const tsc = kvmReadL1Tsc(x86Ctx(rec, { t, tsc: hostCounter(host, t), rawNs: 0n, realNs: realtime }), v0, hostCounter(host, t));
+    const hostTsc = hostCounter(host, t);
+    const tsc = kvmReadL1Tsc(x86Ctx(rec, { t, tsc: hostTsc, rawNs: 0n, realNs: realtime }), v0, hostTsc);
     return { counter: tsc, kvmclock: v0.pvti ? guestPvclockRead(v0.pvti, tsc) : null, realtime };
   }
   const v = guestClocksAt(rec, host, t).vcpus[0];
