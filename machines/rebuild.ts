@@ -3,6 +3,7 @@
 // time travel never rescans a whole stream.
 import { freeze } from 'immer';
 import { deserialize, serialize } from 'node:v8';
+import { omittedFields, withoutFields } from '../store/omit-fields.js';
 import { reportRejectedSnapshot } from '../store/snapshot-binding.js';
 import type { EventChunk, EventRow, EventStore, RawEvent, ReadOptions, SnapshotRecord } from '../store/types.js';
 import type { EvolveOptions } from './vm/evolve.js';
@@ -114,12 +115,10 @@ const CHUNK_ROWS = 256;
  */
 export function* scanDecoded(store: EventStore, opts: ReadOptions): IterableIterator<EventChunk> {
   if (store.scanChunks) return yield* store.scanChunks({ ...opts, withoutMetadata: true });
-  const omit = opts.omitDataFields ?? [];
+  const omit = omittedFields(opts);
   let chunk: EventChunk = [];
   for (const r of scanRows(store, opts)) {
-    const data = JSON.parse(r[5]) as unknown;
-    if (omit.length && data !== null && typeof data === 'object') for (const f of omit) delete (data as Record<string, unknown>)[f];
-    chunk.push(r[0], r[1], r[2], r[3], r[4], data);
+    chunk.push(r[0], r[1], r[2], r[3], r[4], withoutFields(JSON.parse(r[5]) as unknown, omit));
     if (chunk.length === CHUNK_ROWS * 6) yield chunk, (chunk = []);
   }
   if (chunk.length) yield chunk;

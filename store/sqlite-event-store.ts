@@ -11,6 +11,7 @@ import { GENESIS_HASH } from './canonical.js';
 import { checkPath, sqliteStoreError, StoreError } from './errors.js';
 import { CATEGORY_SQL, inspectLedger, STREAM_HEADS_SQL, viewOlderSchema } from './ledger-file.js';
 import { openDatabase } from './sqlite-open.js';
+import { omittedFields, withoutFields } from './omit-fields.js';
 import { latestSchemaVersion, migrate } from './migrate.js';
 import { checkRequestId, missingRowError, registerResponseHash, storedAnswer, type RequestEvents, type StoredRequestRow } from './request-check.js';
 import { boundHere, snapshotBinding, snapshotProblem, usableSnapshot, type SnapshotRow } from './snapshot-binding.js';
@@ -80,8 +81,6 @@ const CHUNK_ROWS = 256;
 const chunkText = (data: string) =>
   `count(*), '[' || group_concat(position || ',' || json_quote(stream_id) || ',' ` +
   `|| version || ',' || json_quote(type) || ',"' || CAST(time AS TEXT) || '",' || ${data}, ',') || ']'`;
-/** a top-level field's name as omitDataFields takes it (spliced into a JSON path) */
-const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const RAW_COLUMNS_NO_METADATA =
   "position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, '{}' AS metadata";
 
@@ -330,16 +329,11 @@ class SqliteEventStore implements EventStore {
     const { clauses, params } = this.filters({ ...opts, toPosition });
     const where = ['position > ?', ...clauses].join(' AND ');
     const sub = `FROM events WHERE ${where} ORDER BY position LIMIT ?`;
-    const omit = opts.omitDataFields ?? [];
-    for (const f of omit) if (!FIELD_NAME.test(f)) throw new StoreError('invalid_request', `omitDataFields: '${f}' is not a field name`, { field: f });
+    const omit = omittedFields(opts);
     // the fields left out by SQLite's json_remove(), before the text is built and parsed
     const data = omit.length ? `json_remove(data, ${omit.map((f) => `'$.${f}'`).join(', ')})` : 'data';
     const chunk = this.statement(`SELECT ${chunkText(data)} FROM (SELECT position, stream_id, version, type, time, data ${sub})`).raw(true);
-    const readOne = (d: string) => {
-      const v = JSON.parse(d) as unknown;
-      if (v !== null && typeof v === 'object' && !Array.isArray(v)) for (const f of omit) delete (v as Record<string, unknown>)[f];
-      return v;
-    };
+    const readOne = (d: string) => withoutFields(JSON.parse(d) as unknown, omit);
     let left = opts.limit ?? Infinity;
     let after = (opts.fromPosition ?? 1) - 1;
     while (left > 0) {
