@@ -801,15 +801,7 @@ export class PgEventStore implements AsyncEventStore {
 
   async verify(anchor?: VerifyAnchor, replayer?: StreamReplayer): Promise<VerifyResult> {
     // one snapshot of the whole ledger: the events and the tables beside them as of one instant
-    if (this.tx.getStore()) return this.verifyIn(anchor, replayer);
-    const client = await connect(this.pool);
-    try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      return await this.tx.run(client, () => this.verifyIn(anchor, replayer));
-    } finally {
-      await client.query('ROLLBACK').catch(() => undefined);
-      client.release();
-    }
+    return this.inOneSnapshot(() => this.verifyIn(anchor, replayer));
   }
 
   /** store/verify.ts's checks over this schema's rows */
