@@ -453,7 +453,10 @@ function applyAnchor(v: VerifyResult, anchor: VerifyAnchor | undefined, hashTher
 // ---- SQLite
 
 const COLUMNS = 'position, stream_id AS streamId, version, type, schema_version AS schemaVersion, CAST(time AS TEXT) AS time, data, metadata, hash';
-/** a request row with the hash of its last event (the same select on both engines, positions as numbers) */
+/**
+ * a request row with the hash of its last event (the same select on both engines, positions as numbers);
+ * migrations/pg/007_load_function.sql holds a frozen copy of it (clockledger_load): change both
+ */
 export const REQUEST_ROW_SQL = (requests: string, events: string, num: (col: string) => string) =>
   `SELECT r.request_id AS "requestId", r.handler, r.fingerprint, ${num('r.first_position')} AS "firstPosition", ${num('r.last_position')} AS "lastPosition",
           r.response, r.response_hash AS "responseHash", ${num('r.seq')} AS seq, e.hash AS "lastHash"
