@@ -166,6 +166,33 @@ describe('one VM state read in closed form', () => {
     }
     expect(wrapped).toBe(true);
   });
+
+  // The other path: no TSC scaling (the host TSC is the guest's) on a 3 GHz host, where pvclock's
+  // tsc_shift is negative (the delta shifted right before the multiply), across a wrap of the TSC.
+  it('gives every instant the emulated kernel gives unscaled, with a negative tsc_shift, across a wrap', async () => {
+    await l.ok('createHost', { hostId: 'u', tscKhz: 3_000_000, initialTsc: (2n ** 64n - 3_000_000_000_000n).toString() });
+    await l.ok('createVm', { vmId: 'g', hostId: 'u', vcpus: 1 });
+    await l.ok('runVcpu', { vmId: 'g' });
+    // the guest's own TSC 1000 s before 2^64 too, so the pvclock delta crosses the wrap as well
+    await l.ok('guest', { vmId: 'g', vcpu: 0, op: 'wrmsr', msr: 'MSR_IA32_TSC', value: (2n ** 64n - 3_000_000_000_000n).toString() });
+    await l.ok('guest', { vmId: 'g', vcpu: 0, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10001 });
+    const src = logAuditSource(await l.store());
+    const now = src.now();
+    const rec = src.vmAtTime('g', now)!;
+    const host = src.host('u', now)!;
+    expect(rec.x86!.vcpus[0]!.pvti!.shift).toBeLessThan(0);
+    expect(rec.x86!.vcpus[0]!.l1TscScalingRatio).toBe(1n << 48n);
+    const read = stateReader(rec, host)!;
+    let wrapped = false;
+    for (let k = 0n; k < 3000n; k++) {
+      for (const t of [now + k * 1_000_000_007n, now + k * 1_000_000_007n + 1n]) {
+        const want = kernelRead(rec, host, t)!;
+        expect(read(t)).toEqual(want);
+        if (want.counter < 3_000_000_000_000n) wrapped = true;
+      }
+    }
+    expect(wrapped).toBe(true);
+  });
 });
 
 describe('one VM state read in doubles from its base', () => {
