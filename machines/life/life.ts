@@ -229,7 +229,7 @@ class LineReader {
       if (l === null || l.vmId !== vmId || t < l.from || t >= l.until) return null;
     }
     const c = l.cursor;
-    if (c.deltas === undefined) c.deltas = stateDeltas(l.rec, l.host, c.readsFrom);
+    if (c.deltas === undefined) c.deltas = c.key ? stateDeltas(c.key, c.readsFrom, c.reads!) : null;
     return c.deltas;
   }
 
@@ -249,7 +249,7 @@ class LineReader {
         const from = ev[c.applied - 1]!.time;
         const key = readsKey(rec, host);
         if (!(c.reads && key && c.key && from >= c.readsFrom && sameReadsKey(key, c.key))) {
-          c.reads = key ? stateReader(rec, host) : null;
+          c.reads = key ? stateReader(key) : null;
           c.key = key;
           c.readsFrom = from;
           c.deltas = undefined;

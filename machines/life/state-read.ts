@@ -44,25 +44,20 @@ export function kernelRead(rec: VmRecord, host: HostState, t: bigint): Reading |
 }
 
 /**
- * kernelRead() on an x86 VM state (every read at an instant at or after the state's last
- * event and before the next), or null where the state needs the emulated kernel at each read: arm64,
- * or a vCPU in software TSC catch-up (its reads depend on the guest's ticks since the last event).
+ * kernelRead() on an x86 VM state (every read at an instant at or after the state's last event
+ * and before the next), from what readsKey() takes of the state.
  */
-export function stateReader(rec: VmRecord, host: HostState): ((t: bigint) => Reading) | null {
-  const vm = rec.x86;
-  const v0 = vm?.vcpus[0];
-  const caps = rec.host.x86;
-  if (!vm || !v0 || !caps || vm.vcpus.some((v) => v.running && v.tscAlwaysCatchup)) return null;
+export function stateReader(key: ReadsKey): (t: bigint) => Reading {
+  const { host, pvti: p } = key;
   // hostCounter(): the counter at true time t
   const ic = host.initialCounter;
   const hz = host.actualCounterHz;
   // kvm_read_l1_tsc() → kvm_scale_tsc(): unchanged at the default ratio, else mul_u64_u64_shr(tsc, ratio, frac)
-  const off = v0.l1TscOffset;
-  const ratio = v0.l1TscScalingRatio;
-  const frac = cIntArg(caps.fracBits, 'u8', 'fracBits');
+  const off = key.offset;
+  const ratio = key.ratio;
+  const frac = cIntArg(key.fracBits, 'u8', 'fracBits');
   const scaled = ratio !== 1n << frac;
   // __pvclock_read_cycles(): system_time + pvclock_scale_delta(tsc − tsc_timestamp)
-  const p = v0.pvti;
   const mul = p ? cIntArg(p.mul, 'u32', 'mul') : 0n;
   const shift = p ? cIntArg(p.shift, 's8', 'shift') : 0n;
   const ts = p?.tscTimestamp ?? 0n;
@@ -107,7 +102,11 @@ export interface ReadsKey {
   pvti: { mul: bigint; shift: number; tscTimestamp: bigint; systemTime: bigint } | null;
 }
 
-/** The key of a state stateReader() reads (null: one it does not). */
+/**
+ * The key of a state stateReader() reads, or null where the state needs the emulated kernel at each
+ * read: arm64, or a vCPU in software TSC catch-up (its reads depend on the guest's ticks since the
+ * last event).
+ */
 export function readsKey(rec: VmRecord, host: HostState): ReadsKey | null {
   const vm = rec.x86;
   const v0 = vm?.vcpus[0];
@@ -179,11 +178,9 @@ export interface StateDeltas {
  * most 2^32 Hz whose CLOCK_REALTIME does not slew (null otherwise). The same floors: the host's
  * ticks ⌊t × hz / 10^9⌋, pvclock_scale_delta()'s shift and ⌊x × mul / 2^32⌋, each split at the base.
  */
-export function stateDeltas(rec: VmRecord, host: HostState, base: bigint): StateDeltas | null {
-  const read = stateReader(rec, host);
-  const v0 = rec.x86?.vcpus[0];
-  const caps = rec.host.x86;
-  if (!read || !v0 || !caps || host.realtime.slewPpb !== 0n || v0.l1TscScalingRatio !== 1n << BigInt(caps.fracBits)) return null;
+export function stateDeltas(key: ReadsKey, base: bigint, read: (t: bigint) => Reading = stateReader(key)): StateDeltas | null {
+  const { host } = key;
+  if (host.realtime.slewPpb !== 0n || key.ratio !== 1n << BigInt(key.fracBits)) return null;
   const hzB = host.actualCounterHz;
   if (hzB <= 0n || hzB > 1n << 32n || base < 0n) return null;
   const hz = Number(hzB);
@@ -193,7 +190,7 @@ export function stateDeltas(rec: VmRecord, host: HostState, base: bigint): State
   const rb = Number(ticks % NSEC_PER_SEC);
   // the guest TSC and tsc − tsc_timestamp at the base, and how far each may advance before it wraps
   const roomC = room(M - at.counter);
-  const p = v0.pvti;
+  const p = key.pvti;
   let step: ((dc: number) => number) | null = null;
   if (p) {
     const mul = Number(cIntArg(p.mul, 'u32', 'mul'));

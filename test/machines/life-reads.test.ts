@@ -8,7 +8,7 @@ import { logAuditSource } from '../../machines/audit/source.js';
 import { lifeSource } from '../../machines/life/life-source.js';
 import { toJson } from '../../machines/codec.js';
 import { freqPpb, guestLife, lifeToJson } from '../../machines/life/life.js';
-import { kernelRead, mulDivFloor, stateDeltas, stateReader } from '../../machines/life/state-read.js';
+import { kernelRead, mulDivFloor, readsKey, stateDeltas, stateReader } from '../../machines/life/state-read.js';
 import { newLedger, type Ledger } from '../helpers/ledger.js';
 
 let l: Ledger;
@@ -155,7 +155,7 @@ describe('one VM state read in closed form', () => {
     expect(host.realtime.anchorT).toBe(777_777_777n);
     expect(rec.x86!.vcpus[0]!.pvti!.shift).toBeGreaterThan(0);
     expect(rec.x86!.vcpus[0]!.l1TscScalingRatio).not.toBe(1n << 48n);
-    const read = stateReader(rec, host)!;
+    const read = stateReader(readsKey(rec, host)!);
     let wrapped = false;
     for (let k = 0n; k < 3000n; k++) {
       for (const t of [777_777_777n + k * 10_000_000n * 101n, 777_777_777n + k * 10_000_000n * 101n + 1n, now + k * 1_234_567_891n]) {
@@ -182,7 +182,7 @@ describe('one VM state read in closed form', () => {
     const host = src.host('u', now)!;
     expect(rec.x86!.vcpus[0]!.pvti!.shift).toBeLessThan(0);
     expect(rec.x86!.vcpus[0]!.l1TscScalingRatio).toBe(1n << 48n);
-    const read = stateReader(rec, host)!;
+    const read = stateReader(readsKey(rec, host)!);
     let wrapped = false;
     for (let k = 0n; k < 3000n; k++) {
       for (const t of [now + k * 1_000_000_007n, now + k * 1_000_000_007n + 1n]) {
@@ -251,8 +251,8 @@ describe('one VM state read in doubles from its base', () => {
       const now = src.now();
       const rec = src.vmAtTime(`v-${hostId}`, now)!;
       const host = src.host(hostId, now)!;
-      const read = stateReader(rec, host)!;
-      const d = stateDeltas(rec, host, now)!;
+      const read = stateReader(readsKey(rec, host)!);
+      const d = stateDeltas(readsKey(rec, host)!, now)!;
       expect(d.at).toEqual(read(now));
       const out = { counter: 0, kvmclock: 0 };
       let given = 0;
