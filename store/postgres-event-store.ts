@@ -14,12 +14,13 @@ import { acquirePool, releasePool } from './pg-pool.js';
 import { parsePgUrl, type PgTarget } from './pg-url.js';
 import { checkRequestId, missingRowError, responseHash, storedAnswer, type RequestEvents, type StoredRequestRow } from './request-check.js';
 import { boundHere, snapshotBinding, snapshotProblem, usableSnapshot, type SnapshotRow } from './snapshot-binding.js';
-import { planAppend, requestRow, type AppendDuplicate, type AppendHeads, type AppendPlan, type NewRequestRow } from './append-plan.js';
+import { planAppend, requestRow, type AppendDuplicate, type AppendHeads, type AppendPlan } from './append-plan.js';
+import { appendPayload, chainedPayload, type AppendFound, type ChainedFound } from './pg-append-payload.js';
+import { fillTemplate, movedTo, responseTemplate } from './response-template.js';
 import { clampInstant, I64_MAX, prefixRange, storedEventOf } from './sql-shared.js';
 import type {
   AppendBatch,
   CommitResult,
-  CommitSnapshot,
   EventRow,
   RawEvent,
   ReadOptions,
@@ -119,15 +120,12 @@ export class PgEventStore implements AsyncEventStore {
   /** statements sent to the server by this store (each one round trip; a multi-statement string counts once) */
   roundTrips = 0;
   /**
-   * The log's heads as this store last read or wrote them (its last position and chain hash, the
-   * requests table's last number): what a commit is first planned from. Only a guess: the append
-   * function writes nothing unless the log still holds them.
+   * The log's last position as this store last read or wrote it: where a commit is first planned
+   * after. Only a guess: the server chains the commit after wherever the log ends by then.
    */
-  private seen: { position: number; hash: string; seq: number | undefined } | undefined;
-  /** stream versions as this store last read or wrote them (the same kind of guess) */
+  private seenPosition = 0;
+  /** stream versions as this store last read or wrote them (guesses for batches that expect 'any') */
   private readonly seenVersions = new Map<string, number>();
-  /** commits left to make under the lock before guessing again (a guess was lost to another writer) */
-  private pessimistic = 0;
 
   constructor(
     private readonly target: PgTarget,
@@ -253,7 +251,7 @@ export class PgEventStore implements AsyncEventStore {
       const commit = { sent: false };
       try {
         if (inOne) {
-          const fast = await this.commitOptimistic(batches, opts, commit);
+          const fast = await this.commitChained(batches, opts, commit);
           if (fast !== undefined) return fast;
           commit.sent = false;
           const r = await this.commitInOne(batches, opts, commit);
@@ -282,25 +280,20 @@ export class PgEventStore implements AsyncEventStore {
   }
 
   /**
-   * A commit in one round trip: planned from the heads this store last saw (its last read or
-   * commit), sent as one statement outside any transaction. clockledger_append takes the append
-   * lock and writes only if the log is still as planned; the statement's own transaction commits
-   * it and ends the lock, so no lock is held while this process plans. When the log has moved
-   * (another writer committed), nothing is written: undefined, and the caller commits under the
-   * lock (so do the next PESSIMISTIC_AFTER_MISS commits of this store, the log having moved under
-   * it). Undefined too when the request id turns out answered, a stream is not at the version the
-   * caller expects, or a head needed is not known.
+   * A commit in one round trip, chained by the server: planned after the last position this store
+   * saw (a guess that only the response can depend on), sent as one statement outside any
+   * transaction. clockledger_append_chained (migrations/pg/008) takes the append lock, checks the
+   * stream versions and the request id, and chains the rows after the log's last event wherever
+   * that is by then, so commits of other writers on other streams cost this one nothing; the
+   * statement's own transaction commits it and ends the lock, which is held only while the server
+   * writes. The stored response is finished there from its template (store/response-template.ts).
+   * Undefined, nothing written, when a stream is not at the version expected (or guessed, for
+   * 'any'), the request id is answered or carried by events, or the response names positions in a
+   * way a template cannot hold: the commit under the lock says what holds.
    */
-  private async commitOptimistic(batches: AppendBatch[], opts: AsyncCommitOptions, commit: { sent: boolean }): Promise<CommitResult | undefined> {
-    const seen = this.seen;
-    if (!seen || (opts.requestId !== undefined && seen.seq === undefined)) return undefined;
-    // (other writers committing between this store's reads and its commits: the next few under the lock)
-    if (this.pessimistic > 0) {
-      this.pessimistic--;
-      return undefined;
-    }
+  private async commitChained(batches: AppendBatch[], opts: AsyncCommitOptions, commit: { sent: boolean }): Promise<CommitResult | undefined> {
+    const base = this.seenPosition;
     const ids = [...new Set(batches.map((b) => b.streamId))];
-    const at = { position: seen.position, hash: seen.hash, seq: seen.seq ?? null };
     // each stream as the commit expects it (its first batch), else as last seen; one not known: no guess
     const versions: Record<string, number> = {};
     for (const id of ids) {
@@ -309,45 +302,50 @@ export class PgEventStore implements AsyncEventStore {
       if (v === undefined) return undefined;
       if (v > 0) versions[id] = v;
     }
-    const heads: AppendHeads = { position: at.position, hash: at.hash, versions: new Map(Object.entries(versions)) };
-    if (opts.requestId !== undefined) heads.request = { seq: at.seq!, stored: null, carried: null };
+    const heads: AppendHeads = { position: base, hash: GENESIS_HASH, versions: new Map(Object.entries(versions)) };
+    if (opts.requestId !== undefined) heads.request = { seq: 0, stored: null, carried: null };
     let plan: AppendPlan | AppendDuplicate;
     try {
       plan = planAppend(heads, batches, opts);
     } catch {
-      // (a guess the log may not hold, e.g. a version: the commit under the lock says what holds)
+      // (refused as planned: the commit under the lock refuses it with the log in hand)
       return undefined;
     }
     if (plan.duplicate) return undefined;
-    const response = opts.response ? opts.response(plan.written) : undefined;
-    const payload = appendPayload(plan, requestRow(plan, response), opts.snapshots ?? [], {
+    // a stored response: worked out now, as a template the server finishes
+    const stored = opts.requestId === undefined ? null : opts.response ? responseTemplate(opts.response, plan.written, base) : NO_RESPONSE;
+    if (stored !== null && stored.template === null) return undefined;
+    const payload = chainedPayload(plan, stored?.template ?? null, opts.snapshots ?? [], {
       lockClass: APPEND_LOCK,
       schema: this.target.schema,
       ids,
-      position: at.position,
-      hash: at.hash,
       versions,
       requestId: opts.requestId ?? null,
-      seq: at.seq,
     });
     commit.sent = true;
-    const found = (await this.q<{ r: AppendFound }>(`SELECT ${this.s}.clockledger_append($1::jsonb) AS r`, [JSON.stringify(payload)], 'clockledger_put'))
-      .rows[0]!.r;
-    if (found.written === true) {
-      this.saw(plan, opts.requestId !== undefined ? plan.request!.seq : at.seq);
-      return { duplicate: false, written: plan.written, response };
+    const found = (
+      await this.q<{ r: ChainedFound }>(`SELECT ${this.s}.clockledger_append_chained($1::jsonb) AS r`, [JSON.stringify(payload)], 'clockledger_chain')
+    ).rows[0]!.r;
+    if (!found.written) {
+      commit.sent = false;
+      return undefined;
     }
-    commit.sent = false;
-    // another writer's commit moved the log: guesses are likely to miss for a while. (A stream not
-    // at the caller's version, or an answered request id, is the caller's own and says nothing.)
-    if (found.position !== at.position || (found.hash ?? GENESIS_HASH) !== at.hash) this.pessimistic = PESSIMISTIC_AFTER_MISS;
-    return undefined;
+    const written = found.position === base ? plan.written : movedTo(plan.written, base, found.position);
+    let response = stored?.response;
+    if (opts.response && (stored === null || found.position !== base)) {
+      response = opts.response(written);
+      // (what the server stored is what the caller is answered, or the template was wrong)
+      if (stored !== null && JSON.stringify(response ?? null) !== fillTemplate(stored.template!, found.position))
+        throw new Error(`the response stored for request ${opts.requestId} differs from the one its commit answers`);
+    }
+    this.saw(found.position + plan.rows.length, plan.streams);
+    return { duplicate: false, written, response };
   }
 
-  /** What a written plan leaves the log at (the heads the next commit of this store plans from). */
-  private saw(plan: AppendPlan, seq: number | null | undefined): void {
-    this.seen = { position: plan.end.position, hash: plan.end.hash, seq: seq ?? this.seen?.seq };
-    for (const h of plan.streams) this.seenVersions.set(h.streamId, h.version);
+  /** What the log holds as this store last read or wrote it: its last position, the streams' versions. */
+  private saw(position: number, streams: readonly { streamId: string; version: number }[]): void {
+    this.seenPosition = position;
+    for (const h of streams) this.seenVersions.set(h.streamId, h.version);
     while (this.seenVersions.size > SEEN_MAX) this.seenVersions.delete(this.seenVersions.keys().next().value!);
   }
 
@@ -404,7 +402,7 @@ export class PgEventStore implements AsyncEventStore {
       open = false;
       if ((second[0]!.rows[0]!.r as AppendFound).written !== true)
         throw new StoreError('corrupt', `${this.path}: the log moved while its append lock was held`);
-      this.saw(plan, opts.requestId !== undefined ? plan.request!.seq : found.seq);
+      this.saw(plan.end.position, plan.streams);
       return { duplicate: false, written: plan.written, response };
     } catch (e) {
       if (isConnectionError(e)) broken = e;
@@ -543,9 +541,10 @@ export class PgEventStore implements AsyncEventStore {
       )
     ).rows[0]!;
     const out: StreamsLoaded = { streams: [], head: r.head && { position: r.head.position, time: BigInt(r.head.time), hash: r.head.hash } };
-    this.seen = { position: r.head?.position ?? 0, hash: r.head?.hash ?? GENESIS_HASH, seq: r.seq ?? undefined };
-    for (const x of r.streams ?? []) this.seenVersions.set(x.streamId, x.version ?? 0);
-    while (this.seenVersions.size > SEEN_MAX) this.seenVersions.delete(this.seenVersions.keys().next().value!);
+    this.saw(
+      r.head?.position ?? 0,
+      (r.streams ?? []).map((x) => ({ streamId: x.streamId, version: x.version ?? 0 })),
+    );
     if (spec.request) {
       if (r.prior) out.answer = storedAnswer(r.prior, spec.request.fingerprint);
       else if (r.gone && r.gone.count > 0) throw missingRowError(spec.request.requestId, r.gone, r.head?.position ?? 0);
@@ -1024,87 +1023,12 @@ const bundleSql = (s: string, bound: boolean) => `
     (SELECT row_to_json(x) FROM (SELECT ${RAW}, hash FROM ${s}.events WHERE events.position = (SELECT position FROM lt)) x) AS last
   FROM (SELECT 1) one LEFT JOIN sn ON true`;
 
-/** the schema version that has clockledger_append */
-const APPEND_FUNCTION_VERSION = 6;
-/**
- * Commits made under the lock after a guess lost to another writer's commit. With several busy
- * writers on one ledger a guess is lost more often than not, and each loss costs a round trip:
- * they then commit in two (the lock, then the plan) until a guess is worth trying again.
- */
-const PESSIMISTIC_AFTER_MISS = 8;
+/** the schema version that has clockledger_append (6) and clockledger_append_chained (8) */
+const APPEND_FUNCTION_VERSION = 8;
+/** a request stored with no response function: the text `null`, which names no position */
+const NO_RESPONSE = { response: undefined, template: { pieces: ['null'], offsets: [] } };
 /** stream versions a store keeps as guesses */
 const SEEN_MAX = 10_000;
-
-/** What clockledger_append found when the log was not as the plan read it (or `written: true`). */
-interface AppendFound {
-  written: boolean;
-  position: number;
-  hash: string | null;
-  versions: Record<string, number>;
-  seq: number | null;
-  answered: boolean;
-}
-
-/** clockledger_append's argument: the heads the plan was made from and everything it writes. */
-function appendPayload(
-  plan: AppendPlan,
-  request: NewRequestRow | null,
-  snapshots: CommitSnapshot[],
-  expected: {
-    lockClass: number;
-    schema: string;
-    ids: string[];
-    position: number;
-    hash: string;
-    versions: Record<string, number>;
-    requestId: string | null;
-    seq: number | null;
-  },
-): unknown {
-  const written = new Map(plan.written.map((w) => [`${w.streamId}\u0000${w.version}`, w.position]));
-  const headed = new Set(plan.streams.map((h) => h.streamId));
-  return {
-    ...expected,
-    rows: plan.rows.map((r) => ({
-      position: r.position,
-      stream_id: r.streamId,
-      version: r.version,
-      type: r.type,
-      schema_version: r.schemaVersion,
-      time: r.time.toString(),
-      data: r.data,
-      metadata: r.metadata,
-      hash: r.hash,
-    })),
-    heads: plan.streams.map((h) => ({
-      stream_id: h.streamId,
-      version: h.version,
-      position: h.position,
-      type: h.type,
-      sets_wake: plan.wakes.has(h.streamId),
-      wake_at: plan.wakes.get(h.streamId)?.toString() ?? null,
-    })),
-    wakeOnly: [...plan.wakes].filter(([id]) => !headed.has(id)).map(([id, at]) => ({ stream_id: id, wake_at: at?.toString() ?? null })),
-    categories: [...plan.categories].map(([category, streams]) => ({ category, streams })),
-    snapshots: snapshots.map((sn) => ({
-      stream_id: sn.streamId,
-      version: sn.version,
-      position: written.get(`${sn.streamId}\u0000${sn.version}`) ?? null,
-      code_version: sn.codeVersion,
-      state: sn.state.toString('base64'),
-    })),
-    request: request && {
-      request_id: request.requestId,
-      handler: request.handler,
-      first_position: request.firstPosition,
-      last_position: request.lastPosition,
-      response: request.response,
-      fingerprint: request.fingerprint,
-      response_hash: request.responseHash,
-      seq: request.seq,
-    },
-  };
-}
 
 /** What PostgreSQL cannot store, refused before anything is sent (the rest is the plan's to check). */
 function validate(batches: AppendBatch[]): void {
@@ -1146,6 +1070,7 @@ function asStoreError(e: unknown): StoreError {
   const err = e as Error & { code?: string };
   if (isConnectionError(err)) return new StoreError('io', `PostgreSQL connection lost: ${err.message}`, { connectionLost: true, pgCode: err.code });
   if (err.code === '3D000') return new StoreError('not_found', `PostgreSQL: ${err.message}`, { pgCode: err.code });
-  if (err.code === '22P02' || err.code === '22003' || err.code === '22021') return new StoreError('invalid_request', err.message, { pgCode: err.code });
+  if (err.code === '22P02' || err.code === '22003' || err.code === '22021' || err.code === '22023')
+    return new StoreError('invalid_request', err.message, { pgCode: err.code });
   return new StoreError('io', `PostgreSQL: ${err.message}`, { pgCode: err.code });
 }

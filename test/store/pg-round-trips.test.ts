@@ -1,6 +1,7 @@
-// What a PostgreSQL write costs in round trips, and that the one-statement commit (planned from
-// the heads the store last saw) never writes on a guess the log no longer holds: another writer's
-// commit in between, a stream moved by another writer, a request id answered by another.
+// What a PostgreSQL write costs in round trips, and that the one-statement commit (chained by the
+// server after wherever the log ends) never writes on a guess the log no longer holds: a stream
+// moved by another writer, a request id answered by another; another writer's commit on other
+// streams in between costs nothing, and the response stored names the positions the commit got.
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeStores, pgStoreFor } from '../../handlers/context.js';
@@ -39,7 +40,7 @@ describe('PostgreSQL write round trips', () => {
     expect(await store.verify()).toMatchObject({ intact: true });
   });
 
-  it('another writer committed since the store last saw the log: planned again from the heads found, chain intact', async () => {
+  it('another writer committed since the store last saw the log: still one statement, the response names the positions it got', async () => {
     const url = pgLocation();
     const a = await open(url);
     const b = await open(url);
@@ -47,15 +48,35 @@ describe('PostgreSQL write round trips', () => {
     await b.commit([{ streamId: 'vm-b', expectedVersion: 0, events: [ev('y', 2), ev('z', 3)] }], { requestId: 'b1' });
     // a last saw position 1; the log is at 3
     const trips = a.roundTrips;
+    const seen: number[][] = [];
     const r = await a.commit([{ streamId: 'vm-a', expectedVersion: 1, events: [ev('w', 4)] }], {
       requestId: 'a2',
-      response: (w) => w.map((x) => x.position),
+      response: (w) => (seen.push(w.map((x) => x.position)), { at: w.map((x) => x.position), n: w.length }),
     });
-    expect(r).toEqual({ duplicate: false, written: [{ position: 4, streamId: 'vm-a', version: 2, type: 'w' }], response: [4] });
-    // the statement planned on the old heads wrote nothing; then the commit under the lock (BEGIN + lock, plan + COMMIT)
-    expect(a.roundTrips - trips).toBe(3);
-    expect(await a.findRequest('a2')).toEqual({ response: [4] });
+    expect(r).toEqual({ duplicate: false, written: [{ position: 4, streamId: 'vm-a', version: 2, type: 'w' }], response: { at: [4], n: 1 } });
+    expect(a.roundTrips - trips).toBe(1);
+    // the response was last worked out from the positions the commit got
+    expect(seen.at(-1)).toEqual([4]);
+    expect(await a.findRequest('a2')).toEqual({ response: { at: [4], n: 1 } });
     expect(await a.verify()).toMatchObject({ intact: true, checked: 4, head: { position: 4 } });
+  });
+
+  it('a response that names a position in its text cannot be finished by the server: committed under the lock instead', async () => {
+    const url = pgLocation();
+    const a = await open(url);
+    const b = await open(url);
+    await a.commit([{ streamId: 'vm-a', expectedVersion: 0, events: [ev('x', 1)] }], { requestId: 'a1' });
+    await b.commit([{ streamId: 'vm-b', expectedVersion: 0, events: [ev('y', 2)] }], { requestId: 'b1' });
+    const trips = a.roundTrips;
+    const r = await a.commit([{ streamId: 'vm-a', expectedVersion: 1, events: [ev('w', 3)] }], {
+      requestId: 'a2',
+      response: (w) => `written at position ${w[0]!.position}`,
+    });
+    expect(r.response).toBe('written at position 3');
+    // (BEGIN + lock, plan + COMMIT)
+    expect(a.roundTrips - trips).toBe(2);
+    expect(await a.findRequest('a2')).toEqual({ response: 'written at position 3' });
+    expect(await a.verify()).toMatchObject({ intact: true, checked: 3 });
   });
 
   it('a stream another writer moved is a conflict, not a write on the old version', async () => {
