@@ -26,6 +26,8 @@ const BENCHES: [name: string, args: string[]][] = [
   ['fleet', ['bench/fleet.ts', '--no-build']],
   ['matrix', ['bench/matrix.ts', '--no-build']],
   ['emmett', ['bench/emmett.ts']],
+  // (PostgreSQL: 1, 4 and 8 writer processes on one ledger, and cells)
+  ['writers', ['bench/writers.ts', '--no-build']],
   // (writes the ledger pg-cold reads: run them together)
   ['time-travel', ['bench/time-travel.ts', events, '--big', big, '--ledger', ledger, '--no-build']],
   ['pg-cold', ['bench/pg-cold.ts', ledger, '--no-build']],

@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { buildDist, fromDist } from './lib/dist.js';
 import { table } from './lib/report.js';
+import { reportFigures, type Figure } from './lib/summary.js';
 
 const self = new URL(import.meta.url).pathname;
 const say = (s: string) => process.stderr.write(`${s}\n`);
@@ -130,6 +131,7 @@ async function main(): Promise<void> {
   const rows: (string | number)[][] = [
     ['writers', 'engine', 'requests', 'ms', 'requests/s', 'round trips / request', 'raw pg rows/s', 'ratio', 'verify', 'load average'],
   ];
+  const figures: Figure[] = [];
   try {
     // (--cells: only the cells below)
     for (const writers of process.argv.includes('--cells') ? [] : [1, 4, 8]) {
@@ -165,6 +167,7 @@ async function main(): Promise<void> {
           rawRate = Math.round((rawRows / rawMs) * 1000).toLocaleString();
           // handler requests/s against raw transactions/s of the same rows (one per request)
           ratio = (n / ms / ((PER * writers) / rawMs)).toFixed(2);
+          figures.push(...pgFigures(writers, (n / ms) * 1000, (rawRows / rawMs) * 1000, roundTrips));
         }
         rows.push([
           writers,
@@ -202,6 +205,7 @@ async function main(): Promise<void> {
     console.log(table(rows));
     console.log('\ncells: each writer on a ledger of its own (a schema, its own chain and append lock) on the same server');
     console.log(table(cellRows));
+    reportFigures('writers', figures);
   } finally {
     for (const s of (await admin.query<{ nspname: string }>(`SELECT nspname FROM pg_namespace WHERE nspname LIKE '${run}%'`)).rows)
       await admin.query(`DROP SCHEMA ${s.nspname} CASCADE`);
@@ -209,4 +213,32 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
     await server?.stop();
   }
+}
+
+/** The PostgreSQL write targets: one writer's round trips and rate, eight writers' rate in all. */
+function pgFigures(writers: number, rate: number, rawRate: number, roundTrips: number): Figure[] {
+  const baseline = `raw node-postgres ${Math.round(rawRate).toLocaleString()} transactions/s`;
+  const out: Figure[] = [];
+  if (writers === 1) {
+    out.push({
+      figure: 'PostgreSQL write: round trips per request',
+      value: roundTrips.toFixed(2),
+      baseline: '',
+      ratio: null,
+      target: '≤ 3',
+      met: roundTrips <= 3,
+    });
+  }
+  const target = writers === 1 ? 400 : writers === 8 ? 600 : null;
+  if (target !== null) {
+    out.push({
+      figure: `PostgreSQL: ${writers} writer${writers > 1 ? 's' : ''} through the handlers`,
+      value: `${Math.round(rate).toLocaleString()} requests/s`,
+      baseline,
+      ratio: rate / rawRate,
+      target: `≥ ${target} requests/s`,
+      met: rate >= target,
+    });
+  }
+  return out;
 }
