@@ -107,7 +107,13 @@ export interface NewRequestRow extends RequestRow {
  * every event time must fit a signed 64-bit instant, and every event's metadata.requestId must be
  * the commit's (invalid_request). Nothing given is changed.
  */
-export function planAppend(heads: AppendHeads, batches: readonly AppendBatch[], request: AppendRequest = {}): AppendPlan | AppendDuplicate {
+export function planAppend(
+  heads: AppendHeads,
+  batches: readonly AppendBatch[],
+  request: AppendRequest = {},
+  /** false: the rows are chained by whoever writes them (PostgreSQL's server): hashes left empty */
+  chained = true,
+): AppendPlan | AppendDuplicate {
   const requestId = request.requestId;
   let seq = 0;
   if (requestId !== undefined) {
@@ -143,7 +149,7 @@ export function planAppend(heads: AppendHeads, batches: readonly AppendBatch[], 
       if (e.time < I64_MIN || e.time > I64_MAX) throw new StoreError('invalid_request', `event time ${e.time} does not fit a signed 64-bit instant`);
       position++;
       version++;
-      const row = encodeRow(e, position, streamId, version, hash, metadataText, metadataOf[i]);
+      const row = encodeRow(e, position, streamId, version, chained ? hash : null, metadataText, metadataOf[i]);
       rows.push(row);
       written.push({ position, streamId, version, type: e.type });
       hash = row.hash;
@@ -175,14 +181,15 @@ export function requestRow(plan: AppendPlan, response: unknown): NewRequestRow |
 /**
  * One event's row at its place in the log. A commit gives all its events one metadata object per
  * kind: `metadataText` keeps each one's text so it is encoded once. `metadataOf` replaces the
- * event's own (a batch's last event, stamped with its wake instant: see batchMetadata).
+ * event's own (a batch's last event, stamped with its wake instant: see batchMetadata). With no
+ * previous hash, the row is left for its writer to chain (hash '').
  */
 function encodeRow(
   e: NewEvent,
   position: number,
   streamId: string,
   version: number,
-  prevHash: string,
+  prevHash: string | null,
   metadataText: Map<unknown, string>,
   metadataOf: EventMetadata | undefined,
 ): AppendRow {
@@ -191,7 +198,8 @@ function encodeRow(
   if (metadata === undefined) metadataText.set(metadataOf, (metadata = canonicalJson(metadataOf ?? {})));
   const schemaVersion = e.schemaVersion ?? 1;
   // (the content spelled out: a spread into a new literal took ~8 µs per event in V8)
-  const hash = chainHash(prevHash, { position, streamId, version, type: e.type, schemaVersion, time: e.time.toString(), data, metadata });
+  const hash =
+    prevHash === null ? '' : chainHash(prevHash, { position, streamId, version, type: e.type, schemaVersion, time: e.time.toString(), data, metadata });
   return { position, streamId, version, type: e.type, schemaVersion, time: e.time, data, metadata, hash };
 }
 

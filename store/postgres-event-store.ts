@@ -306,7 +306,7 @@ export class PgEventStore implements AsyncEventStore {
     if (opts.requestId !== undefined) heads.request = { seq: 0, stored: null, carried: null };
     let plan: AppendPlan | AppendDuplicate;
     try {
-      plan = planAppend(heads, batches, opts);
+      plan = planAppend(heads, batches, opts, false);
     } catch {
       // (refused as planned: the commit under the lock refuses it with the log in hand)
       return undefined;

@@ -73,6 +73,14 @@ describe('rows: the log continued from its heads', () => {
     ]);
   });
 
+  it('rows left for their writer to chain: the same rows with no hash, and no hash computed', () => {
+    const chained = planned(heads({ 'vm-a': 2 }), batches);
+    const unchained = planAppend(heads({ 'vm-a': 2 }), batches, {}, false) as AppendPlan;
+    expect(unchained.rows.map((r) => r.hash)).toEqual(['', '', '']);
+    expect(unchained.rows).toEqual(chained.rows.map((r) => ({ ...r, hash: '' })));
+    expect(unchained.written).toEqual(chained.written);
+  });
+
   it('each stream’s new head once, however many runs it had, with the chain hash a snapshot there binds to', () => {
     const p = planned(heads({ 'vm-a': 2 }), batches);
     expect(p.streams).toEqual([
