@@ -26,7 +26,7 @@ import type { CarriedBoot, GuestCarry } from '../guest/types.js';
 import { guestBootOf } from '../audit/guest-boot.js';
 import { applyVmEvent, cloneVmRecord, type EvolveOptions, type VmRecord } from '../vm/evolve.js';
 import type { VmEvent } from '../vm/events.js';
-import { toJson, type Json } from '../codec.js';
+import { jsonRows, toJson, type Json } from '../codec.js';
 import { hasRecordedGuest, lineageOf, recordedGuestAt, type Lineage, type LifeStop } from './lineage.js';
 import { lifeSource } from './life-source.js';
 import { kernelRead, mulDivFloor, readsKey, sameReadsKey, stateDeltas, stateReader, type Reading, type ReadsKey, type StateDeltas } from './state-read.js';
@@ -404,17 +404,22 @@ function bootOf(src: AuditSource, reader: LineReader, root: string, rootNow: VmR
   return found && k !== null && k !== undefined ? { vmId: root, timeNs: found.timeNs, schedOffset: k } : null;
 }
 
-/** The life as toJson() writes it, its samples (tens of thousands of rows of one shape) converted row by row. */
+/**
+ * The life as toJson() writes it, its samples (tens of thousands of rows of one shape) converted row
+ * by row, and marked so that toJson() of an answer holding them (a handler's) does not copy them again.
+ */
 export function lifeToJson(life: GuestLife): { [k: string]: Json } {
   const out = toJson({ ...life, samples: [] }) as { [k: string]: Json };
-  out.samples = life.samples.map((s) => ({
-    timeNs: s.timeNs.toString(),
-    vmId: s.vmId,
-    realtimeErrorNs: s.realtimeErrorNs.toString(),
-    kvmclockErrorNs: s.kvmclockErrorNs === null ? null : s.kvmclockErrorNs.toString(),
-    tscErrorNs: s.tscErrorNs.toString(),
-    clocksource: s.clocksource,
-  }));
+  out.samples = jsonRows(
+    life.samples.map((s) => ({
+      timeNs: s.timeNs.toString(),
+      vmId: s.vmId,
+      realtimeErrorNs: s.realtimeErrorNs.toString(),
+      kvmclockErrorNs: s.kvmclockErrorNs === null ? null : s.kvmclockErrorNs.toString(),
+      tscErrorNs: s.tscErrorNs.toString(),
+      clocksource: s.clocksource,
+    })),
+  );
   return out;
 }
 
