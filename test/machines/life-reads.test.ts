@@ -7,7 +7,8 @@ import { auditOnce } from '../../machines/audit/audit-core.js';
 import { logAuditSource } from '../../machines/audit/source.js';
 import { lifeSource } from '../../machines/life/life-source.js';
 import { toJson } from '../../machines/codec.js';
-import { freqPpb, guestLife, lifeToJson } from '../../machines/life/life.js';
+import { freqPpb } from '../../machines/life/correction.js';
+import { guestLife, lifeToJson } from '../../machines/life/life.js';
 import { kernelRead, mulDivFloor, readsKey, stateDeltas, stateReader } from '../../machines/life/state-read.js';
 import { newLedger, type Ledger } from '../helpers/ledger.js';
 
