@@ -14,81 +14,22 @@
 import { NSEC_PER_SEC } from '../../kvm/arith.js';
 import { auditOnce } from '../audit/audit-core.js';
 import type { AuditOverrides } from '../audit/overrides.js';
-import type { AuditReport } from '../audit/report.js';
 import type { AuditSource } from '../audit/source.js';
 import { guestClocksources } from '../guest/state.js';
 import { timekeepingInit } from '../guest/clocks.js';
 import type { ClocksourceName } from '../guest/clocksource.js';
-import { ntpSlewsUpTo, ntpUpdate, type NtpState } from '../guest/ntp.js';
-import { guestSettings, ntpPollNs, type GuestOverrides, type GuestSettings } from '../guest/settings.js';
+import { guestSettings, type GuestOverrides, type GuestSettings } from '../guest/settings.js';
 import type { CarriedBoot, GuestCarry } from '../guest/types.js';
 import { guestBootOf } from '../audit/guest-boot.js';
 import type { EvolveOptions, VmRecord } from '../vm/evolve.js';
 import { jsonRows, toJson, type Json } from '../codec.js';
-import { hasRecordedGuest, lineageOf, recordedGuestAt, type Lineage, type LifeStop } from './lineage.js';
+import { hasRecordedGuest, lineageOf, recordedGuestAt, type Lineage } from './lineage.js';
 import { lifeSource } from './life-source.js';
-import { mulDivFloor, type Reading, type StateDeltas } from './state-read.js';
+import type { LifeCycle, LifeFinding, LifeMark, LifeSample, Span } from './types.js';
 import { LineReader } from './line-reader.js';
-import { Correction, freqPpb } from './correction.js';
+import { abs, fmtS, LifeFold } from './fold.js';
 
-/** One instant of the life. */
-export interface LifeSample {
-  timeNs: bigint;
-  /** the VM the guest runs on (in a blackout: the one it stopped on) */
-  vmId: string;
-  /** guest CLOCK_REALTIME − the host's CLOCK_REALTIME */
-  realtimeErrorNs: bigint;
-  /** kvmclock's advance since the guest first ran − true time's (null: no kvmclock) */
-  kvmclockErrorNs: bigint | null;
-  /** the boot vCPU's TSC (arm64: CNTVCT) advance since, at its nominal rate, − true time's */
-  tscErrorNs: bigint;
-  clocksource: string;
-}
-
-export type LifeMarkKind = 'created' | 'migration' | 'standby' | 'clone' | 'failed' | 'restore' | 'correction' | 'clocksource' | 'configured' | 'source-lost';
-
-/** Something that happened to the guest. */
-export interface LifeMark {
-  timeNs: bigint;
-  kind: LifeMarkKind;
-  vmId: string;
-  text: string;
-  migrationId?: string;
-  /** corrections: which time source, what it did, and the error before and after */
-  source?: 'chrony' | 'ntpd' | 'ptp_kvm' | 'agent';
-  action?: 'step' | 'slew';
-  beforeNs?: bigint;
-  afterNs?: bigint;
-}
-
-/** One stop of the life: its audit's verdict, the error it left, and how long it lasted beyond the step threshold. */
-export interface LifeCycle {
-  index: number;
-  migrationId: string;
-  kind: 'migration' | 'standby' | 'clone';
-  vmId: string;
-  nextVmId: string;
-  stopTime: bigint;
-  resumeTime: bigint | null;
-  verdict: AuditReport['verdict'] | null;
-  clocksource: { before: string; after: string };
-  /** CLOCK_REALTIME's error as the stop began and as the guest resumed */
-  errorAtStopNs: bigint;
-  errorAtResumeNs: bigint | null;
-  /** the first correction after the resume that brought the error within `toleranceNs` (null: none before the next stop or the end) */
-  correctedAt: bigint | null;
-  correctedBy: string | null;
-}
-
-export interface LifeFinding {
-  code: 'realtime_beyond_tolerance' | 'realtime_within_tolerance' | 'tsc_marked_unstable' | 'unsynchronised_drift' | 'refclock_unavailable' | 'ntpd_exited';
-  severity: 'info' | 'warn' | 'fail';
-  timeNs: bigint;
-  message: string;
-  /** the cycle (1-based) and migration that made it, where one did */
-  cycle?: number;
-  migrationId?: string;
-}
+export type { LifeCycle, LifeFinding, LifeMark, LifeMarkKind, LifeSample, Span } from './types.js';
 
 export interface GuestLife {
   vmIds: string[];
@@ -124,17 +65,6 @@ export interface LifeOptions {
   exactReads?: boolean;
 }
 
-const abs = (x: bigint) => (x < 0n ? -x : x);
-
-/** Where the guest is at an instant: the VM it runs on (or stopped on), and whether it runs. */
-interface Span {
-  vmId: string;
-  from: bigint;
-  until: bigint;
-  running: boolean;
-  stop: LifeStop | null;
-}
-
 function spansOf(lineage: Lineage, start: bigint, end: bigint): Span[] {
   const spans: Span[] = [];
   let vm = lineage.vmIds[0]!;
@@ -151,13 +81,6 @@ function spansOf(lineage: Lineage, start: bigint, end: bigint): Span[] {
   if (from < end) spans.push({ vmId: vm, from, until: end, running: true, stop: null });
   return spans;
 }
-
-const fmtS = (ns: bigint): string => {
-  const neg = ns < 0n;
-  const a = abs(ns);
-  const s = `${a / NSEC_PER_SEC}.${(a % NSEC_PER_SEC).toString().padStart(9, '0')} s`;
-  return neg ? `−${s}` : s;
-};
 
 /** The settings in force at t: the recorded guest of the line (if any) with the request's overrides. */
 function settingsAt(src: AuditSource, lineage: Lineage, t: bigint, over: GuestOverrides | undefined): GuestSettings {
@@ -224,318 +147,6 @@ export function lifeToJson(life: GuestLife): { [k: string]: Json } {
 /** The guest's life from any of its VM ids (null: no such VM, or its guest never ran). */
 export function guestLife(src: AuditSource, vmId: string, opts: LifeOptions = {}): GuestLife | null {
   return guestLifeOf(src, lineageOf(src, vmId), opts);
-}
-
-/** A state read in doubles, with its reading at its base against the life's first (bigint, once per state and clocksource offset). */
-interface StateConsts {
-  d: StateDeltas;
-  csOffset: bigint;
-  cs: ClocksourceName;
-  /** rawError() at the base, and the kvm-clock and TSC errors there */
-  raw: bigint;
-  kvmErr: bigint;
-  tscErr: bigint;
-  /** ((counter at the base − the life's first) × 10^9) mod hz0: the TSC's ns carried into each advance */
-  cr: number;
-}
-
-/**
- * The life as it is folded forward: the guest's clocks read on the line, the time sources'
- * corrections and what they carry, and what has been found. The running spans' checks and samples
- * (tens of thousands of them) are its methods: one function each however many lives a process reads.
- */
-class LifeFold {
-  readonly samples: LifeSample[] = [];
-  readonly marks: LifeMark[];
-  readonly cycles: LifeCycle[] = [];
-  readonly findings: LifeFinding[] = [];
-  readonly corr: Correction;
-  readonly unstable: ClocksourceName[] = [];
-  ntp: NtpState = { errorNs: 0n, updates: 0n, lastValidUpdate: 0n, spike: false };
-  ntpExited = false;
-  /** the last update's raw error and instant in this running span: the next one's frequency estimate */
-  lastT: bigint | null = null;
-  lastRaw = 0n;
-  /** the offset up to which the client slews whatever its state, under the running span's settings (null: no bound) */
-  slewsUpTo: bigint | null = null;
-  /** the current clocksource's advance since boot (ns), continuous across a change of clocksource */
-  csOffset = 0n;
-  beyond: { since: bigint; cycle: number | null } | null = null;
-  refclockLost = false;
-  /** the next instant to sample */
-  nextSample: bigint;
-  private pc: StateConsts | null = null;
-  private readonly scratch = { counter: 0, kvmclock: 0 };
-  /** hz0 as a double, where the doubles' reads take it (at most 2^32 Hz; else 0: bigint reads) */
-  private readonly hz0d: number;
-
-  constructor(
-    private readonly reader: LineReader,
-    root: string,
-    readonly t0: bigint,
-    private readonly r0: Reading,
-    private readonly hz0: bigint,
-    readonly tolerance: bigint,
-    /** sample every step (null: no samples) */
-    readonly step: bigint | null,
-    public settings: GuestSettings,
-    public clocksource: ClocksourceName,
-  ) {
-    this.marks = [{ timeNs: t0, kind: 'created', vmId: root, text: `the guest first runs on ${root}` }];
-    this.corr = new Correction(t0);
-    this.nextSample = t0;
-    this.hz0d = hz0 > 0n && hz0 <= 1n << 32n ? Number(hz0) : 0;
-  }
-
-  counterNs(r: Reading): bigint {
-    return ((r.counter - this.r0.counter) * NSEC_PER_SEC) / this.hz0;
-  }
-
-  kvmclockNs(r: Reading): bigint | null {
-    return r.kvmclock !== null && this.r0.kvmclock !== null ? r.kvmclock - this.r0.kvmclock : null;
-  }
-
-  csNs(r: Reading, cs: ClocksourceName): bigint {
-    return cs === 'kvm-clock' ? (this.kvmclockNs(r) ?? this.counterNs(r)) : this.counterNs(r);
-  }
-
-  /** CLOCK_REALTIME − the host's, without corrections */
-  rawError(r: Reading): bigint {
-    return this.csNs(r, this.clocksource) + this.csOffset - (r.realtime - this.r0.realtime);
-  }
-
-  /** the constants of a state read in doubles, under the current clocksource (null: read it in bigint) */
-  private consts(d: StateDeltas): StateConsts | null {
-    const pc = this.pc;
-    if (pc !== null && pc.d === d && pc.csOffset === this.csOffset && pc.cs === this.clocksource) return pc;
-    const r0 = this.r0;
-    if (this.clocksource !== 'kvm-clock' || d.at.kvmclock === null || r0.kvmclock === null || !this.hz0d) return null;
-    const x = (d.at.counter - r0.counter) * NSEC_PER_SEC;
-    if (x < 0n) return null;
-    const kv = d.at.kvmclock - r0.kvmclock;
-    const since = d.base - this.t0;
-    const raw = kv + this.csOffset - (d.at.realtime - r0.realtime);
-    this.pc = { d, csOffset: this.csOffset, cs: this.clocksource, raw, kvmErr: kv - since, tscErr: x / this.hz0 - since, cr: Number(x % this.hz0) };
-    return this.pc;
-  }
-
-  /** rawError() at t in doubles from the state's base (null: read it in bigint) */
-  private rawFast(vmId: string, t: bigint): bigint | null {
-    const d = this.reader.deltasAt(vmId, t);
-    const c = d && this.consts(d);
-    if (!c) return null;
-    const u = Number(t - c.d.base);
-    const scratch = this.scratch;
-    return c.d.deltas(u, scratch) ? c.raw + BigInt(scratch.kvmclock - u) : null;
-  }
-
-  sample(vmId: string, t: bigint): void {
-    const d = this.reader.deltasAt(vmId, t);
-    const c = d && this.consts(d);
-    if (c) {
-      const u = Number(t - c.d.base);
-      const scratch = this.scratch;
-      const md = c.d.deltas(u, scratch) ? mulDivFloor(scratch.counter, 1e9, this.hz0d, c.cr) : -1;
-      if (md >= 0) {
-        const dk = BigInt(scratch.kvmclock - u);
-        this.samples.push({
-          timeNs: t,
-          vmId,
-          realtimeErrorNs: c.raw + dk + this.corr.valueAt(t),
-          kvmclockErrorNs: c.kvmErr + dk,
-          tscErrorNs: c.tscErr + BigInt(md - u),
-          clocksource: this.clocksource,
-        });
-        return;
-      }
-    }
-    const r = this.reader.read(vmId, t);
-    if (!r) return;
-    const k = this.kvmclockNs(r);
-    const since = t - this.t0;
-    this.samples.push({
-      timeNs: t,
-      vmId,
-      realtimeErrorNs: this.rawError(r) + this.corr.valueAt(t),
-      kvmclockErrorNs: k === null ? null : k - since,
-      tscErrorNs: this.counterNs(r) - since,
-      clocksource: this.clocksource,
-    });
-  }
-
-  /** CLOCK_REALTIME's error at t, its corrections counted (null: no read) */
-  errorAt(vmId: string, t: bigint): bigint | null {
-    const r = this.reader.read(vmId, t);
-    return r ? this.rawError(r) + this.corr.valueAt(t) : null;
-  }
-
-  judge(t: bigint, e: bigint, cycle: number | null): void {
-    const tolerance = this.tolerance;
-    if (abs(e) > tolerance && !this.beyond) {
-      this.beyond = { since: t, cycle };
-      if (!this.findings.some((f) => f.code === 'realtime_beyond_tolerance')) {
-        const c = cycle === null ? null : this.cycles[cycle - 1];
-        this.findings.push({
-          code: 'realtime_beyond_tolerance',
-          severity: 'warn',
-          timeNs: t,
-          message: `CLOCK_REALTIME is ${fmtS(abs(e))} ${e < 0n ? 'behind' : 'ahead'}, beyond the ${fmtS(tolerance)} tolerance, ${
-            c ? `from cycle ${cycle} (${c.migrationId}, ${c.kind} of ${c.vmId}${c.nextVmId !== c.vmId ? ` → ${c.nextVmId}` : ''})` : 'by drift while it ran'
-          }`,
-          ...(c ? { cycle: cycle!, migrationId: c.migrationId } : {}),
-        });
-      }
-    } else if (abs(e) <= tolerance && this.beyond) this.beyond = null;
-  }
-
-  /** the source the NTP client's corrections are named by: its refclock, or the client */
-  private ntpSourceName(): 'chrony' | 'ntpd' | 'ptp_kvm' {
-    return this.settings.ntp.refclock === 'ptp_kvm' ? 'ptp_kvm' : (this.settings.ntp.client as 'chrony' | 'ntpd');
-  }
-
-  /** a time source steps CLOCK_REALTIME by the error e it found at t (the correction rebased there): a mark says so */
-  private stepOut(vmId: string, t: bigint, e: bigint, source: LifeMark['source'], text: string): void {
-    this.corr.base -= e;
-    this.corr.slewLeft = 0n;
-    this.marks.push({ timeNs: t, kind: 'correction', vmId, source, action: 'step', beforeNs: e, afterNs: 0n, text });
-  }
-
-  /**
-   * one update of the client (network NTP or its refclock), at t on the guest's CLOCK_MONOTONIC's
-   * k-th poll; returns CLOCK_REALTIME's error after it
-   */
-  private ntpUpdateAt(vmId: string, t: bigint, k: bigint): bigint {
-    const corr = this.corr;
-    const raw = this.rawFast(vmId, t) ?? this.rawError(this.reader.read(vmId, t)!);
-    // the correction rebased at t: the offset the client measures is the error there
-    corr.rebase(t);
-    const e = raw + corr.base;
-    const settings = this.settings;
-    // (an offset the client slews whatever its state needs no look at its state machine)
-    const slewsUpTo = this.slewsUpTo;
-    const ntp = this.ntp;
-    const res = slewsUpTo !== null && abs(e) <= slewsUpTo ? null : ntpUpdate(ntp, k, e, settings);
-    this.ntp = res ? res.state : { errorNs: ntp.errorNs, updates: k, lastValidUpdate: ntp.lastValidUpdate, spike: false };
-    const action = res ? res.action : 'slew';
-    // the drift since the last update of this running span: chrony's frequency estimate
-    const lastT = this.lastT;
-    if (lastT !== null && t > lastT) corr.freqPpb = freqPpb(raw - this.lastRaw, t - lastT);
-    this.lastT = t;
-    this.lastRaw = raw;
-    if (action === 'slew' && e !== 0n) {
-      corr.slewLeft = e;
-      corr.slewPpb = settings.ntp.maxSlewPpb;
-      if (abs(e) > this.tolerance) {
-        const source = this.ntpSourceName();
-        this.marks.push({ timeNs: t, kind: 'correction', vmId, source, action: 'slew', beforeNs: e, text: `${source} slews ${fmtS(-e)}` });
-      }
-    } else if (action === 'exit') {
-      this.ntpExited = true;
-      const source = this.ntpSourceName();
-      this.marks.push({ timeNs: t, kind: 'correction', vmId, text: `ntpd exits: offset ${fmtS(e)} beyond its panic threshold`, source });
-      this.findings.push({
-        code: 'ntpd_exited',
-        severity: 'fail',
-        timeNs: t,
-        message: `ntpd exits at an offset of ${fmtS(e)}: nothing corrects the clock after`,
-      });
-    } else if (action === 'step') {
-      const source = this.ntpSourceName();
-      this.stepOut(vmId, t, e, source, `${source} steps CLOCK_REALTIME by ${fmtS(-e)}`);
-    }
-    return raw + corr.base;
-  }
-
-  /** one check of the agent; returns CLOCK_REALTIME's error after it */
-  private agentAt(vmId: string, t: bigint): bigint | null {
-    const e = this.errorAt(vmId, t);
-    if (e === null || abs(e) <= this.settings.agent!.stepAboveNs) return e;
-    this.corr.rebase(t);
-    this.stepOut(vmId, t, e, 'agent', `the guest agent steps CLOCK_REALTIME by ${fmtS(-e)}`);
-    return 0n;
-  }
-
-  /**
-   * A running span (its settings in force): the time sources' checks in time order, and the samples
-   * between them, up to `end` (the life's).
-   */
-  run(span: Span, end: bigint): void {
-    const vmId = span.vmId;
-    const reader = this.reader;
-    const rSpan = reader.read(vmId, span.from);
-    if (!rSpan) return;
-    const settings = this.settings;
-    const host = reader.rec(vmId, span.from);
-    const hostState = host ? reader.host(host.hostId, span.from) : null;
-    const refclockOk = settings.ntp.refclock !== 'ptp_kvm' || (hostState?.counterClocksource ?? false);
-    if (!refclockOk && !this.refclockLost) {
-      this.refclockLost = true;
-      this.marks.push({
-        timeNs: span.from,
-        kind: 'source-lost',
-        vmId,
-        text: `ptp_kvm: KVM_HC_CLOCK_PAIRING fails on host ${host?.hostId} (its clocksource is not the TSC): the refclock gives no samples`,
-      });
-      this.findings.push({
-        code: 'refclock_unavailable',
-        severity: 'warn',
-        timeNs: span.from,
-        message:
-          `the ptp_kvm refclock gets nothing on host ${host?.hostId}: ` +
-          "kvm_pv_clock_pairing() answers KVM_EOPNOTSUPP when the host's clocksource is not the TSC",
-      });
-    }
-    const ntpOn = settings.ntp.client !== 'none' && !this.ntpExited && refclockOk;
-    this.slewsUpTo = ntpSlewsUpTo(settings);
-    const poll = ntpPollNs(settings);
-    // the guest's CLOCK_MONOTONIC since boot at the span's start: its polls come at its multiples
-    const monoFrom = this.csNs(rSpan, this.clocksource) + this.csOffset;
-    const nextPollAt = (period: bigint, after: bigint): bigint => {
-      const m = monoFrom + (after - span.from);
-      const k = m / period + 1n;
-      return span.from + (k * period - monoFrom);
-    };
-    let tNtp = ntpOn ? nextPollAt(poll, span.from - 1n) : null;
-    let kNtp = ntpOn ? (monoFrom + (tNtp! - span.from)) / poll : 0n;
-    const agentEvery = settings.agent?.everyNs ?? null;
-    let tAgent = agentEvery !== null ? nextPollAt(agentEvery, span.from - 1n) : null;
-    const cycle = this.cycles[this.cycles.length - 1];
-    const step = this.step;
-    const until = span.until;
-    const marks = this.marks;
-    for (let guard = 0; guard < 10_000_000; guard++) {
-      // the earliest of the next update, check and sample within the span
-      let t: bigint | null = tNtp !== null && tNtp < until ? tNtp : null;
-      if (tAgent !== null && tAgent < until && (t === null || tAgent < t)) t = tAgent;
-      const next = this.nextSample;
-      if (step !== null && next < until && (t === null || next < t)) t = next;
-      if (t === null) break;
-      let e: bigint | null;
-      if (t === tNtp) {
-        e = this.ntpUpdateAt(vmId, t, kNtp);
-        kNtp++;
-        tNtp = this.ntpExited ? null : t + poll;
-      } else if (t === tAgent) {
-        e = this.agentAt(vmId, t);
-        tAgent = t + agentEvery!;
-      } else {
-        this.sample(vmId, t);
-        this.nextSample = t + step!;
-        continue;
-      }
-      if (e !== null) {
-        if (cycle && cycle.correctedAt === null && cycle.resumeTime !== null && abs(e) <= this.tolerance && marks[marks.length - 1]?.timeNs === t) {
-          cycle.correctedAt = t;
-          cycle.correctedBy = marks[marks.length - 1]!.source ?? null;
-        }
-        this.judge(t, e, null);
-      }
-    }
-    if (step !== null && until === end && this.nextSample === end) this.sample(vmId, end);
-    // drift while running, judged at the span's end
-    const eEnd = this.errorAt(vmId, until);
-    if (eEnd !== null) this.judge(until, eEnd, null);
-  }
 }
 
 function guestLifeOf(logSrc: AuditSource, lineage: Lineage, opts: LifeOptions): GuestLife | null {

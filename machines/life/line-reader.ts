@@ -23,7 +23,7 @@ interface Cursor {
 }
 
 /** Later than any instant of a life. */
-const FOREVER = 1n << 127n;
+export const FOREVER = 1n << 127n;
 
 /** Reads the guest's clocks on the line's VMs, through the state in force at each instant. */
 export class LineReader {
@@ -37,7 +37,7 @@ export class LineReader {
   constructor(
     private readonly src: AuditSource,
     opts: EvolveOptions,
-    private readonly exact = false,
+    readonly exact = false,
   ) {
     this.applyOpts = { ...opts, noResult: true };
   }
@@ -100,8 +100,11 @@ export class LineReader {
     cursor: Cursor;
   } | null = null;
 
-  /** The state in force at t read in doubles from its event on (null: read it in bigint). */
-  deltasAt(vmId: string, t: bigint): StateDeltas | null {
+  /**
+   * The state in force at t read in doubles from its event on (null: read it in bigint), and into
+   * `held` the instants it holds for: from its event (or an earlier one that reads the same) to the next.
+   */
+  deltasAt(vmId: string, t: bigint, held?: { from: bigint; until: bigint }): StateDeltas | null {
     if (this.exact) return null;
     let l = this.last;
     if (l === null || l.vmId !== vmId || t < l.from || t >= l.until) {
@@ -111,6 +114,7 @@ export class LineReader {
     }
     const c = l.cursor;
     if (c.deltas === undefined) c.deltas = c.key ? stateDeltas(c.key, c.readsFrom, c.reads!) : null;
+    if (held) (held.from = l.from), (held.until = l.until);
     return c.deltas;
   }
 
