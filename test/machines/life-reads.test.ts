@@ -7,7 +7,7 @@ import { auditOnce } from '../../machines/audit/audit-core.js';
 import { logAuditSource } from '../../machines/audit/source.js';
 import { lifeSource } from '../../machines/life/life-source.js';
 import { toJson } from '../../machines/codec.js';
-import { freqPpb } from '../../machines/life/correction.js';
+import { Correction, CorrectionD, freqPpb, SMALL } from '../../machines/life/correction.js';
 import { guestLife, lifeToJson } from '../../machines/life/life.js';
 import { kernelRead, mulDivFloor, readsKey, stateDeltas, stateReader } from '../../machines/life/state-read.js';
 import { newLedger, type Ledger } from '../helpers/ledger.js';
@@ -95,6 +95,78 @@ describe('the closed-form reads give the life the emulated kernel gives', () => 
     expect(caughtUp).toBe(true);
     const life = await sameBothWays(m2.newVmId, S);
     expect(life.vmIds).toHaveLength(3);
+  });
+
+  // bench/life's life in small: chrony following a host 20 ppm slow, then one 15 ppm fast (its
+  // frequency estimate negative, then positive), every update and sample of it in doubles
+  it('chrony migrated between a host 20 ppm slow and one 15 ppm fast', async () => {
+    await guestOn({ ntp: { client: 'chrony' } }, { actualTscHz: '2999940000' });
+    await l.ok('createHost', { hostId: 'b', tscKhz: 3_000_000, actualTscHz: '3000045000' });
+    await l.ok('advanceTime', { ns: (6n * 3600n * S).toString() });
+    const m = await l.ok('migrate', { vmId: 'web', toHost: 'b', strategy: 'qemu', blackoutNs: '300000000' });
+    await l.ok('advanceTime', { ns: (6n * 3600n * S).toString() });
+    const life = await sameBothWays(m.newVmId, 7n * S);
+    // the client's corrections kept the error within a µs on each host, once its estimate settled
+    const settled = life.samples.filter(
+      (s) => s.timeNs > life.startNs + 1800n * S && (s.timeNs < life.cycles[0]!.stopTime || s.timeNs > life.cycles[0]!.resumeTime! + 1800n * S),
+    );
+    expect(settled.length).toBeGreaterThan(5000);
+    expect(settled.every((s) => s.realtimeErrorNs < 1000n && s.realtimeErrorNs > -1000n)).toBe(true);
+  });
+
+  // an update and a sample at one instant (the first span's polls fall on whole seconds of its
+  // start): the update first, so a step shows in the sample at its instant (the error there is 0)
+  it('chrony stepping beyond 1 µs on a host 20 ppm slow, its updates on the samples', async () => {
+    await guestOn({ ntp: { client: 'chrony', makestepThresholdNs: '1000', makestepLimit: -1 } }, { actualTscHz: '2999940000' });
+    await l.ok('advanceTime', { ns: (1200n * S).toString() });
+    const life = await sameBothWays('web', S);
+    const steps = life.marks.filter((m) => m.action === 'step');
+    expect(steps.length).toBeGreaterThan(1);
+    for (const m of steps) expect(life.samples.find((s) => s.timeNs === m.timeNs)?.realtimeErrorNs).toBe(0n);
+  });
+
+  // events that change what the guest reads in the middle of a running span (its TSC written, its
+  // boot vCPU's kvmclock registered again): each instant is read on the state in force at it
+  it('chrony while the guest writes its TSC and registers its kvmclock again', async () => {
+    await guestOn({ ntp: { client: 'chrony' } }, { actualTscHz: '2999940000' });
+    await l.ok('advanceTime', { ns: (300n * S + 123n).toString() });
+    await l.ok('guest', { vmId: 'web', vcpu: 0, op: 'wrmsr', msr: 'MSR_IA32_TSC', value: '5000000000000000' });
+    await l.ok('advanceTime', { ns: (200n * S).toString() });
+    await l.ok('guest', { vmId: 'web', vcpu: 0, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x20001 });
+    await l.ok('advanceTime', { ns: (900n * S).toString() });
+    const life = await sameBothWays('web', S);
+    // the TSC's error jumps at the write: 5·10^15 ticks at 3 GHz ahead of where it ran
+    const jump = life.samples.findIndex((s, i) => i > 0 && s.tscErrorNs - life.samples[i - 1]!.tscErrorNs > 10n ** 15n);
+    expect(jump).toBeGreaterThan(0);
+  });
+
+  // the guest's TSC (and so pvclock's delta) wraps 2^64 in the middle of a running span: the doubles
+  // decline there (each value's room before its wrap) and the bigint reads take the instants after
+  it("chrony across a wrap of the guest's TSC", async () => {
+    await l.ok('createHost', { hostId: 'a', tscKhz: 3_000_000 });
+    await l.ok('createVm', { vmId: 'web', hostId: 'a', vcpus: 1, guest: { ntp: { client: 'chrony' } } });
+    await l.ok('runVcpu', { vmId: 'web' });
+    await l.ok('guest', { vmId: 'web', vcpu: 0, op: 'wrmsr', msr: 'MSR_IA32_TSC', value: (2n ** 64n - 3_000_000_000_000n).toString() });
+    await l.ok('guest', { vmId: 'web', vcpu: 0, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10001 });
+    await l.ok('advanceTime', { ns: (2400n * S).toString() });
+    const life = await sameBothWays('web', 10n * S);
+    // the TSC's advance since the first run, read after the wrap: 2^64 ticks less
+    expect(life.samples.at(-1)!.tscErrorNs < -(1n << 62n)).toBe(true);
+    expect(life.samples.at(-1)!.kvmclockErrorNs! > -(10n ** 6n)).toBe(true);
+  });
+
+  // a standby of 14 days: its guest's clocks stood still, so after it their errors pass 2^50 ns (13
+  // days) and the doubles decline (their terms must stay below it for every sum to be exact); the
+  // bigint reads give those instants
+  it('a standby of 14 days without a time source', async () => {
+    await guestOn({ ntp: { client: 'none' } });
+    await l.ok('migrate', { vmId: 'web', inPlace: true, strategy: 'qemu', blackoutNs: (14n * 86_400n * S).toString(), vmmLatencyNs: '0' });
+    await l.ok('advanceTime', { ns: (1000n * S).toString() });
+    const life = await sameBothWays('web', 10n * S);
+    const big = (x: bigint | null) => x !== null && (x > 1n << 50n || x < -(1n << 50n));
+    const after = life.samples.filter((s) => s.timeNs > life.cycles[0]!.resumeTime!);
+    expect(after.length).toBeGreaterThan(50);
+    expect(after.some((s) => big(s.realtimeErrorNs) || big(s.kvmclockErrorNs) || big(s.tscErrorNs))).toBe(true);
   });
 
   it('ntpd through a long blackout: its spike, then its step', async () => {
@@ -233,6 +305,64 @@ describe('one VM state read in doubles from its base', () => {
           for (const e of [-1n, 0n, 1n]) expect(freqPpb(whole / 1_000_000_000n + e, dt)).toBe(((whole / 1_000_000_000n + e) * 1_000_000_000n) / dt);
       }
     }
+  });
+
+  // The correction's slew (either sign, clamped at what is left) and frequency compensation (either
+  // sign, truncated toward zero), rebased and read at instants whose products pass 2^53: the doubles
+  // give the bigint values, or decline (and change nothing) exactly where a value leaves their range.
+  it("the correction in doubles is the bigint one's, or declines", () => {
+    let x = 0x2545f4914f6cdd1dn;
+    const next = (mod: bigint) => {
+      x = (x * 6364136223846793005n + 1442695040888963407n) & ((1n << 64n) - 1n);
+      return (x >> 11n) % mod;
+    };
+    const origin = 1_234_567_890_123n;
+    let given = 0;
+    let declined = 0;
+    for (let run = 0; run < 300; run++) {
+      const c = new Correction(origin + next(1000n));
+      c.base = next(2n * 10n ** 12n) - 10n ** 12n;
+      c.slewLeft = run % 3 === 0 ? 0n : next(2n * 10n ** 10n) - 10n ** 10n;
+      c.slewPpb = [0n, 500_000n, 83_333_333n, 1n << 32n][run % 4]!;
+      c.freqPpb = run % 5 === 0 ? 0n : next(2n ** 33n + 1n) - 2n ** 32n;
+      // near the edge of the doubles' range: a base a slew away from SMALL
+      if (run % 7 === 0) c.base = BigInt(SMALL) - 1n - next(10n ** 9n);
+      const d = CorrectionD.of(c, origin)!;
+      expect(d).not.toBeNull();
+      let t = c.at;
+      for (let i = 0; i < 40; i++) {
+        // steps of a poll, of days, of a ns; some back in time (before the correction's instant); the
+        // offsets below 2^52, as a span's are
+        t += [64_000_000_000n, next(86_400_000_000_000n * 3n), 1n, -next(3_000_000_000n)][i % 4]!;
+        expect(t - origin < 1n << 52n).toBe(true);
+        const o = Number(t - origin);
+        const v = d.valueAt(o);
+        const want = c.valueAt(t);
+        if (Number.isNaN(v)) {
+          declined++;
+          expect(want <= -BigInt(SMALL) || want >= BigInt(SMALL)).toBe(true);
+        } else {
+          given++;
+          expect(BigInt(v)).toBe(want);
+        }
+        const before = [d.base, d.slewLeft, d.at];
+        if (d.rebase(o)) {
+          c.rebase(t);
+          const back = new Correction(0n);
+          d.writeTo(back, origin);
+          expect([back.base, back.slewLeft, back.slewPpb, back.freqPpb, back.at]).toEqual([c.base, c.slewLeft, c.slewPpb, c.freqPpb, c.at]);
+        } else expect([d.base, d.slewLeft, d.at]).toEqual(before);
+      }
+    }
+    expect(given).toBeGreaterThan(5000);
+    expect(declined).toBeGreaterThan(100);
+    // frozen, or a rate beyond 2^32 ppb: no doubles
+    const frozen = new Correction(origin);
+    frozen.frozen = true;
+    expect(CorrectionD.of(frozen, origin)).toBeNull();
+    const fast = new Correction(origin);
+    fast.freqPpb = (1n << 32n) + 1n;
+    expect(CorrectionD.of(fast, origin)).toBeNull();
   });
 
   // 3 GHz (tsc_shift −1) and 500 MHz (tsc_shift +1) hosts, their TSC wrapping within the hour: each
