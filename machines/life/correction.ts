@@ -108,6 +108,8 @@ export class CorrectionD {
   private slewDone(dt: number): number {
     const left = this.slewLeft;
     if (left === 0) return 0;
+    // a slew plainly done by dt (its product twice what is left: no rounding of the doubles' reaches that): all of it
+    if (this.slewPpb * dt >= 2 * ((left < 0 ? -left : left) + 1) * 1e9) return left;
     const d = mulDivFloor(dt, this.slewPpb, 1e9, 0);
     if (d < 0) return Number.NaN;
     return left > 0 ? (left < d ? left : d) : -left < d ? left : -d;

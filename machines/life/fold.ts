@@ -10,7 +10,7 @@ import { ntpSlewsUpTo, ntpUpdate, type NtpState } from '../guest/ntp.js';
 import { Correction, CorrectionD, freqPpb, freqPpbD, SMALL } from './correction.js';
 import type { LifeCycle, LifeFinding, LifeMark, LifeSample, Span } from './types.js';
 import { FOREVER, type LineReader } from './line-reader.js';
-import { mulDivFloor, type Reading, type StateDeltas } from './state-read.js';
+import { DeltaSteps, mulDivFloor, type Reading, type StateDeltas } from './state-read.js';
 
 export const abs = (x: bigint) => (x < 0n ? -x : x);
 
@@ -380,7 +380,11 @@ const U32 = 2 ** 32;
  * agent's checks by the bigint methods.
  */
 class FastSpan {
-  private readonly scratch = { counter: 0, kvmclock: 0 };
+  /** the state's advance at the samples' instants, and at the NTP polls': each a step on from the last */
+  private readonly sampled: DeltaSteps;
+  private readonly polled: DeltaSteps;
+  private readonly stepD: number;
+  private readonly pollD: number;
   private readonly held = { from: 0n, until: 0n };
   /** the VM state in force over [fromO, untilO): its deltas and base, its constants in doubles (ok: it has them) */
   private fromO = 1;
@@ -414,6 +418,10 @@ class FastSpan {
     this.tolerance = Number(fold.tolerance);
     this.slewsUpTo = fold.slewsUpTo === null ? -1 : Number(fold.slewsUpTo);
     this.maxSlew = Number(fold.settings.ntp.maxSlewPpb);
+    this.sampled = new DeltaSteps(fold.hz0d || 1);
+    this.polled = new DeltaSteps(fold.hz0d || 1);
+    this.stepD = fold.step === null ? 0 : Number(fold.step);
+    this.pollD = Number(l.poll);
   }
 
   /** the span's checks and samples in doubles from where they stand, as far as they go (l and the fold left where they stopped) */
@@ -432,9 +440,9 @@ class FastSpan {
     const fold = this.fold;
     const l = this.l;
     const vmId = l.vmId;
-    const pollD = Number(l.poll);
+    const pollD = this.pollD;
     const agentD = l.agentEvery === null ? 0 : Number(l.agentEvery);
-    const stepD = fold.step === null ? 0 : Number(fold.step);
+    const stepD = this.stepD;
     const step = fold.step!;
     let k = Number(l.kNtp);
     const ntp0 = oNtp;
@@ -546,8 +554,8 @@ class FastSpan {
   private rawAt(o: number): number {
     if (!this.stateAt(o)) return Number.NaN;
     const u = o - this.baseO;
-    const s = this.scratch;
-    if (!this.d!.deltas(u, s)) return Number.NaN;
+    const s = this.polled;
+    if (!s.at(this.d!, u, this.pollD, this.cr)) return Number.NaN;
     const dk = s.kvmclock - u;
     return dk > -SMALL && dk < SMALL ? this.raw + dk : Number.NaN;
   }
@@ -557,13 +565,12 @@ class FastSpan {
     const fold = this.fold;
     if (this.stateAt(o)) {
       const u = o - this.baseO;
-      const s = this.scratch;
-      if (this.d!.deltas(u, s)) {
-        const md = mulDivFloor(s.counter, 1e9, fold.hz0d, this.cr);
+      const s = this.sampled;
+      if (s.at(this.d!, u, this.stepD, this.cr)) {
         const dk = s.kvmclock - u;
-        const dt = md - u;
+        const dt = s.ns - u;
         const cv = this.fc!.valueAt(o);
-        if (md >= 0 && dk > -SMALL && dk < SMALL && dt > -SMALL && dt < SMALL && !Number.isNaN(cv)) {
+        if (dk > -SMALL && dk < SMALL && dt > -SMALL && dt < SMALL && !Number.isNaN(cv)) {
           fold.samples.push({
             timeNs: fold.nextSample,
             vmId,

@@ -9,7 +9,7 @@ import { lifeSource } from '../../machines/life/life-source.js';
 import { toJson } from '../../machines/codec.js';
 import { Correction, CorrectionD, freqPpb, SMALL } from '../../machines/life/correction.js';
 import { guestLife, lifeToJson } from '../../machines/life/life.js';
-import { kernelRead, mulDivFloor, readsKey, stateDeltas, stateReader } from '../../machines/life/state-read.js';
+import { DeltaSteps, kernelRead, mulDivFloor, readsKey, stateDeltas, stateReader } from '../../machines/life/state-read.js';
 import { newLedger, type Ledger } from '../helpers/ledger.js';
 
 let l: Ledger;
@@ -356,6 +356,22 @@ describe('one VM state read in doubles from its base', () => {
     }
     expect(given).toBeGreaterThan(5000);
     expect(declined).toBeGreaterThan(100);
+    // a slew read as it ends: dt around the instant its rate has done all that was left, either sign
+    for (const left of [1n, 7n, -7n, 1_280_015n, -1_280_015n, 999_999_999_999n, -(10n ** 14n)]) {
+      for (const rate of [500_000n, 83_333_333n, 1n << 32n, 3n]) {
+        const end = ((left < 0n ? -left : left) * 10n ** 9n + rate - 1n) / rate;
+        for (const dt of [end - 2n, end - 1n, end, end + 1n, 2n * end + 5n]) {
+          if (dt <= 0n || dt >= 1n << 52n) continue;
+          const c = new Correction(origin);
+          c.slewLeft = left;
+          c.slewPpb = rate;
+          c.base = 5n;
+          const d = CorrectionD.of(c, origin)!;
+          const v = d.valueAt(Number(dt));
+          expect(Number.isNaN(v) ? null : BigInt(v)).toBe(c.valueAt(origin + dt));
+        }
+      }
+    }
     // frozen, or a rate beyond 2^32 ppb: no doubles
     const frozen = new Correction(origin);
     frozen.frozen = true;
@@ -402,6 +418,94 @@ describe('one VM state read in doubles from its base', () => {
       expect(declined).toBe(0);
       // beyond 2^52 ns (52 days without an event) the doubles decline
       expect(d.deltas(2 ** 52, out)).toBe(false);
+    }
+  });
+
+  // Hand-made states whose remainders meet their moduli exactly (a host at 500 MHz stepping 1 ns:
+  // the ticks' fraction at 10^9; mul 2^31: kvm-clock's low bits at 2^32; ns counted at 7 Hz), a
+  // positive tsc_shift with tsc − tsc_timestamp just below its wrap, and a shift of −3 at 2^32 Hz.
+  it('stepped, carries each remainder at its modulus and refuses at each wrap', async () => {
+    await l.ok('createHost', { hostId: 'h', tscKhz: 3_000_000 });
+    const real = logAuditSource(await l.store()).host('h', 0n)!;
+    const M = (1n << 64n) - 1n;
+    const base = 1_000_000_000_123n;
+    const cases = [
+      { hz: 500_000_000n, mul: 2n ** 31n, shift: 0, ts: 0n, s: 1, hz0: 7 },
+      { hz: 2n ** 32n, mul: 3_000_000_000n, shift: 2, ts: -1n, s: 13, hz0: 2 ** 32 },
+      { hz: 2n ** 32n, mul: 2n ** 32n - 1n, shift: -3, ts: 5n, s: 1_000_000_007, hz0: 3_000_000_000 },
+    ];
+    for (const c of cases) {
+      const host = { ...real, actualCounterHz: c.hz, initialCounter: 0n };
+      const counterAtBase = (base * c.hz) / 1_000_000_000n;
+      // ts −1: tsc − tsc_timestamp 2^16 ticks below where its shift by 2 wraps
+      const ts = c.ts < 0n ? (counterAtBase - ((M >> BigInt(c.shift)) - 65_536n)) & M : c.ts;
+      const key = { host, offset: 0n, ratio: 1n << 48n, fracBits: 48, pvti: { mul: c.mul, shift: c.shift, tscTimestamp: ts, systemTime: 1_000n } };
+      const d = stateDeltas(key, base)!;
+      const out = { counter: 0, kvmclock: 0 };
+      const steps = new DeltaSteps(c.hz0);
+      const cr = c.hz0 - 1;
+      let given = 0;
+      let refused = 0;
+      for (let i = 0, u = 3; i < 5000; i++, u += c.s) {
+        const ok = steps.at(d, u, c.s, cr);
+        expect(ok).toBe(d.deltas(u, out));
+        if (ok) {
+          given++;
+          expect([steps.counter, steps.kvmclock, steps.ns]).toEqual([out.counter, out.kvmclock, mulDivFloor(out.counter, 1e9, c.hz0, cr)]);
+        } else refused++;
+      }
+      expect(given).toBeGreaterThan(c.ts < 0n ? 10 : 4999);
+      expect(refused).toBe(c.ts < 0n ? 5000 - given : 0);
+    }
+  });
+
+  // The same hosts, the guest's TSC written 1000 s of ticks before 2^64: stepping by a fixed step
+  // (a minute, a poll, odd ones), the sequence broken now and then, up to and past the wrap. Each
+  // advance is deltas()' and the TSC's ns its floor ⌊(cr + counter × 10^9) / hz0⌋; the steps
+  // refuse exactly where deltas() does.
+  it('stepped by a fixed step, gives what deltas() gives, and refuses where it does, across a wrap', async () => {
+    for (const [hostId, tscKhz] of [
+      ['g3', 3_000_000],
+      ['m5', 500_000],
+    ] as const) {
+      await l.ok('createHost', { hostId, tscKhz });
+      await l.ok('advanceTime', { ns: 333_333_333 });
+      const vmId = `v-${hostId}`;
+      await l.ok('createVm', { vmId, hostId, vcpus: 1 });
+      await l.ok('runVcpu', { vmId });
+      const ticks = BigInt(tscKhz) * 1000n * 1000n;
+      await l.ok('guest', { vmId, vcpu: 0, op: 'wrmsr', msr: 'MSR_IA32_TSC', value: (2n ** 64n - ticks).toString() });
+      await l.ok('guest', { vmId, vcpu: 0, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10001 });
+      const src = logAuditSource(await l.store());
+      const now = src.now();
+      const rec = src.vmAtTime(vmId, now)!;
+      const host = src.host(hostId, now)!;
+      // (pvclock's tsc_shift negative at 3 GHz, positive at 500 MHz)
+      expect(Math.sign(rec.x86!.vcpus[0]!.pvti!.shift)).toBe(tscKhz > 1_000_000 ? -1 : 1);
+      const d = stateDeltas(readsKey(rec, host)!, now)!;
+      const hz0 = tscKhz * 1000;
+      const out = { counter: 0, kvmclock: 0 };
+      for (const step of [60_000_000_000, 64_000_000_000, 1_000_000_007, 999_999_999, 7]) {
+        const steps = new DeltaSteps(hz0);
+        const cr = step % hz0;
+        let u = step === 7 ? 999_999_000_000 : 0;
+        let given = 0;
+        let refused = 0;
+        for (let i = 0; i < 3000 && u < 1100e9; i++) {
+          // now and then a jump (a new sequence: computed afresh)
+          if (i % 97 === 96) u += 12_345;
+          const ok = steps.at(d, u, step, cr);
+          expect(ok).toBe(d.deltas(u, out));
+          if (ok) {
+            given++;
+            expect([steps.counter, steps.kvmclock]).toEqual([out.counter, out.kvmclock]);
+            expect(steps.ns).toBe(mulDivFloor(out.counter, 1e9, hz0, cr));
+          } else refused++;
+          u += step === 7 ? 7 : step;
+        }
+        expect(given).toBeGreaterThan(step === 7 ? 100 : 15);
+        if (step !== 7) expect(refused).toBeGreaterThan(0);
+      }
     }
   });
 });
