@@ -149,6 +149,12 @@ export function guestLife(src: AuditSource, vmId: string, opts: LifeOptions = {}
   return guestLifeOf(src, lineageOf(src, vmId), opts);
 }
 
+/** A VM state's counter rate: arm64's CNTFRQ, x86's boot vCPU's virtual TSC rate (0: none). */
+function counterHzOf(rec: VmRecord | null): bigint {
+  if (!rec) return 0n;
+  return rec.arm64 ? rec.host.counterHz : BigInt(rec.x86?.vcpus[0]?.virtualTscKhz ?? 0) * 1000n;
+}
+
 function guestLifeOf(logSrc: AuditSource, lineage: Lineage, opts: LifeOptions): GuestLife | null {
   // each VM's events read once, for the line's reads and every stop's audit
   const src = lifeSource(logSrc);
@@ -166,13 +172,15 @@ function guestLifeOf(logSrc: AuditSource, lineage: Lineage, opts: LifeOptions): 
 
   const settings0 = settingsAt(src, lineage, t0, opts.guest);
   const tolerance = opts.toleranceNs ?? settings0.wallClockToleranceNs;
-  const hz0 = reader.counterHz(root, end < t0 ? t0 : end) || reader.counterHz(root, t0);
+  // (the root's states at the end and at its first stop from the log's own rebuilds: the line's
+  // reader folds the root's events once, forward from its first run)
+  const hz0 = counterHzOf(end === (opts.until ?? src.now()) ? rootNow : src.vmAtTime(root, end)) || counterHzOf(src.vmAtTime(root, t0));
   const r0 = reader.read(root, t0)!;
   const boot = bootOf(src, reader, root, rootNow);
   /** the boot the guest carries to an instant (none before it happened) */
   const bootAt = (t: bigint): CarriedBoot | null => (boot && boot.timeNs <= t ? boot : null);
   // the clocksource the guest booted on (kvm-clock once it had registered its pvclock)
-  const recAtEnd = reader.rec(root, stopFor ? stopFor.stopTime : (lineage.stops[0]?.stopTime ?? end)) ?? rootNow;
+  const recAtEnd = src.vmAtTime(root, stopFor ? stopFor.stopTime : (lineage.stops[0]?.stopTime ?? end)) ?? rootNow;
   const arch = recAtEnd.arm64 ? 'arm64' : 'x86';
   const kvmclock = !!recAtEnd.x86?.vcpus[0]?.pvti;
   const clocksources = guestClocksources({ arch, counterHz: hz0, kvmclock }, settings0);

@@ -149,10 +149,4 @@ export class LineReader {
     }
     return kernelRead(rec, host, t);
   }
-
-  counterHz(vmId: string, t: bigint): bigint {
-    const rec = this.rec(vmId, t);
-    if (!rec) return 0n;
-    return rec.arm64 ? rec.host.counterHz : BigInt(rec.x86?.vcpus[0]?.virtualTscKhz ?? 0) * 1000n;
-  }
 }
