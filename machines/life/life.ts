@@ -166,7 +166,7 @@ function guestLifeOf(logSrc: AuditSource, lineage: Lineage, opts: LifeOptions): 
   const vcpus = (rootNow.x86?.vcpus ?? rootNow.arm64?.vcpus ?? []).map((v) => v.id);
   const t0 = src.firstRun(root, vcpus);
   if (t0 === null || !vcpus.length) return null;
-  const stopFor = opts.carryFor ? lineage.stops.find((s) => s.migrationId === opts.carryFor) : undefined;
+  const stopFor = opts.carryFor ? lineage.stops.find((s) => s.migrationId === opts.carryFor && !s.savedAs) : undefined;
   const end = stopFor ? stopFor.stopTime : (opts.until ?? src.now());
   if (end < t0) return null;
 
@@ -197,7 +197,13 @@ function guestLifeOf(logSrc: AuditSource, lineage: Lineage, opts: LifeOptions): 
     }
     const s = span.stop!;
     const index = cycles.length + 1;
-    const kind: LifeCycle['kind'] = s.templateId ? 'clone' : s.inPlace || s.nextVmId === s.vmId || s.resumeTime === null ? 'standby' : 'migration';
+    const kind: LifeCycle['kind'] = s.savedAs
+      ? 'template'
+      : s.templateId
+        ? 'clone'
+        : s.inPlace || s.nextVmId === s.vmId || s.resumeTime === null
+          ? 'standby'
+          : 'migration';
     const errStop = life.errorAt(s.vmId, s.stopTime) ?? 0n;
     corr.rebase(s.stopTime);
     corr.frozen = true;
@@ -211,11 +217,12 @@ function guestLifeOf(logSrc: AuditSource, lineage: Lineage, opts: LifeOptions): 
       ntpLastValidUpdate: life.ntp.updates > 0n ? life.ntp.lastValidUpdate : null,
       boot: bootAt(s.stopTime),
     };
-    if (stopFor && s.migrationId === stopFor.migrationId) {
+    if (s === stopFor) {
       return { vmIds: lineage.vmIds, startNs: t0, endNs: end, toleranceNs: tolerance, settings: life.settings, samples, marks, cycles, findings, carry };
     }
-    const guestOver = guestOverridesAt(src, s.vmId, s.stopTime, opts.guest);
-    const audit = auditOnce(src, s.migrationId, { ...(opts.thresholds ?? {}), ...(guestOver ? { guest: guestOver } : {}) }, evolve, carry);
+    // (a kept template is no migration: nothing audits its stop, and the guest carries its clocksource through it)
+    const guestOver = s.savedAs ? undefined : guestOverridesAt(src, s.vmId, s.stopTime, opts.guest);
+    const audit = s.savedAs ? null : auditOnce(src, s.migrationId, { ...(opts.thresholds ?? {}), ...(guestOver ? { guest: guestOver } : {}) }, evolve, carry);
     const before = life.clocksource;
     if (audit?.guest) {
       for (const run of audit.guest.watchdogRuns) {
@@ -265,16 +272,19 @@ function guestLifeOf(logSrc: AuditSource, lineage: Lineage, opts: LifeOptions): 
     };
     cycles.push(cycle);
     const what = s.status === 'failed' ? 'failed' : kind;
+    const paused = s.resumeTime === null ? 'to the end of the log' : fmtS(s.resumeTime - s.stopTime);
     marks.push({
       timeNs: s.stopTime,
       kind: what,
       vmId: s.vmId,
-      migrationId: s.migrationId,
-      text: s.templateId
-        ? `${s.migrationId}: ${s.vmId} saved as template ${s.templateId}, ${what === 'failed' ? 'a clone failed to restore' : `restored as ${s.nextVmId}`} ` +
-          `(${s.fromHost} → ${s.toHost})`
-        : `${s.migrationId}: ${what === 'failed' ? 'a failed migration' : kind} ${s.vmId}` +
-          `${s.nextVmId !== s.vmId ? ` → ${s.nextVmId}` : ''} (${s.fromHost} → ${s.toHost})`,
+      ...(s.savedAs ? { templateId: s.savedAs } : { migrationId: s.migrationId }),
+      text: s.savedAs
+        ? `${s.vmId} saved as template ${s.savedAs} and kept paused ${paused} (${s.fromHost})`
+        : s.templateId
+          ? `${s.migrationId}: ${s.vmId} saved as template ${s.templateId}, ${what === 'failed' ? 'a clone failed to restore' : `restored as ${s.nextVmId}`} ` +
+            `(${s.fromHost} → ${s.toHost})`
+          : `${s.migrationId}: ${what === 'failed' ? 'a failed migration' : kind} ${s.vmId}` +
+            `${s.nextVmId !== s.vmId ? ` → ${s.nextVmId}` : ''} (${s.fromHost} → ${s.toHost})`,
     });
     // the blackout's samples: the stopped guest's clocks as its VM reads them
     if (step !== null) {
@@ -289,10 +299,15 @@ function guestLifeOf(logSrc: AuditSource, lineage: Lineage, opts: LifeOptions): 
         timeNs: s.resumeTime,
         kind: 'restore',
         vmId: s.nextVmId,
-        migrationId: s.migrationId,
+        ...(s.savedAs ? { templateId: s.savedAs } : { migrationId: s.migrationId }),
         text:
-          `${s.nextVmId} ${s.templateId ? `restored from template ${s.templateId}, saved ${fmtS(s.resumeTime - s.stopTime)} before` : 'resumes'}, ` +
-          `CLOCK_REALTIME ${e === null ? '?' : fmtS(e)}`,
+          `${s.nextVmId} ${
+            s.templateId
+              ? `restored from template ${s.templateId}, saved ${fmtS(s.resumeTime - s.stopTime)} before`
+              : s.savedAs
+                ? `resumes, paused ${paused} since its save as template ${s.savedAs}`
+                : 'resumes'
+          }, ` + `CLOCK_REALTIME ${e === null ? '?' : fmtS(e)}`,
       });
       if (e !== null) life.judge(s.resumeTime, e, index);
     }

@@ -17,7 +17,18 @@ export interface LifeSample {
   clocksource: string;
 }
 
-export type LifeMarkKind = 'created' | 'migration' | 'standby' | 'clone' | 'failed' | 'restore' | 'correction' | 'clocksource' | 'configured' | 'source-lost';
+export type LifeMarkKind =
+  | 'created'
+  | 'migration'
+  | 'standby'
+  | 'clone'
+  | 'template'
+  | 'failed'
+  | 'restore'
+  | 'correction'
+  | 'clocksource'
+  | 'configured'
+  | 'source-lost';
 
 /** Something that happened to the guest. */
 export interface LifeMark {
@@ -26,6 +37,8 @@ export interface LifeMark {
   vmId: string;
   text: string;
   migrationId?: string;
+  /** a kept template's stop and resume: the template its VM was saved as */
+  templateId?: string;
   /** corrections: which time source, what it did, and the error before and after */
   source?: 'chrony' | 'ntpd' | 'ptp_kvm' | 'agent';
   action?: 'step' | 'slew';
@@ -36,8 +49,10 @@ export interface LifeMark {
 /** One stop of the life: its audit's verdict, the error it left, and how long it lasted beyond the step threshold. */
 export interface LifeCycle {
   index: number;
+  /** the migration (a template's stop: the template's id) */
   migrationId: string;
-  kind: 'migration' | 'standby' | 'clone';
+  /** template: the VM saved as a template and kept paused until its vCPUs ran again (no migration: nothing audits it, verdict null) */
+  kind: 'migration' | 'standby' | 'clone' | 'template';
   vmId: string;
   nextVmId: string;
   stopTime: bigint;
