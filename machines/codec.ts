@@ -18,11 +18,28 @@ interface Frame {
   i: number;
 }
 
+/**
+ * Arrays built as JSON already (jsonRows()): toJson() takes them as they are, where a copy would
+ * walk tens of thousands of rows again (a life's samples). toSortedJson() still copies them: its
+ * keys must be put in order.
+ */
+const READY = new WeakSet<Json[]>();
+
+/**
+ * Marks rows its caller built as toJson() would (bigints as decimal strings, no undefined, no
+ * toJSON()) and will not change: toJson() of any value holding them shares them rather than copying.
+ */
+export function jsonRows<T extends Json[]>(rows: T): T {
+  READY.add(rows);
+  return rows;
+}
+
 /** The copy of one value: a scalar at once; an object or array empty, pushed to be filled. */
 function place(v: unknown, sorted: boolean, stack: Frame[]): Json {
   if (typeof v === 'bigint') return v.toString();
   if (isJsonSerializable(v)) return place(v.toJSON(), sorted, stack);
   if (Array.isArray(v)) {
+    if (!sorted && READY.has(v)) return v as Json[];
     const out: Json[] = new Array<Json>(v.length);
     stack.push({ src: v, out, keys: null, i: 0 });
     return out;
@@ -48,7 +65,7 @@ function encode(v: unknown, sorted: boolean, depth = 0): Json {
   if (typeof v === 'bigint') return v.toString();
   if (isJsonSerializable(v)) return encode(v.toJSON(), sorted, depth);
   if (depth >= RECURSIVE_DEPTH && v !== null && typeof v === 'object') return encodeDeep(v, sorted);
-  if (Array.isArray(v)) return v.map((x) => encode(x, sorted, depth + 1));
+  if (Array.isArray(v)) return !sorted && READY.has(v) ? (v as Json[]) : v.map((x) => encode(x, sorted, depth + 1));
   if (v && typeof v === 'object') {
     const out: { [k: string]: Json } = {};
     for (const k of sorted ? sortedKeys(v) : Object.keys(v)) {

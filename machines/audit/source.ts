@@ -7,8 +7,9 @@ import type { EventStore, WrittenEvent } from '../../store/types.js';
 import { hostStreamId } from '../host/host.js';
 import type { LedgerState } from '../ledger/ledger.js';
 import type { GuestConfigState } from '../life/config.js';
-import { guestStreamId, LEDGER_STREAM, MIGRATION_STREAM_PREFIX, migrationIdOf } from '../stream-ids.js';
+import { guestStreamId, LEDGER_STREAM, MIGRATION_STREAM_PREFIX, migrationIdOf, TEMPLATE_STREAM_PREFIX, templateIdOf, templateStreamId } from '../stream-ids.js';
 import { migrationStreamId, type MigrationState } from '../migration/state.js';
+import type { TemplateState } from '../migration/template.js';
 import { rebuildStream, scanDecoded } from '../rebuild.js';
 import type { Session } from '../session/index.js';
 import { vmStreamId, type IoctlIssuedData } from '../vm/events.js';
@@ -46,6 +47,9 @@ export interface AuditSource {
   firstRun(vmId: string, vcpus: number[]): bigint | null;
   /** every migration's id in the log (the guest's life is read along them) */
   migrationIds(): string[];
+  /** every template's id in the log, and a template's state (a VM saved as one and kept paused has a stop in its life) */
+  templateIds(): string[];
+  template(templateId: string): TemplateState | null;
   /** the guest recorded with a VM (null: none, the default guest) */
   guestConfig(vmId: string): GuestConfigState | null;
   /** whether the log holds any recorded guest (none: every audit is of a guest fresh at its stop, as before guests were recorded) */
@@ -101,6 +105,8 @@ export function logAuditSource(store: EventStore, opts: EvolveOptions = {}): Aud
     positionOfVersion: (streamId, version) => store.positionOfVersion(streamId, version) ?? null,
     firstRun: (vmId, vcpus) => firstRunOf(kvmRunRows(store, vmStreamId(vmId)), vcpus),
     migrationIds: () => store.streams(MIGRATION_STREAM_PREFIX).map((sid) => migrationIdOf(sid)!),
+    templateIds: () => store.streams(TEMPLATE_STREAM_PREFIX).map((sid) => templateIdOf(sid)!),
+    template: (templateId) => rebuildStream<TemplateState>(store, templateStreamId(templateId)).state,
     guestConfig: (vmId) => (store.streamVersion(guestStreamId(vmId)) ? rebuildStream<GuestConfigState>(store, guestStreamId(vmId)).state : null),
     hasRecordedGuests: () => store.countCategory('guest') > 0,
     now: () => rebuildStream<LedgerState>(store, LEDGER_STREAM).state?.now ?? 0n,
@@ -183,6 +189,8 @@ export function sessionAuditSource(session: Session, written: WrittenEvent[], st
     streamVersion: (streamId, atPosition) => log.streamVersion(streamId, atPosition),
     // the session has committed: the log holds every migration and guest it recorded
     migrationIds: () => log.migrationIds(),
+    templateIds: () => log.templateIds(),
+    template: (templateId) => log.template(templateId),
     guestConfig: (vmId) => log.guestConfig(vmId),
     hasRecordedGuests: () => log.hasRecordedGuests(),
     now: () => log.now(),

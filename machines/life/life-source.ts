@@ -57,6 +57,8 @@ export function lifeSource(src: AuditSource): AuditSource {
     positionOfVersion: (streamId, version) => once(`p\0${streamId}\0${version}`, () => src.positionOfVersion(streamId, version)),
     firstRun: (vmId, vcpus) => once(`r\0${vmId}\0${vcpus.join(',')}`, () => src.firstRun(vmId, vcpus)),
     migrationIds: () => src.migrationIds(),
+    templateIds: () => once('T', () => src.templateIds()),
+    template: (templateId) => once(`t\0${templateId}`, () => src.template(templateId)),
     guestConfig: (vmId) => once(`g\0${vmId}`, () => src.guestConfig(vmId)),
     hasRecordedGuests: () => src.hasRecordedGuests(),
     now: () => src.now(),

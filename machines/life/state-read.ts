@@ -138,6 +138,16 @@ const SAFE = 2 ** 53;
  * and exact: a is split so that no product reaches 2^53 (−1: the result itself would not be safe).
  */
 export function mulDivFloor(a: number, m: number, d: number, r0: number): number {
+  const p = a * m;
+  if (p < 2 ** 52) {
+    // the product is exact (a double below 2^52 is not a rounded product of 2^53 or more), and so is r0 + p
+    const n = r0 + p;
+    let q = Math.floor(n / d);
+    const r = n - q * d;
+    if (r < 0) q -= 1;
+    else if (r >= d) q += 1;
+    return q;
+  }
   let a1 = Math.floor(a / d);
   let a0 = a - a1 * d;
   if (a0 < 0) (a1 -= 1), (a0 += d);
@@ -173,6 +183,20 @@ export interface StateDeltas {
   deltas(u: number, out: { counter: number; kvmclock: number }): boolean;
 }
 
+/** A state's pvclock in doubles: pvclock_scale_delta() of tsc − tsc_timestamp, split at the base. */
+interface PvclockD {
+  mul: number;
+  shift: number;
+  /** shift < 0: 2^−shift, the delta's low bits at the base (below it); shift ≥ 0: 2^shift */
+  k: number;
+  dl: number;
+  /** (x × mul) mod 2^32 of the base's shifted delta x */
+  plo: number;
+  /** how far tsc − tsc_timestamp, and kvm-clock, may advance from the base before they wrap */
+  roomD: number;
+  roomK: number;
+}
+
 /**
  * stateReader()'s reads from `base` on in doubles: for an unscaled guest TSC on a host counting at
  * most 2^32 Hz whose CLOCK_REALTIME does not slew (null otherwise). The same floors: the host's
@@ -183,52 +207,231 @@ export function stateDeltas(key: ReadsKey, base: bigint, read: (t: bigint) => Re
   if (host.realtime.slewPpb !== 0n || key.ratio !== 1n << BigInt(key.fracBits)) return null;
   const hzB = host.actualCounterHz;
   if (hzB <= 0n || hzB > 1n << 32n || base < 0n) return null;
-  const hz = Number(hzB);
   const at = read(base);
   const room = (x: bigint) => (x < 0n ? -1 : x >= BigInt(SAFE) ? Infinity : Number(x));
-  const ticks = base * hzB;
-  const rb = Number(ticks % NSEC_PER_SEC);
   // the guest TSC and tsc − tsc_timestamp at the base, and how far each may advance before it wraps
   const roomC = room(M - at.counter);
   const p = key.pvti;
-  let step: ((dc: number) => number) | null = null;
+  let pv: PvclockD | null = null;
   if (p) {
     const mul = Number(cIntArg(p.mul, 'u32', 'mul'));
     const shift = Number(cIntArg(p.shift, 's8', 'shift'));
     const d = (at.counter - p.tscTimestamp) & M;
     const roomD = shift < 0 ? room(M - d) : room((M >> BigInt(shift)) - d);
-    const k = shift < 0 ? 2 ** -shift : 0;
+    const k = 2 ** (shift < 0 ? -shift : shift);
     const dl = shift < 0 ? Number(d & (BigInt(k) - 1n)) : 0;
     const x = shift < 0 ? d >> BigInt(-shift) : d << BigInt(shift);
     const pr = x * BigInt(mul);
-    const plo = Number(pr & 0xffff_ffffn);
     // kvm-clock at the base is system_time + ⌊x × mul / 2^32⌋: its room before it wraps
     const roomK = room(M - (p.systemTime + (pr >> 32n)));
     if (roomD < 0 || roomK < 0) return null;
-    const scale = shift < 0 ? 0 : 2 ** shift;
-    step = (dc) => {
-      if (dc > roomD) return -1;
-      const dx = shift < 0 ? Math.floor((dl + dc) / k) : dc * scale;
-      if (dx >= SAFE / 2) return -1;
-      const dk = mulDivFloor(dx, mul, 2 ** 32, plo);
-      return dk > roomK ? -1 : dk;
-    };
+    pv = { mul, shift, k, dl, plo: Number(pr & 0xffff_ffffn), roomD, roomK };
   }
   if (roomC < 0) return null;
-  return {
-    base,
-    at,
-    deltas(u, out) {
-      if (u >= SAFE / 2) return false;
-      const dc = mulDivFloor(u, hz, 1e9, rb);
-      if (dc < 0 || dc > roomC) return false;
-      out.counter = dc;
-      if (step) {
-        const dk = step(dc);
-        if (dk < 0) return false;
-        out.kvmclock = dk;
-      }
+  return new Deltas(base, at, Number(hzB), Number((base * hzB) % NSEC_PER_SEC), roomC, pv);
+}
+
+class Deltas implements StateDeltas {
+  constructor(
+    readonly base: bigint,
+    readonly at: Reading,
+    /** the host's counter rate, and (base × hz) mod 10^9: the ticks' fraction carried into each advance */
+    readonly hz: number,
+    readonly rb: number,
+    /** how far the guest TSC may advance from the base before it wraps */
+    readonly roomC: number,
+    readonly pv: PvclockD | null,
+  ) {}
+
+  deltas(u: number, out: { counter: number; kvmclock: number }): boolean {
+    if (u >= SAFE / 2) return false;
+    const dc = mulDivFloor(u, this.hz, 1e9, this.rb);
+    if (dc < 0 || dc > this.roomC) return false;
+    out.counter = dc;
+    const p = this.pv;
+    if (p) {
+      if (dc > p.roomD) return false;
+      const dx = p.shift < 0 ? Math.floor((p.dl + dc) / p.k) : dc * p.k;
+      if (dx >= SAFE / 2) return false;
+      const dk = mulDivFloor(dx, p.mul, 2 ** 32, p.plo);
+      if (dk < 0 || dk > p.roomK) return false;
+      out.kvmclock = dk;
+    }
+    return true;
+  }
+}
+
+const E9 = 1_000_000_000n;
+const U32 = 2 ** 32;
+
+/**
+ * A state's advance (its StateDeltas) at u, u + s, u + 2s, … for a fixed step s (a timeline's
+ * samples, an NTP client's polls), each from the one before by the step's quotient and remainder
+ * rather than by a product and a division: the host's ticks advance by ⌊s × hz / 10^9⌋, one more
+ * when their fraction carries; the shifted pvclock delta by those over 2^−shift as its low bits
+ * carry; kvm-clock by ⌊Δx × mul / 2^32⌋ as its low 32 bits carry (mul_u64_u32_shr()'s arithmetic,
+ * incremental); and the TSC's ns since the life's first reading, ⌊(cr + counter × 10^9) / hz0⌋, by
+ * ⌊Δc × 10^9 / hz0⌋ as theirs carry. The same values as deltas() and its floors to the ns, and the
+ * same refusals (a wrap, the doubles' range). Any other u is computed afresh, in bigint (its
+ * remainders are more than deltas() keeps).
+ */
+export class DeltaSteps {
+  /** the advance at the last u given: the guest TSC's, kvm-clock's, and the TSC's in ns at hz0 */
+  counter = 0;
+  kvmclock = 0;
+  ns = 0;
+  private d: Deltas | null = null;
+  private cr = 0;
+  private s = 0;
+  private u = 0;
+  /** the remainders: of the ticks (mod 10^9), of the shifted delta (mod 2^−shift), of kvm-clock's product (mod 2^32), of the ns (mod hz0) */
+  private rc = 0;
+  private xr = 0;
+  private dx = 0;
+  private kr = 0;
+  private mr = 0;
+  /** the step's: ticks ⌊s × hz / 10^9⌋ and the remainder; the ns of q and q + 1 ticks, and their remainders */
+  private q = 0;
+  private r = 0;
+  private mq0 = 0;
+  private mr0 = 0;
+  private mq1 = 0;
+  private mr1 = 0;
+  /** the state the step's constants are of */
+  private stepOf: Deltas | null = null;
+  /** Δx × mul by 2^32 for the two Δx a step gives (−1: not yet) */
+  private kx0 = -1;
+  private kq0 = 0;
+  private kr0 = 0;
+  private kx1 = -1;
+  private kq1 = 0;
+  private kr1 = 0;
+
+  /** (hz0: the rate the TSC's ns are counted at, at most 2^32) */
+  constructor(private readonly hz0: number) {}
+
+  /**
+   * The advance of `d` at u into counter, kvmclock and ns (cr: ((the counter at d's base − the
+   * life's first) × 10^9) mod hz0); false where deltas() refuses, or the ns would leave the doubles.
+   */
+  at(d: StateDeltas, u: number, s: number, cr: number): boolean {
+    if (d === this.d && s === this.s && cr === this.cr && u === this.u + s && this.step()) {
+      this.u = u;
       return true;
-    },
-  };
+    }
+    return this.reset(d as Deltas, u, s, cr);
+  }
+
+  private fail(): boolean {
+    this.d = null;
+    return false;
+  }
+
+  /** the advance at u computed afresh (bigint), and the step's constants */
+  private reset(d: Deltas, u: number, s: number, cr: number): boolean {
+    this.d = null;
+    if (!(u >= 0 && u < SAFE / 2)) return false;
+    const hz = BigInt(d.hz);
+    const n = BigInt(d.rb) + BigInt(u) * hz;
+    const dc = n / E9;
+    if (dc > d.roomC) return false;
+    const p = d.pv;
+    let dk = 0n;
+    if (p) {
+      if (dc > p.roomD) return false;
+      let dx: bigint;
+      if (p.shift < 0) {
+        const x = BigInt(p.dl) + dc;
+        dx = x / BigInt(p.k);
+        this.xr = Number(x % BigInt(p.k));
+      } else dx = dc * BigInt(p.k);
+      if (dx >= SAFE / 2) return false;
+      const k = BigInt(p.plo) + dx * BigInt(p.mul);
+      dk = k >> 32n;
+      if (dk > p.roomK || dk >= SAFE) return false;
+      this.dx = Number(dx);
+      this.kr = Number(k & 0xffff_ffffn);
+    }
+    const hz0 = BigInt(this.hz0);
+    const m = BigInt(cr) + dc * E9;
+    const ns = m / hz0;
+    if (ns >= SAFE) return false;
+    this.counter = Number(dc);
+    this.kvmclock = Number(dk);
+    this.ns = Number(ns);
+    this.rc = Number(n % E9);
+    this.mr = Number(m % hz0);
+    // the step's constants (once per state and step)
+    const sh = BigInt(s) * hz;
+    const q = sh / E9;
+    if (!(s > 0 && q < 2n ** 52n)) return true;
+    if (d !== this.stepOf || s !== this.s) {
+      this.stepOf = d;
+      this.q = Number(q);
+      this.r = Number(sh % E9);
+      this.mq0 = Number((q * E9) / hz0);
+      this.mr0 = Number((q * E9) % hz0);
+      this.mq1 = Number(((q + 1n) * E9) / hz0);
+      this.mr1 = Number(((q + 1n) * E9) % hz0);
+      this.kx0 = -1;
+      this.kx1 = -1;
+    }
+    this.d = d;
+    this.s = s;
+    this.cr = cr;
+    this.u = u;
+    return true;
+  }
+
+  /** the advance one step on from the last (false: refused; nothing kept) */
+  private step(): boolean {
+    const d = this.d!;
+    let rc = this.rc + this.r;
+    let dcInc = this.q;
+    if (rc >= 1e9) (rc -= 1e9), (dcInc += 1);
+    const dc = this.counter + dcInc;
+    if (dc > d.roomC) return this.fail();
+    const p = d.pv;
+    if (p) {
+      if (dc > p.roomD) return this.fail();
+      let dxInc: number;
+      let xr = this.xr;
+      if (p.shift < 0) {
+        const x = xr + dcInc;
+        dxInc = Math.floor(x / p.k);
+        xr = x - dxInc * p.k;
+      } else dxInc = dcInc * p.k;
+      const dx = this.dx + dxInc;
+      if (dx >= SAFE / 2) return this.fail();
+      // Δx × mul by 2^32: one of two values a step gives, each worked out once in bigint
+      let kq: number;
+      let krr: number;
+      if (dxInc === this.kx0) (kq = this.kq0), (krr = this.kr0);
+      else if (dxInc === this.kx1) (kq = this.kq1), (krr = this.kr1);
+      else {
+        const prod = BigInt(dxInc) * BigInt(p.mul);
+        kq = Number(prod >> 32n);
+        krr = Number(prod & 0xffff_ffffn);
+        if (this.kx0 < 0) (this.kx0 = dxInc), (this.kq0 = kq), (this.kr0 = krr);
+        else (this.kx1 = dxInc), (this.kq1 = kq), (this.kr1 = krr);
+      }
+      let kr = this.kr + krr;
+      let dk = this.kvmclock + kq;
+      if (kr >= U32) (kr -= U32), (dk += 1);
+      if (dk > p.roomK || dk >= SAFE) return this.fail();
+      this.xr = xr;
+      this.dx = dx;
+      this.kr = kr;
+      this.kvmclock = dk;
+    }
+    let mr = this.mr + (dcInc === this.q ? this.mr0 : this.mr1);
+    let ns = this.ns + (dcInc === this.q ? this.mq0 : this.mq1);
+    if (mr >= this.hz0) (mr -= this.hz0), (ns += 1);
+    if (ns >= SAFE) return this.fail();
+    this.rc = rc;
+    this.counter = dc;
+    this.mr = mr;
+    this.ns = ns;
+    return true;
+  }
 }

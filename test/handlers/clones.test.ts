@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { renderTimeline } from '../../handlers/cli/render/life.js';
 import { ENGINE_NAMES, newLedger, type Ledger } from '../helpers/ledger.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -73,10 +74,13 @@ describe('three clones of a template snapshotted 12 s before', () => {
       expect(restore.text).toBe(`${id} restored from template base, saved 12.000000000 s before, CLOCK_REALTIME −12.000000003 s`);
       expect(life.samples.at(-1)).toMatchObject({ vmId: id, realtimeErrorNs: expected.toString(), tscErrorNs: (-12n * S).toString() });
     }
-    // the template's own guest never took a clone's branch
+    // the template's own guest never took a clone's branch: it stopped at the save, its VM kept paused since
     const own = (await l.ok('timeline', { vmId: 'tpl' })).timeline;
     expect(own.vmIds).toEqual(['tpl']);
-    expect(own.cycles).toEqual([]);
+    expect(own.cycles.map((x: Cycle & { migrationId: string; stopTime: string }) => [x.kind, x.migrationId, x.stopTime, x.resumeTime])).toEqual([
+      ['template', 'base', (10n * S).toString(), null],
+    ]);
+    expect(own.marks.find((m: Mark) => m.kind === 'template').text).toBe('tpl saved as template base and kept paused to the end of the log (a)');
   });
 
   it('restored one after another with a 20 µs VMM latency: each is behind by the 12 s and the ioctls before its TSC write', async () => {
@@ -124,6 +128,55 @@ describe('three clones of a template snapshotted 12 s before', () => {
       expect(BigInt(cycle!.correctedAt!) - BigInt(cycle!.resumeTime) <= 16n * S).toBe(true);
       expect(life.marks.find((m: Mark) => m.source === 'ptp_kvm' && BigInt(m.timeNs) > 22n * S)).toMatchObject({ vmId: id, action: 'step' });
     }
+  });
+});
+
+describe('a template kept paused', () => {
+  // saved at 10 s by Firecracker with no VMM latency (the pause, the save and its end at one
+  // instant), resumed by runVcpu 5 s later, run 10 s more
+  it("stops its own VM's timeline from the save until its vCPUs run again", async () => {
+    await template({ ntp: { client: 'none' } });
+    await l.ok('advanceTime', { ns: (5n * S).toString() });
+    await l.ok('runVcpu', { vmId: 'tpl' });
+    await l.ok('advanceTime', { ns: (10n * S).toString() });
+    const res = await l.ok('timeline', { vmId: 'tpl', stepNs: S.toString() });
+    const life = res.timeline;
+    expect(life.vmIds).toEqual(['tpl']);
+    expect(life.cycles).toMatchObject([
+      {
+        index: 1,
+        migrationId: 'base',
+        kind: 'template',
+        vmId: 'tpl',
+        nextVmId: 'tpl',
+        stopTime: (10n * S).toString(),
+        resumeTime: (15n * S).toString(),
+        verdict: null,
+      },
+    ]);
+    expect(life.marks.filter((m: Mark) => m.kind === 'template')).toEqual([
+      { timeNs: (10n * S).toString(), kind: 'template', vmId: 'tpl', templateId: 'base', text: 'tpl saved as template base and kept paused 5.000000000 s (a)' },
+    ]);
+    // kvm-clock ran on through the pause (the VMM wrote nothing back at the resume): CLOCK_REALTIME
+    // is off by what kvmclock's 3 GHz scale rounds off over the 15 s since the first run
+    const atResume = pvclockNs(15n * S) - 15n * S;
+    expect(atResume).toBe(-4n);
+    expect(life.marks.filter((m: Mark) => m.kind === 'restore')).toEqual([
+      {
+        timeNs: (15n * S).toString(),
+        kind: 'restore',
+        vmId: 'tpl',
+        templateId: 'base',
+        text: 'tpl resumes, paused 5.000000000 s since its save as template base, CLOCK_REALTIME −0.000000004 s',
+      },
+    ]);
+    expect(life.cycles[0].errorAtResumeNs).toBe(atResume.toString());
+    // the CLI's text and the page show the stop as they show a migration's
+    const text = renderTimeline(res);
+    expect(text).toMatch(/\b1 stop\b/);
+    expect(text).toMatch(/^1\s+base\s+template\s+tpl\s+10 s\s+5 s\s+-\s+kvm-clock\s+-3 ns\s+-4 ns\s+-$/m);
+    const html = (await l.ok('timeline', { vmId: 'tpl', format: 'html' })).html as string;
+    expect(html).toContain('tpl saved as template base and kept paused 5.000000000 s (a)');
   });
 });
 

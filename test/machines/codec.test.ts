@@ -2,7 +2,7 @@
 // dropped, and toSortedJson builds every object in the log's canonical key order.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { hwFromJson, hwToJson, toJson, toSortedJson } from '../../machines/codec.js';
+import { hwFromJson, hwToJson, jsonRows, toJson, toSortedJson, type Json } from '../../machines/codec.js';
 import { canonicalJson } from '../../store/canonical.js';
 
 describe('toJson and toSortedJson', () => {
@@ -33,6 +33,29 @@ describe('toJson and toSortedJson', () => {
     const v = JSON.parse('{"__proto__":{"k":1},"a":2}');
     expect(Object.keys(toJson(v) as object)).toEqual(['__proto__', 'a']);
     expect(JSON.stringify(toSortedJson(v))).toBe('{"__proto__":{"k":1},"a":2}');
+  });
+});
+
+describe('jsonRows', () => {
+  it('toJson shares rows built as JSON (at any depth); toSortedJson still copies them in key order', () => {
+    const rows = jsonRows([
+      { z: '1', a: null },
+      { z: '2', a: 'x' },
+    ]);
+    const plain = [{ z: '1', a: null }];
+    const out = toJson({ n: 1n, rows, plain }) as { n: string; rows: unknown; plain: unknown };
+    expect(out.rows).toBe(rows);
+    expect(out.plain).not.toBe(plain);
+    expect(out.n).toBe('1');
+    // deeper than the recursive copy goes: the explicit stack shares them too
+    let deep: Json = { rows };
+    for (let i = 0; i < 300; i++) deep = [deep];
+    let copied: unknown = toJson(deep);
+    for (let i = 0; i < 300; i++) copied = (copied as unknown[])[0];
+    expect((copied as { rows: unknown }).rows).toBe(rows);
+    const sorted = toSortedJson({ rows }) as { rows: unknown };
+    expect(sorted.rows).not.toBe(rows);
+    expect(JSON.stringify(sorted)).toBe('{"rows":[{"a":null,"z":"1"},{"a":"x","z":"2"}]}');
   });
 });
 

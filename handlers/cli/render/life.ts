@@ -1,5 +1,5 @@
-// The answers of the life handlers (timeline, configureGuest), for people: the guest's stops with
-// the error each left and who corrected it, its findings, and its corrections.
+// The answers of the life handlers (timeline, configureGuest), for people: the guest's stops (when,
+// for how long, the error each left and who corrected it), its findings, and its corrections.
 import { nsExactAndReadable, nsReadable } from '../../../lib/units.js';
 import type { ResponseOf } from '../../responses.js';
 import { keyValues, table } from '../format.js';
@@ -33,13 +33,15 @@ export function renderTimeline(r: ResponseOf<'timeline'>): string {
     out.push(
       '',
       table(
-        ['#', 'STOP', 'KIND', 'VM', 'AT', 'VERDICT', 'CLOCKSOURCE', 'ERROR AT STOP', 'AT RESUME', 'CORRECTED'],
+        ['#', 'STOP', 'KIND', 'VM', 'AT', 'FOR', 'VERDICT', 'CLOCKSOURCE', 'ERROR AT STOP', 'AT RESUME', 'CORRECTED'],
         l.cycles.map((c) => [
           c.index,
           c.migrationId,
           c.kind,
           c.nextVmId !== c.vmId ? `${c.vmId} → ${c.nextVmId}` : c.vmId,
           since(c.stopTime, l.startNs),
+          // how long the guest stood still (a template's VM: kept paused after its save; '-': not resumed)
+          c.resumeTime === null ? '-' : since(c.resumeTime, c.stopTime),
           c.verdict ?? '-',
           c.clocksource.before === c.clocksource.after ? c.clocksource.after : `${c.clocksource.before} → ${c.clocksource.after}`,
           signed(c.errorAtStopNs),
