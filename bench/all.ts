@@ -26,6 +26,7 @@ const BENCHES: [name: string, args: string[]][] = [
   ['fleet', ['bench/fleet.ts', '--no-build']],
   ['matrix', ['bench/matrix.ts', '--no-build']],
   ['emmett', ['bench/emmett.ts']],
+  ['life', ['bench/life.ts', '--no-build']],
   // (PostgreSQL: 1, 4 and 8 writer processes on one ledger, and cells)
   ['writers', ['bench/writers.ts', '--no-build']],
   // (writes the ledger pg-cold reads: run them together)
