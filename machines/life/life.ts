@@ -65,6 +65,27 @@ export interface LifeOptions {
   exactReads?: boolean;
 }
 
+/** The end of a line whose newest VM was destroyed by `until`, as its mark (null: it still exists). */
+function destroyedEnd(src: AuditSource, lineage: Lineage, until: bigint): LifeMark | null {
+  const vmId = lineage.vmIds.at(-1)!;
+  const rec = src.vmAtTime(vmId, until);
+  if (!rec?.destroyed) return null;
+  // (its last event is its destruction: nothing is recorded on a destroyed VM)
+  const saved = src
+    .templateIds()
+    .flatMap((id) => src.template(id) ?? [])
+    .find((t) => t.vmId === vmId && t.saved?.afterSave === 'destroy');
+  return {
+    timeNs: rec.lastTime,
+    kind: 'destroyed',
+    vmId,
+    ...(saved ? { templateId: saved.templateId } : {}),
+    text: saved
+      ? `${vmId} saved as template ${saved.templateId} and destroyed (${saved.hostId})`
+      : `${vmId} destroyed (${rec.destroyReason ?? 'no reason recorded'})`,
+  };
+}
+
 function spansOf(lineage: Lineage, start: bigint, end: bigint): Span[] {
   const spans: Span[] = [];
   let vm = lineage.vmIds[0]!;
@@ -167,7 +188,9 @@ function guestLifeOf(logSrc: AuditSource, lineage: Lineage, opts: LifeOptions): 
   const t0 = src.firstRun(root, vcpus);
   if (t0 === null || !vcpus.length) return null;
   const stopFor = opts.carryFor ? lineage.stops.find((s) => s.migrationId === opts.carryFor && !s.savedAs) : undefined;
-  const end = stopFor ? stopFor.stopTime : (opts.until ?? src.now());
+  // a line whose newest VM was destroyed (by hand, or saved as a template and destroyed) ends there
+  const gone = stopFor ? null : destroyedEnd(src, lineage, opts.until ?? src.now());
+  const end = stopFor ? stopFor.stopTime : (gone?.timeNs ?? opts.until ?? src.now());
   if (end < t0) return null;
 
   const settings0 = settingsAt(src, lineage, t0, opts.guest);
@@ -316,6 +339,8 @@ function guestLifeOf(logSrc: AuditSource, lineage: Lineage, opts: LifeOptions): 
     const last = spans[spans.length - 1];
     if (last) life.sample(last.running ? last.vmId : last.stop!.vmId, end);
   }
+
+  if (gone) marks.push(gone);
 
   // an unsynchronised guest's drift over its life
   const settings = life.settings;

@@ -28,7 +28,8 @@ export type LifeMarkKind =
   | 'correction'
   | 'clocksource'
   | 'configured'
-  | 'source-lost';
+  | 'source-lost'
+  | 'destroyed';
 
 /** Something that happened to the guest. */
 export interface LifeMark {
@@ -37,7 +38,7 @@ export interface LifeMark {
   vmId: string;
   text: string;
   migrationId?: string;
-  /** a kept template's stop and resume: the template its VM was saved as */
+  /** a kept template's stop and resume, or a VM saved as a template and destroyed: the template */
   templateId?: string;
   /** corrections: which time source, what it did, and the error before and after */
   source?: 'chrony' | 'ntpd' | 'ptp_kvm' | 'agent';

@@ -180,6 +180,46 @@ describe('a template kept paused', () => {
   });
 });
 
+describe('a line that ends', () => {
+  it("a template saved and destroyed: its VM's timeline ends at the save, naming the template; its clone's runs on", async () => {
+    await template({ ntp: { client: 'none' } }, { afterSave: 'destroy' });
+    await l.ok('advanceTime', { ns: (5n * S).toString() });
+    await l.ok('clone', { templateId: 'base', count: 1, toHost: 'b', vmmLatencyNs: '0' });
+    await l.ok('advanceTime', { ns: (7n * S).toString() });
+    const res = await l.ok('timeline', { vmId: 'tpl', stepNs: S.toString() });
+    const life = res.timeline;
+    // (no VMM latency: the save's ioctls and the destruction all happen at the 10 s it was saved at)
+    expect(life.endNs).toBe((10n * S).toString());
+    expect(life.samples.at(-1).timeNs).toBe((10n * S).toString());
+    expect(life.marks.at(-1)).toEqual({
+      timeNs: (10n * S).toString(),
+      kind: 'destroyed',
+      vmId: 'tpl',
+      templateId: 'base',
+      text: 'tpl saved as template base and destroyed (a)',
+    });
+    expect(renderTimeline(res)).toMatch(/^ended:\s+\+10 s: tpl saved as template base and destroyed \(a\)$/m);
+    expect(renderTimeline(res)).toMatch(/^CLOCK_REALTIME at its end:/m);
+    // the clone's line goes through the template's VM to now, 22 s after the first run
+    const clone = (await l.ok('timeline', { vmId: 'base.c1', stepNs: S.toString() })).timeline;
+    expect(clone.endNs).toBe((22n * S).toString());
+    expect(clone.marks.some((m: Mark) => m.kind === 'destroyed')).toBe(false);
+  });
+
+  it("a VM destroyed by hand: its life ends at its destruction, not at the ledger's now", async () => {
+    await l.ok('createHost', { hostId: 'a', tscKhz: 3_000_000 });
+    await l.ok('createVm', { vmId: 'v', hostId: 'a', vcpus: 1 });
+    await l.ok('runVcpu', { vmId: 'v' });
+    await l.ok('advanceTime', { ns: (3n * S).toString() });
+    await l.ok('destroyVm', { vmId: 'v' });
+    await l.ok('advanceTime', { ns: (4n * S).toString() });
+    const life = (await l.ok('timeline', { vmId: 'v', stepNs: S.toString() })).timeline;
+    expect([life.startNs, life.endNs]).toEqual(['0', (3n * S).toString()]);
+    expect(life.samples.map((x: { timeNs: string }) => x.timeNs)).toEqual(['0', '1000000000', '2000000000', '3000000000']);
+    expect(life.marks.at(-1)).toMatchObject({ timeNs: (3n * S).toString(), kind: 'destroyed', vmId: 'v' });
+  });
+});
+
 describe('what each clone carries', () => {
   it("the template's guest configured after the save is not its clones'; a clone's own time source corrects it alone", async () => {
     await template({ ntp: { client: 'none' } });

@@ -14,19 +14,23 @@ export function renderTimeline(r: ResponseOf<'timeline'>): string {
   const last = l.samples[l.samples.length - 1];
   const s = l.settings;
   const stops = `${l.cycles.length} ${l.cycles.length === 1 ? 'stop' : 'stops'}`;
+  // a line whose newest VM was destroyed ends there: its clocks are read at its end, not now
+  const ended = l.marks.find((m) => m.kind === 'destroyed');
+  const now = ended ? 'at its end' : 'now';
   const out = [
     keyValues([
       ['guest', l.vmIds.join(' → ')],
       ['life', `${since(l.endNs, l.startNs)} of true time, ${stops}, ${l.samples.length} samples`],
+      ...(ended ? [['ended', `+${since(ended.timeNs, l.startNs)}: ${ended.text}`] as [string, string]] : []),
       [
         'time sources',
         `${s.ntp.client}${s.ntp.refclock ? ` + refclock ${s.ntp.refclock}` : ''}` +
           (s.agent ? `, agent every ${nsReadable(s.agent.everyNs)} (steps above ${nsReadable(s.agent.stepAboveNs)})` : ''),
       ],
       ['tolerance', nsReadable(l.toleranceNs)],
-      ['CLOCK_REALTIME now', nsExactAndReadable(last?.realtimeErrorNs) || '-'],
-      ['kvmclock now', nsExactAndReadable(last?.kvmclockErrorNs) || '-'],
-      ['clocksource now', last?.clocksource ?? '-'],
+      [`CLOCK_REALTIME ${now}`, nsExactAndReadable(last?.realtimeErrorNs) || '-'],
+      [`kvmclock ${now}`, nsExactAndReadable(last?.kvmclockErrorNs) || '-'],
+      [`clocksource ${now}`, last?.clocksource ?? '-'],
     ]),
   ];
   if (l.cycles.length) {
