@@ -244,8 +244,8 @@ export class PgEventStore implements AsyncEventStore {
     if (opts.requestId !== undefined) checkRequestId(opts.requestId);
     const nested = this.tx.getStore() !== undefined;
     const retries = nested ? 0 : (this.opts.retries ?? 2);
-    // one statement under the lock (clockledger_append), unless the caller writes more itself or
-    // already holds a transaction
+    // one statement under the lock (clockledger_append_chained), unless the caller writes more
+    // itself or already holds a transaction
     const inOne = !nested && opts.alsoWrite === undefined && this.version >= APPEND_FUNCTION_VERSION;
     for (let attempt = 0; ; attempt++) {
       const commit = { sent: false };
@@ -287,9 +287,10 @@ export class PgEventStore implements AsyncEventStore {
    * that is by then, so commits of other writers on other streams cost this one nothing; the
    * statement's own transaction commits it and ends the lock, which is held only while the server
    * writes. The stored response is finished there from its template (store/response-template.ts).
-   * Undefined, nothing written, when a stream is not at the version expected (or guessed, for
-   * 'any'), the request id is answered or carried by events, or the response names positions in a
-   * way a template cannot hold: the commit under the lock says what holds.
+   * A stream not at the version the caller expects is a ConflictError, nothing written. Undefined,
+   * nothing written, when a guess for 'any' was wrong, the request id is answered or carried by
+   * events, or the response names positions in a way a template cannot hold: the commit under the
+   * lock says what holds.
    */
   private async commitChained(batches: AppendBatch[], opts: AsyncCommitOptions, commit: { sent: boolean }): Promise<CommitResult | undefined> {
     const base = this.seenPosition;
@@ -328,6 +329,9 @@ export class PgEventStore implements AsyncEventStore {
     ).rows[0]!.r;
     if (!found.written) {
       commit.sent = false;
+      // a stream another writer moved is the caller's conflict, said now from the versions found
+      // (a wrong guess for 'any' plans without one: the commit under the lock makes it)
+      if (!found.answered) planAppend({ ...heads, versions: new Map(Object.entries(found.versions)) }, batches, opts, false);
       return undefined;
     }
     const written = found.position === base ? plan.written : movedTo(plan.written, base, found.position);

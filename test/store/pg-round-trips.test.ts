@@ -85,7 +85,10 @@ describe('PostgreSQL write round trips', () => {
     const b = await open(url);
     await a.commit([{ streamId: 'vm-1', expectedVersion: 0, events: [ev('x', 1)] }]);
     await b.commit([{ streamId: 'vm-1', expectedVersion: 1, events: [ev('y', 2)] }]);
+    const trips = a.roundTrips;
     await expect(a.commit([{ streamId: 'vm-1', expectedVersion: 1, events: [ev('z', 3)] }])).rejects.toBeInstanceOf(ConflictError);
+    // (said from the one statement's answer, not found again under the lock)
+    expect(a.roundTrips - trips).toBe(1);
     expect(await a.lastPosition()).toBe(2);
     expect(await a.verify()).toMatchObject({ intact: true, checked: 2 });
   });
