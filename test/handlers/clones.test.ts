@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { renderTimeline } from '../../handlers/cli/render/life.js';
 import { ENGINE_NAMES, newLedger, type Ledger } from '../helpers/ledger.js';
+import { registerKvmclock } from '../helpers/guest-setup.js';
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -28,7 +29,7 @@ async function template(guest: object, snapshot: object = {}) {
   await l.ok('createHost', { hostId: 'b', tscKhz: 3_000_000, initialTsc: '9000000000000' });
   await l.ok('createVm', { vmId: 'tpl', hostId: 'a', vcpus: 2, guest });
   await l.ok('runVcpu', { vmId: 'tpl' });
-  for (let v = 0; v < 2; v++) await l.ok('guest', { vmId: 'tpl', vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
+  await registerKvmclock(l, 'tpl', 2);
   await l.ok('advanceTime', { ns: (10n * S).toString() });
   return l.ok('snapshot', { vmId: 'tpl', strategy: 'firecracker', templateId: 'base', vmmLatencyNs: '0', ...snapshot });
 }

@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ENGINE_NAMES, newLedger, type Ledger } from '../helpers/ledger.js';
+import { registerKvmclock, standbys } from '../helpers/guest-setup.js';
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -20,7 +21,7 @@ async function guestOn(guest: object, host: object = {}) {
   await l.ok('createHost', { hostId: 'a', tscKhz: 3_000_000, ...host });
   await l.ok('createVm', { vmId: 'web', hostId: 'a', vcpus: 2, guest });
   await l.ok('runVcpu', { vmId: 'web' });
-  for (let v = 0; v < 2; v++) await l.ok('guest', { vmId: 'web', vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
+  await registerKvmclock(l, 'web', 2);
   await l.ok('advanceTime', { ns: (10n * S).toString() });
 }
 
@@ -28,17 +29,11 @@ async function guestOn(guest: object, host: object = {}) {
  * n standby cycles: pause, snapshot, restore 45 s later on the same host (QEMU stop/cont: kvmclock
  * does not count the stop; no VMM latency), then 100 s of running.
  */
-async function standbys(n: number) {
-  for (let i = 0; i < n; i++) {
-    await l.ok('migrate', { vmId: 'web', inPlace: true, strategy: 'qemu', blackoutNs: (45n * S).toString(), vmmLatencyNs: '0' });
-    await l.ok('advanceTime', { ns: (100n * S).toString() });
-  }
-}
 
 describe('standby cycles', () => {
   it('four 45 s standbys with no time sync end 180 s behind and name the cycle that crossed 60 s', async () => {
     await guestOn({ ntp: { client: 'none' } });
-    await standbys(4);
+    await standbys(l, 4);
     const t = await l.ok('timeline', { vmId: 'web', toleranceNs: (60n * S).toString() });
     const life = t.timeline;
     // no time source: CLOCK_REALTIME's error is kvmclock's, which lost each 45 s stop (QEMU keeps
@@ -62,10 +57,10 @@ describe('standby cycles', () => {
 describe('the guest recorded with its VM', () => {
   it('configureGuest changes what later audits use; a request still overrides it', async () => {
     await guestOn({ ntp: { client: 'none' } });
-    await standbys(1);
+    await standbys(l, 1);
     expect((await l.ok('audit', { migrationId: 'm1' })).audit.guest.wallClock.client).toBe('none');
     await l.ok('configureGuest', { vmId: 'web', guest: { ntp: { client: 'chrony', refclock: 'ptp_kvm', makestepLimit: -1 } } });
-    await standbys(1);
+    await standbys(l, 1);
     expect((await l.ok('audit', { migrationId: 'm1' })).audit.guest.wallClock.client).toBe('none');
     expect((await l.ok('audit', { migrationId: 'm2' })).audit.guest.wallClock.client).toBe('chrony');
     expect((await l.ok('audit', { migrationId: 'm2', thresholds: { guest: { ntp: { client: 'ntpd' } } } })).audit.guest.wallClock.client).toBe('ntpd');
@@ -91,7 +86,7 @@ describe('the guest recorded with its VM', () => {
 
   it('with ptp_kvm (makestep 1 -1) the error is never beyond the step threshold longer than one 16 s poll', async () => {
     await guestOn({ ntp: { client: 'chrony', refclock: 'ptp_kvm', makestepLimit: -1 } });
-    await standbys(4);
+    await standbys(l, 4);
     const life = (await l.ok('timeline', { vmId: 'web' })).timeline;
     for (const c of life.cycles) {
       expect(BigInt(c.errorAtResumeNs) / S).toBe(-45n);
@@ -102,7 +97,7 @@ describe('the guest recorded with its VM', () => {
 
   it('with an agent every 30 s stepping above 1 s the error after each restore lasts at most 30 s', async () => {
     await guestOn({ ntp: { client: 'none' }, agent: { everyNs: (30n * S).toString(), stepAboveNs: S.toString() } });
-    await standbys(4);
+    await standbys(l, 4);
     const life = (await l.ok('timeline', { vmId: 'web' })).timeline;
     for (const c of life.cycles) {
       expect(c.correctedBy).toBe('agent');
@@ -135,7 +130,7 @@ async function twoQemuMigrations(guest: object | undefined) {
   await l.ok('createHost', { hostId: 'b', tscKhz: 3_000_000, initialTsc: '9000000000000' });
   await l.ok('createVm', { vmId: 'v', hostId: 'a', vcpus: 2, ...(guest ? { guest } : {}) });
   await l.ok('runVcpu', { vmId: 'v' });
-  for (let v = 0; v < 2; v++) await l.ok('guest', { vmId: 'v', vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
+  await registerKvmclock(l, 'v', 2);
   await l.ok('advanceTime', { ns: '2000000000' });
   const m1 = await l.ok('migrate', { vmId: 'v', toHost: 'b', strategy: 'qemu', blackoutNs: '300000000', preSaveGapNs: '20000000', vmmLatencyNs: '0' });
   await l.ok('advanceTime', { ns: '30000000000' });

@@ -12,6 +12,7 @@ import { argText, duration, esc, signedDuration, offset } from '../../machines/e
 import { msColumn } from '../../handlers/use-cases/demo.js';
 import { dmesgStamp } from '../../machines/audit/guest-rules.js';
 import { newLedger, type Ledger } from '../helpers/ledger.js';
+import { registerKvmclock } from '../helpers/guest-setup.js';
 
 let l: Ledger;
 beforeEach(() => {
@@ -25,7 +26,7 @@ async function qemuMigration() {
   await l.ok('createHost', { hostId: 'dst', tscKhz: 2_600_000, initialTsc: '900000000000000' });
   await l.ok('createVm', { vmId: 'web', hostId: 'src', vcpus: 2 });
   await l.ok('runVcpu', { vmId: 'web' });
-  for (let v = 0; v < 2; v++) await l.ok('guest', { vmId: 'web', vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
+  await registerKvmclock(l, 'web', 2);
   await l.ok('advanceTime', { ns: '10000000000' });
   return l.ok('migrate', { vmId: 'web', toHost: 'dst', strategy: 'qemu', blackoutNs: '300000000', preSaveGapNs: '20000000' });
 }

@@ -5,6 +5,7 @@ import { storeFor } from '../../handlers/context.js';
 import { pvclockScaleDelta } from '../../kvm/arith.js';
 import { GUEST_TICK_NS } from '../../kvm/x86/vm.js';
 import { expectReplayEqualsLive, newLedger, type Ledger } from '../helpers/ledger.js';
+import { registerKvmclock } from '../helpers/guest-setup.js';
 
 let l: Ledger;
 beforeEach(() => {
@@ -22,7 +23,7 @@ async function migrateToSlowHost(dst: Record<string, unknown>) {
   await l.ok('createHost', { hostId: 'dst', tscKhz: 2_100_000, tscScaling: false, ...dst });
   await l.ok('createVm', { vmId: 'g', hostId: 'src', vcpus: 2 });
   await l.ok('runVcpu', { vmId: 'g' });
-  for (let v = 0; v < 2; v++) await l.ok('guest', { vmId: 'g', vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
+  await registerKvmclock(l, 'g', 2);
   await l.ok('advanceTime', { ns: 10_000_000_000 });
   const r = await l.ok('migrate', { vmId: 'g', toHost: 'dst', strategy: 'firecracker', blackoutNs: 300_000_000 });
   expect(r.status).toBe('completed');

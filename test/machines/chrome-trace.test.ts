@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { auditHorizon, chromeTrace, migrationTrace, REALTIME_COUNTER, toUs, VM_FD_TID, type TraceEvent } from '../../machines/export/chrome-trace.js';
 import { auditMigration } from '../../machines/audit/audit.js';
 import { ENGINE_NAMES, newLedger, type Ledger } from '../helpers/ledger.js';
+import { registerKvmclock } from '../helpers/guest-setup.js';
 
 let l: Ledger;
 afterEach(() => l.cleanup());
@@ -18,7 +19,7 @@ async function qemuMigration(preSaveGapNs = 0) {
   await l.ok('createHost', { hostId: 'dst', tscKhz: 3_000_000, initialTsc: '9000000000000' });
   await l.ok('createVm', { vmId: 'v', hostId: 'src', vcpus: 2 });
   await l.ok('runVcpu', { vmId: 'v' });
-  for (let v = 0; v < 2; v++) await l.ok('guest', { vmId: 'v', vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
+  await registerKvmclock(l, 'v', 2);
   await l.ok('advanceTime', { ns: 2_000_000_000 });
   return l.ok('migrate', { vmId: 'v', toHost: 'dst', strategy: 'qemu', blackoutNs: 300_000_000, ...(preSaveGapNs ? { preSaveGapNs } : {}) });
 }

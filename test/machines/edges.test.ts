@@ -7,6 +7,7 @@ import { openEventStore } from '../../store/sqlite-event-store.js';
 import { Session, withSession } from '../../machines/session.js';
 import { clearRebuildCache } from '../../machines/rebuild.js';
 import { expectMigrateAuditsFromLog, newLedger, type Ledger } from '../helpers/ledger.js';
+import { registerKvmclock } from '../helpers/guest-setup.js';
 
 let l: Ledger;
 beforeEach(() => {
@@ -24,8 +25,7 @@ async function guest(vmId: string, vcpus = 1, kvmclock = true) {
   await l.ok('createHost', { hostId: 'h', tscKhz: 2_000_000 });
   await l.ok('createVm', { vmId, hostId: 'h', vcpus });
   await l.ok('runVcpu', { vmId });
-  if (kvmclock)
-    for (let v = 0; v < vcpus; v++) await l.ok('guest', { vmId, vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
+  if (kvmclock) await registerKvmclock(l, vmId, vcpus);
   await l.ok('advanceTime', { ns: (2n * S).toString() });
 }
 

@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { clocksCalcMultShift } from '../../kvm/host.js';
 import { nsThreeDecimals as fmtNs } from '../../lib/units.js';
 import { expectMigrateAuditsFromLog, newLedger, type Ledger } from '../helpers/ledger.js';
+import { registerKvmclock } from '../helpers/guest-setup.js';
 
 let l: Ledger;
 beforeEach(() => {
@@ -255,7 +256,7 @@ describe('a chain of two migrations (the second VM was itself created by a migra
     await l.ok('createHost', { hostId: 'dst', tscKhz: 2_600_000, initialTsc: '900000000000000' });
     await l.ok('createVm', { vmId: 'web', hostId: 'src', vcpus: 2 });
     await l.ok('runVcpu', { vmId: 'web' });
-    for (let v = 0; v < 2; v++) await l.ok('guest', { vmId: 'web', vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
+    await registerKvmclock(l, 'web', 2);
     await l.ok('advanceTime', { ns: 10 * S });
     await l.ok('migrate', { vmId: 'web', toHost: 'dst', strategy: 'qemu', blackoutNs: '300000000', preSaveGapNs: '20000000' });
     const a = (await l.ok('migrate', { vmId: 'web.m1', toHost: 'src', strategy: 'offset-corrected', blackoutNs: '300000000' })).audit;

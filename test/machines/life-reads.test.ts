@@ -11,6 +11,7 @@ import { Correction, CorrectionD, freqPpb, SMALL } from '../../machines/life/cor
 import { guestLife, lifeToJson } from '../../machines/life/life.js';
 import { DeltaSteps, kernelRead, mulDivFloor, readsKey, stateDeltas, stateReader } from '../../machines/life/state-read.js';
 import { newLedger, type Ledger } from '../helpers/ledger.js';
+import { registerKvmclock, standbys } from '../helpers/guest-setup.js';
 
 let l: Ledger;
 beforeEach(() => {
@@ -40,34 +41,27 @@ async function guestOn(guest: object, host: object = {}, vm: object = {}, slewPp
   await l.ok('advanceTime', { ns: 1_234_567 });
   await l.ok('createVm', { vmId: 'web', hostId: 'a', vcpus: 2, guest, ...vm });
   await l.ok('runVcpu', { vmId: 'web' });
-  for (let v = 0; v < 2; v++) await l.ok('guest', { vmId: 'web', vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
+  await registerKvmclock(l, 'web', 2);
   await l.ok('advanceTime', { ns: (10n * S).toString() });
-}
-
-async function standbys(n: number) {
-  for (let i = 0; i < n; i++) {
-    await l.ok('migrate', { vmId: 'web', inPlace: true, strategy: 'qemu', blackoutNs: (45n * S).toString(), vmmLatencyNs: '0' });
-    await l.ok('advanceTime', { ns: (100n * S).toString() });
-  }
 }
 
 describe('the closed-form reads give the life the emulated kernel gives', () => {
   it('standby cycles without a time source', async () => {
     await guestOn({ ntp: { client: 'none' } });
-    await standbys(4);
+    await standbys(l, 4);
     await sameBothWays('web', S);
   });
 
   it('chrony on the ptp_kvm refclock, with no makestep limit', async () => {
     await guestOn({ ntp: { client: 'chrony', refclock: 'ptp_kvm', makestepLimit: -1 } });
-    await standbys(4);
+    await standbys(l, 4);
     const life = await sameBothWays('web', S);
     expect(life.marks.some((m) => m.source === 'ptp_kvm')).toBe(true);
   });
 
   it('a guest agent stepping above 1 s', async () => {
     await guestOn({ ntp: { client: 'none' }, agent: { everyNs: (30n * S).toString(), stepAboveNs: S.toString() } });
-    await standbys(3);
+    await standbys(l, 3);
     const life = await sameBothWays('web', S);
     expect(life.marks.filter((m) => m.source === 'agent')).toHaveLength(3);
   });
@@ -182,7 +176,7 @@ describe('the closed-form reads give the life the emulated kernel gives', () => 
 describe("the life's source: each VM's events read once", () => {
   it("leaves an x86 VM's tracepoints undecoded, and every audit of the life reads as from the log", async () => {
     await guestOn({ ntp: { client: 'chrony' } });
-    await standbys(3);
+    await standbys(l, 3);
     const src = logAuditSource(await l.store());
     const life = lifeSource(src);
     // the log holds tracepoints with the VM's events; the life's reads of them have none

@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storeFor } from '../../handlers/context.js';
 import { goldenText } from '../helpers/golden.js';
 import { newLedger, type Ledger } from '../helpers/ledger.js';
+import { registerKvmclock } from '../helpers/guest-setup.js';
 
 const GOLDEN = join(dirname(fileURLToPath(import.meta.url)), '../fixtures/migration-log.golden.json');
 const S = 1_000_000_000n;
@@ -21,7 +22,7 @@ afterEach(() => l.cleanup());
 async function x86Vm(vmId: string, hostId: string, vcpus: number) {
   await l.ok('createVm', { vmId, hostId, vcpus });
   await l.ok('runVcpu', { vmId });
-  for (let v = 0; v < vcpus; v++) await l.ok('guest', { vmId, vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
+  await registerKvmclock(l, vmId, vcpus);
   await l.ok('advanceTime', { ns: (2n * S).toString() });
 }
 

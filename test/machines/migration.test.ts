@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { scaleTsc, tscScalingRatio } from '../../kvm/arith.js';
 import { ENGINE_NAMES, expectReplayEqualsLive, newLedger, type Ledger } from '../helpers/ledger.js';
+import { registerKvmclock } from '../helpers/guest-setup.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const MS = 1_000_000n;
@@ -18,7 +19,7 @@ afterEach(() => l.cleanup());
 async function runningVm(vmId: string, hostId: string, vcpus: number) {
   await l.ok('createVm', { vmId, hostId, vcpus });
   await l.ok('runVcpu', { vmId });
-  for (let v = 0; v < vcpus; v++) await l.ok('guest', { vmId, vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
+  await registerKvmclock(l, vmId, vcpus);
   await l.ok('advanceTime', { ns: 2_000_000_000 });
 }
 

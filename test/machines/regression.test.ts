@@ -5,6 +5,7 @@ import { getTimeScale, hvclockToHz, NSEC_PER_SEC, scaleTsc, tscScalingRatio } fr
 import { MSRS } from '../../kvm/uapi.js';
 import { storeFor } from '../../handlers/context.js';
 import { newLedger, tempDir, type Ledger } from '../helpers/ledger.js';
+import { registerKvmclock } from '../helpers/guest-setup.js';
 import { join } from 'node:path';
 
 let l: Ledger;
@@ -18,7 +19,7 @@ const big = (x: string) => BigInt(x);
 async function guestWithKvmclock(vmId: string, hostId: string, vcpus: number, tscKhz?: number) {
   await l.ok('createVm', { vmId, hostId, vcpus, ...(tscKhz ? { tscKhz } : {}) });
   await l.ok('runVcpu', { vmId });
-  for (let v = 0; v < vcpus; v++) await l.ok('guest', { vmId, vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
+  await registerKvmclock(l, vmId, vcpus);
 }
 
 describe('young-guest TSC snap (linux-6.6 → linux-6.18)', () => {

@@ -4,6 +4,7 @@
 // gives. (A false alarm here would call an honest ledger forged.)
 import { afterEach, describe, expect, it } from 'vitest';
 import { ENGINE_NAMES, newLedger, type EngineName, type Ledger } from '../helpers/ledger.js';
+import { registerKvmclock } from '../helpers/guest-setup.js';
 
 let l: Ledger;
 afterEach(() => l.cleanup());
@@ -13,7 +14,7 @@ const S = 1_000_000_000;
 async function run(vmId: string, hostId: string, vcpus: number, extra: Record<string, unknown> = {}): Promise<void> {
   await l.ok('createVm', { vmId, hostId, vcpus, ...extra });
   await l.ok('runVcpu', { vmId });
-  for (let v = 0; v < vcpus; v++) await l.ok('guest', { vmId, vcpu: v, op: 'wrmsr', msr: 'MSR_KVM_SYSTEM_TIME_NEW', value: 0x10000 + 0x1000 * v + 1 });
+  await registerKvmclock(l, vmId, vcpus);
   await l.ok('advanceTime', { ns: 2 * S });
 }
 
