@@ -23,7 +23,7 @@ import type { CarriedBoot, GuestCarry } from '../guest/types.js';
 import { guestBootOf } from '../audit/guest-boot.js';
 import type { EvolveOptions, VmRecord } from '../vm/evolve.js';
 import { jsonRows, toJson, type Json } from '../codec.js';
-import { hasRecordedGuest, lineageOf, recordedGuestAt, type Lineage } from './lineage.js';
+import { hasRecordedGuest, lineageOf, recordedGuestAt, templatesOf, type Lineage } from './lineage.js';
 import { lifeSource } from './life-source.js';
 import type { LifeCycle, LifeFinding, LifeMark, LifeSample, Span } from './types.js';
 import { LineReader } from './line-reader.js';
@@ -71,10 +71,7 @@ function destroyedEnd(src: AuditSource, lineage: Lineage, until: bigint): LifeMa
   const rec = src.vmAtTime(vmId, until);
   if (!rec?.destroyed) return null;
   // (its last event is its destruction: nothing is recorded on a destroyed VM)
-  const saved = src
-    .templateIds()
-    .flatMap((id) => src.template(id) ?? [])
-    .find((t) => t.vmId === vmId && t.saved?.afterSave === 'destroy');
+  const saved = templatesOf(src).find((t) => t.vmId === vmId && t.saved?.afterSave === 'destroy');
   return {
     timeNs: rec.lastTime,
     kind: 'destroyed',

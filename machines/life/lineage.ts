@@ -48,7 +48,7 @@ const templateMemo = new WeakMap<AuditSource, TemplateState[]>();
 const keptMemo = new WeakMap<AuditSource, Map<string, LifeStop[]>>();
 
 /** Every template of the log (read once per source). */
-function templatesOf(src: AuditSource): TemplateState[] {
+export function templatesOf(src: AuditSource): TemplateState[] {
   let t = templateMemo.get(src);
   if (!t) templateMemo.set(src, (t = src.templateIds().flatMap((id) => src.template(id) ?? [])));
   return t;
