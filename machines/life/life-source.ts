@@ -46,7 +46,7 @@ export function lifeSource(src: AuditSource): AuditSource {
   return {
     migration: (id) => once(`m\0${id}`, () => src.migration(id)),
     vmAt,
-    vmAtTime: (vmId, time) => src.vmAtTime(vmId, time),
+    vmAtTime: (vmId, time) => once(`a\0${vmId}\0${time}`, () => src.vmAtTime(vmId, time)),
     host: (hostId, time) => once(`h\0${hostId}\0${time ?? ''}`, () => src.host(hostId, time)),
     vmEvents(vmId, fromPosition, toPosition) {
       const e = all(vmId);
